@@ -1,0 +1,26 @@
+"""rooflax: roofline analysis of LLM inference over huge grids, with JAX, polars and matplotlib.
+
+>>> import rooflax
+>>> df = rooflax.sweep(batch=[1, 64], seq_len=[2048], phases=["decode"])
+>>> df.filter(op="up_proj").get_column("bound").to_list()
+['memory', 'memory']
+"""
+
+from rooflax import plot
+from rooflax._version import __version__
+from rooflax.dataset import dataset_metadata, sweep_to_parquet
+from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
+from rooflax.errors import DeviceError, RooflaxError, SpecError
+from rooflax.frames import OPS_SCHEMA, SUMMARY_SCHEMA, sweep
+from rooflax.hardware import HARDWARE, Hardware, get_hardware, load_hardware
+from rooflax.models import MODELS, Model, get_model, load_model
+from rooflax.ops import GROUPS, OP_NAMES, PHASES
+from rooflax.point import evaluate
+from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
+
+__all__ = [
+    "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DeviceError",
+    "DtypePolicy", "Hardware", "Model", "RooflaxError", "SpecError", "SweepSpec", "__version__", "dataset_metadata",
+    "default_spec", "evaluate", "get_dtype", "get_hardware", "get_model", "load_hardware", "load_model", "load_spec",
+    "parse_spec", "plot", "sweep", "sweep_to_parquet",
+]

@@ -1,0 +1,225 @@
+"""The ``rooflax`` command: each subcommand parses flags and calls one library function.
+
+Bad input prints ``error: …`` on one line and exits with status 2; a real bug still
+shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rooflax import engine
+from rooflax.errors import RooflaxError, SpecError
+
+__all__ = ["main"]
+
+
+def _chart_format(path: Path) -> str:
+    """The chart format of ``path`` (png, svg, pdf), or a clear error."""
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in ("png", "svg", "pdf"):
+        raise SpecError(f"chart: {str(path)!r} has format {path.suffix or '(none)'!r}; allowed: .png, .svg, .pdf")
+    return suffix
+
+
+def _atomic_savefig(fig, path: Path) -> None:
+    """Save a figure under a temporary name and rename it when complete."""
+    suffix = _chart_format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, dpi=150, format=suffix)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_dataset(path: str, where: str | None):
+    """A dataset (folder or parquet file) as a LazyFrame, filtered, with its accelerators and models."""
+    import polars as pl
+
+    from rooflax.dataset import dataset_metadata
+    from rooflax.hardware import Hardware
+    from rooflax.models import Model
+
+    source = Path(path)
+    if not source.exists():
+        raise SpecError(f"dataset: {path!r} does not exist")
+    meta = dataset_metadata(source)
+    spec = meta["spec"]
+    hardware = {h["name"]: Hardware(**h) for h in spec["hardware"]}
+    models = {m["name"]: Model(**m) for m in spec["models"]}
+    lf = pl.scan_parquet(source if source.is_file() else source / "part-*.parquet")
+    if where:
+        try:
+            lf = lf.filter(pl.sql_expr(where))
+            lf.head(0).collect()
+        except (pl.exceptions.PolarsError, ValueError) as exc:
+            message = str(exc).strip().splitlines()[0]
+            raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
+    return lf, meta, hardware, models
+
+
+def _cmd_sweep(args) -> int:
+    from rooflax.dataset import sweep_to_parquet
+    from rooflax.frames import resolve_spec
+
+    spec = resolve_spec(args.spec, {})
+    if args.plot:
+        _chart_format(Path(args.plot))
+    out = sweep_to_parquet(spec, args.output, summary=args.summary, resume=args.resume, overwrite=args.overwrite,
+                           chunk_size=args.chunk_size, compression=args.compression, progress=not args.quiet)
+    rows = spec.configurations() if args.summary else spec.rows()
+    if not args.quiet:
+        print(f"wrote {rows:,} rows to {out}/")
+    if args.plot:
+        _plot(str(out), Path(args.plot), kind="map" if args.summary else "roofline", quiet=args.quiet)
+    return 0
+
+
+def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, where: str | None = None, color_by=None,
+          connect=None, facet=None, groups=None, x="batch", y="seq_len", value=None, versus=None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rooflax import plot
+    from rooflax.plot._common import MATMUL_GROUPS
+
+    lf, meta, hardware, models = _read_dataset(dataset, where)
+    summary = meta.get("kind") == "summary"
+    if kind in ("roofline", "family"):
+        if summary:
+            raise SpecError(f"--kind {kind}: needs a long (per-op) dataset; {dataset!r} is a summary (use --kind map)")
+        if kind == "family" and color_by is None:
+            raise SpecError("--kind family: give --color-by AXIS (batch, seq_len, hidden or spec_k)")
+        fig = plot.roofline(lf, groups=groups or MATMUL_GROUPS, color_by=color_by, connect=connect, facet=facet,
+                            hardware=hardware, models=models)
+    elif kind == "map":
+        if versus:
+            other, _, _hw_other, _ = _read_dataset(versus, where)
+            fig = plot.ratio_map(lf.collect(), other.collect(), x=x, y=y, value=value or "time_s")
+        else:
+            fig = plot.regime_map(lf.collect(), x=x, y=y, value=value)
+    else:  # argparse restricts the choices
+        raise SpecError(f"--kind: unknown kind {kind!r}")
+    _atomic_savefig(fig, output)
+    if not quiet:
+        print(f"wrote {output}")
+
+
+def _cmd_plot(args) -> int:
+    _chart_format(Path(args.output))
+    _plot(args.dataset, Path(args.output), kind=args.kind, quiet=args.quiet, where=args.where,
+          color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups, x=args.x, y=args.y,
+          value=args.value, versus=args.versus)
+    return 0
+
+
+def _cmd_hardware(args) -> int:
+    from rooflax.hardware import HARDWARE, PEAK_DTYPES
+
+    header = f"{'name':<16}{'label':<17}" + "".join(f"{d + ' TF/s':>11}" for d in PEAK_DTYPES)
+    print(header + f"{'GB/s':>8}{'GB':>6}{'ridge fp16':>12}")
+    for hw in HARDWARE.values():
+        peaks = dict(hw.peak_flops)
+        cells = "".join(f"{peaks[d] / 1e12:>11g}" if d in peaks else f"{'-':>11}" for d in PEAK_DTYPES)
+        ridge = f"{hw.ridge('fp16'):.0f}" if "fp16" in peaks else "-"
+        print(f"{hw.name:<16}{hw.label:<17}{cells}{hw.bandwidth_bytes_per_s / 1e9:>8g}"
+              f"{hw.memory_bytes / 1e9:>6g}{ridge:>12}")
+    if args.verbose:
+        print()
+        for hw in HARDWARE.values():
+            print(f"{hw.name}: {hw.source}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from rooflax.models import MODELS
+
+    print(f"{'name':<14}{'label':<14}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
+          f"{'inter':>7}{'vocab':>8}{'params':>9}")
+    for m in MODELS.values():
+        print(f"{m.name:<14}{m.label:<14}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
+              f"{m.intermediate:>7}{m.vocab:>8}{m.params / 1e9:>8.2f}B")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from rooflax.validate.cli import run_validate
+
+    return run_validate(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from rooflax._version import __version__
+
+    parser = argparse.ArgumentParser(prog="rooflax", description="Roofline analysis of LLM inference.")
+    parser.add_argument("--version", action="version", version=f"rooflax {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sweep", help="evaluate a sweep spec into a parquet dataset")
+    p.add_argument("spec", nargs="?", help="sweep spec TOML (default: the Llama-13B/A40 reference sweep)")
+    p.add_argument("-o", "--output", default="rooflax-out", help="dataset folder to write (default: rooflax-out)")
+    p.add_argument("--summary", action="store_true", help="one row per configuration and phase (model totals)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep from OUTPUT.partial/")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE, help="grid points per part file")
+    p.add_argument("--compression", default="lz4", choices=("lz4", "zstd", "snappy", "gzip", "uncompressed"),
+                   help="parquet codec (default: lz4)")
+    p.add_argument("--plot", metavar="CHART", help="also draw the chart (.png, .svg or .pdf)")
+    p.add_argument("--quiet", action="store_true", help="no progress or messages")
+    p.set_defaults(run=_cmd_sweep)
+
+    p = sub.add_parser("plot", help="draw a chart of a dataset")
+    p.add_argument("dataset", help="dataset folder or parquet file written by rooflax")
+    p.add_argument("-o", "--output", required=True, help="chart file (.png, .svg or .pdf)")
+    p.add_argument("--kind", default="roofline", choices=("roofline", "family", "map"), help="chart kind")
+    p.add_argument("--color-by", choices=("batch", "seq_len", "hidden", "spec_k"), help="colour points by an axis")
+    p.add_argument("--connect", choices=("batch", "seq_len", "hidden", "spec_k"), help="join points along an axis")
+    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model"), help="one panel per value")
+    p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
+    p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")
+    p.add_argument("--x", default="batch", help="map: horizontal axis (default: batch)")
+    p.add_argument("--y", default="seq_len", help="map: vertical axis (default: seq_len)")
+    p.add_argument("--value", help="map: bound, attainable_flops, time_s, tokens_per_s, fits_in_memory, ...")
+    p.add_argument("--versus", metavar="DATASET", help="map: ratio of this dataset's value to another's")
+    p.add_argument("--quiet", action="store_true", help="no messages")
+    p.set_defaults(run=_cmd_plot)
+
+    p = sub.add_parser("hardware", help="list accelerator presets and their figures")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print each preset's source")
+    p.set_defaults(run=_cmd_hardware)
+    p = sub.add_parser("models", help="list model presets")
+    p.set_defaults(run=_cmd_models)
+
+    p = sub.add_parser("validate", help="time the real matrix products on this device")
+    p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")
+    p.add_argument("--dtype", default=None, help="dtype to run in (default: bf16 on a GPU, fp32 on the CPU)")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per shape (median reported)")
+    p.add_argument("--max-points", type=int, default=12, help="most grid points taken from --spec")
+    p.add_argument("--require-accelerator", action="store_true", help="fail unless a GPU or TPU is the device")
+    p.add_argument("-o", "--output", required=True, help="parquet file of measured against predicted")
+    p.add_argument("--plot", metavar="CHART", help="chart of measured points on the predicted roofline")
+    p.add_argument("--profile", metavar="TOML", help="write a calibrated hardware profile")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary table")
+    p.set_defaults(run=_cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except RooflaxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""The sweep engine: the one place with ``jit`` and ``vmap``.
+
+A sweep is cut into *blocks* (one per model × hardware × dtype), each block into
+*steps* (prefill, decode, one verify step per ``spec_k``), and each step's grid of
+``batch × seq_len × hidden`` points into chunks of at most ``chunk_size`` points. A
+chunk is decoded from a flat index on the device (the grid is never built on the
+host), evaluated by one jitted, vmapped function per static configuration, and
+sharded over every local device. Verify points with ``seq_len < spec_k`` are never
+produced: each verify step starts at the first valid ``seq_len``.
+
+All arithmetic runs in float64 inside a local ``jax.enable_x64`` context: counts
+stay exact to 2**53 and global JAX configuration is left as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from rooflax.dtypes import DtypePolicy
+from rooflax.errors import positive_int
+from rooflax.hardware import Hardware
+from rooflax.models import Model, llama_intermediate, parameter_count
+from rooflax.ops import PHASES, OpDef, layer_ops, make_step, new_tokens
+from rooflax.roofline import activation_bytes, is_compute_bound, kv_cache_bytes
+from rooflax.spec import SweepSpec
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "Chunk", "Task", "plan", "run"]
+
+#: Grid points per chunk unless told otherwise (about 4 M op rows).
+DEFAULT_CHUNK_SIZE = 1 << 18
+
+#: Output columns of a chunk, ops mode and summary mode.
+OP_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "intensity", "attainable_flops", "time_s",
+              "compute_bound")
+SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "intensity", "time_s", "tokens_per_s",
+                   "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes", "fits_in_memory")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One chunk to compute: where it sits in the sweep and what it covers."""
+
+    index: int  # position among all chunks of the sweep (part number of a dataset)
+    model: Model
+    hardware: Hardware
+    dtype: DtypePolicy
+    hidden: tuple[int, ...]
+    ops: tuple[OpDef, ...]
+    phase: str
+    spec_k: int | None
+    seq_start: int  # first valid seq_len index of this step
+    start: int  # first point (flat index within the step)
+    count: int  # points in this chunk
+    length: int  # compiled chunk length (count padded up)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A computed chunk: its task and host columns (numpy), trimmed to real rows."""
+
+    task: Task
+    columns: dict[str, np.ndarray]
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns["flops"])
+
+
+def _chunk_length(points: int, chunk_size: int, devices: int) -> int:
+    """A power of two ≥ the points (capped at chunk_size), a multiple of the device count."""
+    length = min(chunk_size, 1 << max(points - 1, 0).bit_length())
+    return -(-length // devices) * devices
+
+
+def plan(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK_SIZE, devices: int | None = None) -> list[Task]:
+    """Every chunk of the sweep, in output order."""
+    chunk_size = positive_int("chunk_size", chunk_size)
+    devices = devices or len(jax.local_devices())
+    tasks = []
+    for model in spec.models:
+        hidden = spec.hidden_for(model)
+        ops = layer_ops(gated_mlp=model.gated_mlp, fused_attention=spec.fused_attention)
+        for hardware in spec.hardware:
+            for dtype in spec.dtypes:
+                for phase, spec_k, seq_start in spec.steps():
+                    points = len(spec.batch) * (len(spec.seq_len) - seq_start) * len(hidden)
+                    length = _chunk_length(points, chunk_size, devices)
+                    for start in range(0, points, length):
+                        tasks.append(Task(len(tasks), model, hardware, dtype, hidden, ops, phase, spec_k,
+                                          seq_start, start, min(length, points - start), length))
+    return tasks
+
+
+def _point(index, p, *, ops, gated, tied, fused, causal, summary):
+    """Costs of one grid point: decode the flat index, scale the model, count every op."""
+    f64 = jnp.float64
+    n_hidden = p["hidden_values"].shape[0]
+    n_seq = p["seq_values"].shape[0] - p["seq_start"]
+    rest, h_i = jnp.divmod(index, n_hidden)
+    b_i, s_i = jnp.divmod(rest, n_seq)
+    batch = p["batch_values"][b_i]
+    seq_len = p["seq_values"][p["seq_start"] + s_i]
+    hidden = p["hidden_values"][h_i]
+    own = hidden == p["model_hidden"]
+    heads = jnp.where(own, p["heads"], hidden // p["head_dim"])
+    kv_heads = jnp.where(own, p["kv_heads"], heads // p["group_size"])
+    intermediate = jnp.where(own, p["intermediate"], llama_intermediate(hidden))
+    new = new_tokens(p["phase"], seq_len, p["spec_k"], jnp.where)
+    logits_tokens = batch * jnp.where(p["phase"] == PHASES.index("verify"), p["spec_k"], 1)
+    step = make_step(batch=batch.astype(f64), seq_len=seq_len.astype(f64), new=new.astype(f64),
+                     hidden=hidden.astype(f64), heads=heads.astype(f64), kv_heads=kv_heads.astype(f64),
+                     head_dim=p["head_dim"].astype(f64), intermediate=intermediate.astype(f64),
+                     vocab=p["vocab"].astype(f64), w=p["w"], a=p["a"], k=p["k"], causal=causal,
+                     logits_tokens=logits_tokens.astype(f64))
+    costs = [op.cost(step) for op in ops]
+    flops = jnp.stack([c[0] for c in costs])
+    bytes_ = jnp.stack([c[1] for c in costs])
+    peak, bandwidth = p["peak"], p["bandwidth"]
+    # Reciprocals from the host: XLA turns division by a scalar into different code with
+    # and without sharding, and results must not depend on the device count.
+    times = jnp.maximum(flops * p["inv_peak"], bytes_ * p["inv_bandwidth"])
+    coords = {"batch": batch, "seq_len": seq_len, "hidden": hidden}
+    if not summary:
+        n_ops = len(ops)
+        return {
+            **{name: jnp.broadcast_to(value, (n_ops,)) for name, value in coords.items()},
+            "flops": flops, "bytes": bytes_, "intensity": flops / bytes_,
+            "attainable_flops": jnp.minimum(peak, bandwidth * (flops / bytes_)), "time_s": times,
+            "compute_bound": is_compute_bound(flops, bytes_, peak, bandwidth),
+        }
+    layers = p["layers"].astype(f64)
+    total_flops = layers * flops[:-1].sum() + flops[-1]  # the last op is the once-per-model lm_head
+    total_bytes = layers * bytes_[:-1].sum() + bytes_[-1]
+    total_time = layers * times[:-1].sum() + times[-1]
+    weights = p["w"] * parameter_count(hidden=step.hidden, layers=layers, heads=step.heads,
+                                       kv_heads=step.kv_heads, head_dim=step.head_dim,
+                                       intermediate=step.intermediate, vocab=step.vocab,
+                                       gated_mlp=gated, tied_embeddings=tied)
+    kv = kv_cache_bytes(step, layers)
+    acts = activation_bytes(step, gated_mlp=gated, fused_attention=fused, maximum=jnp.maximum)
+    memory = weights + kv + acts
+    return {
+        **coords, "flops": total_flops, "bytes": total_bytes, "intensity": total_flops / total_bytes,
+        "time_s": total_time, "tokens_per_s": step.tokens / total_time, "weight_bytes": weights,
+        "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": memory,
+        "fits_in_memory": memory <= p["memory"],
+    }
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(ops: tuple[OpDef, ...], gated: bool, tied: bool, fused: bool, causal: bool, summary: bool,
+              length: int, devices: tuple):
+    """The jitted chunk function for one static configuration (cached: no recompiles)."""
+    point = functools.partial(_point, ops=ops, gated=gated, tied=tied, fused=fused, causal=causal,
+                              summary=summary)
+
+    def chunk(p):
+        index = jnp.minimum(p["start"] + jnp.arange(length, dtype=jnp.int64), p["count"] - 1)
+        if len(devices) > 1:
+            index = jax.lax.with_sharding_constraint(index, sharding)
+        out = jax.vmap(point, in_axes=(0, None))(index, p)
+        return {name: value.reshape(-1) for name, value in out.items()}
+
+    if len(devices) == 1:
+        return jax.jit(chunk)
+    sharding = NamedSharding(Mesh(np.array(devices), ("points",)), PartitionSpec("points"))
+    return jax.jit(chunk, out_shardings=sharding)
+
+
+def _params(task: Task, spec: SweepSpec) -> dict:
+    m, hw, dt = task.model, task.hardware, task.dtype
+    i64, f64 = jnp.int64, jnp.float64
+    return {
+        "start": jnp.asarray(task.start, i64), "count": jnp.asarray(task.start + task.count, i64),
+        "batch_values": jnp.asarray(spec.batch, i64), "seq_values": jnp.asarray(spec.seq_len, i64),
+        "hidden_values": jnp.asarray(task.hidden, i64), "seq_start": jnp.asarray(task.seq_start, i64),
+        "phase": jnp.asarray(PHASES.index(task.phase), i64), "spec_k": jnp.asarray(task.spec_k or 0, i64),
+        "model_hidden": jnp.asarray(m.hidden, i64), "heads": jnp.asarray(m.heads, i64),
+        "kv_heads": jnp.asarray(m.kv_heads, i64), "head_dim": jnp.asarray(m.head_dim, i64),
+        "group_size": jnp.asarray(m.group_size, i64), "intermediate": jnp.asarray(m.intermediate, i64),
+        "vocab": jnp.asarray(m.vocab, i64), "layers": jnp.asarray(m.layers, i64),
+        "w": jnp.asarray(dt.weight_bytes, f64), "a": jnp.asarray(dt.act_bytes, f64),
+        "k": jnp.asarray(dt.kv_bytes, f64), "peak": jnp.asarray(hw.peak(dt.compute), f64),
+        "bandwidth": jnp.asarray(hw.bandwidth_bytes_per_s, f64), "memory": jnp.asarray(hw.memory_bytes, f64),
+        "inv_peak": jnp.asarray(1 / hw.peak(dt.compute), f64),
+        "inv_bandwidth": jnp.asarray(1 / hw.bandwidth_bytes_per_s, f64),
+    }
+
+
+def compiled_for(task: Task, spec: SweepSpec, summary: bool, devices: tuple):
+    """The cached jitted function that computes ``task``."""
+    return _compiled(task.ops, task.model.gated_mlp, task.model.tied_embeddings, spec.fused_attention,
+                     spec.causal, summary, task.length, devices)
+
+
+def _dispatch(task: Task, spec: SweepSpec, summary: bool, devices: tuple):
+    with jax.enable_x64(True):
+        return compiled_for(task, spec, summary, devices)(_params(task, spec))
+
+
+def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
+    rows = task.count * (1 if summary else len(task.ops))
+    return Chunk(task, {name: np.asarray(value)[:rows] for name, value in out.items()})
+
+
+def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int = DEFAULT_CHUNK_SIZE,
+        skip: frozenset[int] = frozenset(), devices: tuple | None = None) -> Iterator[Chunk]:
+    """Compute the sweep chunk by chunk, the next chunk running while the caller handles this one.
+
+    Args:
+        spec: the sweep.
+        summary: one row per configuration and phase (model totals) instead of one per op.
+        chunk_size: most grid points per chunk; bounds memory.
+        skip: chunk indices not to compute (already written, on resume).
+        devices: JAX devices to shard over; all local devices by default.
+    """
+    devices = tuple(devices or jax.local_devices())
+    pending: deque = deque()
+    for task in plan(spec, chunk_size, len(devices)):
+        if task.index in skip:
+            continue
+        pending.append((task, _dispatch(task, spec, summary, devices)))
+        if len(pending) > 1:
+            yield _to_host(*pending.popleft(), summary)
+    while pending:
+        yield _to_host(*pending.popleft(), summary)

@@ -1,0 +1,216 @@
+"""Accelerators: dense peak FLOP/s per dtype, memory bandwidth and capacity.
+
+Every figure is dense (no structured sparsity) and comes from the vendor's datasheet
+or whitepaper named in ``source``. Users add their own accelerators as TOML files::
+
+    name = "my-gpu"
+    label = "My GPU"                      # optional, used in chart titles
+    bandwidth_bytes_per_s = 1.0e12
+    memory_bytes = 24e9
+    source = "where the figures come from"  # optional
+
+    [peak_flops]                          # FLOP/s (or OP/s for int8) per dtype
+    fp16 = 1.0e14
+    bf16 = 1.0e14
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rooflax.errors import SpecError, check_keys, positive_float, unknown_name
+
+__all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware"]
+
+#: The dtypes a peak can be given for.
+PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+
+T = 1e12  # TFLOP/s → FLOP/s
+GB = 1e9  # GB → bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hardware:
+    """One accelerator. Immutable and hashable; units are SI (FLOP/s, bytes/s, bytes).
+
+    Args:
+        name: preset or user name (lower case, used on the command line).
+        peak_flops: dense peak per dtype, a mapping or ``(dtype, FLOP/s)`` pairs.
+        bandwidth_bytes_per_s: peak memory bandwidth.
+        memory_bytes: device memory capacity.
+        label: display name for charts; defaults to ``name``.
+        source: where the figures come from.
+    """
+
+    name: str
+    peak_flops: tuple[tuple[str, float], ...]
+    bandwidth_bytes_per_s: float
+    memory_bytes: float
+    label: str = ""
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        where = f"hardware {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"hardware.name: expected a non-empty string, got {self.name!r}")
+        peaks = dict(self.peak_flops.items() if isinstance(self.peak_flops, Mapping) else self.peak_flops)
+        if not peaks:
+            raise SpecError(f"{where}: peak_flops is empty (give at least one of {', '.join(PEAK_DTYPES)})")
+        for dtype, value in peaks.items():
+            if dtype not in PEAK_DTYPES:
+                raise unknown_name(f"{where}: peak_flops dtype", dtype, PEAK_DTYPES)
+            positive_float(f"{where}: peak_flops.{dtype}", value)
+        ordered = tuple((d, float(peaks[d])) for d in PEAK_DTYPES if d in peaks)
+        object.__setattr__(self, "peak_flops", ordered)
+        positive_float(f"{where}: bandwidth_bytes_per_s", self.bandwidth_bytes_per_s)
+        positive_float(f"{where}: memory_bytes", self.memory_bytes)
+        object.__setattr__(self, "bandwidth_bytes_per_s", float(self.bandwidth_bytes_per_s))
+        object.__setattr__(self, "memory_bytes", float(self.memory_bytes))
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """The dtypes this accelerator has a peak for."""
+        return tuple(d for d, _ in self.peak_flops)
+
+    def peak(self, dtype: str) -> float:
+        """Dense peak FLOP/s for ``dtype``; a clear error if the part has none."""
+        for name, value in self.peak_flops:
+            if name == dtype:
+                return value
+        raise SpecError(
+            f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})"
+        )
+
+    def ridge(self, dtype: str) -> float:
+        """Ridge point in FLOP/byte: the intensity where an op turns compute-bound."""
+        return self.peak(dtype) / self.bandwidth_bytes_per_s
+
+    def to_dict(self) -> dict:
+        """A plain dict (the TOML layout), for metadata and profiles."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
+            "memory_bytes": self.memory_bytes,
+            "source": self.source,
+            "peak_flops": dict(self.peak_flops),
+        }
+
+
+def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> Hardware:
+    return Hardware(
+        name=name,
+        label=label,
+        peak_flops={d: v * T for d, v in peaks_tflops.items()},
+        bandwidth_bytes_per_s=bandwidth_gb_s * GB,
+        memory_bytes=memory_gb * GB,
+        source=source,
+    )
+
+
+_A100 = "NVIDIA A100 datasheet (2021): dense FP32 19.5, TF32 156, FP16/BF16 312 TFLOPS, INT8 624 TOPS"
+_H100 = "NVIDIA H100 datasheet (2023), dense (half the sparsity figures)"
+_PRESETS = (
+    _preset("a40", "A40", 696, 48, "NVIDIA A40 datasheet (2021): dense tensor TF32 74.8, FP16/BF16 149.7 TFLOPS, "
+            "INT8 299.3 TOPS; FP32 37.4 TFLOPS; 696 GB/s GDDR6",
+            fp32=37.4, tf32=74.8, fp16=149.7, bf16=149.7, int8=299.3),
+    _preset("a6000", "RTX A6000", 768, 48, "NVIDIA RTX A6000 datasheet (2021): FP32 38.7, dense tensor TF32 77.4, "
+            "FP16/BF16 154.8 TFLOPS, INT8 309.7 TOPS; 768 GB/s",
+            fp32=38.7, tf32=77.4, fp16=154.8, bf16=154.8, int8=309.7),
+    _preset("a100-40gb-pcie", "A100 40GB PCIe", 1555, 40, _A100 + "; 1555 GB/s HBM2",
+            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
+    _preset("a100-40gb-sxm", "A100 40GB SXM", 1555, 40, _A100 + "; 1555 GB/s HBM2",
+            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
+    _preset("a100-80gb-pcie", "A100 80GB PCIe", 1935, 80, _A100 + "; 1935 GB/s HBM2e",
+            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
+    _preset("a100-80gb-sxm", "A100 80GB SXM", 2039, 80, _A100 + "; 2039 GB/s HBM2e",
+            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
+    _preset("h100-pcie", "H100 PCIe", 2000, 80, _H100 + ": FP32 51, TF32 378, FP16/BF16 756.5, FP8 1513 TFLOPS, "
+            "INT8 1513 TOPS; 2.0 TB/s HBM2e",
+            fp32=51, tf32=378, fp16=756.5, bf16=756.5, fp8=1513, int8=1513),
+    _preset("h100-sxm", "H100 SXM", 3350, 80, _H100 + ": FP32 67, TF32 494.7, FP16/BF16 989.4, FP8 1978.9 TFLOPS, "
+            "INT8 1978.9 TOPS; 3.35 TB/s HBM3",
+            fp32=67, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9, int8=1978.9),
+    _preset("h200", "H200", 4800, 141, "NVIDIA H200 datasheet (2024), SXM, dense: FP32 67, TF32 494.7, FP16/BF16 "
+            "989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 4.8 TB/s HBM3e, 141 GB",
+            fp32=67, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9, int8=1978.9),
+    _preset("l40s", "L40S", 864, 48, "NVIDIA L40S datasheet (2023), dense: FP32 91.6, TF32 183, FP16/BF16 362.05, "
+            "FP8 733 TFLOPS, INT8 733 TOPS; 864 GB/s",
+            fp32=91.6, tf32=183, fp16=362.05, bf16=362.05, fp8=733, int8=733),
+    _preset("l4", "L4", 300, 24, "NVIDIA L4 datasheet (2023), dense: FP32 30.3, TF32 60, FP16/BF16 121, FP8 242.5 "
+            "TFLOPS, INT8 242.5 TOPS; 300 GB/s",
+            fp32=30.3, tf32=60, fp16=121, bf16=121, fp8=242.5, int8=242.5),
+    _preset("rtx4090", "RTX 4090", 1008, 24, "NVIDIA Ada Lovelace architecture whitepaper (2022), RTX 4090, dense "
+            "with FP32 accumulate: FP32 82.6, TF32 82.6, FP16/BF16 165.2, FP8 330.3 TFLOPS, INT8 660.6 TOPS; 1008 GB/s",
+            fp32=82.6, tf32=82.6, fp16=165.2, bf16=165.2, fp8=330.3, int8=660.6),
+    _preset("mi300x", "MI300X", 5300, 192, "AMD Instinct MI300X datasheet (2023), dense matrix: FP32 163.4, "
+            "TF32 653.7, FP16/BF16 1307.4, FP8 2614.9 TFLOPS, INT8 2614.9 TOPS; 5.3 TB/s HBM3, 192 GB",
+            fp32=163.4, tf32=653.7, fp16=1307.4, bf16=1307.4, fp8=2614.9, int8=2614.9),
+)
+
+#: Presets by name.
+HARDWARE: dict[str, Hardware] = {hw.name: hw for hw in _PRESETS}
+
+_FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
+_FILE_KEYS_OPTIONAL = ("label", "source")
+
+
+def load_hardware(path: str | Path) -> Hardware:
+    """Read one accelerator from a TOML file (layout in the module docstring)."""
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"hardware file: {str(path)!r} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"hardware file {str(path)!r}: not valid TOML ({exc})") from None
+    check_keys(f"hardware file {str(path)!r}", table, _FILE_KEYS_REQUIRED, _FILE_KEYS_OPTIONAL)
+    if not isinstance(table["peak_flops"], dict):
+        raise SpecError(f"hardware file {str(path)!r}: peak_flops must be a table of dtype = FLOP/s")
+    for key in ("name", "label", "source"):
+        if key in table and not isinstance(table[key], str):
+            raise SpecError(f"hardware file {str(path)!r}: {key} must be a string, got {table[key]!r}")
+    return Hardware(**table)
+
+
+def get_hardware(name: str | Hardware, *, base: Path | None = None) -> Hardware:
+    """A preset by name, or a TOML file when ``name`` ends in ``.toml``.
+
+    Args:
+        name: preset name, path to a hardware TOML file, or a Hardware (returned as is).
+        base: directory that relative paths are read from (a spec file's folder).
+    """
+    if isinstance(name, Hardware):
+        return name
+    if not isinstance(name, str):
+        raise SpecError(f"hardware: expected a preset name or a .toml path, got {name!r}")
+    if name.endswith(".toml"):
+        path = Path(name)
+        return load_hardware(path if path.is_absolute() or base is None else base / path)
+    if name not in HARDWARE:
+        raise unknown_name("hardware", name, HARDWARE)
+    return HARDWARE[name]
+
+
+def hardware_to_toml(hw: Hardware) -> str:
+    """The TOML text that :func:`load_hardware` reads back into ``hw``."""
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [
+        f"name = {quoted(hw.name)}",
+        f"label = {quoted(hw.label)}",
+        f"bandwidth_bytes_per_s = {hw.bandwidth_bytes_per_s!r}",
+        f"memory_bytes = {hw.memory_bytes!r}",
+        f"source = {quoted(hw.source)}",
+        "",
+        "[peak_flops]",
+        *(f"{dtype} = {value!r}" for dtype, value in hw.peak_flops),
+    ]
+    return "\n".join(lines) + "\n"

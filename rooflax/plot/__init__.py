@@ -1,0 +1,6 @@
+"""Charts of sweep frames: rooflines, families, regime maps (matplotlib Figures)."""
+
+from rooflax.plot.maps import ratio_map, regime_map
+from rooflax.plot.roofline import roofline
+
+__all__ = ["ratio_map", "regime_map", "roofline"]

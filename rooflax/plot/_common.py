@@ -1,0 +1,100 @@
+"""Shared pieces of the charts: frame checks, preset lookup, SI ticks, point reduction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import polars as pl
+from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, LogLocator
+
+from rooflax.dtypes import DTYPES
+from rooflax.errors import SpecError, unknown_name
+from rooflax.hardware import HARDWARE, Hardware
+from rooflax.models import MODELS, Model
+
+#: How each phase is named on charts (DESIGN.md: "init" is prefill, "ar" is decode).
+PHASE_LABELS = {"prefill": "init", "decode": "ar"}
+#: Groups drawn by default: the matrix products of the reference chart.
+MATMUL_GROUPS = ("qkv mlp", "up/gate/down", "qk/pv")
+
+
+def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise a one-line error when ``df`` lacks a column ``what`` needs."""
+    for column in columns:
+        if column not in df.columns:
+            raise unknown_name(f"{what}: column", column, df.columns)
+    if df.height == 0:
+        raise SpecError(f"{what}: the frame is empty (nothing matched the selection)")
+
+
+def series_label(group: str, phase: str, spec_k: int | None) -> str:
+    """``qkv mlp init``, ``up/gate/down ar``, ``up/gate/down spec: 16``."""
+    if phase == "verify":
+        return f"{group} spec: {spec_k}"
+    return f"{group} {PHASE_LABELS[phase]}"
+
+
+def hardware_of(df: pl.DataFrame, hardware: Mapping[str, Hardware] | None) -> dict[str, Hardware]:
+    """The Hardware of every name in ``df["hardware"]``: from ``hardware`` or the presets."""
+    known = {**HARDWARE, **(hardware or {})}
+    out = {}
+    for name in df.get_column("hardware").unique(maintain_order=True).cast(pl.String):
+        if name not in known:
+            raise SpecError(
+                f"hardware: {name!r} is not a preset; pass its description (hardware={{name: Hardware}}, "
+                "or plot a dataset, whose metadata carries it)"
+            )
+        out[name] = known[name]
+    return out
+
+
+def model_label(df: pl.DataFrame, models: Mapping[str, Model] | None) -> str:
+    """Display names of the models in ``df``, joined."""
+    known = {**MODELS, **(models or {})}
+    names = df.get_column("model").unique(maintain_order=True).cast(pl.String).to_list()
+    return ", ".join(known[n].label if n in known else n for n in names)
+
+
+def compute_dtype(dtype_name: str) -> str:
+    """The peak a dtype column value runs at (``fp16/kv=fp8`` → ``fp16``; ``w4a16`` → ``fp16``)."""
+    base = dtype_name.split("/")[0]
+    return DTYPES[base].compute if base in DTYPES else base
+
+
+def si(value: float, _pos: object = None) -> str:
+    """``1``, ``10``, ``1k``, ``10G``, ``100T``: SI labels for decade ticks."""
+    if value <= 0:
+        return "0"
+    exponent = math.floor(math.log10(value) + 1e-9)
+    for prefix, power in (("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3), ("", 0), ("m", -3)):
+        if exponent >= power:
+            return f"{value / 10**power:g}{prefix}"
+    return f"{value:g}"
+
+
+def si_log_axes(ax: Axes) -> None:
+    """Log-log axes with SI decade labels."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, numticks=30))
+        axis.set_major_formatter(FuncFormatter(si))
+    ax.grid(True, which="major", linestyle=":", linewidth=0.6, alpha=0.6)
+
+
+def reduce_points(lf: pl.LazyFrame, x: str, y: str, by: list[str], resolution: int) -> pl.DataFrame:
+    """One point per occupied cell of a ``resolution``-per-decade log grid, per ``by`` group.
+
+    Points closer than a cell (by default far below a pixel) would be drawn on top of
+    each other; the first in frame order stands for the cell. ``count`` says how many
+    points each kept point stands for, so no series disappears and sizes can be shown.
+    """
+    cell_x = (pl.col(x).log10() * resolution).floor().cast(pl.Int64).alias("_cx")
+    cell_y = (pl.col(y).log10() * resolution).floor().cast(pl.Int64).alias("_cy")
+    return (lf.with_columns(cell_x, cell_y)
+            .group_by([*by, "_cx", "_cy"], maintain_order=True)
+            .agg(pl.col(x).first(), pl.col(y).first(), pl.len().alias("count"))
+            .drop("_cx", "_cy")
+            .collect())

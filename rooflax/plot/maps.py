@@ -1,0 +1,187 @@
+"""Regime maps: heatmaps over two sweep axes of bound, attainable FLOP/s, time, tokens/s,
+fits-in-memory, and the ratio of two accelerators' times."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from rooflax.errors import SpecError, unknown_name
+from rooflax.plot._common import MATMUL_GROUPS, require_columns, series_label
+
+__all__ = ["ratio_map", "regime_map"]
+
+AXES = ("batch", "seq_len", "hidden", "spec_k")
+#: Values a map can show, for long (ops) frames and summary frames.
+OP_VALUES = ("bound", "attainable_flops", "time_s", "intensity")
+SUMMARY_VALUES = ("time_s", "tokens_per_s", "fits_in_memory", "memory_bytes", "intensity")
+_LABELS = {"attainable_flops": "attainable FLOP/s", "time_s": "time (s)", "tokens_per_s": "tokens/s",
+           "memory_bytes": "memory (bytes)", "intensity": "FLOP/byte"}
+_BINARY = {"bound": ("memory", "compute"), "fits_in_memory": ("does not fit", "fits")}
+
+
+def _panels(df: pl.DataFrame, ops: Sequence[str] | None) -> tuple[list[str], pl.DataFrame]:
+    """Panel keys: phase step, and op for long frames (matmul groups unless ``ops`` given)."""
+    keys = ["phase", "spec_k"]
+    if "op" in df.columns:
+        if ops is None:
+            df = df.filter(pl.col("group").cast(pl.String).is_in(list(MATMUL_GROUPS)))
+        else:
+            present = df.get_column("op").cast(pl.String).unique().to_list()
+            for op in ops:
+                if op not in present:
+                    raise unknown_name("ops", op, present)
+            df = df.filter(pl.col("op").cast(pl.String).is_in(list(ops)))
+        keys.append("op")
+    return keys, df
+
+
+def _grid(panel: pl.DataFrame, x: str, y: str, value: str, xs: list, ys: list) -> np.ndarray:
+    """The (y, x) matrix of ``value``; NaN where the grid has no point (verify below K)."""
+    counts = panel.group_by(x, y).len()
+    if counts.get_column("len").max() > 1:
+        spread = [c for c in ("model", "hardware", "dtype", *AXES) if c not in (x, y) and c in panel.columns
+                  and panel.get_column(c).n_unique() > 1]
+        raise SpecError(f"map: several rows per ({x}, {y}) cell, varying in {', '.join(spread) or 'rows'}; "
+                        f"select one value of each (e.g. --where \"{spread[0] if spread else 'hidden'} == ...\")")
+    matrix = np.full((len(ys), len(xs)), np.nan)
+    column = panel.get_column(value)
+    if value in _BINARY:
+        column = (column.cast(pl.String) == _BINARY[value][1]) if value == "bound" else column
+    xi = {v: i for i, v in enumerate(xs)}
+    yi = {v: i for i, v in enumerate(ys)}
+    for xv, yv, v in zip(panel.get_column(x), panel.get_column(y), column.cast(pl.Float64), strict=True):
+        matrix[yi[yv], xi[xv]] = v
+    return matrix
+
+
+def _ticks(ax, values: list, axis: str) -> None:
+    step = max(1, len(values) // 10)
+    positions = list(range(0, len(values), step))
+    getattr(ax, f"set_{axis}ticks")(positions, [str(values[i]) for i in positions], fontsize=7,
+                                     rotation=90 if axis == "x" and len(values) > 12 else 0)
+
+
+def _layout(n: int):
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.2, 3.8 * nrows), squeeze=False,
+                             layout="constrained")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str, *, label: str, cmap, norm,
+              binary: tuple[str, str] | None, title: str) -> Figure:
+    xs = sorted({v for _, f in frames for v in f.get_column(x).to_list()})
+    ys = sorted({v for _, f in frames for v in f.get_column(y).to_list()})
+    fig, axes = _layout(len(frames))
+    image = None
+    for ax, (name, panel) in zip(axes.flat, frames, strict=False):
+        matrix = _grid(panel, x, y, value, xs, ys)
+        image = ax.imshow(matrix, origin="lower", aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        _ticks(ax, xs, "x")
+        _ticks(ax, ys, "y")
+    if binary:
+        fig.legend(handles=[Patch(color=cmap(0), label=binary[0]), Patch(color=cmap(1), label=binary[1])],
+                   loc="outside lower center", ncols=2)
+    else:
+        fig.colorbar(image, ax=axes, label=label, shrink=0.9)
+    fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def _check_axes(df: pl.DataFrame, x: str, y: str) -> None:
+    for axis, name in ((x, "x"), (y, "y")):
+        if axis not in AXES:
+            raise unknown_name(name, axis, AXES)
+    if x == y:
+        raise SpecError(f"map: x and y are both {x!r}; choose two different axes")
+    require_columns(df, [x, y], "map")
+
+
+def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value: str | None = None,
+               ops: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """Heatmaps of ``value`` over two axes, one panel per phase step (and op for long frames).
+
+    Args:
+        df: a long frame (values ``bound``, ``attainable_flops``, ``time_s``, ``intensity``;
+            default ``bound``) or a summary frame (``time_s``, ``tokens_per_s``,
+            ``fits_in_memory``, ``memory_bytes``, ``intensity``; default ``tokens_per_s``).
+        x, y: the two axes (``batch``, ``seq_len``, ``hidden``, ``spec_k``); every other
+            axis must hold one value in ``df``.
+        ops: ops to draw, for long frames (default: those of the matmul groups).
+        title: the figure title.
+
+    Cells where the grid has no point (verify with ``seq_len < spec_k``) stay blank.
+    """
+    summary = "op" not in df.columns
+    allowed = SUMMARY_VALUES if summary else OP_VALUES
+    value = value or ("tokens_per_s" if summary else "bound")
+    if value not in allowed:
+        raise unknown_name(f"value ({'summary' if summary else 'ops'} frame)", value, allowed)
+    _check_axes(df, x, y)
+    require_columns(df, [value, "phase", "spec_k"], "map")
+    keys, df = _panels(df, ops)
+    if df.height == 0:
+        raise SpecError("map: no rows left for the chosen ops")
+    order = df.select(keys).unique(maintain_order=True)
+    frames = []
+    for row in order.iter_rows(named=True):
+        panel = df.filter(*[pl.col(k).eq_missing(row[k]) for k in keys])
+        name = series_label("", row["phase"], row["spec_k"]).strip()
+        frames.append((f"{row['op']} {name}" if "op" in row else name, panel))
+    binary = _BINARY.get(value)
+    if binary:
+        cmap, norm = ListedColormap(["#4c72b0", "#dd8452"]), None
+        cmap.set_bad("white")
+    else:
+        values = df.get_column(value)
+        cmap, norm = plt.get_cmap("viridis").copy(), LogNorm(float(values.min()), float(values.max()))
+    return _heatmaps(frames, x, y, value, label=_LABELS.get(value, value), cmap=cmap, norm=norm, binary=binary,
+                     title=title or f"{value} over {x} × {y}")
+
+
+def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value: str = "time_s",
+              ops: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """Heatmaps of ``a[value] / b[value]`` over the same grid (e.g. two accelerators' times).
+
+    Rows are matched on every axis, phase and op; both frames must share their grid.
+    Ratios above 1 mean ``a`` is larger (slower, for time).
+    """
+    for frame in (a, b):
+        _check_axes(frame, x, y)
+        require_columns(frame, [value], "ratio map")
+    if ("op" in a.columns) != ("op" in b.columns):
+        raise SpecError("ratio map: compare two long frames or two summary frames, not one of each")
+    on = [c for c in (*AXES, "phase", "op") if c in a.columns]
+    label_a = ", ".join(a.get_column("hardware").unique().cast(pl.String).to_list())
+    label_b = ", ".join(b.get_column("hardware").unique().cast(pl.String).to_list())
+    joined = (a.select(*on, "group", pl.col(value).alias("_a")) if "op" in a.columns
+              else a.select(*on, pl.col(value).alias("_a"))).join(
+        b.select(*on, pl.col(value).alias("_b")), on=on, how="inner", nulls_equal=True)
+    if joined.height == 0:
+        raise SpecError("ratio map: the two frames share no grid points")
+    joined = joined.with_columns((pl.col("_a") / pl.col("_b")).alias("ratio"))
+    keys, joined = _panels(joined, ops)
+    frames = []
+    for row in joined.select(keys).unique(maintain_order=True).iter_rows(named=True):
+        panel = joined.filter(*[pl.col(k).eq_missing(row[k]) for k in keys])
+        name = series_label("", row["phase"], row["spec_k"]).strip()
+        frames.append((f"{row['op']} {name}" if "op" in row else name, panel))
+    ratios = joined.get_column("ratio")
+    spread = max(float(ratios.max()), 1 / float(ratios.min()), 1.01)
+    cmap = plt.get_cmap("RdBu_r").copy()
+    return _heatmaps(frames, x, y, "ratio", label=f"{value} ratio {label_a} / {label_b}", cmap=cmap,
+                     norm=LogNorm(1 / spread, spread), binary=None,
+                     title=title or f"{value}: {label_a} / {label_b}")

@@ -1,0 +1,239 @@
+"""Roofline charts: the reference chart, families coloured or connected along an axis,
+several accelerators or dtype ceilings on one chart, and facets."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+
+from rooflax.errors import SpecError, unknown_name
+from rooflax.hardware import Hardware
+from rooflax.models import Model
+from rooflax.ops import GROUPS
+from rooflax.plot._common import (
+    MATMUL_GROUPS,
+    compute_dtype,
+    hardware_of,
+    model_label,
+    reduce_points,
+    require_columns,
+    series_label,
+    si_log_axes,
+)
+
+__all__ = ["bandwidth_label", "peak_label", "roofline"]
+
+AXES = ("batch", "seq_len", "hidden", "spec_k")
+FACETS = ("phase", "group", "hardware", "dtype", "model")
+_NEEDED = ("model", "hardware", "dtype", "phase", "spec_k", "group", "intensity", "attainable_flops")
+_MARKERS = ("x", "+", "1", "2", "3", "4", "o", "^", "s", "d")
+
+
+def bandwidth_label(bytes_per_s: float) -> str:
+    """``696GB/s``, ``3.35TB/s``."""
+    return f"{bytes_per_s / 1e12:g}TB/s" if bytes_per_s >= 1e12 else f"{bytes_per_s / 1e9:g}GB/s"
+
+
+def peak_label(flops: float, compute: str) -> str:
+    """``149.7 TFLOP/s`` (``TOP/s`` for int8)."""
+    return f"{flops / 1e12:g} {'TOP/s' if compute == 'int8' else 'TFLOP/s'}"
+
+
+def _series(sub: pl.DataFrame, multi: list[str]) -> list[tuple[tuple, str]]:
+    """Series keys ``(group, phase, spec_k, *multi)`` in frame-enum order, with their labels."""
+    keys = sub.select("group", "phase", "spec_k", *multi).unique()
+    keys = keys.with_columns(pl.col("group").to_physical().alias("_g"), pl.col("phase").to_physical().alias("_p"))
+    keys = keys.sort([*multi, "_g", "_p", "spec_k"], nulls_last=False)
+    out = []
+    for row in keys.iter_rows(named=True):
+        label = series_label(row["group"], row["phase"], row["spec_k"])
+        extra = " ".join(str(row[m]) for m in multi)
+        out.append(((row["group"], row["phase"], row["spec_k"], *(row[m] for m in multi)),
+                    f"{extra} {label}" if extra else label))
+    return out
+
+
+def _ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float], color: str, prefix: str) -> None:
+    peak, bandwidth = hw.peak(compute), hw.bandwidth_bytes_per_s
+    ridge = peak / bandwidth
+    lo, hi = x_range
+    ax.plot([lo, ridge], [bandwidth * lo, peak], "--", color=color, linewidth=1.4, gid=f"ceiling-memory:{hw.name}")
+    ax.plot([ridge, hi], [peak, peak], "--", color=color, linewidth=1.4, gid=f"ceiling-compute:{hw.name}:{compute}")
+    ax.plot([ridge], [peak], "o", mfc="none", color=color, markersize=7, gid=f"ridge:{hw.name}:{compute}")
+    ax.axvline(ridge, linestyle=":", color=color, linewidth=0.8, alpha=0.6)
+    ax.annotate(f"ridge {ridge:.0f}", (ridge, peak), textcoords="offset points", xytext=(4, -14),
+                fontsize=7, color=color)
+    ax.text(hi / 1.3, peak * 1.12, prefix + peak_label(peak, compute), ha="right", va="bottom", fontsize=9,
+            color=color, gid=f"label-compute:{hw.name}:{compute}")
+    x_text = lo * 2.0
+    p0, p1 = ax.transData.transform([(lo, bandwidth * lo), (ridge, peak)])
+    angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
+    ax.text(x_text, bandwidth * x_text * 1.35, prefix + bandwidth_label(bandwidth), rotation=angle,
+            rotation_mode="anchor", fontsize=9, color=color, gid=f"label-memory:{hw.name}")
+
+
+def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_dtypes: Sequence[str],
+          color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap) -> list:
+    multi = [c for c in ("model", "hardware", "dtype") if sub.get_column(c).n_unique() > 1]
+    series = _series(sub, multi)
+    colors = plt.get_cmap("tab10").colors
+    keys = ["group", "phase", "spec_k", *multi]
+    by = keys + ([color_by] if color_by else [])
+    reduced = reduce_points(sub.lazy(), "intensity", "attainable_flops", by, resolution)
+    scatter = None
+    for i, (key, label) in enumerate(series):
+        points = reduced.filter(*[pl.col(k).eq_missing(v) for k, v in zip(keys, key, strict=True)])
+        if connect:
+            _connect(ax, sub.filter(*[pl.col(k).eq_missing(v) for k, v in zip(keys, key, strict=True)]),
+                     connect, colors[i % 10] if color_by is None else "0.6")
+        x, y = points.get_column("intensity").to_numpy(), points.get_column("attainable_flops").to_numpy()
+        if color_by:
+            scatter = ax.scatter(x, y, c=points.get_column(color_by).to_numpy(), cmap=cmap, norm=norm,
+                                 marker=_MARKERS[i % len(_MARKERS)], s=22, linewidths=1.0, label=label)
+        else:
+            ax.scatter(x, y, marker="x", s=22, linewidths=1.0, color=colors[i % 10], label=label)
+    ax.set_xlim(*limits[0])
+    ax.set_ylim(*limits[1])
+    shades = ("0.15", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")
+    n = 0
+    for hw in hardware.values():
+        computes = list(dict.fromkeys([compute_dtype(d) for d in sub.get_column("dtype").unique().cast(pl.String)]
+                                      + [d for d in extra_dtypes if d in hw.dtypes]))
+        for compute in computes:
+            prefix = (f"{hw.label} " if len(hardware) > 1 else "") + (f"{compute} " if len(computes) > 1 else "")
+            _ceilings(ax, hw, compute, limits[0], shades[n % len(shades)], prefix)
+            n += 1
+    ax.set_xlim(*limits[0])
+    ax.set_ylim(*limits[1])
+    return [scatter] if scatter is not None else []
+
+
+def _connect(ax: Axes, points: pl.DataFrame, axis: str, color) -> None:
+    """Lines through each op's points along ``axis`` (other coordinates held)."""
+    others = [c for c in ("op", *AXES) if c != axis and c in points.columns]
+    lines = (points.sort(axis).group_by(others, maintain_order=True)
+             .agg(pl.col("intensity"), pl.col("attainable_flops")))
+    if lines.height > 5000:
+        raise SpecError(f"connect: {lines.height} lines along {axis!r} is too many to read; "
+                        "narrow the frame first (--where)")
+    segments = [np.column_stack([x.to_numpy(), y.to_numpy()]) for x, y in
+                zip(lines.get_column("intensity"), lines.get_column("attainable_flops"), strict=True) if len(x) > 1]
+    ax.add_collection(LineCollection(segments, colors=[color], linewidths=0.6, alpha=0.5, zorder=1))
+
+
+def _collect(lf: pl.LazyFrame, groups: Sequence[str], color_by: str | None, connect: str | None,
+             resolution: int) -> pl.DataFrame:
+    """Collect a lazy dataset for a chart, reducing points on the way unless lines are drawn."""
+    names = lf.collect_schema().names()
+    for column in (*_NEEDED, *(c for c in (color_by, connect) if c)):
+        if column not in names:
+            raise unknown_name("roofline: column", column, names)
+    lf = lf.filter(pl.col("group").cast(pl.String).is_in(list(groups)))
+    if connect:
+        return lf.select(*_NEEDED, "op", *(a for a in AXES if a in names)).collect()
+    by = ["model", "hardware", "dtype", "phase", "spec_k", "group", *([color_by] if color_by else [])]
+    return reduce_points(lf, "intensity", "attainable_flops", by, resolution).drop("count")
+
+
+def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_GROUPS, color_by: str | None = None,
+             connect: str | None = None, facet: str | None = None, dtypes: Sequence[str] = (),
+             hardware: Mapping[str, Hardware] | None = None, models: Mapping[str, Model] | None = None,
+             title: str | None = None, resolution: int = 400) -> Figure:
+    """A roofline chart of a long sweep frame.
+
+    One series per op group and phase (``qkv mlp init``, ``qk/pv ar``,
+    ``up/gate/down spec: 16``; prefixed with the hardware, dtype or model when the frame
+    holds several), drawn with ``x`` markers over the dashed memory and compute ceilings
+    of every accelerator in the frame, with the ridge marked.
+
+    Args:
+        df: a long frame (``rooflax.sweep``), or a LazyFrame of a dataset (reduced as it
+            is collected, so datasets larger than memory can be drawn).
+        groups: op groups to draw; all of :data:`rooflax.ops.GROUPS` for every op.
+        color_by: colour points by this axis (``batch``, ``seq_len``, ``hidden``,
+            ``spec_k``), with a colour bar: a roofline family.
+        connect: join each op's points along this axis, showing how it moves.
+        facet: one panel per value of ``phase``, ``group``, ``hardware``, ``dtype`` or ``model``.
+        dtypes: extra compute ceilings to draw (``fp8``, ``int8``, ...).
+        hardware: descriptions of accelerators that are not presets, by name.
+        models: descriptions of models that are not presets (for the title).
+        title: replaces ``Roofline Model (MODEL, HARDWARE)``.
+        resolution: cells per decade for point reduction. Points that fall in the same
+            cell of a ``resolution × resolution``-per-decade log grid (at the default,
+            well under a pixel) are drawn once per series (and colour value); every
+            series keeps at least one point, so none is dropped.
+
+    Returns:
+        A matplotlib Figure.
+    """
+    for group in groups:
+        if group not in GROUPS:
+            raise unknown_name("groups", group, GROUPS)
+    if isinstance(df, pl.LazyFrame):
+        df = _collect(df, groups, color_by, connect, resolution)
+    require_columns(df, _NEEDED, "roofline")
+    for axis, what in ((color_by, "color_by"), (connect, "connect")):
+        if axis is not None:
+            if axis not in AXES:
+                raise unknown_name(what, axis, AXES)
+            require_columns(df, [axis, "op"] if what == "connect" else [axis], what)
+    if facet is not None and facet not in FACETS:
+        raise unknown_name("facet", facet, FACETS)
+    sub = df.filter(pl.col("group").cast(pl.String).is_in(list(groups)))
+    if sub.height == 0:
+        raise SpecError(f"roofline: no rows in groups {list(groups)!r}")
+    if color_by and sub.get_column(color_by).null_count() == sub.height:
+        raise SpecError(f"color_by: column {color_by!r} is null everywhere in the selection")
+    hw_all = hardware_of(sub, hardware)
+    xs, ys = sub.get_column("intensity"), sub.get_column("attainable_flops")
+    computes = [compute_dtype(d) for d in sub.get_column("dtype").unique().cast(pl.String)]
+    peaks = [hw.peak(c) for hw in hw_all.values() for c in computes]
+    peaks += [hw.peak(d) for hw in hw_all.values() for d in dtypes if d in hw.dtypes]
+    ridges = [hw.ridge(c) for hw in hw_all.values() for c in computes]
+    x_lo, x_hi = min(xs.min(), *ridges) / 2, max(xs.max(), *ridges) * 4
+    y_lo, y_hi = min(ys.min(), min(peaks)) / 2, max(peaks) * 3
+    limits = ((x_lo, x_hi), (y_lo, y_hi))
+    norm = cmap = None
+    if color_by:
+        values = sub.get_column(color_by).drop_nulls()
+        lo, hi = float(values.min()), float(values.max())
+        norm = LogNorm(lo, hi) if lo > 0 and hi / lo >= 10 else Normalize(lo, hi)
+        cmap = "viridis"
+
+    if facet:
+        order = sub.get_column(facet).unique(maintain_order=True)
+        if facet in ("phase", "group"):
+            order = order.sort()
+        panels = [(str(v), sub.filter(pl.col(facet) == v)) for v in order]
+    else:
+        panels = [(None, sub)]
+    ncols = min(len(panels), 3)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(8.5 * ncols if ncols == 1 else 6.2 * ncols, 6.2 * nrows),
+                             squeeze=False, layout="constrained")
+    mappables = []
+    for ax, (name, panel) in zip(axes.flat, panels, strict=False):
+        si_log_axes(ax)
+        mappables += _draw(ax, panel, hardware_of(panel, hw_all), extra_dtypes=dtypes, color_by=color_by,
+                           connect=connect, resolution=resolution, limits=limits, norm=norm, cmap=cmap)
+        ax.set_xlabel("Operational Intensity (FLOP/Byte)")
+        ax.set_ylabel("Performance (FLOP/s)")
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+        if name is not None:
+            ax.set_title(f"{facet}: {name}", fontsize=10)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    if color_by and mappables:
+        fig.colorbar(mappables[0], ax=axes, label=color_by, shrink=0.9)
+    labels = ", ".join(hw.label for hw in hw_all.values())
+    fig.suptitle(title or f"Roofline Model ({model_label(sub, models)}, {labels})", fontsize=13)
+    return fig
+

@@ -1,0 +1,70 @@
+"""One configuration, evaluated eagerly in exact Python arithmetic (no JAX), validated first."""
+
+from __future__ import annotations
+
+from rooflax.dtypes import DtypePolicy, get_dtype
+from rooflax.errors import SpecError, positive_int, unknown_name
+from rooflax.hardware import Hardware, get_hardware
+from rooflax.models import Model, get_model, parameter_count
+from rooflax.ops import PHASES, layer_ops, make_step, new_tokens
+from rooflax.roofline import activation_bytes, attainable, intensity, is_compute_bound, kv_cache_bytes, op_time
+
+__all__ = ["evaluate"]
+
+
+def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a40", dtype: str | DtypePolicy = "fp16",
+             kv_dtype: str | None = None, phase: str = "decode", batch: int, seq_len: int, spec_k: int | None = None,
+             hidden: int | None = None, fused_attention: bool = False, causal: bool = False) -> dict:
+    """Costs of every op, and the model totals, for one configuration and phase.
+
+    Returns:
+        ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",
+        "time_s", "bound"}}, "totals": {"flops", "bytes", "time_s", "tokens_per_s",
+        "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes",
+        "fits_in_memory"}}``. Counts are exact Python integers where the dtype's byte
+        sizes are whole.
+
+    >>> r = evaluate(phase="decode", batch=1, seq_len=2048)
+    >>> r["ops"]["qkv_proj"]["flops"]
+    157286400
+    """
+    m, hw, dt = get_model(model), get_hardware(hardware), get_dtype(dtype, kv_dtype)
+    if phase not in PHASES:
+        raise unknown_name("phase", phase, PHASES)
+    batch, seq_len = positive_int("batch", batch), positive_int("seq_len", seq_len)
+    if phase == "verify":
+        spec_k = positive_int("spec_k", spec_k)
+        if seq_len < spec_k:
+            raise SpecError(f"seq_len: verify needs seq_len ≥ spec_k, got seq_len={seq_len} < spec_k={spec_k}")
+    elif spec_k is not None:
+        raise SpecError(f"spec_k: only meaningful in the verify phase, got spec_k={spec_k!r} with phase={phase!r}")
+    m = m.at_hidden(m.hidden if hidden is None else hidden)
+    peak, bandwidth = hw.peak(dt.compute), hw.bandwidth_bytes_per_s
+    code = PHASES.index(phase)
+    step = make_step(batch=batch, seq_len=seq_len, new=new_tokens(code, seq_len, spec_k), hidden=m.hidden,
+                     heads=m.heads, kv_heads=m.kv_heads, head_dim=m.head_dim, intermediate=m.intermediate,
+                     vocab=m.vocab, w=dt.weight_bytes, a=dt.act_bytes, k=dt.kv_bytes, causal=causal,
+                     logits_tokens=batch * (spec_k if phase == "verify" else 1))
+    ops = {}
+    for op in layer_ops(gated_mlp=m.gated_mlp, fused_attention=fused_attention):
+        flops, bytes_ = op.cost(step)
+        ops[op.name] = {
+            "group": op.group, "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
+            "attainable_flops": attainable(flops, bytes_, peak, bandwidth),
+            "time_s": op_time(flops, bytes_, peak, bandwidth),
+            "bound": "compute" if is_compute_bound(flops, bytes_, peak, bandwidth) else "memory",
+        }
+    layer = [v for name, v in ops.items() if name != "lm_head"]
+    head = ops["lm_head"]
+    time_s = m.layers * sum(v["time_s"] for v in layer) + head["time_s"]
+    weights = dt.weight_bytes * parameter_count(**m.shape_kwargs())
+    kv = kv_cache_bytes(step, m.layers)
+    acts = activation_bytes(step, gated_mlp=m.gated_mlp, fused_attention=fused_attention)
+    totals = {
+        "flops": m.layers * sum(v["flops"] for v in layer) + head["flops"],
+        "bytes": m.layers * sum(v["bytes"] for v in layer) + head["bytes"],
+        "time_s": time_s, "tokens_per_s": step.tokens / time_s, "weight_bytes": weights, "kv_cache_bytes": kv,
+        "activation_bytes": acts, "memory_bytes": weights + kv + acts,
+        "fits_in_memory": weights + kv + acts <= hw.memory_bytes,
+    }
+    return {"ops": ops, "totals": totals}

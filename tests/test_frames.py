@@ -1,0 +1,110 @@
+"""Sweeps into frames: schema, point-by-point equality, chunking, devices, compile cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import rooflax
+from rooflax import engine
+from rooflax.frames import OPS_SCHEMA, SUMMARY_SCHEMA
+
+SMALL = dict(model=["llama-13b", "llama-3-8b"], hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"],
+             phases=["prefill", "decode", "verify"], batch=[1, 3, 16], seq_len=[8, 40, 100], spec_k=[4, 48])
+
+
+def test_schema_is_the_frame_contract():
+    df = rooflax.sweep()
+    assert df.schema == OPS_SCHEMA
+    assert list(df.columns) == ["model", "hardware", "dtype", "batch", "seq_len", "hidden", "spec_k", "phase",
+                                "op", "group", "flops", "bytes", "intensity", "attainable_flops", "time_s", "bound"]
+    assert df.height == 8 * 32 * 2 * 15  # batch × seq_len × phases × ops
+    assert rooflax.sweep(summary=True).schema == SUMMARY_SCHEMA
+
+
+def test_small_sweep_equals_point_by_point():
+    df = rooflax.sweep(**SMALL)
+    seen = 0
+    for (model, hw, dtype, phase, k, b, s), rows in df.group_by(
+            "model", "hardware", "dtype", "phase", "spec_k", "batch", "seq_len", maintain_order=True):
+        point = rooflax.evaluate(model=model, hardware=hw, dtype=dtype, phase=phase, batch=b, seq_len=s, spec_k=k)
+        assert rows.get_column("op").cast(pl.String).to_list() == list(point["ops"])
+        for row in rows.iter_rows(named=True):
+            want = point["ops"][row["op"]]
+            assert row["group"] == want["group"] and row["bound"] == want["bound"]
+            for col in ("flops", "bytes", "intensity", "attainable_flops", "time_s"):
+                assert row[col] == pytest.approx(want[col], rel=1e-12), col
+            seen += 1
+    assert seen == df.height
+    # verify rows only where seq_len >= spec_k; spec_k null outside verify
+    verify = df.filter(phase="verify")
+    assert (verify.get_column("seq_len") >= verify.get_column("spec_k")).all()
+    assert verify.filter(spec_k=48).get_column("seq_len").unique().to_list() == [100]
+    assert df.filter(pl.col("phase") != "verify").get_column("spec_k").null_count() == df.filter(
+        pl.col("phase") != "verify").height
+
+
+def test_summary_equals_point_totals():
+    df = rooflax.sweep(**SMALL, summary=True)
+    for row in df.iter_rows(named=True):
+        point = rooflax.evaluate(model=row["model"], hardware=row["hardware"], dtype=row["dtype"],
+                                 phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"],
+                                 spec_k=row["spec_k"])["totals"]
+        for col, want in point.items():
+            assert row[col] == pytest.approx(want, rel=1e-12), col
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 64, 1 << 16])
+def test_chunk_size_does_not_change_results(chunk_size):
+    assert rooflax.sweep(**SMALL, chunk_size=chunk_size).equals(rooflax.sweep(**SMALL))
+
+
+def test_hidden_scaling_follows_llama_rule():
+    df = rooflax.sweep(phases=["decode"], batch=[1], seq_len=[16], hidden=[4096, 5120, 6656, 8192], summary=True)
+    for hidden, row in zip([4096, 5120, 6656, 8192], df.iter_rows(named=True), strict=True):
+        scaled = rooflax.get_model("llama-13b").at_hidden(hidden)
+        assert row["hidden"] == hidden
+        assert row["weight_bytes"] == 2 * scaled.params
+    assert [rooflax.get_model("llama-13b").at_hidden(h).intermediate for h in (4096, 5120, 6656, 8192)] == [
+        11008, 13824, 17920, 22016]
+
+
+def test_second_sweep_does_not_recompile():
+    rooflax.sweep(**SMALL)
+    fns = {engine.compiled_for(t, rooflax.parse_spec(**SMALL), False, tuple(__import__("jax").local_devices()))
+           for t in engine.plan(rooflax.parse_spec(**SMALL))}
+    sizes = {id(f): f._cache_size() for f in fns}
+    rooflax.sweep(**{**SMALL, "batch": [2, 5, 9]})  # same shapes, other values
+    assert {id(f): f._cache_size() for f in fns} == sizes
+
+
+def test_in_memory_limit_is_a_clear_error():
+    with pytest.raises(rooflax.SpecError, match=r"would take about .* GiB in memory.*stream it to parquet"):
+        rooflax.sweep(batch={"start": 1, "stop": 10_000, "step": 1}, seq_len={"start": 1, "stop": 10_000, "step": 1})
+
+
+def test_four_devices_give_identical_results(tmp_path):
+    script = (
+        "import json, sys, jax, rooflax\n"
+        f"keys = json.loads({json.dumps(json.dumps(SMALL))})\n"
+        "assert len(jax.local_devices()) == 4, jax.local_devices()\n"
+        "rooflax.sweep(**keys, chunk_size=7).write_parquet(sys.argv[1])\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    out = tmp_path / "four.parquet"
+    subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, cwd=Path(__file__).parent)
+    assert_frame_equal(pl.read_parquet(out), rooflax.sweep(**SMALL), check_exact=True, categorical_as_str=True)
+
+
+def test_importing_rooflax_leaves_jax_config_alone():
+    import jax
+
+    rooflax.sweep(batch=[1], seq_len=[8])
+    assert not jax.config.jax_enable_x64
