@@ -23,7 +23,7 @@ import polars as pl
 
 from rooflax import engine
 from rooflax._version import __version__
-from rooflax.errors import SpecError
+from rooflax.errors import SpecError, positive_int
 from rooflax.frames import chunk_frame, resolve_spec
 from rooflax.progress import Progress
 from rooflax.spec import SweepSpec
@@ -100,6 +100,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         The dataset folder.
     """
     spec = resolve_spec(spec, keys)
+    chunk_size = positive_int("chunk_size", chunk_size)
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     if out.exists() and not overwrite:

@@ -20,13 +20,13 @@ class DeviceError(RooflaxError):
     """The device cannot run what was asked (dtype, memory, missing accelerator)."""
 
 
-def unknown_name(field: str, given: object, allowed: Iterable[str]) -> SpecError:
-    """An error for a name that is not among ``allowed``, with close matches."""
+def unknown_name(field: str, given: object, allowed: Iterable[str], what: str = "name") -> SpecError:
+    """An error for a name (or key, ``what``) that is not among ``allowed``, with close matches."""
     allowed = sorted(allowed)
     hint = difflib.get_close_matches(str(given), allowed, n=3, cutoff=0.5)
     did_you_mean = f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
     return SpecError(
-        f"{field}: unknown name {given!r}{did_you_mean} (allowed: {', '.join(allowed)})"
+        f"{field}: unknown {what} {given!r}{did_you_mean} (allowed: {', '.join(allowed)})"
     )
 
 
@@ -56,7 +56,7 @@ def check_keys(where: str, table: dict, required: Iterable[str], optional: Itera
     allowed = required + optional
     for key in table:
         if key not in allowed:
-            raise unknown_name(f"{where}: key", key, allowed)
+            raise unknown_name(where, key, allowed, what="key")
     missing = [key for key in required if key not in table]
     if missing:
         raise SpecError(f"{where}: missing required key {missing[0]!r} (required: {', '.join(required)})")

@@ -24,7 +24,7 @@ def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str) -> None
     """Raise a one-line error when ``df`` lacks a column ``what`` needs."""
     for column in columns:
         if column not in df.columns:
-            raise unknown_name(f"{what}: column", column, df.columns)
+            raise unknown_name(what, column, df.columns, what="column")
     if df.height == 0:
         raise SpecError(f"{what}: the frame is empty (nothing matched the selection)")
 

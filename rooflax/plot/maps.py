@@ -143,8 +143,7 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
         frames.append((f"{row['op']} {name}" if "op" in row else name, panel))
     binary = _BINARY.get(value)
     if binary:
-        cmap, norm = ListedColormap(["#4c72b0", "#dd8452"]), None
-        cmap.set_bad("white")
+        cmap, norm = ListedColormap(["#4c72b0", "#dd8452"]).with_extremes(bad="white"), None
     else:
         values = df.get_column(value)
         cmap, norm = plt.get_cmap("viridis").copy(), LogNorm(float(values.min()), float(values.max()))

@@ -29,7 +29,7 @@ from rooflax.plot._common import (
     si_log_axes,
 )
 
-__all__ = ["bandwidth_label", "peak_label", "roofline"]
+__all__ = ["bandwidth_label", "draw_ceilings", "peak_label", "roofline", "series"]
 
 AXES = ("batch", "seq_len", "hidden", "spec_k")
 FACETS = ("phase", "group", "hardware", "dtype", "model")
@@ -39,15 +39,15 @@ _MARKERS = ("x", "+", "1", "2", "3", "4", "o", "^", "s", "d")
 
 def bandwidth_label(bytes_per_s: float) -> str:
     """``696GB/s``, ``3.35TB/s``."""
-    return f"{bytes_per_s / 1e12:g}TB/s" if bytes_per_s >= 1e12 else f"{bytes_per_s / 1e9:g}GB/s"
+    return f"{bytes_per_s / 1e12:.4g}TB/s" if bytes_per_s >= 1e12 else f"{bytes_per_s / 1e9:.4g}GB/s"
 
 
 def peak_label(flops: float, compute: str) -> str:
     """``149.7 TFLOP/s`` (``TOP/s`` for int8)."""
-    return f"{flops / 1e12:g} {'TOP/s' if compute == 'int8' else 'TFLOP/s'}"
+    return f"{flops / 1e12:.4g} {'TOP/s' if compute == 'int8' else 'TFLOP/s'}"
 
 
-def _series(sub: pl.DataFrame, multi: list[str]) -> list[tuple[tuple, str]]:
+def series(sub: pl.DataFrame, multi: list[str]) -> list[tuple[tuple, str]]:
     """Series keys ``(group, phase, spec_k, *multi)`` in frame-enum order, with their labels."""
     keys = sub.select("group", "phase", "spec_k", *multi).unique()
     keys = keys.with_columns(pl.col("group").to_physical().alias("_g"), pl.col("phase").to_physical().alias("_p"))
@@ -61,7 +61,8 @@ def _series(sub: pl.DataFrame, multi: list[str]) -> list[tuple[tuple, str]]:
     return out
 
 
-def _ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float], color: str, prefix: str) -> None:
+def draw_ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float], color: str, prefix: str) -> None:
+    """Dashed memory and compute ceilings of ``hw`` at ``compute``, labelled, ridge marked."""
     peak, bandwidth = hw.peak(compute), hw.bandwidth_bytes_per_s
     ridge = peak / bandwidth
     lo, hi = x_range
@@ -83,13 +84,13 @@ def _ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float]
 def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_dtypes: Sequence[str],
           color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap) -> list:
     multi = [c for c in ("model", "hardware", "dtype") if sub.get_column(c).n_unique() > 1]
-    series = _series(sub, multi)
+    series_ = series(sub, multi)
     colors = plt.get_cmap("tab10").colors
     keys = ["group", "phase", "spec_k", *multi]
-    by = keys + ([color_by] if color_by else [])
+    by = keys + ([color_by] if color_by and color_by not in keys else [])
     reduced = reduce_points(sub.lazy(), "intensity", "attainable_flops", by, resolution)
     scatter = None
-    for i, (key, label) in enumerate(series):
+    for i, (key, label) in enumerate(series_):
         points = reduced.filter(*[pl.col(k).eq_missing(v) for k, v in zip(keys, key, strict=True)])
         if connect:
             _connect(ax, sub.filter(*[pl.col(k).eq_missing(v) for k, v in zip(keys, key, strict=True)]),
@@ -109,7 +110,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_d
                                       + [d for d in extra_dtypes if d in hw.dtypes]))
         for compute in computes:
             prefix = (f"{hw.label} " if len(hardware) > 1 else "") + (f"{compute} " if len(computes) > 1 else "")
-            _ceilings(ax, hw, compute, limits[0], shades[n % len(shades)], prefix)
+            draw_ceilings(ax, hw, compute, limits[0], shades[n % len(shades)], prefix)
             n += 1
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
@@ -135,11 +136,12 @@ def _collect(lf: pl.LazyFrame, groups: Sequence[str], color_by: str | None, conn
     names = lf.collect_schema().names()
     for column in (*_NEEDED, *(c for c in (color_by, connect) if c)):
         if column not in names:
-            raise unknown_name("roofline: column", column, names)
+            raise unknown_name("roofline", column, names, what="column")
     lf = lf.filter(pl.col("group").cast(pl.String).is_in(list(groups)))
     if connect:
         return lf.select(*_NEEDED, "op", *(a for a in AXES if a in names)).collect()
-    by = ["model", "hardware", "dtype", "phase", "spec_k", "group", *([color_by] if color_by else [])]
+    by = ["model", "hardware", "dtype", "phase", "spec_k", "group"]
+    by += [color_by] if color_by and color_by not in by else []
     return reduce_points(lf, "intensity", "attainable_flops", by, resolution).drop("count")
 
 
