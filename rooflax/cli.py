@@ -72,7 +72,8 @@ def _cmd_sweep(args) -> int:
     if args.plot:
         _chart_format(Path(args.plot))
     out = sweep_to_parquet(spec, args.output, summary=args.summary, resume=args.resume, overwrite=args.overwrite,
-                           chunk_size=args.chunk_size, compression=args.compression, progress=not args.quiet)
+                           chunk_size=args.chunk_size, compression=args.compression,
+                           statistics=not args.no_statistics, progress=not args.quiet)
     rows = spec.configurations() if args.summary else spec.rows()
     if not args.quiet:
         print(f"wrote {rows:,} rows to {out}/")
@@ -170,6 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE, help="grid points per part file")
     p.add_argument("--compression", default="lz4", choices=("lz4", "zstd", "snappy", "gzip", "uncompressed"),
                    help="parquet codec (default: lz4)")
+    p.add_argument("--no-statistics", action="store_true",
+                   help="write no row-group statistics (faster; scans cannot skip row groups)")
     p.add_argument("--plot", metavar="CHART", help="also draw the chart (.png, .svg or .pdf)")
     p.add_argument("--quiet", action="store_true", help="no progress or messages")
     p.set_defaults(run=_cmd_sweep)

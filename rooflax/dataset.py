@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -31,6 +32,7 @@ from rooflax.spec import SweepSpec
 __all__ = ["dataset_metadata", "sweep_to_parquet"]
 
 _MANIFEST = ".rooflax-run.json"
+_ROW_GROUP = 1 << 17  # rows per row group: statistics granular enough for scans to skip
 _PREFIX = "rooflax."
 
 
@@ -82,7 +84,7 @@ def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
 def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path = "rooflax-out", *,
                      summary: bool = False, resume: bool = False, overwrite: bool = False,
                      chunk_size: int = engine.DEFAULT_CHUNK_SIZE, compression: str = "lz4",
-                     progress: bool = False, **keys) -> Path:
+                     statistics: bool = True, progress: bool = False, **keys) -> Path:
     """Stream a sweep to a parquet dataset folder; memory stays flat however large the grid.
 
     Args:
@@ -93,6 +95,8 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         overwrite: replace an existing ``OUT`` (only once the new dataset is complete).
         chunk_size: most grid points per part file.
         compression: parquet codec (``lz4``, ``zstd``, ``snappy``, ``uncompressed``, ...).
+        statistics: write min/max/null-count statistics per row group (lets scans skip
+            row groups on filters; turning them off writes about 1.5× faster).
         progress: draw a progress line on standard error.
         **keys: the spec's TOML keys instead of ``spec``.
 
@@ -128,13 +132,27 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     rows_per = {t.index: t.count * (1 if summary else len(t.ops)) for t in tasks}
     bar = Progress(sum(rows_per.values()), enabled=progress)
     bar.update(sum(rows_per[i] for i in done))
-    for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size, skip=done):
+    stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
+
+    def write(frame: pl.DataFrame, chunk: engine.Chunk) -> int:
         target = partial / _part_name(chunk.task.index)
         tmp = target.with_name(target.name + ".tmp")
-        chunk_frame(chunk, summary).write_parquet(
-            tmp, compression=compression, metadata=_metadata(spec, summary, chunk, len(tasks), chunk_size))
+        frame.write_parquet(tmp, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
+                            metadata=_metadata(spec, summary, chunk, len(tasks), chunk_size))
         os.replace(tmp, target)
-        bar.update(chunk.rows)
+        return chunk.rows
+
+    # One part is written in the background while the next is framed and the one after
+    # computes: at most three chunks are alive, whatever the size of the grid.
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size, skip=done):
+            frame = chunk_frame(chunk, spec, summary)
+            if pending is not None:
+                bar.update(pending.result())
+            pending = writer.submit(write, frame, chunk)
+        if pending is not None:
+            bar.update(pending.result())
     bar.close()
     (partial / _MANIFEST).unlink()
     if out.exists():

@@ -27,19 +27,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from rooflax.dtypes import DtypePolicy
 from rooflax.errors import positive_int
 from rooflax.hardware import Hardware
-from rooflax.models import Model, llama_intermediate, parameter_count
+from rooflax.models import Model, llama_intermediate
 from rooflax.ops import PHASES, OpDef, layer_ops, make_step, new_tokens
-from rooflax.roofline import activation_bytes, is_compute_bound, kv_cache_bytes
+from rooflax.roofline import attainable, intensity, is_compute_bound, model_totals
 from rooflax.spec import SweepSpec
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Chunk", "Task", "plan", "run"]
 
-#: Grid points per chunk unless told otherwise (about 4 M op rows).
-DEFAULT_CHUNK_SIZE = 1 << 18
+#: Grid points per chunk unless told otherwise (about 1 M op rows, 90 MB of frame).
+DEFAULT_CHUNK_SIZE = 1 << 16
 
-#: Output columns of a chunk, ops mode and summary mode.
-OP_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "intensity", "attainable_flops", "time_s",
-              "compute_bound")
+#: Output columns of a chunk in summary mode.
 SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "intensity", "time_s", "tokens_per_s",
                    "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes", "fits_in_memory")
 
@@ -99,6 +97,19 @@ def plan(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK_SIZE, devices: int | N
     return tasks
 
 
+#: Names of the packed per-chunk integer and float parameters (one transfer each per chunk).
+_INTS = ("start", "count", "seq_start", "phase", "spec_k", "model_hidden", "heads", "kv_heads", "head_dim",
+         "group_size", "intermediate", "vocab", "layers")
+_FLOATS = ("w", "a", "k", "peak", "bandwidth", "memory", "inv_peak", "inv_bandwidth")
+
+
+def _unpack(packed: dict) -> dict:
+    """The named parameters of a chunk from its packed vectors and axis tables."""
+    return {**{name: packed["ints"][i] for i, name in enumerate(_INTS)},
+            **{name: packed["floats"][i] for i, name in enumerate(_FLOATS)},
+            **{name: packed[name] for name in ("batch_values", "seq_values", "hidden_values")}}
+
+
 def _point(index, p, *, ops, gated, tied, fused, causal, summary):
     """Costs of one grid point: decode the flat index, scale the model, count every op."""
     f64 = jnp.float64
@@ -124,35 +135,25 @@ def _point(index, p, *, ops, gated, tied, fused, causal, summary):
     flops = jnp.stack([c[0] for c in costs])
     bytes_ = jnp.stack([c[1] for c in costs])
     peak, bandwidth = p["peak"], p["bandwidth"]
-    # Reciprocals from the host: XLA turns division by a scalar into different code with
-    # and without sharding, and results must not depend on the device count.
+    # roofline.op_time divides by the peak and bandwidth; here the host's reciprocals are
+    # multiplied instead, because XLA compiles a division by a scalar differently with and
+    # without sharding, and results must not depend on the device count.
     times = jnp.maximum(flops * p["inv_peak"], bytes_ * p["inv_bandwidth"])
     coords = {"batch": batch, "seq_len": seq_len, "hidden": hidden}
     if not summary:
         n_ops = len(ops)
         return {
             **{name: jnp.broadcast_to(value, (n_ops,)) for name, value in coords.items()},
-            "flops": flops, "bytes": bytes_, "intensity": flops / bytes_,
-            "attainable_flops": jnp.minimum(peak, bandwidth * (flops / bytes_)), "time_s": times,
+            "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
+            "attainable_flops": attainable(flops, bytes_, peak, bandwidth, minimum=jnp.minimum), "time_s": times,
             "compute_bound": is_compute_bound(flops, bytes_, peak, bandwidth),
         }
-    layers = p["layers"].astype(f64)
-    total_flops = layers * flops[:-1].sum() + flops[-1]  # the last op is the once-per-model lm_head
-    total_bytes = layers * bytes_[:-1].sum() + bytes_[-1]
-    total_time = layers * times[:-1].sum() + times[-1]
-    weights = p["w"] * parameter_count(hidden=step.hidden, layers=layers, heads=step.heads,
-                                       kv_heads=step.kv_heads, head_dim=step.head_dim,
-                                       intermediate=step.intermediate, vocab=step.vocab,
-                                       gated_mlp=gated, tied_embeddings=tied)
-    kv = kv_cache_bytes(step, layers)
-    acts = activation_bytes(step, gated_mlp=gated, fused_attention=fused, maximum=jnp.maximum)
-    memory = weights + kv + acts
-    return {
-        **coords, "flops": total_flops, "bytes": total_bytes, "intensity": total_flops / total_bytes,
-        "time_s": total_time, "tokens_per_s": step.tokens / total_time, "weight_bytes": weights,
-        "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": memory,
-        "fits_in_memory": memory <= p["memory"],
-    }
+    # the last op is the once-per-model lm_head
+    totals = model_totals(step, layer=(flops[:-1].sum(), bytes_[:-1].sum(), times[:-1].sum()),
+                          head=(flops[-1], bytes_[-1], times[-1]), layers=p["layers"].astype(f64), gated_mlp=gated,
+                          tied_embeddings=tied, fused_attention=fused, memory_capacity=p["memory"],
+                          maximum=jnp.maximum)
+    return {**coords, **totals}
 
 
 @functools.lru_cache(maxsize=128)
@@ -162,7 +163,8 @@ def _compiled(ops: tuple[OpDef, ...], gated: bool, tied: bool, fused: bool, caus
     point = functools.partial(_point, ops=ops, gated=gated, tied=tied, fused=fused, causal=causal,
                               summary=summary)
 
-    def chunk(p):
+    def chunk(packed):
+        p = _unpack(packed)
         index = jnp.minimum(p["start"] + jnp.arange(length, dtype=jnp.int64), p["count"] - 1)
         if len(devices) > 1:
             index = jax.lax.with_sharding_constraint(index, sharding)
@@ -175,24 +177,27 @@ def _compiled(ops: tuple[OpDef, ...], gated: bool, tied: bool, fused: bool, caus
     return jax.jit(chunk, out_shardings=sharding)
 
 
-def _params(task: Task, spec: SweepSpec) -> dict:
+def _tables(spec: SweepSpec, hidden: tuple[int, ...]) -> dict:
+    """The axis value tables on the device (sent once per sweep and hidden set)."""
+    return {"batch_values": jnp.asarray(spec.batch, jnp.int64), "seq_values": jnp.asarray(spec.seq_len, jnp.int64),
+            "hidden_values": jnp.asarray(hidden, jnp.int64)}
+
+
+def _params(task: Task, tables: dict) -> dict:
+    """The packed parameters of one chunk: two small vectors plus the shared axis tables."""
     m, hw, dt = task.model, task.hardware, task.dtype
-    i64, f64 = jnp.int64, jnp.float64
-    return {
-        "start": jnp.asarray(task.start, i64), "count": jnp.asarray(task.start + task.count, i64),
-        "batch_values": jnp.asarray(spec.batch, i64), "seq_values": jnp.asarray(spec.seq_len, i64),
-        "hidden_values": jnp.asarray(task.hidden, i64), "seq_start": jnp.asarray(task.seq_start, i64),
-        "phase": jnp.asarray(PHASES.index(task.phase), i64), "spec_k": jnp.asarray(task.spec_k or 0, i64),
-        "model_hidden": jnp.asarray(m.hidden, i64), "heads": jnp.asarray(m.heads, i64),
-        "kv_heads": jnp.asarray(m.kv_heads, i64), "head_dim": jnp.asarray(m.head_dim, i64),
-        "group_size": jnp.asarray(m.group_size, i64), "intermediate": jnp.asarray(m.intermediate, i64),
-        "vocab": jnp.asarray(m.vocab, i64), "layers": jnp.asarray(m.layers, i64),
-        "w": jnp.asarray(dt.weight_bytes, f64), "a": jnp.asarray(dt.act_bytes, f64),
-        "k": jnp.asarray(dt.kv_bytes, f64), "peak": jnp.asarray(hw.peak(dt.compute), f64),
-        "bandwidth": jnp.asarray(hw.bandwidth_bytes_per_s, f64), "memory": jnp.asarray(hw.memory_bytes, f64),
-        "inv_peak": jnp.asarray(1 / hw.peak(dt.compute), f64),
-        "inv_bandwidth": jnp.asarray(1 / hw.bandwidth_bytes_per_s, f64),
-    }
+    peak = hw.peak(dt.compute)
+    ints = {"start": task.start, "count": task.start + task.count, "seq_start": task.seq_start,
+            "phase": PHASES.index(task.phase), "spec_k": task.spec_k or 0, "model_hidden": m.hidden,
+            "heads": m.heads, "kv_heads": m.kv_heads, "head_dim": m.head_dim, "group_size": m.group_size,
+            "intermediate": m.intermediate, "vocab": m.vocab, "layers": m.layers}
+    floats = {"w": dt.weight_bytes, "a": dt.act_bytes, "k": dt.kv_bytes, "peak": peak,
+              "bandwidth": hw.bandwidth_bytes_per_s, "memory": hw.memory_bytes, "inv_peak": 1 / peak,
+              # Reciprocals from the host: XLA turns division by a scalar into different code
+              # with and without sharding, and results must not depend on the device count.
+              "inv_bandwidth": 1 / hw.bandwidth_bytes_per_s}
+    return {"ints": np.array([ints[n] for n in _INTS], np.int64),
+            "floats": np.array([floats[n] for n in _FLOATS], np.float64), **tables}
 
 
 def compiled_for(task: Task, spec: SweepSpec, summary: bool, devices: tuple):
@@ -201,9 +206,9 @@ def compiled_for(task: Task, spec: SweepSpec, summary: bool, devices: tuple):
                      spec.causal, summary, task.length, devices)
 
 
-def _dispatch(task: Task, spec: SweepSpec, summary: bool, devices: tuple):
+def _dispatch(task: Task, spec: SweepSpec, summary: bool, devices: tuple, tables: dict):
     with jax.enable_x64(True):
-        return compiled_for(task, spec, summary, devices)(_params(task, spec))
+        return compiled_for(task, spec, summary, devices)(_params(task, tables))
 
 
 def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
@@ -224,10 +229,14 @@ def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int = DEFAULT_CHU
     """
     devices = tuple(devices or jax.local_devices())
     pending: deque = deque()
+    tables: dict[tuple, dict] = {}
     for task in plan(spec, chunk_size, len(devices)):
         if task.index in skip:
             continue
-        pending.append((task, _dispatch(task, spec, summary, devices)))
+        if task.hidden not in tables:
+            with jax.enable_x64(True):
+                tables[task.hidden] = _tables(spec, task.hidden)
+        pending.append((task, _dispatch(task, spec, summary, devices, tables[task.hidden])))
         if len(pending) > 1:
             yield _to_host(*pending.popleft(), summary)
     while pending:

@@ -5,9 +5,9 @@ Long frame (one row per grid point × phase × op):
 =================  ===========  ==========================================================
 column             type         meaning
 =================  ===========  ==========================================================
-model              Categorical  model preset (``llama-13b``) or file name
-hardware           Categorical  hardware preset (``a40``) or profile name
-dtype              Categorical  dtype policy (``fp16``; ``fp16/kv=fp8`` with a KV override)
+model              Enum         model preset (``llama-13b``) or file name
+hardware           Enum         hardware preset (``a40``) or profile name
+dtype              Enum         dtype policy (``fp16``; ``fp16/kv=fp8`` with a KV override)
 batch              Int64        sequences in the batch, ``B``
 seq_len            Int64        sequence length after the step, ``S``
 hidden             Int64        model width, ``h``
@@ -23,6 +23,10 @@ time_s             Float64      seconds, ``max(flops/peak, bytes/bandwidth)``
 bound              Enum         ``memory`` or ``compute``
 =================  ===========  ==========================================================
 
+``model``, ``hardware`` and ``dtype`` are categorical columns of polars type Enum whose
+categories are every preset name followed by the names the sweep adds, so frames of
+different preset sweeps concatenate as they are (:func:`schemas`).
+
 Summary frame (``summary=True``, one row per grid point × phase): the same first eight
 columns, then model totals ``flops``, ``bytes``, ``intensity``, ``time_s`` (time to first
 token in prefill, time per output token in decode, time of one verify step),
@@ -33,18 +37,22 @@ token in prefill, time per output token in decode, time of one verify step),
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from rooflax import engine
+from rooflax.dtypes import DTYPES
 from rooflax.errors import SpecError
+from rooflax.hardware import HARDWARE
+from rooflax.models import MODELS
 from rooflax.ops import GROUPS, OP_NAMES, PHASES
 from rooflax.progress import Progress
 from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 
-__all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "chunk_frame", "resolve_spec", "sweep"]
+__all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "chunk_frame", "resolve_spec", "schemas", "sweep"]
 
 #: The ``bound`` enum.
 BOUNDS = ("memory", "compute")
@@ -53,15 +61,32 @@ OP = pl.Enum(OP_NAMES)
 GROUP = pl.Enum(GROUPS)
 BOUND = pl.Enum(BOUNDS)
 
-_KEYS = {"model": pl.Categorical(), "hardware": pl.Categorical(), "dtype": pl.Categorical(), "batch": pl.Int64,
-         "seq_len": pl.Int64, "hidden": pl.Int64, "spec_k": pl.Int64, "phase": PHASE}
-#: Column names and types of the long frame.
-OPS_SCHEMA = pl.Schema({**_KEYS, "op": OP, "group": GROUP, "flops": pl.Float64, "bytes": pl.Float64,
-                        "intensity": pl.Float64, "attainable_flops": pl.Float64, "time_s": pl.Float64,
-                        "bound": BOUND})
-#: Column names and types of the summary frame.
-SUMMARY_SCHEMA = pl.Schema({**_KEYS, **{name: pl.Float64 for name in engine.SUMMARY_COLUMNS[3:-1]},
-                            "fits_in_memory": pl.Boolean})
+_VALUES = {"flops": pl.Float64, "bytes": pl.Float64, "intensity": pl.Float64, "attainable_flops": pl.Float64,
+           "time_s": pl.Float64}
+
+
+def _names(presets: Iterable[str], chosen: Iterable[str]) -> pl.Enum:
+    """An Enum of every preset name, then names the spec adds (user files, KV overrides).
+
+    Frames of sweeps over presets share one Enum type, so they concatenate directly.
+    """
+    return pl.Enum(list(dict.fromkeys([*presets, *chosen])))
+
+
+def schemas(spec: SweepSpec | None = None) -> tuple[pl.Schema, pl.Schema]:
+    """The long and summary schemas for frames of ``spec`` (presets only when None)."""
+    keys = {"model": _names(MODELS, [m.name for m in spec.models] if spec else []),
+            "hardware": _names(HARDWARE, [h.name for h in spec.hardware] if spec else []),
+            "dtype": _names(DTYPES, [d.name for d in spec.dtypes] if spec else []),
+            "batch": pl.Int64, "seq_len": pl.Int64, "hidden": pl.Int64, "spec_k": pl.Int64, "phase": PHASE}
+    ops = pl.Schema({**keys, "op": OP, "group": GROUP, **_VALUES, "bound": BOUND})
+    summary = pl.Schema({**keys, **{name: pl.Float64 for name in engine.SUMMARY_COLUMNS[3:-1]},
+                         "fits_in_memory": pl.Boolean})
+    return ops, summary
+
+
+#: Column names and types of the long and summary frames of preset sweeps.
+OPS_SCHEMA, SUMMARY_SCHEMA = schemas()
 
 #: Default ceiling on the estimated size of an in-memory frame.
 DEFAULT_MAX_MEMORY_BYTES = 8 * 2**30
@@ -70,7 +95,7 @@ DEFAULT_MAX_MEMORY_BYTES = 8 * 2**30
 def row_bytes(summary: bool) -> int:
     """Estimated in-memory bytes per row of a frame."""
     schema = SUMMARY_SCHEMA if summary else OPS_SCHEMA
-    return sum(1 if dtype == pl.Boolean else 8 if dtype.is_numeric() else 4 for dtype in schema.values())
+    return sum(1 if dtype == pl.Boolean else 8 if dtype.is_numeric() else 1 for dtype in schema.values())
 
 
 @functools.lru_cache(maxsize=32)
@@ -82,26 +107,37 @@ def _op_columns(ops: tuple, rows: int) -> tuple[pl.Series, pl.Series]:
     return (pl.Series("op", op_codes).cat.to(OP), pl.Series("group", group_codes).cat.to(GROUP))
 
 
-def chunk_frame(chunk: engine.Chunk, summary: bool) -> pl.DataFrame:
-    """One computed chunk as a frame of the contract's schema (numeric columns zero-copy)."""
+@functools.lru_cache(maxsize=64)
+def _constant(value: object, dtype: pl.DataType, rows: int) -> pl.Series:
+    """A column holding ``value`` ``rows`` times (built once per chunk length, then sliced)."""
+    return pl.repeat(value, rows, dtype=dtype, eager=True)
+
+
+def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataFrame:
+    """One computed chunk as a frame of the contract's schema.
+
+    Numeric columns wrap the engine's arrays without a copy; constant and repeating
+    columns are slices of series built once per chunk length.
+    """
     task, cols, n = chunk.task, chunk.columns, chunk.rows
+    ops_schema, summary_schema = schemas(spec)
+    full = task.length * (1 if summary else len(task.ops))
     keys = {
-        "model": pl.repeat(task.model.name, n, dtype=pl.Categorical, eager=True),
-        "hardware": pl.repeat(task.hardware.name, n, dtype=pl.Categorical, eager=True),
-        "dtype": pl.repeat(task.dtype.name, n, dtype=pl.Categorical, eager=True),
+        "model": _constant(task.model.name, ops_schema["model"], full)[:n],
+        "hardware": _constant(task.hardware.name, ops_schema["hardware"], full)[:n],
+        "dtype": _constant(task.dtype.name, ops_schema["dtype"], full)[:n],
         "batch": cols["batch"], "seq_len": cols["seq_len"], "hidden": cols["hidden"],
-        "spec_k": pl.repeat(task.spec_k, n, dtype=pl.Int64, eager=True),
-        "phase": pl.repeat(task.phase, n, dtype=PHASE, eager=True),
+        "spec_k": _constant(task.spec_k, pl.Int64(), full)[:n],
+        "phase": _constant(task.phase, PHASE, full)[:n],
     }
     if summary:
-        values = {name: cols[name] for name in SUMMARY_SCHEMA if name not in keys}
-        return pl.DataFrame({**keys, **values}, schema=SUMMARY_SCHEMA)
-    op, group = _op_columns(task.ops, task.length * len(task.ops))
+        values = {name: cols[name] for name in summary_schema if name not in keys}
+        return pl.DataFrame({**keys, **values}, schema=summary_schema)
+    op, group = _op_columns(task.ops, full)
     bound = pl.select(pl.when(pl.Series(cols["compute_bound"])).then(pl.lit("compute", BOUND))
                       .otherwise(pl.lit("memory", BOUND))).to_series()
-    values = {name: cols[name] for name in ("flops", "bytes", "intensity", "attainable_flops", "time_s")}
-    return pl.DataFrame({**keys, "op": op[:n], "group": group[:n], **values, "bound": bound},
-                        schema=OPS_SCHEMA)
+    values = {name: cols[name] for name in _VALUES}
+    return pl.DataFrame({**keys, "op": op[:n], "group": group[:n], **values, "bound": bound}, schema=ops_schema)
 
 
 def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict) -> SweepSpec:
@@ -151,7 +187,7 @@ def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
     bar = Progress(rows, enabled=progress)
     frames = []
     for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size):
-        frames.append(chunk_frame(chunk, summary))
+        frames.append(chunk_frame(chunk, spec, summary))
         bar.update(chunk.rows)
     bar.close()
     return pl.concat(frames, rechunk=False)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rooflax.dtypes import DtypePolicy, get_dtype
 from rooflax.errors import SpecError, positive_int, unknown_name
 from rooflax.hardware import Hardware, get_hardware
-from rooflax.models import Model, get_model, parameter_count
+from rooflax.models import Model, get_model
 from rooflax.ops import PHASES, layer_ops, make_step, new_tokens
-from rooflax.roofline import activation_bytes, attainable, intensity, is_compute_bound, kv_cache_bytes, op_time
+from rooflax.roofline import attainable, intensity, is_compute_bound, model_totals, op_time
 
 __all__ = ["evaluate"]
 
@@ -56,15 +56,8 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
         }
     layer = [v for name, v in ops.items() if name != "lm_head"]
     head = ops["lm_head"]
-    time_s = m.layers * sum(v["time_s"] for v in layer) + head["time_s"]
-    weights = dt.weight_bytes * parameter_count(**m.shape_kwargs())
-    kv = kv_cache_bytes(step, m.layers)
-    acts = activation_bytes(step, gated_mlp=m.gated_mlp, fused_attention=fused_attention)
-    totals = {
-        "flops": m.layers * sum(v["flops"] for v in layer) + head["flops"],
-        "bytes": m.layers * sum(v["bytes"] for v in layer) + head["bytes"],
-        "time_s": time_s, "tokens_per_s": step.tokens / time_s, "weight_bytes": weights, "kv_cache_bytes": kv,
-        "activation_bytes": acts, "memory_bytes": weights + kv + acts,
-        "fits_in_memory": weights + kv + acts <= hw.memory_bytes,
-    }
+    totals = model_totals(step, layer=tuple(sum(v[key] for v in layer) for key in ("flops", "bytes", "time_s")),
+                          head=(head["flops"], head["bytes"], head["time_s"]), layers=m.layers,
+                          gated_mlp=m.gated_mlp, tied_embeddings=m.tied_embeddings,
+                          fused_attention=fused_attention, memory_capacity=hw.memory_bytes)
     return {"ops": ops, "totals": totals}

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rooflax.models import parameter_count
 from rooflax.ops import Step
 
-__all__ = ["activation_bytes", "attainable", "intensity", "is_compute_bound", "kv_cache_bytes", "op_time"]
+__all__ = ["activation_bytes", "attainable", "intensity", "is_compute_bound", "kv_cache_bytes", "model_totals",
+           "op_time"]
 
 Num = Any
 
@@ -66,3 +68,34 @@ def activation_bytes(s: Step, *, gated_mlp: bool, fused_attention: bool, maximum
     mlp = m * (h + (3 if gated_mlp else 2) * s.intermediate)
     logits = s.logits_tokens * s.vocab
     return s.a * maximum(maximum(qkv, attn), maximum(mlp, logits))
+
+
+def model_totals(s: Step, *, layer: tuple[Num, Num, Num], head: tuple[Num, Num, Num], layers: Num,
+                 gated_mlp: bool, tied_embeddings: bool, fused_attention: bool, memory_capacity: Num,
+                 maximum=max) -> dict:
+    """Totals of one configuration and phase (DESIGN.md, "Model totals").
+
+    Args:
+        s: the step.
+        layer: the flops, bytes and time of one layer's ops, each summed.
+        head: the flops, bytes and time of ``lm_head`` (once per model).
+        layers: ``L``.
+        gated_mlp, tied_embeddings, fused_attention: the model's and sweep's structure.
+        memory_capacity: device memory in bytes, for ``fits_in_memory``.
+        maximum: ``max`` for Python numbers, ``jnp.maximum`` for arrays.
+
+    Returns:
+        ``flops``, ``bytes``, ``intensity``, ``time_s``, ``tokens_per_s`` (``B·Q/time``),
+        ``weight_bytes`` (``w`` × parameters), ``kv_cache_bytes``, ``activation_bytes``,
+        ``memory_bytes`` (their sum) and ``fits_in_memory``.
+    """
+    flops, bytes_, time_s = (layers * part + whole for part, whole in zip(layer, head, strict=True))
+    weights = s.w * parameter_count(hidden=s.hidden, layers=layers, heads=s.heads, kv_heads=s.kv_heads,
+                                    head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
+                                    gated_mlp=gated_mlp, tied_embeddings=tied_embeddings)
+    kv = kv_cache_bytes(s, layers)
+    acts = activation_bytes(s, gated_mlp=gated_mlp, fused_attention=fused_attention, maximum=maximum)
+    memory = weights + kv + acts
+    return {"flops": flops, "bytes": bytes_, "intensity": flops / bytes_, "time_s": time_s,
+            "tokens_per_s": s.tokens / time_s, "weight_bytes": weights, "kv_cache_bytes": kv,
+            "activation_bytes": acts, "memory_bytes": memory, "fits_in_memory": memory <= memory_capacity}

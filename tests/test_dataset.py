@@ -38,11 +38,11 @@ def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
     real = dataset_module.chunk_frame
     written = []
 
-    def dies_after_four(chunk, summary):
+    def dies_after_four(chunk, spec, summary):
         if len(written) == 4:
             raise KeyboardInterrupt  # what a Ctrl-C or a kill leaves behind
         written.append(chunk.task.index)
-        return real(chunk, summary)
+        return real(chunk, spec, summary)
 
     monkeypatch.setattr(dataset_module, "chunk_frame", dies_after_four)
     with pytest.raises(KeyboardInterrupt):

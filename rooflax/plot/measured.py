@@ -31,7 +31,7 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
     peak, bandwidth = profile.peak(dtype), profile.bandwidth_bytes_per_s
     frame = frame.with_columns(pl.col("group").cast(GROUP), pl.col("phase").cast(PHASE))
     predicted = frame.with_columns(
-        pl.lit(profile.name).cast(pl.Categorical).alias("hardware"),
+        pl.lit(profile.name).alias("hardware"),
         pl.min_horizontal(pl.lit(peak), pl.col("intensity") * bandwidth).alias("attainable_flops"))
     device = frame.get_column("device")[0] if "device" in frame.columns else profile.label
     fig = roofline(predicted, hardware={profile.name: profile},
