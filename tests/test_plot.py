@@ -117,18 +117,24 @@ def test_regime_maps(tmp_path):
                        spec_k=[512])
     fig = plot.regime_map(df)
     names = [ax.get_title() for ax in fig.axes if ax.get_visible()]
-    assert "up_proj ar" in names and "qk spec: 512" in names
-    ax = next(a for a in fig.axes if a.get_title() == "up_proj ar")
+    assert names[:7] == [f"{op} · decode" for op in ("qkv_proj", "qk", "pv", "o_proj", "gate_proj", "up_proj",
+                                                     "down_proj")]
+    assert "qk · verify K=512" in names
+    ax = next(a for a in fig.axes if a.get_title() == "up_proj · decode")
     matrix = ax.images[0].get_array()
     assert matrix.shape == (3, 5)
     assert matrix[0, 0] == 0 and matrix[0, 4] == 1  # memory at batch 1, compute at batch 256 (ridge 215)
-    verify = next(a for a in fig.axes if a.get_title() == "qk spec: 512").images[0].get_array()
+    verify = next(a for a in fig.axes if a.get_title() == "qk · verify K=512").images[0].get_array()
     assert verify.mask[0].all()  # seq_len 256 < spec_k 512: no point, blank row
     fig.savefig(tmp_path / "map.png")
     plt.close(fig)
     totals = rooflax.sweep(phases=["decode"], batch=[1, 8, 64, 512], seq_len=[1024, 8192], summary=True)
     fig = plot.regime_map(totals, value="fits_in_memory")
     assert fig.axes[0].images[0].get_array()[1, 3] == 0  # 512 × 8192 tokens of KV cache do not fit in 48 GB
+    plt.close(fig)
+    fig = plot.regime_map(totals, value="tokens_per_s")
+    (hatch,) = [c for c in fig.axes[0].collections if c.get_gid() == "does-not-fit"]
+    assert len(hatch.get_paths()) == totals.filter(~pl.col("fits_in_memory")).height
     plt.close(fig)
     a40 = rooflax.sweep(phases=["decode"], batch=[1, 64], seq_len=[1024], summary=True)
     h100 = rooflax.sweep(phases=["decode"], batch=[1, 64], seq_len=[1024], summary=True, hardware="h100-sxm")

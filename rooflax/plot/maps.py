@@ -8,12 +8,14 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
+from matplotlib.collections import PatchCollection
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FuncFormatter
 
 from rooflax.errors import SpecError, unknown_name
-from rooflax.plot._common import MATMUL_GROUPS, require_columns, series_label
+from rooflax.plot._common import MATMUL_GROUPS, require_columns, si
 
 __all__ = ["ratio_map", "regime_map"]
 
@@ -24,6 +26,19 @@ SUMMARY_VALUES = ("time_s", "tokens_per_s", "fits_in_memory", "memory_bytes", "i
 _LABELS = {"attainable_flops": "attainable FLOP/s", "time_s": "time (s)", "tokens_per_s": "tokens/s",
            "memory_bytes": "memory (bytes)", "intensity": "FLOP/byte"}
 _BINARY = {"bound": ("memory", "compute"), "fits_in_memory": ("does not fit", "fits")}
+
+
+def _frames(df: pl.DataFrame, keys: list[str]) -> tuple[list[tuple[str, pl.DataFrame]], int]:
+    """Panels in phase-step order (then op order), named, and the columns of the grid (ops per step)."""
+    order = df.select(keys).unique().with_columns(pl.col("phase").to_physical().alias("_p"))
+    order = order.sort(["_p", "spec_k", *(["op"] if "op" in keys else [])]).drop("_p")
+    frames = []
+    for row in order.iter_rows(named=True):
+        name = _step_name(row["phase"], row["spec_k"])
+        frames.append((f"{row['op']} · {name}" if "op" in row else name, df.filter(
+            *[pl.col(k).eq_missing(row[k]) for k in keys])))
+    ncols = df.get_column("op").n_unique() if "op" in keys else 4
+    return frames, ncols
 
 
 def _panels(df: pl.DataFrame, ops: Sequence[str] | None) -> tuple[list[str], pl.DataFrame]:
@@ -68,8 +83,12 @@ def _ticks(ax, values: list, axis: str) -> None:
                                      rotation=90 if axis == "x" and len(values) > 12 else 0)
 
 
-def _layout(n: int):
-    ncols = min(n, 4)
+def _step_name(phase: str, spec_k: int | None) -> str:
+    return f"verify K={spec_k}" if phase == "verify" else phase
+
+
+def _layout(n: int, ncols: int):
+    ncols = min(n, ncols)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.2, 3.8 * nrows), squeeze=False,
                              layout="constrained")
@@ -79,24 +98,42 @@ def _layout(n: int):
 
 
 def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str, *, label: str, cmap, norm,
-              binary: tuple[str, str] | None, title: str) -> Figure:
+              binary: tuple[str, str] | None, title: str, ncols: int, ratio: bool = False) -> Figure:
     xs = sorted({v for _, f in frames for v in f.get_column(x).to_list()})
     ys = sorted({v for _, f in frames for v in f.get_column(y).to_list()})
-    fig, axes = _layout(len(frames))
+    fig, axes = _layout(len(frames), ncols)
     image = None
+    hatched = False
     for ax, (name, panel) in zip(axes.flat, frames, strict=False):
         matrix = _grid(panel, x, y, value, xs, ys)
         image = ax.imshow(matrix, origin="lower", aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+        if "fits_in_memory" in panel.columns and value != "fits_in_memory":
+            fits = _grid(panel, x, y, "fits_in_memory", xs, ys)
+            cells = [Rectangle((i - 0.5, j - 0.5), 1, 1) for j, i in zip(*np.nonzero(fits == 0), strict=True)]
+            if cells:
+                hatched = True
+                ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="white", hatch="///",
+                                                  linewidth=0, gid="does-not-fit"))
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         _ticks(ax, xs, "x")
         _ticks(ax, ys, "y")
+    if hatched:
+        fig.legend(handles=[Patch(facecolor="0.5", edgecolor="white", hatch="///", label="does not fit in memory")],
+                   loc="outside lower center")
     if binary:
         fig.legend(handles=[Patch(color=cmap(0), label=binary[0]), Patch(color=cmap(1), label=binary[1])],
                    loc="outside lower center", ncols=2)
     else:
-        fig.colorbar(image, ax=axes, label=label, shrink=0.9)
+        bar = fig.colorbar(image, ax=axes, label=label, shrink=0.9)
+        if ratio:  # plain factors either side of 1
+            lo, hi = norm.vmin, norm.vmax
+            bar.set_ticks([t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo <= t <= hi])
+            bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        else:
+            bar.ax.yaxis.set_major_formatter(FuncFormatter(si))
     fig.suptitle(title, fontsize=12)
     return fig
 
@@ -123,7 +160,9 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
         ops: ops to draw, for long frames (default: those of the matmul groups).
         title: the figure title.
 
-    Cells where the grid has no point (verify with ``seq_len < spec_k``) stay blank.
+    Cells where the grid has no point (verify with ``seq_len < spec_k``) stay blank; on
+    summary maps, cells whose weights, KV cache and activations exceed the device memory
+    are hatched.
     """
     summary = "op" not in df.columns
     allowed = SUMMARY_VALUES if summary else OP_VALUES
@@ -135,12 +174,7 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
     keys, df = _panels(df, ops)
     if df.height == 0:
         raise SpecError("map: no rows left for the chosen ops")
-    order = df.select(keys).unique(maintain_order=True)
-    frames = []
-    for row in order.iter_rows(named=True):
-        panel = df.filter(*[pl.col(k).eq_missing(row[k]) for k in keys])
-        name = series_label("", row["phase"], row["spec_k"]).strip()
-        frames.append((f"{row['op']} {name}" if "op" in row else name, panel))
+    frames, ncols = _frames(df, keys)
     binary = _BINARY.get(value)
     if binary:
         cmap, norm = ListedColormap(["#4c72b0", "#dd8452"]).with_extremes(bad="white"), None
@@ -148,7 +182,7 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
         values = df.get_column(value)
         cmap, norm = plt.get_cmap("viridis").copy(), LogNorm(float(values.min()), float(values.max()))
     return _heatmaps(frames, x, y, value, label=_LABELS.get(value, value), cmap=cmap, norm=norm, binary=binary,
-                     title=title or f"{value} over {x} × {y}")
+                     title=title or f"{value} over {x} × {y}", ncols=ncols)
 
 
 def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value: str = "time_s",
@@ -173,14 +207,10 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
         raise SpecError("ratio map: the two frames share no grid points")
     joined = joined.with_columns((pl.col("_a") / pl.col("_b")).alias("ratio"))
     keys, joined = _panels(joined, ops)
-    frames = []
-    for row in joined.select(keys).unique(maintain_order=True).iter_rows(named=True):
-        panel = joined.filter(*[pl.col(k).eq_missing(row[k]) for k in keys])
-        name = series_label("", row["phase"], row["spec_k"]).strip()
-        frames.append((f"{row['op']} {name}" if "op" in row else name, panel))
+    frames, ncols = _frames(joined, keys)
     ratios = joined.get_column("ratio")
     spread = max(float(ratios.max()), 1 / float(ratios.min()), 1.01)
     cmap = plt.get_cmap("RdBu_r").copy()
     return _heatmaps(frames, x, y, "ratio", label=f"{value} ratio {label_a} / {label_b}", cmap=cmap,
                      norm=LogNorm(1 / spread, spread), binary=None,
-                     title=title or f"{value}: {label_a} / {label_b}")
+                     title=title or f"{value}: {label_a} / {label_b}", ncols=ncols, ratio=True)

@@ -44,7 +44,7 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
                    marker="o", facecolors="none", edgecolors=colors[i % 10], s=30, linewidths=1.0,
                    label=f"{label} measured", gid="measured")
     if datasheet is not None and dtype in datasheet.dtypes:
-        draw_ceilings(ax, datasheet, dtype, ax.get_xlim(), "0.6", f"{datasheet.label} datasheet ")
+        draw_ceilings(ax, datasheet, dtype, ax.get_xlim(), "0.6", prefix=f"{datasheet.label} datasheet ")
     low = min(ax.get_ylim()[0], float(frame.get_column("achieved_flops").min()) / 2)
     ax.set_ylim(low, max(ax.get_ylim()[1], (datasheet.peak(dtype) * 3) if datasheet and dtype in datasheet.dtypes
                          else 0))

@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from rooflax.errors import SpecError, unknown_name
 from rooflax.hardware import Hardware
@@ -29,7 +30,7 @@ from rooflax.plot._common import (
     si_log_axes,
 )
 
-__all__ = ["bandwidth_label", "draw_ceilings", "peak_label", "roofline", "series"]
+__all__ = ["bandwidth_label", "ceiling_label", "draw_ceilings", "peak_label", "roofline", "series"]
 
 AXES = ("batch", "seq_len", "hidden", "spec_k")
 FACETS = ("phase", "group", "hardware", "dtype", "model")
@@ -61,60 +62,149 @@ def series(sub: pl.DataFrame, multi: list[str]) -> list[tuple[tuple, str]]:
     return out
 
 
-def draw_ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float], color: str, prefix: str) -> None:
-    """Dashed memory and compute ceilings of ``hw`` at ``compute``, labelled, ridge marked."""
+def ceiling_label(hw: Hardware, compute: str, *, with_compute: bool) -> str:
+    """``H100 SXM: 3.35TB/s, 989.4 TFLOP/s, ridge 295`` for a legend."""
+    name = f"{hw.label} {compute}" if with_compute else hw.label
+    return (f"{name}: {bandwidth_label(hw.bandwidth_bytes_per_s)}, {peak_label(hw.peak(compute), compute)}, "
+            f"ridge {hw.ridge(compute):.0f}")
+
+
+def draw_ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float], color, *,
+                  prefix: str = "", labels: bool = True, label: str | None = None) -> Line2D:
+    """Dashed memory and compute ceilings of ``hw`` at ``compute``, ridge marked.
+
+    With ``labels`` the figures are written on the lines (``696GB/s``, ``149.7 TFLOP/s``);
+    otherwise ``label`` names the returned line for a legend.
+    """
     peak, bandwidth = hw.peak(compute), hw.bandwidth_bytes_per_s
     ridge = peak / bandwidth
     lo, hi = x_range
-    ax.plot([lo, ridge], [bandwidth * lo, peak], "--", color=color, linewidth=1.4, gid=f"ceiling-memory:{hw.name}")
-    ax.plot([ridge, hi], [peak, peak], "--", color=color, linewidth=1.4, gid=f"ceiling-compute:{hw.name}:{compute}")
-    ax.plot([ridge], [peak], "o", mfc="none", color=color, markersize=7, gid=f"ridge:{hw.name}:{compute}")
+    (memory,) = ax.plot([lo, ridge], [bandwidth * lo, peak], "--", color=color, linewidth=1.4,
+                        gid=f"ceiling-memory:{hw.name}", label=label or "_ceiling")
+    ax.plot([ridge, hi], [peak, peak], "--", color=color, linewidth=1.4, gid=f"ceiling-compute:{hw.name}:{compute}",
+            label="_ceiling")
+    ax.plot([ridge], [peak], "o", mfc="none", color=color, markersize=7, gid=f"ridge:{hw.name}:{compute}",
+            label="_ridge")
     ax.axvline(ridge, linestyle=":", color=color, linewidth=0.8, alpha=0.6)
-    ax.annotate(f"ridge {ridge:.0f}", (ridge, peak), textcoords="offset points", xytext=(4, -14),
-                fontsize=7, color=color)
-    ax.text(hi / 1.3, peak * 1.12, prefix + peak_label(peak, compute), ha="right", va="bottom", fontsize=9,
-            color=color, gid=f"label-compute:{hw.name}:{compute}")
-    x_text = lo * 2.0
-    p0, p1 = ax.transData.transform([(lo, bandwidth * lo), (ridge, peak)])
-    angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
-    ax.text(x_text, bandwidth * x_text * 1.35, prefix + bandwidth_label(bandwidth), rotation=angle,
-            rotation_mode="anchor", fontsize=9, color=color, gid=f"label-memory:{hw.name}")
+    if labels:
+        ax.annotate(f"ridge {ridge:.0f}", (ridge, peak), textcoords="offset points", xytext=(4, -14),
+                    fontsize=7, color=color)
+        ax.text(hi / 1.3, peak * 1.12, prefix + peak_label(peak, compute), ha="right", va="bottom", fontsize=9,
+                color=color, gid=f"label-compute:{hw.name}:{compute}")
+        x_text = lo * 2.0
+        p0, p1 = ax.transData.transform([(lo, bandwidth * lo), (ridge, peak)])
+        angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
+        ax.text(x_text, bandwidth * x_text * 1.35, prefix + bandwidth_label(bandwidth), rotation=angle,
+                rotation_mode="anchor", fontsize=9, color=color, gid=f"label-memory:{hw.name}")
+    return memory
+
+
+def _palette(n: int) -> tuple:
+    return plt.get_cmap("tab10" if n <= 10 else "tab20").colors
+
+
+_FAMILIES = {"qkv mlp": "Blues", "up/gate/down": "Greens", "qk/pv": "Reds", "elementwise": "Purples",
+             "lm_head": "Oranges"}
+
+
+def _series_colors(plain: list[tuple[tuple, str]]) -> list:
+    """Distinct colours: tab10 up to ten series; past that a hue per group, a shade per phase step."""
+    if len(plain) <= 10:
+        return list(plt.get_cmap("tab10").colors[:len(plain)])
+    steps = {g: [k for k, _ in plain if k[0] == g] for g in dict.fromkeys(k[0] for k, _ in plain)}
+    colors = []
+    for key, _ in plain:
+        mine = steps[key[0]]
+        shade = 0.9 - 0.55 * mine.index(key) / max(len(mine) - 1, 1)
+        colors.append(plt.get_cmap(_FAMILIES[key[0]])(shade))
+    return colors
+
+
+def _where(keys: Sequence[str], values: Sequence) -> list[pl.Expr]:
+    return [pl.col(k).eq_missing(v) for k, v in zip(keys, values, strict=True)]
 
 
 def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_dtypes: Sequence[str],
-          color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap) -> list:
+          color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap, inside: bool) -> list:
+    """Draw one panel. Colour means the series (one accelerator), the accelerator (several),
+    or the ``color_by`` axis (a family); marker means the series when colour does not."""
     multi = [c for c in ("model", "hardware", "dtype") if sub.get_column(c).n_unique() > 1]
-    series_ = series(sub, multi)
-    colors = plt.get_cmap("tab10").colors
+    entities = sub.select(multi).unique().sort(multi).rows() if multi else [()]
+    by_entity = len(entities) > 1 and color_by is None
+    plain = series(sub, [])
     keys = ["group", "phase", "spec_k", *multi]
     by = keys + ([color_by] if color_by and color_by not in keys else [])
     reduced = reduce_points(sub.lazy(), "intensity", "attainable_flops", by, resolution)
-    scatter = None
-    for i, (key, label) in enumerate(series_):
-        points = reduced.filter(*[pl.col(k).eq_missing(v) for k, v in zip(keys, key, strict=True)])
-        if connect:
-            _connect(ax, sub.filter(*[pl.col(k).eq_missing(v) for k, v in zip(keys, key, strict=True)]),
-                     connect, colors[i % 10] if color_by is None else "0.6")
-        x, y = points.get_column("intensity").to_numpy(), points.get_column("attainable_flops").to_numpy()
-        if color_by:
-            scatter = ax.scatter(x, y, c=points.get_column(color_by).to_numpy(), cmap=cmap, norm=norm,
-                                 marker=_MARKERS[i % len(_MARKERS)], s=22, linewidths=1.0, label=label)
-        else:
-            ax.scatter(x, y, marker="x", s=22, linewidths=1.0, color=colors[i % 10], label=label)
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
-    shades = ("0.15", "tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")
-    n = 0
+
+    ceilings = []
     for hw in hardware.values():
-        computes = list(dict.fromkeys([compute_dtype(d) for d in sub.get_column("dtype").unique().cast(pl.String)]
-                                      + [d for d in extra_dtypes if d in hw.dtypes]))
-        for compute in computes:
-            prefix = (f"{hw.label} " if len(hardware) > 1 else "") + (f"{compute} " if len(computes) > 1 else "")
-            draw_ceilings(ax, hw, compute, limits[0], shades[n % len(shades)], prefix)
-            n += 1
+        present = sub.filter(pl.col("hardware") == hw.name).get_column("dtype").unique().cast(pl.String)
+        for compute in dict.fromkeys([*(compute_dtype(d) for d in sorted(present)),
+                                      *(d for d in extra_dtypes if d in hw.dtypes)]):
+            ceilings.append((hw, compute))
+    palette = _palette(len(entities)) if by_entity else _series_colors(plain)
+    entity_color = {e: palette[i % len(palette)] for i, e in enumerate(entities)}
+    several_computes = len({c for _, c in ceilings}) > 1
+    ceiling_handles = []
+    for n, (hw, compute) in enumerate(ceilings):
+        color = "0.15" if not by_entity or "hardware" not in multi else next(
+            (entity_color[e] for e in entities if dict(zip(multi, e, strict=True))["hardware"] == hw.name), "0.15")
+        if not by_entity and n:
+            color = ("tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")[(n - 1) % 5]
+        single = len(ceilings) == 1
+        ceiling_handles.append(draw_ceilings(
+            ax, hw, compute, limits[0], color, labels=single, prefix=f"{compute} " if several_computes else "",
+            label=None if single else ceiling_label(hw, compute, with_compute=several_computes)))
+
+    mappables, series_handles = [], []
+    if color_by:
+        for i, (key, label) in enumerate(series(sub, multi)):
+            points = reduced.filter(*_where(keys, key))
+            if connect:
+                _connect(ax, sub.filter(*_where(keys, key)), connect, "0.6")
+            mappables.append(ax.scatter(points.get_column("intensity").to_numpy(),
+                                        points.get_column("attainable_flops").to_numpy(),
+                                        c=points.get_column(color_by).to_numpy(), cmap=cmap, norm=norm,
+                                        marker=_MARKERS[i % len(_MARKERS)], s=22, linewidths=1.0, label=label))
+        series_handles = mappables
+    else:
+        for e in entities:
+            for i, (key, label) in enumerate(plain):
+                color = entity_color[e] if by_entity else palette[i % len(palette)]
+                where = _where(keys, (*key, *e))
+                if connect:
+                    _connect(ax, sub.filter(*where), connect, color)
+                points = reduced.filter(*where)
+                handle = ax.scatter(points.get_column("intensity").to_numpy(),
+                                    points.get_column("attainable_flops").to_numpy(),
+                                    marker=_MARKERS[i % len(_MARKERS)] if by_entity else "x", s=22, linewidths=1.0,
+                                    color=color, label=label if not by_entity else f"_{label}")
+                if not by_entity:
+                    series_handles.append(handle)
+        if by_entity:
+            series_handles = [Line2D([], [], linestyle="none", marker=_MARKERS[i % len(_MARKERS)], color="0.3",
+                                     label=label) for i, (_, label) in enumerate(plain)]
+            names = {"hardware": lambda v: hardware[v].label if v in hardware else v}
+            entity_handles = [Line2D([], [], color=entity_color[e], linewidth=6, label=" ".join(
+                names.get(m, str)(v) for m, v in zip(multi, e, strict=True))) for e in entities]
+            if "hardware" not in multi or len(ceilings) != len(entities):
+                ceiling_handles = entity_handles + ceiling_handles
+            else:
+                ceiling_handles = [Line2D([], [], color=h.get_color(), linestyle="--", linewidth=2.5,
+                                          label=h.get_label()) for h in ceiling_handles]
+
+    outside = not inside and (len(series_handles) > 8 or len(ceiling_handles) > 1)
+    place = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0)) if outside else dict(loc="lower right")
+    first = ax.legend(handles=series_handles, fontsize=8, framealpha=0.9, title=None, **place)
+    if len(ceiling_handles) > 1:
+        ax.add_artist(first)
+        second = dict(loc="lower left", bbox_to_anchor=(1.01, 0.0)) if outside else dict(loc="upper left")
+        ax.legend(handles=ceiling_handles, fontsize=8, framealpha=0.9, **second)
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
-    return [scatter] if scatter is not None else []
+    return mappables[:1]
 
 
 def _connect(ax: Axes, points: pl.DataFrame, axis: str, color) -> None:
@@ -225,10 +315,10 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     for ax, (name, panel) in zip(axes.flat, panels, strict=False):
         si_log_axes(ax)
         mappables += _draw(ax, panel, hardware_of(panel, hw_all), extra_dtypes=dtypes, color_by=color_by,
-                           connect=connect, resolution=resolution, limits=limits, norm=norm, cmap=cmap)
+                           connect=connect, resolution=resolution, limits=limits, norm=norm, cmap=cmap,
+                           inside=len(panels) > 1)
         ax.set_xlabel("Operational Intensity (FLOP/Byte)")
         ax.set_ylabel("Performance (FLOP/s)")
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
         if name is not None:
             ax.set_title(f"{facet}: {name}", fontsize=10)
     for ax in list(axes.flat)[len(panels):]:
