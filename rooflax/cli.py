@@ -222,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RooflaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "sweep":
+            hint = f"; finished parts are kept in {args.output}.partial/, run the same command with --resume"
+        print(f"\ninterrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -55,6 +55,20 @@ def test_custom_hardware_dataset_plots_from_its_metadata(tmp_path):
                  str(tmp_path / "c.png"), "--quiet"]) == 0
 
 
+def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    from rooflax import dataset
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dataset, "chunk_frame", interrupted)
+    assert main(["sweep", "-o", str(tmp_path / "ds"), "--quiet"]) == 130
+    assert f"kept in {tmp_path / 'ds'}.partial/, run the same command with --resume" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["sweep", "-o", str(tmp_path / "ds"), "--quiet", "--resume"]) == 0
+    assert pl.scan_parquet(tmp_path / "ds").collect().height == 7680
+
+
 def test_resume_flag(tmp_path):
     partial = tmp_path / "ds.partial"
     partial.mkdir()
