@@ -7,12 +7,12 @@ shows its traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rooflax import engine
+from rooflax._atomic import atomic_write
 from rooflax.errors import RooflaxError, SpecError
 
 __all__ = ["main"]
@@ -29,13 +29,7 @@ def _chart_format(path: Path) -> str:
 def _atomic_savefig(fig, path: Path) -> None:
     """Save a figure under a temporary name and rename it when complete."""
     suffix = _chart_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, dpi=150, format=suffix)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=suffix))
 
 
 def _read_dataset(path: str, where: str | None):

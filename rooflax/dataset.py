@@ -6,8 +6,8 @@ metadata, the rooflax version, the kind of frame, the whole spec with presets
 expanded, and the model, hardware and dtype parameters of its rows
 (:func:`dataset_metadata` reads them back).
 
-While a sweep runs, parts go to ``OUT.partial/`` (each written as ``.tmp`` and renamed
-when complete); the folder is renamed to ``OUT`` once every part is there. With
+While a sweep runs, parts go to ``OUT.partial/`` (each written as ``.NAME.tmp`` and
+renamed when complete); the folder is renamed to ``OUT`` once every part is there. With
 ``resume=True`` an interrupted sweep continues from its finished parts, and the result
 equals a clean run's because chunk boundaries depend only on the spec and chunk size.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from rooflax import engine
+from rooflax._atomic import atomic_write
 from rooflax._version import __version__
 from rooflax.errors import SpecError, positive_int
 from rooflax.frames import chunk_frame, resolve_spec
@@ -121,7 +122,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         if not previous.exists() or previous.read_text() != manifest:
             raise SpecError(f"resume: {str(partial)!r} was written by a different spec, kind or chunk size; "
                             "delete it to start over")
-        for stale in partial.glob("*.tmp"):
+        for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
             stale.unlink()
         done = frozenset(int(p.stem.split("-")[1]) for p in partial.glob("part-*.parquet"))
     else:
@@ -135,11 +136,9 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
 
     def write(frame: pl.DataFrame, chunk: engine.Chunk) -> int:
-        target = partial / _part_name(chunk.task.index)
-        tmp = target.with_name(target.name + ".tmp")
-        frame.write_parquet(tmp, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
-                            metadata=_metadata(spec, summary, chunk, len(tasks), chunk_size))
-        os.replace(tmp, target)
+        metadata = _metadata(spec, summary, chunk, len(tasks), chunk_size)
+        atomic_write(partial / _part_name(chunk.task.index), lambda tmp: frame.write_parquet(
+            tmp, compression=compression, statistics=stats, row_group_size=_ROW_GROUP, metadata=metadata))
         return chunk.rows
 
     # One part is written in the background while the next is framed and the one after

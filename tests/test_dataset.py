@@ -50,12 +50,13 @@ def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_module, "chunk_frame", real)
     partial = tmp_path / "ds.partial"
     assert len(list(partial.glob("part-*.parquet"))) == 4 and not (tmp_path / "ds").exists()
-    (partial / "part-000099.parquet.tmp").write_bytes(b"half a file")  # a write cut off mid-way
+    (partial / ".part-000099.parquet.tmp").write_bytes(b"half a file")  # a write cut off mid-way
     with pytest.raises(rooflax.SpecError, match="pass resume"):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, **KEYS)
     with pytest.raises(rooflax.SpecError, match="different spec"):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **{**KEYS, "batch": [1]})
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **KEYS)
+    assert not list(out.glob(".*"))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
     assert_frame_equal(pl.scan_parquet(out).collect(), pl.scan_parquet(clean).collect(), check_exact=True,
                        categorical_as_str=True)

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+from rooflax._atomic import atomic_write
 from rooflax.errors import SpecError
 
 __all__ = ["run_validate"]
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def summary_table(frame) -> str:
@@ -61,7 +51,7 @@ def run_validate(args) -> int:
 
     result = validate(model=model, points=points, dtype=args.dtype, repeats=args.repeats,
                       require_accelerator=args.require_accelerator, progress=say)
-    _atomic_write(output, lambda tmp: result.frame.write_parquet(tmp, metadata={
+    atomic_write(output, lambda tmp: result.frame.write_parquet(tmp, metadata={
         "rooflax.kind": "validate", "rooflax.profile": hardware_to_toml(result.profile),
         "rooflax.timer_ratio": f"{result.timer_ratio:.4f}"}))
     if args.plot:
@@ -69,7 +59,7 @@ def run_validate(args) -> int:
 
         _atomic_savefig(plot.measured(result.frame, result.profile, datasheet=result.device.preset), Path(args.plot))
     if args.profile:
-        _atomic_write(Path(args.profile), lambda tmp: tmp.write_text(hardware_to_toml(result.profile)))
+        atomic_write(Path(args.profile), lambda tmp: tmp.write_text(hardware_to_toml(result.profile)))
     if not args.quiet:
         print(summary_table(result.frame))
         written = [str(output), *(p for p in (args.plot, args.profile) if p)]
