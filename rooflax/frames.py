@@ -73,6 +73,7 @@ def _names(presets: Iterable[str], chosen: Iterable[str]) -> pl.Enum:
     return pl.Enum(list(dict.fromkeys([*presets, *chosen])))
 
 
+@functools.lru_cache(maxsize=16)
 def schemas(spec: SweepSpec | None = None) -> tuple[pl.Schema, pl.Schema]:
     """The long and summary schemas for frames of ``spec`` (presets only when None)."""
     keys = {"model": _names(MODELS, [m.name for m in spec.models] if spec else []),

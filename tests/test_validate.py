@@ -76,6 +76,21 @@ def test_a_wrong_kernel_cannot_look_fast(monkeypatch):
         run_checked(k, "fp32", make_buffers(k, "fp32", 1))
 
 
+def test_points_without_a_model_are_kept(monkeypatch):
+    from rooflax.validate import run
+
+    seen = []
+
+    def record(op, model, **shape):
+        seen.append((model.name, shape))
+        raise rooflax.DeviceError("stop")
+
+    monkeypatch.setattr(run, "kernel_for", record)
+    with pytest.raises(rooflax.DeviceError, match="stop"):
+        validate(points=(("decode", 3, 48, None),), repeats=1, matmul_n=64, copy_bytes=2**16)
+    assert seen[0] == ("llama-13b", {"batch": 3, "new": 1, "attended": 48})
+
+
 def test_validate_on_cpu_end_to_end(tmp_path):
     points = (("decode", 2, 64, None), ("prefill", 1, 32, None), ("verify", 1, 64, 8))
     result = validate(model=TINY, points=points, repeats=2, matmul_n=128, copy_bytes=2**20, rotate_bytes=2**20)

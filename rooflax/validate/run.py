@@ -23,7 +23,7 @@ from rooflax.validate.device import DeviceInfo, detect_device
 from rooflax.validate.kernels import TIMED_OPS, check_fits, jnp_dtype, kernel_for, make_buffers, run_checked
 from rooflax.validate.timing import time_call
 
-__all__ = ["DEFAULT_POINTS", "Validation", "default_points", "points_from_spec", "validate"]
+__all__ = ["DEFAULT_POINTS", "Validation", "points_from_spec", "validate"]
 
 #: (phase, batch, seq_len, spec_k) timed when no spec is given: decode across batch, and prefill.
 DEFAULT_POINTS = (("decode", 1, 1024, None), ("decode", 16, 1024, None), ("decode", 128, 1024, None),
@@ -39,11 +39,6 @@ class Validation:
     device: DeviceInfo
     dtype: str
     timer_ratio: float  # time of twice the work over time of the work (about 2 when timing is sound)
-
-
-def default_points(model: str | Model = "llama-13b") -> tuple[Model, tuple]:
-    """The default model and points."""
-    return get_model(model), DEFAULT_POINTS
 
 
 def points_from_spec(spec: SweepSpec, max_points: int) -> tuple[Model, tuple]:
@@ -94,8 +89,8 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
     matmul_n = matmul_n or (8192 if accelerator else 1024)
     copy_bytes = copy_bytes or (2**30 if accelerator else 2**28)
     rotate_bytes = rotate_bytes or 2**28
-    if model is None or points is None:
-        model, points = default_points() if model is None else (model, DEFAULT_POINTS)
+    model = get_model("llama-13b") if model is None else model
+    points = DEFAULT_POINTS if points is None else points
     say = progress or (lambda _line: None)
 
     say(f"device: {info.kind} ({info.platform}); preset: {info.preset.name if info.preset else 'none'}")
