@@ -14,6 +14,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
 from rooflax.errors import SpecError, unknown_name
 from rooflax.hardware import Hardware
@@ -27,6 +28,7 @@ from rooflax.plot._common import (
     reduce_points,
     require_columns,
     series_label,
+    si,
     si_log_axes,
 )
 
@@ -324,7 +326,8 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     if color_by and mappables:
-        fig.colorbar(mappables[0], ax=axes, label=color_by, shrink=0.9)
+        bar = fig.colorbar(mappables[0], ax=axes, label=color_by, shrink=0.9)
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(si))
     labels = ", ".join(hw.label for hw in hw_all.values())
     fig.suptitle(title or f"Roofline Model ({model_label(sub, models)}, {labels})", fontsize=13)
     return fig
