@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rooflax import engine
 from rooflax._atomic import atomic_write
+from rooflax.dataset import COMPRESSIONS
 from rooflax.errors import RooflaxError, SpecError
 
 __all__ = ["main"]
@@ -163,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep from OUTPUT.partial/")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE, help="grid points per part file")
-    p.add_argument("--compression", default="lz4", choices=("lz4", "zstd", "snappy", "gzip", "uncompressed"),
+    p.add_argument("--compression", default="lz4", choices=COMPRESSIONS,
                    help="parquet codec (default: lz4)")
     p.add_argument("--no-statistics", action="store_true",
                    help="write no row-group statistics (faster; scans cannot skip row groups)")

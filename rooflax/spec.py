@@ -147,19 +147,19 @@ class SweepSpec:
                 out.append((phase, k, 0 if k is None else bisect.bisect_left(self.seq_len, k)))
         return tuple(out)
 
+    def _points(self, model: Model) -> int:
+        """Grid points times phase steps for one model on one accelerator and dtype."""
+        per_width = sum(len(self.batch) * (len(self.seq_len) - first) for _, _, first in self.steps())
+        return per_width * len(self.hidden_for(model)) * len(self.hardware) * len(self.dtypes)
+
     def configurations(self) -> int:
         """Grid points times phase steps: the rows of the summary frame."""
-        per_model = sum(len(self.batch) * (len(self.seq_len) - first) for _, _, first in self.steps())
-        return len(self.hardware) * len(self.dtypes) * sum(
-            per_model * len(self.hidden_for(m)) for m in self.models)
+        return sum(self._points(m) for m in self.models)
 
     def rows(self) -> int:
         """Rows of the long (one row per op) frame."""
-        per_model = sum(len(self.batch) * (len(self.seq_len) - first) for _, _, first in self.steps())
-        return len(self.hardware) * len(self.dtypes) * sum(
-            per_model * len(self.hidden_for(m))
-            * len(layer_ops(gated_mlp=m.gated_mlp, fused_attention=self.fused_attention))
-            for m in self.models)
+        return sum(self._points(m) * len(layer_ops(gated_mlp=m.gated_mlp, fused_attention=self.fused_attention))
+                   for m in self.models)
 
     def to_dict(self) -> dict:
         """Everything that defines the sweep, presets expanded, for metadata and resume checks."""

@@ -71,6 +71,12 @@ def test_existing_output_needs_overwrite(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+def test_unknown_codec_is_a_clear_error(tmp_path):
+    with pytest.raises(rooflax.SpecError, match="compression: unknown name 'lz5'; did you mean 'lz4'"):
+        rooflax.sweep_to_parquet(None, tmp_path / "ds", compression="lz5", batch=[1], seq_len=[8])
+    assert not list(tmp_path.iterdir())
+
+
 def test_metadata_of_foreign_files_is_an_error(tmp_path):
     pl.DataFrame({"a": [1]}).write_parquet(tmp_path / "x.parquet")
     with pytest.raises(rooflax.SpecError, match="not written by rooflax"):
