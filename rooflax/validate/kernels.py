@@ -37,7 +37,8 @@ class Kernel:
     equation: str  # einsum spec; "mk,kn->mn" for linear ops
 
     @property
-    def operand_bytes_per_element(self) -> int:
+    def operand_elements(self) -> int:
+        """Elements in all operands together."""
         return sum(int(np.prod(s)) for s in self.shapes)
 
     def describe(self) -> str:
@@ -111,7 +112,7 @@ def check_fits(kernels: list[Kernel], dtype: str, copies: int, memory_bytes: flo
     itemsize = jnp.dtype(jnp_dtype(dtype)).itemsize
     for kernel in kernels:
         largest = max(int(np.prod(s)) for s in kernel.shapes)
-        needed = itemsize * (copies * kernel.operand_bytes_per_element + 2 * largest)
+        needed = itemsize * (copies * kernel.operand_elements + 2 * largest)
         if needed > 0.8 * memory_bytes:
             raise DeviceError(f"validate: {kernel.op} {kernel.describe()} in {dtype} needs {needed / 2**30:.1f} GiB, "
                               f"more than 80% of the device's {memory_bytes / 2**30:.1f} GiB; choose smaller points")

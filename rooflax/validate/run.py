@@ -118,7 +118,7 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
                                  seq_len=seq_len, spec_k=spec_k)["ops"]
         kernels = [kernel_for(op, model, batch=batch, new=new, attended=seq_len) for op in TIMED_OPS]
         for kernel in kernels:
-            set_bytes = itemsize * kernel.operand_bytes_per_element
+            set_bytes = itemsize * kernel.operand_elements
             copies = max(1, min(256, math.ceil(rotate_bytes / set_bytes)))
             check_fits([kernel], dtype, copies, info.memory_bytes)
             buffers = make_buffers(kernel, dtype, copies, seed=index)
