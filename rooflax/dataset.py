@@ -134,7 +134,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         (partial / _MANIFEST).write_text(manifest)
 
     tasks = engine.plan(spec, chunk_size)
-    rows_per = {t.index: t.count * (1 if summary else len(t.ops)) for t in tasks}
+    rows_per = {t.index: t.count * t.width(summary) for t in tasks}
     bar = Progress(sum(rows_per.values()), enabled=progress)
     bar.update(sum(rows_per[i] for i in done))
     stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False

@@ -59,6 +59,10 @@ class Task:
     count: int  # points in this chunk
     length: int  # compiled chunk length (count padded up)
 
+    def width(self, summary: bool) -> int:
+        """Rows per grid point: one per op, or one in summary mode."""
+        return 1 if summary else len(self.ops)
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -193,9 +197,7 @@ def _params(task: Task, tables: dict) -> dict:
             "intermediate": m.intermediate, "vocab": m.vocab, "layers": m.layers}
     floats = {"w": dt.weight_bytes, "a": dt.act_bytes, "k": dt.kv_bytes, "peak": peak,
               "bandwidth": hw.bandwidth_bytes_per_s, "memory": hw.memory_bytes, "inv_peak": 1 / peak,
-              # Reciprocals from the host: XLA turns division by a scalar into different code
-              # with and without sharding, and results must not depend on the device count.
-              "inv_bandwidth": 1 / hw.bandwidth_bytes_per_s}
+              "inv_bandwidth": 1 / hw.bandwidth_bytes_per_s}  # reciprocals: see _point
     return {"ints": np.array([ints[n] for n in _INTS], np.int64),
             "floats": np.array([floats[n] for n in _FLOATS], np.float64), **tables}
 
@@ -212,7 +214,7 @@ def _dispatch(task: Task, spec: SweepSpec, summary: bool, devices: tuple, tables
 
 
 def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
-    rows = task.count * (1 if summary else len(task.ops))
+    rows = task.count * task.width(summary)
     return Chunk(task, {name: np.asarray(value)[:rows] for name, value in out.items()})
 
 

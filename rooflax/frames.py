@@ -122,7 +122,7 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     """
     task, cols, n = chunk.task, chunk.columns, chunk.rows
     ops_schema, summary_schema = schemas(spec)
-    full = task.length * (1 if summary else len(task.ops))
+    full = task.length * task.width(summary)
     keys = {
         "model": _constant(task.model.name, ops_schema["model"], full)[:n],
         "hardware": _constant(task.hardware.name, ops_schema["hardware"], full)[:n],
