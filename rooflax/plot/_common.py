@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import polars as pl
 from matplotlib.axes import Axes
@@ -18,6 +18,11 @@ from rooflax.models import MODELS, Model
 PHASE_LABELS = {"prefill": "init", "decode": "ar"}
 #: Groups drawn by default: the matrix products of the reference chart.
 MATMUL_GROUPS = ("qkv mlp", "up/gate/down", "qk/pv")
+
+
+def matching(keys: Sequence[str], values: Sequence) -> list[pl.Expr]:
+    """Filters selecting rows whose ``keys`` equal ``values``, null matching null (``spec_k``)."""
+    return [pl.col(k).eq_missing(v) for k, v in zip(keys, values, strict=True)]
 
 
 def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str) -> None:

@@ -15,7 +15,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter
 
 from rooflax.errors import SpecError, unknown_name
-from rooflax.plot._common import MATMUL_GROUPS, require_columns, si
+from rooflax.plot._common import MATMUL_GROUPS, matching, require_columns, si
 
 __all__ = ["ratio_map", "regime_map"]
 
@@ -36,7 +36,7 @@ def _frames(df: pl.DataFrame, keys: list[str]) -> tuple[list[tuple[str, pl.DataF
     for row in order.iter_rows(named=True):
         name = _step_name(row["phase"], row["spec_k"])
         frames.append((f"{row['op']} · {name}" if "op" in row else name, df.filter(
-            *[pl.col(k).eq_missing(row[k]) for k in keys])))
+            *matching(keys, [row[k] for k in keys]))))
     ncols = df.get_column("op").n_unique() if "op" in keys else 4
     return frames, ncols
 

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from rooflax.errors import SpecError
 from rooflax.frames import GROUP, PHASE
 from rooflax.hardware import Hardware
-from rooflax.plot._common import require_columns
+from rooflax.plot._common import matching, require_columns
 from rooflax.plot.roofline import draw_ceilings, roofline, series
 
 __all__ = ["measured"]
@@ -39,7 +39,7 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
     ax = fig.axes[0]
     colors = plt.get_cmap("tab10").colors
     for i, ((group, phase, spec_k), label) in enumerate(series(predicted, [])):
-        points = frame.filter(pl.col("group") == group, pl.col("phase") == phase, pl.col("spec_k").eq_missing(spec_k))
+        points = frame.filter(*matching(("group", "phase", "spec_k"), (group, phase, spec_k)))
         ax.scatter(points.get_column("intensity").to_numpy(), points.get_column("achieved_flops").to_numpy(),
                    marker="o", facecolors="none", edgecolors=colors[i % 10], s=30, linewidths=1.0,
                    label=f"{label} measured", gid="measured")

@@ -24,6 +24,7 @@ from rooflax.plot._common import (
     MATMUL_GROUPS,
     compute_dtype,
     hardware_of,
+    matching,
     model_label,
     reduce_points,
     require_columns,
@@ -122,10 +123,6 @@ def _series_colors(plain: list[tuple[tuple, str]]) -> list:
     return colors
 
 
-def _where(keys: Sequence[str], values: Sequence) -> list[pl.Expr]:
-    return [pl.col(k).eq_missing(v) for k, v in zip(keys, values, strict=True)]
-
-
 def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_dtypes: Sequence[str],
           color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap, inside: bool) -> list:
     """Draw one panel. Colour means the series (one accelerator), the accelerator (several),
@@ -163,9 +160,9 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_d
     mappables, series_handles = [], []
     if color_by:
         for i, (key, label) in enumerate(series(sub, multi)):
-            points = reduced.filter(*_where(keys, key))
+            points = reduced.filter(*matching(keys, key))
             if connect:
-                _connect(ax, sub.filter(*_where(keys, key)), connect, "0.6")
+                _connect(ax, sub.filter(*matching(keys, key)), connect, "0.6")
             mappables.append(ax.scatter(points.get_column("intensity").to_numpy(),
                                         points.get_column("attainable_flops").to_numpy(),
                                         c=points.get_column(color_by).to_numpy(), cmap=cmap, norm=norm,
@@ -175,7 +172,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_d
         for e in entities:
             for i, (key, label) in enumerate(plain):
                 color = entity_color[e] if by_entity else palette[i % len(palette)]
-                where = _where(keys, (*key, *e))
+                where = matching(keys, (*key, *e))
                 if connect:
                     _connect(ax, sub.filter(*where), connect, color)
                 points = reduced.filter(*where)
