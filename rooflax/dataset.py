@@ -25,7 +25,7 @@ import polars as pl
 from rooflax import engine
 from rooflax._atomic import atomic_write
 from rooflax._version import __version__
-from rooflax.errors import SpecError, positive_int, unknown_name
+from rooflax.errors import SpecError, boolean, positive_int, unknown_name
 from rooflax.frames import chunk_frame, resolve_spec
 from rooflax.progress import Progress
 from rooflax.spec import SweepSpec
@@ -106,6 +106,9 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     Returns:
         The dataset folder.
     """
+    summary, resume, overwrite, statistics, progress = (boolean(name, value) for name, value in (
+        ("summary", summary), ("resume", resume), ("overwrite", overwrite), ("statistics", statistics),
+        ("progress", progress)))
     spec = resolve_spec(spec, keys)
     chunk_size = positive_int("chunk_size", chunk_size)
     if compression not in COMPRESSIONS:

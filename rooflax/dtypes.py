@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rooflax.errors import SpecError, unknown_name
+from rooflax.errors import SpecError, positive_float, unknown_name
+from rooflax.hardware import PEAK_DTYPES
 
 __all__ = ["DTYPES", "KV_DTYPES", "DtypePolicy", "get_dtype"]
 
@@ -31,13 +32,22 @@ class DtypePolicy:
     kv_bytes: float
     compute: str
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"dtype.name: expected a non-empty string, got {self.name!r}")
+        for key in ("weight_bytes", "act_bytes", "kv_bytes"):
+            positive_float(f"dtype {self.name!r}: {key}", getattr(self, key))
+        if self.compute not in PEAK_DTYPES:
+            raise unknown_name(f"dtype {self.name!r}: compute", self.compute, PEAK_DTYPES)
+
     def with_kv(self, kv_dtype: str | None) -> DtypePolicy:
-        """This policy with its KV cache stored as ``kv_dtype`` (None keeps it)."""
+        """This policy with its KV cache stored as ``kv_dtype`` (None keeps it; a previous override is replaced)."""
         if kv_dtype is None:
             return self
-        if kv_dtype not in KV_DTYPES:
+        if not isinstance(kv_dtype, str) or kv_dtype not in KV_DTYPES:
             raise unknown_name("kv_dtype", kv_dtype, KV_DTYPES)
-        return replace(self, name=f"{self.name}/kv={kv_dtype}", kv_bytes=KV_DTYPES[kv_dtype])
+        base = self.name.partition("/kv=")[0]
+        return replace(self, name=f"{base}/kv={kv_dtype}", kv_bytes=KV_DTYPES[kv_dtype])
 
     def to_dict(self) -> dict:
         """A plain dict for metadata."""

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
 from collections.abc import Iterable
 
-__all__ = ["DeviceError", "RooflaxError", "SpecError"]
+import numpy as np
+
+__all__ = ["MAX_INT", "DeviceError", "RooflaxError", "SpecError", "boolean", "positive_float", "positive_int"]
 
 
 class RooflaxError(ValueError):
@@ -30,24 +34,49 @@ def unknown_name(field: str, given: object, allowed: Iterable[str], what: str = 
     )
 
 
+#: Largest integer rooflax accepts for a count (an axis value or a model size): 2**53, the
+#: last integer float64 holds exactly, so counts computed from it stay within the 1e-6 contract.
+MAX_INT = 2**53
+
+
 def positive_int(field: str, value: object) -> int:
-    """Return ``value`` as an int if it is a positive integer, else raise SpecError."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer() and value > 0:
-            return int(value)
+    """Return ``value`` as an int if it is a positive integer ≤ :data:`MAX_INT`, else raise SpecError.
+
+    Python and numpy integers are accepted, and floats with an integer value (TOML and
+    JSON write ``4096.0`` or ``1e3``); booleans are not numbers here.
+
+    >>> positive_int("batch", np.int64(8)), positive_int("batch", 64.0)
+    (8, 64)
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+        number = int(float(value))
+    else:
         raise SpecError(f"{field}: expected a positive integer, got {value!r}")
-    if value <= 0:
+    if number <= 0:
         raise SpecError(f"{field}: expected a positive integer, got {value!r}")
-    return value
+    if number > MAX_INT:
+        raise SpecError(f"{field}: {value!r} is too large; expected a positive integer ≤ 2**53 = {MAX_INT} "
+                        "(the largest count float64 holds exactly)")
+    return number
 
 
 def positive_float(field: str, value: object) -> float:
-    """Return ``value`` as a float if it is a positive finite number, else raise."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(f"{field}: expected a positive number, got {value!r}")
-    if not value > 0 or value == float("inf"):
-        raise SpecError(f"{field}: expected a positive number, got {value!r}")
+    """Return ``value`` as a float if it is a positive finite number (Python or numpy), else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
+        raise SpecError(f"{field}: expected a positive finite number, got {value!r}")
     return float(value)
+
+
+def boolean(field: str, value: object) -> bool:
+    """Return ``value`` if it is a boolean (Python or numpy), else raise SpecError.
+
+    Strings such as ``"false"`` are refused: they would read as True.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise SpecError(f"{field}: expected true or false, got {value!r}")
+    return bool(value)
 
 
 def check_keys(where: str, table: dict, required: Iterable[str], optional: Iterable[str]) -> None:

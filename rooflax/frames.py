@@ -45,7 +45,7 @@ import polars as pl
 
 from rooflax import engine
 from rooflax.dtypes import DTYPES
-from rooflax.errors import SpecError
+from rooflax.errors import SpecError, boolean, positive_float
 from rooflax.hardware import HARDWARE
 from rooflax.models import MODELS
 from rooflax.ops import GROUPS, OP_NAMES, PHASES
@@ -142,17 +142,20 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
 
 
 def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict) -> SweepSpec:
-    """A spec from a SweepSpec, a TOML path, keyword arguments, or the default."""
-    if keys:
-        if spec is not None:
-            raise SpecError("sweep: give a spec or keyword arguments, not both")
-        return parse_spec(**keys)
+    """A spec from a SweepSpec or a TOML path with ``keys`` replacing its keys, else from ``keys`` alone.
+
+    Args:
+        spec: a :class:`SweepSpec`, a TOML path, or None: ``keys`` alone (:func:`parse_spec`),
+            or the reference sweep when there are none.
+        keys: the TOML keys (``batch``, ``model``, ...); an axis replaces that axis only,
+            None removes a key.
+    """
     if spec is None:
-        return default_spec()
+        return parse_spec(**keys) if keys else default_spec()
     if isinstance(spec, SweepSpec):
-        return spec
+        return spec.with_keys(**keys) if keys else spec
     if isinstance(spec, str | Path):
-        return load_spec(spec)
+        return load_spec(spec, **keys)
     raise SpecError(f"spec: expected a SweepSpec, a .toml path or None, got {spec!r}")
 
 
@@ -168,7 +171,8 @@ def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
         max_memory_bytes: refuse grids whose frame would be larger; stream those with
             :func:`rooflax.sweep_to_parquet`.
         progress: draw a progress line on standard error.
-        **keys: the spec's TOML keys instead of ``spec`` (``model``, ``batch``, ...).
+        **keys: the spec's TOML keys (``model``, ``batch``, ...), replacing those of
+            ``spec`` when one is given (:func:`resolve_spec`).
 
     Returns:
         The long frame, or the summary frame (module docstring).
@@ -177,6 +181,8 @@ def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
     >>> df.filter(op="down_proj").select("bound", "intensity").row(0)
     ('memory', 0.9997324211546389)
     """
+    summary, progress = boolean("summary", summary), boolean("progress", progress)
+    max_memory_bytes = positive_float("max_memory_bytes", max_memory_bytes)
     spec = resolve_spec(spec, keys)
     rows = spec.configurations() if summary else spec.rows()
     if rows * row_bytes(summary) > max_memory_bytes:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rooflax._files import read_text
 from rooflax.errors import SpecError, check_keys, positive_float, unknown_name
 
 __all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware"]
@@ -56,7 +57,14 @@ class Hardware:
         where = f"hardware {self.name!r}"
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(f"hardware.name: expected a non-empty string, got {self.name!r}")
-        peaks = dict(self.peak_flops.items() if isinstance(self.peak_flops, Mapping) else self.peak_flops)
+        for key in ("label", "source"):
+            if not isinstance(getattr(self, key), str):
+                raise SpecError(f"{where}: {key}: expected a string, got {getattr(self, key)!r}")
+        try:
+            peaks = dict(self.peak_flops.items() if isinstance(self.peak_flops, Mapping) else self.peak_flops)
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"{where}: peak_flops: expected a table of dtype = FLOP/s, got {self.peak_flops!r}") from None
         if not peaks:
             raise SpecError(f"{where}: peak_flops is empty (give at least one of {', '.join(PEAK_DTYPES)})")
         for dtype, value in peaks.items():
@@ -161,21 +169,24 @@ _FILE_KEYS_OPTIONAL = ("label", "source")
 
 
 def load_hardware(path: str | Path) -> Hardware:
-    """Read one accelerator from a TOML file (layout in the module docstring)."""
-    path = Path(path)
+    """Read one accelerator from a TOML file (layout in the module docstring).
+
+    ``source`` defaults to the file's path, so errors and metadata can name where it came from.
+    """
+    where = f"hardware file {str(path)!r}"
+    text = read_text(path, "hardware file", "a hardware TOML file")
     try:
-        table = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"hardware file: {str(path)!r} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"hardware file {str(path)!r}: not valid TOML ({exc})") from None
-    check_keys(f"hardware file {str(path)!r}", table, _FILE_KEYS_REQUIRED, _FILE_KEYS_OPTIONAL)
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{where}: not valid TOML ({exc})") from None
+    check_keys(where, table, _FILE_KEYS_REQUIRED, _FILE_KEYS_OPTIONAL)
     if not isinstance(table["peak_flops"], dict):
-        raise SpecError(f"hardware file {str(path)!r}: peak_flops must be a table of dtype = FLOP/s")
-    for key in ("name", "label", "source"):
-        if key in table and not isinstance(table[key], str):
-            raise SpecError(f"hardware file {str(path)!r}: {key} must be a string, got {table[key]!r}")
-    return Hardware(**table)
+        raise SpecError(f"{where}: peak_flops must be a table of dtype = FLOP/s")
+    table.setdefault("source", str(path))
+    try:
+        return Hardware(**table)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
 
 
 def get_hardware(name: str | Hardware, *, base: Path | None = None) -> Hardware:

@@ -26,7 +26,8 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
+from rooflax._files import read_text
+from rooflax.errors import SpecError, boolean, check_keys, positive_int, unknown_name
 
 __all__ = ["MODELS", "Model", "get_model", "llama_intermediate", "load_model", "parameter_count"]
 
@@ -79,8 +80,10 @@ class Model:
         for key in ("hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab"):
             object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
         for key in ("gated_mlp", "tied_embeddings"):
-            if not isinstance(getattr(self, key), bool):
-                raise SpecError(f"{where}: {key} must be true or false, got {getattr(self, key)!r}")
+            object.__setattr__(self, key, boolean(f"{where}: {key}", getattr(self, key)))
+        for key in ("label", "source"):
+            if not isinstance(getattr(self, key), str):
+                raise SpecError(f"{where}: {key}: expected a string, got {getattr(self, key)!r}")
         if self.heads % self.kv_heads:
             raise SpecError(
                 f"{where}: heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})"
@@ -188,10 +191,7 @@ def load_model(path: str | Path) -> Model:
     """Read a model from a TOML file or a Hugging Face ``config.json`` (no network)."""
     path = Path(path)
     where = f"model file {str(path)!r}"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"model file: {str(path)!r} does not exist") from None
+    text = read_text(path, "model file", "a model TOML file or a Hugging Face config.json")
     if path.suffix == ".json":
         try:
             config = json.loads(text)
@@ -202,13 +202,16 @@ def load_model(path: str | Path) -> Model:
         missing = [k for k in _HF_KEYS if k not in config]
         if missing:
             raise SpecError(f"{where}: missing required key {missing[0]!r} (required: {', '.join(_HF_KEYS)})")
-        table = {field_: config[key] for key, field_ in _HF_KEYS.items()}
+        try:
+            table = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
+            for key, field_ in (("num_key_value_heads", "kv_heads"), ("head_dim", "head_dim")):
+                if config.get(key) is not None:
+                    table[field_] = positive_int(key, config[key])
+            tied = config.get("tie_word_embeddings")
+            table["tied_embeddings"] = False if tied is None else boolean("tie_word_embeddings", tied)
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
         table["name"] = path.parent.name or path.stem
-        if config.get("num_key_value_heads") is not None:
-            table["kv_heads"] = config["num_key_value_heads"]
-        if config.get("head_dim") is not None:
-            table["head_dim"] = config["head_dim"]
-        table["tied_embeddings"] = bool(config.get("tie_word_embeddings", False))
         table["source"] = str(path)
         return _from_table(table, where)
     try:

@@ -18,7 +18,11 @@ A spec file::
     spec_k = [16, 32, 48]                                 # verify draft lengths
 
 ``hidden`` defaults to each model's own; ``spec_k`` is required with ``verify`` and not
-allowed without it. Axis values are sorted; a repeated value is an error.
+allowed without it. Axis values are sorted; a repeated value is an error. Every count is
+at most 2**53 (:data:`rooflax.errors.MAX_INT`).
+
+A model, accelerator or dtype file may not take a preset's name (or another file's)
+unless it is the same thing in every figure: frames label rows by name.
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
+import numbers
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rooflax.dtypes import DtypePolicy, get_dtype
-from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
-from rooflax.hardware import Hardware, get_hardware
-from rooflax.models import Model, get_model
+import numpy as np
+
+from rooflax._files import read_text
+from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
+from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
+from rooflax.hardware import HARDWARE, Hardware, get_hardware
+from rooflax.models import MODELS, Model, get_model
 from rooflax.ops import PHASES, layer_ops
 
 __all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
@@ -80,10 +88,12 @@ def _axis(name: str, value: object) -> tuple[int, ...]:
         while values[-1] * base <= stop:
             values.append(values[-1] * base)
         return tuple(values)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, numbers.Number):
         return (positive_int(where, value),)
-    if isinstance(value, list | tuple | range):
-        if not value:
+    if isinstance(value, np.ndarray) and value.ndim != 1:
+        raise SpecError(f"{where}: expected a 1-D array of integers, got an array of shape {value.shape}")
+    if isinstance(value, list | tuple | range | np.ndarray):
+        if len(value) == 0:
             raise SpecError(f"{where}: empty axis (give at least one value)")
         values = sorted(positive_int(f"{where}[{i}]", v) for i, v in enumerate(value))
         for a, b in itertools.pairwise(values):
@@ -106,15 +116,79 @@ def _names(key: str, value: object) -> tuple:
     return tuple(items)
 
 
-def _flag(key: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"{key}: expected true or false, got {value!r}")
-    return value
+def _items(key: str, values: object, kind: type) -> tuple:
+    """A non-empty tuple of ``kind`` instances (a SweepSpec field)."""
+    if not isinstance(values, list | tuple) or not values:
+        raise SpecError(f"{key}: expected a non-empty tuple of rooflax.{kind.__name__}, got {values!r}")
+    for i, value in enumerate(values):
+        if not isinstance(value, kind):
+            raise SpecError(f"{key}[{i}]: expected a rooflax.{kind.__name__} (parse_spec takes names), got {value!r}")
+    return tuple(values)
+
+
+def _differences(a: Model | Hardware | DtypePolicy, b: Model | Hardware | DtypePolicy) -> list[str]:
+    """The fields in which two models, accelerators or dtypes differ, labels and sources aside."""
+    da, db = a.to_dict(), b.to_dict()
+    return [key for key in da if key not in ("label", "source") and da[key] != db[key]]
+
+
+def _distinct(key: str, noun: str, items: tuple, presets: dict) -> None:
+    """Refuse two different things under one name (a preset's, or each other's): frames label rows by name."""
+
+    def origin(item) -> str:
+        if item is presets.get(item.name):
+            return f"the preset {item.name!r}"
+        source = getattr(item, "source", "")
+        return repr(source) if source else f"a {type(item).__name__} built in Python"
+
+    for item in items:
+        preset = presets.get(item.name)
+        if preset is not None and _differences(item, preset):
+            raise SpecError(
+                f"{key}: {origin(item)} is named {item.name!r} like the preset but differs from it in "
+                f"{', '.join(_differences(item, preset))}; give it another name, e.g. {item.name + '-custom'!r}"
+            )
+    for a, b in itertools.combinations(items, 2):
+        if a.name == b.name:
+            differ = _differences(a, b)
+            if differ:
+                raise SpecError(f"{key}: two different {noun} are named {a.name!r} ({origin(a)} and {origin(b)} "
+                                f"differ in {', '.join(differ)}); give one of them another name")
+            raise SpecError(f"{key}: {a.name!r} is given twice ({origin(a)} and {origin(b)} are the same); "
+                            "give it once")
+
+
+def _axis_values(key: str, values: object) -> tuple[int, ...]:
+    """A SweepSpec axis: a non-empty, increasing tuple of positive integers ≤ 2**53."""
+    if not isinstance(values, list | tuple | range) or len(values) == 0:
+        raise SpecError(f"{key}: expected a non-empty tuple of positive integers, got {values!r}")
+    if not (all(type(v) is int for v in values) and 0 < min(values) and max(values) <= MAX_INT):
+        values = [positive_int(f"{key}[{i}]", v) for i, v in enumerate(values)]  # numpy ints, or the error
+    for a, b in itertools.pairwise(values):
+        if a >= b:
+            raise SpecError(f"{key}: values must be increasing and distinct, got {a} before {b} "
+                            "(parse_spec sorts them)")
+    return tuple(values)
+
+
+def _phases(phases: object) -> tuple[str, ...]:
+    """Phases: a non-empty tuple of distinct names of :data:`PHASES`, in that order."""
+    if not isinstance(phases, list | tuple) or not phases:
+        raise SpecError(f"phases: expected a non-empty list of {', '.join(PHASES)}, got {phases!r}")
+    for phase in phases:
+        if phase not in PHASES:
+            raise unknown_name("phases", phase, PHASES)
+    if len(set(phases)) != len(phases):
+        raise SpecError(f"phases: a phase is repeated in {list(phases)!r}")
+    if list(phases) != sorted(phases, key=PHASES.index):
+        raise SpecError(f"phases: expected the order {', '.join(PHASES)}, got {list(phases)!r} (parse_spec sorts them)")
+    return tuple(phases)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SweepSpec:
-    """A validated, immutable, hashable sweep. Build it with :func:`parse_spec`.
+    """A validated, immutable, hashable sweep. Build it with :func:`parse_spec` (names, TOML forms)
+    or directly (objects, sorted axes): both are validated the same way on construction.
 
     Categorical axes are ``models``, ``hardware`` and ``dtypes``; numeric axes are
     ``batch``, ``seq_len``, ``hidden`` (None: each model's own) and ``spec_k`` (verify only).
@@ -131,6 +205,39 @@ class SweepSpec:
     fused_attention: bool = False
     causal: bool = False
     description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        put("models", _items("models", self.models, Model))
+        put("hardware", _items("hardware", self.hardware, Hardware))
+        put("dtypes", _items("dtypes", self.dtypes, DtypePolicy))
+        _distinct("model", "models", self.models, MODELS)
+        _distinct("hardware", "accelerators", self.hardware, HARDWARE)
+        _distinct("dtype", "dtype policies", self.dtypes, DTYPES)
+        put("phases", _phases(self.phases))
+        for name in _AXES:
+            value = getattr(self, name)
+            if value is not None or name in ("batch", "seq_len"):
+                put(name, _axis_values(name, value))
+        if "verify" in self.phases and self.spec_k is None:
+            raise SpecError("spec_k: required when phases include 'verify' (e.g. spec_k = [16, 32, 48])")
+        if "verify" not in self.phases and self.spec_k is not None:
+            raise SpecError("spec_k: only meaningful with the 'verify' phase; add it to phases or drop spec_k")
+        if self.spec_k is not None and self.spec_k[-1] > self.seq_len[-1]:
+            raise SpecError(f"spec_k: {self.spec_k[-1]} exceeds every seq_len (largest {self.seq_len[-1]}); "
+                            "verify needs seq_len ≥ spec_k")
+        put("fused_attention", boolean("fused_attention", self.fused_attention))
+        put("causal", boolean("causal", self.causal))
+        if not isinstance(self.description, str):
+            raise SpecError(f"description: expected a string, got {self.description!r}")
+        for hw in self.hardware:
+            for dt in self.dtypes:
+                hw.peak(dt.compute)  # raises when the part has no such peak
+        for model in self.models:
+            for h in self.hidden or ():
+                model.check_hidden(h, where="hidden")
 
     def hidden_for(self, model: Model) -> tuple[int, ...]:
         """The hidden sizes swept for ``model``."""
@@ -178,6 +285,20 @@ class SweepSpec:
         """:meth:`to_dict` as canonical JSON."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    def with_keys(self, **keys: object) -> SweepSpec:
+        """This sweep with some of its keys replaced (the keywords of :func:`parse_spec`).
+
+        An axis keyword replaces that axis only; None removes a key. ``kv_dtype`` applies
+        to the dtypes in effect (this sweep's, or the ``dtype`` keyword's).
+
+        >>> default_spec().with_keys(batch=[256], phases="decode").batch
+        (256,)
+        """
+        own = {"model": self.models, "hardware": self.hardware, "dtype": self.dtypes, "phases": self.phases,
+               "fused_attention": self.fused_attention, "causal": self.causal, "description": self.description,
+               **{name: getattr(self, name) for name in _AXES}}
+        return _build(own, keys, base=None, where="")
+
 
 def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> SweepSpec:
     """Build a :class:`SweepSpec` from the TOML keys (axes given flat or under ``axes``).
@@ -187,91 +308,91 @@ def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> 
         where: prefix for error messages (the spec file's name).
         **keys: ``model``, ``hardware``, ``dtype``, ``kv_dtype``, ``phases``,
             ``fused_attention``, ``causal``, ``description``, ``batch``, ``seq_len``,
-            ``hidden``, ``spec_k``, or ``axes`` holding the last four.
+            ``hidden``, ``spec_k``, or ``axes`` holding the last four. None is the same
+            as leaving a key out.
     """
-    prefix = f"{where}: " if where else ""
+    return _build(keys, {}, base=base, where=where)
+
+
+def load_spec(path: str | Path, **keys: object) -> SweepSpec:
+    """Read a spec file; model and hardware paths in it are relative to its folder.
+
+    Args:
+        path: the TOML spec.
+        **keys: keys of :func:`parse_spec` that replace the file's own: an axis keyword
+            replaces that axis only, None removes a key. Paths given here are relative
+            to the current folder.
+
+    >>> load_spec("sweeps/llama13b_a40.toml", batch=[256]).batch
+    (256,)
+    """
+    path = Path(path)
+    text = read_text(path, "spec", "a TOML sweep spec")
     try:
-        return _parse(base, dict(keys))
-    except SpecError as exc:
-        raise SpecError(prefix + str(exc)) from None
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from None
+    where = f"{path} (keywords {', '.join(keys)})" if keys else str(path)
+    return _build(table, keys, base=path.parent, where=where)
 
 
-def _parse(base: Path | None, keys: dict) -> SweepSpec:
-    axes = keys.pop("axes", {})
+def _split(keys: dict) -> tuple[dict, dict]:
+    """A spec's top-level keys and its axes (given flat or under ``axes``)."""
+    top = dict(keys)
+    axes = top.pop("axes", None)
+    axes = {} if axes is None else axes
     if not isinstance(axes, dict):
         raise SpecError(f"axes: expected a table, got {axes!r}")
     check_keys("axes", axes, (), _AXES)
+    axes = dict(axes)
     for name in _AXES:
-        if name in keys:
+        if name in top:
             if name in axes:
                 raise SpecError(f"{name}: given both at the top level and under axes")
-            axes[name] = keys.pop(name)
-    axes = {name: value for name, value in axes.items() if value is not None}
-    check_keys("spec", keys, (), _TOP_KEYS)
+            axes[name] = top.pop(name)
+    check_keys("spec", top, (), _TOP_KEYS)
+    return top, axes
+
+
+def _build(table: dict, keys: dict, *, base: Path | None, where: str) -> SweepSpec:
+    """A spec from ``table`` (paths relative to ``base``) with ``keys`` in place of its keys."""
+    try:
+        top, axes = _split(table)
+        key_top, key_axes = _split(keys)
+        top = {name: value for name, value in {**top, **key_top}.items() if value is not None}
+        axes = {name: value for name, value in {**axes, **key_axes}.items() if value is not None}
+        return _parse(top, axes, model_base=None if "model" in key_top else base,
+                      hardware_base=None if "hardware" in key_top else base)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Path | None) -> SweepSpec:
+    """The TOML level: names to objects, axis forms to values; :class:`SweepSpec` checks the rest."""
     for name in ("batch", "seq_len"):
         if name not in axes:
             raise SpecError(f"axes.{name}: missing (every sweep needs batch and seq_len)")
-
-    kv_dtype = keys.get("kv_dtype")
-    models = tuple(get_model(m, base=base) for m in _names("model", keys.get("model", "llama-13b")))
-    hardware = tuple(get_hardware(h, base=base) for h in _names("hardware", keys.get("hardware", "a40")))
-    dtypes = tuple(get_dtype(d, kv_dtype) for d in _names("dtype", keys.get("dtype", "fp16")))
-    phases = keys.get("phases", ["prefill", "decode"])
+    kv_dtype = top.get("kv_dtype")
+    models = tuple(get_model(m, base=model_base) for m in _names("model", top.get("model", "llama-13b")))
+    hardware = tuple(get_hardware(h, base=hardware_base) for h in _names("hardware", top.get("hardware", "a40")))
+    dtypes = tuple(get_dtype(d, kv_dtype) for d in _names("dtype", top.get("dtype", "fp16")))
+    phases = top.get("phases", ["prefill", "decode"])
     if isinstance(phases, str):
         phases = [phases]
-    if not isinstance(phases, list | tuple) or not phases:
+    if not isinstance(phases, list | tuple):
         raise SpecError(f"phases: expected a non-empty list of {', '.join(PHASES)}, got {phases!r}")
-    for phase in phases:
-        if phase not in PHASES:
-            raise unknown_name("phases", phase, PHASES)
-    if len(set(phases)) != len(phases):
-        raise SpecError(f"phases: a phase is repeated in {list(phases)!r}")
-    for hw in hardware:
-        for dt in dtypes:
-            hw.peak(dt.compute)  # raises when the part has no such peak
-
     values = {name: _axis(name, value) for name, value in axes.items()}
-    if "verify" in phases and "spec_k" not in values:
-        raise SpecError("axes.spec_k: required when phases include 'verify' (e.g. spec_k = [16, 32, 48])")
-    if "verify" not in phases and "spec_k" in values:
-        raise SpecError("axes.spec_k: only meaningful with the 'verify' phase; add it to phases or drop spec_k")
-    for k in values.get("spec_k", ()):
-        if k > values["seq_len"][-1]:
-            raise SpecError(
-                f"axes.spec_k: {k} exceeds every seq_len (largest {values['seq_len'][-1]}); "
-                "verify needs seq_len ≥ spec_k"
-            )
-    for model in models:
-        for h in values.get("hidden", ()):
-            model.check_hidden(h, where="axes.hidden")
-    description = keys.get("description", "")
-    if not isinstance(description, str):
-        raise SpecError(f"description: expected a string, got {description!r}")
-    return SweepSpec(
-        models=models, hardware=hardware, dtypes=dtypes,
-        phases=tuple(p for p in PHASES if p in phases),
-        batch=values["batch"], seq_len=values["seq_len"], hidden=values.get("hidden"),
-        spec_k=values.get("spec_k"),
-        fused_attention=_flag("fused_attention", keys.get("fused_attention", False)),
-        causal=_flag("causal", keys.get("causal", False)),
-        description=description,
-    )
-
-
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read a spec file; model and hardware paths in it are relative to its folder."""
-    path = Path(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"spec: {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise SpecError(f"spec: {str(path)!r} is a directory, expected a .toml file") from None
-    try:
-        table = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: not valid TOML ({exc})") from None
-    return parse_spec(base=path.parent, where=str(path), **table)
+        return SweepSpec(
+            models=models, hardware=hardware, dtypes=dtypes,
+            phases=tuple(sorted(phases, key=lambda p: PHASES.index(p) if p in PHASES else len(PHASES))),
+            batch=values["batch"], seq_len=values["seq_len"], hidden=values.get("hidden"),
+            spec_k=values.get("spec_k"), fused_attention=top.get("fused_attention", False),
+            causal=top.get("causal", False), description=top.get("description", ""),
+        )
+    except SpecError as exc:  # name the axes as the TOML does
+        message = str(exc)
+        raise SpecError("axes." + message if message.startswith(_AXES) else message) from None
 
 
 def default_spec() -> SweepSpec:
