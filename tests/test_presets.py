@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
+from one_line import one_line_error
 
 import rooflax
+from rooflax.errors import boolean, positive_int
 from rooflax.hardware import hardware_to_toml
 from rooflax.models import llama_intermediate
 
@@ -120,3 +124,135 @@ def test_unknown_preset_names_suggest():
         rooflax.get_hardware("h100-smx")
     with pytest.raises(rooflax.SpecError, match="did you mean 'llama-2-70b'"):
         rooflax.get_model("llama2-70b")
+
+
+# --- reading files: one reader, one-line errors naming the file and what it was read as ---------------------------
+
+LOADERS = {  # loader, the field it reads for, what the file should be
+    "spec": (rooflax.load_spec, "spec: ", "a TOML sweep spec"),
+    "model": (rooflax.load_model, "model file: ", "a model TOML file or a Hugging Face config.json"),
+    "hardware": (rooflax.load_hardware, "hardware file: ", "a hardware TOML file"),
+}
+
+
+def _missing(folder: Path) -> tuple[Path, str]:
+    return folder / "absent.toml", "does not exist"
+
+
+def _directory(folder: Path) -> tuple[Path, str]:
+    (folder / "dir.toml").mkdir()
+    return folder / "dir.toml", "is a directory"
+
+
+def _loop(folder: Path) -> tuple[Path, str]:
+    (folder / "loop.toml").symlink_to(folder / "loop.toml")
+    return folder / "loop.toml", "is a symlink loop"
+
+
+def _not_utf8(folder: Path) -> tuple[Path, str]:
+    (folder / "chart.toml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    return folder / "chart.toml", "is not UTF-8 text (byte 0x89 at offset 0)"
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("make", [_missing, _directory, _loop, _not_utf8])
+def test_unreadable_files(tmp_path, loader, make):
+    path, problem = make(tmp_path)
+    load, field, expected = LOADERS[loader]
+    one_line_error(lambda: load(path), f"{field}{str(path)!r} {problem}; expected {expected}")
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_unreadable_file_permission(tmp_path, monkeypatch, loader):
+    path = tmp_path / "locked.toml"
+    path.write_text("name = 'x'\n")
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", refuse)  # the tests may run as root, who reads anything
+    load, field, expected = LOADERS[loader]
+    one_line_error(lambda: load(path), f"{field}{str(path)!r} cannot be read (permission denied); expected {expected}")
+
+
+# --- booleans are booleans, counts are integers up to 2**53 ---------------------------------------------------------
+
+CONFIG = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+          "intermediate_size": 14336, "vocab_size": 32000}
+
+
+def _config(folder: Path, **changes) -> Path:
+    (folder / "m").mkdir(exist_ok=True)
+    path = folder / "m" / "config.json"
+    path.write_text(json.dumps({**CONFIG, **changes}))
+    return path
+
+
+def test_tie_word_embeddings_is_read_as_written(tmp_path):
+    untied = rooflax.load_model(_config(tmp_path, tie_word_embeddings=False))
+    tied = rooflax.load_model(_config(tmp_path, tie_word_embeddings=True))
+    assert (untied.tied_embeddings, tied.tied_embeddings) == (False, True)
+    assert untied.params - tied.params == 32000 * 4096  # one embedding table fewer
+    assert rooflax.load_model(_config(tmp_path, tie_word_embeddings=None)).tied_embeddings is False
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("tie_word_embeddings", "false"), ("tie_word_embeddings", "true"), ("tie_word_embeddings", 0),
+    ("tie_word_embeddings", 1), ("hidden_size", 1e30), ("hidden_size", 2**53 + 1), ("num_hidden_layers", "32"),
+    ("num_attention_heads", 32.5), ("vocab_size", True), ("num_key_value_heads", -8), ("head_dim", 0),
+])
+def test_bad_config_json_values(tmp_path, key, value):
+    path = _config(tmp_path, **{key: value})
+    one_line_error(lambda: rooflax.load_model(path), str(path), f"{key}: ", repr(value))
+
+
+@pytest.mark.parametrize(("key", "value"), [("gated_mlp", "yes"), ("tied_embeddings", 1), ("layers", 2**60),
+                                            ("label", 5)])
+def test_bad_model_fields(key, value):
+    fields = {**rooflax.get_model("llama-7b").to_dict(), key: value}
+    one_line_error(lambda: rooflax.Model(**fields), f"{key}: ", repr(value))
+
+
+def test_numpy_numbers_are_numbers():
+    fields = rooflax.get_model("llama-7b").to_dict()
+    numpy_model = rooflax.Model(**{**fields, "layers": np.int64(32), "heads": np.int32(32), "hidden": np.uint16(4096),
+                                   "vocab": np.float64(32000.0), "gated_mlp": np.bool_(True)})
+    assert numpy_model == rooflax.get_model("llama-7b")
+    assert type(numpy_model.layers) is int and numpy_model.gated_mlp is True
+    a40 = rooflax.get_hardware("a40")
+    assert rooflax.Hardware(name="a40", label="A40", peak_flops={d: np.float32(v) for d, v in a40.peak_flops},
+                            bandwidth_bytes_per_s=np.float64(696e9), memory_bytes=np.int64(48 * 10**9)).ridge(
+        "fp16") == pytest.approx(a40.ridge("fp16"), rel=1e-7)
+
+
+def test_largest_count_is_two_to_the_53():
+    assert float(2**53 - 1) + 1 == 2**53 and float(2**53 + 1) == 2**53  # the last integer float64 holds exactly
+    assert positive_int("batch", 2**53) == 2**53
+    one_line_error(lambda: positive_int("batch", 2**53 + 1), "batch: ", str(2**53 + 1), "2**53")
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(False), "8", 1.5, float("nan"), float("inf"), 1e300, -3])
+def test_positive_int_refuses(value):
+    one_line_error(lambda: positive_int("axes.batch", value), "axes.batch: ", repr(value))
+
+
+@pytest.mark.parametrize("value", ["yes", "false", 1, 0, None, 1.0])
+def test_boolean_refuses(value):
+    one_line_error(lambda: boolean("summary", value), "summary: expected true or false", repr(value))
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"weight_bytes": 0}, "weight_bytes: expected a positive finite number, got 0"),
+    ({"kv_bytes": float("nan")}, "kv_bytes: expected a positive finite number, got nan"),
+    ({"compute": "fp61"}, "compute: unknown name 'fp61'; did you mean 'fp16'"),
+    ({"name": ""}, "dtype.name: expected a non-empty string, got ''"),
+])
+def test_bad_dtype_policies(fields, message):
+    base = {"name": "mine", "weight_bytes": 2, "act_bytes": 2, "kv_bytes": 2, "compute": "fp16"}
+    one_line_error(lambda: rooflax.DtypePolicy(**{**base, **fields}), message)
+
+
+def test_kv_dtype_override_replaces_an_earlier_one():
+    twice = rooflax.get_dtype(rooflax.get_dtype("fp16", "fp8"), "int4")
+    assert (twice.name, twice.kv_bytes) == ("fp16/kv=int4", 0.5)
+    assert twice == rooflax.get_dtype("fp16", "int4")
