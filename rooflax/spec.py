@@ -322,9 +322,6 @@ def load_spec(path: str | Path, **keys: object) -> SweepSpec:
         **keys: keys of :func:`parse_spec` that replace the file's own: an axis keyword
             replaces that axis only, None removes a key. Paths given here are relative
             to the current folder.
-
-    >>> load_spec("sweeps/llama13b_a40.toml", batch=[256]).batch
-    (256,)
     """
     path = Path(path)
     text = read_text(path, "spec", "a TOML sweep spec")
