@@ -187,8 +187,10 @@ def _phases(phases: object) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SweepSpec:
-    """A validated, immutable, hashable sweep. Build it with :func:`parse_spec` (names, TOML forms)
-    or directly (objects, sorted axes): both are validated the same way on construction.
+    """A validated, immutable, hashable sweep.
+
+    Build it with :func:`parse_spec` (names, TOML forms) or directly (objects, increasing
+    axes): both are validated the same way on construction.
 
     Categorical axes are ``models``, ``hardware`` and ``dtypes``; numeric axes are
     ``batch``, ``seq_len``, ``hidden`` (None: each model's own) and ``spec_k`` (verify only).
