@@ -75,6 +75,9 @@ def _flag(name: str, value: object) -> bool:
 
 def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool) -> frozenset[int]:
     """The finished parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
+    if not any(PART.fullmatch(p.name) for p in partial.iterdir()):  # nothing finished: nothing to keep
+        _output.clear_partial(partial)
+        return frozenset()
     if resume:
         previous = partial / MANIFEST
         if not previous.exists() or previous.read_text() != manifest:
@@ -157,6 +160,8 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         if not overwrite:
             raise SpecError(f"output: {str(out)!r} already exists; pass overwrite (--overwrite) to replace it")
         _output.replaceable(out)
+    if partial.exists():
+        _output.replaceable(partial, partial=True)
     manifest = _run_manifest(spec, summary, chunk_size)
     with _output.lock_partial(out) as created:
         done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite)
