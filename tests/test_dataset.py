@@ -162,7 +162,7 @@ def test_an_unfinished_sweep_is_not_a_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_module, "chunk_frame", _dies_after(2))
     with pytest.raises(KeyboardInterrupt):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, **SMALL)
-    with pytest.raises(rooflax.SpecError, match="ds.partial' is an unfinished sweep; run the same sweep with --resume"):
+    with pytest.raises(rooflax.SpecError, match=r"ds\.partial' is an unfinished sweep; run the same sweep with"):
         rooflax.scan_dataset(tmp_path / "ds.partial")
 
 
@@ -252,7 +252,7 @@ def test_overwrite_never_deletes_a_folder_rooflax_did_not_write(tmp_path, strang
 def test_overwrite_refuses_an_old_folder_it_did_not_leave(tmp_path):
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", batch=[1], seq_len=[8])
     shutil.copytree(out, tmp_path / "ds.old")  # the user's own backup
-    with pytest.raises(rooflax.SpecError, match="ds.old' is in the way of replacing .* rooflax did not leave it"):
+    with pytest.raises(rooflax.SpecError, match=r"ds\.old' is in the way of replacing .* rooflax did not leave it"):
         rooflax.sweep_to_parquet(None, out, overwrite=True, batch=[2], seq_len=[8])
     assert _batches(tmp_path / "ds.old") == [1] and _batches(out) == [1]
 
@@ -291,7 +291,7 @@ def test_a_lock_held_by_another_process_refuses_the_sweep(tmp_path):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
-        with pytest.raises(rooflax.SpecError, match="another sweep is writing to .*ds'"):
+        with pytest.raises(rooflax.SpecError, match=r"another sweep is writing to .*ds'"):
             rooflax.sweep_to_parquet(None, tmp_path / "ds", resume=True, batch=[1], seq_len=[8])
     finally:
         holder.communicate("")
