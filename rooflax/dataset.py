@@ -93,13 +93,11 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
                     "or overwrite (--overwrite) to start over")
 
 
-def _encode(frame: pl.DataFrame, compression: str, statistics: bool, metadata: dict[str, str]) -> bytes:
-    """A part file's bytes."""
+def _write_part(frame: pl.DataFrame, target: Path | io.BytesIO, compression: str, statistics: bool,
+                metadata: dict[str, str]) -> None:
     stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
+    frame.write_parquet(target, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
                         metadata=metadata)
-    return buffer.getvalue()
 
 
 def _check_room(partial: Path, *, left: int, parts: int, sample_rows: int, sample_bytes: int, sample_s: float,
@@ -176,14 +174,23 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
 
         def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
             name = part_name(chunk.task.index)
-            start = time.perf_counter()
-            data = _encode(frame, compression, statistics, _metadata(spec, summary, chunk, len(tasks), chunk_size))
-            if frame_s is not None:  # the first part of this run: nothing is on disk yet
+            options = (compression, statistics, _metadata(spec, summary, chunk, len(tasks), chunk_size))
+            first = None
+            if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
+                start, first = time.perf_counter(), io.BytesIO()
+                _write_part(frame, first, *options)
                 _check_room(partial, left=left, parts=len(tasks) - len(done), sample_rows=chunk.rows,
-                            sample_bytes=len(data), sample_s=max(frame_s, time.perf_counter() - start),
+                            sample_bytes=first.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
                             compression=compression, bar=bar)
+
+            def save(tmp: Path) -> None:
+                if first is None:
+                    _write_part(frame, tmp, *options)
+                else:
+                    tmp.write_bytes(first.getbuffer())
+
             try:
-                atomic_write(partial / name, lambda tmp: tmp.write_bytes(data))
+                atomic_write(partial / name, save)
             except OSError as exc:
                 raise _output.disk_error(exc, partial, name) from None
             return chunk.rows

@@ -67,6 +67,7 @@ def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **KEYS)
     assert not list(out.glob(".*"))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
+    assert all((out / p.name).read_bytes() == p.read_bytes() for p in clean.iterdir())  # byte-identical parts
     assert_frame_equal(pl.scan_parquet(out).collect(), pl.scan_parquet(clean).collect(), check_exact=True,
                        categorical_as_str=True)
 
