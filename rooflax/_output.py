@@ -48,6 +48,8 @@ def check_output(out: object) -> Path:
     if not text.strip():
         raise SpecError("output: empty path; give the dataset folder to write, e.g. -o out/sweep")
     path = Path(text)
+    if path.name in ("", ".", ".."):
+        raise SpecError(f"output: {text!r} is not a name for a new dataset folder; give one, e.g. -o out/sweep")
     if path.suffix.lower() in _FILE_SUFFIXES:
         raise SpecError(f"output: {text!r} looks like a {path.suffix} file name; a dataset is a folder of parquet "
                         f"parts, name it without a suffix (e.g. {str(path.with_suffix(''))!r})")

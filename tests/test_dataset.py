@@ -320,6 +320,8 @@ def _read_only(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("out", "message"), [
     (None, "output: expected a dataset folder path, got None"),
     ("", "output: empty path"),
+    (".", "output: '.' is not a name for a new dataset folder"),
+    ("{tmp}/..", r"output: '.*/\.\.' is not a name for a new dataset folder"),
     ("{tmp}/ref.csv", "'.*ref.csv' looks like a .csv file name; a dataset is a folder of parquet parts"),
     ("{tmp}/x.parquet", "looks like a .parquet file name"),
     ("{tmp}/file/ds", "file' is a file, so no folder"),
@@ -373,7 +375,8 @@ def test_the_sweep_says_its_size_before_writing(tmp_path, capsys, monkeypatch):
     keys = dict(phases=["decode"], batch=list(range(1, 33)), seq_len=list(range(16, 1040, 16)))
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=256, compression="zstd", progress=True, **keys)
     rows, parts, size, prefix = _SIZE.search(capsys.readouterr().err).groups()
-    assert int(rows.replace(",", "")) == rooflax.sweep(**keys).height and int(parts) == len(list(out.iterdir()))
+    height = rooflax.sweep(**keys).height
+    assert int(rows.replace(",", "")) == height and int(parts) == len(list(out.iterdir()))
     estimate = float(size) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[prefix]
     actual = sum(p.stat().st_size for p in out.iterdir())
     assert 0.8 < estimate / actual < 1.25  # parts of equal size: the first part's bytes per row hold for all
@@ -386,7 +389,7 @@ def test_the_sweep_says_its_size_before_writing(tmp_path, capsys, monkeypatch):
     rooflax.sweep_to_parquet(None, tmp_path / "again", chunk_size=256, compression="zstd", resume=True,
                              progress=True, **keys)
     rows, parts, *_ = _SIZE.search(capsys.readouterr().err).groups()
-    assert int(rows.replace(",", "")) == rooflax.sweep(**keys).height - done
+    assert int(rows.replace(",", "")) == height - done
     assert int(parts) == len(list(out.iterdir())) - 3
 
 
