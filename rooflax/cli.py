@@ -34,21 +34,19 @@ def _atomic_savefig(fig, path: Path) -> None:
 
 
 def _read_dataset(path: str, where: str | None):
-    """A dataset (folder or parquet file) as a LazyFrame, filtered, with its accelerators and models."""
+    """A checked dataset (folder or part file) as a LazyFrame, filtered, with its accelerators and models."""
     import polars as pl
 
-    from rooflax.dataset import dataset_metadata
     from rooflax.hardware import Hardware
     from rooflax.models import Model
+    from rooflax.scan import check_dataset
 
-    source = Path(path)
-    if not source.exists():
-        raise SpecError(f"dataset: {path!r} does not exist")
-    meta = dataset_metadata(source)
+    info = check_dataset(path)
+    meta = info.metadata
     spec = meta["spec"]
     hardware = {h["name"]: Hardware(**h) for h in spec["hardware"]}
     models = {m["name"]: Model(**m) for m in spec["models"]}
-    lf = pl.scan_parquet(source if source.is_file() else source / "part-*.parquet")
+    lf = info.scan()
     if where:
         try:
             lf = lf.filter(pl.sql_expr(where))
@@ -57,6 +55,32 @@ def _read_dataset(path: str, where: str | None):
             message = str(exc).strip().splitlines()[0]
             raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
     return lf, meta, hardware, models
+
+
+def _spec_summary(spec: dict) -> str:
+    """A spec (as stored in a dataset) in one line: names, phases and axis ranges."""
+    def names(key: str) -> str:
+        return ", ".join(item["name"] for item in spec[key])
+
+    axes = []
+    for axis in ("batch", "seq_len", "hidden", "spec_k"):
+        values = spec["axes"].get(axis)
+        if values:
+            span = f"{values[0]}..{values[-1]} ({len(values)} values)" if len(values) > 1 else str(values[0])
+            axes.append(f"{axis} {span}")
+    return (f"{names('models')} on {names('hardware')} in {names('dtypes')}; {', '.join(spec['phases'])}; "
+            + " × ".join(axes))
+
+
+def _cmd_check(args) -> int:
+    from rooflax.scan import check_dataset
+
+    info = check_dataset(args.dataset)
+    meta = info.metadata
+    parts = f"{len(info.parts)} parts" if len(info.parts) > 1 else f"1 part (part {meta['part']} of {meta['parts']})"
+    print(f"ok: {args.dataset}: {info.rows:,} rows in {parts}, {meta['kind']} frame, rooflax {meta['version']}")
+    print(f"spec: {_spec_summary(meta['spec'])}")
+    return 0
 
 
 def _cmd_sweep(args) -> int:
@@ -162,14 +186,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="rooflax-out", help="dataset folder to write (default: rooflax-out)")
     p.add_argument("--summary", action="store_true", help="one row per configuration and phase (model totals)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep from OUTPUT.partial/")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the dataset OUTPUT if it exists, or start over from OUTPUT.partial/")
     p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE, help="grid points per part file")
     p.add_argument("--compression", default="lz4", choices=COMPRESSIONS,
                    help="parquet codec (default: lz4)")
     p.add_argument("--no-statistics", action="store_true",
                    help="write no row-group statistics (faster; scans cannot skip row groups)")
     p.add_argument("--plot", metavar="CHART", help="also draw the chart (.png, .svg or .pdf)")
-    p.add_argument("--quiet", action="store_true", help="no progress or messages")
+    p.add_argument("--quiet", action="store_true", help="no size estimate, progress or messages")
     p.set_defaults(run=_cmd_sweep)
 
     p = sub.add_parser("plot", help="draw a chart of a dataset")
@@ -187,6 +212,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--versus", metavar="DATASET", help="map: ratio of this dataset's value to another's")
     p.add_argument("--quiet", action="store_true", help="no messages")
     p.set_defaults(run=_cmd_plot)
+
+    p = sub.add_parser("check", help="check that a dataset is whole (every part present, readable, of one sweep)")
+    p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
+    p.set_defaults(run=_cmd_check)
 
     p = sub.add_parser("hardware", help="list accelerator presets and their figures")
     p.add_argument("-v", "--verbose", action="store_true", help="also print each preset's source")

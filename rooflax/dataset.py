@@ -1,87 +1,117 @@
 """Streaming sweeps to parquet datasets: part files, self-describing metadata, atomic, resumable.
 
-A dataset is a folder of ``part-NNNNNN.parquet`` files and nothing else, so
-``polars.scan_parquet("OUT/")`` reads it lazily. Every part carries, in its key-value
-metadata, the rooflax version, the kind of frame, the whole spec with presets
-expanded, and the model, hardware and dtype parameters of its rows
-(:func:`dataset_metadata` reads them back).
+A dataset is a folder of ``part-NNNNNN.parquet`` files and nothing else; read it with
+:func:`rooflax.scan_dataset`, which checks the parts against their footers first. Every
+part carries, in its key-value metadata, the rooflax version, the kind of frame, the
+whole spec with presets expanded, the model, hardware and dtype parameters of its rows,
+its index, the part count and its row count (:func:`rooflax.dataset_metadata` reads them
+back).
 
 While a sweep runs, parts go to ``OUT.partial/`` (each written as ``.NAME.tmp`` and
-renamed when complete); the folder is renamed to ``OUT`` once every part is there. With
-``resume=True`` an interrupted sweep continues from its finished parts, and the result
-equals a clean run's because chunk boundaries depend only on the spec and chunk size.
+renamed when complete) under an exclusive lock; the folder is renamed to ``OUT`` once
+every part is there (``rooflax._output`` tells how, and how a killed run is recovered).
+With ``resume=True`` an interrupted sweep continues from its finished parts, and the
+result equals a clean run's because chunk boundaries depend only on the spec and chunk
+size.
+
+Before the first part is written, the sweep measures the bytes per row of the first
+part in the chosen codec, estimates the dataset's size and writing time, and refuses to
+start when the disk lacks room.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
 
-from rooflax import engine
+from rooflax import _output, engine
 from rooflax._atomic import atomic_write
 from rooflax._version import __version__
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
 from rooflax.frames import chunk_frame, resolve_spec
-from rooflax.progress import Progress
+from rooflax.progress import Progress, format_duration, si
+from rooflax.scan import MANIFEST, PART, PREFIX, dataset_metadata, part_name
 from rooflax.spec import SweepSpec
 
 __all__ = ["dataset_metadata", "sweep_to_parquet"]
 
 #: Parquet codecs a dataset can be written with.
 COMPRESSIONS = ("lz4", "zstd", "snappy", "gzip", "brotli", "uncompressed")
-_MANIFEST = ".rooflax-run.json"
 _ROW_GROUP = 1 << 17  # rows per row group: statistics granular enough for scans to skip
-_PREFIX = "rooflax."
-
-
-def _part_name(index: int) -> str:
-    return f"part-{index:06d}.parquet"
 
 
 def _metadata(spec: SweepSpec, summary: bool, chunk: engine.Chunk, parts: int, chunk_size: int) -> dict[str, str]:
     task = chunk.task
     return {
-        f"{_PREFIX}version": __version__,
-        f"{_PREFIX}kind": "summary" if summary else "ops",
-        f"{_PREFIX}spec": spec.to_json(),
-        f"{_PREFIX}model": json.dumps(task.model.to_dict()),
-        f"{_PREFIX}hardware": json.dumps(task.hardware.to_dict()),
-        f"{_PREFIX}dtype": json.dumps(task.dtype.to_dict()),
-        f"{_PREFIX}part": str(task.index),
-        f"{_PREFIX}parts": str(parts),
-        f"{_PREFIX}chunk_size": str(chunk_size),
+        f"{PREFIX}version": __version__,
+        f"{PREFIX}kind": "summary" if summary else "ops",
+        f"{PREFIX}spec": spec.to_json(),
+        f"{PREFIX}model": json.dumps(task.model.to_dict()),
+        f"{PREFIX}hardware": json.dumps(task.hardware.to_dict()),
+        f"{PREFIX}dtype": json.dumps(task.dtype.to_dict()),
+        f"{PREFIX}part": str(task.index),
+        f"{PREFIX}parts": str(parts),
+        f"{PREFIX}rows": str(chunk.rows),
+        f"{PREFIX}chunk_size": str(chunk_size),
     }
-
-
-def dataset_metadata(path: str | Path) -> dict:
-    """The rooflax metadata of a dataset folder or part file, JSON values decoded."""
-    path = Path(path)
-    if path.is_dir():
-        parts = sorted(path.glob("part-*.parquet"))
-        if not parts:
-            raise SpecError(f"dataset: {str(path)!r} holds no part-*.parquet files")
-        path = parts[0]
-    if not path.exists():
-        raise SpecError(f"dataset: {str(path)!r} does not exist")
-    raw = pl.read_parquet_metadata(path)
-    out = {}
-    for key, value in raw.items():
-        if key.startswith(_PREFIX):
-            name = key[len(_PREFIX):]
-            out[name] = json.loads(value) if name in ("spec", "model", "hardware", "dtype") else value
-    if not out:
-        raise SpecError(f"dataset: {str(path)!r} was not written by rooflax (no rooflax metadata)")
-    return out
 
 
 def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
     return json.dumps({"spec": spec.to_dict(), "summary": summary, "chunk_size": chunk_size,
                        "version": __version__}, sort_keys=True)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
+def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool) -> frozenset[int]:
+    """The finished parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
+    if not any(PART.fullmatch(p.name) for p in partial.iterdir()):  # nothing finished: nothing to keep
+        _output.clear_partial(partial)
+        return frozenset()
+    if resume:
+        previous = partial / MANIFEST
+        if not previous.exists() or previous.read_text() != manifest:
+            raise SpecError(f"resume: {str(partial)!r} was written by a different spec, kind or chunk size; "
+                            "pass overwrite (--overwrite, without --resume) to start over")
+        for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
+            stale.unlink()
+        return frozenset(int(match.group(1)) for p in partial.iterdir() if (match := PART.fullmatch(p.name)))
+    if overwrite:
+        _output.clear_partial(partial)
+        return frozenset()
+    raise SpecError(f"output: an interrupted sweep left {str(partial)!r}; pass resume (--resume) to continue it, "
+                    "or overwrite (--overwrite) to start over")
+
+
+def _write_part(frame: pl.DataFrame, target: Path | io.BytesIO, compression: str, statistics: bool,
+                metadata: dict[str, str]) -> None:
+    stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
+    frame.write_parquet(target, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
+                        metadata=metadata)
+
+
+def _check_room(partial: Path, *, left: int, parts: int, sample_rows: int, sample_bytes: int, sample_s: float,
+                compression: str, bar: Progress) -> None:
+    """Say how large the sweep is (from the first part); refuse when its disk lacks room."""
+    per_row, seconds = sample_bytes / sample_rows, sample_s / sample_rows * left
+    need, free = per_row * left, shutil.disk_usage(partial).free
+    duration = f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
+    bar.print(f"sweep: {left:,} rows in {parts:,} parts, about {si(need)}B on disk ({compression}, "
+              f"{per_row:.1f} B/row) and {duration} to write; {si(free)}B free")
+    if need > free:
+        raise SpecError(f"output: the sweep needs about {si(need)}B ({left:,} rows at {per_row:.1f} B/row in "
+                        f"{compression}) but the disk holding {str(partial)!r} has {si(free)}B free; free some "
+                        "space, write elsewhere (-o) or pick a smaller codec (--compression zstd)")
 
 
 def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path = "rooflax-out", *,
@@ -92,80 +122,94 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
 
     Args:
         spec: a :class:`SweepSpec`, a TOML path, or None for the reference sweep.
-        out: the dataset folder to create.
+        out: the dataset folder to create (no file suffix such as ``.csv``: it is a folder).
         summary: write the summary frame instead of the long one.
         resume: continue an interrupted run of the same spec from ``OUT.partial/``.
-        overwrite: replace an existing ``OUT`` (only once the new dataset is complete).
+        overwrite: replace an existing ``OUT`` dataset (only once the new one is complete),
+            and start over from a leftover ``OUT.partial/`` unless ``resume``. A folder
+            holding files rooflax did not write is never replaced.
         chunk_size: most grid points per part file.
         compression: parquet codec (``lz4``, ``zstd``, ``snappy``, ``uncompressed``, ...).
         statistics: write min/max/null-count statistics per row group (lets scans skip
             row groups on filters; turning them off writes about 1.35× faster).
-        progress: draw a progress line on standard error.
+        progress: on standard error, say how large the sweep is before it starts, then
+            draw a progress line (for a million rows or more).
         **keys: the spec's TOML keys instead of ``spec``.
 
     Returns:
         The dataset folder.
+
+    Raises:
+        SpecError: bad arguments, an unusable output folder, another sweep writing to the
+            same output, or a disk without room (before the first part is written, from
+            the estimate; or when a write fails, keeping the finished parts for ``resume``).
     """
     summary, resume, overwrite, statistics, progress = (boolean(name, value) for name, value in (
         ("summary", summary), ("resume", resume), ("overwrite", overwrite), ("statistics", statistics),
         ("progress", progress)))
     spec = resolve_spec(spec, keys)
     chunk_size = positive_int("chunk_size", chunk_size)
+    summary, resume, overwrite, statistics, progress = (
+        _flag(name, value) for name, value in (("summary", summary), ("resume", resume), ("overwrite", overwrite),
+                                                ("statistics", statistics), ("progress", progress)))
     if compression not in COMPRESSIONS:
         raise unknown_name("compression", compression, COMPRESSIONS)
-    out = Path(out)
-    partial = out.with_name(out.name + ".partial")
-    if out.exists() and not overwrite:
-        raise SpecError(f"output: {str(out)!r} already exists; pass overwrite (--overwrite) to replace it")
-    if out.exists() and not out.is_dir():
-        raise SpecError(f"output: {str(out)!r} exists and is not a folder")
-    manifest = _run_manifest(spec, summary, chunk_size)
-    done: frozenset[int] = frozenset()
+    out = _output.check_output(out)
+    partial, _ = _output.siblings(out)
+    _output.recover_swap(out, overwrite=overwrite)
+    if out.exists():
+        if not overwrite:
+            raise SpecError(f"output: {str(out)!r} already exists; pass overwrite (--overwrite) to replace it")
+        _output.replaceable(out)
     if partial.exists():
-        if not resume:
-            raise SpecError(f"output: an interrupted sweep left {str(partial)!r}; pass resume (--resume) to "
-                            "continue it, or delete that folder")
-        previous = partial / _MANIFEST
-        if not previous.exists() or previous.read_text() != manifest:
-            raise SpecError(f"resume: {str(partial)!r} was written by a different spec, kind or chunk size; "
-                            "delete it to start over")
-        for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
-            stale.unlink()
-        done = frozenset(int(p.stem.split("-")[1]) for p in partial.glob("part-*.parquet"))
-    else:
-        partial.mkdir(parents=True)
-        (partial / _MANIFEST).write_text(manifest)
+        _output.replaceable(partial, partial=True)
+    manifest = _run_manifest(spec, summary, chunk_size)
+    with _output.lock_partial(out) as created:
+        done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite)
+        try:
+            (partial / MANIFEST).write_text(manifest)
+        except OSError as exc:
+            raise _output.disk_error(exc, partial, MANIFEST) from None
+        tasks = engine.plan(spec, chunk_size)
+        rows_per = {t.index: t.count * t.width(summary) for t in tasks}
+        total, left = sum(rows_per.values()), sum(rows for i, rows in rows_per.items() if i not in done)
+        bar = Progress(total, done=total - left, enabled=progress)
 
-    tasks = engine.plan(spec, chunk_size)
-    rows_per = {t.index: t.count * t.width(summary) for t in tasks}
-    bar = Progress(sum(rows_per.values()), enabled=progress)
-    bar.update(sum(rows_per[i] for i in done))
-    stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
+        def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
+            name = part_name(chunk.task.index)
+            options = (compression, statistics, _metadata(spec, summary, chunk, len(tasks), chunk_size))
+            first = None
+            if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
+                start, first = time.perf_counter(), io.BytesIO()
+                _write_part(frame, first, *options)
+                _check_room(partial, left=left, parts=len(tasks) - len(done), sample_rows=chunk.rows,
+                            sample_bytes=first.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
+                            compression=compression, bar=bar)
 
-    def write(frame: pl.DataFrame, chunk: engine.Chunk) -> int:
-        metadata = _metadata(spec, summary, chunk, len(tasks), chunk_size)
-        atomic_write(partial / _part_name(chunk.task.index), lambda tmp: frame.write_parquet(
-            tmp, compression=compression, statistics=stats, row_group_size=_ROW_GROUP, metadata=metadata))
-        return chunk.rows
+            def save(tmp: Path) -> None:
+                if first is None:
+                    _write_part(frame, tmp, *options)
+                else:
+                    tmp.write_bytes(first.getbuffer())
 
-    # One part is written in the background while the next is framed and the one after
-    # computes: at most three chunks are alive, whatever the size of the grid.
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        pending = None
-        for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size, skip=done):
-            frame = chunk_frame(chunk, spec, summary)
+            try:
+                atomic_write(partial / name, save)
+            except OSError as exc:
+                raise _output.disk_error(exc, partial, name) from None
+            return chunk.rows
+
+        # One part is written in the background while the next is framed and the one after
+        # computes: at most three chunks are alive, whatever the size of the grid.
+        with bar, ThreadPoolExecutor(max_workers=1) as writer:
+            pending = None
+            for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size, skip=done):
+                start = time.perf_counter()
+                frame = chunk_frame(chunk, spec, summary)
+                frame_s = time.perf_counter() - start if pending is None else None
+                if pending is not None:
+                    bar.update(pending.result())
+                pending = writer.submit(write, frame, chunk, frame_s)
             if pending is not None:
                 bar.update(pending.result())
-            pending = writer.submit(write, frame, chunk)
-        if pending is not None:
-            bar.update(pending.result())
-    bar.close()
-    (partial / _MANIFEST).unlink()
-    if out.exists():
-        trash = out.with_name(out.name + ".old")
-        os.replace(out, trash)
-        os.replace(partial, out)
-        shutil.rmtree(trash)
-    else:
-        os.replace(partial, out)
+        _output.finalize(out)
     return out

@@ -1,67 +1,146 @@
-"""A progress line for long sweeps: rows done, rows/s and ETA, on standard error."""
+"""Progress of long sweeps on standard error: rows done, rows/s and ETA (drawn with rich).
+
+The rate counts only the rows of this run (not those a resumed sweep already had) and
+starts with the second batch of rows, so neither resumed rows nor the compile time
+before the first batch skew it; until it is known, no rate or ETA is shown.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["Progress"]
+from rich.console import Console
+from rich.progress import BarColumn, ProgressColumn, Task, TaskProgressColumn
+from rich.progress import Progress as _RichProgress
+from rich.text import Text
+
+__all__ = ["Progress", "format_duration", "si"]
 
 
-def _si(value: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+def si(value: float) -> str:
+    """``value`` with an SI prefix: ``12.3M``, ``850k``, ``7``."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if value >= scale:
             return f"{value / scale:.1f}{unit}"
     return f"{value:.0f}"
 
 
-class Progress:
-    """Draws ``[####----]  45%  12.3M/27.1M rows  85.2M rows/s  ETA 0:03`` as rows arrive.
+def format_duration(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
-    On a terminal the line redraws in place (at most ten times a second); elsewhere a
-    line is printed at every tenth of the work. Disabled, or for fewer than ``min_rows``
-    rows (work that ends in moments), it prints nothing.
+
+def _percent(task: Task) -> str:
+    return f"{100 * min(task.completed / (task.total or 1), 1.0):3.0f}%"
+
+
+def _counts(task: Task) -> str:
+    return f"{si(task.completed)}/{si(task.total or 0)} {task.description}"
+
+
+def _rate(task: Task) -> str:
+    speed = task.speed
+    return f"{si(speed)} {task.description}/s" if speed else ""
+
+
+def _eta(task: Task) -> str:
+    remaining = task.time_remaining
+    return f"ETA {format_duration(remaining)}" if remaining is not None and task.speed else ""
+
+
+class _Column(ProgressColumn):
+    """A column drawn by one of the text functions above (shared with the plain line)."""
+
+    def __init__(self, text: Callable[[Task], str]) -> None:
+        super().__init__()
+        self._text = text
+
+    def render(self, task: Task) -> Text:
+        return Text(self._text(task))
+
+
+class Progress:
+    """Shows ``━━━━━━━╸━━━━  45%  12.3M/27.1M rows  85.2M rows/s  ETA 0:03`` as rows arrive.
+
+    On an interactive terminal a rich progress bar redraws in place. Elsewhere (a log
+    file, a pipe) a plain line is printed as soon as the rate is known, then at most every
+    ``interval_s`` seconds, and a last line at :meth:`close`. Disabled, it prints nothing;
+    with fewer than ``min_rows`` rows left (work that ends in moments) it draws no bar,
+    but :meth:`print` still prints.
+
+    Args:
+        total: rows of the whole job.
+        done: rows already done before this run (a resumed sweep); not counted in the rate.
+        label: what is counted.
+        enabled: print anything at all.
+        min_rows: fewest rows left for which a bar is drawn.
+        stream: where to write (standard error by default).
+        interval_s: seconds between plain lines when not on a terminal.
+        clock: seconds, monotonic (tests pass a fake one).
     """
 
-    def __init__(self, total: int, *, label: str = "rows", enabled: bool = True, min_rows: int = 1_000_000,
-                 stream: TextIO | None = None) -> None:
-        self.total, self.label = max(total, 1), label
-        self.enabled = enabled and total >= min_rows
-        self.stream = stream or sys.stderr
-        self.done = 0
-        self._start = time.perf_counter()
-        self._last_draw = 0.0
-        self._last_tenth = -1
-        self._tty = self.stream.isatty()
+    def __init__(self, total: int, *, done: int = 0, label: str = "rows", enabled: bool = True,
+                 min_rows: int = 1_000_000, stream: TextIO | None = None, interval_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled = enabled
+        self._stream = stream or sys.stderr
+        self._console = Console(file=self._stream, highlight=False)
+        self._drawn = enabled and total - done >= min_rows
+        self._live = self._drawn and self._console.is_interactive
+        self._clock, self._interval_s = clock, interval_s
+        self._start, self._next_line = clock(), clock()
+        self._done_before = done
+        self._bar = _RichProgress(BarColumn(), TaskProgressColumn(), _Column(_counts), _Column(_rate),
+                                  _Column(_eta), console=self._console, get_time=clock, disable=not self._live)
+        self._task = self._bar.add_task(label, total=max(total, 1), completed=done)
+        if self._live:
+            self._bar.start()
+
+    @property
+    def _state(self) -> Task:
+        return self._bar.tasks[0]
 
     def update(self, rows: int) -> None:
         """Count ``rows`` more rows as done."""
-        self.done += rows
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        tenth = 10 * self.done // self.total
-        if self._tty and now - self._last_draw > 0.1:
-            self._last_draw = now
-            self.stream.write("\r" + self.line())
-            self.stream.flush()
-        elif not self._tty and tenth > self._last_tenth:
-            self._last_tenth = tenth
-            self.stream.write(self.line() + "\n")
+        self._bar.advance(self._task, rows)
+        if self._drawn and not self._live and self._state.speed and self._clock() >= self._next_line:
+            self._next_line = self._clock() + self._interval_s
+            self._write(self.line())
 
     def line(self) -> str:
-        """The progress line as it stands."""
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
-        rate = self.done / elapsed
-        fraction = min(self.done / self.total, 1.0)
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        bar = "#" * int(20 * fraction) + "-" * (20 - int(20 * fraction))
-        return (f"[{bar}] {100 * fraction:3.0f}%  {_si(self.done)}/{_si(self.total)} {self.label}  "
-                f"{_si(rate)} {self.label}/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+        """The progress as one plain line."""
+        task = self._state
+        return "  ".join(part for part in (_percent(task), _counts(task), _rate(task), _eta(task)) if part)
+
+    def print(self, message: str) -> None:
+        """Print a message (above the bar while one is drawn), if enabled."""
+        if self._live:
+            self._console.print(message, markup=False)
+        elif self.enabled:
+            self._write(message)
+
+    def _write(self, text: str) -> None:
+        self._stream.write(text + "\n")
+        self._stream.flush()
 
     def close(self) -> None:
-        """Finish the line."""
-        if self.enabled and self._tty:
-            self.stream.write("\r" + self.line() + "\n")
-            self.stream.flush()
+        """Finish: stop the bar, or print a last plain line with this run's average rate."""
+        if self._live:
+            self._bar.stop()
+        elif self._drawn:
+            task, elapsed = self._state, self._clock() - self._start
+            rows = task.completed - self._done_before
+            rate = f" ({si(rows / elapsed)} {task.description}/s)" if elapsed > 0 else ""
+            self._write(f"{_percent(task)}  {_counts(task)} in {format_duration(elapsed)}{rate}")
+        self._drawn = self._live = False
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

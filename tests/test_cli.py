@@ -19,13 +19,17 @@ def test_default_sweep_writes_dataset_and_chart(tmp_path, capsys):
     assert main(["sweep", "-o", str(out), "--plot", str(chart)]) == 0
     assert pl.scan_parquet(out).collect().height == 7680
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "wrote 7,680 rows" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "wrote 7,680 rows" in captured.out
+    parts = len(list(out.iterdir()))
+    assert re.match(rf"sweep: 7,680 rows in {parts} parts, about [\d.]+kB on disk \(lz4, [\d.]+ B/row\)", captured.err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "ds"]
 
 
 def test_sweep_summary_and_plot_kinds(tmp_path):
     spec = ROOT / "sweeps" / "llama13b_a40_spec.toml"
     assert main(["sweep", str(spec), "-o", str(tmp_path / "ds"), "--quiet"]) == 0
+    assert rooflax.scan_dataset(tmp_path / "ds").collect().height == rooflax.sweep(spec).height
     for kind, extra in (("roofline", []), ("family", ["--color-by", "spec_k", "--facet", "phase"]),
                         ("map", ["--where", "hidden = 5120"])):
         chart = tmp_path / f"{kind}.svg"
@@ -36,15 +40,19 @@ def test_sweep_summary_and_plot_kinds(tmp_path):
     assert (tmp_path / "s.pdf").read_bytes()[:4] == b"%PDF"
     assert main(["plot", str(tmp_path / "sum"), "-o", str(tmp_path / "tps.png"), "--kind", "map", "--value",
                  "tokens_per_s", "--where", "phase = 'decode'", "--quiet"]) == 0
+    assert (tmp_path / "tps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_ratio_map_of_two_datasets(tmp_path):
+def test_ratio_map_of_two_datasets(tmp_path, capsys):
     for hw in ("a40", "h100-sxm"):
         spec = tmp_path / f"{hw}.toml"
         spec.write_text(f"hardware = '{hw}'\nphases = ['decode']\n[axes]\nbatch = [1, 8]\nseq_len = [128, 1024]\n")
         assert main(["sweep", str(spec), "-o", str(tmp_path / hw), "--summary", "--quiet"]) == 0
+        assert rooflax.scan_dataset(tmp_path / hw).collect().get_column("hardware").unique().to_list() == [hw]
     assert main(["plot", str(tmp_path / "a40"), "--versus", str(tmp_path / "h100-sxm"), "--kind", "map",
-                 "-o", str(tmp_path / "ratio.png"), "--quiet"]) == 0
+                 "-o", str(tmp_path / "ratio.png")]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'ratio.png'}\n"
+    assert (tmp_path / "ratio.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_custom_hardware_dataset_plots_from_its_metadata(tmp_path):
@@ -53,6 +61,9 @@ def test_custom_hardware_dataset_plots_from_its_metadata(tmp_path):
     (tmp_path / "s.toml").write_text("hardware = 'gpu.toml'\n[axes]\nbatch = [1, 64]\nseq_len = [512]\n")
     assert main(["sweep", str(tmp_path / "s.toml"), "-o", str(tmp_path / "ds"), "--plot",
                  str(tmp_path / "c.png"), "--quiet"]) == 0
+    assert rooflax.dataset_metadata(tmp_path / "ds")["hardware"]["bandwidth_bytes_per_s"] == 2e12
+    assert rooflax.scan_dataset(tmp_path / "ds").collect().get_column("hardware").unique().to_list() == ["labgpu"]
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
@@ -69,18 +80,104 @@ def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
     assert pl.scan_parquet(tmp_path / "ds").collect().height == 7680
 
 
-def test_resume_flag(tmp_path):
-    partial = tmp_path / "ds.partial"
-    partial.mkdir()
-    assert main(["sweep", "-o", str(tmp_path / "ds"), "--quiet"]) == 2  # stale folder without its manifest
-    assert main(["sweep", "-o", str(tmp_path / "ds"), "--resume", "--quiet"]) == 2
+def test_resume_and_overwrite_flags(tmp_path, capsys, monkeypatch):
+    from rooflax import dataset
+
+    out = str(tmp_path / "ds")
+    (tmp_path / "ds.partial").mkdir()  # killed before its first part: nothing to keep, so a plain run starts over
+    assert main(["sweep", "-o", out, "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    real, frames = dataset.chunk_frame, []
+
+    def interrupted_after_one_part(chunk, spec, summary):
+        if frames:
+            raise KeyboardInterrupt
+        frames.append(chunk)
+        return real(chunk, spec, summary)
+
+    monkeypatch.setattr(dataset, "chunk_frame", interrupted_after_one_part)
+    assert main(["sweep", "-o", out, "--quiet", "--overwrite"]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["sweep", "-o", out, "--quiet", "--overwrite", "--summary", "--resume"]) == 2
+    assert "ds.partial' was written by a different spec, kind or chunk size" in capsys.readouterr().err
+    assert main(["sweep", "-o", out, "--quiet", "--overwrite", "--summary"]) == 0  # starts over
+    assert rooflax.dataset_metadata(out)["kind"] == "summary" and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_check_says_whether_a_dataset_is_whole(tmp_path, capsys):
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=64, summary=True)
+    parts = len(list(out.iterdir()))
+    assert main(["check", str(out)]) == 0
+    assert capsys.readouterr().out == (
+        f"ok: {out}: {rooflax.sweep(summary=True).height:,} rows in {parts} parts, summary frame, "
+        f"rooflax {rooflax.__version__}\n"
+        "spec: llama-13b on a40 in fp16; prefill, decode; batch 1..128 (8 values) × seq_len 128..4096 (32 values) × "
+        "hidden 5120\n")
+    (out / "part-000001.parquet").unlink()
+    assert main(["check", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: dataset: {str(out / 'part-000001.parquet')!r} is missing " \
+                                      f"({parts - 1} of {parts} parts present)\n"
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda part: part.unlink(), "is missing"),
+    (lambda part: part.write_bytes(b""), "is empty"),
+    (lambda part: part.write_bytes(part.read_bytes()[: len(part.read_bytes()) // 2]), "is not a readable parquet"),
+    (lambda part: pl.DataFrame({"batch": [1]}).write_parquet(part), "was not written by rooflax"),
+])
+def test_damaged_dataset_is_not_plotted(tmp_path, capsys, damage, message):
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=64)
+    damage(out / "part-000002.parquet")
+    for argv in (["check", str(out)], ["plot", str(out), "-o", str(tmp_path / "c.png")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: dataset: {str(out / 'part-000002.parquet')!r} {message}")
+        assert err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_a_sweep_to_an_output_being_written_is_refused(tmp_path, capsys):
+    import fcntl
+    import os
+
+    (tmp_path / "ds.partial").mkdir()
+    fd = os.open(tmp_path / "ds.partial" / ".rooflax.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert main(["sweep", "-o", str(tmp_path / "ds"), "--resume"]) == 2
+    finally:
+        os.close(fd)
+    assert capsys.readouterr().err == (f"error: output: another sweep is writing to {str(tmp_path / 'ds')!r} (it holds "
+                                       f"the lock in {str(tmp_path / 'ds.partial')!r}); wait for it to finish or stop "
+                                       "it\n")
+    assert [p.name for p in (tmp_path / "ds.partial").iterdir()] == [".rooflax.lock"]
+
+
+def test_a_disk_without_room_is_refused(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 1000, 1000))
+    assert main(["sweep", "-o", str(tmp_path / "ds")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("sweep: 7,680 rows in ") and err[0].endswith("; 1.0kB free")
+    assert err[1].startswith("error: output: the sweep needs about ") and len(err) == 2
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["sweep", "nothere.toml", "-o", "{tmp}/x"], "error: spec: 'nothere.toml' does not exist"),
     (["sweep", "-o", "{tmp}/x", "--plot", "{tmp}/c.jpg"], "error: chart: .* allowed: .png, .svg, .pdf"),
     (["sweep", "-o", "{tmp}/x", "--chunk-size", "0"], "error: chunk_size: expected a positive integer, got 0"),
+    (["sweep", "-o", ""], "error: output: empty path"),
+    (["sweep", "-o", "{tmp}/ref.csv"], "error: output: .*ref.csv' looks like a .csv file name; a dataset is a folder"),
+    (["sweep", "-o", "{ds}/part-000000.parquet/x"], "error: output: .*part-000000.parquet' is a file"),
+    (["sweep", "-o", "{ds}"], "error: output: .*ds' already exists; pass overwrite"),
     (["plot", "{tmp}/nothing", "-o", "{tmp}/c.png"], "error: dataset: .* does not exist"),
+    (["check", "{tmp}/nothing"], "error: dataset: .* does not exist"),
+    (["check", "{root}/README.md"], "error: dataset: '.*README.md' is not a readable parquet file"),
+    (["plot", "{root}/README.md", "-o", "{tmp}/c.png"], "error: dataset: '.*README.md' is not a readable parquet"),
+    (["check", "{tmp}"], "error: dataset: .* is not a part of a rooflax dataset"),
     (["plot", "{ds}", "-o", "{tmp}/c.png", "--where", "bacth > 1"], "error: --where: cannot apply"),
     (["plot", "{ds}", "-o", "{tmp}/c.png", "--where", "batch > 100000"], "the frame is empty"),
     (["plot", "{ds}", "-o", "{tmp}/c.png", "--kind", "family"], "error: --kind family: give --color-by"),
@@ -92,7 +189,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     ds = tmp_path / "ds"
     rooflax.sweep_to_parquet(None, ds, batch=[1, 2], seq_len=[16])
     capsys.readouterr()
-    argv = [a.format(tmp=tmp_path, ds=ds) for a in argv]
+    argv = [a.format(tmp=tmp_path, ds=ds, root=ROOT) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert re.search(message, err), err
