@@ -32,6 +32,7 @@ import polars as pl
 
 from rooflax import _output, engine
 from rooflax._atomic import atomic_write
+from rooflax._files import read_text
 from rooflax._version import __version__
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
 from rooflax.frames import chunk_frame, resolve_spec
@@ -67,12 +68,6 @@ def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
                        "version": __version__}, sort_keys=True)
 
 
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"{name}: expected True or False, got {value!r}")
-    return value
-
-
 def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool) -> frozenset[int]:
     """The finished parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
     if not any(PART.fullmatch(p.name) for p in partial.iterdir()):  # nothing finished: nothing to keep
@@ -80,7 +75,7 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
         return frozenset()
     if resume:
         previous = partial / MANIFEST
-        if not previous.exists() or previous.read_text() != manifest:
+        if not previous.exists() or read_text(previous, "resume", "a rooflax run manifest") != manifest:
             raise SpecError(f"resume: {str(partial)!r} was written by a different spec, kind or chunk size; "
                             "pass overwrite (--overwrite, without --resume) to start over")
         for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
@@ -149,9 +144,6 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         ("progress", progress)))
     spec = resolve_spec(spec, keys)
     chunk_size = positive_int("chunk_size", chunk_size)
-    summary, resume, overwrite, statistics, progress = (
-        _flag(name, value) for name, value in (("summary", summary), ("resume", resume), ("overwrite", overwrite),
-                                                ("statistics", statistics), ("progress", progress)))
     if compression not in COMPRESSIONS:
         raise unknown_name("compression", compression, COMPRESSIONS)
     out = _output.check_output(out)

@@ -339,7 +339,7 @@ def test_unusable_output_is_a_one_line_error(tmp_path, monkeypatch, out, message
 
 
 def test_flags_are_booleans(tmp_path):
-    with pytest.raises(rooflax.SpecError, match="summary: expected True or False, got 'yes'"):
+    with pytest.raises(rooflax.SpecError, match="summary: expected true or false, got 'yes'"):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", summary="yes", batch=[1], seq_len=[8])
     assert not list(tmp_path.iterdir())
 
