@@ -25,7 +25,7 @@ import polars as pl
 from rooflax import engine
 from rooflax._atomic import atomic_write
 from rooflax._version import __version__
-from rooflax.errors import SpecError, positive_int, unknown_name
+from rooflax.errors import SpecError, unknown_name
 from rooflax.frames import chunk_frame, resolve_spec
 from rooflax.progress import Progress
 from rooflax.spec import SweepSpec
@@ -107,7 +107,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         The dataset folder.
     """
     spec = resolve_spec(spec, keys)
-    chunk_size = positive_int("chunk_size", chunk_size)
+    chunk_size = engine.check_chunk_size(chunk_size)
     if compression not in COMPRESSIONS:
         raise unknown_name("compression", compression, COMPRESSIONS)
     out = Path(out)
