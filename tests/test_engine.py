@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 
 import rooflax
 from rooflax import engine
+from rooflax.shape import Shape
 
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32])
 
@@ -95,7 +96,7 @@ def test_chunk_size_is_bounded(tmp_path):
 def _functions(keys: dict) -> dict:
     """The jitted functions a sweep of ``keys`` runs, with their compile-cache sizes."""
     spec = rooflax.parse_spec(**keys)
-    fns = {engine.compiled_for(t, spec, False, tuple(jax.local_devices())) for t in engine.plan(spec)}
+    fns = {engine.compiled_for(t, False, tuple(jax.local_devices())) for t in engine.plan(spec)}
     return {fn: fn._cache_size() for fn in fns}
 
 
@@ -106,3 +107,14 @@ def test_nearby_axis_lengths_share_one_compiled_function():
     for more in ({"batch": [1, 2, 3, 4]}, {"seq_len": [8, 16, 24, 32, 40]}, {"batch": [5, 6]}):
         rooflax.sweep(**{**keys, **more})
         assert _functions({**keys, **more}) == before, more  # same functions, no new cache entry
+
+
+def test_the_shape_is_one_pytree_with_static_structure():
+    model, dtype = rooflax.get_model("llama-2-70b"), rooflax.get_dtype("w4a16")
+    shape = Shape.of(model, dtype, phase="verify", batch=8, seq_len=512, spec_k=16, causal=True)
+    numbers = (8, 512, 2, 16, 8192, 64, 8, 128, 28672, 32000, 80, 0.5, 2, 2)  # B S phase K h H G d I V L w a k
+    assert tuple(jax.tree.leaves(shape)) == numbers
+    other = Shape.of(model, dtype, phase="verify", batch=8, seq_len=512, spec_k=16, fused_attention=True)
+    assert jax.tree.structure(shape) != jax.tree.structure(other)  # structural choices are static, not leaves
+    doubled = jax.tree.map(lambda x: 2 * x, shape)
+    assert (doubled.batch, doubled.heads, doubled.causal, doubled.gated_mlp) == (16, 128, True, True)
