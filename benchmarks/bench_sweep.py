@@ -28,8 +28,9 @@ import polars as pl
 
 import rooflax
 from rooflax.frames import BOUND, GROUP, OP, PHASE, schemas
-from rooflax.ops import GROUPS, OP_NAMES, PHASES, layer_ops, make_step, new_tokens
+from rooflax.ops import GROUPS, OP_NAMES, make_step, op_costs
 from rooflax.roofline import attainable, intensity, is_compute_bound, op_time
+from rooflax.shape import Shape
 
 
 def grid(quick: bool) -> rooflax.SweepSpec:
@@ -52,7 +53,6 @@ def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
     """What per-configuration tools do: a Python loop over the same formulas, rows into lists."""
     model, hw, dt = spec.models[0], spec.hardware[0], spec.dtypes[0]
     peak, bw = hw.peak(dt.compute), hw.bandwidth_bytes_per_s
-    ops = layer_ops()
     rows = {k: [] for k in ("batch", "seq_len", "phase", "op", "flops", "bytes", "intensity", "attainable_flops",
                             "time_s", "bound")}
     start = time.perf_counter()
@@ -62,12 +62,7 @@ def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
             for s in spec.seq_len:
                 if done >= limit:
                     break
-                step = make_step(batch=b, seq_len=s, new=new_tokens(PHASES.index(phase), s, None),
-                                 hidden=model.hidden, heads=model.heads, kv_heads=model.kv_heads,
-                                 head_dim=model.head_dim, intermediate=model.intermediate, vocab=model.vocab,
-                                 w=dt.weight_bytes, a=dt.act_bytes, k=dt.kv_bytes, causal=False, logits_tokens=b)
-                for op in ops:
-                    f, by = op.cost(step)
+                for op, f, by in op_costs(make_step(Shape.of(model, dt, phase=phase, batch=b, seq_len=s))):
                     for key, value in (("batch", b), ("seq_len", s), ("phase", phase), ("op", op.name),
                                        ("flops", f), ("bytes", by), ("intensity", intensity(f, by)),
                                        ("attainable_flops", attainable(f, by, peak, bw)),
@@ -83,23 +78,19 @@ def numpy_broadcast(spec: rooflax.SweepSpec) -> pl.DataFrame:
     """The same formulas on numpy arrays broadcast over the grid, then the same frame."""
     model, hw, dt = spec.models[0], spec.hardware[0], spec.dtypes[0]
     peak, bw = hw.peak(dt.compute), hw.bandwidth_bytes_per_s
-    ops = layer_ops()
     ops_schema, _ = schemas(spec)
-    b = np.asarray(spec.batch, np.float64)[:, None]
-    s = np.asarray(spec.seq_len, np.float64)[None, :]
+    grid = (len(spec.batch), len(spec.seq_len))
+    b = np.broadcast_to(np.asarray(spec.batch, np.float64)[:, None], grid)
+    s = np.broadcast_to(np.asarray(spec.seq_len, np.float64)[None, :], grid)
     frames = []
     for phase in spec.phases:
-        new = new_tokens(PHASES.index(phase), s, 0, np.where) * np.ones_like(b)
-        step = make_step(batch=b * np.ones_like(s), seq_len=s * np.ones_like(b), new=new, hidden=model.hidden,
-                         heads=model.heads, kv_heads=model.kv_heads, head_dim=model.head_dim,
-                         intermediate=model.intermediate, vocab=model.vocab, w=dt.weight_bytes, a=dt.act_bytes,
-                         k=dt.kv_bytes, causal=False, logits_tokens=b * np.ones_like(s))
-        costs = [op.cost(step) for op in ops]
-        flops = np.stack([np.broadcast_to(c[0], new.shape) for c in costs], axis=-1).reshape(-1)
-        bytes_ = np.stack([np.broadcast_to(c[1], new.shape) for c in costs], axis=-1).reshape(-1)
+        costs = op_costs(make_step(Shape.of(model, dt, phase=phase, batch=b, seq_len=s)))
+        ops = [c[0] for c in costs]
+        flops = np.stack([np.broadcast_to(c[1], grid) for c in costs], axis=-1).reshape(-1)
+        bytes_ = np.stack([np.broadcast_to(c[2], grid) for c in costs], axis=-1).reshape(-1)
         n, n_ops = flops.size, len(ops)
-        batch = np.broadcast_to(np.asarray(spec.batch)[:, None], new.shape).reshape(-1)
-        seq_len = np.broadcast_to(np.asarray(spec.seq_len)[None, :], new.shape).reshape(-1)
+        batch = np.broadcast_to(np.asarray(spec.batch)[:, None], grid).reshape(-1)
+        seq_len = np.broadcast_to(np.asarray(spec.seq_len)[None, :], grid).reshape(-1)
         coords = {"batch": np.repeat(batch, n_ops), "seq_len": np.repeat(seq_len, n_ops),
                   "hidden": np.full(n, model.hidden, np.int64)}
         codes = np.tile(np.array([OP_NAMES.index(o.name) for o in ops], np.uint32), n // n_ops)

@@ -34,7 +34,7 @@ from rooflax import _output, engine
 from rooflax._atomic import atomic_write
 from rooflax._files import read_text
 from rooflax._version import __version__
-from rooflax.errors import SpecError, boolean, positive_int, unknown_name
+from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.frames import chunk_frame, resolve_spec
 from rooflax.progress import Progress, format_duration, si
 from rooflax.scan import MANIFEST, PART, PREFIX, dataset_metadata, part_name
@@ -143,7 +143,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         ("summary", summary), ("resume", resume), ("overwrite", overwrite), ("statistics", statistics),
         ("progress", progress)))
     spec = resolve_spec(spec, keys)
-    chunk_size = positive_int("chunk_size", chunk_size)
+    chunk_size = engine.check_chunk_size(chunk_size)
     if compression not in COMPRESSIONS:
         raise unknown_name("compression", compression, COMPRESSIONS)
     out = _output.check_output(out)

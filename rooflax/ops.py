@@ -1,8 +1,10 @@
 """What each operation of a decoder layer costs: the counting contract of DESIGN.md.
 
-Every function here is plain arithmetic on the fields of a :class:`Step`, so it runs
-unchanged on Python numbers (exact integers) and on traced jnp scalars under
-``jax.vmap``/``jax.jit``; there is no Python ``if`` on a traced value. Structural
+A configuration is a :class:`rooflax.shape.Shape`; :func:`make_step` (the one place
+this happens) turns it into a :class:`Step`, the symbols below, and :func:`op_costs`
+prices every op of the step's layer. Every function here is plain arithmetic, so it
+runs unchanged on Python numbers (exact integers), numpy arrays and traced jnp scalars
+under ``jax.vmap``/``jax.jit``; there is no Python ``if`` on a traced value. Structural
 choices (gated MLP, fused attention) are static and pick *which* ops exist.
 
 Symbols: ``B`` batch, ``S`` seq_len (after the step), ``Q`` new tokens per sequence,
@@ -22,13 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from rooflax.shape import PHASES, Shape
+
 __all__ = [
-    "GROUPS", "OP_NAMES", "PHASES", "OpDef", "Step", "layer_ops", "lm_head", "make_step", "new_tokens",
+    "GROUPS", "OP_NAMES", "PHASES", "OpDef", "Step", "layer_ops", "lm_head", "make_step", "new_tokens", "op_costs",
     "scored_pairs",
 ]
-
-#: Phases, in frame order. ``prefill`` is "init" on charts, ``decode`` is "ar".
-PHASES = ("prefill", "decode", "verify")
 #: Chart groups, in frame order.
 GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head")
 
@@ -36,7 +37,7 @@ Num = Any  # a Python number or a jnp scalar
 
 
 class Step(NamedTuple):
-    """One configuration in one phase; fields are Python numbers or jnp scalars."""
+    """The counting contract's symbols for one configuration; built only by :func:`make_step`."""
 
     batch: Num  # B
     seq_len: Num  # S
@@ -50,9 +51,13 @@ class Step(NamedTuple):
     intermediate: Num  # I
     vocab: Num  # V
     logits_tokens: Num  # tokens the LM head runs on: B (prefill, decode) or B·K (verify)
+    layers: Num  # L
     w: Num
     a: Num
     k: Num
+    gated_mlp: bool
+    tied_embeddings: bool
+    fused_attention: bool
 
     @property
     def tokens(self) -> Num:
@@ -60,14 +65,14 @@ class Step(NamedTuple):
         return self.batch * self.new
 
 
-def new_tokens(phase: Num, seq_len: Num, spec_k: Num, where: Callable | None = None) -> Num:
+def new_tokens(phase: Num, seq_len: Num, spec_k: Num | None) -> Num:
     """``Q`` for a phase code (index into :data:`PHASES`): ``S``, ``1`` or ``K``.
 
-    ``where`` is ``jnp.where`` for traced values; leave it out for Python numbers.
+    Selected by multiplying with the phase tests, so it stays exact on Python integers
+    and needs no branch on traced values; ``spec_k`` may be None outside verify.
     """
-    if where is None:
-        return (seq_len, 1, spec_k)[phase]
-    return where(phase == 0, seq_len, where(phase == 1, 1, spec_k))
+    k = 0 if spec_k is None else spec_k
+    return seq_len * (phase == 0) + (phase == 1) + k * (phase == 2)
 
 
 def scored_pairs(new: Num, attended: Num, causal: bool) -> Num:
@@ -81,13 +86,20 @@ def scored_pairs(new: Num, attended: Num, causal: bool) -> Num:
     return new * attended
 
 
-def make_step(*, batch, seq_len, new, hidden, heads, kv_heads, head_dim, intermediate, vocab,
-              w, a, k, causal: bool, logits_tokens) -> Step:
-    """A :class:`Step` with ``T = S`` and ``P`` from :func:`scored_pairs`."""
-    return Step(batch=batch, seq_len=seq_len, new=new, attended=seq_len,
-                pairs=scored_pairs(new, seq_len, causal), hidden=hidden, heads=heads,
-                kv_heads=kv_heads, head_dim=head_dim, intermediate=intermediate, vocab=vocab,
-                logits_tokens=logits_tokens, w=w, a=a, k=k)
+def make_step(shape: Shape) -> Step:
+    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`,
+    and the LM head's tokens (``B``, or ``B·K`` in verify). The engine, :func:`rooflax.evaluate`
+    and the benchmarks all build their steps here.
+    """
+    s = shape
+    new = new_tokens(s.phase, s.seq_len, s.spec_k)
+    verify = s.phase == 2
+    return Step(batch=s.batch, seq_len=s.seq_len, new=new, attended=s.seq_len,
+                pairs=scored_pairs(new, s.seq_len, s.causal), hidden=s.hidden, heads=s.heads,
+                kv_heads=s.kv_heads, head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
+                logits_tokens=s.batch * (s.spec_k * verify + (s.phase != 2)), layers=s.layers,
+                w=s.w, a=s.a, k=s.k, gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,
+                fused_attention=s.fused_attention)
 
 
 def _linear(tokens: Num, k_in: Num, n_out: Num, w: Num, a: Num) -> tuple[Num, Num]:
@@ -226,3 +238,9 @@ def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False) -> tuple
         if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp)
     )
     return (*chosen, LM_HEAD)
+
+
+def op_costs(step: Step) -> tuple[tuple[OpDef, Num, Num], ...]:
+    """``(op, flops, bytes)`` for every op of the step's layer, then ``lm_head``, in frame order."""
+    return tuple((op, *op.cost(step)) for op in layer_ops(gated_mlp=step.gated_mlp,
+                                                          fused_attention=step.fused_attention))

@@ -6,8 +6,9 @@ from rooflax.dtypes import DtypePolicy, get_dtype
 from rooflax.errors import SpecError, positive_int, unknown_name
 from rooflax.hardware import Hardware, get_hardware
 from rooflax.models import Model, get_model
-from rooflax.ops import PHASES, layer_ops, make_step, new_tokens
-from rooflax.roofline import attainable, intensity, is_compute_bound, model_totals, op_time
+from rooflax.ops import PHASES, make_step, op_costs
+from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, model_totals, op_time
+from rooflax.shape import Shape
 
 __all__ = ["evaluate"]
 
@@ -39,15 +40,12 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     elif spec_k is not None:
         raise SpecError(f"spec_k: only meaningful in the verify phase, got spec_k={spec_k!r} with phase={phase!r}")
     m = m.at_hidden(m.hidden if hidden is None else hidden)
-    peak, bandwidth = hw.peak(dt.compute), hw.bandwidth_bytes_per_s
-    code = PHASES.index(phase)
-    step = make_step(batch=batch, seq_len=seq_len, new=new_tokens(code, seq_len, spec_k), hidden=m.hidden,
-                     heads=m.heads, kv_heads=m.kv_heads, head_dim=m.head_dim, intermediate=m.intermediate,
-                     vocab=m.vocab, w=dt.weight_bytes, a=dt.act_bytes, k=dt.kv_bytes, causal=causal,
-                     logits_tokens=batch * (spec_k if phase == "verify" else 1))
+    step = make_step(Shape.of(m, dt, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
+                              fused_attention=fused_attention, causal=causal))
+    roof = Roof.of(hw, dt)
+    peak, bandwidth = roof.peak, roof.bandwidth
     ops = {}
-    for op in layer_ops(gated_mlp=m.gated_mlp, fused_attention=fused_attention):
-        flops, bytes_ = op.cost(step)
+    for op, flops, bytes_ in op_costs(step):
         ops[op.name] = {
             "group": op.group, "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
             "attainable_flops": attainable(flops, bytes_, peak, bandwidth),
@@ -57,7 +55,5 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     layer = [v for name, v in ops.items() if name != "lm_head"]
     head = ops["lm_head"]
     totals = model_totals(step, layer=tuple(sum(v[key] for v in layer) for key in ("flops", "bytes", "time_s")),
-                          head=(head["flops"], head["bytes"], head["time_s"]), layers=m.layers,
-                          gated_mlp=m.gated_mlp, tied_embeddings=m.tied_embeddings,
-                          fused_attention=fused_attention, memory_capacity=hw.memory_bytes)
+                          head=(head["flops"], head["bytes"], head["time_s"]), memory_capacity=roof.memory)
     return {"ops": ops, "totals": totals}

@@ -12,15 +12,46 @@ draft tokens per second in verify); memory = weights + KV cache + peak activatio
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jax
 
 from rooflax.models import parameter_count
 from rooflax.ops import Step
 
-__all__ = ["activation_bytes", "attainable", "intensity", "is_compute_bound", "kv_cache_bytes", "model_totals",
-           "op_time"]
+if TYPE_CHECKING:
+    from rooflax.dtypes import DtypePolicy
+    from rooflax.hardware import Hardware
+
+__all__ = ["Roof", "activation_bytes", "attainable", "intensity", "is_compute_bound", "kv_cache_bytes",
+           "model_totals", "op_time"]
 
 Num = Any
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Roof:
+    """The ceilings an op runs under (a pytree of numbers): one accelerator at one dtype.
+
+    ``inv_peak`` and ``inv_bandwidth`` are the host's reciprocals: the engine multiplies by
+    them, because XLA compiles a division by a scalar differently with and without
+    sharding, and results must not depend on the device count.
+    """
+
+    peak: Num  # FLOP/s
+    bandwidth: Num  # bytes/s
+    memory: Num  # bytes of device memory
+    inv_peak: Num
+    inv_bandwidth: Num
+
+    @classmethod
+    def of(cls, hardware: Hardware, dtype: DtypePolicy) -> Roof:
+        """The roof of ``hardware`` for ``dtype``'s matmuls."""
+        peak, bandwidth = hardware.peak(dtype.compute), hardware.bandwidth_bytes_per_s
+        return cls(peak=peak, bandwidth=bandwidth, memory=hardware.memory_bytes, inv_peak=1 / peak,
+                   inv_bandwidth=1 / bandwidth)
 
 
 def intensity(flops: Num, bytes_: Num) -> Num:
@@ -46,12 +77,12 @@ def is_compute_bound(flops: Num, bytes_: Num, peak: Num, bandwidth: Num) -> Num:
     return flops * bandwidth >= peak * bytes_
 
 
-def kv_cache_bytes(s: Step, layers: Num) -> Num:
+def kv_cache_bytes(s: Step) -> Num:
     """KV cache held after the step: ``k · 2 · G · d · L · B · S``."""
-    return s.k * 2 * s.kv_heads * s.head_dim * layers * s.batch * s.seq_len
+    return s.k * 2 * s.kv_heads * s.head_dim * s.layers * s.batch * s.seq_len
 
 
-def activation_bytes(s: Step, *, gated_mlp: bool, fused_attention: bool, maximum=max) -> Num:
+def activation_bytes(s: Step, maximum=max) -> Num:
     """Peak live activations of one layer (layers run one after another), in bytes.
 
     The largest of: the residual stream plus the QKV output, ``M·(h + (H+2G)d)``; the
@@ -61,26 +92,23 @@ def activation_bytes(s: Step, *, gated_mlp: bool, fused_attention: bool, maximum
     """
     m, h = s.tokens, s.hidden
     qkv = m * (h + (s.heads + 2 * s.kv_heads) * s.head_dim)
-    if fused_attention:
+    if s.fused_attention:
         attn = m * h + s.batch * s.heads * s.new * s.head_dim
     else:
         attn = m * h + 2 * s.batch * s.heads * s.pairs
-    mlp = m * (h + (3 if gated_mlp else 2) * s.intermediate)
+    mlp = m * (h + (3 if s.gated_mlp else 2) * s.intermediate)
     logits = s.logits_tokens * s.vocab
     return s.a * maximum(maximum(qkv, attn), maximum(mlp, logits))
 
 
-def model_totals(s: Step, *, layer: tuple[Num, Num, Num], head: tuple[Num, Num, Num], layers: Num,
-                 gated_mlp: bool, tied_embeddings: bool, fused_attention: bool, memory_capacity: Num,
+def model_totals(s: Step, *, layer: tuple[Num, Num, Num], head: tuple[Num, Num, Num], memory_capacity: Num,
                  maximum=max) -> dict:
     """Totals of one configuration and phase (DESIGN.md, "Model totals").
 
     Args:
-        s: the step.
+        s: the step (its ``layers`` and structure included).
         layer: the flops, bytes and time of one layer's ops, each summed.
         head: the flops, bytes and time of ``lm_head`` (once per model).
-        layers: ``L``.
-        gated_mlp, tied_embeddings, fused_attention: the model's and sweep's structure.
         memory_capacity: device memory in bytes, for ``fits_in_memory``.
         maximum: ``max`` for Python numbers, ``jnp.maximum`` for arrays.
 
@@ -89,12 +117,12 @@ def model_totals(s: Step, *, layer: tuple[Num, Num, Num], head: tuple[Num, Num, 
         ``weight_bytes`` (``w`` × parameters), ``kv_cache_bytes``, ``activation_bytes``,
         ``memory_bytes`` (their sum) and ``fits_in_memory``.
     """
-    flops, bytes_, time_s = (layers * part + whole for part, whole in zip(layer, head, strict=True))
-    weights = s.w * parameter_count(hidden=s.hidden, layers=layers, heads=s.heads, kv_heads=s.kv_heads,
+    flops, bytes_, time_s = (s.layers * part + whole for part, whole in zip(layer, head, strict=True))
+    weights = s.w * parameter_count(hidden=s.hidden, layers=s.layers, heads=s.heads, kv_heads=s.kv_heads,
                                     head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
-                                    gated_mlp=gated_mlp, tied_embeddings=tied_embeddings)
-    kv = kv_cache_bytes(s, layers)
-    acts = activation_bytes(s, gated_mlp=gated_mlp, fused_attention=fused_attention, maximum=maximum)
+                                    gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings)
+    kv = kv_cache_bytes(s)
+    acts = activation_bytes(s, maximum=maximum)
     memory = weights + kv + acts
     return {"flops": flops, "bytes": bytes_, "intensity": flops / bytes_, "time_s": time_s,
             "tokens_per_s": s.tokens / time_s, "weight_bytes": weights, "kv_cache_bytes": kv,

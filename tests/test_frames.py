@@ -78,7 +78,7 @@ def test_hidden_scaling_follows_llama_rule():
 
 def test_second_sweep_does_not_recompile():
     rooflax.sweep(**SMALL)
-    fns = {engine.compiled_for(t, rooflax.parse_spec(**SMALL), False, tuple(__import__("jax").local_devices()))
+    fns = {engine.compiled_for(t, False, tuple(__import__("jax").local_devices()))
            for t in engine.plan(rooflax.parse_spec(**SMALL))}
     sizes = {id(f): f._cache_size() for f in fns}
     rooflax.sweep(**{**SMALL, "batch": [2, 5, 9]})  # same shapes, other values
