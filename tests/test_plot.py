@@ -93,10 +93,47 @@ def test_family_colour_bar_and_connect(reference, tmp_path):
     fig = plot.roofline(reference, color_by="batch", connect="batch", facet="phase")
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert [ax.get_title() for ax in panels] == ["phase: prefill", "phase: decode"]
-    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
-    lines = [c for ax in panels for c in ax.collections if type(c).__name__ == "LineCollection"]
-    assert lines and all(len(seg) >= 2 for c in lines for seg in c.get_segments())
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bar.get_ylim() == pytest.approx((1, 128))  # the batch range, log scale
+    # one grey line per series, op and seq_len in each panel, through every batch value
+    for ax, phase in zip(panels, ("prefill", "decode"), strict=True):
+        drawn = reference.filter(pl.col("phase") == phase, pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
+        segments = [seg for c in ax.collections if c.get_gid() == "connect:batch" for seg in c.get_segments()]
+        assert len(segments) == drawn.select("op", "seq_len").n_unique()
+        assert {len(seg) for seg in segments} == {reference.get_column("batch").n_unique()}
     fig.savefig(tmp_path / "family.png")
+    plt.close(fig)
+
+
+def _expected_lines(df: pl.DataFrame, along: str) -> list:
+    """Polylines through each op's points along ``along``, derived row by row."""
+    lines: dict = {}
+    for r in df.iter_rows(named=True):
+        if r[along] is None:
+            continue
+        held = tuple((c, r[c]) for c in ("model", "hardware", "dtype", "phase", "op", "batch", "seq_len", "hidden",
+                                         "spec_k") if c != along)
+        lines.setdefault(held, []).append((r[along], r["intensity"], r["attainable_flops"]))
+    return sorted(tuple((x, y) for _, x, y in sorted(points)) for points in lines.values() if len(points) > 1)
+
+
+@pytest.mark.parametrize(("along", "lazy"), [("batch", False), ("batch", True), ("seq_len", True), ("spec_k", True)])
+def test_connect_draws_a_line_per_series_op_and_other_axes(lazy, along):
+    df = rooflax.sweep(phases=["prefill", "decode", "verify"], batch=[1, 4, 16], seq_len=[64, 256, 1024],
+                       spec_k=[16, 32], hardware=["a40", "h100-sxm"])
+    groups = ["qkv mlp", "qk/pv"]
+    fig = plot.roofline(df.lazy() if lazy else df, groups=groups, connect=along)
+    ax = fig.axes[0]
+    collections = [c for c in ax.collections if c.get_gid() == f"connect:{along}"]
+    got = sorted(tuple(map(tuple, seg.tolist())) for c in collections for seg in c.get_segments())
+    assert got == _expected_lines(df.filter(pl.col("group").is_in(groups)), along)
+    if along != "spec_k":  # each series' lines are drawn in the series' colour, one collection per series
+        scatters = [c for c in ax.collections if c.get_gid() is None and len(c.get_offsets())]
+        assert len(collections) == len(scatters) == 2 * 2 * 4  # hardware × groups × (init, ar, spec: 16, 32)
+        for lines, points in zip(collections, scatters, strict=True):
+            assert tuple(lines.get_color()[0][:3]) == tuple(points.get_facecolor()[0][:3])  # lines are translucent
+            # every marker of the series (reduced to one per cell) lies on one of its lines
+            assert {tuple(p) for seg in lines.get_segments() for p in seg} >= {tuple(p) for p in points.get_offsets()}
     plt.close(fig)
 
 
