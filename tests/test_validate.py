@@ -12,7 +12,7 @@ import pytest
 import rooflax
 from rooflax.cli import main
 from rooflax.validate import preset_for_kind, time_call, validate
-from rooflax.validate.kernels import kernel_for, make_buffers, run_checked
+from rooflax.validate.kernels import kernel_for, random_sets, run_checked
 
 TINY = rooflax.Model(name="tiny", hidden=128, layers=2, heads=4, kv_heads=2, head_dim=32, intermediate=352, vocab=500)
 
@@ -62,7 +62,7 @@ def test_kernels_match_the_cost_model_shapes():
     assert k.shapes == ((6, 128), (128, (4 + 4) * 32))
     k = kernel_for("pv", TINY, batch=2, new=1, attended=10)
     assert k.shapes == ((2, 2, 2, 1, 10), (2, 2, 10, 32))
-    buffers = make_buffers(k, "fp32", 2)
+    buffers = random_sets(k.shapes, "fp32", 2)
     fn, error = run_checked(k, "fp32", buffers)
     assert error < 1e-5 and fn(*buffers[0]).shape == (2, 2, 2, 1, 32)
 
@@ -73,7 +73,7 @@ def test_a_wrong_kernel_cannot_look_fast(monkeypatch):
     monkeypatch.setattr(kernels, "_compiled", lambda eq: jax.jit(lambda a, b: jnp.zeros_like(jnp.einsum(eq, a, b))))
     k = kernel_for("up_proj", TINY, batch=1, new=4, attended=4)
     with pytest.raises(rooflax.DeviceError, match="is wrong: relative error"):
-        run_checked(k, "fp32", make_buffers(k, "fp32", 1))
+        run_checked(k, "fp32", random_sets(k.shapes, "fp32", 1))
 
 
 def test_points_without_a_model_are_kept(monkeypatch):

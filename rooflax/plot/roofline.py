@@ -28,6 +28,7 @@ from rooflax.plot._common import (
     model_label,
     reduce_points,
     require_columns,
+    require_frame,
     series_label,
     si,
     si_log_axes,
@@ -271,6 +272,9 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     Returns:
         A matplotlib Figure.
     """
+    require_frame(df, "roofline", lazy=True)
+    if isinstance(groups, str):
+        raise SpecError(f"groups: expected a list of group names, got the string {groups!r}")
     for group in groups:
         if group not in GROUPS:
             raise unknown_name("groups", group, GROUPS)
