@@ -78,7 +78,7 @@ def test_resume_flag(tmp_path):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["sweep", "nothere.toml", "-o", "{tmp}/x"], "error: spec: 'nothere.toml' does not exist"),
-    (["sweep", "-o", "{tmp}/x", "--plot", "{tmp}/c.jpg"], "error: chart: .* allowed: .png, .svg, .pdf"),
+    (["sweep", "-o", "{tmp}/x", "--plot", "{tmp}/c.jpg"], "error: --plot: .* allowed: .png, .svg, .pdf"),
     (["sweep", "-o", "{tmp}/x", "--chunk-size", "0"], "error: chunk_size: expected a positive integer, got 0"),
     (["plot", "{tmp}/nothing", "-o", "{tmp}/c.png"], "error: dataset: .* does not exist"),
     (["plot", "{ds}", "-o", "{tmp}/c.png", "--where", "bacth > 1"], "error: --where: cannot apply"),

@@ -197,3 +197,130 @@ def test_chart_errors(reference, call, message):
         call(reference)
     assert "\n" not in str(info.value)
     plt.close("all")
+
+
+@pytest.mark.parametrize(("facet", "keys"), [
+    ("hardware", {"hardware": ["a40", "h100-sxm"]}),
+    ("dtype", {"dtype": ["fp16", "fp32"]}),
+    ("model", {"model": ["llama-7b", "llama-13b"]}),  # each model at its own hidden size
+])
+def test_maps_facet_a_panel_per_value(facet, keys):
+    df = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8, 64], seq_len=[512, 2048], summary=True, **keys)
+    names = [str(v) for v in keys[facet]]
+    with pytest.raises(rooflax.SpecError, match=f"map: 2 {facet} values .* --facet {facet}") as info:
+        plot.regime_map(df, value="time_s")
+    assert "\n" not in str(info.value)
+    fig = plot.regime_map(df, value="time_s", facet=facet)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == [f"{n} · {p}" for n in names for p in ("prefill", "decode")]
+    norms = {(ax.images[0].norm.vmin, ax.images[0].norm.vmax) for ax in panels}
+    assert norms == {(df.get_column("time_s").min(), df.get_column("time_s").max())}  # one colour scale
+    for ax in panels:  # every cell holds its row's value: batch across, seq_len up
+        name, phase = ax.get_title().split(" · ")
+        matrix = ax.images[0].get_array()
+        for r in df.filter(pl.col(facet).cast(pl.String) == name, pl.col("phase") == phase).iter_rows(named=True):
+            assert matrix[[512, 2048].index(r["seq_len"]), [1, 8, 64].index(r["batch"])] == r["time_s"]
+    plt.close(fig)
+
+
+def test_long_maps_facet_and_refuse_mixed_rows():
+    df = rooflax.sweep(phases=["decode"], batch=[1, 256], seq_len=[512], hardware=["a40", "h100-sxm"])
+    fig = plot.regime_map(df, facet="hardware", ops=["up_proj"])
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["a40 · up_proj · decode",
+                                                                "h100-sxm · up_proj · decode"]
+    plt.close(fig)
+    widths = rooflax.sweep(phases=["decode"], batch=[1, 2], seq_len=[512], hidden=[4096, 5120], summary=True)
+    with pytest.raises(rooflax.SpecError, match=r"2 hidden values \(4096, 5120\) .*--where \"hidden = 4096\""):
+        plot.regime_map(widths)
+    with pytest.raises(rooflax.SpecError, match=r"facet \(map\): unknown name 'phase'"):
+        plot.regime_map(widths, facet="phase")
+    twice = pl.concat([widths.filter(hidden=4096)] * 2)
+    with pytest.raises(rooflax.SpecError, match="repeated rows"):
+        plot.regime_map(twice)
+
+
+def test_plan_chart_checks_the_spec_before_a_sweep():
+    spec = rooflax.load_spec("sweeps/hardware_comparison.toml")
+    assert plot.plan_chart(spec, summary=True) == plot.ChartPlan(kind="map", facet="hardware")
+    assert plot.plan_chart(spec, summary=False) == plot.ChartPlan(kind="roofline")
+    with pytest.raises(rooflax.SpecError, match="29 hidden values"):
+        plot.plan_chart(rooflax.load_spec("sweeps/hidden_scaling.toml"), summary=True)
+    two = rooflax.parse_spec(hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"], batch=[1], seq_len=[128])
+    with pytest.raises(rooflax.SpecError, match="2 dtype values"):
+        plot.plan_chart(two, summary=True)
+    with pytest.raises(rooflax.SpecError, match="2 hardware values"):  # a panel per dtype still mixes hardware
+        plot.plan_chart(two, summary=True, facet="dtype")
+    with pytest.raises(rooflax.SpecError, match="a roofline needs a long"):
+        plot.plan_chart(spec, summary=True, kind="roofline")
+    models = rooflax.parse_spec(model=["llama-7b", "llama-13b"], batch=[1], seq_len=[128])
+    assert plot.plan_chart(models, summary=True).facet == "model"  # hidden follows each model
+
+
+def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, capsys, monkeypatch):
+    from rooflax.cli import main
+
+    saved = []
+    original = plot.save
+    monkeypatch.setattr(plot, "save", lambda fig, path, **kw: saved.append(fig) or original(fig, path, **kw))
+    (tmp_path / "hw.toml").write_text("hardware = ['a40', 'h100-sxm']\nphases = ['decode']\n"
+                                      "[axes]\nbatch = [1, 64]\nseq_len = [512, 1024]\n")
+    assert main(["sweep", str(tmp_path / "hw.toml"), "--summary", "-o", str(tmp_path / "ds"), "--plot",
+                 str(tmp_path / "m.png"), "--quiet"]) == 0
+    assert [ax.get_title() for ax in saved[0].axes if ax.images] == ["a40 · decode", "h100-sxm · decode"]
+    assert main(["plot", str(tmp_path / "ds"), "--kind", "map", "--facet", "hardware", "-o", str(tmp_path / "f.png"),
+                 "--quiet"]) == 0
+    assert [ax.get_title() for ax in saved[1].axes if ax.images] == ["a40 · decode", "h100-sxm · decode"]
+    (tmp_path / "w.toml").write_text("phases = ['decode']\n[axes]\nbatch = [1]\nseq_len = [512]\n"
+                                     "hidden = [4096, 5120]\n")
+    capsys.readouterr()
+    assert main(["sweep", str(tmp_path / "w.toml"), "--summary", "-o", str(tmp_path / "w"), "--plot",
+                 str(tmp_path / "w.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --plot: map: 2 hidden values") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "f.png", "hw.toml", "m.png", "w.toml"]
+    plt.close("all")
+
+
+def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
+    from rooflax.cli import main
+
+    ds, chart = tmp_path / "ds", tmp_path / "c.png"
+    rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4, 16], seq_len=[128, 512])
+    assert main(["plot", str(ds), "--connect", "batch", "-o", str(chart), "--quiet"]) == 0
+    before = chart.read_bytes()
+    for argv, message in (
+        (["-o", str(chart)], f"-o/--output: '{chart}' already exists; pass overwrite (--overwrite)"),
+        (["-o", str(tmp_path)], f"-o/--output: '{tmp_path}' is a folder"),
+        (["-o", ""], "-o/--output: the file name is empty"),
+        (["-o", str(chart / "x.png")], f"'{chart}' is a file, not a folder"),
+        (["-o", str(tmp_path / "c.jpg")], "has format '.jpg'; allowed: .png, .svg, .pdf"),
+    ):
+        capsys.readouterr()
+        assert main(["plot", str(ds), "--kind", "map", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {message}\n" or (message in err and err.count("\n") == 1), err
+    assert chart.read_bytes() == before
+    assert main(["plot", str(ds), "--kind", "map", "-o", str(chart), "--overwrite", "--quiet"]) == 0
+    assert chart.read_bytes() != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "ds"]
+    plt.close("all")
+
+
+def test_save_and_chart_inputs_are_one_line_errors(reference, tmp_path):
+    fig = plot.roofline(reference)
+    path = plot.save(fig, tmp_path / "a.svg")
+    assert path.read_text().lstrip().startswith("<?xml")
+    for call, message in (
+        (lambda: plot.save(fig, tmp_path / "a.svg"), "path: .* already exists"),
+        (lambda: plot.save("fig", tmp_path / "b.png"), "expected a matplotlib Figure to save, got str"),
+        (lambda: plot.roofline([1, 2, 3]), "roofline: expected a polars DataFrame or LazyFrame .*got list"),
+        (lambda: plot.roofline(reference, groups="qk/pv"), "groups: expected a list of group names"),
+        (lambda: plot.regime_map({"batch": [1]}), "map: expected a polars DataFrame .*got dict"),
+        (lambda: plot.ratio_map(reference, None), r"ratio map \(b\): expected a polars DataFrame"),
+        (lambda: plot.measured(reference.lazy(), None), "measured: expected a polars DataFrame"),
+    ):
+        with pytest.raises(rooflax.SpecError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
+    plot.save(fig, tmp_path / "a.svg", overwrite=True)
+    plt.close("all")

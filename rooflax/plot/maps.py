@@ -54,15 +54,19 @@ def _frames(df: pl.DataFrame, keys: list[str], facet: str | None) -> tuple[list[
 
 
 def _spread(df: pl.DataFrame, facet: str | None) -> dict[str, list]:
-    """The values of each entity and axis column within a panel (the widest facet value)."""
+    """The values of each entity and axis column within a panel (the widest one).
+
+    ``hidden`` is counted within each model, as each model may have its own width.
+    """
     out = {}
     for column in (*ENTITIES, *AXES):
         if column not in df.columns or column in ("spec_k", facet):  # these have panels of their own
             continue
-        if facet is None:
+        by = list(dict.fromkeys(c for c in (facet, "model" if column == "hidden" else None) if c and c in df.columns))
+        if not by:
             out[column] = df.get_column(column).unique(maintain_order=True).to_list()
         else:
-            groups = df.group_by(facet).agg(pl.col(column).unique(maintain_order=True)).get_column(column)
+            groups = df.group_by(by).agg(pl.col(column).unique(maintain_order=True)).get_column(column)
             out[column] = max(groups.to_list(), key=len)
     return out
 
@@ -75,15 +79,29 @@ def check_one_value(spread: Mapping[str, Sequence], x: str, y: str, facet: str |
         x, y: the map's axes, which may hold many values.
         facet: the column with a panel per value, which may too.
     """
-    for column, values in spread.items():
-        if column in (x, y, facet) or len(values) <= 1:
-            continue
-        shown = ", ".join(map(str, values[:4])) + (", ..." if len(values) > 4 else "")
-        first = f"'{values[0]}'" if column in ENTITIES else values[0]
-        fix = (f"draw a panel per value (facet {column!r}, --facet {column})" if column in ENTITIES
-               else f"put {column} on an axis (--x or --y {column})")
-        raise SpecError(f"map: {len(values)} {column} values ({shown}) would share each ({x}, {y}) cell; "
-                        f"{fix} or select one (--where \"{column} = {first}\")")
+    varying = {c: v for c, v in spread.items() if c not in (x, y, facet) and len(v) > 1}
+    if not varying:
+        return
+
+    def where(column: str) -> str:
+        first = varying[column][0]
+        return f"--where \"{column} = {f'{first!r}' if column in ENTITIES else first}\""
+
+    shown = " and ".join(f"{len(v)} {c} values ({', '.join(map(str, v[:4]))}{', ...' if len(v) > 4 else ''})"
+                         for c, v in varying.items())
+    column, *rest = varying
+    if rest:
+        facets = [c for c in varying if c in ENTITIES and facet is None]
+        selects = ", ".join(where(c) for c in varying if c not in facets[:1])
+        fix = (f"draw a panel per value of one (--facet {facets[0]}) and select one value of the rest"
+               if facets else "select one value of each") + f" ({selects})"
+    elif column in ENTITIES and facet is None:
+        fix = f"draw a panel per value (facet {column!r}, --facet {column}) or select one ({where(column)})"
+    elif column in ENTITIES:
+        fix = f"select one ({where(column)})"
+    else:
+        fix = f"put {column} on an axis (--x or --y {column}) or select one ({where(column)})"
+    raise SpecError(f"map: {shown} would share each ({x}, {y}) cell; {fix}")
 
 
 def _panels(df: pl.DataFrame, ops: Sequence[str] | None) -> tuple[list[str], pl.DataFrame]:

@@ -27,10 +27,9 @@ class ChartPlan:
 
 
 def _values(spec: SweepSpec) -> dict[str, list]:
-    """What a spec sweeps, column by column, as a map panel would see it."""
-    hidden = list(spec.hidden) if spec.hidden is not None else [m.hidden for m in spec.models]
+    """What a spec sweeps, column by column (``hidden`` within one model, as maps count it)."""
     return {"model": [m.name for m in spec.models], "hardware": [h.name for h in spec.hardware],
-            "dtype": [d.name for d in spec.dtypes], "hidden": list(dict.fromkeys(hidden)),
+            "dtype": [d.name for d in spec.dtypes], "hidden": list(spec.hidden_for(spec.models[0])),
             "batch": list(spec.batch), "seq_len": list(spec.seq_len)}
 
 
@@ -57,7 +56,7 @@ def plan_chart(spec: SweepSpec, *, summary: bool, kind: str | None = None, facet
             roofline, a map whose cells would hold several rows, ...).
 
     >>> from rooflax.spec import parse_spec
-    >>> plan_chart(parse_spec(hardware=["a40", "h100-sxm"]), summary=True)
+    >>> plan_chart(parse_spec(hardware=["a40", "h100-sxm"], batch=[1], seq_len=[128]), summary=True)
     ChartPlan(kind='map', facet='hardware', color_by=None, x='batch', y='seq_len')
     """
     kind = kind or ("map" if summary else "roofline")
@@ -80,7 +79,5 @@ def plan_chart(spec: SweepSpec, *, summary: bool, kind: str | None = None, facet
         facet = several[0] if len(several) == 1 else None
     elif facet not in ENTITIES:
         raise unknown_name("facet (map)", facet, ENTITIES)
-    if facet == "model" and spec.hidden is None:
-        values["hidden"] = values["hidden"][:1]  # each model's own width: one per panel
     check_one_value(values, x, y, facet)
     return ChartPlan(kind=kind, facet=facet, x=x, y=y)
