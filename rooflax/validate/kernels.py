@@ -148,14 +148,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower() or isinstance(exc, MemoryError)
 
 
+def _size(bytes_: float) -> str:
+    return f"{bytes_ / 2**30:.1f} GiB" if bytes_ >= 2**30 else f"{bytes_ / 2**20:.1f} MiB"
+
+
 def memory_message(kernel: Kernel, dtype: str, copies: int, memory_bytes: float, where: str, *,
                    ran_out: bool) -> str:
     """What does not fit, how much it needs, how much the device has, and what to change."""
     verdict = "ran out of" if ran_out else "more than 80% of"
+    sets = "operand set" if copies == 1 else "operand sets"
     return (f"validate: {where}{kernel.op} {kernel.describe()} in {dtype} needs "
-            f"{needed_bytes(kernel, dtype, copies) / 2**30:.2f} GiB ({copies} operand set(s) and results), "
-            f"{verdict} the device's {memory_bytes / 2**30:.1f} GiB; time smaller points (a --spec with "
-            "smaller batch or seq_len, or fewer --max-points) or rotate fewer buffers (--quick)")
+            f"{_size(needed_bytes(kernel, dtype, copies))} ({copies} {sets} and results), {verdict} the device's "
+            f"{_size(memory_bytes)}; time smaller points (a --spec with smaller batch or seq_len, or fewer "
+            "--max-points) or rotate fewer buffers (--quick)")
 
 
 def check_fits(kernels: list[Kernel], dtype: str, copies: int, memory_bytes: float, where: str = "") -> None:
