@@ -23,3 +23,28 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def output_file(path: str | Path, field: str, *, suffixes: tuple[str, ...], overwrite: bool) -> Path:
+    """``path`` as a file rooflax may write, checked before any work is done.
+
+    Raises SpecError (one line, naming ``field``) for an empty name, a suffix not in
+    ``suffixes``, a folder, a parent that is a file, or an existing file when
+    ``overwrite`` is false.
+    """
+    from rooflax.errors import SpecError
+
+    allowed = ", ".join(suffixes)
+    if not str(path).strip():
+        raise SpecError(f"{field}: the file name is empty; give one ending in {allowed}")
+    path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"{field}: {str(path)!r} is a folder; give a file name ending in {allowed}")
+    if path.suffix.lower() not in suffixes:
+        raise SpecError(f"{field}: {str(path)!r} has format {path.suffix or '(none)'!r}; allowed: {allowed}")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise SpecError(f"{field}: cannot write {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if path.exists() and not overwrite:
+        raise SpecError(f"{field}: {str(path)!r} already exists; pass overwrite (--overwrite) to replace it")
+    return path

@@ -12,25 +12,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rooflax import engine
-from rooflax._atomic import atomic_write
 from rooflax.dataset import COMPRESSIONS
 from rooflax.errors import RooflaxError, SpecError
 
 __all__ = ["main"]
 
 
-def _chart_format(path: Path) -> str:
-    """The chart format of ``path`` (png, svg, pdf), or a clear error."""
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix not in ("png", "svg", "pdf"):
-        raise SpecError(f"chart: {str(path)!r} has format {path.suffix or '(none)'!r}; allowed: .png, .svg, .pdf")
-    return suffix
+def _agg():
+    """The rooflax.plot module, drawing off-screen (no display needed)."""
+    import matplotlib
 
+    matplotlib.use("Agg")
+    from rooflax import plot
 
-def _atomic_savefig(fig, path: Path) -> None:
-    """Save a figure under a temporary name and rename it when complete."""
-    suffix = _chart_format(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=suffix))
+    return plot
 
 
 def _read_dataset(path: str, where: str | None):
@@ -88,25 +83,31 @@ def _cmd_sweep(args) -> int:
     from rooflax.frames import resolve_spec
 
     spec = resolve_spec(args.spec, {})
-    if args.plot:
-        _chart_format(Path(args.plot))
+    chart = plan = None
+    if args.plot:  # everything the chart needs is checked before the sweep runs
+        plot = _agg()
+        chart = plot.chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+        try:
+            plan = plot.plan_chart(spec, summary=args.summary)
+        except SpecError as exc:
+            raise SpecError(f"--plot: {exc}; so leave out --plot, and draw the dataset afterwards with "
+                              "`rooflax plot` and those options") from None
     out = sweep_to_parquet(spec, args.output, summary=args.summary, resume=args.resume, overwrite=args.overwrite,
                            chunk_size=args.chunk_size, compression=args.compression,
                            statistics=not args.no_statistics, progress=not args.quiet)
     rows = spec.configurations() if args.summary else spec.rows()
     if not args.quiet:
         print(f"wrote {rows:,} rows to {out}/")
-    if args.plot:
-        _plot(str(out), Path(args.plot), kind="map" if args.summary else "roofline", quiet=args.quiet)
+    if plan is not None:
+        _plot(str(out), chart, kind=plan.kind, facet=plan.facet, quiet=args.quiet, overwrite=args.overwrite,
+              field="--plot")
     return 0
 
 
-def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, where: str | None = None, color_by=None,
-          connect=None, facet=None, groups=None, x="batch", y="seq_len", value=None, versus=None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from rooflax import plot
+def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool, field: str,
+          where: str | None = None, color_by=None, connect=None, facet=None, groups=None, x="batch", y="seq_len",
+          value=None, versus=None) -> None:
+    plot = _agg()
     from rooflax.plot._common import MATMUL_GROUPS
 
     lf, meta, hardware, models = _read_dataset(dataset, where)
@@ -120,22 +121,25 @@ def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, where: str | No
                             hardware=hardware, models=models)
     elif kind == "map":
         if versus:
+            if facet:
+                raise SpecError("--facet: not with --versus (a ratio map compares one dataset with another); "
+                                "select one model and dtype with --where")
             other, _, _hw_other, _ = _read_dataset(versus, where)
             fig = plot.ratio_map(lf.collect(), other.collect(), x=x, y=y, value=value or "time_s")
         else:
-            fig = plot.regime_map(lf.collect(), x=x, y=y, value=value)
+            fig = plot.regime_map(lf.collect(), x=x, y=y, value=value, facet=facet)
     else:  # argparse restricts the choices
         raise SpecError(f"--kind: unknown kind {kind!r}")
-    _atomic_savefig(fig, output)
+    plot.save(fig, output, overwrite=overwrite, field=field)
     if not quiet:
         print(f"wrote {output}")
 
 
 def _cmd_plot(args) -> int:
-    _chart_format(Path(args.output))
-    _plot(args.dataset, Path(args.output), kind=args.kind, quiet=args.quiet, where=args.where,
-          color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups, x=args.x, y=args.y,
-          value=args.value, versus=args.versus)
+    output = _agg().chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
+    _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
+          where=args.where, color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups,
+          x=args.x, y=args.y, value=args.value, versus=args.versus)
     return 0
 
 
@@ -200,10 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw a chart of a dataset")
     p.add_argument("dataset", help="dataset folder or parquet file written by rooflax")
     p.add_argument("-o", "--output", required=True, help="chart file (.png, .svg or .pdf)")
+    p.add_argument("--overwrite", action="store_true", help="replace the chart file if it exists")
     p.add_argument("--kind", default="roofline", choices=("roofline", "family", "map"), help="chart kind")
     p.add_argument("--color-by", choices=("batch", "seq_len", "hidden", "spec_k"), help="colour points by an axis")
     p.add_argument("--connect", choices=("batch", "seq_len", "hidden", "spec_k"), help="join points along an axis")
-    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model"), help="one panel per value")
+    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model"),
+                   help="one panel per value (maps: hardware, dtype or model)")
     p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
     p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")
     p.add_argument("--x", default="batch", help="map: horizontal axis (default: batch)")
@@ -227,11 +233,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")
     p.add_argument("--dtype", default=None, help="dtype to run in (default: bf16 on a GPU, fp32 on the CPU)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per shape (median reported)")
-    p.add_argument("--max-points", type=int, default=12, help="most grid points taken from --spec")
+    p.add_argument("--max-points", type=int, default=12,
+                   help="most points timed, evenly spread over --spec's grid or the default set (default: 12)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run in seconds: small ceiling measurements, little buffer rotation, 2 repeats")
     p.add_argument("--require-accelerator", action="store_true", help="fail unless a GPU or TPU is the device")
     p.add_argument("-o", "--output", required=True, help="parquet file of measured against predicted")
     p.add_argument("--plot", metavar="CHART", help="chart of measured points on the predicted roofline")
     p.add_argument("--profile", metavar="TOML", help="write a calibrated hardware profile")
+    p.add_argument("--overwrite", action="store_true", help="replace the output, chart and profile files if they exist")
     p.add_argument("--quiet", action="store_true", help="no progress or summary table")
     p.set_defaults(run=_cmd_validate)
     return parser

@@ -167,7 +167,7 @@ def test_a_disk_without_room_is_refused(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["sweep", "nothere.toml", "-o", "{tmp}/x"], "error: spec: 'nothere.toml' does not exist"),
-    (["sweep", "-o", "{tmp}/x", "--plot", "{tmp}/c.jpg"], "error: chart: .* allowed: .png, .svg, .pdf"),
+    (["sweep", "-o", "{tmp}/x", "--plot", "{tmp}/c.jpg"], "error: --plot: .* allowed: .png, .svg, .pdf"),
     (["sweep", "-o", "{tmp}/x", "--chunk-size", "0"], "error: chunk_size: .* from 1 to 1048576 .*, got 0"),
     (["sweep", "-o", ""], "error: output: empty path"),
     (["sweep", "-o", "{tmp}/ref.csv"], "error: output: .*ref.csv' looks like a .csv file name; a dataset is a folder"),

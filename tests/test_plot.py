@@ -52,8 +52,8 @@ def test_reference_chart(reference, tmp_path):
         cells = {(math.floor(math.log10(x) * 400), math.floor(math.log10(y) * 400))
                  for x, y in zip(points["intensity"], points["attainable_flops"], strict=True)}
         assert len(collection.get_offsets()) == len(cells)
-    fig.savefig(tmp_path / "ref.png")
-    assert (tmp_path / "ref.png").stat().st_size > 10_000
+    plot.save(fig, tmp_path / "ref.png")
+    assert (tmp_path / "ref.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plt.close(fig)
 
 
@@ -70,7 +70,7 @@ def test_si_ticks():
         "1", "10", "100", "1k", "10k", "10G", "100G", "100T"]
 
 
-def test_verify_series_and_several_hardware(tmp_path):
+def test_verify_series_and_several_hardware():
     df = rooflax.sweep(phases=["prefill", "decode", "verify"], batch=[1, 8], seq_len=[64, 512], spec_k=[16, 32],
                        hardware=["a40", "h100-sxm"])
     fig = plot.roofline(df.filter(hardware="a40"), groups=["up/gate/down"])
@@ -85,18 +85,53 @@ def test_verify_series_and_several_hardware(tmp_path):
     assert "ceiling-compute:h100-sxm:fp8" in computes and "ceiling-compute:a40:int8" in computes
     assert "ceiling-compute:a40:fp8" not in computes  # the A40 has no fp8
     assert "Roofline Model (Llama 13B, A40, H100 SXM)" == fig._suptitle.get_text()
-    fig.savefig(tmp_path / "multi.png")
     plt.close(fig)
 
 
-def test_family_colour_bar_and_connect(reference, tmp_path):
+def test_family_colour_bar_and_connect(reference):
     fig = plot.roofline(reference, color_by="batch", connect="batch", facet="phase")
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert [ax.get_title() for ax in panels] == ["phase: prefill", "phase: decode"]
-    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
-    lines = [c for ax in panels for c in ax.collections if type(c).__name__ == "LineCollection"]
-    assert lines and all(len(seg) >= 2 for c in lines for seg in c.get_segments())
-    fig.savefig(tmp_path / "family.png")
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bar.get_ylim() == pytest.approx((1, 128))  # the batch range, log scale
+    # one grey line per series, op and seq_len in each panel, through every batch value
+    for ax, phase in zip(panels, ("prefill", "decode"), strict=True):
+        drawn = reference.filter(pl.col("phase") == phase, pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
+        segments = [seg for c in ax.collections if c.get_gid() == "connect:batch" for seg in c.get_segments()]
+        assert len(segments) == drawn.select("op", "seq_len").n_unique()
+        assert {len(seg) for seg in segments} == {reference.get_column("batch").n_unique()}
+    plt.close(fig)
+
+
+def _expected_lines(df: pl.DataFrame, along: str) -> list:
+    """Polylines through each op's points along ``along``, derived row by row."""
+    lines: dict = {}
+    for r in df.iter_rows(named=True):
+        if r[along] is None:
+            continue
+        held = tuple((c, r[c]) for c in ("model", "hardware", "dtype", "phase", "op", "batch", "seq_len", "hidden",
+                                         "spec_k") if c != along)
+        lines.setdefault(held, []).append((r[along], r["intensity"], r["attainable_flops"]))
+    return sorted(tuple((x, y) for _, x, y in sorted(points)) for points in lines.values() if len(points) > 1)
+
+
+@pytest.mark.parametrize(("along", "lazy"), [("batch", False), ("batch", True), ("seq_len", True), ("spec_k", True)])
+def test_connect_draws_a_line_per_series_op_and_other_axes(lazy, along):
+    df = rooflax.sweep(phases=["prefill", "decode", "verify"], batch=[1, 4, 16], seq_len=[64, 256, 1024],
+                       spec_k=[16, 32], hardware=["a40", "h100-sxm"])
+    groups = ["qkv mlp", "qk/pv"]
+    fig = plot.roofline(df.lazy() if lazy else df, groups=groups, connect=along)
+    ax = fig.axes[0]
+    collections = [c for c in ax.collections if c.get_gid() == f"connect:{along}"]
+    got = sorted(tuple(map(tuple, seg.tolist())) for c in collections for seg in c.get_segments())
+    assert got == _expected_lines(df.filter(pl.col("group").is_in(groups)), along)
+    if along != "spec_k":  # each series' lines are drawn in the series' colour, one collection per series
+        scatters = [c for c in ax.collections if c.get_gid() is None and len(c.get_offsets())]
+        assert len(collections) == len(scatters) == 2 * 2 * 4  # hardware × groups × (init, ar, spec: 16, 32)
+        for lines, points in zip(collections, scatters, strict=True):
+            assert tuple(lines.get_color()[0][:3]) == tuple(points.get_facecolor()[0][:3])  # lines are translucent
+            # every marker of the series (reduced to one per cell) lies on one of its lines
+            assert {tuple(p) for seg in lines.get_segments() for p in seg} >= {tuple(p) for p in points.get_offsets()}
     plt.close(fig)
 
 
@@ -112,7 +147,7 @@ def test_big_frames_are_reduced_not_dropped():
     plt.close(fig)
 
 
-def test_regime_maps(tmp_path):
+def test_regime_maps():
     df = rooflax.sweep(phases=["decode", "verify"], batch=[1, 4, 16, 64, 256], seq_len=[256, 1024, 4096],
                        spec_k=[512])
     fig = plot.regime_map(df)
@@ -126,7 +161,6 @@ def test_regime_maps(tmp_path):
     assert matrix[0, 0] == 0 and matrix[0, 4] == 1  # memory at batch 1, compute at batch 256 (ridge 215)
     verify = next(a for a in fig.axes if a.get_title() == "qk · verify K=512").images[0].get_array()
     assert verify.mask[0].all()  # seq_len 256 < spec_k 512: no point, blank row
-    fig.savefig(tmp_path / "map.png")
     plt.close(fig)
     totals = rooflax.sweep(phases=["decode"], batch=[1, 8, 64, 512], seq_len=[1024, 8192], summary=True)
     fig = plot.regime_map(totals, value="fits_in_memory")
@@ -141,7 +175,6 @@ def test_regime_maps(tmp_path):
     fig = plot.ratio_map(a40, h100)
     ratio = fig.axes[0].images[0].get_array()
     assert ratio[0, 0] == pytest.approx(a40.get_column("time_s")[0] / h100.get_column("time_s")[0])
-    fig.savefig(tmp_path / "ratio.png")
     plt.close(fig)
 
 
@@ -159,4 +192,131 @@ def test_chart_errors(reference, call, message):
     with pytest.raises(rooflax.SpecError, match=message) as info:
         call(reference)
     assert "\n" not in str(info.value)
+    plt.close("all")
+
+
+@pytest.mark.parametrize(("facet", "keys"), [
+    ("hardware", {"hardware": ["a40", "h100-sxm"]}),
+    ("dtype", {"dtype": ["fp16", "fp32"]}),
+    ("model", {"model": ["llama-7b", "llama-13b"]}),  # each model at its own hidden size
+])
+def test_maps_facet_a_panel_per_value(facet, keys):
+    df = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8, 64], seq_len=[512, 2048], summary=True, **keys)
+    names = [str(v) for v in keys[facet]]
+    with pytest.raises(rooflax.SpecError, match=f"map: 2 {facet} values .* --facet {facet}") as info:
+        plot.regime_map(df, value="time_s")
+    assert "\n" not in str(info.value)
+    fig = plot.regime_map(df, value="time_s", facet=facet)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == [f"{n} · {p}" for n in names for p in ("prefill", "decode")]
+    norms = {(ax.images[0].norm.vmin, ax.images[0].norm.vmax) for ax in panels}
+    assert norms == {(df.get_column("time_s").min(), df.get_column("time_s").max())}  # one colour scale
+    for ax in panels:  # every cell holds its row's value: batch across, seq_len up
+        name, phase = ax.get_title().split(" · ")
+        matrix = ax.images[0].get_array()
+        for r in df.filter(pl.col(facet).cast(pl.String) == name, pl.col("phase") == phase).iter_rows(named=True):
+            assert matrix[[512, 2048].index(r["seq_len"]), [1, 8, 64].index(r["batch"])] == r["time_s"]
+    plt.close(fig)
+
+
+def test_long_maps_facet_and_refuse_mixed_rows():
+    df = rooflax.sweep(phases=["decode"], batch=[1, 256], seq_len=[512], hardware=["a40", "h100-sxm"])
+    fig = plot.regime_map(df, facet="hardware", ops=["up_proj"])
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["a40 · up_proj · decode",
+                                                                "h100-sxm · up_proj · decode"]
+    plt.close(fig)
+    widths = rooflax.sweep(phases=["decode"], batch=[1, 2], seq_len=[512], hidden=[4096, 5120], summary=True)
+    with pytest.raises(rooflax.SpecError, match=r"2 hidden values \(4096, 5120\) .*--where \"hidden = 4096\""):
+        plot.regime_map(widths)
+    with pytest.raises(rooflax.SpecError, match=r"facet \(map\): unknown name 'phase'"):
+        plot.regime_map(widths, facet="phase")
+    twice = pl.concat([widths.filter(hidden=4096)] * 2)
+    with pytest.raises(rooflax.SpecError, match="repeated rows"):
+        plot.regime_map(twice)
+
+
+def test_plan_chart_checks_the_spec_before_a_sweep():
+    spec = rooflax.load_spec("sweeps/hardware_comparison.toml")
+    assert plot.plan_chart(spec, summary=True) == plot.ChartPlan(kind="map", facet="hardware")
+    assert plot.plan_chart(spec, summary=False) == plot.ChartPlan(kind="roofline")
+    with pytest.raises(rooflax.SpecError, match="29 hidden values"):
+        plot.plan_chart(rooflax.load_spec("sweeps/hidden_scaling.toml"), summary=True)
+    two = rooflax.parse_spec(hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"], batch=[1], seq_len=[128])
+    with pytest.raises(rooflax.SpecError, match="2 dtype values"):
+        plot.plan_chart(two, summary=True)
+    with pytest.raises(rooflax.SpecError, match="2 hardware values"):  # a panel per dtype still mixes hardware
+        plot.plan_chart(two, summary=True, facet="dtype")
+    with pytest.raises(rooflax.SpecError, match="a roofline needs a long"):
+        plot.plan_chart(spec, summary=True, kind="roofline")
+    models = rooflax.parse_spec(model=["llama-7b", "llama-13b"], batch=[1], seq_len=[128])
+    assert plot.plan_chart(models, summary=True).facet == "model"  # hidden follows each model
+
+
+def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, capsys, monkeypatch):
+    from rooflax.cli import main
+
+    saved = []
+    original = plot.save
+    monkeypatch.setattr(plot, "save", lambda fig, path, **kw: saved.append(fig) or original(fig, path, **kw))
+    (tmp_path / "hw.toml").write_text("hardware = ['a40', 'h100-sxm']\nphases = ['decode']\n"
+                                      "[axes]\nbatch = [1, 64]\nseq_len = [512, 1024]\n")
+    assert main(["sweep", str(tmp_path / "hw.toml"), "--summary", "-o", str(tmp_path / "ds"), "--plot",
+                 str(tmp_path / "m.png"), "--quiet"]) == 0
+    assert [ax.get_title() for ax in saved[0].axes if ax.images] == ["a40 · decode", "h100-sxm · decode"]
+    assert main(["plot", str(tmp_path / "ds"), "--kind", "map", "--facet", "hardware", "-o", str(tmp_path / "f.png"),
+                 "--quiet"]) == 0
+    assert [ax.get_title() for ax in saved[1].axes if ax.images] == ["a40 · decode", "h100-sxm · decode"]
+    (tmp_path / "w.toml").write_text("phases = ['decode']\n[axes]\nbatch = [1]\nseq_len = [512]\n"
+                                     "hidden = [4096, 5120]\n")
+    capsys.readouterr()
+    assert main(["sweep", str(tmp_path / "w.toml"), "--summary", "-o", str(tmp_path / "w"), "--plot",
+                 str(tmp_path / "w.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --plot: map: 2 hidden values") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "f.png", "hw.toml", "m.png", "w.toml"]
+    plt.close("all")
+
+
+def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
+    from rooflax.cli import main
+
+    ds, chart = tmp_path / "ds", tmp_path / "c.png"
+    rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4, 16], seq_len=[128, 512])
+    assert main(["plot", str(ds), "--connect", "batch", "-o", str(chart), "--quiet"]) == 0
+    before = chart.read_bytes()
+    for argv, message in (
+        (["-o", str(chart)], f"-o/--output: '{chart}' already exists; pass overwrite (--overwrite)"),
+        (["-o", str(tmp_path)], f"-o/--output: '{tmp_path}' is a folder"),
+        (["-o", ""], "-o/--output: the file name is empty"),
+        (["-o", str(chart / "x.png")], f"'{chart}' is a file, not a folder"),
+        (["-o", str(tmp_path / "c.jpg")], "has format '.jpg'; allowed: .png, .svg, .pdf"),
+    ):
+        capsys.readouterr()
+        assert main(["plot", str(ds), "--kind", "map", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {message}\n" or (message in err and err.count("\n") == 1), err
+    assert chart.read_bytes() == before
+    assert main(["plot", str(ds), "--kind", "map", "-o", str(chart), "--overwrite", "--quiet"]) == 0
+    assert chart.read_bytes() != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "ds"]
+    plt.close("all")
+
+
+def test_save_and_chart_inputs_are_one_line_errors(reference, tmp_path):
+    fig = plot.roofline(reference)
+    path = plot.save(fig, tmp_path / "a.svg")
+    assert path.read_text().lstrip().startswith("<?xml")
+    for call, message in (
+        (lambda: plot.save(fig, tmp_path / "a.svg"), "path: .* already exists"),
+        (lambda: plot.save("fig", tmp_path / "b.png"), "expected a matplotlib Figure to save, got str"),
+        (lambda: plot.roofline([1, 2, 3]), "roofline: expected a polars DataFrame or LazyFrame .*got list"),
+        (lambda: plot.roofline(reference, groups="qk/pv"), "groups: expected a list of group names"),
+        (lambda: plot.regime_map({"batch": [1]}), "map: expected a polars DataFrame .*got dict"),
+        (lambda: plot.ratio_map(reference, None), r"ratio map \(b\): expected a polars DataFrame"),
+        (lambda: plot.measured(reference.lazy(), None), "measured: expected a polars DataFrame"),
+    ):
+        with pytest.raises(rooflax.SpecError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
+    plot.save(fig, tmp_path / "a.svg", overwrite=True)
     plt.close("all")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +14,7 @@ import pytest
 import rooflax
 from rooflax.cli import main
 from rooflax.validate import preset_for_kind, time_call, validate
-from rooflax.validate.kernels import kernel_for, make_buffers, run_checked
+from rooflax.validate.kernels import kernel_for, random_sets, run_checked
 
 TINY = rooflax.Model(name="tiny", hidden=128, layers=2, heads=4, kv_heads=2, head_dim=32, intermediate=352, vocab=500)
 
@@ -59,12 +61,43 @@ def test_timer_rotates_buffers_and_takes_the_median():
 
 def test_kernels_match_the_cost_model_shapes():
     k = kernel_for("qkv_proj", TINY, batch=2, new=3, attended=10)
-    assert k.shapes == ((6, 128), (128, (4 + 4) * 32))
+    assert k.shapes == ((6, 128), (128, (4 + 4) * 32)) and k.output_shape == (6, 256)
     k = kernel_for("pv", TINY, batch=2, new=1, attended=10)
-    assert k.shapes == ((2, 2, 2, 1, 10), (2, 2, 10, 32))
-    buffers = make_buffers(k, "fp32", 2)
+    assert k.shapes == ((2, 2, 2, 1, 10), (2, 2, 10, 32)) and k.output_shape == (2, 2, 2, 1, 32)
+    buffers = random_sets(k.shapes, "fp32", 2)
     fn, error = run_checked(k, "fp32", buffers)
     assert error < 1e-5 and fn(*buffers[0]).shape == (2, 2, 2, 1, 32)
+
+
+@pytest.mark.parametrize(("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 48, None), ("prefill", 2, 40, None),
+                                                                   ("verify", 2, 64, 8)])
+def test_kernel_flops_match_jax_roofline_and_the_cost_model(phase, batch, seq_len, spec_k):
+    from jax.experimental import roofline
+
+    from rooflax.validate.kernels import TIMED_OPS
+
+    point = rooflax.evaluate(model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len,
+                             spec_k=spec_k)["ops"]
+    new = {"decode": 1, "prefill": seq_len, "verify": spec_k}[phase]
+    for op in TIMED_OPS:
+        k = kernel_for(op, TINY, batch=batch, new=new, attended=seq_len)
+        operands = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in k.shapes]
+        _, counted = roofline.roofline(lambda a, b, eq=k.equation: jnp.einsum(eq, a, b))(*operands)
+        assert counted.flops == point[op]["flops"], op
+
+
+def test_operand_sets_are_distinct_and_made_by_one_compiled_call():
+    from rooflax.validate.kernels import _filler
+
+    shapes = ((3, 5), (5, 7))
+    sets = random_sets(shapes, "bf16", 3, seed=4)
+    assert [tuple(a.shape for a in s) for s in sets] == [shapes] * 3
+    assert all(a.dtype == jnp.bfloat16 for s in sets for a in s)
+    values = [tuple(float(v) for v in s[0].astype(jnp.float32).ravel()) for s in sets]
+    assert len(set(values)) == 3  # the rotated copies differ
+    assert all(-1 <= v < 1 for v in values[0]) and len(set(values[0])) > 10
+    random_sets(shapes, "bf16", 2, seed=5)
+    assert _filler(shapes, "bf16")._cache_size() == 1  # one compiled function for every set and seed
 
 
 def test_a_wrong_kernel_cannot_look_fast(monkeypatch):
@@ -73,7 +106,27 @@ def test_a_wrong_kernel_cannot_look_fast(monkeypatch):
     monkeypatch.setattr(kernels, "_compiled", lambda eq: jax.jit(lambda a, b: jnp.zeros_like(jnp.einsum(eq, a, b))))
     k = kernel_for("up_proj", TINY, batch=1, new=4, attended=4)
     with pytest.raises(rooflax.DeviceError, match="is wrong: relative error"):
-        run_checked(k, "fp32", make_buffers(k, "fp32", 1))
+        run_checked(k, "fp32", random_sets(k.shapes, "fp32", 1))
+
+
+def test_running_out_of_memory_names_the_point_its_need_and_the_device(monkeypatch):
+    from rooflax.validate import kernels
+
+    def exhausted(equation):
+        def fn(a, b):
+            raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 9.0GiB.")
+        return fn
+
+    monkeypatch.setattr(kernels, "_compiled", exhausted)
+    with pytest.raises(rooflax.DeviceError) as info:
+        validate(model=TINY, points=(("decode", 4, 64, None),), quick=True)
+    message = str(info.value)
+    set_bytes = 4 * (4 * 128 + 128 * 256)  # fp32 [4,128] and [128,256]
+    copies = math.ceil(2**20 / set_bytes)  # --quick rotates 1 MiB of operands
+    need = copies * set_bytes + 2 * 4 * (4 * 256)  # and two [4,256] results
+    assert message.startswith(f"validate: decode B=4 S=64: qkv_proj [4,128] × [128,256] in fp32 needs "
+                              f"{need / 2**20:.1f} MiB ({copies} operand sets and results), ran out of the device's ")
+    assert "--max-points" in message and "--dtype" not in message and "\n" not in message
 
 
 def test_points_without_a_model_are_kept(monkeypatch):
@@ -87,30 +140,54 @@ def test_points_without_a_model_are_kept(monkeypatch):
 
     monkeypatch.setattr(run, "kernel_for", record)
     with pytest.raises(rooflax.DeviceError, match="stop"):
-        validate(points=(("decode", 3, 48, None),), repeats=1, matmul_n=64, copy_bytes=2**16)
+        validate(points=(("decode", 3, 48, None),), quick=True)
     assert seen[0] == ("llama-13b", {"batch": 3, "new": 1, "attended": 48})
+
+
+def test_timer_self_check_does_twice_the_work(monkeypatch):
+    from jax.experimental import roofline
+
+    from rooflax.validate import run
+
+    def flops_for_seconds(fn, buffers, *, repeats):  # a clock that ticks once per FLOP
+        return roofline.roofline(fn)(*buffers[0])[1].flops
+
+    monkeypatch.setattr(run, "time_call", flops_for_seconds)
+    assert run._timer_check("fp32", 48, repeats=1) == 2.0
 
 
 def test_validate_on_cpu_end_to_end(tmp_path):
     points = (("decode", 2, 64, None), ("prefill", 1, 32, None), ("verify", 1, 64, 8))
-    result = validate(model=TINY, points=points, repeats=2, matmul_n=128, copy_bytes=2**20, rotate_bytes=2**20)
+    result = validate(model=TINY, points=points, repeats=2, matmul_n=128, copy_bytes=2**20, rotate_bytes=2**16)
     frame = result.frame
-    assert frame.height == 3 * 7
-    assert set(frame.get_column("op")) == {"qkv_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qk", "pv"}
-    point = rooflax.evaluate(model=TINY, hardware=result.profile, dtype="fp32", phase="decode", batch=2, seq_len=64)
-    row = frame.filter(phase="decode", op="qk").row(0, named=True)
-    assert row["flops"] == point["ops"]["qk"]["flops"] and row["bytes"] == point["ops"]["qk"]["bytes"]
-    assert row["efficiency"] == pytest.approx(row["predicted_time_s"] / row["measured_time_s"])
-    assert row["achieved_flops"] == pytest.approx(row["flops"] / row["measured_time_s"])
-    assert (frame.get_column("measured_time_s") > 0).all()
+    ops = ("qkv_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qk", "pv")
+    # one row per requested point and op, nothing else
+    assert sorted(frame.select("phase", "batch", "seq_len", "spec_k", "op").rows()) == sorted(
+        (*p, op) for p in points for op in ops)
+    shapes = dict(zip(frame.filter(phase="verify").get_column("op"), frame.filter(phase="verify").get_column("shape"),
+                      strict=True))
+    assert shapes == {"qkv_proj": "[8,128] × [128,256]", "o_proj": "[8,128] × [128,128]",
+                      "gate_proj": "[8,128] × [128,352]", "up_proj": "[8,128] × [128,352]",
+                      "down_proj": "[8,352] × [352,128]", "qk": "[1,2,2,8,32] × [1,2,64,32]",
+                      "pv": "[1,2,2,8,64] × [1,2,64,32]"}
+    peak, bandwidth = result.profile.peak("fp32"), result.profile.bandwidth_bytes_per_s
+    for phase, batch, seq_len, spec_k in points:  # predictions are the measured profile's roofline
+        point = rooflax.evaluate(model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len,
+                                 spec_k=spec_k)["ops"]
+        for row in frame.filter(phase=phase).iter_rows(named=True):
+            p = point[row["op"]]
+            assert (row["flops"], row["bytes"]) == (p["flops"], p["bytes"])
+            assert row["predicted_time_s"] == pytest.approx(max(p["flops"] / peak, p["bytes"] / bandwidth))
+            assert row["efficiency"] == pytest.approx(row["predicted_time_s"] / row["measured_time_s"])
+            assert row["achieved_flops"] == pytest.approx(row["flops"] / row["measured_time_s"])
     assert frame.get_column("datasheet_time_s").null_count() == frame.height  # no datasheet for a CPU
-    assert result.profile.peak("fp32") > 0 and result.profile.bandwidth_bytes_per_s > 0
-    assert result.timer_ratio > 0
+    assert "128³ fp32 matmul, 1048576 B copy, median of 2" in result.profile.source
     fig = rooflax.plot.measured(frame, result.profile)
     ax = fig.axes[0]
     measured = [c for c in ax.collections if c.get_gid() == "measured"]
-    assert sum(len(c.get_offsets()) for c in measured) == frame.height
-    fig.savefig(tmp_path / "v.png")
+    drawn = sorted(tuple(xy) for c in measured for xy in c.get_offsets().tolist())
+    assert drawn == sorted(frame.select("intensity", "achieved_flops").rows())
+    rooflax.plot.save(fig, tmp_path / "v.png")
 
 
 def test_validate_cli_writes_frame_chart_profile(tmp_path, capsys):
@@ -119,36 +196,75 @@ def test_validate_cli_writes_frame_chart_profile(tmp_path, capsys):
     (tmp_path / "spec.toml").write_text("model = 'tiny.toml'\ndtype = 'fp32'\nphases = ['decode']\n"
                                         "[axes]\nbatch = [1, 4]\nseq_len = [32, 64]\n")
     out, chart, profile = tmp_path / "v.parquet", tmp_path / "v.png", tmp_path / "p.toml"
-    assert main(["validate", "--spec", str(tmp_path / "spec.toml"), "--repeats", "2", "--max-points", "3", "-o",
-                 str(out), "--plot", str(chart), "--profile", str(profile)]) == 0
-    assert pl.read_parquet(out).height == 3 * 7
+    argv = ["validate", "--spec", str(tmp_path / "spec.toml"), "--quick", "--max-points", "3", "-o", str(out),
+            "--plot", str(chart), "--profile", str(profile)]
+    assert main(argv) == 0
+    frame = pl.read_parquet(out)
+    assert sorted(set(frame.select("batch", "seq_len").rows())) == [(1, 32), (4, 32), (4, 64)]  # 3 of 4, spread
+    meta = pl.read_parquet_metadata(out)
+    assert meta["rooflax.kind"] == "validate" and float(meta["rooflax.timer_ratio"]) > 0
     assert "decode   qkv mlp" in capsys.readouterr().out
     hw = rooflax.load_hardware(profile)
-    assert hw.name == "cpu-measured" and "fp32" in hw.dtypes
+    assert hw.name == "cpu-measured" and "256³ fp32 matmul, 4194304 B copy, median of 2" in hw.source
     # the profile is a hardware that sweeps accept
     (tmp_path / "use.toml").write_text("hardware = 'p.toml'\ndtype = 'fp32'\n[axes]\nbatch = [1]\nseq_len = [8]\n")
     assert rooflax.sweep(tmp_path / "use.toml").get_column("hardware").unique().to_list() == ["cpu-measured"]
+    # every output is refused before anything is timed unless --overwrite; then all are replaced
+    base, fresh = argv[:6], str(tmp_path / "new.parquet")
+    before = {p: (p.read_bytes(), p.stat().st_ino) for p in (out, chart, profile)}
+    for flag, rest in (("-o/--output", ["-o", str(out)]), ("--plot", ["-o", fresh, "--plot", str(chart)]),
+                       ("--profile", ["-o", fresh, "--profile", str(profile)])):
+        capsys.readouterr()
+        assert main([*base, *rest]) == 2
+        path = rest[-1]
+        assert capsys.readouterr().err == f"error: {flag}: '{path}' already exists; pass overwrite (--overwrite) to " \
+                                          "replace it\n"
+    assert {p: (p.read_bytes(), p.stat().st_ino) for p in before} == before and not Path(fresh).exists()
+    assert main([*argv, "--overwrite", "--quiet"]) == 0
+    assert all(p.stat().st_ino != before[p][1] for p in before)  # each was written anew and renamed into place
+
+
+def test_max_points_applies_to_the_default_points(tmp_path, monkeypatch):
+    from rooflax.validate import DEFAULT_POINTS, run
+
+    seen = []
+
+    def record(**kwargs):
+        seen.append(kwargs)
+        raise rooflax.DeviceError("stop")
+
+    monkeypatch.setattr(run, "validate", record)
+    assert main(["validate", "-o", str(tmp_path / "d.parquet"), "--max-points", "4", "--quick"]) == 2
+    assert seen[0]["points"] == tuple(DEFAULT_POINTS[i] for i in (0, 1, 3, 4)) and seen[0]["model"] is None
+    assert seen[0]["quick"] is True
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["validate", "-o", "{tmp}/v.parquet", "--require-accelerator"], "an accelerator was required"),
     (["validate", "-o", "{tmp}/v.parquet", "--dtype", "fp64"], "unknown name 'fp64'"),
-    (["validate", "-o", "{tmp}/v.csv"], "expected a .parquet file name"),
+    (["validate", "-o", "{tmp}/v.csv"], "-o/--output: '{tmp}/v.csv' has format '.csv'; allowed: .parquet"),
+    (["validate", "-o", "{tmp}"], "-o/--output: '{tmp}' is a folder"),
+    (["validate", "-o", "{tmp}/v.parquet", "--plot", "{tmp}/v.parquet.png", "--profile", "{tmp}/p.txt"],
+     "--profile: '{tmp}/p.txt' has format '.txt'; allowed: .toml"),
     (["validate", "-o", "{tmp}/v.parquet", "--repeats", "0", "--spec", "{tmp}/s.toml"], "--repeats: expected"),
+    (["validate", "-o", "{tmp}/v.parquet", "--max-points", "0"], "--max-points: expected a positive integer, got 0"),
 ])
 def test_validate_bad_input(tmp_path, capsys, argv, message):
     (tmp_path / "s.toml").write_text("[axes]\nbatch = [1]\nseq_len = [8]\n")
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert not (tmp_path / "v.parquet").exists()
+    assert message.format(tmp=tmp_path) in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
 def test_shapes_that_do_not_fit_are_refused():
     from rooflax.validate.kernels import check_fits
 
     k = kernel_for("up_proj", rooflax.get_model("llama-65b"), batch=64, new=4096, attended=4096)
-    with pytest.raises(rooflax.DeviceError, match="more than 80% of the device's"):
+    m, h, i = 64 * 4096, 8192, 22016
+    need = 4 * (m * h + h * i + 2 * m * i)  # fp32: one operand set, two results
+    with pytest.raises(rooflax.DeviceError, match=f"needs {need / 2**30:.1f} GiB .*, more than 80% of the device's "
+                                                  f"22.4 GiB; time smaller points"):
         check_fits([k], "fp32", 1, 24e9)
 
 

@@ -1,7 +1,9 @@
 """Charts of sweep frames: rooflines, families, regime maps (matplotlib Figures)."""
 
+from rooflax.plot.files import chart_path, save
 from rooflax.plot.maps import ratio_map, regime_map
 from rooflax.plot.measured import measured
+from rooflax.plot.plan import ChartPlan, plan_chart
 from rooflax.plot.roofline import roofline
 
-__all__ = ["measured", "ratio_map", "regime_map", "roofline"]
+__all__ = ["ChartPlan", "chart_path", "measured", "plan_chart", "ratio_map", "regime_map", "roofline", "save"]

@@ -25,6 +25,14 @@ def matching(keys: Sequence[str], values: Sequence) -> list[pl.Expr]:
     return [pl.col(k).eq_missing(v) for k, v in zip(keys, values, strict=True)]
 
 
+def require_frame(df: object, what: str, *, lazy: bool = False) -> None:
+    """Raise a one-line error unless ``df`` is a polars DataFrame (or LazyFrame, with ``lazy``)."""
+    kinds = (pl.DataFrame, pl.LazyFrame) if lazy else (pl.DataFrame,)
+    if not isinstance(df, kinds):
+        allowed = "a polars DataFrame or LazyFrame" if lazy else "a polars DataFrame"
+        raise SpecError(f"{what}: expected {allowed} (rooflax.sweep(...) or a dataset), got {type(df).__name__}")
+
+
 def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str) -> None:
     """Raise a one-line error when ``df`` lacks a column ``what`` needs."""
     for column in columns:

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from rooflax.errors import SpecError
 from rooflax.frames import GROUP, PHASE
 from rooflax.hardware import Hardware
-from rooflax.plot._common import matching, require_columns
+from rooflax.plot._common import matching, require_columns, require_frame
 from rooflax.plot.roofline import draw_ceilings, roofline, series
 
 __all__ = ["measured"]
@@ -23,6 +23,9 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
     the device matched a preset. Measured points sit at the op's intensity and the
     FLOP/s it achieved, so their gap below the roof is the efficiency.
     """
+    require_frame(frame, "measured")
+    if not isinstance(profile, Hardware):
+        raise SpecError(f"profile: expected a rooflax.Hardware, got {type(profile).__name__}")
     require_columns(frame, ["model", "dtype", "phase", "spec_k", "group", "intensity", "achieved_flops"],
                     "measured")
     dtype = frame.get_column("dtype")[0]

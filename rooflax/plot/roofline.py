@@ -28,6 +28,7 @@ from rooflax.plot._common import (
     model_label,
     reduce_points,
     require_columns,
+    require_frame,
     series_label,
     si,
     si_log_axes,
@@ -158,10 +159,13 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_d
             label=None if single else ceiling_label(hw, compute, with_compute=several_computes)))
 
     mappables, series_handles = [], []
+    per_series = connect not in (None, "spec_k")
+    if connect == "spec_k":  # each K is a series of its own: the lines join verify steps across series
+        _connect(ax, sub, connect, "0.6")
     if color_by:
         for i, (key, label) in enumerate(series(sub, multi)):
             points = reduced.filter(*matching(keys, key))
-            if connect:
+            if per_series:
                 _connect(ax, sub.filter(*matching(keys, key)), connect, "0.6")
             mappables.append(ax.scatter(points.get_column("intensity").to_numpy(),
                                         points.get_column("attainable_flops").to_numpy(),
@@ -173,7 +177,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_d
             for i, (key, label) in enumerate(plain):
                 color = entity_color[e] if by_entity else palette[i % len(palette)]
                 where = matching(keys, (*key, *e))
-                if connect:
+                if per_series:
                     _connect(ax, sub.filter(*where), connect, color)
                 points = reduced.filter(*where)
                 handle = ax.scatter(points.get_column("intensity").to_numpy(),
@@ -207,16 +211,17 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_d
 
 
 def _connect(ax: Axes, points: pl.DataFrame, axis: str, color) -> None:
-    """Lines through each op's points along ``axis`` (other coordinates held)."""
-    others = [c for c in ("op", *AXES) if c != axis and c in points.columns]
-    lines = (points.sort(axis).group_by(others, maintain_order=True)
+    """Lines through each op's points along ``axis``, every other coordinate held."""
+    others = [c for c in ("model", "hardware", "dtype", "phase", "op", *AXES) if c != axis and c in points.columns]
+    lines = (points.filter(pl.col(axis).is_not_null()).sort(axis).group_by(others, maintain_order=True)
              .agg(pl.col("intensity"), pl.col("attainable_flops")))
     if lines.height > 5000:
         raise SpecError(f"connect: {lines.height} lines along {axis!r} is too many to read; "
                         "narrow the frame first (--where)")
     segments = [np.column_stack([x.to_numpy(), y.to_numpy()]) for x, y in
                 zip(lines.get_column("intensity"), lines.get_column("attainable_flops"), strict=True) if len(x) > 1]
-    ax.add_collection(LineCollection(segments, colors=[color], linewidths=0.6, alpha=0.5, zorder=1))
+    ax.add_collection(LineCollection(segments, colors=[color], linewidths=0.6, alpha=0.5, zorder=1,
+                                     gid=f"connect:{axis}"))
 
 
 def _collect(lf: pl.LazyFrame, groups: Sequence[str], color_by: str | None, connect: str | None,
@@ -228,7 +233,7 @@ def _collect(lf: pl.LazyFrame, groups: Sequence[str], color_by: str | None, conn
             raise unknown_name("roofline", column, names, what="column")
     lf = lf.filter(pl.col("group").cast(pl.String).is_in(list(groups)))
     if connect:
-        return lf.select(*_NEEDED, "op", *(a for a in AXES if a in names)).collect()
+        return lf.select(*_NEEDED, "op", *(a for a in AXES if a in names and a not in _NEEDED)).collect()
     by = ["model", "hardware", "dtype", "phase", "spec_k", "group"]
     by += [color_by] if color_by and color_by not in by else []
     return reduce_points(lf, "intensity", "attainable_flops", by, resolution).drop("count")
@@ -251,7 +256,9 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
         groups: op groups to draw; all of :data:`rooflax.ops.GROUPS` for every op.
         color_by: colour points by this axis (``batch``, ``seq_len``, ``hidden``,
             ``spec_k``), with a colour bar: a roofline family.
-        connect: join each op's points along this axis, showing how it moves.
+        connect: join each op's points along this axis (every other coordinate held),
+            showing how it moves: one line per series, op and value of the other axes,
+            in the series' colour (``spec_k``: grey lines across the verify series).
         facet: one panel per value of ``phase``, ``group``, ``hardware``, ``dtype`` or ``model``.
         dtypes: extra compute ceilings to draw (``fp8``, ``int8``, ...).
         hardware: descriptions of accelerators that are not presets, by name.
@@ -265,6 +272,9 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     Returns:
         A matplotlib Figure.
     """
+    require_frame(df, "roofline", lazy=True)
+    if isinstance(groups, str):
+        raise SpecError(f"groups: expected a list of group names, got the string {groups!r}")
     for group in groups:
         if group not in GROUPS:
             raise unknown_name("groups", group, GROUPS)

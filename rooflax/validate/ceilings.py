@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rooflax.validate.kernels import jnp_dtype
+from rooflax.validate.kernels import random_sets
 from rooflax.validate.timing import time_call
 
 __all__ = ["measure_bandwidth", "measure_matmul"]
@@ -13,10 +13,7 @@ __all__ = ["measure_bandwidth", "measure_matmul"]
 
 def measure_matmul(dtype: str, n: int, *, repeats: int) -> float:
     """FLOP/s of an ``n × n × n`` product in ``dtype`` (``2n³`` FLOPs per call)."""
-    jdt = jnp_dtype(dtype)
-    keys = jax.random.split(jax.random.PRNGKey(1), 4)
-    buffers = [(jax.random.normal(keys[2 * i], (n, n), jnp.float32).astype(jdt),
-                jax.random.normal(keys[2 * i + 1], (n, n), jnp.float32).astype(jdt)) for i in range(2)]
+    buffers = random_sets(((n, n), (n, n)), dtype, 2, seed=1)
     fn = jax.jit(lambda a, b: a @ b)
     return 2 * n**3 / time_call(fn, buffers, repeats=repeats)
 

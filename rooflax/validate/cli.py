@@ -28,40 +28,45 @@ def summary_table(frame) -> str:
 
 
 def run_validate(args) -> int:
-    """The body of ``rooflax validate``."""
-    from rooflax.cli import _atomic_savefig, _chart_format
+    """The body of ``rooflax validate``: every output is checked before anything is timed."""
+    from rooflax._atomic import output_file
     from rooflax.hardware import hardware_to_toml
     from rooflax.spec import load_spec
-    from rooflax.validate.run import points_from_spec, validate
+    from rooflax.validate.run import DEFAULT_POINTS, points_from_spec, spread_points, validate
 
-    output = Path(args.output)
-    if output.suffix != ".parquet":
-        raise SpecError(f"-o/--output: expected a .parquet file name, got {str(output)!r}")
+    output = output_file(args.output, "-o/--output", suffixes=(".parquet",), overwrite=args.overwrite)
+    chart = profile = None
     if args.plot:
-        _chart_format(Path(args.plot))
-    if args.profile and not args.profile.endswith(".toml"):
-        raise SpecError(f"--profile: expected a .toml file name, got {args.profile!r}")
-    model = points = None
+        from rooflax.cli import _agg
+
+        chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+    if args.profile:
+        profile = output_file(args.profile, "--profile", suffixes=(".toml",), overwrite=args.overwrite)
+    named = [p for p in (output, chart, profile) if p is not None]
+    if len(set(map(Path.resolve, named))) < len(named):
+        raise SpecError(f"-o/--output, --plot, --profile: name different files (given {', '.join(map(str, named))})")
     if args.spec:
         model, points = points_from_spec(load_spec(args.spec), args.max_points)
+    else:
+        model, points = None, spread_points(DEFAULT_POINTS, args.max_points)
 
     def say(line: str) -> None:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
     result = validate(model=model, points=points, dtype=args.dtype, repeats=args.repeats,
-                      require_accelerator=args.require_accelerator, progress=say)
+                      require_accelerator=args.require_accelerator, quick=args.quick, progress=say)
     atomic_write(output, lambda tmp: result.frame.write_parquet(tmp, metadata={
         "rooflax.kind": "validate", "rooflax.profile": hardware_to_toml(result.profile),
         "rooflax.timer_ratio": f"{result.timer_ratio:.4f}"}))
-    if args.plot:
+    if chart is not None:
         from rooflax import plot
 
-        _atomic_savefig(plot.measured(result.frame, result.profile, datasheet=result.device.preset), Path(args.plot))
-    if args.profile:
-        atomic_write(Path(args.profile), lambda tmp: tmp.write_text(hardware_to_toml(result.profile)))
+        plot.save(plot.measured(result.frame, result.profile, datasheet=result.device.preset), chart,
+                  overwrite=args.overwrite, field="--plot")
+    if profile is not None:
+        atomic_write(profile, lambda tmp: tmp.write_text(hardware_to_toml(result.profile)))
     if not args.quiet:
         print(summary_table(result.frame))
-        written = [str(output), *(p for p in (args.plot, args.profile) if p)]
-        print(f"wrote {', '.join(written)}")
+        print(f"wrote {', '.join(map(str, named))}")
     return 0

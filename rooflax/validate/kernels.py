@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import jax
@@ -12,7 +13,8 @@ import numpy as np
 from rooflax.errors import DeviceError, unknown_name
 from rooflax.models import Model
 
-__all__ = ["DTYPES", "Kernel", "kernel_for", "run_checked"]
+__all__ = ["DTYPES", "Kernel", "check_fits", "is_out_of_memory", "kernel_for", "memory_message", "needed_bytes",
+           "random_sets", "run_checked"]
 
 #: dtype names validate can run, and their jnp types.
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}
@@ -39,7 +41,15 @@ class Kernel:
     @property
     def operand_elements(self) -> int:
         """Elements in all operands together."""
-        return sum(int(np.prod(s)) for s in self.shapes)
+        return sum(math.prod(s) for s in self.shapes)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The result's shape, read from the einsum spec."""
+        inputs, output = self.equation.split("->")
+        size = {c: n for spec, shape in zip(inputs.split(","), self.shapes, strict=True)
+                for c, n in zip(spec, shape, strict=True)}
+        return tuple(size[c] for c in output)
 
     def describe(self) -> str:
         return " × ".join("[" + ",".join(map(str, s)) + "]" for s in self.shapes)
@@ -66,18 +76,35 @@ def _compiled(equation: str):
     return jax.jit(lambda a, b: jnp.einsum(equation, a, b))
 
 
-def make_buffers(kernel: Kernel, dtype: str, copies: int, seed: int = 0) -> list[tuple]:
-    """``copies`` sets of random operands in ``dtype`` on the default device."""
+def _noise(shape: tuple[int, ...], seed) -> jax.Array:
+    """float32 values spread evenly over [-1, 1): a multiply-xorshift hash of (element index, seed).
+
+    Cheap to compile and to run, unlike ``jax.random`` (whose generator costs a long
+    compile per shape); the values only have to be varied, not statistically random.
+    """
+    x = jax.lax.iota(jnp.uint32, math.prod(shape)) ^ (seed * jnp.uint32(0x9E3779B9))
+    for shift, factor in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = (x ^ (x >> shift)) * jnp.uint32(factor)
+    x = x ^ (x >> 16)
+    return ((x >> 8).astype(jnp.float32) * 2.0**-23 - 1.0).reshape(shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _filler(shapes: tuple[tuple[int, ...], ...], dtype: str):
+    """One jitted call making a full set of operands of ``shapes`` from a seed."""
     jdt = jnp_dtype(dtype)
-    key = jax.random.PRNGKey(seed)
-    out = []
-    for _ in range(copies):
-        arrays = []
-        for shape in kernel.shapes:
-            key, sub = jax.random.split(key)
-            arrays.append(jax.random.normal(sub, shape, jnp.float32).astype(jdt))
-        out.append(tuple(arrays))
-    return out
+    count = len(shapes)
+    return jax.jit(lambda seed: tuple(_noise(shape, seed * count + i).astype(jdt) for i, shape in enumerate(shapes)))
+
+
+def random_sets(shapes: tuple[tuple[int, ...], ...], dtype: str, copies: int, seed: int = 0) -> list[tuple]:
+    """``copies`` different sets of arrays of ``shapes`` in ``dtype`` on the default device.
+
+    Each set is made by one jitted call (compiled once per ``shapes`` and ``dtype``);
+    values lie in [-1, 1) and differ between sets and seeds.
+    """
+    fill = _filler(tuple(map(tuple, shapes)), dtype)
+    return [fill(np.uint32((seed * copies + i) % 2**32)) for i in range(copies)]
 
 
 def run_checked(kernel: Kernel, dtype: str, buffers: list[tuple], sample: int = 64) -> tuple:
@@ -91,6 +118,8 @@ def run_checked(kernel: Kernel, dtype: str, buffers: list[tuple], sample: int = 
         out = fn(*buffers[0])
         out.block_until_ready()
     except Exception as exc:  # XLA reports an unsupported dtype or an allocation failure here
+        if is_out_of_memory(exc):
+            raise
         raise DeviceError(f"--dtype: {kernel.op} in {dtype} failed on {jax.devices()[0].device_kind}: "
                           f"{str(exc).splitlines()[0]}") from None
     a, b = (np.asarray(x.astype(jnp.float32)) for x in buffers[0])
@@ -107,12 +136,35 @@ def run_checked(kernel: Kernel, dtype: str, buffers: list[tuple], sample: int = 
     return fn, error
 
 
-def check_fits(kernels: list[Kernel], dtype: str, copies: int, memory_bytes: float) -> None:
-    """DeviceError when the operands (with their copies) and results would not fit."""
+def needed_bytes(kernel: Kernel, dtype: str, copies: int) -> int:
+    """Device bytes a timed kernel holds: ``copies`` operand sets and two results in flight."""
     itemsize = jnp.dtype(jnp_dtype(dtype)).itemsize
+    return itemsize * (copies * kernel.operand_elements + 2 * math.prod(kernel.output_shape))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception from XLA is an allocation failure."""
+    text = str(exc)
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower() or isinstance(exc, MemoryError)
+
+
+def _size(bytes_: float) -> str:
+    return f"{bytes_ / 2**30:.1f} GiB" if bytes_ >= 2**30 else f"{bytes_ / 2**20:.1f} MiB"
+
+
+def memory_message(kernel: Kernel, dtype: str, copies: int, memory_bytes: float, where: str, *,
+                   ran_out: bool) -> str:
+    """What does not fit, how much it needs, how much the device has, and what to change."""
+    verdict = "ran out of" if ran_out else "more than 80% of"
+    sets = "operand set" if copies == 1 else "operand sets"
+    return (f"validate: {where}{kernel.op} {kernel.describe()} in {dtype} needs "
+            f"{_size(needed_bytes(kernel, dtype, copies))} ({copies} {sets} and results), {verdict} the device's "
+            f"{_size(memory_bytes)}; time smaller points (a --spec with smaller batch or seq_len, or fewer "
+            "--max-points) or rotate fewer buffers (--quick)")
+
+
+def check_fits(kernels: list[Kernel], dtype: str, copies: int, memory_bytes: float, where: str = "") -> None:
+    """DeviceError when a kernel's operands (with their copies) and results would not fit in 80% of memory."""
     for kernel in kernels:
-        largest = max(int(np.prod(s)) for s in kernel.shapes)
-        needed = itemsize * (copies * kernel.operand_elements + 2 * largest)
-        if needed > 0.8 * memory_bytes:
-            raise DeviceError(f"validate: {kernel.op} {kernel.describe()} in {dtype} needs {needed / 2**30:.1f} GiB, "
-                              f"more than 80% of the device's {memory_bytes / 2**30:.1f} GiB; choose smaller points")
+        if needed_bytes(kernel, dtype, copies) > 0.8 * memory_bytes:
+            raise DeviceError(memory_message(kernel, dtype, copies, memory_bytes, where, ran_out=False))

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import polars as pl
 
 from rooflax._version import __version__
-from rooflax.errors import SpecError, positive_int
+from rooflax.errors import DeviceError, SpecError, positive_int
 from rooflax.hardware import Hardware
 from rooflax.models import Model, get_model
 from rooflax.ops import PHASES, new_tokens
@@ -20,10 +21,19 @@ from rooflax.point import evaluate
 from rooflax.spec import SweepSpec
 from rooflax.validate.ceilings import measure_bandwidth, measure_matmul
 from rooflax.validate.device import DeviceInfo, detect_device
-from rooflax.validate.kernels import TIMED_OPS, check_fits, jnp_dtype, kernel_for, make_buffers, run_checked
+from rooflax.validate.kernels import (
+    TIMED_OPS,
+    check_fits,
+    is_out_of_memory,
+    jnp_dtype,
+    kernel_for,
+    memory_message,
+    random_sets,
+    run_checked,
+)
 from rooflax.validate.timing import time_call
 
-__all__ = ["DEFAULT_POINTS", "Validation", "points_from_spec", "validate"]
+__all__ = ["DEFAULT_POINTS", "Validation", "points_from_spec", "spread_points", "validate"]
 
 #: (phase, batch, seq_len, spec_k) timed when no spec is given: decode across batch, and prefill.
 DEFAULT_POINTS = (("decode", 1, 1024, None), ("decode", 16, 1024, None), ("decode", 128, 1024, None),
@@ -41,32 +51,36 @@ class Validation:
     timer_ratio: float  # time of twice the work over time of the work (about 2 when timing is sound)
 
 
+def spread_points(points: tuple, max_points: int) -> tuple:
+    """At most ``max_points`` of ``points``, evenly spread (the first kept, and the last if two or more)."""
+    if isinstance(max_points, bool) or not isinstance(max_points, int | np.integer) or max_points < 1:
+        raise SpecError(f"--max-points: expected a positive integer, got {max_points!r}")
+    points = tuple(points)
+    if len(points) <= max_points:
+        return points
+    step = (len(points) - 1) / max(max_points - 1, 1)
+    return tuple(points[round(i * step)] for i in range(max_points))
+
+
 def points_from_spec(spec: SweepSpec, max_points: int) -> tuple[Model, tuple]:
     """Up to ``max_points`` points of a spec's grid (evenly spread), for its first model."""
     points = [(phase, b, s, k) for phase, k, first in spec.steps() for b in spec.batch for s in spec.seq_len[first:]]
-    if max_points < 1:
-        raise SpecError(f"--max-points: expected a positive integer, got {max_points}")
-    if len(points) > max_points:
-        step = (len(points) - 1) / max(max_points - 1, 1)
-        points = [points[round(i * step)] for i in range(max_points)]
     model = spec.models[0]
     hidden = spec.hidden_for(model)[0]
-    return model.at_hidden(hidden), tuple(points)
+    return model.at_hidden(hidden), spread_points(tuple(points), max_points)
 
 
 def _timer_check(dtype: str, n: int, repeats: int) -> float:
     """Time ``x @ w`` and ``(x @ w) @ w2``: the second does twice the work."""
-    jdt = jnp_dtype(dtype)
-    keys = jax.random.split(jax.random.PRNGKey(2), 3)
-    x, w, w2 = (jax.random.normal(k, (n, n), jnp.float32).astype(jdt) for k in keys)
-    one = time_call(jax.jit(lambda a, b, c: a @ b), [(x, w, w2)], repeats=repeats)
-    two = time_call(jax.jit(lambda a, b, c: (a @ b) @ c), [(x, w, w2)], repeats=repeats)
+    (operands,) = random_sets(((n, n),) * 3, dtype, 1, seed=2)
+    one = time_call(jax.jit(lambda a, b, c: a @ b), [operands], repeats=repeats)
+    two = time_call(jax.jit(lambda a, b, c: (a @ b) @ c), [operands], repeats=repeats)
     return two / one
 
 
 def validate(*, model: Model | None = None, points: tuple | None = None, dtype: str | None = None,
-             repeats: int | None = None, require_accelerator: bool = False, matmul_n: int | None = None,
-             copy_bytes: int | None = None, rotate_bytes: int | None = None,
+             repeats: int | None = None, require_accelerator: bool = False, quick: bool = False,
+             matmul_n: int | None = None, copy_bytes: int | None = None, rotate_bytes: int | None = None,
              progress: Callable[[str], None] | None = None) -> Validation:
     """Measure the device's ceilings and time every matmul-group op at each point.
 
@@ -76,6 +90,8 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
         dtype: ``fp32``, ``bf16`` or ``fp16`` (default bf16 on an accelerator, fp32 on the CPU).
         repeats: timed samples per shape, median taken (default 10 on an accelerator, 3 on the CPU).
         require_accelerator: DeviceError when the default device is the CPU.
+        quick: a smoke run in seconds: small ceiling measurements (a 256³ matmul, a
+            4 MiB copy), 1 MiB of rotated operands, 2 repeats. The figures are rough.
         matmul_n, copy_bytes: sizes of the ceiling measurements (defaults by platform).
         rotate_bytes: operand bytes to rotate through per shape, so caches cannot hold
             them (default 256 MiB, well past any last-level cache).
@@ -85,10 +101,12 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
     accelerator = info.is_accelerator
     dtype = dtype or ("bf16" if accelerator else "fp32")
     jnp_dtype(dtype)
-    repeats = (10 if accelerator else 3) if repeats is None else positive_int("--repeats", repeats)
-    matmul_n = matmul_n or (8192 if accelerator else 1024)
-    copy_bytes = copy_bytes or (2**30 if accelerator else 2**28)
-    rotate_bytes = rotate_bytes or 2**28
+    if repeats is None:
+        repeats = 2 if quick else (10 if accelerator else 3)
+    repeats = positive_int("--repeats", repeats)
+    matmul_n = matmul_n or (256 if quick else 8192 if accelerator else 1024)
+    copy_bytes = copy_bytes or (2**22 if quick else 2**30 if accelerator else 2**28)
+    rotate_bytes = rotate_bytes or (2**20 if quick else 2**28)
     model = get_model("llama-13b") if model is None else model
     points = DEFAULT_POINTS if points is None else points
     say = progress or (lambda _line: None)
@@ -117,13 +135,20 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
             datasheet = evaluate(model=model, hardware=info.preset, dtype=dtype, phase=phase, batch=batch,
                                  seq_len=seq_len, spec_k=spec_k)["ops"]
         kernels = [kernel_for(op, model, batch=batch, new=new, attended=seq_len) for op in TIMED_OPS]
+        where = f"{phase} B={batch} S={seq_len}{'' if spec_k is None else f' K={spec_k}'}: "
         for kernel in kernels:
             set_bytes = itemsize * kernel.operand_elements
             copies = max(1, min(256, math.ceil(rotate_bytes / set_bytes)))
-            check_fits([kernel], dtype, copies, info.memory_bytes)
-            buffers = make_buffers(kernel, dtype, copies, seed=index)
-            fn, error = run_checked(kernel, dtype, buffers)
-            seconds = time_call(fn, buffers, repeats=repeats)
+            check_fits([kernel], dtype, copies, info.memory_bytes, where)
+            try:
+                buffers = random_sets(kernel.shapes, dtype, copies, seed=index)
+                fn, error = run_checked(kernel, dtype, buffers)
+                seconds = time_call(fn, buffers, repeats=repeats)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                raise DeviceError(memory_message(kernel, dtype, copies, info.memory_bytes, where,
+                                                 ran_out=True)) from None
             del buffers
             p = predicted[kernel.op]
             rows.append({
