@@ -140,7 +140,8 @@ def _cmd_models(args) -> int:
           f"{'inter':>7}{'vocab':>8}{'params':>9}")
     for m in MODELS.values():
         print(f"{m.name:<14}{m.label:<14}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
-              f"{m.intermediate:>7}{m.vocab:>8}{m.params / 1e9:>8.2f}B")
+              f"{m.intermediate:>7}{m.vocab:>8}"
+              + (f"{m.params / 1e9:>8.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:>8.2f}M"))
     return 0
 
 
