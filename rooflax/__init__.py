@@ -8,6 +8,7 @@
 
 from rooflax import plot
 from rooflax._version import __version__
+from rooflax.crossover import crossover
 from rooflax.dataset import dataset_metadata, sweep_to_parquet
 from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.errors import DeviceError, RooflaxError, SpecError
@@ -20,7 +21,8 @@ from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DeviceError",
-    "DtypePolicy", "Hardware", "Model", "RooflaxError", "SpecError", "SweepSpec", "__version__", "dataset_metadata",
+    "DtypePolicy", "Hardware", "Model", "RooflaxError", "SpecError", "SweepSpec", "__version__", "crossover",
+    "dataset_metadata",
     "default_spec", "evaluate", "get_dtype", "get_hardware", "get_model", "load_hardware", "load_model", "load_spec",
     "parse_spec", "plot", "sweep", "sweep_to_parquet",
 ]

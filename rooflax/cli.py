@@ -49,14 +49,22 @@ def _read_dataset(path: str, where: str | None):
     hardware = {h["name"]: Hardware(**h) for h in spec["hardware"]}
     models = {m["name"]: Model(**m) for m in spec["models"]}
     lf = pl.scan_parquet(source if source.is_file() else source / "part-*.parquet")
-    if where:
-        try:
-            lf = lf.filter(pl.sql_expr(where))
-            lf.head(0).collect()
-        except (pl.exceptions.PolarsError, ValueError) as exc:
-            message = str(exc).strip().splitlines()[0]
-            raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
-    return lf, meta, hardware, models
+    return _filter(lf, where), meta, hardware, models
+
+
+def _filter(lf, where: str | None):
+    """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error."""
+    import polars as pl
+
+    if not where:
+        return lf
+    try:
+        lf = lf.filter(pl.sql_expr(where))
+        lf.head(0).collect()
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        message = str(exc).strip().splitlines()[0]
+        raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
+    return lf
 
 
 def _cmd_sweep(args) -> int:
@@ -145,6 +153,39 @@ def _cmd_models(args) -> int:
     return 0
 
 
+def _listed(flag: str, text: str | None, kind: type = str) -> list | None:
+    """A comma-separated flag value as a list of names or integers (None when the flag is absent)."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",")]
+    try:
+        return [kind(item) for item in items]
+    except ValueError:
+        raise SpecError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+
+
+def _cmd_crossover(args) -> int:
+    from rooflax.crossover import crossover, crossover_table
+
+    output = Path(args.output) if args.output else None
+    if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
+        raise SpecError(f"--output: {str(output)!r} has format {output.suffix or '(none)'!r}; "
+                        "allowed: .parquet, .csv")
+    keys = {name: _listed(f"--{name}", getattr(args, name)) for name in ("model", "hardware", "dtype", "phases")}
+    keys.update({name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), int)
+                 for name in ("batch", "seq_len", "hidden", "spec_k")})
+    df = crossover(args.spec, along=args.along, **{name: value for name, value in keys.items() if value})
+    df = _filter(df.lazy(), args.where).collect()
+    if output is not None:
+        csv = output.suffix.lower() == ".csv"
+        atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
+    if not args.quiet:
+        print(crossover_table(df))
+        if output is not None:
+            print(f"wrote {df.height:,} rows to {output}")
+    return 0
+
+
 def _cmd_validate(args) -> int:
     from rooflax.validate.cli import run_validate
 
@@ -194,6 +235,19 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_hardware)
     p = sub.add_parser("models", help="list model presets")
     p.set_defaults(run=_cmd_models)
+
+    p = sub.add_parser("crossover", help="the smallest batch, seq_len or hidden at which each op is compute-bound")
+    p.add_argument("spec", nargs="?", help="sweep spec TOML (default: the reference sweep's axes)")
+    p.add_argument("--along", default="batch", help="axis to cross: batch (default), seq_len or hidden")
+    for flag, what in (("--model", "model presets or files"), ("--hardware", "accelerators"),
+                       ("--dtype", "dtype policies"), ("--phases", "phases (prefill, decode, verify)"),
+                       ("--batch", "batch sizes"), ("--seq-len", "sequence lengths"),
+                       ("--hidden", "model widths"), ("--spec-k", "verify draft lengths")):
+        p.add_argument(flag, metavar="A,B", help=f"{what}, comma-separated, in place of the spec's")
+    p.add_argument("--where", metavar="EXPR", help="SQL filter on the result, e.g. \"op = 'up_proj'\"")
+    p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
+    p.add_argument("--quiet", action="store_true", help="print no table")
+    p.set_defaults(run=_cmd_crossover)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")
