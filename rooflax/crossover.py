@@ -370,9 +370,9 @@ def crossover_table(df: pl.DataFrame) -> str:
 
 
 def _cell(value: object, null: str = "-") -> str:
-    """One table cell: integers as they are, floats to four significant digits."""
+    """One table cell: integers as they are, floats to five significant digits."""
     if value is None:
         return null
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.5g}"
     return str(value)
