@@ -6,7 +6,8 @@ op is compute-bound, exactly over the integers: at ``v`` the op is compute-bound
 :func:`rooflax.evaluate`, at the legal value just below ``v`` it is memory-bound.
 
 How: one bisection per op over every cell at once, as jnp arrays on the default device
-(float64 inside a local ``jax.enable_x64``), then an exact check of each answer and of the
+(float64 inside a local ``jax.enable_x64``; like the engine's, the jitted solver is cached
+per static configuration, so a second call does not recompile), then an exact check of each answer and of the
 value below it in Python integers (the arithmetic of :func:`rooflax.evaluate`); a cell
 whose float64 answer fails that check (possible only once counts pass 2**53) is bisected
 again in Python integers.
@@ -246,36 +247,39 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, dict, tuple[OpDef, .
     return blocks
 
 
-def _block_frame(labels: dict, cells: dict, ops: tuple[OpDef, ...], along: str, causal: bool,
-                 schema: pl.Schema) -> pl.DataFrame:
-    """The crossover rows of one block: cells × ops, ops varying fastest."""
-    size = len(cells["phase"])
-    own = np.zeros(size, bool)
-    columns: dict[str, list] = {"crossover": [], "below": [], "monotone": [], "intensity_at": [],
-                                "intensity_below": []}
+def _rows(cells: dict, ops: tuple[OpDef, ...], along: str, causal: bool) -> dict[str, np.ndarray]:
+    """``crossover`` (0: none), ``intensity_below``, ``intensity_at`` (NaN: none) and ``monotone``.
+
+    One entry per cell × op, ops varying fastest; every cell shares ``ops``.
+    """
+    own = np.zeros(len(cells["phase"]), bool)
+    placeholder = cells["n_lo"] * cells["step"]  # a legal value to evaluate where there is none
+    columns: dict[str, list] = {"crossover": [], "intensity_below": [], "intensity_at": [], "monotone": []}
     for op, n in zip(ops, _solve(cells, ops, along, causal), strict=True):
         if along == "hidden":
             own, _ = _exact(cells, op, along, cells["hidden"], causal=causal, family=False)
         answer, below, monotone = _answers(cells, n, along, own)
-        placeholder = cells["n_lo"] * cells["step"]
-        _, at_intensity = _exact(cells, op, along, np.where(answer > 0, answer, placeholder), causal=causal,
-                                 family=False)
-        _, below_intensity = _exact(cells, op, along, np.where(below > 0, below, placeholder), causal=causal,
-                                    family=False)
-        columns["crossover"].append(answer)
-        columns["below"].append(below)
-        columns["monotone"].append(monotone)
-        columns["intensity_at"].append(np.where(answer > 0, at_intensity, np.nan))
-        columns["intensity_below"].append(np.where(below > 0, below_intensity, np.nan))
-    flat = {name: np.stack(parts, axis=1).ravel() for name, parts in columns.items()}
-    rows = size * len(ops)
+        for name, value in (("intensity_at", answer), ("intensity_below", below)):
+            _, intensity = _exact(cells, op, along, np.where(value > 0, value, placeholder), causal=causal,
+                                  family=False)
+            columns[name].append(np.where(value > 0, intensity, np.nan))
+        columns["crossover"].append(answer.astype(np.int64))
+        columns["monotone"].append(monotone.astype(bool))
+    return {name: np.stack(parts, axis=1).ravel() for name, parts in columns.items()}
+
+
+def _frame(labels: dict, cells: dict, ops: tuple[OpDef, ...], along: str, rows: dict,
+           schema: pl.Schema) -> pl.DataFrame:
+    """The crossover frame of one block from its :func:`_rows`."""
+    size = len(cells["phase"])
+    count = size * len(ops)
     frame = {
-        **{name: [labels[name]] * rows for name in ("model", "hardware", "dtype", "phase", "spec_k")},
+        **{name: [labels[name]] * count for name in ("model", "hardware", "dtype", "phase", "spec_k")},
         "op": [op.name for op in ops] * size, "group": [op.group for op in ops] * size,
         **{axis: np.repeat(cells[axis].astype(np.int64), len(ops)) for axis in AXES if axis != along},
-        "crossover": flat["crossover"].astype(np.int64), "ridge": np.full(rows, labels["ridge"]),
-        "intensity_below": flat["intensity_below"].astype(np.float64),
-        "intensity_at": flat["intensity_at"].astype(np.float64), "monotone": flat["monotone"].astype(bool),
+        "crossover": rows["crossover"], "ridge": np.full(count, labels["ridge"]),
+        "intensity_below": rows["intensity_below"], "intensity_at": rows["intensity_at"],
+        "monotone": rows["monotone"],
     }
     df = pl.DataFrame(frame, schema_overrides={"spec_k": pl.Int64}, nan_to_null=True)
     return df.with_columns(pl.when(pl.col("crossover") > 0).then(pl.col("crossover"))).cast(schema)
@@ -333,8 +337,20 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
         raise unknown_name("along", along, AXES, what="axis")
     spec = _resolve(spec, keys)
     schema = _schema(spec, along)
-    frames = [_block_frame(labels, cells, ops, along, spec.causal, schema)
-              for labels, cells, ops in _cells(spec, along)]
+    blocks = _cells(spec, along)
+    by_ops: dict[tuple[OpDef, ...], list[int]] = {}
+    for i, (_, _, ops) in enumerate(blocks):
+        by_ops.setdefault(ops, []).append(i)
+    frames: list[pl.DataFrame] = [pl.DataFrame()] * len(blocks)
+    for ops, indices in by_ops.items():  # one bisection over every cell of every block with these ops
+        cells = {name: np.concatenate([blocks[i][1][name] for i in indices]) for name in blocks[indices[0]][1]}
+        rows = _rows(cells, ops, along, spec.causal)
+        start = 0
+        for i in indices:
+            labels, block, _ = blocks[i]
+            end = start + len(block["phase"]) * len(ops)
+            frames[i] = _frame(labels, block, ops, along, {name: v[start:end] for name, v in rows.items()}, schema)
+            start = end
     return pl.concat(frames)
 
 
