@@ -8,6 +8,7 @@
 
 from rooflax import plot
 from rooflax._version import __version__
+from rooflax.crossover import crossover
 from rooflax.dataset import sweep_to_parquet
 from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.errors import DeviceError, RooflaxError, SpecError
@@ -22,6 +23,7 @@ from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DatasetInfo",
     "DeviceError", "DtypePolicy", "Hardware", "Model", "RooflaxError", "SpecError", "SweepSpec", "__version__",
-    "check_dataset", "dataset_metadata", "default_spec", "evaluate", "get_dtype", "get_hardware", "get_model",
-    "load_hardware", "load_model", "load_spec", "parse_spec", "plot", "scan_dataset", "sweep", "sweep_to_parquet",
+    "check_dataset", "crossover", "dataset_metadata", "default_spec", "evaluate", "get_dtype", "get_hardware",
+    "get_model", "load_hardware", "load_model", "load_spec", "parse_spec", "plot", "scan_dataset", "sweep",
+    "sweep_to_parquet",
 ]

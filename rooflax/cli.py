@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rooflax import engine
+from rooflax._atomic import atomic_write, output_file
 from rooflax.dataset import COMPRESSIONS
 from rooflax.errors import RooflaxError, SpecError
 
@@ -30,8 +31,6 @@ def _agg():
 
 def _read_dataset(path: str, where: str | None):
     """A checked dataset (folder or part file) as a LazyFrame, filtered, with its accelerators and models."""
-    import polars as pl
-
     from rooflax.hardware import Hardware
     from rooflax.models import Model
     from rooflax.scan import check_dataset
@@ -41,15 +40,22 @@ def _read_dataset(path: str, where: str | None):
     spec = meta["spec"]
     hardware = {h["name"]: Hardware(**h) for h in spec["hardware"]}
     models = {m["name"]: Model(**m) for m in spec["models"]}
-    lf = info.scan()
-    if where:
-        try:
-            lf = lf.filter(pl.sql_expr(where))
-            lf.head(0).collect()
-        except (pl.exceptions.PolarsError, ValueError) as exc:
-            message = str(exc).strip().splitlines()[0]
-            raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
-    return lf, meta, hardware, models
+    return _filter(info.scan(), where), meta, hardware, models
+
+
+def _filter(lf, where: str | None):
+    """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error."""
+    import polars as pl
+
+    if not where:
+        return lf
+    try:
+        lf = lf.filter(pl.sql_expr(where))
+        lf.head(0).collect()
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        message = str(exc).strip().splitlines()[0]
+        raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
+    return lf
 
 
 def _spec_summary(spec: dict) -> str:
@@ -168,7 +174,39 @@ def _cmd_models(args) -> int:
           f"{'inter':>7}{'vocab':>8}{'params':>9}")
     for m in MODELS.values():
         print(f"{m.name:<14}{m.label:<14}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
-              f"{m.intermediate:>7}{m.vocab:>8}{m.params / 1e9:>8.2f}B")
+              f"{m.intermediate:>7}{m.vocab:>8}"
+              + (f"{m.params / 1e9:>8.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:>8.2f}M"))
+    return 0
+
+
+def _listed(flag: str, text: str | None, kind: type = str) -> list | None:
+    """A comma-separated flag value as a list of names or integers (None when the flag is absent)."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",")]
+    try:
+        return [kind(item) for item in items]
+    except ValueError:
+        raise SpecError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+
+
+def _cmd_crossover(args) -> int:
+    from rooflax.crossover import crossover, crossover_table
+
+    output = None if args.output is None else output_file(args.output, "--output", suffixes=(".parquet", ".csv"),
+                                                              overwrite=args.overwrite)
+    keys = {name: _listed(f"--{name}", getattr(args, name)) for name in ("model", "hardware", "dtype", "phases")}
+    keys.update({name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), int)
+                 for name in ("batch", "seq_len", "hidden", "spec_k")})
+    df = crossover(args.spec, along=args.along, **{name: value for name, value in keys.items() if value})
+    df = _filter(df.lazy(), args.where).collect()
+    if output is not None:
+        csv = output.suffix.lower() == ".csv"
+        atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
+    if not args.quiet:
+        print(crossover_table(df))
+        if output is not None:
+            print(f"wrote {df.height:,} rows to {output}")
     return 0
 
 
@@ -228,6 +266,20 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_hardware)
     p = sub.add_parser("models", help="list model presets")
     p.set_defaults(run=_cmd_models)
+
+    p = sub.add_parser("crossover", help="the smallest batch, seq_len or hidden at which each op is compute-bound")
+    p.add_argument("spec", nargs="?", help="sweep spec TOML (default: the reference sweep's axes)")
+    p.add_argument("--along", default="batch", help="axis to cross: batch (default), seq_len or hidden")
+    for flag, what in (("--model", "model presets or files"), ("--hardware", "accelerators"),
+                       ("--dtype", "dtype policies"), ("--phases", "phases (prefill, decode, verify)"),
+                       ("--batch", "batch sizes"), ("--seq-len", "sequence lengths"),
+                       ("--hidden", "model widths"), ("--spec-k", "verify draft lengths")):
+        p.add_argument(flag, metavar="A,B", help=f"{what}, comma-separated, in place of the spec's")
+    p.add_argument("--where", metavar="EXPR", help="SQL filter on the result, e.g. \"op = 'up_proj'\"")
+    p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="print no table")
+    p.set_defaults(run=_cmd_crossover)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")

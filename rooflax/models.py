@@ -1,5 +1,8 @@
 """Decoder-only transformer shapes: the Llama family presets, TOML and config.json files.
 
+``toy-llama`` is synthetic (hidden 256, 4 layers, 4 heads of 64, 2 KV heads, intermediate
+768, vocab 1024; 3.67 M parameters): a model to try things with in seconds on a CPU.
+
 A user model in TOML::
 
     name = "my-llama"
@@ -159,6 +162,9 @@ _PRESETS = (
     _preset("llama-3-8b", "Llama 3 8B", 4096, 32, 32, 8, 14336, 128256, _HF.format("meta-llama/Meta-Llama-3-8B")),
     _preset("llama-3-70b", "Llama 3 70B", 8192, 80, 64, 8, 28672, 128256, _HF.format("meta-llama/Meta-Llama-3-70B")),
     _preset("mistral-7b", "Mistral 7B", 4096, 32, 32, 8, 14336, 32000, _HF.format("mistralai/Mistral-7B-v0.1")),
+    _preset("toy-llama", "Toy Llama", 256, 4, 4, 2, 768, 1024,
+            "synthetic, not a released model: a narrow Llama shape (head_dim 64, GQA 2:1, intermediate by the "
+            "Llama rule) so that validate and examples finish in seconds on a laptop CPU"),
 )
 
 #: Presets by name.

@@ -349,7 +349,7 @@ def _split(keys: dict) -> tuple[dict, dict]:
             if name in axes:
                 raise SpecError(f"{name}: given both at the top level and under axes")
             axes[name] = top.pop(name)
-    check_keys("spec", top, (), _TOP_KEYS)
+    check_keys("spec", top, (), (*_TOP_KEYS, *_AXES))  # axes were taken out above; listed for the hints
     return top, axes
 
 

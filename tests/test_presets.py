@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +257,23 @@ def test_kv_dtype_override_replaces_an_earlier_one():
     twice = rooflax.get_dtype(rooflax.get_dtype("fp16", "fp8"), "int4")
     assert (twice.name, twice.kv_bytes) == ("fp16/kv=int4", 0.5)
     assert twice == rooflax.get_dtype("fp16", "int4")
+
+
+def test_toy_llama_parameter_count_by_hand():
+    m = rooflax.get_model("toy-llama")
+    assert (m.hidden, m.layers, m.heads, m.kv_heads, m.head_dim, m.intermediate, m.vocab) == (
+        256, 4, 4, 2, 64, 768, 1024)
+    # per layer: q,k,v 256·(4+2·2)·64 = 131,072; o 256·256 = 65,536; gate, up, down 3·256·768 = 589,824;
+    # two norms 2·256 = 512 → 786,944; four layers 3,147,776; embedding and LM head 2·1024·256 = 524,288;
+    # final norm 256 → 3,672,320
+    assert m.params == 3_672_320
+    assert m.at_hidden(256) is m and llama_intermediate(256) == m.intermediate  # on the Llama scaling rule
+
+
+def test_models_listing_shows_small_counts_in_millions(capsys):
+    from rooflax.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"toy-llama\s+Toy Llama\s+256\s+4\s+4\s+2\s+64\s+768\s+1024\s+3\.67M", out)
+    assert re.search(r"llama-13b\s.*13\.02B", out)
