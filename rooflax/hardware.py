@@ -22,12 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rooflax._files import read_text
-from rooflax.errors import SpecError, check_keys, positive_float, unknown_name
+from rooflax.errors import SpecError, check_keys, positive_float, positive_int, unknown_name
 
 __all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware"]
 
 #: The dtypes a peak can be given for.
 PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+
+#: Achieved-performance fields (:mod:`rooflax.achieved`) of presets and files that do not give them.
+#: The tile is the 128×128 output tile with a K step of 32 that NVIDIA's *Matrix Multiplication
+#: Background User's Guide* (DU-09799-001, §2.3) lists among cuBLAS's typical tiles. The overhead
+#: and the efficiencies are typical values, not measurements of any one part: CUDA kernels take a
+#: few microseconds to launch and drain, and tuned GEMM and copy kernels sustain roughly 80% of
+#: the datasheet peak and 85% of the datasheet bandwidth. ``rooflax validate --profile`` measures
+#: a device and writes fitted values in their place.
+DEFAULT_ACHIEVED: dict[str, float] = {"sm_count": 80, "kernel_overhead_s": 5e-6, "tile_m": 128, "tile_n": 128,
+                                      "tile_k": 32, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.85}
 
 T = 1e12  # TFLOP/s → FLOP/s
 GB = 1e9  # GB → bytes
@@ -42,6 +52,11 @@ class Hardware:
         peak_flops: dense peak per dtype, a mapping or ``(dtype, FLOP/s)`` pairs.
         bandwidth_bytes_per_s: peak memory bandwidth.
         memory_bytes: device memory capacity.
+        sm_count: multiprocessors (NVIDIA SMs, AMD CUs): one matmul tile runs on each at a time.
+        kernel_overhead_s: fixed time per kernel (launch, prologue, tail), seconds, > 0.
+        tile_m, tile_n, tile_k: matmul kernel tile (M × N outputs, K step).
+        compute_efficiency: fraction of ``peak_flops`` a tuned kernel sustains, in (0, 1].
+        bandwidth_efficiency: fraction of ``bandwidth_bytes_per_s`` sustained, in (0, 1].
         label: display name for charts; defaults to ``name``.
         source: where the figures come from.
     """
@@ -50,6 +65,13 @@ class Hardware:
     peak_flops: tuple[tuple[str, float], ...]
     bandwidth_bytes_per_s: float
     memory_bytes: float
+    sm_count: int = DEFAULT_ACHIEVED["sm_count"]
+    kernel_overhead_s: float = DEFAULT_ACHIEVED["kernel_overhead_s"]
+    tile_m: int = DEFAULT_ACHIEVED["tile_m"]
+    tile_n: int = DEFAULT_ACHIEVED["tile_n"]
+    tile_k: int = DEFAULT_ACHIEVED["tile_k"]
+    compute_efficiency: float = DEFAULT_ACHIEVED["compute_efficiency"]
+    bandwidth_efficiency: float = DEFAULT_ACHIEVED["bandwidth_efficiency"]
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -77,6 +99,15 @@ class Hardware:
         positive_float(f"{where}: memory_bytes", self.memory_bytes)
         object.__setattr__(self, "bandwidth_bytes_per_s", float(self.bandwidth_bytes_per_s))
         object.__setattr__(self, "memory_bytes", float(self.memory_bytes))
+        for key in ("sm_count", "tile_m", "tile_n", "tile_k"):
+            object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
+        object.__setattr__(self, "kernel_overhead_s",
+                           positive_float(f"{where}: kernel_overhead_s", self.kernel_overhead_s))
+        for key in ("compute_efficiency", "bandwidth_efficiency"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+                raise SpecError(f"{where}: {key} must be a fraction in (0, 1], got {value!r}")
+            object.__setattr__(self, key, float(value))
         if not self.label:
             object.__setattr__(self, "label", self.name)
 
@@ -105,20 +136,42 @@ class Hardware:
             "label": self.label,
             "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
             "memory_bytes": self.memory_bytes,
+            **{key: getattr(self, key) for key in DEFAULT_ACHIEVED},
             "source": self.source,
             "peak_flops": dict(self.peak_flops),
         }
 
 
 def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> Hardware:
+    sm_count, sm_source = _SM_COUNTS[name]
     return Hardware(
         name=name,
         label=label,
         peak_flops={d: v * T for d, v in peaks_tflops.items()},
         bandwidth_bytes_per_s=bandwidth_gb_s * GB,
         memory_bytes=memory_gb * GB,
-        source=source,
+        sm_count=sm_count,
+        source=f"{source}; {sm_source}",
     )
+
+
+#: Multiprocessors per preset, and where the count comes from (CUDA cores / 128 per SM on
+#: Ampere GA10x and Ada, 64 per SM on A100 and H100; compute units on AMD).
+_SM_COUNTS = {
+    "a40": (84, "84 SMs (A40 datasheet: 10,752 CUDA cores)"),
+    "a6000": (84, "84 SMs (RTX A6000 datasheet: 10,752 CUDA cores)"),
+    "a100-40gb-pcie": (108, "108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020)"),
+    "a100-40gb-sxm": (108, "108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020)"),
+    "a100-80gb-pcie": (108, "108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020)"),
+    "a100-80gb-sxm": (108, "108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020)"),
+    "h100-pcie": (114, "114 SMs (NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022)"),
+    "h100-sxm": (132, "132 SMs (NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022)"),
+    "h200": (132, "132 SMs (H200 is the H100 SXM die with HBM3e)"),
+    "l40s": (142, "142 SMs (L40S datasheet: 18,176 CUDA cores)"),
+    "l4": (58, "58 SMs (L4 datasheet: 7,424 CUDA cores)"),
+    "rtx4090": (128, "128 SMs (Ada Lovelace architecture whitepaper: 16,384 CUDA cores)"),
+    "mi300x": (304, "304 compute units (AMD CDNA 3 architecture whitepaper, 2023)"),
+}
 
 
 _A100 = "NVIDIA A100 datasheet (2021): dense FP32 19.5, TF32 156, FP16/BF16 312 TFLOPS, INT8 624 TOPS"
@@ -165,7 +218,7 @@ _PRESETS = (
 HARDWARE: dict[str, Hardware] = {hw.name: hw for hw in _PRESETS}
 
 _FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
-_FILE_KEYS_OPTIONAL = ("label", "source")
+_FILE_KEYS_OPTIONAL = ("label", "source", *DEFAULT_ACHIEVED)
 
 
 def load_hardware(path: str | Path) -> Hardware:
@@ -219,6 +272,7 @@ def hardware_to_toml(hw: Hardware) -> str:
         f"label = {quoted(hw.label)}",
         f"bandwidth_bytes_per_s = {hw.bandwidth_bytes_per_s!r}",
         f"memory_bytes = {hw.memory_bytes!r}",
+        *(f"{key} = {getattr(hw, key)!r}" for key in DEFAULT_ACHIEVED),
         f"source = {quoted(hw.source)}",
         "",
         "[peak_flops]",

@@ -1,0 +1,123 @@
+"""The achieved-performance model: hand-counted quantization, bounds against the ideal roof, bad fields."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import rooflax
+from rooflax.achieved import Gemm, achieved_time, quantized_flops
+
+A40 = rooflax.get_hardware("a40")
+TILES = {"tile_m": 128, "tile_n": 128, "tile_k": 32}
+
+
+def _terms(hw: rooflax.Hardware, **overrides) -> dict:
+    terms = {key: getattr(hw, key) for key in ("kernel_overhead_s", "sm_count", "tile_m", "tile_n", "tile_k",
+                                              "compute_efficiency", "bandwidth_efficiency")}
+    return {**terms, **overrides}
+
+
+def test_quantized_flops_hand_counts():
+    # decode qkv of Llama-13B at batch 1: M 1 -> 1 tile row, N 15360 -> 120 tile columns, K 5120 (whole steps);
+    # 120 tiles on 84 SMs are 2 waves: 2·84 tiles of 2·128·128·5120 FLOPs.
+    assert quantized_flops(Gemm(1, 1, 15360, 5120), sm_count=84, **TILES) == 2 * 84 * 2 * 128 * 128 * 5120
+    # exactly one wave of whole tiles costs exactly the product's own FLOPs
+    assert quantized_flops(Gemm(84, 128, 128, 64), sm_count=84, **TILES) == 2 * 84 * 128 * 128 * 64
+    # K is padded to the step: K = 33 costs two steps of 32
+    assert quantized_flops(Gemm(1, 128, 128, 33), sm_count=1, **TILES) == 2 * 128 * 128 * 64
+
+
+def test_achieved_time_hand_computed():
+    # memory-bound: 1e6 bytes at 696 GB/s · 0.85, plus 5 µs; compute term far smaller
+    t = achieved_time(1e6, 1e6, (), peak=A40.peak("fp16"), bandwidth=A40.bandwidth_bytes_per_s, **_terms(A40))
+    assert t == pytest.approx(5e-6 + 1e6 / (696e9 * 0.85), rel=1e-12)
+    # compute-bound product of 1.5 waves: the quantized count (2 waves) sets the time
+    g = Gemm(126, 128, 128, 4096)  # 126 tiles on 84 SMs
+    spent = 2 * 84 * 2 * 128 * 128 * 4096
+    t = achieved_time(2 * 126 * 128 * 128 * 4096, 1.0, (g,), peak=A40.peak("fp16"),
+                      bandwidth=A40.bandwidth_bytes_per_s, **_terms(A40))
+    assert t == pytest.approx(5e-6 + spent / (149.7e12 * 0.8), rel=1e-12)
+
+
+dims = st.integers(1, 1 << 16)
+
+
+@given(count=st.integers(1, 64), m=dims, n=dims, k=dims, bytes_=st.floats(1, 1e12),
+       overhead=st.floats(1e-9, 1e-3), ce=st.floats(0.01, 1), be=st.floats(0.01, 1), sms=st.integers(1, 400))
+def test_achieved_never_beats_the_roof(count, m, n, k, bytes_, overhead, ce, be, sms):
+    g = Gemm(count, m, n, k)
+    flops = 2 * count * m * n * k
+    peak, bandwidth = 1e14, 1e12
+    ideal = max(flops / peak, bytes_ / bandwidth)
+    achieved = achieved_time(flops, bytes_, (g,), peak=peak, bandwidth=bandwidth, kernel_overhead_s=overhead,
+                             sm_count=sms, tile_m=128, tile_n=64, tile_k=32, compute_efficiency=ce,
+                             bandwidth_efficiency=be)
+    assert achieved >= ideal
+    assert achieved >= ideal + overhead * (1 - 1e-12)
+
+
+def test_achieved_tends_to_ideal_as_the_op_grows():
+    """With efficiencies of 1, overhead and quantization fade: the ratio falls toward 1."""
+    terms = _terms(A40, compute_efficiency=1.0, bandwidth_efficiency=1.0)
+    ratios = []
+    for scale in (1, 4, 16, 64, 256):
+        g = Gemm(1, 100 * scale, 100 * scale, 4096)  # never a whole number of tiles or waves
+        flops = 2 * g.m * g.n * g.k
+        bytes_ = 2 * (g.m * g.k + g.k * g.n + g.m * g.n)
+        ideal = max(flops / A40.peak("fp16"), bytes_ / A40.bandwidth_bytes_per_s)
+        ratios.append(achieved_time(flops, bytes_, (g,), peak=A40.peak("fp16"),
+                                    bandwidth=A40.bandwidth_bytes_per_s, **terms) / ideal)
+    assert all(a > b for a, b in itertools.pairwise(ratios))
+    assert ratios[0] > 1.5 and ratios[-1] < 1.01
+
+
+def test_efficiency_sets_the_large_op_limit():
+    g = Gemm(84 * 64, 128, 128, 8192)  # whole tiles, whole waves: only the efficiency remains
+    flops = 2 * g.count * g.m * g.n * g.k
+    terms = _terms(A40, kernel_overhead_s=1e-12)
+    t = achieved_time(flops, 1.0, (g,), peak=A40.peak("fp16"), bandwidth=A40.bandwidth_bytes_per_s, **terms)
+    assert t * A40.peak("fp16") / flops == pytest.approx(1 / 0.8, rel=1e-9)
+
+
+def test_preset_achieved_fields():
+    assert (A40.sm_count, rooflax.get_hardware("a100-80gb-pcie").sm_count,
+            rooflax.get_hardware("h100-sxm").sm_count) == (84, 108, 132)
+    for hw in rooflax.HARDWARE.values():
+        assert hw.kernel_overhead_s > 0 and 0 < hw.compute_efficiency <= 1 and 0 < hw.bandwidth_efficiency <= 1
+        assert "SM" in hw.source or "compute units" in hw.source
+        assert math.log2(hw.tile_m).is_integer()
+
+
+_BASE = "name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\n{}\n[peak_flops]\nfp16 = 1e14\n"
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("kernel_overhead_s = 0", "kernel_overhead_s: expected a positive number, got 0"),
+    ("kernel_overhead_s = -1e-6", "kernel_overhead_s: expected a positive number, got -1e-06"),
+    ("compute_efficiency = 0", r"compute_efficiency must be a fraction in \(0, 1\], got 0"),
+    ("bandwidth_efficiency = 1.2", r"bandwidth_efficiency must be a fraction in \(0, 1\], got 1.2"),
+    ("sm_count = 84.5", "sm_count: expected a positive integer, got 84.5"),
+    ("tile_m = 0", "tile_m: expected a positive integer, got 0"),
+    ("sm_cuont = 84", "did you mean 'sm_count'"),
+])
+def test_bad_achieved_fields(tmp_path, line, message):
+    path = tmp_path / "hw.toml"
+    path.write_text(_BASE.format(line))
+    with pytest.raises(rooflax.SpecError, match=message) as info:
+        rooflax.load_hardware(path)
+    assert "\n" not in str(info.value)
+
+
+def test_achieved_fields_round_trip(tmp_path):
+    path = tmp_path / "hw.toml"
+    path.write_text(_BASE.format("sm_count = 7\nkernel_overhead_s = 2e-6\ncompute_efficiency = 0.5"))
+    hw = rooflax.load_hardware(path)
+    assert (hw.sm_count, hw.kernel_overhead_s, hw.compute_efficiency, hw.bandwidth_efficiency) == (7, 2e-6, 0.5, 0.85)
+    again = tmp_path / "again.toml"
+    again.write_text(rooflax.hardware.hardware_to_toml(hw))
+    assert rooflax.load_hardware(again) == hw
