@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rooflax._files import read_text
 from rooflax.errors import SpecError, check_keys, positive_float, positive_int, unknown_name
+from rooflax.ops import GROUPS
 
 __all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware"]
 
@@ -38,6 +39,24 @@ PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 #: a device and writes fitted values in their place.
 DEFAULT_ACHIEVED: dict[str, float] = {"sm_count": 80, "kernel_overhead_s": 5e-6, "tile_m": 128, "tile_n": 128,
                                       "tile_k": 32, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.85}
+
+#: The achieved-performance fields a hardware file may also set per op group (``group_terms``).
+GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency")
+
+
+def _checked_terms(where: str, terms: dict) -> dict[str, float]:
+    """Per-kernel overhead > 0 and efficiencies in (0, 1], as floats; unknown keys refused."""
+    check_keys(where, terms, (), GROUP_TERMS)
+    out = {}
+    for key, value in terms.items():
+        if key == "kernel_overhead_s":
+            out[key] = positive_float(f"{where}: {key}", value)
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            raise SpecError(f"{where}: {key} must be a fraction in (0, 1], got {value!r}")
+        else:
+            out[key] = float(value)
+    return out
+
 
 T = 1e12  # TFLOP/s → FLOP/s
 GB = 1e9  # GB → bytes
@@ -57,6 +76,9 @@ class Hardware:
         tile_m, tile_n, tile_k: matmul kernel tile (M × N outputs, K step).
         compute_efficiency: fraction of ``peak_flops`` a tuned kernel sustains, in (0, 1].
         bandwidth_efficiency: fraction of ``bandwidth_bytes_per_s`` sustained, in (0, 1].
+        group_terms: per op group (``qk/pv``, ...), values of ``kernel_overhead_s``,
+            ``compute_efficiency`` and ``bandwidth_efficiency`` that replace the ones above
+            for that group's ops; a mapping of mappings, as a calibrated profile writes.
         label: display name for charts; defaults to ``name``.
         source: where the figures come from.
     """
@@ -72,6 +94,7 @@ class Hardware:
     tile_k: int = DEFAULT_ACHIEVED["tile_k"]
     compute_efficiency: float = DEFAULT_ACHIEVED["compute_efficiency"]
     bandwidth_efficiency: float = DEFAULT_ACHIEVED["bandwidth_efficiency"]
+    group_terms: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -101,13 +124,21 @@ class Hardware:
         object.__setattr__(self, "memory_bytes", float(self.memory_bytes))
         for key in ("sm_count", "tile_m", "tile_n", "tile_k"):
             object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
-        object.__setattr__(self, "kernel_overhead_s",
-                           positive_float(f"{where}: kernel_overhead_s", self.kernel_overhead_s))
-        for key in ("compute_efficiency", "bandwidth_efficiency"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-                raise SpecError(f"{where}: {key} must be a fraction in (0, 1], got {value!r}")
-            object.__setattr__(self, key, float(value))
+        for key, value in _checked_terms(where, {key: getattr(self, key) for key in GROUP_TERMS}).items():
+            object.__setattr__(self, key, value)
+        groups = dict(self.group_terms.items() if isinstance(self.group_terms, Mapping) else self.group_terms)
+        unknown = [group for group in groups if group not in GROUPS]
+        if unknown:
+            raise unknown_name(f"{where}: group_terms", unknown[0], GROUPS, what="op group")
+        checked = []
+        for group in (g for g in GROUPS if g in groups):
+            terms = groups[group]
+            if not isinstance(terms, Mapping | tuple):
+                raise SpecError(f"{where}: group_terms.{group} must be a table of {', '.join(GROUP_TERMS)}, "
+                                f"got {terms!r}")
+            terms = dict(terms.items() if isinstance(terms, Mapping) else terms)
+            checked.append((group, tuple(_checked_terms(f"{where}: group_terms.{group}", terms).items())))
+        object.__setattr__(self, "group_terms", tuple(checked))
         if not self.label:
             object.__setattr__(self, "label", self.name)
 
@@ -125,6 +156,11 @@ class Hardware:
             f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})"
         )
 
+    def terms(self, group: str) -> dict[str, float]:
+        """``kernel_overhead_s``, ``compute_efficiency`` and ``bandwidth_efficiency`` for an op group."""
+        own = {key: getattr(self, key) for key in GROUP_TERMS}
+        return {**own, **dict(dict(self.group_terms).get(group, ()))}
+
     def ridge(self, dtype: str) -> float:
         """Ridge point in FLOP/byte: the intensity where an op turns compute-bound."""
         return self.peak(dtype) / self.bandwidth_bytes_per_s
@@ -139,6 +175,7 @@ class Hardware:
             **{key: getattr(self, key) for key in DEFAULT_ACHIEVED},
             "source": self.source,
             "peak_flops": dict(self.peak_flops),
+            "group_terms": {group: dict(terms) for group, terms in self.group_terms},
         }
 
 
@@ -218,7 +255,7 @@ _PRESETS = (
 HARDWARE: dict[str, Hardware] = {hw.name: hw for hw in _PRESETS}
 
 _FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
-_FILE_KEYS_OPTIONAL = ("label", "source", *DEFAULT_ACHIEVED)
+_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", *DEFAULT_ACHIEVED)
 
 
 def load_hardware(path: str | Path) -> Hardware:
@@ -278,4 +315,6 @@ def hardware_to_toml(hw: Hardware) -> str:
         "[peak_flops]",
         *(f"{dtype} = {value!r}" for dtype, value in hw.peak_flops),
     ]
+    for group, terms in hw.group_terms:
+        lines += ["", f"[group_terms.{quoted(group)}]", *(f"{key} = {value!r}" for key, value in terms)]
     return "\n".join(lines) + "\n"

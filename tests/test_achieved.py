@@ -121,3 +121,29 @@ def test_achieved_fields_round_trip(tmp_path):
     again = tmp_path / "again.toml"
     again.write_text(rooflax.hardware.hardware_to_toml(hw))
     assert rooflax.load_hardware(again) == hw
+
+
+def test_group_terms_override_and_round_trip(tmp_path):
+    path = tmp_path / "hw.toml"
+    path.write_text(_BASE.format("kernel_overhead_s = 3e-6") + '\n[group_terms."qk/pv"]\nkernel_overhead_s = 9e-6\n'
+                    'bandwidth_efficiency = 0.5\n')
+    hw = rooflax.load_hardware(path)
+    assert hw.terms("qk/pv") == {"kernel_overhead_s": 9e-6, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.5}
+    assert hw.terms("qkv mlp") == {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.85}
+    again = tmp_path / "again.toml"
+    again.write_text(rooflax.hardware.hardware_to_toml(hw))
+    assert rooflax.load_hardware(again) == hw
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('[group_terms."qk/pvv"]\nkernel_overhead_s = 1e-6', "unknown op group 'qk/pvv'; did you mean 'qk/pv'"),
+    ('[group_terms."qk/pv"]\ncompute_efficiency = 2', r"group_terms.qk/pv: compute_efficiency must be a fraction"),
+    ('[group_terms."qk/pv"]\nkernel_overhead = 1e-6', "did you mean 'kernel_overhead_s'"),
+    ('[group_terms]\n"qk/pv" = 3', "group_terms.qk/pv must be a table"),
+])
+def test_bad_group_terms(tmp_path, table, message):
+    path = tmp_path / "hw.toml"
+    path.write_text(_BASE.format("") + "\n" + table + "\n")
+    with pytest.raises(rooflax.SpecError, match=message) as info:
+        rooflax.load_hardware(path)
+    assert "\n" not in str(info.value)
