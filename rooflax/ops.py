@@ -13,7 +13,8 @@ dense; ``Q·(T-Q) + Q(Q+1)/2`` causal), ``M = B·Q``, ``h`` hidden, ``H`` query 
 ``G`` KV heads, ``d`` head dim, ``I`` intermediate, ``V`` vocab, and ``w``, ``a``, ``k``
 the bytes per weight, activation and KV-cache element.
 
-To add an operation, write its cost function and add one :class:`OpDef` to
+To add an operation, write its cost function (and, for a matrix product, the function
+giving its products' shapes) and add one :class:`OpDef` to
 :data:`_LAYER_OPS` (or give the model a new structural flag); the engine, frames and
 charts pick it up from there.
 """
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from rooflax.achieved import Gemm
 from rooflax.shape import PHASES, Shape
 
 __all__ = [
@@ -105,6 +107,10 @@ def make_step(shape: Shape) -> Step:
 def _linear(tokens: Num, k_in: Num, n_out: Num, w: Num, a: Num) -> tuple[Num, Num]:
     """``[M, K] × [K, N]``: ``2·M·K·N`` FLOPs; weights, input and output bytes."""
     return 2 * tokens * k_in * n_out, w * k_in * n_out + a * tokens * k_in + a * tokens * n_out
+
+
+def _gemm(count: Num, m: Num, n: Num, k: Num) -> tuple[Gemm, ...]:
+    return (Gemm(count, m, n, k),)
 
 
 def qkv_proj(s: Step):
@@ -196,6 +202,40 @@ def lm_head(s: Step):
     return _linear(s.logits_tokens, s.hidden, s.vocab, s.w, s.a)
 
 
+def _scores_gemm(s: Step) -> tuple[Gemm, ...]:
+    """``QKᵀ`` per sequence and KV head, the ``H/G`` query heads of a group stacked into M."""
+    return _gemm(s.batch * s.kv_heads, s.heads // s.kv_heads * s.new, s.attended, s.head_dim)
+
+
+def _values_gemm(s: Step) -> tuple[Gemm, ...]:
+    """``PV`` per sequence and KV head: ``[(H/G)·Q, T] × [T, d]``."""
+    return _gemm(s.batch * s.kv_heads, s.heads // s.kv_heads * s.new, s.head_dim, s.attended)
+
+
+def _qkv_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, (s.heads + 2 * s.kv_heads) * s.head_dim, s.hidden)
+
+
+def _o_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.hidden, s.heads * s.head_dim)
+
+
+def _up_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.intermediate, s.hidden)
+
+
+def _down_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.hidden, s.intermediate)
+
+
+def _attention_gemms(s: Step) -> tuple[Gemm, ...]:
+    return _scores_gemm(s) + _values_gemm(s)
+
+
+def _lm_head_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.logits_tokens, s.vocab, s.hidden)
+
+
 @dataclass(frozen=True, slots=True)
 class OpDef:
     """One operation: its frame name, chart group, cost function, and when it exists."""
@@ -203,29 +243,31 @@ class OpDef:
     name: str
     group: str
     cost: Callable[[Step], tuple[Num, Num]]
+    gemms: Callable[[Step], tuple[Gemm, ...]] = lambda s: ()  # matrix products run, for tile/wave quantization
     fused: bool | None = None  # True: only with fused attention; False: only without
     gated: bool | None = None  # likewise for the gated MLP
 
 
+
 _LAYER_OPS = (
     OpDef("attn_norm", "elementwise", rms_norm),
-    OpDef("qkv_proj", "qkv mlp", qkv_proj),
+    OpDef("qkv_proj", "qkv mlp", qkv_proj, _qkv_gemm),
     OpDef("rotary", "elementwise", rotary),
-    OpDef("qk", "qk/pv", qk, fused=False),
+    OpDef("qk", "qk/pv", qk, _scores_gemm, fused=False),
     OpDef("softmax", "elementwise", softmax, fused=False),
-    OpDef("pv", "qk/pv", pv, fused=False),
-    OpDef("attention", "qk/pv", attention, fused=True),
-    OpDef("o_proj", "qkv mlp", o_proj),
+    OpDef("pv", "qk/pv", pv, _values_gemm, fused=False),
+    OpDef("attention", "qk/pv", attention, _attention_gemms, fused=True),
+    OpDef("o_proj", "qkv mlp", o_proj, _o_gemm),
     OpDef("attn_residual", "elementwise", residual),
     OpDef("mlp_norm", "elementwise", rms_norm),
-    OpDef("gate_proj", "up/gate/down", gate_proj, gated=True),
-    OpDef("up_proj", "up/gate/down", up_proj),
+    OpDef("gate_proj", "up/gate/down", gate_proj, _up_gemm, gated=True),
+    OpDef("up_proj", "up/gate/down", up_proj, _up_gemm),
     OpDef("silu_mul", "elementwise", silu_mul, gated=True),
     OpDef("silu", "elementwise", silu, gated=False),
-    OpDef("down_proj", "up/gate/down", down_proj),
+    OpDef("down_proj", "up/gate/down", down_proj, _down_gemm),
     OpDef("mlp_residual", "elementwise", residual),
 )
-LM_HEAD = OpDef("lm_head", "lm_head", lm_head)
+LM_HEAD = OpDef("lm_head", "lm_head", lm_head, _lm_head_gemm)
 
 #: Every op name, in frame order (the ``op`` enum).
 OP_NAMES = (*tuple(op.name for op in _LAYER_OPS), LM_HEAD.name)

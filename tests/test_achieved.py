@@ -147,3 +147,27 @@ def test_bad_group_terms(tmp_path, table, message):
     with pytest.raises(rooflax.SpecError, match=message) as info:
         rooflax.load_hardware(path)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("model", ["llama-13b", "llama-2-70b"])
+@pytest.mark.parametrize(("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 1000, None), ("prefill", 2, 300, None),
+                                                                  ("verify", 4, 777, 16)])
+def test_gemm_shapes_do_the_ops_flops(model, phase, batch, seq_len, spec_k):
+    """Every product's 2·count·m·n·k adds up to its op's dense FLOPs (fused: plus the softmax's 5 per score)."""
+    m = rooflax.get_model(model)
+    for fused in (False, True):
+        ops = rooflax.evaluate(model=model, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
+                               fused_attention=fused)["ops"]
+        q = {"prefill": seq_len, "decode": 1, "verify": spec_k}[phase]
+        step = rooflax.ops.make_step(batch=batch, seq_len=seq_len, new=q, hidden=m.hidden, heads=m.heads,
+                                     kv_heads=m.kv_heads, head_dim=m.head_dim, intermediate=m.intermediate,
+                                     vocab=m.vocab, w=2, a=2, k=2, causal=False,
+                                     logits_tokens=batch * (spec_k or 1))
+        products = 0
+        for op in rooflax.ops.layer_ops(gated_mlp=m.gated_mlp, fused_attention=fused):
+            gemm_flops = sum(2 * g.count * g.m * g.n * g.k for g in op.gemms(step))
+            extra = 5 * batch * m.heads * q * seq_len if op.name == "attention" else 0
+            if op.gemms(step):
+                products += 1
+                assert gemm_flops + extra == ops[op.name]["flops"], op.name
+        assert products == (8 if not fused else 7)
