@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 import rooflax
 from rooflax.achieved import Gemm, achieved_time, quantized_flops
+from rooflax.ops import make_step, op_costs
+from rooflax.shape import Shape
 
 A40 = rooflax.get_hardware("a40")
 TILES = {"tile_m": 128, "tile_n": 128, "tile_k": 32}
@@ -97,8 +99,8 @@ _BASE = "name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\n{}\n[peak
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    ("kernel_overhead_s = 0", "kernel_overhead_s: expected a positive number, got 0"),
-    ("kernel_overhead_s = -1e-6", "kernel_overhead_s: expected a positive number, got -1e-06"),
+    ("kernel_overhead_s = 0", "kernel_overhead_s: expected a positive finite number, got 0"),
+    ("kernel_overhead_s = -1e-6", "kernel_overhead_s: expected a positive finite number, got -1e-06"),
     ("compute_efficiency = 0", r"compute_efficiency must be a fraction in \(0, 1\], got 0"),
     ("bandwidth_efficiency = 1.2", r"bandwidth_efficiency must be a fraction in \(0, 1\], got 1.2"),
     ("sm_count = 84.5", "sm_count: expected a positive integer, got 84.5"),
@@ -159,12 +161,10 @@ def test_gemm_shapes_do_the_ops_flops(model, phase, batch, seq_len, spec_k):
         ops = rooflax.evaluate(model=model, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
                                fused_attention=fused)["ops"]
         q = {"prefill": seq_len, "decode": 1, "verify": spec_k}[phase]
-        step = rooflax.ops.make_step(batch=batch, seq_len=seq_len, new=q, hidden=m.hidden, heads=m.heads,
-                                     kv_heads=m.kv_heads, head_dim=m.head_dim, intermediate=m.intermediate,
-                                     vocab=m.vocab, w=2, a=2, k=2, causal=False,
-                                     logits_tokens=batch * (spec_k or 1))
+        step = make_step(Shape.of(m, rooflax.get_dtype("fp16"), phase=phase, batch=batch, seq_len=seq_len,
+                                  spec_k=spec_k, fused_attention=fused))
         products = 0
-        for op in rooflax.ops.layer_ops(gated_mlp=m.gated_mlp, fused_attention=fused):
+        for op, _, _ in op_costs(step):
             gemm_flops = sum(2 * g.count * g.m * g.n * g.k for g in op.gemms(step))
             extra = 5 * batch * m.heads * q * seq_len if op.name == "attention" else 0
             if op.gemms(step):
