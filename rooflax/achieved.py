@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["Gemm", "achieved_time", "ceil_div", "quantized_flops"]
+__all__ = ["MIN_TILE_M", "Gemm", "achieved_time", "ceil_div", "quantized_flops"]
 
 Num = Any
 
@@ -68,45 +68,63 @@ def ceil_div(x: Num, y: Num) -> Num:
     return -(-x // y)
 
 
-def quantized_flops(g: Gemm, *, sm_count: Num, tile_m: Num, tile_n: Num, tile_k: Num) -> Num:
+#: Narrowest M tile: the 16 rows of one tensor-core MMA step (NVIDIA's guide above, §2.2).
+MIN_TILE_M = 16
+
+
+def quantized_flops(g: Gemm, *, sm_count: Num, tile_m: Num, tile_n: Num, tile_k: Num, minimum: Callable = min,
+                    maximum: Callable = max) -> Num:
     """FLOPs the device spends on ``g``: whole waves of whole tiles (tile and wave quantization).
 
-    Output tiles of ``tile_m × tile_n`` step through K by ``tile_k``; one tile runs on each
-    of ``sm_count`` multiprocessors at a time, and the last, partial wave costs a whole one:
-    ``⌈tiles / sm_count⌉ · sm_count · 2·tile_m·tile_n·⌈K/tile_k⌉tile_k``.
+    Output tiles of ``tm × tile_n`` step through K by ``tile_k``; ``tm`` is ``tile_m``, or for a
+    skinny product (``M < tile_m``, as in decode) M rounded up to :data:`MIN_TILE_M`, the way
+    GEMM libraries pick narrow tiles for few rows. When the tiles cannot fill the
+    multiprocessors, K is split among them (split-K): ``splits = ⌊sm_count / tiles⌋``, at most
+    one K step each. Each multiprocessor runs one work unit (a tile and a K split) at a time,
+    and the last, partial wave costs a whole one::
 
-    >>> quantized_flops(Gemm(1, 1, 200, 100), sm_count=1, tile_m=128, tile_n=128, tile_k=32)  # 2 tiles of 128×128×128
-    8388608
-    >>> quantized_flops(Gemm(1, 128, 128 * 85, 32), sm_count=84, tile_m=128, tile_n=128, tile_k=32)  # 2 waves of 84
+        units = tiles · splits;  spent = ⌈units / sm_count⌉ · sm_count · 2·tm·tile_n·⌈⌈K/tile_k⌉ / splits⌉·tile_k
+
+    >>> # M 1 -> one 16-row tile; N 200 -> 2 tiles; one SM: 2 units of 16×128×128
+    >>> quantized_flops(Gemm(1, 1, 200, 100), sm_count=1, tile_m=128, tile_n=128, tile_k=32)
+    1048576
+    >>> # 85 tiles on 84 SMs: 2 waves
+    >>> quantized_flops(Gemm(1, 128, 128 * 85, 32), sm_count=84, tile_m=128, tile_n=128, tile_k=32)
     176160768
     """
-    tiles = g.count * ceil_div(g.m, tile_m) * ceil_div(g.n, tile_n)
-    return ceil_div(tiles, sm_count) * sm_count * 2 * tile_m * tile_n * ceil_div(g.k, tile_k) * tile_k
+    tm = minimum(tile_m, ceil_div(g.m, MIN_TILE_M) * MIN_TILE_M)
+    tiles = g.count * ceil_div(g.m, tm) * ceil_div(g.n, tile_n)
+    steps = ceil_div(g.k, tile_k)
+    splits = minimum(maximum(sm_count // tiles, 1), steps)
+    units = tiles * splits
+    return ceil_div(units, sm_count) * sm_count * 2 * tm * tile_n * ceil_div(steps, splits) * tile_k
 
 
-def achieved_time(flops: Num, bytes_: Num, gemms: Sequence[Gemm], *, peak: Num, bandwidth: Num,
+def achieved_time(flops: Num, bytes_: Num, gemms: Sequence[Gemm], *, seconds_per_flop: Num, seconds_per_byte: Num,
                   kernel_overhead_s: Num, sm_count: Num, tile_m: Num, tile_n: Num, tile_k: Num,
-                  compute_efficiency: Num, bandwidth_efficiency: Num, maximum: Callable = max) -> Num:
+                  minimum: Callable = min, maximum: Callable = max) -> Num:
     """Predicted seconds of one op (module docstring): overhead plus the slower of compute and memory.
 
     Args:
         flops, bytes_: the op's counts (the counting contract).
-        gemms: the matrix products the op runs (empty for elementwise ops); their
-            quantized times add up.
-        peak, bandwidth: the datasheet roof, FLOP/s and bytes/s.
-        kernel_overhead_s, sm_count, tile_m, tile_n, tile_k, compute_efficiency,
-            bandwidth_efficiency: the hardware's achieved-performance fields.
-        maximum: ``max`` for Python numbers, ``jnp.maximum`` for arrays.
+        gemms: the matrix products the op runs (empty for elementwise ops); the FLOPs
+            they spend (:func:`quantized_flops`) add up, and count when above ``flops``.
+        seconds_per_flop: ``1 / (peak · compute_efficiency)``.
+        seconds_per_byte: ``1 / (bandwidth · bandwidth_efficiency)``.
+        kernel_overhead_s, sm_count, tile_m, tile_n, tile_k: the hardware's fields.
+        minimum, maximum: ``min`` and ``max`` for Python numbers, ``jnp.minimum`` and
+            ``jnp.maximum`` for arrays.
 
-    >>> achieved_time(100.0, 10.0, (), peak=10.0, bandwidth=1.0, kernel_overhead_s=1.0, sm_count=1,
-    ...               tile_m=1, tile_n=1, tile_k=1, compute_efficiency=0.5, bandwidth_efficiency=1.0)
+    Reciprocals are taken once on the host and multiplied here: the engine's results must
+    not depend on how XLA compiles a division for one device or several.
+
+    >>> achieved_time(100.0, 10.0, (), seconds_per_flop=0.2, seconds_per_byte=1.0, kernel_overhead_s=1.0,
+    ...               sm_count=1, tile_m=1, tile_n=1, tile_k=1)
     21.0
     """
     compute = flops
     if gemms:
-        spent = sum(quantized_flops(g, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k)
-                    for g in gemms)
+        spent = sum(quantized_flops(g, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k,
+                                    minimum=minimum, maximum=maximum) for g in gemms)
         compute = maximum(compute, spent)
-    compute_s = compute / (peak * compute_efficiency)
-    memory_s = bytes_ / (bandwidth * bandwidth_efficiency)
-    return kernel_overhead_s + maximum(compute_s, memory_s)
+    return kernel_overhead_s + maximum(compute * seconds_per_flop, bytes_ * seconds_per_byte)

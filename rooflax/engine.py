@@ -42,7 +42,7 @@ from rooflax.errors import SpecError, positive_int
 from rooflax.hardware import Hardware
 from rooflax.models import Model
 from rooflax.ops import OpDef, layer_ops, make_step, op_costs
-from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, model_totals
+from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, model_totals, op_achieved_time
 from rooflax.shape import Shape
 from rooflax.spec import SweepSpec
 
@@ -61,6 +61,7 @@ MIN_LENGTH = 64
 
 #: Output columns of a chunk in summary mode.
 SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "intensity", "time_s", "tokens_per_s",
+                   "achieved_time_s", "achieved_tokens_per_s",
                    "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes", "fits_in_memory")
 
 
@@ -140,6 +141,8 @@ def _point(shape: Shape, roof: Roof, *, summary: bool) -> dict:
     flops = jnp.stack([c[1] for c in costs])
     bytes_ = jnp.stack([c[2] for c in costs])
     times = jnp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_bandwidth)  # reciprocals: see Roof
+    achieved = jnp.stack([op_achieved_time(op, step, f, b, roof, minimum=jnp.minimum, maximum=jnp.maximum)
+                          for op, f, b in costs])
     coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
     if not summary:
         n_ops = len(costs)
@@ -147,11 +150,13 @@ def _point(shape: Shape, roof: Roof, *, summary: bool) -> dict:
             **{name: jnp.broadcast_to(value, (n_ops,)) for name, value in coords.items()},
             "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
             "attainable_flops": attainable(flops, bytes_, roof.peak, roof.bandwidth, minimum=jnp.minimum),
-            "time_s": times, "compute_bound": is_compute_bound(flops, bytes_, roof.peak, roof.bandwidth),
+            "time_s": times, "achieved_flops": flops / achieved, "achieved_time_s": achieved,
+            "compute_bound": is_compute_bound(flops, bytes_, roof.peak, roof.bandwidth),
         }
     # the last op is the once-per-model lm_head
-    totals = model_totals(step, layer=(flops[:-1].sum(), bytes_[:-1].sum(), times[:-1].sum()),
-                          head=(flops[-1], bytes_[-1], times[-1]), memory_capacity=roof.memory, maximum=jnp.maximum)
+    parts = (flops, bytes_, times, achieved)
+    totals = model_totals(step, layer=tuple(x[:-1].sum() for x in parts), head=tuple(x[-1] for x in parts),
+                          memory_capacity=roof.memory, maximum=jnp.maximum)
     return {**coords, **totals}
 
 

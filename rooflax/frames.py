@@ -62,7 +62,7 @@ GROUP = pl.Enum(GROUPS)
 BOUND = pl.Enum(BOUNDS)
 
 _VALUES = {"flops": pl.Float64, "bytes": pl.Float64, "intensity": pl.Float64, "attainable_flops": pl.Float64,
-           "time_s": pl.Float64}
+           "time_s": pl.Float64, "achieved_flops": pl.Float64, "achieved_time_s": pl.Float64}
 
 
 def _names(presets: Iterable[str], chosen: Iterable[str]) -> pl.Enum:

@@ -7,7 +7,7 @@ from rooflax.errors import SpecError, positive_int, unknown_name
 from rooflax.hardware import Hardware, get_hardware
 from rooflax.models import Model, get_model
 from rooflax.ops import PHASES, make_step, op_costs
-from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, model_totals, op_time
+from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, model_totals, op_achieved_time, op_time
 from rooflax.shape import Shape
 
 __all__ = ["evaluate"]
@@ -20,7 +20,8 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
 
     Returns:
         ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",
-        "time_s", "bound"}}, "totals": {"flops", "bytes", "time_s", "tokens_per_s",
+        "time_s", "achieved_flops", "achieved_time_s", "bound"}}, "totals": {"flops",
+        "bytes", "time_s", "tokens_per_s", "achieved_time_s", "achieved_tokens_per_s",
         "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes",
         "fits_in_memory"}}``. Counts are exact Python integers where the dtype's byte
         sizes are whole.
@@ -46,14 +47,16 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     peak, bandwidth = roof.peak, roof.bandwidth
     ops = {}
     for op, flops, bytes_ in op_costs(step):
+        achieved_s = op_achieved_time(op, step, flops, bytes_, roof)
         ops[op.name] = {
             "group": op.group, "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
             "attainable_flops": attainable(flops, bytes_, peak, bandwidth),
             "time_s": op_time(flops, bytes_, peak, bandwidth),
+            "achieved_flops": flops / achieved_s, "achieved_time_s": achieved_s,
             "bound": "compute" if is_compute_bound(flops, bytes_, peak, bandwidth) else "memory",
         }
+    keys = ("flops", "bytes", "time_s", "achieved_time_s")
     layer = [v for name, v in ops.items() if name != "lm_head"]
-    head = ops["lm_head"]
-    totals = model_totals(step, layer=tuple(sum(v[key] for v in layer) for key in ("flops", "bytes", "time_s")),
-                          head=(head["flops"], head["bytes"], head["time_s"]), memory_capacity=roof.memory)
+    totals = model_totals(step, layer=tuple(sum(v[key] for v in layer) for key in keys),
+                          head=tuple(ops["lm_head"][key] for key in keys), memory_capacity=roof.memory)
     return {"ops": ops, "totals": totals}

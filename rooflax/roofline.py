@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
+from rooflax.achieved import achieved_time
 from rooflax.models import parameter_count
-from rooflax.ops import Step
+from rooflax.ops import GROUPS, OpDef, Step
 
 if TYPE_CHECKING:
     from rooflax.dtypes import DtypePolicy
     from rooflax.hardware import Hardware
 
 __all__ = ["Roof", "activation_bytes", "attainable", "intensity", "is_compute_bound", "kv_cache_bytes",
-           "model_totals", "op_time"]
+           "model_totals", "op_achieved_time", "op_time"]
 
 Num = Any
 
@@ -45,13 +46,37 @@ class Roof:
     memory: Num  # bytes of device memory
     inv_peak: Num
     inv_bandwidth: Num
+    # below the roof (rooflax.achieved), one entry per op group of rooflax.ops.GROUPS:
+    overhead_s: Num  # kernel_overhead_s
+    seconds_per_flop: Num  # 1 / (peak · compute_efficiency)
+    seconds_per_byte: Num  # 1 / (bandwidth · bandwidth_efficiency)
+    sm_count: Num
+    tile_m: Num
+    tile_n: Num
+    tile_k: Num
 
     @classmethod
     def of(cls, hardware: Hardware, dtype: DtypePolicy) -> Roof:
-        """The roof of ``hardware`` for ``dtype``'s matmuls."""
+        """The roof of ``hardware`` for ``dtype``'s matmuls, and its achieved-performance terms."""
         peak, bandwidth = hardware.peak(dtype.compute), hardware.bandwidth_bytes_per_s
+        terms = [hardware.terms(group) for group in GROUPS]
         return cls(peak=peak, bandwidth=bandwidth, memory=hardware.memory_bytes, inv_peak=1 / peak,
-                   inv_bandwidth=1 / bandwidth)
+                   inv_bandwidth=1 / bandwidth,
+                   overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
+                   seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
+                   seconds_per_byte=tuple(1 / (bandwidth * t["bandwidth_efficiency"]) for t in terms),
+                   sm_count=hardware.sm_count, tile_m=hardware.tile_m, tile_n=hardware.tile_n,
+                   tile_k=hardware.tile_k)
+
+
+def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, minimum=min, maximum=max) -> Num:
+    """Predicted seconds of ``op`` on a real device (:func:`rooflax.achieved.achieved_time`),
+    with the terms of the op's group."""
+    g = GROUPS.index(op.group)
+    return achieved_time(flops, bytes_, op.gemms(step), seconds_per_flop=roof.seconds_per_flop[g],
+                         seconds_per_byte=roof.seconds_per_byte[g], kernel_overhead_s=roof.overhead_s[g],
+                         sm_count=roof.sm_count, tile_m=roof.tile_m, tile_n=roof.tile_n, tile_k=roof.tile_k,
+                         minimum=minimum, maximum=maximum)
 
 
 def intensity(flops: Num, bytes_: Num) -> Num:
@@ -101,23 +126,24 @@ def activation_bytes(s: Step, maximum=max) -> Num:
     return s.a * maximum(maximum(qkv, attn), maximum(mlp, logits))
 
 
-def model_totals(s: Step, *, layer: tuple[Num, Num, Num], head: tuple[Num, Num, Num], memory_capacity: Num,
-                 maximum=max) -> dict:
+def model_totals(s: Step, *, layer: tuple[Num, Num, Num, Num], head: tuple[Num, Num, Num, Num],
+                 memory_capacity: Num, maximum=max) -> dict:
     """Totals of one configuration and phase (DESIGN.md, "Model totals").
 
     Args:
         s: the step (its ``layers`` and structure included).
-        layer: the flops, bytes and time of one layer's ops, each summed.
-        head: the flops, bytes and time of ``lm_head`` (once per model).
+        layer: the flops, bytes, time and achieved time of one layer's ops, each summed.
+        head: the flops, bytes, time and achieved time of ``lm_head`` (once per model).
         memory_capacity: device memory in bytes, for ``fits_in_memory``.
         maximum: ``max`` for Python numbers, ``jnp.maximum`` for arrays.
 
     Returns:
         ``flops``, ``bytes``, ``intensity``, ``time_s``, ``tokens_per_s`` (``B·Q/time``),
+        ``achieved_time_s`` and ``achieved_tokens_per_s`` (the same below the roof),
         ``weight_bytes`` (``w`` × parameters), ``kv_cache_bytes``, ``activation_bytes``,
         ``memory_bytes`` (their sum) and ``fits_in_memory``.
     """
-    flops, bytes_, time_s = (s.layers * part + whole for part, whole in zip(layer, head, strict=True))
+    flops, bytes_, time_s, achieved_s = (s.layers * part + whole for part, whole in zip(layer, head, strict=True))
     weights = s.w * parameter_count(hidden=s.hidden, layers=s.layers, heads=s.heads, kv_heads=s.kv_heads,
                                     head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
                                     gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings)
@@ -125,5 +151,6 @@ def model_totals(s: Step, *, layer: tuple[Num, Num, Num], head: tuple[Num, Num, 
     acts = activation_bytes(s, maximum=maximum)
     memory = weights + kv + acts
     return {"flops": flops, "bytes": bytes_, "intensity": flops / bytes_, "time_s": time_s,
-            "tokens_per_s": s.tokens / time_s, "weight_bytes": weights, "kv_cache_bytes": kv,
+            "tokens_per_s": s.tokens / time_s, "achieved_time_s": achieved_s,
+            "achieved_tokens_per_s": s.tokens / achieved_s, "weight_bytes": weights, "kv_cache_bytes": kv,
             "activation_bytes": acts, "memory_bytes": memory, "fits_in_memory": memory <= memory_capacity}

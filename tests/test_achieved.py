@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,16 +19,24 @@ A40 = rooflax.get_hardware("a40")
 TILES = {"tile_m": 128, "tile_n": 128, "tile_k": 32}
 
 
-def _terms(hw: rooflax.Hardware, **overrides) -> dict:
-    terms = {key: getattr(hw, key) for key in ("kernel_overhead_s", "sm_count", "tile_m", "tile_n", "tile_k",
-                                              "compute_efficiency", "bandwidth_efficiency")}
-    return {**terms, **overrides}
+def _terms(hw: rooflax.Hardware, dtype: str = "fp16", **overrides) -> dict:
+    """The keyword arguments of achieved_time for ``hw``, fields replaced by ``overrides``."""
+    fields = {key: getattr(hw, key) for key in ("kernel_overhead_s", "sm_count", "tile_m", "tile_n", "tile_k",
+                                               "compute_efficiency", "bandwidth_efficiency")}
+    fields.update(overrides)
+    ce, be = fields.pop("compute_efficiency"), fields.pop("bandwidth_efficiency")
+    return {**fields, "seconds_per_flop": 1 / (hw.peak(dtype) * ce),
+            "seconds_per_byte": 1 / (hw.bandwidth_bytes_per_s * be)}
 
 
 def test_quantized_flops_hand_counts():
-    # decode qkv of Llama-13B at batch 1: M 1 -> 1 tile row, N 15360 -> 120 tile columns, K 5120 (whole steps);
-    # 120 tiles on 84 SMs are 2 waves: 2·84 tiles of 2·128·128·5120 FLOPs.
-    assert quantized_flops(Gemm(1, 1, 15360, 5120), sm_count=84, **TILES) == 2 * 84 * 2 * 128 * 128 * 5120
+    # decode qkv of Llama-13B at batch 1: M 1 -> one 16-row tile, N 15360 -> 120 tile columns, K 5120 (whole
+    # steps); 120 tiles fill the 84 SMs (no split-K) in 2 waves: 2·84 units of 2·16·128·5120 FLOPs.
+    assert quantized_flops(Gemm(1, 1, 15360, 5120), sm_count=84, **TILES) == 2 * 84 * 2 * 16 * 128 * 5120
+    # decode o_proj: 40 tiles cannot fill 84 SMs, so K splits in two (⌊84/40⌋): 80 units of K 2560, one wave
+    assert quantized_flops(Gemm(1, 1, 5120, 5120), sm_count=84, **TILES) == 84 * 2 * 16 * 128 * 2560
+    # M 40 rounds up to 48 rows (three MMA steps of 16)
+    assert quantized_flops(Gemm(100, 40, 128, 32), sm_count=100, **TILES) == 100 * 2 * 48 * 128 * 32
     # exactly one wave of whole tiles costs exactly the product's own FLOPs
     assert quantized_flops(Gemm(84, 128, 128, 64), sm_count=84, **TILES) == 2 * 84 * 128 * 128 * 64
     # K is padded to the step: K = 33 costs two steps of 32
@@ -36,13 +45,12 @@ def test_quantized_flops_hand_counts():
 
 def test_achieved_time_hand_computed():
     # memory-bound: 1e6 bytes at 696 GB/s · 0.85, plus 5 µs; compute term far smaller
-    t = achieved_time(1e6, 1e6, (), peak=A40.peak("fp16"), bandwidth=A40.bandwidth_bytes_per_s, **_terms(A40))
+    t = achieved_time(1e6, 1e6, (), **_terms(A40))
     assert t == pytest.approx(5e-6 + 1e6 / (696e9 * 0.85), rel=1e-12)
     # compute-bound product of 1.5 waves: the quantized count (2 waves) sets the time
     g = Gemm(126, 128, 128, 4096)  # 126 tiles on 84 SMs
     spent = 2 * 84 * 2 * 128 * 128 * 4096
-    t = achieved_time(2 * 126 * 128 * 128 * 4096, 1.0, (g,), peak=A40.peak("fp16"),
-                      bandwidth=A40.bandwidth_bytes_per_s, **_terms(A40))
+    t = achieved_time(2 * 126 * 128 * 128 * 4096, 1.0, (g,), **_terms(A40))
     assert t == pytest.approx(5e-6 + spent / (149.7e12 * 0.8), rel=1e-12)
 
 
@@ -56,11 +64,11 @@ def test_achieved_never_beats_the_roof(count, m, n, k, bytes_, overhead, ce, be,
     flops = 2 * count * m * n * k
     peak, bandwidth = 1e14, 1e12
     ideal = max(flops / peak, bytes_ / bandwidth)
-    achieved = achieved_time(flops, bytes_, (g,), peak=peak, bandwidth=bandwidth, kernel_overhead_s=overhead,
-                             sm_count=sms, tile_m=128, tile_n=64, tile_k=32, compute_efficiency=ce,
-                             bandwidth_efficiency=be)
+    achieved = achieved_time(flops, bytes_, (g,), seconds_per_flop=1 / (peak * ce),
+                             seconds_per_byte=1 / (bandwidth * be), kernel_overhead_s=overhead, sm_count=sms,
+                             tile_m=128, tile_n=64, tile_k=32)
     assert achieved >= ideal
-    assert achieved >= ideal + overhead * (1 - 1e-12)
+    assert achieved >= (ideal + overhead) * (1 - 1e-12)
 
 
 def test_achieved_tends_to_ideal_as_the_op_grows():
@@ -72,8 +80,7 @@ def test_achieved_tends_to_ideal_as_the_op_grows():
         flops = 2 * g.m * g.n * g.k
         bytes_ = 2 * (g.m * g.k + g.k * g.n + g.m * g.n)
         ideal = max(flops / A40.peak("fp16"), bytes_ / A40.bandwidth_bytes_per_s)
-        ratios.append(achieved_time(flops, bytes_, (g,), peak=A40.peak("fp16"),
-                                    bandwidth=A40.bandwidth_bytes_per_s, **terms) / ideal)
+        ratios.append(achieved_time(flops, bytes_, (g,), **terms) / ideal)
     assert all(a > b for a, b in itertools.pairwise(ratios))
     assert ratios[0] > 1.5 and ratios[-1] < 1.01
 
@@ -82,7 +89,7 @@ def test_efficiency_sets_the_large_op_limit():
     g = Gemm(84 * 64, 128, 128, 8192)  # whole tiles, whole waves: only the efficiency remains
     flops = 2 * g.count * g.m * g.n * g.k
     terms = _terms(A40, kernel_overhead_s=1e-12)
-    t = achieved_time(flops, 1.0, (g,), peak=A40.peak("fp16"), bandwidth=A40.bandwidth_bytes_per_s, **terms)
+    t = achieved_time(flops, 1.0, (g,), **terms)
     assert t * A40.peak("fp16") / flops == pytest.approx(1 / 0.8, rel=1e-9)
 
 
@@ -171,3 +178,66 @@ def test_gemm_shapes_do_the_ops_flops(model, phase, batch, seq_len, spec_k):
                 products += 1
                 assert gemm_flops + extra == ops[op.name]["flops"], op.name
         assert products == (8 if not fused else 7)
+
+
+# --- in the engine and the frames ----------------------------------------------------------------------------------
+
+
+def test_engine_row_hand_computed():
+    """Decode o_proj of Llama-13B at batch 1 on the A40: memory-bound below the roof."""
+    df = rooflax.sweep(phases=["decode"], batch=[1], seq_len=[2048])
+    row = df.filter(op="o_proj").row(0, named=True)
+    flops, bytes_ = 2 * 5120 * 5120, 2 * 5120 * 5120 + 2 * 5120 + 2 * 5120
+    compute = 84 * 2 * 16 * 128 * 2560 / (149.7e12 * 0.8)  # split-K units, one wave (test above)
+    memory = bytes_ / (696e9 * 0.85)
+    assert compute < memory
+    assert row["achieved_time_s"] == pytest.approx(5e-6 + memory, rel=1e-12)
+    assert row["achieved_flops"] == pytest.approx(flops / (5e-6 + memory), rel=1e-12)
+
+
+HW_FILE = _BASE.replace("name = 'x'", "name = 'slow'").format(
+    "sm_count = 7\nkernel_overhead_s = 2e-5\ntile_m = 64") + '\n[group_terms."qk/pv"]\nbandwidth_efficiency = 0.3\n'
+
+
+def test_achieved_is_below_the_roof_on_every_row(tmp_path):
+    (tmp_path / "slow.toml").write_text(HW_FILE)
+    df = rooflax.sweep(hardware=["a40", "h100-sxm", str(tmp_path / "slow.toml")],
+                       phases=["prefill", "decode", "verify"], batch=[1, 3, 64], seq_len=[16, 500, 4096],
+                       spec_k=[4, 16])
+    assert df.height > 0
+    assert (df["achieved_time_s"] > df["time_s"]).all()
+    assert (df["achieved_flops"] < df["attainable_flops"]).all()
+    assert df.filter(pl.col("hardware") == "slow", op="qk")["achieved_time_s"].min() >= 2e-5
+
+
+def test_engine_equals_evaluate_below_the_roof():
+    df = rooflax.sweep(phases=["prefill", "verify"], batch=[2, 32], seq_len=[64, 3000], spec_k=[16], causal=True)
+    for row in df.filter(pl.col("op").is_in(["qkv_proj", "qk", "softmax", "lm_head"])).iter_rows(named=True):
+        point = rooflax.evaluate(phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"], spec_k=row["spec_k"],
+                                 causal=True)["ops"][row["op"]]
+        assert row["achieved_time_s"] == pytest.approx(point["achieved_time_s"], rel=1e-12)
+
+
+def test_summary_achieved_totals_add_up():
+    long = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256])
+    summary = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256], summary=True)
+    layers = rooflax.get_model("llama-13b").layers
+    expected = (long.group_by("phase", "batch")
+                .agg((pl.when(pl.col("op") == "lm_head").then(1).otherwise(layers) * pl.col("achieved_time_s")).sum()
+                     .alias("expected")))
+    joined = summary.join(expected, on=["phase", "batch"])
+    assert joined.height == 4
+    for row in joined.iter_rows(named=True):
+        assert row["achieved_time_s"] == pytest.approx(row["expected"], rel=1e-12)
+        tokens = row["batch"] * (row["seq_len"] if row["phase"] == "prefill" else 1)
+        assert row["achieved_tokens_per_s"] == pytest.approx(tokens / row["expected"], rel=1e-12)
+        assert row["achieved_tokens_per_s"] < row["tokens_per_s"]
+
+
+def test_achieved_gap_narrows_to_the_efficiency_as_prefill_grows():
+    """Past the ridge, overhead and quantization fade and the ratio falls toward 1 / compute_efficiency."""
+    df = rooflax.sweep(phases=["prefill"], batch=[1], seq_len=[1024, 2048, 8192, 32768]).filter(op="up_proj")
+    assert (df["bound"] == "compute").all()
+    ratio = (df["achieved_time_s"] / df["time_s"]).to_list()
+    assert all(a > b for a, b in itertools.pairwise(ratio))
+    assert 1 / 0.8 < ratio[-1] < 1 / 0.8 * 1.01

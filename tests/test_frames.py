@@ -24,7 +24,8 @@ def test_schema_is_the_frame_contract():
     df = rooflax.sweep()
     assert df.schema == OPS_SCHEMA
     assert list(df.columns) == ["model", "hardware", "dtype", "batch", "seq_len", "hidden", "spec_k", "phase",
-                                "op", "group", "flops", "bytes", "intensity", "attainable_flops", "time_s", "bound"]
+                                "op", "group", "flops", "bytes", "intensity", "attainable_flops", "time_s",
+                                "achieved_flops", "achieved_time_s", "bound"]
     assert df.height == 8 * 32 * 2 * 15  # batch × seq_len × phases × ops
     assert rooflax.sweep(summary=True).schema == SUMMARY_SCHEMA
 

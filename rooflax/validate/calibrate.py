@@ -111,8 +111,8 @@ def predict_times(frame: pl.DataFrame, hardware: Hardware, dtype: str) -> np.nda
     out = np.empty(len(frame))
     for i, group in enumerate(frame["group"].to_list()):
         terms = hardware.terms(group)
-        out[i] = achieved_time(c[i], m[i], (), peak=1.0, bandwidth=1.0, kernel_overhead_s=terms["kernel_overhead_s"],
-                               sm_count=hardware.sm_count, tile_m=hardware.tile_m, tile_n=hardware.tile_n,
-                               tile_k=hardware.tile_k, compute_efficiency=terms["compute_efficiency"],
-                               bandwidth_efficiency=terms["bandwidth_efficiency"])
+        out[i] = achieved_time(c[i], m[i], (), seconds_per_flop=1 / terms["compute_efficiency"],
+                               seconds_per_byte=1 / terms["bandwidth_efficiency"],
+                               kernel_overhead_s=terms["kernel_overhead_s"], sm_count=hardware.sm_count,
+                               tile_m=hardware.tile_m, tile_n=hardware.tile_n, tile_k=hardware.tile_k)
     return out
