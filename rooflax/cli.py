@@ -44,18 +44,37 @@ def _read_dataset(path: str, where: str | None):
 
 
 def _filter(lf, where: str | None):
-    """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error."""
+    """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error.
+
+    The filter is tried on one real row first: polars checks a literal against an Enum
+    column's categories (``phase = 'decod'``) and a type against a column's (``phase = 5``)
+    only when there is data. A literal that is no category of any Enum column gets the
+    close matches among their categories.
+    """
+    import difflib
+    import re
+
     import polars as pl
 
     if not where:
         return lf
     try:
-        lf = lf.filter(pl.sql_expr(where))
-        lf.head(0).collect()
+        expr = pl.sql_expr(where)
+        lf.head(1).filter(expr).collect()
     except (pl.exceptions.PolarsError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0]
+        bad = re.search(r'to `enum` failed for value "([^"]*)"', message)
+        if bad:
+            enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
+                     if isinstance(dtype, pl.Enum)}
+            owners = [name for name, values in enums.items() if difflib.get_close_matches(bad[1], values, n=1)]
+            values = enums[owners[0]] if owners else []
+            hint = difflib.get_close_matches(bad[1], values, n=3, cutoff=0.5)
+            message = (f"{bad[1]!r} is no value of {owners[0]}; did you mean {' or '.join(map(repr, hint))}? "
+                       f"(allowed: {', '.join(values)})" if owners else f"{bad[1]!r} is no value of any of "
+                       f"{', '.join(enums)}")
         raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
-    return lf
+    return lf.filter(expr)
 
 
 def _spec_summary(spec: dict) -> str:
@@ -230,7 +249,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep from OUTPUT.partial/")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the dataset OUTPUT if it exists, or start over from OUTPUT.partial/")
-    p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE, help="grid points per part file")
+    p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE, help=f"grid points per part file, 1 to {engine.MAX_CHUNK_SIZE:,} (default {engine.DEFAULT_CHUNK_SIZE:,})")
     p.add_argument("--compression", default="lz4", choices=COMPRESSIONS,
                    help="parquet codec (default: lz4)")
     p.add_argument("--no-statistics", action="store_true",
