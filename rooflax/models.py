@@ -32,7 +32,7 @@ from pathlib import Path
 from rooflax._files import read_text
 from rooflax.errors import SpecError, boolean, check_keys, positive_int, unknown_name
 
-__all__ = ["MODELS", "Model", "get_model", "llama_intermediate", "load_model", "parameter_count"]
+__all__ = ["MODELS", "Model", "get_model", "llama_intermediate", "llama_scaled", "load_model", "parameter_count"]
 
 
 def llama_intermediate(hidden):
@@ -44,6 +44,20 @@ def llama_intermediate(hidden):
     [11008, 13824, 17920, 22016]
     """
     return (8 * hidden + 767) // 768 * 256
+
+
+def llama_scaled(hidden, head_dim, group_size):
+    """``(heads, kv_heads, intermediate)`` of a Llama-style model scaled to ``hidden`` (DESIGN.md).
+
+    ``head_dim`` stays, ``heads = hidden / head_dim``, ``kv_heads`` keeps ``group_size``
+    query heads per KV head, ``intermediate`` follows :func:`llama_intermediate`. Works on
+    Python ints and on jnp arrays alike (:meth:`Model.at_hidden`, :mod:`rooflax.crossover`).
+
+    >>> llama_scaled(4096, 128, 8)
+    (32, 4, 11008)
+    """
+    heads = hidden // head_dim
+    return heads, heads // group_size, llama_intermediate(hidden)
 
 
 def parameter_count(*, hidden, layers, heads, kv_heads, head_dim, intermediate, vocab,
@@ -135,10 +149,9 @@ class Model:
         self.check_hidden(hidden)
         if hidden == self.hidden:
             return self
-        heads = hidden // self.head_dim
+        heads, kv_heads, intermediate = llama_scaled(hidden, self.head_dim, self.group_size)
         return replace(self, name=f"{self.name}@h{hidden}", label=f"{self.label} @ h={hidden}",
-                       hidden=hidden, heads=heads, kv_heads=heads // self.group_size,
-                       intermediate=llama_intermediate(hidden))
+                       hidden=hidden, heads=heads, kv_heads=kv_heads, intermediate=intermediate)
 
     def to_dict(self) -> dict:
         """A plain dict (the TOML layout) for metadata."""
