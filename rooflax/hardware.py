@@ -1,12 +1,20 @@
 """Accelerators: dense peak FLOP/s per dtype, memory bandwidth and capacity.
 
 Every figure is dense (no structured sparsity) and comes from the vendor's datasheet
-or whitepaper named in ``source``. Users add their own accelerators as TOML files::
+or whitepaper named in ``source``.
+
+The interconnect (the third roof, for collectives) is the card's GPU-to-GPU link in one
+direction: half the datasheet's bidirectional NVLink (or Infinity Fabric) figure, or PCIe
+x16 where the card has no such link. Its latency is one hop of a collective: NCCL's ring
+LL128 hardware latency for NVLink, 1.9 µs (``hwLat`` in NCCL's ``src/graph/tuning.cc``),
+used for every preset. Users add their own accelerators as TOML files::
 
     name = "my-gpu"
     label = "My GPU"                      # optional, used in chart titles
     bandwidth_bytes_per_s = 1.0e12
     memory_bytes = 24e9
+    interconnect_bytes_per_s = 32e9       # optional: GPU-to-GPU link, one direction
+    interconnect_latency_s = 1.9e-6       # optional: one hop of a collective
     source = "where the figures come from"  # optional
 
     [peak_flops]                          # FLOP/s (or OP/s for int8) per dtype
@@ -32,6 +40,11 @@ PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 T = 1e12  # TFLOP/s → FLOP/s
 GB = 1e9  # GB → bytes
 
+#: Interconnect of a user file that gives none: PCIe 4.0 x16, 64 GB/s both ways (32 GB/s one way),
+#: and one collective hop of 1.9 µs (NCCL's ring LL128 hardware latency, ``src/graph/tuning.cc``).
+DEFAULT_INTERCONNECT_BYTES_PER_S = 32 * GB
+DEFAULT_INTERCONNECT_LATENCY_S = 1.9e-6
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hardware:
@@ -42,6 +55,8 @@ class Hardware:
         peak_flops: dense peak per dtype, a mapping or ``(dtype, FLOP/s)`` pairs.
         bandwidth_bytes_per_s: peak memory bandwidth.
         memory_bytes: device memory capacity.
+        interconnect_bytes_per_s: GPU-to-GPU bandwidth in one direction (collectives).
+        interconnect_latency_s: latency of one hop of a collective.
         label: display name for charts; defaults to ``name``.
         source: where the figures come from.
     """
@@ -50,6 +65,8 @@ class Hardware:
     peak_flops: tuple[tuple[str, float], ...]
     bandwidth_bytes_per_s: float
     memory_bytes: float
+    interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S
+    interconnect_latency_s: float = DEFAULT_INTERCONNECT_LATENCY_S
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -77,6 +94,8 @@ class Hardware:
         positive_float(f"{where}: memory_bytes", self.memory_bytes)
         object.__setattr__(self, "bandwidth_bytes_per_s", float(self.bandwidth_bytes_per_s))
         object.__setattr__(self, "memory_bytes", float(self.memory_bytes))
+        for key in ("interconnect_bytes_per_s", "interconnect_latency_s"):
+            object.__setattr__(self, key, positive_float(f"{where}: {key}", getattr(self, key)))
         if not self.label:
             object.__setattr__(self, "label", self.name)
 
@@ -105,20 +124,43 @@ class Hardware:
             "label": self.label,
             "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
             "memory_bytes": self.memory_bytes,
+            "interconnect_bytes_per_s": self.interconnect_bytes_per_s,
+            "interconnect_latency_s": self.interconnect_latency_s,
             "source": self.source,
             "peak_flops": dict(self.peak_flops),
         }
 
 
 def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> Hardware:
+    link_gb_s, link_source = _LINKS[name]
     return Hardware(
         name=name,
         label=label,
         peak_flops={d: v * T for d, v in peaks_tflops.items()},
         bandwidth_bytes_per_s=bandwidth_gb_s * GB,
         memory_bytes=memory_gb * GB,
-        source=source,
+        interconnect_bytes_per_s=link_gb_s * GB,
+        source=f"{source}; interconnect {link_gb_s:g} GB/s one way: {link_source}",
     )
+
+
+_PCIE4 = "no NVLink; PCIe Gen4 x16, 64 GB/s bidirectional (datasheet)"
+#: GPU-to-GPU bandwidth one way (GB/s) per preset, and where it comes from (half the bidirectional figure).
+_LINKS = {
+    "a40": (56.25, "NVLink bridge 112.5 GB/s bidirectional (A40 datasheet)"),
+    "a6000": (56.25, "NVLink bridge 112.5 GB/s bidirectional (RTX A6000 datasheet)"),
+    "a100-40gb-pcie": (300, "NVLink bridge for 2 GPUs, 600 GB/s (A100 datasheet)"),
+    "a100-40gb-sxm": (300, "NVLink 600 GB/s (A100 datasheet)"),
+    "a100-80gb-pcie": (300, "NVLink bridge for 2 GPUs, 600 GB/s (A100 datasheet)"),
+    "a100-80gb-sxm": (300, "NVLink 600 GB/s (A100 datasheet)"),
+    "h100-pcie": (300, "NVLink bridge 600 GB/s (H100 datasheet, PCIe)"),
+    "h100-sxm": (450, "NVLink 900 GB/s (H100 datasheet, SXM)"),
+    "h200": (450, "NVLink 900 GB/s (H200 datasheet, SXM)"),
+    "l40s": (32, _PCIE4),
+    "l4": (32, _PCIE4),
+    "rtx4090": (32, _PCIE4),
+    "mi300x": (448, "7 Infinity Fabric links of 128 GB/s bidirectional, 896 GB/s (MI300X datasheet)"),
+}
 
 
 _A100 = "NVIDIA A100 datasheet (2021): dense FP32 19.5, TF32 156, FP16/BF16 312 TFLOPS, INT8 624 TOPS"
@@ -165,7 +207,7 @@ _PRESETS = (
 HARDWARE: dict[str, Hardware] = {hw.name: hw for hw in _PRESETS}
 
 _FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
-_FILE_KEYS_OPTIONAL = ("label", "source")
+_FILE_KEYS_OPTIONAL = ("label", "source", "interconnect_bytes_per_s", "interconnect_latency_s")
 
 
 def load_hardware(path: str | Path) -> Hardware:
@@ -219,6 +261,8 @@ def hardware_to_toml(hw: Hardware) -> str:
         f"label = {quoted(hw.label)}",
         f"bandwidth_bytes_per_s = {hw.bandwidth_bytes_per_s!r}",
         f"memory_bytes = {hw.memory_bytes!r}",
+        f"interconnect_bytes_per_s = {hw.interconnect_bytes_per_s!r}",
+        f"interconnect_latency_s = {hw.interconnect_latency_s!r}",
         f"source = {quoted(hw.source)}",
         "",
         "[peak_flops]",
