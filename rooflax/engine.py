@@ -67,7 +67,8 @@ MIN_LENGTH = 64
 
 #: Output columns of a chunk in summary mode.
 SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_bytes", "intensity", "time_s",
-                   "tokens_per_s", "tokens_per_s_per_gpu", "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes", "fits_in_memory")
+                   "tokens_per_s", "tokens_per_s_per_gpu", "weight_bytes", "kv_cache_bytes", "activation_bytes",
+                   "memory_bytes", "fits_in_memory")
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,28 @@ class Model:
         if not self.moe_intermediate:
             object.__setattr__(self, "moe_intermediate", self.intermediate)
 
+    def tp_fits(self, tp: int) -> bool:
+        """Whether ``tp`` splits the heads, the KV heads (or replicates them) and the MLP widths evenly."""
+        width = self.moe_intermediate if self.experts else self.intermediate
+        return (self.heads % tp == 0 and (self.kv_heads % tp == 0 or tp % self.kv_heads == 0)
+                and width % tp == 0)
+
+    def check_layout(self, *, tp: int = 1, pp: int = 1, ep: int = 1) -> None:
+        """Raise a one-line SpecError unless the parallel degrees divide this model (:mod:`rooflax.ops`)."""
+        if not self.tp_fits(tp):
+            allowed = [d for d in range(1, self.heads + 1) if self.tp_fits(d)]
+            width = f"{self.moe_intermediate} expert width" if self.experts else f"{self.intermediate} intermediate"
+            raise SpecError(f"tp: {tp} does not split {self.name}'s {self.heads} heads, {self.kv_heads} KV heads "
+                            f"and {width} evenly; allowed: {', '.join(map(str, allowed))}")
+        if self.layers % pp:
+            raise SpecError(f"pp: {pp} does not divide {self.name}'s {self.layers} layers into equal stages; "
+                            f"allowed: divisors of {self.layers}")
+        if ep > 1 and not self.experts:
+            raise SpecError(f"ep: {ep} needs a mixture of experts, and {self.name} is dense; allowed: 1")
+        if self.experts and self.experts % ep:
+            raise SpecError(f"ep: {ep} does not divide {self.name}'s {self.experts} experts; "
+                            f"allowed: divisors of {self.experts}")
+
     @property
     def group_size(self) -> int:
         """Query heads per KV head (1 for multi-head attention)."""
@@ -164,7 +186,8 @@ class Model:
         """The keyword arguments of :func:`parameter_count` for this model."""
         return {k: getattr(self, k) for k in (
             "hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab",
-            "gated_mlp", "tied_embeddings", *(("experts", "shared_experts", "moe_intermediate") if self.experts else ()))}
+            "gated_mlp", "tied_embeddings",
+            *(("experts", "shared_experts", "moe_intermediate") if self.experts else ()))}
 
     def check_hidden(self, hidden: int, where: str = "hidden") -> None:
         """Raise unless the model can be scaled to ``hidden`` (see :meth:`at_hidden`)."""

@@ -193,34 +193,6 @@ def _phases(phases: object) -> tuple[str, ...]:
     return tuple(phases)
 
 
-def _tp_fits(model: Model, tp: int) -> bool:
-    """Whether ``tp`` splits the model's heads, KV heads (or replicates them) and MLP widths evenly."""
-    widths = (model.moe_intermediate,) if model.experts else (model.intermediate,)
-    return (model.heads % tp == 0 and (model.kv_heads % tp == 0 or tp % model.kv_heads == 0)
-            and all(width % tp == 0 for width in widths))
-
-
-def _check_layout(model: Model, tp: tuple[int, ...], pp: tuple[int, ...], ep: tuple[int, ...]) -> None:
-    """One-line errors for parallel degrees that do not divide ``model``."""
-    for degree in tp:
-        if not _tp_fits(model, degree):
-            allowed = [d for d in range(1, model.heads + 1) if _tp_fits(model, d)]
-            widths = (f"{model.moe_intermediate} expert width" if model.experts
-                      else f"{model.intermediate} intermediate")
-            raise SpecError(f"tp: {degree} does not split {model.name}'s {model.heads} heads, {model.kv_heads} KV "
-                            f"heads and {widths} evenly; allowed: {', '.join(map(str, allowed))}")
-    for degree in pp:
-        if model.layers % degree:
-            raise SpecError(f"pp: {degree} does not divide {model.name}'s {model.layers} layers into equal stages; "
-                            f"allowed: divisors of {model.layers}")
-    for degree in ep:
-        if degree > 1 and not model.experts:
-            raise SpecError(f"ep: {degree} needs a mixture of experts, and {model.name} is dense; allowed: 1")
-        if model.experts and model.experts % degree:
-            raise SpecError(f"ep: {degree} does not divide {model.name}'s {model.experts} experts; "
-                            f"allowed: divisors of {model.experts}")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SweepSpec:
     """A validated, immutable, hashable sweep.
@@ -281,7 +253,8 @@ class SweepSpec:
             for h in self.hidden or ():
                 model.check_hidden(h, where="hidden")
             for h in self.hidden_for(model):
-                _check_layout(model.at_hidden(h), self.tp, self.pp, self.ep)
+                for tp, pp, ep in self.layouts():
+                    model.at_hidden(h).check_layout(tp=tp, pp=pp, ep=ep)
 
     def layouts(self) -> tuple[tuple[int, int, int], ...]:
         """Every parallel layout ``(tp, pp, ep)`` of the sweep, in frame order."""
