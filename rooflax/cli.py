@@ -203,7 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="roofline", choices=("roofline", "family", "map"), help="chart kind")
     p.add_argument("--color-by", choices=("batch", "seq_len", "hidden", "spec_k"), help="colour points by an axis")
     p.add_argument("--connect", choices=("batch", "seq_len", "hidden", "spec_k"), help="join points along an axis")
-    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model"), help="one panel per value")
+    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model", "tp", "pp", "ep"),
+                   help="one panel per value")
     p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
     p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")
     p.add_argument("--x", default="batch", help="map: horizontal axis (default: batch)")

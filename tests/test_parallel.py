@@ -281,3 +281,44 @@ def test_more_devices_per_gpu_throughput():
     assert np.allclose(per_gpu * df.get_column("tp").to_numpy(), system, rtol=1e-12)
     assert df.filter(tp=1).get_column("fits_in_memory").to_list() == [False]  # 138 GB of weights on 80 GB
     assert df.filter(tp=8).get_column("fits_in_memory").to_list() == [True]
+
+
+# --- charts -----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tp_frame():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[1, 16, 256],
+                         seq_len=[128, 2048], tp=[1, 2, 8])
+
+
+def test_facet_by_tp(tp_frame):
+    import matplotlib.pyplot as plt
+
+    for frame in (tp_frame, tp_frame.lazy()):
+        fig = rooflax.plot.roofline(frame, facet="tp", groups=rooflax.GROUPS)  # comm is left to interconnect()
+        titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+        assert titles == ["tp: 1", "tp: 2", "tp: 8"]
+        plt.close(fig)
+
+
+def test_collectives_under_the_interconnect_roof(tp_frame):
+    import matplotlib.pyplot as plt
+
+    hw = rooflax.get_hardware("h100-sxm")
+    fig = rooflax.plot.interconnect(tp_frame)
+    ax = fig.axes[0]
+    (roof,) = [line for line in ax.get_lines() if line.get_gid() == "ceiling-interconnect:h100-sxm"]
+    x, y = roof.get_data()
+    assert y.max() == hw.interconnect_bytes_per_s
+    assert np.allclose(y, np.minimum(hw.interconnect_bytes_per_s, x / hw.interconnect_latency_s))
+    comm = tp_frame.filter(group="comm")
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert len(points) == comm.height  # every collective, none dropped
+    assert (points[:, 1] <= np.minimum(hw.interconnect_bytes_per_s, points[:, 0] / hw.interconnect_latency_s)).all()
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"attn_allreduce ar", "mlp_allreduce init"}
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    plt.close(fig)
+    one_line_error(lambda: rooflax.plot.interconnect(tp_frame.filter(tp=1)), "interconnect: no collectives")
