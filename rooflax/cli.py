@@ -160,10 +160,10 @@ def _cmd_hardware(args) -> int:
 def _cmd_models(args) -> int:
     from rooflax.models import MODELS
 
-    print(f"{'name':<14}{'label':<14}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
+    print(f"{'name':<19}{'label':<19}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
           f"{'inter':>7}{'vocab':>8}{'params':>9}")
     for m in MODELS.values():
-        print(f"{m.name:<14}{m.label:<14}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
+        print(f"{m.name:<19}{m.label:<19}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
               f"{m.intermediate:>7}{m.vocab:>8}{m.params / 1e9:>8.2f}B")
     return 0
 
