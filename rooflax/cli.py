@@ -189,10 +189,10 @@ def _cmd_hardware(args) -> int:
 def _cmd_models(args) -> int:
     from rooflax.models import MODELS
 
-    print(f"{'name':<14}{'label':<14}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
+    print(f"{'name':<19}{'label':<19}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
           f"{'inter':>7}{'vocab':>8}{'params':>9}")
     for m in MODELS.values():
-        print(f"{m.name:<14}{m.label:<14}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
+        print(f"{m.name:<19}{m.label:<19}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
               f"{m.intermediate:>7}{m.vocab:>8}"
               + (f"{m.params / 1e9:>8.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:>8.2f}M"))
     return 0
@@ -267,7 +267,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="roofline", choices=("roofline", "family", "map"), help="chart kind")
     p.add_argument("--color-by", choices=("batch", "seq_len", "hidden", "spec_k"), help="colour points by an axis")
     p.add_argument("--connect", choices=("batch", "seq_len", "hidden", "spec_k"), help="join points along an axis")
-    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model"),
+    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model", "tp", "pp", "ep"),
                    help="one panel per value (maps: hardware, dtype or model)")
     p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
     p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")

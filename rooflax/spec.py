@@ -16,7 +16,13 @@ A spec file::
     seq_len = { start = 128, stop = 4096, step = 128 }    # linear, stop included
     hidden = { start = 4096, stop = 16384, powers_of = 2 } # geometric, stop included
     spec_k = [16, 32, 48]                                 # verify draft lengths
+    tp = [1, 2, 4, 8]                                     # tensor-parallel degrees (default 1)
+    pp = [1]                                              # pipeline stages (default 1)
+    ep = [1]                                              # expert-parallel degrees (default 1)
 
+``tp`` must divide every model's heads and MLP widths (and its KV heads divide, or be
+divided by, ``tp``), ``pp`` its layers, ``ep`` its experts (experts only). Each layout
+``(tp, pp, ep)`` is a block of the sweep with ``tp·pp·ep`` devices (:mod:`rooflax.ops`).
 ``hidden`` defaults to each model's own; ``spec_k`` is required with ``verify`` and not
 allowed without it. Axis values are sorted; a repeated value is an error. Every count is
 at most 2**53 (:data:`rooflax.errors.MAX_INT`).
@@ -42,7 +48,7 @@ from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
 from rooflax.hardware import HARDWARE, Hardware, get_hardware
 from rooflax.models import MODELS, Model, get_model
-from rooflax.ops import PHASES, layer_ops
+from rooflax.ops import PHASES, OpDef, layer_ops
 
 __all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
 
@@ -62,7 +68,9 @@ hidden = [5120]
 
 _TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attention", "causal",
              "description", "axes")
-_AXES = ("batch", "seq_len", "hidden", "spec_k")
+_AXES = ("batch", "seq_len", "hidden", "spec_k", "tp", "pp", "ep")
+#: The parallel axes, default ``(1,)`` each.
+PARALLEL = ("tp", "pp", "ep")
 _MAX_AXIS_VALUES = 10_000_000
 
 
@@ -193,7 +201,8 @@ class SweepSpec:
     axes): both are validated the same way on construction.
 
     Categorical axes are ``models``, ``hardware`` and ``dtypes``; numeric axes are
-    ``batch``, ``seq_len``, ``hidden`` (None: each model's own) and ``spec_k`` (verify only).
+    ``batch``, ``seq_len``, ``hidden`` (None: each model's own), ``spec_k`` (verify only)
+    and the parallel degrees ``tp``, ``pp``, ``ep`` (``(1,)`` each by default).
     """
 
     models: tuple[Model, ...]
@@ -204,6 +213,9 @@ class SweepSpec:
     seq_len: tuple[int, ...]
     hidden: tuple[int, ...] | None = None
     spec_k: tuple[int, ...] | None = None
+    tp: tuple[int, ...] = (1,)
+    pp: tuple[int, ...] = (1,)
+    ep: tuple[int, ...] = (1,)
     fused_attention: bool = False
     causal: bool = False
     description: str = field(default="", compare=False)
@@ -221,7 +233,7 @@ class SweepSpec:
         put("phases", _phases(self.phases))
         for name in _AXES:
             value = getattr(self, name)
-            if value is not None or name in ("batch", "seq_len"):
+            if value is not None or name in ("batch", "seq_len", *PARALLEL):
                 put(name, _axis_values(name, value))
         if "verify" in self.phases and self.spec_k is None:
             raise SpecError("spec_k: required when phases include 'verify' (e.g. spec_k = [16, 32, 48])")
@@ -240,6 +252,19 @@ class SweepSpec:
         for model in self.models:
             for h in self.hidden or ():
                 model.check_hidden(h, where="hidden")
+            for h in self.hidden_for(model):
+                for tp, pp, ep in self.layouts():
+                    model.at_hidden(h).check_layout(tp=tp, pp=pp, ep=ep)
+
+    def layouts(self) -> tuple[tuple[int, int, int], ...]:
+        """Every parallel layout ``(tp, pp, ep)`` of the sweep, in frame order."""
+        return tuple(itertools.product(self.tp, self.pp, self.ep))
+
+    def ops_for(self, model: Model, layout: tuple[int, int, int] = (1, 1, 1)) -> tuple[OpDef, ...]:
+        """The ops of ``model``'s rows under ``layout`` (:func:`rooflax.ops.layer_ops`)."""
+        return layer_ops(gated_mlp=model.gated_mlp, fused_attention=self.fused_attention, moe=model.experts > 0,
+                         dense_mlp=model.experts == 0 or model.shared_experts > 0,
+                         comm=tuple(name for name, degree in zip(PARALLEL, layout, strict=True) if degree > 1))
 
     def hidden_for(self, model: Model) -> tuple[int, ...]:
         """The hidden sizes swept for ``model``."""
@@ -261,14 +286,17 @@ class SweepSpec:
         per_width = sum(len(self.batch) * (len(self.seq_len) - first) for _, _, first in self.steps())
         return per_width * len(self.hidden_for(model)) * len(self.hardware) * len(self.dtypes)
 
+    def _layout_rows(self, model: Model) -> int:
+        """Op rows of one grid point under every layout, summed."""
+        return sum(len(self.ops_for(model, layout)) for layout in self.layouts())
+
     def configurations(self) -> int:
         """Grid points times phase steps: the rows of the summary frame."""
-        return sum(self._points(m) for m in self.models)
+        return sum(self._points(m) for m in self.models) * len(self.layouts())
 
     def rows(self) -> int:
         """Rows of the long (one row per op) frame."""
-        return sum(self._points(m) * len(layer_ops(gated_mlp=m.gated_mlp, fused_attention=self.fused_attention))
-                   for m in self.models)
+        return sum(self._points(m) * self._layout_rows(m) for m in self.models)
 
     def to_dict(self) -> dict:
         """Everything that defines the sweep, presets expanded, for metadata and resume checks."""
@@ -280,7 +308,8 @@ class SweepSpec:
             "phases": list(self.phases),
             "fused_attention": self.fused_attention,
             "causal": self.causal,
-            "axes": {name: None if getattr(self, name) is None else list(getattr(self, name)) for name in _AXES},
+            "axes": {name: None if getattr(self, name) is None else list(getattr(self, name)) for name in _AXES
+                     if name not in PARALLEL or getattr(self, name) != (1,)},
         }
 
     def to_json(self) -> str:
@@ -310,7 +339,7 @@ def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> 
         where: prefix for error messages (the spec file's name).
         **keys: ``model``, ``hardware``, ``dtype``, ``kv_dtype``, ``phases``,
             ``fused_attention``, ``causal``, ``description``, ``batch``, ``seq_len``,
-            ``hidden``, ``spec_k``, or ``axes`` holding the last four. None is the same
+            ``hidden``, ``spec_k``, ``tp``, ``pp``, ``ep``, or ``axes`` holding the last seven. None is the same
             as leaving a key out.
     """
     return _build(keys, {}, base=base, where=where)
@@ -386,7 +415,8 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
             models=models, hardware=hardware, dtypes=dtypes,
             phases=tuple(sorted(phases, key=lambda p: PHASES.index(p) if p in PHASES else len(PHASES))),
             batch=values["batch"], seq_len=values["seq_len"], hidden=values.get("hidden"),
-            spec_k=values.get("spec_k"), fused_attention=top.get("fused_attention", False),
+            spec_k=values.get("spec_k"), tp=values.get("tp", (1,)), pp=values.get("pp", (1,)),
+            ep=values.get("ep", (1,)), fused_attention=top.get("fused_attention", False),
             causal=top.get("causal", False), description=top.get("description", ""),
         )
     except SpecError as exc:  # name the axes as the TOML does
