@@ -200,7 +200,7 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     seq = spec.seq_len[task.seq_start:]
     models = {h: task.model.at_hidden(h) for h in task.hidden}
     rows = [Shape.of(models[h], task.dtype, phase=task.phase, batch=0, seq_len=0, spec_k=task.spec_k,
-                     fused_attention=spec.fused_attention, causal=spec.causal)
+                     fused_attention=spec.fused_attention, causal=spec.causal, tree_pairs=spec.tree_pairs(task.spec_k))
             for h in _padded(task.hidden, _bucket(len(task.hidden)))]
     shapes = jax.tree.map(lambda *leaves: jnp.asarray(leaves, jnp.float64), *rows)
     axes = {"batch": jnp.asarray(_padded(spec.batch, _bucket(len(spec.batch))), jnp.int64),

@@ -89,15 +89,18 @@ def scored_pairs(new: Num, attended: Num, causal: bool) -> Num:
 
 
 def make_step(shape: Shape) -> Step:
-    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`,
+    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`
+    (or, under a tree mask, ``Q·(T−Q)`` plus the shape's ``tree_pairs``: :mod:`rooflax.trees`),
     and the LM head's tokens (``B``, or ``B·K`` in verify). The engine, :func:`rooflax.evaluate`
     and the benchmarks all build their steps here.
     """
     s = shape
     new = new_tokens(s.phase, s.seq_len, s.spec_k)
     verify = s.phase == 2
+    pairs = (scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0)
+             + (new * (s.seq_len - new) + s.tree_pairs) * (s.tree_pairs != 0))
     return Step(batch=s.batch, seq_len=s.seq_len, new=new, attended=s.seq_len,
-                pairs=scored_pairs(new, s.seq_len, s.causal), hidden=s.hidden, heads=s.heads,
+                pairs=pairs, hidden=s.hidden, heads=s.heads,
                 kv_heads=s.kv_heads, head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
                 logits_tokens=s.batch * (s.spec_k * verify + (s.phase != 2)), layers=s.layers,
                 w=s.w, a=s.a, k=s.k, gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,

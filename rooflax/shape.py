@@ -73,6 +73,7 @@ class Shape:
     w: Num  # bytes per weight element
     a: Num  # bytes per activation element
     k: Num  # bytes per KV-cache element
+    tree_pairs: Num = 0  # verify with a tree mask: scores kept among the candidates (rooflax.trees); 0: none
     gated_mlp: bool = _static(True)
     tied_embeddings: bool = _static(False)
     fused_attention: bool = _static(False)
@@ -80,7 +81,8 @@ class Shape:
 
     @classmethod
     def of(cls, model: Model, dtype: DtypePolicy, *, phase: str, batch: Num, seq_len: Num,
-           spec_k: Num | None = None, fused_attention: bool = False, causal: bool = False) -> Shape:
+           spec_k: Num | None = None, fused_attention: bool = False, causal: bool = False,
+           tree_pairs: Num = 0) -> Shape:
         """The shape of ``model`` at one point in ``phase``; every model field the shape declares is copied.
 
         >>> from rooflax import get_dtype, get_model
@@ -91,7 +93,7 @@ class Shape:
         from_model = {name: getattr(model, name) for name in _FROM_MODEL}
         return cls(**from_model, batch=batch, seq_len=seq_len, phase=PHASES.index(phase),
                    spec_k=0 if spec_k is None else spec_k, w=dtype.weight_bytes, a=dtype.act_bytes,
-                   k=dtype.kv_bytes, fused_attention=fused_attention, causal=causal)
+                   k=dtype.kv_bytes, tree_pairs=tree_pairs, fused_attention=fused_attention, causal=causal)
 
 
 #: The shape's fields that the model supplies: every one with a :class:`Model` field of the same name.
