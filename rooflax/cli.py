@@ -239,10 +239,17 @@ def _cmd_speculate(args) -> int:
                "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
                "acceptance": _acceptance(args)}
     keys = {name: value for name, value in keys.items() if value}
+    chart = None
+    if getattr(args, "plot", None):
+        chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
     df = speculate(args.spec, **options, **keys)
     if args.command == "best-k":
         df = best_k(df, achieved=args.achieved)
     print(speculation_table(df))
+    if chart is not None:
+        plot = _agg()
+        plot.save(plot.speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
+        print(f"wrote {chart}")
     return 0
 
 
@@ -336,6 +343,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--acceptance", metavar="TOML", help="acceptance table file (kind = \"table\", ...)")
         if name == "best-k":
             p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")
+            p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
+            p.add_argument("--overwrite", action="store_true", help="replace CHART if it exists")
         p.set_defaults(run=_cmd_speculate)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -201,3 +203,30 @@ def test_cli_bad_input_is_one_line(capsys):
     assert main(["speculate", "--batch", "1", "--seq-len", "1024", "--alpha", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: acceptance.alpha") and err.count("\n") == 1
+
+
+# --- regime map -------------------------------------------------------------------------------------------------
+
+def test_speculation_map_shows_speedup_and_best_k_per_cell():
+    best = rooflax.best_k(batch=[1, 64], seq_len=[256, 2048], k=[0, 1, 4], medusa_heads=4)
+    fig = rooflax.plot.speculation_map(best)
+    left, right = fig.axes[:2]  # then their colour bars
+    assert [t.get_text() for t in left.get_xticklabels()] == ["1", "64"]
+    assert [t.get_text() for t in left.get_yticklabels()] == ["256", "2048"]
+    by_cell = {(r["batch"], r["seq_len"]): r for r in best.iter_rows(named=True)}
+    shown = {t.get_position(): t.get_text() for t in left.texts}
+    ks = {t.get_position(): t.get_text() for t in right.texts}
+    for (i, b), (j, s) in itertools.product(enumerate([1, 64]), enumerate([256, 2048])):
+        assert shown[(i, j)] == f"{by_cell[(b, s)]['speedup']:.2f}"
+        assert ks[(i, j)] == str(by_cell[(b, s)]["draft_k"])
+    one_line_error(lambda: rooflax.plot.speculation_map(rooflax.speculate(batch=[1], seq_len=[256], k=[0, 1])),
+                   "speculation map", "best_k")
+
+
+def test_cli_best_k_plot(tmp_path, capsys):
+    chart = tmp_path / "map.png"
+    args = ["best-k", "--batch", "1,8", "--seq-len", "256,512", "--k", "0,2", "--plot", str(chart)]
+    assert main(args) == 0
+    assert chart.stat().st_size > 0 and f"wrote {chart}" in capsys.readouterr().out
+    assert main(args) == 2  # never silently replaced
+    assert "--overwrite" in capsys.readouterr().err
