@@ -229,6 +229,49 @@ def _cmd_crossover(args) -> int:
     return 0
 
 
+def _acceptance(args) -> dict | None:
+    """The acceptance model of ``--alpha`` or ``--acceptance FILE`` (a TOML table), or None for the default."""
+    import tomllib
+
+    from rooflax._files import read_text
+
+    if args.alpha is not None and args.acceptance is not None:
+        raise SpecError("--alpha: give --alpha or --acceptance, not both")
+    if args.alpha is not None:
+        return {"kind": "geometric", "alpha": args.alpha}
+    if args.acceptance is None:
+        return None
+    try:
+        return tomllib.loads(read_text(Path(args.acceptance), "--acceptance", "a TOML acceptance table"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"--acceptance: {args.acceptance} is not valid TOML ({exc})") from None
+
+
+def _cmd_speculate(args) -> int:
+    from rooflax.speculate import best_k, speculate, speculation_table
+
+    keys = {name: _listed(f"--{name}", getattr(args, name)) for name in ("model", "hardware", "dtype")}
+    keys.update({name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), int)
+                 for name in ("batch", "seq_len", "hidden")})
+    trees = None if not args.top_k else [{"top_k": _listed("--top-k", t, int)} for t in args.top_k]
+    options = {"k": _listed("--k", args.k, int), "tree": trees, "draft_model": args.draft_model,
+               "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
+               "acceptance": _acceptance(args)}
+    keys = {name: value for name, value in keys.items() if value}
+    chart = None
+    if getattr(args, "plot", None):
+        chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+    df = speculate(args.spec, **options, **keys)
+    if args.command == "best-k":
+        df = best_k(df, achieved=args.achieved)
+    print(speculation_table(df))
+    if chart is not None:
+        plot = _agg()
+        plot.save(plot.speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
+        print(f"wrote {chart}")
+    return 0
+
+
 def _cmd_validate(args) -> int:
     from rooflax.validate.cli import run_validate
 
@@ -301,6 +344,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="print no table")
     p.set_defaults(run=_cmd_crossover)
+
+    for name, text in (("speculate", "speculative decoding: tokens per round, round time, effective tokens/s, "
+                                     "speedup per grid point and draft length"),
+                       ("best-k", "the draft length (or tree) with the highest effective tokens/s per grid point")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("spec", nargs="?", help="the target's sweep spec TOML (its models, hardware, dtypes, axes)")
+        for flag, what in (("--model", "target model presets or files"), ("--hardware", "accelerators"),
+                           ("--dtype", "dtype policies"), ("--batch", "batch sizes"),
+                           ("--seq-len", "sequence lengths"), ("--hidden", "model widths")):
+            p.add_argument(flag, metavar="A,B", help=f"{what}, comma-separated, in place of the spec's")
+        p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8)")
+        p.add_argument("--top-k", action="append", metavar="A,B",
+                       help="a Medusa tree by top-k per head (repeat for several trees), instead of --k")
+        p.add_argument("--draft-model", metavar="MODEL", help="draft model preset or file (K decode steps a round)")
+        p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
+        p.add_argument("--shared-lm-head", action="store_true", help="Medusa heads share the base LM head")
+        p.add_argument("--alpha", type=float, help="geometric acceptance: P(draft token accepted) (default 0.8)")
+        p.add_argument("--acceptance", metavar="TOML", help="acceptance table file (kind = \"table\", ...)")
+        if name == "best-k":
+            p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")
+            p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
+            p.add_argument("--overwrite", action="store_true", help="replace CHART if it exists")
+        p.set_defaults(run=_cmd_speculate)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")

@@ -227,7 +227,8 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     models = {h: task.model.at_hidden(h) for h in task.hidden}
     tp, pp, ep = task.layout
     rows = [Shape.of(models[h], task.dtype, phase=task.phase, batch=0, seq_len=0, spec_k=task.spec_k,
-                     fused_attention=spec.fused_attention, causal=spec.causal, tp=tp, pp=pp, ep=ep)
+                     fused_attention=spec.fused_attention, causal=spec.causal, tp=tp, pp=pp, ep=ep,
+                     tree_pairs=spec.tree_pairs(task.spec_k))
             for h in _padded(task.hidden, _bucket(len(task.hidden)))]
     shapes = jax.tree.map(lambda *leaves: jnp.asarray(leaves, jnp.float64), *rows)
     axes = {"batch": jnp.asarray(_padded(spec.batch, _bucket(len(spec.batch))), jnp.int64),

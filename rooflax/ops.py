@@ -137,7 +137,8 @@ def _ceil_div(a: Num, b: Num) -> Num:
 
 
 def make_step(shape: Shape) -> Step:
-    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`,
+    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`
+    (or, under a tree mask, ``Q·(T−Q)`` plus the shape's ``tree_pairs``: :mod:`rooflax.trees`),
     and the LM head's tokens (``B``, or ``B·K`` in verify), all per device under the shape's
     ``tp``, ``pp`` and ``ep`` (module docstring). The engine, :func:`rooflax.evaluate` and the
     benchmarks all build their steps here.
@@ -155,8 +156,10 @@ def make_step(shape: Shape) -> Step:
         intermediate = s.shared_experts * s.moe_intermediate // s.tp
     else:
         moe, intermediate = {}, s.intermediate // s.tp
+    pairs = (scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0)
+             + (new * (s.seq_len - new) + s.tree_pairs) * (s.tree_pairs != 0))
     return Step(batch=batch, seq_len=s.seq_len, new=new, attended=s.seq_len,
-                pairs=scored_pairs(new, s.seq_len, s.causal), hidden=s.hidden, heads=s.heads // s.tp,
+                pairs=pairs, hidden=s.hidden, heads=s.heads // s.tp,
                 kv_heads=_ceil_div(s.kv_heads, s.tp), head_dim=s.head_dim, intermediate=intermediate,
                 vocab=_ceil_div(s.vocab, s.tp), logits_tokens=batch * (s.spec_k * verify + (s.phase != 2)),
                 layers=s.layers, w=s.w, a=s.a, k=s.k, gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,

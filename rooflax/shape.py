@@ -80,6 +80,7 @@ class Shape:
     tp: Num = 1  # tensor-parallel degree
     pp: Num = 1  # pipeline stages
     ep: Num = 1  # expert-parallel degree
+    tree_pairs: Num = 0  # verify with a tree mask: scores kept among the candidates (rooflax.trees); 0: none
     gated_mlp: bool = _static(True)
     tied_embeddings: bool = _static(False)
     fused_attention: bool = _static(False)
@@ -91,7 +92,7 @@ class Shape:
     @classmethod
     def of(cls, model: Model, dtype: DtypePolicy, *, phase: str, batch: Num, seq_len: Num,
            spec_k: Num | None = None, fused_attention: bool = False, causal: bool = False,
-           tp: int = 1, pp: int = 1, ep: int = 1) -> Shape:
+           tp: int = 1, pp: int = 1, ep: int = 1, tree_pairs: Num = 0) -> Shape:
         """The shape of ``model`` at one point in ``phase``; every model field the shape declares is copied.
 
         ``tp``, ``pp`` and ``ep`` are Python integers (the parallel layout of a sweep step):
@@ -105,8 +106,9 @@ class Shape:
         from_model = {name: getattr(model, name) for name in _FROM_MODEL}
         return cls(**from_model, batch=batch, seq_len=seq_len, phase=PHASES.index(phase),
                    spec_k=0 if spec_k is None else spec_k, w=dtype.weight_bytes, a=dtype.act_bytes,
-                   k=dtype.kv_bytes, fused_attention=fused_attention, causal=causal, tp=tp, pp=pp, ep=ep,
-                   moe=model.experts > 0, dense_mlp=model.experts == 0 or model.shared_experts > 0,
+                   k=dtype.kv_bytes, tree_pairs=tree_pairs, fused_attention=fused_attention, causal=causal,
+                   tp=tp, pp=pp, ep=ep, moe=model.experts > 0,
+                   dense_mlp=model.experts == 0 or model.shared_experts > 0,
                    comm=tuple(name for name, degree in (("tp", tp), ("pp", pp), ("ep", ep)) if degree > 1))
 
 

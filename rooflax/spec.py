@@ -9,6 +9,8 @@ A spec file::
     phases = ["prefill", "decode"] # any of prefill, decode, verify
     fused_attention = false        # optional
     causal = false                 # optional
+    tree = "chain"                 # optional, verify under a tree mask: "chain", or a list of
+                                   # trees [{depths = [1, 2, 2]}, {top_k = [4, 2]}] (rooflax.trees)
     description = "..."            # optional
 
     [axes]
@@ -24,7 +26,8 @@ A spec file::
 divided by, ``tp``), ``pp`` its layers, ``ep`` its experts (experts only). Each layout
 ``(tp, pp, ep)`` is a block of the sweep with ``tp·pp·ep`` devices (:mod:`rooflax.ops`).
 ``hidden`` defaults to each model's own; ``spec_k`` is required with ``verify`` and not
-allowed without it. Axis values are sorted; a repeated value is an error. Every count is
+allowed without it, except with a list of trees: then ``spec_k`` is their candidate counts
+(one tree per count). Axis values are sorted; a repeated value is an error. Every count is
 at most 2**53 (:data:`rooflax.errors.MAX_INT`).
 
 A model, accelerator or dtype file may not take a preset's name (or another file's)
@@ -49,6 +52,7 @@ from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int
 from rooflax.hardware import HARDWARE, Hardware, get_hardware
 from rooflax.models import MODELS, Model, get_model
 from rooflax.ops import PHASES, OpDef, layer_ops
+from rooflax.trees import check_tree, tree_pairs
 
 __all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
 
@@ -66,7 +70,7 @@ seq_len = { start = 128, stop = 4096, step = 128 }
 hidden = [5120]
 """
 
-_TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attention", "causal",
+_TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attention", "causal", "tree",
              "description", "axes")
 _AXES = ("batch", "seq_len", "hidden", "spec_k", "tp", "pp", "ep")
 #: The parallel axes, default ``(1,)`` each.
@@ -179,6 +183,25 @@ def _axis_values(key: str, values: object) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _trees(tree: object, phases: tuple[str, ...], spec_k: tuple[int, ...] | None):
+    """The ``tree`` field: None, ``"chain"``, or one tree (candidate depths) per ``spec_k`` value."""
+    if tree is None:
+        return None
+    if "verify" not in phases:
+        raise SpecError("tree: only meaningful with the 'verify' phase; add it to phases or drop tree")
+    if tree == "chain":
+        return tree
+    if not isinstance(tree, list | tuple) or not tree:
+        raise SpecError(f"tree: expected \"chain\" or a non-empty list of trees ({{depths = [...]}} or "
+                        f"{{top_k = [...]}}), got {tree!r}")
+    trees = tuple(check_tree(t, f"tree[{i}]") for i, t in enumerate(tree))
+    sizes = tuple(len(t) for t in trees)
+    if sizes != spec_k:
+        raise SpecError(f"tree: the trees hold {list(sizes)} candidates, spec_k is {list(spec_k or ())}; "
+                        "each spec_k needs one tree of that many candidates (leave out spec_k to take the trees')")
+    return trees
+
+
 def _phases(phases: object) -> tuple[str, ...]:
     """Phases: a non-empty tuple of distinct names of :data:`PHASES`, in that order."""
     if not isinstance(phases, list | tuple) or not phases:
@@ -218,6 +241,7 @@ class SweepSpec:
     ep: tuple[int, ...] = (1,)
     fused_attention: bool = False
     causal: bool = False
+    tree: str | tuple[tuple[int, ...], ...] | None = None  # "chain", or candidate depths per spec_k
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -242,6 +266,7 @@ class SweepSpec:
         if self.spec_k is not None and self.spec_k[-1] > self.seq_len[-1]:
             raise SpecError(f"spec_k: {self.spec_k[-1]} exceeds every seq_len (largest {self.seq_len[-1]}); "
                             "verify needs seq_len ≥ spec_k")
+        put("tree", _trees(self.tree, self.phases, self.spec_k))
         put("fused_attention", boolean("fused_attention", self.fused_attention))
         put("causal", boolean("causal", self.causal))
         if not isinstance(self.description, str):
@@ -269,6 +294,14 @@ class SweepSpec:
     def hidden_for(self, model: Model) -> tuple[int, ...]:
         """The hidden sizes swept for ``model``."""
         return self.hidden if self.hidden is not None else (model.hidden,)
+
+    def tree_pairs(self, spec_k: int | None) -> int:
+        """Scores the verify step's tree mask keeps among its ``spec_k`` candidates; 0 without a tree."""
+        if self.tree is None or spec_k is None:
+            return 0
+        if self.tree == "chain":
+            return spec_k * (spec_k + 1) // 2
+        return tree_pairs(self.tree[self.spec_k.index(spec_k)])
 
     def steps(self) -> tuple[tuple[str, int | None, int], ...]:
         """``(phase, spec_k, first valid seq_len index)`` per phase step, in frame order."""
@@ -308,6 +341,8 @@ class SweepSpec:
             "phases": list(self.phases),
             "fused_attention": self.fused_attention,
             "causal": self.causal,
+            **({} if self.tree is None
+               else {"tree": self.tree if self.tree == "chain" else [list(t) for t in self.tree]}),
             "axes": {name: None if getattr(self, name) is None else list(getattr(self, name)) for name in _AXES
                      if name not in PARALLEL or getattr(self, name) != (1,)},
         }
@@ -326,7 +361,8 @@ class SweepSpec:
         (256,)
         """
         own = {"model": self.models, "hardware": self.hardware, "dtype": self.dtypes, "phases": self.phases,
-               "fused_attention": self.fused_attention, "causal": self.causal, "description": self.description,
+               "fused_attention": self.fused_attention, "causal": self.causal, "tree": self.tree,
+               "description": self.description,
                **{name: getattr(self, name) for name in _AXES}}
         return _build(own, keys, base=None, where="")
 
@@ -338,7 +374,7 @@ def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> 
         base: folder that relative model and hardware paths are read from.
         where: prefix for error messages (the spec file's name).
         **keys: ``model``, ``hardware``, ``dtype``, ``kv_dtype``, ``phases``,
-            ``fused_attention``, ``causal``, ``description``, ``batch``, ``seq_len``,
+            ``fused_attention``, ``causal``, ``tree``, ``description``, ``batch``, ``seq_len``,
             ``hidden``, ``spec_k``, ``tp``, ``pp``, ``ep``, or ``axes`` holding the last seven. None is the same
             as leaving a key out.
     """
@@ -410,6 +446,11 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
     if not isinstance(phases, list | tuple):
         raise SpecError(f"phases: expected a non-empty list of {', '.join(PHASES)}, got {phases!r}")
     values = {name: _axis(name, value) for name, value in axes.items()}
+    tree = top.get("tree")
+    if isinstance(tree, list | tuple):  # trees in order of their candidate counts, which are spec_k
+        tree = tuple(sorted((check_tree(t, f"tree[{i}]") for i, t in enumerate(tree)), key=len)) if tree else tree
+        if "spec_k" not in values and tree:
+            values["spec_k"] = tuple(len(t) for t in tree)
     try:
         return SweepSpec(
             models=models, hardware=hardware, dtypes=dtypes,
@@ -417,7 +458,7 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
             batch=values["batch"], seq_len=values["seq_len"], hidden=values.get("hidden"),
             spec_k=values.get("spec_k"), tp=values.get("tp", (1,)), pp=values.get("pp", (1,)),
             ep=values.get("ep", (1,)), fused_attention=top.get("fused_attention", False),
-            causal=top.get("causal", False), description=top.get("description", ""),
+            causal=top.get("causal", False), tree=tree, description=top.get("description", ""),
         )
     except SpecError as exc:  # name the axes as the TOML does
         message = str(exc)
