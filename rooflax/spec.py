@@ -106,6 +106,29 @@ def _axis(name: str, value: object) -> tuple[int, ...]:
     )
 
 
+def _as_given(value: object) -> object:
+    """An axis as given, in plain JSON terms: a table's keys, a range as a table, values as a list."""
+    if isinstance(value, dict):
+        return {key: int(value[key]) for key in ("start", "stop", "step", "powers_of") if key in value}
+    if isinstance(value, range) and len(value) > 2 and value.step > 0:
+        return {"start": value.start, "stop": value[-1], "step": value.step}
+    if isinstance(value, numbers.Number):
+        return [int(value)]
+    return sorted(int(v) for v in value)
+
+
+def _given_axes(given: object, spec: SweepSpec) -> dict | None:
+    """``given`` checked against the spec's axes: each entry must parse to the axis it describes."""
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        raise SpecError(f"given_axes: expected a dict of axis forms, got {given!r}")
+    for name, form in given.items():
+        if name not in _AXES or _axis(name, form) != getattr(spec, name):
+            raise SpecError(f"given_axes: {name} = {form!r} does not give the spec's {name} axis")
+    return dict(given)
+
+
 def _names(key: str, value: object) -> tuple:
     """A categorical key: one name or a non-empty list of distinct names."""
     items = value if isinstance(value, list | tuple) else [value]
@@ -194,6 +217,8 @@ class SweepSpec:
 
     Categorical axes are ``models``, ``hardware`` and ``dtypes``; numeric axes are
     ``batch``, ``seq_len``, ``hidden`` (None: each model's own) and ``spec_k`` (verify only).
+    ``given_axes`` remembers how :func:`parse_spec` was given each axis (a range table
+    stays a table); it is not part of the sweep's identity (see :meth:`axes_as_given`).
     """
 
     models: tuple[Model, ...]
@@ -207,6 +232,7 @@ class SweepSpec:
     fused_attention: bool = False
     causal: bool = False
     description: str = field(default="", compare=False)
+    given_axes: dict | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -232,6 +258,7 @@ class SweepSpec:
                             "verify needs seq_len ≥ spec_k")
         put("fused_attention", boolean("fused_attention", self.fused_attention))
         put("causal", boolean("causal", self.causal))
+        put("given_axes", _given_axes(self.given_axes, self))
         if not isinstance(self.description, str):
             raise SpecError(f"description: expected a string, got {self.description!r}")
         for hw in self.hardware:
@@ -283,6 +310,17 @@ class SweepSpec:
             "axes": {name: None if getattr(self, name) is None else list(getattr(self, name)) for name in _AXES},
         }
 
+    def axes_as_given(self) -> dict:
+        """Each numeric axis as the user gave it: a ``{start, stop, step | powers_of}`` table
+        or a list of values (None: not swept), for metadata; :meth:`to_dict` has them expanded.
+
+        >>> parse_spec(batch=[1, 2], seq_len={"start": 128, "stop": 4096, "step": 128}).axes_as_given()["seq_len"]
+        {'start': 128, 'stop': 4096, 'step': 128}
+        """
+        given = self.given_axes or {}
+        return {name: given[name] if name in given else None if getattr(self, name) is None
+                else list(getattr(self, name)) for name in _AXES}
+
     def to_json(self) -> str:
         """:meth:`to_dict` as canonical JSON."""
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -298,7 +336,7 @@ class SweepSpec:
         """
         own = {"model": self.models, "hardware": self.hardware, "dtype": self.dtypes, "phases": self.phases,
                "fused_attention": self.fused_attention, "causal": self.causal, "description": self.description,
-               **{name: getattr(self, name) for name in _AXES}}
+               **{name: (self.given_axes or {}).get(name, getattr(self, name)) for name in _AXES}}
         return _build(own, keys, base=None, where="")
 
 
@@ -388,6 +426,7 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
             batch=values["batch"], seq_len=values["seq_len"], hidden=values.get("hidden"),
             spec_k=values.get("spec_k"), fused_attention=top.get("fused_attention", False),
             causal=top.get("causal", False), description=top.get("description", ""),
+            given_axes={name: _as_given(value) for name, value in axes.items()},
         )
     except SpecError as exc:  # name the axes as the TOML does
         message = str(exc)
