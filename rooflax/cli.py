@@ -7,6 +7,7 @@ shows its traceback.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,9 +87,8 @@ def _cmd_check(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from rooflax.dataset import sweep_to_parquet
-    from rooflax.frames import resolve_spec
 
-    spec = resolve_spec(args.spec, {})
+    spec = _spec(args)
     chart = plan = None
     if args.plot:  # everything the chart needs is checked before the sweep runs
         plot = _agg()
@@ -100,7 +100,7 @@ def _cmd_sweep(args) -> int:
                               "`rooflax plot` and those options") from None
     out = sweep_to_parquet(spec, args.output, summary=args.summary, resume=args.resume, overwrite=args.overwrite,
                            chunk_size=args.chunk_size, compression=args.compression,
-                           statistics=not args.no_statistics, progress=not args.quiet)
+                           statistics=not args.no_statistics, progress=not args.quiet, command=args.command_line)
     rows = spec.configurations() if args.summary else spec.rows()
     if not args.quiet:
         print(f"wrote {rows:,} rows to {out}/")
@@ -190,15 +190,39 @@ def _listed(flag: str, text: str | None, kind: type = str) -> list | None:
         raise SpecError(f"{flag}: expected comma-separated integers, got {text!r}") from None
 
 
+#: Flags that replace a spec's keys, with what they list: the same on every command that takes a spec.
+_SPEC_FLAGS = (("model", "model presets or files", str), ("hardware", "accelerators", str),
+               ("dtype", "dtype policies", str), ("phases", "phases (prefill, decode, verify)", str),
+               ("batch", "batch sizes", int), ("seq_len", "sequence lengths", int), ("hidden", "model widths", int),
+               ("spec_k", "verify draft lengths", int))
+
+
+def _add_spec_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of :data:`_SPEC_FLAGS` on a subcommand."""
+    for name, what, _ in _SPEC_FLAGS:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="A,B",
+                       help=f"{what}, comma-separated, in place of the spec's")
+
+
+def _spec_keys(args) -> dict:
+    """The spec keys the flags of :data:`_SPEC_FLAGS` give (absent flags left out)."""
+    keys = {name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), kind) for name, _, kind in _SPEC_FLAGS}
+    return {name: value for name, value in keys.items() if value is not None}
+
+
+def _spec(args):
+    """The spec of a command: its SPEC file (or the reference axes) with the flags' keys in place."""
+    from rooflax.frames import resolve_spec
+
+    return resolve_spec(args.spec, _spec_keys(args), reference_axes=True)
+
+
 def _cmd_crossover(args) -> int:
     from rooflax.crossover import crossover, crossover_table
 
     output = None if args.output is None else output_file(args.output, "--output", suffixes=(".parquet", ".csv"),
                                                               overwrite=args.overwrite)
-    keys = {name: _listed(f"--{name}", getattr(args, name)) for name in ("model", "hardware", "dtype", "phases")}
-    keys.update({name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), int)
-                 for name in ("batch", "seq_len", "hidden", "spec_k")})
-    df = crossover(args.spec, along=args.along, **{name: value for name, value in keys.items() if value})
+    df = crossover(_spec(args), along=args.along)
     df = _filter(df.lazy(), args.where).collect()
     if output is not None:
         csv = output.suffix.lower() == ".csv"
@@ -236,7 +260,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-statistics", action="store_true",
                    help="write no row-group statistics (faster; scans cannot skip row groups)")
     p.add_argument("--plot", metavar="CHART", help="also draw the chart (.png, .svg or .pdf)")
-    p.add_argument("--quiet", action="store_true", help="no size estimate, progress or messages")
+    _add_spec_flags(p)
+    p.add_argument("--quiet", action="store_true", help="no size estimate, progress, messages or report")
     p.set_defaults(run=_cmd_sweep)
 
     p = sub.add_parser("plot", help="draw a chart of a dataset")
@@ -270,11 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crossover", help="the smallest batch, seq_len or hidden at which each op is compute-bound")
     p.add_argument("spec", nargs="?", help="sweep spec TOML (default: the reference sweep's axes)")
     p.add_argument("--along", default="batch", help="axis to cross: batch (default), seq_len or hidden")
-    for flag, what in (("--model", "model presets or files"), ("--hardware", "accelerators"),
-                       ("--dtype", "dtype policies"), ("--phases", "phases (prefill, decode, verify)"),
-                       ("--batch", "batch sizes"), ("--seq-len", "sequence lengths"),
-                       ("--hidden", "model widths"), ("--spec-k", "verify draft lengths")):
-        p.add_argument(flag, metavar="A,B", help=f"{what}, comma-separated, in place of the spec's")
+    _add_spec_flags(p)
     p.add_argument("--where", metavar="EXPR", help="SQL filter on the result, e.g. \"op = 'up_proj'\"")
     p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -302,7 +323,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["rooflax", *argv])
     try:
         return args.run(args)
     except RooflaxError as exc:

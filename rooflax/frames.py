@@ -179,7 +179,7 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     return pl.DataFrame({**keys, "op": op[:n], "group": group[:n], **values, "bound": bound}, schema=ops_schema)
 
 
-def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict) -> SweepSpec:
+def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_axes: bool = False) -> SweepSpec:
     """A spec from a SweepSpec or a TOML path with ``keys`` replacing its keys, else from ``keys`` alone.
 
     Args:
@@ -187,8 +187,13 @@ def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict) -> SweepSpec:
             or the reference sweep when there are none.
         keys: the TOML keys (``batch``, ``model``, ...); an axis replaces that axis only,
             None removes a key.
+        reference_axes: with ``spec`` None, the reference sweep's ``batch`` and ``seq_len``
+            where ``keys`` give none (what the CLI's flags do without a spec file).
     """
     if spec is None:
+        if keys and reference_axes:
+            reference = default_spec()
+            keys = {"batch": reference.given_axes["batch"], "seq_len": reference.given_axes["seq_len"], **keys}
         return parse_spec(**keys) if keys else default_spec()
     if isinstance(spec, SweepSpec):
         return spec.with_keys(**keys) if keys else spec
