@@ -197,16 +197,19 @@ _SPEC_FLAGS = (("model", "model presets or files", str), ("hardware", "accelerat
                ("spec_k", "verify draft lengths", int))
 
 
-def _add_spec_flags(p: argparse.ArgumentParser) -> None:
-    """The flags of :data:`_SPEC_FLAGS` on a subcommand."""
+def _add_spec_flags(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """The flags of :data:`_SPEC_FLAGS` (but ``skip``) on a subcommand."""
     for name, what, _ in _SPEC_FLAGS:
+        if name in skip:
+            continue
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="A,B",
                        help=f"{what}, comma-separated, in place of the spec's")
 
 
 def _spec_keys(args) -> dict:
     """The spec keys the flags of :data:`_SPEC_FLAGS` give (absent flags left out)."""
-    keys = {name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), kind) for name, _, kind in _SPEC_FLAGS}
+    keys = {name: _listed(f"--{name.replace('_', '-')}", getattr(args, name, None), kind)
+            for name, _, kind in _SPEC_FLAGS}
     return {name: value for name, value in keys.items() if value is not None}
 
 
@@ -229,6 +232,23 @@ def _cmd_crossover(args) -> int:
         atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
     if not args.quiet:
         print(crossover_table(df))
+        if output is not None:
+            print(f"wrote {df.height:,} rows to {output}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from rooflax._tables import show
+    from rooflax.compare import compare, compare_table
+
+    output = None if args.output is None else output_file(args.output, "--output", suffixes=(".parquet", ".csv"),
+                                                              overwrite=args.overwrite)
+    df = compare(args.a, args.b, args.spec, **_spec_keys(args))
+    if output is not None:
+        csv = output.suffix.lower() == ".csv"
+        atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
+    if not args.quiet:
+        show([compare_table(df)])
         if output is not None:
             print(f"wrote {df.height:,} rows to {output}")
     return 0
@@ -301,6 +321,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="print no table")
     p.set_defaults(run=_cmd_crossover)
+
+    p = sub.add_parser("compare", help="speedup of accelerator B over A per phase and op group")
+    p.add_argument("a", metavar="A", help="the baseline accelerator (preset name or hardware TOML)")
+    p.add_argument("b", metavar="B", help="the accelerator compared with it")
+    p.add_argument("--spec", help="sweep spec TOML (default: the reference sweep's axes); its hardware is ignored")
+    _add_spec_flags(p, skip=("hardware",))
+    p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="print no table")
+    p.set_defaults(run=_cmd_compare)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")
