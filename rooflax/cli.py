@@ -59,29 +59,15 @@ def _filter(lf, where: str | None):
     return lf
 
 
-def _spec_summary(spec: dict) -> str:
-    """A spec (as stored in a dataset) in one line: names, phases and axis ranges."""
-    def names(key: str) -> str:
-        return ", ".join(item["name"] for item in spec[key])
-
-    axes = []
-    for axis in ("batch", "seq_len", "hidden", "spec_k"):
-        values = spec["axes"].get(axis)
-        if values:
-            span = f"{values[0]}..{values[-1]} ({len(values)} values)" if len(values) > 1 else str(values[0])
-            axes.append(f"{axis} {span}")
-    return (f"{names('models')} on {names('hardware')} in {names('dtypes')}; {', '.join(spec['phases'])}; "
-            + " × ".join(axes))
-
-
 def _cmd_check(args) -> int:
+    from rooflax.report import spec_line
     from rooflax.scan import check_dataset
 
     info = check_dataset(args.dataset)
     meta = info.metadata
     parts = f"{len(info.parts)} parts" if len(info.parts) > 1 else f"1 part (part {meta['part']} of {meta['parts']})"
     print(f"ok: {args.dataset}: {info.rows:,} rows in {parts}, {meta['kind']} frame, rooflax {meta['version']}")
-    print(f"spec: {_spec_summary(meta['spec'])}")
+    print(f"spec: {spec_line(meta['spec'])}")
     return 0
 
 
@@ -104,9 +90,23 @@ def _cmd_sweep(args) -> int:
     rows = spec.configurations() if args.summary else spec.rows()
     if not args.quiet:
         print(f"wrote {rows:,} rows to {out}/")
+        _show_report(out)
     if plan is not None:
         _plot(str(out), chart, kind=plan.kind, facet=plan.facet, quiet=args.quiet, overwrite=args.overwrite,
               field="--plot")
+    return 0
+
+
+def _show_report(dataset) -> None:
+    """Print what a dataset holds (rooflax.describe): rich tables on a terminal, plain text otherwise."""
+    from rooflax._tables import show
+    from rooflax.report import describe
+
+    show(describe(dataset).tables())
+
+
+def _cmd_show(args) -> int:
+    _show_report(args.dataset)
     return 0
 
 
@@ -305,6 +305,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check that a dataset is whole (every part present, readable, of one sweep)")
     p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
     p.set_defaults(run=_cmd_check)
+
+    p = sub.add_parser("show", help="say what a dataset found: bound shares, crossovers, tokens/s, memory")
+    p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
+    p.set_defaults(run=_cmd_show)
 
     p = sub.add_parser("hardware", help="list accelerator presets and their figures")
     p.add_argument("-v", "--verbose", action="store_true", help="also print each preset's source")

@@ -321,6 +321,24 @@ class SweepSpec:
         return {name: given[name] if name in given else None if getattr(self, name) is None
                 else list(getattr(self, name)) for name in _AXES}
 
+    @classmethod
+    def from_dict(cls, data: dict, *, given_axes: dict | None = None) -> SweepSpec:
+        """The sweep of a :meth:`to_dict` (as a dataset's metadata stores it).
+
+        >>> spec = default_spec()
+        >>> SweepSpec.from_dict(spec.to_dict()) == spec
+        True
+        """
+        try:
+            axes = {name: None if values is None else tuple(values) for name, values in data["axes"].items()}
+            return cls(models=tuple(Model(**m) for m in data["models"]),
+                       hardware=tuple(Hardware(**h) for h in data["hardware"]),
+                       dtypes=tuple(DtypePolicy(**d) for d in data["dtypes"]), phases=tuple(data["phases"]),
+                       fused_attention=data["fused_attention"], causal=data["causal"],
+                       description=data.get("description", ""), given_axes=given_axes, **axes)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise SpecError(f"spec: not a stored rooflax spec ({type(exc).__name__}: {exc})") from None
+
     def to_json(self) -> str:
         """:meth:`to_dict` as canonical JSON."""
         return json.dumps(self.to_dict(), sort_keys=True)
