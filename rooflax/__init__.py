@@ -13,6 +13,7 @@ from rooflax.crossover import crossover
 from rooflax.dataset import sweep_to_parquet
 from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.errors import DeviceError, RooflaxError, SpecError
+from rooflax.export import export_dataset
 from rooflax.frames import OPS_SCHEMA, SUMMARY_SCHEMA, sweep
 from rooflax.hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from rooflax.models import MODELS, Model, get_model, load_model
@@ -25,7 +26,7 @@ from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DatasetInfo",
     "DeviceError", "DtypePolicy", "Hardware", "Model", "Report", "RooflaxError", "SpecError", "SweepSpec", "__version__",
-    "check_dataset", "compare", "crossover", "dataset_metadata", "default_spec", "describe", "evaluate", "get_dtype", "get_hardware",
+    "check_dataset", "compare", "crossover", "dataset_metadata", "default_spec", "describe", "evaluate", "export_dataset", "get_dtype", "get_hardware",
     "get_model", "load_hardware", "load_model", "load_spec", "parse_spec", "plot", "scan_dataset", "sweep",
     "sweep_to_parquet",
 ]

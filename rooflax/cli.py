@@ -254,6 +254,15 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from rooflax.export import export_dataset
+
+    rows = export_dataset(args.dataset, args.output, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {rows:,} rows to {args.output}")
+    return 0
+
+
 def _cmd_validate(args) -> int:
     from rooflax.validate.cli import run_validate
 
@@ -309,6 +318,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="say what a dataset found: bound shares, crossovers, tokens/s, memory")
     p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
     p.set_defaults(run=_cmd_show)
+
+    p = sub.add_parser("export", help="write a dataset as CSV or NDJSON (streamed)")
+    p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
+    p.add_argument("-o", "--output", required=True, help="file to write (.csv or .ndjson)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="no message")
+    p.set_defaults(run=_cmd_export)
 
     p = sub.add_parser("hardware", help="list accelerator presets and their figures")
     p.add_argument("-v", "--verbose", action="store_true", help="also print each preset's source")
