@@ -25,8 +25,8 @@ from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DatasetInfo",
-    "DeviceError", "DtypePolicy", "Hardware", "Model", "Report", "RooflaxError", "SpecError", "SweepSpec", "__version__",
-    "check_dataset", "compare", "crossover", "dataset_metadata", "default_spec", "describe", "evaluate", "export_dataset", "get_dtype", "get_hardware",
-    "get_model", "load_hardware", "load_model", "load_spec", "parse_spec", "plot", "scan_dataset", "sweep",
-    "sweep_to_parquet",
+    "DeviceError", "DtypePolicy", "Hardware", "Model", "Report", "RooflaxError", "SpecError", "SweepSpec",
+    "__version__", "check_dataset", "compare", "crossover", "dataset_metadata", "default_spec", "describe",
+    "evaluate", "export_dataset", "get_dtype", "get_hardware", "get_model", "load_hardware", "load_model",
+    "load_spec", "parse_spec", "plot", "scan_dataset", "sweep", "sweep_to_parquet",
 ]

@@ -56,8 +56,9 @@ def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = 
 
     Returns:
         One row per model × dtype × phase × group (the op groups, then ``total``):
-        ``a`` and ``b`` (the accelerators' names), ``model``, ``dtype``, ``phase``, ``group`` (String), ``points`` (rows compared:
-        grid points × ops of the group), ``time_a_s`` and ``time_b_s``
+        ``a`` and ``b`` (the accelerators' names), ``model``, ``dtype``, ``phase``,
+        ``group`` (String), ``points`` (rows compared: grid points × ops of the group),
+        ``time_a_s`` and ``time_b_s``
         (ideal times summed over the grid: per layer for op groups, whole-model steps for
         ``total``), ``speedup`` (``time_a_s / time_b_s``), the same three for achieved
         times, and ``speedup_min``, ``speedup_max`` (the ideal per-point ratio's spread).
@@ -74,8 +75,8 @@ def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = 
     groups = _ratios(long, name_a, name_b, ["model", "dtype", "phase", "group"], [*_KEYS, "op", "group"])
     totals = _ratios(sweep(spec, summary=True), name_a, name_b, ["model", "dtype", "phase"], list(_KEYS))
     totals = totals.with_columns(group=pl.lit(TOTAL)).select(groups.columns)
-    columns = ["a", "b", "model", "dtype", "phase", "group", "points", "time_a_s", "time_b_s", "speedup", "achieved_time_a_s",
-               "achieved_time_b_s", "achieved_speedup", "speedup_min", "speedup_max"]
+    columns = ["a", "b", "model", "dtype", "phase", "group", "points", "time_a_s", "time_b_s", "speedup",
+               "achieved_time_a_s", "achieved_time_b_s", "achieved_speedup", "speedup_min", "speedup_max"]
     order = pl.col("group").replace_strict([*GROUPS, TOTAL], range(len(GROUPS) + 1))
     return (pl.concat([groups, totals]).with_columns(a=pl.lit(name_a), b=pl.lit(name_b)).select(columns)
             .sort([pl.col("model"), pl.col("dtype"), pl.col("phase"), order])

@@ -8,7 +8,6 @@ file is written under a hidden temporary name and renamed when complete.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from rooflax._atomic import atomic_write, output_file
 from rooflax.errors import boolean

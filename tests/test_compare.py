@@ -7,7 +7,7 @@ import pytest
 
 import rooflax
 from rooflax.cli import main
-from rooflax.compare import compare, compare_table
+from rooflax.compare import compare
 
 A40, H100 = rooflax.HARDWARE["a40"], rooflax.HARDWARE["h100-sxm"]
 
@@ -45,7 +45,7 @@ def test_speedup_range_spans_the_grid():
 
 
 def test_compare_refuses_a_hardware_key():
-    with pytest.raises(rooflax.SpecError, match="^hardware: compare takes the accelerators as a and b"):
+    with pytest.raises(rooflax.SpecError, match=r"^hardware: compare takes the accelerators as a and b"):
         compare("a40", "l4", hardware=["a40"])
 
 

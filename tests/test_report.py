@@ -91,7 +91,7 @@ def test_frame_without_spec_says_what_is_missing():
     rep = rooflax.describe(rooflax.sweep(batch=[1], seq_len=[128]))
     assert rep.crossovers is None and rep.tokens is None
     assert "note: pass spec= for the crossovers and model totals" in rep.text()
-    with pytest.raises(rooflax.SpecError, match="^source: expected a dataset path or a polars frame, got int"):
+    with pytest.raises(rooflax.SpecError, match=r"^source: expected a dataset path or a polars frame, got int"):
         rooflax.describe(3)
 
 
