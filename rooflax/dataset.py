@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -35,7 +38,7 @@ from rooflax._atomic import atomic_write
 from rooflax._files import read_text
 from rooflax._version import __version__
 from rooflax.errors import SpecError, boolean, unknown_name
-from rooflax.frames import chunk_frame, resolve_spec
+from rooflax.frames import chunk_frame, column_units, resolve_spec
 from rooflax.progress import Progress, format_duration, si
 from rooflax.scan import MANIFEST, PART, PREFIX, dataset_metadata, part_name
 from rooflax.spec import SweepSpec
@@ -47,20 +50,23 @@ COMPRESSIONS = ("lz4", "zstd", "snappy", "gzip", "brotli", "uncompressed")
 _ROW_GROUP = 1 << 17  # rows per row group: statistics granular enough for scans to skip
 
 
-def _metadata(spec: SweepSpec, summary: bool, chunk: engine.Chunk, parts: int, chunk_size: int) -> dict[str, str]:
-    task = chunk.task
-    return {
-        f"{PREFIX}version": __version__,
-        f"{PREFIX}kind": "summary" if summary else "ops",
-        f"{PREFIX}spec": spec.to_json(),
-        f"{PREFIX}model": json.dumps(task.model.to_dict()),
-        f"{PREFIX}hardware": json.dumps(task.hardware.to_dict()),
-        f"{PREFIX}dtype": json.dumps(task.dtype.to_dict()),
-        f"{PREFIX}part": str(task.index),
-        f"{PREFIX}parts": str(parts),
-        f"{PREFIX}rows": str(chunk.rows),
-        f"{PREFIX}chunk_size": str(chunk_size),
+def _run_metadata(spec: SweepSpec, summary: bool, chunk_size: int, command: str | None) -> dict[str, str]:
+    """The metadata every part of this run shares, each value JSON text (numbers as JSON numbers)."""
+    made = {
+        "version": __version__, "kind": "summary" if summary else "ops", "chunk_size": chunk_size,
+        "axes": spec.axes_as_given(), "columns": column_units(summary),
+        "command": shlex.join(sys.argv) if command is None else command,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    return {f"{PREFIX}spec": spec.to_json(), **{PREFIX + key: json.dumps(value) for key, value in made.items()}}
+
+
+def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str, str]:
+    """One part's metadata: the run's, then its own rows' model, hardware and dtype, index and row count."""
+    task = chunk.task
+    own = {"model": task.model.to_dict(), "hardware": task.hardware.to_dict(), "dtype": task.dtype.to_dict(),
+           "part": task.index, "parts": parts, "rows": chunk.rows}
+    return {**run, **{PREFIX + key: json.dumps(value) for key, value in own.items()}}
 
 
 def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
@@ -112,7 +118,8 @@ def _check_room(partial: Path, *, left: int, parts: int, sample_rows: int, sampl
 def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path = "rooflax-out", *,
                      summary: bool = False, resume: bool = False, overwrite: bool = False,
                      chunk_size: int = engine.DEFAULT_CHUNK_SIZE, compression: str = "lz4",
-                     statistics: bool = True, progress: bool = False, **keys) -> Path:
+                     statistics: bool = True, progress: bool = False, command: str | None = None,
+                     **keys) -> Path:
     """Stream a sweep to a parquet dataset folder; memory stays flat however large the grid.
 
     Args:
@@ -129,6 +136,8 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
             row groups on filters; turning them off writes about 1.35× faster).
         progress: on standard error, say how large the sweep is before it starts, then
             draw a progress line (for a million rows or more).
+        command: the command line recorded in the metadata (default: this process's
+            ``sys.argv``).
         **keys: the spec's TOML keys instead of ``spec``.
 
     Returns:
@@ -163,13 +172,17 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         except OSError as exc:
             raise _output.disk_error(exc, partial, MANIFEST) from None
         tasks = engine.plan(spec, chunk_size)
+        run = _run_metadata(spec, summary, chunk_size, command)
+        if done:  # a resumed run is the same run: its parts keep the command and time that started it
+            first = pl.read_parquet_metadata(partial / part_name(min(done)))
+            run.update({key: first[key] for key in (f"{PREFIX}command", f"{PREFIX}created") if key in first})
         rows_per = {t.index: t.count * t.width(summary) for t in tasks}
         total, left = sum(rows_per.values()), sum(rows for i, rows in rows_per.items() if i not in done)
         bar = Progress(total, done=total - left, enabled=progress)
 
         def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
             name = part_name(chunk.task.index)
-            options = (compression, statistics, _metadata(spec, summary, chunk, len(tasks), chunk_size))
+            options = (compression, statistics, _metadata(run, chunk, len(tasks)))
             first = None
             if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
                 start, first = time.perf_counter(), io.BytesIO()
