@@ -185,8 +185,9 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
         same_memory = sum(h.bandwidth_bytes_per_s == hw.bandwidth_bytes_per_s for h, _ in later)
         same_peak = sum(h.peak(c) == hw.peak(compute) for h, c in later)
         label = None if single else ceiling_label(hw, compute, with_compute=several_computes)
-        draw_ceilings(ax, hw, compute, limits[0], color, labels=single, prefix=f"{compute} " if several_computes else "",
-                      label=label, linewidth=1.4 + 1.2 * same_memory, compute_linewidth=1.4 + 1.2 * same_peak)
+        prefix = f"{compute} " if several_computes else ""
+        draw_ceilings(ax, hw, compute, limits[0], color, labels=single, prefix=prefix, label=label,
+                      linewidth=1.4 + 1.2 * same_memory, compute_linewidth=1.4 + 1.2 * same_peak)
         if not single:
             ceiling_handles.append(Line2D([], [], color=color, linestyle="--", linewidth=1.6, label=label))
 
