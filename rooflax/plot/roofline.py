@@ -45,10 +45,17 @@ _NEEDED = ("model", "hardware", "dtype", "phase", "spec_k", "group", "intensity"
 _MARKERS = ("x", "+", "^", "s", "D", "v", "o", "p", "h", "*")
 #: Unfilled markers; the others are drawn hollow, so points beneath them show through.
 _LINE_MARKERS = ("x", "+", "1", "2", "3", "4")
-#: Marker area (pt²) by the rank of the op group in drawing order. Earlier groups are
-#: drawn larger and underneath, so points at the same place (the decode products of
-#: ``qkv mlp`` and ``up/gate/down`` share their intensities) show every series.
-_SIZES = (64, 28, 16, 10, 7)
+#: Marker area (pt²) of the first series drawn, and the factor each later one shrinks by
+#: (down to :data:`_SMALLEST`). Earlier series are drawn larger and underneath, so points
+#: at the same place show every series: the decode products of ``qkv mlp`` and
+#: ``up/gate/down`` share their intensities, and prefill at batch 1 and length S runs
+#: the same products as decode at batch S. Past ten series (shapes tell the phase steps
+#: apart) the size steps down per op group instead.
+_LARGEST, _SHRINK, _SMALLEST = 64.0, 1.45, 9.0
+
+
+def _size(rank: int) -> float:
+    return max(_LARGEST / _SHRINK**rank, _SMALLEST)
 #: The hue of each op group when colour means the group (charts of more than ten series).
 _GROUP_COLORS = {"qkv mlp": "tab:blue", "up/gate/down": "tab:green", "qk/pv": "tab:red",
                  "elementwise": "tab:purple", "lm_head": "tab:orange", "comm": "tab:brown"}
@@ -161,6 +168,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
     ranks = {g: i for i, g in enumerate(dict.fromkeys(k[0] for k, _ in plain))}
+    groups_only = compact or len(plain) > _MAX_COLORED
     steps = _steps(plain)
 
     ceilings = []
@@ -202,13 +210,13 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
                 _connect(ax, sub.filter(*matching(keys, key)), connect, "0.45", y)
             mappables.append(ax.scatter(points.get_column("intensity").to_numpy(), points.get_column(y).to_numpy(),
                                         c=points.get_column(color_by).to_numpy(), cmap=cmap, norm=norm,
-                                        marker=_MARKERS[i % len(_MARKERS)], s=_SIZES[min(ranks[key[0]], 4)],
+                                        marker=_MARKERS[i % len(_MARKERS)], s=_size(ranks[key[0]]),
                                         linewidths=1.1, zorder=3 + 0.01 * ranks[key[0]], label=label))
         handles = mappables
     else:
         for e in entities:
             for i, (key, label) in enumerate(plain):
-                rank = ranks[key[0]]
+                rank = ranks[key[0]] if groups_only else i
                 step = steps.index((key[1], key[2]))
                 if by_entity:
                     color, marker = entity_color[e], _MARKERS[i % len(_MARKERS)]
@@ -222,7 +230,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
                     _connect(ax, sub.filter(*where), connect, color, y)
                 points = reduced.filter(*where)
                 handle = _scatter(ax, points.get_column("intensity").to_numpy(), points.get_column(y).to_numpy(),
-                                  marker=marker, size=_SIZES[min(rank, 4)], rank=rank, color=color,
+                                  marker=marker, size=_size(rank), rank=rank, color=color,
                                   label=label if not by_entity else f"_{label}")
                 if not by_entity and not compact:
                     handles.append(handle)
