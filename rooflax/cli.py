@@ -103,6 +103,9 @@ def _cmd_sweep(args) -> int:
         except SpecError as exc:
             raise SpecError(f"--plot: {exc}; so leave out --plot, and draw the dataset afterwards with "
                               "`rooflax plot` and those options") from None
+    if args.ideal and (plan is None or plan.kind == "map"):
+        raise SpecError("--ideal: puts a roofline's points on the roof; give --plot CHART of a long (per-op) sweep "
+                        "(not --summary)")
     out = sweep_to_parquet(spec, args.output, summary=args.summary, resume=args.resume, overwrite=args.overwrite,
                            chunk_size=args.chunk_size, compression=args.compression,
                            statistics=not args.no_statistics, progress=not args.quiet, command=args.command_line)
@@ -112,7 +115,7 @@ def _cmd_sweep(args) -> int:
         _show_report(out)
     if plan is not None:
         _plot(str(out), chart, kind=plan.kind, facet=plan.facet, quiet=args.quiet, overwrite=args.overwrite,
-              field="--plot")
+              field="--plot", ideal=args.ideal)
     return 0
 
 
@@ -131,7 +134,7 @@ def _cmd_show(args) -> int:
 
 def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool, field: str,
           where: str | None = None, color_by=None, connect=None, facet=None, groups=None, x="batch", y="seq_len",
-          value=None, versus=None) -> None:
+          value=None, versus=None, ideal: bool = False, measured: str | None = None) -> None:
     plot = _agg()
     from rooflax.plot._common import MATMUL_GROUPS
 
@@ -142,9 +145,21 @@ def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool
             raise SpecError(f"--kind {kind}: needs a long (per-op) dataset; {dataset!r} is a summary (use --kind map)")
         if kind == "family" and color_by is None:
             raise SpecError("--kind family: give --color-by AXIS (batch, seq_len, hidden or spec_k)")
-        fig = plot.roofline(lf, groups=groups or MATMUL_GROUPS, color_by=color_by, connect=connect, facet=facet,
-                            hardware=hardware, models=models)
+        options = dict(groups=groups or MATMUL_GROUPS, facet=facet, hardware=hardware, models=models, ideal=ideal)
+        if measured:
+            if kind == "family" or color_by or connect or ideal:
+                raise SpecError("--measured: draws measured and achieved points of one roofline; leave out "
+                                "--kind family, --color-by, --connect and --ideal")
+            validation = plot.read_validation(measured, field="--measured")
+            fig, errors = plot.over_measured(lf, validation, **options)
+            print(plot.error_table(errors))
+        elif kind == "family":
+            fig = plot.family(lf, along=color_by, connect=connect, **options)
+        else:
+            fig = plot.roofline(lf, color_by=color_by, connect=connect, **options)
     elif kind == "map":
+        if measured or ideal:
+            raise SpecError(f"{'--measured' if measured else '--ideal'}: only for --kind roofline")
         if versus:
             if facet:
                 raise SpecError("--facet: not with --versus (a ratio map compares one dataset with another); "
@@ -164,7 +179,7 @@ def _cmd_plot(args) -> int:
     output = _agg().chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
     _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
           where=args.where, color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups,
-          x=args.x, y=args.y, value=args.value, versus=args.versus)
+          x=args.x, y=args.y, value=args.value, versus=args.versus, ideal=args.ideal, measured=args.measured)
     return 0
 
 
@@ -350,6 +365,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-statistics", action="store_true",
                    help="write no row-group statistics (faster; scans cannot skip row groups)")
     p.add_argument("--plot", metavar="CHART", help="also draw the chart (.png, .svg or .pdf)")
+    p.add_argument("--ideal", action="store_true", help="--plot: points on the roof (ideal), not achieved")
     _add_spec_flags(p)
     p.add_argument("--quiet", action="store_true", help="no size estimate, progress, messages or report")
     p.set_defaults(run=_cmd_sweep)
@@ -369,6 +385,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--y", default="seq_len", help="map: vertical axis (default: seq_len)")
     p.add_argument("--value", help="map: bound, attainable_flops, time_s, tokens_per_s, fits_in_memory, ...")
     p.add_argument("--versus", metavar="DATASET", help="map: ratio of this dataset's value to another's")
+    p.add_argument("--ideal", action="store_true", help="roofline: points on the roof (ideal), not achieved")
+    p.add_argument("--measured", metavar="PARQUET",
+                   help="roofline: measured points of a validation result over the achieved points of the same "
+                        "configurations; prints the median error per op group")
     p.add_argument("--quiet", action="store_true", help="no messages")
     p.set_defaults(run=_cmd_plot)
 

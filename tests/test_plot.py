@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib.pyplot as plt
+import numpy as np
 import polars as pl
 import pytest
 
@@ -25,7 +27,7 @@ def _lines(ax, prefix):
 def test_reference_chart(reference, tmp_path):
     fig = plot.roofline(reference)
     ax = fig.axes[0]
-    assert fig._suptitle.get_text() == "Roofline Model (Llama 13B, A40)"
+    assert fig._suptitle.get_text().splitlines()[0] == "Roofline Model (Llama 13B, A40)"
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert ax.get_xlabel() == "Operational Intensity (FLOP/Byte)" and ax.get_ylabel() == "Performance (FLOP/s)"
     (memory,) = _lines(ax, "ceiling-memory")
@@ -50,7 +52,7 @@ def test_reference_chart(reference, tmp_path):
         group, phase = ("qkv mlp", "prefill") if collection.get_label() == "qkv mlp init" else ("qk/pv", "decode")
         points = reference.filter(group=group, phase=phase)
         cells = {(math.floor(math.log10(x) * 400), math.floor(math.log10(y) * 400))
-                 for x, y in zip(points["intensity"], points["attainable_flops"], strict=True)}
+                 for x, y in zip(points["intensity"], points["achieved_flops"], strict=True)}
         assert len(collection.get_offsets()) == len(cells)
     plot.save(fig, tmp_path / "ref.png")
     assert (tmp_path / "ref.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -60,7 +62,7 @@ def test_reference_chart(reference, tmp_path):
 def test_fine_resolution_keeps_every_distinct_point(reference):
     fig = plot.roofline(reference, resolution=10**7)
     (collection,) = [c for c in fig.axes[0].collections if c.get_label() == "qkv mlp init"]
-    want = reference.filter(group="qkv mlp", phase="prefill").select("intensity", "attainable_flops").unique()
+    want = reference.filter(group="qkv mlp", phase="prefill").select("intensity", "achieved_flops").unique()
     assert len(collection.get_offsets()) == want.height
     plt.close(fig)
 
@@ -84,7 +86,7 @@ def test_verify_series_and_several_hardware():
     computes = {line.get_gid() for line in _lines(ax, "ceiling-compute")}
     assert "ceiling-compute:h100-sxm:fp8" in computes and "ceiling-compute:a40:int8" in computes
     assert "ceiling-compute:a40:fp8" not in computes  # the A40 has no fp8
-    assert "Roofline Model (Llama 13B, A40, H100 SXM)" == fig._suptitle.get_text()
+    assert "Roofline Model (Llama 13B, A40, H100 SXM)" == fig._suptitle.get_text().splitlines()[0]
     plt.close(fig)
 
 
@@ -103,7 +105,7 @@ def test_family_colour_bar_and_connect(reference):
     plt.close(fig)
 
 
-def _expected_lines(df: pl.DataFrame, along: str) -> list:
+def _expected_lines(df: pl.DataFrame, along: str, y: str = "achieved_flops") -> list:
     """Polylines through each op's points along ``along``, derived row by row."""
     lines: dict = {}
     for r in df.iter_rows(named=True):
@@ -111,7 +113,7 @@ def _expected_lines(df: pl.DataFrame, along: str) -> list:
             continue
         held = tuple((c, r[c]) for c in ("model", "hardware", "dtype", "phase", "op", "batch", "seq_len", "hidden",
                                          "spec_k") if c != along)
-        lines.setdefault(held, []).append((r[along], r["intensity"], r["attainable_flops"]))
+        lines.setdefault(held, []).append((r[along], r["intensity"], r[y]))
     return sorted(tuple((x, y) for _, x, y in sorted(points)) for points in lines.values() if len(points) > 1)
 
 
@@ -129,7 +131,7 @@ def test_connect_draws_a_line_per_series_op_and_other_axes(lazy, along):
         scatters = [c for c in ax.collections if c.get_gid() is None and len(c.get_offsets())]
         assert len(collections) == len(scatters) == 2 * 2 * 4  # hardware × groups × (init, ar, spec: 16, 32)
         for lines, points in zip(collections, scatters, strict=True):
-            assert tuple(lines.get_color()[0][:3]) == tuple(points.get_facecolor()[0][:3])  # lines are translucent
+            assert tuple(lines.get_color()[0][:3]) == tuple(points.get_edgecolor()[0][:3])  # lines are translucent
             # every marker of the series (reduced to one per cell) lies on one of its lines
             assert {tuple(p) for seg in lines.get_segments() for p in seg} >= {tuple(p) for p in points.get_offsets()}
     plt.close(fig)
@@ -319,4 +321,277 @@ def test_save_and_chart_inputs_are_one_line_errors(reference, tmp_path):
             call()
         assert "\n" not in str(info.value)
     plot.save(fig, tmp_path / "a.svg", overwrite=True)
+    plt.close("all")
+
+
+# ---- achieved points, visibility, titles (issues 9 and 12) ----
+
+def _series_collections(ax):
+    return [c for c in ax.collections if c.get_gid() is None and len(c.get_offsets())]
+
+
+@pytest.mark.parametrize("ideal", [False, True])
+def test_points_are_achieved_unless_ideal_and_the_y_axis_reaches_them(reference, ideal):
+    fig = plot.roofline(reference, ideal=ideal, resolution=10**7)
+    ax = fig.axes[0]
+    column = "attainable_flops" if ideal else "achieved_flops"
+    drawn = reference.filter(pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
+    offsets = [tuple(p) for c in _series_collections(ax) for p in c.get_offsets().tolist()]
+    assert set(offsets) == set(drawn.select("intensity", column).rows())
+    roof = {(x, min(149.7e12, 696e9 * x)) for x, _ in offsets}
+    on_roof = sum(y == pytest.approx(min(149.7e12, 696e9 * x)) for x, y in offsets)
+    assert on_roof == (len(offsets) if ideal else 0) and roof
+    lowest = drawn.get_column(column).min()
+    assert ax.get_ylim()[0] < lowest and ax.get_ylim()[0] > lowest / 100  # down to the lowest point, no further
+    assert {c.get_paths()[0].vertices.tobytes() for c in _series_collections(ax)} == {
+        _series_collections(ax)[0].get_paths()[0].vertices.tobytes()}  # x markers throughout, as the paper
+    assert fig._suptitle.get_text().splitlines()[-1].endswith("ideal (on the roof)" if ideal else
+                                                              "achieved (predicted)")
+    plt.close(fig)
+
+
+def test_roofline_of_a_frame_without_achieved_columns_says_to_draw_it_ideal(reference):
+    old = reference.drop("achieved_flops", "achieved_time_s")
+    with pytest.raises(rooflax.SpecError, match=r"no 'achieved_flops' column .* ideal=True \(--ideal\)") as info:
+        plot.roofline(old.lazy())
+    assert "\n" not in str(info.value)
+    plt.close(plot.roofline(old, ideal=True))
+
+
+@pytest.mark.parametrize("ideal", [False, True])
+def test_coinciding_series_are_drawn_smaller_on_top(reference, ideal):
+    """Every pair of series sharing a point: the one drawn on top has the smaller marker, so both show."""
+    fig = plot.roofline(reference, ideal=ideal, resolution=10**7)
+    series = _series_collections(fig.axes[0])
+    shared = 0
+    for i, a in enumerate(series):
+        for b in series[i + 1:]:
+            if {tuple(p) for p in a.get_offsets().tolist()} & {tuple(p) for p in b.get_offsets().tolist()}:
+                shared += 1
+                below, above = sorted((a, b), key=lambda c: c.get_zorder())
+                assert below.get_zorder() < above.get_zorder()
+                assert below.get_sizes()[0] > above.get_sizes()[0] * 1.4
+    # the decode products of qkv mlp and up/gate/down share their intensities; ideal points coincide
+    assert shared >= (1 if ideal else 0)
+    labels = [c.get_label() for c in series]
+    qkv, ugd = series[labels.index("qkv mlp ar")], series[labels.index("up/gate/down ar")]
+    assert qkv.get_zorder() < ugd.get_zorder() and qkv.get_sizes()[0] > ugd.get_sizes()[0]
+    plt.close(fig)
+
+
+def test_verify_chart_tells_its_fifteen_series_apart_with_a_compact_legend():
+    spec = rooflax.load_spec("sweeps/llama13b_a40_spec.toml")
+    df = rooflax.sweep(spec)
+    fig = plot.roofline(df)
+    ax = fig.axes[0]
+    series = _series_collections(ax)
+    assert len(series) == 15
+    looks = {(tuple(np.round((c.get_edgecolor()[0])[:3], 3)), c.get_paths()[0].vertices.tobytes()) for c in series}
+    assert len(looks) == 15  # colour (group, shade per step) and marker (step) differ for every pair
+    by_group = {}
+    for c in series:
+        group = c.get_label().rsplit(" ", 1)[0].replace(" spec:", "")
+        by_group.setdefault(group, set()).add(c.get_paths()[0].vertices.tobytes())
+    assert all(len(markers) == 5 for markers in by_group.values())  # one marker per step within each group
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["qkv mlp", "up/gate/down", "qk/pv", "init", "ar", "spec: 16", "spec: 32", "spec: 48"]
+    plt.close(fig)
+
+
+def test_hardware_comparison_has_one_legend_consistent_figures_and_no_hidden_roof():
+    from matplotlib.legend import Legend
+
+    df = rooflax.sweep("sweeps/hardware_comparison.toml", batch=[1, 64, 1024], seq_len=[512, 32768])
+    fig = plot.roofline(df)
+    ax = fig.axes[0]
+    legends = [a for a in [*ax.artists, *ax.get_children()] if isinstance(a, Legend)]
+    assert len(legends) == 1
+    texts = [t.get_text() for t in legends[0].get_texts()]
+    ceilings = [t for t in texts if "ridge" in t]
+    assert len(ceilings) == 6
+    for text in ceilings:  # bandwidth in GB/s and peak in TFLOP/s, plain numbers at four digits
+        assert re.fullmatch(r".+: \d+GB/s, \d+(\.\d)? TFLOP/s, ridge \d+", text), text
+    assert "H100 SXM: 3350GB/s, 989.4 TFLOP/s, ridge 295" in ceilings
+    assert "MI300X: 5300GB/s, 1307 TFLOP/s, ridge 247" in ceilings
+    for kind in ("ceiling-compute", "ceiling-memory"):  # a roof that another covers is drawn wider beneath it
+        lines = _lines(ax, kind)
+        for i, a in enumerate(lines):
+            for b in lines[i + 1:]:
+                same = (a.get_ydata()[-1] == b.get_ydata()[-1] if kind == "ceiling-compute"
+                        else a.get_ydata()[0] / a.get_xdata()[0] == pytest.approx(b.get_ydata()[0] / b.get_xdata()[0]))
+                if same:
+                    assert a.get_linewidth() > b.get_linewidth()
+    h100, h200 = (next(line for line in _lines(ax, "ceiling-compute") if f":{n}:" in line.get_gid())
+                  for n in ("h100-sxm", "h200"))
+    assert h100.get_linewidth() > h200.get_linewidth()  # both at 989.4 TFLOP/s
+    plt.close(fig)
+
+
+def test_rates_take_the_prefix_their_magnitude_calls_for():
+    from rooflax.plot.roofline import bandwidth_label, peak_label
+
+    assert [bandwidth_label(b) for b in (696e9, 2.039e12, 3.35e12, 2.05e10, 5e8)] == [
+        "696GB/s", "2039GB/s", "3350GB/s", "20.5GB/s", "500MB/s"]
+    assert [peak_label(f, "fp16") for f in (149.7e12, 1.3074e15, 1.077e11, 2.6149e15)] == [
+        "149.7 TFLOP/s", "1307 TFLOP/s", "107.7 GFLOP/s", "2615 TFLOP/s"]
+    assert peak_label(624e12, "int8") == "624 TOP/s"
+
+
+def test_validate_chart_labels_a_cpu_in_gflops():
+    import dataclasses
+
+    from rooflax.hardware import HARDWARE
+
+    cpu = dataclasses.replace(HARDWARE["a40"], name="cpu", label="cpu", peak_flops=(("fp32", 1.077e11),),
+                              bandwidth_bytes_per_s=2.05e10)
+    df = rooflax.sweep(phases=["decode"], batch=[1, 4], seq_len=[128], dtype="fp32")
+    frame = df.filter(pl.col("group").is_in(["qkv mlp"])).select(
+        "model", "dtype", "phase", "batch", "seq_len", "spec_k", "op", "group", "flops", "intensity",
+        (pl.col("flops") / pl.col("time_s") / 1e3).alias("measured_flops"))
+    fig = plot.measured(frame, cpu)
+    ax = fig.axes[0]
+    assert {"107.7 GFLOP/s", "20.5GB/s"} <= {t.get_text() for t in ax.texts}
+    (measured,) = [c for c in ax.collections if c.get_gid() == "measured"]
+    assert sorted(map(tuple, measured.get_offsets().tolist())) == sorted(frame.select("intensity",
+                                                                                     "measured_flops").rows())
+    assert ax.get_ylim()[0] < frame.get_column("measured_flops").min()
+    plt.close(fig)
+
+
+def test_titles_say_what_was_swept():
+    df = rooflax.sweep("sweeps/hidden_scaling.toml", batch=[1, 8], seq_len=[256], phases=["decode"])
+    title = plot.roofline(df).texts[0].get_text()
+    assert title.startswith("Roofline Model (Llama 13B scaled to hidden 2,048–16,384, A40)")
+    assert "fp16 · batch 1–8 · seq_len 256" in title
+    kv = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[256, 512], kv_dtype="fp8", fused_attention=True,
+                       model="llama-3-8b", hardware="h100-sxm", dtype="bf16")
+    title = plot.roofline(kv).texts[0].get_text()
+    assert "bf16, KV fp8" in title and "fused attention" in title and "Llama 3 8B" in title
+    map_title = plot.regime_map(kv).texts[0].get_text()
+    assert "Llama 3 8B on H100 SXM" in map_title and "bf16, KV fp8" in map_title
+    plt.close("all")
+
+
+def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_path):
+    from rooflax.cli import main
+
+    fig = plot.family(reference, along="batch", ideal=True)
+    ax = fig.axes[0]
+    lines = [c for c in ax.collections if c.get_gid() == "connect:batch"]
+    roof = max(line.get_zorder() for line in _lines(ax, "ceiling"))
+    assert min(c.get_zorder() for c in lines) > roof
+    drawn = reference.filter(pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
+    assert sum(len(c.get_segments()) for c in lines) == drawn.select("phase", "op", "seq_len").n_unique()
+    plt.close(fig)
+    ds = tmp_path / "ds"
+    rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4, 16], seq_len=[128, 512])
+    for kind in ("family", "roofline"):
+        assert main(["plot", str(ds), "--kind", kind, "--color-by", "batch", "-o", str(tmp_path / f"{kind}.png"),
+                     "--quiet"]) == 0
+    assert (tmp_path / "family.png").read_bytes() != (tmp_path / "roofline.png").read_bytes()
+    plt.close("all")
+
+
+def test_maps_read_on_a_slide(reference):
+    from rooflax.plot.maps import round_ticks
+
+    fig = plot.regime_map(reference)
+    assert fig.get_figwidth() * 150 <= 2000  # at the default dpi of plot.save
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 14 and len({ax.get_position().x0 for ax in panels}) <= 4
+    for ax in panels:
+        ys = [int(t.get_text().replace(",", "")) for t in ax.get_yticklabels()]
+        assert ys == [512 * k for k in range(1, 9)]  # round values of 128..4096 by 128
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8", "16", "32", "64", "128"]
+    title = fig.texts[0].get_text()
+    assert "Llama 13B on A40" in title and "fp16" in title
+    # the boundary: one edge between each pair of neighbouring cells of different bound, derived from the rows
+    ax = next(a for a in panels if a.get_title() == "qkv_proj · prefill")
+    rows = reference.filter(op="qkv_proj", phase="prefill")
+    bound = {(r["batch"], r["seq_len"]): r["bound"] for r in rows.iter_rows(named=True)}
+    bs, ss = sorted({b for b, _ in bound}), sorted({s for _, s in bound})
+    edges = sum(bound[(bs[i], s)] != bound[(bs[i + 1], s)] for i in range(len(bs) - 1) for s in ss)
+    edges += sum(bound[(b, ss[j])] != bound[(b, ss[j + 1])] for j in range(len(ss) - 1) for b in bs)
+    (line,) = [c for c in ax.collections if c.get_gid() == "boundary"]
+    assert len(line.get_segments()) == edges > 0
+    plt.close(fig)
+    assert [v for i, v in enumerate(range(1, 1025)) if i in round_ticks(range(1, 1025))] == list(range(128, 1025, 128))
+    assert round_ticks([1, 2, 4, 8]) == [0, 1, 2, 3]
+    assert round_ticks([2**k for k in range(16)]) == list(range(0, 16, 2))
+
+
+def test_ratio_map_prints_ratios_diverges_at_one_and_says_which_is_faster():
+    a40 = rooflax.sweep(phases=["decode"], batch=[1, 64], seq_len=[1024, 4096], summary=True)
+    h100 = rooflax.sweep(phases=["decode"], batch=[1, 64], seq_len=[1024, 4096], summary=True, hardware="h100-sxm")
+    for value, faster in (("time_s", "red (> 1): H100 SXM faster"), ("tokens_per_s", "red (> 1): A40 faster")):
+        fig = plot.ratio_map(a40, h100, value=value)
+        ax = fig.axes[0]
+        image = ax.images[0]
+        assert image.norm(1.0) == pytest.approx(0.5) and image.cmap(0.5)[:3] == pytest.approx((0.97, 0.97, 0.97),
+                                                                                           abs=0.03)
+        want = sorted(f"{ra / rb:.2g}" for ra, rb in zip(a40.sort("seq_len", "batch").get_column(value),
+                                                           h100.sort("seq_len", "batch").get_column(value),
+                                                           strict=True))
+        assert sorted(t.get_text() for t in ax.texts if t.get_gid() == "cell-value") == want
+        assert faster in fig.texts[0].get_text()
+        plt.close(fig)
+
+
+def _validation(df: pl.DataFrame, factors: dict[str, float], column: str = "measured_flops") -> pl.DataFrame:
+    """A validation frame whose measured time is the achieved time times a factor per group."""
+    rows = df.filter(pl.col("group").is_in(list(factors)))
+    rows = rows.with_columns((pl.col("achieved_time_s") * pl.col("group").cast(pl.String).replace_strict(
+        factors, return_dtype=pl.Float64)).alias("measured_time_s"))
+    return rows.select("model", "phase", "batch", "seq_len", "spec_k", "op", "group", "flops", "bytes", "intensity",
+                       "measured_time_s", (pl.col("flops") / pl.col("measured_time_s")).alias(column)).with_columns(
+        pl.col("model", "phase", "op", "group").cast(pl.String))
+
+
+@pytest.mark.parametrize("column", ["measured_flops", "achieved_flops"])  # the older name too
+def test_measured_points_over_achieved_points_with_errors_per_group(column):
+    df = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256, 1024])
+    validation = _validation(df.filter(pl.col("batch") == 8), {"qkv mlp": 2.0, "qk/pv": 1.25}, column)
+    fig, errors = plot.over_measured(df, validation)
+    ax = fig.axes[0]
+    measured = [c for c in ax.collections if c.get_gid() == "measured"]
+    got = sorted(tuple(p) for c in measured for p in c.get_offsets().tolist())
+    assert got == sorted(validation.select("intensity", column).rows())
+    predicted = sorted(tuple(p) for c in _series_collections(ax) for p in c.get_offsets().tolist())
+    assert predicted == sorted(df.filter(pl.col("batch") == 8, pl.col("group").is_in(["qkv mlp", "qk/pv"]))
+                               .select("intensity", "achieved_flops").unique().rows())
+    assert ax.get_ylim()[0] < validation.get_column(column).min()
+    # |achieved − measured| / measured with measured = f · achieved is 1 − 1/f
+    medians = dict(errors.select("group", "median_rel_error").rows())
+    assert medians == pytest.approx({"qk/pv": 0.2, "qkv mlp": 0.5, "all": float(np.median(
+        [0.5] * validation.filter(group="qkv mlp").height + [0.2] * validation.filter(group="qk/pv").height))})
+    assert dict(errors.select("group", "points").rows())["qkv mlp"] == validation.filter(group="qkv mlp").height
+    plt.close(fig)
+
+
+def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys):
+    from rooflax.cli import main
+
+    ds = tmp_path / "ds"
+    rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4], seq_len=[128, 512])
+    df = rooflax.sweep(phases=["decode"], batch=[1, 4], seq_len=[128, 512])
+    _validation(df, {"up/gate/down": 4.0}).write_parquet(tmp_path / "v.parquet")
+    capsys.readouterr()
+    assert main(["plot", str(ds), "--measured", str(tmp_path / "v.parquet"), "-o", str(tmp_path / "m.png")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"up/gate/down\s+12\s+75\.0%", out), out  # 3 ops × 4 points, 1 − 1/4
+    _validation(df.filter(pl.col("batch") > 100), {"up/gate/down": 4.0}).write_parquet(tmp_path / "none.parquet")
+    other = rooflax.sweep(phases=["decode"], batch=[2], seq_len=[128])
+    _validation(other, {"up/gate/down": 4.0}).write_parquet(tmp_path / "other.parquet")
+    for argv, message in (
+        (["--measured", str(tmp_path / "missing.parquet")], "--measured: .*missing.parquet' is not a file"),
+        (["--measured", str(tmp_path / "m.png")], "--measured: cannot read .* as parquet"),
+        (["--measured", str(tmp_path / "other.parquet")], "measured: no configuration of the validation result"),
+        (["--measured", str(tmp_path / "v.parquet"), "--ideal"], "--measured: draws measured and achieved"),
+        (["--kind", "map", "--ideal"], "--ideal: only for --kind roofline"),
+    ):
+        capsys.readouterr()
+        assert main(["plot", str(ds), *argv, "-o", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err
+        assert re.match(f"error: {message}", err) and err.count("\n") == 1, err
+    assert not (tmp_path / "x.png").exists()
     plt.close("all")

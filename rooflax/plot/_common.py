@@ -87,6 +87,68 @@ def si(value: float, _pos: object = None) -> str:
     return f"{value:g}"
 
 
+def si_rate(value: float, unit: str, *, space: str = " ") -> str:
+    """A rate at four significant digits with the SI prefix its magnitude calls for.
+
+    The prefix is the largest that leaves at least 10 before the point, so figures read
+    alike side by side: ``696GB/s``, ``2039GB/s`` (not ``2.039TB/s``), ``149.7 TFLOP/s``,
+    ``1307 TFLOP/s``, and ``107.7 GFLOP/s`` for a CPU (not ``0.1077 TFLOP/s``).
+
+    >>> si_rate(2.039e12, "B/s", space=""), si_rate(1.3074e15, "FLOP/s"), si_rate(1.077e11, "FLOP/s")
+    ('2039GB/s', '1307 TFLOP/s', '107.7 GFLOP/s')
+    """
+    for prefix, power in (("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3)):
+        if value >= 10 * 10**power:
+            return f"{value / 10**power:.4g}{space}{prefix}{unit}"
+    return f"{value:.4g}{space}{unit}"
+
+
+def span(values: Sequence[int]) -> str:
+    """``1–128`` for several values, ``5120`` for one (thousands separated)."""
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
+def swept(lf: pl.LazyFrame | pl.DataFrame) -> dict[str, object]:
+    """What a frame sweeps, for titles: dtypes (compute and KV), axis ranges, fused attention.
+
+    Returns a dict with ``dtype`` (``fp16``, ``fp16, KV fp8``), ``batch``, ``seq_len``,
+    ``hidden`` and ``spec_k`` (value spans, absent when the column is), ``hidden_varies``
+    (whether some model has several widths) and ``fused`` (the fused ``attention`` op).
+    """
+    lf = lf.lazy()
+    names = lf.collect_schema().names()
+    axes = [a for a in ("batch", "seq_len", "hidden", "spec_k") if a in names]
+    aggs = [e for a in axes for e in (pl.col(a).min().alias(f"{a}_lo"), pl.col(a).max().alias(f"{a}_hi"))]
+    aggs.append(pl.col("dtype").cast(pl.String).unique().sort().implode().alias("dtypes"))
+    if "op" in names:
+        aggs.append((pl.col("op").cast(pl.String) == "attention").any().alias("fused"))
+    if "hidden" in names:
+        aggs.append(pl.col("hidden").n_unique().over("model").max().alias("widths"))
+    row = lf.select(aggs).collect().row(0, named=True)
+    out: dict[str, object] = {}
+    dtypes = []
+    for name in row["dtypes"]:
+        compute, _, kv = name.partition("/kv=")
+        dtypes.append(f"{compute}, KV {kv}" if kv else compute)
+    out["dtype"] = " | ".join(dtypes)
+    for a in axes:
+        if row[f"{a}_lo"] is not None:
+            out[a] = span([row[f"{a}_lo"], row[f"{a}_hi"]])
+    out["hidden_varies"] = bool(row.get("widths") and row["widths"] > 1)
+    out["fused"] = bool(row.get("fused"))
+    return out
+
+
+def swept_line(info: Mapping[str, object], *, skip: Sequence[str] = ()) -> str:
+    """``fp16 · batch 1–128 · seq_len 128–4,096 · hidden 5,120 · fused attention``."""
+    parts = [str(info["dtype"])] if info.get("dtype") else []
+    parts += [f"{a} {info[a]}" for a in ("batch", "seq_len", "hidden", "spec_k") if a in info and a not in skip]
+    if info.get("fused"):
+        parts.append("fused attention")
+    return " · ".join(parts)
+
+
 def si_log_axes(ax: Axes) -> None:
     """Log-log axes with SI decade labels."""
     ax.set_xscale("log")

@@ -8,24 +8,46 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
-from matplotlib.collections import PatchCollection
+from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter
 
 from rooflax.errors import SpecError, unknown_name
-from rooflax.plot._common import MATMUL_GROUPS, matching, require_columns, require_frame, si
+from rooflax.hardware import HARDWARE
+from rooflax.plot._common import (
+    MATMUL_GROUPS,
+    matching,
+    model_label,
+    require_columns,
+    require_frame,
+    si,
+    swept,
+    swept_line,
+)
 
-__all__ = ["ENTITIES", "check_one_value", "ratio_map", "regime_map"]
+__all__ = ["ENTITIES", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
 
 AXES = ("batch", "seq_len", "hidden", "spec_k")
 #: Columns naming what was swept besides the axes; a map panel shows one of each.
 ENTITIES = ("model", "hardware", "dtype")
 #: Values a map can show, for long (ops) frames and summary frames.
-OP_VALUES = ("bound", "attainable_flops", "time_s", "intensity")
-SUMMARY_VALUES = ("time_s", "tokens_per_s", "fits_in_memory", "memory_bytes", "intensity")
+OP_VALUES = ("bound", "attainable_flops", "time_s", "intensity", "achieved_flops", "achieved_time_s")
+SUMMARY_VALUES = ("time_s", "tokens_per_s", "fits_in_memory", "memory_bytes", "intensity", "achieved_time_s",
+                  "achieved_tokens_per_s")
+#: Values where a larger number means faster (the rest, times, mean slower).
+_FASTER_WHEN_LARGER = ("attainable_flops", "achieved_flops", "tokens_per_s", "achieved_tokens_per_s")
+#: Widest a map figure gets, in inches (2,000 px at the default 150 dpi of :func:`rooflax.plot.save`).
+MAX_WIDTH_IN = 13.3
+#: Most panels side by side on a map.
+MAX_COLUMNS = 4
+#: Most cells of a panel that get their number printed (ratio maps).
+MAX_LABELLED_CELLS = 150
 _LABELS = {"attainable_flops": "attainable FLOP/s", "time_s": "time (s)", "tokens_per_s": "tokens/s",
+           "achieved_flops": "achieved FLOP/s", "achieved_time_s": "achieved time (s)",
+           "achieved_tokens_per_s": "achieved tokens/s",
            "memory_bytes": "memory (bytes)", "intensity": "FLOP/byte"}
 _BINARY = {"bound": ("memory", "compute"), "fits_in_memory": ("does not fit", "fits")}
 
@@ -135,11 +157,61 @@ def _grid(panel: pl.DataFrame, x: str, y: str, value: str, xs: list, ys: list) -
     return matrix
 
 
+def round_ticks(values: Sequence[int], most: int = 8) -> list[int]:
+    """Indices of the axis values to label: every one when there are at most 12, else round ones.
+
+    Round means a multiple of the step (1, 2 or 5 × 10^k, or a power of two) that labels
+    the most values without passing ``most`` (the larger step on a tie), so an axis of
+    128..4096 by 128 is labelled 512, 1024, ..., 4096 and 1..1024 by 1 is labelled 128,
+    256, ..., 1024; an axis of powers of two gets every other value or sparser.
+
+    >>> [v for v in range(128, 4097, 128) if range(128, 4097, 128).index(v) in round_ticks(range(128, 4097, 128))]
+    [512, 1024, 1536, 2048, 2560, 3072, 3584, 4096]
+    """
+    values = list(values)
+    if len(values) <= 12:
+        return list(range(len(values)))
+    if all(isinstance(v, int) and v > 0 and v & (v - 1) == 0 for v in values):
+        return list(range(0, len(values), -(-len(values) // most)))
+    best: list[int] = []
+    steps = sorted({m * 10**e for m in (1, 2, 5) for e in range(9)} | {2**e for e in range(31)})
+    for step in steps:
+        picked = [i for i, v in enumerate(values) if v % step == 0]
+        if 2 <= len(picked) <= most and len(picked) >= len(best):
+            best = picked
+    return best or list(range(0, len(values), -(-len(values) // most)))
+
+
 def _ticks(ax, values: list, axis: str) -> None:
-    step = max(1, len(values) // 10)
-    positions = list(range(0, len(values), step))
-    getattr(ax, f"set_{axis}ticks")(positions, [str(values[i]) for i in positions], fontsize=7,
-                                     rotation=90 if axis == "x" and len(values) > 12 else 0)
+    positions = round_ticks(values)
+    getattr(ax, f"set_{axis}ticks")(positions, [f"{values[i]:,}" for i in positions], fontsize=7,
+                                     rotation=45 if axis == "x" and len(positions) > 8 else 0)
+
+
+def _boundary(matrix: np.ndarray) -> list[np.ndarray]:
+    """Cell edges between compute (1) and memory (0) cells of a (y, x) matrix: the ridge as a line."""
+    segments = []
+    rows, cols = matrix.shape
+    for j in range(rows):
+        for i in range(cols):
+            here = matrix[j, i]
+            if np.isnan(here):
+                continue
+            if i + 1 < cols and not np.isnan(matrix[j, i + 1]) and matrix[j, i + 1] != here:
+                segments.append(np.array([[i + 0.5, j - 0.5], [i + 0.5, j + 0.5]]))
+            if j + 1 < rows and not np.isnan(matrix[j + 1, i]) and matrix[j + 1, i] != here:
+                segments.append(np.array([[i - 0.5, j + 0.5], [i + 0.5, j + 0.5]]))
+    return segments
+
+
+def _hardware_label(name: str) -> str:
+    return HARDWARE[name].label if name in HARDWARE else name
+
+
+def _entities(df: pl.DataFrame) -> str:
+    """``Llama 13B on A40``: display names of the models and accelerators of a frame."""
+    hardware = ", ".join(map(_hardware_label, df.get_column("hardware").unique(maintain_order=True).cast(pl.String)))
+    return f"{model_label(df, None)} on {hardware}"
 
 
 def _step_name(phase: str, spec_k: int | None) -> str:
@@ -147,10 +219,11 @@ def _step_name(phase: str, spec_k: int | None) -> str:
 
 
 def _layout(n: int, ncols: int):
-    ncols = min(n, ncols)
+    """A grid of at most :data:`MAX_COLUMNS` panels across, at most :data:`MAX_WIDTH_IN` wide."""
+    ncols = min(n, ncols, MAX_COLUMNS)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.2, 3.8 * nrows), squeeze=False,
-                             layout="constrained")
+    width = max(min(3.0 * ncols + 1.4, MAX_WIDTH_IN), 6.4)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.7 * nrows + 0.9), squeeze=False, layout="constrained")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -162,7 +235,7 @@ def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str
     ys = sorted({v for _, f in frames for v in f.get_column(y).to_list()})
     fig, axes = _layout(len(frames), ncols)
     image = None
-    hatched = False
+    hatched = bounded = False
     for ax, (name, panel) in zip(axes.flat, frames, strict=False):
         matrix = _grid(panel, x, y, value, xs, ys)
         image = ax.imshow(matrix, origin="lower", aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
@@ -173,18 +246,31 @@ def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str
                 hatched = True
                 ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="white", hatch="///",
                                                   linewidth=0, gid="does-not-fit"))
+        if "bound" in panel.columns:
+            edges = _boundary(_grid(panel, x, y, "bound", xs, ys))
+            if edges:
+                bounded = True
+                ax.add_collection(LineCollection(edges, colors="black", linewidths=1.6, gid="boundary"))
+        if ratio and matrix.size <= MAX_LABELLED_CELLS:
+            for (j, i), v in np.ndenumerate(matrix):
+                if not np.isnan(v):
+                    ax.text(i, j, f"{v:.2g}", ha="center", va="center", fontsize=6.5, gid="cell-value",
+                            color="white" if abs(np.log(v)) > 0.6 * np.log(norm.vmax) else "black")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         _ticks(ax, xs, "x")
         _ticks(ax, ys, "y")
-    if hatched:
-        fig.legend(handles=[Patch(facecolor="0.5", edgecolor="white", hatch="///", label="does not fit in memory")],
-                   loc="outside lower center")
+    keys = []
     if binary:
-        fig.legend(handles=[Patch(color=cmap(0), label=binary[0]), Patch(color=cmap(1), label=binary[1])],
-                   loc="outside lower center", ncols=2)
-    else:
+        keys += [Patch(color=cmap(0), label=binary[0]), Patch(color=cmap(1), label=binary[1])]
+    if bounded:
+        keys.append(Line2D([], [], color="black", linewidth=1.6, label="memory | compute boundary"))
+    if hatched:
+        keys.append(Patch(facecolor="0.5", edgecolor="white", hatch="///", label="does not fit in memory"))
+    if keys:
+        fig.legend(handles=keys, loc="outside lower center", ncols=len(keys))
+    if not binary:
         bar = fig.colorbar(image, ax=axes, label=label, shrink=0.9)
         if ratio:  # plain factors either side of 1
             lo, hi = norm.vmin, norm.vmax
@@ -248,8 +334,11 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
     else:
         values = df.get_column(value)
         cmap, norm = plt.get_cmap("viridis").copy(), LogNorm(float(values.min()), float(values.max()))
-    return _heatmaps(frames, x, y, value, label=_LABELS.get(value, value), cmap=cmap, norm=norm, binary=binary,
-                     title=title or f"{value} over {x} × {y}" + (f", by {facet}" if facet else ""), ncols=ncols)
+    label = _LABELS.get(value, value)
+    default = (f"{label.capitalize()} over {x} × {y}: {_entities(df)}" + (f", by {facet}" if facet else "")
+               + f"\n{swept_line(swept(df), skip=(x, y))}")
+    return _heatmaps(frames, x, y, value, label=label, cmap=cmap, norm=norm, binary=binary, title=title or default,
+                     ncols=ncols)
 
 
 def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value: str = "time_s",
@@ -257,7 +346,10 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     """Heatmaps of ``a[value] / b[value]`` over the same grid (e.g. two accelerators' times).
 
     Rows are matched on every axis, phase and op; both frames must share their grid.
-    Ratios above 1 mean ``a`` is larger (slower, for time).
+    Ratios above 1 mean ``a`` is larger (slower, for time). The colour map diverges from
+    white at 1 (red above, blue below, on a log scale symmetric about 1); panels of at
+    most :data:`MAX_LABELLED_CELLS` cells print each ratio in its cell, and the title says
+    which colour means which accelerator is faster.
     """
     for frame, name in ((a, "ratio map (a)"), (b, "ratio map (b)")):
         require_frame(frame, name)
@@ -268,8 +360,8 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     if ("op" in a.columns) != ("op" in b.columns):
         raise SpecError("ratio map: compare two long frames or two summary frames, not one of each")
     on = [c for c in (*AXES, "phase", "op") if c in a.columns]
-    label_a = ", ".join(a.get_column("hardware").unique().cast(pl.String).to_list())
-    label_b = ", ".join(b.get_column("hardware").unique().cast(pl.String).to_list())
+    label_a, label_b = (", ".join(_hardware_label(h) for h in f.get_column("hardware").unique().cast(pl.String))
+                        for f in (a, b))
     joined = (a.select(*on, "group", pl.col(value).alias("_a")) if "op" in a.columns
               else a.select(*on, pl.col(value).alias("_a"))).join(
         b.select(*on, pl.col(value).alias("_b")), on=on, how="inner", nulls_equal=True)
@@ -280,7 +372,13 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     frames, ncols = _frames(joined, keys, None)
     ratios = joined.get_column("ratio")
     spread = max(float(ratios.max()), 1 / float(ratios.min()), 1.01)
-    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap = plt.get_cmap("RdBu_r").copy()  # diverging, white at 1: the log-symmetric norm puts 1 at its centre
+    if value in _FASTER_WHEN_LARGER:
+        meaning = f"red (> 1): {label_a} faster · blue (< 1): {label_b} faster"
+    else:
+        meaning = f"red (> 1): {label_b} faster · blue (< 1): {label_a} faster"
+    name = _LABELS.get(value, value).replace(" (s)", "").capitalize()
+    default = (f"{name} ratio {label_a} / {label_b}, {model_label(a, None)}"
+               f"\n{meaning}\n{swept_line(swept(a), skip=(x, y))}")
     return _heatmaps(frames, x, y, "ratio", label=f"{value} ratio {label_a} / {label_b}", cmap=cmap,
-                     norm=LogNorm(1 / spread, spread), binary=None,
-                     title=title or f"{value}: {label_a} / {label_b}", ncols=ncols, ratio=True)
+                     norm=LogNorm(1 / spread, spread), binary=None, title=title or default, ncols=ncols, ratio=True)
