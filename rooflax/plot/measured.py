@@ -26,7 +26,7 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
     require_frame(frame, "measured")
     if not isinstance(profile, Hardware):
         raise SpecError(f"profile: expected a rooflax.Hardware, got {type(profile).__name__}")
-    require_columns(frame, ["model", "dtype", "phase", "spec_k", "group", "intensity", "achieved_flops"],
+    require_columns(frame, ["model", "dtype", "phase", "spec_k", "group", "intensity", "measured_flops"],
                     "measured")
     dtype = frame.get_column("dtype")[0]
     if dtype not in profile.dtypes:
@@ -43,12 +43,12 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
     colors = plt.get_cmap("tab10").colors
     for i, ((group, phase, spec_k), label) in enumerate(series(predicted, [])):
         points = frame.filter(*matching(("group", "phase", "spec_k"), (group, phase, spec_k)))
-        ax.scatter(points.get_column("intensity").to_numpy(), points.get_column("achieved_flops").to_numpy(),
+        ax.scatter(points.get_column("intensity").to_numpy(), points.get_column("measured_flops").to_numpy(),
                    marker="o", facecolors="none", edgecolors=colors[i % 10], s=30, linewidths=1.0,
                    label=f"{label} measured", gid="measured")
     if datasheet is not None and dtype in datasheet.dtypes:
         draw_ceilings(ax, datasheet, dtype, ax.get_xlim(), "0.6", prefix=f"{datasheet.label} datasheet ")
-    low = min(ax.get_ylim()[0], float(frame.get_column("achieved_flops").min()) / 2)
+    low = min(ax.get_ylim()[0], float(frame.get_column("measured_flops").min()) / 2)
     ax.set_ylim(low, max(ax.get_ylim()[1], (datasheet.peak(dtype) * 3) if datasheet and dtype in datasheet.dtypes
                          else 0))
     ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
