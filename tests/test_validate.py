@@ -376,3 +376,23 @@ def test_calibration_needs_enough_points():
         holdout_errors(frame, rooflax.get_hardware("a40"), "fp32")
     with pytest.raises(rooflax.SpecError, match=r"^points: expected at least one"):
         validate(model=TINY, points=(), quick=True)
+
+
+def test_points_that_do_not_fit_are_skipped_when_asked(monkeypatch):
+    from rooflax.validate import run
+    from rooflax.validate.kernels import TIMED_OPS, needed_bytes
+
+    small, large = ("decode", 1, 32, None), ("prefill", 4, 256, None)
+    need = {p: max(needed_bytes(kernel_for(op, TINY, batch=p[1], new=1 if p[0] == "decode" else p[2],
+                                           attended=p[2]), "fp32", 1) for op in TIMED_OPS) for p in (small, large)}
+    memory = 2 * need[small] / 0.8  # the small point fits in 80% of it, the large one does not
+    assert need[large] > 0.8 * memory
+    info = run.detect_device()
+    monkeypatch.setattr(run, "detect_device", lambda **_: type(info)(info.device, "cpu", "cpu", None, memory))
+    lines = []
+    result = validate(model=TINY, points=(small, large), repeats=1, matmul_n=64, copy_bytes=2**16, rotate_bytes=1,
+                      skip_unfit=True, progress=lines.append)
+    assert set(result.frame.select("phase", "batch", "seq_len").rows()) == {small[:3]}
+    assert any(line.startswith("skipped: validate: prefill B=4 S=256: ") for line in lines)
+    with pytest.raises(rooflax.DeviceError, match="prefill B=4 S=256"):
+        validate(model=TINY, points=(small, large), repeats=1, matmul_n=64, copy_bytes=2**16, rotate_bytes=1)

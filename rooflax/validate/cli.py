@@ -65,7 +65,8 @@ def run_validate(args) -> int:
             print(line, file=sys.stderr, flush=True)
 
     result = validate(model=model, points=points, dtype=args.dtype, repeats=args.repeats,
-                      require_accelerator=args.require_accelerator, quick=args.quick, progress=say)
+                      require_accelerator=args.require_accelerator, quick=args.quick, skip_unfit=args.skip_unfit,
+                      progress=say)
     atomic_write(output, lambda tmp: result.frame.write_parquet(tmp, metadata={
         "rooflax.kind": "validate", "rooflax.profile": hardware_to_toml(result.profile),
         "rooflax.calibrated": hardware_to_toml(result.calibrated),

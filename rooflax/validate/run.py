@@ -93,7 +93,7 @@ def _timer_check(dtype: str, n: int, repeats: int) -> float:
 def validate(*, model: Model | None = None, points: tuple | None = None, dtype: str | None = None,
              repeats: int | None = None, require_accelerator: bool = False, quick: bool = False,
              matmul_n: int | None = None, copy_bytes: int | None = None, rotate_bytes: int | None = None,
-             progress: Callable[[str], None] | None = None) -> Validation:
+             skip_unfit: bool = False, progress: Callable[[str], None] | None = None) -> Validation:
     """Measure the device's ceilings, time every matmul-group op at each point, fit the achieved terms.
 
     The frame holds, per point and op: the counts, ``spent_flops`` (FLOPs with tile and
@@ -115,6 +115,8 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
         matmul_n, copy_bytes: sizes of the ceiling measurements (defaults by platform).
         rotate_bytes: operand bytes to rotate through per shape, so caches cannot hold
             them (default 256 MiB, well past any last-level cache).
+        skip_unfit: skip (and report through ``progress``) the points whose products would not fit
+            in device memory, instead of stopping with a DeviceError before timing them.
         progress: called with a line of text as work proceeds.
     """
     info = detect_device(require_accelerator=require_accelerator)
@@ -158,10 +160,16 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
                                                                **shape)["ops"]
         kernels = [kernel_for(op, model, batch=batch, new=new, attended=seq_len) for op in TIMED_OPS]
         where = f"{phase} B={batch} S={seq_len}{'' if spec_k is None else f' K={spec_k}'}: "
-        for kernel in kernels:
-            set_bytes = itemsize * kernel.operand_elements
-            copies = max(1, min(256, math.ceil(rotate_bytes / set_bytes)))
-            check_fits([kernel], dtype, copies, info.memory_bytes, where)
+        plan = [(k, max(1, min(256, math.ceil(rotate_bytes / (itemsize * k.operand_elements))))) for k in kernels]
+        try:
+            for kernel, copies in plan:
+                check_fits([kernel], dtype, copies, info.memory_bytes, where)
+        except DeviceError as exc:
+            if not skip_unfit:
+                raise
+            say(f"skipped: {exc}")
+            continue
+        for kernel, copies in plan:
             try:
                 buffers = random_sets(kernel.shapes, dtype, copies, seed=index)
                 fn, error = run_checked(kernel, dtype, buffers)
