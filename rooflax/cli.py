@@ -462,9 +462,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="smoke run in seconds: small ceiling measurements, little buffer rotation, 2 repeats")
     p.add_argument("--require-accelerator", action="store_true", help="fail unless a GPU or TPU is the device")
+    p.add_argument("--skip-unfit", action="store_true",
+                   help="skip the points whose products do not fit in device memory (default: stop before timing)")
     p.add_argument("-o", "--output", required=True, help="parquet file of measured against predicted")
     p.add_argument("--plot", metavar="CHART", help="chart of measured points on the predicted roofline")
-    p.add_argument("--profile", metavar="TOML", help="write a calibrated hardware profile")
+    p.add_argument("--profile", metavar="TOML",
+                   help="write a calibrated hardware profile (measured ceilings, fitted overhead and efficiencies)")
     p.add_argument("--overwrite", action="store_true", help="replace the output, chart and profile files if they exist")
     p.add_argument("--quiet", action="store_true", help="no progress or summary table")
     p.set_defaults(run=_cmd_validate)

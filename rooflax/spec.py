@@ -56,17 +56,18 @@ from rooflax.trees import check_tree, tree_pairs
 
 __all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
 
-#: The reference sweep ("Roofline Model (Llama 13B, A40)"); ``sweeps/llama13b_a40.toml``.
+#: The reference sweep ("Roofline Model (Llama 13B, A40)", Cai et al. 2024, arXiv 2401.10774, appendix),
+#: on the paper's grid; ``sweeps/llama13b_a40.toml``.
 DEFAULT_SPEC_TOML = """\
-description = "The reference chart: Roofline Model (Llama 13B, A40), prefill and decode"
+description = "The reference chart: Roofline Model (Llama 13B, A40), on the Medusa paper's grid, prefill and decode"
 model = "llama-13b"
 hardware = "a40"
 dtype = "fp16"
 phases = ["prefill", "decode"]
 
 [axes]
-batch = { start = 1, stop = 128, powers_of = 2 }
-seq_len = { start = 128, stop = 4096, step = 128 }
+batch = { start = 1, stop = 64, powers_of = 2 }
+seq_len = { start = 128, stop = 8192, powers_of = 2 }
 hidden = [5120]
 """
 

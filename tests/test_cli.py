@@ -17,12 +17,12 @@ ROOT = Path(__file__).parent.parent
 def test_default_sweep_writes_dataset_and_chart(tmp_path, capsys):
     out, chart = tmp_path / "ds", tmp_path / "chart.png"
     assert main(["sweep", "-o", str(out), "--plot", str(chart)]) == 0
-    assert pl.scan_parquet(out).collect().height == 7680
+    assert pl.scan_parquet(out).collect().height == 1470
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     captured = capsys.readouterr()
-    assert "wrote 7,680 rows" in captured.out
+    assert "wrote 1,470 rows" in captured.out
     parts = len(list(out.iterdir()))
-    assert re.match(rf"sweep: 7,680 rows in {parts} parts, about [\d.]+kB on disk \(lz4, [\d.]+ B/row\)", captured.err)
+    assert re.match(rf"sweep: 1,470 rows in {parts} parts, about [\d.]+kB on disk \(lz4, [\d.]+ B/row\)", captured.err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "ds"]
 
 
@@ -77,7 +77,7 @@ def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
     assert f"kept in {tmp_path / 'ds'}.partial/, run the same command with --resume" in capsys.readouterr().err
     monkeypatch.undo()
     assert main(["sweep", "-o", str(tmp_path / "ds"), "--quiet", "--resume"]) == 0
-    assert pl.scan_parquet(tmp_path / "ds").collect().height == 7680
+    assert pl.scan_parquet(tmp_path / "ds").collect().height == 1470
 
 
 def test_resume_and_overwrite_flags(tmp_path, capsys, monkeypatch):
@@ -112,7 +112,7 @@ def test_check_says_whether_a_dataset_is_whole(tmp_path, capsys):
     assert capsys.readouterr().out == (
         f"ok: {out}: {rooflax.sweep(summary=True).height:,} rows in {parts} parts, summary frame, "
         f"rooflax {rooflax.__version__}\n"
-        "spec: llama-13b on a40 in fp16; prefill, decode; batch 1..128 (8 values) × seq_len 128..4096 (32 values) × "
+        "spec: llama-13b on a40 in fp16; prefill, decode; batch 1..64 (7 values) × seq_len 128..8192 (7 values) × "
         "hidden 5120\n")
     (out / "part-000001.parquet").unlink()
     assert main(["check", str(out)]) == 2
@@ -127,7 +127,7 @@ def test_check_says_whether_a_dataset_is_whole(tmp_path, capsys):
     (lambda part: pl.DataFrame({"batch": [1]}).write_parquet(part), "was not written by rooflax"),
 ])
 def test_damaged_dataset_is_not_plotted(tmp_path, capsys, damage, message):
-    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=64)
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=16)
     damage(out / "part-000002.parquet")
     for argv in (["check", str(out)], ["plot", str(out), "-o", str(tmp_path / "c.png")]):
         assert main(argv) == 2
@@ -160,7 +160,7 @@ def test_a_disk_without_room_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 1000, 1000))
     assert main(["sweep", "-o", str(tmp_path / "ds")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("sweep: 7,680 rows in ") and err[0].endswith("; 1.0kB free")
+    assert err[0].startswith("sweep: 1,470 rows in ") and err[0].endswith("; 1.0kB free")
     assert err[1].startswith("error: output: the sweep needs about ") and len(err) == 2
     assert not list(tmp_path.iterdir())
 

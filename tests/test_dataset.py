@@ -411,7 +411,7 @@ def test_the_sweep_says_its_size_before_writing(tmp_path, capsys, monkeypatch):
 
 def test_a_disk_without_room_is_refused_before_writing(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 5000, 5000))
-    with pytest.raises(rooflax.SpecError, match=r"output: the sweep needs about [\d.]+[kMG]?B \(7,680 rows at "
+    with pytest.raises(rooflax.SpecError, match=r"output: the sweep needs about [\d.]+[kMG]?B \(1,470 rows at "
                                                 r"[\d.]+ B/row in lz4\) but the disk holding '.*ds.partial' has 5.0kB"):
         rooflax.sweep_to_parquet(None, tmp_path / "ds")
     assert not list(tmp_path.iterdir())

@@ -26,7 +26,7 @@ def test_schema_is_the_frame_contract():
     assert list(df.columns) == ["model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep",
                                 "spec_k", "phase", "op", "group", "flops", "bytes", "intensity", "attainable_flops",
                                 "time_s", "achieved_flops", "achieved_time_s", "bound"]
-    assert df.height == 8 * 32 * 2 * 15  # batch × seq_len × phases × ops
+    assert df.height == 7 * 7 * 2 * 15  # batch × seq_len × phases × ops
     assert rooflax.sweep(summary=True).schema == SUMMARY_SCHEMA
 
 

@@ -95,7 +95,7 @@ def test_family_colour_bar_and_connect(reference):
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert [ax.get_title() for ax in panels] == ["phase: prefill", "phase: decode"]
     (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
-    assert bar.get_ylim() == pytest.approx((1, 128))  # the batch range, log scale
+    assert bar.get_ylim() == pytest.approx((1, 64))  # the batch range, log scale
     # one grey line per series, op and seq_len in each panel, through every batch value
     for ax, phase in zip(panels, ("prefill", "decode"), strict=True):
         drawn = reference.filter(pl.col("phase") == phase, pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
@@ -359,9 +359,11 @@ def test_roofline_of_a_frame_without_achieved_columns_says_to_draw_it_ideal(refe
 
 
 @pytest.mark.parametrize("ideal", [False, True])
-def test_coinciding_series_are_drawn_smaller_on_top(reference, ideal):
+def test_coinciding_series_are_drawn_smaller_on_top(ideal):
     """Every pair of series sharing a point: the one drawn on top has the smaller marker, so both show."""
-    fig = plot.roofline(reference, ideal=ideal, resolution=10**7)
+    # prefill at batch 1 and length 128 runs the same linear products as decode at batch 128
+    frame = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8, 128], seq_len=[128, 1024])
+    fig = plot.roofline(frame, ideal=ideal, resolution=10**7)
     series = _series_collections(fig.axes[0])
     shared = 0
     for i, a in enumerate(series):
@@ -371,8 +373,7 @@ def test_coinciding_series_are_drawn_smaller_on_top(reference, ideal):
                 below, above = sorted((a, b), key=lambda c: c.get_zorder())
                 assert below.get_zorder() < above.get_zorder()
                 assert below.get_sizes()[0] > above.get_sizes()[0] * 1.4
-    # the decode products of qkv mlp and up/gate/down share their intensities; ideal points coincide
-    assert shared >= (1 if ideal else 0)
+    assert shared >= 1
     labels = [c.get_label() for c in series]
     qkv, ugd = series[labels.index("qkv mlp ar")], series[labels.index("up/gate/down ar")]
     assert qkv.get_zorder() < ugd.get_zorder() and qkv.get_sizes()[0] > ugd.get_sizes()[0]
@@ -492,9 +493,12 @@ def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_
     plt.close("all")
 
 
-def test_maps_read_on_a_slide(reference):
+def test_maps_read_on_a_slide():
     from rooflax.plot.maps import round_ticks
 
+    # 32 sequence lengths: too many to label each, so ticks land on round values
+    reference = rooflax.sweep(batch={"start": 1, "stop": 128, "powers_of": 2},
+                              seq_len={"start": 128, "stop": 4096, "step": 128})
     fig = plot.regime_map(reference)
     assert fig.get_figwidth() * 150 <= 2000  # at the default dpi of plot.save
     panels = [ax for ax in fig.axes if ax.images]

@@ -34,6 +34,22 @@ def test_every_spec_parses(path):
 def test_default_spec_is_the_reference_file():
     assert rooflax.default_spec() == rooflax.load_spec(Path(__file__).parent.parent / "sweeps" / "llama13b_a40.toml")
     assert tomllib.loads(DEFAULT_SPEC_TOML)["model"] == "llama-13b"
+    # the Medusa paper's grid: batch 1..64 and seq_len 128..8192, powers of two, 49 settings per phase
+    spec = rooflax.default_spec()
+    assert spec.batch == (1, 2, 4, 8, 16, 32, 64) and spec.seq_len == (128, 256, 512, 1024, 2048, 4096, 8192)
+    medusa = rooflax.load_spec(Path(__file__).parent.parent / "sweeps" / "medusa_llama13b_a40.toml")
+    assert (medusa.batch, medusa.seq_len, medusa.phases) == (spec.batch, spec.seq_len, spec.phases)
+
+
+def test_companion_sweeps_draw_the_papers_ceilings():
+    ceilings = {"a40": (696e9, 149.7e12), "a6000": (768e9, 181e12), "a100": (1935e9, 312e12)}
+    for model in ("7b", "13b", "33b"):
+        for hw, (bandwidth, peak) in ceilings.items():
+            spec = rooflax.load_spec(ROOT / "sweeps" / f"medusa_llama{model}_{hw}.toml")
+            assert [m.name for m in spec.models] == [f"llama-{model}"] and [d.name for d in spec.dtypes] == ["fp16"]
+            (hardware,) = spec.hardware
+            assert (hardware.bandwidth_bytes_per_s, hardware.peak("fp16")) == (bandwidth, peak)
+            assert len(spec.batch) * len(spec.seq_len) == 49
 
 
 def test_axis_forms():
@@ -114,7 +130,7 @@ def test_keywords_override_a_spec_file():
     assert rooflax.load_spec(path, batch=[256]) == expected
     df = rooflax.sweep(path, batch=[256], summary=True)
     assert df.get_column("batch").unique().to_list() == [256]
-    assert sorted(df.get_column("seq_len").unique()) == list(range(128, 4097, 128))  # kept from the file
+    assert sorted(df.get_column("seq_len").unique()) == [128 * 2**i for i in range(7)]  # kept from the file
     assert set(df.get_column("hidden")) == {5120} and set(df.get_column("phase")) == {"prefill", "decode"}
 
 

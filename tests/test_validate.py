@@ -8,11 +8,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import polars as pl
 import pytest
 
 import rooflax
 from rooflax.cli import main
+from rooflax.hardware import DEFAULT_ACHIEVED
 from rooflax.validate import preset_for_kind, time_call, validate
 from rooflax.validate.kernels import kernel_for, random_sets, run_checked
 
@@ -141,7 +143,7 @@ def test_points_without_a_model_are_kept(monkeypatch):
     monkeypatch.setattr(run, "kernel_for", record)
     with pytest.raises(rooflax.DeviceError, match="stop"):
         validate(points=(("decode", 3, 48, None),), quick=True)
-    assert seen[0] == ("llama-13b", {"batch": 3, "new": 1, "attended": 48})
+    assert seen[0] == ("toy-llama", {"batch": 3, "new": 1, "attended": 48})  # the CPU's default model
 
 
 def test_timer_self_check_does_twice_the_work(monkeypatch):
@@ -179,14 +181,20 @@ def test_validate_on_cpu_end_to_end(tmp_path):
             assert (row["flops"], row["bytes"]) == (p["flops"], p["bytes"])
             assert row["predicted_time_s"] == pytest.approx(max(p["flops"] / peak, p["bytes"] / bandwidth))
             assert row["efficiency"] == pytest.approx(row["predicted_time_s"] / row["measured_time_s"])
-            assert row["achieved_flops"] == pytest.approx(row["flops"] / row["measured_time_s"])
+            assert row["measured_flops"] == pytest.approx(row["flops"] / row["measured_time_s"])
+            # no datasheet for a CPU: the achieved model at the measured profile (no quantization on the CPU)
+            d = DEFAULT_ACHIEVED
+            below = max(p["flops"] / (peak * d["compute_efficiency"]),
+                        p["bytes"] / (bandwidth * d["bandwidth_efficiency"]))
+            assert row["spent_flops"] == p["flops"]
+            assert row["predicted_achieved_time_s"] == pytest.approx(d["kernel_overhead_s"] + below)
     assert frame.get_column("datasheet_time_s").null_count() == frame.height  # no datasheet for a CPU
     assert "128³ fp32 matmul, 1048576 B copy, median of 2" in result.profile.source
     fig = rooflax.plot.measured(frame, result.profile)
     ax = fig.axes[0]
     measured = [c for c in ax.collections if c.get_gid() == "measured"]
     drawn = sorted(tuple(xy) for c in measured for xy in c.get_offsets().tolist())
-    assert drawn == sorted(frame.select("intensity", "achieved_flops").rows())
+    assert drawn == sorted(frame.select("intensity", "measured_flops").rows())
     rooflax.plot.save(fig, tmp_path / "v.png")
 
 
@@ -235,7 +243,9 @@ def test_max_points_applies_to_the_default_points(tmp_path, monkeypatch):
 
     monkeypatch.setattr(run, "validate", record)
     assert main(["validate", "-o", str(tmp_path / "d.parquet"), "--max-points", "4", "--quick"]) == 2
-    assert seen[0]["points"] == tuple(DEFAULT_POINTS[i] for i in (0, 1, 3, 4)) and seen[0]["model"] is None
+    # four of the defaults, evenly spread: the first, the last, and two between, decode and prefill alike
+    assert seen[0]["points"] == tuple(DEFAULT_POINTS[round(i * (len(DEFAULT_POINTS) - 1) / 3)] for i in range(4))
+    assert {p[0] for p in seen[0]["points"]} == {"decode", "prefill"} and seen[0]["model"] is None
     assert seen[0]["quick"] is True
 
 
@@ -275,3 +285,114 @@ def test_device_kinds_map_to_presets():
     assert preset_for_kind("NVIDIA L40S").name == "l40s"
     assert preset_for_kind("NVIDIA L4").name == "l4"
     assert preset_for_kind("NVIDIA A100-PCIE-40GB").name == "a100-40gb-pcie"
+
+
+@pytest.mark.parametrize(("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 48, None), ("prefill", 2, 40, None),
+                                                                   ("verify", 2, 64, 8)])
+def test_kernel_products_are_the_cost_models_products(phase, batch, seq_len, spec_k):
+    from rooflax.dtypes import get_dtype
+    from rooflax.ops import layer_ops, make_step
+    from rooflax.shape import Shape
+    from rooflax.validate.kernels import TIMED_OPS
+
+    step = make_step(Shape.of(TINY, get_dtype("fp32"), phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k))
+    gemms = {op.name: op.gemms(step) for op in layer_ops()}
+    point = rooflax.evaluate(model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len,
+                             spec_k=spec_k)["ops"]
+    new = {"decode": 1, "prefill": seq_len, "verify": spec_k}[phase]
+    for op in TIMED_OPS:
+        k = kernel_for(op, TINY, batch=batch, new=new, attended=seq_len)
+        assert gemms[op] == (k.gemm,), op
+        count, m, n, inner = k.gemm  # count·m·n outputs, each a sum of inner products
+        assert count * m * n == math.prod(k.output_shape)
+        assert 2 * count * m * n * inner == point[op]["flops"], op
+
+
+def test_a_measured_gpu_profile_keeps_the_presets_tiles_and_sm_count():
+    from types import SimpleNamespace
+
+    from rooflax.validate.device import DeviceInfo
+    from rooflax.validate.run import _quantization
+
+    a40 = rooflax.get_hardware("a40")
+    info = DeviceInfo(SimpleNamespace(), "gpu", "NVIDIA A40", a40, 48e9)
+    assert _quantization(info) == {"sm_count": 84, "tile_m": a40.tile_m, "tile_n": a40.tile_n, "tile_k": a40.tile_k}
+    assert _quantization(DeviceInfo(SimpleNamespace(core_count=100), "gpu", "Some GPU", None, 1e9)) == {
+        "sm_count": 100}
+    assert _quantization(DeviceInfo(SimpleNamespace(), "cpu", "cpu", None, 1e9))["tile_m"] == 1
+
+
+def test_the_written_profile_makes_sweeps_predict_the_measured_times(tmp_path):
+    from rooflax.validate.calibrate import predict_times
+
+    out, profile, spec = tmp_path / "v.parquet", tmp_path / "p.toml", tmp_path / "s.toml"
+    spec.write_text("model = 'toy-llama'\ndtype = 'fp32'\nphases = ['prefill', 'decode']\n"
+                    "[axes]\nbatch = [1, 8]\nseq_len = [128, 512]\n")
+    assert main(["validate", "--spec", str(spec), "--quick", "--quiet", "--max-points", "4", "-o", str(out),
+                 "--profile", str(profile)]) == 0
+    frame, hw = pl.read_parquet(out), rooflax.load_hardware(profile)
+    assert {group for group, _ in hw.group_terms} == {"qkv mlp", "up/gate/down", "qk/pv"}  # ≥ 4 points each
+    assert hw.source.endswith("per group: qkv mlp, up/gate/down, qk/pv)") and "(measured, calibrated)" in hw.label
+    assert all(0 < hw.terms(g)[k] <= 1 for g in ("qkv mlp", "qk/pv") for k in ("compute_efficiency",
+                                                                             "bandwidth_efficiency"))
+    # the sweep, at every validated shape, gives the calibrated model's time (the fit's own prediction)
+    (tmp_path / "use.toml").write_text(spec.read_text().replace("[axes]", "hardware = 'p.toml'\n[axes]"))
+    swept = rooflax.sweep(tmp_path / "use.toml")
+    joined = frame.join(swept.select(pl.col("phase", "op").cast(pl.String), "batch", "seq_len", "achieved_time_s"),
+                        on=["phase", "batch", "seq_len", "op"])
+    assert joined.height == frame.height
+    expected = predict_times(joined, hw, "fp32")
+    np.testing.assert_allclose(joined.get_column("achieved_time_s").to_numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(joined.get_column("calibrated_time_s").to_numpy(), expected, rtol=1e-9)
+    # and those are near the measured times (loosely: a quick run on a shared CPU is noisy)
+    error = np.abs(joined.get_column("achieved_time_s").to_numpy() / joined.get_column("measured_time_s").to_numpy()
+                   - 1)
+    assert np.median(error) < 0.6
+
+
+def test_calibration_on_half_predicts_the_other_half_better_than_the_roof():
+    from rooflax.validate.calibrate import holdout_errors
+
+    points = (("decode", 1, 256, None), ("decode", 16, 256, None), ("prefill", 1, 256, None),
+              ("decode", 64, 256, None), ("decode", 1, 2048, None), ("prefill", 2, 512, None),
+              ("decode", 16, 2048, None), ("decode", 64, 2048, None))
+    result = validate(model=rooflax.get_model("toy-llama"), points=points, repeats=3, matmul_n=512,
+                      copy_bytes=2**26, rotate_bytes=2**24)
+    errors = {name: float(np.median(e)) for name, e in holdout_errors(result.frame, result.profile, "fp32").items()}
+    assert errors["calibrated"] < 0.5, errors
+    assert errors["calibrated"] < min(errors["ideal"], errors["default"]), errors
+
+
+def test_calibration_needs_enough_points():
+    from rooflax.validate.calibrate import holdout_errors
+    from rooflax.validate.run import calibrate
+
+    frame = pl.DataFrame({"phase": ["decode"] * 3, "batch": [1] * 3, "seq_len": [8] * 3, "spec_k": [None] * 3,
+                          "group": ["qk/pv"] * 3, "flops": [1.0] * 3, "bytes": [1.0] * 3, "spent_flops": [1.0] * 3,
+                          "measured_time_s": [1.0] * 3, "predicted_time_s": [1.0] * 3})
+    with pytest.raises(rooflax.SpecError, match=r"^calibrate: fitting .* needs at least 4 timed ops, got 3"):
+        calibrate(frame, rooflax.get_hardware("a40"), "fp32")
+    with pytest.raises(rooflax.SpecError, match=r"^holdout: needs at least two grid points, got 1$"):
+        holdout_errors(frame, rooflax.get_hardware("a40"), "fp32")
+    with pytest.raises(rooflax.SpecError, match=r"^points: expected at least one"):
+        validate(model=TINY, points=(), quick=True)
+
+
+def test_points_that_do_not_fit_are_skipped_when_asked(monkeypatch):
+    from rooflax.validate import run
+    from rooflax.validate.kernels import TIMED_OPS, needed_bytes
+
+    small, large = ("decode", 1, 32, None), ("prefill", 4, 256, None)
+    need = {p: max(needed_bytes(kernel_for(op, TINY, batch=p[1], new=1 if p[0] == "decode" else p[2],
+                                           attended=p[2]), "fp32", 1) for op in TIMED_OPS) for p in (small, large)}
+    memory = 2 * need[small] / 0.8  # the small point fits in 80% of it, the large one does not
+    assert need[large] > 0.8 * memory
+    info = run.detect_device()
+    monkeypatch.setattr(run, "detect_device", lambda **_: type(info)(info.device, "cpu", "cpu", None, memory))
+    lines = []
+    result = validate(model=TINY, points=(small, large), repeats=1, matmul_n=64, copy_bytes=2**16, rotate_bytes=1,
+                      skip_unfit=True, progress=lines.append)
+    assert set(result.frame.select("phase", "batch", "seq_len").rows()) == {small[:3]}
+    assert any(line.startswith("skipped: validate: prefill B=4 S=256: ") for line in lines)
+    with pytest.raises(rooflax.DeviceError, match="prefill B=4 S=256"):
+        validate(model=TINY, points=(small, large), repeats=1, matmul_n=64, copy_bytes=2**16, rotate_bytes=1)

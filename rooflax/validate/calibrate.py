@@ -8,12 +8,16 @@ bandwidth`` seconds, and the model of :mod:`rooflax.achieved` reads
     t_i = overhead + max(c_i / compute_efficiency, m_i / bandwidth_efficiency)
 
 Given which resource binds each op, that is linear in ``(overhead, 1/compute_efficiency,
-1/bandwidth_efficiency)``; :func:`fit_terms` alternates between assigning each op to its
-binding resource and solving that linear system by plain least squares on relative
-residuals (every point weighs the same whatever its duration), until the assignment stops
-changing. Terms are fitted per op group where the group has enough points, else over all
-points. An efficiency above 1 means the device beat the measured ceiling for that kind of
-op (a copy kernel is not always the fastest reader): the ceiling is then raised to the
+1/bandwidth_efficiency)``, solved by plain least squares on relative residuals (every point
+weighs the same whatever its duration). :func:`fit_terms` finds which resource binds by a
+search over the ratio of the two slopes (for each ratio the model is a line through
+``max(c_i, ratio · m_i)``, fitted by least squares), then refines that assignment with the
+three-term solve until it stops changing; the overhead is kept positive. A slope the points
+cannot determine (no op of the set bound by that resource) is taken from the fit over all
+points, or from the profile's own efficiency, lowered if needed so that it binds none of
+the set's ops. Terms are fitted per op group where the group has enough points, else over
+all points. An efficiency above 1 means the device beat the measured ceiling for that kind
+of op (a copy kernel is not always the fastest reader): the ceiling is then raised to the
 fastest rate seen and the efficiencies rescaled, so every efficiency stays in (0, 1] and
 the predictions are unchanged.
 """
@@ -26,9 +30,10 @@ import numpy as np
 import polars as pl
 
 from rooflax.achieved import achieved_time
+from rooflax.errors import SpecError
 from rooflax.hardware import GROUP_TERMS, Hardware
 
-__all__ = ["MIN_POINTS", "fit_terms", "predict_times"]
+__all__ = ["MIN_POINTS", "fit_terms", "holdout_errors", "predict_times"]
 
 #: Fewest points for a group of its own terms (three unknowns, plus one to spare).
 MIN_POINTS = 4
@@ -36,28 +41,78 @@ MIN_POINTS = 4
 MIN_OVERHEAD_S = 1e-9
 
 
-def _solve(c: np.ndarray, m: np.ndarray, t: np.ndarray) -> tuple[float, float, float]:
-    """``(overhead, 1/compute_efficiency, 1/bandwidth_efficiency)`` for one set of points."""
-    u = v = 1.0
-    binding = None
-    for _ in range(20):
-        compute = c * u >= m * v
-        if binding is not None and np.array_equal(compute, binding):
+Fit = tuple[float, float | None, float | None]  # overhead, 1/compute_efficiency, 1/bandwidth_efficiency
+
+
+def _residual(fit: Fit, c: np.ndarray, m: np.ndarray, t: np.ndarray) -> float:
+    overhead, u, v = fit
+    return float(np.sum(((overhead + np.maximum(c * (u or 0.0), m * (v or 0.0))) / t - 1) ** 2))
+
+
+def _least_squares(columns: list[np.ndarray], t: np.ndarray) -> list[float]:
+    """``[overhead, slopes...]`` minimizing ``Σ((overhead + Σ slope·column) / t − 1)²``, overhead ≥ the minimum."""
+    design = np.stack([np.ones_like(t), *columns], axis=1) / t[:, None]
+    solution = np.linalg.lstsq(design, np.ones_like(t), rcond=None)[0]
+    if solution[0] < MIN_OVERHEAD_S:  # refit the slopes through the smallest allowed overhead
+        target = 1 - MIN_OVERHEAD_S / t
+        slopes = np.linalg.lstsq(design[:, 1:], target, rcond=None)[0] if columns else []
+        solution = [MIN_OVERHEAD_S, *slopes]
+    return [float(x) for x in solution]
+
+
+def _assigned(c: np.ndarray, m: np.ndarray, t: np.ndarray, compute: np.ndarray) -> Fit | None:
+    """The three-term solve with ``compute`` marking the compute-bound ops; None when a slope is not positive."""
+    columns = {1: np.where(compute, c, 0.0), 2: np.where(compute, 0.0, m)}
+    used = [k for k, col in columns.items() if col.any()]
+    solution = dict(zip([0, *used], _least_squares([columns[k] for k in used], t), strict=True))
+    if any(solution[k] <= 0 for k in used):
+        return None
+    return solution[0], solution.get(1), solution.get(2)
+
+
+def _solve(c: np.ndarray, m: np.ndarray, t: np.ndarray) -> Fit:
+    """``(overhead, 1/compute_efficiency, 1/bandwidth_efficiency)`` of one set of points (None: undetermined)."""
+    ridges = c / m  # an op turns memory-bound where the slope ratio v/u exceeds its c/m
+    best, best_error = None, np.inf
+    for ratios in (np.geomspace(ridges.min() / 2, ridges.max() * 2, 241), None):
+        if ratios is None:  # a finer pass around the best ratio
+            if best is None:  # no line with a positive slope: times do not grow with the work
+                return max(MIN_OVERHEAD_S, float(np.sum(1 / t) / np.sum(t**-2.0))), None, None
+            ratios = np.geomspace(best[2] / best[1] / 1.1, best[2] / best[1] * 1.1, 41)
+        for ratio in ratios:
+            x = np.maximum(c, ratio * m)
+            overhead, u = _least_squares([x], t)
+            if u > 0 and (error := _residual((overhead, u, ratio * u), c, m, t)) < best_error:
+                best, best_error = (overhead, u, ratio * u), error
+    compute = c * best[1] >= m * best[2]
+    for _ in range(20):  # refine the assignment by the exact three-term solve
+        refined = _assigned(c, m, t, compute)
+        if refined is None or (error := _residual(refined, c, m, t)) > best_error:
             break
-        binding = compute
-        columns = [np.ones_like(t), np.where(compute, c, 0.0), np.where(compute, 0.0, m)]
-        used = [k for k, col in enumerate(columns) if k == 0 or col.any()]
-        design = np.stack([columns[k] for k in used], axis=1) / t[:, None]
-        solution = dict(zip(used, np.linalg.lstsq(design, np.ones_like(t), rcond=None)[0], strict=True))
-        if solution[0] < MIN_OVERHEAD_S:  # refit the slopes through the smallest allowed overhead
-            rest = [k for k in used if k]
-            target = (t - MIN_OVERHEAD_S) / t
-            slopes = np.linalg.lstsq(design[:, 1:], target, rcond=None)[0] if rest else []
-            solution = {0: MIN_OVERHEAD_S, **dict(zip(rest, slopes, strict=True))}
-        u = max(solution.get(1, u), 1e-6)
-        v = max(solution.get(2, v), 1e-6)
-        overhead = solution[0]
-    return float(overhead), float(u), float(v)
+        best, best_error = refined, error
+        if None in refined:
+            break
+        binding = c * refined[1] >= m * refined[2]
+        if np.array_equal(binding, compute):
+            break
+        compute = binding
+    overhead, u, v = best
+    if u is not None and v is not None:
+        compute = c * u >= m * v
+        u, v = (u if compute.any() else None), (v if not compute.all() else None)
+    return overhead, u, v
+
+
+def _completed(fit: Fit, fallback: tuple[float, float], c: np.ndarray, m: np.ndarray) -> tuple[float, float, float]:
+    """``fit`` with an undetermined slope taken from ``fallback``, changed only as far as it must to bind no op."""
+    overhead, u, v = fit
+    if u is None and v is None:
+        return overhead, *fallback
+    if u is None:  # no op compute-bound: c·u ≤ m·v for all
+        u = min(fallback[0], float(np.min(m / c)) * v)
+    if v is None:  # no op memory-bound: m·v ≤ c·u for all
+        v = min(fallback[1], float(np.min(c / m)) * u)
+    return overhead, u, v
 
 
 def _spent_seconds(frame: pl.DataFrame, hardware: Hardware, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -84,11 +139,13 @@ def fit_terms(frame: pl.DataFrame, hardware: Hardware, dtype: str) -> Hardware:
     c, m = _spent_seconds(frame, hardware, dtype)
     t = frame["measured_time_s"].to_numpy()
     groups = frame["group"].to_numpy()
-    fits = {None: _solve(c, m, t)}
+    default = (1 / hardware.compute_efficiency, 1 / hardware.bandwidth_efficiency)
+    overall = _completed(_solve(c, m, t), default, c, m)
+    fits = {None: overall}
     for group in dict.fromkeys(groups):
         mask = groups == group
         if mask.sum() >= MIN_POINTS:
-            fits[group] = _solve(c[mask], m[mask], t[mask])
+            fits[group] = _completed(_solve(c[mask], m[mask], t[mask]), overall[1:], c[mask], m[mask])
     compute_scale = min(1.0, *(u for _, u, _ in fits.values()))
     memory_scale = min(1.0, *(v for _, _, v in fits.values()))
 
@@ -116,3 +173,33 @@ def predict_times(frame: pl.DataFrame, hardware: Hardware, dtype: str) -> np.nda
                                kernel_overhead_s=terms["kernel_overhead_s"], sm_count=hardware.sm_count,
                                tile_m=hardware.tile_m, tile_n=hardware.tile_n, tile_k=hardware.tile_k)
     return out
+
+
+def holdout_errors(frame: pl.DataFrame, profile: Hardware, dtype: str) -> dict[str, np.ndarray]:
+    """Fit on alternate grid points of a validation frame and measure the error on the others.
+
+    Points are the frame's ``(phase, batch, seq_len, spec_k)`` in order of appearance; the
+    even ones (first, third, ...) train :func:`fit_terms`, the odd ones are predicted.
+
+    Args:
+        frame: a validation frame (:func:`rooflax.validate.validate`), with ``predicted_time_s``.
+        profile: the measured profile the frame was taken with (default achieved terms).
+        dtype: the dtype the products ran in.
+
+    Returns:
+        Relative errors ``|predicted / measured − 1|`` on the held-out ops, for ``"ideal"``
+        (the roof at the measured ceilings), ``"default"`` (the achieved model with the
+        profile's default terms) and ``"calibrated"`` (with the terms fitted on the rest).
+    """
+    names = frame.select(pl.concat_str(pl.col("phase", "batch", "seq_len", "spec_k").cast(pl.String),
+                                       ignore_nulls=True, separator="/")).to_series().to_list()
+    order = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    train = np.array([order[name] % 2 == 0 for name in names])
+    if train.all() or not train.any():
+        raise SpecError(f"holdout: needs at least two grid points, got {len(order)}")
+    fitted = fit_terms(frame.filter(pl.Series(train)), profile, dtype)
+    test = frame.filter(pl.Series(~train))
+    measured = test["measured_time_s"].to_numpy()
+    predictions = {"ideal": test["predicted_time_s"].to_numpy(), "default": predict_times(test, profile, dtype),
+                   "calibrated": predict_times(test, fitted, dtype)}
+    return {name: np.abs(times / measured - 1) for name, times in predictions.items()}

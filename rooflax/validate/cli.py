@@ -12,18 +12,28 @@ __all__ = ["run_validate"]
 
 
 def summary_table(frame) -> str:
-    """Efficiency by phase and op group: median and range of measured time over predicted."""
+    """Per phase and op group: measured time against the ideal roof, and the achieved model's error.
+
+    ``median``, ``min``, ``max``: ideal time at the measured ceilings over measured time;
+    ``vs datasheet``: the same at the datasheet's; ``achieved err`` and ``calibrated err``:
+    median relative error of the achieved model's time before and after calibration.
+    """
     import polars as pl
+
+    def error(column: str) -> pl.Expr:
+        return (pl.col(column) / pl.col("measured_time_s") - 1).abs().median()
 
     table = (frame.group_by("phase", "group", maintain_order=True)
              .agg(pl.len().alias("ops"), pl.col("efficiency").median().alias("median"),
                   pl.col("efficiency").min().alias("min"), pl.col("efficiency").max().alias("max"),
-                  pl.col("datasheet_efficiency").median().alias("datasheet")))
-    lines = [f"{'phase':<9}{'group':<14}{'ops':>4}{'median':>9}{'min':>8}{'max':>8}{'vs datasheet':>14}"]
+                  pl.col("datasheet_efficiency").median().alias("datasheet"),
+                  error("predicted_achieved_time_s").alias("before"), error("calibrated_time_s").alias("after")))
+    lines = [f"{'phase':<9}{'group':<14}{'ops':>4}{'median':>9}{'min':>8}{'max':>8}{'vs datasheet':>14}"
+             f"{'achieved err':>14}{'calibrated err':>16}"]
     for r in table.iter_rows(named=True):
         sheet = "-" if r["datasheet"] is None else f"{r['datasheet']:.1%}"
         lines.append(f"{r['phase']:<9}{r['group']:<14}{r['ops']:>4}{r['median']:>9.1%}{r['min']:>8.1%}"
-                     f"{r['max']:>8.1%}{sheet:>14}")
+                     f"{r['max']:>8.1%}{sheet:>14}{r['before']:>14.1%}{r['after']:>16.1%}")
     return "\n".join(lines)
 
 
@@ -55,9 +65,11 @@ def run_validate(args) -> int:
             print(line, file=sys.stderr, flush=True)
 
     result = validate(model=model, points=points, dtype=args.dtype, repeats=args.repeats,
-                      require_accelerator=args.require_accelerator, quick=args.quick, progress=say)
+                      require_accelerator=args.require_accelerator, quick=args.quick, skip_unfit=args.skip_unfit,
+                      progress=say)
     atomic_write(output, lambda tmp: result.frame.write_parquet(tmp, metadata={
         "rooflax.kind": "validate", "rooflax.profile": hardware_to_toml(result.profile),
+        "rooflax.calibrated": hardware_to_toml(result.calibrated),
         "rooflax.timer_ratio": f"{result.timer_ratio:.4f}"}))
     if chart is not None:
         from rooflax import plot
@@ -65,7 +77,7 @@ def run_validate(args) -> int:
         plot.save(plot.measured(result.frame, result.profile, datasheet=result.device.preset), chart,
                   overwrite=args.overwrite, field="--plot")
     if profile is not None:
-        atomic_write(profile, lambda tmp: tmp.write_text(hardware_to_toml(result.profile)))
+        atomic_write(profile, lambda tmp: tmp.write_text(hardware_to_toml(result.calibrated)))
     if not args.quiet:
         print(summary_table(result.frame))
         print(f"wrote {', '.join(map(str, named))}")

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rooflax.achieved import Gemm
 from rooflax.errors import DeviceError, unknown_name
 from rooflax.models import Model
 
@@ -50,6 +51,26 @@ class Kernel:
         size = {c: n for spec, shape in zip(inputs.split(","), self.shapes, strict=True)
                 for c, n in zip(spec, shape, strict=True)}
         return tuple(size[c] for c in output)
+
+    @property
+    def gemm(self) -> Gemm:
+        """The product as the achieved-performance model sees it (``rooflax.ops``' ``gemms``).
+
+        Linear ops ``[m, k] × [k, n]`` are one product; attention runs one product per
+        sequence and KV head, the ``H/G`` query heads of a group stacked into M.
+
+        >>> Kernel("qk", ((2, 4, 3, 5, 64), (2, 4, 100, 64)), "bgrqd,bgtd->bgrqt").gemm
+        Gemm(count=8, m=15, n=100, k=64)
+        """
+        inputs, output = self.equation.split("->")
+        left, right = inputs.split(",")
+        size = {c: n for spec, shape in zip((left, right), self.shapes, strict=True)
+                for c, n in zip(spec, shape, strict=True)}
+        batch = [c for c in output if c in left and c in right]
+        rows = [c for c in output if c in left and c not in right]
+        cols = [c for c in output if c in right and c not in left]
+        inner = [c for c in left if c in right and c not in output]
+        return Gemm(*(math.prod(size[c] for c in chars) for chars in (batch, rows, cols, inner)))
 
     def describe(self) -> str:
         return " × ".join("[" + ",".join(map(str, s)) + "]" for s in self.shapes)
