@@ -43,6 +43,7 @@ from pathlib import Path
 
 import jax
 from jax._src import distributed as _runtime
+from jax._src import xla_bridge
 
 from rooflax._output import LOCK
 from rooflax.errors import SpecError, boolean
@@ -225,14 +226,19 @@ def connect(*, distributed: bool = False, coordinator: str | None = None, num_pr
     if state.client is None:
         if not distributed:
             return None
+        if xla_bridge.backends_are_initialized():
+            raise SpecError("distributed: JAX has already computed in this process, so its distributed runtime "
+                            "cannot start; start the multi-process sweep before any other JAX call (or call "
+                            "jax.distributed.initialize first)")
         try:
             jax.distributed.initialize(coordinator, num_processes, process_id)
-        except (ValueError, TypeError) as exc:  # nothing given and no cluster detected
-            raise SpecError(f"distributed: no cluster detected ({str(exc).strip()}); run under SLURM or Open MPI, "
-                            "or give coordinator, num_processes and process_id") from None
-        except RuntimeError as exc:
-            raise SpecError(f"distributed: cannot start JAX's distributed runtime: {str(exc).strip()}; start the "
-                            "multi-process sweep before any other JAX computation in the process") from None
+        except (ValueError, TypeError):  # nothing given and no cluster detected
+            raise SpecError("distributed: no cluster detected (no SLURM, Open MPI or other job environment); run "
+                            "under one, or give coordinator, num_processes and process_id") from None
+        except RuntimeError as exc:  # e.g. no coordinator answered in time
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SpecError(f"distributed: cannot start JAX's distributed runtime ({reason}); check that process 0 "
+                            f"runs and that {coordinator or 'the coordinator'} is reachable") from None
     for field, asked, actual in (("num_processes", num_processes, state.num_processes),
                                  ("process_id", process_id, state.process_id)):
         if asked is not None and asked != actual:
