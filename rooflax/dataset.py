@@ -14,6 +14,10 @@ With ``resume=True`` an interrupted sweep continues from its finished parts, and
 result equals a clean run's because chunk boundaries depend only on the spec and chunk
 size.
 
+With ``distributed`` (or ``coordinator``, ``num_processes`` and ``process_id``), many
+processes write one dataset, each its own chunks; process 0 holds the lock and renames
+the folder (:mod:`rooflax.distributed` tells how).
+
 Before the first part is written, the sweep measures the bytes per row of the first
 part in the chosen codec, estimates the dataset's size and writing time, and refuses to
 start when the disk lacks room.
