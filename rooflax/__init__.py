@@ -19,11 +19,12 @@ from rooflax.ops import GROUPS, OP_NAMES, PHASES
 from rooflax.point import evaluate
 from rooflax.scan import DatasetInfo, check_dataset, dataset_metadata, scan_dataset
 from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
+from rooflax.speculate import best_k, speculate
 
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DatasetInfo",
     "DeviceError", "DtypePolicy", "Hardware", "Model", "RooflaxError", "SpecError", "SweepSpec", "__version__",
-    "check_dataset", "crossover", "dataset_metadata", "default_spec", "evaluate", "get_dtype", "get_hardware",
-    "get_model", "load_hardware", "load_model", "load_spec", "parse_spec", "plot", "scan_dataset", "sweep",
-    "sweep_to_parquet",
+    "best_k", "check_dataset", "crossover", "dataset_metadata", "default_spec", "evaluate", "get_dtype", "get_hardware",
+    "get_model", "load_hardware", "load_model", "load_spec", "parse_spec", "plot", "scan_dataset", "speculate",
+    "sweep", "sweep_to_parquet",
 ]

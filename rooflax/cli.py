@@ -44,18 +44,37 @@ def _read_dataset(path: str, where: str | None):
 
 
 def _filter(lf, where: str | None):
-    """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error."""
+    """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error.
+
+    The filter is tried on one real row first: polars checks a literal against an Enum
+    column's categories (``phase = 'decod'``) and a type against a column's (``phase = 5``)
+    only when there is data. A literal that is no category of any Enum column gets the
+    close matches among their categories.
+    """
+    import difflib
+    import re
+
     import polars as pl
 
     if not where:
         return lf
     try:
-        lf = lf.filter(pl.sql_expr(where))
-        lf.head(0).collect()
+        expr = pl.sql_expr(where)
+        lf.head(1).filter(expr).collect()
     except (pl.exceptions.PolarsError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0]
+        bad = re.search(r'to `enum` failed for value "([^"]*)"', message)
+        if bad:
+            enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
+                     if isinstance(dtype, pl.Enum)}
+            owners = [name for name, values in enums.items() if difflib.get_close_matches(bad[1], values, n=1)]
+            values = enums[owners[0]] if owners else []
+            hint = difflib.get_close_matches(bad[1], values, n=3, cutoff=0.5)
+            message = (f"{bad[1]!r} is no value of {owners[0]}; did you mean {' or '.join(map(repr, hint))}? "
+                       f"(allowed: {', '.join(values)})" if owners else f"{bad[1]!r} is no value of any of "
+                       f"{', '.join(enums)}")
         raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
-    return lf
+    return lf.filter(expr)
 
 
 def _spec_summary(spec: dict) -> str:
@@ -174,10 +193,10 @@ def _cmd_hardware(args) -> int:
 def _cmd_models(args) -> int:
     from rooflax.models import MODELS
 
-    print(f"{'name':<14}{'label':<14}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
+    print(f"{'name':<19}{'label':<19}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
           f"{'inter':>7}{'vocab':>8}{'params':>9}")
     for m in MODELS.values():
-        print(f"{m.name:<14}{m.label:<14}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
+        print(f"{m.name:<19}{m.label:<19}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
               f"{m.intermediate:>7}{m.vocab:>8}"
               + (f"{m.params / 1e9:>8.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:>8.2f}M"))
     return 0
@@ -214,6 +233,49 @@ def _cmd_crossover(args) -> int:
     return 0
 
 
+def _acceptance(args) -> dict | None:
+    """The acceptance model of ``--alpha`` or ``--acceptance FILE`` (a TOML table), or None for the default."""
+    import tomllib
+
+    from rooflax._files import read_text
+
+    if args.alpha is not None and args.acceptance is not None:
+        raise SpecError("--alpha: give --alpha or --acceptance, not both")
+    if args.alpha is not None:
+        return {"kind": "geometric", "alpha": args.alpha}
+    if args.acceptance is None:
+        return None
+    try:
+        return tomllib.loads(read_text(Path(args.acceptance), "--acceptance", "a TOML acceptance table"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"--acceptance: {args.acceptance} is not valid TOML ({exc})") from None
+
+
+def _cmd_speculate(args) -> int:
+    from rooflax.speculate import best_k, speculate, speculation_table
+
+    keys = {name: _listed(f"--{name}", getattr(args, name)) for name in ("model", "hardware", "dtype")}
+    keys.update({name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), int)
+                 for name in ("batch", "seq_len", "hidden")})
+    trees = None if not args.top_k else [{"top_k": _listed("--top-k", t, int)} for t in args.top_k]
+    options = {"k": _listed("--k", args.k, int), "tree": trees, "draft_model": args.draft_model,
+               "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
+               "acceptance": _acceptance(args)}
+    keys = {name: value for name, value in keys.items() if value}
+    chart = None
+    if getattr(args, "plot", None):
+        chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+    df = speculate(args.spec, **options, **keys)
+    if args.command == "best-k":
+        df = best_k(df, achieved=args.achieved)
+    print(speculation_table(df))
+    if chart is not None:
+        plot = _agg()
+        plot.save(plot.speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
+        print(f"wrote {chart}")
+    return 0
+
+
 def _cmd_validate(args) -> int:
     from rooflax.validate.cli import run_validate
 
@@ -234,7 +296,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep from OUTPUT.partial/")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the dataset OUTPUT if it exists, or start over from OUTPUT.partial/")
-    p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE, help="grid points per part file")
+    p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE,
+                   help=f"grid points per part file, 1 to {engine.MAX_CHUNK_SIZE:,} "
+                        f"(default {engine.DEFAULT_CHUNK_SIZE:,})")
     p.add_argument("--compression", default="lz4", choices=COMPRESSIONS,
                    help="parquet codec (default: lz4)")
     p.add_argument("--no-statistics", action="store_true",
@@ -255,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="roofline", choices=("roofline", "family", "map"), help="chart kind")
     p.add_argument("--color-by", choices=("batch", "seq_len", "hidden", "spec_k"), help="colour points by an axis")
     p.add_argument("--connect", choices=("batch", "seq_len", "hidden", "spec_k"), help="join points along an axis")
-    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model"),
+    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model", "tp", "pp", "ep"),
                    help="one panel per value (maps: hardware, dtype or model)")
     p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
     p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")
@@ -289,6 +353,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="print no table")
     p.set_defaults(run=_cmd_crossover)
+
+    for name, text in (("speculate", "speculative decoding: tokens per round, round time, effective tokens/s, "
+                                     "speedup per grid point and draft length"),
+                       ("best-k", "the draft length (or tree) with the highest effective tokens/s per grid point")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("spec", nargs="?", help="the target's sweep spec TOML (its models, hardware, dtypes, axes)")
+        for flag, what in (("--model", "target model presets or files"), ("--hardware", "accelerators"),
+                           ("--dtype", "dtype policies"), ("--batch", "batch sizes"),
+                           ("--seq-len", "sequence lengths"), ("--hidden", "model widths")):
+            p.add_argument(flag, metavar="A,B", help=f"{what}, comma-separated, in place of the spec's")
+        p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8)")
+        p.add_argument("--top-k", action="append", metavar="A,B",
+                       help="a Medusa tree by top-k per head (repeat for several trees), instead of --k")
+        p.add_argument("--draft-model", metavar="MODEL", help="draft model preset or file (K decode steps a round)")
+        p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
+        p.add_argument("--shared-lm-head", action="store_true", help="Medusa heads share the base LM head")
+        p.add_argument("--alpha", type=float, help="geometric acceptance: P(draft token accepted) (default 0.8)")
+        p.add_argument("--acceptance", metavar="TOML", help="acceptance table file (kind = \"table\", ...)")
+        if name == "best-k":
+            p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")
+            p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
+            p.add_argument("--overwrite", action="store_true", help="replace CHART if it exists")
+        p.set_defaults(run=_cmd_speculate)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")

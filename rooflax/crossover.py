@@ -41,7 +41,7 @@ import numpy as np
 import polars as pl
 
 from rooflax.errors import SpecError, unknown_name
-from rooflax.models import llama_intermediate
+from rooflax.models import llama_scaled
 from rooflax.ops import GROUPS, OP_NAMES, PHASES, OpDef, layer_ops, make_step
 from rooflax.roofline import is_compute_bound
 from rooflax.shape import Shape
@@ -75,8 +75,7 @@ def _step(p: dict, along: str, value, *, causal: bool, where, family: bool):
     elif along == "seq_len":
         seq_len = value
     else:
-        scaled_heads = value // p["head_dim"]
-        scaled = (scaled_heads, scaled_heads // p["group_size"], llama_intermediate(value))
+        scaled = llama_scaled(value, p["head_dim"], p["group_size"])
         if family:
             heads, kv_heads, intermediate = scaled
         else:

@@ -1,6 +1,7 @@
 """The sweep engine: the one place with ``jit`` and ``vmap``.
 
-A sweep is cut into *blocks* (one per model × hardware × dtype), each block into
+A sweep is cut into *blocks* (one per model × hardware × dtype × parallel layout
+``(tp, pp, ep)``), each block into
 *steps* (prefill, decode, one verify step per ``spec_k``), and each step's grid of
 ``batch × seq_len × hidden`` points into chunks of at most ``chunk_size`` points. A
 chunk is decoded from a flat index on the device (the grid is never built on the
@@ -20,6 +21,11 @@ on another. The compiled length of a step's chunks is the step's points rounded 
 power of two, capped at ``chunk_size``, and at least :data:`MIN_LENGTH`; it is padded up
 to a multiple of the device count only at dispatch. The axis tables are padded to powers
 of two the same way, so sweeps of nearby sizes share one compiled function.
+
+The parallel degrees are leaves of the shape, so every layout runs the same compiled
+function; only which collectives exist (a degree above 1 or not) is static, because an
+op that does not exist at ``tp = 1`` has no row there (a one-device layout keeps exactly
+the frames of a one-device sweep).
 
 All arithmetic runs in float64 inside a local ``jax.enable_x64`` context: counts
 stay exact to 2**53 and global JAX configuration is left as it was.
@@ -41,7 +47,7 @@ from rooflax.dtypes import DtypePolicy
 from rooflax.errors import SpecError, positive_int
 from rooflax.hardware import Hardware
 from rooflax.models import Model
-from rooflax.ops import OpDef, layer_ops, make_step, op_costs
+from rooflax.ops import LM_HEAD, PP_SEND, OpDef, make_step, op_costs
 from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, model_totals, op_achieved_time
 from rooflax.shape import Shape
 from rooflax.spec import SweepSpec
@@ -60,8 +66,8 @@ MAX_CHUNK_SIZE = 1 << 20
 MIN_LENGTH = 64
 
 #: Output columns of a chunk in summary mode.
-SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "intensity", "time_s", "tokens_per_s",
-                   "achieved_time_s", "achieved_tokens_per_s",
+SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_bytes", "intensity", "time_s",
+                   "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s", "achieved_tokens_per_s",
                    "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes", "fits_in_memory")
 
 
@@ -81,6 +87,7 @@ class Task:
     start: int  # first point (flat index within the step)
     count: int  # points in this chunk
     length: int  # compiled chunk length before padding to the device count (count padded up)
+    layout: tuple[int, int, int] = (1, 1, 1)  # tp, pp, ep
 
     def width(self, summary: bool) -> int:
         """Rows per grid point: one per op, or one in summary mode."""
@@ -122,25 +129,38 @@ def plan(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[Task]:
     tasks = []
     for model in spec.models:
         hidden = spec.hidden_for(model)
-        ops = layer_ops(gated_mlp=model.gated_mlp, fused_attention=spec.fused_attention)
         for hardware in spec.hardware:
             for dtype in spec.dtypes:
-                for phase, spec_k, seq_start in spec.steps():
-                    points = len(spec.batch) * (len(spec.seq_len) - seq_start) * len(hidden)
-                    length = max(MIN_LENGTH, min(chunk_size, _bucket(points)))
-                    for start in range(0, points, chunk_size):
-                        tasks.append(Task(len(tasks), model, hardware, dtype, hidden, ops, phase, spec_k,
-                                          seq_start, start, min(chunk_size, points - start), length))
+                for layout in spec.layouts():
+                    ops = spec.ops_for(model, layout)
+                    for phase, spec_k, seq_start in spec.steps():
+                        points = len(spec.batch) * (len(spec.seq_len) - seq_start) * len(hidden)
+                        length = max(MIN_LENGTH, min(chunk_size, _bucket(points)))
+                        for start in range(0, points, chunk_size):
+                            tasks.append(Task(len(tasks), model, hardware, dtype, hidden, ops, phase, spec_k,
+                                              seq_start, start, min(chunk_size, points - start), length, layout))
     return tasks
 
 
 def _point(shape: Shape, roof: Roof, *, summary: bool) -> dict:
-    """Costs of one grid point (vmapped): every op's row, or the model totals."""
+    """Costs of one grid point (vmapped): every op's row, or the model totals.
+
+    Collectives (ops with ``hops``) run under the interconnect roof; which rows they are is
+    static, and without them the arithmetic is exactly that of one device.
+    """
     step = make_step(shape)
     costs = op_costs(step)
     flops = jnp.stack([c[1] for c in costs])
     bytes_ = jnp.stack([c[2] for c in costs])
-    times = jnp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_bandwidth)  # reciprocals: see Roof
+    network = np.array([op.hops is not None for op, _, _ in costs])
+    if network.any():
+        bandwidth = jnp.where(network, roof.interconnect, roof.bandwidth)
+        inv_bandwidth = jnp.where(network, roof.inv_interconnect, roof.inv_bandwidth)
+        latency = jnp.stack([op.hops(step) * roof.latency if op.hops else jnp.zeros(()) for op, _, _ in costs])
+        times = jnp.maximum(flops * roof.inv_peak, bytes_ * inv_bandwidth) + latency
+    else:
+        bandwidth, inv_bandwidth = roof.bandwidth, roof.inv_bandwidth
+        times = jnp.maximum(flops * roof.inv_peak, bytes_ * inv_bandwidth)  # reciprocals: see Roof
     achieved = jnp.stack([op_achieved_time(op, step, f, b, roof, minimum=jnp.minimum, maximum=jnp.maximum)
                           for op, f, b in costs])
     coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
@@ -149,14 +169,20 @@ def _point(shape: Shape, roof: Roof, *, summary: bool) -> dict:
         return {
             **{name: jnp.broadcast_to(value, (n_ops,)) for name, value in coords.items()},
             "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
-            "attainable_flops": attainable(flops, bytes_, roof.peak, roof.bandwidth, minimum=jnp.minimum),
+            "attainable_flops": attainable(flops, bytes_, roof.peak, bandwidth, minimum=jnp.minimum),
             "time_s": times, "achieved_flops": flops / achieved, "achieved_time_s": achieved,
-            "compute_bound": is_compute_bound(flops, bytes_, roof.peak, roof.bandwidth),
+            "compute_bound": is_compute_bound(flops, bytes_, roof.peak, bandwidth),
         }
-    # the last op is the once-per-model lm_head
-    parts = (flops, bytes_, times, achieved)
-    totals = model_totals(step, layer=tuple(x[:-1].sum() for x in parts), head=tuple(x[-1] for x in parts),
-                          memory_capacity=roof.memory, maximum=jnp.maximum)
+    names = [op.name for op, _, _ in costs]
+    head = names.index(LM_HEAD.name)  # the layer's ops come first, then lm_head, then pp_send
+    send = None
+    if PP_SEND.name in names:
+        send = (bytes_[head + 1], times[head + 1], achieved[head + 1])
+    layer_network = network[:head]
+    memory_bytes = bytes_[:head][~layer_network].sum() if layer_network.any() else bytes_[:head].sum()
+    totals = model_totals(step, layer=(flops[:head].sum(), memory_bytes, times[:head].sum(), achieved[:head].sum()),
+                          head=(flops[head], bytes_[head], times[head], achieved[head]), memory_capacity=roof.memory,
+                          maximum=jnp.maximum, network_bytes=bytes_[:head][layer_network].sum(), send=send)
     return {**coords, **totals}
 
 
@@ -199,8 +225,10 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     """
     seq = spec.seq_len[task.seq_start:]
     models = {h: task.model.at_hidden(h) for h in task.hidden}
+    tp, pp, ep = task.layout
     rows = [Shape.of(models[h], task.dtype, phase=task.phase, batch=0, seq_len=0, spec_k=task.spec_k,
-                     fused_attention=spec.fused_attention, causal=spec.causal)
+                     fused_attention=spec.fused_attention, causal=spec.causal, tp=tp, pp=pp, ep=ep,
+                     tree_pairs=spec.tree_pairs(task.spec_k))
             for h in _padded(task.hidden, _bucket(len(task.hidden)))]
     shapes = jax.tree.map(lambda *leaves: jnp.asarray(leaves, jnp.float64), *rows)
     axes = {"batch": jnp.asarray(_padded(spec.batch, _bucket(len(spec.batch))), jnp.int64),
@@ -243,8 +271,9 @@ def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int = DEFAULT_CHU
     for task in plan(spec, chunk_size):
         if task.index in skip:
             continue
-        if (task.model, task.hardware, task.dtype, task.phase, task.spec_k) != step:  # a step's chunks are adjacent
-            step = (task.model, task.hardware, task.dtype, task.phase, task.spec_k)
+        key = (task.model, task.hardware, task.dtype, task.layout, task.phase, task.spec_k)
+        if key != step:  # a step's chunks are adjacent
+            step = key
             with jax.enable_x64(True):
                 inputs = _step_inputs(task, spec)
         pending.append((task, _dispatch(task, summary, devices, inputs)))

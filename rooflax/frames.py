@@ -11,27 +11,36 @@ dtype              Enum         dtype policy (``fp16``; ``fp16/kv=fp8`` with a K
 batch              Int64        sequences in the batch, ``B``
 seq_len            Int64        sequence length after the step, ``S``
 hidden             Int64        model width, ``h``
+tp, pp, ep         Int64        tensor-, pipeline- and expert-parallel degrees (1: one device)
 spec_k             Int64        draft tokens ``K`` in verify; null in prefill and decode
 phase              Enum         ``prefill``, ``decode``, ``verify``
 op                 Enum         operation (:data:`rooflax.ops.OP_NAMES`)
 group              Enum         chart group (:data:`rooflax.ops.GROUPS`)
-flops              Float64      FLOPs of the op in one layer (``lm_head``: once per model)
-bytes              Float64      bytes moved to and from memory, same scope
+flops              Float64      FLOPs of the op in one layer on one device (``lm_head``: once
+                                per model; ``pp_send``: once per stage boundary)
+bytes              Float64      bytes moved to and from memory, same scope; for ``comm``
+                                ops, bytes a device sends over the interconnect
 intensity          Float64      FLOP/byte
 attainable_flops   Float64      FLOP/s under the roof
-time_s             Float64      seconds, ``max(flops/peak, bytes/bandwidth)``
-bound              Enum         ``memory`` or ``compute``
+time_s             Float64      seconds, ``max(flops/peak, bytes/bandwidth)``; ``comm``
+                                ops: ``bytes/interconnect + hops · latency``
+bound              Enum         ``memory``, ``compute``, or ``network`` (``comm`` ops)
 =================  ===========  ==========================================================
+
+Rows are per device (:mod:`rooflax.ops`). A layout with every degree 1 has no ``comm``
+rows, and its rows are exactly those of a one-device sweep.
 
 ``model``, ``hardware`` and ``dtype`` are categorical columns of polars type Enum whose
 categories are every preset name followed by the names the sweep adds, so frames of
 different preset sweeps concatenate as they are (:func:`schemas`).
 
-Summary frame (``summary=True``, one row per grid point × phase): the same first eight
-columns, then model totals ``flops``, ``bytes``, ``intensity``, ``time_s`` (time to first
-token in prefill, time per output token in decode, time of one verify step),
-``tokens_per_s`` (``B·Q/time_s``), ``weight_bytes``, ``kv_cache_bytes``,
-``activation_bytes``, ``memory_bytes`` and ``fits_in_memory`` (Boolean).
+Summary frame (``summary=True``, one row per grid point × phase): the same first eleven
+columns, then model totals ``flops``, ``bytes``, ``network_bytes`` (over the
+interconnect), ``intensity``, ``time_s`` (time to first token in prefill, time per output
+token in decode, time of one verify step), ``tokens_per_s`` (the system's: ``B·Q/time_s``
+on one device, pipeline rules in :mod:`rooflax.roofline`), ``tokens_per_s_per_gpu``, and
+per device ``weight_bytes``, ``kv_cache_bytes``, ``activation_bytes``, ``memory_bytes``
+and ``fits_in_memory`` (Boolean).
 """
 
 from __future__ import annotations
@@ -55,7 +64,7 @@ from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 __all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "chunk_frame", "resolve_spec", "schemas", "sweep"]
 
 #: The ``bound`` enum.
-BOUNDS = ("memory", "compute")
+BOUNDS = ("memory", "compute", "network")
 PHASE = pl.Enum(PHASES)
 OP = pl.Enum(OP_NAMES)
 GROUP = pl.Enum(GROUPS)
@@ -79,7 +88,8 @@ def schemas(spec: SweepSpec | None = None) -> tuple[pl.Schema, pl.Schema]:
     keys = {"model": _names(MODELS, [m.name for m in spec.models] if spec else []),
             "hardware": _names(HARDWARE, [h.name for h in spec.hardware] if spec else []),
             "dtype": _names(DTYPES, [d.name for d in spec.dtypes] if spec else []),
-            "batch": pl.Int64, "seq_len": pl.Int64, "hidden": pl.Int64, "spec_k": pl.Int64, "phase": PHASE}
+            "batch": pl.Int64, "seq_len": pl.Int64, "hidden": pl.Int64, "tp": pl.Int64, "pp": pl.Int64,
+            "ep": pl.Int64, "spec_k": pl.Int64, "phase": PHASE}
     ops = pl.Schema({**keys, "op": OP, "group": GROUP, **_VALUES, "bound": BOUND})
     summary = pl.Schema({**keys, **{name: pl.Float64 for name in engine.SUMMARY_COLUMNS[3:-1]},
                          "fits_in_memory": pl.Boolean})
@@ -128,6 +138,8 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
         "hardware": _constant(task.hardware.name, ops_schema["hardware"], full)[:n],
         "dtype": _constant(task.dtype.name, ops_schema["dtype"], full)[:n],
         "batch": cols["batch"], "seq_len": cols["seq_len"], "hidden": cols["hidden"],
+        **{name: _constant(degree, pl.Int64(), full)[:n] for name, degree in zip(("tp", "pp", "ep"), task.layout,
+                                                                                 strict=True)},
         "spec_k": _constant(task.spec_k, pl.Int64(), full)[:n],
         "phase": _constant(task.phase, PHASE, full)[:n],
     }
@@ -137,6 +149,8 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     op, group = _op_columns(task.ops, full)
     bound = pl.select(pl.when(pl.Series(cols["compute_bound"])).then(pl.lit("compute", BOUND))
                       .otherwise(pl.lit("memory", BOUND))).to_series()
+    if any(o.hops is not None for o in task.ops):
+        bound = pl.select(pl.when(group[:n] == "comm").then(pl.lit("network", BOUND)).otherwise(bound)).to_series()
     values = {name: cols[name] for name in _VALUES}
     return pl.DataFrame({**keys, "op": op[:n], "group": group[:n], **values, "bound": bound}, schema=ops_schema)
 

@@ -1,12 +1,20 @@
 """Accelerators: dense peak FLOP/s per dtype, memory bandwidth and capacity.
 
 Every figure is dense (no structured sparsity) and comes from the vendor's datasheet
-or whitepaper named in ``source``. Users add their own accelerators as TOML files::
+or whitepaper named in ``source``.
+
+The interconnect (the third roof, for collectives) is the card's GPU-to-GPU link in one
+direction: half the datasheet's bidirectional NVLink (or Infinity Fabric) figure, or PCIe
+x16 where the card has no such link. Its latency is one hop of a collective: NCCL's ring
+LL128 hardware latency for NVLink, 1.9 µs (``hwLat`` in NCCL's ``src/graph/tuning.cc``),
+used for every preset. Users add their own accelerators as TOML files::
 
     name = "my-gpu"
     label = "My GPU"                      # optional, used in chart titles
     bandwidth_bytes_per_s = 1.0e12
     memory_bytes = 24e9
+    interconnect_bytes_per_s = 32e9       # optional: GPU-to-GPU link, one direction
+    interconnect_latency_s = 1.9e-6       # optional: one hop of a collective
     source = "where the figures come from"  # optional
 
     [peak_flops]                          # FLOP/s (or OP/s for int8) per dtype
@@ -61,6 +69,11 @@ def _checked_terms(where: str, terms: dict) -> dict[str, float]:
 T = 1e12  # TFLOP/s → FLOP/s
 GB = 1e9  # GB → bytes
 
+#: Interconnect of a user file that gives none: PCIe 4.0 x16, 64 GB/s both ways (32 GB/s one way),
+#: and one collective hop of 1.9 µs (NCCL's ring LL128 hardware latency, ``src/graph/tuning.cc``).
+DEFAULT_INTERCONNECT_BYTES_PER_S = 32 * GB
+DEFAULT_INTERCONNECT_LATENCY_S = 1.9e-6
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hardware:
@@ -79,6 +92,8 @@ class Hardware:
         group_terms: per op group (``qk/pv``, ...), values of ``kernel_overhead_s``,
             ``compute_efficiency`` and ``bandwidth_efficiency`` that replace the ones above
             for that group's ops; a mapping of mappings, as a calibrated profile writes.
+        interconnect_bytes_per_s: GPU-to-GPU bandwidth in one direction (collectives).
+        interconnect_latency_s: latency of one hop of a collective.
         label: display name for charts; defaults to ``name``.
         source: where the figures come from.
     """
@@ -95,6 +110,8 @@ class Hardware:
     compute_efficiency: float = DEFAULT_ACHIEVED["compute_efficiency"]
     bandwidth_efficiency: float = DEFAULT_ACHIEVED["bandwidth_efficiency"]
     group_terms: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S
+    interconnect_latency_s: float = DEFAULT_INTERCONNECT_LATENCY_S
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -139,6 +156,8 @@ class Hardware:
             terms = dict(terms.items() if isinstance(terms, Mapping) else terms)
             checked.append((group, tuple(_checked_terms(f"{where}: group_terms.{group}", terms).items())))
         object.__setattr__(self, "group_terms", tuple(checked))
+        for key in ("interconnect_bytes_per_s", "interconnect_latency_s"):
+            object.__setattr__(self, key, positive_float(f"{where}: {key}", getattr(self, key)))
         if not self.label:
             object.__setattr__(self, "label", self.name)
 
@@ -173,6 +192,8 @@ class Hardware:
             "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
             "memory_bytes": self.memory_bytes,
             **{key: getattr(self, key) for key in DEFAULT_ACHIEVED},
+            "interconnect_bytes_per_s": self.interconnect_bytes_per_s,
+            "interconnect_latency_s": self.interconnect_latency_s,
             "source": self.source,
             "peak_flops": dict(self.peak_flops),
             "group_terms": {group: dict(terms) for group, terms in self.group_terms},
@@ -181,6 +202,7 @@ class Hardware:
 
 def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> Hardware:
     sm_count, sm_source = _SM_COUNTS[name]
+    link_gb_s, link_source = _LINKS[name]
     return Hardware(
         name=name,
         label=label,
@@ -188,7 +210,8 @@ def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> H
         bandwidth_bytes_per_s=bandwidth_gb_s * GB,
         memory_bytes=memory_gb * GB,
         sm_count=sm_count,
-        source=f"{source}; {sm_source}",
+        interconnect_bytes_per_s=link_gb_s * GB,
+        source=f"{source}; {sm_source}; interconnect {link_gb_s:g} GB/s one way: {link_source}",
     )
 
 
@@ -208,6 +231,25 @@ _SM_COUNTS = {
     "l4": (58, "58 SMs (L4 datasheet: 7,424 CUDA cores)"),
     "rtx4090": (128, "128 SMs (Ada Lovelace architecture whitepaper: 16,384 CUDA cores)"),
     "mi300x": (304, "304 compute units (AMD CDNA 3 architecture whitepaper, 2023)"),
+}
+
+
+_PCIE4 = "no NVLink; PCIe Gen4 x16, 64 GB/s bidirectional (datasheet)"
+#: GPU-to-GPU bandwidth one way (GB/s) per preset, and where it comes from (half the bidirectional figure).
+_LINKS = {
+    "a40": (56.25, "NVLink bridge 112.5 GB/s bidirectional (A40 datasheet)"),
+    "a6000": (56.25, "NVLink bridge 112.5 GB/s bidirectional (RTX A6000 datasheet)"),
+    "a100-40gb-pcie": (300, "NVLink bridge for 2 GPUs, 600 GB/s (A100 datasheet)"),
+    "a100-40gb-sxm": (300, "NVLink 600 GB/s (A100 datasheet)"),
+    "a100-80gb-pcie": (300, "NVLink bridge for 2 GPUs, 600 GB/s (A100 datasheet)"),
+    "a100-80gb-sxm": (300, "NVLink 600 GB/s (A100 datasheet)"),
+    "h100-pcie": (300, "NVLink bridge 600 GB/s (H100 datasheet, PCIe)"),
+    "h100-sxm": (450, "NVLink 900 GB/s (H100 datasheet, SXM)"),
+    "h200": (450, "NVLink 900 GB/s (H200 datasheet, SXM)"),
+    "l40s": (32, _PCIE4),
+    "l4": (32, _PCIE4),
+    "rtx4090": (32, _PCIE4),
+    "mi300x": (448, "7 Infinity Fabric links of 128 GB/s bidirectional, 896 GB/s (MI300X datasheet)"),
 }
 
 
@@ -255,7 +297,8 @@ _PRESETS = (
 HARDWARE: dict[str, Hardware] = {hw.name: hw for hw in _PRESETS}
 
 _FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
-_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", *DEFAULT_ACHIEVED)
+_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", *DEFAULT_ACHIEVED, "interconnect_bytes_per_s",
+                       "interconnect_latency_s")
 
 
 def load_hardware(path: str | Path) -> Hardware:
@@ -310,6 +353,8 @@ def hardware_to_toml(hw: Hardware) -> str:
         f"bandwidth_bytes_per_s = {hw.bandwidth_bytes_per_s!r}",
         f"memory_bytes = {hw.memory_bytes!r}",
         *(f"{key} = {getattr(hw, key)!r}" for key in DEFAULT_ACHIEVED),
+        f"interconnect_bytes_per_s = {hw.interconnect_bytes_per_s!r}",
+        f"interconnect_latency_s = {hw.interconnect_latency_s!r}",
         f"source = {quoted(hw.source)}",
         "",
         "[peak_flops]",

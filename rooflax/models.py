@@ -15,11 +15,24 @@ A user model in TOML::
     vocab = 32000
     gated_mlp = true     # optional
     tied_embeddings = false  # optional
+    experts = 8          # optional, mixture of experts: routed experts per layer (0: dense)
+    experts_per_token = 2    # with experts: experts each token is routed to (k)
+    shared_experts = 0   # optional: experts every token passes through
+    moe_intermediate = 14336  # optional: each expert's MLP width (default: intermediate)
 
 A Hugging Face ``config.json`` is read offline with the same meaning
 (``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
 ``num_key_value_heads``, ``head_dim``, ``intermediate_size``, ``vocab_size``,
-``tie_word_embeddings``).
+``tie_word_embeddings``; for mixtures of experts ``num_local_experts`` or
+``num_experts`` or ``n_routed_experts``, ``num_experts_per_tok``,
+``moe_intermediate_size``, and ``n_shared_experts`` or
+``shared_expert_intermediate_size`` (as a multiple of ``moe_intermediate_size``)).
+
+Mixture of experts: every layer's MLP is ``experts`` routed experts (each a gated MLP of
+width ``moe_intermediate``, ``k = experts_per_token`` of them per token, chosen by a
+router ``h → experts``) plus ``shared_experts`` experts that every token passes through,
+priced as one dense MLP of width ``shared_experts · moe_intermediate``. ``intermediate``
+is then the config's dense width and is not used by the layers.
 """
 
 from __future__ import annotations
@@ -32,7 +45,8 @@ from pathlib import Path
 from rooflax._files import read_text
 from rooflax.errors import SpecError, boolean, check_keys, positive_int, unknown_name
 
-__all__ = ["MODELS", "Model", "get_model", "llama_intermediate", "load_model", "parameter_count"]
+__all__ = ["MODELS", "MOE_FIELDS", "Model", "get_model", "llama_intermediate", "llama_scaled", "load_model",
+           "parameter_count"]
 
 
 def llama_intermediate(hidden):
@@ -46,16 +60,51 @@ def llama_intermediate(hidden):
     return (8 * hidden + 767) // 768 * 256
 
 
+def llama_scaled(hidden, head_dim, group_size):
+    """``(heads, kv_heads, intermediate)`` of a Llama-style model scaled to ``hidden`` (DESIGN.md).
+
+    ``head_dim`` stays, ``heads = hidden / head_dim``, ``kv_heads`` keeps ``group_size``
+    query heads per KV head, ``intermediate`` follows :func:`llama_intermediate`. Works on
+    Python ints and on jnp arrays alike (:meth:`Model.at_hidden`, :mod:`rooflax.crossover`).
+
+    >>> llama_scaled(4096, 128, 8)
+    (32, 4, 11008)
+    """
+    heads = hidden // head_dim
+    return heads, heads // group_size, llama_intermediate(hidden)
+
+
 def parameter_count(*, hidden, layers, heads, kv_heads, head_dim, intermediate, vocab,
-                    gated_mlp=True, tied_embeddings=False):
+                    gated_mlp=True, tied_embeddings=False, experts=0, shared_experts=0, moe_intermediate=0,
+                    router_experts=None, embedding_copies=None, moe=None):
     """Parameters of a Llama-style decoder (embeddings, layers, final norm, LM head).
 
     Works on Python ints and jnp arrays; gated_mlp and tied_embeddings are Python bools.
+    With ``experts`` > 0 the MLP is ``experts`` routed experts plus ``shared_experts``
+    shared ones, each of width ``moe_intermediate``, and a router ``h → experts``.
+
+    Args:
+        router_experts: the router's outputs when they differ from ``experts`` (a device
+            holding some of the experts still holds the whole router).
+        embedding_copies: vocabulary matrices held (default 1 tied, 2 untied; the worst
+            device of a pipeline holds one).
+        moe: whether the MLP is made of experts (default: ``experts > 0``; give it when
+            ``experts`` is a traced array).
+
+    >>> parameter_count(hidden=4096, layers=32, heads=32, kv_heads=8, head_dim=128, intermediate=14336,
+    ...                 vocab=32000, experts=8, moe_intermediate=14336)  # Mixtral-8x7B
+    46702792704
     """
     attention = hidden * (heads + 2 * kv_heads) * head_dim + heads * head_dim * hidden
-    mlp = (3 if gated_mlp else 2) * hidden * intermediate
+    matrices = 3 if gated_mlp else 2
+    if bool(experts) if moe is None else moe:
+        router = hidden * (experts if router_experts is None else router_experts)
+        mlp = matrices * hidden * moe_intermediate * (experts + shared_experts) + router
+    else:
+        mlp = matrices * hidden * intermediate
     per_layer = attention + mlp + 2 * hidden
-    embeddings = vocab * hidden * (1 if tied_embeddings else 2)
+    copies = (1 if tied_embeddings else 2) if embedding_copies is None else embedding_copies
+    embeddings = vocab * hidden * copies
     return layers * per_layer + embeddings + hidden
 
 
@@ -73,6 +122,10 @@ class Model:
     vocab: int
     gated_mlp: bool = True
     tied_embeddings: bool = False
+    experts: int = 0
+    experts_per_token: int = 0
+    shared_experts: int = 0
+    moe_intermediate: int = 0
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -82,6 +135,7 @@ class Model:
             raise SpecError(f"model.name: expected a non-empty string, got {self.name!r}")
         for key in ("hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab"):
             object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
+        self._check_experts(where)
         for key in ("gated_mlp", "tied_embeddings"):
             object.__setattr__(self, key, boolean(f"{where}: {key}", getattr(self, key)))
         for key in ("label", "source"):
@@ -93,6 +147,48 @@ class Model:
             )
         if not self.label:
             object.__setattr__(self, "label", self.name)
+
+    def _check_experts(self, where: str) -> None:
+        """The mixture-of-experts fields: all zero (dense), or experts ≥ 1 with 1 ≤ k ≤ experts."""
+        for key in MOE_FIELDS:
+            value = getattr(self, key)
+            if value != 0:
+                object.__setattr__(self, key, positive_int(f"{where}: {key}", value))
+        if not self.experts:
+            given = [key for key in MOE_FIELDS[1:] if getattr(self, key)]
+            if given:
+                raise SpecError(f"{where}: {given[0]} is {getattr(self, given[0])} but experts is 0; "
+                                "give experts (routed experts per layer) or drop it")
+            return
+        if not self.gated_mlp:
+            raise SpecError(f"{where}: gated_mlp is false; a mixture of experts has gated experts (gated_mlp = true)")
+        if not 1 <= self.experts_per_token <= self.experts:
+            raise SpecError(f"{where}: experts_per_token is {self.experts_per_token}; "
+                            f"expected 1 to experts ({self.experts})")
+        if not self.moe_intermediate:
+            object.__setattr__(self, "moe_intermediate", self.intermediate)
+
+    def tp_fits(self, tp: int) -> bool:
+        """Whether ``tp`` splits the heads, the KV heads (or replicates them) and the MLP widths evenly."""
+        width = self.moe_intermediate if self.experts else self.intermediate
+        return (self.heads % tp == 0 and (self.kv_heads % tp == 0 or tp % self.kv_heads == 0)
+                and width % tp == 0)
+
+    def check_layout(self, *, tp: int = 1, pp: int = 1, ep: int = 1) -> None:
+        """Raise a one-line SpecError unless the parallel degrees divide this model (:mod:`rooflax.ops`)."""
+        if not self.tp_fits(tp):
+            allowed = [d for d in range(1, self.heads + 1) if self.tp_fits(d)]
+            width = f"{self.moe_intermediate} expert width" if self.experts else f"{self.intermediate} intermediate"
+            raise SpecError(f"tp: {tp} does not split {self.name}'s {self.heads} heads, {self.kv_heads} KV heads "
+                            f"and {width} evenly; allowed: {', '.join(map(str, allowed))}")
+        if self.layers % pp:
+            raise SpecError(f"pp: {pp} does not divide {self.name}'s {self.layers} layers into equal stages; "
+                            f"allowed: divisors of {self.layers}")
+        if ep > 1 and not self.experts:
+            raise SpecError(f"ep: {ep} needs a mixture of experts, and {self.name} is dense; allowed: 1")
+        if self.experts and self.experts % ep:
+            raise SpecError(f"ep: {ep} does not divide {self.name}'s {self.experts} experts; "
+                            f"allowed: divisors of {self.experts}")
 
     @property
     def group_size(self) -> int:
@@ -108,13 +204,17 @@ class Model:
         """The keyword arguments of :func:`parameter_count` for this model."""
         return {k: getattr(self, k) for k in (
             "hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab",
-            "gated_mlp", "tied_embeddings")}
+            "gated_mlp", "tied_embeddings",
+            *(("experts", "shared_experts", "moe_intermediate") if self.experts else ()))}
 
     def check_hidden(self, hidden: int, where: str = "hidden") -> None:
         """Raise unless the model can be scaled to ``hidden`` (see :meth:`at_hidden`)."""
         hidden = positive_int(where, hidden)
         if hidden == self.hidden:
             return
+        if self.experts:
+            raise SpecError(f"{where}: {hidden} differs from {self.name}'s {self.hidden}; a mixture of experts "
+                            "is not scaled (drop the hidden axis)")
         if hidden % self.head_dim:
             raise SpecError(
                 f"{where}: {hidden} is not a multiple of {self.name}'s head_dim {self.head_dim}"
@@ -135,19 +235,23 @@ class Model:
         self.check_hidden(hidden)
         if hidden == self.hidden:
             return self
-        heads = hidden // self.head_dim
+        heads, kv_heads, intermediate = llama_scaled(hidden, self.head_dim, self.group_size)
         return replace(self, name=f"{self.name}@h{hidden}", label=f"{self.label} @ h={hidden}",
-                       hidden=hidden, heads=heads, kv_heads=heads // self.group_size,
-                       intermediate=llama_intermediate(hidden))
+                       hidden=hidden, heads=heads, kv_heads=kv_heads, intermediate=intermediate)
 
     def to_dict(self) -> dict:
-        """A plain dict (the TOML layout) for metadata."""
-        return {"name": self.name, "label": self.label, **self.shape_kwargs(), "source": self.source}
+        """A plain dict (the TOML layout) for metadata; the expert fields only for a mixture of experts."""
+        moe = {key: getattr(self, key) for key in MOE_FIELDS} if self.experts else {}
+        return {"name": self.name, "label": self.label, **self.shape_kwargs(), **moe, "source": self.source}
 
 
-def _preset(name, label, hidden, layers, heads, kv_heads, intermediate, vocab, source) -> Model:
+#: The mixture-of-experts fields of :class:`Model` (all 0 for a dense model).
+MOE_FIELDS = ("experts", "experts_per_token", "shared_experts", "moe_intermediate")
+
+
+def _preset(name, label, hidden, layers, heads, kv_heads, intermediate, vocab, source, **moe) -> Model:
     return Model(name=name, label=label, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
-                 head_dim=hidden // heads, intermediate=intermediate, vocab=vocab, source=source)
+                 head_dim=hidden // heads, intermediate=intermediate, vocab=vocab, source=source, **moe)
 
 
 _HF = "config.json of {} on the Hugging Face hub"
@@ -165,13 +269,29 @@ _PRESETS = (
     _preset("toy-llama", "Toy Llama", 256, 4, 4, 2, 768, 1024,
             "synthetic, not a released model: a narrow Llama shape (head_dim 64, GQA 2:1, intermediate by the "
             "Llama rule) so that validate and examples finish in seconds on a laptop CPU"),
+    _preset("mixtral-8x7b", "Mixtral 8x7B", 4096, 32, 32, 8, 14336, 32000,
+            _HF.format("mistralai/Mixtral-8x7B-v0.1") + ": hidden_size 4096, num_hidden_layers 32, "
+            "num_attention_heads 32, num_key_value_heads 8, intermediate_size 14336, vocab_size 32000, "
+            "num_local_experts 8, num_experts_per_tok 2", experts=8, experts_per_token=2),
+    _preset("mixtral-8x22b", "Mixtral 8x22B", 6144, 56, 48, 8, 16384, 32768,
+            _HF.format("mistralai/Mixtral-8x22B-v0.1") + ": hidden_size 6144, num_hidden_layers 56, "
+            "num_attention_heads 48, num_key_value_heads 8, intermediate_size 16384, vocab_size 32768, "
+            "num_local_experts 8, num_experts_per_tok 2", experts=8, experts_per_token=2),
+    _preset("qwen1.5-moe-a2.7b", "Qwen1.5-MoE-A2.7B", 2048, 24, 16, 16, 5632, 151936,
+            _HF.format("Qwen/Qwen1.5-MoE-A2.7B") + ": hidden_size 2048, num_hidden_layers 24, "
+            "num_attention_heads 16, num_key_value_heads 16, intermediate_size 5632, vocab_size 151936, "
+            "num_experts 60, num_experts_per_tok 4, moe_intermediate_size 1408, "
+            "shared_expert_intermediate_size 5632 (4 shared experts of 1408); its q/k/v biases and the "
+            "shared expert's gate (2048 + 1 weights a layer) are not counted",
+            experts=60, experts_per_token=4, shared_experts=4, moe_intermediate=1408),
 )
 
 #: Presets by name.
 MODELS: dict[str, Model] = {m.name: m for m in _PRESETS}
 
 _TOML_REQUIRED = ("name", "hidden", "layers", "heads", "intermediate", "vocab")
-_TOML_OPTIONAL = ("kv_heads", "head_dim", "gated_mlp", "tied_embeddings", "label", "source")
+_TOML_OPTIONAL = ("kv_heads", "head_dim", "gated_mlp", "tied_embeddings", "label", "source", *MOE_FIELDS)
+_HF_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")  # config.json keys of the expert count
 _HF_KEYS = {  # config.json key -> Model field
     "hidden_size": "hidden", "num_hidden_layers": "layers", "num_attention_heads": "heads",
     "intermediate_size": "intermediate", "vocab_size": "vocab",
@@ -191,6 +311,27 @@ def _from_table(table: dict, where: str) -> Model:
         return Model(**fields)
     except SpecError as exc:
         raise SpecError(f"{where}: {exc}") from None
+
+
+def _hf_experts(config: dict) -> dict:
+    """The mixture-of-experts fields of a ``config.json`` (none for a dense model)."""
+    experts_key = next((key for key in _HF_EXPERTS if config.get(key)), None)
+    if experts_key is None:
+        return {}
+    table = {"experts": positive_int(experts_key, config[experts_key]),
+             "experts_per_token": positive_int("num_experts_per_tok", config.get("num_experts_per_tok"))}
+    if config.get("moe_intermediate_size") is not None:
+        table["moe_intermediate"] = positive_int("moe_intermediate_size", config["moe_intermediate_size"])
+    if config.get("n_shared_experts"):
+        table["shared_experts"] = positive_int("n_shared_experts", config["n_shared_experts"])
+    elif config.get("shared_expert_intermediate_size"):
+        width = positive_int("shared_expert_intermediate_size", config["shared_expert_intermediate_size"])
+        each = table.get("moe_intermediate", positive_int("intermediate_size", config["intermediate_size"]))
+        if width % each:
+            raise SpecError(f"shared_expert_intermediate_size: {width} is not a multiple of the expert width "
+                            f"{each}; allowed: a multiple of moe_intermediate_size")
+        table["shared_experts"] = width // each
+    return table
 
 
 def load_model(path: str | Path) -> Model:
@@ -215,6 +356,7 @@ def load_model(path: str | Path) -> Model:
                     table[field_] = positive_int(key, config[key])
             tied = config.get("tie_word_embeddings")
             table["tied_embeddings"] = False if tied is None else boolean("tie_word_embeddings", tied)
+            table.update(_hf_experts(config))
         except SpecError as exc:
             raise SpecError(f"{where}: {exc}") from None
         table["name"] = path.parent.name or path.stem

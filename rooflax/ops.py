@@ -17,6 +17,34 @@ To add an operation, write its cost function (and, for a matrix product, the fun
 giving its products' shapes) and add one :class:`OpDef` to
 :data:`_LAYER_OPS` (or give the model a new structural flag); the engine, frames and
 charts pick it up from there.
+
+Parallelism (rows are per device; DESIGN.md, "Many devices"). With ``tp``-way tensor
+parallelism (Megatron-style) qkv, gate and up are split by columns and o and down by
+rows: a device holds ``H/tp`` query heads, ``⌈G/tp⌉`` KV heads (one, replicated, when
+``tp`` exceeds ``G``), ``I/tp`` of the MLP and ``⌈V/tp⌉`` of the vocabulary; norms and
+residuals run on the whole hidden state everywhere; two all-reduces per layer
+(``attn_allreduce`` after o, ``mlp_allreduce`` after down) sum the partial outputs.
+With ``pp`` pipeline stages a device runs ``L/pp`` layers and passes its activations on
+(``pp_send``, once per stage boundary). With ``ep``-way expert parallelism the system
+is ``ep`` replicas of the ``tp × pp`` layout; the batch is spread over them (a device
+runs ``⌈B/ep⌉`` sequences), each holds ``E/ep`` experts, and tokens travel to their
+experts and back by all-to-all (``moe_dispatch``, ``moe_combine``). The system has
+``tp·pp·ep`` devices.
+
+Collectives are ops of the ``comm`` group with no FLOPs whose bytes cross the
+interconnect: a ring all-reduce over ``p`` devices sends ``2(p−1)/p`` of the message
+and waits ``2(p−1)`` link latencies; an all-to-all sends ``(p−1)/p`` of its message and
+waits ``p−1`` latencies; a pipeline send moves the message once, one latency. Each
+op's :attr:`OpDef.hops` gives its latency count.
+
+Mixture of experts: ``router`` (``h → E``) and the routed experts' ``expert_gate``,
+``expert_up``, ``expert_silu_mul`` and ``expert_down`` take the place of the dense MLP
+(which remains, as the shared experts, when the model has them). A device's experts
+process ``R = B·Q·k/ep`` token-expert pairs (the whole system's tokens, each sent to
+``k`` experts, spread evenly over the ``ep`` replicas), ``B·Q·k/E`` per expert. Their
+weights are read only for the experts touched: under uniform routing ``T`` tokens
+touch ``E·(1 − (1 − k/E)^T)`` distinct experts in expectation, so a device reads
+``(E/ep)·(1 − (1 − k/E)^T)`` experts' weights, ``T = B·Q``.
 """
 
 from __future__ import annotations
@@ -29,11 +57,11 @@ from rooflax.achieved import Gemm
 from rooflax.shape import PHASES, Shape
 
 __all__ = [
-    "GROUPS", "OP_NAMES", "PHASES", "OpDef", "Step", "layer_ops", "lm_head", "make_step", "new_tokens", "op_costs",
-    "scored_pairs",
+    "GROUPS", "LM_HEAD", "OP_NAMES", "PHASES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step",
+    "new_tokens", "op_costs", "scored_pairs",
 ]
 #: Chart groups, in frame order.
-GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head")
+GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head", "comm")
 
 Num = Any  # a Python number or a jnp scalar
 
@@ -60,6 +88,21 @@ class Step(NamedTuple):
     gated_mlp: bool
     tied_embeddings: bool
     fused_attention: bool
+    tp: Num = 1
+    pp: Num = 1
+    ep: Num = 1
+    system_tokens: Num = 0  # B·Q over the whole system (every ep replica)
+    stage_layers: Num = 0  # L/pp, the layers a device holds
+    experts: Num = 0  # E/ep, the routed experts a device holds
+    router_experts: Num = 0  # E, the router's outputs
+    experts_per_token: Num = 0  # k
+    shared_experts: Num = 0
+    routed: Num = 0  # R, token-expert pairs a device's experts process
+    touched: Num = 0  # experts whose weights a device reads
+    expert_width: Num = 0  # each expert's width on a device, moe_intermediate/tp
+    moe: bool = False
+    dense_mlp: bool = True
+    comm: tuple[str, ...] = ()
 
     @property
     def tokens(self) -> Num:
@@ -88,20 +131,40 @@ def scored_pairs(new: Num, attended: Num, causal: bool) -> Num:
     return new * attended
 
 
+def _ceil_div(a: Num, b: Num) -> Num:
+    """``⌈a/b⌉`` of non-negative integers (exact on Python ints and integral floats)."""
+    return -(-a // b)
+
+
 def make_step(shape: Shape) -> Step:
-    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`,
-    and the LM head's tokens (``B``, or ``B·K`` in verify). The engine, :func:`rooflax.evaluate`
-    and the benchmarks all build their steps here.
+    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`
+    (or, under a tree mask, ``Q·(T−Q)`` plus the shape's ``tree_pairs``: :mod:`rooflax.trees`),
+    and the LM head's tokens (``B``, or ``B·K`` in verify), all per device under the shape's
+    ``tp``, ``pp`` and ``ep`` (module docstring). The engine, :func:`rooflax.evaluate` and the
+    benchmarks all build their steps here.
     """
     s = shape
     new = new_tokens(s.phase, s.seq_len, s.spec_k)
     verify = s.phase == 2
-    return Step(batch=s.batch, seq_len=s.seq_len, new=new, attended=s.seq_len,
-                pairs=scored_pairs(new, s.seq_len, s.causal), hidden=s.hidden, heads=s.heads,
-                kv_heads=s.kv_heads, head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
-                logits_tokens=s.batch * (s.spec_k * verify + (s.phase != 2)), layers=s.layers,
-                w=s.w, a=s.a, k=s.k, gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,
-                fused_attention=s.fused_attention)
+    batch = _ceil_div(s.batch, s.ep)
+    system_tokens = s.batch * new
+    if s.moe:
+        moe = {"experts": s.experts // s.ep, "router_experts": s.experts, "experts_per_token": s.experts_per_token,
+               "shared_experts": s.shared_experts, "routed": system_tokens * s.experts_per_token / s.ep,
+               "touched": s.experts // s.ep * (1 - (1 - s.experts_per_token / s.experts) ** system_tokens),
+               "expert_width": s.moe_intermediate // s.tp}
+        intermediate = s.shared_experts * s.moe_intermediate // s.tp
+    else:
+        moe, intermediate = {}, s.intermediate // s.tp
+    pairs = (scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0)
+             + (new * (s.seq_len - new) + s.tree_pairs) * (s.tree_pairs != 0))
+    return Step(batch=batch, seq_len=s.seq_len, new=new, attended=s.seq_len,
+                pairs=pairs, hidden=s.hidden, heads=s.heads // s.tp,
+                kv_heads=_ceil_div(s.kv_heads, s.tp), head_dim=s.head_dim, intermediate=intermediate,
+                vocab=_ceil_div(s.vocab, s.tp), logits_tokens=batch * (s.spec_k * verify + (s.phase != 2)),
+                layers=s.layers, w=s.w, a=s.a, k=s.k, gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,
+                fused_attention=s.fused_attention, tp=s.tp, pp=s.pp, ep=s.ep, system_tokens=system_tokens,
+                stage_layers=s.layers // s.pp, moe=s.moe, dense_mlp=s.dense_mlp, comm=s.comm, **moe)
 
 
 def _linear(tokens: Num, k_in: Num, n_out: Num, w: Num, a: Num) -> tuple[Num, Num]:
@@ -236,6 +299,73 @@ def _lm_head_gemm(s: Step) -> tuple[Gemm, ...]:
     return _gemm(1, s.logits_tokens, s.vocab, s.hidden)
 
 
+def _router_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.router_experts, s.hidden)
+
+
+def _expert_up_gemm(s: Step) -> tuple[Gemm, ...]:
+    """One product per touched expert, over its share of the routed tokens."""
+    return _gemm(s.touched, s.routed / s.touched, s.expert_width, s.hidden)
+
+
+def _expert_down_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(s.touched, s.routed / s.touched, s.hidden, s.expert_width)
+def router(s: Step):
+    """``h → E`` on the device's tokens: the expert scores (top-k and softmax on them are negligible)."""
+    return _linear(s.tokens, s.hidden, s.router_experts, s.w, s.a)
+
+
+def _expert_linear(s: Step, k_in: Num, n_out: Num) -> tuple[Num, Num]:
+    """A routed expert product over the device's ``R`` token-expert pairs; weights of the touched experts."""
+    return 2 * s.routed * k_in * n_out, s.w * s.touched * k_in * n_out + s.a * s.routed * (k_in + n_out)
+
+
+def expert_gate(s: Step):
+    """``h → moe_intermediate/tp`` for every routed token, per expert ``B·Q·k/E`` tokens."""
+    return _expert_linear(s, s.hidden, s.expert_width)
+
+
+expert_up = expert_gate
+
+
+def expert_down(s: Step):
+    """``moe_intermediate/tp → h`` for every routed token."""
+    return _expert_linear(s, s.expert_width, s.hidden)
+
+
+def expert_silu_mul(s: Step):
+    """``silu(gate)·up`` of the routed experts: 5 FLOPs an element."""
+    elements = s.routed * s.expert_width
+    return 5 * elements, 3 * s.a * elements
+
+
+def all_reduce(s: Step):
+    """Ring all-reduce over ``tp`` devices of the ``M × h`` partial output: ``2(tp−1)/tp`` of it crosses the link."""
+    return 0, 2 * (s.tp - 1) * (s.a * s.tokens * s.hidden) / s.tp
+
+
+def _ring_hops(s: Step) -> Num:
+    return 2 * (s.tp - 1)
+
+
+def all_to_all(s: Step):
+    """All-to-all over ``ep`` devices of each token's hidden state to (or from) its ``k`` experts: ``(ep−1)/ep``."""
+    return 0, (s.ep - 1) * (s.a * s.tokens * s.experts_per_token * s.hidden) / s.ep
+
+
+def _all_to_all_hops(s: Step) -> Num:
+    return s.ep - 1
+
+
+def pp_send(s: Step):
+    """The ``M × h`` hidden state handed to the next pipeline stage, once per stage boundary."""
+    return 0, s.a * s.tokens * s.hidden
+
+
+def _send_hops(s: Step) -> Num:
+    return 1
+
+
 @dataclass(frozen=True, slots=True)
 class OpDef:
     """One operation: its frame name, chart group, cost function, and when it exists."""
@@ -246,7 +376,8 @@ class OpDef:
     gemms: Callable[[Step], tuple[Gemm, ...]] = lambda s: ()  # matrix products run, for tile/wave quantization
     fused: bool | None = None  # True: only with fused attention; False: only without
     gated: bool | None = None  # likewise for the gated MLP
-
+    only: str | None = None  # only when this holds: "moe", "dense_mlp", or a degree above 1 ("tp", "pp", "ep")
+    hops: Callable[[Step], Num] | None = None  # a collective: link latencies it waits; bytes cross the interconnect
 
 
 _LAYER_OPS = (
@@ -258,31 +389,51 @@ _LAYER_OPS = (
     OpDef("pv", "qk/pv", pv, _values_gemm, fused=False),
     OpDef("attention", "qk/pv", attention, _attention_gemms, fused=True),
     OpDef("o_proj", "qkv mlp", o_proj, _o_gemm),
+    OpDef("attn_allreduce", "comm", all_reduce, only="tp", hops=_ring_hops),
     OpDef("attn_residual", "elementwise", residual),
     OpDef("mlp_norm", "elementwise", rms_norm),
-    OpDef("gate_proj", "up/gate/down", gate_proj, _up_gemm, gated=True),
-    OpDef("up_proj", "up/gate/down", up_proj, _up_gemm),
-    OpDef("silu_mul", "elementwise", silu_mul, gated=True),
-    OpDef("silu", "elementwise", silu, gated=False),
-    OpDef("down_proj", "up/gate/down", down_proj, _down_gemm),
+    OpDef("gate_proj", "up/gate/down", gate_proj, _up_gemm, gated=True, only="dense_mlp"),
+    OpDef("up_proj", "up/gate/down", up_proj, _up_gemm, only="dense_mlp"),
+    OpDef("silu_mul", "elementwise", silu_mul, gated=True, only="dense_mlp"),
+    OpDef("silu", "elementwise", silu, gated=False, only="dense_mlp"),
+    OpDef("down_proj", "up/gate/down", down_proj, _down_gemm, only="dense_mlp"),
+    OpDef("router", "up/gate/down", router, _router_gemm, only="moe"),
+    OpDef("moe_dispatch", "comm", all_to_all, only="ep", hops=_all_to_all_hops),
+    OpDef("expert_gate", "up/gate/down", expert_gate, _expert_up_gemm, only="moe"),
+    OpDef("expert_up", "up/gate/down", expert_up, _expert_up_gemm, only="moe"),
+    OpDef("expert_silu_mul", "elementwise", expert_silu_mul, only="moe"),
+    OpDef("expert_down", "up/gate/down", expert_down, _expert_down_gemm, only="moe"),
+    OpDef("moe_combine", "comm", all_to_all, only="ep", hops=_all_to_all_hops),
+    OpDef("mlp_allreduce", "comm", all_reduce, only="tp", hops=_ring_hops),
     OpDef("mlp_residual", "elementwise", residual),
 )
 LM_HEAD = OpDef("lm_head", "lm_head", lm_head, _lm_head_gemm)
+#: Once per stage boundary, after the layers and the LM head.
+PP_SEND = OpDef("pp_send", "comm", pp_send, only="pp", hops=_send_hops)
 
 #: Every op name, in frame order (the ``op`` enum).
-OP_NAMES = (*tuple(op.name for op in _LAYER_OPS), LM_HEAD.name)
+OP_NAMES = (*tuple(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
 
 
-def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False) -> tuple[OpDef, ...]:
-    """The ops of one layer followed by the once-per-model ``lm_head``, in frame order."""
-    chosen = tuple(
-        op for op in _LAYER_OPS
-        if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp)
+def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: bool = False, dense_mlp: bool = True,
+              comm: tuple[str, ...] = ()) -> tuple[OpDef, ...]:
+    """The ops of one layer, the once-per-model ``lm_head``, and ``pp_send`` with ``"pp"`` in ``comm``.
+
+    Args:
+        gated_mlp, fused_attention: the structural choices of the ops table.
+        moe: the layer has routed experts (``router``, ``expert_*``).
+        dense_mlp: the layer has a dense MLP (always, unless a mixture of experts has no shared experts).
+        comm: the parallel degrees above 1 (``"tp"``, ``"pp"``, ``"ep"``): their collectives.
+    """
+    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in ("tp", "pp", "ep")}}
+    return tuple(
+        op for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
+        if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp) and flags.get(op.only, True)
     )
-    return (*chosen, LM_HEAD)
 
 
 def op_costs(step: Step) -> tuple[tuple[OpDef, Num, Num], ...]:
-    """``(op, flops, bytes)`` for every op of the step's layer, then ``lm_head``, in frame order."""
-    return tuple((op, *op.cost(step)) for op in layer_ops(gated_mlp=step.gated_mlp,
-                                                          fused_attention=step.fused_attention))
+    """``(op, flops, bytes)`` for every op of the step (:func:`layer_ops`), in frame order."""
+    return tuple((op, *op.cost(step)) for op in layer_ops(
+        gated_mlp=step.gated_mlp, fused_attention=step.fused_attention, moe=step.moe, dense_mlp=step.dense_mlp,
+        comm=step.comm))

@@ -6,8 +6,17 @@ from rooflax.dtypes import DtypePolicy, get_dtype
 from rooflax.errors import SpecError, positive_int, unknown_name
 from rooflax.hardware import Hardware, get_hardware
 from rooflax.models import Model, get_model
-from rooflax.ops import PHASES, make_step, op_costs
-from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, model_totals, op_achieved_time, op_time
+from rooflax.ops import LM_HEAD, PHASES, PP_SEND, make_step, op_costs
+from rooflax.roofline import (
+    Roof,
+    attainable,
+    intensity,
+    is_compute_bound,
+    model_totals,
+    network_time,
+    op_achieved_time,
+    op_time,
+)
 from rooflax.shape import Shape
 
 __all__ = ["evaluate"]
@@ -15,16 +24,20 @@ __all__ = ["evaluate"]
 
 def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a40", dtype: str | DtypePolicy = "fp16",
              kv_dtype: str | None = None, phase: str = "decode", batch: int, seq_len: int, spec_k: int | None = None,
-             hidden: int | None = None, fused_attention: bool = False, causal: bool = False) -> dict:
+             hidden: int | None = None, fused_attention: bool = False, causal: bool = False,
+             tp: int = 1, pp: int = 1, ep: int = 1) -> dict:
     """Costs of every op, and the model totals, for one configuration and phase.
+
+    ``tp``, ``pp`` and ``ep`` are the parallel degrees (:mod:`rooflax.ops`): rows are per
+    device, collectives are ops of the ``comm`` group with ``bound`` ``"network"``.
 
     Returns:
         ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",
-        "time_s", "achieved_flops", "achieved_time_s", "bound"}}, "totals": {"flops",
-        "bytes", "time_s", "tokens_per_s", "achieved_time_s", "achieved_tokens_per_s",
-        "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes",
-        "fits_in_memory"}}``. Counts are exact Python integers where the dtype's byte
-        sizes are whole.
+        "time_s", "achieved_flops", "achieved_time_s", "bound"}}, "totals": {"flops", "bytes",
+        "network_bytes", "time_s", "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s",
+        "achieved_tokens_per_s", "weight_bytes", "kv_cache_bytes", "activation_bytes",
+        "memory_bytes", "fits_in_memory"}}``. Counts are exact Python integers where the
+        dtype's byte sizes are whole.
 
     >>> r = evaluate(phase="decode", batch=1, seq_len=2048)
     >>> r["ops"]["qkv_proj"]["flops"]
@@ -41,13 +54,21 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     elif spec_k is not None:
         raise SpecError(f"spec_k: only meaningful in the verify phase, got spec_k={spec_k!r} with phase={phase!r}")
     m = m.at_hidden(m.hidden if hidden is None else hidden)
+    tp, pp, ep = (positive_int(name, value) for name, value in (("tp", tp), ("pp", pp), ("ep", ep)))
+    m.check_layout(tp=tp, pp=pp, ep=ep)
     step = make_step(Shape.of(m, dt, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
-                              fused_attention=fused_attention, causal=causal))
+                              fused_attention=fused_attention, causal=causal, tp=tp, pp=pp, ep=ep))
     roof = Roof.of(hw, dt)
     peak, bandwidth = roof.peak, roof.bandwidth
     ops = {}
     for op, flops, bytes_ in op_costs(step):
         achieved_s = op_achieved_time(op, step, flops, bytes_, roof)
+        if op.hops is not None:
+            ops[op.name] = {"group": op.group, "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
+                            "attainable_flops": attainable(flops, bytes_, peak, roof.interconnect),
+                            "time_s": network_time(bytes_, op.hops(step), roof),
+                            "achieved_flops": flops / achieved_s, "achieved_time_s": achieved_s, "bound": "network"}
+            continue
         ops[op.name] = {
             "group": op.group, "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
             "attainable_flops": attainable(flops, bytes_, peak, bandwidth),
@@ -55,8 +76,16 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
             "achieved_flops": flops / achieved_s, "achieved_time_s": achieved_s,
             "bound": "compute" if is_compute_bound(flops, bytes_, peak, bandwidth) else "memory",
         }
-    keys = ("flops", "bytes", "time_s", "achieved_time_s")
-    layer = [v for name, v in ops.items() if name != "lm_head"]
-    totals = model_totals(step, layer=tuple(sum(v[key] for v in layer) for key in keys),
-                          head=tuple(ops["lm_head"][key] for key in keys), memory_capacity=roof.memory)
+    send = ops.pop(PP_SEND.name, None)
+    head = ops.pop(LM_HEAD.name)
+    layer = ops.values()
+    totals = model_totals(
+        step, layer=(sum(v["flops"] for v in layer), sum(v["bytes"] for v in layer if v["bound"] != "network"),
+                     sum(v["time_s"] for v in layer), sum(v["achieved_time_s"] for v in layer)),
+        head=(head["flops"], head["bytes"], head["time_s"], head["achieved_time_s"]), memory_capacity=roof.memory,
+        network_bytes=sum(v["bytes"] for v in layer if v["bound"] == "network"),
+        send=None if send is None else (send["bytes"], send["time_s"], send["achieved_time_s"]))
+    ops[LM_HEAD.name] = head
+    if send is not None:
+        ops[PP_SEND.name] = send
     return {"ops": ops, "totals": totals}

@@ -4,10 +4,29 @@ Per op: ``intensity = flops / bytes``; ``attainable = min(peak, bandwidth · int
 ``time = max(flops / peak, bytes / bandwidth)``; compute-bound where
 ``intensity ≥ peak / bandwidth``.
 
+Collectives (ops with :attr:`~rooflax.ops.OpDef.hops`) run under the third roof, the
+interconnect: ``time = bytes / interconnect + hops · latency``, bound ``network``.
+
 Per configuration and phase (DESIGN.md, "Model totals"): ``L · Σ layer ops + lm_head``
 for flops, bytes and time (each op at its own roof); ``tokens_per_s = B·Q / time``
 (prompt tokens per second in prefill, generated tokens per second in decode, verified
 draft tokens per second in verify); memory = weights + KV cache + peak activations.
+
+Many devices (rows per device, :mod:`rooflax.ops`): ``batch`` is the whole system's, and
+every figure of memory is one device's, the fullest (``fits_in_memory`` is per device).
+Pipeline rules, with ``pp`` stages of ``L/pp`` layers:
+
+- **latency** (``time_s``): a step passes every stage in turn, so
+  ``time_s = L · layer + lm_head + (pp−1) · pp_send``: pipelining does not shorten it;
+- **throughput** (``tokens_per_s``): ``pp`` micro-batches of ``batch`` sequences are in
+  flight, one per stage, and the slowest stage (the last: its layers, the LM head and a
+  send) sets the pace, so ``tokens_per_s = B·Q / (L/pp · layer + lm_head + pp_send)``;
+  with ``pp = 1`` the two coincide;
+- hence a device keeps the KV cache of ``pp`` micro-batches for its ``L/pp`` layers:
+  ``k·2·G·d·L·B·S`` per device with ``G``, ``B`` its own share (``⌈G/tp⌉``, ``⌈B/ep⌉``).
+
+Collectives are not overlapped with compute: their time adds. ``tokens_per_s`` is the
+system's; ``tokens_per_s_per_gpu`` divides it by the ``tp·pp·ep`` devices.
 """
 
 from __future__ import annotations
@@ -25,8 +44,8 @@ if TYPE_CHECKING:
     from rooflax.dtypes import DtypePolicy
     from rooflax.hardware import Hardware
 
-__all__ = ["Roof", "activation_bytes", "attainable", "intensity", "is_compute_bound", "kv_cache_bytes",
-           "model_totals", "op_achieved_time", "op_time"]
+__all__ = ["Roof", "activation_bytes", "attainable", "device_weight_bytes", "intensity", "is_compute_bound",
+           "kv_cache_bytes", "model_totals", "network_time", "op_achieved_time", "op_time"]
 
 Num = Any
 
@@ -46,22 +65,28 @@ class Roof:
     memory: Num  # bytes of device memory
     inv_peak: Num
     inv_bandwidth: Num
+    interconnect: Num = 0.0  # bytes/s over the GPU-to-GPU link, one way
+    inv_interconnect: Num = 0.0
+    latency: Num = 0.0  # seconds per hop of a collective
     # below the roof (rooflax.achieved), one entry per op group of rooflax.ops.GROUPS:
-    overhead_s: Num  # kernel_overhead_s
-    seconds_per_flop: Num  # 1 / (peak · compute_efficiency)
-    seconds_per_byte: Num  # 1 / (bandwidth · bandwidth_efficiency)
-    sm_count: Num
-    tile_m: Num
-    tile_n: Num
-    tile_k: Num
+    overhead_s: Num = ()  # kernel_overhead_s
+    seconds_per_flop: Num = ()  # 1 / (peak · compute_efficiency)
+    seconds_per_byte: Num = ()  # 1 / (bandwidth · bandwidth_efficiency)
+    sm_count: Num = 1
+    tile_m: Num = 1
+    tile_n: Num = 1
+    tile_k: Num = 1
 
     @classmethod
     def of(cls, hardware: Hardware, dtype: DtypePolicy) -> Roof:
-        """The roof of ``hardware`` for ``dtype``'s matmuls, and its achieved-performance terms."""
+        """The roof of ``hardware`` for ``dtype``'s matmuls, its interconnect for collectives, and its
+        achieved-performance terms."""
         peak, bandwidth = hardware.peak(dtype.compute), hardware.bandwidth_bytes_per_s
+        link = hardware.interconnect_bytes_per_s
         terms = [hardware.terms(group) for group in GROUPS]
         return cls(peak=peak, bandwidth=bandwidth, memory=hardware.memory_bytes, inv_peak=1 / peak,
-                   inv_bandwidth=1 / bandwidth,
+                   inv_bandwidth=1 / bandwidth, interconnect=link, inv_interconnect=1 / link,
+                   latency=hardware.interconnect_latency_s,
                    overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
                    seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
                    seconds_per_byte=tuple(1 / (bandwidth * t["bandwidth_efficiency"]) for t in terms),
@@ -70,9 +95,15 @@ class Roof:
 
 
 def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, minimum=min, maximum=max) -> Num:
-    """Predicted seconds of ``op`` on a real device (:func:`rooflax.achieved.achieved_time`),
-    with the terms of the op's group."""
+    """Predicted seconds of ``op`` on a real device, with the terms of the op's group.
+
+    A product or an elementwise op: :func:`rooflax.achieved.achieved_time`. A collective
+    (``op.hops``): the kernel overhead plus its ideal time on the interconnect (bytes over
+    the link, one latency a hop); no link efficiency is modelled.
+    """
     g = GROUPS.index(op.group)
+    if op.hops is not None:
+        return roof.overhead_s[g] + bytes_ * roof.inv_interconnect + op.hops(step) * roof.latency
     return achieved_time(flops, bytes_, op.gemms(step), seconds_per_flop=roof.seconds_per_flop[g],
                          seconds_per_byte=roof.seconds_per_byte[g], kernel_overhead_s=roof.overhead_s[g],
                          sm_count=roof.sm_count, tile_m=roof.tile_m, tile_n=roof.tile_n, tile_k=roof.tile_k,
@@ -102,6 +133,22 @@ def is_compute_bound(flops: Num, bytes_: Num, peak: Num, bandwidth: Num) -> Num:
     return flops * bandwidth >= peak * bytes_
 
 
+def network_time(bytes_: Num, hops: Num, roof: Roof) -> Num:
+    """A collective's time: its bytes over the interconnect plus ``hops`` link latencies."""
+    return bytes_ / roof.interconnect + hops * roof.latency
+
+
+def device_weight_bytes(s: Step) -> Num:
+    """Weights one device holds (the fullest: a pipeline end holds a vocabulary matrix), every expert counted."""
+    copies = 1 + (s.pp == 1) * (not s.tied_embeddings)
+    experts = {"experts": s.experts, "shared_experts": s.shared_experts, "moe_intermediate": s.expert_width,
+               "router_experts": s.router_experts, "moe": True} if s.moe else {}
+    return s.w * parameter_count(hidden=s.hidden, layers=s.stage_layers, heads=s.heads, kv_heads=s.kv_heads,
+                                 head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
+                                 gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,
+                                 embedding_copies=copies, **experts)
+
+
 def kv_cache_bytes(s: Step) -> Num:
     """KV cache held after the step: ``k · 2 · G · d · L · B · S``."""
     return s.k * 2 * s.kv_heads * s.head_dim * s.layers * s.batch * s.seq_len
@@ -113,7 +160,9 @@ def activation_bytes(s: Step, maximum=max) -> Num:
     The largest of: the residual stream plus the QKV output, ``M·(h + (H+2G)d)``; the
     residual stream plus scores and probabilities, ``M·h + 2·B·H·P`` (``M·h + B·H·Q·d``
     fused); the residual stream plus the MLP's inner tensors, ``M·(h + 3I)`` gated
-    (``M·(h + 2I)`` not); and the logits, ``B·V`` (``B·K·V`` in verify); times ``a``.
+    (``M·(h + 2I)`` not); with experts, the residual stream plus their inputs and inner
+    tensors, ``M·h + R·(h + 3·I_e)`` for the ``R`` routed pairs; and the logits, ``B·V``
+    (``B·K·V`` in verify); times ``a``. Every size is the device's own.
     """
     m, h = s.tokens, s.hidden
     qkv = m * (h + (s.heads + 2 * s.kv_heads) * s.head_dim)
@@ -122,35 +171,50 @@ def activation_bytes(s: Step, maximum=max) -> Num:
     else:
         attn = m * h + 2 * s.batch * s.heads * s.pairs
     mlp = m * (h + (3 if s.gated_mlp else 2) * s.intermediate)
+    if s.moe:
+        mlp = maximum(mlp, m * h + s.routed * (h + 3 * s.expert_width))
     logits = s.logits_tokens * s.vocab
     return s.a * maximum(maximum(qkv, attn), maximum(mlp, logits))
 
 
 def model_totals(s: Step, *, layer: tuple[Num, Num, Num, Num], head: tuple[Num, Num, Num, Num],
-                 memory_capacity: Num, maximum=max) -> dict:
-    """Totals of one configuration and phase (DESIGN.md, "Model totals").
+                 memory_capacity: Num, maximum=max, network_bytes: Num = 0,
+                 send: tuple[Num, Num, Num] | None = None) -> dict:
+    """Totals of one configuration and phase (DESIGN.md, "Model totals"; pipeline rules above).
 
     Args:
-        s: the step (its ``layers`` and structure included).
-        layer: the flops, bytes, time and achieved time of one layer's ops, each summed.
+        s: the step (its ``layers``, layout and structure included).
+        layer: one layer's flops, memory bytes, time and achieved time (every op's,
+            collectives included), each summed.
         head: the flops, bytes, time and achieved time of ``lm_head`` (once per model).
         memory_capacity: device memory in bytes, for ``fits_in_memory``.
         maximum: ``max`` for Python numbers, ``jnp.maximum`` for arrays.
+        network_bytes: the bytes one layer's collectives put on the interconnect.
+        send: the interconnect bytes and time of ``pp_send``, with pipeline stages.
 
     Returns:
-        ``flops``, ``bytes``, ``intensity``, ``time_s``, ``tokens_per_s`` (``B·Q/time``),
+        ``flops``, ``bytes``, ``network_bytes``, ``intensity``, ``time_s`` (latency),
+        ``tokens_per_s`` (``B·Q`` over the slowest stage's time), ``tokens_per_s_per_gpu``,
         ``achieved_time_s`` and ``achieved_tokens_per_s`` (the same below the roof),
-        ``weight_bytes`` (``w`` × parameters), ``kv_cache_bytes``, ``activation_bytes``,
-        ``memory_bytes`` (their sum) and ``fits_in_memory``.
+        and per device ``weight_bytes`` (``w`` × parameters held), ``kv_cache_bytes``,
+        ``activation_bytes``, ``memory_bytes`` (their sum) and ``fits_in_memory``.
     """
     flops, bytes_, time_s, achieved_s = (s.layers * part + whole for part, whole in zip(layer, head, strict=True))
-    weights = s.w * parameter_count(hidden=s.hidden, layers=s.layers, heads=s.heads, kv_heads=s.kv_heads,
-                                    head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
-                                    gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings)
+    network = s.layers * network_bytes
+    stage_s, achieved_stage_s = time_s, achieved_s
+    if send is not None:
+        network = network + (s.pp - 1) * send[0]
+        stage_s = s.stage_layers * layer[2] + head[2] + send[1]
+        achieved_stage_s = s.stage_layers * layer[3] + head[3] + send[2]
+        time_s = time_s + (s.pp - 1) * send[1]
+        achieved_s = achieved_s + (s.pp - 1) * send[2]
+    weights = device_weight_bytes(s)
     kv = kv_cache_bytes(s)
     acts = activation_bytes(s, maximum=maximum)
     memory = weights + kv + acts
-    return {"flops": flops, "bytes": bytes_, "intensity": flops / bytes_, "time_s": time_s,
-            "tokens_per_s": s.tokens / time_s, "achieved_time_s": achieved_s,
-            "achieved_tokens_per_s": s.tokens / achieved_s, "weight_bytes": weights, "kv_cache_bytes": kv,
-            "activation_bytes": acts, "memory_bytes": memory, "fits_in_memory": memory <= memory_capacity}
+    tokens_per_s = s.system_tokens / stage_s
+    return {"flops": flops, "bytes": bytes_, "network_bytes": network, "intensity": flops / bytes_,
+            "time_s": time_s, "tokens_per_s": tokens_per_s, "tokens_per_s_per_gpu": tokens_per_s / (s.tp * s.pp * s.ep),
+            "achieved_time_s": achieved_s, "achieved_tokens_per_s": s.system_tokens / achieved_stage_s,
+            "weight_bytes": weights, "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": memory,
+            "fits_in_memory": memory <= memory_capacity}

@@ -73,15 +73,30 @@ class Shape:
     w: Num  # bytes per weight element
     a: Num  # bytes per activation element
     k: Num  # bytes per KV-cache element
+    experts: Num = 0  # E, routed experts per layer (0: dense)
+    experts_per_token: Num = 0  # experts each token is routed to
+    shared_experts: Num = 0
+    moe_intermediate: Num = 0  # each expert's width
+    tp: Num = 1  # tensor-parallel degree
+    pp: Num = 1  # pipeline stages
+    ep: Num = 1  # expert-parallel degree
+    tree_pairs: Num = 0  # verify with a tree mask: scores kept among the candidates (rooflax.trees); 0: none
     gated_mlp: bool = _static(True)
     tied_embeddings: bool = _static(False)
     fused_attention: bool = _static(False)
     causal: bool = _static(False)
+    moe: bool = _static(False)  # routed experts in every layer's MLP
+    dense_mlp: bool = _static(True)  # a dense MLP (the shared experts, in a mixture of experts)
+    comm: tuple[str, ...] = field(default=(), metadata={"static": True})  # degrees above 1: "tp", "pp", "ep"
 
     @classmethod
     def of(cls, model: Model, dtype: DtypePolicy, *, phase: str, batch: Num, seq_len: Num,
-           spec_k: Num | None = None, fused_attention: bool = False, causal: bool = False) -> Shape:
+           spec_k: Num | None = None, fused_attention: bool = False, causal: bool = False,
+           tp: int = 1, pp: int = 1, ep: int = 1, tree_pairs: Num = 0) -> Shape:
         """The shape of ``model`` at one point in ``phase``; every model field the shape declares is copied.
+
+        ``tp``, ``pp`` and ``ep`` are Python integers (the parallel layout of a sweep step):
+        they are leaves, and which of them exceed 1 is the static ``comm``.
 
         >>> from rooflax import get_dtype, get_model
         >>> s = Shape.of(get_model("llama-13b"), get_dtype("fp16"), phase="decode", batch=1, seq_len=2048)
@@ -91,7 +106,10 @@ class Shape:
         from_model = {name: getattr(model, name) for name in _FROM_MODEL}
         return cls(**from_model, batch=batch, seq_len=seq_len, phase=PHASES.index(phase),
                    spec_k=0 if spec_k is None else spec_k, w=dtype.weight_bytes, a=dtype.act_bytes,
-                   k=dtype.kv_bytes, fused_attention=fused_attention, causal=causal)
+                   k=dtype.kv_bytes, tree_pairs=tree_pairs, fused_attention=fused_attention, causal=causal,
+                   tp=tp, pp=pp, ep=ep, moe=model.experts > 0,
+                   dense_mlp=model.experts == 0 or model.shared_experts > 0,
+                   comm=tuple(name for name, degree in (("tp", tp), ("pp", pp), ("ep", ep)) if degree > 1))
 
 
 #: The shape's fields that the model supplies: every one with a :class:`Model` field of the same name.

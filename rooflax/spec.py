@@ -9,6 +9,8 @@ A spec file::
     phases = ["prefill", "decode"] # any of prefill, decode, verify
     fused_attention = false        # optional
     causal = false                 # optional
+    tree = "chain"                 # optional, verify under a tree mask: "chain", or a list of
+                                   # trees [{depths = [1, 2, 2]}, {top_k = [4, 2]}] (rooflax.trees)
     description = "..."            # optional
 
     [axes]
@@ -16,9 +18,16 @@ A spec file::
     seq_len = { start = 128, stop = 4096, step = 128 }    # linear, stop included
     hidden = { start = 4096, stop = 16384, powers_of = 2 } # geometric, stop included
     spec_k = [16, 32, 48]                                 # verify draft lengths
+    tp = [1, 2, 4, 8]                                     # tensor-parallel degrees (default 1)
+    pp = [1]                                              # pipeline stages (default 1)
+    ep = [1]                                              # expert-parallel degrees (default 1)
 
+``tp`` must divide every model's heads and MLP widths (and its KV heads divide, or be
+divided by, ``tp``), ``pp`` its layers, ``ep`` its experts (experts only). Each layout
+``(tp, pp, ep)`` is a block of the sweep with ``tp·pp·ep`` devices (:mod:`rooflax.ops`).
 ``hidden`` defaults to each model's own; ``spec_k`` is required with ``verify`` and not
-allowed without it. Axis values are sorted; a repeated value is an error. Every count is
+allowed without it, except with a list of trees: then ``spec_k`` is their candidate counts
+(one tree per count). Axis values are sorted; a repeated value is an error. Every count is
 at most 2**53 (:data:`rooflax.errors.MAX_INT`).
 
 A model, accelerator or dtype file may not take a preset's name (or another file's)
@@ -42,7 +51,8 @@ from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
 from rooflax.hardware import HARDWARE, Hardware, get_hardware
 from rooflax.models import MODELS, Model, get_model
-from rooflax.ops import PHASES, layer_ops
+from rooflax.ops import PHASES, OpDef, layer_ops
+from rooflax.trees import check_tree, tree_pairs
 
 __all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
 
@@ -60,9 +70,11 @@ seq_len = { start = 128, stop = 4096, step = 128 }
 hidden = [5120]
 """
 
-_TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attention", "causal",
+_TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attention", "causal", "tree",
              "description", "axes")
-_AXES = ("batch", "seq_len", "hidden", "spec_k")
+_AXES = ("batch", "seq_len", "hidden", "spec_k", "tp", "pp", "ep")
+#: The parallel axes, default ``(1,)`` each.
+PARALLEL = ("tp", "pp", "ep")
 _MAX_AXIS_VALUES = 10_000_000
 
 
@@ -171,6 +183,25 @@ def _axis_values(key: str, values: object) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _trees(tree: object, phases: tuple[str, ...], spec_k: tuple[int, ...] | None):
+    """The ``tree`` field: None, ``"chain"``, or one tree (candidate depths) per ``spec_k`` value."""
+    if tree is None:
+        return None
+    if "verify" not in phases:
+        raise SpecError("tree: only meaningful with the 'verify' phase; add it to phases or drop tree")
+    if tree == "chain":
+        return tree
+    if not isinstance(tree, list | tuple) or not tree:
+        raise SpecError(f"tree: expected \"chain\" or a non-empty list of trees ({{depths = [...]}} or "
+                        f"{{top_k = [...]}}), got {tree!r}")
+    trees = tuple(check_tree(t, f"tree[{i}]") for i, t in enumerate(tree))
+    sizes = tuple(len(t) for t in trees)
+    if sizes != spec_k:
+        raise SpecError(f"tree: the trees hold {list(sizes)} candidates, spec_k is {list(spec_k or ())}; "
+                        "each spec_k needs one tree of that many candidates (leave out spec_k to take the trees')")
+    return trees
+
+
 def _phases(phases: object) -> tuple[str, ...]:
     """Phases: a non-empty tuple of distinct names of :data:`PHASES`, in that order."""
     if not isinstance(phases, list | tuple) or not phases:
@@ -193,7 +224,8 @@ class SweepSpec:
     axes): both are validated the same way on construction.
 
     Categorical axes are ``models``, ``hardware`` and ``dtypes``; numeric axes are
-    ``batch``, ``seq_len``, ``hidden`` (None: each model's own) and ``spec_k`` (verify only).
+    ``batch``, ``seq_len``, ``hidden`` (None: each model's own), ``spec_k`` (verify only)
+    and the parallel degrees ``tp``, ``pp``, ``ep`` (``(1,)`` each by default).
     """
 
     models: tuple[Model, ...]
@@ -204,8 +236,12 @@ class SweepSpec:
     seq_len: tuple[int, ...]
     hidden: tuple[int, ...] | None = None
     spec_k: tuple[int, ...] | None = None
+    tp: tuple[int, ...] = (1,)
+    pp: tuple[int, ...] = (1,)
+    ep: tuple[int, ...] = (1,)
     fused_attention: bool = False
     causal: bool = False
+    tree: str | tuple[tuple[int, ...], ...] | None = None  # "chain", or candidate depths per spec_k
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -221,7 +257,7 @@ class SweepSpec:
         put("phases", _phases(self.phases))
         for name in _AXES:
             value = getattr(self, name)
-            if value is not None or name in ("batch", "seq_len"):
+            if value is not None or name in ("batch", "seq_len", *PARALLEL):
                 put(name, _axis_values(name, value))
         if "verify" in self.phases and self.spec_k is None:
             raise SpecError("spec_k: required when phases include 'verify' (e.g. spec_k = [16, 32, 48])")
@@ -230,6 +266,7 @@ class SweepSpec:
         if self.spec_k is not None and self.spec_k[-1] > self.seq_len[-1]:
             raise SpecError(f"spec_k: {self.spec_k[-1]} exceeds every seq_len (largest {self.seq_len[-1]}); "
                             "verify needs seq_len ≥ spec_k")
+        put("tree", _trees(self.tree, self.phases, self.spec_k))
         put("fused_attention", boolean("fused_attention", self.fused_attention))
         put("causal", boolean("causal", self.causal))
         if not isinstance(self.description, str):
@@ -240,10 +277,31 @@ class SweepSpec:
         for model in self.models:
             for h in self.hidden or ():
                 model.check_hidden(h, where="hidden")
+            for h in self.hidden_for(model):
+                for tp, pp, ep in self.layouts():
+                    model.at_hidden(h).check_layout(tp=tp, pp=pp, ep=ep)
+
+    def layouts(self) -> tuple[tuple[int, int, int], ...]:
+        """Every parallel layout ``(tp, pp, ep)`` of the sweep, in frame order."""
+        return tuple(itertools.product(self.tp, self.pp, self.ep))
+
+    def ops_for(self, model: Model, layout: tuple[int, int, int] = (1, 1, 1)) -> tuple[OpDef, ...]:
+        """The ops of ``model``'s rows under ``layout`` (:func:`rooflax.ops.layer_ops`)."""
+        return layer_ops(gated_mlp=model.gated_mlp, fused_attention=self.fused_attention, moe=model.experts > 0,
+                         dense_mlp=model.experts == 0 or model.shared_experts > 0,
+                         comm=tuple(name for name, degree in zip(PARALLEL, layout, strict=True) if degree > 1))
 
     def hidden_for(self, model: Model) -> tuple[int, ...]:
         """The hidden sizes swept for ``model``."""
         return self.hidden if self.hidden is not None else (model.hidden,)
+
+    def tree_pairs(self, spec_k: int | None) -> int:
+        """Scores the verify step's tree mask keeps among its ``spec_k`` candidates; 0 without a tree."""
+        if self.tree is None or spec_k is None:
+            return 0
+        if self.tree == "chain":
+            return spec_k * (spec_k + 1) // 2
+        return tree_pairs(self.tree[self.spec_k.index(spec_k)])
 
     def steps(self) -> tuple[tuple[str, int | None, int], ...]:
         """``(phase, spec_k, first valid seq_len index)`` per phase step, in frame order."""
@@ -261,14 +319,17 @@ class SweepSpec:
         per_width = sum(len(self.batch) * (len(self.seq_len) - first) for _, _, first in self.steps())
         return per_width * len(self.hidden_for(model)) * len(self.hardware) * len(self.dtypes)
 
+    def _layout_rows(self, model: Model) -> int:
+        """Op rows of one grid point under every layout, summed."""
+        return sum(len(self.ops_for(model, layout)) for layout in self.layouts())
+
     def configurations(self) -> int:
         """Grid points times phase steps: the rows of the summary frame."""
-        return sum(self._points(m) for m in self.models)
+        return sum(self._points(m) for m in self.models) * len(self.layouts())
 
     def rows(self) -> int:
         """Rows of the long (one row per op) frame."""
-        return sum(self._points(m) * len(layer_ops(gated_mlp=m.gated_mlp, fused_attention=self.fused_attention))
-                   for m in self.models)
+        return sum(self._points(m) * self._layout_rows(m) for m in self.models)
 
     def to_dict(self) -> dict:
         """Everything that defines the sweep, presets expanded, for metadata and resume checks."""
@@ -280,7 +341,10 @@ class SweepSpec:
             "phases": list(self.phases),
             "fused_attention": self.fused_attention,
             "causal": self.causal,
-            "axes": {name: None if getattr(self, name) is None else list(getattr(self, name)) for name in _AXES},
+            **({} if self.tree is None
+               else {"tree": self.tree if self.tree == "chain" else [list(t) for t in self.tree]}),
+            "axes": {name: None if getattr(self, name) is None else list(getattr(self, name)) for name in _AXES
+                     if name not in PARALLEL or getattr(self, name) != (1,)},
         }
 
     def to_json(self) -> str:
@@ -297,7 +361,8 @@ class SweepSpec:
         (256,)
         """
         own = {"model": self.models, "hardware": self.hardware, "dtype": self.dtypes, "phases": self.phases,
-               "fused_attention": self.fused_attention, "causal": self.causal, "description": self.description,
+               "fused_attention": self.fused_attention, "causal": self.causal, "tree": self.tree,
+               "description": self.description,
                **{name: getattr(self, name) for name in _AXES}}
         return _build(own, keys, base=None, where="")
 
@@ -309,8 +374,8 @@ def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> 
         base: folder that relative model and hardware paths are read from.
         where: prefix for error messages (the spec file's name).
         **keys: ``model``, ``hardware``, ``dtype``, ``kv_dtype``, ``phases``,
-            ``fused_attention``, ``causal``, ``description``, ``batch``, ``seq_len``,
-            ``hidden``, ``spec_k``, or ``axes`` holding the last four. None is the same
+            ``fused_attention``, ``causal``, ``tree``, ``description``, ``batch``, ``seq_len``,
+            ``hidden``, ``spec_k``, ``tp``, ``pp``, ``ep``, or ``axes`` holding the last seven. None is the same
             as leaving a key out.
     """
     return _build(keys, {}, base=base, where=where)
@@ -381,13 +446,19 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
     if not isinstance(phases, list | tuple):
         raise SpecError(f"phases: expected a non-empty list of {', '.join(PHASES)}, got {phases!r}")
     values = {name: _axis(name, value) for name, value in axes.items()}
+    tree = top.get("tree")
+    if isinstance(tree, list | tuple):  # trees in order of their candidate counts, which are spec_k
+        tree = tuple(sorted((check_tree(t, f"tree[{i}]") for i, t in enumerate(tree)), key=len)) if tree else tree
+        if "spec_k" not in values and tree:
+            values["spec_k"] = tuple(len(t) for t in tree)
     try:
         return SweepSpec(
             models=models, hardware=hardware, dtypes=dtypes,
             phases=tuple(sorted(phases, key=lambda p: PHASES.index(p) if p in PHASES else len(PHASES))),
             batch=values["batch"], seq_len=values["seq_len"], hidden=values.get("hidden"),
-            spec_k=values.get("spec_k"), fused_attention=top.get("fused_attention", False),
-            causal=top.get("causal", False), description=top.get("description", ""),
+            spec_k=values.get("spec_k"), tp=values.get("tp", (1,)), pp=values.get("pp", (1,)),
+            ep=values.get("ep", (1,)), fused_attention=top.get("fused_attention", False),
+            causal=top.get("causal", False), tree=tree, description=top.get("description", ""),
         )
     except SpecError as exc:  # name the axes as the TOML does
         message = str(exc)

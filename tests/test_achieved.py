@@ -241,3 +241,14 @@ def test_achieved_gap_narrows_to_the_efficiency_as_prefill_grows():
     ratio = (df["achieved_time_s"] / df["time_s"]).to_list()
     assert all(a > b for a, b in itertools.pairwise(ratio))
     assert 1 / 0.8 < ratio[-1] < 1 / 0.8 * 1.01
+
+
+def test_below_the_roof_with_experts_and_parallel_layouts():
+    """Expert products, routers and collectives (overhead plus their link time) are slower than their roof too."""
+    df = rooflax.sweep(model="mixtral-8x7b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[1, 256],
+                       seq_len=[512], tp=[1, 8], ep=[1, 2])
+    assert {"router", "expert_up", "attn_allreduce", "moe_dispatch"} <= set(df["op"].cast(pl.String).unique())
+    assert (df["achieved_time_s"] > df["time_s"]).all()
+    comm = df.filter(pl.col("group") == "comm")
+    overhead = rooflax.get_hardware("h100-sxm").kernel_overhead_s
+    assert ((comm["achieved_time_s"] - comm["time_s"]) / overhead).to_list() == pytest.approx([1.0] * comm.height)

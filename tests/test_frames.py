@@ -23,9 +23,9 @@ SMALL = dict(model=["llama-13b", "llama-3-8b"], hardware=["a40", "h100-sxm"], dt
 def test_schema_is_the_frame_contract():
     df = rooflax.sweep()
     assert df.schema == OPS_SCHEMA
-    assert list(df.columns) == ["model", "hardware", "dtype", "batch", "seq_len", "hidden", "spec_k", "phase",
-                                "op", "group", "flops", "bytes", "intensity", "attainable_flops", "time_s",
-                                "achieved_flops", "achieved_time_s", "bound"]
+    assert list(df.columns) == ["model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep",
+                                "spec_k", "phase", "op", "group", "flops", "bytes", "intensity", "attainable_flops",
+                                "time_s", "achieved_flops", "achieved_time_s", "bound"]
     assert df.height == 8 * 32 * 2 * 15  # batch × seq_len × phases × ops
     assert rooflax.sweep(summary=True).schema == SUMMARY_SCHEMA
 

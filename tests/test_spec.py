@@ -226,7 +226,8 @@ def test_numpy_booleans_are_booleans():
 
 # --- no two things under one name ----------------------------------------------------------------------------------
 
-GPU = "name = '{name}'\nbandwidth_bytes_per_s = {bw}\nmemory_bytes = 48e9\n[peak_flops]\nfp16 = 1.497e14\n"
+GPU = ("name = '{name}'\nbandwidth_bytes_per_s = {bw}\nmemory_bytes = 48e9\ninterconnect_bytes_per_s = 56.25e9\n"
+       "[peak_flops]\nfp16 = 1.497e14\n")
 
 
 def test_a_file_may_not_take_a_presets_name(tmp_path):

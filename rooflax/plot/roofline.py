@@ -37,7 +37,9 @@ from rooflax.plot._common import (
 __all__ = ["bandwidth_label", "ceiling_label", "draw_ceilings", "peak_label", "roofline", "series"]
 
 AXES = ("batch", "seq_len", "hidden", "spec_k")
-FACETS = ("phase", "group", "hardware", "dtype", "model")
+FACETS = ("phase", "group", "hardware", "dtype", "model", "tp", "pp", "ep")
+#: Parallel degrees: each layout is its own point of an op (not joined to another layout's).
+_LAYOUT = ("tp", "pp", "ep")
 _NEEDED = ("model", "hardware", "dtype", "phase", "spec_k", "group", "intensity", "attainable_flops")
 _MARKERS = ("x", "+", "1", "2", "3", "4", "o", "^", "s", "d")
 
@@ -212,7 +214,8 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, extra_d
 
 def _connect(ax: Axes, points: pl.DataFrame, axis: str, color) -> None:
     """Lines through each op's points along ``axis``, every other coordinate held."""
-    others = [c for c in ("model", "hardware", "dtype", "phase", "op", *AXES) if c != axis and c in points.columns]
+    others = [c for c in ("model", "hardware", "dtype", "phase", "op", *AXES, *_LAYOUT)
+              if c != axis and c in points.columns]
     lines = (points.filter(pl.col(axis).is_not_null()).sort(axis).group_by(others, maintain_order=True)
              .agg(pl.col("intensity"), pl.col("attainable_flops")))
     if lines.height > 5000:
@@ -225,7 +228,7 @@ def _connect(ax: Axes, points: pl.DataFrame, axis: str, color) -> None:
 
 
 def _collect(lf: pl.LazyFrame, groups: Sequence[str], color_by: str | None, connect: str | None,
-             resolution: int) -> pl.DataFrame:
+             resolution: int, facet: str | None) -> pl.DataFrame:
     """Collect a lazy dataset for a chart, reducing points on the way unless lines are drawn."""
     names = lf.collect_schema().names()
     for column in (*_NEEDED, *(c for c in (color_by, connect) if c)):
@@ -233,9 +236,9 @@ def _collect(lf: pl.LazyFrame, groups: Sequence[str], color_by: str | None, conn
             raise unknown_name("roofline", column, names, what="column")
     lf = lf.filter(pl.col("group").cast(pl.String).is_in(list(groups)))
     if connect:
-        return lf.select(*_NEEDED, "op", *(a for a in AXES if a in names and a not in _NEEDED)).collect()
+        return lf.select(*_NEEDED, "op", *(a for a in (*AXES, *_LAYOUT) if a in names and a not in _NEEDED)).collect()
     by = ["model", "hardware", "dtype", "phase", "spec_k", "group"]
-    by += [color_by] if color_by and color_by not in by else []
+    by += [c for c in dict.fromkeys((color_by, facet)) if c and c not in by]
     return reduce_points(lf, "intensity", "attainable_flops", by, resolution).drop("count")
 
 
@@ -253,13 +256,16 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     Args:
         df: a long frame (``rooflax.sweep``), or a LazyFrame of a dataset (reduced as it
             is collected, so datasets larger than memory can be drawn).
-        groups: op groups to draw; all of :data:`rooflax.ops.GROUPS` for every op.
+        groups: op groups to draw; all of :data:`rooflax.ops.GROUPS` for every op. The
+            ``comm`` group (collectives: no FLOPs) is left out here and drawn against the
+            interconnect roof by :func:`rooflax.plot.interconnect`.
         color_by: colour points by this axis (``batch``, ``seq_len``, ``hidden``,
             ``spec_k``), with a colour bar: a roofline family.
         connect: join each op's points along this axis (every other coordinate held),
             showing how it moves: one line per series, op and value of the other axes,
             in the series' colour (``spec_k``: grey lines across the verify series).
-        facet: one panel per value of ``phase``, ``group``, ``hardware``, ``dtype`` or ``model``.
+        facet: one panel per value of ``phase``, ``group``, ``hardware``, ``dtype``, ``model``,
+            or a parallel degree ``tp``, ``pp``, ``ep`` (rows are per device).
         dtypes: extra compute ceilings to draw (``fp8``, ``int8``, ...).
         hardware: descriptions of accelerators that are not presets, by name.
         models: descriptions of models that are not presets (for the title).
@@ -278,16 +284,19 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     for group in groups:
         if group not in GROUPS:
             raise unknown_name("groups", group, GROUPS)
+    groups = [g for g in groups if g != "comm"]
+    if facet is not None and facet not in FACETS:
+        raise unknown_name("facet", facet, FACETS)
     if isinstance(df, pl.LazyFrame):
-        df = _collect(df, groups, color_by, connect, resolution)
+        df = _collect(df, groups, color_by, connect, resolution, facet)
     require_columns(df, _NEEDED, "roofline")
     for axis, what in ((color_by, "color_by"), (connect, "connect")):
         if axis is not None:
             if axis not in AXES:
                 raise unknown_name(what, axis, AXES)
             require_columns(df, [axis, "op"] if what == "connect" else [axis], what)
-    if facet is not None and facet not in FACETS:
-        raise unknown_name("facet", facet, FACETS)
+    if facet is not None:
+        require_columns(df, [facet], "facet")
     sub = df.filter(pl.col("group").cast(pl.String).is_in(list(groups)))
     if sub.height == 0:
         raise SpecError(f"roofline: no rows in groups {list(groups)!r}")
@@ -311,7 +320,7 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
 
     if facet:
         order = sub.get_column(facet).unique(maintain_order=True)
-        if facet in ("phase", "group"):
+        if facet in ("phase", "group", *_LAYOUT):
             order = order.sort()
         panels = [(str(v), sub.filter(pl.col(facet) == v)) for v in order]
     else:

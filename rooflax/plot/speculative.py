@@ -1,0 +1,68 @@
+"""The speculation regime map: speedup and the best draft length over batch × seq_len."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from rooflax.errors import SpecError
+from rooflax.plot._common import require_columns, require_frame
+
+__all__ = ["speculation_map"]
+
+
+def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | None = None) -> Figure:
+    """Two heatmaps over batch × seq_len of a :func:`rooflax.best_k` frame: the speedup, and the best ``K``.
+
+    Args:
+        best: one row per (batch, seq_len) cell of one model, accelerator and dtype.
+        achieved: show ``achieved_speedup`` (rank ``best`` with ``achieved=True`` to match).
+        title: the figure title (default: model and accelerator).
+
+    Each cell is annotated with its value (the best ``K``, and the candidate count when a
+    tree makes it differ from ``K + 1``); blank cells have no round (``seq_len`` below the
+    candidates).
+    """
+    require_frame(best, "speculation map")
+    speedup = "achieved_speedup" if achieved else "speedup"
+    require_columns(best, ["model", "hardware", "dtype", "hidden", "batch", "seq_len", "draft_k", "candidates",
+                           speedup], "speculation map")
+    for column in ("model", "hardware", "dtype", "hidden"):
+        if best.get_column(column).n_unique() > 1:
+            raise SpecError(f"speculation map: the frame holds several {column} values; select one")
+    if best.select("batch", "seq_len").is_duplicated().any():
+        raise SpecError("speculation map: several rows per (batch, seq_len) cell; pass rooflax.best_k's frame")
+    xs, ys = sorted(best["batch"].unique()), sorted(best["seq_len"].unique())
+    xi, yi = {v: i for i, v in enumerate(xs)}, {v: i for i, v in enumerate(ys)}
+    grids = {name: np.full((len(ys), len(xs)), np.nan) for name in ("speedup", "k", "candidates")}
+    for row in best.iter_rows(named=True):
+        at = (yi[row["seq_len"]], xi[row["batch"]])
+        grids["speedup"][at], grids["k"][at], grids["candidates"][at] = row[speedup], row["draft_k"], row["candidates"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(5 + 0.55 * len(xs) * 2, 1.5 + 0.4 * len(ys)), layout="constrained")
+    top = max(float(np.nanmax(grids["speedup"])), 1.01)
+    low = min(float(np.nanmin(grids["speedup"])), 0.99)
+    shown = left.imshow(grids["speedup"], origin="lower", aspect="auto", cmap="RdYlGn",
+                        norm=TwoSlopeNorm(1.0, low, top), interpolation="nearest")
+    fig.colorbar(shown, ax=left, label=f"{'achieved ' if achieved else ''}speedup over plain decode")
+    shown = right.imshow(grids["k"], origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
+    fig.colorbar(shown, ax=right, label="best K (draft tokens a round)")
+    chains = bool((best["candidates"] == best["draft_k"] + 1).all())
+    for (j, i), value in np.ndenumerate(grids["speedup"]):
+        if np.isnan(value):
+            continue
+        left.text(i, j, f"{value:.2f}", ha="center", va="center", fontsize=7)
+        k, cand = int(grids["k"][j, i]), int(grids["candidates"][j, i])
+        right.text(i, j, str(k) if chains else f"{k}/{cand}", ha="center", va="center", fontsize=7,
+                   color="black" if k >= np.nanmean(grids["k"]) else "white")
+    for ax, name in ((left, "speedup at the best K"), (right, "best K" if chains else "best K / candidates")):
+        ax.set_xticks(range(len(xs)), [str(v) for v in xs], fontsize=7)
+        ax.set_yticks(range(len(ys)), [str(v) for v in ys], fontsize=7)
+        ax.set_xlabel("batch")
+        ax.set_ylabel("seq_len")
+        ax.set_title(name, fontsize=9)
+    row = best.row(0, named=True)
+    fig.suptitle(title or f"Speculative decoding ({row['model']}, {row['hardware']}, {row['dtype']})", fontsize=11)
+    return fig

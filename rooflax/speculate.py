@@ -1,0 +1,237 @@
+"""Speculative decoding end to end: draft cost, verify step, acceptance, effective tokens/s and speedup.
+
+One round of speculation drafts ``K`` tokens, verifies ``candidates`` tokens in one step
+of the target (a chain: ``K + 1``, the last token the target produced and the drafts;
+or a tree, :mod:`rooflax.trees`), and yields ``tokens_per_round`` tokens
+(:mod:`rooflax.acceptance`). Per grid point and ``K``:
+
+- ``round_time_s = draft_time_s + verify_time_s``, the drafter's time
+  (:mod:`rooflax.drafters`: a draft model's ``K`` decode steps, Medusa heads, or 0 for an
+  external drafter) plus the target's verify step at ``seq_len`` (``Q = candidates``,
+  ``T = seq_len``, the tree mask's scores);
+- ``effective_tokens_per_s = batch · tokens_per_round / round_time_s``;
+- ``speedup = effective_tokens_per_s / (batch / decode_time_s)``, against plain decode of
+  the target at the same batch and ``seq_len``.
+
+The same columns prefixed ``achieved_`` use the predicted achieved times. ``K = 0`` is a
+round of one candidate and no drafting: exactly plain decode, speedup 1.
+
+Everything comes from the engine's summary sweeps (target decode, target verify at every
+candidate count, the draft model's decode), joined in polars; no grid point is visited in
+Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from rooflax.acceptance import Acceptance, parse_acceptance
+from rooflax.drafters import HeadStep, medusa_times
+from rooflax.errors import SpecError, boolean, positive_int
+from rooflax.frames import resolve_spec, sweep
+from rooflax.models import Model, get_model
+from rooflax.roofline import Roof
+from rooflax.spec import SweepSpec
+from rooflax.trees import check_tree
+
+__all__ = ["CELL", "best_k", "speculate", "speculation_table"]
+
+#: Columns that name one cell of the grid.
+CELL = ("model", "hardware", "dtype", "batch", "seq_len", "hidden")
+#: Draft lengths swept when neither ``k`` nor ``tree`` is given.
+DEFAULT_K = tuple(range(9))
+_TIMES = ("time_s", "achieved_time_s")
+
+
+def _draft_lengths(k: object) -> tuple[int, ...]:
+    values = [k] if isinstance(k, int) else k
+    if not isinstance(values, list | tuple | range) or not values:
+        raise SpecError(f"k: expected draft lengths, a non-empty list of integers ≥ 0, got {k!r}")
+    out = sorted({0 if v == 0 and not isinstance(v, bool) else positive_int(f"k[{i}]", v)
+                  for i, v in enumerate(values)})
+    if len(out) != len(values):
+        raise SpecError(f"k: a draft length is repeated in {list(values)!r}")
+    return tuple(out)
+
+
+def _rounds(k: object, tree: object) -> pl.DataFrame:
+    """One row per round shape: ``candidates``, ``draft_k`` and the trees (None for chains)."""
+    if tree is not None and k is not None:
+        raise SpecError("tree: give draft lengths k (chains) or trees, not both")
+    if tree is None:
+        ks = _draft_lengths(DEFAULT_K if k is None else k)
+        return pl.DataFrame({"candidates": [v + 1 for v in ks], "draft_k": list(ks)},
+                            schema={"candidates": pl.Int64, "draft_k": pl.Int64})
+    if not isinstance(tree, list | tuple) or not tree:
+        raise SpecError(f"tree: expected a non-empty list of trees ({{depths = [...]}} or {{top_k = [...]}}), "
+                        f"got {tree!r}")
+    depths = sorted((check_tree(t, f"tree[{i}]") for i, t in enumerate(tree)), key=len)
+    sizes = [len(d) for d in depths]
+    if len(set(sizes)) != len(sizes):
+        raise SpecError(f"tree: two trees hold the same number of candidates ({sizes}); one tree per count")
+    return pl.DataFrame({"candidates": sizes, "draft_k": [max(d) - 1 for d in depths],
+                         "tree": [list(d) for d in depths]},
+                        schema={"candidates": pl.Int64, "draft_k": pl.Int64, "tree": pl.List(pl.Int64)})
+
+
+def _draft_model(draft_model: object, spec: SweepSpec) -> Model:
+    model = get_model(draft_model) if isinstance(draft_model, str | Path | Model) else None
+    if model is None:
+        raise SpecError(f"draft_model: expected a model preset name or file, got {draft_model!r}")
+    for target in spec.models:
+        if target.vocab != model.vocab:
+            raise SpecError(f"draft_model: {model.name!r} has a vocabulary of {model.vocab} tokens, the target "
+                            f"{target.name!r} has {target.vocab}; a draft model must share the target's vocabulary")
+    return model
+
+
+def _select(frame: pl.DataFrame, phase: str, prefix: str, keys: tuple[str, ...]) -> pl.DataFrame:
+    rows = frame.filter(pl.col("phase") == phase)
+    return rows.select(*keys, *(pl.col(t).alias(f"{prefix}{t}") for t in _TIMES))
+
+
+def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl.DataFrame:
+    """Medusa draft times for every (model, hardware, dtype, batch, hidden, draft_k) of ``rows``."""
+    need = rows.select("model", "hardware", "dtype", "batch", "hidden", "draft_k").unique()
+    if need.height and need["draft_k"].max() > heads:
+        raise SpecError(f"medusa_heads: a round drafts {need['draft_k'].max()} tokens but the model has {heads} "
+                        "heads; draft at most one token per head (k ≤ medusa_heads, tree depth ≤ heads + 1)")
+    models = {m.name: m for m in spec.models}
+    hardware = {h.name: h for h in spec.hardware}
+    dtypes = {d.name: d for d in spec.dtypes}
+    parts = []
+    for (model, hw, dt), part in need.group_by("model", "hardware", "dtype"):
+        roof, dtype = Roof.of(hardware[hw], dtypes[dt]), dtypes[dt]
+        step = HeadStep(batch=part["batch"].to_numpy().astype(np.float64),
+                        hidden=part["hidden"].to_numpy().astype(np.float64), vocab=float(models[model].vocab),
+                        heads=part["draft_k"].to_numpy().astype(np.float64), w=dtype.weight_bytes,
+                        a=dtype.act_bytes, shared_lm_head=shared)
+        ideal, achieved = medusa_times(step, roof)
+        parts.append(part.with_columns(draft_time_s=ideal, draft_achieved_time_s=achieved))
+    return pl.concat(parts)
+
+
+def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
+              draft_model: str | Path | Model | None = None, medusa_heads: int | None = None,
+              shared_lm_head: bool = False, acceptance: object = None, **keys: object) -> pl.DataFrame:
+    """Expected tokens per round, round time, effective tokens/s and speedup of speculative decoding.
+
+    Args:
+        spec: the target's sweep (a :class:`SweepSpec`, a TOML path, or None); its models,
+            accelerators, dtypes and ``batch``, ``seq_len``, ``hidden`` axes are used, its
+            phases and ``spec_k`` are not.
+        k: draft lengths ``K`` (integers ≥ 0), each verified as a chain of ``K + 1``
+            candidates; default ``0..8``.
+        tree: instead of ``k``, trees of candidates (``{depths = [...]}`` or
+            ``{top_k = [...]}``, :mod:`rooflax.trees`), one per candidate count.
+        draft_model: a model preset or file that drafts ``K`` tokens by decoding; it must
+            share the target's vocabulary.
+        medusa_heads: instead, the number of Medusa heads (one forward per round, using
+            ``K`` heads); neither: an external drafter, free.
+        shared_lm_head: Medusa heads reuse the base model's LM head (its weights read once).
+        acceptance: ``{"kind": "geometric", "alpha": 0.8}`` (the default) or a table
+            (:mod:`rooflax.acceptance`).
+        **keys: the spec's TOML keys (``model``, ``batch``, ...), replacing the spec's.
+
+    Returns:
+        One row per grid cell (:data:`CELL`) and round shape: ``draft_k``, ``candidates``,
+        ``tokens_per_round``, then ``decode_time_s``, ``draft_time_s``, ``verify_time_s``,
+        ``round_time_s``, ``effective_tokens_per_s``, ``speedup``, and each of those six
+        again below the roof (``achieved_…``). Cells where ``seq_len < candidates`` have
+        no row.
+
+    >>> df = speculate(batch=[1], seq_len=[1024], k=[0, 4], acceptance={"kind": "geometric", "alpha": 0.8})
+    >>> df.select("draft_k", "tokens_per_round", "speedup").rows()[0]
+    (0, 1.0, 1.0)
+    """
+    shared_lm_head = boolean("shared_lm_head", shared_lm_head)
+    model_acceptance: Acceptance = parse_acceptance({"kind": "geometric", "alpha": 0.8} if acceptance is None
+                                                    else acceptance)
+    if draft_model is not None and medusa_heads is not None:
+        raise SpecError("medusa_heads: give a draft_model or medusa_heads, not both")
+    heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
+    rounds = _rounds(k, tree)
+    base = resolve_spec(spec, keys)
+    candidates = rounds["candidates"].to_list()
+    if candidates[-1] > base.seq_len[-1]:
+        raise SpecError(f"k: rounds of up to {candidates[-1]} candidates need seq_len ≥ {candidates[-1]}, "
+                        f"the largest seq_len is {base.seq_len[-1]}")
+    trees = "chain" if tree is None else [{"depths": d} for d in rounds["tree"].to_list()]
+    target = base.with_keys(phases=["decode", "verify"], spec_k=candidates, tree=trees)
+    frame = sweep(target, summary=True)
+    decode = _select(frame, "decode", "decode_", CELL)
+    verify = _select(frame.rename({"spec_k": "candidates"}), "verify", "verify_", (*CELL, "candidates"))
+    out = verify.join(rounds.select("candidates", "draft_k"), on="candidates").join(decode, on=CELL)
+    if draft_model is not None:
+        drafter = _draft_model(draft_model, base)
+        draft = sweep(base.with_keys(model=[drafter], phases=["decode"], spec_k=None, tree=None, hidden=None),
+                      summary=True)
+        cell = ("hardware", "dtype", "batch", "seq_len")
+        out = out.join(_select(draft, "decode", "step_", cell), on=cell).with_columns(
+            draft_time_s=pl.col("draft_k") * pl.col("step_time_s"),
+            draft_achieved_time_s=pl.col("draft_k") * pl.col("step_achieved_time_s"))
+    elif heads is not None:
+        medusa = _medusa(out, base, heads, shared_lm_head)
+        out = out.join(medusa, on=["model", "hardware", "dtype", "batch", "hidden", "draft_k"])
+    else:
+        out = out.with_columns(draft_time_s=pl.lit(0.0), draft_achieved_time_s=pl.lit(0.0))
+    tokens = model_acceptance.tokens_per_round(out["draft_k"].to_numpy(), out["candidates"].to_numpy())
+    out = out.with_columns(tokens_per_round=pl.Series(tokens, dtype=pl.Float64))
+    columns = []
+    for prefix, time in (("", "time_s"), ("achieved_", "achieved_time_s")):
+        round_time = pl.col(f"draft_{time}") + pl.col(f"verify_{time}")
+        columns += [
+            pl.col(f"decode_{time}").alias(f"{prefix}decode_time_s"),
+            pl.col(f"draft_{time}").alias(f"{prefix}draft_time_s"),
+            pl.col(f"verify_{time}").alias(f"{prefix}verify_time_s"),
+            round_time.alias(f"{prefix}round_time_s"),
+            (pl.col("batch") * pl.col("tokens_per_round") / round_time).alias(f"{prefix}effective_tokens_per_s"),
+            (pl.col("tokens_per_round") * pl.col(f"decode_{time}") / round_time).alias(f"{prefix}speedup"),
+        ]
+    return out.select(*CELL, "draft_k", "candidates", "tokens_per_round", *columns).sort(
+        "model", "hardware", "dtype", "hidden", "batch", "seq_len", "candidates")
+
+
+def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achieved: bool = False,
+           **options: object) -> pl.DataFrame:
+    """For each grid cell, the round shape with the highest effective tokens/s.
+
+    Args:
+        frame: a :func:`speculate` frame, or the ``spec`` argument of :func:`speculate`.
+        achieved: rank by the predicted achieved ``achieved_effective_tokens_per_s``
+            instead of the ideal one.
+        **options: :func:`speculate`'s keywords, when ``frame`` is not a frame.
+
+    Returns:
+        One row per cell: the winning row of the :func:`speculate` frame (ties go to
+        fewer candidates).
+    """
+    achieved = boolean("achieved", achieved)
+    if not isinstance(frame, pl.DataFrame):
+        frame = speculate(frame, **options)
+    elif options:
+        raise SpecError(f"best_k: {', '.join(options)} apply only when no speculate frame is given")
+    key = "achieved_effective_tokens_per_s" if achieved else "effective_tokens_per_s"
+    if key not in frame.columns:
+        raise SpecError(f"best_k: expected a frame of rooflax.speculate (with {key!r}), got columns {frame.columns}")
+    return (frame.sort([*CELL, key, "candidates"], descending=[False] * len(CELL) + [True, False])
+            .group_by(list(CELL), maintain_order=True).first())
+
+
+def speculation_table(frame: pl.DataFrame) -> str:
+    """A speculate or best-k frame as a plain-text table (the CLI's output)."""
+    shown = frame.select(
+        "model", "hardware", "batch", "seq_len", "draft_k", "candidates",
+        pl.col("tokens_per_round").round(4),
+        (pl.col("round_time_s") * 1e3).round(3).alias("round_ms"),
+        pl.col("effective_tokens_per_s").round(1).alias("tokens_per_s"),
+        pl.col("speedup").round(3),
+        (pl.col("achieved_round_time_s") * 1e3).round(3).alias("achieved_round_ms"),
+        pl.col("achieved_speedup").round(3),
+    )
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_column_data_types=True,
+                   tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
+        return str(shown)

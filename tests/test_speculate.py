@@ -1,0 +1,232 @@
+"""Speculative decoding: trees, drafters, acceptance, speculate and best_k, against hand-derived values."""
+
+from __future__ import annotations
+
+import itertools
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from one_line import one_line_error
+
+import rooflax
+from rooflax.cli import main
+from rooflax.trees import medusa_tree, tree_pairs
+
+A40_PEAK, A40_BW = 149.7e12, 696e9
+
+
+def _row(df: pl.DataFrame, **where) -> dict:
+    rows = df.filter(**where).to_dicts()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+# --- trees -----------------------------------------------------------------------------------------------------
+
+def test_medusa_tree_levels_are_cartesian_products():
+    # root, 3 first-head choices, 3·2 second-head choices
+    assert medusa_tree([3, 2]) == (1, 2, 2, 2, 3, 3, 3, 3, 3, 3)
+    assert tree_pairs(medusa_tree([3, 2])) == 1 + 3 * 2 + 6 * 3
+
+
+def test_chain_tree_is_exactly_the_causal_verify():
+    keys = {"phases": ["verify"], "spec_k": [1, 5, 16], "batch": [1, 8], "seq_len": [16, 1000]}
+    tree = rooflax.sweep(tree="chain", **keys)
+    assert tree.equals(rooflax.sweep(causal=True, **keys))
+    assert not tree.equals(rooflax.sweep(**keys))  # dense verify counts more scores
+
+
+def test_tree_mask_keeps_the_prefix_and_the_ancestors():
+    depths = [1, 2, 2, 3, 3, 3, 3]
+    df = rooflax.sweep(phases=["verify"], batch=[2], seq_len=[100], tree=[{"depths": depths}])
+    assert df["spec_k"].unique().to_list() == [7]
+    pairs = 7 * (100 - 7) + (1 + 2 + 2 + 3 * 4)  # prefix for every candidate, then ancestors and itself
+    heads, head_dim = 40, 128  # llama-13b
+    assert _row(df, op="qk")["flops"] == 2 * 2 * heads * pairs * head_dim
+    assert _row(df, op="softmax")["flops"] == 5 * 2 * heads * pairs
+
+
+# --- acceptance and speedup -------------------------------------------------------------------------------------
+
+def test_geometric_four_drafts_yield_3_3616_tokens():
+    df = rooflax.speculate(batch=[1], seq_len=[512], k=[4], acceptance={"kind": "geometric", "alpha": 0.8})
+    assert df["tokens_per_round"].item() == pytest.approx(1 + 0.8 + 0.64 + 0.512 + 0.4096, rel=1e-12)
+    assert df["candidates"].item() == 5
+
+
+@pytest.mark.parametrize("drafter", [{}, {"draft_model": "llama-7b"}, {"medusa_heads": 4},
+                                     {"medusa_heads": 4, "shared_lm_head": True}])
+def test_no_drafts_is_plain_decode_exactly(drafter):
+    df = rooflax.speculate(batch=[1, 3, 64], seq_len=[100, 2048], k=[0, 2], **drafter)
+    zero = df.filter(draft_k=0)
+    assert zero.height == 6
+    assert zero["speedup"].to_list() == [1.0] * 6
+    assert zero["achieved_speedup"].to_list() == [1.0] * 6
+    assert zero["tokens_per_round"].to_list() == [1.0] * 6
+
+
+def test_alpha_zero_yields_one_token_and_no_speedup():
+    df = rooflax.speculate(batch=[1, 64], seq_len=[1024], k=[0, 1, 4, 8], medusa_heads=8,
+                           acceptance={"kind": "geometric", "alpha": 0.0})
+    assert df["tokens_per_round"].to_list() == [1.0] * df.height
+    assert (df["speedup"] <= 1).all() and (df["achieved_speedup"] <= 1).all()
+    assert (df.filter(pl.col("draft_k") > 0)["speedup"] < 1).all()
+
+
+def test_draft_model_row_by_hand():
+    """Draft: K decode steps of llama-7b at seq_len S; verify: a causal step of K+1 tokens; decode: one step."""
+    b, s, k = 4, 1024, 3
+    df = rooflax.speculate(model="llama-13b", batch=[b], seq_len=[s], k=[k], draft_model="llama-7b",
+                           acceptance={"kind": "geometric", "alpha": 0.6})
+    row = df.row(0, named=True)
+    step = rooflax.evaluate(model="llama-7b", phase="decode", batch=b, seq_len=s)["totals"]
+    verify = rooflax.evaluate(model="llama-13b", phase="verify", batch=b, seq_len=s, spec_k=k + 1,
+                              causal=True)["totals"]
+    decode = rooflax.evaluate(model="llama-13b", phase="decode", batch=b, seq_len=s)["totals"]
+    tokens = 1 + 0.6 + 0.36 + 0.216
+    for prefix, key in (("", "time_s"), ("achieved_", "achieved_time_s")):
+        round_s = k * step[key] + verify[key]
+        assert row[f"{prefix}draft_time_s"] == pytest.approx(k * step[key], rel=1e-9)
+        assert row[f"{prefix}round_time_s"] == pytest.approx(round_s, rel=1e-9)
+        assert row[f"{prefix}effective_tokens_per_s"] == pytest.approx(b * tokens / round_s, rel=1e-9)
+        assert row[f"{prefix}speedup"] == pytest.approx(tokens * decode[key] / round_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_medusa_heads_by_hand(shared):
+    """Three heads on llama-13b (h 5120, V 32000), fp16, batch 2, each op at the A40's roof."""
+    b, h, v, n = 2, 5120, 32000, 3
+    ops = [
+        (2 * n * b * h * h, n * (2 * h * h + 2 * b * h + 2 * b * h)),  # residual block's linear
+        (4 * n * b * h, 2 * 2 * n * b * h),  # SiLU
+        (n * b * h, 3 * 2 * n * b * h),  # residual add
+        (2 * n * b * h * v, (1 if shared else n) * 2 * h * v + n * (2 * b * h + 2 * b * v)),  # LM heads
+    ]
+    expected = sum(max(f / A40_PEAK, by / A40_BW) for f, by in ops)
+    df = rooflax.speculate(batch=[b], seq_len=[1024], k=[n], medusa_heads=5, shared_lm_head=shared)
+    assert df["draft_time_s"].item() == pytest.approx(expected, rel=1e-12)
+    assert df["achieved_draft_time_s"].item() > expected
+
+
+def test_medusa_tree_rounds_use_one_head_per_level():
+    df = rooflax.speculate(batch=[1], seq_len=[1024], medusa_heads=2, tree=[{"top_k": [4, 2]}, {"depths": [1]}],
+                           acceptance={"kind": "table", "by": "candidates", "candidates": [13],
+                                       "tokens_per_round": [2.5]})
+    assert df["candidates"].to_list() == [1, 13]
+    assert df["draft_k"].to_list() == [0, 2]
+    assert df["tokens_per_round"].to_list() == [1.0, 2.5]
+    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[1024], medusa_heads=1, tree=[{"top_k": [4, 2]}]),
+                   "medusa_heads", "2")
+
+
+def test_table_acceptance_interpolates_linearly_and_never_extrapolates():
+    table = {"kind": "table", "by": "k", "k": [2, 4], "tokens_per_round": [2.0, 3.0]}
+    df = rooflax.speculate(batch=[1], seq_len=[512], k=[0, 1, 2, 3, 4], acceptance=table)
+    assert df["tokens_per_round"].to_list() == [1.0, 1.5, 2.0, 2.5, 3.0]
+    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], k=[5], acceptance=table), "acceptance", "5")
+
+
+def test_best_k_picks_the_fastest_round_of_each_cell():
+    df = rooflax.speculate(model="llama-33b", hardware="a100-80gb-pcie", batch=[1, 16, 128], seq_len=[512, 4096],
+                           k=[0, 1, 2, 4, 8], draft_model="llama-7b")
+    best = rooflax.best_k(df)
+    assert best.height == 6
+    for cell in best.iter_rows(named=True):
+        rows = df.filter(batch=cell["batch"], seq_len=cell["seq_len"])
+        assert cell["effective_tokens_per_s"] == rows["effective_tokens_per_s"].max()
+    achieved = rooflax.best_k(df, achieved=True)
+    for cell in achieved.iter_rows(named=True):
+        rows = df.filter(batch=cell["batch"], seq_len=cell["seq_len"])
+        assert cell["achieved_effective_tokens_per_s"] == rows["achieved_effective_tokens_per_s"].max()
+
+
+@settings(max_examples=15, deadline=None)
+@given(alpha=st.floats(0, 0.99), more=st.floats(0, 0.99), batch=st.sampled_from([1, 7, 32, 200]),
+       seq_len=st.sampled_from([64, 999, 8192]))
+def test_speedup_is_monotone_in_alpha_and_below_tokens_per_round(alpha, more, batch, seq_len):
+    low, high = sorted((alpha, more))
+    keys = {"batch": [batch], "seq_len": [seq_len], "k": [0, 1, 3, 6], "medusa_heads": 6}
+    a = rooflax.speculate(acceptance={"kind": "geometric", "alpha": low}, **keys)
+    b = rooflax.speculate(acceptance={"kind": "geometric", "alpha": high}, **keys)
+    for df in (a, b):
+        assert (df["speedup"] <= df["tokens_per_round"] * (1 + 1e-12)).all()
+        assert (df["achieved_speedup"] <= df["tokens_per_round"] * (1 + 1e-12)).all()
+    assert (b["tokens_per_round"] >= a["tokens_per_round"]).all()
+    assert (b["speedup"] >= a["speedup"]).all()
+    assert (b["achieved_effective_tokens_per_s"] >= a["achieved_effective_tokens_per_s"]).all()
+
+
+# --- bad input --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.0, 1.5])
+def test_alpha_outside_unit_interval(alpha):
+    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], acceptance={"kind": "geometric",
+                                                                                    "alpha": alpha}),
+                   "acceptance.alpha", repr(alpha), "[0, 1)")
+
+
+def test_draft_model_of_another_vocabulary():
+    one_line_error(lambda: rooflax.speculate(model="llama-7b", batch=[1], seq_len=[512], draft_model="llama-3-8b"),
+                   "draft_model", "128256", "32000")
+
+
+@pytest.mark.parametrize(("options", "fragments"), [
+    ({"tree": [{"depths": []}]}, ("tree[0].depths",)),
+    ({"tree": [{"depths": [1, 3]}]}, ("tree[0].depths[1]", "parent")),
+    ({"acceptance": {"kind": "table", "by": "candidates", "candidates": [0], "tokens_per_round": [1]}},
+     ("acceptance.candidates[0]", "≥ 1")),
+    ({"k": [-1]}, ("k[0]",)),
+])
+def test_fewer_than_one_candidate(options, fragments):
+    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], **options), *fragments)
+
+
+def test_spec_tree_must_match_spec_k():
+    one_line_error(lambda: rooflax.sweep(phases=["verify"], batch=[1], seq_len=[512], spec_k=[4],
+                                         tree=[{"top_k": [2]}]), "tree", "[3]", "[4]")
+    one_line_error(lambda: rooflax.sweep(batch=[1], seq_len=[512], tree="chain"), "tree", "verify")
+
+
+# --- CLI --------------------------------------------------------------------------------------------------------
+
+def test_cli_speculate_and_best_k(capsys):
+    assert main(["speculate", "--batch", "1,8", "--seq-len", "1024", "--k", "0,4", "--alpha", "0.8"]) == 0
+    out = capsys.readouterr().out
+    assert "3.3616" in out and out.count("| llama-13b") == 4
+    assert main(["best-k", "--batch", "1,8", "--seq-len", "1024", "--k", "0,4", "--medusa-heads", "4"]) == 0
+    assert capsys.readouterr().out.count("| llama-13b") == 2
+
+
+def test_cli_bad_input_is_one_line(capsys):
+    assert main(["speculate", "--batch", "1", "--seq-len", "1024", "--alpha", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: acceptance.alpha") and err.count("\n") == 1
+
+
+# --- regime map -------------------------------------------------------------------------------------------------
+
+def test_speculation_map_shows_speedup_and_best_k_per_cell():
+    best = rooflax.best_k(batch=[1, 64], seq_len=[256, 2048], k=[0, 1, 4], medusa_heads=4)
+    fig = rooflax.plot.speculation_map(best)
+    left, right = fig.axes[:2]  # then their colour bars
+    assert [t.get_text() for t in left.get_xticklabels()] == ["1", "64"]
+    assert [t.get_text() for t in left.get_yticklabels()] == ["256", "2048"]
+    by_cell = {(r["batch"], r["seq_len"]): r for r in best.iter_rows(named=True)}
+    shown = {t.get_position(): t.get_text() for t in left.texts}
+    ks = {t.get_position(): t.get_text() for t in right.texts}
+    for (i, b), (j, s) in itertools.product(enumerate([1, 64]), enumerate([256, 2048])):
+        assert shown[(i, j)] == f"{by_cell[(b, s)]['speedup']:.2f}"
+        assert ks[(i, j)] == str(by_cell[(b, s)]["draft_k"])
+    one_line_error(lambda: rooflax.plot.speculation_map(rooflax.speculate(batch=[1], seq_len=[256], k=[0, 1])),
+                   "speculation map", "best_k")
+
+
+def test_cli_best_k_plot(tmp_path, capsys):
+    chart = tmp_path / "map.png"
+    args = ["best-k", "--batch", "1,8", "--seq-len", "256,512", "--k", "0,2", "--plot", str(chart)]
+    assert main(args) == 0
+    assert chart.stat().st_size > 0 and f"wrote {chart}" in capsys.readouterr().out
+    assert main(args) == 2  # never silently replaced
+    assert "--overwrite" in capsys.readouterr().err
