@@ -45,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 __all__ = ["MIN_TILE_M", "Gemm", "achieved_time", "ceil_div", "floor_div", "quantized_flops"]
@@ -61,22 +62,22 @@ class Gemm(NamedTuple):
     k: Num
 
 
-def _python(x: Num, y: Num) -> bool:
-    return isinstance(x, int | float) and isinstance(y, int | float)
+def _jax(x: Num, y: Num) -> bool:
+    return isinstance(x, jax.Array) or isinstance(y, jax.Array)
 
 
 def ceil_div(x: Num, y: Num) -> Num:
-    """``⌈x / y⌉`` for positive whole numbers, as Python numbers or float arrays.
+    """``⌈x / y⌉`` for positive whole numbers: Python numbers, numpy or JAX arrays.
 
-    Arrays take ``ceil(x / y)``: exact for whole ``x < 2**53`` (the quotient's rounding
-    error, below ``x·2**-53 / y``, is less than its distance ``≥ 1/y`` to the next whole
-    number), and several times faster than float floor division, which XLA computes
-    through ``fmod``.
+    JAX arrays (the engine's traced values) take ``ceil(x / y)``: exact for whole
+    ``x < 2**53`` (the quotient's rounding error, below ``x·2**-53 / y``, is less than its
+    distance ``≥ 1/y`` to the next whole number), and several times faster than float
+    floor division, which XLA computes through ``fmod``.
 
     >>> ceil_div(257, 128), ceil_div(256.0, 128)
     (3, 2.0)
     """
-    return -(-x // y) if _python(x, y) else jnp.ceil(x / y)
+    return jnp.ceil(x / y) if _jax(x, y) else -(-x // y)
 
 
 def floor_div(x: Num, y: Num) -> Num:
@@ -85,7 +86,7 @@ def floor_div(x: Num, y: Num) -> Num:
     >>> floor_div(257, 128), floor_div(255.0, 128)
     (2, 1.0)
     """
-    return x // y if _python(x, y) else jnp.floor(x / y)
+    return jnp.floor(x / y) if _jax(x, y) else x // y
 
 
 #: Narrowest M tile: the 16 rows of one tensor-core MMA step (NVIDIA's guide above, §2.2).
