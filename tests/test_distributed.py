@@ -141,7 +141,8 @@ def test_a_failing_process_stops_the_run_and_one_process_resumes_it(tmp_path, re
     assert "RuntimeError: injected failure" in results[1].stderr  # the failing process shows its own traceback
     assert not (tmp_path / "ds").exists()
     kept = sorted(int(p.name[5:11]) for p in (tmp_path / "ds.partial").glob("part-*.parquet"))
-    assert set(kept) == set(computed[0] + computed[1]) and len(computed[1]) == 2
+    # process 1 wrote its two parts; process 0 wrote what it finished before it saw the failure
+    assert len(computed[1]) == 2 and set(computed[1]) <= set(kept) <= set(computed[0] + computed[1])
     rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=CHUNK, resume=True, **KEYS)  # one process now
     _assert_same_dataset(tmp_path / "ds", reference)
 
