@@ -186,3 +186,22 @@ def test_no_cluster_detected_is_a_one_line_error(tmp_path):
                             timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: distributed: no cluster detected (no SLURM,")
     assert result.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_foreign_sweep_holding_the_lock_refuses_every_process(tmp_path):
+    partial = tmp_path / "ds.partial"
+    partial.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys\n"
+                               f"fd = os.open({str(partial / '.rooflax.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\nsys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        results, computed = _python_run(tmp_path, 2, resume=True)
+    finally:
+        holder.communicate("")
+    assert [r.returncode for r in results] == [2, 2] and computed == [[], []]
+    message = results[0].stderr
+    assert {r.stderr for r in results} == {message}
+    assert message.startswith("error: output: another sweep is writing to") and "ds.partial" in message
+    assert [p.name for p in partial.iterdir()] == [".rooflax.lock"]
