@@ -8,23 +8,26 @@
 
 from rooflax import plot
 from rooflax._version import __version__
+from rooflax.compare import compare
 from rooflax.crossover import crossover
 from rooflax.dataset import sweep_to_parquet
 from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.errors import DeviceError, RooflaxError, SpecError
+from rooflax.export import export_dataset
 from rooflax.frames import OPS_SCHEMA, SUMMARY_SCHEMA, sweep
 from rooflax.hardware import HARDWARE, Hardware, get_hardware, load_hardware
 from rooflax.models import MODELS, Model, get_model, load_model
 from rooflax.ops import GROUPS, OP_NAMES, PHASES
 from rooflax.point import evaluate
+from rooflax.report import Report, describe
 from rooflax.scan import DatasetInfo, check_dataset, dataset_metadata, scan_dataset
 from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 from rooflax.speculate import best_k, speculate
 
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DatasetInfo",
-    "DeviceError", "DtypePolicy", "Hardware", "Model", "RooflaxError", "SpecError", "SweepSpec", "__version__",
-    "best_k", "check_dataset", "crossover", "dataset_metadata", "default_spec", "evaluate", "get_dtype", "get_hardware",
-    "get_model", "load_hardware", "load_model", "load_spec", "parse_spec", "plot", "scan_dataset", "speculate",
-    "sweep", "sweep_to_parquet",
+    "DeviceError", "DtypePolicy", "Hardware", "Model", "Report", "RooflaxError", "SpecError", "SweepSpec",
+    "__version__", "best_k", "check_dataset", "compare", "crossover", "dataset_metadata", "default_spec", "describe",
+    "evaluate", "export_dataset", "get_dtype", "get_hardware", "get_model", "load_hardware", "load_model",
+    "load_spec", "parse_spec", "plot", "scan_dataset", "speculate", "sweep", "sweep_to_parquet",
 ]

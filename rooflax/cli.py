@@ -7,6 +7,7 @@ shows its traceback.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,37 +78,22 @@ def _filter(lf, where: str | None):
     return lf.filter(expr)
 
 
-def _spec_summary(spec: dict) -> str:
-    """A spec (as stored in a dataset) in one line: names, phases and axis ranges."""
-    def names(key: str) -> str:
-        return ", ".join(item["name"] for item in spec[key])
-
-    axes = []
-    for axis in ("batch", "seq_len", "hidden", "spec_k"):
-        values = spec["axes"].get(axis)
-        if values:
-            span = f"{values[0]}..{values[-1]} ({len(values)} values)" if len(values) > 1 else str(values[0])
-            axes.append(f"{axis} {span}")
-    return (f"{names('models')} on {names('hardware')} in {names('dtypes')}; {', '.join(spec['phases'])}; "
-            + " × ".join(axes))
-
-
 def _cmd_check(args) -> int:
+    from rooflax.report import spec_line
     from rooflax.scan import check_dataset
 
     info = check_dataset(args.dataset)
     meta = info.metadata
     parts = f"{len(info.parts)} parts" if len(info.parts) > 1 else f"1 part (part {meta['part']} of {meta['parts']})"
     print(f"ok: {args.dataset}: {info.rows:,} rows in {parts}, {meta['kind']} frame, rooflax {meta['version']}")
-    print(f"spec: {_spec_summary(meta['spec'])}")
+    print(f"spec: {spec_line(meta['spec'])}")
     return 0
 
 
 def _cmd_sweep(args) -> int:
     from rooflax.dataset import sweep_to_parquet
-    from rooflax.frames import resolve_spec
 
-    spec = resolve_spec(args.spec, {})
+    spec = _spec(args)
     chart = plan = None
     if args.plot:  # everything the chart needs is checked before the sweep runs
         plot = _agg()
@@ -119,7 +105,7 @@ def _cmd_sweep(args) -> int:
                               "`rooflax plot` and those options") from None
     out = sweep_to_parquet(spec, args.output, summary=args.summary, resume=args.resume, overwrite=args.overwrite,
                            chunk_size=args.chunk_size, compression=args.compression,
-                           statistics=not args.no_statistics, progress=not args.quiet,
+                           statistics=not args.no_statistics, progress=not args.quiet, command=args.command_line,
                            distributed=args.distributed, coordinator=args.coordinator,
                            num_processes=args.num_processes, process_id=args.process_id)
     if distributed.process_index() != 0:  # process 0 reports and draws for a multi-process sweep
@@ -127,9 +113,23 @@ def _cmd_sweep(args) -> int:
     rows = spec.configurations() if args.summary else spec.rows()
     if not args.quiet:
         print(f"wrote {rows:,} rows to {out}/")
+        _show_report(out)
     if plan is not None:
         _plot(str(out), chart, kind=plan.kind, facet=plan.facet, quiet=args.quiet, overwrite=args.overwrite,
               field="--plot")
+    return 0
+
+
+def _show_report(dataset) -> None:
+    """Print what a dataset holds (rooflax.describe): rich tables on a terminal, plain text otherwise."""
+    from rooflax._tables import show
+    from rooflax.report import describe
+
+    show(describe(dataset).tables())
+
+
+def _cmd_show(args) -> int:
+    _show_report(args.dataset)
     return 0
 
 
@@ -213,15 +213,42 @@ def _listed(flag: str, text: str | None, kind: type = str) -> list | None:
         raise SpecError(f"{flag}: expected comma-separated integers, got {text!r}") from None
 
 
+#: Flags that replace a spec's keys, with what they list: the same on every command that takes a spec.
+_SPEC_FLAGS = (("model", "model presets or files", str), ("hardware", "accelerators", str),
+               ("dtype", "dtype policies", str), ("phases", "phases (prefill, decode, verify)", str),
+               ("batch", "batch sizes", int), ("seq_len", "sequence lengths", int), ("hidden", "model widths", int),
+               ("spec_k", "verify draft lengths", int))
+
+
+def _add_spec_flags(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """The flags of :data:`_SPEC_FLAGS` (but ``skip``) on a subcommand."""
+    for name, what, _ in _SPEC_FLAGS:
+        if name in skip:
+            continue
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="A,B",
+                       help=f"{what}, comma-separated, in place of the spec's")
+
+
+def _spec_keys(args) -> dict:
+    """The spec keys the flags of :data:`_SPEC_FLAGS` give (absent flags left out)."""
+    keys = {name: _listed(f"--{name.replace('_', '-')}", getattr(args, name, None), kind)
+            for name, _, kind in _SPEC_FLAGS}
+    return {name: value for name, value in keys.items() if value is not None}
+
+
+def _spec(args):
+    """The spec of a command: its SPEC file (or the reference axes) with the flags' keys in place."""
+    from rooflax.frames import resolve_spec
+
+    return resolve_spec(args.spec, _spec_keys(args), reference_axes=True)
+
+
 def _cmd_crossover(args) -> int:
     from rooflax.crossover import crossover, crossover_table
 
     output = None if args.output is None else output_file(args.output, "--output", suffixes=(".parquet", ".csv"),
                                                               overwrite=args.overwrite)
-    keys = {name: _listed(f"--{name}", getattr(args, name)) for name in ("model", "hardware", "dtype", "phases")}
-    keys.update({name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), int)
-                 for name in ("batch", "seq_len", "hidden", "spec_k")})
-    df = crossover(args.spec, along=args.along, **{name: value for name, value in keys.items() if value})
+    df = crossover(_spec(args), along=args.along)
     df = _filter(df.lazy(), args.where).collect()
     if output is not None:
         csv = output.suffix.lower() == ".csv"
@@ -254,14 +281,11 @@ def _acceptance(args) -> dict | None:
 def _cmd_speculate(args) -> int:
     from rooflax.speculate import best_k, speculate, speculation_table
 
-    keys = {name: _listed(f"--{name}", getattr(args, name)) for name in ("model", "hardware", "dtype")}
-    keys.update({name: _listed(f"--{name.replace('_', '-')}", getattr(args, name), int)
-                 for name in ("batch", "seq_len", "hidden")})
+    keys = _spec_keys(args)
     trees = None if not args.top_k else [{"top_k": _listed("--top-k", t, int)} for t in args.top_k]
     options = {"k": _listed("--k", args.k, int), "tree": trees, "draft_model": args.draft_model,
                "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
                "acceptance": _acceptance(args)}
-    keys = {name: value for name, value in keys.items() if value}
     chart = None
     if getattr(args, "plot", None):
         chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
@@ -273,6 +297,32 @@ def _cmd_speculate(args) -> int:
         plot = _agg()
         plot.save(plot.speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
         print(f"wrote {chart}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from rooflax._tables import show
+    from rooflax.compare import compare, compare_table
+
+    output = None if args.output is None else output_file(args.output, "--output", suffixes=(".parquet", ".csv"),
+                                                              overwrite=args.overwrite)
+    df = compare(args.a, args.b, args.spec, **_spec_keys(args))
+    if output is not None:
+        csv = output.suffix.lower() == ".csv"
+        atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
+    if not args.quiet:
+        show([compare_table(df)])
+        if output is not None:
+            print(f"wrote {df.height:,} rows to {output}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from rooflax.export import export_dataset
+
+    rows = export_dataset(args.dataset, args.output, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {rows:,} rows to {args.output}")
     return 0
 
 
@@ -304,7 +354,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-statistics", action="store_true",
                    help="write no row-group statistics (faster; scans cannot skip row groups)")
     p.add_argument("--plot", metavar="CHART", help="also draw the chart (.png, .svg or .pdf)")
-    p.add_argument("--quiet", action="store_true", help="no size estimate, progress or messages")
+    _add_spec_flags(p)
+    p.add_argument("--quiet", action="store_true", help="no size estimate, progress, messages or report")
     p.add_argument("--distributed", action="store_true",
                    help="one sweep over many processes (JAX distributed runtime; cluster detected: SLURM, Open MPI)")
     p.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (implies --distributed)")
@@ -334,6 +385,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
     p.set_defaults(run=_cmd_check)
 
+    p = sub.add_parser("show", help="say what a dataset found: bound shares, crossovers, tokens/s, memory")
+    p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
+    p.set_defaults(run=_cmd_show)
+
+    p = sub.add_parser("export", help="write a dataset as CSV or NDJSON (streamed)")
+    p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
+    p.add_argument("-o", "--output", required=True, help="file to write (.csv or .ndjson)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="no message")
+    p.set_defaults(run=_cmd_export)
+
     p = sub.add_parser("hardware", help="list accelerator presets and their figures")
     p.add_argument("-v", "--verbose", action="store_true", help="also print each preset's source")
     p.set_defaults(run=_cmd_hardware)
@@ -343,11 +405,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crossover", help="the smallest batch, seq_len or hidden at which each op is compute-bound")
     p.add_argument("spec", nargs="?", help="sweep spec TOML (default: the reference sweep's axes)")
     p.add_argument("--along", default="batch", help="axis to cross: batch (default), seq_len or hidden")
-    for flag, what in (("--model", "model presets or files"), ("--hardware", "accelerators"),
-                       ("--dtype", "dtype policies"), ("--phases", "phases (prefill, decode, verify)"),
-                       ("--batch", "batch sizes"), ("--seq-len", "sequence lengths"),
-                       ("--hidden", "model widths"), ("--spec-k", "verify draft lengths")):
-        p.add_argument(flag, metavar="A,B", help=f"{what}, comma-separated, in place of the spec's")
+    _add_spec_flags(p)
     p.add_argument("--where", metavar="EXPR", help="SQL filter on the result, e.g. \"op = 'up_proj'\"")
     p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -359,10 +417,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("best-k", "the draft length (or tree) with the highest effective tokens/s per grid point")):
         p = sub.add_parser(name, help=text)
         p.add_argument("spec", nargs="?", help="the target's sweep spec TOML (its models, hardware, dtypes, axes)")
-        for flag, what in (("--model", "target model presets or files"), ("--hardware", "accelerators"),
-                           ("--dtype", "dtype policies"), ("--batch", "batch sizes"),
-                           ("--seq-len", "sequence lengths"), ("--hidden", "model widths")):
-            p.add_argument(flag, metavar="A,B", help=f"{what}, comma-separated, in place of the spec's")
+        _add_spec_flags(p, skip=("phases", "spec_k"))
         p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8)")
         p.add_argument("--top-k", action="append", metavar="A,B",
                        help="a Medusa tree by top-k per head (repeat for several trees), instead of --k")
@@ -376,6 +431,16 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
             p.add_argument("--overwrite", action="store_true", help="replace CHART if it exists")
         p.set_defaults(run=_cmd_speculate)
+
+    p = sub.add_parser("compare", help="speedup of accelerator B over A per phase and op group")
+    p.add_argument("a", metavar="A", help="the baseline accelerator (preset name or hardware TOML)")
+    p.add_argument("b", metavar="B", help="the accelerator compared with it")
+    p.add_argument("--spec", help="sweep spec TOML (default: the reference sweep's axes); its hardware is ignored")
+    _add_spec_flags(p, skip=("hardware",))
+    p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="print no table")
+    p.set_defaults(run=_cmd_compare)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")
@@ -398,7 +463,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["rooflax", *argv])
     try:
         return args.run(args)
     except RooflaxError as exc:

@@ -41,11 +41,12 @@ import numpy as np
 import polars as pl
 
 from rooflax.errors import SpecError, unknown_name
+from rooflax.frames import resolve_spec
 from rooflax.models import llama_scaled
 from rooflax.ops import GROUPS, OP_NAMES, PHASES, OpDef, layer_ops, make_step
 from rooflax.roofline import is_compute_bound
 from rooflax.shape import Shape
-from rooflax.spec import SweepSpec, default_spec, parse_spec
+from rooflax.spec import SweepSpec
 
 __all__ = ["AXES", "LIMIT", "crossover", "crossover_table"]
 
@@ -298,16 +299,6 @@ def _schema(spec: SweepSpec, along: str) -> pl.Schema:
     })
 
 
-def _resolve(spec: SweepSpec | str | Path | None, keys: dict) -> SweepSpec:
-    """The spec to cross: ``spec`` with ``keys`` in place of its keys, or ``keys`` over the reference axes."""
-    from rooflax.frames import resolve_spec
-
-    if spec is None:
-        reference = default_spec()
-        return parse_spec(**{"batch": reference.batch, "seq_len": reference.seq_len, **keys})
-    return resolve_spec(spec, keys)
-
-
 def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch", **keys: object) -> pl.DataFrame:
     """The smallest value of ``along`` at which each op turns compute-bound (module docstring).
 
@@ -334,7 +325,7 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
     """
     if not isinstance(along, str) or along not in AXES:
         raise unknown_name("along", along, AXES, what="axis")
-    spec = _resolve(spec, keys)
+    spec = resolve_spec(spec, keys, reference_axes=True)
     schema = _schema(spec, along)
     blocks = _cells(spec, along)
     by_ops: dict[tuple[OpDef, ...], list[int]] = {}

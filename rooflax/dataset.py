@@ -15,8 +15,9 @@ result equals a clean run's because chunk boundaries depend only on the spec and
 size.
 
 With ``distributed`` (or ``coordinator``, ``num_processes`` and ``process_id``), many
-processes write one dataset, each its own chunks; process 0 holds the lock and renames
-the folder (:mod:`rooflax.distributed` tells how).
+processes write one dataset, each its own chunks; process 0 holds the lock, decides the
+run's metadata (command, creation time) for every part, and renames the folder
+(:mod:`rooflax.distributed` tells how).
 
 Before the first part is written, the sweep measures the bytes per row of the first
 part in the chosen codec, estimates the dataset's size and writing time, and refuses to
@@ -28,11 +29,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shlex
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -43,7 +47,7 @@ from rooflax._files import read_text
 from rooflax._version import __version__
 from rooflax.distributed import Cluster, connect, run_sweep
 from rooflax.errors import SpecError, boolean, unknown_name
-from rooflax.frames import chunk_frame, resolve_spec
+from rooflax.frames import chunk_frame, column_units, resolve_spec
 from rooflax.progress import Progress, format_duration, si
 from rooflax.scan import MANIFEST, PART, PREFIX, dataset_metadata, part_name
 from rooflax.spec import SweepSpec
@@ -55,20 +59,23 @@ COMPRESSIONS = ("lz4", "zstd", "snappy", "gzip", "brotli", "uncompressed")
 _ROW_GROUP = 1 << 17  # rows per row group: statistics granular enough for scans to skip
 
 
-def _metadata(spec: SweepSpec, summary: bool, chunk: engine.Chunk, parts: int, chunk_size: int) -> dict[str, str]:
-    task = chunk.task
-    return {
-        f"{PREFIX}version": __version__,
-        f"{PREFIX}kind": "summary" if summary else "ops",
-        f"{PREFIX}spec": spec.to_json(),
-        f"{PREFIX}model": json.dumps(task.model.to_dict()),
-        f"{PREFIX}hardware": json.dumps(task.hardware.to_dict()),
-        f"{PREFIX}dtype": json.dumps(task.dtype.to_dict()),
-        f"{PREFIX}part": str(task.index),
-        f"{PREFIX}parts": str(parts),
-        f"{PREFIX}rows": str(chunk.rows),
-        f"{PREFIX}chunk_size": str(chunk_size),
+def _run_metadata(spec: SweepSpec, summary: bool, chunk_size: int, command: str | None) -> dict[str, str]:
+    """The metadata every part of this run shares, each value JSON text (numbers as JSON numbers)."""
+    made = {
+        "version": __version__, "kind": "summary" if summary else "ops", "chunk_size": chunk_size,
+        "axes": spec.axes_as_given(), "columns": column_units(summary),
+        "command": shlex.join(sys.argv) if command is None else command,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    return {f"{PREFIX}spec": spec.to_json(), **{PREFIX + key: json.dumps(value) for key, value in made.items()}}
+
+
+def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str, str]:
+    """One part's metadata: the run's, then its own rows' model, hardware and dtype, index and row count."""
+    task = chunk.task
+    own = {"model": task.model.to_dict(), "hardware": task.hardware.to_dict(), "dtype": task.dtype.to_dict(),
+           "part": task.index, "parts": parts, "rows": chunk.rows}
+    return {**run, **{PREFIX + key: json.dumps(value) for key, value in own.items()}}
 
 
 def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
@@ -118,11 +125,13 @@ def _check_room(partial: Path, *, left: int, parts: int, sample_rows: int, sampl
                         "space, write elsewhere (-o) or pick a smaller codec (--compression zstd)")
 
 
-def _claimed(out: Path, manifest: str, *, resume: bool, overwrite: bool) -> AbstractContextManager[frozenset[int]]:
-    """Check ``out``, lock its ``OUT.partial`` and write the manifest; gives the parts kept from an interrupted run."""
+def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
+             overwrite: bool) -> AbstractContextManager[tuple[frozenset[int], str]]:
+    """Check ``out``, lock its ``OUT.partial`` and write the manifest; gives the parts kept from an
+    interrupted run and the run's metadata as JSON text (a resumed run keeps its command and time)."""
 
     @contextlib.contextmanager
-    def claim() -> Iterator[frozenset[int]]:
+    def claim() -> Iterator[tuple[frozenset[int], str]]:
         partial, _ = _output.siblings(out)
         _output.recover_swap(out, overwrite=overwrite)
         if out.exists():
@@ -137,7 +146,11 @@ def _claimed(out: Path, manifest: str, *, resume: bool, overwrite: bool) -> Abst
                 (partial / MANIFEST).write_text(manifest)
             except OSError as exc:
                 raise _output.disk_error(exc, partial, MANIFEST) from None
-            yield done
+            kept = dict(run)
+            if done:  # a resumed run is the same run: its parts keep the command and time that started it
+                first = pl.read_parquet_metadata(partial / part_name(min(done)))
+                kept.update({key: first[key] for key in (f"{PREFIX}command", f"{PREFIX}created") if key in first})
+            yield done, json.dumps(kept)
 
     return claim()
 
@@ -155,8 +168,8 @@ def _finish(out: Path, parts: int) -> None:
 def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path = "rooflax-out", *,
                      summary: bool = False, resume: bool = False, overwrite: bool = False,
                      chunk_size: int = engine.DEFAULT_CHUNK_SIZE, compression: str = "lz4",
-                     statistics: bool = True, progress: bool = False, distributed: bool = False,
-                     coordinator: str | None = None, num_processes: int | None = None,
+                     statistics: bool = True, progress: bool = False, command: str | None = None,
+                     distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
                      process_id: int | None = None, **keys) -> Path:
     """Stream a sweep to a parquet dataset folder; memory stays flat however large the grid.
 
@@ -174,6 +187,8 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
             row groups on filters; turning them off writes about 1.35× faster).
         progress: on standard error, say how large the sweep is before it starts, then
             draw a progress line (for a million rows or more); process 0 only.
+        command: the command line recorded in the metadata (default: this process's
+            ``sys.argv``; process 0's in a multi-process run).
         distributed: one sweep over many processes, every one making this same call:
             each computes its share of the chunks into ``out`` on a shared filesystem
             (:mod:`rooflax.distributed`). Alone, it detects the cluster (SLURM, Open MPI).
@@ -201,23 +216,24 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     out = _output.check_output(out)
     cluster = connect(distributed=distributed, coordinator=coordinator, num_processes=num_processes,
                       process_id=process_id)
-    claim = _claimed(out, _run_manifest(spec, summary, chunk_size), resume=resume, overwrite=overwrite)
+    claim = _claimed(out, _run_manifest(spec, summary, chunk_size), _run_metadata(spec, summary, chunk_size, command),
+                     resume=resume, overwrite=overwrite)
     tasks = engine.plan(spec, chunk_size)
     options = {"summary": summary, "chunk_size": chunk_size, "compression": compression, "statistics": statistics}
     if cluster is None:
-        with claim as done:
-            _stream(spec, out, tasks, done, progress=progress, **options)
+        with claim as (done, run):
+            _stream(spec, out, tasks, done, json.loads(run), progress=progress, **options)
             _finish(out, len(tasks))
         return out
     run_sweep(cluster, _output.siblings(out)[0], claim=lambda: claim,
-              stream=lambda done: _stream(spec, out, tasks, done, cluster=cluster, progress=progress and cluster.leader,
-                                          **options),
+              stream=lambda done, run: _stream(spec, out, tasks, done, json.loads(run), cluster=cluster,
+                                               progress=progress and cluster.leader, **options),
               finish=lambda: _finish(out, len(tasks)))
     return out
 
 
-def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozenset[int], *, summary: bool,
-            chunk_size: int, compression: str, statistics: bool, progress: bool,
+def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozenset[int], run: dict[str, str], *,
+            summary: bool, chunk_size: int, compression: str, statistics: bool, progress: bool,
             cluster: Cluster | None = None) -> None:
     """Compute and write every part not in ``done`` (in a multi-process run: this process's share)."""
     partial, _ = _output.siblings(out)
@@ -232,7 +248,7 @@ def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozense
 
     def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
         name = part_name(chunk.task.index)
-        options = (compression, statistics, _metadata(spec, summary, chunk, len(tasks), chunk_size))
+        options = (compression, statistics, _metadata(run, chunk, len(tasks)))
         first = None
         if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
             start, first = time.perf_counter(), io.BytesIO()

@@ -13,7 +13,8 @@ The run, in order:
    (held until the end, so a foreign sweep is refused as before), keeps or clears the
    parts of an interrupted run, writes the run manifest, and writes a fresh *run id*
    into the lock file. It publishes the run id, or its one-line error, in the
-   distributed runtime's key-value store.
+   distributed runtime's key-value store, with the metadata every part carries (the
+   command and time that started the run: a resumed run keeps them).
 2. The other processes wait for that, raise the leader's error if there is one, and
    check that the lock file they see holds the run id: a process that does not see the
    leader's folder (no shared filesystem) or sees another run's stops before writing.
@@ -107,8 +108,9 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def run_sweep(cluster: Cluster, partial: Path, *, claim: Callable[[], AbstractContextManager[frozenset[int]]],
-              stream: Callable[[frozenset[int]], None], finish: Callable[[], None]) -> None:
+def run_sweep(cluster: Cluster, partial: Path, *,
+              claim: Callable[[], AbstractContextManager[tuple[frozenset[int], str]]],
+              stream: Callable[[frozenset[int], str], None], finish: Callable[[], None]) -> None:
     """Run one sweep on every process of ``cluster`` (the protocol in this module's docstring).
 
     Args:
@@ -116,8 +118,10 @@ def run_sweep(cluster: Cluster, partial: Path, *, claim: Callable[[], AbstractCo
         partial: the ``OUT.partial`` folder every process writes its parts into.
         claim: (leader) check the output, take the lock, keep or clear an interrupted run's
             parts and write the manifest; a context manager holding the lock, giving the
-            indices of the parts already finished.
-        stream: compute and write this process's parts, skipping the given finished ones.
+            indices of the parts already finished and the run's shared text (the metadata
+            every part carries, decided once by the leader).
+        stream: compute and write this process's parts, skipping the given finished ones,
+            with the run's shared text.
         finish: (leader, in the lock) check the dataset and rename it into place.
 
     Raises:
@@ -129,21 +133,23 @@ def run_sweep(cluster: Cluster, partial: Path, *, claim: Callable[[], AbstractCo
         setup = cluster.wait_for("setup")
         if setup.startswith("error:"):
             raise SpecError(setup.removeprefix("error:"))
-        _share(cluster, lambda: stream(_finished(partial, setup, cluster)), keep)
+        shared = cluster.wait_for("shared")
+        _share(cluster, lambda: stream(_finished(partial, setup, cluster), shared), keep)
         final = cluster.wait_for("final")
         if final != "ok":
             raise SpecError(final)
         return
     with contextlib.ExitStack() as stack:
         try:
-            done = stack.enter_context(claim())
+            done, shared = stack.enter_context(claim())
             run_id = uuid.uuid4().hex
             (partial / LOCK).write_text(run_id)
         except BaseException as exc:
             cluster.publish("setup", f"error:{_one_line(exc)}")
             raise
+        cluster.publish("shared", shared)
         cluster.publish("setup", run_id)
-        _share(cluster, lambda: stream(done), keep)
+        _share(cluster, lambda: stream(done, shared), keep)
         try:
             finish()
         except BaseException as exc:

@@ -61,7 +61,8 @@ from rooflax.ops import GROUPS, OP_NAMES, PHASES
 from rooflax.progress import Progress
 from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 
-__all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "chunk_frame", "resolve_spec", "schemas", "sweep"]
+__all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "chunk_frame", "column_units", "resolve_spec", "schemas",
+           "sweep"]
 
 #: The ``bound`` enum.
 BOUNDS = ("memory", "compute", "network")
@@ -98,6 +99,50 @@ def schemas(spec: SweepSpec | None = None) -> tuple[pl.Schema, pl.Schema]:
 
 #: Column names and types of the long and summary frames of preset sweeps.
 OPS_SCHEMA, SUMMARY_SCHEMA = schemas()
+
+_PER_LAYER = "one layer (lm_head rows: once per model)"
+_PER_MODEL = "the whole model, one step (all layers and lm_head)"
+_KEY_UNITS = {"model": (None, "preset or file name"), "hardware": (None, "preset or profile name"),
+              "dtype": (None, "dtype policy name"), "batch": ("sequences", "grid coordinate"),
+              "seq_len": ("tokens", "grid coordinate: sequence length after the step"),
+              "hidden": ("elements", "grid coordinate: model width"),
+              "tp": ("devices", "tensor-parallel degree (rows are per device)"),
+              "pp": ("devices", "pipeline stages (rows are per device)"),
+              "ep": ("devices", "expert-parallel degree (rows are per device)"),
+              "spec_k": ("tokens", "grid coordinate: draft tokens per verify step (null outside verify)"),
+              "phase": (None, "prefill, decode or verify")}
+_OPS_UNITS = {"op": (None, "operation"), "group": (None, "chart group of the op"),
+              "flops": ("FLOP", _PER_LAYER), "bytes": ("byte", _PER_LAYER), "intensity": ("FLOP/byte", "the op"),
+              "attainable_flops": ("FLOP/s", "the op, under the roof (collectives: the interconnect's)"),
+              "time_s": ("s", _PER_LAYER),
+              "achieved_flops": ("FLOP/s", "the op, predicted below the roof"),
+              "achieved_time_s": ("s", _PER_LAYER + ", predicted below the roof"),
+              "bound": (None, "memory, compute or network (collectives)")}
+_SUMMARY_UNITS = {"flops": ("FLOP", _PER_MODEL), "bytes": ("byte", _PER_MODEL), "intensity": ("FLOP/byte", _PER_MODEL),
+                  "time_s": ("s", _PER_MODEL + "; prefill: time to first token, decode: per output token"),
+                  "tokens_per_s": ("token/s", "the whole system: batch × new tokens per step over the slowest "
+                                              "pipeline stage's time (time_s without pipelining)"),
+                  "tokens_per_s_per_gpu": ("token/s", "tokens_per_s / (tp · pp · ep)"),
+                  "network_bytes": ("byte", _PER_MODEL + ", over the interconnect"),
+                  "achieved_time_s": ("s", _PER_MODEL + ", predicted below the roof"),
+                  "achieved_tokens_per_s": ("token/s", "batch × new tokens per step / achieved_time_s"),
+                  "weight_bytes": ("byte", "weights one device holds"),
+                  "kv_cache_bytes": ("byte", "KV cache one device holds after the step"),
+                  "activation_bytes": ("byte", "peak live activations of one layer"),
+                  "memory_bytes": ("byte", "weights + KV cache + activations"),
+                  "fits_in_memory": (None, "memory_bytes ≤ one device's memory")}
+
+
+def column_units(summary: bool) -> dict[str, dict[str, str | None]]:
+    """Unit (None: a name or flag) and scope of every column of the long or summary frame.
+
+    >>> column_units(False)["flops"]
+    {'unit': 'FLOP', 'scope': 'one layer (lm_head rows: once per model)'}
+    """
+    table = {**_KEY_UNITS, **(_SUMMARY_UNITS if summary else _OPS_UNITS)}
+    schema = SUMMARY_SCHEMA if summary else OPS_SCHEMA
+    return {name: {"unit": table[name][0], "scope": table[name][1]} for name in schema}
+
 
 #: Default ceiling on the estimated size of an in-memory frame.
 DEFAULT_MAX_MEMORY_BYTES = 8 * 2**30
@@ -155,7 +200,7 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     return pl.DataFrame({**keys, "op": op[:n], "group": group[:n], **values, "bound": bound}, schema=ops_schema)
 
 
-def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict) -> SweepSpec:
+def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_axes: bool = False) -> SweepSpec:
     """A spec from a SweepSpec or a TOML path with ``keys`` replacing its keys, else from ``keys`` alone.
 
     Args:
@@ -163,8 +208,13 @@ def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict) -> SweepSpec:
             or the reference sweep when there are none.
         keys: the TOML keys (``batch``, ``model``, ...); an axis replaces that axis only,
             None removes a key.
+        reference_axes: with ``spec`` None, the reference sweep's ``batch`` and ``seq_len``
+            where ``keys`` give none (what the CLI's flags do without a spec file).
     """
     if spec is None:
+        if keys and reference_axes:
+            reference = default_spec()
+            keys = {"batch": reference.given_axes["batch"], "seq_len": reference.given_axes["seq_len"], **keys}
         return parse_spec(**keys) if keys else default_spec()
     if isinstance(spec, SweepSpec):
         return spec.with_keys(**keys) if keys else spec

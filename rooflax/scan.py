@@ -33,7 +33,14 @@ PART = re.compile(r"part-(\d{6})\.parquet")
 MANIFEST = ".rooflax-run.json"
 #: Metadata that every part of one sweep shares.
 _IDENTITY = ("version", "kind", "spec", "chunk_size", "parts")
-_JSON_KEYS = ("spec", "model", "hardware", "dtype")
+
+
+def _decoded(value: str) -> object:
+    """A metadata value: JSON text, or a bare string in parts written before rooflax stored JSON everywhere."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def part_name(index: int) -> str:
@@ -170,7 +177,7 @@ def check_dataset(path: str | os.PathLike) -> DatasetInfo:
     if path.is_dir():
         _check_indices(path, files, footers)
     rows = _check_rows(files, footers)
-    metadata = {key: json.loads(value) if key in _JSON_KEYS else value for key, value in footers[0].items()}
+    metadata = {key: _decoded(value) for key, value in footers[0].items()}
     return DatasetInfo(path, tuple(files), rows, metadata)
 
 
@@ -193,7 +200,13 @@ def dataset_metadata(path: str | os.PathLike) -> dict:
     """The rooflax metadata of a checked dataset folder or part file, JSON values decoded.
 
     Keys: ``version``, ``kind`` (``ops`` or ``summary``), ``spec`` (the whole spec,
-    presets expanded), ``model``, ``hardware``, ``dtype`` (of the first part's rows),
-    ``part``, ``parts``, ``rows`` (of the first part) and ``chunk_size``.
+    presets expanded: what resume and the identity checks compare), ``axes`` (each axis as
+    the user gave it: a ``{start, stop, step | powers_of}`` table or a list),
+    ``columns`` (per column, ``{"unit": ..., "scope": ...}``: ``flops`` is FLOP in one
+    layer, ``lm_head`` rows once per model, ``time_s`` seconds, ...), ``command`` (the
+    command line that made it), ``created`` (UTC, ISO 8601), ``model``, ``hardware``,
+    ``dtype`` (of the first part's rows), ``part``, ``parts``, ``rows`` (of the first part)
+    and ``chunk_size``; numbers are numbers. Datasets written by older versions lack
+    ``axes``, ``columns``, ``command`` and ``created``.
     """
     return check_dataset(path).metadata

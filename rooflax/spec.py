@@ -118,6 +118,29 @@ def _axis(name: str, value: object) -> tuple[int, ...]:
     )
 
 
+def _as_given(value: object) -> object:
+    """An axis as given, in plain JSON terms: a table's keys, a range as a table, values as a list."""
+    if isinstance(value, dict):
+        return {key: int(value[key]) for key in ("start", "stop", "step", "powers_of") if key in value}
+    if isinstance(value, range) and len(value) > 2 and value.step > 0:
+        return {"start": value.start, "stop": value[-1], "step": value.step}
+    if isinstance(value, numbers.Number):
+        return [int(value)]
+    return sorted(int(v) for v in value)
+
+
+def _given_axes(given: object, spec: SweepSpec) -> dict | None:
+    """``given`` checked against the spec's axes: each entry must parse to the axis it describes."""
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        raise SpecError(f"given_axes: expected a dict of axis forms, got {given!r}")
+    for name, form in given.items():
+        if name not in _AXES or _axis(name, form) != getattr(spec, name):
+            raise SpecError(f"given_axes: {name} = {form!r} does not give the spec's {name} axis")
+    return dict(given)
+
+
 def _names(key: str, value: object) -> tuple:
     """A categorical key: one name or a non-empty list of distinct names."""
     items = value if isinstance(value, list | tuple) else [value]
@@ -226,6 +249,8 @@ class SweepSpec:
     Categorical axes are ``models``, ``hardware`` and ``dtypes``; numeric axes are
     ``batch``, ``seq_len``, ``hidden`` (None: each model's own), ``spec_k`` (verify only)
     and the parallel degrees ``tp``, ``pp``, ``ep`` (``(1,)`` each by default).
+    ``given_axes`` remembers how :func:`parse_spec` was given each axis (a range table
+    stays a table); it is not part of the sweep's identity (see :meth:`axes_as_given`).
     """
 
     models: tuple[Model, ...]
@@ -243,6 +268,7 @@ class SweepSpec:
     causal: bool = False
     tree: str | tuple[tuple[int, ...], ...] | None = None  # "chain", or candidate depths per spec_k
     description: str = field(default="", compare=False)
+    given_axes: dict | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -269,6 +295,7 @@ class SweepSpec:
         put("tree", _trees(self.tree, self.phases, self.spec_k))
         put("fused_attention", boolean("fused_attention", self.fused_attention))
         put("causal", boolean("causal", self.causal))
+        put("given_axes", _given_axes(self.given_axes, self))
         if not isinstance(self.description, str):
             raise SpecError(f"description: expected a string, got {self.description!r}")
         for hw in self.hardware:
@@ -347,6 +374,37 @@ class SweepSpec:
                      if name not in PARALLEL or getattr(self, name) != (1,)},
         }
 
+    def axes_as_given(self) -> dict:
+        """Each numeric axis as the user gave it: a ``{start, stop, step | powers_of}`` table
+        or a list of values (None: not swept), for metadata; :meth:`to_dict` has them expanded.
+        The parallel degrees appear when given or other than 1, as in :meth:`to_dict`.
+
+        >>> parse_spec(batch=[1, 2], seq_len={"start": 128, "stop": 4096, "step": 128}).axes_as_given()["seq_len"]
+        {'start': 128, 'stop': 4096, 'step': 128}
+        """
+        given = self.given_axes or {}
+        return {name: given[name] if name in given else None if getattr(self, name) is None
+                else list(getattr(self, name)) for name in _AXES
+                if name in given or name not in PARALLEL or getattr(self, name) != (1,)}
+
+    @classmethod
+    def from_dict(cls, data: dict, *, given_axes: dict | None = None) -> SweepSpec:
+        """The sweep of a :meth:`to_dict` (as a dataset's metadata stores it).
+
+        >>> spec = default_spec()
+        >>> SweepSpec.from_dict(spec.to_dict()) == spec
+        True
+        """
+        try:
+            axes = {name: None if values is None else tuple(values) for name, values in data["axes"].items()}
+            return cls(models=tuple(Model(**m) for m in data["models"]),
+                       hardware=tuple(Hardware(**h) for h in data["hardware"]),
+                       dtypes=tuple(DtypePolicy(**d) for d in data["dtypes"]), phases=tuple(data["phases"]),
+                       fused_attention=data["fused_attention"], causal=data["causal"],
+                       description=data.get("description", ""), given_axes=given_axes, **axes)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise SpecError(f"spec: not a stored rooflax spec ({type(exc).__name__}: {exc})") from None
+
     def to_json(self) -> str:
         """:meth:`to_dict` as canonical JSON."""
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -363,7 +421,8 @@ class SweepSpec:
         own = {"model": self.models, "hardware": self.hardware, "dtype": self.dtypes, "phases": self.phases,
                "fused_attention": self.fused_attention, "causal": self.causal, "tree": self.tree,
                "description": self.description,
-               **{name: getattr(self, name) for name in _AXES}}
+               **{name: (self.given_axes or {}).get(name, getattr(self, name)) for name in _AXES
+                  if name in (self.given_axes or {}) or name not in PARALLEL or getattr(self, name) != (1,)}}
         return _build(own, keys, base=None, where="")
 
 
@@ -459,6 +518,7 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
             spec_k=values.get("spec_k"), tp=values.get("tp", (1,)), pp=values.get("pp", (1,)),
             ep=values.get("ep", (1,)), fused_attention=top.get("fused_attention", False),
             causal=top.get("causal", False), tree=tree, description=top.get("description", ""),
+            given_axes={name: _as_given(value) for name, value in axes.items()},
         )
     except SpecError as exc:  # name the axes as the TOML does
         message = str(exc)

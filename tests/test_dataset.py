@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -44,6 +46,14 @@ def test_metadata_explains_the_dataset(tmp_path):
 
 def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
     clean = rooflax.sweep_to_parquet(None, tmp_path / "clean", chunk_size=3, **KEYS)
+    started = rooflax.dataset_metadata(clean)["created"]
+
+    class Later(datetime.datetime):  # the interrupted run starts an hour after the clean one
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime.fromisoformat(started) + datetime.timedelta(hours=1)
+
+    monkeypatch.setattr(dataset_module, "datetime", Later)
     real = dataset_module.chunk_frame
     written = []
 
@@ -64,7 +74,13 @@ def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, **KEYS)
     with pytest.raises(rooflax.SpecError, match="different spec"):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **{**KEYS, "batch": [1]})
+    monkeypatch.setattr(dataset_module, "datetime", datetime.datetime)  # resumed later still: a real clock
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **KEYS)
+    created = {pl.read_parquet_metadata(p)["rooflax.created"] for p in out.iterdir()}
+    assert created == {json.dumps((datetime.datetime.fromisoformat(started) + datetime.timedelta(hours=1))
+                                  .isoformat(timespec="seconds"))}  # one run, one start time, on every part
+    monkeypatch.setattr(dataset_module, "datetime", Later)
+    clean = rooflax.sweep_to_parquet(None, tmp_path / "clean", chunk_size=3, overwrite=True, **KEYS)
     assert not list(out.glob(".*"))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
     assert all((out / p.name).read_bytes() == p.read_bytes() for p in clean.iterdir())  # byte-identical parts

@@ -88,12 +88,21 @@ def _python_run(tmp_path: Path, n: int, *, resume: bool = False, fail: dict[int,
     return results, computed
 
 
-def _assert_same_dataset(got: Path, want: Path) -> None:
-    """Row for row, part for part, footer for footer."""
+RUN = ("rooflax.command", "rooflax.created")  # what one run records apart from another
+
+
+def _assert_same_dataset(got: Path, want: Path, *, same_run: bool = False) -> None:
+    """Row for row, part for part, footer for footer (the command and time too when ``same_run``),
+    and every part of ``got`` records one command and creation time."""
     info, reference = rooflax.check_dataset(got), rooflax.check_dataset(want)
     assert [p.name for p in info.parts] == [p.name for p in reference.parts]
-    for a, b in zip(info.parts, reference.parts, strict=True):
-        assert pl.read_parquet_metadata(a) == pl.read_parquet_metadata(b)
+    footers = [pl.read_parquet_metadata(p) for p in info.parts]
+    assert len({tuple(f[key] for key in RUN) for f in footers}) == 1
+    for footer, part in zip(footers, reference.parts, strict=True):
+        expected = pl.read_parquet_metadata(part)
+        if not same_run:
+            footer, expected = ({k: v for k, v in f.items() if k not in RUN} for f in (footer, expected))
+        assert footer == expected
     assert info.scan().collect().equals(reference.scan().collect())
 
 
@@ -111,8 +120,10 @@ def test_two_processes_from_the_cli_write_the_single_process_dataset(tmp_path, r
                           for i in range(2)], tmp_path)
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     rows = rooflax.parse_spec(**KEYS).rows()
-    assert results[0].stdout == f"wrote {rows:,} rows to ds/\n" and results[1].stdout == ""
+    assert results[0].stdout.startswith(f"wrote {rows:,} rows to ds/\n") and results[1].stdout == ""
     _assert_same_dataset(tmp_path / "ds", reference)
+    command = rooflax.dataset_metadata(tmp_path / "ds")["command"]
+    assert "--process-id 0" in command  # process 0's command, in every part
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "spec.toml"]  # no OUT.partial, no OUT.old
 
 
@@ -129,7 +140,7 @@ def test_three_processes_resume_an_interrupted_run_each_computing_its_own_missin
     assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
     for pid, indices in enumerate(computed):  # by index mod 3: disjoint, and only the missing parts
         assert sorted(indices) == [i for i in missing if i % 3 == pid]
-    _assert_same_dataset(tmp_path / "ds", reference)
+    _assert_same_dataset(tmp_path / "ds", reference, same_run=True)  # resumed: the first run's command and time
 
 
 def test_a_failing_process_stops_the_run_and_one_process_resumes_it(tmp_path, reference):

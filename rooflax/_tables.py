@@ -1,0 +1,58 @@
+"""Text tables for the CLI: plain text anywhere, a rich table on a terminal."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+__all__ = ["Table", "show"]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A titled table of strings; ``numeric`` columns are right-aligned."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: tuple[bool, ...]
+
+    def text(self) -> str:
+        """The table as aligned plain text, its title on the first line."""
+        widths = [max(len(cell) for cell in column) for column in zip(self.header, *self.rows, strict=True)]
+
+        def line(cells: tuple[str, ...]) -> str:
+            return "  ".join(c.rjust(w) if r else c.ljust(w)
+                             for c, w, r in zip(cells, widths, self.numeric, strict=True)).rstrip()
+
+        return "\n".join([self.title, line(self.header), *(line(row) for row in self.rows)])
+
+    def rich(self):
+        """The table as a ``rich.table.Table``."""
+        from rich.table import Table as RichTable
+
+        table = RichTable(title=self.title, title_justify="left", header_style="bold")
+        for name, numeric in zip(self.header, self.numeric, strict=True):
+            table.add_column(name, justify="right" if numeric else "left")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+
+def show(items: list[Table | str], file: TextIO | None = None) -> None:
+    """Print tables and lines of text: rich tables on a terminal, plain text otherwise."""
+    file = sys.stdout if file is None else file
+    if file.isatty():
+        from rich.console import Console
+
+        console = Console(file=file, highlight=False)
+        for item in items:
+            console.print(item.rich() if isinstance(item, Table) else item, markup=False)
+        return
+    print("\n".join(item.text() if isinstance(item, Table) else item for item in items), file=file)
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    """A float to ``digits`` significant digits, ``-`` for None."""
+    return "-" if value is None else f"{value:.{digits}g}"

@@ -1,0 +1,44 @@
+"""Exporting a dataset to CSV or NDJSON, for tools that do not read parquet.
+
+Polars streams the rows from the checked dataset (:func:`rooflax.scan_dataset`) to the
+file (``sink_csv`` / ``sink_ndjson``), so memory stays flat however large the dataset; the
+file is written under a hidden temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rooflax._atomic import atomic_write, output_file
+from rooflax.errors import boolean
+from rooflax.scan import check_dataset
+
+__all__ = ["FORMATS", "export_dataset"]
+
+#: File suffixes :func:`export_dataset` writes.
+FORMATS = (".csv", ".ndjson")
+
+
+def export_dataset(dataset: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False) -> int:
+    """Write every row of a dataset to a ``.csv`` or ``.ndjson`` file, streamed.
+
+    Args:
+        dataset: a dataset folder or part file written by rooflax (checked whole first).
+        out: the file to write; its suffix picks the format.
+        overwrite: replace ``out`` if it exists.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        SpecError: an incomplete dataset, an unknown suffix, or an existing ``out``
+            without ``overwrite``; nothing is written then.
+    """
+    path = output_file(out, "output", suffixes=FORMATS, overwrite=boolean("overwrite", overwrite))
+    info = check_dataset(dataset)
+    lf = info.scan()
+    if path.suffix.lower() == ".csv":
+        atomic_write(path, lambda tmp: lf.sink_csv(tmp))
+    else:
+        atomic_write(path, lambda tmp: lf.sink_ndjson(tmp))
+    return info.rows

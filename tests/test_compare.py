@@ -1,0 +1,85 @@
+"""Comparing accelerators: rooflax.compare, the compare command, spec flags on sweep."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import rooflax
+from rooflax.cli import main
+from rooflax.compare import compare
+
+A40, H100 = rooflax.HARDWARE["a40"], rooflax.HARDWARE["h100-sxm"]
+
+
+def test_memory_bound_decode_speeds_up_by_the_bandwidth_ratio():
+    df = compare("a40", "h100-sxm", phases=["decode"], batch=[1, 4], seq_len=[512, 2048])
+    ratio = H100.bandwidth_bytes_per_s / A40.bandwidth_bytes_per_s
+    single_device = [group for group in rooflax.GROUPS if group != "comm"]  # no collectives at tp = pp = ep = 1
+    assert df.get_column("group").to_list() == [*single_device, "total"]
+    assert df.get_column("speedup").to_list() == pytest.approx([ratio] * 6, rel=1e-12)
+    assert df.get_column("speedup_min").to_list() == pytest.approx([ratio] * 6, rel=1e-12)
+    assert (df.get_column("points").to_list()
+            == [4 * n for n in (2, 3, 2, 7, 1)] + [4])  # grid points × ops in the group; total: grid points
+    assert set(df.get_column("a")) == {"a40"} and set(df.get_column("b")) == {"h100-sxm"}
+
+
+def test_compute_bound_prefill_speeds_up_by_the_peak_ratio_and_total_adds_whole_model_times():
+    df = compare("a40", "h100-sxm", phases=["prefill"], batch=[64], seq_len=[2048])
+    mlp = df.filter(group="up/gate/down").row(0, named=True)
+    assert mlp["speedup"] == pytest.approx(H100.peak("fp16") / A40.peak("fp16"), rel=1e-12)
+    tot = rooflax.sweep(hardware=["a40", "h100-sxm"], phases=["prefill"], batch=[64], seq_len=[2048], summary=True)
+    times = dict(zip(tot.get_column("hardware").cast(pl.String), tot.get_column("time_s"), strict=True))
+    total = df.filter(group="total").row(0, named=True)
+    assert total["time_a_s"] == pytest.approx(times["a40"]) and total["time_b_s"] == pytest.approx(times["h100-sxm"])
+    assert total["speedup"] == pytest.approx(times["a40"] / times["h100-sxm"])
+    assert all(row["achieved_speedup"] > 0 for row in df.iter_rows(named=True))
+
+
+def test_speedup_range_spans_the_grid():
+    df = compare("a40", "h100-sxm", phases=["prefill"], batch=[1, 64], seq_len=[16, 2048])
+    mlp = df.filter(group="up/gate/down").row(0, named=True)
+    # batch 1 × 16 tokens is memory-bound (bandwidth ratio), 64 × 2048 compute-bound (peak ratio)
+    assert mlp["speedup_min"] == pytest.approx(H100.bandwidth_bytes_per_s / A40.bandwidth_bytes_per_s)
+    assert mlp["speedup_max"] == pytest.approx(H100.peak("fp16") / A40.peak("fp16"))
+    assert mlp["speedup_min"] < mlp["speedup"] < mlp["speedup_max"]
+
+
+def test_compare_refuses_a_hardware_key():
+    with pytest.raises(rooflax.SpecError, match=r"^hardware: compare takes the accelerators as a and b"):
+        compare("a40", "l4", hardware=["a40"])
+
+
+def test_compare_command_prints_the_table_and_writes_it(tmp_path, capsys):
+    out = tmp_path / "cmp.csv"
+    assert main(["compare", "a40", "h100-sxm", "--phases", "decode", "--batch", "1,8", "--seq-len", "1024",
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("speedup of h100-sxm over a40 (llama-13b, fp16): time on a40 / time on h100-sxm")
+    ratio = H100.bandwidth_bytes_per_s / A40.bandwidth_bytes_per_s
+    lines = [line for line in text.splitlines() if line.startswith("decode")]
+    assert len(lines) == 6 and all(f"{ratio:.2f}×" in line for line in lines)
+    assert pl.read_csv(out).height == 6 and f"wrote 6 rows to {out}" in text
+    assert main(["compare", "a40", "h100-sxm", "--phases", "decode", "-o", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_compare_command_with_a_spec_file(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text("model = ['llama-7b', 'toy-llama']\nhardware = 'l4'\nphases = ['decode']\n"
+                    "[axes]\nbatch = [1]\nseq_len = [256]\n")
+    assert main(["compare", "l4", "a40", "--spec", str(spec)]) == 0
+    text = capsys.readouterr().out
+    assert "model" in text.splitlines()[1] and sum(line.startswith("toy-llama") for line in text.splitlines()) == 6
+
+
+def test_sweep_flags_override_the_spec(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text("hardware = 'l4'\nphases = ['prefill']\n[axes]\nbatch = [2]\nseq_len = [64, 128]\n")
+    assert main(["sweep", str(spec), "-o", str(tmp_path / "ds"), "--hardware", "a40,h100-sxm", "--phases",
+                 "decode", "--batch", "1,4", "--quiet"]) == 0
+    df = rooflax.scan_dataset(tmp_path / "ds").collect()
+    assert sorted(df.get_column("hardware").cast(pl.String).unique()) == ["a40", "h100-sxm"]
+    assert df.get_column("phase").unique().to_list() == ["decode"]
+    assert sorted(df.get_column("batch").unique()) == [1, 4] and sorted(df.get_column("seq_len").unique()) == [64, 128]
+    assert main(["sweep", "-o", str(tmp_path / "x"), "--batch", "1,two"]) == 2

@@ -1,0 +1,127 @@
+"""What a sweep found: rooflax.describe, rooflax show, the report after a sweep."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import polars as pl
+import pytest
+
+import rooflax
+from rooflax import report as report_module
+from rooflax._tables import show
+from rooflax.cli import main
+
+KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 8, 64, 512], seq_len=[256, 2048, 4096], spec_k=[16],
+            hardware=["a40", "l4"])
+
+
+def test_bound_shares_count_the_rows():
+    df = rooflax.sweep(**KEYS)
+    got = rooflax.describe(df).bounds
+    counts = Counter((row["phase"], row["group"], row["bound"]) for row in df.iter_rows(named=True))
+    for row in got.iter_rows(named=True):
+        memory, compute = counts[row["phase"], row["group"], "memory"], counts[row["phase"], row["group"], "compute"]
+        assert row["rows"] == memory + compute
+        assert row["compute_share"] == pytest.approx(compute / (memory + compute))
+        assert row["memory_share"] == pytest.approx(memory / (memory + compute))
+    assert got.height == len({(p, g) for p, g, _ in counts})
+
+
+def test_crossovers_are_exact_at_the_median_seq_len():
+    rep = rooflax.describe(rooflax.sweep(**KEYS), spec=rooflax.parse_spec(**KEYS))
+    cross = rep.crossovers
+    assert set(cross.get_column("seq_len")) == {2048}
+    row = cross.filter(hardware="a40", phase="decode", group="up/gate/down").row(0, named=True)
+    c = row["first"]
+    assert row["last"] == c and row["never"] == 0
+
+    def bound(batch: int) -> str:
+        point = rooflax.evaluate(phase="decode", batch=batch, seq_len=2048, hardware="a40")
+        return point["ops"]["up_proj"]["bound"]
+
+    assert bound(c) == "compute" and bound(c - 1) == "memory"
+    assert cross.filter(group="qk/pv").get_column("first").null_count() == cross.filter(group="qk/pv").height
+    assert "never for qk/pv, elementwise" in rep.text()
+    line = next(line for line in rep.text().splitlines() if line.split()[:3] == ["decode", "-", "up/gate/down"])
+    assert line.split()[3] == str(c)  # spec_k "-", then the a40 column: within the sweep's batches (up to 512)
+    small = rooflax.describe(rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[2048]),
+                             spec=rooflax.parse_spec(phases=["decode"], batch=[1, 8], seq_len=[2048]))
+    assert any(line.split()[:4] == ["decode", "up/gate/down", str(c), "*"] for line in small.text().splitlines())
+
+
+def test_tokens_and_memory_from_a_dataset_equal_the_summary_frame(tmp_path, monkeypatch):
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", summary=True, chunk_size=5, **KEYS)
+    sizes = []
+    real = report_module._best_worst
+    monkeypatch.setattr(report_module, "_best_worst", lambda df: sizes.append(df.height) or real(df))
+    rep = rooflax.describe(out)
+    parts = len(list(out.iterdir()))
+    assert max(sizes[:-1]) <= 5 and sizes[-1] == 2 * parts  # part by part, then 2 candidates a part: never all rows
+    tot = rooflax.sweep(summary=True, **KEYS)
+    for phase in KEYS["phases"]:
+        rows = tot.filter(phase=phase)
+        fit = rows.filter("fits_in_memory")
+        best = rep.tokens.filter(phase=phase, rank="best").row(0, named=True)
+        worst = rep.tokens.filter(phase=phase, rank="worst").row(0, named=True)
+        assert best["tokens_per_s"] == (fit if fit.height else rows).get_column("tokens_per_s").max()
+        assert worst["tokens_per_s"] == rows.get_column("tokens_per_s").min()
+        for hw in KEYS["hardware"]:
+            mine = rows.filter(pl.col("hardware") == hw)
+            mem = rep.memory.filter(phase=phase, hardware=hw).row(0, named=True)
+            assert (mem["configurations"], mem["fit"]) == (mine.height, mine.get_column("fits_in_memory").sum())
+            misfit = mine.filter(~pl.col("fits_in_memory"))
+            assert mem["misfit_bytes"] == (misfit.get_column("memory_bytes").min() if misfit.height else None)
+            assert mem["capacity_bytes"] == rooflax.HARDWARE[hw].memory_bytes
+    assert rep.bounds is None and rep.crossovers is not None and rep.rows == tot.height
+
+
+def test_long_dataset_totals_come_from_its_spec(tmp_path):
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", **KEYS)
+    rep = rooflax.describe(out)
+    tot = rooflax.sweep(summary=True, **KEYS)
+    assert rep.rows == rooflax.sweep(**KEYS).height and rep.kind == "ops"
+    worst = rep.tokens.filter(phase="decode", rank="worst").row(0, named=True)
+    assert worst["tokens_per_s"] == tot.filter(phase="decode").get_column("tokens_per_s").min()
+    assert worst["hardware"] == "l4" and worst["batch"] == 1 and worst["seq_len"] == 4096
+
+
+def test_frame_without_spec_says_what_is_missing():
+    rep = rooflax.describe(rooflax.sweep(batch=[1], seq_len=[128]))
+    assert rep.crossovers is None and rep.tokens is None
+    assert "note: pass spec= for the crossovers and model totals" in rep.text()
+    with pytest.raises(rooflax.SpecError, match=r"^source: expected a dataset path or a polars frame, got int"):
+        rooflax.describe(3)
+
+
+def test_sweep_prints_the_report_and_show_repeats_it(tmp_path, capsys):
+    out = str(tmp_path / "ds")
+    assert main(["sweep", "-o", out, "--phases", "decode", "--batch", "1,256", "--seq-len", "2048"]) == 0
+    after_sweep = capsys.readouterr().out
+    assert after_sweep.startswith(f"wrote 30 rows to {out}/\n{out}: 30 rows (long frame, one row per op)\n")
+    lines = after_sweep.splitlines()
+    mlp = next(line for line in lines if line.startswith("decode") and "up/gate/down" in line and "%" in line)
+    assert mlp.split() == ["decode", "up/gate/down", "6", "50%", "50%"]  # memory-bound at batch 1, compute at 256
+    assert any(line.split()[:3] == ["decode", "up/gate/down", "229"] for line in lines)
+    assert "stops fitting at" in after_sweep
+    assert main(["show", out]) == 0
+    assert capsys.readouterr().out == after_sweep.split("\n", 1)[1]
+    assert main(["sweep", "-o", str(tmp_path / "q"), "--batch", "1", "--seq-len", "64", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["show", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"error: dataset: {str(tmp_path / 'missing')!r} does not exist\n"
+
+
+def test_terminal_gets_rich_tables():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    rep = rooflax.describe(rooflax.sweep(phases=["decode"], batch=[1], seq_len=[128]))
+    plain, terminal = io.StringIO(), Terminal()
+    show(rep.tables(), file=plain)
+    show(rep.tables(), file=terminal)
+    assert plain.getvalue() == rep.text() + "\n"
+    assert "┃" in terminal.getvalue() or "│" in terminal.getvalue()
+    assert "up/gate/down" in terminal.getvalue() and terminal.getvalue() != plain.getvalue()
