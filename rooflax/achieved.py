@@ -45,7 +45,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["MIN_TILE_M", "Gemm", "achieved_time", "ceil_div", "quantized_flops"]
+import jax
+import jax.numpy as jnp
+
+__all__ = ["MIN_TILE_M", "Gemm", "achieved_time", "ceil_div", "floor_div", "quantized_flops"]
 
 Num = Any
 
@@ -59,13 +62,31 @@ class Gemm(NamedTuple):
     k: Num
 
 
+def _jax(x: Num, y: Num) -> bool:
+    return isinstance(x, jax.Array) or isinstance(y, jax.Array)
+
+
 def ceil_div(x: Num, y: Num) -> Num:
-    """``⌈x / y⌉`` for positive whole numbers, as Python ints or float arrays.
+    """``⌈x / y⌉`` for positive whole numbers: Python numbers, numpy or JAX arrays.
+
+    JAX arrays (the engine's traced values) take ``ceil(x / y)``: exact for whole
+    ``x < 2**53`` (the quotient's rounding error, below ``x·2**-53 / y``, is less than its
+    distance ``≥ 1/y`` to the next whole number), and several times faster than float
+    floor division, which XLA computes through ``fmod``.
 
     >>> ceil_div(257, 128), ceil_div(256.0, 128)
     (3, 2.0)
     """
-    return -(-x // y)
+    return jnp.ceil(x / y) if _jax(x, y) else -(-x // y)
+
+
+def floor_div(x: Num, y: Num) -> Num:
+    """``⌊x / y⌋`` for positive whole numbers (arrays: ``floor(x / y)``, exact as in :func:`ceil_div`).
+
+    >>> floor_div(257, 128), floor_div(255.0, 128)
+    (2, 1.0)
+    """
+    return jnp.floor(x / y) if _jax(x, y) else x // y
 
 
 #: Narrowest M tile: the 16 rows of one tensor-core MMA step (NVIDIA's guide above, §2.2).
@@ -95,7 +116,7 @@ def quantized_flops(g: Gemm, *, sm_count: Num, tile_m: Num, tile_n: Num, tile_k:
     tm = minimum(tile_m, ceil_div(g.m, MIN_TILE_M) * MIN_TILE_M)
     tiles = g.count * ceil_div(g.m, tm) * ceil_div(g.n, tile_n)
     steps = ceil_div(g.k, tile_k)
-    splits = minimum(maximum(sm_count // tiles, 1), steps)
+    splits = minimum(maximum(floor_div(sm_count, tiles), 1), steps)
     units = tiles * splits
     return ceil_div(units, sm_count) * sm_count * 2 * tm * tile_n * ceil_div(steps, splits) * tile_k
 

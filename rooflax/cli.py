@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rooflax import engine
+from rooflax import distributed, engine
 from rooflax._atomic import atomic_write, output_file
 from rooflax.dataset import COMPRESSIONS
 from rooflax.errors import RooflaxError, SpecError
@@ -108,7 +108,11 @@ def _cmd_sweep(args) -> int:
                         "(not --summary)")
     out = sweep_to_parquet(spec, args.output, summary=args.summary, resume=args.resume, overwrite=args.overwrite,
                            chunk_size=args.chunk_size, compression=args.compression,
-                           statistics=not args.no_statistics, progress=not args.quiet, command=args.command_line)
+                           statistics=not args.no_statistics, progress=not args.quiet, command=args.command_line,
+                           distributed=args.distributed, coordinator=args.coordinator,
+                           num_processes=args.num_processes, process_id=args.process_id)
+    if distributed.process_index() != 0:  # process 0 reports and draws for a multi-process sweep
+        return 0
     rows = spec.configurations() if args.summary else spec.rows()
     if not args.quiet:
         print(f"wrote {rows:,} rows to {out}/")
@@ -368,6 +372,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ideal", action="store_true", help="--plot: points on the roof (ideal), not achieved")
     _add_spec_flags(p)
     p.add_argument("--quiet", action="store_true", help="no size estimate, progress, messages or report")
+    p.add_argument("--distributed", action="store_true",
+                   help="one sweep over many processes (JAX distributed runtime; cluster detected: SLURM, Open MPI)")
+    p.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (implies --distributed)")
+    p.add_argument("--num-processes", type=int, metavar="N", help="processes in a --coordinator run")
+    p.add_argument("--process-id", type=int, metavar="I", help="this process, 0 to N-1, in a --coordinator run")
     p.set_defaults(run=_cmd_sweep)
 
     p = sub.add_parser("plot", help="draw a chart of a dataset")

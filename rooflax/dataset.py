@@ -14,6 +14,11 @@ With ``resume=True`` an interrupted sweep continues from its finished parts, and
 result equals a clean run's because chunk boundaries depend only on the spec and chunk
 size.
 
+With ``distributed`` (or ``coordinator``, ``num_processes`` and ``process_id``), many
+processes write one dataset, each its own chunks; process 0 holds the lock, decides the
+run's metadata (command, creation time) for every part, and renames the folder
+(:mod:`rooflax.distributed` tells how).
+
 Before the first part is written, the sweep measures the bytes per row of the first
 part in the chosen codec, estimates the dataset's size and writing time, and refuses to
 start when the disk lacks room.
@@ -21,13 +26,16 @@ start when the disk lacks room.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shlex
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +45,7 @@ from rooflax import _output, engine
 from rooflax._atomic import atomic_write
 from rooflax._files import read_text
 from rooflax._version import __version__
+from rooflax.distributed import Cluster, connect, run_sweep
 from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.frames import chunk_frame, column_units, resolve_spec
 from rooflax.progress import Progress, format_duration, si
@@ -102,24 +111,66 @@ def _write_part(frame: pl.DataFrame, target: Path | io.BytesIO, compression: str
 
 
 def _check_room(partial: Path, *, left: int, parts: int, sample_rows: int, sample_bytes: int, sample_s: float,
-                compression: str, bar: Progress) -> None:
+                compression: str, bar: Progress, processes: int = 1) -> None:
     """Say how large the sweep is (from the first part); refuse when its disk lacks room."""
-    per_row, seconds = sample_bytes / sample_rows, sample_s / sample_rows * left
+    per_row, seconds = sample_bytes / sample_rows, sample_s / sample_rows * left / processes
     need, free = per_row * left, shutil.disk_usage(partial).free
     duration = f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
     bar.print(f"sweep: {left:,} rows in {parts:,} parts, about {si(need)}B on disk ({compression}, "
-              f"{per_row:.1f} B/row) and {duration} to write; {si(free)}B free")
+              f"{per_row:.1f} B/row) and {duration} to write" + (f" on {processes} processes" if processes > 1 else "")
+              + f"; {si(free)}B free")
     if need > free:
         raise SpecError(f"output: the sweep needs about {si(need)}B ({left:,} rows at {per_row:.1f} B/row in "
                         f"{compression}) but the disk holding {str(partial)!r} has {si(free)}B free; free some "
                         "space, write elsewhere (-o) or pick a smaller codec (--compression zstd)")
 
 
+def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
+             overwrite: bool) -> AbstractContextManager[tuple[frozenset[int], str]]:
+    """Check ``out``, lock its ``OUT.partial`` and write the manifest; gives the parts kept from an
+    interrupted run and the run's metadata as JSON text (a resumed run keeps its command and time)."""
+
+    @contextlib.contextmanager
+    def claim() -> Iterator[tuple[frozenset[int], str]]:
+        partial, _ = _output.siblings(out)
+        _output.recover_swap(out, overwrite=overwrite)
+        if out.exists():
+            if not overwrite:
+                raise SpecError(f"output: {str(out)!r} already exists; pass overwrite (--overwrite) to replace it")
+            _output.replaceable(out)
+        if partial.exists():
+            _output.replaceable(partial, partial=True)
+        with _output.lock_partial(out) as created:
+            done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite)
+            try:
+                (partial / MANIFEST).write_text(manifest)
+            except OSError as exc:
+                raise _output.disk_error(exc, partial, MANIFEST) from None
+            kept = dict(run)
+            if done:  # a resumed run is the same run: its parts keep the command and time that started it
+                first = pl.read_parquet_metadata(partial / part_name(min(done)))
+                kept.update({key: first[key] for key in (f"{PREFIX}command", f"{PREFIX}created") if key in first})
+            yield done, json.dumps(kept)
+
+    return claim()
+
+
+def _finish(out: Path, parts: int) -> None:
+    """Rename the finished ``OUT.partial`` to ``OUT``, once sure every part is there."""
+    partial, _ = _output.siblings(out)
+    missing = next((i for i in range(parts) if not (partial / part_name(i)).exists()), None)
+    if missing is not None:  # a process wrote to another folder than the others: never rename half a dataset
+        raise SpecError(f"output: {str(partial / part_name(missing))!r} is missing after every process finished; "
+                        "every process must write to one folder on a shared filesystem")
+    _output.finalize(out)
+
+
 def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path = "rooflax-out", *,
                      summary: bool = False, resume: bool = False, overwrite: bool = False,
                      chunk_size: int = engine.DEFAULT_CHUNK_SIZE, compression: str = "lz4",
                      statistics: bool = True, progress: bool = False, command: str | None = None,
-                     **keys) -> Path:
+                     distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
+                     process_id: int | None = None, **keys) -> Path:
     """Stream a sweep to a parquet dataset folder; memory stays flat however large the grid.
 
     Args:
@@ -135,18 +186,25 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         statistics: write min/max/null-count statistics per row group (lets scans skip
             row groups on filters; turning them off writes about 1.35× faster).
         progress: on standard error, say how large the sweep is before it starts, then
-            draw a progress line (for a million rows or more).
+            draw a progress line (for a million rows or more); process 0 only.
         command: the command line recorded in the metadata (default: this process's
-            ``sys.argv``).
+            ``sys.argv``; process 0's in a multi-process run).
+        distributed: one sweep over many processes, every one making this same call:
+            each computes its share of the chunks into ``out`` on a shared filesystem
+            (:mod:`rooflax.distributed`). Alone, it detects the cluster (SLURM, Open MPI).
+        coordinator: ``HOST:PORT`` of process 0, for JAX's distributed runtime.
+        num_processes: processes in the run (with ``coordinator`` and ``process_id``).
+        process_id: this process, from 0 to ``num_processes − 1``.
         **keys: the spec's TOML keys instead of ``spec``.
 
     Returns:
-        The dataset folder.
+        The dataset folder (on every process, once the dataset is complete).
 
     Raises:
         SpecError: bad arguments, an unusable output folder, another sweep writing to the
             same output, or a disk without room (before the first part is written, from
-            the estimate; or when a write fails, keeping the finished parts for ``resume``).
+            the estimate; or when a write fails, keeping the finished parts for ``resume``);
+            in a multi-process run, on every process, the first error of any.
     """
     summary, resume, overwrite, statistics, progress = (boolean(name, value) for name, value in (
         ("summary", summary), ("resume", resume), ("overwrite", overwrite), ("statistics", statistics),
@@ -156,65 +214,74 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     if compression not in COMPRESSIONS:
         raise unknown_name("compression", compression, COMPRESSIONS)
     out = _output.check_output(out)
+    cluster = connect(distributed=distributed, coordinator=coordinator, num_processes=num_processes,
+                      process_id=process_id)
+    claim = _claimed(out, _run_manifest(spec, summary, chunk_size), _run_metadata(spec, summary, chunk_size, command),
+                     resume=resume, overwrite=overwrite)
+    tasks = engine.plan(spec, chunk_size)
+    options = {"summary": summary, "chunk_size": chunk_size, "compression": compression, "statistics": statistics}
+    if cluster is None:
+        with claim as (done, run):
+            _stream(spec, out, tasks, done, json.loads(run), progress=progress, **options)
+            _finish(out, len(tasks))
+        return out
+    run_sweep(cluster, _output.siblings(out)[0], claim=lambda: claim,
+              stream=lambda done, run: _stream(spec, out, tasks, done, json.loads(run), cluster=cluster,
+                                               progress=progress and cluster.leader, **options),
+              finish=lambda: _finish(out, len(tasks)))
+    return out
+
+
+def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozenset[int], run: dict[str, str], *,
+            summary: bool, chunk_size: int, compression: str, statistics: bool, progress: bool,
+            cluster: Cluster | None = None) -> None:
+    """Compute and write every part not in ``done`` (in a multi-process run: this process's share)."""
     partial, _ = _output.siblings(out)
-    _output.recover_swap(out, overwrite=overwrite)
-    if out.exists():
-        if not overwrite:
-            raise SpecError(f"output: {str(out)!r} already exists; pass overwrite (--overwrite) to replace it")
-        _output.replaceable(out)
-    if partial.exists():
-        _output.replaceable(partial, partial=True)
-    manifest = _run_manifest(spec, summary, chunk_size)
-    with _output.lock_partial(out) as created:
-        done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite)
+    skip = done if cluster is None else done | {t.index for t in tasks if not cluster.mine(t.index)}
+    rows_per = {t.index: t.count * t.width(summary) for t in tasks}
+    left = sum(rows for i, rows in rows_per.items() if i not in done)
+    mine = sum(rows for i, rows in rows_per.items() if i not in skip)
+    processes = 1 if cluster is None else cluster.num_processes
+    total = sum(rows_per.values())
+    # one process draws its own share; alone, it counts the parts kept from an interrupted run as done
+    bar = Progress(mine, enabled=progress) if cluster else Progress(total, done=total - left, enabled=progress)
+
+    def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
+        name = part_name(chunk.task.index)
+        options = (compression, statistics, _metadata(run, chunk, len(tasks)))
+        first = None
+        if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
+            start, first = time.perf_counter(), io.BytesIO()
+            _write_part(frame, first, *options)
+            _check_room(partial, left=left, parts=len(tasks) - len(done), sample_rows=chunk.rows,
+                        sample_bytes=first.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
+                        compression=compression, bar=bar, processes=processes)
+
+        def save(tmp: Path) -> None:
+            if first is None:
+                _write_part(frame, tmp, *options)
+            else:
+                tmp.write_bytes(first.getbuffer())
+
         try:
-            (partial / MANIFEST).write_text(manifest)
+            atomic_write(partial / name, save)
         except OSError as exc:
-            raise _output.disk_error(exc, partial, MANIFEST) from None
-        tasks = engine.plan(spec, chunk_size)
-        run = _run_metadata(spec, summary, chunk_size, command)
-        if done:  # a resumed run is the same run: its parts keep the command and time that started it
-            first = pl.read_parquet_metadata(partial / part_name(min(done)))
-            run.update({key: first[key] for key in (f"{PREFIX}command", f"{PREFIX}created") if key in first})
-        rows_per = {t.index: t.count * t.width(summary) for t in tasks}
-        total, left = sum(rows_per.values()), sum(rows for i, rows in rows_per.items() if i not in done)
-        bar = Progress(total, done=total - left, enabled=progress)
+            raise _output.disk_error(exc, partial, name) from None
+        return chunk.rows
 
-        def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
-            name = part_name(chunk.task.index)
-            options = (compression, statistics, _metadata(run, chunk, len(tasks)))
-            first = None
-            if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
-                start, first = time.perf_counter(), io.BytesIO()
-                _write_part(frame, first, *options)
-                _check_room(partial, left=left, parts=len(tasks) - len(done), sample_rows=chunk.rows,
-                            sample_bytes=first.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
-                            compression=compression, bar=bar)
-
-            def save(tmp: Path) -> None:
-                if first is None:
-                    _write_part(frame, tmp, *options)
-                else:
-                    tmp.write_bytes(first.getbuffer())
-
-            try:
-                atomic_write(partial / name, save)
-            except OSError as exc:
-                raise _output.disk_error(exc, partial, name) from None
-            return chunk.rows
-
-        # One part is written in the background while the next is framed and the one after
-        # computes: at most three chunks are alive, whatever the size of the grid.
-        with bar, ThreadPoolExecutor(max_workers=1) as writer:
-            pending = None
-            for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size, skip=done):
-                start = time.perf_counter()
-                frame = chunk_frame(chunk, spec, summary)
-                frame_s = time.perf_counter() - start if pending is None else None
-                if pending is not None:
-                    bar.update(pending.result())
-                pending = writer.submit(write, frame, chunk, frame_s)
+    # One part is written in the background while the next is framed and the one after
+    # computes: at most three chunks are alive, whatever the size of the grid.
+    with bar, ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size, skip=skip):
+            if cluster is not None:
+                cluster.check_others()  # another process failed: stop here, keeping the finished parts
+            start = time.perf_counter()
+            frame = chunk_frame(chunk, spec, summary)
+            first = pending is None and (cluster is None or cluster.leader)
+            frame_s = time.perf_counter() - start if first else None
             if pending is not None:
                 bar.update(pending.result())
-        _output.finalize(out)
-    return out
+            pending = writer.submit(write, frame, chunk, frame_s)
+        if pending is not None:
+            bar.update(pending.result())

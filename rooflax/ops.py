@@ -53,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from rooflax.achieved import Gemm
+from rooflax.achieved import Gemm, ceil_div, floor_div
 from rooflax.shape import PHASES, Shape
 
 __all__ = [
@@ -127,13 +127,8 @@ def scored_pairs(new: Num, attended: Num, causal: bool) -> Num:
     sees ``T - Q + i + 1`` keys, which sums to ``Q·(T-Q) + Q(Q+1)/2``.
     """
     if causal:
-        return new * (attended - new) + new * (new + 1) // 2
+        return new * (attended - new) + floor_div(new * (new + 1), 2)
     return new * attended
-
-
-def _ceil_div(a: Num, b: Num) -> Num:
-    """``⌈a/b⌉`` of non-negative integers (exact on Python ints and integral floats)."""
-    return -(-a // b)
 
 
 def make_step(shape: Shape) -> Step:
@@ -146,25 +141,26 @@ def make_step(shape: Shape) -> Step:
     s = shape
     new = new_tokens(s.phase, s.seq_len, s.spec_k)
     verify = s.phase == 2
-    batch = _ceil_div(s.batch, s.ep)
+    batch = ceil_div(s.batch, s.ep)
     system_tokens = s.batch * new
     if s.moe:
-        moe = {"experts": s.experts // s.ep, "router_experts": s.experts, "experts_per_token": s.experts_per_token,
-               "shared_experts": s.shared_experts, "routed": system_tokens * s.experts_per_token / s.ep,
-               "touched": s.experts // s.ep * (1 - (1 - s.experts_per_token / s.experts) ** system_tokens),
-               "expert_width": s.moe_intermediate // s.tp}
-        intermediate = s.shared_experts * s.moe_intermediate // s.tp
+        moe = {"experts": floor_div(s.experts, s.ep), "router_experts": s.experts,
+               "experts_per_token": s.experts_per_token, "shared_experts": s.shared_experts,
+               "routed": system_tokens * s.experts_per_token / s.ep,
+               "touched": floor_div(s.experts, s.ep) * (1 - (1 - s.experts_per_token / s.experts) ** system_tokens),
+               "expert_width": floor_div(s.moe_intermediate, s.tp)}
+        intermediate = floor_div(s.shared_experts * s.moe_intermediate, s.tp)
     else:
-        moe, intermediate = {}, s.intermediate // s.tp
+        moe, intermediate = {}, floor_div(s.intermediate, s.tp)
     pairs = (scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0)
              + (new * (s.seq_len - new) + s.tree_pairs) * (s.tree_pairs != 0))
     return Step(batch=batch, seq_len=s.seq_len, new=new, attended=s.seq_len,
-                pairs=pairs, hidden=s.hidden, heads=s.heads // s.tp,
-                kv_heads=_ceil_div(s.kv_heads, s.tp), head_dim=s.head_dim, intermediate=intermediate,
-                vocab=_ceil_div(s.vocab, s.tp), logits_tokens=batch * (s.spec_k * verify + (s.phase != 2)),
+                pairs=pairs, hidden=s.hidden, heads=floor_div(s.heads, s.tp),
+                kv_heads=ceil_div(s.kv_heads, s.tp), head_dim=s.head_dim, intermediate=intermediate,
+                vocab=ceil_div(s.vocab, s.tp), logits_tokens=batch * (s.spec_k * verify + (s.phase != 2)),
                 layers=s.layers, w=s.w, a=s.a, k=s.k, gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,
                 fused_attention=s.fused_attention, tp=s.tp, pp=s.pp, ep=s.ep, system_tokens=system_tokens,
-                stage_layers=s.layers // s.pp, moe=s.moe, dense_mlp=s.dense_mlp, comm=s.comm, **moe)
+                stage_layers=floor_div(s.layers, s.pp), moe=s.moe, dense_mlp=s.dense_mlp, comm=s.comm, **moe)
 
 
 def _linear(tokens: Num, k_in: Num, n_out: Num, w: Num, a: Num) -> tuple[Num, Num]:
@@ -267,12 +263,12 @@ def lm_head(s: Step):
 
 def _scores_gemm(s: Step) -> tuple[Gemm, ...]:
     """``QKᵀ`` per sequence and KV head, the ``H/G`` query heads of a group stacked into M."""
-    return _gemm(s.batch * s.kv_heads, s.heads // s.kv_heads * s.new, s.attended, s.head_dim)
+    return _gemm(s.batch * s.kv_heads, floor_div(s.heads, s.kv_heads) * s.new, s.attended, s.head_dim)
 
 
 def _values_gemm(s: Step) -> tuple[Gemm, ...]:
     """``PV`` per sequence and KV head: ``[(H/G)·Q, T] × [T, d]``."""
-    return _gemm(s.batch * s.kv_heads, s.heads // s.kv_heads * s.new, s.head_dim, s.attended)
+    return _gemm(s.batch * s.kv_heads, floor_div(s.heads, s.kv_heads) * s.new, s.head_dim, s.attended)
 
 
 def _qkv_gemm(s: Step) -> tuple[Gemm, ...]:

@@ -252,3 +252,20 @@ def test_below_the_roof_with_experts_and_parallel_layouts():
     comm = df.filter(pl.col("group") == "comm")
     overhead = rooflax.get_hardware("h100-sxm").kernel_overhead_s
     assert ((comm["achieved_time_s"] - comm["time_s"]) / overhead).to_list() == pytest.approx([1.0] * comm.height)
+
+
+@given(x=st.integers(0, 2**53 - 1), y=st.integers(1, 2**24),
+       near=st.sampled_from([None, -1, 0, 1]))
+def test_whole_division_of_jax_arrays_is_exact_below_2_53(x, y, near):
+    """ceil and floor division of float64 JAX arrays (the engine's path) equal integer division."""
+    import jax
+    import jax.numpy as jnp
+
+    from rooflax.achieved import ceil_div, floor_div
+
+    if near is not None:  # the hardest cases: just below, at and just above a multiple of y
+        x = max(0, min(2**53 - 1, x // y * y + near))
+    with jax.enable_x64(True):
+        xs, ys = jnp.asarray([x], jnp.float64), jnp.asarray([y], jnp.float64)
+        assert int(ceil_div(xs, ys)[0]) == -(-x // y) and int(ceil_div(xs, y)[0]) == -(-x // y)
+        assert int(floor_div(xs, ys)[0]) == x // y and int(floor_div(x, ys)[0]) == x // y

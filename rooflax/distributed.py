@@ -1,0 +1,258 @@
+"""One sweep, many processes: JAX's distributed runtime splits a sweep's chunks between processes.
+
+Every process runs the same :func:`rooflax.sweep_to_parquet` call. Process ``i`` of ``N``
+computes the chunks whose index is ``i`` modulo ``N`` and writes their parts into one
+``OUT.partial/`` on a filesystem every process shares; chunk indices depend only on the
+spec and chunk size, so the split is the same on any machines and an interrupted run
+resumes with any number of processes (each skips the parts already there).
+
+The run, in order:
+
+1. Process 0 (the *leader*) does everything a single-process sweep does before it
+   computes: checks ``OUT``, takes the exclusive lock on ``OUT.partial/.rooflax.lock``
+   (held until the end, so a foreign sweep is refused as before), keeps or clears the
+   parts of an interrupted run, writes the run manifest, and writes a fresh *run id*
+   into the lock file. It publishes the run id, or its one-line error, in the
+   distributed runtime's key-value store, with the metadata every part carries (the
+   command and time that started the run: a resumed run keeps them).
+2. The other processes wait for that, raise the leader's error if there is one, and
+   check that the lock file they see holds the run id: a process that does not see the
+   leader's folder (no shared filesystem) or sees another run's stops before writing.
+   They never take the lock: the leader holds it for the run.
+3. Every process computes and writes its own parts. A process that fails publishes its
+   error; the others stop at their next chunk and raise it too (finished parts are kept
+   for ``resume``).
+4. All meet at a barrier. The leader checks that every part is there, renames
+   ``OUT.partial`` to ``OUT`` and publishes the outcome; the others wait for it, so the
+   call returns on every process only once the dataset is complete.
+
+The runtime starts with :func:`jax.distributed.initialize`: from ``coordinator``,
+``num_processes`` and ``process_id``, or detected from the cluster (SLURM, Open MPI, ...)
+when ``distributed=True`` alone is given. A runtime the caller already started is used as
+it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+from jax._src import distributed as _runtime
+from jax._src import xla_bridge
+
+from rooflax._output import LOCK
+from rooflax.errors import SpecError, boolean
+from rooflax.scan import PART
+
+__all__ = ["Cluster", "connect", "process_index", "run_sweep"]
+
+#: How long a process waits for the others (a slow share may take days: a week).
+_WAIT_MS = 7 * 24 * 3600 * 1000
+#: Calls of :func:`connect` in this process: each sweep gets its own keys and barriers
+#: (every process makes the same calls in the same order).
+_RUNS = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """This process's place in a multi-process sweep, and the keys its run uses."""
+
+    process_id: int
+    num_processes: int
+    run: int  # the how-many-th sweep of this job: names this run's keys and barriers
+
+    @property
+    def leader(self) -> bool:
+        """Whether this process sets up and finalizes the dataset (process 0)."""
+        return self.process_id == 0
+
+    def mine(self, index: int) -> bool:
+        """Whether chunk ``index`` is this process's to compute."""
+        return index % self.num_processes == self.process_id
+
+    def _key(self, name: str) -> str:
+        return f"rooflax/{self.run}/{name}"
+
+    def publish(self, name: str, value: str) -> None:
+        """Store ``value`` under this run's key ``name`` for every process to read."""
+        _runtime.global_state.client.key_value_set(self._key(name), value)
+
+    def wait_for(self, name: str) -> str:
+        """The value under this run's key ``name``, waiting until some process stores it."""
+        return _runtime.global_state.client.blocking_key_value_get(self._key(name), _WAIT_MS)
+
+    def failures(self) -> list[str]:
+        """The errors the run's processes published so far, in process order."""
+        return [value for _, value in sorted(_runtime.global_state.client.key_value_dir_get(self._key("failed/")))]
+
+    def barrier(self, name: str) -> None:
+        """Wait until every process of the run reaches barrier ``name``."""
+        _runtime.global_state.client.wait_at_barrier(self._key(name), _WAIT_MS)
+
+    def check_others(self) -> None:
+        """Raise the first error another process published (called between chunks)."""
+        if failed := self.failures():
+            raise SpecError(failed[0])
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    if isinstance(exc, SpecError) and text:
+        return text[0]
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def run_sweep(cluster: Cluster, partial: Path, *,
+              claim: Callable[[], AbstractContextManager[tuple[frozenset[int], str]]],
+              stream: Callable[[frozenset[int], str], None], finish: Callable[[], None]) -> None:
+    """Run one sweep on every process of ``cluster`` (the protocol in this module's docstring).
+
+    Args:
+        cluster: this process's place in the run.
+        partial: the ``OUT.partial`` folder every process writes its parts into.
+        claim: (leader) check the output, take the lock, keep or clear an interrupted run's
+            parts and write the manifest; a context manager holding the lock, giving the
+            indices of the parts already finished and the run's shared text (the metadata
+            every part carries, decided once by the leader).
+        stream: compute and write this process's parts, skipping the given finished ones,
+            with the run's shared text.
+        finish: (leader, in the lock) check the dataset and rename it into place.
+
+    Raises:
+        SpecError: this process's error, or (one line) the first another process met.
+    """
+    keep = (f"finished parts are kept in {str(partial)!r}; run the same command with --resume (resume=True), "
+            "with any number of processes")
+    if not cluster.leader:
+        setup = cluster.wait_for("setup")
+        if setup.startswith("error:"):
+            raise SpecError(setup.removeprefix("error:"))
+        shared = cluster.wait_for("shared")
+        _share(cluster, lambda: stream(_finished(partial, setup, cluster), shared), keep)
+        final = cluster.wait_for("final")
+        if final != "ok":
+            raise SpecError(final)
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            done, shared = stack.enter_context(claim())
+            run_id = uuid.uuid4().hex
+            (partial / LOCK).write_text(run_id)
+        except BaseException as exc:
+            cluster.publish("setup", f"error:{_one_line(exc)}")
+            raise
+        cluster.publish("shared", shared)
+        cluster.publish("setup", run_id)
+        _share(cluster, lambda: stream(done, shared), keep)
+        try:
+            finish()
+        except BaseException as exc:
+            cluster.publish("final", f"output: process 0 could not finish the dataset: {_one_line(exc)}; {keep}")
+            raise
+        cluster.publish("final", "ok")
+
+
+def _finished(partial: Path, run_id: str, cluster: Cluster) -> frozenset[int]:
+    """The parts already in the leader's ``OUT.partial``, once sure it is the leader's folder of this run."""
+    try:
+        seen = (partial / LOCK).read_text()
+    except OSError:
+        seen = None
+    if seen != run_id:
+        raise SpecError(f"output: process {cluster.process_id} does not see process 0's {str(partial)!r} (run id "
+                        f"{run_id}, found {seen!r}); every process must write to one folder on a shared filesystem")
+    return frozenset(int(m.group(1)) for p in partial.iterdir() if (m := PART.fullmatch(p.name)))
+
+
+def _share(cluster: Cluster, work: Callable[[], None], keep: str) -> None:
+    """Do this process's share; publish its error; meet the others; raise the first error of any."""
+    error = None
+    try:
+        work()
+    except BaseException as exc:  # interrupted too: the others must stop and the leader not finalize
+        error = exc
+        cluster.publish(f"failed/{cluster.process_id:06d}",
+                        f"output: process {cluster.process_id} failed: {_one_line(exc)}; {keep}")
+    cluster.barrier("written")
+    if error is not None:
+        raise error
+    cluster.check_others()
+
+
+def _coordinator(value: object) -> str:
+    host, sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError(f"coordinator: expected HOST:PORT of process 0 (e.g. 10.0.0.1:7777), got {value!r}")
+    return value
+
+
+def _count(field: str, value: object, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise SpecError(f"{field}: expected an integer ≥ {least}, got {value!r}")
+    return value
+
+
+def connect(*, distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
+            process_id: int | None = None) -> Cluster | None:
+    """Join (starting it if need be) JAX's distributed runtime; None for a single-process sweep.
+
+    Args:
+        distributed: join a multi-process run; with no other argument, the cluster is
+            detected (SLURM, Open MPI, ...) by :func:`jax.distributed.initialize`.
+        coordinator: ``HOST:PORT`` where process 0 serves the runtime.
+        num_processes: processes in the run.
+        process_id: this process, from 0 to ``num_processes − 1``.
+
+    The last three go together: all or none. A runtime already started is used as it is
+    (the numbers, if given, must match it).
+
+    Raises:
+        SpecError: a bad argument, no cluster detected, or JAX already computing in this
+            process before the runtime could start.
+    """
+    distributed = boolean("distributed", distributed)
+    given = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
+    if any(v is not None for v in given.values()):
+        if missing := [k for k, v in given.items() if v is None]:
+            raise SpecError(f"{missing[0]}: not given; coordinator, num_processes and process_id go together (or "
+                            "give none of them, with distributed, to detect a SLURM or Open MPI cluster)")
+        coordinator = _coordinator(coordinator)
+        num_processes = _count("num_processes", num_processes, 1)
+        process_id = _count("process_id", process_id, 0)
+        if process_id >= num_processes:
+            raise SpecError(f"process_id: expected 0 to {num_processes - 1} (num_processes − 1), got {process_id}")
+        distributed = True
+    state = _runtime.global_state
+    if state.client is None:
+        if not distributed:
+            return None
+        if xla_bridge.backends_are_initialized():
+            raise SpecError("distributed: JAX has already computed in this process, so its distributed runtime "
+                            "cannot start; start the multi-process sweep before any other JAX call (or call "
+                            "jax.distributed.initialize first)")
+        try:
+            jax.distributed.initialize(coordinator, num_processes, process_id)
+        except (ValueError, TypeError):  # nothing given and no cluster detected
+            raise SpecError("distributed: no cluster detected (no SLURM, Open MPI or other job environment); run "
+                            "under one, or give coordinator, num_processes and process_id") from None
+        except RuntimeError as exc:  # e.g. no coordinator answered in time
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SpecError(f"distributed: cannot start JAX's distributed runtime ({reason}); check that process 0 "
+                            f"runs and that {coordinator or 'the coordinator'} is reachable") from None
+    for field, asked, actual in (("num_processes", num_processes, state.num_processes),
+                                 ("process_id", process_id, state.process_id)):
+        if asked is not None and asked != actual:
+            raise SpecError(f"{field}: {asked} given, but the running JAX distributed runtime has {actual}")
+    return Cluster(state.process_id, state.num_processes, next(_RUNS))
+
+
+def process_index() -> int:
+    """This process's index in the running distributed runtime (0 when there is none)."""
+    state = _runtime.global_state
+    return 0 if state.client is None else state.process_id
