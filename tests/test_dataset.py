@@ -9,12 +9,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
+from locks import lock_held_elsewhere
 from polars.testing import assert_frame_equal
 
 import rooflax
@@ -301,17 +300,8 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, monkeypatch):
 
 def test_a_lock_held_by_another_process_refuses_the_sweep(tmp_path):
     partial = tmp_path / "ds.partial"
-    partial.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys\n"
-                               f"fd = os.open({str(partial / '.rooflax.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\nsys.stdin.read()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "locked\n"
-        with pytest.raises(rooflax.SpecError, match=r"another sweep is writing to .*ds'"):
-            rooflax.sweep_to_parquet(None, tmp_path / "ds", resume=True, batch=[1], seq_len=[8])
-    finally:
-        holder.communicate("")
+    with lock_held_elsewhere(partial), pytest.raises(rooflax.SpecError, match=r"another sweep is writing to .*ds'"):
+        rooflax.sweep_to_parquet(None, tmp_path / "ds", resume=True, batch=[1], seq_len=[8])
     assert [p.name for p in partial.iterdir()] == [".rooflax.lock"]
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", resume=True, batch=[1], seq_len=[8])  # lock released
     assert _batches(out) == [1]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from locks import lock_held_elsewhere
 from one_line import one_line_error
 
 import rooflax
@@ -201,16 +202,8 @@ def test_no_cluster_detected_is_a_one_line_error(tmp_path):
 
 def test_a_foreign_sweep_holding_the_lock_refuses_every_process(tmp_path):
     partial = tmp_path / "ds.partial"
-    partial.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys\n"
-                               f"fd = os.open({str(partial / '.rooflax.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\nsys.stdin.read()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "locked\n"
+    with lock_held_elsewhere(partial):
         results, computed = _python_run(tmp_path, 2, resume=True)
-    finally:
-        holder.communicate("")
     assert [r.returncode for r in results] == [2, 2] and computed == [[], []]
     message = results[0].stderr
     assert {r.stderr for r in results} == {message}
