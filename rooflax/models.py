@@ -19,6 +19,7 @@ A user model in TOML::
     experts_per_token = 2    # with experts: experts each token is routed to (k)
     shared_experts = 0   # optional: experts every token passes through
     moe_intermediate = 14336  # optional: each expert's MLP width (default: intermediate)
+    routing_experts = 4.2    # optional: a measured router's effective experts (default: experts, uniform)
 
 A Hugging Face ``config.json`` is read offline with the same meaning
 (``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
@@ -33,6 +34,19 @@ width ``moe_intermediate``, ``k = experts_per_token`` of them per token, chosen 
 router ``h → experts``) plus ``shared_experts`` experts that every token passes through,
 priced as one dense MLP of width ``shared_experts · moe_intermediate``. ``intermediate``
 is then the config's dense width and is not used by the layers.
+
+``routing_experts`` (``E_eff``, TOML only: a ``config.json`` does not carry it) is how
+many equally likely experts the router spreads tokens over, ``experts_per_token`` ≤
+``E_eff`` ≤ ``experts``; it may be fractional, and defaults to ``experts`` (uniform
+routing). It sets only the experts whose weights are read (:mod:`rooflax.ops`); memory
+still holds every expert. Measure it from a router histogram: with ``p_i`` the share of
+the token-expert assignments that go to expert ``i`` (``Σ p_i = 1``, over a
+representative batch; the mean over layers), ``E_eff = 1/Σ p_i²``. That choice makes the
+touched count exact for one token and to second order in the token count ``T`` (the
+expected number of token pairs that share an expert), which ``exp(H(p))`` does not;
+``1/Σ p_i² ≥ k`` always holds because no expert takes more than ``1/k`` of the
+assignments. Past that order it under-counts: a rarely chosen expert is touched
+eventually, so at large ``T`` the true count tends to every expert with ``p_i > 0``.
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rooflax._files import read_text
-from rooflax.errors import SpecError, boolean, check_keys, positive_int, unknown_name
+from rooflax.errors import SpecError, boolean, check_keys, positive_float, positive_int, unknown_name
 
 __all__ = ["MODELS", "MOE_FIELDS", "Model", "get_model", "llama_intermediate", "llama_scaled", "load_model",
            "parameter_count"]
@@ -126,6 +140,7 @@ class Model:
     experts_per_token: int = 0
     shared_experts: int = 0
     moe_intermediate: int = 0
+    routing_experts: float | None = None  # None: experts (uniform routing); 0 for a dense model
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -155,10 +170,11 @@ class Model:
             if value != 0:
                 object.__setattr__(self, key, positive_int(f"{where}: {key}", value))
         if not self.experts:
-            given = [key for key in MOE_FIELDS[1:] if getattr(self, key)]
+            given = [key for key in (*MOE_FIELDS[1:], "routing_experts") if getattr(self, key)]
             if given:
                 raise SpecError(f"{where}: {given[0]} is {getattr(self, given[0])} but experts is 0; "
                                 "give experts (routed experts per layer) or drop it")
+            object.__setattr__(self, "routing_experts", 0)
             return
         if not self.gated_mlp:
             raise SpecError(f"{where}: gated_mlp is false; a mixture of experts has gated experts (gated_mlp = true)")
@@ -167,6 +183,18 @@ class Model:
                             f"expected 1 to experts ({self.experts})")
         if not self.moe_intermediate:
             object.__setattr__(self, "moe_intermediate", self.intermediate)
+        self._check_routing(where)
+
+    def _check_routing(self, where: str) -> None:
+        """``routing_experts``: unset means ``experts``; else a number from ``experts_per_token`` to ``experts``."""
+        if self.routing_experts is None:
+            object.__setattr__(self, "routing_experts", self.experts)
+            return
+        spread = positive_float(f"{where}: routing_experts", self.routing_experts)
+        if not self.experts_per_token <= spread <= self.experts:
+            raise SpecError(f"{where}: routing_experts is {self.routing_experts}; expected experts_per_token "
+                            f"({self.experts_per_token}) to experts ({self.experts})")
+        object.__setattr__(self, "routing_experts", int(spread) if spread.is_integer() else spread)
 
     def tp_fits(self, tp: int) -> bool:
         """Whether ``tp`` splits the heads, the KV heads (or replicates them) and the MLP widths evenly."""
@@ -240,8 +268,11 @@ class Model:
                        hidden=hidden, heads=heads, kv_heads=kv_heads, intermediate=intermediate)
 
     def to_dict(self) -> dict:
-        """A plain dict (the TOML layout) for metadata; the expert fields only for a mixture of experts."""
+        """A plain dict (the TOML layout) for metadata; the expert fields only for a mixture of experts,
+        ``routing_experts`` only where it is not ``experts`` (so uniform routing keeps its metadata)."""
         moe = {key: getattr(self, key) for key in MOE_FIELDS} if self.experts else {}
+        if self.routing_experts != self.experts:
+            moe["routing_experts"] = self.routing_experts
         return {"name": self.name, "label": self.label, **self.shape_kwargs(), **moe, "source": self.source}
 
 
@@ -290,7 +321,8 @@ _PRESETS = (
 MODELS: dict[str, Model] = {m.name: m for m in _PRESETS}
 
 _TOML_REQUIRED = ("name", "hidden", "layers", "heads", "intermediate", "vocab")
-_TOML_OPTIONAL = ("kv_heads", "head_dim", "gated_mlp", "tied_embeddings", "label", "source", *MOE_FIELDS)
+_TOML_OPTIONAL = ("kv_heads", "head_dim", "gated_mlp", "tied_embeddings", "label", "source", *MOE_FIELDS,
+                  "routing_experts")
 _HF_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")  # config.json keys of the expert count
 _HF_KEYS = {  # config.json key -> Model field
     "hidden_size": "hidden", "num_hidden_layers": "layers", "num_attention_heads": "heads",

@@ -42,9 +42,15 @@ Mixture of experts: ``router`` (``h → E``) and the routed experts' ``expert_ga
 (which remains, as the shared experts, when the model has them). A device's experts
 process ``R = B·Q·k/ep`` token-expert pairs (the whole system's tokens, each sent to
 ``k`` experts, spread evenly over the ``ep`` replicas), ``B·Q·k/E`` per expert. Their
-weights are read only for the experts touched: under uniform routing ``T`` tokens
-touch ``E·(1 − (1 − k/E)^T)`` distinct experts in expectation, so a device reads
-``(E/ep)·(1 − (1 − k/E)^T)`` experts' weights, ``T = B·Q``.
+weights are read only for the experts touched. The router is taken to spread tokens
+evenly over ``E_eff`` of the ``E`` experts (the model's ``routing_experts``, ``k ≤ E_eff
+≤ E``; ``E_eff = E`` is uniform routing), each token choosing ``k`` distinct ones, and
+tokens independently: an expert among them is missed by a token with probability
+``1 − k/E_eff``, so ``T = B·Q`` tokens touch ``E_eff·(1 − (1 − k/E_eff)^T)`` distinct
+experts in expectation (``k`` for one token, at most ``E_eff``). Those experts are
+spread evenly over the ``ep`` replicas, so a device reads ``(E_eff/ep)·(1 − (1 −
+k/E_eff)^T)`` experts' weights. :mod:`rooflax.models` says how to measure ``E_eff``
+from a router histogram (``1/Σ p_i²``) and where the rule under-counts.
 """
 
 from __future__ import annotations
@@ -147,7 +153,8 @@ def make_step(shape: Shape) -> Step:
         moe = {"experts": floor_div(s.experts, s.ep), "router_experts": s.experts,
                "experts_per_token": s.experts_per_token, "shared_experts": s.shared_experts,
                "routed": system_tokens * s.experts_per_token / s.ep,
-               "touched": floor_div(s.experts, s.ep) * (1 - (1 - s.experts_per_token / s.experts) ** system_tokens),
+               "touched": s.routing_experts / s.ep
+               * (1 - (1 - s.experts_per_token / s.routing_experts) ** system_tokens),
                "expert_width": floor_div(s.moe_intermediate, s.tp)}
         intermediate = floor_div(s.shared_experts * s.moe_intermediate, s.tp)
     else:

@@ -77,6 +77,7 @@ class Shape:
     experts_per_token: Num = 0  # experts each token is routed to
     shared_experts: Num = 0
     moe_intermediate: Num = 0  # each expert's width
+    routing_experts: Num = 0  # E_eff, the equally likely experts the router spreads tokens over (experts: uniform)
     tp: Num = 1  # tensor-parallel degree
     pp: Num = 1  # pipeline stages
     ep: Num = 1  # expert-parallel degree

@@ -165,7 +165,7 @@ def _items(key: str, values: object, kind: type) -> tuple:
 def _differences(a: Model | Hardware | DtypePolicy, b: Model | Hardware | DtypePolicy) -> list[str]:
     """The fields in which two models, accelerators or dtypes differ, labels and sources aside."""
     da, db = a.to_dict(), b.to_dict()
-    return [key for key in da if key not in ("label", "source") and da[key] != db[key]]
+    return [key for key in {**da, **db} if key not in ("label", "source") and da.get(key) != db.get(key)]
 
 
 def _distinct(key: str, noun: str, items: tuple, presets: dict) -> None:
