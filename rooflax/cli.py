@@ -57,8 +57,10 @@ def _filter(lf, where: str | None):
 
     import polars as pl
 
-    if not where:
+    if where is None:
         return lf
+    if not where.strip():
+        raise SpecError("--where: empty expression; give a SQL condition, e.g. \"phase = 'decode' AND batch >= 8\"")
     try:
         expr = pl.sql_expr(where)
         lf.head(1).filter(expr).collect()
@@ -74,6 +76,9 @@ def _filter(lf, where: str | None):
             message = (f"{bad[1]!r} is no value of {owners[0]}; did you mean {' or '.join(map(repr, hint))}? "
                        f"(allowed: {', '.join(values)})" if owners else f"{bad[1]!r} is no value of any of "
                        f"{', '.join(enums)}")
+        elif "expected String type, got: enum" in message:
+            message += ("; name columns (model, hardware, dtype, phase, op, group, bound) are enums: compare them "
+                        "with = or IN, or cast for string functions, e.g. CAST(op AS VARCHAR) LIKE '%proj'")
         raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
     return lf.filter(expr)
 
