@@ -299,17 +299,21 @@ def _acceptance(args) -> dict | None:
 
 
 def _cmd_speculate(args) -> int:
-    from rooflax.speculate import best_k, speculate, speculation_table
+    from rooflax.frames import resolve_spec
+    from rooflax.speculate import best_k, check_map_spec, speculate, speculation_table
 
-    keys = _spec_keys(args)
+    if getattr(args, "overwrite", False) and not args.plot:
+        raise SpecError("--overwrite: given without --plot; it only lets --plot replace an existing chart")
+    spec = resolve_spec(args.spec, _spec_keys(args))
     trees = None if not args.top_k else [{"top_k": _listed("--top-k", t, int)} for t in args.top_k]
     options = {"k": _listed("--k", args.k, int), "tree": trees, "draft_model": args.draft_model,
                "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
                "acceptance": _acceptance(args)}
     chart = None
     if getattr(args, "plot", None):
+        check_map_spec(spec, "--plot")
         chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
-    df = speculate(args.spec, **options, **keys)
+    df = speculate(spec, **options)
     if args.command == "best-k":
         df = best_k(df, achieved=args.achieved)
     print(speculation_table(df))

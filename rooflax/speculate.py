@@ -8,7 +8,9 @@ or a tree, :mod:`rooflax.trees`), and yields ``tokens_per_round`` tokens
 - ``round_time_s = draft_time_s + verify_time_s``, the drafter's time
   (:mod:`rooflax.drafters`: a draft model's ``K`` decode steps, Medusa heads, or 0 for an
   external drafter) plus the target's verify step at ``seq_len`` (``Q = candidates``,
-  ``T = seq_len``, the tree mask's scores);
+  ``T = seq_len``, the tree mask's scores), in the same layout ``tp, pp, ep`` as the
+  plain decode it is compared with; a draft model and Medusa heads run on one device
+  (``tp = pp = ep = 1``), whatever the target's layout;
 - ``effective_tokens_per_s = batch · tokens_per_round / round_time_s``;
 - ``speedup = effective_tokens_per_s / (batch / decode_time_s)``, against plain decode of
   the target at the same batch and ``seq_len``.
@@ -37,10 +39,11 @@ from rooflax.roofline import Roof
 from rooflax.spec import SweepSpec
 from rooflax.trees import check_tree
 
-__all__ = ["CELL", "best_k", "speculate", "speculation_table"]
+__all__ = ["CELL", "best_k", "check_map_spec", "speculate", "speculation_table"]
 
-#: Columns that name one cell of the grid.
-CELL = ("model", "hardware", "dtype", "batch", "seq_len", "hidden")
+#: Columns that name one cell of the grid: every key column of a summary frame but the phase
+#: and ``spec_k`` (a layout ``tp, pp, ep`` is part of the cell).
+CELL = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep")
 #: Draft lengths swept when neither ``k`` nor ``tree`` is given.
 DEFAULT_K = tuple(range(9))
 _TIMES = ("time_s", "achieved_time_s")
@@ -152,6 +155,8 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
                                                     else acceptance)
     if draft_model is not None and medusa_heads is not None:
         raise SpecError("medusa_heads: give a draft_model or medusa_heads, not both")
+    if shared_lm_head and medusa_heads is None:
+        raise SpecError("shared_lm_head: given without medusa_heads; it applies to Medusa heads only")
     heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
     rounds = _rounds(k, tree)
     base = resolve_spec(spec, keys)
@@ -167,8 +172,8 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     out = verify.join(rounds.select("candidates", "draft_k"), on="candidates").join(decode, on=CELL)
     if draft_model is not None:
         drafter = _draft_model(draft_model, base)
-        draft = sweep(base.with_keys(model=[drafter], phases=["decode"], spec_k=None, tree=None, hidden=None),
-                      summary=True)
+        draft = sweep(base.with_keys(model=[drafter], phases=["decode"], spec_k=None, tree=None, hidden=None,
+                                     tp=None, pp=None, ep=None), summary=True)
         cell = ("hardware", "dtype", "batch", "seq_len")
         out = out.join(_select(draft, "decode", "step_", cell), on=cell).with_columns(
             draft_time_s=pl.col("draft_k") * pl.col("step_time_s"),
@@ -192,7 +197,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
             (pl.col("tokens_per_round") * pl.col(f"decode_{time}") / round_time).alias(f"{prefix}speedup"),
         ]
     return out.select(*CELL, "draft_k", "candidates", "tokens_per_round", *columns).sort(
-        "model", "hardware", "dtype", "hidden", "batch", "seq_len", "candidates")
+        "model", "hardware", "dtype", "hidden", "tp", "pp", "ep", "batch", "seq_len", "candidates")
 
 
 def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achieved: bool = False,
@@ -221,10 +226,36 @@ def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achiev
             .group_by(list(CELL), maintain_order=True).first())
 
 
+#: What one speculation map draws a single value of, with where the CLI sets it.
+_MAP_KEYS = (("model", "models", "--model"), ("hardware", "hardware", "--hardware"), ("dtype", "dtypes", "--dtype"),
+            ("hidden", "hidden", "--hidden"), ("tp", "tp", "the spec's tp"), ("pp", "pp", "the spec's pp"),
+            ("ep", "ep", "the spec's ep"))
+
+
+def check_map_spec(spec: SweepSpec, field: str = "plot") -> None:
+    """Refuse a sweep whose :func:`best_k` frame one speculation map cannot draw, before any work.
+
+    The map (:func:`rooflax.plot.speculation_map`) is one batch × seq_len grid: it needs a
+    single model, accelerator, dtype, width and layout.
+    """
+    for column, attribute, where in _MAP_KEYS:
+        values = getattr(spec, attribute)
+        if values is not None and len(values) > 1:
+            names = [getattr(v, "name", v) for v in values]
+            raise SpecError(f"{field}: the speculation map draws one {column}, the sweep has {len(names)} "
+                            f"({', '.join(map(str, names))}); give one with {where}")
+
+
 def speculation_table(frame: pl.DataFrame) -> str:
-    """A speculate or best-k frame as a plain-text table (the CLI's output)."""
+    """A speculate or best-k frame as a plain-text table (the CLI's output).
+
+    It shows ``model``, ``hardware``, ``batch`` and ``seq_len``, and each other cell column
+    (``dtype``, ``hidden``, ``tp``, ``pp``, ``ep``) that takes more than one value, so that
+    no two rows of different cells look alike.
+    """
+    varying = [c for c in ("dtype", "hidden", "tp", "pp", "ep") if frame.get_column(c).n_unique() > 1]
     shown = frame.select(
-        "model", "hardware", "batch", "seq_len", "draft_k", "candidates",
+        "model", "hardware", *varying, "batch", "seq_len", "draft_k", "candidates",
         pl.col("tokens_per_round").round(4),
         (pl.col("round_time_s") * 1e3).round(3).alias("round_ms"),
         pl.col("effective_tokens_per_s").round(1).alias("tokens_per_s"),

@@ -67,6 +67,32 @@ def test_no_drafts_is_plain_decode_exactly(drafter):
     assert zero["tokens_per_round"].to_list() == [1.0] * 6
 
 
+@pytest.mark.parametrize(("target", "layouts"), [
+    ({"model": "llama-2-70b", "tp": [1, 2], "pp": [1, 2]}, [(t, p, 1) for t in (1, 2) for p in (1, 2)]),
+    ({"model": "mixtral-8x7b", "ep": [1, 2]}, [(1, 1, 1), (1, 1, 2)]),
+])
+def test_each_layout_is_its_own_cell(target, layouts):
+    """Plain decode and verify of one layout are compared with each other only, never across layouts."""
+    k = 2
+    df = rooflax.speculate(hardware="h100-sxm", batch=[1, 2], seq_len=[128], k=[0, k], draft_model="llama-7b"
+                           if target["model"] == "llama-2-70b" else None, **target)
+    assert df.height == len(layouts) * 2 * 2  # layouts × batches × draft lengths
+    assert df.filter(draft_k=0)["speedup"].to_list() == [1.0] * len(layouts) * 2
+    assert df.filter(draft_k=0)["achieved_speedup"].to_list() == [1.0] * len(layouts) * 2
+    step = rooflax.evaluate(model="llama-7b", hardware="h100-sxm", batch=2, seq_len=128)["totals"]["time_s"]
+    for tp, pp, ep in layouts:
+        where = {"model": target["model"], "hardware": "h100-sxm", "batch": 2, "seq_len": 128,
+                 "tp": tp, "pp": pp, "ep": ep}
+        decode = rooflax.evaluate(phase="decode", **where)["totals"]["time_s"]
+        verify = rooflax.evaluate(phase="verify", spec_k=k + 1, causal=True, **where)["totals"]["time_s"]
+        draft = k * step if target["model"] == "llama-2-70b" else 0.0  # a draft model runs on one device
+        row = _row(df, draft_k=k, batch=2, tp=tp, pp=pp, ep=ep)
+        assert row["decode_time_s"] == pytest.approx(decode, rel=1e-9)
+        assert row["round_time_s"] == pytest.approx(draft + verify, rel=1e-9)
+        assert row["speedup"] == pytest.approx((1 + 0.8 + 0.64) * decode / (draft + verify), rel=1e-9)
+    assert rooflax.best_k(df).height == len(layouts) * 2
+
+
 def test_alpha_zero_yields_one_token_and_no_speedup():
     df = rooflax.speculate(batch=[1, 64], seq_len=[1024], k=[0, 1, 4, 8], medusa_heads=8,
                            acceptance={"kind": "geometric", "alpha": 0.0})
@@ -167,6 +193,13 @@ def test_alpha_outside_unit_interval(alpha):
                    "acceptance.alpha", repr(alpha), "[0, 1)")
 
 
+def test_shared_lm_head_needs_medusa_heads():
+    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], shared_lm_head=True),
+                   "shared_lm_head", "medusa_heads")
+    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], shared_lm_head=True, draft_model="llama-7b"),
+                   "shared_lm_head", "medusa_heads")
+
+
 def test_draft_model_of_another_vocabulary():
     one_line_error(lambda: rooflax.speculate(model="llama-7b", batch=[1], seq_len=[512], draft_model="llama-3-8b"),
                    "draft_model", "128256", "32000")
@@ -205,6 +238,31 @@ def test_cli_bad_input_is_one_line(capsys):
     assert err.startswith("error: acceptance.alpha") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(("args", "field"), [
+    (["speculate", "--shared-lm-head"], "shared_lm_head"),
+    (["best-k", "--shared-lm-head", "--draft-model", "llama-7b"], "shared_lm_head"),
+    (["best-k", "--overwrite"], "--overwrite"),
+])
+def test_cli_refuses_options_that_do_nothing(capsys, args, field):
+    assert main([*args, "--batch", "1", "--seq-len", "512", "--k", "0,1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"error: {field}") and err.count("\n") == 1
+
+
+def test_cli_table_tells_every_cell_apart(tmp_path, capsys):
+    spec = tmp_path / "layouts.toml"
+    spec.write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\ndtype = ["fp16", "fp8"]\n'
+                    '[axes]\nbatch = [1]\nseq_len = [128]\nhidden = [4096, 8192]\ntp = [1, 2]\npp = [1, 2]\n')
+    assert main(["speculate", str(spec), "--k", "0"]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in lines if line.startswith("| llama-2-70b")]
+    assert len(lines) == 2 * 2 * 2 * 2  # dtypes × widths × tp × pp
+    assert len(set(lines)) == len(lines)
+    for column in ("dtype", "hidden", "tp", "pp"):
+        assert f"| {column} " in header
+    assert "| ep " not in header
+
+
 # --- regime map -------------------------------------------------------------------------------------------------
 
 def test_speculation_map_shows_speedup_and_best_k_per_cell():
@@ -230,3 +288,24 @@ def test_cli_best_k_plot(tmp_path, capsys):
     assert chart.stat().st_size > 0 and f"wrote {chart}" in capsys.readouterr().out
     assert main(args) == 2  # never silently replaced
     assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "column"), [(["--hardware", "a40,a100-80gb-pcie"], "hardware"),
+                                               (["--model", "llama-7b,llama-13b"], "model"),
+                                               (["--hidden", "2048,4096"], "hidden")])
+def test_cli_best_k_plot_of_several_maps_is_refused_first(tmp_path, capsys, flags, column):
+    chart = tmp_path / "map.png"
+    assert main(["best-k", "--batch", "1,8", "--seq-len", "256", "--k", "0,2", *flags, "--plot", str(chart)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # refused before the table is computed
+    assert err.startswith(f"error: --plot: the speculation map draws one {column}") and err.count("\n") == 1
+    assert not chart.exists()
+
+
+def test_cli_best_k_plot_of_several_layouts_is_refused_first(tmp_path, capsys):
+    spec = tmp_path / "tp.toml"
+    spec.write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\n[axes]\nbatch = [1]\nseq_len = [128]\n'
+                    'tp = [1, 2]\n')
+    assert main(["best-k", str(spec), "--k", "0,1", "--plot", str(tmp_path / "map.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "one tp" in err and err.count("\n") == 1
