@@ -309,3 +309,9 @@ def test_cli_best_k_plot_of_several_layouts_is_refused_first(tmp_path, capsys):
     assert main(["best-k", str(spec), "--k", "0,1", "--plot", str(tmp_path / "map.png")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "one tp" in err and err.count("\n") == 1
+
+
+def test_speculation_map_refuses_several_layouts():
+    best = rooflax.best_k(model="llama-2-70b", hardware="h100-sxm", batch=[1], seq_len=[128], tp=[1, 2], k=[0, 1])
+    with pytest.raises(rooflax.SpecError, match=r"^speculation map: the frame holds several tp values; select one$"):
+        rooflax.plot.speculation_map(best)

@@ -30,8 +30,8 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
     speedup = "achieved_speedup" if achieved else "speedup"
     require_columns(best, ["model", "hardware", "dtype", "hidden", "batch", "seq_len", "draft_k", "candidates",
                            speedup], "speculation map")
-    for column in ("model", "hardware", "dtype", "hidden"):
-        if best.get_column(column).n_unique() > 1:
+    for column in ("model", "hardware", "dtype", "hidden", "tp", "pp", "ep"):
+        if column in best.columns and best.get_column(column).n_unique() > 1:
             raise SpecError(f"speculation map: the frame holds several {column} values; select one")
     if best.select("batch", "seq_len").is_duplicated().any():
         raise SpecError("speculation map: several rows per (batch, seq_len) cell; pass rooflax.best_k's frame")
