@@ -2,10 +2,10 @@
 
 :func:`compare` sweeps the spec on accelerator ``a`` and on ``b`` (the spec's ``hardware``
 is replaced by the two) and, per model × dtype × parallel layout (``tp``, ``pp``, ``ep``)
-× phase × op group, sums each op's time over every grid point and divides: ``speedup = time on a / time on b`` (above 1: ``b`` is
-faster). A ``total`` row per phase does the same with whole-model step times (all layers
-and ``lm_head``). ``speedup_min`` and ``speedup_max`` give the spread of the per-point
-ratio over the grid.
+× phase × op group, sums each op's time over every grid point and divides:
+``speedup = time on a / time on b`` (above 1: ``b`` is faster). A ``total`` row per phase
+does the same with whole-model step times (all layers and ``lm_head``). ``speedup_min``
+and ``speedup_max`` give the spread of the per-point ratio over the grid.
 """
 
 from __future__ import annotations
