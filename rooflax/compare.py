@@ -1,11 +1,11 @@
 """Comparing two accelerators on one sweep: speedup per phase and op group.
 
 :func:`compare` sweeps the spec on accelerator ``a`` and on ``b`` (the spec's ``hardware``
-is replaced by the two) and, per model × dtype × phase × op group, sums each op's time
-over every grid point and divides: ``speedup = time on a / time on b`` (above 1: ``b`` is
-faster). A ``total`` row per phase does the same with whole-model step times (all layers
-and ``lm_head``). ``speedup_min`` and ``speedup_max`` give the spread of the per-point
-ratio over the grid.
+is replaced by the two) and, per model × dtype × parallel layout (``tp``, ``pp``, ``ep``)
+× phase × op group, sums each op's time over every grid point and divides:
+``speedup = time on a / time on b`` (above 1: ``b`` is faster). A ``total`` row per phase
+does the same with whole-model step times (all layers and ``lm_head``). ``speedup_min``
+and ``speedup_max`` give the spread of the per-point ratio over the grid.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ __all__ = ["TOTAL", "compare", "compare_table"]
 
 #: The ``group`` of the rows that compare whole-model step times.
 TOTAL = "total"
-_KEYS = ("model", "dtype", "batch", "seq_len", "hidden", "spec_k", "phase")
+_KEYS = ("model", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep", "spec_k", "phase")
+_LAYOUT = ("tp", "pp", "ep")
 
 
 def _ratios(df: pl.DataFrame, a: str, b: str, by: list[str], on: list[str]) -> pl.DataFrame:
@@ -55,8 +56,9 @@ def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = 
         **keys: the spec's TOML keys (``model``, ``dtype``, ``phases``, ``batch``, ...).
 
     Returns:
-        One row per model × dtype × phase × group (the op groups, then ``total``):
-        ``a`` and ``b`` (the accelerators' names), ``model``, ``dtype``, ``phase``,
+        One row per model × dtype × parallel layout × phase × group (the op groups,
+        then ``total``): ``a`` and ``b`` (the accelerators' names), ``model``, ``dtype``,
+        ``tp``, ``pp``, ``ep``, ``phase``,
         ``group`` (String), ``points`` (rows compared: grid points × ops of the group),
         ``time_a_s`` and ``time_b_s``
         (ideal times summed over the grid: per layer for op groups, whole-model steps for
@@ -72,14 +74,15 @@ def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = 
     spec = resolve_spec(spec, {**keys, "hardware": [a, b]}, reference_axes=True)
     name_a, name_b = (hw.name for hw in spec.hardware)
     long = sweep(spec).with_columns(pl.col("group").cast(pl.String))
-    groups = _ratios(long, name_a, name_b, ["model", "dtype", "phase", "group"], [*_KEYS, "op", "group"])
-    totals = _ratios(sweep(spec, summary=True), name_a, name_b, ["model", "dtype", "phase"], list(_KEYS))
+    by = ["model", "dtype", *_LAYOUT, "phase"]
+    groups = _ratios(long, name_a, name_b, [*by, "group"], [*_KEYS, "op", "group"])
+    totals = _ratios(sweep(spec, summary=True), name_a, name_b, by, list(_KEYS))
     totals = totals.with_columns(group=pl.lit(TOTAL)).select(groups.columns)
-    columns = ["a", "b", "model", "dtype", "phase", "group", "points", "time_a_s", "time_b_s", "speedup",
+    columns = ["a", "b", "model", "dtype", *_LAYOUT, "phase", "group", "points", "time_a_s", "time_b_s", "speedup",
                "achieved_time_a_s", "achieved_time_b_s", "achieved_speedup", "speedup_min", "speedup_max"]
     order = pl.col("group").replace_strict([*GROUPS, TOTAL], range(len(GROUPS) + 1))
     return (pl.concat([groups, totals]).with_columns(a=pl.lit(name_a), b=pl.lit(name_b)).select(columns)
-            .sort([pl.col("model"), pl.col("dtype"), pl.col("phase"), order])
+            .sort([pl.col("model"), pl.col("dtype"), *_LAYOUT, pl.col("phase"), order])
             .with_columns(pl.col("model").cast(pl.String), pl.col("dtype").cast(pl.String)))
 
 
@@ -89,9 +92,9 @@ def compare_table(df: pl.DataFrame) -> Table:
         raise SpecError(f"compare_table: expected a frame of rooflax.compare, got columns {df.columns}")
     a, b = df.row(0, named=True)["a"], df.row(0, named=True)["b"]
     several = df.select(pl.struct("model", "dtype").n_unique()).item() > 1
-    keys = ["model", "dtype"] if several else []
+    keys = [*(["model", "dtype"] if several else []), *(k for k in _LAYOUT if k in df.columns and df[k].n_unique() > 1)]
     header = (*keys, "phase", "group", f"{a} ms", f"{b} ms", "speedup", "achieved speedup", "range")
-    rows = tuple((*(row[k] for k in keys), row["phase"], row["group"], _ms(row["time_a_s"] / row["points"]),
+    rows = tuple((*(str(row[k]) for k in keys), row["phase"], row["group"], _ms(row["time_a_s"] / row["points"]),
                   _ms(row["time_b_s"] / row["points"]), f"{row['speedup']:.2f}×", f"{row['achieved_speedup']:.2f}×",
                   f"{row['speedup_min']:.2f}–{row['speedup_max']:.2f}×")
                  for row in df.iter_rows(named=True))
@@ -99,7 +102,8 @@ def compare_table(df: pl.DataFrame) -> Table:
     what = "" if several else f" ({first['model']}, {first['dtype']})"
     title = (f"speedup of {b} over {a}{what}: time on {a} / time on {b}, summed over the grid (above 1: {b} is "
              "faster; range: over grid points); mean ms per op, per layer (total: one step of the whole model)")
-    return Table(title, header, rows, (False,) * (len(keys) + 2) + (True,) * 5)
+    right = tuple(k in _LAYOUT for k in keys)
+    return Table(title, header, rows, right + (False, False) + (True,) * 5)
 
 
 def _ms(seconds: float) -> str:

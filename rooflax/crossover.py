@@ -21,6 +21,9 @@ Legal values and limits (:data:`LIMIT` = 2**40):
 
 ``crossover`` is null where the op is not compute-bound anywhere up to the limit.
 
+Scope: dense models on one device. A spec with a mixture-of-experts model, or with a
+``tp``, ``pp`` or ``ep`` degree other than 1, is refused (:func:`supported`).
+
 Monotone: along ``batch`` and ``seq_len`` each op's ``flops·bandwidth − peak·bytes`` is
 affine in the axis, or the axis times an affine function, so once compute-bound an op
 stays compute-bound (``tests/test_crossover.py`` checks this property). Along ``hidden``
@@ -48,7 +51,7 @@ from rooflax.roofline import is_compute_bound
 from rooflax.shape import Shape
 from rooflax.spec import SweepSpec
 
-__all__ = ["AXES", "LIMIT", "crossover", "crossover_table"]
+__all__ = ["AXES", "LIMIT", "crossover", "crossover_table", "supported"]
 
 #: Axes a crossover can be found along.
 AXES = ("batch", "seq_len", "hidden")
@@ -299,6 +302,23 @@ def _schema(spec: SweepSpec, along: str) -> pl.Schema:
     })
 
 
+def supported(spec: SweepSpec) -> str | None:
+    """Why crossovers do not cover ``spec`` (one ``field: …`` line), or None where they do.
+
+    Crossovers cover dense single-device layers: no model with experts, every
+    ``tp``, ``pp`` and ``ep`` degree 1.
+    """
+    scope = "crossovers cover dense single-device layers for now"
+    moe = [model.name for model in spec.models if model.experts]
+    if moe:
+        return f"model: {', '.join(moe)} {'has' if len(moe) == 1 else 'have'} experts; {scope} (dense models only)"
+    for axis in ("tp", "pp", "ep"):
+        degrees = getattr(spec, axis)
+        if degrees != (1,):
+            return f"{axis}: {', '.join(map(str, degrees))} given; {scope} ({axis} = 1 only)"
+    return None
+
+
 def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch", **keys: object) -> pl.DataFrame:
     """The smallest value of ``along`` at which each op turns compute-bound (module docstring).
 
@@ -309,6 +329,9 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
             ignored; its other two axes give one row each per value.
         **keys: the spec's TOML keys (``model``, ``hardware``, ``dtype``, ``phases``,
             ``seq_len``, ...), replacing those of ``spec``.
+
+    Raises:
+        SpecError: ``along`` is not an axis, or the spec is out of scope (:func:`supported`).
 
     Returns:
         One row per model × hardware × dtype × phase step × value of the two other axes
@@ -326,6 +349,9 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
     if not isinstance(along, str) or along not in AXES:
         raise unknown_name("along", along, AXES, what="axis")
     spec = resolve_spec(spec, keys, reference_axes=True)
+    refused = supported(spec)
+    if refused is not None:
+        raise SpecError(refused)
     schema = _schema(spec, along)
     blocks = _cells(spec, along)
     by_ops: dict[tuple[OpDef, ...], list[int]] = {}

@@ -3,11 +3,13 @@
 For a dataset (or a frame) the :class:`Report` says:
 
 - **rows** and what the sweep covered;
-- **bound shares**: per phase and op group, the share of rows that are memory- and
-  compute-bound (long frames);
+- **bound shares**: per phase and op group, the share of rows that are memory-,
+  compute- and network-bound (collectives of a parallel layout), and of rows whose
+  ``bound`` is missing or not one of those (long frames);
 - **crossovers**: per model × hardware × dtype × phase step × op group, the smallest batch
   at which the group's ops turn compute-bound (:func:`rooflax.crossover` along ``batch``
-  at the sweep's median ``seq_len`` and ``hidden``; a range when the group's ops differ);
+  at the sweep's median ``seq_len`` and ``hidden``; a range when the group's ops differ;
+  left out, with a note, for sweeps it does not cover: :func:`rooflax.crossover.supported`);
 - **tokens/s**: per phase, the best configuration (among those that fit in memory, where
   any do) and the worst, with their ideal and achieved tokens/s;
 - **memory**: per model × hardware × dtype × phase, how many configurations fit, and the
@@ -31,9 +33,9 @@ import polars as pl
 
 from rooflax import engine
 from rooflax._tables import Table, number
-from rooflax.crossover import crossover
+from rooflax.crossover import crossover, supported
 from rooflax.errors import SpecError
-from rooflax.frames import chunk_frame, resolve_spec
+from rooflax.frames import BOUNDS, chunk_frame, resolve_spec
 from rooflax.hardware import HARDWARE
 from rooflax.ops import GROUPS
 from rooflax.spec import SweepSpec
@@ -54,7 +56,8 @@ class Report:
         kind: ``ops`` (long frame) or ``summary``.
         rows: rows of the dataset or frame.
         spec: the sweep in one line (empty when unknown).
-        bounds: ``phase``, ``group``, ``rows``, ``memory_share``, ``compute_share``
+        bounds: ``phase``, ``group``, ``rows``, ``memory_share``, ``compute_share``,
+            ``network_share`` and ``unknown_share`` (``bound`` null or not a known bound)
             (None for summary frames, which have no per-op bound).
         crossovers: ``model``, ``hardware``, ``dtype``, ``phase``, ``spec_k``,
             ``group``, ``seq_len``, ``hidden``, ``first`` and ``last`` (smallest and
@@ -103,10 +106,12 @@ class Report:
     def _bounds(self) -> Table | None:
         if self.bounds is None:
             return None
-        rows = tuple((r["phase"], r["group"], f"{r['rows']:,}", f"{r['memory_share']:.0%}", f"{r['compute_share']:.0%}")
+        shown = ["memory", "compute", *(k for k in ("network", "unknown") if (self.bounds[f"{k}_share"] > 0).any())]
+        rows = tuple((r["phase"], r["group"], f"{r['rows']:,}", *(f"{r[f'{k}_share']:.0%}" for k in shown))
                      for r in self.bounds.iter_rows(named=True))
-        return Table("share of rows memory- and compute-bound, per phase and op group",
-                     ("phase", "group", "rows", "memory", "compute"), rows, (False, False, True, True, True))
+        return Table("share of rows by bound, per phase and op group"
+                     + ("; unknown: bound missing or not memory, compute or network" if "unknown" in shown else ""),
+                     ("phase", "group", "rows", *shown), rows, (False, False, True, *(True,) * len(shown)))
 
     def _crossovers(self) -> Table | None:
         if self.crossovers is None:
@@ -194,14 +199,23 @@ def _span(row: dict) -> str:
 
 
 def _bounds(lf: pl.LazyFrame) -> pl.DataFrame:
-    """Rows and memory- and compute-bound shares per phase and group, in one streamed aggregation."""
+    """Rows and bound shares per phase and group, in one streamed aggregation.
+
+    A ``bound`` that is null or not one of :data:`rooflax.frames.BOUNDS` counts as unknown.
+    """
+    dtype = lf.collect_schema().get("bound")
+    if dtype is None or not (dtype.is_(pl.Null) or dtype.is_numeric() or dtype == pl.String
+                             or isinstance(dtype, pl.Enum | pl.Categorical)):
+        raise SpecError(f"bound: column of type {dtype} in the dataset; expected text: one of {', '.join(BOUNDS)}")
+    bound = pl.col("bound").cast(pl.String)
     df = (lf.group_by("phase", "group")
-          .agg(rows=pl.len(), compute=(pl.col("bound") == "compute").sum())
+          .agg(rows=pl.len(), **{name: (bound == name).sum() for name in BOUNDS})
           .collect(engine="streaming"))
-    return (df.with_columns(compute_share=pl.col("compute") / pl.col("rows"))
-            .with_columns(memory_share=1 - pl.col("compute_share"))
+    shares = {f"{name}_share": pl.col(name) / pl.col("rows") for name in BOUNDS}
+    known = pl.sum_horizontal(*BOUNDS)
+    return (df.with_columns(**shares, unknown_share=(pl.col("rows") - known) / pl.col("rows"))
             .sort("phase", "group")
-            .select("phase", "group", "rows", "memory_share", "compute_share"))
+            .select("phase", "group", "rows", *shares, "unknown_share"))
 
 
 def _crossovers(spec: SweepSpec) -> pl.DataFrame:
@@ -314,7 +328,10 @@ def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
     bounds = _bounds(lf) if kind == "ops" else None
     if kind == "summary":
         notes.append("summary frames have no per-op bound; sweep without --summary for the bound shares")
-    crossovers = _crossovers(spec) if spec is not None else None
+    refused = supported(spec) if spec is not None else None
+    crossovers = _crossovers(spec) if spec is not None and refused is None else None
+    if refused is not None:
+        notes.append(f"no crossovers: {refused}")
     if kind == "summary":
         chunks = _parts(parts) if parts is not None else iter([lf.select(_TOTALS).collect()])
         tokens, memory = _totals(chunks, spec)

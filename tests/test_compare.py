@@ -83,3 +83,23 @@ def test_sweep_flags_override_the_spec(tmp_path):
     assert df.get_column("phase").unique().to_list() == ["decode"]
     assert sorted(df.get_column("batch").unique()) == [1, 4] and sorted(df.get_column("seq_len").unique()) == [64, 128]
     assert main(["sweep", "-o", str(tmp_path / "x"), "--batch", "1,two"]) == 2
+
+
+def test_compare_keeps_parallel_layouts_apart(capsys):
+    df = compare("a40", "h100-sxm", "sweeps/llama70b_tp.toml", phases=["decode"], batch=[1], seq_len=[512])
+    assert sorted(df.get_column("tp").unique()) == [1, 2, 4, 8]
+    tot = rooflax.sweep("sweeps/llama70b_tp.toml", hardware=["a40", "h100-sxm"], phases=["decode"], batch=[1],
+                        seq_len=[512], summary=True)
+    for tp in (1, 2, 4, 8):
+        times = dict(zip(tot.filter(tp=tp).get_column("hardware").cast(pl.String),
+                         tot.filter(tp=tp).get_column("time_s"), strict=True))
+        total = df.filter(tp=tp, group="total").row(0, named=True)
+        assert total["points"] == 1
+        assert total["time_a_s"] == pytest.approx(times["a40"])
+        assert total["time_b_s"] == pytest.approx(times["h100-sxm"])
+        assert ("comm" in df.filter(tp=tp).get_column("group").to_list()) == (tp > 1)
+    assert main(["compare", "a40", "h100-sxm", "--spec", "sweeps/llama70b_tp.toml", "--batch", "1",
+                 "--seq-len", "512"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:3] == ["tp", "phase", "group"]
+    assert {line.split()[0] for line in lines[2:] if line.strip()} == {"1", "2", "4", "8"}

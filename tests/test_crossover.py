@@ -286,12 +286,25 @@ def test_cli_prints_the_table_and_writes_files(tmp_path, capsys):
     (["--hardware", "a4", "-o", "OUT/c.csv"], "error: hardware: unknown name 'a4'"),
     (["--where", "nope = 1", "-o", "OUT/c.csv"], "error: --where: cannot apply 'nope = 1'"),
     (["-o", "OUT/c.json"], "error: --output: "),
+    (["--model", "mixtral-8x7b", "--phases", "decode", "-o", "OUT/c.csv"], "error: model: mixtral-8x7b has experts"),
+    (["--model", "mixtral-8x7b", "--along", "hidden", "-o", "OUT/c.csv"], "error: model: mixtral-8x7b has experts"),
+    ([str(ROOT / "sweeps" / "llama70b_tp.toml"), "-o", "OUT/c.csv"], "error: tp: 1, 2, 4, 8 given; crossovers"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     assert main(["crossover", *(a.replace("OUT", str(tmp_path)) for a in argv)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("keys", "field"), [
+    ({"model": ["llama-13b", "mixtral-8x7b"]}, "model: mixtral-8x7b has experts"),
+    ({"model": ["llama-2-70b"], "tp": [1, 2]}, "tp: 1, 2 given"),
+    ({"model": ["llama-2-70b"], "pp": [2]}, "pp: 2 given"),
+])
+def test_moe_models_and_parallel_layouts_are_refused(keys, field):
+    # the ops swept for these (router, experts, collectives) are not the dense single-device ops crossover bisects
+    one_line_error(lambda: rooflax.crossover(phases=["decode"], **keys), field, "dense single-device")
 
 
 def test_readme_shows_the_real_output(capsys):

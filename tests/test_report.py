@@ -125,3 +125,62 @@ def test_terminal_gets_rich_tables():
     assert plain.getvalue() == rep.text() + "\n"
     assert "┃" in terminal.getvalue() or "│" in terminal.getvalue()
     assert "up/gate/down" in terminal.getvalue() and terminal.getvalue() != plain.getvalue()
+
+
+def _shares(df: pl.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (phase, group): the share of rows of each bound, counted in Python (None: unknown)."""
+    counts = Counter((row["phase"], row["group"], row["bound"]) for row in df.iter_rows(named=True))
+    totals = Counter((phase, group) for phase, group, _ in counts.elements())
+    return {key: {bound or "unknown": counts[(*key, bound)] / n for (*k, bound) in counts if tuple(k) == key}
+            for key, n in totals.items()}
+
+
+def test_collectives_are_network_bound_in_their_own_column(tmp_path, capsys):
+    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 256], seq_len=[512],
+                tp=[1, 2])
+    df = rooflax.sweep(**keys)
+    rep = rooflax.describe(df, spec=rooflax.parse_spec(**keys))
+    expected = _shares(df)
+    for row in rep.bounds.iter_rows(named=True):
+        want = expected[row["phase"], row["group"]]
+        for bound in ("memory", "compute", "network"):
+            assert row[f"{bound}_share"] == pytest.approx(want.get(bound, 0.0)), (row, bound)
+    assert rep.bounds.filter(group="comm").get_column("network_share").to_list() == [1.0]
+    header = next(line for line in rep.text().splitlines() if line.startswith("phase") and "rows" in line)
+    assert header.split() == ["phase", "group", "rows", "memory", "compute", "network"]
+    assert rep.crossovers is None and "note: no crossovers: tp: 1, 2 given" in rep.text()
+
+
+def test_moe_sweep_reports_no_crossovers_and_says_why():
+    keys = dict(model="mixtral-8x7b", phases=["decode"], batch=[1, 256], seq_len=[512])
+    rep = rooflax.describe(rooflax.sweep(**keys), spec=rooflax.parse_spec(**keys))
+    assert rep.crossovers is None
+    assert "note: no crossovers: model: mixtral-8x7b has experts" in rep.text()
+    assert "smallest batch" not in rep.text()
+
+
+@pytest.mark.parametrize("bound", [pl.lit(None, pl.Int32), pl.lit(None), pl.when(pl.col("batch") == 1)
+                                   .then(pl.col("bound"))])
+def test_show_counts_missing_bounds_as_unknown(tmp_path, capsys, bound):
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", phases=["decode"], batch=[1, 256], seq_len=[2048])
+    part = next(out.iterdir())
+    df = pl.read_parquet(part).with_columns(bound=bound)
+    df.write_parquet(part, metadata=pl.read_parquet_metadata(part))
+    expected = _shares(df)
+    assert main(["show", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("phase") and "rows" in line)
+    assert header.split() == ["phase", "group", "rows", "memory", "compute", "unknown"]
+    mlp = next(line for line in lines if line.startswith("decode") and "up/gate/down" in line and "%" in line)
+    want = expected["decode", "up/gate/down"]
+    assert mlp.split()[3:] == [f"{want.get(b, 0.0):.0%}" for b in ("memory", "compute", "unknown")]
+    assert want["unknown"] > 0
+
+
+def test_a_bound_column_of_another_type_is_one_line_error(tmp_path, capsys):
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", phases=["decode"], batch=[1], seq_len=[64])
+    part = next(out.iterdir())
+    df = pl.read_parquet(part).with_columns(bound=pl.struct(pl.col("batch")))
+    df.write_parquet(part, metadata=pl.read_parquet_metadata(part))
+    assert main(["show", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: bound: column of type Struct")
