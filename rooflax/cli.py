@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rooflax import distributed, engine
-from rooflax._atomic import atomic_write, output_file
+from rooflax._atomic import atomic_write, output_file, outside_datasets
 from rooflax.dataset import COMPRESSIONS
 from rooflax.errors import RooflaxError, SpecError
 
@@ -103,6 +103,7 @@ def _cmd_sweep(args) -> int:
     if args.plot:  # everything the chart needs is checked before the sweep runs
         plot = _agg()
         chart = plot.chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+        outside_datasets(chart, "--plot", dataset=Path(args.output))
         try:
             plan = plot.plan_chart(spec, summary=args.summary)
         except SpecError as exc:

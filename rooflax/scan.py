@@ -147,6 +147,52 @@ def _check_rows(files: list[Path], footers: list[dict[str, str]]) -> int:
     return total
 
 
+def _expected_schema(files: list[Path], footers: list[dict[str, str]]) -> pl.Schema:
+    """The columns every part must hold: those of the footer's spec and kind, or the first part's."""
+    from rooflax._version import __version__
+    from rooflax.frames import schemas
+    from rooflax.spec import SweepSpec
+
+    meta = footers[0]
+    if _decoded(meta["version"]) == __version__ and meta["kind"] in ("ops", "summary"):
+        try:
+            ops, summary = schemas(SweepSpec.from_dict(_decoded(meta["spec"])))
+            return ops if meta["kind"] == "ops" else summary
+        except (SpecError, TypeError, ValueError, KeyError):  # a spec this version cannot read: trust part 0
+            pass
+    return _schema(files[0])
+
+
+def _schema(file: Path) -> pl.Schema:
+    try:
+        return pl.read_parquet_schema(file)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise SpecError(f"dataset: {str(file)!r} is not a readable parquet file (truncated or damaged?): "
+                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+
+
+def _check_schemas(files: list[Path], footers: list[dict[str, str]]) -> None:
+    """Refuse a part whose columns (names, order, types) are not its sweep's."""
+    expected = _expected_schema(files, footers)
+    for file in files:
+        schema = _schema(file)
+        if schema == expected:
+            continue
+        missing = [name for name in expected if name not in schema]
+        extra = [name for name in schema if name not in expected]
+        retyped = [name for name in expected if name in schema and schema[name] != expected[name]]
+        if missing:
+            why = f"lacks column {missing[0]!r}"
+        elif extra:
+            why = f"holds column {extra[0]!r}, which its sweep does not write"
+        elif retyped:
+            name = retyped[0]
+            why = f"holds column {name!r} as {schema[name]}; its sweep writes {expected[name]}"
+        else:
+            why = f"holds its columns in another order ({', '.join(schema)})"
+        raise SpecError(f"dataset: {str(file)!r} {why} (rewritten after the sweep?); re-run the sweep")
+
+
 def check_dataset(path: str | os.PathLike) -> DatasetInfo:
     """Check a dataset (folder, or one part file) against its footers; read no rows.
 
@@ -176,6 +222,7 @@ def check_dataset(path: str | os.PathLike) -> DatasetInfo:
     _odd_one_out(files, footers)
     if path.is_dir():
         _check_indices(path, files, footers)
+    _check_schemas(files, footers)
     rows = _check_rows(files, footers)
     metadata = {key: _decoded(value) for key, value in footers[0].items()}
     return DatasetInfo(path, tuple(files), rows, metadata)

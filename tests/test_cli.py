@@ -238,3 +238,39 @@ def test_readme_first_lines_are_the_two_commands():
     assert "rooflax sweep" in first and "--plot docs/llama13b_a40.png" in first
     assert "bash .ci/run" in first
     assert "python3 -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_outputs_inside_a_dataset_folder_are_refused(tmp_path, capsys):
+    """A chart, export or table written into a dataset folder (or a sweep's .partial) would break `check`."""
+    data = tmp_path / "L"
+    assert main(["sweep", "--batch", "1", "--seq-len", "64", "--phases", "decode", "-o", str(data), "--quiet"]) == 0
+    parts = sorted(p.name for p in data.iterdir())
+    capsys.readouterr()
+    cases = [(["plot", str(data), "-o", str(data / "c.png")], data),
+             (["export", str(data), "-o", str(data / "x.csv")], data),
+             (["crossover", "--batch", "1,2", "--seq-len", "64", "-o", str(data / "x.csv")], data),
+             (["sweep", "--batch", "1", "--seq-len", "64", "-o", str(tmp_path / "P"), "--plot",
+               str(tmp_path / "P" / "c.png")], tmp_path / "P"),
+             (["sweep", "--batch", "1", "--seq-len", "64", "-o", str(tmp_path / "P2"), "--plot",
+               str(tmp_path / "P2.partial" / "c.png")], tmp_path / "P2.partial"),
+             (["plot", str(data), "-o", str(tmp_path / "other.partial" / "c.png")], tmp_path / "other.partial")]
+    for argv, folder in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"inside the rooflax dataset folder {str(folder)!r}" in err, err
+    assert sorted(p.name for p in data.iterdir()) == parts  # nothing written into the dataset
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["L"]  # no sweep ran, no stray folder
+    assert main(["check", str(data)]) == 0
+
+
+def test_sweep_plot_of_a_tp_sweep_draws_a_panel_per_degree(tmp_path, capsys):
+    spec = tmp_path / "tp.toml"
+    spec.write_text("model = 'llama-2-70b'\nhardware = 'h100-sxm'\nphases = ['decode']\n"
+                    "[axes]\nbatch = [1, 8]\nseq_len = [512, 2048]\ntp = [1, 2, 4]\n")
+    chart = tmp_path / "x.png"
+    assert main(["sweep", str(spec), "-o", str(tmp_path / "X"), "--summary", "--plot", str(chart), "--quiet"]) == 0
+    assert chart.is_file()
+    assert main(["plot", str(tmp_path / "X"), "--kind", "map", "-o", str(tmp_path / "y.png")]) == 2
+    err = capsys.readouterr().err
+    assert "3 tp values (1, 2, 4)" in err and '--where "tp = 1"' in err and "--facet tp" in err
+    assert main(["plot", str(tmp_path / "X"), "--kind", "map", "--facet", "tp", "-o", str(tmp_path / "y.png")]) == 0

@@ -405,3 +405,20 @@ def test_a_disk_without_room_is_refused_before_writing(tmp_path, monkeypatch):
                                                 r"[\d.]+ B/row in lz4\) but the disk holding '.*ds.partial' has 5.0kB"):
         rooflax.sweep_to_parquet(None, tmp_path / "ds")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda df: df.drop("bytes"), "lacks column 'bytes'"),
+    (lambda df: df.with_columns(pl.col("time_s").cast(pl.Float32)), "holds column 'time_s' as Float32; its sweep "
+                                                                     "writes Float64"),
+    (lambda df: df.with_columns(pl.lit(1).alias("extra")), "holds column 'extra', which its sweep does not write"),
+])
+def test_a_part_rewritten_with_other_columns_is_refused(tmp_path, change, message):
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=5, **KEYS)
+    part = out / "part-000001.parquet"
+    metadata = pl.read_parquet_metadata(part)  # the rooflax footer is kept
+    change(pl.read_parquet(part)).write_parquet(part, metadata=metadata)
+    for read in (rooflax.check_dataset, lambda p: rooflax.scan_dataset(p).collect(), rooflax.describe):
+        with pytest.raises(rooflax.SpecError) as info:
+            read(out)
+        assert str(info.value) == f"dataset: {str(part)!r} {message} (rewritten after the sweep?); re-run the sweep"

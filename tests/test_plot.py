@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 import pytest
+from one_line import one_line_error
 
 import rooflax
 from rooflax import plot
@@ -599,3 +600,20 @@ def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys)
         assert re.match(f"error: {message}", err) and err.count("\n") == 1, err
     assert not (tmp_path / "x.png").exists()
     plt.close("all")
+
+
+def test_plan_chart_accounts_for_parallel_layouts():
+    tp = rooflax.load_spec("sweeps/llama70b_tp.toml")
+    assert plot.plan_chart(tp, summary=True) == plot.ChartPlan(kind="map", facet="tp")
+    both = rooflax.parse_spec(model="llama-2-70b", hardware=["h100-sxm", "h200"], batch=[1], seq_len=[128], tp=[1, 2])
+    message = one_line_error(lambda: plot.plan_chart(both, summary=True), "2 tp values (1, 2)", '--where "tp = 1"')
+    assert "2 hardware values" in message
+
+
+def test_a_map_of_several_layouts_says_so():
+    frame = rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 2],
+                          seq_len=[128, 256], tp=[1, 2], summary=True)
+    one_line_error(lambda: plot.regime_map(frame), "2 tp values (1, 2)", '--where "tp = 1"', "--facet tp")
+    fig = plot.regime_map(frame, facet="tp")
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["tp=1 · decode", "tp=2 · decode"]
+    plt.close(fig)

@@ -399,3 +399,48 @@ def test_points_that_do_not_fit_are_skipped_when_asked(monkeypatch):
     assert any(line.startswith("skipped: validate: prefill B=4 S=256: ") for line in lines)
     with pytest.raises(rooflax.DeviceError, match="prefill B=4 S=256"):
         validate(model=TINY, points=(small, large), repeats=1, matmul_n=64, copy_bytes=2**16, rotate_bytes=1)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("model = 'mixtral-8x7b'", "--spec: model 'mixtral-8x7b' is a mixture of experts; validate times dense"),
+    ("model = 'qwen1.5-moe-a2.7b'", "--spec: model 'qwen1.5-moe-a2.7b' is a mixture of experts"),
+    ("model = 'toy-llama'\n[axes]\ntp = [2]", "--spec: tp = [2]; validate times single-device products"),
+    ("model = 'toy-llama'\n[axes]\npp = [1, 2]", "--spec: pp = [1, 2]; validate times single-device products"),
+])
+def test_validate_refuses_specs_it_cannot_time(tmp_path, monkeypatch, capsys, spec, message):
+    from rooflax.validate import run
+
+    monkeypatch.setattr(run, "validate", lambda **kwargs: pytest.fail("validate ran"))
+    text = spec if "[axes]" in spec else spec + "\n[axes]"
+    (tmp_path / "s.toml").write_text(text + "\nbatch = [1]\nseq_len = [64]\n")
+    assert main(["validate", "--spec", str(tmp_path / "s.toml"), "-o", str(tmp_path / "v.parquet"), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+@pytest.mark.parametrize(("spec_dtype", "given", "timed", "note"), [
+    ("'fp16'", None, "fp16", None),
+    ("'bf16'", None, "bf16", None),
+    ("'fp16'", "fp32", "fp32", "dtype: the spec sweeps fp16; timing fp32 as --dtype asks"),
+    ("'int8'", None, None, "dtype: the spec sweeps int8, which validate cannot run; timing the device's default"),
+    ("['fp16', 'bf16']", None, None, "dtype: the spec sweeps several (fp16, bf16); timing the device's default"),
+])
+def test_validate_times_the_specs_dtype_or_says_why_not(tmp_path, monkeypatch, capsys, spec_dtype, given, timed,
+                                                         note):
+    from rooflax.validate import run
+
+    seen = []
+
+    def record(**kwargs):
+        seen.append(kwargs)
+        raise rooflax.DeviceError("stop")
+
+    monkeypatch.setattr(run, "validate", record)
+    (tmp_path / "s.toml").write_text(f"model = 'toy-llama'\nhardware = 'h100-sxm'\ndtype = {spec_dtype}\n"
+                                     "[axes]\nbatch = [1]\nseq_len = [64]\n")
+    argv = ["validate", "--spec", str(tmp_path / "s.toml"), "-o", str(tmp_path / "v.parquet"), "--quick"]
+    assert main(argv + (["--dtype", given] if given else [])) == 2
+    assert seen[0]["dtype"] == timed
+    err = capsys.readouterr().err
+    assert (note in err) if note else ("dtype:" not in err)

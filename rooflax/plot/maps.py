@@ -28,11 +28,15 @@ from rooflax.plot._common import (
     swept_line,
 )
 
-__all__ = ["ENTITIES", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
+__all__ = ["ENTITIES", "LAYOUT", "MAP_FACETS", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
 
 AXES = ("batch", "seq_len", "hidden", "spec_k")
 #: Columns naming what was swept besides the axes; a map panel shows one of each.
 ENTITIES = ("model", "hardware", "dtype")
+#: Parallel layout degrees: rows are per device, so a map panel shows one layout too.
+LAYOUT = ("tp", "pp", "ep")
+#: Columns a map can draw a set of panels per value of.
+MAP_FACETS = (*ENTITIES, *LAYOUT)
 #: Values a map can show, for long (ops) frames and summary frames.
 OP_VALUES = ("bound", "attainable_flops", "time_s", "intensity", "achieved_flops", "achieved_time_s")
 SUMMARY_VALUES = ("time_s", "tokens_per_s", "fits_in_memory", "memory_bytes", "intensity", "achieved_time_s",
@@ -67,7 +71,8 @@ def _frames(df: pl.DataFrame, keys: list[str], facet: str | None) -> tuple[list[
         for row in order.iter_rows(named=True):
             name = _step_name(row["phase"], row["spec_k"])
             name = f"{row['op']} · {name}" if "op" in row else name
-            frames.append((name if facet is None else f"{value} · {name}",
+            shown = f"{facet}={value}" if facet in LAYOUT else value
+            frames.append((name if facet is None else f"{shown} · {name}",
                            part.filter(*matching(keys, [row[k] for k in keys]))))
     if "op" in keys:
         return frames, df.get_column("op").n_unique()
@@ -81,7 +86,7 @@ def _spread(df: pl.DataFrame, facet: str | None) -> dict[str, list]:
     ``hidden`` is counted within each model, as each model may have its own width.
     """
     out = {}
-    for column in (*ENTITIES, *AXES):
+    for column in (*ENTITIES, *LAYOUT, *AXES):
         if column not in df.columns or column in ("spec_k", facet):  # these have panels of their own
             continue
         by = list(dict.fromkeys(c for c in (facet, "model" if column == "hidden" else None) if c and c in df.columns))
@@ -113,13 +118,13 @@ def check_one_value(spread: Mapping[str, Sequence], x: str, y: str, facet: str |
                          for c, v in varying.items())
     column, *rest = varying
     if rest:
-        facets = [c for c in varying if c in ENTITIES and facet is None]
+        facets = [c for c in varying if c in MAP_FACETS and facet is None]
         selects = ", ".join(where(c) for c in varying if c not in facets[:1])
         fix = (f"draw a panel per value of one (--facet {facets[0]}) and select one value of the rest"
                if facets else "select one value of each") + f" ({selects})"
-    elif column in ENTITIES and facet is None:
+    elif column in MAP_FACETS and facet is None:
         fix = f"draw a panel per value (facet {column!r}, --facet {column}) or select one ({where(column)})"
-    elif column in ENTITIES:
+    elif column in MAP_FACETS:
         fix = f"select one ({where(column)})"
     else:
         fix = f"put {column} on an axis (--x or --y {column}) or select one ({where(column)})"
@@ -303,7 +308,7 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
         x, y: the two axes (``batch``, ``seq_len``, ``hidden``, ``spec_k``); every other
             axis must hold one value in ``df``.
         ops: ops to draw, for long frames (default: those of the matmul groups).
-        facet: ``model``, ``hardware`` or ``dtype``: a set of panels per value (in frame
+        facet: ``model``, ``hardware``, ``dtype``, ``tp``, ``pp`` or ``ep``: a set of panels per value (in frame
             order), on one colour scale. Without it, each must hold one value in ``df``.
         title: the figure title.
 
@@ -320,8 +325,8 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
     _check_axes(df, x, y)
     require_columns(df, [value, "phase", "spec_k"], "map")
     if facet is not None:
-        if facet not in ENTITIES:
-            raise unknown_name("facet (map)", facet, ENTITIES)
+        if facet not in MAP_FACETS:
+            raise unknown_name("facet (map)", facet, MAP_FACETS)
         require_columns(df, [facet], "map")
     check_one_value(_spread(df, facet), x, y, facet)
     keys, df = _panels(df, ops)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rooflax.errors import SpecError, unknown_name
-from rooflax.plot.maps import AXES, ENTITIES, check_one_value
+from rooflax.plot.maps import AXES, LAYOUT, MAP_FACETS, check_one_value
 from rooflax.plot.roofline import FACETS
 from rooflax.spec import SweepSpec
 
@@ -30,7 +30,8 @@ def _values(spec: SweepSpec) -> dict[str, list]:
     """What a spec sweeps, column by column (``hidden`` within one model, as maps count it)."""
     return {"model": [m.name for m in spec.models], "hardware": [h.name for h in spec.hardware],
             "dtype": [d.name for d in spec.dtypes], "hidden": list(spec.hidden_for(spec.models[0])),
-            "batch": list(spec.batch), "seq_len": list(spec.seq_len)}
+            "batch": list(spec.batch), "seq_len": list(spec.seq_len),
+            **{axis: list(getattr(spec, axis)) for axis in LAYOUT}}
 
 
 def plan_chart(spec: SweepSpec, *, summary: bool, kind: str | None = None, facet: str | None = None,
@@ -43,8 +44,8 @@ def plan_chart(spec: SweepSpec, *, summary: bool, kind: str | None = None, facet
         kind: ``roofline`` or ``family`` (long datasets) or ``map``; default ``map`` for a
             summary, ``roofline`` otherwise.
         facet: one panel per value. For a map left out, it is the one of ``model``,
-            ``hardware`` and ``dtype`` the spec holds several of, so a sweep across
-            accelerators gets a panel per accelerator.
+            ``hardware``, ``dtype``, ``tp``, ``pp`` and ``ep`` the spec holds several of, so
+            a sweep across accelerators gets a panel per accelerator.
         color_by: the axis a family is coloured by.
         x, y: a map's axes.
 
@@ -75,9 +76,9 @@ def plan_chart(spec: SweepSpec, *, summary: bool, kind: str | None = None, facet
             raise unknown_name(name, axis, AXES)
     values = _values(spec)
     if facet is None:
-        several = [c for c in ENTITIES if len(values[c]) > 1]
+        several = [c for c in MAP_FACETS if len(values[c]) > 1]
         facet = several[0] if len(several) == 1 else None
-    elif facet not in ENTITIES:
-        raise unknown_name("facet (map)", facet, ENTITIES)
+    elif facet not in MAP_FACETS:
+        raise unknown_name("facet (map)", facet, MAP_FACETS)
     check_one_value(values, x, y, facet)
     return ChartPlan(kind=kind, facet=facet, x=x, y=y)

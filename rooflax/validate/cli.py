@@ -42,7 +42,7 @@ def run_validate(args) -> int:
     from rooflax._atomic import output_file
     from rooflax.hardware import hardware_to_toml
     from rooflax.spec import load_spec
-    from rooflax.validate.run import DEFAULT_POINTS, points_from_spec, spread_points, validate
+    from rooflax.validate.run import DEFAULT_POINTS, points_from_spec, spec_dtype, spread_points, validate
 
     output = output_file(args.output, "-o/--output", suffixes=(".parquet",), overwrite=args.overwrite)
     chart = profile = None
@@ -55,16 +55,21 @@ def run_validate(args) -> int:
     named = [p for p in (output, chart, profile) if p is not None]
     if len(set(map(Path.resolve, named))) < len(named):
         raise SpecError(f"-o/--output, --plot, --profile: name different files (given {', '.join(map(str, named))})")
-    if args.spec:
-        model, points = points_from_spec(load_spec(args.spec), args.max_points)
-    else:
-        model, points = None, spread_points(DEFAULT_POINTS, args.max_points)
 
     def say(line: str) -> None:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    result = validate(model=model, points=points, dtype=args.dtype, repeats=args.repeats,
+    dtype = args.dtype
+    if args.spec:
+        spec = load_spec(args.spec)
+        model, points = points_from_spec(spec, args.max_points)
+        dtype, note = spec_dtype(spec, args.dtype)
+        if note:
+            say(note)
+    else:
+        model, points = None, spread_points(DEFAULT_POINTS, args.max_points)
+    result = validate(model=model, points=points, dtype=dtype, repeats=args.repeats,
                       require_accelerator=args.require_accelerator, quick=args.quick, skip_unfit=args.skip_unfit,
                       progress=say)
     atomic_write(output, lambda tmp: result.frame.write_parquet(tmp, metadata={

@@ -24,6 +24,7 @@ from rooflax.validate.calibrate import MIN_POINTS, fit_terms, predict_times
 from rooflax.validate.ceilings import measure_bandwidth, measure_matmul
 from rooflax.validate.device import DeviceInfo, detect_device
 from rooflax.validate.kernels import (
+    DTYPES,
     TIMED_OPS,
     check_fits,
     is_out_of_memory,
@@ -35,8 +36,8 @@ from rooflax.validate.kernels import (
 )
 from rooflax.validate.timing import time_call
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_POINTS", "Validation", "calibrate", "points_from_spec", "spread_points",
-           "validate"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_POINTS", "Validation", "calibrate", "points_from_spec", "spec_dtype",
+           "spread_points", "validate"]
 
 #: (phase, batch, seq_len, spec_k) timed when no spec is given: decode across batch and context, then
 #: prefill across length and batch, so any spread of two or more (``--max-points``) spans both phases
@@ -75,11 +76,40 @@ def spread_points(points: tuple, max_points: int) -> tuple:
 
 
 def points_from_spec(spec: SweepSpec, max_points: int) -> tuple[Model, tuple]:
-    """Up to ``max_points`` points of a spec's grid (evenly spread), for its first model."""
+    """Up to ``max_points`` points of a spec's grid (evenly spread), for its first model.
+
+    validate times dense products on one device, so a mixture-of-experts model or a
+    parallel layout (``tp``, ``pp`` or ``ep`` other than 1) is refused with a one-line SpecError.
+    """
+    if spec.models[0].experts:
+        raise SpecError(f"--spec: model {spec.models[0].name!r} is a mixture of experts; validate times dense "
+                        "single-device products for now, so give a spec of a dense model")
+    for axis in ("tp", "pp", "ep"):
+        if getattr(spec, axis) != (1,):
+            raise SpecError(f"--spec: {axis} = {list(getattr(spec, axis))}; validate times single-device products "
+                            f"for now, so give a spec with {axis} = 1 (or none)")
     points = [(phase, b, s, k) for phase, k, first in spec.steps() for b in spec.batch for s in spec.seq_len[first:]]
     model = spec.models[0]
     hidden = spec.hidden_for(model)[0]
     return model.at_hidden(hidden), spread_points(tuple(points), max_points)
+
+
+def spec_dtype(spec: SweepSpec, given: str | None) -> tuple[str | None, str | None]:
+    """The dtype to time for ``spec`` when ``--dtype`` is ``given`` (None: not given), and a note or None.
+
+    Without ``--dtype`` the spec's dtype is timed when validate can run it (fp32, bf16,
+    fp16) and the spec has one; otherwise the device's default is, and the note says so.
+    A ``--dtype`` that is not the spec's is timed, and the note says so.
+    """
+    names = [d.name for d in spec.dtypes]
+    if given is not None:
+        return given, (None if given in names else f"dtype: the spec sweeps {', '.join(names)}; timing {given} "
+                       "as --dtype asks")
+    if len(names) == 1 and names[0] in DTYPES:
+        return names[0], None
+    why = f"several ({', '.join(names)})" if len(names) > 1 else f"{names[0]}, which validate cannot run"
+    return None, (f"dtype: the spec sweeps {why}; timing the device's default instead "
+                  f"(choose with --dtype {', '.join(DTYPES)})")
 
 
 def _timer_check(dtype: str, n: int, repeats: int) -> float:
