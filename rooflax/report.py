@@ -42,9 +42,10 @@ from rooflax.spec import SweepSpec
 
 __all__ = ["Report", "describe", "spec_line"]
 
-_CONFIG = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", "spec_k")
+_LAYOUT = ("tp", "pp", "ep")
+_CONFIG = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", *_LAYOUT, "spec_k")
 _TOTALS = ("phase", *_CONFIG, "tokens_per_s", "achieved_tokens_per_s", "memory_bytes", "fits_in_memory")
-_MEMORY_KEYS = ("model", "hardware", "dtype", "phase")
+_MEMORY_KEYS = ("model", "hardware", "dtype", *_LAYOUT, "phase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,8 @@ class Report:
         if self.tokens is None:
             return None
         several = [k for k in ("model", "hardware", "dtype") if self.tokens.get_column(k).n_unique() > 1]
-        shown = [*several, "batch", "seq_len", *(k for k in ("hidden", "spec_k") if self.tokens[k].n_unique() > 1)]
+        shown = [*several, "batch", "seq_len",
+                 *(k for k in ("hidden", *_LAYOUT, "spec_k") if self.tokens[k].n_unique() > 1)]
         rows = tuple((r["phase"], r["rank"], number(r["tokens_per_s"], 4), number(r["achieved_tokens_per_s"], 4),
                       *(_cell(r[k]) for k in shown), f"{r['memory_bytes'] / 1e9:.1f}",
                       "yes" if r["fits_in_memory"] else "no")
@@ -156,7 +158,7 @@ class Report:
     def _memory(self) -> Table | None:
         if self.memory is None:
             return None
-        keys = [k for k in ("model", "hardware", "dtype") if self.memory.get_column(k).n_unique() > 1]
+        keys = [k for k in ("model", "hardware", "dtype", *_LAYOUT) if self.memory.get_column(k).n_unique() > 1]
         axes = ["batch", "seq_len", *(k for k in ("hidden", "spec_k") if self.memory[k].drop_nulls().n_unique() > 1)]
         rows = []
         for r in self.memory.iter_rows(named=True):

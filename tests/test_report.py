@@ -184,3 +184,16 @@ def test_a_bound_column_of_another_type_is_one_line_error(tmp_path, capsys):
     df.write_parquet(part, metadata=pl.read_parquet_metadata(part))
     assert main(["show", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: bound: column of type Struct")
+
+
+def test_tokens_and_memory_tell_layouts_apart():
+    """Llama-2-70B (138 GB of fp16 weights) fits no 80 GB H100 alone, every layout from tp = 4 on."""
+    keys = {"model": "llama-2-70b", "hardware": "h100-sxm", "phases": ["decode"], "batch": [1, 16], "seq_len": [512],
+            "tp": [1, 4]}
+    report = rooflax.describe(rooflax.sweep(summary=True, **keys), spec=rooflax.parse_spec(**keys))
+    memory = {(r["tp"], r["fit"], r["configurations"]) for r in report.memory.iter_rows(named=True)}
+    assert memory == {(1, 0, 2), (4, 2, 2)}
+    assert report.tokens.filter(rank="best")["tp"].to_list() == [4]
+    lines = [line.split() for line in report.text().splitlines()]
+    assert ["tp", "phase", "fit", "capacity", "GB", "stops", "fitting", "at"] in lines
+    assert ["1", "decode", "0", "of", "2", "80", "138.1", "GB", "at", "batch", "1,", "seq_len", "512"] in lines
