@@ -58,7 +58,6 @@ AXES = ("batch", "seq_len", "hidden")
 #: Largest value searched on every axis.
 LIMIT = 2**40
 _ITERATIONS = LIMIT.bit_length() + 1  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
-_VERIFY = PHASES.index("verify")
 
 #: Per-cell parameters, all integers (Python ints on the host, float64 on the device) but the last five.
 _INTS = ("phase", "spec_k", "batch", "seq_len", "hidden", "heads", "kv_heads", "head_dim", "group_size",
