@@ -167,9 +167,7 @@ def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool
             fig = plot.family(lf, along=color_by, connect=connect, **options)
         else:
             fig = plot.roofline(lf, color_by=color_by, connect=connect, **options)
-    elif kind == "map":
-        if measured or ideal:
-            raise SpecError(f"{'--measured' if measured else '--ideal'}: only for --kind roofline")
+    elif kind == "map":  # _cmd_plot refused the roofline-only flags; sweep --plot plans its chart first
         if versus:
             if facet:
                 raise SpecError("--facet: not with --versus (a ratio map compares one dataset with another); "
@@ -185,11 +183,21 @@ def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool
         print(f"wrote {output}")
 
 
+#: Flags that only one chart kind reads: given with another kind, they would be ignored.
+_MAP_ONLY = ("x", "y", "value", "versus")
+_ROOFLINE_ONLY = ("color_by", "connect", "groups", "ideal", "measured")
+
+
 def _cmd_plot(args) -> int:
+    for name in _ROOFLINE_ONLY if args.kind == "map" else _MAP_ONLY:
+        if getattr(args, name):
+            kinds = "--kind map" if name in _MAP_ONLY else "--kind roofline or family"
+            raise SpecError(f"--{name.replace('_', '-')}: only read by {kinds}, not --kind {args.kind}")
     output = _agg().chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
     _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
           where=args.where, color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups,
-          x=args.x, y=args.y, value=args.value, versus=args.versus, ideal=args.ideal, measured=args.measured)
+          x=args.x or "batch", y=args.y or "seq_len", value=args.value, versus=args.versus, ideal=args.ideal,
+          measured=args.measured)
     return 0
 
 
@@ -400,8 +408,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="one panel per value (maps: hardware, dtype or model)")
     p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
     p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")
-    p.add_argument("--x", default="batch", help="map: horizontal axis (default: batch)")
-    p.add_argument("--y", default="seq_len", help="map: vertical axis (default: seq_len)")
+    p.add_argument("--x", help="map: horizontal axis (default: batch)")
+    p.add_argument("--y", help="map: vertical axis (default: seq_len)")
     p.add_argument("--value", help="map: bound, attainable_flops, time_s, tokens_per_s, fits_in_memory, ...")
     p.add_argument("--versus", metavar="DATASET", help="map: ratio of this dataset's value to another's")
     p.add_argument("--ideal", action="store_true", help="roofline: points on the roof (ideal), not achieved")

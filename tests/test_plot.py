@@ -592,7 +592,7 @@ def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys)
         (["--measured", str(tmp_path / "m.png")], "--measured: cannot read .* as parquet"),
         (["--measured", str(tmp_path / "other.parquet")], "measured: no configuration of the validation result"),
         (["--measured", str(tmp_path / "v.parquet"), "--ideal"], "--measured: draws measured and achieved"),
-        (["--kind", "map", "--ideal"], "--ideal: only for --kind roofline"),
+        (["--kind", "map", "--ideal"], "--ideal: only read by --kind roofline or family, not --kind map"),
     ):
         capsys.readouterr()
         assert main(["plot", str(ds), *argv, "-o", str(tmp_path / "x.png")]) == 2
