@@ -29,7 +29,7 @@ import polars as pl
 import rooflax
 from rooflax.frames import BOUND, GROUP, OP, PHASE, schemas
 from rooflax.ops import GROUPS, OP_NAMES, make_step, op_costs
-from rooflax.roofline import attainable, intensity, is_compute_bound, op_time
+from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, op_achieved_time, op_time
 from rooflax.shape import Shape
 
 
@@ -52,9 +52,9 @@ def best_of(fn, runs: int) -> float:
 def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
     """What per-configuration tools do: a Python loop over the same formulas, rows into lists."""
     model, hw, dt = spec.models[0], spec.hardware[0], spec.dtypes[0]
-    peak, bw = hw.peak(dt.compute), hw.bandwidth_bytes_per_s
+    peak, bw, roof = hw.peak(dt.compute), hw.bandwidth_bytes_per_s, Roof.of(hw, dt)
     rows = {k: [] for k in ("batch", "seq_len", "phase", "op", "flops", "bytes", "intensity", "attainable_flops",
-                            "time_s", "bound")}
+                            "time_s", "achieved_time_s", "achieved_flops", "bound")}
     start = time.perf_counter()
     done = 0
     for phase in spec.phases:
@@ -62,11 +62,14 @@ def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
             for s in spec.seq_len:
                 if done >= limit:
                     break
-                for op, f, by in op_costs(make_step(Shape.of(model, dt, phase=phase, batch=b, seq_len=s))):
+                step = make_step(Shape.of(model, dt, phase=phase, batch=b, seq_len=s))
+                for op, f, by in op_costs(step):
+                    achieved = op_achieved_time(op, step, f, by, roof)
                     for key, value in (("batch", b), ("seq_len", s), ("phase", phase), ("op", op.name),
                                        ("flops", f), ("bytes", by), ("intensity", intensity(f, by)),
                                        ("attainable_flops", attainable(f, by, peak, bw)),
-                                       ("time_s", op_time(f, by, peak, bw)),
+                                       ("time_s", op_time(f, by, peak, bw)), ("achieved_time_s", achieved),
+                                       ("achieved_flops", f / achieved),
                                        ("bound", "compute" if is_compute_bound(f, by, peak, bw) else "memory")):
                         rows[key].append(value)
                 done += 1
@@ -83,16 +86,22 @@ def numpy_broadcast(spec: rooflax.SweepSpec) -> pl.DataFrame:
     b = np.broadcast_to(np.asarray(spec.batch, np.float64)[:, None], grid)
     s = np.broadcast_to(np.asarray(spec.seq_len, np.float64)[None, :], grid)
     frames = []
+    roof = Roof.of(hw, dt)
     for phase in spec.phases:
-        costs = op_costs(make_step(Shape.of(model, dt, phase=phase, batch=b, seq_len=s)))
+        step = make_step(Shape.of(model, dt, phase=phase, batch=b, seq_len=s))
+        costs = op_costs(step)
         ops = [c[0] for c in costs]
         flops = np.stack([np.broadcast_to(c[1], grid) for c in costs], axis=-1).reshape(-1)
         bytes_ = np.stack([np.broadcast_to(c[2], grid) for c in costs], axis=-1).reshape(-1)
+        achieved = np.stack([np.broadcast_to(op_achieved_time(op, step, f, by, roof, minimum=np.minimum,
+                                                              maximum=np.maximum), grid)
+                             for op, f, by in costs], axis=-1).reshape(-1)
         n, n_ops = flops.size, len(ops)
         batch = np.broadcast_to(np.asarray(spec.batch)[:, None], grid).reshape(-1)
         seq_len = np.broadcast_to(np.asarray(spec.seq_len)[None, :], grid).reshape(-1)
         coords = {"batch": np.repeat(batch, n_ops), "seq_len": np.repeat(seq_len, n_ops),
-                  "hidden": np.full(n, model.hidden, np.int64)}
+                  "hidden": np.full(n, model.hidden, np.int64),
+                  **{degree: np.ones(n, np.int64) for degree in ("tp", "pp", "ep")}}
         codes = np.tile(np.array([OP_NAMES.index(o.name) for o in ops], np.uint32), n // n_ops)
         groups = np.tile(np.array([GROUPS.index(o.group) for o in ops], np.uint32), n // n_ops)
         frames.append(pl.DataFrame({
@@ -104,7 +113,8 @@ def numpy_broadcast(spec: rooflax.SweepSpec) -> pl.DataFrame:
             "op": pl.Series(codes).cat.to(OP), "group": pl.Series(groups).cat.to(GROUP),
             "flops": flops, "bytes": bytes_, "intensity": flops / bytes_,
             "attainable_flops": np.minimum(peak, bw * (flops / bytes_)),
-            "time_s": np.maximum(flops / peak, bytes_ / bw),
+            "time_s": np.maximum(flops / peak, bytes_ / bw), "achieved_flops": flops / achieved,
+            "achieved_time_s": achieved,
             "bound": pl.select(pl.when(pl.Series(flops * bw >= peak * bytes_)).then(pl.lit("compute", BOUND))
                                .otherwise(pl.lit("memory", BOUND))).to_series(),
         }, schema=ops_schema))
