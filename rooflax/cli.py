@@ -272,20 +272,42 @@ def _spec(args):
     return resolve_spec(args.spec, _spec_keys(args), reference_axes=True)
 
 
+_TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+def _add_table_flags(p: argparse.ArgumentParser) -> None:
+    """``-o`` (the table as .parquet or .csv), ``--overwrite`` and ``--quiet`` of a command that prints a table."""
+    p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="print no table")
+
+
+def _table_output(args) -> Path | None:
+    """The checked ``-o`` file of a table command (before any work), or None."""
+    if args.output is None:
+        return None
+    return output_file(args.output, "--output", suffixes=_TABLE_SUFFIXES, overwrite=args.overwrite)
+
+
+def _write_table(df, output: Path | None, *, quiet: bool) -> None:
+    """Write ``df`` to ``output`` (parquet or CSV by suffix) atomically and say so."""
+    if output is None:
+        return
+    csv = output.suffix.lower() == ".csv"
+    atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
+    if not quiet:
+        print(f"wrote {df.height:,} rows to {output}")
+
+
 def _cmd_crossover(args) -> int:
     from rooflax.crossover import crossover, crossover_table
 
-    output = None if args.output is None else output_file(args.output, "--output", suffixes=(".parquet", ".csv"),
-                                                              overwrite=args.overwrite)
+    output = _table_output(args)
     df = crossover(_spec(args), along=args.along)
     df = _filter(df.lazy(), args.where).collect()
-    if output is not None:
-        csv = output.suffix.lower() == ".csv"
-        atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
     if not args.quiet:
         print(crossover_table(df))
-        if output is not None:
-            print(f"wrote {df.height:,} rows to {output}")
+    _write_table(df, output, quiet=args.quiet)
     return 0
 
 
@@ -337,16 +359,11 @@ def _cmd_compare(args) -> int:
     from rooflax._tables import show
     from rooflax.compare import compare, compare_table
 
-    output = None if args.output is None else output_file(args.output, "--output", suffixes=(".parquet", ".csv"),
-                                                              overwrite=args.overwrite)
+    output = _table_output(args)
     df = compare(args.a, args.b, args.spec, **_spec_keys(args))
-    if output is not None:
-        csv = output.suffix.lower() == ".csv"
-        atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
     if not args.quiet:
         show([compare_table(df)])
-        if output is not None:
-            print(f"wrote {df.height:,} rows to {output}")
+    _write_table(df, output, quiet=args.quiet)
     return 0
 
 
@@ -445,9 +462,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--along", default="batch", help="axis to cross: batch (default), seq_len or hidden")
     _add_spec_flags(p)
     p.add_argument("--where", metavar="EXPR", help="SQL filter on the result, e.g. \"op = 'up_proj'\"")
-    p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--quiet", action="store_true", help="print no table")
+    _add_table_flags(p)
     p.set_defaults(run=_cmd_crossover)
 
     for name, text in (("speculate", "speculative decoding: tokens per round, round time, effective tokens/s, "
@@ -475,9 +490,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("b", metavar="B", help="the accelerator compared with it")
     p.add_argument("--spec", help="sweep spec TOML (default: the reference sweep's axes); its hardware is ignored")
     _add_spec_flags(p, skip=("hardware",))
-    p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--quiet", action="store_true", help="print no table")
+    _add_table_flags(p)
     p.set_defaults(run=_cmd_compare)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
