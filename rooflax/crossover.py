@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import polars as pl
 
+from rooflax._tables import Table
 from rooflax.errors import SpecError, unknown_name
 from rooflax.frames import resolve_spec
 from rooflax.models import llama_scaled
@@ -385,19 +386,16 @@ def crossover_table(df: pl.DataFrame) -> str:
                       for name in constant if df.get_column(name)[0] is not None)
     shown = [name for name in (*keys, "op") if name not in constant]
     header = [*shown, f"{along} crossover", "intensity below", "at"]
-    rows = [[_cell(row[name]) for name in shown]
-            + [_cell(row["crossover"], "never") + ("" if row["monotone"] else " *"),
-               _cell(row["intensity_below"]), _cell(row["intensity_at"])]
-            for row in df.iter_rows(named=True)]
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    numeric = [name not in ("model", "hardware", "dtype", "phase", "op") for name in shown] + [True] * 3
-    lines = [f"smallest {along} at which each op is compute-bound (intensities in FLOP/byte; never: not up to 2**40)",
-             title, "  ".join(h.rjust(w) if r else h.ljust(w) for h, w, r in zip(header, widths, numeric, strict=True))]
-    lines += ["  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, numeric, strict=True))
-              for row in rows]
+    rows = tuple((*(_cell(row[name]) for name in shown),
+                  _cell(row["crossover"], "never") + ("" if row["monotone"] else " *"),
+                  _cell(row["intensity_below"]), _cell(row["intensity_at"]))
+                 for row in df.iter_rows(named=True))
+    numeric = tuple(name not in ("model", "hardware", "dtype", "phase", "op") for name in shown) + (True,) * 3
+    intro = f"smallest {along} at which each op is compute-bound (intensities in FLOP/byte; never: not up to 2**40)"
+    text = Table("\n".join(filter(None, (intro, title))), tuple(header), rows, numeric).text()
     if not df.get_column("monotone").all():
-        lines.append("* memory-bound again at a larger value (a preset's own width differs from the Llama scaling)")
-    return "\n".join(line.rstrip() for line in lines if line)
+        text += "\n* memory-bound again at a larger value (a preset's own width differs from the Llama scaling)"
+    return text
 
 
 def _cell(value: object, null: str = "-") -> str:
