@@ -312,7 +312,7 @@ def _cmd_crossover(args) -> int:
 
 
 def _acceptance(args) -> dict | None:
-    """The acceptance model of ``--alpha`` or ``--acceptance FILE`` (a TOML table), or None for the default."""
+    """The acceptance model of ``--alpha`` or ``--acceptance FILE|PRESET`` (a TOML table or a name), or None."""
     import tomllib
 
     from rooflax._files import read_text
@@ -323,6 +323,8 @@ def _acceptance(args) -> dict | None:
         return {"kind": "geometric", "alpha": args.alpha}
     if args.acceptance is None:
         return None
+    if args.acceptance.startswith("medusa-") and not Path(args.acceptance).exists():
+        return args.acceptance
     try:
         return tomllib.loads(read_text(Path(args.acceptance), "--acceptance", "a TOML acceptance table"))
     except tomllib.TOMLDecodeError as exc:
@@ -336,7 +338,11 @@ def _cmd_speculate(args) -> int:
     if getattr(args, "overwrite", False) and not args.plot:
         raise SpecError("--overwrite: given without --plot; it only lets --plot replace an existing chart")
     spec = resolve_spec(args.spec, _spec_keys(args))
+    if args.top_k and args.sparse_tree:
+        raise SpecError("--sparse-tree: give --top-k trees or --sparse-tree sizes, not both")
     trees = None if not args.top_k else [{"top_k": _listed("--top-k", t, int)} for t in args.top_k]
+    if args.sparse_tree:
+        trees = [{"sparse": size} for size in _listed("--sparse-tree", args.sparse_tree, int)]
     options = {"k": _listed("--k", args.k, int), "tree": trees, "draft_model": args.draft_model,
                "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
                "acceptance": _acceptance(args)}
@@ -474,11 +480,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8)")
         p.add_argument("--top-k", action="append", metavar="A,B",
                        help="a Medusa tree by top-k per head (repeat for several trees), instead of --k")
+        p.add_argument("--sparse-tree", metavar="Q1,Q2",
+                       help="the likeliest trees of Q candidates under a medusa acceptance, instead of --k")
         p.add_argument("--draft-model", metavar="MODEL", help="draft model preset or file (K decode steps a round)")
         p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
         p.add_argument("--shared-lm-head", action="store_true", help="Medusa heads share the base LM head")
         p.add_argument("--alpha", type=float, help="geometric acceptance: P(draft token accepted) (default 0.8)")
-        p.add_argument("--acceptance", metavar="TOML", help="acceptance table file (kind = \"table\", ...)")
+        p.add_argument("--acceptance", metavar="TOML|PRESET",
+                       help="acceptance table file (kind = \"table\" | \"medusa\", ...) or a preset: "
+                            "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b")
         if name == "best-k":
             p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")
             p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")

@@ -80,6 +80,21 @@ def _rounds(k: object, tree: object) -> pl.DataFrame:
                         schema={"candidates": pl.Int64, "draft_k": pl.Int64, "tree": pl.List(pl.Int64)})
 
 
+def _sparse_trees(tree: object, acceptance: Acceptance, heads: int | None) -> object:
+    """``tree`` with each ``{sparse = Q}`` replaced by the likeliest tree of ``Q`` candidates under ``acceptance``."""
+    if not isinstance(tree, list | tuple):
+        return tree
+    out = []
+    for i, entry in enumerate(tree):
+        if isinstance(entry, dict) and "sparse" in entry:
+            if len(entry) != 1:
+                raise SpecError(f"tree[{i}]: give exactly one of depths, top_k or sparse")
+            size = positive_int(f"tree[{i}].sparse", entry["sparse"])
+            entry = {"depths": list(acceptance.sparse_tree(size, None if heads is None else heads + 1))}
+        out.append(entry)
+    return out
+
+
 def _draft_model(draft_model: object, spec: SweepSpec) -> Model:
     model = get_model(draft_model) if isinstance(draft_model, str | Path | Model) else None
     if model is None:
@@ -129,14 +144,17 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
         k: draft lengths ``K`` (integers ≥ 0), each verified as a chain of ``K + 1``
             candidates; default ``0..8``.
         tree: instead of ``k``, trees of candidates (``{depths = [...]}`` or
-            ``{top_k = [...]}``, :mod:`rooflax.trees`), one per candidate count.
+            ``{top_k = [...]}``, :mod:`rooflax.trees`; or ``{sparse = Q}``, the likeliest tree
+            of ``Q`` candidates under a ``medusa`` acceptance, no deeper than the heads), one
+            per candidate count.
         draft_model: a model preset or file that drafts ``K`` tokens by decoding; it must
             share the target's vocabulary.
         medusa_heads: instead, the number of Medusa heads (one forward per round, using
             ``K`` heads); neither: an external drafter, free.
         shared_lm_head: Medusa heads reuse the base model's LM head (its weights read once).
-        acceptance: ``{"kind": "geometric", "alpha": 0.8}`` (the default) or a table
-            (:mod:`rooflax.acceptance`).
+        acceptance: ``{"kind": "geometric", "alpha": 0.8}`` (the default), a table, or
+            Medusa head accuracies (``"medusa-vicuna-7b"`` or ``{"kind": "medusa", ...}``;
+            :mod:`rooflax.acceptance`).
         **keys: the spec's TOML keys (``model``, ``batch``, ...), replacing the spec's.
 
     Returns:
@@ -158,7 +176,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     if shared_lm_head and medusa_heads is None:
         raise SpecError("shared_lm_head: given without medusa_heads; it applies to Medusa heads only")
     heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
-    rounds = _rounds(k, tree)
+    rounds = _rounds(k, _sparse_trees(tree, model_acceptance, heads))
     base = resolve_spec(spec, keys)
     candidates = rounds["candidates"].to_list()
     if candidates[-1] > base.seq_len[-1]:

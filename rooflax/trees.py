@@ -78,6 +78,9 @@ def check_tree(tree: object, where: str = "tree") -> tuple[int, ...]:
         return _depths(where, tree)  # already depths (a SweepSpec field)
     if not isinstance(tree, dict):
         raise SpecError(f"{where}: expected {{depths = [...]}} or {{top_k = [...]}}, got {tree!r}")
+    if "sparse" in tree:
+        raise SpecError(f"{where}.sparse: the likeliest tree is built from Medusa head accuracies; give it to "
+                        "rooflax speculate or best-k with acceptance {kind = \"medusa\", ...}, or give depths")
     check_keys(where, tree, (), ("depths", "top_k"))
     if len(tree) != 1:
         raise SpecError(f"{where}: give exactly one of depths (per candidate) or top_k (per Medusa head)")
