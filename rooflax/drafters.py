@@ -24,6 +24,11 @@ run at sequence lengths ``S − K … S − 1`` (the verify step's ``seq_len`` i
 rooflax prices each at ``S``, from the same summary sweep as the target's decode. A
 step's cost does not decrease with ``seq_len``, so this is an upper bound, off by the
 attention over at most ``K`` more cached tokens per step.
+
+**Memory**: the drafter's weights sit beside the target's on the fullest device
+(:func:`medusa_weight_bytes` for heads: every head's block and LM head, ``n·w·h·(h + V)``,
+or ``n·w·h·h`` with a shared LM head; a draft model: its own decode step's memory, weights,
+KV cache and activations).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from rooflax.achieved import Gemm
 from rooflax.ops import OpDef
 from rooflax.roofline import Roof, op_achieved_time
 
-__all__ = ["MEDUSA_OPS", "HeadStep", "medusa_costs", "medusa_times"]
+__all__ = ["MEDUSA_OPS", "HeadStep", "medusa_costs", "medusa_times", "medusa_weight_bytes"]
 
 Num = Any
 
@@ -113,3 +118,12 @@ def medusa_times(step: HeadStep, roof: Roof) -> tuple[Num, Num]:
         ideal = ideal + np.maximum(flops / roof.peak, bytes_ / roof.bandwidth)
         achieved = achieved + op_achieved_time(op, step, flops, bytes_, roof, minimum=np.minimum, maximum=np.maximum)
     return np.where(used, ideal, 0.0), np.where(used, achieved, 0.0)
+
+
+def medusa_weight_bytes(heads: int, hidden: Num, vocab: Num, w: float, shared_lm_head: bool) -> Num:
+    """Bytes of the weights of ``heads`` Medusa heads: each block ``h·h``, each own LM head ``h·V``.
+
+    >>> medusa_weight_bytes(2, hidden=4, vocab=10, w=2, shared_lm_head=False)
+    224
+    """
+    return heads * w * hidden * (hidden + (0 if shared_lm_head else vocab))

@@ -13,7 +13,10 @@ or a tree, :mod:`rooflax.trees`), and yields ``tokens_per_round`` tokens
   (``tp = pp = ep = 1``), whatever the target's layout;
 - ``effective_tokens_per_s = batch · tokens_per_round / round_time_s``;
 - ``speedup = effective_tokens_per_s / (batch / decode_time_s)``, against plain decode of
-  the target at the same batch and ``seq_len``.
+  the target at the same batch and ``seq_len``;
+- ``memory_bytes``: the target's verify step on its fullest device plus the drafter's
+  weights (and a draft model's KV cache and activations), ``fits_in_memory`` when that is
+  at most the device's memory.
 
 The same columns prefixed ``achieved_`` use the predicted achieved times. ``K = 0`` is a
 round of one candidate and no drafting: exactly plain decode, speedup 1.
@@ -31,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from rooflax.acceptance import Acceptance, parse_acceptance
-from rooflax.drafters import HeadStep, medusa_times
+from rooflax.drafters import HeadStep, medusa_times, medusa_weight_bytes
 from rooflax.errors import SpecError, boolean, positive_int
 from rooflax.frames import resolve_spec, sweep
 from rooflax.models import Model, get_model
@@ -108,7 +111,7 @@ def _draft_model(draft_model: object, spec: SweepSpec) -> Model:
 
 def _select(frame: pl.DataFrame, phase: str, prefix: str, keys: tuple[str, ...]) -> pl.DataFrame:
     rows = frame.filter(pl.col("phase") == phase)
-    return rows.select(*keys, *(pl.col(t).alias(f"{prefix}{t}") for t in _TIMES))
+    return rows.select(*keys, *(pl.col(t).alias(f"{prefix}{t}") for t in (*_TIMES, "memory_bytes")))
 
 
 def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl.DataFrame:
@@ -128,7 +131,9 @@ def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl
                         heads=part["draft_k"].to_numpy().astype(np.float64), w=dtype.weight_bytes,
                         a=dtype.act_bytes, shared_lm_head=shared)
         ideal, achieved = medusa_times(step, roof)
-        parts.append(part.with_columns(draft_time_s=ideal, draft_achieved_time_s=achieved))
+        weights = medusa_weight_bytes(heads, step.hidden, step.vocab, dtype.weight_bytes, shared)
+        parts.append(part.with_columns(draft_time_s=ideal, draft_achieved_time_s=achieved,
+                                       draft_memory_bytes=weights))
     return pl.concat(parts)
 
 
@@ -195,12 +200,14 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
         cell = ("hardware", "dtype", "batch", "seq_len")
         out = out.join(_select(draft, "decode", "step_", cell), on=cell).with_columns(
             draft_time_s=pl.col("draft_k") * pl.col("step_time_s"),
-            draft_achieved_time_s=pl.col("draft_k") * pl.col("step_achieved_time_s"))
+            draft_achieved_time_s=pl.col("draft_k") * pl.col("step_achieved_time_s"),
+            draft_memory_bytes=pl.col("step_memory_bytes"))
     elif heads is not None:
         medusa = _medusa(out, base, heads, shared_lm_head)
         out = out.join(medusa, on=["model", "hardware", "dtype", "batch", "hidden", "draft_k"])
     else:
-        out = out.with_columns(draft_time_s=pl.lit(0.0), draft_achieved_time_s=pl.lit(0.0))
+        out = out.with_columns(draft_time_s=pl.lit(0.0), draft_achieved_time_s=pl.lit(0.0),
+                               draft_memory_bytes=pl.lit(0.0))
     tokens = model_acceptance.tokens_per_round(out["draft_k"].to_numpy(), out["candidates"].to_numpy())
     out = out.with_columns(tokens_per_round=pl.Series(tokens, dtype=pl.Float64))
     columns = []
@@ -214,6 +221,12 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
             (pl.col("batch") * pl.col("tokens_per_round") / round_time).alias(f"{prefix}effective_tokens_per_s"),
             (pl.col("tokens_per_round") * pl.col(f"decode_{time}") / round_time).alias(f"{prefix}speedup"),
         ]
+    capacity = pl.DataFrame({"hardware": [h.name for h in base.hardware],
+                             "capacity": [float(h.memory_bytes) for h in base.hardware]},
+                            schema={"hardware": out.schema["hardware"], "capacity": pl.Float64})
+    memory = pl.col("verify_memory_bytes") + pl.col("draft_memory_bytes")
+    columns += [memory.alias("memory_bytes"), (memory <= pl.col("capacity")).alias("fits_in_memory")]
+    out = out.join(capacity, on="hardware")
     return out.select(*CELL, "draft_k", "candidates", "tokens_per_round", *columns).sort(
         "model", "hardware", "dtype", "hidden", "tp", "pp", "ep", "batch", "seq_len", "candidates")
 
@@ -280,6 +293,7 @@ def speculation_table(frame: pl.DataFrame) -> str:
         pl.col("speedup").round(3),
         (pl.col("achieved_round_time_s") * 1e3).round(3).alias("achieved_round_ms"),
         pl.col("achieved_speedup").round(3),
+        pl.when("fits_in_memory").then(pl.lit("yes")).otherwise(pl.lit("no")).alias("fits"),
     )
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_column_data_types=True,
                    tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):

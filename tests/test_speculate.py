@@ -315,3 +315,22 @@ def test_speculation_map_refuses_several_layouts():
     best = rooflax.best_k(model="llama-2-70b", hardware="h100-sxm", batch=[1], seq_len=[128], tp=[1, 2], k=[0, 1])
     with pytest.raises(rooflax.SpecError, match=r"^speculation map: the frame holds several tp values; select one$"):
         rooflax.plot.speculation_map(best)
+
+
+def test_memory_adds_the_drafters_weights_to_the_verify_step():
+    cell = {"model": "llama-33b", "hardware": "a100-80gb-pcie", "batch": [1], "seq_len": [8192], "k": [0, 2]}
+    verify = rooflax.sweep(model="llama-33b", hardware="a100-80gb-pcie", batch=[1], seq_len=[8192], phases=["verify"],
+                           spec_k=[1, 3], tree="chain", summary=True).sort("spec_k")["memory_bytes"].to_list()
+    external = rooflax.speculate(**cell)
+    assert external["memory_bytes"].to_list() == verify  # nothing beside the target
+    assert external["fits_in_memory"].to_list() == [v <= 80e9 for v in verify] == [True, True]
+    h, vocab = 6656, 32000  # Llama-33B; four heads, each a block h·h and an LM head h·V, fp16
+    heads = rooflax.speculate(medusa_heads=4, **cell)
+    assert (heads["memory_bytes"] - external["memory_bytes"]).to_list() == pytest.approx([4 * 2 * h * (h + vocab)] * 2)
+    shared = rooflax.speculate(medusa_heads=4, shared_lm_head=True, **cell)
+    assert (shared["memory_bytes"] - external["memory_bytes"]).to_list() == pytest.approx([4 * 2 * h * h] * 2)
+    draft = rooflax.sweep(model="llama-7b", hardware="a100-80gb-pcie", batch=[1], seq_len=[8192], phases=["decode"],
+                          summary=True)["memory_bytes"].item()
+    drafted = rooflax.speculate(draft_model="llama-7b", **cell)
+    assert (drafted["memory_bytes"] - external["memory_bytes"]).to_list() == pytest.approx([draft] * 2)
+    assert not drafted["fits_in_memory"].any()  # 33B + its 8k cache + 7B do not fit in 80 GB
