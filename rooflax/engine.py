@@ -47,8 +47,8 @@ from rooflax.dtypes import DtypePolicy
 from rooflax.errors import SpecError, positive_int
 from rooflax.hardware import Hardware
 from rooflax.models import Model
-from rooflax.ops import LM_HEAD, PP_SEND, OpDef, make_step, op_costs
-from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, model_totals, op_achieved_time
+from rooflax.ops import OpDef, make_step, op_costs
+from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, op_achieved_time, step_totals
 from rooflax.shape import Shape
 from rooflax.spec import SweepSpec
 
@@ -145,45 +145,50 @@ def plan(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[Task]:
 def _point(shape: Shape, roof: Roof, *, summary: bool) -> dict:
     """Costs of one grid point (vmapped): every op's row, or the model totals.
 
-    Collectives (ops with ``hops``) run under the interconnect roof; which rows they are is
-    static, and without them the arithmetic is exactly that of one device.
+    Each op's values are computed as scalars and only then stacked into rows (long frame)
+    or summed op by op (summary): XLA fuses the sums into one elementwise loop, where a
+    reduction over stacked rows runs several times slower on the CPU. Collectives (ops
+    with ``hops``) run under the interconnect roof; which ops they are is static, and
+    without them the arithmetic is exactly that of one device.
     """
     step = make_step(shape)
     costs = op_costs(step)
-    flops = jnp.stack([c[1] for c in costs])
-    bytes_ = jnp.stack([c[2] for c in costs])
+    achieved = [op_achieved_time(op, step, flops, bytes_, roof, minimum=jnp.minimum, maximum=jnp.maximum)
+                for op, flops, bytes_ in costs]
+    coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
+    if summary:
+        rows = [(op, flops, bytes_, _ideal(flops, bytes_, *_link(op, step, roof), roof), achieved_s)
+                for (op, flops, bytes_), achieved_s in zip(costs, achieved, strict=True)]
+        return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, maximum=jnp.maximum)}
+    flops, bytes_ = (jnp.stack([cost[i] for cost in costs]) for i in (1, 2))
     network = np.array([op.hops is not None for op, _, _ in costs])
     if network.any():
+        links = [_link(op, step, roof) for op, _, _ in costs]
+        inv_bandwidth, latency = (jnp.stack([jnp.broadcast_to(link[i], ()) for link in links]) for i in (0, 1))
         bandwidth = jnp.where(network, roof.interconnect, roof.bandwidth)
-        inv_bandwidth = jnp.where(network, roof.inv_interconnect, roof.inv_bandwidth)
-        latency = jnp.stack([op.hops(step) * roof.latency if op.hops else jnp.zeros(()) for op, _, _ in costs])
-        times = jnp.maximum(flops * roof.inv_peak, bytes_ * inv_bandwidth) + latency
     else:
-        bandwidth, inv_bandwidth = roof.bandwidth, roof.inv_bandwidth
-        times = jnp.maximum(flops * roof.inv_peak, bytes_ * inv_bandwidth)  # reciprocals: see Roof
-    achieved = jnp.stack([op_achieved_time(op, step, f, b, roof, minimum=jnp.minimum, maximum=jnp.maximum)
-                          for op, f, b in costs])
-    coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
-    if not summary:
-        n_ops = len(costs)
-        return {
-            **{name: jnp.broadcast_to(value, (n_ops,)) for name, value in coords.items()},
-            "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
-            "attainable_flops": attainable(flops, bytes_, roof.peak, bandwidth, minimum=jnp.minimum),
-            "time_s": times, "achieved_flops": flops / achieved, "achieved_time_s": achieved,
-            "compute_bound": is_compute_bound(flops, bytes_, roof.peak, bandwidth),
-        }
-    names = [op.name for op, _, _ in costs]
-    head = names.index(LM_HEAD.name)  # the layer's ops come first, then lm_head, then pp_send
-    send = None
-    if PP_SEND.name in names:
-        send = (bytes_[head + 1], times[head + 1], achieved[head + 1])
-    layer_network = network[:head]
-    memory_bytes = bytes_[:head][~layer_network].sum() if layer_network.any() else bytes_[:head].sum()
-    totals = model_totals(step, layer=(flops[:head].sum(), memory_bytes, times[:head].sum(), achieved[:head].sum()),
-                          head=(flops[head], bytes_[head], times[head], achieved[head]), memory_capacity=roof.memory,
-                          maximum=jnp.maximum, network_bytes=bytes_[:head][layer_network].sum(), send=send)
-    return {**coords, **totals}
+        inv_bandwidth, latency, bandwidth = roof.inv_bandwidth, 0.0, roof.bandwidth
+    achieved = jnp.stack(achieved)
+    n_ops = len(costs)
+    return {
+        **{name: jnp.broadcast_to(value, (n_ops,)) for name, value in coords.items()},
+        "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
+        "attainable_flops": attainable(flops, bytes_, roof.peak, bandwidth, minimum=jnp.minimum),
+        "time_s": _ideal(flops, bytes_, inv_bandwidth, latency, roof), "achieved_flops": flops / achieved,
+        "achieved_time_s": achieved, "compute_bound": is_compute_bound(flops, bytes_, roof.peak, bandwidth),
+    }
+
+
+def _link(op: OpDef, step, roof: Roof) -> tuple:
+    """The reciprocal bandwidth and latency an op's bytes travel at: memory's, or a collective's link."""
+    if op.hops is None:
+        return roof.inv_bandwidth, 0.0
+    return roof.inv_interconnect, op.hops(step) * roof.latency
+
+
+def _ideal(flops, bytes_, inv_bandwidth, latency, roof: Roof):
+    """Ideal seconds at the roof, ``max(flops / peak, bytes / bandwidth) + latency`` (reciprocals: see Roof)."""
+    return jnp.maximum(flops * roof.inv_peak, bytes_ * inv_bandwidth) + latency
 
 
 @functools.lru_cache(maxsize=128)

@@ -6,16 +6,16 @@ from rooflax.dtypes import DtypePolicy, get_dtype
 from rooflax.errors import SpecError, positive_int, unknown_name
 from rooflax.hardware import Hardware, get_hardware
 from rooflax.models import Model, get_model
-from rooflax.ops import LM_HEAD, PHASES, PP_SEND, make_step, op_costs
+from rooflax.ops import PHASES, make_step, op_costs
 from rooflax.roofline import (
     Roof,
     attainable,
     intensity,
     is_compute_bound,
-    model_totals,
     network_time,
     op_achieved_time,
     op_time,
+    step_totals,
 )
 from rooflax.shape import Shape
 
@@ -61,7 +61,8 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     roof = Roof.of(hw, dt)
     peak, bandwidth = roof.peak, roof.bandwidth
     ops = {}
-    for op, flops, bytes_ in op_costs(step):
+    costs = op_costs(step)
+    for op, flops, bytes_ in costs:
         achieved_s = op_achieved_time(op, step, flops, bytes_, roof)
         if op.hops is not None:
             ops[op.name] = {"group": op.group, "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
@@ -76,16 +77,6 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
             "achieved_flops": flops / achieved_s, "achieved_time_s": achieved_s,
             "bound": "compute" if is_compute_bound(flops, bytes_, peak, bandwidth) else "memory",
         }
-    send = ops.pop(PP_SEND.name, None)
-    head = ops.pop(LM_HEAD.name)
-    layer = ops.values()
-    totals = model_totals(
-        step, layer=(sum(v["flops"] for v in layer), sum(v["bytes"] for v in layer if v["bound"] != "network"),
-                     sum(v["time_s"] for v in layer), sum(v["achieved_time_s"] for v in layer)),
-        head=(head["flops"], head["bytes"], head["time_s"], head["achieved_time_s"]), memory_capacity=roof.memory,
-        network_bytes=sum(v["bytes"] for v in layer if v["bound"] == "network"),
-        send=None if send is None else (send["bytes"], send["time_s"], send["achieved_time_s"]))
-    ops[LM_HEAD.name] = head
-    if send is not None:
-        ops[PP_SEND.name] = send
+    rows = [(op, *(ops[op.name][c] for c in ("flops", "bytes", "time_s", "achieved_time_s"))) for op, _, _ in costs]
+    totals = step_totals(step, rows, memory_capacity=roof.memory)
     return {"ops": ops, "totals": totals}

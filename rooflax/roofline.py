@@ -38,14 +38,14 @@ import jax
 
 from rooflax.achieved import achieved_time
 from rooflax.models import parameter_count
-from rooflax.ops import GROUPS, OpDef, Step
+from rooflax.ops import GROUPS, LM_HEAD, PP_SEND, OpDef, Step
 
 if TYPE_CHECKING:
     from rooflax.dtypes import DtypePolicy
     from rooflax.hardware import Hardware
 
 __all__ = ["Roof", "activation_bytes", "attainable", "device_weight_bytes", "intensity", "is_compute_bound",
-           "kv_cache_bytes", "model_totals", "network_time", "op_achieved_time", "op_time"]
+           "kv_cache_bytes", "model_totals", "network_time", "op_achieved_time", "op_time", "step_totals"]
 
 Num = Any
 
@@ -218,3 +218,22 @@ def model_totals(s: Step, *, layer: tuple[Num, Num, Num, Num], head: tuple[Num, 
             "achieved_time_s": achieved_s, "achieved_tokens_per_s": s.system_tokens / achieved_stage_s,
             "weight_bytes": weights, "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": memory,
             "fits_in_memory": memory <= memory_capacity}
+
+
+def step_totals(s: Step, ops: list[tuple[OpDef, Num, Num, Num, Num]], *, memory_capacity: Num, maximum=max) -> dict:
+    """:func:`model_totals` from every op's ``(op, flops, bytes, time, achieved time)``.
+
+    The one place that splits a step's ops: the layer's ops (their collectives' bytes go
+    to the interconnect, the others' to memory), ``lm_head`` once per model, and
+    ``pp_send`` between pipeline stages. :func:`rooflax.evaluate` passes Python numbers,
+    the engine traced scalars (summed op by op, in the same order).
+    """
+    layer = [row for row in ops if row[0].name not in (LM_HEAD.name, PP_SEND.name)]
+    head = next(row for row in ops if row[0].name == LM_HEAD.name)
+    send = next((row for row in ops if row[0].name == PP_SEND.name), None)
+    return model_totals(
+        s, layer=(sum(r[1] for r in layer), sum(r[2] for r in layer if r[0].hops is None),
+                  sum(r[3] for r in layer), sum(r[4] for r in layer)),
+        head=head[1:], memory_capacity=memory_capacity, maximum=maximum,
+        network_bytes=sum(r[2] for r in layer if r[0].hops is not None),
+        send=None if send is None else send[2:])
