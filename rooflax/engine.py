@@ -235,12 +235,14 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
                      fused_attention=spec.fused_attention, causal=spec.causal, tp=tp, pp=pp, ep=ep,
                      tree_pairs=spec.tree_pairs(task.spec_k))
             for h in _padded(task.hidden, _bucket(len(task.hidden)))]
-    shapes = jax.tree.map(lambda *leaves: jnp.asarray(leaves, jnp.float64), *rows)
-    axes = {"batch": jnp.asarray(_padded(spec.batch, _bucket(len(spec.batch))), jnp.int64),
-            "seq_len": jnp.asarray(_padded(seq, _bucket(len(spec.seq_len))), jnp.int64),
-            "n_seq": jnp.asarray(len(seq), jnp.int64), "n_hidden": jnp.asarray(len(task.hidden), jnp.int64)}
-    roof = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), Roof.of(task.hardware, task.dtype))
-    return axes, shapes, roof
+    shapes = jax.tree.map(lambda *leaves: np.asarray(leaves, np.float64), *rows)
+    axes = {"batch": np.asarray(_padded(spec.batch, _bucket(len(spec.batch))), np.int64),
+            "seq_len": np.asarray(_padded(seq, _bucket(len(spec.seq_len))), np.int64),
+            "n_seq": np.int64(len(seq)), "n_hidden": np.int64(len(task.hidden))}
+    roof = jax.tree.map(lambda x: np.float64(x), Roof.of(task.hardware, task.dtype))
+    # numpy on the host, handed to the compiled function as they are: jnp.asarray per leaf
+    # costs a dispatch each, several milliseconds a step
+    return jax.device_put((axes, shapes, roof))
 
 
 def compiled_for(task: Task, summary: bool, devices: tuple):
