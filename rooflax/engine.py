@@ -208,7 +208,9 @@ def _compiled(summary: bool, length: int, devices: tuple):
         shape = replace(jax.tree.map(lambda table: table[h_i], shapes),
                         batch=axes["batch"][b_i].astype(jnp.float64), seq_len=axes["seq_len"][s_i].astype(jnp.float64))
         out = jax.vmap(functools.partial(_point, summary=summary), in_axes=(0, None))(shape, roof)
-        return {name: value.reshape(-1) for name, value in out.items()}
+        # op-major (every point's first op, then the second, ...): how XLA lays out the
+        # stacked op rows, so the long columns are written without a transposing copy
+        return {name: value.T.reshape(-1) for name, value in out.items()}
 
     if len(devices) == 1:
         return jax.jit(chunk)
@@ -257,8 +259,13 @@ def _dispatch(task: Task, summary: bool, devices: tuple, inputs: tuple):
 
 
 def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
-    rows = task.count * task.width(summary)
-    return Chunk(task, {name: np.asarray(value)[:rows] for name, value in out.items()})
+    """The chunk's real rows on the host: without a copy, unless padded points sit between ops."""
+    width = task.width(summary)
+    columns = {name: np.asarray(value) for name, value in out.items()}
+    padded = len(columns["flops"]) // width
+    if padded != task.count:
+        columns = {name: value.reshape(width, padded)[:, :task.count].reshape(-1) for name, value in columns.items()}
+    return Chunk(task, columns)
 
 
 def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int = DEFAULT_CHUNK_SIZE,

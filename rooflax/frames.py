@@ -30,6 +30,12 @@ bound              Enum         ``memory``, ``compute``, or ``network`` (``comm`
 Rows are per device (:mod:`rooflax.ops`). A layout with every degree 1 has no ``comm``
 rows, and its rows are exactly those of a one-device sweep.
 
+Row order follows the engine's chunks (:mod:`rooflax.engine`): step by step, and within a
+chunk op by op (every point's ``attn_norm``, then every point's ``qkv_proj``, ...), points
+in ``batch``, ``seq_len``, ``hidden`` order. The same spec and ``chunk_size`` give the same
+order on any number of devices or processes; another ``chunk_size`` gives the same rows
+in another order. Sort by the key columns where order matters.
+
 ``model``, ``hardware`` and ``dtype`` are categorical columns of polars type Enum whose
 categories are every preset name followed by the names the sweep adds, so frames of
 different preset sweeps concatenate as they are (:func:`schemas`).
@@ -155,11 +161,11 @@ def row_bytes(summary: bool) -> int:
 
 
 @functools.lru_cache(maxsize=32)
-def _op_columns(ops: tuple, rows: int) -> tuple[pl.Series, pl.Series]:
-    """The repeating op and group columns for ``rows`` rows (built once, then sliced)."""
-    reps = -(-rows // len(ops))
-    op_codes = np.tile(np.array([OP_NAMES.index(op.name) for op in ops], np.uint32), reps)[:rows]
-    group_codes = np.tile(np.array([GROUPS.index(op.group) for op in ops], np.uint32), reps)[:rows]
+@functools.lru_cache(maxsize=64)
+def _op_columns(ops: tuple, points: int) -> tuple[pl.Series, pl.Series]:
+    """The op and group columns of a chunk of ``points`` points: each op's rows in one run (op-major)."""
+    op_codes = np.repeat(np.array([OP_NAMES.index(op.name) for op in ops], np.uint32), points)
+    group_codes = np.repeat(np.array([GROUPS.index(op.group) for op in ops], np.uint32), points)
     return (pl.Series("op", op_codes).cat.to(OP), pl.Series("group", group_codes).cat.to(GROUP))
 
 
@@ -191,13 +197,13 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     if summary:
         values = {name: cols[name] for name in summary_schema if name not in keys}
         return pl.DataFrame({**keys, **values}, schema=summary_schema)
-    op, group = _op_columns(task.ops, full)
+    op, group = _op_columns(task.ops, task.count)
     bound = pl.select(pl.when(pl.Series(cols["compute_bound"])).then(pl.lit("compute", BOUND))
                       .otherwise(pl.lit("memory", BOUND))).to_series()
     if any(o.hops is not None for o in task.ops):
-        bound = pl.select(pl.when(group[:n] == "comm").then(pl.lit("network", BOUND)).otherwise(bound)).to_series()
+        bound = pl.select(pl.when(group == "comm").then(pl.lit("network", BOUND)).otherwise(bound)).to_series()
     values = {name: cols[name] for name in _VALUES}
-    return pl.DataFrame({**keys, "op": op[:n], "group": group[:n], **values, "bound": bound}, schema=ops_schema)
+    return pl.DataFrame({**keys, "op": op, "group": group, **values, "bound": bound}, schema=ops_schema)
 
 
 def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_axes: bool = False) -> SweepSpec:

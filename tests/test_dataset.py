@@ -29,7 +29,7 @@ def test_dataset_equals_in_memory_frame(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f"part-{i:06d}.parquet" for i in range(len(list(out.iterdir())))]
     got = pl.scan_parquet(out).collect()
     assert got.schema == OPS_SCHEMA
-    assert_frame_equal(got, rooflax.sweep(**KEYS), check_exact=True, categorical_as_str=True)
+    assert_frame_equal(got, rooflax.sweep(**KEYS, chunk_size=5), check_exact=True, categorical_as_str=True)
     assert not (tmp_path / "ds.partial").exists()
 
 
@@ -155,7 +155,7 @@ def test_damaged_dataset_is_an_error_naming_the_file(tmp_path, damage, message):
 
 def test_scan_dataset_reads_a_whole_dataset_or_one_part(tmp_path):
     out = _whole(tmp_path)
-    expected = rooflax.sweep(**SMALL)
+    expected = rooflax.sweep(**SMALL, chunk_size=2)
     info = rooflax.check_dataset(out)
     assert info.rows == expected.height and [p.name for p in info.parts] == sorted(p.name for p in out.iterdir())
     assert_frame_equal(rooflax.scan_dataset(out).collect(), expected, check_exact=True, categorical_as_str=True)
@@ -295,7 +295,8 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, monkeypatch):
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, **SMALL)
     assert len(refusals) == 12 and all("another sweep is writing to" in r and "ds.partial" in r for r in refusals)
     monkeypatch.undo()
-    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL), categorical_as_str=True)
+    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL, chunk_size=2),
+                       categorical_as_str=True)
 
 
 def test_a_lock_held_by_another_process_refuses_the_sweep(tmp_path):
@@ -369,7 +370,8 @@ def test_a_full_disk_keeps_the_finished_parts_for_resume(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert sorted(p.name for p in (tmp_path / "ds.partial").glob("part-*")) == written
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, resume=True, **SMALL)
-    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL), categorical_as_str=True)
+    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL, chunk_size=2),
+                       categorical_as_str=True)
 
 
 # --- how large a sweep is, said before it starts --------------------------------------------------------------------

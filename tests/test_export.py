@@ -22,7 +22,7 @@ def dataset(tmp_path_factory):
 def test_csv_holds_every_row(dataset, tmp_path):
     out = tmp_path / "rows.csv"
     assert rooflax.export_dataset(dataset, out) == rooflax.check_dataset(dataset).rows
-    expected = rooflax.sweep(**KEYS)
+    expected = rooflax.sweep(**KEYS, chunk_size=3)
     got = pl.read_csv(out, schema_overrides={name: pl.String for name in ("model", "hardware", "dtype", "phase",
                                                                         "op", "group", "bound")})
     assert got.height == expected.height == len(out.read_text().splitlines()) - 1
