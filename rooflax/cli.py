@@ -402,9 +402,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep from OUTPUT.partial/")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the dataset OUTPUT if it exists, or start over from OUTPUT.partial/")
-    p.add_argument("--chunk-size", type=int, default=engine.DEFAULT_CHUNK_SIZE,
-                   help=f"grid points per part file, 1 to {engine.MAX_CHUNK_SIZE:,} "
-                        f"(default {engine.DEFAULT_CHUNK_SIZE:,})")
+    p.add_argument("--chunk-size", type=int,
+                   help=f"grid points per part file, 1 to {engine.MAX_CHUNK_SIZE:,} (default "
+                        f"{engine.DEFAULT_CHUNK_SIZE:,}, with --summary {engine.DEFAULT_SUMMARY_CHUNK_SIZE:,})")
     p.add_argument("--compression", default="lz4", choices=COMPRESSIONS,
                    help="parquet codec (default: lz4)")
     p.add_argument("--no-statistics", action="store_true",

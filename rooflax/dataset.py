@@ -167,7 +167,7 @@ def _finish(out: Path, parts: int) -> None:
 
 def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path = "rooflax-out", *,
                      summary: bool = False, resume: bool = False, overwrite: bool = False,
-                     chunk_size: int = engine.DEFAULT_CHUNK_SIZE, compression: str = "lz4",
+                     chunk_size: int | None = None, compression: str = "lz4",
                      statistics: bool = True, progress: bool = False, command: str | None = None,
                      distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
                      process_id: int | None = None, **keys) -> Path:
@@ -181,7 +181,8 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         overwrite: replace an existing ``OUT`` dataset (only once the new one is complete),
             and start over from a leftover ``OUT.partial/`` unless ``resume``. A folder
             holding files rooflax did not write is never replaced.
-        chunk_size: most grid points per part file.
+        chunk_size: most grid points per part file (None: :data:`rooflax.engine.DEFAULT_CHUNK_SIZE`,
+            or :data:`~rooflax.engine.DEFAULT_SUMMARY_CHUNK_SIZE` for a summary).
         compression: parquet codec (``lz4``, ``zstd``, ``snappy``, ``uncompressed``, ...).
         statistics: write min/max/null-count statistics per row group (lets scans skip
             row groups on filters; turning them off writes about 1.35× faster).
@@ -210,7 +211,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         ("summary", summary), ("resume", resume), ("overwrite", overwrite), ("statistics", statistics),
         ("progress", progress)))
     spec = resolve_spec(spec, keys)
-    chunk_size = engine.check_chunk_size(chunk_size)
+    chunk_size = engine.check_chunk_size(chunk_size, summary)
     if compression not in COMPRESSIONS:
         raise unknown_name("compression", compression, COMPRESSIONS)
     out = _output.check_output(out)

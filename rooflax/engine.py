@@ -52,10 +52,15 @@ from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, op_a
 from rooflax.shape import Shape
 from rooflax.spec import SweepSpec
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Chunk", "Task", "check_chunk_size", "plan", "run"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Chunk", "Task", "check_chunk_size",
+           "plan", "run"]
 
-#: Grid points per chunk unless told otherwise (about 1 M op rows, 90 MB of frame).
-DEFAULT_CHUNK_SIZE = 1 << 16
+#: Grid points per chunk of a long sweep unless told otherwise: about half a million op
+#: rows, 60 MB of frame. Smaller chunks stream with flatter memory (a 10^8-row sweep peaks
+#: within 1.2× of a 10^7-row one) and run as fast (benchmarks/bench_scale.py).
+DEFAULT_CHUNK_SIZE = 1 << 15
+#: Grid points (= rows) per chunk of a summary sweep unless told otherwise: 17 MB of frame.
+DEFAULT_SUMMARY_CHUNK_SIZE = 1 << 17
 #: Most grid points per chunk. A point of the long frame is up to 16 op rows of about
 #: 80 B of frame plus the engine's output, about 1.5 KB in all (one chunk of 2**20
 #: points peaks at 1.5 GiB RSS); a stream keeps up to three chunks alive, so at the
@@ -106,8 +111,11 @@ class Chunk:
         return len(self.columns["flops"])
 
 
-def check_chunk_size(chunk_size: object) -> int:
-    """``chunk_size`` as an int, or a one-line SpecError outside ``1..MAX_CHUNK_SIZE``."""
+def check_chunk_size(chunk_size: object, summary: bool = False) -> int:
+    """``chunk_size`` as an int (None: the default of a long or ``summary`` sweep), or a one-line
+    SpecError outside ``1..MAX_CHUNK_SIZE``."""
+    if chunk_size is None:
+        return DEFAULT_SUMMARY_CHUNK_SIZE if summary else DEFAULT_CHUNK_SIZE
     allowed = f"expected an integer from 1 to {MAX_CHUNK_SIZE} (2**20 grid points), got {chunk_size!r}"
     try:
         value = positive_int("chunk_size", chunk_size)
@@ -123,7 +131,7 @@ def _bucket(n: int) -> int:
     return max(MIN_LENGTH, 1 << max(n - 1, 0).bit_length())
 
 
-def plan(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[Task]:
+def plan(spec: SweepSpec, chunk_size: int) -> list[Task]:
     """Every chunk of the sweep, in output order; the same on any number of devices."""
     chunk_size = check_chunk_size(chunk_size)
     tasks = []
@@ -268,17 +276,19 @@ def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
     return Chunk(task, columns)
 
 
-def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int = DEFAULT_CHUNK_SIZE,
+def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int | None = None,
         skip: frozenset[int] = frozenset(), devices: tuple | None = None) -> Iterator[Chunk]:
     """Compute the sweep chunk by chunk, the next chunk running while the caller handles this one.
 
     Args:
         spec: the sweep.
         summary: one row per configuration and phase (model totals) instead of one per op.
-        chunk_size: most grid points per chunk; bounds memory.
+        chunk_size: most grid points per chunk; bounds memory. None: the default of
+            the output kind (:data:`DEFAULT_CHUNK_SIZE`, :data:`DEFAULT_SUMMARY_CHUNK_SIZE`).
         skip: chunk indices not to compute (already written, on resume).
         devices: JAX devices to shard over; all local devices by default.
     """
+    chunk_size = check_chunk_size(chunk_size, summary)
     devices = tuple(devices or jax.local_devices())
     pending: deque = deque()
     step, inputs = None, ()

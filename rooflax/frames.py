@@ -230,14 +230,14 @@ def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_a
 
 
 def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
-          chunk_size: int = engine.DEFAULT_CHUNK_SIZE, max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES,
+          chunk_size: int | None = None, max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES,
           progress: bool = False, **keys) -> pl.DataFrame:
     """Evaluate a sweep into one polars DataFrame.
 
     Args:
         spec: a :class:`SweepSpec`, a TOML path, or None for the reference sweep.
         summary: one row per configuration and phase with model totals.
-        chunk_size: most grid points per chunk.
+        chunk_size: most grid points per chunk (None: the engine's default for the kind).
         max_memory_bytes: refuse grids whose frame would be larger; stream those with
             :func:`rooflax.sweep_to_parquet`.
         progress: draw a progress line on standard error.

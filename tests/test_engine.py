@@ -96,7 +96,8 @@ def test_chunk_size_is_bounded(tmp_path):
 def _functions(keys: dict) -> dict:
     """The jitted functions a sweep of ``keys`` runs, with their compile-cache sizes."""
     spec = rooflax.parse_spec(**keys)
-    fns = {engine.compiled_for(t, False, tuple(jax.local_devices())) for t in engine.plan(spec)}
+    tasks = engine.plan(spec, engine.DEFAULT_CHUNK_SIZE)
+    fns = {engine.compiled_for(t, False, tuple(jax.local_devices())) for t in tasks}
     return {fn: fn._cache_size() for fn in fns}
 
 

@@ -83,7 +83,7 @@ def test_hidden_scaling_follows_llama_rule():
 def test_second_sweep_does_not_recompile():
     rooflax.sweep(**SMALL)
     fns = {engine.compiled_for(t, False, tuple(__import__("jax").local_devices()))
-           for t in engine.plan(rooflax.parse_spec(**SMALL))}
+           for t in engine.plan(rooflax.parse_spec(**SMALL), engine.DEFAULT_CHUNK_SIZE)}
     sizes = {id(f): f._cache_size() for f in fns}
     rooflax.sweep(**{**SMALL, "batch": [2, 5, 9]})  # same shapes, other values
     assert {id(f): f._cache_size() for f in fns} == sizes
