@@ -232,7 +232,7 @@ def _padded(values: tuple, size: int) -> tuple:
 
 
 def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
-    """What every chunk of a step shares, on the device: the axis tables, the shape at each
+    """What every chunk of a step shares: the axis tables, the shape at each
     hidden size (a :class:`Shape` of tables, batch and seq_len filled in per point) and the roof.
 
     Tables are padded to :func:`_bucket` of the spec's axis lengths, so every step of a sweep,
@@ -244,15 +244,16 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     rows = [Shape.of(models[h], task.dtype, phase=task.phase, batch=0, seq_len=0, spec_k=task.spec_k,
                      fused_attention=spec.fused_attention, causal=spec.causal, tp=tp, pp=pp, ep=ep,
                      tree_pairs=spec.tree_pairs(task.spec_k))
-            for h in _padded(task.hidden, _bucket(len(task.hidden)))]
-    shapes = jax.tree.map(lambda *leaves: np.asarray(leaves, np.float64), *rows)
+            for h in task.hidden]
+    size = _bucket(len(task.hidden))
+    shapes = jax.tree.map(lambda *leaves: np.asarray(_padded(leaves, size), np.float64), *rows)
     axes = {"batch": np.asarray(_padded(spec.batch, _bucket(len(spec.batch))), np.int64),
             "seq_len": np.asarray(_padded(seq, _bucket(len(spec.seq_len))), np.int64),
             "n_seq": np.int64(len(seq)), "n_hidden": np.int64(len(task.hidden))}
     roof = jax.tree.map(lambda x: np.float64(x), Roof.of(task.hardware, task.dtype))
-    # numpy on the host, handed to the compiled function as they are: jnp.asarray per leaf
-    # costs a dispatch each, several milliseconds a step
-    return jax.device_put((axes, shapes, roof))
+    # numpy on the host, handed to the compiled function as they are (its C++ path moves them):
+    # jnp.asarray or device_put per leaf costs a Python dispatch each, milliseconds a step
+    return axes, shapes, roof
 
 
 def compiled_for(task: Task, summary: bool, devices: tuple):
