@@ -83,6 +83,18 @@ def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
                        "version": __version__}, sort_keys=True)
 
 
+def _interrupted_chunk_size(out: Path, spec: SweepSpec, summary: bool) -> int | None:
+    """The chunk size an interrupted run of the same sweep used (resume without one given), else None."""
+    previous = _output.siblings(out)[0] / MANIFEST
+    try:
+        manifest = json.loads(previous.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # no readable manifest: resume reports what is wrong
+    same = (isinstance(manifest, dict) and manifest.get("spec") == json.loads(json.dumps(spec.to_dict()))
+            and manifest.get("summary") == summary)
+    return manifest.get("chunk_size") if same else None
+
+
 def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool) -> frozenset[int]:
     """The finished parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
     if not any(PART.fullmatch(p.name) for p in partial.iterdir()):  # nothing finished: nothing to keep
@@ -181,8 +193,9 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         overwrite: replace an existing ``OUT`` dataset (only once the new one is complete),
             and start over from a leftover ``OUT.partial/`` unless ``resume``. A folder
             holding files rooflax did not write is never replaced.
-        chunk_size: most grid points per part file (None: :data:`rooflax.engine.DEFAULT_CHUNK_SIZE`,
-            or :data:`~rooflax.engine.DEFAULT_SUMMARY_CHUNK_SIZE` for a summary).
+        chunk_size: most grid points per part file (None: with ``resume``, the interrupted
+            run's; else :data:`rooflax.engine.DEFAULT_CHUNK_SIZE`, or
+            :data:`~rooflax.engine.DEFAULT_SUMMARY_CHUNK_SIZE` for a summary).
         compression: parquet codec (``lz4``, ``zstd``, ``snappy``, ``uncompressed``, ...).
         statistics: write min/max/null-count statistics per row group (lets scans skip
             row groups on filters; turning them off writes about 1.35× faster).
@@ -211,10 +224,12 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         ("summary", summary), ("resume", resume), ("overwrite", overwrite), ("statistics", statistics),
         ("progress", progress)))
     spec = resolve_spec(spec, keys)
-    chunk_size = engine.check_chunk_size(chunk_size, summary)
     if compression not in COMPRESSIONS:
         raise unknown_name("compression", compression, COMPRESSIONS)
     out = _output.check_output(out)
+    if chunk_size is None and resume:
+        chunk_size = _interrupted_chunk_size(out, spec, summary)
+    chunk_size = engine.check_chunk_size(chunk_size, summary)
     cluster = connect(distributed=distributed, coordinator=coordinator, num_processes=num_processes,
                       process_id=process_id)
     claim = _claimed(out, _run_manifest(spec, summary, chunk_size), _run_metadata(spec, summary, chunk_size, command),

@@ -73,8 +73,10 @@ def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, **KEYS)
     with pytest.raises(rooflax.SpecError, match="different spec"):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **{**KEYS, "batch": [1]})
+    with pytest.raises(rooflax.SpecError, match="chunk size"):
+        rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=4, resume=True, **KEYS)
     monkeypatch.setattr(dataset_module, "datetime", datetime.datetime)  # resumed later still: a real clock
-    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **KEYS)
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", resume=True, **KEYS)  # the interrupted run's chunk size
     created = {pl.read_parquet_metadata(p)["rooflax.created"] for p in out.iterdir()}
     assert created == {json.dumps((datetime.datetime.fromisoformat(started) + datetime.timedelta(hours=1))
                                   .isoformat(timespec="seconds"))}  # one run, one start time, on every part
