@@ -338,12 +338,9 @@ def _cmd_speculate(args) -> int:
     if getattr(args, "overwrite", False) and not args.plot:
         raise SpecError("--overwrite: given without --plot; it only lets --plot replace an existing chart")
     spec = resolve_spec(args.spec, _spec_keys(args))
-    if args.top_k and args.sparse_tree:
-        raise SpecError("--sparse-tree: give --top-k trees or --sparse-tree sizes, not both")
-    trees = None if not args.top_k else [{"top_k": _listed("--top-k", t, int)} for t in args.top_k]
-    if args.sparse_tree:
-        trees = [{"sparse": size} for size in _listed("--sparse-tree", args.sparse_tree, int)]
-    options = {"k": _listed("--k", args.k, int), "tree": trees, "draft_model": args.draft_model,
+    trees = [{"top_k": _listed("--top-k", t, int)} for t in args.top_k or ()]
+    trees += [{"sparse": size} for size in _listed("--sparse-tree", args.sparse_tree, int) or ()]
+    options = {"k": _listed("--k", args.k, int), "tree": trees or None, "draft_model": args.draft_model,
                "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
                "acceptance": _acceptance(args)}
     chart = None
@@ -481,7 +478,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--top-k", action="append", metavar="A,B",
                        help="a Medusa tree by top-k per head (repeat for several trees), instead of --k")
         p.add_argument("--sparse-tree", metavar="Q1,Q2",
-                       help="the likeliest trees of Q candidates under a medusa acceptance, instead of --k")
+                       help="the likeliest trees of Q candidates under a medusa acceptance (with or "
+                            "instead of --top-k trees), instead of --k")
         p.add_argument("--draft-model", metavar="MODEL", help="draft model preset or file (K decode steps a round)")
         p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
         p.add_argument("--shared-lm-head", action="store_true", help="Medusa heads share the base LM head")

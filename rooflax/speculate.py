@@ -63,39 +63,37 @@ def _draft_lengths(k: object) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _rounds(k: object, tree: object) -> pl.DataFrame:
-    """One row per round shape: ``candidates``, ``draft_k`` and the trees (None for chains)."""
+def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) -> pl.DataFrame:
+    """One row per round shape: ``candidates``, ``draft_k``, the tree's ``depths`` (None for
+    chains) and its ``tree`` label (``chain``, ``top_k 4,2``, ``sparse 64``, ``depths #i``)."""
+    schema = {"candidates": pl.Int64, "draft_k": pl.Int64, "depths": pl.List(pl.Int64), "tree": pl.String}
     if tree is not None and k is not None:
         raise SpecError("tree: give draft lengths k (chains) or trees, not both")
     if tree is None:
         ks = _draft_lengths(DEFAULT_K if k is None else k)
-        return pl.DataFrame({"candidates": [v + 1 for v in ks], "draft_k": list(ks)},
-                            schema={"candidates": pl.Int64, "draft_k": pl.Int64})
+        return pl.DataFrame({"candidates": [v + 1 for v in ks], "draft_k": list(ks), "depths": [None] * len(ks),
+                             "tree": ["chain"] * len(ks)}, schema=schema)
     if not isinstance(tree, list | tuple) or not tree:
-        raise SpecError(f"tree: expected a non-empty list of trees ({{depths = [...]}} or {{top_k = [...]}}), "
-                        f"got {tree!r}")
-    depths = sorted((check_tree(t, f"tree[{i}]") for i, t in enumerate(tree)), key=len)
-    sizes = [len(d) for d in depths]
-    if len(set(sizes)) != len(sizes):
-        raise SpecError(f"tree: two trees hold the same number of candidates ({sizes}); one tree per count")
-    return pl.DataFrame({"candidates": sizes, "draft_k": [max(d) - 1 for d in depths],
-                         "tree": [list(d) for d in depths]},
-                        schema={"candidates": pl.Int64, "draft_k": pl.Int64, "tree": pl.List(pl.Int64)})
-
-
-def _sparse_trees(tree: object, acceptance: Acceptance, heads: int | None) -> object:
-    """``tree`` with each ``{sparse = Q}`` replaced by the likeliest tree of ``Q`` candidates under ``acceptance``."""
-    if not isinstance(tree, list | tuple):
-        return tree
-    out = []
+        raise SpecError(f"tree: expected a non-empty list of trees ({{depths = [...]}}, {{top_k = [...]}} or "
+                        f"{{sparse = Q}}), got {tree!r}")
+    rows, seen = [], {}
     for i, entry in enumerate(tree):
         if isinstance(entry, dict) and "sparse" in entry:
             if len(entry) != 1:
                 raise SpecError(f"tree[{i}]: give exactly one of depths, top_k or sparse")
             size = positive_int(f"tree[{i}].sparse", entry["sparse"])
-            entry = {"depths": list(acceptance.sparse_tree(size, None if heads is None else heads + 1))}
-        out.append(entry)
-    return out
+            depths, label = acceptance.sparse_tree(size, None if heads is None else heads + 1), f"sparse {size}"
+        else:
+            depths = check_tree(entry, f"tree[{i}]")
+            label = (f"top_k {','.join(map(str, entry['top_k']))}" if isinstance(entry, dict) and "top_k" in entry
+                     else f"depths #{i}")
+        if depths in seen:
+            raise SpecError(f"tree[{i}]: the same tree as tree[{seen[depths]}] (candidate depths "
+                            f"{list(depths)[:8]}{'...' if len(depths) > 8 else ''}); give each tree once")
+        seen[depths] = i
+        rows.append((len(depths), max(depths) - 1, list(depths), label))
+    rows.sort(key=lambda row: row[:2])
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def _draft_model(draft_model: object, spec: SweepSpec) -> Model:
@@ -150,8 +148,8 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
             candidates; default ``0..8``.
         tree: instead of ``k``, trees of candidates (``{depths = [...]}`` or
             ``{top_k = [...]}``, :mod:`rooflax.trees`; or ``{sparse = Q}``, the likeliest tree
-            of ``Q`` candidates under a ``medusa`` acceptance, no deeper than the heads), one
-            per candidate count.
+            of ``Q`` candidates under a ``medusa`` acceptance, no deeper than the heads); trees
+            of the same size are told apart by the ``tree`` column.
         draft_model: a model preset or file that drafts ``K`` tokens by decoding; it must
             share the target's vocabulary.
         medusa_heads: instead, the number of Medusa heads (one forward per round, using
@@ -164,7 +162,8 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
 
     Returns:
         One row per grid cell (:data:`CELL`) and round shape: ``draft_k``, ``candidates``,
-        ``tokens_per_round``, then ``decode_time_s``, ``draft_time_s``, ``verify_time_s``,
+        ``tree`` (``chain``, or which tree: ``top_k 4,2``, ``sparse 64``, ``depths #i`` for
+        the ``i``-th given), ``tokens_per_round``, then ``decode_time_s``, ``draft_time_s``, ``verify_time_s``,
         ``round_time_s``, ``effective_tokens_per_s``, ``speedup``, and each of those six
         again below the roof (``achieved_…``). Cells where ``seq_len < candidates`` have
         no row.
@@ -181,18 +180,24 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     if shared_lm_head and medusa_heads is None:
         raise SpecError("shared_lm_head: given without medusa_heads; it applies to Medusa heads only")
     heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
-    rounds = _rounds(k, _sparse_trees(tree, model_acceptance, heads))
+    rounds = _rounds(k, tree, model_acceptance, heads)
     base = resolve_spec(spec, keys)
-    candidates = rounds["candidates"].to_list()
-    if candidates[-1] > base.seq_len[-1]:
-        raise SpecError(f"k: rounds of up to {candidates[-1]} candidates need seq_len ≥ {candidates[-1]}, "
+    largest = rounds["candidates"].max()
+    if largest > base.seq_len[-1]:
+        raise SpecError(f"k: rounds of up to {largest} candidates need seq_len ≥ {largest}, "
                         f"the largest seq_len is {base.seq_len[-1]}")
-    trees = "chain" if tree is None else [{"depths": d} for d in rounds["tree"].to_list()]
-    target = base.with_keys(phases=["decode", "verify"], spec_k=candidates, tree=trees)
-    frame = sweep(target, summary=True)
-    decode = _select(frame, "decode", "decode_", CELL)
-    verify = _select(frame.rename({"spec_k": "candidates"}), "verify", "verify_", (*CELL, "candidates"))
-    out = verify.join(rounds.select("candidates", "draft_k"), on="candidates").join(decode, on=CELL)
+    # a sweep verifies one tree per candidate count: trees of the same size go to further sweeps
+    rounds = rounds.with_columns(layer=pl.int_range(pl.len()).over("candidates"))
+    decode, verify = None, []
+    for layer in range(rounds["layer"].max() + 1):
+        part = rounds.filter(layer=layer)
+        trees = "chain" if tree is None else [{"depths": d} for d in part["depths"].to_list()]
+        frame = sweep(base.with_keys(phases=["verify"] if layer else ["decode", "verify"],
+                                     spec_k=part["candidates"].to_list(), tree=trees), summary=True)
+        decode = _select(frame, "decode", "decode_", CELL) if decode is None else decode
+        verify.append(_select(frame.rename({"spec_k": "candidates"}), "verify", "verify_", (*CELL, "candidates"))
+                      .join(part.select("candidates", "draft_k", "tree"), on="candidates"))
+    out = pl.concat(verify).join(decode, on=CELL)
     if draft_model is not None:
         drafter = _draft_model(draft_model, base)
         draft = sweep(base.with_keys(model=[drafter], phases=["decode"], spec_k=None, tree=None, hidden=None,
@@ -227,8 +232,8 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     memory = pl.col("verify_memory_bytes") + pl.col("draft_memory_bytes")
     columns += [memory.alias("memory_bytes"), (memory <= pl.col("capacity")).alias("fits_in_memory")]
     out = out.join(capacity, on="hardware")
-    return out.select(*CELL, "draft_k", "candidates", "tokens_per_round", *columns).sort(
-        "model", "hardware", "dtype", "hidden", "tp", "pp", "ep", "batch", "seq_len", "candidates")
+    return out.select(*CELL, "draft_k", "candidates", "tree", "tokens_per_round", *columns).sort(
+        "model", "hardware", "dtype", "hidden", "tp", "pp", "ep", "batch", "seq_len", "candidates", "tree")
 
 
 def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achieved: bool = False,
@@ -253,7 +258,7 @@ def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achiev
     key = "achieved_effective_tokens_per_s" if achieved else "effective_tokens_per_s"
     if key not in frame.columns:
         raise SpecError(f"best_k: expected a frame of rooflax.speculate (with {key!r}), got columns {frame.columns}")
-    return (frame.sort([*CELL, key, "candidates"], descending=[False] * len(CELL) + [True, False])
+    return (frame.sort([*CELL, key, "candidates", "tree"], descending=[False] * len(CELL) + [True, False, False])
             .group_by(list(CELL), maintain_order=True).first())
 
 
@@ -287,6 +292,7 @@ def speculation_table(frame: pl.DataFrame) -> str:
     varying = [c for c in ("dtype", "hidden", "tp", "pp", "ep") if frame.get_column(c).n_unique() > 1]
     shown = frame.select(
         "model", "hardware", *varying, "batch", "seq_len", "draft_k", "candidates",
+        *(["tree"] if (frame.get_column("tree") != "chain").any() else []),
         pl.col("tokens_per_round").round(4),
         (pl.col("round_time_s") * 1e3).round(3).alias("round_ms"),
         pl.col("effective_tokens_per_s").round(1).alias("tokens_per_s"),

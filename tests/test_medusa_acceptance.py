@@ -87,7 +87,25 @@ def test_speculate_with_sparse_trees_prices_each_tree():
     assert df["tokens_per_round"].to_list() == pytest.approx([1.95, 2.05])
     depths = rooflax.speculate(model="llama-7b", hardware="a40", batch=[1], seq_len=[512], medusa_heads=2,
                                tree=[{"depths": [1, 2, 2, 3]}], acceptance=SMALL)
-    assert depths.drop("draft_k").equals(df.filter(candidates=4).drop("draft_k"))
+    assert depths.drop("tree").equals(df.filter(candidates=4).drop("tree"))
+    assert df["tree"].to_list() == ["sparse 4", "sparse 5"] and depths["tree"].to_list() == ["depths #0"]
+
+
+def test_trees_of_one_size_are_told_apart():
+    """A chain of 3, a bushy tree of 3 and the likeliest (= bushy) one: same size, other rounds."""
+    cell = {"model": "llama-7b", "hardware": "a40", "batch": [1, 8], "seq_len": [512], "medusa_heads": 2,
+            "acceptance": SMALL}
+    df = rooflax.speculate(tree=[{"depths": [1, 2, 3]}, {"top_k": [2]}, {"sparse": 4}], **cell)
+    assert df.filter(batch=1).select("candidates", "draft_k", "tree", "tokens_per_round").rows() == [
+        (3, 2, "depths #0", pytest.approx(1.7)), (3, 1, "top_k 2", pytest.approx(1.75)),
+        (4, 2, "sparse 4", pytest.approx(1.95))]
+    chain = rooflax.speculate(k=[2], **cell)  # the chain of 3 is exactly a K = 2 round
+    assert df.filter(tree="depths #0").drop("tree").equals(chain.drop("tree"))
+    bushy = df.filter(tree="top_k 2")  # one Medusa head, two candidates: fewer scores than the chain
+    assert (bushy["verify_time_s"] <= df.filter(tree="depths #0")["verify_time_s"]).all()
+    assert rooflax.best_k(df).height == 2
+    one_line_error(lambda: rooflax.speculate(tree=[{"top_k": [2]}, {"depths": [1, 2, 2]}], **cell),
+                   "tree[1]", "the same tree as tree[0]")
 
 
 def test_sparse_trees_stay_within_the_heads():
@@ -139,8 +157,11 @@ def test_cli_medusa_preset_and_sparse_trees(capsys):
     assert main(["speculate", *args, "--sparse-tree", "2,16,64"]) == 0
     out = capsys.readouterr().out
     assert out.count("| llama-7b") == 3 and "1.5604" in out
-    assert main(["best-k", *args, "--sparse-tree", "8", "--top-k", "2,2"]) == 2
+    assert main(["speculate", *args, "--sparse-tree", "7", "--top-k", "2,2"]) == 0  # a dense and a sparse tree of 7
+    out = capsys.readouterr().out
+    assert "| top_k 2,2 " in out and "| sparse 7 " in out
+    assert main(["best-k", *args, "--sparse-tree", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --sparse-tree") and err.count("\n") == 1
+    assert err.startswith("error: tree[0].sparse") and err.count("\n") == 1
     assert main(["best-k", *args[:-1], "medusa-vicuna-8b", "--k", "1"]) == 2
     assert "did you mean 'medusa-vicuna-7b'" in capsys.readouterr().err
