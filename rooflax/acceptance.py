@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rooflax.errors import SpecError, check_keys, unknown_name
+from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
 
 __all__ = ["Acceptance", "parse_acceptance"]
 
@@ -71,6 +71,8 @@ MEDUSA_HEADS: dict[str, tuple[tuple[float, ...], ...]] = {
                    (0.2246, 0.3197, 0.3785, 0.4210, 0.4462), (0.1596, 0.2488, 0.3073, 0.3480, 0.3755),
                    (0.1370, 0.2067, 0.2621, 0.2984, 0.3258)),
 }
+#: Acceptance presets by name (strings ``parse_acceptance`` takes).
+PRESETS = tuple(f"medusa-{name}" for name in MEDUSA_HEADS)
 #: Most paths a ``medusa`` acceptance enumerates (ranks^1 + … + ranks^heads).
 MAX_PATHS = 1 << 20
 
@@ -88,14 +90,17 @@ class Acceptance:
 
     def tokens_per_round(self, draft_k: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Expected tokens per round for each round's draft length and candidate count."""
-        draft_k = np.asarray(draft_k, np.float64)
+        draft_k, candidates = np.asarray(draft_k, np.float64), np.asarray(candidates, np.float64)
+        if draft_k.shape != candidates.shape or (draft_k < 0).any() or (candidates < draft_k + 1).any():
+            raise SpecError(f"acceptance: rounds need draft lengths K ≥ 0 and at least K + 1 candidates each, got K "
+                            f"{draft_k.tolist()[:5]} and candidates {candidates.tolist()[:5]}")
         if self.kind == "geometric":
             if self.alpha == 0:
                 return np.ones_like(draft_k)
             return (1 - self.alpha ** (draft_k + 1)) / (1 - self.alpha)
         if self.kind == "medusa":
-            return self._medusa(draft_k.astype(np.int64), np.asarray(candidates, np.int64))
-        key = draft_k if self.by == "k" else np.asarray(candidates, np.float64)
+            return self._medusa(draft_k.astype(np.int64), candidates.astype(np.int64))
+        key = draft_k if self.by == "k" else candidates
         xs, ys = zip(*self.points, strict=True)
         outside = (key < xs[0]) | (key > xs[-1])
         if outside.any():
@@ -119,29 +124,34 @@ class Acceptance:
     def _name(self) -> str:
         return f"the Medusa heads {self.heads!r}" if self.heads else "the given Medusa heads"
 
-    def _check(self, draft_k: int, candidates: int, paths: int) -> None:
+    def check_round(self, draft_k: int, candidates: int, field: str = "acceptance") -> None:
+        """A one-line error naming ``field`` when a ``medusa`` acceptance cannot price this round."""
+        if self.kind != "medusa":
+            return
         if draft_k > len(self.accuracy):
-            raise SpecError(f"acceptance: {self._name()} predict {len(self.accuracy)} tokens ahead, a round "
-                            f"drafts {draft_k}; use K ≤ {len(self.accuracy)} or trees of depth ≤ "
+            raise SpecError(f"{field}: a round of depth {draft_k + 1} drafts {draft_k} tokens, {self._name()} "
+                            f"predict {len(self.accuracy)} ahead; use K ≤ {len(self.accuracy)} or trees of depth ≤ "
                             f"{len(self.accuracy) + 1}")
+        paths = int((self._paths()[1] <= draft_k).sum())
         if candidates - 1 > paths:
-            raise SpecError(f"acceptance: {self._name()} rank {paths} continuations up to depth {draft_k + 1}, a "
-                            f"tree of {candidates} candidates needs {candidates - 1}")
+            raise SpecError(f"{field}: a tree of {candidates} candidates and depth {draft_k + 1}; {self._name()} "
+                            f"rank {paths} continuations that deep, so at most {paths + 1} candidates")
 
-    def sparse_tree(self, candidates: int, depth: int | None = None) -> tuple[int, ...]:
+    def sparse_tree(self, candidates: int, depth: int | None = None, field: str = "tree.sparse") -> tuple[int, ...]:
         """Depths of the likeliest tree of ``candidates`` (root included), at most ``depth`` deep.
 
         >>> parse_acceptance("medusa-vicuna-7b").sparse_tree(6)
         (1, 2, 2, 2, 3, 3)
         """
+        candidates = positive_int(field, candidates)
         if self.kind != "medusa":
-            raise SpecError(f"tree.sparse: a sparse tree is built from Medusa head accuracies; the acceptance is "
-                            f"{self.kind!r}, give {{kind = \"medusa\", ...}}")
+            raise SpecError(f"{field}: {candidates}: a sparse tree is built from Medusa head accuracies and the "
+                            f"acceptance is {self.kind!r}; give acceptance {{kind = \"medusa\", ...}} or a preset "
+                            f"({', '.join(PRESETS)})")
         most = len(self.accuracy) if depth is None else min(depth - 1, len(self.accuracy))
+        self.check_round(most, candidates, field)
         depths = self._paths()[1]
-        depths = depths[depths <= most]
-        self._check(most, candidates, depths.size)
-        return (1, *sorted(int(d) + 1 for d in depths[:candidates - 1]))
+        return (1, *sorted(int(d) + 1 for d in depths[depths <= most][:candidates - 1]))
 
     def _medusa(self, draft_k: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         probs, depths = self._paths()
@@ -151,7 +161,7 @@ class Acceptance:
             rows = draft_k == k
             chain = candidates[rows] == k + 1
             kept = np.concatenate([[1.0], 1 + np.cumsum(probs[depths <= k])])
-            self._check(int(k), int(candidates[rows].max()), kept.size - 1)
+            self.check_round(int(k), int(candidates[rows].max()))
             out[rows] = np.where(chain, 1 + top1[:k].sum(), kept[np.minimum(candidates[rows] - 1, kept.size - 1)])
         return out
 
@@ -172,13 +182,12 @@ def parse_acceptance(acceptance: object) -> Acceptance:
     if isinstance(acceptance, Acceptance):
         return acceptance
     if isinstance(acceptance, str):
-        names = [f"medusa-{name}" for name in MEDUSA_HEADS]
-        if acceptance not in names:
-            raise unknown_name("acceptance", acceptance, names, "acceptance preset")
+        if acceptance not in PRESETS:
+            raise unknown_name("acceptance", acceptance, PRESETS, "acceptance preset")
         return _medusa({"kind": "medusa", "heads": acceptance.removeprefix("medusa-")})
     if not isinstance(acceptance, dict):
-        raise SpecError(f"acceptance: expected a table {{kind = \"geometric\", alpha = 0.8}} or "
-                        f"{{kind = \"table\", ...}}, got {acceptance!r}")
+        raise SpecError(f"acceptance: expected a table {{kind = \"geometric\", alpha = 0.8}}, {{kind = \"table\", "
+                        f"...}} or {{kind = \"medusa\", ...}}, or a preset ({', '.join(PRESETS)}), got {acceptance!r}")
     kind = acceptance.get("kind")
     if kind not in KINDS:
         raise SpecError(f"acceptance.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
@@ -223,7 +232,7 @@ def _medusa(acceptance: dict) -> Acceptance:
                         "top_k_accuracy (per head, cumulative top-1, top-2, … accuracies), exactly one")
     if "heads" in acceptance:
         name = acceptance["heads"]
-        if name not in MEDUSA_HEADS:
+        if not isinstance(name, str) or name not in MEDUSA_HEADS:
             raise unknown_name("acceptance.heads", name, MEDUSA_HEADS, "Medusa head preset")
         return Acceptance("medusa", heads=name, accuracy=MEDUSA_HEADS[name])
     heads = acceptance["top_k_accuracy"]
@@ -236,6 +245,11 @@ def _medusa(acceptance: dict) -> Acceptance:
         if not all(0 <= v <= 1 for v in values) or any(b < a for a, b in itertools.pairwise(values)):
             raise SpecError(f"acceptance.top_k_accuracy[{k}]: {list(values)} must be probabilities in [0, 1] that "
                             "never fall (the top-2 holds the top-1, and so on)")
+        gains = np.diff(values, prepend=0.0)
+        if any(b > a + 1e-12 for a, b in itertools.pairwise(gains)):
+            raise SpecError(f"acceptance.top_k_accuracy[{k}]: {list(values)} adds more at a rank than at the one "
+                            f"before ({', '.join(f'{g:.4g}' for g in gains)}); ranks go likeliest first, so each "
+                            "step is at most the one before")
         accuracy.append(values)
     paths = sum(math.prod(len(h) for h in accuracy[:d + 1]) for d in range(len(accuracy)))
     if paths > MAX_PATHS:

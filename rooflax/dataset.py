@@ -79,8 +79,9 @@ def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str,
 
 
 def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
+    # "rows": how a part orders its rows; a partial written in another order is never resumed
     return json.dumps({"spec": spec.to_dict(), "summary": summary, "chunk_size": chunk_size,
-                       "version": __version__}, sort_keys=True)
+                       "version": __version__, "rows": "op-major"}, sort_keys=True)
 
 
 def _interrupted_chunk_size(out: Path, spec: SweepSpec, summary: bool) -> int | None:
@@ -103,7 +104,8 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
     if resume:
         previous = partial / MANIFEST
         if not previous.exists() or read_text(previous, "resume", "a rooflax run manifest") != manifest:
-            raise SpecError(f"resume: {str(partial)!r} was written by a different spec, kind or chunk size; "
+            raise SpecError(f"resume: {str(partial)!r} was written by a different spec, kind, chunk size or "
+                            "rooflax version; "
                             "pass overwrite (--overwrite, without --resume) to start over")
         for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
             stale.unlink()

@@ -150,29 +150,31 @@ def plan(spec: SweepSpec, chunk_size: int) -> list[Task]:
     return tasks
 
 
-def _point(shape: Shape, roof: Roof, *, summary: bool) -> dict:
+def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> dict:
     """Costs of one grid point (vmapped): every op's row, or the model totals.
 
     Each op's values are computed as scalars and only then stacked into rows (long frame)
     or summed op by op (summary): XLA fuses the sums into one elementwise loop, where a
     reduction over stacked rows runs several times slower on the CPU. Collectives (ops
     with ``hops``) run under the interconnect roof; which ops they are is static, and
-    without them the arithmetic is exactly that of one device.
+    without them the arithmetic is exactly that of one device. ``latency`` holds each op's
+    link latency in seconds (``hops · latency``, 0 for other ops), multiplied on the host: a
+    product traced here is fused into a multiply-add on one device count and not on
+    another, and results must not depend on the devices.
     """
     step = make_step(shape)
     costs = op_costs(step)
-    achieved = [op_achieved_time(op, step, flops, bytes_, roof, minimum=jnp.minimum, maximum=jnp.maximum)
-                for op, flops, bytes_ in costs]
+    achieved = [op_achieved_time(op, step, flops, bytes_, roof, minimum=jnp.minimum, maximum=jnp.maximum,
+                                 latency_s=latency[i]) for i, (op, flops, bytes_) in enumerate(costs)]
     coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
     if summary:
-        rows = [(op, flops, bytes_, _ideal(flops, bytes_, *_link(op, step, roof), roof), achieved_s)
-                for (op, flops, bytes_), achieved_s in zip(costs, achieved, strict=True)]
+        rows = [(op, flops, bytes_, _ideal(flops, bytes_, _inv_link(op, roof), 0.0 if op.hops is None else latency[i],
+                                           roof), achieved[i]) for i, (op, flops, bytes_) in enumerate(costs)]
         return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, maximum=jnp.maximum)}
     flops, bytes_ = (jnp.stack([cost[i] for cost in costs]) for i in (1, 2))
     network = np.array([op.hops is not None for op, _, _ in costs])
     if network.any():
-        links = [_link(op, step, roof) for op, _, _ in costs]
-        inv_bandwidth, latency = (jnp.stack([jnp.broadcast_to(link[i], ()) for link in links]) for i in (0, 1))
+        inv_bandwidth = jnp.where(network, roof.inv_interconnect, roof.inv_bandwidth)
         bandwidth = jnp.where(network, roof.interconnect, roof.bandwidth)
     else:
         inv_bandwidth, latency, bandwidth = roof.inv_bandwidth, 0.0, roof.bandwidth
@@ -187,11 +189,9 @@ def _point(shape: Shape, roof: Roof, *, summary: bool) -> dict:
     }
 
 
-def _link(op: OpDef, step, roof: Roof) -> tuple:
-    """The reciprocal bandwidth and latency an op's bytes travel at: memory's, or a collective's link."""
-    if op.hops is None:
-        return roof.inv_bandwidth, 0.0
-    return roof.inv_interconnect, op.hops(step) * roof.latency
+def _inv_link(op: OpDef, roof: Roof):
+    """The reciprocal bandwidth an op's bytes travel at: memory's, or a collective's link."""
+    return roof.inv_bandwidth if op.hops is None else roof.inv_interconnect
 
 
 def _ideal(flops, bytes_, inv_bandwidth, latency, roof: Roof):
@@ -206,7 +206,7 @@ def _compiled(summary: bool, length: int, devices: tuple):
     The shape's static fields (gated MLP, fused attention, ...) are part of jit's own cache key.
     """
 
-    def chunk(bounds, axes, shapes, roof):
+    def chunk(bounds, axes, shapes, roof, latency):
         index = jnp.minimum(bounds[0] + jnp.arange(length, dtype=jnp.int64), bounds[1] - 1)
         if len(devices) > 1:
             index = jax.lax.with_sharding_constraint(index, sharding)
@@ -215,7 +215,7 @@ def _compiled(summary: bool, length: int, devices: tuple):
         b_i, s_i = jax.lax.div(rest, axes["n_seq"]), jax.lax.rem(rest, axes["n_seq"])
         shape = replace(jax.tree.map(lambda table: table[h_i], shapes),
                         batch=axes["batch"][b_i].astype(jnp.float64), seq_len=axes["seq_len"][s_i].astype(jnp.float64))
-        out = jax.vmap(functools.partial(_point, summary=summary), in_axes=(0, None))(shape, roof)
+        out = jax.vmap(functools.partial(_point, summary=summary), in_axes=(0, None, None))(shape, roof, latency)
         # op-major (every point's first op, then the second, ...): how XLA lays out the
         # stacked op rows, so the long columns are written without a transposing copy
         return {name: value.T.reshape(-1) for name, value in out.items()}
@@ -250,10 +250,13 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     axes = {"batch": np.asarray(_padded(spec.batch, _bucket(len(spec.batch))), np.int64),
             "seq_len": np.asarray(_padded(seq, _bucket(len(spec.seq_len))), np.int64),
             "n_seq": np.int64(len(seq)), "n_hidden": np.int64(len(task.hidden))}
-    roof = jax.tree.map(lambda x: np.float64(x), Roof.of(task.hardware, task.dtype))
+    host_roof = Roof.of(task.hardware, task.dtype)
+    roof = jax.tree.map(lambda x: np.float64(x), host_roof)
+    step = make_step(rows[0])  # link latencies depend on the layout only
+    latency = np.array([0.0 if op.hops is None else op.hops(step) * host_roof.latency for op in task.ops], np.float64)
     # numpy on the host, handed to the compiled function as they are (its C++ path moves them):
     # jnp.asarray or device_put per leaf costs a Python dispatch each, milliseconds a step
-    return axes, shapes, roof
+    return axes, shapes, roof, latency
 
 
 def compiled_for(task: Task, summary: bool, devices: tuple):

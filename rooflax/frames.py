@@ -160,7 +160,6 @@ def row_bytes(summary: bool) -> int:
     return sum(1 if dtype == pl.Boolean else 8 if dtype.is_numeric() else 1 for dtype in schema.values())
 
 
-@functools.lru_cache(maxsize=32)
 @functools.lru_cache(maxsize=64)
 def _op_columns(ops: tuple, points: int) -> tuple[pl.Series, pl.Series]:
     """The op and group columns of a chunk of ``points`` points: each op's rows in one run (op-major)."""

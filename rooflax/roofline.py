@@ -94,16 +94,19 @@ class Roof:
                    tile_k=hardware.tile_k)
 
 
-def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, minimum=min, maximum=max) -> Num:
+def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, minimum=min, maximum=max,
+                     latency_s: Num = None) -> Num:
     """Predicted seconds of ``op`` on a real device, with the terms of the op's group.
 
     A product or an elementwise op: :func:`rooflax.achieved.achieved_time`. A collective
     (``op.hops``): the kernel overhead plus its ideal time on the interconnect (bytes over
-    the link, one latency a hop); no link efficiency is modelled.
+    the link, one latency a hop); no link efficiency is modelled. ``latency_s``: the hops'
+    latency in seconds when the caller has it (the engine computes it on the host).
     """
     g = GROUPS.index(op.group)
     if op.hops is not None:
-        return roof.overhead_s[g] + bytes_ * roof.inv_interconnect + op.hops(step) * roof.latency
+        latency = op.hops(step) * roof.latency if latency_s is None else latency_s
+        return roof.overhead_s[g] + bytes_ * roof.inv_interconnect + latency
     return achieved_time(flops, bytes_, op.gemms(step), seconds_per_flop=roof.seconds_per_flop[g],
                          seconds_per_byte=roof.seconds_per_byte[g], kernel_overhead_s=roof.overhead_s[g],
                          sm_count=roof.sm_count, tile_m=roof.tile_m, tile_n=roof.tile_n, tile_k=roof.tile_k,

@@ -70,7 +70,10 @@ def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) 
     if tree is not None and k is not None:
         raise SpecError("tree: give draft lengths k (chains) or trees, not both")
     if tree is None:
+        if k is None and acceptance.kind == "medusa":  # every draft length the heads can price
+            k = range(min(len(acceptance.accuracy), len(DEFAULT_K) - 1 if heads is None else heads) + 1)
         ks = _draft_lengths(DEFAULT_K if k is None else k)
+        acceptance.check_round(ks[-1], ks[-1] + 1, "k")
         return pl.DataFrame({"candidates": [v + 1 for v in ks], "draft_k": list(ks), "depths": [None] * len(ks),
                              "tree": ["chain"] * len(ks)}, schema=schema)
     if not isinstance(tree, list | tuple) or not tree:
@@ -81,12 +84,13 @@ def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) 
         if isinstance(entry, dict) and "sparse" in entry:
             if len(entry) != 1:
                 raise SpecError(f"tree[{i}]: give exactly one of depths, top_k or sparse")
-            size = positive_int(f"tree[{i}].sparse", entry["sparse"])
-            depths, label = acceptance.sparse_tree(size, None if heads is None else heads + 1), f"sparse {size}"
+            depths = acceptance.sparse_tree(entry["sparse"], None if heads is None else heads + 1, f"tree[{i}].sparse")
+            label = f"sparse {len(depths)}"
         else:
             depths = check_tree(entry, f"tree[{i}]")
             label = (f"top_k {','.join(map(str, entry['top_k']))}" if isinstance(entry, dict) and "top_k" in entry
                      else f"depths #{i}")
+            acceptance.check_round(max(depths) - 1, len(depths), f"tree[{i}]")
         if depths in seen:
             raise SpecError(f"tree[{i}]: the same tree as tree[{seen[depths]}] (candidate depths "
                             f"{list(depths)[:8]}{'...' if len(depths) > 8 else ''}); give each tree once")
@@ -184,8 +188,8 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     base = resolve_spec(spec, keys)
     largest = rounds["candidates"].max()
     if largest > base.seq_len[-1]:
-        raise SpecError(f"k: rounds of up to {largest} candidates need seq_len ≥ {largest}, "
-                        f"the largest seq_len is {base.seq_len[-1]}")
+        raise SpecError(f"{'k' if tree is None else 'tree'}: rounds of up to {largest} candidates need seq_len ≥ "
+                        f"{largest}, the largest seq_len is {base.seq_len[-1]}")
     # a sweep verifies one tree per candidate count: trees of the same size go to further sweeps
     rounds = rounds.with_columns(layer=pl.int_range(pl.len()).over("candidates"))
     decode, verify = None, []

@@ -100,7 +100,7 @@ def test_resume_and_overwrite_flags(tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     capsys.readouterr()
     assert main(["sweep", "-o", out, "--quiet", "--overwrite", "--summary", "--resume"]) == 2
-    assert "ds.partial' was written by a different spec, kind or chunk size" in capsys.readouterr().err
+    assert "ds.partial' was written by a different spec, kind, chunk size or rooflax version" in capsys.readouterr().err
     assert main(["sweep", "-o", out, "--quiet", "--overwrite", "--summary"]) == 0  # starts over
     assert rooflax.dataset_metadata(out)["kind"] == "summary" and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 

@@ -75,6 +75,14 @@ def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **{**KEYS, "batch": [1]})
     with pytest.raises(rooflax.SpecError, match="chunk size"):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=4, resume=True, **KEYS)
+    manifest = partial / ".rooflax-run.json"
+    kept = manifest.read_text()
+    older = json.loads(kept)
+    del older["rows"]  # a partial written before rows came op by op: never continued in another order
+    manifest.write_text(json.dumps(older, sort_keys=True))
+    with pytest.raises(rooflax.SpecError, match="rooflax version"):
+        rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=3, resume=True, **KEYS)
+    manifest.write_text(kept)
     monkeypatch.setattr(dataset_module, "datetime", datetime.datetime)  # resumed later still: a real clock
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", resume=True, **KEYS)  # the interrupted run's chunk size
     created = {pl.read_parquet_metadata(p)["rooflax.created"] for p in out.iterdir()}

@@ -108,6 +108,29 @@ def test_four_devices_give_identical_results(tmp_path):
                        categorical_as_str=True)
 
 
+LAYOUTS = dict(model=["llama-13b"], hardware=["a100-80gb-sxm"], tp=[1, 4], pp=[1, 2], phases=["prefill", "decode"],
+               batch=[1, 2, 5], seq_len=[9, 100])
+
+
+def test_collectives_are_identical_on_three_devices(tmp_path):
+    """Link latencies are multiplied on the host: XLA must not fuse them differently per device count."""
+    script = (
+        "import json, sys, jax, rooflax\n"
+        f"keys = json.loads({json.dumps(json.dumps(LAYOUTS))})\n"
+        "assert len(jax.local_devices()) == 3, jax.local_devices()\n"
+        "rooflax.sweep(**keys, chunk_size=7).write_parquet(sys.argv[1] + '.long')\n"
+        "rooflax.sweep(**keys, chunk_size=7, summary=True).write_parquet(sys.argv[1] + '.summary')\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=3", "JAX_PLATFORMS": "cpu"}
+    out = tmp_path / "three"
+    subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, cwd=Path(__file__).parent)
+    long = rooflax.sweep(**LAYOUTS, chunk_size=7)
+    assert (long["group"] == "comm").sum() > 0
+    assert_frame_equal(pl.read_parquet(f"{out}.long"), long, check_exact=True, categorical_as_str=True)
+    assert_frame_equal(pl.read_parquet(f"{out}.summary"), rooflax.sweep(**LAYOUTS, chunk_size=7, summary=True),
+                       check_exact=True, categorical_as_str=True)
+
+
 def test_importing_rooflax_leaves_jax_config_alone():
     import jax
 

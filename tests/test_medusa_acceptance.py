@@ -30,7 +30,11 @@ def test_small_heads_by_hand():
     assert _tokens(SMALL, [1, 2, 2], [3, 4, 5]) == pytest.approx([1.75, 1.95, 2.05])  # the likeliest trees
     small = parse_acceptance(SMALL)
     assert small.sparse_tree(3) == (1, 2, 2) and small.sparse_tree(4) == (1, 2, 2, 3)
-    one_line_error(lambda: small.sparse_tree(4, depth=2), "acceptance", "2 continuations", "needs 3")
+    one_line_error(lambda: small.sparse_tree(4, depth=2), "tree.sparse", "2 continuations", "at most 3 candidates")
+    for bad in (0, -1, 1.5):
+        one_line_error(lambda bad=bad: small.sparse_tree(bad), "tree.sparse")
+    one_line_error(lambda: small.tokens_per_round(np.array([2]), np.array([2])), "acceptance", "K + 1 candidates")
+    one_line_error(lambda: small.tokens_per_round(np.array([-1]), np.array([0])), "acceptance", "K ≥ 0")
 
 
 def _brute_force(accuracy, candidates, depth):
@@ -45,18 +49,20 @@ def _brute_force(accuracy, candidates, depth):
     return 1 + best
 
 
-@given(st.lists(st.lists(st.floats(0, 1), min_size=1, max_size=2), min_size=1, max_size=3),
+@given(st.lists(st.lists(st.floats(0, 0.5), min_size=1, max_size=2), min_size=1, max_size=3),
        st.integers(2, 6), st.integers(2, 4))
 def test_likeliest_tree_beats_every_other_tree(raw, candidates, depth):
-    accuracy = [sorted(head) for head in raw]  # cumulative accuracies never fall
+    # each rank adds at most what the one before added, and a head's ranks add up to at most 1
+    accuracy = [np.cumsum(sorted(head, reverse=True)).tolist() for head in raw]
     depth = min(depth, len(accuracy) + 1)
     acceptance = parse_acceptance({"kind": "medusa", "top_k_accuracy": accuracy})
     paths = sum(math.prod(len(h) for h in accuracy[:d]) for d in range(1, depth))
-    if candidates - 1 > paths or candidates == depth:  # no such tree, or a chain (priced as top-1s)
+    if candidates - 1 > paths:  # no such tree
         return
     tree = acceptance.sparse_tree(candidates, depth)
     assert check_tree(list(tree)) == tree and len(tree) == candidates and max(tree) <= depth
-    got = float(acceptance.tokens_per_round(np.array([depth - 1]), np.array([candidates]))[0])
+    # priced at its own depth (a chain as the top-1 guesses: the likeliest chain, ranks going likeliest first)
+    got = float(acceptance.tokens_per_round(np.array([max(tree) - 1]), np.array([candidates]))[0])
     assert got == pytest.approx(_brute_force(accuracy, candidates, depth), abs=1e-12)
 
 
@@ -133,7 +139,12 @@ def test_paper_shape_on_the_a100():
     ({"kind": "medusa", "top_k_accuracy": [[1.5]]}, ("acceptance.top_k_accuracy[0]", "[0, 1]")),
     ({"kind": "medusa", "top_k_accuracy": []}, ("acceptance.top_k_accuracy", "non-empty")),
     ({"kind": "medusa", "top_k_accuracy": [[0.5]] * 2, "heads": "vicuna-7b"}, ("exactly one",)),
-    ({"kind": "medusa", "top_k_accuracy": [[0.5] * 64] * 4}, ("acceptance.top_k_accuracy", "tree paths")),
+    ({"kind": "medusa", "top_k_accuracy": [[0.01 * i for i in range(1, 65)]] * 4},
+     ("acceptance.top_k_accuracy", "tree paths")),
+    ({"kind": "medusa", "top_k_accuracy": [[0.33, 0.82]]}, ("acceptance.top_k_accuracy[0]", "likeliest first")),
+    ({"kind": "medusa", "heads": ["vicuna-7b"]}, ("acceptance.heads", "['vicuna-7b']", "vicuna-7b")),
+    ({"kind": "medusa", "heads": {"a": 1}}, ("acceptance.heads",)),
+    ([0.8], ("acceptance: expected", "medusa-vicuna-7b")),
 ])
 def test_bad_medusa_acceptance_is_one_line(acceptance, fragments):
     one_line_error(lambda: parse_acceptance(acceptance), *fragments)
@@ -142,10 +153,12 @@ def test_bad_medusa_acceptance_is_one_line(acceptance, fragments):
 def test_rounds_the_heads_cannot_price():
     cell = {"model": "llama-7b", "hardware": "a40", "batch": [1], "seq_len": [512]}
     one_line_error(lambda: rooflax.speculate(k=[6], acceptance="medusa-vicuna-7b", **cell),
-                   "acceptance", "predict 5 tokens ahead", "drafts 6")
+                   "k: ", "drafts 6 tokens", "predict 5 ahead")
     one_line_error(lambda: rooflax.speculate(tree=[{"sparse": 9}], acceptance=SMALL, **cell),
-                   "acceptance", "4 continuations", "9 candidates")
-    one_line_error(lambda: rooflax.speculate(tree=[{"sparse": 9}], **cell), "tree.sparse", "'geometric'")
+                   "tree[0].sparse", "9 candidates", "4 continuations", "at most 5")
+    one_line_error(lambda: rooflax.speculate(tree=[{"depths": [1, 2, 2, 2]}], acceptance=SMALL, **cell),
+                   "tree[0]: ", "4 candidates and depth 2", "at most 3")
+    one_line_error(lambda: rooflax.speculate(tree=[{"sparse": 9}], **cell), "tree[0].sparse", "'geometric'")
     one_line_error(lambda: rooflax.speculate(tree=[{"sparse": 0}], acceptance=SMALL, **cell), "tree[0].sparse")
     one_line_error(lambda: rooflax.sweep(phases=["verify"], spec_k=[4], tree=[{"sparse": 4}], batch=[1],
                                                  seq_len=[512]), "tree", "sparse")
@@ -165,3 +178,7 @@ def test_cli_medusa_preset_and_sparse_trees(capsys):
     assert err.startswith("error: tree[0].sparse") and err.count("\n") == 1
     assert main(["best-k", *args[:-1], "medusa-vicuna-8b", "--k", "1"]) == 2
     assert "did you mean 'medusa-vicuna-7b'" in capsys.readouterr().err
+    assert main(["best-k", *args[:-1], "vicuna-7b", "--k", "1"]) == 2  # a preset without its kind
+    assert "did you mean 'medusa-vicuna-7b'" in capsys.readouterr().err
+    assert main(["speculate", *args]) == 0  # no --k: every draft length the five heads price, 0..5
+    assert capsys.readouterr().out.count("| llama-7b") == 6
