@@ -476,7 +476,8 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("spec", nargs="?", help="the target's sweep spec TOML (its models, hardware, dtypes, axes)")
         _add_spec_flags(p, skip=("phases", "spec_k"))
-        p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8)")
+        p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8; with "
+                                                  "a medusa acceptance, those its heads price)")
         p.add_argument("--top-k", action="append", metavar="A,B",
                        help="a Medusa tree by top-k per head (repeat for several trees), instead of --k")
         p.add_argument("--sparse-tree", metavar="Q1,Q2",
