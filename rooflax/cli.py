@@ -351,7 +351,7 @@ def _cmd_speculate(args) -> int:
         chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
     df = speculate(spec, **options)
     if args.command == "best-k":
-        df = best_k(df, achieved=args.achieved)
+        df = best_k(df, achieved=args.achieved, fits=args.fits)
     print(speculation_table(df))
     if chart is not None:
         plot = _agg()
@@ -492,6 +492,7 @@ def _parser() -> argparse.ArgumentParser:
                             "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b")
         if name == "best-k":
             p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")
+            p.add_argument("--fits", action="store_true", help="rank only rounds that fit in one device's memory")
             p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
             p.add_argument("--overwrite", action="store_true", help="replace CHART if it exists")
         p.set_defaults(run=_cmd_speculate)

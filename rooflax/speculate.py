@@ -241,20 +241,22 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
 
 
 def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achieved: bool = False,
-           **options: object) -> pl.DataFrame:
+           fits: bool = False, **options: object) -> pl.DataFrame:
     """For each grid cell, the round shape with the highest effective tokens/s.
 
     Args:
         frame: a :func:`speculate` frame, or the ``spec`` argument of :func:`speculate`.
         achieved: rank by the predicted achieved ``achieved_effective_tokens_per_s``
             instead of the ideal one.
+        fits: rank only rounds whose target and drafter fit in one device's memory
+            (``fits_in_memory``); a cell where none fits has no row.
         **options: :func:`speculate`'s keywords, when ``frame`` is not a frame.
 
     Returns:
         One row per cell: the winning row of the :func:`speculate` frame (ties go to
         fewer candidates).
     """
-    achieved = boolean("achieved", achieved)
+    achieved, fits = boolean("achieved", achieved), boolean("fits", fits)
     if not isinstance(frame, pl.DataFrame):
         frame = speculate(frame, **options)
     elif options:
@@ -262,6 +264,8 @@ def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achiev
     key = "achieved_effective_tokens_per_s" if achieved else "effective_tokens_per_s"
     if key not in frame.columns:
         raise SpecError(f"best_k: expected a frame of rooflax.speculate (with {key!r}), got columns {frame.columns}")
+    if fits:
+        frame = frame.filter("fits_in_memory")
     return (frame.sort([*CELL, key, "candidates", "tree"], descending=[False] * len(CELL) + [True, False, False])
             .group_by(list(CELL), maintain_order=True).first())
 

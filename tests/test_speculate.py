@@ -334,3 +334,15 @@ def test_memory_adds_the_drafters_weights_to_the_verify_step():
     drafted = rooflax.speculate(draft_model="llama-7b", **cell)
     assert (drafted["memory_bytes"] - external["memory_bytes"]).to_list() == pytest.approx([draft] * 2)
     assert not drafted["fits_in_memory"].any()  # 33B + its 8k cache + 7B do not fit in 80 GB
+
+
+def test_best_k_can_keep_only_rounds_that_fit():
+    df = rooflax.speculate(model="llama-13b", hardware="a40", batch=[1, 2], seq_len=[2048, 8192],
+                           k=[0, 2], draft_model="llama-7b")
+    assert 0 < df["fits_in_memory"].sum() < df.height
+    kept = rooflax.best_k(df, fits=True)
+    fitting = df.filter("fits_in_memory").select("batch", "seq_len").unique()
+    assert kept.select("batch", "seq_len").sort("batch", "seq_len").equals(fitting.sort("batch", "seq_len"))
+    assert kept["fits_in_memory"].all() and rooflax.best_k(df).height == 4
+    assert main(["best-k", "--model", "llama-13b", "--hardware", "a40", "--batch", "1,2", "--seq-len",
+                 "2048,8192", "--k", "0,2", "--draft-model", "llama-7b", "--fits"]) == 0
