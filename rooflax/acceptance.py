@@ -44,6 +44,7 @@ authors' published head accuracies instead.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -111,15 +112,7 @@ class Acceptance:
         return np.interp(key, xs, ys)
 
     def _paths(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every tree path's acceptance probability and length (heads used), likeliest first."""
-        probs, depths, level = [], [], np.ones(1)
-        for depth, head in enumerate(self.accuracy, start=1):
-            level = np.multiply.outer(level, np.diff(head, prepend=0.0)).ravel()
-            probs.append(level)
-            depths.append(np.full(level.size, depth))
-        probs, depths = np.concatenate(probs), np.concatenate(depths)
-        order = np.lexsort((depths, -probs))  # a parent is never less likely: it comes first
-        return probs[order], depths[order]
+        return _ranked_paths(self.accuracy)
 
     def _name(self) -> str:
         return f"the Medusa heads {self.heads!r}" if self.heads else "the given Medusa heads"
@@ -162,8 +155,24 @@ class Acceptance:
             chain = candidates[rows] == k + 1
             kept = np.concatenate([[1.0], 1 + np.cumsum(probs[depths <= k])])
             self.check_round(int(k), int(candidates[rows].max()))
-            out[rows] = np.where(chain, 1 + top1[:k].sum(), kept[np.minimum(candidates[rows] - 1, kept.size - 1)])
+            out[rows] = np.where(chain, 1 + top1[:k].sum(), kept[candidates[rows] - 1])
         return out
+
+
+@functools.lru_cache(maxsize=16)
+def _ranked_paths(accuracy: tuple[tuple[float, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Every tree path's acceptance probability and length (heads used), likeliest first
+    (enumerated once per accuracy table: up to :data:`MAX_PATHS`; read-only arrays)."""
+    probs, depths, level = [], [], np.ones(1)
+    for depth, head in enumerate(accuracy, start=1):
+        level = np.multiply.outer(level, np.diff(head, prepend=0.0)).ravel()
+        probs.append(level)
+        depths.append(np.full(level.size, depth))
+    probs, depths = np.concatenate(probs), np.concatenate(depths)
+    order = np.lexsort((depths, -probs))  # a parent is never less likely: it comes first
+    probs, depths = probs[order], depths[order]
+    probs.flags.writeable = depths.flags.writeable = False
+    return probs, depths
 
 
 def _number(where: str, value: object) -> float:

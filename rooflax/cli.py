@@ -323,10 +323,10 @@ def _acceptance(args) -> dict | None:
         return {"kind": "geometric", "alpha": args.alpha}
     if args.acceptance is None:
         return None
-    if not Path(args.acceptance).exists() and "/" not in args.acceptance and not args.acceptance.endswith(".toml"):
-        return args.acceptance  # a preset name: parse_acceptance checks it, with close matches
     if not args.acceptance.strip():
         raise SpecError("--acceptance: expected a TOML file or a preset name, got ''")
+    if not Path(args.acceptance).exists() and "/" not in args.acceptance and not args.acceptance.endswith(".toml"):
+        return args.acceptance  # a preset name: parse_acceptance checks it, with close matches
     try:
         return tomllib.loads(read_text(Path(args.acceptance), "--acceptance", "a TOML acceptance table"))
     except tomllib.TOMLDecodeError as exc:

@@ -168,8 +168,8 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
                                  latency_s=latency[i]) for i, (op, flops, bytes_) in enumerate(costs)]
     coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
     if summary:
-        rows = [(op, flops, bytes_, _ideal(flops, bytes_, _inv_link(op, roof), 0.0 if op.hops is None else latency[i],
-                                           roof), achieved[i]) for i, (op, flops, bytes_) in enumerate(costs)]
+        rows = [(op, flops, bytes_, _ideal(flops, bytes_, *_link(op, roof, latency[i]), roof), achieved[i])
+                for i, (op, flops, bytes_) in enumerate(costs)]
         return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, maximum=jnp.maximum)}
     flops, bytes_ = (jnp.stack([cost[i] for cost in costs]) for i in (1, 2))
     network = np.array([op.hops is not None for op, _, _ in costs])
@@ -189,9 +189,10 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
     }
 
 
-def _inv_link(op: OpDef, roof: Roof):
-    """The reciprocal bandwidth an op's bytes travel at: memory's, or a collective's link."""
-    return roof.inv_bandwidth if op.hops is None else roof.inv_interconnect
+def _link(op: OpDef, roof: Roof, latency) -> tuple:
+    """The reciprocal bandwidth and latency an op's bytes travel at: memory's (no latency), or a
+    collective's link with its ``latency`` in seconds."""
+    return (roof.inv_bandwidth, 0.0) if op.hops is None else (roof.inv_interconnect, latency)
 
 
 def _ideal(flops, bytes_, inv_bandwidth, latency, roof: Roof):
