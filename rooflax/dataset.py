@@ -88,12 +88,12 @@ def _interrupted_chunk_size(out: Path, spec: SweepSpec, summary: bool) -> int | 
     """The chunk size an interrupted run of the same sweep used (resume without one given), else None."""
     previous = _output.siblings(out)[0] / MANIFEST
     try:
-        manifest = json.loads(previous.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = previous.read_text(encoding="utf-8")
+        chunk_size = json.loads(text).get("chunk_size")
+    except (OSError, ValueError, AttributeError):
         return None  # no readable manifest: resume reports what is wrong
-    same = (isinstance(manifest, dict) and manifest.get("spec") == json.loads(json.dumps(spec.to_dict()))
-            and manifest.get("summary") == summary)
-    return manifest.get("chunk_size") if same else None
+    # the same run is the one manifest rule: only its chunk size may be taken over
+    return chunk_size if isinstance(chunk_size, int) and text == _run_manifest(spec, summary, chunk_size) else None
 
 
 def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool) -> frozenset[int]:
