@@ -16,6 +16,7 @@ from rooflax.errors import DeviceError, RooflaxError, SpecError
 from rooflax.export import export_dataset
 from rooflax.frames import OPS_SCHEMA, SUMMARY_SCHEMA, sweep
 from rooflax.hardware import HARDWARE, Hardware, get_hardware, load_hardware
+from rooflax.measurements import read_measurements
 from rooflax.models import MODELS, Model, get_model, load_model
 from rooflax.ops import GROUPS, OP_NAMES, PHASES
 from rooflax.point import evaluate
@@ -29,5 +30,5 @@ __all__ = [
     "DeviceError", "DtypePolicy", "Hardware", "Model", "Report", "RooflaxError", "SpecError", "SweepSpec",
     "__version__", "best_k", "check_dataset", "compare", "crossover", "dataset_metadata", "default_spec", "describe",
     "evaluate", "export_dataset", "get_dtype", "get_hardware", "get_model", "load_hardware", "load_model",
-    "load_spec", "parse_spec", "plot", "scan_dataset", "speculate", "sweep", "sweep_to_parquet",
+    "load_spec", "parse_spec", "plot", "read_measurements", "scan_dataset", "speculate", "sweep", "sweep_to_parquet",
 ]

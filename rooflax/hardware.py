@@ -24,6 +24,7 @@ used for every preset. Users add their own accelerators as TOML files::
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from rooflax._files import read_text
 from rooflax.errors import SpecError, check_keys, positive_float, positive_int, unknown_name
 from rooflax.ops import GROUPS
 
-__all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware"]
+__all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
+           "preset_for_kind"]
 
 #: The dtypes a peak can be given for.
 PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
@@ -230,6 +232,7 @@ _SM_COUNTS = {
     "l40s": (142, "142 SMs (L40S datasheet: 18,176 CUDA cores)"),
     "l4": (58, "58 SMs (L4 datasheet: 7,424 CUDA cores)"),
     "rtx4090": (128, "128 SMs (Ada Lovelace architecture whitepaper: 16,384 CUDA cores)"),
+    "b200": (148, "148 SMs (NVIDIA Blackwell architecture technical brief, 2024: two dies of 74 SMs)"),
     "mi300x": (304, "304 compute units (AMD CDNA 3 architecture whitepaper, 2023)"),
 }
 
@@ -249,6 +252,7 @@ _LINKS = {
     "l40s": (32, _PCIE4),
     "l4": (32, _PCIE4),
     "rtx4090": (32, _PCIE4),
+    "b200": (900, "NVLink 5, 1.8 TB/s bidirectional per GPU (HGX B200 datasheet)"),
     "mi300x": (448, "7 Infinity Fabric links of 128 GB/s bidirectional, 896 GB/s (MI300X datasheet)"),
 }
 
@@ -288,6 +292,9 @@ _PRESETS = (
     _preset("rtx4090", "RTX 4090", 1008, 24, "NVIDIA Ada Lovelace architecture whitepaper (2022), RTX 4090, dense "
             "with FP32 accumulate: FP32 82.6, TF32 82.6, FP16/BF16 165.2, FP8 330.3 TFLOPS, INT8 660.6 TOPS; 1008 GB/s",
             fp32=82.6, tf32=82.6, fp16=165.2, bf16=165.2, fp8=330.3, int8=660.6),
+    _preset("b200", "B200", 8000, 180, "NVIDIA HGX B200 datasheet (2024), per GPU of 8, dense (half the sparsity "
+            "figures): FP32 75, TF32 1125, FP16/BF16 2250, FP8 4500 TFLOPS, INT8 4500 TOPS; 8 TB/s HBM3e, 180 GB",
+            fp32=75, tf32=1125, fp16=2250, bf16=2250, fp8=4500, int8=4500),
     _preset("mi300x", "MI300X", 5300, 192, "AMD Instinct MI300X datasheet (2023), dense matrix: FP32 163.4, "
             "TF32 653.7, FP16/BF16 1307.4, FP8 2614.9 TFLOPS, INT8 2614.9 TOPS; 5.3 TB/s HBM3, 192 GB",
             fp32=163.4, tf32=653.7, fp16=1307.4, bf16=1307.4, fp8=2614.9, int8=2614.9),
@@ -295,6 +302,42 @@ _PRESETS = (
 
 #: Presets by name.
 HARDWARE: dict[str, Hardware] = {hw.name: hw for hw in _PRESETS}
+
+#: Device names as the CUDA/ROCm drivers give them (JAX's ``device_kind``, torch's
+#: ``get_device_name``, aiconfigurator's ``device``) -> preset, most specific pattern first.
+_DEVICE_KINDS = (
+    (r"H200", "h200"),
+    (r"H100.*PCIe", "h100-pcie"),
+    (r"H100", "h100-sxm"),
+    (r"A100.*80GB.*PCIe|A100-PCIE-80GB", "a100-80gb-pcie"),
+    (r"A100.*PCIe|A100-PCIE", "a100-40gb-pcie"),
+    (r"A100.*80GB", "a100-80gb-sxm"),
+    (r"A100", "a100-40gb-sxm"),
+    (r"B200", "b200"),
+    (r"L40S", "l40s"),
+    (r"\bA40\b", "a40"),
+    (r"RTX A6000", "a6000"),
+    (r"RTX 4090", "rtx4090"),
+    (r"\bL4\b", "l4"),
+    (r"MI300X", "mi300x"),
+)
+
+
+def preset_for_kind(kind: str) -> Hardware | None:
+    """The hardware preset a device name (as the driver gives it) names, or None.
+
+    >>> preset_for_kind("NVIDIA H100 80GB HBM3").name
+    'h100-sxm'
+    >>> preset_for_kind("NVIDIA A100-SXM4-80GB").name
+    'a100-80gb-sxm'
+    >>> preset_for_kind("cpu") is None
+    True
+    """
+    for pattern, name in _DEVICE_KINDS:
+        if re.search(pattern, kind, flags=re.IGNORECASE):
+            return HARDWARE[name]
+    return None
+
 
 _FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
 _FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", *DEFAULT_ACHIEVED, "interconnect_bytes_per_s",

@@ -24,7 +24,8 @@ def test_a40_datasheet_figures():
 
 
 @pytest.mark.parametrize("name", ["a40", "a6000", "a100-40gb-pcie", "a100-40gb-sxm", "a100-80gb-pcie",
-                                  "a100-80gb-sxm", "h100-pcie", "h100-sxm", "h200", "l40s", "l4", "rtx4090", "mi300x"])
+                                  "a100-80gb-sxm", "h100-pcie", "h100-sxm", "h200", "l40s", "l4", "rtx4090", "b200",
+                                  "mi300x"])
 def test_every_preset_is_complete(name):
     hw = rooflax.get_hardware(name)
     assert {"fp32", "tf32", "fp16", "bf16", "int8"} <= set(hw.dtypes) and hw.source
@@ -35,6 +36,13 @@ def test_h200_has_h100_compute_and_more_bandwidth():
     h100, h200 = rooflax.get_hardware("h100-sxm"), rooflax.get_hardware("h200")
     assert h100.peak_flops == h200.peak_flops
     assert h200.bandwidth_bytes_per_s > h100.bandwidth_bytes_per_s and h200.memory_bytes > h100.memory_bytes
+
+
+def test_b200_is_one_gpu_of_the_hgx_datasheet():
+    # HGX B200 (8 GPUs, figures with sparsity): FP16/BF16 36 PFLOPS, FP8 72 PFLOPS, 64 TB/s, 1,440 GB
+    b200 = rooflax.get_hardware("b200")
+    assert b200.peak("bf16") == 36e15 / 8 / 2 and b200.peak("fp8") == 72e15 / 8 / 2
+    assert b200.bandwidth_bytes_per_s == 64e12 / 8 and b200.memory_bytes == 1440e9 / 8
 
 
 def test_llama13b_parameter_count():

@@ -284,6 +284,7 @@ def test_device_kinds_map_to_presets():
     assert preset_for_kind("NVIDIA A40").name == "a40"
     assert preset_for_kind("NVIDIA L40S").name == "l40s"
     assert preset_for_kind("NVIDIA L4").name == "l4"
+    assert preset_for_kind("NVIDIA B200").name == "b200"
     assert preset_for_kind("NVIDIA A100-PCIE-40GB").name == "a100-40gb-pcie"
 
 

@@ -3,49 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 import jax
 
 from rooflax.errors import DeviceError
-from rooflax.hardware import HARDWARE, Hardware
+from rooflax.hardware import Hardware, preset_for_kind
 
 __all__ = ["DeviceInfo", "detect_device", "preset_for_kind"]
-
-# device_kind patterns (as the CUDA/ROCm drivers name the parts) -> preset, most specific first.
-_KINDS = (
-    (r"H200", "h200"),
-    (r"H100.*PCIe", "h100-pcie"),
-    (r"H100", "h100-sxm"),
-    (r"A100.*80GB.*PCIe|A100-PCIE-80GB", "a100-80gb-pcie"),
-    (r"A100.*PCIe|A100-PCIE", "a100-40gb-pcie"),
-    (r"A100.*80GB", "a100-80gb-sxm"),
-    (r"A100", "a100-40gb-sxm"),
-    (r"L40S", "l40s"),
-    (r"\bA40\b", "a40"),
-    (r"RTX A6000", "a6000"),
-    (r"RTX 4090", "rtx4090"),
-    (r"\bL4\b", "l4"),
-    (r"MI300X", "mi300x"),
-)
-
-
-def preset_for_kind(kind: str) -> Hardware | None:
-    """The hardware preset for a JAX ``device_kind`` string, or None.
-
-    >>> preset_for_kind("NVIDIA H100 80GB HBM3").name
-    'h100-sxm'
-    >>> preset_for_kind("NVIDIA A100-SXM4-80GB").name
-    'a100-80gb-sxm'
-    >>> preset_for_kind("cpu") is None
-    True
-    """
-    for pattern, name in _KINDS:
-        if re.search(pattern, kind, flags=re.IGNORECASE):
-            return HARDWARE[name]
-    return None
-
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
