@@ -79,9 +79,19 @@ def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str,
 
 
 def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
-    # "rows": how a part orders its rows; a partial written in another order is never resumed
-    return json.dumps({"spec": spec.to_dict(), "summary": summary, "chunk_size": chunk_size,
-                       "version": __version__, "rows": "op-major"}, sort_keys=True)
+    """What makes a run's rows: resume continues only a run whose manifest is this one's.
+
+    Not where its model or hardware files were found (a spec given by another path, or
+    resumed from another folder, is the same run), nor labels and descriptions, which no
+    row holds; "rows" says how a part orders its rows (a partial written in another order
+    is never resumed).
+    """
+    made = spec.to_dict()
+    made.pop("description")
+    for key in ("models", "hardware"):
+        made[key] = [{k: v for k, v in item.items() if k not in ("label", "source")} for item in made[key]]
+    return json.dumps({"spec": made, "summary": summary, "chunk_size": chunk_size, "version": __version__,
+                       "rows": "op-major"}, sort_keys=True)
 
 
 def _interrupted_chunk_size(out: Path, spec: SweepSpec, summary: bool) -> int | None:
@@ -171,9 +181,9 @@ def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
             except OSError as exc:
                 raise _output.disk_error(exc, partial, MANIFEST) from None
             kept = dict(run)
-            if done:  # a resumed run is the same run: its parts keep the command and time that started it
+            if done:  # a resumed run is the same run: its parts keep the metadata that started it
                 first = pl.read_parquet_metadata(partial / part_name(min(done)))
-                kept.update({key: first[key] for key in (f"{PREFIX}command", f"{PREFIX}created") if key in first})
+                kept.update({key: first[key] for key in run if key in first})
             yield done, json.dumps(kept)
 
     return claim()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -334,6 +336,34 @@ def test_links_and_files_in_the_way_are_refused_before_any_work(tmp_path, monkey
             rooflax.sweep_to_parquet(None, tmp_path / "ds", overwrite=True, resume=resume, **NEW)
         assert "\n" not in str(info.value)
         assert _tree(tmp_path) == before
+
+
+# --- item 17: a resumed run is the same run wherever its files were found ---------------------------------------------
+
+def test_resume_from_another_folder_or_by_absolute_path(tmp_path, monkeypatch):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "m.toml").write_text('name = "tiny"\nlabel = "Tiny"\nhidden = 512\nlayers = 2\nheads = 8\n'
+                                  "intermediate = 1024\nvocab = 1000\n")
+    (specs / "gpu.toml").write_text('name = "labgpu"\nbandwidth_bytes_per_s = 9e11\nmemory_bytes = 4e10\n'
+                                    "[peak_flops]\nfp16 = 3e14\n")
+    (specs / "s.toml").write_text('model = "m.toml"\nhardware = "gpu.toml"\n[axes]\nbatch = [1, 2, 4]\n'
+                                  "seq_len = [16, 64]\n")
+    monkeypatch.chdir(tmp_path)
+    _dies_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        rooflax.sweep_to_parquet("specs/s.toml", "ds", chunk_size=2)
+    monkeypatch.undo()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # resumed from another folder, the spec by its absolute path
+    out = rooflax.sweep_to_parquet(specs / "s.toml", tmp_path / "ds", resume=True)
+    clean = rooflax.sweep_to_parquet("../specs/s.toml", tmp_path / "clean", chunk_size=2)
+    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.scan_dataset(clean).collect(),
+                       check_exact=True, categorical_as_str=True)
+    spec = {json.loads(pl.read_parquet_metadata(p)["rooflax.spec"])["models"][0]["source"] for p in out.iterdir()}
+    assert spec == {"specs/m.toml"}  # one run: every part keeps the spec that started it
+    assert main(["check", str(out)]) == 0
 
 
 # --- durability ------------------------------------------------------------------------------------------------
