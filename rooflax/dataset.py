@@ -139,7 +139,7 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
                     "or overwrite (--overwrite) to start over")
 
 
-def _write_part(frame: pl.DataFrame, target: Path | io.BytesIO, compression: str, statistics: bool,
+def _write_part(frame: pl.DataFrame, target: io.BytesIO, compression: str, statistics: bool,
                 metadata: dict[str, str]) -> None:
     stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
     frame.write_parquet(target, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
@@ -294,23 +294,16 @@ def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozense
 
     def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
         name = part_name(chunk.task.index)
-        options = (compression, statistics, _metadata(run, chunk, len(tasks)))
-        first = None
-        if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
-            start, first = time.perf_counter(), io.BytesIO()
-            _write_part(frame, first, *options)
+        # encoded in memory, then written by Python: a failed write (a full disk) is an OSError naming its
+        # cause, where polars writing the file itself raises a ComputeError
+        start, encoded = time.perf_counter(), io.BytesIO()
+        _write_part(frame, encoded, compression, statistics, _metadata(run, chunk, len(tasks)))
+        if frame_s is not None:  # the first part of this run: nothing is on disk yet
             _check_room(partial, left=left, parts=len(tasks) - len(done), sample_rows=chunk.rows,
-                        sample_bytes=first.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
+                        sample_bytes=encoded.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
                         compression=compression, bar=bar, processes=processes)
-
-        def save(tmp: Path) -> None:
-            if first is None:
-                _write_part(frame, tmp, *options)
-            else:
-                tmp.write_bytes(first.getbuffer())
-
         try:
-            atomic_write(partial / name, save)
+            atomic_write(partial / name, lambda tmp: tmp.write_bytes(encoded.getbuffer()))
         except OSError as exc:
             raise _output.disk_error(exc, partial, name) from None
         return chunk.rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -366,7 +367,31 @@ def test_resume_from_another_folder_or_by_absolute_path(tmp_path, monkeypatch):
     assert main(["check", str(out)]) == 0
 
 
-# --- durability ------------------------------------------------------------------------------------------------
+# --- item 11: a full disk is one line, the parts kept; durability ----------------------------------------------------
+
+def test_a_disk_that_fills_mid_sweep_is_one_line(tmp_path, monkeypatch):
+    partial = tmp_path / "ds.partial"
+    real, seen = dataset_module.chunk_frame, []
+
+    def disk_full_at_the_fourth_part(chunk, spec, summary):
+        if len(seen) == 3:  # the kernel's own ENOSPC: this part's file is /dev/full
+            (partial / f".part-{chunk.task.index:06d}.parquet.tmp").symlink_to("/dev/full")
+        seen.append(chunk.task.index)
+        return real(chunk, spec, summary)
+
+    monkeypatch.setattr(dataset_module, "chunk_frame", disk_full_at_the_fourth_part)
+    with pytest.raises(rooflax.SpecError) as info:
+        rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, **SMALL)
+    message = str(info.value)
+    assert message == (f"output: the disk holding {str(partial)!r} is full ({os.strerror(errno.ENOSPC)}) writing "
+                       f"part-{seen[3]:06d}.parquet; free some space, then: finished parts are kept in "
+                       f"{str(partial)!r}; run the same command with --resume (resume=True)")
+    monkeypatch.undo()
+    assert sorted(p.name for p in partial.glob("part-*")) == [f"part-{i:06d}.parquet" for i in seen[:3]]
+    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, resume=True, **SMALL)
+    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL, chunk_size=2),
+                       check_exact=True, categorical_as_str=True)
+
 
 def test_parts_and_their_folder_reach_the_disk_before_the_swap(tmp_path, monkeypatch):
     events = []
