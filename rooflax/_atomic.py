@@ -13,12 +13,18 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write`` on a hidden temporary name beside ``path``, then rename it to ``path``.
 
     The temporary file is removed if ``write`` fails; a process killed mid-write leaves
-    only a ``.NAME.tmp`` file, never a partial ``path``.
+    only a ``.NAME.tmp`` file, never a partial ``path``. The file is flushed to disk
+    (fsync) before the rename, so after a crash ``path`` is whole or absent.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

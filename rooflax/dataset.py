@@ -79,37 +79,59 @@ def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str,
 
 
 def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
-    # "rows": how a part orders its rows; a partial written in another order is never resumed
-    return json.dumps({"spec": spec.to_dict(), "summary": summary, "chunk_size": chunk_size,
-                       "version": __version__, "rows": "op-major"}, sort_keys=True)
+    """What makes a run's rows: resume continues only a run whose manifest is this one's.
+
+    Not where its model or hardware files were found (a spec given by another path, or
+    resumed from another folder, is the same run), nor labels and descriptions, which no
+    row holds; "rows" says how a part orders its rows (a partial written in another order
+    is never resumed).
+    """
+    made = spec.to_dict()
+    made.pop("description")
+    for key in ("models", "hardware"):
+        made[key] = [{k: v for k, v in item.items() if k not in ("label", "source")} for item in made[key]]
+    return json.dumps({"spec": made, "summary": summary, "chunk_size": chunk_size, "version": __version__,
+                       "rows": "op-major"}, sort_keys=True)
 
 
 def _interrupted_chunk_size(out: Path, spec: SweepSpec, summary: bool) -> int | None:
     """The chunk size an interrupted run of the same sweep used (resume without one given), else None."""
-    previous = _output.siblings(out)[0] / MANIFEST
-    try:
-        text = previous.read_text(encoding="utf-8")
-        chunk_size = json.loads(text).get("chunk_size")
-    except (OSError, ValueError, AttributeError):
-        return None  # no readable manifest: resume reports what is wrong
-    # the same run is the one manifest rule: only its chunk size may be taken over
-    return chunk_size if isinstance(chunk_size, int) and text == _run_manifest(spec, summary, chunk_size) else None
+    for previous in (_output.siblings(out)[0] / MANIFEST, out / MANIFEST):  # in OUT: a finish cut off at the end
+        try:
+            text = previous.read_text(encoding="utf-8")
+            chunk_size = json.loads(text).get("chunk_size")
+        except (OSError, ValueError, AttributeError):
+            continue  # no readable manifest: resume reports what is wrong
+        # the same run is the one manifest rule: only its chunk size may be taken over
+        return chunk_size if isinstance(chunk_size, int) and text == _run_manifest(spec, summary, chunk_size) else None
+    return None
+
+
+def _interrupted(partial: Path) -> set[str]:
+    """The names in an interrupted run's ``OUT.partial`` but its lock; refuses a folder rooflax did not leave."""
+    _output.replaceable(partial, partial=True)
+    names = {p.name for p in partial.iterdir()} - {_output.LOCK}
+    if names and MANIFEST not in names:  # never rooflax's interrupted run: its manifest comes before any part
+        raise SpecError(f"output: {str(partial)!r} holds no rooflax run manifest, so it is not an interrupted sweep "
+                        "(a dataset written there under that name?); rooflax will neither use nor delete it: move or "
+                        "rename it")
+    return names
 
 
 def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool) -> frozenset[int]:
     """The finished parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
-    if not any(PART.fullmatch(p.name) for p in partial.iterdir()):  # nothing finished: nothing to keep
+    names = _interrupted(partial)
+    if not any(PART.fullmatch(name) for name in names):  # nothing finished: nothing to keep
         _output.clear_partial(partial)
         return frozenset()
     if resume:
-        previous = partial / MANIFEST
-        if not previous.exists() or read_text(previous, "resume", "a rooflax run manifest") != manifest:
+        if read_text(partial / MANIFEST, "resume", "a rooflax run manifest") != manifest:
             raise SpecError(f"resume: {str(partial)!r} was written by a different spec, kind, chunk size or "
                             "rooflax version; "
                             "pass overwrite (--overwrite, without --resume) to start over")
         for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
             stale.unlink()
-        return frozenset(int(match.group(1)) for p in partial.iterdir() if (match := PART.fullmatch(p.name)))
+        return frozenset(int(match.group(1)) for name in names if (match := PART.fullmatch(name)))
     if overwrite:
         _output.clear_partial(partial)
         return frozenset()
@@ -117,7 +139,7 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
                     "or overwrite (--overwrite) to start over")
 
 
-def _write_part(frame: pl.DataFrame, target: Path | io.BytesIO, compression: str, statistics: bool,
+def _write_part(frame: pl.DataFrame, target: io.BytesIO, compression: str, statistics: bool,
                 metadata: dict[str, str]) -> None:
     stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
     frame.write_parquet(target, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
@@ -147,36 +169,37 @@ def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
     @contextlib.contextmanager
     def claim() -> Iterator[tuple[frozenset[int], str]]:
         partial, _ = _output.siblings(out)
-        _output.recover_swap(out, overwrite=overwrite)
-        if out.exists():
-            if not overwrite:
-                raise SpecError(f"output: {str(out)!r} already exists; pass overwrite (--overwrite) to replace it")
-            _output.replaceable(out)
+        _output.check_swap(out, overwrite=overwrite)  # early, and again under the lock: OUT may appear meanwhile
         if partial.exists():
-            _output.replaceable(partial, partial=True)
+            _interrupted(partial)  # before the lock file is made in it
         with _output.lock_partial(out) as created:
+            _output.recover(out)
+            _output.check_swap(out, overwrite=overwrite)
             done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite)
             try:
                 (partial / MANIFEST).write_text(manifest)
             except OSError as exc:
                 raise _output.disk_error(exc, partial, MANIFEST) from None
             kept = dict(run)
-            if done:  # a resumed run is the same run: its parts keep the command and time that started it
+            if done:  # a resumed run is the same run: its parts keep the metadata that started it
                 first = pl.read_parquet_metadata(partial / part_name(min(done)))
-                kept.update({key: first[key] for key in (f"{PREFIX}command", f"{PREFIX}created") if key in first})
+                kept.update({key: first[key] for key in run if key in first})
             yield done, json.dumps(kept)
 
     return claim()
 
 
-def _finish(out: Path, parts: int) -> None:
+def _finish(out: Path, parts: int, *, overwrite: bool) -> None:
     """Rename the finished ``OUT.partial`` to ``OUT``, once sure every part is there."""
     partial, _ = _output.siblings(out)
     missing = next((i for i in range(parts) if not (partial / part_name(i)).exists()), None)
     if missing is not None:  # a process wrote to another folder than the others: never rename half a dataset
         raise SpecError(f"output: {str(partial / part_name(missing))!r} is missing after every process finished; "
                         "every process must write to one folder on a shared filesystem")
-    _output.finalize(out)
+    try:
+        _output.finalize(out, overwrite=overwrite)
+    except OSError as exc:
+        raise _output.disk_error(exc, partial, f"the finished dataset to {str(out)!r}") from None
 
 
 def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path = "rooflax-out", *,
@@ -234,19 +257,24 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     chunk_size = engine.check_chunk_size(chunk_size, summary)
     cluster = connect(distributed=distributed, coordinator=coordinator, num_processes=num_processes,
                       process_id=process_id)
-    claim = _claimed(out, _run_manifest(spec, summary, chunk_size), _run_metadata(spec, summary, chunk_size, command),
-                     resume=resume, overwrite=overwrite)
+    manifest = _run_manifest(spec, summary, chunk_size)
+    if resume and _output.leftover_manifest(out) == manifest:  # this run's finish was cut off after its rename
+        if cluster is None:
+            _output.finish_leftover(out)
+        return out  # (many processes only read it: the next sweep to OUT tidies it)
+    claim = _claimed(out, manifest, _run_metadata(spec, summary, chunk_size, command), resume=resume,
+                     overwrite=overwrite)
     tasks = engine.plan(spec, chunk_size)
     options = {"summary": summary, "chunk_size": chunk_size, "compression": compression, "statistics": statistics}
     if cluster is None:
         with claim as (done, run):
             _stream(spec, out, tasks, done, json.loads(run), progress=progress, **options)
-            _finish(out, len(tasks))
+            _finish(out, len(tasks), overwrite=overwrite)
         return out
     run_sweep(cluster, _output.siblings(out)[0], claim=lambda: claim,
               stream=lambda done, run: _stream(spec, out, tasks, done, json.loads(run), cluster=cluster,
                                                progress=progress and cluster.leader, **options),
-              finish=lambda: _finish(out, len(tasks)))
+              finish=lambda: _finish(out, len(tasks), overwrite=overwrite))
     return out
 
 
@@ -266,23 +294,16 @@ def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozense
 
     def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
         name = part_name(chunk.task.index)
-        options = (compression, statistics, _metadata(run, chunk, len(tasks)))
-        first = None
-        if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
-            start, first = time.perf_counter(), io.BytesIO()
-            _write_part(frame, first, *options)
+        # encoded in memory, then written by Python: a failed write (a full disk) is an OSError naming its
+        # cause, where polars writing the file itself raises a ComputeError
+        start, encoded = time.perf_counter(), io.BytesIO()
+        _write_part(frame, encoded, compression, statistics, _metadata(run, chunk, len(tasks)))
+        if frame_s is not None:  # the first part of this run: nothing is on disk yet
             _check_room(partial, left=left, parts=len(tasks) - len(done), sample_rows=chunk.rows,
-                        sample_bytes=first.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
+                        sample_bytes=encoded.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
                         compression=compression, bar=bar, processes=processes)
-
-        def save(tmp: Path) -> None:
-            if first is None:
-                _write_part(frame, tmp, *options)
-            else:
-                tmp.write_bytes(first.getbuffer())
-
         try:
-            atomic_write(partial / name, save)
+            atomic_write(partial / name, lambda tmp: tmp.write_bytes(encoded.getbuffer()))
         except OSError as exc:
             raise _output.disk_error(exc, partial, name) from None
         return chunk.rows

@@ -30,6 +30,7 @@ PREFIX = "rooflax."
 #: File name of part ``i``: ``part-{i:06d}.parquet``.
 PART = re.compile(r"part-(\d{6})\.parquet")
 #: Left by an unfinished sweep in ``OUT.partial/``: what was asked (spec, kind, chunk size).
+#: (Also in ``OUT`` if a sweep was killed after its last rename, before removing it.)
 MANIFEST = ".rooflax-run.json"
 #: Metadata that every part of one sweep shares.
 _IDENTITY = ("version", "kind", "spec", "chunk_size", "parts")
@@ -209,7 +210,9 @@ def check_dataset(path: str | os.PathLike) -> DatasetInfo:
     path = _as_path(path)
     if not path.exists():
         raise SpecError(f"dataset: {str(path)!r} does not exist")
-    if path.is_dir() and (path / MANIFEST).exists():
+    # a sweep's folder is renamed from OUT.partial only once every part is there: a manifest left in OUT is
+    # a finish cut off at its last step (the next sweep to OUT removes it), not an unfinished sweep
+    if path.is_dir() and path.name.endswith(".partial") and (path / MANIFEST).exists():
         raise SpecError(f"dataset: {str(path)!r} is an unfinished sweep; run the same sweep with --resume "
                         "(resume=True) to finish it")
     files = _part_files(path) if path.is_dir() else [path]

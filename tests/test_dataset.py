@@ -242,23 +242,6 @@ def test_overwrite_recovers_from_a_kill_between_the_renames(tmp_path, monkeypatc
     assert _batches(out) == [8] and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
-def test_overwrite_recovers_from_a_kill_while_deleting_the_old_dataset(tmp_path, monkeypatch):
-    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", **SMALL)
-    real = shutil.rmtree
-
-    def killed_half_way(path, *args, **kwargs):
-        next(Path(path).glob("part-*")).unlink()
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(shutil, "rmtree", killed_half_way)
-    with pytest.raises(KeyboardInterrupt):
-        rooflax.sweep_to_parquet(None, out, overwrite=True, **{**SMALL, "batch": [8]})
-    monkeypatch.setattr(shutil, "rmtree", real)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.old"] and _batches(out) == [8]
-    rooflax.sweep_to_parquet(None, out, overwrite=True, **{**SMALL, "batch": [16]})
-    assert _batches(out) == [16] and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
-
-
 @pytest.mark.parametrize("stranger", ["notes.txt", ".git", "part-000000.parquet"])
 def test_overwrite_never_deletes_a_folder_rooflax_did_not_write(tmp_path, stranger):
     folder = tmp_path / "ds"
