@@ -32,8 +32,9 @@ def output_file(path: str | Path, field: str, *, suffixes: tuple[str, ...], over
     ``suffixes``, a folder, a parent that is a file, or an existing file when
     ``overwrite`` is false.
     """
-    from rooflax.errors import SpecError
+    from rooflax.errors import SpecError, boolean
 
+    overwrite = boolean("overwrite", overwrite)
     allowed = ", ".join(suffixes)
     if not str(path).strip():
         raise SpecError(f"{field}: the file name is empty; give one ending in {allowed}")

@@ -1,0 +1,84 @@
+"""Input handling across the public surface: booleans, hardware ranges, sizes, outputs, locale (issue 17)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import matplotlib
+import pytest
+from one_line import one_line_error
+
+import rooflax
+import rooflax.validate
+
+matplotlib.use("Agg")
+
+
+def _public_callables():
+    """Every function and class of the public modules, by qualified name."""
+    for module in (rooflax, rooflax.plot, rooflax.validate):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj) and not isinstance(obj, type(rooflax)):
+                yield f"{module.__name__}.{name}", obj
+
+
+def _boolean_options(obj) -> list[str]:
+    try:
+        parameters = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if isinstance(p.default, bool) or p.annotation in (bool, "bool")]
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    return Figure()
+
+
+#: How to call each public callable with one option replaced (its other arguments only as far as
+#: needed to reach the option's check: every option is checked before any work).
+CALLS = {
+    "rooflax.evaluate": lambda **kw: rooflax.evaluate(batch=1, seq_len=64, phase="prefill", **kw),
+    "rooflax.sweep": lambda **kw: rooflax.sweep(batch=[1], seq_len=[64], **kw),
+    "rooflax.sweep_to_parquet": lambda **kw: rooflax.sweep_to_parquet(None, "/nonexistent/out", **kw),
+    "rooflax.speculate": lambda **kw: rooflax.speculate(batch=[1], seq_len=[64], medusa_heads=2, **kw),
+    "rooflax.best_k": lambda **kw: rooflax.best_k(None, batch=[1], seq_len=[64], **kw),
+    "rooflax.export_dataset": lambda **kw: rooflax.export_dataset("/nonexistent", "x.csv", **kw),
+    "rooflax.Model": lambda **kw: dataclasses.replace(rooflax.get_model("llama-7b"), **kw),
+    "rooflax.SweepSpec": lambda **kw: dataclasses.replace(rooflax.default_spec(), **kw),
+    "rooflax.plot.chart_path": lambda **kw: rooflax.plot.chart_path("x.png", **kw),
+    "rooflax.plot.save": lambda **kw: rooflax.plot.save(_figure(), "x.png", **kw),
+    "rooflax.plot.plan_chart": lambda **kw: rooflax.plot.plan_chart(rooflax.default_spec(), **kw),
+    "rooflax.plot.roofline": lambda **kw: rooflax.plot.roofline(rooflax.sweep(batch=[1], seq_len=[64]), **kw),
+    "rooflax.plot.speculation_map": lambda **kw: rooflax.plot.speculation_map(None, **kw),
+    "rooflax.validate.validate": lambda **kw: rooflax.validate.validate(points=(), **kw),
+    "rooflax.validate.detect_device": lambda **kw: rooflax.validate.detect_device(**kw),
+}
+
+
+def test_every_boolean_option_is_listed():
+    found = {name for name, obj in _public_callables() if _boolean_options(obj)}
+    assert found == set(CALLS), "add the new boolean options to CALLS"
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.parametrize("value", ["false", "true", 0, 1, None])
+def test_boolean_options_refuse_anything_but_booleans(name, value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written, but if it were, not here
+    obj = dict(_public_callables())[name]
+    for option in _boolean_options(obj):
+        one_line_error(lambda option=option: CALLS[name](**{option: value}), f"{option}: expected true or false, "
+                       f"got {value!r}")
+
+
+def test_evaluate_reads_causal_and_fused_attention():
+    """The strings that used to read as True are refused; the booleans change the counts."""
+    dense = rooflax.evaluate(batch=1, seq_len=64, phase="prefill")["ops"]
+    causal = rooflax.evaluate(batch=1, seq_len=64, phase="prefill", causal=True)["ops"]
+    heads, s, d = 40, 64, 128
+    assert dense["qk"]["flops"] == 2 * heads * s * s * d
+    assert causal["qk"]["flops"] == 2 * heads * (s * (s + 1) // 2) * d
+    assert "attention" in rooflax.evaluate(batch=1, seq_len=64, fused_attention=True)["ops"]
