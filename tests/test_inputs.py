@@ -82,3 +82,40 @@ def test_evaluate_reads_causal_and_fused_attention():
     assert dense["qk"]["flops"] == 2 * heads * s * s * d
     assert causal["qk"]["flops"] == 2 * heads * (s * (s + 1) // 2) * d
     assert "attention" in rooflax.evaluate(batch=1, seq_len=64, fused_attention=True)["ops"]
+
+
+def _every_field_spec() -> rooflax.SweepSpec:
+    """A spec with every field away from its default."""
+    return rooflax.parse_spec(model="mixtral-8x7b", hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"],
+                              kv_dtype="fp8", phases=["prefill", "decode", "verify"], fused_attention=True,
+                              causal=True, tree=[{"depths": [1, 2, 2]}, {"top_k": [2, 2]}],
+                              description="every field", batch=[1, 8], seq_len=[64, 128], hidden=[4096],
+                              tp=[1, 2], pp=[1, 2], ep=[1, 2])
+
+
+def test_spec_dict_round_trip_keeps_every_field():
+    spec = _every_field_spec()
+    back = rooflax.SweepSpec.from_dict(spec.to_dict())
+    for item in dataclasses.fields(rooflax.SweepSpec):
+        if item.name != "given_axes":  # how the axes were written: metadata keeps it apart
+            assert getattr(back, item.name) == getattr(spec, item.name), item.name
+            if item.default is not dataclasses.MISSING:
+                assert getattr(spec, item.name) != item.default, f"{item.name} is at its default: not tested"
+    assert back == spec and back.to_json() == spec.to_json()
+
+
+def test_spec_dict_refuses_unknown_keys():
+    data = rooflax.default_spec().to_dict()
+    one_line_error(lambda: rooflax.SweepSpec.from_dict({**data, "trees": "chain"}), "spec: unknown key 'trees'",
+                   "did you mean 'tree'")
+    one_line_error(lambda: rooflax.SweepSpec.from_dict({**data, "axes": {**data["axes"], "batches": [1]}}),
+                   "spec.axes: unknown key 'batches'")
+
+
+def test_show_prices_verify_with_the_datasets_tree(tmp_path):
+    spec = rooflax.parse_spec(phases=["decode", "verify"], tree="chain", spec_k=[16, 32], batch=[1, 8],
+                              seq_len=[512, 2048])
+    out = rooflax.sweep_to_parquet(spec, tmp_path / "ds")
+    assert rooflax.describe(out).tokens.equals(rooflax.describe(rooflax.sweep(spec), spec=spec).tokens)
+    without = spec.with_keys(tree=None)
+    assert not rooflax.describe(rooflax.sweep(without), spec=without).tokens.equals(rooflax.describe(out).tokens)
