@@ -119,3 +119,90 @@ def test_show_prices_verify_with_the_datasets_tree(tmp_path):
     assert rooflax.describe(out).tokens.equals(rooflax.describe(rooflax.sweep(spec), spec=spec).tokens)
     without = spec.with_keys(tree=None)
     assert not rooflax.describe(rooflax.sweep(without), spec=without).tokens.equals(rooflax.describe(out).tokens)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return rooflax.sweep_to_parquet(rooflax.parse_spec(batch=list(range(1, 41)), seq_len=[128, 1024]),
+                                    tmp_path_factory.mktemp("data") / "ds")
+
+
+def test_export_to_no_path_is_one_line(dataset):
+    one_line_error(lambda: rooflax.export_dataset(dataset, None), "output: expected a file path ending in .csv, "
+                   ".ndjson, got None")
+    one_line_error(lambda: rooflax.export_dataset(dataset, 3), "got 3")
+
+
+def _cli_with_file_limit(args: list[str], cwd, limit: int):
+    """The CLI in a subprocess that may write no file past ``limit`` bytes: its writes fail as on a full disk
+    (Python ignores SIGXFSZ, so a write past the limit fails with EFBIG)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            "from rooflax.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(rooflax.__file__).parents[1])}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("args", [["export", "{ds}", "-o", "out.csv"], ["export", "{ds}", "-o", "out.ndjson"],
+                                  ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
+                                  ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
+                                  ["compare", "a40", "h100-sxm", "-o", "out.csv", "--quiet"]])
+def test_a_failed_write_is_one_line_and_leaves_nothing(args, dataset, tmp_path):
+    done = _cli_with_file_limit([a.format(ds=dataset) for a in args], tmp_path, limit=1000)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot write 'out." in lines[0], done.stderr
+    assert "nothing was written" in lines[0] and "File too large" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_checks_its_outputs_before_timing(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import rooflax._atomic
+    import rooflax.validate.run
+    from rooflax.cli import main
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def never(**kwargs):
+        raise AssertionError("validate ran before its outputs were checked")
+
+    monkeypatch.setattr(rooflax.validate.run, "validate", never)
+    monkeypatch.setattr(rooflax._atomic.tempfile, "mkstemp", read_only)
+    assert main(["validate", "--quick", "-o", str(tmp_path / "ro" / "v.parquet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: -o/--output: cannot write {str(tmp_path / 'ro' / 'v.parquet')!r}: {str(tmp_path)!r} "
+                   "takes no new file (Read-only file system)")
+
+
+def test_a_killed_writers_temporary_file_is_reclaimed(dataset, tmp_path):
+    """A kill mid-write leaves ``.NAME.tmp``; the next write of NAME takes it over, and leaves nothing."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "big.csv"
+    tmp = tmp_path / ".big.csv.tmp"
+    code = ("import sys, time; import rooflax._atomic as a; from pathlib import Path; "
+            "a.atomic_write(Path(sys.argv[1]), lambda t: (t.write_text('half'), print('writing', flush=True), "
+            "time.sleep(600)))")
+    writer = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        one_line_error(lambda: rooflax.export_dataset(dataset, out), "output: another process is writing",
+                       ".big.csv.tmp")  # a live writer's file is never written over
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
+    assert tmp.read_text() == "half" and not out.exists()  # what a kill leaves
+    rows = rooflax.export_dataset(dataset, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
+    assert rows == len(out.read_text().splitlines()) - 1
