@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rooflax import distributed, engine
-from rooflax._atomic import atomic_write, output_file, outside_datasets
+from rooflax._atomic import output_file, outside_datasets, write_output
 from rooflax.dataset import COMPRESSIONS
 from rooflax.errors import RooflaxError, SpecError
 
@@ -294,7 +294,7 @@ def _write_table(df, output: Path | None, *, quiet: bool) -> None:
     if output is None:
         return
     csv = output.suffix.lower() == ".csv"
-    atomic_write(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp))
+    write_output(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp), "--output")
     if not quiet:
         print(f"wrote {df.height:,} rows to {output}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from rooflax._atomic import atomic_write, output_file
+from rooflax._atomic import output_file, write_output
 from rooflax.errors import boolean
 from rooflax.scan import check_dataset
 
@@ -31,14 +31,15 @@ def export_dataset(dataset: str | os.PathLike, out: str | os.PathLike, *, overwr
         The number of rows written.
 
     Raises:
-        SpecError: an incomplete dataset, an unknown suffix, or an existing ``out``
-            without ``overwrite``; nothing is written then.
+        SpecError: an incomplete dataset, an unknown suffix, an existing ``out``
+            without ``overwrite``, or a write that fails (a full or read-only disk);
+            nothing is written then.
     """
     path = output_file(out, "output", suffixes=FORMATS, overwrite=boolean("overwrite", overwrite))
     info = check_dataset(dataset)
     lf = info.scan()
     if path.suffix.lower() == ".csv":
-        atomic_write(path, lambda tmp: lf.sink_csv(tmp))
+        write_output(path, lambda tmp: lf.sink_csv(tmp), "output")
     else:
-        atomic_write(path, lambda tmp: lf.sink_ndjson(tmp))
+        write_output(path, lambda tmp: lf.sink_ndjson(tmp), "output")
     return info.rows

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rooflax.dtypes import DtypePolicy, get_dtype
-from rooflax.errors import SpecError, positive_int, unknown_name
+from rooflax.errors import SpecError, boolean, positive_int, unknown_name
 from rooflax.hardware import Hardware, get_hardware
 from rooflax.models import Model, get_model
 from rooflax.ops import PHASES, make_step, op_costs
@@ -43,6 +43,7 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     >>> r["ops"]["qkv_proj"]["flops"]
     157286400
     """
+    fused_attention, causal = boolean("fused_attention", fused_attention), boolean("causal", causal)
     m, hw, dt = get_model(model), get_hardware(hardware), get_dtype(dtype, kv_dtype)
     if phase not in PHASES:
         raise unknown_name("phase", phase, PHASES)

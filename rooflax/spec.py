@@ -41,7 +41,7 @@ import itertools
 import json
 import numbers
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,8 @@ _TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attentio
 _AXES = ("batch", "seq_len", "hidden", "spec_k", "tp", "pp", "ep")
 #: The parallel axes, default ``(1,)`` each.
 PARALLEL = ("tp", "pp", "ep")
+#: The fields that hold models, accelerators and dtypes, and their types (stored as their own dicts).
+_ITEMS = {"models": Model, "hardware": Hardware, "dtypes": DtypePolicy}
 _MAX_AXIS_VALUES = 10_000_000
 
 
@@ -360,20 +362,30 @@ class SweepSpec:
         return sum(self._points(m) * self._layout_rows(m) for m in self.models)
 
     def to_dict(self) -> dict:
-        """Everything that defines the sweep, presets expanded, for metadata and resume checks."""
-        return {
-            "description": self.description,
-            "models": [m.to_dict() for m in self.models],
-            "hardware": [h.to_dict() for h in self.hardware],
-            "dtypes": [d.to_dict() for d in self.dtypes],
-            "phases": list(self.phases),
-            "fused_attention": self.fused_attention,
-            "causal": self.causal,
-            **({} if self.tree is None
-               else {"tree": self.tree if self.tree == "chain" else [list(t) for t in self.tree]}),
-            "axes": {name: None if getattr(self, name) is None else list(getattr(self, name)) for name in _AXES
-                     if name not in PARALLEL or getattr(self, name) != (1,)},
-        }
+        """Everything that defines the sweep, presets expanded, for metadata and resume checks.
+
+        Built from the dataclass fields, as :meth:`from_dict` reads them back, so no field can be
+        left out of one and not the other: the numeric axes go under ``axes`` (the parallel
+        degrees only when other than 1), models, accelerators and dtypes as their own dicts,
+        ``tree`` only when given. ``given_axes`` is how the axes were written, not the sweep.
+        """
+        data: dict = {}
+        axes: dict = {}
+        for item in fields(self):
+            name, value = item.name, getattr(self, item.name)
+            if name == "given_axes":
+                continue
+            if name in _AXES:
+                if name not in PARALLEL or value != (1,):
+                    axes[name] = None if value is None else list(value)
+            elif name in _ITEMS:
+                data[name] = [v.to_dict() for v in value]
+            elif name == "tree":
+                if value is not None:
+                    data[name] = value if value == "chain" else [list(t) for t in value]
+            else:
+                data[name] = list(value) if isinstance(value, tuple) else value
+        return {**data, "axes": axes}
 
     def axes_as_given(self) -> dict:
         """Each numeric axis as the user gave it: a ``{start, stop, step | powers_of}`` table
@@ -390,19 +402,32 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, data: dict, *, given_axes: dict | None = None) -> SweepSpec:
-        """The sweep of a :meth:`to_dict` (as a dataset's metadata stores it).
+        """The sweep of a :meth:`to_dict` (as a dataset's metadata stores it); a key it does not
+        know is refused, so nothing :meth:`to_dict` writes is dropped.
 
         >>> spec = default_spec()
         >>> SweepSpec.from_dict(spec.to_dict()) == spec
         True
         """
         try:
-            axes = {name: None if values is None else tuple(values) for name, values in data["axes"].items()}
-            return cls(models=tuple(Model(**m) for m in data["models"]),
-                       hardware=tuple(Hardware(**h) for h in data["hardware"]),
-                       dtypes=tuple(DtypePolicy(**d) for d in data["dtypes"]), phases=tuple(data["phases"]),
-                       fused_attention=data["fused_attention"], causal=data["causal"],
-                       description=data.get("description", ""), given_axes=given_axes, **axes)
+            top = tuple(f.name for f in fields(cls) if f.name not in (*_AXES, "given_axes"))
+            check_keys("spec", data, ("axes",), top)
+            check_keys("spec.axes", data["axes"], (), _AXES)
+            keys: dict = {}
+            for item in fields(cls):
+                name = item.name
+                source = data["axes"] if name in _AXES else data
+                if name == "given_axes" or name not in source:
+                    continue
+                value = source[name]
+                if name in _ITEMS:
+                    value = tuple(_ITEMS[name](**v) for v in value)
+                elif name == "tree" and isinstance(value, list):
+                    value = tuple(tuple(t) for t in value)
+                elif isinstance(value, list):
+                    value = tuple(value)
+                keys[name] = value
+            return cls(**keys, given_axes=given_axes)
         except (KeyError, TypeError, AttributeError) as exc:
             raise SpecError(f"spec: not a stored rooflax spec ({type(exc).__name__}: {exc})") from None
 

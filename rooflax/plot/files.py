@@ -6,7 +6,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from rooflax._atomic import atomic_write, output_file
+from rooflax._atomic import output_file, write_output
 from rooflax.errors import SpecError
 
 __all__ = ["CHART_SUFFIXES", "chart_path", "save"]
@@ -36,7 +36,4 @@ def save(fig: Figure, path: str | Path, *, overwrite: bool = False, dpi: int = 1
     if not isinstance(fig, Figure):
         raise SpecError(f"{field}: expected a matplotlib Figure to save, got {type(fig).__name__}")
     path = chart_path(path, overwrite=overwrite, field=field)
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix.lower().lstrip(".")))
-    except OSError as exc:
-        raise SpecError(f"{field}: cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    return write_output(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix.lower().lstrip(".")), field)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rooflax.errors import SpecError, unknown_name
+from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.plot.maps import AXES, LAYOUT, MAP_FACETS, check_one_value
 from rooflax.plot.roofline import FACETS
 from rooflax.spec import SweepSpec
@@ -60,6 +60,7 @@ def plan_chart(spec: SweepSpec, *, summary: bool, kind: str | None = None, facet
     >>> plan_chart(parse_spec(hardware=["a40", "h100-sxm"], batch=[1], seq_len=[128]), summary=True)
     ChartPlan(kind='map', facet='hardware', color_by=None, x='batch', y='seq_len')
     """
+    summary = boolean("summary", summary)
     kind = kind or ("map" if summary else "roofline")
     if kind not in KINDS:
         raise unknown_name("kind", kind, KINDS)

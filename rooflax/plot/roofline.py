@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from rooflax.errors import SpecError, unknown_name
+from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.hardware import Hardware
 from rooflax.models import Model
 from rooflax.ops import GROUPS
@@ -371,6 +371,7 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     Returns:
         A matplotlib Figure.
     """
+    ideal = boolean("ideal", ideal)
     require_frame(df, "roofline", lazy=True)
     if isinstance(groups, str):
         raise SpecError(f"groups: expected a list of group names, got the string {groups!r}")

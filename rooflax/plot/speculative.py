@@ -8,7 +8,7 @@ import polars as pl
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from rooflax.errors import SpecError
+from rooflax.errors import SpecError, boolean
 from rooflax.plot._common import require_columns, require_frame
 
 __all__ = ["speculation_map"]
@@ -26,6 +26,7 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
     tree makes it differ from ``K + 1``); blank cells have no round (``seq_len`` below the
     candidates).
     """
+    achieved = boolean("achieved", achieved)
     require_frame(best, "speculation map")
     speedup = "achieved_speedup" if achieved else "speedup"
     require_columns(best, ["model", "hardware", "dtype", "hidden", "batch", "seq_len", "draft_k", "candidates",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rooflax._atomic import atomic_write
+from rooflax._atomic import write_output
 from rooflax.errors import SpecError
 
 __all__ = ["run_validate"]
@@ -72,17 +72,17 @@ def run_validate(args) -> int:
     result = validate(model=model, points=points, dtype=dtype, repeats=args.repeats,
                       require_accelerator=args.require_accelerator, quick=args.quick, skip_unfit=args.skip_unfit,
                       progress=say)
-    atomic_write(output, lambda tmp: result.frame.write_parquet(tmp, metadata={
+    write_output(output, lambda tmp: result.frame.write_parquet(tmp, metadata={
         "rooflax.kind": "validate", "rooflax.profile": hardware_to_toml(result.profile),
         "rooflax.calibrated": hardware_to_toml(result.calibrated),
-        "rooflax.timer_ratio": f"{result.timer_ratio:.4f}"}))
+        "rooflax.timer_ratio": f"{result.timer_ratio:.4f}"}), "-o/--output")
     if chart is not None:
         from rooflax import plot
 
         plot.save(plot.measured(result.frame, result.profile, datasheet=result.device.preset), chart,
                   overwrite=args.overwrite, field="--plot")
     if profile is not None:
-        atomic_write(profile, lambda tmp: tmp.write_text(hardware_to_toml(result.calibrated)))
+        write_output(profile, lambda tmp: tmp.write_text(hardware_to_toml(result.calibrated)), "--profile")
     if not args.quiet:
         print(summary_table(result.frame))
         print(f"wrote {', '.join(map(str, named))}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import jax
 
-from rooflax.errors import DeviceError
+from rooflax.errors import DeviceError, boolean
 from rooflax.hardware import Hardware, preset_for_kind
 
 __all__ = ["DeviceInfo", "detect_device", "preset_for_kind"]
@@ -38,6 +38,7 @@ def _memory(device: jax.Device, preset: Hardware | None) -> float:
 
 def detect_device(*, require_accelerator: bool = False) -> DeviceInfo:
     """Describe the default JAX device; DeviceError if an accelerator is required and absent."""
+    require_accelerator = boolean("require_accelerator", require_accelerator)
     device = jax.devices()[0]
     if require_accelerator and device.platform == "cpu":
         raise DeviceError("device: an accelerator was required (--require-accelerator) but JAX sees only the CPU "

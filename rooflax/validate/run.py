@@ -14,7 +14,7 @@ import polars as pl
 
 from rooflax._version import __version__
 from rooflax.achieved import quantized_flops
-from rooflax.errors import DeviceError, SpecError, positive_int
+from rooflax.errors import DeviceError, SpecError, boolean, positive_int
 from rooflax.hardware import Hardware
 from rooflax.models import Model, get_model
 from rooflax.ops import PHASES, new_tokens
@@ -149,6 +149,7 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
             in device memory, instead of stopping with a DeviceError before timing them.
         progress: called with a line of text as work proceeds.
     """
+    quick, skip_unfit = boolean("quick", quick), boolean("skip_unfit", skip_unfit)
     info = detect_device(require_accelerator=require_accelerator)
     accelerator = info.is_accelerator
     dtype = dtype or ("bf16" if accelerator else "fp32")

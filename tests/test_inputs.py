@@ -1,0 +1,208 @@
+"""Input handling across the public surface: booleans, hardware ranges, sizes, outputs, locale (issue 17)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import matplotlib
+import pytest
+from one_line import one_line_error
+
+import rooflax
+import rooflax.validate
+
+matplotlib.use("Agg")
+
+
+def _public_callables():
+    """Every function and class of the public modules, by qualified name."""
+    for module in (rooflax, rooflax.plot, rooflax.validate):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj) and not isinstance(obj, type(rooflax)):
+                yield f"{module.__name__}.{name}", obj
+
+
+def _boolean_options(obj) -> list[str]:
+    try:
+        parameters = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if isinstance(p.default, bool) or p.annotation in (bool, "bool")]
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    return Figure()
+
+
+#: How to call each public callable with one option replaced (its other arguments only as far as
+#: needed to reach the option's check: every option is checked before any work).
+CALLS = {
+    "rooflax.evaluate": lambda **kw: rooflax.evaluate(batch=1, seq_len=64, phase="prefill", **kw),
+    "rooflax.sweep": lambda **kw: rooflax.sweep(batch=[1], seq_len=[64], **kw),
+    "rooflax.sweep_to_parquet": lambda **kw: rooflax.sweep_to_parquet(None, "/nonexistent/out", **kw),
+    "rooflax.speculate": lambda **kw: rooflax.speculate(batch=[1], seq_len=[64], medusa_heads=2, **kw),
+    "rooflax.best_k": lambda **kw: rooflax.best_k(None, batch=[1], seq_len=[64], **kw),
+    "rooflax.export_dataset": lambda **kw: rooflax.export_dataset("/nonexistent", "x.csv", **kw),
+    "rooflax.Model": lambda **kw: dataclasses.replace(rooflax.get_model("llama-7b"), **kw),
+    "rooflax.SweepSpec": lambda **kw: dataclasses.replace(rooflax.default_spec(), **kw),
+    "rooflax.plot.chart_path": lambda **kw: rooflax.plot.chart_path("x.png", **kw),
+    "rooflax.plot.save": lambda **kw: rooflax.plot.save(_figure(), "x.png", **kw),
+    "rooflax.plot.plan_chart": lambda **kw: rooflax.plot.plan_chart(rooflax.default_spec(), **kw),
+    "rooflax.plot.roofline": lambda **kw: rooflax.plot.roofline(rooflax.sweep(batch=[1], seq_len=[64]), **kw),
+    "rooflax.plot.speculation_map": lambda **kw: rooflax.plot.speculation_map(None, **kw),
+    "rooflax.validate.validate": lambda **kw: rooflax.validate.validate(points=(), **kw),
+    "rooflax.validate.detect_device": lambda **kw: rooflax.validate.detect_device(**kw),
+}
+
+
+def test_every_boolean_option_is_listed():
+    found = {name for name, obj in _public_callables() if _boolean_options(obj)}
+    assert found == set(CALLS), "add the new boolean options to CALLS"
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.parametrize("value", ["false", "true", 0, 1, None])
+def test_boolean_options_refuse_anything_but_booleans(name, value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written, but if it were, not here
+    obj = dict(_public_callables())[name]
+    for option in _boolean_options(obj):
+        one_line_error(lambda option=option: CALLS[name](**{option: value}), f"{option}: expected true or false, "
+                       f"got {value!r}")
+
+
+def test_evaluate_reads_causal_and_fused_attention():
+    """The strings that used to read as True are refused; the booleans change the counts."""
+    dense = rooflax.evaluate(batch=1, seq_len=64, phase="prefill")["ops"]
+    causal = rooflax.evaluate(batch=1, seq_len=64, phase="prefill", causal=True)["ops"]
+    heads, s, d = 40, 64, 128
+    assert dense["qk"]["flops"] == 2 * heads * s * s * d
+    assert causal["qk"]["flops"] == 2 * heads * (s * (s + 1) // 2) * d
+    assert "attention" in rooflax.evaluate(batch=1, seq_len=64, fused_attention=True)["ops"]
+
+
+def _every_field_spec() -> rooflax.SweepSpec:
+    """A spec with every field away from its default."""
+    return rooflax.parse_spec(model="mixtral-8x7b", hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"],
+                              kv_dtype="fp8", phases=["prefill", "decode", "verify"], fused_attention=True,
+                              causal=True, tree=[{"depths": [1, 2, 2]}, {"top_k": [2, 2]}],
+                              description="every field", batch=[1, 8], seq_len=[64, 128], hidden=[4096],
+                              tp=[1, 2], pp=[1, 2], ep=[1, 2])
+
+
+def test_spec_dict_round_trip_keeps_every_field():
+    spec = _every_field_spec()
+    back = rooflax.SweepSpec.from_dict(spec.to_dict())
+    for item in dataclasses.fields(rooflax.SweepSpec):
+        if item.name != "given_axes":  # how the axes were written: metadata keeps it apart
+            assert getattr(back, item.name) == getattr(spec, item.name), item.name
+            if item.default is not dataclasses.MISSING:
+                assert getattr(spec, item.name) != item.default, f"{item.name} is at its default: not tested"
+    assert back == spec and back.to_json() == spec.to_json()
+
+
+def test_spec_dict_refuses_unknown_keys():
+    data = rooflax.default_spec().to_dict()
+    one_line_error(lambda: rooflax.SweepSpec.from_dict({**data, "trees": "chain"}), "spec: unknown key 'trees'",
+                   "did you mean 'tree'")
+    one_line_error(lambda: rooflax.SweepSpec.from_dict({**data, "axes": {**data["axes"], "batches": [1]}}),
+                   "spec.axes: unknown key 'batches'")
+
+
+def test_show_prices_verify_with_the_datasets_tree(tmp_path):
+    spec = rooflax.parse_spec(phases=["decode", "verify"], tree="chain", spec_k=[16, 32], batch=[1, 8],
+                              seq_len=[512, 2048])
+    out = rooflax.sweep_to_parquet(spec, tmp_path / "ds")
+    assert rooflax.describe(out).tokens.equals(rooflax.describe(rooflax.sweep(spec), spec=spec).tokens)
+    without = spec.with_keys(tree=None)
+    assert not rooflax.describe(rooflax.sweep(without), spec=without).tokens.equals(rooflax.describe(out).tokens)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return rooflax.sweep_to_parquet(rooflax.parse_spec(batch=list(range(1, 41)), seq_len=[128, 1024]),
+                                    tmp_path_factory.mktemp("data") / "ds")
+
+
+def test_export_to_no_path_is_one_line(dataset):
+    one_line_error(lambda: rooflax.export_dataset(dataset, None), "output: expected a file path ending in .csv, "
+                   ".ndjson, got None")
+    one_line_error(lambda: rooflax.export_dataset(dataset, 3), "got 3")
+
+
+def _cli_with_file_limit(args: list[str], cwd, limit: int):
+    """The CLI in a subprocess that may write no file past ``limit`` bytes: its writes fail as on a full disk
+    (Python ignores SIGXFSZ, so a write past the limit fails with EFBIG)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            "from rooflax.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(rooflax.__file__).parents[1])}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("args", [["export", "{ds}", "-o", "out.csv"], ["export", "{ds}", "-o", "out.ndjson"],
+                                  ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
+                                  ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
+                                  ["compare", "a40", "h100-sxm", "-o", "out.csv", "--quiet"]])
+def test_a_failed_write_is_one_line_and_leaves_nothing(args, dataset, tmp_path):
+    done = _cli_with_file_limit([a.format(ds=dataset) for a in args], tmp_path, limit=1000)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot write 'out." in lines[0], done.stderr
+    assert "nothing was written" in lines[0] and "File too large" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_checks_its_outputs_before_timing(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import rooflax._atomic
+    import rooflax.validate.run
+    from rooflax.cli import main
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def never(**kwargs):
+        raise AssertionError("validate ran before its outputs were checked")
+
+    monkeypatch.setattr(rooflax.validate.run, "validate", never)
+    monkeypatch.setattr(rooflax._atomic.tempfile, "mkstemp", read_only)
+    assert main(["validate", "--quick", "-o", str(tmp_path / "ro" / "v.parquet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: -o/--output: cannot write {str(tmp_path / 'ro' / 'v.parquet')!r}: {str(tmp_path)!r} "
+                   "takes no new file (Read-only file system)")
+
+
+def test_a_killed_writers_temporary_file_is_reclaimed(dataset, tmp_path):
+    """A kill mid-write leaves ``.NAME.tmp``; the next write of NAME takes it over, and leaves nothing."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "big.csv"
+    tmp = tmp_path / ".big.csv.tmp"
+    code = ("import sys, time; import rooflax._atomic as a; from pathlib import Path; "
+            "a.atomic_write(Path(sys.argv[1]), lambda t: (t.write_text('half'), print('writing', flush=True), "
+            "time.sleep(600)))")
+    writer = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        one_line_error(lambda: rooflax.export_dataset(dataset, out), "output: another process is writing",
+                       ".big.csv.tmp")  # a live writer's file is never written over
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
+    assert tmp.read_text() == "half" and not out.exists()  # what a kill leaves
+    rows = rooflax.export_dataset(dataset, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
+    assert rows == len(out.read_text().splitlines()) - 1
