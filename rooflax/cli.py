@@ -387,10 +387,42 @@ def _cmd_validate(args) -> int:
     return run_validate(args)
 
 
+class _UsageError(SpecError):
+    """A command line argparse refuses (unknown flag or subcommand, a value of the wrong type)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (no usage block), with close matches for a bad choice."""
+
+    def error(self, message: str):
+        import difflib
+        import re
+
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            hint = difflib.get_close_matches(choice[1], re.findall(r"'([^']*)'", choice[2]), n=3, cutoff=0.5)
+            message += f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _unknown_flags(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> _UsageError:
+    """The error for arguments no flag of ``command`` takes, with the close matches among its flags."""
+    import difflib
+
+    sub = parser._subparsers._group_actions[0].choices[command]
+    flags = [flag for flag in sub._option_string_actions if flag.startswith("--")]
+    hints = []
+    for token in extras:
+        if token.startswith("-"):
+            hints += difflib.get_close_matches(token.split("=")[0], flags, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(hints)}?" if hints else f"; see rooflax {command} --help"
+    return _UsageError(f"rooflax {command}: unrecognized arguments: {' '.join(extras)}{hint}")
+
+
 def _parser() -> argparse.ArgumentParser:
     from rooflax._version import __version__
 
-    parser = argparse.ArgumentParser(prog="rooflax", description="Roofline analysis of LLM inference.")
+    parser = _Parser(prog="rooflax", description="Roofline analysis of LLM inference.")
     parser.add_argument("--version", action="version", version=f"rooflax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -530,7 +562,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            raise _unknown_flags(parser, args.command, extras)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args.command_line = shlex.join(["rooflax", *argv])
     try:
         return args.run(args)

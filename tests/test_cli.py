@@ -209,11 +209,23 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing half-written
 
 
-def test_unknown_kind_is_an_argparse_error(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["plot", "x", "-o", "c.png", "--kind", "pie"])
-    assert info.value.code == 2
-    assert "invalid choice: 'pie'" in capsys.readouterr().err
+@pytest.mark.parametrize(("argv", "message"), [
+    (["plot", "x", "-o", "c.png", "--kind", "pie"], "error: rooflax plot: argument --kind: invalid choice: 'pie'"),
+    (["sweep", "--chunk-size", "abc"], "error: rooflax sweep: argument --chunk-size: invalid int value: 'abc'"),
+    (["swep"], "error: rooflax: argument command: invalid choice: 'swep' .*; did you mean 'sweep'"),
+    (["sweep", "--bach", "3"], "error: rooflax sweep: unrecognized arguments: --bach; did you mean --batch\\?"),
+    (["crossover", "--alng=seq_len"],
+     "error: rooflax crossover: unrecognized arguments: --alng=seq_len; did you mean --along\\?"),
+    (["best-k", "--medusa-heads", "five"], "error: rooflax best-k: argument --medusa-heads: invalid int value"),
+    (["plot", "x"], "error: rooflax plot: the following arguments are required: -o/--output"),
+    ([], "error: rooflax: the following arguments are required: command"),
+])
+def test_argparse_errors_are_one_line(capsys, argv, message):
+    """argparse's own refusals (types, choices, unknown flags) print one error line, no usage block, exit 2."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert re.fullmatch(message + ".*\n", captured.err), captured.err
+    assert captured.out == "" and "usage:" not in captured.err
 
 
 def test_listing_commands(capsys):
