@@ -15,7 +15,7 @@ from pathlib import Path
 from rooflax import distributed, engine
 from rooflax._atomic import atomic_write, output_file, outside_datasets
 from rooflax.dataset import COMPRESSIONS
-from rooflax.errors import RooflaxError, SpecError
+from rooflax.errors import RooflaxError, SpecError, close_matches
 
 __all__ = ["main"]
 
@@ -52,7 +52,6 @@ def _filter(lf, where: str | None):
     only when there is data. A literal that is no category of any Enum column gets the
     close matches among their categories.
     """
-    import difflib
     import re
 
     import polars as pl
@@ -70,9 +69,9 @@ def _filter(lf, where: str | None):
         if bad:
             enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
                      if isinstance(dtype, pl.Enum)}
-            owners = [name for name, values in enums.items() if difflib.get_close_matches(bad[1], values, n=1)]
+            owners = [name for name, values in enums.items() if close_matches(bad[1], values)]
             values = enums[owners[0]] if owners else []
-            hint = difflib.get_close_matches(bad[1], values, n=3, cutoff=0.5)
+            hint = close_matches(bad[1], values)
             message = (f"{bad[1]!r} is no value of {owners[0]}; did you mean {' or '.join(map(repr, hint))}? "
                        f"(allowed: {', '.join(values)})" if owners else f"{bad[1]!r} is no value of any of "
                        f"{', '.join(enums)}")
@@ -395,26 +394,23 @@ class _Parser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (no usage block), with close matches for a bad choice."""
 
     def error(self, message: str):
-        import difflib
         import re
 
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if choice:
-            hint = difflib.get_close_matches(choice[1], re.findall(r"'([^']*)'", choice[2]), n=3, cutoff=0.5)
+            hint = close_matches(choice[1], re.findall(r"'([^']*)'", choice[2]))
             message += f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
         raise _UsageError(f"{self.prog}: {message}")
 
 
 def _unknown_flags(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> _UsageError:
     """The error for arguments no flag of ``command`` takes, with the close matches among its flags."""
-    import difflib
-
     sub = parser._subparsers._group_actions[0].choices[command]
-    flags = [flag for flag in sub._option_string_actions if flag.startswith("--")]
+    flags = [flag for flag in sub._option_string_actions if flag.startswith("--") and flag != "--help"]
     hints = []
     for token in extras:
         if token.startswith("-"):
-            hints += difflib.get_close_matches(token.split("=")[0], flags, n=3, cutoff=0.6)
+            hints += close_matches(token.split("=")[0], flags)
     hint = f"; did you mean {' or '.join(hints)}?" if hints else f"; see rooflax {command} --help"
     return _UsageError(f"rooflax {command}: unrecognized arguments: {' '.join(extras)}{hint}")
 
