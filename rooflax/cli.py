@@ -277,8 +277,8 @@ _TABLE_SUFFIXES = (".parquet", ".csv")
 def _add_table_flags(p: argparse.ArgumentParser) -> None:
     """``-o`` (the table as .parquet or .csv), ``--overwrite`` and ``--quiet`` of a command that prints a table."""
     p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--quiet", action="store_true", help="print no table")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT (and a chart) if it exists")
+    p.add_argument("--quiet", action="store_true", help="print no table or notes")
 
 
 def _table_output(args) -> Path | None:
@@ -333,29 +333,43 @@ def _acceptance(args) -> dict | None:
 
 
 def _cmd_speculate(args) -> int:
-    from rooflax.frames import resolve_spec
-    from rooflax.speculate import best_k, check_map_spec, speculate, speculation_table
+    from rooflax.speculate import CELL, best_k, check_map_spec, choices, speculate, speculation_table, unfit_cells
 
-    if getattr(args, "overwrite", False) and not args.plot:
-        raise SpecError("--overwrite: given without --plot; it only lets --plot replace an existing chart")
-    spec = resolve_spec(args.spec, _spec_keys(args))
+    plot = getattr(args, "plot", None)
+    if args.overwrite and not plot and args.output is None:
+        raise SpecError("--overwrite: given without -o or --plot; it only lets them replace an existing file")
     trees = [{"top_k": _listed("--top-k", t, int)} for t in args.top_k or ()]
     trees += [{"sparse": size} for size in _listed("--sparse-tree", args.sparse_tree, int) or ()]
-    options = {"k": _listed("--k", args.k, int), "tree": trees or None, "draft_model": args.draft_model,
-               "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
-               "acceptance": _acceptance(args)}
+    chosen = choices(args.spec, k=_listed("--k", args.k, int), tree=trees or None, medusa_heads=args.medusa_heads,
+                     acceptance=_acceptance(args), **_spec_keys(args))
+    output = _table_output(args)
     chart = None
-    if getattr(args, "plot", None):
-        check_map_spec(spec, "--plot")
-        chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
-    df = speculate(spec, **options)
+    if plot:
+        check_map_spec(chosen.spec, "--plot")
+        chart = _agg().chart_path(plot, overwrite=args.overwrite, field="--plot")
+    df = speculate(chosen.spec, k=chosen.k, tree=trees or None, draft_model=args.draft_model,
+                   medusa_heads=args.medusa_heads, shared_lm_head=args.shared_lm_head, acceptance=chosen.acceptance)
+    notes = list(chosen.notes)
     if args.command == "best-k":
+        if args.fits:
+            unfit = unfit_cells(df)
+            if unfit.height:
+                shown = "; ".join(f"batch {r['batch']}, seq_len {r['seq_len']} ({r['reason']})"
+                                  for r in unfit.head(4).iter_rows(named=True))
+                more = f"; and {unfit.height - 4} more" if unfit.height > 4 else ""
+                notes.append(f"--fits: {unfit.height} of {df.select(CELL).n_unique()} cells have no row, as no round "
+                             f"fits in memory there: {shown}{more}")
         df = best_k(df, achieved=args.achieved, fits=args.fits)
-    print(speculation_table(df))
+    if not args.quiet:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(speculation_table(df))
+    _write_table(df, output, quiet=args.quiet)
     if chart is not None:
         plot = _agg()
         plot.save(plot.speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
-        print(f"wrote {chart}")
+        if not args.quiet:
+            print(f"wrote {chart}")
     return 0
 
 
@@ -520,9 +534,10 @@ def _parser() -> argparse.ArgumentParser:
                             "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b")
         if name == "best-k":
             p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")
-            p.add_argument("--fits", action="store_true", help="rank only rounds that fit in one device's memory")
+            p.add_argument("--fits", action="store_true", help="rank only rounds that fit in one device's memory "
+                                                               "(a note names the cells where none does)")
             p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
-            p.add_argument("--overwrite", action="store_true", help="replace CHART if it exists")
+        _add_table_flags(p)
         p.set_defaults(run=_cmd_speculate)
 
     p = sub.add_parser("compare", help="speedup of accelerator B over A per phase and op group")

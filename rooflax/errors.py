@@ -39,6 +39,9 @@ def close_matches(given: object, allowed: Iterable[str]) -> list[str]:
 
     >>> close_matches("a100", ["a40", "a100-40gb-sxm", "a100-80gb-pcie", "h200"])
     ['a100-40gb-sxm', 'a100-80gb-pcie', 'a40']
+    >>> close_matches("medusa-vicuna-8b", ["medusa-vicuna-7b", "medusa-vicuna-13b", "medusa-vicuna-33b"])[0]
+    'medusa-vicuna-7b'
+
     """
     allowed, text = sorted(allowed), str(given).lower()
     shared = {name: _shared_start(text, name.lower()) for name in allowed}
@@ -47,6 +50,7 @@ def close_matches(given: object, allowed: Iterable[str]) -> list[str]:
     if longest < len(text) and (2 * longest <= len(text) or len(prefixed) > 4):
         prefixed = []  # no name begins with it, and the common start is short or shared by many
     spelled = difflib.get_close_matches(str(given), allowed, n=3, cutoff=0.5)
+    prefixed.sort(key=lambda name: spelled.index(name) if name in spelled else len(spelled))  # closest first
     return (prefixed + [name for name in spelled if name not in prefixed])[:max(3, len(prefixed))]
 
 
