@@ -245,7 +245,8 @@ def _listed(flag: str, text: str | None, kind: type = str) -> list | None:
 _SPEC_FLAGS = (("model", "model presets or files", str), ("hardware", "accelerators", str),
                ("dtype", "dtype policies", str), ("phases", "phases (prefill, decode, verify)", str),
                ("batch", "batch sizes", int), ("seq_len", "sequence lengths", int), ("hidden", "model widths", int),
-               ("spec_k", "verify draft lengths", int))
+               ("spec_k", "verify draft lengths", int), ("tp", "tensor-parallel degrees", int),
+               ("pp", "pipeline-parallel degrees", int), ("ep", "expert-parallel degrees", int))
 
 
 def _add_spec_flags(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
