@@ -15,7 +15,7 @@ from pathlib import Path
 from rooflax import distributed, engine
 from rooflax._atomic import output_file, outside_datasets, write_output
 from rooflax.dataset import COMPRESSIONS
-from rooflax.errors import RooflaxError, SpecError
+from rooflax.errors import RooflaxError, SpecError, close_matches
 
 __all__ = ["main"]
 
@@ -52,7 +52,6 @@ def _filter(lf, where: str | None):
     only when there is data. A literal that is no category of any Enum column gets the
     close matches among their categories.
     """
-    import difflib
     import re
 
     import polars as pl
@@ -70,9 +69,9 @@ def _filter(lf, where: str | None):
         if bad:
             enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
                      if isinstance(dtype, pl.Enum)}
-            owners = [name for name, values in enums.items() if difflib.get_close_matches(bad[1], values, n=1)]
+            owners = [name for name, values in enums.items() if close_matches(bad[1], values)]
             values = enums[owners[0]] if owners else []
-            hint = difflib.get_close_matches(bad[1], values, n=3, cutoff=0.5)
+            hint = close_matches(bad[1], values)
             message = (f"{bad[1]!r} is no value of {owners[0]}; did you mean {' or '.join(map(repr, hint))}? "
                        f"(allowed: {', '.join(values)})" if owners else f"{bad[1]!r} is no value of any of "
                        f"{', '.join(enums)}")
@@ -246,7 +245,8 @@ def _listed(flag: str, text: str | None, kind: type = str) -> list | None:
 _SPEC_FLAGS = (("model", "model presets or files", str), ("hardware", "accelerators", str),
                ("dtype", "dtype policies", str), ("phases", "phases (prefill, decode, verify)", str),
                ("batch", "batch sizes", int), ("seq_len", "sequence lengths", int), ("hidden", "model widths", int),
-               ("spec_k", "verify draft lengths", int))
+               ("spec_k", "verify draft lengths", int), ("tp", "tensor-parallel degrees", int),
+               ("pp", "pipeline-parallel degrees", int), ("ep", "expert-parallel degrees", int))
 
 
 def _add_spec_flags(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
@@ -278,8 +278,8 @@ _TABLE_SUFFIXES = (".parquet", ".csv")
 def _add_table_flags(p: argparse.ArgumentParser) -> None:
     """``-o`` (the table as .parquet or .csv), ``--overwrite`` and ``--quiet`` of a command that prints a table."""
     p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--quiet", action="store_true", help="print no table")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT (and a chart) if it exists")
+    p.add_argument("--quiet", action="store_true", help="print no table or notes")
 
 
 def _table_output(args) -> Path | None:
@@ -334,29 +334,43 @@ def _acceptance(args) -> dict | None:
 
 
 def _cmd_speculate(args) -> int:
-    from rooflax.frames import resolve_spec
-    from rooflax.speculate import best_k, check_map_spec, speculate, speculation_table
+    from rooflax.speculate import CELL, best_k, check_map_spec, choices, speculate, speculation_table, unfit_cells
 
-    if getattr(args, "overwrite", False) and not args.plot:
-        raise SpecError("--overwrite: given without --plot; it only lets --plot replace an existing chart")
-    spec = resolve_spec(args.spec, _spec_keys(args))
+    plot = getattr(args, "plot", None)
+    if args.overwrite and not plot and args.output is None:
+        raise SpecError("--overwrite: given without -o or --plot; it only lets them replace an existing file")
     trees = [{"top_k": _listed("--top-k", t, int)} for t in args.top_k or ()]
     trees += [{"sparse": size} for size in _listed("--sparse-tree", args.sparse_tree, int) or ()]
-    options = {"k": _listed("--k", args.k, int), "tree": trees or None, "draft_model": args.draft_model,
-               "medusa_heads": args.medusa_heads, "shared_lm_head": args.shared_lm_head,
-               "acceptance": _acceptance(args)}
+    chosen = choices(args.spec, k=_listed("--k", args.k, int), tree=trees or None, medusa_heads=args.medusa_heads,
+                     acceptance=_acceptance(args), **_spec_keys(args))
+    output = _table_output(args)
     chart = None
-    if getattr(args, "plot", None):
-        check_map_spec(spec, "--plot")
-        chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
-    df = speculate(spec, **options)
+    if plot:
+        check_map_spec(chosen.spec, "--plot")
+        chart = _agg().chart_path(plot, overwrite=args.overwrite, field="--plot")
+    df = speculate(chosen.spec, k=chosen.k, tree=trees or None, draft_model=args.draft_model,
+                   medusa_heads=args.medusa_heads, shared_lm_head=args.shared_lm_head, acceptance=chosen.acceptance)
+    notes = list(chosen.notes)
     if args.command == "best-k":
+        if args.fits:
+            unfit = unfit_cells(df)
+            if unfit.height:
+                shown = "; ".join(f"batch {r['batch']}, seq_len {r['seq_len']} ({r['reason']})"
+                                  for r in unfit.head(4).iter_rows(named=True))
+                more = f"; and {unfit.height - 4} more" if unfit.height > 4 else ""
+                notes.append(f"--fits: {unfit.height} of {df.select(CELL).n_unique()} cells have no row, as no round "
+                             f"fits in memory there: {shown}{more}")
         df = best_k(df, achieved=args.achieved, fits=args.fits)
-    print(speculation_table(df))
+    if not args.quiet:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(speculation_table(df))
+    _write_table(df, output, quiet=args.quiet)
     if chart is not None:
         plot = _agg()
         plot.save(plot.speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
-        print(f"wrote {chart}")
+        if not args.quiet:
+            print(f"wrote {chart}")
     return 0
 
 
@@ -387,10 +401,39 @@ def _cmd_validate(args) -> int:
     return run_validate(args)
 
 
+class _UsageError(SpecError):
+    """A command line argparse refuses (unknown flag or subcommand, a value of the wrong type)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (no usage block), with close matches for a bad choice."""
+
+    def error(self, message: str):
+        import re
+
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            hint = close_matches(choice[1], re.findall(r"'([^']*)'", choice[2]))
+            message += f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _unknown_flags(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> _UsageError:
+    """The error for arguments no flag of ``command`` takes, with the close matches among its flags."""
+    sub = parser._subparsers._group_actions[0].choices[command]
+    flags = [flag for flag in sub._option_string_actions if flag.startswith("--") and flag != "--help"]
+    hints = []
+    for token in extras:
+        if token.startswith("-"):
+            hints += close_matches(token.split("=")[0], flags)
+    hint = f"; did you mean {' or '.join(hints)}?" if hints else f"; see rooflax {command} --help"
+    return _UsageError(f"rooflax {command}: unrecognized arguments: {' '.join(extras)}{hint}")
+
+
 def _parser() -> argparse.ArgumentParser:
     from rooflax._version import __version__
 
-    parser = argparse.ArgumentParser(prog="rooflax", description="Roofline analysis of LLM inference.")
+    parser = _Parser(prog="rooflax", description="Roofline analysis of LLM inference.")
     parser.add_argument("--version", action="version", version=f"rooflax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -492,9 +535,10 @@ def _parser() -> argparse.ArgumentParser:
                             "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b")
         if name == "best-k":
             p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")
-            p.add_argument("--fits", action="store_true", help="rank only rounds that fit in one device's memory")
+            p.add_argument("--fits", action="store_true", help="rank only rounds that fit in one device's memory "
+                                                               "(a note names the cells where none does)")
             p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
-            p.add_argument("--overwrite", action="store_true", help="replace CHART if it exists")
+        _add_table_flags(p)
         p.set_defaults(run=_cmd_speculate)
 
     p = sub.add_parser("compare", help="speedup of accelerator B over A per phase and op group")
@@ -530,7 +574,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            raise _unknown_flags(parser, args.command, extras)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args.command_line = shlex.join(["rooflax", *argv])
     try:
         return args.run(args)

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["MAX_INT", "DeviceError", "RooflaxError", "SpecError", "boolean", "positive_float", "positive_int"]
+__all__ = ["MAX_INT", "DeviceError", "RooflaxError", "SpecError", "boolean", "close_matches", "positive_float",
+           "positive_int"]
 
 
 class RooflaxError(ValueError):
@@ -24,10 +25,39 @@ class DeviceError(RooflaxError):
     """The device cannot run what was asked (dtype, memory, missing accelerator)."""
 
 
+def _shared_start(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
+def close_matches(given: object, allowed: Iterable[str]) -> list[str]:
+    """The names of ``allowed`` a mistyped ``given`` most likely meant, at least the 3 closest.
+
+    First every name ``given`` begins (``a100`` → each ``a100-*`` preset), else the few
+    names sharing its longest prefix when that is over half of it (``h100-80gb`` → the
+    ``h100-*`` presets), then the closest spellings (difflib).
+
+    >>> close_matches("a100", ["a40", "a100-40gb-sxm", "a100-80gb-pcie", "h200"])
+    ['a100-40gb-sxm', 'a100-80gb-pcie', 'a40']
+    >>> close_matches("medusa-vicuna-8b", ["medusa-vicuna-7b", "medusa-vicuna-13b", "medusa-vicuna-33b"])[0]
+    'medusa-vicuna-7b'
+
+    """
+    allowed, text = sorted(allowed), str(given).lower()
+    shared = {name: _shared_start(text, name.lower()) for name in allowed}
+    longest = max(shared.values(), default=0)
+    prefixed = [name for name in allowed if text and shared[name] == longest]
+    if longest < len(text) and (2 * longest <= len(text) or len(prefixed) > 4):
+        prefixed = []  # no name begins with it, and the common start is short or shared by many
+    spelled = difflib.get_close_matches(str(given), allowed, n=3, cutoff=0.5)
+    prefixed.sort(key=lambda name: spelled.index(name) if name in spelled else len(spelled))  # closest first
+    return (prefixed + [name for name in spelled if name not in prefixed])[:max(3, len(prefixed))]
+
+
 def unknown_name(field: str, given: object, allowed: Iterable[str], what: str = "name") -> SpecError:
     """An error for a name (or key, ``what``) that is not among ``allowed``, with close matches."""
     allowed = sorted(allowed)
-    hint = difflib.get_close_matches(str(given), allowed, n=3, cutoff=0.5)
+    hint = close_matches(given, allowed)
     did_you_mean = f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
     return SpecError(
         f"{field}: unknown {what} {given!r}{did_you_mean} (allowed: {', '.join(allowed)})"

@@ -13,7 +13,10 @@ For a dataset (or a frame) the :class:`Report` says:
 - **tokens/s**: per phase, the best configuration (among those that fit in memory, where
   any do) and the worst, with their ideal and achieved tokens/s;
 - **memory**: per model × hardware × dtype × phase, how many configurations fit, and the
-  smallest footprint that does not (where memory stops fitting).
+  smallest footprint that does not (where memory stops fitting);
+- **layouts** (sweeps of several parallel layouts ``tp, pp, ep``): per phase and layout,
+  how many configurations fit and the best one that does, and per phase the fewest devices
+  that fit, the layout of most tokens/s and the one of most tokens/s per device.
 
 Datasets are read lazily: bound shares are one streamed aggregation, and tokens/s and
 memory are reduced part by part (summary datasets) or chunk by chunk from a summary sweep
@@ -73,6 +76,10 @@ class Report:
             its ``batch``, ``seq_len``, ``hidden``, ``spec_k`` (null when all fit), and
             ``capacity_bytes`` (None without model totals).
         notes: what was left out, and why.
+        layouts: ``phase``, ``tp``, ``pp``, ``ep``, ``devices``, ``configurations``,
+            ``fit``, and the fitting configuration of most tokens/s: ``batch``,
+            ``seq_len``, ``tokens_per_s``, ``tokens_per_s_per_device``, ``memory_bytes``
+            (null where none fits) (None unless the sweep has several layouts).
     """
 
     source: str
@@ -84,6 +91,7 @@ class Report:
     tokens: pl.DataFrame | None
     memory: pl.DataFrame | None
     notes: tuple[str, ...] = ()
+    layouts: pl.DataFrame | None = None
 
     def tables(self) -> list[Table | str]:
         """The report as lines and :class:`rooflax._tables.Table` values, in reading order."""
@@ -91,9 +99,10 @@ class Report:
         items: list[Table | str] = [f"{self.source}: {self.rows:,} rows ({what})"]
         if self.spec:
             items.append(f"sweep: {self.spec}")
-        for part in (self._bounds(), self._crossovers(), self._tokens(), self._memory()):
+        for part in (self._bounds(), self._crossovers(), self._tokens(), self._memory(), self._layouts()):
             if part is not None:
                 items += ["", part]
+        items += self._best_layouts()
         items += [f"note: {note}" for note in self.notes]
         return items
 
@@ -169,6 +178,43 @@ class Report:
         return Table("memory: configurations that fit, and the smallest footprint that does not",
                      (*keys, "phase", "fit", "capacity GB", "stops fitting at"), tuple(rows),
                      (False,) * len(keys) + (False, True, True, False))
+
+
+    def _layouts(self) -> Table | None:
+        if self.layouts is None:
+            return None
+        shown = [k for k in _LAYOUT if self.layouts[k].n_unique() > 1]
+        rows = tuple((r["phase"], *(str(r[k]) for k in shown), str(r["devices"]),
+                      f"{r['fit']:,} of {r['configurations']:,}",
+                      *(("-",) * 5 if r["tokens_per_s"] is None else (
+                          number(r["tokens_per_s"], 4), number(r["tokens_per_s_per_device"], 4), str(r["batch"]),
+                          str(r["seq_len"]), f"{r['memory_bytes'] / 1e9:.1f}")))
+                     for r in self.layouts.iter_rows(named=True))
+        return Table("layouts: configurations that fit in each device's memory, and the best that does (tokens/s of "
+                     "the system, and per device)",
+                     ("phase", *shown, "devices", "fit", "tokens/s", "per device", "batch", "seq_len", "memory GB"),
+                     rows, (False, *(True,) * (len(shown) + 7)))
+
+    def _best_layouts(self) -> list[str]:
+        if self.layouts is None:
+            return []
+        lines = []
+        for (phase,), df in self.layouts.group_by("phase", maintain_order=True):
+            fit = df.filter(pl.col("tokens_per_s").is_not_null())
+            if not fit.height:
+                lines.append(f"{phase}: no layout fits")
+                continue
+
+            def name(r: dict) -> str:
+                return ", ".join(f"{k} {r[k]}" for k in _LAYOUT if self.layouts[k].n_unique() > 1)
+
+            fewest = fit.sort("devices", "tokens_per_s", descending=[False, True]).row(0, named=True)
+            most = fit.sort("tokens_per_s", descending=True).row(0, named=True)
+            each = fit.sort("tokens_per_s_per_device", descending=True).row(0, named=True)
+            lines.append(f"{phase}: fewest devices that fit: {fewest['devices']} ({name(fewest)}); most tokens/s: "
+                         f"{name(most)} ({number(most['tokens_per_s'], 4)}); most tokens/s per device: {name(each)} "
+                         f"({number(each['tokens_per_s_per_device'], 4)})")
+        return ["", "best layout per phase", *lines]
 
 
 def spec_line(spec: dict) -> str:
@@ -258,14 +304,27 @@ def _misfits(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return counts, smallest
 
 
-def _totals(chunks: Iterable[pl.DataFrame], spec: SweepSpec | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Best and worst tokens/s per phase, and memory per model × hardware × dtype × phase, reduced chunk by chunk."""
-    tops, counts, smallest = [], [], []
+def _layout_rows(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per phase and layout: counts, and the fitting row of most tokens/s (candidates to combine)."""
+    counts = df.group_by("phase", *_LAYOUT).agg(configurations=pl.len(), fit=pl.col("fits_in_memory").sum())
+    best = (df.filter("fits_in_memory").sort("tokens_per_s", descending=True)
+            .group_by("phase", *_LAYOUT, maintain_order=True).first())
+    return counts, best
+
+
+def _totals(chunks: Iterable[pl.DataFrame],
+            spec: SweepSpec | None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    """Best and worst tokens/s per phase, memory per model × hardware × dtype × phase, and layouts per phase,
+    reduced chunk by chunk."""
+    tops, counts, smallest, layout_counts, layout_best = [], [], [], [], []
     for df in chunks:
         tops.append(_best_worst(df))
         c, s = _misfits(df)
         counts.append(c)
         smallest.append(s)
+        c, s = _layout_rows(df)
+        layout_counts.append(c)
+        layout_best.append(s)
     top = _best_worst(pl.concat(tops).drop("rank"))
     order = [pl.col("phase"), pl.col("rank") == "worst"]
     tokens = top.sort(order).select("phase", "rank", *_CONFIG, "tokens_per_s", "achieved_tokens_per_s",
@@ -279,8 +338,18 @@ def _totals(chunks: Iterable[pl.DataFrame], spec: SweepSpec | None) -> tuple[pl.
               .with_columns(capacity_bytes=pl.col("hardware").cast(pl.String).replace_strict(capacity, default=None,
                                                                                             return_dtype=pl.Float64))
               .sort(*_MEMORY_KEYS))
+    layouts = pl.concat(layout_counts).group_by("phase", *_LAYOUT).agg(pl.col("configurations", "fit").sum())
+    layouts = None if layouts.select(_LAYOUT).n_unique() < 2 else (
+        layouts.join(_layout_rows(pl.concat(layout_best))[1].select("phase", *_LAYOUT, "batch", "seq_len",
+                                                                     "tokens_per_s", "memory_bytes"),
+                     on=["phase", *_LAYOUT], how="left")
+        .with_columns(devices=pl.col("tp") * pl.col("pp") * pl.col("ep"))
+        .with_columns(tokens_per_s_per_device=pl.col("tokens_per_s") / pl.col("devices"))
+        .sort("phase", *_LAYOUT)
+        .select("phase", *_LAYOUT, "devices", "configurations", "fit", "batch", "seq_len", "tokens_per_s",
+                "tokens_per_s_per_device", "memory_bytes"))
     return (tokens.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)),
-            memory.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)))
+            memory.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)), layouts)
 
 
 def _parts(parts: tuple[Path, ...]) -> Iterator[pl.DataFrame]:
@@ -336,10 +405,10 @@ def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
         notes.append(f"no crossovers: {refused}")
     if kind == "summary":
         chunks = _parts(parts) if parts is not None else iter([lf.select(_TOTALS).collect()])
-        tokens, memory = _totals(chunks, spec)
+        tokens, memory, layouts = _totals(chunks, spec)
     elif spec is not None:
-        tokens, memory = _totals(_summary_chunks(spec), spec)
+        tokens, memory, layouts = _totals(_summary_chunks(spec), spec)
     else:
-        tokens = memory = None
+        tokens = memory = layouts = None
     line = spec_line(spec.to_dict()) if spec is not None else ""
-    return Report(name, kind, rows, line, bounds, crossovers, tokens, memory, tuple(notes))
+    return Report(name, kind, rows, line, bounds, crossovers, tokens, memory, tuple(notes), layouts)

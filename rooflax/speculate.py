@@ -29,6 +29,7 @@ Python.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -42,13 +43,19 @@ from rooflax.roofline import Roof
 from rooflax.spec import SweepSpec
 from rooflax.trees import check_tree
 
-__all__ = ["CELL", "best_k", "check_map_spec", "speculate", "speculation_table"]
+__all__ = ["CELL", "Choices", "best_k", "check_map_spec", "choices", "speculate", "speculation_table", "unfit_cells"]
 
 #: Columns that name one cell of the grid: every key column of a summary frame but the phase
 #: and ``spec_k`` (a layout ``tp, pp, ep`` is part of the cell).
 CELL = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep")
-#: Draft lengths swept when neither ``k`` nor ``tree`` is given.
+#: Draft lengths swept when neither ``k`` nor ``tree`` is given (fewer when the heads or their
+#: acceptance price fewer).
 DEFAULT_K = tuple(range(9))
+#: The acceptance without Medusa heads when none is given.
+DEFAULT_ACCEPTANCE = {"kind": "geometric", "alpha": 0.8}
+#: The model each Medusa acceptance preset's heads were trained on: Vicuna v1.3 7B, 13B and
+#: 33B are fine-tunes of LLaMA of the same size (FasterDecoding/Medusa).
+MEDUSA_BASES = {"medusa-vicuna-7b": "llama-7b", "medusa-vicuna-13b": "llama-13b", "medusa-vicuna-33b": "llama-33b"}
 _TIMES = ("time_s", "achieved_time_s")
 
 
@@ -67,12 +74,8 @@ def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) 
     """One row per round shape: ``candidates``, ``draft_k``, the tree's ``depths`` (None for
     chains) and its ``tree`` label (``chain``, ``top_k 4,2``, ``sparse 64``, ``depths #i``)."""
     schema = {"candidates": pl.Int64, "draft_k": pl.Int64, "depths": pl.List(pl.Int64), "tree": pl.String}
-    if tree is not None and k is not None:
-        raise SpecError("tree: give draft lengths k (chains) or trees, not both")
     if tree is None:
-        if k is None and acceptance.kind == "medusa":  # every draft length the heads can price
-            k = range(min(len(acceptance.accuracy), len(DEFAULT_K) - 1 if heads is None else heads) + 1)
-        ks = _draft_lengths(DEFAULT_K if k is None else k)
+        ks = _draft_lengths(k)
         acceptance.check_round(ks[-1], ks[-1] + 1, "k")
         return pl.DataFrame({"candidates": [v + 1 for v in ks], "draft_k": list(ks), "depths": [None] * len(ks),
                              "tree": ["chain"] * len(ks)}, schema=schema)
@@ -139,17 +142,96 @@ def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl
     return pl.concat(parts)
 
 
+class Choices(NamedTuple):
+    """What :func:`speculate` runs for its arguments: the target's sweep, the draft lengths
+    (None: the trees given), the acceptance, and one note per default it chose."""
+
+    spec: SweepSpec
+    k: tuple[int, ...] | None
+    acceptance: Acceptance
+    notes: tuple[str, ...]
+
+
+def _span(values: tuple[int, ...]) -> str:
+    return f"{values[0]}..{values[-1]} ({len(values)} values)" if len(values) > 1 else str(values[0])
+
+
+def _medusa_preset(models: tuple[Model, ...]) -> tuple[str, str]:
+    """The Medusa acceptance preset for the target models, and why: the heads trained on that
+    model, else on the base model nearest in parameter count."""
+    picks = {}
+    for model in models:
+        exact = [name for name, base in MEDUSA_BASES.items() if base == model.name]
+        if exact:
+            picks[model.name] = (exact[0], f"a fine-tune of {model.name}")
+        else:
+            nearest = min(MEDUSA_BASES, key=lambda name: abs(get_model(MEDUSA_BASES[name]).params - model.params))
+            picks[model.name] = (nearest, f"a fine-tune of {MEDUSA_BASES[nearest]}, the nearest in size to "
+                                          f"{model.name} among models with published heads")
+    presets = sorted({preset for preset, _ in picks.values()})
+    if len(presets) > 1:
+        raise SpecError(f"acceptance: the sweep's models {', '.join(picks)} take different Medusa presets "
+                        f"({', '.join(presets)}); give acceptance (CLI --acceptance) or sweep one model")
+    return presets[0], next(iter(picks.values()))[1]
+
+
+def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
+            medusa_heads: int | None = None, acceptance: object = None, **keys: object) -> Choices:
+    """The sweep, draft lengths and acceptance :func:`speculate` uses, with a note on each default.
+
+    Without a spec, the ``batch`` and ``seq_len`` not given are the reference sweep's. Without
+    an acceptance, Medusa heads get the Medusa preset of the target model (:data:`MEDUSA_BASES`;
+    the nearest in size for other models), other drafters the geometric ``α = 0.8``. Without
+    ``k`` or ``tree``, chains of ``0..8`` drafts, at most one per head and no more than a
+    Medusa acceptance prices.
+
+    >>> chosen = choices(model="llama-33b", batch=[1], seq_len=[1024], medusa_heads=5)
+    >>> chosen.k, chosen.acceptance.heads
+    ((0, 1, 2, 3, 4, 5), 'vicuna-33b')
+    """
+    notes = []
+    base = resolve_spec(spec, keys, reference_axes=True)
+    if spec is None:
+        for axis in ("batch", "seq_len"):
+            if axis not in keys:
+                notes.append(f"{axis} {_span(getattr(base, axis))}: the reference sweep's (no spec or {axis} given)")
+    heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
+    if acceptance is None and heads is not None:
+        preset, why = _medusa_preset(base.models)
+        model_acceptance = parse_acceptance(preset)
+        notes.append(f"acceptance {preset}: the published Medusa-1 heads of Vicuna {preset.rsplit('-', 1)[1].upper()}, "
+                     f"{why} (the default for Medusa heads given no acceptance)")
+    elif acceptance is None:
+        model_acceptance = parse_acceptance(DEFAULT_ACCEPTANCE)
+        notes.append(f"acceptance geometric, alpha {DEFAULT_ACCEPTANCE['alpha']}: each draft accepted with "
+                     f"probability {DEFAULT_ACCEPTANCE['alpha']}, the default given no acceptance")
+    else:
+        model_acceptance = parse_acceptance(acceptance)
+    if k is None and tree is None:
+        limit, why = DEFAULT_K[-1], ""
+        if heads is not None and heads < limit:
+            limit, why = heads, f", capped at one draft per head ({heads} heads)"
+        priced = len(model_acceptance.accuracy) if model_acceptance.kind == "medusa" else limit
+        if priced < limit:
+            limit, why = priced, f", capped at the {priced} heads the acceptance prices"
+        k = tuple(range(limit + 1))
+        notes.append(f"k 0..{limit}: the default draft lengths 0..{DEFAULT_K[-1]}{why}")
+    return Choices(base, None if k is None else _draft_lengths(k), model_acceptance, tuple(notes))
+
+
 def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
               draft_model: str | Path | Model | None = None, medusa_heads: int | None = None,
               shared_lm_head: bool = False, acceptance: object = None, **keys: object) -> pl.DataFrame:
     """Expected tokens per round, round time, effective tokens/s and speedup of speculative decoding.
 
     Args:
-        spec: the target's sweep (a :class:`SweepSpec`, a TOML path, or None); its models,
-            accelerators, dtypes and ``batch``, ``seq_len``, ``hidden`` axes are used, its
-            phases and ``spec_k`` are not.
+        spec: the target's sweep (a :class:`SweepSpec`, a TOML path, or None: the
+            reference sweep's ``batch`` and ``seq_len`` where ``keys`` give none); its
+            models, accelerators, dtypes and ``batch``, ``seq_len``, ``hidden`` axes are used,
+            its phases and ``spec_k`` are not.
         k: draft lengths ``K`` (integers ≥ 0), each verified as a chain of ``K + 1``
-            candidates; default ``0..8``.
+            candidates; default ``0..8``, capped at one draft per Medusa head and at the heads
+            a Medusa acceptance prices (:func:`choices` says what it chose).
         tree: instead of ``k``, trees of candidates (``{depths = [...]}`` or
             ``{top_k = [...]}``, :mod:`rooflax.trees`; or ``{sparse = Q}``, the likeliest tree
             of ``Q`` candidates under a ``medusa`` acceptance, no deeper than the heads); trees
@@ -159,9 +241,10 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
         medusa_heads: instead, the number of Medusa heads (one forward per round, using
             ``K`` heads); neither: an external drafter, free.
         shared_lm_head: Medusa heads reuse the base model's LM head (its weights read once).
-        acceptance: ``{"kind": "geometric", "alpha": 0.8}`` (the default), a table, or
-            Medusa head accuracies (``"medusa-vicuna-7b"`` or ``{"kind": "medusa", ...}``;
-            :mod:`rooflax.acceptance`).
+        acceptance: ``{"kind": "geometric", "alpha": 0.8}`` (the default without Medusa
+            heads), a table, or Medusa head accuracies (``"medusa-vicuna-7b"`` or
+            ``{"kind": "medusa", ...}``; :mod:`rooflax.acceptance`); with Medusa heads the
+            default is the preset of the target model (:data:`MEDUSA_BASES`).
         **keys: the spec's TOML keys (``model``, ``batch``, ...), replacing the spec's.
 
     Returns:
@@ -177,15 +260,16 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     (0, 1.0, 1.0)
     """
     shared_lm_head = boolean("shared_lm_head", shared_lm_head)
-    model_acceptance: Acceptance = parse_acceptance({"kind": "geometric", "alpha": 0.8} if acceptance is None
-                                                    else acceptance)
     if draft_model is not None and medusa_heads is not None:
         raise SpecError("medusa_heads: give a draft_model or medusa_heads, not both")
     if shared_lm_head and medusa_heads is None:
         raise SpecError("shared_lm_head: given without medusa_heads; it applies to Medusa heads only")
-    heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
+    if tree is not None and k is not None:
+        raise SpecError("tree: give draft lengths k (chains) or trees, not both")
+    base, k, model_acceptance, _ = choices(spec, k=k, tree=tree, medusa_heads=medusa_heads, acceptance=acceptance,
+                                           **keys)
+    heads = None if medusa_heads is None else int(medusa_heads)
     rounds = _rounds(k, tree, model_acceptance, heads)
-    base = resolve_spec(spec, keys)
     largest = rounds["candidates"].max()
     if largest > base.seq_len[-1]:
         raise SpecError(f"{'k' if tree is None else 'tree'}: rounds of up to {largest} candidates need seq_len ≥ "
@@ -234,7 +318,8 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
                              "capacity": [float(h.memory_bytes) for h in base.hardware]},
                             schema={"hardware": out.schema["hardware"], "capacity": pl.Float64})
     memory = pl.col("verify_memory_bytes") + pl.col("draft_memory_bytes")
-    columns += [memory.alias("memory_bytes"), (memory <= pl.col("capacity")).alias("fits_in_memory")]
+    columns += [memory.alias("memory_bytes"), pl.col("capacity").alias("capacity_bytes"),
+                (memory <= pl.col("capacity")).alias("fits_in_memory")]
     out = out.join(capacity, on="hardware")
     return out.select(*CELL, "draft_k", "candidates", "tree", "tokens_per_round", *columns).sort(
         "model", "hardware", "dtype", "hidden", "tp", "pp", "ep", "batch", "seq_len", "candidates", "tree")
@@ -249,7 +334,8 @@ def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achiev
         achieved: rank by the predicted achieved ``achieved_effective_tokens_per_s``
             instead of the ideal one.
         fits: rank only rounds whose target and drafter fit in one device's memory
-            (``fits_in_memory``); a cell where none fits has no row.
+            (``fits_in_memory``); a cell where none fits has no row (:func:`unfit_cells`
+            says which and why), and where none fits in any cell, the error says so.
         **options: :func:`speculate`'s keywords, when ``frame`` is not a frame.
 
     Returns:
@@ -265,9 +351,38 @@ def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achiev
     if key not in frame.columns:
         raise SpecError(f"best_k: expected a frame of rooflax.speculate (with {key!r}), got columns {frame.columns}")
     if fits:
+        unfit = unfit_cells(frame)
+        if frame.height and unfit.height == frame.select(CELL).n_unique():
+            least = unfit.sort("memory_bytes").row(0, named=True)
+            raise SpecError(f"fits: no round fits in one device's memory in any of the {unfit.height} cells; the "
+                            f"smallest needs {least['memory_bytes'] / 1e9:.1f} GB ({_where(least)}) where "
+                            f"{least['hardware']} has {least['capacity_bytes'] / 1e9:g} GB: use a smaller batch or "
+                            "seq_len, more memory, or leave out fits to rank them anyway")
         frame = frame.filter("fits_in_memory")
     return (frame.sort([*CELL, key, "candidates", "tree"], descending=[False] * len(CELL) + [True, False, False])
             .group_by(list(CELL), maintain_order=True).first())
+
+
+def _where(row: dict) -> str:
+    return f"batch {row['batch']}, seq_len {row['seq_len']}, draft_k {row['draft_k']}"
+
+
+def unfit_cells(frame: pl.DataFrame) -> pl.DataFrame:
+    """The cells of a :func:`speculate` frame where no round fits in one device's memory
+    (those :func:`best_k` with ``fits=True`` gives no row), each with its smallest round.
+
+    Returns:
+        :data:`CELL`, ``draft_k``, ``memory_bytes`` and ``capacity_bytes`` of the cell's
+        round of least memory, and that as a ``reason`` in words.
+    """
+    unfit = (frame.group_by(CELL).agg(pl.col("fits_in_memory").any().alias("any"))
+             .filter(~pl.col("any")).select(CELL))
+    least = (frame.join(unfit, on=CELL, how="semi").sort("memory_bytes")
+             .group_by(CELL, maintain_order=True).first().sort(CELL)
+             .select(*CELL, "draft_k", "memory_bytes", "capacity_bytes"))
+    return least.with_columns(reason=pl.format("the smallest round needs {} GB, {} has {} GB",
+                                               (pl.col("memory_bytes") / 1e9).round(1), pl.col("hardware"),
+                                               (pl.col("capacity_bytes") / 1e9).round(1)))
 
 
 #: What one speculation map draws a single value of, with where the CLI sets it.

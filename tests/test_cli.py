@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from one_line import one_line_error
 
 import rooflax
 from rooflax.cli import _parser, main
@@ -182,7 +183,7 @@ def test_a_disk_without_room_is_refused(tmp_path, capsys, monkeypatch):
     (["plot", "{ds}", "-o", "{tmp}/c.png", "--where", "phase = 'decod'"],
      "error: --where: .*'decod' is no value of phase; did you mean 'decode'"),
     (["plot", "{ds}", "-o", "{tmp}/c.png", "--where", "op = 'qkv'"],
-     "error: --where: .*'qkv' is no value of op; did you mean 'qk' or 'qkv_proj'"),
+     "error: --where: .*'qkv' is no value of op; did you mean 'qkv_proj' or 'qk'"),
     (["plot", "{ds}", "-o", "{tmp}/c.png", "--where", "phase = 5"], "error: --where: cannot apply 'phase = 5'"),
     (["plot", "{ds}", "-o", "{tmp}/c.png", "--where", "op LIKE '%proj'"],
      "error: --where: .*enums: .* CAST\\(op AS VARCHAR\\) LIKE '%proj'"),
@@ -209,11 +210,23 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing half-written
 
 
-def test_unknown_kind_is_an_argparse_error(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["plot", "x", "-o", "c.png", "--kind", "pie"])
-    assert info.value.code == 2
-    assert "invalid choice: 'pie'" in capsys.readouterr().err
+@pytest.mark.parametrize(("argv", "message"), [
+    (["plot", "x", "-o", "c.png", "--kind", "pie"], "error: rooflax plot: argument --kind: invalid choice: 'pie'"),
+    (["sweep", "--chunk-size", "abc"], "error: rooflax sweep: argument --chunk-size: invalid int value: 'abc'"),
+    (["swep"], "error: rooflax: argument command: invalid choice: 'swep' .*; did you mean 'sweep'"),
+    (["sweep", "--bach", "3"], "error: rooflax sweep: unrecognized arguments: --bach; did you mean --batch\\?"),
+    (["crossover", "--alng=seq_len"],
+     "error: rooflax crossover: unrecognized arguments: --alng=seq_len; did you mean --along\\?"),
+    (["best-k", "--medusa-heads", "five"], "error: rooflax best-k: argument --medusa-heads: invalid int value"),
+    (["plot", "x"], "error: rooflax plot: the following arguments are required: -o/--output"),
+    ([], "error: rooflax: the following arguments are required: command"),
+])
+def test_argparse_errors_are_one_line(capsys, argv, message):
+    """argparse's own refusals (types, choices, unknown flags) print one error line, no usage block, exit 2."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert re.fullmatch(message + ".*\n", captured.err), captured.err
+    assert captured.out == "" and "usage:" not in captured.err
 
 
 def test_listing_commands(capsys):
@@ -278,3 +291,34 @@ def test_sweep_plot_of_a_tp_sweep_draws_a_panel_per_degree(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "3 tp values (1, 2, 4)" in err and '--where "tp = 1"' in err and "--facet tp" in err
     assert main(["plot", str(tmp_path / "X"), "--kind", "map", "--facet", "tp", "-o", str(tmp_path / "y.png")]) == 0
+
+
+@pytest.mark.parametrize(("call", "given", "names"), [
+    (lambda name: rooflax.sweep(hardware=name, batch=[1], seq_len=[16]), "a100", "hardware"),
+    (lambda name: rooflax.sweep(hardware=name, batch=[1], seq_len=[16]), "h100", "hardware"),
+    (lambda name: rooflax.sweep(model=name, batch=[1], seq_len=[16]), "llama-3", "models"),
+    (lambda name: rooflax.sweep(dtype=name, batch=[1], seq_len=[16]), "fp", "dtypes"),
+    (lambda name: rooflax.speculate(batch=[1], seq_len=[16], acceptance=name), "medusa-vicuna", "acceptance"),
+])
+def test_name_hints_list_every_name_the_given_one_begins(call, given, names):
+    """A name typed short (``a100``) is hinted with every preset it begins, not with similar spellings."""
+    from rooflax.acceptance import PRESETS
+    from rooflax.dtypes import DTYPES
+    from rooflax.hardware import HARDWARE
+    from rooflax.models import MODELS
+
+    allowed = {"hardware": HARDWARE, "models": MODELS, "dtypes": DTYPES, "acceptance": PRESETS}[names]
+    expected = sorted(name for name in allowed if name.startswith(given))
+    assert len(expected) >= 2
+    message = one_line_error(lambda: call(given))
+    hint = re.search(r"did you mean (.*?)\? \(allowed", message)[1]
+    assert sorted(hint.split(" or ")[:len(expected)]) == [repr(name) for name in expected]  # first, then spellings
+
+
+def test_cli_name_hints_are_prefix_aware(capsys):
+    from rooflax.hardware import HARDWARE
+
+    assert main(["crossover", "--hardware", "a100", "--batch", "1", "--seq-len", "16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert all(repr(name) in err.split("(allowed")[0] for name in HARDWARE if name.startswith("a100"))

@@ -184,7 +184,7 @@ def test_regime_maps():
 @pytest.mark.parametrize(("call", "message"), [
     (lambda df: plot.roofline(df.drop("intensity")), "roofline: unknown column 'intensity'"),
     (lambda df: plot.roofline(df.filter(pl.col("batch") > 10**6)), "the frame is empty"),
-    (lambda df: plot.roofline(df, groups=["qkv"]), "unknown name 'qkv'; did you mean 'qk/pv' or 'qkv mlp'"),
+    (lambda df: plot.roofline(df, groups=["qkv"]), "unknown name 'qkv'; did you mean 'qkv mlp' or 'qk/pv'"),
     (lambda df: plot.roofline(df, color_by="batchsize"), "did you mean 'batch'"),
     (lambda df: plot.regime_map(df, value="tokens_per_s"), "value .ops frame.: unknown name"),
     (lambda df: plot.regime_map(df, x="batch", y="batch"), "choose two different axes"),

@@ -197,3 +197,47 @@ def test_tokens_and_memory_tell_layouts_apart():
     lines = [line.split() for line in report.text().splitlines()]
     assert ["tp", "phase", "fit", "capacity", "GB", "stops", "fitting", "at"] in lines
     assert ["1", "decode", "0", "of", "2", "80", "138.1", "GB", "at", "batch", "1,", "seq_len", "512"] in lines
+
+
+def test_show_answers_how_many_devices(tmp_path, capsys):
+    """A sweep of layouts: per phase and layout what fits and its best configuration, then the best layout."""
+    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[16, 64],
+                seq_len=[4096], tp=[1, 2, 4, 8], pp=[1, 2])
+    assert main(["sweep", "--model", "llama-2-70b", "--hardware", "h100-sxm", "--phases", "prefill,decode",
+                 "--batch", "16,64", "--seq-len", "4096", "--tp", "1,2,4,8", "--pp", "1,2", "--summary",
+                 "-o", str(tmp_path / "ds"), "--quiet"]) == 0
+    df = rooflax.sweep(summary=True, **keys)
+    layouts = rooflax.describe(tmp_path / "ds").layouts
+    assert layouts.height == 2 * 4 * 2
+    for row in layouts.iter_rows(named=True):
+        cell = df.filter(phase=row["phase"], tp=row["tp"], pp=row["pp"])
+        fit = cell.filter("fits_in_memory")
+        assert (row["configurations"], row["fit"], row["devices"]) == (cell.height, fit.height,
+                                                                       row["tp"] * row["pp"])
+        if fit.height:
+            best = fit.sort("tokens_per_s", descending=True).row(0, named=True)
+            assert (row["batch"], row["tokens_per_s"]) == (best["batch"], best["tokens_per_s"])
+            assert row["tokens_per_s_per_device"] == pytest.approx(best["tokens_per_s_per_gpu"])
+        else:
+            assert row["tokens_per_s"] is None
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "ds")]) == 0
+    out = capsys.readouterr().out
+    assert "layouts: configurations that fit in each device's memory" in out
+    for phase in ("prefill", "decode"):
+        fit = df.filter(phase=phase, fits_in_memory=True)
+        fewest = fit.with_columns(devices=pl.col("tp") * pl.col("pp"))["devices"].min()
+        line = next(line for line in out.splitlines() if line.startswith(f"{phase}: fewest devices that fit"))
+        assert line.startswith(f"{phase}: fewest devices that fit: {fewest} (")
+        top = fit.sort("tokens_per_s", descending=True).row(0, named=True)
+        assert f"most tokens/s: tp {top['tp']}, pp {top['pp']} (" in line
+
+
+def test_every_command_with_axis_flags_takes_the_layout_axes():
+    from rooflax.cli import _parser
+
+    commands = _parser()._subparsers._group_actions[0].choices
+    with_axes = [name for name, sub in commands.items() if "--batch" in sub._option_string_actions]
+    assert set(with_axes) == {"sweep", "crossover", "speculate", "best-k", "compare"}
+    for name in with_axes:
+        assert {"--tp", "--pp", "--ep"} <= set(commands[name]._option_string_actions), name

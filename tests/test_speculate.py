@@ -346,3 +346,90 @@ def test_best_k_can_keep_only_rounds_that_fit():
     assert kept["fits_in_memory"].all() and rooflax.best_k(df).height == 4
     assert main(["best-k", "--model", "llama-13b", "--hardware", "a40", "--batch", "1,2", "--seq-len",
                  "2048,8192", "--k", "0,2", "--draft-model", "llama-7b", "--fits"]) == 0
+
+
+# --- defaults that match the drafter, and a note on each ---------------------------------------------------------
+
+def test_medusa_heads_default_to_their_models_acceptance_and_at_most_one_draft_per_head():
+    from rooflax.acceptance import MEDUSA_HEADS
+
+    cell = {"model": "llama-33b", "hardware": "a100-80gb-pcie", "batch": [1], "seq_len": [1024]}
+    df = rooflax.speculate(medusa_heads=3, **cell)
+    assert df["draft_k"].to_list() == [0, 1, 2, 3]  # 0..8 capped by 3 heads
+    top1 = [head[0] for head in MEDUSA_HEADS["vicuna-33b"]]  # the heads trained on Vicuna-33B (LLaMA-33B)
+    chain = [1 + sum(itertools.accumulate(top1[:k], lambda a, b: a * b)) for k in range(4)]
+    assert df["tokens_per_round"].to_list() == pytest.approx(chain)
+    geometric = rooflax.speculate(medusa_heads=3, acceptance={"kind": "geometric", "alpha": 0.8}, **cell)
+    assert geometric["draft_k"].to_list() == [0, 1, 2, 3]
+    assert rooflax.speculate(draft_model="llama-7b", **cell)["draft_k"].to_list() == list(range(9))
+
+
+def test_choices_say_what_was_chosen():
+    from rooflax.speculate import choices
+
+    reference = rooflax.default_spec()
+    chosen = choices(model="llama-33b", medusa_heads=5)
+    assert (chosen.spec.batch, chosen.spec.seq_len) == (reference.batch, reference.seq_len)
+    assert chosen.k == (0, 1, 2, 3, 4, 5) and chosen.acceptance.heads == "vicuna-33b"
+    notes = " | ".join(chosen.notes)
+    for fragment in (f"batch {reference.batch[0]}..{reference.batch[-1]}", "the reference sweep's",
+                     "acceptance medusa-vicuna-33b", "k 0..5", "one draft per head (5 heads)"):
+        assert fragment in notes, notes
+    other = choices(model="llama-2-70b", medusa_heads=2, batch=[1], seq_len=[64])
+    assert other.acceptance.heads == "vicuna-33b" and "nearest in size to llama-2-70b" in " ".join(other.notes)
+    given = choices(batch=[1], seq_len=[64], k=[1, 2], acceptance={"kind": "geometric", "alpha": 0.5})
+    assert given.notes == () and given.k == (1, 2)
+    one_line_error(lambda: choices(model=["llama-7b", "llama-33b"], medusa_heads=2, batch=[1], seq_len=[64]),
+                   "acceptance: the sweep's models llama-7b, llama-33b take different Medusa presets")
+
+
+def test_cli_best_k_asks_nothing_it_can_default(capsys):
+    """The question as a new user asks it: no grid, no K, no acceptance; each default is a note."""
+    argv = ["best-k", "--model", "llama-33b", "--hardware", "a100-80gb-pcie", "--medusa-heads", "5"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    reference = rooflax.default_spec()
+    rows = [line for line in out.splitlines() if line.startswith("| llama-33b")]
+    assert len(rows) == len(reference.batch) * len(reference.seq_len)
+    notes = err.splitlines()
+    assert len(notes) == 4 and all(line.startswith("note: ") for line in notes)
+    assert "acceptance medusa-vicuna-33b" in err and "k 0..5" in err
+    speedups = rooflax.best_k(model="llama-33b", hardware="a100-80gb-pcie", medusa_heads=5)["speedup"]
+    assert 1.5 < speedups.max() < 2.0  # a Medusa acceptance (≈ 1.8×), not geometric α = 0.8 (≈ 3.5×)
+
+
+def test_fits_says_which_cells_have_no_row(capsys):
+    df = rooflax.speculate(model="llama-13b", hardware="a40", batch=[1, 2], seq_len=[2048, 8192],
+                           k=[0, 2], draft_model="llama-7b")
+    from rooflax.speculate import unfit_cells
+
+    none_fit = {(r["batch"], r["seq_len"]) for r in df.group_by("batch", "seq_len").agg(
+        pl.col("fits_in_memory").any()).filter(~pl.col("fits_in_memory")).iter_rows(named=True)}
+    unfit = unfit_cells(df)
+    assert {(r["batch"], r["seq_len"]) for r in unfit.iter_rows(named=True)} == none_fit and none_fit
+    least = df.filter(batch=unfit["batch"][0], seq_len=unfit["seq_len"][0])["memory_bytes"].min()
+    assert unfit["memory_bytes"][0] == least and unfit["capacity_bytes"][0] == 48e9
+    assert main(["best-k", "--model", "llama-13b", "--hardware", "a40", "--batch", "1,2", "--seq-len",
+                 "2048,8192", "--k", "0,2", "--draft-model", "llama-7b", "--fits"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: --fits: {len(none_fit)} of 4 cells have no row, as no round fits in memory there" in err
+    assert f"{least / 1e9:.1f} GB, a40 has 48.0 GB" in err
+    one_line_error(lambda: rooflax.best_k(df.filter(seq_len=8192, batch=2), fits=True),
+                   "fits: no round fits in one device's memory in any of the 1 cells", "a40 has 48 GB")
+
+
+def test_cli_speculate_and_best_k_save_their_table(tmp_path, capsys):
+    args = ["--batch", "1,8", "--seq-len", "1024", "--k", "0,4", "--alpha", "0.8"]
+    for command in ("speculate", "best-k"):
+        out = tmp_path / f"{command}.csv"
+        assert main([command, *args, "-o", str(out)]) == 0
+        expected = rooflax.speculate(batch=[1, 8], seq_len=[1024], k=[0, 4],
+                                     acceptance={"kind": "geometric", "alpha": 0.8})
+        if command == "best-k":
+            expected = rooflax.best_k(expected)
+        assert pl.read_csv(out).height == expected.height
+        assert f"wrote {expected.height:,} rows to {out}" in capsys.readouterr().out
+        assert main([command, *args, "-o", str(out)]) == 2  # kept without --overwrite
+        assert "--overwrite" in capsys.readouterr().err
+        assert main([command, *args, "-o", str(tmp_path / "t.parquet"), "--overwrite", "--quiet"]) == 0
+        assert pl.read_parquet(tmp_path / "t.parquet").equals(expected)

@@ -445,3 +445,33 @@ def test_validate_times_the_specs_dtype_or_says_why_not(tmp_path, monkeypatch, c
     assert seen[0]["dtype"] == timed
     err = capsys.readouterr().err
     assert (note in err) if note else ("dtype:" not in err)
+
+
+@pytest.mark.parametrize("raised", [True, False])
+def test_a_raised_ceiling_is_said_in_the_profile_and_the_table(tmp_path, capsys, monkeypatch, raised):
+    """The fit raises a ceiling the timed ops beat: the profile file and the printed table say by how much."""
+    from dataclasses import replace
+
+    from rooflax.validate import run
+
+    real = run.validate
+
+    def faster(**kwargs):
+        result = real(**kwargs)
+        scale = 39.0 if raised else 1.0
+        calibrated = replace(result.profile, bandwidth_bytes_per_s=result.profile.bandwidth_bytes_per_s * scale)
+        return replace(result, calibrated=calibrated)
+
+    monkeypatch.setattr(run, "validate", faster)
+    spec, profile = tmp_path / "s.toml", tmp_path / "p.toml"
+    spec.write_text("model = 'toy-llama'\ndtype = 'fp32'\nphases = ['decode']\n[axes]\nbatch = [1, 8]\n"
+                    "seq_len = [128]\n")
+    assert main(["validate", "--spec", str(spec), "--quick", "--max-points", "2", "-o", str(tmp_path / "v.parquet"),
+                 "--profile", str(profile)]) == 0
+    out = capsys.readouterr().out
+    text = profile.read_text()
+    hw = rooflax.load_hardware(profile)
+    copy = hw.bandwidth_bytes_per_s / (39.0 if raised else 1.0)
+    line = (f"bandwidth_bytes_per_s = {hw.bandwidth_bytes_per_s / 1e9:.4g} GB/s is 39× the measured copy "
+            f"({copy / 1e9:.4g} GB/s)")
+    assert (f"# {line}" in text) is raised and (f"note: profile {line}" in out) is raised
