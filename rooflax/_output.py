@@ -8,7 +8,7 @@ these folders, and would act on the link instead of the folder it names (give th
 path). Only folders holding nothing but rooflax parts (and rooflax's own hidden files)
 are ever replaced or deleted; an ``OUT.partial`` without a run manifest was not left by
 rooflax and is never used or emptied, and an ``OUT.old`` is deleted only when rooflax
-marked it (its marker names the folder's device and inode, so a copy is not marked).
+marked it (its marker names the folder's inode, so a copy is not marked).
 
 Parts are written to ``OUT.partial/`` while this process holds an exclusive ``flock`` on
 ``OUT.partial/.rooflax.lock``, so a second sweep (or a ``--resume``) to the same output
@@ -105,8 +105,10 @@ def check_output(out: object) -> Path:
             break
     what = _not_a_folder(path)
     if what is not None and what != "a file":
+        real = os.path.realpath(path)
+        hint = f" (-o {real!r})" if real != os.path.abspath(path) else ""
         raise SpecError(f"output: {text!r} is {what}; rooflax renames and replaces the dataset folder itself, so "
-                        "give the real path of the folder to write")
+                        f"give the real path of the folder to write{hint}")
     if what is not None:
         raise SpecError(f"output: {text!r} exists and is not a folder")
     partial, _ = siblings(path)
@@ -135,9 +137,9 @@ def _damaged_or_ours(part: Path) -> bool:
 
 
 def _identity(folder: Path) -> str:
-    """The marker of a replaced ``folder``: its device and inode, which a rename keeps and a copy does not."""
-    st = folder.stat()
-    return f"{st.st_dev}:{st.st_ino}"
+    """The marker of a replaced ``folder``: its inode number, which a rename keeps and a copy does not (the device
+    number is left out: on a network filesystem each machine sees its own)."""
+    return str(folder.stat().st_ino)
 
 
 def _marked(old: Path) -> bool:
