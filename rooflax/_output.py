@@ -3,12 +3,14 @@
 Three names belong to a sweep to ``OUT``: ``OUT`` (the dataset), ``OUT.partial`` (the
 parts of the run under way or interrupted, with its run manifest) and ``OUT.old`` (a
 replaced dataset, while it is deleted). So an output may not itself be named ``*.partial``
-or ``*.old``, and none of the three may be a symbolic link: rooflax renames and deletes
-these folders, and would act on the link instead of the folder it names (give the real
-path). Only folders holding nothing but rooflax parts (and rooflax's own hidden files)
-are ever replaced or deleted; an ``OUT.partial`` without a run manifest was not left by
+or ``*.old``, and neither ``OUT`` nor ``OUT.partial`` may be a symbolic link (nor an
+``OUT.old`` in the way of a replacement): rooflax renames and deletes these folders, and
+would act on the link instead of the folder it names (give the real path). Only folders
+holding nothing but rooflax parts (and rooflax's own hidden files) are ever replaced or
+deleted; an ``OUT.partial`` without a run manifest was not left by
 rooflax and is never used or emptied, and an ``OUT.old`` is deleted only when rooflax
-marked it (its marker names the folder's inode, so a copy is not marked).
+marked it (its marker names the folder's inode, so a copy is not marked) or it is empty
+(nothing to lose: a deletion killed after its marker went).
 
 Parts are written to ``OUT.partial/`` while this process holds an exclusive ``flock`` on
 ``OUT.partial/.rooflax.lock``, so a second sweep (or a ``--resume``) to the same output
@@ -17,7 +19,8 @@ what the swap may do is checked before any work and again under the lock (a data
 that appeared meanwhile is never replaced without ``overwrite``), and once more just
 before the swap. The swap, in order:
 
-1. every part and ``OUT.partial`` itself are flushed to disk (fsync);
+1. every part (as it is written: :func:`rooflax._atomic.atomic_write`), then ``OUT.partial``
+   itself, are flushed to disk (fsync);
 2. an existing ``OUT`` (replaced with ``overwrite``) is marked and renamed ``OUT.old``;
 3. ``OUT.partial`` is renamed ``OUT`` (and the parent folder flushed);
 4. ``OUT.old`` is deleted, its marker last;
