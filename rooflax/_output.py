@@ -3,12 +3,14 @@
 Three names belong to a sweep to ``OUT``: ``OUT`` (the dataset), ``OUT.partial`` (the
 parts of the run under way or interrupted, with its run manifest) and ``OUT.old`` (a
 replaced dataset, while it is deleted). So an output may not itself be named ``*.partial``
-or ``*.old``, and none of the three may be a symbolic link: rooflax renames and deletes
-these folders, and would act on the link instead of the folder it names (give the real
-path). Only folders holding nothing but rooflax parts (and rooflax's own hidden files)
-are ever replaced or deleted; an ``OUT.partial`` without a run manifest was not left by
+or ``*.old``, and neither ``OUT`` nor ``OUT.partial`` may be a symbolic link (nor an
+``OUT.old`` in the way of a replacement): rooflax renames and deletes these folders, and
+would act on the link instead of the folder it names (give the real path). Only folders
+holding nothing but rooflax parts (and rooflax's own hidden files) are ever replaced or
+deleted; an ``OUT.partial`` without a run manifest was not left by
 rooflax and is never used or emptied, and an ``OUT.old`` is deleted only when rooflax
-marked it (its marker names the folder's device and inode, so a copy is not marked).
+marked it (its marker names the folder's inode, so a copy is not marked) or it is empty
+(nothing to lose: a deletion killed after its marker went).
 
 Parts are written to ``OUT.partial/`` while this process holds an exclusive ``flock`` on
 ``OUT.partial/.rooflax.lock``, so a second sweep (or a ``--resume``) to the same output
@@ -17,7 +19,8 @@ what the swap may do is checked before any work and again under the lock (a data
 that appeared meanwhile is never replaced without ``overwrite``), and once more just
 before the swap. The swap, in order:
 
-1. every part and ``OUT.partial`` itself are flushed to disk (fsync);
+1. every part (as it is written: :func:`rooflax._atomic.atomic_write`), then ``OUT.partial``
+   itself, are flushed to disk (fsync);
 2. an existing ``OUT`` (replaced with ``overwrite``) is marked and renamed ``OUT.old``;
 3. ``OUT.partial`` is renamed ``OUT`` (and the parent folder flushed);
 4. ``OUT.old`` is deleted, its marker last;
@@ -105,8 +108,10 @@ def check_output(out: object) -> Path:
             break
     what = _not_a_folder(path)
     if what is not None and what != "a file":
+        real = os.path.realpath(path)
+        hint = f" (-o {real!r})" if real != os.path.abspath(path) else ""
         raise SpecError(f"output: {text!r} is {what}; rooflax renames and replaces the dataset folder itself, so "
-                        "give the real path of the folder to write")
+                        f"give the real path of the folder to write{hint}")
     if what is not None:
         raise SpecError(f"output: {text!r} exists and is not a folder")
     partial, _ = siblings(path)
@@ -135,9 +140,9 @@ def _damaged_or_ours(part: Path) -> bool:
 
 
 def _identity(folder: Path) -> str:
-    """The marker of a replaced ``folder``: its device and inode, which a rename keeps and a copy does not."""
-    st = folder.stat()
-    return f"{st.st_dev}:{st.st_ino}"
+    """The marker of a replaced ``folder``: its inode number, which a rename keeps and a copy does not (the device
+    number is left out: on a network filesystem each machine sees its own)."""
+    return str(folder.stat().st_ino)
 
 
 def _marked(old: Path) -> bool:

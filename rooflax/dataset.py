@@ -212,12 +212,16 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
 
     Args:
         spec: a :class:`SweepSpec`, a TOML path, or None for the reference sweep.
-        out: the dataset folder to create (no file suffix such as ``.csv``: it is a folder).
+        out: the dataset folder to create (no file suffix such as ``.csv``: it is a folder;
+            not named ``*.partial`` or ``*.old``, rooflax's folders beside it; not a
+            symbolic link).
         summary: write the summary frame instead of the long one.
-        resume: continue an interrupted run of the same spec from ``OUT.partial/``.
+        resume: continue an interrupted run of the same spec from ``OUT.partial/`` (a run
+            whose final rename was done but not its cleanup is only tidied).
         overwrite: replace an existing ``OUT`` dataset (only once the new one is complete),
             and start over from a leftover ``OUT.partial/`` unless ``resume``. A folder
-            holding files rooflax did not write is never replaced.
+            holding files rooflax did not write is never replaced, nor an ``OUT.partial``
+            without rooflax's run manifest, nor an ``OUT.old`` rooflax did not mark.
         chunk_size: most grid points per part file (None: with ``resume``, the interrupted
             run's; else :data:`rooflax.engine.DEFAULT_CHUNK_SIZE`, or
             :data:`~rooflax.engine.DEFAULT_SUMMARY_CHUNK_SIZE` for a summary).

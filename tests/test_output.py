@@ -313,7 +313,8 @@ def _dataset(path):
 
 @pytest.mark.parametrize(("make", "message"), [
     (lambda t: (_dataset(t / "real"), (t / "ds").symlink_to(t / "real")),
-     r"output: '.*ds' is a symbolic link \(to '.*real'\); rooflax renames .* give the real path"),
+     r"output: '.*ds' is a symbolic link \(to '.*real'\); rooflax renames .* give the real path of the folder "
+     r"to write \(-o '.*real'\)$"),
     (lambda t: (t / "ds").symlink_to(t / "nowhere"), r"output: '.*ds' is a symbolic link \(to '.*nowhere'\)"),
     (lambda t: (t / "ds").symlink_to(t / "ds"), r"output: '.*ds' is a symbolic link \(to '.*ds'\)"),
     (lambda t: (t / "ds.partial").write_text("x"), r"output: '.*ds\.partial' is a file, where rooflax keeps the "
