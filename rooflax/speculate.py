@@ -179,7 +179,9 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
             medusa_heads: int | None = None, acceptance: object = None, **keys: object) -> Choices:
     """The sweep, draft lengths and acceptance :func:`speculate` uses, with a note on each default.
 
-    Without a spec, the ``batch`` and ``seq_len`` not given are the reference sweep's. Without
+    Without a spec, the ``model``, ``hardware``, ``dtype``, ``batch`` and ``seq_len`` not
+    given are the reference sweep's (Llama-13B on the A40 in fp16, batch 1..64 × seq_len
+    128..8192). Without
     an acceptance, Medusa heads get the Medusa preset of the target model (:data:`MEDUSA_BASES`;
     the nearest in size for other models), other drafters the geometric ``α = 0.8``. Without
     ``k`` or ``tree``, chains of ``0..8`` drafts, at most one per head and no more than a
@@ -192,9 +194,12 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
     notes = []
     base = resolve_spec(spec, keys, reference_axes=True)
     if spec is None:
-        for axis in ("batch", "seq_len"):
-            if axis not in keys:
-                notes.append(f"{axis} {_span(getattr(base, axis))}: the reference sweep's (no spec or {axis} given)")
+        for key, attribute in (("model", "models"), ("hardware", "hardware"), ("dtype", "dtypes"),
+                               ("batch", "batch"), ("seq_len", "seq_len")):
+            if key not in keys:
+                values = getattr(base, attribute)
+                shown = _span(values) if key in ("batch", "seq_len") else ", ".join(v.name for v in values)
+                notes.append(f"{key} {shown}: the reference sweep's (no spec or {key} given)")
     heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
     if acceptance is None and heads is not None:
         preset, why = _medusa_preset(base.models)
