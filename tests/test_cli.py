@@ -216,7 +216,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     (["swep"], "error: rooflax: argument command: invalid choice: 'swep' .*; did you mean 'sweep'"),
     (["sweep", "--bach", "3"], "error: rooflax sweep: unrecognized arguments: --bach; did you mean --batch\\?"),
     (["crossover", "--alng=seq_len"],
-     "error: rooflax crossover: unrecognized arguments: --alng=seq_len; did you mean --along\\?"),
+     "error: rooflax crossover: unrecognized arguments: --alng=seq_len; did you mean --along\\b"),
     (["best-k", "--medusa-heads", "five"], "error: rooflax best-k: argument --medusa-heads: invalid int value"),
     (["plot", "x"], "error: rooflax plot: the following arguments are required: -o/--output"),
     ([], "error: rooflax: the following arguments are required: command"),
