@@ -1,7 +1,8 @@
 """The README runs as written: every command and snippet, and the output it shows.
 
 The README's fenced blocks, in order, from a scratch folder holding a copy of ``sweeps/``
-(so that every output lands there, under ``out/``):
+and ``docs/`` (so that every output lands there, under ``out/``, and ``docs/`` is left as it
+was):
 
 - ``python``: run in one namespace shared by every python block (like a notebook); when the
   next block is a plain one (no language, not starting with ``$``) it is what the snippet
@@ -153,8 +154,8 @@ def run_block(block: Block, namespace: dict, printed: str | None) -> str | None:
 def test_readme_runs_as_written(tmp_path, monkeypatch):
     """Every block in order; then again each that overwrites its outputs (a second run must work as well)."""
     shutil.copytree(ROOT / "sweeps", tmp_path / "sweeps")
-    (tmp_path / "docs").symlink_to(ROOT / "docs")  # an example that writes into docs/ is caught below
-    docs = {p.name: p.stat().st_mtime_ns for p in (ROOT / "docs").iterdir()}
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")  # a copy: an example that writes into docs/ is caught below
+    docs = {p.name: p.read_bytes() for p in (tmp_path / "docs").iterdir()}
     monkeypatch.chdir(tmp_path)
     found = [block for block in blocks(README.read_text()) if not block.skip]
     namespace: dict = {"__name__": "readme"}
@@ -166,7 +167,7 @@ def test_readme_runs_as_written(tmp_path, monkeypatch):
         run_block(block, namespace, None)
     assert len(found) > 15 and len(again) >= 4
     assert (tmp_path / "out").is_dir()  # the examples write under out/
-    assert {p.name: p.stat().st_mtime_ns for p in (ROOT / "docs").iterdir()} == docs  # and never into docs/
+    assert {p.name: p.read_bytes() for p in (tmp_path / "docs").iterdir()} == docs  # and never into docs/
 
 
 @pytest.mark.parametrize(("text", "expected"), [
