@@ -181,11 +181,10 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
 
     Without a spec, the ``model``, ``hardware``, ``dtype``, ``batch`` and ``seq_len`` not
     given are the reference sweep's (Llama-13B on the A40 in fp16, batch 1..64 × seq_len
-    128..8192). Without
-    an acceptance, Medusa heads get the Medusa preset of the target model (:data:`MEDUSA_BASES`;
-    the nearest in size for other models), other drafters the geometric ``α = 0.8``. Without
-    ``k`` or ``tree``, chains of ``0..8`` drafts, at most one per head and no more than a
-    Medusa acceptance prices.
+    128..8192). Without an acceptance, Medusa heads get the Medusa preset of the target model
+    (:data:`MEDUSA_BASES`; the nearest in size for other models), other drafters the
+    geometric ``α = 0.8``. Without ``k`` or ``tree``, chains of ``0..8`` drafts, at most one
+    per head and no more than a Medusa acceptance prices.
 
     >>> chosen = choices(model="llama-33b", batch=[1], seq_len=[1024], medusa_heads=5)
     >>> chosen.k, chosen.acceptance.heads
@@ -231,7 +230,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
 
     Args:
         spec: the target's sweep (a :class:`SweepSpec`, a TOML path, or None: the
-            reference sweep's ``batch`` and ``seq_len`` where ``keys`` give none); its
+            reference sweep's keys where ``keys`` give none, :func:`choices`); its
             models, accelerators, dtypes and ``batch``, ``seq_len``, ``hidden`` axes are used,
             its phases and ``spec_k`` are not.
         k: draft lengths ``K`` (integers ≥ 0), each verified as a chain of ``K + 1``
