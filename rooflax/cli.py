@@ -338,7 +338,8 @@ def _cmd_speculate(args) -> int:
 
     plot = getattr(args, "plot", None)
     if args.overwrite and not plot and args.output is None:
-        raise SpecError("--overwrite: given without -o or --plot; it only lets them replace an existing file")
+        outputs = "-o or --plot" if hasattr(args, "plot") else "-o"
+        raise SpecError(f"--overwrite: given without {outputs}; it only lets {outputs} replace an existing file")
     trees = [{"top_k": _listed("--top-k", t, int)} for t in args.top_k or ()]
     trees += [{"sparse": size} for size in _listed("--sparse-tree", args.sparse_tree, int) or ()]
     chosen = choices(args.spec, k=_listed("--k", args.k, int), tree=trees or None, medusa_heads=args.medusa_heads,
