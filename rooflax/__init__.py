@@ -23,7 +23,7 @@ from rooflax.point import evaluate
 from rooflax.report import Report, describe
 from rooflax.scan import DatasetInfo, check_dataset, dataset_metadata, scan_dataset
 from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
-from rooflax.speculate import best_k, speculate
+from rooflax.speculate import best_k, speculate, unfit_cells
 
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DatasetInfo",
@@ -31,4 +31,5 @@ __all__ = [
     "__version__", "best_k", "check_dataset", "compare", "crossover", "dataset_metadata", "default_spec", "describe",
     "evaluate", "export_dataset", "get_dtype", "get_hardware", "get_model", "load_hardware", "load_model",
     "load_spec", "parse_spec", "plot", "read_measurements", "scan_dataset", "speculate", "sweep", "sweep_to_parquet",
+    "unfit_cells",
 ]

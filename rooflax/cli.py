@@ -338,7 +338,8 @@ def _cmd_speculate(args) -> int:
 
     plot = getattr(args, "plot", None)
     if args.overwrite and not plot and args.output is None:
-        raise SpecError("--overwrite: given without -o or --plot; it only lets them replace an existing file")
+        outputs = "-o or --plot" if hasattr(args, "plot") else "-o"
+        raise SpecError(f"--overwrite: given without {outputs}; it only lets {outputs} replace an existing file")
     trees = [{"top_k": _listed("--top-k", t, int)} for t in args.top_k or ()]
     trees += [{"sparse": size} for size in _listed("--sparse-tree", args.sparse_tree, int) or ()]
     chosen = choices(args.spec, k=_listed("--k", args.k, int), tree=trees or None, medusa_heads=args.medusa_heads,
@@ -519,8 +520,8 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("spec", nargs="?", help="the target's sweep spec TOML (its models, hardware, dtypes, axes)")
         _add_spec_flags(p, skip=("phases", "spec_k"))
-        p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8; with "
-                                                  "a medusa acceptance, those its heads price)")
+        p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8, at "
+                                                  "most one per Medusa head and those a medusa acceptance prices)")
         p.add_argument("--top-k", action="append", metavar="A,B",
                        help="a Medusa tree by top-k per head (repeat for several trees), instead of --k")
         p.add_argument("--sparse-tree", metavar="Q1,Q2",
@@ -529,7 +530,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--draft-model", metavar="MODEL", help="draft model preset or file (K decode steps a round)")
         p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
         p.add_argument("--shared-lm-head", action="store_true", help="Medusa heads share the base LM head")
-        p.add_argument("--alpha", type=float, help="geometric acceptance: P(draft token accepted) (default 0.8)")
+        p.add_argument("--alpha", type=float, help="geometric acceptance: P(draft token accepted) (default 0.8; "
+                                                   "with --medusa-heads, the target's Medusa preset)")
         p.add_argument("--acceptance", metavar="TOML|PRESET",
                        help="acceptance table file (kind = \"table\" | \"medusa\", ...) or a preset: "
                             "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b")

@@ -179,11 +179,12 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
             medusa_heads: int | None = None, acceptance: object = None, **keys: object) -> Choices:
     """The sweep, draft lengths and acceptance :func:`speculate` uses, with a note on each default.
 
-    Without a spec, the ``batch`` and ``seq_len`` not given are the reference sweep's. Without
-    an acceptance, Medusa heads get the Medusa preset of the target model (:data:`MEDUSA_BASES`;
-    the nearest in size for other models), other drafters the geometric ``α = 0.8``. Without
-    ``k`` or ``tree``, chains of ``0..8`` drafts, at most one per head and no more than a
-    Medusa acceptance prices.
+    Without a spec, the ``model``, ``hardware``, ``dtype``, ``batch`` and ``seq_len`` not
+    given are the reference sweep's (Llama-13B on the A40 in fp16, batch 1..64 × seq_len
+    128..8192). Without an acceptance, Medusa heads get the Medusa preset of the target model
+    (:data:`MEDUSA_BASES`; the nearest in size for other models), other drafters the
+    geometric ``α = 0.8``. Without ``k`` or ``tree``, chains of ``0..8`` drafts, at most one
+    per head and no more than a Medusa acceptance prices.
 
     >>> chosen = choices(model="llama-33b", batch=[1], seq_len=[1024], medusa_heads=5)
     >>> chosen.k, chosen.acceptance.heads
@@ -192,9 +193,12 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
     notes = []
     base = resolve_spec(spec, keys, reference_axes=True)
     if spec is None:
-        for axis in ("batch", "seq_len"):
-            if axis not in keys:
-                notes.append(f"{axis} {_span(getattr(base, axis))}: the reference sweep's (no spec or {axis} given)")
+        for key, attribute in (("model", "models"), ("hardware", "hardware"), ("dtype", "dtypes"),
+                               ("batch", "batch"), ("seq_len", "seq_len")):
+            if key not in keys:
+                values = getattr(base, attribute)
+                shown = _span(values) if key in ("batch", "seq_len") else ", ".join(v.name for v in values)
+                notes.append(f"{key} {shown}: the reference sweep's (no spec or {key} given)")
     heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
     if acceptance is None and heads is not None:
         preset, why = _medusa_preset(base.models)
@@ -226,7 +230,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
 
     Args:
         spec: the target's sweep (a :class:`SweepSpec`, a TOML path, or None: the
-            reference sweep's ``batch`` and ``seq_len`` where ``keys`` give none); its
+            reference sweep's keys where ``keys`` give none, :func:`choices`); its
             models, accelerators, dtypes and ``batch``, ``seq_len``, ``hidden`` axes are used,
             its phases and ``spec_k`` are not.
         k: draft lengths ``K`` (integers ≥ 0), each verified as a chain of ``K + 1``

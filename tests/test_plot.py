@@ -617,3 +617,14 @@ def test_a_map_of_several_layouts_says_so():
     fig = plot.regime_map(frame, facet="tp")
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["tp=1 · decode", "tp=2 · decode"]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda df: plot.roofline(df, facet="tp"), lambda df: plot.roofline(df, ideal=True),
+    lambda df: plot.interconnect(df), lambda df: plot.family(df, along="batch"),
+])
+def test_a_summary_frame_is_refused_as_one(draw):
+    """An op chart given a summary frame says so (not 'predates achieved performance', not 'unknown column op')."""
+    df = rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 8], seq_len=[512],
+                       tp=[1, 2], summary=True)
+    one_line_error(lambda: draw(df), "the frame is a summary", "sweep without summary=True")

@@ -378,7 +378,11 @@ def test_choices_say_what_was_chosen():
     other = choices(model="llama-2-70b", medusa_heads=2, batch=[1], seq_len=[64])
     assert other.acceptance.heads == "vicuna-33b" and "nearest in size to llama-2-70b" in " ".join(other.notes)
     given = choices(batch=[1], seq_len=[64], k=[1, 2], acceptance={"kind": "geometric", "alpha": 0.5})
-    assert given.notes == () and given.k == (1, 2)
+    assert given.k == (1, 2) and given.notes == (
+        "model llama-13b: the reference sweep's (no spec or model given)",
+        "hardware a40: the reference sweep's (no spec or hardware given)",
+        "dtype fp16: the reference sweep's (no spec or dtype given)")
+    assert choices(rooflax.default_spec(), k=[1], acceptance={"kind": "geometric", "alpha": 0.5}).notes == ()
     one_line_error(lambda: choices(model=["llama-7b", "llama-33b"], medusa_heads=2, batch=[1], seq_len=[64]),
                    "acceptance: the sweep's models llama-7b, llama-33b take different Medusa presets")
 
@@ -391,8 +395,8 @@ def test_cli_best_k_asks_nothing_it_can_default(capsys):
     reference = rooflax.default_spec()
     rows = [line for line in out.splitlines() if line.startswith("| llama-33b")]
     assert len(rows) == len(reference.batch) * len(reference.seq_len)
-    notes = err.splitlines()
-    assert len(notes) == 4 and all(line.startswith("note: ") for line in notes)
+    notes = err.splitlines()  # dtype, batch, seq_len, acceptance, k
+    assert len(notes) == 5 and all(line.startswith("note: ") for line in notes)
     assert "acceptance medusa-vicuna-33b" in err and "k 0..5" in err
     speedups = rooflax.best_k(model="llama-33b", hardware="a100-80gb-pcie", medusa_heads=5)["speedup"]
     assert 1.5 < speedups.max() < 2.0  # a Medusa acceptance (≈ 1.8×), not geometric α = 0.8 (≈ 3.5×)

@@ -37,9 +37,16 @@ def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str) -> None
     """Raise a one-line error when ``df`` lacks a column ``what`` needs."""
     for column in columns:
         if column not in df.columns:
-            raise unknown_name(what, column, df.columns, what="column")
+            raise summary_frame(what) if "tokens_per_s" in df.columns else unknown_name(what, column, df.columns,
+                                                                                        what="column")
     if df.height == 0:
         raise SpecError(f"{what}: the frame is empty (nothing matched the selection)")
+
+
+def summary_frame(what: str) -> SpecError:
+    """The error for a summary frame given to a chart of op rows."""
+    return SpecError(f"{what}: the frame is a summary (one row per configuration, no op rows); this chart draws "
+                     "a long frame: sweep without summary=True (--summary)")
 
 
 def series_label(group: str, phase: str, spec_k: int | None) -> str:

@@ -33,6 +33,7 @@ from rooflax.plot._common import (
     si,
     si_log_axes,
     si_rate,
+    summary_frame,
     swept,
     swept_line,
 )
@@ -292,6 +293,8 @@ def _collect(lf: pl.LazyFrame, groups: Sequence[str], y: str, color_by: str | No
 
 
 def _missing(column: str, names: Sequence[str]) -> SpecError:
+    if "tokens_per_s" in names:
+        return summary_frame("roofline")
     if column == "achieved_flops":
         return SpecError("roofline: the frame has no 'achieved_flops' column (it predates achieved performance); "
                          "draw its points on the roof with ideal=True (--ideal), or sweep it again")
