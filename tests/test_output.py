@@ -374,13 +374,19 @@ def test_a_disk_that_fills_mid_sweep_is_one_line(tmp_path, monkeypatch):
     partial = tmp_path / "ds.partial"
     real, seen = dataset_module.chunk_frame, []
 
-    def disk_full_at_the_fourth_part(chunk, spec, summary):
-        if len(seen) == 3:  # the kernel's own ENOSPC: this part's file is /dev/full
-            (partial / f".part-{chunk.task.index:06d}.parquet.tmp").symlink_to("/dev/full")
+    real_write = Path.write_bytes
+
+    def count_parts(chunk, spec, summary):
         seen.append(chunk.task.index)
         return real(chunk, spec, summary)
 
-    monkeypatch.setattr(dataset_module, "chunk_frame", disk_full_at_the_fourth_part)
+    def disk_full_at_the_fourth_part(path, data):
+        if len(seen) > 3 and path.name == f".part-{seen[3]:06d}.parquet.tmp":  # ENOSPC, as a full disk gives
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_write(path, data)
+
+    monkeypatch.setattr(dataset_module, "chunk_frame", count_parts)
+    monkeypatch.setattr(Path, "write_bytes", disk_full_at_the_fourth_part)
     with pytest.raises(rooflax.SpecError) as info:
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, **SMALL)
     message = str(info.value)
