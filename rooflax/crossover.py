@@ -348,7 +348,13 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
     """
     if not isinstance(along, str) or along not in AXES:
         raise unknown_name("along", along, AXES, what="axis")
-    spec = resolve_spec(spec, keys, reference_axes=True)
+    if along in keys or along in (keys.get("axes") or {}):
+        raise SpecError(f"{along}: the crossover is searched along {along} (every value up to 2**40), so values of "
+                        f"{along} are not read; leave {along} out, or cross another axis")
+    # the crossed axis is searched whole: one placeholder value stands in for the spec's (a seq_len
+    # past every spec_k, so that any verify step is legal)
+    placeholder = {"batch": [1], "seq_len": [LIMIT], "hidden": None}[along]
+    spec = resolve_spec(spec, {**keys, along: placeholder}, reference_axes=True)
     refused = supported(spec)
     if refused is not None:
         raise SpecError(refused)

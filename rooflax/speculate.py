@@ -50,6 +50,8 @@ CELL = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", 
 #: Draft lengths swept when neither ``k`` nor ``tree`` is given.
 DEFAULT_K = tuple(range(9))
 _TIMES = ("time_s", "achieved_time_s")
+#: Spec keys speculate sets itself (per round), so a keyword giving them would be ignored.
+_NOT_READ = ("phases", "spec_k")
 
 
 def _draft_lengths(k: object) -> tuple[int, ...]:
@@ -177,6 +179,10 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     (0, 1.0, 1.0)
     """
     shared_lm_head = boolean("shared_lm_head", shared_lm_head)
+    for key in _NOT_READ:
+        if key in keys:
+            raise SpecError(f"{key}: speculate prices plain decode and each round's verify step itself, so it reads "
+                            f"no {key}; leave {key} out (give draft lengths as k, or trees as tree)")
     model_acceptance: Acceptance = parse_acceptance({"kind": "geometric", "alpha": 0.8} if acceptance is None
                                                     else acceptance)
     if draft_model is not None and medusa_heads is not None:

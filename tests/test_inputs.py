@@ -206,3 +206,51 @@ def test_a_killed_writers_temporary_file_is_reclaimed(dataset, tmp_path):
     rows = rooflax.export_dataset(dataset, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
     assert rows == len(out.read_text().splitlines()) - 1
+
+
+@pytest.mark.parametrize(("by", "tokens"), [("k", [1.9, 1.2, 1.5]), ("k", [1.5, 1.5, 1.4]),
+                                            ("candidates", [1.8, 1.9, 1.1])])
+def test_acceptance_tables_may_not_fall(by, tokens):
+    keys = [1, 2, 3] if by == "k" else [2, 3, 4]
+    falls = next(i for i in range(1, 3) if tokens[i] < tokens[i - 1])
+    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[64], acceptance={
+        "kind": "table", "by": by, by: keys, "tokens_per_round": tokens}),
+        f"acceptance.tokens_per_round: {tokens[falls]:g} at {by} = {keys[falls]} is below {tokens[falls - 1]:g} at "
+        f"{by} = {keys[falls - 1]}", "cannot fall")
+    rising = sorted(tokens)
+    assert rooflax.speculate(batch=[1], seq_len=[64], k=keys if by == "k" else None,
+                             tree=None if by == "k" else [{"depths": [1, *[2] * (c - 1)]} for c in keys],
+                             acceptance={"kind": "table", "by": by, by: keys, "tokens_per_round": rising}
+                             ).get_column("tokens_per_round").to_list() == rising
+
+
+@pytest.mark.parametrize("call", [rooflax.speculate, rooflax.best_k])
+@pytest.mark.parametrize("key", ["phases", "spec_k"])
+def test_speculate_refuses_spec_keys_it_sets_itself(call, key):
+    value = ["decode"] if key == "phases" else [4]
+    one_line_error(lambda: call(batch=[1], seq_len=[64], **{key: value}), f"{key}: speculate", f"reads no {key}")
+
+
+@pytest.mark.parametrize("along", ["batch", "seq_len", "hidden"])
+def test_crossover_refuses_values_of_the_crossed_axis(along):
+    one_line_error(lambda: rooflax.crossover(along=along, **{along: [4096]}), f"{along}: the crossover is searched "
+                   f"along {along}", f"leave {along} out")
+    one_line_error(lambda: rooflax.crossover(along=along, axes={along: [4096]}), f"{along}: the crossover")
+
+
+def test_crossover_where_names_values_that_no_row_holds(capsys):
+    from rooflax.cli import main
+
+    for where, value, column, hint in (("phase = 'decod'", "decod", "phase", "'decode'"),
+                                       ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qk' or 'qkv_proj'"),
+                                       ("batch > 1 AND hardware <> 'a4O'", "a4O", "hardware", "'a40'")):
+        assert main(["crossover", "--seq-len", "128", "--where", where]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == (f"error: --where: cannot apply {where!r}: {value!r} is no value of {column}; did "
+                                     f"you mean {hint}? (allowed: {', '.join(_categories(column))})\n")
+    assert main(["crossover", "--seq-len", "128", "--where", "phase = 'decode' AND op = 'qk'"]) == 0
+    assert "qk" in capsys.readouterr().out
+
+
+def _categories(column: str) -> list[str]:
+    return rooflax.crossover(seq_len=[128]).schema[column].categories.to_list()
