@@ -544,6 +544,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    from rooflax._tables import ascii_fallback
+
+    for stream in (sys.stdout, sys.stderr):  # every line printed goes through these
+        ascii_fallback(stream)
     parser = _parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
