@@ -24,9 +24,10 @@ Legal values and limits (:data:`LIMIT` = 2**40):
 Scope: dense models on one device. A spec with a mixture-of-experts model, or with a
 ``tp``, ``pp`` or ``ep`` degree other than 1, is refused (:func:`supported`).
 
-Monotone: along ``batch`` and ``seq_len`` each op's ``flops·bandwidth − peak·bytes`` is
-affine in the axis, or the axis times an affine function, so once compute-bound an op
-stays compute-bound (``tests/test_crossover.py`` checks this property). Along ``hidden``
+Monotone: along ``batch`` and ``seq_len`` each op's intensity ``flops / bytes`` never
+falls (its numerator and denominator are affine in the axis, or the axis times an affine
+function), and its correctly rounded quotient, compared with the ridge, never falls either,
+so once compute-bound an op stays compute-bound (``tests/test_crossover.py`` checks this property). Along ``hidden``
 the Llama-scaled widths are monotone too, but a preset's own width keeps its own shape
 (``llama-3-8b`` has intermediate 14336, not the 11008 the Llama rule gives at 4096), so
 its bound can differ from its neighbours'. The answer is still the smallest compute-bound
@@ -60,10 +61,10 @@ AXES = ("batch", "seq_len", "hidden")
 LIMIT = 2**40
 _ITERATIONS = LIMIT.bit_length() + 1  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
 
-#: Per-cell parameters, all integers (Python ints on the host, float64 on the device) but the last five.
+#: Per-cell parameters, all integers (Python ints on the host, float64 on the device) but the last four.
 _INTS = ("phase", "spec_k", "batch", "seq_len", "hidden", "heads", "kv_heads", "head_dim", "group_size",
          "intermediate", "vocab", "n_lo", "n_hi", "step")
-_NUMS = ("w", "a", "k", "peak", "bandwidth")
+_NUMS = ("w", "a", "k", "ridge")
 
 
 def _step(p: dict, along: str, value, *, causal: bool, where, family: bool):
@@ -105,7 +106,7 @@ def _solver(ops: tuple[OpDef, ...], along: str, causal: bool):
             step = _step(p, along, (n[j] * p["step"]).astype(jnp.float64), causal=causal, where=jnp.where,
                          family=True)
             flops, bytes_ = op.cost(step)
-            out.append(is_compute_bound(flops, bytes_, p["peak"], p["bandwidth"]))
+            out.append(is_compute_bound(flops, bytes_, p["ridge"]))
         return jnp.stack(out)
 
     def solve(ints: jax.Array, nums: jax.Array):
@@ -149,7 +150,7 @@ def _exact(cells: dict, op: OpDef, along: str, value: np.ndarray, *, causal: boo
     """
     step = _step(cells, along, value, causal=causal, where=np.where, family=family)
     flops, bytes_ = op.cost(step)
-    compute = np.asarray(is_compute_bound(flops, bytes_, cells["peak"], cells["bandwidth"]), dtype=bool)
+    compute = np.asarray(is_compute_bound(flops, bytes_, cells["ridge"]), dtype=bool)
     return compute, np.asarray(flops / bytes_, dtype=np.float64)
 
 
@@ -241,7 +242,7 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, dict, tuple[OpDef, .
                     scalars = {"phase": PHASES.index(phase), "spec_k": spec_k or 0, "head_dim": model.head_dim,
                                "group_size": model.group_size, "vocab": model.vocab, "n_lo": lowest,
                                "n_hi": LIMIT // lattice, "step": lattice, "w": dt.weight_bytes, "a": dt.act_bytes,
-                               "k": dt.kv_bytes, "peak": hw.peak(dt.compute), "bandwidth": hw.bandwidth_bytes_per_s}
+                               "k": dt.kv_bytes, "ridge": hw.ridge(dt.compute)}
                     for name, value in scalars.items():
                         cells[name] = np.full(size, value, dtype=object)
                     labels = {"model": model.name, "hardware": hw.name, "dtype": dt.name, "phase": phase,

@@ -185,7 +185,7 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
         "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
         "attainable_flops": attainable(flops, bytes_, roof.peak, bandwidth, minimum=jnp.minimum),
         "time_s": _ideal(flops, bytes_, inv_bandwidth, latency, roof), "achieved_flops": flops / achieved,
-        "achieved_time_s": achieved, "compute_bound": is_compute_bound(flops, bytes_, roof.peak, bandwidth),
+        "achieved_time_s": achieved, "compute_bound": is_compute_bound(flops, bytes_, roof.ridge),
     }
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 
 import matplotlib
+import polars as pl
 import pytest
 from one_line import one_line_error
 
@@ -291,3 +292,57 @@ def test_every_command_prints_in_an_ascii_locale(args, dataset, tmp_path):
 def _steady(text: str) -> list[str]:
     """Lines but the size estimate, whose free space and seconds change from run to run."""
     return [line for line in text.splitlines() if not line.startswith("sweep: ")]
+
+
+_GPU = {"name": "x", "peak_flops": {"fp16": 1e14}, "bandwidth_bytes_per_s": 1e12, "memory_bytes": 1e9}
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), [
+    ("bandwidth_bytes_per_s", 1e300, "1e+06 to 1e+16 B/s"), ("bandwidth_bytes_per_s", 1e-300, "1e+06 to 1e+16 B/s"),
+    ("peak_flops", {"fp16": 1e308}, "1e+09 to 1e+19 FLOP/s"), ("memory_bytes", 1e20, "1e+06 to 1e+16 B"),
+    ("interconnect_bytes_per_s", 1e3, "1e+06 to 1e+16 B/s"), ("interconnect_latency_s", 1e5, "1e-10 to 1 s"),
+    ("kernel_overhead_s", 1e-20, "1e-12 to 1 s"), ("compute_efficiency", 1e-9, "0.0001 to 1"),
+    ("group_terms", {"qk/pv": {"bandwidth_efficiency": 2.0}}, "0.0001 to 1"),
+])
+def test_hardware_figures_must_be_physical(key, value, allowed, tmp_path):
+    field = {"peak_flops": "peak_flops.fp16", "group_terms": "group_terms.qk/pv: bandwidth_efficiency"}.get(key, key)
+    shown = next(iter(value.values())) if isinstance(value, dict) else value
+    shown = next(iter(shown.values())) if isinstance(shown, dict) else shown
+    one_line_error(lambda: rooflax.Hardware(**{**_GPU, key: value}), f"hardware 'x': {field}: {shown:g} is outside",
+                   allowed)
+    import re
+
+    from rooflax.hardware import hardware_to_toml
+
+    text = hardware_to_toml(rooflax.Hardware(**_GPU))  # the same figure in a hardware file
+    if key == "group_terms":
+        text += '\n[group_terms."qk/pv"]\nbandwidth_efficiency = 2.0\n'
+    else:
+        line = "fp16" if key == "peak_flops" else key
+        text = re.sub(rf"^{line} = .*$", f"{line} = {shown!r}", text, flags=re.M)
+    path = tmp_path / "x.toml"
+    path.write_text(text)
+    one_line_error(lambda: rooflax.sweep(hardware=str(path), batch=[1], seq_len=[128]), str(path), field, allowed)
+
+
+@pytest.mark.parametrize("figures", [dict(peak=1e19, bandwidth=1e6), dict(peak=1e9, bandwidth=1e16),
+                                     dict(peak=1e19, bandwidth=1e16), dict(peak=1e9, bandwidth=1e6)])
+def test_the_bound_at_the_extreme_figures_is_the_exact_one(figures):
+    """At the edges of the ranges, evaluate, sweep and crossover still agree with exact rational arithmetic."""
+    from fractions import Fraction
+
+    hw = rooflax.Hardware(name="edge", peak_flops={"fp16": figures["peak"]},
+                          bandwidth_bytes_per_s=figures["bandwidth"], memory_bytes=1e16)
+    ridge = Fraction(figures["peak"]) / Fraction(figures["bandwidth"])
+    df = rooflax.sweep(hardware=hw, phases=["prefill", "decode"], batch=[1, 2**20, 2**40], seq_len=[1, 2**20, 2**40])
+    assert df.select(pl.col("time_s").is_finite().all(), pl.col("achieved_time_s").is_finite().all()).row(0) == (
+        True, True)
+    for row in df.filter(pl.col("batch") == 2**20).iter_rows(named=True):
+        exact = Fraction(int(row["flops"])) / Fraction(int(row["bytes"])) >= ridge
+        assert (row["bound"] == "compute") == exact
+        point = rooflax.evaluate(hardware=hw, phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"])
+        assert point["ops"][row["op"]]["bound"] == row["bound"]
+    cross = rooflax.crossover(hardware=hw, phases=["decode"], seq_len=[2048])
+    for row in cross.drop_nulls("crossover").iter_rows(named=True):
+        at = rooflax.evaluate(hardware=hw, phase="decode", batch=row["crossover"], seq_len=2048)["ops"][row["op"]]
+        assert at["bound"] == "compute" and at["intensity"] >= hw.ridge("fp16")
