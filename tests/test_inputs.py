@@ -346,3 +346,73 @@ def test_the_bound_at_the_extreme_figures_is_the_exact_one(figures):
     for row in cross.drop_nulls("crossover").iter_rows(named=True):
         at = rooflax.evaluate(hardware=hw, phase="decode", batch=row["crossover"], seq_len=2048)["ops"][row["op"]]
         assert at["bound"] == "compute" and at["intensity"] >= hw.ridge("fp16")
+
+
+def test_planning_is_lazy_and_counts_agree_with_the_plan():
+    from rooflax import dataset, engine
+    from rooflax.distributed import Cluster
+
+    spec = rooflax.parse_spec(model=["llama-7b", "toy-llama"], hardware=["a40", "l4"], phases=["decode", "verify"],
+                              spec_k=[4, 64], batch=[1, 3, 8], seq_len=[16, 100, 512, 4096], tp=[1, 2])
+    for summary, chunk_size in ((False, 5), (True, 7), (False, 1 << 15)):
+        tasks = list(engine.plan(spec, chunk_size))
+        rows = [t.count * t.width(summary) for t in tasks]
+        assert [t.index for t in tasks] == list(range(len(tasks))) == list(range(engine.chunk_count(spec,
+                                                                                                  chunk_size)))
+        assert sum(rows) == (spec.configurations() if summary else spec.rows())
+        done = frozenset(range(0, len(tasks), 3))
+        assert engine.chunk_rows(spec, chunk_size, summary, done) == [rows[i] for i in sorted(done)]
+        for n in (1, 2, 3):
+            shares = [dataset._share_rows(spec, chunk_size, summary, Cluster(p, n, 0), done) for p in range(n)]
+            assert shares == [sum(r for i, r in enumerate(rows) if i % n == p and i not in done) for p in range(n)]
+    huge = rooflax.parse_spec(batch={"start": 1, "stop": 10**7, "step": 1}, seq_len={"start": 1, "stop": 10**7,
+                                                                                      "step": 1})
+    assert engine.chunk_count(huge, 1 << 15) == 2 * -(-10**14 // (1 << 15))  # counted, not listed
+    first = next(engine.plan(huge, 1 << 15))
+    assert (first.index, first.start, first.count) == (0, 0, 1 << 15)
+
+
+def test_a_huge_streamed_sweep_starts_at_once(tmp_path):
+    """10^14 grid points: the first part is computed at once and the disk estimate refuses (no plan is listed)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import rooflax, sys\n"
+            "try:\n"
+            "    rooflax.sweep_to_parquet(None, sys.argv[1], progress=True, batch={'start': 1, 'stop': 10**7, "
+            "'step': 1}, seq_len={'start': 1, 'stop': 10**7, 'step': 1})\n"
+            "except rooflax.SpecError as exc:\n"
+            "    print(exc)\n")
+    env = {"PYTHONPATH": str(Path(rooflax.__file__).parents[1]), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "huge")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    huge = rooflax.parse_spec(batch={"start": 1, "stop": 10**7, "step": 1}, seq_len={"start": 1, "stop": 10**7,
+                                                                                      "step": 1})
+    assert f"sweep: {huge.rows():,} rows in {2 * -(-10**14 // 2**15):,} parts" in done.stderr
+    assert done.stdout.startswith("output: the sweep needs about ") and done.stdout.count("\n") == 1
+    assert not (tmp_path / "huge").exists() and not (tmp_path / "huge.partial").exists()
+
+
+def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
+    """Many small parts: each takes whole filesystem blocks, and its footer whatever its rows."""
+    import os
+
+    from rooflax import dataset
+
+    seen = {}
+    real = dataset._check_room
+
+    def spy(partial, **kwargs):
+        seen.update(kwargs)
+        return real(partial, **kwargs)
+
+    monkeypatch.setattr(dataset, "_check_room", spy)
+    spec = rooflax.parse_spec(phases=["prefill", "decode", "verify"], spec_k=[16, 32], batch=[1, 2, 4, 8, 16],
+                              seq_len=[128, 256, 512, 1024, 2048, 4096, 8192, 16384])
+    out = rooflax.sweep_to_parquet(spec, tmp_path / "ds", chunk_size=1, progress=True)
+    parts = sorted(out.glob("part-*.parquet"))
+    assert len(parts) == seen["parts"] > 100
+    used = sum(os.stat(p).st_blocks * 512 for p in parts)  # what the parts take on disk
+    assert 0.9 * used <= seen["need"] <= 1.1 * used
