@@ -54,11 +54,12 @@ DEFAULT_ACHIEVED: dict[str, float] = {"sm_count": 80, "kernel_overhead_s": 5e-6,
 GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency")
 
 #: The range each figure of an accelerator must lie in, with its unit: wide around every real part
-#: (a CPU core to a rack-scale system), so that a typo (1e300, 1e-300) is refused rather than priced,
-#: and every product and quotient of the roofline stays finite in float64.
+#: (a microcontroller, or a small slice of a CPU as ``validate`` measures it, to a rack-scale system),
+#: so that a typo (1e300, 1e-300) is refused rather than priced, and every product and quotient of
+#: the roofline stays finite in float64.
 RANGES: dict[str, tuple[float, float, str]] = {
-    "peak_flops": (1e9, 1e19, "FLOP/s"), "bandwidth_bytes_per_s": (1e6, 1e16, "B/s"),
-    "memory_bytes": (1e6, 1e16, "B"), "interconnect_bytes_per_s": (1e6, 1e16, "B/s"),
+    "peak_flops": (1e6, 1e19, "FLOP/s"), "bandwidth_bytes_per_s": (1e6, 1e16, "B/s"),
+    "memory_bytes": (1e3, 1e16, "B"), "interconnect_bytes_per_s": (1e6, 1e16, "B/s"),
     "interconnect_latency_s": (1e-10, 1.0, "s"), "kernel_overhead_s": (1e-12, 1.0, "s"),
     "compute_efficiency": (1e-4, 1.0, ""), "bandwidth_efficiency": (1e-4, 1.0, ""),
 }
