@@ -46,7 +46,7 @@ import polars as pl
 
 from rooflax._tables import Table
 from rooflax.errors import SpecError, unknown_name
-from rooflax.frames import resolve_spec
+from rooflax.frames import check_in_memory, resolve_spec
 from rooflax.models import llama_scaled
 from rooflax.ops import GROUPS, OP_NAMES, PHASES, OpDef, layer_ops, make_step
 from rooflax.roofline import is_compute_bound
@@ -59,7 +59,10 @@ __all__ = ["AXES", "LIMIT", "crossover", "crossover_table", "supported"]
 AXES = ("batch", "seq_len", "hidden")
 #: Largest value searched on every axis.
 LIMIT = 2**40
-_ITERATIONS = LIMIT.bit_length() + 1  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
+_ITERATIONS = LIMIT.bit_length() + 1
+#: Peak bytes of memory a crossover takes per row of its frame (cells in Python integers, the
+#: bisection's arrays on the device, the frame): measured about 160 B, with room to spare.
+ROW_BYTES = 400  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
 
 #: Per-cell parameters, all integers (Python ints on the host, float64 on the device) but the last four.
 _INTS = ("phase", "spec_k", "batch", "seq_len", "hidden", "heads", "kv_heads", "head_dim", "group_size",
@@ -359,6 +362,13 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
     refused = supported(spec)
     if refused is not None:
         raise SpecError(refused)
+    # one row per cell of the two other axes (the crossed one holds its placeholder) and op
+    rows = sum(len(spec.batch) * (len(spec.seq_len) - first) * len(spec.hidden_for(m))
+               * len(layer_ops(gated_mlp=m.gated_mlp, fused_attention=spec.fused_attention))
+               for m in spec.models for _, _, first in spec.steps()) * len(spec.hardware) * len(spec.dtypes)
+    check_in_memory("crossover", rows, ROW_BYTES, instead="a crossover frame is solved in memory: give fewer values "
+                    f"of the axes not crossed ({', '.join(a for a in AXES if a != along)}), or fewer phases, models, "
+                    "accelerators or dtypes")
     schema = _schema(spec, along)
     blocks = _cells(spec, along)
     by_ops: dict[tuple[OpDef, ...], list[int]] = {}

@@ -36,7 +36,7 @@ import polars as pl
 from rooflax.acceptance import Acceptance, parse_acceptance
 from rooflax.drafters import HeadStep, medusa_times, medusa_weight_bytes
 from rooflax.errors import SpecError, boolean, positive_int
-from rooflax.frames import resolve_spec, sweep
+from rooflax.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.models import Model, get_model
 from rooflax.roofline import Roof
 from rooflax.spec import SweepSpec
@@ -196,6 +196,10 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     if largest > base.seq_len[-1]:
         raise SpecError(f"{'k' if tree is None else 'tree'}: rounds of up to {largest} candidates need seq_len ≥ "
                         f"{largest}, the largest seq_len is {base.seq_len[-1]}")
+    cells = base.with_keys(phases=["decode"], spec_k=None, tree=None).configurations()
+    check_in_memory("speculate", cells * rounds.height, row_bytes(True) * 3,  # a verify, a decode and an output row
+                    instead="speculate joins every cell's rounds in memory: give a smaller grid (fewer batch, seq_len "
+                            "or hidden values) or fewer draft lengths")
     # a sweep verifies one tree per candidate count: trees of the same size go to further sweeps
     rounds = rounds.with_columns(layer=pl.int_range(pl.len()).over("candidates"))
     decode, verify = None, []

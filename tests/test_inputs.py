@@ -299,7 +299,7 @@ _GPU = {"name": "x", "peak_flops": {"fp16": 1e14}, "bandwidth_bytes_per_s": 1e12
 
 @pytest.mark.parametrize(("key", "value", "allowed"), [
     ("bandwidth_bytes_per_s", 1e300, "1e+06 to 1e+16 B/s"), ("bandwidth_bytes_per_s", 1e-300, "1e+06 to 1e+16 B/s"),
-    ("peak_flops", {"fp16": 1e308}, "1e+09 to 1e+19 FLOP/s"), ("memory_bytes", 1e20, "1e+06 to 1e+16 B"),
+    ("peak_flops", {"fp16": 1e308}, "1e+06 to 1e+19 FLOP/s"), ("memory_bytes", 1e20, "1000 to 1e+16 B"),
     ("interconnect_bytes_per_s", 1e3, "1e+06 to 1e+16 B/s"), ("interconnect_latency_s", 1e5, "1e-10 to 1 s"),
     ("kernel_overhead_s", 1e-20, "1e-12 to 1 s"), ("compute_efficiency", 1e-9, "0.0001 to 1"),
     ("group_terms", {"qk/pv": {"bandwidth_efficiency": 2.0}}, "0.0001 to 1"),
@@ -325,8 +325,8 @@ def test_hardware_figures_must_be_physical(key, value, allowed, tmp_path):
     one_line_error(lambda: rooflax.sweep(hardware=str(path), batch=[1], seq_len=[128]), str(path), field, allowed)
 
 
-@pytest.mark.parametrize("figures", [dict(peak=1e19, bandwidth=1e6), dict(peak=1e9, bandwidth=1e16),
-                                     dict(peak=1e19, bandwidth=1e16), dict(peak=1e9, bandwidth=1e6)])
+@pytest.mark.parametrize("figures", [dict(peak=1e19, bandwidth=1e6), dict(peak=1e6, bandwidth=1e16),
+                                     dict(peak=1e19, bandwidth=1e16), dict(peak=1e6, bandwidth=1e6)])
 def test_the_bound_at_the_extreme_figures_is_the_exact_one(figures):
     """At the edges of the ranges, evaluate, sweep and crossover still agree with exact rational arithmetic."""
     from fractions import Fraction
@@ -416,3 +416,34 @@ def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
     assert len(parts) == seen["parts"] > 100
     used = sum(os.stat(p).st_blocks * 512 for p in parts)  # what the parts take on disk
     assert 0.9 * used <= seen["need"] <= 1.1 * used
+
+
+_BIG = {"start": 1, "stop": 10**7, "step": 1}
+
+
+@pytest.mark.parametrize(("what", "call"), [
+    ("crossover", lambda: rooflax.crossover(seq_len=_BIG)),
+    ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_BIG)),
+    ("compare", lambda: rooflax.compare("a40", "l4", seq_len=_BIG)),
+    ("speculate", lambda: rooflax.speculate(batch=[1], seq_len=_BIG)),
+    ("speculate", lambda: rooflax.best_k(batch=[1], seq_len=_BIG)),
+    ("sweep", lambda: rooflax.sweep(batch=_BIG, seq_len=_BIG)),
+])
+def test_in_memory_answers_refuse_huge_grids_up_front(what, call):
+    message = one_line_error(call, f"{what}: ", " rows would take about ", "GiB in memory, above the limit of 8.0 GiB")
+    assert "smaller grid" in message or "fewer values" in message
+
+
+def test_validate_spreads_points_over_a_huge_grid_without_listing_it():
+    from rooflax.validate.run import points_from_spec
+
+    spec = rooflax.parse_spec(phases=["prefill", "decode", "verify"], spec_k=[16, 300], batch=[1, 3, 8, 64],
+                              seq_len=[16, 128, 512, 1000, 4096])
+    grid = [(phase, b, s, k) for phase, k, first in spec.steps() for b in spec.batch for s in spec.seq_len[first:]]
+    for most in (1, 2, 5, 12, len(grid), 100):
+        chosen = points_from_spec(spec, most)[1]
+        step = (len(grid) - 1) / max(most - 1, 1)
+        assert chosen == (tuple(grid) if len(grid) <= most else tuple(grid[round(i * step)] for i in range(most)))
+    huge = rooflax.parse_spec(batch=_BIG, seq_len=_BIG)
+    points = points_from_spec(huge, 3)[1]
+    assert points == (("prefill", 1, 1, None), ("decode", 1, 1, None), ("decode", 10**7, 10**7, None))
