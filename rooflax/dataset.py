@@ -312,10 +312,10 @@ def _stream(spec: SweepSpec, out: Path, parts: int, done: frozenset[int], run: d
             start, first = time.perf_counter(), io.BytesIO()
             _write_part(frame, first, *options)
             sample_s = max(frame_s, time.perf_counter() - start)
-            data = first.getbuffer()
+            size = first.seek(-8, io.SEEK_END) + 8
             # what a part takes whatever its rows: the magic bytes and the footer (schema, metadata, statistics)
-            fixed = 12 + int.from_bytes(data[-8:-4], "little")
-            per_row = max(data.nbytes - fixed, 0) / chunk.rows
+            fixed = 12 + int.from_bytes(first.read(4), "little")
+            per_row = max(size - fixed, 0) / chunk.rows
             block = os.statvfs(partial).f_bsize  # a file takes whole blocks on disk
 
             def part_bytes(rows: int) -> int:
