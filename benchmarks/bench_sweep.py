@@ -70,7 +70,7 @@ def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
                                        ("attainable_flops", attainable(f, by, peak, bw)),
                                        ("time_s", op_time(f, by, peak, bw)), ("achieved_time_s", achieved),
                                        ("achieved_flops", f / achieved),
-                                       ("bound", "compute" if is_compute_bound(f, by, peak, bw) else "memory")):
+                                       ("bound", "compute" if is_compute_bound(f, by, peak / bw) else "memory")):
                         rows[key].append(value)
                 done += 1
     frame = pl.DataFrame(rows)

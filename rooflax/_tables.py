@@ -1,12 +1,43 @@
-"""Text tables for the CLI: plain text anywhere, a rich table on a terminal."""
+"""Text for the CLI: tables (plain text anywhere, a rich table on a terminal), on any terminal encoding."""
 
 from __future__ import annotations
 
+import codecs
 import sys
+import unicodedata
 from dataclasses import dataclass
 from typing import TextIO
 
-__all__ = ["Table", "show"]
+__all__ = ["Table", "ascii_fallback", "show"]
+
+#: ASCII for the characters rooflax's text uses, where a stream cannot encode them.
+ASCII = {"×": "x", "·": "*", "−": "-", "–": "-", "—": "-", "≥": ">=", "≤": "<=", "≈": "~", "…": "...", "→": "->",
+         "⌈": "ceil(", "⌉": ")", "⌊": "floor(", "⌋": ")", "Σ": "sum ", "∏": "prod ", "α": "alpha", "µ": "u",
+         "²": "^2", "³": "^3", "§": "sec. ", "━": "-", "╸": "-", "’": "'", "“": '"', "”": '"'}
+_ERRORS = "rooflax-ascii"
+
+
+def _replace(error: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: what :data:`ASCII` gives each character, else its NFKD form's ASCII, else ``?``."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start:error.end]
+    out = "".join(ASCII.get(c) or unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() or "?"
+                  for c in text)
+    return out, error.end
+
+
+codecs.register_error(_ERRORS, _replace)
+
+
+def ascii_fallback(stream: TextIO) -> None:
+    """Let ``stream`` print any text: characters its encoding lacks (an ASCII locale, ``LC_ALL=C``)
+    are written as :data:`ASCII` replacements instead of raising UnicodeEncodeError. A stream
+    that encodes everything (UTF-8) is left as it is."""
+    encoding = codecs.lookup(getattr(stream, "encoding", None) or "ascii").name
+    if encoding.startswith("utf") or not hasattr(stream, "reconfigure"):
+        return
+    stream.reconfigure(errors=_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)

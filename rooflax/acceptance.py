@@ -231,7 +231,13 @@ def parse_acceptance(acceptance: object) -> Acceptance:
         if key in points and key != lowest:
             raise SpecError(f"acceptance.{by}: value {key:g} is repeated")
         points[key] = value
-    return Acceptance("table", by=by, points=tuple(sorted(points.items())))
+    ordered = tuple(sorted(points.items()))
+    for (k_a, v_a), (k_b, v_b) in itertools.pairwise(ordered):
+        if v_b < v_a:
+            raise SpecError(f"acceptance.tokens_per_round: {v_b:g} at {by} = {k_b:g} is below {v_a:g} at {by} = "
+                            f"{k_a:g}; tokens per round cannot fall as {by} grows (a longer draft holds the shorter "
+                            "one's tokens)")
+    return Acceptance("table", by=by, points=ordered)
 
 
 def _medusa(acceptance: dict) -> Acceptance:

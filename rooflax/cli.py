@@ -47,10 +47,11 @@ def _read_dataset(path: str, where: str | None):
 def _filter(lf, where: str | None):
     """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error.
 
-    The filter is tried on one real row first: polars checks a literal against an Enum
-    column's categories (``phase = 'decod'``) and a type against a column's (``phase = 5``)
-    only when there is data. A literal that is no category of any Enum column gets the
-    close matches among their categories.
+    A name column (a polars Enum: ``phase``, ``op``, ...) compared with a value it never
+    takes (``phase = 'decod'``, ``op IN ('qkv')``) is refused with the close matches among
+    its values, whatever holds the rows (an in-memory frame matches nothing silently, a
+    parquet scan fails on its statistics). The filter is then tried on one real row: polars
+    checks a type against a column's (``phase = 5``) only when there is data.
     """
     import re
 
@@ -60,6 +61,27 @@ def _filter(lf, where: str | None):
         return lf
     if not where.strip():
         raise SpecError("--where: empty expression; give a SQL condition, e.g. \"phase = 'decode' AND batch >= 8\"")
+    enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
+             if isinstance(dtype, pl.Enum)}
+
+    def no_value(value: str, owners: list[str]) -> SpecError:
+        values = enums[owners[0]] if owners else []
+        hint = close_matches(value, values)
+        did_you_mean = f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
+        message = (f"{value!r} is no value of {owners[0]}{did_you_mean} (allowed: {', '.join(values)})" if owners
+                   else f"{value!r} is no value of any of {', '.join(enums)}")
+        return SpecError(f"--where: cannot apply {where!r}: {message}")
+
+    column = rf"\b(?P<column>{'|'.join(map(re.escape, enums))})"
+    literal = r"'((?:[^']|'')*)'"
+    compared = [] if not enums else [(m["column"], [m["value"]]) for m in re.finditer(
+        rf"{column}\s*(?:=|==|!=|<>)\s*{literal.replace('(', '(?P<value>', 1)}", where)]
+    compared += [] if not enums else [(m["column"], re.findall(literal, m["values"])) for m in re.finditer(
+        rf"{column}\s+(?i:NOT\s+)?(?i:IN)\s*\((?P<values>[^)]*)\)", where)]
+    for name, values in compared:
+        for value in (v.replace("''", "'") for v in values):
+            if value not in enums[name]:
+                raise no_value(value, [name])
     try:
         expr = pl.sql_expr(where)
         lf.head(1).filter(expr).collect()
@@ -67,15 +89,8 @@ def _filter(lf, where: str | None):
         message = str(exc).strip().splitlines()[0]
         bad = re.search(r'to `enum` failed for value "([^"]*)"', message)
         if bad:
-            enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
-                     if isinstance(dtype, pl.Enum)}
-            owners = [name for name, values in enums.items() if close_matches(bad[1], values)]
-            values = enums[owners[0]] if owners else []
-            hint = close_matches(bad[1], values)
-            message = (f"{bad[1]!r} is no value of {owners[0]}; did you mean {' or '.join(map(repr, hint))}? "
-                       f"(allowed: {', '.join(values)})" if owners else f"{bad[1]!r} is no value of any of "
-                       f"{', '.join(enums)}")
-        elif "expected String type, got: enum" in message:
+            raise no_value(bad[1], [name for name, values in enums.items() if close_matches(bad[1], values)]) from None
+        if "expected String type, got: enum" in message:
             message += ("; name columns (model, hardware, dtype, phase, op, group, bound) are enums: compare them "
                         "with = or IN, or cast for string functions, e.g. CAST(op AS VARCHAR) LIKE '%proj'")
         raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
@@ -574,6 +589,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    from rooflax._tables import ascii_fallback
+
+    for stream in (sys.stdout, sys.stderr):  # every line printed goes through these
+        ascii_fallback(stream)
     parser = _parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:

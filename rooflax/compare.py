@@ -17,7 +17,7 @@ import polars as pl
 
 from rooflax._tables import Table
 from rooflax.errors import SpecError
-from rooflax.frames import resolve_spec, sweep
+from rooflax.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.ops import GROUPS
 from rooflax.spec import SweepSpec
 
@@ -72,6 +72,9 @@ def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = 
     if "hardware" in keys:
         raise SpecError("hardware: compare takes the accelerators as a and b; leave hardware out")
     spec = resolve_spec(spec, {**keys, "hardware": [a, b]}, reference_axes=True)
+    check_in_memory("compare", spec.rows(), row_bytes(False),
+                    instead="compare sums every op of every grid point in memory: give a smaller grid (fewer "
+                            "batch, seq_len, hidden or spec_k values), or stream a sweep with rooflax.sweep_to_parquet")
     name_a, name_b = (hw.name for hw in spec.hardware)
     long = sweep(spec).with_columns(pl.col("group").cast(pl.String))
     by = ["model", "dtype", *_LAYOUT, "phase"]

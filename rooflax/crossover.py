@@ -24,9 +24,10 @@ Legal values and limits (:data:`LIMIT` = 2**40):
 Scope: dense models on one device. A spec with a mixture-of-experts model, or with a
 ``tp``, ``pp`` or ``ep`` degree other than 1, is refused (:func:`supported`).
 
-Monotone: along ``batch`` and ``seq_len`` each op's ``flops·bandwidth − peak·bytes`` is
-affine in the axis, or the axis times an affine function, so once compute-bound an op
-stays compute-bound (``tests/test_crossover.py`` checks this property). Along ``hidden``
+Monotone: along ``batch`` and ``seq_len`` each op's intensity ``flops / bytes`` never
+falls (its numerator and denominator are affine in the axis, or the axis times an affine
+function), and its correctly rounded quotient, compared with the ridge, never falls either,
+so once compute-bound an op stays compute-bound (``tests/test_crossover.py`` checks this property). Along ``hidden``
 the Llama-scaled widths are monotone too, but a preset's own width keeps its own shape
 (``llama-3-8b`` has intermediate 14336, not the 11008 the Llama rule gives at 4096), so
 its bound can differ from its neighbours'. The answer is still the smallest compute-bound
@@ -45,7 +46,7 @@ import polars as pl
 
 from rooflax._tables import Table
 from rooflax.errors import SpecError, unknown_name
-from rooflax.frames import resolve_spec
+from rooflax.frames import check_in_memory, resolve_spec
 from rooflax.models import llama_scaled
 from rooflax.ops import GROUPS, OP_NAMES, PHASES, OpDef, layer_ops, make_step
 from rooflax.roofline import is_compute_bound
@@ -58,12 +59,15 @@ __all__ = ["AXES", "LIMIT", "crossover", "crossover_table", "supported"]
 AXES = ("batch", "seq_len", "hidden")
 #: Largest value searched on every axis.
 LIMIT = 2**40
-_ITERATIONS = LIMIT.bit_length() + 1  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
+_ITERATIONS = LIMIT.bit_length() + 1
+#: Peak bytes of memory a crossover takes per row of its frame (cells in Python integers, the
+#: bisection's arrays on the device, the frame): measured about 160 B, with room to spare.
+ROW_BYTES = 400  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
 
-#: Per-cell parameters, all integers (Python ints on the host, float64 on the device) but the last five.
+#: Per-cell parameters, all integers (Python ints on the host, float64 on the device) but the last four.
 _INTS = ("phase", "spec_k", "batch", "seq_len", "hidden", "heads", "kv_heads", "head_dim", "group_size",
          "intermediate", "vocab", "n_lo", "n_hi", "step")
-_NUMS = ("w", "a", "k", "peak", "bandwidth")
+_NUMS = ("w", "a", "k", "ridge")
 
 
 def _step(p: dict, along: str, value, *, causal: bool, where, family: bool):
@@ -105,7 +109,7 @@ def _solver(ops: tuple[OpDef, ...], along: str, causal: bool):
             step = _step(p, along, (n[j] * p["step"]).astype(jnp.float64), causal=causal, where=jnp.where,
                          family=True)
             flops, bytes_ = op.cost(step)
-            out.append(is_compute_bound(flops, bytes_, p["peak"], p["bandwidth"]))
+            out.append(is_compute_bound(flops, bytes_, p["ridge"]))
         return jnp.stack(out)
 
     def solve(ints: jax.Array, nums: jax.Array):
@@ -149,7 +153,7 @@ def _exact(cells: dict, op: OpDef, along: str, value: np.ndarray, *, causal: boo
     """
     step = _step(cells, along, value, causal=causal, where=np.where, family=family)
     flops, bytes_ = op.cost(step)
-    compute = np.asarray(is_compute_bound(flops, bytes_, cells["peak"], cells["bandwidth"]), dtype=bool)
+    compute = np.asarray(is_compute_bound(flops, bytes_, cells["ridge"]), dtype=bool)
     return compute, np.asarray(flops / bytes_, dtype=np.float64)
 
 
@@ -241,7 +245,7 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, dict, tuple[OpDef, .
                     scalars = {"phase": PHASES.index(phase), "spec_k": spec_k or 0, "head_dim": model.head_dim,
                                "group_size": model.group_size, "vocab": model.vocab, "n_lo": lowest,
                                "n_hi": LIMIT // lattice, "step": lattice, "w": dt.weight_bytes, "a": dt.act_bytes,
-                               "k": dt.kv_bytes, "peak": hw.peak(dt.compute), "bandwidth": hw.bandwidth_bytes_per_s}
+                               "k": dt.kv_bytes, "ridge": hw.ridge(dt.compute)}
                     for name, value in scalars.items():
                         cells[name] = np.full(size, value, dtype=object)
                     labels = {"model": model.name, "hardware": hw.name, "dtype": dt.name, "phase": phase,
@@ -348,10 +352,23 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
     """
     if not isinstance(along, str) or along not in AXES:
         raise unknown_name("along", along, AXES, what="axis")
-    spec = resolve_spec(spec, keys, reference_axes=True)
+    if along in keys or along in (keys.get("axes") or {}):
+        raise SpecError(f"{along}: the crossover is searched along {along} (every value up to 2**40), so values of "
+                        f"{along} are not read; leave {along} out, or cross another axis")
+    # the crossed axis is searched whole: one placeholder value stands in for the spec's (a seq_len
+    # past every spec_k, so that any verify step is legal)
+    placeholder = {"batch": [1], "seq_len": [LIMIT], "hidden": None}[along]
+    spec = resolve_spec(spec, {**keys, along: placeholder}, reference_axes=True)
     refused = supported(spec)
     if refused is not None:
         raise SpecError(refused)
+    # one row per cell of the two other axes (the crossed one holds its placeholder) and op
+    rows = sum(len(spec.batch) * (len(spec.seq_len) - first) * len(spec.hidden_for(m))
+               * len(layer_ops(gated_mlp=m.gated_mlp, fused_attention=spec.fused_attention))
+               for m in spec.models for _, _, first in spec.steps()) * len(spec.hardware) * len(spec.dtypes)
+    check_in_memory("crossover", rows, ROW_BYTES, instead="a crossover frame is solved in memory: give fewer values "
+                    f"of the axes not crossed ({', '.join(a for a in AXES if a != along)}), or fewer phases, models, "
+                    "accelerators or dtypes")
     schema = _schema(spec, along)
     blocks = _cells(spec, along)
     by_ops: dict[tuple[OpDef, ...], list[int]] = {}

@@ -27,8 +27,11 @@ start when the disk lacks room.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
+import math
+import os
 import shlex
 import shutil
 import sys
@@ -146,11 +149,11 @@ def _write_part(frame: pl.DataFrame, target: io.BytesIO, compression: str, stati
                         metadata=metadata)
 
 
-def _check_room(partial: Path, *, left: int, parts: int, sample_rows: int, sample_bytes: int, sample_s: float,
-                compression: str, bar: Progress, processes: int = 1) -> None:
+def _check_room(partial: Path, *, left: int, parts: int, need: int, per_row: float, sample_rows: int,
+                sample_s: float, compression: str, bar: Progress, processes: int = 1) -> None:
     """Say how large the sweep is (from the first part); refuse when its disk lacks room."""
-    per_row, seconds = sample_bytes / sample_rows, sample_s / sample_rows * left / processes
-    need, free = per_row * left, shutil.disk_usage(partial).free
+    seconds = sample_s / sample_rows * left / processes
+    free = shutil.disk_usage(partial).free
     duration = f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
     bar.print(f"sweep: {left:,} rows in {parts:,} parts, about {si(need)}B on disk ({compression}, "
               f"{per_row:.1f} B/row) and {duration} to write" + (f" on {processes} processes" if processes > 1 else "")
@@ -268,31 +271,68 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
         return out  # (many processes only read it: the next sweep to OUT tidies it)
     claim = _claimed(out, manifest, _run_metadata(spec, summary, chunk_size, command), resume=resume,
                      overwrite=overwrite)
-    tasks = engine.plan(spec, chunk_size)
+    parts = engine.chunk_count(spec, chunk_size)  # the chunks are planned as they are computed
     options = {"summary": summary, "chunk_size": chunk_size, "compression": compression, "statistics": statistics}
     if cluster is None:
         with claim as (done, run):
-            _stream(spec, out, tasks, done, json.loads(run), progress=progress, **options)
-            _finish(out, len(tasks), overwrite=overwrite)
+            _stream(spec, out, parts, done, json.loads(run), progress=progress, **options)
+            _finish(out, parts, overwrite=overwrite)
         return out
     run_sweep(cluster, _output.siblings(out)[0], claim=lambda: claim,
-              stream=lambda done, run: _stream(spec, out, tasks, done, json.loads(run), cluster=cluster,
+              stream=lambda done, run: _stream(spec, out, parts, done, json.loads(run), cluster=cluster,
                                                progress=progress and cluster.leader, **options),
-              finish=lambda: _finish(out, len(tasks), overwrite=overwrite))
+              finish=lambda: _finish(out, parts, overwrite=overwrite))
     return out
 
 
-def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozenset[int], run: dict[str, str], *,
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Skipped:
+    """The chunks this process does not compute: those an interrupted run finished, and the other processes'."""
+
+    done: frozenset[int]
+    cluster: Cluster | None
+
+    def __contains__(self, index: object) -> bool:
+        return index in self.done or (self.cluster is not None and not self.cluster.mine(index))
+
+
+def _share_rows(spec: SweepSpec, chunk_size: int, summary: bool, cluster: Cluster, done: frozenset[int]) -> int:
+    """Rows of this process's chunks not yet done, counted block by block (chunk ``i`` is process
+    ``i mod processes``'s, :meth:`Cluster.mine`), without listing the chunks."""
+    n, me = cluster.num_processes, cluster.process_id
+    rows = 0
+    for block in engine.blocks(spec, chunk_size):
+        full, last = block.rows(chunk_size, summary)
+        end = block.first + block.chunks
+        count = (end - me + n - 1) // n - (block.first - me + n - 1) // n
+        rows += count * full + (last - full) * cluster.mine(end - 1)
+    finished = engine.chunk_rows(spec, chunk_size, summary, done)
+    return rows - sum(r for i, r in zip(sorted(done), finished, strict=True) if cluster.mine(i))
+
+
+def _disk_need(spec: SweepSpec, chunk_size: int, summary: bool, done: frozenset[int], part_bytes) -> int:
+    """Bytes the parts not yet done take on disk, ``part_bytes(rows)`` each."""
+    need = 0
+    for block in engine.blocks(spec, chunk_size):
+        full, last = block.rows(chunk_size, summary)
+        need += (block.chunks - 1) * part_bytes(full) + part_bytes(last)
+    return need - sum(part_bytes(rows) for rows in engine.chunk_rows(spec, chunk_size, summary, done))
+
+
+def _stream(spec: SweepSpec, out: Path, parts: int, done: frozenset[int], run: dict[str, str], *,
             summary: bool, chunk_size: int, compression: str, statistics: bool, progress: bool,
             cluster: Cluster | None = None) -> None:
-    """Compute and write every part not in ``done`` (in a multi-process run: this process's share)."""
+    """Compute and write every part not in ``done`` (in a multi-process run: this process's share).
+
+    Nothing here lists the chunks: rows and sizes are counted block by block, and the
+    engine plans each chunk as it computes it, so a sweep of any size starts at once.
+    """
     partial, _ = _output.siblings(out)
-    skip = done if cluster is None else done | {t.index for t in tasks if not cluster.mine(t.index)}
-    rows_per = {t.index: t.count * t.width(summary) for t in tasks}
-    left = sum(rows for i, rows in rows_per.items() if i not in done)
-    mine = sum(rows for i, rows in rows_per.items() if i not in skip)
+    skip = _Skipped(done, cluster)
+    total = spec.configurations() if summary else spec.rows()
+    left = total - sum(engine.chunk_rows(spec, chunk_size, summary, done))
+    mine = left if cluster is None else _share_rows(spec, chunk_size, summary, cluster, done)
     processes = 1 if cluster is None else cluster.num_processes
-    total = sum(rows_per.values())
     # one process draws its own share; alone, it counts the parts kept from an interrupted run as done
     bar = Progress(mine, enabled=progress) if cluster else Progress(total, done=total - left, enabled=progress)
 
@@ -301,10 +341,20 @@ def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozense
         # encoded in memory, then written by Python: a failed write (a full disk) is an OSError naming its
         # cause, where polars writing the file itself raises a ComputeError
         start, encoded = time.perf_counter(), io.BytesIO()
-        _write_part(frame, encoded, compression, statistics, _metadata(run, chunk, len(tasks)))
+        _write_part(frame, encoded, compression, statistics, _metadata(run, chunk, parts))
         if frame_s is not None:  # the first part of this run: nothing is on disk yet
-            _check_room(partial, left=left, parts=len(tasks) - len(done), sample_rows=chunk.rows,
-                        sample_bytes=encoded.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
+            sample_s = max(frame_s, time.perf_counter() - start)
+            size = encoded.seek(-8, io.SEEK_END) + 8
+            # what a part takes whatever its rows: the magic bytes and the footer (schema, metadata, statistics)
+            fixed = 12 + int.from_bytes(encoded.read(4), "little")
+            per_row = max(size - fixed, 0) / chunk.rows
+            block = os.statvfs(partial).f_bsize  # a file takes whole blocks on disk
+
+            def part_bytes(rows: int) -> int:
+                return -(-math.ceil(fixed + per_row * rows) // block) * block
+
+            _check_room(partial, left=left, parts=parts - len(done), need=_disk_need(spec, chunk_size, summary, done,
+                        part_bytes), per_row=per_row, sample_rows=chunk.rows, sample_s=sample_s,
                         compression=compression, bar=bar, processes=processes)
         try:
             atomic_write(partial / name, lambda tmp: tmp.write_bytes(encoded.getbuffer()))

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import jax
@@ -52,8 +52,8 @@ from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, op_a
 from rooflax.shape import Shape
 from rooflax.spec import SweepSpec
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Chunk", "Task", "check_chunk_size",
-           "plan", "run"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Block", "Chunk", "Task",
+           "blocks", "check_chunk_size", "chunk_count", "chunk_rows", "plan", "run"]
 
 #: Grid points per chunk of a long sweep unless told otherwise: about half a million op
 #: rows, 60 MB of frame. Smaller chunks stream with flatter memory (a 10^8-row sweep peaks
@@ -131,10 +131,40 @@ def _bucket(n: int) -> int:
     return max(MIN_LENGTH, 1 << max(n - 1, 0).bit_length())
 
 
-def plan(spec: SweepSpec, chunk_size: int) -> list[Task]:
-    """Every chunk of the sweep, in output order; the same on any number of devices."""
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block of the sweep (a model, accelerator, dtype, layout and phase step) and the chunks it is cut into."""
+
+    first: int  # index of its first chunk
+    chunks: int
+    points: int
+    model: Model
+    hardware: Hardware
+    dtype: DtypePolicy
+    hidden: tuple[int, ...]
+    ops: tuple[OpDef, ...]
+    phase: str
+    spec_k: int | None
+    seq_start: int
+    layout: tuple[int, int, int]
+
+    def task(self, j: int, chunk_size: int) -> Task:
+        """The block's ``j``-th chunk."""
+        start = j * chunk_size
+        length = max(MIN_LENGTH, min(chunk_size, _bucket(self.points)))
+        return Task(self.first + j, self.model, self.hardware, self.dtype, self.hidden, self.ops, self.phase,
+                    self.spec_k, self.seq_start, start, min(chunk_size, self.points - start), length, self.layout)
+
+    def rows(self, chunk_size: int, summary: bool) -> tuple[int, int]:
+        """Rows of each chunk but the last, and of the last."""
+        width = 1 if summary else len(self.ops)
+        return chunk_size * width, (self.points - (self.chunks - 1) * chunk_size) * width
+
+
+def blocks(spec: SweepSpec, chunk_size: int) -> Iterator[Block]:
+    """Every block of the sweep in output order, generated one at a time (memory independent of the grid)."""
     chunk_size = check_chunk_size(chunk_size)
-    tasks = []
+    first = 0
     for model in spec.models:
         hidden = spec.hidden_for(model)
         for hardware in spec.hardware:
@@ -143,11 +173,39 @@ def plan(spec: SweepSpec, chunk_size: int) -> list[Task]:
                     ops = spec.ops_for(model, layout)
                     for phase, spec_k, seq_start in spec.steps():
                         points = len(spec.batch) * (len(spec.seq_len) - seq_start) * len(hidden)
-                        length = max(MIN_LENGTH, min(chunk_size, _bucket(points)))
-                        for start in range(0, points, chunk_size):
-                            tasks.append(Task(len(tasks), model, hardware, dtype, hidden, ops, phase, spec_k,
-                                              seq_start, start, min(chunk_size, points - start), length, layout))
-    return tasks
+                        chunks = -(-points // chunk_size)
+                        yield Block(first, chunks, points, model, hardware, dtype, hidden, ops, phase, spec_k,
+                                   seq_start, layout)
+                        first += chunks
+
+
+def plan(spec: SweepSpec, chunk_size: int) -> Iterator[Task]:
+    """Every chunk of the sweep, in output order; the same on any number of devices.
+
+    Generated lazily: a sweep of 10^14 points starts at once, in memory independent of its size.
+    """
+    chunk_size = check_chunk_size(chunk_size)
+    for block in blocks(spec, chunk_size):
+        for j in range(block.chunks):
+            yield block.task(j, chunk_size)
+
+
+def chunk_count(spec: SweepSpec, chunk_size: int) -> int:
+    """How many chunks (a dataset's parts) the sweep is cut into, counted without listing them."""
+    return sum(block.chunks for block in blocks(spec, chunk_size))
+
+
+def chunk_rows(spec: SweepSpec, chunk_size: int, summary: bool, indices: Iterable[int]) -> list[int]:
+    """Rows of each chunk of ``indices`` (a resumed run's finished parts), in increasing index order."""
+    wanted = sorted(indices)
+    rows: list[int] = []
+    for block in blocks(spec, chunk_size):
+        if len(rows) == len(wanted):
+            break
+        full, last = block.rows(chunk_size, summary)
+        while len(rows) < len(wanted) and wanted[len(rows)] < block.first + block.chunks:
+            rows.append(last if wanted[len(rows)] == block.first + block.chunks - 1 else full)
+    return rows
 
 
 def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> dict:
@@ -185,7 +243,7 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
         "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
         "attainable_flops": attainable(flops, bytes_, roof.peak, bandwidth, minimum=jnp.minimum),
         "time_s": _ideal(flops, bytes_, inv_bandwidth, latency, roof), "achieved_flops": flops / achieved,
-        "achieved_time_s": achieved, "compute_bound": is_compute_bound(flops, bytes_, roof.peak, bandwidth),
+        "achieved_time_s": achieved, "compute_bound": is_compute_bound(flops, bytes_, roof.ridge),
     }
 
 
@@ -282,7 +340,7 @@ def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
 
 
 def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int | None = None,
-        skip: frozenset[int] = frozenset(), devices: tuple | None = None) -> Iterator[Chunk]:
+        skip: Container[int] = frozenset(), devices: tuple | None = None) -> Iterator[Chunk]:
     """Compute the sweep chunk by chunk, the next chunk running while the caller handles this one.
 
     Args:

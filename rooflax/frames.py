@@ -67,8 +67,8 @@ from rooflax.ops import GROUPS, OP_NAMES, PHASES
 from rooflax.progress import Progress
 from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 
-__all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "chunk_frame", "column_units", "resolve_spec", "schemas",
-           "sweep"]
+__all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "check_in_memory", "chunk_frame", "column_units", "resolve_spec",
+           "schemas", "sweep"]
 
 #: The ``bound`` enum.
 BOUNDS = ("memory", "compute", "network")
@@ -158,6 +158,18 @@ def row_bytes(summary: bool) -> int:
     """Estimated in-memory bytes per row of a frame."""
     schema = SUMMARY_SCHEMA if summary else OPS_SCHEMA
     return sum(1 if dtype == pl.Boolean else 8 if dtype.is_numeric() else 1 for dtype in schema.values())
+
+
+def check_in_memory(what: str, rows: int, per_row: float, *, limit: float = DEFAULT_MAX_MEMORY_BYTES,
+                    instead: str) -> None:
+    """Refuse, before any work, a frame of ``rows`` rows of ``per_row`` bytes that would pass ``limit`` bytes.
+
+    The message (one line, naming ``what``) says how many rows, how much memory, the limit,
+    and what to do ``instead``.
+    """
+    if rows * per_row > limit:
+        raise SpecError(f"{what}: {rows:,} rows would take about {rows * per_row / 2**30:,.1f} GiB in memory, "
+                        f"above the limit of {limit / 2**30:.1f} GiB ({int(limit // per_row):,} rows); {instead}")
 
 
 @functools.lru_cache(maxsize=64)
@@ -254,12 +266,9 @@ def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
     max_memory_bytes = positive_float("max_memory_bytes", max_memory_bytes)
     spec = resolve_spec(spec, keys)
     rows = spec.configurations() if summary else spec.rows()
-    if rows * row_bytes(summary) > max_memory_bytes:
-        raise SpecError(
-            f"sweep: {rows:,} rows would take about {rows * row_bytes(summary) / 2**30:.1f} GiB in memory, "
-            f"above max_memory_bytes={max_memory_bytes / 2**30:.1f} GiB; stream it to parquet "
-            "(rooflax sweep SPEC -o DIR, or rooflax.sweep_to_parquet) or raise max_memory_bytes"
-        )
+    check_in_memory("sweep", rows, row_bytes(summary), limit=max_memory_bytes,
+                    instead="stream it to parquet (rooflax sweep SPEC -o DIR, or rooflax.sweep_to_parquet), give a "
+                            "smaller grid, or raise max_memory_bytes")
     bar = Progress(rows, enabled=progress)
     frames = []
     for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size):

@@ -24,6 +24,8 @@ used for every preset. Users add their own accelerators as TOML files::
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 import tomllib
 from collections.abc import Mapping
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rooflax._files import read_text
-from rooflax.errors import SpecError, check_keys, positive_float, positive_int, unknown_name
+from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
 from rooflax.ops import GROUPS
 
 __all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
@@ -53,19 +55,33 @@ DEFAULT_ACHIEVED: dict[str, float] = {"sm_count": 80, "kernel_overhead_s": 5e-6,
 #: The achieved-performance fields a hardware file may also set per op group (``group_terms``).
 GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency")
 
+#: The range each figure of an accelerator must lie in, with its unit: wide around every real part
+#: (a microcontroller, or a small slice of a CPU as ``validate`` measures it, to a rack-scale system),
+#: so that a typo (1e300, 1e-300) is refused rather than priced, and every product and quotient of
+#: the roofline stays finite in float64.
+RANGES: dict[str, tuple[float, float, str]] = {
+    "peak_flops": (1e6, 1e19, "FLOP/s"), "bandwidth_bytes_per_s": (1e6, 1e16, "B/s"),
+    "memory_bytes": (1e3, 1e16, "B"), "interconnect_bytes_per_s": (1e6, 1e16, "B/s"),
+    "interconnect_latency_s": (1e-10, 1.0, "s"), "kernel_overhead_s": (1e-12, 1.0, "s"),
+    "compute_efficiency": (1e-4, 1.0, ""), "bandwidth_efficiency": (1e-4, 1.0, ""),
+}
+
+
+def _figure(where: str, key: str, value: object, kind: str | None = None) -> float:
+    """``value`` as a float within :data:`RANGES` of ``kind`` (default ``key``), else a one-line SpecError."""
+    low, high, unit = RANGES[kind or key]
+    allowed = f"{low:g} to {high:g}" + (f" {unit}" if unit else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise SpecError(f"{where}: {key}: expected a number from {allowed}, got {value!r}")
+    if not low <= float(value) <= high:
+        raise SpecError(f"{where}: {key}: {float(value):g} is outside the range a real part has, {allowed}")
+    return float(value)
+
 
 def _checked_terms(where: str, terms: dict) -> dict[str, float]:
-    """Per-kernel overhead > 0 and efficiencies in (0, 1], as floats; unknown keys refused."""
+    """Per-kernel overhead and efficiencies within :data:`RANGES`, as floats; unknown keys refused."""
     check_keys(where, terms, (), GROUP_TERMS)
-    out = {}
-    for key, value in terms.items():
-        if key == "kernel_overhead_s":
-            out[key] = positive_float(f"{where}: {key}", value)
-        elif isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-            raise SpecError(f"{where}: {key} must be a fraction in (0, 1], got {value!r}")
-        else:
-            out[key] = float(value)
-    return out
+    return {key: _figure(where, key, value) for key, value in terms.items()}
 
 
 T = 1e12  # TFLOP/s → FLOP/s
@@ -134,13 +150,11 @@ class Hardware:
         for dtype, value in peaks.items():
             if dtype not in PEAK_DTYPES:
                 raise unknown_name(f"{where}: peak_flops dtype", dtype, PEAK_DTYPES)
-            positive_float(f"{where}: peak_flops.{dtype}", value)
+            _figure(where, f"peak_flops.{dtype}", value, "peak_flops")
         ordered = tuple((d, float(peaks[d])) for d in PEAK_DTYPES if d in peaks)
         object.__setattr__(self, "peak_flops", ordered)
-        positive_float(f"{where}: bandwidth_bytes_per_s", self.bandwidth_bytes_per_s)
-        positive_float(f"{where}: memory_bytes", self.memory_bytes)
-        object.__setattr__(self, "bandwidth_bytes_per_s", float(self.bandwidth_bytes_per_s))
-        object.__setattr__(self, "memory_bytes", float(self.memory_bytes))
+        for key in ("bandwidth_bytes_per_s", "memory_bytes"):
+            object.__setattr__(self, key, _figure(where, key, getattr(self, key)))
         for key in ("sm_count", "tile_m", "tile_n", "tile_k"):
             object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
         for key, value in _checked_terms(where, {key: getattr(self, key) for key in GROUP_TERMS}).items():
@@ -159,7 +173,7 @@ class Hardware:
             checked.append((group, tuple(_checked_terms(f"{where}: group_terms.{group}", terms).items())))
         object.__setattr__(self, "group_terms", tuple(checked))
         for key in ("interconnect_bytes_per_s", "interconnect_latency_s"):
-            object.__setattr__(self, key, positive_float(f"{where}: {key}", getattr(self, key)))
+            object.__setattr__(self, key, _figure(where, key, getattr(self, key)))
         if not self.label:
             object.__setattr__(self, "label", self.name)
 

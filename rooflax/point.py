@@ -76,7 +76,7 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
             "attainable_flops": attainable(flops, bytes_, peak, bandwidth),
             "time_s": op_time(flops, bytes_, peak, bandwidth),
             "achieved_flops": flops / achieved_s, "achieved_time_s": achieved_s,
-            "bound": "compute" if is_compute_bound(flops, bytes_, peak, bandwidth) else "memory",
+            "bound": "compute" if is_compute_bound(flops, bytes_, roof.ridge) else "memory",
         }
     rows = [(op, *(ops[op.name][c] for c in ("flops", "bytes", "time_s", "achieved_time_s"))) for op, _, _ in costs]
     totals = step_totals(step, rows, memory_capacity=roof.memory)

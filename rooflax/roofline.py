@@ -2,7 +2,9 @@
 
 Per op: ``intensity = flops / bytes``; ``attainable = min(peak, bandwidth · intensity)``;
 ``time = max(flops / peak, bytes / bandwidth)``; compute-bound where
-``intensity ≥ peak / bandwidth``.
+``intensity ≥ ridge = peak / bandwidth``, compared as those two quotients (each within
+float64's range for every accelerator :mod:`rooflax.hardware` accepts), so a row's
+``bound`` agrees with its ``intensity`` column and the ridge every chart and table shows.
 
 Collectives (ops with :attr:`~rooflax.ops.OpDef.hops`) run under the third roof, the
 interconnect: ``time = bytes / interconnect + hops · latency``, bound ``network``.
@@ -57,7 +59,8 @@ class Roof:
 
     ``inv_peak`` and ``inv_bandwidth`` are the host's reciprocals: the engine multiplies by
     them, because XLA compiles a division by a scalar differently with and without
-    sharding, and results must not depend on the device count.
+    sharding, and results must not depend on the device count. ``ridge`` is the host's
+    ``peak / bandwidth`` (FLOP/byte), for the same reason.
     """
 
     peak: Num  # FLOP/s
@@ -65,6 +68,7 @@ class Roof:
     memory: Num  # bytes of device memory
     inv_peak: Num
     inv_bandwidth: Num
+    ridge: Num
     interconnect: Num = 0.0  # bytes/s over the GPU-to-GPU link, one way
     inv_interconnect: Num = 0.0
     latency: Num = 0.0  # seconds per hop of a collective
@@ -85,7 +89,7 @@ class Roof:
         link = hardware.interconnect_bytes_per_s
         terms = [hardware.terms(group) for group in GROUPS]
         return cls(peak=peak, bandwidth=bandwidth, memory=hardware.memory_bytes, inv_peak=1 / peak,
-                   inv_bandwidth=1 / bandwidth, interconnect=link, inv_interconnect=1 / link,
+                   inv_bandwidth=1 / bandwidth, ridge=peak / bandwidth, interconnect=link, inv_interconnect=1 / link,
                    latency=hardware.interconnect_latency_s,
                    overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
                    seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
@@ -128,12 +132,15 @@ def op_time(flops: Num, bytes_: Num, peak: Num, bandwidth: Num, maximum=max) -> 
     return maximum(flops / peak, bytes_ / bandwidth)
 
 
-def is_compute_bound(flops: Num, bytes_: Num, peak: Num, bandwidth: Num) -> Num:
-    """True where the op sits at or right of the ridge, ``intensity ≥ peak / bandwidth``.
+def is_compute_bound(flops: Num, bytes_: Num, ridge: Num) -> Num:
+    """True where the op sits at or right of the ridge: ``intensity ≥ ridge`` (``ridge = peak / bandwidth``).
 
-    Compared as ``flops · bandwidth ≥ peak · bytes`` so that the flip is exact at the ridge.
+    Compared as quotients, never as the products ``flops · bandwidth`` and ``peak · bytes``,
+    which overflow float64 for large figures: the intensity is the frame's own column, and
+    a correctly rounded quotient never decreases as the exact one grows, so the bound
+    flips once along any axis on which the intensity rises.
     """
-    return flops * bandwidth >= peak * bytes_
+    return intensity(flops, bytes_) >= ridge
 
 
 def network_time(bytes_: Num, hops: Num, roof: Roof) -> Num:

@@ -37,7 +37,7 @@ import polars as pl
 from rooflax.acceptance import Acceptance, parse_acceptance
 from rooflax.drafters import HeadStep, medusa_times, medusa_weight_bytes
 from rooflax.errors import SpecError, boolean, positive_int
-from rooflax.frames import resolve_spec, sweep
+from rooflax.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.models import Model, get_model
 from rooflax.roofline import Roof
 from rooflax.spec import SweepSpec
@@ -57,6 +57,8 @@ DEFAULT_ACCEPTANCE = {"kind": "geometric", "alpha": 0.8}
 #: 33B are fine-tunes of LLaMA of the same size (FasterDecoding/Medusa).
 MEDUSA_BASES = {"medusa-vicuna-7b": "llama-7b", "medusa-vicuna-13b": "llama-13b", "medusa-vicuna-33b": "llama-33b"}
 _TIMES = ("time_s", "achieved_time_s")
+#: Spec keys speculate sets itself (per round), so a keyword giving them would be ignored.
+_NOT_READ = ("phases", "spec_k")
 
 
 def _draft_lengths(k: object) -> tuple[int, ...]:
@@ -264,6 +266,10 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     (0, 1.0, 1.0)
     """
     shared_lm_head = boolean("shared_lm_head", shared_lm_head)
+    for key in _NOT_READ:
+        if key in keys:
+            raise SpecError(f"{key}: speculate prices plain decode and each round's verify step itself, so it reads "
+                            f"no {key}; leave {key} out (give draft lengths as k, or trees as tree)")
     if draft_model is not None and medusa_heads is not None:
         raise SpecError("medusa_heads: give a draft_model or medusa_heads, not both")
     if shared_lm_head and medusa_heads is None:
@@ -278,6 +284,10 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     if largest > base.seq_len[-1]:
         raise SpecError(f"{'k' if tree is None else 'tree'}: rounds of up to {largest} candidates need seq_len ≥ "
                         f"{largest}, the largest seq_len is {base.seq_len[-1]}")
+    cells = base.with_keys(phases=["decode"], spec_k=None, tree=None).configurations()
+    check_in_memory("speculate", cells * rounds.height, row_bytes(True) * 3,  # a verify, a decode and an output row
+                    instead="speculate joins every cell's rounds in memory: give a smaller grid (fewer batch, seq_len "
+                            "or hidden values) or fewer draft lengths")
     # a sweep verifies one tree per candidate count: trees of the same size go to further sweeps
     rounds = rounds.with_columns(layer=pl.int_range(pl.len()).over("candidates"))
     decode, verify = None, []

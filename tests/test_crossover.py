@@ -162,7 +162,7 @@ def test_bound_stays_compute_above_the_crossover(data):
                 causal=data.draw(st.booleans()), fused_attention=data.draw(st.booleans()))
     point = {"seq_len" if along == "batch" else "batch": other}
     df = rooflax.crossover(along=along, phases=[phase], spec_k=None if spec_k is None else [spec_k],
-                           **{"batch": [1], "seq_len": [max(other, spec_k or 1)], **point}, **keys)
+                           **{name: [value] for name, value in point.items()}, **keys)
     lowest = spec_k if along == "seq_len" and phase == "verify" else 1
     for row in df.iter_rows(named=True):
         value = row["crossover"]
@@ -239,7 +239,7 @@ def test_smallest_legal_value_has_no_value_below():
     df = _decode(phases=["prefill"])
     row = df.filter(op="up_proj").row(0, named=True)  # 2048 prompt tokens: compute-bound at batch 1
     assert row["crossover"] == 1 and row["intensity_below"] is None
-    verify = rooflax.crossover(along="seq_len", phases=["verify"], spec_k=[16], batch=[64], seq_len=[2048])
+    verify = rooflax.crossover(along="seq_len", phases=["verify"], spec_k=[16], batch=[64])
     assert _value(verify, op="up_proj") == 16  # verify needs seq_len ≥ spec_k: 16 is the smallest legal value
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 
 import matplotlib
+import polars as pl
 import pytest
 from one_line import one_line_error
 
@@ -206,3 +207,243 @@ def test_a_killed_writers_temporary_file_is_reclaimed(dataset, tmp_path):
     rows = rooflax.export_dataset(dataset, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
     assert rows == len(out.read_text().splitlines()) - 1
+
+
+@pytest.mark.parametrize(("by", "tokens"), [("k", [1.9, 1.2, 1.5]), ("k", [1.5, 1.5, 1.4]),
+                                            ("candidates", [1.8, 1.9, 1.1])])
+def test_acceptance_tables_may_not_fall(by, tokens):
+    keys = [1, 2, 3] if by == "k" else [2, 3, 4]
+    falls = next(i for i in range(1, 3) if tokens[i] < tokens[i - 1])
+    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[64], acceptance={
+        "kind": "table", "by": by, by: keys, "tokens_per_round": tokens}),
+        f"acceptance.tokens_per_round: {tokens[falls]:g} at {by} = {keys[falls]} is below {tokens[falls - 1]:g} at "
+        f"{by} = {keys[falls - 1]}", "cannot fall")
+    rising = sorted(tokens)
+    assert rooflax.speculate(batch=[1], seq_len=[64], k=keys if by == "k" else None,
+                             tree=None if by == "k" else [{"depths": [1, *[2] * (c - 1)]} for c in keys],
+                             acceptance={"kind": "table", "by": by, by: keys, "tokens_per_round": rising}
+                             ).get_column("tokens_per_round").to_list() == rising
+
+
+@pytest.mark.parametrize("call", [rooflax.speculate, rooflax.best_k])
+@pytest.mark.parametrize("key", ["phases", "spec_k"])
+def test_speculate_refuses_spec_keys_it_sets_itself(call, key):
+    value = ["decode"] if key == "phases" else [4]
+    one_line_error(lambda: call(batch=[1], seq_len=[64], **{key: value}), f"{key}: speculate", f"reads no {key}")
+
+
+@pytest.mark.parametrize("along", ["batch", "seq_len", "hidden"])
+def test_crossover_refuses_values_of_the_crossed_axis(along):
+    one_line_error(lambda: rooflax.crossover(along=along, **{along: [4096]}), f"{along}: the crossover is searched "
+                   f"along {along}", f"leave {along} out")
+    one_line_error(lambda: rooflax.crossover(along=along, axes={along: [4096]}), f"{along}: the crossover")
+
+
+def test_crossover_where_names_values_that_no_row_holds(capsys):
+    from rooflax.cli import main
+
+    for where, value, column, hint in (("phase = 'decod'", "decod", "phase", "'decode'"),
+                                       ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qk' or 'qkv_proj'"),
+                                       ("batch > 1 AND hardware <> 'a4O'", "a4O", "hardware", "'a40'")):
+        assert main(["crossover", "--seq-len", "128", "--where", where]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == (f"error: --where: cannot apply {where!r}: {value!r} is no value of {column}; did "
+                                     f"you mean {hint}? (allowed: {', '.join(_categories(column))})\n")
+    assert main(["crossover", "--seq-len", "128", "--where", "phase = 'decode' AND op = 'qk'"]) == 0
+    assert "qk" in capsys.readouterr().out
+
+
+def _categories(column: str) -> list[str]:
+    return rooflax.crossover(seq_len=[128]).schema[column].categories.to_list()
+
+
+def _cli(args: list[str], cwd, **env_vars):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONIOENCODING", "LC_ALL", "LANG")}
+    env.update(PYTHONPATH=str(Path(rooflax.__file__).parents[1]), **env_vars)
+    return subprocess.run([sys.executable, "-m", "rooflax.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("args", [["sweep", "-o", "{tmp}/ds", "--batch", "1,64", "--seq-len", "128,4096"],
+                                  ["show", "{ds}"], ["compare", "a40", "h100-sxm", "--batch", "1,8"],
+                                  ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)]])
+def test_every_command_prints_in_an_ascii_locale(args, dataset, tmp_path):
+    """LC_ALL=C without UTF-8 mode: stdout and stderr are ASCII; text comes out with ASCII replacements."""
+    from rooflax._tables import ASCII
+
+    args = [a.format(tmp=tmp_path / "c", ds=dataset) for a in args]
+    ascii_run = _cli(args, tmp_path, LC_ALL="C", PYTHONUTF8="0")
+    utf8_run = _cli([a.replace(str(tmp_path / "c"), str(tmp_path / "u")) for a in args], tmp_path,
+                    PYTHONIOENCODING="utf-8")
+    assert ascii_run.returncode == utf8_run.returncode, ascii_run.stderr
+    assert ascii_run.returncode in (0, 2) and b"Traceback" not in ascii_run.stderr
+    table = str.maketrans(ASCII)
+    for got, utf8 in ((ascii_run.stdout, utf8_run.stdout), (ascii_run.stderr, utf8_run.stderr)):
+        expected = utf8.decode("utf-8").replace(str(tmp_path / "u"), str(tmp_path / "c")).translate(table)
+        assert _steady(got.decode("ascii")) == _steady(expected)
+    assert args[0] != "compare" or "x  " in ascii_run.stdout.decode()  # speedups: 6.61x, not 6.61×
+
+
+def _steady(text: str) -> list[str]:
+    """Lines but the size estimate, whose free space and seconds change from run to run."""
+    return [line for line in text.splitlines() if not line.startswith("sweep: ")]
+
+
+_GPU = {"name": "x", "peak_flops": {"fp16": 1e14}, "bandwidth_bytes_per_s": 1e12, "memory_bytes": 1e9}
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), [
+    ("bandwidth_bytes_per_s", 1e300, "1e+06 to 1e+16 B/s"), ("bandwidth_bytes_per_s", 1e-300, "1e+06 to 1e+16 B/s"),
+    ("peak_flops", {"fp16": 1e308}, "1e+06 to 1e+19 FLOP/s"), ("memory_bytes", 1e20, "1000 to 1e+16 B"),
+    ("interconnect_bytes_per_s", 1e3, "1e+06 to 1e+16 B/s"), ("interconnect_latency_s", 1e5, "1e-10 to 1 s"),
+    ("kernel_overhead_s", 1e-20, "1e-12 to 1 s"), ("compute_efficiency", 1e-9, "0.0001 to 1"),
+    ("group_terms", {"qk/pv": {"bandwidth_efficiency": 2.0}}, "0.0001 to 1"),
+])
+def test_hardware_figures_must_be_physical(key, value, allowed, tmp_path):
+    field = {"peak_flops": "peak_flops.fp16", "group_terms": "group_terms.qk/pv: bandwidth_efficiency"}.get(key, key)
+    shown = next(iter(value.values())) if isinstance(value, dict) else value
+    shown = next(iter(shown.values())) if isinstance(shown, dict) else shown
+    one_line_error(lambda: rooflax.Hardware(**{**_GPU, key: value}), f"hardware 'x': {field}: {shown:g} is outside",
+                   allowed)
+    import re
+
+    from rooflax.hardware import hardware_to_toml
+
+    text = hardware_to_toml(rooflax.Hardware(**_GPU))  # the same figure in a hardware file
+    if key == "group_terms":
+        text += '\n[group_terms."qk/pv"]\nbandwidth_efficiency = 2.0\n'
+    else:
+        line = "fp16" if key == "peak_flops" else key
+        text = re.sub(rf"^{line} = .*$", f"{line} = {shown!r}", text, flags=re.M)
+    path = tmp_path / "x.toml"
+    path.write_text(text)
+    one_line_error(lambda: rooflax.sweep(hardware=str(path), batch=[1], seq_len=[128]), str(path), field, allowed)
+
+
+@pytest.mark.parametrize("figures", [dict(peak=1e19, bandwidth=1e6), dict(peak=1e6, bandwidth=1e16),
+                                     dict(peak=1e19, bandwidth=1e16), dict(peak=1e6, bandwidth=1e6)])
+def test_the_bound_at_the_extreme_figures_is_the_exact_one(figures):
+    """At the edges of the ranges, evaluate, sweep and crossover still agree with exact rational arithmetic."""
+    from fractions import Fraction
+
+    hw = rooflax.Hardware(name="edge", peak_flops={"fp16": figures["peak"]},
+                          bandwidth_bytes_per_s=figures["bandwidth"], memory_bytes=1e16)
+    ridge = Fraction(figures["peak"]) / Fraction(figures["bandwidth"])
+    df = rooflax.sweep(hardware=hw, phases=["prefill", "decode"], batch=[1, 2**20, 2**40], seq_len=[1, 2**20, 2**40])
+    assert df.select(pl.col("time_s").is_finite().all(), pl.col("achieved_time_s").is_finite().all()).row(0) == (
+        True, True)
+    for row in df.filter(pl.col("batch") == 2**20).iter_rows(named=True):
+        exact = Fraction(int(row["flops"])) / Fraction(int(row["bytes"])) >= ridge
+        assert (row["bound"] == "compute") == exact
+        point = rooflax.evaluate(hardware=hw, phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"])
+        assert point["ops"][row["op"]]["bound"] == row["bound"]
+    cross = rooflax.crossover(hardware=hw, phases=["decode"], seq_len=[2048])
+    for row in cross.drop_nulls("crossover").iter_rows(named=True):
+        at = rooflax.evaluate(hardware=hw, phase="decode", batch=row["crossover"], seq_len=2048)["ops"][row["op"]]
+        assert at["bound"] == "compute" and at["intensity"] >= hw.ridge("fp16")
+
+
+def test_planning_is_lazy_and_counts_agree_with_the_plan():
+    from rooflax import dataset, engine
+    from rooflax.distributed import Cluster
+
+    spec = rooflax.parse_spec(model=["llama-7b", "toy-llama"], hardware=["a40", "l4"], phases=["decode", "verify"],
+                              spec_k=[4, 64], batch=[1, 3, 8], seq_len=[16, 100, 512, 4096], tp=[1, 2])
+    for summary, chunk_size in ((False, 5), (True, 7), (False, 1 << 15)):
+        tasks = list(engine.plan(spec, chunk_size))
+        rows = [t.count * t.width(summary) for t in tasks]
+        assert [t.index for t in tasks] == list(range(len(tasks))) == list(range(engine.chunk_count(spec,
+                                                                                                  chunk_size)))
+        assert sum(rows) == (spec.configurations() if summary else spec.rows())
+        done = frozenset(range(0, len(tasks), 3))
+        assert engine.chunk_rows(spec, chunk_size, summary, done) == [rows[i] for i in sorted(done)]
+        for n in (1, 2, 3):
+            shares = [dataset._share_rows(spec, chunk_size, summary, Cluster(p, n, 0), done) for p in range(n)]
+            assert shares == [sum(r for i, r in enumerate(rows) if i % n == p and i not in done) for p in range(n)]
+    huge = rooflax.parse_spec(batch={"start": 1, "stop": 10**7, "step": 1}, seq_len={"start": 1, "stop": 10**7,
+                                                                                      "step": 1})
+    assert engine.chunk_count(huge, 1 << 15) == 2 * -(-10**14 // (1 << 15))  # counted, not listed
+    first = next(engine.plan(huge, 1 << 15))
+    assert (first.index, first.start, first.count) == (0, 0, 1 << 15)
+
+
+def test_a_huge_streamed_sweep_starts_at_once(tmp_path):
+    """10^14 grid points: the first part is computed at once and the disk estimate refuses (no plan is listed)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import rooflax, sys\n"
+            "try:\n"
+            "    rooflax.sweep_to_parquet(None, sys.argv[1], progress=True, batch={'start': 1, 'stop': 10**7, "
+            "'step': 1}, seq_len={'start': 1, 'stop': 10**7, 'step': 1})\n"
+            "except rooflax.SpecError as exc:\n"
+            "    print(exc)\n")
+    env = {"PYTHONPATH": str(Path(rooflax.__file__).parents[1]), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "huge")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    huge = rooflax.parse_spec(batch={"start": 1, "stop": 10**7, "step": 1}, seq_len={"start": 1, "stop": 10**7,
+                                                                                      "step": 1})
+    assert f"sweep: {huge.rows():,} rows in {2 * -(-10**14 // 2**15):,} parts" in done.stderr
+    assert done.stdout.startswith("output: the sweep needs about ") and done.stdout.count("\n") == 1
+    assert not (tmp_path / "huge").exists() and not (tmp_path / "huge.partial").exists()
+
+
+def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
+    """Many small parts: each takes whole filesystem blocks, and its footer whatever its rows."""
+    import os
+
+    from rooflax import dataset
+
+    seen = {}
+    real = dataset._check_room
+
+    def spy(partial, **kwargs):
+        seen.update(kwargs)
+        return real(partial, **kwargs)
+
+    monkeypatch.setattr(dataset, "_check_room", spy)
+    spec = rooflax.parse_spec(phases=["prefill", "decode", "verify"], spec_k=[16, 32], batch=[1, 2, 4, 8, 16],
+                              seq_len=[128, 256, 512, 1024, 2048, 4096, 8192, 16384])
+    out = rooflax.sweep_to_parquet(spec, tmp_path / "ds", chunk_size=1, progress=True)
+    parts = sorted(out.glob("part-*.parquet"))
+    assert len(parts) == seen["parts"] > 100
+    used = sum(os.stat(p).st_blocks * 512 for p in parts)  # what the parts take on disk
+    assert 0.9 * used <= seen["need"] <= 1.1 * used
+
+
+_BIG = {"start": 1, "stop": 10**7, "step": 1}
+
+
+@pytest.mark.parametrize(("what", "call"), [
+    ("crossover", lambda: rooflax.crossover(seq_len=_BIG)),
+    ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_BIG)),
+    ("compare", lambda: rooflax.compare("a40", "l4", seq_len=_BIG)),
+    ("speculate", lambda: rooflax.speculate(batch=[1], seq_len=_BIG)),
+    ("speculate", lambda: rooflax.best_k(batch=[1], seq_len=_BIG)),
+    ("sweep", lambda: rooflax.sweep(batch=_BIG, seq_len=_BIG)),
+])
+def test_in_memory_answers_refuse_huge_grids_up_front(what, call):
+    message = one_line_error(call, f"{what}: ", " rows would take about ", "GiB in memory, above the limit of 8.0 GiB")
+    assert "smaller grid" in message or "fewer values" in message
+
+
+def test_validate_spreads_points_over_a_huge_grid_without_listing_it():
+    from rooflax.validate.run import points_from_spec
+
+    spec = rooflax.parse_spec(phases=["prefill", "decode", "verify"], spec_k=[16, 300], batch=[1, 3, 8, 64],
+                              seq_len=[16, 128, 512, 1000, 4096])
+    grid = [(phase, b, s, k) for phase, k, first in spec.steps() for b in spec.batch for s in spec.seq_len[first:]]
+    for most in (1, 2, 5, 12, len(grid), 100):
+        chosen = points_from_spec(spec, most)[1]
+        step = (len(grid) - 1) / max(most - 1, 1)
+        assert chosen == (tuple(grid) if len(grid) <= most else tuple(grid[round(i * step)] for i in range(most)))
+    huge = rooflax.parse_spec(batch=_BIG, seq_len=_BIG)
+    points = points_from_spec(huge, 3)[1]
+    assert points == (("prefill", 1, 1, None), ("decode", 1, 1, None), ("decode", 10**7, 10**7, None))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import jax
@@ -64,13 +64,17 @@ class Validation:
     timer_ratio: float  # time of twice the work over time of the work (about 2 when timing is sound)
 
 
-def spread_points(points: tuple, max_points: int) -> tuple:
-    """At most ``max_points`` of ``points``, evenly spread (the first kept, and the last if two or more)."""
+def spread_points(points: Sequence, max_points: int) -> tuple:
+    """At most ``max_points`` of ``points``, evenly spread (the first kept, and the last if two or more).
+
+    ``points`` may be any sequence (a ``range`` of a grid's point indices): only the chosen ones are read.
+    """
     if isinstance(max_points, bool) or not isinstance(max_points, int | np.integer) or max_points < 1:
         raise SpecError(f"--max-points: expected a positive integer, got {max_points!r}")
-    points = tuple(points)
+    if not isinstance(points, Sequence):
+        points = tuple(points)
     if len(points) <= max_points:
-        return points
+        return tuple(points)
     step = (len(points) - 1) / max(max_points - 1, 1)
     return tuple(points[round(i * step)] for i in range(max_points))
 
@@ -88,10 +92,20 @@ def points_from_spec(spec: SweepSpec, max_points: int) -> tuple[Model, tuple]:
         if getattr(spec, axis) != (1,):
             raise SpecError(f"--spec: {axis} = {list(getattr(spec, axis))}; validate times single-device products "
                             f"for now, so give a spec with {axis} = 1 (or none)")
-    points = [(phase, b, s, k) for phase, k, first in spec.steps() for b in spec.batch for s in spec.seq_len[first:]]
+    steps = [(phase, k, first, len(spec.batch) * (len(spec.seq_len) - first)) for phase, k, first in spec.steps()]
+
+    def point(index: int) -> tuple:  # the grid's index-th point, in (step, batch, seq_len) order
+        for phase, k, first, count in steps:
+            if index < count:
+                b, s = divmod(index, len(spec.seq_len) - first)
+                return phase, spec.batch[b], spec.seq_len[first + s], k
+            index -= count
+        raise IndexError(index)
+
     model = spec.models[0]
     hidden = spec.hidden_for(model)[0]
-    return model.at_hidden(hidden), spread_points(tuple(points), max_points)
+    chosen = spread_points(range(sum(count for *_, count in steps)), max_points)  # never the whole grid
+    return model.at_hidden(hidden), tuple(point(i) for i in chosen)
 
 
 def spec_dtype(spec: SweepSpec, given: str | None) -> tuple[str | None, str | None]:
