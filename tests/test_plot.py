@@ -754,3 +754,23 @@ def test_a_map_of_several_layouts_says_so():
     fig = plot.regime_map(frame, facet="tp")
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["tp=1 · decode", "tp=2 · decode"]
     plt.close(fig)
+
+
+def test_interconnect_names_its_roof_in_the_legend_and_shows_both_all_reduces():
+    df = rooflax.sweep("sweeps/llama70b_tp.toml", batch=[1, 16, 256], seq_len=[512, 4096])
+    fig = plot.interconnect(df)
+    ax = fig.axes[0]
+    assert not ax.texts  # no figure squeezed into a corner: the legend names the roof
+    legend = ax.get_legend()
+    assert legend.get_texts()[0].get_text() == "H100 SXM: 450GB/s, 1.9 µs a hop"
+    assert legend.legend_handles[0].get_linestyle() == "--"
+    by_label = {c.get_label(): c for c in _series_collections(ax)}
+    for phase in ("init", "ar"):  # a layer's two all-reduces move the same bytes in the same time
+        attn, mlp = by_label[f"attn_allreduce {phase}"], by_label[f"mlp_allreduce {phase}"]
+        assert {tuple(p) for p in attn.get_offsets().tolist()} == {tuple(p) for p in mlp.get_offsets().tolist()}
+        assert attn.get_zorder() < mlp.get_zorder()
+        assert np.min(attn.get_sizes()) > 1.2 * np.max(mlp.get_sizes())
+        assert np.min(attn.get_linewidths()) >= np.max(mlp.get_linewidths()) + 1
+    assert _layering(ax) > 0
+    _assert_points_show(ax)
+    plt.close(fig)
