@@ -774,3 +774,33 @@ def test_interconnect_names_its_roof_in_the_legend_and_shows_both_all_reduces():
     assert _layering(ax) > 0
     _assert_points_show(ax)
     plt.close(fig)
+
+
+def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours():
+    best = rooflax.best_k(model="llama-33b", hardware="a100-80gb-pcie", batch=[1, 16, 64], seq_len=[256, 8192],
+                          medusa_heads=4, k=[0, 1, 2, 4])
+    fig = plot.speculation_map(best)
+    left, right = (ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>")
+    batches, lengths = sorted(best["batch"].unique()), sorted(best["seq_len"].unique())
+    unfit = {(batches.index(r["batch"]), lengths.index(r["seq_len"]))
+             for r in best.iter_rows(named=True) if not r["fits_in_memory"]}
+    assert 0 < len(unfit) < best.height
+    for ax in (left, right):
+        (hatch,) = [c for c in ax.collections if c.get_gid() == "does-not-fit"]
+        assert hatch.get_hatch() and not hatch.get_facecolor()[:, 3].any()  # hatched over the cell's own colour
+        cells = {tuple(np.round(p.vertices.min(axis=0) + 0.5).astype(int)) for p in hatch.get_paths()}
+        assert cells == unfit
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "does not fit in one device's memory (target and drafter)"]
+    # one colour per K, on a colour bar ticked with the whole numbers
+    ks = sorted(best["draft_k"].unique())
+    image = right.images[0]
+    assert len({image.cmap(image.norm(k)) for k in ks}) == len(ks) == image.cmap.N
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>" and "best K" in ax.get_ylabel()]
+    assert [t.get_text() for t in bar.get_yticklabels()] == [str(k) for k in ks]
+    assert not bar.yaxis.get_minorticklocs().size
+    plt.close(fig)
+    # a cell without a row is said to have no round
+    fig = plot.speculation_map(best.filter((pl.col("batch") != 16) | (pl.col("seq_len") != 256)))
+    assert "no round" in fig.legends[0].get_texts()[-1].get_text()
+    plt.close(fig)
