@@ -804,3 +804,24 @@ def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours()
     fig = plot.speculation_map(best.filter((pl.col("batch") != 16) | (pl.col("seq_len") != 256)))
     assert "no round" in fig.legends[0].get_texts()[-1].get_text()
     plt.close(fig)
+
+
+def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
+    from rooflax.cli import main
+
+    saved = []
+    original = plot.save
+    monkeypatch.setattr(plot, "save", lambda fig, path, **kw: saved.append(fig) or original(fig, path, **kw))
+    ds = tmp_path / "ds"
+    rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4, 16], seq_len=[128, 512])
+    assert main(["plot", str(ds), "-o", str(tmp_path / "plain.png"), "--quiet"]) == 0
+    assert main(["plot", str(ds), "-o", str(tmp_path / "extras.png"), "--ridge", "--subtitle", "--quiet"]) == 0
+    plain, extras = saved
+    assert plain._suptitle.get_text() == "Roofline Model (Llama 13B, A40)" and not _lines(plain.axes[0], "ridge")
+    assert extras._suptitle.get_text().splitlines()[1].startswith("fp16 · batch 1–16")
+    assert [t.get_text() for t in extras.axes[0].texts] == ["ridge 215"] and _lines(extras.axes[0], "ridge:")
+    capsys.readouterr()
+    assert main(["plot", str(ds), "--kind", "map", "--ridge", "-o", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --ridge: only read by --kind roofline or family, not --kind map\n"
+    plt.close("all")
