@@ -825,3 +825,23 @@ def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err == "error: --ridge: only read by --kind roofline or family, not --kind map\n"
     plt.close("all")
+
+
+def test_docs_script_draws_every_chart_under_docs_and_writes_docs_only_when_asked(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("docs_make", root / "docs" / "make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    assert sorted(make.CHARTS) == sorted(p.stem for p in (root / "docs").glob("*.png"))  # every chart, no other
+    before = {p.name: p.stat().st_mtime_ns for p in (root / "docs").iterdir()}
+    assert make.cli(["--out", str(tmp_path), "llama13b_a40", "llama33b_a100_spec_attention_seq1024"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "llama13b_a40.png", "llama33b_a100_spec_attention_seq1024.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in tmp_path.iterdir())
+    assert {p.name: p.stat().st_mtime_ns for p in (root / "docs").iterdir()} == before  # docs/ untouched
+    with pytest.raises(SystemExit):
+        make.cli(["nosuchchart"])
+    plt.close("all")
