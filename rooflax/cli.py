@@ -158,7 +158,8 @@ def _cmd_show(args) -> int:
 
 def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool, field: str,
           where: str | None = None, color_by=None, connect=None, facet=None, groups=None, x="batch", y="seq_len",
-          value=None, versus=None, ideal: bool = False, measured: str | None = None) -> None:
+          value=None, versus=None, ideal: bool = False, measured: str | None = None, ridge: bool = False,
+          subtitle: bool = False) -> None:
     plot = _agg()
     from rooflax.plot._common import MATMUL_GROUPS
 
@@ -169,7 +170,8 @@ def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool
             raise SpecError(f"--kind {kind}: needs a long (per-op) dataset; {dataset!r} is a summary (use --kind map)")
         if kind == "family" and color_by is None:
             raise SpecError("--kind family: give --color-by AXIS (batch, seq_len, hidden or spec_k)")
-        options = dict(groups=groups or MATMUL_GROUPS, facet=facet, hardware=hardware, models=models, ideal=ideal)
+        options = dict(groups=groups or MATMUL_GROUPS, facet=facet, hardware=hardware, models=models, ideal=ideal,
+                       ridge=ridge, subtitle=subtitle)
         if measured:
             if kind == "family" or color_by or connect or ideal:
                 raise SpecError("--measured: draws measured and achieved points of one roofline; leave out "
@@ -199,7 +201,7 @@ def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool
 
 #: Flags that only one chart kind reads: given with another kind, they would be ignored.
 _MAP_ONLY = ("x", "y", "value", "versus")
-_ROOFLINE_ONLY = ("color_by", "connect", "groups", "ideal", "measured")
+_ROOFLINE_ONLY = ("color_by", "connect", "groups", "ideal", "measured", "ridge", "subtitle")
 
 
 def _cmd_plot(args) -> int:
@@ -211,7 +213,7 @@ def _cmd_plot(args) -> int:
     _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
           where=args.where, color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups,
           x=args.x or "batch", y=args.y or "seq_len", value=args.value, versus=args.versus, ideal=args.ideal,
-          measured=args.measured)
+          measured=args.measured, ridge=args.ridge, subtitle=args.subtitle)
     return 0
 
 
@@ -494,6 +496,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--value", help="map: bound, attainable_flops, time_s, tokens_per_s, fits_in_memory, ...")
     p.add_argument("--versus", metavar="DATASET", help="map: ratio of this dataset's value to another's")
     p.add_argument("--ideal", action="store_true", help="roofline: points on the roof (ideal), not achieved")
+    p.add_argument("--ridge", action="store_true", help="roofline: mark the ridge (circle, dotted line, 'ridge N')")
+    p.add_argument("--subtitle", action="store_true",
+                   help="roofline: a line under the title saying what was swept and how points sit")
     p.add_argument("--measured", metavar="PARQUET",
                    help="roofline: measured points of a validation result over the achieved points of the same "
                         "configurations; prints the median error per op group")

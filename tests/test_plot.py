@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 import pytest
+from matplotlib.colors import to_rgba
 from one_line import one_line_error
 
 import rooflax
@@ -25,10 +26,15 @@ def _lines(ax, prefix):
     return [line for line in ax.get_lines() if (line.get_gid() or "").startswith(prefix)]
 
 
+def _visible_ticks(axis, lo, hi):
+    return [si(t) for t in axis.get_majorticklocs() if lo <= t <= hi]
+
+
 def test_reference_chart(reference, tmp_path):
+    """The reference (DESIGN.md): its title, axes, blue and red dashed roofs in the legend with six x series."""
     fig = plot.roofline(reference)
     ax = fig.axes[0]
-    assert fig._suptitle.get_text().splitlines()[0] == "Roofline Model (Llama 13B, A40)"
+    assert fig._suptitle.get_text() == "Roofline Model (Llama 13B, A40)"  # no subtitle
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert ax.get_xlabel() == "Operational Intensity (FLOP/Byte)" and ax.get_ylabel() == "Performance (FLOP/s)"
     (memory,) = _lines(ax, "ceiling-memory")
@@ -36,16 +42,28 @@ def test_reference_chart(reference, tmp_path):
     x, y = memory.get_data()
     assert y[0] / x[0] == pytest.approx(696e9) and y[1] == pytest.approx(149.7e12)
     assert memory.get_linestyle() == "--" and compute.get_linestyle() == "--"
+    assert to_rgba(memory.get_color()) == to_rgba("tab:blue") and to_rgba(compute.get_color()) == to_rgba("tab:red")
     assert set(compute.get_ydata()) == {149.7e12}
-    (ridge,) = _lines(ax, "ridge")
-    assert ridge.get_xdata()[0] == pytest.approx(149.7e12 / 696e9)
-    texts = {t.get_text() for t in ax.texts}
-    assert {"696GB/s", "149.7 TFLOP/s"} <= texts
+    # no ridge line, ridge circle or figures written on the chart: the roofs are named in the legend
+    assert not _lines(ax, "ridge") and not ax.texts
+    assert [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"] == []
     legend = ax.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
+        "696GB/s", "149.7 TFLOP/s",
         "qkv mlp init", "qkv mlp ar", "up/gate/down init", "up/gate/down ar", "qk/pv init", "qk/pv ar"]
+    roofs = legend.legend_handles[:2]
+    assert [h.get_linestyle() for h in roofs] == ["--", "--"]
+    assert [to_rgba(h.get_color()) for h in roofs] == [to_rgba("tab:blue"), to_rgba("tab:red")]
+    assert [h.get_marker() for h in legend.legend_handles[2:]] == ["x"] * 6
     assert legend._loc == 4  # lower right
     assert len({tuple(c.get_facecolor()[0]) for c in ax.collections if c.get_label()[0] != "_"}) == 6
+    # x from 1 to 10k, y ticks 10G to 100T, and every point shows within the axes
+    assert ax.get_xlim() == (1, 1e4)
+    assert _visible_ticks(ax.xaxis, *ax.get_xlim()) == ["1", "10", "100", "1k", "10k"]
+    assert _visible_ticks(ax.yaxis, *ax.get_ylim()) == ["10G", "100G", "1T", "10T", "100T"]
+    drawn = reference.filter(pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
+    assert ax.get_ylim()[0] < drawn.get_column("achieved_flops").min() and ax.get_ylim()[1] > 149.7e12
+    _assert_points_show(ax)
     # one marker per occupied cell of the documented 400-per-decade log grid, per series
     drawn = [c for c in ax.collections if c.get_label() in ("qkv mlp init", "qk/pv ar")]
     assert len(drawn) == 2
@@ -57,6 +75,109 @@ def test_reference_chart(reference, tmp_path):
         assert len(collection.get_offsets()) == len(cells)
     plot.save(fig, tmp_path / "ref.png")
     assert (tmp_path / "ref.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plt.close(fig)
+
+
+def _assert_points_show(ax):
+    """Every marker's centre lies inside the axes, or under a pixel past an edge with the marker unclipped."""
+    fig = ax.figure
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    for c in _series_collections(ax):
+        px = ax.transData.transform(c.get_offsets())
+        inside = ((px[:, 0] >= box.x0) & (px[:, 0] <= box.x1) & (px[:, 1] >= box.y0) & (px[:, 1] <= box.y1)).all()
+        near = ((px[:, 0] >= box.x0 - 2) & (px[:, 0] <= box.x1 + 2) & (px[:, 1] >= box.y0 - 2)
+                & (px[:, 1] <= box.y1 + 2)).all()
+        assert inside or (near and not c.get_clip_on()), c.get_label()
+
+
+def test_ridge_and_subtitle_are_options_and_the_ridge_label_stays_clear(reference):
+    spec = rooflax.sweep("sweeps/llama13b_a40_spec.toml")
+    fig = plot.roofline(spec, facet="phase", ridge=True, subtitle=True)
+    title = fig._suptitle.get_text().splitlines()
+    assert title[0] == "Roofline Model (Llama 13B, A40)"
+    assert "fp16 · batch 1–64 · seq_len 128–8,192" in title[1] and title[-1].endswith("achieved (predicted)")
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["phase: prefill", "phase: decode", "phase: verify"]
+    for ax in panels:
+        (circle,) = _lines(ax, "ridge:")
+        assert circle.get_xdata()[0] == pytest.approx(149.7e12 / 696e9) and circle.get_ydata()[0] == 149.7e12
+        (label,) = [t for t in ax.texts if t.get_gid() == "label-ridge:a40:fp16"]
+        assert label.get_text() == "ridge 215"
+        box, legend = label.get_window_extent(), ax.get_legend().get_window_extent()
+        assert ax.get_window_extent().contains(box.x0, box.y0) and ax.get_window_extent().contains(box.x1, box.y1)
+        assert not box.overlaps(legend)  # the legend hides no part of it
+        for c in _series_collections(ax):  # nor does any point
+            px = ax.transData.transform(c.get_offsets())
+            assert not ((px[:, 0] > box.x0) & (px[:, 0] < box.x1) & (px[:, 1] > box.y0) & (px[:, 1] < box.y1)).any()
+    plt.close(fig)
+
+
+def _layering(ax):
+    """Check that each marker drawn over another's is smaller (and for x and + markers, thinner), so both show.
+
+    Two markers of different series coincide where their centres are closer on the drawn
+    figure than half a plain marker's width (3 pt; further apart, both centres show).
+    Returns how many coinciding pairs were checked.
+    """
+    fig = ax.figure
+    fig.canvas.draw()
+    scale = fig.dpi / 72
+    drawn = sorted(_series_collections(ax), key=lambda c: c.get_zorder())
+    checked = 0
+    for i, below in enumerate(drawn):
+        under = ax.transData.transform(below.get_offsets())
+        size_b = np.broadcast_to(below.get_sizes(), len(under))
+        width_b = np.broadcast_to(below.get_linewidths(), len(under))
+        for above in drawn[i + 1:]:
+            over = ax.transData.transform(above.get_offsets())
+            size_a = np.broadcast_to(above.get_sizes(), len(over))
+            width_a = np.broadcast_to(above.get_linewidths(), len(over))
+            distance = np.hypot(*(under[:, None, :] - over[None, :, :]).transpose(2, 0, 1))
+            for u, o in zip(*np.nonzero(distance < 3 * scale), strict=True):
+                checked += 1
+                assert size_b[u] > 1.2 * size_a[o], (below.get_label(), above.get_label())
+                if len(below.get_facecolors()) and below.get_facecolors()[0][3] > 0:  # a line or filled marker
+                    assert width_b[u] >= width_a[o] + 1, (below.get_label(), above.get_label())
+    return checked
+
+
+@pytest.mark.parametrize("ideal", [False, True])
+def test_every_series_shows_where_series_coincide(reference, ideal):
+    """Nothing is moved: a series drawn under another is larger, with wider strokes, where they meet."""
+    fig = plot.roofline(reference, ideal=ideal)
+    ax = fig.axes[0]
+    assert _layering(ax) > 0
+    by_label = {c.get_label(): c for c in _series_collections(ax)}
+    column = "attainable_flops" if ideal else "achieved_flops"
+    for label, group, phase in (("qkv mlp ar", "qkv mlp", "decode"), ("up/gate/down ar", "up/gate/down", "decode")):
+        want = reference.filter(group=group, phase=phase).select("intensity", column).unique()
+        assert {tuple(p) for p in by_label[label].get_offsets().tolist()} <= set(want.rows())  # where they are
+    qkv, ugd = by_label["qkv mlp ar"], by_label["up/gate/down ar"]
+    assert qkv.get_zorder() < ugd.get_zorder()
+    assert np.max(qkv.get_linewidths()) >= np.max(ugd.get_linewidths()) + 1  # a rim of orange round the red
+    plt.close(fig)
+    # where nothing coincides, every series keeps the plain x marker of the reference
+    alone = plot.roofline(reference.filter(phase="prefill", group="qk/pv"))
+    (only,) = _series_collections(alone.axes[0])
+    assert set(np.atleast_1d(only.get_sizes())) == {36.0}
+    plt.close(alone)
+
+
+@pytest.mark.parametrize("chart", ["verify", "facet", "family", "hardware", "prefill=decode"])
+def test_coinciding_series_show_on_every_roofline(chart, reference):
+    if chart == "hardware":
+        df = rooflax.sweep("sweeps/hardware_comparison.toml", batch=[1, 64, 1024], seq_len=[512, 32768])
+        fig = plot.roofline(df)
+    elif chart == "family":
+        fig = plot.family(reference, along="batch")
+    elif chart == "prefill=decode":  # prefill at batch 1 and length 128 runs the products of decode at batch 128
+        fig = plot.roofline(rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8, 128], seq_len=[128, 1024]),
+                            resolution=10**7)
+    else:
+        fig = plot.roofline(rooflax.sweep("sweeps/llama13b_a40_spec.toml"), facet="phase" if chart == "facet" else None)
+    assert sum(_layering(ax) for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>") > 0
     plt.close(fig)
 
 
@@ -78,7 +199,8 @@ def test_verify_series_and_several_hardware():
                        hardware=["a40", "h100-sxm"])
     fig = plot.roofline(df.filter(hardware="a40"), groups=["up/gate/down"])
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["up/gate/down init", "up/gate/down ar", "up/gate/down spec: 16", "up/gate/down spec: 32"]
+    assert labels == ["696GB/s", "149.7 TFLOP/s",
+                      "up/gate/down init", "up/gate/down ar", "up/gate/down spec: 16", "up/gate/down spec: 32"]
     plt.close(fig)
     fig = plot.roofline(df, dtypes=["fp8", "int8"])
     ax = fig.axes[0]
@@ -103,6 +225,42 @@ def test_family_colour_bar_and_connect(reference):
         segments = [seg for c in ax.collections if c.get_gid() == "connect:batch" for seg in c.get_segments()]
         assert len(segments) == drawn.select("op", "seq_len").n_unique()
         assert {len(seg) for seg in segments} == {reference.get_column("batch").n_unique()}
+    plt.close(fig)
+
+
+def _bar_labels(fig):
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    fig.canvas.draw()
+    lo, hi = bar.get_ylim()
+    shown = [t.get_text() for t, v in zip(bar.get_yticklabels(), bar.get_yticks(), strict=True) if lo <= v <= hi]
+    assert not [t for t in bar.yaxis.get_minorticklabels() if t.get_text()]  # no unlabelled clutter either
+    return shown
+
+
+@pytest.mark.parametrize("axis", ["batch", "seq_len"])
+def test_colour_bars_label_every_value_of_a_short_axis(reference, axis):
+    values = sorted(reference.get_column(axis).unique())  # 1..64 and 128..8192, powers of two
+    for fig in (plot.family(reference, along=axis), plot.roofline(reference, color_by=axis, facet="phase")):
+        assert _bar_labels(fig) == [f"{v:,}" for v in values]
+        plt.close(fig)
+
+
+def test_colour_bars_label_the_powers_of_two_of_a_long_axis():
+    df = rooflax.sweep(phases=["decode"], batch={"start": 1, "stop": 100, "step": 1}, seq_len=[128])
+    fig = plot.roofline(df, color_by="batch")
+    assert _bar_labels(fig) == [f"{2**k:,}" for k in range(7)]  # 1, 2, 4, ..., 64 of 1..100
+    plt.close(fig)
+
+
+def test_a_family_by_spec_k_draws_the_steps_without_k_in_grey():
+    df = rooflax.sweep(phases=["prefill", "decode", "verify"], batch=[1, 8], seq_len=[256, 1024], spec_k=[16, 32])
+    fig = plot.roofline(df, color_by="spec_k", resolution=10**7)
+    by_label = {c.get_label(): c for c in _series_collections(fig.axes[0])}
+    for label, phase in (("qkv mlp init", "prefill"), ("qk/pv ar", "decode")):
+        want = df.filter(phase=phase, group=label.rsplit(" ", 1)[0]).select("intensity", "achieved_flops").unique()
+        assert sorted(map(tuple, by_label[label].get_offsets().tolist())) == sorted(want.rows())  # none dropped
+        assert {tuple(c) for c in by_label[label].get_facecolors()} == {to_rgba("0.6")}
+    assert _bar_labels(fig) == ["16", "32"]
     plt.close(fig)
 
 
@@ -333,7 +491,7 @@ def _series_collections(ax):
 
 @pytest.mark.parametrize("ideal", [False, True])
 def test_points_are_achieved_unless_ideal_and_the_y_axis_reaches_them(reference, ideal):
-    fig = plot.roofline(reference, ideal=ideal, resolution=10**7)
+    fig = plot.roofline(reference, ideal=ideal, resolution=10**7, subtitle=True)
     ax = fig.axes[0]
     column = "attainable_flops" if ideal else "achieved_flops"
     drawn = reference.filter(pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
@@ -359,28 +517,6 @@ def test_roofline_of_a_frame_without_achieved_columns_says_to_draw_it_ideal(refe
     plt.close(plot.roofline(old, ideal=True))
 
 
-@pytest.mark.parametrize("ideal", [False, True])
-def test_coinciding_series_are_drawn_smaller_on_top(ideal):
-    """Every pair of series sharing a point: the one drawn on top has the smaller marker, so both show."""
-    # prefill at batch 1 and length 128 runs the same linear products as decode at batch 128
-    frame = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8, 128], seq_len=[128, 1024])
-    fig = plot.roofline(frame, ideal=ideal, resolution=10**7)
-    series = _series_collections(fig.axes[0])
-    shared = 0
-    for i, a in enumerate(series):
-        for b in series[i + 1:]:
-            if {tuple(p) for p in a.get_offsets().tolist()} & {tuple(p) for p in b.get_offsets().tolist()}:
-                shared += 1
-                below, above = sorted((a, b), key=lambda c: c.get_zorder())
-                assert below.get_zorder() < above.get_zorder()
-                assert below.get_sizes()[0] > above.get_sizes()[0] * 1.4
-    assert shared >= 1
-    labels = [c.get_label() for c in series]
-    qkv, ugd = series[labels.index("qkv mlp ar")], series[labels.index("up/gate/down ar")]
-    assert qkv.get_zorder() < ugd.get_zorder() and qkv.get_sizes()[0] > ugd.get_sizes()[0]
-    plt.close(fig)
-
-
 def test_verify_chart_tells_its_fifteen_series_apart_with_a_compact_legend():
     spec = rooflax.load_spec("sweeps/llama13b_a40_spec.toml")
     df = rooflax.sweep(spec)
@@ -396,7 +532,8 @@ def test_verify_chart_tells_its_fifteen_series_apart_with_a_compact_legend():
         by_group.setdefault(group, set()).add(c.get_paths()[0].vertices.tobytes())
     assert all(len(markers) == 5 for markers in by_group.values())  # one marker per step within each group
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["qkv mlp", "up/gate/down", "qk/pv", "init", "ar", "spec: 16", "spec: 32", "spec: 48"]
+    assert legend == ["696GB/s", "149.7 TFLOP/s",
+                      "qkv mlp", "up/gate/down", "qk/pv", "init", "ar", "spec: 16", "spec: 32", "spec: 48"]
     plt.close(fig)
 
 
@@ -452,7 +589,7 @@ def test_validate_chart_labels_a_cpu_in_gflops():
         (pl.col("flops") / pl.col("time_s") / 1e3).alias("measured_flops"))
     fig = plot.measured(frame, cpu)
     ax = fig.axes[0]
-    assert {"107.7 GFLOP/s", "20.5GB/s"} <= {t.get_text() for t in ax.texts}
+    assert {"107.7 GFLOP/s", "20.5GB/s"} <= {t.get_text() for t in ax.get_legend().get_texts()}
     (measured,) = [c for c in ax.collections if c.get_gid() == "measured"]
     assert sorted(map(tuple, measured.get_offsets().tolist())) == sorted(frame.select("intensity",
                                                                                      "measured_flops").rows())
@@ -462,12 +599,12 @@ def test_validate_chart_labels_a_cpu_in_gflops():
 
 def test_titles_say_what_was_swept():
     df = rooflax.sweep("sweeps/hidden_scaling.toml", batch=[1, 8], seq_len=[256], phases=["decode"])
-    title = plot.roofline(df).texts[0].get_text()
+    title = plot.roofline(df, subtitle=True).texts[0].get_text()
     assert title.startswith("Roofline Model (Llama 13B scaled to hidden 2,048–16,384, A40)")
     assert "fp16 · batch 1–8 · seq_len 256" in title
     kv = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[256, 512], kv_dtype="fp8", fused_attention=True,
                        model="llama-3-8b", hardware="h100-sxm", dtype="bf16")
-    title = plot.roofline(kv).texts[0].get_text()
+    title = plot.roofline(kv, subtitle=True).texts[0].get_text()
     assert "bf16, KV fp8" in title and "fused attention" in title and "Llama 3 8B" in title
     map_title = plot.regime_map(kv).texts[0].get_text()
     assert "Llama 3 8B on H100 SXM" in map_title and "bf16, KV fp8" in map_title
@@ -628,3 +765,94 @@ def test_a_summary_frame_is_refused_as_one(draw):
     df = rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 8], seq_len=[512],
                        tp=[1, 2], summary=True)
     one_line_error(lambda: draw(df), "the frame is a summary", "sweep without summary=True")
+
+
+def test_interconnect_names_its_roof_in_the_legend_and_shows_both_all_reduces():
+    df = rooflax.sweep("sweeps/llama70b_tp.toml", batch=[1, 16, 256], seq_len=[512, 4096])
+    fig = plot.interconnect(df)
+    ax = fig.axes[0]
+    assert not ax.texts  # no figure squeezed into a corner: the legend names the roof
+    legend = ax.get_legend()
+    assert legend.get_texts()[0].get_text() == "H100 SXM: 450GB/s, 1.9 µs a hop"
+    assert legend.legend_handles[0].get_linestyle() == "--"
+    by_label = {c.get_label(): c for c in _series_collections(ax)}
+    for phase in ("init", "ar"):  # a layer's two all-reduces move the same bytes in the same time
+        attn, mlp = by_label[f"attn_allreduce {phase}"], by_label[f"mlp_allreduce {phase}"]
+        assert {tuple(p) for p in attn.get_offsets().tolist()} == {tuple(p) for p in mlp.get_offsets().tolist()}
+        assert attn.get_zorder() < mlp.get_zorder()
+        assert np.min(attn.get_sizes()) > 1.2 * np.max(mlp.get_sizes())
+        assert np.min(attn.get_linewidths()) >= np.max(mlp.get_linewidths()) + 1
+    assert _layering(ax) > 0
+    _assert_points_show(ax)
+    plt.close(fig)
+
+
+def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours():
+    best = rooflax.best_k(model="llama-33b", hardware="a100-80gb-pcie", batch=[1, 16, 64], seq_len=[256, 8192],
+                          medusa_heads=4, k=[0, 1, 2, 4])
+    fig = plot.speculation_map(best)
+    left, right = (ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>")
+    batches, lengths = sorted(best["batch"].unique()), sorted(best["seq_len"].unique())
+    unfit = {(batches.index(r["batch"]), lengths.index(r["seq_len"]))
+             for r in best.iter_rows(named=True) if not r["fits_in_memory"]}
+    assert 0 < len(unfit) < best.height
+    for ax in (left, right):
+        (hatch,) = [c for c in ax.collections if c.get_gid() == "does-not-fit"]
+        assert hatch.get_hatch() and not hatch.get_facecolor()[:, 3].any()  # hatched over the cell's own colour
+        cells = {tuple(np.round(p.vertices.min(axis=0) + 0.5).astype(int)) for p in hatch.get_paths()}
+        assert cells == unfit
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "does not fit in one device's memory (target and drafter)"]
+    # one colour per K, on a colour bar ticked with the whole numbers
+    ks = sorted(best["draft_k"].unique())
+    image = right.images[0]
+    assert len({image.cmap(image.norm(k)) for k in ks}) == len(ks) == image.cmap.N
+    (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>" and "best K" in ax.get_ylabel()]
+    assert [t.get_text() for t in bar.get_yticklabels()] == [str(k) for k in ks]
+    assert not bar.yaxis.get_minorticklocs().size
+    plt.close(fig)
+    # a cell without a row is said to have no round
+    fig = plot.speculation_map(best.filter((pl.col("batch") != 16) | (pl.col("seq_len") != 256)))
+    assert "no round" in fig.legends[0].get_texts()[-1].get_text()
+    plt.close(fig)
+
+
+def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
+    from rooflax.cli import main
+
+    saved = []
+    original = plot.save
+    monkeypatch.setattr(plot, "save", lambda fig, path, **kw: saved.append(fig) or original(fig, path, **kw))
+    ds = tmp_path / "ds"
+    rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4, 16], seq_len=[128, 512])
+    assert main(["plot", str(ds), "-o", str(tmp_path / "plain.png"), "--quiet"]) == 0
+    assert main(["plot", str(ds), "-o", str(tmp_path / "extras.png"), "--ridge", "--subtitle", "--quiet"]) == 0
+    plain, extras = saved
+    assert plain._suptitle.get_text() == "Roofline Model (Llama 13B, A40)" and not _lines(plain.axes[0], "ridge")
+    assert extras._suptitle.get_text().splitlines()[1].startswith("fp16 · batch 1–16")
+    assert [t.get_text() for t in extras.axes[0].texts] == ["ridge 215"] and _lines(extras.axes[0], "ridge:")
+    capsys.readouterr()
+    assert main(["plot", str(ds), "--kind", "map", "--ridge", "-o", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --ridge: only read by --kind roofline or family, not --kind map\n"
+    plt.close("all")
+
+
+def test_docs_script_draws_every_chart_under_docs_and_writes_docs_only_when_asked(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("docs_make", root / "docs" / "make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    assert sorted(make.CHARTS) == sorted(p.stem for p in (root / "docs").glob("*.png"))  # every chart, no other
+    before = {p.name: p.stat().st_mtime_ns for p in (root / "docs").iterdir()}
+    assert make.cli(["--out", str(tmp_path), "llama13b_a40", "llama33b_a100_spec_attention_seq1024"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "llama13b_a40.png", "llama33b_a100_spec_attention_seq1024.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in tmp_path.iterdir())
+    assert {p.name: p.stat().st_mtime_ns for p in (root / "docs").iterdir()} == before  # docs/ untouched
+    with pytest.raises(SystemExit):
+        make.cli(["nosuchchart"])
+    plt.close("all")

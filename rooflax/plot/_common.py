@@ -1,12 +1,15 @@
-"""Shared pieces of the charts: frame checks, preset lookup, SI ticks, point reduction."""
+"""Shared pieces of the charts: frame checks, preset lookup, SI ticks, decade limits, point
+reduction, the layering of coinciding series, colour-bar ticks."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import polars as pl
 from matplotlib.axes import Axes
+from matplotlib.colorbar import Colorbar
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 from rooflax.dtypes import DTYPES
@@ -180,3 +183,116 @@ def reduce_points(lf: pl.LazyFrame, x: str, y: str, by: list[str], resolution: i
             .agg(pl.col(x).first(), pl.col(y).first(), pl.len().alias("count"))
             .drop("_cx", "_cy")
             .collect())
+
+
+#: How far (in decades) a point may sit past a decade and the axis still end at that decade:
+#: about a pixel at the default size, where the point is drawn at the edge, whole.
+SNAP_DECADES = 0.02
+
+
+def decade_limits(lo: float, hi: float) -> tuple[float, float]:
+    """The decades that span ``lo`` to ``hi``: ``(1, 10k)`` for 0.985 to 3812, as the reference draws it.
+
+    A value within :data:`SNAP_DECADES` of a decade counts as on it (the chart draws its
+    markers unclipped, so they show whole at the edge).
+
+    >>> decade_limits(0.985, 3812.0), decade_limits(0.9, 250.0)
+    ((1, 10000), (0.1, 1000))
+    """
+    return (_decade(math.floor(math.log10(lo) + SNAP_DECADES)), _decade(math.ceil(math.log10(hi) - SNAP_DECADES)))
+
+
+def decade_below(value: float) -> float:
+    """The decade below the one holding ``value`` (10G for 180 GFLOP/s): the reference's floor, with room under
+    its lowest points.
+
+    >>> decade_below(1.8e11), decade_below(1e11)
+    (10000000000, 10000000000)
+    """
+    return _decade(math.floor(math.log10(value) + SNAP_DECADES) - 1)
+
+
+def _decade(exponent: int) -> float:
+    return 10**exponent if exponent >= 0 else 10.0**exponent
+
+
+#: Marker area (pt²) and edge width (pt) of a point nothing is drawn over. Each layer of
+#: other series' points over it (see :func:`layers`) adds :data:`LAYER_GROWTH` of marker
+#: width and, for line markers (``x``, ``+``), whose strokes the ones above lie along,
+#: :data:`LAYER_WIDTH` of edge (a rim each side); a hollow marker keeps its edge, its
+#: outline round the ones above. Past :data:`MAX_LAYER` layers markers stop growing.
+BASE_SIZE, BASE_WIDTH, LAYER_GROWTH, LAYER_WIDTH, MAX_LAYER = 36.0, 1.2, 0.4, 1.2, 8
+#: Cells per decade within which two markers count as drawn at the same place (about a
+#: marker's width on a chart of four to six decades), neighbouring cells included.
+LAYER_CELLS = 16
+
+
+def layers(points: Sequence[tuple[np.ndarray, np.ndarray]], cells: int = LAYER_CELLS) -> list[np.ndarray]:
+    """How deep under later series each point of a log-log chart lies, series in drawing order.
+
+    A point no later series' point touches is layer 0; a point that later points touch is
+    one layer below the deepest of them. Drawn with :func:`layer_style`, each point where
+    any number of series coincide is larger and wider-edged than every one above it, so
+    all of them show, while a point nothing covers keeps the plain marker. Points touch
+    when they fall in the same or neighbouring cells of a ``cells``-per-decade log grid.
+    Nothing is moved: every point stays where its value is.
+
+    >>> one, other = (np.array([1.0, 10.0]), np.array([1.0, 1.0])), (np.array([10.0]), np.array([1.02]))
+    >>> [a.tolist() for a in layers([one, other, other])]
+    [[0, 2], [1], [0]]
+    """
+    codes = []
+    for x, y in points:
+        cx = np.floor(np.log10(np.asarray(x, float)) * cells).astype(np.int64)
+        cy = np.floor(np.log10(np.asarray(y, float)) * cells).astype(np.int64)
+        codes.append((cx << 32) + cy)
+    seen, deepest = np.zeros(0, np.int64), np.zeros(0, np.int64)  # cells of later points, the deepest layer in each
+    out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(codes)
+    for i in reversed(range(len(codes))):
+        layer = np.zeros(len(codes[i]), np.int64)
+        if seen.size:
+            for step in (dx * (1 << 32) + dy for dx in (-1, 0, 1) for dy in (-1, 0, 1)):
+                at = np.clip(np.searchsorted(seen, codes[i] + step), 0, seen.size - 1)
+                hit = seen[at] == codes[i] + step
+                layer = np.where(hit, np.maximum(layer, deepest[at] + 1), layer)
+        out[i] = layer
+        cell, first = np.unique(np.concatenate([seen, codes[i]]), return_inverse=True)
+        merged = np.zeros(cell.size, np.int64)
+        np.maximum.at(merged, first, np.concatenate([deepest, layer]))
+        seen, deepest = cell, merged
+    return out
+
+
+def layer_style(layer: int | np.ndarray, *, hollow: bool = False) -> tuple:
+    """Marker area (pt²) and edge width (pt) of points ``layer`` layers under others (see :func:`layers`)."""
+    layer = np.minimum(layer, MAX_LAYER)
+    return BASE_SIZE * (1 + LAYER_GROWTH * layer) ** 2, BASE_WIDTH + (0 if hollow else LAYER_WIDTH) * layer
+
+
+def value_ticks(values: Iterable[float]) -> list[float]:
+    """Colour-bar ticks for an axis's values: each of up to 12 values, else every power of two among them.
+
+    >>> value_ticks([1, 2, 4, 8, 16, 32, 64]), value_ticks(range(1, 2049))[-3:], value_ticks([3, 5, 7] * 5)
+    ([1, 2, 4, 8, 16, 32, 64], [512, 1024, 2048], [3, 5, 7])
+
+    Returns an empty list (decade ticks instead) when neither rule gives two ticks.
+    """
+    present = sorted({float(v) for v in values})
+    if len(present) <= 12:
+        return [_plain(v) for v in present]
+    powers = [_plain(v) for v in present if v >= 1 and v == int(v) and int(v) & (int(v) - 1) == 0]
+    return powers if len(powers) >= 2 else []
+
+
+def _plain(value: float) -> float:
+    return int(value) if value == int(value) else value
+
+
+def label_values(bar: Colorbar, values: Iterable[float]) -> None:
+    """Tick a colour bar at :func:`value_ticks` of ``values``, each labelled in full (``8,192``), no minor ticks."""
+    ticks = value_ticks(values)
+    if not ticks:
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(si))
+        return
+    bar.set_ticks(ticks, labels=[f"{t:,}" for t in ticks])
+    bar.minorticks_off()

@@ -10,17 +10,28 @@ waits ``2(p−1)`` latencies) sit further below the latency ceiling.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from rooflax.errors import SpecError
 from rooflax.hardware import Hardware
 from rooflax.models import Model
-from rooflax.plot._common import PHASE_LABELS, hardware_of, model_label, require_columns, si_log_axes
+from rooflax.plot._common import (
+    PHASE_LABELS,
+    decade_limits,
+    hardware_of,
+    layer_style,
+    layers,
+    model_label,
+    require_columns,
+    si_log_axes,
+)
 from rooflax.plot.roofline import bandwidth_label
 
 __all__ = ["interconnect"]
@@ -35,7 +46,10 @@ def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hard
 
     One colour per collective (``attn_allreduce``, ``mlp_allreduce``, ``moe_dispatch``,
     ``moe_combine``, ``pp_send``), one marker per phase; the dashed roof is
-    ``min(interconnect bandwidth, bytes / latency)``, labelled with the bandwidth.
+    ``min(interconnect bandwidth, bytes / latency)``, named in the legend by its bandwidth
+    and latency. Collectives that coincide (a layer's two all-reduces move the same
+    bytes) are layered, never moved: the one drawn underneath has larger markers with
+    wider strokes, so each shows.
 
     Args:
         df: a long frame (``rooflax.sweep`` with ``tp``, ``pp`` or ``ep`` above 1), or a LazyFrame.
@@ -54,7 +68,7 @@ def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hard
         raise SpecError("interconnect: no collectives in the frame (every tp, pp and ep is 1); sweep tp = [2, ...]")
     hw_all = hardware_of(sub, hardware)
     sub = sub.with_columns((pl.col("bytes") / pl.col("time_s")).alias("link_bytes_per_s"))
-    x_lo, x_hi = sub.get_column("bytes").min() / 3, sub.get_column("bytes").max() * 3
+    x_lo, x_hi = decade_limits(sub.get_column("bytes").min(), sub.get_column("bytes").max())
     fig, ax = plt.subplots(figsize=(8.5, 6.2), layout="constrained")
     si_log_axes(ax)
     xs = np.geomspace(x_lo, x_hi, 200)
@@ -63,20 +77,25 @@ def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hard
         ax.plot(xs, roof, "--", color="0.15", linewidth=1.4, gid=f"ceiling-interconnect:{hw.name}",
                 label=f"{hw.label}: {bandwidth_label(hw.interconnect_bytes_per_s)}, "
                       f"{hw.interconnect_latency_s * 1e6:.3g} µs a hop")
-        ax.text(x_hi / 1.3, hw.interconnect_bytes_per_s * 1.12, bandwidth_label(hw.interconnect_bytes_per_s),
-                ha="right", va="bottom", fontsize=9, color="0.15", gid=f"label-interconnect:{hw.name}")
     colors = plt.get_cmap("tab10").colors
     ops = sub.get_column("op").unique().sort().cast(pl.String).to_list()
-    for i, op in enumerate(ops):
-        for phase in sub.filter(op=op).get_column("phase").unique().sort().cast(pl.String):
-            points = sub.filter(op=op, phase=phase)
-            ax.scatter(points.get_column("bytes").to_numpy(), points.get_column("link_bytes_per_s").to_numpy(),
-                       marker=_MARKERS[phase], s=22, linewidths=1.0, color=colors[i % len(colors)],
-                       label=f"{op} {PHASE_LABELS.get(phase, phase)}")
+    drawn = [(op, phase, i) for i, op in enumerate(ops)
+             for phase in sub.filter(op=op).get_column("phase").unique().sort().cast(pl.String)]
+    points = [tuple(sub.filter(op=op, phase=phase).get_column(c).to_numpy() for c in ("bytes", "link_bytes_per_s"))
+              for op, phase, _ in drawn]
+    handles = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    plain = [float(v) for v in layer_style(0)]
+    for n, ((op, phase, i), (x, y), layer) in enumerate(zip(drawn, points, layers(points), strict=True)):
+        size, width = layer_style(layer)
+        label, color = f"{op} {PHASE_LABELS.get(phase, phase)}", colors[i % len(colors)]
+        ax.scatter(x, y, marker=_MARKERS[phase], s=size, linewidths=width, color=color, zorder=3 + n / (len(drawn) + 1),
+                   label=label, clip_on=False)  # unclipped: a point a pixel past the axis' decade shows whole
+        handles.append(Line2D([], [], linestyle="none", marker=_MARKERS[phase], markersize=math.sqrt(plain[0]),
+                              markeredgewidth=plain[1], color=color, label=label))
     ax.set_xlim(x_lo, x_hi)
     ax.set_xlabel("Bytes on the link per device")
     ax.set_ylabel("Link throughput (bytes/s)")
-    ax.legend(fontsize=8, framealpha=0.9, loc="lower right")
+    ax.legend(handles=handles, fontsize=8, framealpha=0.9, loc="lower right")
     labels = ", ".join(hw.label for hw in hw_all.values())
     fig.suptitle(title or f"Interconnect roof ({model_label(sub, models)}, {labels})", fontsize=13)
     return fig

@@ -3,7 +3,6 @@ chart, and a dataset's achieved points with the measured points of the same conf
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from matplotlib.lines import Line2D
 from rooflax.errors import SpecError
 from rooflax.frames import GROUP, PHASE
 from rooflax.hardware import Hardware
-from rooflax.plot._common import MATMUL_GROUPS, matching, require_columns, require_frame
-from rooflax.plot.roofline import draw_ceilings, roofline, series
+from rooflax.plot._common import MATMUL_GROUPS, decade_below, matching, require_columns, require_frame
+from rooflax.plot.roofline import bandwidth_label, draw_ceilings, peak_label, roofline, series
 
 __all__ = ["MATCH_KEYS", "error_table", "measured", "measured_errors", "over_measured", "read_validation"]
 
@@ -59,13 +58,14 @@ def _series_color(ax: Axes, label: str):
     return "0.3"
 
 
-def _legend(ax: Axes, predicted: str) -> None:
-    """The roofline's legend, plus one entry for each kind of point: predicted ``x``, measured ``o``."""
+def _legend(ax: Axes, predicted: str, extra: Sequence[Line2D] = ()) -> None:
+    """The roofline's legend, ``extra`` lines, and one entry for each kind of point: predicted ``x``, measured ``o``."""
     legend = ax.get_legend()
-    handles = [*legend.legend_handles,
+    handles = [*legend.legend_handles, *extra,
                Line2D([], [], linestyle="none", marker="x", color="0.3"),
                Line2D([], [], linestyle="none", marker="o", mfc="none", color="0.3")]
-    labels = [*(t.get_text() for t in legend.get_texts()), predicted, "measured (series colour)"]
+    labels = [*(t.get_text() for t in legend.get_texts()), *(line.get_label() for line in extra), predicted,
+              "measured (series colour)"]
     ax.legend(handles=handles, labels=labels, fontsize=8, framealpha=0.9, loc="lower right")
 
 
@@ -157,7 +157,7 @@ def over_measured(predicted: pl.DataFrame | pl.LazyFrame, validation: pl.DataFra
                    zorder=4, label=f"_{label} measured", gid="measured")
     low = float(shown.get_column("measured_flops").min())
     if low < ax.get_ylim()[0]:
-        ax.set_ylim(10 ** math.floor(math.log10(low / 1.5)), ax.get_ylim()[1])
+        ax.set_ylim(decade_below(low), ax.get_ylim()[1])
     _legend(ax, "achieved (predicted)")
     return fig, measured_errors(joined)
 
@@ -199,10 +199,13 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
         ax.scatter(points.get_column("intensity").to_numpy(), points.get_column(column).to_numpy(),
                    marker="o", facecolors="none", edgecolors=[_series_color(ax, label)], s=30, linewidths=1.0,
                    zorder=4, label=f"_{label} measured", gid="measured")
+    extra = []
     if datasheet is not None and dtype in datasheet.dtypes:
-        draw_ceilings(ax, datasheet, dtype, ax.get_xlim(), "0.6", prefix=f"{datasheet.label} datasheet ")
-    low = min(ax.get_ylim()[0], float(frame.get_column(column).min()) / 2)
+        label = (f"{datasheet.label} datasheet: {bandwidth_label(datasheet.bandwidth_bytes_per_s)}, "
+                 f"{peak_label(datasheet.peak(dtype), dtype)}")
+        extra = draw_ceilings(ax, datasheet, dtype, ax.get_xlim(), "0.6", label=label)[:1]
+    low = min(ax.get_ylim()[0], decade_below(float(frame.get_column(column).min())))
     ax.set_ylim(low, max(ax.get_ylim()[1], (datasheet.peak(dtype) * 3) if datasheet and dtype in datasheet.dtypes
                          else 0))
-    _legend(ax, f"predicted ({'ideal' if ideal else 'achieved'})")
+    _legend(ax, f"predicted ({'ideal' if ideal else 'achieved'})", extra)
     return fig

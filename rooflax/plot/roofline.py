@@ -10,11 +10,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
 
 from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.hardware import Hardware
@@ -23,14 +23,18 @@ from rooflax.ops import GROUPS
 from rooflax.plot._common import (
     MATMUL_GROUPS,
     compute_dtype,
+    decade_below,
+    decade_limits,
     hardware_of,
+    label_values,
+    layer_style,
+    layers,
     matching,
     model_label,
     reduce_points,
     require_columns,
     require_frame,
     series_label,
-    si,
     si_log_axes,
     si_rate,
     summary_frame,
@@ -48,19 +52,6 @@ _NEEDED = ("model", "hardware", "dtype", "phase", "spec_k", "group", "intensity"
 _MARKERS = ("x", "+", "^", "s", "D", "v", "o", "p", "h", "*")
 #: Unfilled markers; the others are drawn hollow, so points beneath them show through.
 _LINE_MARKERS = ("x", "+", "1", "2", "3", "4")
-#: Marker area (pt²) of the first series drawn, and the factor each later one shrinks by
-#: (down to :data:`_SMALLEST`). Earlier series are drawn larger and underneath, so points
-#: at the same place show every series: the decode products of ``qkv mlp`` and
-#: ``up/gate/down`` share their intensities, and prefill at batch 1 and length S runs
-#: the same products as decode at batch S. Past ten series (shapes tell the phase steps
-#: apart) the size steps down per op group instead.
-_LARGEST, _SHRINK, _SMALLEST = 64.0, 1.45, 9.0
-
-
-def _size(rank: int) -> float:
-    return max(_LARGEST / _SHRINK**rank, _SMALLEST)
-
-
 #: The hue of each op group when colour means the group (charts of more than ten series).
 _GROUP_COLORS = {"qkv mlp": "tab:blue", "up/gate/down": "tab:green", "qk/pv": "tab:red",
                  "elementwise": "tab:purple", "lm_head": "tab:orange", "comm": "tab:brown"}
@@ -100,36 +91,46 @@ def ceiling_label(hw: Hardware, compute: str, *, with_compute: bool) -> str:
             f"ridge {hw.ridge(compute):.0f}")
 
 
-def draw_ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float], color, *,
-                  prefix: str = "", labels: bool = True, label: str | None = None, linewidth: float = 1.4,
-                  compute_linewidth: float | None = None) -> Line2D:
-    """Dashed memory and compute ceilings of ``hw`` at ``compute``, ridge marked.
+#: The reference's ceilings: the memory roof blue, the compute roof red, both dashed.
+MEMORY_COLOR, COMPUTE_COLOR = "tab:blue", "tab:red"
 
-    With ``labels`` the figures are written on the lines (``696GB/s``, ``149.7 TFLOP/s``);
-    otherwise ``label`` names the returned line for a legend. ``linewidth`` is the memory
+
+def draw_ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float], color=None, *,
+                  prefix: str = "", label: str | None = None, ridge: bool = False, linewidth: float = 1.4,
+                  compute_linewidth: float | None = None) -> tuple[Line2D, Line2D]:
+    """Dashed memory and compute ceilings of ``hw`` at ``compute``.
+
+    Without ``color`` they are drawn as the reference draws them: the memory ceiling blue
+    and the compute ceiling red, each named for the legend by its figure (``696GB/s``,
+    ``149.7 TFLOP/s``, after ``prefix``). With ``color`` (one roof among several) both take
+    it and ``label``, if given, names the memory line for the legend. ``ridge`` marks the
+    ridge: a circle, a dotted vertical line, and ``ridge 215`` above the roof left of the
+    ridge, where no point and no legend (lower right) sits. ``linewidth`` is the memory
     line's, ``compute_linewidth`` the compute line's (default the same).
+
+    Returns:
+        The memory and the compute line.
     """
     peak, bandwidth = hw.peak(compute), hw.bandwidth_bytes_per_s
-    ridge = peak / bandwidth
+    ridge_x = peak / bandwidth
     lo, hi = x_range
-    (memory,) = ax.plot([lo, ridge], [bandwidth * lo, peak], "--", color=color, linewidth=linewidth,
-                        gid=f"ceiling-memory:{hw.name}", label=label or "_ceiling")
-    ax.plot([ridge, hi], [peak, peak], "--", color=color, linewidth=compute_linewidth or linewidth,
-            gid=f"ceiling-compute:{hw.name}:{compute}", label="_ceiling")
-    ax.plot([ridge], [peak], "o", mfc="none", color=color, markersize=7, gid=f"ridge:{hw.name}:{compute}",
-            label="_ridge")
-    ax.axvline(ridge, linestyle=":", color=color, linewidth=0.8, alpha=0.6)
-    if labels:
-        ax.annotate(f"ridge {ridge:.0f}", (ridge, 0), xycoords=("data", "axes fraction"), textcoords="offset points",
-                    xytext=(3, 4), fontsize=7, color=color)
-        ax.text(hi / 1.3, peak * 1.12, prefix + peak_label(peak, compute), ha="right", va="bottom", fontsize=9,
-                color=color, gid=f"label-compute:{hw.name}:{compute}")
-        x_text = lo * 2.0
-        p0, p1 = ax.transData.transform([(lo, bandwidth * lo), (ridge, peak)])
-        angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
-        ax.text(x_text, bandwidth * x_text * 1.35, prefix + bandwidth_label(bandwidth), rotation=angle,
-                rotation_mode="anchor", fontsize=9, color=color, gid=f"label-memory:{hw.name}")
-    return memory
+    if color is None:
+        colors = (MEMORY_COLOR, COMPUTE_COLOR)
+        labels = (prefix + bandwidth_label(bandwidth), prefix + peak_label(peak, compute))
+    else:
+        colors, labels = (color, color), (label or "_ceiling", "_ceiling")
+    (memory,) = ax.plot([lo, ridge_x], [bandwidth * lo, peak], "--", color=colors[0], linewidth=linewidth,
+                        gid=f"ceiling-memory:{hw.name}", label=labels[0])
+    (top,) = ax.plot([ridge_x, hi], [peak, peak], "--", color=colors[1], linewidth=compute_linewidth or linewidth,
+                     gid=f"ceiling-compute:{hw.name}:{compute}", label=labels[1])
+    if ridge:
+        mark = color or "0.15"
+        ax.plot([ridge_x], [peak], "o", mfc="none", color=mark, markersize=7, gid=f"ridge:{hw.name}:{compute}",
+                label="_ridge")
+        ax.axvline(ridge_x, linestyle=":", color=mark, linewidth=0.8, alpha=0.6, gid=f"ridge-line:{hw.name}:{compute}")
+        ax.annotate(f"{prefix}ridge {ridge_x:.0f}", (ridge_x, peak), textcoords="offset points", xytext=(-6, 5),
+                    ha="right", va="bottom", fontsize=8, color=mark, gid=f"label-ridge:{hw.name}:{compute}")
+    return memory, top
 
 
 def _shade(color, t: float) -> tuple:
@@ -148,20 +149,23 @@ def _step_label(phase: str, spec_k: int | None) -> str:
     return series_label("", phase, spec_k).strip()
 
 
-def _scatter(ax: Axes, x, y, *, marker: str, size: float, rank: int, label: str, **color) -> object:
-    """Points of one series: line markers in their colour, other markers hollow."""
-    if marker not in _LINE_MARKERS and "color" in color:
-        color = {"facecolors": "none", "edgecolors": color["color"]}
-    return ax.scatter(x, y, marker=marker, s=size, linewidths=1.1, zorder=3 + 0.01 * rank, label=label, **color)
+def _legend_marker(marker: str, color, label: str, *, filled: bool = False) -> Line2D:
+    """A legend entry for a series: its marker as drawn where nothing covers it (hollow unless ``filled``)."""
+    size, width = (float(v) for v in layer_style(0))
+    hollow = marker not in _LINE_MARKERS and not filled
+    return Line2D([], [], linestyle="none", marker=marker, markersize=math.sqrt(size), markeredgewidth=width,
+                  color=color, mfc="none" if hollow else color, label=label)
 
 
 def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str, extra_dtypes: Sequence[str],
-          color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap,
-          inside: bool) -> tuple[list, bool]:
+          color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap, inside: bool,
+          ridge: bool) -> bool:
     """Draw one panel. Colour means the series (one accelerator, at most ten series), the
     op group (more series; marker means the phase step), the accelerator (several), or
     the ``color_by`` axis (a family); marker means the series when colour does not.
-    Returns the colour-bar mappables and whether the legend went outside the axes."""
+    Series that coincide are layered (:func:`rooflax.plot._common.layers`): each one
+    drawn under others is larger and wider-edged, so every series shows where it is.
+    Returns whether the legend went outside the axes."""
     multi = [c for c in ("model", "hardware", "dtype") if sub.get_column(c).n_unique() > 1]
     entities = sub.select(multi).unique().sort(multi).rows() if multi else [()]
     by_entity = len(entities) > 1 and color_by is None
@@ -172,8 +176,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
     reduced = reduce_points(sub.lazy(), "intensity", y, by, resolution)
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
-    ranks = {g: i for i, g in enumerate(dict.fromkeys(k[0] for k, _ in plain))}
-    groups_only = compact or len(plain) > _MAX_COLORED
+    groups = list(dict.fromkeys(k[0] for k, _ in plain))
     steps = _steps(plain)
 
     ceilings = []
@@ -185,43 +188,41 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
     entity_color = {e: plt.get_cmap("tab10" if len(entities) <= 10 else "tab20").colors[i % 20]
                     for i, e in enumerate(entities)}
     several_computes = len({c for _, c in ceilings}) > 1
-    ceiling_handles = []
+    ceiling_handles, roof_handles = [], []
     for n, (hw, compute) in enumerate(ceilings):
+        if len(ceilings) == 1:  # the reference's roof: blue and red, in the legend by their figures
+            roof_handles += draw_ceilings(ax, hw, compute, limits[0], ridge=ridge)
+            continue
         color = "0.15"
         if by_entity and "hardware" in multi:
             color = next(entity_color[e] for e in entities if dict(zip(multi, e, strict=True))["hardware"] == hw.name)
         elif n:
             color = ("tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")[(n - 1) % 5]
-        single = len(ceilings) == 1
         # a roof that coincides with roofs drawn after it is drawn wider, by 1.2 pt per later one, so each shows
         later = ceilings[n + 1:]
         same_memory = sum(h.bandwidth_bytes_per_s == hw.bandwidth_bytes_per_s for h, _ in later)
         same_peak = sum(h.peak(c) == hw.peak(compute) for h, c in later)
-        label = None if single else ceiling_label(hw, compute, with_compute=several_computes)
-        prefix = f"{compute} " if several_computes else ""
-        draw_ceilings(ax, hw, compute, limits[0], color, labels=single, prefix=prefix, label=label,
-                      linewidth=1.4 + 1.2 * same_memory, compute_linewidth=1.4 + 1.2 * same_peak)
-        if not single:
-            ceiling_handles.append(Line2D([], [], color=color, linestyle="--", linewidth=1.6, label=label))
+        label = ceiling_label(hw, compute, with_compute=several_computes)
+        draw_ceilings(ax, hw, compute, limits[0], color, prefix=f"{compute} " if several_computes else "",
+                      label=label, ridge=ridge, linewidth=1.4 + 1.2 * same_memory,
+                      compute_linewidth=1.4 + 1.2 * same_peak)
+        ceiling_handles.append(Line2D([], [], color=color, linestyle="--", linewidth=1.6, label=label))
 
-    mappables, handles = [], []
     per_series = connect not in (None, "spec_k")
     if connect == "spec_k":  # each K is a series of its own: the lines join verify steps across series
         _connect(ax, sub, connect, "0.45", y)
+    drawn = []  # (points, label, style) in drawing order; drawn once every layer is known
+    handles = []
     if color_by:
         for i, (key, label) in enumerate(series(sub, multi)):
-            points = reduced.filter(*matching(keys, key))
             if per_series:
                 _connect(ax, sub.filter(*matching(keys, key)), connect, "0.45", y)
-            mappables.append(ax.scatter(points.get_column("intensity").to_numpy(), points.get_column(y).to_numpy(),
-                                        c=points.get_column(color_by).to_numpy(), cmap=cmap, norm=norm,
-                                        marker=_MARKERS[i % len(_MARKERS)], s=_size(ranks[key[0]]),
-                                        linewidths=1.1, zorder=3 + 0.01 * ranks[key[0]], label=label))
-        handles = mappables
+            marker = _MARKERS[i % len(_MARKERS)]
+            drawn.append((reduced.filter(*matching(keys, key)), label, dict(marker=marker, color_by=True)))
+            handles.append(_legend_marker(marker, "0.3", label, filled=True))
     else:
         for e in entities:
             for i, (key, label) in enumerate(plain):
-                rank = ranks[key[0]] if groups_only else i
                 step = steps.index((key[1], key[2]))
                 if by_entity:
                     color, marker = entity_color[e], _MARKERS[i % len(_MARKERS)]
@@ -233,32 +234,44 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
                 where = matching(keys, (*key, *e))
                 if per_series:
                     _connect(ax, sub.filter(*where), connect, color, y)
-                points = reduced.filter(*where)
-                handle = _scatter(ax, points.get_column("intensity").to_numpy(), points.get_column(y).to_numpy(),
-                                  marker=marker, size=_size(rank), rank=rank, color=color,
-                                  label=label if not by_entity else f"_{label}")
+                drawn.append((reduced.filter(*where), label if not by_entity else f"_{label}",
+                              dict(marker=marker, color=color)))
                 if not by_entity and not compact:
-                    handles.append(handle)
+                    handles.append(_legend_marker(marker, color, label))
         if by_entity:
-            handles = [Line2D([], [], linestyle="none", marker=_MARKERS[i % len(_MARKERS)], color="0.3", mfc="none",
-                              label=label) for i, (_, label) in enumerate(plain)]
+            handles = [_legend_marker(_MARKERS[i % len(_MARKERS)], "0.3", label) for i, (_, label) in enumerate(plain)]
             names = {"hardware": lambda v: hardware[v].label if v in hardware else v}
             if "hardware" not in multi or len(ceilings) != len(entities):
                 ceiling_handles = [Line2D([], [], color=entity_color[e], linewidth=6, label=" ".join(
                     names.get(m, str)(v) for m, v in zip(multi, e, strict=True))) for e in entities] + ceiling_handles
         elif compact:
             handles = [Line2D([], [], linestyle="none", marker="s", markersize=8, color=_GROUP_COLORS.get(g, "0.3"),
-                              label=g) for g in ranks]
-            handles += [Line2D([], [], linestyle="none", marker=_MARKERS[j % len(_MARKERS)], color="0.25", mfc="none",
-                               label=_step_label(*step)) for j, step in enumerate(steps)]
+                              label=g) for g in groups]
+            handles += [_legend_marker(_MARKERS[j % len(_MARKERS)], "0.25", _step_label(*step))
+                        for j, step in enumerate(steps)]
 
-    handles = handles + ceiling_handles
-    outside = not inside and (len(handles) > 8 or bool(ceiling_handles))
+    points = [(p.get_column("intensity").to_numpy(), p.get_column(y).to_numpy()) for p, _, _ in drawn]
+    for i, ((x, v), (_, label, style), layer) in enumerate(zip(points, drawn, layers(points), strict=True)):
+        marker = style["marker"]
+        size, width = layer_style(layer, hollow=not style.get("color_by") and marker not in _LINE_MARKERS)
+        if style.get("color_by"):
+            # points without a value (prefill and decode of a spec_k family) in the colour map's grey, not dropped
+            look = dict(c=cmap(norm(drawn[i][0].get_column(color_by).cast(pl.Float64).to_numpy())))
+        elif marker in _LINE_MARKERS:
+            look = dict(color=style["color"])
+        else:  # hollow, so points beneath show through
+            look = dict(facecolors="none", edgecolors=style["color"])
+        # unclipped: a point a pixel past the decade the axis ends at shows whole at its edge
+        ax.scatter(x, v, marker=marker, s=size, linewidths=width, zorder=3 + i / (len(drawn) + 1), label=label,
+                   clip_on=False, **look)
+
+    handles = roof_handles + handles + ceiling_handles
+    outside = not inside and (len(handles) - len(roof_handles) > 8 or bool(ceiling_handles))
     place = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0)) if outside else dict(loc="lower right")
     ax.legend(handles=handles, fontsize=8, framealpha=0.9, **place)
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
-    return mappables[:1], outside
+    return outside
 
 
 def _connect(ax: Axes, points: pl.DataFrame, axis: str, color, y: str) -> None:
@@ -302,12 +315,14 @@ def _missing(column: str, names: Sequence[str]) -> SpecError:
 
 
 def _title(sub: pl.DataFrame, info: Mapping[str, object], hw_all: Mapping[str, Hardware],
-           models: Mapping[str, Model] | None, ideal: bool) -> str:
-    """``Roofline Model (Llama 13B, A40)`` over a line saying what was swept and how points sit."""
+           models: Mapping[str, Model] | None, ideal: bool, subtitle: bool) -> str:
+    """``Roofline Model (Llama 13B, A40)``, with ``subtitle`` over a line saying what was swept and how points sit."""
     model = model_label(sub, models)
     if info.get("hidden_varies"):
         model = f"{model} scaled to hidden {info['hidden']}"
     hardware = ", ".join(hw.label for hw in hw_all.values())
+    if not subtitle:
+        return f"Roofline Model ({model}, {hardware})"
     where = "ideal (on the roof)" if ideal else "achieved (predicted)"
     skip = ("hidden",) if info.get("hidden_varies") else ()
     lines, line = [f"Roofline Model ({model}, {hardware})"], ""
@@ -334,18 +349,24 @@ def family(df: pl.DataFrame | pl.LazyFrame, *, along: str, connect: str | None =
 def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_GROUPS, color_by: str | None = None,
              connect: str | None = None, facet: str | None = None, dtypes: Sequence[str] = (),
              hardware: Mapping[str, Hardware] | None = None, models: Mapping[str, Model] | None = None,
-             title: str | None = None, resolution: int = 400, ideal: bool = False) -> Figure:
+             title: str | None = None, resolution: int = 400, ideal: bool = False, ridge: bool = False,
+             subtitle: bool = False) -> Figure:
     """A roofline chart of a long sweep frame.
 
-    One series per op group and phase (``qkv mlp init``, ``qk/pv ar``,
-    ``up/gate/down spec: 16``; prefixed with the hardware, dtype or model when the frame
-    holds several), drawn with ``x`` markers over the dashed memory and compute ceilings
-    of every accelerator in the frame, with the ridge marked. Points are the predicted
-    *achieved* FLOP/s (``achieved_flops``, below the roof, where a real device puts them)
-    unless ``ideal``; the y axis reaches down to the lowest point. Later op groups are
-    drawn smaller and on top, so points that coincide show every series; past ten series
-    colour means the op group and the marker the phase step, with a compact legend. The
-    title says what was swept (dtypes, KV dtype, axis ranges, fused attention).
+    By default the chart is the reference's (DESIGN.md): one series per op group and
+    phase (``qkv mlp init``, ``qk/pv ar``, ``up/gate/down spec: 16``; prefixed with the
+    hardware, dtype or model when the frame holds several) drawn with ``x`` markers, a
+    blue dashed memory ceiling and a red dashed compute ceiling named by their figures
+    (``696GB/s``, ``149.7 TFLOP/s``) in the legend at the bottom right with the series,
+    both axes spanning whole decades (x 1 to 10k, y ticks 10G to 100T for the reference
+    sweep: the y axis ends a decade under the decade of the lowest point), and the title
+    ``Roofline Model (Llama 13B, A40)``. Several accelerators or compute dtypes get a roof
+    each, in a colour of its own, named in the legend with its ridge. Points are the
+    predicted *achieved* FLOP/s (``achieved_flops``, below the roof, where a real device
+    puts them) unless ``ideal``. Series that coincide (the decode products of ``qkv mlp``
+    and ``up/gate/down`` share their intensities) are layered, never moved: the one drawn
+    underneath has larger markers with wider edges, so every series shows. Past ten
+    series colour means the op group and the marker the phase step, with a compact legend.
 
     Args:
         df: a long frame (``rooflax.sweep``), or a LazyFrame of a dataset (reduced as it
@@ -370,6 +391,10 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
             series keeps at least one point, so none is dropped.
         ideal: draw the points on the roof (``attainable_flops``), as the ideal model
             has them, instead of achieved.
+        ridge: mark each ridge: a circle where the roofs meet, a dotted vertical line and
+            ``ridge 215`` above the roof.
+        subtitle: a line under the title saying what was swept (dtypes, KV dtype, axis
+            ranges, fused attention) and whether points are achieved or ideal.
 
     Returns:
         A matplotlib Figure.
@@ -410,15 +435,14 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     peaks = [hw.peak(c) for hw in hw_all.values() for c in computes]
     peaks += [hw.peak(d) for hw in hw_all.values() for d in dtypes if d in hw.dtypes]
     ridges = [hw.ridge(c) for hw in hw_all.values() for c in computes]
-    x_lo, x_hi = min(xs.min(), *ridges) / 2, max(xs.max(), *ridges) * 4
-    y_lo, y_hi = 10 ** math.floor(math.log10(min(ys.min(), min(peaks)) / 1.5)), max(peaks) * 3
-    limits = ((x_lo, x_hi), (y_lo, y_hi))
+    limits = (decade_limits(min(xs.min(), *ridges), max(xs.max(), *ridges)),
+              (decade_below(min(ys.min(), *peaks)), max(peaks) * 3))
     norm = cmap = None
     if color_by:
         values = sub.get_column(color_by).drop_nulls()
         lo, hi = float(values.min()), float(values.max())
         norm = LogNorm(lo, hi) if lo > 0 and hi / lo >= 10 else Normalize(lo, hi)
-        cmap = "viridis"
+        cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")
 
     if facet:
         order = sub.get_column(facet).unique(maintain_order=True)
@@ -431,13 +455,11 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(8.5 * ncols if ncols == 1 else 6.2 * ncols, 6.2 * nrows),
                              squeeze=False, layout="constrained")
-    mappables = []
     for ax, (name, panel) in zip(axes.flat, panels, strict=False):
         si_log_axes(ax)
-        drawn, outside = _draw(ax, panel, hardware_of(panel, hw_all), y=y, extra_dtypes=dtypes, color_by=color_by,
-                           connect=connect, resolution=resolution, limits=limits, norm=norm, cmap=cmap,
-                           inside=len(panels) > 1)
-        mappables += drawn
+        outside = _draw(ax, panel, hardware_of(panel, hw_all), y=y, extra_dtypes=dtypes, color_by=color_by,
+                        connect=connect, resolution=resolution, limits=limits, norm=norm, cmap=cmap,
+                        inside=len(panels) > 1, ridge=ridge)
         if outside:  # room for the legend beside the axes
             fig.set_figwidth(8.5 + 3.5)
         ax.set_xlabel("Operational Intensity (FLOP/Byte)")
@@ -446,9 +468,9 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
             ax.set_title(f"{facet}: {name}", fontsize=10)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    if color_by and mappables:
-        bar = fig.colorbar(mappables[0], ax=axes, label=color_by, shrink=0.9)
-        bar.ax.yaxis.set_major_formatter(FuncFormatter(si))
-    fig.suptitle(title or _title(sub, info, hw_all, models, ideal), fontsize=12)
+    if color_by:
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=color_by, shrink=0.9)
+        label_values(bar, sub.get_column(color_by).drop_nulls().unique())
+    fig.suptitle(title or _title(sub, info, hw_all, models, ideal, subtitle), fontsize=12)
     return fig
 

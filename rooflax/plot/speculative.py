@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.collections import PatchCollection
+from matplotlib.colors import BoundaryNorm, ListedColormap, TwoSlopeNorm, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 
 from rooflax.errors import SpecError, boolean
 from rooflax.plot._common import require_columns, require_frame
@@ -23,8 +27,10 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
         title: the figure title (default: model and accelerator).
 
     Each cell is annotated with its value (the best ``K``, and the candidate count when a
-    tree makes it differ from ``K + 1``); blank cells have no round (``seq_len`` below the
-    candidates).
+    tree makes it differ from ``K + 1``), one colour per ``K`` on a colour bar of whole
+    numbers. Cells whose best round does not fit in one device's memory (target and
+    drafter, ``fits_in_memory``) are hatched, with a legend entry; blank cells have no
+    round (``seq_len`` below the candidates, or, ranked with ``fits=True``, none fits).
     """
     achieved = boolean("achieved", achieved)
     require_frame(best, "speculation map")
@@ -38,26 +44,48 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
         raise SpecError("speculation map: several rows per (batch, seq_len) cell; pass rooflax.best_k's frame")
     xs, ys = sorted(best["batch"].unique()), sorted(best["seq_len"].unique())
     xi, yi = {v: i for i, v in enumerate(xs)}, {v: i for i, v in enumerate(ys)}
-    grids = {name: np.full((len(ys), len(xs)), np.nan) for name in ("speedup", "k", "candidates")}
+    grids = {name: np.full((len(ys), len(xs)), np.nan) for name in ("speedup", "k", "candidates", "fits")}
+    fits = "fits_in_memory" in best.columns
     for row in best.iter_rows(named=True):
         at = (yi[row["seq_len"]], xi[row["batch"]])
         grids["speedup"][at], grids["k"][at], grids["candidates"][at] = row[speedup], row["draft_k"], row["candidates"]
+        grids["fits"][at] = row["fits_in_memory"] if fits else 1
     fig, (left, right) = plt.subplots(1, 2, figsize=(5 + 0.55 * len(xs) * 2, 1.5 + 0.4 * len(ys)), layout="constrained")
     top = max(float(np.nanmax(grids["speedup"])), 1.01)
     low = min(float(np.nanmin(grids["speedup"])), 0.99)
     shown = left.imshow(grids["speedup"], origin="lower", aspect="auto", cmap="RdYlGn",
                         norm=TwoSlopeNorm(1.0, low, top), interpolation="nearest")
     fig.colorbar(shown, ax=left, label=f"{'achieved ' if achieved else ''}speedup over plain decode")
-    shown = right.imshow(grids["k"], origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
-    fig.colorbar(shown, ax=right, label="best K (draft tokens a round)")
+    ks = sorted(int(k) for k in best["draft_k"].unique())  # one colour per K, ticks on the K values
+    cmap = ListedColormap(plt.get_cmap("viridis")(np.linspace(0, 1, len(ks)) if len(ks) > 1 else [0.5]))
+    edges = [ks[0] - 0.5, *((a + b) / 2 for a, b in pairwise(ks)), ks[-1] + 0.5]
+    norm = BoundaryNorm(edges, len(ks))
+    shown = right.imshow(grids["k"], origin="lower", aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+    bar = fig.colorbar(shown, ax=right, label="best K (draft tokens a round)", spacing="uniform")
+    bar.set_ticks(ks, labels=[str(k) for k in ks])
+    bar.minorticks_off()
     chains = bool((best["candidates"] == best["draft_k"] + 1).all())
     for (j, i), value in np.ndenumerate(grids["speedup"]):
         if np.isnan(value):
             continue
         left.text(i, j, f"{value:.2f}", ha="center", va="center", fontsize=7)
         k, cand = int(grids["k"][j, i]), int(grids["candidates"][j, i])
+        light = np.dot(to_rgb(cmap(norm(k))), (0.299, 0.587, 0.114)) > 0.5
         right.text(i, j, str(k) if chains else f"{k}/{cand}", ha="center", va="center", fontsize=7,
-                   color="black" if k >= np.nanmean(grids["k"]) else "white")
+                   color="black" if light else "white")
+    unfit = [Rectangle((i - 0.5, j - 0.5), 1, 1) for j, i in zip(*np.nonzero(grids["fits"] == 0), strict=True)]
+    keys = []
+    if unfit:
+        for ax in (left, right):
+            ax.add_collection(PatchCollection(unfit, facecolor="none", edgecolor="0.35", hatch="////",
+                                              linewidth=0, gid="does-not-fit"))
+        keys.append(Patch(facecolor="white", edgecolor="0.35", hatch="////",
+                          label="does not fit in one device's memory (target and drafter)"))
+    if np.isnan(grids["speedup"]).any():
+        keys.append(Patch(facecolor="white", edgecolor="0.6", label="no round (seq_len below the candidates, "
+                                                                    "or none fits, ranked with fits=True)"))
+    if keys:
+        fig.legend(handles=keys, loc="outside lower center", ncols=len(keys), fontsize=8)
     for ax, name in ((left, "speedup at the best K"), (right, "best K" if chains else "best K / candidates")):
         ax.set_xticks(range(len(xs)), [str(v) for v in xs], fontsize=7)
         ax.set_yticks(range(len(ys)), [str(v) for v in ys], fontsize=7)
