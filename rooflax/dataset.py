@@ -7,12 +7,14 @@ whole spec with presets expanded, the model, hardware and dtype parameters of it
 its index, the part count and its row count (:func:`rooflax.dataset_metadata` reads them
 back).
 
-While a sweep runs, parts go to ``OUT.partial/`` (each written as ``.NAME.tmp`` and
-renamed when complete) under an exclusive lock; the folder is renamed to ``OUT`` once
-every part is there (``rooflax._output`` tells how, and how a killed run is recovered).
-With ``resume=True`` an interrupted sweep continues from its finished parts, and the
-result equals a clean run's because chunk boundaries depend only on the spec and chunk
-size.
+While a sweep runs, parts go to ``OUT.partial/`` under an exclusive lock: each is encoded in
+memory, sealed with the SHA-256 of its bytes (:mod:`rooflax.scan` tells how), written as
+``.NAME.tmp`` and renamed when complete. Once every part is there, the parts and the
+folder are flushed to disk and the folder is renamed to ``OUT`` (``rooflax._output`` tells
+how, and how a killed run is recovered). With ``resume=True`` an interrupted sweep
+continues from its finished parts, once each matches its checksum (a damaged one is
+computed again, a line says which), and the result equals a clean run's because chunk
+boundaries depend only on the spec and chunk size.
 
 With ``distributed`` (or ``coordinator``, ``num_processes`` and ``process_id``), many
 processes write one dataset, each its own chunks; process 0 holds the lock, decides the
@@ -26,15 +28,17 @@ start when the disk lacks room.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import json
+import os
 import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +53,7 @@ from rooflax.distributed import Cluster, connect, run_sweep
 from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.frames import chunk_frame, column_units, resolve_spec
 from rooflax.progress import Progress, format_duration, si
-from rooflax.scan import MANIFEST, PART, PREFIX, dataset_metadata, part_name
+from rooflax.scan import MANIFEST, PART, PREFIX, SHA256, UNSEALED, damage, dataset_metadata, part_name, seal
 from rooflax.spec import SweepSpec
 
 __all__ = ["dataset_metadata", "sweep_to_parquet"]
@@ -71,11 +75,12 @@ def _run_metadata(spec: SweepSpec, summary: bool, chunk_size: int, command: str 
 
 
 def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str, str]:
-    """One part's metadata: the run's, then its own rows' model, hardware and dtype, index and row count."""
+    """One part's metadata: the run's, then its own rows' model, hardware and dtype, index and row count, and
+    room for its checksum (:func:`rooflax.scan.seal`)."""
     task = chunk.task
     own = {"model": task.model.to_dict(), "hardware": task.hardware.to_dict(), "dtype": task.dtype.to_dict(),
            "part": task.index, "parts": parts, "rows": chunk.rows}
-    return {**run, **{PREFIX + key: json.dumps(value) for key, value in own.items()}}
+    return {**run, **{PREFIX + key: json.dumps(value) for key, value in own.items()}, SHA256: UNSEALED}
 
 
 def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
@@ -96,8 +101,22 @@ def _interrupted_chunk_size(out: Path, spec: SweepSpec, summary: bool) -> int | 
     return chunk_size if isinstance(chunk_size, int) and text == _run_manifest(spec, summary, chunk_size) else None
 
 
-def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool) -> frozenset[int]:
-    """The finished parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
+def _intact_parts(partial: Path, say: Callable[[str], None]) -> frozenset[int]:
+    """The parts in ``partial`` that match their checksums; the others (emptied, cut, rotted, without a
+    checksum) are removed, a line said for each: they are computed again."""
+    kept = set()
+    for part in sorted(p for p in partial.iterdir() if PART.fullmatch(p.name)):
+        if (why := damage(part)) is None:
+            kept.add(int(PART.fullmatch(part.name).group(1)))
+        else:
+            say(f"resume: {str(part)!r} is damaged ({why}); computing it again")
+            part.unlink()
+    return frozenset(kept)
+
+
+def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool,
+                   say: Callable[[str], None]) -> frozenset[int]:
+    """The finished, intact parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
     if not any(PART.fullmatch(p.name) for p in partial.iterdir()):  # nothing finished: nothing to keep
         _output.clear_partial(partial)
         return frozenset()
@@ -109,7 +128,7 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
                             "pass overwrite (--overwrite, without --resume) to start over")
         for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
             stale.unlink()
-        return frozenset(int(match.group(1)) for p in partial.iterdir() if (match := PART.fullmatch(p.name)))
+        return _intact_parts(partial, say)
     if overwrite:
         _output.clear_partial(partial)
         return frozenset()
@@ -117,7 +136,16 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
                     "or overwrite (--overwrite) to start over")
 
 
-def _write_part(frame: pl.DataFrame, target: Path | io.BytesIO, compression: str, statistics: bool,
+def _synced(path: Path) -> None:
+    """Flush a file's bytes, or a folder's entries (the renames into it), to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_part(frame: pl.DataFrame, target: io.BytesIO, compression: str, statistics: bool,
                 metadata: dict[str, str]) -> None:
     stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
     frame.write_parquet(target, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
@@ -139,8 +167,8 @@ def _check_room(partial: Path, *, left: int, parts: int, sample_rows: int, sampl
                         "space, write elsewhere (-o) or pick a smaller codec (--compression zstd)")
 
 
-def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
-             overwrite: bool) -> AbstractContextManager[tuple[frozenset[int], str]]:
+def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool, overwrite: bool,
+             say: Callable[[str], None]) -> AbstractContextManager[tuple[frozenset[int], str]]:
     """Check ``out``, lock its ``OUT.partial`` and write the manifest; gives the parts kept from an
     interrupted run and the run's metadata as JSON text (a resumed run keeps its command and time)."""
 
@@ -155,7 +183,8 @@ def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
         if partial.exists():
             _output.replaceable(partial, partial=True)
         with _output.lock_partial(out) as created:
-            done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite)
+            done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite,
+                                                              say=say)
             try:
                 (partial / MANIFEST).write_text(manifest)
             except OSError as exc:
@@ -170,12 +199,23 @@ def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
 
 
 def _finish(out: Path, parts: int) -> None:
-    """Rename the finished ``OUT.partial`` to ``OUT``, once sure every part is there."""
+    """Rename the finished ``OUT.partial`` to ``OUT``, once sure every part is there, and on disk.
+
+    Parts are flushed here, not one by one as they are written (which would slow the stream
+    down by half on some disks): a part lost or cut by a crash before this point is found by
+    its checksum when the run is resumed, and computed again.
+    """
     partial, _ = _output.siblings(out)
     missing = next((i for i in range(parts) if not (partial / part_name(i)).exists()), None)
     if missing is not None:  # a process wrote to another folder than the others: never rename half a dataset
         raise SpecError(f"output: {str(partial / part_name(missing))!r} is missing after every process finished; "
                         "every process must write to one folder on a shared filesystem")
+    try:
+        for i in range(parts):
+            _synced(partial / part_name(i))
+        _synced(partial)
+    except OSError as exc:
+        raise _output.disk_error(exc, partial, "the parts to disk") from None
     _output.finalize(out)
 
 
@@ -235,7 +275,8 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     cluster = connect(distributed=distributed, coordinator=coordinator, num_processes=num_processes,
                       process_id=process_id)
     claim = _claimed(out, _run_manifest(spec, summary, chunk_size), _run_metadata(spec, summary, chunk_size, command),
-                     resume=resume, overwrite=overwrite)
+                     resume=resume, overwrite=overwrite, say=lambda line: print(line, file=sys.stderr) if progress
+                     else None)
     tasks = engine.plan(spec, chunk_size)
     options = {"summary": summary, "chunk_size": chunk_size, "compression": compression, "statistics": statistics}
     if cluster is None:
@@ -264,42 +305,45 @@ def _stream(spec: SweepSpec, out: Path, tasks: list[engine.Task], done: frozense
     # one process draws its own share; alone, it counts the parts kept from an interrupted run as done
     bar = Progress(mine, enabled=progress) if cluster else Progress(total, done=total - left, enabled=progress)
 
-    def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
-        name = part_name(chunk.task.index)
-        options = (compression, statistics, _metadata(run, chunk, len(tasks)))
-        first = None
-        if frame_s is not None:  # the first part of this run, encoded in memory: nothing is on disk yet
-            start, first = time.perf_counter(), io.BytesIO()
-            _write_part(frame, first, *options)
+    def encode(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> tuple[engine.Chunk, io.BytesIO]:
+        start, encoded = time.perf_counter(), io.BytesIO()
+        _write_part(frame, encoded, compression, statistics, _metadata(run, chunk, len(tasks)))
+        if frame_s is not None:  # the first part of this run: nothing is on disk yet
             _check_room(partial, left=left, parts=len(tasks) - len(done), sample_rows=chunk.rows,
-                        sample_bytes=first.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
+                        sample_bytes=encoded.getbuffer().nbytes, sample_s=max(frame_s, time.perf_counter() - start),
                         compression=compression, bar=bar, processes=processes)
+        return chunk, encoded
 
-        def save(tmp: Path) -> None:
-            if first is None:
-                _write_part(frame, tmp, *options)
-            else:
-                tmp.write_bytes(first.getbuffer())
-
+    def save(encoding: Future[tuple[engine.Chunk, io.BytesIO]]) -> int:
+        chunk, encoded = encoding.result()
+        seal(encoded.getbuffer())
+        name = part_name(chunk.task.index)
         try:
-            atomic_write(partial / name, save)
+            atomic_write(partial / name, lambda tmp: tmp.write_bytes(encoded.getbuffer()))
         except OSError as exc:
             raise _output.disk_error(exc, partial, name) from None
         return chunk.rows
 
-    # One part is written in the background while the next is framed and the one after
-    # computes: at most three chunks are alive, whatever the size of the grid.
-    with bar, ThreadPoolExecutor(max_workers=1) as writer:
-        pending = None
+    # In the background, a part is sealed (hashed) and saved while the next is encoded; here
+    # the one after is framed while the next chunk computes. The first part is saved before
+    # any other is encoded (it sizes the sweep); a part is handed on only once the one before
+    # is encoded: at most three chunks and one encoded part are alive, whatever the grid.
+    with bar, ThreadPoolExecutor(max_workers=1) as encoder, ThreadPoolExecutor(max_workers=1) as saver:
+        pending: collections.deque[tuple[Future, Future[int]]] = collections.deque()  # (encoding, saving)
+        sized = False
         for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size, skip=skip):
             if cluster is not None:
                 cluster.check_others()  # another process failed: stop here, keeping the finished parts
             start = time.perf_counter()
             frame = chunk_frame(chunk, spec, summary)
-            first = pending is None and (cluster is None or cluster.leader)
+            first = not sized and not pending and (cluster is None or cluster.leader)
             frame_s = time.perf_counter() - start if first else None
-            if pending is not None:
-                bar.update(pending.result())
-            pending = writer.submit(write, frame, chunk, frame_s)
-        if pending is not None:
-            bar.update(pending.result())
+            if pending:
+                pending[-1][0].result()
+            while len(pending) > (1 if sized else 0):
+                bar.update(pending.popleft()[1].result())
+                sized = True
+            encoding = encoder.submit(encode, frame, chunk, frame_s)
+            pending.append((encoding, saver.submit(save, encoding)))
+        while pending:
+            bar.update(pending.popleft()[1].result())
