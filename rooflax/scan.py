@@ -190,13 +190,26 @@ def _part_files(folder: Path) -> list[Path]:
     return parts
 
 
-def _odd_one_out(files: list[Path], footers: list[dict[str, str]]) -> None:
-    """Refuse a part whose sweep (version, kind, spec, chunk size, part count) is not the majority's."""
+def _odd_one_out(files: list[Path], footers: list[dict[str, str]], *, folder: bool) -> None:
+    """Refuse a part whose sweep (version, kind, spec, chunk size, part count) is not the dataset's.
+
+    The dataset's sweep is the majority's; on a tie, the one whose part count is the number
+    of part files; if still tied, both parts are named.
+    """
     identity = [tuple(meta.get(key) for key in _IDENTITY) for meta in footers]
-    common, _ = Counter(identity).most_common(1)[0]
+    counts = Counter(identity)
+    candidates = [ident for ident, n in counts.items() if n == max(counts.values())]
+    if len(candidates) > 1 and folder:  # every part file of the folder is here
+        whole = [ident for ident in candidates if ident[_IDENTITY.index("parts")] == str(len(files))]
+        candidates = whole or candidates
+    common = candidates[0]
     for file, ident in zip(files, identity, strict=True):
         if ident != common:
             differs = next(key for key, a, b in zip(_IDENTITY, ident, common, strict=True) if a != b)
+            if len(candidates) > 1:
+                other = files[identity.index(common)]
+                raise SpecError(f"dataset: {str(other)!r} and {str(file)!r} belong to different sweeps (their "
+                                f"{differs} differs) and nothing tells which is this dataset's; re-run the sweep")
             raise SpecError(f"dataset: {str(file)!r} belongs to another sweep (its {differs} differs from the "
                             "other parts')")
 
@@ -335,7 +348,7 @@ def check_dataset(path: str | os.PathLike, *, deep: bool = False) -> DatasetInfo
         if meta is None or not all(key in meta for key in (*_IDENTITY, "part")):
             raise SpecError(f"dataset: {str(file)!r} was not written by rooflax (no rooflax metadata)")
         footers.append(meta)
-    _odd_one_out(files, footers)
+    _odd_one_out(files, footers, folder=path.is_dir())
     if path.is_dir():
         _check_indices(path, files, footers)
     _check_schemas(files, footers)

@@ -232,3 +232,23 @@ def test_parts_and_their_folder_reach_the_disk_before_the_dataset_is_renamed_int
     when = next(n for src, n in renamed if src == partial)  # OUT.partial becoming OUT
     wanted = [f"{partial}/{p.name}" for p in sorted(out.iterdir())] + [partial]
     assert len(wanted) == 7 and set(wanted) <= set(synced[:when])
+
+
+def _parts_of(path: Path, batch: list[int]) -> Path:
+    return rooflax.sweep_to_parquet(None, path, chunk_size=6, **{**KEYS, "batch": batch})  # 6 points a part
+
+
+@pytest.mark.parametrize("foreign", [0, 1])
+def test_a_foreign_part_of_a_two_part_dataset_is_named_by_its_own_number(tmp_path, foreign):
+    ds, other = _parts_of(tmp_path / "ds", [1, 2, 4]), _parts_of(tmp_path / "other", [1, 2, 4, 8, 16, 32])
+    assert len(rooflax.check_dataset(ds).parts) == 2 and len(rooflax.check_dataset(other).parts) == 4
+    shutil.copyfile(other / part_name(foreign), ds / part_name(foreign))
+    message = one_line_error(lambda: rooflax.check_dataset(ds), "belongs to another sweep (its spec differs")
+    assert f"{part_name(foreign)}' belongs" in message and part_name(1 - foreign) not in message
+
+
+def test_a_tie_between_two_sweeps_names_both_parts(tmp_path):
+    ds, other = _parts_of(tmp_path / "ds", [1, 2, 4]), _parts_of(tmp_path / "other", [1, 2, 8])
+    shutil.copyfile(other / part_name(0), ds / part_name(0))  # one part each, both of two parts: no majority
+    one_line_error(lambda: rooflax.check_dataset(ds), "part-000000.parquet' and ", "part-000001.parquet' belong to "
+                   "different sweeps (their spec differs)")
