@@ -284,7 +284,9 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
             _stream(spec, out, tasks, done, json.loads(run), progress=progress, **options)
             _finish(out, len(tasks))
         return out
-    run_sweep(cluster, _output.siblings(out)[0], claim=lambda: claim,
+    asked = json.dumps({**json.loads(_run_manifest(spec, summary, chunk_size)), "compression": compression,
+                        "statistics": statistics, "resume": resume, "overwrite": overwrite}, sort_keys=True)
+    run_sweep(cluster, _output.siblings(out)[0], asked=asked, claim=lambda: claim,
               stream=lambda done, run: _stream(spec, out, tasks, done, json.loads(run), cluster=cluster,
                                                progress=progress and cluster.leader, **options),
               finish=lambda: _finish(out, len(tasks)))
