@@ -7,12 +7,14 @@ whole spec with presets expanded, the model, hardware and dtype parameters of it
 its index, the part count and its row count (:func:`rooflax.dataset_metadata` reads them
 back).
 
-While a sweep runs, parts go to ``OUT.partial/`` (each written as ``.NAME.tmp`` and
-renamed when complete) under an exclusive lock; the folder is renamed to ``OUT`` once
-every part is there (``rooflax._output`` tells how, and how a killed run is recovered).
-With ``resume=True`` an interrupted sweep continues from its finished parts, and the
-result equals a clean run's because chunk boundaries depend only on the spec and chunk
-size.
+While a sweep runs, parts go to ``OUT.partial/`` under an exclusive lock: each is encoded in
+memory, sealed with the SHA-256 of its bytes (:mod:`rooflax.scan` tells how), written as
+``.NAME.tmp`` and renamed when complete. Once every part is there, the parts and the
+folder are flushed to disk and the folder is renamed to ``OUT`` (``rooflax._output`` tells
+how, and how a killed run is recovered). With ``resume=True`` an interrupted sweep
+continues from its finished parts, once each matches its checksum (a damaged one is
+computed again, a line says which), and the result equals a clean run's because chunk
+boundaries depend only on the spec and chunk size.
 
 With ``distributed`` (or ``coordinator``, ``num_processes`` and ``process_id``), many
 processes write one dataset, each its own chunks; process 0 holds the lock, decides the
@@ -26,6 +28,7 @@ start when the disk lacks room.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import io
@@ -36,8 +39,8 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +55,7 @@ from rooflax.distributed import Cluster, connect, run_sweep
 from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.frames import chunk_frame, column_units, resolve_spec
 from rooflax.progress import Progress, format_duration, si
-from rooflax.scan import MANIFEST, PART, PREFIX, dataset_metadata, part_name
+from rooflax.scan import MANIFEST, PART, PREFIX, SHA256, UNSEALED, damage, dataset_metadata, part_name, seal
 from rooflax.spec import SweepSpec
 
 __all__ = ["dataset_metadata", "sweep_to_parquet"]
@@ -74,11 +77,12 @@ def _run_metadata(spec: SweepSpec, summary: bool, chunk_size: int, command: str 
 
 
 def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str, str]:
-    """One part's metadata: the run's, then its own rows' model, hardware and dtype, index and row count."""
+    """One part's metadata: the run's, then its own rows' model, hardware and dtype, index and row count, and
+    room for its checksum (:func:`rooflax.scan.seal`)."""
     task = chunk.task
     own = {"model": task.model.to_dict(), "hardware": task.hardware.to_dict(), "dtype": task.dtype.to_dict(),
            "part": task.index, "parts": parts, "rows": chunk.rows}
-    return {**run, **{PREFIX + key: json.dumps(value) for key, value in own.items()}}
+    return {**run, **{PREFIX + key: json.dumps(value) for key, value in own.items()}, SHA256: UNSEALED}
 
 
 def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
@@ -121,8 +125,22 @@ def _interrupted(partial: Path) -> set[str]:
     return names
 
 
-def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool) -> frozenset[int]:
-    """The finished parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
+def _intact_parts(partial: Path, say: Callable[[str], None]) -> frozenset[int]:
+    """The parts in ``partial`` that match their checksums; the others (emptied, cut, rotted, without a
+    checksum) are removed, a line said for each: they are computed again."""
+    kept = set()
+    for part in sorted(p for p in partial.iterdir() if PART.fullmatch(p.name)):
+        if (why := damage(part)) is None:
+            kept.add(int(PART.fullmatch(part.name).group(1)))
+        else:
+            say(f"resume: {str(part)!r} is damaged ({why}); computing it again")
+            part.unlink()
+    return frozenset(kept)
+
+
+def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool,
+                   say: Callable[[str], None]) -> frozenset[int]:
+    """The finished, intact parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
     names = _interrupted(partial)
     if not any(PART.fullmatch(name) for name in names):  # nothing finished: nothing to keep
         _output.clear_partial(partial)
@@ -134,7 +152,7 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
                             "pass overwrite (--overwrite, without --resume) to start over")
         for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
             stale.unlink()
-        return frozenset(int(match.group(1)) for name in names if (match := PART.fullmatch(name)))
+        return _intact_parts(partial, say)
     if overwrite:
         _output.clear_partial(partial)
         return frozenset()
@@ -164,8 +182,8 @@ def _check_room(partial: Path, *, left: int, parts: int, need: int, per_row: flo
                         "space, write elsewhere (-o) or pick a smaller codec (--compression zstd)")
 
 
-def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
-             overwrite: bool) -> AbstractContextManager[tuple[frozenset[int], str]]:
+def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool, overwrite: bool,
+             say: Callable[[str], None]) -> AbstractContextManager[tuple[frozenset[int], str]]:
     """Check ``out``, lock its ``OUT.partial`` and write the manifest; gives the parts kept from an
     interrupted run and the run's metadata as JSON text (a resumed run keeps its command and time)."""
 
@@ -178,7 +196,8 @@ def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool,
         with _output.lock_partial(out) as created:
             _output.recover(out)
             _output.check_swap(out, overwrite=overwrite)
-            done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite)
+            done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite,
+                                                              say=say)
             try:
                 (partial / MANIFEST).write_text(manifest)
             except OSError as exc:
@@ -270,7 +289,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
             _output.finish_leftover(out)
         return out  # (many processes only read it: the next sweep to OUT tidies it)
     claim = _claimed(out, manifest, _run_metadata(spec, summary, chunk_size, command), resume=resume,
-                     overwrite=overwrite)
+                     overwrite=overwrite, say=lambda line: print(line, file=sys.stderr) if progress else None)
     parts = engine.chunk_count(spec, chunk_size)  # the chunks are planned as they are computed
     options = {"summary": summary, "chunk_size": chunk_size, "compression": compression, "statistics": statistics}
     if cluster is None:
@@ -278,7 +297,9 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
             _stream(spec, out, parts, done, json.loads(run), progress=progress, **options)
             _finish(out, parts, overwrite=overwrite)
         return out
-    run_sweep(cluster, _output.siblings(out)[0], claim=lambda: claim,
+    asked = json.dumps({**json.loads(manifest), "compression": compression, "statistics": statistics,
+                        "resume": resume, "overwrite": overwrite}, sort_keys=True)
+    run_sweep(cluster, _output.siblings(out)[0], asked=asked, claim=lambda: claim,
               stream=lambda done, run: _stream(spec, out, parts, done, json.loads(run), cluster=cluster,
                                                progress=progress and cluster.leader, **options),
               finish=lambda: _finish(out, parts, overwrite=overwrite))
@@ -336,10 +357,7 @@ def _stream(spec: SweepSpec, out: Path, parts: int, done: frozenset[int], run: d
     # one process draws its own share; alone, it counts the parts kept from an interrupted run as done
     bar = Progress(mine, enabled=progress) if cluster else Progress(total, done=total - left, enabled=progress)
 
-    def write(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> int:
-        name = part_name(chunk.task.index)
-        # encoded in memory, then written by Python: a failed write (a full disk) is an OSError naming its
-        # cause, where polars writing the file itself raises a ComputeError
+    def encode(frame: pl.DataFrame, chunk: engine.Chunk, frame_s: float | None) -> tuple[engine.Chunk, io.BytesIO]:
         start, encoded = time.perf_counter(), io.BytesIO()
         _write_part(frame, encoded, compression, statistics, _metadata(run, chunk, parts))
         if frame_s is not None:  # the first part of this run: nothing is on disk yet
@@ -356,25 +374,38 @@ def _stream(spec: SweepSpec, out: Path, parts: int, done: frozenset[int], run: d
             _check_room(partial, left=left, parts=parts - len(done), need=_disk_need(spec, chunk_size, summary, done,
                         part_bytes), per_row=per_row, sample_rows=chunk.rows, sample_s=sample_s,
                         compression=compression, bar=bar, processes=processes)
+        return chunk, encoded
+
+    def save(encoding: Future[tuple[engine.Chunk, io.BytesIO]]) -> int:
+        chunk, encoded = encoding.result()
+        seal(encoded.getbuffer())
+        name = part_name(chunk.task.index)
         try:
             atomic_write(partial / name, lambda tmp: tmp.write_bytes(encoded.getbuffer()))
         except OSError as exc:
             raise _output.disk_error(exc, partial, name) from None
         return chunk.rows
 
-    # One part is written in the background while the next is framed and the one after
-    # computes: at most three chunks are alive, whatever the size of the grid.
-    with bar, ThreadPoolExecutor(max_workers=1) as writer:
-        pending = None
+    # In the background, a part is sealed (hashed) and saved while the next is encoded; here
+    # the one after is framed while the next chunk computes. The first part is saved before
+    # any other is encoded (it sizes the sweep); a part is handed on only once the one before
+    # is encoded: at most three chunks and one encoded part are alive, whatever the grid.
+    with bar, ThreadPoolExecutor(max_workers=1) as encoder, ThreadPoolExecutor(max_workers=1) as saver:
+        pending: collections.deque[tuple[Future, Future[int]]] = collections.deque()  # (encoding, saving)
+        sized = False
         for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size, skip=skip):
             if cluster is not None:
                 cluster.check_others()  # another process failed: stop here, keeping the finished parts
             start = time.perf_counter()
             frame = chunk_frame(chunk, spec, summary)
-            first = pending is None and (cluster is None or cluster.leader)
+            first = not sized and not pending and (cluster is None or cluster.leader)
             frame_s = time.perf_counter() - start if first else None
-            if pending is not None:
-                bar.update(pending.result())
-            pending = writer.submit(write, frame, chunk, frame_s)
-        if pending is not None:
-            bar.update(pending.result())
+            if pending:
+                pending[-1][0].result()
+            while len(pending) > (1 if sized else 0):
+                bar.update(pending.popleft()[1].result())
+                sized = True
+            encoding = encoder.submit(encode, frame, chunk, frame_s)
+            pending.append((encoding, saver.submit(save, encoding)))
+        while pending:
+            bar.update(pending.popleft()[1].result())

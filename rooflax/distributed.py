@@ -8,6 +8,11 @@ resumes with any number of processes (each skips the parts already there).
 
 The run, in order:
 
+0. Every process publishes what it was asked to write (the spec, kind, chunk size, codec,
+   statistics, resume and overwrite: the run manifest and the options that shape the
+   parts) and, once all have, compares every process's with process 0's. A difference
+   stops every process before anything is written, each with the same one line naming the
+   process and the field (``spec.hardware[0].name``, ``chunk_size``, ...).
 1. Process 0 (the *leader*) does everything a single-process sweep does before it
    computes: checks ``OUT``, takes the exclusive lock on ``OUT.partial/.rooflax.lock``
    (held until the end, so a foreign sweep is refused as before), keeps or clears the
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -87,9 +93,14 @@ class Cluster:
         """The value under this run's key ``name``, waiting until some process stores it."""
         return _runtime.global_state.client.blocking_key_value_get(self._key(name), _WAIT_MS)
 
+    def published(self, folder: str) -> list[tuple[int, str]]:
+        """The values under this run's keys ``folder/NNNNNN`` (one per process) so far, as (process, value)."""
+        found = _runtime.global_state.client.key_value_dir_get(self._key(folder))
+        return sorted((int(key.rsplit("/", 1)[1]), value) for key, value in found)
+
     def failures(self) -> list[str]:
         """The errors the run's processes published so far, in process order."""
-        return [value for _, value in sorted(_runtime.global_state.client.key_value_dir_get(self._key("failed/")))]
+        return [value for _, value in self.published("failed/")]
 
     def barrier(self, name: str) -> None:
         """Wait until every process of the run reaches barrier ``name``."""
@@ -108,7 +119,39 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def run_sweep(cluster: Cluster, partial: Path, *,
+def _difference(mine: object, leaders: object, path: str) -> tuple[str, object, object] | None:
+    """The first field (a dotted path) where two JSON values differ, with both values; None if equal."""
+    if isinstance(mine, dict) and isinstance(leaders, dict):
+        for key in sorted(set(mine) | set(leaders), key=lambda k: (k != "name", k)):  # a name says the most
+            if (found := _difference(mine.get(key), leaders.get(key), f"{path}.{key}" if path else key)) is not None:
+                return found
+        return None
+    if isinstance(mine, list) and isinstance(leaders, list) and len(mine) == len(leaders):
+        return next((found for i, (a, b) in enumerate(zip(mine, leaders, strict=True))
+                     if (found := _difference(a, b, f"{path}[{i}]")) is not None), None)
+    return None if mine == leaders else (path, mine, leaders)
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _agree(cluster: Cluster, asked: str) -> None:
+    """Stop every process, with one line, unless every process was asked for what process 0 was."""
+    cluster.publish(f"asked/{cluster.process_id:06d}", asked)
+    cluster.barrier("asked")
+    (_, first), *others = cluster.published("asked/")
+    leaders = json.loads(first)
+    for process, text in others:
+        if (found := _difference(json.loads(text), leaders, "")) is not None:
+            field, theirs, ours = found
+            raise SpecError(f"distributed: process {process} was given {field} {_shown(theirs)}, "
+                            f"process 0 {_shown(ours)}; every process of a run must be given the same spec and "
+                            "options (nothing was written)")
+
+
+def run_sweep(cluster: Cluster, partial: Path, *, asked: str,
               claim: Callable[[], AbstractContextManager[tuple[frozenset[int], str]]],
               stream: Callable[[frozenset[int], str], None], finish: Callable[[], None]) -> None:
     """Run one sweep on every process of ``cluster`` (the protocol in this module's docstring).
@@ -116,6 +159,8 @@ def run_sweep(cluster: Cluster, partial: Path, *,
     Args:
         cluster: this process's place in the run.
         partial: the ``OUT.partial`` folder every process writes its parts into.
+        asked: what this process was asked to write, as JSON text (the run manifest and
+            the options that shape the parts); every process's must be process 0's.
         claim: (leader) check the output, take the lock, keep or clear an interrupted run's
             parts and write the manifest; a context manager holding the lock, giving the
             indices of the parts already finished and the run's shared text (the metadata
@@ -129,6 +174,7 @@ def run_sweep(cluster: Cluster, partial: Path, *,
     """
     keep = (f"finished parts are kept in {str(partial)!r}; run the same command with --resume (resume=True), "
             "with any number of processes")
+    _agree(cluster, asked)
     if not cluster.leader:
         setup = cluster.wait_for("setup")
         if setup.startswith("error:"):

@@ -8,22 +8,37 @@ refuses, naming the file, a dataset with a part missing, empty (0 bytes), trunca
 (unreadable footer), foreign (another sweep's, or any other parquet file), holding the
 wrong number of rows, or a folder with files that are not parts. Hidden files (a name
 starting with ``.``) are ignored, as ``polars.scan_parquet`` ignores them.
+
+Parquet pages carry no checksum that polars writes or reads, so a flipped bit in a part's
+data pages passes every footer check and may decode to wrong numbers. Every part therefore
+carries the SHA-256 of its own bytes under the key ``rooflax.sha256``: the writer encodes
+the part in memory with 64 zeros as the value, hashes the whole file, and writes the digest
+over the zeros (same length, so no byte moves). A reader hashes the file with those 64
+digits read as zeros again (:func:`damage`). The sum travels with the part (a part copied
+elsewhere is still checked) and the folder holds nothing but parts, so any parquet reader
+still reads it. ``check_dataset(..., deep=True)`` checks every part (a dataset written
+before rooflax recorded sums has every page decoded instead), and :func:`reading` turns a
+polars error met while reading a damaged part into one line naming the part.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
-from rooflax.errors import SpecError
+from rooflax.errors import SpecError, boolean
 
-__all__ = ["DatasetInfo", "check_dataset", "dataset_metadata", "scan_dataset"]
+__all__ = ["DatasetInfo", "check_dataset", "dataset_metadata", "reading", "scan_dataset"]
 
 #: Prefix of rooflax's keys in a part's key-value metadata.
 PREFIX = "rooflax."
@@ -32,6 +47,14 @@ PART = re.compile(r"part-(\d{6})\.parquet")
 #: Left by an unfinished sweep in ``OUT.partial/``: what was asked (spec, kind, chunk size).
 #: (Also in ``OUT`` if a sweep was killed after its last rename, before removing it.)
 MANIFEST = ".rooflax-run.json"
+#: The key of a part's checksum; while the part is encoded, its value is :data:`UNSEALED`.
+SHA256 = f"{PREFIX}sha256"
+UNSEALED = json.dumps("0" * 64)
+#: The checksum in a footer's raw bytes (thrift's compact encoding of the key-value pair).
+_SEAL = re.compile(rb'rooflax\.sha256\x18\x42"([0-9a-f]{64})"')
+_ZEROS = b"0" * 64
+#: What to do about a damaged part.
+_REDO = "re-run the sweep to write it again (a resumed run recomputes damaged parts)"
 #: Metadata that every part of one sweep shares.
 _IDENTITY = ("version", "kind", "spec", "chunk_size", "parts")
 
@@ -47,6 +70,67 @@ def _decoded(value: str) -> object:
 def part_name(index: int) -> str:
     """The file name of part ``index``."""
     return f"part-{index:06d}.parquet"
+
+
+_NO_SUM = "no checksum is recorded in it"
+
+
+def _seal_at(read: Callable[[int, int], bytes], size: int) -> int | None:
+    """Where the checksum's 64 hex digits begin in a parquet file of ``size`` bytes (``read(offset,
+    count)`` reads it), or None if its footer records none."""
+    tail = read(size - 8, 8) if size >= 12 else b""
+    if tail[4:] != b"PAR1":
+        return None
+    footer = int.from_bytes(tail[:4], "little")
+    start = size - 8 - footer
+    found = list(_SEAL.finditer(read(start, footer))) if footer > 0 and start >= 4 else []
+    return start + found[-1].start(1) if found else None
+
+
+def seal(part: memoryview) -> None:
+    """Write a part's checksum over the :data:`UNSEALED` value its metadata was encoded with."""
+    at = _seal_at(lambda offset, count: bytes(part[offset:offset + count]), len(part))
+    if at is None or part[at:at + 64] != _ZEROS:
+        raise AssertionError("the part was not encoded with an unsealed rooflax.sha256")
+    part[at:at + 64] = hashlib.sha256(part).hexdigest().encode()
+
+
+def _hash(digest: hashlib._Hash, f: BinaryIO, count: int) -> None:
+    while count > 0 and (chunk := f.read(min(count, 1 << 20))):
+        digest.update(chunk)
+        count -= len(chunk)
+
+
+def damage(part: Path) -> str | None:
+    """Why the bytes of ``part`` are not those written (an emptied, cut or rotted part, or one without a
+    checksum), or None when they match the checksum in its footer."""
+    try:
+        with part.open("rb") as f:
+
+            def read(offset: int, count: int) -> bytes:
+                f.seek(offset)
+                return f.read(count)
+
+            size = f.seek(0, os.SEEK_END)
+            at = _seal_at(read, size)
+            if at is None:
+                return _NO_SUM if size else "it is empty (0 bytes)"
+            digest, recorded = hashlib.sha256(), read(at, 64)
+            f.seek(0)
+            _hash(digest, f, at)
+            digest.update(_ZEROS)
+            f.seek(at + 64)
+            _hash(digest, f, size - at - 64)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if digest.hexdigest().encode() != recorded:
+        return "its bytes differ from those written: their SHA-256 does not match the one recorded in it"
+    return None
+
+
+def sealed(part: Path) -> bool:
+    """Whether ``part`` records a checksum (parts written before rooflax recorded them do not)."""
+    return damage(part) != _NO_SUM
 
 
 def read_footer(path: Path) -> dict[str, str] | None:
@@ -76,6 +160,10 @@ class DatasetInfo:
     parts: tuple[Path, ...]  # in part order
     rows: int
     metadata: dict  # of the first part, JSON values decoded (see dataset_metadata)
+    #: how far the rows were checked: "footers" (the default), "sha256" (deep: every part's
+    #: bytes match the checksum written in it), or "decoded" (deep, on a dataset written
+    #: without checksums: every page was decoded)
+    checked: str = "footers"
 
     def scan(self) -> pl.LazyFrame:
         """The rows of every part, lazily, in part order."""
@@ -103,13 +191,26 @@ def _part_files(folder: Path) -> list[Path]:
     return parts
 
 
-def _odd_one_out(files: list[Path], footers: list[dict[str, str]]) -> None:
-    """Refuse a part whose sweep (version, kind, spec, chunk size, part count) is not the majority's."""
+def _odd_one_out(files: list[Path], footers: list[dict[str, str]], *, folder: bool) -> None:
+    """Refuse a part whose sweep (version, kind, spec, chunk size, part count) is not the dataset's.
+
+    The dataset's sweep is the majority's; on a tie, the one whose part count is the number
+    of part files; if still tied, both parts are named.
+    """
     identity = [tuple(meta.get(key) for key in _IDENTITY) for meta in footers]
-    common, _ = Counter(identity).most_common(1)[0]
+    counts = Counter(identity)
+    candidates = [ident for ident, n in counts.items() if n == max(counts.values())]
+    if len(candidates) > 1 and folder:  # every part file of the folder is here
+        whole = [ident for ident in candidates if ident[_IDENTITY.index("parts")] == str(len(files))]
+        candidates = whole or candidates
+    common = candidates[0]
     for file, ident in zip(files, identity, strict=True):
         if ident != common:
             differs = next(key for key, a, b in zip(_IDENTITY, ident, common, strict=True) if a != b)
+            if len(candidates) > 1:
+                other = files[identity.index(common)]
+                raise SpecError(f"dataset: {str(other)!r} and {str(file)!r} belong to different sweeps (their "
+                                f"{differs} differs) and nothing tells which is this dataset's; re-run the sweep")
             raise SpecError(f"dataset: {str(file)!r} belongs to another sweep (its {differs} differs from the "
                             "other parts')")
 
@@ -194,19 +295,47 @@ def _check_schemas(files: list[Path], footers: list[dict[str, str]]) -> None:
         raise SpecError(f"dataset: {str(file)!r} {why} (rewritten after the sweep?); re-run the sweep")
 
 
-def check_dataset(path: str | os.PathLike) -> DatasetInfo:
-    """Check a dataset (folder, or one part file) against its footers; read no rows.
+def _decode_error(file: Path) -> str | None:
+    """Why the rows of ``file`` cannot be decoded, or None (reads one part at a time: memory stays bounded)."""
+    try:
+        pl.read_parquet(file)
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
+        text = str(exc).strip()
+        return f"its data cannot be decoded: {text.splitlines()[0] if text else type(exc).__name__}"
+    return None
+
+
+def _check_bytes(files: list[Path]) -> str:
+    """Every part's bytes against its checksum ("sha256"); without checksums, every page decoded ("decoded")."""
+    if not any(sealed(file) for file in files):  # written before rooflax recorded checksums
+        for file in files:
+            if (why := _decode_error(file)) is not None:
+                raise SpecError(f"dataset: {str(file)!r} is damaged ({why}); {_REDO}")
+        return "decoded"
+    for file in files:
+        if (why := damage(file)) is not None:
+            raise SpecError(f"dataset: {str(file)!r} is damaged ({why}); {_REDO}")
+    return "sha256"
+
+
+def check_dataset(path: str | os.PathLike, *, deep: bool = False) -> DatasetInfo:
+    """Check a dataset (folder, or one part file) against its footers; read no rows unless ``deep``.
 
     Args:
         path: a dataset folder written by :func:`rooflax.sweep_to_parquet`, or one of its
             part files.
+        deep: also compare every part's bytes with the SHA-256 recorded in it when it
+            was written (a dataset written before rooflax recorded checksums has every page
+            decoded instead, which finds damaged compressed pages but not every flipped
+            bit); reads the whole dataset once.
 
     Returns:
-        The part files in order, the row count and the metadata.
+        The part files in order, the row count, the metadata and how far they were checked.
 
     Raises:
-        SpecError: one line naming the missing, empty, truncated or foreign file.
+        SpecError: one line naming the missing, empty, truncated, foreign or damaged file.
     """
+    deep = boolean("deep", deep)
     path = _as_path(path)
     if not path.exists():
         raise SpecError(f"dataset: {str(path)!r} does not exist")
@@ -222,13 +351,33 @@ def check_dataset(path: str | os.PathLike) -> DatasetInfo:
         if meta is None or not all(key in meta for key in (*_IDENTITY, "part")):
             raise SpecError(f"dataset: {str(file)!r} was not written by rooflax (no rooflax metadata)")
         footers.append(meta)
-    _odd_one_out(files, footers)
+    _odd_one_out(files, footers, folder=path.is_dir())
     if path.is_dir():
         _check_indices(path, files, footers)
     _check_schemas(files, footers)
     rows = _check_rows(files, footers)
+    checked = _check_bytes(files) if deep else "footers"
     metadata = {key: _decoded(value) for key, value in footers[0].items()}
-    return DatasetInfo(path, tuple(files), rows, metadata)
+    return DatasetInfo(path, tuple(files), rows, metadata, checked)
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike) -> Iterator[None]:
+    """Read the rows of dataset ``path`` in the body; a polars error that a damaged part caused
+    becomes one line naming that part (any other error is raised as it was).
+
+    Raises:
+        SpecError: the damaged part, and how to find and repair every one.
+    """
+    try:
+        yield
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        for file in check_dataset(path).parts:
+            why = damage(file) if sealed(file) else _decode_error(file)
+            if why is not None:
+                raise SpecError(f"dataset: {str(file)!r} is damaged ({why}); check every part with `rooflax check "
+                                f"--deep {path!s}` and {_REDO}") from None
+        raise
 
 
 def scan_dataset(path: str | os.PathLike) -> pl.LazyFrame:
@@ -255,8 +404,9 @@ def dataset_metadata(path: str | os.PathLike) -> dict:
     ``columns`` (per column, ``{"unit": ..., "scope": ...}``: ``flops`` is FLOP in one
     layer, ``lm_head`` rows once per model, ``time_s`` seconds, ...), ``command`` (the
     command line that made it), ``created`` (UTC, ISO 8601), ``model``, ``hardware``,
-    ``dtype`` (of the first part's rows), ``part``, ``parts``, ``rows`` (of the first part)
-    and ``chunk_size``; numbers are numbers. Datasets written by older versions lack
-    ``axes``, ``columns``, ``command`` and ``created``.
+    ``dtype`` (of the first part's rows), ``part``, ``parts``, ``rows`` and ``sha256`` (of
+    the first part: its checksum, see :func:`damage`) and ``chunk_size``; numbers are
+    numbers. Datasets written by older versions lack ``axes``, ``columns``, ``command``,
+    ``created`` and ``sha256``.
     """
     return check_dataset(path).metadata

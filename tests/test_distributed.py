@@ -101,8 +101,9 @@ def _assert_same_dataset(got: Path, want: Path, *, same_run: bool = False) -> No
     assert len({tuple(f[key] for key in RUN) for f in footers}) == 1
     for footer, part in zip(footers, reference.parts, strict=True):
         expected = pl.read_parquet_metadata(part)
-        if not same_run:
-            footer, expected = ({k: v for k, v in f.items() if k not in RUN} for f in (footer, expected))
+        if not same_run:  # the checksum covers the command and time too
+            footer, expected = ({k: v for k, v in f.items() if k not in (*RUN, "rooflax.sha256")}
+                                for f in (footer, expected))
         assert footer == expected
     assert info.scan().collect().equals(reference.scan().collect())
 
@@ -126,6 +127,24 @@ def test_two_processes_from_the_cli_write_the_single_process_dataset(tmp_path, r
     command = rooflax.dataset_metadata(tmp_path / "ds")["command"]
     assert "--process-id 0" in command  # process 0's command, in every part
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "spec.toml"]  # no OUT.partial, no OUT.old
+
+
+@pytest.mark.parametrize(("flags", "field", "theirs", "ours"), [
+    (["--hardware", "a100-80gb-pcie"], "spec.hardware[0].name", '"a100-80gb-pcie"', '"a40"'),
+    (["--chunk-size", "7"], "chunk_size", "7", str(CHUNK)),
+    (["--compression", "zstd"], "compression", '"zstd"', '"lz4"'),
+])
+def test_processes_given_different_flags_all_stop_before_writing(tmp_path, flags, field, theirs, ours):
+    (tmp_path / "spec.toml").write_text(SPEC_TOML)
+    coordinator = _coordinator()
+    base = [sys.executable, "-m", "rooflax.cli", "sweep", "spec.toml", "-o", "ds", "--chunk-size", str(CHUNK),
+            "--coordinator", coordinator, "--num-processes", "2", "--quiet"]
+    results = _processes([[*base, "--process-id", "0"], [*base, "--process-id", "1", *flags]], tmp_path)
+    assert [r.returncode for r in results] == [2, 2], [r.stderr for r in results]
+    message = (f"error: distributed: process 1 was given {field} {theirs}, process 0 {ours}; every process of a run "
+               "must be given the same spec and options (nothing was written)\n")
+    assert [r.stderr for r in results] == [message, message]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
 
 
 def test_three_processes_resume_an_interrupted_run_each_computing_its_own_missing_parts(tmp_path, reference):
