@@ -28,13 +28,14 @@ import jax, polars as pl, rooflax
 out, devices, keys, chunk_size, die_after, resume = sys.argv[1:]
 assert len(jax.local_devices()) == int(devices), jax.local_devices()
 if die_after != "-":
-    real, written = pl.DataFrame.write_parquet, []
-    def write_then_die(self, *args, **kwargs):
+    import rooflax.dataset
+    real, written = rooflax.dataset.atomic_write, []
+    def write_then_die(path, write):  # killed as it starts to save a part
         if len(written) == int(die_after):
             os._exit(9)
         written.append(1)
-        return real(self, *args, **kwargs)
-    pl.DataFrame.write_parquet = write_then_die
+        return real(path, write)
+    rooflax.dataset.atomic_write = write_then_die
 rooflax.sweep_to_parquet(None, out, chunk_size=int(chunk_size), resume=resume == "1", **json.loads(keys))
 """
 

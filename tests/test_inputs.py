@@ -47,6 +47,7 @@ CALLS = {
     "rooflax.sweep_to_parquet": lambda **kw: rooflax.sweep_to_parquet(None, "/nonexistent/out", **kw),
     "rooflax.speculate": lambda **kw: rooflax.speculate(batch=[1], seq_len=[64], medusa_heads=2, **kw),
     "rooflax.best_k": lambda **kw: rooflax.best_k(None, batch=[1], seq_len=[64], **kw),
+    "rooflax.check_dataset": lambda **kw: rooflax.check_dataset("/nonexistent", **kw),
     "rooflax.export_dataset": lambda **kw: rooflax.export_dataset("/nonexistent", "x.csv", **kw),
     "rooflax.Model": lambda **kw: dataclasses.replace(rooflax.get_model("llama-7b"), **kw),
     "rooflax.SweepSpec": lambda **kw: dataclasses.replace(rooflax.default_spec(), **kw),
@@ -243,7 +244,7 @@ def test_crossover_where_names_values_that_no_row_holds(capsys):
     from rooflax.cli import main
 
     for where, value, column, hint in (("phase = 'decod'", "decod", "phase", "'decode'"),
-                                       ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qk' or 'qkv_proj'"),
+                                       ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qkv_proj' or 'qk'"),
                                        ("batch > 1 AND hardware <> 'a4O'", "a4O", "hardware", "'a40'")):
         assert main(["crossover", "--seq-len", "128", "--where", where]) == 2
         out, err = capsys.readouterr()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from interrupt import interrupt_after
 from one_line import one_line_error
 
 import rooflax
@@ -155,15 +156,8 @@ def test_readers_name_a_part_whose_pages_cannot_be_decoded(clean, tmp_path, caps
 
 def _interrupted(tmp_path: Path, monkeypatch, codec: str, after: int) -> Path:
     """A run of KEYS into tmp_path/ds killed after ``after`` parts: its OUT.partial."""
-    real, written = dataset_module.chunk_frame, []
-
-    def dies(chunk, spec, summary):
-        if len(written) == after:
-            raise KeyboardInterrupt
-        written.append(chunk.task.index)
-        return real(chunk, spec, summary)
-
-    monkeypatch.setattr(dataset_module, "chunk_frame", dies)
+    real = dataset_module.chunk_frame
+    interrupt_after(monkeypatch, after)
     with pytest.raises(KeyboardInterrupt):
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=CHUNK, compression=codec, **KEYS)
     monkeypatch.setattr(dataset_module, "chunk_frame", real)
@@ -212,26 +206,6 @@ def test_resume_from_the_cli_with_quiet_recomputes_damaged_parts_silently(clean,
     assert main(argv) == 0
     assert capsys.readouterr() == ("", "")
     assert rooflax.scan_dataset(tmp_path / "ds").collect().equals(rooflax.scan_dataset(clean["lz4"]).collect())
-
-
-def test_parts_and_their_folder_reach_the_disk_before_the_dataset_is_renamed_into_place(tmp_path, monkeypatch):
-    synced, renamed, real_sync, real_replace = [], [], os.fsync, os.replace
-
-    def fsync(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_sync(fd)
-
-    def replace(src, dst):
-        renamed.append((str(src), len(synced)))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=CHUNK, **KEYS)
-    partial = str(tmp_path / "ds.partial")
-    when = next(n for src, n in renamed if src == partial)  # OUT.partial becoming OUT
-    wanted = [f"{partial}/{p.name}" for p in sorted(out.iterdir())] + [partial]
-    assert len(wanted) == 7 and set(wanted) <= set(synced[:when])
 
 
 def _parts_of(path: Path, batch: list[int]) -> Path:

@@ -399,7 +399,8 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     Returns:
         A matplotlib Figure.
     """
-    ideal = boolean("ideal", ideal)
+    ideal, ridge, subtitle = (boolean(name, value) for name, value in (("ideal", ideal), ("ridge", ridge),
+                                                                         ("subtitle", subtitle)))
     require_frame(df, "roofline", lazy=True)
     if isinstance(groups, str):
         raise SpecError(f"groups: expected a list of group names, got the string {groups!r}")
