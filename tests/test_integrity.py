@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import struct
 from pathlib import Path
@@ -199,7 +198,7 @@ def test_resume_recomputes_damaged_kept_parts(clean, tmp_path, monkeypatch, caps
 def test_resume_from_the_cli_with_quiet_recomputes_damaged_parts_silently(clean, tmp_path, monkeypatch, capsys):
     partial = _interrupted(tmp_path, monkeypatch, "lz4", after=4)
     _truncate(partial / part_name(2))
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     argv = ["sweep", "-o", "ds", "--batch", "1,2,4", "--seq-len", "16,64", "--phases", "prefill,decode",
             "--chunk-size", str(CHUNK), "--resume", "--quiet"]
     capsys.readouterr()
