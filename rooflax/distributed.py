@@ -31,6 +31,17 @@ The run, in order:
    ``OUT.partial`` to ``OUT`` and publishes the outcome; the others wait for it, so the
    call returns on every process only once the dataset is complete.
 
+Every process says it is alive every :data:`BEAT_S` seconds, in the key-value store, until
+it leaves the runtime. A process that waits (for a key, at a barrier, between its chunks) and
+hears nothing from another for :data:`LOST_AFTER_S` seconds (killed, crashed, its machine
+gone) stops with one line naming it; the finished parts stay for ``--resume``. The runtime
+this module starts is *recoverable* (JAX's ``jax_enable_recoverability``), so that JAX
+itself does not abort the survivors from C++ when a process stops sending heartbeats, and
+their exit does not wait for the lost one; process 0, which serves the runtime, waits at
+exit until the others have left it. A runtime the caller started is used as it is:
+then JAX aborts the survivors (exit 134) about 100 s after the loss, but the one line is
+printed first.
+
 The runtime starts with :func:`jax.distributed.initialize`: from ``coordinator``,
 ``num_processes`` and ``process_id``, or detected from the cluster (SLURM, Open MPI, ...)
 when ``distributed=True`` alone is given. A runtime the caller already started is used as
@@ -39,13 +50,19 @@ it is.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import json
+import os
+import sys
+import tempfile
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
@@ -58,8 +75,10 @@ from rooflax.scan import PART
 
 __all__ = ["Cluster", "connect", "process_index", "run_sweep"]
 
-#: How long a process waits for the others (a slow share may take days: a week).
-_WAIT_MS = 7 * 24 * 3600 * 1000
+#: How often every process of a run says it is alive (seconds).
+BEAT_S = 1.0
+#: How long the others wait without hearing from a process before they give it up as lost.
+LOST_AFTER_S = 30.0
 #: Calls of :func:`connect` in this process: each sweep gets its own keys and barriers
 #: (every process makes the same calls in the same order).
 _RUNS = itertools.count()
@@ -72,6 +91,8 @@ class Cluster:
     process_id: int
     num_processes: int
     run: int  # the how-many-th sweep of this job: names this run's keys and barriers
+    #: per other process: the last beat heard from it, and when (time.monotonic) it changed
+    heard: dict[int, tuple[str | None, float]] = field(default_factory=dict, compare=False)
 
     @property
     def leader(self) -> bool:
@@ -90,8 +111,28 @@ class Cluster:
         _runtime.global_state.client.key_value_set(self._key(name), value)
 
     def wait_for(self, name: str) -> str:
-        """The value under this run's key ``name``, waiting until some process stores it."""
-        return _runtime.global_state.client.blocking_key_value_get(self._key(name), _WAIT_MS)
+        """The value under this run's key ``name``, waiting until some process stores it (or one is lost)."""
+        while True:
+            try:
+                return _runtime.global_state.client.blocking_key_value_get(self._key(name), int(BEAT_S * 1000))
+            except jax.errors.JaxRuntimeError as exc:
+                if "DEADLINE_EXCEEDED" not in str(exc):
+                    raise
+            self.check_alive()
+
+    def check_alive(self) -> None:
+        """Raise if another process has not said it is alive for :data:`LOST_AFTER_S` seconds."""
+        now, beats = time.monotonic(), _beats()
+        for process in range(self.num_processes):
+            if process == self.process_id:
+                continue
+            last = self.heard.get(process)
+            if last is None or last[0] != beats.get(process):
+                self.heard[process] = (beats.get(process), now)
+            elif now - last[1] > LOST_AFTER_S:
+                raise SpecError(f"distributed: process {process} of {self.num_processes} was lost (nothing heard from "
+                                f"it for {LOST_AFTER_S:.0f} s: killed, crashed or its machine down); run the same "
+                                "command again with --resume (resume=True) to continue from the finished parts")
 
     def published(self, folder: str) -> list[tuple[int, str]]:
         """The values under this run's keys ``folder/NNNNNN`` (one per process) so far, as (process, value)."""
@@ -103,13 +144,66 @@ class Cluster:
         return [value for _, value in self.published("failed/")]
 
     def barrier(self, name: str) -> None:
-        """Wait until every process of the run reaches barrier ``name``."""
-        _runtime.global_state.client.wait_at_barrier(self._key(name), _WAIT_MS)
+        """Wait until every process of the run reaches barrier ``name`` (or one is lost)."""
+        self.publish(f"barrier/{name}/{self.process_id:06d}", "")
+        for process in range(self.num_processes):
+            self.wait_for(f"barrier/{name}/{process:06d}")
 
     def check_others(self) -> None:
-        """Raise the first error another process published (called between chunks)."""
+        """Raise the first error another process published, or the loss of one (called between chunks)."""
         if failed := self.failures():
             raise SpecError(failed[0])
+        self.check_alive()
+
+
+_ALIVE = "rooflax/alive/"
+_beating = threading.Lock()
+_beats_started: list[int] = []
+
+
+def _beats() -> dict[int, str]:
+    """The last beat every process said it was alive with (process → a count)."""
+    return {int(key.rsplit("/", 1)[1]): value for key, value in
+            _runtime.global_state.client.key_value_dir_get(_ALIVE)}
+
+
+def _start_beating(process_id: int) -> None:
+    """Say, every :data:`BEAT_S` seconds until this process leaves the runtime, that it is alive."""
+    with _beating:
+        if _beats_started:
+            return
+        _beats_started.append(process_id)
+
+    def beat() -> None:
+        for count in itertools.count():
+            try:
+                _runtime.global_state.client.key_value_set(f"{_ALIVE}{process_id:06d}", str(count),
+                                                           allow_overwrite=True)
+            except Exception:  # the runtime is shut down or going down: nobody is listening
+                return
+            time.sleep(BEAT_S)
+
+    threading.Thread(target=beat, name="rooflax-alive", daemon=True).start()
+
+
+def _outlast(num_processes: int) -> None:
+    """(process 0, at exit, before JAX shuts the runtime down) Serve the runtime until every other
+    process has left it (no beat for 3 beats), so that none loses it while still shutting down;
+    at most :data:`LOST_AFTER_S` seconds."""
+    heard: dict[int, tuple[str | None, float]] = {}
+    deadline = time.monotonic() + LOST_AFTER_S
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        try:
+            beats = _beats()
+        except Exception:  # the runtime is gone already
+            return
+        for process in range(1, num_processes):
+            if process not in heard or heard[process][0] != beats.get(process):
+                heard[process] = (beats.get(process), now)
+        if all(now - heard[process][1] >= 3 * BEAT_S for process in range(1, num_processes)):
+            return
+        time.sleep(BEAT_S / 2)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -244,6 +338,28 @@ def _count(field: str, value: object, least: int) -> int:
     return value
 
 
+#: What JAX's C++ runtime logs when it starts recoverable: rooflax waits for the processes itself.
+_RECOVERABLE_WARNING = b"Using experimental recoverable task feature"
+
+
+@contextlib.contextmanager
+def _without(line: bytes) -> Iterator[None]:
+    """Standard error (the file descriptor, where C++ logs) in the body, less the lines holding ``line``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [text for text in held.read().splitlines(keepends=True) if line not in text]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 def connect(*, distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
             process_id: int | None = None) -> Cluster | None:
     """Join (starting it if need be) JAX's distributed runtime; None for a single-process sweep.
@@ -283,7 +399,11 @@ def connect(*, distributed: bool = False, coordinator: str | None = None, num_pr
                             "cannot start; start the multi-process sweep before any other JAX call (or call "
                             "jax.distributed.initialize first)")
         try:
-            jax.distributed.initialize(coordinator, num_processes, process_id)
+            # a lost process is this module's to report (one line), not a C++ abort
+            with _runtime._ENABLE_RECOVERABILITY(True), _without(_RECOVERABLE_WARNING):
+                jax.distributed.initialize(coordinator, num_processes, process_id)
+            if _runtime.global_state.process_id == 0:  # runs before JAX's own exit handler, which shuts it down
+                atexit.register(_outlast, _runtime.global_state.num_processes)
         except (ValueError, TypeError):  # nothing given and no cluster detected
             raise SpecError("distributed: no cluster detected (no SLURM, Open MPI or other job environment); run "
                             "under one, or give coordinator, num_processes and process_id") from None
@@ -291,10 +411,11 @@ def connect(*, distributed: bool = False, coordinator: str | None = None, num_pr
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SpecError(f"distributed: cannot start JAX's distributed runtime ({reason}); check that process 0 "
                             f"runs and that {coordinator or 'the coordinator'} is reachable") from None
-    for field, asked, actual in (("num_processes", num_processes, state.num_processes),
-                                 ("process_id", process_id, state.process_id)):
+    for name, asked, actual in (("num_processes", num_processes, state.num_processes),
+                                ("process_id", process_id, state.process_id)):
         if asked is not None and asked != actual:
-            raise SpecError(f"{field}: {asked} given, but the running JAX distributed runtime has {actual}")
+            raise SpecError(f"{name}: {asked} given, but the running JAX distributed runtime has {actual}")
+    _start_beating(state.process_id)
     return Cluster(state.process_id, state.num_processes, next(_RUNS))
 
 
