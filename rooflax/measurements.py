@@ -210,7 +210,7 @@ def _attention(rows: pl.DataFrame, where: str) -> pl.DataFrame:
                         "keep the rows with step = 0")
     if decode and (steps < 0).any():
         raise SpecError(f"{where}: generation_attention step must be ≥ 0 (tokens already cached), got {steps.min()}")
-    if (rows.get_column("beam_width") != 1).any() if "beam_width" in rows.columns else False:
+    if "beam_width" in rows.columns and (rows.get_column("beam_width") != 1).any():
         raise SpecError(f"{where}: attention rows with beam_width > 1 are not read; keep beam_width = 1")
     window = pl.col("window_size") if "window_size" in rows.columns else pl.lit(0, pl.Int64)
     return rows.select(
@@ -280,6 +280,11 @@ def _with_hardware(frame: pl.DataFrame, where: str, hardware: str | None) -> pl.
     else:
         named = pl.lit(hardware)
     frame = frame.with_columns(named.alias("hardware"))
+    return _in_schema(frame)
+
+
+def _in_schema(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the key columns and ``measured_time_s`` in order, the kinds' missing shape columns null."""
     return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
                          for c, t in {**_KEYS, "measured_time_s": pl.Float64}.items()])
 
@@ -305,6 +310,5 @@ def _validation_rows(table: pl.DataFrame, where: str, source: str, hardware: str
     else:
         frame = frame.with_columns(pl.lit(hardware).alias("hardware"))
     frame = frame.drop("_preset")
-    return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
-                         for c, t in {**_KEYS, "measured_time_s": pl.Float64}.items()])
+    return _in_schema(frame)
 
