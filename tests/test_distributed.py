@@ -29,18 +29,24 @@ batch = [1, 2, 4, 8]
 seq_len = [16, 64, 256]
 spec_k = [16, 32]
 """
-# One process of a run: records the chunk indices it computes; with "fail_after", raises after that many chunks.
+# One process of a run: records the chunk indices it computes; with "fail_after", raises after that many chunks,
+# with "die_after" kills itself; "lost_after" shortens how long the others wait for a silent process.
 CHILD = """
-import json, sys
+import json, os, signal, sys
 import rooflax
-from rooflax import engine
+from rooflax import distributed, engine
 job = json.loads(sys.argv[1])
 computed, run = [], engine.run
+distributed.LOST_AFTER_S = job.get("lost_after", distributed.LOST_AFTER_S)
 
 def recording(*args, **kwargs):
     for chunk in run(*args, **kwargs):
         if len(computed) == job.get("fail_after", -1):
             raise RuntimeError("injected failure")
+        if len(computed) == job.get("die_after", -1):
+            with open(job["record"], "w") as f:
+                json.dump(computed, f)
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no goodbye: as a machine that goes down
         computed.append(chunk.task.index)
         yield chunk
 
@@ -78,12 +84,14 @@ def _processes(commands: list[list[str]], cwd: Path) -> list[subprocess.Complete
     return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, out, err in results]
 
 
-def _python_run(tmp_path: Path, n: int, *, resume: bool = False, fail: dict[int, int] | None = None):
+def _python_run(tmp_path: Path, n: int, *, resume: bool = False, fail: dict[int, int] | None = None,
+                die: dict[int, int] | None = None, lost_after: float | None = None):
     """Run the sweep of KEYS into tmp_path/ds on ``n`` processes; the results and each one's chunk indices."""
-    coordinator, fail = _coordinator(), fail or {}
+    coordinator, fail, die = _coordinator(), fail or {}, die or {}
     jobs = [{"out": str(tmp_path / "ds"), "chunk": CHUNK, "resume": resume, "coordinator": coordinator, "n": n,
              "pid": i, "keys": KEYS, "record": str(tmp_path / f"computed-{i}.json"),
-             **({"fail_after": fail[i]} if i in fail else {})} for i in range(n)]
+             **({"fail_after": fail[i]} if i in fail else {}), **({"die_after": die[i]} if i in die else {}),
+             **({"lost_after": lost_after} if lost_after else {})} for i in range(n)]
     results = _processes([[sys.executable, "-c", CHILD, json.dumps(job)] for job in jobs], tmp_path)
     computed = [json.loads((tmp_path / f"computed-{i}.json").read_text()) for i in range(n)]
     return results, computed
@@ -174,6 +182,20 @@ def test_a_failing_process_stops_the_run_and_one_process_resumes_it(tmp_path, re
     kept = sorted(int(p.name[5:11]) for p in (tmp_path / "ds.partial").glob("part-*.parquet"))
     # process 1 wrote its two parts; process 0 wrote what it finished before it saw the failure
     assert len(computed[1]) == 2 and set(computed[1]) <= set(kept) <= set(computed[0] + computed[1])
+    rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=CHUNK, resume=True, **KEYS)  # one process now
+    _assert_same_dataset(tmp_path / "ds", reference)
+
+
+def test_a_killed_follower_is_one_line_and_resume_finishes_the_run(tmp_path, reference):
+    results, computed = _python_run(tmp_path, 2, die={1: 1}, lost_after=3.0)
+    assert results[1].returncode == -9
+    assert results[0].returncode == 2, results[0].stderr
+    assert results[0].stderr == ("error: distributed: process 1 of 2 was lost (nothing heard from it for 3 s: killed, "
+                                 "crashed or its machine down); run the same command again with --resume (resume=True) "
+                                 "to continue from the finished parts\n")  # one line, no C++ abort
+    assert not (tmp_path / "ds").exists()
+    kept = {int(p.name[5:11]) for p in (tmp_path / "ds.partial").glob("part-*.parquet")}
+    assert len(computed[1]) == 1 and kept <= set(computed[0] + computed[1])  # finished parts are kept
     rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=CHUNK, resume=True, **KEYS)  # one process now
     _assert_same_dataset(tmp_path / "ds", reference)
 
