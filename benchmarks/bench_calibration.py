@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from rooflax.models import get_model
+from rooflax.config.models import get_model
 from rooflax.validate import validate
 from rooflax.validate.calibrate import holdout_errors
 

@@ -27,10 +27,10 @@ import numpy as np
 import polars as pl
 
 import rooflax
-from rooflax.frames import BOUND, GROUP, OP, PHASE, schemas
-from rooflax.ops import GROUPS, OP_NAMES, make_step, op_costs
-from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, op_achieved_time, op_time
-from rooflax.shape import Shape
+from rooflax.cost.ops import GROUPS, OP_NAMES, make_step, op_costs
+from rooflax.cost.roofline import Roof, attainable, intensity, is_compute_bound, op_achieved_time, op_time
+from rooflax.cost.shape import Shape
+from rooflax.data.frames import BOUND, GROUP, OP, PHASE, schemas
 
 
 def grid(quick: bool) -> rooflax.SweepSpec:

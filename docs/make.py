@@ -50,7 +50,7 @@ CHARTS: dict[str, list[list[str]]] = {
 
 def make(names: list[str], out: Path) -> list[Path]:
     """Draw the charts ``names`` into ``out`` (replacing them), from the repository root; return their paths."""
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     out.mkdir(parents=True, exist_ok=True)
     written = []

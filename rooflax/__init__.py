@@ -8,22 +8,22 @@
 
 from rooflax import plot
 from rooflax._version import __version__
-from rooflax.compare import compare
-from rooflax.crossover import crossover
-from rooflax.dataset import sweep_to_parquet
-from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
+from rooflax.answers.compare import compare
+from rooflax.answers.crossover import crossover
+from rooflax.answers.report import Report, describe
+from rooflax.answers.speculate import best_k, speculate, unfit_cells
+from rooflax.calibration.measurements import read_measurements
+from rooflax.config.dtypes import DTYPES, DtypePolicy, get_dtype
+from rooflax.config.hardware import HARDWARE, Hardware, get_hardware, load_hardware
+from rooflax.config.models import MODELS, Model, get_model, load_model
+from rooflax.config.spec import SweepSpec, default_spec, load_spec, parse_spec
+from rooflax.cost.ops import GROUPS, OP_NAMES, PHASES
+from rooflax.data.dataset import sweep_to_parquet
+from rooflax.data.export import export_dataset
+from rooflax.data.frames import OPS_SCHEMA, SUMMARY_SCHEMA, sweep
+from rooflax.data.scan import DatasetInfo, check_dataset, dataset_metadata, scan_dataset
+from rooflax.engine.evaluate import evaluate
 from rooflax.errors import DeviceError, RooflaxError, SpecError
-from rooflax.export import export_dataset
-from rooflax.frames import OPS_SCHEMA, SUMMARY_SCHEMA, sweep
-from rooflax.hardware import HARDWARE, Hardware, get_hardware, load_hardware
-from rooflax.measurements import read_measurements
-from rooflax.models import MODELS, Model, get_model, load_model
-from rooflax.ops import GROUPS, OP_NAMES, PHASES
-from rooflax.point import evaluate
-from rooflax.report import Report, describe
-from rooflax.scan import DatasetInfo, check_dataset, dataset_metadata, scan_dataset
-from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
-from rooflax.speculate import best_k, speculate, unfit_cells
 
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DatasetInfo",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rooflax import dataset as dataset_module
+from rooflax.data import dataset as dataset_module
 
 
 def interrupt_after(monkeypatch, parts: int) -> list[int]:

@@ -1,6 +1,6 @@
 """An independent integer reference of the counting contract (DESIGN.md), for the tests.
 
-Written from the contract's table, not from rooflax.ops: plain Python integers, with
+Written from the contract's table, not from rooflax.cost.ops: plain Python integers, with
 byte sizes in quarter-bytes avoided by keeping w, a, k as Fractions.
 """
 

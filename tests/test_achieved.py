@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rooflax
-from rooflax.achieved import Gemm, achieved_time, quantized_flops
-from rooflax.ops import make_step, op_costs
-from rooflax.shape import Shape
+from rooflax.cost.achieved import Gemm, achieved_time, quantized_flops
+from rooflax.cost.ops import make_step, op_costs
+from rooflax.cost.shape import Shape
 
 A40 = rooflax.get_hardware("a40")
 TILES = {"tile_m": 128, "tile_n": 128, "tile_k": 32}
@@ -129,7 +129,7 @@ def test_achieved_fields_round_trip(tmp_path):
     hw = rooflax.load_hardware(path)
     assert (hw.sm_count, hw.kernel_overhead_s, hw.compute_efficiency, hw.bandwidth_efficiency) == (7, 2e-6, 0.5, 0.85)
     again = tmp_path / "again.toml"
-    again.write_text(rooflax.hardware.hardware_to_toml(hw))
+    again.write_text(rooflax.config.hardware.hardware_to_toml(hw))
     assert rooflax.load_hardware(again) == hw
 
 
@@ -141,7 +141,7 @@ def test_group_terms_override_and_round_trip(tmp_path):
     assert hw.terms("qk/pv") == {"kernel_overhead_s": 9e-6, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.5}
     assert hw.terms("qkv mlp") == {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.85}
     again = tmp_path / "again.toml"
-    again.write_text(rooflax.hardware.hardware_to_toml(hw))
+    again.write_text(rooflax.config.hardware.hardware_to_toml(hw))
     assert rooflax.load_hardware(again) == hw
 
 
@@ -262,7 +262,7 @@ def test_whole_division_of_jax_arrays_is_exact_below_2_53(x, y, near):
     import jax
     import jax.numpy as jnp
 
-    from rooflax.achieved import ceil_div, floor_div
+    from rooflax.cost.achieved import ceil_div, floor_div
 
     if near is not None:  # the hardest cases: just below, at and just above a multiple of y
         x = max(0, min(2**53 - 1, x // y * y + near))

@@ -10,7 +10,7 @@ import pytest
 from one_line import one_line_error
 
 import rooflax
-from rooflax.cli import _parser, main
+from rooflax.cli.commands import _parser, main
 
 ROOT = Path(__file__).parent.parent
 
@@ -68,7 +68,7 @@ def test_custom_hardware_dataset_plots_from_its_metadata(tmp_path):
 
 
 def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    from rooflax import dataset
+    from rooflax.data import dataset
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -82,7 +82,7 @@ def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
 
 
 def test_resume_and_overwrite_flags(tmp_path, capsys, monkeypatch):
-    from rooflax import dataset
+    from rooflax.data import dataset
 
     out = str(tmp_path / "ds")
     (tmp_path / "ds.partial").mkdir()  # killed before its first part: nothing to keep, so a plain run starts over
@@ -302,10 +302,10 @@ def test_sweep_plot_of_a_tp_sweep_draws_a_panel_per_degree(tmp_path, capsys):
 ])
 def test_name_hints_list_every_name_the_given_one_begins(call, given, names):
     """A name typed short (``a100``) is hinted with every preset it begins, not with similar spellings."""
-    from rooflax.acceptance import PRESETS
-    from rooflax.dtypes import DTYPES
-    from rooflax.hardware import HARDWARE
-    from rooflax.models import MODELS
+    from rooflax.config.acceptance import PRESETS
+    from rooflax.config.dtypes import DTYPES
+    from rooflax.config.hardware import HARDWARE
+    from rooflax.config.models import MODELS
 
     allowed = {"hardware": HARDWARE, "models": MODELS, "dtypes": DTYPES, "acceptance": PRESETS}[names]
     expected = sorted(name for name in allowed if name.startswith(given))
@@ -316,7 +316,7 @@ def test_name_hints_list_every_name_the_given_one_begins(call, given, names):
 
 
 def test_cli_name_hints_are_prefix_aware(capsys):
-    from rooflax.hardware import HARDWARE
+    from rooflax.config.hardware import HARDWARE
 
     assert main(["crossover", "--hardware", "a100", "--batch", "1", "--seq-len", "16"]) == 2
     err = capsys.readouterr().err

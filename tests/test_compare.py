@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 import rooflax
-from rooflax.cli import main
-from rooflax.compare import compare
+from rooflax.answers.compare import compare
+from rooflax.cli.commands import main
 
 A40, H100 = rooflax.HARDWARE["a40"], rooflax.HARDWARE["h100-sxm"]
 

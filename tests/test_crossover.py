@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from one_line import one_line_error
 
 import rooflax
-from rooflax.cli import main
-from rooflax.crossover import LIMIT, crossover_table
-from rooflax.models import llama_intermediate
-from rooflax.ops import layer_ops
+from rooflax.answers.crossover import LIMIT, crossover_table
+from rooflax.cli.commands import main
+from rooflax.config.models import llama_intermediate
+from rooflax.cost.ops import layer_ops
 
 ROOT = Path(__file__).parent.parent
-crossover_module = importlib.import_module("rooflax.crossover")  # the module; rooflax.crossover is the function
+crossover_module = importlib.import_module("rooflax.answers.crossover")  # the module; rooflax.crossover is the function
 A40 = rooflax.get_hardware("a40")
 PEAK, BW = Fraction(A40.peak("fp16")), Fraction(A40.bandwidth_bytes_per_s)
 

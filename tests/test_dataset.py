@@ -17,8 +17,8 @@ from locks import lock_held_elsewhere
 from polars.testing import assert_frame_equal
 
 import rooflax
-from rooflax import dataset as dataset_module
-from rooflax.frames import OPS_SCHEMA
+from rooflax.data import dataset as dataset_module
+from rooflax.data.frames import OPS_SCHEMA
 
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32],
             hardware=["a40", "l4"])

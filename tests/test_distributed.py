@@ -16,9 +16,9 @@ from locks import lock_held_elsewhere
 from one_line import one_line_error
 
 import rooflax
-from rooflax import dataset as dataset_module
-from rooflax.cli import main
-from rooflax.scan import MANIFEST, part_name
+from rooflax.cli.commands import main
+from rooflax.data import dataset as dataset_module
+from rooflax.data.scan import MANIFEST, part_name
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32])
@@ -34,7 +34,8 @@ spec_k = [16, 32]
 CHILD = """
 import json, os, signal, sys
 import rooflax
-from rooflax import distributed, engine
+from rooflax.engine import distributed
+from rooflax.engine import vectorized as engine
 job = json.loads(sys.argv[1])
 computed, run = [], engine.run
 distributed.LOST_AFTER_S = job.get("lost_after", distributed.LOST_AFTER_S)

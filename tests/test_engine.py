@@ -15,8 +15,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import rooflax
-from rooflax import engine
-from rooflax.shape import Shape
+from rooflax.cost.shape import Shape
+from rooflax.engine import vectorized as engine
 
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32])
 
@@ -28,14 +28,14 @@ import jax, polars as pl, rooflax
 out, devices, keys, chunk_size, die_after, resume = sys.argv[1:]
 assert len(jax.local_devices()) == int(devices), jax.local_devices()
 if die_after != "-":
-    import rooflax.dataset
-    real, written = rooflax.dataset.atomic_write, []
+    import rooflax.data.dataset
+    real, written = rooflax.data.dataset.atomic_write, []
     def write_then_die(path, write):  # killed as it starts to save a part
         if len(written) == int(die_after):
             os._exit(9)
         written.append(1)
         return real(path, write)
-    rooflax.dataset.atomic_write = write_then_die
+    rooflax.data.dataset.atomic_write = write_then_die
 rooflax.sweep_to_parquet(None, out, chunk_size=int(chunk_size), resume=resume == "1", **json.loads(keys))
 """
 

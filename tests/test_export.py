@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import rooflax
-from rooflax.cli import main
+from rooflax.cli.commands import main
 
 KEYS = dict(phases=["decode", "verify"], batch=[1, 8], seq_len=[64, 512], spec_k=[32])
 

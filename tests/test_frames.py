@@ -13,8 +13,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import rooflax
-from rooflax import engine
-from rooflax.frames import OPS_SCHEMA, SUMMARY_SCHEMA
+from rooflax.data.frames import OPS_SCHEMA, SUMMARY_SCHEMA
+from rooflax.engine import vectorized as engine
 
 SMALL = dict(model=["llama-13b", "llama-3-8b"], hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"],
              phases=["prefill", "decode", "verify"], batch=[1, 3, 16], seq_len=[8, 40, 100], spec_k=[4, 48])

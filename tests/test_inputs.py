@@ -144,7 +144,7 @@ def _cli_with_file_limit(args: list[str], cwd, limit: int):
     from pathlib import Path
 
     code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
-            "from rooflax.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from rooflax.cli.commands import main; sys.exit(main(sys.argv[1:]))")
     env = {**os.environ, "PYTHONPATH": str(Path(rooflax.__file__).parents[1])}
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=600)
@@ -166,9 +166,9 @@ def test_a_failed_write_is_one_line_and_leaves_nothing(args, dataset, tmp_path):
 def test_validate_checks_its_outputs_before_timing(tmp_path, monkeypatch, capsys):
     import errno
 
-    import rooflax._atomic
+    import rooflax.data._atomic
     import rooflax.validate.run
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
@@ -177,7 +177,7 @@ def test_validate_checks_its_outputs_before_timing(tmp_path, monkeypatch, capsys
         raise AssertionError("validate ran before its outputs were checked")
 
     monkeypatch.setattr(rooflax.validate.run, "validate", never)
-    monkeypatch.setattr(rooflax._atomic.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(rooflax.data._atomic.tempfile, "mkstemp", read_only)
     assert main(["validate", "--quick", "-o", str(tmp_path / "ro" / "v.parquet")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"error: -o/--output: cannot write {str(tmp_path / 'ro' / 'v.parquet')!r}: {str(tmp_path)!r} "
@@ -192,7 +192,7 @@ def test_a_killed_writers_temporary_file_is_reclaimed(dataset, tmp_path):
 
     out = tmp_path / "big.csv"
     tmp = tmp_path / ".big.csv.tmp"
-    code = ("import sys, time; import rooflax._atomic as a; from pathlib import Path; "
+    code = ("import sys, time; import rooflax.data._atomic as a; from pathlib import Path; "
             "a.atomic_write(Path(sys.argv[1]), lambda t: (t.write_text('half'), print('writing', flush=True), "
             "time.sleep(600)))")
     writer = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
@@ -241,7 +241,7 @@ def test_crossover_refuses_values_of_the_crossed_axis(along):
 
 
 def test_crossover_where_names_values_that_no_row_holds(capsys):
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     for where, value, column, hint in (("phase = 'decod'", "decod", "phase", "'decode'"),
                                        ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qkv_proj' or 'qk'"),
@@ -275,7 +275,7 @@ def _cli(args: list[str], cwd, **env_vars):
                                   ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)]])
 def test_every_command_prints_in_an_ascii_locale(args, dataset, tmp_path):
     """LC_ALL=C without UTF-8 mode: stdout and stderr are ASCII; text comes out with ASCII replacements."""
-    from rooflax._tables import ASCII
+    from rooflax.answers.tables import ASCII
 
     args = [a.format(tmp=tmp_path / "c", ds=dataset) for a in args]
     ascii_run = _cli(args, tmp_path, LC_ALL="C", PYTHONUTF8="0")
@@ -313,7 +313,7 @@ def test_hardware_figures_must_be_physical(key, value, allowed, tmp_path):
                    allowed)
     import re
 
-    from rooflax.hardware import hardware_to_toml
+    from rooflax.config.hardware import hardware_to_toml
 
     text = hardware_to_toml(rooflax.Hardware(**_GPU))  # the same figure in a hardware file
     if key == "group_terms":
@@ -350,8 +350,9 @@ def test_the_bound_at_the_extreme_figures_is_the_exact_one(figures):
 
 
 def test_planning_is_lazy_and_counts_agree_with_the_plan():
-    from rooflax import dataset, engine
-    from rooflax.distributed import Cluster
+    from rooflax.data import dataset
+    from rooflax.engine import vectorized as engine
+    from rooflax.engine.distributed import Cluster
 
     spec = rooflax.parse_spec(model=["llama-7b", "toy-llama"], hardware=["a40", "l4"], phases=["decode", "verify"],
                               spec_k=[4, 64], batch=[1, 3, 8], seq_len=[16, 100, 512, 4096], tp=[1, 2])
@@ -400,7 +401,7 @@ def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
     """Many small parts: each takes whole filesystem blocks, and its footer whatever its rows."""
     import os
 
-    from rooflax import dataset
+    from rooflax.data import dataset
 
     seen = {}
     real = dataset._check_room

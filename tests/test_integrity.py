@@ -14,9 +14,9 @@ from interrupt import interrupt_after
 from one_line import one_line_error
 
 import rooflax
-from rooflax import dataset as dataset_module
-from rooflax.cli import main
-from rooflax.scan import MANIFEST, part_name
+from rooflax.cli.commands import main
+from rooflax.data import dataset as dataset_module
+from rooflax.data.scan import MANIFEST, part_name
 
 KEYS = dict(phases=["prefill", "decode"], batch=[1, 2, 4], seq_len=[16, 64])
 CHUNK = 2  # 2 phases × 6 points, 2 points a part: 6 parts

@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from rooflax.calibration.measurements import MEASUREMENT_SCHEMA, fastest_kernels, read_measurements
 from rooflax.errors import SpecError
-from rooflax.measurements import MEASUREMENT_SCHEMA, fastest_kernels, read_measurements
 from rooflax.validate import validate
 
 H100 = "NVIDIA H100 80GB HBM3"

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from one_line import one_line_error
 
 import rooflax
-from rooflax.acceptance import MEDUSA_HEADS, parse_acceptance
-from rooflax.cli import main
-from rooflax.trees import check_tree
+from rooflax.cli.commands import main
+from rooflax.config.acceptance import MEDUSA_HEADS, parse_acceptance
+from rooflax.cost.trees import check_tree
 
 # head 0: top-1 0.5, top-2 0.75 (so rank 2 alone 0.25); head 1: top-1 0.4
 SMALL = {"kind": "medusa", "top_k_accuracy": [[0.5, 0.75], [0.4]]}

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 import rooflax
-from rooflax.cli import main
+from rooflax.cli.commands import main
+from rooflax.data.frames import OPS_SCHEMA, SUMMARY_SCHEMA
 from rooflax.errors import SpecError
-from rooflax.frames import OPS_SCHEMA, SUMMARY_SCHEMA
 
 SPEC = """\
 phases = ["decode"]

@@ -8,7 +8,7 @@ import pytest
 from jax.experimental import roofline as jax_roofline
 
 import rooflax
-from rooflax.ops import layer_ops
+from rooflax.cost.ops import layer_ops
 
 # Llama-13B, fp16 (w = a = k = 2): h 5120, H = G = 40, d 128, I 13824, V 32000.
 # Each row: (phase, B, S, K, op, flops, bytes), derived by hand in the comments.

@@ -18,9 +18,9 @@ from interrupt import interrupt_after
 from polars.testing import assert_frame_equal
 
 import rooflax
-from rooflax import _output
-from rooflax import dataset as dataset_module
-from rooflax.cli import main
+from rooflax.cli.commands import main
+from rooflax.data import _output
+from rooflax.data import dataset as dataset_module
 
 SMALL = dict(phases=["prefill", "decode"], batch=[1, 2, 4], seq_len=[16, 64])
 NEW = {**SMALL, "batch": [8]}

@@ -414,7 +414,7 @@ def test_plan_chart_checks_the_spec_before_a_sweep():
 
 
 def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, capsys, monkeypatch):
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     saved = []
     original = plot.save
@@ -439,7 +439,7 @@ def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, caps
 
 
 def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     ds, chart = tmp_path / "ds", tmp_path / "c.png"
     rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4, 16], seq_len=[128, 512])
@@ -579,7 +579,7 @@ def test_rates_take_the_prefix_their_magnitude_calls_for():
 def test_validate_chart_labels_a_cpu_in_gflops():
     import dataclasses
 
-    from rooflax.hardware import HARDWARE
+    from rooflax.config.hardware import HARDWARE
 
     cpu = dataclasses.replace(HARDWARE["a40"], name="cpu", label="cpu", peak_flops=(("fp32", 1.077e11),),
                               bandwidth_bytes_per_s=2.05e10)
@@ -612,7 +612,7 @@ def test_titles_say_what_was_swept():
 
 
 def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_path):
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     fig = plot.family(reference, along="batch", ideal=True)
     ax = fig.axes[0]
@@ -711,7 +711,7 @@ def test_measured_points_over_achieved_points_with_errors_per_group(column):
 
 
 def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys):
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     ds = tmp_path / "ds"
     rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4], seq_len=[128, 512])
@@ -818,7 +818,7 @@ def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours()
 
 
 def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     saved = []
     original = plot.save

@@ -11,9 +11,9 @@ import pytest
 from one_line import one_line_error
 
 import rooflax
+from rooflax.config.hardware import hardware_to_toml
+from rooflax.config.models import llama_intermediate
 from rooflax.errors import boolean, positive_int
-from rooflax.hardware import hardware_to_toml
-from rooflax.models import llama_intermediate
 
 
 def test_a40_datasheet_figures():
@@ -279,7 +279,7 @@ def test_toy_llama_parameter_count_by_hand():
 
 
 def test_models_listing_shows_small_counts_in_millions(capsys):
-    from rooflax.cli import main
+    from rooflax.cli.commands import main
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from rooflax.progress import Progress, format_duration, si
+from rooflax.data.progress import Progress, format_duration, si
 
 
 class Clock:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from reference import reference_costs
 
 import rooflax
-from rooflax.roofline import is_compute_bound
+from rooflax.cost.roofline import is_compute_bound
 
 HW = rooflax.get_hardware("a40")
 # (gated_mlp, fused_attention, causal): each flag both ways and every pair of values of any two

@@ -33,7 +33,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from rooflax.cli import main
+from rooflax.cli.commands import main
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 import rooflax
-from rooflax import report as report_module
-from rooflax._tables import show
-from rooflax.cli import main
+from rooflax.answers import report as report_module
+from rooflax.answers.tables import show
+from rooflax.cli.commands import main
 
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 8, 64, 512], seq_len=[256, 2048, 4096], spec_k=[16],
             hardware=["a40", "l4"])
@@ -234,7 +234,7 @@ def test_show_answers_how_many_devices(tmp_path, capsys):
 
 
 def test_every_command_with_axis_flags_takes_the_layout_axes():
-    from rooflax.cli import _parser
+    from rooflax.cli.commands import _parser
 
     commands = _parser()._subparsers._group_actions[0].choices
     with_axes = [name for name, sub in commands.items() if "--batch" in sub._option_string_actions]

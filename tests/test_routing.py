@@ -9,8 +9,8 @@ import pytest
 from one_line import one_line_error
 
 import rooflax
-from rooflax.ops import make_step
-from rooflax.shape import Shape
+from rooflax.cost.ops import make_step
+from rooflax.cost.shape import Shape
 
 MIXTRAL = rooflax.get_model("mixtral-8x7b")  # E = 8, k = 2, h = 4096, expert width 14336, L = 32
 H, I = 4096, 14336

@@ -11,9 +11,9 @@ import pytest
 from one_line import one_line_error
 
 import rooflax
-from rooflax.cli import main
-from rooflax.hardware import hardware_to_toml
-from rooflax.spec import DEFAULT_SPEC_TOML
+from rooflax.cli.commands import main
+from rooflax.config.hardware import hardware_to_toml
+from rooflax.config.spec import DEFAULT_SPEC_TOML
 
 ROOT = Path(__file__).parent.parent
 SWEEPS = sorted((ROOT / "sweeps").glob("*.toml"))

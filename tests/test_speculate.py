@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from one_line import one_line_error
 
 import rooflax
-from rooflax.cli import main
-from rooflax.trees import medusa_tree, tree_pairs
+from rooflax.cli.commands import main
+from rooflax.cost.trees import medusa_tree, tree_pairs
 
 A40_PEAK, A40_BW = 149.7e12, 696e9
 
@@ -351,7 +351,7 @@ def test_best_k_can_keep_only_rounds_that_fit():
 # --- defaults that match the drafter, and a note on each ---------------------------------------------------------
 
 def test_medusa_heads_default_to_their_models_acceptance_and_at_most_one_draft_per_head():
-    from rooflax.acceptance import MEDUSA_HEADS
+    from rooflax.config.acceptance import MEDUSA_HEADS
 
     cell = {"model": "llama-33b", "hardware": "a100-80gb-pcie", "batch": [1], "seq_len": [1024]}
     df = rooflax.speculate(medusa_heads=3, **cell)
@@ -365,7 +365,7 @@ def test_medusa_heads_default_to_their_models_acceptance_and_at_most_one_draft_p
 
 
 def test_choices_say_what_was_chosen():
-    from rooflax.speculate import choices
+    from rooflax.answers.speculate import choices
 
     reference = rooflax.default_spec()
     chosen = choices(model="llama-33b", medusa_heads=5)
@@ -405,7 +405,7 @@ def test_cli_best_k_asks_nothing_it_can_default(capsys):
 def test_fits_says_which_cells_have_no_row(capsys):
     df = rooflax.speculate(model="llama-13b", hardware="a40", batch=[1, 2], seq_len=[2048, 8192],
                            k=[0, 2], draft_model="llama-7b")
-    from rooflax.speculate import unfit_cells
+    from rooflax.answers.speculate import unfit_cells
 
     none_fit = {(r["batch"], r["seq_len"]) for r in df.group_by("batch", "seq_len").agg(
         pl.col("fits_in_memory").any()).filter(~pl.col("fits_in_memory")).iter_rows(named=True)}

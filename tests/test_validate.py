@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 import rooflax
-from rooflax.cli import main
-from rooflax.hardware import DEFAULT_ACHIEVED
+from rooflax.cli.commands import main
+from rooflax.config.hardware import DEFAULT_ACHIEVED
 from rooflax.validate import preset_for_kind, time_call, validate
 from rooflax.validate.kernels import kernel_for, random_sets, run_checked
 
@@ -291,9 +291,9 @@ def test_device_kinds_map_to_presets():
 @pytest.mark.parametrize(("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 48, None), ("prefill", 2, 40, None),
                                                                    ("verify", 2, 64, 8)])
 def test_kernel_products_are_the_cost_models_products(phase, batch, seq_len, spec_k):
-    from rooflax.dtypes import get_dtype
-    from rooflax.ops import layer_ops, make_step
-    from rooflax.shape import Shape
+    from rooflax.config.dtypes import get_dtype
+    from rooflax.cost.ops import layer_ops, make_step
+    from rooflax.cost.shape import Shape
     from rooflax.validate.kernels import TIMED_OPS
 
     step = make_step(Shape.of(TINY, get_dtype("fp32"), phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k))

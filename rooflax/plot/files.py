@@ -6,7 +6,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from rooflax._atomic import output_file, write_output
+from rooflax.data._atomic import output_file, write_output
 from rooflax.errors import SpecError
 
 __all__ = ["CHART_SUFFIXES", "chart_path", "save"]

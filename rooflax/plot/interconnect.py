@@ -19,9 +19,9 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from rooflax.config.hardware import Hardware
+from rooflax.config.models import Model
 from rooflax.errors import SpecError
-from rooflax.hardware import Hardware
-from rooflax.models import Model
 from rooflax.plot._common import (
     PHASE_LABELS,
     decade_limits,

@@ -15,8 +15,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter
 
+from rooflax.config.hardware import HARDWARE
 from rooflax.errors import SpecError, unknown_name
-from rooflax.hardware import HARDWARE
 from rooflax.plot._common import (
     MATMUL_GROUPS,
     matching,

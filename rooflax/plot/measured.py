@@ -11,9 +11,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from rooflax.config.hardware import Hardware
+from rooflax.data.frames import GROUP, PHASE
 from rooflax.errors import SpecError
-from rooflax.frames import GROUP, PHASE
-from rooflax.hardware import Hardware
 from rooflax.plot._common import MATMUL_GROUPS, decade_below, matching, require_columns, require_frame
 from rooflax.plot.roofline import bandwidth_label, draw_ceilings, peak_label, roofline, series
 

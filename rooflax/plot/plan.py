@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rooflax.config.spec import SweepSpec
 from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.plot.maps import AXES, LAYOUT, MAP_FACETS, check_one_value
 from rooflax.plot.roofline import FACETS
-from rooflax.spec import SweepSpec
 
 __all__ = ["KINDS", "ChartPlan", "plan_chart"]
 
@@ -56,7 +56,7 @@ def plan_chart(spec: SweepSpec, *, summary: bool, kind: str | None = None, facet
         SpecError: the chart cannot be drawn from that dataset (a summary drawn as a
             roofline, a map whose cells would hold several rows, ...).
 
-    >>> from rooflax.spec import parse_spec
+    >>> from rooflax.config.spec import parse_spec
     >>> plan_chart(parse_spec(hardware=["a40", "h100-sxm"], batch=[1], seq_len=[128]), summary=True)
     ChartPlan(kind='map', facet='hardware', color_by=None, x='batch', y='seq_len')
     """

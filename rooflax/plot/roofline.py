@@ -16,10 +16,10 @@ from matplotlib.colors import LogNorm, Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from rooflax.config.hardware import Hardware
+from rooflax.config.models import Model
+from rooflax.cost.ops import GROUPS
 from rooflax.errors import SpecError, boolean, unknown_name
-from rooflax.hardware import Hardware
-from rooflax.models import Model
-from rooflax.ops import GROUPS
 from rooflax.plot._common import (
     MATMUL_GROUPS,
     compute_dtype,
@@ -371,7 +371,7 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     Args:
         df: a long frame (``rooflax.sweep``), or a LazyFrame of a dataset (reduced as it
             is collected, so datasets larger than memory can be drawn).
-        groups: op groups to draw; all of :data:`rooflax.ops.GROUPS` for every op. The
+        groups: op groups to draw; all of :data:`rooflax.cost.ops.GROUPS` for every op. The
             ``comm`` group (collectives: no FLOPs) is left out here and drawn against the
             interconnect roof by :func:`rooflax.plot.interconnect`.
         color_by: colour points by this axis (``batch``, ``seq_len``, ``hidden``,

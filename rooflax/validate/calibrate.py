@@ -1,7 +1,7 @@
 """Calibration: fit the achieved-performance terms of a hardware profile to measured times.
 
 Each measured op ``i`` has a time ``t_i``, its FLOPs as the device spends them
-(:func:`rooflax.achieved.quantized_flops`, never fewer than the op's own) and its bytes.
+(:func:`rooflax.cost.achieved.quantized_flops`, never fewer than the op's own) and its bytes.
 At the profile's ceilings these are ``c_i = spent_i / peak`` and ``m_i = bytes_i /
 bandwidth`` seconds, and the model of :mod:`rooflax.achieved` reads
 
@@ -29,9 +29,9 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 
-from rooflax.achieved import achieved_time
+from rooflax.config.hardware import GROUP_TERMS, Hardware
+from rooflax.cost.achieved import achieved_time
 from rooflax.errors import SpecError
-from rooflax.hardware import GROUP_TERMS, Hardware
 
 __all__ = ["MIN_POINTS", "fit_terms", "holdout_errors", "predict_times"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rooflax._atomic import write_output
+from rooflax.data._atomic import write_output
 from rooflax.errors import SpecError
 
 __all__ = ["run_validate"]
@@ -58,15 +58,15 @@ def raised_ceilings(measured, calibrated) -> list[str]:
 
 def run_validate(args) -> int:
     """The body of ``rooflax validate``: every output is checked before anything is timed."""
-    from rooflax._atomic import output_file
-    from rooflax.hardware import hardware_to_toml
-    from rooflax.spec import load_spec
+    from rooflax.config.hardware import hardware_to_toml
+    from rooflax.config.spec import load_spec
+    from rooflax.data._atomic import output_file
     from rooflax.validate.run import DEFAULT_POINTS, points_from_spec, spec_dtype, spread_points, validate
 
     output = output_file(args.output, "-o/--output", suffixes=(".parquet",), overwrite=args.overwrite)
     chart = profile = None
     if args.plot:
-        from rooflax.cli import _agg
+        from rooflax.cli.commands import _agg
 
         chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
     if args.profile:

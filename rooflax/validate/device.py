@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import jax
 
+from rooflax.config.hardware import Hardware, preset_for_kind
 from rooflax.errors import DeviceError, boolean
-from rooflax.hardware import Hardware, preset_for_kind
 
 __all__ = ["DeviceInfo", "detect_device", "preset_for_kind"]
 

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rooflax.achieved import Gemm
+from rooflax.config.models import Model
+from rooflax.cost.achieved import Gemm
 from rooflax.errors import DeviceError, unknown_name
-from rooflax.models import Model
 
 __all__ = ["DTYPES", "Kernel", "check_fits", "is_out_of_memory", "kernel_for", "memory_message", "needed_bytes",
            "random_sets", "run_checked"]

@@ -13,13 +13,13 @@ import numpy as np
 import polars as pl
 
 from rooflax._version import __version__
-from rooflax.achieved import quantized_flops
+from rooflax.config.hardware import Hardware
+from rooflax.config.models import Model, get_model
+from rooflax.config.spec import SweepSpec
+from rooflax.cost.achieved import quantized_flops
+from rooflax.cost.ops import PHASES, new_tokens
+from rooflax.engine.evaluate import evaluate
 from rooflax.errors import DeviceError, SpecError, boolean, positive_int
-from rooflax.hardware import Hardware
-from rooflax.models import Model, get_model
-from rooflax.ops import PHASES, new_tokens
-from rooflax.point import evaluate
-from rooflax.spec import SweepSpec
 from rooflax.validate.calibrate import MIN_POINTS, fit_terms, predict_times
 from rooflax.validate.ceilings import measure_bandwidth, measure_matmul
 from rooflax.validate.device import DeviceInfo, detect_device

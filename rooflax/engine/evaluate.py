@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from rooflax.dtypes import DtypePolicy, get_dtype
-from rooflax.errors import SpecError, boolean, positive_int, unknown_name
-from rooflax.hardware import Hardware, get_hardware
-from rooflax.models import Model, get_model
-from rooflax.ops import PHASES, make_step, op_costs
-from rooflax.roofline import (
+from rooflax.config.dtypes import DtypePolicy, get_dtype
+from rooflax.config.hardware import Hardware, get_hardware
+from rooflax.config.models import Model, get_model
+from rooflax.cost.ops import PHASES, make_step, op_costs
+from rooflax.cost.roofline import (
     Roof,
     attainable,
     intensity,
@@ -17,7 +16,8 @@ from rooflax.roofline import (
     op_time,
     step_totals,
 )
-from rooflax.shape import Shape
+from rooflax.cost.shape import Shape
+from rooflax.errors import SpecError, boolean, positive_int, unknown_name
 
 __all__ = ["evaluate"]
 

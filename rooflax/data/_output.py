@@ -19,7 +19,7 @@ what the swap may do is checked before any work and again under the lock (a data
 that appeared meanwhile is never replaced without ``overwrite``), and once more just
 before the swap. The swap, in order:
 
-1. every part (as it is written: :func:`rooflax._atomic.atomic_write`), then ``OUT.partial``
+1. every part (as it is written: :func:`rooflax.data._atomic.atomic_write`), then ``OUT.partial``
    itself, are flushed to disk (fsync);
 2. an existing ``OUT`` (replaced with ``overwrite``) is marked and renamed ``OUT.old``;
 3. ``OUT.partial`` is renamed ``OUT`` (and the parent folder flushed);
@@ -45,8 +45,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from rooflax.data.scan import MANIFEST, PART, read_footer
 from rooflax.errors import SpecError
-from rooflax.scan import MANIFEST, PART, read_footer
 
 __all__ = ["check_output", "check_swap", "clear_partial", "disk_error", "finalize", "finish_leftover",
            "leftover_manifest", "lock_partial", "recover", "replaceable", "siblings"]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
-from rooflax._tables import Table
+from rooflax.answers.tables import Table
+from rooflax.config.spec import SweepSpec
+from rooflax.cost.ops import GROUPS
+from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.errors import SpecError
-from rooflax.frames import check_in_memory, resolve_spec, row_bytes, sweep
-from rooflax.ops import GROUPS
-from rooflax.spec import SweepSpec
 
 __all__ = ["TOTAL", "compare", "compare_table"]
 

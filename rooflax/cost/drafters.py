@@ -37,9 +37,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rooflax.achieved import Gemm
-from rooflax.ops import OpDef
-from rooflax.roofline import Roof, op_achieved_time
+from rooflax.cost.achieved import Gemm
+from rooflax.cost.ops import OpDef
+from rooflax.cost.roofline import Roof, op_achieved_time
 
 __all__ = ["MEDUSA_OPS", "HeadStep", "medusa_costs", "medusa_times", "medusa_weight_bytes"]
 
@@ -108,7 +108,7 @@ def medusa_times(step: HeadStep, roof: Roof) -> tuple[Num, Num]:
     """Ideal and predicted achieved seconds of one Medusa forward (numpy arrays or numbers).
 
     Each op runs at its own roof (``max(flops/peak, bytes/bandwidth)``) and below it
-    (:func:`rooflax.roofline.op_achieved_time`); with no heads used both are exactly 0.
+    (:func:`rooflax.cost.roofline.op_achieved_time`); with no heads used both are exactly 0.
     """
     used = np.asarray(step.heads) > 0
     step = step._replace(heads=np.maximum(step.heads, 1))  # rounds with no heads are zeroed below

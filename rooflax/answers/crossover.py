@@ -44,14 +44,14 @@ import jax.numpy as jnp
 import numpy as np
 import polars as pl
 
-from rooflax._tables import Table
+from rooflax.answers.tables import Table
+from rooflax.config.models import llama_scaled
+from rooflax.config.spec import SweepSpec
+from rooflax.cost.ops import GROUPS, OP_NAMES, PHASES, OpDef, layer_ops, make_step
+from rooflax.cost.roofline import is_compute_bound
+from rooflax.cost.shape import Shape
+from rooflax.data.frames import check_in_memory, resolve_spec
 from rooflax.errors import SpecError, unknown_name
-from rooflax.frames import check_in_memory, resolve_spec
-from rooflax.models import llama_scaled
-from rooflax.ops import GROUPS, OP_NAMES, PHASES, OpDef, layer_ops, make_step
-from rooflax.roofline import is_compute_bound
-from rooflax.shape import Shape
-from rooflax.spec import SweepSpec
 
 __all__ = ["AXES", "LIMIT", "crossover", "crossover_table", "supported"]
 
@@ -71,7 +71,7 @@ _NUMS = ("w", "a", "k", "ridge")
 
 
 def _step(p: dict, along: str, value, *, causal: bool, where, family: bool):
-    """The :class:`rooflax.ops.Step` of every cell with the crossed axis at ``value``.
+    """The :class:`rooflax.cost.ops.Step` of every cell with the crossed axis at ``value``.
 
     Along ``hidden`` the model is scaled as :meth:`rooflax.Model.at_hidden` does; with
     ``family`` the model's own width is scaled by the rule too (a monotone family).
@@ -294,7 +294,7 @@ def _frame(labels: dict, cells: dict, ops: tuple[OpDef, ...], along: str, rows: 
 
 def _schema(spec: SweepSpec, along: str) -> pl.Schema:
     """Column names and types of a crossover frame."""
-    from rooflax.frames import schemas
+    from rooflax.data.frames import schemas
 
     keys = schemas(spec)[0]
     return pl.Schema({

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from rooflax._atomic import output_file, write_output
+from rooflax.data._atomic import output_file, write_output
+from rooflax.data.scan import check_dataset, reading
 from rooflax.errors import boolean
-from rooflax.scan import check_dataset, reading
 
 __all__ = ["FORMATS", "export_dataset"]
 

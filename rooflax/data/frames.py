@@ -14,8 +14,8 @@ hidden             Int64        model width, ``h``
 tp, pp, ep         Int64        tensor-, pipeline- and expert-parallel degrees (1: one device)
 spec_k             Int64        draft tokens ``K`` in verify; null in prefill and decode
 phase              Enum         ``prefill``, ``decode``, ``verify``
-op                 Enum         operation (:data:`rooflax.ops.OP_NAMES`)
-group              Enum         chart group (:data:`rooflax.ops.GROUPS`)
+op                 Enum         operation (:data:`rooflax.cost.ops.OP_NAMES`)
+group              Enum         chart group (:data:`rooflax.cost.ops.GROUPS`)
 flops              Float64      FLOPs of the op in one layer on one device (``lm_head``: once
                                 per model; ``pp_send``: once per stage boundary)
 bytes              Float64      bytes moved to and from memory, same scope; for ``comm``
@@ -58,14 +58,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rooflax import engine
-from rooflax.dtypes import DTYPES
+from rooflax.config.dtypes import DTYPES
+from rooflax.config.hardware import HARDWARE
+from rooflax.config.models import MODELS
+from rooflax.config.spec import SweepSpec, default_spec, load_spec, parse_spec
+from rooflax.cost.ops import GROUPS, OP_NAMES, PHASES
+from rooflax.data.progress import Progress
+from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError, boolean, positive_float
-from rooflax.hardware import HARDWARE
-from rooflax.models import MODELS
-from rooflax.ops import GROUPS, OP_NAMES, PHASES
-from rooflax.progress import Progress
-from rooflax.spec import SweepSpec, default_spec, load_spec, parse_spec
 
 __all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "check_in_memory", "chunk_frame", "column_units", "resolve_spec",
            "schemas", "sweep"]

@@ -126,7 +126,7 @@ def output_file(path: str | Path, field: str, *, suffixes: tuple[str, ...], over
 
 def _dataset_folder(folder: Path) -> bool:
     """Whether ``folder`` is (or is being written as) a rooflax dataset: a sweep's ``OUT.partial``, or part 0."""
-    from rooflax.scan import MANIFEST, part_name
+    from rooflax.data.scan import MANIFEST, part_name
 
     return folder.name.endswith(".partial") or (folder / part_name(0)).is_file() or (folder / MANIFEST).is_file()
 def outside_datasets(path: Path, field: str, *, dataset: Path | None = None) -> None:

@@ -10,7 +10,7 @@ continues its parent. The tree attention mask lets each candidate attend
 
 So a sequence's head keeps ``Q·(T − Q) + Σ depth`` scores (:func:`tree_pairs` gives the
 sum). A chain of ``Q`` candidates has depths ``1, 2, …, Q``: ``Q(Q+1)/2``, the causal
-count of :func:`rooflax.ops.scored_pairs`, so a chain is exactly today's causal verify.
+count of :func:`rooflax.cost.ops.scored_pairs`, so a chain is exactly today's causal verify.
 
 A tree is given as the depth of every candidate (``{depths = [1, 2, 2, 3]}``, listed so
 that each candidate's parent comes before it: the first has depth 1, and each depth is at

@@ -69,9 +69,9 @@ import jax
 from jax._src import distributed as _runtime
 from jax._src import xla_bridge
 
-from rooflax._output import LOCK
+from rooflax.data._output import LOCK
+from rooflax.data.scan import PART
 from rooflax.errors import SpecError, boolean
-from rooflax.scan import PART
 
 __all__ = ["Cluster", "connect", "process_index", "run_sweep"]
 

@@ -34,14 +34,14 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from rooflax.acceptance import Acceptance, parse_acceptance
-from rooflax.drafters import HeadStep, medusa_times, medusa_weight_bytes
+from rooflax.config.acceptance import Acceptance, parse_acceptance
+from rooflax.config.models import Model, get_model
+from rooflax.config.spec import SweepSpec
+from rooflax.cost.drafters import HeadStep, medusa_times, medusa_weight_bytes
+from rooflax.cost.roofline import Roof
+from rooflax.cost.trees import check_tree
+from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.errors import SpecError, boolean, positive_int
-from rooflax.frames import check_in_memory, resolve_spec, row_bytes, sweep
-from rooflax.models import Model, get_model
-from rooflax.roofline import Roof
-from rooflax.spec import SweepSpec
-from rooflax.trees import check_tree
 
 __all__ = ["CELL", "Choices", "best_k", "check_map_spec", "choices", "speculate", "speculation_table", "unfit_cells"]
 

@@ -10,7 +10,7 @@ compiled function instead of being traced. The same shape serves every caller:
 - :func:`rooflax.evaluate` fills one with exact Python integers;
 - the benchmarks fill one with numpy arrays.
 
-Each then calls the one function :func:`rooflax.ops.make_step`, which turns a shape
+Each then calls the one function :func:`rooflax.cost.ops.make_step`, which turns a shape
 into the symbols of the counting contract (``Q``, ``T``, ``P``, ``M``, ...).
 
 To add a field (``experts``, ``tp``, ...):
@@ -21,7 +21,7 @@ To add a field (``experts``, ``tp``, ...):
    copied by :meth:`Shape.of` without further code; anything else is a keyword of
    :meth:`Shape.of` (and, for a new sweep axis, the engine decodes it from the flat index
    next to ``batch`` and ``seq_len``);
-3. use it in :func:`rooflax.ops.make_step` or a cost function.
+3. use it in :func:`rooflax.cost.ops.make_step` or a cost function.
 
 Nothing else copies fields by hand.
 """
@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
-from rooflax.models import Model
+from rooflax.config.models import Model
 
 if TYPE_CHECKING:
-    from rooflax.dtypes import DtypePolicy
+    from rooflax.config.dtypes import DtypePolicy
 
 __all__ = ["PHASES", "Shape"]
 

@@ -252,8 +252,8 @@ def _check_rows(files: list[Path], footers: list[dict[str, str]]) -> int:
 def _expected_schema(files: list[Path], footers: list[dict[str, str]]) -> pl.Schema:
     """The columns every part must hold: those of the footer's spec and kind, or the first part's."""
     from rooflax._version import __version__
-    from rooflax.frames import schemas
-    from rooflax.spec import SweepSpec
+    from rooflax.config.spec import SweepSpec
+    from rooflax.data.frames import schemas
 
     meta = footers[0]
     if _decoded(meta["version"]) == __version__ and meta["kind"] in ("ops", "summary"):

@@ -9,11 +9,11 @@ host), evaluated by one jitted, vmapped function per static configuration, and
 sharded over every local device. Verify points with ``seq_len < spec_k`` are never
 produced: each verify step starts at the first valid ``seq_len``.
 
-Per point, the chunk function gathers the model's :class:`~rooflax.shape.Shape` at the
+Per point, the chunk function gathers the model's :class:`~rooflax.cost.shape.Shape` at the
 point's hidden size from a table built on the host with :meth:`Shape.of
-<rooflax.shape.Shape.of>`, fills in ``batch`` and ``seq_len``, and hands the shapes to
-``jax.vmap``; the costs come from :func:`~rooflax.ops.make_step` and
-:func:`~rooflax.ops.op_costs`, exactly as in :func:`rooflax.evaluate`.
+<rooflax.cost.shape.Shape.of>`, fills in ``batch`` and ``seq_len``, and hands the shapes to
+``jax.vmap``; the costs come from :func:`~rooflax.cost.ops.make_step` and
+:func:`~rooflax.cost.ops.op_costs`, exactly as in :func:`rooflax.evaluate`.
 
 Chunk boundaries depend only on the spec and ``chunk_size`` (every step is cut at
 multiples of it), never on the devices, so a dataset interrupted on one machine resumes
@@ -43,14 +43,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from rooflax.dtypes import DtypePolicy
+from rooflax.config.dtypes import DtypePolicy
+from rooflax.config.hardware import Hardware
+from rooflax.config.models import Model
+from rooflax.config.spec import SweepSpec
+from rooflax.cost.ops import OpDef, make_step, op_costs
+from rooflax.cost.roofline import Roof, attainable, intensity, is_compute_bound, op_achieved_time, step_totals
+from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
-from rooflax.hardware import Hardware
-from rooflax.models import Model
-from rooflax.ops import OpDef, make_step, op_costs
-from rooflax.roofline import Roof, attainable, intensity, is_compute_bound, op_achieved_time, step_totals
-from rooflax.shape import Shape
-from rooflax.spec import SweepSpec
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Block", "Chunk", "Task",
            "blocks", "check_chunk_size", "chunk_count", "chunk_rows", "plan", "run"]

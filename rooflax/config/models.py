@@ -56,7 +56,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rooflax._files import read_text
+from rooflax.config._files import read_text
 from rooflax.errors import SpecError, boolean, check_keys, positive_float, positive_int, unknown_name
 
 __all__ = ["MODELS", "MOE_FIELDS", "Model", "get_model", "llama_intermediate", "llama_scaled", "load_model",

@@ -9,7 +9,7 @@ For a dataset (or a frame) the :class:`Report` says:
 - **crossovers**: per model × hardware × dtype × phase step × op group, the smallest batch
   at which the group's ops turn compute-bound (:func:`rooflax.crossover` along ``batch``
   at the sweep's median ``seq_len`` and ``hidden``; a range when the group's ops differ;
-  left out, with a note, for sweeps it does not cover: :func:`rooflax.crossover.supported`);
+  left out, with a note, for sweeps it does not cover: :func:`rooflax.answers.crossover.supported`);
 - **tokens/s**: per phase, the best configuration (among those that fit in memory, where
   any do) and the worst, with their ideal and achieved tokens/s;
 - **memory**: per model × hardware × dtype × phase, how many configurations fit, and the
@@ -34,14 +34,14 @@ from pathlib import Path
 
 import polars as pl
 
-from rooflax import engine
-from rooflax._tables import Table, number
-from rooflax.crossover import crossover, supported
+from rooflax.answers.crossover import crossover, supported
+from rooflax.answers.tables import Table, number
+from rooflax.config.hardware import HARDWARE
+from rooflax.config.spec import SweepSpec
+from rooflax.cost.ops import GROUPS
+from rooflax.data.frames import BOUNDS, chunk_frame, resolve_spec
+from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError
-from rooflax.frames import BOUNDS, chunk_frame, resolve_spec
-from rooflax.hardware import HARDWARE
-from rooflax.ops import GROUPS
-from rooflax.spec import SweepSpec
 
 __all__ = ["Report", "describe", "spec_line"]
 
@@ -94,7 +94,7 @@ class Report:
     layouts: pl.DataFrame | None = None
 
     def tables(self) -> list[Table | str]:
-        """The report as lines and :class:`rooflax._tables.Table` values, in reading order."""
+        """The report as lines and :class:`rooflax.answers.tables.Table` values, in reading order."""
         what = "long frame, one row per op" if self.kind == "ops" else "summary frame, one row per configuration"
         items: list[Table | str] = [f"{self.source}: {self.rows:,} rows ({what})"]
         if self.spec:
@@ -249,7 +249,7 @@ def _span(row: dict) -> str:
 def _bounds(lf: pl.LazyFrame) -> pl.DataFrame:
     """Rows and bound shares per phase and group, in one streamed aggregation.
 
-    A ``bound`` that is null or not one of :data:`rooflax.frames.BOUNDS` counts as unknown.
+    A ``bound`` that is null or not one of :data:`rooflax.data.frames.BOUNDS` counts as unknown.
     """
     dtype = lf.collect_schema().get("bound")
     if dtype is None or not (dtype.is_(pl.Null) or dtype.is_numeric() or dtype == pl.String
@@ -388,7 +388,7 @@ def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
         if given is None:
             notes.append("pass spec= for the crossovers" + (" and model totals" if kind == "ops" else ""))
     elif isinstance(source, str | os.PathLike) and not isinstance(source, bool):
-        from rooflax.scan import check_dataset
+        from rooflax.data.scan import check_dataset
 
         info = check_dataset(source)
         meta = info.metadata

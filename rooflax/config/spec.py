@@ -46,13 +46,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rooflax._files import read_text
-from rooflax.dtypes import DTYPES, DtypePolicy, get_dtype
+from rooflax.config._files import read_text
+from rooflax.config.dtypes import DTYPES, DtypePolicy, get_dtype
+from rooflax.config.hardware import HARDWARE, Hardware, get_hardware
+from rooflax.config.models import MODELS, Model, get_model
+from rooflax.cost.ops import PHASES, OpDef, layer_ops
+from rooflax.cost.trees import check_tree, tree_pairs
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
-from rooflax.hardware import HARDWARE, Hardware, get_hardware
-from rooflax.models import MODELS, Model, get_model
-from rooflax.ops import PHASES, OpDef, layer_ops
-from rooflax.trees import check_tree, tree_pairs
 
 __all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
 
@@ -316,7 +316,7 @@ class SweepSpec:
         return tuple(itertools.product(self.tp, self.pp, self.ep))
 
     def ops_for(self, model: Model, layout: tuple[int, int, int] = (1, 1, 1)) -> tuple[OpDef, ...]:
-        """The ops of ``model``'s rows under ``layout`` (:func:`rooflax.ops.layer_ops`)."""
+        """The ops of ``model``'s rows under ``layout`` (:func:`rooflax.cost.ops.layer_ops`)."""
         return layer_ops(gated_mlp=model.gated_mlp, fused_attention=self.fused_attention, moe=model.experts > 0,
                          dense_mlp=model.experts == 0 or model.shared_experts > 0,
                          comm=tuple(name for name, degree in zip(PARALLEL, layout, strict=True) if degree > 1))

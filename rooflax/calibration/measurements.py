@@ -10,8 +10,8 @@ read with every parquet file under it.
 Per row:
 
 ``hardware``
-    the preset the table's ``device`` string names (:func:`rooflax.hardware.preset_for_kind`, e.g. ``NVIDIA H100 80GB
-    HBM3`` → ``h100-sxm``), or the ``hardware`` given to the reader.
+    the preset the table's ``device`` string names (:func:`rooflax.config.hardware.preset_for_kind`, e.g. ``NVIDIA H100
+    80GB HBM3`` → ``h100-sxm``), or the ``hardware`` given to the reader.
 ``kind``
     ``gemm``, ``attention_prefill``, ``attention_decode``, ``all_reduce``, ``all_gather``,
     ``alltoall``, ``reduce_scatter``, ``moe``, or the op name ``rooflax validate`` timed.
@@ -45,8 +45,8 @@ from pathlib import Path
 
 import polars as pl
 
+from rooflax.config.hardware import HARDWARE, preset_for_kind
 from rooflax.errors import SpecError, unknown_name
-from rooflax.hardware import HARDWARE, preset_for_kind
 
 __all__ = ["KINDS", "MEASUREMENT_SCHEMA", "fastest_kernels", "read_measurements"]
 
@@ -96,7 +96,7 @@ def read_measurements(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
         paths: parquet files (aiconfigurator tables, ``rooflax validate -o`` results) or
             folders to read every ``*.parquet`` under.
         hardware: the preset (or any name) every row was measured on; by default each
-            table's ``device`` string names its preset (:func:`rooflax.hardware.preset_for_kind`).
+            table's ``device`` string names its preset (:func:`rooflax.config.hardware.preset_for_kind`).
 
     Returns:
         A frame with the columns of :data:`MEASUREMENT_SCHEMA`, sorted by hardware, kind and shape.

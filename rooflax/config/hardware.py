@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rooflax._files import read_text
+from rooflax.config._files import read_text
+from rooflax.cost.ops import GROUPS
 from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
-from rooflax.ops import GROUPS
 
 __all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
            "preset_for_kind"]

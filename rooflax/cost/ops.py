@@ -1,6 +1,6 @@
 """What each operation of a decoder layer costs: the counting contract of DESIGN.md.
 
-A configuration is a :class:`rooflax.shape.Shape`; :func:`make_step` (the one place
+A configuration is a :class:`rooflax.cost.shape.Shape`; :func:`make_step` (the one place
 this happens) turns it into a :class:`Step`, the symbols below, and :func:`op_costs`
 prices every op of the step's layer. Every function here is plain arithmetic, so it
 runs unchanged on Python numbers (exact integers), numpy arrays and traced jnp scalars
@@ -59,8 +59,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from rooflax.achieved import Gemm, ceil_div, floor_div
-from rooflax.shape import PHASES, Shape
+from rooflax.cost.achieved import Gemm, ceil_div, floor_div
+from rooflax.cost.shape import PHASES, Shape
 
 __all__ = [
     "GROUPS", "LM_HEAD", "OP_NAMES", "PHASES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step",

@@ -47,16 +47,17 @@ from pathlib import Path
 
 import polars as pl
 
-from rooflax import _output, engine
-from rooflax._atomic import atomic_write
-from rooflax._files import read_text
 from rooflax._version import __version__
-from rooflax.distributed import Cluster, connect, run_sweep
+from rooflax.config._files import read_text
+from rooflax.config.spec import SweepSpec
+from rooflax.data import _output
+from rooflax.data._atomic import atomic_write
+from rooflax.data.frames import chunk_frame, column_units, resolve_spec
+from rooflax.data.progress import Progress, format_duration, si
+from rooflax.data.scan import MANIFEST, PART, PREFIX, SHA256, UNSEALED, damage, dataset_metadata, part_name, seal
+from rooflax.engine import vectorized as engine
+from rooflax.engine.distributed import Cluster, connect, run_sweep
 from rooflax.errors import SpecError, boolean, unknown_name
-from rooflax.frames import chunk_frame, column_units, resolve_spec
-from rooflax.progress import Progress, format_duration, si
-from rooflax.scan import MANIFEST, PART, PREFIX, SHA256, UNSEALED, damage, dataset_metadata, part_name, seal
-from rooflax.spec import SweepSpec
 
 __all__ = ["dataset_metadata", "sweep_to_parquet"]
 
@@ -78,7 +79,7 @@ def _run_metadata(spec: SweepSpec, summary: bool, chunk_size: int, command: str 
 
 def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str, str]:
     """One part's metadata: the run's, then its own rows' model, hardware and dtype, index and row count, and
-    room for its checksum (:func:`rooflax.scan.seal`)."""
+    room for its checksum (:func:`rooflax.data.scan.seal`)."""
     task = chunk.task
     own = {"model": task.model.to_dict(), "hardware": task.hardware.to_dict(), "dtype": task.dtype.to_dict(),
            "part": task.index, "parts": parts, "rows": chunk.rows}
@@ -245,8 +246,8 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
             holding files rooflax did not write is never replaced, nor an ``OUT.partial``
             without rooflax's run manifest, nor an ``OUT.old`` rooflax did not mark.
         chunk_size: most grid points per part file (None: with ``resume``, the interrupted
-            run's; else :data:`rooflax.engine.DEFAULT_CHUNK_SIZE`, or
-            :data:`~rooflax.engine.DEFAULT_SUMMARY_CHUNK_SIZE` for a summary).
+            run's; else :data:`rooflax.engine.vectorized.DEFAULT_CHUNK_SIZE`, or
+            :data:`~rooflax.engine.vectorized.DEFAULT_SUMMARY_CHUNK_SIZE` for a summary).
         compression: parquet codec (``lz4``, ``zstd``, ``snappy``, ``uncompressed``, ...).
         statistics: write min/max/null-count statistics per row group (lets scans skip
             row groups on filters; turning them off writes about 1.35× faster).

@@ -6,7 +6,7 @@ Per op: ``intensity = flops / bytes``; ``attainable = min(peak, bandwidth · int
 float64's range for every accelerator :mod:`rooflax.hardware` accepts), so a row's
 ``bound`` agrees with its ``intensity`` column and the ridge every chart and table shows.
 
-Collectives (ops with :attr:`~rooflax.ops.OpDef.hops`) run under the third roof, the
+Collectives (ops with :attr:`~rooflax.cost.ops.OpDef.hops`) run under the third roof, the
 interconnect: ``time = bytes / interconnect + hops · latency``, bound ``network``.
 
 Per configuration and phase (DESIGN.md, "Model totals"): ``L · Σ layer ops + lm_head``
@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
-from rooflax.achieved import achieved_time
-from rooflax.models import parameter_count
-from rooflax.ops import GROUPS, LM_HEAD, PP_SEND, OpDef, Step
+from rooflax.config.models import parameter_count
+from rooflax.cost.achieved import achieved_time
+from rooflax.cost.ops import GROUPS, LM_HEAD, PP_SEND, OpDef, Step
 
 if TYPE_CHECKING:
-    from rooflax.dtypes import DtypePolicy
-    from rooflax.hardware import Hardware
+    from rooflax.config.dtypes import DtypePolicy
+    from rooflax.config.hardware import Hardware
 
 __all__ = ["Roof", "activation_bytes", "attainable", "device_weight_bytes", "intensity", "is_compute_bound",
            "kv_cache_bytes", "model_totals", "network_time", "op_achieved_time", "op_time", "step_totals"]
@@ -72,7 +72,7 @@ class Roof:
     interconnect: Num = 0.0  # bytes/s over the GPU-to-GPU link, one way
     inv_interconnect: Num = 0.0
     latency: Num = 0.0  # seconds per hop of a collective
-    # below the roof (rooflax.achieved), one entry per op group of rooflax.ops.GROUPS:
+    # below the roof (rooflax.achieved), one entry per op group of rooflax.cost.ops.GROUPS:
     overhead_s: Num = ()  # kernel_overhead_s
     seconds_per_flop: Num = ()  # 1 / (peak · compute_efficiency)
     seconds_per_byte: Num = ()  # 1 / (bandwidth · bandwidth_efficiency)
@@ -102,7 +102,7 @@ def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof,
                      latency_s: Num = None) -> Num:
     """Predicted seconds of ``op`` on a real device, with the terms of the op's group.
 
-    A product or an elementwise op: :func:`rooflax.achieved.achieved_time`. A collective
+    A product or an elementwise op: :func:`rooflax.cost.achieved.achieved_time`. A collective
     (``op.hops``): the kernel overhead plus its ideal time on the interconnect (bytes over
     the link, one latency a hop); no link efficiency is modelled. ``latency_s``: the hops'
     latency in seconds when the caller has it (the engine computes it on the host).

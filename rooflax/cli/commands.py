@@ -12,9 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rooflax import distributed, engine
-from rooflax._atomic import output_file, outside_datasets, write_output
-from rooflax.dataset import COMPRESSIONS
+from rooflax.data._atomic import output_file, outside_datasets, write_output
+from rooflax.data.dataset import COMPRESSIONS
+from rooflax.engine import distributed
+from rooflax.engine import vectorized as engine
 from rooflax.errors import RooflaxError, SpecError, close_matches
 
 __all__ = ["main"]
@@ -32,9 +33,9 @@ def _agg():
 
 def _read_dataset(path: str, where: str | None):
     """A checked dataset (folder or part file) as a LazyFrame, filtered, with its accelerators and models."""
-    from rooflax.hardware import Hardware
-    from rooflax.models import Model
-    from rooflax.scan import check_dataset
+    from rooflax.config.hardware import Hardware
+    from rooflax.config.models import Model
+    from rooflax.data.scan import check_dataset
 
     info = check_dataset(path)
     meta = info.metadata
@@ -98,8 +99,8 @@ def _filter(lf, where: str | None):
 
 
 def _cmd_check(args) -> int:
-    from rooflax.report import spec_line
-    from rooflax.scan import check_dataset
+    from rooflax.answers.report import spec_line
+    from rooflax.data.scan import check_dataset
 
     info = check_dataset(args.dataset, deep=args.deep)
     meta = info.metadata
@@ -115,7 +116,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from rooflax.dataset import sweep_to_parquet
+    from rooflax.data.dataset import sweep_to_parquet
 
     spec = _spec(args)
     chart = plan = None
@@ -150,8 +151,8 @@ def _cmd_sweep(args) -> int:
 
 def _show_report(dataset) -> None:
     """Print what a dataset holds (rooflax.describe): rich tables on a terminal, plain text otherwise."""
-    from rooflax._tables import show
-    from rooflax.report import describe
+    from rooflax.answers.report import describe
+    from rooflax.answers.tables import show
 
     show(describe(dataset).tables())
 
@@ -223,7 +224,7 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_hardware(args) -> int:
-    from rooflax.hardware import HARDWARE, PEAK_DTYPES
+    from rooflax.config.hardware import HARDWARE, PEAK_DTYPES
 
     header = f"{'name':<16}{'label':<17}" + "".join(f"{d + ' TF/s':>11}" for d in PEAK_DTYPES)
     print(header + f"{'GB/s':>8}{'GB':>6}{'ridge fp16':>12}")
@@ -241,7 +242,7 @@ def _cmd_hardware(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from rooflax.models import MODELS
+    from rooflax.config.models import MODELS
 
     print(f"{'name':<19}{'label':<19}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
           f"{'inter':>7}{'vocab':>8}{'params':>9}")
@@ -289,7 +290,7 @@ def _spec_keys(args) -> dict:
 
 def _spec(args):
     """The spec of a command: its SPEC file (or the reference axes) with the flags' keys in place."""
-    from rooflax.frames import resolve_spec
+    from rooflax.data.frames import resolve_spec
 
     return resolve_spec(args.spec, _spec_keys(args), reference_axes=True)
 
@@ -322,7 +323,7 @@ def _write_table(df, output: Path | None, *, quiet: bool) -> None:
 
 
 def _cmd_crossover(args) -> int:
-    from rooflax.crossover import crossover, crossover_table
+    from rooflax.answers.crossover import crossover, crossover_table
 
     output = _table_output(args)
     df = crossover(_spec(args), along=args.along)
@@ -337,7 +338,7 @@ def _acceptance(args) -> dict | None:
     """The acceptance model of ``--alpha`` or ``--acceptance FILE|PRESET`` (a TOML table or a name), or None."""
     import tomllib
 
-    from rooflax._files import read_text
+    from rooflax.config._files import read_text
 
     if args.alpha is not None and args.acceptance is not None:
         raise SpecError("--alpha: give --alpha or --acceptance, not both")
@@ -356,7 +357,15 @@ def _acceptance(args) -> dict | None:
 
 
 def _cmd_speculate(args) -> int:
-    from rooflax.speculate import CELL, best_k, check_map_spec, choices, speculate, speculation_table, unfit_cells
+    from rooflax.answers.speculate import (
+        CELL,
+        best_k,
+        check_map_spec,
+        choices,
+        speculate,
+        speculation_table,
+        unfit_cells,
+    )
 
     plot = getattr(args, "plot", None)
     if args.overwrite and not plot and args.output is None:
@@ -398,8 +407,8 @@ def _cmd_speculate(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from rooflax._tables import show
-    from rooflax.compare import compare, compare_table
+    from rooflax.answers.compare import compare, compare_table
+    from rooflax.answers.tables import show
 
     output = _table_output(args)
     df = compare(args.a, args.b, args.spec, **_spec_keys(args))
@@ -410,7 +419,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from rooflax.export import export_dataset
+    from rooflax.data.export import export_dataset
 
     rows = export_dataset(args.dataset, args.output, overwrite=args.overwrite)
     if not args.quiet:
@@ -602,7 +611,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from rooflax._tables import ascii_fallback
+    from rooflax.answers.tables import ascii_fallback
 
     for stream in (sys.stdout, sys.stderr):  # every line printed goes through these
         ascii_fallback(stream)
@@ -619,7 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "dataset", None) is None:
             return args.run(args)
-        from rooflax.scan import reading
+        from rooflax.data.scan import reading
 
         with reading(args.dataset):  # a damaged part met while reading rows: one line naming it
             return args.run(args)
