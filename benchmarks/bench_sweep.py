@@ -28,7 +28,7 @@ import polars as pl
 
 import rooflax
 from rooflax.cost.ops import GROUPS, OP_NAMES, make_step, op_costs
-from rooflax.cost.roofline import Roof, attainable, intensity, is_compute_bound, op_achieved_time, op_time
+from rooflax.cost.roofline import BOUNDS, Roof, op_achieved_time, op_row
 from rooflax.cost.shape import Shape
 from rooflax.data.frames import BOUND, GROUP, OP, PHASE, schemas
 
@@ -52,7 +52,7 @@ def best_of(fn, runs: int) -> float:
 def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
     """What per-configuration tools do: a Python loop over the same formulas, rows into lists."""
     model, hw, dt = spec.models[0], spec.hardware[0], spec.dtypes[0]
-    peak, bw, roof = hw.peak(dt.compute), hw.bandwidth_bytes_per_s, Roof.of(hw, dt)
+    roof = Roof.of(hw, dt)
     rows = {k: [] for k in ("batch", "seq_len", "phase", "op", "flops", "bytes", "intensity", "attainable_flops",
                             "time_s", "achieved_time_s", "achieved_flops", "bound")}
     start = time.perf_counter()
@@ -64,13 +64,12 @@ def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
                     break
                 step = make_step(Shape.of(model, dt, phase=phase, batch=b, seq_len=s))
                 for op, f, by in op_costs(step):
-                    achieved = op_achieved_time(op, step, f, by, roof)
+                    row = op_row(op, step, f, by, roof)
                     for key, value in (("batch", b), ("seq_len", s), ("phase", phase), ("op", op.name),
-                                       ("flops", f), ("bytes", by), ("intensity", intensity(f, by)),
-                                       ("attainable_flops", attainable(f, by, peak, bw)),
-                                       ("time_s", op_time(f, by, peak, bw)), ("achieved_time_s", achieved),
-                                       ("achieved_flops", f / achieved),
-                                       ("bound", "compute" if is_compute_bound(f, by, peak / bw) else "memory")):
+                                       ("flops", f), ("bytes", by), ("intensity", row.intensity),
+                                       ("attainable_flops", row.attainable_flops), ("time_s", row.time_s),
+                                       ("achieved_time_s", row.achieved_time_s),
+                                       ("achieved_flops", row.achieved_flops), ("bound", BOUNDS[row.bound])):
                         rows[key].append(value)
                 done += 1
     frame = pl.DataFrame(rows)
@@ -93,8 +92,7 @@ def numpy_broadcast(spec: rooflax.SweepSpec) -> pl.DataFrame:
         ops = [c[0] for c in costs]
         flops = np.stack([np.broadcast_to(c[1], grid) for c in costs], axis=-1).reshape(-1)
         bytes_ = np.stack([np.broadcast_to(c[2], grid) for c in costs], axis=-1).reshape(-1)
-        achieved = np.stack([np.broadcast_to(op_achieved_time(op, step, f, by, roof, minimum=np.minimum,
-                                                              maximum=np.maximum), grid)
+        achieved = np.stack([np.broadcast_to(op_achieved_time(op, step, f, by, roof, xp=np), grid)
                              for op, f, by in costs], axis=-1).reshape(-1)
         n, n_ops = flops.size, len(ops)
         batch = np.broadcast_to(np.asarray(spec.batch)[:, None], grid).reshape(-1)

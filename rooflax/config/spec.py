@@ -51,6 +51,7 @@ from rooflax.config.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.config.hardware import HARDWARE, Hardware, get_hardware
 from rooflax.config.models import MODELS, Model, get_model
 from rooflax.cost.ops import PHASES, OpDef, layer_ops
+from rooflax.cost.shape import op_flags
 from rooflax.cost.trees import check_tree, tree_pairs
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
 
@@ -316,10 +317,10 @@ class SweepSpec:
         return tuple(itertools.product(self.tp, self.pp, self.ep))
 
     def ops_for(self, model: Model, layout: tuple[int, int, int] = (1, 1, 1)) -> tuple[OpDef, ...]:
-        """The ops of ``model``'s rows under ``layout`` (:func:`rooflax.cost.ops.layer_ops`)."""
-        return layer_ops(gated_mlp=model.gated_mlp, fused_attention=self.fused_attention, moe=model.experts > 0,
-                         dense_mlp=model.experts == 0 or model.shared_experts > 0,
-                         comm=tuple(name for name, degree in zip(PARALLEL, layout, strict=True) if degree > 1))
+        """The ops of ``model``'s rows under ``layout`` (:func:`rooflax.cost.ops.layer_ops` of its
+        :func:`~rooflax.cost.shape.op_flags`)."""
+        tp, pp, ep = layout
+        return layer_ops(**op_flags(model, fused_attention=self.fused_attention, tp=tp, pp=pp, ep=ep))
 
     def hidden_for(self, model: Model) -> tuple[int, ...]:
         """The hidden sizes swept for ``model``."""

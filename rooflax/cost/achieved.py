@@ -36,21 +36,41 @@ example, decode ``qkv_proj`` of Llama-13B at batch 1 on the A40 preset (``M = 1`
 Source of the quantization model: NVIDIA, *Matrix Multiplication Background User's Guide*
 (DU-09799-001, 2023), §3.1 "Tile Quantization" and §3.2 "Wave Quantization".
 
-All functions are plain arithmetic on Python numbers or jnp arrays (``maximum`` picks
-``max`` or ``jnp.maximum``), so they run under ``jax.vmap`` unchanged.
+All functions are plain arithmetic on Python numbers or jnp arrays, so they run under
+``jax.vmap`` unchanged; one numeric-backend argument, ``xp``, names the array namespace whose
+``minimum``, ``maximum`` and ``where`` they use: :data:`pymath` (the default: builtins on
+Python numbers, exact on integers), ``numpy`` or ``jax.numpy``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["MIN_TILE_M", "Gemm", "achieved_time", "ceil_div", "floor_div", "quantized_flops"]
+__all__ = ["MIN_TILE_M", "Gemm", "achieved_time", "ceil_div", "floor_div", "pymath", "quantized_flops"]
 
 Num = Any
+
+
+class _PyMath:
+    """The numeric backend of Python numbers: the array-namespace names the cost layer uses, as builtins."""
+
+    __slots__ = ()
+    minimum = staticmethod(min)
+    maximum = staticmethod(max)
+
+    @staticmethod
+    def where(condition: Num, x: Num, y: Num) -> Num:
+        """``x`` where ``condition`` holds, else ``y`` (``jnp.where`` on one Python value)."""
+        return x if condition else y
+
+
+#: The ``xp`` of Python numbers (what :func:`rooflax.evaluate` computes with); ``numpy`` and
+#: ``jax.numpy`` are the backends of arrays.
+pymath = _PyMath()
 
 
 class Gemm(NamedTuple):
@@ -93,8 +113,7 @@ def floor_div(x: Num, y: Num) -> Num:
 MIN_TILE_M = 16
 
 
-def quantized_flops(g: Gemm, *, sm_count: Num, tile_m: Num, tile_n: Num, tile_k: Num, minimum: Callable = min,
-                    maximum: Callable = max) -> Num:
+def quantized_flops(g: Gemm, *, sm_count: Num, tile_m: Num, tile_n: Num, tile_k: Num, xp: Any = pymath) -> Num:
     """FLOPs the device spends on ``g``: whole waves of whole tiles (tile and wave quantization).
 
     Output tiles of ``tm × tile_n`` step through K by ``tile_k``; ``tm`` is ``tile_m``, or for a
@@ -113,17 +132,17 @@ def quantized_flops(g: Gemm, *, sm_count: Num, tile_m: Num, tile_n: Num, tile_k:
     >>> quantized_flops(Gemm(1, 128, 128 * 85, 32), sm_count=84, tile_m=128, tile_n=128, tile_k=32)
     176160768
     """
-    tm = minimum(tile_m, ceil_div(g.m, MIN_TILE_M) * MIN_TILE_M)
+    tm = xp.minimum(tile_m, ceil_div(g.m, MIN_TILE_M) * MIN_TILE_M)
     tiles = g.count * ceil_div(g.m, tm) * ceil_div(g.n, tile_n)
     steps = ceil_div(g.k, tile_k)
-    splits = minimum(maximum(floor_div(sm_count, tiles), 1), steps)
+    splits = xp.minimum(xp.maximum(floor_div(sm_count, tiles), 1), steps)
     units = tiles * splits
     return ceil_div(units, sm_count) * sm_count * 2 * tm * tile_n * ceil_div(steps, splits) * tile_k
 
 
 def achieved_time(flops: Num, bytes_: Num, gemms: Sequence[Gemm], *, seconds_per_flop: Num, seconds_per_byte: Num,
                   kernel_overhead_s: Num, sm_count: Num, tile_m: Num, tile_n: Num, tile_k: Num,
-                  minimum: Callable = min, maximum: Callable = max) -> Num:
+                  xp: Any = pymath) -> Num:
     """Predicted seconds of one op (module docstring): overhead plus the slower of compute and memory.
 
     Args:
@@ -133,8 +152,8 @@ def achieved_time(flops: Num, bytes_: Num, gemms: Sequence[Gemm], *, seconds_per
         seconds_per_flop: ``1 / (peak · compute_efficiency)``.
         seconds_per_byte: ``1 / (bandwidth · bandwidth_efficiency)``.
         kernel_overhead_s, sm_count, tile_m, tile_n, tile_k: the hardware's fields.
-        minimum, maximum: ``min`` and ``max`` for Python numbers, ``jnp.minimum`` and
-            ``jnp.maximum`` for arrays.
+        xp: the numeric backend (:data:`pymath` for Python numbers, ``numpy`` or
+            ``jax.numpy`` for arrays).
 
     Reciprocals are taken once on the host and multiplied here: the engine's results must
     not depend on how XLA compiles a division for one device or several.
@@ -145,7 +164,7 @@ def achieved_time(flops: Num, bytes_: Num, gemms: Sequence[Gemm], *, seconds_per
     """
     compute = flops
     if gemms:
-        spent = sum(quantized_flops(g, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k,
-                                    minimum=minimum, maximum=maximum) for g in gemms)
-        compute = maximum(compute, spent)
-    return kernel_overhead_s + maximum(compute * seconds_per_flop, bytes_ * seconds_per_byte)
+        spent = sum(quantized_flops(g, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k, xp=xp)
+                    for g in gemms)
+        compute = xp.maximum(compute, spent)
+    return kernel_overhead_s + xp.maximum(compute * seconds_per_flop, bytes_ * seconds_per_byte)

@@ -116,7 +116,7 @@ def medusa_times(step: HeadStep, roof: Roof) -> tuple[Num, Num]:
     for op in MEDUSA_OPS:
         flops, bytes_ = op.cost(step)
         ideal = ideal + np.maximum(flops / roof.peak, bytes_ / roof.bandwidth)
-        achieved = achieved + op_achieved_time(op, step, flops, bytes_, roof, minimum=np.minimum, maximum=np.maximum)
+        achieved = achieved + op_achieved_time(op, step, flops, bytes_, roof, xp=np)
     return np.where(used, ideal, 0.0), np.where(used, achieved, 0.0)
 
 

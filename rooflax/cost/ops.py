@@ -35,7 +35,8 @@ Collectives are ops of the ``comm`` group with no FLOPs whose bytes cross the
 interconnect: a ring all-reduce over ``p`` devices sends ``2(p−1)/p`` of the message
 and waits ``2(p−1)`` link latencies; an all-to-all sends ``(p−1)/p`` of its message and
 waits ``p−1`` latencies; a pipeline send moves the message once, one latency. Each
-op's :attr:`OpDef.hops` gives its latency count.
+op's :attr:`OpDef.hops` gives its latency count; an op is a collective exactly when it has
+``hops`` (:attr:`OpDef.collective`), and then its group is ``comm``.
 
 Mixture of experts: ``router`` (``h → E``) and the routed experts' ``expert_gate``,
 ``expert_up``, ``expert_silu_mul`` and ``expert_down`` take the place of the dense MLP
@@ -60,7 +61,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from rooflax.cost.achieved import Gemm, ceil_div, floor_div
-from rooflax.cost.shape import PHASES, Shape
+from rooflax.cost.shape import OP_FLAGS, PHASES, Shape
 
 __all__ = [
     "GROUPS", "LM_HEAD", "OP_NAMES", "PHASES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step",
@@ -382,6 +383,16 @@ class OpDef:
     only: str | None = None  # only when this holds: "moe", "dense_mlp", or a degree above 1 ("tp", "pp", "ep")
     hops: Callable[[Step], Num] | None = None  # a collective: link latencies it waits; bytes cross the interconnect
 
+    def __post_init__(self) -> None:
+        if (self.group == "comm") != self.collective:
+            raise ValueError(f"op {self.name!r}: a collective (one with hops) is exactly an op of the 'comm' group, "
+                             f"got group {self.group!r} with hops {self.hops!r}")
+
+    @property
+    def collective(self) -> bool:
+        """Whether the op is a collective: its bytes cross the interconnect, under the network roof."""
+        return self.hops is not None
+
 
 _LAYER_OPS = (
     OpDef("attn_norm", "elementwise", rms_norm),
@@ -436,7 +447,5 @@ def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: boo
 
 
 def op_costs(step: Step) -> tuple[tuple[OpDef, Num, Num], ...]:
-    """``(op, flops, bytes)`` for every op of the step (:func:`layer_ops`), in frame order."""
-    return tuple((op, *op.cost(step)) for op in layer_ops(
-        gated_mlp=step.gated_mlp, fused_attention=step.fused_attention, moe=step.moe, dense_mlp=step.dense_mlp,
-        comm=step.comm))
+    """``(op, flops, bytes)`` for every op of the step (:func:`layer_ops` of its op-set flags), in frame order."""
+    return tuple((op, *op.cost(step)) for op in layer_ops(**{name: getattr(step, name) for name in OP_FLAGS}))

@@ -6,8 +6,10 @@ Per op: ``intensity = flops / bytes``; ``attainable = min(peak, bandwidth · int
 float64's range for every accelerator :mod:`rooflax.hardware` accepts), so a row's
 ``bound`` agrees with its ``intensity`` column and the ridge every chart and table shows.
 
-Collectives (ops with :attr:`~rooflax.cost.ops.OpDef.hops`) run under the third roof, the
-interconnect: ``time = bytes / interconnect + hops · latency``, bound ``network``.
+Collectives (:attr:`~rooflax.cost.ops.OpDef.collective`) run under the third roof, the
+interconnect: ``time = bytes / interconnect + hops · latency``, bound ``network``. One
+function, :func:`op_row`, prices an op's row (the engine, :func:`rooflax.evaluate` and the
+frames all take it from there), and op costs add as :class:`Cost` values.
 
 Per configuration and phase (DESIGN.md, "Model totals"): ``L · Σ layer ops + lm_head``
 for flops, bytes and time (each op at its own roof); ``tokens_per_s = B·Q / time``
@@ -33,21 +35,22 @@ system's; ``tokens_per_s_per_gpu`` divides it by the ``tp·pp·ep`` devices.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jax
 
 from rooflax.config.models import parameter_count
-from rooflax.cost.achieved import achieved_time
+from rooflax.cost.achieved import achieved_time, pymath
 from rooflax.cost.ops import GROUPS, LM_HEAD, PP_SEND, OpDef, Step
 
 if TYPE_CHECKING:
     from rooflax.config.dtypes import DtypePolicy
     from rooflax.config.hardware import Hardware
 
-__all__ = ["Roof", "activation_bytes", "attainable", "device_weight_bytes", "intensity", "is_compute_bound",
-           "kv_cache_bytes", "model_totals", "network_time", "op_achieved_time", "op_time", "step_totals"]
+__all__ = ["BOUNDS", "Cost", "OpRow", "Roof", "activation_bytes", "attainable", "device_weight_bytes", "intensity",
+           "is_compute_bound", "kv_cache_bytes", "model_totals", "op_achieved_time", "op_row", "step_totals"]
 
 Num = Any
 
@@ -98,23 +101,28 @@ class Roof:
                    tile_k=hardware.tile_k)
 
 
-def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, minimum=min, maximum=max,
+def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
                      latency_s: Num = None) -> Num:
     """Predicted seconds of ``op`` on a real device, with the terms of the op's group.
 
     A product or an elementwise op: :func:`rooflax.cost.achieved.achieved_time`. A collective
-    (``op.hops``): the kernel overhead plus its ideal time on the interconnect (bytes over
-    the link, one latency a hop); no link efficiency is modelled. ``latency_s``: the hops'
-    latency in seconds when the caller has it (the engine computes it on the host).
+    (:attr:`~rooflax.cost.ops.OpDef.collective`): the kernel overhead plus its ideal time on
+    the interconnect (bytes over the link, one latency a hop); no link efficiency is modelled.
+    ``latency_s``: the hops' latency in seconds when the caller has it (the engine computes it
+    on the host); ``xp``: the numeric backend (:data:`~rooflax.cost.achieved.pymath`, ``numpy``
+    or ``jax.numpy``).
     """
     g = GROUPS.index(op.group)
-    if op.hops is not None:
-        latency = op.hops(step) * roof.latency if latency_s is None else latency_s
-        return roof.overhead_s[g] + bytes_ * roof.inv_interconnect + latency
+    if op.collective:
+        return roof.overhead_s[g] + bytes_ * roof.inv_interconnect + _latency(op, step, roof, latency_s)
     return achieved_time(flops, bytes_, op.gemms(step), seconds_per_flop=roof.seconds_per_flop[g],
                          seconds_per_byte=roof.seconds_per_byte[g], kernel_overhead_s=roof.overhead_s[g],
-                         sm_count=roof.sm_count, tile_m=roof.tile_m, tile_n=roof.tile_n, tile_k=roof.tile_k,
-                         minimum=minimum, maximum=maximum)
+                         sm_count=roof.sm_count, tile_m=roof.tile_m, tile_n=roof.tile_n, tile_k=roof.tile_k, xp=xp)
+
+
+def _latency(op: OpDef, step: Step, roof: Roof, latency_s: Num) -> Num:
+    """A collective's link latency in seconds: ``hops · latency``, unless the caller gives it."""
+    return op.hops(step) * roof.latency if latency_s is None else latency_s
 
 
 def intensity(flops: Num, bytes_: Num) -> Num:
@@ -122,14 +130,9 @@ def intensity(flops: Num, bytes_: Num) -> Num:
     return flops / bytes_
 
 
-def attainable(flops: Num, bytes_: Num, peak: Num, bandwidth: Num, minimum=min) -> Num:
-    """Attainable FLOP/s: ``min(peak, bandwidth · intensity)``; pass ``jnp.minimum`` for arrays."""
-    return minimum(peak, bandwidth * (flops / bytes_))
-
-
-def op_time(flops: Num, bytes_: Num, peak: Num, bandwidth: Num, maximum=max) -> Num:
-    """Lower bound on run time in seconds: ``max(flops / peak, bytes / bandwidth)``."""
-    return maximum(flops / peak, bytes_ / bandwidth)
+def attainable(flops: Num, bytes_: Num, peak: Num, bandwidth: Num, *, xp: Any = pymath) -> Num:
+    """Attainable FLOP/s: ``min(peak, bandwidth · intensity)``."""
+    return xp.minimum(peak, bandwidth * (flops / bytes_))
 
 
 def is_compute_bound(flops: Num, bytes_: Num, ridge: Num) -> Num:
@@ -143,9 +146,102 @@ def is_compute_bound(flops: Num, bytes_: Num, ridge: Num) -> Num:
     return intensity(flops, bytes_) >= ridge
 
 
-def network_time(bytes_: Num, hops: Num, roof: Roof) -> Num:
-    """A collective's time: its bytes over the interconnect plus ``hops`` link latencies."""
-    return bytes_ / roof.interconnect + hops * roof.latency
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cost:
+    """What an op (or a sum of ops) costs, adding field by field (as ``jax.experimental.roofline``'s result does).
+
+    ``bytes`` are memory's, ``network_bytes`` the interconnect's (a collective has only
+    those); ``time_s`` and ``achieved_time_s`` are the ideal and predicted seconds. The
+    fields are Python numbers or arrays alike; a sum starts from ``Cost()`` (all zero).
+
+    >>> Cost(flops=2, bytes=3, time_s=1.0) + Cost(network_bytes=5, time_s=0.5)
+    Cost(flops=2, bytes=3, network_bytes=5, time_s=1.5, achieved_time_s=0)
+    """
+
+    flops: Num = 0
+    bytes: Num = 0
+    network_bytes: Num = 0
+    time_s: Num = 0
+    achieved_time_s: Num = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        if not isinstance(other, Cost):
+            return NotImplemented
+        return Cost(flops=self.flops + other.flops, bytes=self.bytes + other.bytes,
+                    network_bytes=self.network_bytes + other.network_bytes, time_s=self.time_s + other.time_s,
+                    achieved_time_s=self.achieved_time_s + other.achieved_time_s)
+
+
+#: The ``bound`` enum: an op row's ``bound`` is an index into it.
+BOUNDS = ("memory", "compute", "network")
+_MEMORY, _COMPUTE, _NETWORK = range(len(BOUNDS))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpRow:
+    """One op's row of the long frame: its counts, its place under the roof and below it.
+
+    ``bound`` is an index into :data:`BOUNDS` (``memory``, ``compute``, ``network``).
+    """
+
+    op: OpDef
+    flops: Num
+    bytes: Num
+    intensity: Num
+    attainable_flops: Num
+    time_s: Num
+    achieved_flops: Num
+    achieved_time_s: Num
+    bound: Num
+
+    @property
+    def cost(self) -> Cost:
+        """The row as a :class:`Cost`: a collective's bytes go to the interconnect."""
+        if self.op.collective:
+            return Cost(flops=self.flops, network_bytes=self.bytes, time_s=self.time_s,
+                        achieved_time_s=self.achieved_time_s)
+        return Cost(flops=self.flops, bytes=self.bytes, time_s=self.time_s, achieved_time_s=self.achieved_time_s)
+
+
+def op_row(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
+           latency_s: Num = None) -> OpRow:
+    """The one place an op's row is priced: the engine, :func:`rooflax.evaluate` and the frames all use it.
+
+    An op runs under the memory roof: ``time = max(flops / peak, bytes / bandwidth)``, bound
+    ``compute`` where ``intensity ≥ ridge``, else ``memory``. A collective
+    (:attr:`~rooflax.cost.ops.OpDef.collective`) runs under the interconnect:
+    ``time = bytes / interconnect + hops · latency``, bound ``network``. Divisions by the roof
+    are products with its reciprocals (:class:`Roof`), so every caller gets the same bits.
+
+    Args:
+        op, step: the op and the step it runs in.
+        flops, bytes_: the op's counts (:func:`rooflax.cost.ops.op_costs`).
+        roof: the ceilings (:meth:`Roof.of`).
+        xp: the numeric backend: :data:`~rooflax.cost.achieved.pymath` for Python numbers,
+            ``numpy`` or ``jax.numpy`` for arrays.
+        latency_s: a collective's link latency in seconds when the caller has it (the engine
+            multiplies it on the host); by default ``op.hops(step) · roof.latency``.
+
+    >>> from rooflax import get_dtype, get_hardware, get_model
+    >>> from rooflax.cost.ops import make_step, op_costs
+    >>> from rooflax.cost.shape import Shape
+    >>> step = make_step(Shape.of(get_model("llama-13b"), get_dtype("fp16"), phase="decode", batch=1, seq_len=2048))
+    >>> op, flops, bytes_ = op_costs(step)[1]
+    >>> row = op_row(op, step, flops, bytes_, Roof.of(get_hardware("a40"), get_dtype("fp16")))
+    >>> op.name, row.flops, BOUNDS[row.bound]
+    ('qkv_proj', 157286400, 'memory')
+    """
+    achieved = op_achieved_time(op, step, flops, bytes_, roof, xp=xp, latency_s=latency_s)
+    if op.collective:
+        time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_interconnect) + _latency(op, step, roof, latency_s)
+        bandwidth, bound = roof.interconnect, _NETWORK
+    else:
+        time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_bandwidth)
+        bandwidth = roof.bandwidth
+        bound = xp.where(is_compute_bound(flops, bytes_, roof.ridge), _COMPUTE, _MEMORY)
+    return OpRow(op=op, flops=flops, bytes=bytes_, intensity=intensity(flops, bytes_),
+                 attainable_flops=attainable(flops, bytes_, roof.peak, bandwidth, xp=xp), time_s=time_s,
+                 achieved_flops=flops / achieved, achieved_time_s=achieved, bound=bound)
 
 
 def device_weight_bytes(s: Step) -> Num:
@@ -164,7 +260,7 @@ def kv_cache_bytes(s: Step) -> Num:
     return s.k * 2 * s.kv_heads * s.head_dim * s.layers * s.batch * s.seq_len
 
 
-def activation_bytes(s: Step, maximum=max) -> Num:
+def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
     """Peak live activations of one layer (layers run one after another), in bytes.
 
     The largest of: the residual stream plus the QKV output, ``M·(h + (H+2G)d)``; the
@@ -182,25 +278,22 @@ def activation_bytes(s: Step, maximum=max) -> Num:
         attn = m * h + 2 * s.batch * s.heads * s.pairs
     mlp = m * (h + (3 if s.gated_mlp else 2) * s.intermediate)
     if s.moe:
-        mlp = maximum(mlp, m * h + s.routed * (h + 3 * s.expert_width))
+        mlp = xp.maximum(mlp, m * h + s.routed * (h + 3 * s.expert_width))
     logits = s.logits_tokens * s.vocab
-    return s.a * maximum(maximum(qkv, attn), maximum(mlp, logits))
+    return s.a * xp.maximum(xp.maximum(qkv, attn), xp.maximum(mlp, logits))
 
 
-def model_totals(s: Step, *, layer: tuple[Num, Num, Num, Num], head: tuple[Num, Num, Num, Num],
-                 memory_capacity: Num, maximum=max, network_bytes: Num = 0,
-                 send: tuple[Num, Num, Num] | None = None) -> dict:
+def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: Any = pymath,
+                 send: Cost | None = None) -> dict:
     """Totals of one configuration and phase (DESIGN.md, "Model totals"; pipeline rules above).
 
     Args:
         s: the step (its ``layers``, layout and structure included).
-        layer: one layer's flops, memory bytes, time and achieved time (every op's,
-            collectives included), each summed.
-        head: the flops, bytes, time and achieved time of ``lm_head`` (once per model).
+        layer: one layer's cost, every op's (collectives included) summed.
+        head: the cost of ``lm_head`` (once per model).
         memory_capacity: device memory in bytes, for ``fits_in_memory``.
-        maximum: ``max`` for Python numbers, ``jnp.maximum`` for arrays.
-        network_bytes: the bytes one layer's collectives put on the interconnect.
-        send: the interconnect bytes and time of ``pp_send``, with pipeline stages.
+        xp: the numeric backend (:data:`~rooflax.cost.achieved.pymath`, ``numpy`` or ``jax.numpy``).
+        send: the cost of ``pp_send``, with pipeline stages.
 
     Returns:
         ``flops``, ``bytes``, ``network_bytes``, ``intensity``, ``time_s`` (latency),
@@ -209,18 +302,19 @@ def model_totals(s: Step, *, layer: tuple[Num, Num, Num, Num], head: tuple[Num, 
         and per device ``weight_bytes`` (``w`` × parameters held), ``kv_cache_bytes``,
         ``activation_bytes``, ``memory_bytes`` (their sum) and ``fits_in_memory``.
     """
-    flops, bytes_, time_s, achieved_s = (s.layers * part + whole for part, whole in zip(layer, head, strict=True))
-    network = s.layers * network_bytes
+    flops, bytes_ = s.layers * layer.flops + head.flops, s.layers * layer.bytes + head.bytes
+    time_s, achieved_s = s.layers * layer.time_s + head.time_s, s.layers * layer.achieved_time_s + head.achieved_time_s
+    network = s.layers * layer.network_bytes
     stage_s, achieved_stage_s = time_s, achieved_s
     if send is not None:
-        network = network + (s.pp - 1) * send[0]
-        stage_s = s.stage_layers * layer[2] + head[2] + send[1]
-        achieved_stage_s = s.stage_layers * layer[3] + head[3] + send[2]
-        time_s = time_s + (s.pp - 1) * send[1]
-        achieved_s = achieved_s + (s.pp - 1) * send[2]
+        network = network + (s.pp - 1) * send.network_bytes
+        stage_s = s.stage_layers * layer.time_s + head.time_s + send.time_s
+        achieved_stage_s = s.stage_layers * layer.achieved_time_s + head.achieved_time_s + send.achieved_time_s
+        time_s = time_s + (s.pp - 1) * send.time_s
+        achieved_s = achieved_s + (s.pp - 1) * send.achieved_time_s
     weights = device_weight_bytes(s)
     kv = kv_cache_bytes(s)
-    acts = activation_bytes(s, maximum=maximum)
+    acts = activation_bytes(s, xp=xp)
     memory = weights + kv + acts
     tokens_per_s = s.system_tokens / stage_s
     return {"flops": flops, "bytes": bytes_, "network_bytes": network, "intensity": flops / bytes_,
@@ -230,20 +324,15 @@ def model_totals(s: Step, *, layer: tuple[Num, Num, Num, Num], head: tuple[Num, 
             "fits_in_memory": memory <= memory_capacity}
 
 
-def step_totals(s: Step, ops: list[tuple[OpDef, Num, Num, Num, Num]], *, memory_capacity: Num, maximum=max) -> dict:
-    """:func:`model_totals` from every op's ``(op, flops, bytes, time, achieved time)``.
+def step_totals(s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, xp: Any = pymath) -> dict:
+    """:func:`model_totals` from every op's row (:func:`op_row`), in the step's op order.
 
-    The one place that splits a step's ops: the layer's ops (their collectives' bytes go
-    to the interconnect, the others' to memory), ``lm_head`` once per model, and
-    ``pp_send`` between pipeline stages. :func:`rooflax.evaluate` passes Python numbers,
-    the engine traced scalars (summed op by op, in the same order).
+    The one place that splits a step's ops: the layer's ops (their costs summed op by op,
+    in order: a collective's bytes go to the interconnect, the others' to memory),
+    ``lm_head`` once per model, and ``pp_send`` between pipeline stages. :func:`rooflax.evaluate`
+    passes Python numbers, the engine traced scalars.
     """
-    layer = [row for row in ops if row[0].name not in (LM_HEAD.name, PP_SEND.name)]
-    head = next(row for row in ops if row[0].name == LM_HEAD.name)
-    send = next((row for row in ops if row[0].name == PP_SEND.name), None)
-    return model_totals(
-        s, layer=(sum(r[1] for r in layer), sum(r[2] for r in layer if r[0].hops is None),
-                  sum(r[3] for r in layer), sum(r[4] for r in layer)),
-        head=head[1:], memory_capacity=memory_capacity, maximum=maximum,
-        network_bytes=sum(r[2] for r in layer if r[0].hops is not None),
-        send=None if send is None else send[2:])
+    layer = sum((row.cost for row in rows if row.op.name not in (LM_HEAD.name, PP_SEND.name)), Cost())
+    head = next(row.cost for row in rows if row.op.name == LM_HEAD.name)
+    send = next((row.cost for row in rows if row.op.name == PP_SEND.name), None)
+    return model_totals(s, layer=layer, head=head, memory_capacity=memory_capacity, xp=xp, send=send)

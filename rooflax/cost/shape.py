@@ -38,12 +38,32 @@ from rooflax.config.models import Model
 if TYPE_CHECKING:
     from rooflax.config.dtypes import DtypePolicy
 
-__all__ = ["PHASES", "Shape"]
+__all__ = ["OP_FLAGS", "PHASES", "Shape", "op_flags"]
 
 #: Phases, in frame order; a shape holds the index. ``prefill`` is "init" on charts, ``decode`` is "ar".
 PHASES = ("prefill", "decode", "verify")
 
 Num = Any  # a Python number, a numpy array or a jnp array (traced or not)
+
+#: The static fields that choose which ops a layer has (the keywords of :func:`rooflax.cost.ops.layer_ops`),
+#: derived from a model and a layout only by :func:`op_flags`.
+OP_FLAGS = ("gated_mlp", "fused_attention", "moe", "dense_mlp", "comm")
+
+
+def op_flags(model: Model, *, fused_attention: bool, tp: int = 1, pp: int = 1, ep: int = 1) -> dict[str, Any]:
+    """The op-set flags of ``model`` under the layout ``(tp, pp, ep)``, keyed by :data:`OP_FLAGS`.
+
+    ``moe``: routed experts in every layer; ``dense_mlp``: a dense MLP (always, unless a
+    mixture of experts has no shared experts); ``comm``: the degrees above 1, whose
+    collectives exist.
+
+    >>> from rooflax import get_model
+    >>> op_flags(get_model("mixtral-8x7b"), fused_attention=False, tp=2)
+    {'gated_mlp': True, 'fused_attention': False, 'moe': True, 'dense_mlp': False, 'comm': ('tp',)}
+    """
+    return {"gated_mlp": model.gated_mlp, "fused_attention": fused_attention, "moe": model.experts > 0,
+            "dense_mlp": model.experts == 0 or model.shared_experts > 0,
+            "comm": tuple(name for name, degree in (("tp", tp), ("pp", pp), ("ep", ep)) if degree > 1)}
 
 
 def _static(default: bool) -> Any:
@@ -97,7 +117,7 @@ class Shape:
         """The shape of ``model`` at one point in ``phase``; every model field the shape declares is copied.
 
         ``tp``, ``pp`` and ``ep`` are Python integers (the parallel layout of a sweep step):
-        they are leaves, and which of them exceed 1 is the static ``comm``.
+        they are leaves, and which of them exceed 1 is the static ``comm`` (:func:`op_flags`).
 
         >>> from rooflax import get_dtype, get_model
         >>> s = Shape.of(get_model("llama-13b"), get_dtype("fp16"), phase="decode", batch=1, seq_len=2048)
@@ -107,11 +127,10 @@ class Shape:
         from_model = {name: getattr(model, name) for name in _FROM_MODEL}
         return cls(**from_model, batch=batch, seq_len=seq_len, phase=PHASES.index(phase),
                    spec_k=0 if spec_k is None else spec_k, w=dtype.weight_bytes, a=dtype.act_bytes,
-                   k=dtype.kv_bytes, tree_pairs=tree_pairs, fused_attention=fused_attention, causal=causal,
-                   tp=tp, pp=pp, ep=ep, moe=model.experts > 0,
-                   dense_mlp=model.experts == 0 or model.shared_experts > 0,
-                   comm=tuple(name for name, degree in (("tp", tp), ("pp", pp), ("ep", ep)) if degree > 1))
+                   k=dtype.kv_bytes, tree_pairs=tree_pairs, causal=causal, tp=tp, pp=pp, ep=ep,
+                   **op_flags(model, fused_attention=fused_attention, tp=tp, pp=pp, ep=ep))
 
 
-#: The shape's fields that the model supplies: every one with a :class:`Model` field of the same name.
-_FROM_MODEL = tuple(f.name for f in fields(Shape) if f.name in {g.name for g in fields(Model)})
+#: The shape's fields that the model supplies: every one with a :class:`Model` field of the same name
+#: (the op-set flags come from :func:`op_flags`).
+_FROM_MODEL = tuple(f.name for f in fields(Shape) if f.name in {g.name for g in fields(Model)} - set(OP_FLAGS))

@@ -63,6 +63,7 @@ from rooflax.config.hardware import HARDWARE
 from rooflax.config.models import MODELS
 from rooflax.config.spec import SweepSpec, default_spec, load_spec, parse_spec
 from rooflax.cost.ops import GROUPS, OP_NAMES, PHASES
+from rooflax.cost.roofline import BOUNDS
 from rooflax.data.progress import Progress
 from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError, boolean, positive_float
@@ -70,15 +71,12 @@ from rooflax.errors import SpecError, boolean, positive_float
 __all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "check_in_memory", "chunk_frame", "column_units", "resolve_spec",
            "schemas", "sweep"]
 
-#: The ``bound`` enum.
-BOUNDS = ("memory", "compute", "network")
 PHASE = pl.Enum(PHASES)
 OP = pl.Enum(OP_NAMES)
 GROUP = pl.Enum(GROUPS)
 BOUND = pl.Enum(BOUNDS)
 
-_VALUES = {"flops": pl.Float64, "bytes": pl.Float64, "intensity": pl.Float64, "attainable_flops": pl.Float64,
-           "time_s": pl.Float64, "achieved_flops": pl.Float64, "achieved_time_s": pl.Float64}
+_VALUES = dict.fromkeys(engine.ROW_COLUMNS, pl.Float64)
 
 
 def _names(presets: Iterable[str], chosen: Iterable[str]) -> pl.Enum:
@@ -209,10 +207,7 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
         values = {name: cols[name] for name in summary_schema if name not in keys}
         return pl.DataFrame({**keys, **values}, schema=summary_schema)
     op, group = _op_columns(task.ops, task.count)
-    bound = pl.select(pl.when(pl.Series(cols["compute_bound"])).then(pl.lit("compute", BOUND))
-                      .otherwise(pl.lit("memory", BOUND))).to_series()
-    if any(o.hops is not None for o in task.ops):
-        bound = pl.select(pl.when(group == "comm").then(pl.lit("network", BOUND)).otherwise(bound)).to_series()
+    bound = pl.Series("bound", cols["bound"].astype(np.uint32)).cat.to(BOUND)  # indices into BOUNDS (op_row)
     values = {name: cols[name] for name in _VALUES}
     return pl.DataFrame({**keys, "op": op, "group": group, **values, "bound": bound}, schema=ops_schema)
 

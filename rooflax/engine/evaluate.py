@@ -6,16 +6,7 @@ from rooflax.config.dtypes import DtypePolicy, get_dtype
 from rooflax.config.hardware import Hardware, get_hardware
 from rooflax.config.models import Model, get_model
 from rooflax.cost.ops import PHASES, make_step, op_costs
-from rooflax.cost.roofline import (
-    Roof,
-    attainable,
-    intensity,
-    is_compute_bound,
-    network_time,
-    op_achieved_time,
-    op_time,
-    step_totals,
-)
+from rooflax.cost.roofline import BOUNDS, Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
 
@@ -60,24 +51,10 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     step = make_step(Shape.of(m, dt, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
                               fused_attention=fused_attention, causal=causal, tp=tp, pp=pp, ep=ep))
     roof = Roof.of(hw, dt)
-    peak, bandwidth = roof.peak, roof.bandwidth
-    ops = {}
-    costs = op_costs(step)
-    for op, flops, bytes_ in costs:
-        achieved_s = op_achieved_time(op, step, flops, bytes_, roof)
-        if op.hops is not None:
-            ops[op.name] = {"group": op.group, "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
-                            "attainable_flops": attainable(flops, bytes_, peak, roof.interconnect),
-                            "time_s": network_time(bytes_, op.hops(step), roof),
-                            "achieved_flops": flops / achieved_s, "achieved_time_s": achieved_s, "bound": "network"}
-            continue
-        ops[op.name] = {
-            "group": op.group, "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
-            "attainable_flops": attainable(flops, bytes_, peak, bandwidth),
-            "time_s": op_time(flops, bytes_, peak, bandwidth),
-            "achieved_flops": flops / achieved_s, "achieved_time_s": achieved_s,
-            "bound": "compute" if is_compute_bound(flops, bytes_, roof.ridge) else "memory",
-        }
-    rows = [(op, *(ops[op.name][c] for c in ("flops", "bytes", "time_s", "achieved_time_s"))) for op, _, _ in costs]
-    totals = step_totals(step, rows, memory_capacity=roof.memory)
-    return {"ops": ops, "totals": totals}
+    rows = [op_row(op, step, flops, bytes_, roof) for op, flops, bytes_ in op_costs(step)]
+    ops = {row.op.name: {"group": row.op.group, "flops": row.flops, "bytes": row.bytes, "intensity": row.intensity,
+                         "attainable_flops": row.attainable_flops, "time_s": row.time_s,
+                         "achieved_flops": row.achieved_flops, "achieved_time_s": row.achieved_time_s,
+                         "bound": BOUNDS[row.bound]}
+           for row in rows}
+    return {"ops": ops, "totals": step_totals(step, rows, memory_capacity=roof.memory)}

@@ -48,7 +48,7 @@ from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model
 from rooflax.config.spec import SweepSpec
 from rooflax.cost.ops import OpDef, make_step, op_costs
-from rooflax.cost.roofline import Roof, attainable, intensity, is_compute_bound, op_achieved_time, step_totals
+from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
 
@@ -70,6 +70,10 @@ MAX_CHUNK_SIZE = 1 << 20
 #: Fewest points a chunk is compiled for: small sweeps of any size share one function.
 MIN_LENGTH = 64
 
+#: Numeric output columns of a chunk in long mode, one per field of an op's row
+#: (:class:`~rooflax.cost.roofline.OpRow`); ``bound`` comes with them as its index into
+#: :data:`~rooflax.cost.roofline.BOUNDS`.
+ROW_COLUMNS = ("flops", "bytes", "intensity", "attainable_flops", "time_s", "achieved_flops", "achieved_time_s")
 #: Output columns of a chunk in summary mode.
 SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_bytes", "intensity", "time_s",
                    "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s", "achieved_tokens_per_s",
@@ -209,53 +213,24 @@ def chunk_rows(spec: SweepSpec, chunk_size: int, summary: bool, indices: Iterabl
 
 
 def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> dict:
-    """Costs of one grid point (vmapped): every op's row, or the model totals.
+    """Costs of one grid point (vmapped): every op's row (:func:`~rooflax.cost.roofline.op_row`), or the model totals.
 
-    Each op's values are computed as scalars and only then stacked into rows (long frame)
-    or summed op by op (summary): XLA fuses the sums into one elementwise loop, where a
-    reduction over stacked rows runs several times slower on the CPU. Collectives (ops
-    with ``hops``) run under the interconnect roof; which ops they are is static, and
-    without them the arithmetic is exactly that of one device. ``latency`` holds each op's
-    link latency in seconds (``hops · latency``, 0 for other ops), multiplied on the host: a
-    product traced here is fused into a multiply-add on one device count and not on
-    another, and results must not depend on the devices.
+    Each op's row is computed as scalars and only then stacked into columns (long frame) or
+    summed op by op (summary): XLA fuses the sums into one elementwise loop, where a
+    reduction over stacked rows runs several times slower on the CPU. ``latency`` holds
+    each op's link latency in seconds (``hops · latency``, 0 for other ops), multiplied on
+    the host: a product traced here is fused into a multiply-add on one device count and
+    not on another, and results must not depend on the devices.
     """
     step = make_step(shape)
-    costs = op_costs(step)
-    achieved = [op_achieved_time(op, step, flops, bytes_, roof, minimum=jnp.minimum, maximum=jnp.maximum,
-                                 latency_s=latency[i]) for i, (op, flops, bytes_) in enumerate(costs)]
+    rows = [op_row(op, step, flops, bytes_, roof, xp=jnp, latency_s=latency[i])
+            for i, (op, flops, bytes_) in enumerate(op_costs(step))]
     coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
     if summary:
-        rows = [(op, flops, bytes_, _ideal(flops, bytes_, *_link(op, roof, latency[i]), roof), achieved[i])
-                for i, (op, flops, bytes_) in enumerate(costs)]
-        return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, maximum=jnp.maximum)}
-    flops, bytes_ = (jnp.stack([cost[i] for cost in costs]) for i in (1, 2))
-    network = np.array([op.hops is not None for op, _, _ in costs])
-    if network.any():
-        inv_bandwidth = jnp.where(network, roof.inv_interconnect, roof.inv_bandwidth)
-        bandwidth = jnp.where(network, roof.interconnect, roof.bandwidth)
-    else:
-        inv_bandwidth, latency, bandwidth = roof.inv_bandwidth, 0.0, roof.bandwidth
-    achieved = jnp.stack(achieved)
-    n_ops = len(costs)
-    return {
-        **{name: jnp.broadcast_to(value, (n_ops,)) for name, value in coords.items()},
-        "flops": flops, "bytes": bytes_, "intensity": intensity(flops, bytes_),
-        "attainable_flops": attainable(flops, bytes_, roof.peak, bandwidth, minimum=jnp.minimum),
-        "time_s": _ideal(flops, bytes_, inv_bandwidth, latency, roof), "achieved_flops": flops / achieved,
-        "achieved_time_s": achieved, "compute_bound": is_compute_bound(flops, bytes_, roof.ridge),
-    }
-
-
-def _link(op: OpDef, roof: Roof, latency) -> tuple:
-    """The reciprocal bandwidth and latency an op's bytes travel at: memory's (no latency), or a
-    collective's link with its ``latency`` in seconds."""
-    return (roof.inv_bandwidth, 0.0) if op.hops is None else (roof.inv_interconnect, latency)
-
-
-def _ideal(flops, bytes_, inv_bandwidth, latency, roof: Roof):
-    """Ideal seconds at the roof, ``max(flops / peak, bytes / bandwidth) + latency`` (reciprocals: see Roof)."""
-    return jnp.maximum(flops * roof.inv_peak, bytes_ * inv_bandwidth) + latency
+        return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, xp=jnp)}
+    columns = {name: jnp.stack([getattr(row, name) for row in rows]) for name in ROW_COLUMNS}
+    return {**{name: jnp.broadcast_to(value, (len(rows),)) for name, value in coords.items()}, **columns,
+            "bound": jnp.stack([jnp.asarray(row.bound, jnp.uint8) for row in rows])}
 
 
 @functools.lru_cache(maxsize=128)
@@ -312,7 +287,7 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     host_roof = Roof.of(task.hardware, task.dtype)
     roof = jax.tree.map(lambda x: np.float64(x), host_roof)
     step = make_step(rows[0])  # link latencies depend on the layout only
-    latency = np.array([0.0 if op.hops is None else op.hops(step) * host_roof.latency for op in task.ops], np.float64)
+    latency = np.array([op.hops(step) * host_roof.latency if op.collective else 0.0 for op in task.ops], np.float64)
     # numpy on the host, handed to the compiled function as they are (its C++ path moves them):
     # jnp.asarray or device_put per leaf costs a Python dispatch each, milliseconds a step
     return axes, shapes, roof, latency
