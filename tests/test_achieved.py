@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given
@@ -270,3 +273,18 @@ def test_whole_division_of_jax_arrays_is_exact_below_2_53(x, y, near):
         xs, ys = jnp.asarray([x], jnp.float64), jnp.asarray([y], jnp.float64)
         assert int(ceil_div(xs, ys)[0]) == -(-x // y) and int(ceil_div(xs, y)[0]) == -(-x // y)
         assert int(floor_div(xs, ys)[0]) == x // y and int(floor_div(x, ys)[0]) == x // y
+
+
+@pytest.mark.parametrize("xp", [np, jnp], ids=["numpy", "jnp"])
+def test_one_backend_argument_prices_arrays_as_python_prices_each_element(xp):
+    """``xp`` (numpy or jax.numpy) gives, element by element, the Python numbers' result (``pymath``, the default)."""
+    gemms = [Gemm(1, 1, 15360, 5120), Gemm(1, 1, 5120, 5120), Gemm(100, 40, 128, 32), Gemm(1, 128, 128, 33)]
+    terms = _terms(A40)
+    want = [achieved_time(2.0 * g.m * g.n * g.k, 1e6, (g,), **terms) for g in gemms]
+    assert [quantized_flops(g, sm_count=84, **TILES) for g in gemms[:2]] == [2 * 84 * 2 * 16 * 128 * 5120,
+                                                                               84 * 2 * 16 * 128 * 2560]
+    with jax.enable_x64(True):
+        stacked = Gemm(*(xp.asarray([float(getattr(g, name)) for g in gemms]) for name in Gemm._fields))
+        flops = 2.0 * stacked.m * stacked.n * stacked.k
+        got = achieved_time(flops, xp.full(len(gemms), 1e6), (stacked,), **terms, xp=xp)
+        assert [float(t) for t in got] == want

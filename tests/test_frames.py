@@ -136,3 +136,31 @@ def test_importing_rooflax_leaves_jax_config_alone():
 
     rooflax.sweep(batch=[1], seq_len=[8])
     assert not jax.config.jax_enable_x64
+
+
+# Dense with tensor and pipeline parallelism, and a mixture of experts with expert parallelism: every kind of
+# op row (products, elementwise, collectives, the LM head, the pipeline send) on the memory and compute roofs.
+AGREE = [dict(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode", "verify"], batch=[1, 16],
+              seq_len=[512], spec_k=[8], tp=[2], pp=[2]),
+         dict(model="mixtral-8x7b", hardware="a40", phases=["prefill", "decode"], batch=[1, 64], seq_len=[256],
+              tp=[2], ep=[2])]
+
+
+@pytest.mark.parametrize("keys", AGREE, ids=["dense-layouts", "moe"])
+def test_engine_evaluate_and_frames_agree_on_every_row(keys):
+    """One row function: the long frame's rows equal evaluate's bit for bit (collectives and bounds included),
+    and the summary's totals (the same sums, fused differently by XLA) agree to rounding."""
+    long, summary = rooflax.sweep(**keys), rooflax.sweep(**keys, summary=True)
+    point = ("model", "hardware", "phase", "batch", "seq_len", "spec_k", "tp", "pp", "ep")
+    for at, rows in long.group_by(*point, maintain_order=True):
+        ops = rooflax.evaluate(**dict(zip(point, at, strict=True)))["ops"]
+        assert rows.get_column("op").cast(pl.String).to_list() == list(ops)
+        for row in rows.iter_rows(named=True):
+            assert {name: row[name] for name in ops[row["op"]]} == ops[row["op"]], row["op"]
+    assert set(long.get_column("bound")) == {"memory", "compute", "network"}
+    for row in summary.iter_rows(named=True):
+        totals = rooflax.evaluate(**{name: row[name] for name in point})["totals"]
+        assert {name: row[name] for name in ("flops", "bytes", "fits_in_memory")} == {
+            name: totals[name] for name in ("flops", "bytes", "fits_in_memory")}
+        for name, want in totals.items():
+            assert row[name] == pytest.approx(want, rel=1e-14, abs=0), name

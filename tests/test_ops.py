@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import pytest
 from jax.experimental import roofline as jax_roofline
 
 import rooflax
-from rooflax.cost.ops import layer_ops
+from rooflax.cost.achieved import pymath
+from rooflax.cost.ops import GROUPS, OpDef, layer_ops, make_step, op_costs
+from rooflax.cost.roofline import BOUNDS, Cost, Roof, op_row
+from rooflax.cost.shape import Shape, op_flags
 
 # Llama-13B, fp16 (w = a = k = 2): h 5120, H = G = 40, d 128, I 13824, V 32000.
 # Each row: (phase, B, S, K, op, flops, bytes), derived by hand in the comments.
@@ -164,3 +169,80 @@ def test_bad_points(kwargs, message):
     with pytest.raises(rooflax.SpecError, match=message) as info:
         rooflax.evaluate(**{"phase": "decode", **kwargs})
     assert "\n" not in str(info.value)
+
+
+# A roof of powers of two, so every figure of a row is exact: peak 128 FLOP/s, 8 B/s of memory (ridge 16 FLOP/B),
+# 2 B/s of interconnect with 1/4 s a hop; below it 1 s of kernel overhead, half the peak and half the bandwidth.
+TOY_ROOF = Roof(peak=128.0, bandwidth=8.0, memory=1.0, inv_peak=1 / 128, inv_bandwidth=1 / 8, ridge=16.0,
+                interconnect=2.0, inv_interconnect=1 / 2, latency=0.25, overhead_s=(1.0,) * len(GROUPS),
+                seconds_per_flop=(1 / 64,) * len(GROUPS), seconds_per_byte=(1 / 4,) * len(GROUPS))
+ELEMENTWISE = OpDef("toy", "elementwise", lambda s: (0, 0))
+COLLECTIVE = OpDef("toy_reduce", "comm", lambda s: (0, 0), hops=lambda s: 3)
+
+
+@pytest.mark.parametrize("xp", [pymath, jnp], ids=["python", "jnp"])
+@pytest.mark.parametrize(("op", "flops", "bytes_", "want"), [
+    # intensity 4 < 16: memory; attainable 8·4; time max(64/128, 16/8); achieved 1 + max(64/64, 16/4) = 5
+    (ELEMENTWISE, 64, 16, (4.0, 32.0, 2.0, 64 / 5, 5.0, "memory")),
+    # intensity 16 = the ridge: compute; attainable the peak; time max(2, 2); achieved 1 + max(4, 4)
+    (ELEMENTWISE, 256, 16, (16.0, 128.0, 2.0, 256 / 5, 5.0, "compute")),
+    # intensity 64: compute; time max(8, 2); achieved 1 + max(16, 4) = 17
+    (ELEMENTWISE, 1024, 16, (64.0, 128.0, 8.0, 1024 / 17, 17.0, "compute")),
+    # a collective: 8 B over 2 B/s plus 3 hops of 1/4 s = 4.75 s; achieved adds the 1 s overhead; network-bound
+    (COLLECTIVE, 0, 8, (0.0, 0.0, 4.75, 0.0, 5.75, "network")),
+])
+def test_op_row_against_hand_computed_rows(xp, op, flops, bytes_, want):
+    with jax.enable_x64(True):  # the engine's float64
+        row = op_row(op, None, jnp.asarray(float(flops)) if xp is jnp else flops, bytes_, TOY_ROOF, xp=xp)
+        got = (row.intensity, row.attainable_flops, row.time_s, row.achieved_flops, row.achieved_time_s,
+               BOUNDS[row.bound])
+        assert row.op is op and float(row.flops) == flops and row.bytes == bytes_
+    assert tuple(float(v) for v in got[:-1]) == want[:-1] and got[-1] == want[-1]
+
+
+def test_a_rows_cost_puts_a_collectives_bytes_on_the_interconnect():
+    memory, network = op_row(ELEMENTWISE, None, 64, 16, TOY_ROOF), op_row(COLLECTIVE, None, 0, 8, TOY_ROOF)
+    assert memory.cost == Cost(flops=64, bytes=16, time_s=2.0, achieved_time_s=5.0)
+    assert network.cost == Cost(flops=0, network_bytes=8, time_s=4.75, achieved_time_s=5.75)
+
+
+def test_cost_adds_field_by_field_and_is_a_frozen_slotted_keyword_value():
+    a = Cost(flops=1, bytes=2, network_bytes=3, time_s=0.5, achieved_time_s=0.75)
+    b = Cost(flops=10, bytes=20, network_bytes=30, time_s=0.25, achieved_time_s=1.0)
+    assert a + b == Cost(flops=11, bytes=22, network_bytes=33, time_s=0.75, achieved_time_s=1.75)
+    assert sum((a, b, a), Cost()) == Cost(flops=12, bytes=24, network_bytes=36, time_s=1.25, achieved_time_s=2.5)
+    assert Cost() + a == a
+    with pytest.raises(TypeError):
+        a + 1
+    with pytest.raises(TypeError):
+        Cost(1, 2)  # keyword-only
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.flops = 2
+    assert not hasattr(a, "__dict__")
+
+
+def test_a_collective_is_exactly_an_op_of_the_comm_group():
+    assert [op.name for op in layer_ops(comm=("tp", "pp", "ep"), moe=True) if op.collective] == [
+        op.name for op in layer_ops(comm=("tp", "pp", "ep"), moe=True) if op.group == "comm"] == [
+        "attn_allreduce", "moe_dispatch", "moe_combine", "mlp_allreduce", "pp_send"]
+    with pytest.raises(ValueError, match="'comm' group"):
+        OpDef("odd", "comm", lambda s: (0, 0))
+    with pytest.raises(ValueError, match="'comm' group"):
+        OpDef("odd", "elementwise", lambda s: (0, 0), hops=lambda s: 1)
+
+
+@pytest.mark.parametrize(("model", "layout", "want"), [
+    ("llama-13b", (1, 1, 1), {"moe": False, "dense_mlp": True, "comm": ()}),
+    ("llama-13b", (2, 4, 1), {"moe": False, "dense_mlp": True, "comm": ("tp", "pp")}),
+    ("mixtral-8x7b", (1, 1, 2), {"moe": True, "dense_mlp": False, "comm": ("ep",)}),  # no shared experts
+    ("qwen1.5-moe-a2.7b", (2, 1, 2), {"moe": True, "dense_mlp": True, "comm": ("tp", "ep")}),  # shared experts
+])
+def test_op_flags_are_derived_once_for_shapes_and_specs(model, layout, want):
+    m, (tp, pp, ep) = rooflax.get_model(model), layout
+    flags = op_flags(m, fused_attention=True, tp=tp, pp=pp, ep=ep)
+    assert flags == {"gated_mlp": m.gated_mlp, "fused_attention": True, **want}
+    shape = Shape.of(m, rooflax.get_dtype("fp16"), phase="decode", batch=4, seq_len=64, fused_attention=True,
+                     tp=tp, pp=pp, ep=ep)
+    assert {name: getattr(shape, name) for name in flags} == flags
+    spec = rooflax.parse_spec(model=model, batch=[4], seq_len=[64], fused_attention=True)
+    assert [op for op, _, _ in op_costs(make_step(shape))] == list(spec.ops_for(m, layout))
