@@ -188,23 +188,29 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     """One computed chunk as a frame of the contract's schema.
 
     Numeric columns wrap the engine's arrays without a copy; constant and repeating
-    columns are slices of series built once per chunk length.
+    columns (the engine's one-value columns among them) are slices of series built once per
+    chunk length and value.
     """
     task, cols, n = chunk.task, chunk.columns, chunk.rows
     ops_schema, summary_schema = schemas(spec)
     full = task.length * task.width(summary)
+
+    def column(name: str, dtype: pl.DataType) -> np.ndarray | pl.Series:
+        value = cols[name]
+        return _constant(value.item(), dtype, full)[:n] if value.ndim == 0 else value
+
     keys = {
         "model": _constant(task.model.name, ops_schema["model"], full)[:n],
         "hardware": _constant(task.hardware.name, ops_schema["hardware"], full)[:n],
         "dtype": _constant(task.dtype.name, ops_schema["dtype"], full)[:n],
-        "batch": cols["batch"], "seq_len": cols["seq_len"], "hidden": cols["hidden"],
+        "batch": cols["batch"], "seq_len": cols["seq_len"], "hidden": column("hidden", pl.Int64()),
         **{name: _constant(degree, pl.Int64(), full)[:n] for name, degree in zip(("tp", "pp", "ep"), task.layout,
                                                                                  strict=True)},
         "spec_k": _constant(task.spec_k, pl.Int64(), full)[:n],
         "phase": _constant(task.phase, PHASE, full)[:n],
     }
     if summary:
-        values = {name: cols[name] for name in summary_schema if name not in keys}
+        values = {name: column(name, summary_schema[name]) for name in summary_schema if name not in keys}
         return pl.DataFrame({**keys, **values}, schema=summary_schema)
     op, group = _op_columns(task.ops, task.count)
     bound = pl.Series("bound", cols["bound"].astype(np.uint32)).cat.to(BOUND)  # indices into BOUNDS (op_row)

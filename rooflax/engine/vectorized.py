@@ -78,6 +78,9 @@ ROW_COLUMNS = ("flops", "bytes", "intensity", "attainable_flops", "time_s", "ach
 SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_bytes", "intensity", "time_s",
                    "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s", "achieved_tokens_per_s",
                    "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes", "fits_in_memory")
+#: Summary columns that depend on neither batch nor seq_len: a chunk of a step with one hidden
+#: size holds each as one value (0-d), which the frame repeats without writing it per row.
+POINT_CONSTANT = ("hidden", "weight_bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,7 @@ class Chunk:
     """A computed chunk: its task and host columns (numpy), trimmed to real rows."""
 
     task: Task
-    columns: dict[str, np.ndarray]
+    columns: dict[str, np.ndarray]  # one array a column, or one value (0-d) for a whole chunk (POINT_CONSTANT)
 
     @property
     def rows(self) -> int:
@@ -234,29 +237,44 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
 
 
 @functools.lru_cache(maxsize=128)
-def _compiled(summary: bool, length: int, devices: tuple):
+def _compiled(summary: bool, length: int, devices: tuple, shared: bool):
     """The jitted chunk function for one output kind, length and device set (cached: no recompiles).
 
-    The shape's static fields (gated MLP, fused attention, ...) are part of jit's own cache key.
+    ``shared``: the step has one hidden size, so every point shares the shape's numbers
+    (scalars, not per-point gathers: XLA folds them into the arithmetic instead of writing
+    them out per point), and a summary's :data:`POINT_CONSTANT` columns come back as one
+    value for the whole chunk. The shape's static fields (gated MLP, fused attention, ...)
+    are part of jit's own cache key.
     """
+    constant = POINT_CONSTANT if summary and shared else ()
 
     def chunk(bounds, axes, shapes, roof, latency):
         index = jnp.minimum(bounds[0] + jnp.arange(length, dtype=jnp.int64), bounds[1] - 1)
         if len(devices) > 1:
             index = jax.lax.with_sharding_constraint(index, sharding)
         # truncating division: cheaper than floor division, and equal on these non-negative values
-        rest, h_i = jax.lax.div(index, axes["n_hidden"]), jax.lax.rem(index, axes["n_hidden"])
+        if shared:
+            rest, in_axes = index, replace(jax.tree.map(lambda _: None, shapes), batch=0, seq_len=0)
+        else:
+            rest, h_i = jax.lax.div(index, axes["n_hidden"]), jax.lax.rem(index, axes["n_hidden"])
+            shapes, in_axes = jax.tree.map(lambda table: table[h_i], shapes), 0
         b_i, s_i = jax.lax.div(rest, axes["n_seq"]), jax.lax.rem(rest, axes["n_seq"])
-        shape = replace(jax.tree.map(lambda table: table[h_i], shapes),
-                        batch=axes["batch"][b_i].astype(jnp.float64), seq_len=axes["seq_len"][s_i].astype(jnp.float64))
-        out = jax.vmap(functools.partial(_point, summary=summary), in_axes=(0, None, None))(shape, roof, latency)
+        shape = replace(shapes, batch=axes["batch"][b_i].astype(jnp.float64),
+                        seq_len=axes["seq_len"][s_i].astype(jnp.float64))
+        out_axes = {name: None if name in constant else 0 for name in SUMMARY_COLUMNS} if summary else 0
+        out = jax.vmap(functools.partial(_point, summary=summary), in_axes=(in_axes, None, None),
+                       out_axes=out_axes)(shape, roof, latency)
         # op-major (every point's first op, then the second, ...): how XLA lays out the
         # stacked op rows, so the long columns are written without a transposing copy
-        return {name: value.T.reshape(-1) for name, value in out.items()}
+        return {name: value if name in constant else value.T.reshape(-1) for name, value in out.items()}
 
     if len(devices) == 1:
         return jax.jit(chunk)
-    sharding = NamedSharding(Mesh(np.array(devices), ("points",)), PartitionSpec("points"))
+    mesh = Mesh(np.array(devices), ("points",))
+    sharding = NamedSharding(mesh, PartitionSpec("points"))
+    if constant:
+        whole = NamedSharding(mesh, PartitionSpec())
+        return jax.jit(chunk, out_shardings={name: whole if name in constant else sharding for name in SUMMARY_COLUMNS})
     return jax.jit(chunk, out_shardings=sharding)
 
 
@@ -279,8 +297,11 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
                      fused_attention=spec.fused_attention, causal=spec.causal, tp=tp, pp=pp, ep=ep,
                      tree_pairs=spec.tree_pairs(task.spec_k))
             for h in task.hidden]
-    size = _bucket(len(task.hidden))
-    shapes = jax.tree.map(lambda *leaves: np.asarray(_padded(leaves, size), np.float64), *rows)
+    if len(rows) == 1:  # one hidden size: scalars shared by every point (_compiled's ``shared``)
+        shapes = jax.tree.map(np.float64, rows[0])
+    else:
+        size = _bucket(len(task.hidden))
+        shapes = jax.tree.map(lambda *leaves: np.asarray(_padded(leaves, size), np.float64), *rows)
     axes = {"batch": np.asarray(_padded(spec.batch, _bucket(len(spec.batch))), np.int64),
             "seq_len": np.asarray(_padded(seq, _bucket(len(spec.seq_len))), np.int64),
             "n_seq": np.int64(len(seq)), "n_hidden": np.int64(len(task.hidden))}
@@ -295,7 +316,7 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
 
 def compiled_for(task: Task, summary: bool, devices: tuple):
     """The cached jitted function that computes ``task``: its length padded to a multiple of the devices."""
-    return _compiled(summary, -(-task.length // len(devices)) * len(devices), devices)
+    return _compiled(summary, -(-task.length // len(devices)) * len(devices), devices, len(task.hidden) == 1)
 
 
 def _dispatch(task: Task, summary: bool, devices: tuple, inputs: tuple):
@@ -305,12 +326,16 @@ def _dispatch(task: Task, summary: bool, devices: tuple, inputs: tuple):
 
 
 def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
-    """The chunk's real rows on the host: without a copy, unless padded points sit between ops."""
+    """The chunk's real rows on the host: without a copy, unless padded points sit between ops.
+
+    A column of one value (:data:`POINT_CONSTANT`) stays one value.
+    """
     width = task.width(summary)
     columns = {name: np.asarray(value) for name, value in out.items()}
     padded = len(columns["flops"]) // width
     if padded != task.count:
-        columns = {name: value.reshape(width, padded)[:, :task.count].reshape(-1) for name, value in columns.items()}
+        columns = {name: value if value.ndim == 0 else value.reshape(width, padded)[:, :task.count].reshape(-1)
+                   for name, value in columns.items()}
     return Chunk(task, columns)
 
 
