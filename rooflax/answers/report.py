@@ -34,7 +34,7 @@ from pathlib import Path
 
 import polars as pl
 
-from rooflax.answers.crossover import crossover, supported
+from rooflax.answers.crossover import crossover
 from rooflax.answers.tables import Table, number
 from rooflax.config.hardware import HARDWARE
 from rooflax.config.spec import SweepSpec
