@@ -416,28 +416,34 @@ def _with_collectives(rows: dict, ops: tuple[OpDef, ...], searched: tuple[OpDef,
 def crossover_table(df: pl.DataFrame) -> str:
     """A crossover frame as plain text: columns equal on every row go into a title line.
 
-    ``never`` marks a null crossover; ``-`` an absent value.
+    ``never`` marks a null crossover, ``network`` a collective's (network-bound at every
+    value); ``-`` an absent value.
     """
     along = next((axis for axis in AXES if axis not in df.columns), None)
     if along is None or "crossover" not in df.columns:
         raise SpecError(f"crossover_table: expected a frame of rooflax.crossover, got columns {df.columns}")
     if df.is_empty():
         return f"no crossovers along {along} (no rows)"
-    keys = ("model", "hardware", "dtype", "phase", "spec_k", *(a for a in AXES if a != along), "ridge")
+    layout = tuple(name for name in PARALLEL if name in df.columns)
+    keys = ("model", "hardware", "dtype", *layout, "phase", "spec_k", *(a for a in AXES if a != along), "ridge")
     constant = [name for name in keys if df.get_column(name).n_unique() == 1]
     title = ", ".join(f"{name} {_cell(df.get_column(name)[0])}" + (" FLOP/byte" if name == "ridge" else "")
                       for name in constant if df.get_column(name)[0] is not None)
     shown = [name for name in (*keys, "op") if name not in constant]
     header = [*shown, f"{along} crossover", "intensity below", "at"]
+    network = df.get_column("network") if "network" in df.columns else pl.Series([False] * df.height)
     rows = tuple((*(_cell(row[name]) for name in shown),
-                  _cell(row["crossover"], "never") + ("" if row["monotone"] else " *"),
+                  "network" if is_network else _cell(row["crossover"], "never") + ("" if row["monotone"] else " *"),
                   _cell(row["intensity_below"]), _cell(row["intensity_at"]))
-                 for row in df.iter_rows(named=True))
+                 for row, is_network in zip(df.iter_rows(named=True), network, strict=True))
     numeric = tuple(name not in ("model", "hardware", "dtype", "phase", "op") for name in shown) + (True,) * 3
     intro = f"smallest {along} at which each op is compute-bound (intensities in FLOP/byte; never: not up to 2**40)"
     text = Table("\n".join(filter(None, (intro, title))), tuple(header), rows, numeric).text()
     if not df.get_column("monotone").all():
         text += "\n* memory-bound again at a larger value (a preset's own width differs from the Llama scaling)"
+    if network.any():
+        text += ("\nnetwork: a collective (group comm) does no FLOPs and moves its bytes over the interconnect, "
+                 "so it is network-bound at every value and never crosses")
     return text
 
 
