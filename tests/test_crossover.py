@@ -81,13 +81,22 @@ def test_decode_attention_never_turns_compute_bound_along_batch():
                     "bound"] == "memory"
 
 
-def _legal_below(value: int, along: str, model: rooflax.Model, spec_k: int | None, phase: str) -> int | None:
-    """The largest legal value of ``along`` below ``value``, derived from the rules, not from the code."""
+def _legal_below(value: int, along: str, model: rooflax.Model, spec_k: int | None, phase: str,
+                 tp: int = 1) -> int | None:
+    """The largest legal value of ``along`` below ``value``, derived from the rules, not from the code.
+
+    Along ``hidden``: the widths below ``value``, one head_dim at a time, that the model scales
+    to (``check_hidden``) and that ``tp`` splits (``tp_fits`` of the scaled model), or its own.
+    """
     if along == "hidden":
-        step = model.head_dim * model.group_size
-        lattice = (value - 1) // step * step
-        candidates = [h for h in (lattice, model.hidden) if 0 < h < value]
-        return max(candidates) if candidates else None
+        for h in range((value - 1) // model.head_dim * model.head_dim, 0, -model.head_dim):
+            try:
+                scaled = model.at_hidden(h)
+            except rooflax.SpecError:
+                continue
+            if h == model.hidden or scaled.tp_fits(tp):
+                return h
+        return None
     lowest = spec_k if along == "seq_len" and phase == "verify" else 1
     return value - 1 if value - 1 >= lowest else None
 
@@ -103,6 +112,17 @@ CASES = [
                      batch=[1, 2**20], spec_k=[3], causal=True, fused_attention=True)),
     ("hidden", dict(model=["llama-13b", "llama-3-8b", "toy-llama"], hardware="a40",
                     phases=["prefill", "decode", "verify"], batch=[1, 32, 256], seq_len=[32, 4096], spec_k=[32])),
+    # mixtures of experts (router, routed experts: the experts touched grow with the tokens) under tp and ep
+    ("batch", dict(model=["mixtral-8x7b", "qwen1.5-moe-a2.7b"], hardware="h100-sxm",
+                   phases=["prefill", "decode", "verify"], seq_len=[16, 2048], spec_k=[8], tp=[1, 2], ep=[1, 2])),
+    ("seq_len", dict(model="mixtral-8x7b", hardware="a40", phases=["prefill", "decode"], batch=[1, 5, 64],
+                     ep=[1, 8], fused_attention=True)),
+    # dense layouts: heads, KV heads, MLP and vocabulary split tp ways, layers over pp stages
+    ("seq_len", dict(model="llama-2-70b", hardware=["h100-sxm", "a40"], phases=["prefill", "decode", "verify"],
+                     batch=[1, 3, 64], spec_k=[16], tp=[1, 8], pp=[1, 2], causal=True)),
+    # widths that tp splits: multiples of head_dim·group·tp, and the narrow ones of replicated KV heads
+    ("hidden", dict(model=["llama-2-70b", "llama-13b", "toy-llama"], hardware="h100-sxm",
+                    phases=["prefill", "decode"], batch=[1, 64, 512], seq_len=[128, 4096], tp=[1, 2, 4])),
 ]
 
 
@@ -110,23 +130,34 @@ CASES = [
 def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
     df = rooflax.crossover(along=along, **keys)
     assert df.height > 0 and not df.columns.count(along)
+    layouts = any(keys.get(name, [1]) != [1] for name in ("tp", "pp", "ep"))
+    assert ({"tp", "pp", "ep", "network"} <= set(df.columns)) == layouts
     fixed = dict(dtype=None, kv_dtype=keys.get("kv_dtype"), causal=keys.get("causal", False),
                  fused_attention=keys.get("fused_attention", False))
-    crossed = 0
+    crossed = network = 0
     for row in df.iter_rows(named=True):
         model = rooflax.get_model(row["model"])
         point = {a: row[a] for a in ("batch", "seq_len", "hidden") if a != along}
+        layout = {name: row.get(name, 1) for name in ("tp", "pp", "ep")}
         dtype = row["dtype"].partition("/")[0]
 
-        def bound(value, row=row, point=point, dtype=dtype):
+        def bound(value, row=row, point=point, dtype=dtype, layout=layout):
             result = rooflax.evaluate(model=row["model"], hardware=row["hardware"], phase=row["phase"],
-                                      spec_k=row["spec_k"], **{**fixed, "dtype": dtype}, **point, **{along: value})
+                                      spec_k=row["spec_k"], **{**fixed, "dtype": dtype}, **point, **layout,
+                                      **{along: value})
             return result["ops"][row["op"]]
 
         value = row["crossover"]
+        if row["group"] == "comm":  # a collective: no FLOPs, network-bound wherever it is evaluated
+            network += 1
+            assert row["network"] and value is None and row["intensity_at"] is None, row
+            probes = (model.hidden,) if along == "hidden" else (row["spec_k"] or 1, 2**20)
+            assert {bound(v)["bound"] for v in probes} == {"network"}, row
+            continue
+        assert not row.get("network", False), row
         if value is None:
-            top = LIMIT // (model.head_dim * model.group_size) * model.head_dim * model.group_size \
-                if along == "hidden" else LIMIT
+            lattice = model.head_dim * model.group_size * layout["tp"]
+            top = LIMIT // lattice * lattice if along == "hidden" else LIMIT
             assert bound(top)["bound"] == "memory", row
             assert row["intensity_at"] is None and row["intensity_below"] is None
             continue
@@ -134,13 +165,14 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
         at = bound(value)
         assert at["bound"] == "compute", row
         assert row["intensity_at"] == at["intensity"], row
-        below = _legal_below(value, along, model, row["spec_k"], row["phase"])
+        below = _legal_below(value, along, model, row["spec_k"], row["phase"], layout["tp"])
         if below is None:
             assert row["intensity_below"] is None, row
         else:
             assert bound(below)["bound"] == "memory", row
             assert row["intensity_below"] == bound(below)["intensity"], row
     assert crossed > 0
+    assert (network > 0) == layouts  # every layout here has a degree above 1, hence collectives
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -245,7 +245,9 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, t
         grid = dict(zip(axes, (a.ravel() for a in np.meshgrid(*(np.arange(len(v)) for v in axes.values()),
                                                                  indexing="ij")), strict=True))
         coords = {name: np.array(values, dtype=object)[grid[name]] for name, values in axes.items()}
-        cells = replace(_take(table, grid["hidden"]), batch=coords["batch"], seq_len=coords["seq_len"])
+        # comm (static) only says which collectives exist, and none is searched: without it every
+        # layout of a model shares one compiled solver (its degrees are leaves, as in the engine)
+        cells = replace(_take(table, grid["hidden"]), batch=coords["batch"], seq_len=coords["seq_len"], comm=())
         size = len(grid["batch"])
         lattice = model.head_dim * model.group_size * tp if along == "hidden" else 1
         lowest = block.spec_k if along == "seq_len" and block.phase == "verify" else 1
