@@ -381,16 +381,19 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
     blocks = _cells(spec, along)
     # one bisection over every cell of every block with the same searched ops and static shape
     by_kind: dict[tuple, list[int]] = {}
-    for i, (_, cells, _, extras, ops) in enumerate(blocks):
+    for i, (_, cells, _, _, ops) in enumerate(blocks):
         searched = tuple(op for op in ops if op.hops is None)
-        by_kind.setdefault((searched, jax.tree.structure(cells), len(extras)), []).append(i)
+        by_kind.setdefault((searched, jax.tree.structure(cells)), []).append(i)
     frames: list[pl.DataFrame] = [pl.DataFrame()] * len(blocks)
-    for (searched, _, n_extras), indices in by_kind.items():
+    for (searched, _), indices in by_kind.items():
         def joined(part, indices=indices):
             return jax.tree.map(lambda *leaves: np.concatenate(leaves), *(part(blocks[i]) for i in indices))
 
-        rows = _rows(joined(lambda b: b[1]), joined(lambda b: b[2]), joined(lambda b: b[3]) if n_extras else [],
-                     searched, along)
+        # the blocks' widths off the lattice, each list padded with 0 (no width) to the longest
+        extras = [np.concatenate([block[3][j] if j < len(block[3]) else np.zeros(len(block[3][0]), dtype=object)
+                                  for block in (blocks[i] for i in indices)])
+                  for j in range(max(len(blocks[i][3]) for i in indices))]
+        rows = _rows(joined(lambda b: b[1]), joined(lambda b: b[2]), extras, searched, along)
         start = 0
         for i in indices:
             labels, cells, _, _, ops = blocks[i]
