@@ -172,22 +172,18 @@ def test_crossovers_per_layout_and_collectives_named_network_bound():
     rep = rooflax.describe(rooflax.sweep(**keys), spec=rooflax.parse_spec(**keys))
     cross = rep.crossovers
     assert set(cross.get_column("tp")) == {1, 8}
-    for tp in (1, 8):
+    table = next(t for t in rep.tables() if not isinstance(t, str) and t.title.startswith("smallest batch"))
+    assert table.header == ("phase", "group", "tp 1", "tp 8")  # a column per layout
+    lm_head = next(row for row in table.rows if row[:2] == ("decode", "lm_head"))
+    for tp, cell in zip((1, 8), lm_head[2:], strict=True):
         row = cross.filter(tp=tp, group="lm_head").row(0, named=True)
         expected = _first_compute_batch("lm_head", model="llama-2-70b", hardware="h100-sxm", phase="decode",
                                         seq_len=512, tp=tp)
         assert row["first"] == row["last"] == expected
-        line = next(line.split() for line in rep.text().splitlines()
-                    if line.split()[:3] == ["decode", str(tp), "lm_head"])
-        assert line[3] == str(expected)
+        assert cell == f"{expected} *"  # beyond the sweep's largest batch, 256
     comm = cross.filter(group="comm")
     assert comm.get_column("tp").to_list() == [8] and comm.get_column("first").null_count() == 1
-    text = rep.text()
-    assert "comm (collectives) network-bound" in text and not any(
-        line.split()[2:3] == ["comm"] for line in text.splitlines() if line.startswith("decode"))
-    header = next(line for line in text.splitlines() if line.startswith("phase") and "group" in line
-                  and "rows" not in line)
-    assert header.split()[:3] == ["phase", "tp", "group"]
+    assert "comm (collectives) network-bound" in table.title and all(row[1] != "comm" for row in table.rows)
 
 
 def test_moe_sweep_reports_crossovers():

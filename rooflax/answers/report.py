@@ -9,7 +9,8 @@ For a dataset (or a frame) the :class:`Report` says:
 - **crossovers**: per model × hardware × dtype × parallel layout × phase step × op group,
   the smallest batch at which the group's ops turn compute-bound (:func:`rooflax.crossover`
   along ``batch`` at the sweep's median ``seq_len`` and ``hidden``; a range when the
-  group's ops differ; the collectives, group ``comm``, are network-bound and named as such);
+  group's ops differ; a column per layout; the collectives, group ``comm``, are
+  network-bound and named as such);
 - **tokens/s**: per phase, the best configuration (among those that fit in memory, where
   any do) and the worst, with their ideal and achieved tokens/s;
 - **memory**: per model × hardware × dtype × phase, how many configurations fit, and the
@@ -129,15 +130,18 @@ class Report:
             return None
         df = self.crossovers
         varying = [k for k in ("model", "hardware", "dtype") if df.get_column(k).n_unique() > 1]
-        columns = list(dict.fromkeys(" ".join(str(r[k]) for k in varying) or "batch"
-                                     for r in df.iter_rows(named=True)))
+        layout = [k for k in _LAYOUT if k in df.columns and df[k].n_unique() > 1]  # a column per layout
+
+        def column_of(r: dict) -> str:
+            return " ".join([*(str(r[k]) for k in varying), *(f"{k} {r[k]}" for k in layout)]) or "batch"
+
+        columns = list(dict.fromkeys(column_of(r) for r in df.iter_rows(named=True)))
         verify = df["spec_k"].is_not_null().any()
-        layout = [k for k in _LAYOUT if k in df.columns and df[k].n_unique() > 1]  # a row per layout
         cells: dict[tuple, dict[str, str]] = {}
         ridges: dict[str, str] = {}
         for r in df.iter_rows(named=True):
-            column = " ".join(str(r[k]) for k in varying) or "batch"
-            key = (r["phase"], *([_cell(r["spec_k"])] if verify else []), *(str(r[k]) for k in layout), r["group"])
+            column = column_of(r)
+            key = (r["phase"], *([_cell(r["spec_k"])] if verify else []), r["group"])
             cells.setdefault(key, {})[column] = _span(r)
             ridges[column] = f"{r['ridge']:.1f}"
         never = sorted({key[-1] for key, row in cells.items() if set(row.values()) == {"never"}}, key=GROUPS.index)
@@ -145,7 +149,7 @@ class Report:
         never = [group for group in never if group not in network]
         rows = [(*key, *(row.get(c, "") for c in columns)) for key, row in cells.items()
                 if key[-1] not in (*never, *network)]
-        width = 2 + verify + len(layout)
+        width = 3 if verify else 2
         rows.append(("ridge FLOP/B", *[""] * (width - 1), *(ridges[c] for c in columns)))
         first = df.row(0, named=True)
         at = f"seq_len {first['seq_len']}" + (f", hidden {first['hidden']}" if df["hidden"].n_unique() == 1 else "")
@@ -154,7 +158,7 @@ class Report:
                  + (f"; never for {', '.join(never)}" if never else "")
                  + ("; comm (collectives) network-bound: no FLOPs, bytes over the interconnect, never crossing"
                     if network else ""))
-        header = ("phase", *(["spec_k"] if verify else []), *layout, "group", *columns)
+        header = ("phase", *(["spec_k"] if verify else []), "group", *columns)
         return Table(title, header, tuple(rows), (False,) * width + (True,) * len(columns))
 
     def _tokens(self) -> Table | None:
@@ -286,7 +290,7 @@ def _crossovers(spec: SweepSpec) -> pl.DataFrame:
                         maintain_order=True)
             .agg(first=pl.col("crossover").min(), last=pl.col("crossover").max(),
                  never=pl.col("crossover").null_count(), ops=pl.len(), ridge=pl.col("ridge").first())
-            .sort("model", "hardware", "dtype", "phase", "spec_k", *layout, "group", maintain_order=True)
+            .sort("model", "hardware", "dtype", *layout, "phase", "spec_k", "group", maintain_order=True)
             .with_columns(batch_max=pl.lit(spec.batch[-1]), group=pl.col("group").cast(pl.String))
             .with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)))
 
