@@ -253,8 +253,7 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, t
         lowest = block.spec_k if along == "seq_len" and block.phase == "verify" else 1
         ridge = block.hardware.ridge(block.dtype.compute)
         search = {name: np.full(size, value, dtype=object)
-                  for name, value in (("ridge", ridge), ("n_lo", lowest), ("n_hi", LIMIT // lattice),
-                                      ("step", lattice))}
+                  for name, value in zip(_SEARCH, (ridge, lowest, LIMIT // lattice, lattice), strict=True)}
         extras = [] if along != "hidden" else [
             np.full(size, e, dtype=object)
             for e in _extras(model.hidden, model.head_dim, model.group_size, tp, LIMIT // lattice * lattice)]
