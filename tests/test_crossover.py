@@ -81,13 +81,22 @@ def test_decode_attention_never_turns_compute_bound_along_batch():
                     "bound"] == "memory"
 
 
-def _legal_below(value: int, along: str, model: rooflax.Model, spec_k: int | None, phase: str) -> int | None:
-    """The largest legal value of ``along`` below ``value``, derived from the rules, not from the code."""
+def _legal_below(value: int, along: str, model: rooflax.Model, spec_k: int | None, phase: str,
+                 tp: int = 1) -> int | None:
+    """The largest legal value of ``along`` below ``value``, derived from the rules, not from the code.
+
+    Along ``hidden``: the widths below ``value``, one head_dim at a time, that the model scales
+    to (``check_hidden``) and that ``tp`` splits (``tp_fits`` of the scaled model), or its own.
+    """
     if along == "hidden":
-        step = model.head_dim * model.group_size
-        lattice = (value - 1) // step * step
-        candidates = [h for h in (lattice, model.hidden) if 0 < h < value]
-        return max(candidates) if candidates else None
+        for h in range((value - 1) // model.head_dim * model.head_dim, 0, -model.head_dim):
+            try:
+                scaled = model.at_hidden(h)
+            except rooflax.SpecError:
+                continue
+            if h == model.hidden or scaled.tp_fits(tp):
+                return h
+        return None
     lowest = spec_k if along == "seq_len" and phase == "verify" else 1
     return value - 1 if value - 1 >= lowest else None
 
@@ -103,6 +112,17 @@ CASES = [
                      batch=[1, 2**20], spec_k=[3], causal=True, fused_attention=True)),
     ("hidden", dict(model=["llama-13b", "llama-3-8b", "toy-llama"], hardware="a40",
                     phases=["prefill", "decode", "verify"], batch=[1, 32, 256], seq_len=[32, 4096], spec_k=[32])),
+    # mixtures of experts (router, routed experts: the experts touched grow with the tokens) under tp and ep
+    ("batch", dict(model=["mixtral-8x7b", "qwen1.5-moe-a2.7b"], hardware="h100-sxm",
+                   phases=["prefill", "decode", "verify"], seq_len=[16, 2048], spec_k=[8], tp=[1, 2], ep=[1, 2])),
+    ("seq_len", dict(model="mixtral-8x7b", hardware="a40", phases=["prefill", "decode"], batch=[1, 5, 64],
+                     ep=[1, 8], fused_attention=True)),
+    # dense layouts: heads, KV heads, MLP and vocabulary split tp ways, layers over pp stages
+    ("seq_len", dict(model="llama-2-70b", hardware=["h100-sxm", "a40"], phases=["prefill", "decode", "verify"],
+                     batch=[1, 3, 64], spec_k=[16], tp=[1, 8], pp=[1, 2], causal=True)),
+    # widths that tp splits: multiples of head_dim·group·tp, and the narrow ones of replicated KV heads
+    ("hidden", dict(model=["llama-2-70b", "llama-13b", "toy-llama"], hardware="h100-sxm",
+                    phases=["prefill", "decode"], batch=[1, 64, 512], seq_len=[128, 4096], tp=[1, 2, 4])),
 ]
 
 
@@ -110,23 +130,34 @@ CASES = [
 def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
     df = rooflax.crossover(along=along, **keys)
     assert df.height > 0 and not df.columns.count(along)
+    layouts = any(keys.get(name, [1]) != [1] for name in ("tp", "pp", "ep"))
+    assert ({"tp", "pp", "ep", "network"} <= set(df.columns)) == layouts
     fixed = dict(dtype=None, kv_dtype=keys.get("kv_dtype"), causal=keys.get("causal", False),
                  fused_attention=keys.get("fused_attention", False))
-    crossed = 0
+    crossed = network = 0
     for row in df.iter_rows(named=True):
         model = rooflax.get_model(row["model"])
         point = {a: row[a] for a in ("batch", "seq_len", "hidden") if a != along}
+        layout = {name: row.get(name, 1) for name in ("tp", "pp", "ep")}
         dtype = row["dtype"].partition("/")[0]
 
-        def bound(value, row=row, point=point, dtype=dtype):
+        def bound(value, row=row, point=point, dtype=dtype, layout=layout):
             result = rooflax.evaluate(model=row["model"], hardware=row["hardware"], phase=row["phase"],
-                                      spec_k=row["spec_k"], **{**fixed, "dtype": dtype}, **point, **{along: value})
+                                      spec_k=row["spec_k"], **{**fixed, "dtype": dtype}, **point, **layout,
+                                      **{along: value})
             return result["ops"][row["op"]]
 
         value = row["crossover"]
+        if row["group"] == "comm":  # a collective: no FLOPs, network-bound wherever it is evaluated
+            network += 1
+            assert row["network"] and value is None and row["intensity_at"] is None, row
+            probes = (model.hidden,) if along == "hidden" else (row["spec_k"] or 1, 2**20)
+            assert {bound(v)["bound"] for v in probes} == {"network"}, row
+            continue
+        assert not row.get("network", False), row
         if value is None:
-            top = LIMIT // (model.head_dim * model.group_size) * model.head_dim * model.group_size \
-                if along == "hidden" else LIMIT
+            lattice = model.head_dim * model.group_size * layout["tp"]
+            top = LIMIT // lattice * lattice if along == "hidden" else LIMIT
             assert bound(top)["bound"] == "memory", row
             assert row["intensity_at"] is None and row["intensity_below"] is None
             continue
@@ -134,37 +165,45 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
         at = bound(value)
         assert at["bound"] == "compute", row
         assert row["intensity_at"] == at["intensity"], row
-        below = _legal_below(value, along, model, row["spec_k"], row["phase"])
+        below = _legal_below(value, along, model, row["spec_k"], row["phase"], layout["tp"])
         if below is None:
             assert row["intensity_below"] is None, row
         else:
             assert bound(below)["bound"] == "memory", row
             assert row["intensity_below"] == bound(below)["intensity"], row
     assert crossed > 0
+    assert (network > 0) == layouts  # every layout here has a degree above 1, hence collectives
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_bound_stays_compute_above_the_crossover(data):
-    """Monotone along batch and seq_len: memory-bound below the crossover, compute-bound at and above it."""
+    """Monotone along batch and seq_len (dense or experts, any ep): memory-bound below the crossover,
+    compute-bound at and above it."""
     head_dim = data.draw(st.sampled_from([32, 64, 128]))
     kv_heads = data.draw(st.integers(1, 8))
     heads = kv_heads * data.draw(st.integers(1, 8))
+    experts = data.draw(st.sampled_from([0, 0, 4, 8, 60]))
+    moe = dict(experts=experts, experts_per_token=data.draw(st.integers(1, experts)),
+               shared_experts=data.draw(st.integers(0, 2)), moe_intermediate=data.draw(st.integers(1, 20_000)),
+               ) if experts else {}
     model = rooflax.Model(name="rand", hidden=heads * head_dim, layers=2, heads=heads, kv_heads=kv_heads,
                           head_dim=head_dim, intermediate=data.draw(st.integers(1, 40_000)),
-                          vocab=data.draw(st.integers(1, 200_000)), gated_mlp=data.draw(st.booleans()))
+                          vocab=data.draw(st.integers(1, 200_000)), gated_mlp=bool(experts) or data.draw(st.booleans()),
+                          **moe)
+    ep = data.draw(st.sampled_from([d for d in (1, 2, 4) if experts % d == 0])) if experts else 1
     along = data.draw(st.sampled_from(["batch", "seq_len"]))
     phase = data.draw(st.sampled_from(["prefill", "decode", "verify"]))
     spec_k = data.draw(st.integers(1, 64)) if phase == "verify" else None
     other = data.draw(st.integers(spec_k or 1, 10_000)) if along == "batch" else data.draw(st.integers(1, 512))
     keys = dict(model=model, hardware=data.draw(st.sampled_from(["a40", "h100-sxm", "l4"])),
                 dtype=data.draw(st.sampled_from(["fp16", "fp32", "int8", "w4a16"])),
-                causal=data.draw(st.booleans()), fused_attention=data.draw(st.booleans()))
+                causal=data.draw(st.booleans()), fused_attention=data.draw(st.booleans()), ep=ep)
     point = {"seq_len" if along == "batch" else "batch": other}
     df = rooflax.crossover(along=along, phases=[phase], spec_k=None if spec_k is None else [spec_k],
-                           **{name: [value] for name, value in point.items()}, **keys)
+                           **{name: [value] for name, value in point.items()}, **{**keys, "ep": [ep]})
     lowest = spec_k if along == "seq_len" and phase == "verify" else 1
-    for row in df.iter_rows(named=True):
+    for row in df.filter(pl.col("group") != "comm").iter_rows(named=True):
         value = row["crossover"]
         probes = data.draw(st.lists(st.integers(lowest, 10**7), min_size=1, max_size=4))
         probes += [] if value is None else [v for v in (value - 1, value) if v >= lowest]
@@ -214,21 +253,23 @@ def test_hidden_a_narrow_own_mlp_is_memory_bound_among_compute_bound_widths():
     assert llama_intermediate(4096) != model.intermediate
 
 
-def test_a_wrong_device_answer_is_repaired_exactly(monkeypatch):
-    expected = rooflax.crossover(model="llama-2-70b", phases=["prefill", "decode"], seq_len=[1, 512])
+@pytest.mark.parametrize("keys", [dict(model="llama-2-70b", phases=["prefill", "decode"], seq_len=[1, 512]),
+                                  dict(model="mixtral-8x7b", phases=["decode"], seq_len=[512], tp=[2], ep=[1, 4])])
+def test_a_wrong_device_answer_is_repaired_exactly(monkeypatch, keys):
+    expected = rooflax.crossover(**keys)
     original = crossover_module._device_bisect
 
-    def off_by_some(cells, ops, along, causal):
-        n = original(cells, ops, along, causal)
+    def off_by_some(cells, search, ops, along):
+        n = original(cells, search, ops, along)
         return np.where(n > 7, n - 7, n + 3)
 
     monkeypatch.setattr(crossover_module, "_device_bisect", off_by_some)
-    assert rooflax.crossover(model="llama-2-70b", phases=["prefill", "decode"], seq_len=[1, 512]).equals(expected)
+    assert rooflax.crossover(**keys).equals(expected)
 
 
 def test_second_call_does_not_recompile_and_x64_stays_off():
     _decode()
-    solver = crossover_module._solver(layer_ops(), "batch", False)
+    solver = crossover_module._solver(layer_ops(), "batch")
     size = solver._cache_size()
     _decode(hardware="h100-sxm")
     assert solver._cache_size() == size
@@ -282,13 +323,17 @@ def test_cli_prints_the_table_and_writes_files(tmp_path, capsys):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--along", "bach", "-o", "OUT/c.csv"], "error: along: unknown axis 'bach'; did you mean 'batch'?"),
-    (["--batch", "1,x", "-o", "OUT/c.csv"], "error: --batch: expected comma-separated integers, got '1,x'"),
+    (["--seq-len", "1,x", "-o", "OUT/c.csv"], "error: --seq-len: expected comma-separated integers, got '1,x'"),
     (["--hardware", "a4", "-o", "OUT/c.csv"], "error: hardware: unknown name 'a4'"),
     (["--where", "nope = 1", "-o", "OUT/c.csv"], "error: --where: cannot apply 'nope = 1'"),
     (["-o", "OUT/c.json"], "error: --output: "),
-    (["--model", "mixtral-8x7b", "--phases", "decode", "-o", "OUT/c.csv"], "error: model: mixtral-8x7b has experts"),
-    (["--model", "mixtral-8x7b", "--along", "hidden", "-o", "OUT/c.csv"], "error: model: mixtral-8x7b has experts"),
-    ([str(ROOT / "sweeps" / "llama70b_tp.toml"), "-o", "OUT/c.csv"], "error: tp: 1, 2, 4, 8 given; crossovers"),
+    (["--model", "mixtral-8x7b", "--along", "hidden", "-o", "OUT/c.csv"],
+     "error: along: hidden is not defined for mixtral-8x7b"),
+    (["--along", "batch", "--batch", "1,2", "-o", "OUT/c.csv"],
+     "error: --batch: crossover --along batch searches every batch up to 2**40, so --batch 1,2 is not read"),
+    (["--batch", "8", "-o", "OUT/c.csv"], "error: --batch: crossover --along batch searches every batch"),
+    (["--along", "seq_len", "--seq-len", "512", "-o", "OUT/c.csv"], "error: --seq-len: crossover --along seq_len"),
+    (["--along", "hidden", "--hidden", "4096", "-o", "OUT/c.csv"], "error: --hidden: crossover --along hidden"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     assert main(["crossover", *(a.replace("OUT", str(tmp_path)) for a in argv)]) == 2
@@ -297,14 +342,53 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("keys", "field"), [
-    ({"model": ["llama-13b", "mixtral-8x7b"]}, "model: mixtral-8x7b has experts"),
-    ({"model": ["llama-2-70b"], "tp": [1, 2]}, "tp: 1, 2 given"),
-    ({"model": ["llama-2-70b"], "pp": [2]}, "pp: 2 given"),
+def test_a_layout_adds_its_columns_and_keeps_the_one_device_rows():
+    # tp = 1 is the one-device layer: its rows are the frame of the same spec without the tp axis
+    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode"], seq_len=[128, 4096])
+    alone = rooflax.crossover(**keys)
+    split = rooflax.crossover(**keys, tp=[1, 8], pp=[1, 2])
+    assert split.columns == [*alone.columns[:3], "tp", "pp", "ep", *alone.columns[3:], "network"]
+    one = split.filter(tp=1, pp=1).drop("tp", "pp", "ep", "network")
+    assert one.equals(alone)
+    # collectives are there, named network-bound: 2 all-reduces a layer with tp, a send with pp
+    comm = split.filter(group="comm")
+    assert comm.get_column("network").all() and comm.get_column("crossover").null_count() == comm.height
+    assert sorted(set(comm.get_column("op").cast(pl.String))) == ["attn_allreduce", "mlp_allreduce", "pp_send"]
+    assert not split.filter(pl.col("group") != "comm").get_column("network").any()
+    assert "network: a collective (group comm)" in crossover_table(split)
+
+
+@pytest.mark.parametrize(("keys", "fragments"), [
+    (dict(model=["llama-13b", "mixtral-8x7b"]), ("along: hidden is not defined for mixtral-8x7b",
+                                                 "mixture of experts is not scaled")),
+    (dict(model=rooflax.Model(name="six", hidden=384, layers=3, heads=6, kv_heads=6, head_dim=64,
+                              intermediate=1536, vocab=1000), tp=[1, 3]),
+     ("along: hidden with tp 3", "split evenly only for tp dividing 256")),
 ])
-def test_moe_models_and_parallel_layouts_are_refused(keys, field):
-    # the ops swept for these (router, experts, collectives) are not the dense single-device ops crossover bisects
-    one_line_error(lambda: rooflax.crossover(phases=["decode"], **keys), field, "dense single-device")
+def test_hidden_is_refused_where_the_widths_are_not_scaled(keys, fragments):
+    one_line_error(lambda: rooflax.crossover(along="hidden", phases=["decode"], **keys), *fragments)
+    rooflax.crossover(along="batch", phases=["decode"], **keys)  # the other axes are answered
+
+
+def test_tree_masked_verify_crosses_where_the_sweep_does():
+    # Fused attention of a GQA model turns compute-bound along seq_len in verify, and the scores it
+    # counts are those the tree mask keeps: Q·(T−Q) + Σ depth, not the dense Q·T.
+    trees = {4: {"depths": [1, 2, 2, 3]}, 53: {"top_k": [4, 4, 2]}}  # 4 and 1 + 4 + 16 + 32 candidates
+    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["verify"], fused_attention=True)
+    df = rooflax.crossover(along="seq_len", batch=[1, 4], tree=list(trees.values()), **keys)
+    attention = df.filter(op="attention")
+    assert attention.get_column("crossover").null_count() < attention.height
+    for row in df.filter(pl.col("crossover").is_not_null()).iter_rows(named=True):
+        value = row["crossover"]
+        below = [value - 1] if value - 1 >= row["spec_k"] else []
+        # the sweep (the engine's path) of this one tree at the crossover and below it
+        swept = rooflax.sweep(batch=[row["batch"]], seq_len=[*below, value], tree=[trees[row["spec_k"]]], **keys)
+        got = {r["seq_len"]: (r["bound"], r["intensity"]) for r in swept.filter(op=row["op"]).iter_rows(named=True)}
+        assert got[value] == ("compute", row["intensity_at"]), row
+        if below:
+            assert got[value - 1] == ("memory", row["intensity_below"]), row
+    dense = rooflax.crossover(along="seq_len", batch=[1, 4], spec_k=[4, 53], **keys)
+    assert not dense.filter(op="attention").equals(attention)  # the mask moves the crossover
 
 
 def test_readme_shows_the_real_output(capsys):

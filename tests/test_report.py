@@ -148,15 +148,53 @@ def test_collectives_are_network_bound_in_their_own_column(tmp_path, capsys):
     assert rep.bounds.filter(group="comm").get_column("network_share").to_list() == [1.0]
     header = next(line for line in rep.text().splitlines() if line.startswith("phase") and "rows" in line)
     assert header.split() == ["phase", "group", "rows", "memory", "compute", "network"]
-    assert rep.crossovers is None and "note: no crossovers: tp: 1, 2 given" in rep.text()
+    assert "no crossovers" not in rep.text()
 
 
-def test_moe_sweep_reports_no_crossovers_and_says_why():
+def _first_compute_batch(op: str, **point) -> int:
+    """The smallest batch at which ``op`` is compute-bound by evaluate, doubling then bisecting (monotone)."""
+    def compute(batch: int) -> bool:
+        return rooflax.evaluate(batch=batch, **point)["ops"][op]["bound"] == "compute"
+
+    hi = 1
+    while not compute(hi):
+        hi *= 2
+    lo = hi // 2  # memory-bound (or 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if compute(mid) else (mid, hi)
+    return hi
+
+
+def test_crossovers_per_layout_and_collectives_named_network_bound():
+    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 256], seq_len=[512],
+                tp=[1, 8])
+    rep = rooflax.describe(rooflax.sweep(**keys), spec=rooflax.parse_spec(**keys))
+    cross = rep.crossovers
+    assert set(cross.get_column("tp")) == {1, 8}
+    table = next(t for t in rep.tables() if not isinstance(t, str) and t.title.startswith("smallest batch"))
+    assert table.header == ("phase", "group", "tp 1", "tp 8")  # a column per layout
+    lm_head = next(row for row in table.rows if row[:2] == ("decode", "lm_head"))
+    for tp, cell in zip((1, 8), lm_head[2:], strict=True):
+        row = cross.filter(tp=tp, group="lm_head").row(0, named=True)
+        expected = _first_compute_batch("lm_head", model="llama-2-70b", hardware="h100-sxm", phase="decode",
+                                        seq_len=512, tp=tp)
+        assert row["first"] == row["last"] == expected
+        assert cell == f"{expected} *"  # beyond the sweep's largest batch, 256
+    comm = cross.filter(group="comm")
+    assert comm.get_column("tp").to_list() == [8] and comm.get_column("first").null_count() == 1
+    assert "comm (collectives) network-bound" in table.title and all(row[1] != "comm" for row in table.rows)
+
+
+def test_moe_sweep_reports_crossovers():
     keys = dict(model="mixtral-8x7b", phases=["decode"], batch=[1, 256], seq_len=[512])
     rep = rooflax.describe(rooflax.sweep(**keys), spec=rooflax.parse_spec(**keys))
-    assert rep.crossovers is None
-    assert "note: no crossovers: model: mixtral-8x7b has experts" in rep.text()
-    assert "smallest batch" not in rep.text()
+    row = rep.crossovers.filter(group="lm_head").row(0, named=True)
+    assert row["first"] == _first_compute_batch("lm_head", model="mixtral-8x7b", phase="decode", seq_len=512)
+    experts = rep.crossovers.filter(group="up/gate/down").row(0, named=True)
+    assert experts["never"] == 1 and experts["ops"] == 4  # the router (h → 8) never; the routed experts do
+    assert experts["first"] == _first_compute_batch("expert_up", model="mixtral-8x7b", phase="decode", seq_len=512)
+    assert "no crossovers" not in rep.text() and "smallest batch" in rep.text()
 
 
 @pytest.mark.parametrize("bound", [pl.lit(None, pl.Int32), pl.lit(None), pl.when(pl.col("batch") == 1)

@@ -1,42 +1,57 @@
 """Crossovers: the smallest batch, sequence length or width at which each op turns compute-bound.
 
-For every model × hardware × dtype × phase step × op, and every value of the spec's other
-two axes, :func:`crossover` finds the smallest value ``v`` of the crossed axis at which the
-op is compute-bound, exactly over the integers: at ``v`` the op is compute-bound by
-:func:`rooflax.evaluate`, at the legal value just below ``v`` it is memory-bound.
+For every model × hardware × dtype × parallel layout × phase step × op, and every value of
+the spec's other two axes, :func:`crossover` finds the smallest value ``v`` of the crossed
+axis at which the op is compute-bound, exactly over the integers: at ``v`` the op is
+compute-bound by :func:`rooflax.evaluate`, at the legal value just below ``v`` it is
+memory-bound.
+
+The steps are the sweep's own: the engine's blocks (:func:`rooflax.engine.vectorized.blocks`)
+and their :class:`~rooflax.cost.shape.Shape` tables
+(:func:`rooflax.engine.vectorized.step_shapes`), with the crossed axis put in by
+:func:`dataclasses.replace`; every cost comes from :func:`rooflax.cost.ops.make_step`. So a
+mixture of experts (router, routed experts), a ``tp``/``pp``/``ep`` layout (rows per device)
+and a verify step under a tree mask are priced exactly as a sweep prices them.
 
 How: one bisection per op over every cell at once, as jnp arrays on the default device
 (float64 inside a local ``jax.enable_x64``; like the engine's, the jitted solver is cached
-per static configuration, so a second call does not recompile), then an exact check of each answer and of the
-value below it in Python integers (the arithmetic of :func:`rooflax.evaluate`); a cell
-whose float64 answer fails that check (possible only once counts pass 2**53) is bisected
-again in Python integers.
+per static configuration, so a second call does not recompile), then an exact check of
+each answer and of the value below it in Python numbers (the arithmetic of
+:func:`rooflax.evaluate`); a cell whose float64 answer fails that check (possible only
+once counts pass 2**53) is bisected again in Python numbers.
 
 Legal values and limits (:data:`LIMIT` = 2**40):
 
 - ``batch``: 1 … 2**40.
 - ``seq_len``: 1 … 2**40, from ``spec_k`` on in a verify step (verify needs ``S ≥ K``).
-- ``hidden``: the widths the model scales to, multiples of ``head_dim × heads per KV
-  head`` up to 2**40, plus the model's own width.
+- ``hidden``: the widths the model scales to (:meth:`rooflax.Model.at_hidden`) that the
+  layout splits evenly, up to 2**40, plus the model's own width: multiples of ``head_dim ×
+  heads per KV head × tp``, and, with ``tp`` > 1, the narrower widths whose ``k`` KV heads
+  divide ``tp`` (replicated KV heads). A mixture of experts is not scaled, and a ``tp``
+  that does not divide 256 does not split every Llama MLP width (multiples of 256): both
+  are refused along ``hidden``.
 
 ``crossover`` is null where the op is not compute-bound anywhere up to the limit.
-
-Scope: dense models on one device. A spec with a mixture-of-experts model, or with a
-``tp``, ``pp`` or ``ep`` degree other than 1, is refused (:func:`supported`).
+Collectives (group ``comm``: all-reduces, all-to-alls, pipeline sends) do no FLOPs and
+move their bytes over the interconnect: they are network-bound at every value, so their
+rows say so (``network`` true, ``crossover`` null) instead of being searched.
 
 Monotone: along ``batch`` and ``seq_len`` each op's intensity ``flops / bytes`` never
 falls (its numerator and denominator are affine in the axis, or the axis times an affine
-function), and its correctly rounded quotient, compared with the ridge, never falls either,
-so once compute-bound an op stays compute-bound (``tests/test_crossover.py`` checks this property). Along ``hidden``
-the Llama-scaled widths are monotone too, but a preset's own width keeps its own shape
-(``llama-3-8b`` has intermediate 14336, not the 11008 the Llama rule gives at 4096), so
-its bound can differ from its neighbours'. The answer is still the smallest compute-bound
-width; ``monotone`` is false where some larger width up to the limit is memory-bound again.
+function; the per-device batch ``⌈B/ep⌉`` never falls; the experts touched grow slower than
+the tokens routed to them), and its correctly rounded quotient, compared with the ridge,
+never falls either, so once compute-bound an op stays compute-bound
+(``tests/test_crossover.py`` checks this property). Along ``hidden`` the Llama-scaled
+widths are monotone too, but a preset's own width keeps its own shape (``llama-3-8b`` has
+intermediate 14336, not the 11008 the Llama rule gives at 4096), so its bound can differ
+from its neighbours'. The answer is still the smallest compute-bound width; ``monotone`` is
+false where some larger legal width up to the limit is memory-bound again.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 
 import jax
@@ -46,86 +61,71 @@ import polars as pl
 
 from rooflax.answers.tables import Table
 from rooflax.config.models import llama_scaled
-from rooflax.config.spec import SweepSpec
-from rooflax.cost.ops import GROUPS, OP_NAMES, PHASES, OpDef, layer_ops, make_step
+from rooflax.config.spec import PARALLEL, SweepSpec
+from rooflax.cost.ops import GROUPS, OP_NAMES, OpDef, make_step
 from rooflax.cost.roofline import is_compute_bound
 from rooflax.cost.shape import Shape
 from rooflax.data.frames import check_in_memory, resolve_spec
+from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError, unknown_name
 
-__all__ = ["AXES", "LIMIT", "crossover", "crossover_table", "supported"]
+__all__ = ["AXES", "LIMIT", "crossover", "crossover_table"]
 
 #: Axes a crossover can be found along.
 AXES = ("batch", "seq_len", "hidden")
 #: Largest value searched on every axis.
 LIMIT = 2**40
-_ITERATIONS = LIMIT.bit_length() + 1
+_ITERATIONS = LIMIT.bit_length() + 1  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
 #: Peak bytes of memory a crossover takes per row of its frame (cells in Python integers, the
 #: bisection's arrays on the device, the frame): measured about 160 B, with room to spare.
-ROW_BYTES = 400  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
-
-#: Per-cell parameters, all integers (Python ints on the host, float64 on the device) but the last four.
-_INTS = ("phase", "spec_k", "batch", "seq_len", "hidden", "heads", "kv_heads", "head_dim", "group_size",
-         "intermediate", "vocab", "n_lo", "n_hi", "step")
-_NUMS = ("w", "a", "k", "ridge")
+ROW_BYTES = 400
+#: The search per cell, besides its shape: the ridge, and the values ``n·step`` for ``n_lo ≤ n ≤ n_hi``.
+_SEARCH = ("ridge", "n_lo", "n_hi", "step")
 
 
-def _step(p: dict, along: str, value, *, causal: bool, where, family: bool):
-    """The :class:`rooflax.cost.ops.Step` of every cell with the crossed axis at ``value``.
+def _at(shape: Shape, along: str, value, *, family: bool, where=np.where) -> Shape:
+    """``shape`` with the crossed axis at ``value`` (per cell).
 
-    Along ``hidden`` the model is scaled as :meth:`rooflax.Model.at_hidden` does; with
-    ``family`` the model's own width is scaled by the rule too (a monotone family).
+    Along ``hidden`` the model is scaled as :meth:`rooflax.Model.at_hidden` does; the shape's
+    own width keeps its own heads and MLP unless ``family`` (the scaled family, monotone).
     """
-    batch, seq_len, hidden = p["batch"], p["seq_len"], p["hidden"]
-    heads, kv_heads, intermediate = p["heads"], p["kv_heads"], p["intermediate"]
-    if along == "batch":
-        batch = value
-    elif along == "seq_len":
-        seq_len = value
-    else:
-        scaled = llama_scaled(value, p["head_dim"], p["group_size"])
-        if family:
-            heads, kv_heads, intermediate = scaled
-        else:
-            own = value == hidden
-            heads, kv_heads, intermediate = (where(own, mine, theirs) for mine, theirs in
-                                             zip((heads, kv_heads, intermediate), scaled, strict=True))
-        hidden = value
-    return make_step(Shape(batch=batch, seq_len=seq_len, phase=p["phase"], spec_k=p["spec_k"], hidden=hidden,
-                           heads=heads, kv_heads=kv_heads, head_dim=p["head_dim"], intermediate=intermediate,
-                           vocab=p["vocab"], layers=1, w=p["w"], a=p["a"], k=p["k"], causal=causal))
+    if along != "hidden":
+        return replace(shape, **{along: value})
+    scaled = llama_scaled(value, shape.head_dim, shape.heads // shape.kv_heads)
+    if not family:
+        own = value == shape.hidden
+        scaled = tuple(where(own, mine, theirs) for mine, theirs in
+                       zip((shape.heads, shape.kv_heads, shape.intermediate), scaled, strict=True))
+    heads, kv_heads, intermediate = scaled
+    return replace(shape, hidden=value, heads=heads, kv_heads=kv_heads, intermediate=intermediate)
 
 
 @functools.lru_cache(maxsize=32)
-def _solver(ops: tuple[OpDef, ...], along: str, causal: bool):
+def _solver(ops: tuple[OpDef, ...], along: str):
     """The jitted bisection: for each op and cell, the first index ``n`` whose value ``n·step`` is compute-bound.
 
-    Returns ``n_hi + 1`` where no index up to ``n_hi`` is. Cached per static configuration.
+    Returns ``n_hi + 1`` where no index up to ``n_hi`` is. Cached per static configuration
+    (the shape's static fields are part of jit's own cache key).
     """
 
-    def bound(p: dict, n):
+    def bound(shape: Shape, search: dict, n):
         out = []
         for j, op in enumerate(ops):
-            step = _step(p, along, (n[j] * p["step"]).astype(jnp.float64), causal=causal, where=jnp.where,
-                         family=True)
-            flops, bytes_ = op.cost(step)
-            out.append(is_compute_bound(flops, bytes_, p["ridge"]))
+            value = (n[j] * search["step"]).astype(jnp.float64)
+            flops, bytes_ = op.cost(make_step(_at(shape, along, value, family=True, where=jnp.where)))
+            out.append(is_compute_bound(flops, bytes_, search["ridge"]))
         return jnp.stack(out)
 
-    def solve(ints: jax.Array, nums: jax.Array):
-        floats = ints.astype(jnp.float64)
-        p = {name: floats[i] for i, name in enumerate(_INTS)}
-        p.update({name: nums[i] for i, name in enumerate(_NUMS)})
-        p["step"] = ints[_INTS.index("step")]
-        shape = (len(ops), ints.shape[1])
-        lo = jnp.broadcast_to(ints[_INTS.index("n_lo")] - 1, shape)
-        hi = jnp.broadcast_to(ints[_INTS.index("n_hi")] + 1, shape)
+    def solve(shape: Shape, search: dict):
+        size = (len(ops), search["step"].shape[0])
+        lo = jnp.broadcast_to(search["n_lo"] - 1, size)
+        hi = jnp.broadcast_to(search["n_hi"] + 1, size)
 
         def narrow(_, state):
             lo, hi = state
             active = hi - lo > 1
             mid = jnp.where(active, (lo + hi) // 2, hi)
-            compute = bound(p, mid)
+            compute = bound(shape, search, mid)
             return jnp.where(active & ~compute, mid, lo), jnp.where(active & compute, mid, hi)
 
         return jax.lax.fori_loop(0, _ITERATIONS, narrow, (lo, hi))[1]
@@ -133,194 +133,200 @@ def _solver(ops: tuple[OpDef, ...], along: str, causal: bool):
     return jax.jit(solve)
 
 
-def _device_bisect(cells: dict, ops: tuple[OpDef, ...], along: str, causal: bool) -> np.ndarray:
+def _take(tree, index: np.ndarray):
+    """Every leaf of ``tree`` (a shape, or the search dict) at ``index``."""
+    return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
+def _device_bisect(cells: Shape, search: dict, ops: tuple[OpDef, ...], along: str) -> np.ndarray:
     """:func:`_solver` on the cells, padded to a power of two so that few shapes compile."""
-    count = len(cells["phase"])
+    count = len(search["step"])
     length = 1 << max(count - 1, 0).bit_length()
     pad = np.r_[np.arange(count), np.full(length - count, count - 1)]
-    ints = np.stack([cells[name].astype(np.int64)[pad] for name in _INTS])
-    nums = np.stack([cells[name].astype(np.float64)[pad] for name in _NUMS])
+    shape = jax.tree.map(lambda leaf: np.asarray(leaf[pad], np.float64), cells)
+    integers = {name: np.asarray(search[name][pad], np.int64) for name in ("n_lo", "n_hi", "step")}
     with jax.enable_x64(True):
-        n = _solver(ops, along, causal)(jnp.asarray(ints), jnp.asarray(nums))
+        n = _solver(ops, along)(shape, {"ridge": np.asarray(search["ridge"][pad], np.float64), **integers})
         return np.asarray(n)[:, :count].astype(object)
 
 
-def _exact(cells: dict, op: OpDef, along: str, value: np.ndarray, *, causal: bool, family: bool):
+def _exact(cells: Shape, search: dict, op: OpDef, along: str, value: np.ndarray, *, family: bool):
     """Exact ``(compute-bound, intensity)`` of ``op`` at ``value`` per cell, as :func:`rooflax.evaluate` has them.
 
-    Python integers in numpy object arrays: the same operations, in the same order, as
+    Python numbers in numpy object arrays: the same operations, in the same order, as
     :func:`rooflax.evaluate` on Python numbers.
     """
-    step = _step(cells, along, value, causal=causal, where=np.where, family=family)
-    flops, bytes_ = op.cost(step)
-    compute = np.asarray(is_compute_bound(flops, bytes_, cells["ridge"]), dtype=bool)
+    flops, bytes_ = op.cost(make_step(_at(cells, along, value, family=family)))
+    compute = np.asarray(is_compute_bound(flops, bytes_, search["ridge"]), dtype=bool)
     return compute, np.asarray(flops / bytes_, dtype=np.float64)
 
 
-def _host_bisect(cells: dict, op: OpDef, along: str, causal: bool) -> np.ndarray:
-    """The same bisection as :func:`_solver`, in exact Python integers (for the cells given)."""
-    lo, hi = cells["n_lo"] - 1, cells["n_hi"] + 1
+def _host_bisect(cells: Shape, search: dict, op: OpDef, along: str) -> np.ndarray:
+    """The same bisection as :func:`_solver`, in exact Python numbers (for the cells given)."""
+    lo, hi = search["n_lo"] - 1, search["n_hi"] + 1
     while True:
         active = hi - lo > 1
         if not active.any():
             return hi
         mid = np.where(active, (lo + hi) // 2, hi)
-        compute, _ = _exact(cells, op, along, mid * cells["step"], causal=causal, family=True)
+        compute, _ = _exact(cells, search, op, along, mid * search["step"], family=True)
         lo, hi = np.where(active & ~compute, mid, lo), np.where(active & compute, mid, hi)
 
 
-def _solve(cells: dict, ops: tuple[OpDef, ...], along: str, causal: bool) -> list[np.ndarray]:
+def _solve(cells: Shape, search: dict, ops: tuple[OpDef, ...], along: str) -> list[np.ndarray]:
     """Per op, the first compute-bound index of the (monotone) family, checked exactly and repaired."""
     out = []
-    for j, n in enumerate(_device_bisect(cells, ops, along, causal)):
-        op, n_lo, n_hi, step = ops[j], cells["n_lo"], cells["n_hi"], cells["step"]
-        at, _ = _exact(cells, op, along, np.minimum(n, n_hi) * step, causal=causal, family=True)
-        below, _ = _exact(cells, op, along, np.maximum(n - 1, n_lo) * step, causal=causal, family=True)
+    n_lo, n_hi, step = search["n_lo"], search["n_hi"], search["step"]
+    for op, n in zip(ops, _device_bisect(cells, search, ops, along), strict=True):
+        at, _ = _exact(cells, search, op, along, np.minimum(n, n_hi) * step, family=True)
+        below, _ = _exact(cells, search, op, along, np.maximum(n - 1, n_lo) * step, family=True)
         wrong = ((n <= n_hi) & ~at) | ((n > n_lo) & below)
         if wrong.any():
             n = n.copy()
-            n[wrong] = _host_bisect({name: v[wrong] for name, v in cells.items()}, op, along, causal)
+            n[wrong] = _host_bisect(_take(cells, wrong), _take(search, wrong), op, along)
         out.append(n)
     return out
 
 
-def _answers(cells: dict, n: np.ndarray, along: str, compute_at_own: np.ndarray):
+def _answers(search: dict, n: np.ndarray, along: str, extras: list[np.ndarray], compute: list[np.ndarray]):
     """``(crossover, value below it, monotone)`` per cell; crossover and below are 0 where absent.
 
     Along ``batch`` and ``seq_len`` these follow from the first compute-bound index. Along
-    ``hidden`` the model's own width ``h0`` (bound ``compute_at_own``) is spliced into the
-    scaled family whose first compute-bound width is ``c``.
+    ``hidden`` the legal widths off the scaled lattice (``extras``: the model's own width
+    ``h0``, which keeps its own shape, and with ``tp`` the narrow widths of replicated KV
+    heads; 0 where a cell has fewer), each compute-bound or not (``compute``), are spliced
+    into the scaled family whose first compute-bound width is ``c``.
     """
-    step, top = cells["step"], cells["n_hi"] * cells["step"]
+    step, top = search["step"], search["n_hi"] * search["step"]
     if along != "hidden":
-        found = n <= cells["n_hi"]
-        return np.where(found, n, 0), np.where(found & (n > cells["n_lo"]), n - 1, 0), np.ones(len(n), bool)
+        found = n <= search["n_hi"]
+        return np.where(found, n, 0), np.where(found & (n > search["n_lo"]), n - 1, 0), np.ones(len(n), bool)
     never = top + step
     c = n * step  # == never where the family never turns compute-bound
-    h0 = cells["hidden"]
-    inside = h0 <= top
-    own = compute_at_own & inside
+    h0 = extras[0]
     c_other = np.where((c == h0) & (c < never), c + step, c)  # first compute-bound scaled width other than h0
-    c_other = np.where(c_other > top, never, c_other)
-    answer = np.where(own, np.minimum(h0, c_other), c_other)
-    next_above_own = (h0 // step + 1) * step
-    monotone = ~((own & (next_above_own <= top) & (next_above_own < c))  # memory-bound widths above h0
-                 | (~own & inside & (c_other < h0)))  # h0 memory-bound above compute-bound widths
+    answer = np.where(c_other > top, never, c_other)
+    for e, bound in zip(extras, compute, strict=True):
+        answer = np.where(bound & (e > 0), np.minimum(answer, e), answer)
     lattice_below = (answer - 1) // step * step
-    below = np.where((h0 < answer) & inside, np.maximum(lattice_below, h0), lattice_below)
+    below = lattice_below
+    for e in extras:
+        below = np.where((e > 0) & (e < answer), np.maximum(below, e), below)
+    next_up = (answer // step + 1) * step  # the first scaled width above the answer, not h0
+    next_up = np.where(next_up == h0, next_up + step, next_up)
+    again = (next_up <= top) & (next_up < c_other)  # memory-bound scaled widths above the answer
+    for e, bound in zip(extras, compute, strict=True):
+        again |= (e > answer) & ~bound
     found = answer < never
-    return np.where(found, answer, 0), np.where(found, below, 0), monotone
+    return np.where(found, answer, 0), np.where(found, below, 0), ~again
 
 
-def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, dict, tuple[OpDef, ...]]]:
-    """Blocks of cells: ``(labels, cells, ops)`` per model × hardware × dtype × phase step.
+def _extras(model_hidden: int, head_dim: int, group_size: int, tp: int, top: int) -> list[int]:
+    """Legal widths off the lattice of multiples of ``head_dim·group_size·tp``: the own width first, then
+    those whose ``k < tp`` KV heads divide ``tp`` (and whose heads ``tp`` divides), up to ``top``."""
+    narrow = [head_dim * group_size * k for k in range(1, tp) if tp % k == 0 and group_size * k % tp == 0]
+    own = [model_hidden] if model_hidden <= top else [0]
+    return own + [h for h in narrow if h != model_hidden and h <= top]
 
-    ``cells`` holds Python-integer object arrays of :data:`_INTS` and :data:`_NUMS` over
-    the grid of the two other axes (in frame order: batch, seq_len, hidden).
+
+def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, tuple[OpDef, ...]]]:
+    """Blocks of cells in the sweep's order: ``(labels, cells, search, extras, ops)`` per engine block.
+
+    ``cells`` is the block's :class:`Shape` (leaves: Python-number object arrays) over the
+    grid of the two other axes (in frame order: batch, seq_len, hidden); ``search`` holds
+    :data:`_SEARCH` per cell, ``extras`` the legal widths off the lattice (``hidden`` only).
     """
-    blocks = []
-    for model in spec.models:
-        ops = layer_ops(gated_mlp=model.gated_mlp, fused_attention=spec.fused_attention)
-        hidden_values = (model.hidden,) if along == "hidden" else spec.hidden_for(model)
-        shapes = {h: model.at_hidden(h) for h in hidden_values}
-        for hw in spec.hardware:
-            for dt in spec.dtypes:
-                for phase, spec_k, seq_start in spec.steps():
-                    axes = {"batch": spec.batch, "seq_len": spec.seq_len[seq_start:], "hidden": hidden_values}
-                    axes[along] = (0,)
-                    grid = [a.ravel() for a in np.meshgrid(*(np.array(v, dtype=object) for v in axes.values()),
-                                                           indexing="ij")]
-                    cells = dict(zip(axes, grid, strict=True))
-                    size = len(grid[0])
-                    shape = [shapes[h] for h in cells["hidden"]] if along != "hidden" else [model] * size
-                    cells.update({
-                        "heads": np.array([m.heads for m in shape], dtype=object),
-                        "kv_heads": np.array([m.kv_heads for m in shape], dtype=object),
-                        "intermediate": np.array([m.intermediate for m in shape], dtype=object),
-                    })
-                    if along == "hidden":
-                        cells["hidden"] = np.full(size, model.hidden, dtype=object)
-                    lattice = model.head_dim * model.group_size if along == "hidden" else 1
-                    lowest = spec_k if along == "seq_len" and phase == "verify" else 1
-                    scalars = {"phase": PHASES.index(phase), "spec_k": spec_k or 0, "head_dim": model.head_dim,
-                               "group_size": model.group_size, "vocab": model.vocab, "n_lo": lowest,
-                               "n_hi": LIMIT // lattice, "step": lattice, "w": dt.weight_bytes, "a": dt.act_bytes,
-                               "k": dt.kv_bytes, "ridge": hw.ridge(dt.compute)}
-                    for name, value in scalars.items():
-                        cells[name] = np.full(size, value, dtype=object)
-                    labels = {"model": model.name, "hardware": hw.name, "dtype": dt.name, "phase": phase,
-                              "spec_k": spec_k, "ridge": hw.ridge(dt.compute)}
-                    blocks.append((labels, cells, ops))
-    return blocks
+    out = []
+    for block in engine.blocks(spec, engine.MAX_CHUNK_SIZE):
+        model, (tp, pp, ep) = block.model, block.layout
+        table = jax.tree.map(lambda *leaves: np.array(leaves, dtype=object), *engine.step_shapes(block, spec))
+        axes = {"batch": spec.batch, "seq_len": spec.seq_len[block.seq_start:], "hidden": block.hidden}
+        axes[along] = (0,)
+        grid = dict(zip(axes, (a.ravel() for a in np.meshgrid(*(np.arange(len(v)) for v in axes.values()),
+                                                                 indexing="ij")), strict=True))
+        coords = {name: np.array(values, dtype=object)[grid[name]] for name, values in axes.items()}
+        # comm (static) only says which collectives exist, and none is searched: without it every
+        # layout of a model shares one compiled solver (its degrees are leaves, as in the engine)
+        cells = replace(_take(table, grid["hidden"]), batch=coords["batch"], seq_len=coords["seq_len"], comm=())
+        size = len(grid["batch"])
+        lattice = model.head_dim * model.group_size * tp if along == "hidden" else 1
+        lowest = block.spec_k if along == "seq_len" and block.phase == "verify" else 1
+        ridge = block.hardware.ridge(block.dtype.compute)
+        search = {name: np.full(size, value, dtype=object)
+                  for name, value in zip(_SEARCH, (ridge, lowest, LIMIT // lattice, lattice), strict=True)}
+        extras = [] if along != "hidden" else [
+            np.full(size, e, dtype=object)
+            for e in _extras(model.hidden, model.head_dim, model.group_size, tp, LIMIT // lattice * lattice)]
+        labels = {"model": model.name, "hardware": block.hardware.name, "dtype": block.dtype.name,
+                  "tp": tp, "pp": pp, "ep": ep, "phase": block.phase, "spec_k": block.spec_k, "ridge": ridge,
+                  **{axis: coords[axis] for axis in AXES if axis != along}}
+        out.append((labels, cells, search, extras, block.ops))
+    return out
 
 
-def _rows(cells: dict, ops: tuple[OpDef, ...], along: str, causal: bool) -> dict[str, np.ndarray]:
+def _rows(cells: Shape, search: dict, extras: list, ops: tuple[OpDef, ...], along: str) -> dict[str, np.ndarray]:
     """``crossover`` (0: none), ``intensity_below``, ``intensity_at`` (NaN: none) and ``monotone``.
 
-    One entry per cell × op, ops varying fastest; every cell shares ``ops``.
+    One entry per cell × op, ops varying fastest; every cell shares ``ops`` (none a collective).
     """
-    own = np.zeros(len(cells["phase"]), bool)
-    placeholder = cells["n_lo"] * cells["step"]  # a legal value to evaluate where there is none
+    placeholder = search["n_lo"] * search["step"]  # a legal value to evaluate where there is none
     columns: dict[str, list] = {"crossover": [], "intensity_below": [], "intensity_at": [], "monotone": []}
-    for op, n in zip(ops, _solve(cells, ops, along, causal), strict=True):
-        if along == "hidden":
-            own, _ = _exact(cells, op, along, cells["hidden"], causal=causal, family=False)
-        answer, below, monotone = _answers(cells, n, along, own)
+    for op, n in zip(ops, _solve(cells, search, ops, along), strict=True):
+        compute = [_exact(cells, search, op, along, np.where(e > 0, e, placeholder), family=False)[0]
+                   for e in extras]
+        answer, below, monotone = _answers(search, n, along, extras, compute)
         for name, value in (("intensity_at", answer), ("intensity_below", below)):
-            _, intensity = _exact(cells, op, along, np.where(value > 0, value, placeholder), causal=causal,
-                                  family=False)
+            _, intensity = _exact(cells, search, op, along, np.where(value > 0, value, placeholder), family=False)
             columns[name].append(np.where(value > 0, intensity, np.nan))
         columns["crossover"].append(answer.astype(np.int64))
         columns["monotone"].append(monotone.astype(bool))
     return {name: np.stack(parts, axis=1).ravel() for name, parts in columns.items()}
 
 
-def _frame(labels: dict, cells: dict, ops: tuple[OpDef, ...], along: str, rows: dict,
-           schema: pl.Schema) -> pl.DataFrame:
-    """The crossover frame of one block from its :func:`_rows`."""
-    size = len(cells["phase"])
+def _frame(labels: dict, ops: tuple[OpDef, ...], along: str, rows: dict, schema: pl.Schema) -> pl.DataFrame:
+    """The crossover frame of one block from its :func:`_rows` (collectives included, network-bound)."""
+    size = len(labels[next(axis for axis in AXES if axis != along)])
     count = size * len(ops)
     frame = {
-        **{name: [labels[name]] * count for name in ("model", "hardware", "dtype", "phase", "spec_k")},
+        **{name: [labels[name]] * count for name in schema if name in ("model", "hardware", "dtype", *PARALLEL,
+                                                                         "phase", "spec_k")},
         "op": [op.name for op in ops] * size, "group": [op.group for op in ops] * size,
-        **{axis: np.repeat(cells[axis].astype(np.int64), len(ops)) for axis in AXES if axis != along},
-        "crossover": rows["crossover"], "ridge": np.full(count, labels["ridge"]),
-        "intensity_below": rows["intensity_below"], "intensity_at": rows["intensity_at"],
-        "monotone": rows["monotone"],
+        **{axis: np.repeat(labels[axis].astype(np.int64), len(ops)) for axis in AXES if axis != along},
+        **rows, "ridge": np.full(count, labels["ridge"]),
     }
-    df = pl.DataFrame(frame, schema_overrides={"spec_k": pl.Int64}, nan_to_null=True)
+    if "network" in schema:
+        frame["network"] = np.tile([op.hops is not None for op in ops], size)
+    df = pl.DataFrame(frame, schema_overrides={"spec_k": pl.Int64}, nan_to_null=True).select(schema.names())
     return df.with_columns(pl.when(pl.col("crossover") > 0).then(pl.col("crossover"))).cast(schema)
 
 
 def _schema(spec: SweepSpec, along: str) -> pl.Schema:
-    """Column names and types of a crossover frame."""
+    """Column names and types of a crossover frame: the layout and ``network`` columns with a parallel layout."""
     from rooflax.data.frames import schemas
 
     keys = schemas(spec)[0]
+    layouts = spec.layouts() != ((1, 1, 1),)
     return pl.Schema({
-        **{name: keys[name] for name in ("model", "hardware", "dtype", "phase", "spec_k")},
+        **{name: keys[name] for name in ("model", "hardware", "dtype", *(PARALLEL if layouts else ()), "phase",
+                                         "spec_k")},
         "op": pl.Enum(OP_NAMES), "group": pl.Enum(GROUPS),
         **{axis: pl.Int64 for axis in AXES if axis != along},
         "crossover": pl.Int64, "ridge": pl.Float64, "intensity_below": pl.Float64, "intensity_at": pl.Float64,
-        "monotone": pl.Boolean,
+        "monotone": pl.Boolean, **({"network": pl.Boolean} if layouts else {}),
     })
 
 
-def supported(spec: SweepSpec) -> str | None:
-    """Why crossovers do not cover ``spec`` (one ``field: …`` line), or None where they do.
-
-    Crossovers cover dense single-device layers: no model with experts, every
-    ``tp``, ``pp`` and ``ep`` degree 1.
-    """
-    scope = "crossovers cover dense single-device layers for now"
-    moe = [model.name for model in spec.models if model.experts]
-    if moe:
-        return f"model: {', '.join(moe)} {'has' if len(moe) == 1 else 'have'} experts; {scope} (dense models only)"
-    for axis in ("tp", "pp", "ep"):
-        degrees = getattr(spec, axis)
-        if degrees != (1,):
-            return f"{axis}: {', '.join(map(str, degrees))} given; {scope} ({axis} = 1 only)"
-    return None
+def _check_hidden(spec: SweepSpec) -> None:
+    """Refuse, in one line, a spec whose widths are not scaled: a mixture of experts, or a ``tp`` that
+    does not split every Llama MLP width."""
+    for model in spec.models:
+        if model.experts:
+            raise SpecError(f"along: hidden is not defined for {model.name}: a mixture of experts is not scaled "
+                            "to other widths (rooflax.Model.at_hidden); cross batch or seq_len")
+    odd = [tp for tp in spec.tp if 256 % tp]
+    if odd:
+        raise SpecError(f"along: hidden with tp {', '.join(map(str, odd))}: the Llama rule's MLP widths (multiples "
+                        "of 256) split evenly only for tp dividing 256; cross batch or seq_len, or give such tp")
 
 
 def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch", **keys: object) -> pl.DataFrame:
@@ -332,19 +338,23 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
         along: ``batch``, ``seq_len`` or ``hidden``. The spec's values of this axis are
             ignored; its other two axes give one row each per value.
         **keys: the spec's TOML keys (``model``, ``hardware``, ``dtype``, ``phases``,
-            ``seq_len``, ...), replacing those of ``spec``.
+            ``seq_len``, ``tp``, ...), replacing those of ``spec``.
 
     Raises:
-        SpecError: ``along`` is not an axis, or the spec is out of scope (:func:`supported`).
+        SpecError: ``along`` is not an axis, or is given a value, or is ``hidden`` for a
+            model that is not scaled (a mixture of experts) or a ``tp`` that does not
+            divide 256.
 
     Returns:
-        One row per model × hardware × dtype × phase step × value of the two other axes
-        × op: ``model``, ``hardware``, ``dtype``, ``phase``, ``spec_k``, ``op``,
-        ``group``, the two other axes, ``crossover`` (null: not compute-bound up to
-        :data:`LIMIT`), ``ridge`` (FLOP/byte), ``intensity_below`` (at the legal value
-        just below the crossover; null where the crossover is the smallest legal
-        value), ``intensity_at`` and ``monotone`` (false where the op is memory-bound
-        again at some larger value: only along ``hidden``, at a preset's own width).
+        One row per model × hardware × dtype × layout × phase step × value of the two other
+        axes × op: ``model``, ``hardware``, ``dtype``, ``tp``, ``pp``, ``ep`` (only where the
+        spec has a parallel layout), ``phase``, ``spec_k``, ``op``, ``group``, the two other
+        axes, ``crossover`` (null: not compute-bound up to :data:`LIMIT`), ``ridge``
+        (FLOP/byte), ``intensity_below`` (at the legal value just below the crossover; null
+        where the crossover is the smallest legal value), ``intensity_at``, ``monotone``
+        (false where the op is memory-bound again at some larger value: only along
+        ``hidden``, at a preset's own width) and, with a parallel layout, ``network`` (true
+        for the collectives, group ``comm``: network-bound at every value, never crossing).
 
     >>> df = crossover(model="llama-13b", hardware="a40", phases=["decode"], seq_len=[2048])
     >>> df.filter(op="up_proj").select("crossover", "intensity_below", "intensity_at").row(0)
@@ -359,59 +369,85 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
     # past every spec_k, so that any verify step is legal)
     placeholder = {"batch": [1], "seq_len": [LIMIT], "hidden": None}[along]
     spec = resolve_spec(spec, {**keys, along: placeholder}, reference_axes=True)
-    refused = supported(spec)
-    if refused is not None:
-        raise SpecError(refused)
+    if along == "hidden":
+        _check_hidden(spec)
     # one row per cell of the two other axes (the crossed one holds its placeholder) and op
-    rows = sum(len(spec.batch) * (len(spec.seq_len) - first) * len(spec.hidden_for(m))
-               * len(layer_ops(gated_mlp=m.gated_mlp, fused_attention=spec.fused_attention))
-               for m in spec.models for _, _, first in spec.steps()) * len(spec.hardware) * len(spec.dtypes)
+    rows = sum(block.points * len(block.ops) for block in engine.blocks(spec, engine.MAX_CHUNK_SIZE))
     check_in_memory("crossover", rows, ROW_BYTES, instead="a crossover frame is solved in memory: give fewer values "
                     f"of the axes not crossed ({', '.join(a for a in AXES if a != along)}), or fewer phases, models, "
-                    "accelerators or dtypes")
+                    "accelerators, dtypes or layouts")
     schema = _schema(spec, along)
     blocks = _cells(spec, along)
-    by_ops: dict[tuple[OpDef, ...], list[int]] = {}
-    for i, (_, _, ops) in enumerate(blocks):
-        by_ops.setdefault(ops, []).append(i)
+    # one bisection over every cell of every block with the same searched ops and static shape
+    by_kind: dict[tuple, list[int]] = {}
+    for i, (_, cells, _, _, ops) in enumerate(blocks):
+        searched = tuple(op for op in ops if op.hops is None)
+        by_kind.setdefault((searched, jax.tree.structure(cells)), []).append(i)
     frames: list[pl.DataFrame] = [pl.DataFrame()] * len(blocks)
-    for ops, indices in by_ops.items():  # one bisection over every cell of every block with these ops
-        cells = {name: np.concatenate([blocks[i][1][name] for i in indices]) for name in blocks[indices[0]][1]}
-        rows = _rows(cells, ops, along, spec.causal)
+    for (searched, _), indices in by_kind.items():
+        def joined(part, indices=indices):
+            return jax.tree.map(lambda *leaves: np.concatenate(leaves), *(part(blocks[i]) for i in indices))
+
+        # the blocks' widths off the lattice, each list padded with 0 (no width) to the longest
+        extras = [np.concatenate([block[3][j] if j < len(block[3]) else np.zeros(len(block[3][0]), dtype=object)
+                                  for block in (blocks[i] for i in indices)])
+                  for j in range(max(len(blocks[i][3]) for i in indices))]
+        rows = _rows(joined(lambda b: b[1]), joined(lambda b: b[2]), extras, searched, along)
         start = 0
         for i in indices:
-            labels, block, _ = blocks[i]
-            end = start + len(block["phase"]) * len(ops)
-            frames[i] = _frame(labels, block, ops, along, {name: v[start:end] for name, v in rows.items()}, schema)
-            start = end
+            labels, cells, _, _, ops = blocks[i]
+            size = len(cells.phase)
+            part = {name: v[start * len(searched):(start + size) * len(searched)] for name, v in rows.items()}
+            frames[i] = _frame(labels, ops, along, _with_collectives(part, ops, searched, size), schema)
+            start += size
     return pl.concat(frames)
+
+
+def _with_collectives(rows: dict, ops: tuple[OpDef, ...], searched: tuple[OpDef, ...], size: int) -> dict:
+    """The searched ops' rows (cell × op, ops fastest) with the collectives' rows put in their place:
+    no crossover, no intensities (no FLOPs), monotone."""
+    if len(searched) == len(ops):
+        return rows
+    fill = {"crossover": 0, "intensity_below": np.nan, "intensity_at": np.nan, "monotone": True}
+    out = {}
+    for name, values in rows.items():
+        table = np.full((size, len(ops)), fill[name], dtype=values.dtype)
+        table[:, [op.hops is None for op in ops]] = values.reshape(size, len(searched))
+        out[name] = table.ravel()
+    return out
 
 
 def crossover_table(df: pl.DataFrame) -> str:
     """A crossover frame as plain text: columns equal on every row go into a title line.
 
-    ``never`` marks a null crossover; ``-`` an absent value.
+    ``never`` marks a null crossover, ``network`` a collective's (network-bound at every
+    value); ``-`` an absent value.
     """
     along = next((axis for axis in AXES if axis not in df.columns), None)
     if along is None or "crossover" not in df.columns:
         raise SpecError(f"crossover_table: expected a frame of rooflax.crossover, got columns {df.columns}")
     if df.is_empty():
         return f"no crossovers along {along} (no rows)"
-    keys = ("model", "hardware", "dtype", "phase", "spec_k", *(a for a in AXES if a != along), "ridge")
+    layout = tuple(name for name in PARALLEL if name in df.columns)
+    keys = ("model", "hardware", "dtype", *layout, "phase", "spec_k", *(a for a in AXES if a != along), "ridge")
     constant = [name for name in keys if df.get_column(name).n_unique() == 1]
     title = ", ".join(f"{name} {_cell(df.get_column(name)[0])}" + (" FLOP/byte" if name == "ridge" else "")
                       for name in constant if df.get_column(name)[0] is not None)
     shown = [name for name in (*keys, "op") if name not in constant]
     header = [*shown, f"{along} crossover", "intensity below", "at"]
+    network = df.get_column("network") if "network" in df.columns else pl.Series([False] * df.height)
     rows = tuple((*(_cell(row[name]) for name in shown),
-                  _cell(row["crossover"], "never") + ("" if row["monotone"] else " *"),
+                  "network" if is_network else _cell(row["crossover"], "never") + ("" if row["monotone"] else " *"),
                   _cell(row["intensity_below"]), _cell(row["intensity_at"]))
-                 for row in df.iter_rows(named=True))
+                 for row, is_network in zip(df.iter_rows(named=True), network, strict=True))
     numeric = tuple(name not in ("model", "hardware", "dtype", "phase", "op") for name in shown) + (True,) * 3
     intro = f"smallest {along} at which each op is compute-bound (intensities in FLOP/byte; never: not up to 2**40)"
     text = Table("\n".join(filter(None, (intro, title))), tuple(header), rows, numeric).text()
     if not df.get_column("monotone").all():
         text += "\n* memory-bound again at a larger value (a preset's own width differs from the Llama scaling)"
+    if network.any():
+        text += ("\nnetwork: a collective (group comm) does no FLOPs and moves its bytes over the interconnect, "
+                 "so it is network-bound at every value and never crosses")
     return text
 
 

@@ -6,10 +6,11 @@ For a dataset (or a frame) the :class:`Report` says:
 - **bound shares**: per phase and op group, the share of rows that are memory-,
   compute- and network-bound (collectives of a parallel layout), and of rows whose
   ``bound`` is missing or not one of those (long frames);
-- **crossovers**: per model × hardware × dtype × phase step × op group, the smallest batch
-  at which the group's ops turn compute-bound (:func:`rooflax.crossover` along ``batch``
-  at the sweep's median ``seq_len`` and ``hidden``; a range when the group's ops differ;
-  left out, with a note, for sweeps it does not cover: :func:`rooflax.answers.crossover.supported`);
+- **crossovers**: per model × hardware × dtype × parallel layout × phase step × op group,
+  the smallest batch at which the group's ops turn compute-bound (:func:`rooflax.crossover`
+  along ``batch`` at the sweep's median ``seq_len`` and ``hidden``; a range when the
+  group's ops differ; a column per layout; the collectives, group ``comm``, are
+  network-bound and named as such);
 - **tokens/s**: per phase, the best configuration (among those that fit in memory, where
   any do) and the worst, with their ideal and achieved tokens/s;
 - **memory**: per model × hardware × dtype × phase, how many configurations fit, and the
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import polars as pl
 
-from rooflax.answers.crossover import crossover, supported
+from rooflax.answers.crossover import crossover
 from rooflax.answers.tables import Table, number
 from rooflax.config.hardware import HARDWARE
 from rooflax.config.spec import SweepSpec
@@ -63,8 +64,9 @@ class Report:
         bounds: ``phase``, ``group``, ``rows``, ``memory_share``, ``compute_share``,
             ``network_share`` and ``unknown_share`` (``bound`` null or not a known bound)
             (None for summary frames, which have no per-op bound).
-        crossovers: ``model``, ``hardware``, ``dtype``, ``phase``, ``spec_k``,
-            ``group``, ``seq_len``, ``hidden``, ``first`` and ``last`` (smallest and
+        crossovers: ``model``, ``hardware``, ``dtype``, ``tp``, ``pp``, ``ep`` (only for
+            sweeps of parallel layouts), ``phase``, ``spec_k``, ``group``, ``seq_len``,
+            ``hidden``, ``first`` and ``last`` (smallest and
             largest crossover of the group's ops; null: never up to 2**40), ``never``
             (ops of the group that never cross), ``ridge``, ``batch_max`` (the sweep's
             largest batch) (None without a spec).
@@ -128,25 +130,34 @@ class Report:
             return None
         df = self.crossovers
         varying = [k for k in ("model", "hardware", "dtype") if df.get_column(k).n_unique() > 1]
-        columns = list(dict.fromkeys(" ".join(str(r[k]) for k in varying) or "batch"
-                                     for r in df.iter_rows(named=True)))
+        layout = [k for k in _LAYOUT if k in df.columns and df[k].n_unique() > 1]  # a column per layout
+
+        def column_of(r: dict) -> str:
+            return " ".join([*(str(r[k]) for k in varying), *(f"{k} {r[k]}" for k in layout)]) or "batch"
+
+        columns = list(dict.fromkeys(column_of(r) for r in df.iter_rows(named=True)))
         verify = df["spec_k"].is_not_null().any()
         cells: dict[tuple, dict[str, str]] = {}
         ridges: dict[str, str] = {}
         for r in df.iter_rows(named=True):
-            column = " ".join(str(r[k]) for k in varying) or "batch"
+            column = column_of(r)
             key = (r["phase"], *([_cell(r["spec_k"])] if verify else []), r["group"])
             cells.setdefault(key, {})[column] = _span(r)
             ridges[column] = f"{r['ridge']:.1f}"
         never = sorted({key[-1] for key, row in cells.items() if set(row.values()) == {"never"}}, key=GROUPS.index)
-        rows = [(*key, *(row.get(c, "") for c in columns)) for key, row in cells.items() if key[-1] not in never]
+        network = [group for group in never if group == "comm"]  # collectives: no FLOPs, bytes over the link
+        never = [group for group in never if group not in network]
+        rows = [(*key, *(row.get(c, "") for c in columns)) for key, row in cells.items()
+                if key[-1] not in (*never, *network)]
         width = 3 if verify else 2
         rows.append(("ridge FLOP/B", *[""] * (width - 1), *(ridges[c] for c in columns)))
         first = df.row(0, named=True)
         at = f"seq_len {first['seq_len']}" + (f", hidden {first['hidden']}" if df["hidden"].n_unique() == 1 else "")
         title = (f"smallest batch at which each op group turns compute-bound ({at}; a range when its ops differ; "
                  f"* beyond the sweep's largest batch, {first['batch_max']})"
-                 + (f"; never for {', '.join(never)}" if never else ""))
+                 + (f"; never for {', '.join(never)}" if never else "")
+                 + ("; comm (collectives) network-bound: no FLOPs, bytes over the interconnect, never crossing"
+                    if network else ""))
         header = ("phase", *(["spec_k"] if verify else []), "group", *columns)
         return Table(title, header, tuple(rows), (False,) * width + (True,) * len(columns))
 
@@ -274,11 +285,12 @@ def _crossovers(spec: SweepSpec) -> pl.DataFrame:
     if spec.hidden is not None:
         keys["hidden"] = [statistics.median_low(spec.hidden)]
     df = crossover(spec.with_keys(**keys), along="batch")
-    return (df.group_by("model", "hardware", "dtype", "phase", "spec_k", "group", "seq_len", "hidden",
+    layout = [k for k in _LAYOUT if k in df.columns]  # a sweep of parallel layouts: crossovers per layout
+    return (df.group_by("model", "hardware", "dtype", *layout, "phase", "spec_k", "group", "seq_len", "hidden",
                         maintain_order=True)
             .agg(first=pl.col("crossover").min(), last=pl.col("crossover").max(),
                  never=pl.col("crossover").null_count(), ops=pl.len(), ridge=pl.col("ridge").first())
-            .sort("model", "hardware", "dtype", "phase", "spec_k", "group", maintain_order=True)
+            .sort("model", "hardware", "dtype", *layout, "phase", "spec_k", "group", maintain_order=True)
             .with_columns(batch_max=pl.lit(spec.batch[-1]), group=pl.col("group").cast(pl.String))
             .with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)))
 
@@ -399,10 +411,7 @@ def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
     bounds = _bounds(lf) if kind == "ops" else None
     if kind == "summary":
         notes.append("summary frames have no per-op bound; sweep without --summary for the bound shares")
-    refused = supported(spec) if spec is not None else None
-    crossovers = _crossovers(spec) if spec is not None and refused is None else None
-    if refused is not None:
-        notes.append(f"no crossovers: {refused}")
+    crossovers = _crossovers(spec) if spec is not None else None
     if kind == "summary":
         chunks = _parts(parts) if parts is not None else iter([lf.select(_TOTALS).collect()])
         tokens, memory, layouts = _totals(chunks, spec)

@@ -326,7 +326,13 @@ def _cmd_crossover(args) -> int:
     from rooflax.answers.crossover import crossover, crossover_table
 
     output = _table_output(args)
-    df = crossover(_spec(args), along=args.along)
+    spec = _spec(args)
+    given = getattr(args, args.along, None) if args.along in ("batch", "seq_len", "hidden") else None
+    if given is not None:
+        flag = f"--{args.along.replace('_', '-')}"
+        raise SpecError(f"{flag}: crossover --along {args.along} searches every {args.along} up to 2**40, so "
+                        f"{flag} {given} is not read; leave {flag} out, or cross another axis")
+    df = crossover(spec, along=args.along)
     df = _filter(df.lazy(), args.where).collect()
     if not args.quiet:
         print(crossover_table(df))

@@ -53,7 +53,7 @@ from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Block", "Chunk", "Task",
-           "blocks", "check_chunk_size", "chunk_count", "chunk_rows", "plan", "run"]
+           "blocks", "check_chunk_size", "chunk_count", "chunk_rows", "plan", "run", "step_shapes"]
 
 #: Grid points per chunk of a long sweep unless told otherwise: about half a million op
 #: rows, 60 MB of frame. Smaller chunks stream with flatter memory (a 10^8-row sweep peaks
@@ -283,6 +283,20 @@ def _padded(values: tuple, size: int) -> tuple:
     return values + values[-1:] * (size - len(values))
 
 
+def step_shapes(step: Block | Task, spec: SweepSpec) -> tuple[Shape, ...]:
+    """The :class:`Shape` of a step (a block or one of its chunks) at each of its hidden sizes, in order.
+
+    ``batch`` and ``seq_len`` are 0 (every grid point fills in its own); the leaves are
+    Python numbers. The sweep's tables are these shapes stacked, so other callers
+    (:func:`rooflax.crossover`) price exactly the sweep's steps.
+    """
+    tp, pp, ep = step.layout
+    return tuple(Shape.of(step.model.at_hidden(h), step.dtype, phase=step.phase, batch=0, seq_len=0,
+                          spec_k=step.spec_k, fused_attention=spec.fused_attention, causal=spec.causal,
+                          tp=tp, pp=pp, ep=ep, tree_pairs=spec.tree_pairs(step.spec_k))
+                 for h in step.hidden)
+
+
 def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     """What every chunk of a step shares: the axis tables, the shape at each
     hidden size (a :class:`Shape` of tables, batch and seq_len filled in per point) and the roof.
@@ -291,12 +305,7 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     and sweeps of nearby sizes, run the same compiled function.
     """
     seq = spec.seq_len[task.seq_start:]
-    models = {h: task.model.at_hidden(h) for h in task.hidden}
-    tp, pp, ep = task.layout
-    rows = [Shape.of(models[h], task.dtype, phase=task.phase, batch=0, seq_len=0, spec_k=task.spec_k,
-                     fused_attention=spec.fused_attention, causal=spec.causal, tp=tp, pp=pp, ep=ep,
-                     tree_pairs=spec.tree_pairs(task.spec_k))
-            for h in task.hidden]
+    rows = step_shapes(task, spec)
     if len(rows) == 1:  # one hidden size: scalars shared by every point (_compiled's ``shared``)
         shapes = jax.tree.map(np.float64, rows[0])
     else:
