@@ -131,7 +131,7 @@ def run_block(block: Block, namespace: dict, printed: str | None) -> str | None:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(compile(block.source(), where, "exec"), namespace)  # the README's own code
-        plt.close("all")
+        assert not plt.get_fignums(), f"{where}: the snippet left pyplot figures open"
         return None if block.replace else out.getvalue()
     if block.lang == "" and block.text.startswith("$ "):
         head, _, shown = block.source().partition("\n")

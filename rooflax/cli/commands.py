@@ -21,16 +21,6 @@ from rooflax.errors import RooflaxError, SpecError, close_matches
 __all__ = ["main"]
 
 
-def _agg():
-    """The rooflax.plot module, drawing off-screen (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from rooflax import plot
-
-    return plot
-
-
 def _read_dataset(path: str, where: str | None):
     """A checked dataset (folder or part file) as a LazyFrame, filtered, with its accelerators and models."""
     from rooflax.config.hardware import Hardware
@@ -121,7 +111,8 @@ def _cmd_sweep(args) -> int:
     spec = _spec(args)
     chart = plan = None
     if args.plot:  # everything the chart needs is checked before the sweep runs
-        plot = _agg()
+        from rooflax import plot
+
         chart = plot.chart_path(args.plot, overwrite=args.overwrite, field="--plot")
         outside_datasets(chart, "--plot", dataset=Path(args.output))
         try:
@@ -166,7 +157,7 @@ def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool
           where: str | None = None, color_by=None, connect=None, facet=None, groups=None, x="batch", y="seq_len",
           value=None, versus=None, ideal: bool = False, measured: str | None = None, ridge: bool = False,
           subtitle: bool = False) -> None:
-    plot = _agg()
+    from rooflax import plot
     from rooflax.plot._common import MATMUL_GROUPS
 
     lf, meta, hardware, models = _read_dataset(dataset, where)
@@ -215,7 +206,9 @@ def _cmd_plot(args) -> int:
         if getattr(args, name):
             kinds = "--kind map" if name in _MAP_ONLY else "--kind roofline or family"
             raise SpecError(f"--{name.replace('_', '-')}: only read by {kinds}, not --kind {args.kind}")
-    output = _agg().chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
+    from rooflax.plot import chart_path
+
+    output = chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
     _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
           where=args.where, color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups,
           x=args.x or "batch", y=args.y or "seq_len", value=args.value, versus=args.versus, ideal=args.ideal,
@@ -379,7 +372,9 @@ def _cmd_speculate(args) -> int:
     chart = None
     if plot:
         check_map_spec(chosen.spec, "--plot")
-        chart = _agg().chart_path(plot, overwrite=args.overwrite, field="--plot")
+        from rooflax.plot import chart_path
+
+        chart = chart_path(plot, overwrite=args.overwrite, field="--plot")
     df = speculate(chosen.spec, k=chosen.k, tree=trees or None, draft_model=args.draft_model,
                    medusa_heads=args.medusa_heads, shared_lm_head=args.shared_lm_head, acceptance=chosen.acceptance)
     notes = list(chosen.notes)
@@ -399,8 +394,9 @@ def _cmd_speculate(args) -> int:
         print(speculation_table(df))
     _write_table(df, output, quiet=args.quiet)
     if chart is not None:
-        plot = _agg()
-        plot.save(plot.speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
+        from rooflax.plot import save, speculation_map
+
+        save(speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
         if not args.quiet:
             print(f"wrote {chart}")
     return 0

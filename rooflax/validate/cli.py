@@ -66,9 +66,9 @@ def run_validate(args) -> int:
     output = output_file(args.output, "-o/--output", suffixes=(".parquet",), overwrite=args.overwrite)
     chart = profile = None
     if args.plot:
-        from rooflax.cli.commands import _agg
+        from rooflax.plot import chart_path
 
-        chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+        chart = chart_path(args.plot, overwrite=args.overwrite, field="--plot")
     if args.profile:
         profile = output_file(args.profile, "--profile", suffixes=(".toml",), overwrite=args.overwrite)
     named = [p for p in (output, chart, profile) if p is not None]
