@@ -322,3 +322,23 @@ def test_cli_name_hints_are_prefix_aware(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert all(repr(name) in err.split("(allowed")[0] for name in HARDWARE if name.startswith("a100"))
+
+
+def test_help_and_argument_errors_load_no_jax_or_polars():
+    """``import rooflax.cli``, ``--help`` and a refused command line import neither JAX nor polars (fast start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import contextlib, io, sys\n"
+            "import rooflax.cli\n"
+            "loaded = [sorted({'jax', 'polars'} & set(sys.modules))]\n"
+            "for argv in (['--help'], ['sweep', '--help'], ['plot', '--bogus'], ['nosuch'], ['sweep', '--batch']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+            "        try:\n"
+            "            rooflax.cli.main(argv)\n"
+            "        except SystemExit:\n"
+            "            pass\n"
+            "    loaded.append(sorted({'jax', 'polars'} & set(sys.modules)))\n"
+            "print(loaded)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str([[]] * 6)

@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rooflax.data._atomic import output_file, outside_datasets, write_output
-from rooflax.data.dataset import COMPRESSIONS
-from rooflax.engine import distributed
-from rooflax.engine import vectorized as engine
 from rooflax.errors import RooflaxError, SpecError, close_matches
+from rooflax.names import COMPRESSIONS, DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, MAX_CHUNK_SIZE
 
 __all__ = ["main"]
 
@@ -107,6 +105,7 @@ def _cmd_check(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from rooflax.data.dataset import sweep_to_parquet
+    from rooflax.engine import distributed
 
     spec = _spec(args)
     chart = plan = None
@@ -473,8 +472,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the dataset OUTPUT if it exists, or start over from OUTPUT.partial/")
     p.add_argument("--chunk-size", type=int,
-                   help=f"grid points per part file, 1 to {engine.MAX_CHUNK_SIZE:,} (default "
-                        f"{engine.DEFAULT_CHUNK_SIZE:,}, with --summary {engine.DEFAULT_SUMMARY_CHUNK_SIZE:,})")
+                   help=f"grid points per part file, 1 to {MAX_CHUNK_SIZE:,} (default "
+                        f"{DEFAULT_CHUNK_SIZE:,}, with --summary {DEFAULT_SUMMARY_CHUNK_SIZE:,})")
     p.add_argument("--compression", default="lz4", choices=COMPRESSIONS,
                    help="parquet codec (default: lz4)")
     p.add_argument("--no-statistics", action="store_true",
