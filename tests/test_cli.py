@@ -330,3 +330,37 @@ def test_help_and_argument_errors_load_no_jax_or_polars():
             "print(loaded)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == str([[]] * 6)
+
+
+SMALL = dict(phases=["prefill", "decode"], batch=[1, 8, 64], seq_len=[512, 2048])
+
+
+def _key_sorted(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort("phase", "batch", "seq_len", "op")
+
+
+def test_scan_dataset_where_is_the_sql_filter(tmp_path):
+    """``scan_dataset(where=)`` (what ``plot --where`` reads through) keeps the rows a polars filter keeps."""
+    rooflax.sweep_to_parquet(rooflax.parse_spec(**SMALL), tmp_path / "ds", progress=False)
+    got = rooflax.scan_dataset(tmp_path / "ds", where="phase = 'decode' AND batch >= 8").collect()
+    want = rooflax.sweep(**SMALL).filter((pl.col("phase") == "decode") & (pl.col("batch") >= 8))
+    assert want.height == 2 * 2 * 15
+    assert _key_sorted(got).equals(_key_sorted(want))
+    one_line_error(lambda: rooflax.scan_dataset(tmp_path / "ds", where="phase = 'decod'"),
+                   "where: cannot apply", "'decod' is no value of phase; did you mean 'decode'")
+
+
+def test_write_table_by_suffix(tmp_path):
+    """A table is written as CSV or parquet by its suffix, and an existing file is kept unless overwrite is given."""
+    from rooflax.answers.tables import write_table
+
+    df = rooflax.sweep(**SMALL).select("phase", "batch", "seq_len", "op", "time_s")
+    write_table(df, tmp_path / "t.csv")
+    write_table(df, tmp_path / "t.parquet")
+    assert pl.read_csv(tmp_path / "t.csv", schema=pl.read_parquet(tmp_path / "t.parquet").schema).equals(
+        pl.read_parquet(tmp_path / "t.parquet"))
+    assert pl.read_parquet(tmp_path / "t.parquet").equals(df)
+    one_line_error(lambda: write_table(df.head(1), tmp_path / "t.csv", field="--output"), "--output", "t.csv")
+    write_table(df.head(1), tmp_path / "t.csv", overwrite=True)
+    assert pl.read_csv(tmp_path / "t.csv").height == 1
+    one_line_error(lambda: write_table(df, tmp_path / "t.txt"), "path", ".parquet", ".csv")

@@ -829,3 +829,40 @@ def test_charts_leave_no_pyplot_figures(reference, tmp_path):
     for i, fig in enumerate(charts):
         plot.save(fig, tmp_path / f"{i}.png")
     assert plt.get_fignums() == []
+
+
+def test_draw_a_dataset_is_the_chart_of_its_rows(tmp_path):
+    """``plot.draw`` (what ``rooflax plot`` calls) draws the points the chart functions draw from the same rows."""
+    keys = dict(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256, 1024])
+    rooflax.sweep_to_parquet(rooflax.parse_spec(**keys), tmp_path / "ds", progress=False)
+    df = rooflax.sweep(**keys)
+    fig, errors = plot.draw(tmp_path / "ds", where="batch = 8")
+    assert errors is None
+    want = sorted(df.filter(pl.col("batch") == 8, pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
+                  .select("intensity", "achieved_flops").unique().rows())
+    assert sorted({tuple(p) for c in _series_collections(fig.axes[0]) for p in c.get_offsets().tolist()}) == want
+    validation = _validation(df.filter(pl.col("batch") == 8), {"qkv mlp": 2.0})
+    validation.write_parquet(tmp_path / "v.parquet")
+    fig, errors = plot.draw(tmp_path / "ds", measured=tmp_path / "v.parquet")
+    assert dict(errors.select("group", "median_rel_error").rows()) == pytest.approx({"qkv mlp": 0.5, "all": 0.5})
+    fig, errors = plot.draw(tmp_path / "ds", kind="map", value="time_s", where="phase = 'decode' AND op = 'qk'")
+    image = fig.axes[0].images[0].get_array()
+    assert sorted(image.compressed().tolist()) == sorted(df.filter(phase="decode", op="qk").get_column("time_s"))
+    one_line_error(lambda: plot.draw(tmp_path / "ds", kind="family"), "--kind family: give --color-by")
+    one_line_error(lambda: plot.draw(tmp_path / "ds", kind="pie"), "kind", "'pie'", "roofline")
+
+
+def test_validation_written_is_read_back(tmp_path):
+    """``write_validation`` writes the file ``read_validation`` (and ``plot --measured``) reads, profiles kept."""
+    from rooflax.config.hardware import HARDWARE, hardware_to_toml
+
+    df = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[256])
+    validation = _validation(df, {"qkv mlp": 2.0})
+    a40, h100 = HARDWARE["a40"], HARDWARE["h100-sxm"]
+    path = plot.write_validation(validation, tmp_path / "v.parquet", profile=a40, calibrated=h100, timer_ratio=2.01)
+    assert plot.read_validation(path).equals(validation)
+    meta = pl.read_parquet_metadata(path)
+    assert (meta["rooflax.kind"], meta["rooflax.profile"], meta["rooflax.calibrated"], meta["rooflax.timer_ratio"]) \
+        == ("validate", hardware_to_toml(a40), hardware_to_toml(h100), "2.0100")
+    one_line_error(lambda: plot.write_validation(validation, path, profile=a40, calibrated=a40, timer_ratio=2.0,
+                                                 field="-o/--output"), "-o/--output", "v.parquet")

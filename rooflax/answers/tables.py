@@ -6,9 +6,15 @@ import codecs
 import sys
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
-__all__ = ["Table", "ascii_fallback", "show"]
+from rooflax.data._atomic import output_file, write_output
+
+__all__ = ["TABLE_SUFFIXES", "Table", "ascii_fallback", "show", "table_path", "write_table"]
+
+#: File formats a table can be written in.
+TABLE_SUFFIXES = (".parquet", ".csv")
 
 #: ASCII for the characters rooflax's text uses, where a stream cannot encode them.
 ASCII = {"×": "x", "·": "*", "−": "-", "–": "-", "—": "-", "≥": ">=", "≤": "<=", "≈": "~", "…": "...", "→": "->",
@@ -87,3 +93,25 @@ def show(items: list[Table | str], file: TextIO | None = None) -> None:
 def number(value: float | None, digits: int = 3) -> str:
     """A float to ``digits`` significant digits, ``-`` for None."""
     return "-" if value is None else f"{value:.{digits}g}"
+
+
+def table_path(path: str | Path, *, overwrite: bool = False, field: str = "path") -> Path:
+    """``path`` as a table file to write (.parquet, .csv), or a one-line SpecError naming ``field``.
+
+    Call it before the work that produces the table, so a bad name fails fast.
+    """
+    return output_file(path, field, suffixes=TABLE_SUFFIXES, overwrite=overwrite)
+
+
+def write_table(frame, path: str | Path, *, overwrite: bool = False, field: str = "path") -> Path:
+    """Write a polars frame to ``path``, parquet or CSV by its suffix; a reader never sees half a file.
+
+    Args:
+        frame: the table (a polars DataFrame).
+        path: a .parquet or .csv file name.
+        overwrite: replace an existing file (otherwise it is an error).
+        field: how errors name the path (a CLI flag, say).
+    """
+    path = table_path(path, overwrite=overwrite, field=field)
+    csv = path.suffix.lower() == ".csv"
+    return write_output(path, lambda tmp: frame.write_csv(tmp) if csv else frame.write_parquet(tmp), field)

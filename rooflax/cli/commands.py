@@ -12,78 +12,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rooflax.data._atomic import output_file, outside_datasets, write_output
+from rooflax.data._atomic import outside_datasets
 from rooflax.errors import RooflaxError, SpecError, close_matches
 from rooflax.names import COMPRESSIONS, DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, MAX_CHUNK_SIZE
 
 __all__ = ["main"]
 
 
-def _read_dataset(path: str, where: str | None):
-    """A checked dataset (folder or part file) as a LazyFrame, filtered, with its accelerators and models."""
-    from rooflax.config.hardware import Hardware
-    from rooflax.config.models import Model
-    from rooflax.data.scan import check_dataset
-
-    info = check_dataset(path)
-    meta = info.metadata
-    spec = meta["spec"]
-    hardware = {h["name"]: Hardware(**h) for h in spec["hardware"]}
-    models = {m["name"]: Model(**m) for m in spec["models"]}
-    return _filter(info.scan(), where), meta, hardware, models
-
-
 def _filter(lf, where: str | None):
-    """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error.
+    """``lf`` filtered by ``--where`` (:func:`rooflax.data.scan.filter_where`)."""
+    from rooflax.data.scan import filter_where
 
-    A name column (a polars Enum: ``phase``, ``op``, ...) compared with a value it never
-    takes (``phase = 'decod'``, ``op IN ('qkv')``) is refused with the close matches among
-    its values, whatever holds the rows (an in-memory frame matches nothing silently, a
-    parquet scan fails on its statistics). The filter is then tried on one real row: polars
-    checks a type against a column's (``phase = 5``) only when there is data.
-    """
-    import re
-
-    import polars as pl
-
-    if where is None:
-        return lf
-    if not where.strip():
-        raise SpecError("--where: empty expression; give a SQL condition, e.g. \"phase = 'decode' AND batch >= 8\"")
-    enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
-             if isinstance(dtype, pl.Enum)}
-
-    def no_value(value: str, owners: list[str]) -> SpecError:
-        values = enums[owners[0]] if owners else []
-        hint = close_matches(value, values)
-        did_you_mean = f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
-        message = (f"{value!r} is no value of {owners[0]}{did_you_mean} (allowed: {', '.join(values)})" if owners
-                   else f"{value!r} is no value of any of {', '.join(enums)}")
-        return SpecError(f"--where: cannot apply {where!r}: {message}")
-
-    column = rf"\b(?P<column>{'|'.join(map(re.escape, enums))})"
-    literal = r"'((?:[^']|'')*)'"
-    compared = [] if not enums else [(m["column"], [m["value"]]) for m in re.finditer(
-        rf"{column}\s*(?:=|==|!=|<>)\s*{literal.replace('(', '(?P<value>', 1)}", where)]
-    compared += [] if not enums else [(m["column"], re.findall(literal, m["values"])) for m in re.finditer(
-        rf"{column}\s+(?i:NOT\s+)?(?i:IN)\s*\((?P<values>[^)]*)\)", where)]
-    for name, values in compared:
-        for value in (v.replace("''", "'") for v in values):
-            if value not in enums[name]:
-                raise no_value(value, [name])
-    try:
-        expr = pl.sql_expr(where)
-        lf.head(1).filter(expr).collect()
-    except (pl.exceptions.PolarsError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0]
-        bad = re.search(r'to `enum` failed for value "([^"]*)"', message)
-        if bad:
-            raise no_value(bad[1], [name for name, values in enums.items() if close_matches(bad[1], values)]) from None
-        if "expected String type, got: enum" in message:
-            message += ("; name columns (model, hardware, dtype, phase, op, group, bound) are enums: compare them "
-                        "with = or IN, or cast for string functions, e.g. CAST(op AS VARCHAR) LIKE '%proj'")
-        raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
-    return lf.filter(expr)
+    return filter_where(lf, where, field="--where")
 
 
 def _cmd_check(args) -> int:
@@ -152,44 +92,13 @@ def _cmd_show(args) -> int:
     return 0
 
 
-def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool, field: str,
-          where: str | None = None, color_by=None, connect=None, facet=None, groups=None, x="batch", y="seq_len",
-          value=None, versus=None, ideal: bool = False, measured: str | None = None, ridge: bool = False,
-          subtitle: bool = False) -> None:
+def _plot(dataset: str, output: Path, *, quiet: bool, overwrite: bool, field: str, **options) -> None:
+    """Draw ``dataset`` (:func:`rooflax.plot.draw`) into ``output``, printing the measured points' errors."""
     from rooflax import plot
-    from rooflax.plot._common import MATMUL_GROUPS
 
-    lf, meta, hardware, models = _read_dataset(dataset, where)
-    summary = meta.get("kind") == "summary"
-    if kind in ("roofline", "family"):
-        if summary:
-            raise SpecError(f"--kind {kind}: needs a long (per-op) dataset; {dataset!r} is a summary (use --kind map)")
-        if kind == "family" and color_by is None:
-            raise SpecError("--kind family: give --color-by AXIS (batch, seq_len, hidden or spec_k)")
-        options = dict(groups=groups or MATMUL_GROUPS, facet=facet, hardware=hardware, models=models, ideal=ideal,
-                       ridge=ridge, subtitle=subtitle)
-        if measured:
-            if kind == "family" or color_by or connect or ideal:
-                raise SpecError("--measured: draws measured and achieved points of one roofline; leave out "
-                                "--kind family, --color-by, --connect and --ideal")
-            validation = plot.read_validation(measured, field="--measured")
-            fig, errors = plot.over_measured(lf, validation, **options)
-            print(plot.error_table(errors))
-        elif kind == "family":
-            fig = plot.family(lf, along=color_by, connect=connect, **options)
-        else:
-            fig = plot.roofline(lf, color_by=color_by, connect=connect, **options)
-    elif kind == "map":  # _cmd_plot refused the roofline-only flags; sweep --plot plans its chart first
-        if versus:
-            if facet:
-                raise SpecError("--facet: not with --versus (a ratio map compares one dataset with another); "
-                                "select one model and dtype with --where")
-            other, _, _hw_other, _ = _read_dataset(versus, where)
-            fig = plot.ratio_map(lf.collect(), other.collect(), x=x, y=y, value=value or "time_s")
-        else:
-            fig = plot.regime_map(lf.collect(), x=x, y=y, value=value, facet=facet)
-    else:  # argparse restricts the choices
-        raise SpecError(f"--kind: unknown kind {kind!r}")
+    fig, errors = plot.draw(dataset, **options)
+    if errors is not None:
+        print(plot.error_table(errors))
     plot.save(fig, output, overwrite=overwrite, field=field)
     if not quiet:
         print(f"wrote {output}")
@@ -287,9 +196,6 @@ def _spec(args):
     return resolve_spec(args.spec, _spec_keys(args), reference_axes=True)
 
 
-_TABLE_SUFFIXES = (".parquet", ".csv")
-
-
 def _add_table_flags(p: argparse.ArgumentParser) -> None:
     """``-o`` (the table as .parquet or .csv), ``--overwrite`` and ``--quiet`` of a command that prints a table."""
     p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
@@ -299,17 +205,18 @@ def _add_table_flags(p: argparse.ArgumentParser) -> None:
 
 def _table_output(args) -> Path | None:
     """The checked ``-o`` file of a table command (before any work), or None."""
-    if args.output is None:
-        return None
-    return output_file(args.output, "--output", suffixes=_TABLE_SUFFIXES, overwrite=args.overwrite)
+    from rooflax.answers.tables import table_path
+
+    return None if args.output is None else table_path(args.output, overwrite=args.overwrite, field="--output")
 
 
 def _write_table(df, output: Path | None, *, quiet: bool) -> None:
-    """Write ``df`` to ``output`` (parquet or CSV by suffix) atomically and say so."""
+    """Write ``df`` to ``output`` (:func:`rooflax.answers.tables.write_table`) and say so."""
+    from rooflax.answers.tables import write_table
+
     if output is None:
         return
-    csv = output.suffix.lower() == ".csv"
-    write_output(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp), "--output")
+    write_table(df, output, overwrite=True, field="--output")
     if not quiet:
         print(f"wrote {df.height:,} rows to {output}")
 
