@@ -364,3 +364,21 @@ def test_write_table_by_suffix(tmp_path):
     write_table(df.head(1), tmp_path / "t.csv", overwrite=True)
     assert pl.read_csv(tmp_path / "t.csv").height == 1
     one_line_error(lambda: write_table(df, tmp_path / "t.txt"), "path", ".parquet", ".csv")
+
+
+def test_preset_tables_hold_the_presets_figures():
+    """``rooflax hardware`` and ``models`` print answers.tables' Tables: one row per preset, its figures in units."""
+    from rooflax.answers.tables import hardware_table, models_table
+    from rooflax.config.hardware import HARDWARE, PEAK_DTYPES
+
+    table = hardware_table(HARDWARE.values(), PEAK_DTYPES)
+    assert [row[0] for row in table.rows] == list(HARDWARE)
+    for row, hw in zip(table.rows, HARDWARE.values(), strict=True):
+        cells = dict(zip(table.header, row, strict=True))
+        assert {d: float(cells[f"{d} TF/s"]) * 1e12 for d in PEAK_DTYPES if cells[f"{d} TF/s"] != "-"} == \
+            pytest.approx(dict(hw.peak_flops), rel=1e-5)
+        assert float(cells["GB/s"]) * 1e9 == pytest.approx(hw.bandwidth_bytes_per_s, rel=1e-5)
+    models = models_table(rooflax.MODELS.values())
+    llama = dict(zip(models.header, models.rows[list(rooflax.MODELS).index("llama-13b")], strict=True))
+    assert llama == {"name": "llama-13b", "label": "Llama 13B", "hidden": "5120", "layers": "40", "heads": "40",
+                     "kv": "40", "d": "128", "inter": "13824", "vocab": "32000", "params": "13.02B"}

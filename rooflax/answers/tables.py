@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import codecs
+import math
 import sys
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from rooflax.data._atomic import output_file, write_output
 
-__all__ = ["TABLE_SUFFIXES", "Table", "ascii_fallback", "show", "table_path", "write_table"]
+__all__ = ["TABLE_SUFFIXES", "Table", "ascii_fallback", "hardware_table", "models_table", "show", "si", "table_path",
+           "write_table"]
 
 #: File formats a table can be written in.
 TABLE_SUFFIXES = (".parquet", ".csv")
@@ -48,7 +51,7 @@ def ascii_fallback(stream: TextIO) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A titled table of strings; ``numeric`` columns are right-aligned."""
+    """A table of strings under a title (none when empty); ``numeric`` columns are right-aligned."""
 
     title: str
     header: tuple[str, ...]
@@ -56,20 +59,20 @@ class Table:
     numeric: tuple[bool, ...]
 
     def text(self) -> str:
-        """The table as aligned plain text, its title on the first line."""
+        """The table as aligned plain text, its title (if any) on the first line."""
         widths = [max(len(cell) for cell in column) for column in zip(self.header, *self.rows, strict=True)]
 
         def line(cells: tuple[str, ...]) -> str:
             return "  ".join(c.rjust(w) if r else c.ljust(w)
                              for c, w, r in zip(cells, widths, self.numeric, strict=True)).rstrip()
 
-        return "\n".join([self.title, line(self.header), *(line(row) for row in self.rows)])
+        return "\n".join([*filter(None, [self.title]), line(self.header), *(line(row) for row in self.rows)])
 
     def rich(self):
         """The table as a ``rich.table.Table``."""
         from rich.table import Table as RichTable
 
-        table = RichTable(title=self.title, title_justify="left", header_style="bold")
+        table = RichTable(title=self.title or None, title_justify="left", header_style="bold")
         for name, numeric in zip(self.header, self.numeric, strict=True):
             table.add_column(name, justify="right" if numeric else "left")
         for row in self.rows:
@@ -115,3 +118,63 @@ def write_table(frame, path: str | Path, *, overwrite: bool = False, field: str 
     path = table_path(path, overwrite=overwrite, field=field)
     csv = path.suffix.lower() == ".csv"
     return write_output(path, lambda tmp: frame.write_csv(tmp) if csv else frame.write_parquet(tmp), field)
+
+
+#: SI prefixes, largest first, with their powers of ten.
+_PREFIXES = (("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3), ("", 0), ("m", -3))
+
+
+def si(value: float, spec: str = "g", *, unit: str = "", space: str = "", headroom: float = 1.0,
+       lowest: str = "m", plain: str | None = None) -> str:
+    """``value`` with an SI prefix: the largest, down to ``lowest``, whose power of ten times ``headroom`` it reaches.
+
+    Args:
+        value: the number.
+        spec: the format of the scaled number (``g``: ``10G``; ``.1f``: ``12.3M``).
+        unit: written after the prefix (``B/s``).
+        space: between the number and the prefix.
+        headroom: how many of a prefix's unit ``value`` needs for that prefix: 10 keeps at
+            least two digits before the point (``2039GB/s``, not ``2.039TB/s``).
+        lowest: the smallest prefix used; smaller values are written without one.
+        plain: the format of a value written without a prefix (default ``spec``).
+
+    Decade ticks, counts and rates:
+
+    >>> si(1e10), si(1e-3), si(0)
+    ('10G', '1m', '0')
+    >>> si(12.34e6, ".1f", lowest="k", plain=".0f"), si(7, ".1f", lowest="k", plain=".0f")
+    ('12.3M', '7')
+    >>> si(2.039e12, ".4g", unit="B/s", headroom=10, lowest="k"), si(1.077e11, ".4g", unit="FLOP/s", space=" ",
+    ...                                                                headroom=10, lowest="k")
+    ('2039GB/s', '107.7 GFLOP/s')
+    """
+    if value > 0:
+        for prefix, power in _PREFIXES:
+            if math.log10(value / headroom) + 1e-9 >= power:
+                return f"{value / 10**power:{spec}}{space}{prefix}{unit}"
+            if prefix == lowest:
+                break
+    return f"{value:{plain or spec}}{space}{unit}"
+
+
+def hardware_table(presets: Iterable, dtypes: Iterable[str]) -> Table:
+    """Accelerators (:class:`~rooflax.config.hardware.Hardware`): dense peak per dtype of ``dtypes`` (TFLOP/s),
+    bandwidth (GB/s), memory (GB) and the fp16 ridge (FLOP/byte)."""
+    dtypes = tuple(dtypes)
+    header = ("name", "label", *(f"{d} TF/s" for d in dtypes), "GB/s", "GB", "ridge fp16")
+    rows = []
+    for hw in presets:
+        peaks = dict(hw.peak_flops)
+        rows.append((hw.name, hw.label, *(f"{peaks[d] / 1e12:g}" if d in peaks else "-" for d in dtypes),
+                     f"{hw.bandwidth_bytes_per_s / 1e9:g}", f"{hw.memory_bytes / 1e9:g}",
+                     f"{hw.ridge('fp16'):.0f}" if "fp16" in peaks else "-"))
+    return Table("", header, tuple(rows), (False, False) + (True,) * (len(header) - 2))
+
+
+def models_table(presets: Iterable) -> Table:
+    """Models (:class:`~rooflax.config.models.Model`) with their shapes and parameter counts."""
+    header = ("name", "label", "hidden", "layers", "heads", "kv", "d", "inter", "vocab", "params")
+    rows = tuple((m.name, m.label, *map(str, (m.hidden, m.layers, m.heads, m.kv_heads, m.head_dim, m.intermediate,
+                                             m.vocab)),
+                  f"{m.params / 1e9:.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:.2f}M") for m in presets)
+    return Table("", header, rows, (False, False) + (True,) * (len(header) - 2))

@@ -125,32 +125,19 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_hardware(args) -> int:
+    from rooflax.answers.tables import hardware_table, show
     from rooflax.config.hardware import HARDWARE, PEAK_DTYPES
 
-    header = f"{'name':<16}{'label':<17}" + "".join(f"{d + ' TF/s':>11}" for d in PEAK_DTYPES)
-    print(header + f"{'GB/s':>8}{'GB':>6}{'ridge fp16':>12}")
-    for hw in HARDWARE.values():
-        peaks = dict(hw.peak_flops)
-        cells = "".join(f"{peaks[d] / 1e12:>11g}" if d in peaks else f"{'-':>11}" for d in PEAK_DTYPES)
-        ridge = f"{hw.ridge('fp16'):.0f}" if "fp16" in peaks else "-"
-        print(f"{hw.name:<16}{hw.label:<17}{cells}{hw.bandwidth_bytes_per_s / 1e9:>8g}"
-              f"{hw.memory_bytes / 1e9:>6g}{ridge:>12}")
-    if args.verbose:
-        print()
-        for hw in HARDWARE.values():
-            print(f"{hw.name}: {hw.source}")
+    sources = [""] + [f"{hw.name}: {hw.source}" for hw in HARDWARE.values()] if args.verbose else []
+    show([hardware_table(HARDWARE.values(), PEAK_DTYPES), *sources])
     return 0
 
 
 def _cmd_models(args) -> int:
+    from rooflax.answers.tables import models_table, show
     from rooflax.config.models import MODELS
 
-    print(f"{'name':<19}{'label':<19}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
-          f"{'inter':>7}{'vocab':>8}{'params':>9}")
-    for m in MODELS.values():
-        print(f"{m.name:<19}{m.label:<19}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
-              f"{m.intermediate:>7}{m.vocab:>8}"
-              + (f"{m.params / 1e9:>8.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:>8.2f}M"))
+    show([models_table(MODELS.values())])
     return 0
 
 

@@ -23,9 +23,9 @@ from rooflax.plot._common import (
     model_label,
     require_columns,
     require_frame,
-    si,
     swept,
     swept_line,
+    tick_label,
 )
 
 __all__ = ["ENTITIES", "LAYOUT", "MAP_FACETS", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
@@ -284,7 +284,7 @@ def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str
             bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         else:
-            bar.ax.yaxis.set_major_formatter(FuncFormatter(si))
+            bar.ax.yaxis.set_major_formatter(FuncFormatter(tick_label))
     fig.suptitle(title, fontsize=12)
     return fig
 

@@ -16,6 +16,7 @@ from matplotlib.colors import LogNorm, Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from rooflax.answers.tables import si
 from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model
 from rooflax.cost.ops import GROUPS
@@ -36,7 +37,6 @@ from rooflax.plot._common import (
     require_frame,
     series_label,
     si_log_axes,
-    si_rate,
     summary_frame,
     swept,
     swept_line,
@@ -61,13 +61,13 @@ _MAX_COLORED = 10
 
 
 def bandwidth_label(bytes_per_s: float) -> str:
-    """``696GB/s``, ``3350GB/s``, ``20.5GB/s`` (see :func:`rooflax.plot._common.si_rate`)."""
-    return si_rate(bytes_per_s, "B/s", space="")
+    """``696GB/s``, ``3350GB/s``, ``20.5GB/s``: four digits, at least two before the point."""
+    return si(bytes_per_s, ".4g", unit="B/s", headroom=10, lowest="k")
 
 
 def peak_label(flops: float, compute: str) -> str:
     """``149.7 TFLOP/s``, ``1307 TFLOP/s``, ``107.7 GFLOP/s`` (``OP/s`` for int8)."""
-    return si_rate(flops, "OP/s" if compute == "int8" else "FLOP/s")
+    return si(flops, ".4g", unit="OP/s" if compute == "int8" else "FLOP/s", space=" ", headroom=10, lowest="k")
 
 
 def series(sub: pl.DataFrame, multi: list[str]) -> list[tuple[tuple, str]]:
