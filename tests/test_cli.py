@@ -382,3 +382,19 @@ def test_preset_tables_hold_the_presets_figures():
     llama = dict(zip(models.header, models.rows[list(rooflax.MODELS).index("llama-13b")], strict=True))
     assert llama == {"name": "llama-13b", "label": "Llama 13B", "hidden": "5120", "layers": "40", "heads": "40",
                      "kv": "40", "d": "128", "inter": "13824", "vocab": "32000", "params": "13.02B"}
+
+
+def test_markdown_table_is_what_polars_printed():
+    """``speculate``/``best-k`` print an answers.tables Table as Markdown: for their kind of columns (names,
+    integers, rounded floats, nulls) exactly what polars' ``ASCII_MARKDOWN`` rendering (the former printer) gives."""
+    from rooflax.answers.tables import Table
+
+    frame = rooflax.speculate(model="llama-33b", hardware="a100-80gb-pcie", batch=[1, 16], seq_len=[128, 1024],
+                              medusa_heads=5, tree=[{"top_k": [2, 2]}, {"top_k": [3]}])
+    df = frame.select("model", "batch", "seq_len", "draft_k", "tree", pl.col("tokens_per_round").round(4),
+                      (pl.col("round_time_s") * 1e3).round(3), pl.col("effective_tokens_per_s").round(1),
+                      pl.when(pl.col("batch") > 1).then(pl.col("speedup")).round(3).alias("null_when_batch_1"))
+    assert df.get_column("null_when_batch_1").null_count() and df.get_column("draft_k").dtype == pl.Int64
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=400, tbl_hide_column_data_types=True,
+                   tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
+        assert Table.of(df).markdown() == str(df)

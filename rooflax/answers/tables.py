@@ -68,6 +68,24 @@ class Table:
 
         return "\n".join([*filter(None, [self.title]), line(self.header), *(line(row) for row in self.rows)])
 
+    def markdown(self) -> str:
+        """The table as a Markdown pipe table (every column left-aligned), its title (if any) on the first line."""
+        widths = [max(len(cell) for cell in column) for column in zip(self.header, *self.rows, strict=True)]
+
+        def line(cells: tuple[str, ...]) -> str:
+            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+        rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+        return "\n".join([*filter(None, [self.title]), line(self.header), rule, *(line(row) for row in self.rows)])
+
+    @classmethod
+    def of(cls, frame, title: str = "") -> Table:
+        """A polars DataFrame as a Table: numbers as Python writes them (``53.1``, ``2.0``), nulls as ``null``,
+        numeric columns right-aligned."""
+        rows = tuple(tuple("null" if v is None else repr(v) if isinstance(v, float) else str(v) for v in row)
+                     for row in frame.iter_rows())
+        return cls(title, tuple(frame.columns), rows, tuple(dtype.is_numeric() for dtype in frame.dtypes))
+
     def rich(self):
         """The table as a ``rich.table.Table``."""
         from rich.table import Table as RichTable
