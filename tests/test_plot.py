@@ -869,12 +869,12 @@ def test_validation_written_is_read_back(tmp_path):
 
 
 def test_one_si_formatter():
-    """Chart ticks, roof labels and progress counts are written by the one ``si`` of rooflax.answers.tables."""
-    from rooflax.answers import tables
+    """Chart ticks, roof labels and progress counts are written by the one ``si``, rooflax.units.si."""
+    from rooflax import units
     from rooflax.data import progress
     from rooflax.plot import _common
 
-    assert _common.si is progress.si.func is tables.si
+    assert _common.si is progress.si.func is units.si
     assert [_common.tick_label(v) for v in (0, 1e-3, 1, 1e3, 1e10, 1e14)] == ["0", "1m", "1", "1k", "10G", "100T"]
     assert [progress.si(v) for v in (7, 850e3, 12.34e6)] == ["7", "850.0k", "12.3M"]
-    assert (plot.roofline.__globals__["si"], plot.roofline.__globals__.get("si_rate")) == (tables.si, None)
+    assert (plot.roofline.__globals__["si"], plot.roofline.__globals__.get("si_rate")) == (units.si, None)

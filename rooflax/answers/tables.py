@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import math
 import sys
 import unicodedata
 from collections.abc import Iterable
@@ -13,7 +12,7 @@ from typing import TextIO
 
 from rooflax.data._atomic import output_file, write_output
 
-__all__ = ["TABLE_SUFFIXES", "Table", "ascii_fallback", "hardware_table", "models_table", "show", "si", "table_path",
+__all__ = ["TABLE_SUFFIXES", "Table", "ascii_fallback", "hardware_table", "models_table", "show", "table_path",
            "write_table"]
 
 #: File formats a table can be written in.
@@ -136,43 +135,6 @@ def write_table(frame, path: str | Path, *, overwrite: bool = False, field: str 
     path = table_path(path, overwrite=overwrite, field=field)
     csv = path.suffix.lower() == ".csv"
     return write_output(path, lambda tmp: frame.write_csv(tmp) if csv else frame.write_parquet(tmp), field)
-
-
-#: SI prefixes, largest first, with their powers of ten.
-_PREFIXES = (("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3), ("", 0), ("m", -3))
-
-
-def si(value: float, spec: str = "g", *, unit: str = "", space: str = "", headroom: float = 1.0,
-       lowest: str = "m", plain: str | None = None) -> str:
-    """``value`` with an SI prefix: the largest, down to ``lowest``, whose power of ten times ``headroom`` it reaches.
-
-    Args:
-        value: the number.
-        spec: the format of the scaled number (``g``: ``10G``; ``.1f``: ``12.3M``).
-        unit: written after the prefix (``B/s``).
-        space: between the number and the prefix.
-        headroom: how many of a prefix's unit ``value`` needs for that prefix: 10 keeps at
-            least two digits before the point (``2039GB/s``, not ``2.039TB/s``).
-        lowest: the smallest prefix used; smaller values are written without one.
-        plain: the format of a value written without a prefix (default ``spec``).
-
-    Decade ticks, counts and rates:
-
-    >>> si(1e10), si(1e-3), si(0)
-    ('10G', '1m', '0')
-    >>> si(12.34e6, ".1f", lowest="k", plain=".0f"), si(7, ".1f", lowest="k", plain=".0f")
-    ('12.3M', '7')
-    >>> si(2.039e12, ".4g", unit="B/s", headroom=10, lowest="k"), si(1.077e11, ".4g", unit="FLOP/s", space=" ",
-    ...                                                                headroom=10, lowest="k")
-    ('2039GB/s', '107.7 GFLOP/s')
-    """
-    if value > 0:
-        for prefix, power in _PREFIXES:
-            if math.log10(value / headroom) + 1e-9 >= power:
-                return f"{value / 10**power:{spec}}{space}{prefix}{unit}"
-            if prefix == lowest:
-                break
-    return f"{value:{plain or spec}}{space}{unit}"
 
 
 def hardware_table(presets: Iterable, dtypes: Iterable[str]) -> Table:

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, ProgressColumn, Task, TaskProgressColumn
 from rich.progress import Progress as _RichProgress
 from rich.text import Text
 
-from rooflax.answers.tables import si as si_prefixed
+from rooflax.units import si as si_prefixed
 
 __all__ = ["Progress", "format_duration", "si"]
 

@@ -12,11 +12,11 @@ from matplotlib.axes import Axes
 from matplotlib.colorbar import Colorbar
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from rooflax.answers.tables import si
 from rooflax.config.dtypes import DTYPES
 from rooflax.config.hardware import HARDWARE, Hardware
 from rooflax.config.models import MODELS, Model
 from rooflax.errors import SpecError, unknown_name
+from rooflax.units import si
 
 #: How each phase is named on charts (DESIGN.md: "init" is prefill, "ar" is decode).
 PHASE_LABELS = {"prefill": "init", "decode": "ar"}

@@ -16,7 +16,6 @@ from matplotlib.colors import LogNorm, Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from rooflax.answers.tables import si
 from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model
 from rooflax.cost.ops import GROUPS
@@ -41,6 +40,7 @@ from rooflax.plot._common import (
     swept,
     swept_line,
 )
+from rooflax.units import si
 
 __all__ = ["bandwidth_label", "ceiling_label", "draw_ceilings", "family", "peak_label", "roofline", "series"]
 
