@@ -10,7 +10,7 @@ import pytest
 from one_line import one_line_error
 
 import rooflax
-from rooflax.cli.commands import _parser, main
+from rooflax.cli.commands import main
 
 ROOT = Path(__file__).parent.parent
 
@@ -238,18 +238,6 @@ def test_listing_commands(capsys):
                      capsys.readouterr().out)
 
 
-def test_readme_cli_reference_matches_help():
-    readme = (ROOT / "README.md").read_text()
-    parser = _parser()
-    commands = parser._subparsers._group_actions[0].choices
-    for name, sub in commands.items():
-        assert f"rooflax {name}" in readme, name
-        for action in sub._actions:
-            for flag in action.option_strings:
-                if flag not in ("-h", "--help"):
-                    assert flag in readme, f"{name} {flag} missing from the README"
-
-
 def test_readme_first_lines_are_the_two_commands():
     first = (ROOT / "README.md").read_text().split("```")[1]
     assert "rooflax sweep" in first and "--plot out/llama13b_a40.png" in first  # out/ is git-ignored
@@ -322,3 +310,91 @@ def test_cli_name_hints_are_prefix_aware(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert all(repr(name) in err.split("(allowed")[0] for name in HARDWARE if name.startswith("a100"))
+
+
+def test_help_and_argument_errors_load_no_jax_or_polars():
+    """``import rooflax.cli``, ``--help`` and a refused command line import neither JAX nor polars (fast start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import contextlib, io, sys\n"
+            "import rooflax.cli\n"
+            "loaded = [sorted({'jax', 'polars'} & set(sys.modules))]\n"
+            "for argv in (['--help'], ['sweep', '--help'], ['plot', '--bogus'], ['nosuch'], ['sweep', '--batch']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+            "        try:\n"
+            "            rooflax.cli.main(argv)\n"
+            "        except SystemExit:\n"
+            "            pass\n"
+            "    loaded.append(sorted({'jax', 'polars'} & set(sys.modules)))\n"
+            "print(loaded)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str([[]] * 6)
+
+
+SMALL = dict(phases=["prefill", "decode"], batch=[1, 8, 64], seq_len=[512, 2048])
+
+
+def _key_sorted(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort("phase", "batch", "seq_len", "op")
+
+
+def test_scan_dataset_where_is_the_sql_filter(tmp_path):
+    """``scan_dataset(where=)`` (what ``plot --where`` reads through) keeps the rows a polars filter keeps."""
+    rooflax.sweep_to_parquet(rooflax.parse_spec(**SMALL), tmp_path / "ds", progress=False)
+    got = rooflax.scan_dataset(tmp_path / "ds", where="phase = 'decode' AND batch >= 8").collect()
+    want = rooflax.sweep(**SMALL).filter((pl.col("phase") == "decode") & (pl.col("batch") >= 8))
+    assert want.height == 2 * 2 * 15
+    assert _key_sorted(got).equals(_key_sorted(want))
+    one_line_error(lambda: rooflax.scan_dataset(tmp_path / "ds", where="phase = 'decod'"),
+                   "where: cannot apply", "'decod' is no value of phase; did you mean 'decode'")
+
+
+def test_write_table_by_suffix(tmp_path):
+    """A table is written as CSV or parquet by its suffix, and an existing file is kept unless overwrite is given."""
+    from rooflax.answers.tables import write_table
+
+    df = rooflax.sweep(**SMALL).select("phase", "batch", "seq_len", "op", "time_s")
+    write_table(df, tmp_path / "t.csv")
+    write_table(df, tmp_path / "t.parquet")
+    assert pl.read_csv(tmp_path / "t.csv", schema=pl.read_parquet(tmp_path / "t.parquet").schema).equals(
+        pl.read_parquet(tmp_path / "t.parquet"))
+    assert pl.read_parquet(tmp_path / "t.parquet").equals(df)
+    one_line_error(lambda: write_table(df.head(1), tmp_path / "t.csv", field="--output"), "--output", "t.csv")
+    write_table(df.head(1), tmp_path / "t.csv", overwrite=True)
+    assert pl.read_csv(tmp_path / "t.csv").height == 1
+    one_line_error(lambda: write_table(df, tmp_path / "t.txt"), "path", ".parquet", ".csv")
+
+
+def test_preset_tables_hold_the_presets_figures():
+    """``rooflax hardware`` and ``models`` print answers.tables' Tables: one row per preset, its figures in units."""
+    from rooflax.answers.tables import hardware_table, models_table
+    from rooflax.config.hardware import HARDWARE, PEAK_DTYPES
+
+    table = hardware_table(HARDWARE.values(), PEAK_DTYPES)
+    assert [row[0] for row in table.rows] == list(HARDWARE)
+    for row, hw in zip(table.rows, HARDWARE.values(), strict=True):
+        cells = dict(zip(table.header, row, strict=True))
+        assert {d: float(cells[f"{d} TF/s"]) * 1e12 for d in PEAK_DTYPES if cells[f"{d} TF/s"] != "-"} == \
+            pytest.approx(dict(hw.peak_flops), rel=1e-5)
+        assert float(cells["GB/s"]) * 1e9 == pytest.approx(hw.bandwidth_bytes_per_s, rel=1e-5)
+    models = models_table(rooflax.MODELS.values())
+    llama = dict(zip(models.header, models.rows[list(rooflax.MODELS).index("llama-13b")], strict=True))
+    assert llama == {"name": "llama-13b", "label": "Llama 13B", "hidden": "5120", "layers": "40", "heads": "40",
+                     "kv": "40", "d": "128", "inter": "13824", "vocab": "32000", "params": "13.02B"}
+
+
+def test_markdown_table_is_what_polars_printed():
+    """``speculate``/``best-k`` print an answers.tables Table as Markdown: for their kind of columns (names,
+    integers, rounded floats, nulls) exactly what polars' ``ASCII_MARKDOWN`` rendering (the former printer) gives."""
+    from rooflax.answers.tables import Table
+
+    frame = rooflax.speculate(model="llama-33b", hardware="a100-80gb-pcie", batch=[1, 16], seq_len=[128, 1024],
+                              medusa_heads=5, tree=[{"top_k": [2, 2]}, {"top_k": [3]}])
+    df = frame.select("model", "batch", "seq_len", "draft_k", "tree", pl.col("tokens_per_round").round(4),
+                      (pl.col("round_time_s") * 1e3).round(3), pl.col("effective_tokens_per_s").round(1),
+                      pl.when(pl.col("batch") > 1).then(pl.col("speedup")).round(3).alias("null_when_batch_1"))
+    assert df.get_column("null_when_batch_1").null_count() and df.get_column("draft_k").dtype == pl.Int64
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=400, tbl_hide_column_data_types=True,
+                   tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
+        assert Table.of(df).markdown() == str(df)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 
-import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 import pytest
@@ -75,7 +74,6 @@ def test_reference_chart(reference, tmp_path):
         assert len(collection.get_offsets()) == len(cells)
     plot.save(fig, tmp_path / "ref.png")
     assert (tmp_path / "ref.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    plt.close(fig)
 
 
 def _assert_points_show(ax):
@@ -111,7 +109,6 @@ def test_ridge_and_subtitle_are_options_and_the_ridge_label_stays_clear(referenc
         for c in _series_collections(ax):  # nor does any point
             px = ax.transData.transform(c.get_offsets())
             assert not ((px[:, 0] > box.x0) & (px[:, 0] < box.x1) & (px[:, 1] > box.y0) & (px[:, 1] < box.y1)).any()
-    plt.close(fig)
 
 
 def _layering(ax):
@@ -157,12 +154,10 @@ def test_every_series_shows_where_series_coincide(reference, ideal):
     qkv, ugd = by_label["qkv mlp ar"], by_label["up/gate/down ar"]
     assert qkv.get_zorder() < ugd.get_zorder()
     assert np.max(qkv.get_linewidths()) >= np.max(ugd.get_linewidths()) + 1  # a rim of orange round the red
-    plt.close(fig)
     # where nothing coincides, every series keeps the plain x marker of the reference
     alone = plot.roofline(reference.filter(phase="prefill", group="qk/pv"))
     (only,) = _series_collections(alone.axes[0])
     assert set(np.atleast_1d(only.get_sizes())) == {36.0}
-    plt.close(alone)
 
 
 @pytest.mark.parametrize("chart", ["verify", "facet", "family", "hardware", "prefill=decode"])
@@ -178,7 +173,6 @@ def test_coinciding_series_show_on_every_roofline(chart, reference):
     else:
         fig = plot.roofline(rooflax.sweep("sweeps/llama13b_a40_spec.toml"), facet="phase" if chart == "facet" else None)
     assert sum(_layering(ax) for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>") > 0
-    plt.close(fig)
 
 
 def test_fine_resolution_keeps_every_distinct_point(reference):
@@ -186,7 +180,6 @@ def test_fine_resolution_keeps_every_distinct_point(reference):
     (collection,) = [c for c in fig.axes[0].collections if c.get_label() == "qkv mlp init"]
     want = reference.filter(group="qkv mlp", phase="prefill").select("intensity", "achieved_flops").unique()
     assert len(collection.get_offsets()) == want.height
-    plt.close(fig)
 
 
 def test_si_ticks():
@@ -201,7 +194,6 @@ def test_verify_series_and_several_hardware():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["696GB/s", "149.7 TFLOP/s",
                       "up/gate/down init", "up/gate/down ar", "up/gate/down spec: 16", "up/gate/down spec: 32"]
-    plt.close(fig)
     fig = plot.roofline(df, dtypes=["fp8", "int8"])
     ax = fig.axes[0]
     memory = {line.get_gid() for line in _lines(ax, "ceiling-memory")}
@@ -210,7 +202,6 @@ def test_verify_series_and_several_hardware():
     assert "ceiling-compute:h100-sxm:fp8" in computes and "ceiling-compute:a40:int8" in computes
     assert "ceiling-compute:a40:fp8" not in computes  # the A40 has no fp8
     assert "Roofline Model (Llama 13B, A40, H100 SXM)" == fig._suptitle.get_text().splitlines()[0]
-    plt.close(fig)
 
 
 def test_family_colour_bar_and_connect(reference):
@@ -225,7 +216,6 @@ def test_family_colour_bar_and_connect(reference):
         segments = [seg for c in ax.collections if c.get_gid() == "connect:batch" for seg in c.get_segments()]
         assert len(segments) == drawn.select("op", "seq_len").n_unique()
         assert {len(seg) for seg in segments} == {reference.get_column("batch").n_unique()}
-    plt.close(fig)
 
 
 def _bar_labels(fig):
@@ -242,14 +232,12 @@ def test_colour_bars_label_every_value_of_a_short_axis(reference, axis):
     values = sorted(reference.get_column(axis).unique())  # 1..64 and 128..8192, powers of two
     for fig in (plot.family(reference, along=axis), plot.roofline(reference, color_by=axis, facet="phase")):
         assert _bar_labels(fig) == [f"{v:,}" for v in values]
-        plt.close(fig)
 
 
 def test_colour_bars_label_the_powers_of_two_of_a_long_axis():
     df = rooflax.sweep(phases=["decode"], batch={"start": 1, "stop": 100, "step": 1}, seq_len=[128])
     fig = plot.roofline(df, color_by="batch")
     assert _bar_labels(fig) == [f"{2**k:,}" for k in range(7)]  # 1, 2, 4, ..., 64 of 1..100
-    plt.close(fig)
 
 
 def test_a_family_by_spec_k_draws_the_steps_without_k_in_grey():
@@ -261,7 +249,6 @@ def test_a_family_by_spec_k_draws_the_steps_without_k_in_grey():
         assert sorted(map(tuple, by_label[label].get_offsets().tolist())) == sorted(want.rows())  # none dropped
         assert {tuple(c) for c in by_label[label].get_facecolors()} == {to_rgba("0.6")}
     assert _bar_labels(fig) == ["16", "32"]
-    plt.close(fig)
 
 
 def _expected_lines(df: pl.DataFrame, along: str, y: str = "achieved_flops") -> list:
@@ -293,7 +280,6 @@ def test_connect_draws_a_line_per_series_op_and_other_axes(lazy, along):
             assert tuple(lines.get_color()[0][:3]) == tuple(points.get_edgecolor()[0][:3])  # lines are translucent
             # every marker of the series (reduced to one per cell) lies on one of its lines
             assert {tuple(p) for seg in lines.get_segments() for p in seg} >= {tuple(p) for p in points.get_offsets()}
-    plt.close(fig)
 
 
 def test_big_frames_are_reduced_not_dropped():
@@ -305,7 +291,6 @@ def test_big_frames_are_reduced_not_dropped():
     labels = [c.get_label() for c in ax.collections]
     assert labels == ["qkv mlp ar", "up/gate/down ar", "qk/pv ar", "elementwise ar", "lm_head ar"]
     assert sum(len(c.get_offsets()) for c in ax.collections) < 100_000
-    plt.close(fig)
 
 
 def test_regime_maps():
@@ -322,21 +307,17 @@ def test_regime_maps():
     assert matrix[0, 0] == 0 and matrix[0, 4] == 1  # memory at batch 1, compute at batch 256 (ridge 215)
     verify = next(a for a in fig.axes if a.get_title() == "qk · verify K=512").images[0].get_array()
     assert verify.mask[0].all()  # seq_len 256 < spec_k 512: no point, blank row
-    plt.close(fig)
     totals = rooflax.sweep(phases=["decode"], batch=[1, 8, 64, 512], seq_len=[1024, 8192], summary=True)
     fig = plot.regime_map(totals, value="fits_in_memory")
     assert fig.axes[0].images[0].get_array()[1, 3] == 0  # 512 × 8192 tokens of KV cache do not fit in 48 GB
-    plt.close(fig)
     fig = plot.regime_map(totals, value="tokens_per_s")
     (hatch,) = [c for c in fig.axes[0].collections if c.get_gid() == "does-not-fit"]
     assert len(hatch.get_paths()) == totals.filter(~pl.col("fits_in_memory")).height
-    plt.close(fig)
     a40 = rooflax.sweep(phases=["decode"], batch=[1, 64], seq_len=[1024], summary=True)
     h100 = rooflax.sweep(phases=["decode"], batch=[1, 64], seq_len=[1024], summary=True, hardware="h100-sxm")
     fig = plot.ratio_map(a40, h100)
     ratio = fig.axes[0].images[0].get_array()
     assert ratio[0, 0] == pytest.approx(a40.get_column("time_s")[0] / h100.get_column("time_s")[0])
-    plt.close(fig)
 
 
 @pytest.mark.parametrize(("call", "message"), [
@@ -353,7 +334,6 @@ def test_chart_errors(reference, call, message):
     with pytest.raises(rooflax.SpecError, match=message) as info:
         call(reference)
     assert "\n" not in str(info.value)
-    plt.close("all")
 
 
 @pytest.mark.parametrize(("facet", "keys"), [
@@ -377,7 +357,6 @@ def test_maps_facet_a_panel_per_value(facet, keys):
         matrix = ax.images[0].get_array()
         for r in df.filter(pl.col(facet).cast(pl.String) == name, pl.col("phase") == phase).iter_rows(named=True):
             assert matrix[[512, 2048].index(r["seq_len"]), [1, 8, 64].index(r["batch"])] == r["time_s"]
-    plt.close(fig)
 
 
 def test_long_maps_facet_and_refuse_mixed_rows():
@@ -385,7 +364,6 @@ def test_long_maps_facet_and_refuse_mixed_rows():
     fig = plot.regime_map(df, facet="hardware", ops=["up_proj"])
     assert [ax.get_title() for ax in fig.axes if ax.images] == ["a40 · up_proj · decode",
                                                                 "h100-sxm · up_proj · decode"]
-    plt.close(fig)
     widths = rooflax.sweep(phases=["decode"], batch=[1, 2], seq_len=[512], hidden=[4096, 5120], summary=True)
     with pytest.raises(rooflax.SpecError, match=r"2 hidden values \(4096, 5120\) .*--where \"hidden = 4096\""):
         plot.regime_map(widths)
@@ -435,7 +413,6 @@ def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, caps
     err = capsys.readouterr().err
     assert err.startswith("error: --plot: map: 2 hidden values") and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "f.png", "hw.toml", "m.png", "w.toml"]
-    plt.close("all")
 
 
 def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
@@ -460,7 +437,6 @@ def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
     assert main(["plot", str(ds), "--kind", "map", "-o", str(chart), "--overwrite", "--quiet"]) == 0
     assert chart.read_bytes() != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "ds"]
-    plt.close("all")
 
 
 def test_save_and_chart_inputs_are_one_line_errors(reference, tmp_path):
@@ -480,7 +456,6 @@ def test_save_and_chart_inputs_are_one_line_errors(reference, tmp_path):
             call()
         assert "\n" not in str(info.value)
     plot.save(fig, tmp_path / "a.svg", overwrite=True)
-    plt.close("all")
 
 
 # ---- achieved points, visibility, titles (issues 9 and 12) ----
@@ -506,7 +481,6 @@ def test_points_are_achieved_unless_ideal_and_the_y_axis_reaches_them(reference,
         _series_collections(ax)[0].get_paths()[0].vertices.tobytes()}  # x markers throughout, as the paper
     assert fig._suptitle.get_text().splitlines()[-1].endswith("ideal (on the roof)" if ideal else
                                                               "achieved (predicted)")
-    plt.close(fig)
 
 
 def test_roofline_of_a_frame_without_achieved_columns_says_to_draw_it_ideal(reference):
@@ -514,7 +488,7 @@ def test_roofline_of_a_frame_without_achieved_columns_says_to_draw_it_ideal(refe
     with pytest.raises(rooflax.SpecError, match=r"no 'achieved_flops' column .* ideal=True \(--ideal\)") as info:
         plot.roofline(old.lazy())
     assert "\n" not in str(info.value)
-    plt.close(plot.roofline(old, ideal=True))
+    plot.roofline(old, ideal=True)
 
 
 def test_verify_chart_tells_its_fifteen_series_apart_with_a_compact_legend():
@@ -534,7 +508,6 @@ def test_verify_chart_tells_its_fifteen_series_apart_with_a_compact_legend():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["696GB/s", "149.7 TFLOP/s",
                       "qkv mlp", "up/gate/down", "qk/pv", "init", "ar", "spec: 16", "spec: 32", "spec: 48"]
-    plt.close(fig)
 
 
 def test_hardware_comparison_has_one_legend_consistent_figures_and_no_hidden_roof():
@@ -563,7 +536,6 @@ def test_hardware_comparison_has_one_legend_consistent_figures_and_no_hidden_roo
     h100, h200 = (next(line for line in _lines(ax, "ceiling-compute") if f":{n}:" in line.get_gid())
                   for n in ("h100-sxm", "h200"))
     assert h100.get_linewidth() > h200.get_linewidth()  # both at 989.4 TFLOP/s
-    plt.close(fig)
 
 
 def test_rates_take_the_prefix_their_magnitude_calls_for():
@@ -594,7 +566,6 @@ def test_validate_chart_labels_a_cpu_in_gflops():
     assert sorted(map(tuple, measured.get_offsets().tolist())) == sorted(frame.select("intensity",
                                                                                      "measured_flops").rows())
     assert ax.get_ylim()[0] < frame.get_column("measured_flops").min()
-    plt.close(fig)
 
 
 def test_titles_say_what_was_swept():
@@ -608,7 +579,6 @@ def test_titles_say_what_was_swept():
     assert "bf16, KV fp8" in title and "fused attention" in title and "Llama 3 8B" in title
     map_title = plot.regime_map(kv).texts[0].get_text()
     assert "Llama 3 8B on H100 SXM" in map_title and "bf16, KV fp8" in map_title
-    plt.close("all")
 
 
 def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_path):
@@ -621,14 +591,12 @@ def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_
     assert min(c.get_zorder() for c in lines) > roof
     drawn = reference.filter(pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
     assert sum(len(c.get_segments()) for c in lines) == drawn.select("phase", "op", "seq_len").n_unique()
-    plt.close(fig)
     ds = tmp_path / "ds"
     rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4, 16], seq_len=[128, 512])
     for kind in ("family", "roofline"):
         assert main(["plot", str(ds), "--kind", kind, "--color-by", "batch", "-o", str(tmp_path / f"{kind}.png"),
                      "--quiet"]) == 0
     assert (tmp_path / "family.png").read_bytes() != (tmp_path / "roofline.png").read_bytes()
-    plt.close("all")
 
 
 def test_maps_read_on_a_slide():
@@ -656,7 +624,6 @@ def test_maps_read_on_a_slide():
     edges += sum(bound[(b, ss[j])] != bound[(b, ss[j + 1])] for j in range(len(ss) - 1) for b in bs)
     (line,) = [c for c in ax.collections if c.get_gid() == "boundary"]
     assert len(line.get_segments()) == edges > 0
-    plt.close(fig)
     assert [v for i, v in enumerate(range(1, 1025)) if i in round_ticks(range(1, 1025))] == list(range(128, 1025, 128))
     assert round_ticks([1, 2, 4, 8]) == [0, 1, 2, 3]
     assert round_ticks([2**k for k in range(16)]) == list(range(0, 16, 2))
@@ -676,7 +643,6 @@ def test_ratio_map_prints_ratios_diverges_at_one_and_says_which_is_faster():
                                                            strict=True))
         assert sorted(t.get_text() for t in ax.texts if t.get_gid() == "cell-value") == want
         assert faster in fig.texts[0].get_text()
-        plt.close(fig)
 
 
 def _validation(df: pl.DataFrame, factors: dict[str, float], column: str = "measured_flops") -> pl.DataFrame:
@@ -707,7 +673,6 @@ def test_measured_points_over_achieved_points_with_errors_per_group(column):
     assert medians == pytest.approx({"qk/pv": 0.2, "qkv mlp": 0.5, "all": float(np.median(
         [0.5] * validation.filter(group="qkv mlp").height + [0.2] * validation.filter(group="qk/pv").height))})
     assert dict(errors.select("group", "points").rows())["qkv mlp"] == validation.filter(group="qkv mlp").height
-    plt.close(fig)
 
 
 def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys):
@@ -736,7 +701,6 @@ def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys)
         err = capsys.readouterr().err
         assert re.match(f"error: {message}", err) and err.count("\n") == 1, err
     assert not (tmp_path / "x.png").exists()
-    plt.close("all")
 
 
 def test_plan_chart_accounts_for_parallel_layouts():
@@ -753,7 +717,6 @@ def test_a_map_of_several_layouts_says_so():
     one_line_error(lambda: plot.regime_map(frame), "2 tp values (1, 2)", '--where "tp = 1"', "--facet tp")
     fig = plot.regime_map(frame, facet="tp")
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["tp=1 · decode", "tp=2 · decode"]
-    plt.close(fig)
 
 
 @pytest.mark.parametrize("draw", [
@@ -784,7 +747,6 @@ def test_interconnect_names_its_roof_in_the_legend_and_shows_both_all_reduces():
         assert np.min(attn.get_linewidths()) >= np.max(mlp.get_linewidths()) + 1
     assert _layering(ax) > 0
     _assert_points_show(ax)
-    plt.close(fig)
 
 
 def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours():
@@ -810,11 +772,9 @@ def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours()
     (bar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>" and "best K" in ax.get_ylabel()]
     assert [t.get_text() for t in bar.get_yticklabels()] == [str(k) for k in ks]
     assert not bar.yaxis.get_minorticklocs().size
-    plt.close(fig)
     # a cell without a row is said to have no round
     fig = plot.speculation_map(best.filter((pl.col("batch") != 16) | (pl.col("seq_len") != 256)))
     assert "no round" in fig.legends[0].get_texts()[-1].get_text()
-    plt.close(fig)
 
 
 def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
@@ -835,7 +795,6 @@ def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
     assert main(["plot", str(ds), "--kind", "map", "--ridge", "-o", str(tmp_path / "m.png")]) == 2
     err = capsys.readouterr().err
     assert err == "error: --ridge: only read by --kind roofline or family, not --kind map\n"
-    plt.close("all")
 
 
 def test_docs_script_draws_every_chart_under_docs_and_writes_docs_only_when_asked(tmp_path):
@@ -855,4 +814,67 @@ def test_docs_script_draws_every_chart_under_docs_and_writes_docs_only_when_aske
     assert {p.name: p.stat().st_mtime_ns for p in (root / "docs").iterdir()} == before  # docs/ untouched
     with pytest.raises(SystemExit):
         make.cli(["nosuchchart"])
-    plt.close("all")
+
+
+def test_charts_leave_no_pyplot_figures(reference, tmp_path):
+    """Every chart is a plain Figure: pyplot's registry of open figures stays empty, so notebooks leak none."""
+    import matplotlib.pyplot as plt
+
+    summary = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[512, 1024], summary=True)
+    tp = rooflax.sweep(hardware="h100-sxm", tp=[1, 8], batch=[1, 8], seq_len=[512], phases=["prefill", "decode"])
+    spec = rooflax.speculate(batch=[1, 8], seq_len=[512, 1024], k=[0, 2])
+    charts = [plot.roofline(reference), plot.family(reference, along="batch"), plot.regime_map(reference),
+              plot.regime_map(summary, value="tokens_per_s"), plot.ratio_map(summary, summary),
+              plot.interconnect(tp), plot.speculation_map(rooflax.best_k(spec))]
+    for i, fig in enumerate(charts):
+        plot.save(fig, tmp_path / f"{i}.png")
+    assert plt.get_fignums() == []
+
+
+def test_draw_a_dataset_is_the_chart_of_its_rows(tmp_path):
+    """``plot.draw`` (what ``rooflax plot`` calls) draws the points the chart functions draw from the same rows."""
+    keys = dict(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256, 1024])
+    rooflax.sweep_to_parquet(rooflax.parse_spec(**keys), tmp_path / "ds", progress=False)
+    df = rooflax.sweep(**keys)
+    fig, errors = plot.draw(tmp_path / "ds", where="batch = 8")
+    assert errors is None
+    want = sorted(df.filter(pl.col("batch") == 8, pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
+                  .select("intensity", "achieved_flops").unique().rows())
+    assert sorted({tuple(p) for c in _series_collections(fig.axes[0]) for p in c.get_offsets().tolist()}) == want
+    validation = _validation(df.filter(pl.col("batch") == 8), {"qkv mlp": 2.0})
+    validation.write_parquet(tmp_path / "v.parquet")
+    fig, errors = plot.draw(tmp_path / "ds", measured=tmp_path / "v.parquet")
+    assert dict(errors.select("group", "median_rel_error").rows()) == pytest.approx({"qkv mlp": 0.5, "all": 0.5})
+    fig, errors = plot.draw(tmp_path / "ds", kind="map", value="time_s", where="phase = 'decode' AND op = 'qk'")
+    image = fig.axes[0].images[0].get_array()
+    assert sorted(image.compressed().tolist()) == sorted(df.filter(phase="decode", op="qk").get_column("time_s"))
+    one_line_error(lambda: plot.draw(tmp_path / "ds", kind="family"), "--kind family: give --color-by")
+    one_line_error(lambda: plot.draw(tmp_path / "ds", kind="pie"), "kind", "'pie'", "roofline")
+
+
+def test_validation_written_is_read_back(tmp_path):
+    """``write_validation`` writes the file ``read_validation`` (and ``plot --measured``) reads, profiles kept."""
+    from rooflax.config.hardware import HARDWARE, hardware_to_toml
+
+    df = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[256])
+    validation = _validation(df, {"qkv mlp": 2.0})
+    a40, h100 = HARDWARE["a40"], HARDWARE["h100-sxm"]
+    path = plot.write_validation(validation, tmp_path / "v.parquet", profile=a40, calibrated=h100, timer_ratio=2.01)
+    assert plot.read_validation(path).equals(validation)
+    meta = pl.read_parquet_metadata(path)
+    assert (meta["rooflax.kind"], meta["rooflax.profile"], meta["rooflax.calibrated"], meta["rooflax.timer_ratio"]) \
+        == ("validate", hardware_to_toml(a40), hardware_to_toml(h100), "2.0100")
+    one_line_error(lambda: plot.write_validation(validation, path, profile=a40, calibrated=a40, timer_ratio=2.0,
+                                                 field="-o/--output"), "-o/--output", "v.parquet")
+
+
+def test_one_si_formatter():
+    """Chart ticks, roof labels and progress counts are written by the one ``si``, rooflax.units.si."""
+    from rooflax import units
+    from rooflax.data import progress
+    from rooflax.plot import _common
+
+    assert _common.si is progress.si.func is units.si
+    assert [_common.tick_label(v) for v in (0, 1e-3, 1, 1e3, 1e10, 1e14)] == ["0", "1m", "1", "1k", "10G", "100T"]
+    assert [progress.si(v) for v in (7, 850e3, 12.34e6)] == ["7", "850.0k", "12.3M"]
+    assert (plot.roofline.__globals__["si"], plot.roofline.__globals__.get("si_rate")) == (units.si, None)

@@ -11,8 +11,8 @@ was):
   lines it prints (its ``note:`` lines, then standard output), compared.
 - ``bash``: every ``rooflax`` command runs in-process; ``pip install -e .`` is taken as done
   and ``bash .ci/run`` is this very suite; anything else needs a directive.
-- ``toml``, ``sql``, ``text``: shown, not run (``text``: the command-line reference, which
-  ``tests/test_cli.py`` checks against ``--help``).
+- ``toml``, ``sql``, ``text``: shown, not run (``text``: the command-line reference, checked
+  against ``--help`` below: the same subcommands, and each with the same flags and arguments).
 
 Directives, HTML comments on the lines right before a block (invisible on GitHub):
 ``<!-- readme-test: skip REASON -->`` (a block that cannot run here: a GPU, a cluster, a
@@ -131,7 +131,7 @@ def run_block(block: Block, namespace: dict, printed: str | None) -> str | None:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(compile(block.source(), where, "exec"), namespace)  # the README's own code
-        plt.close("all")
+        assert not plt.get_fignums(), f"{where}: the snippet left pyplot figures open"
         return None if block.replace else out.getvalue()
     if block.lang == "" and block.text.startswith("$ "):
         head, _, shown = block.source().partition("\n")
@@ -185,3 +185,51 @@ def test_directives_attach_to_the_next_block():
     first, second = blocks(text)
     assert first.skip == "needs a GPU" and first.replace == []
     assert second.replace == [("1,2,4", "1"), ("a", "b")] and second.source() == "x = [1], 'b'"
+
+
+#: A flag in the README's reference: ``-o``, ``--seq-len`` (not the ``-vicuna`` of ``medusa-vicuna-7b``).
+_FLAG = re.compile(r"(?<![\w-])(--?[a-z][a-z0-9-]*)")
+
+
+def cli_reference(text: str) -> dict[str, str]:
+    """Each subcommand's synopsis in the README's ``Command line`` block (its ``text`` block), by name."""
+    section = text.split("\n## Command line\n", 1)[1]
+    (block,) = [b for b in blocks(section)[:1] if b.lang == "text"]
+    synopsis: dict[str, str] = {}
+    for line in block.text.splitlines():
+        if line.startswith("rooflax "):
+            name, _, rest = line.removeprefix("rooflax ").partition(" ")
+            synopsis[name] = rest.strip()
+        else:  # a continuation, indented under its command
+            assert line.startswith(" "), f"README Command line: {line!r} is neither a command nor a continuation"
+            synopsis[name] += " " + line.strip()
+    return synopsis
+
+
+def help_flags(parser) -> dict[str, tuple[set[str], list[str]]]:
+    """Each subcommand's flags and the names of its positional arguments, as ``--help`` lists them."""
+    out = {}
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        flags = {f for action in sub._actions for f in action.option_strings if f not in ("-h", "--help")}
+        positionals = [action.metavar or action.dest.upper() for action in sub._actions if not action.option_strings]
+        out[name] = flags, positionals
+    return out
+
+
+def test_cli_reference_matches_help():
+    """The README's command-line reference names every subcommand, flag and argument ``--help`` has, and no other."""
+    from rooflax.cli.commands import _parser
+
+    synopsis = cli_reference(README.read_text())
+    actual = help_flags(_parser())
+    assert set(synopsis) == set(actual), f"README lacks {set(actual) - set(synopsis)}, --help lacks " \
+                                         f"{set(synopsis) - set(actual)}"
+    for name, (flags, positionals) in actual.items():
+        text = synopsis[name]
+        if text.startswith("(the same)"):  # best-k: speculate's flags, then its own
+            text = synopsis["speculate"] + text.removeprefix("(the same)")
+        listed = set(_FLAG.findall(text))
+        assert listed == flags, f"rooflax {name}: README lacks {sorted(flags - listed)}, --help lacks " \
+                                f"{sorted(listed - flags)}"
+        for positional in positionals:
+            assert re.search(rf"\b{positional}\b", text), f"rooflax {name}: README lacks the argument {positional}"

@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from rooflax.answers.tables import Table
 from rooflax.config.acceptance import Acceptance, parse_acceptance
 from rooflax.config.models import Model, get_model
 from rooflax.config.spec import SweepSpec
@@ -438,6 +439,4 @@ def speculation_table(frame: pl.DataFrame) -> str:
         pl.col("achieved_speedup").round(3),
         pl.when("fits_in_memory").then(pl.lit("yes")).otherwise(pl.lit("no")).alias("fits"),
     )
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_column_data_types=True,
-                   tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
-        return str(shown)
+    return Table.of(shown).markdown()

@@ -12,90 +12,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rooflax.data._atomic import output_file, outside_datasets, write_output
-from rooflax.data.dataset import COMPRESSIONS
-from rooflax.engine import distributed
-from rooflax.engine import vectorized as engine
+from rooflax.data._atomic import outside_datasets
 from rooflax.errors import RooflaxError, SpecError, close_matches
+from rooflax.names import COMPRESSIONS, DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, MAX_CHUNK_SIZE
 
 __all__ = ["main"]
 
 
-def _agg():
-    """The rooflax.plot module, drawing off-screen (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from rooflax import plot
-
-    return plot
-
-
-def _read_dataset(path: str, where: str | None):
-    """A checked dataset (folder or part file) as a LazyFrame, filtered, with its accelerators and models."""
-    from rooflax.config.hardware import Hardware
-    from rooflax.config.models import Model
-    from rooflax.data.scan import check_dataset
-
-    info = check_dataset(path)
-    meta = info.metadata
-    spec = meta["spec"]
-    hardware = {h["name"]: Hardware(**h) for h in spec["hardware"]}
-    models = {m["name"]: Model(**m) for m in spec["models"]}
-    return _filter(info.scan(), where), meta, hardware, models
-
-
 def _filter(lf, where: str | None):
-    """``lf`` (a LazyFrame) filtered by the SQL expression of ``--where``, or a one-line error.
+    """``lf`` filtered by ``--where`` (:func:`rooflax.data.scan.filter_where`)."""
+    from rooflax.data.scan import filter_where
 
-    A name column (a polars Enum: ``phase``, ``op``, ...) compared with a value it never
-    takes (``phase = 'decod'``, ``op IN ('qkv')``) is refused with the close matches among
-    its values, whatever holds the rows (an in-memory frame matches nothing silently, a
-    parquet scan fails on its statistics). The filter is then tried on one real row: polars
-    checks a type against a column's (``phase = 5``) only when there is data.
-    """
-    import re
-
-    import polars as pl
-
-    if where is None:
-        return lf
-    if not where.strip():
-        raise SpecError("--where: empty expression; give a SQL condition, e.g. \"phase = 'decode' AND batch >= 8\"")
-    enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
-             if isinstance(dtype, pl.Enum)}
-
-    def no_value(value: str, owners: list[str]) -> SpecError:
-        values = enums[owners[0]] if owners else []
-        hint = close_matches(value, values)
-        did_you_mean = f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
-        message = (f"{value!r} is no value of {owners[0]}{did_you_mean} (allowed: {', '.join(values)})" if owners
-                   else f"{value!r} is no value of any of {', '.join(enums)}")
-        return SpecError(f"--where: cannot apply {where!r}: {message}")
-
-    column = rf"\b(?P<column>{'|'.join(map(re.escape, enums))})"
-    literal = r"'((?:[^']|'')*)'"
-    compared = [] if not enums else [(m["column"], [m["value"]]) for m in re.finditer(
-        rf"{column}\s*(?:=|==|!=|<>)\s*{literal.replace('(', '(?P<value>', 1)}", where)]
-    compared += [] if not enums else [(m["column"], re.findall(literal, m["values"])) for m in re.finditer(
-        rf"{column}\s+(?i:NOT\s+)?(?i:IN)\s*\((?P<values>[^)]*)\)", where)]
-    for name, values in compared:
-        for value in (v.replace("''", "'") for v in values):
-            if value not in enums[name]:
-                raise no_value(value, [name])
-    try:
-        expr = pl.sql_expr(where)
-        lf.head(1).filter(expr).collect()
-    except (pl.exceptions.PolarsError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0]
-        bad = re.search(r'to `enum` failed for value "([^"]*)"', message)
-        if bad:
-            raise no_value(bad[1], [name for name, values in enums.items() if close_matches(bad[1], values)]) from None
-        if "expected String type, got: enum" in message:
-            message += ("; name columns (model, hardware, dtype, phase, op, group, bound) are enums: compare them "
-                        "with = or IN, or cast for string functions, e.g. CAST(op AS VARCHAR) LIKE '%proj'")
-        raise SpecError(f"--where: cannot apply {where!r}: {message}") from None
-    return lf.filter(expr)
+    return filter_where(lf, where, field="--where")
 
 
 def _cmd_check(args) -> int:
@@ -117,11 +45,13 @@ def _cmd_check(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from rooflax.data.dataset import sweep_to_parquet
+    from rooflax.engine import distributed
 
     spec = _spec(args)
     chart = plan = None
     if args.plot:  # everything the chart needs is checked before the sweep runs
-        plot = _agg()
+        from rooflax import plot
+
         chart = plot.chart_path(args.plot, overwrite=args.overwrite, field="--plot")
         outside_datasets(chart, "--plot", dataset=Path(args.output))
         try:
@@ -162,44 +92,13 @@ def _cmd_show(args) -> int:
     return 0
 
 
-def _plot(dataset: str, output: Path, *, kind: str, quiet: bool, overwrite: bool, field: str,
-          where: str | None = None, color_by=None, connect=None, facet=None, groups=None, x="batch", y="seq_len",
-          value=None, versus=None, ideal: bool = False, measured: str | None = None, ridge: bool = False,
-          subtitle: bool = False) -> None:
-    plot = _agg()
-    from rooflax.plot._common import MATMUL_GROUPS
+def _plot(dataset: str, output: Path, *, quiet: bool, overwrite: bool, field: str, **options) -> None:
+    """Draw ``dataset`` (:func:`rooflax.plot.draw`) into ``output``, printing the measured points' errors."""
+    from rooflax import plot
 
-    lf, meta, hardware, models = _read_dataset(dataset, where)
-    summary = meta.get("kind") == "summary"
-    if kind in ("roofline", "family"):
-        if summary:
-            raise SpecError(f"--kind {kind}: needs a long (per-op) dataset; {dataset!r} is a summary (use --kind map)")
-        if kind == "family" and color_by is None:
-            raise SpecError("--kind family: give --color-by AXIS (batch, seq_len, hidden or spec_k)")
-        options = dict(groups=groups or MATMUL_GROUPS, facet=facet, hardware=hardware, models=models, ideal=ideal,
-                       ridge=ridge, subtitle=subtitle)
-        if measured:
-            if kind == "family" or color_by or connect or ideal:
-                raise SpecError("--measured: draws measured and achieved points of one roofline; leave out "
-                                "--kind family, --color-by, --connect and --ideal")
-            validation = plot.read_validation(measured, field="--measured")
-            fig, errors = plot.over_measured(lf, validation, **options)
-            print(plot.error_table(errors))
-        elif kind == "family":
-            fig = plot.family(lf, along=color_by, connect=connect, **options)
-        else:
-            fig = plot.roofline(lf, color_by=color_by, connect=connect, **options)
-    elif kind == "map":  # _cmd_plot refused the roofline-only flags; sweep --plot plans its chart first
-        if versus:
-            if facet:
-                raise SpecError("--facet: not with --versus (a ratio map compares one dataset with another); "
-                                "select one model and dtype with --where")
-            other, _, _hw_other, _ = _read_dataset(versus, where)
-            fig = plot.ratio_map(lf.collect(), other.collect(), x=x, y=y, value=value or "time_s")
-        else:
-            fig = plot.regime_map(lf.collect(), x=x, y=y, value=value, facet=facet)
-    else:  # argparse restricts the choices
-        raise SpecError(f"--kind: unknown kind {kind!r}")
+    fig, errors = plot.draw(dataset, **options)
+    if errors is not None:
+        print(plot.error_table(errors))
     plot.save(fig, output, overwrite=overwrite, field=field)
     if not quiet:
         print(f"wrote {output}")
@@ -215,7 +114,9 @@ def _cmd_plot(args) -> int:
         if getattr(args, name):
             kinds = "--kind map" if name in _MAP_ONLY else "--kind roofline or family"
             raise SpecError(f"--{name.replace('_', '-')}: only read by {kinds}, not --kind {args.kind}")
-    output = _agg().chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
+    from rooflax.plot import chart_path
+
+    output = chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
     _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
           where=args.where, color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups,
           x=args.x or "batch", y=args.y or "seq_len", value=args.value, versus=args.versus, ideal=args.ideal,
@@ -224,32 +125,19 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_hardware(args) -> int:
+    from rooflax.answers.tables import hardware_table, show
     from rooflax.config.hardware import HARDWARE, PEAK_DTYPES
 
-    header = f"{'name':<16}{'label':<17}" + "".join(f"{d + ' TF/s':>11}" for d in PEAK_DTYPES)
-    print(header + f"{'GB/s':>8}{'GB':>6}{'ridge fp16':>12}")
-    for hw in HARDWARE.values():
-        peaks = dict(hw.peak_flops)
-        cells = "".join(f"{peaks[d] / 1e12:>11g}" if d in peaks else f"{'-':>11}" for d in PEAK_DTYPES)
-        ridge = f"{hw.ridge('fp16'):.0f}" if "fp16" in peaks else "-"
-        print(f"{hw.name:<16}{hw.label:<17}{cells}{hw.bandwidth_bytes_per_s / 1e9:>8g}"
-              f"{hw.memory_bytes / 1e9:>6g}{ridge:>12}")
-    if args.verbose:
-        print()
-        for hw in HARDWARE.values():
-            print(f"{hw.name}: {hw.source}")
+    sources = [""] + [f"{hw.name}: {hw.source}" for hw in HARDWARE.values()] if args.verbose else []
+    show([hardware_table(HARDWARE.values(), PEAK_DTYPES), *sources])
     return 0
 
 
 def _cmd_models(args) -> int:
+    from rooflax.answers.tables import models_table, show
     from rooflax.config.models import MODELS
 
-    print(f"{'name':<19}{'label':<19}{'hidden':>7}{'layers':>7}{'heads':>6}{'kv':>4}{'d':>5}"
-          f"{'inter':>7}{'vocab':>8}{'params':>9}")
-    for m in MODELS.values():
-        print(f"{m.name:<19}{m.label:<19}{m.hidden:>7}{m.layers:>7}{m.heads:>6}{m.kv_heads:>4}{m.head_dim:>5}"
-              f"{m.intermediate:>7}{m.vocab:>8}"
-              + (f"{m.params / 1e9:>8.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:>8.2f}M"))
+    show([models_table(MODELS.values())])
     return 0
 
 
@@ -295,9 +183,6 @@ def _spec(args):
     return resolve_spec(args.spec, _spec_keys(args), reference_axes=True)
 
 
-_TABLE_SUFFIXES = (".parquet", ".csv")
-
-
 def _add_table_flags(p: argparse.ArgumentParser) -> None:
     """``-o`` (the table as .parquet or .csv), ``--overwrite`` and ``--quiet`` of a command that prints a table."""
     p.add_argument("-o", "--output", help="also write the table (.parquet or .csv)")
@@ -307,17 +192,18 @@ def _add_table_flags(p: argparse.ArgumentParser) -> None:
 
 def _table_output(args) -> Path | None:
     """The checked ``-o`` file of a table command (before any work), or None."""
-    if args.output is None:
-        return None
-    return output_file(args.output, "--output", suffixes=_TABLE_SUFFIXES, overwrite=args.overwrite)
+    from rooflax.answers.tables import table_path
+
+    return None if args.output is None else table_path(args.output, overwrite=args.overwrite, field="--output")
 
 
 def _write_table(df, output: Path | None, *, quiet: bool) -> None:
-    """Write ``df`` to ``output`` (parquet or CSV by suffix) atomically and say so."""
+    """Write ``df`` to ``output`` (:func:`rooflax.answers.tables.write_table`) and say so."""
+    from rooflax.answers.tables import write_table
+
     if output is None:
         return
-    csv = output.suffix.lower() == ".csv"
-    write_output(output, lambda tmp: df.write_csv(tmp) if csv else df.write_parquet(tmp), "--output")
+    write_table(df, output, overwrite=True, field="--output")
     if not quiet:
         print(f"wrote {df.height:,} rows to {output}")
 
@@ -385,7 +271,9 @@ def _cmd_speculate(args) -> int:
     chart = None
     if plot:
         check_map_spec(chosen.spec, "--plot")
-        chart = _agg().chart_path(plot, overwrite=args.overwrite, field="--plot")
+        from rooflax.plot import chart_path
+
+        chart = chart_path(plot, overwrite=args.overwrite, field="--plot")
     df = speculate(chosen.spec, k=chosen.k, tree=trees or None, draft_model=args.draft_model,
                    medusa_heads=args.medusa_heads, shared_lm_head=args.shared_lm_head, acceptance=chosen.acceptance)
     notes = list(chosen.notes)
@@ -405,8 +293,9 @@ def _cmd_speculate(args) -> int:
         print(speculation_table(df))
     _write_table(df, output, quiet=args.quiet)
     if chart is not None:
-        plot = _agg()
-        plot.save(plot.speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
+        from rooflax.plot import save, speculation_map
+
+        save(speculation_map(df, achieved=args.achieved), chart, overwrite=args.overwrite, field="--plot")
         if not args.quiet:
             print(f"wrote {chart}")
     return 0
@@ -483,8 +372,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the dataset OUTPUT if it exists, or start over from OUTPUT.partial/")
     p.add_argument("--chunk-size", type=int,
-                   help=f"grid points per part file, 1 to {engine.MAX_CHUNK_SIZE:,} (default "
-                        f"{engine.DEFAULT_CHUNK_SIZE:,}, with --summary {engine.DEFAULT_SUMMARY_CHUNK_SIZE:,})")
+                   help=f"grid points per part file, 1 to {MAX_CHUNK_SIZE:,} (default "
+                        f"{DEFAULT_CHUNK_SIZE:,}, with --summary {DEFAULT_SUMMARY_CHUNK_SIZE:,})")
     p.add_argument("--compression", default="lz4", choices=COMPRESSIONS,
                    help="parquet codec (default: lz4)")
     p.add_argument("--no-statistics", action="store_true",

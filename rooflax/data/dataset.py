@@ -58,11 +58,10 @@ from rooflax.data.scan import MANIFEST, PART, PREFIX, SHA256, UNSEALED, damage, 
 from rooflax.engine import vectorized as engine
 from rooflax.engine.distributed import Cluster, connect, run_sweep
 from rooflax.errors import SpecError, boolean, unknown_name
+from rooflax.names import COMPRESSIONS
 
 __all__ = ["dataset_metadata", "sweep_to_parquet"]
 
-#: Parquet codecs a dataset can be written with.
-COMPRESSIONS = ("lz4", "zstd", "snappy", "gzip", "brotli", "uncompressed")
 _ROW_GROUP = 1 << 17  # rows per row group: statistics granular enough for scans to skip
 
 

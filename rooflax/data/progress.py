@@ -7,6 +7,7 @@ before the first batch skew it; until it is known, no rate or ETA is shown.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -17,15 +18,13 @@ from rich.progress import BarColumn, ProgressColumn, Task, TaskProgressColumn
 from rich.progress import Progress as _RichProgress
 from rich.text import Text
 
+from rooflax.units import si as si_prefixed
+
 __all__ = ["Progress", "format_duration", "si"]
 
 
-def si(value: float) -> str:
-    """``value`` with an SI prefix: ``12.3M``, ``850k``, ``7``."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.1f}{unit}"
-    return f"{value:.0f}"
+#: A count with an SI prefix, one decimal from 1k on: ``12.3M``, ``850.0k``, ``7``.
+si = functools.partial(si_prefixed, spec=".1f", lowest="k", plain=".0f")
 
 
 def format_duration(seconds: float) -> str:

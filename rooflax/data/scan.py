@@ -36,9 +36,9 @@ from typing import BinaryIO
 
 import polars as pl
 
-from rooflax.errors import SpecError, boolean
+from rooflax.errors import SpecError, boolean, close_matches
 
-__all__ = ["DatasetInfo", "check_dataset", "dataset_metadata", "reading", "scan_dataset"]
+__all__ = ["DatasetInfo", "check_dataset", "dataset_metadata", "filter_where", "reading", "scan_dataset"]
 
 #: Prefix of rooflax's keys in a part's key-value metadata.
 PREFIX = "rooflax."
@@ -165,9 +165,21 @@ class DatasetInfo:
     #: without checksums: every page was decoded)
     checked: str = "footers"
 
-    def scan(self) -> pl.LazyFrame:
-        """The rows of every part, lazily, in part order."""
-        return pl.scan_parquet(list(self.parts))
+    def scan(self, *, where: str | None = None, field: str = "where") -> pl.LazyFrame:
+        """The rows of every part, lazily, in part order; only those ``where`` holds (see :func:`filter_where`)."""
+        return filter_where(pl.scan_parquet(list(self.parts)), where, field=field)
+
+    def hardware(self) -> dict:
+        """The accelerators of the dataset's spec, as :class:`~rooflax.config.hardware.Hardware` by name."""
+        from rooflax.config.hardware import Hardware
+
+        return {h["name"]: Hardware(**h) for h in self.metadata["spec"]["hardware"]}
+
+    def models(self) -> dict:
+        """The models of the dataset's spec, as :class:`~rooflax.config.models.Model` by name."""
+        from rooflax.config.models import Model
+
+        return {m["name"]: Model(**m) for m in self.metadata["spec"]["models"]}
 
 
 def _as_path(path: object) -> Path:
@@ -380,7 +392,7 @@ def reading(path: str | os.PathLike) -> Iterator[None]:
         raise
 
 
-def scan_dataset(path: str | os.PathLike) -> pl.LazyFrame:
+def scan_dataset(path: str | os.PathLike, *, where: str | None = None) -> pl.LazyFrame:
     """A dataset as a LazyFrame, once its parts pass :func:`check_dataset`.
 
     Use this instead of ``polars.scan_parquet(DIR)``, which silently reads fewer rows
@@ -388,11 +400,13 @@ def scan_dataset(path: str | os.PathLike) -> pl.LazyFrame:
 
     Args:
         path: a dataset folder, or one part file.
+        where: only the rows this SQL condition holds for (:func:`filter_where`), e.g.
+            ``"phase = 'decode' AND batch >= 8"``.
 
     Raises:
-        SpecError: one line naming the missing, empty, truncated or foreign file.
+        SpecError: one line naming the missing, empty, truncated or foreign file, or a bad ``where``.
     """
-    return check_dataset(path).scan()
+    return check_dataset(path).scan(where=where)
 
 
 def dataset_metadata(path: str | os.PathLike) -> dict:
@@ -410,3 +424,60 @@ def dataset_metadata(path: str | os.PathLike) -> dict:
     ``created`` and ``sha256``.
     """
     return check_dataset(path).metadata
+
+
+def filter_where(lf: pl.LazyFrame, where: str | None, *, field: str = "where") -> pl.LazyFrame:
+    """``lf`` filtered by the SQL condition ``where`` (None: all rows), or a one-line SpecError naming ``field``.
+
+    A name column (a polars Enum: ``phase``, ``op``, ...) compared with a value it never
+    takes (``phase = 'decod'``, ``op IN ('qkv')``) is refused with the close matches among
+    its values, whatever holds the rows (an in-memory frame matches nothing silently, a
+    parquet scan fails on its statistics). The filter is then tried on one real row: polars
+    checks a type against a column's (``phase = 5``) only when there is data.
+
+    Args:
+        lf: the rows (a LazyFrame of a dataset or of a frame).
+        where: a SQL condition, e.g. ``"phase = 'decode' AND batch >= 8"``.
+        field: how errors name the condition (a CLI flag, say).
+
+    Raises:
+        SpecError: an empty or invalid condition, or a name column compared with a value it never takes.
+    """
+    if where is None:
+        return lf
+    if not where.strip():
+        raise SpecError(f"{field}: empty expression; give a SQL condition, e.g. \"phase = 'decode' AND batch >= 8\"")
+    enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
+             if isinstance(dtype, pl.Enum)}
+
+    def no_value(value: str, owners: list[str]) -> SpecError:
+        values = enums[owners[0]] if owners else []
+        hint = close_matches(value, values)
+        did_you_mean = f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
+        message = (f"{value!r} is no value of {owners[0]}{did_you_mean} (allowed: {', '.join(values)})" if owners
+                   else f"{value!r} is no value of any of {', '.join(enums)}")
+        return SpecError(f"{field}: cannot apply {where!r}: {message}")
+
+    column = rf"\b(?P<column>{'|'.join(map(re.escape, enums))})"
+    literal = r"'((?:[^']|'')*)'"
+    compared = [] if not enums else [(m["column"], [m["value"]]) for m in re.finditer(
+        rf"{column}\s*(?:=|==|!=|<>)\s*{literal.replace('(', '(?P<value>', 1)}", where)]
+    compared += [] if not enums else [(m["column"], re.findall(literal, m["values"])) for m in re.finditer(
+        rf"{column}\s+(?i:NOT\s+)?(?i:IN)\s*\((?P<values>[^)]*)\)", where)]
+    for name, values in compared:
+        for value in (v.replace("''", "'") for v in values):
+            if value not in enums[name]:
+                raise no_value(value, [name])
+    try:
+        expr = pl.sql_expr(where)
+        lf.head(1).filter(expr).collect()
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        message = str(exc).strip().splitlines()[0]
+        bad = re.search(r'to `enum` failed for value "([^"]*)"', message)
+        if bad:
+            raise no_value(bad[1], [name for name, values in enums.items() if close_matches(bad[1], values)]) from None
+        if "expected String type, got: enum" in message:
+            message += ("; name columns (model, hardware, dtype, phase, op, group, bound) are enums: compare them "
+                        "with = or IN, or cast for string functions, e.g. CAST(op AS VARCHAR) LIKE '%proj'")
+        raise SpecError(f"{field}: cannot apply {where!r}: {message}") from None
+    return lf.filter(expr)

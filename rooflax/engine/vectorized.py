@@ -51,22 +51,11 @@ from rooflax.cost.ops import OpDef, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
+from rooflax.names import DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, MAX_CHUNK_SIZE
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Block", "Chunk", "Task",
            "blocks", "check_chunk_size", "chunk_count", "chunk_rows", "plan", "run", "step_shapes"]
 
-#: Grid points per chunk of a long sweep unless told otherwise: about half a million op
-#: rows, 60 MB of frame. Smaller chunks stream with flatter memory (a 10^8-row sweep peaks
-#: within 1.2× of a 10^7-row one) and run as fast (benchmarks/bench_scale.py).
-DEFAULT_CHUNK_SIZE = 1 << 15
-#: Grid points (= rows) per chunk of a summary sweep unless told otherwise: 17 MB of frame.
-DEFAULT_SUMMARY_CHUNK_SIZE = 1 << 17
-#: Most grid points per chunk. A point of the long frame is up to 16 op rows of about
-#: 80 B of frame plus the engine's output, about 1.5 KB in all (one chunk of 2**20
-#: points peaks at 1.5 GiB RSS); a stream keeps up to three chunks alive, so at the
-#: bound a sweep stays under about 5 GB whatever the grid. Chunks past the default run
-#: no faster.
-MAX_CHUNK_SIZE = 1 << 20
 #: Fewest points a chunk is compiled for: small sweeps of any size share one function.
 MIN_LENGTH = 64
 

@@ -16,6 +16,7 @@ from rooflax.config.dtypes import DTYPES
 from rooflax.config.hardware import HARDWARE, Hardware
 from rooflax.config.models import MODELS, Model
 from rooflax.errors import SpecError, unknown_name
+from rooflax.units import si
 
 #: How each phase is named on charts (DESIGN.md: "init" is prefill, "ar" is decode).
 PHASE_LABELS = {"prefill": "init", "decode": "ar"}
@@ -86,31 +87,9 @@ def compute_dtype(dtype_name: str) -> str:
     return DTYPES[base].compute if base in DTYPES else base
 
 
-def si(value: float, _pos: object = None) -> str:
-    """``1``, ``10``, ``1k``, ``10G``, ``100T``: SI labels for decade ticks."""
-    if value <= 0:
-        return "0"
-    exponent = math.floor(math.log10(value) + 1e-9)
-    for prefix, power in (("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3), ("", 0), ("m", -3)):
-        if exponent >= power:
-            return f"{value / 10**power:g}{prefix}"
-    return f"{value:g}"
-
-
-def si_rate(value: float, unit: str, *, space: str = " ") -> str:
-    """A rate at four significant digits with the SI prefix its magnitude calls for.
-
-    The prefix is the largest that leaves at least 10 before the point, so figures read
-    alike side by side: ``696GB/s``, ``2039GB/s`` (not ``2.039TB/s``), ``149.7 TFLOP/s``,
-    ``1307 TFLOP/s``, and ``107.7 GFLOP/s`` for a CPU (not ``0.1077 TFLOP/s``).
-
-    >>> si_rate(2.039e12, "B/s", space=""), si_rate(1.3074e15, "FLOP/s"), si_rate(1.077e11, "FLOP/s")
-    ('2039GB/s', '1307 TFLOP/s', '107.7 GFLOP/s')
-    """
-    for prefix, power in (("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3)):
-        if value >= 10 * 10**power:
-            return f"{value / 10**power:.4g}{space}{prefix}{unit}"
-    return f"{value:.4g}{space}{unit}"
+def tick_label(value: float, _pos: object = None) -> str:
+    """``1``, ``10``, ``1k``, ``10G``, ``100T``: SI labels for decade ticks (a FuncFormatter's function)."""
+    return si(value) if value > 0 else "0"
 
 
 def span(values: Sequence[int]) -> str:
@@ -165,7 +144,7 @@ def si_log_axes(ax: Axes) -> None:
     ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(LogLocator(base=10, numticks=30))
-        axis.set_major_formatter(FuncFormatter(si))
+        axis.set_major_formatter(FuncFormatter(tick_label))
     ax.grid(True, which="major", linestyle=":", linewidth=0.6, alpha=0.6)
 
 
@@ -292,7 +271,7 @@ def label_values(bar: Colorbar, values: Iterable[float]) -> None:
     """Tick a colour bar at :func:`value_ticks` of ``values``, each labelled in full (``8,192``), no minor ticks."""
     ticks = value_ticks(values)
     if not ticks:
-        bar.ax.yaxis.set_major_formatter(FuncFormatter(si))
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(tick_label))
         return
     bar.set_ticks(ticks, labels=[f"{t:,}" for t in ticks])
     bar.minorticks_off()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
@@ -69,7 +69,8 @@ def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hard
     hw_all = hardware_of(sub, hardware)
     sub = sub.with_columns((pl.col("bytes") / pl.col("time_s")).alias("link_bytes_per_s"))
     x_lo, x_hi = decade_limits(sub.get_column("bytes").min(), sub.get_column("bytes").max())
-    fig, ax = plt.subplots(figsize=(8.5, 6.2), layout="constrained")
+    fig = Figure(figsize=(8.5, 6.2), layout="constrained")
+    ax = fig.subplots()
     si_log_axes(ax)
     xs = np.geomspace(x_lo, x_hi, 200)
     for hw in hw_all.values():
@@ -77,7 +78,7 @@ def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hard
         ax.plot(xs, roof, "--", color="0.15", linewidth=1.4, gid=f"ceiling-interconnect:{hw.name}",
                 label=f"{hw.label}: {bandwidth_label(hw.interconnect_bytes_per_s)}, "
                       f"{hw.interconnect_latency_s * 1e6:.3g} µs a hop")
-    colors = plt.get_cmap("tab10").colors
+    colors = matplotlib.colormaps["tab10"].colors
     ops = sub.get_column("op").unique().sort().cast(pl.String).to_list()
     drawn = [(op, phase, i) for i, op in enumerate(ops)
              for phase in sub.filter(op=op).get_column("phase").unique().sort().cast(pl.String)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.collections import LineCollection, PatchCollection
@@ -23,9 +23,9 @@ from rooflax.plot._common import (
     model_label,
     require_columns,
     require_frame,
-    si,
     swept,
     swept_line,
+    tick_label,
 )
 
 __all__ = ["ENTITIES", "LAYOUT", "MAP_FACETS", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
@@ -228,7 +228,8 @@ def _layout(n: int, ncols: int):
     ncols = min(n, ncols, MAX_COLUMNS)
     nrows = -(-n // ncols)
     width = max(min(3.0 * ncols + 1.4, MAX_WIDTH_IN), 6.4)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.7 * nrows + 0.9), squeeze=False, layout="constrained")
+    fig = Figure(figsize=(width, 2.7 * nrows + 0.9), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -283,7 +284,7 @@ def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str
             bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         else:
-            bar.ax.yaxis.set_major_formatter(FuncFormatter(si))
+            bar.ax.yaxis.set_major_formatter(FuncFormatter(tick_label))
     fig.suptitle(title, fontsize=12)
     return fig
 
@@ -338,7 +339,7 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
         cmap, norm = ListedColormap(["#4c72b0", "#dd8452"]).with_extremes(bad="white"), None
     else:
         values = df.get_column(value)
-        cmap, norm = plt.get_cmap("viridis").copy(), LogNorm(float(values.min()), float(values.max()))
+        cmap, norm = matplotlib.colormaps["viridis"].copy(), LogNorm(float(values.min()), float(values.max()))
     label = _LABELS.get(value, value)
     default = (f"{label.capitalize()} over {x} × {y}: {_entities(df)}" + (f", by {facet}" if facet else "")
                + f"\n{swept_line(swept(df), skip=(x, y))}")
@@ -377,7 +378,7 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     frames, ncols = _frames(joined, keys, None)
     ratios = joined.get_column("ratio")
     spread = max(float(ratios.max()), 1 / float(ratios.min()), 1.01)
-    cmap = plt.get_cmap("RdBu_r").copy()  # diverging, white at 1: the log-symmetric norm puts 1 at its centre
+    cmap = matplotlib.colormaps["RdBu_r"].copy()  # diverging, white at 1: the log-symmetric norm puts 1 at its centre
     if value in _FASTER_WHEN_LARGER:
         meaning = f"red (> 1): {label_a} faster · blue (< 1): {label_b} faster"
     else:

@@ -11,13 +11,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from rooflax.config.hardware import Hardware
+from rooflax.config.hardware import Hardware, hardware_to_toml
+from rooflax.data._atomic import output_file, write_output
 from rooflax.data.frames import GROUP, PHASE
 from rooflax.errors import SpecError
 from rooflax.plot._common import MATMUL_GROUPS, decade_below, matching, require_columns, require_frame
 from rooflax.plot.roofline import bandwidth_label, draw_ceilings, peak_label, roofline, series
 
-__all__ = ["MATCH_KEYS", "error_table", "measured", "measured_errors", "over_measured", "read_validation"]
+__all__ = ["MATCH_KEYS", "error_table", "measured", "measured_errors", "over_measured", "read_validation",
+           "validation_path", "write_validation"]
 
 #: Columns a validation row and a dataset row must share to be the same configuration.
 MATCH_KEYS = ("model", "phase", "batch", "seq_len", "spec_k", "op")
@@ -32,6 +34,34 @@ def _measured_column(frame: pl.DataFrame) -> str:
             return name
     raise SpecError(f"measured: the validation frame has no measured FLOP/s column ({' or '.join(_MEASURED)}); "
                     "pass the parquet file `rooflax validate -o` wrote")
+
+
+def validation_path(path: str | Path, *, overwrite: bool = False, field: str = "path") -> Path:
+    """``path`` as a validation result to write (.parquet), or a one-line SpecError naming ``field``.
+
+    Call it before timing anything, so a bad name fails fast.
+    """
+    return output_file(path, field, suffixes=(".parquet",), overwrite=overwrite)
+
+
+def write_validation(frame: pl.DataFrame, path: str | Path, *, profile: Hardware, calibrated: Hardware,
+                     timer_ratio: float, overwrite: bool = False, field: str = "path") -> Path:
+    """Write a validation result as the parquet file :func:`read_validation` reads; a reader never sees half a file.
+
+    Args:
+        frame: measured against predicted, one row per timed op (``Validation.frame``).
+        path: a .parquet file name.
+        profile: the device's measured ceilings, kept as TOML under ``rooflax.profile``.
+        calibrated: the calibrated profile, kept under ``rooflax.calibrated``.
+        timer_ratio: time of twice the work over time of the work (about 2 when timing is sound),
+            kept under ``rooflax.timer_ratio``.
+        overwrite: replace an existing file (otherwise it is an error).
+        field: how errors name the path (a CLI flag, say).
+    """
+    path = validation_path(path, overwrite=overwrite, field=field)
+    metadata = {"rooflax.kind": "validate", "rooflax.profile": hardware_to_toml(profile),
+                "rooflax.calibrated": hardware_to_toml(calibrated), "rooflax.timer_ratio": f"{timer_ratio:.4f}"}
+    return write_output(path, lambda tmp: frame.write_parquet(tmp, metadata=metadata), field)
 
 
 def read_validation(path: str | Path, *, field: str = "measured") -> pl.DataFrame:

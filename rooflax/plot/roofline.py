@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.axes import Axes
@@ -36,11 +36,11 @@ from rooflax.plot._common import (
     require_frame,
     series_label,
     si_log_axes,
-    si_rate,
     summary_frame,
     swept,
     swept_line,
 )
+from rooflax.units import si
 
 __all__ = ["bandwidth_label", "ceiling_label", "draw_ceilings", "family", "peak_label", "roofline", "series"]
 
@@ -61,13 +61,13 @@ _MAX_COLORED = 10
 
 
 def bandwidth_label(bytes_per_s: float) -> str:
-    """``696GB/s``, ``3350GB/s``, ``20.5GB/s`` (see :func:`rooflax.plot._common.si_rate`)."""
-    return si_rate(bytes_per_s, "B/s", space="")
+    """``696GB/s``, ``3350GB/s``, ``20.5GB/s``: four digits, at least two before the point."""
+    return si(bytes_per_s, ".4g", unit="B/s", headroom=10, lowest="k")
 
 
 def peak_label(flops: float, compute: str) -> str:
     """``149.7 TFLOP/s``, ``1307 TFLOP/s``, ``107.7 GFLOP/s`` (``OP/s`` for int8)."""
-    return si_rate(flops, "OP/s" if compute == "int8" else "FLOP/s")
+    return si(flops, ".4g", unit="OP/s" if compute == "int8" else "FLOP/s", space=" ", headroom=10, lowest="k")
 
 
 def series(sub: pl.DataFrame, multi: list[str]) -> list[tuple[tuple, str]]:
@@ -185,7 +185,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
         for compute in dict.fromkeys([*(compute_dtype(d) for d in sorted(present)),
                                       *(d for d in extra_dtypes if d in hw.dtypes)]):
             ceilings.append((hw, compute))
-    entity_color = {e: plt.get_cmap("tab10" if len(entities) <= 10 else "tab20").colors[i % 20]
+    entity_color = {e: matplotlib.colormaps["tab10" if len(entities) <= 10 else "tab20"].colors[i % 20]
                     for i, e in enumerate(entities)}
     several_computes = len({c for _, c in ceilings}) > 1
     ceiling_handles, roof_handles = [], []
@@ -230,7 +230,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
                     t = 0.35 * (2 * step / max(len(steps) - 1, 1) - 1)  # lighter early steps, darker large K
                     color, marker = _shade(_GROUP_COLORS.get(key[0], "0.3"), t), _MARKERS[step % len(_MARKERS)]
                 else:
-                    color, marker = plt.get_cmap("tab10").colors[i % 10], "x"
+                    color, marker = matplotlib.colormaps["tab10"].colors[i % 10], "x"
                 where = matching(keys, (*key, *e))
                 if per_series:
                     _connect(ax, sub.filter(*where), connect, color, y)
@@ -443,7 +443,7 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
         values = sub.get_column(color_by).drop_nulls()
         lo, hi = float(values.min()), float(values.max())
         norm = LogNorm(lo, hi) if lo > 0 and hi / lo >= 10 else Normalize(lo, hi)
-        cmap = plt.get_cmap("viridis").with_extremes(bad="0.6")
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.6")
 
     if facet:
         order = sub.get_column(facet).unique(maintain_order=True)
@@ -454,8 +454,8 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
         panels = [(None, sub)]
     ncols = min(len(panels), 3)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(8.5 * ncols if ncols == 1 else 6.2 * ncols, 6.2 * nrows),
-                             squeeze=False, layout="constrained")
+    fig = Figure(figsize=(8.5 * ncols if ncols == 1 else 6.2 * ncols, 6.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (name, panel) in zip(axes.flat, panels, strict=False):
         si_log_axes(ax)
         outside = _draw(ax, panel, hardware_of(panel, hw_all), y=y, extra_dtypes=dtypes, color_by=color_by,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.collections import PatchCollection
@@ -50,14 +50,15 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
         at = (yi[row["seq_len"]], xi[row["batch"]])
         grids["speedup"][at], grids["k"][at], grids["candidates"][at] = row[speedup], row["draft_k"], row["candidates"]
         grids["fits"][at] = row["fits_in_memory"] if fits else 1
-    fig, (left, right) = plt.subplots(1, 2, figsize=(5 + 0.55 * len(xs) * 2, 1.5 + 0.4 * len(ys)), layout="constrained")
+    fig = Figure(figsize=(5 + 0.55 * len(xs) * 2, 1.5 + 0.4 * len(ys)), layout="constrained")
+    left, right = fig.subplots(1, 2)
     top = max(float(np.nanmax(grids["speedup"])), 1.01)
     low = min(float(np.nanmin(grids["speedup"])), 0.99)
     shown = left.imshow(grids["speedup"], origin="lower", aspect="auto", cmap="RdYlGn",
                         norm=TwoSlopeNorm(1.0, low, top), interpolation="nearest")
     fig.colorbar(shown, ax=left, label=f"{'achieved ' if achieved else ''}speedup over plain decode")
     ks = sorted(int(k) for k in best["draft_k"].unique())  # one colour per K, ticks on the K values
-    cmap = ListedColormap(plt.get_cmap("viridis")(np.linspace(0, 1, len(ks)) if len(ks) > 1 else [0.5]))
+    cmap = ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0, 1, len(ks)) if len(ks) > 1 else [0.5]))
     edges = [ks[0] - 0.5, *((a + b) / 2 for a, b in pairwise(ks)), ks[-1] + 0.5]
     norm = BoundaryNorm(edges, len(ks))
     shown = right.imshow(grids["k"], origin="lower", aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")

@@ -58,17 +58,17 @@ def raised_ceilings(measured, calibrated) -> list[str]:
 
 def run_validate(args) -> int:
     """The body of ``rooflax validate``: every output is checked before anything is timed."""
+    from rooflax import plot
     from rooflax.config.hardware import hardware_to_toml
     from rooflax.config.spec import load_spec
     from rooflax.data._atomic import output_file
+    from rooflax.plot.measured import validation_path, write_validation
     from rooflax.validate.run import DEFAULT_POINTS, points_from_spec, spec_dtype, spread_points, validate
 
-    output = output_file(args.output, "-o/--output", suffixes=(".parquet",), overwrite=args.overwrite)
+    output = validation_path(args.output, overwrite=args.overwrite, field="-o/--output")
     chart = profile = None
     if args.plot:
-        from rooflax.cli.commands import _agg
-
-        chart = _agg().chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+        chart = plot.chart_path(args.plot, overwrite=args.overwrite, field="--plot")
     if args.profile:
         profile = output_file(args.profile, "--profile", suffixes=(".toml",), overwrite=args.overwrite)
     named = [p for p in (output, chart, profile) if p is not None]
@@ -91,13 +91,9 @@ def run_validate(args) -> int:
     result = validate(model=model, points=points, dtype=dtype, repeats=args.repeats,
                       require_accelerator=args.require_accelerator, quick=args.quick, skip_unfit=args.skip_unfit,
                       progress=say)
-    write_output(output, lambda tmp: result.frame.write_parquet(tmp, metadata={
-        "rooflax.kind": "validate", "rooflax.profile": hardware_to_toml(result.profile),
-        "rooflax.calibrated": hardware_to_toml(result.calibrated),
-        "rooflax.timer_ratio": f"{result.timer_ratio:.4f}"}), "-o/--output")
+    write_validation(result.frame, output, profile=result.profile, calibrated=result.calibrated,
+                     timer_ratio=result.timer_ratio, overwrite=True, field="-o/--output")
     if chart is not None:
-        from rooflax import plot
-
         plot.save(plot.measured(result.frame, result.profile, datasheet=result.device.preset), chart,
                   overwrite=args.overwrite, field="--plot")
     raised = raised_ceilings(result.profile, result.calibrated)
