@@ -7,6 +7,7 @@ from fractions import Fraction
 import jax
 import polars as pl
 import pytest
+from compiles import compilations
 from devices import on_devices
 from interrupt import interrupt_after
 from polars.testing import assert_frame_equal
@@ -81,7 +82,9 @@ def test_nearby_axis_lengths_share_one_compiled_function():
     rooflax.sweep(**keys)
     before = _functions(keys)
     for more in ({"batch": [1, 2, 3, 4]}, {"seq_len": [8, 16, 24, 32, 40]}, {"batch": [5, 6]}):
-        rooflax.sweep(**{**keys, **more})
+        with compilations() as compiled:
+            rooflax.sweep(**{**keys, **more})
+        assert compiled == [], more  # nothing traced or compiled again
         assert _functions({**keys, **more}) == before, more  # same functions, no new cache entry
 
 
