@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import jax
 import polars as pl
 import pytest
+from compiles import compilations
+from devices import on_devices
+from interrupt import interrupt_after
 from polars.testing import assert_frame_equal
 
 import rooflax
@@ -20,43 +18,20 @@ from rooflax.engine import vectorized as engine
 
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32])
 
-# A child process on N forced host devices: stream KEYS to OUT, dying like a kill after `die_after` parts
-# when that is given (polars' writer is wrapped, so rooflax's own code runs unchanged up to the kill).
-CHILD = """
-import json, os, sys
-import jax, polars as pl, rooflax
-out, devices, keys, chunk_size, die_after, resume = sys.argv[1:]
-assert len(jax.local_devices()) == int(devices), jax.local_devices()
-if die_after != "-":
-    import rooflax.data.dataset
-    real, written = rooflax.data.dataset.atomic_write, []
-    def write_then_die(path, write):  # killed as it starts to save a part
-        if len(written) == int(die_after):
-            os._exit(9)
-        written.append(1)
-        return real(path, write)
-    rooflax.data.dataset.atomic_write = write_then_die
-rooflax.sweep_to_parquet(None, out, chunk_size=int(chunk_size), resume=resume == "1", **json.loads(keys))
-"""
-
-
-def _child(out: Path, devices: int, chunk_size: int, die_after: int | None = None, resume: bool = False) -> int:
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
-    args = [str(out), str(devices), json.dumps(KEYS), str(chunk_size), "-" if die_after is None else str(die_after),
-            "1" if resume else "0"]
-    done = subprocess.run([sys.executable, "-c", CHILD, *args], env=env, cwd=Path(__file__).parent,
-                          capture_output=True, text=True)
-    assert done.returncode in (0, 9), done.stderr
-    return done.returncode
-
-
-def test_resume_on_another_device_count_equals_a_clean_run(tmp_path):
+def test_resume_on_another_device_count_equals_a_clean_run(tmp_path, monkeypatch):
     out = tmp_path / "ds"
-    assert _child(out, devices=1, chunk_size=5, die_after=4) == 9  # killed after four parts on one device
-    assert not out.exists() and len(list((tmp_path / "ds.partial").glob("part-*.parquet"))) == 4
-    assert _child(out, devices=3, chunk_size=5, resume=True) == 0  # finished on three
-    got = pl.read_parquet(out)
+    on_devices(monkeypatch, 1)
     clean = rooflax.sweep(**KEYS, chunk_size=5)  # rows come in the same order with the same chunks
+    framed = interrupt_after(monkeypatch, 4)  # a Ctrl-C after four parts on one device
+    with pytest.raises(KeyboardInterrupt):
+        rooflax.sweep_to_parquet(None, out, chunk_size=5, **KEYS)
+    assert not out.exists() and len(list((tmp_path / "ds.partial").glob("part-*.parquet"))) == len(framed) == 4
+    monkeypatch.undo()
+    spread = on_devices(monkeypatch, 3)  # finished on three
+    rooflax.sweep_to_parquet(None, out, chunk_size=5, resume=True, **KEYS)
+    parts = rooflax.check_dataset(out).parts
+    assert len(spread) == len(parts) - 4 and set(spread) == {3}  # only the missing parts, each on three devices
+    got = pl.read_parquet(out)
     assert got.height == clean.height == rooflax.parse_spec(**KEYS).rows()
     assert_frame_equal(got, clean, check_exact=True, categorical_as_str=True)
 
@@ -107,7 +82,9 @@ def test_nearby_axis_lengths_share_one_compiled_function():
     rooflax.sweep(**keys)
     before = _functions(keys)
     for more in ({"batch": [1, 2, 3, 4]}, {"seq_len": [8, 16, 24, 32, 40]}, {"batch": [5, 6]}):
-        rooflax.sweep(**{**keys, **more})
+        with compilations() as compiled:
+            rooflax.sweep(**{**keys, **more})
+        assert compiled == [], more  # nothing traced or compiled again
         assert _functions({**keys, **more}) == before, more  # same functions, no new cache entry
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+import jax
 import polars as pl
 import pytest
+from compiles import compilations
+from devices import on_devices
 from polars.testing import assert_frame_equal
 
 import rooflax
 from rooflax.data.frames import OPS_SCHEMA, SUMMARY_SCHEMA
-from rooflax.engine import vectorized as engine
 
 SMALL = dict(model=["llama-13b", "llama-3-8b"], hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"],
              phases=["prefill", "decode", "verify"], batch=[1, 3, 16], seq_len=[8, 40, 100], spec_k=[4, 48])
@@ -81,12 +77,13 @@ def test_hidden_scaling_follows_llama_rule():
 
 
 def test_second_sweep_does_not_recompile():
+    with compilations() as forced:
+        jax.jit(lambda x: x * 3)(1.0)  # a new function: the capture sees it traced and compiled
+    assert any(message.startswith("Compiling ") for message in forced), forced
     rooflax.sweep(**SMALL)
-    fns = {engine.compiled_for(t, False, tuple(__import__("jax").local_devices()))
-           for t in engine.plan(rooflax.parse_spec(**SMALL), engine.DEFAULT_CHUNK_SIZE)}
-    sizes = {id(f): f._cache_size() for f in fns}
-    rooflax.sweep(**{**SMALL, "batch": [2, 5, 9]})  # same shapes, other values
-    assert {id(f): f._cache_size() for f in fns} == sizes
+    with compilations() as second:
+        rooflax.sweep(**{**SMALL, "batch": [2, 5, 9]})  # same shapes, other values
+    assert second == []
 
 
 def test_in_memory_limit_is_a_clear_error():
@@ -94,41 +91,31 @@ def test_in_memory_limit_is_a_clear_error():
         rooflax.sweep(batch={"start": 1, "stop": 10_000, "step": 1}, seq_len={"start": 1, "stop": 10_000, "step": 1})
 
 
-def test_four_devices_give_identical_results(tmp_path):
-    script = (
-        "import json, sys, jax, rooflax\n"
-        f"keys = json.loads({json.dumps(json.dumps(SMALL))})\n"
-        "assert len(jax.local_devices()) == 4, jax.local_devices()\n"
-        "rooflax.sweep(**keys, chunk_size=7).write_parquet(sys.argv[1])\n"
-    )
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    out = tmp_path / "four.parquet"
-    subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, cwd=Path(__file__).parent)
-    assert_frame_equal(pl.read_parquet(out), rooflax.sweep(**SMALL, chunk_size=7), check_exact=True,
-                       categorical_as_str=True)
+def _on(monkeypatch, devices: int, **keys) -> pl.DataFrame:
+    """The sweep of ``keys`` sharded over ``devices`` of the test process's CPU devices (and checked to be)."""
+    spread = on_devices(monkeypatch, devices)
+    df = rooflax.sweep(**keys)
+    assert spread and set(spread) == {devices}, spread
+    return df
 
 
-LAYOUTS = dict(model=["llama-13b"], hardware=["a100-80gb-sxm"], tp=[1, 4], pp=[1, 2], phases=["prefill", "decode"],
+def test_four_devices_give_identical_results(monkeypatch):
+    one = _on(monkeypatch, 1, **SMALL, chunk_size=7)
+    assert_frame_equal(_on(monkeypatch, 4, **SMALL, chunk_size=7), one, check_exact=True)
+
+
+# One layout holding every collective (each layout is a compile of its own): tp's all-reduces, pp's send.
+LAYOUTS = dict(model=["llama-13b"], hardware=["a100-80gb-sxm"], tp=[4], pp=[2], phases=["prefill", "decode"],
                batch=[1, 2, 5], seq_len=[9, 100])
 
 
-def test_collectives_are_identical_on_three_devices(tmp_path):
+def test_collectives_are_identical_on_three_devices(monkeypatch):
     """Link latencies are multiplied on the host: XLA must not fuse them differently per device count."""
-    script = (
-        "import json, sys, jax, rooflax\n"
-        f"keys = json.loads({json.dumps(json.dumps(LAYOUTS))})\n"
-        "assert len(jax.local_devices()) == 3, jax.local_devices()\n"
-        "rooflax.sweep(**keys, chunk_size=7).write_parquet(sys.argv[1] + '.long')\n"
-        "rooflax.sweep(**keys, chunk_size=7, summary=True).write_parquet(sys.argv[1] + '.summary')\n"
-    )
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=3", "JAX_PLATFORMS": "cpu"}
-    out = tmp_path / "three"
-    subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, cwd=Path(__file__).parent)
-    long = rooflax.sweep(**LAYOUTS, chunk_size=7)
-    assert (long["group"] == "comm").sum() > 0
-    assert_frame_equal(pl.read_parquet(f"{out}.long"), long, check_exact=True, categorical_as_str=True)
-    assert_frame_equal(pl.read_parquet(f"{out}.summary"), rooflax.sweep(**LAYOUTS, chunk_size=7, summary=True),
-                       check_exact=True, categorical_as_str=True)
+    for summary in (False, True):
+        one = _on(monkeypatch, 1, **LAYOUTS, chunk_size=7, summary=summary)
+        comm = set(one.filter(group="comm").get_column("op").cast(pl.String)) if not summary else None
+        assert summary or comm == {"attn_allreduce", "mlp_allreduce", "pp_send"}
+        assert_frame_equal(_on(monkeypatch, 3, **LAYOUTS, chunk_size=7, summary=summary), one, check_exact=True)
 
 
 def test_importing_rooflax_leaves_jax_config_alone():
