@@ -99,3 +99,19 @@ def test_the_shape_is_one_pytree_with_static_structure():
     assert jax.tree.structure(shape) != jax.tree.structure(other)  # structural choices are static, not leaves
     doubled = jax.tree.map(lambda x: 2 * x, shape)
     assert (doubled.batch, doubled.heads, doubled.causal, doubled.gated_mlp) == (16, 128, True, True)
+
+
+def test_a_summary_of_one_hidden_size_returns_its_constant_columns_once_and_equals_the_gathered_tables():
+    """A step of one hidden size computes from the shape's scalars, and its summary chunks hold hidden and
+    weight_bytes as one value; its rows equal bit for bit those of the same points gathered from a table of
+    hidden sizes (the path of a swept hidden axis). The long frames' shared path is checked against main's
+    frames bit for bit (reference, trees, layouts, MoE)."""
+    keys = dict(model="llama-13b", phases=["prefill", "decode"], batch=[1, 3, 64], seq_len=[8, 200, 4096], tp=[2])
+    one = rooflax.parse_spec(**keys, hidden=[5120])
+    constant = {name for chunk in engine.run(one, summary=True) for name, value in chunk.columns.items()
+                if value.ndim == 0}
+    assert constant == set(engine.POINT_CONSTANT) == {"hidden", "weight_bytes"}
+    shared = rooflax.sweep(one, summary=True)
+    gathered = rooflax.sweep(**keys, hidden=[4096, 5120, 6656], summary=True).filter(hidden=5120)
+    order = ["phase", "batch", "seq_len"]
+    assert_frame_equal(shared.sort(order), gathered.sort(order), check_exact=True)

@@ -11,9 +11,11 @@ produced: each verify step starts at the first valid ``seq_len``.
 
 Per point, the chunk function gathers the model's :class:`~rooflax.cost.shape.Shape` at the
 point's hidden size from a table built on the host with :meth:`Shape.of
-<rooflax.cost.shape.Shape.of>`, fills in ``batch`` and ``seq_len``, and hands the shapes to
+<rooflax.cost.shape.Shape.of>` (a step of one hidden size shares the shape's scalars with
+every point instead), fills in ``batch`` and ``seq_len``, and hands the shapes to
 ``jax.vmap``; the costs come from :func:`~rooflax.cost.ops.make_step` and
-:func:`~rooflax.cost.ops.op_costs`, exactly as in :func:`rooflax.evaluate`.
+:func:`~rooflax.cost.ops.op_costs`, and each op's row from
+:func:`~rooflax.cost.roofline.op_row`, exactly as in :func:`rooflax.evaluate`.
 
 Chunk boundaries depend only on the spec and ``chunk_size`` (every step is cut at
 multiples of it), never on the devices, so a dataset interrupted on one machine resumes
