@@ -59,7 +59,7 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     m.check_layout(tp=tp, pp=pp, ep=ep)
     step = make_step(Shape.of(m, dt, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
                               fused_attention=fused_attention, causal=causal, tp=tp, pp=pp, ep=ep))
-    roof = Roof.of(hw, dt)
+    roof = Roof.of(hw, dt, phase)
     peak, bandwidth = roof.peak, roof.bandwidth
     ops = {}
     costs = op_costs(step)
