@@ -56,6 +56,7 @@ _FAMILY_KINDS = {"gemm": ("gemm",), "attention_prefill": ("attention_prefill",),
 MIN_FIT_ROWS = 8
 _MIN_OVERHEAD_S = 1e-9
 _RATIOS = np.geomspace(1e-2, 1e2, 201)
+_RATIOS_STEP = float(_RATIOS[1] / _RATIOS[0])
 
 
 def _weighted_lstsq(columns: list[np.ndarray], t: np.ndarray) -> np.ndarray:
@@ -86,18 +87,20 @@ def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tu
     lowered if needed so that it still binds none (the predictions are the fit's).
     """
     kernels = np.full(len(t), float(compute.shape[1]))
-    best, best_error = None, np.inf
-    for ratio in _RATIOS:
-        x = np.maximum(compute, ratio * memory).sum(axis=1)
-        overhead, u = _line(x, kernels, t)
-        v = ratio * u
-        if v < 1:  # the memory slope may not beat the bandwidth either: refit with v held at 1
-            x = np.maximum(compute, memory / u).sum(axis=1)
+    best, best_error, best_ratio = None, np.inf, 1.0
+    for width in (None, _RATIOS_STEP, _RATIOS_STEP ** (1 / 20)):  # the grid, then two finer passes around its best
+        ratios = _RATIOS if width is None else best_ratio * np.geomspace(1 / width, width, 41)
+        for ratio in ratios:
+            x = np.maximum(compute, ratio * memory).sum(axis=1)
             overhead, u = _line(x, kernels, t)
-            v = 1.0 if ratio * u < 1 else ratio * u
-        error = _relative_sse(overhead * kernels + np.maximum(u * compute, v * memory).sum(axis=1), t)
-        if error < best_error:
-            best, best_error = (overhead, u, v), error
+            v = ratio * u
+            if v < 1:  # the memory slope may not beat the bandwidth either: refit with v held at 1
+                x = np.maximum(compute, memory / u).sum(axis=1)
+                overhead, u = _line(x, kernels, t)
+                v = 1.0 if ratio * u < 1 else ratio * u
+            error = _relative_sse(overhead * kernels + np.maximum(u * compute, v * memory).sum(axis=1), t)
+            if error < best_error:
+                best, best_error, best_ratio = (overhead, u, v), error, ratio
     overhead, u, v = best
     compute_bound = u * compute >= v * memory
     if not compute_bound.any():  # the compute slope is not seen: the default, raised only as far as binds none
