@@ -123,8 +123,8 @@ def test_a_fit_recovers_the_terms_that_made_the_times():
 
 def test_a_fit_on_noisy_times_scores_near_the_noise():
     base = uncalibrated_preset("h100-sxm")
-    truth = replace(base, group_terms={g: {"kernel_overhead_s": 4e-6, "compute_efficiency": 0.75,
-                                           "bandwidth_efficiency": 0.8} for g in ("qkv mlp", "up/gate/down", "lm_head")})
+    truth = replace(base, group_terms={g: {"kernel_overhead_s": 2e-6, "compute_efficiency": 0.5,
+                                           "bandwidth_efficiency": 0.5} for g in ("qkv mlp", "up/gate/down", "lm_head")})
     measured = _synthetic(truth, noise=0.05)
     score = accuracy(measured.filter(kind="gemm"), fit_hardware(measured, base)).row(0, named=True)
     assert score["n"] == 16
