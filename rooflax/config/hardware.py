@@ -29,11 +29,11 @@ import numbers
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rooflax.config._files import read_text
-from rooflax.cost.ops import GROUPS
+from rooflax.cost.ops import GROUPS, PHASES
 from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
 
 __all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
@@ -84,6 +84,24 @@ def _checked_terms(where: str, terms: dict) -> dict[str, float]:
     return {key: _figure(where, key, value) for key, value in terms.items()}
 
 
+def _group_table(where: str, table: object) -> tuple:
+    """A ``group_terms``-like table (group → terms) checked and in :data:`GROUPS` order, as pairs."""
+    if not isinstance(table, Mapping | tuple):
+        raise SpecError(f"{where}: expected a table of op group = {{{', '.join(GROUP_TERMS)}}}, got {table!r}")
+    groups = dict(table.items() if isinstance(table, Mapping) else table)
+    unknown = [group for group in groups if group not in GROUPS]
+    if unknown:
+        raise unknown_name(where, unknown[0], GROUPS, what="op group")
+    checked = []
+    for group in (g for g in GROUPS if g in groups):
+        terms = groups[group]
+        if not isinstance(terms, Mapping | tuple):
+            raise SpecError(f"{where}.{group} must be a table of {', '.join(GROUP_TERMS)}, got {terms!r}")
+        terms = dict(terms.items() if isinstance(terms, Mapping) else terms)
+        checked.append((group, tuple(_checked_terms(f"{where}.{group}", terms).items())))
+    return tuple(checked)
+
+
 T = 1e12  # TFLOP/s → FLOP/s
 GB = 1e9  # GB → bytes
 
@@ -110,6 +128,9 @@ class Hardware:
         group_terms: per op group (``qk/pv``, ...), values of ``kernel_overhead_s``,
             ``compute_efficiency`` and ``bandwidth_efficiency`` that replace the ones above
             for that group's ops; a mapping of mappings, as a calibrated profile writes.
+        phase_terms: per phase (``prefill``, ``decode``, ``verify``), group terms that replace
+            ``group_terms`` in that phase (fused attention runs other kernels in prefill and
+            decode); a mapping of phase → group → terms.
         interconnect_bytes_per_s: GPU-to-GPU bandwidth in one direction (collectives).
         interconnect_latency_s: latency of one hop of a collective.
         label: display name for charts; defaults to ``name``.
@@ -128,6 +149,7 @@ class Hardware:
     compute_efficiency: float = DEFAULT_ACHIEVED["compute_efficiency"]
     bandwidth_efficiency: float = DEFAULT_ACHIEVED["bandwidth_efficiency"]
     group_terms: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    phase_terms: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, float], ...]], ...]], ...] = ()
     interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S
     interconnect_latency_s: float = DEFAULT_INTERCONNECT_LATENCY_S
     label: str = ""
@@ -159,19 +181,14 @@ class Hardware:
             object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
         for key, value in _checked_terms(where, {key: getattr(self, key) for key in GROUP_TERMS}).items():
             object.__setattr__(self, key, value)
-        groups = dict(self.group_terms.items() if isinstance(self.group_terms, Mapping) else self.group_terms)
-        unknown = [group for group in groups if group not in GROUPS]
+        object.__setattr__(self, "group_terms", _group_table(f"{where}: group_terms", self.group_terms))
+        phases = dict(self.phase_terms.items() if isinstance(self.phase_terms, Mapping) else self.phase_terms)
+        unknown = [phase for phase in phases if phase not in PHASES]
         if unknown:
-            raise unknown_name(f"{where}: group_terms", unknown[0], GROUPS, what="op group")
-        checked = []
-        for group in (g for g in GROUPS if g in groups):
-            terms = groups[group]
-            if not isinstance(terms, Mapping | tuple):
-                raise SpecError(f"{where}: group_terms.{group} must be a table of {', '.join(GROUP_TERMS)}, "
-                                f"got {terms!r}")
-            terms = dict(terms.items() if isinstance(terms, Mapping) else terms)
-            checked.append((group, tuple(_checked_terms(f"{where}: group_terms.{group}", terms).items())))
-        object.__setattr__(self, "group_terms", tuple(checked))
+            raise unknown_name(f"{where}: phase_terms", unknown[0], PHASES, what="phase")
+        object.__setattr__(self, "phase_terms", tuple(
+            (phase, _group_table(f"{where}: phase_terms.{phase}", phases[phase])) for phase in PHASES
+            if phase in phases))
         for key in ("interconnect_bytes_per_s", "interconnect_latency_s"):
             object.__setattr__(self, key, _figure(where, key, getattr(self, key)))
         if not self.label:
@@ -191,10 +208,12 @@ class Hardware:
             f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})"
         )
 
-    def terms(self, group: str) -> dict[str, float]:
-        """``kernel_overhead_s``, ``compute_efficiency`` and ``bandwidth_efficiency`` for an op group."""
+    def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
+        """``kernel_overhead_s``, ``compute_efficiency`` and ``bandwidth_efficiency`` for an op group
+        (in ``phase``: its ``phase_terms`` replace the group's, which replace the profile's own)."""
         own = {key: getattr(self, key) for key in GROUP_TERMS}
-        return {**own, **dict(dict(self.group_terms).get(group, ()))}
+        in_phase = dict(dict(dict(self.phase_terms).get(phase, ())).get(group, ()))
+        return {**own, **dict(dict(self.group_terms).get(group, ())), **in_phase}
 
     def ridge(self, dtype: str) -> float:
         """Ridge point in FLOP/byte: the intensity where an op turns compute-bound."""
@@ -213,6 +232,8 @@ class Hardware:
             "source": self.source,
             "peak_flops": dict(self.peak_flops),
             "group_terms": {group: dict(terms) for group, terms in self.group_terms},
+            **({"phase_terms": {phase: {group: dict(terms) for group, terms in groups}
+                                for phase, groups in self.phase_terms}} if self.phase_terms else {}),
         }
 
 
@@ -314,8 +335,46 @@ _PRESETS = (
             fp32=163.4, tf32=653.7, fp16=1307.4, bf16=1307.4, fp8=2614.9, int8=2614.9),
 )
 
-#: Presets by name.
-HARDWARE: dict[str, Hardware] = {hw.name: hw for hw in _PRESETS}
+#: The presets fitted to measured kernel timings (:mod:`rooflax.calibration.presets`), and their
+#: folders of NVIDIA aiconfigurator tables.
+FITTED = {"a100-80gb-sxm": "a100_sxm", "h100-sxm": "h100_sxm", "l40s": "l40s", "b200": "b200_sxm"}
+#: Preset → (the fitted preset of its architecture whose terms it takes, whether its GPU-to-GPU
+#: link is of the same kind, so that the collectives' terms carry over too).
+ARCHITECTURE = {
+    "a40": ("a100-80gb-sxm", False), "a6000": ("a100-80gb-sxm", False),
+    "a100-40gb-pcie": ("a100-80gb-sxm", False), "a100-40gb-sxm": ("a100-80gb-sxm", True),
+    "a100-80gb-pcie": ("a100-80gb-sxm", False),
+    "h100-pcie": ("h100-sxm", False), "h200": ("h100-sxm", True),
+    "l4": ("l40s", True), "rtx4090": ("l40s", True),
+}
+_DATASHEET = {hw.name: hw for hw in _PRESETS}
+
+
+def uncalibrated_preset(name: str) -> Hardware:
+    """A preset with its datasheet figures and the default achieved terms (what a fit starts from)."""
+    if name not in _DATASHEET:
+        raise unknown_name("hardware", name, _DATASHEET)
+    return _DATASHEET[name]
+
+
+def _calibrated(hw: Hardware, fits: dict) -> Hardware:
+    """``hw`` with the fitted terms of itself or its architecture (``calibrated.toml``), its source saying so."""
+    fitted, same_link = (hw.name, True) if hw.name in FITTED else ARCHITECTURE.get(hw.name, (None, False))
+    if fitted not in fits:
+        return replace(hw, source=f"{hw.source}; achieved terms: defaults (no measurements of this architecture)")
+    fit = fits[fitted]
+    groups = {g: t for g, t in fit.get("group_terms", {}).items() if same_link or g != "comm"}
+    data = f"aiconfigurator's {FITTED[fitted]} kernel timings (NVIDIA, Apache-2.0, snapshot 2026-08-21)"
+    how = f"fitted to {data}" if fitted == hw.name else f"those of {fitted} (same architecture), fitted to {data}"
+    return replace(hw, group_terms=groups, phase_terms=fit.get("phase_terms", {}),
+                   interconnect_latency_s=fit["interconnect_latency_s"] if same_link else hw.interconnect_latency_s,
+                   source=f"{hw.source}; achieved terms {how}; elementwise terms: defaults")
+
+
+#: Presets by name (calibrated: :mod:`rooflax.calibration.presets`).
+HARDWARE: dict[str, Hardware] = {
+    hw.name: _calibrated(hw, _FITS) for hw in _PRESETS
+    for _FITS in (tomllib.loads((Path(__file__).parent / "calibrated.toml").read_text()),)}
 
 #: Device names as the CUDA/ROCm drivers give them (JAX's ``device_kind``, torch's
 #: ``get_device_name``, aiconfigurator's ``device``) -> preset, most specific pattern first.
@@ -354,7 +413,7 @@ def preset_for_kind(kind: str) -> Hardware | None:
 
 
 _FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
-_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", *DEFAULT_ACHIEVED, "interconnect_bytes_per_s",
+_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", "phase_terms", *DEFAULT_ACHIEVED, "interconnect_bytes_per_s",
                        "interconnect_latency_s")
 
 
@@ -419,4 +478,7 @@ def hardware_to_toml(hw: Hardware) -> str:
     ]
     for group, terms in hw.group_terms:
         lines += ["", f"[group_terms.{quoted(group)}]", *(f"{key} = {value!r}" for key, value in terms)]
+    for phase, groups in hw.phase_terms:
+        for group, terms in groups:
+            lines += ["", f"[phase_terms.{phase}.{quoted(group)}]", *(f"{key} = {value!r}" for key, value in terms)]
     return "\n".join(lines) + "\n"

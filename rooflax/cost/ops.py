@@ -296,7 +296,10 @@ def _down_gemm(s: Step) -> tuple[Gemm, ...]:
 
 
 def _attention_gemms(s: Step) -> tuple[Gemm, ...]:
-    return _scores_gemm(s) + _values_gemm(s)
+    """The fused kernel's two products, over the share ``P/(Q·T)`` of the score tiles a mask keeps
+    (FlashAttention skips the tiles a causal mask hides; 1 with no mask)."""
+    kept = s.pairs / (s.new * s.attended)
+    return tuple(g._replace(count=g.count * kept) for g in _scores_gemm(s) + _values_gemm(s))
 
 
 def _lm_head_gemm(s: Step) -> tuple[Gemm, ...]:

@@ -85,18 +85,24 @@ class Roof:
     tile_k: Num = 1
 
     @classmethod
-    def of(cls, hardware: Hardware, dtype: DtypePolicy) -> Roof:
+    def of(cls, hardware: Hardware, dtype: DtypePolicy, phase: str | None = None) -> Roof:
         """The roof of ``hardware`` for ``dtype``'s matmuls, its interconnect for collectives, and its
-        achieved-performance terms."""
+        achieved-performance terms (in ``phase``, where the profile has terms of its own for it)."""
         peak, bandwidth = hardware.peak(dtype.compute), hardware.bandwidth_bytes_per_s
         link = hardware.interconnect_bytes_per_s
-        terms = [hardware.terms(group) for group in GROUPS]
+        terms = [hardware.terms(group, phase) for group in GROUPS]
+        # collectives move their bytes over the link, at the comm group's own efficiency (1 unless fitted)
+        fitted = {**dict(dict(hardware.group_terms).get("comm", ())),
+                  **dict(dict(dict(hardware.phase_terms).get(phase, ())).get("comm", ()))}
+        link_efficiency = fitted.get("bandwidth_efficiency", 1.0)
+        per_byte = [1 / (link * link_efficiency) if group == "comm" else 1 / (bandwidth * t["bandwidth_efficiency"])
+                    for group, t in zip(GROUPS, terms, strict=True)]
         return cls(peak=peak, bandwidth=bandwidth, memory=hardware.memory_bytes, inv_peak=1 / peak,
                    inv_bandwidth=1 / bandwidth, ridge=peak / bandwidth, interconnect=link, inv_interconnect=1 / link,
                    latency=hardware.interconnect_latency_s,
                    overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
                    seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
-                   seconds_per_byte=tuple(1 / (bandwidth * t["bandwidth_efficiency"]) for t in terms),
+                   seconds_per_byte=tuple(per_byte),
                    sm_count=hardware.sm_count, tile_m=hardware.tile_m, tile_n=hardware.tile_n,
                    tile_k=hardware.tile_k)
 
@@ -106,15 +112,15 @@ def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof,
     """Predicted seconds of ``op`` on a real device, with the terms of the op's group.
 
     A product or an elementwise op: :func:`rooflax.cost.achieved.achieved_time`. A collective
-    (:attr:`~rooflax.cost.ops.OpDef.collective`): the kernel overhead plus its ideal time on
-    the interconnect (bytes over the link, one latency a hop); no link efficiency is modelled.
-    ``latency_s``: the hops' latency in seconds when the caller has it (the engine computes it
-    on the host); ``xp``: the numeric backend (:data:`~rooflax.cost.achieved.pymath`, ``numpy``
-    or ``jax.numpy``).
+    (:attr:`~rooflax.cost.ops.OpDef.collective`): the kernel overhead plus its bytes over the
+    link at the ``comm`` group's bandwidth efficiency (1, the ideal link, unless a profile
+    fitted it) plus one latency a hop. ``latency_s``: the hops' latency in seconds when the
+    caller has it (the engine computes it on the host); ``xp``: the numeric backend
+    (:data:`~rooflax.cost.achieved.pymath`, ``numpy`` or ``jax.numpy``).
     """
     g = GROUPS.index(op.group)
     if op.collective:
-        return roof.overhead_s[g] + bytes_ * roof.inv_interconnect + _latency(op, step, roof, latency_s)
+        return roof.overhead_s[g] + bytes_ * roof.seconds_per_byte[g] + _latency(op, step, roof, latency_s)
     return achieved_time(flops, bytes_, op.gemms(step), seconds_per_flop=roof.seconds_per_flop[g],
                          seconds_per_byte=roof.seconds_per_byte[g], kernel_overhead_s=roof.overhead_s[g],
                          sm_count=roof.sm_count, tile_m=roof.tile_m, tile_n=roof.tile_n, tile_k=roof.tile_k, xp=xp)

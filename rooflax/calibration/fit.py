@@ -1,0 +1,254 @@
+"""Fit the achieved model's terms to measured kernel times, and score a profile on held-out shapes.
+
+:func:`fit_hardware` gives a profile fitted to one GPU's measurements (the frame of
+:func:`rooflax.read_measurements`), per family of ops that the measurements cover:
+
+``gemm`` rows → the terms of the product groups (``qkv mlp``, ``up/gate/down``, ``lm_head``)
+    ``t = overhead + max(u · spent_flops / peak, v · bytes / bandwidth)``;
+``attention_prefill`` rows → the ``qk/pv`` group (fused attention) in prefill and verify,
+    ``attention_decode`` rows → the same in decode (``phase_terms``): the same form; prefill
+    and decode run different kernels (FlashAttention's forward pass, split-KV decoding), so
+    each has its own terms, and verify (many queries over a cache) runs the prefill kind;
+collective rows (``all_reduce``, ``alltoall``, ``all_gather``, ``reduce_scatter``) → ``comm``
+    ``t = overhead + v · bytes / link + hops · latency``, the fitted latency a hop becoming
+    the profile's ``interconnect_latency_s``.
+
+``compute_efficiency = 1/u``, ``bandwidth_efficiency = 1/v``. Each fit minimizes the
+squared *relative* error (every shape weighs the same whatever its duration) by least
+squares: for the max form, over a grid of the ratio ``v/u`` (for each ratio the model is a
+line in ``(overhead, u)``); every efficiency is capped at 1 (a kernel may not beat the
+datasheet ceiling; where it seems to, the slope is held at 1 and the rest refitted) and the
+overhead kept positive. Only the fastest kernel per shape counts (what a serving engine
+picks, :func:`~rooflax.calibration.measurements.fastest_kernels`), full attention
+(``window = 0``) and the dtypes rooflax prices. MoE tables are scored, not fitted: the
+routed-expert ops take the product terms. Elementwise ops keep the profile's own terms.
+
+:func:`accuracy` is the scorecard: per hardware and kind, how far the achieved model
+(``predicted``) and the roof (``ideal``) are from the measured times. :func:`split_by_shape`
+cuts a frame into training and held-out shapes, the same way on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+
+from rooflax.calibration.measurements import fastest_kernels
+from rooflax.calibration.predict import FAMILY_OF_KIND, predict_measurements, work
+from rooflax.config.hardware import Hardware
+from rooflax.errors import SpecError
+
+__all__ = ["FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "fit_hardware", "split_by_shape", "stable_share"]
+
+#: What each fitted family sets: the terms of these op groups, in these phases (None: every phase).
+FITTED_GROUPS = {"gemm": (("qkv mlp", "up/gate/down", "lm_head"), None),
+                 "attention_prefill": (("qk/pv",), ("prefill", "verify")),
+                 "attention_decode": (("qk/pv",), ("decode",)),
+                 "comm": (("comm",), None)}
+_FAMILY_KINDS = {"gemm": ("gemm",), "attention_prefill": ("attention_prefill",),
+                 "attention_decode": ("attention_decode",),
+                 "comm": ("all_reduce", "alltoall", "all_gather", "reduce_scatter")}
+#: Fewest measured shapes a family is fitted on (fewer leave the profile's terms as they are).
+MIN_FIT_ROWS = 8
+_MIN_OVERHEAD_S = 1e-9
+_RATIOS = np.geomspace(1e-2, 1e2, 201)
+_RATIOS_STEP = float(_RATIOS[1] / _RATIOS[0])
+
+
+def _weighted_lstsq(columns: list[np.ndarray], t: np.ndarray) -> np.ndarray:
+    design = np.stack(columns, axis=1) / t[:, None]
+    return np.linalg.lstsq(design, np.ones_like(t), rcond=None)[0]
+
+
+def _line(x: np.ndarray, kernels: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """``(overhead, slope)`` of ``t ≈ overhead·kernels + slope·x`` (relative least squares), slope ≥ 1, overhead > 0."""
+    overhead, slope = _weighted_lstsq([kernels, x], t)
+    if slope < 1:
+        slope = 1.0
+        overhead = float(_weighted_lstsq([kernels], t - x)[0])
+    if overhead < _MIN_OVERHEAD_S:
+        overhead = _MIN_OVERHEAD_S
+        slope = max(1.0, float(_weighted_lstsq([x], t - overhead * kernels)[0]))
+    return float(overhead), float(slope)
+
+
+def _relative_sse(predicted: np.ndarray, t: np.ndarray) -> float:
+    return float(np.sum((predicted / t - 1) ** 2))
+
+
+def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tuple[float, float]) -> dict[str, float]:
+    """Terms of ``t = Σ_ops overhead + max(u·compute, v·memory)`` (rows × ops arrays).
+
+    A slope that binds no measured op is not measured: it is ``default``'s (``1/efficiency``),
+    lowered if needed so that it still binds none (the predictions are the fit's).
+    """
+    kernels = np.full(len(t), float(compute.shape[1]))
+    best, best_error, best_ratio = None, np.inf, 1.0
+    for width in (None, _RATIOS_STEP, _RATIOS_STEP ** (1 / 20)):  # the grid, then two finer passes around its best
+        ratios = _RATIOS if width is None else best_ratio * np.geomspace(1 / width, width, 41)
+        for ratio in ratios:
+            x = np.maximum(compute, ratio * memory).sum(axis=1)
+            overhead, u = _line(x, kernels, t)
+            v = ratio * u
+            if v < 1:  # the memory slope may not beat the bandwidth either: refit with v held at 1
+                x = np.maximum(compute, memory / u).sum(axis=1)
+                overhead, u = _line(x, kernels, t)
+                v = 1.0 if ratio * u < 1 else ratio * u
+            error = _relative_sse(overhead * kernels + np.maximum(u * compute, v * memory).sum(axis=1), t)
+            if error < best_error:
+                best, best_error, best_ratio = (overhead, u, v), error, ratio
+    overhead, u, v = best
+    compute_bound = u * compute >= v * memory
+    if not compute_bound.any():  # the compute slope is not seen: the default, raised only as far as binds none
+        u = min(default[0], float(np.min(v * memory / np.maximum(compute, 1e-300))))
+    elif compute_bound.all():
+        v = min(default[1], float(np.min(u * compute / np.maximum(memory, 1e-300))))
+    return {"kernel_overhead_s": overhead, "compute_efficiency": 1 / max(u, 1.0),
+            "bandwidth_efficiency": 1 / max(v, 1.0)}
+
+
+def _fit_link(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict[str, float], float]:
+    """Terms of ``t = overhead + v·memory + latency·hops``, and the latency a hop (all ≥ their floors)."""
+    m, h = memory.sum(axis=1), hops.sum(axis=1)
+    ones = np.ones_like(t)
+    overhead, v, latency = _weighted_lstsq([ones, m, h], t)
+    if latency < 0:
+        latency = 0.0
+        overhead, v = _weighted_lstsq([ones, m], t)
+    if v < 1:
+        v = 1.0
+        overhead, latency = _weighted_lstsq([ones, h], t - m)
+        latency = max(float(latency), 0.0)
+    overhead = max(float(overhead), _MIN_OVERHEAD_S)
+    return {"kernel_overhead_s": overhead, "bandwidth_efficiency": 1 / float(v)}, max(float(latency), 1e-10)
+
+
+def _fit_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows a fit uses: the fastest kernel per shape, full attention, priced dtypes."""
+    rows = frame.filter(pl.col("kind").is_in(list(FAMILY_OF_KIND)))
+    if "window" in rows.columns:
+        rows = rows.filter(pl.col("window").fill_null(0) == 0)
+    return fastest_kernels(rows)
+
+
+def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    parts = []
+    for (kind, dtype), group in rows.filter(pl.col("kind").is_in(kinds)).group_by("kind", "dtype",
+                                                                                 maintain_order=True):
+        w = work(kind, group, hardware, dtype)
+        if w is not None:
+            parts.append((w, group["measured_time_s"].to_numpy()))
+    if not parts:
+        return None
+    width = max(w["compute_s"].shape[1] for w, _ in parts)
+
+    def padded(key: str) -> np.ndarray:
+        return np.concatenate([np.pad(w[key], ((0, 0), (0, width - w[key].shape[1]))) for w, _ in parts])
+
+    return {"compute_s": padded("compute_s"), "memory_s": padded("memory_s"), "hops": padded("hops"),
+            "t": np.concatenate([t for _, t in parts])}
+
+
+def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | None = None) -> Hardware:
+    """``hardware`` with the achieved terms of every family its measurements cover fitted (module docstring).
+
+    Args:
+        measurements: measured rows of this one GPU (:func:`rooflax.read_measurements`).
+        hardware: the profile whose ceilings the times are measured against (its datasheet
+            figures stay as they are).
+        name: the fitted profile's name (default: ``hardware``'s).
+
+    Returns:
+        The profile with ``group_terms`` for the fitted groups, and for collectives the
+        fitted ``interconnect_latency_s``; families with fewer than :data:`MIN_FIT_ROWS`
+        measured shapes keep the profile's terms.
+
+    Raises:
+        SpecError: no row of a family rooflax fits.
+    """
+    rows = _fit_rows(measurements)
+    terms = {group: dict(values) for group, values in hardware.group_terms}
+    phase_terms = {phase: {group: dict(values) for group, values in groups} for phase, groups in hardware.phase_terms}
+    latency = hardware.interconnect_latency_s
+    fitted = []
+    for family, (groups, phases) in FITTED_GROUPS.items():
+        w = _family_work(rows, hardware, _FAMILY_KINDS[family])
+        if w is None or len(w["t"]) < MIN_FIT_ROWS:
+            continue
+        fitted.append(family)
+        if family == "comm":
+            family_terms, latency = _fit_link(w["memory_s"], w["hops"], w["t"])
+        else:
+            default = (1 / hardware.compute_efficiency, 1 / hardware.bandwidth_efficiency)
+            family_terms = _fit_max(w["compute_s"], w["memory_s"], w["t"], default)
+        for group in groups:
+            if phases is None:
+                terms[group] = family_terms
+            for phase in phases or ():
+                phase_terms.setdefault(phase, {})[group] = family_terms
+    if not fitted:
+        raise SpecError(f"measurements: no products, attention or collectives rooflax can fit for {hardware.name!r} "
+                        f"(kinds: {', '.join(sorted(set(measurements['kind'].to_list())))})")
+    return replace(hardware, name=name or hardware.name, group_terms=terms, phase_terms=phase_terms,
+                   interconnect_latency_s=latency)
+
+
+#: The columns that make a measured shape (a held-out shape is held out in every kernel and dtype).
+_SHAPE = ("kind", "m", "n", "k", "batch", "seq_len", "heads", "kv_heads", "head_dim", "gpus", "message_bytes",
+          "tokens", "hidden", "intermediate", "topk", "experts", "moe_tp", "moe_ep", "model", "phase", "spec_k")
+
+
+def split_by_shape(frame: pl.DataFrame, *, held_out: float = 0.5, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(train, test)``: whole shapes go to one side, chosen by a hash of the shape that is the same everywhere.
+
+    Args:
+        frame: measured rows (:func:`rooflax.read_measurements`).
+        held_out: the share of shapes to hold out, in (0, 1).
+        seed: another seed gives another split.
+    """
+    if isinstance(held_out, bool) or not isinstance(held_out, int | float) or not 0 < held_out < 1:
+        raise SpecError(f"held_out: expected a share between 0 and 1, got {held_out!r}")
+    columns = [c for c in _SHAPE if c in frame.columns]
+    key = frame.select(pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator="|"))
+    test = pl.Series([stable_share(text, seed) < held_out for text in key.to_series().to_list()], dtype=pl.Boolean)
+    return frame.filter(~test), frame.filter(test)
+
+
+def stable_share(text: str, seed: int = 0) -> float:
+    """``text`` hashed to a number in [0, 1), the same on every machine and Python (``hash`` is salted):
+    the first 8 bytes of BLAKE2b of ``seed|text`` over 2**64.
+
+    >>> 0 <= stable_share("gemm|1|4096|4096") < 1
+    True
+    """
+    digest = hashlib.blake2b(f"{seed}|{text}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
+def accuracy(measurements: pl.DataFrame, hardware: str | Hardware | Mapping[str, Hardware] | None = None,
+             ) -> pl.DataFrame:
+    """The scorecard: per hardware and kind, ``n`` shapes and the median and p90 relative error.
+
+    Args:
+        measurements: measured rows (:func:`rooflax.read_measurements`); only the fastest
+            kernel per shape, full attention, is scored.
+        hardware: as for :func:`rooflax.calibration.predict.predict_measurements`.
+
+    Returns:
+        Columns ``hardware``, ``kind``, ``n``, ``predicted_median``, ``predicted_p90``,
+        ``ideal_median``, ``ideal_p90`` (``|time / measured − 1|``), and ``predicted_p10_ratio``,
+        ``predicted_p90_ratio`` (the spread of ``predicted / measured``).
+    """
+    priced = predict_measurements(_fit_rows(measurements), hardware).filter(pl.col("predicted_time_s").is_not_null())
+    ratio = pl.col("predicted_time_s") / pl.col("measured_time_s")
+    ideal = (pl.col("ideal_time_s") / pl.col("measured_time_s") - 1).abs()
+    return (priced.group_by("hardware", "kind")
+            .agg(pl.len().alias("n"), (ratio - 1).abs().median().alias("predicted_median"),
+                 (ratio - 1).abs().quantile(0.9).alias("predicted_p90"), ideal.median().alias("ideal_median"),
+                 ideal.quantile(0.9).alias("ideal_p90"), ratio.quantile(0.1).alias("predicted_p10_ratio"),
+                 ratio.quantile(0.9).alias("predicted_p90_ratio"))
+            .sort("hardware", "kind"))

@@ -1,0 +1,201 @@
+"""predict_measurements, fit_hardware and the calibrated presets (issue 19)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+
+import rooflax
+from rooflax.calibration.fit import accuracy, fit_hardware, split_by_shape
+from rooflax.calibration.measurements import MEASUREMENT_SCHEMA, read_measurements
+from rooflax.calibration.predict import power_law_experts, predict_measurements
+from rooflax.calibration.presets import CALIBRATED_TOML, SUBSET, calibrated_toml
+from rooflax.config.hardware import ARCHITECTURE, FITTED, hardware_to_toml, load_hardware, uncalibrated_preset
+from rooflax.errors import SpecError
+
+
+def _measured(rows: list[dict]) -> pl.DataFrame:
+    """Measured rows in the reader's schema (absent columns null)."""
+    return pl.DataFrame([{**{c: None for c in MEASUREMENT_SCHEMA}, "repeats": 1, **row} for row in rows],
+                        schema=MEASUREMENT_SCHEMA)
+
+
+def _op(df: pl.DataFrame, name: str) -> dict:
+    return df.filter(op=name).row(0, named=True)
+
+
+@pytest.mark.parametrize("hardware", ["a40", "h100-sxm"])
+def test_a_measured_product_and_the_same_swept_product_get_one_time(hardware):
+    """Decode o_proj of Llama-13B at batch 8 is [8, 5120] x [5120, 5120]: a measured GEMM of that shape."""
+    swept = _op(rooflax.sweep(hardware=hardware, phases=["decode"], batch=[8], seq_len=[1024]), "o_proj")
+    measured = _measured([{"hardware": hardware, "kind": "gemm", "dtype": "fp16", "m": 8, "n": 5120, "k": 5120,
+                           "measured_time_s": 1e-5}])
+    row = predict_measurements(measured).row(0, named=True)
+    assert (row["flops"], row["bytes"]) == (swept["flops"], swept["bytes"])
+    assert row["predicted_time_s"] == pytest.approx(swept["achieved_time_s"], rel=1e-12)
+    assert row["ideal_time_s"] == pytest.approx(swept["time_s"], rel=1e-12)
+    assert row["error"] == pytest.approx(swept["achieved_time_s"] / 1e-5 - 1, rel=1e-12)
+
+
+@pytest.mark.parametrize(("kind", "phase", "seq_len"), [("attention_decode", "decode", 1024),
+                                                         ("attention_prefill", "prefill", 512)])
+def test_measured_attention_is_the_swept_fused_attention(kind, phase, seq_len):
+    swept = _op(rooflax.sweep(hardware="h100-sxm", phases=[phase], batch=[4], seq_len=[seq_len],
+                              fused_attention=True, causal=phase == "prefill"), "attention")
+    measured = _measured([{"hardware": "h100-sxm", "kind": kind, "dtype": "fp16", "kv_dtype": "fp16", "batch": 4,
+                           "seq_len": seq_len, "heads": 40, "kv_heads": 40, "head_dim": 128, "window": 0,
+                           "measured_time_s": 1e-4}])
+    row = predict_measurements(measured).row(0, named=True)
+    assert (row["flops"], row["bytes"], row["family"]) == (swept["flops"], swept["bytes"], kind)
+    assert row["predicted_time_s"] == pytest.approx(swept["achieved_time_s"], rel=1e-12)
+
+
+def test_a_measured_all_reduce_is_the_swept_one():
+    """tp = 2 decode at batch 4: attn_allreduce sums a 4 x 5120 fp16 message."""
+    swept = _op(rooflax.sweep(hardware="h100-sxm", phases=["decode"], batch=[4], seq_len=[1024], tp=[2]),
+                "attn_allreduce")
+    measured = _measured([{"hardware": "h100-sxm", "kind": "all_reduce", "dtype": "fp16", "gpus": 2,
+                           "message_bytes": 2 * 4 * 5120, "measured_time_s": 1e-5}])
+    row = predict_measurements(measured).row(0, named=True)
+    assert row["bytes"] == swept["bytes"] == 2 * (2 - 1) * 2 * 4 * 5120 / 2
+    assert row["predicted_time_s"] == pytest.approx(swept["achieved_time_s"], rel=1e-12)
+    assert row["ideal_time_s"] == pytest.approx(swept["time_s"], rel=1e-12)
+
+
+def test_unpriced_rows_stay_null_and_keep_their_order():
+    measured = _measured([
+        {"hardware": "h100-sxm", "kind": "gemm", "dtype": "nvfp4", "m": 1, "n": 64, "k": 64, "measured_time_s": 1e-6},
+        {"hardware": "h100-sxm", "kind": "attention_decode", "dtype": "bf16", "kv_dtype": "bf16", "batch": 1,
+         "seq_len": 100, "heads": 8, "kv_heads": 8, "head_dim": 128, "window": 64, "measured_time_s": 1e-5},
+        {"hardware": "h100-sxm", "kind": "gemm", "dtype": "bf16", "m": 1, "n": 64, "k": 64, "measured_time_s": 2e-6}])
+    out = predict_measurements(measured)
+    assert out.get_column("predicted_time_s").is_null().to_list() == [True, True, False]
+    assert out.get_column("measured_time_s").to_list() == [1e-6, 1e-5, 2e-6]
+    assert out.get_column("flops").to_list()[2] == 2 * 64 * 64
+
+
+def test_power_law_routing_spreads_tokens_over_fewer_experts():
+    p = np.arange(1, 9, dtype=float) ** -1.2
+    p /= p.sum()
+    assert power_law_experts(8, 1.2) == pytest.approx(1 / np.sum(p**2), rel=1e-12)
+    assert power_law_experts(8, 1.2) < power_law_experts(8, 1.01) < power_law_experts(8, 0.0) == 8
+
+
+def _synthetic(profile: rooflax.Hardware, noise: float = 0.0) -> pl.DataFrame:
+    """Products, attention and collectives timed by ``profile``'s own achieved model (times noise)."""
+    rng = np.random.default_rng(1)
+    rows = [{"kind": "gemm", "m": m, "n": n, "k": k} for m in (1, 16, 256, 4096) for n in (1024, 8192)
+            for k in (1024, 8192)]
+    rows += [{"kind": kind, "kv_dtype": "bf16", "batch": b, "seq_len": s, "heads": 32, "kv_heads": 8,
+              "head_dim": 128, "window": 0} for kind in ("attention_prefill", "attention_decode")
+             for b in (1, 8, 64) for s in (128, 1024, 8192)]
+    rows += [{"kind": kind, "dtype": "fp16", "gpus": g, "message_bytes": m} for kind in ("all_reduce", "alltoall")
+             for g in (2, 4, 8) for m in (2**12, 2**20, 2**28)]
+    frame = _measured([{"hardware": "h100-sxm", "dtype": "bf16", "measured_time_s": 1.0, **row} for row in rows])
+    times = predict_measurements(frame, profile)["predicted_time_s"].to_numpy()
+    return frame.with_columns(measured_time_s=pl.Series(times * (1 + noise * rng.standard_normal(len(times)))))
+
+
+def test_a_fit_recovers_the_terms_that_made_the_times():
+    base = uncalibrated_preset("h100-sxm")
+    truth = replace(base, interconnect_latency_s=1.2e-6, group_terms={
+        group: {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6}
+        for group in ("qkv mlp", "up/gate/down", "lm_head")} | {
+        "comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5}}, phase_terms={
+        "prefill": {"qk/pv": {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.9}},
+        "decode": {"qk/pv": {"kernel_overhead_s": 2e-5, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.7}}})
+    fitted = fit_hardware(_synthetic(truth), base)
+    for group in ("qkv mlp", "comm"):
+        for key, value in dict(dict(truth.group_terms)[group]).items():
+            assert dict(dict(fitted.group_terms)[group])[key] == pytest.approx(value, rel=2e-3), (group, key)
+    assert dict(dict(dict(fitted.phase_terms)["prefill"])["qk/pv"])["compute_efficiency"] == pytest.approx(0.5, 1e-2)
+    assert dict(dict(dict(fitted.phase_terms)["decode"])["qk/pv"])["bandwidth_efficiency"] == pytest.approx(0.7, 1e-2)
+    assert fitted.interconnect_latency_s == pytest.approx(1.2e-6, rel=2e-3)
+    # verify runs the prefill kind of kernel
+    assert dict(fitted.phase_terms)["verify"] == dict(fitted.phase_terms)["prefill"]
+    # the datasheet ceilings stay
+    assert (fitted.peak_flops, fitted.bandwidth_bytes_per_s) == (base.peak_flops, base.bandwidth_bytes_per_s)
+
+
+def test_a_fit_on_noisy_times_scores_near_the_noise():
+    base = uncalibrated_preset("h100-sxm")
+    terms = {"kernel_overhead_s": 2e-6, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.5}
+    truth = replace(base, group_terms=dict.fromkeys(("qkv mlp", "up/gate/down", "lm_head"), terms))
+    measured = _synthetic(truth, noise=0.05)
+    score = accuracy(measured.filter(kind="gemm"), fit_hardware(measured, base)).row(0, named=True)
+    assert score["n"] == 16
+    assert score["predicted_median"] < 0.06 < accuracy(measured.filter(kind="gemm"), base)["predicted_median"][0]
+
+
+def test_efficiencies_never_pass_one_even_when_kernels_beat_the_datasheet():
+    base = uncalibrated_preset("h100-sxm")
+    fast = _synthetic(base).with_columns(pl.col("measured_time_s") / 3)
+    fitted = fit_hardware(fast, base)
+    for _, terms in fitted.group_terms:
+        assert all(value <= 1 for key, value in terms if key.endswith("efficiency"))
+
+
+def test_split_by_shape_keeps_every_kernel_of_a_shape_on_one_side():
+    frame = _measured([{"hardware": "h100-sxm", "kind": "gemm", "dtype": "bf16", "kernel": kernel, "m": m,
+                        "n": 64, "k": 64, "measured_time_s": 1e-6} for m in range(1, 201) for kernel in ("a", "b")])
+    train, test = split_by_shape(frame)
+    assert set(train["m"]).isdisjoint(set(test["m"]))
+    assert 60 < test.height / 2 < 140
+    again_train, _ = split_by_shape(frame)
+    assert again_train.equals(train)
+    assert not split_by_shape(frame, seed=1)[0].equals(train)
+    with pytest.raises(SpecError, match="held_out"):
+        split_by_shape(frame, held_out=1.5)
+
+
+def test_phase_terms_replace_group_terms_in_their_phase_and_round_trip_through_toml(tmp_path):
+    hw = replace(uncalibrated_preset("a40"), name="mine", group_terms={"qk/pv": {"kernel_overhead_s": 1e-5}},
+                 phase_terms={"decode": {"qk/pv": {"bandwidth_efficiency": 0.5}}})
+    assert hw.terms("qk/pv", "decode") == {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.8,
+                                           "bandwidth_efficiency": 0.5}
+    assert hw.terms("qk/pv", "prefill")["bandwidth_efficiency"] == 0.85
+    path = tmp_path / "mine.toml"
+    path.write_text(hardware_to_toml(hw))
+    assert load_hardware(path) == hw
+    with pytest.raises(SpecError, match=r"phase_terms: unknown phase 'decod'.*decode"):
+        replace(hw, phase_terms={"decod": {}})
+
+
+def test_the_shipped_presets_are_the_fit_on_the_shipped_measurements():
+    shipped, refit = tomllib.loads(CALIBRATED_TOML.read_text()), tomllib.loads(calibrated_toml())
+    assert set(shipped) == set(refit) == set(FITTED)
+
+    def flat(table, prefix=""):
+        for key, value in table.items():
+            yield from flat(value, f"{prefix}{key}.") if isinstance(value, dict) else [(prefix + key, value)]
+
+    a, b = dict(flat(shipped)), dict(flat(refit))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key] == pytest.approx(b[key], rel=1e-9), key
+
+
+def test_presets_take_their_architectures_terms():
+    for name, (fitted, same_link) in ARCHITECTURE.items():
+        hw, source = rooflax.get_hardware(name), rooflax.get_hardware(fitted)
+        assert hw.terms("qkv mlp") == source.terms("qkv mlp"), name
+        assert hw.terms("qk/pv", "decode") == source.terms("qk/pv", "decode"), name
+        assert (hw.terms("comm") == source.terms("comm")) == same_link, name
+        assert fitted in hw.source and "aiconfigurator" in hw.source
+    assert rooflax.get_hardware("mi300x").group_terms == ()
+    assert "defaults" in rooflax.get_hardware("mi300x").source
+
+
+def test_the_calibrated_presets_beat_the_defaults_on_held_out_shipped_shapes():
+    measured = read_measurements(SUBSET)
+    train, test = split_by_shape(measured, seed=7)
+    for name, folder in FITTED.items():
+        rows = train.filter(hardware=name)
+        fitted = fit_hardware(rows, uncalibrated_preset(name))
+        held = test.filter(hardware=name, kind="gemm")
+        assert accuracy(held, fitted)["predicted_median"][0] <= accuracy(held, uncalibrated_preset(name))[
+            "predicted_median"][0], folder
