@@ -42,7 +42,7 @@ from rooflax.calibration.predict import FAMILY_OF_KIND, predict_measurements, wo
 from rooflax.config.hardware import Hardware
 from rooflax.errors import SpecError
 
-__all__ = ["FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "fit_hardware", "split_by_shape", "stable_share"]
+__all__ = ["FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "calibrate", "fit_hardware", "split_by_shape", "stable_share"]
 
 #: What each fitted family sets: the terms of these op groups, in these phases (None: every phase).
 FITTED_GROUPS = {"gemm": (("qkv mlp", "up/gate/down", "lm_head"), None),
@@ -252,3 +252,30 @@ def accuracy(measurements: pl.DataFrame, hardware: str | Hardware | Mapping[str,
                  ideal.quantile(0.9).alias("ideal_p90"), ratio.quantile(0.1).alias("predicted_p10_ratio"),
                  ratio.quantile(0.9).alias("predicted_p90_ratio"))
             .sort("hardware", "kind"))
+
+
+def calibrate(measurements: pl.DataFrame, hardware: str | Hardware | None = None, *,
+              name: str | None = None) -> Hardware:
+    """One GPU's profile fitted to its measurements (:func:`fit_hardware` from the preset or profile they name).
+
+    Args:
+        measurements: measured rows of one GPU (:func:`rooflax.read_measurements`).
+        hardware: the preset or profile to fit from (default: the rows' ``hardware``); its
+            datasheet figures stay, its achieved terms are fitted.
+        name: the fitted profile's name (default: ``<hardware>-fitted``).
+
+    Raises:
+        SpecError: rows of several GPUs without ``hardware``, or nothing to fit.
+    """
+    from rooflax.config.hardware import FITTED as _FITTED
+    from rooflax.config.hardware import get_hardware, uncalibrated_preset
+
+    names = sorted(set(measurements["hardware"].to_list()))
+    if hardware is None:
+        if len(names) != 1:
+            raise SpecError(f"hardware: the measurements hold {len(names)} GPUs ({', '.join(names)}); "
+                            "calibrate one at a time (give --hardware / hardware= and its files only)")
+        hardware = names[0]
+    base = get_hardware(hardware)
+    start = uncalibrated_preset(base.name) if isinstance(hardware, str) and base.name in _FITTED else base
+    return fit_hardware(measurements, start, name=name or f"{base.name}-fitted")

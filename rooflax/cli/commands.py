@@ -322,6 +322,42 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_calibrate(args) -> int:
+    from rooflax.calibration.fit import calibrate
+    from rooflax.calibration.measurements import read_measurements
+    from rooflax.config.hardware import hardware_to_toml
+    from rooflax.data._atomic import output_file, write_output
+
+    output = output_file(args.output, "-o/--output", suffixes=(".toml",), overwrite=args.overwrite)
+    profile = calibrate(read_measurements(args.measurements, hardware=args.hardware), args.hardware)
+    write_output(output, lambda tmp: tmp.write_text(hardware_to_toml(profile)), "-o/--output")
+    if not args.quiet:
+        print(f"wrote {output}: {profile.name}, fitted to {len(args.measurements)} measurement path(s)")
+    return 0
+
+
+def _cmd_accuracy(args) -> int:
+    from rooflax.answers.tables import Table, number, show
+    from rooflax.calibration.fit import accuracy, calibrate, split_by_shape
+    from rooflax.calibration.measurements import read_measurements
+
+    measured = read_measurements(args.measurements)
+    hardware = args.hardware
+    if args.held_out:
+        train, measured = split_by_shape(measured)
+        hardware = {name: calibrate(train.filter(hardware=name), args.hardware or name, name=name)
+                    for name in sorted(set(train["hardware"].to_list()))}
+    score = accuracy(measured, hardware)
+    rows = tuple((r["hardware"], r["kind"], str(r["n"]), *(number(r[c]) for c in (
+        "predicted_median", "predicted_p90", "ideal_median", "predicted_p10_ratio", "predicted_p90_ratio")))
+        for r in score.iter_rows(named=True))
+    title = "accuracy: |time / measured - 1| per hardware and kind" + (
+        " (fitted on half the shapes, scored on the others)" if args.held_out else "")
+    show([Table(title, ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio"), rows,
+                (False, False, True, True, True, True, True, True))])
+    return 0
+
+
 def _cmd_validate(args) -> int:
     from rooflax.validate.cli import run_validate
 
@@ -482,6 +518,23 @@ def _parser() -> argparse.ArgumentParser:
     _add_spec_flags(p, skip=("hardware",))
     _add_table_flags(p)
     p.set_defaults(run=_cmd_compare)
+
+    p = sub.add_parser("calibrate", help="fit a hardware profile's achieved terms to measured kernel times")
+    p.add_argument("measurements", metavar="MEAS", nargs="+",
+                   help="aiconfigurator tables or `rooflax validate -o` files (or folders of them), one GPU")
+    p.add_argument("--hardware", help="preset or hardware TOML the times were measured on (default: their device)")
+    p.add_argument("-o", "--output", required=True, help="the fitted profile (.toml), usable as --hardware anywhere")
+    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    p.add_argument("--quiet", action="store_true", help="no summary line")
+    p.set_defaults(run=_cmd_calibrate)
+
+    p = sub.add_parser("accuracy", help="the scorecard: predicted against measured kernel times per GPU and kind")
+    p.add_argument("measurements", metavar="MEAS", nargs="+",
+                   help="aiconfigurator tables or `rooflax validate -o` files")
+    p.add_argument("--hardware", help="preset or profile TOML to price every row on (default: each row's preset)")
+    p.add_argument("--held-out", action="store_true",
+                   help="fit on half the shapes and score on the other half (split by shape, not by row)")
+    p.set_defaults(run=_cmd_accuracy)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")
