@@ -34,7 +34,7 @@ def test_a_measured_product_and_the_same_swept_product_get_one_time(hardware):
     swept = _op(rooflax.sweep(hardware=hardware, phases=["decode"], batch=[8], seq_len=[1024]), "o_proj")
     measured = _measured([{"hardware": hardware, "kind": "gemm", "dtype": "fp16", "m": 8, "n": 5120, "k": 5120,
                            "measured_time_s": 1e-5}])
-    row = predict_measurements(measured).row(0, named=True)
+    row = predict_measurements(measured, replayed=False).row(0, named=True)
     assert (row["flops"], row["bytes"]) == (swept["flops"], swept["bytes"])
     assert row["predicted_time_s"] == pytest.approx(swept["achieved_time_s"], rel=1e-12)
     assert row["ideal_time_s"] == pytest.approx(swept["time_s"], rel=1e-12)
@@ -156,7 +156,7 @@ def test_phase_terms_replace_group_terms_in_their_phase_and_round_trip_through_t
     hw = replace(uncalibrated_preset("a40"), name="mine", group_terms={"qk/pv": {"kernel_overhead_s": 1e-5}},
                  phase_terms={"decode": {"qk/pv": {"bandwidth_efficiency": 0.5}}})
     assert hw.terms("qk/pv", "decode") == {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.8,
-                                           "bandwidth_efficiency": 0.5}
+                                           "bandwidth_efficiency": 0.5, "l2_speedup": 1.0}
     assert hw.terms("qk/pv", "prefill")["bandwidth_efficiency"] == 0.85
     path = tmp_path / "mine.toml"
     path.write_text(hardware_to_toml(hw))
@@ -199,3 +199,22 @@ def test_the_calibrated_presets_beat_the_defaults_on_held_out_shipped_shapes():
         held = test.filter(hardware=name, kind="gemm")
         assert accuracy(held, fitted)["predicted_median"][0] <= accuracy(held, uncalibrated_preset(name))[
             "predicted_median"][0], folder
+
+
+def test_replayed_operands_that_fit_in_l2_read_faster_than_a_forward_pass():
+    """L40S: products of at most its fitted L2-resident bytes read at its l2_speedup when replayed."""
+    l40s = rooflax.get_hardware("l40s")
+    assert l40s.l2_resident_bytes > 0 and l40s.terms("qkv mlp")["l2_speedup"] > 1
+    small = 2 * (1 * 1024 + 1024 * 1024 + 1 * 1024)  # bytes of [1, 1024] x [1024, 1024]
+    assert small <= l40s.l2_resident_bytes
+    big = {"m": 1, "n": 16384, "k": 16384}  # 512 MiB of weights: never resident
+    measured = _measured([{"hardware": "l40s", "kind": "gemm", "dtype": "bf16", "m": 1, "n": 1024, "k": 1024,
+                           "measured_time_s": 1e-5}, {"hardware": "l40s", "kind": "gemm", "dtype": "bf16",
+                                                       "measured_time_s": 1e-4, **big}])
+    replayed, cold = predict_measurements(measured), predict_measurements(measured, replayed=False)
+    terms = l40s.terms("qkv mlp")
+    memory = small / (l40s.bandwidth_bytes_per_s * terms["bandwidth_efficiency"])
+    assert cold["predicted_time_s"][0] == pytest.approx(terms["kernel_overhead_s"] + memory, rel=1e-9)
+    assert replayed["predicted_time_s"][0] == pytest.approx(
+        terms["kernel_overhead_s"] + memory / terms["l2_speedup"], rel=1e-9)
+    assert replayed["predicted_time_s"][1] == cold["predicted_time_s"][1]

@@ -57,6 +57,9 @@ MIN_FIT_ROWS = 8
 _MIN_OVERHEAD_S = 1e-9
 _RATIOS = np.geomspace(1e-2, 1e2, 201)
 _RATIOS_STEP = float(_RATIOS[1] / _RATIOS[0])
+#: Candidate L2-resident operand sizes (bytes; 0: none) and L2 speedups a fit chooses from.
+_RESIDENT = (0.0, *(2.0**e for e in range(20, 30)))
+_SPEEDUPS = np.geomspace(1.0, 8.0, 64).tolist()
 
 
 def _weighted_lstsq(columns: list[np.ndarray], t: np.ndarray) -> np.ndarray:
@@ -107,8 +110,45 @@ def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tu
         u = min(default[0], float(np.min(v * memory / np.maximum(compute, 1e-300))))
     elif compute_bound.all():
         v = min(default[1], float(np.min(u * compute / np.maximum(memory, 1e-300))))
-    return {"kernel_overhead_s": overhead, "compute_efficiency": 1 / max(u, 1.0),
-            "bandwidth_efficiency": 1 / max(v, 1.0)}
+    return {"kernel_overhead_s": float(overhead), "compute_efficiency": float(1 / max(u, 1.0)),
+            "bandwidth_efficiency": float(1 / max(v, 1.0))}
+
+
+def _fit_cached(w: dict[str, np.ndarray], default: tuple[float, float],
+                resident: float) -> tuple[dict[str, float], float]:
+    """A family's terms, and their relative squared error, with operands of at most ``resident`` bytes in L2.
+
+    Those rows' memory time is divided by ``l2_speedup``: the terms (:func:`_fit_max`, all
+    rows together) and the speedup (a 1-D search, the terms held) are fitted in turn.
+    """
+    compute, memory, t = w["compute_s"], w["memory_s"], w["t"]
+    cached = (w["bytes"].sum(axis=1) <= resident)[:, None]
+
+    def fitted(speedup: float) -> tuple[dict[str, float], float]:
+        scaled = np.where(cached, memory / speedup, memory)
+        terms = _fit_max(compute, scaled, t, default)
+        return terms, _relative_sse(_max_form(terms, compute, scaled), t)
+
+    def error(terms: dict[str, float], speedup: float) -> float:
+        return _relative_sse(_max_form(terms, compute, np.where(cached, memory / speedup, memory)), t)
+
+    speedup = 1.0
+    terms, sse = fitted(speedup)
+    if cached.any():
+        for _ in range(2):
+            speedup = float(min(_SPEEDUPS, key=lambda s, terms=terms: error(terms, s)))
+            terms, sse = fitted(speedup)
+    return {**terms, "l2_speedup": speedup}, sse
+
+
+def _max_form(terms: dict[str, float], compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
+    u, v = 1 / terms["compute_efficiency"], 1 / terms["bandwidth_efficiency"]
+    return terms["kernel_overhead_s"] * compute.shape[1] + np.maximum(u * compute, v * memory).sum(axis=1)
+
+
+def _resident_bytes(w: dict[str, np.ndarray], default: tuple[float, float]) -> float:
+    """The L2-resident operand size (of :data:`_RESIDENT`) under which the products fit best (0: no L2 term)."""
+    return float(min(_RESIDENT, key=lambda resident: _fit_cached(w, default, resident)[1]))
 
 
 def _fit_link(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict[str, float], float]:
@@ -150,7 +190,7 @@ def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...])
         return np.concatenate([np.pad(w[key], ((0, 0), (0, width - w[key].shape[1]))) for w, _ in parts])
 
     return {"compute_s": padded("compute_s"), "memory_s": padded("memory_s"), "hops": padded("hops"),
-            "t": np.concatenate([t for _, t in parts])}
+            "bytes": padded("bytes"), "t": np.concatenate([t for _, t in parts])}
 
 
 def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | None = None) -> Hardware:
@@ -174,17 +214,20 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
     terms = {group: dict(values) for group, values in hardware.group_terms}
     phase_terms = {phase: {group: dict(values) for group, values in groups} for phase, groups in hardware.phase_terms}
     latency = hardware.interconnect_latency_s
+    default = (1 / hardware.compute_efficiency, 1 / hardware.bandwidth_efficiency)
+    works = {family: _family_work(rows, hardware, kinds) for family, kinds in _FAMILY_KINDS.items()}
+    works = {family: w for family, w in works.items() if w is not None and len(w["t"]) >= MIN_FIT_ROWS}
+    resident = _resident_bytes(works["gemm"], default) if "gemm" in works else 0.0
     fitted = []
     for family, (groups, phases) in FITTED_GROUPS.items():
-        w = _family_work(rows, hardware, _FAMILY_KINDS[family])
-        if w is None or len(w["t"]) < MIN_FIT_ROWS:
+        if family not in works:
             continue
+        w = works[family]
         fitted.append(family)
         if family == "comm":
             family_terms, latency = _fit_link(w["memory_s"], w["hops"], w["t"])
         else:
-            default = (1 / hardware.compute_efficiency, 1 / hardware.bandwidth_efficiency)
-            family_terms = _fit_max(w["compute_s"], w["memory_s"], w["t"], default)
+            family_terms = _fit_cached(w, default, resident)[0]
         for group in groups:
             if phases is None:
                 terms[group] = family_terms
@@ -194,7 +237,7 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
         raise SpecError(f"measurements: no products, attention or collectives rooflax can fit for {hardware.name!r} "
                         f"(kinds: {', '.join(sorted(set(measurements['kind'].to_list())))})")
     return replace(hardware, name=name or hardware.name, group_terms=terms, phase_terms=phase_terms,
-                   interconnect_latency_s=latency)
+                   interconnect_latency_s=latency, l2_resident_bytes=resident)
 
 
 #: The columns that make a measured shape (a held-out shape is held out in every kernel and dtype).

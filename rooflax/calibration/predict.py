@@ -35,6 +35,7 @@ weights).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -42,12 +43,12 @@ import polars as pl
 from rooflax.config.dtypes import DTYPES, KV_DTYPES, DtypePolicy
 from rooflax.config.hardware import Hardware, get_hardware
 from rooflax.cost.achieved import quantized_flops
-from rooflax.cost.ops import Step, make_step, op_costs
+from rooflax.cost.ops import GROUPS, Step, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError
 
-__all__ = ["FAMILY_OF_KIND", "power_law_experts", "predict_measurements", "work"]
+__all__ = ["FAMILY_OF_KIND", "power_law_experts", "predict_measurements", "replay_roof", "work"]
 
 #: The op family (achieved-model terms) each measured kind belongs to.
 FAMILY_OF_KIND = {"gemm": "gemm", "attention_prefill": "attention_prefill", "attention_decode": "attention_decode",
@@ -128,16 +129,33 @@ def _costs(kind: str, step: Step, names: tuple[str, ...]) -> list:
     return costs
 
 
-def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Summed flops, bytes, ideal and achieved seconds of the named ops of ``step`` (numpy rows)."""
+def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed: Roof | None,
+            resident_bytes: float) -> dict[str, np.ndarray]:
+    """Summed flops, bytes, ideal and achieved seconds of the named ops of ``step`` (numpy rows).
+
+    With a ``replayed`` roof, an op whose bytes are at most ``resident_bytes`` reads them from
+    the L2 cache: its achieved time is the one under that roof.
+    """
     costs = _costs(kind, step, names)
     out = {"flops": 0.0, "bytes": 0.0, "time_s": 0.0, "achieved_time_s": 0.0}
     for op, flops, bytes_ in costs:
         row = op_row(op, step, flops, bytes_, roof, xp=np)
+        achieved = row.achieved_time_s
+        if replayed is not None and not op.collective:
+            cached = op_row(op, step, flops, bytes_, replayed, xp=np).achieved_time_s
+            achieved = np.where(bytes_ <= resident_bytes, cached, achieved)
         for key, value in (("flops", flops), ("bytes", bytes_), ("time_s", row.time_s),
-                           ("achieved_time_s", row.achieved_time_s)):
+                           ("achieved_time_s", achieved)):
             out[key] = out[key] + value
     return out
+
+
+def replay_roof(hardware: Hardware, policy: DtypePolicy, phase: str | None) -> Roof:
+    """The roof of a replayed kernel whose operands stay in L2: each group's memory time divided by its ``l2_speedup``."""
+    roof = Roof.of(hardware, policy, phase)
+    speedups = [hardware.terms(group, phase)["l2_speedup"] for group in GROUPS]
+    return replace(roof, seconds_per_byte=tuple(spb / (1.0 if group == "comm" else speedup) for spb, speedup, group
+                                                in zip(roof.seconds_per_byte, speedups, GROUPS, strict=True)))
 
 
 def _policy(dtype: str):
@@ -163,29 +181,34 @@ def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tupl
     return make_step(shape), policy
 
 
-def _price_kind(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[str, np.ndarray] | None:
+def _price_kind(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str,
+                replayed: bool) -> dict[str, np.ndarray] | None:
     stepped = _step(kind, rows, hardware, dtype)
     if stepped is None:
         return None
     step, policy = stepped
-    return _priced(kind, step, Roof.of(hardware, policy, _PHASE_OF_KIND.get(kind)), _OP_OF_KIND[kind])
+    phase = _PHASE_OF_KIND.get(kind)
+    cached = replay_roof(hardware, policy, phase) if replayed and hardware.l2_resident_bytes else None
+    return _priced(kind, step, Roof.of(hardware, policy, phase), _OP_OF_KIND[kind], cached,
+                   hardware.l2_resident_bytes)
 
 
 def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[str, np.ndarray] | None:
     """What the achieved model's terms multiply, per row and op of a measured kind (for fitting).
 
-    Returns ``{"compute_s", "memory_s", "hops"}``, arrays of ``rows × ops``: the FLOPs the
-    device spends (tile and wave quantization, never fewer than the op's own) over the peak,
-    the bytes over the memory bandwidth (a collective's over the link), and a collective's
-    link latencies (0 for other ops); None where rooflax cannot price the kind.
+    Returns ``{"compute_s", "memory_s", "hops", "bytes"}``, arrays of ``rows × ops``: the FLOPs
+    the device spends (tile and wave quantization, never fewer than the op's own) over the
+    peak, the bytes over the memory bandwidth (a collective's over the link), a collective's
+    link latencies (0 for other ops), and the bytes; None where rooflax cannot price the kind.
     """
     stepped = _step(kind, rows, hardware, dtype)
     if stepped is None:
         return None
     step, policy = stepped
     ones = np.ones(rows.height)
-    compute, memory, hops = [], [], []
+    compute, memory, hops, moved = [], [], [], []
     for op, flops, bytes_ in _costs(kind, step, _OP_OF_KIND[kind]):
+        moved.append(bytes_ * ones)
         if op.collective:
             compute.append(0 * ones)
             memory.append(bytes_ / hardware.interconnect_bytes_per_s * ones)
@@ -199,7 +222,8 @@ def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[
         compute.append(spent / hardware.peak(policy.compute))
         memory.append(bytes_ / hardware.bandwidth_bytes_per_s * ones)
         hops.append(0 * ones)
-    return {"compute_s": np.stack(compute, 1), "memory_s": np.stack(memory, 1), "hops": np.stack(hops, 1)}
+    return {"compute_s": np.stack(compute, 1), "memory_s": np.stack(memory, 1), "hops": np.stack(hops, 1),
+            "bytes": np.stack(moved, 1)}
 
 
 def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]:
@@ -216,8 +240,8 @@ def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]
     return {key: np.array(values, dtype=np.float64) for key, values in out.items()}
 
 
-def predict_measurements(frame: pl.DataFrame,
-                         hardware: str | Hardware | Mapping[str, Hardware] | None = None) -> pl.DataFrame:
+def predict_measurements(frame: pl.DataFrame, hardware: str | Hardware | Mapping[str, Hardware] | None = None, *,
+                         replayed: bool = True) -> pl.DataFrame:
     """``frame`` (:func:`rooflax.read_measurements`) with every row priced as a sweep prices that op.
 
     Args:
@@ -225,6 +249,10 @@ def predict_measurements(frame: pl.DataFrame,
         hardware: a preset name or profile to price every row on, or a mapping from a
             row's ``hardware`` to the profile to price it on (others: their preset); by
             default each row's ``hardware`` preset.
+        replayed: price the rows as the benchmark ran them, one kernel replayed on the same
+            operands, so that operands of at most the profile's ``l2_resident_bytes`` come
+            from the L2 cache (at each group's ``l2_speedup``); False prices them as a sweep
+            does, every operand from device memory (a forward pass).
 
     Returns:
         ``frame`` in its order with ``family`` (the achieved model's op family, null for a
@@ -246,7 +274,7 @@ def predict_measurements(frame: pl.DataFrame,
                 priced_rows = rows.filter(pl.col("window").fill_null(0) == 0)
             else:
                 priced_rows = rows
-            priced = _price_kind(kind, priced_rows, hw, dtype) if priced_rows.height else None
+            priced = _price_kind(kind, priced_rows, hw, dtype, replayed) if priced_rows.height else None
         else:
             priced_rows, priced = rows, _validation(rows, hw)
         if priced is None:

@@ -82,7 +82,8 @@ def calibrated_toml(subset: Path = SUBSET) -> str:
              "# rooflax/calibration/data/ (aiconfigurator, Apache-2.0, NVIDIA): do not edit by hand.", ""]
     for name, folder in FITTED.items():
         fitted = fit_hardware(read_measurements(subset / folder), uncalibrated_preset(name))
-        lines += [f'[{name}]', f"interconnect_latency_s = {fitted.interconnect_latency_s!r}", ""]
+        lines += [f'[{name}]', f"interconnect_latency_s = {fitted.interconnect_latency_s!r}",
+                  f"l2_resident_bytes = {fitted.l2_resident_bytes!r}", ""]
         for group, terms in fitted.group_terms:
             lines += [f'[{name}.group_terms."{group}"]', *(f"{key} = {value!r}" for key, value in terms), ""]
         for phase, groups in fitted.phase_terms:

@@ -54,6 +54,12 @@ DEFAULT_ACHIEVED: dict[str, float] = {"sm_count": 80, "kernel_overhead_s": 5e-6,
 
 #: The achieved-performance fields a hardware file may also set per op group (``group_terms``).
 GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency")
+#: Terms a group may also have that only predictions of *replayed* kernels use (a benchmark
+#: timing one kernel on the same operands back to back, :mod:`rooflax.calibration.predict`):
+#: how many times faster than device memory their operands are read when they stay in the L2
+#: cache between replays (operands of at most ``l2_resident_bytes``). Sweeps price a forward
+#: pass, which reads every layer's weights from device memory, and never use them.
+REPLAY_TERMS = ("l2_speedup",)
 
 #: The range each figure of an accelerator must lie in, with its unit: wide around every real part
 #: (a microcontroller, or a small slice of a CPU as ``validate`` measures it, to a rack-scale system),
@@ -64,6 +70,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "memory_bytes": (1e3, 1e16, "B"), "interconnect_bytes_per_s": (1e6, 1e16, "B/s"),
     "interconnect_latency_s": (1e-10, 1.0, "s"), "kernel_overhead_s": (1e-12, 1.0, "s"),
     "compute_efficiency": (1e-4, 1.0, ""), "bandwidth_efficiency": (1e-4, 1.0, ""),
+    "l2_speedup": (1.0, 100.0, ""), "l2_resident_bytes": (0.0, 1e12, "B"),
 }
 
 
@@ -80,7 +87,7 @@ def _figure(where: str, key: str, value: object, kind: str | None = None) -> flo
 
 def _checked_terms(where: str, terms: dict) -> dict[str, float]:
     """Per-kernel overhead and efficiencies within :data:`RANGES`, as floats; unknown keys refused."""
-    check_keys(where, terms, (), GROUP_TERMS)
+    check_keys(where, terms, (), (*GROUP_TERMS, *REPLAY_TERMS))
     return {key: _figure(where, key, value) for key, value in terms.items()}
 
 
@@ -133,6 +140,9 @@ class Hardware:
             decode); a mapping of phase → group → terms.
         interconnect_bytes_per_s: GPU-to-GPU bandwidth in one direction (collectives).
         interconnect_latency_s: latency of one hop of a collective.
+        l2_resident_bytes: the largest operand set that stays in the L2 cache when one kernel
+            is replayed on the same operands (fitted to kernel benchmarks; 0: none). Only
+            predictions of replayed kernels use it, with the groups' ``l2_speedup``.
         label: display name for charts; defaults to ``name``.
         source: where the figures come from.
     """
@@ -152,6 +162,7 @@ class Hardware:
     phase_terms: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, float], ...]], ...]], ...] = ()
     interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S
     interconnect_latency_s: float = DEFAULT_INTERCONNECT_LATENCY_S
+    l2_resident_bytes: float = 0.0
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -189,7 +200,7 @@ class Hardware:
         object.__setattr__(self, "phase_terms", tuple(
             (phase, _group_table(f"{where}: phase_terms.{phase}", phases[phase])) for phase in PHASES
             if phase in phases))
-        for key in ("interconnect_bytes_per_s", "interconnect_latency_s"):
+        for key in ("interconnect_bytes_per_s", "interconnect_latency_s", "l2_resident_bytes"):
             object.__setattr__(self, key, _figure(where, key, getattr(self, key)))
         if not self.label:
             object.__setattr__(self, "label", self.name)
@@ -209,9 +220,10 @@ class Hardware:
         )
 
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
-        """``kernel_overhead_s``, ``compute_efficiency`` and ``bandwidth_efficiency`` for an op group
-        (in ``phase``: its ``phase_terms`` replace the group's, which replace the profile's own)."""
-        own = {key: getattr(self, key) for key in GROUP_TERMS}
+        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency`` and ``l2_speedup``
+        for an op group (in ``phase``: its ``phase_terms`` replace the group's, which replace the
+        profile's own; ``l2_speedup`` is 1 unless fitted)."""
+        own = {**{key: getattr(self, key) for key in GROUP_TERMS}, "l2_speedup": 1.0}
         in_phase = dict(dict(dict(self.phase_terms).get(phase, ())).get(group, ()))
         return {**own, **dict(dict(self.group_terms).get(group, ())), **in_phase}
 
@@ -229,6 +241,7 @@ class Hardware:
             **{key: getattr(self, key) for key in DEFAULT_ACHIEVED},
             "interconnect_bytes_per_s": self.interconnect_bytes_per_s,
             "interconnect_latency_s": self.interconnect_latency_s,
+            **({"l2_resident_bytes": self.l2_resident_bytes} if self.l2_resident_bytes else {}),
             "source": self.source,
             "peak_flops": dict(self.peak_flops),
             "group_terms": {group: dict(terms) for group, terms in self.group_terms},
@@ -368,6 +381,7 @@ def _calibrated(hw: Hardware, fits: dict) -> Hardware:
     how = f"fitted to {data}" if fitted == hw.name else f"those of {fitted} (same architecture), fitted to {data}"
     return replace(hw, group_terms=groups, phase_terms=fit.get("phase_terms", {}),
                    interconnect_latency_s=fit["interconnect_latency_s"] if same_link else hw.interconnect_latency_s,
+                   l2_resident_bytes=fit.get("l2_resident_bytes", 0.0) if fitted == hw.name else 0.0,
                    source=f"{hw.source}; achieved terms {how}; elementwise terms: defaults")
 
 
@@ -413,7 +427,8 @@ def preset_for_kind(kind: str) -> Hardware | None:
 
 
 _FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
-_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", "phase_terms", *DEFAULT_ACHIEVED, "interconnect_bytes_per_s",
+_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", "phase_terms", "l2_resident_bytes", *DEFAULT_ACHIEVED,
+                       "interconnect_bytes_per_s",
                        "interconnect_latency_s")
 
 
@@ -471,6 +486,7 @@ def hardware_to_toml(hw: Hardware) -> str:
         *(f"{key} = {getattr(hw, key)!r}" for key in DEFAULT_ACHIEVED),
         f"interconnect_bytes_per_s = {hw.interconnect_bytes_per_s!r}",
         f"interconnect_latency_s = {hw.interconnect_latency_s!r}",
+        *([f"l2_resident_bytes = {hw.l2_resident_bytes!r}"] if hw.l2_resident_bytes else []),
         f"source = {quoted(hw.source)}",
         "",
         "[peak_flops]",
