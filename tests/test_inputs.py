@@ -56,6 +56,9 @@ CALLS = {
     "rooflax.plot.plan_chart": lambda **kw: rooflax.plot.plan_chart(rooflax.default_spec(), **kw),
     "rooflax.plot.roofline": lambda **kw: rooflax.plot.roofline(rooflax.sweep(batch=[1], seq_len=[64]), **kw),
     "rooflax.plot.speculation_map": lambda **kw: rooflax.plot.speculation_map(None, **kw),
+    "rooflax.plot.draw": lambda **kw: rooflax.plot.draw("/nonexistent", **kw),
+    "rooflax.plot.write_validation": lambda **kw: rooflax.plot.write_validation(
+        None, "/nonexistent/v.parquet", profile=None, calibrated=None, timer_ratio=2.0, **kw),
     "rooflax.validate.validate": lambda **kw: rooflax.validate.validate(points=(), **kw),
     "rooflax.validate.detect_device": lambda **kw: rooflax.validate.detect_device(**kw),
 }

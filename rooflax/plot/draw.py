@@ -9,7 +9,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from rooflax.data.scan import check_dataset
-from rooflax.errors import SpecError, unknown_name
+from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.plot._common import MATMUL_GROUPS
 from rooflax.plot.maps import ratio_map, regime_map
 from rooflax.plot.measured import over_measured, read_validation
@@ -43,6 +43,8 @@ def draw(dataset: str | os.PathLike, *, kind: str = "roofline", where: str | Non
         The Figure, and with ``measured`` the frame of measured against predicted per op
         (:func:`~rooflax.plot.measured.measured_errors`; None otherwise).
     """
+    ideal, ridge, subtitle = (boolean(name, value) for name, value in (("ideal", ideal), ("ridge", ridge),
+                                                                       ("subtitle", subtitle)))
     info = check_dataset(dataset)
     lf = info.scan(where=where, field="--where")
     if kind not in KINDS:
