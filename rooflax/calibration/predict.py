@@ -151,7 +151,7 @@ def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed:
 
 
 def replay_roof(hardware: Hardware, policy: DtypePolicy, phase: str | None) -> Roof:
-    """The roof of a replayed kernel whose operands stay in L2: each group's memory time divided by its ``l2_speedup``."""
+    """The roof of a replayed kernel whose operands stay in L2: each group's memory time over its ``l2_speedup``."""
     roof = Roof.of(hardware, policy, phase)
     speedups = [hardware.terms(group, phase)["l2_speedup"] for group in GROUPS]
     return replace(roof, seconds_per_byte=tuple(spb / (1.0 if group == "comm" else speedup) for spb, speedup, group
