@@ -25,6 +25,8 @@ SEQ_LEN = "128,256,512,1024,2048,4096,8192"
 
 #: Each chart: the commands that draw it, ``{data}`` a temporary folder and ``{chart}`` the file.
 CHARTS: dict[str, list[list[str]]] = {
+    # the achieved model against measured kernel times: the calibrated presets on the shipped measurements
+    "accuracy": [["accuracy", "rooflax/calibration/data/aiconfigurator", "--plot", "{chart}"]],
     # the reference chart (README's first command): Llama 13B on the A40, the Medusa paper's grid
     "llama13b_a40": [["sweep", "-o", "{data}/ref", "--quiet", "--plot", "{chart}"]],
     # the paper's companion charts: Llama 33B on the A100, attention of verify steps, and the linear layers

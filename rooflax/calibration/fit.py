@@ -42,7 +42,8 @@ from rooflax.calibration.predict import FAMILY_OF_KIND, predict_measurements, wo
 from rooflax.config.hardware import Hardware
 from rooflax.errors import SpecError
 
-__all__ = ["FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "calibrate", "fit_hardware", "split_by_shape", "stable_share"]
+__all__ = ["FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "calibrate", "fit_hardware", "scored_rows", "split_by_shape",
+           "stable_share"]
 
 #: What each fitted family sets: the terms of these op groups, in these phases (None: every phase).
 FITTED_GROUPS = {"gemm": (("qkv mlp", "up/gate/down", "lm_head"), None),
@@ -167,8 +168,8 @@ def _fit_link(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict
     return {"kernel_overhead_s": overhead, "bandwidth_efficiency": 1 / float(v)}, max(float(latency), 1e-10)
 
 
-def _fit_rows(frame: pl.DataFrame) -> pl.DataFrame:
-    """The rows a fit uses: the fastest kernel per shape, full attention, priced dtypes."""
+def scored_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows a fit uses and a scorecard scores: the fastest kernel per shape, full attention."""
     rows = frame.filter(pl.col("kind").is_in(list(FAMILY_OF_KIND)))
     if "window" in rows.columns:
         rows = rows.filter(pl.col("window").fill_null(0) == 0)
@@ -210,7 +211,7 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
     Raises:
         SpecError: no row of a family rooflax fits.
     """
-    rows = _fit_rows(measurements)
+    rows = scored_rows(measurements)
     terms = {group: dict(values) for group, values in hardware.group_terms}
     phase_terms = {phase: {group: dict(values) for group, values in groups} for phase, groups in hardware.phase_terms}
     latency = hardware.interconnect_latency_s
@@ -286,7 +287,7 @@ def accuracy(measurements: pl.DataFrame, hardware: str | Hardware | Mapping[str,
         ``ideal_median``, ``ideal_p90`` (``|time / measured − 1|``), and ``predicted_p10_ratio``,
         ``predicted_p90_ratio`` (the spread of ``predicted / measured``).
     """
-    priced = predict_measurements(_fit_rows(measurements), hardware).filter(pl.col("predicted_time_s").is_not_null())
+    priced = predict_measurements(scored_rows(measurements), hardware).filter(pl.col("predicted_time_s").is_not_null())
     ratio = pl.col("predicted_time_s") / pl.col("measured_time_s")
     ideal = (pl.col("ideal_time_s") / pl.col("measured_time_s") - 1).abs()
     return (priced.group_by("hardware", "kind")

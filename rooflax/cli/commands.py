@@ -341,6 +341,11 @@ def _cmd_accuracy(args) -> int:
     from rooflax.calibration.fit import accuracy, calibrate, split_by_shape
     from rooflax.calibration.measurements import read_measurements
 
+    chart = None
+    if args.plot:
+        from rooflax.plot.files import chart_path
+
+        chart = chart_path(args.plot, overwrite=args.overwrite, field="--plot")
     measured = read_measurements(args.measurements)
     hardware = args.hardware
     if args.held_out:
@@ -355,6 +360,14 @@ def _cmd_accuracy(args) -> int:
         " (fitted on half the shapes, scored on the others)" if args.held_out else "")
     show([Table(title, ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio"), rows,
                 (False, False, True, True, True, True, True, True))])
+    if chart is not None:
+        from rooflax.calibration.fit import scored_rows
+        from rooflax.calibration.predict import predict_measurements
+        from rooflax.plot.accuracy import accuracy_chart
+        from rooflax.plot.files import save
+
+        save(accuracy_chart(predict_measurements(scored_rows(measured), hardware)), chart, overwrite=args.overwrite,
+             field="--plot")
     return 0
 
 
@@ -534,6 +547,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hardware", help="preset or profile TOML to price every row on (default: each row's preset)")
     p.add_argument("--held-out", action="store_true",
                    help="fit on half the shapes and score on the other half (split by shape, not by row)")
+    p.add_argument("--plot", metavar="CHART", help="also draw predicted against measured, one panel per kind")
+    p.add_argument("--overwrite", action="store_true", help="replace the chart if it exists")
     p.set_defaults(run=_cmd_accuracy)
 
     p = sub.add_parser("validate", help="time the real matrix products on this device")
