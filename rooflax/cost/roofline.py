@@ -238,7 +238,7 @@ def op_row(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: An
     ('qkv_proj', 157286400, 'memory')
     """
     achieved = op_achieved_time(op, step, flops, bytes_, roof, xp=xp, latency_s=latency_s)
-    if op.collective:
+    if op.collective:  # its flops are 0: the max keeps the expression (and the engine's bits) of the memory roof
         time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_interconnect) + _latency(op, step, roof, latency_s)
         bandwidth, bound = roof.interconnect, _NETWORK
     else:
