@@ -85,6 +85,7 @@ def test_sweep_flags_override_the_spec(tmp_path):
     assert main(["sweep", "-o", str(tmp_path / "x"), "--batch", "1,two"]) == 2
 
 
+@pytest.mark.slow
 def test_compare_keeps_parallel_layouts_apart(capsys):
     df = compare("a40", "h100-sxm", "sweeps/llama70b_tp.toml", phases=["decode"], batch=[1], seq_len=[512])
     assert sorted(df.get_column("tp").unique()) == [1, 2, 4, 8]

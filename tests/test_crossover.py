@@ -38,6 +38,7 @@ def _value(df: pl.DataFrame, column: str = "crossover", **where):
     return rows.get_column(column)[0]
 
 
+@pytest.mark.slow
 def test_decode_linear_ops_of_llama13b_on_the_a40_by_hand():
     # A linear op K → N on M = B tokens (decode: one token per sequence) is compute-bound when
     #   2·M·K·N·bw ≥ peak·(w·K·N + a·M·K + a·M·N)   ⇔   M·(2·K·N·bw − peak·a·(K + N)) ≥ peak·w·K·N
@@ -106,6 +107,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("along", "keys"), CASES, ids=[f"{along}-{i}" for i, (along, _) in enumerate(CASES)])
 def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
     df = rooflax.crossover(along=along, **keys)
@@ -143,6 +145,7 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
     assert crossed > 0
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_bound_stays_compute_above_the_crossover(data):
@@ -181,6 +184,7 @@ def _odd(intermediate: int) -> rooflax.Model:
                          intermediate=intermediate, vocab=32000)
 
 
+@pytest.mark.slow
 def test_hidden_a_wide_own_mlp_is_compute_bound_below_memory_bound_widths():
     # decode up_proj in fp16: intensity = B·h·I / (h·I + B·h + B·I) = B / (1 + B/I + B/h). At batch 228
     # on the A40 (ridge 215.09): the model's own width 4096 with I = 2**20 gives 228 / 1.05588 = 215.9,
@@ -214,6 +218,7 @@ def test_hidden_a_narrow_own_mlp_is_memory_bound_among_compute_bound_widths():
     assert llama_intermediate(4096) != model.intermediate
 
 
+@pytest.mark.slow
 def test_a_wrong_device_answer_is_repaired_exactly(monkeypatch):
     expected = rooflax.crossover(model="llama-2-70b", phases=["prefill", "decode"], seq_len=[1, 512])
     original = crossover_module._device_bisect
@@ -263,6 +268,7 @@ def test_bad_input_is_one_line(call, fragments):
     one_line_error(call, *fragments)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table_and_writes_files(tmp_path, capsys):
     assert main(["crossover", "--phases", "decode", "--seq-len", "2048", "--where", "op = 'up_proj'"]) == 0
     out = capsys.readouterr().out
@@ -280,6 +286,7 @@ def test_cli_prints_the_table_and_writes_files(tmp_path, capsys):
     assert "never" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "message"), [
     (["--along", "bach", "-o", "OUT/c.csv"], "error: along: unknown axis 'bach'; did you mean 'batch'?"),
     (["--batch", "1,x", "-o", "OUT/c.csv"], "error: --batch: expected comma-separated integers, got '1,x'"),

@@ -18,6 +18,7 @@ from rooflax.engine import vectorized as engine
 
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32])
 
+@pytest.mark.slow
 def test_resume_on_another_device_count_equals_a_clean_run(tmp_path, monkeypatch):
     out = tmp_path / "ds"
     on_devices(monkeypatch, 1)

@@ -129,6 +129,7 @@ def dataset(tmp_path_factory):
                                     tmp_path_factory.mktemp("data") / "ds")
 
 
+@pytest.mark.slow
 def test_export_to_no_path_is_one_line(dataset):
     one_line_error(lambda: rooflax.export_dataset(dataset, None), "output: expected a file path ending in .csv, "
                    ".ndjson, got None")
@@ -150,6 +151,7 @@ def _cli_with_file_limit(args: list[str], cwd, limit: int):
                           timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["export", "{ds}", "-o", "out.csv"], ["export", "{ds}", "-o", "out.ndjson"],
                                   ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
                                   ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
@@ -184,6 +186,7 @@ def test_validate_checks_its_outputs_before_timing(tmp_path, monkeypatch, capsys
                    "takes no new file (Read-only file system)")
 
 
+@pytest.mark.slow
 def test_a_killed_writers_temporary_file_is_reclaimed(dataset, tmp_path):
     """A kill mid-write leaves ``.NAME.tmp``; the next write of NAME takes it over, and leaves nothing."""
     import signal
@@ -270,6 +273,7 @@ def _cli(args: list[str], cwd, **env_vars):
                           timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["sweep", "-o", "{tmp}/ds", "--batch", "1,64", "--seq-len", "128,4096"],
                                   ["show", "{ds}"], ["compare", "a40", "h100-sxm", "--batch", "1,8"],
                                   ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)]])
@@ -360,6 +364,7 @@ def huge():
     return rooflax.parse_spec(batch=_BIG, seq_len=_BIG)
 
 
+@pytest.mark.slow
 def test_planning_is_lazy_and_counts_agree_with_the_plan(huge):
     from rooflax.data import dataset
     from rooflax.engine import vectorized as engine
@@ -383,6 +388,7 @@ def test_planning_is_lazy_and_counts_agree_with_the_plan(huge):
     assert (first.index, first.start, first.count) == (0, 0, 1 << 15)
 
 
+@pytest.mark.slow
 def test_a_huge_streamed_sweep_starts_at_once(huge, tmp_path, capsys):
     """10^14 grid points: the first part is computed at once and the disk estimate refuses (no plan is listed)."""
     with pytest.raises(rooflax.SpecError) as refused:
@@ -392,6 +398,7 @@ def test_a_huge_streamed_sweep_starts_at_once(huge, tmp_path, capsys):
     assert not (tmp_path / "huge").exists() and not (tmp_path / "huge.partial").exists()
 
 
+@pytest.mark.slow
 def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
     """Many small parts: each takes whole filesystem blocks, and its footer whatever its rows."""
     import os
@@ -419,6 +426,7 @@ def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
 _LARGE = {"start": 1, "stop": 10**6, "step": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("what", "call"), [
     ("crossover", lambda: rooflax.crossover(seq_len=_LARGE)),
     ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_LARGE)),

@@ -30,6 +30,7 @@ def _visible_ticks(axis, lo, hi):
     return [si(t) for t in axis.get_majorticklocs() if lo <= t <= hi]
 
 
+@pytest.mark.slow
 def test_reference_chart(reference, tmp_path):
     """The reference (DESIGN.md): its title, axes, blue and red dashed roofs in the legend with six x series."""
     fig = plot.roofline(reference)
@@ -91,6 +92,7 @@ def _assert_points_show(ax):
         assert inside or (near and not c.get_clip_on()), c.get_label()
 
 
+@pytest.mark.slow
 def test_ridge_and_subtitle_are_options_and_the_ridge_label_stays_clear(reference):
     spec = rooflax.sweep("sweeps/llama13b_a40_spec.toml")
     fig = plot.roofline(spec, facet="phase", ridge=True, subtitle=True)
@@ -165,6 +167,7 @@ def test_every_series_shows_where_series_coincide(reference, ideal):
     plt.close(alone)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chart", ["verify", "facet", "family", "hardware", "prefill=decode"])
 def test_coinciding_series_show_on_every_roofline(chart, reference):
     if chart == "hardware":
@@ -237,6 +240,7 @@ def _bar_labels(fig):
     return shown
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("axis", ["batch", "seq_len"])
 def test_colour_bars_label_every_value_of_a_short_axis(reference, axis):
     values = sorted(reference.get_column(axis).unique())  # 1..64 and 128..8192, powers of two
@@ -245,6 +249,7 @@ def test_colour_bars_label_every_value_of_a_short_axis(reference, axis):
         plt.close(fig)
 
 
+@pytest.mark.slow
 def test_colour_bars_label_the_powers_of_two_of_a_long_axis():
     df = rooflax.sweep(phases=["decode"], batch={"start": 1, "stop": 100, "step": 1}, seq_len=[128])
     fig = plot.roofline(df, color_by="batch")
@@ -252,6 +257,7 @@ def test_colour_bars_label_the_powers_of_two_of_a_long_axis():
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_a_family_by_spec_k_draws_the_steps_without_k_in_grey():
     df = rooflax.sweep(phases=["prefill", "decode", "verify"], batch=[1, 8], seq_len=[256, 1024], spec_k=[16, 32])
     fig = plot.roofline(df, color_by="spec_k", resolution=10**7)
@@ -296,6 +302,7 @@ def test_connect_draws_a_line_per_series_op_and_other_axes(lazy, along):
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_big_frames_are_reduced_not_dropped():
     df = rooflax.sweep(batch={"start": 1, "stop": 2048, "step": 1}, seq_len={"start": 64, "stop": 8192, "step": 64},
                        phases=["decode"])
@@ -413,6 +420,7 @@ def test_plan_chart_checks_the_spec_before_a_sweep():
     assert plot.plan_chart(models, summary=True).facet == "model"  # hidden follows each model
 
 
+@pytest.mark.slow
 def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, capsys, monkeypatch):
     from rooflax.cli.commands import main
 
@@ -438,6 +446,7 @@ def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, caps
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
     from rooflax.cli.commands import main
 
@@ -463,6 +472,7 @@ def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_save_and_chart_inputs_are_one_line_errors(reference, tmp_path):
     fig = plot.roofline(reference)
     path = plot.save(fig, tmp_path / "a.svg")
@@ -597,6 +607,7 @@ def test_validate_chart_labels_a_cpu_in_gflops():
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_titles_say_what_was_swept():
     df = rooflax.sweep("sweeps/hidden_scaling.toml", batch=[1, 8], seq_len=[256], phases=["decode"])
     title = plot.roofline(df, subtitle=True).texts[0].get_text()
@@ -611,6 +622,7 @@ def test_titles_say_what_was_swept():
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_path):
     from rooflax.cli.commands import main
 
@@ -631,6 +643,7 @@ def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_maps_read_on_a_slide():
     from rooflax.plot.maps import round_ticks
 
@@ -710,6 +723,7 @@ def test_measured_points_over_achieved_points_with_errors_per_group(column):
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys):
     from rooflax.cli.commands import main
 
@@ -767,6 +781,7 @@ def test_a_summary_frame_is_refused_as_one(draw):
     one_line_error(lambda: draw(df), "the frame is a summary", "sweep without summary=True")
 
 
+@pytest.mark.slow
 def test_interconnect_names_its_roof_in_the_legend_and_shows_both_all_reduces():
     df = rooflax.sweep("sweeps/llama70b_tp.toml", batch=[1, 16, 256], seq_len=[512, 4096])
     fig = plot.interconnect(df)
@@ -817,6 +832,7 @@ def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours()
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
     from rooflax.cli.commands import main
 
@@ -838,6 +854,7 @@ def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_docs_script_draws_every_chart_under_docs_and_writes_docs_only_when_asked(tmp_path):
     import importlib.util
     from pathlib import Path

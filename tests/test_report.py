@@ -199,6 +199,7 @@ def test_tokens_and_memory_tell_layouts_apart():
     assert ["1", "decode", "0", "of", "2", "80", "138.1", "GB", "at", "batch", "1,", "seq_len", "512"] in lines
 
 
+@pytest.mark.slow
 def test_show_answers_how_many_devices(tmp_path, capsys):
     """A sweep of layouts: per phase and layout what fits and its best configuration, then the best layout."""
     keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[16, 64],

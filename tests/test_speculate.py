@@ -67,6 +67,7 @@ def test_no_drafts_is_plain_decode_exactly(drafter):
     assert zero["tokens_per_round"].to_list() == [1.0] * 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("target", "layouts"), [
     ({"model": "llama-2-70b", "tp": [1, 2], "pp": [1, 2]}, [(t, p, 1) for t in (1, 2) for p in (1, 2)]),
     ({"model": "mixtral-8x7b", "ep": [1, 2]}, [(1, 1, 1), (1, 1, 2)]),
@@ -168,6 +169,7 @@ def test_best_k_picks_the_fastest_round_of_each_cell():
         assert cell["achieved_effective_tokens_per_s"] == rows["achieved_effective_tokens_per_s"].max()
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(alpha=st.floats(0, 0.99), more=st.floats(0, 0.99), batch=st.sampled_from([1, 7, 32, 200]),
        seq_len=st.sampled_from([64, 999, 8192]))
