@@ -202,6 +202,7 @@ HW_FILE = _BASE.replace("name = 'x'", "name = 'slow'").format(
     "sm_count = 7\nkernel_overhead_s = 2e-5\ntile_m = 64") + '\n[group_terms."qk/pv"]\nbandwidth_efficiency = 0.3\n'
 
 
+@pytest.mark.slow
 def test_achieved_is_below_the_roof_on_every_row(tmp_path):
     (tmp_path / "slow.toml").write_text(HW_FILE)
     df = rooflax.sweep(hardware=["a40", "h100-sxm", str(tmp_path / "slow.toml")],
@@ -239,6 +240,7 @@ def test_summary_achieved_totals_add_up():
         assert row["achieved_tokens_per_s"] < row["tokens_per_s"]
 
 
+@pytest.mark.slow
 def test_achieved_gap_narrows_to_the_efficiency_as_prefill_grows():
     """Past the ridge, overhead and quantization fade and the ratio falls toward 1 / compute_efficiency."""
     df = rooflax.sweep(phases=["prefill"], batch=[1], seq_len=[1024, 2048, 8192, 32768]).filter(op="up_proj")

@@ -71,6 +71,7 @@ def test_custom_hardware_dataset_plots_from_its_metadata(tmp_path):
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
     from rooflax.data import dataset
 
@@ -85,6 +86,7 @@ def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
     assert pl.scan_parquet(tmp_path / "ds").collect().height == 1470
 
 
+@pytest.mark.slow
 def test_resume_and_overwrite_flags(tmp_path, capsys, monkeypatch):
     from rooflax.data import dataset
 
@@ -110,6 +112,7 @@ def test_resume_and_overwrite_flags(tmp_path, capsys, monkeypatch):
     assert rooflax.dataset_metadata(out)["kind"] == "summary" and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+@pytest.mark.slow
 def test_check_says_whether_a_dataset_is_whole(tmp_path, capsys):
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=64, summary=True)
     parts = len(list(out.iterdir()))

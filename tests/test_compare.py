@@ -12,6 +12,7 @@ from rooflax.cli.commands import main
 A40, H100 = rooflax.HARDWARE["a40"], rooflax.HARDWARE["h100-sxm"]
 
 
+@pytest.mark.slow
 def test_memory_bound_decode_speeds_up_by_the_bandwidth_ratio():
     df = compare("a40", "h100-sxm", phases=["decode"], batch=[1, 4], seq_len=[512, 2048])
     ratio = H100.bandwidth_bytes_per_s / A40.bandwidth_bytes_per_s

@@ -67,6 +67,7 @@ def test_decode_linear_ops_of_llama13b_on_the_a40_by_hand():
     assert up.get_column("ridge")[0] == pytest.approx(149.7e12 / 696e9)
 
 
+@pytest.mark.slow
 def test_decode_attention_never_turns_compute_bound_along_batch():
     # qk in decode: flops 2·B·H·S·d, bytes B·(a·H·d + k·G·S·d + a·H·S): both proportional to B,
     # so the intensity is the same at every batch, 2·40·2048·128 / (2·(40·128 + 40·2048·128 + 40·2048))
@@ -205,6 +206,7 @@ def test_hidden_a_wide_own_mlp_is_compute_bound_below_memory_bound_widths():
     assert df.filter(op="qkv_proj").get_column("monotone").to_list() == [True]  # same shape as the scaled family
 
 
+@pytest.mark.slow
 def test_hidden_a_narrow_own_mlp_is_memory_bound_among_compute_bound_widths():
     model = _odd(256)
     df = rooflax.crossover(model=model, along="hidden", phases=["decode"], batch=[1024], seq_len=[2048])
@@ -231,6 +233,7 @@ def test_a_wrong_device_answer_is_repaired_exactly(monkeypatch):
     assert rooflax.crossover(model="llama-2-70b", phases=["prefill", "decode"], seq_len=[1, 512]).equals(expected)
 
 
+@pytest.mark.slow
 def test_second_call_does_not_recompile_and_x64_stays_off():
     _decode()
     solver = crossover_module._solver(layer_ops(), "batch", False)
@@ -240,6 +243,7 @@ def test_second_call_does_not_recompile_and_x64_stays_off():
     assert not jax.config.jax_enable_x64
 
 
+@pytest.mark.slow
 def test_smallest_legal_value_has_no_value_below():
     df = _decode(phases=["prefill"])
     row = df.filter(op="up_proj").row(0, named=True)  # 2048 prompt tokens: compute-bound at batch 1
@@ -248,6 +252,7 @@ def test_smallest_legal_value_has_no_value_below():
     assert _value(verify, op="up_proj") == 16  # verify needs seq_len ≥ spec_k: 16 is the smallest legal value
 
 
+@pytest.mark.slow
 def test_keys_replace_a_spec_files_keys():
     df = rooflax.crossover(ROOT / "sweeps" / "llama13b_a40_spec.toml", along="batch", seq_len=[2048],
                            hardware="h100-sxm")
@@ -314,6 +319,7 @@ def test_moe_models_and_parallel_layouts_are_refused(keys, field):
     one_line_error(lambda: rooflax.crossover(phases=["decode"], **keys), field, "dense single-device")
 
 
+@pytest.mark.slow
 def test_readme_shows_the_real_output(capsys):
     argv = ["crossover", "--model", "llama-13b", "--hardware", "a40", "--dtype", "fp16", "--phases", "decode",
             "--seq-len", "2048"]

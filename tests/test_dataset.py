@@ -213,6 +213,7 @@ def _batches(out):
     return sorted(rooflax.scan_dataset(out).collect().get_column("batch").unique().to_list())
 
 
+@pytest.mark.slow
 def test_overwrite_after_ctrl_c_starts_over(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_module, "chunk_frame", _dies_after(2))
     with pytest.raises(KeyboardInterrupt):

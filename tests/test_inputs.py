@@ -114,6 +114,7 @@ def test_spec_dict_refuses_unknown_keys():
                    "spec.axes: unknown key 'batches'")
 
 
+@pytest.mark.slow
 def test_show_prices_verify_with_the_datasets_tree(tmp_path):
     spec = rooflax.parse_spec(phases=["decode", "verify"], tree="chain", spec_k=[16, 32], batch=[1, 8],
                               seq_len=[512, 2048])
@@ -243,6 +244,7 @@ def test_crossover_refuses_values_of_the_crossed_axis(along):
     one_line_error(lambda: rooflax.crossover(along=along, axes={along: [4096]}), f"{along}: the crossover")
 
 
+@pytest.mark.slow
 def test_crossover_where_names_values_that_no_row_holds(capsys):
     from rooflax.cli.commands import main
 
@@ -440,6 +442,7 @@ def test_in_memory_answers_refuse_huge_grids_up_front(what, call):
     assert "smaller grid" in message or "fewer values" in message
 
 
+@pytest.mark.slow
 def test_validate_spreads_points_over_a_huge_grid_without_listing_it(huge):
     from rooflax.validate.run import points_from_spec
 

@@ -277,6 +277,7 @@ def test_interconnect_fields(tmp_path):
                    "interconnect_latency_s: -1 is outside the range a real part has, 1e-10 to 1 s")
 
 
+@pytest.mark.slow
 def test_more_devices_per_gpu_throughput():
     df = rooflax.sweep("sweeps/llama70b_tp.toml", summary=True).filter(phase="decode", batch=64, seq_len=2048)
     per_gpu = df.get_column("tokens_per_s_per_gpu").to_numpy()
@@ -297,6 +298,7 @@ def tp_frame():
                          seq_len=[128, 2048], tp=[1, 2, 8])
 
 
+@pytest.mark.slow
 def test_facet_by_tp(tp_frame):
     import matplotlib.pyplot as plt
 
@@ -307,6 +309,7 @@ def test_facet_by_tp(tp_frame):
         plt.close(fig)
 
 
+@pytest.mark.slow
 def test_collectives_under_the_interconnect_roof(tp_frame):
     import matplotlib.pyplot as plt
 

@@ -145,6 +145,7 @@ def _layering(ax):
     return checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ideal", [False, True])
 def test_every_series_shows_where_series_coincide(reference, ideal):
     """Nothing is moved: a series drawn under another is larger, with wider strokes, where they meet."""
@@ -315,6 +316,7 @@ def test_big_frames_are_reduced_not_dropped():
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_regime_maps():
     df = rooflax.sweep(phases=["decode", "verify"], batch=[1, 4, 16, 64, 256], seq_len=[256, 1024, 4096],
                        spec_k=[512])
@@ -761,6 +763,7 @@ def test_plan_chart_accounts_for_parallel_layouts():
     assert "2 hardware values" in message
 
 
+@pytest.mark.slow
 def test_a_map_of_several_layouts_says_so():
     frame = rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 2],
                           seq_len=[128, 256], tp=[1, 2], summary=True)

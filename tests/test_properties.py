@@ -100,6 +100,7 @@ def test_bound_flips_exactly_at_the_ridge(flops, bytes_, peak, bandwidth):
     assert is_compute_bound(peak * flops, bandwidth * flops, peak / bandwidth)
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None)
 @given(sweeps())
 def test_costs_monotone_in_batch_and_seq_len(keys):

@@ -29,6 +29,7 @@ def test_bound_shares_count_the_rows():
     assert got.height == len({(p, g) for p, g, _ in counts})
 
 
+@pytest.mark.slow
 def test_crossovers_are_exact_at_the_median_seq_len():
     rep = rooflax.describe(rooflax.sweep(**KEYS), spec=rooflax.parse_spec(**KEYS))
     cross = rep.crossovers
@@ -135,6 +136,7 @@ def _shares(df: pl.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
             for key, n in totals.items()}
 
 
+@pytest.mark.slow
 def test_collectives_are_network_bound_in_their_own_column(tmp_path, capsys):
     keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 256], seq_len=[512],
                 tp=[1, 2])
@@ -151,6 +153,7 @@ def test_collectives_are_network_bound_in_their_own_column(tmp_path, capsys):
     assert rep.crossovers is None and "note: no crossovers: tp: 1, 2 given" in rep.text()
 
 
+@pytest.mark.slow
 def test_moe_sweep_reports_no_crossovers_and_says_why():
     keys = dict(model="mixtral-8x7b", phases=["decode"], batch=[1, 256], seq_len=[512])
     rep = rooflax.describe(rooflax.sweep(**keys), spec=rooflax.parse_spec(**keys))

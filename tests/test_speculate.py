@@ -31,6 +31,7 @@ def test_medusa_tree_levels_are_cartesian_products():
     assert tree_pairs(medusa_tree([3, 2])) == 1 + 3 * 2 + 6 * 3
 
 
+@pytest.mark.slow
 def test_chain_tree_is_exactly_the_causal_verify():
     keys = {"phases": ["verify"], "spec_k": [1, 5, 16], "batch": [1, 8], "seq_len": [16, 1000]}
     tree = rooflax.sweep(tree="chain", **keys)
@@ -251,6 +252,7 @@ def test_cli_refuses_options_that_do_nothing(capsys, args, field):
     assert out == "" and err.startswith(f"error: {field}") and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_cli_table_tells_every_cell_apart(tmp_path, capsys):
     spec = tmp_path / "layouts.toml"
     spec.write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\ndtype = ["fp16", "fp8"]\n'

@@ -133,6 +133,7 @@ def test_running_out_of_memory_names_the_point_its_need_and_the_device(monkeypat
     assert "--max-points" in message and "--dtype" not in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_points_without_a_model_are_kept(monkeypatch):
     from rooflax.validate import run
 
