@@ -60,6 +60,7 @@ def test_achieved_time_hand_computed():
 dims = st.integers(1, 1 << 16)
 
 
+@pytest.mark.slow
 @given(count=st.integers(1, 64), m=dims, n=dims, k=dims, bytes_=st.floats(1, 1e12),
        overhead=st.floats(1e-9, 1e-3), ce=st.floats(0.01, 1), be=st.floats(0.01, 1), sms=st.integers(1, 400))
 def test_achieved_never_beats_the_roof(count, m, n, k, bytes_, overhead, ce, be, sms):
@@ -189,6 +190,7 @@ def test_gemm_shapes_do_the_ops_flops(model, phase, batch, seq_len, spec_k):
 # --- in the engine and the frames ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_engine_row_hand_computed():
     """Decode o_proj of Llama-13B at batch 1 on the A40: memory-bound below the roof."""
     df = rooflax.sweep(phases=["decode"], batch=[1], seq_len=[2048])
@@ -207,6 +209,7 @@ HW_FILE = _BASE.replace("name = 'x'", "name = 'slow'").format(
     "sm_count = 7\nkernel_overhead_s = 2e-5\ntile_m = 64") + '\n[group_terms."qk/pv"]\nbandwidth_efficiency = 0.3\n'
 
 
+@pytest.mark.slow
 def test_achieved_is_below_the_roof_on_every_row(tmp_path):
     (tmp_path / "slow.toml").write_text(HW_FILE)
     df = rooflax.sweep(hardware=["a40", "h100-sxm", str(tmp_path / "slow.toml")],
@@ -218,6 +221,7 @@ def test_achieved_is_below_the_roof_on_every_row(tmp_path):
     assert df.filter(pl.col("hardware") == "slow", op="qk")["achieved_time_s"].min() >= 2e-5
 
 
+@pytest.mark.slow
 def test_engine_equals_evaluate_below_the_roof():
     df = rooflax.sweep(phases=["prefill", "verify"], batch=[2, 32], seq_len=[64, 3000], spec_k=[16], causal=True)
     for row in df.filter(pl.col("op").is_in(["qkv_proj", "qk", "softmax", "lm_head"])).iter_rows(named=True):
@@ -226,6 +230,7 @@ def test_engine_equals_evaluate_below_the_roof():
         assert row["achieved_time_s"] == pytest.approx(point["achieved_time_s"], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_summary_achieved_totals_add_up():
     long = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256])
     summary = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256], summary=True)
@@ -242,6 +247,7 @@ def test_summary_achieved_totals_add_up():
         assert row["achieved_tokens_per_s"] < row["tokens_per_s"]
 
 
+@pytest.mark.slow
 def test_achieved_gap_narrows_to_the_efficiency_as_prefill_grows():
     """Past the ridge, overhead and quantization fade and the ratio falls toward 1 / compute_efficiency."""
     df = rooflax.sweep(phases=["prefill"], batch=[1], seq_len=[1024, 2048, 8192, 32768]).filter(op="up_proj")
@@ -252,6 +258,7 @@ def test_achieved_gap_narrows_to_the_efficiency_as_prefill_grows():
     assert limit < ratio[-1] < limit * 1.01
 
 
+@pytest.mark.slow
 def test_below_the_roof_with_experts_and_parallel_layouts():
     """Expert products, routers and collectives (overhead plus their link time) are slower than their roof too."""
     df = rooflax.sweep(model="mixtral-8x7b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[1, 256],
@@ -266,6 +273,7 @@ def test_below_the_roof_with_experts_and_parallel_layouts():
     assert (comm["achieved_time_s"] - comm["time_s"]).to_list() == pytest.approx(expected.to_list(), rel=1e-9)
 
 
+@pytest.mark.slow
 @given(x=st.integers(0, 2**53 - 1), y=st.integers(1, 2**24),
        near=st.sampled_from([None, -1, 0, 1]))
 def test_whole_division_of_jax_arrays_is_exact_below_2_53(x, y, near):

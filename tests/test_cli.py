@@ -15,6 +15,7 @@ from rooflax.cli.commands import main
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.slow
 def test_default_sweep_writes_dataset_and_chart(tmp_path, capsys):
     out, chart = tmp_path / "ds", tmp_path / "chart.png"
     assert main(["sweep", "-o", str(out), "--plot", str(chart)]) == 0
@@ -27,6 +28,7 @@ def test_default_sweep_writes_dataset_and_chart(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chart.png", "ds"]
 
 
+@pytest.mark.slow
 def test_sweep_summary_and_plot_kinds(tmp_path):
     spec = ROOT / "sweeps" / "llama13b_a40_spec.toml"
     assert main(["sweep", str(spec), "-o", str(tmp_path / "ds"), "--quiet"]) == 0
@@ -44,6 +46,7 @@ def test_sweep_summary_and_plot_kinds(tmp_path):
     assert (tmp_path / "tps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_ratio_map_of_two_datasets(tmp_path, capsys):
     for hw in ("a40", "h100-sxm"):
         spec = tmp_path / f"{hw}.toml"
@@ -56,6 +59,7 @@ def test_ratio_map_of_two_datasets(tmp_path, capsys):
     assert (tmp_path / "ratio.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_custom_hardware_dataset_plots_from_its_metadata(tmp_path):
     (tmp_path / "gpu.toml").write_text("name = 'labgpu'\nlabel = 'Lab GPU'\nbandwidth_bytes_per_s = 2e12\n"
                                        "memory_bytes = 8e10\n[peak_flops]\nfp16 = 5e14\n")
@@ -67,6 +71,7 @@ def test_custom_hardware_dataset_plots_from_its_metadata(tmp_path):
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
     from rooflax.data import dataset
 
@@ -81,6 +86,7 @@ def test_interrupted_sweep_says_how_to_resume(tmp_path, capsys, monkeypatch):
     assert pl.scan_parquet(tmp_path / "ds").collect().height == 1470
 
 
+@pytest.mark.slow
 def test_resume_and_overwrite_flags(tmp_path, capsys, monkeypatch):
     from rooflax.data import dataset
 
@@ -106,6 +112,7 @@ def test_resume_and_overwrite_flags(tmp_path, capsys, monkeypatch):
     assert rooflax.dataset_metadata(out)["kind"] == "summary" and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+@pytest.mark.slow
 def test_check_says_whether_a_dataset_is_whole(tmp_path, capsys):
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=64, summary=True)
     parts = len(list(out.iterdir()))
@@ -166,6 +173,7 @@ def test_a_disk_without_room_is_refused(tmp_path, capsys, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "message"), [
     (["sweep", "nothere.toml", "-o", "{tmp}/x"], "error: spec: 'nothere.toml' does not exist"),
     (["sweep", "-o", "{tmp}/x", "--plot", "{tmp}/c.jpg"], "error: --plot: .* allowed: .png, .svg, .pdf"),
@@ -268,6 +276,7 @@ def test_outputs_inside_a_dataset_folder_are_refused(tmp_path, capsys):
     assert main(["check", str(data)]) == 0
 
 
+@pytest.mark.slow
 def test_sweep_plot_of_a_tp_sweep_draws_a_panel_per_degree(tmp_path, capsys):
     spec = tmp_path / "tp.toml"
     spec.write_text("model = 'llama-2-70b'\nhardware = 'h100-sxm'\nphases = ['decode']\n"

@@ -12,6 +12,7 @@ from rooflax.cli.commands import main
 A40, H100 = rooflax.HARDWARE["a40"], rooflax.HARDWARE["h100-sxm"]
 
 
+@pytest.mark.slow
 def test_memory_bound_decode_speeds_up_by_the_bandwidth_ratio():
     df = compare("a40", "h100-sxm", phases=["decode"], batch=[1, 4], seq_len=[512, 2048])
     ratio = H100.bandwidth_bytes_per_s / A40.bandwidth_bytes_per_s
@@ -85,6 +86,7 @@ def test_sweep_flags_override_the_spec(tmp_path):
     assert main(["sweep", "-o", str(tmp_path / "x"), "--batch", "1,two"]) == 2
 
 
+@pytest.mark.slow
 def test_compare_keeps_parallel_layouts_apart(capsys):
     df = compare("a40", "h100-sxm", "sweeps/llama70b_tp.toml", phases=["decode"], batch=[1], seq_len=[512])
     assert sorted(df.get_column("tp").unique()) == [1, 2, 4, 8]

@@ -38,6 +38,7 @@ def _value(df: pl.DataFrame, column: str = "crossover", **where):
     return rows.get_column(column)[0]
 
 
+@pytest.mark.slow
 def test_decode_linear_ops_of_llama13b_on_the_a40_by_hand():
     # A linear op K → N on M = B tokens (decode: one token per sequence) is compute-bound when
     #   2·M·K·N·bw ≥ peak·(w·K·N + a·M·K + a·M·N)   ⇔   M·(2·K·N·bw − peak·a·(K + N)) ≥ peak·w·K·N
@@ -66,6 +67,7 @@ def test_decode_linear_ops_of_llama13b_on_the_a40_by_hand():
     assert up.get_column("ridge")[0] == pytest.approx(149.7e12 / 696e9)
 
 
+@pytest.mark.slow
 def test_decode_attention_never_turns_compute_bound_along_batch():
     # qk in decode: flops 2·B·H·S·d, bytes B·(a·H·d + k·G·S·d + a·H·S): both proportional to B,
     # so the intensity is the same at every batch, 2·40·2048·128 / (2·(40·128 + 40·2048·128 + 40·2048))
@@ -126,6 +128,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("along", "keys"), CASES, ids=[f"{along}-{i}" for i, (along, _) in enumerate(CASES)])
 def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
     df = rooflax.crossover(along=along, **keys)
@@ -175,6 +178,7 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
     assert (network > 0) == layouts  # every layout here has a degree above 1, hence collectives
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_bound_stays_compute_above_the_crossover(data):
@@ -220,6 +224,7 @@ def _odd(intermediate: int) -> rooflax.Model:
                          intermediate=intermediate, vocab=32000)
 
 
+@pytest.mark.slow
 def test_hidden_a_wide_own_mlp_is_compute_bound_below_memory_bound_widths():
     # decode up_proj in fp16: intensity = B·h·I / (h·I + B·h + B·I) = B / (1 + B/I + B/h). At batch 228
     # on the A40 (ridge 215.09): the model's own width 4096 with I = 2**20 gives 228 / 1.05588 = 215.9,
@@ -240,6 +245,7 @@ def test_hidden_a_wide_own_mlp_is_compute_bound_below_memory_bound_widths():
     assert df.filter(op="qkv_proj").get_column("monotone").to_list() == [True]  # same shape as the scaled family
 
 
+@pytest.mark.slow
 def test_hidden_a_narrow_own_mlp_is_memory_bound_among_compute_bound_widths():
     model = _odd(256)
     df = rooflax.crossover(model=model, along="hidden", phases=["decode"], batch=[1024], seq_len=[2048])
@@ -253,6 +259,7 @@ def test_hidden_a_narrow_own_mlp_is_memory_bound_among_compute_bound_widths():
     assert llama_intermediate(4096) != model.intermediate
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keys", [dict(model="llama-2-70b", phases=["prefill", "decode"], seq_len=[1, 512]),
                                   dict(model="mixtral-8x7b", phases=["decode"], seq_len=[512], tp=[2], ep=[1, 4])])
 def test_a_wrong_device_answer_is_repaired_exactly(monkeypatch, keys):
@@ -267,6 +274,7 @@ def test_a_wrong_device_answer_is_repaired_exactly(monkeypatch, keys):
     assert rooflax.crossover(**keys).equals(expected)
 
 
+@pytest.mark.slow
 def test_second_call_does_not_recompile_and_x64_stays_off():
     _decode()
     solver = crossover_module._solver(layer_ops(), "batch")
@@ -276,6 +284,7 @@ def test_second_call_does_not_recompile_and_x64_stays_off():
     assert not jax.config.jax_enable_x64
 
 
+@pytest.mark.slow
 def test_smallest_legal_value_has_no_value_below():
     df = _decode(phases=["prefill"])
     row = df.filter(op="up_proj").row(0, named=True)  # 2048 prompt tokens: compute-bound at batch 1
@@ -284,6 +293,7 @@ def test_smallest_legal_value_has_no_value_below():
     assert _value(verify, op="up_proj") == 16  # verify needs seq_len ≥ spec_k: 16 is the smallest legal value
 
 
+@pytest.mark.slow
 def test_keys_replace_a_spec_files_keys():
     df = rooflax.crossover(ROOT / "sweeps" / "llama13b_a40_spec.toml", along="batch", seq_len=[2048],
                            hardware="h100-sxm")
@@ -304,6 +314,7 @@ def test_bad_input_is_one_line(call, fragments):
     one_line_error(call, *fragments)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_table_and_writes_files(tmp_path, capsys):
     assert main(["crossover", "--phases", "decode", "--seq-len", "2048", "--where", "op = 'up_proj'"]) == 0
     out = capsys.readouterr().out
@@ -321,6 +332,7 @@ def test_cli_prints_the_table_and_writes_files(tmp_path, capsys):
     assert "never" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "message"), [
     (["--along", "bach", "-o", "OUT/c.csv"], "error: along: unknown axis 'bach'; did you mean 'batch'?"),
     (["--seq-len", "1,x", "-o", "OUT/c.csv"], "error: --seq-len: expected comma-separated integers, got '1,x'"),
@@ -391,6 +403,7 @@ def test_tree_masked_verify_crosses_where_the_sweep_does():
     assert not dense.filter(op="attention").equals(attention)  # the mask moves the crossover
 
 
+@pytest.mark.slow
 def test_readme_shows_the_real_output(capsys):
     argv = ["crossover", "--model", "llama-13b", "--hardware", "a40", "--dtype", "fp16", "--phases", "decode",
             "--seq-len", "2048"]

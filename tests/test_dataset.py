@@ -43,6 +43,7 @@ def test_metadata_explains_the_dataset(tmp_path):
     assert {h["name"] for h in meta["spec"]["hardware"]} == {"a40", "l4"}
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
     clean = rooflax.sweep_to_parquet(None, tmp_path / "clean", chunk_size=3, **KEYS)
     started = rooflax.dataset_metadata(clean)["created"]
@@ -139,6 +140,7 @@ def _rows_cut(tmp_path, part):
     pl.read_parquet(part).head(1).write_parquet(part, metadata={k: v for k, v in meta.items() if k != "ARROW:schema"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("damage", "message"), [
     (lambda tmp, part: part.unlink(), r"part-000001\.parquet' is missing \(5 of 6 parts present\)"),
     (lambda tmp, part: part.write_bytes(b""), r"part-000001\.parquet' is empty \(0 bytes\)"),
@@ -211,6 +213,7 @@ def _batches(out):
     return sorted(rooflax.scan_dataset(out).collect().get_column("batch").unique().to_list())
 
 
+@pytest.mark.slow
 def test_overwrite_after_ctrl_c_starts_over(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_module, "chunk_frame", _dies_after(2))
     with pytest.raises(KeyboardInterrupt):
@@ -372,6 +375,7 @@ def test_a_full_disk_keeps_the_finished_parts_for_resume(tmp_path, monkeypatch):
 _SIZE = re.compile(r"sweep: ([\d,]+) rows in ([\d,]+) parts, about ([\d.]+)([kMGT]?)B on disk \(zstd, ")
 
 
+@pytest.mark.slow
 def test_the_sweep_says_its_size_before_writing(tmp_path, capsys, monkeypatch):
     keys = dict(phases=["decode"], batch=list(range(1, 33)), seq_len=list(range(16, 1040, 16)))
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=256, compression="zstd", progress=True, **keys)

@@ -20,6 +20,10 @@ from rooflax.cli.commands import main
 from rooflax.data import dataset as dataset_module
 from rooflax.data.scan import MANIFEST, part_name
 
+# Every test here starts processes (an interpreter, JAX and its distributed runtime each): the edit loop's
+# `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32])
 CHUNK = 5

@@ -18,6 +18,7 @@ from rooflax.engine import vectorized as engine
 
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32])
 
+@pytest.mark.slow
 def test_resume_on_another_device_count_equals_a_clean_run(tmp_path, monkeypatch):
     out = tmp_path / "ds"
     on_devices(monkeypatch, 1)
@@ -73,7 +74,7 @@ def _functions(keys: dict) -> dict:
     """The jitted functions a sweep of ``keys`` runs, with their compile-cache sizes."""
     spec = rooflax.parse_spec(**keys)
     tasks = engine.plan(spec, engine.DEFAULT_CHUNK_SIZE)
-    fns = {engine.compiled_for(t, False, tuple(jax.local_devices())) for t in tasks}
+    fns = {engine.compiled_for(t, False, tuple(jax.local_devices()[:1])) for t in tasks}  # conftest: one device
     return {fn: fn._cache_size() for fn in fns}
 
 

@@ -58,6 +58,7 @@ def test_summary_equals_point_totals():
             assert row[col] == pytest.approx(want, rel=1e-12), col
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk_size", [1, 5, 64, 1 << 16])
 def test_chunk_size_does_not_change_results(chunk_size):
     """The same rows; within a chunk they come op by op, so their order follows the chunks."""
@@ -76,6 +77,7 @@ def test_hidden_scaling_follows_llama_rule():
         11008, 13824, 17920, 22016]
 
 
+@pytest.mark.slow
 def test_second_sweep_does_not_recompile():
     with compilations() as forced:
         jax.jit(lambda x: x * 3)(1.0)  # a new function: the capture sees it traced and compiled
@@ -109,6 +111,7 @@ LAYOUTS = dict(model=["llama-13b"], hardware=["a100-80gb-sxm"], tp=[4], pp=[2], 
                batch=[1, 2, 5], seq_len=[9, 100])
 
 
+@pytest.mark.slow
 def test_collectives_are_identical_on_three_devices(monkeypatch):
     """Link latencies are multiplied on the host: XLA must not fuse them differently per device count."""
     for summary in (False, True):

@@ -85,6 +85,7 @@ def _unsealed_sha256(part: Path) -> tuple[str, str]:
     return recorded, hashlib.sha256(data.replace(recorded.encode(), b"0" * 64)).hexdigest()
 
 
+@pytest.mark.slow
 def test_every_part_records_the_sha256_of_its_bytes(clean):
     for dataset in clean.values():
         parts = sorted(dataset.iterdir())
@@ -124,6 +125,7 @@ def test_bit_rot_in_data_pages_is_caught_by_check_deep_and_export(clean, tmp_pat
     assert not (tmp_path / "rows.csv").exists()
 
 
+@pytest.mark.slow
 def test_check_deep_of_a_dataset_without_sums_decodes_every_page(clean, tmp_path, capsys):
     ds = _copy(clean["lz4"], tmp_path)
     _unseal(ds)
@@ -135,6 +137,7 @@ def test_check_deep_of_a_dataset_without_sums_decodes_every_page(clean, tmp_path
                    "part-000002.parquet' is damaged (its data cannot be decoded")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["lz4", "zstd"])
 @pytest.mark.parametrize("sums", [True, False])
 def test_readers_name_a_part_whose_pages_cannot_be_decoded(clean, tmp_path, capsys, codec, sums):

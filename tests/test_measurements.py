@@ -100,6 +100,7 @@ def test_fastest_kernel_per_shape(tmp_path):
         (512, "vllm_flash_attn_fa3", pytest.approx(2e-5)), (1024, "vllm_flash_attn_fa4", pytest.approx(1e-5))]
 
 
+@pytest.mark.slow
 def test_a_validation_result_reads_as_measured_op_rows(tmp_path):
     validation = validate(points=(("decode", 1, 64, None),), quick=True, repeats=1).frame
     path = tmp_path / "v.parquet"

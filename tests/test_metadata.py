@@ -21,6 +21,7 @@ seq_len = { start = 128, stop = 512, powers_of = 2 }
 """
 
 
+@pytest.mark.slow
 def test_metadata_round_trip(tmp_path):
     (tmp_path / "s.toml").write_text(SPEC)
     before = datetime.now(UTC).replace(microsecond=0)

@@ -234,6 +234,7 @@ def _kill_in_the_swap(monkeypatch, at):
     return steps
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_step_of_the_swap_is_recovered(tmp_path, monkeypatch):
     at, killed = 0, True
     while killed:
@@ -276,6 +277,7 @@ rooflax.sweep_to_parquet(None, sys.argv[1], chunk_size=2, phases=["prefill", "de
 """
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_after_its_last_rename_is_a_dataset(tmp_path, monkeypatch, capsys):
     out = tmp_path / "ds"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(rooflax.__file__).parent.parent),

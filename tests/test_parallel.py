@@ -68,6 +68,7 @@ def test_tensor_parallel_rows_by_hand(model, tp, op, flops, bytes_):
     assert (row["flops"], row["bytes"]) == (flops, bytes_)
 
 
+@pytest.mark.slow
 def test_sweep_rows_equal_evaluate_under_every_layout():
     keys = {"model": ["llama-2-70b", "mixtral-8x7b"], "hardware": "h100-sxm", "phases": ["prefill", "decode"],
             "batch": [1, 6], "seq_len": [64, 1000], "tp": [8], "pp": [1, 4]}
@@ -89,6 +90,7 @@ def test_sweep_rows_equal_evaluate_under_every_layout():
             assert row[col] == pytest.approx(value, rel=1e-12), col
 
 
+@pytest.mark.slow
 def test_one_device_layout_leaves_frames_unchanged():
     keys = {"model": ["llama-13b", "mixtral-8x7b"], "phases": ["prefill", "decode", "verify"], "batch": [1, 5],
             "seq_len": [16, 300], "spec_k": [8]}
@@ -197,6 +199,7 @@ def test_pipeline_latency_and_throughput_rules():
     assert one["totals"]["tokens_per_s"] == pytest.approx(8 / one["totals"]["time_s"], rel=1e-15)
 
 
+@pytest.mark.slow
 def test_parallel_axes_in_spec_files(tmp_path):
     (tmp_path / "s.toml").write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\nphases = ["decode"]\n'
                                      "[axes]\nbatch = [1]\nseq_len = [128]\ntp = [8, 1, 4]\npp = 2\n")
@@ -274,6 +277,7 @@ def test_interconnect_fields(tmp_path):
                    "interconnect_latency_s: -1 is outside the range a real part has, 1e-10 to 1 s")
 
 
+@pytest.mark.slow
 def test_more_devices_per_gpu_throughput():
     df = rooflax.sweep("sweeps/llama70b_tp.toml", summary=True).filter(phase="decode", batch=64, seq_len=2048)
     per_gpu = df.get_column("tokens_per_s_per_gpu").to_numpy()
@@ -294,6 +298,7 @@ def tp_frame():
                          seq_len=[128, 2048], tp=[1, 2, 8])
 
 
+@pytest.mark.slow
 def test_facet_by_tp(tp_frame):
     import matplotlib.pyplot as plt
 
@@ -304,6 +309,7 @@ def test_facet_by_tp(tp_frame):
         plt.close(fig)
 
 
+@pytest.mark.slow
 def test_collectives_under_the_interconnect_roof(tp_frame):
     import matplotlib.pyplot as plt
 

@@ -29,6 +29,7 @@ def _visible_ticks(axis, lo, hi):
     return [si(t) for t in axis.get_majorticklocs() if lo <= t <= hi]
 
 
+@pytest.mark.slow
 def test_reference_chart(reference, tmp_path):
     """The reference (DESIGN.md): its title, axes, blue and red dashed roofs in the legend with six x series."""
     fig = plot.roofline(reference)
@@ -89,6 +90,7 @@ def _assert_points_show(ax):
         assert inside or (near and not c.get_clip_on()), c.get_label()
 
 
+@pytest.mark.slow
 def test_ridge_and_subtitle_are_options_and_the_ridge_label_stays_clear(reference):
     spec = rooflax.sweep("sweeps/llama13b_a40_spec.toml")
     fig = plot.roofline(spec, facet="phase", ridge=True, subtitle=True)
@@ -140,6 +142,7 @@ def _layering(ax):
     return checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ideal", [False, True])
 def test_every_series_shows_where_series_coincide(reference, ideal):
     """Nothing is moved: a series drawn under another is larger, with wider strokes, where they meet."""
@@ -160,6 +163,7 @@ def test_every_series_shows_where_series_coincide(reference, ideal):
     assert set(np.atleast_1d(only.get_sizes())) == {36.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chart", ["verify", "facet", "family", "hardware", "prefill=decode"])
 def test_coinciding_series_show_on_every_roofline(chart, reference):
     if chart == "hardware":
@@ -227,6 +231,7 @@ def _bar_labels(fig):
     return shown
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("axis", ["batch", "seq_len"])
 def test_colour_bars_label_every_value_of_a_short_axis(reference, axis):
     values = sorted(reference.get_column(axis).unique())  # 1..64 and 128..8192, powers of two
@@ -234,12 +239,14 @@ def test_colour_bars_label_every_value_of_a_short_axis(reference, axis):
         assert _bar_labels(fig) == [f"{v:,}" for v in values]
 
 
+@pytest.mark.slow
 def test_colour_bars_label_the_powers_of_two_of_a_long_axis():
     df = rooflax.sweep(phases=["decode"], batch={"start": 1, "stop": 100, "step": 1}, seq_len=[128])
     fig = plot.roofline(df, color_by="batch")
     assert _bar_labels(fig) == [f"{2**k:,}" for k in range(7)]  # 1, 2, 4, ..., 64 of 1..100
 
 
+@pytest.mark.slow
 def test_a_family_by_spec_k_draws_the_steps_without_k_in_grey():
     df = rooflax.sweep(phases=["prefill", "decode", "verify"], batch=[1, 8], seq_len=[256, 1024], spec_k=[16, 32])
     fig = plot.roofline(df, color_by="spec_k", resolution=10**7)
@@ -282,6 +289,7 @@ def test_connect_draws_a_line_per_series_op_and_other_axes(lazy, along):
             assert {tuple(p) for seg in lines.get_segments() for p in seg} >= {tuple(p) for p in points.get_offsets()}
 
 
+@pytest.mark.slow
 def test_big_frames_are_reduced_not_dropped():
     df = rooflax.sweep(batch={"start": 1, "stop": 2048, "step": 1}, seq_len={"start": 64, "stop": 8192, "step": 64},
                        phases=["decode"])
@@ -293,6 +301,7 @@ def test_big_frames_are_reduced_not_dropped():
     assert sum(len(c.get_offsets()) for c in ax.collections) < 100_000
 
 
+@pytest.mark.slow
 def test_regime_maps():
     df = rooflax.sweep(phases=["decode", "verify"], batch=[1, 4, 16, 64, 256], seq_len=[256, 1024, 4096],
                        spec_k=[512])
@@ -391,6 +400,7 @@ def test_plan_chart_checks_the_spec_before_a_sweep():
     assert plot.plan_chart(models, summary=True).facet == "model"  # hidden follows each model
 
 
+@pytest.mark.slow
 def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, capsys, monkeypatch):
     from rooflax.cli.commands import main
 
@@ -415,6 +425,7 @@ def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "f.png", "hw.toml", "m.png", "w.toml"]
 
 
+@pytest.mark.slow
 def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
     from rooflax.cli.commands import main
 
@@ -439,6 +450,7 @@ def test_plot_outputs_are_checked_and_never_silently_replaced(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "ds"]
 
 
+@pytest.mark.slow
 def test_save_and_chart_inputs_are_one_line_errors(reference, tmp_path):
     fig = plot.roofline(reference)
     path = plot.save(fig, tmp_path / "a.svg")
@@ -568,6 +580,7 @@ def test_validate_chart_labels_a_cpu_in_gflops():
     assert ax.get_ylim()[0] < frame.get_column("measured_flops").min()
 
 
+@pytest.mark.slow
 def test_titles_say_what_was_swept():
     df = rooflax.sweep("sweeps/hidden_scaling.toml", batch=[1, 8], seq_len=[256], phases=["decode"])
     title = plot.roofline(df, subtitle=True).texts[0].get_text()
@@ -581,6 +594,7 @@ def test_titles_say_what_was_swept():
     assert "Llama 3 8B on H100 SXM" in map_title and "bf16, KV fp8" in map_title
 
 
+@pytest.mark.slow
 def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_path):
     from rooflax.cli.commands import main
 
@@ -599,6 +613,7 @@ def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_
     assert (tmp_path / "family.png").read_bytes() != (tmp_path / "roofline.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_maps_read_on_a_slide():
     from rooflax.plot.maps import round_ticks
 
@@ -675,6 +690,7 @@ def test_measured_points_over_achieved_points_with_errors_per_group(column):
     assert dict(errors.select("group", "points").rows())["qkv mlp"] == validation.filter(group="qkv mlp").height
 
 
+@pytest.mark.slow
 def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys):
     from rooflax.cli.commands import main
 
@@ -711,6 +727,7 @@ def test_plan_chart_accounts_for_parallel_layouts():
     assert "2 hardware values" in message
 
 
+@pytest.mark.slow
 def test_a_map_of_several_layouts_says_so():
     frame = rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 2],
                           seq_len=[128, 256], tp=[1, 2], summary=True)
@@ -730,6 +747,7 @@ def test_a_summary_frame_is_refused_as_one(draw):
     one_line_error(lambda: draw(df), "the frame is a summary", "sweep without summary=True")
 
 
+@pytest.mark.slow
 def test_interconnect_names_its_roof_in_the_legend_and_shows_both_all_reduces():
     df = rooflax.sweep("sweeps/llama70b_tp.toml", batch=[1, 16, 256], seq_len=[512, 4096])
     fig = plot.interconnect(df)
@@ -777,6 +795,7 @@ def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours()
     assert "no round" in fig.legends[0].get_texts()[-1].get_text()
 
 
+@pytest.mark.slow
 def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
     from rooflax.cli.commands import main
 
@@ -797,6 +816,7 @@ def test_plot_cli_ridge_and_subtitle_flags(tmp_path, capsys, monkeypatch):
     assert err == "error: --ridge: only read by --kind roofline or family, not --kind map\n"
 
 
+@pytest.mark.slow
 def test_docs_script_draws_every_chart_under_docs_and_writes_docs_only_when_asked(tmp_path):
     import importlib.util
     from pathlib import Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import reference_costs
@@ -42,6 +43,7 @@ def _rel(a, b):
     return abs(float(a) - float(b)) / max(abs(float(b)), 1e-300)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sweeps())
 def test_engine_equals_integer_reference(keys):
@@ -74,6 +76,7 @@ def test_engine_equals_integer_reference(keys):
     assert df.height == expected_rows  # verify points with seq_len < spec_k are dropped, nothing else
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(sweeps())
 def test_attainable_never_exceeds_peak_and_bound_matches_ridge(keys):
@@ -97,6 +100,7 @@ def test_bound_flips_exactly_at_the_ridge(flops, bytes_, peak, bandwidth):
     assert is_compute_bound(peak * flops, bandwidth * flops, peak / bandwidth)
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None)
 @given(sweeps())
 def test_costs_monotone_in_batch_and_seq_len(keys):

@@ -151,6 +151,7 @@ def run_block(block: Block, namespace: dict, printed: str | None) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_readme_runs_as_written(tmp_path, monkeypatch):
     """Every block in order; then again each that overwrites its outputs (a second run must work as well)."""
     shutil.copytree(ROOT / "sweeps", tmp_path / "sweeps")

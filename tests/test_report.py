@@ -29,6 +29,7 @@ def test_bound_shares_count_the_rows():
     assert got.height == len({(p, g) for p, g, _ in counts})
 
 
+@pytest.mark.slow
 def test_crossovers_are_exact_at_the_median_seq_len():
     rep = rooflax.describe(rooflax.sweep(**KEYS), spec=rooflax.parse_spec(**KEYS))
     cross = rep.crossovers
@@ -135,6 +136,7 @@ def _shares(df: pl.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
             for key, n in totals.items()}
 
 
+@pytest.mark.slow
 def test_collectives_are_network_bound_in_their_own_column(tmp_path, capsys):
     keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 256], seq_len=[512],
                 tp=[1, 2])
@@ -186,6 +188,7 @@ def test_crossovers_per_layout_and_collectives_named_network_bound():
     assert "comm (collectives) network-bound" in table.title and all(row[1] != "comm" for row in table.rows)
 
 
+@pytest.mark.slow
 def test_moe_sweep_reports_crossovers():
     keys = dict(model="mixtral-8x7b", phases=["decode"], batch=[1, 256], seq_len=[512])
     rep = rooflax.describe(rooflax.sweep(**keys), spec=rooflax.parse_spec(**keys))
@@ -237,6 +240,7 @@ def test_tokens_and_memory_tell_layouts_apart():
     assert ["1", "decode", "0", "of", "2", "80", "138.1", "GB", "at", "batch", "1,", "seq_len", "512"] in lines
 
 
+@pytest.mark.slow
 def test_show_answers_how_many_devices(tmp_path, capsys):
     """A sweep of layouts: per phase and layout what fits and its best configuration, then the best layout."""
     keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[16, 64],

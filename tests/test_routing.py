@@ -27,6 +27,7 @@ def _touched(model: rooflax.Model, batch: int, ep: int = 1) -> float:
                               ep=ep)).touched
 
 
+@pytest.mark.slow
 def test_default_is_uniform_routing_bit_for_bit():
     assert MIXTRAL.routing_experts == 8 and "routing_experts" not in MIXTRAL.to_dict()
     frame = rooflax.sweep(model="mixtral-8x7b", **GRID)
@@ -45,6 +46,7 @@ def test_default_is_uniform_routing_bit_for_bit():
     assert again.drop("model").equals(frame.drop("model"))
 
 
+@pytest.mark.slow
 def test_skewed_touched_and_weight_bytes_by_hand(tmp_path):
     four = _skewed(4)
     # T = 1: one token reads its k = 2 experts, skewed or not

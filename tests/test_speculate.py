@@ -31,6 +31,7 @@ def test_medusa_tree_levels_are_cartesian_products():
     assert tree_pairs(medusa_tree([3, 2])) == 1 + 3 * 2 + 6 * 3
 
 
+@pytest.mark.slow
 def test_chain_tree_is_exactly_the_causal_verify():
     keys = {"phases": ["verify"], "spec_k": [1, 5, 16], "batch": [1, 8], "seq_len": [16, 1000]}
     tree = rooflax.sweep(tree="chain", **keys)
@@ -67,6 +68,7 @@ def test_no_drafts_is_plain_decode_exactly(drafter):
     assert zero["tokens_per_round"].to_list() == [1.0] * 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("target", "layouts"), [
     ({"model": "llama-2-70b", "tp": [1, 2], "pp": [1, 2]}, [(t, p, 1) for t in (1, 2) for p in (1, 2)]),
     ({"model": "mixtral-8x7b", "ep": [1, 2]}, [(1, 1, 1), (1, 1, 2)]),
@@ -168,6 +170,7 @@ def test_best_k_picks_the_fastest_round_of_each_cell():
         assert cell["achieved_effective_tokens_per_s"] == rows["achieved_effective_tokens_per_s"].max()
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(alpha=st.floats(0, 0.99), more=st.floats(0, 0.99), batch=st.sampled_from([1, 7, 32, 200]),
        seq_len=st.sampled_from([64, 999, 8192]))
@@ -249,6 +252,7 @@ def test_cli_refuses_options_that_do_nothing(capsys, args, field):
     assert out == "" and err.startswith(f"error: {field}") and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_cli_table_tells_every_cell_apart(tmp_path, capsys):
     spec = tmp_path / "layouts.toml"
     spec.write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\ndtype = ["fp16", "fp8"]\n'

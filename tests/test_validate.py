@@ -88,6 +88,7 @@ def test_kernel_flops_match_jax_roofline_and_the_cost_model(phase, batch, seq_le
         assert counted.flops == point[op]["flops"], op
 
 
+@pytest.mark.slow
 def test_operand_sets_are_distinct_and_made_by_one_compiled_call():
     from rooflax.validate.kernels import _filler
 
@@ -111,6 +112,7 @@ def test_a_wrong_kernel_cannot_look_fast(monkeypatch):
         run_checked(k, "fp32", random_sets(k.shapes, "fp32", 1))
 
 
+@pytest.mark.slow
 def test_running_out_of_memory_names_the_point_its_need_and_the_device(monkeypatch):
     from rooflax.validate import kernels
 
@@ -131,6 +133,7 @@ def test_running_out_of_memory_names_the_point_its_need_and_the_device(monkeypat
     assert "--max-points" in message and "--dtype" not in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_points_without_a_model_are_kept(monkeypatch):
     from rooflax.validate import run
 
@@ -158,6 +161,7 @@ def test_timer_self_check_does_twice_the_work(monkeypatch):
     assert run._timer_check("fp32", 48, repeats=1) == 2.0
 
 
+@pytest.mark.slow
 def test_validate_on_cpu_end_to_end(tmp_path):
     points = (("decode", 2, 64, None), ("prefill", 1, 32, None), ("verify", 1, 64, 8))
     result = validate(model=TINY, points=points, repeats=2, matmul_n=128, copy_bytes=2**20, rotate_bytes=2**16)
@@ -198,6 +202,7 @@ def test_validate_on_cpu_end_to_end(tmp_path):
     rooflax.plot.save(fig, tmp_path / "v.png")
 
 
+@pytest.mark.slow
 def test_validate_cli_writes_frame_chart_profile(tmp_path, capsys):
     (tmp_path / "tiny.toml").write_text("name = 'tiny'\nhidden = 128\nlayers = 2\nheads = 4\nkv_heads = 2\n"
                                         "intermediate = 352\nvocab = 500\n")
@@ -323,6 +328,7 @@ def test_a_measured_gpu_profile_keeps_the_presets_tiles_and_sm_count():
     assert _quantization(DeviceInfo(SimpleNamespace(), "cpu", "cpu", None, 1e9))["tile_m"] == 1
 
 
+@pytest.mark.slow
 def test_the_written_profile_makes_sweeps_predict_the_measured_times(tmp_path):
     from rooflax.validate.calibrate import predict_times
 
@@ -351,6 +357,7 @@ def test_the_written_profile_makes_sweeps_predict_the_measured_times(tmp_path):
     assert np.median(error) < 0.6
 
 
+@pytest.mark.slow
 def test_calibration_on_half_predicts_the_other_half():
     """Real timings on a shared CPU: a loose bound only. On six repeated runs here the held-out median error was
     14–37% calibrated against 17–48% for the roof, with calibration ahead in four of six; that it beats the
@@ -382,6 +389,7 @@ def test_calibration_needs_enough_points():
         validate(model=TINY, points=(), quick=True)
 
 
+@pytest.mark.slow
 def test_points_that_do_not_fit_are_skipped_when_asked(monkeypatch):
     from rooflax.validate import run
     from rooflax.validate.kernels import TIMED_OPS, needed_bytes
@@ -447,6 +455,7 @@ def test_validate_times_the_specs_dtype_or_says_why_not(tmp_path, monkeypatch, c
     assert (note in err) if note else ("dtype:" not in err)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("raised", [True, False])
 def test_a_raised_ceiling_is_said_in_the_profile_and_the_table(tmp_path, capsys, monkeypatch, raised):
     """The fit raises a ceiling the timed ops beat: the profile file and the printed table say by how much."""
