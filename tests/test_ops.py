@@ -172,10 +172,12 @@ def test_bad_points(kwargs, message):
 
 
 # A roof of powers of two, so every figure of a row is exact: peak 128 FLOP/s, 8 B/s of memory (ridge 16 FLOP/B),
-# 2 B/s of interconnect with 1/4 s a hop; below it 1 s of kernel overhead, half the peak and half the bandwidth.
+# 2 B/s of interconnect with 1/4 s a hop; below it 1 s of kernel overhead, half the peak and half the bandwidth
+# (the comm group's bytes/s: half the interconnect's, 1 B/s).
 TOY_ROOF = Roof(peak=128.0, bandwidth=8.0, memory=1.0, inv_peak=1 / 128, inv_bandwidth=1 / 8, ridge=16.0,
                 interconnect=2.0, inv_interconnect=1 / 2, latency=0.25, overhead_s=(1.0,) * len(GROUPS),
-                seconds_per_flop=(1 / 64,) * len(GROUPS), seconds_per_byte=(1 / 4,) * len(GROUPS))
+                seconds_per_flop=(1 / 64,) * len(GROUPS),
+                seconds_per_byte=tuple(1.0 if group == "comm" else 1 / 4 for group in GROUPS))
 ELEMENTWISE = OpDef("toy", "elementwise", lambda s: (0, 0))
 COLLECTIVE = OpDef("toy_reduce", "comm", lambda s: (0, 0), hops=lambda s: 3)
 
@@ -188,8 +190,9 @@ COLLECTIVE = OpDef("toy_reduce", "comm", lambda s: (0, 0), hops=lambda s: 3)
     (ELEMENTWISE, 256, 16, (16.0, 128.0, 2.0, 256 / 5, 5.0, "compute")),
     # intensity 64: compute; time max(8, 2); achieved 1 + max(16, 4) = 17
     (ELEMENTWISE, 1024, 16, (64.0, 128.0, 8.0, 1024 / 17, 17.0, "compute")),
-    # a collective: 8 B over 2 B/s plus 3 hops of 1/4 s = 4.75 s; achieved adds the 1 s overhead; network-bound
-    (COLLECTIVE, 0, 8, (0.0, 0.0, 4.75, 0.0, 5.75, "network")),
+    # a collective: 8 B over 2 B/s plus 3 hops of 1/4 s = 4.75 s; achieved: 1 s overhead, 8 B at 1 B/s, the hops;
+    # network-bound
+    (COLLECTIVE, 0, 8, (0.0, 0.0, 4.75, 0.0, 9.75, "network")),
 ])
 def test_op_row_against_hand_computed_rows(xp, op, flops, bytes_, want):
     with jax.enable_x64(True):  # the engine's float64
@@ -203,7 +206,7 @@ def test_op_row_against_hand_computed_rows(xp, op, flops, bytes_, want):
 def test_a_rows_cost_puts_a_collectives_bytes_on_the_interconnect():
     memory, network = op_row(ELEMENTWISE, None, 64, 16, TOY_ROOF), op_row(COLLECTIVE, None, 0, 8, TOY_ROOF)
     assert memory.cost == Cost(flops=64, bytes=16, time_s=2.0, achieved_time_s=5.0)
-    assert network.cost == Cost(flops=0, network_bytes=8, time_s=4.75, achieved_time_s=5.75)
+    assert network.cost == Cost(flops=0, network_bytes=8, time_s=4.75, achieved_time_s=9.75)
 
 
 def test_cost_adds_field_by_field_and_is_a_frozen_slotted_keyword_value():

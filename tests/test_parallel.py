@@ -264,8 +264,13 @@ def test_config_json_experts(tmp_path):
 
 
 def test_interconnect_fields(tmp_path):
+    from rooflax.config.hardware import uncalibrated_preset
+
     h100 = rooflax.get_hardware("h100-sxm")
-    assert (h100.interconnect_bytes_per_s, h100.interconnect_latency_s) == (450e9, 1.9e-6)  # NVLink 900 GB/s both ways
+    datasheet = uncalibrated_preset("h100-sxm")  # NVLink 900 GB/s both ways, NCCL's ring LL128 hop
+    assert (datasheet.interconnect_bytes_per_s, datasheet.interconnect_latency_s) == (450e9, 1.9e-6)
+    # the preset's hop latency is fitted to NCCL's measured collectives (rooflax.calibration.presets)
+    assert h100.interconnect_bytes_per_s == 450e9 and 1e-7 < h100.interconnect_latency_s < 1.9e-6
     assert rooflax.get_hardware("l40s").interconnect_bytes_per_s == 32e9  # PCIe Gen4 x16, one way
     assert "NVLink" in h100.source
     text = "name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\ninterconnect_latency_s = {}\n" \

@@ -85,9 +85,18 @@ class Roof:
     tile_k: Num = 1
 
     @classmethod
-    def of(cls, hardware: Hardware, dtype: DtypePolicy, phase: str | None = None) -> Roof:
+    def of(cls, hardware: Hardware, dtype: DtypePolicy, phase: str | None = None,
+           spec_k: int | None = None) -> Roof:
         """The roof of ``hardware`` for ``dtype``'s matmuls, its interconnect for collectives, and its
-        achieved-performance terms (in ``phase``, where the profile has terms of its own for it)."""
+        achieved-performance terms (in ``phase``, where the profile has terms of its own for it).
+
+        A verify step of one token (``spec_k = 1``) runs the decode kernels and takes the
+        decode terms, so a round with no drafts is plain decode; longer verify steps take the
+        verify terms (a fitted profile gives them the prefill kernel's, as serving engines
+        verify drafts with their prefill attention over a cached prefix).
+        """
+        if phase == "verify" and spec_k == 1:
+            phase = "decode"
         peak, bandwidth = hardware.peak(dtype.compute), hardware.bandwidth_bytes_per_s
         link = hardware.interconnect_bytes_per_s
         terms = [hardware.terms(group, phase) for group in GROUPS]

@@ -50,7 +50,7 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     m.check_layout(tp=tp, pp=pp, ep=ep)
     step = make_step(Shape.of(m, dt, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
                               fused_attention=fused_attention, causal=causal, tp=tp, pp=pp, ep=ep))
-    roof = Roof.of(hw, dt, phase)
+    roof = Roof.of(hw, dt, phase, spec_k)
     rows = [op_row(op, step, flops, bytes_, roof) for op, flops, bytes_ in op_costs(step)]
     ops = {row.op.name: {"group": row.op.group, "flops": row.flops, "bytes": row.bytes, "intensity": row.intensity,
                          "attainable_flops": row.attainable_flops, "time_s": row.time_s,

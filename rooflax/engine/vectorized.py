@@ -305,7 +305,7 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     axes = {"batch": np.asarray(_padded(spec.batch, _bucket(len(spec.batch))), np.int64),
             "seq_len": np.asarray(_padded(seq, _bucket(len(spec.seq_len))), np.int64),
             "n_seq": np.int64(len(seq)), "n_hidden": np.int64(len(task.hidden))}
-    host_roof = Roof.of(task.hardware, task.dtype, task.phase)
+    host_roof = Roof.of(task.hardware, task.dtype, task.phase, task.spec_k)
     roof = jax.tree.map(lambda x: np.float64(x), host_roof)
     step = make_step(rows[0])  # link latencies depend on the layout only
     latency = np.array([op.hops(step) * host_roof.latency if op.collective else 0.0 for op in task.ops], np.float64)

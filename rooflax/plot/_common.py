@@ -182,13 +182,13 @@ def decade_limits(lo: float, hi: float) -> tuple[float, float]:
 
 
 def decade_below(value: float) -> float:
-    """The decade below the one holding ``value`` (10G for 180 GFLOP/s): the reference's floor, with room under
-    its lowest points.
+    """The largest decade at least 4× under ``value`` (10G for 180 or 75 GFLOP/s): the reference's floor, with
+    room under its lowest points.
 
-    >>> decade_below(1.8e11), decade_below(1e11)
-    (10000000000, 10000000000)
+    >>> decade_below(1.8e11), decade_below(1e11), decade_below(7.5e10), decade_below(3e10)
+    (10000000000, 10000000000, 10000000000, 1000000000)
     """
-    return _decade(math.floor(math.log10(value) + SNAP_DECADES) - 1)
+    return _decade(math.floor(math.log10(value / 4) + SNAP_DECADES))
 
 
 def _decade(exponent: int) -> float:
