@@ -218,3 +218,39 @@ def test_replayed_operands_that_fit_in_l2_read_faster_than_a_forward_pass():
     assert replayed["predicted_time_s"][0] == pytest.approx(
         terms["kernel_overhead_s"] + memory / terms["l2_speedup"], rel=1e-9)
     assert replayed["predicted_time_s"][1] == cold["predicted_time_s"][1]
+
+
+def test_bands_cover_four_in_five_of_held_out_times_with_known_noise():
+    """Times from known terms with 20% lognormal noise: a fit's p10-p90 band holds about 80% of new shapes."""
+    base = uncalibrated_preset("h100-sxm")
+    measured = _synthetic(base).filter(kind="gemm")
+    rng = np.random.default_rng(5)
+    rows = pl.concat([measured] * 25).with_columns(m=pl.Series(rng.integers(1, 8192, 25 * measured.height)))
+    rows = rows.unique(subset=["m", "n", "k"])
+    times = predict_measurements(rows, base)["predicted_time_s"].to_numpy()
+    rows = rows.with_columns(measured_time_s=pl.Series(times * np.exp(0.2 * rng.standard_normal(rows.height))))
+    train, test = split_by_shape(rows)
+    fitted = fit_hardware(train, base)
+    low, high = (dict(dict(fitted.group_terms)["qkv mlp"])[key] for key in ("band_low", "band_high"))
+    assert low == pytest.approx(np.exp(0.2 * -1.2816), rel=0.1) and high == pytest.approx(np.exp(0.2 * 1.2816), 0.1)
+    coverage = accuracy(test, fitted)["band_coverage"][0]
+    assert 0.72 < coverage < 0.88
+
+
+def test_summary_bands_sum_every_op_at_its_groups_band():
+    a40 = rooflax.get_hardware("a40")
+    keys = dict(phases=["decode"], batch=[8], seq_len=[1024])
+    ops, total = rooflax.sweep(**keys), rooflax.sweep(summary=True, **keys).row(0, named=True)
+    factor = {group: a40.terms(group, "decode") for group in rooflax.GROUPS}
+    low = high = 0.0
+    for row in ops.iter_rows(named=True):
+        times = 1 if row["op"] == "lm_head" else 40  # Llama-13B: 40 layers, the LM head once
+        t = factor[row["group"]]
+        measured = not np.isnan(t["band_low"])  # elementwise ops: no measurements, their own time at both ends
+        low += times * row["achieved_time_s"] * (t["band_low"] if measured else 1)
+        high += times * row["achieved_time_s"] * (t["band_high"] if measured else 1)
+    assert total["achieved_time_lo_s"] == pytest.approx(low, rel=1e-12)
+    assert total["achieved_time_hi_s"] == pytest.approx(high, rel=1e-12)
+    assert total["achieved_time_lo_s"] < total["achieved_time_s"] < total["achieved_time_hi_s"]
+    bare = rooflax.sweep(summary=True, hardware="mi300x", **keys)  # no measurements: no band
+    assert bare["achieved_time_lo_s"].null_count() == bare.height == 1

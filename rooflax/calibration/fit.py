@@ -42,8 +42,8 @@ from rooflax.calibration.predict import FAMILY_OF_KIND, predict_measurements, wo
 from rooflax.config.hardware import Hardware
 from rooflax.errors import SpecError
 
-__all__ = ["FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "calibrate", "fit_hardware", "scored_rows", "split_by_shape",
-           "stable_share"]
+__all__ = ["BAND", "FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "calibrate", "fit_hardware", "scored_rows",
+           "split_by_shape", "stable_share"]
 
 #: What each fitted family sets: the terms of these op groups, in these phases (None: every phase).
 FITTED_GROUPS = {"gemm": (("qkv mlp", "up/gate/down", "lm_head"), None),
@@ -61,6 +61,8 @@ _RATIOS_STEP = float(_RATIOS[1] / _RATIOS[0])
 #: Candidate L2-resident operand sizes (bytes; 0: none) and L2 speedups a fit chooses from.
 _RESIDENT = (0.0, *(2.0**e for e in range(20, 30)))
 _SPEEDUPS = np.geomspace(1.0, 8.0, 64).tolist()
+#: The quantiles of measured / predicted that bound an error band: four in five measurements fall inside.
+BAND = (0.1, 0.9)
 
 
 def _weighted_lstsq(columns: list[np.ndarray], t: np.ndarray) -> np.ndarray:
@@ -139,7 +141,13 @@ def _fit_cached(w: dict[str, np.ndarray], default: tuple[float, float],
         for _ in range(2):
             speedup = float(min(_SPEEDUPS, key=lambda s, terms=terms: error(terms, s)))
             terms, sse = fitted(speedup)
-    return {**terms, "l2_speedup": speedup}, sse
+    ratio = t / _max_form(terms, compute, np.where(cached, memory / speedup, memory))
+    return {**terms, "l2_speedup": speedup, **_band(ratio)}, sse
+
+
+def _band(ratio: np.ndarray) -> dict[str, float]:
+    """The error band of a fit: the p10 and p90 of measured / predicted over its rows."""
+    return {"band_low": float(np.quantile(ratio, BAND[0])), "band_high": float(np.quantile(ratio, BAND[1]))}
 
 
 def _max_form(terms: dict[str, float], compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
@@ -165,7 +173,9 @@ def _fit_link(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict
         overhead, latency = _weighted_lstsq([ones, h], t - m)
         latency = max(float(latency), 0.0)
     overhead = max(float(overhead), _MIN_OVERHEAD_S)
-    return {"kernel_overhead_s": overhead, "bandwidth_efficiency": 1 / float(v)}, max(float(latency), 1e-10)
+    latency = max(float(latency), 1e-10)
+    band = _band(t / (overhead + float(v) * m + latency * h))
+    return {"kernel_overhead_s": overhead, "bandwidth_efficiency": 1 / float(v), **band}, latency
 
 
 def scored_rows(frame: pl.DataFrame) -> pl.DataFrame:
@@ -284,14 +294,17 @@ def accuracy(measurements: pl.DataFrame, hardware: str | Hardware | Mapping[str,
 
     Returns:
         Columns ``hardware``, ``kind``, ``n``, ``predicted_median``, ``predicted_p90``,
-        ``ideal_median``, ``ideal_p90`` (``|time / measured − 1|``), and ``predicted_p10_ratio``,
-        ``predicted_p90_ratio`` (the spread of ``predicted / measured``).
+        ``ideal_median``, ``ideal_p90`` (``|time / measured − 1|``), ``predicted_p10_ratio``,
+        ``predicted_p90_ratio`` (the spread of ``predicted / measured``) and ``band_coverage``
+        (the share of measurements inside the predicted error band; null without a band).
     """
     priced = predict_measurements(scored_rows(measurements), hardware).filter(pl.col("predicted_time_s").is_not_null())
     ratio = pl.col("predicted_time_s") / pl.col("measured_time_s")
     ideal = (pl.col("ideal_time_s") / pl.col("measured_time_s") - 1).abs()
+    inside = pl.col("measured_time_s").is_between(pl.col("predicted_lo_s"), pl.col("predicted_hi_s"))
     return (priced.group_by("hardware", "kind")
             .agg(pl.len().alias("n"), (ratio - 1).abs().median().alias("predicted_median"),
+                 inside.mean().alias("band_coverage"),
                  (ratio - 1).abs().quantile(0.9).alias("predicted_p90"), ideal.median().alias("ideal_median"),
                  ideal.quantile(0.9).alias("ideal_p90"), ratio.quantile(0.1).alias("predicted_p10_ratio"),
                  ratio.quantile(0.9).alias("predicted_p90_ratio"))

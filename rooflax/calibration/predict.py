@@ -137,15 +137,17 @@ def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed:
     the L2 cache: its achieved time is the one under that roof.
     """
     costs = _costs(kind, step, names)
-    out = {"flops": 0.0, "bytes": 0.0, "time_s": 0.0, "achieved_time_s": 0.0}
+    out = {"flops": 0.0, "bytes": 0.0, "time_s": 0.0, "achieved_time_s": 0.0, "achieved_lo_s": 0.0,
+           "achieved_hi_s": 0.0}
     for op, flops, bytes_ in costs:
         row = op_row(op, step, flops, bytes_, roof, xp=np)
         achieved = row.achieved_time_s
         if replayed is not None and not op.collective:
             cached = op_row(op, step, flops, bytes_, replayed, xp=np).achieved_time_s
             achieved = np.where(bytes_ <= resident_bytes, cached, achieved)
+        low, high = (achieved * (band / row.achieved_time_s) for band in (row.achieved_lo_s, row.achieved_hi_s))
         for key, value in (("flops", flops), ("bytes", bytes_), ("time_s", row.time_s),
-                           ("achieved_time_s", achieved)):
+                           ("achieved_time_s", achieved), ("achieved_lo_s", low), ("achieved_hi_s", high)):
             out[key] = out[key] + value
     return out
 
@@ -237,7 +239,9 @@ def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]
             raise SpecError(f"measurements: op {row['kind']!r} is no op of {row['model']!r} in {row['phase']}")
         for key in out:
             out[key].append(float(result[row["kind"]][key]))
-    return {key: np.array(values, dtype=np.float64) for key, values in out.items()}
+    nan = np.full(rows.height, np.nan)  # evaluate's rows carry no band
+    return {**{key: np.array(values, dtype=np.float64) for key, values in out.items()}, "achieved_lo_s": nan,
+            "achieved_hi_s": nan}
 
 
 def predict_measurements(frame: pl.DataFrame, hardware: str | Hardware | Mapping[str, Hardware] | None = None, *,
@@ -257,7 +261,8 @@ def predict_measurements(frame: pl.DataFrame, hardware: str | Hardware | Mapping
     Returns:
         ``frame`` in its order with ``family`` (the achieved model's op family, null for a
         validation op), ``flops``, ``bytes``, ``ideal_time_s`` (the roof), ``predicted_time_s``
-        (below the roof, the achieved model) and ``error`` (``predicted_time_s / measured_time_s − 1``);
+        (below the roof, the achieved model), its error band ``predicted_lo_s``, ``predicted_hi_s``
+        (null where the profile has none) and ``error`` (``predicted_time_s / measured_time_s − 1``);
         null where rooflax cannot price the row (module docstring).
     """
     if not isinstance(frame, pl.DataFrame) or "measured_time_s" not in frame.columns:
@@ -283,9 +288,10 @@ def predict_measurements(frame: pl.DataFrame, hardware: str | Hardware | Mapping
             pl.lit(FAMILY_OF_KIND.get(kind), pl.String).alias("family"),
             *(pl.Series(key, np.broadcast_to(value, priced_rows.height), pl.Float64) for key, value in priced.items())))
     columns = {"family": pl.String, "flops": pl.Float64, "bytes": pl.Float64, "time_s": pl.Float64,
-               "achieved_time_s": pl.Float64}
+               "achieved_time_s": pl.Float64, "achieved_lo_s": pl.Float64, "achieved_hi_s": pl.Float64}
     priced = pl.concat(parts) if parts else pl.DataFrame(schema={"_row": pl.UInt32, **columns})
     out = indexed.join(priced, on="_row", how="left").sort("_row").drop("_row")
     out = out.with_columns(pl.col(columns).exclude("family").fill_nan(None))
-    out = out.rename({"time_s": "ideal_time_s", "achieved_time_s": "predicted_time_s"})
+    out = out.rename({"time_s": "ideal_time_s", "achieved_time_s": "predicted_time_s",
+                      "achieved_lo_s": "predicted_lo_s", "achieved_hi_s": "predicted_hi_s"})
     return out.with_columns((pl.col("predicted_time_s") / pl.col("measured_time_s") - 1).alias("error"))

@@ -354,12 +354,12 @@ def _cmd_accuracy(args) -> int:
                     for name in sorted(set(train["hardware"].to_list()))}
     score = accuracy(measured, hardware)
     rows = tuple((r["hardware"], r["kind"], str(r["n"]), *(number(r[c]) for c in (
-        "predicted_median", "predicted_p90", "ideal_median", "predicted_p10_ratio", "predicted_p90_ratio")))
-        for r in score.iter_rows(named=True))
+        "predicted_median", "predicted_p90", "ideal_median", "predicted_p10_ratio", "predicted_p90_ratio",
+        "band_coverage"))) for r in score.iter_rows(named=True))
     title = "accuracy: |time / measured - 1| per hardware and kind" + (
         " (fitted on half the shapes, scored on the others)" if args.held_out else "")
-    show([Table(title, ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio"), rows,
-                (False, False, True, True, True, True, True, True))])
+    show([Table(title, ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio",
+                        "in band"), rows, (False, False, *(True,) * 7))])
     if chart is not None:
         from rooflax.calibration.fit import scored_rows
         from rooflax.calibration.predict import predict_measurements

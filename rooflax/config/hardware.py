@@ -60,6 +60,10 @@ GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency"
 #: cache between replays (operands of at most ``l2_resident_bytes``). Sweeps price a forward
 #: pass, which reads every layer's weights from device memory, and never use them.
 REPLAY_TERMS = ("l2_speedup",)
+#: A group's error band, fitted with its terms: the p10 and p90 of measured / predicted time over
+#: the measured kernels (an achieved time ``t`` is expected within ``[t·band_low, t·band_high]``
+#: four times in five); without measurements there is no band (NaN).
+BAND_TERMS = ("band_low", "band_high")
 
 #: The range each figure of an accelerator must lie in, with its unit: wide around every real part
 #: (a microcontroller, or a small slice of a CPU as ``validate`` measures it, to a rack-scale system),
@@ -71,6 +75,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "interconnect_latency_s": (1e-10, 1.0, "s"), "kernel_overhead_s": (1e-12, 1.0, "s"),
     "compute_efficiency": (1e-4, 1.0, ""), "bandwidth_efficiency": (1e-4, 1.0, ""),
     "l2_speedup": (1.0, 100.0, ""), "l2_resident_bytes": (0.0, 1e12, "B"),
+    "band_low": (1e-3, 1e3, ""), "band_high": (1e-3, 1e3, ""),
 }
 
 
@@ -87,7 +92,7 @@ def _figure(where: str, key: str, value: object, kind: str | None = None) -> flo
 
 def _checked_terms(where: str, terms: dict) -> dict[str, float]:
     """Per-kernel overhead and efficiencies within :data:`RANGES`, as floats; unknown keys refused."""
-    check_keys(where, terms, (), (*GROUP_TERMS, *REPLAY_TERMS))
+    check_keys(where, terms, (), (*GROUP_TERMS, *REPLAY_TERMS, *BAND_TERMS))
     return {key: _figure(where, key, value) for key, value in terms.items()}
 
 
@@ -220,10 +225,12 @@ class Hardware:
         )
 
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
-        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency`` and ``l2_speedup``
-        for an op group (in ``phase``: its ``phase_terms`` replace the group's, which replace the
-        profile's own; ``l2_speedup`` is 1 unless fitted)."""
-        own = {**{key: getattr(self, key) for key in GROUP_TERMS}, "l2_speedup": 1.0}
+        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup`` and
+        the error band ``band_low``, ``band_high`` for an op group (in ``phase``: its ``phase_terms``
+        replace the group's, which replace the profile's own; ``l2_speedup`` is 1 and the band NaN
+        unless fitted)."""
+        own = {**{key: getattr(self, key) for key in GROUP_TERMS}, "l2_speedup": 1.0, "band_low": math.nan,
+               "band_high": math.nan}
         in_phase = dict(dict(dict(self.phase_terms).get(phase, ())).get(group, ()))
         return {**own, **dict(dict(self.group_terms).get(group, ())), **in_phase}
 

@@ -35,6 +35,7 @@ system's; ``tokens_per_s_per_gpu`` divides it by the ``tp·pp·ep`` devices.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,9 @@ class Roof:
     overhead_s: Num = ()  # kernel_overhead_s
     seconds_per_flop: Num = ()  # 1 / (peak · compute_efficiency)
     seconds_per_byte: Num = ()  # 1 / (bandwidth · bandwidth_efficiency)
+    # the error band of the achieved time, per group: measured / predicted at p10 and p90 (NaN: none)
+    band_low: Num = ()
+    band_high: Num = ()
     sm_count: Num = 1
     tile_m: Num = 1
     tile_n: Num = 1
@@ -112,8 +116,17 @@ class Roof:
                    overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
                    seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
                    seconds_per_byte=tuple(per_byte),
+                   band_low=_band(terms, "band_low"), band_high=_band(terms, "band_high"),
                    sm_count=hardware.sm_count, tile_m=hardware.tile_m, tile_n=hardware.tile_n,
                    tile_k=hardware.tile_k)
+
+
+def _band(terms: list[dict[str, float]], key: str) -> tuple[float, ...]:
+    """Each group's band factor: its fitted one; 1 for a group no measurement covers (elementwise ops), so
+    the band spans the measured families' error; NaN everywhere on a profile with no band at all."""
+    if all(math.isnan(t[key]) for t in terms):
+        return tuple(math.nan for _ in terms)
+    return tuple(1.0 if math.isnan(t[key]) else t[key] for t in terms)
 
 
 def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
@@ -166,11 +179,13 @@ class Cost:
     """What an op (or a sum of ops) costs, adding field by field (as ``jax.experimental.roofline``'s result does).
 
     ``bytes`` are memory's, ``network_bytes`` the interconnect's (a collective has only
-    those); ``time_s`` and ``achieved_time_s`` are the ideal and predicted seconds. The
-    fields are Python numbers or arrays alike; a sum starts from ``Cost()`` (all zero).
+    those); ``time_s`` and ``achieved_time_s`` are the ideal and predicted seconds, and
+    ``achieved_lo_s``, ``achieved_hi_s`` the predicted seconds' error band (NaN where the
+    profile has none). The fields are Python numbers or arrays alike; a sum starts from
+    ``Cost()`` (all zero).
 
     >>> Cost(flops=2, bytes=3, time_s=1.0) + Cost(network_bytes=5, time_s=0.5)
-    Cost(flops=2, bytes=3, network_bytes=5, time_s=1.5, achieved_time_s=0)
+    Cost(flops=2, bytes=3, network_bytes=5, time_s=1.5, achieved_time_s=0, achieved_lo_s=0, achieved_hi_s=0)
     """
 
     flops: Num = 0
@@ -178,13 +193,17 @@ class Cost:
     network_bytes: Num = 0
     time_s: Num = 0
     achieved_time_s: Num = 0
+    achieved_lo_s: Num = 0
+    achieved_hi_s: Num = 0
 
     def __add__(self, other: Cost) -> Cost:
         if not isinstance(other, Cost):
             return NotImplemented
         return Cost(flops=self.flops + other.flops, bytes=self.bytes + other.bytes,
                     network_bytes=self.network_bytes + other.network_bytes, time_s=self.time_s + other.time_s,
-                    achieved_time_s=self.achieved_time_s + other.achieved_time_s)
+                    achieved_time_s=self.achieved_time_s + other.achieved_time_s,
+                    achieved_lo_s=self.achieved_lo_s + other.achieved_lo_s,
+                    achieved_hi_s=self.achieved_hi_s + other.achieved_hi_s)
 
 
 #: The ``bound`` enum: an op row's ``bound`` is an index into it.
@@ -208,14 +227,18 @@ class OpRow:
     achieved_flops: Num
     achieved_time_s: Num
     bound: Num
+    achieved_lo_s: Num = 0
+    achieved_hi_s: Num = 0
 
     @property
     def cost(self) -> Cost:
         """The row as a :class:`Cost`: a collective's bytes go to the interconnect."""
+        band = {"achieved_lo_s": self.achieved_lo_s, "achieved_hi_s": self.achieved_hi_s}
         if self.op.collective:
             return Cost(flops=self.flops, network_bytes=self.bytes, time_s=self.time_s,
-                        achieved_time_s=self.achieved_time_s)
-        return Cost(flops=self.flops, bytes=self.bytes, time_s=self.time_s, achieved_time_s=self.achieved_time_s)
+                        achieved_time_s=self.achieved_time_s, **band)
+        return Cost(flops=self.flops, bytes=self.bytes, time_s=self.time_s, achieved_time_s=self.achieved_time_s,
+                    **band)
 
 
 def op_row(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
@@ -254,9 +277,11 @@ def op_row(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: An
         time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_bandwidth)
         bandwidth = roof.bandwidth
         bound = xp.where(is_compute_bound(flops, bytes_, roof.ridge), _COMPUTE, _MEMORY)
+    g = GROUPS.index(op.group)
     return OpRow(op=op, flops=flops, bytes=bytes_, intensity=intensity(flops, bytes_),
                  attainable_flops=attainable(flops, bytes_, roof.peak, bandwidth, xp=xp), time_s=time_s,
-                 achieved_flops=flops / achieved, achieved_time_s=achieved, bound=bound)
+                 achieved_flops=flops / achieved, achieved_time_s=achieved, bound=bound,
+                 achieved_lo_s=achieved * roof.band_low[g], achieved_hi_s=achieved * roof.band_high[g])
 
 
 def device_weight_bytes(s: Step) -> Num:
@@ -314,11 +339,16 @@ def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: 
         ``flops``, ``bytes``, ``network_bytes``, ``intensity``, ``time_s`` (latency),
         ``tokens_per_s`` (``B·Q`` over the slowest stage's time), ``tokens_per_s_per_gpu``,
         ``achieved_time_s`` and ``achieved_tokens_per_s`` (the same below the roof),
+        ``achieved_time_lo_s`` and ``achieved_time_hi_s`` (its error band, every op at the
+        p10 and the p90 of its group's measured / predicted ratio: errors taken as fully
+        correlated across ops, so the band is wide; NaN without measurements),
         and per device ``weight_bytes`` (``w`` × parameters held), ``kv_cache_bytes``,
         ``activation_bytes``, ``memory_bytes`` (their sum) and ``fits_in_memory``.
     """
     flops, bytes_ = s.layers * layer.flops + head.flops, s.layers * layer.bytes + head.bytes
     time_s, achieved_s = s.layers * layer.time_s + head.time_s, s.layers * layer.achieved_time_s + head.achieved_time_s
+    low_s = s.layers * layer.achieved_lo_s + head.achieved_lo_s
+    high_s = s.layers * layer.achieved_hi_s + head.achieved_hi_s
     network = s.layers * layer.network_bytes
     stage_s, achieved_stage_s = time_s, achieved_s
     if send is not None:
@@ -327,6 +357,7 @@ def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: 
         achieved_stage_s = s.stage_layers * layer.achieved_time_s + head.achieved_time_s + send.achieved_time_s
         time_s = time_s + (s.pp - 1) * send.time_s
         achieved_s = achieved_s + (s.pp - 1) * send.achieved_time_s
+        low_s, high_s = low_s + (s.pp - 1) * send.achieved_lo_s, high_s + (s.pp - 1) * send.achieved_hi_s
     weights = device_weight_bytes(s)
     kv = kv_cache_bytes(s)
     acts = activation_bytes(s, xp=xp)
@@ -335,6 +366,7 @@ def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: 
     return {"flops": flops, "bytes": bytes_, "network_bytes": network, "intensity": flops / bytes_,
             "time_s": time_s, "tokens_per_s": tokens_per_s, "tokens_per_s_per_gpu": tokens_per_s / (s.tp * s.pp * s.ep),
             "achieved_time_s": achieved_s, "achieved_tokens_per_s": s.system_tokens / achieved_stage_s,
+            "achieved_time_lo_s": low_s, "achieved_time_hi_s": high_s,
             "weight_bytes": weights, "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": memory,
             "fits_in_memory": memory <= memory_capacity}
 

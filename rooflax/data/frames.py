@@ -77,6 +77,7 @@ GROUP = pl.Enum(GROUPS)
 BOUND = pl.Enum(BOUNDS)
 
 _VALUES = dict.fromkeys(engine.ROW_COLUMNS, pl.Float64)
+_BAND = ("achieved_time_lo_s", "achieved_time_hi_s")
 
 
 def _names(presets: Iterable[str], chosen: Iterable[str]) -> pl.Enum:
@@ -130,6 +131,9 @@ _SUMMARY_UNITS = {"flops": ("FLOP", _PER_MODEL), "bytes": ("byte", _PER_MODEL), 
                   "network_bytes": ("byte", _PER_MODEL + ", over the interconnect"),
                   "achieved_time_s": ("s", _PER_MODEL + ", predicted below the roof"),
                   "achieved_tokens_per_s": ("token/s", "batch × new tokens per step / achieved_time_s"),
+                  "achieved_time_lo_s": ("s", "achieved_time_s's error band, low end: every op at its group's "
+                                              "p10 of measured / predicted (null: no measurements)"),
+                  "achieved_time_hi_s": ("s", "the band's high end: every op at its group's p90"),
                   "weight_bytes": ("byte", "weights one device holds"),
                   "kv_cache_bytes": ("byte", "KV cache one device holds after the step"),
                   "activation_bytes": ("byte", "peak live activations of one layer"),
@@ -211,6 +215,8 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     }
     if summary:
         values = {name: column(name, summary_schema[name]) for name in summary_schema if name not in keys}
+        for name in _BAND:  # NaN where the hardware has no measured band: null, unknown
+            values[name] = pl.Series(name, values[name], pl.Float64).fill_nan(None)
         return pl.DataFrame({**keys, **values}, schema=summary_schema)
     op, group = _op_columns(task.ops, task.count)
     bound = pl.Series("bound", cols["bound"].astype(np.uint32)).cat.to(BOUND)  # indices into BOUNDS (op_row)

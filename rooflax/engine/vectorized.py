@@ -68,6 +68,7 @@ ROW_COLUMNS = ("flops", "bytes", "intensity", "attainable_flops", "time_s", "ach
 #: Output columns of a chunk in summary mode.
 SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_bytes", "intensity", "time_s",
                    "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s", "achieved_tokens_per_s",
+                   "achieved_time_lo_s", "achieved_time_hi_s",
                    "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes", "fits_in_memory")
 #: Summary columns that depend on neither batch nor seq_len: a chunk of a step with one hidden
 #: size holds each as one value (0-d), which the frame repeats without writing it per row.
