@@ -283,3 +283,19 @@ def test_every_command_with_axis_flags_takes_the_layout_axes():
     assert set(with_axes) == {"sweep", "crossover", "speculate", "best-k", "compare"}
     for name in with_axes:
         assert {"--tp", "--pp", "--ep"} <= set(commands[name]._option_string_actions), name
+
+
+def test_tokens_table_shows_the_achieved_band_of_the_summary_rows():
+    keys = dict(phases=["decode"], batch=[1, 8], seq_len=[512])
+    rep = rooflax.describe(rooflax.sweep(summary=True, **keys), spec=rooflax.parse_spec(**keys))
+    table = next(t for t in rep.tables() if not isinstance(t, str) and t.title.startswith("tokens/s per phase"))
+    assert table.header[:5] == ("phase", "rank", "tokens/s", "achieved", "achieved band")
+    summary = rooflax.sweep(summary=True, **keys)
+    best = summary.sort("tokens_per_s", descending=True).row(0, named=True)
+    tokens = best["batch"]  # decode: one token per sequence
+    low, high = tokens / best["achieved_time_hi_s"], tokens / best["achieved_time_lo_s"]
+    cell = next(row for row in table.rows if row[1] == "best")[4]
+    assert cell == f"{low:.4g}–{high:.4g}"
+    bare = rooflax.describe(rooflax.sweep(summary=True, hardware="mi300x", **keys))  # no band: no column
+    tokens_table = next(t for t in bare.tables() if not isinstance(t, str) and t.title.startswith("tokens/s"))
+    assert "achieved band" not in tokens_table.header

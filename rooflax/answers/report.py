@@ -49,6 +49,8 @@ __all__ = ["Report", "describe", "spec_line"]
 _LAYOUT = ("tp", "pp", "ep")
 _CONFIG = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", *_LAYOUT, "spec_k")
 _TOTALS = ("phase", *_CONFIG, "tokens_per_s", "achieved_tokens_per_s", "memory_bytes", "fits_in_memory")
+#: The summary columns of the achieved time's error band (absent from datasets written before it).
+_BAND = ("achieved_time_s", "achieved_time_lo_s", "achieved_time_hi_s")
 _MEMORY_KEYS = ("model", "hardware", "dtype", *_LAYOUT, "phase")
 
 
@@ -167,13 +169,24 @@ class Report:
         several = [k for k in ("model", "hardware", "dtype") if self.tokens.get_column(k).n_unique() > 1]
         shown = [*several, "batch", "seq_len",
                  *(k for k in ("hidden", *_LAYOUT, "spec_k") if self.tokens[k].n_unique() > 1)]
+        banded = "achieved_time_lo_s" in self.tokens.columns and self.tokens["achieved_time_lo_s"].null_count() == 0
+
+        def band(r: dict) -> tuple[str, ...]:
+            """Achieved tokens/s at the step's error band (its slow end, then its fast end)."""
+            if not banded:
+                return ()
+            scale = r["achieved_tokens_per_s"] * r["achieved_time_s"]
+            return (f"{number(scale / r['achieved_time_hi_s'], 4)}–{number(scale / r['achieved_time_lo_s'], 4)}",)
+
         rows = tuple((r["phase"], r["rank"], number(r["tokens_per_s"], 4), number(r["achieved_tokens_per_s"], 4),
-                      *(_cell(r[k]) for k in shown), f"{r['memory_bytes'] / 1e9:.1f}",
+                      *band(r), *(_cell(r[k]) for k in shown), f"{r['memory_bytes'] / 1e9:.1f}",
                       "yes" if r["fits_in_memory"] else "no")
                      for r in self.tokens.iter_rows(named=True))
         return Table("tokens/s per phase (best: among configurations that fit in memory, where any do)",
-                     ("phase", "rank", "tokens/s", "achieved", *shown, "memory GB", "fits"), rows,
-                     (False, False, True, True, *(k not in ("model", "hardware", "dtype") for k in shown), True, False))
+                     ("phase", "rank", "tokens/s", "achieved", *(["achieved band"] if banded else []), *shown,
+                      "memory GB", "fits"), rows,
+                     (False, False, True, True, *([True] if banded else []),
+                      *(k not in ("model", "hardware", "dtype") for k in shown), True, False))
 
     def _memory(self) -> Table | None:
         if self.memory is None:
@@ -298,7 +311,7 @@ def _crossovers(spec: SweepSpec) -> pl.DataFrame:
 def _summary_chunks(spec: SweepSpec) -> Iterator[pl.DataFrame]:
     """A summary sweep of ``spec``, chunk by chunk (flat memory)."""
     for chunk in engine.run(spec, summary=True):
-        yield chunk_frame(chunk, spec, True).select(_TOTALS)
+        yield chunk_frame(chunk, spec, True).select(*_TOTALS, *_BAND)
 
 
 def _best_worst(df: pl.DataFrame) -> pl.DataFrame:
@@ -339,8 +352,9 @@ def _totals(chunks: Iterable[pl.DataFrame],
         layout_best.append(s)
     top = _best_worst(pl.concat(tops).drop("rank"))
     order = [pl.col("phase"), pl.col("rank") == "worst"]
+    band = [c for c in ("achieved_time_s", "achieved_time_lo_s", "achieved_time_hi_s") if c in top.columns]
     tokens = top.sort(order).select("phase", "rank", *_CONFIG, "tokens_per_s", "achieved_tokens_per_s",
-                                    "memory_bytes", "fits_in_memory")
+                                    *(band if len(band) == 3 else ()), "memory_bytes", "fits_in_memory")
     count = pl.concat(counts).group_by(_MEMORY_KEYS).agg(pl.col("configurations", "fit").sum())
     least = _misfits(pl.concat(smallest))[1].select(*_MEMORY_KEYS, misfit_bytes="memory_bytes", batch="batch",
                                                      seq_len="seq_len", hidden="hidden", spec_k="spec_k")
@@ -367,7 +381,8 @@ def _totals(chunks: Iterable[pl.DataFrame],
 def _parts(parts: tuple[Path, ...]) -> Iterator[pl.DataFrame]:
     """A summary dataset part by part (each at most one chunk of rows)."""
     for part in parts:
-        yield pl.read_parquet(part, columns=list(_TOTALS))
+        banded = all(name in pl.read_parquet_schema(part) for name in _BAND)
+        yield pl.read_parquet(part, columns=[*_TOTALS, *(_BAND if banded else ())])
 
 
 def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
@@ -413,7 +428,9 @@ def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
         notes.append("summary frames have no per-op bound; sweep without --summary for the bound shares")
     crossovers = _crossovers(spec) if spec is not None else None
     if kind == "summary":
-        chunks = _parts(parts) if parts is not None else iter([lf.select(_TOTALS).collect()])
+        present = lf.collect_schema().names()
+        columns = [*_TOTALS, *(name for name in _BAND if name in present)]
+        chunks = _parts(parts) if parts is not None else iter([lf.select(columns).collect()])
         tokens, memory, layouts = _totals(chunks, spec)
     elif spec is not None:
         tokens, memory, layouts = _totals(_summary_chunks(spec), spec)
