@@ -296,9 +296,9 @@ def test_big_frames_are_reduced_not_dropped():
     assert df.height > 3_000_000
     fig = plot.roofline(df, groups=["qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head"])
     ax = fig.axes[0]
-    labels = [c.get_label() for c in ax.collections]
+    labels = [c.get_label() for c in _series_collections(ax)]
     assert labels == ["qkv mlp ar", "up/gate/down ar", "qk/pv ar", "elementwise ar", "lm_head ar"]
-    assert sum(len(c.get_offsets()) for c in ax.collections) < 100_000
+    assert sum(len(c.get_offsets()) for c in _series_collections(ax)) < 100_000
 
 
 @pytest.mark.slow
@@ -899,3 +899,23 @@ def test_one_si_formatter():
     assert [_common.tick_label(v) for v in (0, 1e-3, 1, 1e3, 1e10, 1e14)] == ["0", "1m", "1", "1k", "10G", "100T"]
     assert [progress.si(v) for v in (7, 850e3, 12.34e6)] == ["7", "850.0k", "12.3M"]
     assert (plot.roofline.__globals__["si"], plot.roofline.__globals__.get("si_rate")) == (units.si, None)
+
+
+def test_achieved_points_carry_their_error_band_as_bars():
+    """Each achieved point's bar spans FLOP/s over its group's time band; a profile without a band draws none."""
+    from matplotlib.collections import LineCollection
+
+    df = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[1024])
+    fig = rooflax.plot.roofline(df, groups=["qkv mlp"])
+    bars = [c for c in fig.axes[0].collections if c.get_gid() == "band"]
+    assert all(isinstance(c, LineCollection) for c in bars)
+    assert bars
+    terms = rooflax.get_hardware("a40").terms("qkv mlp", "decode")
+    achieved = set(df.filter(group="qkv mlp")["achieved_flops"].round(3).to_list())
+    for segment in bars[0].get_segments():
+        low, high = segment[:, 1]
+        centre = low * terms["band_high"]  # the point: the bar's low end is FLOP/s at the band's slow end
+        assert round(centre, 3) in achieved
+        assert high == pytest.approx(centre / terms["band_low"], rel=1e-9)
+    bare = rooflax.plot.roofline(rooflax.sweep(hardware="mi300x", phases=["decode"], batch=[1, 8], seq_len=[1024]))
+    assert not [c for c in bare.axes[0].collections if c.get_gid() == "band"]

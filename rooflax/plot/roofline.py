@@ -157,6 +157,28 @@ def _legend_marker(marker: str, color, label: str, *, filled: bool = False) -> L
                   color=color, mfc="none" if hollow else color, label=label)
 
 
+def _band_bars(ax: Axes, points: pl.DataFrame, x: np.ndarray, v: np.ndarray, hardware: dict[str, Hardware],
+               color: str) -> None:
+    """Each achieved point's error band as a vertical bar: FLOP/s over the time band ``[t·band_low, t·band_high]``
+    of its group and phase (the preset's fit, :mod:`rooflax.calibration.fit`); none where there is no band."""
+    names = points.get_column("hardware").cast(pl.String) if "hardware" in points.columns else None
+    only = next(iter(hardware.values())) if len(hardware) == 1 else None
+    low, high = np.full(len(v), np.nan), np.full(len(v), np.nan)
+    for j, (group, phase) in enumerate(zip(points.get_column("group").cast(pl.String),
+                                           points.get_column("phase").cast(pl.String), strict=True)):
+        hw = hardware.get(names[j]) if names is not None else only
+        if hw is not None:
+            terms = hw.terms(group, phase)
+            low[j], high[j] = terms["band_low"], terms["band_high"]
+    shown = np.isfinite(low) & np.isfinite(high)
+    if shown.any():
+        at, fast, slow = v[shown], v[shown] / low[shown], v[shown] / high[shown]
+        bars = ax.errorbar(x[shown], at, yerr=[at - slow, fast - at], fmt="none", ecolor=color, elinewidth=0.8,
+                           alpha=0.55, capsize=0, zorder=2, clip_on=False)
+        for collection in bars.lines[2]:
+            collection.set_gid("band")
+
+
 def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str, extra_dtypes: Sequence[str],
           color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap, inside: bool,
           ridge: bool) -> bool:
@@ -264,6 +286,8 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
         # unclipped: a point a pixel past the decade the axis ends at shows whole at its edge
         ax.scatter(x, v, marker=marker, s=size, linewidths=width, zorder=3 + i / (len(drawn) + 1), label=label,
                    clip_on=False, **look)
+        if y == "achieved_flops":
+            _band_bars(ax, drawn[i][0], x, v, hardware, style.get("color", "0.4"))
 
     handles = roof_handles + handles + ceiling_handles
     outside = not inside and (len(handles) - len(roof_handles) > 8 or bool(ceiling_handles))
