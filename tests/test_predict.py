@@ -254,3 +254,30 @@ def test_summary_bands_sum_every_op_at_its_groups_band():
     assert total["achieved_time_lo_s"] < total["achieved_time_s"] < total["achieved_time_hi_s"]
     bare = rooflax.sweep(summary=True, hardware="mi300x", **keys)  # no measurements: no band
     assert bare["achieved_time_lo_s"].null_count() == bare.height == 1
+
+
+def test_cli_calibrate_writes_a_profile_that_sweeps_use_and_accuracy_scores(tmp_path, capsys):
+    from rooflax.cli import main
+
+    profile = tmp_path / "h100.toml"
+    assert main(["calibrate", str(SUBSET / "h100_sxm"), "-o", str(profile), "--quiet"]) == 0
+    fitted = load_hardware(profile)
+    again = calibrate_from_subset("h100-sxm")
+    assert fitted.group_terms == again.group_terms and fitted.name == "h100-sxm-fitted"
+    df = rooflax.sweep(hardware=str(profile), phases=["decode"], batch=[1], seq_len=[512], summary=True)
+    assert df["achieved_time_lo_s"][0] < df["achieved_time_s"][0] < df["achieved_time_hi_s"][0]
+    assert main(["calibrate", str(SUBSET / "h100_sxm"), "-o", str(profile)]) == 2  # exists: --overwrite
+    assert "already exists" in capsys.readouterr().err
+    chart = tmp_path / "acc.png"
+    assert main(["accuracy", str(SUBSET / "h100_sxm"), "--hardware", str(profile), "--plot", str(chart)]) == 0
+    out = capsys.readouterr().out
+    assert "h100-sxm" in out and "gemm" in out and "in band" in out
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["calibrate", str(SUBSET), "-o", str(tmp_path / "all.toml")]) == 2  # four GPUs at once
+    assert "calibrate one at a time" in capsys.readouterr().err
+
+
+def calibrate_from_subset(name: str) -> rooflax.Hardware:
+    from rooflax.calibration.fit import calibrate
+
+    return calibrate(read_measurements(SUBSET / FITTED[name]), name)
