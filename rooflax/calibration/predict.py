@@ -145,7 +145,8 @@ def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed:
         if replayed is not None and not op.collective:
             cached = op_row(op, step, flops, bytes_, replayed, xp=np).achieved_time_s
             achieved = np.where(bytes_ <= resident_bytes, cached, achieved)
-        low, high = (achieved * (band / row.achieved_time_s) for band in (row.achieved_lo_s, row.achieved_hi_s))
+        g = GROUPS.index(op.group)
+        low, high = achieved * roof.band_low[g], achieved * roof.band_high[g]
         for key, value in (("flops", flops), ("bytes", bytes_), ("time_s", row.time_s),
                            ("achieved_time_s", achieved), ("achieved_lo_s", low), ("achieved_hi_s", high)):
             out[key] = out[key] + value

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -227,18 +227,14 @@ class OpRow:
     achieved_flops: Num
     achieved_time_s: Num
     bound: Num
-    achieved_lo_s: Num = 0
-    achieved_hi_s: Num = 0
 
     @property
     def cost(self) -> Cost:
-        """The row as a :class:`Cost`: a collective's bytes go to the interconnect."""
-        band = {"achieved_lo_s": self.achieved_lo_s, "achieved_hi_s": self.achieved_hi_s}
+        """The row as a :class:`Cost`: a collective's bytes go to the interconnect (no band: :func:`step_totals`)."""
         if self.op.collective:
             return Cost(flops=self.flops, network_bytes=self.bytes, time_s=self.time_s,
-                        achieved_time_s=self.achieved_time_s, **band)
-        return Cost(flops=self.flops, bytes=self.bytes, time_s=self.time_s, achieved_time_s=self.achieved_time_s,
-                    **band)
+                        achieved_time_s=self.achieved_time_s)
+        return Cost(flops=self.flops, bytes=self.bytes, time_s=self.time_s, achieved_time_s=self.achieved_time_s)
 
 
 def op_row(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
@@ -277,11 +273,9 @@ def op_row(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: An
         time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_bandwidth)
         bandwidth = roof.bandwidth
         bound = xp.where(is_compute_bound(flops, bytes_, roof.ridge), _COMPUTE, _MEMORY)
-    g = GROUPS.index(op.group)
     return OpRow(op=op, flops=flops, bytes=bytes_, intensity=intensity(flops, bytes_),
                  attainable_flops=attainable(flops, bytes_, roof.peak, bandwidth, xp=xp), time_s=time_s,
-                 achieved_flops=flops / achieved, achieved_time_s=achieved, bound=bound,
-                 achieved_lo_s=achieved * roof.band_low[g], achieved_hi_s=achieved * roof.band_high[g])
+                 achieved_flops=flops / achieved, achieved_time_s=achieved, bound=bound)
 
 
 def device_weight_bytes(s: Step) -> Num:
@@ -371,15 +365,30 @@ def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: 
             "fits_in_memory": memory <= memory_capacity}
 
 
-def step_totals(s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, xp: Any = pymath) -> dict:
+def step_totals(s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, roof: Roof, xp: Any = pymath) -> dict:
     """:func:`model_totals` from every op's row (:func:`op_row`), in the step's op order.
 
     The one place that splits a step's ops: the layer's ops (their costs summed op by op,
     in order: a collective's bytes go to the interconnect, the others' to memory),
-    ``lm_head`` once per model, and ``pp_send`` between pipeline stages. :func:`rooflax.evaluate`
-    passes Python numbers, the engine traced scalars.
+    ``lm_head`` once per model, and ``pp_send`` between pipeline stages. The error band
+    multiplies each op group's summed achieved time by the group's band factors (``roof``),
+    once per group rather than per op. :func:`rooflax.evaluate` passes Python numbers, the
+    engine traced scalars.
     """
-    layer = sum((row.cost for row in rows if row.op.name not in (LM_HEAD.name, PP_SEND.name)), Cost())
-    head = next(row.cost for row in rows if row.op.name == LM_HEAD.name)
-    send = next((row.cost for row in rows if row.op.name == PP_SEND.name), None)
-    return model_totals(s, layer=layer, head=head, memory_capacity=memory_capacity, xp=xp, send=send)
+    layer = _banded([row for row in rows if row.op.name not in (LM_HEAD.name, PP_SEND.name)], roof)
+    head = _banded([row for row in rows if row.op.name == LM_HEAD.name], roof)
+    sends = [row for row in rows if row.op.name == PP_SEND.name]
+    return model_totals(s, layer=layer, head=head, memory_capacity=memory_capacity, xp=xp,
+                        send=_banded(sends, roof) if sends else None)
+
+
+def _banded(rows: Sequence[OpRow], roof: Roof) -> Cost:
+    """The rows' costs summed op by op, with the band: each group's achieved time at its factors."""
+    total = sum((row.cost for row in rows), Cost())
+    by_group: dict[int, Num] = {}
+    for row in rows:
+        g = GROUPS.index(row.op.group)
+        by_group[g] = by_group[g] + row.achieved_time_s if g in by_group else row.achieved_time_s
+    low = sum(time * roof.band_low[g] for g, time in by_group.items())
+    high = sum(time * roof.band_high[g] for g, time in by_group.items())
+    return replace(total, achieved_lo_s=low, achieved_hi_s=high)

@@ -215,8 +215,10 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     }
     if summary:
         values = {name: column(name, summary_schema[name]) for name in summary_schema if name not in keys}
-        for name in _BAND:  # NaN where the hardware has no measured band: null, unknown
-            values[name] = pl.Series(name, values[name], pl.Float64).fill_nan(None)
+        for name in _BAND:  # a hardware with no measured band gives NaN everywhere: null, unknown
+            value = values[name]
+            if isinstance(value, np.ndarray) and value.size and np.isnan(value[0]):
+                values[name] = pl.Series(name, value, pl.Float64).fill_nan(None)
         return pl.DataFrame({**keys, **values}, schema=summary_schema)
     op, group = _op_columns(task.ops, task.count)
     bound = pl.Series("bound", cols["bound"].astype(np.uint32)).cat.to(BOUND)  # indices into BOUNDS (op_row)

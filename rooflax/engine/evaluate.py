@@ -57,4 +57,4 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
                          "achieved_flops": row.achieved_flops, "achieved_time_s": row.achieved_time_s,
                          "bound": BOUNDS[row.bound]}
            for row in rows}
-    return {"ops": ops, "totals": step_totals(step, rows, memory_capacity=roof.memory)}
+    return {"ops": ops, "totals": step_totals(step, rows, memory_capacity=roof.memory, roof=roof)}

@@ -222,7 +222,7 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
             for i, (op, flops, bytes_) in enumerate(op_costs(step))]
     coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
     if summary:
-        return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, xp=jnp)}
+        return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, roof=roof, xp=jnp)}
     columns = {name: jnp.stack([getattr(row, name) for row in rows]) for name in ROW_COLUMNS}
     return {**{name: jnp.broadcast_to(value, (len(rows),)) for name, value in coords.items()}, **columns,
             "bound": jnp.stack([jnp.asarray(row.bound, jnp.uint8) for row in rows])}
