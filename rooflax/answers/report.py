@@ -403,7 +403,20 @@ def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
     >>> report = describe(rooflax.sweep(phases=["decode"], batch=[1, 256], seq_len=[2048]))
     >>> report.bounds.filter(group="up/gate/down").get_column("compute_share").item()
     0.5
+
+    Raises:
+        SpecError: a bad source, or a damaged part of the dataset met while reading its rows
+            (one line naming the part, as ``rooflax show`` says it).
     """
+    if isinstance(source, str | os.PathLike) and not isinstance(source, bool):
+        from rooflax.data.scan import reading
+
+        with reading(source):
+            return _describe(source, spec)
+    return _describe(source, spec)
+
+
+def _describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, spec: SweepSpec | str | Path | None) -> Report:
     notes: list[str] = []
     if isinstance(source, pl.DataFrame | pl.LazyFrame):
         lf, name, given = source.lazy(), "frame", spec
