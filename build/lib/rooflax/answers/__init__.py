@@ -1,0 +1,1 @@
+"""The questions users ask, in one call: crossovers, speculation, comparisons and reports."""

@@ -1,0 +1,116 @@
+"""Comparing two accelerators on one sweep: speedup per phase and op group.
+
+:func:`compare` sweeps the spec on accelerator ``a`` and on ``b`` (the spec's ``hardware``
+is replaced by the two) and, per model × dtype × parallel layout (``tp``, ``pp``, ``ep``)
+× phase × op group, sums each op's time over every grid point and divides:
+``speedup = time on a / time on b`` (above 1: ``b`` is faster). A ``total`` row per phase
+does the same with whole-model step times (all layers and ``lm_head``). ``speedup_min``
+and ``speedup_max`` give the spread of the per-point ratio over the grid.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import polars as pl
+
+from rooflax.answers.tables import Table
+from rooflax.config.spec import SweepSpec
+from rooflax.cost.ops import GROUPS
+from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
+from rooflax.errors import SpecError
+
+__all__ = ["TOTAL", "compare", "compare_table"]
+
+#: The ``group`` of the rows that compare whole-model step times.
+TOTAL = "total"
+_KEYS = ("model", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep", "spec_k", "phase")
+_LAYOUT = ("tp", "pp", "ep")
+
+
+def _ratios(df: pl.DataFrame, a: str, b: str, by: list[str], on: list[str]) -> pl.DataFrame:
+    """Per ``by``: summed times on ``a`` and ``b``, their ratios, and the spread of the per-row ratio."""
+    left = df.filter(pl.col("hardware") == a).drop("hardware")
+    right = df.filter(pl.col("hardware") == b).drop("hardware")
+    joined = left.join(right, on=on, suffix="_b", nulls_equal=True, validate="1:1")
+    return (joined.group_by(by, maintain_order=True)
+            .agg(points=pl.len(), time_a_s=pl.col("time_s").sum(), time_b_s=pl.col("time_s_b").sum(),
+                 achieved_time_a_s=pl.col("achieved_time_s").sum(),
+                 achieved_time_b_s=pl.col("achieved_time_s_b").sum(),
+                 speedup_min=(pl.col("time_s") / pl.col("time_s_b")).min(),
+                 speedup_max=(pl.col("time_s") / pl.col("time_s_b")).max())
+            .with_columns(speedup=pl.col("time_a_s") / pl.col("time_b_s"),
+                          achieved_speedup=pl.col("achieved_time_a_s") / pl.col("achieved_time_b_s")))
+
+
+def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = None, **keys: object) -> pl.DataFrame:
+    """How much faster accelerator ``b`` runs a sweep than ``a``, per phase and op group.
+
+    Args:
+        a: the baseline accelerator: a preset name or a hardware TOML file.
+        b: the accelerator compared with it.
+        spec: a :class:`rooflax.SweepSpec`, a TOML path, or None: ``keys`` with the
+            reference sweep's batch and seq_len axes where they are not given. Its
+            ``hardware`` is replaced by ``a`` and ``b``.
+        **keys: the spec's TOML keys (``model``, ``dtype``, ``phases``, ``batch``, ...).
+
+    Returns:
+        One row per model × dtype × parallel layout × phase × group (the op groups,
+        then ``total``): ``a`` and ``b`` (the accelerators' names), ``model``, ``dtype``,
+        ``tp``, ``pp``, ``ep``, ``phase``,
+        ``group`` (String), ``points`` (rows compared: grid points × ops of the group),
+        ``time_a_s`` and ``time_b_s``
+        (ideal times summed over the grid: per layer for op groups, whole-model steps for
+        ``total``), ``speedup`` (``time_a_s / time_b_s``), the same three for achieved
+        times, and ``speedup_min``, ``speedup_max`` (the ideal per-point ratio's spread).
+
+    >>> df = compare("a40", "h100-sxm", phases=["decode"], batch=[1], seq_len=[2048])
+    >>> round(df.filter(group="total").get_column("speedup").item(), 3)  # the bandwidth ratio, 3.35 TB/s / 696 GB/s
+    4.813
+    """
+    if "hardware" in keys:
+        raise SpecError("hardware: compare takes the accelerators as a and b; leave hardware out")
+    spec = resolve_spec(spec, {**keys, "hardware": [a, b]}, reference_axes=True)
+    check_in_memory("compare", spec.rows(), row_bytes(False),
+                    instead="compare sums every op of every grid point in memory: give a smaller grid (fewer "
+                            "batch, seq_len, hidden or spec_k values), or stream a sweep with rooflax.sweep_to_parquet")
+    name_a, name_b = (hw.name for hw in spec.hardware)
+    long = sweep(spec).with_columns(pl.col("group").cast(pl.String))
+    by = ["model", "dtype", *_LAYOUT, "phase"]
+    groups = _ratios(long, name_a, name_b, [*by, "group"], [*_KEYS, "op", "group"])
+    totals = _ratios(sweep(spec, summary=True), name_a, name_b, by, list(_KEYS))
+    totals = totals.with_columns(group=pl.lit(TOTAL)).select(groups.columns)
+    columns = ["a", "b", "model", "dtype", *_LAYOUT, "phase", "group", "points", "time_a_s", "time_b_s", "speedup",
+               "achieved_time_a_s", "achieved_time_b_s", "achieved_speedup", "speedup_min", "speedup_max"]
+    order = pl.col("group").replace_strict([*GROUPS, TOTAL], range(len(GROUPS) + 1))
+    return (pl.concat([groups, totals]).with_columns(a=pl.lit(name_a), b=pl.lit(name_b)).select(columns)
+            .sort([pl.col("model"), pl.col("dtype"), *_LAYOUT, pl.col("phase"), order])
+            .with_columns(pl.col("model").cast(pl.String), pl.col("dtype").cast(pl.String)))
+
+
+def compare_table(df: pl.DataFrame) -> Table:
+    """A frame of :func:`compare` as a table: speedups of ``b`` over ``a`` per phase and group."""
+    if df.is_empty() or not {"a", "b", "speedup"} <= set(df.columns):
+        raise SpecError(f"compare_table: expected a frame of rooflax.compare, got columns {df.columns}")
+    a, b = df.row(0, named=True)["a"], df.row(0, named=True)["b"]
+    several = df.select(pl.struct("model", "dtype").n_unique()).item() > 1
+    keys = [*(["model", "dtype"] if several else []), *(k for k in _LAYOUT if k in df.columns and df[k].n_unique() > 1)]
+    header = (*keys, "phase", "group", f"{a} ms", f"{b} ms", "speedup", "achieved speedup", "range")
+    rows = tuple((*(str(row[k]) for k in keys), row["phase"], row["group"], _ms(row["time_a_s"] / row["points"]),
+                  _ms(row["time_b_s"] / row["points"]), f"{row['speedup']:.2f}×", f"{row['achieved_speedup']:.2f}×",
+                  f"{row['speedup_min']:.2f}–{row['speedup_max']:.2f}×")
+                 for row in df.iter_rows(named=True))
+    first = df.row(0, named=True)
+    what = "" if several else f" ({first['model']}, {first['dtype']})"
+    title = (f"speedup of {b} over {a}{what}: time on {a} / time on {b}, summed over the grid (above 1: {b} is "
+             "faster; range: over grid points); mean ms per op, per layer (total: one step of the whole model)")
+    right = tuple(k in _LAYOUT for k in keys)
+    return Table(title, header, rows, right + (False, False) + (True,) * 5)
+
+
+def _ms(seconds: float) -> str:
+    """Seconds as milliseconds, four significant digits, never in exponent form."""
+    ms = seconds * 1e3
+    decimals = max(0, 3 - math.floor(math.log10(ms))) if ms > 0 else 0
+    return f"{ms:,.{decimals}f}"

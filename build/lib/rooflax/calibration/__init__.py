@@ -1,0 +1,1 @@
+"""Measurements of real kernels: reading them, predicting them, fitting the achieved terms."""

@@ -1,0 +1,338 @@
+"""Fit the achieved model's terms to measured kernel times, and score a profile on held-out shapes.
+
+:func:`fit_hardware` gives a profile fitted to one GPU's measurements (the frame of
+:func:`rooflax.read_measurements`), per family of ops that the measurements cover:
+
+``gemm`` rows → the terms of the product groups (``qkv mlp``, ``up/gate/down``, ``lm_head``)
+    ``t = overhead + max(u · spent_flops / peak, v · bytes / bandwidth)``;
+``attention_prefill`` rows → the ``qk/pv`` group (fused attention) in prefill and verify,
+    ``attention_decode`` rows → the same in decode (``phase_terms``): the same form; prefill
+    and decode run different kernels (FlashAttention's forward pass, split-KV decoding), so
+    each has its own terms, and verify (many queries over a cache) runs the prefill kind;
+collective rows (``all_reduce``, ``alltoall``, ``all_gather``, ``reduce_scatter``) → ``comm``
+    ``t = overhead + v · bytes / link + hops · latency``, the fitted latency a hop becoming
+    the profile's ``interconnect_latency_s``.
+
+``compute_efficiency = 1/u``, ``bandwidth_efficiency = 1/v``. Each fit minimizes the
+squared *relative* error (every shape weighs the same whatever its duration) by least
+squares: for the max form, over a grid of the ratio ``v/u`` (for each ratio the model is a
+line in ``(overhead, u)``); every efficiency is capped at 1 (a kernel may not beat the
+datasheet ceiling; where it seems to, the slope is held at 1 and the rest refitted) and the
+overhead kept positive. Only the fastest kernel per shape counts (what a serving engine
+picks, :func:`~rooflax.calibration.measurements.fastest_kernels`), full attention
+(``window = 0``) and the dtypes rooflax prices. MoE tables are scored, not fitted: the
+routed-expert ops take the product terms. Elementwise ops keep the profile's own terms.
+
+:func:`accuracy` is the scorecard: per hardware and kind, how far the achieved model
+(``predicted``) and the roof (``ideal``) are from the measured times. :func:`split_by_shape`
+cuts a frame into training and held-out shapes, the same way on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+
+from rooflax.calibration.measurements import fastest_kernels
+from rooflax.calibration.predict import FAMILY_OF_KIND, predict_measurements, work
+from rooflax.config.hardware import Hardware
+from rooflax.errors import SpecError
+
+__all__ = ["BAND", "FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "calibrate", "fit_hardware", "scored_rows",
+           "split_by_shape", "stable_share"]
+
+#: What each fitted family sets: the terms of these op groups, in these phases (None: every phase).
+FITTED_GROUPS = {"gemm": (("qkv mlp", "up/gate/down", "lm_head"), None),
+                 "attention_prefill": (("qk/pv",), ("prefill", "verify")),
+                 "attention_decode": (("qk/pv",), ("decode",)),
+                 "comm": (("comm",), None)}
+_FAMILY_KINDS = {"gemm": ("gemm",), "attention_prefill": ("attention_prefill",),
+                 "attention_decode": ("attention_decode",),
+                 "comm": ("all_reduce", "alltoall", "all_gather", "reduce_scatter")}
+#: Fewest measured shapes a family is fitted on (fewer leave the profile's terms as they are).
+MIN_FIT_ROWS = 8
+_MIN_OVERHEAD_S = 1e-9
+_RATIOS = np.geomspace(1e-2, 1e2, 201)
+_RATIOS_STEP = float(_RATIOS[1] / _RATIOS[0])
+#: Candidate L2-resident operand sizes (bytes; 0: none) and L2 speedups a fit chooses from.
+_RESIDENT = (0.0, *(2.0**e for e in range(20, 30)))
+_SPEEDUPS = np.geomspace(1.0, 8.0, 64).tolist()
+#: The quantiles of measured / predicted that bound an error band: four in five measurements fall inside.
+BAND = (0.1, 0.9)
+
+
+def _weighted_lstsq(columns: list[np.ndarray], t: np.ndarray) -> np.ndarray:
+    design = np.stack(columns, axis=1) / t[:, None]
+    return np.linalg.lstsq(design, np.ones_like(t), rcond=None)[0]
+
+
+def _line(x: np.ndarray, kernels: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """``(overhead, slope)`` of ``t ≈ overhead·kernels + slope·x`` (relative least squares), slope ≥ 1, overhead > 0."""
+    overhead, slope = _weighted_lstsq([kernels, x], t)
+    if slope < 1:
+        slope = 1.0
+        overhead = float(_weighted_lstsq([kernels], t - x)[0])
+    if overhead < _MIN_OVERHEAD_S:
+        overhead = _MIN_OVERHEAD_S
+        slope = max(1.0, float(_weighted_lstsq([x], t - overhead * kernels)[0]))
+    return float(overhead), float(slope)
+
+
+def _relative_sse(predicted: np.ndarray, t: np.ndarray) -> float:
+    return float(np.sum((predicted / t - 1) ** 2))
+
+
+def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tuple[float, float]) -> dict[str, float]:
+    """Terms of ``t = Σ_ops overhead + max(u·compute, v·memory)`` (rows × ops arrays).
+
+    A slope that binds no measured op is not measured: it is ``default``'s (``1/efficiency``),
+    lowered if needed so that it still binds none (the predictions are the fit's).
+    """
+    kernels = np.full(len(t), float(compute.shape[1]))
+    best, best_error, best_ratio = None, np.inf, 1.0
+    for width in (None, _RATIOS_STEP, _RATIOS_STEP ** (1 / 20)):  # the grid, then two finer passes around its best
+        ratios = _RATIOS if width is None else best_ratio * np.geomspace(1 / width, width, 41)
+        for ratio in ratios:
+            x = np.maximum(compute, ratio * memory).sum(axis=1)
+            overhead, u = _line(x, kernels, t)
+            v = ratio * u
+            if v < 1:  # the memory slope may not beat the bandwidth either: refit with v held at 1
+                x = np.maximum(compute, memory / u).sum(axis=1)
+                overhead, u = _line(x, kernels, t)
+                v = 1.0 if ratio * u < 1 else ratio * u
+            error = _relative_sse(overhead * kernels + np.maximum(u * compute, v * memory).sum(axis=1), t)
+            if error < best_error:
+                best, best_error, best_ratio = (overhead, u, v), error, ratio
+    overhead, u, v = best
+    compute_bound = u * compute >= v * memory
+    if not compute_bound.any():  # the compute slope is not seen: the default, raised only as far as binds none
+        u = min(default[0], float(np.min(v * memory / np.maximum(compute, 1e-300))))
+    elif compute_bound.all():
+        v = min(default[1], float(np.min(u * compute / np.maximum(memory, 1e-300))))
+    return {"kernel_overhead_s": float(overhead), "compute_efficiency": float(1 / max(u, 1.0)),
+            "bandwidth_efficiency": float(1 / max(v, 1.0))}
+
+
+def _fit_cached(w: dict[str, np.ndarray], default: tuple[float, float],
+                resident: float) -> tuple[dict[str, float], float]:
+    """A family's terms, and their relative squared error, with operands of at most ``resident`` bytes in L2.
+
+    Those rows' memory time is divided by ``l2_speedup``: the terms (:func:`_fit_max`, all
+    rows together) and the speedup (a 1-D search, the terms held) are fitted in turn.
+    """
+    compute, memory, t = w["compute_s"], w["memory_s"], w["t"]
+    cached = (w["bytes"].sum(axis=1) <= resident)[:, None]
+
+    def fitted(speedup: float) -> tuple[dict[str, float], float]:
+        scaled = np.where(cached, memory / speedup, memory)
+        terms = _fit_max(compute, scaled, t, default)
+        return terms, _relative_sse(_max_form(terms, compute, scaled), t)
+
+    def error(terms: dict[str, float], speedup: float) -> float:
+        return _relative_sse(_max_form(terms, compute, np.where(cached, memory / speedup, memory)), t)
+
+    speedup = 1.0
+    terms, sse = fitted(speedup)
+    if cached.any():
+        for _ in range(2):
+            speedup = float(min(_SPEEDUPS, key=lambda s, terms=terms: error(terms, s)))
+            terms, sse = fitted(speedup)
+    ratio = t / _max_form(terms, compute, np.where(cached, memory / speedup, memory))
+    return {**terms, "l2_speedup": speedup, **_band(ratio)}, sse
+
+
+def _band(ratio: np.ndarray) -> dict[str, float]:
+    """The error band of a fit: the p10 and p90 of measured / predicted over its rows."""
+    return {"band_low": float(np.quantile(ratio, BAND[0])), "band_high": float(np.quantile(ratio, BAND[1]))}
+
+
+def _max_form(terms: dict[str, float], compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
+    u, v = 1 / terms["compute_efficiency"], 1 / terms["bandwidth_efficiency"]
+    return terms["kernel_overhead_s"] * compute.shape[1] + np.maximum(u * compute, v * memory).sum(axis=1)
+
+
+def _resident_bytes(w: dict[str, np.ndarray], default: tuple[float, float]) -> float:
+    """The L2-resident operand size (of :data:`_RESIDENT`) under which the products fit best (0: no L2 term)."""
+    return float(min(_RESIDENT, key=lambda resident: _fit_cached(w, default, resident)[1]))
+
+
+def _fit_link(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict[str, float], float]:
+    """Terms of ``t = overhead + v·memory + latency·hops``, and the latency a hop (all ≥ their floors)."""
+    m, h = memory.sum(axis=1), hops.sum(axis=1)
+    ones = np.ones_like(t)
+    overhead, v, latency = _weighted_lstsq([ones, m, h], t)
+    if latency < 0:
+        latency = 0.0
+        overhead, v = _weighted_lstsq([ones, m], t)
+    if v < 1:
+        v = 1.0
+        overhead, latency = _weighted_lstsq([ones, h], t - m)
+        latency = max(float(latency), 0.0)
+    overhead = max(float(overhead), _MIN_OVERHEAD_S)
+    latency = max(float(latency), 1e-10)
+    band = _band(t / (overhead + float(v) * m + latency * h))
+    return {"kernel_overhead_s": overhead, "bandwidth_efficiency": 1 / float(v), **band}, latency
+
+
+def scored_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows a fit uses and a scorecard scores: the fastest kernel per shape, full attention."""
+    rows = frame.filter(pl.col("kind").is_in(list(FAMILY_OF_KIND)))
+    if "window" in rows.columns:
+        rows = rows.filter(pl.col("window").fill_null(0) == 0)
+    return fastest_kernels(rows)
+
+
+def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    parts = []
+    for (kind, dtype), group in rows.filter(pl.col("kind").is_in(kinds)).group_by("kind", "dtype",
+                                                                                 maintain_order=True):
+        w = work(kind, group, hardware, dtype)
+        if w is not None:
+            parts.append((w, group["measured_time_s"].to_numpy()))
+    if not parts:
+        return None
+    width = max(w["compute_s"].shape[1] for w, _ in parts)
+
+    def padded(key: str) -> np.ndarray:
+        return np.concatenate([np.pad(w[key], ((0, 0), (0, width - w[key].shape[1]))) for w, _ in parts])
+
+    return {"compute_s": padded("compute_s"), "memory_s": padded("memory_s"), "hops": padded("hops"),
+            "bytes": padded("bytes"), "t": np.concatenate([t for _, t in parts])}
+
+
+def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | None = None) -> Hardware:
+    """``hardware`` with the achieved terms of every family its measurements cover fitted (module docstring).
+
+    Args:
+        measurements: measured rows of this one GPU (:func:`rooflax.read_measurements`).
+        hardware: the profile whose ceilings the times are measured against (its datasheet
+            figures stay as they are).
+        name: the fitted profile's name (default: ``hardware``'s).
+
+    Returns:
+        The profile with ``group_terms`` for the fitted groups, and for collectives the
+        fitted ``interconnect_latency_s``; families with fewer than :data:`MIN_FIT_ROWS`
+        measured shapes keep the profile's terms.
+
+    Raises:
+        SpecError: no row of a family rooflax fits.
+    """
+    rows = scored_rows(measurements)
+    terms = {group: dict(values) for group, values in hardware.group_terms}
+    phase_terms = {phase: {group: dict(values) for group, values in groups} for phase, groups in hardware.phase_terms}
+    latency = hardware.interconnect_latency_s
+    default = (1 / hardware.compute_efficiency, 1 / hardware.bandwidth_efficiency)
+    works = {family: _family_work(rows, hardware, kinds) for family, kinds in _FAMILY_KINDS.items()}
+    works = {family: w for family, w in works.items() if w is not None and len(w["t"]) >= MIN_FIT_ROWS}
+    resident = _resident_bytes(works["gemm"], default) if "gemm" in works else 0.0
+    fitted = []
+    for family, (groups, phases) in FITTED_GROUPS.items():
+        if family not in works:
+            continue
+        w = works[family]
+        fitted.append(family)
+        if family == "comm":
+            family_terms, latency = _fit_link(w["memory_s"], w["hops"], w["t"])
+        else:
+            family_terms = _fit_cached(w, default, resident)[0]
+        for group in groups:
+            if phases is None:
+                terms[group] = family_terms
+            for phase in phases or ():
+                phase_terms.setdefault(phase, {})[group] = family_terms
+    if not fitted:
+        raise SpecError(f"measurements: no products, attention or collectives rooflax can fit for {hardware.name!r} "
+                        f"(kinds: {', '.join(sorted(set(measurements['kind'].to_list())))})")
+    return replace(hardware, name=name or hardware.name, group_terms=terms, phase_terms=phase_terms,
+                   interconnect_latency_s=latency, l2_resident_bytes=resident)
+
+
+#: The columns that make a measured shape (a held-out shape is held out in every kernel and dtype).
+_SHAPE = ("kind", "m", "n", "k", "batch", "seq_len", "heads", "kv_heads", "head_dim", "gpus", "message_bytes",
+          "tokens", "hidden", "intermediate", "topk", "experts", "moe_tp", "moe_ep", "model", "phase", "spec_k")
+
+
+def split_by_shape(frame: pl.DataFrame, *, held_out: float = 0.5, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(train, test)``: whole shapes go to one side, chosen by a hash of the shape that is the same everywhere.
+
+    Args:
+        frame: measured rows (:func:`rooflax.read_measurements`).
+        held_out: the share of shapes to hold out, in (0, 1).
+        seed: another seed gives another split.
+    """
+    if isinstance(held_out, bool) or not isinstance(held_out, int | float) or not 0 < held_out < 1:
+        raise SpecError(f"held_out: expected a share between 0 and 1, got {held_out!r}")
+    columns = [c for c in _SHAPE if c in frame.columns]
+    key = frame.select(pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator="|"))
+    test = pl.Series([stable_share(text, seed) < held_out for text in key.to_series().to_list()], dtype=pl.Boolean)
+    return frame.filter(~test), frame.filter(test)
+
+
+def stable_share(text: str, seed: int = 0) -> float:
+    """``text`` hashed to a number in [0, 1), the same on every machine and Python (``hash`` is salted):
+    the first 8 bytes of BLAKE2b of ``seed|text`` over 2**64.
+
+    >>> 0 <= stable_share("gemm|1|4096|4096") < 1
+    True
+    """
+    digest = hashlib.blake2b(f"{seed}|{text}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
+def accuracy(measurements: pl.DataFrame, hardware: str | Hardware | Mapping[str, Hardware] | None = None,
+             ) -> pl.DataFrame:
+    """The scorecard: per hardware and kind, ``n`` shapes and the median and p90 relative error.
+
+    Args:
+        measurements: measured rows (:func:`rooflax.read_measurements`); only the fastest
+            kernel per shape, full attention, is scored.
+        hardware: as for :func:`rooflax.calibration.predict.predict_measurements`.
+
+    Returns:
+        Columns ``hardware``, ``kind``, ``n``, ``predicted_median``, ``predicted_p90``,
+        ``ideal_median``, ``ideal_p90`` (``|time / measured − 1|``), ``predicted_p10_ratio``,
+        ``predicted_p90_ratio`` (the spread of ``predicted / measured``) and ``band_coverage``
+        (the share of measurements inside the predicted error band; null without a band).
+    """
+    priced = predict_measurements(scored_rows(measurements), hardware).filter(pl.col("predicted_time_s").is_not_null())
+    ratio = pl.col("predicted_time_s") / pl.col("measured_time_s")
+    ideal = (pl.col("ideal_time_s") / pl.col("measured_time_s") - 1).abs()
+    inside = pl.col("measured_time_s").is_between(pl.col("predicted_lo_s"), pl.col("predicted_hi_s"))
+    return (priced.group_by("hardware", "kind")
+            .agg(pl.len().alias("n"), (ratio - 1).abs().median().alias("predicted_median"),
+                 inside.mean().alias("band_coverage"),
+                 (ratio - 1).abs().quantile(0.9).alias("predicted_p90"), ideal.median().alias("ideal_median"),
+                 ideal.quantile(0.9).alias("ideal_p90"), ratio.quantile(0.1).alias("predicted_p10_ratio"),
+                 ratio.quantile(0.9).alias("predicted_p90_ratio"))
+            .sort("hardware", "kind"))
+
+
+def calibrate(measurements: pl.DataFrame, hardware: str | Hardware | None = None, *,
+              name: str | None = None) -> Hardware:
+    """One GPU's profile fitted to its measurements (:func:`fit_hardware` from the preset or profile they name).
+
+    Args:
+        measurements: measured rows of one GPU (:func:`rooflax.read_measurements`).
+        hardware: the preset or profile to fit from (default: the rows' ``hardware``); its
+            datasheet figures stay, its achieved terms are fitted.
+        name: the fitted profile's name (default: ``<hardware>-fitted``).
+
+    Raises:
+        SpecError: rows of several GPUs without ``hardware``, or nothing to fit.
+    """
+    from rooflax.config.hardware import FITTED as _FITTED
+    from rooflax.config.hardware import get_hardware, uncalibrated_preset
+
+    names = sorted(set(measurements["hardware"].to_list()))
+    if hardware is None:
+        if len(names) != 1:
+            raise SpecError(f"hardware: the measurements hold {len(names)} GPUs ({', '.join(names)}); "
+                            "calibrate one at a time (give --hardware / hardware= and its files only)")
+        hardware = names[0]
+    base = get_hardware(hardware)
+    start = uncalibrated_preset(base.name) if isinstance(hardware, str) and base.name in _FITTED else base
+    return fit_hardware(measurements, start, name=name or f"{base.name}-fitted")

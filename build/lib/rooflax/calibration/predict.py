@@ -1,0 +1,298 @@
+"""Predict measured rows with the sweeps' own op formulas: one code path for a measured kernel and a swept op.
+
+:func:`predict_measurements` takes a frame of :func:`rooflax.read_measurements` and adds,
+per row, the op's ``flops`` and ``bytes`` (the counting contract), ``ideal_time_s`` (the
+roof) and ``predicted_time_s`` (below the roof, :mod:`rooflax.cost.achieved`) on the row's
+preset or a given profile. Each measured kind is one op (or the ops of one fused kernel)
+of :mod:`rooflax.cost.ops`, priced through :func:`rooflax.cost.ops.make_step` on a
+:class:`~rooflax.cost.shape.Shape` holding the row's numbers, exactly as a sweep prices it:
+
+``gemm``
+    ``up_proj`` with ``M = m`` tokens, ``h = k``, ``I = n``: ``[m, k] × [k, n]``, weights
+    read once, input read and output written (a swept ``qkv_proj``, ``o_proj``, ... of the
+    same shape has the same costs and the same terms).
+``attention_prefill``, ``attention_decode``
+    the fused ``attention`` op in prefill (causal, ``Q = T = seq_len``) or decode
+    (``Q = 1``, ``T = seq_len``); KV bytes at the row's ``kv_dtype``.
+``all_reduce``
+    ``attn_allreduce`` at ``tp = gpus`` on a message of ``message_bytes``;
+``alltoall``, ``all_gather``, ``reduce_scatter``
+    ``moe_dispatch`` at ``ep = gpus`` (``(p−1)/p`` of the message crosses, ``p−1`` hops; an
+    all-gather and a reduce-scatter move the same share as an all-to-all).
+``moe``
+    the routed experts of one layer, ``expert_gate``, ``expert_up``, ``expert_silu_mul`` and
+    ``expert_down`` at ``tp = moe_tp``, ``ep = moe_ep``, summed; ``balanced`` routing spreads
+    tokens over every expert, ``power_law_α`` over the ``E_eff = 1/Σp²`` experts of
+    ``p_i ∝ i^−α`` (the model's ``routing_experts``, :mod:`rooflax.config.models`).
+a ``rooflax validate`` op name
+    that op of :func:`rooflax.evaluate` at the row's model and grid point.
+
+Rows rooflax cannot price yet keep null predictions: sliding-window attention
+(``window > 0``), and types it has no dtype policy for (``fp8_block``, ``nvfp4``, 4-bit
+weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+
+from rooflax.config.dtypes import DTYPES, KV_DTYPES, DtypePolicy
+from rooflax.config.hardware import Hardware, get_hardware
+from rooflax.cost.achieved import quantized_flops
+from rooflax.cost.ops import GROUPS, Step, make_step, op_costs
+from rooflax.cost.roofline import Roof, op_row
+from rooflax.cost.shape import Shape
+from rooflax.errors import SpecError
+
+__all__ = ["FAMILY_OF_KIND", "power_law_experts", "predict_measurements", "replay_roof", "work"]
+
+#: The op family (achieved-model terms) each measured kind belongs to.
+FAMILY_OF_KIND = {"gemm": "gemm", "attention_prefill": "attention_prefill", "attention_decode": "attention_decode",
+                  "all_reduce": "all_reduce", "alltoall": "alltoall", "all_gather": "alltoall",
+                  "reduce_scatter": "alltoall", "moe": "moe"}
+_MOE_OPS = ("expert_gate", "expert_up", "expert_silu_mul", "expert_down")
+_OP_OF_KIND = {"gemm": ("up_proj",), "attention_prefill": ("attention",), "attention_decode": ("attention",),
+               "all_reduce": ("attn_allreduce",), "alltoall": ("moe_dispatch",), "all_gather": ("moe_dispatch",),
+               "reduce_scatter": ("moe_dispatch",), "moe": _MOE_OPS}
+#: The phase whose terms a measured kind runs with (the others: any phase's).
+_PHASE_OF_KIND = {"attention_prefill": "prefill", "attention_decode": "decode"}
+#: Element bytes of the measured dtypes rooflax prices (others stay unpriced).
+_ELEMENT = {name: policy.act_bytes for name, policy in DTYPES.items() if name in ("fp32", "fp16", "bf16", "fp8")}
+
+
+def power_law_experts(experts: int, alpha: float) -> float:
+    """``E_eff = 1/Σp_i²`` of routing probabilities ``p_i ∝ i^−α`` over ``experts`` experts.
+
+    >>> power_law_experts(8, 0.0)
+    8.0
+    >>> round(power_law_experts(2, 1.0), 4)  # p = (2/3, 1/3): 1 / (4/9 + 1/9)
+    1.8
+    """
+    p = np.arange(1, experts + 1, dtype=np.float64) ** -float(alpha)
+    p /= p.sum()
+    return float(1 / np.sum(p**2))
+
+
+def _zeros(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=np.float64)
+
+
+def _shape(n: int, **numbers) -> dict:
+    """Keyword arguments of a Shape over ``n`` rows: every numeric field an array, unset ones 1 (0 for MoE fields)."""
+    ones = np.ones(n, dtype=np.float64)
+    base = {name: ones for name in ("batch", "seq_len", "hidden", "heads", "kv_heads", "head_dim", "intermediate",
+                                    "vocab", "layers", "w", "a", "k")}
+    base.update(phase=ones, spec_k=_zeros(n))
+    return {**base, **{name: np.asarray(value, dtype=np.float64) * ones for name, value in numbers.items()}}
+
+
+def _gemm(rows: pl.DataFrame, w: np.ndarray) -> Shape:
+    return Shape(**_shape(rows.height, batch=rows["m"], hidden=rows["k"], intermediate=rows["n"], w=w, a=w, k=w))
+
+
+def _attention(rows: pl.DataFrame, w: np.ndarray, kv: np.ndarray, prefill: bool) -> Shape:
+    heads, head_dim = rows["heads"].to_numpy(), rows["head_dim"].to_numpy()
+    return Shape(**_shape(rows.height, batch=rows["batch"], seq_len=rows["seq_len"], phase=0 if prefill else 1,
+                          hidden=heads * head_dim, heads=heads, kv_heads=rows["kv_heads"], head_dim=head_dim,
+                          w=w, a=w, k=kv), fused_attention=True, causal=prefill)
+
+
+def _collective(rows: pl.DataFrame, w: np.ndarray, ring: bool) -> Shape:
+    elements = rows["message_bytes"].to_numpy() / w
+    gpus = rows["gpus"].to_numpy()
+    if ring:
+        return Shape(**_shape(rows.height, hidden=elements, w=w, a=w, k=w, tp=gpus), comm=("tp",))
+    return Shape(**_shape(rows.height, hidden=elements, w=w, a=w, k=w, ep=gpus, experts=gpus, experts_per_token=1,
+                          routing_experts=gpus, moe_intermediate=1), moe=True, dense_mlp=False, comm=("ep",))
+
+
+def _moe(rows: pl.DataFrame, w: np.ndarray) -> Shape:
+    experts = rows["experts"].to_numpy()
+    spread = [float(e) if d == "balanced" else power_law_experts(int(e), float(d.removeprefix("power_law_")))
+              for e, d in zip(experts, rows["distribution"].to_list(), strict=True)]
+    tp, ep = rows["moe_tp"].to_numpy(), rows["moe_ep"].to_numpy()
+    comm = ()  # the kernel alone: the layout's collectives are timed on their own
+    return Shape(**_shape(rows.height, batch=rows["tokens"], hidden=rows["hidden"], w=w, a=w, k=w,
+                          experts=experts, experts_per_token=rows["topk"], moe_intermediate=rows["intermediate"],
+                          routing_experts=np.maximum(np.array(spread), rows["topk"].to_numpy()), tp=tp, ep=ep),
+                 moe=True, dense_mlp=False, comm=comm)
+
+
+def _costs(kind: str, step: Step, names: tuple[str, ...]) -> list:
+    costs = [(op, f, b) for op, f, b in op_costs(step) if op.name in names]
+    if len(costs) != len(names):
+        raise AssertionError(f"{kind}: the step lacks an op of {names}")
+    return costs
+
+
+def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed: Roof | None,
+            resident_bytes: float) -> dict[str, np.ndarray]:
+    """Summed flops, bytes, ideal and achieved seconds of the named ops of ``step`` (numpy rows).
+
+    With a ``replayed`` roof, an op whose bytes are at most ``resident_bytes`` reads them from
+    the L2 cache: its achieved time is the one under that roof.
+    """
+    costs = _costs(kind, step, names)
+    out = {"flops": 0.0, "bytes": 0.0, "time_s": 0.0, "achieved_time_s": 0.0, "achieved_lo_s": 0.0,
+           "achieved_hi_s": 0.0}
+    for op, flops, bytes_ in costs:
+        row = op_row(op, step, flops, bytes_, roof, xp=np)
+        achieved = row.achieved_time_s
+        if replayed is not None and not op.collective:
+            cached = op_row(op, step, flops, bytes_, replayed, xp=np).achieved_time_s
+            achieved = np.where(bytes_ <= resident_bytes, cached, achieved)
+        g = GROUPS.index(op.group)
+        low, high = achieved * roof.band_low[g], achieved * roof.band_high[g]
+        for key, value in (("flops", flops), ("bytes", bytes_), ("time_s", row.time_s),
+                           ("achieved_time_s", achieved), ("achieved_lo_s", low), ("achieved_hi_s", high)):
+            out[key] = out[key] + value
+    return out
+
+
+def replay_roof(hardware: Hardware, policy: DtypePolicy, phase: str | None) -> Roof:
+    """The roof of a replayed kernel whose operands stay in L2: each group's memory time over its ``l2_speedup``."""
+    roof = Roof.of(hardware, policy, phase)
+    speedups = [hardware.terms(group, phase)["l2_speedup"] for group in GROUPS]
+    return replace(roof, seconds_per_byte=tuple(spb / (1.0 if group == "comm" else speedup) for spb, speedup, group
+                                                in zip(roof.seconds_per_byte, speedups, GROUPS, strict=True)))
+
+
+def _policy(dtype: str):
+    """The dtype policy a measured ``dtype`` runs at (its peak), or None when rooflax has none."""
+    return DTYPES.get(dtype) if dtype in _ELEMENT else None
+
+
+def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tuple[Step, DtypePolicy] | None:
+    """The step whose ops a measured kind runs, and its dtype policy; None where rooflax cannot price it."""
+    policy = _policy(dtype)
+    if policy is None or policy.compute not in hardware.dtypes or kind not in _OP_OF_KIND:
+        return None
+    w = np.full(rows.height, float(policy.act_bytes))
+    if kind == "gemm":
+        shape = _gemm(rows, w)
+    elif kind in ("attention_prefill", "attention_decode"):
+        kv = np.array([KV_DTYPES.get(name, np.nan) for name in rows["kv_dtype"].to_list()], dtype=np.float64)
+        shape = _attention(rows, w, kv, kind == "attention_prefill")
+    elif kind == "moe":
+        shape = _moe(rows, w)
+    else:
+        shape = _collective(rows, w, kind == "all_reduce")
+    return make_step(shape), policy
+
+
+def _price_kind(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str,
+                replayed: bool) -> dict[str, np.ndarray] | None:
+    stepped = _step(kind, rows, hardware, dtype)
+    if stepped is None:
+        return None
+    step, policy = stepped
+    phase = _PHASE_OF_KIND.get(kind)
+    cached = replay_roof(hardware, policy, phase) if replayed and hardware.l2_resident_bytes else None
+    return _priced(kind, step, Roof.of(hardware, policy, phase), _OP_OF_KIND[kind], cached,
+                   hardware.l2_resident_bytes)
+
+
+def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[str, np.ndarray] | None:
+    """What the achieved model's terms multiply, per row and op of a measured kind (for fitting).
+
+    Returns ``{"compute_s", "memory_s", "hops", "bytes"}``, arrays of ``rows × ops``: the FLOPs
+    the device spends (tile and wave quantization, never fewer than the op's own) over the
+    peak, the bytes over the memory bandwidth (a collective's over the link), a collective's
+    link latencies (0 for other ops), and the bytes; None where rooflax cannot price the kind.
+    """
+    stepped = _step(kind, rows, hardware, dtype)
+    if stepped is None:
+        return None
+    step, policy = stepped
+    ones = np.ones(rows.height)
+    compute, memory, hops, moved = [], [], [], []
+    for op, flops, bytes_ in _costs(kind, step, _OP_OF_KIND[kind]):
+        moved.append(bytes_ * ones)
+        if op.collective:
+            compute.append(0 * ones)
+            memory.append(bytes_ / hardware.interconnect_bytes_per_s * ones)
+            hops.append(op.hops(step) * ones)
+            continue
+        spent = flops * ones
+        for gemm in op.gemms(step):
+            spent = np.maximum(spent, quantized_flops(
+                gemm, sm_count=hardware.sm_count, tile_m=hardware.tile_m, tile_n=hardware.tile_n,
+                tile_k=hardware.tile_k, xp=np))
+        compute.append(spent / hardware.peak(policy.compute))
+        memory.append(bytes_ / hardware.bandwidth_bytes_per_s * ones)
+        hops.append(0 * ones)
+    return {"compute_s": np.stack(compute, 1), "memory_s": np.stack(memory, 1), "hops": np.stack(hops, 1),
+            "bytes": np.stack(moved, 1)}
+
+
+def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]:
+    from rooflax.engine.evaluate import evaluate
+
+    out: dict[str, list] = {"flops": [], "bytes": [], "time_s": [], "achieved_time_s": []}
+    for row in rows.iter_rows(named=True):
+        result = evaluate(model=row["model"], hardware=hardware, dtype=row["dtype"], phase=row["phase"],
+                          batch=row["batch"], seq_len=row["seq_len"], spec_k=row["spec_k"])["ops"]
+        if row["kind"] not in result:
+            raise SpecError(f"measurements: op {row['kind']!r} is no op of {row['model']!r} in {row['phase']}")
+        for key in out:
+            out[key].append(float(result[row["kind"]][key]))
+    nan = np.full(rows.height, np.nan)  # evaluate's rows carry no band
+    return {**{key: np.array(values, dtype=np.float64) for key, values in out.items()}, "achieved_lo_s": nan,
+            "achieved_hi_s": nan}
+
+
+def predict_measurements(frame: pl.DataFrame, hardware: str | Hardware | Mapping[str, Hardware] | None = None, *,
+                         replayed: bool = True) -> pl.DataFrame:
+    """``frame`` (:func:`rooflax.read_measurements`) with every row priced as a sweep prices that op.
+
+    Args:
+        frame: measured rows (the columns of :data:`rooflax.calibration.measurements.MEASUREMENT_SCHEMA`).
+        hardware: a preset name or profile to price every row on, or a mapping from a
+            row's ``hardware`` to the profile to price it on (others: their preset); by
+            default each row's ``hardware`` preset.
+        replayed: price the rows as the benchmark ran them, one kernel replayed on the same
+            operands, so that operands of at most the profile's ``l2_resident_bytes`` come
+            from the L2 cache (at each group's ``l2_speedup``); False prices them as a sweep
+            does, every operand from device memory (a forward pass).
+
+    Returns:
+        ``frame`` in its order with ``family`` (the achieved model's op family, null for a
+        validation op), ``flops``, ``bytes``, ``ideal_time_s`` (the roof), ``predicted_time_s``
+        (below the roof, the achieved model), its error band ``predicted_lo_s``, ``predicted_hi_s``
+        (null where the profile has none) and ``error`` (``predicted_time_s / measured_time_s − 1``);
+        null where rooflax cannot price the row (module docstring).
+    """
+    if not isinstance(frame, pl.DataFrame) or "measured_time_s" not in frame.columns:
+        raise SpecError("measurements: expected the frame of rooflax.read_measurements (with measured_time_s)")
+    profiles = dict(hardware) if isinstance(hardware, Mapping) else {}
+    given = None if hardware is None or isinstance(hardware, Mapping) else get_hardware(hardware)
+    indexed = frame.with_row_index("_row")
+    parts = []
+    keys = ["hardware", "kind", "dtype"]
+    for (name, kind, dtype), rows in indexed.group_by(keys, maintain_order=True):
+        hw = given or profiles.get(name) or get_hardware(name)
+        if kind in FAMILY_OF_KIND:
+            if "window" in rows.columns:
+                priced_rows = rows.filter(pl.col("window").fill_null(0) == 0)
+            else:
+                priced_rows = rows
+            priced = _price_kind(kind, priced_rows, hw, dtype, replayed) if priced_rows.height else None
+        else:
+            priced_rows, priced = rows, _validation(rows, hw)
+        if priced is None:
+            continue
+        parts.append(priced_rows.select("_row").with_columns(
+            pl.lit(FAMILY_OF_KIND.get(kind), pl.String).alias("family"),
+            *(pl.Series(key, np.broadcast_to(value, priced_rows.height), pl.Float64) for key, value in priced.items())))
+    columns = {"family": pl.String, "flops": pl.Float64, "bytes": pl.Float64, "time_s": pl.Float64,
+               "achieved_time_s": pl.Float64, "achieved_lo_s": pl.Float64, "achieved_hi_s": pl.Float64}
+    priced = pl.concat(parts) if parts else pl.DataFrame(schema={"_row": pl.UInt32, **columns})
+    out = indexed.join(priced, on="_row", how="left").sort("_row").drop("_row")
+    out = out.with_columns(pl.col(columns).exclude("family").fill_nan(None))
+    out = out.rename({"time_s": "ideal_time_s", "achieved_time_s": "predicted_time_s",
+                      "achieved_lo_s": "predicted_lo_s", "achieved_hi_s": "predicted_hi_s"})
+    return out.with_columns((pl.col("predicted_time_s") / pl.col("measured_time_s") - 1).alias("error"))

@@ -1,0 +1,7 @@
+"""``python -m rooflax.cli``: the ``rooflax`` command."""
+
+import sys
+
+from rooflax.cli.commands import main
+
+sys.exit(main())

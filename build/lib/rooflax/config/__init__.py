@@ -1,0 +1,1 @@
+"""What is priced: number formats, accelerators, models, acceptance models and the sweep spec."""

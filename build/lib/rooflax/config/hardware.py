@@ -1,0 +1,507 @@
+"""Accelerators: dense peak FLOP/s per dtype, memory bandwidth and capacity.
+
+Every figure is dense (no structured sparsity) and comes from the vendor's datasheet
+or whitepaper named in ``source``.
+
+The interconnect (the third roof, for collectives) is the card's GPU-to-GPU link in one
+direction: half the datasheet's bidirectional NVLink (or Infinity Fabric) figure, or PCIe
+x16 where the card has no such link. Its latency is one hop of a collective: NCCL's ring
+LL128 hardware latency for NVLink, 1.9 µs (``hwLat`` in NCCL's ``src/graph/tuning.cc``),
+used for every preset. Users add their own accelerators as TOML files::
+
+    name = "my-gpu"
+    label = "My GPU"                      # optional, used in chart titles
+    bandwidth_bytes_per_s = 1.0e12
+    memory_bytes = 24e9
+    interconnect_bytes_per_s = 32e9       # optional: GPU-to-GPU link, one direction
+    interconnect_latency_s = 1.9e-6       # optional: one hop of a collective
+    source = "where the figures come from"  # optional
+
+    [peak_flops]                          # FLOP/s (or OP/s for int8) per dtype
+    fp16 = 1.0e14
+    bf16 = 1.0e14
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rooflax.config._files import read_text
+from rooflax.cost.ops import GROUPS, PHASES
+from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
+
+__all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
+           "preset_for_kind"]
+
+#: The dtypes a peak can be given for.
+PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+
+#: Achieved-performance fields (:mod:`rooflax.achieved`) of presets and files that do not give them.
+#: The tile is the 128×128 output tile with a K step of 32 that NVIDIA's *Matrix Multiplication
+#: Background User's Guide* (DU-09799-001, §2.3) lists among cuBLAS's typical tiles. The overhead
+#: and the efficiencies are typical values, not measurements of any one part: CUDA kernels take a
+#: few microseconds to launch and drain, and tuned GEMM and copy kernels sustain roughly 80% of
+#: the datasheet peak and 85% of the datasheet bandwidth. ``rooflax validate --profile`` measures
+#: a device and writes fitted values in their place.
+DEFAULT_ACHIEVED: dict[str, float] = {"sm_count": 80, "kernel_overhead_s": 5e-6, "tile_m": 128, "tile_n": 128,
+                                      "tile_k": 32, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.85}
+
+#: The achieved-performance fields a hardware file may also set per op group (``group_terms``).
+GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency")
+#: Terms a group may also have that only predictions of *replayed* kernels use (a benchmark
+#: timing one kernel on the same operands back to back, :mod:`rooflax.calibration.predict`):
+#: how many times faster than device memory their operands are read when they stay in the L2
+#: cache between replays (operands of at most ``l2_resident_bytes``). Sweeps price a forward
+#: pass, which reads every layer's weights from device memory, and never use them.
+REPLAY_TERMS = ("l2_speedup",)
+#: A group's error band, fitted with its terms: the p10 and p90 of measured / predicted time over
+#: the measured kernels (an achieved time ``t`` is expected within ``[t·band_low, t·band_high]``
+#: four times in five); without measurements there is no band (NaN).
+BAND_TERMS = ("band_low", "band_high")
+
+#: The range each figure of an accelerator must lie in, with its unit: wide around every real part
+#: (a microcontroller, or a small slice of a CPU as ``validate`` measures it, to a rack-scale system),
+#: so that a typo (1e300, 1e-300) is refused rather than priced, and every product and quotient of
+#: the roofline stays finite in float64.
+RANGES: dict[str, tuple[float, float, str]] = {
+    "peak_flops": (1e6, 1e19, "FLOP/s"), "bandwidth_bytes_per_s": (1e6, 1e16, "B/s"),
+    "memory_bytes": (1e3, 1e16, "B"), "interconnect_bytes_per_s": (1e6, 1e16, "B/s"),
+    "interconnect_latency_s": (1e-10, 1.0, "s"), "kernel_overhead_s": (1e-12, 1.0, "s"),
+    "compute_efficiency": (1e-4, 1.0, ""), "bandwidth_efficiency": (1e-4, 1.0, ""),
+    "l2_speedup": (1.0, 100.0, ""), "l2_resident_bytes": (0.0, 1e12, "B"),
+    "band_low": (1e-3, 1e3, ""), "band_high": (1e-3, 1e3, ""),
+}
+
+
+def _figure(where: str, key: str, value: object, kind: str | None = None) -> float:
+    """``value`` as a float within :data:`RANGES` of ``kind`` (default ``key``), else a one-line SpecError."""
+    low, high, unit = RANGES[kind or key]
+    allowed = f"{low:g} to {high:g}" + (f" {unit}" if unit else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise SpecError(f"{where}: {key}: expected a number from {allowed}, got {value!r}")
+    if not low <= float(value) <= high:
+        raise SpecError(f"{where}: {key}: {float(value):g} is outside the range a real part has, {allowed}")
+    return float(value)
+
+
+def _checked_terms(where: str, terms: dict) -> dict[str, float]:
+    """Per-kernel overhead and efficiencies within :data:`RANGES`, as floats; unknown keys refused."""
+    check_keys(where, terms, (), (*GROUP_TERMS, *REPLAY_TERMS, *BAND_TERMS))
+    return {key: _figure(where, key, value) for key, value in terms.items()}
+
+
+def _group_table(where: str, table: object) -> tuple:
+    """A ``group_terms``-like table (group → terms) checked and in :data:`GROUPS` order, as pairs."""
+    if not isinstance(table, Mapping | tuple):
+        raise SpecError(f"{where}: expected a table of op group = {{{', '.join(GROUP_TERMS)}}}, got {table!r}")
+    groups = dict(table.items() if isinstance(table, Mapping) else table)
+    unknown = [group for group in groups if group not in GROUPS]
+    if unknown:
+        raise unknown_name(where, unknown[0], GROUPS, what="op group")
+    checked = []
+    for group in (g for g in GROUPS if g in groups):
+        terms = groups[group]
+        if not isinstance(terms, Mapping | tuple):
+            raise SpecError(f"{where}.{group} must be a table of {', '.join(GROUP_TERMS)}, got {terms!r}")
+        terms = dict(terms.items() if isinstance(terms, Mapping) else terms)
+        checked.append((group, tuple(_checked_terms(f"{where}.{group}", terms).items())))
+    return tuple(checked)
+
+
+T = 1e12  # TFLOP/s → FLOP/s
+GB = 1e9  # GB → bytes
+
+#: Interconnect of a user file that gives none: PCIe 4.0 x16, 64 GB/s both ways (32 GB/s one way),
+#: and one collective hop of 1.9 µs (NCCL's ring LL128 hardware latency, ``src/graph/tuning.cc``).
+DEFAULT_INTERCONNECT_BYTES_PER_S = 32 * GB
+DEFAULT_INTERCONNECT_LATENCY_S = 1.9e-6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hardware:
+    """One accelerator. Immutable and hashable; units are SI (FLOP/s, bytes/s, bytes).
+
+    Args:
+        name: preset or user name (lower case, used on the command line).
+        peak_flops: dense peak per dtype, a mapping or ``(dtype, FLOP/s)`` pairs.
+        bandwidth_bytes_per_s: peak memory bandwidth.
+        memory_bytes: device memory capacity.
+        sm_count: multiprocessors (NVIDIA SMs, AMD CUs): one matmul tile runs on each at a time.
+        kernel_overhead_s: fixed time per kernel (launch, prologue, tail), seconds, > 0.
+        tile_m, tile_n, tile_k: matmul kernel tile (M × N outputs, K step).
+        compute_efficiency: fraction of ``peak_flops`` a tuned kernel sustains, in (0, 1].
+        bandwidth_efficiency: fraction of ``bandwidth_bytes_per_s`` sustained, in (0, 1].
+        group_terms: per op group (``qk/pv``, ...), values of ``kernel_overhead_s``,
+            ``compute_efficiency`` and ``bandwidth_efficiency`` that replace the ones above
+            for that group's ops; a mapping of mappings, as a calibrated profile writes.
+        phase_terms: per phase (``prefill``, ``decode``, ``verify``), group terms that replace
+            ``group_terms`` in that phase (fused attention runs other kernels in prefill and
+            decode); a mapping of phase → group → terms.
+        interconnect_bytes_per_s: GPU-to-GPU bandwidth in one direction (collectives).
+        interconnect_latency_s: latency of one hop of a collective.
+        l2_resident_bytes: the largest operand set that stays in the L2 cache when one kernel
+            is replayed on the same operands (fitted to kernel benchmarks; 0: none). Only
+            predictions of replayed kernels use it, with the groups' ``l2_speedup``.
+        label: display name for charts; defaults to ``name``.
+        source: where the figures come from.
+    """
+
+    name: str
+    peak_flops: tuple[tuple[str, float], ...]
+    bandwidth_bytes_per_s: float
+    memory_bytes: float
+    sm_count: int = DEFAULT_ACHIEVED["sm_count"]
+    kernel_overhead_s: float = DEFAULT_ACHIEVED["kernel_overhead_s"]
+    tile_m: int = DEFAULT_ACHIEVED["tile_m"]
+    tile_n: int = DEFAULT_ACHIEVED["tile_n"]
+    tile_k: int = DEFAULT_ACHIEVED["tile_k"]
+    compute_efficiency: float = DEFAULT_ACHIEVED["compute_efficiency"]
+    bandwidth_efficiency: float = DEFAULT_ACHIEVED["bandwidth_efficiency"]
+    group_terms: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    phase_terms: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, float], ...]], ...]], ...] = ()
+    interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S
+    interconnect_latency_s: float = DEFAULT_INTERCONNECT_LATENCY_S
+    l2_resident_bytes: float = 0.0
+    label: str = ""
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        where = f"hardware {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"hardware.name: expected a non-empty string, got {self.name!r}")
+        for key in ("label", "source"):
+            if not isinstance(getattr(self, key), str):
+                raise SpecError(f"{where}: {key}: expected a string, got {getattr(self, key)!r}")
+        try:
+            peaks = dict(self.peak_flops.items() if isinstance(self.peak_flops, Mapping) else self.peak_flops)
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"{where}: peak_flops: expected a table of dtype = FLOP/s, got {self.peak_flops!r}") from None
+        if not peaks:
+            raise SpecError(f"{where}: peak_flops is empty (give at least one of {', '.join(PEAK_DTYPES)})")
+        for dtype, value in peaks.items():
+            if dtype not in PEAK_DTYPES:
+                raise unknown_name(f"{where}: peak_flops dtype", dtype, PEAK_DTYPES)
+            _figure(where, f"peak_flops.{dtype}", value, "peak_flops")
+        ordered = tuple((d, float(peaks[d])) for d in PEAK_DTYPES if d in peaks)
+        object.__setattr__(self, "peak_flops", ordered)
+        for key in ("bandwidth_bytes_per_s", "memory_bytes"):
+            object.__setattr__(self, key, _figure(where, key, getattr(self, key)))
+        for key in ("sm_count", "tile_m", "tile_n", "tile_k"):
+            object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
+        for key, value in _checked_terms(where, {key: getattr(self, key) for key in GROUP_TERMS}).items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "group_terms", _group_table(f"{where}: group_terms", self.group_terms))
+        phases = dict(self.phase_terms.items() if isinstance(self.phase_terms, Mapping) else self.phase_terms)
+        unknown = [phase for phase in phases if phase not in PHASES]
+        if unknown:
+            raise unknown_name(f"{where}: phase_terms", unknown[0], PHASES, what="phase")
+        object.__setattr__(self, "phase_terms", tuple(
+            (phase, _group_table(f"{where}: phase_terms.{phase}", phases[phase])) for phase in PHASES
+            if phase in phases))
+        for key in ("interconnect_bytes_per_s", "interconnect_latency_s", "l2_resident_bytes"):
+            object.__setattr__(self, key, _figure(where, key, getattr(self, key)))
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """The dtypes this accelerator has a peak for."""
+        return tuple(d for d, _ in self.peak_flops)
+
+    def peak(self, dtype: str) -> float:
+        """Dense peak FLOP/s for ``dtype``; a clear error if the part has none."""
+        for name, value in self.peak_flops:
+            if name == dtype:
+                return value
+        raise SpecError(
+            f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})"
+        )
+
+    def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
+        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup`` and
+        the error band ``band_low``, ``band_high`` for an op group (in ``phase``: its ``phase_terms``
+        replace the group's, which replace the profile's own; ``l2_speedup`` is 1 and the band NaN
+        unless fitted)."""
+        own = {**{key: getattr(self, key) for key in GROUP_TERMS}, "l2_speedup": 1.0, "band_low": math.nan,
+               "band_high": math.nan}
+        in_phase = dict(dict(dict(self.phase_terms).get(phase, ())).get(group, ()))
+        return {**own, **dict(dict(self.group_terms).get(group, ())), **in_phase}
+
+    def ridge(self, dtype: str) -> float:
+        """Ridge point in FLOP/byte: the intensity where an op turns compute-bound."""
+        return self.peak(dtype) / self.bandwidth_bytes_per_s
+
+    def to_dict(self) -> dict:
+        """A plain dict (the TOML layout), for metadata and profiles."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
+            "memory_bytes": self.memory_bytes,
+            **{key: getattr(self, key) for key in DEFAULT_ACHIEVED},
+            "interconnect_bytes_per_s": self.interconnect_bytes_per_s,
+            "interconnect_latency_s": self.interconnect_latency_s,
+            **({"l2_resident_bytes": self.l2_resident_bytes} if self.l2_resident_bytes else {}),
+            "source": self.source,
+            "peak_flops": dict(self.peak_flops),
+            "group_terms": {group: dict(terms) for group, terms in self.group_terms},
+            **({"phase_terms": {phase: {group: dict(terms) for group, terms in groups}
+                                for phase, groups in self.phase_terms}} if self.phase_terms else {}),
+        }
+
+
+def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> Hardware:
+    sm_count, sm_source = _SM_COUNTS[name]
+    link_gb_s, link_source = _LINKS[name]
+    return Hardware(
+        name=name,
+        label=label,
+        peak_flops={d: v * T for d, v in peaks_tflops.items()},
+        bandwidth_bytes_per_s=bandwidth_gb_s * GB,
+        memory_bytes=memory_gb * GB,
+        sm_count=sm_count,
+        interconnect_bytes_per_s=link_gb_s * GB,
+        source=f"{source}; {sm_source}; interconnect {link_gb_s:g} GB/s one way: {link_source}",
+    )
+
+
+#: Multiprocessors per preset, and where the count comes from (CUDA cores / 128 per SM on
+#: Ampere GA10x and Ada, 64 per SM on A100 and H100; compute units on AMD).
+_SM_COUNTS = {
+    "a40": (84, "84 SMs (A40 datasheet: 10,752 CUDA cores)"),
+    "a6000": (84, "84 SMs (RTX A6000 datasheet: 10,752 CUDA cores)"),
+    "a100-40gb-pcie": (108, "108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020)"),
+    "a100-40gb-sxm": (108, "108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020)"),
+    "a100-80gb-pcie": (108, "108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020)"),
+    "a100-80gb-sxm": (108, "108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020)"),
+    "h100-pcie": (114, "114 SMs (NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022)"),
+    "h100-sxm": (132, "132 SMs (NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022)"),
+    "h200": (132, "132 SMs (H200 is the H100 SXM die with HBM3e)"),
+    "l40s": (142, "142 SMs (L40S datasheet: 18,176 CUDA cores)"),
+    "l4": (58, "58 SMs (L4 datasheet: 7,424 CUDA cores)"),
+    "rtx4090": (128, "128 SMs (Ada Lovelace architecture whitepaper: 16,384 CUDA cores)"),
+    "b200": (148, "148 SMs (NVIDIA Blackwell architecture technical brief, 2024: two dies of 74 SMs)"),
+    "mi300x": (304, "304 compute units (AMD CDNA 3 architecture whitepaper, 2023)"),
+}
+
+
+_PCIE4 = "no NVLink; PCIe Gen4 x16, 64 GB/s bidirectional (datasheet)"
+#: GPU-to-GPU bandwidth one way (GB/s) per preset, and where it comes from (half the bidirectional figure).
+_LINKS = {
+    "a40": (56.25, "NVLink bridge 112.5 GB/s bidirectional (A40 datasheet)"),
+    "a6000": (56.25, "NVLink bridge 112.5 GB/s bidirectional (RTX A6000 datasheet)"),
+    "a100-40gb-pcie": (300, "NVLink bridge for 2 GPUs, 600 GB/s (A100 datasheet)"),
+    "a100-40gb-sxm": (300, "NVLink 600 GB/s (A100 datasheet)"),
+    "a100-80gb-pcie": (300, "NVLink bridge for 2 GPUs, 600 GB/s (A100 datasheet)"),
+    "a100-80gb-sxm": (300, "NVLink 600 GB/s (A100 datasheet)"),
+    "h100-pcie": (300, "NVLink bridge 600 GB/s (H100 datasheet, PCIe)"),
+    "h100-sxm": (450, "NVLink 900 GB/s (H100 datasheet, SXM)"),
+    "h200": (450, "NVLink 900 GB/s (H200 datasheet, SXM)"),
+    "l40s": (32, _PCIE4),
+    "l4": (32, _PCIE4),
+    "rtx4090": (32, _PCIE4),
+    "b200": (900, "NVLink 5, 1.8 TB/s bidirectional per GPU (HGX B200 datasheet)"),
+    "mi300x": (448, "7 Infinity Fabric links of 128 GB/s bidirectional, 896 GB/s (MI300X datasheet)"),
+}
+
+
+_A100 = "NVIDIA A100 datasheet (2021): dense FP32 19.5, TF32 156, FP16/BF16 312 TFLOPS, INT8 624 TOPS"
+_H100 = "NVIDIA H100 datasheet (2023), dense (half the sparsity figures)"
+_PRESETS = (
+    _preset("a40", "A40", 696, 48, "NVIDIA A40 datasheet (2021): dense tensor TF32 74.8, FP16/BF16 149.7 TFLOPS, "
+            "INT8 299.3 TOPS; FP32 37.4 TFLOPS; 696 GB/s GDDR6",
+            fp32=37.4, tf32=74.8, fp16=149.7, bf16=149.7, int8=299.3),
+    _preset("a6000", "RTX A6000", 768, 48, "NVIDIA RTX A6000 datasheet (2021): FP32 38.7, dense tensor TF32 77.4, "
+            "FP16/BF16 154.8 TFLOPS, INT8 309.7 TOPS; 768 GB/s",
+            fp32=38.7, tf32=77.4, fp16=154.8, bf16=154.8, int8=309.7),
+    _preset("a100-40gb-pcie", "A100 40GB PCIe", 1555, 40, _A100 + "; 1555 GB/s HBM2",
+            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
+    _preset("a100-40gb-sxm", "A100 40GB SXM", 1555, 40, _A100 + "; 1555 GB/s HBM2",
+            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
+    _preset("a100-80gb-pcie", "A100 80GB PCIe", 1935, 80, _A100 + "; 1935 GB/s HBM2e",
+            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
+    _preset("a100-80gb-sxm", "A100 80GB SXM", 2039, 80, _A100 + "; 2039 GB/s HBM2e",
+            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
+    _preset("h100-pcie", "H100 PCIe", 2000, 80, _H100 + ": FP32 51, TF32 378, FP16/BF16 756.5, FP8 1513 TFLOPS, "
+            "INT8 1513 TOPS; 2.0 TB/s HBM2e",
+            fp32=51, tf32=378, fp16=756.5, bf16=756.5, fp8=1513, int8=1513),
+    _preset("h100-sxm", "H100 SXM", 3350, 80, _H100 + ": FP32 67, TF32 494.7, FP16/BF16 989.4, FP8 1978.9 TFLOPS, "
+            "INT8 1978.9 TOPS; 3.35 TB/s HBM3",
+            fp32=67, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9, int8=1978.9),
+    _preset("h200", "H200", 4800, 141, "NVIDIA H200 datasheet (2024), SXM, dense: FP32 67, TF32 494.7, FP16/BF16 "
+            "989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 4.8 TB/s HBM3e, 141 GB",
+            fp32=67, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9, int8=1978.9),
+    _preset("l40s", "L40S", 864, 48, "NVIDIA L40S datasheet (2023), dense: FP32 91.6, TF32 183, FP16/BF16 362.05, "
+            "FP8 733 TFLOPS, INT8 733 TOPS; 864 GB/s",
+            fp32=91.6, tf32=183, fp16=362.05, bf16=362.05, fp8=733, int8=733),
+    _preset("l4", "L4", 300, 24, "NVIDIA L4 datasheet (2023), dense: FP32 30.3, TF32 60, FP16/BF16 121, FP8 242.5 "
+            "TFLOPS, INT8 242.5 TOPS; 300 GB/s",
+            fp32=30.3, tf32=60, fp16=121, bf16=121, fp8=242.5, int8=242.5),
+    _preset("rtx4090", "RTX 4090", 1008, 24, "NVIDIA Ada Lovelace architecture whitepaper (2022), RTX 4090, dense "
+            "with FP32 accumulate: FP32 82.6, TF32 82.6, FP16/BF16 165.2, FP8 330.3 TFLOPS, INT8 660.6 TOPS; 1008 GB/s",
+            fp32=82.6, tf32=82.6, fp16=165.2, bf16=165.2, fp8=330.3, int8=660.6),
+    _preset("b200", "B200", 8000, 180, "NVIDIA HGX B200 datasheet (2024), per GPU of 8, dense (half the sparsity "
+            "figures): FP32 75, TF32 1125, FP16/BF16 2250, FP8 4500 TFLOPS, INT8 4500 TOPS; 8 TB/s HBM3e, 180 GB",
+            fp32=75, tf32=1125, fp16=2250, bf16=2250, fp8=4500, int8=4500),
+    _preset("mi300x", "MI300X", 5300, 192, "AMD Instinct MI300X datasheet (2023), dense matrix: FP32 163.4, "
+            "TF32 653.7, FP16/BF16 1307.4, FP8 2614.9 TFLOPS, INT8 2614.9 TOPS; 5.3 TB/s HBM3, 192 GB",
+            fp32=163.4, tf32=653.7, fp16=1307.4, bf16=1307.4, fp8=2614.9, int8=2614.9),
+)
+
+#: The presets fitted to measured kernel timings (:mod:`rooflax.calibration.presets`), and their
+#: folders of NVIDIA aiconfigurator tables.
+FITTED = {"a100-80gb-sxm": "a100_sxm", "h100-sxm": "h100_sxm", "l40s": "l40s", "b200": "b200_sxm"}
+#: Preset → (the fitted preset of its architecture whose terms it takes, whether its GPU-to-GPU
+#: link is of the same kind, so that the collectives' terms carry over too).
+ARCHITECTURE = {
+    "a40": ("a100-80gb-sxm", False), "a6000": ("a100-80gb-sxm", False),
+    "a100-40gb-pcie": ("a100-80gb-sxm", False), "a100-40gb-sxm": ("a100-80gb-sxm", True),
+    "a100-80gb-pcie": ("a100-80gb-sxm", False),
+    "h100-pcie": ("h100-sxm", False), "h200": ("h100-sxm", True),
+    "l4": ("l40s", True), "rtx4090": ("l40s", True),
+}
+_DATASHEET = {hw.name: hw for hw in _PRESETS}
+
+
+def uncalibrated_preset(name: str) -> Hardware:
+    """A preset with its datasheet figures and the default achieved terms (what a fit starts from)."""
+    if name not in _DATASHEET:
+        raise unknown_name("hardware", name, _DATASHEET)
+    return _DATASHEET[name]
+
+
+def _calibrated(hw: Hardware, fits: dict) -> Hardware:
+    """``hw`` with the fitted terms of itself or its architecture (``calibrated.toml``), its source saying so."""
+    fitted, same_link = (hw.name, True) if hw.name in FITTED else ARCHITECTURE.get(hw.name, (None, False))
+    if fitted not in fits:
+        return replace(hw, source=f"{hw.source}; achieved terms: defaults (no measurements of this architecture)")
+    fit = fits[fitted]
+    groups = {g: t for g, t in fit.get("group_terms", {}).items() if same_link or g != "comm"}
+    data = f"aiconfigurator's {FITTED[fitted]} kernel timings (NVIDIA, Apache-2.0, snapshot 2026-08-21)"
+    how = f"fitted to {data}" if fitted == hw.name else f"those of {fitted} (same architecture), fitted to {data}"
+    return replace(hw, group_terms=groups, phase_terms=fit.get("phase_terms", {}),
+                   interconnect_latency_s=fit["interconnect_latency_s"] if same_link else hw.interconnect_latency_s,
+                   l2_resident_bytes=fit.get("l2_resident_bytes", 0.0) if fitted == hw.name else 0.0,
+                   source=f"{hw.source}; achieved terms {how}; elementwise terms: defaults")
+
+
+#: Presets by name (calibrated: :mod:`rooflax.calibration.presets`).
+HARDWARE: dict[str, Hardware] = {
+    hw.name: _calibrated(hw, _FITS) for hw in _PRESETS
+    for _FITS in (tomllib.loads((Path(__file__).parent / "calibrated.toml").read_text()),)}
+
+#: Device names as the CUDA/ROCm drivers give them (JAX's ``device_kind``, torch's
+#: ``get_device_name``, aiconfigurator's ``device``) -> preset, most specific pattern first.
+_DEVICE_KINDS = (
+    (r"H200", "h200"),
+    (r"H100.*PCIe", "h100-pcie"),
+    (r"H100", "h100-sxm"),
+    (r"A100.*80GB.*PCIe|A100-PCIE-80GB", "a100-80gb-pcie"),
+    (r"A100.*PCIe|A100-PCIE", "a100-40gb-pcie"),
+    (r"A100.*80GB", "a100-80gb-sxm"),
+    (r"A100", "a100-40gb-sxm"),
+    (r"B200", "b200"),
+    (r"L40S", "l40s"),
+    (r"\bA40\b", "a40"),
+    (r"RTX A6000", "a6000"),
+    (r"RTX 4090", "rtx4090"),
+    (r"\bL4\b", "l4"),
+    (r"MI300X", "mi300x"),
+)
+
+
+def preset_for_kind(kind: str) -> Hardware | None:
+    """The hardware preset a device name (as the driver gives it) names, or None.
+
+    >>> preset_for_kind("NVIDIA H100 80GB HBM3").name
+    'h100-sxm'
+    >>> preset_for_kind("NVIDIA A100-SXM4-80GB").name
+    'a100-80gb-sxm'
+    >>> preset_for_kind("cpu") is None
+    True
+    """
+    for pattern, name in _DEVICE_KINDS:
+        if re.search(pattern, kind, flags=re.IGNORECASE):
+            return HARDWARE[name]
+    return None
+
+
+_FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
+_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", "phase_terms", "l2_resident_bytes", *DEFAULT_ACHIEVED,
+                       "interconnect_bytes_per_s",
+                       "interconnect_latency_s")
+
+
+def load_hardware(path: str | Path) -> Hardware:
+    """Read one accelerator from a TOML file (layout in the module docstring).
+
+    ``source`` defaults to the file's path, so errors and metadata can name where it came from.
+    """
+    where = f"hardware file {str(path)!r}"
+    text = read_text(path, "hardware file", "a hardware TOML file")
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{where}: not valid TOML ({exc})") from None
+    check_keys(where, table, _FILE_KEYS_REQUIRED, _FILE_KEYS_OPTIONAL)
+    if not isinstance(table["peak_flops"], dict):
+        raise SpecError(f"{where}: peak_flops must be a table of dtype = FLOP/s")
+    table.setdefault("source", str(path))
+    try:
+        return Hardware(**table)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+def get_hardware(name: str | Hardware, *, base: Path | None = None) -> Hardware:
+    """A preset by name, or a TOML file when ``name`` ends in ``.toml``.
+
+    Args:
+        name: preset name, path to a hardware TOML file, or a Hardware (returned as is).
+        base: directory that relative paths are read from (a spec file's folder).
+    """
+    if isinstance(name, Hardware):
+        return name
+    if not isinstance(name, str):
+        raise SpecError(f"hardware: expected a preset name or a .toml path, got {name!r}")
+    if name.endswith(".toml"):
+        path = Path(name)
+        return load_hardware(path if path.is_absolute() or base is None else base / path)
+    if name not in HARDWARE:
+        raise unknown_name("hardware", name, HARDWARE)
+    return HARDWARE[name]
+
+
+def hardware_to_toml(hw: Hardware) -> str:
+    """The TOML text that :func:`load_hardware` reads back into ``hw``."""
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [
+        f"name = {quoted(hw.name)}",
+        f"label = {quoted(hw.label)}",
+        f"bandwidth_bytes_per_s = {hw.bandwidth_bytes_per_s!r}",
+        f"memory_bytes = {hw.memory_bytes!r}",
+        *(f"{key} = {getattr(hw, key)!r}" for key in DEFAULT_ACHIEVED),
+        f"interconnect_bytes_per_s = {hw.interconnect_bytes_per_s!r}",
+        f"interconnect_latency_s = {hw.interconnect_latency_s!r}",
+        *([f"l2_resident_bytes = {hw.l2_resident_bytes!r}"] if hw.l2_resident_bytes else []),
+        f"source = {quoted(hw.source)}",
+        "",
+        "[peak_flops]",
+        *(f"{dtype} = {value!r}" for dtype, value in hw.peak_flops),
+    ]
+    for group, terms in hw.group_terms:
+        lines += ["", f"[group_terms.{quoted(group)}]", *(f"{key} = {value!r}" for key, value in terms)]
+    for phase, groups in hw.phase_terms:
+        for group, terms in groups:
+            lines += ["", f"[phase_terms.{phase}.{quoted(group)}]", *(f"{key} = {value!r}" for key, value in terms)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,129 @@
+"""What drafting costs in a speculative round: Medusa heads as ops, and the draft-model rule.
+
+**Medusa heads** (Cai et al. 2024, §2.1.1): head ``i`` is one residual block of width
+``h`` with a SiLU, ``x + SiLU(W₁ x)``, followed by an LM head ``h → V``. They run on the
+last hidden state of each sequence, ``B`` tokens, all heads in one forward: one kernel per
+op below, each batched over the ``n`` heads used. Per head:
+
+=============  =============  ==========================  ================================================
+op             group          flops                       bytes
+=============  =============  ==========================  ================================================
+medusa_block   up/gate/down   ``2·B·h·h``                 ``w·h·h + a·B·h + a·B·h``
+medusa_silu    elementwise    ``4·B·h``                   ``2·a·B·h``
+medusa_add     elementwise    ``B·h``                     ``3·a·B·h``
+medusa_lm_head lm_head        ``2·B·h·V``                 ``w·h·V + a·B·h + a·B·V``
+=============  =============  ==========================  ================================================
+
+With ``shared_lm_head`` the heads reuse the base model's LM head: its weights are read
+once for all heads (one product of ``n·B`` rows), ``w·h·V + n·(a·B·h + a·B·V)`` bytes.
+A round that drafts ``K`` tokens uses ``n = K`` heads (a chain takes the top choice of
+heads ``1..K``; a tree of depth ``K + 1`` takes choices from heads ``1..K``).
+
+**A draft model** runs ``K`` decode steps per round at the target's batch. Its steps
+run at sequence lengths ``S − K … S − 1`` (the verify step's ``seq_len`` is ``S``);
+rooflax prices each at ``S``, from the same summary sweep as the target's decode. A
+step's cost does not decrease with ``seq_len``, so this is an upper bound, off by the
+attention over at most ``K`` more cached tokens per step.
+
+**Memory**: the drafter's weights sit beside the target's on the fullest device
+(:func:`medusa_weight_bytes` for heads: every head's block and LM head, ``n·w·h·(h + V)``,
+or ``n·w·h·h`` with a shared LM head; a draft model: its own decode step's memory, weights,
+KV cache and activations).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rooflax.cost.achieved import Gemm
+from rooflax.cost.ops import OpDef
+from rooflax.cost.roofline import Roof, op_achieved_time
+
+__all__ = ["MEDUSA_OPS", "HeadStep", "medusa_costs", "medusa_times", "medusa_weight_bytes"]
+
+Num = Any
+
+
+class HeadStep(NamedTuple):
+    """The symbols of one Medusa forward: ``n`` heads on ``B`` tokens of width ``h`` into ``V``."""
+
+    batch: Num  # B
+    hidden: Num  # h
+    vocab: Num  # V
+    heads: Num  # n, heads used
+    w: Num
+    a: Num
+    shared_lm_head: bool
+
+
+def _block(s: HeadStep):
+    return 2 * s.heads * s.batch * s.hidden * s.hidden, s.heads * (s.w * s.hidden * s.hidden
+                                                                     + 2 * s.a * s.batch * s.hidden)
+
+
+def _silu(s: HeadStep):
+    elements = s.heads * s.batch * s.hidden
+    return 4 * elements, 2 * s.a * elements
+
+
+def _add(s: HeadStep):
+    elements = s.heads * s.batch * s.hidden
+    return elements, 3 * s.a * elements
+
+
+def _lm_head(s: HeadStep):
+    flops = 2 * s.heads * s.batch * s.hidden * s.vocab
+    activations = s.heads * s.a * s.batch * (s.hidden + s.vocab)
+    weight_reads = 1 if s.shared_lm_head else s.heads
+    return flops, weight_reads * s.w * s.hidden * s.vocab + activations
+
+
+def _lm_head_gemm(s: HeadStep) -> tuple[Gemm, ...]:
+    if s.shared_lm_head:
+        return (Gemm(1, s.heads * s.batch, s.vocab, s.hidden),)
+    return (Gemm(s.heads, s.batch, s.vocab, s.hidden),)
+
+
+MEDUSA_OPS = (
+    OpDef("medusa_block", "up/gate/down", _block, lambda s: (Gemm(s.heads, s.batch, s.hidden, s.hidden),)),
+    OpDef("medusa_silu", "elementwise", _silu),
+    OpDef("medusa_add", "elementwise", _add),
+    OpDef("medusa_lm_head", "lm_head", _lm_head, _lm_head_gemm),
+)
+
+
+def medusa_costs(step: HeadStep) -> dict[str, tuple[Num, Num]]:
+    """``{op: (flops, bytes)}`` of one Medusa forward (every head used), on numbers or arrays.
+
+    >>> c = medusa_costs(HeadStep(batch=1, hidden=4, vocab=10, heads=2, w=2, a=2, shared_lm_head=False))
+    >>> c["medusa_block"], c["medusa_lm_head"]
+    ((64, 96), (160, 216))
+    """
+    return {op.name: op.cost(step) for op in MEDUSA_OPS}
+
+
+def medusa_times(step: HeadStep, roof: Roof) -> tuple[Num, Num]:
+    """Ideal and predicted achieved seconds of one Medusa forward (numpy arrays or numbers).
+
+    Each op runs at its own roof (``max(flops/peak, bytes/bandwidth)``) and below it
+    (:func:`rooflax.cost.roofline.op_achieved_time`); with no heads used both are exactly 0.
+    """
+    used = np.asarray(step.heads) > 0
+    step = step._replace(heads=np.maximum(step.heads, 1))  # rounds with no heads are zeroed below
+    ideal = achieved = 0.0
+    for op in MEDUSA_OPS:
+        flops, bytes_ = op.cost(step)
+        ideal = ideal + np.maximum(flops / roof.peak, bytes_ / roof.bandwidth)
+        achieved = achieved + op_achieved_time(op, step, flops, bytes_, roof, xp=np)
+    return np.where(used, ideal, 0.0), np.where(used, achieved, 0.0)
+
+
+def medusa_weight_bytes(heads: int, hidden: Num, vocab: Num, w: float, shared_lm_head: bool) -> Num:
+    """Bytes of the weights of ``heads`` Medusa heads: each block ``h·h``, each own LM head ``h·V``.
+
+    >>> medusa_weight_bytes(2, hidden=4, vocab=10, w=2, shared_lm_head=False)
+    224
+    """
+    return heads * w * hidden * (hidden + (0 if shared_lm_head else vocab))

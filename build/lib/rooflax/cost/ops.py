@@ -1,0 +1,454 @@
+"""What each operation of a decoder layer costs: the counting contract of DESIGN.md.
+
+A configuration is a :class:`rooflax.cost.shape.Shape`; :func:`make_step` (the one place
+this happens) turns it into a :class:`Step`, the symbols below, and :func:`op_costs`
+prices every op of the step's layer. Every function here is plain arithmetic, so it
+runs unchanged on Python numbers (exact integers), numpy arrays and traced jnp scalars
+under ``jax.vmap``/``jax.jit``; there is no Python ``if`` on a traced value. Structural
+choices (gated MLP, fused attention) are static and pick *which* ops exist.
+
+Symbols: ``B`` batch, ``S`` seq_len (after the step), ``Q`` new tokens per sequence,
+``T`` tokens attended, ``P`` scored query-key pairs per sequence and head (``Q·T``
+dense; ``Q·(T-Q) + Q(Q+1)/2`` causal), ``M = B·Q``, ``h`` hidden, ``H`` query heads,
+``G`` KV heads, ``d`` head dim, ``I`` intermediate, ``V`` vocab, and ``w``, ``a``, ``k``
+the bytes per weight, activation and KV-cache element.
+
+To add an operation, write its cost function (and, for a matrix product, the function
+giving its products' shapes) and add one :class:`OpDef` to
+:data:`_LAYER_OPS` (or give the model a new structural flag); the engine, frames and
+charts pick it up from there.
+
+Parallelism (rows are per device; DESIGN.md, "Many devices"). With ``tp``-way tensor
+parallelism (Megatron-style) qkv, gate and up are split by columns and o and down by
+rows: a device holds ``H/tp`` query heads, ``⌈G/tp⌉`` KV heads (one, replicated, when
+``tp`` exceeds ``G``), ``I/tp`` of the MLP and ``⌈V/tp⌉`` of the vocabulary; norms and
+residuals run on the whole hidden state everywhere; two all-reduces per layer
+(``attn_allreduce`` after o, ``mlp_allreduce`` after down) sum the partial outputs.
+With ``pp`` pipeline stages a device runs ``L/pp`` layers and passes its activations on
+(``pp_send``, once per stage boundary). With ``ep``-way expert parallelism the system
+is ``ep`` replicas of the ``tp × pp`` layout; the batch is spread over them (a device
+runs ``⌈B/ep⌉`` sequences), each holds ``E/ep`` experts, and tokens travel to their
+experts and back by all-to-all (``moe_dispatch``, ``moe_combine``). The system has
+``tp·pp·ep`` devices.
+
+Collectives are ops of the ``comm`` group with no FLOPs whose bytes cross the
+interconnect: a ring all-reduce over ``p`` devices sends ``2(p−1)/p`` of the message
+and waits ``2(p−1)`` link latencies; an all-to-all sends ``(p−1)/p`` of its message and
+waits ``p−1`` latencies; a pipeline send moves the message once, one latency. Each
+op's :attr:`OpDef.hops` gives its latency count; an op is a collective exactly when it has
+``hops`` (:attr:`OpDef.collective`), and then its group is ``comm``.
+
+Mixture of experts: ``router`` (``h → E``) and the routed experts' ``expert_gate``,
+``expert_up``, ``expert_silu_mul`` and ``expert_down`` take the place of the dense MLP
+(which remains, as the shared experts, when the model has them). A device's experts
+process ``R = B·Q·k/ep`` token-expert pairs (the whole system's tokens, each sent to
+``k`` experts, spread evenly over the ``ep`` replicas), ``B·Q·k/E`` per expert. Their
+weights are read only for the experts touched. The router is taken to spread tokens
+evenly over ``E_eff`` of the ``E`` experts (the model's ``routing_experts``, ``k ≤ E_eff
+≤ E``; ``E_eff = E`` is uniform routing), each token choosing ``k`` distinct ones, and
+tokens independently: an expert among them is missed by a token with probability
+``1 − k/E_eff``, so ``T = B·Q`` tokens touch ``E_eff·(1 − (1 − k/E_eff)^T)`` distinct
+experts in expectation (``k`` for one token, at most ``E_eff``). Those experts are
+spread evenly over the ``ep`` replicas, so a device reads ``(E_eff/ep)·(1 − (1 −
+k/E_eff)^T)`` experts' weights. :mod:`rooflax.models` says how to measure ``E_eff``
+from a router histogram (``1/Σ p_i²``) and where the rule under-counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from rooflax.cost.achieved import Gemm, ceil_div, floor_div
+from rooflax.cost.shape import OP_FLAGS, PHASES, Shape
+
+__all__ = [
+    "GROUPS", "LM_HEAD", "OP_NAMES", "PHASES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step",
+    "new_tokens", "op_costs", "scored_pairs",
+]
+#: Chart groups, in frame order.
+GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head", "comm")
+
+Num = Any  # a Python number or a jnp scalar
+
+
+class Step(NamedTuple):
+    """The counting contract's symbols for one configuration; built only by :func:`make_step`."""
+
+    batch: Num  # B
+    seq_len: Num  # S
+    new: Num  # Q
+    attended: Num  # T
+    pairs: Num  # P
+    hidden: Num  # h
+    heads: Num  # H
+    kv_heads: Num  # G
+    head_dim: Num  # d
+    intermediate: Num  # I
+    vocab: Num  # V
+    logits_tokens: Num  # tokens the LM head runs on: B (prefill, decode) or B·K (verify)
+    layers: Num  # L
+    w: Num
+    a: Num
+    k: Num
+    gated_mlp: bool
+    tied_embeddings: bool
+    fused_attention: bool
+    tp: Num = 1
+    pp: Num = 1
+    ep: Num = 1
+    system_tokens: Num = 0  # B·Q over the whole system (every ep replica)
+    stage_layers: Num = 0  # L/pp, the layers a device holds
+    experts: Num = 0  # E/ep, the routed experts a device holds
+    router_experts: Num = 0  # E, the router's outputs
+    experts_per_token: Num = 0  # k
+    shared_experts: Num = 0
+    routed: Num = 0  # R, token-expert pairs a device's experts process
+    touched: Num = 0  # experts whose weights a device reads
+    expert_width: Num = 0  # each expert's width on a device, moe_intermediate/tp
+    moe: bool = False
+    dense_mlp: bool = True
+    comm: tuple[str, ...] = ()
+
+    @property
+    def tokens(self) -> Num:
+        """``M = B·Q``, the rows of every linear op."""
+        return self.batch * self.new
+
+
+def new_tokens(phase: Num, seq_len: Num, spec_k: Num | None) -> Num:
+    """``Q`` for a phase code (index into :data:`PHASES`): ``S``, ``1`` or ``K``.
+
+    Selected by multiplying with the phase tests, so it stays exact on Python integers
+    and needs no branch on traced values; ``spec_k`` may be None outside verify.
+    """
+    k = 0 if spec_k is None else spec_k
+    return seq_len * (phase == 0) + (phase == 1) + k * (phase == 2)
+
+
+def scored_pairs(new: Num, attended: Num, causal: bool) -> Num:
+    """``P``: query-key scores per sequence and head (dense, or unmasked only when causal).
+
+    Causal: the ``Q`` new queries sit at the last ``Q`` of ``T`` positions, and query ``i``
+    sees ``T - Q + i + 1`` keys, which sums to ``Q·(T-Q) + Q(Q+1)/2``.
+    """
+    if causal:
+        return new * (attended - new) + floor_div(new * (new + 1), 2)
+    return new * attended
+
+
+def make_step(shape: Shape) -> Step:
+    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`
+    (or, under a tree mask, ``Q·(T−Q)`` plus the shape's ``tree_pairs``: :mod:`rooflax.trees`),
+    and the LM head's tokens (``B``, or ``B·K`` in verify), all per device under the shape's
+    ``tp``, ``pp`` and ``ep`` (module docstring). The engine, :func:`rooflax.evaluate` and the
+    benchmarks all build their steps here.
+    """
+    s = shape
+    new = new_tokens(s.phase, s.seq_len, s.spec_k)
+    verify = s.phase == 2
+    batch = ceil_div(s.batch, s.ep)
+    system_tokens = s.batch * new
+    if s.moe:
+        moe = {"experts": floor_div(s.experts, s.ep), "router_experts": s.experts,
+               "experts_per_token": s.experts_per_token, "shared_experts": s.shared_experts,
+               "routed": system_tokens * s.experts_per_token / s.ep,
+               "touched": s.routing_experts / s.ep
+               * (1 - (1 - s.experts_per_token / s.routing_experts) ** system_tokens),
+               "expert_width": floor_div(s.moe_intermediate, s.tp)}
+        intermediate = floor_div(s.shared_experts * s.moe_intermediate, s.tp)
+    else:
+        moe, intermediate = {}, floor_div(s.intermediate, s.tp)
+    pairs = (scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0)
+             + (new * (s.seq_len - new) + s.tree_pairs) * (s.tree_pairs != 0))
+    return Step(batch=batch, seq_len=s.seq_len, new=new, attended=s.seq_len,
+                pairs=pairs, hidden=s.hidden, heads=floor_div(s.heads, s.tp),
+                kv_heads=ceil_div(s.kv_heads, s.tp), head_dim=s.head_dim, intermediate=intermediate,
+                vocab=ceil_div(s.vocab, s.tp), logits_tokens=batch * (s.spec_k * verify + (s.phase != 2)),
+                layers=s.layers, w=s.w, a=s.a, k=s.k, gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,
+                fused_attention=s.fused_attention, tp=s.tp, pp=s.pp, ep=s.ep, system_tokens=system_tokens,
+                stage_layers=floor_div(s.layers, s.pp), moe=s.moe, dense_mlp=s.dense_mlp, comm=s.comm, **moe)
+
+
+def _linear(tokens: Num, k_in: Num, n_out: Num, w: Num, a: Num) -> tuple[Num, Num]:
+    """``[M, K] × [K, N]``: ``2·M·K·N`` FLOPs; weights, input and output bytes."""
+    return 2 * tokens * k_in * n_out, w * k_in * n_out + a * tokens * k_in + a * tokens * n_out
+
+
+def _gemm(count: Num, m: Num, n: Num, k: Num) -> tuple[Gemm, ...]:
+    return (Gemm(count, m, n, k),)
+
+
+def qkv_proj(s: Step):
+    """``h → (H+2G)d``; Q is written as an activation, K and V to the cache at ``k`` bytes."""
+    m, kv_out = s.tokens, 2 * s.kv_heads * s.head_dim
+    out = (s.heads + 2 * s.kv_heads) * s.head_dim
+    flops = 2 * m * s.hidden * out
+    return flops, s.w * s.hidden * out + s.a * m * s.hidden + s.a * m * s.heads * s.head_dim + s.k * m * kv_out
+
+
+def o_proj(s: Step):
+    """``Hd → h``."""
+    return _linear(s.tokens, s.heads * s.head_dim, s.hidden, s.w, s.a)
+
+
+def gate_proj(s: Step):
+    """``h → I``."""
+    return _linear(s.tokens, s.hidden, s.intermediate, s.w, s.a)
+
+
+up_proj = gate_proj
+
+
+def down_proj(s: Step):
+    """``I → h``."""
+    return _linear(s.tokens, s.intermediate, s.hidden, s.w, s.a)
+
+
+def qk(s: Step):
+    """Scores ``QKᵀ``: ``2·B·H·P·d``; reads Q and the K cache once per KV head, writes scores."""
+    return (2 * s.batch * s.heads * s.pairs * s.head_dim,
+            s.a * s.batch * s.heads * s.new * s.head_dim + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
+            + s.a * s.batch * s.heads * s.pairs)
+
+
+def softmax(s: Step):
+    """Row softmax of the scores: 5 FLOPs a score (max, subtract, exp, sum, divide); read and write."""
+    scores = s.batch * s.heads * s.pairs
+    return 5 * scores, 2 * s.a * scores
+
+
+def pv(s: Step):
+    """Probabilities times V: ``2·B·H·P·d``; reads probabilities and the V cache, writes O."""
+    return (2 * s.batch * s.heads * s.pairs * s.head_dim,
+            s.a * s.batch * s.heads * s.pairs + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
+            + s.a * s.batch * s.heads * s.new * s.head_dim)
+
+
+def attention(s: Step):
+    """Fused attention (qk, softmax, pv in one kernel): reads Q, K, V once and writes O once."""
+    (f_qk, _), (f_sm, _), (f_pv, _) = qk(s), softmax(s), pv(s)
+    q_and_o = 2 * s.a * s.batch * s.heads * s.new * s.head_dim
+    return f_qk + f_sm + f_pv, q_and_o + 2 * s.k * s.batch * s.kv_heads * s.attended * s.head_dim
+
+
+def rms_norm(s: Step):
+    """RMSNorm over ``h``: 4 FLOPs an element (square, sum, scale, weight); read, write, weight."""
+    elements = s.tokens * s.hidden
+    return 4 * elements, 2 * s.a * elements + s.a * s.hidden
+
+
+def residual(s: Step):
+    """Residual add: one FLOP an element; two reads and a write."""
+    elements = s.tokens * s.hidden
+    return elements, 3 * s.a * elements
+
+
+def silu_mul(s: Step):
+    """``silu(gate)·up``: 5 FLOPs an element (sigmoid as exp, add, divide; two multiplies)."""
+    elements = s.tokens * s.intermediate
+    return 5 * elements, 3 * s.a * elements
+
+
+def silu(s: Step):
+    """``silu(up)`` of a non-gated MLP: 4 FLOPs an element; read and write."""
+    elements = s.tokens * s.intermediate
+    return 4 * elements, 2 * s.a * elements
+
+
+def rotary(s: Step):
+    """Rotary embedding of Q and K: 3 FLOPs an element; Q and K read and written, cos/sin read."""
+    m, d = s.tokens, s.head_dim
+    return (3 * m * (s.heads + s.kv_heads) * d,
+            2 * s.a * m * s.heads * d + 2 * s.k * m * s.kv_heads * d + s.a * s.new * d)
+
+
+def lm_head(s: Step):
+    """Once per model: ``h → V`` on the last token of each sequence (``B·K`` in verify)."""
+    return _linear(s.logits_tokens, s.hidden, s.vocab, s.w, s.a)
+
+
+def _scores_gemm(s: Step) -> tuple[Gemm, ...]:
+    """``QKᵀ`` per sequence and KV head, the ``H/G`` query heads of a group stacked into M."""
+    return _gemm(s.batch * s.kv_heads, floor_div(s.heads, s.kv_heads) * s.new, s.attended, s.head_dim)
+
+
+def _values_gemm(s: Step) -> tuple[Gemm, ...]:
+    """``PV`` per sequence and KV head: ``[(H/G)·Q, T] × [T, d]``."""
+    return _gemm(s.batch * s.kv_heads, floor_div(s.heads, s.kv_heads) * s.new, s.head_dim, s.attended)
+
+
+def _qkv_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, (s.heads + 2 * s.kv_heads) * s.head_dim, s.hidden)
+
+
+def _o_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.hidden, s.heads * s.head_dim)
+
+
+def _up_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.intermediate, s.hidden)
+
+
+def _down_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.hidden, s.intermediate)
+
+
+def _attention_gemms(s: Step) -> tuple[Gemm, ...]:
+    """The fused kernel's two products, over the share ``P/(Q·T)`` of the score tiles a mask keeps
+    (FlashAttention skips the tiles a causal mask hides; 1 with no mask)."""
+    kept = s.pairs / (s.new * s.attended)
+    return tuple(g._replace(count=g.count * kept) for g in _scores_gemm(s) + _values_gemm(s))
+
+
+def _lm_head_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.logits_tokens, s.vocab, s.hidden)
+
+
+def _router_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.router_experts, s.hidden)
+
+
+def _expert_up_gemm(s: Step) -> tuple[Gemm, ...]:
+    """One product per touched expert, over its share of the routed tokens."""
+    return _gemm(s.touched, s.routed / s.touched, s.expert_width, s.hidden)
+
+
+def _expert_down_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(s.touched, s.routed / s.touched, s.hidden, s.expert_width)
+def router(s: Step):
+    """``h → E`` on the device's tokens: the expert scores (top-k and softmax on them are negligible)."""
+    return _linear(s.tokens, s.hidden, s.router_experts, s.w, s.a)
+
+
+def _expert_linear(s: Step, k_in: Num, n_out: Num) -> tuple[Num, Num]:
+    """A routed expert product over the device's ``R`` token-expert pairs; weights of the touched experts."""
+    return 2 * s.routed * k_in * n_out, s.w * s.touched * k_in * n_out + s.a * s.routed * (k_in + n_out)
+
+
+def expert_gate(s: Step):
+    """``h → moe_intermediate/tp`` for every routed token, per expert ``B·Q·k/E`` tokens."""
+    return _expert_linear(s, s.hidden, s.expert_width)
+
+
+expert_up = expert_gate
+
+
+def expert_down(s: Step):
+    """``moe_intermediate/tp → h`` for every routed token."""
+    return _expert_linear(s, s.expert_width, s.hidden)
+
+
+def expert_silu_mul(s: Step):
+    """``silu(gate)·up`` of the routed experts: 5 FLOPs an element."""
+    elements = s.routed * s.expert_width
+    return 5 * elements, 3 * s.a * elements
+
+
+def all_reduce(s: Step):
+    """Ring all-reduce over ``tp`` devices of the ``M × h`` partial output: ``2(tp−1)/tp`` of it crosses the link."""
+    return 0, 2 * (s.tp - 1) * (s.a * s.tokens * s.hidden) / s.tp
+
+
+def _ring_hops(s: Step) -> Num:
+    return 2 * (s.tp - 1)
+
+
+def all_to_all(s: Step):
+    """All-to-all over ``ep`` devices of each token's hidden state to (or from) its ``k`` experts: ``(ep−1)/ep``."""
+    return 0, (s.ep - 1) * (s.a * s.tokens * s.experts_per_token * s.hidden) / s.ep
+
+
+def _all_to_all_hops(s: Step) -> Num:
+    return s.ep - 1
+
+
+def pp_send(s: Step):
+    """The ``M × h`` hidden state handed to the next pipeline stage, once per stage boundary."""
+    return 0, s.a * s.tokens * s.hidden
+
+
+def _send_hops(s: Step) -> Num:
+    return 1
+
+
+@dataclass(frozen=True, slots=True)
+class OpDef:
+    """One operation: its frame name, chart group, cost function, and when it exists."""
+
+    name: str
+    group: str
+    cost: Callable[[Step], tuple[Num, Num]]
+    gemms: Callable[[Step], tuple[Gemm, ...]] = lambda s: ()  # matrix products run, for tile/wave quantization
+    fused: bool | None = None  # True: only with fused attention; False: only without
+    gated: bool | None = None  # likewise for the gated MLP
+    only: str | None = None  # only when this holds: "moe", "dense_mlp", or a degree above 1 ("tp", "pp", "ep")
+    hops: Callable[[Step], Num] | None = None  # a collective: link latencies it waits; bytes cross the interconnect
+
+    def __post_init__(self) -> None:
+        if (self.group == "comm") != self.collective:
+            raise ValueError(f"op {self.name!r}: a collective (one with hops) is exactly an op of the 'comm' group, "
+                             f"got group {self.group!r} with hops {self.hops!r}")
+
+    @property
+    def collective(self) -> bool:
+        """Whether the op is a collective: its bytes cross the interconnect, under the network roof."""
+        return self.hops is not None
+
+
+_LAYER_OPS = (
+    OpDef("attn_norm", "elementwise", rms_norm),
+    OpDef("qkv_proj", "qkv mlp", qkv_proj, _qkv_gemm),
+    OpDef("rotary", "elementwise", rotary),
+    OpDef("qk", "qk/pv", qk, _scores_gemm, fused=False),
+    OpDef("softmax", "elementwise", softmax, fused=False),
+    OpDef("pv", "qk/pv", pv, _values_gemm, fused=False),
+    OpDef("attention", "qk/pv", attention, _attention_gemms, fused=True),
+    OpDef("o_proj", "qkv mlp", o_proj, _o_gemm),
+    OpDef("attn_allreduce", "comm", all_reduce, only="tp", hops=_ring_hops),
+    OpDef("attn_residual", "elementwise", residual),
+    OpDef("mlp_norm", "elementwise", rms_norm),
+    OpDef("gate_proj", "up/gate/down", gate_proj, _up_gemm, gated=True, only="dense_mlp"),
+    OpDef("up_proj", "up/gate/down", up_proj, _up_gemm, only="dense_mlp"),
+    OpDef("silu_mul", "elementwise", silu_mul, gated=True, only="dense_mlp"),
+    OpDef("silu", "elementwise", silu, gated=False, only="dense_mlp"),
+    OpDef("down_proj", "up/gate/down", down_proj, _down_gemm, only="dense_mlp"),
+    OpDef("router", "up/gate/down", router, _router_gemm, only="moe"),
+    OpDef("moe_dispatch", "comm", all_to_all, only="ep", hops=_all_to_all_hops),
+    OpDef("expert_gate", "up/gate/down", expert_gate, _expert_up_gemm, only="moe"),
+    OpDef("expert_up", "up/gate/down", expert_up, _expert_up_gemm, only="moe"),
+    OpDef("expert_silu_mul", "elementwise", expert_silu_mul, only="moe"),
+    OpDef("expert_down", "up/gate/down", expert_down, _expert_down_gemm, only="moe"),
+    OpDef("moe_combine", "comm", all_to_all, only="ep", hops=_all_to_all_hops),
+    OpDef("mlp_allreduce", "comm", all_reduce, only="tp", hops=_ring_hops),
+    OpDef("mlp_residual", "elementwise", residual),
+)
+LM_HEAD = OpDef("lm_head", "lm_head", lm_head, _lm_head_gemm)
+#: Once per stage boundary, after the layers and the LM head.
+PP_SEND = OpDef("pp_send", "comm", pp_send, only="pp", hops=_send_hops)
+
+#: Every op name, in frame order (the ``op`` enum).
+OP_NAMES = (*tuple(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
+
+
+def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: bool = False, dense_mlp: bool = True,
+              comm: tuple[str, ...] = ()) -> tuple[OpDef, ...]:
+    """The ops of one layer, the once-per-model ``lm_head``, and ``pp_send`` with ``"pp"`` in ``comm``.
+
+    Args:
+        gated_mlp, fused_attention: the structural choices of the ops table.
+        moe: the layer has routed experts (``router``, ``expert_*``).
+        dense_mlp: the layer has a dense MLP (always, unless a mixture of experts has no shared experts).
+        comm: the parallel degrees above 1 (``"tp"``, ``"pp"``, ``"ep"``): their collectives.
+    """
+    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in ("tp", "pp", "ep")}}
+    return tuple(
+        op for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
+        if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp) and flags.get(op.only, True)
+    )
+
+
+def op_costs(step: Step) -> tuple[tuple[OpDef, Num, Num], ...]:
+    """``(op, flops, bytes)`` for every op of the step (:func:`layer_ops` of its op-set flags), in frame order."""
+    return tuple((op, *op.cost(step)) for op in layer_ops(**{name: getattr(step, name) for name in OP_FLAGS}))

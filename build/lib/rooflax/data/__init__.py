@@ -1,0 +1,1 @@
+"""Where rows go: polars frames, parquet datasets, their integrity, export and progress."""

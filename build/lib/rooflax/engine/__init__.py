@@ -1,0 +1,1 @@
+"""Pricing many configurations: planning chunks, the vectorized JAX engine, one point, many processes."""

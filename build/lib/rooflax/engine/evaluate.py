@@ -1,0 +1,60 @@
+"""One configuration, evaluated eagerly in exact Python arithmetic (no JAX), validated first."""
+
+from __future__ import annotations
+
+from rooflax.config.dtypes import DtypePolicy, get_dtype
+from rooflax.config.hardware import Hardware, get_hardware
+from rooflax.config.models import Model, get_model
+from rooflax.cost.ops import PHASES, make_step, op_costs
+from rooflax.cost.roofline import BOUNDS, Roof, op_row, step_totals
+from rooflax.cost.shape import Shape
+from rooflax.errors import SpecError, boolean, positive_int, unknown_name
+
+__all__ = ["evaluate"]
+
+
+def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a40", dtype: str | DtypePolicy = "fp16",
+             kv_dtype: str | None = None, phase: str = "decode", batch: int, seq_len: int, spec_k: int | None = None,
+             hidden: int | None = None, fused_attention: bool = False, causal: bool = False,
+             tp: int = 1, pp: int = 1, ep: int = 1) -> dict:
+    """Costs of every op, and the model totals, for one configuration and phase.
+
+    ``tp``, ``pp`` and ``ep`` are the parallel degrees (:mod:`rooflax.ops`): rows are per
+    device, collectives are ops of the ``comm`` group with ``bound`` ``"network"``.
+
+    Returns:
+        ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",
+        "time_s", "achieved_flops", "achieved_time_s", "bound"}}, "totals": {"flops", "bytes",
+        "network_bytes", "time_s", "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s",
+        "achieved_tokens_per_s", "weight_bytes", "kv_cache_bytes", "activation_bytes",
+        "memory_bytes", "fits_in_memory"}}``. Counts are exact Python integers where the
+        dtype's byte sizes are whole.
+
+    >>> r = evaluate(phase="decode", batch=1, seq_len=2048)
+    >>> r["ops"]["qkv_proj"]["flops"]
+    157286400
+    """
+    fused_attention, causal = boolean("fused_attention", fused_attention), boolean("causal", causal)
+    m, hw, dt = get_model(model), get_hardware(hardware), get_dtype(dtype, kv_dtype)
+    if phase not in PHASES:
+        raise unknown_name("phase", phase, PHASES)
+    batch, seq_len = positive_int("batch", batch), positive_int("seq_len", seq_len)
+    if phase == "verify":
+        spec_k = positive_int("spec_k", spec_k)
+        if seq_len < spec_k:
+            raise SpecError(f"seq_len: verify needs seq_len ≥ spec_k, got seq_len={seq_len} < spec_k={spec_k}")
+    elif spec_k is not None:
+        raise SpecError(f"spec_k: only meaningful in the verify phase, got spec_k={spec_k!r} with phase={phase!r}")
+    m = m.at_hidden(m.hidden if hidden is None else hidden)
+    tp, pp, ep = (positive_int(name, value) for name, value in (("tp", tp), ("pp", pp), ("ep", ep)))
+    m.check_layout(tp=tp, pp=pp, ep=ep)
+    step = make_step(Shape.of(m, dt, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
+                              fused_attention=fused_attention, causal=causal, tp=tp, pp=pp, ep=ep))
+    roof = Roof.of(hw, dt, phase, spec_k)
+    rows = [op_row(op, step, flops, bytes_, roof) for op, flops, bytes_ in op_costs(step)]
+    ops = {row.op.name: {"group": row.op.group, "flops": row.flops, "bytes": row.bytes, "intensity": row.intensity,
+                         "attainable_flops": row.attainable_flops, "time_s": row.time_s,
+                         "achieved_flops": row.achieved_flops, "achieved_time_s": row.achieved_time_s,
+                         "bound": BOUNDS[row.bound]}
+           for row in rows}
+    return {"ops": ops, "totals": step_totals(step, rows, memory_capacity=roof.memory, roof=roof)}
