@@ -375,20 +375,22 @@ def step_totals(s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, roof: R
     once per group rather than per op. :func:`rooflax.evaluate` passes Python numbers, the
     engine traced scalars.
     """
-    layer = _banded([row for row in rows if row.op.name not in (LM_HEAD.name, PP_SEND.name)], roof)
-    head = _banded([row for row in rows if row.op.name == LM_HEAD.name], roof)
+    layer = _banded([row for row in rows if row.op.name not in (LM_HEAD.name, PP_SEND.name)], roof, xp)
+    head = _banded([row for row in rows if row.op.name == LM_HEAD.name], roof, xp)
     sends = [row for row in rows if row.op.name == PP_SEND.name]
     return model_totals(s, layer=layer, head=head, memory_capacity=memory_capacity, xp=xp,
-                        send=_banded(sends, roof) if sends else None)
+                        send=_banded(sends, roof, xp) if sends else None)
 
 
-def _banded(rows: Sequence[OpRow], roof: Roof) -> Cost:
+def _banded(rows: Sequence[OpRow], roof: Roof, xp: Any) -> Cost:
     """The rows' costs summed op by op, with the band: each group's achieved time at its factors."""
     total = sum((row.cost for row in rows), Cost())
     by_group: dict[int, Num] = {}
     for row in rows:
         g = GROUPS.index(row.op.group)
         by_group[g] = by_group[g] + row.achieved_time_s if g in by_group else row.achieved_time_s
-    low = sum(time * roof.band_low[g] for g, time in by_group.items())
-    high = sum(time * roof.band_high[g] for g, time in by_group.items())
+    # each product goes through a max before it is added, so no compiler contracts it into a multiply-add
+    # (which it does on one device count and not another: results must not depend on the devices)
+    low = sum(xp.maximum(time * roof.band_low[g], 0.0) for g, time in by_group.items())
+    high = sum(xp.maximum(time * roof.band_high[g], 0.0) for g, time in by_group.items())
     return replace(total, achieved_lo_s=low, achieved_hi_s=high)
