@@ -384,7 +384,7 @@ def load_model(path: str | Path) -> Model:
         if missing:
             raise SpecError(f"{where}: missing required key {missing[0]!r} (required: {', '.join(_HF_KEYS)})")
         try:
-            table = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
+            table: dict[str, object] = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
             for key, field_ in (("num_key_value_heads", "kv_heads"), ("head_dim", "head_dim")):
                 if config.get(key) is not None:
                     table[field_] = positive_int(key, config[key])
