@@ -107,7 +107,7 @@ def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tu
             error = _relative_sse(overhead * kernels + np.maximum(u * compute, v * memory).sum(axis=1), t)
             if error < best_error:
                 best, best_error, best_ratio = (overhead, u, v), error, ratio
-    assert best is not None, "the measured times are positive and finite (read_measurements), so is every error"
+    assert best is not None, "no finite error on the grid: the measured times must be positive and finite"
     overhead, u, v = best
     compute_bound = u * compute >= v * memory
     if not compute_bound.any():  # the compute slope is not seen: the default, raised only as far as binds none
