@@ -19,6 +19,7 @@ import rooflax
 from rooflax.cli.commands import main
 from rooflax.data import dataset as dataset_module
 from rooflax.data.scan import MANIFEST, part_name
+from rooflax.engine.distributed import Cluster
 
 # Every test here starts processes (an interpreter, JAX and its distributed runtime each): the edit loop's
 # `pytest -m "not slow"` leaves them out.
@@ -235,6 +236,12 @@ def test_the_cli_refuses_half_the_process_flags(tmp_path, capsys):
     assert main(["sweep", "-o", str(tmp_path / "ds"), "--num-processes", "2", "--process-id", "0"]) == 2
     assert capsys.readouterr().err.startswith("error: coordinator: not given;")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cluster_outside_a_running_runtime_is_a_one_line_error():
+    cluster = Cluster(0, 2, 0)  # as test_inputs builds them: no distributed runtime runs in this process
+    for use in (lambda: cluster.publish("key", ""), lambda: cluster.wait_for("key"), cluster.failures):
+        one_line_error(use, "distributed: JAX's distributed runtime is not running")
 
 
 def test_no_cluster_detected_is_a_one_line_error(tmp_path):

@@ -122,6 +122,16 @@ def test_draft_model_row_by_hand():
         assert row[f"{prefix}speedup"] == pytest.approx(tokens * decode[key] / round_s, rel=1e-9)
 
 
+def test_draft_model_from_a_path(tmp_path):
+    """draft_model is typed str | Path | Model: a pathlib.Path to a model file drafts as its name as text does."""
+    path = tmp_path / "draft.toml"
+    path.write_text('name = "draft-7b"\nhidden = 4096\nlayers = 32\nheads = 32\nintermediate = 11008\n'
+                    'vocab = 32000\n')
+    cell = dict(batch=[1], seq_len=[512], k=[0, 2])
+    by_text = rooflax.speculate(draft_model=str(path), **cell)
+    assert rooflax.speculate(draft_model=path, **cell).equals(by_text) and by_text.height == 2
+
+
 @pytest.mark.parametrize("shared", [False, True])
 def test_medusa_heads_by_hand(shared):
     """Three heads on llama-13b (h 5120, V 32000), fp16, batch 2, each op at the A40's roof."""

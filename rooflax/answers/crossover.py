@@ -53,6 +53,7 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -329,7 +330,7 @@ def _check_hidden(spec: SweepSpec) -> None:
                         "of 256) split evenly only for tp dividing 256; cross batch or seq_len, or give such tp")
 
 
-def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch", **keys: object) -> pl.DataFrame:
+def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch", **keys: Any) -> pl.DataFrame:
     """The smallest value of ``along`` at which each op turns compute-bound (module docstring).
 
     Args:
@@ -392,12 +393,12 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
         extras = [np.concatenate([block[3][j] if j < len(block[3]) else np.zeros(len(block[3][0]), dtype=object)
                                   for block in (blocks[i] for i in indices)])
                   for j in range(max(len(blocks[i][3]) for i in indices))]
-        rows = _rows(joined(lambda b: b[1]), joined(lambda b: b[2]), extras, searched, along)
+        priced = _rows(joined(lambda b: b[1]), joined(lambda b: b[2]), extras, searched, along)
         start = 0
         for i in indices:
             labels, cells, _, _, ops = blocks[i]
             size = len(cells.phase)
-            part = {name: v[start * len(searched):(start + size) * len(searched)] for name, v in rows.items()}
+            part = {name: v[start * len(searched):(start + size) * len(searched)] for name, v in priced.items()}
             frames[i] = _frame(labels, ops, along, _with_collectives(part, ops, searched, size), schema)
             start += size
     return pl.concat(frames)

@@ -220,17 +220,18 @@ class Report:
                      rows, (False, *(True,) * (len(shown) + 7)))
 
     def _best_layouts(self) -> list[str]:
-        if self.layouts is None:
+        layouts = self.layouts
+        if layouts is None:
             return []
         lines = []
-        for (phase,), df in self.layouts.group_by("phase", maintain_order=True):
+        for (phase,), df in layouts.group_by("phase", maintain_order=True):
             fit = df.filter(pl.col("tokens_per_s").is_not_null())
             if not fit.height:
                 lines.append(f"{phase}: no layout fits")
                 continue
 
             def name(r: dict) -> str:
-                return ", ".join(f"{k} {r[k]}" for k in _LAYOUT if self.layouts[k].n_unique() > 1)
+                return ", ".join(f"{k} {r[k]}" for k in _LAYOUT if layouts[k].n_unique() > 1)
 
             fewest = fit.sort("devices", "tokens_per_s", descending=[False, True]).row(0, named=True)
             most = fit.sort("tokens_per_s", descending=True).row(0, named=True)
@@ -364,11 +365,11 @@ def _totals(chunks: Iterable[pl.DataFrame],
               .with_columns(capacity_bytes=pl.col("hardware").cast(pl.String).replace_strict(capacity, default=None,
                                                                                             return_dtype=pl.Float64))
               .sort(*_MEMORY_KEYS))
-    layouts = pl.concat(layout_counts).group_by("phase", *_LAYOUT).agg(pl.col("configurations", "fit").sum())
-    layouts = None if layouts.select(_LAYOUT).n_unique() < 2 else (
-        layouts.join(_layout_rows(pl.concat(layout_best))[1].select("phase", *_LAYOUT, "batch", "seq_len",
-                                                                     "tokens_per_s", "memory_bytes"),
-                     on=["phase", *_LAYOUT], how="left")
+    per_layout = pl.concat(layout_counts).group_by("phase", *_LAYOUT).agg(pl.col("configurations", "fit").sum())
+    layouts = None if per_layout.select(_LAYOUT).n_unique() < 2 else (
+        per_layout.join(_layout_rows(pl.concat(layout_best))[1].select("phase", *_LAYOUT, "batch", "seq_len",
+                                                                        "tokens_per_s", "memory_bytes"),
+                        on=["phase", *_LAYOUT], how="left")
         .with_columns(devices=pl.col("tp") * pl.col("pp") * pl.col("ep"))
         .with_columns(tokens_per_s_per_device=pl.col("tokens_per_s") / pl.col("devices"))
         .sort("phase", *_LAYOUT)
@@ -440,6 +441,9 @@ def _describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, spec: Swe
     if kind == "summary":
         notes.append("summary frames have no per-op bound; sweep without --summary for the bound shares")
     crossovers = _crossovers(spec) if spec is not None else None
+    tokens: pl.DataFrame | None
+    memory: pl.DataFrame | None
+    layouts: pl.DataFrame | None
     if kind == "summary":
         present = lf.collect_schema().names()
         columns = [*_TOTALS, *(name for name in _BAND if name in present)]

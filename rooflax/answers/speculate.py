@@ -29,7 +29,7 @@ Python.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import polars as pl
@@ -76,7 +76,7 @@ def _draft_lengths(k: object) -> tuple[int, ...]:
 def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) -> pl.DataFrame:
     """One row per round shape: ``candidates``, ``draft_k``, the tree's ``depths`` (None for
     chains) and its ``tree`` label (``chain``, ``top_k 4,2``, ``sparse 64``, ``depths #i``)."""
-    schema = {"candidates": pl.Int64, "draft_k": pl.Int64, "depths": pl.List(pl.Int64), "tree": pl.String}
+    schema = {"candidates": pl.Int64(), "draft_k": pl.Int64(), "depths": pl.List(pl.Int64), "tree": pl.String()}
     if tree is None:
         ks = _draft_lengths(k)
         acceptance.check_round(ks[-1], ks[-1] + 1, "k")
@@ -85,7 +85,8 @@ def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) 
     if not isinstance(tree, list | tuple) or not tree:
         raise SpecError(f"tree: expected a non-empty list of trees ({{depths = [...]}}, {{top_k = [...]}} or "
                         f"{{sparse = Q}}), got {tree!r}")
-    rows, seen = [], {}
+    rows: list[tuple[int, int, list[int], str]] = []
+    seen: dict[tuple[int, ...], int] = {}
     for i, entry in enumerate(tree):
         if isinstance(entry, dict) and "sparse" in entry:
             if len(entry) != 1:
@@ -107,7 +108,8 @@ def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) 
 
 
 def _draft_model(draft_model: object, spec: SweepSpec) -> Model:
-    model = get_model(draft_model) if isinstance(draft_model, str | Path | Model) else None
+    given = str(draft_model) if isinstance(draft_model, Path) else draft_model  # get_model reads a path as text
+    model = get_model(given) if isinstance(given, str | Model) else None
     if model is None:
         raise SpecError(f"draft_model: expected a model preset name or file, got {draft_model!r}")
     for target in spec.models:
@@ -125,8 +127,9 @@ def _select(frame: pl.DataFrame, phase: str, prefix: str, keys: tuple[str, ...])
 def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl.DataFrame:
     """Medusa draft times for every (model, hardware, dtype, batch, hidden, draft_k) of ``rows``."""
     need = rows.select("model", "hardware", "dtype", "batch", "hidden", "draft_k").unique()
-    if need.height and need["draft_k"].max() > heads:
-        raise SpecError(f"medusa_heads: a round drafts {need['draft_k'].max()} tokens but the model has {heads} "
+    most = cast(int, need["draft_k"].max())  # an Int64 column
+    if need.height and most > heads:
+        raise SpecError(f"medusa_heads: a round drafts {most} tokens but the model has {heads} "
                         "heads; draft at most one token per head (k ≤ medusa_heads, tree depth ≤ heads + 1)")
     models = {m.name: m for m in spec.models}
     hardware = {h.name: h for h in spec.hardware}
@@ -281,7 +284,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
                                            **keys)
     heads = None if medusa_heads is None else int(medusa_heads)
     rounds = _rounds(k, tree, model_acceptance, heads)
-    largest = rounds["candidates"].max()
+    largest = cast(int, rounds["candidates"].max())  # an Int64 column of at least one round
     if largest > base.seq_len[-1]:
         raise SpecError(f"{'k' if tree is None else 'tree'}: rounds of up to {largest} candidates need seq_len ≥ "
                         f"{largest}, the largest seq_len is {base.seq_len[-1]}")
@@ -291,16 +294,18 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
                             "or hidden values) or fewer draft lengths")
     # a sweep verifies one tree per candidate count: trees of the same size go to further sweeps
     rounds = rounds.with_columns(layer=pl.int_range(pl.len()).over("candidates"))
-    decode, verify = None, []
-    for layer in range(rounds["layer"].max() + 1):
+    decode: list[pl.DataFrame] = []  # the first sweep's: it alone prices decode too
+    verify = []
+    for layer in range(cast(int, rounds["layer"].max()) + 1):
         part = rounds.filter(layer=layer)
         trees = "chain" if tree is None else [{"depths": d} for d in part["depths"].to_list()]
         frame = sweep(base.with_keys(phases=["verify"] if layer else ["decode", "verify"],
                                      spec_k=part["candidates"].to_list(), tree=trees), summary=True)
-        decode = _select(frame, "decode", "decode_", CELL) if decode is None else decode
+        if not decode:
+            decode.append(_select(frame, "decode", "decode_", CELL))
         verify.append(_select(frame.rename({"spec_k": "candidates"}), "verify", "verify_", (*CELL, "candidates"))
                       .join(part.select("candidates", "draft_k", "tree"), on="candidates"))
-    out = pl.concat(verify).join(decode, on=CELL)
+    out = pl.concat(verify).join(decode[0], on=CELL)
     if draft_model is not None:
         drafter = _draft_model(draft_model, base)
         draft = sweep(base.with_keys(model=[drafter], phases=["decode"], spec_k=None, tree=None, hidden=None,
@@ -341,7 +346,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
 
 
 def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achieved: bool = False,
-           fits: bool = False, **options: object) -> pl.DataFrame:
+           fits: bool = False, **options: Any) -> pl.DataFrame:
     """For each grid cell, the round shape with the highest effective tokens/s.
 
     Args:

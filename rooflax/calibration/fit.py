@@ -30,6 +30,7 @@ cuts a frame into training and held-out shapes, the same way on every machine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
@@ -93,7 +94,8 @@ def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tu
     lowered if needed so that it still binds none (the predictions are the fit's).
     """
     kernels = np.full(len(t), float(compute.shape[1]))
-    best, best_error, best_ratio = None, np.inf, 1.0
+    best: tuple[float, float, float] | None = None
+    best_error, best_ratio = np.inf, 1.0
     for width in (None, _RATIOS_STEP, _RATIOS_STEP ** (1 / 20)):  # the grid, then two finer passes around its best
         ratios = _RATIOS if width is None else best_ratio * np.geomspace(1 / width, width, 41)
         for ratio in ratios:
@@ -107,6 +109,7 @@ def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tu
             error = _relative_sse(overhead * kernels + np.maximum(u * compute, v * memory).sum(axis=1), t)
             if error < best_error:
                 best, best_error, best_ratio = (overhead, u, v), error, ratio
+    assert best is not None, "no finite error on the grid: the measured times must be positive and finite"
     overhead, u, v = best
     compute_bound = u * compute >= v * memory
     if not compute_bound.any():  # the compute slope is not seen: the default, raised only as far as binds none
@@ -139,7 +142,7 @@ def _fit_cached(w: dict[str, np.ndarray], default: tuple[float, float],
     terms, sse = fitted(speedup)
     if cached.any():
         for _ in range(2):
-            speedup = float(min(_SPEEDUPS, key=lambda s, terms=terms: error(terms, s)))
+            speedup = float(min(_SPEEDUPS, key=functools.partial(error, terms)))
             terms, sse = fitted(speedup)
     ratio = t / _max_form(terms, compute, np.where(cached, memory / speedup, memory))
     return {**terms, "l2_speedup": speedup, **_band(ratio)}, sse
@@ -204,6 +207,11 @@ def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...])
             "bytes": padded("bytes"), "t": np.concatenate([t for _, t in parts])}
 
 
+def _pairs(table: dict[str, dict[str, float]]) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    """A ``group → terms`` table as the pairs a :class:`Hardware` holds."""
+    return tuple((group, tuple(terms.items())) for group, terms in table.items())
+
+
 def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | None = None) -> Hardware:
     """``hardware`` with the achieved terms of every family its measurements cover fitted (module docstring).
 
@@ -226,8 +234,8 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
     phase_terms = {phase: {group: dict(values) for group, values in groups} for phase, groups in hardware.phase_terms}
     latency = hardware.interconnect_latency_s
     default = (1 / hardware.compute_efficiency, 1 / hardware.bandwidth_efficiency)
-    works = {family: _family_work(rows, hardware, kinds) for family, kinds in _FAMILY_KINDS.items()}
-    works = {family: w for family, w in works.items() if w is not None and len(w["t"]) >= MIN_FIT_ROWS}
+    found = {family: _family_work(rows, hardware, kinds) for family, kinds in _FAMILY_KINDS.items()}
+    works = {family: w for family, w in found.items() if w is not None and len(w["t"]) >= MIN_FIT_ROWS}
     resident = _resident_bytes(works["gemm"], default) if "gemm" in works else 0.0
     fitted = []
     for family, (groups, phases) in FITTED_GROUPS.items():
@@ -247,7 +255,8 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
     if not fitted:
         raise SpecError(f"measurements: no products, attention or collectives rooflax can fit for {hardware.name!r} "
                         f"(kinds: {', '.join(sorted(set(measurements['kind'].to_list())))})")
-    return replace(hardware, name=name or hardware.name, group_terms=terms, phase_terms=phase_terms,
+    return replace(hardware, name=name or hardware.name, group_terms=_pairs(terms),
+                   phase_terms=tuple((phase, _pairs(groups)) for phase, groups in phase_terms.items()),
                    interconnect_latency_s=latency, l2_resident_bytes=resident)
 
 

@@ -209,7 +209,7 @@ def _attention(rows: pl.DataFrame, where: str) -> pl.DataFrame:
         raise SpecError(f"{where}: context_attention rows with a cached prefix (step > 0) are not read yet; "
                         "keep the rows with step = 0")
     if decode and (steps < 0).any():
-        raise SpecError(f"{where}: generation_attention step must be ≥ 0 (tokens already cached), got {steps.min()}")
+        raise SpecError(f"{where}: generation_attention step must be ≥ 0 (tokens already cached), got {steps.min()!s}")
     if "beam_width" in rows.columns and (rows.get_column("beam_width") != 1).any():
         raise SpecError(f"{where}: attention rows with beam_width > 1 are not read; keep beam_width = 1")
     window = pl.col("window_size") if "window_size" in rows.columns else pl.lit(0, pl.Int64)
@@ -263,7 +263,7 @@ def _check_times(frame: pl.DataFrame, where: str) -> None:
     for column in ints:
         values = frame.get_column(column)
         if (values <= 0).any() and column not in ("window",):
-            raise SpecError(f"{where}: {column} must be positive, got {values.min()}")
+            raise SpecError(f"{where}: {column} must be positive, got {values.min()!s}")
 
 
 def _with_hardware(frame: pl.DataFrame, where: str, hardware: str | None) -> pl.DataFrame:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -137,8 +138,8 @@ def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed:
     the L2 cache: its achieved time is the one under that roof.
     """
     costs = _costs(kind, step, names)
-    out = {"flops": 0.0, "bytes": 0.0, "time_s": 0.0, "achieved_time_s": 0.0, "achieved_lo_s": 0.0,
-           "achieved_hi_s": 0.0}
+    out: dict[str, Any] = {"flops": 0.0, "bytes": 0.0, "time_s": 0.0, "achieved_time_s": 0.0,  # arrays once summed
+                           "achieved_lo_s": 0.0, "achieved_hi_s": 0.0}
     for op, flops, bytes_ in costs:
         row = op_row(op, step, flops, bytes_, roof, xp=np)
         achieved = row.achieved_time_s
@@ -290,8 +291,8 @@ def predict_measurements(frame: pl.DataFrame, hardware: str | Hardware | Mapping
             *(pl.Series(key, np.broadcast_to(value, priced_rows.height), pl.Float64) for key, value in priced.items())))
     columns = {"family": pl.String, "flops": pl.Float64, "bytes": pl.Float64, "time_s": pl.Float64,
                "achieved_time_s": pl.Float64, "achieved_lo_s": pl.Float64, "achieved_hi_s": pl.Float64}
-    priced = pl.concat(parts) if parts else pl.DataFrame(schema={"_row": pl.UInt32, **columns})
-    out = indexed.join(priced, on="_row", how="left").sort("_row").drop("_row")
+    table = pl.concat(parts) if parts else pl.DataFrame(schema={"_row": pl.UInt32, **columns})
+    out = indexed.join(table, on="_row", how="left").sort("_row").drop("_row")
     out = out.with_columns(pl.col(columns).exclude("family").fill_nan(None))
     out = out.rename({"time_s": "ideal_time_s", "achieved_time_s": "predicted_time_s",
                       "achieved_lo_s": "predicted_lo_s", "achieved_hi_s": "predicted_hi_s"})

@@ -73,7 +73,7 @@ def _cmd_sweep(args) -> int:
     if not args.quiet:
         print(f"wrote {rows:,} rows to {out}/")
         _show_report(out)
-    if plan is not None:
+    if plan is not None and chart is not None:  # both or neither (--plot)
         _plot(str(out), chart, kind=plan.kind, facet=plan.facet, quiet=args.quiet, overwrite=args.overwrite,
               field="--plot", ideal=args.ideal)
     return 0
@@ -396,7 +396,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _unknown_flags(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> _UsageError:
     """The error for arguments no flag of ``command`` takes, with the close matches among its flags."""
-    sub = parser._subparsers._group_actions[0].choices[command]
+    # argparse keeps its subcommands in private fields typed loosely (Optional, Iterable): they are set here
+    sub = parser._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr, index]
     flags = [flag for flag in sub._option_string_actions if flag.startswith("--") and flag != "--help"]
     hints = []
     for token in extras:

@@ -163,12 +163,14 @@ class Acceptance:
 def _ranked_paths(accuracy: tuple[tuple[float, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
     """Every tree path's acceptance probability and length (heads used), likeliest first
     (enumerated once per accuracy table: up to :data:`MAX_PATHS`; read-only arrays)."""
-    probs, depths, level = [], [], np.ones(1)
+    levels: list[np.ndarray] = []
+    level_depths: list[np.ndarray] = []
+    level = np.ones(1)
     for depth, head in enumerate(accuracy, start=1):
         level = np.multiply.outer(level, np.diff(head, prepend=0.0)).ravel()
-        probs.append(level)
-        depths.append(np.full(level.size, depth))
-    probs, depths = np.concatenate(probs), np.concatenate(depths)
+        levels.append(level)
+        level_depths.append(np.full(level.size, depth))
+    probs, depths = np.concatenate(levels), np.concatenate(level_depths)
     order = np.lexsort((depths, -probs))  # a parent is never less likely: it comes first
     probs, depths = probs[order], depths[order]
     probs.flags.writeable = depths.flags.writeable = False

@@ -31,6 +31,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rooflax.config._files import read_text
 from rooflax.cost.ops import GROUPS, PHASES
@@ -49,7 +50,7 @@ PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 #: few microseconds to launch and drain, and tuned GEMM and copy kernels sustain roughly 80% of
 #: the datasheet peak and 85% of the datasheet bandwidth. ``rooflax validate --profile`` measures
 #: a device and writes fitted values in their place.
-DEFAULT_ACHIEVED: dict[str, float] = {"sm_count": 80, "kernel_overhead_s": 5e-6, "tile_m": 128, "tile_n": 128,
+DEFAULT_ACHIEVED: dict[str, Any] = {"sm_count": 80, "kernel_overhead_s": 5e-6, "tile_m": 128, "tile_n": 128,
                                       "tile_k": 32, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.85}
 
 #: The achieved-performance fields a hardware file may also set per op group (``group_terms``).
@@ -231,7 +232,8 @@ class Hardware:
         unless fitted)."""
         own = {**{key: getattr(self, key) for key in GROUP_TERMS}, "l2_speedup": 1.0, "band_low": math.nan,
                "band_high": math.nan}
-        in_phase = dict(dict(dict(self.phase_terms).get(phase, ())).get(group, ()))
+        groups = dict(self.phase_terms).get(phase, ()) if phase is not None else ()
+        in_phase = dict(dict(groups).get(group, ()))
         return {**own, **dict(dict(self.group_terms).get(group, ())), **in_phase}
 
     def ridge(self, dtype: str) -> float:
@@ -263,7 +265,7 @@ def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> H
     return Hardware(
         name=name,
         label=label,
-        peak_flops={d: v * T for d, v in peaks_tflops.items()},
+        peak_flops=tuple((d, v * T) for d, v in peaks_tflops.items()),
         bandwidth_bytes_per_s=bandwidth_gb_s * GB,
         memory_bytes=memory_gb * GB,
         sm_count=sm_count,
@@ -380,10 +382,10 @@ def uncalibrated_preset(name: str) -> Hardware:
 def _calibrated(hw: Hardware, fits: dict) -> Hardware:
     """``hw`` with the fitted terms of itself or its architecture (``calibrated.toml``), its source saying so."""
     fitted, same_link = (hw.name, True) if hw.name in FITTED else ARCHITECTURE.get(hw.name, (None, False))
-    if fitted not in fits:
+    if fitted is None or fitted not in fits:
         return replace(hw, source=f"{hw.source}; achieved terms: defaults (no measurements of this architecture)")
     fit = fits[fitted]
-    groups = {g: t for g, t in fit.get("group_terms", {}).items() if same_link or g != "comm"}
+    groups = tuple((g, tuple(t.items())) for g, t in fit.get("group_terms", {}).items() if same_link or g != "comm")
     data = f"aiconfigurator's {FITTED[fitted]} kernel timings (NVIDIA, Apache-2.0, snapshot 2026-08-21)"
     how = f"fitted to {data}" if fitted == hw.name else f"those of {fitted} (same architecture), fitted to {data}"
     return replace(hw, group_terms=groups, phase_terms=fit.get("phase_terms", {}),

@@ -55,6 +55,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rooflax.config._files import read_text
 from rooflax.errors import SpecError, boolean, check_keys, positive_float, positive_int, unknown_name
@@ -88,9 +89,10 @@ def llama_scaled(hidden, head_dim, group_size):
     return heads, heads // group_size, llama_intermediate(hidden)
 
 
-def parameter_count(*, hidden, layers, heads, kv_heads, head_dim, intermediate, vocab,
-                    gated_mlp=True, tied_embeddings=False, experts=0, shared_experts=0, moe_intermediate=0,
-                    router_experts=None, embedding_copies=None, moe=None):
+def parameter_count(*, hidden: Any, layers: Any, heads: Any, kv_heads: Any, head_dim: Any, intermediate: Any,
+                    vocab: Any, gated_mlp: bool = True, tied_embeddings: bool = False, experts: Any = 0,
+                    shared_experts: Any = 0, moe_intermediate: Any = 0, router_experts: Any = None,
+                    embedding_copies: Any = None, moe: bool | None = None) -> Any:
     """Parameters of a Llama-style decoder (embeddings, layers, final norm, LM head).
 
     Works on Python ints and jnp arrays; gated_mlp and tied_embeddings are Python bools.
@@ -382,7 +384,7 @@ def load_model(path: str | Path) -> Model:
         if missing:
             raise SpecError(f"{where}: missing required key {missing[0]!r} (required: {', '.join(_HF_KEYS)})")
         try:
-            table = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
+            table: dict[str, object] = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
             for key, field_ in (("num_key_value_heads", "kv_heads"), ("head_dim", "head_dim")):
                 if config.get(key) is not None:
                     table[field_] = positive_int(key, config[key])

@@ -43,6 +43,7 @@ import numbers
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,14 +123,15 @@ def _axis(name: str, value: object) -> tuple[int, ...]:
     )
 
 
-def _as_given(value: object) -> object:
-    """An axis as given, in plain JSON terms: a table's keys, a range as a table, values as a list."""
+def _as_given(value: Any) -> object:
+    """An axis as given (already checked by :func:`_axis`), in plain JSON terms: a table's keys, a range as a
+    table, values as a list."""
     if isinstance(value, dict):
         return {key: int(value[key]) for key in ("start", "stop", "step", "powers_of") if key in value}
     if isinstance(value, range) and len(value) > 2 and value.step > 0:
         return {"start": value.start, "stop": value[-1], "step": value.step}
     if isinstance(value, numbers.Number):
-        return [int(value)]
+        return [int(value)]  # type: ignore[call-overload]  # numbers.Number declares no __int__; _axis let ints through
     return sorted(int(v) for v in value)
 
 
@@ -174,7 +176,7 @@ def _differences(a: Model | Hardware | DtypePolicy, b: Model | Hardware | DtypeP
 def _distinct(key: str, noun: str, items: tuple, presets: dict) -> None:
     """Refuse two different things under one name (a preset's, or each other's): frames label rows by name."""
 
-    def origin(item) -> str:
+    def origin(item: Model | Hardware | DtypePolicy) -> str:
         if item is presets.get(item.name):
             return f"the preset {item.name!r}"
         source = getattr(item, "source", "")
@@ -330,9 +332,9 @@ class SweepSpec:
         """Scores the verify step's tree mask keeps among its ``spec_k`` candidates; 0 without a tree."""
         if self.tree is None or spec_k is None:
             return 0
-        if self.tree == "chain":
+        if isinstance(self.tree, str):  # "chain" (_trees)
             return spec_k * (spec_k + 1) // 2
-        return tree_pairs(self.tree[self.spec_k.index(spec_k)])
+        return tree_pairs(self.tree[(self.spec_k or ()).index(spec_k)])  # trees come with spec_k (_trees)
 
     def steps(self) -> tuple[tuple[str, int | None, int], ...]:
         """``(phase, spec_k, first valid seq_len index)`` per phase step, in frame order."""
@@ -340,7 +342,7 @@ class SweepSpec:
         for phase in PHASES:
             if phase not in self.phases:
                 continue
-            ks = self.spec_k if phase == "verify" else (None,)
+            ks: tuple[int | None, ...] = (self.spec_k or ()) if phase == "verify" else (None,)  # verify has spec_k
             for k in ks:
                 out.append((phase, k, 0 if k is None else bisect.bisect_left(self.seq_len, k)))
         return tuple(out)
@@ -532,7 +534,7 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
     if not isinstance(phases, list | tuple):
         raise SpecError(f"phases: expected a non-empty list of {', '.join(PHASES)}, got {phases!r}")
     values = {name: _axis(name, value) for name, value in axes.items()}
-    tree = top.get("tree")
+    tree: Any = top.get("tree")  # as given: SweepSpec checks it
     if isinstance(tree, list | tuple):  # trees in order of their candidate counts, which are spec_k
         tree = tuple(sorted((check_tree(t, f"tree[{i}]") for i, t in enumerate(tree)), key=len)) if tree else tree
         if "spec_k" not in values and tree:

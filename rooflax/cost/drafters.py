@@ -58,22 +58,22 @@ class HeadStep(NamedTuple):
     shared_lm_head: bool
 
 
-def _block(s: HeadStep):
+def _block(s: HeadStep) -> tuple[Num, Num]:
     return 2 * s.heads * s.batch * s.hidden * s.hidden, s.heads * (s.w * s.hidden * s.hidden
                                                                      + 2 * s.a * s.batch * s.hidden)
 
 
-def _silu(s: HeadStep):
+def _silu(s: HeadStep) -> tuple[Num, Num]:
     elements = s.heads * s.batch * s.hidden
     return 4 * elements, 2 * s.a * elements
 
 
-def _add(s: HeadStep):
+def _add(s: HeadStep) -> tuple[Num, Num]:
     elements = s.heads * s.batch * s.hidden
     return elements, 3 * s.a * elements
 
 
-def _lm_head(s: HeadStep):
+def _lm_head(s: HeadStep) -> tuple[Num, Num]:
     flops = 2 * s.heads * s.batch * s.hidden * s.vocab
     activations = s.heads * s.a * s.batch * (s.hidden + s.vocab)
     weight_reads = 1 if s.shared_lm_head else s.heads
@@ -86,8 +86,12 @@ def _lm_head_gemm(s: HeadStep) -> tuple[Gemm, ...]:
     return (Gemm(s.heads, s.batch, s.vocab, s.hidden),)
 
 
-MEDUSA_OPS = (
-    OpDef("medusa_block", "up/gate/down", _block, lambda s: (Gemm(s.heads, s.batch, s.hidden, s.hidden),)),
+def _block_gemm(s: HeadStep) -> tuple[Gemm, ...]:
+    return (Gemm(s.heads, s.batch, s.hidden, s.hidden),)
+
+
+MEDUSA_OPS: tuple[OpDef[HeadStep], ...] = (
+    OpDef("medusa_block", "up/gate/down", _block, _block_gemm),
     OpDef("medusa_silu", "elementwise", _silu),
     OpDef("medusa_add", "elementwise", _add),
     OpDef("medusa_lm_head", "lm_head", _lm_head, _lm_head_gemm),

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from rooflax.cost.achieved import Gemm, ceil_div, floor_div
 from rooflax.cost.shape import OP_FLAGS, PHASES, Shape
@@ -180,7 +180,7 @@ def _gemm(count: Num, m: Num, n: Num, k: Num) -> tuple[Gemm, ...]:
     return (Gemm(count, m, n, k),)
 
 
-def qkv_proj(s: Step):
+def qkv_proj(s: Step) -> tuple[Num, Num]:
     """``h → (H+2G)d``; Q is written as an activation, K and V to the cache at ``k`` bytes."""
     m, kv_out = s.tokens, 2 * s.kv_heads * s.head_dim
     out = (s.heads + 2 * s.kv_heads) * s.head_dim
@@ -188,12 +188,12 @@ def qkv_proj(s: Step):
     return flops, s.w * s.hidden * out + s.a * m * s.hidden + s.a * m * s.heads * s.head_dim + s.k * m * kv_out
 
 
-def o_proj(s: Step):
+def o_proj(s: Step) -> tuple[Num, Num]:
     """``Hd → h``."""
     return _linear(s.tokens, s.heads * s.head_dim, s.hidden, s.w, s.a)
 
 
-def gate_proj(s: Step):
+def gate_proj(s: Step) -> tuple[Num, Num]:
     """``h → I``."""
     return _linear(s.tokens, s.hidden, s.intermediate, s.w, s.a)
 
@@ -201,70 +201,70 @@ def gate_proj(s: Step):
 up_proj = gate_proj
 
 
-def down_proj(s: Step):
+def down_proj(s: Step) -> tuple[Num, Num]:
     """``I → h``."""
     return _linear(s.tokens, s.intermediate, s.hidden, s.w, s.a)
 
 
-def qk(s: Step):
+def qk(s: Step) -> tuple[Num, Num]:
     """Scores ``QKᵀ``: ``2·B·H·P·d``; reads Q and the K cache once per KV head, writes scores."""
     return (2 * s.batch * s.heads * s.pairs * s.head_dim,
             s.a * s.batch * s.heads * s.new * s.head_dim + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
             + s.a * s.batch * s.heads * s.pairs)
 
 
-def softmax(s: Step):
+def softmax(s: Step) -> tuple[Num, Num]:
     """Row softmax of the scores: 5 FLOPs a score (max, subtract, exp, sum, divide); read and write."""
     scores = s.batch * s.heads * s.pairs
     return 5 * scores, 2 * s.a * scores
 
 
-def pv(s: Step):
+def pv(s: Step) -> tuple[Num, Num]:
     """Probabilities times V: ``2·B·H·P·d``; reads probabilities and the V cache, writes O."""
     return (2 * s.batch * s.heads * s.pairs * s.head_dim,
             s.a * s.batch * s.heads * s.pairs + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
             + s.a * s.batch * s.heads * s.new * s.head_dim)
 
 
-def attention(s: Step):
+def attention(s: Step) -> tuple[Num, Num]:
     """Fused attention (qk, softmax, pv in one kernel): reads Q, K, V once and writes O once."""
     (f_qk, _), (f_sm, _), (f_pv, _) = qk(s), softmax(s), pv(s)
     q_and_o = 2 * s.a * s.batch * s.heads * s.new * s.head_dim
     return f_qk + f_sm + f_pv, q_and_o + 2 * s.k * s.batch * s.kv_heads * s.attended * s.head_dim
 
 
-def rms_norm(s: Step):
+def rms_norm(s: Step) -> tuple[Num, Num]:
     """RMSNorm over ``h``: 4 FLOPs an element (square, sum, scale, weight); read, write, weight."""
     elements = s.tokens * s.hidden
     return 4 * elements, 2 * s.a * elements + s.a * s.hidden
 
 
-def residual(s: Step):
+def residual(s: Step) -> tuple[Num, Num]:
     """Residual add: one FLOP an element; two reads and a write."""
     elements = s.tokens * s.hidden
     return elements, 3 * s.a * elements
 
 
-def silu_mul(s: Step):
+def silu_mul(s: Step) -> tuple[Num, Num]:
     """``silu(gate)·up``: 5 FLOPs an element (sigmoid as exp, add, divide; two multiplies)."""
     elements = s.tokens * s.intermediate
     return 5 * elements, 3 * s.a * elements
 
 
-def silu(s: Step):
+def silu(s: Step) -> tuple[Num, Num]:
     """``silu(up)`` of a non-gated MLP: 4 FLOPs an element; read and write."""
     elements = s.tokens * s.intermediate
     return 4 * elements, 2 * s.a * elements
 
 
-def rotary(s: Step):
+def rotary(s: Step) -> tuple[Num, Num]:
     """Rotary embedding of Q and K: 3 FLOPs an element; Q and K read and written, cos/sin read."""
     m, d = s.tokens, s.head_dim
     return (3 * m * (s.heads + s.kv_heads) * d,
             2 * s.a * m * s.heads * d + 2 * s.k * m * s.kv_heads * d + s.a * s.new * d)
 
 
-def lm_head(s: Step):
+def lm_head(s: Step) -> tuple[Num, Num]:
     """Once per model: ``h → V`` on the last token of each sequence (``B·K`` in verify)."""
     return _linear(s.logits_tokens, s.hidden, s.vocab, s.w, s.a)
 
@@ -317,7 +317,7 @@ def _expert_up_gemm(s: Step) -> tuple[Gemm, ...]:
 
 def _expert_down_gemm(s: Step) -> tuple[Gemm, ...]:
     return _gemm(s.touched, s.routed / s.touched, s.hidden, s.expert_width)
-def router(s: Step):
+def router(s: Step) -> tuple[Num, Num]:
     """``h → E`` on the device's tokens: the expert scores (top-k and softmax on them are negligible)."""
     return _linear(s.tokens, s.hidden, s.router_experts, s.w, s.a)
 
@@ -327,7 +327,7 @@ def _expert_linear(s: Step, k_in: Num, n_out: Num) -> tuple[Num, Num]:
     return 2 * s.routed * k_in * n_out, s.w * s.touched * k_in * n_out + s.a * s.routed * (k_in + n_out)
 
 
-def expert_gate(s: Step):
+def expert_gate(s: Step) -> tuple[Num, Num]:
     """``h → moe_intermediate/tp`` for every routed token, per expert ``B·Q·k/E`` tokens."""
     return _expert_linear(s, s.hidden, s.expert_width)
 
@@ -335,18 +335,18 @@ def expert_gate(s: Step):
 expert_up = expert_gate
 
 
-def expert_down(s: Step):
+def expert_down(s: Step) -> tuple[Num, Num]:
     """``moe_intermediate/tp → h`` for every routed token."""
     return _expert_linear(s, s.expert_width, s.hidden)
 
 
-def expert_silu_mul(s: Step):
+def expert_silu_mul(s: Step) -> tuple[Num, Num]:
     """``silu(gate)·up`` of the routed experts: 5 FLOPs an element."""
     elements = s.routed * s.expert_width
     return 5 * elements, 3 * s.a * elements
 
 
-def all_reduce(s: Step):
+def all_reduce(s: Step) -> tuple[Num, Num]:
     """Ring all-reduce over ``tp`` devices of the ``M × h`` partial output: ``2(tp−1)/tp`` of it crosses the link."""
     return 0, 2 * (s.tp - 1) * (s.a * s.tokens * s.hidden) / s.tp
 
@@ -355,7 +355,7 @@ def _ring_hops(s: Step) -> Num:
     return 2 * (s.tp - 1)
 
 
-def all_to_all(s: Step):
+def all_to_all(s: Step) -> tuple[Num, Num]:
     """All-to-all over ``ep`` devices of each token's hidden state to (or from) its ``k`` experts: ``(ep−1)/ep``."""
     return 0, (s.ep - 1) * (s.a * s.tokens * s.experts_per_token * s.hidden) / s.ep
 
@@ -364,7 +364,7 @@ def _all_to_all_hops(s: Step) -> Num:
     return s.ep - 1
 
 
-def pp_send(s: Step):
+def pp_send(s: Step) -> tuple[Num, Num]:
     """The ``M × h`` hidden state handed to the next pipeline stage, once per stage boundary."""
     return 0, s.a * s.tokens * s.hidden
 
@@ -373,18 +373,31 @@ def _send_hops(s: Step) -> Num:
     return 1
 
 
+def _no_gemms(s: object) -> tuple[Gemm, ...]:
+    return ()
+
+
+#: The symbols an op's functions take: a layer's :class:`Step`, or a Medusa forward's
+#: :class:`rooflax.cost.drafters.HeadStep`.
+StepT = TypeVar("StepT")
+
+
 @dataclass(frozen=True, slots=True)
-class OpDef:
-    """One operation: its frame name, chart group, cost function, and when it exists."""
+class OpDef(Generic[StepT]):
+    """One operation: its frame name, chart group, cost function, and when it exists.
+
+    Generic in the symbols its functions take: a layer's ops are ``OpDef[Step]``, the Medusa
+    heads' ``OpDef[HeadStep]`` (:mod:`rooflax.cost.drafters`).
+    """
 
     name: str
     group: str
-    cost: Callable[[Step], tuple[Num, Num]]
-    gemms: Callable[[Step], tuple[Gemm, ...]] = lambda s: ()  # matrix products run, for tile/wave quantization
+    cost: Callable[[StepT], tuple[Num, Num]]
+    gemms: Callable[[StepT], tuple[Gemm, ...]] = _no_gemms  # matrix products run, for tile/wave quantization
     fused: bool | None = None  # True: only with fused attention; False: only without
     gated: bool | None = None  # likewise for the gated MLP
     only: str | None = None  # only when this holds: "moe", "dense_mlp", or a degree above 1 ("tp", "pp", "ep")
-    hops: Callable[[Step], Num] | None = None  # a collective: link latencies it waits; bytes cross the interconnect
+    hops: Callable[[StepT], Num] | None = None  # a collective: link latencies it waits; bytes cross the interconnect
 
     def __post_init__(self) -> None:
         if (self.group == "comm") != self.collective:
@@ -397,7 +410,7 @@ class OpDef:
         return self.hops is not None
 
 
-_LAYER_OPS = (
+_LAYER_OPS: tuple[OpDef[Step], ...] = (
     OpDef("attn_norm", "elementwise", rms_norm),
     OpDef("qkv_proj", "qkv mlp", qkv_proj, _qkv_gemm),
     OpDef("rotary", "elementwise", rotary),
@@ -424,16 +437,16 @@ _LAYER_OPS = (
     OpDef("mlp_allreduce", "comm", all_reduce, only="tp", hops=_ring_hops),
     OpDef("mlp_residual", "elementwise", residual),
 )
-LM_HEAD = OpDef("lm_head", "lm_head", lm_head, _lm_head_gemm)
+LM_HEAD: OpDef[Step] = OpDef("lm_head", "lm_head", lm_head, _lm_head_gemm)
 #: Once per stage boundary, after the layers and the LM head.
-PP_SEND = OpDef("pp_send", "comm", pp_send, only="pp", hops=_send_hops)
+PP_SEND: OpDef[Step] = OpDef("pp_send", "comm", pp_send, only="pp", hops=_send_hops)
 
 #: Every op name, in frame order (the ``op`` enum).
 OP_NAMES = (*tuple(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
 
 
 def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: bool = False, dense_mlp: bool = True,
-              comm: tuple[str, ...] = ()) -> tuple[OpDef, ...]:
+              comm: tuple[str, ...] = ()) -> tuple[OpDef[Step], ...]:
     """The ops of one layer, the once-per-model ``lm_head``, and ``pp_send`` with ``"pp"`` in ``comm``.
 
     Args:
@@ -445,10 +458,10 @@ def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: boo
     flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in ("tp", "pp", "ep")}}
     return tuple(
         op for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
-        if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp) and flags.get(op.only, True)
+        if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp) and (op.only is None or flags[op.only])
     )
 
 
-def op_costs(step: Step) -> tuple[tuple[OpDef, Num, Num], ...]:
+def op_costs(step: Step) -> tuple[tuple[OpDef[Step], Num, Num], ...]:
     """``(op, flops, bytes)`` for every op of the step (:func:`layer_ops` of its op-set flags), in frame order."""
     return tuple((op, *op.cost(step)) for op in layer_ops(**{name: getattr(step, name) for name in OP_FLAGS}))

@@ -36,7 +36,7 @@ system's; ``tokens_per_s_per_gpu`` divides it by the ``tp·pp·ep`` devices.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ import jax
 
 from rooflax.config.models import parameter_count
 from rooflax.cost.achieved import achieved_time, pymath
-from rooflax.cost.ops import GROUPS, LM_HEAD, PP_SEND, OpDef, Step
+from rooflax.cost.ops import GROUPS, LM_HEAD, PP_SEND, OpDef, Step, StepT
 
 if TYPE_CHECKING:
     from rooflax.config.dtypes import DtypePolicy
@@ -105,8 +105,8 @@ class Roof:
         link = hardware.interconnect_bytes_per_s
         terms = [hardware.terms(group, phase) for group in GROUPS]
         # collectives move their bytes over the link, at the comm group's own efficiency (1 unless fitted)
-        fitted = {**dict(dict(hardware.group_terms).get("comm", ())),
-                  **dict(dict(dict(hardware.phase_terms).get(phase, ())).get("comm", ()))}
+        in_phase = dict(hardware.phase_terms).get(phase, ()) if phase is not None else ()
+        fitted = {**dict(dict(hardware.group_terms).get("comm", ())), **dict(dict(in_phase).get("comm", ()))}
         link_efficiency = fitted.get("bandwidth_efficiency", 1.0)
         per_byte = [1 / (link * link_efficiency) if group == "comm" else 1 / (bandwidth * t["bandwidth_efficiency"])
                     for group, t in zip(GROUPS, terms, strict=True)]
@@ -129,7 +129,7 @@ def _band(terms: list[dict[str, float]], key: str) -> tuple[float, ...]:
     return tuple(1.0 if math.isnan(t[key]) else t[key] for t in terms)
 
 
-def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
+def op_achieved_time(op: OpDef[StepT], step: StepT, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
                      latency_s: Num = None) -> Num:
     """Predicted seconds of ``op`` on a real device, with the terms of the op's group.
 
@@ -141,16 +141,17 @@ def op_achieved_time(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof,
     (:data:`~rooflax.cost.achieved.pymath`, ``numpy`` or ``jax.numpy``).
     """
     g = GROUPS.index(op.group)
-    if op.collective:
-        return roof.overhead_s[g] + bytes_ * roof.seconds_per_byte[g] + _latency(op, step, roof, latency_s)
+    if op.hops is not None:  # a collective
+        return roof.overhead_s[g] + bytes_ * roof.seconds_per_byte[g] + _latency(op.hops, step, roof, latency_s)
     return achieved_time(flops, bytes_, op.gemms(step), seconds_per_flop=roof.seconds_per_flop[g],
                          seconds_per_byte=roof.seconds_per_byte[g], kernel_overhead_s=roof.overhead_s[g],
                          sm_count=roof.sm_count, tile_m=roof.tile_m, tile_n=roof.tile_n, tile_k=roof.tile_k, xp=xp)
 
 
-def _latency(op: OpDef, step: Step, roof: Roof, latency_s: Num) -> Num:
-    """A collective's link latency in seconds: ``hops · latency``, unless the caller gives it."""
-    return op.hops(step) * roof.latency if latency_s is None else latency_s
+def _latency(hops: Callable[[StepT], Num], step: StepT, roof: Roof, latency_s: Num) -> Num:
+    """A collective's link latency in seconds: ``hops · latency`` (``hops``: its :attr:`OpDef.hops`), unless the
+    caller gives it."""
+    return hops(step) * roof.latency if latency_s is None else latency_s
 
 
 def intensity(flops: Num, bytes_: Num) -> Num:
@@ -218,7 +219,7 @@ class OpRow:
     ``bound`` is an index into :data:`BOUNDS` (``memory``, ``compute``, ``network``).
     """
 
-    op: OpDef
+    op: OpDef[Step]
     flops: Num
     bytes: Num
     intensity: Num
@@ -237,7 +238,7 @@ class OpRow:
         return Cost(flops=self.flops, bytes=self.bytes, time_s=self.time_s, achieved_time_s=self.achieved_time_s)
 
 
-def op_row(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
+def op_row(op: OpDef[Step], step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
            latency_s: Num = None) -> OpRow:
     """The one place an op's row is priced: the engine, :func:`rooflax.evaluate` and the frames all use it.
 
@@ -266,8 +267,9 @@ def op_row(op: OpDef, step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: An
     ('qkv_proj', 157286400, 'memory')
     """
     achieved = op_achieved_time(op, step, flops, bytes_, roof, xp=xp, latency_s=latency_s)
-    if op.collective:  # its flops are 0: the max keeps the expression (and the engine's bits) of the memory roof
-        time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_interconnect) + _latency(op, step, roof, latency_s)
+    if op.hops is not None:  # a collective; its flops are 0: the max keeps the expression (and the engine's bits)
+        link_s = _latency(op.hops, step, roof, latency_s)  # of the memory roof
+        time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_interconnect) + link_s
         bandwidth, bound = roof.interconnect, _NETWORK
     else:
         time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_bandwidth)
@@ -318,7 +320,7 @@ def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
 
 
 def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: Any = pymath,
-                 send: Cost | None = None) -> dict:
+                 send: Cost | None = None) -> dict[str, Num]:
     """Totals of one configuration and phase (DESIGN.md, "Model totals"; pipeline rules above).
 
     Args:
@@ -365,7 +367,8 @@ def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: 
             "fits_in_memory": memory <= memory_capacity}
 
 
-def step_totals(s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, roof: Roof, xp: Any = pymath) -> dict:
+def step_totals(s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, roof: Roof,
+                xp: Any = pymath) -> dict[str, Num]:
     """:func:`model_totals` from every op's row (:func:`op_row`), in the step's op order.
 
     The one place that splits a step's ops: the layer's ops (their costs summed op by op,

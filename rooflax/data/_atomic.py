@@ -94,7 +94,7 @@ def _check_writable(path: Path, field: str) -> None:
     os.unlink(probe)
 
 
-def output_file(path: str | Path, field: str, *, suffixes: tuple[str, ...], overwrite: bool) -> Path:
+def output_file(path: str | os.PathLike[str], field: str, *, suffixes: tuple[str, ...], overwrite: bool) -> Path:
     """``path`` as a file rooflax may write, checked before any work is done.
 
     Raises SpecError (one line, naming ``field``) for a value that is no path, an empty

@@ -44,6 +44,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -131,7 +132,7 @@ def _intact_parts(partial: Path, say: Callable[[str], None]) -> frozenset[int]:
     kept = set()
     for part in sorted(p for p in partial.iterdir() if PART.fullmatch(p.name)):
         if (why := damage(part)) is None:
-            kept.add(int(PART.fullmatch(part.name).group(1)))
+            kept.add(int(PART.fullmatch(part.name).group(1)))  # type: ignore[union-attr]  # listed by PART
         else:
             say(f"resume: {str(part)!r} is damaged ({why}); computing it again")
             part.unlink()
@@ -163,8 +164,8 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
 def _write_part(frame: pl.DataFrame, target: io.BytesIO, compression: str, statistics: bool,
                 metadata: dict[str, str]) -> None:
     stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
-    frame.write_parquet(target, compression=compression, statistics=stats, row_group_size=_ROW_GROUP,
-                        metadata=metadata)
+    frame.write_parquet(target, compression=compression,  # type: ignore[arg-type]  # one of COMPRESSIONS (checked)
+                        statistics=stats, row_group_size=_ROW_GROUP, metadata=metadata)
 
 
 def _check_room(partial: Path, *, left: int, parts: int, need: int, per_row: float, sample_rows: int,
@@ -291,7 +292,8 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     claim = _claimed(out, manifest, _run_metadata(spec, summary, chunk_size, command), resume=resume,
                      overwrite=overwrite, say=lambda line: print(line, file=sys.stderr) if progress else None)
     parts = engine.chunk_count(spec, chunk_size)  # the chunks are planned as they are computed
-    options = {"summary": summary, "chunk_size": chunk_size, "compression": compression, "statistics": statistics}
+    options: dict[str, Any] = {"summary": summary, "chunk_size": chunk_size, "compression": compression,
+                               "statistics": statistics}
     if cluster is None:
         with claim as (done, run):
             _stream(spec, out, parts, done, json.loads(run), progress=progress, **options)
@@ -314,7 +316,8 @@ class _Skipped:
     cluster: Cluster | None
 
     def __contains__(self, index: object) -> bool:
-        return index in self.done or (self.cluster is not None and not self.cluster.mine(index))
+        return index in self.done or (self.cluster is not None and isinstance(index, int)
+                                      and not self.cluster.mine(index))
 
 
 def _share_rows(spec: SweepSpec, chunk_size: int, summary: bool, cluster: Cluster, done: frozenset[int]) -> int:

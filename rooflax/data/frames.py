@@ -54,6 +54,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -91,7 +92,8 @@ def _names(presets: Iterable[str], chosen: Iterable[str]) -> pl.Enum:
 @functools.lru_cache(maxsize=16)
 def schemas(spec: SweepSpec | None = None) -> tuple[pl.Schema, pl.Schema]:
     """The long and summary schemas for frames of ``spec`` (presets only when None)."""
-    keys = {"model": _names(MODELS, [m.name for m in spec.models] if spec else []),
+    keys: dict[str, pl.DataType | type[pl.DataType]] = {
+            "model": _names(MODELS, [m.name for m in spec.models] if spec else []),
             "hardware": _names(HARDWARE, [h.name for h in spec.hardware] if spec else []),
             "dtype": _names(DTYPES, [d.name for d in spec.dtypes] if spec else []),
             "batch": pl.Int64, "seq_len": pl.Int64, "hidden": pl.Int64, "tp": pl.Int64, "pp": pl.Int64,
@@ -183,7 +185,7 @@ def _op_columns(ops: tuple, points: int) -> tuple[pl.Series, pl.Series]:
 
 
 @functools.lru_cache(maxsize=64)
-def _constant(value: object, dtype: pl.DataType, rows: int) -> pl.Series:
+def _constant(value: Any, dtype: pl.DataType, rows: int) -> pl.Series:
     """A column holding ``value`` ``rows`` times (built once per chunk length, then sliced)."""
     return pl.repeat(value, rows, dtype=dtype, eager=True)
 
@@ -240,7 +242,8 @@ def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_a
     if spec is None:
         if keys and reference_axes:
             reference = default_spec()
-            keys = {"batch": reference.given_axes["batch"], "seq_len": reference.given_axes["seq_len"], **keys}
+            given = reference.given_axes or {}  # a parsed spec keeps its axes as given
+            keys = {"batch": given["batch"], "seq_len": given["seq_len"], **keys}
         return parse_spec(**keys) if keys else default_spec()
     if isinstance(spec, SweepSpec):
         return spec.with_keys(**keys) if keys else spec

@@ -29,10 +29,10 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import polars as pl
 
@@ -59,7 +59,7 @@ _REDO = "re-run the sweep to write it again (a resumed run recomputes damaged pa
 _IDENTITY = ("version", "kind", "spec", "chunk_size", "parts")
 
 
-def _decoded(value: str) -> object:
+def _decoded(value: str) -> Any:
     """A metadata value: JSON text, or a bare string in parts written before rooflax stored JSON everywhere."""
     try:
         return json.loads(value)
@@ -232,7 +232,7 @@ def _check_indices(folder: Path, files: list[Path], footers: list[dict[str, str]
     parts = int(footers[0]["parts"])
     for file, meta in zip(files, footers, strict=True):
         recorded = int(meta["part"])
-        if recorded != int(PART.fullmatch(file.name).group(1)):
+        if recorded != int(PART.fullmatch(file.name).group(1)):  # type: ignore[union-attr]  # listed by PART
             raise SpecError(f"dataset: {str(file)!r} holds part {recorded} of its sweep, not the part its name says")
     present = {int(meta["part"]) for meta in footers}
     missing = [i for i in range(parts) if i not in present]
@@ -261,7 +261,7 @@ def _check_rows(files: list[Path], footers: list[dict[str, str]]) -> int:
     return total
 
 
-def _expected_schema(files: list[Path], footers: list[dict[str, str]]) -> pl.Schema:
+def _expected_schema(files: list[Path], footers: list[dict[str, str]]) -> Mapping[str, pl.DataType]:
     """The columns every part must hold: those of the footer's spec and kind, or the first part's."""
     from rooflax._version import __version__
     from rooflax.config.spec import SweepSpec
@@ -277,7 +277,7 @@ def _expected_schema(files: list[Path], footers: list[dict[str, str]]) -> pl.Sch
     return _schema(files[0])
 
 
-def _schema(file: Path) -> pl.Schema:
+def _schema(file: Path) -> dict[str, pl.DataType]:
     try:
         return pl.read_parquet_schema(file)
     except (pl.exceptions.PolarsError, OSError) as exc:

@@ -64,6 +64,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jax
 from jax._src import distributed as _runtime
@@ -108,13 +109,14 @@ class Cluster:
 
     def publish(self, name: str, value: str) -> None:
         """Store ``value`` under this run's key ``name`` for every process to read."""
-        _runtime.global_state.client.key_value_set(self._key(name), value)
+        _client().key_value_set(self._key(name), value)
 
     def wait_for(self, name: str) -> str:
         """The value under this run's key ``name``, waiting until some process stores it (or one is lost)."""
         while True:
             try:
-                return _runtime.global_state.client.blocking_key_value_get(self._key(name), int(BEAT_S * 1000))
+                value: str = _client().blocking_key_value_get(self._key(name), int(BEAT_S * 1000))
+                return value
             except jax.errors.JaxRuntimeError as exc:
                 if "DEADLINE_EXCEEDED" not in str(exc):
                     raise
@@ -136,7 +138,7 @@ class Cluster:
 
     def published(self, folder: str) -> list[tuple[int, str]]:
         """The values under this run's keys ``folder/NNNNNN`` (one per process) so far, as (process, value)."""
-        found = _runtime.global_state.client.key_value_dir_get(self._key(folder))
+        found = _client().key_value_dir_get(self._key(folder))
         return sorted((int(key.rsplit("/", 1)[1]), value) for key, value in found)
 
     def failures(self) -> list[str]:
@@ -156,6 +158,16 @@ class Cluster:
         self.check_alive()
 
 
+def _client() -> Any:
+    """The key-value store of JAX's distributed runtime, which a :class:`Cluster` talks through (jaxlib's
+    client has no type information), or a one-line error when the runtime is not running."""
+    client = _runtime.global_state.client
+    if client is None:
+        raise SpecError("distributed: JAX's distributed runtime is not running (start it with rooflax's connect, "
+                        "or jax.distributed.initialize, before the cluster's keys are used)")
+    return client
+
+
 _ALIVE = "rooflax/alive/"
 _beating = threading.Lock()
 _beats_started: list[int] = []
@@ -164,7 +176,7 @@ _beats_started: list[int] = []
 def _beats() -> dict[int, str]:
     """The last beat every process said it was alive with (process → a count)."""
     return {int(key.rsplit("/", 1)[1]): value for key, value in
-            _runtime.global_state.client.key_value_dir_get(_ALIVE)}
+            _client().key_value_dir_get(_ALIVE)}
 
 
 def _start_beating(process_id: int) -> None:
@@ -177,8 +189,7 @@ def _start_beating(process_id: int) -> None:
     def beat() -> None:
         for count in itertools.count():
             try:
-                _runtime.global_state.client.key_value_set(f"{_ALIVE}{process_id:06d}", str(count),
-                                                           allow_overwrite=True)
+                _client().key_value_set(f"{_ALIVE}{process_id:06d}", str(count), allow_overwrite=True)
             except Exception:  # the runtime is shut down or going down: nobody is listening
                 return
             time.sleep(BEAT_S)
@@ -327,7 +338,7 @@ def _share(cluster: Cluster, work: Callable[[], None], keep: str) -> None:
 
 def _coordinator(value: object) -> str:
     host, sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not isinstance(value, str) or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise SpecError(f"coordinator: expected HOST:PORT of process 0 (e.g. 10.0.0.1:7777), got {value!r}")
     return value
 

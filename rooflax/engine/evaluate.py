@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rooflax.config.dtypes import DtypePolicy, get_dtype
 from rooflax.config.hardware import Hardware, get_hardware
 from rooflax.config.models import Model, get_model
@@ -16,7 +18,7 @@ __all__ = ["evaluate"]
 def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a40", dtype: str | DtypePolicy = "fp16",
              kv_dtype: str | None = None, phase: str = "decode", batch: int, seq_len: int, spec_k: int | None = None,
              hidden: int | None = None, fused_attention: bool = False, causal: bool = False,
-             tp: int = 1, pp: int = 1, ep: int = 1) -> dict:
+             tp: int = 1, pp: int = 1, ep: int = 1) -> dict[str, dict[str, Any]]:
     """Costs of every op, and the model totals, for one configuration and phase.
 
     ``tp``, ``pp`` and ``ep`` are the parallel degrees (:mod:`rooflax.ops`): rows are per

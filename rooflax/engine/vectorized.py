@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,7 @@ from rooflax.config.dtypes import DtypePolicy
 from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model
 from rooflax.config.spec import SweepSpec
-from rooflax.cost.ops import OpDef, make_step, op_costs
+from rooflax.cost.ops import OpDef, Step, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
@@ -74,6 +75,11 @@ SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_byte
 #: size holds each as one value (0-d), which the frame repeats without writing it per row.
 POINT_CONSTANT = ("hidden", "weight_bytes")
 
+#: A compiled chunk function: ``(bounds, axes, shapes, roof, latency)`` to its output columns.
+ChunkFunction = Callable[..., dict[str, jax.Array]]
+#: What every chunk of a step shares (:func:`_step_inputs`): axis tables, shapes, roof, link latencies.
+StepInputs = tuple[dict[str, np.ndarray | np.int64], Shape, Roof, np.ndarray]
+
 
 @dataclass(frozen=True, slots=True)
 class Task:
@@ -84,7 +90,7 @@ class Task:
     hardware: Hardware
     dtype: DtypePolicy
     hidden: tuple[int, ...]
-    ops: tuple[OpDef, ...]
+    ops: tuple[OpDef[Step], ...]
     phase: str
     spec_k: int | None
     seq_start: int  # first valid seq_len index of this step
@@ -141,7 +147,7 @@ class Block:
     hardware: Hardware
     dtype: DtypePolicy
     hidden: tuple[int, ...]
-    ops: tuple[OpDef, ...]
+    ops: tuple[OpDef[Step], ...]
     phase: str
     spec_k: int | None
     seq_start: int
@@ -207,7 +213,7 @@ def chunk_rows(spec: SweepSpec, chunk_size: int, summary: bool, indices: Iterabl
     return rows
 
 
-def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> dict:
+def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> dict[str, jax.Array]:
     """Costs of one grid point (vmapped): every op's row (:func:`~rooflax.cost.roofline.op_row`), or the model totals.
 
     Each op's row is computed as scalars and only then stacked into columns (long frame) or
@@ -229,7 +235,7 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
 
 
 @functools.lru_cache(maxsize=128)
-def _compiled(summary: bool, length: int, devices: tuple, shared: bool):
+def _compiled(summary: bool, length: int, devices: tuple[jax.Device, ...], shared: bool) -> ChunkFunction:
     """The jitted chunk function for one output kind, length and device set (cached: no recompiles).
 
     ``shared``: the step has one hidden size, so every point shares the shape's numbers
@@ -240,7 +246,8 @@ def _compiled(summary: bool, length: int, devices: tuple, shared: bool):
     """
     constant = POINT_CONSTANT if summary and shared else ()
 
-    def chunk(bounds, axes, shapes, roof, latency):
+    def chunk(bounds: jax.Array, axes: dict[str, jax.Array], shapes: Shape, roof: Roof,
+              latency: jax.Array) -> dict[str, jax.Array]:
         index = jnp.minimum(bounds[0] + jnp.arange(length, dtype=jnp.int64), bounds[1] - 1)
         if len(devices) > 1:
             index = jax.lax.with_sharding_constraint(index, sharding)
@@ -270,7 +277,7 @@ def _compiled(summary: bool, length: int, devices: tuple, shared: bool):
     return jax.jit(chunk, out_shardings=sharding)
 
 
-def _padded(values: tuple, size: int) -> tuple:
+def _padded(values: tuple[Any, ...], size: int) -> tuple[Any, ...]:
     """``values`` padded with its last value to ``size``."""
     return values + values[-1:] * (size - len(values))
 
@@ -289,7 +296,7 @@ def step_shapes(step: Block | Task, spec: SweepSpec) -> tuple[Shape, ...]:
                  for h in step.hidden)
 
 
-def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
+def _step_inputs(task: Task, spec: SweepSpec) -> StepInputs:
     """What every chunk of a step shares: the axis tables, the shape at each
     hidden size (a :class:`Shape` of tables, batch and seq_len filled in per point) and the roof.
 
@@ -303,30 +310,32 @@ def _step_inputs(task: Task, spec: SweepSpec) -> tuple:
     else:
         size = _bucket(len(task.hidden))
         shapes = jax.tree.map(lambda *leaves: np.asarray(_padded(leaves, size), np.float64), *rows)
-    axes = {"batch": np.asarray(_padded(spec.batch, _bucket(len(spec.batch))), np.int64),
-            "seq_len": np.asarray(_padded(seq, _bucket(len(spec.seq_len))), np.int64),
-            "n_seq": np.int64(len(seq)), "n_hidden": np.int64(len(task.hidden))}
+    axes: dict[str, np.ndarray | np.int64] = {
+        "batch": np.asarray(_padded(spec.batch, _bucket(len(spec.batch))), np.int64),
+        "seq_len": np.asarray(_padded(seq, _bucket(len(spec.seq_len))), np.int64),
+        "n_seq": np.int64(len(seq)), "n_hidden": np.int64(len(task.hidden))}
     host_roof = Roof.of(task.hardware, task.dtype, task.phase, task.spec_k)
     roof = jax.tree.map(lambda x: np.float64(x), host_roof)
     step = make_step(rows[0])  # link latencies depend on the layout only
-    latency = np.array([op.hops(step) * host_roof.latency if op.collective else 0.0 for op in task.ops], np.float64)
+    latency = np.array([op.hops(step) * host_roof.latency if op.hops is not None else 0.0 for op in task.ops],
+                       np.float64)
     # numpy on the host, handed to the compiled function as they are (its C++ path moves them):
     # jnp.asarray or device_put per leaf costs a Python dispatch each, milliseconds a step
     return axes, shapes, roof, latency
 
 
-def compiled_for(task: Task, summary: bool, devices: tuple):
+def compiled_for(task: Task, summary: bool, devices: tuple[jax.Device, ...]) -> ChunkFunction:
     """The cached jitted function that computes ``task``: its length padded to a multiple of the devices."""
     return _compiled(summary, -(-task.length // len(devices)) * len(devices), devices, len(task.hidden) == 1)
 
 
-def _dispatch(task: Task, summary: bool, devices: tuple, inputs: tuple):
+def _dispatch(task: Task, summary: bool, devices: tuple[jax.Device, ...], inputs: StepInputs) -> dict[str, jax.Array]:
     with jax.enable_x64(True):
         bounds = np.array([task.start, task.start + task.count], np.int64)
         return compiled_for(task, summary, devices)(bounds, *inputs)
 
 
-def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
+def _to_host(task: Task, out: dict[str, jax.Array], summary: bool) -> Chunk:
     """The chunk's real rows on the host: without a copy, unless padded points sit between ops.
 
     A column of one value (:data:`POINT_CONSTANT`) stays one value.
@@ -341,7 +350,7 @@ def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
 
 
 def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int | None = None,
-        skip: Container[int] = frozenset(), devices: tuple | None = None) -> Iterator[Chunk]:
+        skip: Container[int] = frozenset(), devices: tuple[jax.Device, ...] | None = None) -> Iterator[Chunk]:
     """Compute the sweep chunk by chunk, the next chunk running while the caller handles this one.
 
     Args:
@@ -354,8 +363,9 @@ def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int | None = None
     """
     chunk_size = check_chunk_size(chunk_size, summary)
     devices = tuple(devices or jax.local_devices())
-    pending: deque = deque()
-    step, inputs = None, ()
+    pending: deque[tuple[Task, dict[str, jax.Array]]] = deque()
+    step: tuple[object, ...] | None = None
+    inputs: StepInputs  # set at the first task: its key differs from None
     for task in plan(spec, chunk_size):
         if task.index in skip:
             continue

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
+import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.colorbar import Colorbar
+from matplotlib.colors import ListedColormap
 from matplotlib.ticker import FuncFormatter, LogLocator
 
 from rooflax.config.dtypes import DTYPES
@@ -22,6 +25,18 @@ from rooflax.units import si
 PHASE_LABELS = {"prefill": "init", "decode": "ar"}
 #: Groups drawn by default: the matrix products of the reference chart.
 MATMUL_GROUPS = ("qkv mlp", "up/gate/down", "qk/pv")
+
+
+def number(value: object) -> float:
+    """A polars aggregate of a numeric column (``Series.min()``, ``.max()``, ``.median()``) as a float: polars
+    types it as any Python value."""
+    return float(cast(float, value))
+
+
+def palette(name: str) -> tuple:
+    """The colours of one of matplotlib's qualitative colour maps (``tab10``, ``tab20``), in order."""
+    listed = cast(ListedColormap, matplotlib.colormaps[name])  # the qualitative maps are listed ones
+    return cast(tuple, listed.colors)
 
 
 def matching(keys: Sequence[str], values: Sequence) -> list[pl.Expr]:

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from rooflax.plot._common import require_columns, require_frame
+from rooflax.plot._common import number, require_columns, require_frame
 
 __all__ = ["accuracy_chart"]
 
@@ -38,8 +38,8 @@ def accuracy_chart(priced: pl.DataFrame, *, title: str = "Achieved model against
     colors = {hw: f"C{i}" for i, hw in enumerate(hardware)}
     for ax, kind in zip(axes, kinds, strict=False):
         part = rows.filter(kind=kind)
-        low = float(part["measured_time_s"].min() * 1e6) / 1.5
-        high = float(max(part["measured_time_s"].max(), part["predicted_time_s"].max()) * 1e6) * 1.5
+        low = number(part["measured_time_s"].min()) * 1e6 / 1.5
+        high = max(number(part["measured_time_s"].max()), number(part["predicted_time_s"].max())) * 1e6 * 1.5
         line = np.geomspace(low, high, 50)
         ax.fill_between(line, line * (1 - band), line * (1 + band), color="0.85", label=f"±{band:.0%}")
         ax.plot(line, line, color="0.3", linewidth=0.8, label="y = x")
@@ -47,7 +47,7 @@ def accuracy_chart(priced: pl.DataFrame, *, title: str = "Achieved model against
             mine = part.filter(hardware=hw)
             if not mine.height:
                 continue
-            error = float(((mine["predicted_time_s"] / mine["measured_time_s"]) - 1).abs().median())
+            error = number(((mine["predicted_time_s"] / mine["measured_time_s"]) - 1).abs().median())
             ax.scatter(mine["measured_time_s"] * 1e6, mine["predicted_time_s"] * 1e6, s=3, alpha=0.35,
                        color=colors[hw], label=f"{hw} (median {error:.0%})", rasterized=True)
         ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), title=kind,

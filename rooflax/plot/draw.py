@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 from matplotlib.figure import Figure
@@ -61,13 +62,13 @@ def draw(dataset: str | os.PathLike, *, kind: str = "roofline", where: str | Non
         raise SpecError(f"--kind {kind}: needs a long (per-op) dataset; {str(dataset)!r} is a summary (use --kind map)")
     if kind == "family" and color_by is None:
         raise SpecError("--kind family: give --color-by AXIS (batch, seq_len, hidden or spec_k)")
-    options = dict(groups=groups or MATMUL_GROUPS, facet=facet, hardware=info.hardware(), models=info.models(),
-                   ideal=ideal, ridge=ridge, subtitle=subtitle)
+    options: dict[str, Any] = dict(groups=groups or MATMUL_GROUPS, facet=facet, hardware=info.hardware(),
+                                   models=info.models(), ideal=ideal, ridge=ridge, subtitle=subtitle)
     if measured:
         if kind == "family" or color_by or connect or ideal:
             raise SpecError("--measured: draws measured and achieved points of one roofline; leave out "
                             "--kind family, --color-by, --connect and --ideal")
         return over_measured(lf, read_validation(measured, field="--measured"), **options)
     if kind == "family":
-        return family(lf, along=color_by, connect=connect, **options), None
+        return family(lf, along=color_by, connect=connect, **options), None  # type: ignore[arg-type]  # given (above)
     return roofline(lf, color_by=color_by, connect=connect, **options), None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
@@ -29,6 +28,8 @@ from rooflax.plot._common import (
     layer_style,
     layers,
     model_label,
+    number,
+    palette,
     require_columns,
     si_log_axes,
 )
@@ -38,6 +39,11 @@ __all__ = ["interconnect"]
 
 _NEEDED = ("model", "hardware", "phase", "op", "group", "bytes", "time_s")
 _MARKERS = {"prefill": "x", "decode": "+", "verify": "1"}
+
+
+def _bytes_and_speed(points: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A series' message sizes and link speeds (the chart's x and y)."""
+    return points.get_column("bytes").to_numpy(), points.get_column("link_bytes_per_s").to_numpy()
 
 
 def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hardware] | None = None,
@@ -68,7 +74,7 @@ def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hard
         raise SpecError("interconnect: no collectives in the frame (every tp, pp and ep is 1); sweep tp = [2, ...]")
     hw_all = hardware_of(sub, hardware)
     sub = sub.with_columns((pl.col("bytes") / pl.col("time_s")).alias("link_bytes_per_s"))
-    x_lo, x_hi = decade_limits(sub.get_column("bytes").min(), sub.get_column("bytes").max())
+    x_lo, x_hi = decade_limits(number(sub.get_column("bytes").min()), number(sub.get_column("bytes").max()))
     fig = Figure(figsize=(8.5, 6.2), layout="constrained")
     ax = fig.subplots()
     si_log_axes(ax)
@@ -78,13 +84,12 @@ def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hard
         ax.plot(xs, roof, "--", color="0.15", linewidth=1.4, gid=f"ceiling-interconnect:{hw.name}",
                 label=f"{hw.label}: {bandwidth_label(hw.interconnect_bytes_per_s)}, "
                       f"{hw.interconnect_latency_s * 1e6:.3g} µs a hop")
-    colors = matplotlib.colormaps["tab10"].colors
+    colors = palette("tab10")
     ops = sub.get_column("op").unique().sort().cast(pl.String).to_list()
     drawn = [(op, phase, i) for i, op in enumerate(ops)
              for phase in sub.filter(op=op).get_column("phase").unique().sort().cast(pl.String)]
-    points = [tuple(sub.filter(op=op, phase=phase).get_column(c).to_numpy() for c in ("bytes", "link_bytes_per_s"))
-              for op, phase, _ in drawn]
-    handles = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    points = [_bytes_and_speed(sub.filter(op=op, phase=phase)) for op, phase, _ in drawn]
+    handles = [line for line in ax.get_lines() if not str(line.get_label()).startswith("_")]
     plain = [float(v) for v in layer_style(0)]
     for n, ((op, phase, i), (x, y), layer) in enumerate(zip(drawn, points, layers(points), strict=True)):
         size, width = layer_style(layer)

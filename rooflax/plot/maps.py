@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import numpy as np
 import polars as pl
+from matplotlib.artist import Artist
 from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
@@ -21,6 +22,7 @@ from rooflax.plot._common import (
     MATMUL_GROUPS,
     matching,
     model_label,
+    number,
     require_columns,
     require_frame,
     swept,
@@ -267,7 +269,7 @@ def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str
         ax.set_ylabel(y)
         _ticks(ax, xs, "x")
         _ticks(ax, ys, "y")
-    keys = []
+    keys: list[Artist] = []
     if binary:
         keys += [Patch(color=cmap(0), label=binary[0]), Patch(color=cmap(1), label=binary[1])]
     if bounded:
@@ -339,7 +341,7 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
         cmap, norm = ListedColormap(["#4c72b0", "#dd8452"]).with_extremes(bad="white"), None
     else:
         values = df.get_column(value)
-        cmap, norm = matplotlib.colormaps["viridis"].copy(), LogNorm(float(values.min()), float(values.max()))
+        cmap, norm = matplotlib.colormaps["viridis"].copy(), LogNorm(number(values.min()), number(values.max()))
     label = _LABELS.get(value, value)
     default = (f"{label.capitalize()} over {x} × {y}: {_entities(df)}" + (f", by {facet}" if facet else "")
                + f"\n{swept_line(swept(df), skip=(x, y))}")
@@ -377,7 +379,7 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     keys, joined = _panels(joined, ops)
     frames, ncols = _frames(joined, keys, None)
     ratios = joined.get_column("ratio")
-    spread = max(float(ratios.max()), 1 / float(ratios.min()), 1.01)
+    spread = max(number(ratios.max()), 1 / number(ratios.min()), 1.01)
     cmap = matplotlib.colormaps["RdBu_r"].copy()  # diverging, white at 1: the log-symmetric norm puts 1 at its centre
     if value in _FASTER_WHEN_LARGER:
         meaning = f"red (> 1): {label_a} faster · blue (< 1): {label_b} faster"

@@ -3,9 +3,11 @@ chart, and a dataset's achieved points with the measured points of the same conf
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -15,7 +17,7 @@ from rooflax.config.hardware import Hardware, hardware_to_toml
 from rooflax.data._atomic import output_file, write_output
 from rooflax.data.frames import GROUP, PHASE
 from rooflax.errors import SpecError
-from rooflax.plot._common import MATMUL_GROUPS, decade_below, matching, require_columns, require_frame
+from rooflax.plot._common import MATMUL_GROUPS, decade_below, matching, number, require_columns, require_frame
 from rooflax.plot.roofline import bandwidth_label, draw_ceilings, peak_label, roofline, series
 
 __all__ = ["MATCH_KEYS", "error_table", "measured", "measured_errors", "over_measured", "read_validation",
@@ -64,7 +66,7 @@ def write_validation(frame: pl.DataFrame, path: str | Path, *, profile: Hardware
     return write_output(path, lambda tmp: frame.write_parquet(tmp, metadata=metadata), field)
 
 
-def read_validation(path: str | Path, *, field: str = "measured") -> pl.DataFrame:
+def read_validation(path: str | os.PathLike[str], *, field: str = "measured") -> pl.DataFrame:
     """A validation result (the parquet file ``rooflax validate -o`` writes), or a one-line error."""
     path = Path(path)
     if not path.is_file():
@@ -84,13 +86,14 @@ def _series_color(ax: Axes, label: str):
     for collection in ax.collections:
         if collection.get_label() == label:
             colors = collection.get_edgecolor() if len(collection.get_edgecolor()) else collection.get_facecolor()
-            return tuple(colors[0])
+            return tuple(np.asarray(colors)[0])
     return "0.3"
 
 
 def _legend(ax: Axes, predicted: str, extra: Sequence[Line2D] = ()) -> None:
     """The roofline's legend, ``extra`` lines, and one entry for each kind of point: predicted ``x``, measured ``o``."""
     legend = ax.get_legend()
+    assert legend is not None, "a roofline draws its legend"
     handles = [*legend.legend_handles, *extra,
                Line2D([], [], linestyle="none", marker="x", color="0.3"),
                Line2D([], [], linestyle="none", marker="o", mfc="none", color="0.3")]
@@ -185,7 +188,7 @@ def over_measured(predicted: pl.DataFrame | pl.LazyFrame, validation: pl.DataFra
         ax.scatter(points.get_column("measured_intensity").to_numpy(), points.get_column("measured_flops").to_numpy(),
                    marker="o", facecolors="none", edgecolors=[_series_color(ax, label)], s=36, linewidths=1.1,
                    zorder=4, label=f"_{label} measured", gid="measured")
-    low = float(shown.get_column("measured_flops").min())
+    low = number(shown.get_column("measured_flops").min())
     if low < ax.get_ylim()[0]:
         ax.set_ylim(decade_below(low), ax.get_ylim()[1])
     _legend(ax, "achieved (predicted)")
@@ -229,12 +232,12 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
         ax.scatter(points.get_column("intensity").to_numpy(), points.get_column(column).to_numpy(),
                    marker="o", facecolors="none", edgecolors=[_series_color(ax, label)], s=30, linewidths=1.0,
                    zorder=4, label=f"_{label} measured", gid="measured")
-    extra = []
+    extra: Sequence[Line2D] = []
     if datasheet is not None and dtype in datasheet.dtypes:
         label = (f"{datasheet.label} datasheet: {bandwidth_label(datasheet.bandwidth_bytes_per_s)}, "
                  f"{peak_label(datasheet.peak(dtype), dtype)}")
         extra = draw_ceilings(ax, datasheet, dtype, ax.get_xlim(), "0.6", label=label)[:1]
-    low = min(ax.get_ylim()[0], decade_below(float(frame.get_column(column).min())))
+    low = min(ax.get_ylim()[0], decade_below(number(frame.get_column(column).min())))
     ax.set_ylim(low, max(ax.get_ylim()[1], (datasheet.peak(dtype) * 3) if datasheet and dtype in datasheet.dtypes
                          else 0))
     _legend(ax, f"predicted ({'ideal' if ideal else 'achieved'})", extra)

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
 import polars as pl
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.typing import ColorType
 
 from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model
@@ -31,6 +34,8 @@ from rooflax.plot._common import (
     layers,
     matching,
     model_label,
+    number,
+    palette,
     reduce_points,
     require_columns,
     require_frame,
@@ -207,15 +212,16 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
         for compute in dict.fromkeys([*(compute_dtype(d) for d in sorted(present)),
                                       *(d for d in extra_dtypes if d in hw.dtypes)]):
             ceilings.append((hw, compute))
-    entity_color = {e: matplotlib.colormaps["tab10" if len(entities) <= 10 else "tab20"].colors[i % 20]
+    entity_color = {e: palette("tab10" if len(entities) <= 10 else "tab20")[i % 20]
                     for i, e in enumerate(entities)}
     several_computes = len({c for _, c in ceilings}) > 1
-    ceiling_handles, roof_handles = [], []
+    ceiling_handles: list[Artist] = []
+    roof_handles: list[Artist] = []
     for n, (hw, compute) in enumerate(ceilings):
         if len(ceilings) == 1:  # the reference's roof: blue and red, in the legend by their figures
             roof_handles += draw_ceilings(ax, hw, compute, limits[0], ridge=ridge)
             continue
-        color = "0.15"
+        color: ColorType = "0.15"
         if by_entity and "hardware" in multi:
             color = next(entity_color[e] for e in entities if dict(zip(multi, e, strict=True))["hardware"] == hw.name)
         elif n:
@@ -233,11 +239,12 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
     per_series = connect not in (None, "spec_k")
     if connect == "spec_k":  # each K is a series of its own: the lines join verify steps across series
         _connect(ax, sub, connect, "0.45", y)
-    drawn = []  # (points, label, style) in drawing order; drawn once every layer is known
-    handles = []
+    drawn: list[tuple[pl.DataFrame, str, dict[str, Any]]] = []  # (points, label, style) in drawing order; drawn
+    # once every layer is known
+    handles: list[Artist] = []
     if color_by:
         for i, (key, label) in enumerate(series(sub, multi)):
-            if per_series:
+            if connect is not None and per_series:
                 _connect(ax, sub.filter(*matching(keys, key)), connect, "0.45", y)
             marker = _MARKERS[i % len(_MARKERS)]
             drawn.append((reduced.filter(*matching(keys, key)), label, dict(marker=marker, color_by=True)))
@@ -252,9 +259,9 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
                     t = 0.35 * (2 * step / max(len(steps) - 1, 1) - 1)  # lighter early steps, darker large K
                     color, marker = _shade(_GROUP_COLORS.get(key[0], "0.3"), t), _MARKERS[step % len(_MARKERS)]
                 else:
-                    color, marker = matplotlib.colormaps["tab10"].colors[i % 10], "x"
+                    color, marker = palette("tab10")[i % 10], "x"
                 where = matching(keys, (*key, *e))
-                if per_series:
+                if connect is not None and per_series:
                     _connect(ax, sub.filter(*where), connect, color, y)
                 drawn.append((reduced.filter(*where), label if not by_entity else f"_{label}",
                               dict(marker=marker, color=color)))
@@ -276,7 +283,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
     for i, ((x, v), (_, label, style), layer) in enumerate(zip(points, drawn, layers(points), strict=True)):
         marker = style["marker"]
         size, width = layer_style(layer, hollow=not style.get("color_by") and marker not in _LINE_MARKERS)
-        if style.get("color_by"):
+        if color_by and style.get("color_by"):
             # points without a value (prefill and decode of a spec_k family) in the colour map's grey, not dropped
             look = dict(c=cmap(norm(drawn[i][0].get_column(color_by).cast(pl.Float64).to_numpy())))
         elif marker in _LINE_MARKERS:
@@ -460,12 +467,12 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     peaks = [hw.peak(c) for hw in hw_all.values() for c in computes]
     peaks += [hw.peak(d) for hw in hw_all.values() for d in dtypes if d in hw.dtypes]
     ridges = [hw.ridge(c) for hw in hw_all.values() for c in computes]
-    limits = (decade_limits(min(xs.min(), *ridges), max(xs.max(), *ridges)),
-              (decade_below(min(ys.min(), *peaks)), max(peaks) * 3))
+    limits = (decade_limits(min(number(xs.min()), *ridges), max(number(xs.max()), *ridges)),
+              (decade_below(min(number(ys.min()), *peaks)), max(peaks) * 3))
     norm = cmap = None
     if color_by:
         values = sub.get_column(color_by).drop_nulls()
-        lo, hi = float(values.min()), float(values.max())
+        lo, hi = number(values.min()), number(values.max())
         norm = LogNorm(lo, hi) if lo > 0 and hi / lo >= 10 else Normalize(lo, hi)
         cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.6")
 
@@ -473,7 +480,7 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
         order = sub.get_column(facet).unique(maintain_order=True)
         if facet in ("phase", "group", *_LAYOUT):
             order = order.sort()
-        panels = [(str(v), sub.filter(pl.col(facet) == v)) for v in order]
+        panels: list[tuple[str | None, pl.DataFrame]] = [(str(v), sub.filter(pl.col(facet) == v)) for v in order]
     else:
         panels = [(None, sub)]
     ncols = min(len(panels), 3)

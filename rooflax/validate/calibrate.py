@@ -25,6 +25,7 @@ the predictions are unchanged.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -73,18 +74,21 @@ def _assigned(c: np.ndarray, m: np.ndarray, t: np.ndarray, compute: np.ndarray) 
 def _solve(c: np.ndarray, m: np.ndarray, t: np.ndarray) -> Fit:
     """``(overhead, 1/compute_efficiency, 1/bandwidth_efficiency)`` of one set of points (None: undetermined)."""
     ridges = c / m  # an op turns memory-bound where the slope ratio v/u exceeds its c/m
-    best, best_error = None, np.inf
+    line: tuple[float, float, float] | None = None  # the best line with a positive slope
+    best_error = np.inf
     for ratios in (np.geomspace(ridges.min() / 2, ridges.max() * 2, 241), None):
         if ratios is None:  # a finer pass around the best ratio
-            if best is None:  # no line with a positive slope: times do not grow with the work
+            if line is None:  # no line with a positive slope: times do not grow with the work
                 return max(MIN_OVERHEAD_S, float(np.sum(1 / t) / np.sum(t**-2.0))), None, None
-            ratios = np.geomspace(best[2] / best[1] / 1.1, best[2] / best[1] * 1.1, 41)
+            ratios = np.geomspace(line[2] / line[1] / 1.1, line[2] / line[1] * 1.1, 41)
         for ratio in ratios:
             x = np.maximum(c, ratio * m)
-            overhead, u = _least_squares([x], t)
-            if u > 0 and (error := _residual((overhead, u, ratio * u), c, m, t)) < best_error:
-                best, best_error = (overhead, u, ratio * u), error
-    compute = c * best[1] >= m * best[2]
+            intercept, slope = _least_squares([x], t)
+            if slope > 0 and (error := _residual((intercept, slope, ratio * slope), c, m, t)) < best_error:
+                line, best_error = (intercept, slope, ratio * slope), error
+    assert line is not None  # the finer pass returns without one
+    best: Fit = line
+    compute = c * line[1] >= m * line[2]
     for _ in range(20):  # refine the assignment by the exact three-term solve
         refined = _assigned(c, m, t, compute)
         if refined is None or (error := _residual(refined, c, m, t)) > best_error:
@@ -106,12 +110,12 @@ def _solve(c: np.ndarray, m: np.ndarray, t: np.ndarray) -> Fit:
 def _completed(fit: Fit, fallback: tuple[float, float], c: np.ndarray, m: np.ndarray) -> tuple[float, float, float]:
     """``fit`` with an undetermined slope taken from ``fallback``, changed only as far as it must to bind no op."""
     overhead, u, v = fit
-    if u is None and v is None:
-        return overhead, *fallback
+    if v is None:
+        if u is None:
+            return overhead, *fallback
+        return overhead, u, min(fallback[1], float(np.min(c / m)) * u)  # no op memory-bound: m·v ≤ c·u for all
     if u is None:  # no op compute-bound: c·u ≤ m·v for all
-        u = min(fallback[0], float(np.min(m / c)) * v)
-    if v is None:  # no op memory-bound: m·v ≤ c·u for all
-        v = min(fallback[1], float(np.min(c / m)) * u)
+        return overhead, min(fallback[0], float(np.min(m / c)) * v), v
     return overhead, u, v
 
 
@@ -141,7 +145,7 @@ def fit_terms(frame: pl.DataFrame, hardware: Hardware, dtype: str) -> Hardware:
     groups = frame["group"].to_numpy()
     default = (1 / hardware.compute_efficiency, 1 / hardware.bandwidth_efficiency)
     overall = _completed(_solve(c, m, t), default, c, m)
-    fits = {None: overall}
+    fits: dict[str | None, tuple[float, float, float]] = {None: overall}  # None: over all points
     for group in dict.fromkeys(groups):
         mask = groups == group
         if mask.sum() >= MIN_POINTS:
@@ -149,16 +153,16 @@ def fit_terms(frame: pl.DataFrame, hardware: Hardware, dtype: str) -> Hardware:
     compute_scale = min(1.0, *(u for _, u, _ in fits.values()))
     memory_scale = min(1.0, *(v for _, _, v in fits.values()))
 
-    def terms(fit: tuple[float, float, float]) -> dict[str, float]:
+    def terms(fit: tuple[float, float, float]) -> dict[str, Any]:
         overhead, u, v = fit
         return dict(zip(GROUP_TERMS, (overhead, compute_scale / u, memory_scale / v), strict=True))
 
     return replace(
         hardware,
-        peak_flops={d: p / compute_scale for d, p in hardware.peak_flops},
+        peak_flops=tuple((d, p / compute_scale) for d, p in hardware.peak_flops),
         bandwidth_bytes_per_s=hardware.bandwidth_bytes_per_s / memory_scale,
         **terms(fits.pop(None)),
-        group_terms={group: terms(fit) for group, fit in fits.items()},
+        group_terms=tuple((group, tuple(terms(fit).items())) for group, fit in fits.items() if group is not None),
     )
 
 

@@ -6,6 +6,7 @@ import datetime
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -189,7 +190,7 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
     profile = Hardware(
         name=f"{info.preset.name if info.preset else info.platform}-measured",
         label=f"{info.kind} (measured)",
-        peak_flops={dtype: peak}, bandwidth_bytes_per_s=bandwidth, memory_bytes=info.memory_bytes,
+        peak_flops=((dtype, peak),), bandwidth_bytes_per_s=bandwidth, memory_bytes=info.memory_bytes,
         **_quantization(info),
         source=f"rooflax validate {__version__} on {info.kind}, {datetime.date.today().isoformat()}: "
                f"{matmul_n}³ {dtype} matmul, {copy_bytes} B copy, median of {repeats}",
@@ -250,7 +251,7 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
     return Validation(frame, profile, calibrated, info, dtype, timer_ratio)
 
 
-def _quantization(info: DeviceInfo) -> dict[str, int]:
+def _quantization(info: DeviceInfo) -> dict[str, Any]:
     """Tile and multiprocessor fields of a measured profile: the preset's, the device's SM count, or none (CPU)."""
     if info.preset is not None:
         return {key: getattr(info.preset, key) for key in CPU_QUANTIZATION}

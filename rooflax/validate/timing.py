@@ -37,8 +37,7 @@ def time_call(fn: Callable, buffers: Sequence[tuple], *, repeats: int, warmup: i
     call = 0
     for _ in range(repeats):
         start = clock()
-        out = None
-        for _ in range(inner):
+        for _ in range(inner):  # inner ≥ 1: out is set
             out = fn(*buffers[call % n])
             call += 1
         out.block_until_ready()
