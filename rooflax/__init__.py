@@ -24,13 +24,14 @@ _SOURCES = {
     "rooflax.config.hardware": ("HARDWARE", "Hardware", "get_hardware", "load_hardware"),
     "rooflax.config.models": ("MODELS", "Model", "get_model", "load_model"),
     "rooflax.config.spec": ("SweepSpec", "default_spec", "load_spec", "parse_spec"),
-    "rooflax.cost.ops": ("GROUPS", "OP_NAMES", "PHASES"),
+    "rooflax.cost.ops": ("OP_NAMES",),
     "rooflax.data.dataset": ("sweep_to_parquet",),
     "rooflax.data.export": ("export_dataset",),
     "rooflax.data.frames": ("OPS_SCHEMA", "SUMMARY_SCHEMA", "sweep"),
     "rooflax.data.scan": ("DatasetInfo", "check_dataset", "dataset_metadata", "scan_dataset"),
     "rooflax.engine.evaluate": ("evaluate",),
     "rooflax.errors": ("DeviceError", "RooflaxError", "SpecError"),
+    "rooflax.names": ("GROUPS", "PHASES"),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 

@@ -11,9 +11,10 @@ from jax.experimental import roofline as jax_roofline
 
 import rooflax
 from rooflax.cost.achieved import pymath
-from rooflax.cost.ops import GROUPS, OpDef, layer_ops, make_step, op_costs
-from rooflax.cost.roofline import BOUNDS, Cost, Roof, op_row
+from rooflax.cost.ops import OpDef, layer_ops, make_step, op_costs
+from rooflax.cost.roofline import Cost, Roof, op_row
 from rooflax.cost.shape import Shape, op_flags
+from rooflax.names import BOUNDS, GROUPS
 
 # Llama-13B, fp16 (w = a = k = 2): h 5120, H = G = 40, d 128, I 13824, V 32000.
 # Each row: (phase, B, S, K, op, flops, bytes), derived by hand in the comments.

@@ -43,12 +43,10 @@ from rooflax.cost.roofline import Roof
 from rooflax.cost.trees import check_tree
 from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.errors import SpecError, boolean, positive_int
+from rooflax.names import CELL, LAYOUT
 
-__all__ = ["CELL", "Choices", "best_k", "check_map_spec", "choices", "speculate", "speculation_table", "unfit_cells"]
+__all__ = ["Choices", "best_k", "check_map_spec", "choices", "speculate", "speculation_table", "unfit_cells"]
 
-#: Columns that name one cell of the grid: every key column of a summary frame but the phase
-#: and ``spec_k`` (a layout ``tp, pp, ep`` is part of the cell).
-CELL = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep")
 #: Draft lengths swept when neither ``k`` nor ``tree`` is given (fewer when the heads or their
 #: acceptance price fewer).
 DEFAULT_K = tuple(range(9))
@@ -255,7 +253,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
         **keys: the spec's TOML keys (``model``, ``batch``, ...), replacing the spec's.
 
     Returns:
-        One row per grid cell (:data:`CELL`) and round shape: ``draft_k``, ``candidates``,
+        One row per grid cell (:data:`rooflax.names.CELL`) and round shape: ``draft_k``, ``candidates``,
         ``tree`` (``chain``, or which tree: ``top_k 4,2``, ``sparse 64``, ``depths #i`` for
         the ``i``-th given), ``tokens_per_round``, then ``decode_time_s``, ``draft_time_s``, ``verify_time_s``,
         ``round_time_s``, ``effective_tokens_per_s``, ``speedup``, and each of those six
@@ -387,7 +385,7 @@ def unfit_cells(frame: pl.DataFrame) -> pl.DataFrame:
     (those :func:`best_k` with ``fits=True`` gives no row), each with its smallest round.
 
     Returns:
-        :data:`CELL`, ``draft_k``, ``memory_bytes`` and ``capacity_bytes`` of the cell's
+        :data:`rooflax.names.CELL`, ``draft_k``, ``memory_bytes`` and ``capacity_bytes`` of the cell's
         round of least memory, and that as a ``reason`` in words.
     """
     unfit = (frame.group_by(CELL).agg(pl.col("fits_in_memory").any().alias("any"))
@@ -427,7 +425,7 @@ def speculation_table(frame: pl.DataFrame) -> str:
     (``dtype``, ``hidden``, ``tp``, ``pp``, ``ep``) that takes more than one value, so that
     no two rows of different cells look alike.
     """
-    varying = [c for c in ("dtype", "hidden", "tp", "pp", "ep") if frame.get_column(c).n_unique() > 1]
+    varying = [c for c in ("dtype", "hidden", *LAYOUT) if frame.get_column(c).n_unique() > 1]
     shown = frame.select(
         "model", "hardware", *varying, "batch", "seq_len", "draft_k", "candidates",
         *(["tree"] if (frame.get_column("tree") != "chain").any() else []),

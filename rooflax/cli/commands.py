@@ -14,7 +14,17 @@ from pathlib import Path
 
 from rooflax.data._atomic import outside_datasets
 from rooflax.errors import RooflaxError, SpecError, close_matches
-from rooflax.names import COMPRESSIONS, DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, MAX_CHUNK_SIZE
+from rooflax.names import (
+    AXES,
+    CELL,
+    COMPRESSIONS,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_SUMMARY_CHUNK_SIZE,
+    FACETS,
+    GRID,
+    MAX_CHUNK_SIZE,
+    PEAK_DTYPES,
+)
 
 __all__ = ["main"]
 
@@ -126,7 +136,7 @@ def _cmd_plot(args) -> int:
 
 def _cmd_hardware(args) -> int:
     from rooflax.answers.tables import hardware_table, show
-    from rooflax.config.hardware import HARDWARE, PEAK_DTYPES
+    from rooflax.config.hardware import HARDWARE
 
     sources = [""] + [f"{hw.name}: {hw.source}" for hw in HARDWARE.values()] if args.verbose else []
     show([hardware_table(HARDWARE.values(), PEAK_DTYPES), *sources])
@@ -213,7 +223,7 @@ def _cmd_crossover(args) -> int:
 
     output = _table_output(args)
     spec = _spec(args)
-    given = getattr(args, args.along, None) if args.along in ("batch", "seq_len", "hidden") else None
+    given = getattr(args, args.along, None) if args.along in GRID else None
     if given is not None:
         flag = f"--{args.along.replace('_', '-')}"
         raise SpecError(f"{flag}: crossover --along {args.along} searches every {args.along} up to 2**40, so "
@@ -250,7 +260,6 @@ def _acceptance(args) -> dict | None:
 
 def _cmd_speculate(args) -> int:
     from rooflax.answers.speculate import (
-        CELL,
         best_k,
         check_map_spec,
         choices,
@@ -443,9 +452,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="chart file (.png, .svg or .pdf)")
     p.add_argument("--overwrite", action="store_true", help="replace the chart file if it exists")
     p.add_argument("--kind", default="roofline", choices=("roofline", "family", "map"), help="chart kind")
-    p.add_argument("--color-by", choices=("batch", "seq_len", "hidden", "spec_k"), help="colour points by an axis")
-    p.add_argument("--connect", choices=("batch", "seq_len", "hidden", "spec_k"), help="join points along an axis")
-    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model", "tp", "pp", "ep"),
+    p.add_argument("--color-by", choices=AXES, help="colour points by an axis")
+    p.add_argument("--connect", choices=AXES, help="join points along an axis")
+    p.add_argument("--facet", choices=FACETS,
                    help="one panel per value (maps: hardware, dtype or model)")
     p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
     p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rooflax.config.hardware import PEAK_DTYPES
 from rooflax.errors import SpecError, positive_float, unknown_name
+from rooflax.names import PEAK_DTYPES
 
 __all__ = ["DTYPES", "KV_DTYPES", "DtypePolicy", "get_dtype"]
 

@@ -33,14 +33,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rooflax.config._files import read_text
-from rooflax.cost.ops import GROUPS, PHASES
 from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
+from rooflax.names import GROUPS, PEAK_DTYPES, PHASES
 
-__all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
+__all__ = ["HARDWARE", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
            "preset_for_kind"]
-
-#: The dtypes a peak can be given for.
-PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 
 #: Achieved-performance fields (:mod:`rooflax.achieved`) of presets and files that do not give them.
 #: The tile is the 128×128 output tile with a K step of 32 that NVIDIA's *Matrix Multiplication

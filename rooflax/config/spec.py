@@ -50,10 +50,11 @@ from rooflax.config._files import read_text
 from rooflax.config.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.config.hardware import HARDWARE, Hardware, get_hardware
 from rooflax.config.models import MODELS, Model, get_model
-from rooflax.cost.ops import PHASES, OpDef, layer_ops
+from rooflax.cost.ops import OpDef, layer_ops
 from rooflax.cost.shape import op_flags
 from rooflax.cost.trees import check_tree, tree_pairs
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
+from rooflax.names import LAYOUT, PHASES, SWEEP_AXES
 
 __all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
 
@@ -74,9 +75,6 @@ hidden = [5120]
 
 _TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attention", "causal", "tree",
              "description", "axes")
-_AXES = ("batch", "seq_len", "hidden", "spec_k", "tp", "pp", "ep")
-#: The parallel axes, default ``(1,)`` each.
-PARALLEL = ("tp", "pp", "ep")
 #: The fields that hold models, accelerators and dtypes, and their types (stored as their own dicts).
 _ITEMS = {"models": Model, "hardware": Hardware, "dtypes": DtypePolicy}
 _MAX_AXIS_VALUES = 10_000_000
@@ -140,7 +138,7 @@ def _given_axes(given: object, spec: SweepSpec) -> dict | None:
     if not isinstance(given, dict):
         raise SpecError(f"given_axes: expected a dict of axis forms, got {given!r}")
     for name, form in given.items():
-        if name not in _AXES or _axis(name, form) != getattr(spec, name):
+        if name not in SWEEP_AXES or _axis(name, form) != getattr(spec, name):
             raise SpecError(f"given_axes: {name} = {form!r} does not give the spec's {name} axis")
     return dict(given)
 
@@ -285,9 +283,9 @@ class SweepSpec:
         _distinct("hardware", "accelerators", self.hardware, HARDWARE)
         _distinct("dtype", "dtype policies", self.dtypes, DTYPES)
         put("phases", _phases(self.phases))
-        for name in _AXES:
+        for name in SWEEP_AXES:
             value = getattr(self, name)
-            if value is not None or name in ("batch", "seq_len", *PARALLEL):
+            if value is not None or name in ("batch", "seq_len", *LAYOUT):
                 put(name, _axis_values(name, value))
         if "verify" in self.phases and self.spec_k is None:
             raise SpecError("spec_k: required when phases include 'verify' (e.g. spec_k = [16, 32, 48])")
@@ -376,8 +374,8 @@ class SweepSpec:
             name, value = item.name, getattr(self, item.name)
             if name == "given_axes":
                 continue
-            if name in _AXES:
-                if name not in PARALLEL or value != (1,):
+            if name in SWEEP_AXES:
+                if name not in LAYOUT or value != (1,):
                     axes[name] = None if value is None else list(value)
             elif name in _ITEMS:
                 data[name] = [v.to_dict() for v in value]
@@ -398,8 +396,8 @@ class SweepSpec:
         """
         given = self.given_axes or {}
         return {name: given[name] if name in given else None if getattr(self, name) is None
-                else list(getattr(self, name)) for name in _AXES
-                if name in given or name not in PARALLEL or getattr(self, name) != (1,)}
+                else list(getattr(self, name)) for name in SWEEP_AXES
+                if name in given or name not in LAYOUT or getattr(self, name) != (1,)}
 
     @classmethod
     def from_dict(cls, data: dict, *, given_axes: dict | None = None) -> SweepSpec:
@@ -411,13 +409,13 @@ class SweepSpec:
         True
         """
         try:
-            top = tuple(f.name for f in fields(cls) if f.name not in (*_AXES, "given_axes"))
+            top = tuple(f.name for f in fields(cls) if f.name not in (*SWEEP_AXES, "given_axes"))
             check_keys("spec", data, ("axes",), top)
-            check_keys("spec.axes", data["axes"], (), _AXES)
+            check_keys("spec.axes", data["axes"], (), SWEEP_AXES)
             keys: dict = {}
             for item in fields(cls):
                 name = item.name
-                source = data["axes"] if name in _AXES else data
+                source = data["axes"] if name in SWEEP_AXES else data
                 if name == "given_axes" or name not in source:
                     continue
                 value = source[name]
@@ -448,8 +446,8 @@ class SweepSpec:
         own = {"model": self.models, "hardware": self.hardware, "dtype": self.dtypes, "phases": self.phases,
                "fused_attention": self.fused_attention, "causal": self.causal, "tree": self.tree,
                "description": self.description,
-               **{name: (self.given_axes or {}).get(name, getattr(self, name)) for name in _AXES
-                  if name in (self.given_axes or {}) or name not in PARALLEL or getattr(self, name) != (1,)}}
+               **{name: (self.given_axes or {}).get(name, getattr(self, name)) for name in SWEEP_AXES
+                  if name in (self.given_axes or {}) or name not in LAYOUT or getattr(self, name) != (1,)}}
         return _build(own, keys, base=None, where="")
 
 
@@ -493,14 +491,14 @@ def _split(keys: dict) -> tuple[dict, dict]:
     axes = {} if axes is None else axes
     if not isinstance(axes, dict):
         raise SpecError(f"axes: expected a table, got {axes!r}")
-    check_keys("axes", axes, (), _AXES)
+    check_keys("axes", axes, (), SWEEP_AXES)
     axes = dict(axes)
-    for name in _AXES:
+    for name in SWEEP_AXES:
         if name in top:
             if name in axes:
                 raise SpecError(f"{name}: given both at the top level and under axes")
             axes[name] = top.pop(name)
-    check_keys("spec", top, (), (*_TOP_KEYS, *_AXES))  # axes were taken out above; listed for the hints
+    check_keys("spec", top, (), (*_TOP_KEYS, *SWEEP_AXES))  # axes were taken out above; listed for the hints
     return top, axes
 
 
@@ -549,7 +547,7 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
         )
     except SpecError as exc:  # name the axes as the TOML does
         message = str(exc)
-        raise SpecError("axes." + message if message.startswith(_AXES) else message) from None
+        raise SpecError("axes." + message if message.startswith(SWEEP_AXES) else message) from None
 
 
 def default_spec() -> SweepSpec:

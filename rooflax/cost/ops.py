@@ -61,14 +61,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from rooflax.cost.achieved import Gemm, ceil_div, floor_div
-from rooflax.cost.shape import OP_FLAGS, PHASES, Shape
+from rooflax.cost.shape import OP_FLAGS, Shape
+from rooflax.names import LAYOUT
 
 __all__ = [
-    "GROUPS", "LM_HEAD", "OP_NAMES", "PHASES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step",
-    "new_tokens", "op_costs", "scored_pairs",
+    "LM_HEAD", "OP_NAMES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step", "new_tokens", "op_costs",
+    "scored_pairs",
 ]
-#: Chart groups, in frame order.
-GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head", "comm")
 
 Num = Any  # a Python number or a jnp scalar
 
@@ -118,7 +117,7 @@ class Step(NamedTuple):
 
 
 def new_tokens(phase: Num, seq_len: Num, spec_k: Num | None) -> Num:
-    """``Q`` for a phase code (index into :data:`PHASES`): ``S``, ``1`` or ``K``.
+    """``Q`` for a phase code (index into :data:`rooflax.names.PHASES`): ``S``, ``1`` or ``K``.
 
     Selected by multiplying with the phase tests, so it stays exact on Python integers
     and needs no branch on traced values; ``spec_k`` may be None outside verify.
@@ -442,7 +441,7 @@ def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: boo
         dense_mlp: the layer has a dense MLP (always, unless a mixture of experts has no shared experts).
         comm: the parallel degrees above 1 (``"tp"``, ``"pp"``, ``"ep"``): their collectives.
     """
-    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in ("tp", "pp", "ep")}}
+    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in LAYOUT}}
     return tuple(
         op for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
         if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp) and flags.get(op.only, True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from rooflax.config.dtypes import DtypePolicy, get_dtype
 from rooflax.config.hardware import Hardware, get_hardware
 from rooflax.config.models import Model, get_model
-from rooflax.cost.ops import PHASES, make_step, op_costs
-from rooflax.cost.roofline import BOUNDS, Roof, op_row, step_totals
+from rooflax.cost.ops import make_step, op_costs
+from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
+from rooflax.names import BOUNDS, PHASES
 
 __all__ = ["evaluate"]
 

@@ -53,7 +53,7 @@ from rooflax.cost.ops import OpDef, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
-from rooflax.names import DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, MAX_CHUNK_SIZE
+from rooflax.names import DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, GRID, MAX_CHUNK_SIZE
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Block", "Chunk", "Task",
            "blocks", "check_chunk_size", "chunk_count", "chunk_rows", "plan", "run", "step_shapes"]
@@ -63,7 +63,7 @@ MIN_LENGTH = 64
 
 #: Numeric output columns of a chunk in long mode, one per field of an op's row
 #: (:class:`~rooflax.cost.roofline.OpRow`); ``bound`` comes with them as its index into
-#: :data:`~rooflax.cost.roofline.BOUNDS`.
+#: :data:`~rooflax.names.BOUNDS`.
 ROW_COLUMNS = ("flops", "bytes", "intensity", "attainable_flops", "time_s", "achieved_flops", "achieved_time_s")
 #: Output columns of a chunk in summary mode.
 SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_bytes", "intensity", "time_s",
@@ -219,7 +219,7 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
     step = make_step(shape)
     rows = [op_row(op, step, flops, bytes_, roof, xp=jnp, latency_s=latency[i])
             for i, (op, flops, bytes_) in enumerate(op_costs(step))]
-    coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
+    coords = {name: getattr(shape, name).astype(jnp.int64) for name in GRID}
     if summary:
         return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, xp=jnp)}
     columns = {name: jnp.stack([getattr(row, name) for row in rows]) for name in ROW_COLUMNS}

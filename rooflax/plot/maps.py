@@ -17,6 +17,7 @@ from matplotlib.ticker import FuncFormatter
 
 from rooflax.config.hardware import HARDWARE
 from rooflax.errors import SpecError, unknown_name
+from rooflax.names import AXES, ENTITIES, LAYOUT
 from rooflax.plot._common import (
     MATMUL_GROUPS,
     matching,
@@ -28,14 +29,9 @@ from rooflax.plot._common import (
     tick_label,
 )
 
-__all__ = ["ENTITIES", "LAYOUT", "MAP_FACETS", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
+__all__ = ["MAP_FACETS", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
 
-AXES = ("batch", "seq_len", "hidden", "spec_k")
-#: Columns naming what was swept besides the axes; a map panel shows one of each.
-ENTITIES = ("model", "hardware", "dtype")
-#: Parallel layout degrees: rows are per device, so a map panel shows one layout too.
-LAYOUT = ("tp", "pp", "ep")
-#: Columns a map can draw a set of panels per value of.
+#: Columns a map can draw a set of panels per value of (a panel shows one of each entity and layout).
 MAP_FACETS = (*ENTITIES, *LAYOUT)
 #: Values a map can show, for long (ops) frames and summary frames.
 OP_VALUES = ("bound", "attainable_flops", "time_s", "intensity", "achieved_flops", "achieved_time_s")
