@@ -368,7 +368,8 @@ def test_planning_is_lazy_and_counts_agree_with_the_plan():
         done = frozenset(range(0, len(tasks), 3))
         assert engine.chunk_rows(spec, chunk_size, summary, done) == [rows[i] for i in sorted(done)]
         for n in (1, 2, 3):
-            shares = [dataset._share_rows(spec, chunk_size, summary, Cluster(p, n, 0), done) for p in range(n)]
+            clusters = [Cluster(process_id=p, num_processes=n, run=0) for p in range(n)]
+            shares = [dataset._share_rows(spec, chunk_size, summary, cluster, done) for cluster in clusters]
             assert shares == [sum(r for i, r in enumerate(rows) if i % n == p and i not in done) for p in range(n)]
     huge = rooflax.parse_spec(batch={"start": 1, "stop": 10**7, "step": 1}, seq_len={"start": 1, "stop": 10**7,
                                                                                       "step": 1})

@@ -177,8 +177,8 @@ def test_bad_points(kwargs, message):
 TOY_ROOF = Roof(peak=128.0, bandwidth=8.0, memory=1.0, inv_peak=1 / 128, inv_bandwidth=1 / 8, ridge=16.0,
                 interconnect=2.0, inv_interconnect=1 / 2, latency=0.25, overhead_s=(1.0,) * len(GROUPS),
                 seconds_per_flop=(1 / 64,) * len(GROUPS), seconds_per_byte=(1 / 4,) * len(GROUPS))
-ELEMENTWISE = OpDef("toy", "elementwise", lambda s: (0, 0))
-COLLECTIVE = OpDef("toy_reduce", "comm", lambda s: (0, 0), hops=lambda s: 3)
+ELEMENTWISE = OpDef(name="toy", group="elementwise", cost=lambda s: (0, 0))
+COLLECTIVE = OpDef(name="toy_reduce", group="comm", cost=lambda s: (0, 0), hops=lambda s: 3)
 
 
 @pytest.mark.parametrize("xp", [pymath, jnp], ids=["python", "jnp"])
@@ -227,9 +227,9 @@ def test_a_collective_is_exactly_an_op_of_the_comm_group():
         op.name for op in layer_ops(comm=("tp", "pp", "ep"), moe=True) if op.group == "comm"] == [
         "attn_allreduce", "moe_dispatch", "moe_combine", "mlp_allreduce", "pp_send"]
     with pytest.raises(ValueError, match="'comm' group"):
-        OpDef("odd", "comm", lambda s: (0, 0))
+        OpDef(name="odd", group="comm", cost=lambda s: (0, 0))
     with pytest.raises(ValueError, match="'comm' group"):
-        OpDef("odd", "elementwise", lambda s: (0, 0), hops=lambda s: 1)
+        OpDef(name="odd", group="elementwise", cost=lambda s: (0, 0), hops=lambda s: 1)
 
 
 @pytest.mark.parametrize(("model", "layout", "want"), [

@@ -106,7 +106,7 @@ def compare_table(df: pl.DataFrame) -> Table:
     title = (f"speedup of {b} over {a}{what}: time on {a} / time on {b}, summed over the grid (above 1: {b} is "
              "faster; range: over grid points); mean ms per op, per layer (total: one step of the whole model)")
     right = tuple(k in LAYOUT for k in keys)
-    return Table(title, header, rows, right + (False, False) + (True,) * 5)
+    return Table(title=title, header=header, rows=rows, numeric=right + (False, False) + (True,) * 5)
 
 
 def _ms(seconds: float) -> str:

@@ -441,7 +441,7 @@ def crossover_table(df: pl.DataFrame) -> str:
                  for row, is_network in zip(df.iter_rows(named=True), network, strict=True))
     numeric = tuple(name not in ("model", "hardware", "dtype", "phase", "op") for name in shown) + (True,) * 3
     intro = f"smallest {along} at which each op is compute-bound (intensities in FLOP/byte; never: not up to 2**40)"
-    text = Table("\n".join(filter(None, (intro, title))), tuple(header), rows, numeric).text()
+    text = Table(title="\n".join(filter(None, (intro, title))), header=tuple(header), rows=rows, numeric=numeric).text()
     if not df.get_column("monotone").all():
         text += "\n* memory-bound again at a larger value (a preset's own width differs from the Llama scaling)"
     if network.any():

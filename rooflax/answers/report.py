@@ -51,7 +51,7 @@ _TOTALS = ("phase", *_CONFIG, "tokens_per_s", "achieved_tokens_per_s", "memory_b
 _MEMORY_KEYS = (*ENTITIES, *LAYOUT, "phase")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """What a sweep found (module docstring); ``str(report)`` is plain text.
 
@@ -120,9 +120,10 @@ class Report:
         shown = ["memory", "compute", *(k for k in ("network", "unknown") if (self.bounds[f"{k}_share"] > 0).any())]
         rows = tuple((r["phase"], r["group"], f"{r['rows']:,}", *(f"{r[f'{k}_share']:.0%}" for k in shown))
                      for r in self.bounds.iter_rows(named=True))
-        return Table("share of rows by bound, per phase and op group"
+        return Table(title="share of rows by bound, per phase and op group"
                      + ("; unknown: bound missing or not memory, compute or network" if "unknown" in shown else ""),
-                     ("phase", "group", "rows", *shown), rows, (False, False, True, *(True,) * len(shown)))
+                     header=("phase", "group", "rows", *shown), rows=rows,
+                     numeric=(False, False, True, *(True,) * len(shown)))
 
     def _crossovers(self) -> Table | None:
         if self.crossovers is None:
@@ -158,7 +159,7 @@ class Report:
                  + ("; comm (collectives) network-bound: no FLOPs, bytes over the interconnect, never crossing"
                     if network else ""))
         header = ("phase", *(["spec_k"] if verify else []), "group", *columns)
-        return Table(title, header, tuple(rows), (False,) * width + (True,) * len(columns))
+        return Table(title=title, header=header, rows=tuple(rows), numeric=(False,) * width + (True,) * len(columns))
 
     def _tokens(self) -> Table | None:
         if self.tokens is None:
@@ -170,9 +171,9 @@ class Report:
                       *(_cell(r[k]) for k in shown), f"{r['memory_bytes'] / 1e9:.1f}",
                       "yes" if r["fits_in_memory"] else "no")
                      for r in self.tokens.iter_rows(named=True))
-        return Table("tokens/s per phase (best: among configurations that fit in memory, where any do)",
-                     ("phase", "rank", "tokens/s", "achieved", *shown, "memory GB", "fits"), rows,
-                     (False, False, True, True, *(k not in ENTITIES for k in shown), True, False))
+        return Table(title="tokens/s per phase (best: among configurations that fit in memory, where any do)",
+                     header=("phase", "rank", "tokens/s", "achieved", *shown, "memory GB", "fits"), rows=rows,
+                     numeric=(False, False, True, True, *(k not in ENTITIES for k in shown), True, False))
 
     def _memory(self) -> Table | None:
         if self.memory is None:
@@ -185,9 +186,9 @@ class Report:
                 f"{r['misfit_bytes'] / 1e9:.1f} GB at " + ", ".join(f"{k} {r[k]}" for k in axes if r[k] is not None))
             rows.append((*(str(r[k]) for k in keys), r["phase"], f"{r['fit']:,} of {r['configurations']:,}",
                          "-" if r["capacity_bytes"] is None else f"{r['capacity_bytes'] / 1e9:g}", where))
-        return Table("memory: configurations that fit, and the smallest footprint that does not",
-                     (*keys, "phase", "fit", "capacity GB", "stops fitting at"), tuple(rows),
-                     (False,) * len(keys) + (False, True, True, False))
+        return Table(title="memory: configurations that fit, and the smallest footprint that does not",
+                     header=(*keys, "phase", "fit", "capacity GB", "stops fitting at"), rows=tuple(rows),
+                     numeric=(False,) * len(keys) + (False, True, True, False))
 
 
     def _layouts(self) -> Table | None:
@@ -200,10 +201,11 @@ class Report:
                           number(r["tokens_per_s"], 4), number(r["tokens_per_s_per_device"], 4), str(r["batch"]),
                           str(r["seq_len"]), f"{r['memory_bytes'] / 1e9:.1f}")))
                      for r in self.layouts.iter_rows(named=True))
-        return Table("layouts: configurations that fit in each device's memory, and the best that does (tokens/s of "
-                     "the system, and per device)",
-                     ("phase", *shown, "devices", "fit", "tokens/s", "per device", "batch", "seq_len", "memory GB"),
-                     rows, (False, *(True,) * (len(shown) + 7)))
+        return Table(title="layouts: configurations that fit in each device's memory, and the best that does "
+                           "(tokens/s of the system, and per device)",
+                     header=("phase", *shown, "devices", "fit", "tokens/s", "per device", "batch", "seq_len",
+                             "memory GB"),
+                     rows=rows, numeric=(False, *(True,) * (len(shown) + 7)))
 
     def _best_layouts(self) -> list[str]:
         if self.layouts is None:
@@ -419,4 +421,5 @@ def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
     else:
         tokens = memory = layouts = None
     line = spec_line(spec.to_dict()) if spec is not None else ""
-    return Report(name, kind, rows, line, bounds, crossovers, tokens, memory, tuple(notes), layouts)
+    return Report(source=name, kind=kind, rows=rows, spec=line, bounds=bounds, crossovers=crossovers, tokens=tokens,
+                  memory=memory, notes=tuple(notes), layouts=layouts)

@@ -367,8 +367,8 @@ def _cmd_accuracy(args) -> int:
         for r in score.iter_rows(named=True))
     title = "accuracy: |time / measured - 1| per hardware and kind" + (
         " (fitted on half the shapes, scored on the others)" if args.held_out else "")
-    show([Table(title, ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio"), rows,
-                (False, False, True, True, True, True, True, True))])
+    header = ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio")
+    show([Table(title=title, header=header, rows=rows, numeric=(False, False, True, True, True, True, True, True))])
     if chart is not None:
         from rooflax.calibration.fit import scored_rows
         from rooflax.calibration.predict import predict_measurements

@@ -87,10 +87,11 @@ def _lm_head_gemm(s: HeadStep) -> tuple[Gemm, ...]:
 
 
 MEDUSA_OPS = (
-    OpDef("medusa_block", "up/gate/down", _block, lambda s: (Gemm(s.heads, s.batch, s.hidden, s.hidden),)),
-    OpDef("medusa_silu", "elementwise", _silu),
-    OpDef("medusa_add", "elementwise", _add),
-    OpDef("medusa_lm_head", "lm_head", _lm_head, _lm_head_gemm),
+    OpDef(name="medusa_block", group="up/gate/down", cost=_block,
+          gemms=lambda s: (Gemm(s.heads, s.batch, s.hidden, s.hidden),)),
+    OpDef(name="medusa_silu", group="elementwise", cost=_silu),
+    OpDef(name="medusa_add", group="elementwise", cost=_add),
+    OpDef(name="medusa_lm_head", group="lm_head", cost=_lm_head, gemms=_lm_head_gemm),
 )
 
 

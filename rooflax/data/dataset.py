@@ -306,7 +306,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class _Skipped:
     """The chunks this process does not compute: those an interrupted run finished, and the other processes'."""
 
@@ -349,7 +349,7 @@ def _stream(spec: SweepSpec, out: Path, parts: int, done: frozenset[int], run: d
     engine plans each chunk as it computes it, so a sweep of any size starts at once.
     """
     partial, _ = _output.siblings(out)
-    skip = _Skipped(done, cluster)
+    skip = _Skipped(done=done, cluster=cluster)
     total = spec.configurations() if summary else spec.rows()
     left = total - sum(engine.chunk_rows(spec, chunk_size, summary, done))
     mine = left if cluster is None else _share_rows(spec, chunk_size, summary, cluster, done)

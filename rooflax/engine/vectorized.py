@@ -74,7 +74,7 @@ SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_byte
 POINT_CONSTANT = ("hidden", "weight_bytes")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
     """One chunk to compute: where it sits in the sweep and what it covers."""
 
@@ -97,7 +97,7 @@ class Task:
         return 1 if summary else len(self.ops)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Chunk:
     """A computed chunk: its task and host columns (numpy), trimmed to real rows."""
 
@@ -129,7 +129,7 @@ def _bucket(n: int) -> int:
     return max(MIN_LENGTH, 1 << max(n - 1, 0).bit_length())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Block:
     """One block of the sweep (a model, accelerator, dtype, layout and phase step) and the chunks it is cut into."""
 
@@ -150,8 +150,9 @@ class Block:
         """The block's ``j``-th chunk."""
         start = j * chunk_size
         length = max(MIN_LENGTH, min(chunk_size, _bucket(self.points)))
-        return Task(self.first + j, self.model, self.hardware, self.dtype, self.hidden, self.ops, self.phase,
-                    self.spec_k, self.seq_start, start, min(chunk_size, self.points - start), length, self.layout)
+        return Task(index=self.first + j, model=self.model, hardware=self.hardware, dtype=self.dtype,
+                    hidden=self.hidden, ops=self.ops, phase=self.phase, spec_k=self.spec_k, seq_start=self.seq_start,
+                    start=start, count=min(chunk_size, self.points - start), length=length, layout=self.layout)
 
     def rows(self, chunk_size: int, summary: bool) -> tuple[int, int]:
         """Rows of each chunk but the last, and of the last."""
@@ -172,8 +173,9 @@ def blocks(spec: SweepSpec, chunk_size: int) -> Iterator[Block]:
                     for phase, spec_k, seq_start in spec.steps():
                         points = len(spec.batch) * (len(spec.seq_len) - seq_start) * len(hidden)
                         chunks = -(-points // chunk_size)
-                        yield Block(first, chunks, points, model, hardware, dtype, hidden, ops, phase, spec_k,
-                                   seq_start, layout)
+                        yield Block(first=first, chunks=chunks, points=points, model=model, hardware=hardware,
+                                    dtype=dtype, hidden=hidden, ops=ops, phase=phase, spec_k=spec_k,
+                                    seq_start=seq_start, layout=layout)
                         first += chunks
 
 
@@ -336,7 +338,7 @@ def _to_host(task: Task, out: dict, summary: bool) -> Chunk:
     if padded != task.count:
         columns = {name: value if value.ndim == 0 else value.reshape(width, padded)[:, :task.count].reshape(-1)
                    for name, value in columns.items()}
-    return Chunk(task, columns)
+    return Chunk(task=task, columns=columns)
 
 
 def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int | None = None,

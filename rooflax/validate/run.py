@@ -53,7 +53,7 @@ DEFAULT_MODEL = {"accelerator": "llama-13b", "cpu": "toy-llama"}
 CPU_QUANTIZATION = {"sm_count": 1, "tile_m": 1, "tile_n": 1, "tile_k": 1}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Validation:
     """What a validation run found."""
 
@@ -248,7 +248,8 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
                                                  "datasheet_time_s": pl.Float64, "datasheet_efficiency": pl.Float64})
     calibrated = calibrate(frame, profile, dtype)
     frame = frame.with_columns(pl.Series("calibrated_time_s", predict_times(frame, calibrated, dtype)))
-    return Validation(frame, profile, calibrated, info, dtype, timer_ratio)
+    return Validation(frame=frame, profile=profile, calibrated=calibrated, device=info, dtype=dtype,
+                      timer_ratio=timer_ratio)
 
 
 def _quantization(info: DeviceInfo) -> dict[str, int]:
