@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Unpack
 
 import polars as pl
 
 from rooflax.answers.tables import Table
-from rooflax.config.spec import SweepSpec
+from rooflax.config.spec import SpecKeys, SweepSpec
 from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.errors import SpecError
 from rooflax.names import GROUPS, KEY_COLUMNS, LAYOUT
@@ -44,15 +45,18 @@ def _ratios(df: pl.DataFrame, a: str, b: str, by: list[str], on: list[str]) -> p
                           achieved_speedup=pl.col("achieved_time_a_s") / pl.col("achieved_time_b_s")))
 
 
-def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = None, **keys: object) -> pl.DataFrame:
+def compare(spec: SweepSpec | str | Path | None = None, *, a: str | Path, b: str | Path,
+            **keys: Unpack[SpecKeys]) -> pl.DataFrame:
     """How much faster accelerator ``b`` runs a sweep than ``a``, per phase and op group.
 
+    The spec comes first, as for every function that sweeps; the accelerators are keywords.
+
     Args:
-        a: the baseline accelerator: a preset name or a hardware TOML file.
-        b: the accelerator compared with it.
         spec: a :class:`rooflax.SweepSpec`, a TOML path, or None: ``keys`` with the
             reference sweep's batch and seq_len axes where they are not given. Its
             ``hardware`` is replaced by ``a`` and ``b``.
+        a: the baseline accelerator: a preset name or a hardware TOML file.
+        b: the accelerator compared with it.
         **keys: the spec's TOML keys (``model``, ``dtype``, ``phases``, ``batch``, ...).
 
     Returns:
@@ -65,7 +69,7 @@ def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = 
         ``total``), ``speedup`` (``time_a_s / time_b_s``), the same three for achieved
         times, and ``speedup_min``, ``speedup_max`` (the ideal per-point ratio's spread).
 
-    >>> df = compare("a40", "h100-sxm", phases=["decode"], batch=[1], seq_len=[2048])
+    >>> df = compare(a="a40", b="h100-sxm", phases=["decode"], batch=[1], seq_len=[2048])
     >>> round(df.filter(group="total").get_column("speedup").item(), 3)  # the bandwidth ratio, 3.35 TB/s / 696 GB/s
     4.813
     """

@@ -53,6 +53,7 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 from pathlib import Path
+from typing import Unpack
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +62,7 @@ import polars as pl
 
 from rooflax.answers.tables import Table
 from rooflax.config.models import llama_scaled
-from rooflax.config.spec import SweepSpec
+from rooflax.config.spec import SpecKeys, SweepSpec
 from rooflax.cost.ops import OP_NAMES, OpDef, make_step
 from rooflax.cost.roofline import is_compute_bound
 from rooflax.cost.shape import Shape
@@ -328,7 +329,8 @@ def _check_hidden(spec: SweepSpec) -> None:
                         "of 256) split evenly only for tp dividing 256; cross batch or seq_len, or give such tp")
 
 
-def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch", **keys: object) -> pl.DataFrame:
+def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch",
+              **keys: Unpack[SpecKeys]) -> pl.DataFrame:
     """The smallest value of ``along`` at which each op turns compute-bound (module docstring).
 
     Args:

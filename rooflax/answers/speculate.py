@@ -29,7 +29,7 @@ Python.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Unpack
 
 import numpy as np
 import polars as pl
@@ -37,7 +37,7 @@ import polars as pl
 from rooflax.answers.tables import Table
 from rooflax.config.acceptance import Acceptance, parse_acceptance
 from rooflax.config.models import Model, get_model
-from rooflax.config.spec import SweepSpec
+from rooflax.config.spec import SweepKeys, SweepSpec
 from rooflax.cost.drafters import HeadStep, medusa_times, medusa_weight_bytes
 from rooflax.cost.roofline import Roof
 from rooflax.cost.trees import check_tree
@@ -177,7 +177,7 @@ def _medusa_preset(models: tuple[Model, ...]) -> tuple[str, str]:
 
 
 def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
-            medusa_heads: int | None = None, acceptance: object = None, **keys: object) -> Choices:
+            medusa_heads: int | None = None, acceptance: object = None, **keys: Unpack[SweepKeys]) -> Choices:
     """The sweep, draft lengths and acceptance :func:`speculate` uses, with a note on each default.
 
     Without a spec, the ``model``, ``hardware``, ``dtype``, ``batch`` and ``seq_len`` not
@@ -226,7 +226,8 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
 
 def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
               draft_model: str | Path | Model | None = None, medusa_heads: int | None = None,
-              shared_lm_head: bool = False, acceptance: object = None, **keys: object) -> pl.DataFrame:
+              shared_lm_head: bool = False, acceptance: object = None,
+              **keys: Unpack[SweepKeys]) -> pl.DataFrame:
     """Expected tokens per round, round time, effective tokens/s and speedup of speculative decoding.
 
     Args:
@@ -383,6 +384,9 @@ def _where(row: dict) -> str:
 def unfit_cells(frame: pl.DataFrame) -> pl.DataFrame:
     """The cells of a :func:`speculate` frame where no round fits in one device's memory
     (those :func:`best_k` with ``fits=True`` gives no row), each with its smallest round.
+
+    Args:
+        frame: a frame of :func:`speculate` (every round of every cell).
 
     Returns:
         :data:`rooflax.names.CELL`, ``draft_k``, ``memory_bytes`` and ``capacity_bytes`` of the cell's

@@ -60,12 +60,13 @@ def _cmd_sweep(args) -> int:
     spec = _spec(args)
     chart = plan = None
     if args.plot:  # everything the chart needs is checked before the sweep runs
-        from rooflax import plot
+        from rooflax.plot.files import chart_path
+        from rooflax.plot.plan import plan_chart
 
-        chart = plot.chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+        chart = chart_path(args.plot, overwrite=args.overwrite, field="--plot")
         outside_datasets(chart, "--plot", dataset=Path(args.output))
         try:
-            plan = plot.plan_chart(spec, summary=args.summary)
+            plan = plan_chart(spec, summary=args.summary)
         except SpecError as exc:
             raise SpecError(f"--plot: {exc}; so leave out --plot, and draw the dataset afterwards with "
                               "`rooflax plot` and those options") from None
@@ -105,10 +106,11 @@ def _cmd_show(args) -> int:
 def _plot(dataset: str, output: Path, *, quiet: bool, overwrite: bool, field: str, **options) -> None:
     """Draw ``dataset`` (:func:`rooflax.plot.draw`) into ``output``, printing the measured points' errors."""
     from rooflax import plot
+    from rooflax.plot.measured import error_table
 
     fig, errors = plot.draw(dataset, **options)
     if errors is not None:
-        print(plot.error_table(errors))
+        print(error_table(errors))
     plot.save(fig, output, overwrite=overwrite, field=field)
     if not quiet:
         print(f"wrote {output}")
@@ -124,7 +126,7 @@ def _cmd_plot(args) -> int:
         if getattr(args, name):
             kinds = "--kind map" if name in _MAP_ONLY else "--kind roofline or family"
             raise SpecError(f"--{name.replace('_', '-')}: only read by {kinds}, not --kind {args.kind}")
-    from rooflax.plot import chart_path
+    from rooflax.plot.files import chart_path
 
     output = chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
     _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
@@ -280,7 +282,7 @@ def _cmd_speculate(args) -> int:
     chart = None
     if plot:
         check_map_spec(chosen.spec, "--plot")
-        from rooflax.plot import chart_path
+        from rooflax.plot.files import chart_path
 
         chart = chart_path(plot, overwrite=args.overwrite, field="--plot")
     df = speculate(chosen.spec, k=chosen.k, tree=trees or None, draft_model=args.draft_model,
@@ -315,7 +317,7 @@ def _cmd_compare(args) -> int:
     from rooflax.answers.tables import show
 
     output = _table_output(args)
-    df = compare(args.a, args.b, args.spec, **_spec_keys(args))
+    df = compare(args.spec, a=args.a, b=args.b, **_spec_keys(args))
     if not args.quiet:
         show([compare_table(df)])
     _write_table(df, output, quiet=args.quiet)

@@ -40,9 +40,12 @@ import bisect
 import itertools
 import json
 import numbers
+import os
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -56,7 +59,44 @@ from rooflax.cost.trees import check_tree, tree_pairs
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
 from rooflax.names import LAYOUT, PHASES, SWEEP_AXES
 
-__all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
+__all__ = ["DEFAULT_SPEC_TOML", "SpecKeys", "SweepKeys", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
+
+#: One axis as a spec gives it: a value, a list of values, or ``{start, stop, step | powers_of}``.
+Axis = int | Sequence[int] | Mapping[str, int] | None
+
+
+class SweepKeys(TypedDict, total=False):
+    """The spec's TOML keys as keyword arguments, all but ``tree`` (:class:`SpecKeys` adds it).
+
+    :func:`rooflax.speculate` takes these: its own ``tree`` is the candidate tree of a round.
+    Every key may be None, the same as leaving it out.
+    """
+
+    model: str | os.PathLike[str] | Model | Sequence[str | os.PathLike[str] | Model] | None
+    hardware: str | os.PathLike[str] | Hardware | Sequence[str | os.PathLike[str] | Hardware] | None
+    dtype: str | DtypePolicy | Sequence[str | DtypePolicy] | None
+    kv_dtype: str | None
+    phases: str | Sequence[str] | None
+    fused_attention: bool | None
+    causal: bool | None
+    description: str | None
+    batch: Axis
+    seq_len: Axis
+    hidden: Axis
+    spec_k: Axis
+    tp: Axis
+    pp: Axis
+    ep: Axis
+    axes: Mapping[str, Axis] | None
+
+
+class SpecKeys(SweepKeys, total=False):
+    """The spec's TOML keys as keyword arguments (:func:`rooflax.sweep`, :func:`parse_spec`, ...).
+
+    The same names as a spec file's keys, axes given flat (``batch=[1, 8]``) or under ``axes``.
+    """
+
+    tree: str | Mapping[str, Sequence[int]] | Sequence[str | Mapping[str, Sequence[int]]] | None
 
 #: The reference sweep ("Roofline Model (Llama 13B, A40)", Cai et al. 2024, arXiv 2401.10774, appendix),
 #: on the paper's grid; ``sweeps/llama13b_a40.toml``.
@@ -434,7 +474,7 @@ class SweepSpec:
         """:meth:`to_dict` as canonical JSON."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
-    def with_keys(self, **keys: object) -> SweepSpec:
+    def with_keys(self, **keys: Unpack[SpecKeys]) -> SweepSpec:
         """This sweep with some of its keys replaced (the keywords of :func:`parse_spec`).
 
         An axis keyword replaces that axis only; None removes a key. ``kv_dtype`` applies
@@ -451,7 +491,7 @@ class SweepSpec:
         return _build(own, keys, base=None, where="")
 
 
-def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> SweepSpec:
+def parse_spec(*, base: Path | None = None, where: str = "", **keys: Unpack[SpecKeys]) -> SweepSpec:
     """Build a :class:`SweepSpec` from the TOML keys (axes given flat or under ``axes``).
 
     Args:
@@ -465,7 +505,7 @@ def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> 
     return _build(keys, {}, base=base, where=where)
 
 
-def load_spec(path: str | Path, **keys: object) -> SweepSpec:
+def load_spec(path: str | Path, **keys: Unpack[SpecKeys]) -> SweepSpec:
     """Read a spec file; model and hardware paths in it are relative to its folder.
 
     Args:

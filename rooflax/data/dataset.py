@@ -44,12 +44,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Unpack
 
 import polars as pl
 
 from rooflax._version import __version__
 from rooflax.config._files import read_text
-from rooflax.config.spec import SweepSpec
+from rooflax.config.spec import SpecKeys, SweepSpec
 from rooflax.data import _output
 from rooflax.data._atomic import atomic_write
 from rooflax.data.frames import chunk_frame, column_units, resolve_spec
@@ -229,7 +230,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
                      chunk_size: int | None = None, compression: str = "lz4",
                      statistics: bool = True, progress: bool = False, command: str | None = None,
                      distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
-                     process_id: int | None = None, **keys) -> Path:
+                     process_id: int | None = None, **keys: Unpack[SpecKeys]) -> Path:
     """Stream a sweep to a parquet dataset folder; memory stays flat however large the grid.
 
     Args:

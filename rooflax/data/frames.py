@@ -54,6 +54,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 import polars as pl
@@ -61,7 +62,7 @@ import polars as pl
 from rooflax.config.dtypes import DTYPES
 from rooflax.config.hardware import HARDWARE
 from rooflax.config.models import MODELS
-from rooflax.config.spec import SweepSpec, default_spec, load_spec, parse_spec
+from rooflax.config.spec import SpecKeys, SweepSpec, default_spec, load_spec, parse_spec
 from rooflax.cost.ops import OP_NAMES
 from rooflax.data.progress import Progress
 from rooflax.engine import vectorized as engine
@@ -243,7 +244,7 @@ def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_a
 
 def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
           chunk_size: int | None = None, max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES,
-          progress: bool = False, **keys) -> pl.DataFrame:
+          progress: bool = False, **keys: Unpack[SpecKeys]) -> pl.DataFrame:
     """Evaluate a sweep into one polars DataFrame.
 
     Args:

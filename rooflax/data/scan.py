@@ -422,6 +422,9 @@ def dataset_metadata(path: str | os.PathLike) -> dict:
     the first part: its checksum, see :func:`damage`) and ``chunk_size``; numbers are
     numbers. Datasets written by older versions lack ``axes``, ``columns``, ``command``,
     ``created`` and ``sha256``.
+
+    Args:
+        path: a dataset folder or one of its part files, written by rooflax.
     """
     return check_dataset(path).metadata
 

@@ -23,6 +23,20 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     ``tp``, ``pp`` and ``ep`` are the parallel degrees (:mod:`rooflax.ops`): rows are per
     device, collectives are ops of the ``comm`` group with ``bound`` ``"network"``.
 
+    Args:
+        model: a preset name or a :class:`rooflax.Model`.
+        hardware: a preset name or a :class:`rooflax.Hardware`.
+        dtype: a policy name or a :class:`rooflax.DtypePolicy`.
+        kv_dtype: the KV cache's dtype when it differs from the activations' (``fp8``, ...).
+        phase: ``prefill``, ``decode`` or ``verify``.
+        batch: sequences in the batch, ``B``.
+        seq_len: sequence length after the step, ``S``.
+        spec_k: tokens verified per sequence, ``K`` (verify only).
+        hidden: the model width, scaled as Llama scales (None: the model's own).
+        fused_attention: one fused ``attention`` op instead of ``qk``, ``softmax``, ``pv``.
+        causal: count only the causal scores (default: the full ``Q×T`` block).
+        tp, pp, ep: tensor-, pipeline- and expert-parallel degrees (1: none).
+
     Returns:
         ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",
         "time_s", "achieved_flops", "achieved_time_s", "bound"}}, "totals": {"flops", "bytes",

@@ -304,6 +304,7 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
             ``fits_in_memory``, ``memory_bytes``, ``intensity``; default ``tokens_per_s``).
         x, y: the two axes (``batch``, ``seq_len``, ``hidden``, ``spec_k``); every other
             axis must hold one value in ``df``.
+        value: the column shown (the defaults above).
         ops: ops to draw, for long frames (default: those of the matmul groups).
         facet: ``model``, ``hardware``, ``dtype``, ``tp``, ``pp`` or ``ep``: a set of panels per value (in frame
             order), on one colour scale. Without it, each must hold one value in ``df``.
@@ -352,6 +353,13 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     white at 1 (red above, blue below, on a log scale symmetric about 1); panels of at
     most :data:`MAX_LABELLED_CELLS` cells print each ratio in its cell, and the title says
     which colour means which accelerator is faster.
+
+    Args:
+        a, b: two frames of the same kind (long or summary) over the same grid.
+        x, y: the two axes (``batch``, ``seq_len``, ``hidden``, ``spec_k``).
+        value: the column whose ratio is shown (default ``time_s``).
+        ops: ops to draw, for long frames (default: those of the matmul groups).
+        title: the figure title.
     """
     for frame, name in ((a, "ratio map (a)"), (b, "ratio map (b)")):
         require_frame(frame, name)

@@ -337,8 +337,13 @@ def family(df: pl.DataFrame | pl.LazyFrame, *, along: str, connect: str | None =
 
     Each line follows one op as ``along`` grows, every other coordinate held, drawn above
     the roof lines, so the family's path shows even where it runs along the roof
-    (``ideal=True``). ``connect`` joins along another axis instead; ``options`` are those
-    of :func:`roofline`.
+    (``ideal=True``).
+
+    Args:
+        df: a long sweep frame (or a lazy one).
+        along: the axis that colours the points (``batch``, ``seq_len``, ``hidden``, ``spec_k``).
+        connect: join the points along this axis instead of ``along``.
+        **options: the other options of :func:`roofline`.
     """
     return roofline(df, color_by=along, connect=connect or along, **options)
 
