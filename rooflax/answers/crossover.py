@@ -368,8 +368,9 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
                         f"{along} are not read; leave {along} out, or cross another axis")
     # the crossed axis is searched whole: one placeholder value stands in for the spec's (a seq_len
     # past every spec_k, so that any verify step is legal)
-    placeholder = {"batch": [1], "seq_len": [LIMIT], "hidden": None}[along]
-    spec = resolve_spec(spec, {**keys, along: placeholder}, reference_axes=True)
+    placeholders: dict[str, SpecKeys] = {"batch": {"batch": [1]}, "seq_len": {"seq_len": [LIMIT]},
+                                         "hidden": {"hidden": None}}
+    spec = resolve_spec(spec, {**keys, **placeholders[along]}, reference_axes=True)
     if along == "hidden":
         _check_hidden(spec)
     # one row per cell of the two other axes (the crossed one holds its placeholder) and op

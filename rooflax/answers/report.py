@@ -38,7 +38,7 @@ import polars as pl
 from rooflax.answers.crossover import crossover
 from rooflax.answers.tables import Table, number
 from rooflax.config.hardware import HARDWARE
-from rooflax.config.spec import SweepSpec
+from rooflax.config.spec import SpecKeys, SweepSpec
 from rooflax.data.frames import chunk_frame, resolve_spec
 from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError
@@ -282,7 +282,7 @@ def _crossovers(spec: SweepSpec) -> pl.DataFrame:
     """Crossovers along batch at the sweep's median seq_len (verify: at least its largest spec_k) and hidden."""
     wanted = max(statistics.median_low(spec.seq_len), max(spec.spec_k or (0,)))
     seq_len = next(v for v in spec.seq_len if v >= wanted)
-    keys: dict[str, object] = {"seq_len": [seq_len]}
+    keys: SpecKeys = {"seq_len": [seq_len]}
     if spec.hidden is not None:
         keys["hidden"] = [statistics.median_low(spec.hidden)]
     df = crossover(spec.with_keys(**keys), along="batch")

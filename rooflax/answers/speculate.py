@@ -29,7 +29,7 @@ Python.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Unpack
+from typing import Any, NamedTuple, Unpack
 
 import numpy as np
 import polars as pl
@@ -37,7 +37,7 @@ import polars as pl
 from rooflax.answers.tables import Table
 from rooflax.config.acceptance import Acceptance, parse_acceptance
 from rooflax.config.models import Model, get_model
-from rooflax.config.spec import SweepKeys, SweepSpec
+from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
 from rooflax.cost.drafters import HeadStep, medusa_times, medusa_weight_bytes
 from rooflax.cost.roofline import Roof
 from rooflax.cost.trees import check_tree
@@ -192,7 +192,7 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
     ((0, 1, 2, 3, 4, 5), 'vicuna-33b')
     """
     notes = []
-    base = resolve_spec(spec, keys, reference_axes=True)
+    base = resolve_spec(spec, SpecKeys(**keys), reference_axes=True)
     if spec is None:
         for key, attribute in (("model", "models"), ("hardware", "hardware"), ("dtype", "dtypes"),
                                ("batch", "batch"), ("seq_len", "seq_len")):
@@ -340,7 +340,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
 
 
 def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achieved: bool = False,
-           fits: bool = False, **options: object) -> pl.DataFrame:
+           fits: bool = False, **options: Any) -> pl.DataFrame:
     """For each grid cell, the round shape with the highest effective tokens/s.
 
     Args:
@@ -350,7 +350,7 @@ def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achiev
         fits: rank only rounds whose target and drafter fit in one device's memory
             (``fits_in_memory``); a cell where none fits has no row (:func:`unfit_cells`
             says which and why), and where none fits in any cell, the error says so.
-        **options: :func:`speculate`'s keywords, when ``frame`` is not a frame.
+        **options: :func:`speculate`'s keywords, when ``frame`` is not a frame (it checks them).
 
     Returns:
         One row per cell: the winning row of the :func:`speculate` frame (ties go to

@@ -45,7 +45,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -209,7 +209,7 @@ def _differences(a: Model | Hardware | DtypePolicy, b: Model | Hardware | DtypeP
     return [key for key in {**da, **db} if key not in ("label", "source") and da.get(key) != db.get(key)]
 
 
-def _distinct(key: str, noun: str, items: tuple, presets: dict) -> None:
+def _distinct(key: str, noun: str, items: tuple, presets: Mapping[str, Any]) -> None:
     """Refuse two different things under one name (a preset's, or each other's): frames label rows by name."""
 
     def origin(item) -> str:
@@ -524,7 +524,7 @@ def load_spec(path: str | Path, **keys: Unpack[SpecKeys]) -> SweepSpec:
     return _build(table, keys, base=path.parent, where=where)
 
 
-def _split(keys: dict) -> tuple[dict, dict]:
+def _split(keys: Mapping[str, object]) -> tuple[dict, dict]:
     """A spec's top-level keys and its axes (given flat or under ``axes``)."""
     top = dict(keys)
     axes = top.pop("axes", None)
@@ -542,7 +542,7 @@ def _split(keys: dict) -> tuple[dict, dict]:
     return top, axes
 
 
-def _build(table: dict, keys: dict, *, base: Path | None, where: str) -> SweepSpec:
+def _build(table: Mapping[str, object], keys: Mapping[str, object], *, base: Path | None, where: str) -> SweepSpec:
     """A spec from ``table`` (paths relative to ``base``) with ``keys`` in place of its keys."""
     try:
         top, axes = _split(table)

@@ -219,7 +219,7 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     return pl.DataFrame({**keys, "op": op, "group": group, **values, "bound": bound}, schema=ops_schema)
 
 
-def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_axes: bool = False) -> SweepSpec:
+def resolve_spec(spec: SweepSpec | str | Path | None, keys: SpecKeys, *, reference_axes: bool = False) -> SweepSpec:
     """A spec from a SweepSpec or a TOML path with ``keys`` replacing its keys, else from ``keys`` alone.
 
     Args:
