@@ -27,10 +27,11 @@ import numpy as np
 import polars as pl
 
 import rooflax
-from rooflax.cost.ops import GROUPS, OP_NAMES, make_step, op_costs
-from rooflax.cost.roofline import BOUNDS, Roof, op_achieved_time, op_row
+from rooflax.cost.ops import OP_NAMES, make_step, op_costs
+from rooflax.cost.roofline import Roof, op_achieved_time, op_row
 from rooflax.cost.shape import Shape
 from rooflax.data.frames import BOUND, GROUP, OP, PHASE, schemas
+from rooflax.names import BOUNDS, GROUPS
 
 
 def grid(quick: bool) -> rooflax.SweepSpec:

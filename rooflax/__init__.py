@@ -23,20 +23,21 @@ _SOURCES = {
     "rooflax.config.dtypes": ("DTYPES", "DtypePolicy", "get_dtype"),
     "rooflax.config.hardware": ("HARDWARE", "Hardware", "get_hardware", "load_hardware"),
     "rooflax.config.models": ("MODELS", "Model", "get_model", "load_model"),
-    "rooflax.config.spec": ("SweepSpec", "default_spec", "load_spec", "parse_spec"),
-    "rooflax.cost.ops": ("GROUPS", "OP_NAMES", "PHASES"),
+    "rooflax.config.spec": ("SpecKeys", "SweepSpec", "default_spec", "load_spec", "parse_spec"),
+    "rooflax.cost.ops": ("OP_NAMES",),
     "rooflax.data.dataset": ("sweep_to_parquet",),
     "rooflax.data.export": ("export_dataset",),
     "rooflax.data.frames": ("OPS_SCHEMA", "SUMMARY_SCHEMA", "sweep"),
     "rooflax.data.scan": ("DatasetInfo", "check_dataset", "dataset_metadata", "scan_dataset"),
     "rooflax.engine.evaluate": ("evaluate",),
     "rooflax.errors": ("DeviceError", "RooflaxError", "SpecError"),
+    "rooflax.names": ("GROUPS", "PHASES"),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "DTYPES", "GROUPS", "HARDWARE", "MODELS", "OPS_SCHEMA", "OP_NAMES", "PHASES", "SUMMARY_SCHEMA", "DatasetInfo",
-    "DeviceError", "DtypePolicy", "Hardware", "Model", "Report", "RooflaxError", "SpecError", "SweepSpec",
+    "DeviceError", "DtypePolicy", "Hardware", "Model", "Report", "RooflaxError", "SpecError", "SpecKeys", "SweepSpec",
     "__version__", "best_k", "check_dataset", "compare", "crossover", "dataset_metadata", "default_spec", "describe",
     "evaluate", "export_dataset", "get_dtype", "get_hardware", "get_model", "load_hardware", "load_model",
     "load_spec", "parse_spec", "plot", "read_measurements", "scan_dataset", "speculate", "sweep", "sweep_to_parquet",

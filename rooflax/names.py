@@ -1,10 +1,45 @@
-"""Names and limits shared by the layers and the command line; imports nothing.
+"""The shared vocabulary: names and limits the layers and the command line agree on; imports nothing.
 
-The command line reads them to describe its flags, so ``rooflax --help`` needs no JAX or
-polars.
+Phases, op groups, dtypes with a peak, bounds, and the key columns of every frame are
+spelled here once; the modules that do work (the cost model, the engine, the frames, the
+answers, the charts) import them from this leaf, so no two of them import each other for
+a name. The command line reads them to describe its flags, so ``rooflax --help`` needs no
+JAX or polars.
+
+>>> KEY_COLUMNS[:3], LAYOUT
+(('model', 'hardware', 'dtype'), ('tp', 'pp', 'ep'))
 """
 
-__all__ = ["COMPRESSIONS", "DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE"]
+__all__ = [
+    "AXES", "BOUNDS", "CELL", "COMPRESSIONS", "DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "ENTITIES", "FACETS",
+    "GRID", "GROUPS", "KEY_COLUMNS", "LAYOUT", "MAX_CHUNK_SIZE", "PEAK_DTYPES", "PHASES", "SWEEP_AXES",
+]
+
+#: Phases, in frame order (a shape holds the index). ``prefill`` is "init" on charts, ``decode`` is "ar".
+PHASES = ("prefill", "decode", "verify")
+#: Op groups, in frame order: the three chart groups, then the rest.
+GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head", "comm")
+#: The dtypes an accelerator's peak can be given for (a dtype policy's ``compute``).
+PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+#: The ``bound`` enum: an op row's ``bound`` is an index into it.
+BOUNDS = ("memory", "compute", "network")
+
+#: Categorical key columns: the presets (or files) a sweep crosses.
+ENTITIES = ("model", "hardware", "dtype")
+#: Grid coordinates of a point.
+GRID = ("batch", "seq_len", "hidden")
+#: Parallel layout degrees (1: none); rows are per device.
+LAYOUT = ("tp", "pp", "ep")
+#: A grid cell: every key column but the step (``spec_k``, ``phase``).
+CELL = (*ENTITIES, *GRID, *LAYOUT)
+#: The key columns of every frame, in frame order: sort by them where row order matters.
+KEY_COLUMNS = (*CELL, "spec_k", "phase")
+#: The numeric axes a chart colours points by or joins them along.
+AXES = (*GRID, "spec_k")
+#: The axes of a sweep spec (its ``[axes]`` table).
+SWEEP_AXES = (*AXES, *LAYOUT)
+#: Columns a roofline chart can draw one panel per value of.
+FACETS = ("phase", "group", "hardware", "dtype", "model", *LAYOUT)
 
 #: Grid points per chunk of a long sweep unless told otherwise: about half a million op
 #: rows, 60 MB of frame. Smaller chunks stream with flatter memory (a 10^8-row sweep peaks

@@ -378,7 +378,8 @@ def test_write_table_by_suffix(tmp_path):
 def test_preset_tables_hold_the_presets_figures():
     """``rooflax hardware`` and ``models`` print answers.tables' Tables: one row per preset, its figures in units."""
     from rooflax.answers.tables import hardware_table, models_table
-    from rooflax.config.hardware import HARDWARE, PEAK_DTYPES
+    from rooflax.config.hardware import HARDWARE
+    from rooflax.names import PEAK_DTYPES
 
     table = hardware_table(HARDWARE.values(), PEAK_DTYPES)
     assert [row[0] for row in table.rows] == list(HARDWARE)

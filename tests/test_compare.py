@@ -14,7 +14,7 @@ A40, H100 = rooflax.HARDWARE["a40"], rooflax.HARDWARE["h100-sxm"]
 
 @pytest.mark.slow
 def test_memory_bound_decode_speeds_up_by_the_bandwidth_ratio():
-    df = compare("a40", "h100-sxm", phases=["decode"], batch=[1, 4], seq_len=[512, 2048])
+    df = compare(a="a40", b="h100-sxm", phases=["decode"], batch=[1, 4], seq_len=[512, 2048])
     ratio = H100.bandwidth_bytes_per_s / A40.bandwidth_bytes_per_s
     single_device = [group for group in rooflax.GROUPS if group != "comm"]  # no collectives at tp = pp = ep = 1
     assert df.get_column("group").to_list() == [*single_device, "total"]
@@ -26,7 +26,7 @@ def test_memory_bound_decode_speeds_up_by_the_bandwidth_ratio():
 
 
 def test_compute_bound_prefill_speeds_up_by_the_peak_ratio_and_total_adds_whole_model_times():
-    df = compare("a40", "h100-sxm", phases=["prefill"], batch=[64], seq_len=[2048])
+    df = compare(a="a40", b="h100-sxm", phases=["prefill"], batch=[64], seq_len=[2048])
     mlp = df.filter(group="up/gate/down").row(0, named=True)
     assert mlp["speedup"] == pytest.approx(H100.peak("fp16") / A40.peak("fp16"), rel=1e-12)
     tot = rooflax.sweep(hardware=["a40", "h100-sxm"], phases=["prefill"], batch=[64], seq_len=[2048], summary=True)
@@ -38,7 +38,7 @@ def test_compute_bound_prefill_speeds_up_by_the_peak_ratio_and_total_adds_whole_
 
 
 def test_speedup_range_spans_the_grid():
-    df = compare("a40", "h100-sxm", phases=["prefill"], batch=[1, 64], seq_len=[16, 2048])
+    df = compare(a="a40", b="h100-sxm", phases=["prefill"], batch=[1, 64], seq_len=[16, 2048])
     mlp = df.filter(group="up/gate/down").row(0, named=True)
     # batch 1 × 16 tokens is memory-bound (bandwidth ratio), 64 × 2048 compute-bound (peak ratio)
     assert mlp["speedup_min"] == pytest.approx(H100.bandwidth_bytes_per_s / A40.bandwidth_bytes_per_s)
@@ -48,7 +48,7 @@ def test_speedup_range_spans_the_grid():
 
 def test_compare_refuses_a_hardware_key():
     with pytest.raises(rooflax.SpecError, match=r"^hardware: compare takes the accelerators as a and b"):
-        compare("a40", "l4", hardware=["a40"])
+        compare(a="a40", b="l4", hardware=["a40"])
 
 
 def test_compare_command_prints_the_table_and_writes_it(tmp_path, capsys):
@@ -88,7 +88,7 @@ def test_sweep_flags_override_the_spec(tmp_path):
 
 @pytest.mark.slow
 def test_compare_keeps_parallel_layouts_apart(capsys):
-    df = compare("a40", "h100-sxm", "sweeps/llama70b_tp.toml", phases=["decode"], batch=[1], seq_len=[512])
+    df = compare("sweeps/llama70b_tp.toml", a="a40", b="h100-sxm", phases=["decode"], batch=[1], seq_len=[512])
     assert sorted(df.get_column("tp").unique()) == [1, 2, 4, 8]
     tot = rooflax.sweep("sweeps/llama70b_tp.toml", hardware=["a40", "h100-sxm"], phases=["decode"], batch=[1],
                         seq_len=[512], summary=True)

@@ -11,9 +11,10 @@ from jax.experimental import roofline as jax_roofline
 
 import rooflax
 from rooflax.cost.achieved import pymath
-from rooflax.cost.ops import GROUPS, OpDef, layer_ops, make_step, op_costs
-from rooflax.cost.roofline import BOUNDS, Cost, Roof, op_row
+from rooflax.cost.ops import OpDef, layer_ops, make_step, op_costs
+from rooflax.cost.roofline import Cost, Roof, op_row
 from rooflax.cost.shape import Shape, op_flags
+from rooflax.names import BOUNDS, GROUPS
 
 # Llama-13B, fp16 (w = a = k = 2): h 5120, H = G = 40, d 128, I 13824, V 32000.
 # Each row: (phase, B, S, K, op, flops, bytes), derived by hand in the comments.
@@ -179,8 +180,8 @@ TOY_ROOF = Roof(peak=128.0, bandwidth=8.0, memory=1.0, inv_peak=1 / 128, inv_ban
                 seconds_per_flop=(1 / 64,) * len(GROUPS),
                 seconds_per_byte=tuple(1.0 if group == "comm" else 1 / 4 for group in GROUPS),
                 band_low=(0.5,) * len(GROUPS), band_high=(2.0,) * len(GROUPS))  # a band of half to twice
-ELEMENTWISE = OpDef("toy", "elementwise", lambda s: (0, 0))
-COLLECTIVE = OpDef("toy_reduce", "comm", lambda s: (0, 0), hops=lambda s: 3)
+ELEMENTWISE = OpDef(name="toy", group="elementwise", cost=lambda s: (0, 0))
+COLLECTIVE = OpDef(name="toy_reduce", group="comm", cost=lambda s: (0, 0), hops=lambda s: 3)
 
 
 @pytest.mark.parametrize("xp", [pymath, jnp], ids=["python", "jnp"])
@@ -230,9 +231,9 @@ def test_a_collective_is_exactly_an_op_of_the_comm_group():
         op.name for op in layer_ops(comm=("tp", "pp", "ep"), moe=True) if op.group == "comm"] == [
         "attn_allreduce", "moe_dispatch", "moe_combine", "mlp_allreduce", "pp_send"]
     with pytest.raises(ValueError, match="'comm' group"):
-        OpDef("odd", "comm", lambda s: (0, 0))
+        OpDef(name="odd", group="comm", cost=lambda s: (0, 0))
     with pytest.raises(ValueError, match="'comm' group"):
-        OpDef("odd", "elementwise", lambda s: (0, 0), hops=lambda s: 1)
+        OpDef(name="odd", group="elementwise", cost=lambda s: (0, 0), hops=lambda s: 1)
 
 
 @pytest.mark.parametrize(("model", "layout", "want"), [

@@ -14,6 +14,8 @@ from one_line import one_line_error
 import rooflax
 from rooflax import plot
 from rooflax.plot._common import si
+from rooflax.plot.measured import read_validation, write_validation
+from rooflax.plot.plan import ChartPlan, plan_chart
 
 
 @pytest.fixture(scope="module")
@@ -385,19 +387,19 @@ def test_long_maps_facet_and_refuse_mixed_rows():
 
 def test_plan_chart_checks_the_spec_before_a_sweep():
     spec = rooflax.load_spec("sweeps/hardware_comparison.toml")
-    assert plot.plan_chart(spec, summary=True) == plot.ChartPlan(kind="map", facet="hardware")
-    assert plot.plan_chart(spec, summary=False) == plot.ChartPlan(kind="roofline")
+    assert plan_chart(spec, summary=True) == ChartPlan(kind="map", facet="hardware")
+    assert plan_chart(spec, summary=False) == ChartPlan(kind="roofline")
     with pytest.raises(rooflax.SpecError, match="29 hidden values"):
-        plot.plan_chart(rooflax.load_spec("sweeps/hidden_scaling.toml"), summary=True)
+        plan_chart(rooflax.load_spec("sweeps/hidden_scaling.toml"), summary=True)
     two = rooflax.parse_spec(hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"], batch=[1], seq_len=[128])
     with pytest.raises(rooflax.SpecError, match="2 dtype values"):
-        plot.plan_chart(two, summary=True)
+        plan_chart(two, summary=True)
     with pytest.raises(rooflax.SpecError, match="2 hardware values"):  # a panel per dtype still mixes hardware
-        plot.plan_chart(two, summary=True, facet="dtype")
+        plan_chart(two, summary=True, facet="dtype")
     with pytest.raises(rooflax.SpecError, match="a roofline needs a long"):
-        plot.plan_chart(spec, summary=True, kind="roofline")
+        plan_chart(spec, summary=True, kind="roofline")
     models = rooflax.parse_spec(model=["llama-7b", "llama-13b"], batch=[1], seq_len=[128])
-    assert plot.plan_chart(models, summary=True).facet == "model"  # hidden follows each model
+    assert plan_chart(models, summary=True).facet == "model"  # hidden follows each model
 
 
 @pytest.mark.slow
@@ -721,9 +723,9 @@ def test_plot_measured_cli_prints_errors_and_refuses_bad_input(tmp_path, capsys)
 
 def test_plan_chart_accounts_for_parallel_layouts():
     tp = rooflax.load_spec("sweeps/llama70b_tp.toml")
-    assert plot.plan_chart(tp, summary=True) == plot.ChartPlan(kind="map", facet="tp")
+    assert plan_chart(tp, summary=True) == ChartPlan(kind="map", facet="tp")
     both = rooflax.parse_spec(model="llama-2-70b", hardware=["h100-sxm", "h200"], batch=[1], seq_len=[128], tp=[1, 2])
-    message = one_line_error(lambda: plot.plan_chart(both, summary=True), "2 tp values (1, 2)", '--where "tp = 1"')
+    message = one_line_error(lambda: plan_chart(both, summary=True), "2 tp values (1, 2)", '--where "tp = 1"')
     assert "2 hardware values" in message
 
 
@@ -880,12 +882,12 @@ def test_validation_written_is_read_back(tmp_path):
     df = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[256])
     validation = _validation(df, {"qkv mlp": 2.0})
     a40, h100 = HARDWARE["a40"], HARDWARE["h100-sxm"]
-    path = plot.write_validation(validation, tmp_path / "v.parquet", profile=a40, calibrated=h100, timer_ratio=2.01)
-    assert plot.read_validation(path).equals(validation)
+    path = write_validation(validation, tmp_path / "v.parquet", profile=a40, calibrated=h100, timer_ratio=2.01)
+    assert read_validation(path).equals(validation)
     meta = pl.read_parquet_metadata(path)
     assert (meta["rooflax.kind"], meta["rooflax.profile"], meta["rooflax.calibrated"], meta["rooflax.timer_ratio"]) \
         == ("validate", hardware_to_toml(a40), hardware_to_toml(h100), "2.0100")
-    one_line_error(lambda: plot.write_validation(validation, path, profile=a40, calibrated=a40, timer_ratio=2.0,
+    one_line_error(lambda: write_validation(validation, path, profile=a40, calibrated=a40, timer_ratio=2.0,
                                                  field="-o/--output"), "-o/--output", "v.parquet")
 
 

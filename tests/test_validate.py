@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -321,11 +322,13 @@ def test_a_measured_gpu_profile_keeps_the_presets_tiles_and_sm_count():
     from rooflax.validate.run import _quantization
 
     a40 = rooflax.get_hardware("a40")
-    info = DeviceInfo(SimpleNamespace(), "gpu", "NVIDIA A40", a40, 48e9)
+    info = DeviceInfo(device=SimpleNamespace(), platform="gpu", kind="NVIDIA A40", preset=a40, memory_bytes=48e9)
     assert _quantization(info) == {"sm_count": 84, "tile_m": a40.tile_m, "tile_n": a40.tile_n, "tile_k": a40.tile_k}
-    assert _quantization(DeviceInfo(SimpleNamespace(core_count=100), "gpu", "Some GPU", None, 1e9)) == {
-        "sm_count": 100}
-    assert _quantization(DeviceInfo(SimpleNamespace(), "cpu", "cpu", None, 1e9))["tile_m"] == 1
+    some = DeviceInfo(device=SimpleNamespace(core_count=100), platform="gpu", kind="Some GPU", preset=None,
+                      memory_bytes=1e9)
+    assert _quantization(some) == {"sm_count": 100}
+    cpu = DeviceInfo(device=SimpleNamespace(), platform="cpu", kind="cpu", preset=None, memory_bytes=1e9)
+    assert _quantization(cpu)["tile_m"] == 1
 
 
 @pytest.mark.slow
@@ -400,7 +403,8 @@ def test_points_that_do_not_fit_are_skipped_when_asked(monkeypatch):
     memory = 2 * need[small] / 0.8  # the small point fits in 80% of it, the large one does not
     assert need[large] > 0.8 * memory
     info = run.detect_device()
-    monkeypatch.setattr(run, "detect_device", lambda **_: type(info)(info.device, "cpu", "cpu", None, memory))
+    monkeypatch.setattr(run, "detect_device", lambda **_: dataclasses.replace(
+        info, platform="cpu", kind="cpu", preset=None, memory_bytes=memory))
     lines = []
     result = validate(model=TINY, points=(small, large), repeats=1, matmul_n=64, copy_bytes=2**16, rotate_bytes=1,
                       skip_unfit=True, progress=lines.append)

@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Unpack
 
 import polars as pl
 
 from rooflax.answers.tables import Table
-from rooflax.config.spec import SweepSpec
-from rooflax.cost.ops import GROUPS
+from rooflax.config.spec import SpecKeys, SweepSpec
 from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.errors import SpecError
+from rooflax.names import GROUPS, KEY_COLUMNS, LAYOUT
 
 __all__ = ["TOTAL", "compare", "compare_table"]
 
 #: The ``group`` of the rows that compare whole-model step times.
 TOTAL = "total"
-_KEYS = ("model", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep", "spec_k", "phase")
-_LAYOUT = ("tp", "pp", "ep")
+#: The key columns that match a row on ``a`` with its row on ``b``: all but ``hardware``.
+_KEYS = tuple(key for key in KEY_COLUMNS if key != "hardware")
 
 
 def _ratios(df: pl.DataFrame, a: str, b: str, by: list[str], on: list[str]) -> pl.DataFrame:
@@ -44,15 +45,18 @@ def _ratios(df: pl.DataFrame, a: str, b: str, by: list[str], on: list[str]) -> p
                           achieved_speedup=pl.col("achieved_time_a_s") / pl.col("achieved_time_b_s")))
 
 
-def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = None, **keys: object) -> pl.DataFrame:
+def compare(spec: SweepSpec | str | Path | None = None, *, a: str | Path, b: str | Path,
+            **keys: Unpack[SpecKeys]) -> pl.DataFrame:
     """How much faster accelerator ``b`` runs a sweep than ``a``, per phase and op group.
 
+    The spec comes first, as for every function that sweeps; the accelerators are keywords.
+
     Args:
-        a: the baseline accelerator: a preset name or a hardware TOML file.
-        b: the accelerator compared with it.
         spec: a :class:`rooflax.SweepSpec`, a TOML path, or None: ``keys`` with the
             reference sweep's batch and seq_len axes where they are not given. Its
             ``hardware`` is replaced by ``a`` and ``b``.
+        a: the baseline accelerator: a preset name or a hardware TOML file.
+        b: the accelerator compared with it.
         **keys: the spec's TOML keys (``model``, ``dtype``, ``phases``, ``batch``, ...).
 
     Returns:
@@ -65,7 +69,7 @@ def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = 
         ``total``), ``speedup`` (``time_a_s / time_b_s``), the same three for achieved
         times, and ``speedup_min``, ``speedup_max`` (the ideal per-point ratio's spread).
 
-    >>> df = compare("a40", "h100-sxm", phases=["decode"], batch=[1], seq_len=[2048])
+    >>> df = compare(a="a40", b="h100-sxm", phases=["decode"], batch=[1], seq_len=[2048])
     >>> round(df.filter(group="total").get_column("speedup").item(), 3)  # the bandwidth ratio, 3.35 TB/s / 696 GB/s
     4.813
     """
@@ -77,15 +81,15 @@ def compare(a: str | Path, b: str | Path, spec: SweepSpec | str | Path | None = 
                             "batch, seq_len, hidden or spec_k values), or stream a sweep with rooflax.sweep_to_parquet")
     name_a, name_b = (hw.name for hw in spec.hardware)
     long = sweep(spec).with_columns(pl.col("group").cast(pl.String))
-    by = ["model", "dtype", *_LAYOUT, "phase"]
+    by = ["model", "dtype", *LAYOUT, "phase"]
     groups = _ratios(long, name_a, name_b, [*by, "group"], [*_KEYS, "op", "group"])
     totals = _ratios(sweep(spec, summary=True), name_a, name_b, by, list(_KEYS))
     totals = totals.with_columns(group=pl.lit(TOTAL)).select(groups.columns)
-    columns = ["a", "b", "model", "dtype", *_LAYOUT, "phase", "group", "points", "time_a_s", "time_b_s", "speedup",
+    columns = ["a", "b", "model", "dtype", *LAYOUT, "phase", "group", "points", "time_a_s", "time_b_s", "speedup",
                "achieved_time_a_s", "achieved_time_b_s", "achieved_speedup", "speedup_min", "speedup_max"]
     order = pl.col("group").replace_strict([*GROUPS, TOTAL], range(len(GROUPS) + 1))
     return (pl.concat([groups, totals]).with_columns(a=pl.lit(name_a), b=pl.lit(name_b)).select(columns)
-            .sort([pl.col("model"), pl.col("dtype"), *_LAYOUT, pl.col("phase"), order])
+            .sort([pl.col("model"), pl.col("dtype"), *LAYOUT, pl.col("phase"), order])
             .with_columns(pl.col("model").cast(pl.String), pl.col("dtype").cast(pl.String)))
 
 
@@ -95,7 +99,7 @@ def compare_table(df: pl.DataFrame) -> Table:
         raise SpecError(f"compare_table: expected a frame of rooflax.compare, got columns {df.columns}")
     a, b = df.row(0, named=True)["a"], df.row(0, named=True)["b"]
     several = df.select(pl.struct("model", "dtype").n_unique()).item() > 1
-    keys = [*(["model", "dtype"] if several else []), *(k for k in _LAYOUT if k in df.columns and df[k].n_unique() > 1)]
+    keys = [*(["model", "dtype"] if several else []), *(k for k in LAYOUT if k in df.columns and df[k].n_unique() > 1)]
     header = (*keys, "phase", "group", f"{a} ms", f"{b} ms", "speedup", "achieved speedup", "range")
     rows = tuple((*(str(row[k]) for k in keys), row["phase"], row["group"], _ms(row["time_a_s"] / row["points"]),
                   _ms(row["time_b_s"] / row["points"]), f"{row['speedup']:.2f}×", f"{row['achieved_speedup']:.2f}×",
@@ -105,8 +109,8 @@ def compare_table(df: pl.DataFrame) -> Table:
     what = "" if several else f" ({first['model']}, {first['dtype']})"
     title = (f"speedup of {b} over {a}{what}: time on {a} / time on {b}, summed over the grid (above 1: {b} is "
              "faster; range: over grid points); mean ms per op, per layer (total: one step of the whole model)")
-    right = tuple(k in _LAYOUT for k in keys)
-    return Table(title, header, rows, right + (False, False) + (True,) * 5)
+    right = tuple(k in LAYOUT for k in keys)
+    return Table(title=title, header=header, rows=rows, numeric=right + (False, False) + (True,) * 5)
 
 
 def _ms(seconds: float) -> str:

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 import jax
 import jax.numpy as jnp
@@ -62,18 +62,19 @@ import polars as pl
 
 from rooflax.answers.tables import Table
 from rooflax.config.models import llama_scaled
-from rooflax.config.spec import PARALLEL, SweepSpec
-from rooflax.cost.ops import GROUPS, OP_NAMES, OpDef, make_step
+from rooflax.config.spec import SpecKeys, SweepSpec
+from rooflax.cost.ops import OP_NAMES, OpDef, make_step
 from rooflax.cost.roofline import is_compute_bound
 from rooflax.cost.shape import Shape
 from rooflax.data.frames import check_in_memory, resolve_spec
 from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError, unknown_name
+from rooflax.names import ENTITIES, GRID, GROUPS, LAYOUT
 
 __all__ = ["AXES", "LIMIT", "crossover", "crossover_table"]
 
-#: Axes a crossover can be found along.
-AXES = ("batch", "seq_len", "hidden")
+#: Axes a crossover can be found along: the grid's.
+AXES = GRID
 #: Largest value searched on every axis.
 LIMIT = 2**40
 _ITERATIONS = LIMIT.bit_length() + 1  # bisection steps that narrow [n_lo - 1, n_hi + 1] to one value
@@ -289,8 +290,7 @@ def _frame(labels: dict, ops: tuple[OpDef, ...], along: str, rows: dict, schema:
     size = len(labels[next(axis for axis in AXES if axis != along)])
     count = size * len(ops)
     frame = {
-        **{name: [labels[name]] * count for name in schema if name in ("model", "hardware", "dtype", *PARALLEL,
-                                                                         "phase", "spec_k")},
+        **{name: [labels[name]] * count for name in schema if name in (*ENTITIES, *LAYOUT, "phase", "spec_k")},
         "op": [op.name for op in ops] * size, "group": [op.group for op in ops] * size,
         **{axis: np.repeat(labels[axis].astype(np.int64), len(ops)) for axis in AXES if axis != along},
         **rows, "ridge": np.full(count, labels["ridge"]),
@@ -308,8 +308,7 @@ def _schema(spec: SweepSpec, along: str) -> pl.Schema:
     keys = schemas(spec)[0]
     layouts = spec.layouts() != ((1, 1, 1),)
     return pl.Schema({
-        **{name: keys[name] for name in ("model", "hardware", "dtype", *(PARALLEL if layouts else ()), "phase",
-                                         "spec_k")},
+        **{name: keys[name] for name in (*ENTITIES, *(LAYOUT if layouts else ()), "phase", "spec_k")},
         "op": pl.Enum(OP_NAMES), "group": pl.Enum(GROUPS),
         **{axis: pl.Int64 for axis in AXES if axis != along},
         "crossover": pl.Int64, "ridge": pl.Float64, "intensity_below": pl.Float64, "intensity_at": pl.Float64,
@@ -330,7 +329,8 @@ def _check_hidden(spec: SweepSpec) -> None:
                         "of 256) split evenly only for tp dividing 256; cross batch or seq_len, or give such tp")
 
 
-def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch", **keys: Any) -> pl.DataFrame:
+def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch",
+              **keys: Unpack[SpecKeys]) -> pl.DataFrame:
     """The smallest value of ``along`` at which each op turns compute-bound (module docstring).
 
     Args:
@@ -368,8 +368,9 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
                         f"{along} are not read; leave {along} out, or cross another axis")
     # the crossed axis is searched whole: one placeholder value stands in for the spec's (a seq_len
     # past every spec_k, so that any verify step is legal)
-    placeholder = {"batch": [1], "seq_len": [LIMIT], "hidden": None}[along]
-    spec = resolve_spec(spec, {**keys, along: placeholder}, reference_axes=True)
+    placeholders: dict[str, SpecKeys] = {"batch": {"batch": [1]}, "seq_len": {"seq_len": [LIMIT]},
+                                         "hidden": {"hidden": None}}
+    spec = resolve_spec(spec, {**keys, **placeholders[along]}, reference_axes=True)
     if along == "hidden":
         _check_hidden(spec)
     # one row per cell of the two other axes (the crossed one holds its placeholder) and op
@@ -429,8 +430,8 @@ def crossover_table(df: pl.DataFrame) -> str:
         raise SpecError(f"crossover_table: expected a frame of rooflax.crossover, got columns {df.columns}")
     if df.is_empty():
         return f"no crossovers along {along} (no rows)"
-    layout = tuple(name for name in PARALLEL if name in df.columns)
-    keys = ("model", "hardware", "dtype", *layout, "phase", "spec_k", *(a for a in AXES if a != along), "ridge")
+    layout = tuple(name for name in LAYOUT if name in df.columns)
+    keys = (*ENTITIES, *layout, "phase", "spec_k", *(a for a in AXES if a != along), "ridge")
     constant = [name for name in keys if df.get_column(name).n_unique() == 1]
     title = ", ".join(f"{name} {_cell(df.get_column(name)[0])}" + (" FLOP/byte" if name == "ridge" else "")
                       for name in constant if df.get_column(name)[0] is not None)
@@ -443,7 +444,7 @@ def crossover_table(df: pl.DataFrame) -> str:
                  for row, is_network in zip(df.iter_rows(named=True), network, strict=True))
     numeric = tuple(name not in ("model", "hardware", "dtype", "phase", "op") for name in shown) + (True,) * 3
     intro = f"smallest {along} at which each op is compute-bound (intensities in FLOP/byte; never: not up to 2**40)"
-    text = Table("\n".join(filter(None, (intro, title))), tuple(header), rows, numeric).text()
+    text = Table(title="\n".join(filter(None, (intro, title))), header=tuple(header), rows=rows, numeric=numeric).text()
     if not df.get_column("monotone").all():
         text += "\n* memory-bound again at a larger value (a preset's own width differs from the Llama scaling)"
     if network.any():

@@ -38,23 +38,22 @@ import polars as pl
 from rooflax.answers.crossover import crossover
 from rooflax.answers.tables import Table, number
 from rooflax.config.hardware import HARDWARE
-from rooflax.config.spec import SweepSpec
-from rooflax.cost.ops import GROUPS
-from rooflax.data.frames import BOUNDS, chunk_frame, resolve_spec
+from rooflax.config.spec import SpecKeys, SweepSpec
+from rooflax.data.frames import chunk_frame, resolve_spec
 from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError
+from rooflax.names import AXES, BOUNDS, CELL, ENTITIES, GROUPS, LAYOUT
 
 __all__ = ["Report", "describe", "spec_line"]
 
-_LAYOUT = ("tp", "pp", "ep")
-_CONFIG = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", *_LAYOUT, "spec_k")
+_CONFIG = (*CELL, "spec_k")
 _TOTALS = ("phase", *_CONFIG, "tokens_per_s", "achieved_tokens_per_s", "memory_bytes", "fits_in_memory")
 #: The summary columns of the achieved time's error band (absent from datasets written before it).
 _BAND = ("achieved_time_s", "achieved_time_lo_s", "achieved_time_hi_s")
-_MEMORY_KEYS = ("model", "hardware", "dtype", *_LAYOUT, "phase")
+_MEMORY_KEYS = (*ENTITIES, *LAYOUT, "phase")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """What a sweep found (module docstring); ``str(report)`` is plain text.
 
@@ -123,16 +122,17 @@ class Report:
         shown = ["memory", "compute", *(k for k in ("network", "unknown") if (self.bounds[f"{k}_share"] > 0).any())]
         rows = tuple((r["phase"], r["group"], f"{r['rows']:,}", *(f"{r[f'{k}_share']:.0%}" for k in shown))
                      for r in self.bounds.iter_rows(named=True))
-        return Table("share of rows by bound, per phase and op group"
+        return Table(title="share of rows by bound, per phase and op group"
                      + ("; unknown: bound missing or not memory, compute or network" if "unknown" in shown else ""),
-                     ("phase", "group", "rows", *shown), rows, (False, False, True, *(True,) * len(shown)))
+                     header=("phase", "group", "rows", *shown), rows=rows,
+                     numeric=(False, False, True, *(True,) * len(shown)))
 
     def _crossovers(self) -> Table | None:
         if self.crossovers is None:
             return None
         df = self.crossovers
-        varying = [k for k in ("model", "hardware", "dtype") if df.get_column(k).n_unique() > 1]
-        layout = [k for k in _LAYOUT if k in df.columns and df[k].n_unique() > 1]  # a column per layout
+        varying = [k for k in ENTITIES if df.get_column(k).n_unique() > 1]
+        layout = [k for k in LAYOUT if k in df.columns and df[k].n_unique() > 1]  # a column per layout
 
         def column_of(r: dict) -> str:
             return " ".join([*(str(r[k]) for k in varying), *(f"{k} {r[k]}" for k in layout)]) or "batch"
@@ -161,14 +161,14 @@ class Report:
                  + ("; comm (collectives) network-bound: no FLOPs, bytes over the interconnect, never crossing"
                     if network else ""))
         header = ("phase", *(["spec_k"] if verify else []), "group", *columns)
-        return Table(title, header, tuple(rows), (False,) * width + (True,) * len(columns))
+        return Table(title=title, header=header, rows=tuple(rows), numeric=(False,) * width + (True,) * len(columns))
 
     def _tokens(self) -> Table | None:
         if self.tokens is None:
             return None
-        several = [k for k in ("model", "hardware", "dtype") if self.tokens.get_column(k).n_unique() > 1]
+        several = [k for k in ENTITIES if self.tokens.get_column(k).n_unique() > 1]
         shown = [*several, "batch", "seq_len",
-                 *(k for k in ("hidden", *_LAYOUT, "spec_k") if self.tokens[k].n_unique() > 1)]
+                 *(k for k in ("hidden", *LAYOUT, "spec_k") if self.tokens[k].n_unique() > 1)]
         banded = "achieved_time_lo_s" in self.tokens.columns and self.tokens["achieved_time_lo_s"].null_count() == 0
 
         def band(r: dict) -> tuple[str, ...]:
@@ -182,16 +182,16 @@ class Report:
                       *band(r), *(_cell(r[k]) for k in shown), f"{r['memory_bytes'] / 1e9:.1f}",
                       "yes" if r["fits_in_memory"] else "no")
                      for r in self.tokens.iter_rows(named=True))
-        return Table("tokens/s per phase (best: among configurations that fit in memory, where any do)",
-                     ("phase", "rank", "tokens/s", "achieved", *(["achieved band"] if banded else []), *shown,
-                      "memory GB", "fits"), rows,
-                     (False, False, True, True, *([True] if banded else []),
-                      *(k not in ("model", "hardware", "dtype") for k in shown), True, False))
+        return Table(title="tokens/s per phase (best: among configurations that fit in memory, where any do)",
+                     header=("phase", "rank", "tokens/s", "achieved", *(["achieved band"] if banded else []), *shown,
+                             "memory GB", "fits"), rows=rows,
+                     numeric=(False, False, True, True, *([True] if banded else []),
+                              *(k not in ENTITIES for k in shown), True, False))
 
     def _memory(self) -> Table | None:
         if self.memory is None:
             return None
-        keys = [k for k in ("model", "hardware", "dtype", *_LAYOUT) if self.memory.get_column(k).n_unique() > 1]
+        keys = [k for k in (*ENTITIES, *LAYOUT) if self.memory.get_column(k).n_unique() > 1]
         axes = ["batch", "seq_len", *(k for k in ("hidden", "spec_k") if self.memory[k].drop_nulls().n_unique() > 1)]
         rows = []
         for r in self.memory.iter_rows(named=True):
@@ -199,25 +199,26 @@ class Report:
                 f"{r['misfit_bytes'] / 1e9:.1f} GB at " + ", ".join(f"{k} {r[k]}" for k in axes if r[k] is not None))
             rows.append((*(str(r[k]) for k in keys), r["phase"], f"{r['fit']:,} of {r['configurations']:,}",
                          "-" if r["capacity_bytes"] is None else f"{r['capacity_bytes'] / 1e9:g}", where))
-        return Table("memory: configurations that fit, and the smallest footprint that does not",
-                     (*keys, "phase", "fit", "capacity GB", "stops fitting at"), tuple(rows),
-                     (False,) * len(keys) + (False, True, True, False))
+        return Table(title="memory: configurations that fit, and the smallest footprint that does not",
+                     header=(*keys, "phase", "fit", "capacity GB", "stops fitting at"), rows=tuple(rows),
+                     numeric=(False,) * len(keys) + (False, True, True, False))
 
 
     def _layouts(self) -> Table | None:
         if self.layouts is None:
             return None
-        shown = [k for k in _LAYOUT if self.layouts[k].n_unique() > 1]
+        shown = [k for k in LAYOUT if self.layouts[k].n_unique() > 1]
         rows = tuple((r["phase"], *(str(r[k]) for k in shown), str(r["devices"]),
                       f"{r['fit']:,} of {r['configurations']:,}",
                       *(("-",) * 5 if r["tokens_per_s"] is None else (
                           number(r["tokens_per_s"], 4), number(r["tokens_per_s_per_device"], 4), str(r["batch"]),
                           str(r["seq_len"]), f"{r['memory_bytes'] / 1e9:.1f}")))
                      for r in self.layouts.iter_rows(named=True))
-        return Table("layouts: configurations that fit in each device's memory, and the best that does (tokens/s of "
-                     "the system, and per device)",
-                     ("phase", *shown, "devices", "fit", "tokens/s", "per device", "batch", "seq_len", "memory GB"),
-                     rows, (False, *(True,) * (len(shown) + 7)))
+        return Table(title="layouts: configurations that fit in each device's memory, and the best that does "
+                           "(tokens/s of the system, and per device)",
+                     header=("phase", *shown, "devices", "fit", "tokens/s", "per device", "batch", "seq_len",
+                             "memory GB"),
+                     rows=rows, numeric=(False, *(True,) * (len(shown) + 7)))
 
     def _best_layouts(self) -> list[str]:
         layouts = self.layouts
@@ -231,7 +232,7 @@ class Report:
                 continue
 
             def name(r: dict) -> str:
-                return ", ".join(f"{k} {r[k]}" for k in _LAYOUT if layouts[k].n_unique() > 1)
+                return ", ".join(f"{k} {r[k]}" for k in LAYOUT if layouts[k].n_unique() > 1)
 
             fewest = fit.sort("devices", "tokens_per_s", descending=[False, True]).row(0, named=True)
             most = fit.sort("tokens_per_s", descending=True).row(0, named=True)
@@ -248,7 +249,7 @@ def spec_line(spec: dict) -> str:
         return ", ".join(item["name"] for item in spec[key])
 
     axes = []
-    for axis in ("batch", "seq_len", "hidden", "spec_k"):
+    for axis in AXES:
         values = spec["axes"].get(axis)
         if values:
             span = f"{values[0]}..{values[-1]} ({len(values)} values)" if len(values) > 1 else str(values[0])
@@ -274,7 +275,7 @@ def _span(row: dict) -> str:
 def _bounds(lf: pl.LazyFrame) -> pl.DataFrame:
     """Rows and bound shares per phase and group, in one streamed aggregation.
 
-    A ``bound`` that is null or not one of :data:`rooflax.data.frames.BOUNDS` counts as unknown.
+    A ``bound`` that is null or not one of :data:`rooflax.names.BOUNDS` counts as unknown.
     """
     dtype = lf.collect_schema().get("bound")
     if dtype is None or not (dtype.is_(pl.Null) or dtype.is_numeric() or dtype == pl.String
@@ -295,11 +296,11 @@ def _crossovers(spec: SweepSpec) -> pl.DataFrame:
     """Crossovers along batch at the sweep's median seq_len (verify: at least its largest spec_k) and hidden."""
     wanted = max(statistics.median_low(spec.seq_len), max(spec.spec_k or (0,)))
     seq_len = next(v for v in spec.seq_len if v >= wanted)
-    keys: dict[str, object] = {"seq_len": [seq_len]}
+    keys: SpecKeys = {"seq_len": [seq_len]}
     if spec.hidden is not None:
         keys["hidden"] = [statistics.median_low(spec.hidden)]
     df = crossover(spec.with_keys(**keys), along="batch")
-    layout = [k for k in _LAYOUT if k in df.columns]  # a sweep of parallel layouts: crossovers per layout
+    layout = [k for k in LAYOUT if k in df.columns]  # a sweep of parallel layouts: crossovers per layout
     return (df.group_by("model", "hardware", "dtype", *layout, "phase", "spec_k", "group", "seq_len", "hidden",
                         maintain_order=True)
             .agg(first=pl.col("crossover").min(), last=pl.col("crossover").max(),
@@ -332,9 +333,9 @@ def _misfits(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _layout_rows(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per phase and layout: counts, and the fitting row of most tokens/s (candidates to combine)."""
-    counts = df.group_by("phase", *_LAYOUT).agg(configurations=pl.len(), fit=pl.col("fits_in_memory").sum())
+    counts = df.group_by("phase", *LAYOUT).agg(configurations=pl.len(), fit=pl.col("fits_in_memory").sum())
     best = (df.filter("fits_in_memory").sort("tokens_per_s", descending=True)
-            .group_by("phase", *_LAYOUT, maintain_order=True).first())
+            .group_by("phase", *LAYOUT, maintain_order=True).first())
     return counts, best
 
 
@@ -365,15 +366,15 @@ def _totals(chunks: Iterable[pl.DataFrame],
               .with_columns(capacity_bytes=pl.col("hardware").cast(pl.String).replace_strict(capacity, default=None,
                                                                                             return_dtype=pl.Float64))
               .sort(*_MEMORY_KEYS))
-    per_layout = pl.concat(layout_counts).group_by("phase", *_LAYOUT).agg(pl.col("configurations", "fit").sum())
-    layouts = None if per_layout.select(_LAYOUT).n_unique() < 2 else (
-        per_layout.join(_layout_rows(pl.concat(layout_best))[1].select("phase", *_LAYOUT, "batch", "seq_len",
+    per_layout = pl.concat(layout_counts).group_by("phase", *LAYOUT).agg(pl.col("configurations", "fit").sum())
+    layouts = None if per_layout.select(LAYOUT).n_unique() < 2 else (
+        per_layout.join(_layout_rows(pl.concat(layout_best))[1].select("phase", *LAYOUT, "batch", "seq_len",
                                                                         "tokens_per_s", "memory_bytes"),
-                        on=["phase", *_LAYOUT], how="left")
+                        on=["phase", *LAYOUT], how="left")
         .with_columns(devices=pl.col("tp") * pl.col("pp") * pl.col("ep"))
         .with_columns(tokens_per_s_per_device=pl.col("tokens_per_s") / pl.col("devices"))
-        .sort("phase", *_LAYOUT)
-        .select("phase", *_LAYOUT, "devices", "configurations", "fit", "batch", "seq_len", "tokens_per_s",
+        .sort("phase", *LAYOUT)
+        .select("phase", *LAYOUT, "devices", "configurations", "fit", "batch", "seq_len", "tokens_per_s",
                 "tokens_per_s_per_device", "memory_bytes"))
     return (tokens.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)),
             memory.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)), layouts)
@@ -454,4 +455,5 @@ def _describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, spec: Swe
     else:
         tokens = memory = layouts = None
     line = spec_line(spec.to_dict()) if spec is not None else ""
-    return Report(name, kind, rows, line, bounds, crossovers, tokens, memory, tuple(notes), layouts)
+    return Report(source=name, kind=kind, rows=rows, spec=line, bounds=bounds, crossovers=crossovers, tokens=tokens,
+                  memory=memory, notes=tuple(notes), layouts=layouts)

@@ -29,7 +29,7 @@ Python.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Unpack, cast
 
 import numpy as np
 import polars as pl
@@ -37,18 +37,16 @@ import polars as pl
 from rooflax.answers.tables import Table
 from rooflax.config.acceptance import Acceptance, parse_acceptance
 from rooflax.config.models import Model, get_model
-from rooflax.config.spec import SweepSpec
+from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
 from rooflax.cost.drafters import HeadStep, medusa_times, medusa_weight_bytes
 from rooflax.cost.roofline import Roof
 from rooflax.cost.trees import check_tree
 from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.errors import SpecError, boolean, positive_int
+from rooflax.names import CELL, LAYOUT
 
-__all__ = ["CELL", "Choices", "best_k", "check_map_spec", "choices", "speculate", "speculation_table", "unfit_cells"]
+__all__ = ["Choices", "best_k", "check_map_spec", "choices", "speculate", "speculation_table", "unfit_cells"]
 
-#: Columns that name one cell of the grid: every key column of a summary frame but the phase
-#: and ``spec_k`` (a layout ``tp, pp, ep`` is part of the cell).
-CELL = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep")
 #: Draft lengths swept when neither ``k`` nor ``tree`` is given (fewer when the heads or their
 #: acceptance price fewer).
 DEFAULT_K = tuple(range(9))
@@ -182,7 +180,7 @@ def _medusa_preset(models: tuple[Model, ...]) -> tuple[str, str]:
 
 
 def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
-            medusa_heads: int | None = None, acceptance: object = None, **keys: object) -> Choices:
+            medusa_heads: int | None = None, acceptance: object = None, **keys: Unpack[SweepKeys]) -> Choices:
     """The sweep, draft lengths and acceptance :func:`speculate` uses, with a note on each default.
 
     Without a spec, the ``model``, ``hardware``, ``dtype``, ``batch`` and ``seq_len`` not
@@ -197,7 +195,7 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
     ((0, 1, 2, 3, 4, 5), 'vicuna-33b')
     """
     notes = []
-    base = resolve_spec(spec, keys, reference_axes=True)
+    base = resolve_spec(spec, SpecKeys(**keys), reference_axes=True)
     if spec is None:
         for key, attribute in (("model", "models"), ("hardware", "hardware"), ("dtype", "dtypes"),
                                ("batch", "batch"), ("seq_len", "seq_len")):
@@ -231,7 +229,8 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
 
 def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
               draft_model: str | Path | Model | None = None, medusa_heads: int | None = None,
-              shared_lm_head: bool = False, acceptance: object = None, **keys: object) -> pl.DataFrame:
+              shared_lm_head: bool = False, acceptance: object = None,
+              **keys: Unpack[SweepKeys]) -> pl.DataFrame:
     """Expected tokens per round, round time, effective tokens/s and speedup of speculative decoding.
 
     Args:
@@ -258,7 +257,7 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
         **keys: the spec's TOML keys (``model``, ``batch``, ...), replacing the spec's.
 
     Returns:
-        One row per grid cell (:data:`CELL`) and round shape: ``draft_k``, ``candidates``,
+        One row per grid cell (:data:`rooflax.names.CELL`) and round shape: ``draft_k``, ``candidates``,
         ``tree`` (``chain``, or which tree: ``top_k 4,2``, ``sparse 64``, ``depths #i`` for
         the ``i``-th given), ``tokens_per_round``, then ``decode_time_s``, ``draft_time_s``, ``verify_time_s``,
         ``round_time_s``, ``effective_tokens_per_s``, ``speedup``, and each of those six
@@ -356,7 +355,7 @@ def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achiev
         fits: rank only rounds whose target and drafter fit in one device's memory
             (``fits_in_memory``); a cell where none fits has no row (:func:`unfit_cells`
             says which and why), and where none fits in any cell, the error says so.
-        **options: :func:`speculate`'s keywords, when ``frame`` is not a frame.
+        **options: :func:`speculate`'s keywords, when ``frame`` is not a frame (it checks them).
 
     Returns:
         One row per cell: the winning row of the :func:`speculate` frame (ties go to
@@ -391,8 +390,11 @@ def unfit_cells(frame: pl.DataFrame) -> pl.DataFrame:
     """The cells of a :func:`speculate` frame where no round fits in one device's memory
     (those :func:`best_k` with ``fits=True`` gives no row), each with its smallest round.
 
+    Args:
+        frame: a frame of :func:`speculate` (every round of every cell).
+
     Returns:
-        :data:`CELL`, ``draft_k``, ``memory_bytes`` and ``capacity_bytes`` of the cell's
+        :data:`rooflax.names.CELL`, ``draft_k``, ``memory_bytes`` and ``capacity_bytes`` of the cell's
         round of least memory, and that as a ``reason`` in words.
     """
     unfit = (frame.group_by(CELL).agg(pl.col("fits_in_memory").any().alias("any"))
@@ -432,7 +434,7 @@ def speculation_table(frame: pl.DataFrame) -> str:
     (``dtype``, ``hidden``, ``tp``, ``pp``, ``ep``) that takes more than one value, so that
     no two rows of different cells look alike.
     """
-    varying = [c for c in ("dtype", "hidden", "tp", "pp", "ep") if frame.get_column(c).n_unique() > 1]
+    varying = [c for c in ("dtype", "hidden", *LAYOUT) if frame.get_column(c).n_unique() > 1]
     shown = frame.select(
         "model", "hardware", *varying, "batch", "seq_len", "draft_k", "candidates",
         *(["tree"] if (frame.get_column("tree") != "chain").any() else []),

@@ -48,7 +48,7 @@ def ascii_fallback(stream: TextIO) -> None:
     stream.reconfigure(errors=_ERRORS)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Table:
     """A table of strings under a title (none when empty); ``numeric`` columns are right-aligned."""
 
@@ -83,7 +83,8 @@ class Table:
         numeric columns right-aligned."""
         rows = tuple(tuple("null" if v is None else repr(v) if isinstance(v, float) else str(v) for v in row)
                      for row in frame.iter_rows())
-        return cls(title, tuple(frame.columns), rows, tuple(dtype.is_numeric() for dtype in frame.dtypes))
+        return cls(title=title, header=tuple(frame.columns), rows=rows,
+                   numeric=tuple(dtype.is_numeric() for dtype in frame.dtypes))
 
     def rich(self):
         """The table as a ``rich.table.Table``."""
@@ -148,7 +149,7 @@ def hardware_table(presets: Iterable, dtypes: Iterable[str]) -> Table:
         rows.append((hw.name, hw.label, *(f"{peaks[d] / 1e12:g}" if d in peaks else "-" for d in dtypes),
                      f"{hw.bandwidth_bytes_per_s / 1e9:g}", f"{hw.memory_bytes / 1e9:g}",
                      f"{hw.ridge('fp16'):.0f}" if "fp16" in peaks else "-"))
-    return Table("", header, tuple(rows), (False, False) + (True,) * (len(header) - 2))
+    return Table(title="", header=header, rows=tuple(rows), numeric=(False, False) + (True,) * (len(header) - 2))
 
 
 def models_table(presets: Iterable) -> Table:
@@ -157,4 +158,4 @@ def models_table(presets: Iterable) -> Table:
     rows = tuple((m.name, m.label, *map(str, (m.hidden, m.layers, m.heads, m.kv_heads, m.head_dim, m.intermediate,
                                              m.vocab)),
                   f"{m.params / 1e9:.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:.2f}M") for m in presets)
-    return Table("", header, rows, (False, False) + (True,) * (len(header) - 2))
+    return Table(title="", header=header, rows=rows, numeric=(False, False) + (True,) * (len(header) - 2))

@@ -44,10 +44,11 @@ import polars as pl
 from rooflax.config.dtypes import DTYPES, KV_DTYPES, DtypePolicy
 from rooflax.config.hardware import Hardware, get_hardware
 from rooflax.cost.achieved import quantized_flops
-from rooflax.cost.ops import GROUPS, Step, make_step, op_costs
+from rooflax.cost.ops import Step, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError
+from rooflax.names import GROUPS
 
 __all__ = ["FAMILY_OF_KIND", "power_law_experts", "predict_measurements", "replay_roof", "work"]
 

@@ -11,10 +11,24 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from rooflax.data._atomic import outside_datasets
 from rooflax.errors import RooflaxError, SpecError, close_matches
-from rooflax.names import COMPRESSIONS, DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, MAX_CHUNK_SIZE
+from rooflax.names import (
+    AXES,
+    CELL,
+    COMPRESSIONS,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_SUMMARY_CHUNK_SIZE,
+    FACETS,
+    GRID,
+    MAX_CHUNK_SIZE,
+    PEAK_DTYPES,
+)
+
+if TYPE_CHECKING:
+    from rooflax.config.spec import SpecKeys
 
 __all__ = ["main"]
 
@@ -50,12 +64,13 @@ def _cmd_sweep(args) -> int:
     spec = _spec(args)
     chart = plan = None
     if args.plot:  # everything the chart needs is checked before the sweep runs
-        from rooflax import plot
+        from rooflax.plot.files import chart_path
+        from rooflax.plot.plan import plan_chart
 
-        chart = plot.chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+        chart = chart_path(args.plot, overwrite=args.overwrite, field="--plot")
         outside_datasets(chart, "--plot", dataset=Path(args.output))
         try:
-            plan = plot.plan_chart(spec, summary=args.summary)
+            plan = plan_chart(spec, summary=args.summary)
         except SpecError as exc:
             raise SpecError(f"--plot: {exc}; so leave out --plot, and draw the dataset afterwards with "
                               "`rooflax plot` and those options") from None
@@ -95,10 +110,11 @@ def _cmd_show(args) -> int:
 def _plot(dataset: str, output: Path, *, quiet: bool, overwrite: bool, field: str, **options) -> None:
     """Draw ``dataset`` (:func:`rooflax.plot.draw`) into ``output``, printing the measured points' errors."""
     from rooflax import plot
+    from rooflax.plot.measured import error_table
 
     fig, errors = plot.draw(dataset, **options)
     if errors is not None:
-        print(plot.error_table(errors))
+        print(error_table(errors))
     plot.save(fig, output, overwrite=overwrite, field=field)
     if not quiet:
         print(f"wrote {output}")
@@ -114,7 +130,7 @@ def _cmd_plot(args) -> int:
         if getattr(args, name):
             kinds = "--kind map" if name in _MAP_ONLY else "--kind roofline or family"
             raise SpecError(f"--{name.replace('_', '-')}: only read by {kinds}, not --kind {args.kind}")
-    from rooflax.plot import chart_path
+    from rooflax.plot.files import chart_path
 
     output = chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
     _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
@@ -126,7 +142,7 @@ def _cmd_plot(args) -> int:
 
 def _cmd_hardware(args) -> int:
     from rooflax.answers.tables import hardware_table, show
-    from rooflax.config.hardware import HARDWARE, PEAK_DTYPES
+    from rooflax.config.hardware import HARDWARE
 
     sources = [""] + [f"{hw.name}: {hw.source}" for hw in HARDWARE.values()] if args.verbose else []
     show([hardware_table(HARDWARE.values(), PEAK_DTYPES), *sources])
@@ -180,7 +196,7 @@ def _spec(args):
     """The spec of a command: its SPEC file (or the reference axes) with the flags' keys in place."""
     from rooflax.data.frames import resolve_spec
 
-    return resolve_spec(args.spec, _spec_keys(args), reference_axes=True)
+    return resolve_spec(args.spec, cast("SpecKeys", _spec_keys(args)), reference_axes=True)
 
 
 def _add_table_flags(p: argparse.ArgumentParser) -> None:
@@ -213,7 +229,7 @@ def _cmd_crossover(args) -> int:
 
     output = _table_output(args)
     spec = _spec(args)
-    given = getattr(args, args.along, None) if args.along in ("batch", "seq_len", "hidden") else None
+    given = getattr(args, args.along, None) if args.along in GRID else None
     if given is not None:
         flag = f"--{args.along.replace('_', '-')}"
         raise SpecError(f"{flag}: crossover --along {args.along} searches every {args.along} up to 2**40, so "
@@ -250,7 +266,6 @@ def _acceptance(args) -> dict | None:
 
 def _cmd_speculate(args) -> int:
     from rooflax.answers.speculate import (
-        CELL,
         best_k,
         check_map_spec,
         choices,
@@ -271,7 +286,7 @@ def _cmd_speculate(args) -> int:
     chart = None
     if plot:
         check_map_spec(chosen.spec, "--plot")
-        from rooflax.plot import chart_path
+        from rooflax.plot.files import chart_path
 
         chart = chart_path(plot, overwrite=args.overwrite, field="--plot")
     df = speculate(chosen.spec, k=chosen.k, tree=trees or None, draft_model=args.draft_model,
@@ -306,7 +321,7 @@ def _cmd_compare(args) -> int:
     from rooflax.answers.tables import show
 
     output = _table_output(args)
-    df = compare(args.a, args.b, args.spec, **_spec_keys(args))
+    df = compare(args.spec, a=args.a, b=args.b, **_spec_keys(args))
     if not args.quiet:
         show([compare_table(df)])
     _write_table(df, output, quiet=args.quiet)
@@ -358,8 +373,8 @@ def _cmd_accuracy(args) -> int:
         "band_coverage"))) for r in score.iter_rows(named=True))
     title = "accuracy: |time / measured - 1| per hardware and kind" + (
         " (fitted on half the shapes, scored on the others)" if args.held_out else "")
-    show([Table(title, ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio",
-                        "in band"), rows, (False, False, *(True,) * 7))])
+    header = ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio", "in band")
+    show([Table(title=title, header=header, rows=rows, numeric=(False, False, *(True,) * 7))])
     if chart is not None:
         from rooflax.calibration.fit import scored_rows
         from rooflax.calibration.predict import predict_measurements
@@ -444,9 +459,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="chart file (.png, .svg or .pdf)")
     p.add_argument("--overwrite", action="store_true", help="replace the chart file if it exists")
     p.add_argument("--kind", default="roofline", choices=("roofline", "family", "map"), help="chart kind")
-    p.add_argument("--color-by", choices=("batch", "seq_len", "hidden", "spec_k"), help="colour points by an axis")
-    p.add_argument("--connect", choices=("batch", "seq_len", "hidden", "spec_k"), help="join points along an axis")
-    p.add_argument("--facet", choices=("phase", "group", "hardware", "dtype", "model", "tp", "pp", "ep"),
+    p.add_argument("--color-by", choices=AXES, help="colour points by an axis")
+    p.add_argument("--connect", choices=AXES, help="join points along an axis")
+    p.add_argument("--facet", choices=FACETS,
                    help="one panel per value (maps: hardware, dtype or model)")
     p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
     p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")

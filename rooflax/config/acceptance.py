@@ -78,7 +78,7 @@ PRESETS = tuple(f"medusa-{name}" for name in MEDUSA_HEADS)
 MAX_PATHS = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Acceptance:
     """A validated acceptance model; :meth:`tokens_per_round` evaluates it."""
 
@@ -208,7 +208,7 @@ def parse_acceptance(acceptance: object) -> Acceptance:
         if not 0 <= alpha < 1:
             raise SpecError(f"acceptance.alpha: {alpha!r} is outside [0, 1); the probability that a draft token "
                             "is accepted (1 would accept forever)")
-        return Acceptance("geometric", alpha=alpha)
+        return Acceptance(kind="geometric", alpha=alpha)
     if kind == "medusa":
         return _medusa(acceptance)
     by = acceptance.get("by", "k")
@@ -239,7 +239,7 @@ def parse_acceptance(acceptance: object) -> Acceptance:
             raise SpecError(f"acceptance.tokens_per_round: {v_b:g} at {by} = {k_b:g} is below {v_a:g} at {by} = "
                             f"{k_a:g}; tokens per round cannot fall as {by} grows (a longer draft holds the shorter "
                             "one's tokens)")
-    return Acceptance("table", by=by, points=ordered)
+    return Acceptance(kind="table", by=by, points=ordered)
 
 
 def _medusa(acceptance: dict) -> Acceptance:
@@ -251,7 +251,7 @@ def _medusa(acceptance: dict) -> Acceptance:
         name = acceptance["heads"]
         if not isinstance(name, str) or name not in MEDUSA_HEADS:
             raise unknown_name("acceptance.heads", name, MEDUSA_HEADS, "Medusa head preset")
-        return Acceptance("medusa", heads=name, accuracy=MEDUSA_HEADS[name])
+        return Acceptance(kind="medusa", heads=name, accuracy=MEDUSA_HEADS[name])
     heads = acceptance["top_k_accuracy"]
     if not isinstance(heads, list | tuple) or not heads or not all(isinstance(h, list | tuple) and h for h in heads):
         raise SpecError(f"acceptance.top_k_accuracy: expected a non-empty list per head of cumulative top-1, "
@@ -272,4 +272,4 @@ def _medusa(acceptance: dict) -> Acceptance:
     if paths > MAX_PATHS:
         raise SpecError(f"acceptance.top_k_accuracy: {len(accuracy)} heads of these ranks make {paths} tree paths; "
                         f"at most {MAX_PATHS} (give fewer heads or ranks)")
-    return Acceptance("medusa", accuracy=tuple(accuracy))
+    return Acceptance(kind="medusa", accuracy=tuple(accuracy))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
-from rooflax.config.hardware import PEAK_DTYPES
 from rooflax.errors import SpecError, positive_float, unknown_name
+from rooflax.names import PEAK_DTYPES
 
 __all__ = ["DTYPES", "KV_DTYPES", "DtypePolicy", "get_dtype"]
 
@@ -55,8 +57,9 @@ class DtypePolicy:
                 "kv_bytes": self.kv_bytes, "compute": self.compute}
 
 
-#: Policies by name. The KV cache follows the activations unless ``kv_dtype`` says otherwise.
-DTYPES: dict[str, DtypePolicy] = {
+#: Policies by name, read-only (a policy of your own is a :class:`DtypePolicy`, given where a name
+#: is). The KV cache follows the activations unless ``kv_dtype`` says otherwise.
+DTYPES: Mapping[str, DtypePolicy] = MappingProxyType({
     p.name: p
     for p in (
         DtypePolicy(name="fp32", weight_bytes=4, act_bytes=4, kv_bytes=4, compute="fp32"),
@@ -67,11 +70,16 @@ DTYPES: dict[str, DtypePolicy] = {
         DtypePolicy(name="int8", weight_bytes=1, act_bytes=1, kv_bytes=1, compute="int8"),
         DtypePolicy(name="w4a16", weight_bytes=0.5, act_bytes=2, kv_bytes=2, compute="fp16"),
     )
-}
+})
 
 
 def get_dtype(name: str | DtypePolicy, kv_dtype: str | None = None) -> DtypePolicy:
-    """The named policy, with the KV-cache dtype overridden when ``kv_dtype`` is given."""
+    """The named policy, with the KV-cache dtype overridden when ``kv_dtype`` is given.
+
+    Args:
+        name: a policy name (:data:`DTYPES`) or a :class:`DtypePolicy`.
+        kv_dtype: the KV cache's dtype (:data:`KV_DTYPES`), or None to keep the policy's.
+    """
     if isinstance(name, DtypePolicy):
         return name.with_kv(kv_dtype)
     if not isinstance(name, str):

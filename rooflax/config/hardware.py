@@ -31,17 +31,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from rooflax.config._files import read_text
-from rooflax.cost.ops import GROUPS, PHASES
 from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
+from rooflax.names import GROUPS, PEAK_DTYPES, PHASES
 
-__all__ = ["HARDWARE", "PEAK_DTYPES", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
+__all__ = ["HARDWARE", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
            "preset_for_kind"]
-
-#: The dtypes a peak can be given for.
-PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 
 #: Achieved-performance fields (:mod:`rooflax.achieved`) of presets and files that do not give them.
 #: The tile is the 128×128 output tile with a K step of 32 that NVIDIA's *Matrix Multiplication
@@ -394,10 +392,12 @@ def _calibrated(hw: Hardware, fits: dict) -> Hardware:
                    source=f"{hw.source}; achieved terms {how}; elementwise terms: defaults")
 
 
-#: Presets by name (calibrated: :mod:`rooflax.calibration.presets`).
-HARDWARE: dict[str, Hardware] = {
+#: Presets by name (calibrated: :mod:`rooflax.calibration.presets`), read-only: an accelerator
+#: of your own is a TOML file (:func:`load_hardware`) or a :class:`Hardware`, given where a
+#: preset name is.
+HARDWARE: Mapping[str, Hardware] = MappingProxyType({
     hw.name: _calibrated(hw, _FITS) for hw in _PRESETS
-    for _FITS in (tomllib.loads((Path(__file__).parent / "calibrated.toml").read_text()),)}
+    for _FITS in (tomllib.loads((Path(__file__).parent / "calibrated.toml").read_text()),)})
 
 #: Device names as the CUDA/ROCm drivers give them (JAX's ``device_kind``, torch's
 #: ``get_device_name``, aiconfigurator's ``device``) -> preset, most specific pattern first.
@@ -445,6 +445,9 @@ def load_hardware(path: str | Path) -> Hardware:
     """Read one accelerator from a TOML file (layout in the module docstring).
 
     ``source`` defaults to the file's path, so errors and metadata can name where it came from.
+
+    Args:
+        path: the hardware TOML file.
     """
     where = f"hardware file {str(path)!r}"
     text = read_text(path, "hardware file", "a hardware TOML file")

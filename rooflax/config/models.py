@@ -53,8 +53,10 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from rooflax.config._files import read_text
@@ -319,8 +321,9 @@ _PRESETS = (
             experts=60, experts_per_token=4, shared_experts=4, moe_intermediate=1408),
 )
 
-#: Presets by name.
-MODELS: dict[str, Model] = {m.name: m for m in _PRESETS}
+#: Presets by name, read-only: a model of your own is a TOML file or a Hugging Face
+#: ``config.json`` (:func:`load_model`) or a :class:`Model`, given where a preset name is.
+MODELS: Mapping[str, Model] = MappingProxyType({m.name: m for m in _PRESETS})
 
 _TOML_REQUIRED = ("name", "hidden", "layers", "heads", "intermediate", "vocab")
 _TOML_OPTIONAL = ("kv_heads", "head_dim", "gated_mlp", "tied_embeddings", "label", "source", *MOE_FIELDS,
@@ -369,7 +372,11 @@ def _hf_experts(config: dict) -> dict:
 
 
 def load_model(path: str | Path) -> Model:
-    """Read a model from a TOML file or a Hugging Face ``config.json`` (no network)."""
+    """Read a model from a TOML file or a Hugging Face ``config.json`` (no network).
+
+    Args:
+        path: a model TOML file, or a ``.json`` file of a Hugging Face model's config.
+    """
     path = Path(path)
     where = f"model file {str(path)!r}"
     text = read_text(path, "model file", "a model TOML file or a Hugging Face config.json")

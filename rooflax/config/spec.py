@@ -40,10 +40,12 @@ import bisect
 import itertools
 import json
 import numbers
+import os
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -51,12 +53,50 @@ from rooflax.config._files import read_text
 from rooflax.config.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.config.hardware import HARDWARE, Hardware, get_hardware
 from rooflax.config.models import MODELS, Model, get_model
-from rooflax.cost.ops import PHASES, OpDef, layer_ops
+from rooflax.cost.ops import OpDef, layer_ops
 from rooflax.cost.shape import op_flags
 from rooflax.cost.trees import check_tree, tree_pairs
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
+from rooflax.names import LAYOUT, PHASES, SWEEP_AXES
 
-__all__ = ["DEFAULT_SPEC_TOML", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
+__all__ = ["DEFAULT_SPEC_TOML", "SpecKeys", "SweepKeys", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
+
+#: One axis as a spec gives it: a value, a list of values, or ``{start, stop, step | powers_of}``.
+Axis = int | Sequence[int] | Mapping[str, int] | None
+
+
+class SweepKeys(TypedDict, total=False):
+    """The spec's TOML keys as keyword arguments, all but ``tree`` (:class:`SpecKeys` adds it).
+
+    :func:`rooflax.speculate` takes these: its own ``tree`` is the candidate tree of a round.
+    Every key may be None, the same as leaving it out.
+    """
+
+    model: str | os.PathLike[str] | Model | Sequence[str | os.PathLike[str] | Model] | None
+    hardware: str | os.PathLike[str] | Hardware | Sequence[str | os.PathLike[str] | Hardware] | None
+    dtype: str | DtypePolicy | Sequence[str | DtypePolicy] | None
+    kv_dtype: str | None
+    phases: str | Sequence[str] | None
+    fused_attention: bool | None
+    causal: bool | None
+    description: str | None
+    batch: Axis
+    seq_len: Axis
+    hidden: Axis
+    spec_k: Axis
+    tp: Axis
+    pp: Axis
+    ep: Axis
+    axes: Mapping[str, Axis] | None
+
+
+class SpecKeys(SweepKeys, total=False):
+    """The spec's TOML keys as keyword arguments (:func:`rooflax.sweep`, :func:`parse_spec`, ...).
+
+    The same names as a spec file's keys, axes given flat (``batch=[1, 8]``) or under ``axes``.
+    """
+
+    tree: str | Mapping[str, Sequence[int]] | Sequence[str | Mapping[str, Sequence[int]]] | None
 
 #: The reference sweep ("Roofline Model (Llama 13B, A40)", Cai et al. 2024, arXiv 2401.10774, appendix),
 #: on the paper's grid; ``sweeps/llama13b_a40.toml``.
@@ -75,9 +115,6 @@ hidden = [5120]
 
 _TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attention", "causal", "tree",
              "description", "axes")
-_AXES = ("batch", "seq_len", "hidden", "spec_k", "tp", "pp", "ep")
-#: The parallel axes, default ``(1,)`` each.
-PARALLEL = ("tp", "pp", "ep")
 #: The fields that hold models, accelerators and dtypes, and their types (stored as their own dicts).
 _ITEMS = {"models": Model, "hardware": Hardware, "dtypes": DtypePolicy}
 _MAX_AXIS_VALUES = 10_000_000
@@ -142,7 +179,7 @@ def _given_axes(given: object, spec: SweepSpec) -> dict | None:
     if not isinstance(given, dict):
         raise SpecError(f"given_axes: expected a dict of axis forms, got {given!r}")
     for name, form in given.items():
-        if name not in _AXES or _axis(name, form) != getattr(spec, name):
+        if name not in SWEEP_AXES or _axis(name, form) != getattr(spec, name):
             raise SpecError(f"given_axes: {name} = {form!r} does not give the spec's {name} axis")
     return dict(given)
 
@@ -173,7 +210,7 @@ def _differences(a: Model | Hardware | DtypePolicy, b: Model | Hardware | DtypeP
     return [key for key in {**da, **db} if key not in ("label", "source") and da.get(key) != db.get(key)]
 
 
-def _distinct(key: str, noun: str, items: tuple, presets: dict) -> None:
+def _distinct(key: str, noun: str, items: tuple, presets: Mapping[str, Any]) -> None:
     """Refuse two different things under one name (a preset's, or each other's): frames label rows by name."""
 
     def origin(item: Model | Hardware | DtypePolicy) -> str:
@@ -287,9 +324,9 @@ class SweepSpec:
         _distinct("hardware", "accelerators", self.hardware, HARDWARE)
         _distinct("dtype", "dtype policies", self.dtypes, DTYPES)
         put("phases", _phases(self.phases))
-        for name in _AXES:
+        for name in SWEEP_AXES:
             value = getattr(self, name)
-            if value is not None or name in ("batch", "seq_len", *PARALLEL):
+            if value is not None or name in ("batch", "seq_len", *LAYOUT):
                 put(name, _axis_values(name, value))
         if "verify" in self.phases and self.spec_k is None:
             raise SpecError("spec_k: required when phases include 'verify' (e.g. spec_k = [16, 32, 48])")
@@ -378,8 +415,8 @@ class SweepSpec:
             name, value = item.name, getattr(self, item.name)
             if name == "given_axes":
                 continue
-            if name in _AXES:
-                if name not in PARALLEL or value != (1,):
+            if name in SWEEP_AXES:
+                if name not in LAYOUT or value != (1,):
                     axes[name] = None if value is None else list(value)
             elif name in _ITEMS:
                 data[name] = [v.to_dict() for v in value]
@@ -400,8 +437,8 @@ class SweepSpec:
         """
         given = self.given_axes or {}
         return {name: given[name] if name in given else None if getattr(self, name) is None
-                else list(getattr(self, name)) for name in _AXES
-                if name in given or name not in PARALLEL or getattr(self, name) != (1,)}
+                else list(getattr(self, name)) for name in SWEEP_AXES
+                if name in given or name not in LAYOUT or getattr(self, name) != (1,)}
 
     @classmethod
     def from_dict(cls, data: dict, *, given_axes: dict | None = None) -> SweepSpec:
@@ -413,13 +450,13 @@ class SweepSpec:
         True
         """
         try:
-            top = tuple(f.name for f in fields(cls) if f.name not in (*_AXES, "given_axes"))
+            top = tuple(f.name for f in fields(cls) if f.name not in (*SWEEP_AXES, "given_axes"))
             check_keys("spec", data, ("axes",), top)
-            check_keys("spec.axes", data["axes"], (), _AXES)
+            check_keys("spec.axes", data["axes"], (), SWEEP_AXES)
             keys: dict = {}
             for item in fields(cls):
                 name = item.name
-                source = data["axes"] if name in _AXES else data
+                source = data["axes"] if name in SWEEP_AXES else data
                 if name == "given_axes" or name not in source:
                     continue
                 value = source[name]
@@ -438,7 +475,7 @@ class SweepSpec:
         """:meth:`to_dict` as canonical JSON."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
-    def with_keys(self, **keys: object) -> SweepSpec:
+    def with_keys(self, **keys: Unpack[SpecKeys]) -> SweepSpec:
         """This sweep with some of its keys replaced (the keywords of :func:`parse_spec`).
 
         An axis keyword replaces that axis only; None removes a key. ``kv_dtype`` applies
@@ -450,12 +487,12 @@ class SweepSpec:
         own = {"model": self.models, "hardware": self.hardware, "dtype": self.dtypes, "phases": self.phases,
                "fused_attention": self.fused_attention, "causal": self.causal, "tree": self.tree,
                "description": self.description,
-               **{name: (self.given_axes or {}).get(name, getattr(self, name)) for name in _AXES
-                  if name in (self.given_axes or {}) or name not in PARALLEL or getattr(self, name) != (1,)}}
+               **{name: (self.given_axes or {}).get(name, getattr(self, name)) for name in SWEEP_AXES
+                  if name in (self.given_axes or {}) or name not in LAYOUT or getattr(self, name) != (1,)}}
         return _build(own, keys, base=None, where="")
 
 
-def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> SweepSpec:
+def parse_spec(*, base: Path | None = None, where: str = "", **keys: Unpack[SpecKeys]) -> SweepSpec:
     """Build a :class:`SweepSpec` from the TOML keys (axes given flat or under ``axes``).
 
     Args:
@@ -469,7 +506,7 @@ def parse_spec(*, base: Path | None = None, where: str = "", **keys: object) -> 
     return _build(keys, {}, base=base, where=where)
 
 
-def load_spec(path: str | Path, **keys: object) -> SweepSpec:
+def load_spec(path: str | Path, **keys: Unpack[SpecKeys]) -> SweepSpec:
     """Read a spec file; model and hardware paths in it are relative to its folder.
 
     Args:
@@ -488,25 +525,25 @@ def load_spec(path: str | Path, **keys: object) -> SweepSpec:
     return _build(table, keys, base=path.parent, where=where)
 
 
-def _split(keys: dict) -> tuple[dict, dict]:
+def _split(keys: Mapping[str, object]) -> tuple[dict, dict]:
     """A spec's top-level keys and its axes (given flat or under ``axes``)."""
     top = dict(keys)
     axes = top.pop("axes", None)
     axes = {} if axes is None else axes
     if not isinstance(axes, dict):
         raise SpecError(f"axes: expected a table, got {axes!r}")
-    check_keys("axes", axes, (), _AXES)
+    check_keys("axes", axes, (), SWEEP_AXES)
     axes = dict(axes)
-    for name in _AXES:
+    for name in SWEEP_AXES:
         if name in top:
             if name in axes:
                 raise SpecError(f"{name}: given both at the top level and under axes")
             axes[name] = top.pop(name)
-    check_keys("spec", top, (), (*_TOP_KEYS, *_AXES))  # axes were taken out above; listed for the hints
+    check_keys("spec", top, (), (*_TOP_KEYS, *SWEEP_AXES))  # axes were taken out above; listed for the hints
     return top, axes
 
 
-def _build(table: dict, keys: dict, *, base: Path | None, where: str) -> SweepSpec:
+def _build(table: Mapping[str, object], keys: Mapping[str, object], *, base: Path | None, where: str) -> SweepSpec:
     """A spec from ``table`` (paths relative to ``base``) with ``keys`` in place of its keys."""
     try:
         top, axes = _split(table)
@@ -551,7 +588,7 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
         )
     except SpecError as exc:  # name the axes as the TOML does
         message = str(exc)
-        raise SpecError("axes." + message if message.startswith(_AXES) else message) from None
+        raise SpecError("axes." + message if message.startswith(SWEEP_AXES) else message) from None
 
 
 def default_spec() -> SweepSpec:

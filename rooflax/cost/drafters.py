@@ -91,10 +91,10 @@ def _block_gemm(s: HeadStep) -> tuple[Gemm, ...]:
 
 
 MEDUSA_OPS: tuple[OpDef[HeadStep], ...] = (
-    OpDef("medusa_block", "up/gate/down", _block, _block_gemm),
-    OpDef("medusa_silu", "elementwise", _silu),
-    OpDef("medusa_add", "elementwise", _add),
-    OpDef("medusa_lm_head", "lm_head", _lm_head, _lm_head_gemm),
+    OpDef(name="medusa_block", group="up/gate/down", cost=_block, gemms=_block_gemm),
+    OpDef(name="medusa_silu", group="elementwise", cost=_silu),
+    OpDef(name="medusa_add", group="elementwise", cost=_add),
+    OpDef(name="medusa_lm_head", group="lm_head", cost=_lm_head, gemms=_lm_head_gemm),
 )
 
 

@@ -61,14 +61,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from rooflax.cost.achieved import Gemm, ceil_div, floor_div
-from rooflax.cost.shape import OP_FLAGS, PHASES, Shape
+from rooflax.cost.shape import OP_FLAGS, Shape
+from rooflax.names import LAYOUT
 
 __all__ = [
-    "GROUPS", "LM_HEAD", "OP_NAMES", "PHASES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step",
-    "new_tokens", "op_costs", "scored_pairs",
+    "LM_HEAD", "OP_NAMES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step", "new_tokens", "op_costs",
+    "scored_pairs",
 ]
-#: Chart groups, in frame order.
-GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head", "comm")
 
 Num = Any  # a Python number or a jnp scalar
 
@@ -118,7 +117,7 @@ class Step(NamedTuple):
 
 
 def new_tokens(phase: Num, seq_len: Num, spec_k: Num | None) -> Num:
-    """``Q`` for a phase code (index into :data:`PHASES`): ``S``, ``1`` or ``K``.
+    """``Q`` for a phase code (index into :data:`rooflax.names.PHASES`): ``S``, ``1`` or ``K``.
 
     Selected by multiplying with the phase tests, so it stays exact on Python integers
     and needs no branch on traced values; ``spec_k`` may be None outside verify.
@@ -382,7 +381,7 @@ def _no_gemms(s: object) -> tuple[Gemm, ...]:
 StepT = TypeVar("StepT")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OpDef(Generic[StepT]):
     """One operation: its frame name, chart group, cost function, and when it exists.
 
@@ -411,35 +410,35 @@ class OpDef(Generic[StepT]):
 
 
 _LAYER_OPS: tuple[OpDef[Step], ...] = (
-    OpDef("attn_norm", "elementwise", rms_norm),
-    OpDef("qkv_proj", "qkv mlp", qkv_proj, _qkv_gemm),
-    OpDef("rotary", "elementwise", rotary),
-    OpDef("qk", "qk/pv", qk, _scores_gemm, fused=False),
-    OpDef("softmax", "elementwise", softmax, fused=False),
-    OpDef("pv", "qk/pv", pv, _values_gemm, fused=False),
-    OpDef("attention", "qk/pv", attention, _attention_gemms, fused=True),
-    OpDef("o_proj", "qkv mlp", o_proj, _o_gemm),
-    OpDef("attn_allreduce", "comm", all_reduce, only="tp", hops=_ring_hops),
-    OpDef("attn_residual", "elementwise", residual),
-    OpDef("mlp_norm", "elementwise", rms_norm),
-    OpDef("gate_proj", "up/gate/down", gate_proj, _up_gemm, gated=True, only="dense_mlp"),
-    OpDef("up_proj", "up/gate/down", up_proj, _up_gemm, only="dense_mlp"),
-    OpDef("silu_mul", "elementwise", silu_mul, gated=True, only="dense_mlp"),
-    OpDef("silu", "elementwise", silu, gated=False, only="dense_mlp"),
-    OpDef("down_proj", "up/gate/down", down_proj, _down_gemm, only="dense_mlp"),
-    OpDef("router", "up/gate/down", router, _router_gemm, only="moe"),
-    OpDef("moe_dispatch", "comm", all_to_all, only="ep", hops=_all_to_all_hops),
-    OpDef("expert_gate", "up/gate/down", expert_gate, _expert_up_gemm, only="moe"),
-    OpDef("expert_up", "up/gate/down", expert_up, _expert_up_gemm, only="moe"),
-    OpDef("expert_silu_mul", "elementwise", expert_silu_mul, only="moe"),
-    OpDef("expert_down", "up/gate/down", expert_down, _expert_down_gemm, only="moe"),
-    OpDef("moe_combine", "comm", all_to_all, only="ep", hops=_all_to_all_hops),
-    OpDef("mlp_allreduce", "comm", all_reduce, only="tp", hops=_ring_hops),
-    OpDef("mlp_residual", "elementwise", residual),
+    OpDef(name="attn_norm", group="elementwise", cost=rms_norm),
+    OpDef(name="qkv_proj", group="qkv mlp", cost=qkv_proj, gemms=_qkv_gemm),
+    OpDef(name="rotary", group="elementwise", cost=rotary),
+    OpDef(name="qk", group="qk/pv", cost=qk, gemms=_scores_gemm, fused=False),
+    OpDef(name="softmax", group="elementwise", cost=softmax, fused=False),
+    OpDef(name="pv", group="qk/pv", cost=pv, gemms=_values_gemm, fused=False),
+    OpDef(name="attention", group="qk/pv", cost=attention, gemms=_attention_gemms, fused=True),
+    OpDef(name="o_proj", group="qkv mlp", cost=o_proj, gemms=_o_gemm),
+    OpDef(name="attn_allreduce", group="comm", cost=all_reduce, only="tp", hops=_ring_hops),
+    OpDef(name="attn_residual", group="elementwise", cost=residual),
+    OpDef(name="mlp_norm", group="elementwise", cost=rms_norm),
+    OpDef(name="gate_proj", group="up/gate/down", cost=gate_proj, gemms=_up_gemm, gated=True, only="dense_mlp"),
+    OpDef(name="up_proj", group="up/gate/down", cost=up_proj, gemms=_up_gemm, only="dense_mlp"),
+    OpDef(name="silu_mul", group="elementwise", cost=silu_mul, gated=True, only="dense_mlp"),
+    OpDef(name="silu", group="elementwise", cost=silu, gated=False, only="dense_mlp"),
+    OpDef(name="down_proj", group="up/gate/down", cost=down_proj, gemms=_down_gemm, only="dense_mlp"),
+    OpDef(name="router", group="up/gate/down", cost=router, gemms=_router_gemm, only="moe"),
+    OpDef(name="moe_dispatch", group="comm", cost=all_to_all, only="ep", hops=_all_to_all_hops),
+    OpDef(name="expert_gate", group="up/gate/down", cost=expert_gate, gemms=_expert_up_gemm, only="moe"),
+    OpDef(name="expert_up", group="up/gate/down", cost=expert_up, gemms=_expert_up_gemm, only="moe"),
+    OpDef(name="expert_silu_mul", group="elementwise", cost=expert_silu_mul, only="moe"),
+    OpDef(name="expert_down", group="up/gate/down", cost=expert_down, gemms=_expert_down_gemm, only="moe"),
+    OpDef(name="moe_combine", group="comm", cost=all_to_all, only="ep", hops=_all_to_all_hops),
+    OpDef(name="mlp_allreduce", group="comm", cost=all_reduce, only="tp", hops=_ring_hops),
+    OpDef(name="mlp_residual", group="elementwise", cost=residual),
 )
-LM_HEAD: OpDef[Step] = OpDef("lm_head", "lm_head", lm_head, _lm_head_gemm)
+LM_HEAD: OpDef[Step] = OpDef(name="lm_head", group="lm_head", cost=lm_head, gemms=_lm_head_gemm)
 #: Once per stage boundary, after the layers and the LM head.
-PP_SEND: OpDef[Step] = OpDef("pp_send", "comm", pp_send, only="pp", hops=_send_hops)
+PP_SEND: OpDef[Step] = OpDef(name="pp_send", group="comm", cost=pp_send, only="pp", hops=_send_hops)
 
 #: Every op name, in frame order (the ``op`` enum).
 OP_NAMES = (*tuple(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
@@ -455,7 +454,7 @@ def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: boo
         dense_mlp: the layer has a dense MLP (always, unless a mixture of experts has no shared experts).
         comm: the parallel degrees above 1 (``"tp"``, ``"pp"``, ``"ep"``): their collectives.
     """
-    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in ("tp", "pp", "ep")}}
+    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in LAYOUT}}
     return tuple(
         op for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
         if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp) and (op.only is None or flags[op.only])

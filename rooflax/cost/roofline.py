@@ -44,13 +44,14 @@ import jax
 
 from rooflax.config.models import parameter_count
 from rooflax.cost.achieved import achieved_time, pymath
-from rooflax.cost.ops import GROUPS, LM_HEAD, PP_SEND, OpDef, Step, StepT
+from rooflax.cost.ops import LM_HEAD, PP_SEND, OpDef, Step, StepT
+from rooflax.names import BOUNDS, GROUPS
 
 if TYPE_CHECKING:
     from rooflax.config.dtypes import DtypePolicy
     from rooflax.config.hardware import Hardware
 
-__all__ = ["BOUNDS", "Cost", "OpRow", "Roof", "activation_bytes", "attainable", "device_weight_bytes", "intensity",
+__all__ = ["Cost", "OpRow", "Roof", "activation_bytes", "attainable", "device_weight_bytes", "intensity",
            "is_compute_bound", "kv_cache_bytes", "model_totals", "op_achieved_time", "op_row", "step_totals"]
 
 Num = Any
@@ -76,7 +77,7 @@ class Roof:
     interconnect: Num = 0.0  # bytes/s over the GPU-to-GPU link, one way
     inv_interconnect: Num = 0.0
     latency: Num = 0.0  # seconds per hop of a collective
-    # below the roof (rooflax.achieved), one entry per op group of rooflax.cost.ops.GROUPS:
+    # below the roof (rooflax.achieved), one entry per op group of rooflax.names.GROUPS:
     overhead_s: Num = ()  # kernel_overhead_s
     seconds_per_flop: Num = ()  # 1 / (peak · compute_efficiency)
     seconds_per_byte: Num = ()  # 1 / (bandwidth · bandwidth_efficiency)
@@ -207,8 +208,6 @@ class Cost:
                     achieved_hi_s=self.achieved_hi_s + other.achieved_hi_s)
 
 
-#: The ``bound`` enum: an op row's ``bound`` is an index into it.
-BOUNDS = ("memory", "compute", "network")
 _MEMORY, _COMPUTE, _NETWORK = range(len(BOUNDS))
 
 
@@ -216,7 +215,7 @@ _MEMORY, _COMPUTE, _NETWORK = range(len(BOUNDS))
 class OpRow:
     """One op's row of the long frame: its counts, its place under the roof and below it.
 
-    ``bound`` is an index into :data:`BOUNDS` (``memory``, ``compute``, ``network``).
+    ``bound`` is an index into :data:`rooflax.names.BOUNDS` (``memory``, ``compute``, ``network``).
     """
 
     op: OpDef[Step]

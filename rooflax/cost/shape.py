@@ -34,14 +34,12 @@ from typing import TYPE_CHECKING, Any
 import jax
 
 from rooflax.config.models import Model
+from rooflax.names import LAYOUT, PHASES
 
 if TYPE_CHECKING:
     from rooflax.config.dtypes import DtypePolicy
 
-__all__ = ["OP_FLAGS", "PHASES", "Shape", "op_flags"]
-
-#: Phases, in frame order; a shape holds the index. ``prefill`` is "init" on charts, ``decode`` is "ar".
-PHASES = ("prefill", "decode", "verify")
+__all__ = ["OP_FLAGS", "Shape", "op_flags"]
 
 Num = Any  # a Python number, a numpy array or a jnp array (traced or not)
 
@@ -63,7 +61,7 @@ def op_flags(model: Model, *, fused_attention: bool, tp: int = 1, pp: int = 1, e
     """
     return {"gated_mlp": model.gated_mlp, "fused_attention": fused_attention, "moe": model.experts > 0,
             "dense_mlp": model.experts == 0 or model.shared_experts > 0,
-            "comm": tuple(name for name, degree in (("tp", tp), ("pp", pp), ("ep", ep)) if degree > 1)}
+            "comm": tuple(name for name, degree in zip(LAYOUT, (tp, pp, ep), strict=True) if degree > 1)}
 
 
 def _static(default: bool) -> Any:
@@ -81,7 +79,7 @@ class Shape:
 
     batch: Num  # B
     seq_len: Num  # S, after the step
-    phase: Num  # index into PHASES
+    phase: Num  # index into rooflax.names.PHASES
     spec_k: Num  # K in verify, 0 otherwise
     hidden: Num  # h
     heads: Num  # H

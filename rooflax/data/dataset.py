@@ -44,13 +44,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import polars as pl
 
 from rooflax._version import __version__
 from rooflax.config._files import read_text
-from rooflax.config.spec import SweepSpec
+from rooflax.config.spec import SpecKeys, SweepSpec
 from rooflax.data import _output
 from rooflax.data._atomic import atomic_write
 from rooflax.data.frames import chunk_frame, column_units, resolve_spec
@@ -230,7 +230,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
                      chunk_size: int | None = None, compression: str = "lz4",
                      statistics: bool = True, progress: bool = False, command: str | None = None,
                      distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
-                     process_id: int | None = None, **keys) -> Path:
+                     process_id: int | None = None, **keys: Unpack[SpecKeys]) -> Path:
     """Stream a sweep to a parquet dataset folder; memory stays flat however large the grid.
 
     Args:
@@ -308,7 +308,7 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class _Skipped:
     """The chunks this process does not compute: those an interrupted run finished, and the other processes'."""
 
@@ -352,7 +352,7 @@ def _stream(spec: SweepSpec, out: Path, parts: int, done: frozenset[int], run: d
     engine plans each chunk as it computes it, so a sweep of any size starts at once.
     """
     partial, _ = _output.siblings(out)
-    skip = _Skipped(done, cluster)
+    skip = _Skipped(done=done, cluster=cluster)
     total = spec.configurations() if summary else spec.rows()
     left = total - sum(engine.chunk_rows(spec, chunk_size, summary, done))
     mine = left if cluster is None else _share_rows(spec, chunk_size, summary, cluster, done)

@@ -15,7 +15,7 @@ tp, pp, ep         Int64        tensor-, pipeline- and expert-parallel degrees (
 spec_k             Int64        draft tokens ``K`` in verify; null in prefill and decode
 phase              Enum         ``prefill``, ``decode``, ``verify``
 op                 Enum         operation (:data:`rooflax.cost.ops.OP_NAMES`)
-group              Enum         chart group (:data:`rooflax.cost.ops.GROUPS`)
+group              Enum         chart group (:data:`rooflax.names.GROUPS`)
 flops              Float64      FLOPs of the op in one layer on one device (``lm_head``: once
                                 per model; ``pp_send``: once per stage boundary)
 bytes              Float64      bytes moved to and from memory, same scope; for ``comm``
@@ -54,7 +54,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import polars as pl
@@ -62,14 +62,14 @@ import polars as pl
 from rooflax.config.dtypes import DTYPES
 from rooflax.config.hardware import HARDWARE
 from rooflax.config.models import MODELS
-from rooflax.config.spec import SweepSpec, default_spec, load_spec, parse_spec
-from rooflax.cost.ops import GROUPS, OP_NAMES, PHASES
-from rooflax.cost.roofline import BOUNDS
+from rooflax.config.spec import SpecKeys, SweepSpec, default_spec, load_spec, parse_spec
+from rooflax.cost.ops import OP_NAMES
 from rooflax.data.progress import Progress
 from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError, boolean, positive_float
+from rooflax.names import BOUNDS, GROUPS, LAYOUT, PHASES
 
-__all__ = ["BOUNDS", "OPS_SCHEMA", "SUMMARY_SCHEMA", "check_in_memory", "chunk_frame", "column_units", "resolve_spec",
+__all__ = ["OPS_SCHEMA", "SUMMARY_SCHEMA", "check_in_memory", "chunk_frame", "column_units", "resolve_spec",
            "schemas", "sweep"]
 
 PHASE = pl.Enum(PHASES)
@@ -210,7 +210,7 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
         "hardware": _constant(task.hardware.name, ops_schema["hardware"], full)[:n],
         "dtype": _constant(task.dtype.name, ops_schema["dtype"], full)[:n],
         "batch": cols["batch"], "seq_len": cols["seq_len"], "hidden": column("hidden", pl.Int64()),
-        **{name: _constant(degree, pl.Int64(), full)[:n] for name, degree in zip(("tp", "pp", "ep"), task.layout,
+        **{name: _constant(degree, pl.Int64(), full)[:n] for name, degree in zip(LAYOUT, task.layout,
                                                                                  strict=True)},
         "spec_k": _constant(task.spec_k, pl.Int64(), full)[:n],
         "phase": _constant(task.phase, PHASE, full)[:n],
@@ -228,7 +228,7 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     return pl.DataFrame({**keys, "op": op, "group": group, **values, "bound": bound}, schema=ops_schema)
 
 
-def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_axes: bool = False) -> SweepSpec:
+def resolve_spec(spec: SweepSpec | str | Path | None, keys: SpecKeys, *, reference_axes: bool = False) -> SweepSpec:
     """A spec from a SweepSpec or a TOML path with ``keys`` replacing its keys, else from ``keys`` alone.
 
     Args:
@@ -254,7 +254,7 @@ def resolve_spec(spec: SweepSpec | str | Path | None, keys: dict, *, reference_a
 
 def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
           chunk_size: int | None = None, max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES,
-          progress: bool = False, **keys) -> pl.DataFrame:
+          progress: bool = False, **keys: Unpack[SpecKeys]) -> pl.DataFrame:
     """Evaluate a sweep into one polars DataFrame.
 
     Args:

@@ -152,7 +152,7 @@ def read_footer(path: Path) -> dict[str, str] | None:
     return meta or None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DatasetInfo:
     """A checked dataset: its part files in order, its row count and its rooflax metadata."""
 
@@ -370,7 +370,7 @@ def check_dataset(path: str | os.PathLike, *, deep: bool = False) -> DatasetInfo
     rows = _check_rows(files, footers)
     checked = _check_bytes(files) if deep else "footers"
     metadata = {key: _decoded(value) for key, value in footers[0].items()}
-    return DatasetInfo(path, tuple(files), rows, metadata, checked)
+    return DatasetInfo(path=path, parts=tuple(files), rows=rows, metadata=metadata, checked=checked)
 
 
 @contextlib.contextmanager
@@ -422,6 +422,9 @@ def dataset_metadata(path: str | os.PathLike) -> dict:
     the first part: its checksum, see :func:`damage`) and ``chunk_size``; numbers are
     numbers. Datasets written by older versions lack ``axes``, ``columns``, ``command``,
     ``created`` and ``sha256``.
+
+    Args:
+        path: a dataset folder or one of its part files, written by rooflax.
     """
     return check_dataset(path).metadata
 

@@ -85,7 +85,7 @@ LOST_AFTER_S = 30.0
 _RUNS = itertools.count()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Cluster:
     """This process's place in a multi-process sweep, and the keys its run uses."""
 
@@ -427,7 +427,7 @@ def connect(*, distributed: bool = False, coordinator: str | None = None, num_pr
         if asked is not None and asked != actual:
             raise SpecError(f"{name}: {asked} given, but the running JAX distributed runtime has {actual}")
     _start_beating(state.process_id)
-    return Cluster(state.process_id, state.num_processes, next(_RUNS))
+    return Cluster(process_id=state.process_id, num_processes=state.num_processes, run=next(_RUNS))
 
 
 def process_index() -> int:

@@ -7,10 +7,11 @@ from typing import Any
 from rooflax.config.dtypes import DtypePolicy, get_dtype
 from rooflax.config.hardware import Hardware, get_hardware
 from rooflax.config.models import Model, get_model
-from rooflax.cost.ops import PHASES, make_step, op_costs
-from rooflax.cost.roofline import BOUNDS, Roof, op_row, step_totals
+from rooflax.cost.ops import make_step, op_costs
+from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
+from rooflax.names import BOUNDS, PHASES
 
 __all__ = ["evaluate"]
 
@@ -23,6 +24,20 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
 
     ``tp``, ``pp`` and ``ep`` are the parallel degrees (:mod:`rooflax.ops`): rows are per
     device, collectives are ops of the ``comm`` group with ``bound`` ``"network"``.
+
+    Args:
+        model: a preset name or a :class:`rooflax.Model`.
+        hardware: a preset name or a :class:`rooflax.Hardware`.
+        dtype: a policy name or a :class:`rooflax.DtypePolicy`.
+        kv_dtype: the KV cache's dtype when it differs from the activations' (``fp8``, ...).
+        phase: ``prefill``, ``decode`` or ``verify``.
+        batch: sequences in the batch, ``B``.
+        seq_len: sequence length after the step, ``S``.
+        spec_k: tokens verified per sequence, ``K`` (verify only).
+        hidden: the model width, scaled as Llama scales (None: the model's own).
+        fused_attention: one fused ``attention`` op instead of ``qk``, ``softmax``, ``pv``.
+        causal: count only the causal scores (default: the full ``Q×T`` block).
+        tp, pp, ep: tensor-, pipeline- and expert-parallel degrees (1: none).
 
     Returns:
         ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",

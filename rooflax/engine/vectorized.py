@@ -54,7 +54,7 @@ from rooflax.cost.ops import OpDef, Step, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
-from rooflax.names import DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, MAX_CHUNK_SIZE
+from rooflax.names import DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, GRID, MAX_CHUNK_SIZE
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Block", "Chunk", "Task",
            "blocks", "check_chunk_size", "chunk_count", "chunk_rows", "plan", "run", "step_shapes"]
@@ -64,7 +64,7 @@ MIN_LENGTH = 64
 
 #: Numeric output columns of a chunk in long mode, one per field of an op's row
 #: (:class:`~rooflax.cost.roofline.OpRow`); ``bound`` comes with them as its index into
-#: :data:`~rooflax.cost.roofline.BOUNDS`.
+#: :data:`~rooflax.names.BOUNDS`.
 ROW_COLUMNS = ("flops", "bytes", "intensity", "attainable_flops", "time_s", "achieved_flops", "achieved_time_s")
 #: Output columns of a chunk in summary mode.
 SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_bytes", "intensity", "time_s",
@@ -81,7 +81,7 @@ ChunkFunction = Callable[..., dict[str, jax.Array]]
 StepInputs = tuple[dict[str, np.ndarray | np.int64], Shape, Roof, np.ndarray]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
     """One chunk to compute: where it sits in the sweep and what it covers."""
 
@@ -104,7 +104,7 @@ class Task:
         return 1 if summary else len(self.ops)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Chunk:
     """A computed chunk: its task and host columns (numpy), trimmed to real rows."""
 
@@ -136,7 +136,7 @@ def _bucket(n: int) -> int:
     return max(MIN_LENGTH, 1 << max(n - 1, 0).bit_length())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Block:
     """One block of the sweep (a model, accelerator, dtype, layout and phase step) and the chunks it is cut into."""
 
@@ -157,8 +157,9 @@ class Block:
         """The block's ``j``-th chunk."""
         start = j * chunk_size
         length = max(MIN_LENGTH, min(chunk_size, _bucket(self.points)))
-        return Task(self.first + j, self.model, self.hardware, self.dtype, self.hidden, self.ops, self.phase,
-                    self.spec_k, self.seq_start, start, min(chunk_size, self.points - start), length, self.layout)
+        return Task(index=self.first + j, model=self.model, hardware=self.hardware, dtype=self.dtype,
+                    hidden=self.hidden, ops=self.ops, phase=self.phase, spec_k=self.spec_k, seq_start=self.seq_start,
+                    start=start, count=min(chunk_size, self.points - start), length=length, layout=self.layout)
 
     def rows(self, chunk_size: int, summary: bool) -> tuple[int, int]:
         """Rows of each chunk but the last, and of the last."""
@@ -179,8 +180,9 @@ def blocks(spec: SweepSpec, chunk_size: int) -> Iterator[Block]:
                     for phase, spec_k, seq_start in spec.steps():
                         points = len(spec.batch) * (len(spec.seq_len) - seq_start) * len(hidden)
                         chunks = -(-points // chunk_size)
-                        yield Block(first, chunks, points, model, hardware, dtype, hidden, ops, phase, spec_k,
-                                   seq_start, layout)
+                        yield Block(first=first, chunks=chunks, points=points, model=model, hardware=hardware,
+                                    dtype=dtype, hidden=hidden, ops=ops, phase=phase, spec_k=spec_k,
+                                    seq_start=seq_start, layout=layout)
                         first += chunks
 
 
@@ -226,7 +228,7 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
     step = make_step(shape)
     rows = [op_row(op, step, flops, bytes_, roof, xp=jnp, latency_s=latency[i])
             for i, (op, flops, bytes_) in enumerate(op_costs(step))]
-    coords = {name: getattr(shape, name).astype(jnp.int64) for name in ("batch", "seq_len", "hidden")}
+    coords = {name: getattr(shape, name).astype(jnp.int64) for name in GRID}
     if summary:
         return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, roof=roof, xp=jnp)}
     columns = {name: jnp.stack([getattr(row, name) for row in rows]) for name in ROW_COLUMNS}
@@ -346,7 +348,7 @@ def _to_host(task: Task, out: dict[str, jax.Array], summary: bool) -> Chunk:
     if padded != task.count:
         columns = {name: value if value.ndim == 0 else value.reshape(width, padded)[:, :task.count].reshape(-1)
                    for name, value in columns.items()}
-    return Chunk(task, columns)
+    return Chunk(task=task, columns=columns)
 
 
 def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int | None = None,

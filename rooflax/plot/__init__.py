@@ -1,21 +1,18 @@
-"""Charts of sweep frames: rooflines, families, regime maps, the interconnect roof (matplotlib Figures)."""
+"""Charts of sweep frames: rooflines, families, regime maps, the interconnect roof (matplotlib Figures).
+
+Only chart functions are exported, and :func:`save` to write one. What the command line
+needs besides (checking a chart's path or a sweep's chart before the work, reading and
+writing validation results, the table of measured errors) lives in the modules
+:mod:`rooflax.plot.files`, :mod:`rooflax.plot.plan` and ``rooflax/plot/measured.py``.
+"""
 
 from rooflax.plot.draw import draw
-from rooflax.plot.files import chart_path, save
+from rooflax.plot.files import save
 from rooflax.plot.interconnect import interconnect
 from rooflax.plot.maps import ratio_map, regime_map
-from rooflax.plot.measured import (
-    error_table,
-    measured,
-    measured_errors,
-    over_measured,
-    read_validation,
-    write_validation,
-)
-from rooflax.plot.plan import ChartPlan, plan_chart
+from rooflax.plot.measured import measured, over_measured
 from rooflax.plot.roofline import family, roofline
 from rooflax.plot.speculative import speculation_map
 
-__all__ = ["ChartPlan", "chart_path", "draw", "error_table", "family", "interconnect", "measured", "measured_errors",
-           "over_measured", "plan_chart", "ratio_map", "read_validation", "regime_map", "roofline", "save",
-           "speculation_map", "write_validation"]
+__all__ = ["draw", "family", "interconnect", "measured", "over_measured", "ratio_map", "regime_map", "roofline",
+           "save", "speculation_map"]

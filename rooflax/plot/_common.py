@@ -19,6 +19,7 @@ from rooflax.config.dtypes import DTYPES
 from rooflax.config.hardware import HARDWARE, Hardware
 from rooflax.config.models import MODELS, Model
 from rooflax.errors import SpecError, unknown_name
+from rooflax.names import AXES
 from rooflax.units import si
 
 #: How each phase is named on charts (DESIGN.md: "init" is prefill, "ar" is decode).
@@ -122,7 +123,7 @@ def swept(lf: pl.LazyFrame | pl.DataFrame) -> dict[str, object]:
     """
     lf = lf.lazy()
     names = lf.collect_schema().names()
-    axes = [a for a in ("batch", "seq_len", "hidden", "spec_k") if a in names]
+    axes = [a for a in AXES if a in names]
     aggs = [e for a in axes for e in (pl.col(a).min().alias(f"{a}_lo"), pl.col(a).max().alias(f"{a}_hi"))]
     aggs.append(pl.col("dtype").cast(pl.String).unique().sort().implode().alias("dtypes"))
     if "op" in names:
@@ -147,7 +148,7 @@ def swept(lf: pl.LazyFrame | pl.DataFrame) -> dict[str, object]:
 def swept_line(info: Mapping[str, object], *, skip: Sequence[str] = ()) -> str:
     """``fp16 · batch 1–128 · seq_len 128–4,096 · hidden 5,120 · fused attention``."""
     parts = [str(info["dtype"])] if info.get("dtype") else []
-    parts += [f"{a} {info[a]}" for a in ("batch", "seq_len", "hidden", "spec_k") if a in info and a not in skip]
+    parts += [f"{a} {info[a]}" for a in AXES if a in info and a not in skip]
     if info.get("fused"):
         parts.append("fused attention")
     return " · ".join(parts)

@@ -18,6 +18,7 @@ from matplotlib.ticker import FuncFormatter
 
 from rooflax.config.hardware import HARDWARE
 from rooflax.errors import SpecError, unknown_name
+from rooflax.names import AXES, ENTITIES, LAYOUT
 from rooflax.plot._common import (
     MATMUL_GROUPS,
     matching,
@@ -30,14 +31,9 @@ from rooflax.plot._common import (
     tick_label,
 )
 
-__all__ = ["ENTITIES", "LAYOUT", "MAP_FACETS", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
+__all__ = ["MAP_FACETS", "check_one_value", "ratio_map", "regime_map", "round_ticks"]
 
-AXES = ("batch", "seq_len", "hidden", "spec_k")
-#: Columns naming what was swept besides the axes; a map panel shows one of each.
-ENTITIES = ("model", "hardware", "dtype")
-#: Parallel layout degrees: rows are per device, so a map panel shows one layout too.
-LAYOUT = ("tp", "pp", "ep")
-#: Columns a map can draw a set of panels per value of.
+#: Columns a map can draw a set of panels per value of (a panel shows one of each entity and layout).
 MAP_FACETS = (*ENTITIES, *LAYOUT)
 #: Values a map can show, for long (ops) frames and summary frames.
 OP_VALUES = ("bound", "attainable_flops", "time_s", "intensity", "achieved_flops", "achieved_time_s")
@@ -310,6 +306,7 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
             ``fits_in_memory``, ``memory_bytes``, ``intensity``; default ``tokens_per_s``).
         x, y: the two axes (``batch``, ``seq_len``, ``hidden``, ``spec_k``); every other
             axis must hold one value in ``df``.
+        value: the column shown (the defaults above).
         ops: ops to draw, for long frames (default: those of the matmul groups).
         facet: ``model``, ``hardware``, ``dtype``, ``tp``, ``pp`` or ``ep``: a set of panels per value (in frame
             order), on one colour scale. Without it, each must hold one value in ``df``.
@@ -358,6 +355,13 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     white at 1 (red above, blue below, on a log scale symmetric about 1); panels of at
     most :data:`MAX_LABELLED_CELLS` cells print each ratio in its cell, and the title says
     which colour means which accelerator is faster.
+
+    Args:
+        a, b: two frames of the same kind (long or summary) over the same grid.
+        x, y: the two axes (``batch``, ``seq_len``, ``hidden``, ``spec_k``).
+        value: the column whose ratio is shown (default ``time_s``).
+        ops: ops to draw, for long frames (default: those of the matmul groups).
+        title: the figure title.
     """
     for frame, name in ((a, "ratio map (a)"), (b, "ratio map (b)")):
         require_frame(frame, name)

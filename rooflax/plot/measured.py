@@ -205,6 +205,12 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
     are achieved (below the roof) when the frame carries ``predicted_achieved_time_s``,
     ideal (on the roof) otherwise. The measured column is ``measured_flops``
     (``achieved_flops`` in older results).
+
+    Args:
+        frame: a validation frame (:func:`rooflax.validate.validate`'s ``frame``).
+        profile: the measured profile of the device, whose roof is drawn.
+        datasheet: the preset the device matched, drawn in grey (None: none).
+        title: the figure title.
     """
     require_frame(frame, "measured")
     if not isinstance(profile, Hardware):

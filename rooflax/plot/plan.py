@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from rooflax.config.spec import SweepSpec
 from rooflax.errors import SpecError, boolean, unknown_name
-from rooflax.plot.maps import AXES, LAYOUT, MAP_FACETS, check_one_value
-from rooflax.plot.roofline import FACETS
+from rooflax.names import AXES, FACETS, LAYOUT
+from rooflax.plot.maps import MAP_FACETS, check_one_value
 
 __all__ = ["KINDS", "ChartPlan", "plan_chart"]
 

@@ -21,8 +21,8 @@ from matplotlib.typing import ColorType
 
 from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model
-from rooflax.cost.ops import GROUPS
 from rooflax.errors import SpecError, boolean, unknown_name
+from rooflax.names import AXES, ENTITIES, FACETS, GROUPS, LAYOUT
 from rooflax.plot._common import (
     MATMUL_GROUPS,
     compute_dtype,
@@ -49,10 +49,6 @@ from rooflax.units import si
 
 __all__ = ["bandwidth_label", "ceiling_label", "draw_ceilings", "family", "peak_label", "roofline", "series"]
 
-AXES = ("batch", "seq_len", "hidden", "spec_k")
-FACETS = ("phase", "group", "hardware", "dtype", "model", "tp", "pp", "ep")
-#: Parallel degrees: each layout is its own point of an op (not joined to another layout's).
-_LAYOUT = ("tp", "pp", "ep")
 _NEEDED = ("model", "hardware", "dtype", "phase", "spec_k", "group", "intensity")
 _MARKERS = ("x", "+", "^", "s", "D", "v", "o", "p", "h", "*")
 #: Unfilled markers; the others are drawn hollow, so points beneath them show through.
@@ -193,7 +189,7 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
     Series that coincide are layered (:func:`rooflax.plot._common.layers`): each one
     drawn under others is larger and wider-edged, so every series shows where it is.
     Returns whether the legend went outside the axes."""
-    multi = [c for c in ("model", "hardware", "dtype") if sub.get_column(c).n_unique() > 1]
+    multi = [c for c in ENTITIES if sub.get_column(c).n_unique() > 1]
     entities = sub.select(multi).unique().sort(multi).rows() if multi else [()]
     by_entity = len(entities) > 1 and color_by is None
     plain = series(sub, [])
@@ -307,7 +303,8 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
 
 def _connect(ax: Axes, points: pl.DataFrame, axis: str, color, y: str) -> None:
     """Lines through each op's points along ``axis``, every other coordinate held, above the roof."""
-    others = [c for c in ("model", "hardware", "dtype", "phase", "op", *AXES, *_LAYOUT)
+    # each layout is its own point of an op (not joined to another layout's)
+    others = [c for c in (*ENTITIES, "phase", "op", *AXES, *LAYOUT)
               if c != axis and c in points.columns]
     lines = (points.filter(pl.col(axis).is_not_null()).sort(axis).group_by(others, maintain_order=True)
              .agg(pl.col("intensity"), pl.col(y)))
@@ -329,7 +326,7 @@ def _collect(lf: pl.LazyFrame, groups: Sequence[str], y: str, color_by: str | No
             raise _missing(column, names)
     lf = lf.filter(pl.col("group").cast(pl.String).is_in(list(groups)))
     if connect:
-        coordinates = (a for a in (*AXES, *_LAYOUT) if a in names and a not in _NEEDED)
+        coordinates = (a for a in (*AXES, *LAYOUT) if a in names and a not in _NEEDED)
         return lf.select(*_NEEDED, y, "op", *coordinates).collect()
     by = ["model", "hardware", "dtype", "phase", "spec_k", "group"]
     by += [c for c in dict.fromkeys((color_by, facet)) if c and c not in by]
@@ -371,8 +368,13 @@ def family(df: pl.DataFrame | pl.LazyFrame, *, along: str, connect: str | None =
 
     Each line follows one op as ``along`` grows, every other coordinate held, drawn above
     the roof lines, so the family's path shows even where it runs along the roof
-    (``ideal=True``). ``connect`` joins along another axis instead; ``options`` are those
-    of :func:`roofline`.
+    (``ideal=True``).
+
+    Args:
+        df: a long sweep frame (or a lazy one).
+        along: the axis that colours the points (``batch``, ``seq_len``, ``hidden``, ``spec_k``).
+        connect: join the points along this axis instead of ``along``.
+        **options: the other options of :func:`roofline`.
     """
     return roofline(df, color_by=along, connect=connect or along, **options)
 
@@ -402,7 +404,7 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     Args:
         df: a long frame (``rooflax.sweep``), or a LazyFrame of a dataset (reduced as it
             is collected, so datasets larger than memory can be drawn).
-        groups: op groups to draw; all of :data:`rooflax.cost.ops.GROUPS` for every op. The
+        groups: op groups to draw; all of :data:`rooflax.names.GROUPS` for every op. The
             ``comm`` group (collectives: no FLOPs) is left out here and drawn against the
             interconnect roof by :func:`rooflax.plot.interconnect`.
         color_by: colour points by this axis (``batch``, ``seq_len``, ``hidden``,
@@ -478,7 +480,7 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
 
     if facet:
         order = sub.get_column(facet).unique(maintain_order=True)
-        if facet in ("phase", "group", *_LAYOUT):
+        if facet in ("phase", "group", *LAYOUT):
             order = order.sort()
         panels: list[tuple[str | None, pl.DataFrame]] = [(str(v), sub.filter(pl.col(facet) == v)) for v in order]
     else:

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from rooflax.errors import SpecError, boolean
+from rooflax.names import ENTITIES, LAYOUT
 from rooflax.plot._common import require_columns, require_frame
 
 __all__ = ["speculation_map"]
@@ -37,7 +38,7 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
     speedup = "achieved_speedup" if achieved else "speedup"
     require_columns(best, ["model", "hardware", "dtype", "hidden", "batch", "seq_len", "draft_k", "candidates",
                            speedup], "speculation map")
-    for column in ("model", "hardware", "dtype", "hidden", "tp", "pp", "ep"):
+    for column in (*ENTITIES, "hidden", *LAYOUT):
         if column in best.columns and best.get_column(column).n_unique() > 1:
             raise SpecError(f"speculation map: the frame holds several {column} values; select one")
     if best.select("batch", "seq_len").is_duplicated().any():

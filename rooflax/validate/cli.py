@@ -62,13 +62,14 @@ def run_validate(args) -> int:
     from rooflax.config.hardware import hardware_to_toml
     from rooflax.config.spec import load_spec
     from rooflax.data._atomic import output_file
+    from rooflax.plot.files import chart_path
     from rooflax.plot.measured import validation_path, write_validation
     from rooflax.validate.run import DEFAULT_POINTS, points_from_spec, spec_dtype, spread_points, validate
 
     output = validation_path(args.output, overwrite=args.overwrite, field="-o/--output")
     chart = profile = None
     if args.plot:
-        chart = plot.chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+        chart = chart_path(args.plot, overwrite=args.overwrite, field="--plot")
     if args.profile:
         profile = output_file(args.profile, "--profile", suffixes=(".toml",), overwrite=args.overwrite)
     named = [p for p in (output, chart, profile) if p is not None]

@@ -12,7 +12,7 @@ from rooflax.errors import DeviceError, boolean
 
 __all__ = ["DeviceInfo", "detect_device", "preset_for_kind"]
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceInfo:
     """The default JAX device: platform, kind, matching preset, usable memory in bytes."""
 
@@ -45,4 +45,5 @@ def detect_device(*, require_accelerator: bool = False) -> DeviceInfo:
                           f"({jax.default_backend()} backend); install JAX with CUDA or ROCm support")
     kind = device.device_kind
     preset = None if device.platform == "cpu" else preset_for_kind(kind)
-    return DeviceInfo(device, device.platform, kind, preset, _memory(device, preset))
+    return DeviceInfo(device=device, platform=device.platform, kind=kind, preset=preset,
+                      memory_bytes=_memory(device, preset))

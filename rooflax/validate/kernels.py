@@ -31,7 +31,7 @@ def jnp_dtype(name: str):
     return DTYPES[name]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Kernel:
     """One op as a real product: its operand shapes and the function that computes it."""
 
@@ -59,7 +59,7 @@ class Kernel:
         Linear ops ``[m, k] × [k, n]`` are one product; attention runs one product per
         sequence and KV head, the ``H/G`` query heads of a group stacked into M.
 
-        >>> Kernel("qk", ((2, 4, 3, 5, 64), (2, 4, 100, 64)), "bgrqd,bgtd->bgrqt").gemm
+        >>> Kernel(op="qk", shapes=((2, 4, 3, 5, 64), (2, 4, 100, 64)), equation="bgrqd,bgtd->bgrqt").gemm
         Gemm(count=8, m=15, n=100, k=64)
         """
         inputs, output = self.equation.split("->")
@@ -84,11 +84,12 @@ def kernel_for(op: str, model: Model, *, batch: int, new: int, attended: int) ->
               "down_proj": (I, h)}
     if op in linear:
         k, n = linear[op]
-        return Kernel(op, ((m, k), (k, n)), "mk,kn->mn")
+        return Kernel(op=op, shapes=((m, k), (k, n)), equation="mk,kn->mn")
     if op == "qk":
-        return Kernel(op, ((batch, G, r, new, d), (batch, G, attended, d)), "bgrqd,bgtd->bgrqt")
+        return Kernel(op=op, shapes=((batch, G, r, new, d), (batch, G, attended, d)), equation="bgrqd,bgtd->bgrqt")
     if op == "pv":
-        return Kernel(op, ((batch, G, r, new, attended), (batch, G, attended, d)), "bgrqt,bgtd->bgrqd")
+        return Kernel(op=op, shapes=((batch, G, r, new, attended), (batch, G, attended, d)),
+                      equation="bgrqt,bgtd->bgrqd")
     raise unknown_name("op (validate)", op, TIMED_OPS)
 
 

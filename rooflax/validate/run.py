@@ -18,9 +18,10 @@ from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model, get_model
 from rooflax.config.spec import SweepSpec
 from rooflax.cost.achieved import quantized_flops
-from rooflax.cost.ops import PHASES, new_tokens
+from rooflax.cost.ops import new_tokens
 from rooflax.engine.evaluate import evaluate
 from rooflax.errors import DeviceError, SpecError, boolean, positive_int
+from rooflax.names import LAYOUT, PHASES
 from rooflax.validate.calibrate import MIN_POINTS, fit_terms, predict_times
 from rooflax.validate.ceilings import measure_bandwidth, measure_matmul
 from rooflax.validate.device import DeviceInfo, detect_device
@@ -53,7 +54,7 @@ DEFAULT_MODEL = {"accelerator": "llama-13b", "cpu": "toy-llama"}
 CPU_QUANTIZATION = {"sm_count": 1, "tile_m": 1, "tile_n": 1, "tile_k": 1}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Validation:
     """What a validation run found."""
 
@@ -89,7 +90,7 @@ def points_from_spec(spec: SweepSpec, max_points: int) -> tuple[Model, tuple]:
     if spec.models[0].experts:
         raise SpecError(f"--spec: model {spec.models[0].name!r} is a mixture of experts; validate times dense "
                         "single-device products for now, so give a spec of a dense model")
-    for axis in ("tp", "pp", "ep"):
+    for axis in LAYOUT:
         if getattr(spec, axis) != (1,):
             raise SpecError(f"--spec: {axis} = {list(getattr(spec, axis))}; validate times single-device products "
                             f"for now, so give a spec with {axis} = 1 (or none)")
@@ -248,7 +249,8 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
                                                  "datasheet_time_s": pl.Float64, "datasheet_efficiency": pl.Float64})
     calibrated = calibrate(frame, profile, dtype)
     frame = frame.with_columns(pl.Series("calibrated_time_s", predict_times(frame, calibrated, dtype)))
-    return Validation(frame, profile, calibrated, info, dtype, timer_ratio)
+    return Validation(frame=frame, profile=profile, calibrated=calibrated, device=info, dtype=dtype,
+                      timer_ratio=timer_ratio)
 
 
 def _quantization(info: DeviceInfo) -> dict[str, Any]:
