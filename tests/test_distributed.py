@@ -239,7 +239,7 @@ def test_the_cli_refuses_half_the_process_flags(tmp_path, capsys):
 
 
 def test_a_cluster_outside_a_running_runtime_is_a_one_line_error():
-    cluster = Cluster(0, 2, 0)  # as test_inputs builds them: no distributed runtime runs in this process
+    cluster = Cluster(process_id=0, num_processes=2, run=0)  # as test_inputs builds them: no distributed runtime runs in this process
     for use in (lambda: cluster.publish("key", ""), lambda: cluster.wait_for("key"), cluster.failures):
         one_line_error(use, "distributed: JAX's distributed runtime is not running")
 
