@@ -51,16 +51,27 @@ def main() -> None:
     args = parser.parse_args()
     grid = points(args.quick)
     start = time.perf_counter()
-    result = validate(model=get_model("toy-llama"), points=grid, dtype="fp32", repeats=3 if args.quick else 5,
-                      matmul_n=1024, copy_bytes=2**27, rotate_bytes=2**25)
+    result = validate(
+        model=get_model("toy-llama"),
+        points=grid,
+        dtype="fp32",
+        repeats=3 if args.quick else 5,
+        matmul_n=1024,
+        copy_bytes=2**27,
+        rotate_bytes=2**25,
+    )
     seconds = time.perf_counter() - start
     errors = holdout_errors(result.frame, result.profile, "fp32")
     profile = result.profile
-    print(f"device: {result.device.kind}; measured {profile.peak('fp32') / 1e9:.1f} GFLOP/s fp32 matmul, "
-          f"{profile.bandwidth_bytes_per_s / 1e9:.1f} GB/s copy; timer check {result.timer_ratio:.2f}")
-    print(f"{len(grid)} grid points × 7 products = {result.frame.height} timed ops in {seconds:.0f} s; "
-          f"fit on {(len(grid) + 1) // 2} points, errors on the other {len(grid) // 2} "
-          f"({len(errors['calibrated'])} ops)")
+    print(
+        f"device: {result.device.kind}; measured {profile.peak('fp32') / 1e9:.1f} GFLOP/s fp32 matmul, "
+        f"{profile.bandwidth_bytes_per_s / 1e9:.1f} GB/s copy; timer check {result.timer_ratio:.2f}"
+    )
+    print(
+        f"{len(grid)} grid points × 7 products = {result.frame.height} timed ops in {seconds:.0f} s; "
+        f"fit on {(len(grid) + 1) // 2} points, errors on the other {len(grid) // 2} "
+        f"({len(errors['calibrated'])} ops)"
+    )
     print(f"{'prediction':<16}{'median':>9}{'p90':>9}")
     for name, label in (("ideal", "ideal roof"), ("default", "default terms"), ("calibrated", "calibrated")):
         e = errors[name]

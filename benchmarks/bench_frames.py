@@ -25,8 +25,11 @@ import rooflax
 
 def grid(seq_stop: int) -> rooflax.SweepSpec:
     """Llama-13B on the A40: batch 1..1024 × seq_len 32..seq_stop (step 32) × prefill and decode."""
-    return rooflax.parse_spec(batch={"start": 1, "stop": 1024, "step": 1},
-                              seq_len={"start": 32, "stop": seq_stop, "step": 32}, phases=["prefill", "decode"])
+    return rooflax.parse_spec(
+        batch={"start": 1, "stop": 1024, "step": 1},
+        seq_len={"start": 32, "stop": seq_stop, "step": 32},
+        phases=["prefill", "decode"],
+    )
 
 
 def interleaved(fns: dict, runs: int) -> dict[str, float]:
@@ -49,14 +52,15 @@ def against_floor(label: str, spec: rooflax.SweepSpec, summary: bool, runs: int)
     rows, nbytes = frame.height, frame.estimated_size()
     del frame
     source = np.ones(nbytes // 8)
-    best = interleaved({"sweep": lambda: rooflax.sweep(spec, summary=summary), "floor": lambda: np.copy(source)},
-                       runs)
+    best = interleaved({"sweep": lambda: rooflax.sweep(spec, summary=summary), "floor": lambda: np.copy(source)}, runs)
     ratio = best["sweep"] / best["floor"]
     print(f"\n{label}: {rows:,} rows × {nbytes / rows:.0f} B/row = {nbytes / 2**20:,.0f} MiB")
     print(f"  first call (compile + run): {first:.3f} s; compile ≈ {first - best['sweep']:.3f} s")
     print(f"  steady state: {best['sweep']:.3f} s = {rows / best['sweep'] / 1e6:.1f} M rows/s")
-    print(f"  floor (the frame's bytes copied into fresh memory): {best['floor']:.3f} s "
-          f"-> the sweep takes {ratio:.2f}× the floor")
+    print(
+        f"  floor (the frame's bytes copied into fresh memory): {best['floor']:.3f} s "
+        f"-> the sweep takes {ratio:.2f}× the floor"
+    )
     return ratio
 
 
@@ -68,10 +72,12 @@ def main() -> None:
     summary_spec = grid(8192 if args.quick else 32768)
     long_spec = grid(2048 if args.quick else 8192)
     print(f"llama-13b on a40, prefill+decode; JAX devices: {len(jax.local_devices())}")
-    summary = against_floor(f"summary, {summary_spec.configurations() // 2:,} configurations × 2 phases",
-                            summary_spec, True, args.runs)
-    long = against_floor(f"long, {long_spec.configurations() // 2:,} configurations × 2 phases × 15 ops",
-                         long_spec, False, args.runs)
+    summary = against_floor(
+        f"summary, {summary_spec.configurations() // 2:,} configurations × 2 phases", summary_spec, True, args.runs
+    )
+    long = against_floor(
+        f"long, {long_spec.configurations() // 2:,} configurations × 2 phases × 15 ops", long_spec, False, args.runs
+    )
     print(f"\nratio to the floor: summary {summary:.2f}× (aim ≤ 2×), long {long:.2f}×")
 
 

@@ -37,13 +37,15 @@ from bench_sweep import best_of, copy_floor, streamed_rss
 
 import rooflax
 
-LOAD = "model = \"llama-13b\"\nhardware = \"a40\"\nphases = [\"prefill\", \"decode\"]\n[axes]\n"
+LOAD = 'model = "llama-13b"\nhardware = "a40"\nphases = ["prefill", "decode"]\n[axes]\n'
 
 
 def spec_text(batch: int, seq_stop: int) -> str:
     """Llama-13B/A40 prefill + decode over batch 1..``batch`` × seq_len 32..``seq_stop`` step 32."""
-    return (LOAD + f"batch = {{ start = 1, stop = {batch}, step = 1 }}\n"
-            f"seq_len = {{ start = 32, stop = {seq_stop}, step = 32 }}\n")
+    return (
+        LOAD + f"batch = {{ start = 1, stop = {batch}, step = 1 }}\n"
+        f"seq_len = {{ start = 32, stop = {seq_stop}, step = 32 }}\n"
+    )
 
 
 def per_configuration(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
@@ -77,8 +79,14 @@ def processes(spec_path: str, out: str, n: int) -> tuple[float, float]:
         coordinator = f"127.0.0.1:{s.getsockname()[1]}"
     runs = [{} if n == 1 else {"coordinator": coordinator, "num_processes": n, "process_id": i} for i in range(n)]
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, json.dumps({"spec": spec_path, "out": out, "run": r})],
-                              stdout=subprocess.PIPE, text=True) for r in runs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, json.dumps({"spec": spec_path, "out": out, "run": r})],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for r in runs
+    ]
     outputs = [p.communicate(timeout=1800)[0] for p in procs]
     wall = time.perf_counter() - start
     if any(p.returncode for p in procs):
@@ -109,12 +117,18 @@ def main() -> None:
         loop_n, loop_s = per_configuration(spec, limit=2000 if args.quick else 5000)
         loop = loop_n / loop_s
         print(f"  per-configuration Python loop (rooflax.evaluate, {loop_n:,} timed): {loop:,.0f} configurations/s")
-        print(f"  rooflax, first call (compile + run): {configs / first / 1e6:.2f} M configurations/s "
-              f"({configs / first / loop:,.0f}× the loop)")
-        print(f"  rooflax, best of the {args.runs} calls after it: {configs / early / 1e6:.2f} M configurations/s "
-              f"({configs / early / loop:,.0f}× the loop)")
-        print(f"  rooflax, steady state (best of {args.runs} more): {configs / steady / 1e6:.2f} M configurations/s "
-              f"({configs / steady / loop:,.0f}× the loop; target 1000× ≈ 14 M/s)")
+        print(
+            f"  rooflax, first call (compile + run): {configs / first / 1e6:.2f} M configurations/s "
+            f"({configs / first / loop:,.0f}× the loop)"
+        )
+        print(
+            f"  rooflax, best of the {args.runs} calls after it: {configs / early / 1e6:.2f} M configurations/s "
+            f"({configs / early / loop:,.0f}× the loop)"
+        )
+        print(
+            f"  rooflax, steady state (best of {args.runs} more): {configs / steady / 1e6:.2f} M configurations/s "
+            f"({configs / steady / loop:,.0f}× the loop; target 1000× ≈ 14 M/s)"
+        )
 
         print(f"\n2. long frame: {rows:,} op rows")
         best_of(lambda: rooflax.sweep(spec), 1)  # compile
@@ -124,27 +138,37 @@ def main() -> None:
         nbytes = frame.estimated_size()
         del frame
         fresh, warm = copy_floor(nbytes, args.runs)
-        print(f"  fresh-memory floor ({nbytes / rows:.0f} B/row, {nbytes / 2**30:.2f} GiB): "
-              f"{rows / fresh / 1e6:.1f} M rows/s (warm memory: {rows / warm / 1e6:.1f} M rows/s)")
-        print(f"  rooflax.sweep, best of the {args.runs} calls after compiling: {rows / early / 1e6:.1f} M rows/s = "
-              f"{early / fresh:.2f}× the floor")
-        print(f"  rooflax.sweep, steady state (best of {args.runs} more): {rows / long_s / 1e6:.1f} M rows/s = "
-              f"{long_s / fresh:.2f}× the floor (target ≤ 1.5×)")
+        print(
+            f"  fresh-memory floor ({nbytes / rows:.0f} B/row, {nbytes / 2**30:.2f} GiB): "
+            f"{rows / fresh / 1e6:.1f} M rows/s (warm memory: {rows / warm / 1e6:.1f} M rows/s)"
+        )
+        print(
+            f"  rooflax.sweep, best of the {args.runs} calls after compiling: {rows / early / 1e6:.1f} M rows/s = "
+            f"{early / fresh:.2f}× the floor"
+        )
+        print(
+            f"  rooflax.sweep, steady state (best of {args.runs} more): {rows / long_s / 1e6:.1f} M rows/s = "
+            f"{long_s / fresh:.2f}× the floor (target ≤ 1.5×)"
+        )
 
         print("\n3. streamed parquet (lz4, statistics on), same grid")
         out = os.path.join(work, "stream")
         stream_s = best_of(lambda: rooflax.sweep_to_parquet(spec, out, overwrite=True), max(1, args.runs // 2))
         disk = sum(e.stat().st_size for e in os.scandir(out))
         shutil.rmtree(out)
-        print(f"  {rows / stream_s / 1e6:.1f} M rows/s ({disk / rows:.1f} B/row on disk) = {stream_s / fresh:.2f}× "
-              "the in-memory floor (target ≥ 20 M rows/s)")
+        print(
+            f"  {rows / stream_s / 1e6:.1f} M rows/s ({disk / rows:.1f} B/row on disk) = {stream_s / fresh:.2f}× "
+            "the in-memory floor (target ≥ 20 M rows/s)"
+        )
 
         print("\n4. peak RSS of streamed sweeps (fresh processes, default options)")
         sizes = [("10^7", spec_text(512, 20864))] + ([] if args.quick else [("10^8", spec_text(1024, 104320))])
         results = [(label, streamed_rss(text, work, progress=False)) for label, text in sizes]
         for label, r in results:
-            print(f"  {label}: {r['rows']:,} rows in {r['seconds']:.1f} s ({r['rows'] / r['seconds'] / 1e6:.1f} M "
-                  f"rows/s), peak RSS {r['max_rss_bytes'] / 2**20:.0f} MiB")
+            print(
+                f"  {label}: {r['rows']:,} rows in {r['seconds']:.1f} s ({r['rows'] / r['seconds'] / 1e6:.1f} M "
+                f"rows/s), peak RSS {r['max_rss_bytes'] / 2**20:.0f} MiB"
+            )
         if len(results) == 2:
             ratio = results[1][1]["max_rss_bytes"] / results[0][1]["max_rss_bytes"]
             print(f"  peak RSS 10^8 / 10^7 = {ratio:.2f} (target ≤ 1.2)")
@@ -158,8 +182,10 @@ def main() -> None:
         for n in (1, 2, 3):
             wall, sweep_s = processes(path, os.path.join(work, f"mp{n}"), n)
             base = base or (wall, sweep_s)
-            print(f"  {n} process{'es' if n > 1 else '  '}: wall {wall:5.1f} s ({many / wall / 1e6:4.1f} M rows/s, "
-                  f"{base[0] / wall:.2f}× one), slowest sweep call {sweep_s:5.1f} s ({base[1] / sweep_s:.2f}× one)")
+            print(
+                f"  {n} process{'es' if n > 1 else '  '}: wall {wall:5.1f} s ({many / wall / 1e6:4.1f} M rows/s, "
+                f"{base[0] / wall:.2f}× one), slowest sweep call {sweep_s:5.1f} s ({base[1] / sweep_s:.2f}× one)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")

@@ -36,8 +36,11 @@ from rooflax.names import BOUNDS, GROUPS
 
 def grid(quick: bool) -> rooflax.SweepSpec:
     stop = 4096 if quick else 16384
-    return rooflax.parse_spec(batch={"start": 1, "stop": 1024, "step": 1},
-                              seq_len={"start": 32, "stop": stop, "step": 32}, phases=["prefill", "decode"])
+    return rooflax.parse_spec(
+        batch={"start": 1, "stop": 1024, "step": 1},
+        seq_len={"start": 32, "stop": stop, "step": 32},
+        phases=["prefill", "decode"],
+    )
 
 
 def best_of(fn, runs: int) -> float:
@@ -54,8 +57,23 @@ def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
     """What per-configuration tools do: a Python loop over the same formulas, rows into lists."""
     model, hw, dt = spec.models[0], spec.hardware[0], spec.dtypes[0]
     roof = Roof.of(hw, dt)
-    rows = {k: [] for k in ("batch", "seq_len", "phase", "op", "flops", "bytes", "intensity", "attainable_flops",
-                            "time_s", "achieved_time_s", "achieved_flops", "bound")}
+    rows = {
+        k: []
+        for k in (
+            "batch",
+            "seq_len",
+            "phase",
+            "op",
+            "flops",
+            "bytes",
+            "intensity",
+            "attainable_flops",
+            "time_s",
+            "achieved_time_s",
+            "achieved_flops",
+            "bound",
+        )
+    }
     start = time.perf_counter()
     done = 0
     for phase in spec.phases:
@@ -66,11 +84,20 @@ def python_loop(spec: rooflax.SweepSpec, limit: int) -> tuple[int, float]:
                 step = make_step(Shape.of(model, dt, phase=phase, batch=b, seq_len=s))
                 for op, f, by in op_costs(step):
                     row = op_row(op, step, f, by, roof)
-                    for key, value in (("batch", b), ("seq_len", s), ("phase", phase), ("op", op.name),
-                                       ("flops", f), ("bytes", by), ("intensity", row.intensity),
-                                       ("attainable_flops", row.attainable_flops), ("time_s", row.time_s),
-                                       ("achieved_time_s", row.achieved_time_s),
-                                       ("achieved_flops", row.achieved_flops), ("bound", BOUNDS[row.bound])):
+                    for key, value in (
+                        ("batch", b),
+                        ("seq_len", s),
+                        ("phase", phase),
+                        ("op", op.name),
+                        ("flops", f),
+                        ("bytes", by),
+                        ("intensity", row.intensity),
+                        ("attainable_flops", row.attainable_flops),
+                        ("time_s", row.time_s),
+                        ("achieved_time_s", row.achieved_time_s),
+                        ("achieved_flops", row.achieved_flops),
+                        ("bound", BOUNDS[row.bound]),
+                    ):
                         rows[key].append(value)
                 done += 1
     frame = pl.DataFrame(rows)
@@ -93,30 +120,47 @@ def numpy_broadcast(spec: rooflax.SweepSpec) -> pl.DataFrame:
         ops = [c[0] for c in costs]
         flops = np.stack([np.broadcast_to(c[1], grid) for c in costs], axis=-1).reshape(-1)
         bytes_ = np.stack([np.broadcast_to(c[2], grid) for c in costs], axis=-1).reshape(-1)
-        achieved = np.stack([np.broadcast_to(op_achieved_time(op, step, f, by, roof, xp=np), grid)
-                             for op, f, by in costs], axis=-1).reshape(-1)
+        achieved = np.stack(
+            [np.broadcast_to(op_achieved_time(op, step, f, by, roof, xp=np), grid) for op, f, by in costs], axis=-1
+        ).reshape(-1)
         n, n_ops = flops.size, len(ops)
         batch = np.broadcast_to(np.asarray(spec.batch)[:, None], grid).reshape(-1)
         seq_len = np.broadcast_to(np.asarray(spec.seq_len)[None, :], grid).reshape(-1)
-        coords = {"batch": np.repeat(batch, n_ops), "seq_len": np.repeat(seq_len, n_ops),
-                  "hidden": np.full(n, model.hidden, np.int64),
-                  **{degree: np.ones(n, np.int64) for degree in ("tp", "pp", "ep")}}
+        coords = {
+            "batch": np.repeat(batch, n_ops),
+            "seq_len": np.repeat(seq_len, n_ops),
+            "hidden": np.full(n, model.hidden, np.int64),
+            **{degree: np.ones(n, np.int64) for degree in ("tp", "pp", "ep")},
+        }
         codes = np.tile(np.array([OP_NAMES.index(o.name) for o in ops], np.uint32), n // n_ops)
         groups = np.tile(np.array([GROUPS.index(o.group) for o in ops], np.uint32), n // n_ops)
-        frames.append(pl.DataFrame({
-            "model": pl.repeat(model.name, n, dtype=ops_schema["model"], eager=True),
-            "hardware": pl.repeat(hw.name, n, dtype=ops_schema["hardware"], eager=True),
-            "dtype": pl.repeat(dt.name, n, dtype=ops_schema["dtype"], eager=True), **coords,
-            "spec_k": pl.repeat(None, n, dtype=pl.Int64, eager=True),
-            "phase": pl.repeat(phase, n, dtype=PHASE, eager=True),
-            "op": pl.Series(codes).cat.to(OP), "group": pl.Series(groups).cat.to(GROUP),
-            "flops": flops, "bytes": bytes_, "intensity": flops / bytes_,
-            "attainable_flops": np.minimum(peak, bw * (flops / bytes_)),
-            "time_s": np.maximum(flops / peak, bytes_ / bw), "achieved_flops": flops / achieved,
-            "achieved_time_s": achieved,
-            "bound": pl.select(pl.when(pl.Series(flops * bw >= peak * bytes_)).then(pl.lit("compute", BOUND))
-                               .otherwise(pl.lit("memory", BOUND))).to_series(),
-        }, schema=ops_schema))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "model": pl.repeat(model.name, n, dtype=ops_schema["model"], eager=True),
+                    "hardware": pl.repeat(hw.name, n, dtype=ops_schema["hardware"], eager=True),
+                    "dtype": pl.repeat(dt.name, n, dtype=ops_schema["dtype"], eager=True),
+                    **coords,
+                    "spec_k": pl.repeat(None, n, dtype=pl.Int64, eager=True),
+                    "phase": pl.repeat(phase, n, dtype=PHASE, eager=True),
+                    "op": pl.Series(codes).cat.to(OP),
+                    "group": pl.Series(groups).cat.to(GROUP),
+                    "flops": flops,
+                    "bytes": bytes_,
+                    "intensity": flops / bytes_,
+                    "attainable_flops": np.minimum(peak, bw * (flops / bytes_)),
+                    "time_s": np.maximum(flops / peak, bytes_ / bw),
+                    "achieved_flops": flops / achieved,
+                    "achieved_time_s": achieved,
+                    "bound": pl.select(
+                        pl.when(pl.Series(flops * bw >= peak * bytes_))
+                        .then(pl.lit("compute", BOUND))
+                        .otherwise(pl.lit("memory", BOUND))
+                    ).to_series(),
+                },
+                schema=ops_schema,
+            )
+        )
     return pl.concat(frames, rechunk=False)
 
 
@@ -148,8 +192,12 @@ def streamed_rss(spec_text: str, folder: str, progress: bool) -> dict:
     with open(spec_path, "w") as f:
         f.write(spec_text)
     out = os.path.join(folder, "ds")
-    result = subprocess.run([sys.executable, "-c", CHILD, spec_path, out, "1" if progress else "0"], check=True,
-                            stdout=subprocess.PIPE, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, spec_path, out, "1" if progress else "0"],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     shutil.rmtree(out)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -162,8 +210,10 @@ def main() -> None:
     args = parser.parse_args()
     spec = grid(args.quick)
     rows = spec.rows()
-    print(f"grid: llama-13b on a40, batch 1..1024 × {len(spec.seq_len)} seq_len × prefill+decode × 15 ops "
-          f"= {rows:,} op rows; JAX devices: {len(__import__('jax').local_devices())}")
+    print(
+        f"grid: llama-13b on a40, batch 1..1024 × {len(spec.seq_len)} seq_len × prefill+decode × 15 ops "
+        f"= {rows:,} op rows; JAX devices: {len(__import__('jax').local_devices())}"
+    )
 
     first = best_of(lambda: rooflax.sweep(spec), 1)
     steady = best_of(lambda: rooflax.sweep(spec), args.runs)
@@ -179,37 +229,55 @@ def main() -> None:
     numpy_s = best_of(lambda: numpy_broadcast(spec), max(2, args.runs // 2))
     fresh, warm = copy_floor(nbytes, args.runs)
     print("\nbaselines on the same grid")
-    print(f"  Python loop (per configuration, {loop_rows:,} rows timed): {loop_rate / 1e6:.3f} M rows/s "
-          f"-> rooflax is {rows / steady / loop_rate:,.0f}×")
-    print(f"  numpy broadcasting (same formulas, same frame): {numpy_s:.3f} s = {rows / numpy_s / 1e6:.1f} M rows/s "
-          f"-> rooflax is {numpy_s / steady:.2f}×")
-    print(f"  copy floor, fresh memory: {fresh:.3f} s = {rows / fresh / 1e6:.1f} M rows/s "
-          f"-> rooflax takes {steady / fresh:.2f}× the floor")
-    print(f"  copy floor, warm memory:  {warm:.3f} s = {rows / warm / 1e6:.1f} M rows/s "
-          f"-> rooflax takes {steady / warm:.2f}× the floor")
+    print(
+        f"  Python loop (per configuration, {loop_rows:,} rows timed): {loop_rate / 1e6:.3f} M rows/s "
+        f"-> rooflax is {rows / steady / loop_rate:,.0f}×"
+    )
+    print(
+        f"  numpy broadcasting (same formulas, same frame): {numpy_s:.3f} s = {rows / numpy_s / 1e6:.1f} M rows/s "
+        f"-> rooflax is {numpy_s / steady:.2f}×"
+    )
+    print(
+        f"  copy floor, fresh memory: {fresh:.3f} s = {rows / fresh / 1e6:.1f} M rows/s "
+        f"-> rooflax takes {steady / fresh:.2f}× the floor"
+    )
+    print(
+        f"  copy floor, warm memory:  {warm:.3f} s = {rows / warm / 1e6:.1f} M rows/s "
+        f"-> rooflax takes {steady / warm:.2f}× the floor"
+    )
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="rooflax-bench-")
     print("\nrooflax.sweep_to_parquet (streamed dataset, same grid)")
     out = os.path.join(workdir, "stream")
     for compression, statistics in (("lz4", True), ("lz4", False), ("snappy", True), ("uncompressed", False)):
-        seconds = best_of(lambda c=compression, s=statistics: rooflax.sweep_to_parquet(
-            spec, out, overwrite=True, compression=c, statistics=s), max(1, args.runs // 2))
+        seconds = best_of(
+            lambda c=compression, s=statistics: rooflax.sweep_to_parquet(
+                spec, out, overwrite=True, compression=c, statistics=s
+            ),
+            max(1, args.runs // 2),
+        )
         size = sum(e.stat().st_size for e in os.scandir(out))
         stats = "on " if statistics else "off"
-        print(f"  {compression:>12}, statistics {stats}: {rows / seconds / 1e6:5.1f} M rows/s, "
-              f"{size / rows:.1f} B/row on disk")
+        print(
+            f"  {compression:>12}, statistics {stats}: {rows / seconds / 1e6:5.1f} M rows/s, "
+            f"{size / rows:.1f} B/row on disk"
+        )
         shutil.rmtree(out)
 
     print("\npeak RSS of streamed sweeps (fresh processes, default options)")
-    small = ('model = "llama-13b"\nphases = ["prefill", "decode"]\n[axes]\n'
-             'batch = { start = 1, stop = 1024, step = 1 }\nseq_len = { start = 32, stop = 20864, step = 32 }\n')
+    small = (
+        'model = "llama-13b"\nphases = ["prefill", "decode"]\n[axes]\n'
+        "batch = { start = 1, stop = 1024, step = 1 }\nseq_len = { start = 32, stop = 20864, step = 32 }\n"
+    )
     results = [("10^7", streamed_rss(small, workdir, progress=False))]
     if not args.quick:
         with open(os.path.join(os.path.dirname(__file__), "..", "sweeps", "benchmark_large.toml")) as f:
             results.append(("10^9", streamed_rss(f.read(), workdir, progress=True)))
     for label, r in results:
-        print(f"  {label}: {r['rows']:,} rows in {r['seconds']:.1f} s ({r['rows'] / r['seconds'] / 1e6:.1f} M rows/s), "
-              f"peak RSS {r['max_rss_bytes'] / 2**20:.0f} MiB")
+        print(
+            f"  {label}: {r['rows']:,} rows in {r['seconds']:.1f} s ({r['rows'] / r['seconds'] / 1e6:.1f} M rows/s), "
+            f"peak RSS {r['max_rss_bytes'] / 2**20:.0f} MiB"
+        )
     if len(results) == 2:
         print(f"  peak RSS 10^9 / 10^7 = {results[1][1]['max_rss_bytes'] / results[0][1]['max_rss_bytes']:.2f}")
     print(f"\nthis process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")

@@ -32,21 +32,53 @@ CHARTS: dict[str, list[list[str]]] = {
     # the paper's companion charts: Llama 33B on the A100, attention of verify steps, and the linear layers
     "llama33b_a100_spec_attention_batch16": [
         ["sweep", "sweeps/llama33b_a100_spec_attention_batch16.toml", "-o", "{data}/b16", "--quiet"],
-        ["plot", "{data}/b16", "--groups", "qk/pv", "-o", "{chart}", "--quiet"]],
+        ["plot", "{data}/b16", "--groups", "qk/pv", "-o", "{chart}", "--quiet"],
+    ],
     "llama33b_a100_spec_attention_seq1024": [
         ["sweep", "sweeps/llama33b_a100_spec_attention_seq1024.toml", "-o", "{data}/s1024", "--quiet"],
-        ["plot", "{data}/s1024", "--groups", "qk/pv", "-o", "{chart}", "--quiet"]],
+        ["plot", "{data}/s1024", "--groups", "qk/pv", "-o", "{chart}", "--quiet"],
+    ],
     "llama33b_a100_spec_linear": [
         ["sweep", "sweeps/llama33b_a100_spec_linear.toml", "-o", "{data}/linear", "--quiet"],
-        ["plot", "{data}/linear", "--groups", "qkv mlp", "up/gate/down", "-o", "{chart}", "--quiet"]],
+        ["plot", "{data}/linear", "--groups", "qkv mlp", "up/gate/down", "-o", "{chart}", "--quiet"],
+    ],
     # speculation regime maps: Medusa heads with α = 0.8, and the authors' heads with sparse trees
     "speculate_llama33b_a100": [
-        ["best-k", "--model", "llama-33b", "--hardware", "a100-80gb-pcie", "--batch", f"{BATCH},128",
-         "--seq-len", SEQ_LEN, "--medusa-heads", "5", "--k", "0,1,2,3,4,5", "--alpha", "0.8", "--achieved",
-         "--plot", "{chart}"]],
+        [
+            "best-k",
+            "--model",
+            "llama-33b",
+            "--hardware",
+            "a100-80gb-pcie",
+            "--batch",
+            f"{BATCH},128",
+            "--seq-len",
+            SEQ_LEN,
+            "--medusa-heads",
+            "5",
+            "--k",
+            "0,1,2,3,4,5",
+            "--alpha",
+            "0.8",
+            "--achieved",
+            "--plot",
+            "{chart}",
+        ]
+    ],
     "speculate_llama33b_a100_medusa_heads": [
-        ["best-k", "sweeps/medusa_llama33b_a100.toml", "--medusa-heads", "5", "--acceptance", "medusa-vicuna-33b",
-         "--sparse-tree", "2,4,8,16,32,48,64,80,96,112", "--plot", "{chart}"]],
+        [
+            "best-k",
+            "sweeps/medusa_llama33b_a100.toml",
+            "--medusa-heads",
+            "5",
+            "--acceptance",
+            "medusa-vicuna-33b",
+            "--sparse-tree",
+            "2,4,8,16,32,48,64,80,96,112",
+            "--plot",
+            "{chart}",
+        ]
+    ],
 }
 
 

@@ -9,8 +9,16 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["MAX_INT", "DeviceError", "RooflaxError", "SpecError", "boolean", "close_matches", "positive_float",
-           "positive_int"]
+__all__ = [
+    "MAX_INT",
+    "DeviceError",
+    "RooflaxError",
+    "SpecError",
+    "boolean",
+    "close_matches",
+    "positive_float",
+    "positive_int",
+]
 
 
 class RooflaxError(ValueError):
@@ -51,7 +59,7 @@ def close_matches(given: object, allowed: Iterable[str]) -> list[str]:
         prefixed = []  # no name begins with it, and the common start is short or shared by many
     spelled = difflib.get_close_matches(str(given), allowed, n=3, cutoff=0.5)
     prefixed.sort(key=lambda name: spelled.index(name) if name in spelled else len(spelled))  # closest first
-    return (prefixed + [name for name in spelled if name not in prefixed])[:max(3, len(prefixed))]
+    return (prefixed + [name for name in spelled if name not in prefixed])[: max(3, len(prefixed))]
 
 
 def unknown_name(field: str, given: object, allowed: Iterable[str], what: str = "name") -> SpecError:
@@ -59,9 +67,7 @@ def unknown_name(field: str, given: object, allowed: Iterable[str], what: str = 
     allowed = sorted(allowed)
     hint = close_matches(given, allowed)
     did_you_mean = f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
-    return SpecError(
-        f"{field}: unknown {what} {given!r}{did_you_mean} (allowed: {', '.join(allowed)})"
-    )
+    return SpecError(f"{field}: unknown {what} {given!r}{did_you_mean} (allowed: {', '.join(allowed)})")
 
 
 #: Largest integer rooflax accepts for a count (an axis value or a model size): 2**53, the
@@ -87,8 +93,10 @@ def positive_int(field: str, value: object) -> int:
     if number <= 0:
         raise SpecError(f"{field}: expected a positive integer, got {value!r}")
     if number > MAX_INT:
-        raise SpecError(f"{field}: {value!r} is too large; expected a positive integer ≤ 2**53 = {MAX_INT} "
-                        "(the largest count float64 holds exactly)")
+        raise SpecError(
+            f"{field}: {value!r} is too large; expected a positive integer ≤ 2**53 = {MAX_INT} "
+            "(the largest count float64 holds exactly)"
+        )
     return number
 
 

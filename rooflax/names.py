@@ -11,8 +11,22 @@ JAX or polars.
 """
 
 __all__ = [
-    "AXES", "BOUNDS", "CELL", "COMPRESSIONS", "DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "ENTITIES", "FACETS",
-    "GRID", "GROUPS", "KEY_COLUMNS", "LAYOUT", "MAX_CHUNK_SIZE", "PEAK_DTYPES", "PHASES", "SWEEP_AXES",
+    "AXES",
+    "BOUNDS",
+    "CELL",
+    "COMPRESSIONS",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_SUMMARY_CHUNK_SIZE",
+    "ENTITIES",
+    "FACETS",
+    "GRID",
+    "GROUPS",
+    "KEY_COLUMNS",
+    "LAYOUT",
+    "MAX_CHUNK_SIZE",
+    "PEAK_DTYPES",
+    "PHASES",
+    "SWEEP_AXES",
 ]
 
 #: Phases, in frame order (a shape holds the index). ``prefill`` is "init" on charts, ``decode`` is "ar".

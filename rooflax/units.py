@@ -14,8 +14,16 @@ __all__ = ["si"]
 _PREFIXES = (("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3), ("", 0), ("m", -3))
 
 
-def si(value: float, spec: str = "g", *, unit: str = "", space: str = "", headroom: float = 1.0,
-       lowest: str = "m", plain: str | None = None) -> str:
+def si(
+    value: float,
+    spec: str = "g",
+    *,
+    unit: str = "",
+    space: str = "",
+    headroom: float = 1.0,
+    lowest: str = "m",
+    plain: str | None = None,
+) -> str:
     """``value`` with an SI prefix: the largest, down to ``lowest``, whose power of ten times ``headroom`` it reaches.
 
     Args:

@@ -13,10 +13,18 @@ from pathlib import Path
 def lock_held_elsewhere(partial: Path) -> Iterator[None]:
     """Create ``partial`` and hold ``partial/.rooflax.lock`` exclusively from a second process until exit."""
     partial.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys\n"
-                               f"fd = os.open({str(partial / '.rooflax.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-                               "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\nsys.stdin.read()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            f"fd = os.open({str(partial / '.rooflax.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\nsys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "locked\n"
         yield

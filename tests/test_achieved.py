@@ -24,12 +24,25 @@ TILES = {"tile_m": 128, "tile_n": 128, "tile_k": 32}
 
 def _terms(hw: rooflax.Hardware, dtype: str = "fp16", **overrides) -> dict:
     """The keyword arguments of achieved_time for ``hw``, fields replaced by ``overrides``."""
-    fields = {key: getattr(hw, key) for key in ("kernel_overhead_s", "sm_count", "tile_m", "tile_n", "tile_k",
-                                               "compute_efficiency", "bandwidth_efficiency")}
+    fields = {
+        key: getattr(hw, key)
+        for key in (
+            "kernel_overhead_s",
+            "sm_count",
+            "tile_m",
+            "tile_n",
+            "tile_k",
+            "compute_efficiency",
+            "bandwidth_efficiency",
+        )
+    }
     fields.update(overrides)
     ce, be = fields.pop("compute_efficiency"), fields.pop("bandwidth_efficiency")
-    return {**fields, "seconds_per_flop": 1 / (hw.peak(dtype) * ce),
-            "seconds_per_byte": 1 / (hw.bandwidth_bytes_per_s * be)}
+    return {
+        **fields,
+        "seconds_per_flop": 1 / (hw.peak(dtype) * ce),
+        "seconds_per_byte": 1 / (hw.bandwidth_bytes_per_s * be),
+    }
 
 
 def test_quantized_flops_hand_counts():
@@ -61,16 +74,34 @@ dims = st.integers(1, 1 << 16)
 
 
 @pytest.mark.slow
-@given(count=st.integers(1, 64), m=dims, n=dims, k=dims, bytes_=st.floats(1, 1e12),
-       overhead=st.floats(1e-9, 1e-3), ce=st.floats(0.01, 1), be=st.floats(0.01, 1), sms=st.integers(1, 400))
+@given(
+    count=st.integers(1, 64),
+    m=dims,
+    n=dims,
+    k=dims,
+    bytes_=st.floats(1, 1e12),
+    overhead=st.floats(1e-9, 1e-3),
+    ce=st.floats(0.01, 1),
+    be=st.floats(0.01, 1),
+    sms=st.integers(1, 400),
+)
 def test_achieved_never_beats_the_roof(count, m, n, k, bytes_, overhead, ce, be, sms):
     g = Gemm(count, m, n, k)
     flops = 2 * count * m * n * k
     peak, bandwidth = 1e14, 1e12
     ideal = max(flops / peak, bytes_ / bandwidth)
-    achieved = achieved_time(flops, bytes_, (g,), seconds_per_flop=1 / (peak * ce),
-                             seconds_per_byte=1 / (bandwidth * be), kernel_overhead_s=overhead, sm_count=sms,
-                             tile_m=128, tile_n=64, tile_k=32)
+    achieved = achieved_time(
+        flops,
+        bytes_,
+        (g,),
+        seconds_per_flop=1 / (peak * ce),
+        seconds_per_byte=1 / (bandwidth * be),
+        kernel_overhead_s=overhead,
+        sm_count=sms,
+        tile_m=128,
+        tile_n=64,
+        tile_k=32,
+    )
     assert achieved >= ideal
     assert achieved >= (ideal + overhead) * (1 - 1e-12)
 
@@ -98,8 +129,11 @@ def test_efficiency_sets_the_large_op_limit():
 
 
 def test_preset_achieved_fields():
-    assert (A40.sm_count, rooflax.get_hardware("a100-80gb-pcie").sm_count,
-            rooflax.get_hardware("h100-sxm").sm_count) == (84, 108, 132)
+    assert (
+        A40.sm_count,
+        rooflax.get_hardware("a100-80gb-pcie").sm_count,
+        rooflax.get_hardware("h100-sxm").sm_count,
+    ) == (84, 108, 132)
     for hw in rooflax.HARDWARE.values():
         assert hw.kernel_overhead_s > 0 and 0 < hw.compute_efficiency <= 1 and 0 < hw.bandwidth_efficiency <= 1
         assert "SM" in hw.source or "compute units" in hw.source
@@ -109,16 +143,19 @@ def test_preset_achieved_fields():
 _BASE = "name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\n{}\n[peak_flops]\nfp16 = 1e14\n"
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("kernel_overhead_s = 0", "kernel_overhead_s: 0 is outside the range a real part has, 1e-12 to 1 s"),
-    ("kernel_overhead_s = -1e-6", "kernel_overhead_s: -1e-06 is outside the range a real part has, 1e-12 to 1 s"),
-    ("compute_efficiency = 0", "compute_efficiency: 0 is outside the range a real part has, 0.0001 to 1"),
-    ("bandwidth_efficiency = 1.2", "bandwidth_efficiency: 1.2 is outside the range a real part has, 0.0001 to 1"),
-    ("compute_efficiency = 'high'", "compute_efficiency: expected a number from 0.0001 to 1, got 'high'"),
-    ("sm_count = 84.5", "sm_count: expected a positive integer, got 84.5"),
-    ("tile_m = 0", "tile_m: expected a positive integer, got 0"),
-    ("sm_cuont = 84", "did you mean 'sm_count'"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("kernel_overhead_s = 0", "kernel_overhead_s: 0 is outside the range a real part has, 1e-12 to 1 s"),
+        ("kernel_overhead_s = -1e-6", "kernel_overhead_s: -1e-06 is outside the range a real part has, 1e-12 to 1 s"),
+        ("compute_efficiency = 0", "compute_efficiency: 0 is outside the range a real part has, 0.0001 to 1"),
+        ("bandwidth_efficiency = 1.2", "bandwidth_efficiency: 1.2 is outside the range a real part has, 0.0001 to 1"),
+        ("compute_efficiency = 'high'", "compute_efficiency: expected a number from 0.0001 to 1, got 'high'"),
+        ("sm_count = 84.5", "sm_count: expected a positive integer, got 84.5"),
+        ("tile_m = 0", "tile_m: expected a positive integer, got 0"),
+        ("sm_cuont = 84", "did you mean 'sm_count'"),
+    ],
+)
 def test_bad_achieved_fields(tmp_path, line, message):
     path = tmp_path / "hw.toml"
     path.write_text(_BASE.format(line))
@@ -139,29 +176,43 @@ def test_achieved_fields_round_trip(tmp_path):
 
 def test_group_terms_override_and_round_trip(tmp_path):
     path = tmp_path / "hw.toml"
-    path.write_text(_BASE.format("kernel_overhead_s = 3e-6") + '\n[group_terms."qk/pv"]\nkernel_overhead_s = 9e-6\n'
-                    'bandwidth_efficiency = 0.5\n')
+    path.write_text(
+        _BASE.format("kernel_overhead_s = 3e-6") + '\n[group_terms."qk/pv"]\nkernel_overhead_s = 9e-6\n'
+        "bandwidth_efficiency = 0.5\n"
+    )
     hw = rooflax.load_hardware(path)
+
     def fitted(group):  # a file with no band has NaN bands
         terms = hw.terms(group)
         assert math.isnan(terms.pop("band_low")) and math.isnan(terms.pop("band_high"))
         return terms
 
-    assert fitted("qk/pv") == {"kernel_overhead_s": 9e-6, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.5,
-                               "l2_speedup": 1.0}
-    assert fitted("qkv mlp") == {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.85,
-                                 "l2_speedup": 1.0}
+    assert fitted("qk/pv") == {
+        "kernel_overhead_s": 9e-6,
+        "compute_efficiency": 0.8,
+        "bandwidth_efficiency": 0.5,
+        "l2_speedup": 1.0,
+    }
+    assert fitted("qkv mlp") == {
+        "kernel_overhead_s": 3e-6,
+        "compute_efficiency": 0.8,
+        "bandwidth_efficiency": 0.85,
+        "l2_speedup": 1.0,
+    }
     again = tmp_path / "again.toml"
     again.write_text(rooflax.config.hardware.hardware_to_toml(hw))
     assert rooflax.load_hardware(again) == hw
 
 
-@pytest.mark.parametrize(("table", "message"), [
-    ('[group_terms."qk/pvv"]\nkernel_overhead_s = 1e-6', "unknown op group 'qk/pvv'; did you mean 'qk/pv'"),
-    ('[group_terms."qk/pv"]\ncompute_efficiency = 2', r"group_terms.qk/pv: compute_efficiency: 2 is outside"),
-    ('[group_terms."qk/pv"]\nkernel_overhead = 1e-6', "did you mean 'kernel_overhead_s'"),
-    ('[group_terms]\n"qk/pv" = 3', "group_terms.qk/pv must be a table"),
-])
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[group_terms."qk/pvv"]\nkernel_overhead_s = 1e-6', "unknown op group 'qk/pvv'; did you mean 'qk/pv'"),
+        ('[group_terms."qk/pv"]\ncompute_efficiency = 2', r"group_terms.qk/pv: compute_efficiency: 2 is outside"),
+        ('[group_terms."qk/pv"]\nkernel_overhead = 1e-6', "did you mean 'kernel_overhead_s'"),
+        ('[group_terms]\n"qk/pv" = 3', "group_terms.qk/pv must be a table"),
+    ],
+)
 def test_bad_group_terms(tmp_path, table, message):
     path = tmp_path / "hw.toml"
     path.write_text(_BASE.format("") + "\n" + table + "\n")
@@ -171,17 +222,29 @@ def test_bad_group_terms(tmp_path, table, message):
 
 
 @pytest.mark.parametrize("model", ["llama-13b", "llama-2-70b"])
-@pytest.mark.parametrize(("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 1000, None), ("prefill", 2, 300, None),
-                                                                  ("verify", 4, 777, 16)])
+@pytest.mark.parametrize(
+    ("phase", "batch", "seq_len", "spec_k"),
+    [("decode", 3, 1000, None), ("prefill", 2, 300, None), ("verify", 4, 777, 16)],
+)
 def test_gemm_shapes_do_the_ops_flops(model, phase, batch, seq_len, spec_k):
     """Every product's 2·count·m·n·k adds up to its op's dense FLOPs (fused: plus the softmax's 5 per score)."""
     m = rooflax.get_model(model)
     for fused in (False, True):
-        ops = rooflax.evaluate(model=model, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
-                               fused_attention=fused)["ops"]
+        ops = rooflax.evaluate(
+            model=model, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k, fused_attention=fused
+        )["ops"]
         q = {"prefill": seq_len, "decode": 1, "verify": spec_k}[phase]
-        step = make_step(Shape.of(m, rooflax.get_dtype("fp16"), phase=phase, batch=batch, seq_len=seq_len,
-                                  spec_k=spec_k, fused_attention=fused))
+        step = make_step(
+            Shape.of(
+                m,
+                rooflax.get_dtype("fp16"),
+                phase=phase,
+                batch=batch,
+                seq_len=seq_len,
+                spec_k=spec_k,
+                fused_attention=fused,
+            )
+        )
         products = 0
         for op, _, _ in op_costs(step):
             gemm_flops = sum(2 * g.count * g.m * g.n * g.k for g in op.gemms(step))
@@ -210,16 +273,22 @@ def test_engine_row_hand_computed():
     assert row["achieved_flops"] == pytest.approx(flops / (overhead + memory), rel=1e-12)
 
 
-HW_FILE = _BASE.replace("name = 'x'", "name = 'slow'").format(
-    "sm_count = 7\nkernel_overhead_s = 2e-5\ntile_m = 64") + '\n[group_terms."qk/pv"]\nbandwidth_efficiency = 0.3\n'
+HW_FILE = (
+    _BASE.replace("name = 'x'", "name = 'slow'").format("sm_count = 7\nkernel_overhead_s = 2e-5\ntile_m = 64")
+    + '\n[group_terms."qk/pv"]\nbandwidth_efficiency = 0.3\n'
+)
 
 
 @pytest.mark.slow
 def test_achieved_is_below_the_roof_on_every_row(tmp_path):
     (tmp_path / "slow.toml").write_text(HW_FILE)
-    df = rooflax.sweep(hardware=["a40", "h100-sxm", str(tmp_path / "slow.toml")],
-                       phases=["prefill", "decode", "verify"], batch=[1, 3, 64], seq_len=[16, 500, 4096],
-                       spec_k=[4, 16])
+    df = rooflax.sweep(
+        hardware=["a40", "h100-sxm", str(tmp_path / "slow.toml")],
+        phases=["prefill", "decode", "verify"],
+        batch=[1, 3, 64],
+        seq_len=[16, 500, 4096],
+        spec_k=[4, 16],
+    )
     assert df.height > 0
     assert (df["achieved_time_s"] > df["time_s"]).all()
     assert (df["achieved_flops"] < df["attainable_flops"]).all()
@@ -230,8 +299,9 @@ def test_achieved_is_below_the_roof_on_every_row(tmp_path):
 def test_engine_equals_evaluate_below_the_roof():
     df = rooflax.sweep(phases=["prefill", "verify"], batch=[2, 32], seq_len=[64, 3000], spec_k=[16], causal=True)
     for row in df.filter(pl.col("op").is_in(["qkv_proj", "qk", "softmax", "lm_head"])).iter_rows(named=True):
-        point = rooflax.evaluate(phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"], spec_k=row["spec_k"],
-                                 causal=True)["ops"][row["op"]]
+        point = rooflax.evaluate(
+            phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"], spec_k=row["spec_k"], causal=True
+        )["ops"][row["op"]]
         assert row["achieved_time_s"] == pytest.approx(point["achieved_time_s"], rel=1e-12)
 
 
@@ -240,9 +310,11 @@ def test_summary_achieved_totals_add_up():
     long = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256])
     summary = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8], seq_len=[256], summary=True)
     layers = rooflax.get_model("llama-13b").layers
-    expected = (long.group_by("phase", "batch")
-                .agg((pl.when(pl.col("op") == "lm_head").then(1).otherwise(layers) * pl.col("achieved_time_s")).sum()
-                     .alias("expected")))
+    expected = long.group_by("phase", "batch").agg(
+        (pl.when(pl.col("op") == "lm_head").then(1).otherwise(layers) * pl.col("achieved_time_s"))
+        .sum()
+        .alias("expected")
+    )
     joined = summary.join(expected, on=["phase", "batch"])
     assert joined.height == 4
     for row in joined.iter_rows(named=True):
@@ -266,8 +338,15 @@ def test_achieved_gap_narrows_to_the_efficiency_as_prefill_grows():
 @pytest.mark.slow
 def test_below_the_roof_with_experts_and_parallel_layouts():
     """Expert products, routers and collectives (overhead plus their link time) are slower than their roof too."""
-    df = rooflax.sweep(model="mixtral-8x7b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[1, 256],
-                       seq_len=[512], tp=[1, 8], ep=[1, 2])
+    df = rooflax.sweep(
+        model="mixtral-8x7b",
+        hardware="h100-sxm",
+        phases=["prefill", "decode"],
+        batch=[1, 256],
+        seq_len=[512],
+        tp=[1, 8],
+        ep=[1, 2],
+    )
     assert {"router", "expert_up", "attn_allreduce", "moe_dispatch"} <= set(df["op"].cast(pl.String).unique())
     assert (df["achieved_time_s"] > df["time_s"]).all()
     comm = df.filter(pl.col("group") == "comm")
@@ -279,8 +358,7 @@ def test_below_the_roof_with_experts_and_parallel_layouts():
 
 
 @pytest.mark.slow
-@given(x=st.integers(0, 2**53 - 1), y=st.integers(1, 2**24),
-       near=st.sampled_from([None, -1, 0, 1]))
+@given(x=st.integers(0, 2**53 - 1), y=st.integers(1, 2**24), near=st.sampled_from([None, -1, 0, 1]))
 def test_whole_division_of_jax_arrays_is_exact_below_2_53(x, y, near):
     """ceil and floor division of float64 JAX arrays (the engine's path) equal integer division."""
     import jax
@@ -302,8 +380,10 @@ def test_one_backend_argument_prices_arrays_as_python_prices_each_element(xp):
     gemms = [Gemm(1, 1, 15360, 5120), Gemm(1, 1, 5120, 5120), Gemm(100, 40, 128, 32), Gemm(1, 128, 128, 33)]
     terms = _terms(A40)
     want = [achieved_time(2.0 * g.m * g.n * g.k, 1e6, (g,), **terms) for g in gemms]
-    assert [quantized_flops(g, sm_count=84, **TILES) for g in gemms[:2]] == [2 * 84 * 2 * 16 * 128 * 5120,
-                                                                               84 * 2 * 16 * 128 * 2560]
+    assert [quantized_flops(g, sm_count=84, **TILES) for g in gemms[:2]] == [
+        2 * 84 * 2 * 16 * 128 * 5120,
+        84 * 2 * 16 * 128 * 2560,
+    ]
     with jax.enable_x64(True):
         stacked = Gemm(*(xp.asarray([float(getattr(g, name)) for g in gemms]) for name in Gemm._fields))
         flops = 2.0 * stacked.m * stacked.n * stacked.k

@@ -37,9 +37,12 @@ def _modules():
 
 def test_every_function_that_takes_a_spec_takes_it_first():
     """A spec given positionally is the first argument (``describe`` reads a dataset, and takes ``spec=``)."""
-    takes = {name: list(parameters) for name, f in _public_functions()
-             if (spec := (parameters := inspect.signature(f).parameters).get("spec")) is not None
-             and spec.kind is not inspect.Parameter.KEYWORD_ONLY}
+    takes = {
+        name: list(parameters)
+        for name, f in _public_functions()
+        if (spec := (parameters := inspect.signature(f).parameters).get("spec")) is not None
+        and spec.kind is not inspect.Parameter.KEYWORD_ONLY
+    }
     assert {"rooflax.compare", "rooflax.sweep", "rooflax.crossover", "rooflax.speculate"} <= set(takes)
     assert {name: params[0] for name, params in takes.items() if params[0] != "spec"} == {}
 
@@ -80,8 +83,12 @@ def test_presets_are_still_found_by_name():
 
 
 def test_every_value_dataclass_is_frozen_and_keyword_only():
-    classes = {f"{m.__name__}.{name}": obj for m in _modules() for name, obj in vars(m).items()
-               if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == m.__name__}
+    classes = {
+        f"{m.__name__}.{name}": obj
+        for m in _modules()
+        for name, obj in vars(m).items()
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == m.__name__
+    }
     assert {"rooflax.engine.vectorized.Task", "rooflax.answers.report.Report", "rooflax.cost.ops.OpDef"} <= set(classes)
     positional = sorted(name for name, cls in classes.items() if not all(f.kw_only for f in dataclasses.fields(cls)))
     assert positional == []
@@ -103,9 +110,15 @@ def test_spec_keys_are_the_keys_a_spec_file_takes():
 
 
 def test_spec_keywords_are_typed():
-    typed = {"rooflax.sweep": "SpecKeys", "rooflax.sweep_to_parquet": "SpecKeys", "rooflax.crossover": "SpecKeys",
-             "rooflax.compare": "SpecKeys", "rooflax.parse_spec": "SpecKeys", "rooflax.load_spec": "SpecKeys",
-             "rooflax.speculate": "SweepKeys"}
+    typed = {
+        "rooflax.sweep": "SpecKeys",
+        "rooflax.sweep_to_parquet": "SpecKeys",
+        "rooflax.crossover": "SpecKeys",
+        "rooflax.compare": "SpecKeys",
+        "rooflax.parse_spec": "SpecKeys",
+        "rooflax.load_spec": "SpecKeys",
+        "rooflax.speculate": "SweepKeys",
+    }
     functions = dict(_public_functions())
     for name, keys in typed.items():
         assert inspect.signature(functions[name]).parameters["keys"].annotation == f"Unpack[{keys}]", name
@@ -119,10 +132,19 @@ def test_plot_exports_only_chart_functions():
         returns = inspect.signature(function).return_annotation
         assert name == "save" or "Figure" in returns, f"{name} returns {returns}"
     assert rooflax.plot.save.__module__ == "rooflax.plot.files"
-    assert isinstance(rooflax.plot.regime_map(rooflax.sweep(phases=["decode"], batch=[1, 2], seq_len=[64, 128])),
-                      Figure)
-    for plumbing in ("chart_path", "plan_chart", "ChartPlan", "error_table", "read_validation", "write_validation",
-                     "validation_path", "measured_errors"):
+    assert isinstance(
+        rooflax.plot.regime_map(rooflax.sweep(phases=["decode"], batch=[1, 2], seq_len=[64, 128])), Figure
+    )
+    for plumbing in (
+        "chart_path",
+        "plan_chart",
+        "ChartPlan",
+        "error_table",
+        "read_validation",
+        "write_validation",
+        "validation_path",
+        "measured_errors",
+    ):
         assert not hasattr(rooflax.plot, plumbing), plumbing
 
 
@@ -132,7 +154,7 @@ def _documented(doc: str) -> set[str] | None:
     if "Args:" not in lines:
         return None
     names = set()
-    for line in lines[lines.index("Args:") + 1:]:
+    for line in lines[lines.index("Args:") + 1 :]:
         if line.strip() and not line.startswith(" "):
             break
         entry = re.match(r"^    (\*{0,2}\w+(?:, \*{0,2}\w+)*)(?: \([^)]*\))?:", line)

@@ -20,8 +20,9 @@ def test_memory_bound_decode_speeds_up_by_the_bandwidth_ratio():
     assert df.get_column("group").to_list() == [*single_device, "total"]
     assert df.get_column("speedup").to_list() == pytest.approx([ratio] * 6, rel=1e-12)
     assert df.get_column("speedup_min").to_list() == pytest.approx([ratio] * 6, rel=1e-12)
-    assert (df.get_column("points").to_list()
-            == [4 * n for n in (2, 3, 2, 7, 1)] + [4])  # grid points × ops in the group; total: grid points
+    assert df.get_column("points").to_list() == [4 * n for n in (2, 3, 2, 7, 1)] + [
+        4
+    ]  # grid points × ops in the group; total: grid points
     assert set(df.get_column("a")) == {"a40"} and set(df.get_column("b")) == {"h100-sxm"}
 
 
@@ -53,8 +54,12 @@ def test_compare_refuses_a_hardware_key():
 
 def test_compare_command_prints_the_table_and_writes_it(tmp_path, capsys):
     out = tmp_path / "cmp.csv"
-    assert main(["compare", "a40", "h100-sxm", "--phases", "decode", "--batch", "1,8", "--seq-len", "1024",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            ["compare", "a40", "h100-sxm", "--phases", "decode", "--batch", "1,8", "--seq-len", "1024", "-o", str(out)]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert text.startswith("speedup of h100-sxm over a40 (llama-13b, fp16): time on a40 / time on h100-sxm")
     ratio = H100.bandwidth_bytes_per_s / A40.bandwidth_bytes_per_s
@@ -67,8 +72,10 @@ def test_compare_command_prints_the_table_and_writes_it(tmp_path, capsys):
 
 def test_compare_command_with_a_spec_file(tmp_path, capsys):
     spec = tmp_path / "s.toml"
-    spec.write_text("model = ['llama-7b', 'toy-llama']\nhardware = 'l4'\nphases = ['decode']\n"
-                    "[axes]\nbatch = [1]\nseq_len = [256]\n")
+    spec.write_text(
+        "model = ['llama-7b', 'toy-llama']\nhardware = 'l4'\nphases = ['decode']\n"
+        "[axes]\nbatch = [1]\nseq_len = [256]\n"
+    )
     assert main(["compare", "l4", "a40", "--spec", str(spec)]) == 0
     text = capsys.readouterr().out
     assert "model" in text.splitlines()[1] and sum(line.startswith("toy-llama") for line in text.splitlines()) == 6
@@ -77,8 +84,24 @@ def test_compare_command_with_a_spec_file(tmp_path, capsys):
 def test_sweep_flags_override_the_spec(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text("hardware = 'l4'\nphases = ['prefill']\n[axes]\nbatch = [2]\nseq_len = [64, 128]\n")
-    assert main(["sweep", str(spec), "-o", str(tmp_path / "ds"), "--hardware", "a40,h100-sxm", "--phases",
-                 "decode", "--batch", "1,4", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(spec),
+                "-o",
+                str(tmp_path / "ds"),
+                "--hardware",
+                "a40,h100-sxm",
+                "--phases",
+                "decode",
+                "--batch",
+                "1,4",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     df = rooflax.scan_dataset(tmp_path / "ds").collect()
     assert sorted(df.get_column("hardware").cast(pl.String).unique()) == ["a40", "h100-sxm"]
     assert df.get_column("phase").unique().to_list() == ["decode"]
@@ -90,18 +113,31 @@ def test_sweep_flags_override_the_spec(tmp_path):
 def test_compare_keeps_parallel_layouts_apart(capsys):
     df = compare("sweeps/llama70b_tp.toml", a="a40", b="h100-sxm", phases=["decode"], batch=[1], seq_len=[512])
     assert sorted(df.get_column("tp").unique()) == [1, 2, 4, 8]
-    tot = rooflax.sweep("sweeps/llama70b_tp.toml", hardware=["a40", "h100-sxm"], phases=["decode"], batch=[1],
-                        seq_len=[512], summary=True)
+    tot = rooflax.sweep(
+        "sweeps/llama70b_tp.toml",
+        hardware=["a40", "h100-sxm"],
+        phases=["decode"],
+        batch=[1],
+        seq_len=[512],
+        summary=True,
+    )
     for tp in (1, 2, 4, 8):
-        times = dict(zip(tot.filter(tp=tp).get_column("hardware").cast(pl.String),
-                         tot.filter(tp=tp).get_column("time_s"), strict=True))
+        times = dict(
+            zip(
+                tot.filter(tp=tp).get_column("hardware").cast(pl.String),
+                tot.filter(tp=tp).get_column("time_s"),
+                strict=True,
+            )
+        )
         total = df.filter(tp=tp, group="total").row(0, named=True)
         assert total["points"] == 1
         assert total["time_a_s"] == pytest.approx(times["a40"])
         assert total["time_b_s"] == pytest.approx(times["h100-sxm"])
         assert ("comm" in df.filter(tp=tp).get_column("group").to_list()) == (tp > 1)
-    assert main(["compare", "a40", "h100-sxm", "--spec", "sweeps/llama70b_tp.toml", "--batch", "1",
-                 "--seq-len", "512"]) == 0
+    assert (
+        main(["compare", "a40", "h100-sxm", "--spec", "sweeps/llama70b_tp.toml", "--batch", "1", "--seq-len", "512"])
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split()[:3] == ["tp", "phase", "group"]
     assert {line.split()[0] for line in lines[2:] if line.strip()} == {"1", "2", "4", "8"}

@@ -28,8 +28,9 @@ PEAK, BW = Fraction(A40.peak("fp16")), Fraction(A40.bandwidth_bytes_per_s)
 
 
 def _decode(**keys) -> pl.DataFrame:
-    return rooflax.crossover(**{"model": "llama-13b", "hardware": "a40", "dtype": "fp16", "phases": ["decode"],
-                                "seq_len": [2048], **keys})
+    return rooflax.crossover(
+        **{"model": "llama-13b", "hardware": "a40", "dtype": "fp16", "phases": ["decode"], "seq_len": [2048], **keys}
+    )
 
 
 def _value(df: pl.DataFrame, column: str = "crossover", **where):
@@ -50,12 +51,14 @@ def test_decode_linear_ops_of_llama13b_on_the_a40_by_hand():
     def smallest(kn, per_token_bytes):
         return math.ceil(PEAK * 2 * kn / (2 * kn * BW - PEAK * per_token_bytes))
 
-    expected = {"up_proj": smallest(5120 * 13824, 2 * (5120 + 13824)),
-                "gate_proj": smallest(5120 * 13824, 2 * (5120 + 13824)),
-                "down_proj": smallest(13824 * 5120, 2 * (13824 + 5120)),
-                "o_proj": smallest(5120 * 5120, 2 * (5120 + 5120)),
-                "lm_head": smallest(5120 * 32000, 2 * (5120 + 32000)),
-                "qkv_proj": smallest(5120 * 15360, 2 * 20480)}
+    expected = {
+        "up_proj": smallest(5120 * 13824, 2 * (5120 + 13824)),
+        "gate_proj": smallest(5120 * 13824, 2 * (5120 + 13824)),
+        "down_proj": smallest(13824 * 5120, 2 * (13824 + 5120)),
+        "o_proj": smallest(5120 * 5120, 2 * (5120 + 5120)),
+        "lm_head": smallest(5120 * 32000, 2 * (5120 + 32000)),
+        "qkv_proj": smallest(5120 * 15360, 2 * 20480),
+    }
     assert expected["up_proj"] == 229
     df = _decode()
     for op, batch in expected.items():
@@ -79,12 +82,15 @@ def test_decode_attention_never_turns_compute_bound_along_batch():
         assert attention.get_column("intensity_at").null_count() == 6
         for op in ("qk", "pv"):
             for batch in (1, LIMIT):
-                assert rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=4096)["ops"][op][
-                    "bound"] == "memory"
+                assert (
+                    rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=4096)["ops"][op]["bound"]
+                    == "memory"
+                )
 
 
-def _legal_below(value: int, along: str, model: rooflax.Model, spec_k: int | None, phase: str,
-                 tp: int = 1) -> int | None:
+def _legal_below(
+    value: int, along: str, model: rooflax.Model, spec_k: int | None, phase: str, tp: int = 1
+) -> int | None:
     """The largest legal value of ``along`` below ``value``, derived from the rules, not from the code.
 
     Along ``hidden``: the widths below ``value``, one head_dim at a time, that the model scales
@@ -104,27 +110,111 @@ def _legal_below(value: int, along: str, model: rooflax.Model, spec_k: int | Non
 
 
 CASES = [
-    ("batch", dict(model="llama-13b", hardware="a40", phases=["prefill", "decode", "verify"], seq_len=[16, 2048],
-                   spec_k=[16])),
-    ("batch", dict(model="llama-3-8b", hardware="h100-sxm", dtype="w4a16", kv_dtype="fp8",
-                   phases=["decode", "verify"], seq_len=[64, 8192], spec_k=[4, 48], causal=True)),
-    ("seq_len", dict(model="llama-2-70b", hardware=["a100-80gb-sxm", "l4"], dtype=["bf16", "int8"],
-                     phases=["prefill", "decode", "verify"], batch=[1, 64], spec_k=[8], fused_attention=True)),
-    ("seq_len", dict(model="toy-llama", hardware="mi300x", dtype="fp8", phases=["prefill", "verify"],
-                     batch=[1, 2**20], spec_k=[3], causal=True, fused_attention=True)),
-    ("hidden", dict(model=["llama-13b", "llama-3-8b", "toy-llama"], hardware="a40",
-                    phases=["prefill", "decode", "verify"], batch=[1, 32, 256], seq_len=[32, 4096], spec_k=[32])),
+    (
+        "batch",
+        dict(
+            model="llama-13b", hardware="a40", phases=["prefill", "decode", "verify"], seq_len=[16, 2048], spec_k=[16]
+        ),
+    ),
+    (
+        "batch",
+        dict(
+            model="llama-3-8b",
+            hardware="h100-sxm",
+            dtype="w4a16",
+            kv_dtype="fp8",
+            phases=["decode", "verify"],
+            seq_len=[64, 8192],
+            spec_k=[4, 48],
+            causal=True,
+        ),
+    ),
+    (
+        "seq_len",
+        dict(
+            model="llama-2-70b",
+            hardware=["a100-80gb-sxm", "l4"],
+            dtype=["bf16", "int8"],
+            phases=["prefill", "decode", "verify"],
+            batch=[1, 64],
+            spec_k=[8],
+            fused_attention=True,
+        ),
+    ),
+    (
+        "seq_len",
+        dict(
+            model="toy-llama",
+            hardware="mi300x",
+            dtype="fp8",
+            phases=["prefill", "verify"],
+            batch=[1, 2**20],
+            spec_k=[3],
+            causal=True,
+            fused_attention=True,
+        ),
+    ),
+    (
+        "hidden",
+        dict(
+            model=["llama-13b", "llama-3-8b", "toy-llama"],
+            hardware="a40",
+            phases=["prefill", "decode", "verify"],
+            batch=[1, 32, 256],
+            seq_len=[32, 4096],
+            spec_k=[32],
+        ),
+    ),
     # mixtures of experts (router, routed experts: the experts touched grow with the tokens) under tp and ep
-    ("batch", dict(model=["mixtral-8x7b", "qwen1.5-moe-a2.7b"], hardware="h100-sxm",
-                   phases=["prefill", "decode", "verify"], seq_len=[16, 2048], spec_k=[8], tp=[1, 2], ep=[1, 2])),
-    ("seq_len", dict(model="mixtral-8x7b", hardware="a40", phases=["prefill", "decode"], batch=[1, 5, 64],
-                     ep=[1, 8], fused_attention=True)),
+    (
+        "batch",
+        dict(
+            model=["mixtral-8x7b", "qwen1.5-moe-a2.7b"],
+            hardware="h100-sxm",
+            phases=["prefill", "decode", "verify"],
+            seq_len=[16, 2048],
+            spec_k=[8],
+            tp=[1, 2],
+            ep=[1, 2],
+        ),
+    ),
+    (
+        "seq_len",
+        dict(
+            model="mixtral-8x7b",
+            hardware="a40",
+            phases=["prefill", "decode"],
+            batch=[1, 5, 64],
+            ep=[1, 8],
+            fused_attention=True,
+        ),
+    ),
     # dense layouts: heads, KV heads, MLP and vocabulary split tp ways, layers over pp stages
-    ("seq_len", dict(model="llama-2-70b", hardware=["h100-sxm", "a40"], phases=["prefill", "decode", "verify"],
-                     batch=[1, 3, 64], spec_k=[16], tp=[1, 8], pp=[1, 2], causal=True)),
+    (
+        "seq_len",
+        dict(
+            model="llama-2-70b",
+            hardware=["h100-sxm", "a40"],
+            phases=["prefill", "decode", "verify"],
+            batch=[1, 3, 64],
+            spec_k=[16],
+            tp=[1, 8],
+            pp=[1, 2],
+            causal=True,
+        ),
+    ),
     # widths that tp splits: multiples of head_dim·group·tp, and the narrow ones of replicated KV heads
-    ("hidden", dict(model=["llama-2-70b", "llama-13b", "toy-llama"], hardware="h100-sxm",
-                    phases=["prefill", "decode"], batch=[1, 64, 512], seq_len=[128, 4096], tp=[1, 2, 4])),
+    (
+        "hidden",
+        dict(
+            model=["llama-2-70b", "llama-13b", "toy-llama"],
+            hardware="h100-sxm",
+            phases=["prefill", "decode"],
+            batch=[1, 64, 512],
+            seq_len=[128, 4096],
+            tp=[1, 2, 4],
+        ),
+    ),
 ]
 
 
@@ -135,8 +225,12 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
     assert df.height > 0 and not df.columns.count(along)
     layouts = any(keys.get(name, [1]) != [1] for name in ("tp", "pp", "ep"))
     assert ({"tp", "pp", "ep", "network"} <= set(df.columns)) == layouts
-    fixed = dict(dtype=None, kv_dtype=keys.get("kv_dtype"), causal=keys.get("causal", False),
-                 fused_attention=keys.get("fused_attention", False))
+    fixed = dict(
+        dtype=None,
+        kv_dtype=keys.get("kv_dtype"),
+        causal=keys.get("causal", False),
+        fused_attention=keys.get("fused_attention", False),
+    )
     crossed = network = 0
     for row in df.iter_rows(named=True):
         model = rooflax.get_model(row["model"])
@@ -145,9 +239,16 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
         dtype = row["dtype"].partition("/")[0]
 
         def bound(value, row=row, point=point, dtype=dtype, layout=layout):
-            result = rooflax.evaluate(model=row["model"], hardware=row["hardware"], phase=row["phase"],
-                                      spec_k=row["spec_k"], **{**fixed, "dtype": dtype}, **point, **layout,
-                                      **{along: value})
+            result = rooflax.evaluate(
+                model=row["model"],
+                hardware=row["hardware"],
+                phase=row["phase"],
+                spec_k=row["spec_k"],
+                **{**fixed, "dtype": dtype},
+                **point,
+                **layout,
+                **{along: value},
+            )
             return result["ops"][row["op"]]
 
         value = row["crossover"]
@@ -188,40 +289,65 @@ def test_bound_stays_compute_above_the_crossover(data):
     kv_heads = data.draw(st.integers(1, 8))
     heads = kv_heads * data.draw(st.integers(1, 8))
     experts = data.draw(st.sampled_from([0, 0, 4, 8, 60]))
-    moe = dict(experts=experts, experts_per_token=data.draw(st.integers(1, experts)),
-               shared_experts=data.draw(st.integers(0, 2)), moe_intermediate=data.draw(st.integers(1, 20_000)),
-               ) if experts else {}
-    model = rooflax.Model(name="rand", hidden=heads * head_dim, layers=2, heads=heads, kv_heads=kv_heads,
-                          head_dim=head_dim, intermediate=data.draw(st.integers(1, 40_000)),
-                          vocab=data.draw(st.integers(1, 200_000)), gated_mlp=bool(experts) or data.draw(st.booleans()),
-                          **moe)
+    moe = (
+        dict(
+            experts=experts,
+            experts_per_token=data.draw(st.integers(1, experts)),
+            shared_experts=data.draw(st.integers(0, 2)),
+            moe_intermediate=data.draw(st.integers(1, 20_000)),
+        )
+        if experts
+        else {}
+    )
+    model = rooflax.Model(
+        name="rand",
+        hidden=heads * head_dim,
+        layers=2,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate=data.draw(st.integers(1, 40_000)),
+        vocab=data.draw(st.integers(1, 200_000)),
+        gated_mlp=bool(experts) or data.draw(st.booleans()),
+        **moe,
+    )
     ep = data.draw(st.sampled_from([d for d in (1, 2, 4) if experts % d == 0])) if experts else 1
     along = data.draw(st.sampled_from(["batch", "seq_len"]))
     phase = data.draw(st.sampled_from(["prefill", "decode", "verify"]))
     spec_k = data.draw(st.integers(1, 64)) if phase == "verify" else None
     other = data.draw(st.integers(spec_k or 1, 10_000)) if along == "batch" else data.draw(st.integers(1, 512))
-    keys = dict(model=model, hardware=data.draw(st.sampled_from(["a40", "h100-sxm", "l4"])),
-                dtype=data.draw(st.sampled_from(["fp16", "fp32", "int8", "w4a16"])),
-                causal=data.draw(st.booleans()), fused_attention=data.draw(st.booleans()), ep=ep)
+    keys = dict(
+        model=model,
+        hardware=data.draw(st.sampled_from(["a40", "h100-sxm", "l4"])),
+        dtype=data.draw(st.sampled_from(["fp16", "fp32", "int8", "w4a16"])),
+        causal=data.draw(st.booleans()),
+        fused_attention=data.draw(st.booleans()),
+        ep=ep,
+    )
     point = {"seq_len" if along == "batch" else "batch": other}
-    df = rooflax.crossover(along=along, phases=[phase], spec_k=None if spec_k is None else [spec_k],
-                           **{name: [value] for name, value in point.items()}, **{**keys, "ep": [ep]})
+    df = rooflax.crossover(
+        along=along,
+        phases=[phase],
+        spec_k=None if spec_k is None else [spec_k],
+        **{name: [value] for name, value in point.items()},
+        **{**keys, "ep": [ep]},
+    )
     lowest = spec_k if along == "seq_len" and phase == "verify" else 1
     for row in df.filter(pl.col("group") != "comm").iter_rows(named=True):
         value = row["crossover"]
         probes = data.draw(st.lists(st.integers(lowest, 10**7), min_size=1, max_size=4))
         probes += [] if value is None else [v for v in (value - 1, value) if v >= lowest]
         for probe in probes:
-            result = rooflax.evaluate(phase=phase, spec_k=spec_k, **point, **{along: probe},
-                                      **keys)["ops"][row["op"]]
+            result = rooflax.evaluate(phase=phase, spec_k=spec_k, **point, **{along: probe}, **keys)["ops"][row["op"]]
             expected = "compute" if value is not None and probe >= value else "memory"
             assert result["bound"] == expected, (row, probe)
 
 
 def _odd(intermediate: int) -> rooflax.Model:
     """A GQA model whose own width breaks the Llama scaling rule (its intermediate is not llama_intermediate)."""
-    return rooflax.Model(name="odd", hidden=4096, layers=2, heads=32, kv_heads=8, head_dim=128,
-                         intermediate=intermediate, vocab=32000)
+    return rooflax.Model(
+        name="odd", hidden=4096, layers=2, heads=32, kv_heads=8, head_dim=128, intermediate=intermediate, vocab=32000
+    )
 
 
 @pytest.mark.slow
@@ -238,7 +364,8 @@ def test_hidden_a_wide_own_mlp_is_compute_bound_below_memory_bound_widths():
 
     def bound(h):
         return rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=2048, hidden=h)["ops"]["up_proj"][
-            "bound"]
+            "bound"
+        ]
 
     assert [bound(h) for h in (3584, 4096, 4608, 5120, 5632)] == ["memory", "compute", "memory", "memory", "compute"]
     assert "memory-bound again" in crossover_table(df)
@@ -254,14 +381,21 @@ def test_hidden_a_narrow_own_mlp_is_memory_bound_among_compute_bound_widths():
     # batch 1024: the scaled family is compute-bound from some width below 4096 on, the own width is not
     assert row["monotone"] is False and row["crossover"] < 4096 and row["crossover"] % step == 0
     evaluate = rooflax.evaluate
-    assert evaluate(model=model, phase="decode", batch=1024, seq_len=2048, hidden=4096)["ops"]["up_proj"][
-        "bound"] == "memory"
+    assert (
+        evaluate(model=model, phase="decode", batch=1024, seq_len=2048, hidden=4096)["ops"]["up_proj"]["bound"]
+        == "memory"
+    )
     assert llama_intermediate(4096) != model.intermediate
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("keys", [dict(model="llama-2-70b", phases=["prefill", "decode"], seq_len=[1, 512]),
-                                  dict(model="mixtral-8x7b", phases=["decode"], seq_len=[512], tp=[2], ep=[1, 4])])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        dict(model="llama-2-70b", phases=["prefill", "decode"], seq_len=[1, 512]),
+        dict(model="mixtral-8x7b", phases=["decode"], seq_len=[512], tp=[2], ep=[1, 4]),
+    ],
+)
 def test_a_wrong_device_answer_is_repaired_exactly(monkeypatch, keys):
     expected = rooflax.crossover(**keys)
     original = crossover_module._device_bisect
@@ -295,21 +429,28 @@ def test_smallest_legal_value_has_no_value_below():
 
 @pytest.mark.slow
 def test_keys_replace_a_spec_files_keys():
-    df = rooflax.crossover(ROOT / "sweeps" / "llama13b_a40_spec.toml", along="batch", seq_len=[2048],
-                           hardware="h100-sxm")
+    df = rooflax.crossover(
+        ROOT / "sweeps" / "llama13b_a40_spec.toml", along="batch", seq_len=[2048], hardware="h100-sxm"
+    )
     assert set(df.get_column("hardware").cast(pl.String)) == {"h100-sxm"}
     assert set(df.get_column("seq_len")) == {2048}
     assert df.get_column("spec_k").drop_nulls().unique().sort().to_list() == [16, 32, 48]
 
 
-@pytest.mark.parametrize(("call", "fragments"), [
-    (lambda: rooflax.crossover(along="bach"), ("along: unknown axis 'bach'", "did you mean 'batch'")),
-    (lambda: rooflax.crossover(along=3), ("along: unknown axis 3", "allowed: batch, hidden, seq_len")),
-    (lambda: rooflax.crossover(bach=[1]), ("unknown key 'bach'", "did you mean 'batch'")),
-    (lambda: rooflax.crossover(model="llama13b"), ("model: unknown name 'llama13b'", "'llama-13b'")),
-    (lambda: rooflax.crossover(seq_len=[0]), ("seq_len", "expected a positive integer, got 0")),
-    (lambda: crossover_table(pl.DataFrame({"a": [1]})), ("crossover_table: expected a frame of rooflax.crossover",)),
-])
+@pytest.mark.parametrize(
+    ("call", "fragments"),
+    [
+        (lambda: rooflax.crossover(along="bach"), ("along: unknown axis 'bach'", "did you mean 'batch'")),
+        (lambda: rooflax.crossover(along=3), ("along: unknown axis 3", "allowed: batch, hidden, seq_len")),
+        (lambda: rooflax.crossover(bach=[1]), ("unknown key 'bach'", "did you mean 'batch'")),
+        (lambda: rooflax.crossover(model="llama13b"), ("model: unknown name 'llama13b'", "'llama-13b'")),
+        (lambda: rooflax.crossover(seq_len=[0]), ("seq_len", "expected a positive integer, got 0")),
+        (
+            lambda: crossover_table(pl.DataFrame({"a": [1]})),
+            ("crossover_table: expected a frame of rooflax.crossover",),
+        ),
+    ],
+)
 def test_bad_input_is_one_line(call, fragments):
     one_line_error(call, *fragments)
 
@@ -322,31 +463,73 @@ def test_cli_prints_the_table_and_writes_files(tmp_path, capsys):
     assert [line.split()[:2] for line in out.splitlines()[-1:]] == [["up_proj", "229"]]
     for suffix in ("parquet", "csv"):
         path = tmp_path / f"c.{suffix}"
-        assert main(["crossover", "--along", "seq_len", "--model", "llama-13b,toy-llama", "--hardware",
-                     "a40,h100-sxm", "--batch", "1,64", "--phases", "prefill", "-o", str(path), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "crossover",
+                    "--along",
+                    "seq_len",
+                    "--model",
+                    "llama-13b,toy-llama",
+                    "--hardware",
+                    "a40,h100-sxm",
+                    "--batch",
+                    "1,64",
+                    "--phases",
+                    "prefill",
+                    "-o",
+                    str(path),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         assert capsys.readouterr().out == ""
         read = pl.read_parquet(path) if suffix == "parquet" else pl.read_csv(path)
         assert read.height == 2 * 2 * 2 * 15 and "crossover" in read.columns
-    assert main(["crossover", "--along", "hidden", "--phases", "decode", "--batch", "256", "--seq-len", "128",
-                 "--where", "crossover IS NULL"]) == 0
+    assert (
+        main(
+            [
+                "crossover",
+                "--along",
+                "hidden",
+                "--phases",
+                "decode",
+                "--batch",
+                "256",
+                "--seq-len",
+                "128",
+                "--where",
+                "crossover IS NULL",
+            ]
+        )
+        == 0
+    )
     assert "never" in capsys.readouterr().out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--along", "bach", "-o", "OUT/c.csv"], "error: along: unknown axis 'bach'; did you mean 'batch'?"),
-    (["--seq-len", "1,x", "-o", "OUT/c.csv"], "error: --seq-len: expected comma-separated integers, got '1,x'"),
-    (["--hardware", "a4", "-o", "OUT/c.csv"], "error: hardware: unknown name 'a4'"),
-    (["--where", "nope = 1", "-o", "OUT/c.csv"], "error: --where: cannot apply 'nope = 1'"),
-    (["-o", "OUT/c.json"], "error: --output: "),
-    (["--model", "mixtral-8x7b", "--along", "hidden", "-o", "OUT/c.csv"],
-     "error: along: hidden is not defined for mixtral-8x7b"),
-    (["--along", "batch", "--batch", "1,2", "-o", "OUT/c.csv"],
-     "error: --batch: crossover --along batch searches every batch up to 2**40, so --batch 1,2 is not read"),
-    (["--batch", "8", "-o", "OUT/c.csv"], "error: --batch: crossover --along batch searches every batch"),
-    (["--along", "seq_len", "--seq-len", "512", "-o", "OUT/c.csv"], "error: --seq-len: crossover --along seq_len"),
-    (["--along", "hidden", "--hidden", "4096", "-o", "OUT/c.csv"], "error: --hidden: crossover --along hidden"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--along", "bach", "-o", "OUT/c.csv"], "error: along: unknown axis 'bach'; did you mean 'batch'?"),
+        (["--seq-len", "1,x", "-o", "OUT/c.csv"], "error: --seq-len: expected comma-separated integers, got '1,x'"),
+        (["--hardware", "a4", "-o", "OUT/c.csv"], "error: hardware: unknown name 'a4'"),
+        (["--where", "nope = 1", "-o", "OUT/c.csv"], "error: --where: cannot apply 'nope = 1'"),
+        (["-o", "OUT/c.json"], "error: --output: "),
+        (
+            ["--model", "mixtral-8x7b", "--along", "hidden", "-o", "OUT/c.csv"],
+            "error: along: hidden is not defined for mixtral-8x7b",
+        ),
+        (
+            ["--along", "batch", "--batch", "1,2", "-o", "OUT/c.csv"],
+            "error: --batch: crossover --along batch searches every batch up to 2**40, so --batch 1,2 is not read",
+        ),
+        (["--batch", "8", "-o", "OUT/c.csv"], "error: --batch: crossover --along batch searches every batch"),
+        (["--along", "seq_len", "--seq-len", "512", "-o", "OUT/c.csv"], "error: --seq-len: crossover --along seq_len"),
+        (["--along", "hidden", "--hidden", "4096", "-o", "OUT/c.csv"], "error: --hidden: crossover --along hidden"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     assert main(["crossover", *(a.replace("OUT", str(tmp_path)) for a in argv)]) == 2
     err = capsys.readouterr().err
@@ -370,13 +553,24 @@ def test_a_layout_adds_its_columns_and_keeps_the_one_device_rows():
     assert "network: a collective (group comm)" in crossover_table(split)
 
 
-@pytest.mark.parametrize(("keys", "fragments"), [
-    (dict(model=["llama-13b", "mixtral-8x7b"]), ("along: hidden is not defined for mixtral-8x7b",
-                                                 "mixture of experts is not scaled")),
-    (dict(model=rooflax.Model(name="six", hidden=384, layers=3, heads=6, kv_heads=6, head_dim=64,
-                              intermediate=1536, vocab=1000), tp=[1, 3]),
-     ("along: hidden with tp 3", "split evenly only for tp dividing 256")),
-])
+@pytest.mark.parametrize(
+    ("keys", "fragments"),
+    [
+        (
+            dict(model=["llama-13b", "mixtral-8x7b"]),
+            ("along: hidden is not defined for mixtral-8x7b", "mixture of experts is not scaled"),
+        ),
+        (
+            dict(
+                model=rooflax.Model(
+                    name="six", hidden=384, layers=3, heads=6, kv_heads=6, head_dim=64, intermediate=1536, vocab=1000
+                ),
+                tp=[1, 3],
+            ),
+            ("along: hidden with tp 3", "split evenly only for tp dividing 256"),
+        ),
+    ],
+)
 def test_hidden_is_refused_where_the_widths_are_not_scaled(keys, fragments):
     one_line_error(lambda: rooflax.crossover(along="hidden", phases=["decode"], **keys), *fragments)
     rooflax.crossover(along="batch", phases=["decode"], **keys)  # the other axes are answered
@@ -405,8 +599,19 @@ def test_tree_masked_verify_crosses_where_the_sweep_does():
 
 @pytest.mark.slow
 def test_readme_shows_the_real_output(capsys):
-    argv = ["crossover", "--model", "llama-13b", "--hardware", "a40", "--dtype", "fp16", "--phases", "decode",
-            "--seq-len", "2048"]
+    argv = [
+        "crossover",
+        "--model",
+        "llama-13b",
+        "--hardware",
+        "a40",
+        "--dtype",
+        "fp16",
+        "--phases",
+        "decode",
+        "--seq-len",
+        "2048",
+    ]
     assert main(argv) == 0
     readme = (ROOT / "README.md").read_text()
     assert f"$ rooflax {' '.join(argv)}\n{capsys.readouterr().out}```" in readme

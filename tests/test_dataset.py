@@ -20,8 +20,13 @@ import rooflax
 from rooflax.data import dataset as dataset_module
 from rooflax.data.frames import OPS_SCHEMA
 
-KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32],
-            hardware=["a40", "l4"])
+KEYS = dict(
+    phases=["prefill", "decode", "verify"],
+    batch=[1, 2, 4, 8],
+    seq_len=[16, 64, 256],
+    spec_k=[16, 32],
+    hardware=["a40", "l4"],
+)
 
 
 def test_dataset_equals_in_memory_frame(tmp_path):
@@ -87,15 +92,19 @@ def test_resume_after_interruption_equals_clean_run(tmp_path, monkeypatch):
     monkeypatch.setattr(dataset_module, "datetime", datetime.datetime)  # resumed later still: a real clock
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", resume=True, **KEYS)  # the interrupted run's chunk size
     created = {pl.read_parquet_metadata(p)["rooflax.created"] for p in out.iterdir()}
-    assert created == {json.dumps((datetime.datetime.fromisoformat(started) + datetime.timedelta(hours=1))
-                                  .isoformat(timespec="seconds"))}  # one run, one start time, on every part
+    assert created == {
+        json.dumps(
+            (datetime.datetime.fromisoformat(started) + datetime.timedelta(hours=1)).isoformat(timespec="seconds")
+        )
+    }  # one run, one start time, on every part
     monkeypatch.setattr(dataset_module, "datetime", Later)
     clean = rooflax.sweep_to_parquet(None, tmp_path / "clean", chunk_size=3, overwrite=True, **KEYS)
     assert not list(out.glob(".*"))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in clean.iterdir())
     assert all((out / p.name).read_bytes() == p.read_bytes() for p in clean.iterdir())  # byte-identical parts
-    assert_frame_equal(pl.scan_parquet(out).collect(), pl.scan_parquet(clean).collect(), check_exact=True,
-                       categorical_as_str=True)
+    assert_frame_equal(
+        pl.scan_parquet(out).collect(), pl.scan_parquet(clean).collect(), check_exact=True, categorical_as_str=True
+    )
 
 
 def test_existing_output_needs_overwrite(tmp_path):
@@ -141,18 +150,28 @@ def _rows_cut(tmp_path, part):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("damage", "message"), [
-    (lambda tmp, part: part.unlink(), r"part-000001\.parquet' is missing \(5 of 6 parts present\)"),
-    (lambda tmp, part: part.write_bytes(b""), r"part-000001\.parquet' is empty \(0 bytes\)"),
-    (lambda tmp, part: part.write_bytes(part.read_bytes()[:-200]), r"part-000001\.parquet' is not a readable parquet"),
-    (_foreign_sweep, r"part-000001\.parquet' belongs to another sweep \(its spec differs"),
-    (lambda tmp, part: pl.DataFrame({"a": [1]}).write_parquet(part), r"part-000001\.parquet' was not written by"),
-    (lambda tmp, part: part.write_bytes((part.parent / "part-000000.parquet").read_bytes()),
-     r"part-000001\.parquet' holds part 0 of its sweep, not the part its name says"),
-    (_rows_cut, r"part-000001\.parquet' holds 1 rows; its sweep wrote \d+"),
-    (lambda tmp, part: pl.DataFrame({"a": [1]}).write_parquet(part.parent / "extra.parquet"),
-     r"extra\.parquet' is not a part of a rooflax dataset"),
-])
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda tmp, part: part.unlink(), r"part-000001\.parquet' is missing \(5 of 6 parts present\)"),
+        (lambda tmp, part: part.write_bytes(b""), r"part-000001\.parquet' is empty \(0 bytes\)"),
+        (
+            lambda tmp, part: part.write_bytes(part.read_bytes()[:-200]),
+            r"part-000001\.parquet' is not a readable parquet",
+        ),
+        (_foreign_sweep, r"part-000001\.parquet' belongs to another sweep \(its spec differs"),
+        (lambda tmp, part: pl.DataFrame({"a": [1]}).write_parquet(part), r"part-000001\.parquet' was not written by"),
+        (
+            lambda tmp, part: part.write_bytes((part.parent / "part-000000.parquet").read_bytes()),
+            r"part-000001\.parquet' holds part 0 of its sweep, not the part its name says",
+        ),
+        (_rows_cut, r"part-000001\.parquet' holds 1 rows; its sweep wrote \d+"),
+        (
+            lambda tmp, part: pl.DataFrame({"a": [1]}).write_parquet(part.parent / "extra.parquet"),
+            r"extra\.parquet' is not a part of a rooflax dataset",
+        ),
+    ],
+)
 def test_damaged_dataset_is_an_error_naming_the_file(tmp_path, damage, message):
     out = _whole(tmp_path)
     rows = pl.scan_parquet(out).collect().height
@@ -175,12 +194,15 @@ def test_scan_dataset_reads_a_whole_dataset_or_one_part(tmp_path):
     assert rooflax.scan_dataset(part).collect().height == pl.read_parquet(part).height > 0
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda tmp: Path(__file__).parent.parent / "README.md", r"README\.md' is not a readable parquet file"),
-    (lambda tmp: tmp, r"holds no part-NNNNNN\.parquet files"),
-    (lambda tmp: tmp / "nothing", r"does not exist"),
-    (lambda tmp: "", r"expected a dataset folder or part file path, got ''"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: Path(__file__).parent.parent / "README.md", r"README\.md' is not a readable parquet file"),
+        (lambda tmp: tmp, r"holds no part-NNNNNN\.parquet files"),
+        (lambda tmp: tmp / "nothing", r"does not exist"),
+        (lambda tmp: "", r"expected a dataset folder or part file path, got ''"),
+    ],
+)
 def test_what_is_not_a_dataset(tmp_path, make, message):
     with pytest.raises(rooflax.SpecError, match=message):
         rooflax.scan_dataset(make(tmp_path))
@@ -208,6 +230,7 @@ def _dies_after(parts):
 
 
 # --- the output folder: overwrite, recovery, lock, bad paths, full disk ---------------------------------------------
+
 
 def _batches(out):
     return sorted(rooflax.scan_dataset(out).collect().get_column("batch").unique().to_list())
@@ -291,8 +314,9 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, monkeypatch):
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, **SMALL)
     assert len(refusals) == 12 and all("another sweep is writing to" in r and "ds.partial" in r for r in refusals)
     monkeypatch.undo()
-    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL, chunk_size=2),
-                       categorical_as_str=True)
+    assert_frame_equal(
+        rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL, chunk_size=2), categorical_as_str=True
+    )
 
 
 def test_a_lock_held_by_another_process_refuses_the_sweep(tmp_path):
@@ -320,17 +344,20 @@ def _read_only(tmp_path, monkeypatch):
     return folder / "ds"
 
 
-@pytest.mark.parametrize(("out", "message"), [
-    (None, "output: expected a dataset folder path, got None"),
-    ("", "output: empty path"),
-    (".", "output: '.' is not a name for a new dataset folder"),
-    ("{tmp}/..", r"output: '.*/\.\.' is not a name for a new dataset folder"),
-    ("{tmp}/ref.csv", "'.*ref.csv' looks like a .csv file name; a dataset is a folder of parquet parts"),
-    ("{tmp}/x.parquet", "looks like a .parquet file name"),
-    ("{tmp}/file/ds", "file' is a file, so no folder"),
-    ("{tmp}/file", "file' exists and is not a folder"),
-    (_read_only, "output: cannot create '.*ro/ds.partial': Permission denied"),
-])
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (None, "output: expected a dataset folder path, got None"),
+        ("", "output: empty path"),
+        (".", "output: '.' is not a name for a new dataset folder"),
+        ("{tmp}/..", r"output: '.*/\.\.' is not a name for a new dataset folder"),
+        ("{tmp}/ref.csv", "'.*ref.csv' looks like a .csv file name; a dataset is a folder of parquet parts"),
+        ("{tmp}/x.parquet", "looks like a .parquet file name"),
+        ("{tmp}/file/ds", "file' is a file, so no folder"),
+        ("{tmp}/file", "file' exists and is not a folder"),
+        (_read_only, "output: cannot create '.*ro/ds.partial': Permission denied"),
+    ],
+)
 def test_unusable_output_is_a_one_line_error(tmp_path, monkeypatch, out, message):
     (tmp_path / "file").write_text("a file")
     out = out(tmp_path, monkeypatch) if callable(out) else out and out.format(tmp=tmp_path)
@@ -366,8 +393,9 @@ def test_a_full_disk_keeps_the_finished_parts_for_resume(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert sorted(p.name for p in (tmp_path / "ds.partial").glob("part-*")) == written
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, resume=True, **SMALL)
-    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL, chunk_size=2),
-                       categorical_as_str=True)
+    assert_frame_equal(
+        rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL, chunk_size=2), categorical_as_str=True
+    )
 
 
 # --- how large a sweep is, said before it starts --------------------------------------------------------------------
@@ -391,8 +419,9 @@ def test_the_sweep_says_its_size_before_writing(tmp_path, capsys, monkeypatch):
         rooflax.sweep_to_parquet(None, tmp_path / "again", chunk_size=256, compression="zstd", **keys)
     monkeypatch.undo()
     done = sum(pl.read_parquet(p).height for p in (tmp_path / "again.partial").glob("part-*"))
-    rooflax.sweep_to_parquet(None, tmp_path / "again", chunk_size=256, compression="zstd", resume=True,
-                             progress=True, **keys)
+    rooflax.sweep_to_parquet(
+        None, tmp_path / "again", chunk_size=256, compression="zstd", resume=True, progress=True, **keys
+    )
     rows, parts, *_ = _SIZE.search(capsys.readouterr().err).groups()
     assert int(rows.replace(",", "")) == height - done
     assert int(parts) == len(list(out.iterdir())) - 3
@@ -400,18 +429,26 @@ def test_the_sweep_says_its_size_before_writing(tmp_path, capsys, monkeypatch):
 
 def test_a_disk_without_room_is_refused_before_writing(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 5000, 5000))
-    with pytest.raises(rooflax.SpecError, match=r"output: the sweep needs about [\d.]+[kMG]?B \(1,470 rows at "
-                                                r"[\d.]+ B/row in lz4\) but the disk holding '.*ds.partial' has 5.0kB"):
+    with pytest.raises(
+        rooflax.SpecError,
+        match=r"output: the sweep needs about [\d.]+[kMG]?B \(1,470 rows at "
+        r"[\d.]+ B/row in lz4\) but the disk holding '.*ds.partial' has 5.0kB",
+    ):
         rooflax.sweep_to_parquet(None, tmp_path / "ds")
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda df: df.drop("bytes"), "lacks column 'bytes'"),
-    (lambda df: df.with_columns(pl.col("time_s").cast(pl.Float32)), "holds column 'time_s' as Float32; its sweep "
-                                                                     "writes Float64"),
-    (lambda df: df.with_columns(pl.lit(1).alias("extra")), "holds column 'extra', which its sweep does not write"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda df: df.drop("bytes"), "lacks column 'bytes'"),
+        (
+            lambda df: df.with_columns(pl.col("time_s").cast(pl.Float32)),
+            "holds column 'time_s' as Float32; its sweep writes Float64",
+        ),
+        (lambda df: df.with_columns(pl.lit(1).alias("extra")), "holds column 'extra', which its sweep does not write"),
+    ],
+)
 def test_a_part_rewritten_with_other_columns_is_refused(tmp_path, change, message):
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=5, **KEYS)
     part = out / "part-000001.parquet"

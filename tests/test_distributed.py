@@ -79,8 +79,10 @@ def _coordinator() -> str:
 def _processes(commands: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess]:
     """Run the commands at once (one process each); wait for all, with a timeout."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    procs = [subprocess.Popen(c, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c in commands]
+    procs = [
+        subprocess.Popen(c, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in commands
+    ]
     try:
         results = [(p, *p.communicate(timeout=240)) for p in procs]
     finally:
@@ -90,14 +92,33 @@ def _processes(commands: list[list[str]], cwd: Path) -> list[subprocess.Complete
     return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, out, err in results]
 
 
-def _python_run(tmp_path: Path, n: int, *, resume: bool = False, fail: dict[int, int] | None = None,
-                die: dict[int, int] | None = None, lost_after: float | None = None):
+def _python_run(
+    tmp_path: Path,
+    n: int,
+    *,
+    resume: bool = False,
+    fail: dict[int, int] | None = None,
+    die: dict[int, int] | None = None,
+    lost_after: float | None = None,
+):
     """Run the sweep of KEYS into tmp_path/ds on ``n`` processes; the results and each one's chunk indices."""
     coordinator, fail, die = _coordinator(), fail or {}, die or {}
-    jobs = [{"out": str(tmp_path / "ds"), "chunk": CHUNK, "resume": resume, "coordinator": coordinator, "n": n,
-             "pid": i, "keys": KEYS, "record": str(tmp_path / f"computed-{i}.json"),
-             **({"fail_after": fail[i]} if i in fail else {}), **({"die_after": die[i]} if i in die else {}),
-             **({"lost_after": lost_after} if lost_after else {})} for i in range(n)]
+    jobs = [
+        {
+            "out": str(tmp_path / "ds"),
+            "chunk": CHUNK,
+            "resume": resume,
+            "coordinator": coordinator,
+            "n": n,
+            "pid": i,
+            "keys": KEYS,
+            "record": str(tmp_path / f"computed-{i}.json"),
+            **({"fail_after": fail[i]} if i in fail else {}),
+            **({"die_after": die[i]} if i in die else {}),
+            **({"lost_after": lost_after} if lost_after else {}),
+        }
+        for i in range(n)
+    ]
     results = _processes([[sys.executable, "-c", CHILD, json.dumps(job)] for job in jobs], tmp_path)
     computed = [json.loads((tmp_path / f"computed-{i}.json").read_text()) for i in range(n)]
     return results, computed
@@ -116,8 +137,9 @@ def _assert_same_dataset(got: Path, want: Path, *, same_run: bool = False) -> No
     for footer, part in zip(footers, reference.parts, strict=True):
         expected = pl.read_parquet_metadata(part)
         if not same_run:  # the checksum covers the command and time too
-            footer, expected = ({k: v for k, v in f.items() if k not in (*RUN, "rooflax.sha256")}
-                                for f in (footer, expected))
+            footer, expected = (
+                {k: v for k, v in f.items() if k not in (*RUN, "rooflax.sha256")} for f in (footer, expected)
+            )
         assert footer == expected
     assert info.scan().collect().equals(reference.scan().collect())
 
@@ -131,9 +153,29 @@ def reference(tmp_path_factory) -> Path:
 def test_two_processes_from_the_cli_write_the_single_process_dataset(tmp_path, reference):
     (tmp_path / "spec.toml").write_text(SPEC_TOML)
     coordinator = _coordinator()
-    results = _processes([[sys.executable, "-m", "rooflax.cli", "sweep", "spec.toml", "-o", "ds", "--chunk-size",
-                           str(CHUNK), "--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i)]
-                          for i in range(2)], tmp_path)
+    results = _processes(
+        [
+            [
+                sys.executable,
+                "-m",
+                "rooflax.cli",
+                "sweep",
+                "spec.toml",
+                "-o",
+                "ds",
+                "--chunk-size",
+                str(CHUNK),
+                "--coordinator",
+                coordinator,
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ]
+            for i in range(2)
+        ],
+        tmp_path,
+    )
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     rows = rooflax.parse_spec(**KEYS).rows()
     assert results[0].stdout.startswith(f"wrote {rows:,} rows to ds/\n") and results[1].stdout == ""
@@ -143,20 +185,39 @@ def test_two_processes_from_the_cli_write_the_single_process_dataset(tmp_path, r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "spec.toml"]  # no OUT.partial, no OUT.old
 
 
-@pytest.mark.parametrize(("flags", "field", "theirs", "ours"), [
-    (["--hardware", "a100-80gb-pcie"], "spec.hardware[0].name", '"a100-80gb-pcie"', '"a40"'),
-    (["--chunk-size", "7"], "chunk_size", "7", str(CHUNK)),
-    (["--compression", "zstd"], "compression", '"zstd"', '"lz4"'),
-])
+@pytest.mark.parametrize(
+    ("flags", "field", "theirs", "ours"),
+    [
+        (["--hardware", "a100-80gb-pcie"], "spec.hardware[0].name", '"a100-80gb-pcie"', '"a40"'),
+        (["--chunk-size", "7"], "chunk_size", "7", str(CHUNK)),
+        (["--compression", "zstd"], "compression", '"zstd"', '"lz4"'),
+    ],
+)
 def test_processes_given_different_flags_all_stop_before_writing(tmp_path, flags, field, theirs, ours):
     (tmp_path / "spec.toml").write_text(SPEC_TOML)
     coordinator = _coordinator()
-    base = [sys.executable, "-m", "rooflax.cli", "sweep", "spec.toml", "-o", "ds", "--chunk-size", str(CHUNK),
-            "--coordinator", coordinator, "--num-processes", "2", "--quiet"]
+    base = [
+        sys.executable,
+        "-m",
+        "rooflax.cli",
+        "sweep",
+        "spec.toml",
+        "-o",
+        "ds",
+        "--chunk-size",
+        str(CHUNK),
+        "--coordinator",
+        coordinator,
+        "--num-processes",
+        "2",
+        "--quiet",
+    ]
     results = _processes([[*base, "--process-id", "0"], [*base, "--process-id", "1", *flags]], tmp_path)
     assert [r.returncode for r in results] == [2, 2], [r.stderr for r in results]
-    message = (f"error: distributed: process 1 was given {field} {theirs}, process 0 {ours}; every process of a run "
-               "must be given the same spec and options (nothing was written)\n")
+    message = (
+        f"error: distributed: process 1 was given {field} {theirs}, process 0 {ours}; every process of a run "
+        "must be given the same spec and options (nothing was written)\n"
+    )
     assert [r.stderr for r in results] == [message, message]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
 
@@ -181,8 +242,11 @@ def test_a_failing_process_stops_the_run_and_one_process_resumes_it(tmp_path, re
     results, computed = _python_run(tmp_path, 2, fail={1: 2})
     assert [r.returncode for r in results] == [2, 1]
     first = results[0].stderr.strip()
-    assert first.startswith("error: output: process 1 failed: RuntimeError: injected failure; finished parts are "
-                            "kept in") and "\n" not in first and "--resume" in first
+    assert (
+        first.startswith("error: output: process 1 failed: RuntimeError: injected failure; finished parts are kept in")
+        and "\n" not in first
+        and "--resume" in first
+    )
     assert "RuntimeError: injected failure" in results[1].stderr  # the failing process shows its own traceback
     assert not (tmp_path / "ds").exists()
     kept = sorted(int(p.name[5:11]) for p in (tmp_path / "ds.partial").glob("part-*.parquet"))
@@ -196,9 +260,11 @@ def test_a_killed_follower_is_one_line_and_resume_finishes_the_run(tmp_path, ref
     results, computed = _python_run(tmp_path, 2, die={1: 1}, lost_after=3.0)
     assert results[1].returncode == -9
     assert results[0].returncode == 2, results[0].stderr
-    assert results[0].stderr == ("error: distributed: process 1 of 2 was lost (nothing heard from it for 3 s: killed, "
-                                 "crashed or its machine down); run the same command again with --resume (resume=True) "
-                                 "to continue from the finished parts\n")  # one line, no C++ abort
+    assert results[0].stderr == (
+        "error: distributed: process 1 of 2 was lost (nothing heard from it for 3 s: killed, "
+        "crashed or its machine down); run the same command again with --resume (resume=True) "
+        "to continue from the finished parts\n"
+    )  # one line, no C++ abort
     assert not (tmp_path / "ds").exists()
     kept = {int(p.name[5:11]) for p in (tmp_path / "ds.partial").glob("part-*.parquet")}
     assert len(computed[1]) == 1 and kept <= set(computed[0] + computed[1])  # finished parts are kept
@@ -210,25 +276,34 @@ def test_every_process_reports_process_0s_setup_error(tmp_path, reference):
     shutil.copytree(reference, tmp_path / "ds")
     results, computed = _python_run(tmp_path, 2)
     assert [r.returncode for r in results] == [2, 2] and computed == [[], []]
-    assert {r.stderr for r in results} == {f"error: output: {str(tmp_path / 'ds')!r} already exists; pass overwrite "
-                                           "(--overwrite) to replace it\n"}
+    assert {r.stderr for r in results} == {
+        f"error: output: {str(tmp_path / 'ds')!r} already exists; pass overwrite (--overwrite) to replace it\n"
+    }
 
 
-@pytest.mark.parametrize(("keys", "fragments"), [
-    (dict(coordinator="localhost", num_processes=2, process_id=0), ("coordinator: expected HOST:PORT", "'localhost'")),
-    (dict(coordinator="localhost:99999", num_processes=2, process_id=0), ("coordinator:", "'localhost:99999'")),
-    (dict(coordinator="h:1", num_processes=0, process_id=0), ("num_processes: expected an integer ≥ 1, got 0",)),
-    (dict(coordinator="h:1", num_processes=2, process_id=2), ("process_id: expected 0 to 1", "got 2")),
-    (dict(coordinator="h:1", num_processes=2, process_id=True), ("process_id: expected an integer ≥ 0, got True",)),
-    (dict(num_processes=2, process_id=1), ("coordinator: not given; coordinator, num_processes and process_id go",)),
-    (dict(coordinator="h:1", process_id=1), ("num_processes: not given",)),
-    (dict(distributed="yes"), ("distributed:", "'yes'")),
-    (dict(distributed=True), ("distributed: JAX has already computed in this process", "before any other JAX")),
-])
+@pytest.mark.parametrize(
+    ("keys", "fragments"),
+    [
+        (
+            dict(coordinator="localhost", num_processes=2, process_id=0),
+            ("coordinator: expected HOST:PORT", "'localhost'"),
+        ),
+        (dict(coordinator="localhost:99999", num_processes=2, process_id=0), ("coordinator:", "'localhost:99999'")),
+        (dict(coordinator="h:1", num_processes=0, process_id=0), ("num_processes: expected an integer ≥ 1, got 0",)),
+        (dict(coordinator="h:1", num_processes=2, process_id=2), ("process_id: expected 0 to 1", "got 2")),
+        (dict(coordinator="h:1", num_processes=2, process_id=True), ("process_id: expected an integer ≥ 0, got True",)),
+        (
+            dict(num_processes=2, process_id=1),
+            ("coordinator: not given; coordinator, num_processes and process_id go",),
+        ),
+        (dict(coordinator="h:1", process_id=1), ("num_processes: not given",)),
+        (dict(distributed="yes"), ("distributed:", "'yes'")),
+        (dict(distributed=True), ("distributed: JAX has already computed in this process", "before any other JAX")),
+    ],
+)
 def test_bad_distributed_arguments_are_one_line_errors(tmp_path, keys, fragments):
     rooflax.sweep(batch=[1], seq_len=[8])  # JAX computes in this process, whatever ran before
-    one_line_error(lambda: rooflax.sweep_to_parquet(None, tmp_path / "ds", batch=[1], seq_len=[8], **keys),
-                   *fragments)
+    one_line_error(lambda: rooflax.sweep_to_parquet(None, tmp_path / "ds", batch=[1], seq_len=[8], **keys), *fragments)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -239,16 +314,23 @@ def test_the_cli_refuses_half_the_process_flags(tmp_path, capsys):
 
 
 def test_a_cluster_outside_a_running_runtime_is_a_one_line_error():
-    cluster = Cluster(process_id=0, num_processes=2, run=0)  # as test_inputs builds them: no distributed runtime runs in this process
+    cluster = Cluster(
+        process_id=0, num_processes=2, run=0
+    )  # as test_inputs builds them: no distributed runtime runs in this process
     for use in (lambda: cluster.publish("key", ""), lambda: cluster.wait_for("key"), cluster.failures):
         one_line_error(use, "distributed: JAX's distributed runtime is not running")
 
 
 def test_no_cluster_detected_is_a_one_line_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "PMI_", "JAX_COORDINATOR"))}
-    result = subprocess.run([sys.executable, "-m", "rooflax.cli", "sweep", "-o", "ds", "--distributed"],
-                            cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "rooflax.cli", "sweep", "-o", "ds", "--distributed"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and result.stderr.startswith("error: distributed: no cluster detected (no SLURM,")
     assert result.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
 

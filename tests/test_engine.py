@@ -18,6 +18,7 @@ from rooflax.engine import vectorized as engine
 
 KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 2, 4, 8], seq_len=[16, 64, 256], spec_k=[16, 32])
 
+
 @pytest.mark.slow
 def test_resume_on_another_device_count_equals_a_clean_run(tmp_path, monkeypatch):
     out = tmp_path / "ds"
@@ -109,8 +110,9 @@ def test_a_summary_of_one_hidden_size_returns_its_constant_columns_once_and_equa
     frames bit for bit (reference, trees, layouts, MoE)."""
     keys = dict(model="llama-13b", phases=["prefill", "decode"], batch=[1, 3, 64], seq_len=[8, 200, 4096], tp=[2])
     one = rooflax.parse_spec(**keys, hidden=[5120])
-    constant = {name for chunk in engine.run(one, summary=True) for name, value in chunk.columns.items()
-                if value.ndim == 0}
+    constant = {
+        name for chunk in engine.run(one, summary=True) for name, value in chunk.columns.items() if value.ndim == 0
+    }
     assert constant == set(engine.POINT_CONSTANT) == {"hidden", "weight_bytes"}
     shared = rooflax.sweep(one, summary=True)
     gathered = rooflax.sweep(**keys, hidden=[4096, 5120, 6656], summary=True).filter(hidden=5120)

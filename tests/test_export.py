@@ -23,8 +23,10 @@ def test_csv_holds_every_row(dataset, tmp_path):
     out = tmp_path / "rows.csv"
     assert rooflax.export_dataset(dataset, out) == rooflax.check_dataset(dataset).rows
     expected = rooflax.sweep(**KEYS, chunk_size=3)
-    got = pl.read_csv(out, schema_overrides={name: pl.String for name in ("model", "hardware", "dtype", "phase",
-                                                                        "op", "group", "bound")})
+    got = pl.read_csv(
+        out,
+        schema_overrides={name: pl.String for name in ("model", "hardware", "dtype", "phase", "op", "group", "bound")},
+    )
     assert got.height == expected.height == len(out.read_text().splitlines()) - 1
     assert_frame_equal(got, expected.with_columns(pl.col(pl.Enum).cast(pl.String)), check_dtypes=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]  # no temporary left behind
@@ -44,8 +46,10 @@ def test_export_refuses_to_overwrite_and_bad_names(dataset, tmp_path, capsys):
     out = tmp_path / "rows.csv"
     out.write_text("keep me")
     assert main(["export", str(dataset), "-o", str(out)]) == 2
-    assert capsys.readouterr().err == f"error: output: {str(out)!r} already exists; pass overwrite (--overwrite) " \
-                                      "to replace it\n"
+    assert (
+        capsys.readouterr().err == f"error: output: {str(out)!r} already exists; pass overwrite (--overwrite) "
+        "to replace it\n"
+    )
     assert out.read_text() == "keep me"
     assert main(["export", str(dataset), "-o", str(out), "--overwrite", "--quiet"]) == 0
     assert pl.read_csv(out).height == rooflax.check_dataset(dataset).rows and capsys.readouterr().out == ""

@@ -12,16 +12,43 @@ from polars.testing import assert_frame_equal
 import rooflax
 from rooflax.data.frames import OPS_SCHEMA, SUMMARY_SCHEMA
 
-SMALL = dict(model=["llama-13b", "llama-3-8b"], hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"],
-             phases=["prefill", "decode", "verify"], batch=[1, 3, 16], seq_len=[8, 40, 100], spec_k=[4, 48])
+SMALL = dict(
+    model=["llama-13b", "llama-3-8b"],
+    hardware=["a40", "h100-sxm"],
+    dtype=["fp16", "bf16"],
+    phases=["prefill", "decode", "verify"],
+    batch=[1, 3, 16],
+    seq_len=[8, 40, 100],
+    spec_k=[4, 48],
+)
 
 
 def test_schema_is_the_frame_contract():
     df = rooflax.sweep()
     assert df.schema == OPS_SCHEMA
-    assert list(df.columns) == ["model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep",
-                                "spec_k", "phase", "op", "group", "flops", "bytes", "intensity", "attainable_flops",
-                                "time_s", "achieved_flops", "achieved_time_s", "bound"]
+    assert list(df.columns) == [
+        "model",
+        "hardware",
+        "dtype",
+        "batch",
+        "seq_len",
+        "hidden",
+        "tp",
+        "pp",
+        "ep",
+        "spec_k",
+        "phase",
+        "op",
+        "group",
+        "flops",
+        "bytes",
+        "intensity",
+        "attainable_flops",
+        "time_s",
+        "achieved_flops",
+        "achieved_time_s",
+        "bound",
+    ]
     assert df.height == 7 * 7 * 2 * 15  # batch × seq_len × phases × ops
     assert rooflax.sweep(summary=True).schema == SUMMARY_SCHEMA
 
@@ -30,7 +57,8 @@ def test_small_sweep_equals_point_by_point():
     df = rooflax.sweep(**SMALL)
     seen = 0
     for (model, hw, dtype, phase, k, b, s), rows in df.group_by(
-            "model", "hardware", "dtype", "phase", "spec_k", "batch", "seq_len", maintain_order=True):
+        "model", "hardware", "dtype", "phase", "spec_k", "batch", "seq_len", maintain_order=True
+    ):
         point = rooflax.evaluate(model=model, hardware=hw, dtype=dtype, phase=phase, batch=b, seq_len=s, spec_k=k)
         assert rows.get_column("op").cast(pl.String).to_list() == list(point["ops"])
         for row in rows.iter_rows(named=True):
@@ -44,16 +72,24 @@ def test_small_sweep_equals_point_by_point():
     verify = df.filter(phase="verify")
     assert (verify.get_column("seq_len") >= verify.get_column("spec_k")).all()
     assert verify.filter(spec_k=48).get_column("seq_len").unique().to_list() == [100]
-    assert df.filter(pl.col("phase") != "verify").get_column("spec_k").null_count() == df.filter(
-        pl.col("phase") != "verify").height
+    assert (
+        df.filter(pl.col("phase") != "verify").get_column("spec_k").null_count()
+        == df.filter(pl.col("phase") != "verify").height
+    )
 
 
 def test_summary_equals_point_totals():
     df = rooflax.sweep(**SMALL, summary=True)
     for row in df.iter_rows(named=True):
-        point = rooflax.evaluate(model=row["model"], hardware=row["hardware"], dtype=row["dtype"],
-                                 phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"],
-                                 spec_k=row["spec_k"])["totals"]
+        point = rooflax.evaluate(
+            model=row["model"],
+            hardware=row["hardware"],
+            dtype=row["dtype"],
+            phase=row["phase"],
+            batch=row["batch"],
+            seq_len=row["seq_len"],
+            spec_k=row["spec_k"],
+        )["totals"]
         for col, want in point.items():
             assert row[col] == pytest.approx(want, rel=1e-12), col
 
@@ -74,7 +110,11 @@ def test_hidden_scaling_follows_llama_rule():
         assert row["hidden"] == hidden
         assert row["weight_bytes"] == 2 * scaled.params
     assert [rooflax.get_model("llama-13b").at_hidden(h).intermediate for h in (4096, 5120, 6656, 8192)] == [
-        11008, 13824, 17920, 22016]
+        11008,
+        13824,
+        17920,
+        22016,
+    ]
 
 
 @pytest.mark.slow
@@ -107,8 +147,15 @@ def test_four_devices_give_identical_results(monkeypatch):
 
 
 # One layout holding every collective (each layout is a compile of its own): tp's all-reduces, pp's send.
-LAYOUTS = dict(model=["llama-13b"], hardware=["a100-80gb-sxm"], tp=[4], pp=[2], phases=["prefill", "decode"],
-               batch=[1, 2, 5], seq_len=[9, 100])
+LAYOUTS = dict(
+    model=["llama-13b"],
+    hardware=["a100-80gb-sxm"],
+    tp=[4],
+    pp=[2],
+    phases=["prefill", "decode"],
+    batch=[1, 2, 5],
+    seq_len=[9, 100],
+)
 
 
 @pytest.mark.slow
@@ -130,10 +177,21 @@ def test_importing_rooflax_leaves_jax_config_alone():
 
 # Dense with tensor and pipeline parallelism, and a mixture of experts with expert parallelism: every kind of
 # op row (products, elementwise, collectives, the LM head, the pipeline send) on the memory and compute roofs.
-AGREE = [dict(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode", "verify"], batch=[1, 16],
-              seq_len=[512], spec_k=[8], tp=[2], pp=[2]),
-         dict(model="mixtral-8x7b", hardware="a40", phases=["prefill", "decode"], batch=[1, 64], seq_len=[256],
-              tp=[2], ep=[2])]
+AGREE = [
+    dict(
+        model="llama-2-70b",
+        hardware="h100-sxm",
+        phases=["prefill", "decode", "verify"],
+        batch=[1, 16],
+        seq_len=[512],
+        spec_k=[8],
+        tp=[2],
+        pp=[2],
+    ),
+    dict(
+        model="mixtral-8x7b", hardware="a40", phases=["prefill", "decode"], batch=[1, 64], seq_len=[256], tp=[2], ep=[2]
+    ),
+]
 
 
 @pytest.mark.parametrize("keys", AGREE, ids=["dense-layouts", "moe"])
@@ -151,6 +209,7 @@ def test_engine_evaluate_and_frames_agree_on_every_row(keys):
     for row in summary.iter_rows(named=True):
         totals = rooflax.evaluate(**{name: row[name] for name in point})["totals"]
         assert {name: row[name] for name in ("flops", "bytes", "fits_in_memory")} == {
-            name: totals[name] for name in ("flops", "bytes", "fits_in_memory")}
+            name: totals[name] for name in ("flops", "bytes", "fits_in_memory")
+        }
         for name, want in totals.items():
             assert row[name] == pytest.approx(want, rel=1e-14, abs=0), name

@@ -21,8 +21,14 @@ matplotlib.use("Agg")
 
 
 #: The public modules, then the modules of the library calls the command line makes besides them.
-MODULES = ("rooflax", "rooflax.plot", "rooflax.validate", "rooflax.plot.files", "rooflax.plot.plan",
-           "rooflax.plot.measured")
+MODULES = (
+    "rooflax",
+    "rooflax.plot",
+    "rooflax.validate",
+    "rooflax.plot.files",
+    "rooflax.plot.plan",
+    "rooflax.plot.measured",
+)
 
 
 def _public_callables():
@@ -70,7 +76,8 @@ CALLS = {
     "rooflax.plot.draw": lambda **kw: rooflax.plot.draw("/nonexistent", **kw),
     "rooflax.plot.measured.validation_path": lambda **kw: validation_path("v.parquet", **kw),
     "rooflax.plot.measured.write_validation": lambda **kw: write_validation(
-        None, "/nonexistent/v.parquet", profile=None, calibrated=None, timer_ratio=2.0, **kw),
+        None, "/nonexistent/v.parquet", profile=None, calibrated=None, timer_ratio=2.0, **kw
+    ),
     "rooflax.validate.validate": lambda **kw: rooflax.validate.validate(points=(), **kw),
     "rooflax.validate.detect_device": lambda **kw: rooflax.validate.detect_device(**kw),
 }
@@ -87,8 +94,9 @@ def test_boolean_options_refuse_anything_but_booleans(name, value, tmp_path, mon
     monkeypatch.chdir(tmp_path)  # nothing may be written, but if it were, not here
     obj = dict(_public_callables())[name]
     for option in _boolean_options(obj):
-        one_line_error(lambda option=option: CALLS[name](**{option: value}), f"{option}: expected true or false, "
-                       f"got {value!r}")
+        one_line_error(
+            lambda option=option: CALLS[name](**{option: value}), f"{option}: expected true or false, got {value!r}"
+        )
 
 
 def test_evaluate_reads_causal_and_fused_attention():
@@ -103,11 +111,23 @@ def test_evaluate_reads_causal_and_fused_attention():
 
 def _every_field_spec() -> rooflax.SweepSpec:
     """A spec with every field away from its default."""
-    return rooflax.parse_spec(model="mixtral-8x7b", hardware=["a40", "h100-sxm"], dtype=["fp16", "bf16"],
-                              kv_dtype="fp8", phases=["prefill", "decode", "verify"], fused_attention=True,
-                              causal=True, tree=[{"depths": [1, 2, 2]}, {"top_k": [2, 2]}],
-                              description="every field", batch=[1, 8], seq_len=[64, 128], hidden=[4096],
-                              tp=[1, 2], pp=[1, 2], ep=[1, 2])
+    return rooflax.parse_spec(
+        model="mixtral-8x7b",
+        hardware=["a40", "h100-sxm"],
+        dtype=["fp16", "bf16"],
+        kv_dtype="fp8",
+        phases=["prefill", "decode", "verify"],
+        fused_attention=True,
+        causal=True,
+        tree=[{"depths": [1, 2, 2]}, {"top_k": [2, 2]}],
+        description="every field",
+        batch=[1, 8],
+        seq_len=[64, 128],
+        hidden=[4096],
+        tp=[1, 2],
+        pp=[1, 2],
+        ep=[1, 2],
+    )
 
 
 def test_spec_dict_round_trip_keeps_every_field():
@@ -123,16 +143,22 @@ def test_spec_dict_round_trip_keeps_every_field():
 
 def test_spec_dict_refuses_unknown_keys():
     data = rooflax.default_spec().to_dict()
-    one_line_error(lambda: rooflax.SweepSpec.from_dict({**data, "trees": "chain"}), "spec: unknown key 'trees'",
-                   "did you mean 'tree'")
-    one_line_error(lambda: rooflax.SweepSpec.from_dict({**data, "axes": {**data["axes"], "batches": [1]}}),
-                   "spec.axes: unknown key 'batches'")
+    one_line_error(
+        lambda: rooflax.SweepSpec.from_dict({**data, "trees": "chain"}),
+        "spec: unknown key 'trees'",
+        "did you mean 'tree'",
+    )
+    one_line_error(
+        lambda: rooflax.SweepSpec.from_dict({**data, "axes": {**data["axes"], "batches": [1]}}),
+        "spec.axes: unknown key 'batches'",
+    )
 
 
 @pytest.mark.slow
 def test_show_prices_verify_with_the_datasets_tree(tmp_path):
-    spec = rooflax.parse_spec(phases=["decode", "verify"], tree="chain", spec_k=[16, 32], batch=[1, 8],
-                              seq_len=[512, 2048])
+    spec = rooflax.parse_spec(
+        phases=["decode", "verify"], tree="chain", spec_k=[16, 32], batch=[1, 8], seq_len=[512, 2048]
+    )
     out = rooflax.sweep_to_parquet(spec, tmp_path / "ds")
     assert rooflax.describe(out).tokens.equals(rooflax.describe(rooflax.sweep(spec), spec=spec).tokens)
     without = spec.with_keys(tree=None)
@@ -141,14 +167,16 @@ def test_show_prices_verify_with_the_datasets_tree(tmp_path):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return rooflax.sweep_to_parquet(rooflax.parse_spec(batch=list(range(1, 41)), seq_len=[128, 1024]),
-                                    tmp_path_factory.mktemp("data") / "ds")
+    return rooflax.sweep_to_parquet(
+        rooflax.parse_spec(batch=list(range(1, 41)), seq_len=[128, 1024]), tmp_path_factory.mktemp("data") / "ds"
+    )
 
 
 @pytest.mark.slow
 def test_export_to_no_path_is_one_line(dataset):
-    one_line_error(lambda: rooflax.export_dataset(dataset, None), "output: expected a file path ending in .csv, "
-                   ".ndjson, got None")
+    one_line_error(
+        lambda: rooflax.export_dataset(dataset, None), "output: expected a file path ending in .csv, .ndjson, got None"
+    )
     one_line_error(lambda: rooflax.export_dataset(dataset, 3), "got 3")
 
 
@@ -160,18 +188,27 @@ def _cli_with_file_limit(args: list[str], cwd, limit: int):
     import sys
     from pathlib import Path
 
-    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
-            "from rooflax.cli.commands import main; sys.exit(main(sys.argv[1:]))")
+    code = (
+        f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+        "from rooflax.cli.commands import main; sys.exit(main(sys.argv[1:]))"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(rooflax.__file__).parents[1])}
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [["export", "{ds}", "-o", "out.csv"], ["export", "{ds}", "-o", "out.ndjson"],
-                                  ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
-                                  ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
-                                  ["compare", "a40", "h100-sxm", "-o", "out.csv", "--quiet"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "{ds}", "-o", "out.csv"],
+        ["export", "{ds}", "-o", "out.ndjson"],
+        ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
+        ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
+        ["compare", "a40", "h100-sxm", "-o", "out.csv", "--quiet"],
+    ],
+)
 def test_a_failed_write_is_one_line_and_leaves_nothing(args, dataset, tmp_path):
     done = _cli_with_file_limit([a.format(ds=dataset) for a in args], tmp_path, limit=1000)
     assert done.returncode == 2, done.stderr
@@ -198,8 +235,10 @@ def test_validate_checks_its_outputs_before_timing(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(rooflax.data._atomic.tempfile, "mkstemp", read_only)
     assert main(["validate", "--quick", "-o", str(tmp_path / "ro" / "v.parquet")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"error: -o/--output: cannot write {str(tmp_path / 'ro' / 'v.parquet')!r}: {str(tmp_path)!r} "
-                   "takes no new file (Read-only file system)")
+    assert err == (
+        f"error: -o/--output: cannot write {str(tmp_path / 'ro' / 'v.parquet')!r}: {str(tmp_path)!r} "
+        "takes no new file (Read-only file system)"
+    )
 
 
 @pytest.mark.slow
@@ -211,14 +250,17 @@ def test_a_killed_writers_temporary_file_is_reclaimed(dataset, tmp_path):
 
     out = tmp_path / "big.csv"
     tmp = tmp_path / ".big.csv.tmp"
-    code = ("import sys, time; import rooflax.data._atomic as a; from pathlib import Path; "
-            "a.atomic_write(Path(sys.argv[1]), lambda t: (t.write_text('half'), print('writing', flush=True), "
-            "time.sleep(600)))")
+    code = (
+        "import sys, time; import rooflax.data._atomic as a; from pathlib import Path; "
+        "a.atomic_write(Path(sys.argv[1]), lambda t: (t.write_text('half'), print('writing', flush=True), "
+        "time.sleep(600)))"
+    )
     writer = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline() == "writing\n"
-        one_line_error(lambda: rooflax.export_dataset(dataset, out), "output: another process is writing",
-                       ".big.csv.tmp")  # a live writer's file is never written over
+        one_line_error(
+            lambda: rooflax.export_dataset(dataset, out), "output: another process is writing", ".big.csv.tmp"
+        )  # a live writer's file is never written over
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
@@ -229,20 +271,33 @@ def test_a_killed_writers_temporary_file_is_reclaimed(dataset, tmp_path):
     assert rows == len(out.read_text().splitlines()) - 1
 
 
-@pytest.mark.parametrize(("by", "tokens"), [("k", [1.9, 1.2, 1.5]), ("k", [1.5, 1.5, 1.4]),
-                                            ("candidates", [1.8, 1.9, 1.1])])
+@pytest.mark.parametrize(
+    ("by", "tokens"), [("k", [1.9, 1.2, 1.5]), ("k", [1.5, 1.5, 1.4]), ("candidates", [1.8, 1.9, 1.1])]
+)
 def test_acceptance_tables_may_not_fall(by, tokens):
     keys = [1, 2, 3] if by == "k" else [2, 3, 4]
     falls = next(i for i in range(1, 3) if tokens[i] < tokens[i - 1])
-    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[64], acceptance={
-        "kind": "table", "by": by, by: keys, "tokens_per_round": tokens}),
+    one_line_error(
+        lambda: rooflax.speculate(
+            batch=[1], seq_len=[64], acceptance={"kind": "table", "by": by, by: keys, "tokens_per_round": tokens}
+        ),
         f"acceptance.tokens_per_round: {tokens[falls]:g} at {by} = {keys[falls]} is below {tokens[falls - 1]:g} at "
-        f"{by} = {keys[falls - 1]}", "cannot fall")
+        f"{by} = {keys[falls - 1]}",
+        "cannot fall",
+    )
     rising = sorted(tokens)
-    assert rooflax.speculate(batch=[1], seq_len=[64], k=keys if by == "k" else None,
-                             tree=None if by == "k" else [{"depths": [1, *[2] * (c - 1)]} for c in keys],
-                             acceptance={"kind": "table", "by": by, by: keys, "tokens_per_round": rising}
-                             ).get_column("tokens_per_round").to_list() == rising
+    assert (
+        rooflax.speculate(
+            batch=[1],
+            seq_len=[64],
+            k=keys if by == "k" else None,
+            tree=None if by == "k" else [{"depths": [1, *[2] * (c - 1)]} for c in keys],
+            acceptance={"kind": "table", "by": by, by: keys, "tokens_per_round": rising},
+        )
+        .get_column("tokens_per_round")
+        .to_list()
+        == rising
+    )
 
 
 @pytest.mark.parametrize("call", [rooflax.speculate, rooflax.best_k])
@@ -254,8 +309,11 @@ def test_speculate_refuses_spec_keys_it_sets_itself(call, key):
 
 @pytest.mark.parametrize("along", ["batch", "seq_len", "hidden"])
 def test_crossover_refuses_values_of_the_crossed_axis(along):
-    one_line_error(lambda: rooflax.crossover(along=along, **{along: [4096]}), f"{along}: the crossover is searched "
-                   f"along {along}", f"leave {along} out")
+    one_line_error(
+        lambda: rooflax.crossover(along=along, **{along: [4096]}),
+        f"{along}: the crossover is searched along {along}",
+        f"leave {along} out",
+    )
     one_line_error(lambda: rooflax.crossover(along=along, axes={along: [4096]}), f"{along}: the crossover")
 
 
@@ -263,13 +321,17 @@ def test_crossover_refuses_values_of_the_crossed_axis(along):
 def test_crossover_where_names_values_that_no_row_holds(capsys):
     from rooflax.cli.commands import main
 
-    for where, value, column, hint in (("phase = 'decod'", "decod", "phase", "'decode'"),
-                                       ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qkv_proj' or 'qk'"),
-                                       ("batch > 1 AND hardware <> 'a4O'", "a4O", "hardware", "'a40'")):
+    for where, value, column, hint in (
+        ("phase = 'decod'", "decod", "phase", "'decode'"),
+        ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qkv_proj' or 'qk'"),
+        ("batch > 1 AND hardware <> 'a4O'", "a4O", "hardware", "'a40'"),
+    ):
         assert main(["crossover", "--seq-len", "128", "--where", where]) == 2
         out, err = capsys.readouterr()
-        assert out == "" and err == (f"error: --where: cannot apply {where!r}: {value!r} is no value of {column}; did "
-                                     f"you mean {hint}? (allowed: {', '.join(_categories(column))})\n")
+        assert out == "" and err == (
+            f"error: --where: cannot apply {where!r}: {value!r} is no value of {column}; did "
+            f"you mean {hint}? (allowed: {', '.join(_categories(column))})\n"
+        )
     assert main(["crossover", "--seq-len", "128", "--where", "phase = 'decode' AND op = 'qk'"]) == 0
     assert "qk" in capsys.readouterr().out
 
@@ -286,14 +348,21 @@ def _cli(args: list[str], cwd, **env_vars):
 
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONIOENCODING", "LC_ALL", "LANG")}
     env.update(PYTHONPATH=str(Path(rooflax.__file__).parents[1]), **env_vars)
-    return subprocess.run([sys.executable, "-m", "rooflax.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "rooflax.cli", *args], cwd=cwd, env=env, capture_output=True, timeout=600
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [["sweep", "-o", "{tmp}/ds", "--batch", "1,64", "--seq-len", "128,4096"],
-                                  ["show", "{ds}"], ["compare", "a40", "h100-sxm", "--batch", "1,8"],
-                                  ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sweep", "-o", "{tmp}/ds", "--batch", "1,64", "--seq-len", "128,4096"],
+        ["show", "{ds}"],
+        ["compare", "a40", "h100-sxm", "--batch", "1,8"],
+        ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)],
+    ],
+)
 def test_every_command_prints_in_an_ascii_locale(args, dataset, tmp_path, capsys):
     """LC_ALL=C without UTF-8 mode: stdout and stderr are ASCII; text comes out with ASCII replacements of what
     the same command prints on UTF-8 streams (in-process, as pytest captures them)."""
@@ -321,19 +390,27 @@ def _steady(text: str) -> list[str]:
 _GPU = {"name": "x", "peak_flops": {"fp16": 1e14}, "bandwidth_bytes_per_s": 1e12, "memory_bytes": 1e9}
 
 
-@pytest.mark.parametrize(("key", "value", "allowed"), [
-    ("bandwidth_bytes_per_s", 1e300, "1e+06 to 1e+16 B/s"), ("bandwidth_bytes_per_s", 1e-300, "1e+06 to 1e+16 B/s"),
-    ("peak_flops", {"fp16": 1e308}, "1e+06 to 1e+19 FLOP/s"), ("memory_bytes", 1e20, "1000 to 1e+16 B"),
-    ("interconnect_bytes_per_s", 1e3, "1e+06 to 1e+16 B/s"), ("interconnect_latency_s", 1e5, "1e-10 to 1 s"),
-    ("kernel_overhead_s", 1e-20, "1e-12 to 1 s"), ("compute_efficiency", 1e-9, "0.0001 to 1"),
-    ("group_terms", {"qk/pv": {"bandwidth_efficiency": 2.0}}, "0.0001 to 1"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("bandwidth_bytes_per_s", 1e300, "1e+06 to 1e+16 B/s"),
+        ("bandwidth_bytes_per_s", 1e-300, "1e+06 to 1e+16 B/s"),
+        ("peak_flops", {"fp16": 1e308}, "1e+06 to 1e+19 FLOP/s"),
+        ("memory_bytes", 1e20, "1000 to 1e+16 B"),
+        ("interconnect_bytes_per_s", 1e3, "1e+06 to 1e+16 B/s"),
+        ("interconnect_latency_s", 1e5, "1e-10 to 1 s"),
+        ("kernel_overhead_s", 1e-20, "1e-12 to 1 s"),
+        ("compute_efficiency", 1e-9, "0.0001 to 1"),
+        ("group_terms", {"qk/pv": {"bandwidth_efficiency": 2.0}}, "0.0001 to 1"),
+    ],
+)
 def test_hardware_figures_must_be_physical(key, value, allowed, tmp_path):
     field = {"peak_flops": "peak_flops.fp16", "group_terms": "group_terms.qk/pv: bandwidth_efficiency"}.get(key, key)
     shown = next(iter(value.values())) if isinstance(value, dict) else value
     shown = next(iter(shown.values())) if isinstance(shown, dict) else shown
-    one_line_error(lambda: rooflax.Hardware(**{**_GPU, key: value}), f"hardware 'x': {field}: {shown:g} is outside",
-                   allowed)
+    one_line_error(
+        lambda: rooflax.Hardware(**{**_GPU, key: value}), f"hardware 'x': {field}: {shown:g} is outside", allowed
+    )
     import re
 
     from rooflax.config.hardware import hardware_to_toml
@@ -349,18 +426,28 @@ def test_hardware_figures_must_be_physical(key, value, allowed, tmp_path):
     one_line_error(lambda: rooflax.sweep(hardware=str(path), batch=[1], seq_len=[128]), str(path), field, allowed)
 
 
-@pytest.mark.parametrize("figures", [dict(peak=1e19, bandwidth=1e6), dict(peak=1e6, bandwidth=1e16),
-                                     dict(peak=1e19, bandwidth=1e16), dict(peak=1e6, bandwidth=1e6)])
+@pytest.mark.parametrize(
+    "figures",
+    [
+        dict(peak=1e19, bandwidth=1e6),
+        dict(peak=1e6, bandwidth=1e16),
+        dict(peak=1e19, bandwidth=1e16),
+        dict(peak=1e6, bandwidth=1e6),
+    ],
+)
 def test_the_bound_at_the_extreme_figures_is_the_exact_one(figures):
     """At the edges of the ranges, evaluate, sweep and crossover still agree with exact rational arithmetic."""
     from fractions import Fraction
 
-    hw = rooflax.Hardware(name="edge", peak_flops={"fp16": figures["peak"]},
-                          bandwidth_bytes_per_s=figures["bandwidth"], memory_bytes=1e16)
+    hw = rooflax.Hardware(
+        name="edge", peak_flops={"fp16": figures["peak"]}, bandwidth_bytes_per_s=figures["bandwidth"], memory_bytes=1e16
+    )
     ridge = Fraction(figures["peak"]) / Fraction(figures["bandwidth"])
     df = rooflax.sweep(hardware=hw, phases=["prefill", "decode"], batch=[1, 2**20, 2**40], seq_len=[1, 2**20, 2**40])
     assert df.select(pl.col("time_s").is_finite().all(), pl.col("achieved_time_s").is_finite().all()).row(0) == (
-        True, True)
+        True,
+        True,
+    )
     for row in df.filter(pl.col("batch") == 2**20).iter_rows(named=True):
         exact = Fraction(int(row["flops"])) / Fraction(int(row["bytes"])) >= ridge
         assert (row["bound"] == "compute") == exact
@@ -387,13 +474,19 @@ def test_planning_is_lazy_and_counts_agree_with_the_plan(huge):
     from rooflax.engine import vectorized as engine
     from rooflax.engine.distributed import Cluster
 
-    spec = rooflax.parse_spec(model=["llama-7b", "toy-llama"], hardware=["a40", "l4"], phases=["decode", "verify"],
-                              spec_k=[4, 64], batch=[1, 3, 8], seq_len=[16, 100, 512, 4096], tp=[1, 2])
+    spec = rooflax.parse_spec(
+        model=["llama-7b", "toy-llama"],
+        hardware=["a40", "l4"],
+        phases=["decode", "verify"],
+        spec_k=[4, 64],
+        batch=[1, 3, 8],
+        seq_len=[16, 100, 512, 4096],
+        tp=[1, 2],
+    )
     for summary, chunk_size in ((False, 5), (True, 7), (False, 1 << 15)):
         tasks = list(engine.plan(spec, chunk_size))
         rows = [t.count * t.width(summary) for t in tasks]
-        assert [t.index for t in tasks] == list(range(len(tasks))) == list(range(engine.chunk_count(spec,
-                                                                                                  chunk_size)))
+        assert [t.index for t in tasks] == list(range(len(tasks))) == list(range(engine.chunk_count(spec, chunk_size)))
         assert sum(rows) == (spec.configurations() if summary else spec.rows())
         done = frozenset(range(0, len(tasks), 3))
         assert engine.chunk_rows(spec, chunk_size, summary, done) == [rows[i] for i in sorted(done)]
@@ -401,7 +494,7 @@ def test_planning_is_lazy_and_counts_agree_with_the_plan(huge):
             clusters = [Cluster(process_id=p, num_processes=n, run=0) for p in range(n)]
             shares = [dataset._share_rows(spec, chunk_size, summary, cluster, done) for cluster in clusters]
             assert shares == [sum(r for i, r in enumerate(rows) if i % n == p and i not in done) for p in range(n)]
-    assert engine.chunk_count(huge, 1 << 15) == 2 * -(-10**14 // (1 << 15))  # counted, not listed
+    assert engine.chunk_count(huge, 1 << 15) == 2 * -(-(10**14) // (1 << 15))  # counted, not listed
     first = next(engine.plan(huge, 1 << 15))
     assert (first.index, first.start, first.count) == (0, 0, 1 << 15)
 
@@ -411,7 +504,7 @@ def test_a_huge_streamed_sweep_starts_at_once(huge, tmp_path, capsys):
     """10^14 grid points: the first part is computed at once and the disk estimate refuses (no plan is listed)."""
     with pytest.raises(rooflax.SpecError) as refused:
         rooflax.sweep_to_parquet(huge, tmp_path / "huge", progress=True)
-    assert f"sweep: {huge.rows():,} rows in {2 * -(-10**14 // 2**15):,} parts" in capsys.readouterr().err
+    assert f"sweep: {huge.rows():,} rows in {2 * -(-(10**14) // 2**15):,} parts" in capsys.readouterr().err
     assert str(refused.value).startswith("output: the sweep needs about ") and "\n" not in str(refused.value)
     assert not (tmp_path / "huge").exists() and not (tmp_path / "huge.partial").exists()
 
@@ -431,8 +524,12 @@ def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
         return real(partial, **kwargs)
 
     monkeypatch.setattr(dataset, "_check_room", spy)
-    spec = rooflax.parse_spec(phases=["prefill", "decode", "verify"], spec_k=[16, 32], batch=[1, 2, 4, 8, 16],
-                              seq_len=[128, 256, 512, 1024, 2048, 4096, 8192, 16384])
+    spec = rooflax.parse_spec(
+        phases=["prefill", "decode", "verify"],
+        spec_k=[16, 32],
+        batch=[1, 2, 4, 8, 16],
+        seq_len=[128, 256, 512, 1024, 2048, 4096, 8192, 16384],
+    )
     out = rooflax.sweep_to_parquet(spec, tmp_path / "ds", chunk_size=1, progress=True)
     parts = sorted(out.glob("part-*.parquet"))
     assert len(parts) == seen["parts"] > 100
@@ -445,14 +542,17 @@ _LARGE = {"start": 1, "stop": 10**6, "step": 1}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("what", "call"), [
-    ("crossover", lambda: rooflax.crossover(seq_len=_BIG)),
-    ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_BIG)),
-    ("compare", lambda: rooflax.compare(a="a40", b="l4", seq_len=_BIG)),
-    ("speculate", lambda: rooflax.speculate(batch=[1], seq_len=_BIG)),
-    ("speculate", lambda: rooflax.best_k(batch=[1], seq_len=_BIG)),
-    ("sweep", lambda: rooflax.sweep(batch=_BIG, seq_len=_BIG)),
-])
+@pytest.mark.parametrize(
+    ("what", "call"),
+    [
+        ("crossover", lambda: rooflax.crossover(seq_len=_BIG)),
+        ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_BIG)),
+        ("compare", lambda: rooflax.compare(a="a40", b="l4", seq_len=_BIG)),
+        ("speculate", lambda: rooflax.speculate(batch=[1], seq_len=_BIG)),
+        ("speculate", lambda: rooflax.best_k(batch=[1], seq_len=_BIG)),
+        ("sweep", lambda: rooflax.sweep(batch=_BIG, seq_len=_BIG)),
+    ],
+)
 def test_in_memory_answers_refuse_huge_grids_up_front(what, call):
     message = one_line_error(call, f"{what}: ", " rows would take about ", "GiB in memory, above the limit of 8.0 GiB")
     assert "smaller grid" in message or "fewer values" in message
@@ -462,8 +562,12 @@ def test_in_memory_answers_refuse_huge_grids_up_front(what, call):
 def test_validate_spreads_points_over_a_huge_grid_without_listing_it(huge):
     from rooflax.validate.run import points_from_spec
 
-    spec = rooflax.parse_spec(phases=["prefill", "decode", "verify"], spec_k=[16, 300], batch=[1, 3, 8, 64],
-                              seq_len=[16, 128, 512, 1000, 4096])
+    spec = rooflax.parse_spec(
+        phases=["prefill", "decode", "verify"],
+        spec_k=[16, 300],
+        batch=[1, 3, 8, 64],
+        seq_len=[16, 128, 512, 1000, 4096],
+    )
     grid = [(phase, b, s, k) for phase, k, first in spec.steps() for b in spec.batch for s in spec.seq_len[first:]]
     for most in (1, 2, 5, 12, len(grid), 100):
         chosen = points_from_spec(spec, most)[1]

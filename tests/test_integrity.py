@@ -133,8 +133,9 @@ def test_check_deep_of_a_dataset_without_sums_decodes_every_page(clean, tmp_path
     assert "checksums: none" in capsys.readouterr().out
     assert rooflax.check_dataset(ds, deep=True).checked == "decoded"
     _undecodable(ds / part_name(2))
-    one_line_error(lambda: rooflax.check_dataset(ds, deep=True),
-                   "part-000002.parquet' is damaged (its data cannot be decoded")
+    one_line_error(
+        lambda: rooflax.check_dataset(ds, deep=True), "part-000002.parquet' is damaged (its data cannot be decoded"
+    )
 
 
 @pytest.mark.slow
@@ -146,8 +147,11 @@ def test_readers_name_a_part_whose_pages_cannot_be_decoded(clean, tmp_path, caps
         _unseal(ds)
     _undecodable(ds / part_name(4))
     rooflax.check_dataset(ds)  # the footers are intact: only reading the rows finds it
-    for argv in (["show", str(ds)], ["plot", str(ds), "-o", str(tmp_path / "chart.png")],
-                 ["export", str(ds), "-o", str(tmp_path / "rows.csv")]):
+    for argv in (
+        ["show", str(ds)],
+        ["plot", str(ds), "-o", str(tmp_path / "chart.png")],
+        ["export", str(ds), "-o", str(tmp_path / "rows.csv")],
+    ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: dataset: ") and err.count("\n") == 1, err
@@ -189,8 +193,9 @@ def test_resume_recomputes_damaged_kept_parts(clean, tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(dataset_module, "chunk_frame", recording)
     capsys.readouterr()
-    rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=CHUNK, compression=codec, resume=True, progress=True,
-                             **KEYS)
+    rooflax.sweep_to_parquet(
+        None, tmp_path / "ds", chunk_size=CHUNK, compression=codec, resume=True, progress=True, **KEYS
+    )
     assert sorted(computed) == [0, 1, 3, 4, 5]  # the damaged four and the one never written
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("resume: ")]
     assert [line.split("'")[1] for line in said] == [str(partial / part_name(i)) for i in (0, 1, 3, 4)]
@@ -204,8 +209,21 @@ def test_resume_from_the_cli_with_quiet_recomputes_damaged_parts_silently(clean,
     partial = _interrupted(tmp_path, monkeypatch, "lz4", after=4)
     _truncate(partial / part_name(2))
     monkeypatch.chdir(tmp_path)
-    argv = ["sweep", "-o", "ds", "--batch", "1,2,4", "--seq-len", "16,64", "--phases", "prefill,decode",
-            "--chunk-size", str(CHUNK), "--resume", "--quiet"]
+    argv = [
+        "sweep",
+        "-o",
+        "ds",
+        "--batch",
+        "1,2,4",
+        "--seq-len",
+        "16,64",
+        "--phases",
+        "prefill,decode",
+        "--chunk-size",
+        str(CHUNK),
+        "--resume",
+        "--quiet",
+    ]
     capsys.readouterr()
     assert main(argv) == 0
     assert capsys.readouterr() == ("", "")
@@ -228,5 +246,8 @@ def test_a_foreign_part_of_a_two_part_dataset_is_named_by_its_own_number(tmp_pat
 def test_a_tie_between_two_sweeps_names_both_parts(tmp_path):
     ds, other = _parts_of(tmp_path / "ds", [1, 2, 4]), _parts_of(tmp_path / "other", [1, 2, 8])
     shutil.copyfile(other / part_name(0), ds / part_name(0))  # one part each, both of two parts: no majority
-    one_line_error(lambda: rooflax.check_dataset(ds), "part-000000.parquet' and ", "part-000001.parquet' belong to "
-                   "different sweeps (their spec differs)")
+    one_line_error(
+        lambda: rooflax.check_dataset(ds),
+        "part-000000.parquet' and ",
+        "part-000001.parquet' belong to different sweeps (their spec differs)",
+    )

@@ -83,8 +83,13 @@ def test_the_import_reader_sees_module_level_edges_and_cycles(tmp_path):
     (tmp_path / "sub" / "b.py").write_text("from pkg import a\n\ndef f():\n    from pkg.sub import c\n")
     (tmp_path / "sub" / "c.py").write_text("from . import b\nfrom .. import a\n")
     graph = _graph(tmp_path, "pkg")
-    assert graph == {"pkg": set(), "pkg.a": {"pkg.sub.b"}, "pkg.sub": set(), "pkg.sub.b": {"pkg.a"},
-                     "pkg.sub.c": {"pkg.sub.b", "pkg.a"}}
+    assert graph == {
+        "pkg": set(),
+        "pkg.a": {"pkg.sub.b"},
+        "pkg.sub": set(),
+        "pkg.sub.b": {"pkg.a"},
+        "pkg.sub.c": {"pkg.sub.b", "pkg.a"},
+    }
     assert set(_cycle(graph)) == {"pkg.a", "pkg.sub.b"}
     assert _graph(tmp_path, "pkg", anywhere=True)["pkg.sub.b"] == {"pkg.a", "pkg.sub.c"}
     assert _cycle({"x": {"y"}, "y": set()}) is None
@@ -104,8 +109,9 @@ def test_cost_layer_imports_no_engine_or_edge_module():
     cost = [module for module in graph if module.startswith("rooflax.cost.")]
     assert len(cost) >= 6
     above = tuple(f"rooflax.{layer}" for layer in ABOVE_COST)
-    bad = {module: sorted(name for name in graph[module] if name == "rooflax" or name.startswith(above))
-           for module in cost}
+    bad = {
+        module: sorted(name for name in graph[module] if name == "rooflax" or name.startswith(above)) for module in cost
+    }
     assert not any(bad.values()), {module: names for module, names in bad.items() if names}
 
 
@@ -116,8 +122,11 @@ def test_names_is_a_leaf():
 
 
 def _vocabulary() -> dict[str, tuple[str, ...]]:
-    return {name: value for name in rooflax.names.__all__
-            if isinstance(value := getattr(rooflax.names, name), tuple) and all(isinstance(v, str) for v in value)}
+    return {
+        name: value
+        for name in rooflax.names.__all__
+        if isinstance(value := getattr(rooflax.names, name), tuple) and all(isinstance(v, str) for v in value)
+    }
 
 
 def test_the_vocabulary_is_spelled_only_in_names():
@@ -129,11 +138,17 @@ def test_the_vocabulary_is_spelled_only_in_names():
         if module == "rooflax.names":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Tuple | ast.List | ast.Set) and len(node.elts) > 1 and all(
-                    isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+            if (
+                isinstance(node, ast.Tuple | ast.List | ast.Set)
+                and len(node.elts) > 1
+                and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
+            ):
                 values = [e.value for e in node.elts]
-                spelled += [f"{module}:{node.lineno} {name}" for name, names in vocabulary.items()
-                            if sorted(values) == sorted(names)]
+                spelled += [
+                    f"{module}:{node.lineno} {name}"
+                    for name, names in vocabulary.items()
+                    if sorted(values) == sorted(names)
+                ]
     assert not spelled
 
 
@@ -149,9 +164,11 @@ def test_the_vocabulary_is_what_the_frames_hold():
 
 
 def test_importing_the_presets_loads_no_jax():
-    code = ("import sys, rooflax.config.hardware, rooflax.config.models, rooflax.config.dtypes, rooflax.names; "
-            "import rooflax; rooflax.get_hardware('a40'); rooflax.get_model('llama-13b'); rooflax.get_dtype('fp16'); "
-            "print(sorted(m for m in ('jax', 'polars') if m in sys.modules))")
+    code = (
+        "import sys, rooflax.config.hardware, rooflax.config.models, rooflax.config.dtypes, rooflax.names; "
+        "import rooflax; rooflax.get_hardware('a40'); rooflax.get_model('llama-13b'); rooflax.get_dtype('fp16'); "
+        "print(sorted(m for m in ('jax', 'polars') if m in sys.modules))"
+    )
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["[]"], out.stderr

@@ -49,8 +49,11 @@ def _brute_force(accuracy, candidates, depth):
     return 1 + best
 
 
-@given(st.lists(st.lists(st.floats(0, 0.5), min_size=1, max_size=2), min_size=1, max_size=3),
-       st.integers(2, 6), st.integers(2, 4))
+@given(
+    st.lists(st.lists(st.floats(0, 0.5), min_size=1, max_size=2), min_size=1, max_size=3),
+    st.integers(2, 6),
+    st.integers(2, 4),
+)
 def test_likeliest_tree_beats_every_other_tree(raw, candidates, depth):
     # each rank adds at most what the one before added, and a head's ranks add up to at most 1
     accuracy = [np.cumsum(sorted(head, reverse=True)).tolist() for head in raw]
@@ -81,92 +84,164 @@ def test_presets_are_the_published_accuracies():
 
 @given(st.integers(1, 5), st.integers(2, 200))
 def test_medusa_tokens_stay_within_one_and_candidates(draft_k, candidates):
-    candidates = min(max(candidates, draft_k + 1), 1 + sum(5 ** d for d in range(1, draft_k + 1)))
+    candidates = min(max(candidates, draft_k + 1), 1 + sum(5**d for d in range(1, draft_k + 1)))
     value = _tokens("medusa-vicuna-13b", [draft_k], [candidates])[0]
     assert 1 <= value <= min(candidates, draft_k + 1)  # a round accepts one path: at most its depth
 
 
 def test_speculate_with_sparse_trees_prices_each_tree():
-    df = rooflax.speculate(model="llama-7b", hardware="a40", batch=[1], seq_len=[512], medusa_heads=2,
-                           tree=[{"sparse": 4}, {"sparse": 5}], acceptance=SMALL)
+    df = rooflax.speculate(
+        model="llama-7b",
+        hardware="a40",
+        batch=[1],
+        seq_len=[512],
+        medusa_heads=2,
+        tree=[{"sparse": 4}, {"sparse": 5}],
+        acceptance=SMALL,
+    )
     assert df["candidates"].to_list() == [4, 5] and df["draft_k"].to_list() == [2, 2]
     assert df["tokens_per_round"].to_list() == pytest.approx([1.95, 2.05])
-    depths = rooflax.speculate(model="llama-7b", hardware="a40", batch=[1], seq_len=[512], medusa_heads=2,
-                               tree=[{"depths": [1, 2, 2, 3]}], acceptance=SMALL)
+    depths = rooflax.speculate(
+        model="llama-7b",
+        hardware="a40",
+        batch=[1],
+        seq_len=[512],
+        medusa_heads=2,
+        tree=[{"depths": [1, 2, 2, 3]}],
+        acceptance=SMALL,
+    )
     assert depths.drop("tree").equals(df.filter(candidates=4).drop("tree"))
     assert df["tree"].to_list() == ["sparse 4", "sparse 5"] and depths["tree"].to_list() == ["depths #0"]
 
 
 def test_trees_of_one_size_are_told_apart():
     """A chain of 3, a bushy tree of 3 and the likeliest (= bushy) one: same size, other rounds."""
-    cell = {"model": "llama-7b", "hardware": "a40", "batch": [1, 8], "seq_len": [512], "medusa_heads": 2,
-            "acceptance": SMALL}
+    cell = {
+        "model": "llama-7b",
+        "hardware": "a40",
+        "batch": [1, 8],
+        "seq_len": [512],
+        "medusa_heads": 2,
+        "acceptance": SMALL,
+    }
     df = rooflax.speculate(tree=[{"depths": [1, 2, 3]}, {"top_k": [2]}, {"sparse": 4}], **cell)
     assert df.filter(batch=1).select("candidates", "draft_k", "tree", "tokens_per_round").rows() == [
-        (3, 2, "depths #0", pytest.approx(1.7)), (3, 1, "top_k 2", pytest.approx(1.75)),
-        (4, 2, "sparse 4", pytest.approx(1.95))]
+        (3, 2, "depths #0", pytest.approx(1.7)),
+        (3, 1, "top_k 2", pytest.approx(1.75)),
+        (4, 2, "sparse 4", pytest.approx(1.95)),
+    ]
     chain = rooflax.speculate(k=[2], **cell)  # the chain of 3 is exactly a K = 2 round
     assert df.filter(tree="depths #0").drop("tree").equals(chain.drop("tree"))
     bushy = df.filter(tree="top_k 2")  # one Medusa head, two candidates: fewer scores than the chain
     assert (bushy["verify_time_s"] <= df.filter(tree="depths #0")["verify_time_s"]).all()
     assert rooflax.best_k(df).height == 2
-    one_line_error(lambda: rooflax.speculate(tree=[{"top_k": [2]}, {"depths": [1, 2, 2]}], **cell),
-                   "tree[1]", "the same tree as tree[0]")
+    one_line_error(
+        lambda: rooflax.speculate(tree=[{"top_k": [2]}, {"depths": [1, 2, 2]}], **cell),
+        "tree[1]",
+        "the same tree as tree[0]",
+    )
 
 
 def test_sparse_trees_stay_within_the_heads():
-    df = rooflax.speculate(model="llama-7b", hardware="a40", batch=[1], seq_len=[512], medusa_heads=1,
-                           tree=[{"sparse": 3}], acceptance=SMALL)
+    df = rooflax.speculate(
+        model="llama-7b",
+        hardware="a40",
+        batch=[1],
+        seq_len=[512],
+        medusa_heads=1,
+        tree=[{"sparse": 3}],
+        acceptance=SMALL,
+    )
     assert df["draft_k"].to_list() == [1] and df["tokens_per_round"].to_list() == pytest.approx([1.75])
 
 
 def test_paper_shape_on_the_a100():
     """Medusa paper (arXiv 2401.10774, App.): speedup peaks near 64 candidates alone and falls with batch."""
     sizes = [16, 32, 48, 64, 80, 96, 112]
-    df = rooflax.speculate(model="llama-33b", hardware="a100-80gb-pcie", batch=[1, 16, 32, 64], seq_len=[1024],
-                           medusa_heads=5, tree=[{"sparse": q} for q in sizes], acceptance="medusa-vicuna-33b")
+    df = rooflax.speculate(
+        model="llama-33b",
+        hardware="a100-80gb-pcie",
+        batch=[1, 16, 32, 64],
+        seq_len=[1024],
+        medusa_heads=5,
+        tree=[{"sparse": q} for q in sizes],
+        acceptance="medusa-vicuna-33b",
+    )
     alone = df.filter(batch=1).sort("candidates")
     assert alone["candidates"][alone["speedup"].arg_max()] in (48, 64)
     best = rooflax.best_k(df).sort("batch")["speedup"].to_list()
     assert best == sorted(best, reverse=True) and best[0] > 2 > 1 > best[3]
 
 
-@pytest.mark.parametrize(("acceptance", "fragments"), [
-    ("medusa-vicuna-7", ("acceptance: unknown acceptance preset", "did you mean 'medusa-vicuna-7b'")),
-    ({"kind": "medusa"}, ("kind \"medusa\" takes heads",)),
-    ({"kind": "medusa", "heads": "vicuna-70b"}, ("acceptance.heads", "'vicuna-70b'", "vicuna-7b")),
-    ({"kind": "medusa", "top_k_accuracy": [[0.7, 0.6]]}, ("acceptance.top_k_accuracy[0]", "never fall")),
-    ({"kind": "medusa", "top_k_accuracy": [[1.5]]}, ("acceptance.top_k_accuracy[0]", "[0, 1]")),
-    ({"kind": "medusa", "top_k_accuracy": []}, ("acceptance.top_k_accuracy", "non-empty")),
-    ({"kind": "medusa", "top_k_accuracy": [[0.5]] * 2, "heads": "vicuna-7b"}, ("exactly one",)),
-    ({"kind": "medusa", "top_k_accuracy": [[0.01 * i for i in range(1, 65)]] * 4},
-     ("acceptance.top_k_accuracy", "tree paths")),
-    ({"kind": "medusa", "top_k_accuracy": [[0.33, 0.82]]}, ("acceptance.top_k_accuracy[0]", "likeliest first")),
-    ({"kind": "medusa", "heads": ["vicuna-7b"]}, ("acceptance.heads", "['vicuna-7b']", "vicuna-7b")),
-    ({"kind": "medusa", "heads": {"a": 1}}, ("acceptance.heads",)),
-    ([0.8], ("acceptance: expected", "medusa-vicuna-7b")),
-])
+@pytest.mark.parametrize(
+    ("acceptance", "fragments"),
+    [
+        ("medusa-vicuna-7", ("acceptance: unknown acceptance preset", "did you mean 'medusa-vicuna-7b'")),
+        ({"kind": "medusa"}, ('kind "medusa" takes heads',)),
+        ({"kind": "medusa", "heads": "vicuna-70b"}, ("acceptance.heads", "'vicuna-70b'", "vicuna-7b")),
+        ({"kind": "medusa", "top_k_accuracy": [[0.7, 0.6]]}, ("acceptance.top_k_accuracy[0]", "never fall")),
+        ({"kind": "medusa", "top_k_accuracy": [[1.5]]}, ("acceptance.top_k_accuracy[0]", "[0, 1]")),
+        ({"kind": "medusa", "top_k_accuracy": []}, ("acceptance.top_k_accuracy", "non-empty")),
+        ({"kind": "medusa", "top_k_accuracy": [[0.5]] * 2, "heads": "vicuna-7b"}, ("exactly one",)),
+        (
+            {"kind": "medusa", "top_k_accuracy": [[0.01 * i for i in range(1, 65)]] * 4},
+            ("acceptance.top_k_accuracy", "tree paths"),
+        ),
+        ({"kind": "medusa", "top_k_accuracy": [[0.33, 0.82]]}, ("acceptance.top_k_accuracy[0]", "likeliest first")),
+        ({"kind": "medusa", "heads": ["vicuna-7b"]}, ("acceptance.heads", "['vicuna-7b']", "vicuna-7b")),
+        ({"kind": "medusa", "heads": {"a": 1}}, ("acceptance.heads",)),
+        ([0.8], ("acceptance: expected", "medusa-vicuna-7b")),
+    ],
+)
 def test_bad_medusa_acceptance_is_one_line(acceptance, fragments):
     one_line_error(lambda: parse_acceptance(acceptance), *fragments)
 
 
 def test_rounds_the_heads_cannot_price():
     cell = {"model": "llama-7b", "hardware": "a40", "batch": [1], "seq_len": [512]}
-    one_line_error(lambda: rooflax.speculate(k=[6], acceptance="medusa-vicuna-7b", **cell),
-                   "k: ", "drafts 6 tokens", "predict 5 ahead")
-    one_line_error(lambda: rooflax.speculate(tree=[{"sparse": 9}], acceptance=SMALL, **cell),
-                   "tree[0].sparse", "9 candidates", "4 continuations", "at most 5")
-    one_line_error(lambda: rooflax.speculate(tree=[{"depths": [1, 2, 2, 2]}], acceptance=SMALL, **cell),
-                   "tree[0]: ", "4 candidates and depth 2", "at most 3")
+    one_line_error(
+        lambda: rooflax.speculate(k=[6], acceptance="medusa-vicuna-7b", **cell),
+        "k: ",
+        "drafts 6 tokens",
+        "predict 5 ahead",
+    )
+    one_line_error(
+        lambda: rooflax.speculate(tree=[{"sparse": 9}], acceptance=SMALL, **cell),
+        "tree[0].sparse",
+        "9 candidates",
+        "4 continuations",
+        "at most 5",
+    )
+    one_line_error(
+        lambda: rooflax.speculate(tree=[{"depths": [1, 2, 2, 2]}], acceptance=SMALL, **cell),
+        "tree[0]: ",
+        "4 candidates and depth 2",
+        "at most 3",
+    )
     one_line_error(lambda: rooflax.speculate(tree=[{"sparse": 9}], **cell), "tree[0].sparse", "'geometric'")
     one_line_error(lambda: rooflax.speculate(tree=[{"sparse": 0}], acceptance=SMALL, **cell), "tree[0].sparse")
-    one_line_error(lambda: rooflax.sweep(phases=["verify"], spec_k=[4], tree=[{"sparse": 4}], batch=[1],
-                                                 seq_len=[512]), "tree", "sparse")
+    one_line_error(
+        lambda: rooflax.sweep(phases=["verify"], spec_k=[4], tree=[{"sparse": 4}], batch=[1], seq_len=[512]),
+        "tree",
+        "sparse",
+    )
 
 
 def test_cli_medusa_preset_and_sparse_trees(capsys):
-    args = ["--model", "llama-7b", "--hardware", "a40", "--batch", "1", "--seq-len", "1024", "--medusa-heads", "5",
-            "--acceptance", "medusa-vicuna-7b"]
+    args = [
+        "--model",
+        "llama-7b",
+        "--hardware",
+        "a40",
+        "--batch",
+        "1",
+        "--seq-len",
+        "1024",
+        "--medusa-heads",
+        "5",
+        "--acceptance",
+        "medusa-vicuna-7b",
+    ]
     assert main(["speculate", *args, "--sparse-tree", "2,16,64"]) == 0
     out = capsys.readouterr().out
     assert out.count("| llama-7b") == 3 and "1.5604" in out

@@ -27,8 +27,12 @@ def test_metadata_round_trip(tmp_path):
     before = datetime.now(UTC).replace(microsecond=0)
     out = rooflax.sweep_to_parquet(tmp_path / "s.toml", tmp_path / "ds", chunk_size=500, command="made by a test")
     meta = rooflax.dataset_metadata(out)
-    assert meta["axes"] == {"batch": {"start": 1, "stop": 1024, "step": 1},
-                            "seq_len": {"start": 128, "stop": 512, "powers_of": 2}, "hidden": None, "spec_k": None}
+    assert meta["axes"] == {
+        "batch": {"start": 1, "stop": 1024, "step": 1},
+        "seq_len": {"start": 128, "stop": 512, "powers_of": 2},
+        "hidden": None,
+        "spec_k": None,
+    }
     assert len(meta["spec"]["axes"]["batch"]) == 1024  # the expanded axis stays for resume and identity checks
     assert meta["command"] == "made by a test"
     assert before <= datetime.fromisoformat(meta["created"]) <= datetime.now(UTC) + timedelta(seconds=1)
@@ -65,12 +69,24 @@ def test_axes_as_given_survive_with_keys_and_ranges():
     spec = rooflax.parse_spec(batch=range(1, 65), seq_len={"start": 128, "stop": 4096, "step": 128})
     assert spec.axes_as_given()["batch"] == {"start": 1, "stop": 64, "step": 1}
     changed = spec.with_keys(batch=[2, 4])
-    assert changed.axes_as_given() == {"batch": [2, 4], "seq_len": {"start": 128, "stop": 4096, "step": 128},
-                                       "hidden": None, "spec_k": None}
+    assert changed.axes_as_given() == {
+        "batch": [2, 4],
+        "seq_len": {"start": 128, "stop": 4096, "step": 128},
+        "hidden": None,
+        "spec_k": None,
+    }
     assert changed == rooflax.parse_spec(batch=[2, 4], seq_len=list(range(128, 4097, 128)))  # not in the identity
-    built = rooflax.SweepSpec(models=spec.models, hardware=spec.hardware, dtypes=spec.dtypes, phases=("decode",),
-                              batch=(1, 2), seq_len=(8,))
+    built = rooflax.SweepSpec(
+        models=spec.models, hardware=spec.hardware, dtypes=spec.dtypes, phases=("decode",), batch=(1, 2), seq_len=(8,)
+    )
     assert built.axes_as_given()["batch"] == [1, 2]
     with pytest.raises(SpecError, match=r"given_axes: batch = \[1, 3\] does not give the spec's batch axis"):
-        rooflax.SweepSpec(models=spec.models, hardware=spec.hardware, dtypes=spec.dtypes, phases=("decode",),
-                          batch=(1, 2), seq_len=(8,), given_axes={"batch": [1, 3]})
+        rooflax.SweepSpec(
+            models=spec.models,
+            hardware=spec.hardware,
+            dtypes=spec.dtypes,
+            phases=("decode",),
+            batch=(1, 2),
+            seq_len=(8,),
+            given_axes={"batch": [1, 3]},
+        )

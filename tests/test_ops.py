@@ -20,33 +20,110 @@ from rooflax.names import BOUNDS, GROUPS
 # Each row: (phase, B, S, K, op, flops, bytes), derived by hand in the comments.
 HAND = [
     # decode, M = 1: qkv h -> (40+80)·128 = 15360
-    ("decode", 1, 2048, None, "qkv_proj", 157_286_400,  # 2·1·5120·15360
-     157_327_360),  # 2·5120·15360 + 2·5120 (x) + 2·5120 (Q) + 2·10240 (K, V to cache)
-    ("decode", 1, 2048, None, "qk", 20_971_520,  # 2·1·40·2048·128
-     21_145_600),  # 2·40·128 (Q) + 2·40·2048·128 (K cache) + 2·40·2048 (scores)
-    ("decode", 1, 2048, None, "down_proj", 141_557_760,  # 2·13824·5120
-     141_595_648),  # 2·13824·5120 + 2·13824 + 2·5120
-    ("decode", 1, 2048, None, "lm_head", 327_680_000,  # 2·1·5120·32000
-     327_754_240),  # 2·5120·32000 + 2·5120 + 2·32000
+    (
+        "decode",
+        1,
+        2048,
+        None,
+        "qkv_proj",
+        157_286_400,  # 2·1·5120·15360
+        157_327_360,
+    ),  # 2·5120·15360 + 2·5120 (x) + 2·5120 (Q) + 2·10240 (K, V to cache)
+    (
+        "decode",
+        1,
+        2048,
+        None,
+        "qk",
+        20_971_520,  # 2·1·40·2048·128
+        21_145_600,
+    ),  # 2·40·128 (Q) + 2·40·2048·128 (K cache) + 2·40·2048 (scores)
+    (
+        "decode",
+        1,
+        2048,
+        None,
+        "down_proj",
+        141_557_760,  # 2·13824·5120
+        141_595_648,
+    ),  # 2·13824·5120 + 2·13824 + 2·5120
+    (
+        "decode",
+        1,
+        2048,
+        None,
+        "lm_head",
+        327_680_000,  # 2·1·5120·32000
+        327_754_240,
+    ),  # 2·5120·32000 + 2·5120 + 2·32000
     # prefill, M = 128
-    ("prefill", 1, 128, None, "qkv_proj", 20_132_659_200,  # 2·128·5120·15360
-     162_529_280),  # 157286400 + 1310720 (x) + 1310720 (Q) + 2621440 (K, V)
-    ("prefill", 1, 128, None, "qk", 167_772_160,  # 2·40·128·128·128
-     3_932_160),  # 3 × 2·40·128·128 (Q, K, scores)
+    (
+        "prefill",
+        1,
+        128,
+        None,
+        "qkv_proj",
+        20_132_659_200,  # 2·128·5120·15360
+        162_529_280,
+    ),  # 157286400 + 1310720 (x) + 1310720 (Q) + 2621440 (K, V)
+    (
+        "prefill",
+        1,
+        128,
+        None,
+        "qk",
+        167_772_160,  # 2·40·128·128·128
+        3_932_160,
+    ),  # 3 × 2·40·128·128 (Q, K, scores)
     ("prefill", 1, 128, None, "pv", 167_772_160, 3_932_160),  # same shapes as qk
     ("prefill", 1, 128, None, "lm_head", 327_680_000, 327_754_240),  # last token only
     # decode, B = 64: M = 64
-    ("decode", 64, 512, None, "up_proj", 9_059_696_640,  # 2·64·5120·13824
-     143_982_592),  # 141557760 + 2·64·5120 + 2·64·13824
-    ("decode", 64, 512, None, "pv", 335_544_320,  # 2·64·40·512·128
-     338_821_120),  # 2·64·40·512 (probs) + 2·64·40·512·128 (V) + 2·64·40·128 (O)
+    (
+        "decode",
+        64,
+        512,
+        None,
+        "up_proj",
+        9_059_696_640,  # 2·64·5120·13824
+        143_982_592,
+    ),  # 141557760 + 2·64·5120 + 2·64·13824
+    (
+        "decode",
+        64,
+        512,
+        None,
+        "pv",
+        335_544_320,  # 2·64·40·512·128
+        338_821_120,
+    ),  # 2·64·40·512 (probs) + 2·64·40·512·128 (V) + 2·64·40·128 (O)
     # verify, B = 8, K = 16: M = 128
-    ("verify", 8, 1024, 16, "o_proj", 6_710_886_400,  # 2·128·5120·5120
-     55_050_240),  # 2·5120·5120 + 2·128·5120 + 2·128·5120
-    ("verify", 8, 1024, 16, "qk", 1_342_177_280,  # 2·8·40·16·1024·128
-     95_682_560),  # 1310720 (Q) + 83886080 (K) + 10485760 (scores)
-    ("verify", 8, 1024, 16, "lm_head", 41_943_040_000,  # 2·128·5120·32000
-     337_182_720),  # 327680000 + 2·128·5120 + 2·128·32000
+    (
+        "verify",
+        8,
+        1024,
+        16,
+        "o_proj",
+        6_710_886_400,  # 2·128·5120·5120
+        55_050_240,
+    ),  # 2·5120·5120 + 2·128·5120 + 2·128·5120
+    (
+        "verify",
+        8,
+        1024,
+        16,
+        "qk",
+        1_342_177_280,  # 2·8·40·16·1024·128
+        95_682_560,
+    ),  # 1310720 (Q) + 83886080 (K) + 10485760 (scores)
+    (
+        "verify",
+        8,
+        1024,
+        16,
+        "lm_head",
+        41_943_040_000,  # 2·128·5120·32000
+        337_182_720,
+    ),  # 327680000 + 2·128·5120 + 2·128·32000
 ]
 
 
@@ -88,8 +165,9 @@ def _reference_layer(model, B, Q, T):
 
 
 @pytest.mark.parametrize("model", ["llama-13b", "llama-2-70b", "mistral-7b"])  # MHA, GQA 8:1, GQA 4:1
-@pytest.mark.parametrize(("phase", "seq_len", "spec_k"), [("prefill", 256, None), ("decode", 1024, None),
-                                                          ("verify", 512, 16)])
+@pytest.mark.parametrize(
+    ("phase", "seq_len", "spec_k"), [("prefill", 256, None), ("decode", 1024, None), ("verify", 512, 16)]
+)
 def test_matches_jax_roofline_oracle(model, phase, seq_len, spec_k):
     m = rooflax.get_model(model)
     batch = 4
@@ -155,17 +233,20 @@ def test_totals_decode_is_weights_over_bandwidth():
     assert r["totals"]["tokens_per_s"] == pytest.approx(1 / r["totals"]["time_s"])
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"batch": 0, "seq_len": 8}, "batch: expected a positive integer, got 0"),
-    ({"batch": 1.5, "seq_len": 8}, "batch: expected a positive integer, got 1.5"),
-    ({"batch": 1, "seq_len": -3}, "seq_len: expected a positive integer, got -3"),
-    ({"batch": 1, "seq_len": 8, "phase": "verify", "spec_k": 16}, "verify needs seq_len ≥ spec_k"),
-    ({"batch": 1, "seq_len": 8, "phase": "decoding"}, "did you mean 'decode'"),
-    ({"batch": 1, "seq_len": 8, "hidden": 5000}, "not a multiple of llama-13b's head_dim 128"),
-    ({"batch": 1, "seq_len": 8, "model": "llama-2-70b", "hidden": 128 * 12}, "not a multiple of llama-2-70b's 8"),
-    ({"batch": 1, "seq_len": 8, "dtype": "fp8"}, "hardware 'a40' has no fp8 peak"),
-    ({"batch": 1, "seq_len": 8, "hardware": "h1OO"}, "unknown name 'h1OO'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch": 0, "seq_len": 8}, "batch: expected a positive integer, got 0"),
+        ({"batch": 1.5, "seq_len": 8}, "batch: expected a positive integer, got 1.5"),
+        ({"batch": 1, "seq_len": -3}, "seq_len: expected a positive integer, got -3"),
+        ({"batch": 1, "seq_len": 8, "phase": "verify", "spec_k": 16}, "verify needs seq_len ≥ spec_k"),
+        ({"batch": 1, "seq_len": 8, "phase": "decoding"}, "did you mean 'decode'"),
+        ({"batch": 1, "seq_len": 8, "hidden": 5000}, "not a multiple of llama-13b's head_dim 128"),
+        ({"batch": 1, "seq_len": 8, "model": "llama-2-70b", "hidden": 128 * 12}, "not a multiple of llama-2-70b's 8"),
+        ({"batch": 1, "seq_len": 8, "dtype": "fp8"}, "hardware 'a40' has no fp8 peak"),
+        ({"batch": 1, "seq_len": 8, "hardware": "h1OO"}, "unknown name 'h1OO'"),
+    ],
+)
 def test_bad_points(kwargs, message):
     with pytest.raises(rooflax.SpecError, match=message) as info:
         rooflax.evaluate(**{"phase": "decode", **kwargs})
@@ -175,32 +256,52 @@ def test_bad_points(kwargs, message):
 # A roof of powers of two, so every figure of a row is exact: peak 128 FLOP/s, 8 B/s of memory (ridge 16 FLOP/B),
 # 2 B/s of interconnect with 1/4 s a hop; below it 1 s of kernel overhead, half the peak and half the bandwidth
 # (the comm group's bytes/s: half the interconnect's, 1 B/s).
-TOY_ROOF = Roof(peak=128.0, bandwidth=8.0, memory=1.0, inv_peak=1 / 128, inv_bandwidth=1 / 8, ridge=16.0,
-                interconnect=2.0, inv_interconnect=1 / 2, latency=0.25, overhead_s=(1.0,) * len(GROUPS),
-                seconds_per_flop=(1 / 64,) * len(GROUPS),
-                seconds_per_byte=tuple(1.0 if group == "comm" else 1 / 4 for group in GROUPS),
-                band_low=(0.5,) * len(GROUPS), band_high=(2.0,) * len(GROUPS))  # a band of half to twice
+TOY_ROOF = Roof(
+    peak=128.0,
+    bandwidth=8.0,
+    memory=1.0,
+    inv_peak=1 / 128,
+    inv_bandwidth=1 / 8,
+    ridge=16.0,
+    interconnect=2.0,
+    inv_interconnect=1 / 2,
+    latency=0.25,
+    overhead_s=(1.0,) * len(GROUPS),
+    seconds_per_flop=(1 / 64,) * len(GROUPS),
+    seconds_per_byte=tuple(1.0 if group == "comm" else 1 / 4 for group in GROUPS),
+    band_low=(0.5,) * len(GROUPS),
+    band_high=(2.0,) * len(GROUPS),
+)  # a band of half to twice
 ELEMENTWISE = OpDef(name="toy", group="elementwise", cost=lambda s: (0, 0))
 COLLECTIVE = OpDef(name="toy_reduce", group="comm", cost=lambda s: (0, 0), hops=lambda s: 3)
 
 
 @pytest.mark.parametrize("xp", [pymath, jnp], ids=["python", "jnp"])
-@pytest.mark.parametrize(("op", "flops", "bytes_", "want"), [
-    # intensity 4 < 16: memory; attainable 8·4; time max(64/128, 16/8); achieved 1 + max(64/64, 16/4) = 5
-    (ELEMENTWISE, 64, 16, (4.0, 32.0, 2.0, 64 / 5, 5.0, "memory")),
-    # intensity 16 = the ridge: compute; attainable the peak; time max(2, 2); achieved 1 + max(4, 4)
-    (ELEMENTWISE, 256, 16, (16.0, 128.0, 2.0, 256 / 5, 5.0, "compute")),
-    # intensity 64: compute; time max(8, 2); achieved 1 + max(16, 4) = 17
-    (ELEMENTWISE, 1024, 16, (64.0, 128.0, 8.0, 1024 / 17, 17.0, "compute")),
-    # a collective: 8 B over 2 B/s plus 3 hops of 1/4 s = 4.75 s; achieved: 1 s overhead, 8 B at 1 B/s, the hops;
-    # network-bound
-    (COLLECTIVE, 0, 8, (0.0, 0.0, 4.75, 0.0, 9.75, "network")),
-])
+@pytest.mark.parametrize(
+    ("op", "flops", "bytes_", "want"),
+    [
+        # intensity 4 < 16: memory; attainable 8·4; time max(64/128, 16/8); achieved 1 + max(64/64, 16/4) = 5
+        (ELEMENTWISE, 64, 16, (4.0, 32.0, 2.0, 64 / 5, 5.0, "memory")),
+        # intensity 16 = the ridge: compute; attainable the peak; time max(2, 2); achieved 1 + max(4, 4)
+        (ELEMENTWISE, 256, 16, (16.0, 128.0, 2.0, 256 / 5, 5.0, "compute")),
+        # intensity 64: compute; time max(8, 2); achieved 1 + max(16, 4) = 17
+        (ELEMENTWISE, 1024, 16, (64.0, 128.0, 8.0, 1024 / 17, 17.0, "compute")),
+        # a collective: 8 B over 2 B/s plus 3 hops of 1/4 s = 4.75 s; achieved: 1 s overhead, 8 B at 1 B/s, the hops;
+        # network-bound
+        (COLLECTIVE, 0, 8, (0.0, 0.0, 4.75, 0.0, 9.75, "network")),
+    ],
+)
 def test_op_row_against_hand_computed_rows(xp, op, flops, bytes_, want):
     with jax.enable_x64(True):  # the engine's float64
         row = op_row(op, None, jnp.asarray(float(flops)) if xp is jnp else flops, bytes_, TOY_ROOF, xp=xp)
-        got = (row.intensity, row.attainable_flops, row.time_s, row.achieved_flops, row.achieved_time_s,
-               BOUNDS[row.bound])
+        got = (
+            row.intensity,
+            row.attainable_flops,
+            row.time_s,
+            row.achieved_flops,
+            row.achieved_time_s,
+            BOUNDS[row.bound],
+        )
         assert row.op is op and float(row.flops) == flops and row.bytes == bytes_
     assert tuple(float(v) for v in got[:-1]) == want[:-1] and got[-1] == want[-1]
 
@@ -227,27 +328,33 @@ def test_cost_adds_field_by_field_and_is_a_frozen_slotted_keyword_value():
 
 
 def test_a_collective_is_exactly_an_op_of_the_comm_group():
-    assert [op.name for op in layer_ops(comm=("tp", "pp", "ep"), moe=True) if op.collective] == [
-        op.name for op in layer_ops(comm=("tp", "pp", "ep"), moe=True) if op.group == "comm"] == [
-        "attn_allreduce", "moe_dispatch", "moe_combine", "mlp_allreduce", "pp_send"]
+    assert (
+        [op.name for op in layer_ops(comm=("tp", "pp", "ep"), moe=True) if op.collective]
+        == [op.name for op in layer_ops(comm=("tp", "pp", "ep"), moe=True) if op.group == "comm"]
+        == ["attn_allreduce", "moe_dispatch", "moe_combine", "mlp_allreduce", "pp_send"]
+    )
     with pytest.raises(ValueError, match="'comm' group"):
         OpDef(name="odd", group="comm", cost=lambda s: (0, 0))
     with pytest.raises(ValueError, match="'comm' group"):
         OpDef(name="odd", group="elementwise", cost=lambda s: (0, 0), hops=lambda s: 1)
 
 
-@pytest.mark.parametrize(("model", "layout", "want"), [
-    ("llama-13b", (1, 1, 1), {"moe": False, "dense_mlp": True, "comm": ()}),
-    ("llama-13b", (2, 4, 1), {"moe": False, "dense_mlp": True, "comm": ("tp", "pp")}),
-    ("mixtral-8x7b", (1, 1, 2), {"moe": True, "dense_mlp": False, "comm": ("ep",)}),  # no shared experts
-    ("qwen1.5-moe-a2.7b", (2, 1, 2), {"moe": True, "dense_mlp": True, "comm": ("tp", "ep")}),  # shared experts
-])
+@pytest.mark.parametrize(
+    ("model", "layout", "want"),
+    [
+        ("llama-13b", (1, 1, 1), {"moe": False, "dense_mlp": True, "comm": ()}),
+        ("llama-13b", (2, 4, 1), {"moe": False, "dense_mlp": True, "comm": ("tp", "pp")}),
+        ("mixtral-8x7b", (1, 1, 2), {"moe": True, "dense_mlp": False, "comm": ("ep",)}),  # no shared experts
+        ("qwen1.5-moe-a2.7b", (2, 1, 2), {"moe": True, "dense_mlp": True, "comm": ("tp", "ep")}),  # shared experts
+    ],
+)
 def test_op_flags_are_derived_once_for_shapes_and_specs(model, layout, want):
     m, (tp, pp, ep) = rooflax.get_model(model), layout
     flags = op_flags(m, fused_attention=True, tp=tp, pp=pp, ep=ep)
     assert flags == {"gated_mlp": m.gated_mlp, "fused_attention": True, **want}
-    shape = Shape.of(m, rooflax.get_dtype("fp16"), phase="decode", batch=4, seq_len=64, fused_attention=True,
-                     tp=tp, pp=pp, ep=ep)
+    shape = Shape.of(
+        m, rooflax.get_dtype("fp16"), phase="decode", batch=4, seq_len=64, fused_attention=True, tp=tp, pp=pp, ep=ep
+    )
     assert {name: getattr(shape, name) for name in flags} == flags
     spec = rooflax.parse_spec(model=model, batch=[4], seq_len=[64], fused_attention=True)
     assert [op for op, _, _ in op_costs(make_step(shape))] == list(spec.ops_for(m, layout))

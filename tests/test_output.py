@@ -55,6 +55,7 @@ def _no_work(monkeypatch):
 
 # --- item 1: a folder named OUT.old is the user's unless rooflax marked it -------------------------------------------
 
+
 def _notes(old):
     old.mkdir()
     (old / "notes.txt").write_text("notes")
@@ -74,9 +75,17 @@ def _subfolder(old):
     (old / "sub").mkdir()
 
 
-@pytest.mark.parametrize("make", [_notes, _backup, _subfolder, lambda old: old.write_text("a file"),
-                                  lambda old: old.symlink_to(old.with_name("elsewhere"))],
-                         ids=["notes", "marked-copy", "subfolder", "file", "symlink"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        _notes,
+        _backup,
+        _subfolder,
+        lambda old: old.write_text("a file"),
+        lambda old: old.symlink_to(old.with_name("elsewhere")),
+    ],
+    ids=["notes", "marked-copy", "subfolder", "file", "symlink"],
+)
 def test_a_folder_named_old_is_never_deleted(tmp_path, monkeypatch, make):
     old = tmp_path / "res.old"
     make(old)
@@ -85,8 +94,11 @@ def test_a_folder_named_old_is_never_deleted(tmp_path, monkeypatch, make):
     assert _batches(out) == [1, 2, 4]
     assert {k: v for k, v in _tree(tmp_path).items() if not k.startswith("res/") and k != "res"} == mine
     _no_work(monkeypatch)  # replacing res would move it onto res.old: refused before any work
-    with pytest.raises(rooflax.SpecError, match=r"output: '.*res\.old'.* is in the way of replacing '.*res' and "
-                                                r"rooflax did not leave it; move it away") as info:
+    with pytest.raises(
+        rooflax.SpecError,
+        match=r"output: '.*res\.old'.* is in the way of replacing '.*res' and "
+        r"rooflax did not leave it; move it away",
+    ) as info:
         rooflax.sweep_to_parquet(None, out, overwrite=True, **NEW)
     assert "\n" not in str(info.value)
     assert {k: v for k, v in _tree(tmp_path).items() if not k.startswith("res/") and k != "res"} == mine
@@ -103,6 +115,7 @@ def test_the_cli_keeps_a_folder_named_old(tmp_path, monkeypatch, capsys):
 
 
 # --- item 3: a dataset that appears while a sweep starts or runs is never replaced without overwrite -----------------
+
 
 def _finished_elsewhere(tmp_path):
     """A finished dataset of another sweep, ready to be renamed into place as a concurrent sweep would."""
@@ -145,8 +158,7 @@ def test_a_dataset_that_appears_during_the_sweep_is_not_replaced(tmp_path, monke
         rooflax.sweep_to_parquet(None, out, chunk_size=2, resume=True, **NEW)
     rooflax.sweep_to_parquet(None, out, chunk_size=2, resume=True, overwrite=True, **NEW)
     monkeypatch.undo()
-    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**NEW, chunk_size=2),
-                       categorical_as_str=True)
+    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**NEW, chunk_size=2), categorical_as_str=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and not list(out.glob(".*"))
 
 
@@ -180,10 +192,14 @@ def test_a_lock_on_a_folder_renamed_meanwhile_is_taken_again(tmp_path, monkeypat
 
 # --- item 4: names of rooflax's own folders; a .partial without a manifest is not an interrupted run -----------------
 
+
 @pytest.mark.parametrize("name", ["foo.partial", "foo.old"])
 def test_an_output_named_like_rooflax_folders_is_refused(tmp_path, name):
-    with pytest.raises(rooflax.SpecError, match=rf"output: '.*{name}' ends in '\.\w+', which rooflax keeps for its own "
-                                                r"folders .* name it otherwise \(e\.g\. '.*foo'\)"):
+    with pytest.raises(
+        rooflax.SpecError,
+        match=rf"output: '.*{name}' ends in '\.\w+', which rooflax keeps for its own "
+        r"folders .* name it otherwise \(e\.g\. '.*foo'\)",
+    ):
         rooflax.sweep_to_parquet(None, tmp_path / name, **SMALL)
     assert not list(tmp_path.iterdir())
 
@@ -195,8 +211,11 @@ def test_a_partial_folder_without_a_manifest_is_never_used_or_cleared(tmp_path, 
     os.replace(made, tmp_path / "foo.partial")
     before = _tree(tmp_path)
     _no_work(monkeypatch)
-    with pytest.raises(rooflax.SpecError, match=r"output: '.*foo\.partial' holds no rooflax run manifest, so it is "
-                                                r"not an interrupted sweep .* will neither use nor delete it"):
+    with pytest.raises(
+        rooflax.SpecError,
+        match=r"output: '.*foo\.partial' holds no rooflax run manifest, so it is "
+        r"not an interrupted sweep .* will neither use nor delete it",
+    ):
         rooflax.sweep_to_parquet(None, tmp_path / "foo", chunk_size=2, resume=resume, overwrite=overwrite, **SMALL)
     assert _tree(tmp_path) == before
 
@@ -280,10 +299,13 @@ rooflax.sweep_to_parquet(None, sys.argv[1], chunk_size=2, phases=["prefill", "de
 @pytest.mark.slow
 def test_a_sweep_killed_after_its_last_rename_is_a_dataset(tmp_path, monkeypatch, capsys):
     out = tmp_path / "ds"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(rooflax.__file__).parent.parent),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", _KILLED_AFTER_THE_RENAME, str(out)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(rooflax.__file__).parent.parent), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_THE_RENAME, str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and (out / ".rooflax-run.json").exists()
     expected = rooflax.sweep(**SMALL, chunk_size=2)
@@ -298,28 +320,53 @@ def test_a_sweep_killed_after_its_last_rename_is_a_dataset(tmp_path, monkeypatch
 
 # --- item 12: symbolic links and files where rooflax keeps its folders -----------------------------------------------
 
+
 def _dataset(path):
     rooflax.sweep_to_parquet(None, path, **SMALL)
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda t: (_dataset(t / "real"), (t / "ds").symlink_to(t / "real")),
-     r"output: '.*ds' is a symbolic link \(to '.*real'\); rooflax renames .* give the real path of the folder "
-     r"to write \(-o '.*real'\)$"),
-    (lambda t: (t / "ds").symlink_to(t / "nowhere"), r"output: '.*ds' is a symbolic link \(to '.*nowhere'\)"),
-    (lambda t: (t / "ds").symlink_to(t / "ds"), r"output: '.*ds' is a symbolic link \(to '.*ds'\)"),
-    (lambda t: (t / "ds.partial").write_text("x"), r"output: '.*ds\.partial' is a file, where rooflax keeps the "
-                                                   r"unfinished parts of a sweep to '.*ds'; move it away"),
-    (lambda t: ((t / "dir").mkdir(), (t / "ds.partial").symlink_to(t / "dir")),
-     r"output: '.*ds\.partial' is a symbolic link \(to '.*dir'\), where rooflax keeps"),
-    (lambda t: (t / "ds.partial").symlink_to(t / "nowhere"), r"'.*ds\.partial' is a symbolic link"),
-    (lambda t: (_dataset(t / "ds"), (t / "ds.old").write_text("x")),
-     r"output: '.*ds\.old' \(a file\) is in the way of replacing '.*ds' and rooflax did not leave it"),
-    (lambda t: (_dataset(t / "ds"), _dataset(t / "real"), (t / "ds.old").symlink_to(t / "real")),
-     r"output: '.*ds\.old' \(a symbolic link \(to '.*real'\)\) is in the way"),
-    (lambda t: (_dataset(t / "ds"), (t / "ds.old").symlink_to(t / "ds.old")), r"'.*ds\.old' \(a symbolic link"),
-], ids=["out-link", "out-dangling", "out-loop", "partial-file", "partial-link", "partial-dangling", "old-file",
-        "old-link", "old-loop"])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda t: (_dataset(t / "real"), (t / "ds").symlink_to(t / "real")),
+            r"output: '.*ds' is a symbolic link \(to '.*real'\); rooflax renames .* give the real path of the folder "
+            r"to write \(-o '.*real'\)$",
+        ),
+        (lambda t: (t / "ds").symlink_to(t / "nowhere"), r"output: '.*ds' is a symbolic link \(to '.*nowhere'\)"),
+        (lambda t: (t / "ds").symlink_to(t / "ds"), r"output: '.*ds' is a symbolic link \(to '.*ds'\)"),
+        (
+            lambda t: (t / "ds.partial").write_text("x"),
+            r"output: '.*ds\.partial' is a file, where rooflax keeps the "
+            r"unfinished parts of a sweep to '.*ds'; move it away",
+        ),
+        (
+            lambda t: ((t / "dir").mkdir(), (t / "ds.partial").symlink_to(t / "dir")),
+            r"output: '.*ds\.partial' is a symbolic link \(to '.*dir'\), where rooflax keeps",
+        ),
+        (lambda t: (t / "ds.partial").symlink_to(t / "nowhere"), r"'.*ds\.partial' is a symbolic link"),
+        (
+            lambda t: (_dataset(t / "ds"), (t / "ds.old").write_text("x")),
+            r"output: '.*ds\.old' \(a file\) is in the way of replacing '.*ds' and rooflax did not leave it",
+        ),
+        (
+            lambda t: (_dataset(t / "ds"), _dataset(t / "real"), (t / "ds.old").symlink_to(t / "real")),
+            r"output: '.*ds\.old' \(a symbolic link \(to '.*real'\)\) is in the way",
+        ),
+        (lambda t: (_dataset(t / "ds"), (t / "ds.old").symlink_to(t / "ds.old")), r"'.*ds\.old' \(a symbolic link"),
+    ],
+    ids=[
+        "out-link",
+        "out-dangling",
+        "out-loop",
+        "partial-file",
+        "partial-link",
+        "partial-dangling",
+        "old-file",
+        "old-link",
+        "old-loop",
+    ],
+)
 def test_links_and_files_in_the_way_are_refused_before_any_work(tmp_path, monkeypatch, make, message):
     make(tmp_path)
     before = _tree(tmp_path)
@@ -333,15 +380,19 @@ def test_links_and_files_in_the_way_are_refused_before_any_work(tmp_path, monkey
 
 # --- item 17: a resumed run is the same run wherever its files were found ---------------------------------------------
 
+
 def test_resume_from_another_folder_or_by_absolute_path(tmp_path, monkeypatch):
     specs = tmp_path / "specs"
     specs.mkdir()
-    (specs / "m.toml").write_text('name = "tiny"\nlabel = "Tiny"\nhidden = 512\nlayers = 2\nheads = 8\n'
-                                  "intermediate = 1024\nvocab = 1000\n")
-    (specs / "gpu.toml").write_text('name = "labgpu"\nbandwidth_bytes_per_s = 9e11\nmemory_bytes = 4e10\n'
-                                    "[peak_flops]\nfp16 = 3e14\n")
-    (specs / "s.toml").write_text('model = "m.toml"\nhardware = "gpu.toml"\n[axes]\nbatch = [1, 2, 4]\n'
-                                  "seq_len = [16, 64]\n")
+    (specs / "m.toml").write_text(
+        'name = "tiny"\nlabel = "Tiny"\nhidden = 512\nlayers = 2\nheads = 8\nintermediate = 1024\nvocab = 1000\n'
+    )
+    (specs / "gpu.toml").write_text(
+        'name = "labgpu"\nbandwidth_bytes_per_s = 9e11\nmemory_bytes = 4e10\n[peak_flops]\nfp16 = 3e14\n'
+    )
+    (specs / "s.toml").write_text(
+        'model = "m.toml"\nhardware = "gpu.toml"\n[axes]\nbatch = [1, 2, 4]\nseq_len = [16, 64]\n'
+    )
     monkeypatch.chdir(tmp_path)
     interrupt_after(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
@@ -352,14 +403,19 @@ def test_resume_from_another_folder_or_by_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir(elsewhere)  # resumed from another folder, the spec by its absolute path
     out = rooflax.sweep_to_parquet(specs / "s.toml", tmp_path / "ds", resume=True)
     clean = rooflax.sweep_to_parquet("../specs/s.toml", tmp_path / "clean", chunk_size=2)
-    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.scan_dataset(clean).collect(),
-                       check_exact=True, categorical_as_str=True)
+    assert_frame_equal(
+        rooflax.scan_dataset(out).collect(),
+        rooflax.scan_dataset(clean).collect(),
+        check_exact=True,
+        categorical_as_str=True,
+    )
     spec = {json.loads(pl.read_parquet_metadata(p)["rooflax.spec"])["models"][0]["source"] for p in out.iterdir()}
     assert spec == {"specs/m.toml"}  # one run: every part keeps the spec that started it
     assert main(["check", str(out)]) == 0
 
 
 # --- item 11: a full disk is one line, the parts kept; durability ----------------------------------------------------
+
 
 def test_a_disk_that_fills_mid_sweep_is_one_line(tmp_path, monkeypatch):
     partial = tmp_path / "ds.partial"
@@ -381,15 +437,21 @@ def test_a_disk_that_fills_mid_sweep_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(rooflax.SpecError) as info:
         rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, **SMALL)
     message = str(info.value)
-    assert message == (f"output: the disk holding {str(partial)!r} is full ({os.strerror(errno.ENOSPC)}) writing "
-                       f"part-{seen[3]:06d}.parquet; free some space, then: finished parts are kept in "
-                       f"{str(partial)!r}; run the same command with --resume (resume=True)")
+    assert message == (
+        f"output: the disk holding {str(partial)!r} is full ({os.strerror(errno.ENOSPC)}) writing "
+        f"part-{seen[3]:06d}.parquet; free some space, then: finished parts are kept in "
+        f"{str(partial)!r}; run the same command with --resume (resume=True)"
+    )
     monkeypatch.undo()
     kept = {p.name for p in partial.glob("part-*")}  # (a part after it may have been saved meanwhile)
     assert {f"part-{i:06d}.parquet" for i in seen[:3]} <= kept and f"part-{seen[3]:06d}.parquet" not in kept
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", chunk_size=2, resume=True, **SMALL)
-    assert_frame_equal(rooflax.scan_dataset(out).collect(), rooflax.sweep(**SMALL, chunk_size=2),
-                       check_exact=True, categorical_as_str=True)
+    assert_frame_equal(
+        rooflax.scan_dataset(out).collect(),
+        rooflax.sweep(**SMALL, chunk_size=2),
+        check_exact=True,
+        categorical_as_str=True,
+    )
 
 
 def test_parts_and_their_folder_reach_the_disk_before_the_swap(tmp_path, monkeypatch):

@@ -21,43 +21,118 @@ import rooflax
 # Per device under tp: H/tp heads, ⌈G/tp⌉ KV heads, I/tp, ⌈V/tp⌉.
 HAND = [
     # Llama-2-70B, tp = 2: 32 heads, 4 KV heads, I 14336, V 16000; qkv h -> (32+8)·128 = 5120
-    ("llama-2-70b", 2, "qkv_proj", 83_886_080,  # 2·8192·5120
-     83_912_704),  # 2·8192·5120 + 2·8192 (x) + 2·32·128 (Q) + 2·2·4·128 (K, V)
-    ("llama-2-70b", 2, "o_proj", 67_108_864,  # 2·(32·128)·8192
-     67_133_440),  # 2·4096·8192 + 2·4096 + 2·8192
-    ("llama-2-70b", 2, "gate_proj", 234_881_024,  # 2·8192·14336
-     234_926_080),  # 2·8192·14336 + 2·8192 + 2·14336
-    ("llama-2-70b", 2, "qk", 8_388_608,  # 2·32·1024·128
-     1_122_304),  # 2·32·128 (Q) + 2·4·1024·128 (K cache) + 2·32·1024 (scores)
-    ("llama-2-70b", 2, "lm_head", 262_144_000,  # 2·8192·16000
-     262_192_384),  # 2·8192·16000 + 2·8192 + 2·16000
+    (
+        "llama-2-70b",
+        2,
+        "qkv_proj",
+        83_886_080,  # 2·8192·5120
+        83_912_704,
+    ),  # 2·8192·5120 + 2·8192 (x) + 2·32·128 (Q) + 2·2·4·128 (K, V)
+    (
+        "llama-2-70b",
+        2,
+        "o_proj",
+        67_108_864,  # 2·(32·128)·8192
+        67_133_440,
+    ),  # 2·4096·8192 + 2·4096 + 2·8192
+    (
+        "llama-2-70b",
+        2,
+        "gate_proj",
+        234_881_024,  # 2·8192·14336
+        234_926_080,
+    ),  # 2·8192·14336 + 2·8192 + 2·14336
+    (
+        "llama-2-70b",
+        2,
+        "qk",
+        8_388_608,  # 2·32·1024·128
+        1_122_304,
+    ),  # 2·32·128 (Q) + 2·4·1024·128 (K cache) + 2·32·1024 (scores)
+    (
+        "llama-2-70b",
+        2,
+        "lm_head",
+        262_144_000,  # 2·8192·16000
+        262_192_384,
+    ),  # 2·8192·16000 + 2·8192 + 2·16000
     ("llama-2-70b", 2, "attn_allreduce", 0, 16_384),  # 2(2-1)/2 · 2·8192
     # Llama-2-70B, tp = 8: 8 heads, 1 KV head, I 3584, V 4000; qkv h -> (8+2)·128 = 1280
-    ("llama-2-70b", 8, "qkv_proj", 20_971_520,  # 2·8192·1280
-     20_990_464),  # 2·8192·1280 + 2·8192 + 2·1024 (Q) + 2·256 (K, V)
-    ("llama-2-70b", 8, "o_proj", 16_777_216,  # 2·1024·8192
-     16_795_648),  # 2·1024·8192 + 2·1024 + 2·8192
-    ("llama-2-70b", 8, "down_proj", 58_720_256,  # 2·3584·8192
-     58_743_808),  # 2·3584·8192 + 2·3584 + 2·8192
-    ("llama-2-70b", 8, "qk", 2_097_152,  # 2·8·1024·128
-     280_576),  # 2·8·128 + 2·1·1024·128 + 2·8·1024
+    (
+        "llama-2-70b",
+        8,
+        "qkv_proj",
+        20_971_520,  # 2·8192·1280
+        20_990_464,
+    ),  # 2·8192·1280 + 2·8192 + 2·1024 (Q) + 2·256 (K, V)
+    (
+        "llama-2-70b",
+        8,
+        "o_proj",
+        16_777_216,  # 2·1024·8192
+        16_795_648,
+    ),  # 2·1024·8192 + 2·1024 + 2·8192
+    (
+        "llama-2-70b",
+        8,
+        "down_proj",
+        58_720_256,  # 2·3584·8192
+        58_743_808,
+    ),  # 2·3584·8192 + 2·3584 + 2·8192
+    (
+        "llama-2-70b",
+        8,
+        "qk",
+        2_097_152,  # 2·8·1024·128
+        280_576,
+    ),  # 2·8·128 + 2·1·1024·128 + 2·8·1024
     ("llama-2-70b", 8, "mlp_allreduce", 0, 28_672),  # 2·7/8 · 16384
     # Llama-2-70B, tp = 16 > G: 4 heads, the one KV head replicated; qkv h -> (4+2)·128 = 768
-    ("llama-2-70b", 16, "qkv_proj", 12_582_912,  # 2·8192·768
-     12_600_832),  # 2·8192·768 + 2·8192 + 2·512 (Q) + 2·256 (K, V)
+    (
+        "llama-2-70b",
+        16,
+        "qkv_proj",
+        12_582_912,  # 2·8192·768
+        12_600_832,
+    ),  # 2·8192·768 + 2·8192 + 2·512 (Q) + 2·256 (K, V)
     # Llama-13B, tp = 2: 20 heads, 20 KV heads, I 6912; qkv h -> 60·128 = 7680
-    ("llama-13b", 2, "qkv_proj", 78_643_200,  # 2·5120·7680
-     78_668_800),  # 2·5120·7680 + 2·5120 + 2·2560 (Q) + 2·5120 (K, V)
-    ("llama-13b", 2, "up_proj", 70_778_880,  # 2·5120·6912
-     70_802_944),  # 2·5120·6912 + 2·5120 + 2·6912
+    (
+        "llama-13b",
+        2,
+        "qkv_proj",
+        78_643_200,  # 2·5120·7680
+        78_668_800,
+    ),  # 2·5120·7680 + 2·5120 + 2·2560 (Q) + 2·5120 (K, V)
+    (
+        "llama-13b",
+        2,
+        "up_proj",
+        70_778_880,  # 2·5120·6912
+        70_802_944,
+    ),  # 2·5120·6912 + 2·5120 + 2·6912
     ("llama-13b", 2, "attn_allreduce", 0, 10_240),  # 2(2-1)/2 · 2·5120
     # Llama-13B, tp = 8: 5 heads, 5 KV heads, I 1728, V 4000; qkv h -> 15·128 = 1920
-    ("llama-13b", 8, "qkv_proj", 19_660_800,  # 2·5120·1920
-     19_674_880),  # 2·5120·1920 + 2·5120 + 2·640 (Q) + 2·1280 (K, V)
-    ("llama-13b", 8, "gate_proj", 17_694_720,  # 2·5120·1728
-     17_708_416),  # 2·5120·1728 + 2·5120 + 2·1728
-    ("llama-13b", 8, "pv", 1_310_720,  # 2·5·1024·128
-     1_322_240),  # 2·5·1024 (probs) + 2·5·1024·128 (V) + 2·5·128 (O)
+    (
+        "llama-13b",
+        8,
+        "qkv_proj",
+        19_660_800,  # 2·5120·1920
+        19_674_880,
+    ),  # 2·5120·1920 + 2·5120 + 2·640 (Q) + 2·1280 (K, V)
+    (
+        "llama-13b",
+        8,
+        "gate_proj",
+        17_694_720,  # 2·5120·1728
+        17_708_416,
+    ),  # 2·5120·1728 + 2·5120 + 2·1728
+    (
+        "llama-13b",
+        8,
+        "pv",
+        1_310_720,  # 2·5·1024·128
+        1_322_240,
+    ),  # 2·5·1024 (probs) + 2·5·1024·128 (V) + 2·5·128 (O)
     ("llama-13b", 8, "mlp_allreduce", 0, 17_920),  # 2·7/8 · 10240
 ]
 
@@ -70,8 +145,15 @@ def test_tensor_parallel_rows_by_hand(model, tp, op, flops, bytes_):
 
 @pytest.mark.slow
 def test_sweep_rows_equal_evaluate_under_every_layout():
-    keys = {"model": ["llama-2-70b", "mixtral-8x7b"], "hardware": "h100-sxm", "phases": ["prefill", "decode"],
-            "batch": [1, 6], "seq_len": [64, 1000], "tp": [8], "pp": [1, 4]}
+    keys = {
+        "model": ["llama-2-70b", "mixtral-8x7b"],
+        "hardware": "h100-sxm",
+        "phases": ["prefill", "decode"],
+        "batch": [1, 6],
+        "seq_len": [64, 1000],
+        "tp": [8],
+        "pp": [1, 4],
+    }
     df = rooflax.sweep(**keys)
     assert df.height == rooflax.parse_spec(**keys).rows()
     for (model, tp, pp, phase, b, s), rows in df.group_by("model", "tp", "pp", "phase", "batch", "seq_len"):
@@ -84,16 +166,28 @@ def test_sweep_rows_equal_evaluate_under_every_layout():
                 assert row[col] == pytest.approx(want[col], rel=1e-12), (row["op"], col)
     summary = rooflax.sweep(summary=True, **{**keys, "pp": [4]})
     for row in summary.iter_rows(named=True):
-        want = rooflax.evaluate(model=row["model"], hardware="h100-sxm", phase=row["phase"], batch=row["batch"],
-                                seq_len=row["seq_len"], tp=row["tp"], pp=row["pp"])["totals"]
+        want = rooflax.evaluate(
+            model=row["model"],
+            hardware="h100-sxm",
+            phase=row["phase"],
+            batch=row["batch"],
+            seq_len=row["seq_len"],
+            tp=row["tp"],
+            pp=row["pp"],
+        )["totals"]
         for col, value in want.items():
             assert row[col] == pytest.approx(value, rel=1e-12), col
 
 
 @pytest.mark.slow
 def test_one_device_layout_leaves_frames_unchanged():
-    keys = {"model": ["llama-13b", "mixtral-8x7b"], "phases": ["prefill", "decode", "verify"], "batch": [1, 5],
-            "seq_len": [16, 300], "spec_k": [8]}
+    keys = {
+        "model": ["llama-13b", "mixtral-8x7b"],
+        "phases": ["prefill", "decode", "verify"],
+        "batch": [1, 5],
+        "seq_len": [16, 300],
+        "spec_k": [8],
+    }
     for summary in (False, True):
         plain = rooflax.sweep(summary=summary, **keys)
         explicit = rooflax.sweep(summary=summary, tp=[1], pp=[1], ep=[1], **keys)
@@ -113,8 +207,9 @@ def test_ring_all_reduce_and_its_time(tp):
     for op in ("attn_allreduce", "mlp_allreduce"):
         row = ops[op]
         assert row["bytes"] == pytest.approx(2 * (tp - 1) / tp * message, rel=1e-15)
-        assert row["time_s"] == pytest.approx(row["bytes"] / hw.interconnect_bytes_per_s
-                                              + 2 * (tp - 1) * hw.interconnect_latency_s, rel=1e-12)
+        assert row["time_s"] == pytest.approx(
+            row["bytes"] / hw.interconnect_bytes_per_s + 2 * (tp - 1) * hw.interconnect_latency_s, rel=1e-12
+        )
         assert (row["group"], row["bound"], row["flops"]) == ("comm", "network", 0)
 
 
@@ -201,8 +296,10 @@ def test_pipeline_latency_and_throughput_rules():
 
 @pytest.mark.slow
 def test_parallel_axes_in_spec_files(tmp_path):
-    (tmp_path / "s.toml").write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\nphases = ["decode"]\n'
-                                     "[axes]\nbatch = [1]\nseq_len = [128]\ntp = [8, 1, 4]\npp = 2\n")
+    (tmp_path / "s.toml").write_text(
+        'model = "llama-2-70b"\nhardware = "h100-sxm"\nphases = ["decode"]\n'
+        "[axes]\nbatch = [1]\nseq_len = [128]\ntp = [8, 1, 4]\npp = 2\n"
+    )
     spec = rooflax.load_spec(tmp_path / "s.toml")
     assert (spec.tp, spec.pp, spec.ep) == ((1, 4, 8), (2,), (1,))
     df = rooflax.sweep(spec, summary=True)
@@ -211,56 +308,81 @@ def test_parallel_axes_in_spec_files(tmp_path):
     assert "tp" in spec.to_dict()["axes"] and "ep" not in spec.to_dict()["axes"]
 
 
-@pytest.mark.parametrize(("keys", "message"), [
-    ({"model": "llama-2-70b", "tp": [3]}, "axes.tp: 3 does not split llama-2-70b's 64 heads, 8 KV heads and 28672 "
-                                          "intermediate evenly; allowed: 1, 2, 4, 8, 16, 32, 64"),
-    ({"model": "llama-13b", "tp": [16]}, "axes.tp: 16 does not split llama-13b's 40 heads"),
-    ({"model": "llama-13b", "pp": [3]}, "axes.pp: 3 does not divide llama-13b's 40 layers"),
-    ({"model": "mixtral-8x7b", "ep": [3]}, "axes.ep: 3 does not divide mixtral-8x7b's 8 experts"),
-    ({"model": "llama-13b", "ep": [2]}, "axes.ep: 2 needs a mixture of experts, and llama-13b is dense"),
-    ({"model": "mixtral-8x7b", "hidden": [8192]}, "a mixture of experts is not scaled"),
-    ({"tp": [0]}, "axes.tp[0]: expected a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            {"model": "llama-2-70b", "tp": [3]},
+            "axes.tp: 3 does not split llama-2-70b's 64 heads, 8 KV heads and 28672 "
+            "intermediate evenly; allowed: 1, 2, 4, 8, 16, 32, 64",
+        ),
+        ({"model": "llama-13b", "tp": [16]}, "axes.tp: 16 does not split llama-13b's 40 heads"),
+        ({"model": "llama-13b", "pp": [3]}, "axes.pp: 3 does not divide llama-13b's 40 layers"),
+        ({"model": "mixtral-8x7b", "ep": [3]}, "axes.ep: 3 does not divide mixtral-8x7b's 8 experts"),
+        ({"model": "llama-13b", "ep": [2]}, "axes.ep: 2 needs a mixture of experts, and llama-13b is dense"),
+        ({"model": "mixtral-8x7b", "hidden": [8192]}, "a mixture of experts is not scaled"),
+        ({"tp": [0]}, "axes.tp[0]: expected a positive integer, got 0"),
+    ],
+)
 def test_bad_layouts_are_one_line_errors(keys, message):
     one_line_error(lambda: rooflax.sweep(batch=[1], seq_len=[8], **keys), message)
 
 
 def test_bad_layout_in_evaluate():
-    one_line_error(lambda: rooflax.evaluate(model="mixtral-8x7b", batch=1, seq_len=8, ep=16),
-                   "ep: 16 does not divide mixtral-8x7b's 8 experts")
+    one_line_error(
+        lambda: rooflax.evaluate(model="mixtral-8x7b", batch=1, seq_len=8, ep=16),
+        "ep: 16 does not divide mixtral-8x7b's 8 experts",
+    )
 
 
 MOE_TOML = 'name = "m"\nhidden = 512\nlayers = 2\nheads = 4\nintermediate = 1024\nvocab = 100\n'
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ("experts = 4\nexperts_per_token = 5\n", "experts_per_token is 5; expected 1 to experts (4)"),
-    ("experts = 4\n", "experts_per_token is 0; expected 1 to experts (4)"),
-    ("experts_per_token = 2\n", "experts_per_token is 2 but experts is 0"),
-    ("experts = 4\nexperts_per_token = 2\ngated_mlp = false\n", "gated_mlp is false"),
-    ("experts = -4\nexperts_per_token = 2\n", "experts: expected a positive integer, got -4"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("experts = 4\nexperts_per_token = 5\n", "experts_per_token is 5; expected 1 to experts (4)"),
+        ("experts = 4\n", "experts_per_token is 0; expected 1 to experts (4)"),
+        ("experts_per_token = 2\n", "experts_per_token is 2 but experts is 0"),
+        ("experts = 4\nexperts_per_token = 2\ngated_mlp = false\n", "gated_mlp is false"),
+        ("experts = -4\nexperts_per_token = 2\n", "experts: expected a positive integer, got -4"),
+    ],
+)
 def test_bad_expert_fields(tmp_path, extra, message):
     (tmp_path / "m.toml").write_text(MOE_TOML + extra)
     one_line_error(lambda: rooflax.load_model(tmp_path / "m.toml"), message)
 
 
 def test_config_json_experts(tmp_path):
-    base = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-            "intermediate_size": 14336, "vocab_size": 32000}
+    base = {
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "intermediate_size": 14336,
+        "vocab_size": 32000,
+    }
     (tmp_path / "mixtral").mkdir()
-    (tmp_path / "mixtral" / "config.json").write_text(json.dumps({**base, "num_local_experts": 8,
-                                                                  "num_experts_per_tok": 2}))
+    (tmp_path / "mixtral" / "config.json").write_text(
+        json.dumps({**base, "num_local_experts": 8, "num_experts_per_tok": 2})
+    )
     m = rooflax.load_model(tmp_path / "mixtral" / "config.json")
     assert m.params == rooflax.get_model("mixtral-8x7b").params
-    qwen = {**base, "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
-            "shared_expert_intermediate_size": 5632}
+    qwen = {
+        **base,
+        "num_experts": 60,
+        "num_experts_per_tok": 4,
+        "moe_intermediate_size": 1408,
+        "shared_expert_intermediate_size": 5632,
+    }
     (tmp_path / "qwen.json").write_text(json.dumps(qwen))
     q = rooflax.load_model(tmp_path / "qwen.json")
     assert (q.experts, q.experts_per_token, q.shared_experts, q.moe_intermediate) == (60, 4, 4, 1408)
     (tmp_path / "bad.json").write_text(json.dumps({**qwen, "shared_expert_intermediate_size": 2000}))
-    one_line_error(lambda: rooflax.load_model(tmp_path / "bad.json"),
-                   "shared_expert_intermediate_size: 2000 is not a multiple of the expert width 1408")
+    one_line_error(
+        lambda: rooflax.load_model(tmp_path / "bad.json"),
+        "shared_expert_intermediate_size: 2000 is not a multiple of the expert width 1408",
+    )
 
 
 def test_interconnect_fields(tmp_path):
@@ -273,13 +395,17 @@ def test_interconnect_fields(tmp_path):
     assert h100.interconnect_bytes_per_s == 450e9 and 1e-7 < h100.interconnect_latency_s < 1.9e-6
     assert rooflax.get_hardware("l40s").interconnect_bytes_per_s == 32e9  # PCIe Gen4 x16, one way
     assert "NVLink" in h100.source
-    text = "name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\ninterconnect_latency_s = {}\n" \
-           "[peak_flops]\nfp16 = 1e14\n"
+    text = (
+        "name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\ninterconnect_latency_s = {}\n"
+        "[peak_flops]\nfp16 = 1e14\n"
+    )
     (tmp_path / "x.toml").write_text(text.format("5e-6"))
     assert rooflax.load_hardware(tmp_path / "x.toml").interconnect_latency_s == 5e-6
     (tmp_path / "x.toml").write_text(text.format("-1"))
-    one_line_error(lambda: rooflax.load_hardware(tmp_path / "x.toml"),
-                   "interconnect_latency_s: -1 is outside the range a real part has, 1e-10 to 1 s")
+    one_line_error(
+        lambda: rooflax.load_hardware(tmp_path / "x.toml"),
+        "interconnect_latency_s: -1 is outside the range a real part has, 1e-10 to 1 s",
+    )
 
 
 @pytest.mark.slow
@@ -294,13 +420,20 @@ def test_more_devices_per_gpu_throughput():
 
 # --- charts -----------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tp_frame():
     import matplotlib
 
     matplotlib.use("Agg")
-    return rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[1, 16, 256],
-                         seq_len=[128, 2048], tp=[1, 2, 8])
+    return rooflax.sweep(
+        model="llama-2-70b",
+        hardware="h100-sxm",
+        phases=["prefill", "decode"],
+        batch=[1, 16, 256],
+        seq_len=[128, 2048],
+        tp=[1, 2, 8],
+    )
 
 
 @pytest.mark.slow

@@ -51,8 +51,15 @@ def test_reference_chart(reference, tmp_path):
     assert [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"] == []
     legend = ax.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
-        "696GB/s", "149.7 TFLOP/s",
-        "qkv mlp init", "qkv mlp ar", "up/gate/down init", "up/gate/down ar", "qk/pv init", "qk/pv ar"]
+        "696GB/s",
+        "149.7 TFLOP/s",
+        "qkv mlp init",
+        "qkv mlp ar",
+        "up/gate/down init",
+        "up/gate/down ar",
+        "qk/pv init",
+        "qk/pv ar",
+    ]
     roofs = legend.legend_handles[:2]
     assert [h.get_linestyle() for h in roofs] == ["--", "--"]
     assert [to_rgba(h.get_color()) for h in roofs] == [to_rgba("tab:blue"), to_rgba("tab:red")]
@@ -72,8 +79,10 @@ def test_reference_chart(reference, tmp_path):
     for collection in drawn:
         group, phase = ("qkv mlp", "prefill") if collection.get_label() == "qkv mlp init" else ("qk/pv", "decode")
         points = reference.filter(group=group, phase=phase)
-        cells = {(math.floor(math.log10(x) * 400), math.floor(math.log10(y) * 400))
-                 for x, y in zip(points["intensity"], points["achieved_flops"], strict=True)}
+        cells = {
+            (math.floor(math.log10(x) * 400), math.floor(math.log10(y) * 400))
+            for x, y in zip(points["intensity"], points["achieved_flops"], strict=True)
+        }
         assert len(collection.get_offsets()) == len(cells)
     plot.save(fig, tmp_path / "ref.png")
     assert (tmp_path / "ref.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -87,8 +96,9 @@ def _assert_points_show(ax):
     for c in _series_collections(ax):
         px = ax.transData.transform(c.get_offsets())
         inside = ((px[:, 0] >= box.x0) & (px[:, 0] <= box.x1) & (px[:, 1] >= box.y0) & (px[:, 1] <= box.y1)).all()
-        near = ((px[:, 0] >= box.x0 - 2) & (px[:, 0] <= box.x1 + 2) & (px[:, 1] >= box.y0 - 2)
-                & (px[:, 1] <= box.y1 + 2)).all()
+        near = (
+            (px[:, 0] >= box.x0 - 2) & (px[:, 0] <= box.x1 + 2) & (px[:, 1] >= box.y0 - 2) & (px[:, 1] <= box.y1 + 2)
+        ).all()
         assert inside or (near and not c.get_clip_on()), c.get_label()
 
 
@@ -131,7 +141,7 @@ def _layering(ax):
         under = ax.transData.transform(below.get_offsets())
         size_b = np.broadcast_to(below.get_sizes(), len(under))
         width_b = np.broadcast_to(below.get_linewidths(), len(under))
-        for above in drawn[i + 1:]:
+        for above in drawn[i + 1 :]:
             over = ax.transData.transform(above.get_offsets())
             size_a = np.broadcast_to(above.get_sizes(), len(over))
             width_a = np.broadcast_to(above.get_linewidths(), len(over))
@@ -174,8 +184,9 @@ def test_coinciding_series_show_on_every_roofline(chart, reference):
     elif chart == "family":
         fig = plot.family(reference, along="batch")
     elif chart == "prefill=decode":  # prefill at batch 1 and length 128 runs the products of decode at batch 128
-        fig = plot.roofline(rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8, 128], seq_len=[128, 1024]),
-                            resolution=10**7)
+        fig = plot.roofline(
+            rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8, 128], seq_len=[128, 1024]), resolution=10**7
+        )
     else:
         fig = plot.roofline(rooflax.sweep("sweeps/llama13b_a40_spec.toml"), facet="phase" if chart == "facet" else None)
     assert sum(_layering(ax) for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>") > 0
@@ -190,16 +201,35 @@ def test_fine_resolution_keeps_every_distinct_point(reference):
 
 def test_si_ticks():
     assert [si(v) for v in (1, 10, 100, 1e3, 1e4, 1e10, 1e11, 1e14)] == [
-        "1", "10", "100", "1k", "10k", "10G", "100G", "100T"]
+        "1",
+        "10",
+        "100",
+        "1k",
+        "10k",
+        "10G",
+        "100G",
+        "100T",
+    ]
 
 
 def test_verify_series_and_several_hardware():
-    df = rooflax.sweep(phases=["prefill", "decode", "verify"], batch=[1, 8], seq_len=[64, 512], spec_k=[16, 32],
-                       hardware=["a40", "h100-sxm"])
+    df = rooflax.sweep(
+        phases=["prefill", "decode", "verify"],
+        batch=[1, 8],
+        seq_len=[64, 512],
+        spec_k=[16, 32],
+        hardware=["a40", "h100-sxm"],
+    )
     fig = plot.roofline(df.filter(hardware="a40"), groups=["up/gate/down"])
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["696GB/s", "149.7 TFLOP/s",
-                      "up/gate/down init", "up/gate/down ar", "up/gate/down spec: 16", "up/gate/down spec: 32"]
+    assert labels == [
+        "696GB/s",
+        "149.7 TFLOP/s",
+        "up/gate/down init",
+        "up/gate/down ar",
+        "up/gate/down spec: 16",
+        "up/gate/down spec: 32",
+    ]
     fig = plot.roofline(df, dtypes=["fp8", "int8"])
     ax = fig.axes[0]
     memory = {line.get_gid() for line in _lines(ax, "ceiling-memory")}
@@ -266,16 +296,24 @@ def _expected_lines(df: pl.DataFrame, along: str, y: str = "achieved_flops") -> 
     for r in df.iter_rows(named=True):
         if r[along] is None:
             continue
-        held = tuple((c, r[c]) for c in ("model", "hardware", "dtype", "phase", "op", "batch", "seq_len", "hidden",
-                                         "spec_k") if c != along)
+        held = tuple(
+            (c, r[c])
+            for c in ("model", "hardware", "dtype", "phase", "op", "batch", "seq_len", "hidden", "spec_k")
+            if c != along
+        )
         lines.setdefault(held, []).append((r[along], r["intensity"], r[y]))
     return sorted(tuple((x, y) for _, x, y in sorted(points)) for points in lines.values() if len(points) > 1)
 
 
 @pytest.mark.parametrize(("along", "lazy"), [("batch", False), ("batch", True), ("seq_len", True), ("spec_k", True)])
 def test_connect_draws_a_line_per_series_op_and_other_axes(lazy, along):
-    df = rooflax.sweep(phases=["prefill", "decode", "verify"], batch=[1, 4, 16], seq_len=[64, 256, 1024],
-                       spec_k=[16, 32], hardware=["a40", "h100-sxm"])
+    df = rooflax.sweep(
+        phases=["prefill", "decode", "verify"],
+        batch=[1, 4, 16],
+        seq_len=[64, 256, 1024],
+        spec_k=[16, 32],
+        hardware=["a40", "h100-sxm"],
+    )
     groups = ["qkv mlp", "qk/pv"]
     fig = plot.roofline(df.lazy() if lazy else df, groups=groups, connect=along)
     ax = fig.axes[0]
@@ -293,8 +331,9 @@ def test_connect_draws_a_line_per_series_op_and_other_axes(lazy, along):
 
 @pytest.mark.slow
 def test_big_frames_are_reduced_not_dropped():
-    df = rooflax.sweep(batch={"start": 1, "stop": 2048, "step": 1}, seq_len={"start": 64, "stop": 8192, "step": 64},
-                       phases=["decode"])
+    df = rooflax.sweep(
+        batch={"start": 1, "stop": 2048, "step": 1}, seq_len={"start": 64, "stop": 8192, "step": 64}, phases=["decode"]
+    )
     assert df.height > 3_000_000
     fig = plot.roofline(df, groups=["qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head"])
     ax = fig.axes[0]
@@ -305,12 +344,12 @@ def test_big_frames_are_reduced_not_dropped():
 
 @pytest.mark.slow
 def test_regime_maps():
-    df = rooflax.sweep(phases=["decode", "verify"], batch=[1, 4, 16, 64, 256], seq_len=[256, 1024, 4096],
-                       spec_k=[512])
+    df = rooflax.sweep(phases=["decode", "verify"], batch=[1, 4, 16, 64, 256], seq_len=[256, 1024, 4096], spec_k=[512])
     fig = plot.regime_map(df)
     names = [ax.get_title() for ax in fig.axes if ax.get_visible()]
-    assert names[:7] == [f"{op} · decode" for op in ("qkv_proj", "qk", "pv", "o_proj", "gate_proj", "up_proj",
-                                                     "down_proj")]
+    assert names[:7] == [
+        f"{op} · decode" for op in ("qkv_proj", "qk", "pv", "o_proj", "gate_proj", "up_proj", "down_proj")
+    ]
     assert "qk · verify K=512" in names
     ax = next(a for a in fig.axes if a.get_title() == "up_proj · decode")
     matrix = ax.images[0].get_array()
@@ -331,27 +370,35 @@ def test_regime_maps():
     assert ratio[0, 0] == pytest.approx(a40.get_column("time_s")[0] / h100.get_column("time_s")[0])
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda df: plot.roofline(df.drop("intensity")), "roofline: unknown column 'intensity'"),
-    (lambda df: plot.roofline(df.filter(pl.col("batch") > 10**6)), "the frame is empty"),
-    (lambda df: plot.roofline(df, groups=["qkv"]), "unknown name 'qkv'; did you mean 'qkv mlp' or 'qk/pv'"),
-    (lambda df: plot.roofline(df, color_by="batchsize"), "did you mean 'batch'"),
-    (lambda df: plot.regime_map(df, value="tokens_per_s"), "value .ops frame.: unknown name"),
-    (lambda df: plot.regime_map(df, x="batch", y="batch"), "choose two different axes"),
-    (lambda df: plot.roofline(df.with_columns(pl.lit("mygpu").cast(pl.Categorical).alias("hardware"))),
-     "'mygpu' is not a preset"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda df: plot.roofline(df.drop("intensity")), "roofline: unknown column 'intensity'"),
+        (lambda df: plot.roofline(df.filter(pl.col("batch") > 10**6)), "the frame is empty"),
+        (lambda df: plot.roofline(df, groups=["qkv"]), "unknown name 'qkv'; did you mean 'qkv mlp' or 'qk/pv'"),
+        (lambda df: plot.roofline(df, color_by="batchsize"), "did you mean 'batch'"),
+        (lambda df: plot.regime_map(df, value="tokens_per_s"), "value .ops frame.: unknown name"),
+        (lambda df: plot.regime_map(df, x="batch", y="batch"), "choose two different axes"),
+        (
+            lambda df: plot.roofline(df.with_columns(pl.lit("mygpu").cast(pl.Categorical).alias("hardware"))),
+            "'mygpu' is not a preset",
+        ),
+    ],
+)
 def test_chart_errors(reference, call, message):
     with pytest.raises(rooflax.SpecError, match=message) as info:
         call(reference)
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("facet", "keys"), [
-    ("hardware", {"hardware": ["a40", "h100-sxm"]}),
-    ("dtype", {"dtype": ["fp16", "fp32"]}),
-    ("model", {"model": ["llama-7b", "llama-13b"]}),  # each model at its own hidden size
-])
+@pytest.mark.parametrize(
+    ("facet", "keys"),
+    [
+        ("hardware", {"hardware": ["a40", "h100-sxm"]}),
+        ("dtype", {"dtype": ["fp16", "fp32"]}),
+        ("model", {"model": ["llama-7b", "llama-13b"]}),  # each model at its own hidden size
+    ],
+)
 def test_maps_facet_a_panel_per_value(facet, keys):
     df = rooflax.sweep(phases=["prefill", "decode"], batch=[1, 8, 64], seq_len=[512, 2048], summary=True, **keys)
     names = [str(v) for v in keys[facet]]
@@ -373,8 +420,7 @@ def test_maps_facet_a_panel_per_value(facet, keys):
 def test_long_maps_facet_and_refuse_mixed_rows():
     df = rooflax.sweep(phases=["decode"], batch=[1, 256], seq_len=[512], hardware=["a40", "h100-sxm"])
     fig = plot.regime_map(df, facet="hardware", ops=["up_proj"])
-    assert [ax.get_title() for ax in fig.axes if ax.images] == ["a40 · up_proj · decode",
-                                                                "h100-sxm · up_proj · decode"]
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["a40 · up_proj · decode", "h100-sxm · up_proj · decode"]
     widths = rooflax.sweep(phases=["decode"], batch=[1, 2], seq_len=[512], hidden=[4096, 5120], summary=True)
     with pytest.raises(rooflax.SpecError, match=r"2 hidden values \(4096, 5120\) .*--where \"hidden = 4096\""):
         plot.regime_map(widths)
@@ -409,19 +455,60 @@ def test_sweep_plot_facets_by_hardware_or_refuses_before_sweeping(tmp_path, caps
     saved = []
     original = plot.save
     monkeypatch.setattr(plot, "save", lambda fig, path, **kw: saved.append(fig) or original(fig, path, **kw))
-    (tmp_path / "hw.toml").write_text("hardware = ['a40', 'h100-sxm']\nphases = ['decode']\n"
-                                      "[axes]\nbatch = [1, 64]\nseq_len = [512, 1024]\n")
-    assert main(["sweep", str(tmp_path / "hw.toml"), "--summary", "-o", str(tmp_path / "ds"), "--plot",
-                 str(tmp_path / "m.png"), "--quiet"]) == 0
+    (tmp_path / "hw.toml").write_text(
+        "hardware = ['a40', 'h100-sxm']\nphases = ['decode']\n[axes]\nbatch = [1, 64]\nseq_len = [512, 1024]\n"
+    )
+    assert (
+        main(
+            [
+                "sweep",
+                str(tmp_path / "hw.toml"),
+                "--summary",
+                "-o",
+                str(tmp_path / "ds"),
+                "--plot",
+                str(tmp_path / "m.png"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert [ax.get_title() for ax in saved[0].axes if ax.images] == ["a40 · decode", "h100-sxm · decode"]
-    assert main(["plot", str(tmp_path / "ds"), "--kind", "map", "--facet", "hardware", "-o", str(tmp_path / "f.png"),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(tmp_path / "ds"),
+                "--kind",
+                "map",
+                "--facet",
+                "hardware",
+                "-o",
+                str(tmp_path / "f.png"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert [ax.get_title() for ax in saved[1].axes if ax.images] == ["a40 · decode", "h100-sxm · decode"]
-    (tmp_path / "w.toml").write_text("phases = ['decode']\n[axes]\nbatch = [1]\nseq_len = [512]\n"
-                                     "hidden = [4096, 5120]\n")
+    (tmp_path / "w.toml").write_text(
+        "phases = ['decode']\n[axes]\nbatch = [1]\nseq_len = [512]\nhidden = [4096, 5120]\n"
+    )
     capsys.readouterr()
-    assert main(["sweep", str(tmp_path / "w.toml"), "--summary", "-o", str(tmp_path / "w"), "--plot",
-                 str(tmp_path / "w.png")]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                str(tmp_path / "w.toml"),
+                "--summary",
+                "-o",
+                str(tmp_path / "w"),
+                "--plot",
+                str(tmp_path / "w.png"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: --plot: map: 2 hidden values") and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "f.png", "hw.toml", "m.png", "w.toml"]
@@ -474,6 +561,7 @@ def test_save_and_chart_inputs_are_one_line_errors(reference, tmp_path):
 
 # ---- achieved points, visibility, titles (issues 9 and 12) ----
 
+
 def _series_collections(ax):
     return [c for c in ax.collections if c.get_gid() is None and len(c.get_offsets())]
 
@@ -492,9 +580,11 @@ def test_points_are_achieved_unless_ideal_and_the_y_axis_reaches_them(reference,
     lowest = drawn.get_column(column).min()
     assert ax.get_ylim()[0] < lowest and ax.get_ylim()[0] > lowest / 100  # down to the lowest point, no further
     assert {c.get_paths()[0].vertices.tobytes() for c in _series_collections(ax)} == {
-        _series_collections(ax)[0].get_paths()[0].vertices.tobytes()}  # x markers throughout, as the paper
-    assert fig._suptitle.get_text().splitlines()[-1].endswith("ideal (on the roof)" if ideal else
-                                                              "achieved (predicted)")
+        _series_collections(ax)[0].get_paths()[0].vertices.tobytes()
+    }  # x markers throughout, as the paper
+    assert (
+        fig._suptitle.get_text().splitlines()[-1].endswith("ideal (on the roof)" if ideal else "achieved (predicted)")
+    )
 
 
 def test_roofline_of_a_frame_without_achieved_columns_says_to_draw_it_ideal(reference):
@@ -520,8 +610,18 @@ def test_verify_chart_tells_its_fifteen_series_apart_with_a_compact_legend():
         by_group.setdefault(group, set()).add(c.get_paths()[0].vertices.tobytes())
     assert all(len(markers) == 5 for markers in by_group.values())  # one marker per step within each group
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["696GB/s", "149.7 TFLOP/s",
-                      "qkv mlp", "up/gate/down", "qk/pv", "init", "ar", "spec: 16", "spec: 32", "spec: 48"]
+    assert legend == [
+        "696GB/s",
+        "149.7 TFLOP/s",
+        "qkv mlp",
+        "up/gate/down",
+        "qk/pv",
+        "init",
+        "ar",
+        "spec: 16",
+        "spec: 32",
+        "spec: 48",
+    ]
 
 
 def test_hardware_comparison_has_one_legend_consistent_figures_and_no_hidden_roof():
@@ -542,13 +642,17 @@ def test_hardware_comparison_has_one_legend_consistent_figures_and_no_hidden_roo
     for kind in ("ceiling-compute", "ceiling-memory"):  # a roof that another covers is drawn wider beneath it
         lines = _lines(ax, kind)
         for i, a in enumerate(lines):
-            for b in lines[i + 1:]:
-                same = (a.get_ydata()[-1] == b.get_ydata()[-1] if kind == "ceiling-compute"
-                        else a.get_ydata()[0] / a.get_xdata()[0] == pytest.approx(b.get_ydata()[0] / b.get_xdata()[0]))
+            for b in lines[i + 1 :]:
+                same = (
+                    a.get_ydata()[-1] == b.get_ydata()[-1]
+                    if kind == "ceiling-compute"
+                    else a.get_ydata()[0] / a.get_xdata()[0] == pytest.approx(b.get_ydata()[0] / b.get_xdata()[0])
+                )
                 if same:
                     assert a.get_linewidth() > b.get_linewidth()
-    h100, h200 = (next(line for line in _lines(ax, "ceiling-compute") if f":{n}:" in line.get_gid())
-                  for n in ("h100-sxm", "h200"))
+    h100, h200 = (
+        next(line for line in _lines(ax, "ceiling-compute") if f":{n}:" in line.get_gid()) for n in ("h100-sxm", "h200")
+    )
     assert h100.get_linewidth() > h200.get_linewidth()  # both at 989.4 TFLOP/s
 
 
@@ -556,9 +660,18 @@ def test_rates_take_the_prefix_their_magnitude_calls_for():
     from rooflax.plot.roofline import bandwidth_label, peak_label
 
     assert [bandwidth_label(b) for b in (696e9, 2.039e12, 3.35e12, 2.05e10, 5e8)] == [
-        "696GB/s", "2039GB/s", "3350GB/s", "20.5GB/s", "500MB/s"]
+        "696GB/s",
+        "2039GB/s",
+        "3350GB/s",
+        "20.5GB/s",
+        "500MB/s",
+    ]
     assert [peak_label(f, "fp16") for f in (149.7e12, 1.3074e15, 1.077e11, 2.6149e15)] == [
-        "149.7 TFLOP/s", "1307 TFLOP/s", "107.7 GFLOP/s", "2615 TFLOP/s"]
+        "149.7 TFLOP/s",
+        "1307 TFLOP/s",
+        "107.7 GFLOP/s",
+        "2615 TFLOP/s",
+    ]
     assert peak_label(624e12, "int8") == "624 TOP/s"
 
 
@@ -567,18 +680,30 @@ def test_validate_chart_labels_a_cpu_in_gflops():
 
     from rooflax.config.hardware import HARDWARE
 
-    cpu = dataclasses.replace(HARDWARE["a40"], name="cpu", label="cpu", peak_flops=(("fp32", 1.077e11),),
-                              bandwidth_bytes_per_s=2.05e10)
+    cpu = dataclasses.replace(
+        HARDWARE["a40"], name="cpu", label="cpu", peak_flops=(("fp32", 1.077e11),), bandwidth_bytes_per_s=2.05e10
+    )
     df = rooflax.sweep(phases=["decode"], batch=[1, 4], seq_len=[128], dtype="fp32")
     frame = df.filter(pl.col("group").is_in(["qkv mlp"])).select(
-        "model", "dtype", "phase", "batch", "seq_len", "spec_k", "op", "group", "flops", "intensity",
-        (pl.col("flops") / pl.col("time_s") / 1e3).alias("measured_flops"))
+        "model",
+        "dtype",
+        "phase",
+        "batch",
+        "seq_len",
+        "spec_k",
+        "op",
+        "group",
+        "flops",
+        "intensity",
+        (pl.col("flops") / pl.col("time_s") / 1e3).alias("measured_flops"),
+    )
     fig = plot.measured(frame, cpu)
     ax = fig.axes[0]
     assert {"107.7 GFLOP/s", "20.5GB/s"} <= {t.get_text() for t in ax.get_legend().get_texts()}
     (measured,) = [c for c in ax.collections if c.get_gid() == "measured"]
-    assert sorted(map(tuple, measured.get_offsets().tolist())) == sorted(frame.select("intensity",
-                                                                                     "measured_flops").rows())
+    assert sorted(map(tuple, measured.get_offsets().tolist())) == sorted(
+        frame.select("intensity", "measured_flops").rows()
+    )
     assert ax.get_ylim()[0] < frame.get_column("measured_flops").min()
 
 
@@ -588,8 +713,16 @@ def test_titles_say_what_was_swept():
     title = plot.roofline(df, subtitle=True).texts[0].get_text()
     assert title.startswith("Roofline Model (Llama 13B scaled to hidden 2,048–16,384, A40)")
     assert "fp16 · batch 1–8 · seq_len 256" in title
-    kv = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[256, 512], kv_dtype="fp8", fused_attention=True,
-                       model="llama-3-8b", hardware="h100-sxm", dtype="bf16")
+    kv = rooflax.sweep(
+        phases=["decode"],
+        batch=[1, 8],
+        seq_len=[256, 512],
+        kv_dtype="fp8",
+        fused_attention=True,
+        model="llama-3-8b",
+        hardware="h100-sxm",
+        dtype="bf16",
+    )
     title = plot.roofline(kv, subtitle=True).texts[0].get_text()
     assert "bf16, KV fp8" in title and "fused attention" in title and "Llama 3 8B" in title
     map_title = plot.regime_map(kv).texts[0].get_text()
@@ -610,8 +743,12 @@ def test_family_draws_lines_along_the_colour_axis_above_the_roof(reference, tmp_
     ds = tmp_path / "ds"
     rooflax.sweep_to_parquet(None, ds, phases=["decode"], batch=[1, 4, 16], seq_len=[128, 512])
     for kind in ("family", "roofline"):
-        assert main(["plot", str(ds), "--kind", kind, "--color-by", "batch", "-o", str(tmp_path / f"{kind}.png"),
-                     "--quiet"]) == 0
+        assert (
+            main(
+                ["plot", str(ds), "--kind", kind, "--color-by", "batch", "-o", str(tmp_path / f"{kind}.png"), "--quiet"]
+            )
+            == 0
+        )
     assert (tmp_path / "family.png").read_bytes() != (tmp_path / "roofline.png").read_bytes()
 
 
@@ -620,8 +757,9 @@ def test_maps_read_on_a_slide():
     from rooflax.plot.maps import round_ticks
 
     # 32 sequence lengths: too many to label each, so ticks land on round values
-    reference = rooflax.sweep(batch={"start": 1, "stop": 128, "powers_of": 2},
-                              seq_len={"start": 128, "stop": 4096, "step": 128})
+    reference = rooflax.sweep(
+        batch={"start": 1, "stop": 128, "powers_of": 2}, seq_len={"start": 128, "stop": 4096, "step": 128}
+    )
     fig = plot.regime_map(reference)
     assert fig.get_figwidth() * 150 <= 2000  # at the default dpi of plot.save
     panels = [ax for ax in fig.axes if ax.images]
@@ -653,11 +791,17 @@ def test_ratio_map_prints_ratios_diverges_at_one_and_says_which_is_faster():
         fig = plot.ratio_map(a40, h100, value=value)
         ax = fig.axes[0]
         image = ax.images[0]
-        assert image.norm(1.0) == pytest.approx(0.5) and image.cmap(0.5)[:3] == pytest.approx((0.97, 0.97, 0.97),
-                                                                                           abs=0.03)
-        want = sorted(f"{ra / rb:.2g}" for ra, rb in zip(a40.sort("seq_len", "batch").get_column(value),
-                                                           h100.sort("seq_len", "batch").get_column(value),
-                                                           strict=True))
+        assert image.norm(1.0) == pytest.approx(0.5) and image.cmap(0.5)[:3] == pytest.approx(
+            (0.97, 0.97, 0.97), abs=0.03
+        )
+        want = sorted(
+            f"{ra / rb:.2g}"
+            for ra, rb in zip(
+                a40.sort("seq_len", "batch").get_column(value),
+                h100.sort("seq_len", "batch").get_column(value),
+                strict=True,
+            )
+        )
         assert sorted(t.get_text() for t in ax.texts if t.get_gid() == "cell-value") == want
         assert faster in fig.texts[0].get_text()
 
@@ -665,11 +809,25 @@ def test_ratio_map_prints_ratios_diverges_at_one_and_says_which_is_faster():
 def _validation(df: pl.DataFrame, factors: dict[str, float], column: str = "measured_flops") -> pl.DataFrame:
     """A validation frame whose measured time is the achieved time times a factor per group."""
     rows = df.filter(pl.col("group").is_in(list(factors)))
-    rows = rows.with_columns((pl.col("achieved_time_s") * pl.col("group").cast(pl.String).replace_strict(
-        factors, return_dtype=pl.Float64)).alias("measured_time_s"))
-    return rows.select("model", "phase", "batch", "seq_len", "spec_k", "op", "group", "flops", "bytes", "intensity",
-                       "measured_time_s", (pl.col("flops") / pl.col("measured_time_s")).alias(column)).with_columns(
-        pl.col("model", "phase", "op", "group").cast(pl.String))
+    rows = rows.with_columns(
+        (
+            pl.col("achieved_time_s") * pl.col("group").cast(pl.String).replace_strict(factors, return_dtype=pl.Float64)
+        ).alias("measured_time_s")
+    )
+    return rows.select(
+        "model",
+        "phase",
+        "batch",
+        "seq_len",
+        "spec_k",
+        "op",
+        "group",
+        "flops",
+        "bytes",
+        "intensity",
+        "measured_time_s",
+        (pl.col("flops") / pl.col("measured_time_s")).alias(column),
+    ).with_columns(pl.col("model", "phase", "op", "group").cast(pl.String))
 
 
 @pytest.mark.parametrize("column", ["measured_flops", "achieved_flops"])  # the older name too
@@ -682,13 +840,26 @@ def test_measured_points_over_achieved_points_with_errors_per_group(column):
     got = sorted(tuple(p) for c in measured for p in c.get_offsets().tolist())
     assert got == sorted(validation.select("intensity", column).rows())
     predicted = sorted(tuple(p) for c in _series_collections(ax) for p in c.get_offsets().tolist())
-    assert predicted == sorted(df.filter(pl.col("batch") == 8, pl.col("group").is_in(["qkv mlp", "qk/pv"]))
-                               .select("intensity", "achieved_flops").unique().rows())
+    assert predicted == sorted(
+        df.filter(pl.col("batch") == 8, pl.col("group").is_in(["qkv mlp", "qk/pv"]))
+        .select("intensity", "achieved_flops")
+        .unique()
+        .rows()
+    )
     assert ax.get_ylim()[0] < validation.get_column(column).min()
     # |achieved − measured| / measured with measured = f · achieved is 1 − 1/f
     medians = dict(errors.select("group", "median_rel_error").rows())
-    assert medians == pytest.approx({"qk/pv": 0.2, "qkv mlp": 0.5, "all": float(np.median(
-        [0.5] * validation.filter(group="qkv mlp").height + [0.2] * validation.filter(group="qk/pv").height))})
+    assert medians == pytest.approx(
+        {
+            "qk/pv": 0.2,
+            "qkv mlp": 0.5,
+            "all": float(
+                np.median(
+                    [0.5] * validation.filter(group="qkv mlp").height + [0.2] * validation.filter(group="qk/pv").height
+                )
+            ),
+        }
+    )
     assert dict(errors.select("group", "points").rows())["qkv mlp"] == validation.filter(group="qkv mlp").height
 
 
@@ -731,21 +902,40 @@ def test_plan_chart_accounts_for_parallel_layouts():
 
 @pytest.mark.slow
 def test_a_map_of_several_layouts_says_so():
-    frame = rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 2],
-                          seq_len=[128, 256], tp=[1, 2], summary=True)
+    frame = rooflax.sweep(
+        model="llama-2-70b",
+        hardware="h100-sxm",
+        phases=["decode"],
+        batch=[1, 2],
+        seq_len=[128, 256],
+        tp=[1, 2],
+        summary=True,
+    )
     one_line_error(lambda: plot.regime_map(frame), "2 tp values (1, 2)", '--where "tp = 1"', "--facet tp")
     fig = plot.regime_map(frame, facet="tp")
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["tp=1 · decode", "tp=2 · decode"]
 
 
-@pytest.mark.parametrize("draw", [
-    lambda df: plot.roofline(df, facet="tp"), lambda df: plot.roofline(df, ideal=True),
-    lambda df: plot.interconnect(df), lambda df: plot.family(df, along="batch"),
-])
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda df: plot.roofline(df, facet="tp"),
+        lambda df: plot.roofline(df, ideal=True),
+        lambda df: plot.interconnect(df),
+        lambda df: plot.family(df, along="batch"),
+    ],
+)
 def test_a_summary_frame_is_refused_as_one(draw):
     """An op chart given a summary frame says so (not 'predates achieved performance', not 'unknown column op')."""
-    df = rooflax.sweep(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 8], seq_len=[512],
-                       tp=[1, 2], summary=True)
+    df = rooflax.sweep(
+        model="llama-2-70b",
+        hardware="h100-sxm",
+        phases=["decode"],
+        batch=[1, 8],
+        seq_len=[512],
+        tp=[1, 2],
+        summary=True,
+    )
     one_line_error(lambda: draw(df), "the frame is a summary", "sweep without summary=True")
 
 
@@ -771,13 +961,22 @@ def test_interconnect_names_its_roof_in_the_legend_and_shows_both_all_reduces():
 
 
 def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours():
-    best = rooflax.best_k(model="llama-33b", hardware="a100-80gb-pcie", batch=[1, 16, 64], seq_len=[256, 8192],
-                          medusa_heads=4, k=[0, 1, 2, 4])
+    best = rooflax.best_k(
+        model="llama-33b",
+        hardware="a100-80gb-pcie",
+        batch=[1, 16, 64],
+        seq_len=[256, 8192],
+        medusa_heads=4,
+        k=[0, 1, 2, 4],
+    )
     fig = plot.speculation_map(best)
     left, right = (ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>")
     batches, lengths = sorted(best["batch"].unique()), sorted(best["seq_len"].unique())
-    unfit = {(batches.index(r["batch"]), lengths.index(r["seq_len"]))
-             for r in best.iter_rows(named=True) if not r["fits_in_memory"]}
+    unfit = {
+        (batches.index(r["batch"]), lengths.index(r["seq_len"]))
+        for r in best.iter_rows(named=True)
+        if not r["fits_in_memory"]
+    }
     assert 0 < len(unfit) < best.height
     for ax in (left, right):
         (hatch,) = [c for c in ax.collections if c.get_gid() == "does-not-fit"]
@@ -785,7 +984,8 @@ def test_best_k_map_hatches_cells_that_do_not_fit_and_draws_k_in_whole_colours()
         cells = {tuple(np.round(p.vertices.min(axis=0) + 0.5).astype(int)) for p in hatch.get_paths()}
         assert cells == unfit
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
-        "does not fit in one device's memory (target and drafter)"]
+        "does not fit in one device's memory (target and drafter)"
+    ]
     # one colour per K, on a colour bar ticked with the whole numbers
     ks = sorted(best["draft_k"].unique())
     image = right.images[0]
@@ -832,7 +1032,9 @@ def test_docs_script_draws_every_chart_under_docs_and_writes_docs_only_when_aske
     before = {p.name: p.stat().st_mtime_ns for p in (root / "docs").iterdir()}
     assert make.cli(["--out", str(tmp_path), "llama13b_a40", "llama33b_a100_spec_attention_seq1024"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "llama13b_a40.png", "llama33b_a100_spec_attention_seq1024.png"]
+        "llama13b_a40.png",
+        "llama33b_a100_spec_attention_seq1024.png",
+    ]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in tmp_path.iterdir())
     assert {p.name: p.stat().st_mtime_ns for p in (root / "docs").iterdir()} == before  # docs/ untouched
     with pytest.raises(SystemExit):
@@ -846,9 +1048,15 @@ def test_charts_leave_no_pyplot_figures(reference, tmp_path):
     summary = rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[512, 1024], summary=True)
     tp = rooflax.sweep(hardware="h100-sxm", tp=[1, 8], batch=[1, 8], seq_len=[512], phases=["prefill", "decode"])
     spec = rooflax.speculate(batch=[1, 8], seq_len=[512, 1024], k=[0, 2])
-    charts = [plot.roofline(reference), plot.family(reference, along="batch"), plot.regime_map(reference),
-              plot.regime_map(summary, value="tokens_per_s"), plot.ratio_map(summary, summary),
-              plot.interconnect(tp), plot.speculation_map(rooflax.best_k(spec))]
+    charts = [
+        plot.roofline(reference),
+        plot.family(reference, along="batch"),
+        plot.regime_map(reference),
+        plot.regime_map(summary, value="tokens_per_s"),
+        plot.ratio_map(summary, summary),
+        plot.interconnect(tp),
+        plot.speculation_map(rooflax.best_k(spec)),
+    ]
     for i, fig in enumerate(charts):
         plot.save(fig, tmp_path / f"{i}.png")
     assert plt.get_fignums() == []
@@ -861,8 +1069,12 @@ def test_draw_a_dataset_is_the_chart_of_its_rows(tmp_path):
     df = rooflax.sweep(**keys)
     fig, errors = plot.draw(tmp_path / "ds", where="batch = 8")
     assert errors is None
-    want = sorted(df.filter(pl.col("batch") == 8, pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
-                  .select("intensity", "achieved_flops").unique().rows())
+    want = sorted(
+        df.filter(pl.col("batch") == 8, pl.col("group").is_in(["qkv mlp", "up/gate/down", "qk/pv"]))
+        .select("intensity", "achieved_flops")
+        .unique()
+        .rows()
+    )
     assert sorted({tuple(p) for c in _series_collections(fig.axes[0]) for p in c.get_offsets().tolist()}) == want
     validation = _validation(df.filter(pl.col("batch") == 8), {"qkv mlp": 2.0})
     validation.write_parquet(tmp_path / "v.parquet")
@@ -885,10 +1097,17 @@ def test_validation_written_is_read_back(tmp_path):
     path = write_validation(validation, tmp_path / "v.parquet", profile=a40, calibrated=h100, timer_ratio=2.01)
     assert read_validation(path).equals(validation)
     meta = pl.read_parquet_metadata(path)
-    assert (meta["rooflax.kind"], meta["rooflax.profile"], meta["rooflax.calibrated"], meta["rooflax.timer_ratio"]) \
-        == ("validate", hardware_to_toml(a40), hardware_to_toml(h100), "2.0100")
-    one_line_error(lambda: write_validation(validation, path, profile=a40, calibrated=a40, timer_ratio=2.0,
-                                                 field="-o/--output"), "-o/--output", "v.parquet")
+    assert (meta["rooflax.kind"], meta["rooflax.profile"], meta["rooflax.calibrated"], meta["rooflax.timer_ratio"]) == (
+        "validate",
+        hardware_to_toml(a40),
+        hardware_to_toml(h100),
+        "2.0100",
+    )
+    one_line_error(
+        lambda: write_validation(validation, path, profile=a40, calibrated=a40, timer_ratio=2.0, field="-o/--output"),
+        "-o/--output",
+        "v.parquet",
+    )
 
 
 def test_one_si_formatter():

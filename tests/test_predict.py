@@ -20,8 +20,9 @@ from rooflax.errors import SpecError
 
 def _measured(rows: list[dict]) -> pl.DataFrame:
     """Measured rows in the reader's schema (absent columns null)."""
-    return pl.DataFrame([{**{c: None for c in MEASUREMENT_SCHEMA}, "repeats": 1, **row} for row in rows],
-                        schema=MEASUREMENT_SCHEMA)
+    return pl.DataFrame(
+        [{**{c: None for c in MEASUREMENT_SCHEMA}, "repeats": 1, **row} for row in rows], schema=MEASUREMENT_SCHEMA
+    )
 
 
 def _op(df: pl.DataFrame, name: str) -> dict:
@@ -32,8 +33,9 @@ def _op(df: pl.DataFrame, name: str) -> dict:
 def test_a_measured_product_and_the_same_swept_product_get_one_time(hardware):
     """Decode o_proj of Llama-13B at batch 8 is [8, 5120] x [5120, 5120]: a measured GEMM of that shape."""
     swept = _op(rooflax.sweep(hardware=hardware, phases=["decode"], batch=[8], seq_len=[1024]), "o_proj")
-    measured = _measured([{"hardware": hardware, "kind": "gemm", "dtype": "fp16", "m": 8, "n": 5120, "k": 5120,
-                           "measured_time_s": 1e-5}])
+    measured = _measured(
+        [{"hardware": hardware, "kind": "gemm", "dtype": "fp16", "m": 8, "n": 5120, "k": 5120, "measured_time_s": 1e-5}]
+    )
     row = predict_measurements(measured, replayed=False).row(0, named=True)
     assert (row["flops"], row["bytes"]) == (swept["flops"], swept["bytes"])
     assert row["predicted_time_s"] == pytest.approx(swept["achieved_time_s"], rel=1e-12)
@@ -41,14 +43,38 @@ def test_a_measured_product_and_the_same_swept_product_get_one_time(hardware):
     assert row["error"] == pytest.approx(swept["achieved_time_s"] / 1e-5 - 1, rel=1e-12)
 
 
-@pytest.mark.parametrize(("kind", "phase", "seq_len"), [("attention_decode", "decode", 1024),
-                                                         ("attention_prefill", "prefill", 512)])
+@pytest.mark.parametrize(
+    ("kind", "phase", "seq_len"), [("attention_decode", "decode", 1024), ("attention_prefill", "prefill", 512)]
+)
 def test_measured_attention_is_the_swept_fused_attention(kind, phase, seq_len):
-    swept = _op(rooflax.sweep(hardware="h100-sxm", phases=[phase], batch=[4], seq_len=[seq_len],
-                              fused_attention=True, causal=phase == "prefill"), "attention")
-    measured = _measured([{"hardware": "h100-sxm", "kind": kind, "dtype": "fp16", "kv_dtype": "fp16", "batch": 4,
-                           "seq_len": seq_len, "heads": 40, "kv_heads": 40, "head_dim": 128, "window": 0,
-                           "measured_time_s": 1e-4}])
+    swept = _op(
+        rooflax.sweep(
+            hardware="h100-sxm",
+            phases=[phase],
+            batch=[4],
+            seq_len=[seq_len],
+            fused_attention=True,
+            causal=phase == "prefill",
+        ),
+        "attention",
+    )
+    measured = _measured(
+        [
+            {
+                "hardware": "h100-sxm",
+                "kind": kind,
+                "dtype": "fp16",
+                "kv_dtype": "fp16",
+                "batch": 4,
+                "seq_len": seq_len,
+                "heads": 40,
+                "kv_heads": 40,
+                "head_dim": 128,
+                "window": 0,
+                "measured_time_s": 1e-4,
+            }
+        ]
+    )
     row = predict_measurements(measured).row(0, named=True)
     assert (row["flops"], row["bytes"], row["family"]) == (swept["flops"], swept["bytes"], kind)
     assert row["predicted_time_s"] == pytest.approx(swept["achieved_time_s"], rel=1e-12)
@@ -56,10 +82,21 @@ def test_measured_attention_is_the_swept_fused_attention(kind, phase, seq_len):
 
 def test_a_measured_all_reduce_is_the_swept_one():
     """tp = 2 decode at batch 4: attn_allreduce sums a 4 x 5120 fp16 message."""
-    swept = _op(rooflax.sweep(hardware="h100-sxm", phases=["decode"], batch=[4], seq_len=[1024], tp=[2]),
-                "attn_allreduce")
-    measured = _measured([{"hardware": "h100-sxm", "kind": "all_reduce", "dtype": "fp16", "gpus": 2,
-                           "message_bytes": 2 * 4 * 5120, "measured_time_s": 1e-5}])
+    swept = _op(
+        rooflax.sweep(hardware="h100-sxm", phases=["decode"], batch=[4], seq_len=[1024], tp=[2]), "attn_allreduce"
+    )
+    measured = _measured(
+        [
+            {
+                "hardware": "h100-sxm",
+                "kind": "all_reduce",
+                "dtype": "fp16",
+                "gpus": 2,
+                "message_bytes": 2 * 4 * 5120,
+                "measured_time_s": 1e-5,
+            }
+        ]
+    )
     row = predict_measurements(measured).row(0, named=True)
     assert row["bytes"] == swept["bytes"] == 2 * (2 - 1) * 2 * 4 * 5120 / 2
     assert row["predicted_time_s"] == pytest.approx(swept["achieved_time_s"], rel=1e-12)
@@ -67,11 +104,41 @@ def test_a_measured_all_reduce_is_the_swept_one():
 
 
 def test_unpriced_rows_stay_null_and_keep_their_order():
-    measured = _measured([
-        {"hardware": "h100-sxm", "kind": "gemm", "dtype": "nvfp4", "m": 1, "n": 64, "k": 64, "measured_time_s": 1e-6},
-        {"hardware": "h100-sxm", "kind": "attention_decode", "dtype": "bf16", "kv_dtype": "bf16", "batch": 1,
-         "seq_len": 100, "heads": 8, "kv_heads": 8, "head_dim": 128, "window": 64, "measured_time_s": 1e-5},
-        {"hardware": "h100-sxm", "kind": "gemm", "dtype": "bf16", "m": 1, "n": 64, "k": 64, "measured_time_s": 2e-6}])
+    measured = _measured(
+        [
+            {
+                "hardware": "h100-sxm",
+                "kind": "gemm",
+                "dtype": "nvfp4",
+                "m": 1,
+                "n": 64,
+                "k": 64,
+                "measured_time_s": 1e-6,
+            },
+            {
+                "hardware": "h100-sxm",
+                "kind": "attention_decode",
+                "dtype": "bf16",
+                "kv_dtype": "bf16",
+                "batch": 1,
+                "seq_len": 100,
+                "heads": 8,
+                "kv_heads": 8,
+                "head_dim": 128,
+                "window": 64,
+                "measured_time_s": 1e-5,
+            },
+            {
+                "hardware": "h100-sxm",
+                "kind": "gemm",
+                "dtype": "bf16",
+                "m": 1,
+                "n": 64,
+                "k": 64,
+                "measured_time_s": 2e-6,
+            },
+        ]
+    )
     out = predict_measurements(measured)
     assert out.get_column("predicted_time_s").is_null().to_list() == [True, True, False]
     assert out.get_column("measured_time_s").to_list() == [1e-6, 1e-5, 2e-6]
@@ -88,13 +155,30 @@ def test_power_law_routing_spreads_tokens_over_fewer_experts():
 def _synthetic(profile: rooflax.Hardware, noise: float = 0.0) -> pl.DataFrame:
     """Products, attention and collectives timed by ``profile``'s own achieved model (times noise)."""
     rng = np.random.default_rng(1)
-    rows = [{"kind": "gemm", "m": m, "n": n, "k": k} for m in (1, 16, 256, 4096) for n in (1024, 8192)
-            for k in (1024, 8192)]
-    rows += [{"kind": kind, "kv_dtype": "bf16", "batch": b, "seq_len": s, "heads": 32, "kv_heads": 8,
-              "head_dim": 128, "window": 0} for kind in ("attention_prefill", "attention_decode")
-             for b in (1, 8, 64) for s in (128, 1024, 8192)]
-    rows += [{"kind": kind, "dtype": "fp16", "gpus": g, "message_bytes": m} for kind in ("all_reduce", "alltoall")
-             for g in (2, 4, 8) for m in (2**12, 2**20, 2**28)]
+    rows = [
+        {"kind": "gemm", "m": m, "n": n, "k": k} for m in (1, 16, 256, 4096) for n in (1024, 8192) for k in (1024, 8192)
+    ]
+    rows += [
+        {
+            "kind": kind,
+            "kv_dtype": "bf16",
+            "batch": b,
+            "seq_len": s,
+            "heads": 32,
+            "kv_heads": 8,
+            "head_dim": 128,
+            "window": 0,
+        }
+        for kind in ("attention_prefill", "attention_decode")
+        for b in (1, 8, 64)
+        for s in (128, 1024, 8192)
+    ]
+    rows += [
+        {"kind": kind, "dtype": "fp16", "gpus": g, "message_bytes": m}
+        for kind in ("all_reduce", "alltoall")
+        for g in (2, 4, 8)
+        for m in (2**12, 2**20, 2**28)
+    ]
     frame = _measured([{"hardware": "h100-sxm", "dtype": "bf16", "measured_time_s": 1.0, **row} for row in rows])
     times = predict_measurements(frame, profile)["predicted_time_s"].to_numpy()
     return frame.with_columns(measured_time_s=pl.Series(times * (1 + noise * rng.standard_normal(len(times)))))
@@ -102,12 +186,19 @@ def _synthetic(profile: rooflax.Hardware, noise: float = 0.0) -> pl.DataFrame:
 
 def test_a_fit_recovers_the_terms_that_made_the_times():
     base = uncalibrated_preset("h100-sxm")
-    truth = replace(base, interconnect_latency_s=1.2e-6, group_terms={
-        group: {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6}
-        for group in ("qkv mlp", "up/gate/down", "lm_head")} | {
-        "comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5}}, phase_terms={
-        "prefill": {"qk/pv": {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.9}},
-        "decode": {"qk/pv": {"kernel_overhead_s": 2e-5, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.7}}})
+    truth = replace(
+        base,
+        interconnect_latency_s=1.2e-6,
+        group_terms={
+            group: {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6}
+            for group in ("qkv mlp", "up/gate/down", "lm_head")
+        }
+        | {"comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5}},
+        phase_terms={
+            "prefill": {"qk/pv": {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.9}},
+            "decode": {"qk/pv": {"kernel_overhead_s": 2e-5, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.7}},
+        },
+    )
     fitted = fit_hardware(_synthetic(truth), base)
     for group in ("qkv mlp", "comm"):
         for key, value in dict(dict(truth.group_terms)[group]).items():
@@ -140,8 +231,22 @@ def test_efficiencies_never_pass_one_even_when_kernels_beat_the_datasheet():
 
 
 def test_split_by_shape_keeps_every_kernel_of_a_shape_on_one_side():
-    frame = _measured([{"hardware": "h100-sxm", "kind": "gemm", "dtype": "bf16", "kernel": kernel, "m": m,
-                        "n": 64, "k": 64, "measured_time_s": 1e-6} for m in range(1, 201) for kernel in ("a", "b")])
+    frame = _measured(
+        [
+            {
+                "hardware": "h100-sxm",
+                "kind": "gemm",
+                "dtype": "bf16",
+                "kernel": kernel,
+                "m": m,
+                "n": 64,
+                "k": 64,
+                "measured_time_s": 1e-6,
+            }
+            for m in range(1, 201)
+            for kernel in ("a", "b")
+        ]
+    )
     train, test = split_by_shape(frame)
     assert set(train["m"]).isdisjoint(set(test["m"]))
     assert 60 < test.height / 2 < 140
@@ -153,12 +258,20 @@ def test_split_by_shape_keeps_every_kernel_of_a_shape_on_one_side():
 
 
 def test_phase_terms_replace_group_terms_in_their_phase_and_round_trip_through_toml(tmp_path):
-    hw = replace(uncalibrated_preset("a40"), name="mine", group_terms={"qk/pv": {"kernel_overhead_s": 1e-5}},
-                 phase_terms={"decode": {"qk/pv": {"bandwidth_efficiency": 0.5}}})
+    hw = replace(
+        uncalibrated_preset("a40"),
+        name="mine",
+        group_terms={"qk/pv": {"kernel_overhead_s": 1e-5}},
+        phase_terms={"decode": {"qk/pv": {"bandwidth_efficiency": 0.5}}},
+    )
     terms = hw.terms("qk/pv", "decode")
     assert np.isnan(terms.pop("band_low")) and np.isnan(terms.pop("band_high"))  # no band fitted
-    assert terms == {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.5,
-                     "l2_speedup": 1.0}
+    assert terms == {
+        "kernel_overhead_s": 1e-5,
+        "compute_efficiency": 0.8,
+        "bandwidth_efficiency": 0.5,
+        "l2_speedup": 1.0,
+    }
     assert hw.terms("qk/pv", "prefill")["bandwidth_efficiency"] == 0.85
     path = tmp_path / "mine.toml"
     path.write_text(hardware_to_toml(hw))
@@ -199,8 +312,10 @@ def test_the_calibrated_presets_beat_the_defaults_on_held_out_shipped_shapes():
         rows = train.filter(hardware=name)
         fitted = fit_hardware(rows, uncalibrated_preset(name))
         held = test.filter(hardware=name, kind="gemm")
-        assert accuracy(held, fitted)["predicted_median"][0] <= accuracy(held, uncalibrated_preset(name))[
-            "predicted_median"][0], folder
+        assert (
+            accuracy(held, fitted)["predicted_median"][0]
+            <= accuracy(held, uncalibrated_preset(name))["predicted_median"][0]
+        ), folder
 
 
 def test_replayed_operands_that_fit_in_l2_read_faster_than_a_forward_pass():
@@ -210,15 +325,27 @@ def test_replayed_operands_that_fit_in_l2_read_faster_than_a_forward_pass():
     small = 2 * (1 * 1024 + 1024 * 1024 + 1 * 1024)  # bytes of [1, 1024] x [1024, 1024]
     assert small <= l40s.l2_resident_bytes
     big = {"m": 1, "n": 16384, "k": 16384}  # 512 MiB of weights: never resident
-    measured = _measured([{"hardware": "l40s", "kind": "gemm", "dtype": "bf16", "m": 1, "n": 1024, "k": 1024,
-                           "measured_time_s": 1e-5}, {"hardware": "l40s", "kind": "gemm", "dtype": "bf16",
-                                                       "measured_time_s": 1e-4, **big}])
+    measured = _measured(
+        [
+            {
+                "hardware": "l40s",
+                "kind": "gemm",
+                "dtype": "bf16",
+                "m": 1,
+                "n": 1024,
+                "k": 1024,
+                "measured_time_s": 1e-5,
+            },
+            {"hardware": "l40s", "kind": "gemm", "dtype": "bf16", "measured_time_s": 1e-4, **big},
+        ]
+    )
     replayed, cold = predict_measurements(measured), predict_measurements(measured, replayed=False)
     terms = l40s.terms("qkv mlp")
     memory = small / (l40s.bandwidth_bytes_per_s * terms["bandwidth_efficiency"])
     assert cold["predicted_time_s"][0] == pytest.approx(terms["kernel_overhead_s"] + memory, rel=1e-9)
     assert replayed["predicted_time_s"][0] == pytest.approx(
-        terms["kernel_overhead_s"] + memory / terms["l2_speedup"], rel=1e-9)
+        terms["kernel_overhead_s"] + memory / terms["l2_speedup"], rel=1e-9
+    )
     assert replayed["predicted_time_s"][1] == cold["predicted_time_s"][1]
 
 

@@ -23,9 +23,25 @@ def test_a40_datasheet_figures():
     assert a40.ridge("fp16") == pytest.approx(149.7e12 / 696e9)
 
 
-@pytest.mark.parametrize("name", ["a40", "a6000", "a100-40gb-pcie", "a100-40gb-sxm", "a100-80gb-pcie",
-                                  "a100-80gb-sxm", "h100-pcie", "h100-sxm", "h200", "l40s", "l4", "rtx4090", "b200",
-                                  "mi300x"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a40",
+        "a6000",
+        "a100-40gb-pcie",
+        "a100-40gb-sxm",
+        "a100-80gb-pcie",
+        "a100-80gb-sxm",
+        "h100-pcie",
+        "h100-sxm",
+        "h200",
+        "l40s",
+        "l4",
+        "rtx4090",
+        "b200",
+        "mi300x",
+    ],
+)
 def test_every_preset_is_complete(name):
     hw = rooflax.get_hardware(name)
     assert {"fp32", "tf32", "fp16", "bf16", "int8"} <= set(hw.dtypes) and hw.source
@@ -54,7 +70,11 @@ def test_llama13b_parameter_count():
 def test_llama_intermediate_rule():
     assert [llama_intermediate(h) for h in (4096, 5120, 6656, 8192)] == [11008, 13824, 17920, 22016]
     assert [rooflax.get_model(n).intermediate for n in ("llama-7b", "llama-13b", "llama-33b", "llama-65b")] == [
-        11008, 13824, 17920, 22016]
+        11008,
+        13824,
+        17920,
+        22016,
+    ]
 
 
 def test_at_hidden_keeps_gqa_ratio():
@@ -78,29 +98,47 @@ def test_hardware_toml_round_trip(tmp_path):
 
 
 def test_model_toml_and_config_json(tmp_path):
-    (tmp_path / "m.toml").write_text('name = "m"\nhidden = 1024\nlayers = 4\nheads = 8\nkv_heads = 2\n'
-                                     'intermediate = 2816\nvocab = 1000\n')
+    (tmp_path / "m.toml").write_text(
+        'name = "m"\nhidden = 1024\nlayers = 4\nheads = 8\nkv_heads = 2\nintermediate = 2816\nvocab = 1000\n'
+    )
     m = rooflax.load_model(tmp_path / "m.toml")
     assert (m.head_dim, m.group_size) == (128, 4)
     folder = tmp_path / "Mistral-7B"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-        "intermediate_size": 14336, "vocab_size": 32000, "tie_word_embeddings": False}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "hidden_size": 4096,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "intermediate_size": 14336,
+                "vocab_size": 32000,
+                "tie_word_embeddings": False,
+            }
+        )
+    )
     hf = rooflax.load_model(folder / "config.json")
     assert hf.name == "Mistral-7B"
     assert hf.params == rooflax.get_model("mistral-7b").params
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\n", "missing required key 'peak_flops'"),
-    ("name = 'x'\nbandwidth_bytes_per_s = -1\nmemory_bytes = 1e9\n[peak_flops]\nfp16 = 1e14\n",
-     r"bandwidth_bytes_per_s: -1 is outside the range a real part has, 1e\+06 to 1e\+16 B/s"),
-    ("name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\n[peak_flops]\nfp61 = 1e14\n",
-     "unknown name 'fp61'; did you mean 'fp16'"),
-    ("name = 'x'\nbandwith_bytes_per_s = 1e12\n", "did you mean 'bandwidth_bytes_per_s'"),
-    ("name = [", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\n", "missing required key 'peak_flops'"),
+        (
+            "name = 'x'\nbandwidth_bytes_per_s = -1\nmemory_bytes = 1e9\n[peak_flops]\nfp16 = 1e14\n",
+            r"bandwidth_bytes_per_s: -1 is outside the range a real part has, 1e\+06 to 1e\+16 B/s",
+        ),
+        (
+            "name = 'x'\nbandwidth_bytes_per_s = 1e12\nmemory_bytes = 1e9\n[peak_flops]\nfp61 = 1e14\n",
+            "unknown name 'fp61'; did you mean 'fp16'",
+        ),
+        ("name = 'x'\nbandwith_bytes_per_s = 1e12\n", "did you mean 'bandwidth_bytes_per_s'"),
+        ("name = [", "not valid TOML"),
+    ],
+)
 def test_bad_hardware_files(tmp_path, text, message):
     path = tmp_path / "hw.toml"
     path.write_text(text)
@@ -109,17 +147,29 @@ def test_bad_hardware_files(tmp_path, text, message):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("m.toml", "name = 'm'\nhidden = 1000\nlayers = 2\nheads = 3\nintermediate = 10\nvocab = 10\n",
-     "hidden .1000. is not divisible by heads .3."),
-    ("m.toml", "name = 'm'\nhidden = 1024\nlayers = 2\nheads = 8\nkv_heads = 3\nintermediate = 10\nvocab = 10\n",
-     r"heads \(8\) must be a multiple of kv_heads \(3\)"),
-    ("m.toml", "name = 'm'\nhidden = 1024\nlayers = 0\nheads = 8\nintermediate = 10\nvocab = 10\n",
-     "layers: expected a positive integer, got 0"),
-    ("m.toml", "name = 'm'\nhidden = 1024\n", "missing required key 'layers'"),
-    ("config.json", '{"hidden_size": 64}', "missing required key 'num_hidden_layers'"),
-    ("config.json", "{not json", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "m.toml",
+            "name = 'm'\nhidden = 1000\nlayers = 2\nheads = 3\nintermediate = 10\nvocab = 10\n",
+            "hidden .1000. is not divisible by heads .3.",
+        ),
+        (
+            "m.toml",
+            "name = 'm'\nhidden = 1024\nlayers = 2\nheads = 8\nkv_heads = 3\nintermediate = 10\nvocab = 10\n",
+            r"heads \(8\) must be a multiple of kv_heads \(3\)",
+        ),
+        (
+            "m.toml",
+            "name = 'm'\nhidden = 1024\nlayers = 0\nheads = 8\nintermediate = 10\nvocab = 10\n",
+            "layers: expected a positive integer, got 0",
+        ),
+        ("m.toml", "name = 'm'\nhidden = 1024\n", "missing required key 'layers'"),
+        ("config.json", '{"hidden_size": 64}', "missing required key 'num_hidden_layers'"),
+        ("config.json", "{not json", "not valid JSON"),
+    ],
+)
 def test_bad_model_files(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)
@@ -186,8 +236,14 @@ def test_unreadable_file_permission(tmp_path, monkeypatch, loader):
 
 # --- booleans are booleans, counts are integers up to 2**53 ---------------------------------------------------------
 
-CONFIG = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-          "intermediate_size": 14336, "vocab_size": 32000}
+CONFIG = {
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "intermediate_size": 14336,
+    "vocab_size": 32000,
+}
 
 
 def _config(folder: Path, **changes) -> Path:
@@ -205,18 +261,30 @@ def test_tie_word_embeddings_is_read_as_written(tmp_path):
     assert rooflax.load_model(_config(tmp_path, tie_word_embeddings=None)).tied_embeddings is False
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("tie_word_embeddings", "false"), ("tie_word_embeddings", "true"), ("tie_word_embeddings", 0),
-    ("tie_word_embeddings", 1), ("hidden_size", 1e30), ("hidden_size", 2**53 + 1), ("num_hidden_layers", "32"),
-    ("num_attention_heads", 32.5), ("vocab_size", True), ("num_key_value_heads", -8), ("head_dim", 0),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("tie_word_embeddings", "false"),
+        ("tie_word_embeddings", "true"),
+        ("tie_word_embeddings", 0),
+        ("tie_word_embeddings", 1),
+        ("hidden_size", 1e30),
+        ("hidden_size", 2**53 + 1),
+        ("num_hidden_layers", "32"),
+        ("num_attention_heads", 32.5),
+        ("vocab_size", True),
+        ("num_key_value_heads", -8),
+        ("head_dim", 0),
+    ],
+)
 def test_bad_config_json_values(tmp_path, key, value):
     path = _config(tmp_path, **{key: value})
     one_line_error(lambda: rooflax.load_model(path), str(path), f"{key}: ", repr(value))
 
 
-@pytest.mark.parametrize(("key", "value"), [("gated_mlp", "yes"), ("tied_embeddings", 1), ("layers", 2**60),
-                                            ("label", 5)])
+@pytest.mark.parametrize(
+    ("key", "value"), [("gated_mlp", "yes"), ("tied_embeddings", 1), ("layers", 2**60), ("label", 5)]
+)
 def test_bad_model_fields(key, value):
     fields = {**rooflax.get_model("llama-7b").to_dict(), key: value}
     one_line_error(lambda: rooflax.Model(**fields), f"{key}: ", repr(value))
@@ -224,14 +292,26 @@ def test_bad_model_fields(key, value):
 
 def test_numpy_numbers_are_numbers():
     fields = rooflax.get_model("llama-7b").to_dict()
-    numpy_model = rooflax.Model(**{**fields, "layers": np.int64(32), "heads": np.int32(32), "hidden": np.uint16(4096),
-                                   "vocab": np.float64(32000.0), "gated_mlp": np.bool_(True)})
+    numpy_model = rooflax.Model(
+        **{
+            **fields,
+            "layers": np.int64(32),
+            "heads": np.int32(32),
+            "hidden": np.uint16(4096),
+            "vocab": np.float64(32000.0),
+            "gated_mlp": np.bool_(True),
+        }
+    )
     assert numpy_model == rooflax.get_model("llama-7b")
     assert type(numpy_model.layers) is int and numpy_model.gated_mlp is True
     a40 = rooflax.get_hardware("a40")
-    assert rooflax.Hardware(name="a40", label="A40", peak_flops={d: np.float32(v) for d, v in a40.peak_flops},
-                            bandwidth_bytes_per_s=np.float64(696e9), memory_bytes=np.int64(48 * 10**9)).ridge(
-        "fp16") == pytest.approx(a40.ridge("fp16"), rel=1e-7)
+    assert rooflax.Hardware(
+        name="a40",
+        label="A40",
+        peak_flops={d: np.float32(v) for d, v in a40.peak_flops},
+        bandwidth_bytes_per_s=np.float64(696e9),
+        memory_bytes=np.int64(48 * 10**9),
+    ).ridge("fp16") == pytest.approx(a40.ridge("fp16"), rel=1e-7)
 
 
 def test_largest_count_is_two_to_the_53():
@@ -250,12 +330,15 @@ def test_boolean_refuses(value):
     one_line_error(lambda: boolean("summary", value), "summary: expected true or false", repr(value))
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"weight_bytes": 0}, "weight_bytes: expected a positive finite number, got 0"),
-    ({"kv_bytes": float("nan")}, "kv_bytes: expected a positive finite number, got nan"),
-    ({"compute": "fp61"}, "compute: unknown name 'fp61'; did you mean 'fp16'"),
-    ({"name": ""}, "dtype.name: expected a non-empty string, got ''"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"weight_bytes": 0}, "weight_bytes: expected a positive finite number, got 0"),
+        ({"kv_bytes": float("nan")}, "kv_bytes: expected a positive finite number, got nan"),
+        ({"compute": "fp61"}, "compute: unknown name 'fp61'; did you mean 'fp16'"),
+        ({"name": ""}, "dtype.name: expected a non-empty string, got ''"),
+    ],
+)
 def test_bad_dtype_policies(fields, message):
     base = {"name": "mine", "weight_bytes": 2, "act_bytes": 2, "kv_bytes": 2, "compute": "fp16"}
     one_line_error(lambda: rooflax.DtypePolicy(**{**base, **fields}), message)
@@ -270,7 +353,14 @@ def test_kv_dtype_override_replaces_an_earlier_one():
 def test_toy_llama_parameter_count_by_hand():
     m = rooflax.get_model("toy-llama")
     assert (m.hidden, m.layers, m.heads, m.kv_heads, m.head_dim, m.intermediate, m.vocab) == (
-        256, 4, 4, 2, 64, 768, 1024)
+        256,
+        4,
+        4,
+        2,
+        64,
+        768,
+        1024,
+    )
     # per layer: q,k,v 256·(4+2·2)·64 = 131,072; o 256·256 = 65,536; gate, up, down 3·256·768 = 589,824;
     # two norms 2·256 = 512 → 786,944; four layers 3,147,776; embedding and LM head 2·1024·256 = 524,288;
     # final norm 256 → 3,672,320

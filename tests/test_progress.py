@@ -39,8 +39,12 @@ def test_off_a_terminal_plain_lines_come_at_a_bounded_interval():
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
     # the rate is known from t = 1 s; then every 10 s; then the closing line (3,100 rows in 30 s)
-    assert lines == ["  6%  200/3.1k rows  100 rows/s  ETA 0:29", " 39%  1.2k/3.1k rows  100 rows/s  ETA 0:19",
-                     " 71%  2.2k/3.1k rows  100 rows/s  ETA 0:09", "100%  3.1k/3.1k rows in 0:30 (103 rows/s)"]
+    assert lines == [
+        "  6%  200/3.1k rows  100 rows/s  ETA 0:29",
+        " 39%  1.2k/3.1k rows  100 rows/s  ETA 0:19",
+        " 71%  2.2k/3.1k rows  100 rows/s  ETA 0:09",
+        "100%  3.1k/3.1k rows in 0:30 (103 rows/s)",
+    ]
 
 
 def test_small_or_disabled_work_draws_no_bar():

@@ -26,14 +26,29 @@ def sweeps(draw):
     head_dim = draw(st.sampled_from([16, 64, 128]))
     kv_heads = draw(st.integers(1, 8))
     heads = kv_heads * draw(st.integers(1, 8))
-    model = rooflax.Model(name="rand", hidden=heads * head_dim, layers=draw(st.integers(1, 96)), heads=heads,
-                          kv_heads=kv_heads, head_dim=head_dim, intermediate=draw(st.integers(1, 60_000)),
-                          vocab=draw(st.integers(1, 200_000)), gated_mlp=gated_mlp)
+    model = rooflax.Model(
+        name="rand",
+        hidden=heads * head_dim,
+        layers=draw(st.integers(1, 96)),
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate=draw(st.integers(1, 60_000)),
+        vocab=draw(st.integers(1, 200_000)),
+        gated_mlp=gated_mlp,
+    )
     phases = draw(st.lists(st.sampled_from(["prefill", "decode", "verify"]), min_size=1, max_size=3, unique=True))
     seq_len = draw(st.lists(st.integers(1, 70_000), min_size=1, max_size=3, unique=True))
-    keys = dict(model=model, hardware="a40", dtype=draw(st.sampled_from(["fp16", "fp32", "int8", "w4a16"])),
-                phases=phases, batch=draw(st.lists(st.integers(1, 4096), min_size=1, max_size=3, unique=True)),
-                seq_len=seq_len, fused_attention=fused_attention, causal=causal)
+    keys = dict(
+        model=model,
+        hardware="a40",
+        dtype=draw(st.sampled_from(["fp16", "fp32", "int8", "w4a16"])),
+        phases=phases,
+        batch=draw(st.lists(st.integers(1, 4096), min_size=1, max_size=3, unique=True)),
+        seq_len=seq_len,
+        fused_attention=fused_attention,
+        causal=causal,
+    )
     if "verify" in phases:
         keys["spec_k"] = draw(st.lists(st.integers(1, max(seq_len)), min_size=1, max_size=2, unique=True))
     return keys
@@ -57,12 +72,29 @@ def test_engine_equals_integer_reference(keys):
                 for s in keys["seq_len"]:
                     if k is not None and s < k:
                         continue
-                    ref = reference_costs(B=b, S=s, phase=phase, K=k, h=model.hidden, H=model.heads,
-                                          G=model.kv_heads, d=model.head_dim, I=model.intermediate, V=model.vocab,
-                                          w=dt.weight_bytes, a=dt.act_bytes, k=dt.kv_bytes, causal=keys["causal"],
-                                          fused=keys["fused_attention"], gated=model.gated_mlp)
-                    rows = df.filter(phase=phase, batch=b, seq_len=s, spec_k=k) if k else df.filter(
-                        pl.col("phase") == phase, batch=b, seq_len=s)
+                    ref = reference_costs(
+                        B=b,
+                        S=s,
+                        phase=phase,
+                        K=k,
+                        h=model.hidden,
+                        H=model.heads,
+                        G=model.kv_heads,
+                        d=model.head_dim,
+                        I=model.intermediate,
+                        V=model.vocab,
+                        w=dt.weight_bytes,
+                        a=dt.act_bytes,
+                        k=dt.kv_bytes,
+                        causal=keys["causal"],
+                        fused=keys["fused_attention"],
+                        gated=model.gated_mlp,
+                    )
+                    rows = (
+                        df.filter(phase=phase, batch=b, seq_len=s, spec_k=k)
+                        if k
+                        else df.filter(pl.col("phase") == phase, batch=b, seq_len=s)
+                    )
                     assert sorted(rows.get_column("op").cast(pl.String)) == sorted(ref)
                     expected_rows += len(ref)
                     for row in rows.iter_rows(named=True):
@@ -109,7 +141,10 @@ def test_costs_monotone_in_batch_and_seq_len(keys):
     keys["phases"] = [p for p in keys["phases"] if p != "verify"] or ["decode"]
     df = rooflax.sweep(**keys)
     for axis, held in (("batch", "seq_len"), ("seq_len", "batch")):
-        steps = (df.sort(axis).group_by("phase", "op", held, maintain_order=True)
-                 .agg(pl.col("flops").diff().min().alias("df"), pl.col("bytes").diff().min().alias("db")))
+        steps = (
+            df.sort(axis)
+            .group_by("phase", "op", held, maintain_order=True)
+            .agg(pl.col("flops").diff().min().alias("df"), pl.col("bytes").diff().min().alias("db"))
+        )
         assert (steps.get_column("df").fill_null(0) >= 0).all(), axis
         assert (steps.get_column("db").fill_null(0) >= 0).all(), axis

@@ -66,7 +66,7 @@ def blocks(text: str) -> list[Block]:
             i += 1
             continue
         end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
-        block = Block(i + 1, fence[1], "\n".join(lines[i + 1:end]))
+        block = Block(i + 1, fence[1], "\n".join(lines[i + 1 : end]))
         j = i - 1
         while j >= 0 and _DIRECTIVE.match(lines[j]):
             kind, arg = _DIRECTIVE.match(lines[j]).groups()
@@ -91,7 +91,7 @@ def commands(text: str) -> list[str]:
         while words:
             cut = words.index("&&") if "&&" in words else len(words)
             out.append(shlex.join(words[:cut]))
-            words = words[cut + 1:]
+            words = words[cut + 1 :]
     return out
 
 
@@ -171,18 +171,23 @@ def test_readme_runs_as_written(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in (tmp_path / "docs").iterdir()} == docs  # and never into docs/
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("pip install -e . && rooflax sweep -o out/x   # a comment", ["pip install -e .", "rooflax sweep -o out/x"]),
-    ("rooflax best-k a.toml --k 1 \\\n    --plot out/c.png", ["rooflax best-k a.toml --k 1 --plot out/c.png"]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("pip install -e . && rooflax sweep -o out/x   # a comment", ["pip install -e .", "rooflax sweep -o out/x"]),
+        ("rooflax best-k a.toml --k 1 \\\n    --plot out/c.png", ["rooflax best-k a.toml --k 1 --plot out/c.png"]),
+    ],
+)
 def test_shell_blocks_split_into_commands(text, expected):
     assert commands(text) == expected
 
 
 def test_directives_attach_to_the_next_block():
-    text = ("<!-- readme-test: skip needs a GPU -->\n```bash\nrooflax validate\n```\n"
-            "<!-- readme-test: replace 1,2,4 => 1 -->\n<!-- readme-test: replace a => b -->\n```python\n"
-            "x = [1,2,4], 'a'\n```\n")
+    text = (
+        "<!-- readme-test: skip needs a GPU -->\n```bash\nrooflax validate\n```\n"
+        "<!-- readme-test: replace 1,2,4 => 1 -->\n<!-- readme-test: replace a => b -->\n```python\n"
+        "x = [1,2,4], 'a'\n```\n"
+    )
     first, second = blocks(text)
     assert first.skip == "needs a GPU" and first.replace == []
     assert second.replace == [("1,2,4", "1"), ("a", "b")] and second.source() == "x = [1], 'b'"
@@ -223,14 +228,16 @@ def test_cli_reference_matches_help():
 
     synopsis = cli_reference(README.read_text())
     actual = help_flags(_parser())
-    assert set(synopsis) == set(actual), f"README lacks {set(actual) - set(synopsis)}, --help lacks " \
-                                         f"{set(synopsis) - set(actual)}"
+    assert set(synopsis) == set(actual), (
+        f"README lacks {set(actual) - set(synopsis)}, --help lacks {set(synopsis) - set(actual)}"
+    )
     for name, (flags, positionals) in actual.items():
         text = synopsis[name]
         if text.startswith("(the same)"):  # best-k: speculate's flags, then its own
             text = synopsis["speculate"] + text.removeprefix("(the same)")
         listed = set(_FLAG.findall(text))
-        assert listed == flags, f"rooflax {name}: README lacks {sorted(flags - listed)}, --help lacks " \
-                                f"{sorted(listed - flags)}"
+        assert listed == flags, (
+            f"rooflax {name}: README lacks {sorted(flags - listed)}, --help lacks {sorted(listed - flags)}"
+        )
         for positional in positionals:
             assert re.search(rf"\b{positional}\b", text), f"rooflax {name}: README lacks the argument {positional}"

@@ -13,8 +13,13 @@ from rooflax.answers import report as report_module
 from rooflax.answers.tables import show
 from rooflax.cli.commands import main
 
-KEYS = dict(phases=["prefill", "decode", "verify"], batch=[1, 8, 64, 512], seq_len=[256, 2048, 4096], spec_k=[16],
-            hardware=["a40", "l4"])
+KEYS = dict(
+    phases=["prefill", "decode", "verify"],
+    batch=[1, 8, 64, 512],
+    seq_len=[256, 2048, 4096],
+    spec_k=[16],
+    hardware=["a40", "l4"],
+)
 
 
 def test_bound_shares_count_the_rows():
@@ -47,8 +52,10 @@ def test_crossovers_are_exact_at_the_median_seq_len():
     assert "never for qk/pv, elementwise" in rep.text()
     line = next(line for line in rep.text().splitlines() if line.split()[:3] == ["decode", "-", "up/gate/down"])
     assert line.split()[3] == str(c)  # spec_k "-", then the a40 column: within the sweep's batches (up to 512)
-    small = rooflax.describe(rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[2048]),
-                             spec=rooflax.parse_spec(phases=["decode"], batch=[1, 8], seq_len=[2048]))
+    small = rooflax.describe(
+        rooflax.sweep(phases=["decode"], batch=[1, 8], seq_len=[2048]),
+        spec=rooflax.parse_spec(phases=["decode"], batch=[1, 8], seq_len=[2048]),
+    )
     assert any(line.split()[:4] == ["decode", "up/gate/down", str(c), "*"] for line in small.text().splitlines())
 
 
@@ -132,14 +139,15 @@ def _shares(df: pl.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
     """Per (phase, group): the share of rows of each bound, counted in Python (None: unknown)."""
     counts = Counter((row["phase"], row["group"], row["bound"]) for row in df.iter_rows(named=True))
     totals = Counter((phase, group) for phase, group, _ in counts.elements())
-    return {key: {bound or "unknown": counts[(*key, bound)] / n for (*k, bound) in counts if tuple(k) == key}
-            for key, n in totals.items()}
+    return {
+        key: {bound or "unknown": counts[(*key, bound)] / n for (*k, bound) in counts if tuple(k) == key}
+        for key, n in totals.items()
+    }
 
 
 @pytest.mark.slow
 def test_collectives_are_network_bound_in_their_own_column(tmp_path, capsys):
-    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 256], seq_len=[512],
-                tp=[1, 2])
+    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 256], seq_len=[512], tp=[1, 2])
     df = rooflax.sweep(**keys)
     rep = rooflax.describe(df, spec=rooflax.parse_spec(**keys))
     expected = _shares(df)
@@ -155,6 +163,7 @@ def test_collectives_are_network_bound_in_their_own_column(tmp_path, capsys):
 
 def _first_compute_batch(op: str, **point) -> int:
     """The smallest batch at which ``op`` is compute-bound by evaluate, doubling then bisecting (monotone)."""
+
     def compute(batch: int) -> bool:
         return rooflax.evaluate(batch=batch, **point)["ops"][op]["bound"] == "compute"
 
@@ -169,8 +178,7 @@ def _first_compute_batch(op: str, **point) -> int:
 
 
 def test_crossovers_per_layout_and_collectives_named_network_bound():
-    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 256], seq_len=[512],
-                tp=[1, 8])
+    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["decode"], batch=[1, 256], seq_len=[512], tp=[1, 8])
     rep = rooflax.describe(rooflax.sweep(**keys), spec=rooflax.parse_spec(**keys))
     cross = rep.crossovers
     assert set(cross.get_column("tp")) == {1, 8}
@@ -179,8 +187,9 @@ def test_crossovers_per_layout_and_collectives_named_network_bound():
     lm_head = next(row for row in table.rows if row[:2] == ("decode", "lm_head"))
     for tp, cell in zip((1, 8), lm_head[2:], strict=True):
         row = cross.filter(tp=tp, group="lm_head").row(0, named=True)
-        expected = _first_compute_batch("lm_head", model="llama-2-70b", hardware="h100-sxm", phase="decode",
-                                        seq_len=512, tp=tp)
+        expected = _first_compute_batch(
+            "lm_head", model="llama-2-70b", hardware="h100-sxm", phase="decode", seq_len=512, tp=tp
+        )
         assert row["first"] == row["last"] == expected
         assert cell == f"{expected} *"  # beyond the sweep's largest batch, 256
     comm = cross.filter(group="comm")
@@ -200,8 +209,9 @@ def test_moe_sweep_reports_crossovers():
     assert "no crossovers" not in rep.text() and "smallest batch" in rep.text()
 
 
-@pytest.mark.parametrize("bound", [pl.lit(None, pl.Int32), pl.lit(None), pl.when(pl.col("batch") == 1)
-                                   .then(pl.col("bound"))])
+@pytest.mark.parametrize(
+    "bound", [pl.lit(None, pl.Int32), pl.lit(None), pl.when(pl.col("batch") == 1).then(pl.col("bound"))]
+)
 def test_show_counts_missing_bounds_as_unknown(tmp_path, capsys, bound):
     out = rooflax.sweep_to_parquet(None, tmp_path / "ds", phases=["decode"], batch=[1, 256], seq_len=[2048])
     part = next(out.iterdir())
@@ -229,8 +239,14 @@ def test_a_bound_column_of_another_type_is_one_line_error(tmp_path, capsys):
 
 def test_tokens_and_memory_tell_layouts_apart():
     """Llama-2-70B (138 GB of fp16 weights) fits no 80 GB H100 alone, every layout from tp = 4 on."""
-    keys = {"model": "llama-2-70b", "hardware": "h100-sxm", "phases": ["decode"], "batch": [1, 16], "seq_len": [512],
-            "tp": [1, 4]}
+    keys = {
+        "model": "llama-2-70b",
+        "hardware": "h100-sxm",
+        "phases": ["decode"],
+        "batch": [1, 16],
+        "seq_len": [512],
+        "tp": [1, 4],
+    }
     report = rooflax.describe(rooflax.sweep(summary=True, **keys), spec=rooflax.parse_spec(**keys))
     memory = {(r["tp"], r["fit"], r["configurations"]) for r in report.memory.iter_rows(named=True)}
     assert memory == {(1, 0, 2), (4, 2, 2)}
@@ -243,19 +259,48 @@ def test_tokens_and_memory_tell_layouts_apart():
 @pytest.mark.slow
 def test_show_answers_how_many_devices(tmp_path, capsys):
     """A sweep of layouts: per phase and layout what fits and its best configuration, then the best layout."""
-    keys = dict(model="llama-2-70b", hardware="h100-sxm", phases=["prefill", "decode"], batch=[16, 64],
-                seq_len=[4096], tp=[1, 2, 4, 8], pp=[1, 2])
-    assert main(["sweep", "--model", "llama-2-70b", "--hardware", "h100-sxm", "--phases", "prefill,decode",
-                 "--batch", "16,64", "--seq-len", "4096", "--tp", "1,2,4,8", "--pp", "1,2", "--summary",
-                 "-o", str(tmp_path / "ds"), "--quiet"]) == 0
+    keys = dict(
+        model="llama-2-70b",
+        hardware="h100-sxm",
+        phases=["prefill", "decode"],
+        batch=[16, 64],
+        seq_len=[4096],
+        tp=[1, 2, 4, 8],
+        pp=[1, 2],
+    )
+    assert (
+        main(
+            [
+                "sweep",
+                "--model",
+                "llama-2-70b",
+                "--hardware",
+                "h100-sxm",
+                "--phases",
+                "prefill,decode",
+                "--batch",
+                "16,64",
+                "--seq-len",
+                "4096",
+                "--tp",
+                "1,2,4,8",
+                "--pp",
+                "1,2",
+                "--summary",
+                "-o",
+                str(tmp_path / "ds"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     df = rooflax.sweep(summary=True, **keys)
     layouts = rooflax.describe(tmp_path / "ds").layouts
     assert layouts.height == 2 * 4 * 2
     for row in layouts.iter_rows(named=True):
         cell = df.filter(phase=row["phase"], tp=row["tp"], pp=row["pp"])
         fit = cell.filter("fits_in_memory")
-        assert (row["configurations"], row["fit"], row["devices"]) == (cell.height, fit.height,
-                                                                       row["tp"] * row["pp"])
+        assert (row["configurations"], row["fit"], row["devices"]) == (cell.height, fit.height, row["tp"] * row["pp"])
         if fit.height:
             best = fit.sort("tokens_per_s", descending=True).row(0, named=True)
             assert (row["batch"], row["tokens_per_s"]) == (best["batch"], best["tokens_per_s"])

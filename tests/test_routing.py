@@ -14,8 +14,14 @@ from rooflax.cost.shape import Shape
 
 MIXTRAL = rooflax.get_model("mixtral-8x7b")  # E = 8, k = 2, h = 4096, expert width 14336, L = 32
 H, I = 4096, 14336
-GRID = {"hardware": "h100-sxm", "phases": ["prefill", "decode"], "batch": [1, 2, 3, 16, 64], "seq_len": [128, 1024],
-        "tp": [1, 2], "ep": [1, 2, 4]}
+GRID = {
+    "hardware": "h100-sxm",
+    "phases": ["prefill", "decode"],
+    "batch": [1, 2, 3, 16, 64],
+    "seq_len": [128, 1024],
+    "tp": [1, 2],
+    "ep": [1, 2, 4],
+}
 
 
 def _skewed(spread: float) -> rooflax.Model:
@@ -23,8 +29,9 @@ def _skewed(spread: float) -> rooflax.Model:
 
 
 def _touched(model: rooflax.Model, batch: int, ep: int = 1) -> float:
-    return make_step(Shape.of(model, rooflax.get_dtype("fp16"), phase="decode", batch=batch, seq_len=256,
-                              ep=ep)).touched
+    return make_step(
+        Shape.of(model, rooflax.get_dtype("fp16"), phase="decode", batch=batch, seq_len=256, ep=ep)
+    ).touched
 
 
 @pytest.mark.slow
@@ -60,8 +67,10 @@ def test_skewed_touched_and_weight_bytes_by_hand(tmp_path):
     assert _touched(_skewed(5.5), 2) == pytest.approx(36 / 11, rel=1e-15)
     # through a TOML model file and the engine: decode, B = 64, expert_up reads 4 experts' weights
     path = tmp_path / "skewed.toml"
-    path.write_text('name = "mixtral-skewed"\nhidden = 4096\nlayers = 32\nheads = 32\nkv_heads = 8\n'
-                    'intermediate = 14336\nvocab = 32000\nexperts = 8\nexperts_per_token = 2\nrouting_experts = 4\n')
+    path.write_text(
+        'name = "mixtral-skewed"\nhidden = 4096\nlayers = 32\nheads = 32\nkv_heads = 8\n'
+        "intermediate = 14336\nvocab = 32000\nexperts = 8\nexperts_per_token = 2\nrouting_experts = 4\n"
+    )
     frame = rooflax.sweep(model=[str(path)], hardware="h100-sxm", phases=["decode"], batch=[1, 64], seq_len=[256])
     up = dict(frame.filter(pl.col("op") == "expert_up").select("batch", "bytes").iter_rows())
     assert up[64] == 474_480_640  # 2·4·4096·14336 weights + 2·128·(4096 + 14336) activations (R = 128)
@@ -82,33 +91,43 @@ def test_memory_counts_every_expert():
 def test_fewer_effective_experts_read_fewer_weight_bytes():
     spreads = (2, 2.5, 3, 4, 5.5, 7, 8)
     for tokens in (2, 3, 16, 64, 512):
-        read = [rooflax.evaluate(model=_skewed(e), phase="decode", batch=tokens, seq_len=128)["ops"]["expert_gate"]
-                ["bytes"] for e in spreads]
+        read = [
+            rooflax.evaluate(model=_skewed(e), phase="decode", batch=tokens, seq_len=128)["ops"]["expert_gate"]["bytes"]
+            for e in spreads
+        ]
         assert read == sorted(set(read)), tokens  # strictly increasing with E_eff
-    one = {rooflax.evaluate(model=_skewed(e), phase="decode", batch=1, seq_len=128)["ops"]["expert_gate"]["bytes"]
-           for e in spreads}
+    one = {
+        rooflax.evaluate(model=_skewed(e), phase="decode", batch=1, seq_len=128)["ops"]["expert_gate"]["bytes"]
+        for e in spreads
+    }
     assert len(one) == 1  # one token reads k experts whatever the skew
 
 
-@pytest.mark.parametrize(("value", "fragment"), [
-    (1.5, "routing_experts is 1.5; expected experts_per_token (2) to experts (8)"),
-    (9, "routing_experts is 9; expected experts_per_token (2) to experts (8)"),
-    (0, "routing_experts: expected a positive finite number, got 0"),
-    (-4, "routing_experts: expected a positive finite number, got -4"),
-    (float("inf"), "routing_experts: expected a positive finite number, got inf"),
-    (True, "routing_experts: expected a positive finite number, got True"),
-    ("4", "routing_experts: expected a positive finite number, got '4'"),
-])
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (1.5, "routing_experts is 1.5; expected experts_per_token (2) to experts (8)"),
+        (9, "routing_experts is 9; expected experts_per_token (2) to experts (8)"),
+        (0, "routing_experts: expected a positive finite number, got 0"),
+        (-4, "routing_experts: expected a positive finite number, got -4"),
+        (float("inf"), "routing_experts: expected a positive finite number, got inf"),
+        (True, "routing_experts: expected a positive finite number, got True"),
+        ("4", "routing_experts: expected a positive finite number, got '4'"),
+    ],
+)
 def test_bad_routing_experts(value, fragment):
     one_line_error(lambda: dataclasses.replace(MIXTRAL, routing_experts=value), "model 'mixtral-8x7b'", fragment)
 
 
 def test_routing_experts_on_a_dense_model(tmp_path):
-    one_line_error(lambda: dataclasses.replace(rooflax.get_model("llama-7b"), routing_experts=4),
-                   "routing_experts is 4 but experts is 0")
+    one_line_error(
+        lambda: dataclasses.replace(rooflax.get_model("llama-7b"), routing_experts=4),
+        "routing_experts is 4 but experts is 0",
+    )
     path = tmp_path / "dense.toml"
-    path.write_text('name = "d"\nhidden = 256\nlayers = 2\nheads = 4\nintermediate = 768\nvocab = 1024\n'
-                    'routing_experts = 4\n')
+    path.write_text(
+        'name = "d"\nhidden = 256\nlayers = 2\nheads = 4\nintermediate = 768\nvocab = 1024\nrouting_experts = 4\n'
+    )
     one_line_error(lambda: rooflax.get_model(str(path)), "dense.toml", "routing_experts is 4 but experts is 0")
 
 
@@ -119,5 +138,6 @@ def test_skew_is_in_the_spec_and_round_trips(tmp_path):
     assert rooflax.SweepSpec.from_dict(spec.to_dict()) == spec
     # a skewed file under a preset's name is refused, naming the difference
     renamed = dataclasses.replace(skewed, name="mixtral-8x7b")
-    one_line_error(lambda: rooflax.parse_spec(model=[renamed], batch=[1], seq_len=[128]),
-                   "differs from it in routing_experts")
+    one_line_error(
+        lambda: rooflax.parse_spec(model=[renamed], batch=[1], seq_len=[128]), "differs from it in routing_experts"
+    )

@@ -25,6 +25,7 @@ def _row(df: pl.DataFrame, **where) -> dict:
 
 # --- trees -----------------------------------------------------------------------------------------------------
 
+
 def test_medusa_tree_levels_are_cartesian_products():
     # root, 3 first-head choices, 3·2 second-head choices
     assert medusa_tree([3, 2]) == (1, 2, 2, 2, 3, 3, 3, 3, 3, 3)
@@ -51,14 +52,16 @@ def test_tree_mask_keeps_the_prefix_and_the_ancestors():
 
 # --- acceptance and speedup -------------------------------------------------------------------------------------
 
+
 def test_geometric_four_drafts_yield_3_3616_tokens():
     df = rooflax.speculate(batch=[1], seq_len=[512], k=[4], acceptance={"kind": "geometric", "alpha": 0.8})
     assert df["tokens_per_round"].item() == pytest.approx(1 + 0.8 + 0.64 + 0.512 + 0.4096, rel=1e-12)
     assert df["candidates"].item() == 5
 
 
-@pytest.mark.parametrize("drafter", [{}, {"draft_model": "llama-7b"}, {"medusa_heads": 4},
-                                     {"medusa_heads": 4, "shared_lm_head": True}])
+@pytest.mark.parametrize(
+    "drafter", [{}, {"draft_model": "llama-7b"}, {"medusa_heads": 4}, {"medusa_heads": 4, "shared_lm_head": True}]
+)
 def test_no_drafts_is_plain_decode_exactly(drafter):
     df = rooflax.speculate(batch=[1, 3, 64], seq_len=[100, 2048], k=[0, 2], **drafter)
     zero = df.filter(draft_k=0)
@@ -69,22 +72,38 @@ def test_no_drafts_is_plain_decode_exactly(drafter):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("target", "layouts"), [
-    ({"model": "llama-2-70b", "tp": [1, 2], "pp": [1, 2]}, [(t, p, 1) for t in (1, 2) for p in (1, 2)]),
-    ({"model": "mixtral-8x7b", "ep": [1, 2]}, [(1, 1, 1), (1, 1, 2)]),
-])
+@pytest.mark.parametrize(
+    ("target", "layouts"),
+    [
+        ({"model": "llama-2-70b", "tp": [1, 2], "pp": [1, 2]}, [(t, p, 1) for t in (1, 2) for p in (1, 2)]),
+        ({"model": "mixtral-8x7b", "ep": [1, 2]}, [(1, 1, 1), (1, 1, 2)]),
+    ],
+)
 def test_each_layout_is_its_own_cell(target, layouts):
     """Plain decode and verify of one layout are compared with each other only, never across layouts."""
     k = 2
-    df = rooflax.speculate(hardware="h100-sxm", batch=[1, 2], seq_len=[128], k=[0, k], draft_model="llama-7b"
-                           if target["model"] == "llama-2-70b" else None, **target)
+    df = rooflax.speculate(
+        hardware="h100-sxm",
+        batch=[1, 2],
+        seq_len=[128],
+        k=[0, k],
+        draft_model="llama-7b" if target["model"] == "llama-2-70b" else None,
+        **target,
+    )
     assert df.height == len(layouts) * 2 * 2  # layouts × batches × draft lengths
     assert df.filter(draft_k=0)["speedup"].to_list() == [1.0] * len(layouts) * 2
     assert df.filter(draft_k=0)["achieved_speedup"].to_list() == [1.0] * len(layouts) * 2
     step = rooflax.evaluate(model="llama-7b", hardware="h100-sxm", batch=2, seq_len=128)["totals"]["time_s"]
     for tp, pp, ep in layouts:
-        where = {"model": target["model"], "hardware": "h100-sxm", "batch": 2, "seq_len": 128,
-                 "tp": tp, "pp": pp, "ep": ep}
+        where = {
+            "model": target["model"],
+            "hardware": "h100-sxm",
+            "batch": 2,
+            "seq_len": 128,
+            "tp": tp,
+            "pp": pp,
+            "ep": ep,
+        }
         decode = rooflax.evaluate(phase="decode", **where)["totals"]["time_s"]
         verify = rooflax.evaluate(phase="verify", spec_k=k + 1, causal=True, **where)["totals"]["time_s"]
         draft = k * step if target["model"] == "llama-2-70b" else 0.0  # a draft model runs on one device
@@ -96,8 +115,9 @@ def test_each_layout_is_its_own_cell(target, layouts):
 
 
 def test_alpha_zero_yields_one_token_and_no_speedup():
-    df = rooflax.speculate(batch=[1, 64], seq_len=[1024], k=[0, 1, 4, 8], medusa_heads=8,
-                           acceptance={"kind": "geometric", "alpha": 0.0})
+    df = rooflax.speculate(
+        batch=[1, 64], seq_len=[1024], k=[0, 1, 4, 8], medusa_heads=8, acceptance={"kind": "geometric", "alpha": 0.0}
+    )
     assert df["tokens_per_round"].to_list() == [1.0] * df.height
     assert (df["speedup"] <= 1).all() and (df["achieved_speedup"] <= 1).all()
     assert (df.filter(pl.col("draft_k") > 0)["speedup"] < 1).all()
@@ -106,12 +126,19 @@ def test_alpha_zero_yields_one_token_and_no_speedup():
 def test_draft_model_row_by_hand():
     """Draft: K decode steps of llama-7b at seq_len S; verify: a causal step of K+1 tokens; decode: one step."""
     b, s, k = 4, 1024, 3
-    df = rooflax.speculate(model="llama-13b", batch=[b], seq_len=[s], k=[k], draft_model="llama-7b",
-                           acceptance={"kind": "geometric", "alpha": 0.6})
+    df = rooflax.speculate(
+        model="llama-13b",
+        batch=[b],
+        seq_len=[s],
+        k=[k],
+        draft_model="llama-7b",
+        acceptance={"kind": "geometric", "alpha": 0.6},
+    )
     row = df.row(0, named=True)
     step = rooflax.evaluate(model="llama-7b", phase="decode", batch=b, seq_len=s)["totals"]
-    verify = rooflax.evaluate(model="llama-13b", phase="verify", batch=b, seq_len=s, spec_k=k + 1,
-                              causal=True)["totals"]
+    verify = rooflax.evaluate(model="llama-13b", phase="verify", batch=b, seq_len=s, spec_k=k + 1, causal=True)[
+        "totals"
+    ]
     decode = rooflax.evaluate(model="llama-13b", phase="decode", batch=b, seq_len=s)["totals"]
     tokens = 1 + 0.6 + 0.36 + 0.216
     for prefix, key in (("", "time_s"), ("achieved_", "achieved_time_s")):
@@ -125,8 +152,7 @@ def test_draft_model_row_by_hand():
 def test_draft_model_from_a_path(tmp_path):
     """draft_model is typed str | Path | Model: a pathlib.Path to a model file drafts as its name as text does."""
     path = tmp_path / "draft.toml"
-    path.write_text('name = "draft-7b"\nhidden = 4096\nlayers = 32\nheads = 32\nintermediate = 11008\n'
-                    'vocab = 32000\n')
+    path.write_text('name = "draft-7b"\nhidden = 4096\nlayers = 32\nheads = 32\nintermediate = 11008\nvocab = 32000\n')
     cell = dict(batch=[1], seq_len=[512], k=[0, 2])
     by_text = rooflax.speculate(draft_model=str(path), **cell)
     assert rooflax.speculate(draft_model=path, **cell).equals(by_text) and by_text.height == 2
@@ -149,14 +175,21 @@ def test_medusa_heads_by_hand(shared):
 
 
 def test_medusa_tree_rounds_use_one_head_per_level():
-    df = rooflax.speculate(batch=[1], seq_len=[1024], medusa_heads=2, tree=[{"top_k": [4, 2]}, {"depths": [1]}],
-                           acceptance={"kind": "table", "by": "candidates", "candidates": [13],
-                                       "tokens_per_round": [2.5]})
+    df = rooflax.speculate(
+        batch=[1],
+        seq_len=[1024],
+        medusa_heads=2,
+        tree=[{"top_k": [4, 2]}, {"depths": [1]}],
+        acceptance={"kind": "table", "by": "candidates", "candidates": [13], "tokens_per_round": [2.5]},
+    )
     assert df["candidates"].to_list() == [1, 13]
     assert df["draft_k"].to_list() == [0, 2]
     assert df["tokens_per_round"].to_list() == [1.0, 2.5]
-    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[1024], medusa_heads=1, tree=[{"top_k": [4, 2]}]),
-                   "medusa_heads", "2")
+    one_line_error(
+        lambda: rooflax.speculate(batch=[1], seq_len=[1024], medusa_heads=1, tree=[{"top_k": [4, 2]}]),
+        "medusa_heads",
+        "2",
+    )
 
 
 def test_table_acceptance_interpolates_linearly_and_never_extrapolates():
@@ -167,8 +200,14 @@ def test_table_acceptance_interpolates_linearly_and_never_extrapolates():
 
 
 def test_best_k_picks_the_fastest_round_of_each_cell():
-    df = rooflax.speculate(model="llama-33b", hardware="a100-80gb-pcie", batch=[1, 16, 128], seq_len=[512, 4096],
-                           k=[0, 1, 2, 4, 8], draft_model="llama-7b")
+    df = rooflax.speculate(
+        model="llama-33b",
+        hardware="a100-80gb-pcie",
+        batch=[1, 16, 128],
+        seq_len=[512, 4096],
+        k=[0, 1, 2, 4, 8],
+        draft_model="llama-7b",
+    )
     best = rooflax.best_k(df)
     assert best.height == 6
     for cell in best.iter_rows(named=True):
@@ -182,8 +221,12 @@ def test_best_k_picks_the_fastest_round_of_each_cell():
 
 @pytest.mark.slow
 @settings(max_examples=15, deadline=None)
-@given(alpha=st.floats(0, 0.99), more=st.floats(0, 0.99), batch=st.sampled_from([1, 7, 32, 200]),
-       seq_len=st.sampled_from([64, 999, 8192]))
+@given(
+    alpha=st.floats(0, 0.99),
+    more=st.floats(0, 0.99),
+    batch=st.sampled_from([1, 7, 32, 200]),
+    seq_len=st.sampled_from([64, 999, 8192]),
+)
 def test_speedup_is_monotone_in_alpha_and_below_tokens_per_round(alpha, more, batch, seq_len):
     low, high = sorted((alpha, more))
     keys = {"batch": [batch], "seq_len": [seq_len], "k": [0, 1, 3, 6], "medusa_heads": 6}
@@ -199,43 +242,65 @@ def test_speedup_is_monotone_in_alpha_and_below_tokens_per_round(alpha, more, ba
 
 # --- bad input --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("alpha", [-0.1, 1.0, 1.5])
 def test_alpha_outside_unit_interval(alpha):
-    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], acceptance={"kind": "geometric",
-                                                                                    "alpha": alpha}),
-                   "acceptance.alpha", repr(alpha), "[0, 1)")
+    one_line_error(
+        lambda: rooflax.speculate(batch=[1], seq_len=[512], acceptance={"kind": "geometric", "alpha": alpha}),
+        "acceptance.alpha",
+        repr(alpha),
+        "[0, 1)",
+    )
 
 
 def test_shared_lm_head_needs_medusa_heads():
-    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], shared_lm_head=True),
-                   "shared_lm_head", "medusa_heads")
-    one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], shared_lm_head=True, draft_model="llama-7b"),
-                   "shared_lm_head", "medusa_heads")
+    one_line_error(
+        lambda: rooflax.speculate(batch=[1], seq_len=[512], shared_lm_head=True), "shared_lm_head", "medusa_heads"
+    )
+    one_line_error(
+        lambda: rooflax.speculate(batch=[1], seq_len=[512], shared_lm_head=True, draft_model="llama-7b"),
+        "shared_lm_head",
+        "medusa_heads",
+    )
 
 
 def test_draft_model_of_another_vocabulary():
-    one_line_error(lambda: rooflax.speculate(model="llama-7b", batch=[1], seq_len=[512], draft_model="llama-3-8b"),
-                   "draft_model", "128256", "32000")
+    one_line_error(
+        lambda: rooflax.speculate(model="llama-7b", batch=[1], seq_len=[512], draft_model="llama-3-8b"),
+        "draft_model",
+        "128256",
+        "32000",
+    )
 
 
-@pytest.mark.parametrize(("options", "fragments"), [
-    ({"tree": [{"depths": []}]}, ("tree[0].depths",)),
-    ({"tree": [{"depths": [1, 3]}]}, ("tree[0].depths[1]", "parent")),
-    ({"acceptance": {"kind": "table", "by": "candidates", "candidates": [0], "tokens_per_round": [1]}},
-     ("acceptance.candidates[0]", "≥ 1")),
-    ({"k": [-1]}, ("k[0]",)),
-])
+@pytest.mark.parametrize(
+    ("options", "fragments"),
+    [
+        ({"tree": [{"depths": []}]}, ("tree[0].depths",)),
+        ({"tree": [{"depths": [1, 3]}]}, ("tree[0].depths[1]", "parent")),
+        (
+            {"acceptance": {"kind": "table", "by": "candidates", "candidates": [0], "tokens_per_round": [1]}},
+            ("acceptance.candidates[0]", "≥ 1"),
+        ),
+        ({"k": [-1]}, ("k[0]",)),
+    ],
+)
 def test_fewer_than_one_candidate(options, fragments):
     one_line_error(lambda: rooflax.speculate(batch=[1], seq_len=[512], **options), *fragments)
 
 
 def test_spec_tree_must_match_spec_k():
-    one_line_error(lambda: rooflax.sweep(phases=["verify"], batch=[1], seq_len=[512], spec_k=[4],
-                                         tree=[{"top_k": [2]}]), "tree", "[3]", "[4]")
+    one_line_error(
+        lambda: rooflax.sweep(phases=["verify"], batch=[1], seq_len=[512], spec_k=[4], tree=[{"top_k": [2]}]),
+        "tree",
+        "[3]",
+        "[4]",
+    )
     one_line_error(lambda: rooflax.sweep(batch=[1], seq_len=[512], tree="chain"), "tree", "verify")
 
 
 # --- CLI --------------------------------------------------------------------------------------------------------
+
 
 def test_cli_speculate_and_best_k(capsys):
     assert main(["speculate", "--batch", "1,8", "--seq-len", "1024", "--k", "0,4", "--alpha", "0.8"]) == 0
@@ -251,11 +316,14 @@ def test_cli_bad_input_is_one_line(capsys):
     assert err.startswith("error: acceptance.alpha") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize(("args", "field"), [
-    (["speculate", "--shared-lm-head"], "shared_lm_head"),
-    (["best-k", "--shared-lm-head", "--draft-model", "llama-7b"], "shared_lm_head"),
-    (["best-k", "--overwrite"], "--overwrite"),
-])
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["speculate", "--shared-lm-head"], "shared_lm_head"),
+        (["best-k", "--shared-lm-head", "--draft-model", "llama-7b"], "shared_lm_head"),
+        (["best-k", "--overwrite"], "--overwrite"),
+    ],
+)
 def test_cli_refuses_options_that_do_nothing(capsys, args, field):
     assert main([*args, "--batch", "1", "--seq-len", "512", "--k", "0,1"]) == 2
     out, err = capsys.readouterr()
@@ -265,8 +333,10 @@ def test_cli_refuses_options_that_do_nothing(capsys, args, field):
 @pytest.mark.slow
 def test_cli_table_tells_every_cell_apart(tmp_path, capsys):
     spec = tmp_path / "layouts.toml"
-    spec.write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\ndtype = ["fp16", "fp8"]\n'
-                    '[axes]\nbatch = [1]\nseq_len = [128]\nhidden = [4096, 8192]\ntp = [1, 2]\npp = [1, 2]\n')
+    spec.write_text(
+        'model = "llama-2-70b"\nhardware = "h100-sxm"\ndtype = ["fp16", "fp8"]\n'
+        "[axes]\nbatch = [1]\nseq_len = [128]\nhidden = [4096, 8192]\ntp = [1, 2]\npp = [1, 2]\n"
+    )
     assert main(["speculate", str(spec), "--k", "0"]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
     lines = [line for line in lines if line.startswith("| llama-2-70b")]
@@ -278,6 +348,7 @@ def test_cli_table_tells_every_cell_apart(tmp_path, capsys):
 
 
 # --- regime map -------------------------------------------------------------------------------------------------
+
 
 def test_speculation_map_shows_speedup_and_best_k_per_cell():
     best = rooflax.best_k(batch=[1, 64], seq_len=[256, 2048], k=[0, 1, 4], medusa_heads=4)
@@ -291,8 +362,11 @@ def test_speculation_map_shows_speedup_and_best_k_per_cell():
     for (i, b), (j, s) in itertools.product(enumerate([1, 64]), enumerate([256, 2048])):
         assert shown[(i, j)] == f"{by_cell[(b, s)]['speedup']:.2f}"
         assert ks[(i, j)] == str(by_cell[(b, s)]["draft_k"])
-    one_line_error(lambda: rooflax.plot.speculation_map(rooflax.speculate(batch=[1], seq_len=[256], k=[0, 1])),
-                   "speculation map", "best_k")
+    one_line_error(
+        lambda: rooflax.plot.speculation_map(rooflax.speculate(batch=[1], seq_len=[256], k=[0, 1])),
+        "speculation map",
+        "best_k",
+    )
 
 
 def test_cli_best_k_plot(tmp_path, capsys):
@@ -304,9 +378,14 @@ def test_cli_best_k_plot(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("flags", "column"), [(["--hardware", "a40,a100-80gb-pcie"], "hardware"),
-                                               (["--model", "llama-7b,llama-13b"], "model"),
-                                               (["--hidden", "2048,4096"], "hidden")])
+@pytest.mark.parametrize(
+    ("flags", "column"),
+    [
+        (["--hardware", "a40,a100-80gb-pcie"], "hardware"),
+        (["--model", "llama-7b,llama-13b"], "model"),
+        (["--hidden", "2048,4096"], "hidden"),
+    ],
+)
 def test_cli_best_k_plot_of_several_maps_is_refused_first(tmp_path, capsys, flags, column):
     chart = tmp_path / "map.png"
     assert main(["best-k", "--batch", "1,8", "--seq-len", "256", "--k", "0,2", *flags, "--plot", str(chart)]) == 2
@@ -318,8 +397,7 @@ def test_cli_best_k_plot_of_several_maps_is_refused_first(tmp_path, capsys, flag
 
 def test_cli_best_k_plot_of_several_layouts_is_refused_first(tmp_path, capsys):
     spec = tmp_path / "tp.toml"
-    spec.write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\n[axes]\nbatch = [1]\nseq_len = [128]\n'
-                    'tp = [1, 2]\n')
+    spec.write_text('model = "llama-2-70b"\nhardware = "h100-sxm"\n[axes]\nbatch = [1]\nseq_len = [128]\ntp = [1, 2]\n')
     assert main(["best-k", str(spec), "--k", "0,1", "--plot", str(tmp_path / "map.png")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "one tp" in err and err.count("\n") == 1
@@ -333,8 +411,20 @@ def test_speculation_map_refuses_several_layouts():
 
 def test_memory_adds_the_drafters_weights_to_the_verify_step():
     cell = {"model": "llama-33b", "hardware": "a100-80gb-pcie", "batch": [1], "seq_len": [8192], "k": [0, 2]}
-    verify = rooflax.sweep(model="llama-33b", hardware="a100-80gb-pcie", batch=[1], seq_len=[8192], phases=["verify"],
-                           spec_k=[1, 3], tree="chain", summary=True).sort("spec_k")["memory_bytes"].to_list()
+    verify = (
+        rooflax.sweep(
+            model="llama-33b",
+            hardware="a100-80gb-pcie",
+            batch=[1],
+            seq_len=[8192],
+            phases=["verify"],
+            spec_k=[1, 3],
+            tree="chain",
+            summary=True,
+        )
+        .sort("spec_k")["memory_bytes"]
+        .to_list()
+    )
     external = rooflax.speculate(**cell)
     assert external["memory_bytes"].to_list() == verify  # nothing beside the target
     assert external["fits_in_memory"].to_list() == [v <= 80e9 for v in verify] == [True, True]
@@ -343,26 +433,48 @@ def test_memory_adds_the_drafters_weights_to_the_verify_step():
     assert (heads["memory_bytes"] - external["memory_bytes"]).to_list() == pytest.approx([4 * 2 * h * (h + vocab)] * 2)
     shared = rooflax.speculate(medusa_heads=4, shared_lm_head=True, **cell)
     assert (shared["memory_bytes"] - external["memory_bytes"]).to_list() == pytest.approx([4 * 2 * h * h] * 2)
-    draft = rooflax.sweep(model="llama-7b", hardware="a100-80gb-pcie", batch=[1], seq_len=[8192], phases=["decode"],
-                          summary=True)["memory_bytes"].item()
+    draft = rooflax.sweep(
+        model="llama-7b", hardware="a100-80gb-pcie", batch=[1], seq_len=[8192], phases=["decode"], summary=True
+    )["memory_bytes"].item()
     drafted = rooflax.speculate(draft_model="llama-7b", **cell)
     assert (drafted["memory_bytes"] - external["memory_bytes"]).to_list() == pytest.approx([draft] * 2)
     assert not drafted["fits_in_memory"].any()  # 33B + its 8k cache + 7B do not fit in 80 GB
 
 
 def test_best_k_can_keep_only_rounds_that_fit():
-    df = rooflax.speculate(model="llama-13b", hardware="a40", batch=[1, 2], seq_len=[2048, 8192],
-                           k=[0, 2], draft_model="llama-7b")
+    df = rooflax.speculate(
+        model="llama-13b", hardware="a40", batch=[1, 2], seq_len=[2048, 8192], k=[0, 2], draft_model="llama-7b"
+    )
     assert 0 < df["fits_in_memory"].sum() < df.height
     kept = rooflax.best_k(df, fits=True)
     fitting = df.filter("fits_in_memory").select("batch", "seq_len").unique()
     assert kept.select("batch", "seq_len").sort("batch", "seq_len").equals(fitting.sort("batch", "seq_len"))
     assert kept["fits_in_memory"].all() and rooflax.best_k(df).height == 4
-    assert main(["best-k", "--model", "llama-13b", "--hardware", "a40", "--batch", "1,2", "--seq-len",
-                 "2048,8192", "--k", "0,2", "--draft-model", "llama-7b", "--fits"]) == 0
+    assert (
+        main(
+            [
+                "best-k",
+                "--model",
+                "llama-13b",
+                "--hardware",
+                "a40",
+                "--batch",
+                "1,2",
+                "--seq-len",
+                "2048,8192",
+                "--k",
+                "0,2",
+                "--draft-model",
+                "llama-7b",
+                "--fits",
+            ]
+        )
+        == 0
+    )
 
 
 # --- defaults that match the drafter, and a note on each ---------------------------------------------------------
+
 
 def test_medusa_heads_default_to_their_models_acceptance_and_at_most_one_draft_per_head():
     from rooflax.config.acceptance import MEDUSA_HEADS
@@ -386,8 +498,13 @@ def test_choices_say_what_was_chosen():
     assert (chosen.spec.batch, chosen.spec.seq_len) == (reference.batch, reference.seq_len)
     assert chosen.k == (0, 1, 2, 3, 4, 5) and chosen.acceptance.heads == "vicuna-33b"
     notes = " | ".join(chosen.notes)
-    for fragment in (f"batch {reference.batch[0]}..{reference.batch[-1]}", "the reference sweep's",
-                     "acceptance medusa-vicuna-33b", "k 0..5", "one draft per head (5 heads)"):
+    for fragment in (
+        f"batch {reference.batch[0]}..{reference.batch[-1]}",
+        "the reference sweep's",
+        "acceptance medusa-vicuna-33b",
+        "k 0..5",
+        "one draft per head (5 heads)",
+    ):
         assert fragment in notes, notes
     other = choices(model="llama-2-70b", medusa_heads=2, batch=[1], seq_len=[64])
     assert other.acceptance.heads == "vicuna-33b" and "nearest in size to llama-2-70b" in " ".join(other.notes)
@@ -395,10 +512,13 @@ def test_choices_say_what_was_chosen():
     assert given.k == (1, 2) and given.notes == (
         "model llama-13b: the reference sweep's (no spec or model given)",
         "hardware a40: the reference sweep's (no spec or hardware given)",
-        "dtype fp16: the reference sweep's (no spec or dtype given)")
+        "dtype fp16: the reference sweep's (no spec or dtype given)",
+    )
     assert choices(rooflax.default_spec(), k=[1], acceptance={"kind": "geometric", "alpha": 0.5}).notes == ()
-    one_line_error(lambda: choices(model=["llama-7b", "llama-33b"], medusa_heads=2, batch=[1], seq_len=[64]),
-                   "acceptance: the sweep's models llama-7b, llama-33b take different Medusa presets")
+    one_line_error(
+        lambda: choices(model=["llama-7b", "llama-33b"], medusa_heads=2, batch=[1], seq_len=[64]),
+        "acceptance: the sweep's models llama-7b, llama-33b take different Medusa presets",
+    )
 
 
 def test_cli_best_k_asks_nothing_it_can_default(capsys):
@@ -417,23 +537,51 @@ def test_cli_best_k_asks_nothing_it_can_default(capsys):
 
 
 def test_fits_says_which_cells_have_no_row(capsys):
-    df = rooflax.speculate(model="llama-13b", hardware="a40", batch=[1, 2], seq_len=[2048, 8192],
-                           k=[0, 2], draft_model="llama-7b")
+    df = rooflax.speculate(
+        model="llama-13b", hardware="a40", batch=[1, 2], seq_len=[2048, 8192], k=[0, 2], draft_model="llama-7b"
+    )
     from rooflax.answers.speculate import unfit_cells
 
-    none_fit = {(r["batch"], r["seq_len"]) for r in df.group_by("batch", "seq_len").agg(
-        pl.col("fits_in_memory").any()).filter(~pl.col("fits_in_memory")).iter_rows(named=True)}
+    none_fit = {
+        (r["batch"], r["seq_len"])
+        for r in df.group_by("batch", "seq_len")
+        .agg(pl.col("fits_in_memory").any())
+        .filter(~pl.col("fits_in_memory"))
+        .iter_rows(named=True)
+    }
     unfit = unfit_cells(df)
     assert {(r["batch"], r["seq_len"]) for r in unfit.iter_rows(named=True)} == none_fit and none_fit
     least = df.filter(batch=unfit["batch"][0], seq_len=unfit["seq_len"][0])["memory_bytes"].min()
     assert unfit["memory_bytes"][0] == least and unfit["capacity_bytes"][0] == 48e9
-    assert main(["best-k", "--model", "llama-13b", "--hardware", "a40", "--batch", "1,2", "--seq-len",
-                 "2048,8192", "--k", "0,2", "--draft-model", "llama-7b", "--fits"]) == 0
+    assert (
+        main(
+            [
+                "best-k",
+                "--model",
+                "llama-13b",
+                "--hardware",
+                "a40",
+                "--batch",
+                "1,2",
+                "--seq-len",
+                "2048,8192",
+                "--k",
+                "0,2",
+                "--draft-model",
+                "llama-7b",
+                "--fits",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert f"note: --fits: {len(none_fit)} of 4 cells have no row, as no round fits in memory there" in err
     assert f"{least / 1e9:.1f} GB, a40 has 48.0 GB" in err
-    one_line_error(lambda: rooflax.best_k(df.filter(seq_len=8192, batch=2), fits=True),
-                   "fits: no round fits in one device's memory in any of the 1 cells", "a40 has 48 GB")
+    one_line_error(
+        lambda: rooflax.best_k(df.filter(seq_len=8192, batch=2), fits=True),
+        "fits: no round fits in one device's memory in any of the 1 cells",
+        "a40 has 48 GB",
+    )
 
 
 def test_cli_speculate_and_best_k_save_their_table(tmp_path, capsys):
@@ -441,8 +589,9 @@ def test_cli_speculate_and_best_k_save_their_table(tmp_path, capsys):
     for command in ("speculate", "best-k"):
         out = tmp_path / f"{command}.csv"
         assert main([command, *args, "-o", str(out)]) == 0
-        expected = rooflax.speculate(batch=[1, 8], seq_len=[1024], k=[0, 4],
-                                     acceptance={"kind": "geometric", "alpha": 0.8})
+        expected = rooflax.speculate(
+            batch=[1, 8], seq_len=[1024], k=[0, 4], acceptance={"kind": "geometric", "alpha": 0.8}
+        )
         if command == "best-k":
             expected = rooflax.best_k(expected)
         assert pl.read_csv(out).height == expected.height

@@ -72,15 +72,17 @@ def test_kernels_match_the_cost_model_shapes():
     assert error < 1e-5 and fn(*buffers[0]).shape == (2, 2, 2, 1, 32)
 
 
-@pytest.mark.parametrize(("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 48, None), ("prefill", 2, 40, None),
-                                                                   ("verify", 2, 64, 8)])
+@pytest.mark.parametrize(
+    ("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 48, None), ("prefill", 2, 40, None), ("verify", 2, 64, 8)]
+)
 def test_kernel_flops_match_jax_roofline_and_the_cost_model(phase, batch, seq_len, spec_k):
     from jax.experimental import roofline
 
     from rooflax.validate.kernels import TIMED_OPS
 
-    point = rooflax.evaluate(model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len,
-                             spec_k=spec_k)["ops"]
+    point = rooflax.evaluate(
+        model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
+    )["ops"]
     new = {"decode": 1, "prefill": seq_len, "verify": spec_k}[phase]
     for op in TIMED_OPS:
         k = kernel_for(op, TINY, batch=batch, new=new, attended=seq_len)
@@ -120,6 +122,7 @@ def test_running_out_of_memory_names_the_point_its_need_and_the_device(monkeypat
     def exhausted(equation):
         def fn(a, b):
             raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 9.0GiB.")
+
         return fn
 
     monkeypatch.setattr(kernels, "_compiled", exhausted)
@@ -129,8 +132,10 @@ def test_running_out_of_memory_names_the_point_its_need_and_the_device(monkeypat
     set_bytes = 4 * (4 * 128 + 128 * 256)  # fp32 [4,128] and [128,256]
     copies = math.ceil(2**20 / set_bytes)  # --quick rotates 1 MiB of operands
     need = copies * set_bytes + 2 * 4 * (4 * 256)  # and two [4,256] results
-    assert message.startswith(f"validate: decode B=4 S=64: qkv_proj [4,128] × [128,256] in fp32 needs "
-                              f"{need / 2**20:.1f} MiB ({copies} operand sets and results), ran out of the device's ")
+    assert message.startswith(
+        f"validate: decode B=4 S=64: qkv_proj [4,128] × [128,256] in fp32 needs "
+        f"{need / 2**20:.1f} MiB ({copies} operand sets and results), ran out of the device's "
+    )
     assert "--max-points" in message and "--dtype" not in message and "\n" not in message
 
 
@@ -170,17 +175,27 @@ def test_validate_on_cpu_end_to_end(tmp_path):
     ops = ("qkv_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qk", "pv")
     # one row per requested point and op, nothing else
     assert sorted(frame.select("phase", "batch", "seq_len", "spec_k", "op").rows()) == sorted(
-        (*p, op) for p in points for op in ops)
-    shapes = dict(zip(frame.filter(phase="verify").get_column("op"), frame.filter(phase="verify").get_column("shape"),
-                      strict=True))
-    assert shapes == {"qkv_proj": "[8,128] × [128,256]", "o_proj": "[8,128] × [128,128]",
-                      "gate_proj": "[8,128] × [128,352]", "up_proj": "[8,128] × [128,352]",
-                      "down_proj": "[8,352] × [352,128]", "qk": "[1,2,2,8,32] × [1,2,64,32]",
-                      "pv": "[1,2,2,8,64] × [1,2,64,32]"}
+        (*p, op) for p in points for op in ops
+    )
+    shapes = dict(
+        zip(
+            frame.filter(phase="verify").get_column("op"), frame.filter(phase="verify").get_column("shape"), strict=True
+        )
+    )
+    assert shapes == {
+        "qkv_proj": "[8,128] × [128,256]",
+        "o_proj": "[8,128] × [128,128]",
+        "gate_proj": "[8,128] × [128,352]",
+        "up_proj": "[8,128] × [128,352]",
+        "down_proj": "[8,352] × [352,128]",
+        "qk": "[1,2,2,8,32] × [1,2,64,32]",
+        "pv": "[1,2,2,8,64] × [1,2,64,32]",
+    }
     peak, bandwidth = result.profile.peak("fp32"), result.profile.bandwidth_bytes_per_s
     for phase, batch, seq_len, spec_k in points:  # predictions are the measured profile's roofline
-        point = rooflax.evaluate(model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len,
-                                 spec_k=spec_k)["ops"]
+        point = rooflax.evaluate(
+            model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
+        )["ops"]
         for row in frame.filter(phase=phase).iter_rows(named=True):
             p = point[row["op"]]
             assert (row["flops"], row["bytes"]) == (p["flops"], p["bytes"])
@@ -189,8 +204,9 @@ def test_validate_on_cpu_end_to_end(tmp_path):
             assert row["measured_flops"] == pytest.approx(row["flops"] / row["measured_time_s"])
             # no datasheet for a CPU: the achieved model at the measured profile (no quantization on the CPU)
             d = DEFAULT_ACHIEVED
-            below = max(p["flops"] / (peak * d["compute_efficiency"]),
-                        p["bytes"] / (bandwidth * d["bandwidth_efficiency"]))
+            below = max(
+                p["flops"] / (peak * d["compute_efficiency"]), p["bytes"] / (bandwidth * d["bandwidth_efficiency"])
+            )
             assert row["spent_flops"] == p["flops"]
             assert row["predicted_achieved_time_s"] == pytest.approx(d["kernel_overhead_s"] + below)
     assert frame.get_column("datasheet_time_s").null_count() == frame.height  # no datasheet for a CPU
@@ -205,13 +221,27 @@ def test_validate_on_cpu_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_validate_cli_writes_frame_chart_profile(tmp_path, capsys):
-    (tmp_path / "tiny.toml").write_text("name = 'tiny'\nhidden = 128\nlayers = 2\nheads = 4\nkv_heads = 2\n"
-                                        "intermediate = 352\nvocab = 500\n")
-    (tmp_path / "spec.toml").write_text("model = 'tiny.toml'\ndtype = 'fp32'\nphases = ['decode']\n"
-                                        "[axes]\nbatch = [1, 4]\nseq_len = [32, 64]\n")
+    (tmp_path / "tiny.toml").write_text(
+        "name = 'tiny'\nhidden = 128\nlayers = 2\nheads = 4\nkv_heads = 2\nintermediate = 352\nvocab = 500\n"
+    )
+    (tmp_path / "spec.toml").write_text(
+        "model = 'tiny.toml'\ndtype = 'fp32'\nphases = ['decode']\n[axes]\nbatch = [1, 4]\nseq_len = [32, 64]\n"
+    )
     out, chart, profile = tmp_path / "v.parquet", tmp_path / "v.png", tmp_path / "p.toml"
-    argv = ["validate", "--spec", str(tmp_path / "spec.toml"), "--quick", "--max-points", "3", "-o", str(out),
-            "--plot", str(chart), "--profile", str(profile)]
+    argv = [
+        "validate",
+        "--spec",
+        str(tmp_path / "spec.toml"),
+        "--quick",
+        "--max-points",
+        "3",
+        "-o",
+        str(out),
+        "--plot",
+        str(chart),
+        "--profile",
+        str(profile),
+    ]
     assert main(argv) == 0
     frame = pl.read_parquet(out)
     assert sorted(set(frame.select("batch", "seq_len").rows())) == [(1, 32), (4, 32), (4, 64)]  # 3 of 4, spread
@@ -226,13 +256,18 @@ def test_validate_cli_writes_frame_chart_profile(tmp_path, capsys):
     # every output is refused before anything is timed unless --overwrite; then all are replaced
     base, fresh = argv[:6], str(tmp_path / "new.parquet")
     before = {p: (p.read_bytes(), p.stat().st_ino) for p in (out, chart, profile)}
-    for flag, rest in (("-o/--output", ["-o", str(out)]), ("--plot", ["-o", fresh, "--plot", str(chart)]),
-                       ("--profile", ["-o", fresh, "--profile", str(profile)])):
+    for flag, rest in (
+        ("-o/--output", ["-o", str(out)]),
+        ("--plot", ["-o", fresh, "--plot", str(chart)]),
+        ("--profile", ["-o", fresh, "--profile", str(profile)]),
+    ):
         capsys.readouterr()
         assert main([*base, *rest]) == 2
         path = rest[-1]
-        assert capsys.readouterr().err == f"error: {flag}: '{path}' already exists; pass overwrite (--overwrite) to " \
-                                          "replace it\n"
+        assert (
+            capsys.readouterr().err == f"error: {flag}: '{path}' already exists; pass overwrite (--overwrite) to "
+            "replace it\n"
+        )
     assert {p: (p.read_bytes(), p.stat().st_ino) for p in before} == before and not Path(fresh).exists()
     assert main([*argv, "--overwrite", "--quiet"]) == 0
     assert all(p.stat().st_ino != before[p][1] for p in before)  # each was written anew and renamed into place
@@ -255,16 +290,24 @@ def test_max_points_applies_to_the_default_points(tmp_path, monkeypatch):
     assert seen[0]["quick"] is True
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["validate", "-o", "{tmp}/v.parquet", "--require-accelerator"], "an accelerator was required"),
-    (["validate", "-o", "{tmp}/v.parquet", "--dtype", "fp64"], "unknown name 'fp64'"),
-    (["validate", "-o", "{tmp}/v.csv"], "-o/--output: '{tmp}/v.csv' has format '.csv'; allowed: .parquet"),
-    (["validate", "-o", "{tmp}"], "-o/--output: '{tmp}' is a folder"),
-    (["validate", "-o", "{tmp}/v.parquet", "--plot", "{tmp}/v.parquet.png", "--profile", "{tmp}/p.txt"],
-     "--profile: '{tmp}/p.txt' has format '.txt'; allowed: .toml"),
-    (["validate", "-o", "{tmp}/v.parquet", "--repeats", "0", "--spec", "{tmp}/s.toml"], "--repeats: expected"),
-    (["validate", "-o", "{tmp}/v.parquet", "--max-points", "0"], "--max-points: expected a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["validate", "-o", "{tmp}/v.parquet", "--require-accelerator"], "an accelerator was required"),
+        (["validate", "-o", "{tmp}/v.parquet", "--dtype", "fp64"], "unknown name 'fp64'"),
+        (["validate", "-o", "{tmp}/v.csv"], "-o/--output: '{tmp}/v.csv' has format '.csv'; allowed: .parquet"),
+        (["validate", "-o", "{tmp}"], "-o/--output: '{tmp}' is a folder"),
+        (
+            ["validate", "-o", "{tmp}/v.parquet", "--plot", "{tmp}/v.parquet.png", "--profile", "{tmp}/p.txt"],
+            "--profile: '{tmp}/p.txt' has format '.txt'; allowed: .toml",
+        ),
+        (["validate", "-o", "{tmp}/v.parquet", "--repeats", "0", "--spec", "{tmp}/s.toml"], "--repeats: expected"),
+        (
+            ["validate", "-o", "{tmp}/v.parquet", "--max-points", "0"],
+            "--max-points: expected a positive integer, got 0",
+        ),
+    ],
+)
 def test_validate_bad_input(tmp_path, capsys, argv, message):
     (tmp_path / "s.toml").write_text("[axes]\nbatch = [1]\nseq_len = [8]\n")
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
@@ -279,8 +322,10 @@ def test_shapes_that_do_not_fit_are_refused():
     k = kernel_for("up_proj", rooflax.get_model("llama-65b"), batch=64, new=4096, attended=4096)
     m, h, i = 64 * 4096, 8192, 22016
     need = 4 * (m * h + h * i + 2 * m * i)  # fp32: one operand set, two results
-    with pytest.raises(rooflax.DeviceError, match=f"needs {need / 2**30:.1f} GiB .*, more than 80% of the device's "
-                                                  f"22.4 GiB; time smaller points"):
+    with pytest.raises(
+        rooflax.DeviceError,
+        match=f"needs {need / 2**30:.1f} GiB .*, more than 80% of the device's 22.4 GiB; time smaller points",
+    ):
         check_fits([k], "fp32", 1, 24e9)
 
 
@@ -294,8 +339,9 @@ def test_device_kinds_map_to_presets():
     assert preset_for_kind("NVIDIA A100-PCIE-40GB").name == "a100-40gb-pcie"
 
 
-@pytest.mark.parametrize(("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 48, None), ("prefill", 2, 40, None),
-                                                                   ("verify", 2, 64, 8)])
+@pytest.mark.parametrize(
+    ("phase", "batch", "seq_len", "spec_k"), [("decode", 3, 48, None), ("prefill", 2, 40, None), ("verify", 2, 64, 8)]
+)
 def test_kernel_products_are_the_cost_models_products(phase, batch, seq_len, spec_k):
     from rooflax.config.dtypes import get_dtype
     from rooflax.cost.ops import layer_ops, make_step
@@ -304,8 +350,9 @@ def test_kernel_products_are_the_cost_models_products(phase, batch, seq_len, spe
 
     step = make_step(Shape.of(TINY, get_dtype("fp32"), phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k))
     gemms = {op.name: op.gemms(step) for op in layer_ops()}
-    point = rooflax.evaluate(model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len,
-                             spec_k=spec_k)["ops"]
+    point = rooflax.evaluate(
+        model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
+    )["ops"]
     new = {"decode": 1, "prefill": seq_len, "verify": spec_k}[phase]
     for op in TIMED_OPS:
         k = kernel_for(op, TINY, batch=batch, new=new, attended=seq_len)
@@ -324,8 +371,9 @@ def test_a_measured_gpu_profile_keeps_the_presets_tiles_and_sm_count():
     a40 = rooflax.get_hardware("a40")
     info = DeviceInfo(device=SimpleNamespace(), platform="gpu", kind="NVIDIA A40", preset=a40, memory_bytes=48e9)
     assert _quantization(info) == {"sm_count": 84, "tile_m": a40.tile_m, "tile_n": a40.tile_n, "tile_k": a40.tile_k}
-    some = DeviceInfo(device=SimpleNamespace(core_count=100), platform="gpu", kind="Some GPU", preset=None,
-                      memory_bytes=1e9)
+    some = DeviceInfo(
+        device=SimpleNamespace(core_count=100), platform="gpu", kind="Some GPU", preset=None, memory_bytes=1e9
+    )
     assert _quantization(some) == {"sm_count": 100}
     cpu = DeviceInfo(device=SimpleNamespace(), platform="cpu", kind="cpu", preset=None, memory_bytes=1e9)
     assert _quantization(cpu)["tile_m"] == 1
@@ -336,27 +384,49 @@ def test_the_written_profile_makes_sweeps_predict_the_measured_times(tmp_path):
     from rooflax.validate.calibrate import predict_times
 
     out, profile, spec = tmp_path / "v.parquet", tmp_path / "p.toml", tmp_path / "s.toml"
-    spec.write_text("model = 'toy-llama'\ndtype = 'fp32'\nphases = ['prefill', 'decode']\n"
-                    "[axes]\nbatch = [1, 8]\nseq_len = [128, 512]\n")
-    assert main(["validate", "--spec", str(spec), "--quick", "--quiet", "--max-points", "4", "-o", str(out),
-                 "--profile", str(profile)]) == 0
+    spec.write_text(
+        "model = 'toy-llama'\ndtype = 'fp32'\nphases = ['prefill', 'decode']\n"
+        "[axes]\nbatch = [1, 8]\nseq_len = [128, 512]\n"
+    )
+    assert (
+        main(
+            [
+                "validate",
+                "--spec",
+                str(spec),
+                "--quick",
+                "--quiet",
+                "--max-points",
+                "4",
+                "-o",
+                str(out),
+                "--profile",
+                str(profile),
+            ]
+        )
+        == 0
+    )
     frame, hw = pl.read_parquet(out), rooflax.load_hardware(profile)
     assert {group for group, _ in hw.group_terms} == {"qkv mlp", "up/gate/down", "qk/pv"}  # ≥ 4 points each
     assert hw.source.endswith("per group: qkv mlp, up/gate/down, qk/pv)") and "(measured, calibrated)" in hw.label
-    assert all(0 < hw.terms(g)[k] <= 1 for g in ("qkv mlp", "qk/pv") for k in ("compute_efficiency",
-                                                                             "bandwidth_efficiency"))
+    assert all(
+        0 < hw.terms(g)[k] <= 1 for g in ("qkv mlp", "qk/pv") for k in ("compute_efficiency", "bandwidth_efficiency")
+    )
     # the sweep, at every validated shape, gives the calibrated model's time (the fit's own prediction)
     (tmp_path / "use.toml").write_text(spec.read_text().replace("[axes]", "hardware = 'p.toml'\n[axes]"))
     swept = rooflax.sweep(tmp_path / "use.toml")
-    joined = frame.join(swept.select(pl.col("phase", "op").cast(pl.String), "batch", "seq_len", "achieved_time_s"),
-                        on=["phase", "batch", "seq_len", "op"])
+    joined = frame.join(
+        swept.select(pl.col("phase", "op").cast(pl.String), "batch", "seq_len", "achieved_time_s"),
+        on=["phase", "batch", "seq_len", "op"],
+    )
     assert joined.height == frame.height
     expected = predict_times(joined, hw, "fp32")
     np.testing.assert_allclose(joined.get_column("achieved_time_s").to_numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(joined.get_column("calibrated_time_s").to_numpy(), expected, rtol=1e-9)
     # and those are near the measured times (loosely: a quick run on a shared CPU is noisy)
-    error = np.abs(joined.get_column("achieved_time_s").to_numpy() / joined.get_column("measured_time_s").to_numpy()
-                   - 1)
+    error = np.abs(
+        joined.get_column("achieved_time_s").to_numpy() / joined.get_column("measured_time_s").to_numpy() - 1
+    )
     assert np.median(error) < 0.6
 
 
@@ -367,11 +437,24 @@ def test_calibration_on_half_predicts_the_other_half():
     uncalibrated model is checked deterministically on noisy synthetic times in test_calibrate.py."""
     from rooflax.validate.calibrate import holdout_errors
 
-    points = (("decode", 1, 256, None), ("decode", 16, 256, None), ("prefill", 1, 256, None),
-              ("decode", 64, 256, None), ("decode", 1, 2048, None), ("prefill", 2, 512, None),
-              ("decode", 16, 2048, None), ("decode", 64, 2048, None))
-    result = validate(model=rooflax.get_model("toy-llama"), points=points, repeats=3, matmul_n=512,
-                      copy_bytes=2**26, rotate_bytes=2**24)
+    points = (
+        ("decode", 1, 256, None),
+        ("decode", 16, 256, None),
+        ("prefill", 1, 256, None),
+        ("decode", 64, 256, None),
+        ("decode", 1, 2048, None),
+        ("prefill", 2, 512, None),
+        ("decode", 16, 2048, None),
+        ("decode", 64, 2048, None),
+    )
+    result = validate(
+        model=rooflax.get_model("toy-llama"),
+        points=points,
+        repeats=3,
+        matmul_n=512,
+        copy_bytes=2**26,
+        rotate_bytes=2**24,
+    )
     errors = {name: float(np.median(e)) for name, e in holdout_errors(result.frame, result.profile, "fp32").items()}
     assert set(errors) == {"ideal", "default", "calibrated"}
     assert errors["calibrated"] < 0.6, errors
@@ -381,9 +464,20 @@ def test_calibration_needs_enough_points():
     from rooflax.validate.calibrate import holdout_errors
     from rooflax.validate.run import calibrate
 
-    frame = pl.DataFrame({"phase": ["decode"] * 3, "batch": [1] * 3, "seq_len": [8] * 3, "spec_k": [None] * 3,
-                          "group": ["qk/pv"] * 3, "flops": [1.0] * 3, "bytes": [1.0] * 3, "spent_flops": [1.0] * 3,
-                          "measured_time_s": [1.0] * 3, "predicted_time_s": [1.0] * 3})
+    frame = pl.DataFrame(
+        {
+            "phase": ["decode"] * 3,
+            "batch": [1] * 3,
+            "seq_len": [8] * 3,
+            "spec_k": [None] * 3,
+            "group": ["qk/pv"] * 3,
+            "flops": [1.0] * 3,
+            "bytes": [1.0] * 3,
+            "spent_flops": [1.0] * 3,
+            "measured_time_s": [1.0] * 3,
+            "predicted_time_s": [1.0] * 3,
+        }
+    )
     with pytest.raises(rooflax.SpecError, match=r"^calibrate: fitting .* needs at least 4 timed ops, got 3"):
         calibrate(frame, rooflax.get_hardware("a40"), "fp32")
     with pytest.raises(rooflax.SpecError, match=r"^holdout: needs at least two grid points, got 1$"):
@@ -398,28 +492,49 @@ def test_points_that_do_not_fit_are_skipped_when_asked(monkeypatch):
     from rooflax.validate.kernels import TIMED_OPS, needed_bytes
 
     small, large = ("decode", 1, 32, None), ("prefill", 4, 256, None)
-    need = {p: max(needed_bytes(kernel_for(op, TINY, batch=p[1], new=1 if p[0] == "decode" else p[2],
-                                           attended=p[2]), "fp32", 1) for op in TIMED_OPS) for p in (small, large)}
+    need = {
+        p: max(
+            needed_bytes(
+                kernel_for(op, TINY, batch=p[1], new=1 if p[0] == "decode" else p[2], attended=p[2]), "fp32", 1
+            )
+            for op in TIMED_OPS
+        )
+        for p in (small, large)
+    }
     memory = 2 * need[small] / 0.8  # the small point fits in 80% of it, the large one does not
     assert need[large] > 0.8 * memory
     info = run.detect_device()
-    monkeypatch.setattr(run, "detect_device", lambda **_: dataclasses.replace(
-        info, platform="cpu", kind="cpu", preset=None, memory_bytes=memory))
+    monkeypatch.setattr(
+        run,
+        "detect_device",
+        lambda **_: dataclasses.replace(info, platform="cpu", kind="cpu", preset=None, memory_bytes=memory),
+    )
     lines = []
-    result = validate(model=TINY, points=(small, large), repeats=1, matmul_n=64, copy_bytes=2**16, rotate_bytes=1,
-                      skip_unfit=True, progress=lines.append)
+    result = validate(
+        model=TINY,
+        points=(small, large),
+        repeats=1,
+        matmul_n=64,
+        copy_bytes=2**16,
+        rotate_bytes=1,
+        skip_unfit=True,
+        progress=lines.append,
+    )
     assert set(result.frame.select("phase", "batch", "seq_len").rows()) == {small[:3]}
     assert any(line.startswith("skipped: validate: prefill B=4 S=256: ") for line in lines)
     with pytest.raises(rooflax.DeviceError, match="prefill B=4 S=256"):
         validate(model=TINY, points=(small, large), repeats=1, matmul_n=64, copy_bytes=2**16, rotate_bytes=1)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("model = 'mixtral-8x7b'", "--spec: model 'mixtral-8x7b' is a mixture of experts; validate times dense"),
-    ("model = 'qwen1.5-moe-a2.7b'", "--spec: model 'qwen1.5-moe-a2.7b' is a mixture of experts"),
-    ("model = 'toy-llama'\n[axes]\ntp = [2]", "--spec: tp = [2]; validate times single-device products"),
-    ("model = 'toy-llama'\n[axes]\npp = [1, 2]", "--spec: pp = [1, 2]; validate times single-device products"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("model = 'mixtral-8x7b'", "--spec: model 'mixtral-8x7b' is a mixture of experts; validate times dense"),
+        ("model = 'qwen1.5-moe-a2.7b'", "--spec: model 'qwen1.5-moe-a2.7b' is a mixture of experts"),
+        ("model = 'toy-llama'\n[axes]\ntp = [2]", "--spec: tp = [2]; validate times single-device products"),
+        ("model = 'toy-llama'\n[axes]\npp = [1, 2]", "--spec: pp = [1, 2]; validate times single-device products"),
+    ],
+)
 def test_validate_refuses_specs_it_cannot_time(tmp_path, monkeypatch, capsys, spec, message):
     from rooflax.validate import run
 
@@ -432,15 +547,17 @@ def test_validate_refuses_specs_it_cannot_time(tmp_path, monkeypatch, capsys, sp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
-@pytest.mark.parametrize(("spec_dtype", "given", "timed", "note"), [
-    ("'fp16'", None, "fp16", None),
-    ("'bf16'", None, "bf16", None),
-    ("'fp16'", "fp32", "fp32", "dtype: the spec sweeps fp16; timing fp32 as --dtype asks"),
-    ("'int8'", None, None, "dtype: the spec sweeps int8, which validate cannot run; timing the device's default"),
-    ("['fp16', 'bf16']", None, None, "dtype: the spec sweeps several (fp16, bf16); timing the device's default"),
-])
-def test_validate_times_the_specs_dtype_or_says_why_not(tmp_path, monkeypatch, capsys, spec_dtype, given, timed,
-                                                         note):
+@pytest.mark.parametrize(
+    ("spec_dtype", "given", "timed", "note"),
+    [
+        ("'fp16'", None, "fp16", None),
+        ("'bf16'", None, "bf16", None),
+        ("'fp16'", "fp32", "fp32", "dtype: the spec sweeps fp16; timing fp32 as --dtype asks"),
+        ("'int8'", None, None, "dtype: the spec sweeps int8, which validate cannot run; timing the device's default"),
+        ("['fp16', 'bf16']", None, None, "dtype: the spec sweeps several (fp16, bf16); timing the device's default"),
+    ],
+)
+def test_validate_times_the_specs_dtype_or_says_why_not(tmp_path, monkeypatch, capsys, spec_dtype, given, timed, note):
     from rooflax.validate import run
 
     seen = []
@@ -450,8 +567,9 @@ def test_validate_times_the_specs_dtype_or_says_why_not(tmp_path, monkeypatch, c
         raise rooflax.DeviceError("stop")
 
     monkeypatch.setattr(run, "validate", record)
-    (tmp_path / "s.toml").write_text(f"model = 'toy-llama'\nhardware = 'h100-sxm'\ndtype = {spec_dtype}\n"
-                                     "[axes]\nbatch = [1]\nseq_len = [64]\n")
+    (tmp_path / "s.toml").write_text(
+        f"model = 'toy-llama'\nhardware = 'h100-sxm'\ndtype = {spec_dtype}\n[axes]\nbatch = [1]\nseq_len = [64]\n"
+    )
     argv = ["validate", "--spec", str(tmp_path / "s.toml"), "-o", str(tmp_path / "v.parquet"), "--quick"]
     assert main(argv + (["--dtype", given] if given else [])) == 2
     assert seen[0]["dtype"] == timed
@@ -477,14 +595,32 @@ def test_a_raised_ceiling_is_said_in_the_profile_and_the_table(tmp_path, capsys,
 
     monkeypatch.setattr(run, "validate", faster)
     spec, profile = tmp_path / "s.toml", tmp_path / "p.toml"
-    spec.write_text("model = 'toy-llama'\ndtype = 'fp32'\nphases = ['decode']\n[axes]\nbatch = [1, 8]\n"
-                    "seq_len = [128]\n")
-    assert main(["validate", "--spec", str(spec), "--quick", "--max-points", "2", "-o", str(tmp_path / "v.parquet"),
-                 "--profile", str(profile)]) == 0
+    spec.write_text(
+        "model = 'toy-llama'\ndtype = 'fp32'\nphases = ['decode']\n[axes]\nbatch = [1, 8]\nseq_len = [128]\n"
+    )
+    assert (
+        main(
+            [
+                "validate",
+                "--spec",
+                str(spec),
+                "--quick",
+                "--max-points",
+                "2",
+                "-o",
+                str(tmp_path / "v.parquet"),
+                "--profile",
+                str(profile),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     text = profile.read_text()
     hw = rooflax.load_hardware(profile)
     copy = hw.bandwidth_bytes_per_s / (39.0 if raised else 1.0)
-    line = (f"bandwidth_bytes_per_s = {hw.bandwidth_bytes_per_s / 1e9:.4g} GB/s is 39× the measured copy "
-            f"({copy / 1e9:.4g} GB/s)")
+    line = (
+        f"bandwidth_bytes_per_s = {hw.bandwidth_bytes_per_s / 1e9:.4g} GB/s is 39× the measured copy "
+        f"({copy / 1e9:.4g} GB/s)"
+    )
     assert (f"# {line}" in text) is raised and (f"note: profile {line}" in out) is raised

@@ -35,18 +35,27 @@ def _ratios(df: pl.DataFrame, a: str, b: str, by: list[str], on: list[str]) -> p
     left = df.filter(pl.col("hardware") == a).drop("hardware")
     right = df.filter(pl.col("hardware") == b).drop("hardware")
     joined = left.join(right, on=on, suffix="_b", nulls_equal=True, validate="1:1")
-    return (joined.group_by(by, maintain_order=True)
-            .agg(points=pl.len(), time_a_s=pl.col("time_s").sum(), time_b_s=pl.col("time_s_b").sum(),
-                 achieved_time_a_s=pl.col("achieved_time_s").sum(),
-                 achieved_time_b_s=pl.col("achieved_time_s_b").sum(),
-                 speedup_min=(pl.col("time_s") / pl.col("time_s_b")).min(),
-                 speedup_max=(pl.col("time_s") / pl.col("time_s_b")).max())
-            .with_columns(speedup=pl.col("time_a_s") / pl.col("time_b_s"),
-                          achieved_speedup=pl.col("achieved_time_a_s") / pl.col("achieved_time_b_s")))
+    return (
+        joined.group_by(by, maintain_order=True)
+        .agg(
+            points=pl.len(),
+            time_a_s=pl.col("time_s").sum(),
+            time_b_s=pl.col("time_s_b").sum(),
+            achieved_time_a_s=pl.col("achieved_time_s").sum(),
+            achieved_time_b_s=pl.col("achieved_time_s_b").sum(),
+            speedup_min=(pl.col("time_s") / pl.col("time_s_b")).min(),
+            speedup_max=(pl.col("time_s") / pl.col("time_s_b")).max(),
+        )
+        .with_columns(
+            speedup=pl.col("time_a_s") / pl.col("time_b_s"),
+            achieved_speedup=pl.col("achieved_time_a_s") / pl.col("achieved_time_b_s"),
+        )
+    )
 
 
-def compare(spec: SweepSpec | str | Path | None = None, *, a: str | Path, b: str | Path,
-            **keys: Unpack[SpecKeys]) -> pl.DataFrame:
+def compare(
+    spec: SweepSpec | str | Path | None = None, *, a: str | Path, b: str | Path, **keys: Unpack[SpecKeys]
+) -> pl.DataFrame:
     """How much faster accelerator ``b`` runs a sweep than ``a``, per phase and op group.
 
     The spec comes first, as for every function that sweeps; the accelerators are keywords.
@@ -76,21 +85,45 @@ def compare(spec: SweepSpec | str | Path | None = None, *, a: str | Path, b: str
     if "hardware" in keys:
         raise SpecError("hardware: compare takes the accelerators as a and b; leave hardware out")
     spec = resolve_spec(spec, {**keys, "hardware": [a, b]}, reference_axes=True)
-    check_in_memory("compare", spec.rows(), row_bytes(False),
-                    instead="compare sums every op of every grid point in memory: give a smaller grid (fewer "
-                            "batch, seq_len, hidden or spec_k values), or stream a sweep with rooflax.sweep_to_parquet")
+    check_in_memory(
+        "compare",
+        spec.rows(),
+        row_bytes(False),
+        instead="compare sums every op of every grid point in memory: give a smaller grid (fewer "
+        "batch, seq_len, hidden or spec_k values), or stream a sweep with rooflax.sweep_to_parquet",
+    )
     name_a, name_b = (hw.name for hw in spec.hardware)
     long = sweep(spec).with_columns(pl.col("group").cast(pl.String))
     by = ["model", "dtype", *LAYOUT, "phase"]
     groups = _ratios(long, name_a, name_b, [*by, "group"], [*_KEYS, "op", "group"])
     totals = _ratios(sweep(spec, summary=True), name_a, name_b, by, list(_KEYS))
     totals = totals.with_columns(group=pl.lit(TOTAL)).select(groups.columns)
-    columns = ["a", "b", "model", "dtype", *LAYOUT, "phase", "group", "points", "time_a_s", "time_b_s", "speedup",
-               "achieved_time_a_s", "achieved_time_b_s", "achieved_speedup", "speedup_min", "speedup_max"]
+    columns = [
+        "a",
+        "b",
+        "model",
+        "dtype",
+        *LAYOUT,
+        "phase",
+        "group",
+        "points",
+        "time_a_s",
+        "time_b_s",
+        "speedup",
+        "achieved_time_a_s",
+        "achieved_time_b_s",
+        "achieved_speedup",
+        "speedup_min",
+        "speedup_max",
+    ]
     order = pl.col("group").replace_strict([*GROUPS, TOTAL], range(len(GROUPS) + 1))
-    return (pl.concat([groups, totals]).with_columns(a=pl.lit(name_a), b=pl.lit(name_b)).select(columns)
-            .sort([pl.col("model"), pl.col("dtype"), *LAYOUT, pl.col("phase"), order])
-            .with_columns(pl.col("model").cast(pl.String), pl.col("dtype").cast(pl.String)))
+    return (
+        pl.concat([groups, totals])
+        .with_columns(a=pl.lit(name_a), b=pl.lit(name_b))
+        .select(columns)
+        .sort([pl.col("model"), pl.col("dtype"), *LAYOUT, pl.col("phase"), order])
+        .with_columns(pl.col("model").cast(pl.String), pl.col("dtype").cast(pl.String))
+    )
 
 
 def compare_table(df: pl.DataFrame) -> Table:
@@ -101,14 +134,25 @@ def compare_table(df: pl.DataFrame) -> Table:
     several = df.select(pl.struct("model", "dtype").n_unique()).item() > 1
     keys = [*(["model", "dtype"] if several else []), *(k for k in LAYOUT if k in df.columns and df[k].n_unique() > 1)]
     header = (*keys, "phase", "group", f"{a} ms", f"{b} ms", "speedup", "achieved speedup", "range")
-    rows = tuple((*(str(row[k]) for k in keys), row["phase"], row["group"], _ms(row["time_a_s"] / row["points"]),
-                  _ms(row["time_b_s"] / row["points"]), f"{row['speedup']:.2f}×", f"{row['achieved_speedup']:.2f}×",
-                  f"{row['speedup_min']:.2f}–{row['speedup_max']:.2f}×")
-                 for row in df.iter_rows(named=True))
+    rows = tuple(
+        (
+            *(str(row[k]) for k in keys),
+            row["phase"],
+            row["group"],
+            _ms(row["time_a_s"] / row["points"]),
+            _ms(row["time_b_s"] / row["points"]),
+            f"{row['speedup']:.2f}×",
+            f"{row['achieved_speedup']:.2f}×",
+            f"{row['speedup_min']:.2f}–{row['speedup_max']:.2f}×",
+        )
+        for row in df.iter_rows(named=True)
+    )
     first = df.row(0, named=True)
     what = "" if several else f" ({first['model']}, {first['dtype']})"
-    title = (f"speedup of {b} over {a}{what}: time on {a} / time on {b}, summed over the grid (above 1: {b} is "
-             "faster; range: over grid points); mean ms per op, per layer (total: one step of the whole model)")
+    title = (
+        f"speedup of {b} over {a}{what}: time on {a} / time on {b}, summed over the grid (above 1: {b} is "
+        "faster; range: over grid points); mean ms per op, per layer (total: one step of the whole model)"
+    )
     right = tuple(k in LAYOUT for k in keys)
     return Table(title=title, header=header, rows=rows, numeric=right + (False, False) + (True,) * 5)
 

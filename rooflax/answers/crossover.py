@@ -96,8 +96,10 @@ def _at(shape: Shape, along: str, value, *, family: bool, where=np.where) -> Sha
     scaled = llama_scaled(value, shape.head_dim, shape.heads // shape.kv_heads)
     if not family:
         own = value == shape.hidden
-        scaled = tuple(where(own, mine, theirs) for mine, theirs in
-                       zip((shape.heads, shape.kv_heads, shape.intermediate), scaled, strict=True))
+        scaled = tuple(
+            where(own, mine, theirs)
+            for mine, theirs in zip((shape.heads, shape.kv_heads, shape.intermediate), scaled, strict=True)
+        )
     heads, kv_heads, intermediate = scaled
     return replace(shape, hidden=value, heads=heads, kv_heads=kv_heads, intermediate=intermediate)
 
@@ -242,10 +244,15 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, t
     for block in engine.blocks(spec, engine.MAX_CHUNK_SIZE):
         model, (tp, pp, ep) = block.model, block.layout
         table = jax.tree.map(lambda *leaves: np.array(leaves, dtype=object), *engine.step_shapes(block, spec))
-        axes = {"batch": spec.batch, "seq_len": spec.seq_len[block.seq_start:], "hidden": block.hidden}
+        axes = {"batch": spec.batch, "seq_len": spec.seq_len[block.seq_start :], "hidden": block.hidden}
         axes[along] = (0,)
-        grid = dict(zip(axes, (a.ravel() for a in np.meshgrid(*(np.arange(len(v)) for v in axes.values()),
-                                                                 indexing="ij")), strict=True))
+        grid = dict(
+            zip(
+                axes,
+                (a.ravel() for a in np.meshgrid(*(np.arange(len(v)) for v in axes.values()), indexing="ij")),
+                strict=True,
+            )
+        )
         coords = {name: np.array(values, dtype=object)[grid[name]] for name, values in axes.items()}
         # comm (static) only says which collectives exist, and none is searched: without it every
         # layout of a model shares one compiled solver (its degrees are leaves, as in the engine)
@@ -254,14 +261,30 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, t
         lattice = model.head_dim * model.group_size * tp if along == "hidden" else 1
         lowest = block.spec_k if along == "seq_len" and block.phase == "verify" else 1
         ridge = block.hardware.ridge(block.dtype.compute)
-        search = {name: np.full(size, value, dtype=object)
-                  for name, value in zip(_SEARCH, (ridge, lowest, LIMIT // lattice, lattice), strict=True)}
-        extras = [] if along != "hidden" else [
-            np.full(size, e, dtype=object)
-            for e in _extras(model.hidden, model.head_dim, model.group_size, tp, LIMIT // lattice * lattice)]
-        labels = {"model": model.name, "hardware": block.hardware.name, "dtype": block.dtype.name,
-                  "tp": tp, "pp": pp, "ep": ep, "phase": block.phase, "spec_k": block.spec_k, "ridge": ridge,
-                  **{axis: coords[axis] for axis in AXES if axis != along}}
+        search = {
+            name: np.full(size, value, dtype=object)
+            for name, value in zip(_SEARCH, (ridge, lowest, LIMIT // lattice, lattice), strict=True)
+        }
+        extras = (
+            []
+            if along != "hidden"
+            else [
+                np.full(size, e, dtype=object)
+                for e in _extras(model.hidden, model.head_dim, model.group_size, tp, LIMIT // lattice * lattice)
+            ]
+        )
+        labels = {
+            "model": model.name,
+            "hardware": block.hardware.name,
+            "dtype": block.dtype.name,
+            "tp": tp,
+            "pp": pp,
+            "ep": ep,
+            "phase": block.phase,
+            "spec_k": block.spec_k,
+            "ridge": ridge,
+            **{axis: coords[axis] for axis in AXES if axis != along},
+        }
         out.append((labels, cells, search, extras, block.ops))
     return out
 
@@ -274,8 +297,7 @@ def _rows(cells: Shape, search: dict, extras: list, ops: tuple[OpDef, ...], alon
     placeholder = search["n_lo"] * search["step"]  # a legal value to evaluate where there is none
     columns: dict[str, list] = {"crossover": [], "intensity_below": [], "intensity_at": [], "monotone": []}
     for op, n in zip(ops, _solve(cells, search, ops, along), strict=True):
-        compute = [_exact(cells, search, op, along, np.where(e > 0, e, placeholder), family=False)[0]
-                   for e in extras]
+        compute = [_exact(cells, search, op, along, np.where(e > 0, e, placeholder), family=False)[0] for e in extras]
         answer, below, monotone = _answers(search, n, along, extras, compute)
         for name, value in (("intensity_at", answer), ("intensity_below", below)):
             _, intensity = _exact(cells, search, op, along, np.where(value > 0, value, placeholder), family=False)
@@ -291,9 +313,11 @@ def _frame(labels: dict, ops: tuple[OpDef, ...], along: str, rows: dict, schema:
     count = size * len(ops)
     frame = {
         **{name: [labels[name]] * count for name in schema if name in (*ENTITIES, *LAYOUT, "phase", "spec_k")},
-        "op": [op.name for op in ops] * size, "group": [op.group for op in ops] * size,
+        "op": [op.name for op in ops] * size,
+        "group": [op.group for op in ops] * size,
         **{axis: np.repeat(labels[axis].astype(np.int64), len(ops)) for axis in AXES if axis != along},
-        **rows, "ridge": np.full(count, labels["ridge"]),
+        **rows,
+        "ridge": np.full(count, labels["ridge"]),
     }
     if "network" in schema:
         frame["network"] = np.tile([op.hops is not None for op in ops], size)
@@ -307,13 +331,20 @@ def _schema(spec: SweepSpec, along: str) -> pl.Schema:
 
     keys = schemas(spec)[0]
     layouts = spec.layouts() != ((1, 1, 1),)
-    return pl.Schema({
-        **{name: keys[name] for name in (*ENTITIES, *(LAYOUT if layouts else ()), "phase", "spec_k")},
-        "op": pl.Enum(OP_NAMES), "group": pl.Enum(GROUPS),
-        **{axis: pl.Int64 for axis in AXES if axis != along},
-        "crossover": pl.Int64, "ridge": pl.Float64, "intensity_below": pl.Float64, "intensity_at": pl.Float64,
-        "monotone": pl.Boolean, **({"network": pl.Boolean} if layouts else {}),
-    })
+    return pl.Schema(
+        {
+            **{name: keys[name] for name in (*ENTITIES, *(LAYOUT if layouts else ()), "phase", "spec_k")},
+            "op": pl.Enum(OP_NAMES),
+            "group": pl.Enum(GROUPS),
+            **{axis: pl.Int64 for axis in AXES if axis != along},
+            "crossover": pl.Int64,
+            "ridge": pl.Float64,
+            "intensity_below": pl.Float64,
+            "intensity_at": pl.Float64,
+            "monotone": pl.Boolean,
+            **({"network": pl.Boolean} if layouts else {}),
+        }
+    )
 
 
 def _check_hidden(spec: SweepSpec) -> None:
@@ -321,16 +352,21 @@ def _check_hidden(spec: SweepSpec) -> None:
     does not split every Llama MLP width."""
     for model in spec.models:
         if model.experts:
-            raise SpecError(f"along: hidden is not defined for {model.name}: a mixture of experts is not scaled "
-                            "to other widths (rooflax.Model.at_hidden); cross batch or seq_len")
+            raise SpecError(
+                f"along: hidden is not defined for {model.name}: a mixture of experts is not scaled "
+                "to other widths (rooflax.Model.at_hidden); cross batch or seq_len"
+            )
     odd = [tp for tp in spec.tp if 256 % tp]
     if odd:
-        raise SpecError(f"along: hidden with tp {', '.join(map(str, odd))}: the Llama rule's MLP widths (multiples "
-                        "of 256) split evenly only for tp dividing 256; cross batch or seq_len, or give such tp")
+        raise SpecError(
+            f"along: hidden with tp {', '.join(map(str, odd))}: the Llama rule's MLP widths (multiples "
+            "of 256) split evenly only for tp dividing 256; cross batch or seq_len, or give such tp"
+        )
 
 
-def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch",
-              **keys: Unpack[SpecKeys]) -> pl.DataFrame:
+def crossover(
+    spec: SweepSpec | str | Path | None = None, *, along: str = "batch", **keys: Unpack[SpecKeys]
+) -> pl.DataFrame:
     """The smallest value of ``along`` at which each op turns compute-bound (module docstring).
 
     Args:
@@ -364,20 +400,30 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
     if not isinstance(along, str) or along not in AXES:
         raise unknown_name("along", along, AXES, what="axis")
     if along in keys or along in (keys.get("axes") or {}):
-        raise SpecError(f"{along}: the crossover is searched along {along} (every value up to 2**40), so values of "
-                        f"{along} are not read; leave {along} out, or cross another axis")
+        raise SpecError(
+            f"{along}: the crossover is searched along {along} (every value up to 2**40), so values of "
+            f"{along} are not read; leave {along} out, or cross another axis"
+        )
     # the crossed axis is searched whole: one placeholder value stands in for the spec's (a seq_len
     # past every spec_k, so that any verify step is legal)
-    placeholders: dict[str, SpecKeys] = {"batch": {"batch": [1]}, "seq_len": {"seq_len": [LIMIT]},
-                                         "hidden": {"hidden": None}}
+    placeholders: dict[str, SpecKeys] = {
+        "batch": {"batch": [1]},
+        "seq_len": {"seq_len": [LIMIT]},
+        "hidden": {"hidden": None},
+    }
     spec = resolve_spec(spec, {**keys, **placeholders[along]}, reference_axes=True)
     if along == "hidden":
         _check_hidden(spec)
     # one row per cell of the two other axes (the crossed one holds its placeholder) and op
     rows = sum(block.points * len(block.ops) for block in engine.blocks(spec, engine.MAX_CHUNK_SIZE))
-    check_in_memory("crossover", rows, ROW_BYTES, instead="a crossover frame is solved in memory: give fewer values "
-                    f"of the axes not crossed ({', '.join(a for a in AXES if a != along)}), or fewer phases, models, "
-                    "accelerators, dtypes or layouts")
+    check_in_memory(
+        "crossover",
+        rows,
+        ROW_BYTES,
+        instead="a crossover frame is solved in memory: give fewer values "
+        f"of the axes not crossed ({', '.join(a for a in AXES if a != along)}), or fewer phases, models, "
+        "accelerators, dtypes or layouts",
+    )
     schema = _schema(spec, along)
     blocks = _cells(spec, along)
     # one bisection over every cell of every block with the same searched ops and static shape
@@ -387,19 +433,26 @@ def crossover(spec: SweepSpec | str | Path | None = None, *, along: str = "batch
         by_kind.setdefault((searched, jax.tree.structure(cells)), []).append(i)
     frames: list[pl.DataFrame] = [pl.DataFrame()] * len(blocks)
     for (searched, _), indices in by_kind.items():
+
         def joined(part, indices=indices):
             return jax.tree.map(lambda *leaves: np.concatenate(leaves), *(part(blocks[i]) for i in indices))
 
         # the blocks' widths off the lattice, each list padded with 0 (no width) to the longest
-        extras = [np.concatenate([block[3][j] if j < len(block[3]) else np.zeros(len(block[3][0]), dtype=object)
-                                  for block in (blocks[i] for i in indices)])
-                  for j in range(max(len(blocks[i][3]) for i in indices))]
+        extras = [
+            np.concatenate(
+                [
+                    block[3][j] if j < len(block[3]) else np.zeros(len(block[3][0]), dtype=object)
+                    for block in (blocks[i] for i in indices)
+                ]
+            )
+            for j in range(max(len(blocks[i][3]) for i in indices))
+        ]
         priced = _rows(joined(lambda b: b[1]), joined(lambda b: b[2]), extras, searched, along)
         start = 0
         for i in indices:
             labels, cells, _, _, ops = blocks[i]
             size = len(cells.phase)
-            part = {name: v[start * len(searched):(start + size) * len(searched)] for name, v in priced.items()}
+            part = {name: v[start * len(searched) : (start + size) * len(searched)] for name, v in priced.items()}
             frames[i] = _frame(labels, ops, along, _with_collectives(part, ops, searched, size), schema)
             start += size
     return pl.concat(frames)
@@ -433,23 +486,33 @@ def crossover_table(df: pl.DataFrame) -> str:
     layout = tuple(name for name in LAYOUT if name in df.columns)
     keys = (*ENTITIES, *layout, "phase", "spec_k", *(a for a in AXES if a != along), "ridge")
     constant = [name for name in keys if df.get_column(name).n_unique() == 1]
-    title = ", ".join(f"{name} {_cell(df.get_column(name)[0])}" + (" FLOP/byte" if name == "ridge" else "")
-                      for name in constant if df.get_column(name)[0] is not None)
+    title = ", ".join(
+        f"{name} {_cell(df.get_column(name)[0])}" + (" FLOP/byte" if name == "ridge" else "")
+        for name in constant
+        if df.get_column(name)[0] is not None
+    )
     shown = [name for name in (*keys, "op") if name not in constant]
     header = [*shown, f"{along} crossover", "intensity below", "at"]
     network = df.get_column("network") if "network" in df.columns else pl.Series([False] * df.height)
-    rows = tuple((*(_cell(row[name]) for name in shown),
-                  "network" if is_network else _cell(row["crossover"], "never") + ("" if row["monotone"] else " *"),
-                  _cell(row["intensity_below"]), _cell(row["intensity_at"]))
-                 for row, is_network in zip(df.iter_rows(named=True), network, strict=True))
+    rows = tuple(
+        (
+            *(_cell(row[name]) for name in shown),
+            "network" if is_network else _cell(row["crossover"], "never") + ("" if row["monotone"] else " *"),
+            _cell(row["intensity_below"]),
+            _cell(row["intensity_at"]),
+        )
+        for row, is_network in zip(df.iter_rows(named=True), network, strict=True)
+    )
     numeric = tuple(name not in ("model", "hardware", "dtype", "phase", "op") for name in shown) + (True,) * 3
     intro = f"smallest {along} at which each op is compute-bound (intensities in FLOP/byte; never: not up to 2**40)"
     text = Table(title="\n".join(filter(None, (intro, title))), header=tuple(header), rows=rows, numeric=numeric).text()
     if not df.get_column("monotone").all():
         text += "\n* memory-bound again at a larger value (a preset's own width differs from the Llama scaling)"
     if network.any():
-        text += ("\nnetwork: a collective (group comm) does no FLOPs and moves its bytes over the interconnect, "
-                 "so it is network-bound at every value and never crosses")
+        text += (
+            "\nnetwork: a collective (group comm) does no FLOPs and moves its bytes over the interconnect, "
+            "so it is network-bound at every value and never crosses"
+        )
     return text
 
 

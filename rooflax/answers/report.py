@@ -120,12 +120,17 @@ class Report:
         if self.bounds is None:
             return None
         shown = ["memory", "compute", *(k for k in ("network", "unknown") if (self.bounds[f"{k}_share"] > 0).any())]
-        rows = tuple((r["phase"], r["group"], f"{r['rows']:,}", *(f"{r[f'{k}_share']:.0%}" for k in shown))
-                     for r in self.bounds.iter_rows(named=True))
-        return Table(title="share of rows by bound, per phase and op group"
-                     + ("; unknown: bound missing or not memory, compute or network" if "unknown" in shown else ""),
-                     header=("phase", "group", "rows", *shown), rows=rows,
-                     numeric=(False, False, True, *(True,) * len(shown)))
+        rows = tuple(
+            (r["phase"], r["group"], f"{r['rows']:,}", *(f"{r[f'{k}_share']:.0%}" for k in shown))
+            for r in self.bounds.iter_rows(named=True)
+        )
+        return Table(
+            title="share of rows by bound, per phase and op group"
+            + ("; unknown: bound missing or not memory, compute or network" if "unknown" in shown else ""),
+            header=("phase", "group", "rows", *shown),
+            rows=rows,
+            numeric=(False, False, True, *(True,) * len(shown)),
+        )
 
     def _crossovers(self) -> Table | None:
         if self.crossovers is None:
@@ -149,17 +154,25 @@ class Report:
         never = sorted({key[-1] for key, row in cells.items() if set(row.values()) == {"never"}}, key=GROUPS.index)
         network = [group for group in never if group == "comm"]  # collectives: no FLOPs, bytes over the link
         never = [group for group in never if group not in network]
-        rows = [(*key, *(row.get(c, "") for c in columns)) for key, row in cells.items()
-                if key[-1] not in (*never, *network)]
+        rows = [
+            (*key, *(row.get(c, "") for c in columns))
+            for key, row in cells.items()
+            if key[-1] not in (*never, *network)
+        ]
         width = 3 if verify else 2
         rows.append(("ridge FLOP/B", *[""] * (width - 1), *(ridges[c] for c in columns)))
         first = df.row(0, named=True)
         at = f"seq_len {first['seq_len']}" + (f", hidden {first['hidden']}" if df["hidden"].n_unique() == 1 else "")
-        title = (f"smallest batch at which each op group turns compute-bound ({at}; a range when its ops differ; "
-                 f"* beyond the sweep's largest batch, {first['batch_max']})"
-                 + (f"; never for {', '.join(never)}" if never else "")
-                 + ("; comm (collectives) network-bound: no FLOPs, bytes over the interconnect, never crossing"
-                    if network else ""))
+        title = (
+            f"smallest batch at which each op group turns compute-bound ({at}; a range when its ops differ; "
+            f"* beyond the sweep's largest batch, {first['batch_max']})"
+            + (f"; never for {', '.join(never)}" if never else "")
+            + (
+                "; comm (collectives) network-bound: no FLOPs, bytes over the interconnect, never crossing"
+                if network
+                else ""
+            )
+        )
         header = ("phase", *(["spec_k"] if verify else []), "group", *columns)
         return Table(title=title, header=header, rows=tuple(rows), numeric=(False,) * width + (True,) * len(columns))
 
@@ -167,8 +180,12 @@ class Report:
         if self.tokens is None:
             return None
         several = [k for k in ENTITIES if self.tokens.get_column(k).n_unique() > 1]
-        shown = [*several, "batch", "seq_len",
-                 *(k for k in ("hidden", *LAYOUT, "spec_k") if self.tokens[k].n_unique() > 1)]
+        shown = [
+            *several,
+            "batch",
+            "seq_len",
+            *(k for k in ("hidden", *LAYOUT, "spec_k") if self.tokens[k].n_unique() > 1),
+        ]
         banded = "achieved_time_lo_s" in self.tokens.columns and self.tokens["achieved_time_lo_s"].null_count() == 0
 
         def band(r: dict) -> tuple[str, ...]:
@@ -178,15 +195,43 @@ class Report:
             scale = r["achieved_tokens_per_s"] * r["achieved_time_s"]
             return (f"{number(scale / r['achieved_time_hi_s'], 4)}–{number(scale / r['achieved_time_lo_s'], 4)}",)
 
-        rows = tuple((r["phase"], r["rank"], number(r["tokens_per_s"], 4), number(r["achieved_tokens_per_s"], 4),
-                      *band(r), *(_cell(r[k]) for k in shown), f"{r['memory_bytes'] / 1e9:.1f}",
-                      "yes" if r["fits_in_memory"] else "no")
-                     for r in self.tokens.iter_rows(named=True))
-        return Table(title="tokens/s per phase (best: among configurations that fit in memory, where any do)",
-                     header=("phase", "rank", "tokens/s", "achieved", *(["achieved band"] if banded else []), *shown,
-                             "memory GB", "fits"), rows=rows,
-                     numeric=(False, False, True, True, *([True] if banded else []),
-                              *(k not in ENTITIES for k in shown), True, False))
+        rows = tuple(
+            (
+                r["phase"],
+                r["rank"],
+                number(r["tokens_per_s"], 4),
+                number(r["achieved_tokens_per_s"], 4),
+                *band(r),
+                *(_cell(r[k]) for k in shown),
+                f"{r['memory_bytes'] / 1e9:.1f}",
+                "yes" if r["fits_in_memory"] else "no",
+            )
+            for r in self.tokens.iter_rows(named=True)
+        )
+        return Table(
+            title="tokens/s per phase (best: among configurations that fit in memory, where any do)",
+            header=(
+                "phase",
+                "rank",
+                "tokens/s",
+                "achieved",
+                *(["achieved band"] if banded else []),
+                *shown,
+                "memory GB",
+                "fits",
+            ),
+            rows=rows,
+            numeric=(
+                False,
+                False,
+                True,
+                True,
+                *([True] if banded else []),
+                *(k not in ENTITIES for k in shown),
+                True,
+                False,
+            ),
+        )
 
     def _memory(self) -> Table | None:
         if self.memory is None:
@@ -195,30 +240,60 @@ class Report:
         axes = ["batch", "seq_len", *(k for k in ("hidden", "spec_k") if self.memory[k].drop_nulls().n_unique() > 1)]
         rows = []
         for r in self.memory.iter_rows(named=True):
-            where = "all fit" if r["misfit_bytes"] is None else (
-                f"{r['misfit_bytes'] / 1e9:.1f} GB at " + ", ".join(f"{k} {r[k]}" for k in axes if r[k] is not None))
-            rows.append((*(str(r[k]) for k in keys), r["phase"], f"{r['fit']:,} of {r['configurations']:,}",
-                         "-" if r["capacity_bytes"] is None else f"{r['capacity_bytes'] / 1e9:g}", where))
-        return Table(title="memory: configurations that fit, and the smallest footprint that does not",
-                     header=(*keys, "phase", "fit", "capacity GB", "stops fitting at"), rows=tuple(rows),
-                     numeric=(False,) * len(keys) + (False, True, True, False))
-
+            where = (
+                "all fit"
+                if r["misfit_bytes"] is None
+                else (
+                    f"{r['misfit_bytes'] / 1e9:.1f} GB at " + ", ".join(f"{k} {r[k]}" for k in axes if r[k] is not None)
+                )
+            )
+            rows.append(
+                (
+                    *(str(r[k]) for k in keys),
+                    r["phase"],
+                    f"{r['fit']:,} of {r['configurations']:,}",
+                    "-" if r["capacity_bytes"] is None else f"{r['capacity_bytes'] / 1e9:g}",
+                    where,
+                )
+            )
+        return Table(
+            title="memory: configurations that fit, and the smallest footprint that does not",
+            header=(*keys, "phase", "fit", "capacity GB", "stops fitting at"),
+            rows=tuple(rows),
+            numeric=(False,) * len(keys) + (False, True, True, False),
+        )
 
     def _layouts(self) -> Table | None:
         if self.layouts is None:
             return None
         shown = [k for k in LAYOUT if self.layouts[k].n_unique() > 1]
-        rows = tuple((r["phase"], *(str(r[k]) for k in shown), str(r["devices"]),
-                      f"{r['fit']:,} of {r['configurations']:,}",
-                      *(("-",) * 5 if r["tokens_per_s"] is None else (
-                          number(r["tokens_per_s"], 4), number(r["tokens_per_s_per_device"], 4), str(r["batch"]),
-                          str(r["seq_len"]), f"{r['memory_bytes'] / 1e9:.1f}")))
-                     for r in self.layouts.iter_rows(named=True))
-        return Table(title="layouts: configurations that fit in each device's memory, and the best that does "
-                           "(tokens/s of the system, and per device)",
-                     header=("phase", *shown, "devices", "fit", "tokens/s", "per device", "batch", "seq_len",
-                             "memory GB"),
-                     rows=rows, numeric=(False, *(True,) * (len(shown) + 7)))
+        rows = tuple(
+            (
+                r["phase"],
+                *(str(r[k]) for k in shown),
+                str(r["devices"]),
+                f"{r['fit']:,} of {r['configurations']:,}",
+                *(
+                    ("-",) * 5
+                    if r["tokens_per_s"] is None
+                    else (
+                        number(r["tokens_per_s"], 4),
+                        number(r["tokens_per_s_per_device"], 4),
+                        str(r["batch"]),
+                        str(r["seq_len"]),
+                        f"{r['memory_bytes'] / 1e9:.1f}",
+                    )
+                ),
+            )
+            for r in self.layouts.iter_rows(named=True)
+        )
+        return Table(
+            title="layouts: configurations that fit in each device's memory, and the best that does "
+            "(tokens/s of the system, and per device)",
+            header=("phase", *shown, "devices", "fit", "tokens/s", "per device", "batch", "seq_len", "memory GB"),
+            rows=rows,
+            numeric=(False, *(True,) * (len(shown) + 7)),
+        )
 
     def _best_layouts(self) -> list[str]:
         layouts = self.layouts
@@ -237,14 +312,17 @@ class Report:
             fewest = fit.sort("devices", "tokens_per_s", descending=[False, True]).row(0, named=True)
             most = fit.sort("tokens_per_s", descending=True).row(0, named=True)
             each = fit.sort("tokens_per_s_per_device", descending=True).row(0, named=True)
-            lines.append(f"{phase}: fewest devices that fit: {fewest['devices']} ({name(fewest)}); most tokens/s: "
-                         f"{name(most)} ({number(most['tokens_per_s'], 4)}); most tokens/s per device: {name(each)} "
-                         f"({number(each['tokens_per_s_per_device'], 4)})")
+            lines.append(
+                f"{phase}: fewest devices that fit: {fewest['devices']} ({name(fewest)}); most tokens/s: "
+                f"{name(most)} ({number(most['tokens_per_s'], 4)}); most tokens/s per device: {name(each)} "
+                f"({number(each['tokens_per_s_per_device'], 4)})"
+            )
         return ["", "best layout per phase", *lines]
 
 
 def spec_line(spec: dict) -> str:
     """A spec (as :meth:`rooflax.SweepSpec.to_dict` gives it) in one line: names, phases and axis ranges."""
+
     def names(key: str) -> str:
         return ", ".join(item["name"] for item in spec[key])
 
@@ -254,8 +332,9 @@ def spec_line(spec: dict) -> str:
         if values:
             span = f"{values[0]}..{values[-1]} ({len(values)} values)" if len(values) > 1 else str(values[0])
             axes.append(f"{axis} {span}")
-    return (f"{names('models')} on {names('hardware')} in {names('dtypes')}; {', '.join(spec['phases'])}; "
-            + " × ".join(axes))
+    return f"{names('models')} on {names('hardware')} in {names('dtypes')}; {', '.join(spec['phases'])}; " + " × ".join(
+        axes
+    )
 
 
 def _cell(value: object) -> str:
@@ -278,18 +357,23 @@ def _bounds(lf: pl.LazyFrame) -> pl.DataFrame:
     A ``bound`` that is null or not one of :data:`rooflax.names.BOUNDS` counts as unknown.
     """
     dtype = lf.collect_schema().get("bound")
-    if dtype is None or not (dtype.is_(pl.Null) or dtype.is_numeric() or dtype == pl.String
-                             or isinstance(dtype, pl.Enum | pl.Categorical)):
+    if dtype is None or not (
+        dtype.is_(pl.Null) or dtype.is_numeric() or dtype == pl.String or isinstance(dtype, pl.Enum | pl.Categorical)
+    ):
         raise SpecError(f"bound: column of type {dtype} in the dataset; expected text: one of {', '.join(BOUNDS)}")
     bound = pl.col("bound").cast(pl.String)
-    df = (lf.group_by("phase", "group")
-          .agg(rows=pl.len(), **{name: (bound == name).sum() for name in BOUNDS})
-          .collect(engine="streaming"))
+    df = (
+        lf.group_by("phase", "group")
+        .agg(rows=pl.len(), **{name: (bound == name).sum() for name in BOUNDS})
+        .collect(engine="streaming")
+    )
     shares = {f"{name}_share": pl.col(name) / pl.col("rows") for name in BOUNDS}
     known = pl.sum_horizontal(*BOUNDS)
-    return (df.with_columns(**shares, unknown_share=(pl.col("rows") - known) / pl.col("rows"))
-            .sort("phase", "group")
-            .select("phase", "group", "rows", *shares, "unknown_share"))
+    return (
+        df.with_columns(**shares, unknown_share=(pl.col("rows") - known) / pl.col("rows"))
+        .sort("phase", "group")
+        .select("phase", "group", "rows", *shares, "unknown_share")
+    )
 
 
 def _crossovers(spec: SweepSpec) -> pl.DataFrame:
@@ -301,13 +385,21 @@ def _crossovers(spec: SweepSpec) -> pl.DataFrame:
         keys["hidden"] = [statistics.median_low(spec.hidden)]
     df = crossover(spec.with_keys(**keys), along="batch")
     layout = [k for k in LAYOUT if k in df.columns]  # a sweep of parallel layouts: crossovers per layout
-    return (df.group_by("model", "hardware", "dtype", *layout, "phase", "spec_k", "group", "seq_len", "hidden",
-                        maintain_order=True)
-            .agg(first=pl.col("crossover").min(), last=pl.col("crossover").max(),
-                 never=pl.col("crossover").null_count(), ops=pl.len(), ridge=pl.col("ridge").first())
-            .sort("model", "hardware", "dtype", *layout, "phase", "spec_k", "group", maintain_order=True)
-            .with_columns(batch_max=pl.lit(spec.batch[-1]), group=pl.col("group").cast(pl.String))
-            .with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)))
+    return (
+        df.group_by(
+            "model", "hardware", "dtype", *layout, "phase", "spec_k", "group", "seq_len", "hidden", maintain_order=True
+        )
+        .agg(
+            first=pl.col("crossover").min(),
+            last=pl.col("crossover").max(),
+            never=pl.col("crossover").null_count(),
+            ops=pl.len(),
+            ridge=pl.col("ridge").first(),
+        )
+        .sort("model", "hardware", "dtype", *layout, "phase", "spec_k", "group", maintain_order=True)
+        .with_columns(batch_max=pl.lit(spec.batch[-1]), group=pl.col("group").cast(pl.String))
+        .with_columns(pl.col("model", "hardware", "dtype").cast(pl.String))
+    )
 
 
 def _summary_chunks(spec: SweepSpec) -> Iterator[pl.DataFrame]:
@@ -326,21 +418,27 @@ def _best_worst(df: pl.DataFrame) -> pl.DataFrame:
 def _misfits(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per memory key: counts, and the smallest footprint that does not fit (candidates to combine)."""
     counts = df.group_by(_MEMORY_KEYS).agg(configurations=pl.len(), fit=pl.col("fits_in_memory").sum())
-    smallest = (df.filter(~pl.col("fits_in_memory")).sort("memory_bytes")
-                .group_by(_MEMORY_KEYS, maintain_order=True).first())
+    smallest = (
+        df.filter(~pl.col("fits_in_memory")).sort("memory_bytes").group_by(_MEMORY_KEYS, maintain_order=True).first()
+    )
     return counts, smallest
 
 
 def _layout_rows(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per phase and layout: counts, and the fitting row of most tokens/s (candidates to combine)."""
     counts = df.group_by("phase", *LAYOUT).agg(configurations=pl.len(), fit=pl.col("fits_in_memory").sum())
-    best = (df.filter("fits_in_memory").sort("tokens_per_s", descending=True)
-            .group_by("phase", *LAYOUT, maintain_order=True).first())
+    best = (
+        df.filter("fits_in_memory")
+        .sort("tokens_per_s", descending=True)
+        .group_by("phase", *LAYOUT, maintain_order=True)
+        .first()
+    )
     return counts, best
 
 
-def _totals(chunks: Iterable[pl.DataFrame],
-            spec: SweepSpec | None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+def _totals(
+    chunks: Iterable[pl.DataFrame], spec: SweepSpec | None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
     """Best and worst tokens/s per phase, memory per model × hardware × dtype × phase, and layouts per phase,
     reduced chunk by chunk."""
     tops, counts, smallest, layout_counts, layout_best = [], [], [], [], []
@@ -355,29 +453,65 @@ def _totals(chunks: Iterable[pl.DataFrame],
     top = _best_worst(pl.concat(tops).drop("rank"))
     order = [pl.col("phase"), pl.col("rank") == "worst"]
     band = [c for c in ("achieved_time_s", "achieved_time_lo_s", "achieved_time_hi_s") if c in top.columns]
-    tokens = top.sort(order).select("phase", "rank", *_CONFIG, "tokens_per_s", "achieved_tokens_per_s",
-                                    *(band if len(band) == 3 else ()), "memory_bytes", "fits_in_memory")
+    tokens = top.sort(order).select(
+        "phase",
+        "rank",
+        *_CONFIG,
+        "tokens_per_s",
+        "achieved_tokens_per_s",
+        *(band if len(band) == 3 else ()),
+        "memory_bytes",
+        "fits_in_memory",
+    )
     count = pl.concat(counts).group_by(_MEMORY_KEYS).agg(pl.col("configurations", "fit").sum())
-    least = _misfits(pl.concat(smallest))[1].select(*_MEMORY_KEYS, misfit_bytes="memory_bytes", batch="batch",
-                                                     seq_len="seq_len", hidden="hidden", spec_k="spec_k")
+    least = _misfits(pl.concat(smallest))[1].select(
+        *_MEMORY_KEYS, misfit_bytes="memory_bytes", batch="batch", seq_len="seq_len", hidden="hidden", spec_k="spec_k"
+    )
     capacity = {name: hw.memory_bytes for name, hw in HARDWARE.items()}
     capacity.update({hw.name: hw.memory_bytes for hw in spec.hardware} if spec is not None else {})
-    memory = (count.join(least, on=list(_MEMORY_KEYS), how="left")
-              .with_columns(capacity_bytes=pl.col("hardware").cast(pl.String).replace_strict(capacity, default=None,
-                                                                                            return_dtype=pl.Float64))
-              .sort(*_MEMORY_KEYS))
+    memory = (
+        count.join(least, on=list(_MEMORY_KEYS), how="left")
+        .with_columns(
+            capacity_bytes=pl.col("hardware")
+            .cast(pl.String)
+            .replace_strict(capacity, default=None, return_dtype=pl.Float64)
+        )
+        .sort(*_MEMORY_KEYS)
+    )
     per_layout = pl.concat(layout_counts).group_by("phase", *LAYOUT).agg(pl.col("configurations", "fit").sum())
-    layouts = None if per_layout.select(LAYOUT).n_unique() < 2 else (
-        per_layout.join(_layout_rows(pl.concat(layout_best))[1].select("phase", *LAYOUT, "batch", "seq_len",
-                                                                        "tokens_per_s", "memory_bytes"),
-                        on=["phase", *LAYOUT], how="left")
-        .with_columns(devices=pl.col("tp") * pl.col("pp") * pl.col("ep"))
-        .with_columns(tokens_per_s_per_device=pl.col("tokens_per_s") / pl.col("devices"))
-        .sort("phase", *LAYOUT)
-        .select("phase", *LAYOUT, "devices", "configurations", "fit", "batch", "seq_len", "tokens_per_s",
-                "tokens_per_s_per_device", "memory_bytes"))
-    return (tokens.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)),
-            memory.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)), layouts)
+    layouts = (
+        None
+        if per_layout.select(LAYOUT).n_unique() < 2
+        else (
+            per_layout.join(
+                _layout_rows(pl.concat(layout_best))[1].select(
+                    "phase", *LAYOUT, "batch", "seq_len", "tokens_per_s", "memory_bytes"
+                ),
+                on=["phase", *LAYOUT],
+                how="left",
+            )
+            .with_columns(devices=pl.col("tp") * pl.col("pp") * pl.col("ep"))
+            .with_columns(tokens_per_s_per_device=pl.col("tokens_per_s") / pl.col("devices"))
+            .sort("phase", *LAYOUT)
+            .select(
+                "phase",
+                *LAYOUT,
+                "devices",
+                "configurations",
+                "fit",
+                "batch",
+                "seq_len",
+                "tokens_per_s",
+                "tokens_per_s_per_device",
+                "memory_bytes",
+            )
+        )
+    )
+    return (
+        tokens.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)),
+        memory.with_columns(pl.col("model", "hardware", "dtype").cast(pl.String)),
+        layouts,
+    )
 
 
 def _parts(parts: tuple[Path, ...]) -> Iterator[pl.DataFrame]:
@@ -387,8 +521,9 @@ def _parts(parts: tuple[Path, ...]) -> Iterator[pl.DataFrame]:
         yield pl.read_parquet(part, columns=[*_TOTALS, *(_BAND if banded else ())])
 
 
-def describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *,
-             spec: SweepSpec | str | Path | None = None) -> Report:
+def describe(
+    source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, *, spec: SweepSpec | str | Path | None = None
+) -> Report:
     """What a sweep found: bound shares, crossovers, best and worst tokens/s, where memory stops fitting.
 
     Args:
@@ -455,5 +590,15 @@ def _describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, spec: Swe
     else:
         tokens = memory = layouts = None
     line = spec_line(spec.to_dict()) if spec is not None else ""
-    return Report(source=name, kind=kind, rows=rows, spec=line, bounds=bounds, crossovers=crossovers, tokens=tokens,
-                  memory=memory, notes=tuple(notes), layouts=layouts)
+    return Report(
+        source=name,
+        kind=kind,
+        rows=rows,
+        spec=line,
+        bounds=bounds,
+        crossovers=crossovers,
+        tokens=tokens,
+        memory=memory,
+        notes=tuple(notes),
+        layouts=layouts,
+    )

@@ -64,8 +64,9 @@ def _draft_lengths(k: object) -> tuple[int, ...]:
     values = [k] if isinstance(k, int) else k
     if not isinstance(values, list | tuple | range) or not values:
         raise SpecError(f"k: expected draft lengths, a non-empty list of integers ≥ 0, got {k!r}")
-    out = sorted({0 if v == 0 and not isinstance(v, bool) else positive_int(f"k[{i}]", v)
-                  for i, v in enumerate(values)})
+    out = sorted(
+        {0 if v == 0 and not isinstance(v, bool) else positive_int(f"k[{i}]", v) for i, v in enumerate(values)}
+    )
     if len(out) != len(values):
         raise SpecError(f"k: a draft length is repeated in {list(values)!r}")
     return tuple(out)
@@ -78,11 +79,20 @@ def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) 
     if tree is None:
         ks = _draft_lengths(k)
         acceptance.check_round(ks[-1], ks[-1] + 1, "k")
-        return pl.DataFrame({"candidates": [v + 1 for v in ks], "draft_k": list(ks), "depths": [None] * len(ks),
-                             "tree": ["chain"] * len(ks)}, schema=schema)
+        return pl.DataFrame(
+            {
+                "candidates": [v + 1 for v in ks],
+                "draft_k": list(ks),
+                "depths": [None] * len(ks),
+                "tree": ["chain"] * len(ks),
+            },
+            schema=schema,
+        )
     if not isinstance(tree, list | tuple) or not tree:
-        raise SpecError(f"tree: expected a non-empty list of trees ({{depths = [...]}}, {{top_k = [...]}} or "
-                        f"{{sparse = Q}}), got {tree!r}")
+        raise SpecError(
+            f"tree: expected a non-empty list of trees ({{depths = [...]}}, {{top_k = [...]}} or "
+            f"{{sparse = Q}}), got {tree!r}"
+        )
     rows: list[tuple[int, int, list[int], str]] = []
     seen: dict[tuple[int, ...], int] = {}
     for i, entry in enumerate(tree):
@@ -93,12 +103,17 @@ def _rounds(k: object, tree: object, acceptance: Acceptance, heads: int | None) 
             label = f"sparse {len(depths)}"
         else:
             depths = check_tree(entry, f"tree[{i}]")
-            label = (f"top_k {','.join(map(str, entry['top_k']))}" if isinstance(entry, dict) and "top_k" in entry
-                     else f"depths #{i}")
+            label = (
+                f"top_k {','.join(map(str, entry['top_k']))}"
+                if isinstance(entry, dict) and "top_k" in entry
+                else f"depths #{i}"
+            )
             acceptance.check_round(max(depths) - 1, len(depths), f"tree[{i}]")
         if depths in seen:
-            raise SpecError(f"tree[{i}]: the same tree as tree[{seen[depths]}] (candidate depths "
-                            f"{list(depths)[:8]}{'...' if len(depths) > 8 else ''}); give each tree once")
+            raise SpecError(
+                f"tree[{i}]: the same tree as tree[{seen[depths]}] (candidate depths "
+                f"{list(depths)[:8]}{'...' if len(depths) > 8 else ''}); give each tree once"
+            )
         seen[depths] = i
         rows.append((len(depths), max(depths) - 1, list(depths), label))
     rows.sort(key=lambda row: row[:2])
@@ -112,8 +127,10 @@ def _draft_model(draft_model: object, spec: SweepSpec) -> Model:
         raise SpecError(f"draft_model: expected a model preset name or file, got {draft_model!r}")
     for target in spec.models:
         if target.vocab != model.vocab:
-            raise SpecError(f"draft_model: {model.name!r} has a vocabulary of {model.vocab} tokens, the target "
-                            f"{target.name!r} has {target.vocab}; a draft model must share the target's vocabulary")
+            raise SpecError(
+                f"draft_model: {model.name!r} has a vocabulary of {model.vocab} tokens, the target "
+                f"{target.name!r} has {target.vocab}; a draft model must share the target's vocabulary"
+            )
     return model
 
 
@@ -127,22 +144,28 @@ def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl
     need = rows.select("model", "hardware", "dtype", "batch", "hidden", "draft_k").unique()
     most = cast(int, need["draft_k"].max())  # an Int64 column
     if need.height and most > heads:
-        raise SpecError(f"medusa_heads: a round drafts {most} tokens but the model has {heads} "
-                        "heads; draft at most one token per head (k ≤ medusa_heads, tree depth ≤ heads + 1)")
+        raise SpecError(
+            f"medusa_heads: a round drafts {most} tokens but the model has {heads} "
+            "heads; draft at most one token per head (k ≤ medusa_heads, tree depth ≤ heads + 1)"
+        )
     models = {m.name: m for m in spec.models}
     hardware = {h.name: h for h in spec.hardware}
     dtypes = {d.name: d for d in spec.dtypes}
     parts = []
     for (model, hw, dt), part in need.group_by("model", "hardware", "dtype"):
         roof, dtype = Roof.of(hardware[hw], dtypes[dt]), dtypes[dt]
-        step = HeadStep(batch=part["batch"].to_numpy().astype(np.float64),
-                        hidden=part["hidden"].to_numpy().astype(np.float64), vocab=float(models[model].vocab),
-                        heads=part["draft_k"].to_numpy().astype(np.float64), w=dtype.weight_bytes,
-                        a=dtype.act_bytes, shared_lm_head=shared)
+        step = HeadStep(
+            batch=part["batch"].to_numpy().astype(np.float64),
+            hidden=part["hidden"].to_numpy().astype(np.float64),
+            vocab=float(models[model].vocab),
+            heads=part["draft_k"].to_numpy().astype(np.float64),
+            w=dtype.weight_bytes,
+            a=dtype.act_bytes,
+            shared_lm_head=shared,
+        )
         ideal, achieved = medusa_times(step, roof)
         weights = medusa_weight_bytes(heads, step.hidden, step.vocab, dtype.weight_bytes, shared)
-        parts.append(part.with_columns(draft_time_s=ideal, draft_achieved_time_s=achieved,
-                                       draft_memory_bytes=weights))
+        parts.append(part.with_columns(draft_time_s=ideal, draft_achieved_time_s=achieved, draft_memory_bytes=weights))
     return pl.concat(parts)
 
 
@@ -170,17 +193,29 @@ def _medusa_preset(models: tuple[Model, ...]) -> tuple[str, str]:
             picks[model.name] = (exact[0], f"a fine-tune of {model.name}")
         else:
             nearest = min(MEDUSA_BASES, key=lambda name: abs(get_model(MEDUSA_BASES[name]).params - model.params))
-            picks[model.name] = (nearest, f"a fine-tune of {MEDUSA_BASES[nearest]}, the nearest in size to "
-                                          f"{model.name} among models with published heads")
+            picks[model.name] = (
+                nearest,
+                f"a fine-tune of {MEDUSA_BASES[nearest]}, the nearest in size to "
+                f"{model.name} among models with published heads",
+            )
     presets = sorted({preset for preset, _ in picks.values()})
     if len(presets) > 1:
-        raise SpecError(f"acceptance: the sweep's models {', '.join(picks)} take different Medusa presets "
-                        f"({', '.join(presets)}); give acceptance (CLI --acceptance) or sweep one model")
+        raise SpecError(
+            f"acceptance: the sweep's models {', '.join(picks)} take different Medusa presets "
+            f"({', '.join(presets)}); give acceptance (CLI --acceptance) or sweep one model"
+        )
     return presets[0], next(iter(picks.values()))[1]
 
 
-def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
-            medusa_heads: int | None = None, acceptance: object = None, **keys: Unpack[SweepKeys]) -> Choices:
+def choices(
+    spec: SweepSpec | str | Path | None = None,
+    *,
+    k: object = None,
+    tree: object = None,
+    medusa_heads: int | None = None,
+    acceptance: object = None,
+    **keys: Unpack[SweepKeys],
+) -> Choices:
     """The sweep, draft lengths and acceptance :func:`speculate` uses, with a note on each default.
 
     Without a spec, the ``model``, ``hardware``, ``dtype``, ``batch`` and ``seq_len`` not
@@ -197,8 +232,13 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
     notes = []
     base = resolve_spec(spec, SpecKeys(**keys), reference_axes=True)
     if spec is None:
-        for key, attribute in (("model", "models"), ("hardware", "hardware"), ("dtype", "dtypes"),
-                               ("batch", "batch"), ("seq_len", "seq_len")):
+        for key, attribute in (
+            ("model", "models"),
+            ("hardware", "hardware"),
+            ("dtype", "dtypes"),
+            ("batch", "batch"),
+            ("seq_len", "seq_len"),
+        ):
             if key not in keys:
                 values = getattr(base, attribute)
                 shown = _span(values) if key in ("batch", "seq_len") else ", ".join(v.name for v in values)
@@ -207,12 +247,16 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
     if acceptance is None and heads is not None:
         preset, why = _medusa_preset(base.models)
         model_acceptance = parse_acceptance(preset)
-        notes.append(f"acceptance {preset}: the published Medusa-1 heads of Vicuna {preset.rsplit('-', 1)[1].upper()}, "
-                     f"{why} (the default for Medusa heads given no acceptance)")
+        notes.append(
+            f"acceptance {preset}: the published Medusa-1 heads of Vicuna {preset.rsplit('-', 1)[1].upper()}, "
+            f"{why} (the default for Medusa heads given no acceptance)"
+        )
     elif acceptance is None:
         model_acceptance = parse_acceptance(DEFAULT_ACCEPTANCE)
-        notes.append(f"acceptance geometric, alpha {DEFAULT_ACCEPTANCE['alpha']}: each draft accepted with "
-                     f"probability {DEFAULT_ACCEPTANCE['alpha']}, the default given no acceptance")
+        notes.append(
+            f"acceptance geometric, alpha {DEFAULT_ACCEPTANCE['alpha']}: each draft accepted with "
+            f"probability {DEFAULT_ACCEPTANCE['alpha']}, the default given no acceptance"
+        )
     else:
         model_acceptance = parse_acceptance(acceptance)
     if k is None and tree is None:
@@ -227,10 +271,17 @@ def choices(spec: SweepSpec | str | Path | None = None, *, k: object = None, tre
     return Choices(base, None if k is None else _draft_lengths(k), model_acceptance, tuple(notes))
 
 
-def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, tree: object = None,
-              draft_model: str | Path | Model | None = None, medusa_heads: int | None = None,
-              shared_lm_head: bool = False, acceptance: object = None,
-              **keys: Unpack[SweepKeys]) -> pl.DataFrame:
+def speculate(
+    spec: SweepSpec | str | Path | None = None,
+    *,
+    k: object = None,
+    tree: object = None,
+    draft_model: str | Path | Model | None = None,
+    medusa_heads: int | None = None,
+    shared_lm_head: bool = False,
+    acceptance: object = None,
+    **keys: Unpack[SweepKeys],
+) -> pl.DataFrame:
     """Expected tokens per round, round time, effective tokens/s and speedup of speculative decoding.
 
     Args:
@@ -271,26 +322,35 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     shared_lm_head = boolean("shared_lm_head", shared_lm_head)
     for key in _NOT_READ:
         if key in keys:
-            raise SpecError(f"{key}: speculate prices plain decode and each round's verify step itself, so it reads "
-                            f"no {key}; leave {key} out (give draft lengths as k, or trees as tree)")
+            raise SpecError(
+                f"{key}: speculate prices plain decode and each round's verify step itself, so it reads "
+                f"no {key}; leave {key} out (give draft lengths as k, or trees as tree)"
+            )
     if draft_model is not None and medusa_heads is not None:
         raise SpecError("medusa_heads: give a draft_model or medusa_heads, not both")
     if shared_lm_head and medusa_heads is None:
         raise SpecError("shared_lm_head: given without medusa_heads; it applies to Medusa heads only")
     if tree is not None and k is not None:
         raise SpecError("tree: give draft lengths k (chains) or trees, not both")
-    base, k, model_acceptance, _ = choices(spec, k=k, tree=tree, medusa_heads=medusa_heads, acceptance=acceptance,
-                                           **keys)
+    base, k, model_acceptance, _ = choices(
+        spec, k=k, tree=tree, medusa_heads=medusa_heads, acceptance=acceptance, **keys
+    )
     heads = None if medusa_heads is None else int(medusa_heads)
     rounds = _rounds(k, tree, model_acceptance, heads)
     largest = cast(int, rounds["candidates"].max())  # an Int64 column of at least one round
     if largest > base.seq_len[-1]:
-        raise SpecError(f"{'k' if tree is None else 'tree'}: rounds of up to {largest} candidates need seq_len ≥ "
-                        f"{largest}, the largest seq_len is {base.seq_len[-1]}")
+        raise SpecError(
+            f"{'k' if tree is None else 'tree'}: rounds of up to {largest} candidates need seq_len ≥ "
+            f"{largest}, the largest seq_len is {base.seq_len[-1]}"
+        )
     cells = base.with_keys(phases=["decode"], spec_k=None, tree=None).configurations()
-    check_in_memory("speculate", cells * rounds.height, row_bytes(True) * 3,  # a verify, a decode and an output row
-                    instead="speculate joins every cell's rounds in memory: give a smaller grid (fewer batch, seq_len "
-                            "or hidden values) or fewer draft lengths")
+    check_in_memory(
+        "speculate",
+        cells * rounds.height,
+        row_bytes(True) * 3,  # a verify, a decode and an output row
+        instead="speculate joins every cell's rounds in memory: give a smaller grid (fewer batch, seq_len "
+        "or hidden values) or fewer draft lengths",
+    )
     # a sweep verifies one tree per candidate count: trees of the same size go to further sweeps
     rounds = rounds.with_columns(layer=pl.int_range(pl.len()).over("candidates"))
     decode: list[pl.DataFrame] = []  # the first sweep's: it alone prices decode too
@@ -298,28 +358,41 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
     for layer in range(cast(int, rounds["layer"].max()) + 1):
         part = rounds.filter(layer=layer)
         trees = "chain" if tree is None else [{"depths": d} for d in part["depths"].to_list()]
-        frame = sweep(base.with_keys(phases=["verify"] if layer else ["decode", "verify"],
-                                     spec_k=part["candidates"].to_list(), tree=trees), summary=True)
+        frame = sweep(
+            base.with_keys(
+                phases=["verify"] if layer else ["decode", "verify"], spec_k=part["candidates"].to_list(), tree=trees
+            ),
+            summary=True,
+        )
         if not decode:
             decode.append(_select(frame, "decode", "decode_", CELL))
-        verify.append(_select(frame.rename({"spec_k": "candidates"}), "verify", "verify_", (*CELL, "candidates"))
-                      .join(part.select("candidates", "draft_k", "tree"), on="candidates"))
+        verify.append(
+            _select(frame.rename({"spec_k": "candidates"}), "verify", "verify_", (*CELL, "candidates")).join(
+                part.select("candidates", "draft_k", "tree"), on="candidates"
+            )
+        )
     out = pl.concat(verify).join(decode[0], on=CELL)
     if draft_model is not None:
         drafter = _draft_model(draft_model, base)
-        draft = sweep(base.with_keys(model=[drafter], phases=["decode"], spec_k=None, tree=None, hidden=None,
-                                     tp=None, pp=None, ep=None), summary=True)
+        draft = sweep(
+            base.with_keys(
+                model=[drafter], phases=["decode"], spec_k=None, tree=None, hidden=None, tp=None, pp=None, ep=None
+            ),
+            summary=True,
+        )
         cell = ("hardware", "dtype", "batch", "seq_len")
         out = out.join(_select(draft, "decode", "step_", cell), on=cell).with_columns(
             draft_time_s=pl.col("draft_k") * pl.col("step_time_s"),
             draft_achieved_time_s=pl.col("draft_k") * pl.col("step_achieved_time_s"),
-            draft_memory_bytes=pl.col("step_memory_bytes"))
+            draft_memory_bytes=pl.col("step_memory_bytes"),
+        )
     elif heads is not None:
         medusa = _medusa(out, base, heads, shared_lm_head)
         out = out.join(medusa, on=["model", "hardware", "dtype", "batch", "hidden", "draft_k"])
     else:
-        out = out.with_columns(draft_time_s=pl.lit(0.0), draft_achieved_time_s=pl.lit(0.0),
-                               draft_memory_bytes=pl.lit(0.0))
+        out = out.with_columns(
+            draft_time_s=pl.lit(0.0), draft_achieved_time_s=pl.lit(0.0), draft_memory_bytes=pl.lit(0.0)
+        )
     tokens = model_acceptance.tokens_per_round(out["draft_k"].to_numpy(), out["candidates"].to_numpy())
     out = out.with_columns(tokens_per_round=pl.Series(tokens, dtype=pl.Float64))
     columns = []
@@ -333,19 +406,29 @@ def speculate(spec: SweepSpec | str | Path | None = None, *, k: object = None, t
             (pl.col("batch") * pl.col("tokens_per_round") / round_time).alias(f"{prefix}effective_tokens_per_s"),
             (pl.col("tokens_per_round") * pl.col(f"decode_{time}") / round_time).alias(f"{prefix}speedup"),
         ]
-    capacity = pl.DataFrame({"hardware": [h.name for h in base.hardware],
-                             "capacity": [float(h.memory_bytes) for h in base.hardware]},
-                            schema={"hardware": out.schema["hardware"], "capacity": pl.Float64})
+    capacity = pl.DataFrame(
+        {"hardware": [h.name for h in base.hardware], "capacity": [float(h.memory_bytes) for h in base.hardware]},
+        schema={"hardware": out.schema["hardware"], "capacity": pl.Float64},
+    )
     memory = pl.col("verify_memory_bytes") + pl.col("draft_memory_bytes")
-    columns += [memory.alias("memory_bytes"), pl.col("capacity").alias("capacity_bytes"),
-                (memory <= pl.col("capacity")).alias("fits_in_memory")]
+    columns += [
+        memory.alias("memory_bytes"),
+        pl.col("capacity").alias("capacity_bytes"),
+        (memory <= pl.col("capacity")).alias("fits_in_memory"),
+    ]
     out = out.join(capacity, on="hardware")
     return out.select(*CELL, "draft_k", "candidates", "tree", "tokens_per_round", *columns).sort(
-        "model", "hardware", "dtype", "hidden", "tp", "pp", "ep", "batch", "seq_len", "candidates", "tree")
+        "model", "hardware", "dtype", "hidden", "tp", "pp", "ep", "batch", "seq_len", "candidates", "tree"
+    )
 
 
-def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achieved: bool = False,
-           fits: bool = False, **options: Any) -> pl.DataFrame:
+def best_k(
+    frame: pl.DataFrame | SweepSpec | str | Path | None = None,
+    *,
+    achieved: bool = False,
+    fits: bool = False,
+    **options: Any,
+) -> pl.DataFrame:
     """For each grid cell, the round shape with the highest effective tokens/s.
 
     Args:
@@ -373,13 +456,18 @@ def best_k(frame: pl.DataFrame | SweepSpec | str | Path | None = None, *, achiev
         unfit = unfit_cells(frame)
         if frame.height and unfit.height == frame.select(CELL).n_unique():
             least = unfit.sort("memory_bytes").row(0, named=True)
-            raise SpecError(f"fits: no round fits in one device's memory in any of the {unfit.height} cells; the "
-                            f"smallest needs {least['memory_bytes'] / 1e9:.1f} GB ({_where(least)}) where "
-                            f"{least['hardware']} has {least['capacity_bytes'] / 1e9:g} GB: use a smaller batch or "
-                            "seq_len, more memory, or leave out fits to rank them anyway")
+            raise SpecError(
+                f"fits: no round fits in one device's memory in any of the {unfit.height} cells; the "
+                f"smallest needs {least['memory_bytes'] / 1e9:.1f} GB ({_where(least)}) where "
+                f"{least['hardware']} has {least['capacity_bytes'] / 1e9:g} GB: use a smaller batch or "
+                "seq_len, more memory, or leave out fits to rank them anyway"
+            )
         frame = frame.filter("fits_in_memory")
-    return (frame.sort([*CELL, key, "candidates", "tree"], descending=[False] * len(CELL) + [True, False, False])
-            .group_by(list(CELL), maintain_order=True).first())
+    return (
+        frame.sort([*CELL, key, "candidates", "tree"], descending=[False] * len(CELL) + [True, False, False])
+        .group_by(list(CELL), maintain_order=True)
+        .first()
+    )
 
 
 def _where(row: dict) -> str:
@@ -397,20 +485,35 @@ def unfit_cells(frame: pl.DataFrame) -> pl.DataFrame:
         :data:`rooflax.names.CELL`, ``draft_k``, ``memory_bytes`` and ``capacity_bytes`` of the cell's
         round of least memory, and that as a ``reason`` in words.
     """
-    unfit = (frame.group_by(CELL).agg(pl.col("fits_in_memory").any().alias("any"))
-             .filter(~pl.col("any")).select(CELL))
-    least = (frame.join(unfit, on=CELL, how="semi").sort("memory_bytes")
-             .group_by(CELL, maintain_order=True).first().sort(CELL)
-             .select(*CELL, "draft_k", "memory_bytes", "capacity_bytes"))
-    return least.with_columns(reason=pl.format("the smallest round needs {} GB, {} has {} GB",
-                                               (pl.col("memory_bytes") / 1e9).round(1), pl.col("hardware"),
-                                               (pl.col("capacity_bytes") / 1e9).round(1)))
+    unfit = frame.group_by(CELL).agg(pl.col("fits_in_memory").any().alias("any")).filter(~pl.col("any")).select(CELL)
+    least = (
+        frame.join(unfit, on=CELL, how="semi")
+        .sort("memory_bytes")
+        .group_by(CELL, maintain_order=True)
+        .first()
+        .sort(CELL)
+        .select(*CELL, "draft_k", "memory_bytes", "capacity_bytes")
+    )
+    return least.with_columns(
+        reason=pl.format(
+            "the smallest round needs {} GB, {} has {} GB",
+            (pl.col("memory_bytes") / 1e9).round(1),
+            pl.col("hardware"),
+            (pl.col("capacity_bytes") / 1e9).round(1),
+        )
+    )
 
 
 #: What one speculation map draws a single value of, with where the CLI sets it.
-_MAP_KEYS = (("model", "models", "--model"), ("hardware", "hardware", "--hardware"), ("dtype", "dtypes", "--dtype"),
-            ("hidden", "hidden", "--hidden"), ("tp", "tp", "the spec's tp"), ("pp", "pp", "the spec's pp"),
-            ("ep", "ep", "the spec's ep"))
+_MAP_KEYS = (
+    ("model", "models", "--model"),
+    ("hardware", "hardware", "--hardware"),
+    ("dtype", "dtypes", "--dtype"),
+    ("hidden", "hidden", "--hidden"),
+    ("tp", "tp", "the spec's tp"),
+    ("pp", "pp", "the spec's pp"),
+    ("ep", "ep", "the spec's ep"),
+)
 
 
 def check_map_spec(spec: SweepSpec, field: str = "plot") -> None:
@@ -423,8 +526,10 @@ def check_map_spec(spec: SweepSpec, field: str = "plot") -> None:
         values = getattr(spec, attribute)
         if values is not None and len(values) > 1:
             names = [getattr(v, "name", v) for v in values]
-            raise SpecError(f"{field}: the speculation map draws one {column}, the sweep has {len(names)} "
-                            f"({', '.join(map(str, names))}); give one with {where}")
+            raise SpecError(
+                f"{field}: the speculation map draws one {column}, the sweep has {len(names)} "
+                f"({', '.join(map(str, names))}); give one with {where}"
+            )
 
 
 def speculation_table(frame: pl.DataFrame) -> str:
@@ -436,7 +541,13 @@ def speculation_table(frame: pl.DataFrame) -> str:
     """
     varying = [c for c in ("dtype", "hidden", *LAYOUT) if frame.get_column(c).n_unique() > 1]
     shown = frame.select(
-        "model", "hardware", *varying, "batch", "seq_len", "draft_k", "candidates",
+        "model",
+        "hardware",
+        *varying,
+        "batch",
+        "seq_len",
+        "draft_k",
+        "candidates",
         *(["tree"] if (frame.get_column("tree") != "chain").any() else []),
         pl.col("tokens_per_round").round(4),
         (pl.col("round_time_s") * 1e3).round(3).alias("round_ms"),

@@ -12,16 +12,49 @@ from typing import TextIO
 
 from rooflax.data._atomic import output_file, write_output
 
-__all__ = ["TABLE_SUFFIXES", "Table", "ascii_fallback", "hardware_table", "models_table", "show", "table_path",
-           "write_table"]
+__all__ = [
+    "TABLE_SUFFIXES",
+    "Table",
+    "ascii_fallback",
+    "hardware_table",
+    "models_table",
+    "show",
+    "table_path",
+    "write_table",
+]
 
 #: File formats a table can be written in.
 TABLE_SUFFIXES = (".parquet", ".csv")
 
 #: ASCII for the characters rooflax's text uses, where a stream cannot encode them.
-ASCII = {"×": "x", "·": "*", "−": "-", "–": "-", "—": "-", "≥": ">=", "≤": "<=", "≈": "~", "…": "...", "→": "->",
-         "⌈": "ceil(", "⌉": ")", "⌊": "floor(", "⌋": ")", "Σ": "sum ", "∏": "prod ", "α": "alpha", "µ": "u",
-         "²": "^2", "³": "^3", "§": "sec. ", "━": "-", "╸": "-", "’": "'", "“": '"', "”": '"'}
+ASCII = {
+    "×": "x",
+    "·": "*",
+    "−": "-",
+    "–": "-",
+    "—": "-",
+    "≥": ">=",
+    "≤": "<=",
+    "≈": "~",
+    "…": "...",
+    "→": "->",
+    "⌈": "ceil(",
+    "⌉": ")",
+    "⌊": "floor(",
+    "⌋": ")",
+    "Σ": "sum ",
+    "∏": "prod ",
+    "α": "alpha",
+    "µ": "u",
+    "²": "^2",
+    "³": "^3",
+    "§": "sec. ",
+    "━": "-",
+    "╸": "-",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+}
 _ERRORS = "rooflax-ascii"
 
 
@@ -29,9 +62,10 @@ def _replace(error: UnicodeError) -> tuple[str, int]:
     """A codec error handler: what :data:`ASCII` gives each character, else its NFKD form's ASCII, else ``?``."""
     if not isinstance(error, UnicodeEncodeError):
         raise error
-    text = error.object[error.start:error.end]
-    out = "".join(ASCII.get(c) or unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() or "?"
-                  for c in text)
+    text = error.object[error.start : error.end]
+    out = "".join(
+        ASCII.get(c) or unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() or "?" for c in text
+    )
     return out, error.end
 
 
@@ -62,8 +96,9 @@ class Table:
         widths = [max(len(cell) for cell in column) for column in zip(self.header, *self.rows, strict=True)]
 
         def line(cells: tuple[str, ...]) -> str:
-            return "  ".join(c.rjust(w) if r else c.ljust(w)
-                             for c, w, r in zip(cells, widths, self.numeric, strict=True)).rstrip()
+            return "  ".join(
+                c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, self.numeric, strict=True)
+            ).rstrip()
 
         return "\n".join([*filter(None, [self.title]), line(self.header), *(line(row) for row in self.rows)])
 
@@ -81,10 +116,16 @@ class Table:
     def of(cls, frame, title: str = "") -> Table:
         """A polars DataFrame as a Table: numbers as Python writes them (``53.1``, ``2.0``), nulls as ``null``,
         numeric columns right-aligned."""
-        rows = tuple(tuple("null" if v is None else repr(v) if isinstance(v, float) else str(v) for v in row)
-                     for row in frame.iter_rows())
-        return cls(title=title, header=tuple(frame.columns), rows=rows,
-                   numeric=tuple(dtype.is_numeric() for dtype in frame.dtypes))
+        rows = tuple(
+            tuple("null" if v is None else repr(v) if isinstance(v, float) else str(v) for v in row)
+            for row in frame.iter_rows()
+        )
+        return cls(
+            title=title,
+            header=tuple(frame.columns),
+            rows=rows,
+            numeric=tuple(dtype.is_numeric() for dtype in frame.dtypes),
+        )
 
     def rich(self):
         """The table as a ``rich.table.Table``."""
@@ -146,16 +187,29 @@ def hardware_table(presets: Iterable, dtypes: Iterable[str]) -> Table:
     rows = []
     for hw in presets:
         peaks = dict(hw.peak_flops)
-        rows.append((hw.name, hw.label, *(f"{peaks[d] / 1e12:g}" if d in peaks else "-" for d in dtypes),
-                     f"{hw.bandwidth_bytes_per_s / 1e9:g}", f"{hw.memory_bytes / 1e9:g}",
-                     f"{hw.ridge('fp16'):.0f}" if "fp16" in peaks else "-"))
+        rows.append(
+            (
+                hw.name,
+                hw.label,
+                *(f"{peaks[d] / 1e12:g}" if d in peaks else "-" for d in dtypes),
+                f"{hw.bandwidth_bytes_per_s / 1e9:g}",
+                f"{hw.memory_bytes / 1e9:g}",
+                f"{hw.ridge('fp16'):.0f}" if "fp16" in peaks else "-",
+            )
+        )
     return Table(title="", header=header, rows=tuple(rows), numeric=(False, False) + (True,) * (len(header) - 2))
 
 
 def models_table(presets: Iterable) -> Table:
     """Models (:class:`~rooflax.config.models.Model`) with their shapes and parameter counts."""
     header = ("name", "label", "hidden", "layers", "heads", "kv", "d", "inter", "vocab", "params")
-    rows = tuple((m.name, m.label, *map(str, (m.hidden, m.layers, m.heads, m.kv_heads, m.head_dim, m.intermediate,
-                                             m.vocab)),
-                  f"{m.params / 1e9:.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:.2f}M") for m in presets)
+    rows = tuple(
+        (
+            m.name,
+            m.label,
+            *map(str, (m.hidden, m.layers, m.heads, m.kv_heads, m.head_dim, m.intermediate, m.vocab)),
+            f"{m.params / 1e9:.2f}B" if m.params >= 1e9 else f"{m.params / 1e6:.2f}M",
+        )
+        for m in presets
+    )
     return Table(title="", header=header, rows=rows, numeric=(False, False) + (True,) * (len(header) - 2))

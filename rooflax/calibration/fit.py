@@ -43,17 +43,31 @@ from rooflax.calibration.predict import FAMILY_OF_KIND, predict_measurements, wo
 from rooflax.config.hardware import Hardware
 from rooflax.errors import SpecError
 
-__all__ = ["BAND", "FITTED_GROUPS", "MIN_FIT_ROWS", "accuracy", "calibrate", "fit_hardware", "scored_rows",
-           "split_by_shape", "stable_share"]
+__all__ = [
+    "BAND",
+    "FITTED_GROUPS",
+    "MIN_FIT_ROWS",
+    "accuracy",
+    "calibrate",
+    "fit_hardware",
+    "scored_rows",
+    "split_by_shape",
+    "stable_share",
+]
 
 #: What each fitted family sets: the terms of these op groups, in these phases (None: every phase).
-FITTED_GROUPS = {"gemm": (("qkv mlp", "up/gate/down", "lm_head"), None),
-                 "attention_prefill": (("qk/pv",), ("prefill", "verify")),
-                 "attention_decode": (("qk/pv",), ("decode",)),
-                 "comm": (("comm",), None)}
-_FAMILY_KINDS = {"gemm": ("gemm",), "attention_prefill": ("attention_prefill",),
-                 "attention_decode": ("attention_decode",),
-                 "comm": ("all_reduce", "alltoall", "all_gather", "reduce_scatter")}
+FITTED_GROUPS = {
+    "gemm": (("qkv mlp", "up/gate/down", "lm_head"), None),
+    "attention_prefill": (("qk/pv",), ("prefill", "verify")),
+    "attention_decode": (("qk/pv",), ("decode",)),
+    "comm": (("comm",), None),
+}
+_FAMILY_KINDS = {
+    "gemm": ("gemm",),
+    "attention_prefill": ("attention_prefill",),
+    "attention_decode": ("attention_decode",),
+    "comm": ("all_reduce", "alltoall", "all_gather", "reduce_scatter"),
+}
 #: Fewest measured shapes a family is fitted on (fewer leave the profile's terms as they are).
 MIN_FIT_ROWS = 8
 _MIN_OVERHEAD_S = 1e-9
@@ -116,12 +130,16 @@ def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tu
         u = min(default[0], float(np.min(v * memory / np.maximum(compute, 1e-300))))
     elif compute_bound.all():
         v = min(default[1], float(np.min(u * compute / np.maximum(memory, 1e-300))))
-    return {"kernel_overhead_s": float(overhead), "compute_efficiency": float(1 / max(u, 1.0)),
-            "bandwidth_efficiency": float(1 / max(v, 1.0))}
+    return {
+        "kernel_overhead_s": float(overhead),
+        "compute_efficiency": float(1 / max(u, 1.0)),
+        "bandwidth_efficiency": float(1 / max(v, 1.0)),
+    }
 
 
-def _fit_cached(w: dict[str, np.ndarray], default: tuple[float, float],
-                resident: float) -> tuple[dict[str, float], float]:
+def _fit_cached(
+    w: dict[str, np.ndarray], default: tuple[float, float], resident: float
+) -> tuple[dict[str, float], float]:
     """A family's terms, and their relative squared error, with operands of at most ``resident`` bytes in L2.
 
     Those rows' memory time is divided by ``l2_speedup``: the terms (:func:`_fit_max`, all
@@ -191,8 +209,7 @@ def scored_rows(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     parts = []
-    for (kind, dtype), group in rows.filter(pl.col("kind").is_in(kinds)).group_by("kind", "dtype",
-                                                                                 maintain_order=True):
+    for (kind, dtype), group in rows.filter(pl.col("kind").is_in(kinds)).group_by("kind", "dtype", maintain_order=True):
         w = work(kind, group, hardware, dtype)
         if w is not None:
             parts.append((w, group["measured_time_s"].to_numpy()))
@@ -203,8 +220,13 @@ def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...])
     def padded(key: str) -> np.ndarray:
         return np.concatenate([np.pad(w[key], ((0, 0), (0, width - w[key].shape[1]))) for w, _ in parts])
 
-    return {"compute_s": padded("compute_s"), "memory_s": padded("memory_s"), "hops": padded("hops"),
-            "bytes": padded("bytes"), "t": np.concatenate([t for _, t in parts])}
+    return {
+        "compute_s": padded("compute_s"),
+        "memory_s": padded("memory_s"),
+        "hops": padded("hops"),
+        "bytes": padded("bytes"),
+        "t": np.concatenate([t for _, t in parts]),
+    }
 
 
 def _pairs(table: dict[str, dict[str, float]]) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
@@ -253,16 +275,44 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
             for phase in phases or ():
                 phase_terms.setdefault(phase, {})[group] = family_terms
     if not fitted:
-        raise SpecError(f"measurements: no products, attention or collectives rooflax can fit for {hardware.name!r} "
-                        f"(kinds: {', '.join(sorted(set(measurements['kind'].to_list())))})")
-    return replace(hardware, name=name or hardware.name, group_terms=_pairs(terms),
-                   phase_terms=tuple((phase, _pairs(groups)) for phase, groups in phase_terms.items()),
-                   interconnect_latency_s=latency, l2_resident_bytes=resident)
+        raise SpecError(
+            f"measurements: no products, attention or collectives rooflax can fit for {hardware.name!r} "
+            f"(kinds: {', '.join(sorted(set(measurements['kind'].to_list())))})"
+        )
+    return replace(
+        hardware,
+        name=name or hardware.name,
+        group_terms=_pairs(terms),
+        phase_terms=tuple((phase, _pairs(groups)) for phase, groups in phase_terms.items()),
+        interconnect_latency_s=latency,
+        l2_resident_bytes=resident,
+    )
 
 
 #: The columns that make a measured shape (a held-out shape is held out in every kernel and dtype).
-_SHAPE = ("kind", "m", "n", "k", "batch", "seq_len", "heads", "kv_heads", "head_dim", "gpus", "message_bytes",
-          "tokens", "hidden", "intermediate", "topk", "experts", "moe_tp", "moe_ep", "model", "phase", "spec_k")
+_SHAPE = (
+    "kind",
+    "m",
+    "n",
+    "k",
+    "batch",
+    "seq_len",
+    "heads",
+    "kv_heads",
+    "head_dim",
+    "gpus",
+    "message_bytes",
+    "tokens",
+    "hidden",
+    "intermediate",
+    "topk",
+    "experts",
+    "moe_tp",
+    "moe_ep",
+    "model",
+    "phase",
+    "spec_k",
+)
 
 
 def split_by_shape(frame: pl.DataFrame, *, held_out: float = 0.5, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -292,8 +342,10 @@ def stable_share(text: str, seed: int = 0) -> float:
     return int.from_bytes(digest, "little") / 2**64
 
 
-def accuracy(measurements: pl.DataFrame, hardware: str | Hardware | Mapping[str, Hardware] | None = None,
-             ) -> pl.DataFrame:
+def accuracy(
+    measurements: pl.DataFrame,
+    hardware: str | Hardware | Mapping[str, Hardware] | None = None,
+) -> pl.DataFrame:
     """The scorecard: per hardware and kind, ``n`` shapes and the median and p90 relative error.
 
     Args:
@@ -311,17 +363,25 @@ def accuracy(measurements: pl.DataFrame, hardware: str | Hardware | Mapping[str,
     ratio = pl.col("predicted_time_s") / pl.col("measured_time_s")
     ideal = (pl.col("ideal_time_s") / pl.col("measured_time_s") - 1).abs()
     inside = pl.col("measured_time_s").is_between(pl.col("predicted_lo_s"), pl.col("predicted_hi_s"))
-    return (priced.group_by("hardware", "kind")
-            .agg(pl.len().alias("n"), (ratio - 1).abs().median().alias("predicted_median"),
-                 inside.mean().alias("band_coverage"),
-                 (ratio - 1).abs().quantile(0.9).alias("predicted_p90"), ideal.median().alias("ideal_median"),
-                 ideal.quantile(0.9).alias("ideal_p90"), ratio.quantile(0.1).alias("predicted_p10_ratio"),
-                 ratio.quantile(0.9).alias("predicted_p90_ratio"))
-            .sort("hardware", "kind"))
+    return (
+        priced.group_by("hardware", "kind")
+        .agg(
+            pl.len().alias("n"),
+            (ratio - 1).abs().median().alias("predicted_median"),
+            inside.mean().alias("band_coverage"),
+            (ratio - 1).abs().quantile(0.9).alias("predicted_p90"),
+            ideal.median().alias("ideal_median"),
+            ideal.quantile(0.9).alias("ideal_p90"),
+            ratio.quantile(0.1).alias("predicted_p10_ratio"),
+            ratio.quantile(0.9).alias("predicted_p90_ratio"),
+        )
+        .sort("hardware", "kind")
+    )
 
 
-def calibrate(measurements: pl.DataFrame, hardware: str | Hardware | None = None, *,
-              name: str | None = None) -> Hardware:
+def calibrate(
+    measurements: pl.DataFrame, hardware: str | Hardware | None = None, *, name: str | None = None
+) -> Hardware:
     """One GPU's profile fitted to its measurements (:func:`fit_hardware` from the preset or profile they name).
 
     Args:
@@ -339,8 +399,10 @@ def calibrate(measurements: pl.DataFrame, hardware: str | Hardware | None = None
     names = sorted(set(measurements["hardware"].to_list()))
     if hardware is None:
         if len(names) != 1:
-            raise SpecError(f"hardware: the measurements hold {len(names)} GPUs ({', '.join(names)}); "
-                            "calibrate one at a time (give --hardware / hardware= and its files only)")
+            raise SpecError(
+                f"hardware: the measurements hold {len(names)} GPUs ({', '.join(names)}); "
+                "calibrate one at a time (give --hardware / hardware= and its files only)"
+            )
         hardware = names[0]
     base = get_hardware(hardware)
     start = uncalibrated_preset(base.name) if isinstance(hardware, str) and base.name in _FITTED else base

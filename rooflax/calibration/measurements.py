@@ -60,36 +60,77 @@ _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp
 _ELEMENT_BYTES = {"half": 2, "float16": 2, "bfloat16": 2, "float32": 4, "float": 4, "fp8": 1, "int8": 1}
 
 _KEYS = {
-    "source": pl.String, "hardware": pl.String, "device": pl.String, "kind": pl.String, "kernel": pl.String,
-    "dtype": pl.String, "kv_dtype": pl.String,
-    "m": pl.Int64, "n": pl.Int64, "k": pl.Int64,
-    "model": pl.String, "phase": pl.String, "batch": pl.Int64, "seq_len": pl.Int64, "spec_k": pl.Int64,
-    "new_tokens": pl.Int64, "heads": pl.Int64, "kv_heads": pl.Int64, "head_dim": pl.Int64, "window": pl.Int64,
-    "gpus": pl.Int64, "message_bytes": pl.Int64,
-    "tokens": pl.Int64, "hidden": pl.Int64, "intermediate": pl.Int64, "topk": pl.Int64, "experts": pl.Int64,
-    "moe_tp": pl.Int64, "moe_ep": pl.Int64, "distribution": pl.String,
+    "source": pl.String,
+    "hardware": pl.String,
+    "device": pl.String,
+    "kind": pl.String,
+    "kernel": pl.String,
+    "dtype": pl.String,
+    "kv_dtype": pl.String,
+    "m": pl.Int64,
+    "n": pl.Int64,
+    "k": pl.Int64,
+    "model": pl.String,
+    "phase": pl.String,
+    "batch": pl.Int64,
+    "seq_len": pl.Int64,
+    "spec_k": pl.Int64,
+    "new_tokens": pl.Int64,
+    "heads": pl.Int64,
+    "kv_heads": pl.Int64,
+    "head_dim": pl.Int64,
+    "window": pl.Int64,
+    "gpus": pl.Int64,
+    "message_bytes": pl.Int64,
+    "tokens": pl.Int64,
+    "hidden": pl.Int64,
+    "intermediate": pl.Int64,
+    "topk": pl.Int64,
+    "experts": pl.Int64,
+    "moe_tp": pl.Int64,
+    "moe_ep": pl.Int64,
+    "distribution": pl.String,
 }
 #: The columns of :func:`read_measurements`' frame, in order.
 MEASUREMENT_SCHEMA = pl.Schema({**_KEYS, "repeats": pl.UInt32, "measured_time_s": pl.Float64})
 
-_ATTENTION = ("batch_size", "isl", "num_heads", "num_key_value_heads", "head_dim", "attn_dtype", "kv_cache_dtype",
-              "step", "latency")
+_ATTENTION = (
+    "batch_size",
+    "isl",
+    "num_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "attn_dtype",
+    "kv_cache_dtype",
+    "step",
+    "latency",
+)
 #: Each aiconfigurator table: its ``op_name`` and the columns it must have.
 _TABLES = {
     "gemm": ("gemm_dtype", "m", "n", "k", "latency"),
     "context_attention": _ATTENTION,
     "generation_attention": _ATTENTION,
-    "moe": ("moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
-            "moe_ep_size", "distribution", "latency"),
+    "moe": (
+        "moe_dtype",
+        "num_tokens",
+        "hidden_size",
+        "inter_size",
+        "topk",
+        "num_experts",
+        "moe_tp_size",
+        "moe_ep_size",
+        "distribution",
+        "latency",
+    ),
     **dict.fromkeys(_COLLECTIVES, ("nccl_dtype", "num_gpus", "message_size", "latency")),
 }
 #: Columns of a ``rooflax validate`` result that a measured row needs.
-_VALIDATION = ("device", "hardware", "dtype", "model", "phase", "batch", "seq_len", "spec_k", "op",
-               "measured_time_s")
+_VALIDATION = ("device", "hardware", "dtype", "model", "phase", "batch", "seq_len", "spec_k", "op", "measured_time_s")
 
 
-def read_measurements(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
-                      hardware: str | None = None) -> pl.DataFrame:
+def read_measurements(
+    paths: str | os.PathLike | Iterable[str | os.PathLike], *, hardware: str | None = None
+) -> pl.DataFrame:
     """Measured kernel times as one frame (module docstring), repeated shapes reduced to their median.
 
     Args:
@@ -113,8 +154,9 @@ def read_measurements(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
         raise SpecError(f"measurements: no measured rows in {', '.join(map(str, _listed(paths)))}")
     rows = pl.concat(frames, how="vertical")
     keys = list(_KEYS)
-    reduced = (rows.group_by(keys, maintain_order=True)
-               .agg(pl.len().alias("repeats"), pl.col("measured_time_s").median()))
+    reduced = rows.group_by(keys, maintain_order=True).agg(
+        pl.len().alias("repeats"), pl.col("measured_time_s").median()
+    )
     return reduced.sort(["hardware", "kind", "kernel", *keys[7:]], nulls_last=True).select(MEASUREMENT_SCHEMA.names())
 
 
@@ -127,8 +169,13 @@ def fastest_kernels(frame: pl.DataFrame) -> pl.DataFrame:
     ['b']
     """
     keys = [c for c in frame.columns if c in _KEYS and c not in ("kernel", "source")]
-    return (frame.sort("measured_time_s").group_by(keys, maintain_order=True).first()
-            .sort(keys, nulls_last=True).select(frame.columns))
+    return (
+        frame.sort("measured_time_s")
+        .group_by(keys, maintain_order=True)
+        .first()
+        .sort(keys, nulls_last=True)
+        .select(frame.columns)
+    )
 
 
 def _listed(paths) -> list:
@@ -170,8 +217,10 @@ def _rows(path: Path, hardware: str | None) -> pl.DataFrame:
     if "measured_time_s" in table.columns and "op" in table.columns:
         return _validation_rows(table, where, str(path), hardware)
     if "op_name" not in table.columns or "latency" not in table.columns:
-        raise SpecError(f"{where}: neither an aiconfigurator table (op_name, latency, ...) nor a `rooflax validate` "
-                        f"result (op, measured_time_s, ...); its columns: {', '.join(table.columns)}")
+        raise SpecError(
+            f"{where}: neither an aiconfigurator table (op_name, latency, ...) nor a `rooflax validate` "
+            f"result (op, measured_time_s, ...); its columns: {', '.join(table.columns)}"
+        )
     names = table.get_column("op_name").unique().sort().to_list()
     for name in names:
         if name not in _TABLES:
@@ -198,30 +247,46 @@ def _dtype(column: str) -> pl.Expr:
 
 
 def _gemm(rows: pl.DataFrame, where: str) -> pl.DataFrame:
-    return rows.select("device", pl.col("kernel_source").alias("kernel"), pl.lit("gemm").alias("kind"),
-                       _dtype("gemm_dtype").alias("dtype"), "m", "n", "k", _seconds())
+    return rows.select(
+        "device",
+        pl.col("kernel_source").alias("kernel"),
+        pl.lit("gemm").alias("kind"),
+        _dtype("gemm_dtype").alias("dtype"),
+        "m",
+        "n",
+        "k",
+        _seconds(),
+    )
 
 
 def _attention(rows: pl.DataFrame, where: str) -> pl.DataFrame:
     decode = rows.get_column("op_name")[0] == "generation_attention"
     steps = rows.get_column("step")
     if not decode and (steps != 0).any():
-        raise SpecError(f"{where}: context_attention rows with a cached prefix (step > 0) are not read yet; "
-                        "keep the rows with step = 0")
+        raise SpecError(
+            f"{where}: context_attention rows with a cached prefix (step > 0) are not read yet; "
+            "keep the rows with step = 0"
+        )
     if decode and (steps < 0).any():
         raise SpecError(f"{where}: generation_attention step must be ≥ 0 (tokens already cached), got {steps.min()!s}")
     if "beam_width" in rows.columns and (rows.get_column("beam_width") != 1).any():
         raise SpecError(f"{where}: attention rows with beam_width > 1 are not read; keep beam_width = 1")
     window = pl.col("window_size") if "window_size" in rows.columns else pl.lit(0, pl.Int64)
     return rows.select(
-        "device", pl.col("kernel_source").alias("kernel"),
+        "device",
+        pl.col("kernel_source").alias("kernel"),
         pl.lit("attention_decode" if decode else "attention_prefill").alias("kind"),
-        _dtype("attn_dtype").alias("dtype"), _dtype("kv_cache_dtype").alias("kv_dtype"),
+        _dtype("attn_dtype").alias("dtype"),
+        _dtype("kv_cache_dtype").alias("kv_dtype"),
         pl.col("batch_size").alias("batch"),
         (pl.col("step") + 1 if decode else pl.col("isl")).alias("seq_len"),
         (pl.lit(1, pl.Int64) if decode else pl.col("isl")).alias("new_tokens"),
-        pl.col("num_heads").alias("heads"), pl.col("num_key_value_heads").alias("kv_heads"), "head_dim",
-        window.cast(pl.Int64).alias("window"), _seconds())
+        pl.col("num_heads").alias("heads"),
+        pl.col("num_key_value_heads").alias("kv_heads"),
+        "head_dim",
+        window.cast(pl.Int64).alias("window"),
+        _seconds(),
+    )
 
 
 def _nccl(rows: pl.DataFrame, where: str) -> pl.DataFrame:
@@ -230,23 +295,43 @@ def _nccl(rows: pl.DataFrame, where: str) -> pl.DataFrame:
         if name not in _ELEMENT_BYTES:
             raise unknown_name(f"{where}: nccl_dtype", name, _ELEMENT_BYTES, what="element type")
     return rows.select(
-        "device", pl.col("kernel_source").alias("kernel"), pl.col("op_name").alias("kind"),
-        _dtype("nccl_dtype").alias("dtype"), pl.col("num_gpus").alias("gpus"),
-        (pl.col("message_size") * pl.col("nccl_dtype").replace_strict(_ELEMENT_BYTES, return_dtype=pl.Int64))
-        .alias("message_bytes"), _seconds())
+        "device",
+        pl.col("kernel_source").alias("kernel"),
+        pl.col("op_name").alias("kind"),
+        _dtype("nccl_dtype").alias("dtype"),
+        pl.col("num_gpus").alias("gpus"),
+        (pl.col("message_size") * pl.col("nccl_dtype").replace_strict(_ELEMENT_BYTES, return_dtype=pl.Int64)).alias(
+            "message_bytes"
+        ),
+        _seconds(),
+    )
 
 
 def _moe(rows: pl.DataFrame, where: str) -> pl.DataFrame:
     return rows.select(
-        "device", pl.col("kernel_source").alias("kernel"), pl.lit("moe").alias("kind"),
-        _dtype("moe_dtype").alias("dtype"), pl.col("num_tokens").alias("tokens"),
-        pl.col("hidden_size").alias("hidden"), pl.col("inter_size").alias("intermediate"), "topk",
-        pl.col("num_experts").alias("experts"), pl.col("moe_tp_size").alias("moe_tp"),
-        pl.col("moe_ep_size").alias("moe_ep"), "distribution", _seconds())
+        "device",
+        pl.col("kernel_source").alias("kernel"),
+        pl.lit("moe").alias("kind"),
+        _dtype("moe_dtype").alias("dtype"),
+        pl.col("num_tokens").alias("tokens"),
+        pl.col("hidden_size").alias("hidden"),
+        pl.col("inter_size").alias("intermediate"),
+        "topk",
+        pl.col("num_experts").alias("experts"),
+        pl.col("moe_tp_size").alias("moe_tp"),
+        pl.col("moe_ep_size").alias("moe_ep"),
+        "distribution",
+        _seconds(),
+    )
 
 
-_TABLE_READERS = {"gemm": _gemm, "context_attention": _attention, "generation_attention": _attention,
-                  "nccl": _nccl, "moe": _moe}
+_TABLE_READERS = {
+    "gemm": _gemm,
+    "context_attention": _attention,
+    "generation_attention": _attention,
+    "nccl": _nccl,
+    "moe": _moe,
+}
 
 
 def _seconds() -> pl.Expr:
@@ -273,8 +358,10 @@ def _with_hardware(frame: pl.DataFrame, where: str, hardware: str | None) -> pl.
         for device in frame.get_column("device").unique().sort().to_list():
             preset = preset_for_kind(device)
             if preset is None:
-                raise SpecError(f"{where}: device {device!r} is no GPU rooflax has a preset for (presets: "
-                                f"{', '.join(HARDWARE)}); give hardware= (--hardware) to name the one it is")
+                raise SpecError(
+                    f"{where}: device {device!r} is no GPU rooflax has a preset for (presets: "
+                    f"{', '.join(HARDWARE)}); give hardware= (--hardware) to name the one it is"
+                )
             presets[device] = preset.name
         named = pl.col("device").replace_strict(presets, return_dtype=pl.String)
     else:
@@ -285,8 +372,12 @@ def _with_hardware(frame: pl.DataFrame, where: str, hardware: str | None) -> pl.
 
 def _in_schema(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with the key columns and ``measured_time_s`` in order, the kinds' missing shape columns null."""
-    return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
-                         for c, t in {**_KEYS, "measured_time_s": pl.Float64}.items()])
+    return frame.select(
+        [
+            pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+            for c, t in {**_KEYS, "measured_time_s": pl.Float64}.items()
+        ]
+    )
 
 
 def _validation_rows(table: pl.DataFrame, where: str, source: str, hardware: str | None) -> pl.DataFrame:
@@ -296,19 +387,28 @@ def _validation_rows(table: pl.DataFrame, where: str, source: str, hardware: str
         raise SpecError(f"{where}: a `rooflax validate` result needs column {missing[0]!r}")
     _check_times(table.select("measured_time_s"), where)
     frame = table.select(
-        pl.lit(source).alias("source"), pl.col("device").cast(pl.String), pl.col("op").cast(pl.String).alias("kind"),
-        pl.lit("rooflax validate").alias("kernel"), pl.col("dtype").cast(pl.String),
-        pl.col("model").cast(pl.String), pl.col("phase").cast(pl.String), "batch", "seq_len", "spec_k",
+        pl.lit(source).alias("source"),
+        pl.col("device").cast(pl.String),
+        pl.col("op").cast(pl.String).alias("kind"),
+        pl.lit("rooflax validate").alias("kernel"),
+        pl.col("dtype").cast(pl.String),
+        pl.col("model").cast(pl.String),
+        pl.col("phase").cast(pl.String),
+        "batch",
+        "seq_len",
+        "spec_k",
         "measured_time_s",
-        pl.col("hardware").cast(pl.String).alias("_preset"))
+        pl.col("hardware").cast(pl.String).alias("_preset"),
+    )
     if hardware is None:
         unnamed = frame.filter(pl.col("_preset").is_null())
         if unnamed.height:
-            raise SpecError(f"{where}: measured on {unnamed.get_column('device')[0]!r}, which has no preset; give "
-                            "hardware= (--hardware) to name the preset or profile it was measured on")
+            raise SpecError(
+                f"{where}: measured on {unnamed.get_column('device')[0]!r}, which has no preset; give "
+                "hardware= (--hardware) to name the preset or profile it was measured on"
+            )
         frame = frame.with_columns(pl.col("_preset").alias("hardware"))
     else:
         frame = frame.with_columns(pl.lit(hardware).alias("hardware"))
     frame = frame.drop("_preset")
     return _in_schema(frame)
-

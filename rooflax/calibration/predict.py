@@ -53,13 +53,27 @@ from rooflax.names import GROUPS
 __all__ = ["FAMILY_OF_KIND", "power_law_experts", "predict_measurements", "replay_roof", "work"]
 
 #: The op family (achieved-model terms) each measured kind belongs to.
-FAMILY_OF_KIND = {"gemm": "gemm", "attention_prefill": "attention_prefill", "attention_decode": "attention_decode",
-                  "all_reduce": "all_reduce", "alltoall": "alltoall", "all_gather": "alltoall",
-                  "reduce_scatter": "alltoall", "moe": "moe"}
+FAMILY_OF_KIND = {
+    "gemm": "gemm",
+    "attention_prefill": "attention_prefill",
+    "attention_decode": "attention_decode",
+    "all_reduce": "all_reduce",
+    "alltoall": "alltoall",
+    "all_gather": "alltoall",
+    "reduce_scatter": "alltoall",
+    "moe": "moe",
+}
 _MOE_OPS = ("expert_gate", "expert_up", "expert_silu_mul", "expert_down")
-_OP_OF_KIND = {"gemm": ("up_proj",), "attention_prefill": ("attention",), "attention_decode": ("attention",),
-               "all_reduce": ("attn_allreduce",), "alltoall": ("moe_dispatch",), "all_gather": ("moe_dispatch",),
-               "reduce_scatter": ("moe_dispatch",), "moe": _MOE_OPS}
+_OP_OF_KIND = {
+    "gemm": ("up_proj",),
+    "attention_prefill": ("attention",),
+    "attention_decode": ("attention",),
+    "all_reduce": ("attn_allreduce",),
+    "alltoall": ("moe_dispatch",),
+    "all_gather": ("moe_dispatch",),
+    "reduce_scatter": ("moe_dispatch",),
+    "moe": _MOE_OPS,
+}
 #: The phase whose terms a measured kind runs with (the others: any phase's).
 _PHASE_OF_KIND = {"attention_prefill": "prefill", "attention_decode": "decode"}
 #: Element bytes of the measured dtypes rooflax prices (others stay unpriced).
@@ -86,8 +100,23 @@ def _zeros(n: int) -> np.ndarray:
 def _shape(n: int, **numbers) -> dict:
     """Keyword arguments of a Shape over ``n`` rows: every numeric field an array, unset ones 1 (0 for MoE fields)."""
     ones = np.ones(n, dtype=np.float64)
-    base = {name: ones for name in ("batch", "seq_len", "hidden", "heads", "kv_heads", "head_dim", "intermediate",
-                                    "vocab", "layers", "w", "a", "k")}
+    base = {
+        name: ones
+        for name in (
+            "batch",
+            "seq_len",
+            "hidden",
+            "heads",
+            "kv_heads",
+            "head_dim",
+            "intermediate",
+            "vocab",
+            "layers",
+            "w",
+            "a",
+            "k",
+        )
+    }
     base.update(phase=ones, spec_k=_zeros(n))
     return {**base, **{name: np.asarray(value, dtype=np.float64) * ones for name, value in numbers.items()}}
 
@@ -98,9 +127,23 @@ def _gemm(rows: pl.DataFrame, w: np.ndarray) -> Shape:
 
 def _attention(rows: pl.DataFrame, w: np.ndarray, kv: np.ndarray, prefill: bool) -> Shape:
     heads, head_dim = rows["heads"].to_numpy(), rows["head_dim"].to_numpy()
-    return Shape(**_shape(rows.height, batch=rows["batch"], seq_len=rows["seq_len"], phase=0 if prefill else 1,
-                          hidden=heads * head_dim, heads=heads, kv_heads=rows["kv_heads"], head_dim=head_dim,
-                          w=w, a=w, k=kv), fused_attention=True, causal=prefill)
+    return Shape(
+        **_shape(
+            rows.height,
+            batch=rows["batch"],
+            seq_len=rows["seq_len"],
+            phase=0 if prefill else 1,
+            hidden=heads * head_dim,
+            heads=heads,
+            kv_heads=rows["kv_heads"],
+            head_dim=head_dim,
+            w=w,
+            a=w,
+            k=kv,
+        ),
+        fused_attention=True,
+        causal=prefill,
+    )
 
 
 def _collective(rows: pl.DataFrame, w: np.ndarray, ring: bool) -> Shape:
@@ -108,20 +151,52 @@ def _collective(rows: pl.DataFrame, w: np.ndarray, ring: bool) -> Shape:
     gpus = rows["gpus"].to_numpy()
     if ring:
         return Shape(**_shape(rows.height, hidden=elements, w=w, a=w, k=w, tp=gpus), comm=("tp",))
-    return Shape(**_shape(rows.height, hidden=elements, w=w, a=w, k=w, ep=gpus, experts=gpus, experts_per_token=1,
-                          routing_experts=gpus, moe_intermediate=1), moe=True, dense_mlp=False, comm=("ep",))
+    return Shape(
+        **_shape(
+            rows.height,
+            hidden=elements,
+            w=w,
+            a=w,
+            k=w,
+            ep=gpus,
+            experts=gpus,
+            experts_per_token=1,
+            routing_experts=gpus,
+            moe_intermediate=1,
+        ),
+        moe=True,
+        dense_mlp=False,
+        comm=("ep",),
+    )
 
 
 def _moe(rows: pl.DataFrame, w: np.ndarray) -> Shape:
     experts = rows["experts"].to_numpy()
-    spread = [float(e) if d == "balanced" else power_law_experts(int(e), float(d.removeprefix("power_law_")))
-              for e, d in zip(experts, rows["distribution"].to_list(), strict=True)]
+    spread = [
+        float(e) if d == "balanced" else power_law_experts(int(e), float(d.removeprefix("power_law_")))
+        for e, d in zip(experts, rows["distribution"].to_list(), strict=True)
+    ]
     tp, ep = rows["moe_tp"].to_numpy(), rows["moe_ep"].to_numpy()
     comm = ()  # the kernel alone: the layout's collectives are timed on their own
-    return Shape(**_shape(rows.height, batch=rows["tokens"], hidden=rows["hidden"], w=w, a=w, k=w,
-                          experts=experts, experts_per_token=rows["topk"], moe_intermediate=rows["intermediate"],
-                          routing_experts=np.maximum(np.array(spread), rows["topk"].to_numpy()), tp=tp, ep=ep),
-                 moe=True, dense_mlp=False, comm=comm)
+    return Shape(
+        **_shape(
+            rows.height,
+            batch=rows["tokens"],
+            hidden=rows["hidden"],
+            w=w,
+            a=w,
+            k=w,
+            experts=experts,
+            experts_per_token=rows["topk"],
+            moe_intermediate=rows["intermediate"],
+            routing_experts=np.maximum(np.array(spread), rows["topk"].to_numpy()),
+            tp=tp,
+            ep=ep,
+        ),
+        moe=True,
+        dense_mlp=False,
+        comm=comm,
+    )
 
 
 def _costs(kind: str, step: Step, names: tuple[str, ...]) -> list:
@@ -131,16 +206,23 @@ def _costs(kind: str, step: Step, names: tuple[str, ...]) -> list:
     return costs
 
 
-def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed: Roof | None,
-            resident_bytes: float) -> dict[str, np.ndarray]:
+def _priced(
+    kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed: Roof | None, resident_bytes: float
+) -> dict[str, np.ndarray]:
     """Summed flops, bytes, ideal and achieved seconds of the named ops of ``step`` (numpy rows).
 
     With a ``replayed`` roof, an op whose bytes are at most ``resident_bytes`` reads them from
     the L2 cache: its achieved time is the one under that roof.
     """
     costs = _costs(kind, step, names)
-    out: dict[str, Any] = {"flops": 0.0, "bytes": 0.0, "time_s": 0.0, "achieved_time_s": 0.0,  # arrays once summed
-                           "achieved_lo_s": 0.0, "achieved_hi_s": 0.0}
+    out: dict[str, Any] = {
+        "flops": 0.0,
+        "bytes": 0.0,
+        "time_s": 0.0,
+        "achieved_time_s": 0.0,  # arrays once summed
+        "achieved_lo_s": 0.0,
+        "achieved_hi_s": 0.0,
+    }
     for op, flops, bytes_ in costs:
         row = op_row(op, step, flops, bytes_, roof, xp=np)
         achieved = row.achieved_time_s
@@ -149,8 +231,14 @@ def _priced(kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed:
             achieved = np.where(bytes_ <= resident_bytes, cached, achieved)
         g = GROUPS.index(op.group)
         low, high = achieved * roof.band_low[g], achieved * roof.band_high[g]
-        for key, value in (("flops", flops), ("bytes", bytes_), ("time_s", row.time_s),
-                           ("achieved_time_s", achieved), ("achieved_lo_s", low), ("achieved_hi_s", high)):
+        for key, value in (
+            ("flops", flops),
+            ("bytes", bytes_),
+            ("time_s", row.time_s),
+            ("achieved_time_s", achieved),
+            ("achieved_lo_s", low),
+            ("achieved_hi_s", high),
+        ):
             out[key] = out[key] + value
     return out
 
@@ -159,8 +247,13 @@ def replay_roof(hardware: Hardware, policy: DtypePolicy, phase: str | None) -> R
     """The roof of a replayed kernel whose operands stay in L2: each group's memory time over its ``l2_speedup``."""
     roof = Roof.of(hardware, policy, phase)
     speedups = [hardware.terms(group, phase)["l2_speedup"] for group in GROUPS]
-    return replace(roof, seconds_per_byte=tuple(spb / (1.0 if group == "comm" else speedup) for spb, speedup, group
-                                                in zip(roof.seconds_per_byte, speedups, GROUPS, strict=True)))
+    return replace(
+        roof,
+        seconds_per_byte=tuple(
+            spb / (1.0 if group == "comm" else speedup)
+            for spb, speedup, group in zip(roof.seconds_per_byte, speedups, GROUPS, strict=True)
+        ),
+    )
 
 
 def _policy(dtype: str):
@@ -186,16 +279,16 @@ def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tupl
     return make_step(shape), policy
 
 
-def _price_kind(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str,
-                replayed: bool) -> dict[str, np.ndarray] | None:
+def _price_kind(
+    kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str, replayed: bool
+) -> dict[str, np.ndarray] | None:
     stepped = _step(kind, rows, hardware, dtype)
     if stepped is None:
         return None
     step, policy = stepped
     phase = _PHASE_OF_KIND.get(kind)
     cached = replay_roof(hardware, policy, phase) if replayed and hardware.l2_resident_bytes else None
-    return _priced(kind, step, Roof.of(hardware, policy, phase), _OP_OF_KIND[kind], cached,
-                   hardware.l2_resident_bytes)
+    return _priced(kind, step, Roof.of(hardware, policy, phase), _OP_OF_KIND[kind], cached, hardware.l2_resident_bytes)
 
 
 def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[str, np.ndarray] | None:
@@ -221,14 +314,26 @@ def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[
             continue
         spent = flops * ones
         for gemm in op.gemms(step):
-            spent = np.maximum(spent, quantized_flops(
-                gemm, sm_count=hardware.sm_count, tile_m=hardware.tile_m, tile_n=hardware.tile_n,
-                tile_k=hardware.tile_k, xp=np))
+            spent = np.maximum(
+                spent,
+                quantized_flops(
+                    gemm,
+                    sm_count=hardware.sm_count,
+                    tile_m=hardware.tile_m,
+                    tile_n=hardware.tile_n,
+                    tile_k=hardware.tile_k,
+                    xp=np,
+                ),
+            )
         compute.append(spent / hardware.peak(policy.compute))
         memory.append(bytes_ / hardware.bandwidth_bytes_per_s * ones)
         hops.append(0 * ones)
-    return {"compute_s": np.stack(compute, 1), "memory_s": np.stack(memory, 1), "hops": np.stack(hops, 1),
-            "bytes": np.stack(moved, 1)}
+    return {
+        "compute_s": np.stack(compute, 1),
+        "memory_s": np.stack(memory, 1),
+        "hops": np.stack(hops, 1),
+        "bytes": np.stack(moved, 1),
+    }
 
 
 def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]:
@@ -236,19 +341,30 @@ def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]
 
     out: dict[str, list] = {"flops": [], "bytes": [], "time_s": [], "achieved_time_s": []}
     for row in rows.iter_rows(named=True):
-        result = evaluate(model=row["model"], hardware=hardware, dtype=row["dtype"], phase=row["phase"],
-                          batch=row["batch"], seq_len=row["seq_len"], spec_k=row["spec_k"])["ops"]
+        result = evaluate(
+            model=row["model"],
+            hardware=hardware,
+            dtype=row["dtype"],
+            phase=row["phase"],
+            batch=row["batch"],
+            seq_len=row["seq_len"],
+            spec_k=row["spec_k"],
+        )["ops"]
         if row["kind"] not in result:
             raise SpecError(f"measurements: op {row['kind']!r} is no op of {row['model']!r} in {row['phase']}")
         for key in out:
             out[key].append(float(result[row["kind"]][key]))
     nan = np.full(rows.height, np.nan)  # evaluate's rows carry no band
-    return {**{key: np.array(values, dtype=np.float64) for key, values in out.items()}, "achieved_lo_s": nan,
-            "achieved_hi_s": nan}
+    return {
+        **{key: np.array(values, dtype=np.float64) for key, values in out.items()},
+        "achieved_lo_s": nan,
+        "achieved_hi_s": nan,
+    }
 
 
-def predict_measurements(frame: pl.DataFrame, hardware: str | Hardware | Mapping[str, Hardware] | None = None, *,
-                         replayed: bool = True) -> pl.DataFrame:
+def predict_measurements(
+    frame: pl.DataFrame, hardware: str | Hardware | Mapping[str, Hardware] | None = None, *, replayed: bool = True
+) -> pl.DataFrame:
     """``frame`` (:func:`rooflax.read_measurements`) with every row priced as a sweep prices that op.
 
     Args:
@@ -287,14 +403,33 @@ def predict_measurements(frame: pl.DataFrame, hardware: str | Hardware | Mapping
             priced_rows, priced = rows, _validation(rows, hw)
         if priced is None:
             continue
-        parts.append(priced_rows.select("_row").with_columns(
-            pl.lit(FAMILY_OF_KIND.get(kind), pl.String).alias("family"),
-            *(pl.Series(key, np.broadcast_to(value, priced_rows.height), pl.Float64) for key, value in priced.items())))
-    columns = {"family": pl.String, "flops": pl.Float64, "bytes": pl.Float64, "time_s": pl.Float64,
-               "achieved_time_s": pl.Float64, "achieved_lo_s": pl.Float64, "achieved_hi_s": pl.Float64}
+        parts.append(
+            priced_rows.select("_row").with_columns(
+                pl.lit(FAMILY_OF_KIND.get(kind), pl.String).alias("family"),
+                *(
+                    pl.Series(key, np.broadcast_to(value, priced_rows.height), pl.Float64)
+                    for key, value in priced.items()
+                ),
+            )
+        )
+    columns = {
+        "family": pl.String,
+        "flops": pl.Float64,
+        "bytes": pl.Float64,
+        "time_s": pl.Float64,
+        "achieved_time_s": pl.Float64,
+        "achieved_lo_s": pl.Float64,
+        "achieved_hi_s": pl.Float64,
+    }
     table = pl.concat(parts) if parts else pl.DataFrame(schema={"_row": pl.UInt32, **columns})
     out = indexed.join(table, on="_row", how="left").sort("_row").drop("_row")
     out = out.with_columns(pl.col(columns).exclude("family").fill_nan(None))
-    out = out.rename({"time_s": "ideal_time_s", "achieved_time_s": "predicted_time_s",
-                      "achieved_lo_s": "predicted_lo_s", "achieved_hi_s": "predicted_hi_s"})
+    out = out.rename(
+        {
+            "time_s": "ideal_time_s",
+            "achieved_time_s": "predicted_time_s",
+            "achieved_lo_s": "predicted_lo_s",
+            "achieved_hi_s": "predicted_hi_s",
+        }
+    )
     return out.with_columns((pl.col("predicted_time_s") / pl.col("measured_time_s") - 1).alias("error"))

@@ -52,8 +52,10 @@ def _cmd_check(args) -> int:
     if info.checked == "sha256":
         print(f"checksums: every part's bytes match the SHA-256 recorded when it was written ({len(info.parts)} parts)")
     elif info.checked == "decoded":
-        print("checksums: none (written before rooflax recorded them); every page decoded instead, which finds "
-              "damaged compressed pages but not every flipped bit")
+        print(
+            "checksums: none (written before rooflax recorded them); every page decoded instead, which finds "
+            "damaged compressed pages but not every flipped bit"
+        )
     return 0
 
 
@@ -72,16 +74,30 @@ def _cmd_sweep(args) -> int:
         try:
             plan = plan_chart(spec, summary=args.summary)
         except SpecError as exc:
-            raise SpecError(f"--plot: {exc}; so leave out --plot, and draw the dataset afterwards with "
-                              "`rooflax plot` and those options") from None
+            raise SpecError(
+                f"--plot: {exc}; so leave out --plot, and draw the dataset afterwards with "
+                "`rooflax plot` and those options"
+            ) from None
     if args.ideal and (plan is None or plan.kind == "map"):
-        raise SpecError("--ideal: puts a roofline's points on the roof; give --plot CHART of a long (per-op) sweep "
-                        "(not --summary)")
-    out = sweep_to_parquet(spec, args.output, summary=args.summary, resume=args.resume, overwrite=args.overwrite,
-                           chunk_size=args.chunk_size, compression=args.compression,
-                           statistics=not args.no_statistics, progress=not args.quiet, command=args.command_line,
-                           distributed=args.distributed, coordinator=args.coordinator,
-                           num_processes=args.num_processes, process_id=args.process_id)
+        raise SpecError(
+            "--ideal: puts a roofline's points on the roof; give --plot CHART of a long (per-op) sweep (not --summary)"
+        )
+    out = sweep_to_parquet(
+        spec,
+        args.output,
+        summary=args.summary,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        chunk_size=args.chunk_size,
+        compression=args.compression,
+        statistics=not args.no_statistics,
+        progress=not args.quiet,
+        command=args.command_line,
+        distributed=args.distributed,
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
     if distributed.process_index() != 0:  # process 0 reports and draws for a multi-process sweep
         return 0
     rows = spec.configurations() if args.summary else spec.rows()
@@ -89,8 +105,16 @@ def _cmd_sweep(args) -> int:
         print(f"wrote {rows:,} rows to {out}/")
         _show_report(out)
     if plan is not None and chart is not None:  # both or neither (--plot)
-        _plot(str(out), chart, kind=plan.kind, facet=plan.facet, quiet=args.quiet, overwrite=args.overwrite,
-              field="--plot", ideal=args.ideal)
+        _plot(
+            str(out),
+            chart,
+            kind=plan.kind,
+            facet=plan.facet,
+            quiet=args.quiet,
+            overwrite=args.overwrite,
+            field="--plot",
+            ideal=args.ideal,
+        )
     return 0
 
 
@@ -133,10 +157,27 @@ def _cmd_plot(args) -> int:
     from rooflax.plot.files import chart_path
 
     output = chart_path(args.output, overwrite=args.overwrite, field="-o/--output")
-    _plot(args.dataset, output, kind=args.kind, quiet=args.quiet, overwrite=args.overwrite, field="-o/--output",
-          where=args.where, color_by=args.color_by, connect=args.connect, facet=args.facet, groups=args.groups,
-          x=args.x or "batch", y=args.y or "seq_len", value=args.value, versus=args.versus, ideal=args.ideal,
-          measured=args.measured, ridge=args.ridge, subtitle=args.subtitle)
+    _plot(
+        args.dataset,
+        output,
+        kind=args.kind,
+        quiet=args.quiet,
+        overwrite=args.overwrite,
+        field="-o/--output",
+        where=args.where,
+        color_by=args.color_by,
+        connect=args.connect,
+        facet=args.facet,
+        groups=args.groups,
+        x=args.x or "batch",
+        y=args.y or "seq_len",
+        value=args.value,
+        versus=args.versus,
+        ideal=args.ideal,
+        measured=args.measured,
+        ridge=args.ridge,
+        subtitle=args.subtitle,
+    )
     return 0
 
 
@@ -169,11 +210,19 @@ def _listed(flag: str, text: str | None, kind: type = str) -> list | None:
 
 
 #: Flags that replace a spec's keys, with what they list: the same on every command that takes a spec.
-_SPEC_FLAGS = (("model", "model presets or files", str), ("hardware", "accelerators", str),
-               ("dtype", "dtype policies", str), ("phases", "phases (prefill, decode, verify)", str),
-               ("batch", "batch sizes", int), ("seq_len", "sequence lengths", int), ("hidden", "model widths", int),
-               ("spec_k", "verify draft lengths", int), ("tp", "tensor-parallel degrees", int),
-               ("pp", "pipeline-parallel degrees", int), ("ep", "expert-parallel degrees", int))
+_SPEC_FLAGS = (
+    ("model", "model presets or files", str),
+    ("hardware", "accelerators", str),
+    ("dtype", "dtype policies", str),
+    ("phases", "phases (prefill, decode, verify)", str),
+    ("batch", "batch sizes", int),
+    ("seq_len", "sequence lengths", int),
+    ("hidden", "model widths", int),
+    ("spec_k", "verify draft lengths", int),
+    ("tp", "tensor-parallel degrees", int),
+    ("pp", "pipeline-parallel degrees", int),
+    ("ep", "expert-parallel degrees", int),
+)
 
 
 def _add_spec_flags(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
@@ -181,14 +230,19 @@ def _add_spec_flags(p: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -
     for name, what, _ in _SPEC_FLAGS:
         if name in skip:
             continue
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="A,B",
-                       help=f"{what}, comma-separated, in place of the spec's")
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            metavar="A,B",
+            help=f"{what}, comma-separated, in place of the spec's",
+        )
 
 
 def _spec_keys(args) -> dict:
     """The spec keys the flags of :data:`_SPEC_FLAGS` give (absent flags left out)."""
-    keys = {name: _listed(f"--{name.replace('_', '-')}", getattr(args, name, None), kind)
-            for name, _, kind in _SPEC_FLAGS}
+    keys = {
+        name: _listed(f"--{name.replace('_', '-')}", getattr(args, name, None), kind) for name, _, kind in _SPEC_FLAGS
+    }
     return {name: value for name, value in keys.items() if value is not None}
 
 
@@ -232,8 +286,10 @@ def _cmd_crossover(args) -> int:
     given = getattr(args, args.along, None) if args.along in GRID else None
     if given is not None:
         flag = f"--{args.along.replace('_', '-')}"
-        raise SpecError(f"{flag}: crossover --along {args.along} searches every {args.along} up to 2**40, so "
-                        f"{flag} {given} is not read; leave {flag} out, or cross another axis")
+        raise SpecError(
+            f"{flag}: crossover --along {args.along} searches every {args.along} up to 2**40, so "
+            f"{flag} {given} is not read; leave {flag} out, or cross another axis"
+        )
     df = crossover(spec, along=args.along)
     df = _filter(df.lazy(), args.where).collect()
     if not args.quiet:
@@ -280,8 +336,14 @@ def _cmd_speculate(args) -> int:
         raise SpecError(f"--overwrite: given without {outputs}; it only lets {outputs} replace an existing file")
     trees = [{"top_k": _listed("--top-k", t, int)} for t in args.top_k or ()]
     trees += [{"sparse": size} for size in _listed("--sparse-tree", args.sparse_tree, int) or ()]
-    chosen = choices(args.spec, k=_listed("--k", args.k, int), tree=trees or None, medusa_heads=args.medusa_heads,
-                     acceptance=_acceptance(args), **_spec_keys(args))
+    chosen = choices(
+        args.spec,
+        k=_listed("--k", args.k, int),
+        tree=trees or None,
+        medusa_heads=args.medusa_heads,
+        acceptance=_acceptance(args),
+        **_spec_keys(args),
+    )
     output = _table_output(args)
     chart = None
     if plot:
@@ -289,18 +351,29 @@ def _cmd_speculate(args) -> int:
         from rooflax.plot.files import chart_path
 
         chart = chart_path(plot, overwrite=args.overwrite, field="--plot")
-    df = speculate(chosen.spec, k=chosen.k, tree=trees or None, draft_model=args.draft_model,
-                   medusa_heads=args.medusa_heads, shared_lm_head=args.shared_lm_head, acceptance=chosen.acceptance)
+    df = speculate(
+        chosen.spec,
+        k=chosen.k,
+        tree=trees or None,
+        draft_model=args.draft_model,
+        medusa_heads=args.medusa_heads,
+        shared_lm_head=args.shared_lm_head,
+        acceptance=chosen.acceptance,
+    )
     notes = list(chosen.notes)
     if args.command == "best-k":
         if args.fits:
             unfit = unfit_cells(df)
             if unfit.height:
-                shown = "; ".join(f"batch {r['batch']}, seq_len {r['seq_len']} ({r['reason']})"
-                                  for r in unfit.head(4).iter_rows(named=True))
+                shown = "; ".join(
+                    f"batch {r['batch']}, seq_len {r['seq_len']} ({r['reason']})"
+                    for r in unfit.head(4).iter_rows(named=True)
+                )
                 more = f"; and {unfit.height - 4} more" if unfit.height > 4 else ""
-                notes.append(f"--fits: {unfit.height} of {df.select(CELL).n_unique()} cells have no row, as no round "
-                             f"fits in memory there: {shown}{more}")
+                notes.append(
+                    f"--fits: {unfit.height} of {df.select(CELL).n_unique()} cells have no row, as no round "
+                    f"fits in memory there: {shown}{more}"
+                )
         df = best_k(df, achieved=args.achieved, fits=args.fits)
     if not args.quiet:
         for note in notes:
@@ -365,14 +438,33 @@ def _cmd_accuracy(args) -> int:
     hardware = args.hardware
     if args.held_out:
         train, measured = split_by_shape(measured)
-        hardware = {name: calibrate(train.filter(hardware=name), args.hardware or name, name=name)
-                    for name in sorted(set(train["hardware"].to_list()))}
+        hardware = {
+            name: calibrate(train.filter(hardware=name), args.hardware or name, name=name)
+            for name in sorted(set(train["hardware"].to_list()))
+        }
     score = accuracy(measured, hardware)
-    rows = tuple((r["hardware"], r["kind"], str(r["n"]), *(number(r[c]) for c in (
-        "predicted_median", "predicted_p90", "ideal_median", "predicted_p10_ratio", "predicted_p90_ratio",
-        "band_coverage"))) for r in score.iter_rows(named=True))
+    rows = tuple(
+        (
+            r["hardware"],
+            r["kind"],
+            str(r["n"]),
+            *(
+                number(r[c])
+                for c in (
+                    "predicted_median",
+                    "predicted_p90",
+                    "ideal_median",
+                    "predicted_p10_ratio",
+                    "predicted_p90_ratio",
+                    "band_coverage",
+                )
+            ),
+        )
+        for r in score.iter_rows(named=True)
+    )
     title = "accuracy: |time / measured - 1| per hardware and kind" + (
-        " (fitted on half the shapes, scored on the others)" if args.held_out else "")
+        " (fitted on half the shapes, scored on the others)" if args.held_out else ""
+    )
     header = ("hardware", "kind", "n", "median", "p90", "ideal median", "p10 ratio", "p90 ratio", "in band")
     show([Table(title=title, header=header, rows=rows, numeric=(False, False, *(True,) * 7))])
     if chart is not None:
@@ -381,8 +473,12 @@ def _cmd_accuracy(args) -> int:
         from rooflax.plot.accuracy import accuracy_chart
         from rooflax.plot.files import save
 
-        save(accuracy_chart(predict_measurements(scored_rows(measured), hardware)), chart, overwrite=args.overwrite,
-             field="--plot")
+        save(
+            accuracy_chart(predict_measurements(scored_rows(measured), hardware)),
+            chart,
+            overwrite=args.overwrite,
+            field="--plot",
+        )
     return 0
 
 
@@ -434,21 +530,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="rooflax-out", help="dataset folder to write (default: rooflax-out)")
     p.add_argument("--summary", action="store_true", help="one row per configuration and phase (model totals)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep from OUTPUT.partial/")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the dataset OUTPUT if it exists, or start over from OUTPUT.partial/")
-    p.add_argument("--chunk-size", type=int,
-                   help=f"grid points per part file, 1 to {MAX_CHUNK_SIZE:,} (default "
-                        f"{DEFAULT_CHUNK_SIZE:,}, with --summary {DEFAULT_SUMMARY_CHUNK_SIZE:,})")
-    p.add_argument("--compression", default="lz4", choices=COMPRESSIONS,
-                   help="parquet codec (default: lz4)")
-    p.add_argument("--no-statistics", action="store_true",
-                   help="write no row-group statistics (faster; scans cannot skip row groups)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the dataset OUTPUT if it exists, or start over from OUTPUT.partial/",
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        help=f"grid points per part file, 1 to {MAX_CHUNK_SIZE:,} (default "
+        f"{DEFAULT_CHUNK_SIZE:,}, with --summary {DEFAULT_SUMMARY_CHUNK_SIZE:,})",
+    )
+    p.add_argument("--compression", default="lz4", choices=COMPRESSIONS, help="parquet codec (default: lz4)")
+    p.add_argument(
+        "--no-statistics",
+        action="store_true",
+        help="write no row-group statistics (faster; scans cannot skip row groups)",
+    )
     p.add_argument("--plot", metavar="CHART", help="also draw the chart (.png, .svg or .pdf)")
     p.add_argument("--ideal", action="store_true", help="--plot: points on the roof (ideal), not achieved")
     _add_spec_flags(p)
     p.add_argument("--quiet", action="store_true", help="no size estimate, progress, messages or report")
-    p.add_argument("--distributed", action="store_true",
-                   help="one sweep over many processes (JAX distributed runtime; cluster detected: SLURM, Open MPI)")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one sweep over many processes (JAX distributed runtime; cluster detected: SLURM, Open MPI)",
+    )
     p.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (implies --distributed)")
     p.add_argument("--num-processes", type=int, metavar="N", help="processes in a --coordinator run")
     p.add_argument("--process-id", type=int, metavar="I", help="this process, 0 to N-1, in a --coordinator run")
@@ -461,8 +568,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="roofline", choices=("roofline", "family", "map"), help="chart kind")
     p.add_argument("--color-by", choices=AXES, help="colour points by an axis")
     p.add_argument("--connect", choices=AXES, help="join points along an axis")
-    p.add_argument("--facet", choices=FACETS,
-                   help="one panel per value (maps: hardware, dtype or model)")
+    p.add_argument("--facet", choices=FACETS, help="one panel per value (maps: hardware, dtype or model)")
     p.add_argument("--groups", nargs="+", help="op groups to draw (default: the matmul groups)")
     p.add_argument("--where", metavar="EXPR", help="SQL filter, e.g. \"phase = 'decode' AND batch >= 8\"")
     p.add_argument("--x", help="map: horizontal axis (default: batch)")
@@ -471,19 +577,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--versus", metavar="DATASET", help="map: ratio of this dataset's value to another's")
     p.add_argument("--ideal", action="store_true", help="roofline: points on the roof (ideal), not achieved")
     p.add_argument("--ridge", action="store_true", help="roofline: mark the ridge (circle, dotted line, 'ridge N')")
-    p.add_argument("--subtitle", action="store_true",
-                   help="roofline: a line under the title saying what was swept and how points sit")
-    p.add_argument("--measured", metavar="PARQUET",
-                   help="roofline: measured points of a validation result over the achieved points of the same "
-                        "configurations; prints the median error per op group")
+    p.add_argument(
+        "--subtitle",
+        action="store_true",
+        help="roofline: a line under the title saying what was swept and how points sit",
+    )
+    p.add_argument(
+        "--measured",
+        metavar="PARQUET",
+        help="roofline: measured points of a validation result over the achieved points of the same "
+        "configurations; prints the median error per op group",
+    )
     p.add_argument("--quiet", action="store_true", help="no messages")
     p.set_defaults(run=_cmd_plot)
 
     p = sub.add_parser("check", help="check that a dataset is whole (every part present, readable, of one sweep)")
     p.add_argument("dataset", help="dataset folder or parquet part file written by rooflax")
-    p.add_argument("--deep", action="store_true",
-                   help="also compare every part's bytes with the checksum recorded when it was written (reads "
-                        "the whole dataset)")
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also compare every part's bytes with the checksum recorded when it was written (reads the whole dataset)",
+    )
     p.set_defaults(run=_cmd_check)
 
     p = sub.add_parser("show", help="say what a dataset found: bound shares, crossovers, tokens/s, memory")
@@ -511,31 +625,57 @@ def _parser() -> argparse.ArgumentParser:
     _add_table_flags(p)
     p.set_defaults(run=_cmd_crossover)
 
-    for name, text in (("speculate", "speculative decoding: tokens per round, round time, effective tokens/s, "
-                                     "speedup per grid point and draft length"),
-                       ("best-k", "the draft length (or tree) with the highest effective tokens/s per grid point")):
+    for name, text in (
+        (
+            "speculate",
+            "speculative decoding: tokens per round, round time, effective tokens/s, "
+            "speedup per grid point and draft length",
+        ),
+        ("best-k", "the draft length (or tree) with the highest effective tokens/s per grid point"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("spec", nargs="?", help="the target's sweep spec TOML (its models, hardware, dtypes, axes)")
         _add_spec_flags(p, skip=("phases", "spec_k"))
-        p.add_argument("--k", metavar="A,B", help="draft lengths K, each verified as a chain (default 0..8, at "
-                                                  "most one per Medusa head and those a medusa acceptance prices)")
-        p.add_argument("--top-k", action="append", metavar="A,B",
-                       help="a Medusa tree by top-k per head (repeat for several trees), instead of --k")
-        p.add_argument("--sparse-tree", metavar="Q1,Q2",
-                       help="the likeliest trees of Q candidates under a medusa acceptance (with or "
-                            "instead of --top-k trees), instead of --k")
+        p.add_argument(
+            "--k",
+            metavar="A,B",
+            help="draft lengths K, each verified as a chain (default 0..8, at "
+            "most one per Medusa head and those a medusa acceptance prices)",
+        )
+        p.add_argument(
+            "--top-k",
+            action="append",
+            metavar="A,B",
+            help="a Medusa tree by top-k per head (repeat for several trees), instead of --k",
+        )
+        p.add_argument(
+            "--sparse-tree",
+            metavar="Q1,Q2",
+            help="the likeliest trees of Q candidates under a medusa acceptance (with or "
+            "instead of --top-k trees), instead of --k",
+        )
         p.add_argument("--draft-model", metavar="MODEL", help="draft model preset or file (K decode steps a round)")
         p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
         p.add_argument("--shared-lm-head", action="store_true", help="Medusa heads share the base LM head")
-        p.add_argument("--alpha", type=float, help="geometric acceptance: P(draft token accepted) (default 0.8; "
-                                                   "with --medusa-heads, the target's Medusa preset)")
-        p.add_argument("--acceptance", metavar="TOML|PRESET",
-                       help="acceptance table file (kind = \"table\" | \"medusa\", ...) or a preset: "
-                            "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b")
+        p.add_argument(
+            "--alpha",
+            type=float,
+            help="geometric acceptance: P(draft token accepted) (default 0.8; "
+            "with --medusa-heads, the target's Medusa preset)",
+        )
+        p.add_argument(
+            "--acceptance",
+            metavar="TOML|PRESET",
+            help='acceptance table file (kind = "table" | "medusa", ...) or a preset: '
+            "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b",
+        )
         if name == "best-k":
             p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")
-            p.add_argument("--fits", action="store_true", help="rank only rounds that fit in one device's memory "
-                                                               "(a note names the cells where none does)")
+            p.add_argument(
+                "--fits",
+                action="store_true",
+                help="rank only rounds that fit in one device's memory (a note names the cells where none does)",
+            )
             p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
         _add_table_flags(p)
         p.set_defaults(run=_cmd_speculate)
@@ -549,8 +689,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_compare)
 
     p = sub.add_parser("calibrate", help="fit a hardware profile's achieved terms to measured kernel times")
-    p.add_argument("measurements", metavar="MEAS", nargs="+",
-                   help="aiconfigurator tables or `rooflax validate -o` files (or folders of them), one GPU")
+    p.add_argument(
+        "measurements",
+        metavar="MEAS",
+        nargs="+",
+        help="aiconfigurator tables or `rooflax validate -o` files (or folders of them), one GPU",
+    )
     p.add_argument("--hardware", help="preset or hardware TOML the times were measured on (default: their device)")
     p.add_argument("-o", "--output", required=True, help="the fitted profile (.toml), usable as --hardware anywhere")
     p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
@@ -558,11 +702,15 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_calibrate)
 
     p = sub.add_parser("accuracy", help="the scorecard: predicted against measured kernel times per GPU and kind")
-    p.add_argument("measurements", metavar="MEAS", nargs="+",
-                   help="aiconfigurator tables or `rooflax validate -o` files")
+    p.add_argument(
+        "measurements", metavar="MEAS", nargs="+", help="aiconfigurator tables or `rooflax validate -o` files"
+    )
     p.add_argument("--hardware", help="preset or profile TOML to price every row on (default: each row's preset)")
-    p.add_argument("--held-out", action="store_true",
-                   help="fit on half the shapes and score on the other half (split by shape, not by row)")
+    p.add_argument(
+        "--held-out",
+        action="store_true",
+        help="fit on half the shapes and score on the other half (split by shape, not by row)",
+    )
     p.add_argument("--plot", metavar="CHART", help="also draw predicted against measured, one panel per kind")
     p.add_argument("--overwrite", action="store_true", help="replace the chart if it exists")
     p.set_defaults(run=_cmd_accuracy)
@@ -571,17 +719,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help="sweep spec whose grid points to time (default: a decode and prefill set)")
     p.add_argument("--dtype", default=None, help="dtype to run in (default: bf16 on a GPU, fp32 on the CPU)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per shape (median reported)")
-    p.add_argument("--max-points", type=int, default=12,
-                   help="most points timed, evenly spread over --spec's grid or the default set (default: 12)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run in seconds: small ceiling measurements, little buffer rotation, 2 repeats")
+    p.add_argument(
+        "--max-points",
+        type=int,
+        default=12,
+        help="most points timed, evenly spread over --spec's grid or the default set (default: 12)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run in seconds: small ceiling measurements, little buffer rotation, 2 repeats",
+    )
     p.add_argument("--require-accelerator", action="store_true", help="fail unless a GPU or TPU is the device")
-    p.add_argument("--skip-unfit", action="store_true",
-                   help="skip the points whose products do not fit in device memory (default: stop before timing)")
+    p.add_argument(
+        "--skip-unfit",
+        action="store_true",
+        help="skip the points whose products do not fit in device memory (default: stop before timing)",
+    )
     p.add_argument("-o", "--output", required=True, help="parquet file of measured against predicted")
     p.add_argument("--plot", metavar="CHART", help="chart of measured points on the predicted roofline")
-    p.add_argument("--profile", metavar="TOML",
-                   help="write a calibrated hardware profile (measured ceilings, fitted overhead and efficiencies)")
+    p.add_argument(
+        "--profile",
+        metavar="TOML",
+        help="write a calibrated hardware profile (measured ceilings, fitted overhead and efficiencies)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the output, chart and profile files if they exist")
     p.add_argument("--quiet", action="store_true", help="no progress or summary table")
     p.set_defaults(run=_cmd_validate)

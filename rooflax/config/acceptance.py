@@ -62,15 +62,27 @@ KINDS = ("geometric", "table", "medusa")
 #: k + 2 ahead), Vicuna 7B/13B/33B v1.3, end of training: FasterDecoding/Medusa
 #: ``assets/medusa_acc.csv`` (columns ``train/medusa{k}_top{i}``), rounded to 4 digits.
 MEDUSA_HEADS: dict[str, tuple[tuple[float, ...], ...]] = {
-    "vicuna-7b": ((0.5604, 0.6717, 0.7271, 0.7599, 0.7799), (0.3164, 0.4236, 0.4851, 0.5282, 0.5625),
-                  (0.2010, 0.2879, 0.3475, 0.3834, 0.4169), (0.1474, 0.2250, 0.2737, 0.3109, 0.3397),
-                  (0.1175, 0.1866, 0.2346, 0.2721, 0.2998)),
-    "vicuna-13b": ((0.5939, 0.7053, 0.7578, 0.7925, 0.8161), (0.3397, 0.4400, 0.5068, 0.5465, 0.5803),
-                   (0.2161, 0.3085, 0.3612, 0.4030, 0.4364), (0.1500, 0.2317, 0.2878, 0.3234, 0.3541),
-                   (0.1223, 0.1957, 0.2434, 0.2791, 0.3070)),
-    "vicuna-33b": ((0.6046, 0.7162, 0.7649, 0.7983, 0.8223), (0.3558, 0.4690, 0.5287, 0.5692, 0.5961),
-                   (0.2246, 0.3197, 0.3785, 0.4210, 0.4462), (0.1596, 0.2488, 0.3073, 0.3480, 0.3755),
-                   (0.1370, 0.2067, 0.2621, 0.2984, 0.3258)),
+    "vicuna-7b": (
+        (0.5604, 0.6717, 0.7271, 0.7599, 0.7799),
+        (0.3164, 0.4236, 0.4851, 0.5282, 0.5625),
+        (0.2010, 0.2879, 0.3475, 0.3834, 0.4169),
+        (0.1474, 0.2250, 0.2737, 0.3109, 0.3397),
+        (0.1175, 0.1866, 0.2346, 0.2721, 0.2998),
+    ),
+    "vicuna-13b": (
+        (0.5939, 0.7053, 0.7578, 0.7925, 0.8161),
+        (0.3397, 0.4400, 0.5068, 0.5465, 0.5803),
+        (0.2161, 0.3085, 0.3612, 0.4030, 0.4364),
+        (0.1500, 0.2317, 0.2878, 0.3234, 0.3541),
+        (0.1223, 0.1957, 0.2434, 0.2791, 0.3070),
+    ),
+    "vicuna-33b": (
+        (0.6046, 0.7162, 0.7649, 0.7983, 0.8223),
+        (0.3558, 0.4690, 0.5287, 0.5692, 0.5961),
+        (0.2246, 0.3197, 0.3785, 0.4210, 0.4462),
+        (0.1596, 0.2488, 0.3073, 0.3480, 0.3755),
+        (0.1370, 0.2067, 0.2621, 0.2984, 0.3258),
+    ),
 }
 #: Acceptance presets by name (strings ``parse_acceptance`` takes).
 PRESETS = tuple(f"medusa-{name}" for name in MEDUSA_HEADS)
@@ -93,8 +105,10 @@ class Acceptance:
         """Expected tokens per round for each round's draft length and candidate count."""
         draft_k, candidates = np.asarray(draft_k, np.float64), np.asarray(candidates, np.float64)
         if draft_k.shape != candidates.shape or (draft_k < 0).any() or (candidates < draft_k + 1).any():
-            raise SpecError(f"acceptance: rounds need draft lengths K ≥ 0 and at least K + 1 candidates each, got K "
-                            f"{draft_k.tolist()[:5]} and candidates {candidates.tolist()[:5]}")
+            raise SpecError(
+                f"acceptance: rounds need draft lengths K ≥ 0 and at least K + 1 candidates each, got K "
+                f"{draft_k.tolist()[:5]} and candidates {candidates.tolist()[:5]}"
+            )
         if self.kind == "geometric":
             if self.alpha == 0:
                 return np.ones_like(draft_k)
@@ -107,8 +121,10 @@ class Acceptance:
         if outside.any():
             bad = sorted({int(v) for v in key[outside]})
             name = "K" if self.by == "k" else "candidates"
-            raise SpecError(f"acceptance: the table covers {name} {xs[0]:g}..{xs[-1]:g}, asked for {name} "
-                            f"{', '.join(map(str, bad[:5]))}; measure those or narrow the sweep (no extrapolation)")
+            raise SpecError(
+                f"acceptance: the table covers {name} {xs[0]:g}..{xs[-1]:g}, asked for {name} "
+                f"{', '.join(map(str, bad[:5]))}; measure those or narrow the sweep (no extrapolation)"
+            )
         return np.interp(key, xs, ys)
 
     def _paths(self) -> tuple[np.ndarray, np.ndarray]:
@@ -122,13 +138,17 @@ class Acceptance:
         if self.kind != "medusa":
             return
         if draft_k > len(self.accuracy):
-            raise SpecError(f"{field}: a round of depth {draft_k + 1} drafts {draft_k} tokens, {self._name()} "
-                            f"predict {len(self.accuracy)} ahead; use K ≤ {len(self.accuracy)} or trees of depth ≤ "
-                            f"{len(self.accuracy) + 1}")
+            raise SpecError(
+                f"{field}: a round of depth {draft_k + 1} drafts {draft_k} tokens, {self._name()} "
+                f"predict {len(self.accuracy)} ahead; use K ≤ {len(self.accuracy)} or trees of depth ≤ "
+                f"{len(self.accuracy) + 1}"
+            )
         paths = int((self._paths()[1] <= draft_k).sum())
         if candidates - 1 > paths:
-            raise SpecError(f"{field}: a tree of {candidates} candidates and depth {draft_k + 1}; {self._name()} "
-                            f"rank {paths} continuations that deep, so at most {paths + 1} candidates")
+            raise SpecError(
+                f"{field}: a tree of {candidates} candidates and depth {draft_k + 1}; {self._name()} "
+                f"rank {paths} continuations that deep, so at most {paths + 1} candidates"
+            )
 
     def sparse_tree(self, candidates: int, depth: int | None = None, field: str = "tree.sparse") -> tuple[int, ...]:
         """Depths of the likeliest tree of ``candidates`` (root included), at most ``depth`` deep.
@@ -138,13 +158,15 @@ class Acceptance:
         """
         candidates = positive_int(field, candidates)
         if self.kind != "medusa":
-            raise SpecError(f"{field}: {candidates}: a sparse tree is built from Medusa head accuracies and the "
-                            f"acceptance is {self.kind!r}; give acceptance {{kind = \"medusa\", ...}} or a preset "
-                            f"({', '.join(PRESETS)})")
+            raise SpecError(
+                f"{field}: {candidates}: a sparse tree is built from Medusa head accuracies and the "
+                f'acceptance is {self.kind!r}; give acceptance {{kind = "medusa", ...}} or a preset '
+                f"({', '.join(PRESETS)})"
+            )
         most = len(self.accuracy) if depth is None else min(depth - 1, len(self.accuracy))
         self.check_round(most, candidates, field)
         depths = self._paths()[1]
-        return (1, *sorted(int(d) + 1 for d in depths[depths <= most][:candidates - 1]))
+        return (1, *sorted(int(d) + 1 for d in depths[depths <= most][: candidates - 1]))
 
     def _medusa(self, draft_k: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         probs, depths = self._paths()
@@ -197,8 +219,10 @@ def parse_acceptance(acceptance: object) -> Acceptance:
             raise unknown_name("acceptance", acceptance, PRESETS, "acceptance preset")
         return _medusa({"kind": "medusa", "heads": acceptance.removeprefix("medusa-")})
     if not isinstance(acceptance, dict):
-        raise SpecError(f"acceptance: expected a table {{kind = \"geometric\", alpha = 0.8}}, {{kind = \"table\", "
-                        f"...}} or {{kind = \"medusa\", ...}}, or a preset ({', '.join(PRESETS)}), got {acceptance!r}")
+        raise SpecError(
+            f'acceptance: expected a table {{kind = "geometric", alpha = 0.8}}, {{kind = "table", '
+            f'...}} or {{kind = "medusa", ...}}, or a preset ({", ".join(PRESETS)}), got {acceptance!r}'
+        )
     kind = acceptance.get("kind")
     if kind not in KINDS:
         raise SpecError(f"acceptance.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
@@ -206,20 +230,27 @@ def parse_acceptance(acceptance: object) -> Acceptance:
         check_keys("acceptance", acceptance, ("kind", "alpha"), ())
         alpha = _number("acceptance.alpha", acceptance["alpha"])
         if not 0 <= alpha < 1:
-            raise SpecError(f"acceptance.alpha: {alpha!r} is outside [0, 1); the probability that a draft token "
-                            "is accepted (1 would accept forever)")
+            raise SpecError(
+                f"acceptance.alpha: {alpha!r} is outside [0, 1); the probability that a draft token "
+                "is accepted (1 would accept forever)"
+            )
         return Acceptance(kind="geometric", alpha=alpha)
     if kind == "medusa":
         return _medusa(acceptance)
     by = acceptance.get("by", "k")
     if by not in ("k", "candidates"):
-        raise SpecError(f"acceptance.by: expected \"k\" or \"candidates\", got {by!r}")
+        raise SpecError(f'acceptance.by: expected "k" or "candidates", got {by!r}')
     check_keys("acceptance", acceptance, ("kind", by, "tokens_per_round"), ("by",))
     keys, values = acceptance[by], acceptance["tokens_per_round"]
-    if not isinstance(keys, list | tuple) or not isinstance(values, list | tuple) or len(keys) != len(values) \
-            or not keys:
-        raise SpecError(f"acceptance: {by} and tokens_per_round must be non-empty lists of one length, got "
-                        f"{keys!r} and {values!r}")
+    if (
+        not isinstance(keys, list | tuple)
+        or not isinstance(values, list | tuple)
+        or len(keys) != len(values)
+        or not keys
+    ):
+        raise SpecError(
+            f"acceptance: {by} and tokens_per_round must be non-empty lists of one length, got {keys!r} and {values!r}"
+        )
     lowest = 0 if by == "k" else 1
     points = {float(lowest): 1.0}  # one candidate (K = 0) yields the target's own token
     for i, (key, value) in enumerate(zip(keys, values, strict=True)):
@@ -228,25 +259,31 @@ def parse_acceptance(acceptance: object) -> Acceptance:
             raise SpecError(f"acceptance.{by}[{i}]: expected an integer ≥ {lowest}, got {key:g}")
         most = key + 1 if by == "k" else key
         if not 1 <= value <= most:
-            raise SpecError(f"acceptance.tokens_per_round[{i}]: {value:g} at {by} = {key:g} is outside "
-                            f"[1, {most:g}] (a round yields at least its own token and at most one per candidate)")
+            raise SpecError(
+                f"acceptance.tokens_per_round[{i}]: {value:g} at {by} = {key:g} is outside "
+                f"[1, {most:g}] (a round yields at least its own token and at most one per candidate)"
+            )
         if key in points and key != lowest:
             raise SpecError(f"acceptance.{by}: value {key:g} is repeated")
         points[key] = value
     ordered = tuple(sorted(points.items()))
     for (k_a, v_a), (k_b, v_b) in itertools.pairwise(ordered):
         if v_b < v_a:
-            raise SpecError(f"acceptance.tokens_per_round: {v_b:g} at {by} = {k_b:g} is below {v_a:g} at {by} = "
-                            f"{k_a:g}; tokens per round cannot fall as {by} grows (a longer draft holds the shorter "
-                            "one's tokens)")
+            raise SpecError(
+                f"acceptance.tokens_per_round: {v_b:g} at {by} = {k_b:g} is below {v_a:g} at {by} = "
+                f"{k_a:g}; tokens per round cannot fall as {by} grows (a longer draft holds the shorter "
+                "one's tokens)"
+            )
     return Acceptance(kind="table", by=by, points=ordered)
 
 
 def _medusa(acceptance: dict) -> Acceptance:
     check_keys("acceptance", acceptance, ("kind",), ("heads", "top_k_accuracy"))
     if ("heads" in acceptance) == ("top_k_accuracy" in acceptance):
-        raise SpecError(f"acceptance: kind \"medusa\" takes heads (one of {', '.join(MEDUSA_HEADS)}) or "
-                        "top_k_accuracy (per head, cumulative top-1, top-2, … accuracies), exactly one")
+        raise SpecError(
+            f'acceptance: kind "medusa" takes heads (one of {", ".join(MEDUSA_HEADS)}) or '
+            "top_k_accuracy (per head, cumulative top-1, top-2, … accuracies), exactly one"
+        )
     if "heads" in acceptance:
         name = acceptance["heads"]
         if not isinstance(name, str) or name not in MEDUSA_HEADS:
@@ -254,22 +291,30 @@ def _medusa(acceptance: dict) -> Acceptance:
         return Acceptance(kind="medusa", heads=name, accuracy=MEDUSA_HEADS[name])
     heads = acceptance["top_k_accuracy"]
     if not isinstance(heads, list | tuple) or not heads or not all(isinstance(h, list | tuple) and h for h in heads):
-        raise SpecError(f"acceptance.top_k_accuracy: expected a non-empty list per head of cumulative top-1, "
-                        f"top-2, … accuracies, e.g. [[0.6, 0.72], [0.35, 0.47]], got {heads!r}")
+        raise SpecError(
+            f"acceptance.top_k_accuracy: expected a non-empty list per head of cumulative top-1, "
+            f"top-2, … accuracies, e.g. [[0.6, 0.72], [0.35, 0.47]], got {heads!r}"
+        )
     accuracy = []
     for k, head in enumerate(heads):
         values = tuple(_number(f"acceptance.top_k_accuracy[{k}][{i}]", v) for i, v in enumerate(head))
         if not all(0 <= v <= 1 for v in values) or any(b < a for a, b in itertools.pairwise(values)):
-            raise SpecError(f"acceptance.top_k_accuracy[{k}]: {list(values)} must be probabilities in [0, 1] that "
-                            "never fall (the top-2 holds the top-1, and so on)")
+            raise SpecError(
+                f"acceptance.top_k_accuracy[{k}]: {list(values)} must be probabilities in [0, 1] that "
+                "never fall (the top-2 holds the top-1, and so on)"
+            )
         gains = np.diff(values, prepend=0.0)
         if any(b > a + 1e-12 for a, b in itertools.pairwise(gains)):
-            raise SpecError(f"acceptance.top_k_accuracy[{k}]: {list(values)} adds more at a rank than at the one "
-                            f"before ({', '.join(f'{g:.4g}' for g in gains)}); ranks go likeliest first, so each "
-                            "step is at most the one before")
+            raise SpecError(
+                f"acceptance.top_k_accuracy[{k}]: {list(values)} adds more at a rank than at the one "
+                f"before ({', '.join(f'{g:.4g}' for g in gains)}); ranks go likeliest first, so each "
+                "step is at most the one before"
+            )
         accuracy.append(values)
-    paths = sum(math.prod(len(h) for h in accuracy[:d + 1]) for d in range(len(accuracy)))
+    paths = sum(math.prod(len(h) for h in accuracy[: d + 1]) for d in range(len(accuracy)))
     if paths > MAX_PATHS:
-        raise SpecError(f"acceptance.top_k_accuracy: {len(accuracy)} heads of these ranks make {paths} tree paths; "
-                        f"at most {MAX_PATHS} (give fewer heads or ranks)")
+        raise SpecError(
+            f"acceptance.top_k_accuracy: {len(accuracy)} heads of these ranks make {paths} tree paths; "
+            f"at most {MAX_PATHS} (give fewer heads or ranks)"
+        )
     return Acceptance(kind="medusa", accuracy=tuple(accuracy))

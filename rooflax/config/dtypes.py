@@ -53,24 +53,31 @@ class DtypePolicy:
 
     def to_dict(self) -> dict:
         """A plain dict for metadata."""
-        return {"name": self.name, "weight_bytes": self.weight_bytes, "act_bytes": self.act_bytes,
-                "kv_bytes": self.kv_bytes, "compute": self.compute}
+        return {
+            "name": self.name,
+            "weight_bytes": self.weight_bytes,
+            "act_bytes": self.act_bytes,
+            "kv_bytes": self.kv_bytes,
+            "compute": self.compute,
+        }
 
 
 #: Policies by name, read-only (a policy of your own is a :class:`DtypePolicy`, given where a name
 #: is). The KV cache follows the activations unless ``kv_dtype`` says otherwise.
-DTYPES: Mapping[str, DtypePolicy] = MappingProxyType({
-    p.name: p
-    for p in (
-        DtypePolicy(name="fp32", weight_bytes=4, act_bytes=4, kv_bytes=4, compute="fp32"),
-        DtypePolicy(name="tf32", weight_bytes=4, act_bytes=4, kv_bytes=4, compute="tf32"),
-        DtypePolicy(name="fp16", weight_bytes=2, act_bytes=2, kv_bytes=2, compute="fp16"),
-        DtypePolicy(name="bf16", weight_bytes=2, act_bytes=2, kv_bytes=2, compute="bf16"),
-        DtypePolicy(name="fp8", weight_bytes=1, act_bytes=1, kv_bytes=1, compute="fp8"),
-        DtypePolicy(name="int8", weight_bytes=1, act_bytes=1, kv_bytes=1, compute="int8"),
-        DtypePolicy(name="w4a16", weight_bytes=0.5, act_bytes=2, kv_bytes=2, compute="fp16"),
-    )
-})
+DTYPES: Mapping[str, DtypePolicy] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            DtypePolicy(name="fp32", weight_bytes=4, act_bytes=4, kv_bytes=4, compute="fp32"),
+            DtypePolicy(name="tf32", weight_bytes=4, act_bytes=4, kv_bytes=4, compute="tf32"),
+            DtypePolicy(name="fp16", weight_bytes=2, act_bytes=2, kv_bytes=2, compute="fp16"),
+            DtypePolicy(name="bf16", weight_bytes=2, act_bytes=2, kv_bytes=2, compute="bf16"),
+            DtypePolicy(name="fp8", weight_bytes=1, act_bytes=1, kv_bytes=1, compute="fp8"),
+            DtypePolicy(name="int8", weight_bytes=1, act_bytes=1, kv_bytes=1, compute="int8"),
+            DtypePolicy(name="w4a16", weight_bytes=0.5, act_bytes=2, kv_bytes=2, compute="fp16"),
+        )
+    }
+)
 
 
 def get_dtype(name: str | DtypePolicy, kv_dtype: str | None = None) -> DtypePolicy:

@@ -38,8 +38,7 @@ from rooflax.config._files import read_text
 from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
 from rooflax.names import GROUPS, PEAK_DTYPES, PHASES
 
-__all__ = ["HARDWARE", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware",
-           "preset_for_kind"]
+__all__ = ["HARDWARE", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware", "preset_for_kind"]
 
 #: Achieved-performance fields (:mod:`rooflax.achieved`) of presets and files that do not give them.
 #: The tile is the 128×128 output tile with a K step of 32 that NVIDIA's *Matrix Multiplication
@@ -48,8 +47,15 @@ __all__ = ["HARDWARE", "Hardware", "get_hardware", "hardware_to_toml", "load_har
 #: few microseconds to launch and drain, and tuned GEMM and copy kernels sustain roughly 80% of
 #: the datasheet peak and 85% of the datasheet bandwidth. ``rooflax validate --profile`` measures
 #: a device and writes fitted values in their place.
-DEFAULT_ACHIEVED: dict[str, Any] = {"sm_count": 80, "kernel_overhead_s": 5e-6, "tile_m": 128, "tile_n": 128,
-                                      "tile_k": 32, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.85}
+DEFAULT_ACHIEVED: dict[str, Any] = {
+    "sm_count": 80,
+    "kernel_overhead_s": 5e-6,
+    "tile_m": 128,
+    "tile_n": 128,
+    "tile_k": 32,
+    "compute_efficiency": 0.8,
+    "bandwidth_efficiency": 0.85,
+}
 
 #: The achieved-performance fields a hardware file may also set per op group (``group_terms``).
 GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency")
@@ -69,12 +75,18 @@ BAND_TERMS = ("band_low", "band_high")
 #: so that a typo (1e300, 1e-300) is refused rather than priced, and every product and quotient of
 #: the roofline stays finite in float64.
 RANGES: dict[str, tuple[float, float, str]] = {
-    "peak_flops": (1e6, 1e19, "FLOP/s"), "bandwidth_bytes_per_s": (1e6, 1e16, "B/s"),
-    "memory_bytes": (1e3, 1e16, "B"), "interconnect_bytes_per_s": (1e6, 1e16, "B/s"),
-    "interconnect_latency_s": (1e-10, 1.0, "s"), "kernel_overhead_s": (1e-12, 1.0, "s"),
-    "compute_efficiency": (1e-4, 1.0, ""), "bandwidth_efficiency": (1e-4, 1.0, ""),
-    "l2_speedup": (1.0, 100.0, ""), "l2_resident_bytes": (0.0, 1e12, "B"),
-    "band_low": (1e-3, 1e3, ""), "band_high": (1e-3, 1e3, ""),
+    "peak_flops": (1e6, 1e19, "FLOP/s"),
+    "bandwidth_bytes_per_s": (1e6, 1e16, "B/s"),
+    "memory_bytes": (1e3, 1e16, "B"),
+    "interconnect_bytes_per_s": (1e6, 1e16, "B/s"),
+    "interconnect_latency_s": (1e-10, 1.0, "s"),
+    "kernel_overhead_s": (1e-12, 1.0, "s"),
+    "compute_efficiency": (1e-4, 1.0, ""),
+    "bandwidth_efficiency": (1e-4, 1.0, ""),
+    "l2_speedup": (1.0, 100.0, ""),
+    "l2_resident_bytes": (0.0, 1e12, "B"),
+    "band_low": (1e-3, 1e3, ""),
+    "band_high": (1e-3, 1e3, ""),
 }
 
 
@@ -181,7 +193,8 @@ class Hardware:
             peaks = dict(self.peak_flops.items() if isinstance(self.peak_flops, Mapping) else self.peak_flops)
         except (TypeError, ValueError):
             raise SpecError(
-                f"{where}: peak_flops: expected a table of dtype = FLOP/s, got {self.peak_flops!r}") from None
+                f"{where}: peak_flops: expected a table of dtype = FLOP/s, got {self.peak_flops!r}"
+            ) from None
         if not peaks:
             raise SpecError(f"{where}: peak_flops is empty (give at least one of {', '.join(PEAK_DTYPES)})")
         for dtype, value in peaks.items():
@@ -201,9 +214,15 @@ class Hardware:
         unknown = [phase for phase in phases if phase not in PHASES]
         if unknown:
             raise unknown_name(f"{where}: phase_terms", unknown[0], PHASES, what="phase")
-        object.__setattr__(self, "phase_terms", tuple(
-            (phase, _group_table(f"{where}: phase_terms.{phase}", phases[phase])) for phase in PHASES
-            if phase in phases))
+        object.__setattr__(
+            self,
+            "phase_terms",
+            tuple(
+                (phase, _group_table(f"{where}: phase_terms.{phase}", phases[phase]))
+                for phase in PHASES
+                if phase in phases
+            ),
+        )
         for key in ("interconnect_bytes_per_s", "interconnect_latency_s", "l2_resident_bytes"):
             object.__setattr__(self, key, _figure(where, key, getattr(self, key)))
         if not self.label:
@@ -219,17 +238,19 @@ class Hardware:
         for name, value in self.peak_flops:
             if name == dtype:
                 return value
-        raise SpecError(
-            f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})"
-        )
+        raise SpecError(f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})")
 
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
         """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup`` and
         the error band ``band_low``, ``band_high`` for an op group (in ``phase``: its ``phase_terms``
         replace the group's, which replace the profile's own; ``l2_speedup`` is 1 and the band NaN
         unless fitted)."""
-        own = {**{key: getattr(self, key) for key in GROUP_TERMS}, "l2_speedup": 1.0, "band_low": math.nan,
-               "band_high": math.nan}
+        own = {
+            **{key: getattr(self, key) for key in GROUP_TERMS},
+            "l2_speedup": 1.0,
+            "band_low": math.nan,
+            "band_high": math.nan,
+        }
         groups = dict(self.phase_terms).get(phase, ()) if phase is not None else ()
         in_phase = dict(dict(groups).get(group, ()))
         return {**own, **dict(dict(self.group_terms).get(group, ())), **in_phase}
@@ -252,8 +273,15 @@ class Hardware:
             "source": self.source,
             "peak_flops": dict(self.peak_flops),
             "group_terms": {group: dict(terms) for group, terms in self.group_terms},
-            **({"phase_terms": {phase: {group: dict(terms) for group, terms in groups}
-                                for phase, groups in self.phase_terms}} if self.phase_terms else {}),
+            **(
+                {
+                    "phase_terms": {
+                        phase: {group: dict(terms) for group, terms in groups} for phase, groups in self.phase_terms
+                    }
+                }
+                if self.phase_terms
+                else {}
+            ),
         }
 
 
@@ -315,44 +343,190 @@ _LINKS = {
 _A100 = "NVIDIA A100 datasheet (2021): dense FP32 19.5, TF32 156, FP16/BF16 312 TFLOPS, INT8 624 TOPS"
 _H100 = "NVIDIA H100 datasheet (2023), dense (half the sparsity figures)"
 _PRESETS = (
-    _preset("a40", "A40", 696, 48, "NVIDIA A40 datasheet (2021): dense tensor TF32 74.8, FP16/BF16 149.7 TFLOPS, "
-            "INT8 299.3 TOPS; FP32 37.4 TFLOPS; 696 GB/s GDDR6",
-            fp32=37.4, tf32=74.8, fp16=149.7, bf16=149.7, int8=299.3),
-    _preset("a6000", "RTX A6000", 768, 48, "NVIDIA RTX A6000 datasheet (2021): FP32 38.7, dense tensor TF32 77.4, "
-            "FP16/BF16 154.8 TFLOPS, INT8 309.7 TOPS; 768 GB/s",
-            fp32=38.7, tf32=77.4, fp16=154.8, bf16=154.8, int8=309.7),
-    _preset("a100-40gb-pcie", "A100 40GB PCIe", 1555, 40, _A100 + "; 1555 GB/s HBM2",
-            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
-    _preset("a100-40gb-sxm", "A100 40GB SXM", 1555, 40, _A100 + "; 1555 GB/s HBM2",
-            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
-    _preset("a100-80gb-pcie", "A100 80GB PCIe", 1935, 80, _A100 + "; 1935 GB/s HBM2e",
-            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
-    _preset("a100-80gb-sxm", "A100 80GB SXM", 2039, 80, _A100 + "; 2039 GB/s HBM2e",
-            fp32=19.5, tf32=156, fp16=312, bf16=312, int8=624),
-    _preset("h100-pcie", "H100 PCIe", 2000, 80, _H100 + ": FP32 51, TF32 378, FP16/BF16 756.5, FP8 1513 TFLOPS, "
-            "INT8 1513 TOPS; 2.0 TB/s HBM2e",
-            fp32=51, tf32=378, fp16=756.5, bf16=756.5, fp8=1513, int8=1513),
-    _preset("h100-sxm", "H100 SXM", 3350, 80, _H100 + ": FP32 67, TF32 494.7, FP16/BF16 989.4, FP8 1978.9 TFLOPS, "
-            "INT8 1978.9 TOPS; 3.35 TB/s HBM3",
-            fp32=67, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9, int8=1978.9),
-    _preset("h200", "H200", 4800, 141, "NVIDIA H200 datasheet (2024), SXM, dense: FP32 67, TF32 494.7, FP16/BF16 "
-            "989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 4.8 TB/s HBM3e, 141 GB",
-            fp32=67, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9, int8=1978.9),
-    _preset("l40s", "L40S", 864, 48, "NVIDIA L40S datasheet (2023), dense: FP32 91.6, TF32 183, FP16/BF16 362.05, "
-            "FP8 733 TFLOPS, INT8 733 TOPS; 864 GB/s",
-            fp32=91.6, tf32=183, fp16=362.05, bf16=362.05, fp8=733, int8=733),
-    _preset("l4", "L4", 300, 24, "NVIDIA L4 datasheet (2023), dense: FP32 30.3, TF32 60, FP16/BF16 121, FP8 242.5 "
-            "TFLOPS, INT8 242.5 TOPS; 300 GB/s",
-            fp32=30.3, tf32=60, fp16=121, bf16=121, fp8=242.5, int8=242.5),
-    _preset("rtx4090", "RTX 4090", 1008, 24, "NVIDIA Ada Lovelace architecture whitepaper (2022), RTX 4090, dense "
-            "with FP32 accumulate: FP32 82.6, TF32 82.6, FP16/BF16 165.2, FP8 330.3 TFLOPS, INT8 660.6 TOPS; 1008 GB/s",
-            fp32=82.6, tf32=82.6, fp16=165.2, bf16=165.2, fp8=330.3, int8=660.6),
-    _preset("b200", "B200", 8000, 180, "NVIDIA HGX B200 datasheet (2024), per GPU of 8, dense (half the sparsity "
-            "figures): FP32 75, TF32 1125, FP16/BF16 2250, FP8 4500 TFLOPS, INT8 4500 TOPS; 8 TB/s HBM3e, 180 GB",
-            fp32=75, tf32=1125, fp16=2250, bf16=2250, fp8=4500, int8=4500),
-    _preset("mi300x", "MI300X", 5300, 192, "AMD Instinct MI300X datasheet (2023), dense matrix: FP32 163.4, "
-            "TF32 653.7, FP16/BF16 1307.4, FP8 2614.9 TFLOPS, INT8 2614.9 TOPS; 5.3 TB/s HBM3, 192 GB",
-            fp32=163.4, tf32=653.7, fp16=1307.4, bf16=1307.4, fp8=2614.9, int8=2614.9),
+    _preset(
+        "a40",
+        "A40",
+        696,
+        48,
+        "NVIDIA A40 datasheet (2021): dense tensor TF32 74.8, FP16/BF16 149.7 TFLOPS, "
+        "INT8 299.3 TOPS; FP32 37.4 TFLOPS; 696 GB/s GDDR6",
+        fp32=37.4,
+        tf32=74.8,
+        fp16=149.7,
+        bf16=149.7,
+        int8=299.3,
+    ),
+    _preset(
+        "a6000",
+        "RTX A6000",
+        768,
+        48,
+        "NVIDIA RTX A6000 datasheet (2021): FP32 38.7, dense tensor TF32 77.4, "
+        "FP16/BF16 154.8 TFLOPS, INT8 309.7 TOPS; 768 GB/s",
+        fp32=38.7,
+        tf32=77.4,
+        fp16=154.8,
+        bf16=154.8,
+        int8=309.7,
+    ),
+    _preset(
+        "a100-40gb-pcie",
+        "A100 40GB PCIe",
+        1555,
+        40,
+        _A100 + "; 1555 GB/s HBM2",
+        fp32=19.5,
+        tf32=156,
+        fp16=312,
+        bf16=312,
+        int8=624,
+    ),
+    _preset(
+        "a100-40gb-sxm",
+        "A100 40GB SXM",
+        1555,
+        40,
+        _A100 + "; 1555 GB/s HBM2",
+        fp32=19.5,
+        tf32=156,
+        fp16=312,
+        bf16=312,
+        int8=624,
+    ),
+    _preset(
+        "a100-80gb-pcie",
+        "A100 80GB PCIe",
+        1935,
+        80,
+        _A100 + "; 1935 GB/s HBM2e",
+        fp32=19.5,
+        tf32=156,
+        fp16=312,
+        bf16=312,
+        int8=624,
+    ),
+    _preset(
+        "a100-80gb-sxm",
+        "A100 80GB SXM",
+        2039,
+        80,
+        _A100 + "; 2039 GB/s HBM2e",
+        fp32=19.5,
+        tf32=156,
+        fp16=312,
+        bf16=312,
+        int8=624,
+    ),
+    _preset(
+        "h100-pcie",
+        "H100 PCIe",
+        2000,
+        80,
+        _H100 + ": FP32 51, TF32 378, FP16/BF16 756.5, FP8 1513 TFLOPS, INT8 1513 TOPS; 2.0 TB/s HBM2e",
+        fp32=51,
+        tf32=378,
+        fp16=756.5,
+        bf16=756.5,
+        fp8=1513,
+        int8=1513,
+    ),
+    _preset(
+        "h100-sxm",
+        "H100 SXM",
+        3350,
+        80,
+        _H100 + ": FP32 67, TF32 494.7, FP16/BF16 989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 3.35 TB/s HBM3",
+        fp32=67,
+        tf32=494.7,
+        fp16=989.4,
+        bf16=989.4,
+        fp8=1978.9,
+        int8=1978.9,
+    ),
+    _preset(
+        "h200",
+        "H200",
+        4800,
+        141,
+        "NVIDIA H200 datasheet (2024), SXM, dense: FP32 67, TF32 494.7, FP16/BF16 "
+        "989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 4.8 TB/s HBM3e, 141 GB",
+        fp32=67,
+        tf32=494.7,
+        fp16=989.4,
+        bf16=989.4,
+        fp8=1978.9,
+        int8=1978.9,
+    ),
+    _preset(
+        "l40s",
+        "L40S",
+        864,
+        48,
+        "NVIDIA L40S datasheet (2023), dense: FP32 91.6, TF32 183, FP16/BF16 362.05, "
+        "FP8 733 TFLOPS, INT8 733 TOPS; 864 GB/s",
+        fp32=91.6,
+        tf32=183,
+        fp16=362.05,
+        bf16=362.05,
+        fp8=733,
+        int8=733,
+    ),
+    _preset(
+        "l4",
+        "L4",
+        300,
+        24,
+        "NVIDIA L4 datasheet (2023), dense: FP32 30.3, TF32 60, FP16/BF16 121, FP8 242.5 "
+        "TFLOPS, INT8 242.5 TOPS; 300 GB/s",
+        fp32=30.3,
+        tf32=60,
+        fp16=121,
+        bf16=121,
+        fp8=242.5,
+        int8=242.5,
+    ),
+    _preset(
+        "rtx4090",
+        "RTX 4090",
+        1008,
+        24,
+        "NVIDIA Ada Lovelace architecture whitepaper (2022), RTX 4090, dense "
+        "with FP32 accumulate: FP32 82.6, TF32 82.6, FP16/BF16 165.2, FP8 330.3 TFLOPS, INT8 660.6 TOPS; 1008 GB/s",
+        fp32=82.6,
+        tf32=82.6,
+        fp16=165.2,
+        bf16=165.2,
+        fp8=330.3,
+        int8=660.6,
+    ),
+    _preset(
+        "b200",
+        "B200",
+        8000,
+        180,
+        "NVIDIA HGX B200 datasheet (2024), per GPU of 8, dense (half the sparsity "
+        "figures): FP32 75, TF32 1125, FP16/BF16 2250, FP8 4500 TFLOPS, INT8 4500 TOPS; 8 TB/s HBM3e, 180 GB",
+        fp32=75,
+        tf32=1125,
+        fp16=2250,
+        bf16=2250,
+        fp8=4500,
+        int8=4500,
+    ),
+    _preset(
+        "mi300x",
+        "MI300X",
+        5300,
+        192,
+        "AMD Instinct MI300X datasheet (2023), dense matrix: FP32 163.4, "
+        "TF32 653.7, FP16/BF16 1307.4, FP8 2614.9 TFLOPS, INT8 2614.9 TOPS; 5.3 TB/s HBM3, 192 GB",
+        fp32=163.4,
+        tf32=653.7,
+        fp16=1307.4,
+        bf16=1307.4,
+        fp8=2614.9,
+        int8=2614.9,
+    ),
 )
 
 #: The presets fitted to measured kernel timings (:mod:`rooflax.calibration.presets`), and their
@@ -361,11 +535,15 @@ FITTED = {"a100-80gb-sxm": "a100_sxm", "h100-sxm": "h100_sxm", "l40s": "l40s", "
 #: Preset → (the fitted preset of its architecture whose terms it takes, whether its GPU-to-GPU
 #: link is of the same kind, so that the collectives' terms carry over too).
 ARCHITECTURE = {
-    "a40": ("a100-80gb-sxm", False), "a6000": ("a100-80gb-sxm", False),
-    "a100-40gb-pcie": ("a100-80gb-sxm", False), "a100-40gb-sxm": ("a100-80gb-sxm", True),
+    "a40": ("a100-80gb-sxm", False),
+    "a6000": ("a100-80gb-sxm", False),
+    "a100-40gb-pcie": ("a100-80gb-sxm", False),
+    "a100-40gb-sxm": ("a100-80gb-sxm", True),
     "a100-80gb-pcie": ("a100-80gb-sxm", False),
-    "h100-pcie": ("h100-sxm", False), "h200": ("h100-sxm", True),
-    "l4": ("l40s", True), "rtx4090": ("l40s", True),
+    "h100-pcie": ("h100-sxm", False),
+    "h200": ("h100-sxm", True),
+    "l4": ("l40s", True),
+    "rtx4090": ("l40s", True),
 }
 _DATASHEET = {hw.name: hw for hw in _PRESETS}
 
@@ -386,18 +564,26 @@ def _calibrated(hw: Hardware, fits: dict) -> Hardware:
     groups = tuple((g, tuple(t.items())) for g, t in fit.get("group_terms", {}).items() if same_link or g != "comm")
     data = f"aiconfigurator's {FITTED[fitted]} kernel timings (NVIDIA, Apache-2.0, snapshot 2026-08-21)"
     how = f"fitted to {data}" if fitted == hw.name else f"those of {fitted} (same architecture), fitted to {data}"
-    return replace(hw, group_terms=groups, phase_terms=fit.get("phase_terms", {}),
-                   interconnect_latency_s=fit["interconnect_latency_s"] if same_link else hw.interconnect_latency_s,
-                   l2_resident_bytes=fit.get("l2_resident_bytes", 0.0) if fitted == hw.name else 0.0,
-                   source=f"{hw.source}; achieved terms {how}; elementwise terms: defaults")
+    return replace(
+        hw,
+        group_terms=groups,
+        phase_terms=fit.get("phase_terms", {}),
+        interconnect_latency_s=fit["interconnect_latency_s"] if same_link else hw.interconnect_latency_s,
+        l2_resident_bytes=fit.get("l2_resident_bytes", 0.0) if fitted == hw.name else 0.0,
+        source=f"{hw.source}; achieved terms {how}; elementwise terms: defaults",
+    )
 
 
 #: Presets by name (calibrated: :mod:`rooflax.calibration.presets`), read-only: an accelerator
 #: of your own is a TOML file (:func:`load_hardware`) or a :class:`Hardware`, given where a
 #: preset name is.
-HARDWARE: Mapping[str, Hardware] = MappingProxyType({
-    hw.name: _calibrated(hw, _FITS) for hw in _PRESETS
-    for _FITS in (tomllib.loads((Path(__file__).parent / "calibrated.toml").read_text()),)})
+HARDWARE: Mapping[str, Hardware] = MappingProxyType(
+    {
+        hw.name: _calibrated(hw, _FITS)
+        for hw in _PRESETS
+        for _FITS in (tomllib.loads((Path(__file__).parent / "calibrated.toml").read_text()),)
+    }
+)
 
 #: Device names as the CUDA/ROCm drivers give them (JAX's ``device_kind``, torch's
 #: ``get_device_name``, aiconfigurator's ``device``) -> preset, most specific pattern first.
@@ -436,9 +622,16 @@ def preset_for_kind(kind: str) -> Hardware | None:
 
 
 _FILE_KEYS_REQUIRED = ("name", "peak_flops", "bandwidth_bytes_per_s", "memory_bytes")
-_FILE_KEYS_OPTIONAL = ("label", "source", "group_terms", "phase_terms", "l2_resident_bytes", *DEFAULT_ACHIEVED,
-                       "interconnect_bytes_per_s",
-                       "interconnect_latency_s")
+_FILE_KEYS_OPTIONAL = (
+    "label",
+    "source",
+    "group_terms",
+    "phase_terms",
+    "l2_resident_bytes",
+    *DEFAULT_ACHIEVED,
+    "interconnect_bytes_per_s",
+    "interconnect_latency_s",
+)
 
 
 def load_hardware(path: str | Path) -> Hardware:

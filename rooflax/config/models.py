@@ -62,8 +62,16 @@ from typing import Any
 from rooflax.config._files import read_text
 from rooflax.errors import SpecError, boolean, check_keys, positive_float, positive_int, unknown_name
 
-__all__ = ["MODELS", "MOE_FIELDS", "Model", "get_model", "llama_intermediate", "llama_scaled", "load_model",
-           "parameter_count"]
+__all__ = [
+    "MODELS",
+    "MOE_FIELDS",
+    "Model",
+    "get_model",
+    "llama_intermediate",
+    "llama_scaled",
+    "load_model",
+    "parameter_count",
+]
 
 
 def llama_intermediate(hidden):
@@ -91,10 +99,24 @@ def llama_scaled(hidden, head_dim, group_size):
     return heads, heads // group_size, llama_intermediate(hidden)
 
 
-def parameter_count(*, hidden: Any, layers: Any, heads: Any, kv_heads: Any, head_dim: Any, intermediate: Any,
-                    vocab: Any, gated_mlp: bool = True, tied_embeddings: bool = False, experts: Any = 0,
-                    shared_experts: Any = 0, moe_intermediate: Any = 0, router_experts: Any = None,
-                    embedding_copies: Any = None, moe: bool | None = None) -> Any:
+def parameter_count(
+    *,
+    hidden: Any,
+    layers: Any,
+    heads: Any,
+    kv_heads: Any,
+    head_dim: Any,
+    intermediate: Any,
+    vocab: Any,
+    gated_mlp: bool = True,
+    tied_embeddings: bool = False,
+    experts: Any = 0,
+    shared_experts: Any = 0,
+    moe_intermediate: Any = 0,
+    router_experts: Any = None,
+    embedding_copies: Any = None,
+    moe: bool | None = None,
+) -> Any:
     """Parameters of a Llama-style decoder (embeddings, layers, final norm, LM head).
 
     Works on Python ints and jnp arrays; gated_mlp and tied_embeddings are Python bools.
@@ -161,9 +183,7 @@ class Model:
             if not isinstance(getattr(self, key), str):
                 raise SpecError(f"{where}: {key}: expected a string, got {getattr(self, key)!r}")
         if self.heads % self.kv_heads:
-            raise SpecError(
-                f"{where}: heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})"
-            )
+            raise SpecError(f"{where}: heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
         if not self.label:
             object.__setattr__(self, "label", self.name)
 
@@ -176,15 +196,18 @@ class Model:
         if not self.experts:
             given = [key for key in (*MOE_FIELDS[1:], "routing_experts") if getattr(self, key)]
             if given:
-                raise SpecError(f"{where}: {given[0]} is {getattr(self, given[0])} but experts is 0; "
-                                "give experts (routed experts per layer) or drop it")
+                raise SpecError(
+                    f"{where}: {given[0]} is {getattr(self, given[0])} but experts is 0; "
+                    "give experts (routed experts per layer) or drop it"
+                )
             object.__setattr__(self, "routing_experts", 0)
             return
         if not self.gated_mlp:
             raise SpecError(f"{where}: gated_mlp is false; a mixture of experts has gated experts (gated_mlp = true)")
         if not 1 <= self.experts_per_token <= self.experts:
-            raise SpecError(f"{where}: experts_per_token is {self.experts_per_token}; "
-                            f"expected 1 to experts ({self.experts})")
+            raise SpecError(
+                f"{where}: experts_per_token is {self.experts_per_token}; expected 1 to experts ({self.experts})"
+            )
         if not self.moe_intermediate:
             object.__setattr__(self, "moe_intermediate", self.intermediate)
         self._check_routing(where)
@@ -196,31 +219,37 @@ class Model:
             return
         spread = positive_float(f"{where}: routing_experts", self.routing_experts)
         if not self.experts_per_token <= spread <= self.experts:
-            raise SpecError(f"{where}: routing_experts is {self.routing_experts}; expected experts_per_token "
-                            f"({self.experts_per_token}) to experts ({self.experts})")
+            raise SpecError(
+                f"{where}: routing_experts is {self.routing_experts}; expected experts_per_token "
+                f"({self.experts_per_token}) to experts ({self.experts})"
+            )
         object.__setattr__(self, "routing_experts", int(spread) if spread.is_integer() else spread)
 
     def tp_fits(self, tp: int) -> bool:
         """Whether ``tp`` splits the heads, the KV heads (or replicates them) and the MLP widths evenly."""
         width = self.moe_intermediate if self.experts else self.intermediate
-        return (self.heads % tp == 0 and (self.kv_heads % tp == 0 or tp % self.kv_heads == 0)
-                and width % tp == 0)
+        return self.heads % tp == 0 and (self.kv_heads % tp == 0 or tp % self.kv_heads == 0) and width % tp == 0
 
     def check_layout(self, *, tp: int = 1, pp: int = 1, ep: int = 1) -> None:
         """Raise a one-line SpecError unless the parallel degrees divide this model (:mod:`rooflax.ops`)."""
         if not self.tp_fits(tp):
             allowed = [d for d in range(1, self.heads + 1) if self.tp_fits(d)]
             width = f"{self.moe_intermediate} expert width" if self.experts else f"{self.intermediate} intermediate"
-            raise SpecError(f"tp: {tp} does not split {self.name}'s {self.heads} heads, {self.kv_heads} KV heads "
-                            f"and {width} evenly; allowed: {', '.join(map(str, allowed))}")
+            raise SpecError(
+                f"tp: {tp} does not split {self.name}'s {self.heads} heads, {self.kv_heads} KV heads "
+                f"and {width} evenly; allowed: {', '.join(map(str, allowed))}"
+            )
         if self.layers % pp:
-            raise SpecError(f"pp: {pp} does not divide {self.name}'s {self.layers} layers into equal stages; "
-                            f"allowed: divisors of {self.layers}")
+            raise SpecError(
+                f"pp: {pp} does not divide {self.name}'s {self.layers} layers into equal stages; "
+                f"allowed: divisors of {self.layers}"
+            )
         if ep > 1 and not self.experts:
             raise SpecError(f"ep: {ep} needs a mixture of experts, and {self.name} is dense; allowed: 1")
         if self.experts and self.experts % ep:
-            raise SpecError(f"ep: {ep} does not divide {self.name}'s {self.experts} experts; "
-                            f"allowed: divisors of {self.experts}")
+            raise SpecError(
+                f"ep: {ep} does not divide {self.name}'s {self.experts} experts; allowed: divisors of {self.experts}"
+            )
 
     @property
     def group_size(self) -> int:
@@ -234,10 +263,21 @@ class Model:
 
     def shape_kwargs(self) -> dict:
         """The keyword arguments of :func:`parameter_count` for this model."""
-        return {k: getattr(self, k) for k in (
-            "hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab",
-            "gated_mlp", "tied_embeddings",
-            *(("experts", "shared_experts", "moe_intermediate") if self.experts else ()))}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "hidden",
+                "layers",
+                "heads",
+                "kv_heads",
+                "head_dim",
+                "intermediate",
+                "vocab",
+                "gated_mlp",
+                "tied_embeddings",
+                *(("experts", "shared_experts", "moe_intermediate") if self.experts else ()),
+            )
+        }
 
     def check_hidden(self, hidden: int, where: str = "hidden") -> None:
         """Raise unless the model can be scaled to ``hidden`` (see :meth:`at_hidden`)."""
@@ -245,12 +285,12 @@ class Model:
         if hidden == self.hidden:
             return
         if self.experts:
-            raise SpecError(f"{where}: {hidden} differs from {self.name}'s {self.hidden}; a mixture of experts "
-                            "is not scaled (drop the hidden axis)")
-        if hidden % self.head_dim:
             raise SpecError(
-                f"{where}: {hidden} is not a multiple of {self.name}'s head_dim {self.head_dim}"
+                f"{where}: {hidden} differs from {self.name}'s {self.hidden}; a mixture of experts "
+                "is not scaled (drop the hidden axis)"
             )
+        if hidden % self.head_dim:
+            raise SpecError(f"{where}: {hidden} is not a multiple of {self.name}'s head_dim {self.head_dim}")
         if (hidden // self.head_dim) % self.group_size:
             raise SpecError(
                 f"{where}: {hidden} gives {hidden // self.head_dim} heads, not a multiple of "
@@ -268,8 +308,15 @@ class Model:
         if hidden == self.hidden:
             return self
         heads, kv_heads, intermediate = llama_scaled(hidden, self.head_dim, self.group_size)
-        return replace(self, name=f"{self.name}@h{hidden}", label=f"{self.label} @ h={hidden}",
-                       hidden=hidden, heads=heads, kv_heads=kv_heads, intermediate=intermediate)
+        return replace(
+            self,
+            name=f"{self.name}@h{hidden}",
+            label=f"{self.label} @ h={hidden}",
+            hidden=hidden,
+            heads=heads,
+            kv_heads=kv_heads,
+            intermediate=intermediate,
+        )
 
     def to_dict(self) -> dict:
         """A plain dict (the TOML layout) for metadata; the expert fields only for a mixture of experts,
@@ -285,8 +332,19 @@ MOE_FIELDS = ("experts", "experts_per_token", "shared_experts", "moe_intermediat
 
 
 def _preset(name, label, hidden, layers, heads, kv_heads, intermediate, vocab, source, **moe) -> Model:
-    return Model(name=name, label=label, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
-                 head_dim=hidden // heads, intermediate=intermediate, vocab=vocab, source=source, **moe)
+    return Model(
+        name=name,
+        label=label,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=hidden // heads,
+        intermediate=intermediate,
+        vocab=vocab,
+        source=source,
+        **moe,
+    )
 
 
 _HF = "config.json of {} on the Hugging Face hub"
@@ -301,24 +359,67 @@ _PRESETS = (
     _preset("llama-3-8b", "Llama 3 8B", 4096, 32, 32, 8, 14336, 128256, _HF.format("meta-llama/Meta-Llama-3-8B")),
     _preset("llama-3-70b", "Llama 3 70B", 8192, 80, 64, 8, 28672, 128256, _HF.format("meta-llama/Meta-Llama-3-70B")),
     _preset("mistral-7b", "Mistral 7B", 4096, 32, 32, 8, 14336, 32000, _HF.format("mistralai/Mistral-7B-v0.1")),
-    _preset("toy-llama", "Toy Llama", 256, 4, 4, 2, 768, 1024,
-            "synthetic, not a released model: a narrow Llama shape (head_dim 64, GQA 2:1, intermediate by the "
-            "Llama rule) so that validate and examples finish in seconds on a laptop CPU"),
-    _preset("mixtral-8x7b", "Mixtral 8x7B", 4096, 32, 32, 8, 14336, 32000,
-            _HF.format("mistralai/Mixtral-8x7B-v0.1") + ": hidden_size 4096, num_hidden_layers 32, "
-            "num_attention_heads 32, num_key_value_heads 8, intermediate_size 14336, vocab_size 32000, "
-            "num_local_experts 8, num_experts_per_tok 2", experts=8, experts_per_token=2),
-    _preset("mixtral-8x22b", "Mixtral 8x22B", 6144, 56, 48, 8, 16384, 32768,
-            _HF.format("mistralai/Mixtral-8x22B-v0.1") + ": hidden_size 6144, num_hidden_layers 56, "
-            "num_attention_heads 48, num_key_value_heads 8, intermediate_size 16384, vocab_size 32768, "
-            "num_local_experts 8, num_experts_per_tok 2", experts=8, experts_per_token=2),
-    _preset("qwen1.5-moe-a2.7b", "Qwen1.5-MoE-A2.7B", 2048, 24, 16, 16, 5632, 151936,
-            _HF.format("Qwen/Qwen1.5-MoE-A2.7B") + ": hidden_size 2048, num_hidden_layers 24, "
-            "num_attention_heads 16, num_key_value_heads 16, intermediate_size 5632, vocab_size 151936, "
-            "num_experts 60, num_experts_per_tok 4, moe_intermediate_size 1408, "
-            "shared_expert_intermediate_size 5632 (4 shared experts of 1408); its q/k/v biases and the "
-            "shared expert's gate (2048 + 1 weights a layer) are not counted",
-            experts=60, experts_per_token=4, shared_experts=4, moe_intermediate=1408),
+    _preset(
+        "toy-llama",
+        "Toy Llama",
+        256,
+        4,
+        4,
+        2,
+        768,
+        1024,
+        "synthetic, not a released model: a narrow Llama shape (head_dim 64, GQA 2:1, intermediate by the "
+        "Llama rule) so that validate and examples finish in seconds on a laptop CPU",
+    ),
+    _preset(
+        "mixtral-8x7b",
+        "Mixtral 8x7B",
+        4096,
+        32,
+        32,
+        8,
+        14336,
+        32000,
+        _HF.format("mistralai/Mixtral-8x7B-v0.1") + ": hidden_size 4096, num_hidden_layers 32, "
+        "num_attention_heads 32, num_key_value_heads 8, intermediate_size 14336, vocab_size 32000, "
+        "num_local_experts 8, num_experts_per_tok 2",
+        experts=8,
+        experts_per_token=2,
+    ),
+    _preset(
+        "mixtral-8x22b",
+        "Mixtral 8x22B",
+        6144,
+        56,
+        48,
+        8,
+        16384,
+        32768,
+        _HF.format("mistralai/Mixtral-8x22B-v0.1") + ": hidden_size 6144, num_hidden_layers 56, "
+        "num_attention_heads 48, num_key_value_heads 8, intermediate_size 16384, vocab_size 32768, "
+        "num_local_experts 8, num_experts_per_tok 2",
+        experts=8,
+        experts_per_token=2,
+    ),
+    _preset(
+        "qwen1.5-moe-a2.7b",
+        "Qwen1.5-MoE-A2.7B",
+        2048,
+        24,
+        16,
+        16,
+        5632,
+        151936,
+        _HF.format("Qwen/Qwen1.5-MoE-A2.7B") + ": hidden_size 2048, num_hidden_layers 24, "
+        "num_attention_heads 16, num_key_value_heads 16, intermediate_size 5632, vocab_size 151936, "
+        "num_experts 60, num_experts_per_tok 4, moe_intermediate_size 1408, "
+        "shared_expert_intermediate_size 5632 (4 shared experts of 1408); its q/k/v biases and the "
+        "shared expert's gate (2048 + 1 weights a layer) are not counted",
+        experts=60,
+        experts_per_token=4,
+        shared_experts=4,
+        moe_intermediate=1408,
+    ),
 )
 
 #: Presets by name, read-only: a model of your own is a TOML file or a Hugging Face
@@ -326,12 +427,23 @@ _PRESETS = (
 MODELS: Mapping[str, Model] = MappingProxyType({m.name: m for m in _PRESETS})
 
 _TOML_REQUIRED = ("name", "hidden", "layers", "heads", "intermediate", "vocab")
-_TOML_OPTIONAL = ("kv_heads", "head_dim", "gated_mlp", "tied_embeddings", "label", "source", *MOE_FIELDS,
-                  "routing_experts")
+_TOML_OPTIONAL = (
+    "kv_heads",
+    "head_dim",
+    "gated_mlp",
+    "tied_embeddings",
+    "label",
+    "source",
+    *MOE_FIELDS,
+    "routing_experts",
+)
 _HF_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")  # config.json keys of the expert count
 _HF_KEYS = {  # config.json key -> Model field
-    "hidden_size": "hidden", "num_hidden_layers": "layers", "num_attention_heads": "heads",
-    "intermediate_size": "intermediate", "vocab_size": "vocab",
+    "hidden_size": "hidden",
+    "num_hidden_layers": "layers",
+    "num_attention_heads": "heads",
+    "intermediate_size": "intermediate",
+    "vocab_size": "vocab",
 }
 
 
@@ -355,8 +467,10 @@ def _hf_experts(config: dict) -> dict:
     experts_key = next((key for key in _HF_EXPERTS if config.get(key)), None)
     if experts_key is None:
         return {}
-    table = {"experts": positive_int(experts_key, config[experts_key]),
-             "experts_per_token": positive_int("num_experts_per_tok", config.get("num_experts_per_tok"))}
+    table = {
+        "experts": positive_int(experts_key, config[experts_key]),
+        "experts_per_token": positive_int("num_experts_per_tok", config.get("num_experts_per_tok")),
+    }
     if config.get("moe_intermediate_size") is not None:
         table["moe_intermediate"] = positive_int("moe_intermediate_size", config["moe_intermediate_size"])
     if config.get("n_shared_experts"):
@@ -365,8 +479,10 @@ def _hf_experts(config: dict) -> dict:
         width = positive_int("shared_expert_intermediate_size", config["shared_expert_intermediate_size"])
         each = table.get("moe_intermediate", positive_int("intermediate_size", config["intermediate_size"]))
         if width % each:
-            raise SpecError(f"shared_expert_intermediate_size: {width} is not a multiple of the expert width "
-                            f"{each}; allowed: a multiple of moe_intermediate_size")
+            raise SpecError(
+                f"shared_expert_intermediate_size: {width} is not a multiple of the expert width "
+                f"{each}; allowed: a multiple of moe_intermediate_size"
+            )
         table["shared_experts"] = width // each
     return table
 

@@ -98,6 +98,7 @@ class SpecKeys(SweepKeys, total=False):
 
     tree: str | Mapping[str, Sequence[int]] | Sequence[str | Mapping[str, Sequence[int]]] | None
 
+
 #: The reference sweep ("Roofline Model (Llama 13B, A40)", Cai et al. 2024, arXiv 2401.10774, appendix),
 #: on the paper's grid; ``sweeps/llama13b_a40.toml``.
 DEFAULT_SPEC_TOML = """\
@@ -113,8 +114,18 @@ seq_len = { start = 128, stop = 8192, powers_of = 2 }
 hidden = [5120]
 """
 
-_TOP_KEYS = ("model", "hardware", "dtype", "kv_dtype", "phases", "fused_attention", "causal", "tree",
-             "description", "axes")
+_TOP_KEYS = (
+    "model",
+    "hardware",
+    "dtype",
+    "kv_dtype",
+    "phases",
+    "fused_attention",
+    "causal",
+    "tree",
+    "description",
+    "axes",
+)
 #: The fields that hold models, accelerators and dtypes, and their types (stored as their own dicts).
 _ITEMS = {"models": Model, "hardware": Hardware, "dtypes": DtypePolicy}
 _MAX_AXIS_VALUES = 10_000_000
@@ -155,8 +166,7 @@ def _axis(name: str, value: object) -> tuple[int, ...]:
                 raise SpecError(f"{where}: value {a} is repeated")
         return tuple(values)
     raise SpecError(
-        f"{where}: expected an integer, a list of integers or a table "
-        f"{{start, stop, step | powers_of}}, got {value!r}"
+        f"{where}: expected an integer, a list of integers or a table {{start, stop, step | powers_of}}, got {value!r}"
     )
 
 
@@ -230,10 +240,13 @@ def _distinct(key: str, noun: str, items: tuple, presets: Mapping[str, Any]) -> 
         if a.name == b.name:
             differ = _differences(a, b)
             if differ:
-                raise SpecError(f"{key}: two different {noun} are named {a.name!r} ({origin(a)} and {origin(b)} "
-                                f"differ in {', '.join(differ)}); give one of them another name")
-            raise SpecError(f"{key}: {a.name!r} is given twice ({origin(a)} and {origin(b)} are the same); "
-                            "give it once")
+                raise SpecError(
+                    f"{key}: two different {noun} are named {a.name!r} ({origin(a)} and {origin(b)} "
+                    f"differ in {', '.join(differ)}); give one of them another name"
+                )
+            raise SpecError(
+                f"{key}: {a.name!r} is given twice ({origin(a)} and {origin(b)} are the same); give it once"
+            )
 
 
 def _axis_values(key: str, values: object) -> tuple[int, ...]:
@@ -244,8 +257,9 @@ def _axis_values(key: str, values: object) -> tuple[int, ...]:
         values = [positive_int(f"{key}[{i}]", v) for i, v in enumerate(values)]  # numpy ints, or the error
     for a, b in itertools.pairwise(values):
         if a >= b:
-            raise SpecError(f"{key}: values must be increasing and distinct, got {a} before {b} "
-                            "(parse_spec sorts them)")
+            raise SpecError(
+                f"{key}: values must be increasing and distinct, got {a} before {b} (parse_spec sorts them)"
+            )
     return tuple(values)
 
 
@@ -258,13 +272,17 @@ def _trees(tree: object, phases: tuple[str, ...], spec_k: tuple[int, ...] | None
     if tree == "chain":
         return tree
     if not isinstance(tree, list | tuple) or not tree:
-        raise SpecError(f"tree: expected \"chain\" or a non-empty list of trees ({{depths = [...]}} or "
-                        f"{{top_k = [...]}}), got {tree!r}")
+        raise SpecError(
+            f'tree: expected "chain" or a non-empty list of trees ({{depths = [...]}} or '
+            f"{{top_k = [...]}}), got {tree!r}"
+        )
     trees = tuple(check_tree(t, f"tree[{i}]") for i, t in enumerate(tree))
     sizes = tuple(len(t) for t in trees)
     if sizes != spec_k:
-        raise SpecError(f"tree: the trees hold {list(sizes)} candidates, spec_k is {list(spec_k or ())}; "
-                        "each spec_k needs one tree of that many candidates (leave out spec_k to take the trees')")
+        raise SpecError(
+            f"tree: the trees hold {list(sizes)} candidates, spec_k is {list(spec_k or ())}; "
+            "each spec_k needs one tree of that many candidates (leave out spec_k to take the trees')"
+        )
     return trees
 
 
@@ -333,8 +351,10 @@ class SweepSpec:
         if "verify" not in self.phases and self.spec_k is not None:
             raise SpecError("spec_k: only meaningful with the 'verify' phase; add it to phases or drop spec_k")
         if self.spec_k is not None and self.spec_k[-1] > self.seq_len[-1]:
-            raise SpecError(f"spec_k: {self.spec_k[-1]} exceeds every seq_len (largest {self.seq_len[-1]}); "
-                            "verify needs seq_len ≥ spec_k")
+            raise SpecError(
+                f"spec_k: {self.spec_k[-1]} exceeds every seq_len (largest {self.seq_len[-1]}); "
+                "verify needs seq_len ≥ spec_k"
+            )
         put("tree", _trees(self.tree, self.phases, self.spec_k))
         put("fused_attention", boolean("fused_attention", self.fused_attention))
         put("causal", boolean("causal", self.causal))
@@ -436,9 +456,11 @@ class SweepSpec:
         {'start': 128, 'stop': 4096, 'step': 128}
         """
         given = self.given_axes or {}
-        return {name: given[name] if name in given else None if getattr(self, name) is None
-                else list(getattr(self, name)) for name in SWEEP_AXES
-                if name in given or name not in LAYOUT or getattr(self, name) != (1,)}
+        return {
+            name: given[name] if name in given else None if getattr(self, name) is None else list(getattr(self, name))
+            for name in SWEEP_AXES
+            if name in given or name not in LAYOUT or getattr(self, name) != (1,)
+        }
 
     @classmethod
     def from_dict(cls, data: dict, *, given_axes: dict | None = None) -> SweepSpec:
@@ -484,11 +506,21 @@ class SweepSpec:
         >>> default_spec().with_keys(batch=[256], phases="decode").batch
         (256,)
         """
-        own = {"model": self.models, "hardware": self.hardware, "dtype": self.dtypes, "phases": self.phases,
-               "fused_attention": self.fused_attention, "causal": self.causal, "tree": self.tree,
-               "description": self.description,
-               **{name: (self.given_axes or {}).get(name, getattr(self, name)) for name in SWEEP_AXES
-                  if name in (self.given_axes or {}) or name not in LAYOUT or getattr(self, name) != (1,)}}
+        own = {
+            "model": self.models,
+            "hardware": self.hardware,
+            "dtype": self.dtypes,
+            "phases": self.phases,
+            "fused_attention": self.fused_attention,
+            "causal": self.causal,
+            "tree": self.tree,
+            "description": self.description,
+            **{
+                name: (self.given_axes or {}).get(name, getattr(self, name))
+                for name in SWEEP_AXES
+                if name in (self.given_axes or {}) or name not in LAYOUT or getattr(self, name) != (1,)
+            },
+        }
         return _build(own, keys, base=None, where="")
 
 
@@ -550,8 +582,12 @@ def _build(table: Mapping[str, object], keys: Mapping[str, object], *, base: Pat
         key_top, key_axes = _split(keys)
         top = {name: value for name, value in {**top, **key_top}.items() if value is not None}
         axes = {name: value for name, value in {**axes, **key_axes}.items() if value is not None}
-        return _parse(top, axes, model_base=None if "model" in key_top else base,
-                      hardware_base=None if "hardware" in key_top else base)
+        return _parse(
+            top,
+            axes,
+            model_base=None if "model" in key_top else base,
+            hardware_base=None if "hardware" in key_top else base,
+        )
     except SpecError as exc:
         raise SpecError(f"{where}: {exc}" if where else str(exc)) from None
 
@@ -578,12 +614,21 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
             values["spec_k"] = tuple(len(t) for t in tree)
     try:
         return SweepSpec(
-            models=models, hardware=hardware, dtypes=dtypes,
+            models=models,
+            hardware=hardware,
+            dtypes=dtypes,
             phases=tuple(sorted(phases, key=lambda p: PHASES.index(p) if p in PHASES else len(PHASES))),
-            batch=values["batch"], seq_len=values["seq_len"], hidden=values.get("hidden"),
-            spec_k=values.get("spec_k"), tp=values.get("tp", (1,)), pp=values.get("pp", (1,)),
-            ep=values.get("ep", (1,)), fused_attention=top.get("fused_attention", False),
-            causal=top.get("causal", False), tree=tree, description=top.get("description", ""),
+            batch=values["batch"],
+            seq_len=values["seq_len"],
+            hidden=values.get("hidden"),
+            spec_k=values.get("spec_k"),
+            tp=values.get("tp", (1,)),
+            pp=values.get("pp", (1,)),
+            ep=values.get("ep", (1,)),
+            fused_attention=top.get("fused_attention", False),
+            causal=top.get("causal", False),
+            tree=tree,
+            description=top.get("description", ""),
             given_axes={name: _as_given(value) for name, value in axes.items()},
         )
     except SpecError as exc:  # name the axes as the TOML does

@@ -140,9 +140,20 @@ def quantized_flops(g: Gemm, *, sm_count: Num, tile_m: Num, tile_n: Num, tile_k:
     return ceil_div(units, sm_count) * sm_count * 2 * tm * tile_n * ceil_div(steps, splits) * tile_k
 
 
-def achieved_time(flops: Num, bytes_: Num, gemms: Sequence[Gemm], *, seconds_per_flop: Num, seconds_per_byte: Num,
-                  kernel_overhead_s: Num, sm_count: Num, tile_m: Num, tile_n: Num, tile_k: Num,
-                  xp: Any = pymath) -> Num:
+def achieved_time(
+    flops: Num,
+    bytes_: Num,
+    gemms: Sequence[Gemm],
+    *,
+    seconds_per_flop: Num,
+    seconds_per_byte: Num,
+    kernel_overhead_s: Num,
+    sm_count: Num,
+    tile_m: Num,
+    tile_n: Num,
+    tile_k: Num,
+    xp: Any = pymath,
+) -> Num:
     """Predicted seconds of one op (module docstring): overhead plus the slower of compute and memory.
 
     Args:
@@ -164,7 +175,8 @@ def achieved_time(flops: Num, bytes_: Num, gemms: Sequence[Gemm], *, seconds_per
     """
     compute = flops
     if gemms:
-        spent = sum(quantized_flops(g, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k, xp=xp)
-                    for g in gemms)
+        spent = sum(
+            quantized_flops(g, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k, xp=xp) for g in gemms
+        )
         compute = xp.maximum(compute, spent)
     return kernel_overhead_s + xp.maximum(compute * seconds_per_flop, bytes_ * seconds_per_byte)

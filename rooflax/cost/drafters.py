@@ -59,8 +59,9 @@ class HeadStep(NamedTuple):
 
 
 def _block(s: HeadStep) -> tuple[Num, Num]:
-    return 2 * s.heads * s.batch * s.hidden * s.hidden, s.heads * (s.w * s.hidden * s.hidden
-                                                                     + 2 * s.a * s.batch * s.hidden)
+    return 2 * s.heads * s.batch * s.hidden * s.hidden, s.heads * (
+        s.w * s.hidden * s.hidden + 2 * s.a * s.batch * s.hidden
+    )
 
 
 def _silu(s: HeadStep) -> tuple[Num, Num]:

@@ -65,7 +65,16 @@ from rooflax.cost.shape import OP_FLAGS, Shape
 from rooflax.names import LAYOUT
 
 __all__ = [
-    "LM_HEAD", "OP_NAMES", "PP_SEND", "OpDef", "Step", "layer_ops", "lm_head", "make_step", "new_tokens", "op_costs",
+    "LM_HEAD",
+    "OP_NAMES",
+    "PP_SEND",
+    "OpDef",
+    "Step",
+    "layer_ops",
+    "lm_head",
+    "make_step",
+    "new_tokens",
+    "op_costs",
     "scored_pairs",
 ]
 
@@ -150,24 +159,51 @@ def make_step(shape: Shape) -> Step:
     batch = ceil_div(s.batch, s.ep)
     system_tokens = s.batch * new
     if s.moe:
-        moe = {"experts": floor_div(s.experts, s.ep), "router_experts": s.experts,
-               "experts_per_token": s.experts_per_token, "shared_experts": s.shared_experts,
-               "routed": system_tokens * s.experts_per_token / s.ep,
-               "touched": s.routing_experts / s.ep
-               * (1 - (1 - s.experts_per_token / s.routing_experts) ** system_tokens),
-               "expert_width": floor_div(s.moe_intermediate, s.tp)}
+        moe = {
+            "experts": floor_div(s.experts, s.ep),
+            "router_experts": s.experts,
+            "experts_per_token": s.experts_per_token,
+            "shared_experts": s.shared_experts,
+            "routed": system_tokens * s.experts_per_token / s.ep,
+            "touched": s.routing_experts / s.ep * (1 - (1 - s.experts_per_token / s.routing_experts) ** system_tokens),
+            "expert_width": floor_div(s.moe_intermediate, s.tp),
+        }
         intermediate = floor_div(s.shared_experts * s.moe_intermediate, s.tp)
     else:
         moe, intermediate = {}, floor_div(s.intermediate, s.tp)
-    pairs = (scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0)
-             + (new * (s.seq_len - new) + s.tree_pairs) * (s.tree_pairs != 0))
-    return Step(batch=batch, seq_len=s.seq_len, new=new, attended=s.seq_len,
-                pairs=pairs, hidden=s.hidden, heads=floor_div(s.heads, s.tp),
-                kv_heads=ceil_div(s.kv_heads, s.tp), head_dim=s.head_dim, intermediate=intermediate,
-                vocab=ceil_div(s.vocab, s.tp), logits_tokens=batch * (s.spec_k * verify + (s.phase != 2)),
-                layers=s.layers, w=s.w, a=s.a, k=s.k, gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,
-                fused_attention=s.fused_attention, tp=s.tp, pp=s.pp, ep=s.ep, system_tokens=system_tokens,
-                stage_layers=floor_div(s.layers, s.pp), moe=s.moe, dense_mlp=s.dense_mlp, comm=s.comm, **moe)
+    pairs = scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0) + (new * (s.seq_len - new) + s.tree_pairs) * (
+        s.tree_pairs != 0
+    )
+    return Step(
+        batch=batch,
+        seq_len=s.seq_len,
+        new=new,
+        attended=s.seq_len,
+        pairs=pairs,
+        hidden=s.hidden,
+        heads=floor_div(s.heads, s.tp),
+        kv_heads=ceil_div(s.kv_heads, s.tp),
+        head_dim=s.head_dim,
+        intermediate=intermediate,
+        vocab=ceil_div(s.vocab, s.tp),
+        logits_tokens=batch * (s.spec_k * verify + (s.phase != 2)),
+        layers=s.layers,
+        w=s.w,
+        a=s.a,
+        k=s.k,
+        gated_mlp=s.gated_mlp,
+        tied_embeddings=s.tied_embeddings,
+        fused_attention=s.fused_attention,
+        tp=s.tp,
+        pp=s.pp,
+        ep=s.ep,
+        system_tokens=system_tokens,
+        stage_layers=floor_div(s.layers, s.pp),
+        moe=s.moe,
+        dense_mlp=s.dense_mlp,
+        comm=s.comm,
+        **moe,
+    )
 
 
 def _linear(tokens: Num, k_in: Num, n_out: Num, w: Num, a: Num) -> tuple[Num, Num]:
@@ -207,9 +243,12 @@ def down_proj(s: Step) -> tuple[Num, Num]:
 
 def qk(s: Step) -> tuple[Num, Num]:
     """Scores ``QKᵀ``: ``2·B·H·P·d``; reads Q and the K cache once per KV head, writes scores."""
-    return (2 * s.batch * s.heads * s.pairs * s.head_dim,
-            s.a * s.batch * s.heads * s.new * s.head_dim + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
-            + s.a * s.batch * s.heads * s.pairs)
+    return (
+        2 * s.batch * s.heads * s.pairs * s.head_dim,
+        s.a * s.batch * s.heads * s.new * s.head_dim
+        + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
+        + s.a * s.batch * s.heads * s.pairs,
+    )
 
 
 def softmax(s: Step) -> tuple[Num, Num]:
@@ -220,9 +259,12 @@ def softmax(s: Step) -> tuple[Num, Num]:
 
 def pv(s: Step) -> tuple[Num, Num]:
     """Probabilities times V: ``2·B·H·P·d``; reads probabilities and the V cache, writes O."""
-    return (2 * s.batch * s.heads * s.pairs * s.head_dim,
-            s.a * s.batch * s.heads * s.pairs + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
-            + s.a * s.batch * s.heads * s.new * s.head_dim)
+    return (
+        2 * s.batch * s.heads * s.pairs * s.head_dim,
+        s.a * s.batch * s.heads * s.pairs
+        + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
+        + s.a * s.batch * s.heads * s.new * s.head_dim,
+    )
 
 
 def attention(s: Step) -> tuple[Num, Num]:
@@ -259,8 +301,10 @@ def silu(s: Step) -> tuple[Num, Num]:
 def rotary(s: Step) -> tuple[Num, Num]:
     """Rotary embedding of Q and K: 3 FLOPs an element; Q and K read and written, cos/sin read."""
     m, d = s.tokens, s.head_dim
-    return (3 * m * (s.heads + s.kv_heads) * d,
-            2 * s.a * m * s.heads * d + 2 * s.k * m * s.kv_heads * d + s.a * s.new * d)
+    return (
+        3 * m * (s.heads + s.kv_heads) * d,
+        2 * s.a * m * s.heads * d + 2 * s.k * m * s.kv_heads * d + s.a * s.new * d,
+    )
 
 
 def lm_head(s: Step) -> tuple[Num, Num]:
@@ -316,6 +360,8 @@ def _expert_up_gemm(s: Step) -> tuple[Gemm, ...]:
 
 def _expert_down_gemm(s: Step) -> tuple[Gemm, ...]:
     return _gemm(s.touched, s.routed / s.touched, s.hidden, s.expert_width)
+
+
 def router(s: Step) -> tuple[Num, Num]:
     """``h → E`` on the device's tokens: the expert scores (top-k and softmax on them are negligible)."""
     return _linear(s.tokens, s.hidden, s.router_experts, s.w, s.a)
@@ -400,8 +446,10 @@ class OpDef(Generic[StepT]):
 
     def __post_init__(self) -> None:
         if (self.group == "comm") != self.collective:
-            raise ValueError(f"op {self.name!r}: a collective (one with hops) is exactly an op of the 'comm' group, "
-                             f"got group {self.group!r} with hops {self.hops!r}")
+            raise ValueError(
+                f"op {self.name!r}: a collective (one with hops) is exactly an op of the 'comm' group, "
+                f"got group {self.group!r} with hops {self.hops!r}"
+            )
 
     @property
     def collective(self) -> bool:
@@ -444,8 +492,14 @@ PP_SEND: OpDef[Step] = OpDef(name="pp_send", group="comm", cost=pp_send, only="p
 OP_NAMES = (*tuple(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
 
 
-def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: bool = False, dense_mlp: bool = True,
-              comm: tuple[str, ...] = ()) -> tuple[OpDef[Step], ...]:
+def layer_ops(
+    *,
+    gated_mlp: bool = True,
+    fused_attention: bool = False,
+    moe: bool = False,
+    dense_mlp: bool = True,
+    comm: tuple[str, ...] = (),
+) -> tuple[OpDef[Step], ...]:
     """The ops of one layer, the once-per-model ``lm_head``, and ``pp_send`` with ``"pp"`` in ``comm``.
 
     Args:
@@ -456,7 +510,8 @@ def layer_ops(*, gated_mlp: bool = True, fused_attention: bool = False, moe: boo
     """
     flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in LAYOUT}}
     return tuple(
-        op for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
+        op
+        for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
         if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp) and (op.only is None or flags[op.only])
     )
 

@@ -51,8 +51,21 @@ if TYPE_CHECKING:
     from rooflax.config.dtypes import DtypePolicy
     from rooflax.config.hardware import Hardware
 
-__all__ = ["Cost", "OpRow", "Roof", "activation_bytes", "attainable", "device_weight_bytes", "intensity",
-           "is_compute_bound", "kv_cache_bytes", "model_totals", "op_achieved_time", "op_row", "step_totals"]
+__all__ = [
+    "Cost",
+    "OpRow",
+    "Roof",
+    "activation_bytes",
+    "attainable",
+    "device_weight_bytes",
+    "intensity",
+    "is_compute_bound",
+    "kv_cache_bytes",
+    "model_totals",
+    "op_achieved_time",
+    "op_row",
+    "step_totals",
+]
 
 Num = Any
 
@@ -90,8 +103,7 @@ class Roof:
     tile_k: Num = 1
 
     @classmethod
-    def of(cls, hardware: Hardware, dtype: DtypePolicy, phase: str | None = None,
-           spec_k: int | None = None) -> Roof:
+    def of(cls, hardware: Hardware, dtype: DtypePolicy, phase: str | None = None, spec_k: int | None = None) -> Roof:
         """The roof of ``hardware`` for ``dtype``'s matmuls, its interconnect for collectives, and its
         achieved-performance terms (in ``phase``, where the profile has terms of its own for it).
 
@@ -109,17 +121,30 @@ class Roof:
         in_phase = dict(hardware.phase_terms).get(phase, ()) if phase is not None else ()
         fitted = {**dict(dict(hardware.group_terms).get("comm", ())), **dict(dict(in_phase).get("comm", ()))}
         link_efficiency = fitted.get("bandwidth_efficiency", 1.0)
-        per_byte = [1 / (link * link_efficiency) if group == "comm" else 1 / (bandwidth * t["bandwidth_efficiency"])
-                    for group, t in zip(GROUPS, terms, strict=True)]
-        return cls(peak=peak, bandwidth=bandwidth, memory=hardware.memory_bytes, inv_peak=1 / peak,
-                   inv_bandwidth=1 / bandwidth, ridge=peak / bandwidth, interconnect=link, inv_interconnect=1 / link,
-                   latency=hardware.interconnect_latency_s,
-                   overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
-                   seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
-                   seconds_per_byte=tuple(per_byte),
-                   band_low=_band(terms, "band_low"), band_high=_band(terms, "band_high"),
-                   sm_count=hardware.sm_count, tile_m=hardware.tile_m, tile_n=hardware.tile_n,
-                   tile_k=hardware.tile_k)
+        per_byte = [
+            1 / (link * link_efficiency) if group == "comm" else 1 / (bandwidth * t["bandwidth_efficiency"])
+            for group, t in zip(GROUPS, terms, strict=True)
+        ]
+        return cls(
+            peak=peak,
+            bandwidth=bandwidth,
+            memory=hardware.memory_bytes,
+            inv_peak=1 / peak,
+            inv_bandwidth=1 / bandwidth,
+            ridge=peak / bandwidth,
+            interconnect=link,
+            inv_interconnect=1 / link,
+            latency=hardware.interconnect_latency_s,
+            overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
+            seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
+            seconds_per_byte=tuple(per_byte),
+            band_low=_band(terms, "band_low"),
+            band_high=_band(terms, "band_high"),
+            sm_count=hardware.sm_count,
+            tile_m=hardware.tile_m,
+            tile_n=hardware.tile_n,
+            tile_k=hardware.tile_k,
+        )
 
 
 def _band(terms: list[dict[str, float]], key: str) -> tuple[float, ...]:
@@ -130,8 +155,9 @@ def _band(terms: list[dict[str, float]], key: str) -> tuple[float, ...]:
     return tuple(1.0 if math.isnan(t[key]) else t[key] for t in terms)
 
 
-def op_achieved_time(op: OpDef[StepT], step: StepT, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
-                     latency_s: Num = None) -> Num:
+def op_achieved_time(
+    op: OpDef[StepT], step: StepT, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath, latency_s: Num = None
+) -> Num:
     """Predicted seconds of ``op`` on a real device, with the terms of the op's group.
 
     A product or an elementwise op: :func:`rooflax.cost.achieved.achieved_time`. A collective
@@ -144,9 +170,19 @@ def op_achieved_time(op: OpDef[StepT], step: StepT, flops: Num, bytes_: Num, roo
     g = GROUPS.index(op.group)
     if op.hops is not None:  # a collective
         return roof.overhead_s[g] + bytes_ * roof.seconds_per_byte[g] + _latency(op.hops, step, roof, latency_s)
-    return achieved_time(flops, bytes_, op.gemms(step), seconds_per_flop=roof.seconds_per_flop[g],
-                         seconds_per_byte=roof.seconds_per_byte[g], kernel_overhead_s=roof.overhead_s[g],
-                         sm_count=roof.sm_count, tile_m=roof.tile_m, tile_n=roof.tile_n, tile_k=roof.tile_k, xp=xp)
+    return achieved_time(
+        flops,
+        bytes_,
+        op.gemms(step),
+        seconds_per_flop=roof.seconds_per_flop[g],
+        seconds_per_byte=roof.seconds_per_byte[g],
+        kernel_overhead_s=roof.overhead_s[g],
+        sm_count=roof.sm_count,
+        tile_m=roof.tile_m,
+        tile_n=roof.tile_n,
+        tile_k=roof.tile_k,
+        xp=xp,
+    )
 
 
 def _latency(hops: Callable[[StepT], Num], step: StepT, roof: Roof, latency_s: Num) -> Num:
@@ -201,11 +237,15 @@ class Cost:
     def __add__(self, other: Cost) -> Cost:
         if not isinstance(other, Cost):
             return NotImplemented
-        return Cost(flops=self.flops + other.flops, bytes=self.bytes + other.bytes,
-                    network_bytes=self.network_bytes + other.network_bytes, time_s=self.time_s + other.time_s,
-                    achieved_time_s=self.achieved_time_s + other.achieved_time_s,
-                    achieved_lo_s=self.achieved_lo_s + other.achieved_lo_s,
-                    achieved_hi_s=self.achieved_hi_s + other.achieved_hi_s)
+        return Cost(
+            flops=self.flops + other.flops,
+            bytes=self.bytes + other.bytes,
+            network_bytes=self.network_bytes + other.network_bytes,
+            time_s=self.time_s + other.time_s,
+            achieved_time_s=self.achieved_time_s + other.achieved_time_s,
+            achieved_lo_s=self.achieved_lo_s + other.achieved_lo_s,
+            achieved_hi_s=self.achieved_hi_s + other.achieved_hi_s,
+        )
 
 
 _MEMORY, _COMPUTE, _NETWORK = range(len(BOUNDS))
@@ -232,13 +272,15 @@ class OpRow:
     def cost(self) -> Cost:
         """The row as a :class:`Cost`: a collective's bytes go to the interconnect (no band: :func:`step_totals`)."""
         if self.op.collective:
-            return Cost(flops=self.flops, network_bytes=self.bytes, time_s=self.time_s,
-                        achieved_time_s=self.achieved_time_s)
+            return Cost(
+                flops=self.flops, network_bytes=self.bytes, time_s=self.time_s, achieved_time_s=self.achieved_time_s
+            )
         return Cost(flops=self.flops, bytes=self.bytes, time_s=self.time_s, achieved_time_s=self.achieved_time_s)
 
 
-def op_row(op: OpDef[Step], step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath,
-           latency_s: Num = None) -> OpRow:
+def op_row(
+    op: OpDef[Step], step: Step, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath, latency_s: Num = None
+) -> OpRow:
     """The one place an op's row is priced: the engine, :func:`rooflax.evaluate` and the frames all use it.
 
     An op runs under the memory roof: ``time = max(flops / peak, bytes / bandwidth)``, bound
@@ -274,20 +316,46 @@ def op_row(op: OpDef[Step], step: Step, flops: Num, bytes_: Num, roof: Roof, *, 
         time_s = xp.maximum(flops * roof.inv_peak, bytes_ * roof.inv_bandwidth)
         bandwidth = roof.bandwidth
         bound = xp.where(is_compute_bound(flops, bytes_, roof.ridge), _COMPUTE, _MEMORY)
-    return OpRow(op=op, flops=flops, bytes=bytes_, intensity=intensity(flops, bytes_),
-                 attainable_flops=attainable(flops, bytes_, roof.peak, bandwidth, xp=xp), time_s=time_s,
-                 achieved_flops=flops / achieved, achieved_time_s=achieved, bound=bound)
+    return OpRow(
+        op=op,
+        flops=flops,
+        bytes=bytes_,
+        intensity=intensity(flops, bytes_),
+        attainable_flops=attainable(flops, bytes_, roof.peak, bandwidth, xp=xp),
+        time_s=time_s,
+        achieved_flops=flops / achieved,
+        achieved_time_s=achieved,
+        bound=bound,
+    )
 
 
 def device_weight_bytes(s: Step) -> Num:
     """Weights one device holds (the fullest: a pipeline end holds a vocabulary matrix), every expert counted."""
     copies = 1 + (s.pp == 1) * (not s.tied_embeddings)
-    experts = {"experts": s.experts, "shared_experts": s.shared_experts, "moe_intermediate": s.expert_width,
-               "router_experts": s.router_experts, "moe": True} if s.moe else {}
-    return s.w * parameter_count(hidden=s.hidden, layers=s.stage_layers, heads=s.heads, kv_heads=s.kv_heads,
-                                 head_dim=s.head_dim, intermediate=s.intermediate, vocab=s.vocab,
-                                 gated_mlp=s.gated_mlp, tied_embeddings=s.tied_embeddings,
-                                 embedding_copies=copies, **experts)
+    experts = (
+        {
+            "experts": s.experts,
+            "shared_experts": s.shared_experts,
+            "moe_intermediate": s.expert_width,
+            "router_experts": s.router_experts,
+            "moe": True,
+        }
+        if s.moe
+        else {}
+    )
+    return s.w * parameter_count(
+        hidden=s.hidden,
+        layers=s.stage_layers,
+        heads=s.heads,
+        kv_heads=s.kv_heads,
+        head_dim=s.head_dim,
+        intermediate=s.intermediate,
+        vocab=s.vocab,
+        gated_mlp=s.gated_mlp,
+        tied_embeddings=s.tied_embeddings,
+        embedding_copies=copies,
+        **experts,
+    )
 
 
 def kv_cache_bytes(s: Step) -> Num:
@@ -318,8 +386,9 @@ def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
     return s.a * xp.maximum(xp.maximum(qkv, attn), xp.maximum(mlp, logits))
 
 
-def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: Any = pymath,
-                 send: Cost | None = None) -> dict[str, Num]:
+def model_totals(
+    s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: Any = pymath, send: Cost | None = None
+) -> dict[str, Num]:
     """Totals of one configuration and phase (DESIGN.md, "Model totals"; pipeline rules above).
 
     Args:
@@ -358,16 +427,29 @@ def model_totals(s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: 
     acts = activation_bytes(s, xp=xp)
     memory = weights + kv + acts
     tokens_per_s = s.system_tokens / stage_s
-    return {"flops": flops, "bytes": bytes_, "network_bytes": network, "intensity": flops / bytes_,
-            "time_s": time_s, "tokens_per_s": tokens_per_s, "tokens_per_s_per_gpu": tokens_per_s / (s.tp * s.pp * s.ep),
-            "achieved_time_s": achieved_s, "achieved_tokens_per_s": s.system_tokens / achieved_stage_s,
-            "achieved_time_lo_s": low_s, "achieved_time_hi_s": high_s,
-            "weight_bytes": weights, "kv_cache_bytes": kv, "activation_bytes": acts, "memory_bytes": memory,
-            "fits_in_memory": memory <= memory_capacity}
+    return {
+        "flops": flops,
+        "bytes": bytes_,
+        "network_bytes": network,
+        "intensity": flops / bytes_,
+        "time_s": time_s,
+        "tokens_per_s": tokens_per_s,
+        "tokens_per_s_per_gpu": tokens_per_s / (s.tp * s.pp * s.ep),
+        "achieved_time_s": achieved_s,
+        "achieved_tokens_per_s": s.system_tokens / achieved_stage_s,
+        "achieved_time_lo_s": low_s,
+        "achieved_time_hi_s": high_s,
+        "weight_bytes": weights,
+        "kv_cache_bytes": kv,
+        "activation_bytes": acts,
+        "memory_bytes": memory,
+        "fits_in_memory": memory <= memory_capacity,
+    }
 
 
-def step_totals(s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, roof: Roof,
-                xp: Any = pymath) -> dict[str, Num]:
+def step_totals(
+    s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, roof: Roof, xp: Any = pymath
+) -> dict[str, Num]:
     """:func:`model_totals` from every op's row (:func:`op_row`), in the step's op order.
 
     The one place that splits a step's ops: the layer's ops (their costs summed op by op,
@@ -380,8 +462,14 @@ def step_totals(s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, roof: R
     layer = _banded([row for row in rows if row.op.name not in (LM_HEAD.name, PP_SEND.name)], roof, xp)
     head = _banded([row for row in rows if row.op.name == LM_HEAD.name], roof, xp)
     sends = [row for row in rows if row.op.name == PP_SEND.name]
-    return model_totals(s, layer=layer, head=head, memory_capacity=memory_capacity, xp=xp,
-                        send=_banded(sends, roof, xp) if sends else None)
+    return model_totals(
+        s,
+        layer=layer,
+        head=head,
+        memory_capacity=memory_capacity,
+        xp=xp,
+        send=_banded(sends, roof, xp) if sends else None,
+    )
 
 
 def _banded(rows: Sequence[OpRow], roof: Roof, xp: Any) -> Cost:

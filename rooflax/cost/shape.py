@@ -59,9 +59,13 @@ def op_flags(model: Model, *, fused_attention: bool, tp: int = 1, pp: int = 1, e
     >>> op_flags(get_model("mixtral-8x7b"), fused_attention=False, tp=2)
     {'gated_mlp': True, 'fused_attention': False, 'moe': True, 'dense_mlp': False, 'comm': ('tp',)}
     """
-    return {"gated_mlp": model.gated_mlp, "fused_attention": fused_attention, "moe": model.experts > 0,
-            "dense_mlp": model.experts == 0 or model.shared_experts > 0,
-            "comm": tuple(name for name, degree in zip(LAYOUT, (tp, pp, ep), strict=True) if degree > 1)}
+    return {
+        "gated_mlp": model.gated_mlp,
+        "fused_attention": fused_attention,
+        "moe": model.experts > 0,
+        "dense_mlp": model.experts == 0 or model.shared_experts > 0,
+        "comm": tuple(name for name, degree in zip(LAYOUT, (tp, pp, ep), strict=True) if degree > 1),
+    }
 
 
 def _static(default: bool) -> Any:
@@ -109,9 +113,22 @@ class Shape:
     comm: tuple[str, ...] = field(default=(), metadata={"static": True})  # degrees above 1: "tp", "pp", "ep"
 
     @classmethod
-    def of(cls, model: Model, dtype: DtypePolicy, *, phase: str, batch: Num, seq_len: Num,
-           spec_k: Num | None = None, fused_attention: bool = False, causal: bool = False,
-           tp: int = 1, pp: int = 1, ep: int = 1, tree_pairs: Num = 0) -> Shape:
+    def of(
+        cls,
+        model: Model,
+        dtype: DtypePolicy,
+        *,
+        phase: str,
+        batch: Num,
+        seq_len: Num,
+        spec_k: Num | None = None,
+        fused_attention: bool = False,
+        causal: bool = False,
+        tp: int = 1,
+        pp: int = 1,
+        ep: int = 1,
+        tree_pairs: Num = 0,
+    ) -> Shape:
         """The shape of ``model`` at one point in ``phase``; every model field the shape declares is copied.
 
         ``tp``, ``pp`` and ``ep`` are Python integers (the parallel layout of a sweep step):
@@ -123,10 +140,22 @@ class Shape:
         (40, 1, 0, True)
         """
         from_model = {name: getattr(model, name) for name in _FROM_MODEL}
-        return cls(**from_model, batch=batch, seq_len=seq_len, phase=PHASES.index(phase),
-                   spec_k=0 if spec_k is None else spec_k, w=dtype.weight_bytes, a=dtype.act_bytes,
-                   k=dtype.kv_bytes, tree_pairs=tree_pairs, causal=causal, tp=tp, pp=pp, ep=ep,
-                   **op_flags(model, fused_attention=fused_attention, tp=tp, pp=pp, ep=ep))
+        return cls(
+            **from_model,
+            batch=batch,
+            seq_len=seq_len,
+            phase=PHASES.index(phase),
+            spec_k=0 if spec_k is None else spec_k,
+            w=dtype.weight_bytes,
+            a=dtype.act_bytes,
+            k=dtype.kv_bytes,
+            tree_pairs=tree_pairs,
+            causal=causal,
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            **op_flags(model, fused_attention=fused_attention, tp=tp, pp=pp, ep=ep),
+        )
 
 
 #: The shape's fields that the model supplies: every one with a :class:`Model` field of the same name

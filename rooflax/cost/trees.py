@@ -48,7 +48,7 @@ def medusa_tree(top_k: list[int] | tuple[int, ...]) -> tuple[int, ...]:
     """
     if not isinstance(top_k, list | tuple) or not top_k:
         raise SpecError(f"tree.top_k: expected a non-empty list of positive integers (one per head), got {top_k!r}")
-    sizes = [math.prod(positive_int(f"tree.top_k[{i}]", k) for k in top_k[:i + 1]) for i in range(len(top_k))]
+    sizes = [math.prod(positive_int(f"tree.top_k[{i}]", k) for k in top_k[: i + 1]) for i in range(len(top_k))]
     if 1 + sum(sizes) > MAX_CANDIDATES:
         raise SpecError(f"tree.top_k: {list(top_k)} makes {1 + sum(sizes)} candidates; at most {MAX_CANDIDATES}")
     return (1, *(depth for level, size in enumerate(sizes, start=2) for depth in [level] * size))
@@ -63,8 +63,10 @@ def _depths(where: str, depths: object) -> tuple[int, ...]:
     for i, value in enumerate(depths):
         depth = positive_int(f"{where}[{i}]", value)
         if depth > deepest + 1:
-            raise SpecError(f"{where}[{i}]: depth {depth} has no parent (the deepest candidate before it has depth "
-                            f"{deepest}); list each candidate after its parent, the root first at depth 1")
+            raise SpecError(
+                f"{where}[{i}]: depth {depth} has no parent (the deepest candidate before it has depth "
+                f"{deepest}); list each candidate after its parent, the root first at depth 1"
+            )
         if i > 0 and depth == 1:
             raise SpecError(f"{where}[{i}]: a second root (depth 1); a tree has one root, the last verified token")
         out.append(depth)
@@ -79,8 +81,10 @@ def check_tree(tree: object, where: str = "tree") -> tuple[int, ...]:
     if not isinstance(tree, dict):
         raise SpecError(f"{where}: expected {{depths = [...]}} or {{top_k = [...]}}, got {tree!r}")
     if "sparse" in tree:
-        raise SpecError(f"{where}.sparse: the likeliest tree is built from Medusa head accuracies; give it to "
-                        "rooflax speculate or best-k with acceptance {kind = \"medusa\", ...}, or give depths")
+        raise SpecError(
+            f"{where}.sparse: the likeliest tree is built from Medusa head accuracies; give it to "
+            'rooflax speculate or best-k with acceptance {kind = "medusa", ...}, or give depths'
+        )
     check_keys(where, tree, (), ("depths", "top_k"))
     if len(tree) != 1:
         raise SpecError(f"{where}: give exactly one of depths (per candidate) or top_k (per Medusa head)")

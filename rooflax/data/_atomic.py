@@ -36,8 +36,10 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SpecError(f"output: another process is writing {str(path)!r} (it holds {str(tmp)!r}); wait for "
-                            "it to finish or stop it") from None
+            raise SpecError(
+                f"output: another process is writing {str(path)!r} (it holds {str(tmp)!r}); wait for "
+                "it to finish or stop it"
+            ) from None
         try:
             write(tmp)
             sync = os.open(tmp, os.O_RDONLY)
@@ -88,8 +90,9 @@ def _check_writable(path: Path, field: str) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
     except OSError as exc:
-        raise SpecError(f"{field}: cannot write {str(path)!r}: {str(folder)!r} takes no new file "
-                        f"({exc.strerror or exc})") from None
+        raise SpecError(
+            f"{field}: cannot write {str(path)!r}: {str(folder)!r} takes no new file ({exc.strerror or exc})"
+        ) from None
     os.close(fd)
     os.unlink(probe)
 
@@ -129,6 +132,8 @@ def _dataset_folder(folder: Path) -> bool:
     from rooflax.data.scan import MANIFEST, part_name
 
     return folder.name.endswith(".partial") or (folder / part_name(0)).is_file() or (folder / MANIFEST).is_file()
+
+
 def outside_datasets(path: Path, field: str, *, dataset: Path | None = None) -> None:
     """Refuse a file ``path`` inside a rooflax dataset folder or any ``*.partial`` folder.
 
@@ -147,5 +152,7 @@ def outside_datasets(path: Path, field: str, *, dataset: Path | None = None) -> 
         own = Path(os.path.abspath(dataset))
         inside = next((p for p in (own, own.with_name(own.name + ".partial")) if p in target.parents), None)
     if inside is not None:
-        raise SpecError(f"{field}: {str(path)!r} is inside the rooflax dataset folder {str(inside)!r}, which "
-                        "may hold only its parts; write it outside that folder")
+        raise SpecError(
+            f"{field}: {str(path)!r} is inside the rooflax dataset folder {str(inside)!r}, which "
+            "may hold only its parts; write it outside that folder"
+        )

@@ -48,16 +48,43 @@ from pathlib import Path
 from rooflax.data.scan import MANIFEST, PART, read_footer
 from rooflax.errors import SpecError
 
-__all__ = ["check_output", "check_swap", "clear_partial", "disk_error", "finalize", "finish_leftover",
-           "leftover_manifest", "lock_partial", "recover", "replaceable", "siblings"]
+__all__ = [
+    "check_output",
+    "check_swap",
+    "clear_partial",
+    "disk_error",
+    "finalize",
+    "finish_leftover",
+    "leftover_manifest",
+    "lock_partial",
+    "recover",
+    "replaceable",
+    "siblings",
+]
 
 LOCK = ".rooflax.lock"
 #: Written into ``OUT`` just before it is renamed ``OUT.old``: proves the trash is ours.
 REPLACED = ".rooflax-replaced"
 _OURS = (MANIFEST, LOCK, REPLACED)
 #: Suffixes of single files: a dataset is a folder, so an output named like one is a mistake.
-_FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".json", ".jsonl", ".ndjson", ".arrow", ".feather", ".ipc",
-                  ".xlsx", ".txt", ".toml", ".png", ".svg", ".pdf")
+_FILE_SUFFIXES = (
+    ".csv",
+    ".tsv",
+    ".parquet",
+    ".pq",
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".arrow",
+    ".feather",
+    ".ipc",
+    ".xlsx",
+    ".txt",
+    ".toml",
+    ".png",
+    ".svg",
+    ".pdf",
+)
 #: The names of rooflax's own sibling folders: an output named so would be taken for one.
 _SIBLING_SUFFIXES = (".partial", ".old")
 #: How often to take the lock again when the folder it was in was just renamed away.
@@ -95,12 +122,16 @@ def check_output(out: object) -> Path:
     if path.name in ("", ".", ".."):
         raise SpecError(f"output: {text!r} is not a name for a new dataset folder; give one, e.g. -o out/sweep")
     if path.suffix.lower() in _FILE_SUFFIXES:
-        raise SpecError(f"output: {text!r} looks like a {path.suffix} file name; a dataset is a folder of parquet "
-                        f"parts, name it without a suffix (e.g. {str(path.with_suffix(''))!r})")
+        raise SpecError(
+            f"output: {text!r} looks like a {path.suffix} file name; a dataset is a folder of parquet "
+            f"parts, name it without a suffix (e.g. {str(path.with_suffix(''))!r})"
+        )
     if path.suffix in _SIBLING_SUFFIXES:
-        raise SpecError(f"output: {text!r} ends in {path.suffix!r}, which rooflax keeps for its own folders beside "
-                        "a dataset (OUT.partial: an unfinished sweep, OUT.old: a replaced dataset); name it "
-                        f"otherwise (e.g. {str(path.with_suffix(''))!r})")
+        raise SpecError(
+            f"output: {text!r} ends in {path.suffix!r}, which rooflax keeps for its own folders beside "
+            "a dataset (OUT.partial: an unfinished sweep, OUT.old: a replaced dataset); name it "
+            f"otherwise (e.g. {str(path.with_suffix(''))!r})"
+        )
     for parent in path.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
@@ -110,14 +141,18 @@ def check_output(out: object) -> Path:
     if what is not None and what != "a file":
         real = os.path.realpath(path)
         hint = f" (-o {real!r})" if real != os.path.abspath(path) else ""
-        raise SpecError(f"output: {text!r} is {what}; rooflax renames and replaces the dataset folder itself, so "
-                        f"give the real path of the folder to write{hint}")
+        raise SpecError(
+            f"output: {text!r} is {what}; rooflax renames and replaces the dataset folder itself, so "
+            f"give the real path of the folder to write{hint}"
+        )
     if what is not None:
         raise SpecError(f"output: {text!r} exists and is not a folder")
     partial, _ = siblings(path)
     if (what := _not_a_folder(partial)) is not None:
-        raise SpecError(f"output: {str(partial)!r} is {what}, where rooflax keeps the unfinished parts of a sweep to "
-                        f"{text!r}; move it away")
+        raise SpecError(
+            f"output: {str(partial)!r} is {what}, where rooflax keeps the unfinished parts of a sweep to "
+            f"{text!r}; move it away"
+        )
     return path
 
 
@@ -128,8 +163,10 @@ def replaceable(folder: Path, *, partial: bool = False) -> None:
         ours = name in _OURS or (partial and name.startswith(".part-") and name.endswith(".tmp"))
         if ours or (PART.fullmatch(name) and _not_a_folder(entry) == "a file" and _damaged_or_ours(entry)):
             continue
-        raise SpecError(f"output: {str(folder)!r} holds {name!r}, which rooflax did not write; refusing to replace "
-                        "or delete it (move it away, or choose another output)")
+        raise SpecError(
+            f"output: {str(folder)!r} holds {name!r}, which rooflax did not write; refusing to replace "
+            "or delete it (move it away, or choose another output)"
+        )
 
 
 def _damaged_or_ours(part: Path) -> bool:
@@ -184,8 +221,10 @@ def check_swap(out: Path, *, overwrite: bool) -> None:
     _, old = siblings(out)
     if os.path.lexists(old) and not _removable(old):
         kind = f" ({what})" if (what := _not_a_folder(old)) else ""
-        raise SpecError(f"output: {str(old)!r}{kind} is in the way of replacing {str(out)!r} and rooflax did not "
-                        "leave it; move it away")
+        raise SpecError(
+            f"output: {str(old)!r}{kind} is in the way of replacing {str(out)!r} and rooflax did not "
+            "leave it; move it away"
+        )
 
 
 def _lock(path: Path) -> int | None:
@@ -284,8 +323,10 @@ def lock_partial(out: Path) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise SpecError(f"output: another sweep is writing to {str(out)!r} (it holds the lock in "
-                            f"{str(partial)!r}); wait for it to finish or stop it") from None
+            raise SpecError(
+                f"output: another sweep is writing to {str(out)!r} (it holds the lock in "
+                f"{str(partial)!r}); wait for it to finish or stop it"
+            ) from None
         if _same_file(fd, partial / LOCK):
             break
         os.close(fd)  # that folder was renamed to OUT while this process waited: take the new one's lock
@@ -343,8 +384,10 @@ def finalize(out: Path, *, overwrite: bool) -> None:
     try:
         check_swap(out, overwrite=overwrite)
     except SpecError as exc:
-        raise SpecError(f"{exc} (found as this sweep finished; its parts are kept in {str(partial)!r}, so the same "
-                        "command with --resume finishes it once that is resolved)") from None
+        raise SpecError(
+            f"{exc} (found as this sweep finished; its parts are kept in {str(partial)!r}, so the same "
+            "command with --resume finishes it once that is resolved)"
+        ) from None
     replaced = out.exists()
     if replaced:
         if os.path.lexists(old):  # check_swap made sure rooflax may delete it
@@ -363,6 +406,8 @@ def disk_error(exc: OSError, partial: Path, doing: str) -> SpecError:
     """A one-line error for a failed write into ``partial``; finished parts stay for resume."""
     keep = f"finished parts are kept in {str(partial)!r}; run the same command with --resume (resume=True)"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return SpecError(f"output: the disk holding {str(partial)!r} is full ({exc.strerror}) writing {doing}; "
-                         f"free some space, then: {keep}")
+        return SpecError(
+            f"output: the disk holding {str(partial)!r} is full ({exc.strerror}) writing {doing}; "
+            f"free some space, then: {keep}"
+        )
     return SpecError(f"output: cannot write {doing} in {str(partial)!r} ({exc.strerror or exc}); {keep}")

@@ -69,8 +69,11 @@ _ROW_GROUP = 1 << 17  # rows per row group: statistics granular enough for scans
 def _run_metadata(spec: SweepSpec, summary: bool, chunk_size: int, command: str | None) -> dict[str, str]:
     """The metadata every part of this run shares, each value JSON text (numbers as JSON numbers)."""
     made = {
-        "version": __version__, "kind": "summary" if summary else "ops", "chunk_size": chunk_size,
-        "axes": spec.axes_as_given(), "columns": column_units(summary),
+        "version": __version__,
+        "kind": "summary" if summary else "ops",
+        "chunk_size": chunk_size,
+        "axes": spec.axes_as_given(),
+        "columns": column_units(summary),
         "command": shlex.join(sys.argv) if command is None else command,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -81,8 +84,14 @@ def _metadata(run: dict[str, str], chunk: engine.Chunk, parts: int) -> dict[str,
     """One part's metadata: the run's, then its own rows' model, hardware and dtype, index and row count, and
     room for its checksum (:func:`rooflax.data.scan.seal`)."""
     task = chunk.task
-    own = {"model": task.model.to_dict(), "hardware": task.hardware.to_dict(), "dtype": task.dtype.to_dict(),
-           "part": task.index, "parts": parts, "rows": chunk.rows}
+    own = {
+        "model": task.model.to_dict(),
+        "hardware": task.hardware.to_dict(),
+        "dtype": task.dtype.to_dict(),
+        "part": task.index,
+        "parts": parts,
+        "rows": chunk.rows,
+    }
     return {**run, **{PREFIX + key: json.dumps(value) for key, value in own.items()}, SHA256: UNSEALED}
 
 
@@ -98,8 +107,10 @@ def _run_manifest(spec: SweepSpec, summary: bool, chunk_size: int) -> str:
     made.pop("description")
     for key in ("models", "hardware"):
         made[key] = [{k: v for k, v in item.items() if k not in ("label", "source")} for item in made[key]]
-    return json.dumps({"spec": made, "summary": summary, "chunk_size": chunk_size, "version": __version__,
-                       "rows": "op-major"}, sort_keys=True)
+    return json.dumps(
+        {"spec": made, "summary": summary, "chunk_size": chunk_size, "version": __version__, "rows": "op-major"},
+        sort_keys=True,
+    )
 
 
 def _interrupted_chunk_size(out: Path, spec: SweepSpec, summary: bool) -> int | None:
@@ -120,9 +131,11 @@ def _interrupted(partial: Path) -> set[str]:
     _output.replaceable(partial, partial=True)
     names = {p.name for p in partial.iterdir()} - {_output.LOCK}
     if names and MANIFEST not in names:  # never rooflax's interrupted run: its manifest comes before any part
-        raise SpecError(f"output: {str(partial)!r} holds no rooflax run manifest, so it is not an interrupted sweep "
-                        "(a dataset written there under that name?); rooflax will neither use nor delete it: move or "
-                        "rename it")
+        raise SpecError(
+            f"output: {str(partial)!r} holds no rooflax run manifest, so it is not an interrupted sweep "
+            "(a dataset written there under that name?); rooflax will neither use nor delete it: move or "
+            "rename it"
+        )
     return names
 
 
@@ -139,8 +152,9 @@ def _intact_parts(partial: Path, say: Callable[[str], None]) -> frozenset[int]:
     return frozenset(kept)
 
 
-def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: bool,
-                   say: Callable[[str], None]) -> frozenset[int]:
+def _reuse_partial(
+    partial: Path, manifest: str, *, resume: bool, overwrite: bool, say: Callable[[str], None]
+) -> frozenset[int]:
     """The finished, intact parts of an interrupted run to keep (resume), or none (overwrite starts over)."""
     names = _interrupted(partial)
     if not any(PART.fullmatch(name) for name in names):  # nothing finished: nothing to keep
@@ -148,43 +162,70 @@ def _reuse_partial(partial: Path, manifest: str, *, resume: bool, overwrite: boo
         return frozenset()
     if resume:
         if read_text(partial / MANIFEST, "resume", "a rooflax run manifest") != manifest:
-            raise SpecError(f"resume: {str(partial)!r} was written by a different spec, kind, chunk size or "
-                            "rooflax version; "
-                            "pass overwrite (--overwrite, without --resume) to start over")
+            raise SpecError(
+                f"resume: {str(partial)!r} was written by a different spec, kind, chunk size or "
+                "rooflax version; "
+                "pass overwrite (--overwrite, without --resume) to start over"
+            )
         for stale in partial.glob(".*.tmp"):  # parts cut off mid-write
             stale.unlink()
         return _intact_parts(partial, say)
     if overwrite:
         _output.clear_partial(partial)
         return frozenset()
-    raise SpecError(f"output: an interrupted sweep left {str(partial)!r}; pass resume (--resume) to continue it, "
-                    "or overwrite (--overwrite) to start over")
+    raise SpecError(
+        f"output: an interrupted sweep left {str(partial)!r}; pass resume (--resume) to continue it, "
+        "or overwrite (--overwrite) to start over"
+    )
 
 
-def _write_part(frame: pl.DataFrame, target: io.BytesIO, compression: str, statistics: bool,
-                metadata: dict[str, str]) -> None:
+def _write_part(
+    frame: pl.DataFrame, target: io.BytesIO, compression: str, statistics: bool, metadata: dict[str, str]
+) -> None:
     stats = {"min": True, "max": True, "null_count": True, "distinct_count": False} if statistics else False
-    frame.write_parquet(target, compression=compression,  # type: ignore[arg-type]  # one of COMPRESSIONS (checked)
-                        statistics=stats, row_group_size=_ROW_GROUP, metadata=metadata)
+    frame.write_parquet(
+        target,
+        compression=compression,  # type: ignore[arg-type]  # one of COMPRESSIONS (checked)
+        statistics=stats,
+        row_group_size=_ROW_GROUP,
+        metadata=metadata,
+    )
 
 
-def _check_room(partial: Path, *, left: int, parts: int, need: int, per_row: float, sample_rows: int,
-                sample_s: float, compression: str, bar: Progress, processes: int = 1) -> None:
+def _check_room(
+    partial: Path,
+    *,
+    left: int,
+    parts: int,
+    need: int,
+    per_row: float,
+    sample_rows: int,
+    sample_s: float,
+    compression: str,
+    bar: Progress,
+    processes: int = 1,
+) -> None:
     """Say how large the sweep is (from the first part); refuse when its disk lacks room."""
     seconds = sample_s / sample_rows * left / processes
     free = shutil.disk_usage(partial).free
     duration = f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
-    bar.print(f"sweep: {left:,} rows in {parts:,} parts, about {si(need)}B on disk ({compression}, "
-              f"{per_row:.1f} B/row) and {duration} to write" + (f" on {processes} processes" if processes > 1 else "")
-              + f"; {si(free)}B free")
+    bar.print(
+        f"sweep: {left:,} rows in {parts:,} parts, about {si(need)}B on disk ({compression}, "
+        f"{per_row:.1f} B/row) and {duration} to write"
+        + (f" on {processes} processes" if processes > 1 else "")
+        + f"; {si(free)}B free"
+    )
     if need > free:
-        raise SpecError(f"output: the sweep needs about {si(need)}B ({left:,} rows at {per_row:.1f} B/row in "
-                        f"{compression}) but the disk holding {str(partial)!r} has {si(free)}B free; free some "
-                        "space, write elsewhere (-o) or pick a smaller codec (--compression zstd)")
+        raise SpecError(
+            f"output: the sweep needs about {si(need)}B ({left:,} rows at {per_row:.1f} B/row in "
+            f"{compression}) but the disk holding {str(partial)!r} has {si(free)}B free; free some "
+            "space, write elsewhere (-o) or pick a smaller codec (--compression zstd)"
+        )
 
 
-def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool, overwrite: bool,
-             say: Callable[[str], None]) -> AbstractContextManager[tuple[frozenset[int], str]]:
+def _claimed(
+    out: Path, manifest: str, run: dict[str, str], *, resume: bool, overwrite: bool, say: Callable[[str], None]
+) -> AbstractContextManager[tuple[frozenset[int], str]]:
     """Check ``out``, lock its ``OUT.partial`` and write the manifest; gives the parts kept from an
     interrupted run and the run's metadata as JSON text (a resumed run keeps its command and time)."""
 
@@ -197,8 +238,11 @@ def _claimed(out: Path, manifest: str, run: dict[str, str], *, resume: bool, ove
         with _output.lock_partial(out) as created:
             _output.recover(out)
             _output.check_swap(out, overwrite=overwrite)
-            done = frozenset() if created else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite,
-                                                              say=say)
+            done = (
+                frozenset()
+                if created
+                else _reuse_partial(partial, manifest, resume=resume, overwrite=overwrite, say=say)
+            )
             try:
                 (partial / MANIFEST).write_text(manifest)
             except OSError as exc:
@@ -217,20 +261,34 @@ def _finish(out: Path, parts: int, *, overwrite: bool) -> None:
     partial, _ = _output.siblings(out)
     missing = next((i for i in range(parts) if not (partial / part_name(i)).exists()), None)
     if missing is not None:  # a process wrote to another folder than the others: never rename half a dataset
-        raise SpecError(f"output: {str(partial / part_name(missing))!r} is missing after every process finished; "
-                        "every process must write to one folder on a shared filesystem")
+        raise SpecError(
+            f"output: {str(partial / part_name(missing))!r} is missing after every process finished; "
+            "every process must write to one folder on a shared filesystem"
+        )
     try:
         _output.finalize(out, overwrite=overwrite)
     except OSError as exc:
         raise _output.disk_error(exc, partial, f"the finished dataset to {str(out)!r}") from None
 
 
-def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path = "rooflax-out", *,
-                     summary: bool = False, resume: bool = False, overwrite: bool = False,
-                     chunk_size: int | None = None, compression: str = "lz4",
-                     statistics: bool = True, progress: bool = False, command: str | None = None,
-                     distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
-                     process_id: int | None = None, **keys: Unpack[SpecKeys]) -> Path:
+def sweep_to_parquet(
+    spec: SweepSpec | str | Path | None = None,
+    out: str | Path = "rooflax-out",
+    *,
+    summary: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    chunk_size: int | None = None,
+    compression: str = "lz4",
+    statistics: bool = True,
+    progress: bool = False,
+    command: str | None = None,
+    distributed: bool = False,
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    **keys: Unpack[SpecKeys],
+) -> Path:
     """Stream a sweep to a parquet dataset folder; memory stays flat however large the grid.
 
     Args:
@@ -272,9 +330,16 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
             the estimate; or when a write fails, keeping the finished parts for ``resume``);
             in a multi-process run, on every process, the first error of any.
     """
-    summary, resume, overwrite, statistics, progress = (boolean(name, value) for name, value in (
-        ("summary", summary), ("resume", resume), ("overwrite", overwrite), ("statistics", statistics),
-        ("progress", progress)))
+    summary, resume, overwrite, statistics, progress = (
+        boolean(name, value)
+        for name, value in (
+            ("summary", summary),
+            ("resume", resume),
+            ("overwrite", overwrite),
+            ("statistics", statistics),
+            ("progress", progress),
+        )
+    )
     spec = resolve_spec(spec, keys)
     if compression not in COMPRESSIONS:
         raise unknown_name("compression", compression, COMPRESSIONS)
@@ -282,29 +347,54 @@ def sweep_to_parquet(spec: SweepSpec | str | Path | None = None, out: str | Path
     if chunk_size is None and resume:
         chunk_size = _interrupted_chunk_size(out, spec, summary)
     chunk_size = engine.check_chunk_size(chunk_size, summary)
-    cluster = connect(distributed=distributed, coordinator=coordinator, num_processes=num_processes,
-                      process_id=process_id)
+    cluster = connect(
+        distributed=distributed, coordinator=coordinator, num_processes=num_processes, process_id=process_id
+    )
     manifest = _run_manifest(spec, summary, chunk_size)
     if resume and _output.leftover_manifest(out) == manifest:  # this run's finish was cut off after its rename
         if cluster is None:
             _output.finish_leftover(out)
         return out  # (many processes only read it: the next sweep to OUT tidies it)
-    claim = _claimed(out, manifest, _run_metadata(spec, summary, chunk_size, command), resume=resume,
-                     overwrite=overwrite, say=lambda line: print(line, file=sys.stderr) if progress else None)
+    claim = _claimed(
+        out,
+        manifest,
+        _run_metadata(spec, summary, chunk_size, command),
+        resume=resume,
+        overwrite=overwrite,
+        say=lambda line: print(line, file=sys.stderr) if progress else None,
+    )
     parts = engine.chunk_count(spec, chunk_size)  # the chunks are planned as they are computed
-    options: dict[str, Any] = {"summary": summary, "chunk_size": chunk_size, "compression": compression,
-                               "statistics": statistics}
+    options: dict[str, Any] = {
+        "summary": summary,
+        "chunk_size": chunk_size,
+        "compression": compression,
+        "statistics": statistics,
+    }
     if cluster is None:
         with claim as (done, run):
             _stream(spec, out, parts, done, json.loads(run), progress=progress, **options)
             _finish(out, parts, overwrite=overwrite)
         return out
-    asked = json.dumps({**json.loads(manifest), "compression": compression, "statistics": statistics,
-                        "resume": resume, "overwrite": overwrite}, sort_keys=True)
-    run_sweep(cluster, _output.siblings(out)[0], asked=asked, claim=lambda: claim,
-              stream=lambda done, run: _stream(spec, out, parts, done, json.loads(run), cluster=cluster,
-                                               progress=progress and cluster.leader, **options),
-              finish=lambda: _finish(out, parts, overwrite=overwrite))
+    asked = json.dumps(
+        {
+            **json.loads(manifest),
+            "compression": compression,
+            "statistics": statistics,
+            "resume": resume,
+            "overwrite": overwrite,
+        },
+        sort_keys=True,
+    )
+    run_sweep(
+        cluster,
+        _output.siblings(out)[0],
+        asked=asked,
+        claim=lambda: claim,
+        stream=lambda done, run: _stream(
+            spec, out, parts, done, json.loads(run), cluster=cluster, progress=progress and cluster.leader, **options
+        ),
+        finish=lambda: _finish(out, parts, overwrite=overwrite),
+    )
     return out
 
 
@@ -316,8 +406,9 @@ class _Skipped:
     cluster: Cluster | None
 
     def __contains__(self, index: object) -> bool:
-        return index in self.done or (self.cluster is not None and isinstance(index, int)
-                                      and not self.cluster.mine(index))
+        return index in self.done or (
+            self.cluster is not None and isinstance(index, int) and not self.cluster.mine(index)
+        )
 
 
 def _share_rows(spec: SweepSpec, chunk_size: int, summary: bool, cluster: Cluster, done: frozenset[int]) -> int:
@@ -343,9 +434,20 @@ def _disk_need(spec: SweepSpec, chunk_size: int, summary: bool, done: frozenset[
     return need - sum(part_bytes(rows) for rows in engine.chunk_rows(spec, chunk_size, summary, done))
 
 
-def _stream(spec: SweepSpec, out: Path, parts: int, done: frozenset[int], run: dict[str, str], *,
-            summary: bool, chunk_size: int, compression: str, statistics: bool, progress: bool,
-            cluster: Cluster | None = None) -> None:
+def _stream(
+    spec: SweepSpec,
+    out: Path,
+    parts: int,
+    done: frozenset[int],
+    run: dict[str, str],
+    *,
+    summary: bool,
+    chunk_size: int,
+    compression: str,
+    statistics: bool,
+    progress: bool,
+    cluster: Cluster | None = None,
+) -> None:
     """Compute and write every part not in ``done`` (in a multi-process run: this process's share).
 
     Nothing here lists the chunks: rows and sizes are counted block by block, and the
@@ -374,9 +476,18 @@ def _stream(spec: SweepSpec, out: Path, parts: int, done: frozenset[int], run: d
             def part_bytes(rows: int) -> int:
                 return -(-math.ceil(fixed + per_row * rows) // block) * block
 
-            _check_room(partial, left=left, parts=parts - len(done), need=_disk_need(spec, chunk_size, summary, done,
-                        part_bytes), per_row=per_row, sample_rows=chunk.rows, sample_s=sample_s,
-                        compression=compression, bar=bar, processes=processes)
+            _check_room(
+                partial,
+                left=left,
+                parts=parts - len(done),
+                need=_disk_need(spec, chunk_size, summary, done, part_bytes),
+                per_row=per_row,
+                sample_rows=chunk.rows,
+                sample_s=sample_s,
+                compression=compression,
+                bar=bar,
+                processes=processes,
+            )
         return chunk, encoded
 
     def save(encoding: Future[tuple[engine.Chunk, io.BytesIO]]) -> int:

@@ -69,8 +69,16 @@ from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError, boolean, positive_float
 from rooflax.names import BOUNDS, GROUPS, LAYOUT, PHASES
 
-__all__ = ["OPS_SCHEMA", "SUMMARY_SCHEMA", "check_in_memory", "chunk_frame", "column_units", "resolve_spec",
-           "schemas", "sweep"]
+__all__ = [
+    "OPS_SCHEMA",
+    "SUMMARY_SCHEMA",
+    "check_in_memory",
+    "chunk_frame",
+    "column_units",
+    "resolve_spec",
+    "schemas",
+    "sweep",
+]
 
 PHASE = pl.Enum(PHASES)
 OP = pl.Enum(OP_NAMES)
@@ -93,14 +101,22 @@ def _names(presets: Iterable[str], chosen: Iterable[str]) -> pl.Enum:
 def schemas(spec: SweepSpec | None = None) -> tuple[pl.Schema, pl.Schema]:
     """The long and summary schemas for frames of ``spec`` (presets only when None)."""
     keys: dict[str, pl.DataType | type[pl.DataType]] = {
-            "model": _names(MODELS, [m.name for m in spec.models] if spec else []),
-            "hardware": _names(HARDWARE, [h.name for h in spec.hardware] if spec else []),
-            "dtype": _names(DTYPES, [d.name for d in spec.dtypes] if spec else []),
-            "batch": pl.Int64, "seq_len": pl.Int64, "hidden": pl.Int64, "tp": pl.Int64, "pp": pl.Int64,
-            "ep": pl.Int64, "spec_k": pl.Int64, "phase": PHASE}
+        "model": _names(MODELS, [m.name for m in spec.models] if spec else []),
+        "hardware": _names(HARDWARE, [h.name for h in spec.hardware] if spec else []),
+        "dtype": _names(DTYPES, [d.name for d in spec.dtypes] if spec else []),
+        "batch": pl.Int64,
+        "seq_len": pl.Int64,
+        "hidden": pl.Int64,
+        "tp": pl.Int64,
+        "pp": pl.Int64,
+        "ep": pl.Int64,
+        "spec_k": pl.Int64,
+        "phase": PHASE,
+    }
     ops = pl.Schema({**keys, "op": OP, "group": GROUP, **_VALUES, "bound": BOUND})
-    summary = pl.Schema({**keys, **{name: pl.Float64 for name in engine.SUMMARY_COLUMNS[3:-1]},
-                         "fits_in_memory": pl.Boolean})
+    summary = pl.Schema(
+        {**keys, **{name: pl.Float64 for name in engine.SUMMARY_COLUMNS[3:-1]}, "fits_in_memory": pl.Boolean}
+    )
     return ops, summary
 
 
@@ -109,38 +125,57 @@ OPS_SCHEMA, SUMMARY_SCHEMA = schemas()
 
 _PER_LAYER = "one layer (lm_head rows: once per model)"
 _PER_MODEL = "the whole model, one step (all layers and lm_head)"
-_KEY_UNITS = {"model": (None, "preset or file name"), "hardware": (None, "preset or profile name"),
-              "dtype": (None, "dtype policy name"), "batch": ("sequences", "grid coordinate"),
-              "seq_len": ("tokens", "grid coordinate: sequence length after the step"),
-              "hidden": ("elements", "grid coordinate: model width"),
-              "tp": ("devices", "tensor-parallel degree (rows are per device)"),
-              "pp": ("devices", "pipeline stages (rows are per device)"),
-              "ep": ("devices", "expert-parallel degree (rows are per device)"),
-              "spec_k": ("tokens", "grid coordinate: draft tokens per verify step (null outside verify)"),
-              "phase": (None, "prefill, decode or verify")}
-_OPS_UNITS = {"op": (None, "operation"), "group": (None, "chart group of the op"),
-              "flops": ("FLOP", _PER_LAYER), "bytes": ("byte", _PER_LAYER), "intensity": ("FLOP/byte", "the op"),
-              "attainable_flops": ("FLOP/s", "the op, under the roof (collectives: the interconnect's)"),
-              "time_s": ("s", _PER_LAYER),
-              "achieved_flops": ("FLOP/s", "the op, predicted below the roof"),
-              "achieved_time_s": ("s", _PER_LAYER + ", predicted below the roof"),
-              "bound": (None, "memory, compute or network (collectives)")}
-_SUMMARY_UNITS = {"flops": ("FLOP", _PER_MODEL), "bytes": ("byte", _PER_MODEL), "intensity": ("FLOP/byte", _PER_MODEL),
-                  "time_s": ("s", _PER_MODEL + "; prefill: time to first token, decode: per output token"),
-                  "tokens_per_s": ("token/s", "the whole system: batch × new tokens per step over the slowest "
-                                              "pipeline stage's time (time_s without pipelining)"),
-                  "tokens_per_s_per_gpu": ("token/s", "tokens_per_s / (tp · pp · ep)"),
-                  "network_bytes": ("byte", _PER_MODEL + ", over the interconnect"),
-                  "achieved_time_s": ("s", _PER_MODEL + ", predicted below the roof"),
-                  "achieved_tokens_per_s": ("token/s", "batch × new tokens per step / achieved_time_s"),
-                  "achieved_time_lo_s": ("s", "achieved_time_s's error band, low end: every op at its group's "
-                                              "p10 of measured / predicted (null: no measurements)"),
-                  "achieved_time_hi_s": ("s", "the band's high end: every op at its group's p90"),
-                  "weight_bytes": ("byte", "weights one device holds"),
-                  "kv_cache_bytes": ("byte", "KV cache one device holds after the step"),
-                  "activation_bytes": ("byte", "peak live activations of one layer"),
-                  "memory_bytes": ("byte", "weights + KV cache + activations"),
-                  "fits_in_memory": (None, "memory_bytes ≤ one device's memory")}
+_KEY_UNITS = {
+    "model": (None, "preset or file name"),
+    "hardware": (None, "preset or profile name"),
+    "dtype": (None, "dtype policy name"),
+    "batch": ("sequences", "grid coordinate"),
+    "seq_len": ("tokens", "grid coordinate: sequence length after the step"),
+    "hidden": ("elements", "grid coordinate: model width"),
+    "tp": ("devices", "tensor-parallel degree (rows are per device)"),
+    "pp": ("devices", "pipeline stages (rows are per device)"),
+    "ep": ("devices", "expert-parallel degree (rows are per device)"),
+    "spec_k": ("tokens", "grid coordinate: draft tokens per verify step (null outside verify)"),
+    "phase": (None, "prefill, decode or verify"),
+}
+_OPS_UNITS = {
+    "op": (None, "operation"),
+    "group": (None, "chart group of the op"),
+    "flops": ("FLOP", _PER_LAYER),
+    "bytes": ("byte", _PER_LAYER),
+    "intensity": ("FLOP/byte", "the op"),
+    "attainable_flops": ("FLOP/s", "the op, under the roof (collectives: the interconnect's)"),
+    "time_s": ("s", _PER_LAYER),
+    "achieved_flops": ("FLOP/s", "the op, predicted below the roof"),
+    "achieved_time_s": ("s", _PER_LAYER + ", predicted below the roof"),
+    "bound": (None, "memory, compute or network (collectives)"),
+}
+_SUMMARY_UNITS = {
+    "flops": ("FLOP", _PER_MODEL),
+    "bytes": ("byte", _PER_MODEL),
+    "intensity": ("FLOP/byte", _PER_MODEL),
+    "time_s": ("s", _PER_MODEL + "; prefill: time to first token, decode: per output token"),
+    "tokens_per_s": (
+        "token/s",
+        "the whole system: batch × new tokens per step over the slowest "
+        "pipeline stage's time (time_s without pipelining)",
+    ),
+    "tokens_per_s_per_gpu": ("token/s", "tokens_per_s / (tp · pp · ep)"),
+    "network_bytes": ("byte", _PER_MODEL + ", over the interconnect"),
+    "achieved_time_s": ("s", _PER_MODEL + ", predicted below the roof"),
+    "achieved_tokens_per_s": ("token/s", "batch × new tokens per step / achieved_time_s"),
+    "achieved_time_lo_s": (
+        "s",
+        "achieved_time_s's error band, low end: every op at its group's "
+        "p10 of measured / predicted (null: no measurements)",
+    ),
+    "achieved_time_hi_s": ("s", "the band's high end: every op at its group's p90"),
+    "weight_bytes": ("byte", "weights one device holds"),
+    "kv_cache_bytes": ("byte", "KV cache one device holds after the step"),
+    "activation_bytes": ("byte", "peak live activations of one layer"),
+    "memory_bytes": ("byte", "weights + KV cache + activations"),
+    "fits_in_memory": (None, "memory_bytes ≤ one device's memory"),
+}
 
 
 def column_units(summary: bool) -> dict[str, dict[str, str | None]]:
@@ -164,16 +199,19 @@ def row_bytes(summary: bool) -> int:
     return sum(1 if dtype == pl.Boolean else 8 if dtype.is_numeric() else 1 for dtype in schema.values())
 
 
-def check_in_memory(what: str, rows: int, per_row: float, *, limit: float = DEFAULT_MAX_MEMORY_BYTES,
-                    instead: str) -> None:
+def check_in_memory(
+    what: str, rows: int, per_row: float, *, limit: float = DEFAULT_MAX_MEMORY_BYTES, instead: str
+) -> None:
     """Refuse, before any work, a frame of ``rows`` rows of ``per_row`` bytes that would pass ``limit`` bytes.
 
     The message (one line, naming ``what``) says how many rows, how much memory, the limit,
     and what to do ``instead``.
     """
     if rows * per_row > limit:
-        raise SpecError(f"{what}: {rows:,} rows would take about {rows * per_row / 2**30:,.1f} GiB in memory, "
-                        f"above the limit of {limit / 2**30:.1f} GiB ({int(limit // per_row):,} rows); {instead}")
+        raise SpecError(
+            f"{what}: {rows:,} rows would take about {rows * per_row / 2**30:,.1f} GiB in memory, "
+            f"above the limit of {limit / 2**30:.1f} GiB ({int(limit // per_row):,} rows); {instead}"
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -209,9 +247,10 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
         "model": _constant(task.model.name, ops_schema["model"], full)[:n],
         "hardware": _constant(task.hardware.name, ops_schema["hardware"], full)[:n],
         "dtype": _constant(task.dtype.name, ops_schema["dtype"], full)[:n],
-        "batch": cols["batch"], "seq_len": cols["seq_len"], "hidden": column("hidden", pl.Int64()),
-        **{name: _constant(degree, pl.Int64(), full)[:n] for name, degree in zip(LAYOUT, task.layout,
-                                                                                 strict=True)},
+        "batch": cols["batch"],
+        "seq_len": cols["seq_len"],
+        "hidden": column("hidden", pl.Int64()),
+        **{name: _constant(degree, pl.Int64(), full)[:n] for name, degree in zip(LAYOUT, task.layout, strict=True)},
         "spec_k": _constant(task.spec_k, pl.Int64(), full)[:n],
         "phase": _constant(task.phase, PHASE, full)[:n],
     }
@@ -252,9 +291,15 @@ def resolve_spec(spec: SweepSpec | str | Path | None, keys: SpecKeys, *, referen
     raise SpecError(f"spec: expected a SweepSpec, a .toml path or None, got {spec!r}")
 
 
-def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
-          chunk_size: int | None = None, max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES,
-          progress: bool = False, **keys: Unpack[SpecKeys]) -> pl.DataFrame:
+def sweep(
+    spec: SweepSpec | str | Path | None = None,
+    *,
+    summary: bool = False,
+    chunk_size: int | None = None,
+    max_memory_bytes: float = DEFAULT_MAX_MEMORY_BYTES,
+    progress: bool = False,
+    **keys: Unpack[SpecKeys],
+) -> pl.DataFrame:
     """Evaluate a sweep into one polars DataFrame.
 
     Args:
@@ -278,9 +323,14 @@ def sweep(spec: SweepSpec | str | Path | None = None, *, summary: bool = False,
     max_memory_bytes = positive_float("max_memory_bytes", max_memory_bytes)
     spec = resolve_spec(spec, keys)
     rows = spec.configurations() if summary else spec.rows()
-    check_in_memory("sweep", rows, row_bytes(summary), limit=max_memory_bytes,
-                    instead="stream it to parquet (rooflax sweep SPEC -o DIR, or rooflax.sweep_to_parquet), give a "
-                            "smaller grid, or raise max_memory_bytes")
+    check_in_memory(
+        "sweep",
+        rows,
+        row_bytes(summary),
+        limit=max_memory_bytes,
+        instead="stream it to parquet (rooflax sweep SPEC -o DIR, or rooflax.sweep_to_parquet), give a "
+        "smaller grid, or raise max_memory_bytes",
+    )
     bar = Progress(rows, enabled=progress)
     frames = []
     for chunk in engine.run(spec, summary=summary, chunk_size=chunk_size):

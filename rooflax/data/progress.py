@@ -83,9 +83,18 @@ class Progress:
         clock: seconds, monotonic (tests pass a fake one).
     """
 
-    def __init__(self, total: int, *, done: int = 0, label: str = "rows", enabled: bool = True,
-                 min_rows: int = 1_000_000, stream: TextIO | None = None, interval_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        total: int,
+        *,
+        done: int = 0,
+        label: str = "rows",
+        enabled: bool = True,
+        min_rows: int = 1_000_000,
+        stream: TextIO | None = None,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.enabled = enabled
         self._stream = stream or sys.stderr
         self._console = Console(file=self._stream, highlight=False)
@@ -94,8 +103,16 @@ class Progress:
         self._clock, self._interval_s = clock, interval_s
         self._start, self._next_line = clock(), clock()
         self._done_before = done
-        self._bar = _RichProgress(BarColumn(), TaskProgressColumn(), _Column(_counts), _Column(_rate),
-                                  _Column(_eta), console=self._console, get_time=clock, disable=not self._live)
+        self._bar = _RichProgress(
+            BarColumn(),
+            TaskProgressColumn(),
+            _Column(_counts),
+            _Column(_rate),
+            _Column(_eta),
+            console=self._console,
+            get_time=clock,
+            disable=not self._live,
+        )
         self._task = self._bar.add_task(label, total=max(total, 1), completed=done)
         if self._live:
             self._bar.start()

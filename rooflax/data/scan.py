@@ -89,10 +89,10 @@ def _seal_at(read: Callable[[int, int], bytes], size: int) -> int | None:
 
 def seal(part: memoryview) -> None:
     """Write a part's checksum over the :data:`UNSEALED` value its metadata was encoded with."""
-    at = _seal_at(lambda offset, count: bytes(part[offset:offset + count]), len(part))
-    if at is None or part[at:at + 64] != _ZEROS:
+    at = _seal_at(lambda offset, count: bytes(part[offset : offset + count]), len(part))
+    if at is None or part[at : at + 64] != _ZEROS:
         raise AssertionError("the part was not encoded with an unsealed rooflax.sha256")
-    part[at:at + 64] = hashlib.sha256(part).hexdigest().encode()
+    part[at : at + 64] = hashlib.sha256(part).hexdigest().encode()
 
 
 def _hash(digest: hashlib._Hash, f: BinaryIO, count: int) -> None:
@@ -146,9 +146,10 @@ def read_footer(path: Path) -> dict[str, str] | None:
         raw = pl.read_parquet_metadata(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SpecError(f"dataset: {str(path)!r} is not a readable parquet file (truncated or damaged?): "
-                        f"{reason}") from None
-    meta = {key[len(PREFIX):]: value for key, value in raw.items() if key.startswith(PREFIX)}
+        raise SpecError(
+            f"dataset: {str(path)!r} is not a readable parquet file (truncated or damaged?): {reason}"
+        ) from None
+    meta = {key[len(PREFIX) :]: value for key, value in raw.items() if key.startswith(PREFIX)}
     return meta or None
 
 
@@ -195,8 +196,10 @@ def _part_files(folder: Path) -> list[Path]:
         if entry.name.startswith("."):
             continue
         if not PART.fullmatch(entry.name) or not entry.is_file():
-            raise SpecError(f"dataset: {str(entry)!r} is not a part of a rooflax dataset (a dataset folder holds "
-                            "only part-NNNNNN.parquet files)")
+            raise SpecError(
+                f"dataset: {str(entry)!r} is not a part of a rooflax dataset (a dataset folder holds "
+                "only part-NNNNNN.parquet files)"
+            )
         parts.append(entry)
     if not parts:
         raise SpecError(f"dataset: {str(folder)!r} holds no part-NNNNNN.parquet files; not a rooflax dataset")
@@ -221,10 +224,13 @@ def _odd_one_out(files: list[Path], footers: list[dict[str, str]], *, folder: bo
             differs = next(key for key, a, b in zip(_IDENTITY, ident, common, strict=True) if a != b)
             if len(candidates) > 1:
                 other = files[identity.index(common)]
-                raise SpecError(f"dataset: {str(other)!r} and {str(file)!r} belong to different sweeps (their "
-                                f"{differs} differs) and nothing tells which is this dataset's; re-run the sweep")
-            raise SpecError(f"dataset: {str(file)!r} belongs to another sweep (its {differs} differs from the "
-                            "other parts')")
+                raise SpecError(
+                    f"dataset: {str(other)!r} and {str(file)!r} belong to different sweeps (their "
+                    f"{differs} differs) and nothing tells which is this dataset's; re-run the sweep"
+                )
+            raise SpecError(
+                f"dataset: {str(file)!r} belongs to another sweep (its {differs} differs from the other parts')"
+            )
 
 
 def _check_indices(folder: Path, files: list[Path], footers: list[dict[str, str]]) -> None:
@@ -237,8 +243,9 @@ def _check_indices(folder: Path, files: list[Path], footers: list[dict[str, str]
     present = {int(meta["part"]) for meta in footers}
     missing = [i for i in range(parts) if i not in present]
     if missing:
-        raise SpecError(f"dataset: {str(folder / part_name(missing[0]))!r} is missing ({len(present)} of {parts} "
-                        "parts present)")
+        raise SpecError(
+            f"dataset: {str(folder / part_name(missing[0]))!r} is missing ({len(present)} of {parts} parts present)"
+        )
     extra = sorted(present - set(range(parts)))
     if extra:
         raise SpecError(f"dataset: {str(folder / part_name(extra[0]))!r} is beyond the sweep's {parts} parts")
@@ -281,8 +288,10 @@ def _schema(file: Path) -> dict[str, pl.DataType]:
     try:
         return pl.read_parquet_schema(file)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise SpecError(f"dataset: {str(file)!r} is not a readable parquet file (truncated or damaged?): "
-                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+        raise SpecError(
+            f"dataset: {str(file)!r} is not a readable parquet file (truncated or damaged?): "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        ) from None
 
 
 def _check_schemas(files: list[Path], footers: list[dict[str, str]]) -> None:
@@ -354,8 +363,10 @@ def check_dataset(path: str | os.PathLike, *, deep: bool = False) -> DatasetInfo
     # a sweep's folder is renamed from OUT.partial only once every part is there: a manifest left in OUT is
     # a finish cut off at its last step (the next sweep to OUT removes it), not an unfinished sweep
     if path.is_dir() and path.name.endswith(".partial") and (path / MANIFEST).exists():
-        raise SpecError(f"dataset: {str(path)!r} is an unfinished sweep; run the same sweep with --resume "
-                        "(resume=True) to finish it")
+        raise SpecError(
+            f"dataset: {str(path)!r} is an unfinished sweep; run the same sweep with --resume "
+            "(resume=True) to finish it"
+        )
     files = _part_files(path) if path.is_dir() else [path]
     footers = []
     for file in files:
@@ -387,8 +398,10 @@ def reading(path: str | os.PathLike) -> Iterator[None]:
         for file in check_dataset(path).parts:
             why = damage(file) if sealed(file) else _decode_error(file)
             if why is not None:
-                raise SpecError(f"dataset: {str(file)!r} is damaged ({why}); check every part with `rooflax check "
-                                f"--deep {path!s}` and {_REDO}") from None
+                raise SpecError(
+                    f"dataset: {str(file)!r} is damaged ({why}); check every part with `rooflax check "
+                    f"--deep {path!s}` and {_REDO}"
+                ) from None
         raise
 
 
@@ -450,23 +463,39 @@ def filter_where(lf: pl.LazyFrame, where: str | None, *, field: str = "where") -
         return lf
     if not where.strip():
         raise SpecError(f"{field}: empty expression; give a SQL condition, e.g. \"phase = 'decode' AND batch >= 8\"")
-    enums = {name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items()
-             if isinstance(dtype, pl.Enum)}
+    enums = {
+        name: dtype.categories.to_list() for name, dtype in lf.collect_schema().items() if isinstance(dtype, pl.Enum)
+    }
 
     def no_value(value: str, owners: list[str]) -> SpecError:
         values = enums[owners[0]] if owners else []
         hint = close_matches(value, values)
         did_you_mean = f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
-        message = (f"{value!r} is no value of {owners[0]}{did_you_mean} (allowed: {', '.join(values)})" if owners
-                   else f"{value!r} is no value of any of {', '.join(enums)}")
+        message = (
+            f"{value!r} is no value of {owners[0]}{did_you_mean} (allowed: {', '.join(values)})"
+            if owners
+            else f"{value!r} is no value of any of {', '.join(enums)}"
+        )
         return SpecError(f"{field}: cannot apply {where!r}: {message}")
 
     column = rf"\b(?P<column>{'|'.join(map(re.escape, enums))})"
     literal = r"'((?:[^']|'')*)'"
-    compared = [] if not enums else [(m["column"], [m["value"]]) for m in re.finditer(
-        rf"{column}\s*(?:=|==|!=|<>)\s*{literal.replace('(', '(?P<value>', 1)}", where)]
-    compared += [] if not enums else [(m["column"], re.findall(literal, m["values"])) for m in re.finditer(
-        rf"{column}\s+(?i:NOT\s+)?(?i:IN)\s*\((?P<values>[^)]*)\)", where)]
+    compared = (
+        []
+        if not enums
+        else [
+            (m["column"], [m["value"]])
+            for m in re.finditer(rf"{column}\s*(?:=|==|!=|<>)\s*{literal.replace('(', '(?P<value>', 1)}", where)
+        ]
+    )
+    compared += (
+        []
+        if not enums
+        else [
+            (m["column"], re.findall(literal, m["values"]))
+            for m in re.finditer(rf"{column}\s+(?i:NOT\s+)?(?i:IN)\s*\((?P<values>[^)]*)\)", where)
+        ]
+    )
     for name, values in compared:
         for value in (v.replace("''", "'") for v in values):
             if value not in enums[name]:
@@ -480,7 +509,9 @@ def filter_where(lf: pl.LazyFrame, where: str | None, *, field: str = "where") -
         if bad:
             raise no_value(bad[1], [name for name, values in enums.items() if close_matches(bad[1], values)]) from None
         if "expected String type, got: enum" in message:
-            message += ("; name columns (model, hardware, dtype, phase, op, group, bound) are enums: compare them "
-                        "with = or IN, or cast for string functions, e.g. CAST(op AS VARCHAR) LIKE '%proj'")
+            message += (
+                "; name columns (model, hardware, dtype, phase, op, group, bound) are enums: compare them "
+                "with = or IN, or cast for string functions, e.g. CAST(op AS VARCHAR) LIKE '%proj'"
+            )
         raise SpecError(f"{field}: cannot apply {where!r}: {message}") from None
     return lf.filter(expr)

@@ -132,9 +132,11 @@ class Cluster:
             if last is None or last[0] != beats.get(process):
                 self.heard[process] = (beats.get(process), now)
             elif now - last[1] > LOST_AFTER_S:
-                raise SpecError(f"distributed: process {process} of {self.num_processes} was lost (nothing heard from "
-                                f"it for {LOST_AFTER_S:.0f} s: killed, crashed or its machine down); run the same "
-                                "command again with --resume (resume=True) to continue from the finished parts")
+                raise SpecError(
+                    f"distributed: process {process} of {self.num_processes} was lost (nothing heard from "
+                    f"it for {LOST_AFTER_S:.0f} s: killed, crashed or its machine down); run the same "
+                    "command again with --resume (resume=True) to continue from the finished parts"
+                )
 
     def published(self, folder: str) -> list[tuple[int, str]]:
         """The values under this run's keys ``folder/NNNNNN`` (one per process) so far, as (process, value)."""
@@ -163,8 +165,10 @@ def _client() -> Any:
     client has no type information), or a one-line error when the runtime is not running."""
     client = _runtime.global_state.client
     if client is None:
-        raise SpecError("distributed: JAX's distributed runtime is not running (start it with rooflax's connect, "
-                        "or jax.distributed.initialize, before the cluster's keys are used)")
+        raise SpecError(
+            "distributed: JAX's distributed runtime is not running (start it with rooflax's connect, "
+            "or jax.distributed.initialize, before the cluster's keys are used)"
+        )
     return client
 
 
@@ -175,8 +179,7 @@ _beats_started: list[int] = []
 
 def _beats() -> dict[int, str]:
     """The last beat every process said it was alive with (process → a count)."""
-    return {int(key.rsplit("/", 1)[1]): value for key, value in
-            _client().key_value_dir_get(_ALIVE)}
+    return {int(key.rsplit("/", 1)[1]): value for key, value in _client().key_value_dir_get(_ALIVE)}
 
 
 def _start_beating(process_id: int) -> None:
@@ -232,8 +235,14 @@ def _difference(mine: object, leaders: object, path: str) -> tuple[str, object, 
                 return found
         return None
     if isinstance(mine, list) and isinstance(leaders, list) and len(mine) == len(leaders):
-        return next((found for i, (a, b) in enumerate(zip(mine, leaders, strict=True))
-                     if (found := _difference(a, b, f"{path}[{i}]")) is not None), None)
+        return next(
+            (
+                found
+                for i, (a, b) in enumerate(zip(mine, leaders, strict=True))
+                if (found := _difference(a, b, f"{path}[{i}]")) is not None
+            ),
+            None,
+        )
     return None if mine == leaders else (path, mine, leaders)
 
 
@@ -251,14 +260,22 @@ def _agree(cluster: Cluster, asked: str) -> None:
     for process, text in others:
         if (found := _difference(json.loads(text), leaders, "")) is not None:
             field, theirs, ours = found
-            raise SpecError(f"distributed: process {process} was given {field} {_shown(theirs)}, "
-                            f"process 0 {_shown(ours)}; every process of a run must be given the same spec and "
-                            "options (nothing was written)")
+            raise SpecError(
+                f"distributed: process {process} was given {field} {_shown(theirs)}, "
+                f"process 0 {_shown(ours)}; every process of a run must be given the same spec and "
+                "options (nothing was written)"
+            )
 
 
-def run_sweep(cluster: Cluster, partial: Path, *, asked: str,
-              claim: Callable[[], AbstractContextManager[tuple[frozenset[int], str]]],
-              stream: Callable[[frozenset[int], str], None], finish: Callable[[], None]) -> None:
+def run_sweep(
+    cluster: Cluster,
+    partial: Path,
+    *,
+    asked: str,
+    claim: Callable[[], AbstractContextManager[tuple[frozenset[int], str]]],
+    stream: Callable[[frozenset[int], str], None],
+    finish: Callable[[], None],
+) -> None:
     """Run one sweep on every process of ``cluster`` (the protocol in this module's docstring).
 
     Args:
@@ -277,8 +294,10 @@ def run_sweep(cluster: Cluster, partial: Path, *, asked: str,
     Raises:
         SpecError: this process's error, or (one line) the first another process met.
     """
-    keep = (f"finished parts are kept in {str(partial)!r}; run the same command with --resume (resume=True), "
-            "with any number of processes")
+    keep = (
+        f"finished parts are kept in {str(partial)!r}; run the same command with --resume (resume=True), "
+        "with any number of processes"
+    )
     _agree(cluster, asked)
     if not cluster.leader:
         setup = cluster.wait_for("setup")
@@ -316,8 +335,10 @@ def _finished(partial: Path, run_id: str, cluster: Cluster) -> frozenset[int]:
     except OSError:
         seen = None
     if seen != run_id:
-        raise SpecError(f"output: process {cluster.process_id} does not see process 0's {str(partial)!r} (run id "
-                        f"{run_id}, found {seen!r}); every process must write to one folder on a shared filesystem")
+        raise SpecError(
+            f"output: process {cluster.process_id} does not see process 0's {str(partial)!r} (run id "
+            f"{run_id}, found {seen!r}); every process must write to one folder on a shared filesystem"
+        )
     return frozenset(int(m.group(1)) for p in partial.iterdir() if (m := PART.fullmatch(p.name)))
 
 
@@ -328,8 +349,9 @@ def _share(cluster: Cluster, work: Callable[[], None], keep: str) -> None:
         work()
     except BaseException as exc:  # interrupted too: the others must stop and the leader not finalize
         error = exc
-        cluster.publish(f"failed/{cluster.process_id:06d}",
-                        f"output: process {cluster.process_id} failed: {_one_line(exc)}; {keep}")
+        cluster.publish(
+            f"failed/{cluster.process_id:06d}", f"output: process {cluster.process_id} failed: {_one_line(exc)}; {keep}"
+        )
     cluster.barrier("written")
     if error is not None:
         raise error
@@ -371,8 +393,13 @@ def _without(line: bytes) -> Iterator[None]:
                 os.write(2, b"".join(kept))
 
 
-def connect(*, distributed: bool = False, coordinator: str | None = None, num_processes: int | None = None,
-            process_id: int | None = None) -> Cluster | None:
+def connect(
+    *,
+    distributed: bool = False,
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> Cluster | None:
     """Join (starting it if need be) JAX's distributed runtime; None for a single-process sweep.
 
     Args:
@@ -393,8 +420,10 @@ def connect(*, distributed: bool = False, coordinator: str | None = None, num_pr
     given = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
     if any(v is not None for v in given.values()):
         if missing := [k for k, v in given.items() if v is None]:
-            raise SpecError(f"{missing[0]}: not given; coordinator, num_processes and process_id go together (or "
-                            "give none of them, with distributed, to detect a SLURM or Open MPI cluster)")
+            raise SpecError(
+                f"{missing[0]}: not given; coordinator, num_processes and process_id go together (or "
+                "give none of them, with distributed, to detect a SLURM or Open MPI cluster)"
+            )
         coordinator = _coordinator(coordinator)
         num_processes = _count("num_processes", num_processes, 1)
         process_id = _count("process_id", process_id, 0)
@@ -406,9 +435,11 @@ def connect(*, distributed: bool = False, coordinator: str | None = None, num_pr
         if not distributed:
             return None
         if xla_bridge.backends_are_initialized():
-            raise SpecError("distributed: JAX has already computed in this process, so its distributed runtime "
-                            "cannot start; start the multi-process sweep before any other JAX call (or call "
-                            "jax.distributed.initialize first)")
+            raise SpecError(
+                "distributed: JAX has already computed in this process, so its distributed runtime "
+                "cannot start; start the multi-process sweep before any other JAX call (or call "
+                "jax.distributed.initialize first)"
+            )
         try:
             # a lost process is this module's to report (one line), not a C++ abort
             with _runtime._ENABLE_RECOVERABILITY(True), _without(_RECOVERABLE_WARNING):
@@ -416,14 +447,20 @@ def connect(*, distributed: bool = False, coordinator: str | None = None, num_pr
             if _runtime.global_state.process_id == 0:  # runs before JAX's own exit handler, which shuts it down
                 atexit.register(_outlast, _runtime.global_state.num_processes)
         except (ValueError, TypeError):  # nothing given and no cluster detected
-            raise SpecError("distributed: no cluster detected (no SLURM, Open MPI or other job environment); run "
-                            "under one, or give coordinator, num_processes and process_id") from None
+            raise SpecError(
+                "distributed: no cluster detected (no SLURM, Open MPI or other job environment); run "
+                "under one, or give coordinator, num_processes and process_id"
+            ) from None
         except RuntimeError as exc:  # e.g. no coordinator answered in time
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SpecError(f"distributed: cannot start JAX's distributed runtime ({reason}); check that process 0 "
-                            f"runs and that {coordinator or 'the coordinator'} is reachable") from None
-    for name, asked, actual in (("num_processes", num_processes, state.num_processes),
-                                ("process_id", process_id, state.process_id)):
+            raise SpecError(
+                f"distributed: cannot start JAX's distributed runtime ({reason}); check that process 0 "
+                f"runs and that {coordinator or 'the coordinator'} is reachable"
+            ) from None
+    for name, asked, actual in (
+        ("num_processes", num_processes, state.num_processes),
+        ("process_id", process_id, state.process_id),
+    ):
         if asked is not None and asked != actual:
             raise SpecError(f"{name}: {asked} given, but the running JAX distributed runtime has {actual}")
     _start_beating(state.process_id)

@@ -16,10 +16,23 @@ from rooflax.names import BOUNDS, PHASES
 __all__ = ["evaluate"]
 
 
-def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a40", dtype: str | DtypePolicy = "fp16",
-             kv_dtype: str | None = None, phase: str = "decode", batch: int, seq_len: int, spec_k: int | None = None,
-             hidden: int | None = None, fused_attention: bool = False, causal: bool = False,
-             tp: int = 1, pp: int = 1, ep: int = 1) -> dict[str, dict[str, Any]]:
+def evaluate(
+    *,
+    model: str | Model = "llama-13b",
+    hardware: str | Hardware = "a40",
+    dtype: str | DtypePolicy = "fp16",
+    kv_dtype: str | None = None,
+    phase: str = "decode",
+    batch: int,
+    seq_len: int,
+    spec_k: int | None = None,
+    hidden: int | None = None,
+    fused_attention: bool = False,
+    causal: bool = False,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+) -> dict[str, dict[str, Any]]:
     """Costs of every op, and the model totals, for one configuration and phase.
 
     ``tp``, ``pp`` and ``ep`` are the parallel degrees (:mod:`rooflax.ops`): rows are per
@@ -65,13 +78,35 @@ def evaluate(*, model: str | Model = "llama-13b", hardware: str | Hardware = "a4
     m = m.at_hidden(m.hidden if hidden is None else hidden)
     tp, pp, ep = (positive_int(name, value) for name, value in (("tp", tp), ("pp", pp), ("ep", ep)))
     m.check_layout(tp=tp, pp=pp, ep=ep)
-    step = make_step(Shape.of(m, dt, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k,
-                              fused_attention=fused_attention, causal=causal, tp=tp, pp=pp, ep=ep))
+    step = make_step(
+        Shape.of(
+            m,
+            dt,
+            phase=phase,
+            batch=batch,
+            seq_len=seq_len,
+            spec_k=spec_k,
+            fused_attention=fused_attention,
+            causal=causal,
+            tp=tp,
+            pp=pp,
+            ep=ep,
+        )
+    )
     roof = Roof.of(hw, dt, phase, spec_k)
     rows = [op_row(op, step, flops, bytes_, roof) for op, flops, bytes_ in op_costs(step)]
-    ops = {row.op.name: {"group": row.op.group, "flops": row.flops, "bytes": row.bytes, "intensity": row.intensity,
-                         "attainable_flops": row.attainable_flops, "time_s": row.time_s,
-                         "achieved_flops": row.achieved_flops, "achieved_time_s": row.achieved_time_s,
-                         "bound": BOUNDS[row.bound]}
-           for row in rows}
+    ops = {
+        row.op.name: {
+            "group": row.op.group,
+            "flops": row.flops,
+            "bytes": row.bytes,
+            "intensity": row.intensity,
+            "attainable_flops": row.attainable_flops,
+            "time_s": row.time_s,
+            "achieved_flops": row.achieved_flops,
+            "achieved_time_s": row.achieved_time_s,
+            "bound": BOUNDS[row.bound],
+        }
+        for row in rows
+    }
     return {"ops": ops, "totals": step_totals(step, rows, memory_capacity=roof.memory, roof=roof)}

@@ -56,8 +56,21 @@ from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
 from rooflax.names import DEFAULT_CHUNK_SIZE, DEFAULT_SUMMARY_CHUNK_SIZE, GRID, MAX_CHUNK_SIZE
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_SUMMARY_CHUNK_SIZE", "MAX_CHUNK_SIZE", "Block", "Chunk", "Task",
-           "blocks", "check_chunk_size", "chunk_count", "chunk_rows", "plan", "run", "step_shapes"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_SUMMARY_CHUNK_SIZE",
+    "MAX_CHUNK_SIZE",
+    "Block",
+    "Chunk",
+    "Task",
+    "blocks",
+    "check_chunk_size",
+    "chunk_count",
+    "chunk_rows",
+    "plan",
+    "run",
+    "step_shapes",
+]
 
 #: Fewest points a chunk is compiled for: small sweeps of any size share one function.
 MIN_LENGTH = 64
@@ -67,10 +80,27 @@ MIN_LENGTH = 64
 #: :data:`~rooflax.names.BOUNDS`.
 ROW_COLUMNS = ("flops", "bytes", "intensity", "attainable_flops", "time_s", "achieved_flops", "achieved_time_s")
 #: Output columns of a chunk in summary mode.
-SUMMARY_COLUMNS = ("batch", "seq_len", "hidden", "flops", "bytes", "network_bytes", "intensity", "time_s",
-                   "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s", "achieved_tokens_per_s",
-                   "achieved_time_lo_s", "achieved_time_hi_s",
-                   "weight_bytes", "kv_cache_bytes", "activation_bytes", "memory_bytes", "fits_in_memory")
+SUMMARY_COLUMNS = (
+    "batch",
+    "seq_len",
+    "hidden",
+    "flops",
+    "bytes",
+    "network_bytes",
+    "intensity",
+    "time_s",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "achieved_time_s",
+    "achieved_tokens_per_s",
+    "achieved_time_lo_s",
+    "achieved_time_hi_s",
+    "weight_bytes",
+    "kv_cache_bytes",
+    "activation_bytes",
+    "memory_bytes",
+    "fits_in_memory",
+)
 #: Summary columns that depend on neither batch nor seq_len: a chunk of a step with one hidden
 #: size holds each as one value (0-d), which the frame repeats without writing it per row.
 POINT_CONSTANT = ("hidden", "weight_bytes")
@@ -157,9 +187,21 @@ class Block:
         """The block's ``j``-th chunk."""
         start = j * chunk_size
         length = max(MIN_LENGTH, min(chunk_size, _bucket(self.points)))
-        return Task(index=self.first + j, model=self.model, hardware=self.hardware, dtype=self.dtype,
-                    hidden=self.hidden, ops=self.ops, phase=self.phase, spec_k=self.spec_k, seq_start=self.seq_start,
-                    start=start, count=min(chunk_size, self.points - start), length=length, layout=self.layout)
+        return Task(
+            index=self.first + j,
+            model=self.model,
+            hardware=self.hardware,
+            dtype=self.dtype,
+            hidden=self.hidden,
+            ops=self.ops,
+            phase=self.phase,
+            spec_k=self.spec_k,
+            seq_start=self.seq_start,
+            start=start,
+            count=min(chunk_size, self.points - start),
+            length=length,
+            layout=self.layout,
+        )
 
     def rows(self, chunk_size: int, summary: bool) -> tuple[int, int]:
         """Rows of each chunk but the last, and of the last."""
@@ -180,9 +222,20 @@ def blocks(spec: SweepSpec, chunk_size: int) -> Iterator[Block]:
                     for phase, spec_k, seq_start in spec.steps():
                         points = len(spec.batch) * (len(spec.seq_len) - seq_start) * len(hidden)
                         chunks = -(-points // chunk_size)
-                        yield Block(first=first, chunks=chunks, points=points, model=model, hardware=hardware,
-                                    dtype=dtype, hidden=hidden, ops=ops, phase=phase, spec_k=spec_k,
-                                    seq_start=seq_start, layout=layout)
+                        yield Block(
+                            first=first,
+                            chunks=chunks,
+                            points=points,
+                            model=model,
+                            hardware=hardware,
+                            dtype=dtype,
+                            hidden=hidden,
+                            ops=ops,
+                            phase=phase,
+                            spec_k=spec_k,
+                            seq_start=seq_start,
+                            layout=layout,
+                        )
                         first += chunks
 
 
@@ -226,14 +279,19 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
     not on another, and results must not depend on the devices.
     """
     step = make_step(shape)
-    rows = [op_row(op, step, flops, bytes_, roof, xp=jnp, latency_s=latency[i])
-            for i, (op, flops, bytes_) in enumerate(op_costs(step))]
+    rows = [
+        op_row(op, step, flops, bytes_, roof, xp=jnp, latency_s=latency[i])
+        for i, (op, flops, bytes_) in enumerate(op_costs(step))
+    ]
     coords = {name: getattr(shape, name).astype(jnp.int64) for name in GRID}
     if summary:
         return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, roof=roof, xp=jnp)}
     columns = {name: jnp.stack([getattr(row, name) for row in rows]) for name in ROW_COLUMNS}
-    return {**{name: jnp.broadcast_to(value, (len(rows),)) for name, value in coords.items()}, **columns,
-            "bound": jnp.stack([jnp.asarray(row.bound, jnp.uint8) for row in rows])}
+    return {
+        **{name: jnp.broadcast_to(value, (len(rows),)) for name, value in coords.items()},
+        **columns,
+        "bound": jnp.stack([jnp.asarray(row.bound, jnp.uint8) for row in rows]),
+    }
 
 
 @functools.lru_cache(maxsize=128)
@@ -248,8 +306,9 @@ def _compiled(summary: bool, length: int, devices: tuple[jax.Device, ...], share
     """
     constant = POINT_CONSTANT if summary and shared else ()
 
-    def chunk(bounds: jax.Array, axes: dict[str, jax.Array], shapes: Shape, roof: Roof,
-              latency: jax.Array) -> dict[str, jax.Array]:
+    def chunk(
+        bounds: jax.Array, axes: dict[str, jax.Array], shapes: Shape, roof: Roof, latency: jax.Array
+    ) -> dict[str, jax.Array]:
         index = jnp.minimum(bounds[0] + jnp.arange(length, dtype=jnp.int64), bounds[1] - 1)
         if len(devices) > 1:
             index = jax.lax.with_sharding_constraint(index, sharding)
@@ -260,11 +319,13 @@ def _compiled(summary: bool, length: int, devices: tuple[jax.Device, ...], share
             rest, h_i = jax.lax.div(index, axes["n_hidden"]), jax.lax.rem(index, axes["n_hidden"])
             shapes, in_axes = jax.tree.map(lambda table: table[h_i], shapes), 0
         b_i, s_i = jax.lax.div(rest, axes["n_seq"]), jax.lax.rem(rest, axes["n_seq"])
-        shape = replace(shapes, batch=axes["batch"][b_i].astype(jnp.float64),
-                        seq_len=axes["seq_len"][s_i].astype(jnp.float64))
+        shape = replace(
+            shapes, batch=axes["batch"][b_i].astype(jnp.float64), seq_len=axes["seq_len"][s_i].astype(jnp.float64)
+        )
         out_axes = {name: None if name in constant else 0 for name in SUMMARY_COLUMNS} if summary else 0
-        out = jax.vmap(functools.partial(_point, summary=summary), in_axes=(in_axes, None, None),
-                       out_axes=out_axes)(shape, roof, latency)
+        out = jax.vmap(functools.partial(_point, summary=summary), in_axes=(in_axes, None, None), out_axes=out_axes)(
+            shape, roof, latency
+        )
         # op-major (every point's first op, then the second, ...): how XLA lays out the
         # stacked op rows, so the long columns are written without a transposing copy
         return {name: value if name in constant else value.T.reshape(-1) for name, value in out.items()}
@@ -292,10 +353,23 @@ def step_shapes(step: Block | Task, spec: SweepSpec) -> tuple[Shape, ...]:
     (:func:`rooflax.crossover`) price exactly the sweep's steps.
     """
     tp, pp, ep = step.layout
-    return tuple(Shape.of(step.model.at_hidden(h), step.dtype, phase=step.phase, batch=0, seq_len=0,
-                          spec_k=step.spec_k, fused_attention=spec.fused_attention, causal=spec.causal,
-                          tp=tp, pp=pp, ep=ep, tree_pairs=spec.tree_pairs(step.spec_k))
-                 for h in step.hidden)
+    return tuple(
+        Shape.of(
+            step.model.at_hidden(h),
+            step.dtype,
+            phase=step.phase,
+            batch=0,
+            seq_len=0,
+            spec_k=step.spec_k,
+            fused_attention=spec.fused_attention,
+            causal=spec.causal,
+            tp=tp,
+            pp=pp,
+            ep=ep,
+            tree_pairs=spec.tree_pairs(step.spec_k),
+        )
+        for h in step.hidden
+    )
 
 
 def _step_inputs(task: Task, spec: SweepSpec) -> StepInputs:
@@ -305,7 +379,7 @@ def _step_inputs(task: Task, spec: SweepSpec) -> StepInputs:
     Tables are padded to :func:`_bucket` of the spec's axis lengths, so every step of a sweep,
     and sweeps of nearby sizes, run the same compiled function.
     """
-    seq = spec.seq_len[task.seq_start:]
+    seq = spec.seq_len[task.seq_start :]
     rows = step_shapes(task, spec)
     if len(rows) == 1:  # one hidden size: scalars shared by every point (_compiled's ``shared``)
         shapes = jax.tree.map(np.float64, rows[0])
@@ -315,12 +389,15 @@ def _step_inputs(task: Task, spec: SweepSpec) -> StepInputs:
     axes: dict[str, np.ndarray | np.int64] = {
         "batch": np.asarray(_padded(spec.batch, _bucket(len(spec.batch))), np.int64),
         "seq_len": np.asarray(_padded(seq, _bucket(len(spec.seq_len))), np.int64),
-        "n_seq": np.int64(len(seq)), "n_hidden": np.int64(len(task.hidden))}
+        "n_seq": np.int64(len(seq)),
+        "n_hidden": np.int64(len(task.hidden)),
+    }
     host_roof = Roof.of(task.hardware, task.dtype, task.phase, task.spec_k)
     roof = jax.tree.map(lambda x: np.float64(x), host_roof)
     step = make_step(rows[0])  # link latencies depend on the layout only
-    latency = np.array([op.hops(step) * host_roof.latency if op.hops is not None else 0.0 for op in task.ops],
-                       np.float64)
+    latency = np.array(
+        [op.hops(step) * host_roof.latency if op.hops is not None else 0.0 for op in task.ops], np.float64
+    )
     # numpy on the host, handed to the compiled function as they are (its C++ path moves them):
     # jnp.asarray or device_put per leaf costs a Python dispatch each, milliseconds a step
     return axes, shapes, roof, latency
@@ -346,13 +423,21 @@ def _to_host(task: Task, out: dict[str, jax.Array], summary: bool) -> Chunk:
     columns = {name: np.asarray(value) for name, value in out.items()}
     padded = len(columns["flops"]) // width
     if padded != task.count:
-        columns = {name: value if value.ndim == 0 else value.reshape(width, padded)[:, :task.count].reshape(-1)
-                   for name, value in columns.items()}
+        columns = {
+            name: value if value.ndim == 0 else value.reshape(width, padded)[:, : task.count].reshape(-1)
+            for name, value in columns.items()
+        }
     return Chunk(task=task, columns=columns)
 
 
-def run(spec: SweepSpec, *, summary: bool = False, chunk_size: int | None = None,
-        skip: Container[int] = frozenset(), devices: tuple[jax.Device, ...] | None = None) -> Iterator[Chunk]:
+def run(
+    spec: SweepSpec,
+    *,
+    summary: bool = False,
+    chunk_size: int | None = None,
+    skip: Container[int] = frozenset(),
+    devices: tuple[jax.Device, ...] | None = None,
+) -> Iterator[Chunk]:
     """Compute the sweep chunk by chunk, the next chunk running while the caller handles this one.
 
     Args:

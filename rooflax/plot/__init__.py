@@ -14,5 +14,15 @@ from rooflax.plot.measured import measured, over_measured
 from rooflax.plot.roofline import family, roofline
 from rooflax.plot.speculative import speculation_map
 
-__all__ = ["draw", "family", "interconnect", "measured", "over_measured", "ratio_map", "regime_map", "roofline",
-           "save", "speculation_map"]
+__all__ = [
+    "draw",
+    "family",
+    "interconnect",
+    "measured",
+    "over_measured",
+    "ratio_map",
+    "regime_map",
+    "roofline",
+    "save",
+    "speculation_map",
+]

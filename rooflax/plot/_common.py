@@ -57,16 +57,21 @@ def require_columns(df: pl.DataFrame, columns: Iterable[str], what: str) -> None
     """Raise a one-line error when ``df`` lacks a column ``what`` needs."""
     for column in columns:
         if column not in df.columns:
-            raise summary_frame(what) if "tokens_per_s" in df.columns else unknown_name(what, column, df.columns,
-                                                                                        what="column")
+            raise (
+                summary_frame(what)
+                if "tokens_per_s" in df.columns
+                else unknown_name(what, column, df.columns, what="column")
+            )
     if df.height == 0:
         raise SpecError(f"{what}: the frame is empty (nothing matched the selection)")
 
 
 def summary_frame(what: str) -> SpecError:
     """The error for a summary frame given to a chart of op rows."""
-    return SpecError(f"{what}: the frame is a summary (one row per configuration, no op rows); this chart draws "
-                     "a long frame: sweep without summary=True (--summary)")
+    return SpecError(
+        f"{what}: the frame is a summary (one row per configuration, no op rows); this chart draws "
+        "a long frame: sweep without summary=True (--summary)"
+    )
 
 
 def series_label(group: str, phase: str, spec_k: int | None) -> str:
@@ -173,11 +178,13 @@ def reduce_points(lf: pl.LazyFrame, x: str, y: str, by: list[str], resolution: i
     """
     cell_x = (pl.col(x).log10() * resolution).floor().cast(pl.Int64).alias("_cx")
     cell_y = (pl.col(y).log10() * resolution).floor().cast(pl.Int64).alias("_cy")
-    return (lf.with_columns(cell_x, cell_y)
-            .group_by([*by, "_cx", "_cy"], maintain_order=True)
-            .agg(pl.col(x).first(), pl.col(y).first(), pl.len().alias("count"))
-            .drop("_cx", "_cy")
-            .collect())
+    return (
+        lf.with_columns(cell_x, cell_y)
+        .group_by([*by, "_cx", "_cy"], maintain_order=True)
+        .agg(pl.col(x).first(), pl.col(y).first(), pl.len().alias("count"))
+        .drop("_cx", "_cy")
+        .collect()
+    )
 
 
 #: How far (in decades) a point may sit past a decade and the axis still end at that decade:

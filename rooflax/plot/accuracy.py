@@ -13,8 +13,9 @@ __all__ = ["accuracy_chart"]
 _KINDS = ("gemm", "attention_prefill", "attention_decode", "all_reduce", "alltoall", "moe")
 
 
-def accuracy_chart(priced: pl.DataFrame, *, title: str = "Achieved model against measured kernel times",
-                   band: float = 0.10) -> Figure:
+def accuracy_chart(
+    priced: pl.DataFrame, *, title: str = "Achieved model against measured kernel times", band: float = 0.10
+) -> Figure:
     """A :func:`rooflax.calibration.predict.predict_measurements` frame as predicted-vs-measured scatter plots.
 
     Args:
@@ -48,12 +49,26 @@ def accuracy_chart(priced: pl.DataFrame, *, title: str = "Achieved model against
             if not mine.height:
                 continue
             error = number(((mine["predicted_time_s"] / mine["measured_time_s"]) - 1).abs().median())
-            ax.scatter(mine["measured_time_s"] * 1e6, mine["predicted_time_s"] * 1e6, s=3, alpha=0.35,
-                       color=colors[hw], label=f"{hw} (median {error:.0%})", rasterized=True)
-        ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), title=kind,
-               xlabel="measured (µs)", ylabel="predicted (µs)")
+            ax.scatter(
+                mine["measured_time_s"] * 1e6,
+                mine["predicted_time_s"] * 1e6,
+                s=3,
+                alpha=0.35,
+                color=colors[hw],
+                label=f"{hw} (median {error:.0%})",
+                rasterized=True,
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlim=(low, high),
+            ylim=(low, high),
+            title=kind,
+            xlabel="measured (µs)",
+            ylabel="predicted (µs)",
+        )
         ax.legend(fontsize=7, loc="upper left", markerscale=3)
-    for ax in axes[len(kinds):]:
+    for ax in axes[len(kinds) :]:
         ax.set_visible(False)
     fig.suptitle(title)
     return fig

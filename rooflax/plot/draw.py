@@ -20,11 +20,24 @@ from rooflax.plot.roofline import family, roofline
 __all__ = ["draw"]
 
 
-def draw(dataset: str | os.PathLike, *, kind: str = "roofline", where: str | None = None,
-         color_by: str | None = None, connect: str | None = None, facet: str | None = None,
-         groups: Sequence[str] | None = None, x: str = "batch", y: str = "seq_len", value: str | None = None,
-         versus: str | os.PathLike | None = None, ideal: bool = False, measured: str | os.PathLike | None = None,
-         ridge: bool = False, subtitle: bool = False) -> tuple[Figure, pl.DataFrame | None]:
+def draw(
+    dataset: str | os.PathLike,
+    *,
+    kind: str = "roofline",
+    where: str | None = None,
+    color_by: str | None = None,
+    connect: str | None = None,
+    facet: str | None = None,
+    groups: Sequence[str] | None = None,
+    x: str = "batch",
+    y: str = "seq_len",
+    value: str | None = None,
+    versus: str | os.PathLike | None = None,
+    ideal: bool = False,
+    measured: str | os.PathLike | None = None,
+    ridge: bool = False,
+    subtitle: bool = False,
+) -> tuple[Figure, pl.DataFrame | None]:
     """The chart ``rooflax plot`` draws of a checked dataset, and the errors of its measured points.
 
     Args:
@@ -44,8 +57,9 @@ def draw(dataset: str | os.PathLike, *, kind: str = "roofline", where: str | Non
         The Figure, and with ``measured`` the frame of measured against predicted per op
         (:func:`~rooflax.plot.measured.measured_errors`; None otherwise).
     """
-    ideal, ridge, subtitle = (boolean(name, value) for name, value in (("ideal", ideal), ("ridge", ridge),
-                                                                       ("subtitle", subtitle)))
+    ideal, ridge, subtitle = (
+        boolean(name, value) for name, value in (("ideal", ideal), ("ridge", ridge), ("subtitle", subtitle))
+    )
     info = check_dataset(dataset)
     lf = info.scan(where=where, field="--where")
     if kind not in KINDS:
@@ -53,8 +67,10 @@ def draw(dataset: str | os.PathLike, *, kind: str = "roofline", where: str | Non
     if kind == "map":
         if versus:
             if facet:
-                raise SpecError("--facet: not with --versus (a ratio map compares one dataset with another); "
-                                "select one model and dtype with --where")
+                raise SpecError(
+                    "--facet: not with --versus (a ratio map compares one dataset with another); "
+                    "select one model and dtype with --where"
+                )
             other = check_dataset(versus).scan(where=where, field="--where")
             return ratio_map(lf.collect(), other.collect(), x=x, y=y, value=value or "time_s"), None
         return regime_map(lf.collect(), x=x, y=y, value=value, facet=facet), None
@@ -62,12 +78,21 @@ def draw(dataset: str | os.PathLike, *, kind: str = "roofline", where: str | Non
         raise SpecError(f"--kind {kind}: needs a long (per-op) dataset; {str(dataset)!r} is a summary (use --kind map)")
     if kind == "family" and color_by is None:
         raise SpecError("--kind family: give --color-by AXIS (batch, seq_len, hidden or spec_k)")
-    options: dict[str, Any] = dict(groups=groups or MATMUL_GROUPS, facet=facet, hardware=info.hardware(),
-                                   models=info.models(), ideal=ideal, ridge=ridge, subtitle=subtitle)
+    options: dict[str, Any] = dict(
+        groups=groups or MATMUL_GROUPS,
+        facet=facet,
+        hardware=info.hardware(),
+        models=info.models(),
+        ideal=ideal,
+        ridge=ridge,
+        subtitle=subtitle,
+    )
     if measured:
         if kind == "family" or color_by or connect or ideal:
-            raise SpecError("--measured: draws measured and achieved points of one roofline; leave out "
-                            "--kind family, --color-by, --connect and --ideal")
+            raise SpecError(
+                "--measured: draws measured and achieved points of one roofline; leave out "
+                "--kind family, --color-by, --connect and --ideal"
+            )
         return over_measured(lf, read_validation(measured, field="--measured"), **options)
     if kind == "family":
         return family(lf, along=color_by, connect=connect, **options), None  # type: ignore[arg-type]  # given (above)

@@ -46,8 +46,13 @@ def _bytes_and_speed(points: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return points.get_column("bytes").to_numpy(), points.get_column("link_bytes_per_s").to_numpy()
 
 
-def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hardware] | None = None,
-                 models: Mapping[str, Model] | None = None, title: str | None = None) -> Figure:
+def interconnect(
+    df: pl.DataFrame | pl.LazyFrame,
+    *,
+    hardware: Mapping[str, Hardware] | None = None,
+    models: Mapping[str, Model] | None = None,
+    title: str | None = None,
+) -> Figure:
     """A chart of the collectives of a long frame against each accelerator's interconnect roof.
 
     One colour per collective (``attn_allreduce``, ``mlp_allreduce``, ``moe_dispatch``,
@@ -81,23 +86,52 @@ def interconnect(df: pl.DataFrame | pl.LazyFrame, *, hardware: Mapping[str, Hard
     xs = np.geomspace(x_lo, x_hi, 200)
     for hw in hw_all.values():
         roof = np.minimum(hw.interconnect_bytes_per_s, xs / hw.interconnect_latency_s)
-        ax.plot(xs, roof, "--", color="0.15", linewidth=1.4, gid=f"ceiling-interconnect:{hw.name}",
-                label=f"{hw.label}: {bandwidth_label(hw.interconnect_bytes_per_s)}, "
-                      f"{hw.interconnect_latency_s * 1e6:.3g} µs a hop")
+        ax.plot(
+            xs,
+            roof,
+            "--",
+            color="0.15",
+            linewidth=1.4,
+            gid=f"ceiling-interconnect:{hw.name}",
+            label=f"{hw.label}: {bandwidth_label(hw.interconnect_bytes_per_s)}, "
+            f"{hw.interconnect_latency_s * 1e6:.3g} µs a hop",
+        )
     colors = palette("tab10")
     ops = sub.get_column("op").unique().sort().cast(pl.String).to_list()
-    drawn = [(op, phase, i) for i, op in enumerate(ops)
-             for phase in sub.filter(op=op).get_column("phase").unique().sort().cast(pl.String)]
+    drawn = [
+        (op, phase, i)
+        for i, op in enumerate(ops)
+        for phase in sub.filter(op=op).get_column("phase").unique().sort().cast(pl.String)
+    ]
     points = [_bytes_and_speed(sub.filter(op=op, phase=phase)) for op, phase, _ in drawn]
     handles = [line for line in ax.get_lines() if not str(line.get_label()).startswith("_")]
     plain = [float(v) for v in layer_style(0)]
     for n, ((op, phase, i), (x, y), layer) in enumerate(zip(drawn, points, layers(points), strict=True)):
         size, width = layer_style(layer)
         label, color = f"{op} {PHASE_LABELS.get(phase, phase)}", colors[i % len(colors)]
-        ax.scatter(x, y, marker=_MARKERS[phase], s=size, linewidths=width, color=color, zorder=3 + n / (len(drawn) + 1),
-                   label=label, clip_on=False)  # unclipped: a point a pixel past the axis' decade shows whole
-        handles.append(Line2D([], [], linestyle="none", marker=_MARKERS[phase], markersize=math.sqrt(plain[0]),
-                              markeredgewidth=plain[1], color=color, label=label))
+        ax.scatter(
+            x,
+            y,
+            marker=_MARKERS[phase],
+            s=size,
+            linewidths=width,
+            color=color,
+            zorder=3 + n / (len(drawn) + 1),
+            label=label,
+            clip_on=False,
+        )  # unclipped: a point a pixel past the axis' decade shows whole
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker=_MARKERS[phase],
+                markersize=math.sqrt(plain[0]),
+                markeredgewidth=plain[1],
+                color=color,
+                label=label,
+            )
+        )
     ax.set_xlim(x_lo, x_hi)
     ax.set_xlabel("Bytes on the link per device")
     ax.set_ylabel("Link throughput (bytes/s)")

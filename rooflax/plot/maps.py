@@ -37,8 +37,15 @@ __all__ = ["MAP_FACETS", "check_one_value", "ratio_map", "regime_map", "round_ti
 MAP_FACETS = (*ENTITIES, *LAYOUT)
 #: Values a map can show, for long (ops) frames and summary frames.
 OP_VALUES = ("bound", "attainable_flops", "time_s", "intensity", "achieved_flops", "achieved_time_s")
-SUMMARY_VALUES = ("time_s", "tokens_per_s", "fits_in_memory", "memory_bytes", "intensity", "achieved_time_s",
-                  "achieved_tokens_per_s")
+SUMMARY_VALUES = (
+    "time_s",
+    "tokens_per_s",
+    "fits_in_memory",
+    "memory_bytes",
+    "intensity",
+    "achieved_time_s",
+    "achieved_tokens_per_s",
+)
 #: Values where a larger number means faster (the rest, times, mean slower).
 _FASTER_WHEN_LARGER = ("attainable_flops", "achieved_flops", "tokens_per_s", "achieved_tokens_per_s")
 #: Widest a map figure gets, in inches (2,000 px at the default 150 dpi of :func:`rooflax.plot.save`).
@@ -47,10 +54,16 @@ MAX_WIDTH_IN = 13.3
 MAX_COLUMNS = 4
 #: Most cells of a panel that get their number printed (ratio maps).
 MAX_LABELLED_CELLS = 150
-_LABELS = {"attainable_flops": "attainable FLOP/s", "time_s": "time (s)", "tokens_per_s": "tokens/s",
-           "achieved_flops": "achieved FLOP/s", "achieved_time_s": "achieved time (s)",
-           "achieved_tokens_per_s": "achieved tokens/s",
-           "memory_bytes": "memory (bytes)", "intensity": "FLOP/byte"}
+_LABELS = {
+    "attainable_flops": "attainable FLOP/s",
+    "time_s": "time (s)",
+    "tokens_per_s": "tokens/s",
+    "achieved_flops": "achieved FLOP/s",
+    "achieved_time_s": "achieved time (s)",
+    "achieved_tokens_per_s": "achieved tokens/s",
+    "memory_bytes": "memory (bytes)",
+    "intensity": "FLOP/byte",
+}
 _BINARY = {"bound": ("memory", "compute"), "fits_in_memory": ("does not fit", "fits")}
 
 
@@ -62,7 +75,7 @@ def _frames(df: pl.DataFrame, keys: list[str], facet: str | None) -> tuple[list[
     are at most two steps.
     """
     frames = []
-    for value in (df.get_column(facet).unique(maintain_order=True) if facet else [None]):
+    for value in df.get_column(facet).unique(maintain_order=True) if facet else [None]:
         part = df if facet is None else df.filter(pl.col(facet) == value)
         order = part.select(keys).unique().with_columns(pl.col("phase").to_physical().alias("_p"))
         order = order.sort(["_p", "spec_k", *(["op"] if "op" in keys else [])]).drop("_p")
@@ -70,8 +83,9 @@ def _frames(df: pl.DataFrame, keys: list[str], facet: str | None) -> tuple[list[
             name = _step_name(row["phase"], row["spec_k"])
             name = f"{row['op']} · {name}" if "op" in row else name
             shown = f"{facet}={value}" if facet in LAYOUT else value
-            frames.append((name if facet is None else f"{shown} · {name}",
-                           part.filter(*matching(keys, [row[k] for k in keys]))))
+            frames.append(
+                (name if facet is None else f"{shown} · {name}", part.filter(*matching(keys, [row[k] for k in keys])))
+            )
     if "op" in keys:
         return frames, df.get_column("op").n_unique()
     steps = df.select("phase", "spec_k").unique().height
@@ -110,16 +124,20 @@ def check_one_value(spread: Mapping[str, Sequence], x: str, y: str, facet: str |
 
     def where(column: str) -> str:
         first = varying[column][0]
-        return f"--where \"{column} = {f'{first!r}' if column in ENTITIES else first}\""
+        return f'--where "{column} = {f"{first!r}" if column in ENTITIES else first}"'
 
-    shown = " and ".join(f"{len(v)} {c} values ({', '.join(map(str, v[:4]))}{', ...' if len(v) > 4 else ''})"
-                         for c, v in varying.items())
+    shown = " and ".join(
+        f"{len(v)} {c} values ({', '.join(map(str, v[:4]))}{', ...' if len(v) > 4 else ''})" for c, v in varying.items()
+    )
     column, *rest = varying
     if rest:
         facets = [c for c in varying if c in MAP_FACETS and facet is None]
         selects = ", ".join(where(c) for c in varying if c not in facets[:1])
-        fix = (f"draw a panel per value of one (--facet {facets[0]}) and select one value of the rest"
-               if facets else "select one value of each") + f" ({selects})"
+        fix = (
+            f"draw a panel per value of one (--facet {facets[0]}) and select one value of the rest"
+            if facets
+            else "select one value of each"
+        ) + f" ({selects})"
     elif column in MAP_FACETS and facet is None:
         fix = f"draw a panel per value (facet {column!r}, --facet {column}) or select one ({where(column)})"
     elif column in MAP_FACETS:
@@ -187,8 +205,12 @@ def round_ticks(values: Sequence[int], most: int = 8) -> list[int]:
 
 def _ticks(ax, values: list, axis: str) -> None:
     positions = round_ticks(values)
-    getattr(ax, f"set_{axis}ticks")(positions, [f"{values[i]:,}" for i in positions], fontsize=7,
-                                     rotation=45 if axis == "x" and len(positions) > 8 else 0)
+    getattr(ax, f"set_{axis}ticks")(
+        positions,
+        [f"{values[i]:,}" for i in positions],
+        fontsize=7,
+        rotation=45 if axis == "x" and len(positions) > 8 else 0,
+    )
 
 
 def _boundary(matrix: np.ndarray) -> list[np.ndarray]:
@@ -233,8 +255,20 @@ def _layout(n: int, ncols: int):
     return fig, axes
 
 
-def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str, *, label: str, cmap, norm,
-              binary: tuple[str, str] | None, title: str, ncols: int, ratio: bool = False) -> Figure:
+def _heatmaps(
+    frames: list[tuple[str, pl.DataFrame]],
+    x: str,
+    y: str,
+    value: str,
+    *,
+    label: str,
+    cmap,
+    norm,
+    binary: tuple[str, str] | None,
+    title: str,
+    ncols: int,
+    ratio: bool = False,
+) -> Figure:
     xs = sorted({v for _, f in frames for v in f.get_column(x).to_list()})
     ys = sorted({v for _, f in frames for v in f.get_column(y).to_list()})
     fig, axes = _layout(len(frames), ncols)
@@ -248,8 +282,11 @@ def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str
             cells = [Rectangle((i - 0.5, j - 0.5), 1, 1) for j, i in zip(*np.nonzero(fits == 0), strict=True)]
             if cells:
                 hatched = True
-                ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="white", hatch="///",
-                                                  linewidth=0, gid="does-not-fit"))
+                ax.add_collection(
+                    PatchCollection(
+                        cells, facecolor="none", edgecolor="white", hatch="///", linewidth=0, gid="does-not-fit"
+                    )
+                )
         if "bound" in panel.columns:
             edges = _boundary(_grid(panel, x, y, "bound", xs, ys))
             if edges:
@@ -258,8 +295,16 @@ def _heatmaps(frames: list[tuple[str, pl.DataFrame]], x: str, y: str, value: str
         if ratio and matrix.size <= MAX_LABELLED_CELLS:
             for (j, i), v in np.ndenumerate(matrix):
                 if not np.isnan(v):
-                    ax.text(i, j, f"{v:.2g}", ha="center", va="center", fontsize=6.5, gid="cell-value",
-                            color="white" if abs(np.log(v)) > 0.6 * np.log(norm.vmax) else "black")
+                    ax.text(
+                        i,
+                        j,
+                        f"{v:.2g}",
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        gid="cell-value",
+                        color="white" if abs(np.log(v)) > 0.6 * np.log(norm.vmax) else "black",
+                    )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(x)
         ax.set_ylabel(y)
@@ -296,8 +341,16 @@ def _check_axes(df: pl.DataFrame, x: str, y: str) -> None:
     require_columns(df, [x, y], "map")
 
 
-def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value: str | None = None,
-               ops: Sequence[str] | None = None, facet: str | None = None, title: str | None = None) -> Figure:
+def regime_map(
+    df: pl.DataFrame,
+    *,
+    x: str = "batch",
+    y: str = "seq_len",
+    value: str | None = None,
+    ops: Sequence[str] | None = None,
+    facet: str | None = None,
+    title: str | None = None,
+) -> Figure:
     """Heatmaps of ``value`` over two axes, one panel per phase step (and op for long frames).
 
     Args:
@@ -340,14 +393,26 @@ def regime_map(df: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value:
         values = df.get_column(value)
         cmap, norm = matplotlib.colormaps["viridis"].copy(), LogNorm(number(values.min()), number(values.max()))
     label = _LABELS.get(value, value)
-    default = (f"{label.capitalize()} over {x} × {y}: {_entities(df)}" + (f", by {facet}" if facet else "")
-               + f"\n{swept_line(swept(df), skip=(x, y))}")
-    return _heatmaps(frames, x, y, value, label=label, cmap=cmap, norm=norm, binary=binary, title=title or default,
-                     ncols=ncols)
+    default = (
+        f"{label.capitalize()} over {x} × {y}: {_entities(df)}"
+        + (f", by {facet}" if facet else "")
+        + f"\n{swept_line(swept(df), skip=(x, y))}"
+    )
+    return _heatmaps(
+        frames, x, y, value, label=label, cmap=cmap, norm=norm, binary=binary, title=title or default, ncols=ncols
+    )
 
 
-def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "seq_len", value: str = "time_s",
-              ops: Sequence[str] | None = None, title: str | None = None) -> Figure:
+def ratio_map(
+    a: pl.DataFrame,
+    b: pl.DataFrame,
+    *,
+    x: str = "batch",
+    y: str = "seq_len",
+    value: str = "time_s",
+    ops: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Figure:
     """Heatmaps of ``a[value] / b[value]`` over the same grid (e.g. two accelerators' times).
 
     Rows are matched on every axis, phase and op; both frames must share their grid.
@@ -372,11 +437,14 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     if ("op" in a.columns) != ("op" in b.columns):
         raise SpecError("ratio map: compare two long frames or two summary frames, not one of each")
     on = [c for c in (*AXES, "phase", "op") if c in a.columns]
-    label_a, label_b = (", ".join(_hardware_label(h) for h in f.get_column("hardware").unique().cast(pl.String))
-                        for f in (a, b))
-    joined = (a.select(*on, "group", pl.col(value).alias("_a")) if "op" in a.columns
-              else a.select(*on, pl.col(value).alias("_a"))).join(
-        b.select(*on, pl.col(value).alias("_b")), on=on, how="inner", nulls_equal=True)
+    label_a, label_b = (
+        ", ".join(_hardware_label(h) for h in f.get_column("hardware").unique().cast(pl.String)) for f in (a, b)
+    )
+    joined = (
+        a.select(*on, "group", pl.col(value).alias("_a"))
+        if "op" in a.columns
+        else a.select(*on, pl.col(value).alias("_a"))
+    ).join(b.select(*on, pl.col(value).alias("_b")), on=on, how="inner", nulls_equal=True)
     if joined.height == 0:
         raise SpecError("ratio map: the two frames share no grid points")
     joined = joined.with_columns((pl.col("_a") / pl.col("_b")).alias("ratio"))
@@ -390,7 +458,19 @@ def ratio_map(a: pl.DataFrame, b: pl.DataFrame, *, x: str = "batch", y: str = "s
     else:
         meaning = f"red (> 1): {label_b} faster · blue (< 1): {label_a} faster"
     name = _LABELS.get(value, value).replace(" (s)", "").capitalize()
-    default = (f"{name} ratio {label_a} / {label_b}, {model_label(a, None)}"
-               f"\n{meaning}\n{swept_line(swept(a), skip=(x, y))}")
-    return _heatmaps(frames, x, y, "ratio", label=f"{value} ratio {label_a} / {label_b}", cmap=cmap,
-                     norm=LogNorm(1 / spread, spread), binary=None, title=title or default, ncols=ncols, ratio=True)
+    default = (
+        f"{name} ratio {label_a} / {label_b}, {model_label(a, None)}\n{meaning}\n{swept_line(swept(a), skip=(x, y))}"
+    )
+    return _heatmaps(
+        frames,
+        x,
+        y,
+        "ratio",
+        label=f"{value} ratio {label_a} / {label_b}",
+        cmap=cmap,
+        norm=LogNorm(1 / spread, spread),
+        binary=None,
+        title=title or default,
+        ncols=ncols,
+        ratio=True,
+    )

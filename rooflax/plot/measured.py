@@ -20,8 +20,16 @@ from rooflax.errors import SpecError
 from rooflax.plot._common import MATMUL_GROUPS, decade_below, matching, number, require_columns, require_frame
 from rooflax.plot.roofline import bandwidth_label, draw_ceilings, peak_label, roofline, series
 
-__all__ = ["MATCH_KEYS", "error_table", "measured", "measured_errors", "over_measured", "read_validation",
-           "validation_path", "write_validation"]
+__all__ = [
+    "MATCH_KEYS",
+    "error_table",
+    "measured",
+    "measured_errors",
+    "over_measured",
+    "read_validation",
+    "validation_path",
+    "write_validation",
+]
 
 #: Columns a validation row and a dataset row must share to be the same configuration.
 MATCH_KEYS = ("model", "phase", "batch", "seq_len", "spec_k", "op")
@@ -34,8 +42,10 @@ def _measured_column(frame: pl.DataFrame) -> str:
     for name in _MEASURED:
         if name in frame.columns:
             return name
-    raise SpecError(f"measured: the validation frame has no measured FLOP/s column ({' or '.join(_MEASURED)}); "
-                    "pass the parquet file `rooflax validate -o` wrote")
+    raise SpecError(
+        f"measured: the validation frame has no measured FLOP/s column ({' or '.join(_MEASURED)}); "
+        "pass the parquet file `rooflax validate -o` wrote"
+    )
 
 
 def validation_path(path: str | Path, *, overwrite: bool = False, field: str = "path") -> Path:
@@ -46,8 +56,16 @@ def validation_path(path: str | Path, *, overwrite: bool = False, field: str = "
     return output_file(path, field, suffixes=(".parquet",), overwrite=overwrite)
 
 
-def write_validation(frame: pl.DataFrame, path: str | Path, *, profile: Hardware, calibrated: Hardware,
-                     timer_ratio: float, overwrite: bool = False, field: str = "path") -> Path:
+def write_validation(
+    frame: pl.DataFrame,
+    path: str | Path,
+    *,
+    profile: Hardware,
+    calibrated: Hardware,
+    timer_ratio: float,
+    overwrite: bool = False,
+    field: str = "path",
+) -> Path:
     """Write a validation result as the parquet file :func:`read_validation` reads; a reader never sees half a file.
 
     Args:
@@ -61,8 +79,12 @@ def write_validation(frame: pl.DataFrame, path: str | Path, *, profile: Hardware
         field: how errors name the path (a CLI flag, say).
     """
     path = validation_path(path, overwrite=overwrite, field=field)
-    metadata = {"rooflax.kind": "validate", "rooflax.profile": hardware_to_toml(profile),
-                "rooflax.calibrated": hardware_to_toml(calibrated), "rooflax.timer_ratio": f"{timer_ratio:.4f}"}
+    metadata = {
+        "rooflax.kind": "validate",
+        "rooflax.profile": hardware_to_toml(profile),
+        "rooflax.calibrated": hardware_to_toml(calibrated),
+        "rooflax.timer_ratio": f"{timer_ratio:.4f}",
+    }
     return write_output(path, lambda tmp: frame.write_parquet(tmp, metadata=metadata), field)
 
 
@@ -94,11 +116,18 @@ def _legend(ax: Axes, predicted: str, extra: Sequence[Line2D] = ()) -> None:
     """The roofline's legend, ``extra`` lines, and one entry for each kind of point: predicted ``x``, measured ``o``."""
     legend = ax.get_legend()
     assert legend is not None, "a roofline draws its legend"
-    handles = [*legend.legend_handles, *extra,
-               Line2D([], [], linestyle="none", marker="x", color="0.3"),
-               Line2D([], [], linestyle="none", marker="o", mfc="none", color="0.3")]
-    labels = [*(t.get_text() for t in legend.get_texts()), *(line.get_label() for line in extra), predicted,
-              "measured (series colour)"]
+    handles = [
+        *legend.legend_handles,
+        *extra,
+        Line2D([], [], linestyle="none", marker="x", color="0.3"),
+        Line2D([], [], linestyle="none", marker="o", mfc="none", color="0.3"),
+    ]
+    labels = [
+        *(t.get_text() for t in legend.get_texts()),
+        *(line.get_label() for line in extra),
+        predicted,
+        "measured (series colour)",
+    ]
     ax.legend(handles=handles, labels=labels, fontsize=8, framealpha=0.9, loc="lower right")
 
 
@@ -109,8 +138,10 @@ def _match(predicted: pl.DataFrame | pl.LazyFrame, validation: pl.DataFrame) -> 
     names = predicted.collect_schema().names()
     for column in (*MATCH_KEYS, "achieved_time_s", "achieved_flops", "intensity", "hardware", "dtype"):
         if column not in names:
-            raise SpecError(f"measured: the dataset has no {column!r} column; it must be a long (per-op) dataset "
-                            "swept with achieved performance")
+            raise SpecError(
+                f"measured: the dataset has no {column!r} column; it must be a long (per-op) dataset "
+                "swept with achieved performance"
+            )
     require_columns(validation, (*MATCH_KEYS, "group", "intensity", "measured_time_s"), "measured (validation)")
     flops = _measured_column(validation)
     text = [pl.col(c).cast(pl.String) for c in ("model", "phase", "op")]
@@ -118,17 +149,32 @@ def _match(predicted: pl.DataFrame | pl.LazyFrame, validation: pl.DataFrame) -> 
     lf = predicted.lazy().with_columns(*text, pl.col("batch", "seq_len", "spec_k").cast(pl.Int64))
     found = lf.join(keys.lazy(), on=list(MATCH_KEYS), how="semi", nulls_equal=True).collect()
     if found.select(MATCH_KEYS).is_duplicated().any():
-        raise SpecError("measured: the dataset holds several rows per configuration (several hardware or dtype "
-                        "values); select one with --where \"hardware = '...' AND dtype = '...'\"")
-    joined = validation.with_columns(*text, pl.col("batch", "seq_len", "spec_k").cast(pl.Int64)).select(
-        *MATCH_KEYS, "group", pl.col("intensity").alias("measured_intensity"), "measured_time_s",
-        pl.col(flops).alias("measured_flops")).join(
-        found.select(*MATCH_KEYS, "hardware", "dtype", "intensity", "achieved_time_s", "achieved_flops"),
-        on=list(MATCH_KEYS), how="inner", nulls_equal=True)
+        raise SpecError(
+            "measured: the dataset holds several rows per configuration (several hardware or dtype "
+            "values); select one with --where \"hardware = '...' AND dtype = '...'\""
+        )
+    joined = (
+        validation.with_columns(*text, pl.col("batch", "seq_len", "spec_k").cast(pl.Int64))
+        .select(
+            *MATCH_KEYS,
+            "group",
+            pl.col("intensity").alias("measured_intensity"),
+            "measured_time_s",
+            pl.col(flops).alias("measured_flops"),
+        )
+        .join(
+            found.select(*MATCH_KEYS, "hardware", "dtype", "intensity", "achieved_time_s", "achieved_flops"),
+            on=list(MATCH_KEYS),
+            how="inner",
+            nulls_equal=True,
+        )
+    )
     if joined.height == 0:
-        raise SpecError(f"measured: no configuration of the validation result is in the dataset (matched on "
-                        f"{', '.join(MATCH_KEYS)}); sweep the grid that was validated (validate --spec S, "
-                        "then sweep S)")
+        raise SpecError(
+            f"measured: no configuration of the validation result is in the dataset (matched on "
+            f"{', '.join(MATCH_KEYS)}); sweep the grid that was validated (validate --spec S, "
+            "then sweep S)"
+        )
     return joined.with_columns(pl.col("group").cast(GROUP), pl.col("phase").cast(PHASE))
 
 
@@ -141,8 +187,11 @@ def measured_errors(joined: pl.DataFrame) -> pl.DataFrame:
     err = (pl.col("achieved_time_s") - pl.col("measured_time_s")).abs() / pl.col("measured_time_s")
     rows = joined.with_columns(err.alias("error"), pl.col("group").cast(pl.String))
 
-    stats = [pl.len().alias("points"), pl.col("error").median().alias("median_rel_error"),
-             pl.col("error").quantile(0.9, "linear").alias("p90_rel_error")]
+    stats = [
+        pl.len().alias("points"),
+        pl.col("error").median().alias("median_rel_error"),
+        pl.col("error").quantile(0.9, "linear").alias("p90_rel_error"),
+    ]
     per_group = rows.group_by("group", maintain_order=True).agg(stats).sort("group")
     overall = rows.select(pl.lit("all").alias("group"), *stats)
     return pl.concat([per_group, overall.cast(per_group.schema)])
@@ -151,14 +200,21 @@ def measured_errors(joined: pl.DataFrame) -> pl.DataFrame:
 def error_table(errors: pl.DataFrame) -> str:
     """The per-group errors of :func:`measured_errors` as a plain-text table."""
     lines = [f"{'group':<14}{'points':>7}{'median error':>14}{'p90 error':>11}"]
-    lines += [f"{r['group']:<14}{r['points']:>7}{r['median_rel_error']:>14.1%}{r['p90_rel_error']:>11.1%}"
-              for r in errors.iter_rows(named=True)]
+    lines += [
+        f"{r['group']:<14}{r['points']:>7}{r['median_rel_error']:>14.1%}{r['p90_rel_error']:>11.1%}"
+        for r in errors.iter_rows(named=True)
+    ]
     return "\n".join(lines)
 
 
-def over_measured(predicted: pl.DataFrame | pl.LazyFrame, validation: pl.DataFrame, *,
-                  groups: Sequence[str] = MATMUL_GROUPS, title: str | None = None,
-                  **options) -> tuple[Figure, pl.DataFrame]:
+def over_measured(
+    predicted: pl.DataFrame | pl.LazyFrame,
+    validation: pl.DataFrame,
+    *,
+    groups: Sequence[str] = MATMUL_GROUPS,
+    title: str | None = None,
+    **options,
+) -> tuple[Figure, pl.DataFrame]:
     """Achieved points (``x``) of a dataset and measured points (``o``) of the same configurations.
 
     Rows match on :data:`MATCH_KEYS`; the dataset must hold one row per configuration
@@ -185,9 +241,18 @@ def over_measured(predicted: pl.DataFrame | pl.LazyFrame, validation: pl.DataFra
     ax = fig.axes[0]
     for key, label in series(shown, []):
         points = shown.filter(*matching(("group", "phase", "spec_k"), key))
-        ax.scatter(points.get_column("measured_intensity").to_numpy(), points.get_column("measured_flops").to_numpy(),
-                   marker="o", facecolors="none", edgecolors=[_series_color(ax, label)], s=36, linewidths=1.1,
-                   zorder=4, label=f"_{label} measured", gid="measured")
+        ax.scatter(
+            points.get_column("measured_intensity").to_numpy(),
+            points.get_column("measured_flops").to_numpy(),
+            marker="o",
+            facecolors="none",
+            edgecolors=[_series_color(ax, label)],
+            s=36,
+            linewidths=1.1,
+            zorder=4,
+            label=f"_{label} measured",
+            gid="measured",
+        )
     low = number(shown.get_column("measured_flops").min())
     if low < ax.get_ylim()[0]:
         ax.set_ylim(decade_below(low), ax.get_ylim()[1])
@@ -195,8 +260,9 @@ def over_measured(predicted: pl.DataFrame | pl.LazyFrame, validation: pl.DataFra
     return fig, measured_errors(joined)
 
 
-def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | None = None,
-             title: str | None = None) -> Figure:
+def measured(
+    frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | None = None, title: str | None = None
+) -> Figure:
     """Predicted points (``x``) and measured points (``o``) of a validation frame on one chart.
 
     The roof is the measured profile's; the datasheet's ceilings are added in grey when
@@ -224,27 +290,45 @@ def measured(frame: pl.DataFrame, profile: Hardware, *, datasheet: Hardware | No
     frame = frame.with_columns(pl.col("group").cast(GROUP), pl.col("phase").cast(PHASE))
     predicted = frame.drop("achieved_flops", strict=False).with_columns(
         pl.lit(profile.name).alias("hardware"),
-        pl.min_horizontal(pl.lit(peak), pl.col("intensity") * bandwidth).alias("attainable_flops"))
+        pl.min_horizontal(pl.lit(peak), pl.col("intensity") * bandwidth).alias("attainable_flops"),
+    )
     ideal = "predicted_achieved_time_s" not in frame.columns
     if not ideal:
-        predicted = predicted.with_columns((pl.col("flops") / pl.col("predicted_achieved_time_s"))
-                                           .alias("achieved_flops"))
+        predicted = predicted.with_columns(
+            (pl.col("flops") / pl.col("predicted_achieved_time_s")).alias("achieved_flops")
+        )
     device = frame.get_column("device")[0] if "device" in frame.columns else profile.label
-    fig = roofline(predicted, hardware={profile.name: profile}, ideal=ideal,
-                   title=title or f"Measured vs predicted ({device}, {dtype})")
+    fig = roofline(
+        predicted,
+        hardware={profile.name: profile},
+        ideal=ideal,
+        title=title or f"Measured vs predicted ({device}, {dtype})",
+    )
     ax = fig.axes[0]
     for key, label in series(predicted, []):
         points = frame.filter(*matching(("group", "phase", "spec_k"), key))
-        ax.scatter(points.get_column("intensity").to_numpy(), points.get_column(column).to_numpy(),
-                   marker="o", facecolors="none", edgecolors=[_series_color(ax, label)], s=30, linewidths=1.0,
-                   zorder=4, label=f"_{label} measured", gid="measured")
+        ax.scatter(
+            points.get_column("intensity").to_numpy(),
+            points.get_column(column).to_numpy(),
+            marker="o",
+            facecolors="none",
+            edgecolors=[_series_color(ax, label)],
+            s=30,
+            linewidths=1.0,
+            zorder=4,
+            label=f"_{label} measured",
+            gid="measured",
+        )
     extra: Sequence[Line2D] = []
     if datasheet is not None and dtype in datasheet.dtypes:
-        label = (f"{datasheet.label} datasheet: {bandwidth_label(datasheet.bandwidth_bytes_per_s)}, "
-                 f"{peak_label(datasheet.peak(dtype), dtype)}")
+        label = (
+            f"{datasheet.label} datasheet: {bandwidth_label(datasheet.bandwidth_bytes_per_s)}, "
+            f"{peak_label(datasheet.peak(dtype), dtype)}"
+        )
         extra = draw_ceilings(ax, datasheet, dtype, ax.get_xlim(), "0.6", label=label)[:1]
     low = min(ax.get_ylim()[0], decade_below(number(frame.get_column(column).min())))
-    ax.set_ylim(low, max(ax.get_ylim()[1], (datasheet.peak(dtype) * 3) if datasheet and dtype in datasheet.dtypes
-                         else 0))
+    ax.set_ylim(
+        low, max(ax.get_ylim()[1], (datasheet.peak(dtype) * 3) if datasheet and dtype in datasheet.dtypes else 0)
+    )
     _legend(ax, f"predicted ({'ideal' if ideal else 'achieved'})", extra)
     return fig

@@ -28,14 +28,27 @@ class ChartPlan:
 
 def _values(spec: SweepSpec) -> dict[str, list]:
     """What a spec sweeps, column by column (``hidden`` within one model, as maps count it)."""
-    return {"model": [m.name for m in spec.models], "hardware": [h.name for h in spec.hardware],
-            "dtype": [d.name for d in spec.dtypes], "hidden": list(spec.hidden_for(spec.models[0])),
-            "batch": list(spec.batch), "seq_len": list(spec.seq_len),
-            **{axis: list(getattr(spec, axis)) for axis in LAYOUT}}
+    return {
+        "model": [m.name for m in spec.models],
+        "hardware": [h.name for h in spec.hardware],
+        "dtype": [d.name for d in spec.dtypes],
+        "hidden": list(spec.hidden_for(spec.models[0])),
+        "batch": list(spec.batch),
+        "seq_len": list(spec.seq_len),
+        **{axis: list(getattr(spec, axis)) for axis in LAYOUT},
+    }
 
 
-def plan_chart(spec: SweepSpec, *, summary: bool, kind: str | None = None, facet: str | None = None,
-               color_by: str | None = None, x: str = "batch", y: str = "seq_len") -> ChartPlan:
+def plan_chart(
+    spec: SweepSpec,
+    *,
+    summary: bool,
+    kind: str | None = None,
+    facet: str | None = None,
+    color_by: str | None = None,
+    x: str = "batch",
+    y: str = "seq_len",
+) -> ChartPlan:
     """Check chart options against the dataset ``spec`` will produce, before any work is done.
 
     Args:

@@ -54,8 +54,14 @@ _MARKERS = ("x", "+", "^", "s", "D", "v", "o", "p", "h", "*")
 #: Unfilled markers; the others are drawn hollow, so points beneath them show through.
 _LINE_MARKERS = ("x", "+", "1", "2", "3", "4")
 #: The hue of each op group when colour means the group (charts of more than ten series).
-_GROUP_COLORS = {"qkv mlp": "tab:blue", "up/gate/down": "tab:green", "qk/pv": "tab:red",
-                 "elementwise": "tab:purple", "lm_head": "tab:orange", "comm": "tab:brown"}
+_GROUP_COLORS = {
+    "qkv mlp": "tab:blue",
+    "up/gate/down": "tab:green",
+    "qk/pv": "tab:red",
+    "elementwise": "tab:purple",
+    "lm_head": "tab:orange",
+    "comm": "tab:brown",
+}
 #: Most series a chart tells apart by colour alone; past it colour means the op group and
 #: marker the phase step, with one legend entry per group and per step.
 _MAX_COLORED = 10
@@ -80,25 +86,41 @@ def series(sub: pl.DataFrame, multi: list[str]) -> list[tuple[tuple, str]]:
     for row in keys.iter_rows(named=True):
         label = series_label(row["group"], row["phase"], row["spec_k"])
         extra = " ".join(str(row[m]) for m in multi)
-        out.append(((row["group"], row["phase"], row["spec_k"], *(row[m] for m in multi)),
-                    f"{extra} {label}" if extra else label))
+        out.append(
+            (
+                (row["group"], row["phase"], row["spec_k"], *(row[m] for m in multi)),
+                f"{extra} {label}" if extra else label,
+            )
+        )
     return out
 
 
 def ceiling_label(hw: Hardware, compute: str, *, with_compute: bool) -> str:
     """``H100 SXM: 3.35TB/s, 989.4 TFLOP/s, ridge 295`` for a legend."""
     name = f"{hw.label} {compute}" if with_compute else hw.label
-    return (f"{name}: {bandwidth_label(hw.bandwidth_bytes_per_s)}, {peak_label(hw.peak(compute), compute)}, "
-            f"ridge {hw.ridge(compute):.0f}")
+    return (
+        f"{name}: {bandwidth_label(hw.bandwidth_bytes_per_s)}, {peak_label(hw.peak(compute), compute)}, "
+        f"ridge {hw.ridge(compute):.0f}"
+    )
 
 
 #: The reference's ceilings: the memory roof blue, the compute roof red, both dashed.
 MEMORY_COLOR, COMPUTE_COLOR = "tab:blue", "tab:red"
 
 
-def draw_ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, float], color=None, *,
-                  prefix: str = "", label: str | None = None, ridge: bool = False, linewidth: float = 1.4,
-                  compute_linewidth: float | None = None) -> tuple[Line2D, Line2D]:
+def draw_ceilings(
+    ax: Axes,
+    hw: Hardware,
+    compute: str,
+    x_range: tuple[float, float],
+    color=None,
+    *,
+    prefix: str = "",
+    label: str | None = None,
+    ridge: bool = False,
+    linewidth: float = 1.4,
+    compute_linewidth: float | None = None,
+) -> tuple[Line2D, Line2D]:
     """Dashed memory and compute ceilings of ``hw`` at ``compute``.
 
     Without ``color`` they are drawn as the reference draws them: the memory ceiling blue
@@ -120,17 +142,48 @@ def draw_ceilings(ax: Axes, hw: Hardware, compute: str, x_range: tuple[float, fl
         labels = (prefix + bandwidth_label(bandwidth), prefix + peak_label(peak, compute))
     else:
         colors, labels = (color, color), (label or "_ceiling", "_ceiling")
-    (memory,) = ax.plot([lo, ridge_x], [bandwidth * lo, peak], "--", color=colors[0], linewidth=linewidth,
-                        gid=f"ceiling-memory:{hw.name}", label=labels[0])
-    (top,) = ax.plot([ridge_x, hi], [peak, peak], "--", color=colors[1], linewidth=compute_linewidth or linewidth,
-                     gid=f"ceiling-compute:{hw.name}:{compute}", label=labels[1])
+    (memory,) = ax.plot(
+        [lo, ridge_x],
+        [bandwidth * lo, peak],
+        "--",
+        color=colors[0],
+        linewidth=linewidth,
+        gid=f"ceiling-memory:{hw.name}",
+        label=labels[0],
+    )
+    (top,) = ax.plot(
+        [ridge_x, hi],
+        [peak, peak],
+        "--",
+        color=colors[1],
+        linewidth=compute_linewidth or linewidth,
+        gid=f"ceiling-compute:{hw.name}:{compute}",
+        label=labels[1],
+    )
     if ridge:
         mark = color or "0.15"
-        ax.plot([ridge_x], [peak], "o", mfc="none", color=mark, markersize=7, gid=f"ridge:{hw.name}:{compute}",
-                label="_ridge")
+        ax.plot(
+            [ridge_x],
+            [peak],
+            "o",
+            mfc="none",
+            color=mark,
+            markersize=7,
+            gid=f"ridge:{hw.name}:{compute}",
+            label="_ridge",
+        )
         ax.axvline(ridge_x, linestyle=":", color=mark, linewidth=0.8, alpha=0.6, gid=f"ridge-line:{hw.name}:{compute}")
-        ax.annotate(f"{prefix}ridge {ridge_x:.0f}", (ridge_x, peak), textcoords="offset points", xytext=(-6, 5),
-                    ha="right", va="bottom", fontsize=8, color=mark, gid=f"label-ridge:{hw.name}:{compute}")
+        ax.annotate(
+            f"{prefix}ridge {ridge_x:.0f}",
+            (ridge_x, peak),
+            textcoords="offset points",
+            xytext=(-6, 5),
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color=mark,
+            gid=f"label-ridge:{hw.name}:{compute}",
+        )
     return memory, top
 
 
@@ -154,19 +207,30 @@ def _legend_marker(marker: str, color, label: str, *, filled: bool = False) -> L
     """A legend entry for a series: its marker as drawn where nothing covers it (hollow unless ``filled``)."""
     size, width = (float(v) for v in layer_style(0))
     hollow = marker not in _LINE_MARKERS and not filled
-    return Line2D([], [], linestyle="none", marker=marker, markersize=math.sqrt(size), markeredgewidth=width,
-                  color=color, mfc="none" if hollow else color, label=label)
+    return Line2D(
+        [],
+        [],
+        linestyle="none",
+        marker=marker,
+        markersize=math.sqrt(size),
+        markeredgewidth=width,
+        color=color,
+        mfc="none" if hollow else color,
+        label=label,
+    )
 
 
-def _band_bars(ax: Axes, points: pl.DataFrame, x: np.ndarray, v: np.ndarray, hardware: dict[str, Hardware],
-               color: str) -> None:
+def _band_bars(
+    ax: Axes, points: pl.DataFrame, x: np.ndarray, v: np.ndarray, hardware: dict[str, Hardware], color: str
+) -> None:
     """Each achieved point's error band as a vertical bar: FLOP/s over the time band ``[t·band_low, t·band_high]``
     of its group and phase (the preset's fit, :mod:`rooflax.calibration.fit`); none where there is no band."""
     names = points.get_column("hardware").cast(pl.String) if "hardware" in points.columns else None
     only = next(iter(hardware.values())) if len(hardware) == 1 else None
     low, high = np.full(len(v), np.nan), np.full(len(v), np.nan)
-    for j, (group, phase) in enumerate(zip(points.get_column("group").cast(pl.String),
-                                           points.get_column("phase").cast(pl.String), strict=True)):
+    for j, (group, phase) in enumerate(
+        zip(points.get_column("group").cast(pl.String), points.get_column("phase").cast(pl.String), strict=True)
+    ):
         hw = hardware.get(names[j]) if names is not None else only
         if hw is not None:
             terms = hw.terms(group, phase)
@@ -174,15 +238,38 @@ def _band_bars(ax: Axes, points: pl.DataFrame, x: np.ndarray, v: np.ndarray, har
     shown = np.isfinite(low) & np.isfinite(high)
     if shown.any():
         at, fast, slow = v[shown], v[shown] / low[shown], v[shown] / high[shown]
-        bars = ax.errorbar(x[shown], at, yerr=[at - slow, fast - at], fmt="none", ecolor=color, elinewidth=0.8,
-                           alpha=0.55, capsize=0, zorder=2, clip_on=False)
+        bars = ax.errorbar(
+            x[shown],
+            at,
+            yerr=[at - slow, fast - at],
+            fmt="none",
+            ecolor=color,
+            elinewidth=0.8,
+            alpha=0.55,
+            capsize=0,
+            zorder=2,
+            clip_on=False,
+        )
         for collection in bars.lines[2]:
             collection.set_gid("band")
 
 
-def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str, extra_dtypes: Sequence[str],
-          color_by: str | None, connect: str | None, resolution: int, limits, norm, cmap, inside: bool,
-          ridge: bool) -> bool:
+def _draw(
+    ax: Axes,
+    sub: pl.DataFrame,
+    hardware: dict[str, Hardware],
+    *,
+    y: str,
+    extra_dtypes: Sequence[str],
+    color_by: str | None,
+    connect: str | None,
+    resolution: int,
+    limits,
+    norm,
+    cmap,
+    inside: bool,
+    ridge: bool,
+) -> bool:
     """Draw one panel. Colour means the series (one accelerator, at most ten series), the
     op group (more series; marker means the phase step), the accelerator (several), or
     the ``color_by`` axis (a family); marker means the series when colour does not.
@@ -205,11 +292,11 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
     ceilings = []
     for hw in hardware.values():
         present = sub.filter(pl.col("hardware") == hw.name).get_column("dtype").unique().cast(pl.String)
-        for compute in dict.fromkeys([*(compute_dtype(d) for d in sorted(present)),
-                                      *(d for d in extra_dtypes if d in hw.dtypes)]):
+        for compute in dict.fromkeys(
+            [*(compute_dtype(d) for d in sorted(present)), *(d for d in extra_dtypes if d in hw.dtypes)]
+        ):
             ceilings.append((hw, compute))
-    entity_color = {e: palette("tab10" if len(entities) <= 10 else "tab20")[i % 20]
-                    for i, e in enumerate(entities)}
+    entity_color = {e: palette("tab10" if len(entities) <= 10 else "tab20")[i % 20] for i, e in enumerate(entities)}
     several_computes = len({c for _, c in ceilings}) > 1
     ceiling_handles: list[Artist] = []
     roof_handles: list[Artist] = []
@@ -223,13 +310,22 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
         elif n:
             color = ("tab:red", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")[(n - 1) % 5]
         # a roof that coincides with roofs drawn after it is drawn wider, by 1.2 pt per later one, so each shows
-        later = ceilings[n + 1:]
+        later = ceilings[n + 1 :]
         same_memory = sum(h.bandwidth_bytes_per_s == hw.bandwidth_bytes_per_s for h, _ in later)
         same_peak = sum(h.peak(c) == hw.peak(compute) for h, c in later)
         label = ceiling_label(hw, compute, with_compute=several_computes)
-        draw_ceilings(ax, hw, compute, limits[0], color, prefix=f"{compute} " if several_computes else "",
-                      label=label, ridge=ridge, linewidth=1.4 + 1.2 * same_memory,
-                      compute_linewidth=1.4 + 1.2 * same_peak)
+        draw_ceilings(
+            ax,
+            hw,
+            compute,
+            limits[0],
+            color,
+            prefix=f"{compute} " if several_computes else "",
+            label=label,
+            ridge=ridge,
+            linewidth=1.4 + 1.2 * same_memory,
+            compute_linewidth=1.4 + 1.2 * same_peak,
+        )
         ceiling_handles.append(Line2D([], [], color=color, linestyle="--", linewidth=1.6, label=label))
 
     per_series = connect not in (None, "spec_k")
@@ -259,21 +355,33 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
                 where = matching(keys, (*key, *e))
                 if connect is not None and per_series:
                     _connect(ax, sub.filter(*where), connect, color, y)
-                drawn.append((reduced.filter(*where), label if not by_entity else f"_{label}",
-                              dict(marker=marker, color=color)))
+                drawn.append(
+                    (reduced.filter(*where), label if not by_entity else f"_{label}", dict(marker=marker, color=color))
+                )
                 if not by_entity and not compact:
                     handles.append(_legend_marker(marker, color, label))
         if by_entity:
             handles = [_legend_marker(_MARKERS[i % len(_MARKERS)], "0.3", label) for i, (_, label) in enumerate(plain)]
             names = {"hardware": lambda v: hardware[v].label if v in hardware else v}
             if "hardware" not in multi or len(ceilings) != len(entities):
-                ceiling_handles = [Line2D([], [], color=entity_color[e], linewidth=6, label=" ".join(
-                    names.get(m, str)(v) for m, v in zip(multi, e, strict=True))) for e in entities] + ceiling_handles
+                ceiling_handles = [
+                    Line2D(
+                        [],
+                        [],
+                        color=entity_color[e],
+                        linewidth=6,
+                        label=" ".join(names.get(m, str)(v) for m, v in zip(multi, e, strict=True)),
+                    )
+                    for e in entities
+                ] + ceiling_handles
         elif compact:
-            handles = [Line2D([], [], linestyle="none", marker="s", markersize=8, color=_GROUP_COLORS.get(g, "0.3"),
-                              label=g) for g in groups]
-            handles += [_legend_marker(_MARKERS[j % len(_MARKERS)], "0.25", _step_label(*step))
-                        for j, step in enumerate(steps)]
+            handles = [
+                Line2D([], [], linestyle="none", marker="s", markersize=8, color=_GROUP_COLORS.get(g, "0.3"), label=g)
+                for g in groups
+            ]
+            handles += [
+                _legend_marker(_MARKERS[j % len(_MARKERS)], "0.25", _step_label(*step)) for j, step in enumerate(steps)
+            ]
 
     points = [(p.get_column("intensity").to_numpy(), p.get_column(y).to_numpy()) for p, _, _ in drawn]
     for i, ((x, v), (_, label, style), layer) in enumerate(zip(points, drawn, layers(points), strict=True)):
@@ -287,8 +395,17 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
         else:  # hollow, so points beneath show through
             look = dict(facecolors="none", edgecolors=style["color"])
         # unclipped: a point a pixel past the decade the axis ends at shows whole at its edge
-        ax.scatter(x, v, marker=marker, s=size, linewidths=width, zorder=3 + i / (len(drawn) + 1), label=label,
-                   clip_on=False, **look)
+        ax.scatter(
+            x,
+            v,
+            marker=marker,
+            s=size,
+            linewidths=width,
+            zorder=3 + i / (len(drawn) + 1),
+            label=label,
+            clip_on=False,
+            **look,
+        )
         if y == "achieved_flops":
             _band_bars(ax, drawn[i][0], x, v, hardware, style.get("color", "0.4"))
 
@@ -304,21 +421,36 @@ def _draw(ax: Axes, sub: pl.DataFrame, hardware: dict[str, Hardware], *, y: str,
 def _connect(ax: Axes, points: pl.DataFrame, axis: str, color, y: str) -> None:
     """Lines through each op's points along ``axis``, every other coordinate held, above the roof."""
     # each layout is its own point of an op (not joined to another layout's)
-    others = [c for c in (*ENTITIES, "phase", "op", *AXES, *LAYOUT)
-              if c != axis and c in points.columns]
-    lines = (points.filter(pl.col(axis).is_not_null()).sort(axis).group_by(others, maintain_order=True)
-             .agg(pl.col("intensity"), pl.col(y)))
+    others = [c for c in (*ENTITIES, "phase", "op", *AXES, *LAYOUT) if c != axis and c in points.columns]
+    lines = (
+        points.filter(pl.col(axis).is_not_null())
+        .sort(axis)
+        .group_by(others, maintain_order=True)
+        .agg(pl.col("intensity"), pl.col(y))
+    )
     if lines.height > 5000:
-        raise SpecError(f"connect: {lines.height} lines along {axis!r} is too many to read; "
-                        "narrow the frame first (--where)")
-    segments = [np.column_stack([a.to_numpy(), b.to_numpy()]) for a, b in
-                zip(lines.get_column("intensity"), lines.get_column(y), strict=True) if len(a) > 1]
-    ax.add_collection(LineCollection(segments, colors=[color], linewidths=0.7, alpha=0.6, zorder=2.5,
-                                     gid=f"connect:{axis}"))
+        raise SpecError(
+            f"connect: {lines.height} lines along {axis!r} is too many to read; narrow the frame first (--where)"
+        )
+    segments = [
+        np.column_stack([a.to_numpy(), b.to_numpy()])
+        for a, b in zip(lines.get_column("intensity"), lines.get_column(y), strict=True)
+        if len(a) > 1
+    ]
+    ax.add_collection(
+        LineCollection(segments, colors=[color], linewidths=0.7, alpha=0.6, zorder=2.5, gid=f"connect:{axis}")
+    )
 
 
-def _collect(lf: pl.LazyFrame, groups: Sequence[str], y: str, color_by: str | None, connect: str | None,
-             resolution: int, facet: str | None) -> pl.DataFrame:
+def _collect(
+    lf: pl.LazyFrame,
+    groups: Sequence[str],
+    y: str,
+    color_by: str | None,
+    connect: str | None,
+    resolution: int,
+    facet: str | None,
+) -> pl.DataFrame:
     """Collect a lazy dataset for a chart, reducing points on the way unless lines are drawn."""
     names = lf.collect_schema().names()
     for column in (*_NEEDED, y, *(c for c in (color_by, connect) if c)):
@@ -337,13 +469,21 @@ def _missing(column: str, names: Sequence[str]) -> SpecError:
     if "tokens_per_s" in names:
         return summary_frame("roofline")
     if column == "achieved_flops":
-        return SpecError("roofline: the frame has no 'achieved_flops' column (it predates achieved performance); "
-                         "draw its points on the roof with ideal=True (--ideal), or sweep it again")
+        return SpecError(
+            "roofline: the frame has no 'achieved_flops' column (it predates achieved performance); "
+            "draw its points on the roof with ideal=True (--ideal), or sweep it again"
+        )
     return unknown_name("roofline", column, names, what="column")
 
 
-def _title(sub: pl.DataFrame, info: Mapping[str, object], hw_all: Mapping[str, Hardware],
-           models: Mapping[str, Model] | None, ideal: bool, subtitle: bool) -> str:
+def _title(
+    sub: pl.DataFrame,
+    info: Mapping[str, object],
+    hw_all: Mapping[str, Hardware],
+    models: Mapping[str, Model] | None,
+    ideal: bool,
+    subtitle: bool,
+) -> str:
     """``Roofline Model (Llama 13B, A40)``, with ``subtitle`` over a line saying what was swept and how points sit."""
     model = model_label(sub, models)
     if info.get("hidden_varies"):
@@ -379,11 +519,22 @@ def family(df: pl.DataFrame | pl.LazyFrame, *, along: str, connect: str | None =
     return roofline(df, color_by=along, connect=connect or along, **options)
 
 
-def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_GROUPS, color_by: str | None = None,
-             connect: str | None = None, facet: str | None = None, dtypes: Sequence[str] = (),
-             hardware: Mapping[str, Hardware] | None = None, models: Mapping[str, Model] | None = None,
-             title: str | None = None, resolution: int = 400, ideal: bool = False, ridge: bool = False,
-             subtitle: bool = False) -> Figure:
+def roofline(
+    df: pl.DataFrame | pl.LazyFrame,
+    *,
+    groups: Sequence[str] = MATMUL_GROUPS,
+    color_by: str | None = None,
+    connect: str | None = None,
+    facet: str | None = None,
+    dtypes: Sequence[str] = (),
+    hardware: Mapping[str, Hardware] | None = None,
+    models: Mapping[str, Model] | None = None,
+    title: str | None = None,
+    resolution: int = 400,
+    ideal: bool = False,
+    ridge: bool = False,
+    subtitle: bool = False,
+) -> Figure:
     """A roofline chart of a long sweep frame.
 
     By default the chart is the reference's (DESIGN.md): one series per op group and
@@ -432,8 +583,9 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     Returns:
         A matplotlib Figure.
     """
-    ideal, ridge, subtitle = (boolean(name, value) for name, value in (("ideal", ideal), ("ridge", ridge),
-                                                                         ("subtitle", subtitle)))
+    ideal, ridge, subtitle = (
+        boolean(name, value) for name, value in (("ideal", ideal), ("ridge", ridge), ("subtitle", subtitle))
+    )
     require_frame(df, "roofline", lazy=True)
     if isinstance(groups, str):
         raise SpecError(f"groups: expected a list of group names, got the string {groups!r}")
@@ -469,8 +621,10 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     peaks = [hw.peak(c) for hw in hw_all.values() for c in computes]
     peaks += [hw.peak(d) for hw in hw_all.values() for d in dtypes if d in hw.dtypes]
     ridges = [hw.ridge(c) for hw in hw_all.values() for c in computes]
-    limits = (decade_limits(min(number(xs.min()), *ridges), max(number(xs.max()), *ridges)),
-              (decade_below(min(number(ys.min()), *peaks)), max(peaks) * 3))
+    limits = (
+        decade_limits(min(number(xs.min()), *ridges), max(number(xs.max()), *ridges)),
+        (decade_below(min(number(ys.min()), *peaks)), max(peaks) * 3),
+    )
     norm = cmap = None
     if color_by:
         values = sub.get_column(color_by).drop_nulls()
@@ -491,20 +645,31 @@ def roofline(df: pl.DataFrame | pl.LazyFrame, *, groups: Sequence[str] = MATMUL_
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (name, panel) in zip(axes.flat, panels, strict=False):
         si_log_axes(ax)
-        outside = _draw(ax, panel, hardware_of(panel, hw_all), y=y, extra_dtypes=dtypes, color_by=color_by,
-                        connect=connect, resolution=resolution, limits=limits, norm=norm, cmap=cmap,
-                        inside=len(panels) > 1, ridge=ridge)
+        outside = _draw(
+            ax,
+            panel,
+            hardware_of(panel, hw_all),
+            y=y,
+            extra_dtypes=dtypes,
+            color_by=color_by,
+            connect=connect,
+            resolution=resolution,
+            limits=limits,
+            norm=norm,
+            cmap=cmap,
+            inside=len(panels) > 1,
+            ridge=ridge,
+        )
         if outside:  # room for the legend beside the axes
             fig.set_figwidth(8.5 + 3.5)
         ax.set_xlabel("Operational Intensity (FLOP/Byte)")
         ax.set_ylabel("Performance (FLOP/s)")
         if name is not None:
             ax.set_title(f"{facet}: {name}", fontsize=10)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     if color_by:
         bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=color_by, shrink=0.9)
         label_values(bar, sub.get_column(color_by).drop_nulls().unique())
     fig.suptitle(title or _title(sub, info, hw_all, models, ideal, subtitle), fontsize=12)
     return fig
-

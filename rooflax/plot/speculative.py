@@ -36,8 +36,11 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
     achieved = boolean("achieved", achieved)
     require_frame(best, "speculation map")
     speedup = "achieved_speedup" if achieved else "speedup"
-    require_columns(best, ["model", "hardware", "dtype", "hidden", "batch", "seq_len", "draft_k", "candidates",
-                           speedup], "speculation map")
+    require_columns(
+        best,
+        ["model", "hardware", "dtype", "hidden", "batch", "seq_len", "draft_k", "candidates", speedup],
+        "speculation map",
+    )
     for column in (*ENTITIES, "hidden", *LAYOUT):
         if column in best.columns and best.get_column(column).n_unique() > 1:
             raise SpecError(f"speculation map: the frame holds several {column} values; select one")
@@ -55,8 +58,14 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
     left, right = fig.subplots(1, 2)
     top = max(float(np.nanmax(grids["speedup"])), 1.01)
     low = min(float(np.nanmin(grids["speedup"])), 0.99)
-    shown = left.imshow(grids["speedup"], origin="lower", aspect="auto", cmap="RdYlGn",
-                        norm=TwoSlopeNorm(1.0, low, top), interpolation="nearest")
+    shown = left.imshow(
+        grids["speedup"],
+        origin="lower",
+        aspect="auto",
+        cmap="RdYlGn",
+        norm=TwoSlopeNorm(1.0, low, top),
+        interpolation="nearest",
+    )
     fig.colorbar(shown, ax=left, label=f"{'achieved ' if achieved else ''}speedup over plain decode")
     ks = sorted(int(k) for k in best["draft_k"].unique())  # one colour per K, ticks on the K values
     cmap = ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0, 1, len(ks)) if len(ks) > 1 else [0.5]))
@@ -73,19 +82,40 @@ def speculation_map(best: pl.DataFrame, *, achieved: bool = False, title: str | 
         left.text(i, j, f"{value:.2f}", ha="center", va="center", fontsize=7)
         k, cand = int(grids["k"][j, i]), int(grids["candidates"][j, i])
         light = np.dot(to_rgb(cmap(norm(k))), (0.299, 0.587, 0.114)) > 0.5
-        right.text(i, j, str(k) if chains else f"{k}/{cand}", ha="center", va="center", fontsize=7,
-                   color="black" if light else "white")
+        right.text(
+            i,
+            j,
+            str(k) if chains else f"{k}/{cand}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="black" if light else "white",
+        )
     unfit = [Rectangle((i - 0.5, j - 0.5), 1, 1) for j, i in zip(*np.nonzero(grids["fits"] == 0), strict=True)]
     keys = []
     if unfit:
         for ax in (left, right):
-            ax.add_collection(PatchCollection(unfit, facecolor="none", edgecolor="0.35", hatch="////",
-                                              linewidth=0, gid="does-not-fit"))
-        keys.append(Patch(facecolor="white", edgecolor="0.35", hatch="////",
-                          label="does not fit in one device's memory (target and drafter)"))
+            ax.add_collection(
+                PatchCollection(
+                    unfit, facecolor="none", edgecolor="0.35", hatch="////", linewidth=0, gid="does-not-fit"
+                )
+            )
+        keys.append(
+            Patch(
+                facecolor="white",
+                edgecolor="0.35",
+                hatch="////",
+                label="does not fit in one device's memory (target and drafter)",
+            )
+        )
     if np.isnan(grids["speedup"]).any():
-        keys.append(Patch(facecolor="white", edgecolor="0.6", label="no round (seq_len below the candidates, "
-                                                                    "or none fits, ranked with fits=True)"))
+        keys.append(
+            Patch(
+                facecolor="white",
+                edgecolor="0.6",
+                label="no round (seq_len below the candidates, or none fits, ranked with fits=True)",
+            )
+        )
     if keys:
         fig.legend(handles=keys, loc="outside lower center", ncols=len(keys), fontsize=8)
     for ax, name in ((left, "speedup at the best K"), (right, "best K" if chains else "best K / candidates")):

@@ -12,5 +12,16 @@ from rooflax.validate.run import (
 )
 from rooflax.validate.timing import time_call
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_POINTS", "DeviceInfo", "Validation", "calibrate", "detect_device",
-           "points_from_spec", "preset_for_kind", "spread_points", "time_call", "validate"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_POINTS",
+    "DeviceInfo",
+    "Validation",
+    "calibrate",
+    "detect_device",
+    "points_from_spec",
+    "preset_for_kind",
+    "spread_points",
+    "time_call",
+    "validate",
+]

@@ -172,10 +172,18 @@ def predict_times(frame: pl.DataFrame, hardware: Hardware, dtype: str) -> np.nda
     out = np.empty(len(frame))
     for i, group in enumerate(frame["group"].to_list()):
         terms = hardware.terms(group)
-        out[i] = achieved_time(c[i], m[i], (), seconds_per_flop=1 / terms["compute_efficiency"],
-                               seconds_per_byte=1 / terms["bandwidth_efficiency"],
-                               kernel_overhead_s=terms["kernel_overhead_s"], sm_count=hardware.sm_count,
-                               tile_m=hardware.tile_m, tile_n=hardware.tile_n, tile_k=hardware.tile_k)
+        out[i] = achieved_time(
+            c[i],
+            m[i],
+            (),
+            seconds_per_flop=1 / terms["compute_efficiency"],
+            seconds_per_byte=1 / terms["bandwidth_efficiency"],
+            kernel_overhead_s=terms["kernel_overhead_s"],
+            sm_count=hardware.sm_count,
+            tile_m=hardware.tile_m,
+            tile_n=hardware.tile_n,
+            tile_k=hardware.tile_k,
+        )
     return out
 
 
@@ -195,8 +203,15 @@ def holdout_errors(frame: pl.DataFrame, profile: Hardware, dtype: str) -> dict[s
         (the roof at the measured ceilings), ``"default"`` (the achieved model with the
         profile's default terms) and ``"calibrated"`` (with the terms fitted on the rest).
     """
-    names = frame.select(pl.concat_str(pl.col("phase", "batch", "seq_len", "spec_k").cast(pl.String),
-                                       ignore_nulls=True, separator="/")).to_series().to_list()
+    names = (
+        frame.select(
+            pl.concat_str(
+                pl.col("phase", "batch", "seq_len", "spec_k").cast(pl.String), ignore_nulls=True, separator="/"
+            )
+        )
+        .to_series()
+        .to_list()
+    )
     order = {name: i for i, name in enumerate(dict.fromkeys(names))}
     train = np.array([order[name] % 2 == 0 for name in names])
     if train.all() or not train.any():
@@ -204,6 +219,9 @@ def holdout_errors(frame: pl.DataFrame, profile: Hardware, dtype: str) -> dict[s
     fitted = fit_terms(frame.filter(pl.Series(train)), profile, dtype)
     test = frame.filter(pl.Series(~train))
     measured = test["measured_time_s"].to_numpy()
-    predictions = {"ideal": test["predicted_time_s"].to_numpy(), "default": predict_times(test, profile, dtype),
-                   "calibrated": predict_times(test, fitted, dtype)}
+    predictions = {
+        "ideal": test["predicted_time_s"].to_numpy(),
+        "default": predict_times(test, profile, dtype),
+        "calibrated": predict_times(test, fitted, dtype),
+    }
     return {name: np.abs(times / measured - 1) for name, times in predictions.items()}

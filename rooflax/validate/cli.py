@@ -23,17 +23,25 @@ def summary_table(frame) -> str:
     def error(column: str) -> pl.Expr:
         return (pl.col(column) / pl.col("measured_time_s") - 1).abs().median()
 
-    table = (frame.group_by("phase", "group", maintain_order=True)
-             .agg(pl.len().alias("ops"), pl.col("efficiency").median().alias("median"),
-                  pl.col("efficiency").min().alias("min"), pl.col("efficiency").max().alias("max"),
-                  pl.col("datasheet_efficiency").median().alias("datasheet"),
-                  error("predicted_achieved_time_s").alias("before"), error("calibrated_time_s").alias("after")))
-    lines = [f"{'phase':<9}{'group':<14}{'ops':>4}{'median':>9}{'min':>8}{'max':>8}{'vs datasheet':>14}"
-             f"{'achieved err':>14}{'calibrated err':>16}"]
+    table = frame.group_by("phase", "group", maintain_order=True).agg(
+        pl.len().alias("ops"),
+        pl.col("efficiency").median().alias("median"),
+        pl.col("efficiency").min().alias("min"),
+        pl.col("efficiency").max().alias("max"),
+        pl.col("datasheet_efficiency").median().alias("datasheet"),
+        error("predicted_achieved_time_s").alias("before"),
+        error("calibrated_time_s").alias("after"),
+    )
+    lines = [
+        f"{'phase':<9}{'group':<14}{'ops':>4}{'median':>9}{'min':>8}{'max':>8}{'vs datasheet':>14}"
+        f"{'achieved err':>14}{'calibrated err':>16}"
+    ]
     for r in table.iter_rows(named=True):
         sheet = "-" if r["datasheet"] is None else f"{r['datasheet']:.1%}"
-        lines.append(f"{r['phase']:<9}{r['group']:<14}{r['ops']:>4}{r['median']:>9.1%}{r['min']:>8.1%}"
-                     f"{r['max']:>8.1%}{sheet:>14}{r['before']:>14.1%}{r['after']:>16.1%}")
+        lines.append(
+            f"{r['phase']:<9}{r['group']:<14}{r['ops']:>4}{r['median']:>9.1%}{r['min']:>8.1%}"
+            f"{r['max']:>8.1%}{sheet:>14}{r['before']:>14.1%}{r['after']:>16.1%}"
+        )
     return "\n".join(lines)
 
 
@@ -44,15 +52,21 @@ def raised_ceilings(measured, calibrated) -> list[str]:
     CPU the decode matvecs read memory many times faster than XLA's one-thread copy.
     """
     lines = []
-    pairs = [("bandwidth_bytes_per_s", calibrated.bandwidth_bytes_per_s, measured.bandwidth_bytes_per_s,
-              "GB/s", 1e9, "copy")]
-    pairs += [(f"peak_flops.{dtype}", peak, measured.peak(dtype), "TFLOP/s", 1e12, f"{dtype} matmul")
-              for dtype, peak in calibrated.peak_flops if dtype in measured.dtypes]
+    pairs = [
+        ("bandwidth_bytes_per_s", calibrated.bandwidth_bytes_per_s, measured.bandwidth_bytes_per_s, "GB/s", 1e9, "copy")
+    ]
+    pairs += [
+        (f"peak_flops.{dtype}", peak, measured.peak(dtype), "TFLOP/s", 1e12, f"{dtype} matmul")
+        for dtype, peak in calibrated.peak_flops
+        if dtype in measured.dtypes
+    ]
     for key, profile, ceiling, unit, scale, what in pairs:
         if profile > ceiling:
-            lines.append(f"{key} = {profile / scale:.4g} {unit} is {profile / ceiling:.3g}× the measured {what} "
-                         f"({ceiling / scale:.4g} {unit}): the timed ops ran faster than it, so the fit raised the "
-                         "ceiling to the fastest rate they reached (rooflax.validate.calibrate)")
+            lines.append(
+                f"{key} = {profile / scale:.4g} {unit} is {profile / ceiling:.3g}× the measured {what} "
+                f"({ceiling / scale:.4g} {unit}): the timed ops ran faster than it, so the fit raised the "
+                "ceiling to the fastest rate they reached (rooflax.validate.calibrate)"
+            )
     return lines
 
 
@@ -89,14 +103,32 @@ def run_validate(args) -> int:
             say(note)
     else:
         model, points = None, spread_points(DEFAULT_POINTS, args.max_points)
-    result = validate(model=model, points=points, dtype=dtype, repeats=args.repeats,
-                      require_accelerator=args.require_accelerator, quick=args.quick, skip_unfit=args.skip_unfit,
-                      progress=say)
-    write_validation(result.frame, output, profile=result.profile, calibrated=result.calibrated,
-                     timer_ratio=result.timer_ratio, overwrite=True, field="-o/--output")
+    result = validate(
+        model=model,
+        points=points,
+        dtype=dtype,
+        repeats=args.repeats,
+        require_accelerator=args.require_accelerator,
+        quick=args.quick,
+        skip_unfit=args.skip_unfit,
+        progress=say,
+    )
+    write_validation(
+        result.frame,
+        output,
+        profile=result.profile,
+        calibrated=result.calibrated,
+        timer_ratio=result.timer_ratio,
+        overwrite=True,
+        field="-o/--output",
+    )
     if chart is not None:
-        plot.save(plot.measured(result.frame, result.profile, datasheet=result.device.preset), chart,
-                  overwrite=args.overwrite, field="--plot")
+        plot.save(
+            plot.measured(result.frame, result.profile, datasheet=result.device.preset),
+            chart,
+            overwrite=args.overwrite,
+            field="--plot",
+        )
     raised = raised_ceilings(result.profile, result.calibrated)
     if profile is not None:
         comments = "".join(f"# {line}\n" for line in raised)

@@ -12,6 +12,7 @@ from rooflax.errors import DeviceError, boolean
 
 __all__ = ["DeviceInfo", "detect_device", "preset_for_kind"]
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceInfo:
     """The default JAX device: platform, kind, matching preset, usable memory in bytes."""
@@ -41,9 +42,12 @@ def detect_device(*, require_accelerator: bool = False) -> DeviceInfo:
     require_accelerator = boolean("require_accelerator", require_accelerator)
     device = jax.devices()[0]
     if require_accelerator and device.platform == "cpu":
-        raise DeviceError("device: an accelerator was required (--require-accelerator) but JAX sees only the CPU "
-                          f"({jax.default_backend()} backend); install JAX with CUDA or ROCm support")
+        raise DeviceError(
+            "device: an accelerator was required (--require-accelerator) but JAX sees only the CPU "
+            f"({jax.default_backend()} backend); install JAX with CUDA or ROCm support"
+        )
     kind = device.device_kind
     preset = None if device.platform == "cpu" else preset_for_kind(kind)
-    return DeviceInfo(device=device, platform=device.platform, kind=kind, preset=preset,
-                      memory_bytes=_memory(device, preset))
+    return DeviceInfo(
+        device=device, platform=device.platform, kind=kind, preset=preset, memory_bytes=_memory(device, preset)
+    )

@@ -14,8 +14,17 @@ from rooflax.config.models import Model
 from rooflax.cost.achieved import Gemm
 from rooflax.errors import DeviceError, unknown_name
 
-__all__ = ["DTYPES", "Kernel", "check_fits", "is_out_of_memory", "kernel_for", "memory_message", "needed_bytes",
-           "random_sets", "run_checked"]
+__all__ = [
+    "DTYPES",
+    "Kernel",
+    "check_fits",
+    "is_out_of_memory",
+    "kernel_for",
+    "memory_message",
+    "needed_bytes",
+    "random_sets",
+    "run_checked",
+]
 
 #: dtype names validate can run, and their jnp types.
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}
@@ -48,8 +57,11 @@ class Kernel:
     def output_shape(self) -> tuple[int, ...]:
         """The result's shape, read from the einsum spec."""
         inputs, output = self.equation.split("->")
-        size = {c: n for spec, shape in zip(inputs.split(","), self.shapes, strict=True)
-                for c, n in zip(spec, shape, strict=True)}
+        size = {
+            c: n
+            for spec, shape in zip(inputs.split(","), self.shapes, strict=True)
+            for c, n in zip(spec, shape, strict=True)
+        }
         return tuple(size[c] for c in output)
 
     @property
@@ -64,8 +76,11 @@ class Kernel:
         """
         inputs, output = self.equation.split("->")
         left, right = inputs.split(",")
-        size = {c: n for spec, shape in zip((left, right), self.shapes, strict=True)
-                for c, n in zip(spec, shape, strict=True)}
+        size = {
+            c: n
+            for spec, shape in zip((left, right), self.shapes, strict=True)
+            for c, n in zip(spec, shape, strict=True)
+        }
         batch = [c for c in output if c in left and c in right]
         rows = [c for c in output if c in left and c not in right]
         cols = [c for c in output if c in right and c not in left]
@@ -80,16 +95,22 @@ def kernel_for(op: str, model: Model, *, batch: int, new: int, attended: int) ->
     """The product for ``op`` of ``model`` with ``new`` query tokens attending ``attended``."""
     h, H, G, d, I = model.hidden, model.heads, model.kv_heads, model.head_dim, model.intermediate
     m, r = batch * new, H // G
-    linear = {"qkv_proj": (h, (H + 2 * G) * d), "o_proj": (H * d, h), "gate_proj": (h, I), "up_proj": (h, I),
-              "down_proj": (I, h)}
+    linear = {
+        "qkv_proj": (h, (H + 2 * G) * d),
+        "o_proj": (H * d, h),
+        "gate_proj": (h, I),
+        "up_proj": (h, I),
+        "down_proj": (I, h),
+    }
     if op in linear:
         k, n = linear[op]
         return Kernel(op=op, shapes=((m, k), (k, n)), equation="mk,kn->mn")
     if op == "qk":
         return Kernel(op=op, shapes=((batch, G, r, new, d), (batch, G, attended, d)), equation="bgrqd,bgtd->bgrqt")
     if op == "pv":
-        return Kernel(op=op, shapes=((batch, G, r, new, attended), (batch, G, attended, d)),
-                      equation="bgrqt,bgtd->bgrqd")
+        return Kernel(
+            op=op, shapes=((batch, G, r, new, attended), (batch, G, attended, d)), equation="bgrqt,bgtd->bgrqd"
+        )
     raise unknown_name("op (validate)", op, TIMED_OPS)
 
 
@@ -142,8 +163,9 @@ def run_checked(kernel: Kernel, dtype: str, buffers: list[tuple], sample: int = 
     except Exception as exc:  # XLA reports an unsupported dtype or an allocation failure here
         if is_out_of_memory(exc):
             raise
-        raise DeviceError(f"--dtype: {kernel.op} in {dtype} failed on {jax.devices()[0].device_kind}: "
-                          f"{str(exc).splitlines()[0]}") from None
+        raise DeviceError(
+            f"--dtype: {kernel.op} in {dtype} failed on {jax.devices()[0].device_kind}: {str(exc).splitlines()[0]}"
+        ) from None
     a, b = (np.asarray(x.astype(jnp.float32)) for x in buffers[0])
     if kernel.equation == "mk,kn->mn":
         rows = slice(0, min(sample, a.shape[0]))
@@ -153,8 +175,10 @@ def run_checked(kernel: Kernel, dtype: str, buffers: list[tuple], sample: int = 
         got = np.asarray(out[:1, :1].astype(jnp.float32))
     error = float(np.max(np.abs(got - reference)) / max(float(np.max(np.abs(reference))), 1e-30))
     if not error <= TOLERANCE[dtype]:
-        raise DeviceError(f"validate: {kernel.op} {kernel.describe()} in {dtype} is wrong: relative error "
-                          f"{error:.2e} > {TOLERANCE[dtype]:.0e} against a float32 reference")
+        raise DeviceError(
+            f"validate: {kernel.op} {kernel.describe()} in {dtype} is wrong: relative error "
+            f"{error:.2e} > {TOLERANCE[dtype]:.0e} against a float32 reference"
+        )
     return fn, error
 
 
@@ -174,15 +198,16 @@ def _size(bytes_: float) -> str:
     return f"{bytes_ / 2**30:.1f} GiB" if bytes_ >= 2**30 else f"{bytes_ / 2**20:.1f} MiB"
 
 
-def memory_message(kernel: Kernel, dtype: str, copies: int, memory_bytes: float, where: str, *,
-                   ran_out: bool) -> str:
+def memory_message(kernel: Kernel, dtype: str, copies: int, memory_bytes: float, where: str, *, ran_out: bool) -> str:
     """What does not fit, how much it needs, how much the device has, and what to change."""
     verdict = "ran out of" if ran_out else "more than 80% of"
     sets = "operand set" if copies == 1 else "operand sets"
-    return (f"validate: {where}{kernel.op} {kernel.describe()} in {dtype} needs "
-            f"{_size(needed_bytes(kernel, dtype, copies))} ({copies} {sets} and results), {verdict} the device's "
-            f"{_size(memory_bytes)}; time smaller points (a --spec with smaller batch or seq_len, or fewer "
-            "--max-points) or rotate fewer buffers (--quick)")
+    return (
+        f"validate: {where}{kernel.op} {kernel.describe()} in {dtype} needs "
+        f"{_size(needed_bytes(kernel, dtype, copies))} ({copies} {sets} and results), {verdict} the device's "
+        f"{_size(memory_bytes)}; time smaller points (a --spec with smaller batch or seq_len, or fewer "
+        "--max-points) or rotate fewer buffers (--quick)"
+    )
 
 
 def check_fits(kernels: list[Kernel], dtype: str, copies: int, memory_bytes: float, where: str = "") -> None:

@@ -38,15 +38,30 @@ from rooflax.validate.kernels import (
 )
 from rooflax.validate.timing import time_call
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_POINTS", "Validation", "calibrate", "points_from_spec", "spec_dtype",
-           "spread_points", "validate"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_POINTS",
+    "Validation",
+    "calibrate",
+    "points_from_spec",
+    "spec_dtype",
+    "spread_points",
+    "validate",
+]
 
 #: (phase, batch, seq_len, spec_k) timed when no spec is given: decode across batch and context, then
 #: prefill across length and batch, so any spread of two or more (``--max-points``) spans both phases
 #: and every op group gets enough points for its own fitted terms.
-DEFAULT_POINTS = (("decode", 1, 1024, None), ("decode", 16, 1024, None), ("decode", 128, 1024, None),
-                  ("decode", 16, 4096, None), ("prefill", 1, 256, None), ("prefill", 1, 1024, None),
-                  ("prefill", 4, 1024, None), ("prefill", 1, 4096, None))
+DEFAULT_POINTS = (
+    ("decode", 1, 1024, None),
+    ("decode", 16, 1024, None),
+    ("decode", 128, 1024, None),
+    ("decode", 16, 4096, None),
+    ("prefill", 1, 256, None),
+    ("prefill", 1, 1024, None),
+    ("prefill", 4, 1024, None),
+    ("prefill", 1, 4096, None),
+)
 #: Models timed when none is given: the reference model on an accelerator, a small one on the CPU.
 DEFAULT_MODEL = {"accelerator": "llama-13b", "cpu": "toy-llama"}
 #: Quantization fields of a profile measured on the CPU: XLA's CPU products have no fixed tile
@@ -88,12 +103,16 @@ def points_from_spec(spec: SweepSpec, max_points: int) -> tuple[Model, tuple]:
     parallel layout (``tp``, ``pp`` or ``ep`` other than 1) is refused with a one-line SpecError.
     """
     if spec.models[0].experts:
-        raise SpecError(f"--spec: model {spec.models[0].name!r} is a mixture of experts; validate times dense "
-                        "single-device products for now, so give a spec of a dense model")
+        raise SpecError(
+            f"--spec: model {spec.models[0].name!r} is a mixture of experts; validate times dense "
+            "single-device products for now, so give a spec of a dense model"
+        )
     for axis in LAYOUT:
         if getattr(spec, axis) != (1,):
-            raise SpecError(f"--spec: {axis} = {list(getattr(spec, axis))}; validate times single-device products "
-                            f"for now, so give a spec with {axis} = 1 (or none)")
+            raise SpecError(
+                f"--spec: {axis} = {list(getattr(spec, axis))}; validate times single-device products "
+                f"for now, so give a spec with {axis} = 1 (or none)"
+            )
     steps = [(phase, k, first, len(spec.batch) * (len(spec.seq_len) - first)) for phase, k, first in spec.steps()]
 
     def point(index: int) -> tuple:  # the grid's index-th point, in (step, batch, seq_len) order
@@ -119,13 +138,15 @@ def spec_dtype(spec: SweepSpec, given: str | None) -> tuple[str | None, str | No
     """
     names = [d.name for d in spec.dtypes]
     if given is not None:
-        return given, (None if given in names else f"dtype: the spec sweeps {', '.join(names)}; timing {given} "
-                       "as --dtype asks")
+        return given, (
+            None if given in names else f"dtype: the spec sweeps {', '.join(names)}; timing {given} as --dtype asks"
+        )
     if len(names) == 1 and names[0] in DTYPES:
         return names[0], None
     why = f"several ({', '.join(names)})" if len(names) > 1 else f"{names[0]}, which validate cannot run"
-    return None, (f"dtype: the spec sweeps {why}; timing the device's default instead "
-                  f"(choose with --dtype {', '.join(DTYPES)})")
+    return None, (
+        f"dtype: the spec sweeps {why}; timing the device's default instead (choose with --dtype {', '.join(DTYPES)})"
+    )
 
 
 def _timer_check(dtype: str, n: int, repeats: int) -> float:
@@ -136,10 +157,20 @@ def _timer_check(dtype: str, n: int, repeats: int) -> float:
     return two / one
 
 
-def validate(*, model: Model | None = None, points: tuple | None = None, dtype: str | None = None,
-             repeats: int | None = None, require_accelerator: bool = False, quick: bool = False,
-             matmul_n: int | None = None, copy_bytes: int | None = None, rotate_bytes: int | None = None,
-             skip_unfit: bool = False, progress: Callable[[str], None] | None = None) -> Validation:
+def validate(
+    *,
+    model: Model | None = None,
+    points: tuple | None = None,
+    dtype: str | None = None,
+    repeats: int | None = None,
+    require_accelerator: bool = False,
+    quick: bool = False,
+    matmul_n: int | None = None,
+    copy_bytes: int | None = None,
+    rotate_bytes: int | None = None,
+    skip_unfit: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Validation:
     """Measure the device's ceilings, time every matmul-group op at each point, fit the achieved terms.
 
     The frame holds, per point and op: the counts, ``spent_flops`` (FLOPs with tile and
@@ -191,10 +222,12 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
     profile = Hardware(
         name=f"{info.preset.name if info.preset else info.platform}-measured",
         label=f"{info.kind} (measured)",
-        peak_flops=((dtype, peak),), bandwidth_bytes_per_s=bandwidth, memory_bytes=info.memory_bytes,
+        peak_flops=((dtype, peak),),
+        bandwidth_bytes_per_s=bandwidth,
+        memory_bytes=info.memory_bytes,
         **_quantization(info),
         source=f"rooflax validate {__version__} on {info.kind}, {datetime.date.today().isoformat()}: "
-               f"{matmul_n}³ {dtype} matmul, {copy_bytes} B copy, median of {repeats}",
+        f"{matmul_n}³ {dtype} matmul, {copy_bytes} B copy, median of {repeats}",
     )
     datasheet_hw = info.preset if info.preset is not None and dtype in info.preset.dtypes else None
     itemsize = jnp.dtype(jnp_dtype(dtype)).itemsize
@@ -203,8 +236,9 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
         new = new_tokens(PHASES.index(phase), seq_len, spec_k)
         shape = {"phase": phase, "batch": batch, "seq_len": seq_len, "spec_k": spec_k}
         predicted = evaluate(model=model, hardware=profile, dtype=dtype, **shape)["ops"]
-        datasheet = None if datasheet_hw is None else evaluate(model=model, hardware=datasheet_hw, dtype=dtype,
-                                                               **shape)["ops"]
+        datasheet = (
+            None if datasheet_hw is None else evaluate(model=model, hardware=datasheet_hw, dtype=dtype, **shape)["ops"]
+        )
         kernels = [kernel_for(op, model, batch=batch, new=new, attended=seq_len) for op in TIMED_OPS]
         where = f"{phase} B={batch} S={seq_len}{'' if spec_k is None else f' K={spec_k}'}: "
         plan = [(k, max(1, min(256, math.ceil(rotate_bytes / (itemsize * k.operand_elements))))) for k in kernels]
@@ -224,33 +258,63 @@ def validate(*, model: Model | None = None, points: tuple | None = None, dtype: 
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
-                raise DeviceError(memory_message(kernel, dtype, copies, info.memory_bytes, where,
-                                                 ran_out=True)) from None
+                raise DeviceError(
+                    memory_message(kernel, dtype, copies, info.memory_bytes, where, ran_out=True)
+                ) from None
             del buffers
             p = predicted[kernel.op]
             sheet = None if datasheet is None else datasheet[kernel.op]
-            rows.append({
-                "device": info.kind, "hardware": info.preset.name if info.preset else None, "dtype": dtype,
-                "model": model.name, **shape, "op": kernel.op, "group": p["group"], "shape": kernel.describe(),
-                "flops": float(p["flops"]), "bytes": float(p["bytes"]), "intensity": float(p["intensity"]),
-                "spent_flops": float(quantized_flops(kernel.gemm, sm_count=profile.sm_count, tile_m=profile.tile_m,
-                                                     tile_n=profile.tile_n, tile_k=profile.tile_k)),
-                "measured_time_s": seconds, "measured_flops": p["flops"] / seconds,
-                "measured_bytes_per_s": p["bytes"] / seconds,
-                "predicted_time_s": float(p["time_s"]), "efficiency": float(p["time_s"]) / seconds,
-                "datasheet_time_s": None if sheet is None else float(sheet["time_s"]),
-                "datasheet_efficiency": None if sheet is None else float(sheet["time_s"]) / seconds,
-                "predicted_achieved_time_s": float((p if sheet is None else sheet)["achieved_time_s"]),
-                "max_rel_error": error,
-            })
-            say(f"[{len(rows)}/{len(points) * len(kernels)}] {phase} B={batch} S={seq_len} {kernel.op:<9} "
-                f"{kernel.describe():<28} {seconds * 1e3:9.3f} ms  {float(p['time_s']) / seconds:6.1%} of roof")
-    frame = pl.DataFrame(rows, schema_overrides={"hardware": pl.String, "spec_k": pl.Int64,
-                                                 "datasheet_time_s": pl.Float64, "datasheet_efficiency": pl.Float64})
+            rows.append(
+                {
+                    "device": info.kind,
+                    "hardware": info.preset.name if info.preset else None,
+                    "dtype": dtype,
+                    "model": model.name,
+                    **shape,
+                    "op": kernel.op,
+                    "group": p["group"],
+                    "shape": kernel.describe(),
+                    "flops": float(p["flops"]),
+                    "bytes": float(p["bytes"]),
+                    "intensity": float(p["intensity"]),
+                    "spent_flops": float(
+                        quantized_flops(
+                            kernel.gemm,
+                            sm_count=profile.sm_count,
+                            tile_m=profile.tile_m,
+                            tile_n=profile.tile_n,
+                            tile_k=profile.tile_k,
+                        )
+                    ),
+                    "measured_time_s": seconds,
+                    "measured_flops": p["flops"] / seconds,
+                    "measured_bytes_per_s": p["bytes"] / seconds,
+                    "predicted_time_s": float(p["time_s"]),
+                    "efficiency": float(p["time_s"]) / seconds,
+                    "datasheet_time_s": None if sheet is None else float(sheet["time_s"]),
+                    "datasheet_efficiency": None if sheet is None else float(sheet["time_s"]) / seconds,
+                    "predicted_achieved_time_s": float((p if sheet is None else sheet)["achieved_time_s"]),
+                    "max_rel_error": error,
+                }
+            )
+            say(
+                f"[{len(rows)}/{len(points) * len(kernels)}] {phase} B={batch} S={seq_len} {kernel.op:<9} "
+                f"{kernel.describe():<28} {seconds * 1e3:9.3f} ms  {float(p['time_s']) / seconds:6.1%} of roof"
+            )
+    frame = pl.DataFrame(
+        rows,
+        schema_overrides={
+            "hardware": pl.String,
+            "spec_k": pl.Int64,
+            "datasheet_time_s": pl.Float64,
+            "datasheet_efficiency": pl.Float64,
+        },
+    )
     calibrated = calibrate(frame, profile, dtype)
     frame = frame.with_columns(pl.Series("calibrated_time_s", predict_times(frame, calibrated, dtype)))
-    return Validation(frame=frame, profile=profile, calibrated=calibrated, device=info, dtype=dtype,
-                      timer_ratio=timer_ratio)
+    return Validation(
+        frame=frame, profile=profile, calibrated=calibrated, device=info, dtype=dtype, timer_ratio=timer_ratio
+    )
 
 
 def _quantization(info: DeviceInfo) -> dict[str, Any]:
@@ -277,10 +341,15 @@ def calibrate(frame: pl.DataFrame, profile: Hardware, dtype: str) -> Hardware:
         dtype: the dtype the products ran in.
     """
     if frame.height < MIN_POINTS:
-        raise SpecError(f"calibrate: fitting the achieved-performance terms needs at least {MIN_POINTS} timed ops, "
-                        f"got {frame.height}; time more points")
+        raise SpecError(
+            f"calibrate: fitting the achieved-performance terms needs at least {MIN_POINTS} timed ops, "
+            f"got {frame.height}; time more points"
+        )
     fitted = fit_terms(frame, profile, dtype)
     groups = ", ".join(group for group, _ in fitted.group_terms) or "none"
-    return replace(fitted, label=f"{profile.label.removesuffix(' (measured)')} (measured, calibrated)",
-                   source=f"{profile.source}; overhead and efficiencies fitted by least squares to {frame.height} "
-                          f"timed ops (per group: {groups})")
+    return replace(
+        fitted,
+        label=f"{profile.label.removesuffix(' (measured)')} (measured, calibrated)",
+        source=f"{profile.source}; overhead and efficiencies fitted by least squares to {frame.height} "
+        f"timed ops (per group: {groups})",
+    )

@@ -9,8 +9,16 @@ from collections.abc import Callable, Sequence
 __all__ = ["time_call"]
 
 
-def time_call(fn: Callable, buffers: Sequence[tuple], *, repeats: int, warmup: int = 2, min_batch_s: float = 2e-3,
-              max_inner: int = 64, clock: Callable[[], float] = time.perf_counter) -> float:
+def time_call(
+    fn: Callable,
+    buffers: Sequence[tuple],
+    *,
+    repeats: int,
+    warmup: int = 2,
+    min_batch_s: float = 2e-3,
+    max_inner: int = 64,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
     """Median seconds per call of ``fn(*args)``, rotating ``args`` through ``buffers``.
 
     Each call's output is waited on (``block_until_ready``). Calls shorter than
