@@ -1,1 +1,0 @@
-"""The questions users ask, in one call: crossovers, speculation, comparisons and reports."""

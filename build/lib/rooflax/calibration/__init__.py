@@ -1,1 +1,0 @@
-"""Measurements of real kernels: reading them, predicting them, fitting the achieved terms."""

@@ -1,7 +1,0 @@
-"""``python -m rooflax.cli``: the ``rooflax`` command."""
-
-import sys
-
-from rooflax.cli.commands import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""What is priced: number formats, accelerators, models, acceptance models and the sweep spec."""

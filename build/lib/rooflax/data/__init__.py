@@ -1,1 +1,0 @@
-"""Where rows go: polars frames, parquet datasets, their integrity, export and progress."""
