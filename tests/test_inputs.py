@@ -80,6 +80,7 @@ CALLS = {
     ),
     "rooflax.validate.validate": lambda **kw: rooflax.validate.validate(points=(), **kw),
     "rooflax.validate.detect_device": lambda **kw: rooflax.validate.detect_device(**kw),
+    "rooflax.predict_measurements": lambda **kw: rooflax.predict_measurements(None, **kw),
 }
 
 

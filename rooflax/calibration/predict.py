@@ -47,7 +47,7 @@ from rooflax.cost.achieved import quantized_flops
 from rooflax.cost.ops import Step, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row
 from rooflax.cost.shape import Shape
-from rooflax.errors import SpecError
+from rooflax.errors import SpecError, boolean
 from rooflax.names import GROUPS
 
 __all__ = ["FAMILY_OF_KIND", "power_law_experts", "predict_measurements", "replay_roof", "work"]
@@ -384,6 +384,7 @@ def predict_measurements(
         (null where the profile has none) and ``error`` (``predicted_time_s / measured_time_s − 1``);
         null where rooflax cannot price the row (module docstring).
     """
+    replayed = boolean("replayed", replayed)
     if not isinstance(frame, pl.DataFrame) or "measured_time_s" not in frame.columns:
         raise SpecError("measurements: expected the frame of rooflax.read_measurements (with measured_time_s)")
     profiles = dict(hardware) if isinstance(hardware, Mapping) else {}
