@@ -514,11 +514,10 @@ def _totals(
     )
 
 
-def _parts(parts: tuple[Path, ...]) -> Iterator[pl.DataFrame]:
-    """A summary dataset part by part (each at most one chunk of rows)."""
+def _parts(parts: tuple[Path, ...], columns: list[str]) -> Iterator[pl.DataFrame]:
+    """A summary dataset part by part (each at most one chunk of rows), ``columns`` only."""
     for part in parts:
-        banded = all(name in pl.read_parquet_schema(part) for name in _BAND)
-        yield pl.read_parquet(part, columns=[*_TOTALS, *(_BAND if banded else ())])
+        yield pl.read_parquet(part, columns=columns)
 
 
 def describe(
@@ -583,7 +582,7 @@ def _describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, spec: Swe
     if kind == "summary":
         present = lf.collect_schema().names()
         columns = [*_TOTALS, *(name for name in _BAND if name in present)]
-        chunks = _parts(parts) if parts is not None else iter([lf.select(columns).collect()])
+        chunks = _parts(parts, columns) if parts is not None else iter([lf.select(columns).collect()])
         tokens, memory, layouts = _totals(chunks, spec)
     elif spec is not None:
         tokens, memory, layouts = _totals(_summary_chunks(spec), spec)
