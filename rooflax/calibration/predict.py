@@ -43,7 +43,7 @@ import polars as pl
 
 from rooflax.config.dtypes import DTYPES, KV_DTYPES, DtypePolicy
 from rooflax.config.hardware import Hardware, get_hardware
-from rooflax.cost.achieved import quantized_flops
+from rooflax.cost.achieved import spent_flops
 from rooflax.cost.ops import Step, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row
 from rooflax.cost.shape import Shape
@@ -312,19 +312,15 @@ def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[
             memory.append(bytes_ / hardware.interconnect_bytes_per_s * ones)
             hops.append(op.hops(step) * ones)
             continue
-        spent = flops * ones
-        for gemm in op.gemms(step):
-            spent = np.maximum(
-                spent,
-                quantized_flops(
-                    gemm,
-                    sm_count=hardware.sm_count,
-                    tile_m=hardware.tile_m,
-                    tile_n=hardware.tile_n,
-                    tile_k=hardware.tile_k,
-                    xp=np,
-                ),
-            )
+        spent = ones * spent_flops(
+            flops,
+            op.gemms(step),
+            sm_count=hardware.sm_count,
+            tile_m=hardware.tile_m,
+            tile_n=hardware.tile_n,
+            tile_k=hardware.tile_k,
+            xp=np,
+        )
         compute.append(spent / hardware.peak(policy.compute))
         memory.append(bytes_ / hardware.bandwidth_bytes_per_s * ones)
         hops.append(0 * ones)

@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["MIN_TILE_M", "Gemm", "achieved_time", "ceil_div", "floor_div", "pymath", "quantized_flops"]
+__all__ = ["MIN_TILE_M", "Gemm", "achieved_time", "ceil_div", "floor_div", "pymath", "quantized_flops", "spent_flops"]
 
 Num = Any
 
@@ -173,10 +173,22 @@ def achieved_time(
     ...               sm_count=1, tile_m=1, tile_n=1, tile_k=1)
     21.0
     """
-    compute = flops
-    if gemms:
-        spent = sum(
-            quantized_flops(g, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k, xp=xp) for g in gemms
-        )
-        compute = xp.maximum(compute, spent)
+    compute = spent_flops(flops, gemms, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k, xp=xp)
     return kernel_overhead_s + xp.maximum(compute * seconds_per_flop, bytes_ * seconds_per_byte)
+
+
+def spent_flops(
+    flops: Num, gemms: Sequence[Gemm], *, sm_count: Num, tile_m: Num, tile_n: Num, tile_k: Num, xp: Any = pymath
+) -> Num:
+    """FLOPs an op costs the device: its products' :func:`quantized_flops` summed, never fewer than ``flops``
+    (``flops`` itself for an op with no products).
+
+    >>> spent_flops(10, (Gemm(1, 1, 200, 100), Gemm(1, 1, 200, 100)), sm_count=1, tile_m=128, tile_n=128, tile_k=32)
+    2097152
+    """
+    if not gemms:
+        return flops
+    spent = sum(
+        quantized_flops(g, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k, xp=xp) for g in gemms
+    )
+    return xp.maximum(flops, spent)
