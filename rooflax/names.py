@@ -25,6 +25,7 @@ __all__ = [
     "LAYOUT",
     "MAX_CHUNK_SIZE",
     "PEAK_DTYPES",
+    "PEAK_NEEDS",
     "PHASES",
     "SWEEP_AXES",
 ]
@@ -33,8 +34,21 @@ __all__ = [
 PHASES = ("prefill", "decode", "verify")
 #: Op groups, in frame order: the three chart groups, then the rest.
 GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head", "comm")
-#: The dtypes an accelerator's peak can be given for (a dtype policy's ``compute``).
-PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+#: The dtypes an accelerator's peak can be given for (a dtype policy's ``compute``). The two 4-bit
+#: floats are peaks of their own because the block scale is part of what the tensor cores run:
+#: Blackwell runs both, AMD's CDNA 4 the OCP MX one only.
+PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8", "nvfp4", "mxfp4")
+#: The hardware each peak dtype needs, as a refusal names it (``dtype: nvfp4 needs ...``).
+PEAK_NEEDS = {
+    "fp32": "FP32 matrix arithmetic",
+    "tf32": "TF32 tensor cores",
+    "fp16": "FP16 tensor cores",
+    "bf16": "BF16 tensor cores",
+    "fp8": "FP8 tensor cores",
+    "int8": "INT8 tensor cores",
+    "nvfp4": "FP4 tensor cores with NVFP4 block scales (e4m3 per 16)",
+    "mxfp4": "FP4 tensor cores with MX block scales (e8m0 per 32)",
+}
 #: The ``bound`` enum: an op row's ``bound`` is an index into it.
 BOUNDS = ("memory", "compute", "network")
 

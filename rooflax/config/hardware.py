@@ -15,6 +15,8 @@ used for every preset. Users add their own accelerators as TOML files::
     memory_bytes = 24e9
     interconnect_bytes_per_s = 32e9       # optional: GPU-to-GPU link, one direction
     interconnect_latency_s = 1.9e-6       # optional: one hop of a collective
+    interconnect_gpus = 8                 # optional: most devices the link joins (default: no limit)
+    board_power_w = 350.0                 # optional: TDP / maximum board power, watts
     source = "where the figures come from"  # optional
 
     [peak_flops]                          # FLOP/s (or OP/s for int8) per dtype
@@ -36,7 +38,7 @@ from typing import Any
 
 from rooflax.config._files import read_text
 from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
-from rooflax.names import GROUPS, PEAK_DTYPES, PHASES
+from rooflax.names import GROUPS, PEAK_DTYPES, PEAK_NEEDS, PHASES
 
 __all__ = ["HARDWARE", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware", "preset_for_kind"]
 
@@ -80,6 +82,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "memory_bytes": (1e3, 1e16, "B"),
     "interconnect_bytes_per_s": (1e6, 1e16, "B/s"),
     "interconnect_latency_s": (1e-10, 1.0, "s"),
+    "board_power_w": (1e-3, 1e5, "W"),
     "kernel_overhead_s": (1e-12, 1.0, "s"),
     "compute_efficiency": (1e-4, 1.0, ""),
     "bandwidth_efficiency": (1e-4, 1.0, ""),
@@ -156,9 +159,14 @@ class Hardware:
             decode); a mapping of phase → group → terms.
         interconnect_bytes_per_s: GPU-to-GPU bandwidth in one direction (collectives).
         interconnect_latency_s: latency of one hop of a collective.
+        board_power_w: TDP or maximum board power in watts (None: not published).
         l2_resident_bytes: the largest operand set that stays in the L2 cache when one kernel
             is replayed on the same operands (fitted to kernel benchmarks; 0: none). Only
             predictions of replayed kernels use it, with the groups' ``l2_speedup``.
+        interconnect_gpus: the most devices the interconnect joins (an NVLink or ICI domain);
+            a layout of more (``tp·pp·ep``) is refused, since every collective is priced on
+            this one link. None: no limit (a file that does not say; the presets of 8-GPU
+            boards leave it to the user to stay within 8).
         label: display name for charts; defaults to ``name``.
         source: where the figures come from.
     """
@@ -178,7 +186,9 @@ class Hardware:
     phase_terms: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, float], ...]], ...]], ...] = ()
     interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S
     interconnect_latency_s: float = DEFAULT_INTERCONNECT_LATENCY_S
+    board_power_w: float | None = None
     l2_resident_bytes: float = 0.0
+    interconnect_gpus: int | None = None
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -225,6 +235,12 @@ class Hardware:
         )
         for key in ("interconnect_bytes_per_s", "interconnect_latency_s", "l2_resident_bytes"):
             object.__setattr__(self, key, _figure(where, key, getattr(self, key)))
+        if self.board_power_w is not None:
+            object.__setattr__(self, "board_power_w", _figure(where, "board_power_w", self.board_power_w))
+        if self.interconnect_gpus is not None:
+            object.__setattr__(
+                self, "interconnect_gpus", positive_int(f"{where}: interconnect_gpus", self.interconnect_gpus)
+            )
         if not self.label:
             object.__setattr__(self, "label", self.name)
 
@@ -233,12 +249,28 @@ class Hardware:
         """The dtypes this accelerator has a peak for."""
         return tuple(d for d, _ in self.peak_flops)
 
-    def peak(self, dtype: str) -> float:
-        """Dense peak FLOP/s for ``dtype``; a clear error if the part has none."""
+    def peak(self, dtype: str, *, policy: str | None = None) -> float:
+        """Dense peak FLOP/s for ``dtype``; a one-line error naming what it needs if the part has none.
+
+        Args:
+            dtype: a peak dtype (a policy's ``compute``).
+            policy: the dtype policy asking, named in the error (default: ``dtype``).
+        """
         for name, value in self.peak_flops:
             if name == dtype:
                 return value
-        raise SpecError(f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})")
+        needs = PEAK_NEEDS.get(dtype, f"a {dtype} peak")
+        raise SpecError(f"dtype: {policy or dtype} needs {needs}; {self.name} has {', '.join(self.dtypes)}")
+
+    def check_layout(self, *, tp: int = 1, pp: int = 1, ep: int = 1) -> None:
+        """Raise a one-line SpecError when the layout's ``tp·pp·ep`` devices exceed :attr:`interconnect_gpus`."""
+        devices = tp * pp * ep
+        if self.interconnect_gpus is not None and devices > self.interconnect_gpus:
+            raise SpecError(
+                f"tp×pp×ep: {tp}×{pp}×{ep} = {devices} devices exceed {self.name}'s interconnect domain of "
+                f"{self.interconnect_gpus} (interconnect_gpus), the most its link joins; allowed: layouts of "
+                f"at most {self.interconnect_gpus} devices"
+            )
 
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
         """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup`` and
@@ -269,7 +301,9 @@ class Hardware:
             **{key: getattr(self, key) for key in DEFAULT_ACHIEVED},
             "interconnect_bytes_per_s": self.interconnect_bytes_per_s,
             "interconnect_latency_s": self.interconnect_latency_s,
+            **({"board_power_w": self.board_power_w} if self.board_power_w is not None else {}),
             **({"l2_resident_bytes": self.l2_resident_bytes} if self.l2_resident_bytes else {}),
+            **({"interconnect_gpus": self.interconnect_gpus} if self.interconnect_gpus is not None else {}),
             "source": self.source,
             "peak_flops": dict(self.peak_flops),
             "group_terms": {group: dict(terms) for group, terms in self.group_terms},
@@ -285,9 +319,13 @@ class Hardware:
         }
 
 
-def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> Hardware:
+def _preset(
+    name, label, bandwidth_gb_s, memory_gb, source, *, tile=None, interconnect_gpus=None, **peaks_tflops
+) -> Hardware:
     sm_count, sm_source = _SM_COUNTS[name]
     link_gb_s, link_source = _LINKS[name]
+    watts, power_source = _POWER[name]
+    domain = "" if interconnect_gpus is None else f" among up to {interconnect_gpus} devices"
     return Hardware(
         name=name,
         label=label,
@@ -295,13 +333,21 @@ def _preset(name, label, bandwidth_gb_s, memory_gb, source, **peaks_tflops) -> H
         bandwidth_bytes_per_s=bandwidth_gb_s * GB,
         memory_bytes=memory_gb * GB,
         sm_count=sm_count,
+        **({} if tile is None else {"tile_m": tile, "tile_n": tile}),
         interconnect_bytes_per_s=link_gb_s * GB,
-        source=f"{source}; {sm_source}; interconnect {link_gb_s:g} GB/s one way: {link_source}",
+        board_power_w=watts,
+        interconnect_gpus=interconnect_gpus,
+        source=f"{source}; {sm_source}; interconnect {link_gb_s:g} GB/s one way{domain}: {link_source}; "
+        f"board power {f'{watts:g} W' if watts else 'not published'}: {power_source}",
     )
 
 
 #: Multiprocessors per preset, and where the count comes from (CUDA cores / 128 per SM on
-#: Ampere GA10x and Ada, 64 per SM on A100 and H100; compute units on AMD).
+#: Ampere GA10x and Ada, 64 per SM on A100 and H100; compute units on AMD). A TPU's TensorCores
+#: stand in for SMs (each runs one matmul tile at a time on its MXUs) and its MXU for the tile
+#: (``tile_m = tile_n``: 128 before v6e, 256 from v6e on); Gaudi 3's matrix engines (MMEs) stand in
+#: for SMs, with the default tile.
+_TPU_TILE = "tile = MXU columns (JAX jax/_src/tpu_info.py: mxu_column_size 128 before v6, 256 from v6)"
 _SM_COUNTS = {
     "a40": (84, "84 SMs (A40 datasheet: 10,752 CUDA cores)"),
     "a6000": (84, "84 SMs (RTX A6000 datasheet: 10,752 CUDA cores)"),
@@ -317,6 +363,17 @@ _SM_COUNTS = {
     "rtx4090": (128, "128 SMs (Ada Lovelace architecture whitepaper: 16,384 CUDA cores)"),
     "b200": (148, "148 SMs (NVIDIA Blackwell architecture technical brief, 2024: two dies of 74 SMs)"),
     "mi300x": (304, "304 compute units (AMD CDNA 3 architecture whitepaper, 2023)"),
+    "b300": (160, "160 SMs (NVIDIA technical blog, Inside NVIDIA Blackwell Ultra, 2025: the full GPU)"),
+    "gb200": (148, "148 SMs (NVIDIA Blackwell architecture technical brief, 2024: two dies of 74 SMs)"),
+    "h20": (78, "78 SMs (the CUDA device query of an H20 as Geekbench 6 lists it; NVIDIA publishes none)"),
+    "h800": (132, "132 SMs (the H100 SXM die: NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022)"),
+    "mi325x": (304, "304 compute units (AMD Instinct MI325X datasheet, 2024)"),
+    "mi355x": (256, "256 compute units (AMD CDNA 4 architecture whitepaper, 2025: 8 XCDs of 32 CUs)"),
+    "tpu-v5e": (1, f"1 TensorCore of 4 MXUs (Cloud TPU v5e documentation); {_TPU_TILE}"),
+    "tpu-v5p": (2, f"2 TensorCores of 4 MXUs (Cloud TPU v5p documentation); {_TPU_TILE}"),
+    "tpu-v6e": (1, f"1 TensorCore of two 256x256 MXUs (Cloud TPU v6e documentation); {_TPU_TILE}"),
+    "tpu7x": (2, f"2 TensorCores (Cloud TPU7x documentation; JAX shows each as a device); {_TPU_TILE}"),
+    "gaudi3": (8, "8 matrix engines, MMEs (Intel Gaudi 3, Hot Chips 2024); tile: default"),
 }
 
 
@@ -337,6 +394,46 @@ _LINKS = {
     "rtx4090": (32, _PCIE4),
     "b200": (900, "NVLink 5, 1.8 TB/s bidirectional per GPU (HGX B200 datasheet)"),
     "mi300x": (448, "7 Infinity Fabric links of 128 GB/s bidirectional, 896 GB/s (MI300X datasheet)"),
+    "b300": (900, "NVLink 5, 1.8 TB/s bidirectional per GPU (HGX B300 datasheet)"),
+    "gb200": (900, "NVLink 5 switch system of the NVL72 rack, 130 TB/s for 72 GPUs, 1.8 TB/s each (GB200 NVL72 datasheet)"),
+    "h20": (450, "NVLink 900 GB/s (NVIDIA H20 specifications)"),
+    "h800": (200, "NVLink 400 GB/s bidirectional (NVIDIA H800 specifications: the H100 SXM's link cut to 400 GB/s)"),
+    "mi325x": (448, "7 Infinity Fabric links of 128 GB/s bidirectional, 896 GB/s (MI325X datasheet)"),
+    "mi355x": (537.6, "7 Infinity Fabric links of 153.6 GB/s bidirectional, 1075.2 GB/s (MI355X datasheet)"),
+    "tpu-v5e": (200, "ICI 400 GB/s bidirectional per chip, 4 ports, 2D torus (Cloud TPU v5e documentation)"),
+    "tpu-v5p": (600, "ICI 1200 GB/s bidirectional per chip, 3D torus (Cloud TPU v5p documentation)"),
+    "tpu-v6e": (400, "ICI 800 GB/s bidirectional per chip, 4 ports, 2D torus (Cloud TPU v6e documentation)"),
+    "tpu7x": (600, "ICI 1.2 TB/s bidirectional per chip (Google, Ironwood announcement, 2025)"),
+    "gaudi3": (600, "24 × 200 GbE RoCE ports, 1200 GB/s bidirectional (Intel Gaudi 3, Hot Chips 2024)"),
+}
+
+#: TDP or maximum board power per preset in watts (None: not published), and where it comes from.
+_POWER = {
+    "a40": (300, "max power consumption 300 W (A40 datasheet)"),
+    "a6000": (300, "max power consumption 300 W (RTX A6000 datasheet)"),
+    "a100-40gb-pcie": (250, "max TDP 250 W (A100 datasheet, PCIe 40GB)"),
+    "a100-40gb-sxm": (400, "max TDP 400 W (A100 datasheet, SXM)"),
+    "a100-80gb-pcie": (300, "max TDP 300 W (A100 datasheet, PCIe 80GB)"),
+    "a100-80gb-sxm": (400, "max TDP 400 W (A100 datasheet, SXM)"),
+    "h100-pcie": (350, "max TDP 300-350 W configurable (H100 datasheet, PCIe)"),
+    "h100-sxm": (700, "max TDP up to 700 W configurable (H100 datasheet, SXM)"),
+    "h200": (700, "max TDP up to 700 W configurable (H200 datasheet, SXM)"),
+    "l40s": (350, "max power consumption 350 W (L40S datasheet)"),
+    "l4": (72, "max power consumption 72 W (L4 datasheet)"),
+    "rtx4090": (450, "total graphics power 450 W (GeForce RTX 4090 specifications)"),
+    "b200": (1000, "max TDP 1000 W (NVIDIA Blackwell datasheets, HGX B200)"),
+    "mi300x": (750, "total board power 750 W peak (MI300X datasheet)"),
+    "b300": (1100, "max TDP 1100 W (NVIDIA Blackwell Ultra datasheets, HGX B300)"),
+    "gb200": (1200, "max TDP 1200 W per GPU (NVIDIA Blackwell datasheets, GB200)"),
+    "h20": (400, "max TDP 400 W (NVIDIA H20 specifications)"),
+    "h800": (700, "max TDP up to 700 W (as H100 SXM: NVIDIA H800 specifications)"),
+    "mi325x": (1000, "total board power 1000 W peak (MI325X datasheet)"),
+    "mi355x": (1400, "total board power 1400 W peak (MI355X datasheet, liquid cooled)"),
+    "tpu-v5e": (None, "Google publishes no per-chip power for TPU v5e"),
+    "tpu-v5p": (None, "Google publishes no per-chip power for TPU v5p"),
+    "tpu-v6e": (None, "Google publishes no per-chip power for TPU v6e"),
+    "tpu7x": (None, "Google publishes no per-chip power for TPU7x"),
+    "gaudi3": (900, "TDP 900 W air cooled OAM, 1200 W liquid (Intel Gaudi 3, Hot Chips 2024)"),
 }
 
 
@@ -505,13 +602,16 @@ _PRESETS = (
         8000,
         180,
         "NVIDIA HGX B200 datasheet (2024), per GPU of 8, dense (half the sparsity "
-        "figures): FP32 75, TF32 1125, FP16/BF16 2250, FP8 4500 TFLOPS, INT8 4500 TOPS; 8 TB/s HBM3e, 180 GB",
+        "figures): FP32 75, TF32 1125, FP16/BF16 2250, FP8 4500, NVFP4/MXFP4 9000 TFLOPS, INT8 4500 TOPS; "
+        "8 TB/s HBM3e, 180 GB",
         fp32=75,
         tf32=1125,
         fp16=2250,
         bf16=2250,
         fp8=4500,
         int8=4500,
+        nvfp4=9000,
+        mxfp4=9000,
     ),
     _preset(
         "mi300x",
@@ -526,6 +626,157 @@ _PRESETS = (
         bf16=1307.4,
         fp8=2614.9,
         int8=2614.9,
+    ),
+    _preset(
+        "b300",
+        "B300",
+        8000,
+        288,
+        "NVIDIA HGX B300 datasheet (2025), per GPU of 8, dense (half the sparsity figures): FP32 75, "
+        "TF32 1125, FP16/BF16 2250, FP8 4500, NVFP4/MXFP4 13500 TFLOPS (108 PFLOPS dense for 8); "
+        "8 TB/s HBM3e, 288 GB (NVIDIA technical blog, Inside NVIDIA Blackwell Ultra, 2025); "
+        "INT8 left out (cut to a fraction on Blackwell Ultra, no dense figure published)",
+        fp32=75,
+        tf32=1125,
+        fp16=2250,
+        bf16=2250,
+        fp8=4500,
+        nvfp4=13500,
+        mxfp4=13500,
+    ),
+    _preset(
+        "gb200",
+        "GB200",
+        8000,
+        186,
+        "NVIDIA GB200 NVL72 datasheet (2024), per GPU of 72, dense (half the sparsity figures): FP32 80, "
+        "TF32 1250, FP16/BF16 2500, FP8 5000, NVFP4/MXFP4 10000 TFLOPS, INT8 5000 TOPS; "
+        "576 TB/s and 13.4 TB HBM3e for 72 GPUs: 8 TB/s, 186 GB each",
+        interconnect_gpus=72,
+        fp32=80,
+        tf32=1250,
+        fp16=2500,
+        bf16=2500,
+        fp8=5000,
+        int8=5000,
+        nvfp4=10000,
+        mxfp4=10000,
+    ),
+    _preset(
+        "h20",
+        "H20",
+        4000,
+        96,
+        "NVIDIA H20 specifications (2024, for China; no datasheet on nvidia.com), dense: FP32 44, TF32 74, "
+        "FP16/BF16 148, FP8 296 TFLOPS, INT8 296 TOPS; 4.0 TB/s HBM3, 96 GB",
+        fp32=44,
+        tf32=74,
+        fp16=148,
+        bf16=148,
+        fp8=296,
+        int8=296,
+    ),
+    _preset(
+        "h800",
+        "H800",
+        3350,
+        80,
+        "NVIDIA H800 specifications (2023): the H100 SXM's compute and memory, " + _H100 + ": FP32 67, TF32 "
+        "494.7, FP16/BF16 989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 3.35 TB/s HBM3",
+        fp32=67,
+        tf32=494.7,
+        fp16=989.4,
+        bf16=989.4,
+        fp8=1978.9,
+        int8=1978.9,
+    ),
+    _preset(
+        "mi325x",
+        "MI325X",
+        6000,
+        256,
+        "AMD Instinct MI325X datasheet (2024), dense matrix: FP32 163.4, TF32 653.7, FP16/BF16 1307.4, "
+        "FP8 2614.9 TFLOPS, INT8 2614.9 TOPS; 6 TB/s HBM3E, 256 GB",
+        fp32=163.4,
+        tf32=653.7,
+        fp16=1307.4,
+        bf16=1307.4,
+        fp8=2614.9,
+        int8=2614.9,
+    ),
+    _preset(
+        "mi355x",
+        "MI355X",
+        8000,
+        288,
+        "AMD Instinct MI355X datasheet (2025), dense matrix: FP32 157.3, FP16/BF16 2516.6, FP8 5033.2, "
+        "MXFP4 10066.3 TFLOPS, INT8 5033.2 TOPS (256 CUs × 8192 FP8 FLOP a clock at 2.4 GHz, ISSCC 2026); "
+        "no TF32 matrix ops (CDNA 4), no NVFP4 scales; 8 TB/s HBM3E, 288 GB",
+        fp32=157.3,
+        fp16=2516.6,
+        bf16=2516.6,
+        fp8=5033.2,
+        int8=5033.2,
+        mxfp4=10066.3,
+    ),
+    _preset(
+        "tpu-v5e",
+        "TPU v5e",
+        819,
+        16,
+        "Cloud TPU v5e documentation: BF16 197 TFLOPS, INT8 393 TOPS per chip; HBM2 16 GB, 819 GB/s",
+        tile=128,
+        interconnect_gpus=256,
+        bf16=197,
+        int8=393,
+    ),
+    _preset(
+        "tpu-v5p",
+        "TPU v5p",
+        2765,
+        95,
+        "Cloud TPU v5p documentation: BF16 459, FP8 459 TFLOPS per chip; HBM2e 95 GB, 2765 GB/s; "
+        "INT8 918 TOPS (Google Cloud, TPU v5p announcement, 2023)",
+        tile=128,
+        interconnect_gpus=8960,
+        bf16=459,
+        fp8=459,
+        int8=918,
+    ),
+    _preset(
+        "tpu-v6e",
+        "TPU v6e (Trillium)",
+        1638,
+        32,
+        "Cloud TPU v6e documentation: BF16 918 TFLOPS, INT8 1836 TOPS per chip; HBM 32 GB, 1638 GB/s; "
+        "FP8 918 TFLOPS (Cloud TPU7x documentation's comparison table)",
+        tile=256,
+        interconnect_gpus=256,
+        bf16=918,
+        fp8=918,
+        int8=1836,
+    ),
+    _preset(
+        "tpu7x",
+        "TPU7x (Ironwood)",
+        7370,
+        192 * 2**30 / GB,
+        "Cloud TPU7x documentation: BF16 2307, FP8 4614 TFLOPS per chip, HBM 192 GiB; 7.37 TB/s HBM3E "
+        "(Google, Ironwood announcement, 2025)",
+        tile=256,
+        interconnect_gpus=9216,
+        bf16=2307,
+        fp8=4614,
+    ),
+    _preset(
+        "gaudi3",
+        "Gaudi 3",
+        3670,
+        128,
+        "Intel Gaudi 3 AI accelerator (Hot Chips 2024, Intel): BF16 matrix 1835, FP8 matrix 1835 TFLOPS; "
+        "HBM2e 128 GB, 3.67 TB/s",
+        bf16=1835,
+        fp8=1835,
     ),
 )
 
@@ -544,6 +795,12 @@ ARCHITECTURE = {
     "h200": ("h100-sxm", True),
     "l4": ("l40s", True),
     "rtx4090": ("l40s", True),
+    "b300": ("b200", True),
+    "gb200": ("b200", True),
+    "h20": ("h100-sxm", True),
+    "h800": ("h100-sxm", True),
+    "mi325x": ("mi300x", True),
+    "mi355x": ("mi300x", True),
 }
 _DATASHEET = {hw.name: hw for hw in _PRESETS}
 
@@ -586,7 +843,8 @@ HARDWARE: Mapping[str, Hardware] = MappingProxyType(
 )
 
 #: Device names as the CUDA/ROCm drivers give them (JAX's ``device_kind``, torch's
-#: ``get_device_name``, aiconfigurator's ``device``) -> preset, most specific pattern first.
+#: ``get_device_name``, aiconfigurator's ``device``) and JAX's TPU ``device_kind`` (the names
+#: ``jax/_src/tpu_info.py`` reads) -> preset, most specific pattern first.
 _DEVICE_KINDS = (
     (r"H200", "h200"),
     (r"H100.*PCIe", "h100-pcie"),
@@ -595,13 +853,23 @@ _DEVICE_KINDS = (
     (r"A100.*PCIe|A100-PCIE", "a100-40gb-pcie"),
     (r"A100.*80GB", "a100-80gb-sxm"),
     (r"A100", "a100-40gb-sxm"),
+    (r"GB200", "gb200"),
     (r"B200", "b200"),
+    (r"B300", "b300"),
+    (r"H800", "h800"),
+    (r"\bH20\b", "h20"),
     (r"L40S", "l40s"),
     (r"\bA40\b", "a40"),
     (r"RTX A6000", "a6000"),
     (r"RTX 4090", "rtx4090"),
     (r"\bL4\b", "l4"),
     (r"MI300X", "mi300x"),
+    (r"MI325X", "mi325x"),
+    (r"MI355X", "mi355x"),
+    (r"^TPU v5( lite|e)$", "tpu-v5e"),
+    (r"^TPU v5p?$", "tpu-v5p"),
+    (r"^TPU v6( lite|e)$", "tpu-v6e"),
+    (r"^TPU7x$", "tpu7x"),
 )
 
 
@@ -631,6 +899,8 @@ _FILE_KEYS_OPTIONAL = (
     *DEFAULT_ACHIEVED,
     "interconnect_bytes_per_s",
     "interconnect_latency_s",
+    "board_power_w",
+    "interconnect_gpus",
 )
 
 
@@ -691,7 +961,9 @@ def hardware_to_toml(hw: Hardware) -> str:
         *(f"{key} = {getattr(hw, key)!r}" for key in DEFAULT_ACHIEVED),
         f"interconnect_bytes_per_s = {hw.interconnect_bytes_per_s!r}",
         f"interconnect_latency_s = {hw.interconnect_latency_s!r}",
+        *([f"board_power_w = {hw.board_power_w!r}"] if hw.board_power_w is not None else []),
         *([f"l2_resident_bytes = {hw.l2_resident_bytes!r}"] if hw.l2_resident_bytes else []),
+        *([f"interconnect_gpus = {hw.interconnect_gpus!r}"] if hw.interconnect_gpus is not None else []),
         f"source = {quoted(hw.source)}",
         "",
         "[peak_flops]",

@@ -363,7 +363,9 @@ class SweepSpec:
             raise SpecError(f"description: expected a string, got {self.description!r}")
         for hw in self.hardware:
             for dt in self.dtypes:
-                hw.peak(dt.compute)  # raises when the part has no such peak
+                hw.peak(dt.compute, policy=dt.name)  # raises when the part has no such peak
+            for tp, pp, ep in self.layouts():
+                hw.check_layout(tp=tp, pp=pp, ep=ep)
         for model in self.models:
             for h in self.hidden or ():
                 model.check_hidden(h, where="hidden")

@@ -114,7 +114,7 @@ class Roof:
         """
         if phase == "verify" and spec_k == 1:
             phase = "decode"
-        peak, bandwidth = hardware.peak(dtype.compute), hardware.bandwidth_bytes_per_s
+        peak, bandwidth = hardware.peak(dtype.compute, policy=dtype.name), hardware.bandwidth_bytes_per_s
         link = hardware.interconnect_bytes_per_s
         terms = [hardware.terms(group, phase) for group in GROUPS]
         # collectives move their bytes over the link, at the comm group's own efficiency (1 unless fitted)

@@ -78,6 +78,7 @@ def evaluate(
     m = m.at_hidden(m.hidden if hidden is None else hidden)
     tp, pp, ep = (positive_int(name, value) for name, value in (("tp", tp), ("pp", pp), ("ep", ep)))
     m.check_layout(tp=tp, pp=pp, ep=ep)
+    hw.check_layout(tp=tp, pp=pp, ep=ep)
     step = make_step(
         Shape.of(
             m,
