@@ -295,7 +295,7 @@ def test_a_file_may_not_take_a_presets_name(tmp_path):
     one_line_error(
         lambda: rooflax.parse_spec(hardware=path, batch=[1], seq_len=[8]),
         f"hardware: {path!r} is named 'a40' like the preset but differs from it in "
-        "bandwidth_bytes_per_s, sm_count, peak_flops, group_terms, phase_terms; give it another name, "
+        "bandwidth_bytes_per_s, sm_count, peak_flops, group_terms, board_power_w, phase_terms; give it another name, "
         "e.g. 'a40-custom'",
     )
     mine = rooflax.Hardware(name="a40", peak_flops={"fp16": 1e14}, bandwidth_bytes_per_s=1e12, memory_bytes=1e9)

@@ -9,12 +9,14 @@ block takes, exactly (:meth:`Format.tensor_bytes`)::
 
 which is ``r·c·(e + s/(br·bc))`` (:attr:`Format.bytes_per_element`) whenever ``br`` divides
 ``r`` and ``bc`` divides ``c``. The cost model counts bytes per element, so its counts are
-exact under that rule; every dimension the preset models block (hidden, the q/k/v and MLP
-widths, the head dim of the KV cache, and the vocabulary for 128 × 128 weight blocks) is a
-multiple of the blocks below (``tests/test_formats.py`` checks each preset against the exact
-formula). A dimension that is not undercounts by the part of one block's scale its last
-partial block leaves out: under ``s/(e·bc)`` of the tensor's bytes (under 1.6% for NVFP4,
-0.4% for 1 × 128 FP8 activations). The formats (``bytes_per_element``):
+exact under that rule. Every dimension the preset models block (hidden, the q/k/v and MLP
+widths, the vocabulary, and the head dim of the KV cache) is a multiple of the blocks below;
+only a mixture's router is not (its 8 or 60 experts: the rows of its weight under 128 × 128
+blocks, the width of its logits), and ``tests/test_formats.py`` checks each preset against the
+exact formula. A tensor whose dimensions are not multiples is undercounted by the scales its
+partial edge blocks hold beyond their share, fewer than ``r/br + c/bc + 1`` scales (a router
+of 8 experts on a 4096 hidden under 128 × 128 blocks: 120 bytes of 32896). The formats
+(``bytes_per_element``):
 
 ``fp8``
     e4m3 with one fp32 scale per tensor: 1. Per-tensor scales (4 bytes a tensor) are not

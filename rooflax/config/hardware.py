@@ -369,11 +369,11 @@ _SM_COUNTS = {
     "h800": (132, "132 SMs (the H100 SXM die: NVIDIA H100 Tensor Core GPU Architecture whitepaper, 2022)"),
     "mi325x": (304, "304 compute units (AMD Instinct MI325X datasheet, 2024)"),
     "mi355x": (256, "256 compute units (AMD CDNA 4 architecture whitepaper, 2025: 8 XCDs of 32 CUs)"),
-    "tpu-v5e": (1, f"1 TensorCore of 4 MXUs (Cloud TPU v5e documentation); {_TPU_TILE}"),
-    "tpu-v5p": (2, f"2 TensorCores of 4 MXUs (Cloud TPU v5p documentation); {_TPU_TILE}"),
-    "tpu-v6e": (1, f"1 TensorCore of two 256x256 MXUs (Cloud TPU v6e documentation); {_TPU_TILE}"),
-    "tpu7x": (2, f"2 TensorCores (Cloud TPU7x documentation; JAX shows each as a device); {_TPU_TILE}"),
-    "gaudi3": (8, "8 matrix engines, MMEs (Intel Gaudi 3, Hot Chips 2024); tile: default"),
+    "tpu-v5e": (1, f"1 TensorCore as SMs, of 4 MXUs (Cloud TPU v5e documentation); {_TPU_TILE}"),
+    "tpu-v5p": (2, f"2 TensorCores as SMs, of 4 MXUs each (Cloud TPU v5p documentation); {_TPU_TILE}"),
+    "tpu-v6e": (1, f"1 TensorCore as SMs, of two 256x256 MXUs (Cloud TPU v6e documentation); {_TPU_TILE}"),
+    "tpu7x": (2, f"2 TensorCores as SMs (Cloud TPU7x documentation; JAX shows each as a device); {_TPU_TILE}"),
+    "gaudi3": (8, "8 matrix engines (MMEs) as SMs (Intel Gaudi 3, Hot Chips 2024); tile: default"),
 }
 
 
@@ -784,7 +784,8 @@ _PRESETS = (
 #: folders of NVIDIA aiconfigurator tables.
 FITTED = {"a100-80gb-sxm": "a100_sxm", "h100-sxm": "h100_sxm", "l40s": "l40s", "b200": "b200_sxm"}
 #: Preset → (the fitted preset of its architecture whose terms it takes, whether its GPU-to-GPU
-#: link is of the same kind, so that the collectives' terms carry over too).
+#: link is of the same kind, so that the collectives' terms carry over too).  The MI300X's family (MI325X, MI355X),
+#: the TPUs and Gaudi 3 have no measurements: they keep the default terms, and their source says so.
 ARCHITECTURE = {
     "a40": ("a100-80gb-sxm", False),
     "a6000": ("a100-80gb-sxm", False),
@@ -799,8 +800,6 @@ ARCHITECTURE = {
     "gb200": ("b200", True),
     "h20": ("h100-sxm", True),
     "h800": ("h100-sxm", True),
-    "mi325x": ("mi300x", True),
-    "mi355x": ("mi300x", True),
 }
 _DATASHEET = {hw.name: hw for hw in _PRESETS}
 
