@@ -23,29 +23,91 @@ def test_a40_datasheet_figures():
     assert a40.ridge("fp16") == pytest.approx(149.7e12 / 696e9)
 
 
+GPUS = ["a40", "a6000", "a100-40gb-pcie", "a100-40gb-sxm", "a100-80gb-pcie", "a100-80gb-sxm", "h100-pcie"]
+GPUS += ["h100-sxm", "h200", "l40s", "l4", "rtx4090", "b200", "mi300x", "b300", "gb200", "h20", "h800", "mi325x"]
+GPUS += ["mi355x"]
+
+
+@pytest.mark.parametrize("name", GPUS)
+def test_every_gpu_preset_is_complete(name):
+    hw = rooflax.get_hardware(name)
+    assert {"fp32", "fp16", "bf16"} <= set(hw.dtypes) and hw.source
+    assert hw.peak("fp16") > hw.peak("fp32") and hw.board_power_w
+
+
+@pytest.mark.parametrize("name", sorted(rooflax.HARDWARE))
+def test_every_preset_cites_its_figures(name):
+    hw = rooflax.get_hardware(name)
+    assert re.search(r"datasheet|documentation|whitepaper|Hot Chips|specifications", hw.source)
+    for dtype, peak in hw.peak_flops:  # each dense peak is written in its source, in TFLOPS
+        assert re.search(rf"\b{peak / 1e12:g}\b", hw.source), (dtype, peak)
+    power = f"board power {hw.board_power_w:g} W: " if hw.board_power_w else "board power not published: "
+    assert power in hw.source
+    assert f"interconnect {hw.interconnect_bytes_per_s / 1e9:g} GB/s one way" in hw.source
+    assert "achieved terms" in hw.source  # fitted, an architecture's, or defaults: said which
+
+
+def test_new_presets_ridge_points_by_hand():
+    # ridge = dense peak / bandwidth, FLOP per byte
+    assert rooflax.get_hardware("gb200").ridge("nvfp4") == 10_000e12 / 8_000e9 == 1250
+    assert rooflax.get_hardware("mi355x").ridge("mxfp4") == pytest.approx(10_066.3e12 / 8_000e9)  # 1258.29
+    assert rooflax.get_hardware("tpu-v6e").ridge("bf16") == pytest.approx(918e12 / 1638e9)  # 560.44
+    assert rooflax.get_hardware("h20").ridge("fp8") == 296e12 / 4_000e9 == 74
+
+
+def test_per_gpu_figures_of_rack_and_board_datasheets():
+    # GB200 NVL72 (72 GPUs, sparsity figures): FP4 1440 PF, FP8 720 PF, 576 TB/s, NVLink 130 TB/s
+    gb200 = rooflax.get_hardware("gb200")
+    assert gb200.peak("nvfp4") == 1440e15 / 72 / 2 and gb200.peak("fp8") == 720e15 / 72 / 2
+    assert gb200.bandwidth_bytes_per_s == 576e12 / 72 and gb200.interconnect_gpus == 72
+    assert gb200.interconnect_bytes_per_s == pytest.approx(130e12 / 72 / 2, rel=0.02)  # 1.8 TB/s both ways
+    # HGX B300 (8 GPUs): FP4 108 PF dense, FP8 72 PF with sparsity
+    b300 = rooflax.get_hardware("b300")
+    assert b300.peak("nvfp4") == 108e15 / 8 and b300.peak("fp8") == 72e15 / 8 / 2
+    # TPUs: the MXU is the tile, TensorCores the SM count, ICI one way the link
+    v5p, v6e = rooflax.get_hardware("tpu-v5p"), rooflax.get_hardware("tpu-v6e")
+    assert (v5p.tile_m, v5p.tile_n, v5p.sm_count, v5p.interconnect_bytes_per_s) == (128, 128, 2, 1200e9 / 2)
+    assert (v6e.tile_m, v6e.tile_n, v6e.sm_count, v6e.interconnect_bytes_per_s) == (256, 256, 1, 800e9 / 2)
+    assert rooflax.get_hardware("tpu7x").memory_bytes == 192 * 2**30
+
+
 @pytest.mark.parametrize(
-    "name",
+    "name, family", [("b300", "b200"), ("gb200", "b200"), ("h20", "h100-sxm"), ("h800", "h100-sxm")]
+)
+def test_new_presets_take_their_familys_terms(name, family):
+    hw, source = rooflax.get_hardware(name), rooflax.get_hardware(family)
+    assert hw.group_terms == source.group_terms and f"those of {family} (same architecture)" in hw.source
+
+
+@pytest.mark.parametrize("name", ["mi325x", "mi355x", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu7x", "gaudi3"])
+def test_presets_without_measurements_say_so(name):
+    hw = rooflax.get_hardware(name)
+    assert hw.group_terms == () and "achieved terms: defaults (no measurements of this architecture)" in hw.source
+
+
+def test_board_power_and_domain_round_trip(tmp_path):
+    for name in ("gb200", "tpu-v5e", "a40"):
+        hw = rooflax.get_hardware(name)
+        path = tmp_path / f"{name}.toml"
+        path.write_text(hardware_to_toml(hw))
+        back = rooflax.load_hardware(path)
+        assert back == hw and back.board_power_w == hw.board_power_w and back.interconnect_gpus == hw.interconnect_gpus
+        assert hw.to_dict().get("board_power_w") == hw.board_power_w
+    assert rooflax.get_hardware("a40").board_power_w == 300 and rooflax.get_hardware("tpu-v5e").board_power_w is None
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
     [
-        "a40",
-        "a6000",
-        "a100-40gb-pcie",
-        "a100-40gb-sxm",
-        "a100-80gb-pcie",
-        "a100-80gb-sxm",
-        "h100-pcie",
-        "h100-sxm",
-        "h200",
-        "l40s",
-        "l4",
-        "rtx4090",
-        "b200",
-        "mi300x",
+        ("board_power_w", 0, "board_power_w: 0 is outside the range a real part has, 0.001 to 100000 W"),
+        ("board_power_w", -5, "board_power_w: -5 is outside the range"),
+        ("board_power_w", "big", "board_power_w: expected a number from 0.001 to 100000 W, got 'big'"),
+        ("interconnect_gpus", 0, "interconnect_gpus: expected a positive integer"),
     ],
 )
-def test_every_preset_is_complete(name):
-    hw = rooflax.get_hardware(name)
-    assert {"fp32", "tf32", "fp16", "bf16", "int8"} <= set(hw.dtypes) and hw.source
-    assert hw.peak("fp16") > hw.peak("fp32")
+def test_bad_board_power_and_domain(key, value, message):
+    base = dict(name="x", peak_flops={"fp16": 1e14}, bandwidth_bytes_per_s=1e12, memory_bytes=1e9)
+    one_line_error(lambda: rooflax.Hardware(**base, **{key: value}), message)
 
 
 def test_h200_has_h100_compute_and_more_bandwidth():
