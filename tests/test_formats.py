@@ -121,8 +121,15 @@ def test_llama_and_mixtral_presets_are_exact_but_the_router():
 
 @pytest.mark.parametrize(
     "hardware, dtype, peak",
-    [("b200", "nvfp4", 9000e12), ("b200", "mxfp4", 9000e12), ("gb200", "nvfp4", 10000e12), ("b300", "nvfp4", 13500e12)]
-    + [("mi355x", "mxfp4", 10066.3e12), ("h100-sxm", "w4a8", 1978.9e12), ("h100-sxm", "fp8_block", 1978.9e12)],
+    [
+        ("b200", "nvfp4", 9000e12),
+        ("b200", "mxfp4", 9000e12),
+        ("gb200", "nvfp4", 10000e12),
+        ("b300", "nvfp4", 13500e12),
+        ("mi355x", "mxfp4", 10066.3e12),
+        ("h100-sxm", "w4a8", 1978.9e12),
+        ("h100-sxm", "fp8_block", 1978.9e12),
+    ],
 )
 def test_formats_run_at_their_peak(hardware, dtype, peak):
     # a prefill product of 32k tokens is compute-bound: its ideal time is its FLOPs over the peak
@@ -137,7 +144,11 @@ A100_HAS = "a100-80gb-sxm has fp32, tf32, fp16, bf16, int8"
 @pytest.mark.parametrize(
     "hardware, dtype, message",
     [
-        ("a100-80gb-sxm", "nvfp4", f"dtype: nvfp4 needs FP4 tensor cores with NVFP4 block scales (e4m3 per 16); {A100_HAS}"),
+        (
+            "a100-80gb-sxm",
+            "nvfp4",
+            f"dtype: nvfp4 needs FP4 tensor cores with NVFP4 block scales (e4m3 per 16); {A100_HAS}",
+        ),
         ("a100-80gb-sxm", "w4a8", f"dtype: w4a8 needs FP8 tensor cores; {A100_HAS}"),
         ("mi355x", "nvfp4", "dtype: nvfp4 needs FP4 tensor cores with NVFP4 block scales (e4m3 per 16); mi355x has "),
         ("h100-sxm", "mxfp4", "dtype: mxfp4 needs FP4 tensor cores with MX block scales (e8m0 per 32); h100-sxm has "),
@@ -159,7 +170,10 @@ def test_an_nvl72_domain_holds_72_gpus():
     assert rooflax.sweep(**keys, tp=[8], ep=[8], summary=True).height == 1  # 64 GPUs
     message = "tp×pp×ep: 8×2×8 = 128 devices exceed gb200's interconnect domain of 72 (interconnect_gpus)"
     one_line_error(lambda: rooflax.sweep(**keys, tp=[8], pp=[2], ep=[8]), message)
-    one_line_error(lambda: rooflax.evaluate(model="mixtral-8x7b", hardware="gb200", batch=8, seq_len=8, tp=8, pp=16), "= 128 devices")
+    one_line_error(
+        lambda: rooflax.evaluate(model="mixtral-8x7b", hardware="gb200", batch=8, seq_len=8, tp=8, pp=16),
+        "= 128 devices",
+    )
     assert rooflax.get_hardware("h100-sxm").interconnect_gpus is None  # presets of 8-GPU boards: no limit
 
 

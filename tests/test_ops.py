@@ -243,7 +243,10 @@ def test_totals_decode_is_weights_over_bandwidth():
         ({"batch": 1, "seq_len": 8, "phase": "decoding"}, "did you mean 'decode'"),
         ({"batch": 1, "seq_len": 8, "hidden": 5000}, "not a multiple of llama-13b's head_dim 128"),
         ({"batch": 1, "seq_len": 8, "model": "llama-2-70b", "hidden": 128 * 12}, "not a multiple of llama-2-70b's 8"),
-        ({"batch": 1, "seq_len": 8, "dtype": "fp8"}, "dtype: fp8 needs FP8 tensor cores; a40 has fp32, tf32, fp16, bf16, int8"),
+        (
+            {"batch": 1, "seq_len": 8, "dtype": "fp8"},
+            "dtype: fp8 needs FP8 tensor cores; a40 has fp32, tf32, fp16, bf16, int8",
+        ),
         ({"batch": 1, "seq_len": 8, "hardware": "h1OO"}, "unknown name 'h1OO'"),
     ],
 )

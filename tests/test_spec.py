@@ -104,7 +104,10 @@ def test_spec_paths_are_relative_to_the_spec(tmp_path):
         ({"batch": [1], "seq_len": [8], "phases": ["verify"], "spec_k": [16]}, "16 exceeds every seq_len"),
         ({"batch": [1], "seq_len": [8], "phases": ["prefil"]}, "did you mean 'prefill'"),
         ({"batch": [1], "seq_len": [8], "hidden": [5000]}, "axes.hidden: 5000 is not a multiple"),
-        ({"batch": [1], "seq_len": [8], "dtype": "fp8"}, "dtype: fp8 needs FP8 tensor cores; a40 has fp32, tf32, fp16, bf16, int8"),
+        (
+            {"batch": [1], "seq_len": [8], "dtype": "fp8"},
+            "dtype: fp8 needs FP8 tensor cores; a40 has fp32, tf32, fp16, bf16, int8",
+        ),
         ({"batch": [1], "seq_len": [8], "causal": "yes"}, "causal: expected true or false"),
         ({"batch": [1], "seq_len": [8], "hardware": ["a40", "a40"]}, "hardware: a name is repeated"),
         ({"batch": [1], "seq_len": [8], "model": "nothere.json"}, "does not exist"),
@@ -225,7 +228,10 @@ def test_direct_sweep_spec_equals_parsed():
         ({"phases": "decode"}, ["phases: expected a non-empty list", "'decode'"]),
         ({"models": ("llama-13b",)}, ["models[0]: expected a rooflax.Model", "'llama-13b'"]),
         ({"hardware": ()}, ["hardware: expected a non-empty tuple of rooflax.Hardware, got ()"]),
-        ({"dtypes": (rooflax.get_dtype("fp8"),)}, ["dtype: fp8 needs FP8 tensor cores; a40 has fp32, tf32, fp16, bf16, int8"]),
+        (
+            {"dtypes": (rooflax.get_dtype("fp8"),)},
+            ["dtype: fp8 needs FP8 tensor cores; a40 has fp32, tf32, fp16, bf16, int8"],
+        ),
         ({"hidden": (5000,)}, ["hidden: 5000 is not a multiple of llama-13b's head_dim 128"]),
         ({"causal": "yes"}, ["causal: expected true or false, got 'yes'"]),
         ({"fused_attention": 1}, ["fused_attention: expected true or false, got 1"]),

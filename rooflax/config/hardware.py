@@ -395,7 +395,10 @@ _LINKS = {
     "b200": (900, "NVLink 5, 1.8 TB/s bidirectional per GPU (HGX B200 datasheet)"),
     "mi300x": (448, "7 Infinity Fabric links of 128 GB/s bidirectional, 896 GB/s (MI300X datasheet)"),
     "b300": (900, "NVLink 5, 1.8 TB/s bidirectional per GPU (HGX B300 datasheet)"),
-    "gb200": (900, "NVLink 5 switch system of the NVL72 rack, 130 TB/s for 72 GPUs, 1.8 TB/s each (GB200 NVL72 datasheet)"),
+    "gb200": (
+        900,
+        "NVLink 5 switch system of the NVL72 rack, 130 TB/s for 72 GPUs, 1.8 TB/s each (GB200 NVL72 datasheet)",
+    ),
     "h20": (450, "NVLink 900 GB/s (NVIDIA H20 specifications)"),
     "h800": (200, "NVLink 400 GB/s bidirectional (NVIDIA H800 specifications: the H100 SXM's link cut to 400 GB/s)"),
     "mi325x": (448, "7 Infinity Fabric links of 128 GB/s bidirectional, 896 GB/s (MI325X datasheet)"),
