@@ -85,6 +85,31 @@ def test_presets_without_measurements_say_so(name):
     assert hw.group_terms == () and "achieved terms: defaults (no measurements of this architecture)" in hw.source
 
 
+@pytest.mark.parametrize(
+    "kind, name",
+    [
+        ("NVIDIA GB200", "gb200"),
+        ("NVIDIA B200", "b200"),
+        ("NVIDIA B300 SXM6 AC", "b300"),
+        ("NVIDIA H20", "h20"),
+        ("NVIDIA H200", "h200"),
+        ("NVIDIA H800", "h800"),
+        ("AMD Instinct MI325X", "mi325x"),
+        ("AMD Instinct MI355X", "mi355x"),
+        ("TPU v5 lite", "tpu-v5e"),
+        ("TPU v5", "tpu-v5p"),
+        ("TPU v5p", "tpu-v5p"),
+        ("TPU v6 lite", "tpu-v6e"),
+        ("TPU7x", "tpu7x"),
+        ("TPU v4", None),
+    ],
+)
+def test_device_kinds_of_the_new_parts(kind, name):
+    # JAX's device_kind: the CUDA/ROCm device name, or the TPU names jax/_src/tpu_info.py reads
+    found = rooflax.config.hardware.preset_for_kind(kind)
+    assert (found.name if found else None) == name
+
+
 def test_board_power_and_domain_round_trip(tmp_path):
     for name in ("gb200", "tpu-v5e", "a40"):
         hw = rooflax.get_hardware(name)
