@@ -156,6 +156,7 @@ class Hardware:
             decode); a mapping of phase → group → terms.
         interconnect_bytes_per_s: GPU-to-GPU bandwidth in one direction (collectives).
         interconnect_latency_s: latency of one hop of a collective.
+        board_power_w: the board's power limit (TDP), watts; None: unknown.
         l2_resident_bytes: the largest operand set that stays in the L2 cache when one kernel
             is replayed on the same operands (fitted to kernel benchmarks; 0: none). Only
             predictions of replayed kernels use it, with the groups' ``l2_speedup``.
@@ -178,6 +179,7 @@ class Hardware:
     phase_terms: tuple[tuple[str, tuple[tuple[str, tuple[tuple[str, float], ...]], ...]], ...] = ()
     interconnect_bytes_per_s: float = DEFAULT_INTERCONNECT_BYTES_PER_S
     interconnect_latency_s: float = DEFAULT_INTERCONNECT_LATENCY_S
+    board_power_w: float | None = None
     l2_resident_bytes: float = 0.0
     label: str = ""
     source: str = field(default="", compare=False)
