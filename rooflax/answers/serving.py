@@ -19,9 +19,10 @@ per request: a whole prompt is one prefill step of batch 1 (no decode token ride
 ``d = 0``); chunked prefill splits it into ``n = ⌈isl/c⌉`` chunks, each mixed into a step
 beside the ``d = C − 1`` other sequences' decode tokens. A mixed step costs the linear,
 elementwise and collective ops of ``C − 1 + q`` tokens (``q`` the chunk's tokens), the
-attention of the ``C − 1`` decode tokens at ``S̄``, the chunk's attention as a verify step
-of ``q`` tokens at its context (``i·c``), and the LM head of ``C`` tokens, each op at its
-own roof (the op rows of :func:`rooflax.sweep`): ``L`` times the layer's ops plus the head.
+rotary and attention of the ``C − 1`` decode tokens at ``S̄`` (:data:`POSITION_OPS`), the
+chunk's rotary and attention as a verify step of ``q`` tokens at its context (``i·c``), and
+the LM head of ``C`` tokens, each op at its own roof (the op rows of :func:`rooflax.sweep`):
+``L`` times the layer's ops plus the head.
 
 **Continuous batching.** When a sequence finishes, a new request takes its slot. Per
 request the system runs its prefill (``T_p``) and ``m = (osl − 1 − n·d) / (C·r)`` decode
@@ -77,7 +78,7 @@ from rooflax.errors import SpecError, positive_float, positive_int
 from rooflax.names import ENTITIES, LAYOUT
 
 __all__ = [
-    "ATTENTION_OPS",
+    "POSITION_OPS",
     "DEFAULT_CONCURRENCY",
     "METRICS",
     "Traffic",
@@ -91,8 +92,9 @@ __all__ = [
 
 #: Concurrencies (sequences in flight per pipeline stage) served when none are given.
 DEFAULT_CONCURRENCY = tuple(2**i for i in range(11))
-#: The ops whose cost depends on the context a token attends (the rest depend on token counts).
-ATTENTION_OPS = ("qk", "softmax", "pv", "attention")
+#: The ops whose cost depends on the positions of the tokens (their rotary angles, the context they
+#: attend), priced per part of a mixed step; the others depend on the step's token count alone.
+POSITION_OPS = ("rotary", "qk", "softmax", "pv", "attention")
 #: The serving outputs, each achieved (these names) and ideal (``ideal_`` before them).
 METRICS = ("ttft_s", "tpot_s", "e2e_s", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "requests_per_s")
 #: The keys of one instance's layout.
@@ -283,18 +285,18 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
     # the token-count ops of C − 1 + q tokens, the head of C, the decode attention of C − 1 (at S̄)
     need = sorted({c - 1 + q for c in batches for q in sizes} | {c for c in batches} | {c - 1 for c in batches if c > 1})
     ops = sweep(flat.with_keys(batch=need), summary=False)
-    attention = pl.col("op").cast(pl.String).is_in(ATTENTION_OPS)
+    positional = pl.col("op").cast(pl.String).is_in(POSITION_OPS)
     head = pl.col("op").cast(pl.String) == "lm_head"
     times = [pl.col(t).sum().alias(t) for t in ("time_s", "achieved_time_s")]
-    tokens = ops.filter(~attention & ~head).group_by(*INSTANCE, "batch").agg(times)
+    tokens = ops.filter(~positional & ~head).group_by(*INSTANCE, "batch").agg(times)
     heads = ops.filter(head).group_by(*INSTANCE, "batch").agg(times)
-    decode_attention = ops.filter(attention).group_by(*INSTANCE, "batch").agg(times)
+    decode_attention = ops.filter(positional).group_by(*INSTANCE, "batch").agg(times)
     verify = sweep(
         flat.with_keys(phases=["verify"], batch=[1], spec_k=sizes, seq_len=sorted(set(chunks["context"].to_list()))),
         summary=False,
     )
     chunk_attention = (
-        verify.filter(attention)
+        verify.filter(positional)
         .group_by(*INSTANCE, pl.col("spec_k").alias("q"), pl.col("seq_len").alias("context"))
         .agg(times)
     )
