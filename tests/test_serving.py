@@ -90,8 +90,9 @@ def test_chunks_add_up_with_the_decode_tokens_beside_them():
     # each chunk's attention at its context, the head of 4, every layer's
     row = serve(**CELL, batch=[4], isl=ISL, osl=OSL, chunk=32).row(0, named=True)
     ops = rooflax.sweep(model="toy-llama", hardware="h100-sxm", phases=["decode"], batch=[3, 4, 35], seq_len=[72])
-    verify = rooflax.sweep(model="toy-llama", hardware="h100-sxm", phases=["verify"], batch=[1], seq_len=[32, 64],
-                           spec_k=[32])
+    verify = rooflax.sweep(
+        model="toy-llama", hardware="h100-sxm", phases=["verify"], batch=[1], seq_len=[32, 64], spec_k=[32]
+    )
     attention = pl.col("op").cast(pl.String).is_in(["rotary", "qk", "softmax", "pv", "attention"])
 
     def total(frame, where) -> float:
@@ -118,7 +119,9 @@ def test_energy_at_board_power_and_a_price_only_when_given():
     priced = serve(model="toy-llama", hardware=hw, batch=[4], isl=ISL, osl=OSL, gpu_hour_usd=2.0).row(0, named=True)
     _close(priced["joules_per_token"], 700.0 / priced["tokens_per_s_per_gpu"])
     _close(priced["usd_per_million_tokens"], 2.0 / 3600 / priced["tokens_per_s_per_gpu"] * 1e6)
-    unknown = serve(model="toy-llama", hardware=dataclasses.replace(hw, board_power_w=None), batch=[4], isl=ISL, osl=OSL)
+    unknown = serve(
+        model="toy-llama", hardware=dataclasses.replace(hw, board_power_w=None), batch=[4], isl=ISL, osl=OSL
+    )
     assert unknown["joules_per_token"].to_list() == [None]
     assert "usd_per_million_tokens" not in unknown.columns
 
@@ -168,7 +171,9 @@ def test_disaggregated_balanced_with_an_infinitely_fast_link_is_the_sum_of_its_p
 
 
 def test_disaggregated_serving_of_real_steps():
-    spec = serving._base(None, {"model": "toy-llama", "hardware": "h100-sxm", "batch": [4]}, Traffic(isl=ISL, osl=OSL))
+    spec = serving.base_spec(
+        None, {"model": "toy-llama", "hardware": "h100-sxm", "batch": [4]}, Traffic(isl=ISL, osl=OSL)
+    )
     traffic = Traffic(isl=ISL, osl=OSL)
     rows = disaggregated(
         serving.decode_rounds(spec, traffic), serving.prefill_steps(spec, traffic), traffic, spec, gpus=2

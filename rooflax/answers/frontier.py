@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, Unpack, cast
 
 import numpy as np
 import polars as pl
@@ -162,13 +162,13 @@ def frontier(
                 f"{axis}: the frontier searches every layout whose tp·pp·ep divides gpus ({gpus}), so it reads "
                 f"no {axis}; leave {axis} out"
             )
-    chunks = list(chunk) if isinstance(chunk, list | tuple) else [chunk]
+    chunks: list[int | None] = list(chunk) if isinstance(chunk, list | tuple) else [cast(int | None, chunk)]
     if not chunks:
         raise SpecError("chunk: expected a chunk size, None or a non-empty list of them, got []")
     traffics = [serving.Traffic(isl=isl, osl=osl, chunk=c, block_size=block_size) for c in chunks]
-    probe = serving._base(spec, keys, traffics[0])
+    probe = serving.base_spec(spec, keys, traffics[0])
     degrees = _layouts(probe, gpus)
-    base = probe.with_keys(**degrees)
+    base = probe.with_keys(tp=degrees["tp"], pp=degrees["pp"], ep=degrees["ep"])
     rounds = serving.decode_rounds(
         base, traffics[0], k=k, tree=tree, draft_model=draft_model, medusa_heads=medusa_heads, acceptance=acceptance
     )
@@ -194,7 +194,7 @@ def frontier(
     found = serving.cost_columns(everything.filter("feasible"), gpu_hour_usd=gpu_hour_usd)
     found = found.with_columns(_layout_label(disaggregated))
     on = np.zeros(found.height, dtype=bool)
-    for (name,), rows in found.with_row_index("_row").group_by(["hardware"]):
+    for _, rows in found.with_row_index("_row").group_by(["hardware"]):
         idx = rows["_row"].to_numpy()
         on[idx] = pareto_mask(rows[f"{prefix}tokens_per_s_per_user"].to_numpy(), rows[rank].to_numpy())
     meets = pl.lit(True)
@@ -218,9 +218,7 @@ def _layout_label(disaggregated: bool) -> pl.Expr:
     own = pl.format("{}×{}×{}", "tp", "pp", "ep")
     if not disaggregated:
         return own.alias("layout")
-    if_disaggregated = pl.format(
-        "{}·P{}×{}×{} + {}·D", "prefill_instances", "tp_p", "pp_p", "ep_p", "decode_instances"
-    )
+    if_disaggregated = pl.format("{}·P{}×{}×{} + {}·D", "prefill_instances", "tp_p", "pp_p", "ep_p", "decode_instances")
     return (
         pl.when(pl.col("serving") == "disaggregated")
         .then(pl.concat_str(if_disaggregated, own))
@@ -279,7 +277,10 @@ def frontier_table(result: Frontier, *, rows: pl.DataFrame | None = None) -> Tab
     ]
     if "usd_per_million_tokens" in frame.columns:
         shown.append(pl.col("usd_per_million_tokens").round(3).alias("$/Mtok"))
-    sla = [f"{name} ≤ {v * 1e3:g} ms" for name, v in (("TTFT", result.sla["ttft_s"]), ("TPOT", result.sla["tpot_s"]))
-           if v is not None]
+    sla = [
+        f"{name} ≤ {v * 1e3:g} ms"
+        for name, v in (("TTFT", result.sla["ttft_s"]), ("TPOT", result.sla["tpot_s"]))
+        if v is not None
+    ]
     title = f"most tokens/s per GPU{' under ' + ' and '.join(sla) if sla else ''} ({'ideal' if prefix else 'achieved'})"
     return Table.of(frame.select(shown), title=title)

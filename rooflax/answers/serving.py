@@ -67,7 +67,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, Unpack, cast
 
 import polars as pl
 
@@ -78,11 +78,12 @@ from rooflax.errors import SpecError, positive_float, positive_int
 from rooflax.names import ENTITIES, LAYOUT
 
 __all__ = [
-    "POSITION_OPS",
     "DEFAULT_CONCURRENCY",
     "METRICS",
+    "POSITION_OPS",
     "Traffic",
     "aggregated",
+    "base_spec",
     "cost_columns",
     "decode_rounds",
     "disaggregated",
@@ -166,7 +167,14 @@ def _round(prefix: str, tokens: pl.Expr) -> pl.Expr:
     return pl.col("pp") * tokens / pl.col("achieved_tokens_per_s") * pl.col(_TIMES[prefix]) / pl.col("achieved_time_s")
 
 
-def _base(spec: SweepSpec | str | Path | None, keys: SweepKeys, traffic: Traffic) -> SweepSpec:
+def base_spec(spec: SweepSpec | str | Path | None, keys: SweepKeys, traffic: Traffic) -> SweepSpec:
+    """The decode sweep the serving steps start from: ``spec`` with ``keys``, at the traffic's mean context.
+
+    Args:
+        spec: a :class:`SweepSpec`, a TOML path or None.
+        keys: the spec's keys (no ``seq_len``, ``phases``, ``spec_k`` or ``tree``: the traffic sets them).
+        traffic: the requests.
+    """
     for key in _NOT_READ:
         if key in keys:
             raise SpecError(
@@ -177,7 +185,7 @@ def _base(spec: SweepSpec | str | Path | None, keys: SweepKeys, traffic: Traffic
     if spec is None and "batch" not in given:
         given["batch"] = list(DEFAULT_CONCURRENCY)
     given.update(phases=["decode"], seq_len=[traffic.context], spec_k=None, tree=None)
-    return resolve_spec(spec, SpecKeys(**given))
+    return resolve_spec(spec, cast(SpecKeys, given))
 
 
 def decode_rounds(
@@ -245,7 +253,7 @@ def decode_rounds(
         (pl.col("memory_bytes") - pl.col("kv_cache_bytes")).alias("other_bytes"),
         "weight_bytes",
     )
-    return pl.concat([rows, speculated.cast(rows.schema)])  # type: ignore[arg-type]
+    return pl.concat([rows, speculated.cast(rows.schema)])  # type: ignore[arg-type]  # polars types the pair
 
 
 def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()) -> pl.DataFrame:
@@ -277,13 +285,17 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
             pl.col("memory_bytes").alias("prefill_memory_bytes"),
         )
     if 1 not in base.pp:
-        raise SpecError(f"chunk: chunked prefill is priced for pp = 1 layouts only, and the spec's pp is {list(base.pp)}")
+        raise SpecError(
+            f"chunk: chunked prefill is priced for pp = 1 layouts only, and the spec's pp is {list(base.pp)}"
+        )
     flat = base.with_keys(pp=[1])
     chunks = pl.DataFrame(traffic.chunks, schema={"q": pl.Int64, "context": pl.Int64}, orient="row")
     sizes = sorted(set(chunks["q"].to_list()))
     concurrency = pl.DataFrame({"concurrency": sorted(set(batches))}, schema={"concurrency": pl.Int64})
     # the token-count ops of C − 1 + q tokens, the head of C, the decode attention of C − 1 (at S̄)
-    need = sorted({c - 1 + q for c in batches for q in sizes} | {c for c in batches} | {c - 1 for c in batches if c > 1})
+    need = sorted(
+        {c - 1 + q for c in batches for q in sizes} | {c for c in batches} | {c - 1 for c in batches if c > 1}
+    )
     ops = sweep(flat.with_keys(batch=need), summary=False)
     positional = pl.col("op").cast(pl.String).is_in(POSITION_OPS)
     head = pl.col("op").cast(pl.String) == "lm_head"
@@ -316,8 +328,7 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
         .join(layers, on="model")
     )
     mixed = {
-        prefix: pl.col("layers")
-        * (pl.col(f"{t}_tokens") + pl.col(t) + pl.col(f"{t}_decode").fill_null(0.0))
+        prefix: pl.col("layers") * (pl.col(f"{t}_tokens") + pl.col(t) + pl.col(f"{t}_decode").fill_null(0.0))
         + pl.col(f"{t}_head")
         for prefix, t in (("ideal_", "time_s"), ("", "achieved_time_s"))
     }
@@ -605,11 +616,10 @@ def serve(
     traffic = Traffic(isl=isl, osl=osl, chunk=chunk, block_size=block_size)
     if gpu_hour_usd is not None:
         positive_float("gpu_hour_usd", gpu_hour_usd)
-    base = _base(spec, keys, traffic)
+    base = base_spec(spec, keys, traffic)
     rounds = decode_rounds(
         base, traffic, k=k, tree=tree, draft_model=draft_model, medusa_heads=medusa_heads, acceptance=acceptance
     )
     prefill = prefill_steps(base, traffic, base.batch)
     out = aggregated(rounds, prefill, traffic, base)
     return cost_columns(out.sort(*INSTANCE, "batch", "speculation"), gpu_hour_usd=gpu_hour_usd)
-
