@@ -253,7 +253,7 @@ def decode_rounds(
         (pl.col("memory_bytes") - pl.col("kv_cache_bytes")).alias("other_bytes"),
         "weight_bytes",
     )
-    return pl.concat([rows, speculated.cast(rows.schema)])  # type: ignore[arg-type]  # polars types the pair
+    return pl.concat([rows, speculated.cast(rows.schema)])
 
 
 def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()) -> pl.DataFrame:
