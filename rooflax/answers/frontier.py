@@ -39,10 +39,13 @@ class Frontier:
             :func:`rooflax.answers.serving.serve`, with ``layout``, ``on_frontier`` and ``meets_sla``).
         pareto: the configurations on the frontier, per accelerator, by tokens/s per user.
         best: the ``top`` configurations with the most tokens/s per GPU under the SLA, per
-            accelerator (empty when none meets it: see ``reason``).
+            accelerator (ties: the most tokens/s per user first; empty when none meets it:
+            see ``reason``).
         reason: why ``best`` is empty, in one line; None otherwise.
         rank: the column ranked (``tokens_per_s_per_gpu``, or ``ideal_tokens_per_s_per_gpu``).
         sla: the SLA as given, ``{"ttft_s": ..., "tpot_s": ...}`` (None: no bound).
+        traffic: the requests (prompt and output lengths).
+        gpus: the GPU budget.
     """
 
     configurations: pl.DataFrame
@@ -51,6 +54,8 @@ class Frontier:
     reason: str | None
     rank: str
     sla: dict[str, float | None]
+    traffic: serving.Traffic
+    gpus: int
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -203,13 +208,20 @@ def frontier(
     if tpot is not None:
         meets = meets & (pl.col(f"{prefix}tpot_s") <= tpot)
     found = found.with_columns(on_frontier=pl.Series(on), meets_sla=meets).sort(
-        ["hardware", rank], descending=[False, True]
+        ["hardware", rank, f"{prefix}tokens_per_s_per_user"], descending=[False, True, True]
     )
     best = found.filter("meets_sla").group_by("hardware", maintain_order=True).head(top)
     reason = None if best.height else _why_none(found, prefix, ttft, tpot)
     pareto = found.filter("on_frontier").sort("hardware", f"{prefix}tokens_per_s_per_user")
     return Frontier(
-        configurations=found, pareto=pareto, best=best, reason=reason, rank=rank, sla={"ttft_s": ttft, "tpot_s": tpot}
+        configurations=found,
+        pareto=pareto,
+        best=best,
+        reason=reason,
+        rank=rank,
+        sla={"ttft_s": ttft, "tpot_s": tpot},
+        traffic=traffics[0],
+        gpus=gpus,
     )
 
 
