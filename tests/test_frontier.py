@@ -114,3 +114,70 @@ def test_a_budget_no_layout_holds_the_model_on_is_one_line():
         "has no memory left after its weights",
     )
     assert rooflax.frontier(**{**TOY, "hardware": small, "gpus": 2}).configurations.height > 0
+
+
+CLI = ["frontier", "--model", "toy-llama", "--hardware", "h100-sxm", "--isl", "64", "--osl", "17", "--gpus", "4"]
+CLI += ["--concurrency", "1,4,16,64"]
+
+
+def test_cli_prints_the_best_under_the_sla_and_writes_the_table_and_chart(tmp_path, capsys):
+    from rooflax.cli import main
+
+    table, chart = tmp_path / "frontier.csv", tmp_path / "frontier.png"
+    code = main([*CLI, "--tpot-ms", "0.4", "--gpu-hour-usd", "2.5", "-o", str(table), "--plot", str(chart)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].endswith("on 4 GPUs, " + out[0].split(", ")[1])  # N feasible configurations on 4 GPUs, M on it
+    assert out[1] == "most tokens/s per GPU under TPOT ≤ 0.4 ms (achieved)"
+    assert out[2].split() == [
+        "hardware", "dtype", "layout", "gpus", "conc", "spec", "prefill", "ttft_ms", "tpot_ms", "tok/s/user",
+        "tok/s/gpu", "kv_%", "J/tok", "$/Mtok",
+    ]  # fmt: skip
+    assert len(out) == 3 + 5 + 2  # five best, then the two files written
+    written = pl.read_csv(table)
+    assert {"on_frontier", "meets_sla", "usd_per_million_tokens", "layout"} <= set(written.columns)
+    assert chart.stat().st_size > 0
+
+
+def test_cli_an_sla_nothing_meets_prints_the_reason(capsys):
+    from rooflax.cli import main
+
+    assert main([*CLI, "--ttft-ms", "1e-6"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("no configuration meets TTFT ≤ 1e-06 ms (the lowest is ")
+    assert len(out) == 4  # the count, the title, the header, the reason
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--osl", "0"], "osl: expected an integer ≥ 2"),
+        (["--ttft-ms", "0"], "--ttft-ms: expected a positive finite number, got 0.0"),
+        (["--gpus", "0"], "gpus: expected a positive integer"),
+        (["--chunk", "half"], "--chunk: expected 'whole' or prompt tokens per step"),
+        (["--kv-link", "-3"], "--kv-link: expected a positive finite number, got -3.0"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(flags, fragment, capsys):
+    from rooflax.cli import main
+
+    assert main([*CLI, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err, err
+
+
+def test_the_chart_draws_a_curve_per_accelerator_and_the_sla():
+    from rooflax.plot import frontier_chart
+
+    result = rooflax.frontier(**{**TOY, "hardware": ["h100-sxm", "a100-80gb-sxm"]}, tpot=4e-4, ttft=1e-3)
+    fig = frontier_chart(result)
+    (ax,) = fig.axes
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["a100-80gb-sxm frontier", "h100-sxm frontier", "TPOT ≤ 0.4 ms"]  # presets' order
+    assert ax.get_lines()[-1].get_xdata()[0] == pytest.approx(1 / 4e-4)
+    on = result.pareto.filter(hardware="h100-sxm")
+    assert list(ax.get_lines()[1].get_xdata()) == on["tokens_per_s_per_user"].to_list()
+    assert len(ax.texts) == result.pareto.height  # each frontier point labelled with its layout
+    by_strategy = frontier_chart(result, by="speculation")
+    assert by_strategy.axes[0].get_lines()[0].get_label() == "none frontier"
