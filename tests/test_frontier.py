@@ -127,7 +127,11 @@ def test_cli_prints_the_best_under_the_sla_and_writes_the_table_and_chart(tmp_pa
     code = main([*CLI, "--tpot-ms", "0.4", "--gpu-hour-usd", "2.5", "-o", str(table), "--plot", str(chart)])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
-    assert out[0].endswith("on 4 GPUs, " + out[0].split(", ")[1])  # N feasible configurations on 4 GPUs, M on it
+    assert (
+        out[0]
+        .split(" configurations on 4 GPUs, ")[1]
+        .endswith("on the frontier (tokens/s per GPU against tokens/s per user)")
+    )
     assert out[1] == "most tokens/s per GPU under TPOT ≤ 0.4 ms (achieved)"
     assert out[2].split() == [
         "hardware", "dtype", "layout", "gpus", "conc", "spec", "prefill", "ttft_ms", "tpot_ms", "tok/s/user",

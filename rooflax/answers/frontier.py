@@ -46,6 +46,7 @@ class Frontier:
         sla: the SLA as given, ``{"ttft_s": ..., "tpot_s": ...}`` (None: no bound).
         traffic: the requests (prompt and output lengths).
         gpus: the GPU budget.
+        searched: configurations served, feasible or not.
     """
 
     configurations: pl.DataFrame
@@ -56,6 +57,7 @@ class Frontier:
     sla: dict[str, float | None]
     traffic: serving.Traffic
     gpus: int
+    searched: int
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -222,6 +224,7 @@ def frontier(
         sla={"ttft_s": ttft, "tpot_s": tpot},
         traffic=traffics[0],
         gpus=gpus,
+        searched=everything.height,
     )
 
 

@@ -453,8 +453,8 @@ def _cmd_frontier(args) -> int:
     if not args.quiet:
         found = result.configurations
         print(
-            f"{found.height:,} feasible configurations on {args.gpus} GPUs, {result.pareto.height} on the frontier "
-            "(tokens/s per GPU against tokens/s per user)"
+            f"{result.searched:,} configurations on {args.gpus} GPUs, {found.height:,} feasible, "
+            f"{result.pareto.height} on the frontier (tokens/s per GPU against tokens/s per user)"
         )
         show([frontier_table(result), *([result.reason] if result.reason else [])])
     _write_table(result.configurations, output, quiet=args.quiet)
