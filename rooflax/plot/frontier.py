@@ -24,7 +24,8 @@ def frontier_chart(result: Frontier, *, by: str = "hardware", title: str | None 
     Args:
         result: what :func:`rooflax.frontier` returned.
         by: one curve per value of this column (:data:`GROUPS`): each curve is that group's own
-            Pareto set, its points labelled with their layout; every configuration is a faint dot.
+            Pareto set, its points labelled with their layout, concurrency (``c64``) and
+            speculation; every configuration is a faint dot.
         title: the figure title (default: the model, the GPU budget and the traffic).
 
     Returns:
@@ -57,7 +58,8 @@ def frontier_chart(result: Frontier, *, by: str = "hardware", title: str | None 
         ax.plot(on[x_col], on[y_col], "-o", color=color, markersize=4, label=f"{value} frontier")
         for row in on.iter_rows(named=True):
             ax.annotate(
-                f"{row['layout']} c{row['concurrency']}",
+                f"{row['layout']} c{row['concurrency']}"
+                + ("" if row["speculation"] == "none" else f" {row['speculation']}"),
                 (row[x_col], row[y_col]),
                 textcoords="offset points",
                 xytext=(3, 3),
