@@ -449,7 +449,8 @@ def disaggregated(
 
     Every pair of a prefill layout and a decode configuration of the same model, accelerator
     and dtype, with the counts ``x, y ≥ 1`` on at most ``gpus`` devices that serve the most
-    requests per second (ties: fewer devices).
+    tokens/s per GPU (ties: the most requests/s), on the achieved times; for each ``x`` only
+    the two decode counts either side of the balance are tried (one of them is best at that ``x``).
 
     Args:
         rounds: :func:`decode_rounds` (the decode instances).
@@ -498,17 +499,26 @@ def disaggregated(
         .with_columns(usage, fits.alias("fits"), gpus_d=pl.col("tp") * pl.col("pp") * pl.col("ep"))
         .filter(pl.col("gpus_d") < gpus)
     )
-    counts = pl.DataFrame(
-        [(x, y) for x in range(1, gpus) for y in range(1, gpus) if x + y <= gpus],
-        schema={"x": pl.Int64, "y": pl.Int64},
-        orient="row",
-    )
+    # for each count x of prefill instances, the decode counts on either side of the balance x·R_p / R_d
+    # (within the budget): one of them serves the most tokens/s per GPU at that x
+    balance = pl.col("concurrency") * pl.col("tokens_per_round") * pl.col("prefill_s")
+    balance = balance / (pl.col("round_s") * (osl - 1))  # R_d / R_p
+    most = (gpus - pl.col("x") * pl.col("gpus_p")) // pl.col("gpus_d")
+    counts = pl.DataFrame({"x": range(1, gpus)}, schema={"x": pl.Int64})
     pairs = (
         pre.filter(pl.col("gpus_p") < gpus)
         .join(dec, on=[*ENTITIES, "hidden"])
         .join(counts, how="cross")
+        .with_columns(
+            y=pl.concat_list(
+                (pl.col("x") / balance).floor().cast(pl.Int64), (pl.col("x") / balance).ceil().cast(pl.Int64)
+            ).list.eval(pl.element().clip(1)),
+            most=most,
+        )
+        .explode("y")
+        .with_columns(y=pl.min_horizontal("y", "most"))
+        .filter(pl.col("y") >= 1)
         .with_columns(used=pl.col("x") * pl.col("gpus_p") + pl.col("y") * pl.col("gpus_d"))
-        .filter(pl.col("used") <= gpus)
     )
     transfer = pl.col("kv_request_bytes") / link
     columns: dict[str, pl.Expr] = {}
@@ -550,7 +560,7 @@ def disaggregated(
         *(f"{n}_p" for n in LAYOUT),
         transfer.alias("kv_transfer_s"),
     )
-    best = out.sort(["requests_per_s", "gpus"], descending=[True, False]).group_by(
+    best = out.sort(["tokens_per_s_per_gpu", "requests_per_s"], descending=[True, True]).group_by(
         *INSTANCE, *(f"{n}_p" for n in LAYOUT), "batch", "speculation", maintain_order=True
     )
     return best.first().rename({"fits": "feasible"})
