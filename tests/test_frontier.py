@@ -56,6 +56,7 @@ def test_pareto_mask_on_real_numbers(pairs):
     _check_frontier(x, y, pareto_mask(x, y))
 
 
+@pytest.mark.slow
 def test_the_frontier_of_real_configurations():
     result = rooflax.frontier(**TOY, k=[2], chunk=[None, 32], disaggregated=True)
     found = result.configurations
