@@ -65,6 +65,36 @@ CHARTS: dict[str, list[list[str]]] = {
             "{chart}",
         ]
     ],
+    # the serving frontier: Llama-3-70B (the shape of Llama-3.1-70B) on 8 H100s, 2k in, 512 out, 50 ms TPOT
+    "frontier_llama3_70b_h100": [
+        [
+            "frontier",
+            "--model",
+            "llama-3-70b",
+            "--hardware",
+            "h100-sxm",
+            "--dtype",
+            "fp16,fp8",
+            "--isl",
+            "2048",
+            "--osl",
+            "512",
+            "--gpus",
+            "8",
+            "--ttft-ms",
+            "2000",
+            "--tpot-ms",
+            "50",
+            "--k",
+            "2,4",
+            "--chunk",
+            "whole,512",
+            "--disaggregated",
+            "--quiet",
+            "--plot",
+            "{chart}",
+        ]
+    ],
     "speculate_llama33b_a100_medusa_heads": [
         [
             "best-k",

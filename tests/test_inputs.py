@@ -81,6 +81,7 @@ CALLS = {
     "rooflax.validate.validate": lambda **kw: rooflax.validate.validate(points=(), **kw),
     "rooflax.validate.detect_device": lambda **kw: rooflax.validate.detect_device(**kw),
     "rooflax.predict_measurements": lambda **kw: rooflax.predict_measurements(None, **kw),
+    "rooflax.frontier": lambda **kw: rooflax.frontier(model="toy-llama", isl=8, osl=4, gpus=1, **kw),
 }
 
 

@@ -389,6 +389,84 @@ def _cmd_speculate(args) -> int:
     return 0
 
 
+def _chunks(text: str | None) -> list[int | None] | None:
+    """``--chunk whole,512``: prefill modes (``whole``: whole prompts), or None when absent."""
+    if text is None:
+        return None
+    out: list[int | None] = []
+    for item in (part.strip() for part in text.split(",")):
+        if item == "whole":
+            out.append(None)
+            continue
+        try:
+            out.append(int(item))
+        except ValueError:
+            raise SpecError(
+                f"--chunk: expected 'whole' or prompt tokens per step, comma-separated, got {text!r}"
+            ) from None
+    return out
+
+
+def _milliseconds(flag: str, value: float | None) -> float | None:
+    """A flag in milliseconds as seconds (None when absent); a positive number or a one-line error."""
+    from rooflax.errors import positive_float
+
+    return None if value is None else positive_float(flag, value) / 1e3
+
+
+def _cmd_frontier(args) -> int:
+    from rooflax.answers.frontier import frontier, frontier_table
+    from rooflax.answers.tables import show
+    from rooflax.errors import positive_float
+
+    output = _table_output(args)
+    chart = None
+    if args.plot:
+        from rooflax.plot.files import chart_path
+
+        chart = chart_path(args.plot, overwrite=args.overwrite, field="--plot")
+    keys = _spec_keys(args)
+    if args.concurrency is not None:
+        keys["batch"] = _listed("--concurrency", args.concurrency, int)
+    trees = [{"top_k": _listed("--top-k", t, int)} for t in args.top_k or ()]
+    result = frontier(
+        args.spec,
+        isl=args.isl,
+        osl=args.osl,
+        gpus=args.gpus,
+        ttft=_milliseconds("--ttft-ms", args.ttft_ms),
+        tpot=_milliseconds("--tpot-ms", args.tpot_ms),
+        chunk=_chunks(args.chunk),
+        block_size=args.block_size,
+        k=_listed("--k", args.k, int),
+        tree=trees or None,
+        draft_model=args.draft_model,
+        medusa_heads=args.medusa_heads,
+        acceptance=_acceptance(args),
+        disaggregated=args.disaggregated,
+        kv_link_bytes_per_s=None if args.kv_link is None else positive_float("--kv-link", args.kv_link) * 1e9,
+        gpu_hour_usd=None if args.gpu_hour_usd is None else positive_float("--gpu-hour-usd", args.gpu_hour_usd),
+        ideal=args.ideal,
+        top=args.top,
+        **keys,
+    )
+    if not args.quiet:
+        found = result.configurations
+        print(
+            f"{result.searched:,} configurations on {args.gpus} GPUs, {found.height:,} feasible, "
+            f"{result.pareto.height} on the frontier (tokens/s per GPU against tokens/s per user)"
+        )
+        show([frontier_table(result), *([result.reason] if result.reason else [])])
+    _write_table(result.configurations, output, quiet=args.quiet)
+    if chart is not None:
+        from rooflax.plot import frontier_chart, save
+
+        save(frontier_chart(result), chart, overwrite=args.overwrite, field="--plot")
+        if not args.quiet:
+            print(f"wrote {chart}")
+    return 0
+
+
 def _cmd_compare(args) -> int:
     from rooflax.answers.compare import compare, compare_table
     from rooflax.answers.tables import show
@@ -679,6 +757,40 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--plot", metavar="CHART", help="also draw the regime map of speedup and best K")
         _add_table_flags(p)
         p.set_defaults(run=_cmd_speculate)
+
+    p = sub.add_parser(
+        "frontier",
+        help="serving: the most tokens/s per GPU at each tokens/s per user over layouts, concurrency, dtypes "
+        "and speculation, and the best under an SLA",
+    )
+    p.add_argument("spec", nargs="?", help="sweep spec TOML: its models, hardware, dtypes and batch (concurrency)")
+    _add_spec_flags(p, skip=("phases", "batch", "seq_len", "hidden", "spec_k", "tp", "pp", "ep"))
+    p.add_argument("--isl", type=int, required=True, help="prompt tokens per request")
+    p.add_argument("--osl", type=int, required=True, help="output tokens per request (at least 2)")
+    p.add_argument("--gpus", type=int, required=True, help="the GPU budget: layouts whose tp·pp·ep divides it")
+    p.add_argument("--ttft-ms", type=float, help="SLA: longest time to first token, milliseconds")
+    p.add_argument("--tpot-ms", type=float, help="SLA: longest time per output token, milliseconds")
+    p.add_argument(
+        "--concurrency", metavar="A,B", help="sequences in flight per pipeline stage (default 1, 2, 4, ..., 1024)"
+    )
+    p.add_argument("--chunk", metavar="whole,C", help="prefill modes: whole prompts and/or chunks of C tokens a step")
+    p.add_argument("--block-size", type=int, default=16, help="tokens per KV-cache page (default 16)")
+    p.add_argument("--k", metavar="A,B", help="speculation: draft lengths searched beside none")
+    p.add_argument("--top-k", action="append", metavar="A,B", help="speculation: a Medusa tree by top-k per head")
+    p.add_argument("--draft-model", metavar="MODEL", help="draft model preset or file (K decode steps a round)")
+    p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
+    p.add_argument("--alpha", type=float, help="geometric acceptance: P(draft token accepted) (default 0.8)")
+    p.add_argument("--acceptance", metavar="TOML|PRESET", help="acceptance table file or Medusa preset")
+    p.add_argument("--disaggregated", action="store_true", help="search disaggregated prefill/decode instances too")
+    p.add_argument(
+        "--kv-link", type=float, metavar="GB/s", help="the link KV crosses between instances (default: interconnect)"
+    )
+    p.add_argument("--gpu-hour-usd", type=float, metavar="USD", help="price per GPU-hour: adds $ per million tokens")
+    p.add_argument("--ideal", action="store_true", help="rank and check the SLA on the ideal (roof) times")
+    p.add_argument("--top", type=int, default=5, help="best configurations shown per accelerator (default 5)")
+    p.add_argument("--plot", metavar="CHART", help="also draw the frontier")
+    _add_table_flags(p)
+    p.set_defaults(run=_cmd_frontier)
 
     p = sub.add_parser("compare", help="speedup of accelerator B over A per phase and op group")
     p.add_argument("a", metavar="A", help="the baseline accelerator (preset name or hardware TOML)")

@@ -1,0 +1,635 @@
+"""Serving at steady state: time to first token, time per output token and throughput of a
+configuration serving a stream of requests, composed from the sweep's step costs.
+
+Traffic: every request has ``isl`` prompt tokens and ``osl`` output tokens (the first
+output token comes out of the prefill, the other ``osl − 1`` out of decode steps). A
+configuration is a model, accelerator, dtype, layout ``(tp, pp, ep)`` on ``g = tp·pp·ep``
+devices, a concurrency ``C`` (sequences in flight), a speculation choice and a prefill
+mode. Every step cost is a summary sweep's (:func:`rooflax.sweep`, ``summary=True``), ideal
+(``time_s``) and achieved (``achieved_time_s``, with the error band where the hardware has
+one); the outputs are computed once from each.
+
+**Steps.** A pipeline of ``pp`` stages runs ``pp`` micro-batches of ``B`` sequences
+(``C = pp·B``), paced by its slowest stage, so every step takes one round of the pipeline,
+``τ = pp·B·Q / tokens_per_s`` (``time_s`` itself when ``pp = 1``). Decode steps are priced
+at the mean context of the sequences in flight, ``S̄ = isl + ⌊osl/2⌋``. A decode round
+(speculation: one draft-and-verify round, :func:`rooflax.speculate`) takes ``τ_d`` and
+gives every sequence ``r`` tokens (``r = 1`` without speculation). Prefill takes ``T_p``
+per request: a whole prompt is one prefill step of batch 1 (no decode token rides along,
+``d = 0``); chunked prefill splits it into ``n = ⌈isl/c⌉`` chunks, each mixed into a step
+beside the ``d = C − 1`` other sequences' decode tokens. A mixed step costs the linear,
+elementwise and collective ops of ``C − 1 + q`` tokens (``q`` the chunk's tokens), the
+rotary and attention of the ``C − 1`` decode tokens at ``S̄`` (:data:`POSITION_OPS`), the
+chunk's rotary and attention as a verify step of ``q`` tokens at its context (``i·c``), and
+the LM head of ``C`` tokens, each op at its own roof (the op rows of :func:`rooflax.sweep`):
+``L`` times the layer's ops plus the head.
+
+**Continuous batching.** When a sequence finishes, a new request takes its slot. Per
+request the system runs its prefill (``T_p``) and ``m = (osl − 1 − n·d) / (C·r)`` decode
+rounds, so (exact at steady state, and Little's law ``C = λ · e2e`` holds by construction):
+
+- requests per second ``λ = 1 / (T_p + m·τ_d)``;
+- end to end ``e2e = C / λ``; time to first token ``TTFT = T_p`` (no queueing: a request
+  arrives as a slot frees);
+- time per output token ``TPOT = (e2e − TTFT) / (osl − 1)``: the decode rounds and the other
+  requests' prefills a sequence waits through while it decodes (one request alone:
+  ``TPOT = τ_d / r``);
+- tokens/s per user ``1 / TPOT``; tokens/s per GPU ``λ · osl / g`` (output tokens).
+
+A configuration is **feasible** when ``m ≥ 0`` (the chunks' decode tokens do not already
+exceed the output) and the KV cache fits: paged in blocks of ``block_size`` tokens, the
+``C`` sequences hold ``⌈S̄/block⌉·block`` tokens each on average, ``kv_usage`` = that KV
+over the device memory left after the weights, the drafter and the larger of the decode
+step's and the prefill step's activations; feasible where ``kv_usage ≤ 1``.
+
+**Disaggregated.** ``x`` prefill instances (layout ``(tp, pp, ep)_p``, ``g_p`` devices,
+whole prompts, batch 1) and ``y`` decode instances (``g_d`` devices, concurrency ``C``)
+with their own layouts. A request's KV cache (``k·2·G·d·L·isl`` bytes) crosses a link
+(``kv_link_bytes_per_s``; default each prefill device's interconnect in parallel,
+``g_p · interconnect``) after its prefill: ``TTFT = T_p + kv / link``; decode instances run
+decode rounds only: ``TPOT = τ_d / r``. Rates: a prefill instance serves ``R_p = 1/T_p``
+requests/s, a decode instance ``R_d = C·r / (τ_d·(osl − 1))``; the system ``λ = min(x·R_p,
+y·R_d)`` on ``x·g_p + y·g_d`` devices. ``balance`` ``= R_d / R_p`` is the ratio ``x/y``
+that keeps both busy; with it and an infinitely fast link the devices spend
+``g_p/R_p + g_d/R_d`` device-seconds per request, the sum of the parts.
+
+**Cost and energy.** ``joules_per_token`` = board power / tokens/s per GPU (every device
+at its board power: an upper bound; null where the hardware has no ``board_power_w``);
+``usd_per_million_tokens`` = price per GPU-hour / 3600 / tokens/s per GPU · 10⁶, only
+when a price is given (no price is assumed).
+
+Speculation and chunked prefill are priced for ``pp = 1`` layouts only (the speculation
+rounds are latencies, not pipeline rounds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Unpack, cast
+
+import polars as pl
+
+from rooflax.answers.speculate import speculate
+from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
+from rooflax.data.frames import resolve_spec, sweep
+from rooflax.errors import SpecError, positive_float, positive_int
+from rooflax.names import ENTITIES, LAYOUT
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "METRICS",
+    "POSITION_OPS",
+    "Traffic",
+    "aggregated",
+    "base_spec",
+    "cost_columns",
+    "decode_rounds",
+    "disaggregated",
+    "prefill_steps",
+    "serve",
+]
+
+#: Concurrencies (sequences in flight per pipeline stage) served when none are given.
+DEFAULT_CONCURRENCY = tuple(2**i for i in range(11))
+#: The ops whose cost depends on the positions of the tokens (their rotary angles, the context they
+#: attend), priced per part of a mixed step; the others depend on the step's token count alone.
+POSITION_OPS = ("rotary", "qk", "softmax", "pv", "attention")
+#: The serving outputs, each achieved (these names) and ideal (``ideal_`` before them).
+METRICS = ("ttft_s", "tpot_s", "e2e_s", "tokens_per_s_per_user", "tokens_per_s_per_gpu", "requests_per_s")
+#: The keys of one instance's layout.
+INSTANCE = (*ENTITIES, "hidden", *LAYOUT)
+#: How the step times are read: ideal, achieved, and the achieved time's band ends.
+_TIMES = {"ideal_": "time_s", "": "achieved_time_s", "lo_": "achieved_time_lo_s", "hi_": "achieved_time_hi_s"}
+_RATES = {"ideal_": "tokens_per_s", "": "achieved_tokens_per_s"}
+_NOT_READ = ("seq_len", "phases", "spec_k", "tree")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Traffic:
+    """The requests served: prompt and output lengths, prefill chunk and KV block.
+
+    Args:
+        isl: prompt tokens per request, ≥ 1.
+        osl: output tokens per request, ≥ 2 (the first comes out of prefill; one output
+            token has no time per output token).
+        chunk: prompt tokens mixed into each step (chunked prefill), or None: whole prompts.
+        block_size: tokens per KV-cache page.
+    """
+
+    isl: int
+    osl: int
+    chunk: int | None = None
+    block_size: int = 16
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "isl", positive_int("isl", self.isl))
+        if isinstance(self.osl, bool) or not isinstance(self.osl, int) or self.osl < 2:
+            raise SpecError(
+                f"osl: expected an integer ≥ 2 output tokens (the first comes out of prefill, the rest "
+                f"out of decode steps), got {self.osl!r}"
+            )
+        if self.chunk is not None:
+            chunk = positive_int("chunk", self.chunk)
+            if chunk > self.isl:
+                raise SpecError(f"chunk: {chunk} tokens is longer than the prompt (isl {self.isl}); at most {self.isl}")
+            object.__setattr__(self, "chunk", chunk)
+        object.__setattr__(self, "block_size", positive_int("block_size", self.block_size))
+
+    @property
+    def context(self) -> int:
+        """The mean context of the sequences in flight, ``isl + ⌊osl/2⌋``."""
+        return self.isl + self.osl // 2
+
+    @property
+    def paged_context(self) -> int:
+        """:attr:`context` rounded up to whole KV blocks."""
+        return -(-self.context // self.block_size) * self.block_size
+
+    @property
+    def chunks(self) -> tuple[tuple[int, int], ...]:
+        """``(tokens, context)`` of each prefill chunk (one whole prompt without a chunk)."""
+        c = self.chunk or self.isl
+        return tuple((min(c, self.isl - start), min(start + c, self.isl)) for start in range(0, self.isl, c))
+
+    @property
+    def prefill(self) -> str:
+        """The prefill mode's label: ``whole`` or ``chunk C``."""
+        return "whole" if self.chunk is None else f"chunk {self.chunk}"
+
+
+def _round(prefix: str, tokens: pl.Expr) -> pl.Expr:
+    """One pipeline round of a step: ``pp · (tokens of a micro-batch) / tokens_per_s``; band ends
+    scale the achieved round by the band's ratio to the achieved latency."""
+    if prefix in _RATES:
+        return pl.col("pp") * tokens / pl.col(_RATES[prefix])
+    return pl.col("pp") * tokens / pl.col("achieved_tokens_per_s") * pl.col(_TIMES[prefix]) / pl.col("achieved_time_s")
+
+
+def base_spec(spec: SweepSpec | str | Path | None, keys: SweepKeys, traffic: Traffic) -> SweepSpec:
+    """The decode sweep the serving steps start from: ``spec`` with ``keys``, at the traffic's mean context.
+
+    Args:
+        spec: a :class:`SweepSpec`, a TOML path or None.
+        keys: the spec's keys (no ``seq_len``, ``phases``, ``spec_k`` or ``tree``: the traffic sets them).
+        traffic: the requests.
+    """
+    for key in _NOT_READ:
+        if key in keys:
+            raise SpecError(
+                f"{key}: serving sets each step's {key} from the traffic (isl, osl, chunk), so it reads no "
+                f"{key}; leave {key} out"
+            )
+    given: dict[str, Any] = dict(keys)
+    if spec is None and "batch" not in given:
+        given["batch"] = list(DEFAULT_CONCURRENCY)
+    given.update(phases=["decode"], seq_len=[traffic.context], spec_k=None, tree=None)
+    return resolve_spec(spec, cast(SpecKeys, given))
+
+
+def decode_rounds(
+    base: SweepSpec,
+    traffic: Traffic,
+    *,
+    k: object = None,
+    tree: object = None,
+    draft_model: Any = None,
+    medusa_heads: int | None = None,
+    acceptance: object = None,
+) -> pl.DataFrame:
+    """One row per instance layout, batch and speculation choice: a decode round's times and memory.
+
+    Args:
+        base: the decode sweep (seq_len the traffic's mean context, :class:`Traffic`).
+        traffic: the requests.
+        k, tree, draft_model, medusa_heads, acceptance: speculation as :func:`rooflax.speculate`
+            takes it (none: decode steps only); priced for the ``pp = 1`` layouts.
+
+    Returns:
+        :data:`INSTANCE`, ``batch``, ``concurrency`` (``pp·batch``), ``speculation`` (``none``,
+        ``k=K``, or the tree's label; ``medusa`` before it with Medusa heads, ``draft`` with a
+        draft model), ``draft_k`` (null: none), ``tokens_per_round``, the round's times
+        ``ideal_round_s``, ``round_s``, ``lo_round_s``, ``hi_round_s`` (band: null where
+        unknown), ``kv_bytes`` (paged, per device), ``other_bytes`` (weights, drafter,
+        activations per device) and ``weight_bytes`` (the target's, per device).
+    """
+    decode = sweep(base, summary=True)
+    paged = traffic.paged_context / traffic.context
+    rows = decode.select(
+        *INSTANCE,
+        "batch",
+        (pl.col("pp") * pl.col("batch")).alias("concurrency"),
+        pl.lit("none").alias("speculation"),
+        pl.lit(None, pl.Int64).alias("draft_k"),
+        pl.lit(1.0).alias("tokens_per_round"),
+        *(_round(p, pl.col("batch")).alias(f"{p}round_s") for p in _TIMES),
+        (pl.col("kv_cache_bytes") * paged).alias("kv_bytes"),
+        (pl.col("weight_bytes") + pl.col("activation_bytes")).alias("other_bytes"),
+        "weight_bytes",
+    )
+    if k is None and tree is None and draft_model is None and medusa_heads is None:
+        return rows
+    if 1 not in base.pp:
+        raise SpecError(f"k: speculation is priced for pp = 1 layouts only, and the spec's pp is {list(base.pp)}")
+    flat = base.with_keys(pp=[1])
+    spec = speculate(
+        flat, k=k, tree=tree, draft_model=draft_model, medusa_heads=medusa_heads, acceptance=acceptance
+    ).join(decode.select(*INSTANCE, "batch", "kv_cache_bytes", "weight_bytes"), on=[*INSTANCE, "batch"])
+    drafter = "medusa " if medusa_heads is not None else "draft " if draft_model is not None else ""
+    label = pl.when(pl.col("tree") == "chain").then(pl.format("k={}", "draft_k")).otherwise(pl.col("tree"))
+    speculated = spec.select(
+        *INSTANCE,
+        "batch",
+        pl.col("batch").alias("concurrency"),
+        (pl.lit(drafter) + label).alias("speculation"),
+        "draft_k",
+        "tokens_per_round",
+        pl.col("round_time_s").alias("ideal_round_s"),
+        pl.col("achieved_round_time_s").alias("round_s"),
+        pl.lit(None, pl.Float64).alias("lo_round_s"),
+        pl.lit(None, pl.Float64).alias("hi_round_s"),
+        (pl.col("kv_cache_bytes") * paged).alias("kv_bytes"),
+        (pl.col("memory_bytes") - pl.col("kv_cache_bytes")).alias("other_bytes"),
+        "weight_bytes",
+    )
+    return pl.concat([rows, speculated.cast(rows.schema)])
+
+
+def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()) -> pl.DataFrame:
+    """One row per instance layout (and, chunked, per concurrency): the prefill time a request costs.
+
+    Args:
+        base: the decode sweep of :func:`decode_rounds` (its models, hardware, dtypes, layouts).
+        traffic: the requests; with a ``chunk``, the mixed steps (module docstring) of each
+            concurrency in ``batches``, for the ``pp = 1`` layouts.
+        batches: the concurrencies to price chunked prefill at.
+
+    Returns:
+        :data:`INSTANCE`, ``prefill`` (the mode), ``concurrency`` (null: the same at every
+        concurrency), ``chunks`` (steps a prompt takes), ``ride`` (decode tokens riding in
+        each: 0 whole, ``C − 1`` chunked), ``ideal_prefill_s``, ``prefill_s``, ``lo_prefill_s``,
+        ``hi_prefill_s`` (per request), ``prefill_activation_bytes`` and ``prefill_memory_bytes``
+        (per device: weights, the prompt's KV, activations).
+    """
+    if traffic.chunk is None:
+        whole = sweep(base.with_keys(phases=["prefill"], batch=[1], seq_len=[traffic.isl]), summary=True)
+        return whole.select(
+            *INSTANCE,
+            pl.lit(traffic.prefill).alias("prefill"),
+            pl.lit(None, pl.Int64).alias("concurrency"),
+            pl.lit(1, pl.Int64).alias("chunks"),
+            pl.lit(0, pl.Int64).alias("ride"),
+            *(_round(p, pl.lit(traffic.isl)).alias(f"{p}prefill_s") for p in _TIMES),
+            pl.col("activation_bytes").alias("prefill_activation_bytes"),
+            pl.col("memory_bytes").alias("prefill_memory_bytes"),
+        )
+    if 1 not in base.pp:
+        raise SpecError(
+            f"chunk: chunked prefill is priced for pp = 1 layouts only, and the spec's pp is {list(base.pp)}"
+        )
+    flat = base.with_keys(pp=[1])
+    chunks = pl.DataFrame(traffic.chunks, schema={"q": pl.Int64, "context": pl.Int64}, orient="row")
+    sizes = sorted(set(chunks["q"].to_list()))
+    concurrency = pl.DataFrame({"concurrency": sorted(set(batches))}, schema={"concurrency": pl.Int64})
+    # the token-count ops of C − 1 + q tokens, the head of C, the decode attention of C − 1 (at S̄)
+    need = sorted(
+        {c - 1 + q for c in batches for q in sizes} | {c for c in batches} | {c - 1 for c in batches if c > 1}
+    )
+    ops = sweep(flat.with_keys(batch=need), summary=False)
+    positional = pl.col("op").cast(pl.String).is_in(POSITION_OPS)
+    head = pl.col("op").cast(pl.String) == "lm_head"
+    times = [pl.col(t).sum().alias(t) for t in ("time_s", "achieved_time_s")]
+    tokens = ops.filter(~positional & ~head).group_by(*INSTANCE, "batch").agg(times)
+    heads = ops.filter(head).group_by(*INSTANCE, "batch").agg(times)
+    decode_attention = ops.filter(positional).group_by(*INSTANCE, "batch").agg(times)
+    verify = sweep(
+        flat.with_keys(phases=["verify"], batch=[1], spec_k=sizes, seq_len=sorted(set(chunks["context"].to_list()))),
+        summary=False,
+    )
+    chunk_attention = (
+        verify.filter(positional)
+        .group_by(*INSTANCE, pl.col("spec_k").alias("q"), pl.col("seq_len").alias("context"))
+        .agg(times)
+    )
+    layers = pl.DataFrame(
+        {"model": [m.name for m in flat.models], "layers": [m.layers for m in flat.models]},
+        schema={"model": ops.schema["model"], "layers": pl.Int64},
+    )
+    steps = (
+        chunk_attention.join(chunks, on=["q", "context"])
+        .join(concurrency, how="cross")
+        .with_columns(tokens=pl.col("concurrency") - 1 + pl.col("q"), others=pl.col("concurrency") - 1)
+        .join(tokens, left_on=[*INSTANCE, "tokens"], right_on=[*INSTANCE, "batch"], suffix="_tokens")
+        .join(heads, left_on=[*INSTANCE, "concurrency"], right_on=[*INSTANCE, "batch"], suffix="_head")
+        .join(
+            decode_attention, left_on=[*INSTANCE, "others"], right_on=[*INSTANCE, "batch"], how="left", suffix="_decode"
+        )
+        .join(layers, on="model")
+    )
+    mixed = {
+        prefix: pl.col("layers") * (pl.col(f"{t}_tokens") + pl.col(t) + pl.col(f"{t}_decode").fill_null(0.0))
+        + pl.col(f"{t}_head")
+        for prefix, t in (("ideal_", "time_s"), ("", "achieved_time_s"))
+    }
+    prompt = steps.group_by(*INSTANCE, "concurrency").agg(
+        *(expr.sum().alias(f"{prefix}prefill_s") for prefix, expr in mixed.items())
+    )
+    activations = sweep(flat.with_keys(phases=["prefill"], batch=[1], seq_len=[traffic.chunk]), summary=True).select(
+        *INSTANCE,
+        pl.col("activation_bytes").alias("prefill_activation_bytes"),
+        pl.col("memory_bytes").alias("prefill_memory_bytes"),
+    )
+    return prompt.join(activations, on=INSTANCE).select(
+        *INSTANCE,
+        pl.lit(traffic.prefill).alias("prefill"),
+        "concurrency",
+        pl.lit(len(traffic.chunks), pl.Int64).alias("chunks"),
+        (pl.col("concurrency") - 1).alias("ride"),
+        "ideal_prefill_s",
+        "prefill_s",
+        pl.lit(None, pl.Float64).alias("lo_prefill_s"),
+        pl.lit(None, pl.Float64).alias("hi_prefill_s"),
+        "prefill_activation_bytes",
+        "prefill_memory_bytes",
+    )
+
+
+def _capacity(spec: SweepSpec, schema: pl.Schema) -> pl.DataFrame:
+    """Each accelerator's memory, interconnect and board power, keyed by its name."""
+    return pl.DataFrame(
+        {
+            "hardware": [h.name for h in spec.hardware],
+            "capacity_bytes": [float(h.memory_bytes) for h in spec.hardware],
+            "interconnect_bytes_per_s": [float(h.interconnect_bytes_per_s) for h in spec.hardware],
+            "board_power_w": [h.board_power_w for h in spec.hardware],
+        },
+        schema={
+            "hardware": schema["hardware"],
+            "capacity_bytes": pl.Float64,
+            "interconnect_bytes_per_s": pl.Float64,
+            "board_power_w": pl.Float64,
+        },
+    )
+
+
+def _feasibility(other: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """``kv_usage`` (KV over the memory left after ``other`` bytes; infinite where none is left) and
+    whether it fits."""
+    left = pl.col("capacity_bytes") - other
+    usage = pl.when(left > 0).then(pl.col("kv_bytes") / left).otherwise(float("inf"))
+    return usage.alias("kv_usage"), (usage <= 1.0)
+
+
+def aggregated(rounds: pl.DataFrame, prefill: pl.DataFrame, traffic: Traffic, spec: SweepSpec) -> pl.DataFrame:
+    """Serving rows of instances that prefill and decode on the same devices (module docstring).
+
+    Args:
+        rounds: :func:`decode_rounds`.
+        prefill: :func:`prefill_steps`.
+        traffic: the requests.
+        spec: the sweep both came from (its accelerators' memory).
+    """
+    osl = traffic.osl
+    whole = prefill.filter(pl.col("concurrency").is_null()).drop("concurrency")
+    if whole.height:
+        joined = rounds.join(whole, on=INSTANCE)
+    else:
+        joined = rounds.join(prefill, on=[*INSTANCE, "concurrency"])
+    joined = joined.join(_capacity(spec, rounds.schema), on="hardware")
+    gpus = pl.col("tp") * pl.col("pp") * pl.col("ep")
+    c, r = pl.col("concurrency"), pl.col("tokens_per_round")
+    rounds_per_request = (osl - 1 - pl.col("chunks") * pl.col("ride")) / (c * r)
+    columns: dict[str, pl.Expr] = {}
+    for p in ("", "ideal_", "lo_", "hi_"):
+        ttft = pl.col(f"{p}prefill_s")
+        rate = 1.0 / (ttft + rounds_per_request * pl.col(f"{p}round_s"))
+        e2e = c / rate
+        tpot = (e2e - ttft) / (osl - 1)
+        if p in ("lo_", "hi_"):
+            columns |= {f"ttft_{p}s": ttft, f"tpot_{p}s": tpot}
+            continue
+        columns |= {
+            f"{p}ttft_s": ttft,
+            f"{p}tpot_s": tpot,
+            f"{p}e2e_s": e2e,
+            f"{p}tokens_per_s_per_user": 1.0 / tpot,
+            f"{p}tokens_per_s_per_gpu": rate * osl / gpus,
+            f"{p}requests_per_s": rate,
+        }
+    usage, fits = _feasibility(
+        pl.max_horizontal(pl.col("other_bytes"), pl.col("weight_bytes") + pl.col("prefill_activation_bytes"))
+    )
+    return joined.select(
+        *INSTANCE,
+        gpus.alias("gpus"),
+        pl.lit("aggregated").alias("serving"),
+        "batch",
+        "concurrency",
+        "speculation",
+        "draft_k",
+        "prefill",
+        *(expr.alias(name) for name, expr in columns.items()),
+        usage,
+        ((rounds_per_request >= 0) & fits).alias("feasible"),
+        "board_power_w",
+    )
+
+
+def disaggregated(
+    rounds: pl.DataFrame,
+    prefill: pl.DataFrame,
+    traffic: Traffic,
+    spec: SweepSpec,
+    *,
+    gpus: int,
+    kv_link_bytes_per_s: float | None = None,
+) -> pl.DataFrame:
+    """Serving rows of ``x`` prefill instances beside ``y`` decode instances (module docstring).
+
+    Every pair of a prefill layout and a decode configuration of the same model, accelerator
+    and dtype, with the counts ``x, y ≥ 1`` on at most ``gpus`` devices that serve the most
+    tokens/s per GPU (ties: the most requests/s), on the achieved times; for each ``x`` only
+    the two decode counts either side of the balance are tried (one of them is best at that ``x``).
+
+    Args:
+        rounds: :func:`decode_rounds` (the decode instances).
+        prefill: :func:`prefill_steps` of whole prompts (the prefill instances).
+        traffic: the requests.
+        spec: the sweep both came from.
+        gpus: the device budget.
+        kv_link_bytes_per_s: the link from a prefill to a decode instance (None: each
+            prefill device's interconnect, in parallel).
+    """
+    osl = traffic.osl
+    capacity = _capacity(spec, rounds.schema)
+    kv_per_token = pl.DataFrame(
+        {
+            "model": [m.name for m in spec.models for _ in spec.dtypes],
+            "dtype": [d.name for _ in spec.models for d in spec.dtypes],
+            "kv_token_bytes": [
+                float(d.kv_bytes * 2 * m.kv_heads * m.head_dim * m.layers) for m in spec.models for d in spec.dtypes
+            ],
+        },
+        schema={"model": rounds.schema["model"], "dtype": rounds.schema["dtype"], "kv_token_bytes": pl.Float64},
+    )
+    p_gpus = pl.col("tp_p") * pl.col("pp_p") * pl.col("ep_p")
+    pre = (
+        prefill.join(capacity, on="hardware")
+        .filter(pl.col("prefill_memory_bytes") <= pl.col("capacity_bytes"))
+        .join(kv_per_token, on=["model", "dtype"])
+        .select(
+            *ENTITIES,
+            "hidden",
+            *(pl.col(n).alias(f"{n}_p") for n in LAYOUT),
+            *(pl.col(f"{p}prefill_s") for p in ("", "ideal_")),
+            (pl.col("kv_token_bytes") * traffic.isl).alias("kv_request_bytes"),
+            "interconnect_bytes_per_s",
+        )
+        .with_columns(gpus_p=p_gpus)
+    )
+    link = (
+        pl.col("gpus_p") * pl.col("interconnect_bytes_per_s")
+        if kv_link_bytes_per_s is None
+        else pl.lit(kv_link_bytes_per_s)
+    )
+    usage, fits = _feasibility(pl.col("other_bytes"))
+    dec = (
+        rounds.join(capacity.drop("interconnect_bytes_per_s"), on="hardware")
+        .with_columns(usage, fits.alias("fits"), gpus_d=pl.col("tp") * pl.col("pp") * pl.col("ep"))
+        .filter(pl.col("gpus_d") < gpus)
+    )
+    # for each count x of prefill instances, the decode counts on either side of the balance x·R_p / R_d
+    # (within the budget): one of them serves the most tokens/s per GPU at that x
+    balance = pl.col("concurrency") * pl.col("tokens_per_round") * pl.col("prefill_s")
+    balance = balance / (pl.col("round_s") * (osl - 1))  # R_d / R_p
+    most = (gpus - pl.col("x") * pl.col("gpus_p")) // pl.col("gpus_d")
+    counts = pl.DataFrame({"x": range(1, gpus)}, schema={"x": pl.Int64})
+    pairs = (
+        pre.filter(pl.col("gpus_p") < gpus)
+        .join(dec, on=[*ENTITIES, "hidden"])
+        .join(counts, how="cross")
+        .with_columns(
+            y=pl.concat_list(
+                (pl.col("x") / balance).floor().cast(pl.Int64), (pl.col("x") / balance).ceil().cast(pl.Int64)
+            ).list.eval(pl.element().clip(1)),
+            most=most,
+        )
+        .explode("y")
+        .with_columns(y=pl.min_horizontal("y", "most"))
+        .filter(pl.col("y") >= 1)
+        .with_columns(used=pl.col("x") * pl.col("gpus_p") + pl.col("y") * pl.col("gpus_d"))
+    )
+    transfer = pl.col("kv_request_bytes") / link
+    columns: dict[str, pl.Expr] = {}
+    for p in ("", "ideal_"):
+        tpot = pl.col(f"{p}round_s") / pl.col("tokens_per_round")
+        prefill_rate = 1.0 / pl.col(f"{p}prefill_s")
+        decode_rate = pl.col("concurrency") / (tpot * (osl - 1))
+        rate = pl.min_horizontal(pl.col("x") * prefill_rate, pl.col("y") * decode_rate)
+        ttft = pl.col(f"{p}prefill_s") + transfer
+        columns |= {
+            f"{p}ttft_s": ttft,
+            f"{p}tpot_s": tpot,
+            f"{p}e2e_s": ttft + (osl - 1) * tpot,
+            f"{p}tokens_per_s_per_user": 1.0 / tpot,
+            f"{p}tokens_per_s_per_gpu": rate * osl / pl.col("used"),
+            f"{p}requests_per_s": rate,
+        }
+        if not p:
+            columns["balance"] = decode_rate / prefill_rate
+    out = pairs.select(
+        *INSTANCE,
+        pl.col("used").alias("gpus"),
+        pl.lit("disaggregated").alias("serving"),
+        "batch",
+        "concurrency",
+        "speculation",
+        "draft_k",
+        pl.lit("whole").alias("prefill"),
+        *(expr.alias(name) for name, expr in columns.items()),
+        pl.lit(None, pl.Float64).alias("ttft_lo_s"),
+        pl.lit(None, pl.Float64).alias("ttft_hi_s"),
+        pl.lit(None, pl.Float64).alias("tpot_lo_s"),
+        pl.lit(None, pl.Float64).alias("tpot_hi_s"),
+        "kv_usage",
+        "fits",
+        "board_power_w",
+        pl.col("x").alias("prefill_instances"),
+        pl.col("y").alias("decode_instances"),
+        *(f"{n}_p" for n in LAYOUT),
+        transfer.alias("kv_transfer_s"),
+    )
+    best = out.sort(["tokens_per_s_per_gpu", "requests_per_s"], descending=[True, True]).group_by(
+        *INSTANCE, *(f"{n}_p" for n in LAYOUT), "batch", "speculation", maintain_order=True
+    )
+    return best.first().rename({"fits": "feasible"})
+
+
+def cost_columns(frame: pl.DataFrame, *, gpu_hour_usd: float | None = None) -> pl.DataFrame:
+    """``joules_per_token`` (at board power: an upper bound; null where it is unknown) and, with a
+    price per GPU-hour, ``usd_per_million_tokens``, from the achieved tokens/s per GPU.
+
+    Args:
+        frame: serving rows (with ``tokens_per_s_per_gpu`` and ``board_power_w``).
+        gpu_hour_usd: US dollars per GPU-hour, or None: no price column.
+    """
+    out = frame.with_columns(joules_per_token=pl.col("board_power_w") / pl.col("tokens_per_s_per_gpu"))
+    if gpu_hour_usd is None:
+        return out
+    price = positive_float("gpu_hour_usd", gpu_hour_usd)
+    return out.with_columns(usd_per_million_tokens=price / 3600.0 / pl.col("tokens_per_s_per_gpu") * 1e6)
+
+
+def serve(
+    spec: SweepSpec | str | Path | None = None,
+    *,
+    isl: int,
+    osl: int,
+    chunk: int | None = None,
+    block_size: int = 16,
+    k: object = None,
+    tree: object = None,
+    draft_model: Any = None,
+    medusa_heads: int | None = None,
+    acceptance: object = None,
+    gpu_hour_usd: float | None = None,
+    **keys: Unpack[SweepKeys],
+) -> pl.DataFrame:
+    """Steady-state serving of every configuration of a sweep (module docstring for the model).
+
+    Args:
+        spec: a :class:`SweepSpec`, a TOML path, or None; its models, accelerators, dtypes,
+            layouts and ``batch`` axis (sequences in flight per pipeline stage; default
+            :data:`DEFAULT_CONCURRENCY`) are served; ``seq_len``, ``phases``, ``spec_k`` and
+            ``tree`` come from the traffic and may not be given.
+        isl: prompt tokens per request.
+        osl: output tokens per request (≥ 2).
+        chunk: prompt tokens per step (chunked prefill), or None: whole prompts.
+        block_size: tokens per KV page.
+        k, tree, draft_model, medusa_heads, acceptance: speculation, as :func:`rooflax.speculate`.
+        gpu_hour_usd: a price per GPU-hour for ``usd_per_million_tokens``.
+        **keys: the spec's TOML keys (``model``, ``hardware``, ``batch``, ``tp``, ...).
+
+    Returns:
+        One row per configuration: :data:`INSTANCE`, ``gpus``, ``serving``, ``batch``,
+        ``concurrency``, ``speculation``, ``draft_k``, ``prefill``, :data:`METRICS` achieved
+        and ``ideal_…``, the band ends ``ttft_lo_s``, ``ttft_hi_s``, ``tpot_lo_s``,
+        ``tpot_hi_s`` (null where unknown), ``kv_usage``, ``feasible``, ``board_power_w``,
+        ``joules_per_token`` and, with a price, ``usd_per_million_tokens``.
+
+    >>> rows = serve(model="toy-llama", hardware="h100-sxm", batch=[1], isl=64, osl=16)
+    >>> row = rows.row(0, named=True)
+    >>> round(row["ideal_e2e_s"] * row["ideal_requests_per_s"], 12)   # Little's law, C = 1
+    1.0
+    """
+    traffic = Traffic(isl=isl, osl=osl, chunk=chunk, block_size=block_size)
+    if gpu_hour_usd is not None:
+        positive_float("gpu_hour_usd", gpu_hour_usd)
+    base = base_spec(spec, keys, traffic)
+    rounds = decode_rounds(
+        base, traffic, k=k, tree=tree, draft_model=draft_model, medusa_heads=medusa_heads, acceptance=acceptance
+    )
+    prefill = prefill_steps(base, traffic, base.batch)
+    out = aggregated(rounds, prefill, traffic, base)
+    return cost_columns(out.sort(*INSTANCE, "batch", "speculation"), gpu_hour_usd=gpu_hour_usd)

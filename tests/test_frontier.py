@@ -1,0 +1,188 @@
+"""The serving frontier (rooflax.frontier): Pareto sets, the SLA, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from one_line import one_line_error
+
+import rooflax
+from rooflax.answers.frontier import frontier_table, pareto_mask
+
+TOY = dict(model="toy-llama", hardware="h100-sxm", isl=64, osl=17, gpus=4, batch=[1, 4, 16, 64])
+
+
+def _dominated_by(x: np.ndarray, y: np.ndarray, i: int, among: np.ndarray, strict: bool) -> bool:
+    """Whether a point of ``among`` (indices) is at least as good as point ``i`` in both, better in one if strict."""
+    ge = (x[among] >= x[i]) & (y[among] >= y[i])
+    if strict:
+        ge &= (x[among] > x[i]) | (y[among] > y[i])
+    return bool(ge.any())
+
+
+def _check_frontier(x: np.ndarray, y: np.ndarray, on: np.ndarray) -> None:
+    front, rest = np.flatnonzero(on), np.flatnonzero(~on)
+    everyone = np.arange(len(x))
+    for i in front:  # nothing beats a point on the frontier
+        assert not _dominated_by(x, y, i, everyone, strict=True)
+    for i in rest:  # a point off it is matched or beaten by one on it
+        assert _dominated_by(x, y, i, front, strict=False)
+    if len(x):
+        assert on.any()
+
+
+points = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=40)
+
+
+@given(points)
+def test_pareto_mask_keeps_exactly_the_undominated_points(pairs):
+    x = np.array([float(a) for a, _ in pairs])
+    y = np.array([float(b) for _, b in pairs])
+    on = pareto_mask(x, y)
+    _check_frontier(x, y, on)
+    # of points equal in both, one only
+    kept = {(a, b) for a, b, o in zip(x, y, on, strict=True) if o}
+    assert len(kept) == int(on.sum())
+
+
+@given(st.lists(st.tuples(st.floats(0.1, 1e4), st.floats(0.1, 1e4)), min_size=1, max_size=40))
+def test_pareto_mask_on_real_numbers(pairs):
+    x, y = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+    _check_frontier(x, y, pareto_mask(x, y))
+
+
+@pytest.mark.slow
+def test_the_frontier_of_real_configurations():
+    result = rooflax.frontier(**TOY, k=[2], chunk=[None, 32], disaggregated=True)
+    found = result.configurations
+    assert found["feasible"].all() and set(found["serving"]) == {"aggregated", "disaggregated"}
+    assert (4 % (found["tp"] * found["pp"] * found["ep"]) == 0).all() and (found["gpus"] <= 4).all()
+    assert {"none", "k=2"} <= set(found["speculation"]) and {"whole", "chunk 32"} <= set(found["prefill"])
+    x, y = found["tokens_per_s_per_user"].to_numpy(), found["tokens_per_s_per_gpu"].to_numpy()
+    _check_frontier(x, y, found["on_frontier"].to_numpy())
+    assert result.pareto.height == int(found["on_frontier"].sum())
+    assert result.reason is None and result.best.height == result.best["hardware"].n_unique() * 5
+
+
+def test_the_best_under_the_sla_is_the_fastest_that_meets_it():
+    result = rooflax.frontier(**TOY, ttft=1e-3, tpot=4e-4)
+    rows = result.configurations
+    meets = rows.filter((pl.col("ttft_s") <= 1e-3) & (pl.col("tpot_s") <= 4e-4))
+    assert 0 < meets.height < rows.height
+    assert result.best["tokens_per_s_per_gpu"][0] == meets["tokens_per_s_per_gpu"].max()
+    assert (result.best["tpot_s"] <= 4e-4).all()
+    text = frontier_table(result).text()
+    assert text.splitlines()[0] == "most tokens/s per GPU under TTFT ≤ 1 ms and TPOT ≤ 0.4 ms (achieved)"
+    ideal = rooflax.frontier(**TOY, ttft=1e-3, tpot=4e-4, ideal=True)
+    assert ideal.rank == "ideal_tokens_per_s_per_gpu" and (ideal.best["ideal_tpot_s"] <= 4e-4).all()
+
+
+def test_an_sla_nothing_meets_is_an_empty_table_and_a_reason():
+    result = rooflax.frontier(**TOY, ttft=1e-9, tpot=1e-9)
+    assert result.best.height == 0 and result.configurations.height > 0
+    assert result.reason is not None and "\n" not in result.reason
+    assert result.reason.startswith("no configuration meets TTFT ≤ 1e-06 ms (the lowest is ")
+    table = frontier_table(result)
+    assert table.rows == ()
+
+
+@pytest.mark.parametrize(
+    ("options", "fragments"),
+    [
+        ({"osl": 0}, ("osl", "0")),
+        ({"ttft": 0.0}, ("ttft", "0.0")),
+        ({"tpot": -1.0}, ("tpot", "-1.0")),
+        ({"gpus": 0}, ("gpus", "0")),
+        ({"tp": [2]}, ("tp", "searches every layout")),
+        ({"chunk": []}, ("chunk", "[]")),
+    ],
+)
+def test_bad_input_is_one_line(options, fragments):
+    one_line_error(lambda: rooflax.frontier(**{**TOY, **options}), *fragments)
+
+
+def test_a_budget_no_layout_holds_the_model_on_is_one_line():
+    small = dataclasses.replace(rooflax.get_hardware("h100-sxm"), name="h100-tiny", memory_bytes=4e6)
+    # toy-llama's 3.67 M fp16 parameters take 7.3 MB: split in 2 they fit, whole on 1 device they do not
+    one_line_error(
+        lambda: rooflax.frontier(**{**TOY, "hardware": small, "gpus": 1}),
+        "gpus: on 1 × h100-tiny, no layout of toy-llama dividing 1 (sizes 1)",
+        "has no memory left after its weights",
+    )
+    assert rooflax.frontier(**{**TOY, "hardware": small, "gpus": 2}).configurations.height > 0
+
+
+CLI = ["frontier", "--model", "toy-llama", "--hardware", "h100-sxm", "--isl", "64", "--osl", "17", "--gpus", "4"]
+CLI += ["--concurrency", "1,4,16,64"]
+
+
+def test_cli_prints_the_best_under_the_sla_and_writes_the_table_and_chart(tmp_path, capsys):
+    from rooflax.cli import main
+
+    table, chart = tmp_path / "frontier.csv", tmp_path / "frontier.png"
+    code = main([*CLI, "--tpot-ms", "0.4", "--gpu-hour-usd", "2.5", "-o", str(table), "--plot", str(chart)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert (
+        out[0]
+        .split(" configurations on 4 GPUs, ")[1]
+        .endswith("on the frontier (tokens/s per GPU against tokens/s per user)")
+    )
+    assert out[1] == "most tokens/s per GPU under TPOT ≤ 0.4 ms (achieved)"
+    assert out[2].split() == [
+        "hardware", "dtype", "layout", "gpus", "conc", "spec", "prefill", "ttft_ms", "tpot_ms", "tok/s/user",
+        "tok/s/gpu", "kv_%", "J/tok", "$/Mtok",
+    ]  # fmt: skip
+    assert len(out) == 3 + 5 + 2  # five best, then the two files written
+    written = pl.read_csv(table)
+    assert {"on_frontier", "meets_sla", "usd_per_million_tokens", "layout"} <= set(written.columns)
+    assert chart.stat().st_size > 0
+
+
+def test_cli_an_sla_nothing_meets_prints_the_reason(capsys):
+    from rooflax.cli import main
+
+    assert main([*CLI, "--ttft-ms", "1e-6"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("no configuration meets TTFT ≤ 1e-06 ms (the lowest is ")
+    assert len(out) == 4  # the count, the title, the header, the reason
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--osl", "0"], "osl: expected an integer ≥ 2"),
+        (["--ttft-ms", "0"], "--ttft-ms: expected a positive finite number, got 0.0"),
+        (["--gpus", "0"], "gpus: expected a positive integer"),
+        (["--chunk", "half"], "--chunk: expected 'whole' or prompt tokens per step"),
+        (["--kv-link", "-3"], "--kv-link: expected a positive finite number, got -3.0"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(flags, fragment, capsys):
+    from rooflax.cli import main
+
+    assert main([*CLI, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err, err
+
+
+def test_the_chart_draws_a_curve_per_accelerator_and_the_sla():
+    from rooflax.plot import frontier_chart
+
+    result = rooflax.frontier(**{**TOY, "hardware": ["h100-sxm", "a100-80gb-sxm"]}, tpot=4e-4, ttft=1e-3)
+    fig = frontier_chart(result)
+    (ax,) = fig.axes
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["a100-80gb-sxm frontier", "h100-sxm frontier", "TPOT ≤ 0.4 ms"]  # presets' order
+    assert ax.get_lines()[-1].get_xdata()[0] == pytest.approx(1 / 4e-4)
+    on = result.pareto.filter(hardware="h100-sxm")
+    assert list(ax.get_lines()[1].get_xdata()) == on["tokens_per_s_per_user"].to_list()
+    assert len(ax.texts) == result.pareto.height  # each frontier point labelled with its layout
+    by_strategy = frontier_chart(result, by="speculation")
+    assert by_strategy.axes[0].get_lines()[0].get_label() == "none frontier"

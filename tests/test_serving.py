@@ -1,0 +1,203 @@
+"""The steady-state serving model (rooflax.answers.serving): closed forms by hand."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import polars as pl
+import pytest
+from one_line import one_line_error
+
+import rooflax
+from rooflax.answers import serving
+from rooflax.answers.serving import Traffic, disaggregated, serve
+
+CELL = dict(model="toy-llama", hardware="h100-sxm")
+ISL, OSL = 64, 17  # mean context 64 + 8 = 72
+
+
+def _step(phase: str, batch: int, seq_len: int, hardware="h100-sxm") -> dict:
+    return rooflax.sweep(
+        model="toy-llama", hardware=hardware, phases=[phase], batch=[batch], seq_len=[seq_len], summary=True
+    ).row(0, named=True)
+
+
+def _close(a: float, b: float) -> None:
+    assert a == pytest.approx(b, rel=1e-9), (a, b)
+
+
+def test_one_request_alone_waits_for_its_prefill_then_one_decode_step_a_token():
+    row = serve(**CELL, batch=[1], isl=ISL, osl=OSL).row(0, named=True)
+    prefill, decode = _step("prefill", 1, ISL), _step("decode", 1, ISL + OSL // 2)
+    for prefix, time in (("", "achieved_time_s"), ("ideal_", "time_s")):
+        _close(row[f"{prefix}ttft_s"], prefill[time])
+        _close(row[f"{prefix}tpot_s"], decode[time])
+        _close(row[f"{prefix}e2e_s"], prefill[time] + (OSL - 1) * decode[time])
+        _close(row[f"{prefix}tokens_per_s_per_user"], 1 / decode[time])
+        _close(row[f"{prefix}tokens_per_s_per_gpu"], OSL / (prefill[time] + (OSL - 1) * decode[time]))
+    _close(row["ttft_lo_s"], prefill["achieved_time_lo_s"])
+    _close(row["tpot_hi_s"], decode["achieved_time_hi_s"])
+
+
+def test_continuous_batching_by_hand():
+    # C sequences: each waits through the C - 1 other prefills while it decodes its osl - 1 tokens
+    c = 8
+    row = serve(**CELL, batch=[c], isl=ISL, osl=OSL).row(0, named=True)
+    t_p, t_d = _step("prefill", 1, ISL)["time_s"], _step("decode", c, ISL + OSL // 2)["time_s"]
+    _close(row["ideal_tpot_s"], t_d + (c - 1) * t_p / (OSL - 1))
+    _close(row["ideal_requests_per_s"], 1 / (t_p + (OSL - 1) * t_d / c))
+    _close(row["ideal_tokens_per_s_per_gpu"], OSL / (t_p + (OSL - 1) * t_d / c))
+
+
+@pytest.mark.parametrize("options", [{}, {"chunk": 16}, {"k": [0, 3]}], ids=["whole", "chunked", "speculation"])
+def test_littles_law(options):
+    rows = serve(**CELL, batch=[1, 3, 16], isl=ISL, osl=OSL, **options)
+    for prefix in ("", "ideal_"):
+        little = rows[f"{prefix}requests_per_s"] * rows[f"{prefix}e2e_s"] / rows["concurrency"]
+        assert (little - 1).abs().max() < 1e-12
+        latency = rows[f"{prefix}ttft_s"] + (OSL - 1) * rows[f"{prefix}tpot_s"]
+        assert ((latency - rows[f"{prefix}e2e_s"]) / latency).abs().max() < 1e-12
+
+
+def test_kv_runs_out_exactly_at_the_concurrency_whose_pages_fill_the_memory():
+    c, block = 12, 16
+    paged = -(-(ISL + OSL // 2) // block) * block  # 72 tokens in 16-token pages: 80
+    m = rooflax.get_model("toy-llama")
+    kv = 2 * 2 * m.kv_heads * m.head_dim * m.layers * c * paged  # fp16: 2 bytes, K and V
+    decode, prefill = _step("decode", c, ISL + OSL // 2), _step("prefill", 1, ISL)
+    other = decode["weight_bytes"] + max(decode["activation_bytes"], prefill["activation_bytes"])
+    hw = dataclasses.replace(rooflax.get_hardware("h100-sxm"), name="h100-small", memory_bytes=other + kv)
+    rows = serve(model="toy-llama", hardware=hw, batch=[c - 1, c, c + 1], isl=ISL, osl=OSL, block_size=block)
+    assert rows["kv_usage"][1] == pytest.approx(1.0, rel=1e-12)
+    assert rows["feasible"].to_list() == [True, True, False]
+
+
+def test_one_chunk_as_long_as_the_prompt_is_whole_prompt_prefill():
+    # the chunk's attention is priced as a verify step: the same counts as prefill; achieved too on an
+    # accelerator whose attention terms do not depend on the phase
+    flat = dataclasses.replace(rooflax.get_hardware("h100-sxm"), name="h100-flat", phase_terms=())
+    for hw, columns in (("h100-sxm", ("ideal_ttft_s", "ideal_tpot_s")), (flat, ("ttft_s", "ideal_ttft_s", "tpot_s"))):
+        whole = serve(model="toy-llama", hardware=hw, batch=[1], isl=ISL, osl=OSL).row(0, named=True)
+        chunked = serve(model="toy-llama", hardware=hw, batch=[1], isl=ISL, osl=OSL, chunk=ISL).row(0, named=True)
+        assert chunked["prefill"] == f"chunk {ISL}"
+        for name in columns:
+            _close(chunked[name], whole[name])
+
+
+def test_chunks_add_up_with_the_decode_tokens_beside_them():
+    # two chunks of 32 beside C - 1 = 3 decode tokens: the token ops of 35 tokens, the decode attention of 3,
+    # each chunk's attention at its context, the head of 4, every layer's
+    row = serve(**CELL, batch=[4], isl=ISL, osl=OSL, chunk=32).row(0, named=True)
+    ops = rooflax.sweep(model="toy-llama", hardware="h100-sxm", phases=["decode"], batch=[3, 4, 35], seq_len=[72])
+    verify = rooflax.sweep(
+        model="toy-llama", hardware="h100-sxm", phases=["verify"], batch=[1], seq_len=[32, 64], spec_k=[32]
+    )
+    attention = pl.col("op").cast(pl.String).is_in(["rotary", "qk", "softmax", "pv", "attention"])
+
+    def total(frame, where) -> float:
+        return frame.filter(where)["time_s"].sum()
+
+    token_ops = total(ops, (pl.col("batch") == 35) & ~attention & (pl.col("op") != "lm_head"))
+    step = 4 * (token_ops + total(ops, (pl.col("batch") == 3) & attention)) + total(
+        ops, (pl.col("batch") == 4) & (pl.col("op") == "lm_head")
+    )
+    chunk_attention = 4 * total(verify, attention)  # both chunks' (contexts 32 and 64)
+    _close(row["ideal_ttft_s"], 2 * step + chunk_attention)
+
+
+def test_speculation_with_no_draft_is_no_speculation():
+    rows = serve(**CELL, batch=[1, 8], isl=ISL, osl=OSL, k=[0])
+    none, k0 = rows.filter(speculation="none"), rows.filter(speculation="k=0")
+    for name in ("ideal_ttft_s", "ideal_tpot_s", "ideal_tokens_per_s_per_gpu", "ideal_requests_per_s"):
+        for a, b in zip(none[name], k0[name], strict=True):
+            _close(a, b)
+
+
+def test_energy_at_board_power_and_a_price_only_when_given():
+    hw = dataclasses.replace(rooflax.get_hardware("h100-sxm"), board_power_w=700.0)
+    priced = serve(model="toy-llama", hardware=hw, batch=[4], isl=ISL, osl=OSL, gpu_hour_usd=2.0).row(0, named=True)
+    _close(priced["joules_per_token"], 700.0 / priced["tokens_per_s_per_gpu"])
+    _close(priced["usd_per_million_tokens"], 2.0 / 3600 / priced["tokens_per_s_per_gpu"] * 1e6)
+    unknown = serve(
+        model="toy-llama", hardware=dataclasses.replace(hw, board_power_w=None), batch=[4], isl=ISL, osl=OSL
+    )
+    assert unknown["joules_per_token"].to_list() == [None]
+    assert "usd_per_million_tokens" not in unknown.columns
+
+
+def _frames(spec, *, prefill_s: float, round_s: float, concurrency: int):
+    """Hand-made prefill and decode tables of one toy instance each (one device)."""
+    keys = {"model": "toy-llama", "hardware": "h100-sxm", "dtype": "fp16", "hidden": 256, "tp": 1, "pp": 1, "ep": 1}
+    prefill = pl.DataFrame(
+        [{**keys, "prefill_s": prefill_s, "ideal_prefill_s": prefill_s, "prefill_memory_bytes": 1.0}]
+    )
+    rounds = pl.DataFrame(
+        [
+            {
+                **keys,
+                "batch": concurrency,
+                "concurrency": concurrency,
+                "speculation": "none",
+                "draft_k": None,
+                "tokens_per_round": 1.0,
+                "round_s": round_s,
+                "ideal_round_s": round_s,
+                "kv_bytes": 1.0,
+                "other_bytes": 1.0,
+            }
+        ]
+    )
+    return rounds, prefill
+
+
+def test_disaggregated_balanced_with_an_infinitely_fast_link_is_the_sum_of_its_parts():
+    spec = rooflax.parse_spec(model="toy-llama", hardware="h100-sxm", batch=[1], seq_len=[8])
+    traffic = Traffic(isl=ISL, osl=5)
+    # a prefill instance serves 1/2 request/s; a decode instance 4 / (0.5 · 4) = 2: balanced at 4 : 1
+    rounds, prefill = _frames(spec, prefill_s=2.0, round_s=0.5, concurrency=4)
+    row = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=math.inf).row(0, named=True)
+    assert (row["prefill_instances"], row["decode_instances"], row["gpus"]) == (4, 1, 5)
+    _close(row["balance"], 4.0)
+    assert row["ttft_s"] == 2.0 and row["tpot_s"] == 0.5
+    # device-seconds per request: 1 · 2 (prefill) + 1 · 0.5 · 4 / 4 (decode) = 2.5
+    _close(row["tokens_per_s_per_gpu"], 5 / 2.5)
+    _close(row["requests_per_s"], 2.0)
+    # a finite link delays the first token by the request's KV over it and changes nothing else
+    m = rooflax.get_model("toy-llama")
+    slow = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=1e6).row(0, named=True)
+    _close(slow["ttft_s"], 2.0 + 2 * 2 * m.kv_heads * m.head_dim * m.layers * ISL / 1e6)
+    _close(slow["tokens_per_s_per_gpu"], row["tokens_per_s_per_gpu"])
+
+
+def test_disaggregated_serving_of_real_steps():
+    spec = serving.base_spec(
+        None, {"model": "toy-llama", "hardware": "h100-sxm", "batch": [4]}, Traffic(isl=ISL, osl=OSL)
+    )
+    traffic = Traffic(isl=ISL, osl=OSL)
+    rows = disaggregated(
+        serving.decode_rounds(spec, traffic), serving.prefill_steps(spec, traffic), traffic, spec, gpus=2
+    )
+    row = rows.row(0, named=True)
+    decode = _step("decode", 4, ISL + OSL // 2)
+    _close(row["tpot_s"], decode["achieved_time_s"])
+    assert row["kv_transfer_s"] > 0 and (row["prefill_instances"], row["decode_instances"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragments"),
+    [
+        ({"osl": 0}, ("osl", "≥ 2", "0")),
+        ({"osl": 1}, ("osl", "got 1")),
+        ({"isl": 0}, ("isl", "0")),
+        ({"chunk": 100}, ("chunk", "100", "isl 64")),
+        ({"seq_len": [8]}, ("seq_len", "from the traffic")),
+        ({"gpu_hour_usd": -1.0}, ("gpu_hour_usd", "-1.0")),
+        ({"k": [1], "pp": [2]}, ("k", "pp = 1")),
+    ],
+)
+def test_bad_input_is_one_line(options, fragments):
+    def call():
+        return serve(**{"model": "toy-llama", "hardware": "h100-sxm", "batch": [1], "isl": ISL, "osl": OSL, **options})
+
+    one_line_error(call, *fragments)
