@@ -12,7 +12,7 @@ import pytest
 import rooflax
 from rooflax.calibration.fit import accuracy, fit_hardware, split_by_shape
 from rooflax.calibration.measurements import MEASUREMENT_SCHEMA, read_measurements
-from rooflax.calibration.predict import power_law_experts, predict_measurements
+from rooflax.calibration.predict import power_law_load, predict_measurements
 from rooflax.calibration.presets import CALIBRATED_TOML, SUBSET, calibrated_toml
 from rooflax.config.hardware import ARCHITECTURE, FITTED, hardware_to_toml, load_hardware, uncalibrated_preset
 from rooflax.errors import SpecError
@@ -145,11 +145,22 @@ def test_unpriced_rows_stay_null_and_keep_their_order():
     assert out.get_column("flops").to_list()[2] == 2 * 64 * 64
 
 
-def test_power_law_routing_spreads_tokens_over_fewer_experts():
-    p = np.arange(1, 9, dtype=float) ** -1.2
-    p /= p.sum()
-    assert power_law_experts(8, 1.2) == pytest.approx(1 / np.sum(p**2), rel=1e-12)
-    assert power_law_experts(8, 1.2) < power_law_experts(8, 1.01) < power_law_experts(8, 0.0) == 8
+def test_power_law_load_is_the_heaviest_rank_of_the_generator():
+    # one rank: every pair, and every expert touched once each holds a load of at least 1
+    assert power_law_load(4096, 8, 2, 1, 1.2) == (8192.0, 8.0)
+    # two experts on two ranks, T·k large (rounding negligible): the expected larger share of two
+    # independent draws of x^-α on [1, 0.8T], here by quadrature of the joint density (no sampling)
+    tokens, alpha = 4096, 1.2
+    x = np.geomspace(1, 0.8 * tokens, 4001)
+    density = x**-alpha
+    weight = density * np.gradient(x)
+    weight /= weight.sum()
+    share = np.maximum.outer(x, x) / np.add.outer(x, x)
+    expected = 2 * tokens * float(weight @ share @ weight)
+    routed, touched = power_law_load(tokens, 2, 2, 2, alpha)
+    assert touched == 1.0
+    assert routed == pytest.approx(expected, rel=0.05)  # 64 draws of a heavy tail: a few percent
+    assert 0.5 * 2 * tokens < routed < 2 * tokens  # the heavier rank: above the even split
 
 
 def _synthetic(profile: rooflax.Hardware, noise: float = 0.0) -> pl.DataFrame:
