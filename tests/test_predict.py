@@ -201,12 +201,14 @@ def test_a_fit_recovers_the_terms_that_made_the_times():
         base,
         interconnect_latency_s=1.2e-6,
         group_terms={
-            group: {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6}
+            group: {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6, "corner": 0.2}
             for group in ("qkv mlp", "up/gate/down", "lm_head")
         }
         | {"comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5}},
         phase_terms={
-            "prefill": {"qk/pv": {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.9}},
+            "prefill": {
+                "qk/pv": {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.9, "corner": 0.8}
+            },
             "decode": {"qk/pv": {"kernel_overhead_s": 2e-5, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.7}},
         },
     )
@@ -216,6 +218,8 @@ def test_a_fit_recovers_the_terms_that_made_the_times():
             assert dict(dict(fitted.group_terms)[group])[key] == pytest.approx(value, rel=2e-3), (group, key)
     assert dict(dict(dict(fitted.phase_terms)["prefill"])["qk/pv"])["compute_efficiency"] == pytest.approx(0.5, 1e-2)
     assert dict(dict(dict(fitted.phase_terms)["decode"])["qk/pv"])["bandwidth_efficiency"] == pytest.approx(0.7, 1e-2)
+    assert dict(dict(dict(fitted.phase_terms)["prefill"])["qk/pv"])["corner"] == pytest.approx(0.8, abs=2e-2)
+    assert dict(dict(dict(fitted.phase_terms)["decode"])["qk/pv"])["corner"] == pytest.approx(0.0, abs=2e-2)
     assert fitted.interconnect_latency_s == pytest.approx(1.2e-6, rel=2e-3)
     # verify runs the prefill kind of kernel
     assert dict(fitted.phase_terms)["verify"] == dict(fitted.phase_terms)["prefill"]

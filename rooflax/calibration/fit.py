@@ -4,7 +4,8 @@
 :func:`rooflax.read_measurements`), per family of ops that the measurements cover:
 
 ``gemm`` rows → the terms of the product groups (``qkv mlp``, ``up/gate/down``, ``lm_head``)
-    ``t = overhead + max(u · spent_flops / peak, v · bytes / bandwidth)``;
+    ``t = overhead + max(c, m) + β·min(c, m)``, ``c = u · spent_flops / peak``,
+    ``m = v · bytes / bandwidth`` (``β``: the group's ``corner``);
 ``attention_prefill`` rows → the ``qk/pv`` group (fused attention) in prefill and verify,
     ``attention_decode`` rows → the same in decode (``phase_terms``): the same form; prefill
     and decode run different kernels (FlashAttention's forward pass, split-KV decoding), so
@@ -101,30 +102,46 @@ def _relative_sse(predicted: np.ndarray, t: np.ndarray) -> float:
     return float(np.sum((predicted / t - 1) ** 2))
 
 
-def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tuple[float, float]) -> dict[str, float]:
-    """Terms of ``t = Σ_ops overhead + max(u·compute, v·memory)`` (rows × ops arrays).
+def _corner(high: np.ndarray, low: np.ndarray, kernels: np.ndarray, t: np.ndarray) -> float:
+    """The corner ``β`` of ``t ≈ overhead·kernels + u·(high + β·low)`` (relative least squares, linear in
+    ``(overhead, u, u·β)``), clipped to [0, 1]."""
+    _, u, u_beta = _weighted_lstsq([kernels, high, low], t)
+    return float(np.clip(u_beta / u, 0.0, 1.0)) if u > 0 else 0.0
 
-    A slope that binds no measured op is not measured: it is ``default``'s (``1/efficiency``),
-    lowered if needed so that it still binds none (the predictions are the fit's).
+
+def _blend(compute: np.ndarray, memory: np.ndarray, corner: float) -> np.ndarray:
+    """``Σ_ops max(compute, memory) + corner · min(compute, memory)`` per row."""
+    return (np.maximum(compute, memory) + corner * np.minimum(compute, memory)).sum(axis=1)
+
+
+def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tuple[float, float]) -> dict[str, float]:
+    """Terms of ``t = Σ_ops overhead + max(u·compute, v·memory) + β·min(u·compute, v·memory)`` (rows × ops arrays).
+
+    For each ratio ``v/u`` of the grid the corner ``β`` is the clipped least-squares one
+    (:func:`_corner`) and the rest a line. A slope that binds no measured op is not
+    measured: it is ``default``'s (``1/efficiency``), lowered if needed so that it still binds
+    none (the predictions are the fit's).
     """
     kernels = np.full(len(t), float(compute.shape[1]))
-    best: tuple[float, float, float] | None = None
+    best: tuple[float, float, float, float] | None = None
     best_error, best_ratio = np.inf, 1.0
     for width in (None, _RATIOS_STEP, _RATIOS_STEP ** (1 / 20)):  # the grid, then two finer passes around its best
         ratios = _RATIOS if width is None else best_ratio * np.geomspace(1 / width, width, 41)
         for ratio in ratios:
-            x = np.maximum(compute, ratio * memory).sum(axis=1)
-            overhead, u = _line(x, kernels, t)
+            scaled = ratio * memory
+            corner = _corner(
+                np.maximum(compute, scaled).sum(axis=1), np.minimum(compute, scaled).sum(axis=1), kernels, t
+            )
+            overhead, u = _line(_blend(compute, scaled, corner), kernels, t)
             v = ratio * u
             if v < 1:  # the memory slope may not beat the bandwidth either: refit with v held at 1
-                x = np.maximum(compute, memory / u).sum(axis=1)
-                overhead, u = _line(x, kernels, t)
+                overhead, u = _line(_blend(compute, memory / u, corner), kernels, t)
                 v = 1.0 if ratio * u < 1 else ratio * u
-            error = _relative_sse(overhead * kernels + np.maximum(u * compute, v * memory).sum(axis=1), t)
+            error = _relative_sse(overhead * kernels + _blend(u * compute, v * memory, corner), t)
             if error < best_error:
-                best, best_error, best_ratio = (overhead, u, v), error, ratio
+                best, best_error, best_ratio = (overhead, u, v, corner), error, ratio
     assert best is not None, "no finite error on the grid: the measured times must be positive and finite"
-    overhead, u, v = best
+    overhead, u, v, corner = best
     compute_bound = u * compute >= v * memory
     if not compute_bound.any():  # the compute slope is not seen: the default, raised only as far as binds none
         u = min(default[0], float(np.min(v * memory / np.maximum(compute, 1e-300))))
@@ -134,6 +151,7 @@ def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tu
         "kernel_overhead_s": float(overhead),
         "compute_efficiency": float(1 / max(u, 1.0)),
         "bandwidth_efficiency": float(1 / max(v, 1.0)),
+        "corner": corner,
     }
 
 
@@ -173,7 +191,7 @@ def _band(ratio: np.ndarray) -> dict[str, float]:
 
 def _max_form(terms: dict[str, float], compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
     u, v = 1 / terms["compute_efficiency"], 1 / terms["bandwidth_efficiency"]
-    return terms["kernel_overhead_s"] * compute.shape[1] + np.maximum(u * compute, v * memory).sum(axis=1)
+    return terms["kernel_overhead_s"] * compute.shape[1] + _blend(u * compute, v * memory, terms["corner"])
 
 
 def _resident_bytes(w: dict[str, np.ndarray], default: tuple[float, float]) -> float:

@@ -94,6 +94,7 @@ class Roof:
     overhead_s: Num = ()  # kernel_overhead_s
     seconds_per_flop: Num = ()  # 1 / (peak · compute_efficiency)
     seconds_per_byte: Num = ()  # 1 / (bandwidth · bandwidth_efficiency)
+    corner: Num = ()  # the share of the lesser of compute and memory time added to the greater
     # the error band of the achieved time, per group: measured / predicted at p10 and p90 (NaN: none)
     band_low: Num = ()
     band_high: Num = ()
@@ -138,6 +139,7 @@ class Roof:
             overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
             seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
             seconds_per_byte=tuple(per_byte),
+            corner=tuple(t["corner"] for t in terms),
             band_low=_band(terms, "band_low"),
             band_high=_band(terms, "band_high"),
             sm_count=hardware.sm_count,
@@ -177,6 +179,7 @@ def op_achieved_time(
         seconds_per_flop=roof.seconds_per_flop[g],
         seconds_per_byte=roof.seconds_per_byte[g],
         kernel_overhead_s=roof.overhead_s[g],
+        corner=roof.corner[g],
         sm_count=roof.sm_count,
         tile_m=roof.tile_m,
         tile_n=roof.tile_n,
