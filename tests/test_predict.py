@@ -204,7 +204,7 @@ def test_a_fit_recovers_the_terms_that_made_the_times():
             group: {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6, "corner": 0.2}
             for group in ("qkv mlp", "up/gate/down", "lm_head")
         }
-        | {"comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5}},
+        | {"comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5, "link_scaling": 1.5}},
         phase_terms={
             "prefill": {
                 "qk/pv": {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.9, "corner": 0.8}

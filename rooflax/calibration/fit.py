@@ -11,8 +11,9 @@
     and decode run different kernels (FlashAttention's forward pass, split-KV decoding), so
     each has its own terms, and verify (many queries over a cache) runs the prefill kind;
 collective rows (``all_reduce``, ``alltoall``, ``all_gather``, ``reduce_scatter``) → ``comm``
-    ``t = overhead + v · bytes / link + hops · latency``, the fitted latency a hop becoming
-    the profile's ``interconnect_latency_s``.
+    ``t = overhead + v · (p/2)^γ · bytes / link + hops · latency`` over ``p`` devices, the fitted
+    latency a hop becoming the profile's ``interconnect_latency_s`` (``γ``, ``link_scaling``: 0
+    on NVLink, about 2 on the L40S's PCIe, where the GPUs share the host's links).
 
 ``compute_efficiency = 1/u``, ``bandwidth_efficiency = 1/v``. Each fit minimizes the
 squared *relative* error (every shape weighs the same whatever its duration) by least
@@ -77,6 +78,8 @@ _RATIOS_STEP = float(_RATIOS[1] / _RATIOS[0])
 #: Candidate L2-resident operand sizes (bytes; 0: none) and L2 speedups a fit chooses from.
 _RESIDENT = (0.0, *(2.0**e for e in range(20, 30)))
 _SPEEDUPS = np.geomspace(1.0, 8.0, 64).tolist()
+#: Candidate link scalings ``γ`` of the collectives (0: the ring's bandwidth whatever the device count).
+_LINK_SCALINGS = np.round(np.arange(0.0, 3.0001, 0.05), 2).tolist()
 #: The quantiles of measured / predicted that bound an error band: four in five measurements fall inside.
 BAND = (0.1, 0.9)
 
@@ -199,7 +202,26 @@ def _resident_bytes(w: dict[str, np.ndarray], default: tuple[float, float]) -> f
     return float(min(_RESIDENT, key=lambda resident: _fit_cached(w, default, resident)[1]))
 
 
-def _fit_link(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict[str, float], float]:
+def _fit_link(
+    memory: np.ndarray, hops: np.ndarray, devices: np.ndarray, t: np.ndarray
+) -> tuple[dict[str, float], float]:
+    """Terms of ``t = overhead + v·memory·(p/2)^γ + latency·hops``, and the latency a hop (all ≥ their floors).
+
+    ``γ`` (``link_scaling``) is the best of :data:`_LINK_SCALINGS`; for each the rest is linear.
+    """
+    best: tuple[float, dict[str, float], float] | None = None
+    for scaling in _LINK_SCALINGS:
+        terms, latency = _fit_link_at(memory * (np.maximum(devices, 1) / 2) ** scaling, hops, t)
+        m, h = (memory * (np.maximum(devices, 1) / 2) ** scaling).sum(axis=1), hops.sum(axis=1)
+        predicted = terms["kernel_overhead_s"] + m / terms["bandwidth_efficiency"] + latency * h
+        error = _relative_sse(predicted, t)
+        if best is None or error < best[0]:
+            best = (error, {**terms, "link_scaling": float(scaling)}, latency)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _fit_link_at(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict[str, float], float]:
     """Terms of ``t = overhead + v·memory + latency·hops``, and the latency a hop (all ≥ their floors)."""
     m, h = memory.sum(axis=1), hops.sum(axis=1)
     ones = np.ones_like(t)
@@ -243,6 +265,7 @@ def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...])
         "memory_s": padded("memory_s"),
         "hops": padded("hops"),
         "bytes": padded("bytes"),
+        "devices": padded("devices"),
         "t": np.concatenate([t for _, t in parts]),
     }
 
@@ -284,7 +307,7 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
         w = works[family]
         fitted.append(family)
         if family == "comm":
-            family_terms, latency = _fit_link(w["memory_s"], w["hops"], w["t"])
+            family_terms, latency = _fit_link(w["memory_s"], w["hops"], w["devices"], w["t"])
         else:
             family_terms = _fit_cached(w, default, resident)[0]
         for group in groups:

@@ -24,7 +24,10 @@ of :mod:`rooflax.cost.ops`, priced through :func:`rooflax.cost.ops.make_step` on
     ``expert_down`` at ``tp = moe_tp``, ``ep = moe_ep``, summed; ``balanced`` routing spreads
     tokens over every expert, ``power_law_α`` gives the timed GPU the pairs and touched
     experts of the most loaded rank under aiconfigurator's power-law router
-    (:func:`power_law_load`).
+    (:func:`power_law_load`). The activation (``expert_silu_mul``) runs over every token's ``k``
+    pairs, local or not: aiconfigurator times vLLM's ``fused_experts`` with an expert map
+    (expert parallelism without a dispatch), whose activation and intermediate buffers span
+    all ``T·k`` pairs while the products skip the blocks of other ranks' experts.
 a ``rooflax validate`` op name
     that op of :func:`rooflax.evaluate` at the row's model and grid point.
 
@@ -65,7 +68,8 @@ FAMILY_OF_KIND = {
     "reduce_scatter": "alltoall",
     "moe": "moe",
 }
-_MOE_OPS = ("expert_gate", "expert_up", "expert_silu_mul", "expert_down")
+_EXPERT_PRODUCTS = ("expert_gate", "expert_up", "expert_down")
+_MOE_OPS = (*_EXPERT_PRODUCTS, "expert_silu_mul")
 _OP_OF_KIND = {
     "gemm": ("up_proj",),
     "attention_prefill": ("attention",),
@@ -244,22 +248,28 @@ def _routed(step: Step, rows: pl.DataFrame) -> Step:
 _load = functools.lru_cache(maxsize=None)(power_law_load)
 
 
-def _costs(kind: str, step: Step, names: tuple[str, ...]) -> list:
-    costs = [(op, f, b) for op, f, b in op_costs(step) if op.name in names]
-    if len(costs) != len(names):
-        raise AssertionError(f"{kind}: the step lacks an op of {names}")
+#: The parts of a measured kind: the ops each prices, on the step :func:`_step` gives it.
+Parts = tuple[tuple[Step, tuple[str, ...]], ...]
+
+
+def _costs(kind: str, parts: Parts) -> list:
+    """``(op, step, flops, bytes)`` of every op of the parts, in their order."""
+    costs = []
+    for step, names in parts:
+        found = [(op, step, f, b) for op, f, b in op_costs(step) if op.name in names]
+        if len(found) != len(names):
+            raise AssertionError(f"{kind}: the step lacks an op of {names}")
+        costs += found
     return costs
 
 
-def _priced(
-    kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed: Roof | None, resident_bytes: float
-) -> dict[str, np.ndarray]:
-    """Summed flops, bytes, ideal and achieved seconds of the named ops of ``step`` (numpy rows).
+def _priced(kind: str, parts: Parts, roof: Roof, replayed: Roof | None, resident_bytes: float) -> dict[str, np.ndarray]:
+    """Summed flops, bytes, ideal and achieved seconds of the ops of ``parts`` (numpy rows).
 
     With a ``replayed`` roof, an op whose bytes are at most ``resident_bytes`` reads them from
     the L2 cache: its achieved time is the one under that roof.
     """
-    costs = _costs(kind, step, names)
+    costs = _costs(kind, parts)
     out: dict[str, Any] = {
         "flops": 0.0,
         "bytes": 0.0,
@@ -268,7 +278,7 @@ def _priced(
         "achieved_lo_s": 0.0,
         "achieved_hi_s": 0.0,
     }
-    for op, flops, bytes_ in costs:
+    for op, step, flops, bytes_ in costs:
         row = op_row(op, step, flops, bytes_, roof, xp=np)
         achieved = row.achieved_time_s
         if replayed is not None and not op.collective:
@@ -306,8 +316,8 @@ def _policy(dtype: str):
     return DTYPES.get(dtype) if dtype in _ELEMENT else None
 
 
-def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tuple[Step, DtypePolicy] | None:
-    """The step whose ops a measured kind runs, and its dtype policy; None where rooflax cannot price it."""
+def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tuple[Parts, DtypePolicy] | None:
+    """The ops a measured kind runs on their steps, and its dtype policy; None where rooflax cannot price it."""
     policy = _policy(dtype)
     if policy is None or policy.compute not in hardware.dtypes or kind not in _OP_OF_KIND:
         return None
@@ -318,10 +328,12 @@ def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tupl
         kv = np.array([KV_DTYPES.get(name, np.nan) for name in rows["kv_dtype"].to_list()], dtype=np.float64)
         shape = _attention(rows, w, kv, kind == "attention_prefill")
     elif kind == "moe":
-        return _routed(make_step(_moe(rows, w)), rows), policy
+        rank = _routed(make_step(_moe(rows, w)), rows)
+        every = rank._replace(routed=(rows["tokens"] * rows["topk"]).to_numpy().astype(np.float64))
+        return ((rank, _EXPERT_PRODUCTS), (every, ("expert_silu_mul",))), policy
     else:
         shape = _collective(rows, w, kind == "all_reduce")
-    return make_step(shape), policy
+    return ((make_step(shape), _OP_OF_KIND[kind]),), policy
 
 
 def _price_kind(
@@ -330,28 +342,30 @@ def _price_kind(
     stepped = _step(kind, rows, hardware, dtype)
     if stepped is None:
         return None
-    step, policy = stepped
+    parts, policy = stepped
     phase = _PHASE_OF_KIND.get(kind)
     cached = replay_roof(hardware, policy, phase) if replayed and hardware.l2_resident_bytes else None
-    return _priced(kind, step, Roof.of(hardware, policy, phase), _OP_OF_KIND[kind], cached, hardware.l2_resident_bytes)
+    return _priced(kind, parts, Roof.of(hardware, policy, phase), cached, hardware.l2_resident_bytes)
 
 
 def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[str, np.ndarray] | None:
     """What the achieved model's terms multiply, per row and op of a measured kind (for fitting).
 
-    Returns ``{"compute_s", "memory_s", "hops", "bytes"}``, arrays of ``rows × ops``: the FLOPs
+    Returns ``{"compute_s", "memory_s", "hops", "bytes", "devices"}``, arrays of ``rows × ops``: the FLOPs
     the device spends (tile and wave quantization, never fewer than the op's own) over the
     peak, the bytes over the memory bandwidth (a collective's over the link), a collective's
-    link latencies (0 for other ops), and the bytes; None where rooflax cannot price the kind.
+    link latencies (0 for other ops), the bytes, and a tensor- or expert-parallel collective's
+    devices (2 for other ops); None where rooflax cannot price the kind.
     """
     stepped = _step(kind, rows, hardware, dtype)
     if stepped is None:
         return None
-    step, policy = stepped
+    parts, policy = stepped
     ones = np.ones(rows.height)
-    compute, memory, hops, moved = [], [], [], []
-    for op, flops, bytes_ in _costs(kind, step, _OP_OF_KIND[kind]):
+    compute, memory, hops, moved, devices = [], [], [], [], []
+    for op, step, flops, bytes_ in _costs(kind, parts):
         moved.append(bytes_ * ones)
+        devices.append(getattr(step, op.only, 2) * ones if op.only in ("tp", "ep") else 2 * ones)
         if op.collective:
             compute.append(0 * ones)
             memory.append(bytes_ / hardware.interconnect_bytes_per_s * ones)
@@ -374,6 +388,7 @@ def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[
         "memory_s": np.stack(memory, 1),
         "hops": np.stack(hops, 1),
         "bytes": np.stack(moved, 1),
+        "devices": np.stack(devices, 1),
     }
 
 

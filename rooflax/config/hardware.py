@@ -65,9 +65,12 @@ GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency"
 #: cache between replays (operands of at most ``l2_resident_bytes``). Sweeps price a forward
 #: pass, which reads every layer's weights from device memory, and never use them.
 REPLAY_TERMS = ("l2_speedup",)
-#: A group's fitted corner (0 unless fitted, at most 1): the share of the lesser of its compute and
-#: memory times a kernel adds to the greater (:mod:`rooflax.cost.achieved`), 0 for perfect overlap.
-SHAPE_TERMS = ("corner",)
+#: Terms of the model's shape, 0 unless fitted: a group's ``corner`` (at most 1), the share of the
+#: lesser of its compute and memory times a kernel adds to the greater (:mod:`rooflax.cost.achieved`),
+#: 0 for perfect overlap; and the ``comm`` group's ``link_scaling`` ``γ``, a collective over ``p``
+#: devices moving its bytes ``(p/2)^γ`` times slower than over 2 (a shared PCIe fabric, where
+#: every added GPU shares the host's links: :func:`rooflax.cost.roofline.op_achieved_time`).
+SHAPE_TERMS = ("corner", "link_scaling")
 #: A group's error band, fitted with its terms: the p10 and p90 of measured / predicted time over
 #: the measured kernels (an achieved time ``t`` is expected within ``[t·band_low, t·band_high]``
 #: four times in five); without measurements there is no band (NaN).
@@ -88,6 +91,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "bandwidth_efficiency": (1e-4, 1.0, ""),
     "l2_speedup": (1.0, 100.0, ""),
     "corner": (0.0, 1.0, ""),
+    "link_scaling": (0.0, 4.0, ""),
     "l2_resident_bytes": (0.0, 1e12, "B"),
     "band_low": (1e-3, 1e3, ""),
     "band_high": (1e-3, 1e3, ""),
@@ -245,14 +249,15 @@ class Hardware:
         raise SpecError(f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})")
 
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
-        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup``, ``corner``
-        and the error band ``band_low``, ``band_high`` for an op group (in ``phase``: its ``phase_terms``
-        replace the group's, which replace the profile's own; ``l2_speedup`` is 1, ``corner`` 0 and the
+        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup``, ``corner``,
+        ``link_scaling`` and the error band ``band_low``, ``band_high`` for an op group (in ``phase``: its ``phase_terms``
+        replace the group's, which replace the profile's own; ``l2_speedup`` is 1, ``corner`` and ``link_scaling`` 0 and the
         band NaN unless fitted)."""
         own = {
             **{key: getattr(self, key) for key in GROUP_TERMS},
             "l2_speedup": 1.0,
             "corner": 0.0,
+            "link_scaling": 0.0,
             "band_low": math.nan,
             "band_high": math.nan,
         }
