@@ -207,7 +207,12 @@ def test_a_fit_recovers_the_terms_that_made_the_times():
         | {"comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5, "link_scaling": 1.5}},
         phase_terms={
             "prefill": {
-                "qk/pv": {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.9, "corner": 0.8}
+                "qk/pv": {
+                    "kernel_overhead_s": 1e-5,
+                    "compute_efficiency": 0.5,
+                    "bandwidth_efficiency": 0.9,
+                    "corner": 0.8,
+                }
             },
             "decode": {"qk/pv": {"kernel_overhead_s": 2e-5, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.7}},
         },

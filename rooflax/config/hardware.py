@@ -249,10 +249,10 @@ class Hardware:
         raise SpecError(f"dtype: hardware {self.name!r} has no {dtype} peak (it has: {', '.join(self.dtypes)})")
 
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
-        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup``, ``corner``,
-        ``link_scaling`` and the error band ``band_low``, ``band_high`` for an op group (in ``phase``: its ``phase_terms``
-        replace the group's, which replace the profile's own; ``l2_speedup`` is 1, ``corner`` and ``link_scaling`` 0 and the
-        band NaN unless fitted)."""
+        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup``,
+        ``corner``, ``link_scaling`` and the error band ``band_low``, ``band_high`` for an op group (in
+        ``phase``: its ``phase_terms`` replace the group's, which replace the profile's own;
+        ``l2_speedup`` is 1, ``corner`` and ``link_scaling`` 0 and the band NaN unless fitted)."""
         own = {
             **{key: getattr(self, key) for key in GROUP_TERMS},
             "l2_speedup": 1.0,
