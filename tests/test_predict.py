@@ -103,6 +103,27 @@ def test_a_measured_all_reduce_is_the_swept_one():
     assert row["ideal_time_s"] == pytest.approx(swept["time_s"], rel=1e-12)
 
 
+def test_a_pcie_all_reduce_slows_with_the_gpu_count_at_its_link_scaling():
+    """L40S (PCIe, fitted γ > 0), 8 GPUs, 2**28 bytes: the ring's 2·7/8 of it over the link, (8/2)^γ slower."""
+    l40s = rooflax.get_hardware("l40s")
+    comm = l40s.terms("comm")
+    assert comm["link_scaling"] > 1
+    message = 2**28
+    measured = _measured(
+        [
+            {"hardware": "l40s", "kind": "all_reduce", "dtype": "fp16", "gpus": 8, "message_bytes": message}
+            | {"measured_time_s": 1e-2}
+        ]
+    )
+    link = l40s.interconnect_bytes_per_s * comm["bandwidth_efficiency"]
+    expected = (
+        comm["kernel_overhead_s"]
+        + 2 * 7 / 8 * message / link * 4 ** comm["link_scaling"]
+        + 2 * 7 * l40s.interconnect_latency_s
+    )
+    assert predict_measurements(measured)["predicted_time_s"][0] == pytest.approx(expected, rel=1e-12)
+
+
 def test_unpriced_rows_stay_null_and_keep_their_order():
     measured = _measured(
         [
