@@ -194,7 +194,9 @@ def achieved_time(
     c, m = compute * seconds_per_flop, bytes_ * seconds_per_byte
     if isinstance(corner, int | float) and corner == 0:  # the roofline's corner: no term to add
         return kernel_overhead_s + xp.maximum(c, m)
-    return kernel_overhead_s + xp.maximum(c, m) + corner * xp.minimum(c, m)
+    # the max between the product and the sum keeps XLA from fusing them into one multiply-add, whose
+    # single rounding would give the engine other bits than Python numbers (corner·min is never negative)
+    return kernel_overhead_s + xp.maximum(c, m) + xp.maximum(corner * xp.minimum(c, m), 0.0)
 
 
 def spent_flops(
