@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 
-import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 import pytest
@@ -1072,7 +1071,6 @@ def test_draw_a_dataset_is_the_chart_of_its_rows(tmp_path):
     assert errors is None
     chart = plot.roofline(df.filter(pl.col("batch") == 8))  # the chart function on the same rows
     want = sorted({tuple(p) for c in _series_collections(chart.axes[0]) for p in c.get_offsets().tolist()})
-    plt.close(chart)
     assert len(want) > 10
     assert sorted({tuple(p) for c in _series_collections(fig.axes[0]) for p in c.get_offsets().tolist()}) == want
     validation = _validation(df.filter(pl.col("batch") == 8), {"qkv mlp": 2.0})
