@@ -192,12 +192,16 @@ def test_group_terms_override_and_round_trip(tmp_path):
         "compute_efficiency": 0.8,
         "bandwidth_efficiency": 0.5,
         "l2_speedup": 1.0,
+        "corner": 0.0,
+        "link_scaling": 0.0,
     }
     assert fitted("qkv mlp") == {
         "kernel_overhead_s": 3e-6,
         "compute_efficiency": 0.8,
         "bandwidth_efficiency": 0.85,
         "l2_speedup": 1.0,
+        "corner": 0.0,
+        "link_scaling": 0.0,
     }
     again = tmp_path / "again.toml"
     again.write_text(rooflax.config.hardware.hardware_to_toml(hw))

@@ -272,6 +272,7 @@ TOY_ROOF = Roof(
     overhead_s=(1.0,) * len(GROUPS),
     seconds_per_flop=(1 / 64,) * len(GROUPS),
     seconds_per_byte=tuple(1.0 if group == "comm" else 1 / 4 for group in GROUPS),
+    corner=(0.0,) * len(GROUPS),
     band_low=(0.5,) * len(GROUPS),
     band_high=(2.0,) * len(GROUPS),
 )  # a band of half to twice

@@ -12,7 +12,7 @@ import pytest
 import rooflax
 from rooflax.calibration.fit import accuracy, fit_hardware, split_by_shape
 from rooflax.calibration.measurements import MEASUREMENT_SCHEMA, read_measurements
-from rooflax.calibration.predict import power_law_experts, predict_measurements
+from rooflax.calibration.predict import power_law_load, predict_measurements
 from rooflax.calibration.presets import CALIBRATED_TOML, SUBSET, calibrated_toml
 from rooflax.config.hardware import ARCHITECTURE, FITTED, hardware_to_toml, load_hardware, uncalibrated_preset
 from rooflax.errors import SpecError
@@ -103,6 +103,27 @@ def test_a_measured_all_reduce_is_the_swept_one():
     assert row["ideal_time_s"] == pytest.approx(swept["time_s"], rel=1e-12)
 
 
+def test_a_pcie_all_reduce_slows_with_the_gpu_count_at_its_link_scaling():
+    """L40S (PCIe, fitted γ > 0), 8 GPUs, 2**28 bytes: the ring's 2·7/8 of it over the link, (8/2)^γ slower."""
+    l40s = rooflax.get_hardware("l40s")
+    comm = l40s.terms("comm")
+    assert comm["link_scaling"] > 1
+    message = 2**28
+    measured = _measured(
+        [
+            {"hardware": "l40s", "kind": "all_reduce", "dtype": "fp16", "gpus": 8, "message_bytes": message}
+            | {"measured_time_s": 1e-2}
+        ]
+    )
+    link = l40s.interconnect_bytes_per_s * comm["bandwidth_efficiency"]
+    expected = (
+        comm["kernel_overhead_s"]
+        + 2 * 7 / 8 * message / link * 4 ** comm["link_scaling"]
+        + 2 * 7 * l40s.interconnect_latency_s
+    )
+    assert predict_measurements(measured)["predicted_time_s"][0] == pytest.approx(expected, rel=1e-12)
+
+
 def test_unpriced_rows_stay_null_and_keep_their_order():
     measured = _measured(
         [
@@ -145,11 +166,22 @@ def test_unpriced_rows_stay_null_and_keep_their_order():
     assert out.get_column("flops").to_list()[2] == 2 * 64 * 64
 
 
-def test_power_law_routing_spreads_tokens_over_fewer_experts():
-    p = np.arange(1, 9, dtype=float) ** -1.2
-    p /= p.sum()
-    assert power_law_experts(8, 1.2) == pytest.approx(1 / np.sum(p**2), rel=1e-12)
-    assert power_law_experts(8, 1.2) < power_law_experts(8, 1.01) < power_law_experts(8, 0.0) == 8
+def test_power_law_load_is_the_heaviest_rank_of_the_generator():
+    # one rank: every pair, and every expert touched once each holds a load of at least 1
+    assert power_law_load(4096, 8, 2, 1, 1.2) == (8192.0, 8.0)
+    # two experts on two ranks, T·k large (rounding negligible): the expected larger share of two
+    # independent draws of x^-α on [1, 0.8T], here by quadrature of the joint density (no sampling)
+    tokens, alpha = 4096, 1.2
+    x = np.geomspace(1, 0.8 * tokens, 4001)
+    density = x**-alpha
+    weight = density * np.gradient(x)
+    weight /= weight.sum()
+    share = np.maximum.outer(x, x) / np.add.outer(x, x)
+    expected = 2 * tokens * float(weight @ share @ weight)
+    routed, touched = power_law_load(tokens, 2, 2, 2, alpha)
+    assert touched == 1.0
+    assert routed == pytest.approx(expected, rel=0.05)  # 64 draws of a heavy tail: a few percent
+    assert 0.5 * 2 * tokens < routed < 2 * tokens  # the heavier rank: above the even split
 
 
 def _synthetic(profile: rooflax.Hardware, noise: float = 0.0) -> pl.DataFrame:
@@ -190,12 +222,19 @@ def test_a_fit_recovers_the_terms_that_made_the_times():
         base,
         interconnect_latency_s=1.2e-6,
         group_terms={
-            group: {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6}
+            group: {"kernel_overhead_s": 3e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6, "corner": 0.2}
             for group in ("qkv mlp", "up/gate/down", "lm_head")
         }
-        | {"comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5}},
+        | {"comm": {"kernel_overhead_s": 8e-6, "bandwidth_efficiency": 0.5, "link_scaling": 1.5}},
         phase_terms={
-            "prefill": {"qk/pv": {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.5, "bandwidth_efficiency": 0.9}},
+            "prefill": {
+                "qk/pv": {
+                    "kernel_overhead_s": 1e-5,
+                    "compute_efficiency": 0.5,
+                    "bandwidth_efficiency": 0.9,
+                    "corner": 0.8,
+                }
+            },
             "decode": {"qk/pv": {"kernel_overhead_s": 2e-5, "compute_efficiency": 0.8, "bandwidth_efficiency": 0.7}},
         },
     )
@@ -205,6 +244,8 @@ def test_a_fit_recovers_the_terms_that_made_the_times():
             assert dict(dict(fitted.group_terms)[group])[key] == pytest.approx(value, rel=2e-3), (group, key)
     assert dict(dict(dict(fitted.phase_terms)["prefill"])["qk/pv"])["compute_efficiency"] == pytest.approx(0.5, 1e-2)
     assert dict(dict(dict(fitted.phase_terms)["decode"])["qk/pv"])["bandwidth_efficiency"] == pytest.approx(0.7, 1e-2)
+    assert dict(dict(dict(fitted.phase_terms)["prefill"])["qk/pv"])["corner"] == pytest.approx(0.8, abs=2e-2)
+    assert dict(dict(dict(fitted.phase_terms)["decode"])["qk/pv"])["corner"] == pytest.approx(0.0, abs=2e-2)
     assert fitted.interconnect_latency_s == pytest.approx(1.2e-6, rel=2e-3)
     # verify runs the prefill kind of kernel
     assert dict(fitted.phase_terms)["verify"] == dict(fitted.phase_terms)["prefill"]
@@ -271,6 +312,8 @@ def test_phase_terms_replace_group_terms_in_their_phase_and_round_trip_through_t
         "compute_efficiency": 0.8,
         "bandwidth_efficiency": 0.5,
         "l2_speedup": 1.0,
+        "corner": 0.0,
+        "link_scaling": 0.0,
     }
     assert hw.terms("qk/pv", "prefill")["bandwidth_efficiency"] == 0.85
     path = tmp_path / "mine.toml"
@@ -342,10 +385,15 @@ def test_replayed_operands_that_fit_in_l2_read_faster_than_a_forward_pass():
     replayed, cold = predict_measurements(measured), predict_measurements(measured, replayed=False)
     terms = l40s.terms("qkv mlp")
     memory = small / (l40s.bandwidth_bytes_per_s * terms["bandwidth_efficiency"])
-    assert cold["predicted_time_s"][0] == pytest.approx(terms["kernel_overhead_s"] + memory, rel=1e-9)
-    assert replayed["predicted_time_s"][0] == pytest.approx(
-        terms["kernel_overhead_s"] + memory / terms["l2_speedup"], rel=1e-9
-    )
+    # 8 tiles of 16x128 split 17 ways over K (142 SMs): one wave of 142 units of 2 K steps of 32
+    compute = 142 * 2 * 16 * 128 * 64 / (l40s.peak("bf16") * terms["compute_efficiency"])
+    assert compute < memory / terms["l2_speedup"]  # memory-bound either way: the corner adds a share of compute
+
+    def achieved(memory_s: float) -> float:
+        return terms["kernel_overhead_s"] + memory_s + terms["corner"] * compute
+
+    assert cold["predicted_time_s"][0] == pytest.approx(achieved(memory), rel=1e-9)
+    assert replayed["predicted_time_s"][0] == pytest.approx(achieved(memory / terms["l2_speedup"]), rel=1e-9)
     assert replayed["predicted_time_s"][1] == cold["predicted_time_s"][1]
 
 

@@ -4,14 +4,16 @@
 :func:`rooflax.read_measurements`), per family of ops that the measurements cover:
 
 ``gemm`` rows → the terms of the product groups (``qkv mlp``, ``up/gate/down``, ``lm_head``)
-    ``t = overhead + max(u · spent_flops / peak, v · bytes / bandwidth)``;
+    ``t = overhead + max(c, m) + β·min(c, m)``, ``c = u · spent_flops / peak``,
+    ``m = v · bytes / bandwidth`` (``β``: the group's ``corner``);
 ``attention_prefill`` rows → the ``qk/pv`` group (fused attention) in prefill and verify,
     ``attention_decode`` rows → the same in decode (``phase_terms``): the same form; prefill
     and decode run different kernels (FlashAttention's forward pass, split-KV decoding), so
     each has its own terms, and verify (many queries over a cache) runs the prefill kind;
 collective rows (``all_reduce``, ``alltoall``, ``all_gather``, ``reduce_scatter``) → ``comm``
-    ``t = overhead + v · bytes / link + hops · latency``, the fitted latency a hop becoming
-    the profile's ``interconnect_latency_s``.
+    ``t = overhead + v · (p/2)^γ · bytes / link + hops · latency`` over ``p`` devices, the fitted
+    latency a hop becoming the profile's ``interconnect_latency_s`` (``γ``, ``link_scaling``: 0
+    on NVLink, about 2 on the L40S's PCIe, where the GPUs share the host's links).
 
 ``compute_efficiency = 1/u``, ``bandwidth_efficiency = 1/v``. Each fit minimizes the
 squared *relative* error (every shape weighs the same whatever its duration) by least
@@ -76,6 +78,8 @@ _RATIOS_STEP = float(_RATIOS[1] / _RATIOS[0])
 #: Candidate L2-resident operand sizes (bytes; 0: none) and L2 speedups a fit chooses from.
 _RESIDENT = (0.0, *(2.0**e for e in range(20, 30)))
 _SPEEDUPS = np.geomspace(1.0, 8.0, 64).tolist()
+#: Candidate link scalings ``γ`` of the collectives (0: the ring's bandwidth whatever the device count).
+_LINK_SCALINGS = np.round(np.arange(0.0, 3.0001, 0.05), 2).tolist()
 #: The quantiles of measured / predicted that bound an error band: four in five measurements fall inside.
 BAND = (0.1, 0.9)
 
@@ -101,30 +105,46 @@ def _relative_sse(predicted: np.ndarray, t: np.ndarray) -> float:
     return float(np.sum((predicted / t - 1) ** 2))
 
 
-def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tuple[float, float]) -> dict[str, float]:
-    """Terms of ``t = Σ_ops overhead + max(u·compute, v·memory)`` (rows × ops arrays).
+def _corner(high: np.ndarray, low: np.ndarray, kernels: np.ndarray, t: np.ndarray) -> float:
+    """The corner ``β`` of ``t ≈ overhead·kernels + u·(high + β·low)`` (relative least squares, linear in
+    ``(overhead, u, u·β)``), clipped to [0, 1]."""
+    _, u, u_beta = _weighted_lstsq([kernels, high, low], t)
+    return float(np.clip(u_beta / u, 0.0, 1.0)) if u > 0 else 0.0
 
-    A slope that binds no measured op is not measured: it is ``default``'s (``1/efficiency``),
-    lowered if needed so that it still binds none (the predictions are the fit's).
+
+def _blend(compute: np.ndarray, memory: np.ndarray, corner: float) -> np.ndarray:
+    """``Σ_ops max(compute, memory) + corner · min(compute, memory)`` per row."""
+    return (np.maximum(compute, memory) + corner * np.minimum(compute, memory)).sum(axis=1)
+
+
+def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tuple[float, float]) -> dict[str, float]:
+    """Terms of ``t = Σ_ops overhead + max(u·compute, v·memory) + β·min(u·compute, v·memory)`` (rows × ops arrays).
+
+    For each ratio ``v/u`` of the grid the corner ``β`` is the clipped least-squares one
+    (:func:`_corner`) and the rest a line. A slope that binds no measured op is not
+    measured: it is ``default``'s (``1/efficiency``), lowered if needed so that it still binds
+    none (the predictions are the fit's).
     """
     kernels = np.full(len(t), float(compute.shape[1]))
-    best: tuple[float, float, float] | None = None
+    best: tuple[float, float, float, float] | None = None
     best_error, best_ratio = np.inf, 1.0
     for width in (None, _RATIOS_STEP, _RATIOS_STEP ** (1 / 20)):  # the grid, then two finer passes around its best
         ratios = _RATIOS if width is None else best_ratio * np.geomspace(1 / width, width, 41)
         for ratio in ratios:
-            x = np.maximum(compute, ratio * memory).sum(axis=1)
-            overhead, u = _line(x, kernels, t)
+            scaled = ratio * memory
+            corner = _corner(
+                np.maximum(compute, scaled).sum(axis=1), np.minimum(compute, scaled).sum(axis=1), kernels, t
+            )
+            overhead, u = _line(_blend(compute, scaled, corner), kernels, t)
             v = ratio * u
             if v < 1:  # the memory slope may not beat the bandwidth either: refit with v held at 1
-                x = np.maximum(compute, memory / u).sum(axis=1)
-                overhead, u = _line(x, kernels, t)
+                overhead, u = _line(_blend(compute, memory / u, corner), kernels, t)
                 v = 1.0 if ratio * u < 1 else ratio * u
-            error = _relative_sse(overhead * kernels + np.maximum(u * compute, v * memory).sum(axis=1), t)
+            error = _relative_sse(overhead * kernels + _blend(u * compute, v * memory, corner), t)
             if error < best_error:
-                best, best_error, best_ratio = (overhead, u, v), error, ratio
+                best, best_error, best_ratio = (overhead, u, v, corner), error, ratio
     assert best is not None, "no finite error on the grid: the measured times must be positive and finite"
-    overhead, u, v = best
+    overhead, u, v, corner = best
     compute_bound = u * compute >= v * memory
     if not compute_bound.any():  # the compute slope is not seen: the default, raised only as far as binds none
         u = min(default[0], float(np.min(v * memory / np.maximum(compute, 1e-300))))
@@ -134,6 +154,7 @@ def _fit_max(compute: np.ndarray, memory: np.ndarray, t: np.ndarray, default: tu
         "kernel_overhead_s": float(overhead),
         "compute_efficiency": float(1 / max(u, 1.0)),
         "bandwidth_efficiency": float(1 / max(v, 1.0)),
+        "corner": corner,
     }
 
 
@@ -173,7 +194,7 @@ def _band(ratio: np.ndarray) -> dict[str, float]:
 
 def _max_form(terms: dict[str, float], compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
     u, v = 1 / terms["compute_efficiency"], 1 / terms["bandwidth_efficiency"]
-    return terms["kernel_overhead_s"] * compute.shape[1] + np.maximum(u * compute, v * memory).sum(axis=1)
+    return terms["kernel_overhead_s"] * compute.shape[1] + _blend(u * compute, v * memory, terms["corner"])
 
 
 def _resident_bytes(w: dict[str, np.ndarray], default: tuple[float, float]) -> float:
@@ -181,7 +202,26 @@ def _resident_bytes(w: dict[str, np.ndarray], default: tuple[float, float]) -> f
     return float(min(_RESIDENT, key=lambda resident: _fit_cached(w, default, resident)[1]))
 
 
-def _fit_link(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict[str, float], float]:
+def _fit_link(
+    memory: np.ndarray, hops: np.ndarray, devices: np.ndarray, t: np.ndarray
+) -> tuple[dict[str, float], float]:
+    """Terms of ``t = overhead + v·memory·(p/2)^γ + latency·hops``, and the latency a hop (all ≥ their floors).
+
+    ``γ`` (``link_scaling``) is the best of :data:`_LINK_SCALINGS`; for each the rest is linear.
+    """
+    best: tuple[float, dict[str, float], float] | None = None
+    for scaling in _LINK_SCALINGS:
+        terms, latency = _fit_link_at(memory * (np.maximum(devices, 1) / 2) ** scaling, hops, t)
+        m, h = (memory * (np.maximum(devices, 1) / 2) ** scaling).sum(axis=1), hops.sum(axis=1)
+        predicted = terms["kernel_overhead_s"] + m / terms["bandwidth_efficiency"] + latency * h
+        error = _relative_sse(predicted, t)
+        if best is None or error < best[0]:
+            best = (error, {**terms, "link_scaling": float(scaling)}, latency)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _fit_link_at(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[dict[str, float], float]:
     """Terms of ``t = overhead + v·memory + latency·hops``, and the latency a hop (all ≥ their floors)."""
     m, h = memory.sum(axis=1), hops.sum(axis=1)
     ones = np.ones_like(t)
@@ -225,6 +265,7 @@ def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...])
         "memory_s": padded("memory_s"),
         "hops": padded("hops"),
         "bytes": padded("bytes"),
+        "devices": padded("devices"),
         "t": np.concatenate([t for _, t in parts]),
     }
 
@@ -266,7 +307,7 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
         w = works[family]
         fitted.append(family)
         if family == "comm":
-            family_terms, latency = _fit_link(w["memory_s"], w["hops"], w["t"])
+            family_terms, latency = _fit_link(w["memory_s"], w["hops"], w["devices"], w["t"])
         else:
             family_terms = _fit_cached(w, default, resident)[0]
         for group in groups:

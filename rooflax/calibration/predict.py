@@ -22,8 +22,12 @@ of :mod:`rooflax.cost.ops`, priced through :func:`rooflax.cost.ops.make_step` on
 ``moe``
     the routed experts of one layer, ``expert_gate``, ``expert_up``, ``expert_silu_mul`` and
     ``expert_down`` at ``tp = moe_tp``, ``ep = moe_ep``, summed; ``balanced`` routing spreads
-    tokens over every expert, ``power_law_α`` over the ``E_eff = 1/Σp²`` experts of
-    ``p_i ∝ i^−α`` (the model's ``routing_experts``, :mod:`rooflax.config.models`).
+    tokens over every expert, ``power_law_α`` gives the timed GPU the pairs and touched
+    experts of the most loaded rank under aiconfigurator's power-law router
+    (:func:`power_law_load`). The activation (``expert_silu_mul``) runs over every token's ``k``
+    pairs, local or not: aiconfigurator times vLLM's ``fused_experts`` with an expert map
+    (expert parallelism without a dispatch), whose activation and intermediate buffers span
+    all ``T·k`` pairs while the products skip the blocks of other ranks' experts.
 a ``rooflax validate`` op name
     that op of :func:`rooflax.evaluate` at the row's model and grid point.
 
@@ -34,6 +38,7 @@ weights).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -50,7 +55,7 @@ from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean
 from rooflax.names import GROUPS
 
-__all__ = ["FAMILY_OF_KIND", "power_law_experts", "predict_measurements", "replay_roof", "work"]
+__all__ = ["FAMILY_OF_KIND", "ROUTING_DRAWS", "power_law_load", "predict_measurements", "replay_roof", "work"]
 
 #: The op family (achieved-model terms) each measured kind belongs to.
 FAMILY_OF_KIND = {
@@ -63,7 +68,8 @@ FAMILY_OF_KIND = {
     "reduce_scatter": "alltoall",
     "moe": "moe",
 }
-_MOE_OPS = ("expert_gate", "expert_up", "expert_silu_mul", "expert_down")
+_EXPERT_PRODUCTS = ("expert_gate", "expert_up", "expert_down")
+_MOE_OPS = (*_EXPERT_PRODUCTS, "expert_silu_mul")
 _OP_OF_KIND = {
     "gemm": ("up_proj",),
     "attention_prefill": ("attention",),
@@ -80,17 +86,51 @@ _PHASE_OF_KIND = {"attention_prefill": "prefill", "attention_decode": "decode"}
 _ELEMENT = {name: policy.act_bytes for name, policy in DTYPES.items() if name in ("fp32", "fp16", "bf16", "fp8")}
 
 
-def power_law_experts(experts: int, alpha: float) -> float:
-    """``E_eff = 1/Σp_i²`` of routing probabilities ``p_i ∝ i^−α`` over ``experts`` experts.
+#: Draws of aiconfigurator's power-law router that :func:`power_law_load` averages (a fixed seed: the same everywhere).
+ROUTING_DRAWS = 64
 
-    >>> power_law_experts(8, 0.0)
-    8.0
-    >>> round(power_law_experts(2, 1.0), 4)  # p = (2/3, 1/3): 1 / (4/9 + 1/9)
-    1.8
+
+def power_law_load(tokens: int, experts: int, topk: int, ep: int, alpha: float) -> tuple[float, float]:
+    """``(routed, touched)`` on the timed GPU under aiconfigurator's power-law router: the expected token-expert
+    pairs and touched experts of the most loaded expert-parallel rank.
+
+    aiconfigurator's ``power_law_α`` tables (``collector/common_test_cases.py``,
+    ``_generate_power_law_distribution``) draw each expert's load independently from a power
+    law ``P(x) ∝ x^−α`` on ``[1, 0.8·T]`` (on ``[0.01, 2]`` when ``T·k ≤ E``), scale the draws to
+    the ``T·k`` pairs and round them, and time the rank whose ``E/ep`` consecutive experts
+    carry the most pairs (they swap it to rank 0). So the timed GPU's pairs are the expected
+    *largest* group's, not ``T·k/ep``: an expected-value count (``E_eff = 1/Σp²``) would
+    price an average rank and miss the slowest. This is the mean over :data:`ROUTING_DRAWS`
+    draws of that generator (inverse-CDF sampling, seed 0; rounding's surplus settled as it
+    does, one pair at a time from the largest loads, a shortfall from the smallest).
+
+    Args:
+        tokens, experts, topk, ep: ``T``, ``E``, ``k`` and the expert-parallel degree.
+        alpha: the power law's exponent (``≠ 1``, as the tables' 1.01 and 1.2).
+
+    >>> power_law_load(64, 8, 2, 1, 1.2)[0]  # one rank: every pair
+    128.0
+    >>> routed, touched = power_law_load(64, 8, 2, 8, 1.2)  # one expert a rank: the largest load
+    >>> 128 / 8 < routed < 128 and touched == 1.0
+    True
     """
-    p = np.arange(1, experts + 1, dtype=np.float64) ** -float(alpha)
-    p /= p.sum()
-    return float(1 / np.sum(p**2))
+    low, high = (1.0, 0.8 * tokens) if tokens * topk > experts else (0.01, 2.0)
+    u = np.random.default_rng(0).random((ROUTING_DRAWS, experts))
+    a, b = low ** (1 - alpha), high ** (1 - alpha)
+    x = ((b - a) * u + a) ** (1 / (1 - alpha))
+    loads = np.round(x / x.sum(axis=1, keepdims=True) * (tokens * topk))
+    for draw in loads:  # rounding's surplus or shortfall, as the generator settles it: from the largest loads
+        delta = int(tokens * topk - draw.sum())
+        order = np.argsort(-draw, kind="stable")
+        if delta > 0:
+            np.add.at(draw, order[np.arange(delta) % experts], 1)
+        for i in range(-delta):
+            smallest = order[-(i % experts) - 1]
+            draw[smallest if draw[smallest] > 0 else np.argmax(draw)] -= 1
+    groups = loads.reshape(ROUTING_DRAWS, ep, experts // ep)
+    rank = groups.sum(axis=2).argmax(axis=1)
+    heaviest = groups[np.arange(ROUTING_DRAWS), rank]
+    return float(heaviest.sum(axis=1).mean()), float((heaviest > 0).sum(axis=1).mean())
 
 
 def _zeros(n: int) -> np.ndarray:
@@ -171,11 +211,6 @@ def _collective(rows: pl.DataFrame, w: np.ndarray, ring: bool) -> Shape:
 
 
 def _moe(rows: pl.DataFrame, w: np.ndarray) -> Shape:
-    experts = rows["experts"].to_numpy()
-    spread = [
-        float(e) if d == "balanced" else power_law_experts(int(e), float(d.removeprefix("power_law_")))
-        for e, d in zip(experts, rows["distribution"].to_list(), strict=True)
-    ]
     tp, ep = rows["moe_tp"].to_numpy(), rows["moe_ep"].to_numpy()
     comm = ()  # the kernel alone: the layout's collectives are timed on their own
     return Shape(
@@ -186,10 +221,10 @@ def _moe(rows: pl.DataFrame, w: np.ndarray) -> Shape:
             w=w,
             a=w,
             k=w,
-            experts=experts,
+            experts=rows["experts"],
             experts_per_token=rows["topk"],
             moe_intermediate=rows["intermediate"],
-            routing_experts=np.maximum(np.array(spread), rows["topk"].to_numpy()),
+            routing_experts=rows["experts"],
             tp=tp,
             ep=ep,
         ),
@@ -199,22 +234,42 @@ def _moe(rows: pl.DataFrame, w: np.ndarray) -> Shape:
     )
 
 
-def _costs(kind: str, step: Step, names: tuple[str, ...]) -> list:
-    costs = [(op, f, b) for op, f, b in op_costs(step) if op.name in names]
-    if len(costs) != len(names):
-        raise AssertionError(f"{kind}: the step lacks an op of {names}")
+def _routed(step: Step, rows: pl.DataFrame) -> Step:
+    """``step`` with the power-law rows' pairs and touched experts those of the timed, most loaded rank
+    (:func:`power_law_load`); balanced rows keep the step's even spread over every expert."""
+    routed, touched = np.array(step.routed, dtype=np.float64), np.array(step.touched, dtype=np.float64)
+    columns = ("tokens", "experts", "topk", "moe_ep", "distribution")
+    for i, (tokens, experts, topk, ep, distribution) in enumerate(rows.select(columns).iter_rows()):
+        if distribution != "balanced":
+            routed[i], touched[i] = _load(tokens, experts, topk, ep, float(distribution.removeprefix("power_law_")))
+    return step._replace(routed=routed, touched=touched)
+
+
+_load = functools.lru_cache(maxsize=None)(power_law_load)
+
+
+#: The parts of a measured kind: the ops each prices, on the step :func:`_step` gives it.
+Parts = tuple[tuple[Step, tuple[str, ...]], ...]
+
+
+def _costs(kind: str, parts: Parts) -> list:
+    """``(op, step, flops, bytes)`` of every op of the parts, in their order."""
+    costs = []
+    for step, names in parts:
+        found = [(op, step, f, b) for op, f, b in op_costs(step) if op.name in names]
+        if len(found) != len(names):
+            raise AssertionError(f"{kind}: the step lacks an op of {names}")
+        costs += found
     return costs
 
 
-def _priced(
-    kind: str, step: Step, roof: Roof, names: tuple[str, ...], replayed: Roof | None, resident_bytes: float
-) -> dict[str, np.ndarray]:
-    """Summed flops, bytes, ideal and achieved seconds of the named ops of ``step`` (numpy rows).
+def _priced(kind: str, parts: Parts, roof: Roof, replayed: Roof | None, resident_bytes: float) -> dict[str, np.ndarray]:
+    """Summed flops, bytes, ideal and achieved seconds of the ops of ``parts`` (numpy rows).
 
     With a ``replayed`` roof, an op whose bytes are at most ``resident_bytes`` reads them from
     the L2 cache: its achieved time is the one under that roof.
     """
-    costs = _costs(kind, step, names)
+    costs = _costs(kind, parts)
     out: dict[str, Any] = {
         "flops": 0.0,
         "bytes": 0.0,
@@ -223,7 +278,7 @@ def _priced(
         "achieved_lo_s": 0.0,
         "achieved_hi_s": 0.0,
     }
-    for op, flops, bytes_ in costs:
+    for op, step, flops, bytes_ in costs:
         row = op_row(op, step, flops, bytes_, roof, xp=np)
         achieved = row.achieved_time_s
         if replayed is not None and not op.collective:
@@ -261,8 +316,8 @@ def _policy(dtype: str):
     return DTYPES.get(dtype) if dtype in _ELEMENT else None
 
 
-def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tuple[Step, DtypePolicy] | None:
-    """The step whose ops a measured kind runs, and its dtype policy; None where rooflax cannot price it."""
+def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tuple[Parts, DtypePolicy] | None:
+    """The ops a measured kind runs on their steps, and its dtype policy; None where rooflax cannot price it."""
     policy = _policy(dtype)
     if policy is None or policy.compute not in hardware.dtypes or kind not in _OP_OF_KIND:
         return None
@@ -273,10 +328,12 @@ def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tupl
         kv = np.array([KV_DTYPES.get(name, np.nan) for name in rows["kv_dtype"].to_list()], dtype=np.float64)
         shape = _attention(rows, w, kv, kind == "attention_prefill")
     elif kind == "moe":
-        shape = _moe(rows, w)
+        rank = _routed(make_step(_moe(rows, w)), rows)
+        every = rank._replace(routed=(rows["tokens"] * rows["topk"]).to_numpy().astype(np.float64))
+        return ((rank, _EXPERT_PRODUCTS), (every, ("expert_silu_mul",))), policy
     else:
         shape = _collective(rows, w, kind == "all_reduce")
-    return make_step(shape), policy
+    return ((make_step(shape), _OP_OF_KIND[kind]),), policy
 
 
 def _price_kind(
@@ -285,28 +342,30 @@ def _price_kind(
     stepped = _step(kind, rows, hardware, dtype)
     if stepped is None:
         return None
-    step, policy = stepped
+    parts, policy = stepped
     phase = _PHASE_OF_KIND.get(kind)
     cached = replay_roof(hardware, policy, phase) if replayed and hardware.l2_resident_bytes else None
-    return _priced(kind, step, Roof.of(hardware, policy, phase), _OP_OF_KIND[kind], cached, hardware.l2_resident_bytes)
+    return _priced(kind, parts, Roof.of(hardware, policy, phase), cached, hardware.l2_resident_bytes)
 
 
 def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[str, np.ndarray] | None:
     """What the achieved model's terms multiply, per row and op of a measured kind (for fitting).
 
-    Returns ``{"compute_s", "memory_s", "hops", "bytes"}``, arrays of ``rows × ops``: the FLOPs
+    Returns ``{"compute_s", "memory_s", "hops", "bytes", "devices"}``, arrays of ``rows × ops``: the FLOPs
     the device spends (tile and wave quantization, never fewer than the op's own) over the
     peak, the bytes over the memory bandwidth (a collective's over the link), a collective's
-    link latencies (0 for other ops), and the bytes; None where rooflax cannot price the kind.
+    link latencies (0 for other ops), the bytes, and a tensor- or expert-parallel collective's
+    devices (2 for other ops); None where rooflax cannot price the kind.
     """
     stepped = _step(kind, rows, hardware, dtype)
     if stepped is None:
         return None
-    step, policy = stepped
+    parts, policy = stepped
     ones = np.ones(rows.height)
-    compute, memory, hops, moved = [], [], [], []
-    for op, flops, bytes_ in _costs(kind, step, _OP_OF_KIND[kind]):
+    compute, memory, hops, moved, devices = [], [], [], [], []
+    for op, step, flops, bytes_ in _costs(kind, parts):
         moved.append(bytes_ * ones)
+        devices.append(getattr(step, op.only, 2) * ones if op.only in ("tp", "ep") else 2 * ones)
         if op.collective:
             compute.append(0 * ones)
             memory.append(bytes_ / hardware.interconnect_bytes_per_s * ones)
@@ -329,6 +388,7 @@ def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[
         "memory_s": np.stack(memory, 1),
         "hops": np.stack(hops, 1),
         "bytes": np.stack(moved, 1),
+        "devices": np.stack(devices, 1),
     }
 
 

@@ -67,6 +67,12 @@ GROUP_TERMS = ("kernel_overhead_s", "compute_efficiency", "bandwidth_efficiency"
 #: cache between replays (operands of at most ``l2_resident_bytes``). Sweeps price a forward
 #: pass, which reads every layer's weights from device memory, and never use them.
 REPLAY_TERMS = ("l2_speedup",)
+#: Terms of the model's shape, 0 unless fitted: a group's ``corner`` (at most 1), the share of the
+#: lesser of its compute and memory times a kernel adds to the greater (:mod:`rooflax.cost.achieved`),
+#: 0 for perfect overlap; and the ``comm`` group's ``link_scaling`` ``γ``, a collective over ``p``
+#: devices moving its bytes ``(p/2)^γ`` times slower than over 2 (a shared PCIe fabric, where
+#: every added GPU shares the host's links: :func:`rooflax.cost.roofline.op_achieved_time`).
+SHAPE_TERMS = ("corner", "link_scaling")
 #: A group's error band, fitted with its terms: the p10 and p90 of measured / predicted time over
 #: the measured kernels (an achieved time ``t`` is expected within ``[t·band_low, t·band_high]``
 #: four times in five); without measurements there is no band (NaN).
@@ -87,6 +93,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "compute_efficiency": (1e-4, 1.0, ""),
     "bandwidth_efficiency": (1e-4, 1.0, ""),
     "l2_speedup": (1.0, 100.0, ""),
+    "corner": (0.0, 1.0, ""),
+    "link_scaling": (0.0, 4.0, ""),
     "l2_resident_bytes": (0.0, 1e12, "B"),
     "band_low": (1e-3, 1e3, ""),
     "band_high": (1e-3, 1e3, ""),
@@ -106,7 +114,7 @@ def _figure(where: str, key: str, value: object, kind: str | None = None) -> flo
 
 def _checked_terms(where: str, terms: dict) -> dict[str, float]:
     """Per-kernel overhead and efficiencies within :data:`RANGES`, as floats; unknown keys refused."""
-    check_keys(where, terms, (), (*GROUP_TERMS, *REPLAY_TERMS, *BAND_TERMS))
+    check_keys(where, terms, (), (*GROUP_TERMS, *REPLAY_TERMS, *SHAPE_TERMS, *BAND_TERMS))
     return {key: _figure(where, key, value) for key, value in terms.items()}
 
 
@@ -273,13 +281,15 @@ class Hardware:
             )
 
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
-        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup`` and
-        the error band ``band_low``, ``band_high`` for an op group (in ``phase``: its ``phase_terms``
-        replace the group's, which replace the profile's own; ``l2_speedup`` is 1 and the band NaN
-        unless fitted)."""
+        """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup``,
+        ``corner``, ``link_scaling`` and the error band ``band_low``, ``band_high`` for an op group (in
+        ``phase``: its ``phase_terms`` replace the group's, which replace the profile's own;
+        ``l2_speedup`` is 1, ``corner`` and ``link_scaling`` 0 and the band NaN unless fitted)."""
         own = {
             **{key: getattr(self, key) for key in GROUP_TERMS},
             "l2_speedup": 1.0,
+            "corner": 0.0,
+            "link_scaling": 0.0,
             "band_low": math.nan,
             "band_high": math.nan,
         }

@@ -17,13 +17,22 @@ when ``rooflax validate --profile`` writes a calibrated profile:
     ``⌈tiles / sm_count⌉ · sm_count · tile_flops / peak``.
 ``compute_efficiency``, ``bandwidth_efficiency``
     The fraction of the datasheet peak and bandwidth a well-tuned kernel sustains.
+``corner`` (a fitted group term, 0 unless fitted)
+    How much of the lesser of compute and memory time fails to overlap the greater. The
+    roofline's ``max`` assumes perfect overlap; a real kernel loads a tile before it computes
+    on it, so near the ridge, where the two times are equal, it runs slower than either
+    (measured: fused attention's prefill kernels, fitted corner near 1, their loads barely
+    hidden; matrix products 0.1-0.3). ``max + β·min`` is the linear blend between the two
+    limits (``β = 0``: overlap, Williams et al., *Roofline*, CACM 52(4), 2009; ``β = 1``:
+    no overlap, the sum form of the "exposed" memory time), fitted per family by the same
+    relative least squares as the other terms; one number, no per-point tuning.
 
 Per op, with ``E_c`` and ``E_b`` the efficiencies::
 
     compute = max(flops, waves · sm_count · tile_flops) / (peak · E_c)    (products)
     compute = flops / (peak · E_c)                                        (other ops)
     memory  = bytes / (bandwidth · E_b)
-    achieved_time = kernel_overhead_s + max(compute, memory)
+    achieved_time = kernel_overhead_s + max(compute, memory) + corner · min(compute, memory)
 
 Every term is at least its ideal counterpart, so ``achieved_time ≥ time`` on every row;
 as the operation grows the overhead and both quantizations vanish and the ratio tends
@@ -152,9 +161,11 @@ def achieved_time(
     tile_m: Num,
     tile_n: Num,
     tile_k: Num,
+    corner: Num = 0.0,
     xp: Any = pymath,
 ) -> Num:
-    """Predicted seconds of one op (module docstring): overhead plus the slower of compute and memory.
+    """Predicted seconds of one op (module docstring): overhead plus the slower of compute and memory,
+    plus ``corner`` times the faster.
 
     Args:
         flops, bytes_: the op's counts (the counting contract).
@@ -163,6 +174,8 @@ def achieved_time(
         seconds_per_flop: ``1 / (peak · compute_efficiency)``.
         seconds_per_byte: ``1 / (bandwidth · bandwidth_efficiency)``.
         kernel_overhead_s, sm_count, tile_m, tile_n, tile_k: the hardware's fields.
+        corner: the share of the lesser of compute and memory time that adds to the greater
+            (0: they overlap perfectly, the roofline's ``max``; 1: they add up).
         xp: the numeric backend (:data:`pymath` for Python numbers, ``numpy`` or
             ``jax.numpy`` for arrays).
 
@@ -172,9 +185,18 @@ def achieved_time(
     >>> achieved_time(100.0, 10.0, (), seconds_per_flop=0.2, seconds_per_byte=1.0, kernel_overhead_s=1.0,
     ...               sm_count=1, tile_m=1, tile_n=1, tile_k=1)
     21.0
+    >>> # corner 0.5: half of the faster (memory, 10 s) adds to the slower (compute, 20 s)
+    >>> achieved_time(100.0, 10.0, (), seconds_per_flop=0.2, seconds_per_byte=1.0, kernel_overhead_s=1.0,
+    ...               sm_count=1, tile_m=1, tile_n=1, tile_k=1, corner=0.5)
+    26.0
     """
     compute = spent_flops(flops, gemms, sm_count=sm_count, tile_m=tile_m, tile_n=tile_n, tile_k=tile_k, xp=xp)
-    return kernel_overhead_s + xp.maximum(compute * seconds_per_flop, bytes_ * seconds_per_byte)
+    c, m = compute * seconds_per_flop, bytes_ * seconds_per_byte
+    if isinstance(corner, int | float) and corner == 0:  # the roofline's corner: no term to add
+        return kernel_overhead_s + xp.maximum(c, m)
+    # the max between the product and the sum keeps XLA from fusing them into one multiply-add, whose
+    # single rounding would give the engine other bits than Python numbers (corner·min is never negative)
+    return kernel_overhead_s + xp.maximum(c, m) + xp.maximum(corner * xp.minimum(c, m), 0.0)
 
 
 def spent_flops(

@@ -94,6 +94,8 @@ class Roof:
     overhead_s: Num = ()  # kernel_overhead_s
     seconds_per_flop: Num = ()  # 1 / (peak · compute_efficiency)
     seconds_per_byte: Num = ()  # 1 / (bandwidth · bandwidth_efficiency)
+    corner: Num = ()  # the share of the lesser of compute and memory time added to the greater
+    link_scaling: Num = 0.0  # γ: a collective over p devices moves its bytes (p/2)^γ times slower than over 2
     # the error band of the achieved time, per group: measured / predicted at p10 and p90 (NaN: none)
     band_low: Num = ()
     band_high: Num = ()
@@ -138,6 +140,8 @@ class Roof:
             overhead_s=tuple(t["kernel_overhead_s"] for t in terms),
             seconds_per_flop=tuple(1 / (peak * t["compute_efficiency"]) for t in terms),
             seconds_per_byte=tuple(per_byte),
+            corner=tuple(t["corner"] for t in terms),
+            link_scaling=terms[GROUPS.index("comm")]["link_scaling"],
             band_low=_band(terms, "band_low"),
             band_high=_band(terms, "band_high"),
             sm_count=hardware.sm_count,
@@ -163,13 +167,20 @@ def op_achieved_time(
     A product or an elementwise op: :func:`rooflax.cost.achieved.achieved_time`. A collective
     (:attr:`~rooflax.cost.ops.OpDef.collective`): the kernel overhead plus its bytes over the
     link at the ``comm`` group's bandwidth efficiency (1, the ideal link, unless a profile
-    fitted it) plus one latency a hop. ``latency_s``: the hops' latency in seconds when the
+    fitted it), ``(p/2)^γ`` times slower for a tensor- or expert-parallel collective over ``p``
+    devices (``γ``: the roof's ``link_scaling``, 0 unless fitted: NVLink's switch gives every GPU
+    its own links, while on PCIe every added GPU shares the host's, so a ring's bus bandwidth
+    falls with ``p``: NVIDIA's nccl-tests *Performance* notes on bus bandwidth), plus one
+    latency a hop. ``latency_s``: the hops' latency in seconds when the
     caller has it (the engine computes it on the host); ``xp``: the numeric backend
     (:data:`~rooflax.cost.achieved.pymath`, ``numpy`` or ``jax.numpy``).
     """
     g = GROUPS.index(op.group)
     if op.hops is not None:  # a collective
-        return roof.overhead_s[g] + bytes_ * roof.seconds_per_byte[g] + _latency(op.hops, step, roof, latency_s)
+        moved = bytes_ * roof.seconds_per_byte[g]
+        if op.only in ("tp", "ep") and not (isinstance(roof.link_scaling, float) and roof.link_scaling == 0):
+            moved = moved * (getattr(step, op.only) / 2) ** roof.link_scaling
+        return roof.overhead_s[g] + moved + _latency(op.hops, step, roof, latency_s)
     return achieved_time(
         flops,
         bytes_,
@@ -177,6 +188,7 @@ def op_achieved_time(
         seconds_per_flop=roof.seconds_per_flop[g],
         seconds_per_byte=roof.seconds_per_byte[g],
         kernel_overhead_s=roof.overhead_s[g],
+        corner=roof.corner[g],
         sm_count=roof.sm_count,
         tile_m=roof.tile_m,
         tile_n=roof.tile_n,
