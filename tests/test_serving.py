@@ -115,12 +115,13 @@ def test_speculation_with_no_draft_is_no_speculation():
 
 
 def test_energy_at_board_power_and_a_price_only_when_given():
-    hw = dataclasses.replace(rooflax.get_hardware("h100-sxm"), board_power_w=700.0)
+    hw = rooflax.get_hardware("h100-sxm")
+    assert hw.board_power_w == 700.0  # the preset's, cited in its source
     priced = serve(model="toy-llama", hardware=hw, batch=[4], isl=ISL, osl=OSL, gpu_hour_usd=2.0).row(0, named=True)
     _close(priced["joules_per_token"], 700.0 / priced["tokens_per_s_per_gpu"])
     _close(priced["usd_per_million_tokens"], 2.0 / 3600 / priced["tokens_per_s_per_gpu"] * 1e6)
     unknown = serve(
-        model="toy-llama", hardware=dataclasses.replace(hw, board_power_w=None), batch=[4], isl=ISL, osl=OSL
+        model="toy-llama", hardware=dataclasses.replace(hw, name="h100-unknown-power", board_power_w=None), batch=[4], isl=ISL, osl=OSL
     )
     assert unknown["joules_per_token"].to_list() == [None]
     assert "usd_per_million_tokens" not in unknown.columns
