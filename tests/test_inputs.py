@@ -84,9 +84,14 @@ CALLS = {
 }
 
 
+#: Values rooflax returns (their boolean fields are results, not options a caller gives).
+RESULTS = {"rooflax.Evaluation"}
+
+
 def test_every_boolean_option_is_listed():
     found = {name for name, obj in _public_callables() if _boolean_options(obj)}
-    assert found == set(CALLS), "add the new boolean options to CALLS"
+    assert found - RESULTS == set(CALLS), "add the new boolean options to CALLS"
+    assert RESULTS <= found
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
@@ -102,12 +107,12 @@ def test_boolean_options_refuse_anything_but_booleans(name, value, tmp_path, mon
 
 def test_evaluate_reads_causal_and_fused_attention():
     """The strings that used to read as True are refused; the booleans change the counts."""
-    dense = rooflax.evaluate(batch=1, seq_len=64, phase="prefill")["ops"]
-    causal = rooflax.evaluate(batch=1, seq_len=64, phase="prefill", causal=True)["ops"]
+    dense = rooflax.evaluate(batch=1, seq_len=64, phase="prefill").ops
+    causal = rooflax.evaluate(batch=1, seq_len=64, phase="prefill", causal=True).ops
     heads, s, d = 40, 64, 128
-    assert dense["qk"]["flops"] == 2 * heads * s * s * d
-    assert causal["qk"]["flops"] == 2 * heads * (s * (s + 1) // 2) * d
-    assert "attention" in rooflax.evaluate(batch=1, seq_len=64, fused_attention=True)["ops"]
+    assert dense["qk"].flops == 2 * heads * s * s * d
+    assert causal["qk"].flops == 2 * heads * (s * (s + 1) // 2) * d
+    assert "attention" in rooflax.evaluate(batch=1, seq_len=64, fused_attention=True).ops
 
 
 def _every_field_spec() -> rooflax.SweepSpec:
@@ -453,11 +458,11 @@ def test_the_bound_at_the_extreme_figures_is_the_exact_one(figures):
         exact = Fraction(int(row["flops"])) / Fraction(int(row["bytes"])) >= ridge
         assert (row["bound"] == "compute") == exact
         point = rooflax.evaluate(hardware=hw, phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"])
-        assert point["ops"][row["op"]]["bound"] == row["bound"]
+        assert point.ops[row["op"]].bound == row["bound"]
     cross = rooflax.crossover(hardware=hw, phases=["decode"], seq_len=[2048])
     for row in cross.drop_nulls("crossover").iter_rows(named=True):
-        at = rooflax.evaluate(hardware=hw, phase="decode", batch=row["crossover"], seq_len=2048)["ops"][row["op"]]
-        assert at["bound"] == "compute" and at["intensity"] >= hw.ridge("fp16")
+        at = rooflax.evaluate(hardware=hw, phase="decode", batch=row["crossover"], seq_len=2048).ops[row["op"]]
+        assert at.bound == "compute" and at.intensity >= hw.ridge("fp16")
 
 
 _BIG = {"start": 1, "stop": 10**7, "step": 1}

@@ -82,13 +82,13 @@ def test_kernel_flops_match_jax_roofline_and_the_cost_model(phase, batch, seq_le
 
     point = rooflax.evaluate(
         model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
-    )["ops"]
+    ).ops
     new = {"decode": 1, "prefill": seq_len, "verify": spec_k}[phase]
     for op in TIMED_OPS:
         k = kernel_for(op, TINY, batch=batch, new=new, attended=seq_len)
         operands = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in k.shapes]
         _, counted = roofline.roofline(lambda a, b, eq=k.equation: jnp.einsum(eq, a, b))(*operands)
-        assert counted.flops == point[op]["flops"], op
+        assert counted.flops == point[op].flops, op
 
 
 @pytest.mark.slow
@@ -195,19 +195,19 @@ def test_validate_on_cpu_end_to_end(tmp_path):
     for phase, batch, seq_len, spec_k in points:  # predictions are the measured profile's roofline
         point = rooflax.evaluate(
             model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
-        )["ops"]
+        ).ops
         for row in frame.filter(phase=phase).iter_rows(named=True):
             p = point[row["op"]]
-            assert (row["flops"], row["bytes"]) == (p["flops"], p["bytes"])
-            assert row["predicted_time_s"] == pytest.approx(max(p["flops"] / peak, p["bytes"] / bandwidth))
+            assert (row["flops"], row["bytes"]) == (p.flops, p.bytes)
+            assert row["predicted_time_s"] == pytest.approx(max(p.flops / peak, p.bytes / bandwidth))
             assert row["efficiency"] == pytest.approx(row["predicted_time_s"] / row["measured_time_s"])
             assert row["measured_flops"] == pytest.approx(row["flops"] / row["measured_time_s"])
             # no datasheet for a CPU: the achieved model at the measured profile (no quantization on the CPU)
             d = DEFAULT_ACHIEVED
             below = max(
-                p["flops"] / (peak * d["compute_efficiency"]), p["bytes"] / (bandwidth * d["bandwidth_efficiency"])
+                p.flops / (peak * d["compute_efficiency"]), p.bytes / (bandwidth * d["bandwidth_efficiency"])
             )
-            assert row["spent_flops"] == p["flops"]
+            assert row["spent_flops"] == p.flops
             assert row["predicted_achieved_time_s"] == pytest.approx(d["kernel_overhead_s"] + below)
     assert frame.get_column("datasheet_time_s").null_count() == frame.height  # no datasheet for a CPU
     assert "128³ fp32 matmul, 1048576 B copy, median of 2" in result.profile.source
@@ -352,14 +352,14 @@ def test_kernel_products_are_the_cost_models_products(phase, batch, seq_len, spe
     gemms = {op.name: op.gemms(step) for op in layer_ops()}
     point = rooflax.evaluate(
         model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
-    )["ops"]
+    ).ops
     new = {"decode": 1, "prefill": seq_len, "verify": spec_k}[phase]
     for op in TIMED_OPS:
         k = kernel_for(op, TINY, batch=batch, new=new, attended=seq_len)
         assert gemms[op] == (k.gemm,), op
         count, m, n, inner = k.gemm  # count·m·n outputs, each a sum of inner products
         assert count * m * n == math.prod(k.output_shape)
-        assert 2 * count * m * n * inner == point[op]["flops"], op
+        assert 2 * count * m * n * inner == point[op].flops, op
 
 
 def test_a_measured_gpu_profile_keeps_the_presets_tiles_and_sm_count():
