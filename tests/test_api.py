@@ -105,7 +105,8 @@ def test_evaluate_returns_a_typed_value_with_the_frames_columns():
     assert type(r) is rooflax.Evaluation and r.__slots__
     assert all(type(op) is rooflax.OpEvaluation for op in r.ops.values())
     keys = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep", "spec_k", "phase")
-    assert [f.name for f in dataclasses.fields(rooflax.OpEvaluation)] == [c for c in rooflax.OPS_SCHEMA if c not in keys]
+    columns = [f.name for f in dataclasses.fields(rooflax.OpEvaluation)]
+    assert columns == [c for c in rooflax.OPS_SCHEMA if c not in keys]
     assert list(r.totals()) == [c for c in rooflax.SUMMARY_SCHEMA if c not in keys]
     assert [op.op for op in r.ops.values()] == list(r.ops) == [op.name for op in layer_ops(fused_attention=True)]
     assert r.totals()["time_s"] == r.time_s and r.fits_in_memory is True

@@ -83,8 +83,7 @@ def test_decode_attention_never_turns_compute_bound_along_batch():
         for op in ("qk", "pv"):
             for batch in (1, LIMIT):
                 assert (
-                    rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=4096).ops[op].bound
-                    == "memory"
+                    rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=4096).ops[op].bound == "memory"
                 )
 
 
@@ -381,10 +380,7 @@ def test_hidden_a_narrow_own_mlp_is_memory_bound_among_compute_bound_widths():
     # batch 1024: the scaled family is compute-bound from some width below 4096 on, the own width is not
     assert row["monotone"] is False and row["crossover"] < 4096 and row["crossover"] % step == 0
     evaluate = rooflax.evaluate
-    assert (
-        evaluate(model=model, phase="decode", batch=1024, seq_len=2048, hidden=4096).ops["up_proj"].bound
-        == "memory"
-    )
+    assert evaluate(model=model, phase="decode", batch=1024, seq_len=2048, hidden=4096).ops["up_proj"].bound == "memory"
     assert llama_intermediate(4096) != model.intermediate
 
 

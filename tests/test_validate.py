@@ -14,9 +14,11 @@ import polars as pl
 import pytest
 
 import rooflax
+from rooflax.answers.tables import Table
 from rooflax.cli.commands import main
 from rooflax.config.hardware import DEFAULT_ACHIEVED
 from rooflax.validate import preset_for_kind, time_call, validate
+from rooflax.validate.cli import summary_table
 from rooflax.validate.kernels import kernel_for, random_sets, run_checked
 
 TINY = rooflax.Model(name="tiny", hidden=128, layers=2, heads=4, kv_heads=2, head_dim=32, intermediate=352, vocab=500)
@@ -204,9 +206,7 @@ def test_validate_on_cpu_end_to_end(tmp_path):
             assert row["measured_flops"] == pytest.approx(row["flops"] / row["measured_time_s"])
             # no datasheet for a CPU: the achieved model at the measured profile (no quantization on the CPU)
             d = DEFAULT_ACHIEVED
-            below = max(
-                p.flops / (peak * d["compute_efficiency"]), p.bytes / (bandwidth * d["bandwidth_efficiency"])
-            )
+            below = max(p.flops / (peak * d["compute_efficiency"]), p.bytes / (bandwidth * d["bandwidth_efficiency"]))
             assert row["spent_flops"] == p.flops
             assert row["predicted_achieved_time_s"] == pytest.approx(d["kernel_overhead_s"] + below)
     assert frame.get_column("datasheet_time_s").null_count() == frame.height  # no datasheet for a CPU
@@ -247,7 +247,14 @@ def test_validate_cli_writes_frame_chart_profile(tmp_path, capsys):
     assert sorted(set(frame.select("batch", "seq_len").rows())) == [(1, 32), (4, 32), (4, 64)]  # 3 of 4, spread
     meta = pl.read_parquet_metadata(out)
     assert meta["rooflax.kind"] == "validate" and float(meta["rooflax.timer_ratio"]) > 0
-    assert "decode   qkv mlp" in capsys.readouterr().out
+    # the summary is the shared table printer's (rooflax.answers.tables.Table): columns two spaces apart, the text
+    # columns left-aligned to their widest cell, the numbers right-aligned
+    printed = capsys.readouterr().out.splitlines()
+    table = summary_table(frame)
+    assert isinstance(table, Table) and printed[: len(table.rows) + 1] == table.text().splitlines()
+    assert printed[0].startswith("phase   group         ops  median") and printed[0].endswith("calibrated err")
+    starts = {line[:16] for line in printed[1 : len(table.rows) + 1]}
+    assert starts == {"decode  qkv mlp ", "decode  up/gate/", "decode  qk/pv   "}
     hw = rooflax.load_hardware(profile)
     assert hw.name == "cpu-measured" and "256³ fp32 matmul, 4194304 B copy, median of 2" in hw.source
     # the profile is a hardware that sweeps accept

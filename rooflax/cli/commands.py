@@ -134,11 +134,12 @@ def _cmd_show(args) -> int:
 def _plot(dataset: str, output: Path, *, quiet: bool, overwrite: bool, field: str, **options) -> None:
     """Draw ``dataset`` (:func:`rooflax.plot.draw`) into ``output``, printing the measured points' errors."""
     from rooflax import plot
+    from rooflax.answers.tables import show
     from rooflax.plot.measured import error_table
 
     fig, errors = plot.draw(dataset, **options)
     if errors is not None:
-        print(error_table(errors))
+        show([error_table(errors)])
     plot.save(fig, output, overwrite=overwrite, field=field)
     if not quiet:
         print(f"wrote {output}")

@@ -77,7 +77,6 @@ class Evaluation:
         return f"Evaluation({totals}, ops=<{len(self.ops)}: {', '.join(self.ops)}>)"
 
 
-
 def evaluate(
     *,
     model: str | Model = "llama-13b",
