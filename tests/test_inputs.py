@@ -543,7 +543,8 @@ def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
     assert 0.9 * used <= seen["need"] <= 1.1 * used
 
 
-# Past the 8 GiB in-memory limit on every call below, in a second's parsing (a million values an axis).
+# Past the 8 GiB in-memory limit on every call below, in a second's parsing: a million values an axis (speculate's
+# frame, a row per draft length and seq_len, passes it only with ten million).
 _LARGE = {"start": 1, "stop": 10**6, "step": 1}
 
 
@@ -551,12 +552,12 @@ _LARGE = {"start": 1, "stop": 10**6, "step": 1}
 @pytest.mark.parametrize(
     ("what", "call"),
     [
-        ("crossover", lambda: rooflax.crossover(seq_len=_BIG)),
-        ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_BIG)),
-        ("compare", lambda: rooflax.compare(a="a40", b="l4", seq_len=_BIG)),
+        ("crossover", lambda: rooflax.crossover(seq_len=_LARGE)),
+        ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_LARGE)),
+        ("compare", lambda: rooflax.compare(a="a40", b="l4", seq_len=_LARGE)),
         ("speculate", lambda: rooflax.speculate(batch=[1], seq_len=_BIG)),
         ("speculate", lambda: rooflax.best_k(batch=[1], seq_len=_BIG)),
-        ("sweep", lambda: rooflax.sweep(batch=_BIG, seq_len=_BIG)),
+        ("sweep", lambda: rooflax.sweep(batch=_LARGE, seq_len=_LARGE)),
     ],
 )
 def test_in_memory_answers_refuse_huge_grids_up_front(what, call):
