@@ -186,42 +186,66 @@ def test_export_to_no_path_is_one_line(dataset):
     one_line_error(lambda: rooflax.export_dataset(dataset, 3), "got 3")
 
 
-def _cli_with_file_limit(args: list[str], cwd, limit: int):
-    """The CLI in a subprocess that may write no file past ``limit`` bytes: its writes fail as on a full disk
-    (Python ignores SIGXFSZ, so a write past the limit fails with EFBIG)."""
+#: One subprocess runs every command of argv's JSON, each in its own folder (its first argument), under a file size
+#: limit: every write fails as on a full disk (Python ignores SIGXFSZ, so a write past the limit fails with EFBIG).
+#: Each command's exit code and standard error (a traceback if it raised) are printed as JSON, one line each.
+_FILE_LIMIT_CHILD = """
+import contextlib, io, json, os, resource, sys, traceback
+from rooflax.cli.commands import main
+limit, commands = json.loads(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+for cwd, args in commands:
+    os.chdir(cwd)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(args)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    print(json.dumps([code, err.getvalue()]), flush=True)
+"""
+
+_FAILED_WRITES = [
+    ["export", "{ds}", "-o", "out.csv"],
+    ["export", "{ds}", "-o", "out.ndjson"],
+    ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
+    ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
+    ["compare", "a40", "h100-sxm", "-o", "out.csv", "--quiet"],
+]
+
+
+@pytest.mark.slow
+def test_a_failed_write_is_one_line_and_leaves_nothing(dataset, tmp_path):
+    """Every writer on a full disk: one line naming the file, nothing left behind (one process for all, so one
+    start-up; each command in a folder of its own)."""
+    import json
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    code = (
-        f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
-        "from rooflax.cli.commands import main; sys.exit(main(sys.argv[1:]))"
-    )
+    folders = [tmp_path / str(i) for i in range(len(_FAILED_WRITES))]
+    for folder in folders:
+        folder.mkdir()
+    commands = [(str(f), [a.format(ds=dataset) for a in args]) for f, args in zip(folders, _FAILED_WRITES, strict=True)]
     env = {**os.environ, "PYTHONPATH": str(Path(rooflax.__file__).parents[1])}
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    done = subprocess.run(
+        [sys.executable, "-c", _FILE_LIMIT_CHILD, json.dumps([1000, commands])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["export", "{ds}", "-o", "out.csv"],
-        ["export", "{ds}", "-o", "out.ndjson"],
-        ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
-        ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
-        ["compare", "a40", "h100-sxm", "-o", "out.csv", "--quiet"],
-    ],
-)
-def test_a_failed_write_is_one_line_and_leaves_nothing(args, dataset, tmp_path):
-    done = _cli_with_file_limit([a.format(ds=dataset) for a in args], tmp_path, limit=1000)
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot write 'out." in lines[0], done.stderr
-    assert "nothing was written" in lines[0] and "File too large" in lines[0]
-    assert list(tmp_path.iterdir()) == []
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(results) == len(_FAILED_WRITES), done.stdout
+    for (code, err), folder, args in zip(results, folders, _FAILED_WRITES, strict=True):
+        assert code == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot write 'out." in lines[0], (args, err)
+        assert "nothing was written" in lines[0] and "File too large" in lines[0], args
+        assert list(folder.iterdir()) == [], args
 
 
 def test_validate_checks_its_outputs_before_timing(tmp_path, monkeypatch, capsys):
@@ -346,46 +370,73 @@ def _categories(column: str) -> list[str]:
     return rooflax.crossover(seq_len=[128]).schema[column].categories.to_list()
 
 
-def _cli(args: list[str], cwd, **env_vars):
+#: The commands of argv's JSON one after another in one process, on its own standard streams: after each, a line
+#: on both streams says its exit code (as ``python -m rooflax.cli`` would exit).
+_COMMANDS_CHILD = """
+import json, sys
+from rooflax.cli.commands import main
+for args in json.loads(sys.argv[1]):
+    code = main(args)
+    for stream in (sys.stdout, sys.stderr):
+        print(f"{_END} {code}", file=stream, flush=True)
+"""
+_END = "--- rooflax test: the command exited"
+
+_LOCALE_COMMANDS = [
+    ["sweep", "-o", "{tmp}/ds", "--batch", "1,64", "--seq-len", "128,4096"],
+    ["show", "{ds}"],
+    ["compare", "a40", "h100-sxm", "--batch", "1,8"],
+    ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)],
+]
+
+
+def _each_command(stream: bytes) -> list[tuple[str, int]]:
+    """A stream of :data:`_COMMANDS_CHILD` split into each command's text (ASCII) and exit code."""
+    out, lines = [], []
+    for line in stream.decode("ascii").splitlines():
+        if line.startswith(_END):
+            out.append(("\n".join(lines), int(line.removeprefix(_END))))
+            lines = []
+        else:
+            lines.append(line)
+    assert not lines, lines  # nothing after the last command's end
+    return out
+
+
+@pytest.mark.slow
+def test_every_command_prints_in_an_ascii_locale(dataset, tmp_path, capsys):
+    """LC_ALL=C without UTF-8 mode: stdout and stderr are ASCII; text comes out with ASCII replacements of what
+    the same command prints on UTF-8 streams (in-process, as pytest captures them). One process runs every command
+    (one start-up), on the streams the locale gave it."""
+    import json
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONIOENCODING", "LC_ALL", "LANG")}
-    env.update(PYTHONPATH=str(Path(rooflax.__file__).parents[1]), **env_vars)
-    return subprocess.run(
-        [sys.executable, "-m", "rooflax.cli", *args], cwd=cwd, env=env, capture_output=True, timeout=600
-    )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["sweep", "-o", "{tmp}/ds", "--batch", "1,64", "--seq-len", "128,4096"],
-        ["show", "{ds}"],
-        ["compare", "a40", "h100-sxm", "--batch", "1,8"],
-        ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)],
-    ],
-)
-def test_every_command_prints_in_an_ascii_locale(args, dataset, tmp_path, capsys):
-    """LC_ALL=C without UTF-8 mode: stdout and stderr are ASCII; text comes out with ASCII replacements of what
-    the same command prints on UTF-8 streams (in-process, as pytest captures them)."""
     from rooflax.answers.tables import ASCII
     from rooflax.cli.commands import main
 
-    args = [a.format(tmp=tmp_path / "c", ds=dataset) for a in args]
-    ascii_run = _cli(args, tmp_path, LC_ALL="C", PYTHONUTF8="0")
-    code = main([a.replace(str(tmp_path / "c"), str(tmp_path / "u")) for a in args])
-    utf8 = capsys.readouterr()
-    assert ascii_run.returncode == code, ascii_run.stderr
-    assert ascii_run.returncode in (0, 2) and b"Traceback" not in ascii_run.stderr
+    commands = [[a.format(tmp=tmp_path / "c", ds=dataset) for a in args] for args in _LOCALE_COMMANDS]
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONIOENCODING", "LC_ALL", "LANG")}
+    env.update(PYTHONPATH=str(Path(rooflax.__file__).parents[1]), LC_ALL="C", PYTHONUTF8="0")
+    child = _COMMANDS_CHILD.replace("_END", repr(_END))
+    done = subprocess.run(
+        [sys.executable, "-c", child, json.dumps(commands)], cwd=tmp_path, env=env, capture_output=True, timeout=600
+    )
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    outs, errs = _each_command(done.stdout), _each_command(done.stderr)
+    assert len(outs) == len(errs) == len(commands)
     table = str.maketrans(ASCII)
-    for got, text in ((ascii_run.stdout, utf8.out), (ascii_run.stderr, utf8.err)):
-        expected = text.replace(str(tmp_path / "u"), str(tmp_path / "c")).translate(table)
-        assert _steady(got.decode("ascii")) == _steady(expected)
-    assert args[0] != "compare" or "x  " in ascii_run.stdout.decode()  # speedups: 6.61x, not 6.61×
+    for args, (out, code), (err, same_code) in zip(commands, outs, errs, strict=True):
+        want = main([a.replace(str(tmp_path / "c"), str(tmp_path / "u")) for a in args])
+        utf8 = capsys.readouterr()
+        assert code == same_code == want and code in (0, 2), (args, err)
+        for got, text in ((out, utf8.out), (err, utf8.err)):
+            expected = text.replace(str(tmp_path / "u"), str(tmp_path / "c")).translate(table)
+            assert _steady(got) == _steady(expected), args
+        assert args[0] != "compare" or "x  " in out  # speedups: 6.61x, not 6.61×
+    assert [code for _, code in outs] == [0, 0, 0, 2]
 
 
 def _steady(text: str) -> list[str]:
