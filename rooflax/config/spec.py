@@ -458,8 +458,9 @@ class SweepSpec:
         Built from the dataclass fields, as :meth:`from_dict` reads them back, so no field can be
         left out of one and not the other: the numeric axes go under ``axes`` (the parallel
         degrees only when other than 1; three or more evenly spaced values as their
-        ``{start, stop, step}`` table, so the JSON's size does not grow with an axis's length), models, accelerators and dtypes as their own dicts,
-        ``tree`` only when given. ``given_axes`` is how the axes were written, not the sweep.
+        ``{start, stop, step}`` table, so the JSON's size does not grow with an axis's length),
+        models, accelerators and dtypes as their own dicts, ``tree`` only when given. ``given_axes``
+        is how the axes were written, not the sweep.
         """
         data: dict = {}
         axes: dict = {}
