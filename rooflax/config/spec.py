@@ -641,7 +641,8 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
         phases = [phases]
     if not isinstance(phases, list | tuple):
         raise SpecError(f"phases: expected a non-empty list of {', '.join(PHASES)}, got {phases!r}")
-    values = {name: _axis(name, value) for name, value in axes.items()}
+    # a {start, stop, step} table stays a range: SweepSpec makes it its tuple without checking value by value
+    values: dict[str, Any] = {name: _axis(name, value) for name, value in axes.items()}
     tree: Any = top.get("tree")  # as given: SweepSpec checks it
     if isinstance(tree, list | tuple):  # trees in order of their candidate counts, which are spec_k
         tree = tuple(sorted((check_tree(t, f"tree[{i}]") for i, t in enumerate(tree)), key=len)) if tree else tree
