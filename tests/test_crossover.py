@@ -261,7 +261,7 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
         if value is None:
             lattice = model.head_dim * model.group_size * layout["tp"]
             top = LIMIT // lattice * lattice if along == "hidden" else LIMIT
-            assert bound(top)["bound"] == "memory", row
+            assert bound(top).bound == "memory", row
             assert row["intensity_at"] is None and row["intensity_below"] is None
             continue
         crossed += 1
@@ -272,8 +272,8 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
         if below is None:
             assert row["intensity_below"] is None, row
         else:
-            assert bound(below)["bound"] == "memory", row
-            assert row["intensity_below"] == bound(below)["intensity"], row
+            assert bound(below).bound == "memory", row
+            assert row["intensity_below"] == bound(below).intensity, row
     assert crossed > 0
     assert (network > 0) == layouts  # every layout here has a degree above 1, hence collectives
 
@@ -362,9 +362,7 @@ def test_hidden_a_wide_own_mlp_is_compute_bound_below_memory_bound_widths():
     assert row["crossover"] == 4096 and row["monotone"] is False
 
     def bound(h):
-        return rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=2048, hidden=h).ops["up_proj"][
-            "bound"
-        ]
+        return rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=2048, hidden=h).ops["up_proj"].bound
 
     assert [bound(h) for h in (3584, 4096, 4608, 5120, 5632)] == ["memory", "compute", "memory", "memory", "compute"]
     assert "memory-bound again" in crossover_table(df)
