@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from rooflax.answers.tables import Table
 from rooflax.config.models import get_model
 from rooflax.validate import validate
 from rooflax.validate.calibrate import holdout_errors
@@ -72,10 +73,11 @@ def main() -> None:
         f"fit on {(len(grid) + 1) // 2} points, errors on the other {len(grid) // 2} "
         f"({len(errors['calibrated'])} ops)"
     )
-    print(f"{'prediction':<16}{'median':>9}{'p90':>9}")
-    for name, label in (("ideal", "ideal roof"), ("default", "default terms"), ("calibrated", "calibrated")):
-        e = errors[name]
-        print(f"{label:<16}{np.median(e):>9.1%}{np.quantile(e, 0.9):>9.1%}")
+    rows = tuple(
+        (label, f"{np.median(errors[name]):.1%}", f"{np.quantile(errors[name], 0.9):.1%}")
+        for name, label in (("ideal", "ideal roof"), ("default", "default terms"), ("calibrated", "calibrated"))
+    )
+    print(Table(title="", header=("prediction", "median", "p90"), rows=rows, numeric=(False, True, True)).text())
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from rooflax.answers.tables import Table
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CASES = {
@@ -46,11 +48,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="interpreters started per case (default 5)")
     args = parser.parse_args()
-    base = None
-    for name, argv in CASES.items():
-        t = seconds(argv, args.runs)
-        base = t if base is None else base
-        print(f"{name:<32}{t:8.3f} s{t / base:8.1f}× baseline")
+    times = {name: seconds(argv, args.runs) for name, argv in CASES.items()}
+    base = next(iter(times.values()))
+    rows = tuple((name, f"{t:.3f} s", f"{t / base:.1f}×") for name, t in times.items())
+    print(Table(title="", header=("case", "median", "baseline"), rows=rows, numeric=(False, True, True)).text())
 
 
 if __name__ == "__main__":

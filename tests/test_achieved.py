@@ -236,7 +236,7 @@ def test_gemm_shapes_do_the_ops_flops(model, phase, batch, seq_len, spec_k):
     for fused in (False, True):
         ops = rooflax.evaluate(
             model=model, phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k, fused_attention=fused
-        )["ops"]
+        ).ops
         q = {"prefill": seq_len, "decode": 1, "verify": spec_k}[phase]
         step = make_step(
             Shape.of(
@@ -255,7 +255,7 @@ def test_gemm_shapes_do_the_ops_flops(model, phase, batch, seq_len, spec_k):
             extra = 5 * batch * m.heads * q * seq_len if op.name == "attention" else 0
             if op.gemms(step):
                 products += 1
-                assert gemm_flops + extra == ops[op.name]["flops"], op.name
+                assert gemm_flops + extra == ops[op.name].flops, op.name
         assert products == (8 if not fused else 7)
 
 
@@ -305,8 +305,8 @@ def test_engine_equals_evaluate_below_the_roof():
     for row in df.filter(pl.col("op").is_in(["qkv_proj", "qk", "softmax", "lm_head"])).iter_rows(named=True):
         point = rooflax.evaluate(
             phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"], spec_k=row["spec_k"], causal=True
-        )["ops"][row["op"]]
-        assert row["achieved_time_s"] == pytest.approx(point["achieved_time_s"], rel=1e-12)
+        ).ops[row["op"]]
+        assert row["achieved_time_s"] == pytest.approx(point.achieved_time_s, rel=1e-12)
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import rooflax
 import rooflax.plot
 from rooflax.config import spec as spec_module
 from rooflax.config.spec import SpecKeys, SweepKeys
+from rooflax.cost.ops import layer_ops
 from rooflax.names import SWEEP_AXES
 
 
@@ -95,6 +96,26 @@ def test_every_value_dataclass_is_frozen_and_keyword_only():
     assert sorted(name for name, cls in classes.items() if not cls.__dataclass_params__.frozen) == []
     with pytest.raises(TypeError, match="positional"):
         rooflax.Report("frame", "ops", 0, "", None, None, None, None, (), None)
+
+
+def test_evaluate_returns_a_typed_value_with_the_frames_columns():
+    """``evaluate`` gives an Evaluation: ops in layer order with the long frame's columns, the totals with the
+    summary's; read-only, its repr names the totals and the ops."""
+    r = rooflax.evaluate(phase="decode", batch=8, seq_len=512, fused_attention=True)
+    assert type(r) is rooflax.Evaluation and r.__slots__
+    assert all(type(op) is rooflax.OpEvaluation for op in r.ops.values())
+    keys = ("model", "hardware", "dtype", "batch", "seq_len", "hidden", "tp", "pp", "ep", "spec_k", "phase")
+    columns = [f.name for f in dataclasses.fields(rooflax.OpEvaluation)]
+    assert columns == [c for c in rooflax.OPS_SCHEMA if c not in keys]
+    assert list(r.totals()) == [c for c in rooflax.SUMMARY_SCHEMA if c not in keys]
+    assert [op.op for op in r.ops.values()] == list(r.ops) == [op.name for op in layer_ops(fused_attention=True)]
+    assert r.totals()["time_s"] == r.time_s and r.fits_in_memory is True
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.time_s = 0.0
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        r.ops["attention"] = r.ops["o_proj"]
+    assert repr(r).startswith(f"Evaluation(flops={r.flops!r}, bytes={r.bytes!r}, ")
+    assert repr(r).endswith(f"ops=<{len(r.ops)}: {', '.join(r.ops)}>)")
 
 
 def test_spec_keys_are_the_keys_a_spec_file_takes():

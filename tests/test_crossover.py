@@ -83,8 +83,7 @@ def test_decode_attention_never_turns_compute_bound_along_batch():
         for op in ("qk", "pv"):
             for batch in (1, LIMIT):
                 assert (
-                    rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=4096)["ops"][op]["bound"]
-                    == "memory"
+                    rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=4096).ops[op].bound == "memory"
                 )
 
 
@@ -249,32 +248,32 @@ def test_evaluate_agrees_at_the_crossover_and_below_it(along, keys):
                 **layout,
                 **{along: value},
             )
-            return result["ops"][row["op"]]
+            return result.ops[row["op"]]
 
         value = row["crossover"]
         if row["group"] == "comm":  # a collective: no FLOPs, network-bound wherever it is evaluated
             network += 1
             assert row["network"] and value is None and row["intensity_at"] is None, row
             probes = (model.hidden,) if along == "hidden" else (row["spec_k"] or 1, 2**20)
-            assert {bound(v)["bound"] for v in probes} == {"network"}, row
+            assert {bound(v).bound for v in probes} == {"network"}, row
             continue
         assert not row.get("network", False), row
         if value is None:
             lattice = model.head_dim * model.group_size * layout["tp"]
             top = LIMIT // lattice * lattice if along == "hidden" else LIMIT
-            assert bound(top)["bound"] == "memory", row
+            assert bound(top).bound == "memory", row
             assert row["intensity_at"] is None and row["intensity_below"] is None
             continue
         crossed += 1
         at = bound(value)
-        assert at["bound"] == "compute", row
-        assert row["intensity_at"] == at["intensity"], row
+        assert at.bound == "compute", row
+        assert row["intensity_at"] == at.intensity, row
         below = _legal_below(value, along, model, row["spec_k"], row["phase"], layout["tp"])
         if below is None:
             assert row["intensity_below"] is None, row
         else:
-            assert bound(below)["bound"] == "memory", row
-            assert row["intensity_below"] == bound(below)["intensity"], row
+            assert bound(below).bound == "memory", row
+            assert row["intensity_below"] == bound(below).intensity, row
     assert crossed > 0
     assert (network > 0) == layouts  # every layout here has a degree above 1, hence collectives
 
@@ -338,9 +337,9 @@ def test_bound_stays_compute_above_the_crossover(data):
         probes = data.draw(st.lists(st.integers(lowest, 10**7), min_size=1, max_size=4))
         probes += [] if value is None else [v for v in (value - 1, value) if v >= lowest]
         for probe in probes:
-            result = rooflax.evaluate(phase=phase, spec_k=spec_k, **point, **{along: probe}, **keys)["ops"][row["op"]]
+            result = rooflax.evaluate(phase=phase, spec_k=spec_k, **point, **{along: probe}, **keys).ops[row["op"]]
             expected = "compute" if value is not None and probe >= value else "memory"
-            assert result["bound"] == expected, (row, probe)
+            assert result.bound == expected, (row, probe)
 
 
 def _odd(intermediate: int) -> rooflax.Model:
@@ -363,9 +362,7 @@ def test_hidden_a_wide_own_mlp_is_compute_bound_below_memory_bound_widths():
     assert row["crossover"] == 4096 and row["monotone"] is False
 
     def bound(h):
-        return rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=2048, hidden=h)["ops"]["up_proj"][
-            "bound"
-        ]
+        return rooflax.evaluate(model=model, phase="decode", batch=batch, seq_len=2048, hidden=h).ops["up_proj"].bound
 
     assert [bound(h) for h in (3584, 4096, 4608, 5120, 5632)] == ["memory", "compute", "memory", "memory", "compute"]
     assert "memory-bound again" in crossover_table(df)
@@ -381,10 +378,7 @@ def test_hidden_a_narrow_own_mlp_is_memory_bound_among_compute_bound_widths():
     # batch 1024: the scaled family is compute-bound from some width below 4096 on, the own width is not
     assert row["monotone"] is False and row["crossover"] < 4096 and row["crossover"] % step == 0
     evaluate = rooflax.evaluate
-    assert (
-        evaluate(model=model, phase="decode", batch=1024, seq_len=2048, hidden=4096)["ops"]["up_proj"]["bound"]
-        == "memory"
-    )
+    assert evaluate(model=model, phase="decode", batch=1024, seq_len=2048, hidden=4096).ops["up_proj"].bound == "memory"
     assert llama_intermediate(4096) != model.intermediate
 
 

@@ -53,7 +53,7 @@ def test_counts_stay_exact_up_to_two_to_the_53(batch):
         point = rooflax.evaluate(phase=phase, batch=batch, seq_len=4096, spec_k=k)
         rows = df.filter(pl.col("phase") == phase, pl.col("spec_k").eq_missing(k))
         for op, exact in want.items():
-            assert point["ops"][op]["flops"] == exact, op
+            assert point.ops[op].flops == exact, op
             got = rows.filter(op=op).get_column("flops").item()
             assert _rel(got, exact) <= 1e-6, (phase, k, op, got, exact)
 

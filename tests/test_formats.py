@@ -74,7 +74,7 @@ def test_nvfp4_kv_cache_bytes_by_hand():
     ops = rooflax.evaluate(model="llama-3-8b", hardware="b200", dtype="bf16", kv_dtype="nvfp4", batch=2, seq_len=1024)
     cache = FORMATS["nvfp4"].tensor_bytes(2 * 8 * 1024, 128)  # B·G·T vectors of d elements
     assert cache == 2 * 8 * 1024 * (64 + 8)
-    assert ops["ops"]["qk"]["bytes"] == 2 * 2 * 32 * 128 + cache + 2 * 2 * 32 * 1024
+    assert ops.ops["qk"].bytes == 2 * 2 * 32 * 128 + cache + 2 * 2 * 32 * 1024
 
 
 def _weight_shapes(model):
@@ -134,8 +134,8 @@ def test_llama_and_mixtral_presets_are_exact_but_the_router():
 def test_formats_run_at_their_peak(hardware, dtype, peak):
     # a prefill product of 32k tokens is compute-bound: its ideal time is its FLOPs over the peak
     op = rooflax.evaluate(model="llama-3-8b", hardware=hardware, dtype=dtype, phase="prefill", batch=8, seq_len=4096)
-    gate = op["ops"]["gate_proj"]
-    assert gate["bound"] == "compute" and gate["time_s"] == pytest.approx(gate["flops"] / peak, rel=1e-12)
+    gate = op.ops["gate_proj"]
+    assert gate.bound == "compute" and gate.time_s == pytest.approx(gate.flops / peak, rel=1e-12)
 
 
 A100_HAS = "a100-80gb-sxm has fp32, tf32, fp16, bf16, int8"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import polars as pl
 import pytest
@@ -60,12 +62,12 @@ def test_small_sweep_equals_point_by_point():
         "model", "hardware", "dtype", "phase", "spec_k", "batch", "seq_len", maintain_order=True
     ):
         point = rooflax.evaluate(model=model, hardware=hw, dtype=dtype, phase=phase, batch=b, seq_len=s, spec_k=k)
-        assert rows.get_column("op").cast(pl.String).to_list() == list(point["ops"])
+        assert rows.get_column("op").cast(pl.String).to_list() == list(point.ops)
         for row in rows.iter_rows(named=True):
-            want = point["ops"][row["op"]]
-            assert row["group"] == want["group"] and row["bound"] == want["bound"]
+            want = point.ops[row["op"]]
+            assert row["group"] == want.group and row["bound"] == want.bound
             for col in ("flops", "bytes", "intensity", "attainable_flops", "time_s"):
-                assert row[col] == pytest.approx(want[col], rel=1e-12), col
+                assert row[col] == pytest.approx(getattr(want, col), rel=1e-12), col
             seen += 1
     assert seen == df.height
     # verify rows only where seq_len >= spec_k; spec_k null outside verify
@@ -89,8 +91,8 @@ def test_summary_equals_point_totals():
             batch=row["batch"],
             seq_len=row["seq_len"],
             spec_k=row["spec_k"],
-        )["totals"]
-        for col, want in point.items():
+        )
+        for col, want in point.totals().items():
             assert row[col] == pytest.approx(want, rel=1e-12), col
 
 
@@ -201,13 +203,14 @@ def test_engine_evaluate_and_frames_agree_on_every_row(keys):
     long, summary = rooflax.sweep(**keys), rooflax.sweep(**keys, summary=True)
     point = ("model", "hardware", "phase", "batch", "seq_len", "spec_k", "tp", "pp", "ep")
     for at, rows in long.group_by(*point, maintain_order=True):
-        ops = rooflax.evaluate(**dict(zip(point, at, strict=True)))["ops"]
+        ops = rooflax.evaluate(**dict(zip(point, at, strict=True))).ops
         assert rows.get_column("op").cast(pl.String).to_list() == list(ops)
         for row in rows.iter_rows(named=True):
-            assert {name: row[name] for name in ops[row["op"]]} == ops[row["op"]], row["op"]
+            want = dataclasses.asdict(ops[row["op"]])
+            assert {name: row[name] for name in want} == want, row["op"]
     assert set(long.get_column("bound")) == {"memory", "compute", "network"}
     for row in summary.iter_rows(named=True):
-        totals = rooflax.evaluate(**{name: row[name] for name in point})["totals"]
+        totals = rooflax.evaluate(**{name: row[name] for name in point}).totals()
         assert {name: row[name] for name in ("flops", "bytes", "fits_in_memory")} == {
             name: totals[name] for name in ("flops", "bytes", "fits_in_memory")
         }

@@ -85,9 +85,14 @@ CALLS = {
 }
 
 
+#: Values rooflax returns (their boolean fields are results, not options a caller gives).
+RESULTS = {"rooflax.Evaluation"}
+
+
 def test_every_boolean_option_is_listed():
     found = {name for name, obj in _public_callables() if _boolean_options(obj)}
-    assert found == set(CALLS), "add the new boolean options to CALLS"
+    assert found - RESULTS == set(CALLS), "add the new boolean options to CALLS"
+    assert RESULTS <= found
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
@@ -103,12 +108,12 @@ def test_boolean_options_refuse_anything_but_booleans(name, value, tmp_path, mon
 
 def test_evaluate_reads_causal_and_fused_attention():
     """The strings that used to read as True are refused; the booleans change the counts."""
-    dense = rooflax.evaluate(batch=1, seq_len=64, phase="prefill")["ops"]
-    causal = rooflax.evaluate(batch=1, seq_len=64, phase="prefill", causal=True)["ops"]
+    dense = rooflax.evaluate(batch=1, seq_len=64, phase="prefill").ops
+    causal = rooflax.evaluate(batch=1, seq_len=64, phase="prefill", causal=True).ops
     heads, s, d = 40, 64, 128
-    assert dense["qk"]["flops"] == 2 * heads * s * s * d
-    assert causal["qk"]["flops"] == 2 * heads * (s * (s + 1) // 2) * d
-    assert "attention" in rooflax.evaluate(batch=1, seq_len=64, fused_attention=True)["ops"]
+    assert dense["qk"].flops == 2 * heads * s * s * d
+    assert causal["qk"].flops == 2 * heads * (s * (s + 1) // 2) * d
+    assert "attention" in rooflax.evaluate(batch=1, seq_len=64, fused_attention=True).ops
 
 
 def _every_field_spec() -> rooflax.SweepSpec:
@@ -182,42 +187,66 @@ def test_export_to_no_path_is_one_line(dataset):
     one_line_error(lambda: rooflax.export_dataset(dataset, 3), "got 3")
 
 
-def _cli_with_file_limit(args: list[str], cwd, limit: int):
-    """The CLI in a subprocess that may write no file past ``limit`` bytes: its writes fail as on a full disk
-    (Python ignores SIGXFSZ, so a write past the limit fails with EFBIG)."""
+#: One subprocess runs every command of argv's JSON, each in its own folder (its first argument), under a file size
+#: limit: every write fails as on a full disk (Python ignores SIGXFSZ, so a write past the limit fails with EFBIG).
+#: Each command's exit code and standard error (a traceback if it raised) are printed as JSON, one line each.
+_FILE_LIMIT_CHILD = """
+import contextlib, io, json, os, resource, sys, traceback
+from rooflax.cli.commands import main
+limit, commands = json.loads(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+for cwd, args in commands:
+    os.chdir(cwd)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(args)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    print(json.dumps([code, err.getvalue()]), flush=True)
+"""
+
+_FAILED_WRITES = [
+    ["export", "{ds}", "-o", "out.csv"],
+    ["export", "{ds}", "-o", "out.ndjson"],
+    ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
+    ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
+    ["compare", "a40", "h100-sxm", "-o", "out.csv", "--quiet"],
+]
+
+
+@pytest.mark.slow
+def test_a_failed_write_is_one_line_and_leaves_nothing(dataset, tmp_path):
+    """Every writer on a full disk: one line naming the file, nothing left behind (one process for all, so one
+    start-up; each command in a folder of its own)."""
+    import json
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    code = (
-        f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
-        "from rooflax.cli.commands import main; sys.exit(main(sys.argv[1:]))"
-    )
+    folders = [tmp_path / str(i) for i in range(len(_FAILED_WRITES))]
+    for folder in folders:
+        folder.mkdir()
+    commands = [(str(f), [a.format(ds=dataset) for a in args]) for f, args in zip(folders, _FAILED_WRITES, strict=True)]
     env = {**os.environ, "PYTHONPATH": str(Path(rooflax.__file__).parents[1])}
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    done = subprocess.run(
+        [sys.executable, "-c", _FILE_LIMIT_CHILD, json.dumps([1000, commands])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["export", "{ds}", "-o", "out.csv"],
-        ["export", "{ds}", "-o", "out.ndjson"],
-        ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.csv", "--quiet"],
-        ["crossover", "--seq-len", "128,256,512,1024", "-o", "out.parquet", "--quiet"],
-        ["compare", "a40", "h100-sxm", "-o", "out.csv", "--quiet"],
-    ],
-)
-def test_a_failed_write_is_one_line_and_leaves_nothing(args, dataset, tmp_path):
-    done = _cli_with_file_limit([a.format(ds=dataset) for a in args], tmp_path, limit=1000)
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot write 'out." in lines[0], done.stderr
-    assert "nothing was written" in lines[0] and "File too large" in lines[0]
-    assert list(tmp_path.iterdir()) == []
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(results) == len(_FAILED_WRITES), done.stdout
+    for (code, err), folder, args in zip(results, folders, _FAILED_WRITES, strict=True):
+        assert code == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot write 'out." in lines[0], (args, err)
+        assert "nothing was written" in lines[0] and "File too large" in lines[0], args
+        assert list(folder.iterdir()) == [], args
 
 
 def test_validate_checks_its_outputs_before_timing(tmp_path, monkeypatch, capsys):
@@ -342,46 +371,73 @@ def _categories(column: str) -> list[str]:
     return rooflax.crossover(seq_len=[128]).schema[column].categories.to_list()
 
 
-def _cli(args: list[str], cwd, **env_vars):
+#: The commands of argv's JSON one after another in one process, on its own standard streams: after each, a line
+#: on both streams says its exit code (as ``python -m rooflax.cli`` would exit).
+_COMMANDS_CHILD = """
+import json, sys
+from rooflax.cli.commands import main
+for args in json.loads(sys.argv[1]):
+    code = main(args)
+    for stream in (sys.stdout, sys.stderr):
+        print(f"{_END} {code}", file=stream, flush=True)
+"""
+_END = "--- rooflax test: the command exited"
+
+_LOCALE_COMMANDS = [
+    ["sweep", "-o", "{tmp}/ds", "--batch", "1,64", "--seq-len", "128,4096"],
+    ["show", "{ds}"],
+    ["compare", "a40", "h100-sxm", "--batch", "1,8"],
+    ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)],
+]
+
+
+def _each_command(stream: bytes) -> list[tuple[str, int]]:
+    """A stream of :data:`_COMMANDS_CHILD` split into each command's text (ASCII) and exit code."""
+    out, lines = [], []
+    for line in stream.decode("ascii").splitlines():
+        if line.startswith(_END):
+            out.append(("\n".join(lines), int(line.removeprefix(_END))))
+            lines = []
+        else:
+            lines.append(line)
+    assert not lines, lines  # nothing after the last command's end
+    return out
+
+
+@pytest.mark.slow
+def test_every_command_prints_in_an_ascii_locale(dataset, tmp_path, capsys):
+    """LC_ALL=C without UTF-8 mode: stdout and stderr are ASCII; text comes out with ASCII replacements of what
+    the same command prints on UTF-8 streams (in-process, as pytest captures them). One process runs every command
+    (one start-up), on the streams the locale gave it."""
+    import json
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONIOENCODING", "LC_ALL", "LANG")}
-    env.update(PYTHONPATH=str(Path(rooflax.__file__).parents[1]), **env_vars)
-    return subprocess.run(
-        [sys.executable, "-m", "rooflax.cli", *args], cwd=cwd, env=env, capture_output=True, timeout=600
-    )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["sweep", "-o", "{tmp}/ds", "--batch", "1,64", "--seq-len", "128,4096"],
-        ["show", "{ds}"],
-        ["compare", "a40", "h100-sxm", "--batch", "1,8"],
-        ["sweep", "-o", "{tmp}/bad", "--batch", str(2**60)],
-    ],
-)
-def test_every_command_prints_in_an_ascii_locale(args, dataset, tmp_path, capsys):
-    """LC_ALL=C without UTF-8 mode: stdout and stderr are ASCII; text comes out with ASCII replacements of what
-    the same command prints on UTF-8 streams (in-process, as pytest captures them)."""
     from rooflax.answers.tables import ASCII
     from rooflax.cli.commands import main
 
-    args = [a.format(tmp=tmp_path / "c", ds=dataset) for a in args]
-    ascii_run = _cli(args, tmp_path, LC_ALL="C", PYTHONUTF8="0")
-    code = main([a.replace(str(tmp_path / "c"), str(tmp_path / "u")) for a in args])
-    utf8 = capsys.readouterr()
-    assert ascii_run.returncode == code, ascii_run.stderr
-    assert ascii_run.returncode in (0, 2) and b"Traceback" not in ascii_run.stderr
+    commands = [[a.format(tmp=tmp_path / "c", ds=dataset) for a in args] for args in _LOCALE_COMMANDS]
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONIOENCODING", "LC_ALL", "LANG")}
+    env.update(PYTHONPATH=str(Path(rooflax.__file__).parents[1]), LC_ALL="C", PYTHONUTF8="0")
+    child = _COMMANDS_CHILD.replace("_END", repr(_END))
+    done = subprocess.run(
+        [sys.executable, "-c", child, json.dumps(commands)], cwd=tmp_path, env=env, capture_output=True, timeout=600
+    )
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    outs, errs = _each_command(done.stdout), _each_command(done.stderr)
+    assert len(outs) == len(errs) == len(commands)
     table = str.maketrans(ASCII)
-    for got, text in ((ascii_run.stdout, utf8.out), (ascii_run.stderr, utf8.err)):
-        expected = text.replace(str(tmp_path / "u"), str(tmp_path / "c")).translate(table)
-        assert _steady(got.decode("ascii")) == _steady(expected)
-    assert args[0] != "compare" or "x  " in ascii_run.stdout.decode()  # speedups: 6.61x, not 6.61×
+    for args, (out, code), (err, same_code) in zip(commands, outs, errs, strict=True):
+        want = main([a.replace(str(tmp_path / "c"), str(tmp_path / "u")) for a in args])
+        utf8 = capsys.readouterr()
+        assert code == same_code == want and code in (0, 2), (args, err)
+        for got, text in ((out, utf8.out), (err, utf8.err)):
+            expected = text.replace(str(tmp_path / "u"), str(tmp_path / "c")).translate(table)
+            assert _steady(got) == _steady(expected), args
+        assert args[0] != "compare" or "x  " in out  # speedups: 6.61x, not 6.61×
+    assert [code for _, code in outs] == [0, 0, 0, 2]
 
 
 def _steady(text: str) -> list[str]:
@@ -454,11 +510,11 @@ def test_the_bound_at_the_extreme_figures_is_the_exact_one(figures):
         exact = Fraction(int(row["flops"])) / Fraction(int(row["bytes"])) >= ridge
         assert (row["bound"] == "compute") == exact
         point = rooflax.evaluate(hardware=hw, phase=row["phase"], batch=row["batch"], seq_len=row["seq_len"])
-        assert point["ops"][row["op"]]["bound"] == row["bound"]
+        assert point.ops[row["op"]].bound == row["bound"]
     cross = rooflax.crossover(hardware=hw, phases=["decode"], seq_len=[2048])
     for row in cross.drop_nulls("crossover").iter_rows(named=True):
-        at = rooflax.evaluate(hardware=hw, phase="decode", batch=row["crossover"], seq_len=2048)["ops"][row["op"]]
-        assert at["bound"] == "compute" and at["intensity"] >= hw.ridge("fp16")
+        at = rooflax.evaluate(hardware=hw, phase="decode", batch=row["crossover"], seq_len=2048).ops[row["op"]]
+        assert at.bound == "compute" and at.intensity >= hw.ridge("fp16")
 
 
 _BIG = {"start": 1, "stop": 10**7, "step": 1}
@@ -539,7 +595,8 @@ def test_the_disk_estimate_counts_whole_blocks_per_part(tmp_path, monkeypatch):
     assert 0.9 * used <= seen["need"] <= 1.1 * used
 
 
-# Past the 8 GiB in-memory limit on every call below, in a second's parsing (a million values an axis).
+# Past the 8 GiB in-memory limit on every call below, in a second's parsing: a million values an axis (speculate's
+# frame, a row per draft length and seq_len, passes it only with ten million).
 _LARGE = {"start": 1, "stop": 10**6, "step": 1}
 
 
@@ -547,12 +604,12 @@ _LARGE = {"start": 1, "stop": 10**6, "step": 1}
 @pytest.mark.parametrize(
     ("what", "call"),
     [
-        ("crossover", lambda: rooflax.crossover(seq_len=_BIG)),
-        ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_BIG)),
-        ("compare", lambda: rooflax.compare(a="a40", b="l4", seq_len=_BIG)),
+        ("crossover", lambda: rooflax.crossover(seq_len=_LARGE)),
+        ("crossover", lambda: rooflax.crossover(along="seq_len", batch=_LARGE)),
+        ("compare", lambda: rooflax.compare(a="a40", b="l4", seq_len=_LARGE)),
         ("speculate", lambda: rooflax.speculate(batch=[1], seq_len=_BIG)),
         ("speculate", lambda: rooflax.best_k(batch=[1], seq_len=_BIG)),
-        ("sweep", lambda: rooflax.sweep(batch=_BIG, seq_len=_BIG)),
+        ("sweep", lambda: rooflax.sweep(batch=_LARGE, seq_len=_LARGE)),
     ],
 )
 def test_in_memory_answers_refuse_huge_grids_up_front(what, call):

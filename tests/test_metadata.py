@@ -33,7 +33,11 @@ def test_metadata_round_trip(tmp_path):
         "hidden": None,
         "spec_k": None,
     }
-    assert len(meta["spec"]["axes"]["batch"]) == 1024  # the expanded axis stays for resume and identity checks
+    # the expanded spec (resume and the identity checks compare it) keeps evenly spaced axes as tables, so its size
+    # follows the axes, not their values; other axes as their values
+    assert meta["spec"]["axes"]["batch"] == {"start": 1, "stop": 1024, "step": 1}
+    assert meta["spec"]["axes"]["seq_len"] == [128, 256, 512]
+    assert rooflax.SweepSpec.from_dict(meta["spec"]).batch == tuple(range(1, 1025))
     assert meta["command"] == "made by a test"
     assert before <= datetime.fromisoformat(meta["created"]) <= datetime.now(UTC) + timedelta(seconds=1)
     for key in ("part", "parts", "rows", "chunk_size"):

@@ -130,8 +130,8 @@ HAND = [
 @pytest.mark.parametrize(("phase", "batch", "seq_len", "spec_k", "op", "flops", "bytes_"), HAND)
 def test_hand_derived_llama13b(phase, batch, seq_len, spec_k, op, flops, bytes_):
     r = rooflax.evaluate(model="llama-13b", dtype="fp16", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k)
-    assert r["ops"][op]["flops"] == flops
-    assert r["ops"][op]["bytes"] == bytes_
+    assert r.ops[op].flops == flops
+    assert r.ops[op].bytes == bytes_
 
 
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
@@ -175,45 +175,45 @@ def test_matches_jax_roofline_oracle(model, phase, seq_len, spec_k):
     oracle = _reference_layer(m, batch, q, seq_len)
     ours = rooflax.evaluate(model=model, dtype="fp16", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k)
     for op, (flops, bytes_) in oracle.items():
-        got = ours["ops"][op]
-        assert got["flops"] == pytest.approx(flops, rel=1e-6), op
-        assert got["bytes"] == pytest.approx(bytes_, rel=1e-6), op
+        got = ours.ops[op]
+        assert got.flops == pytest.approx(flops, rel=1e-6), op
+        assert got.bytes == pytest.approx(bytes_, rel=1e-6), op
 
 
 def test_kv_cache_dtype_changes_only_cache_bytes():
-    base = rooflax.evaluate(phase="decode", batch=2, seq_len=64)["ops"]
-    fp8 = rooflax.evaluate(phase="decode", batch=2, seq_len=64, kv_dtype="fp8")["ops"]
+    base = rooflax.evaluate(phase="decode", batch=2, seq_len=64).ops
+    fp8 = rooflax.evaluate(phase="decode", batch=2, seq_len=64, kv_dtype="fp8").ops
     m = rooflax.get_model("llama-13b")
     # K and V written by qkv_proj: 2·G·d per token, one byte less each.
-    assert base["qkv_proj"]["bytes"] - fp8["qkv_proj"]["bytes"] == 2 * 2 * m.kv_heads * m.head_dim * 1
+    assert base["qkv_proj"].bytes - fp8["qkv_proj"].bytes == 2 * 2 * m.kv_heads * m.head_dim * 1
     # qk reads the K cache: B·G·T·d elements, one byte less each.
-    assert base["qk"]["bytes"] - fp8["qk"]["bytes"] == 2 * m.kv_heads * 64 * m.head_dim
+    assert base["qk"].bytes - fp8["qk"].bytes == 2 * m.kv_heads * 64 * m.head_dim
     assert base["up_proj"] == fp8["up_proj"]
 
 
 def test_w4a16_halves_weight_bytes_of_fp16_quarter():
-    fp16 = rooflax.evaluate(phase="decode", batch=1, seq_len=16)["ops"]["up_proj"]
-    w4 = rooflax.evaluate(phase="decode", batch=1, seq_len=16, dtype="w4a16")["ops"]["up_proj"]
+    fp16 = rooflax.evaluate(phase="decode", batch=1, seq_len=16).ops["up_proj"]
+    w4 = rooflax.evaluate(phase="decode", batch=1, seq_len=16, dtype="w4a16").ops["up_proj"]
     weights = 5120 * 13824
-    assert fp16["bytes"] - w4["bytes"] == 2 * weights - weights / 2
-    assert fp16["flops"] == w4["flops"]
+    assert fp16.bytes - w4.bytes == 2 * weights - weights / 2
+    assert fp16.flops == w4.flops
 
 
 def test_causal_counts_unmasked_scores_only():
-    dense = rooflax.evaluate(phase="prefill", batch=1, seq_len=8)["ops"]["qk"]
-    causal = rooflax.evaluate(phase="prefill", batch=1, seq_len=8, causal=True)["ops"]["qk"]
-    assert dense["flops"] == 2 * 40 * 8 * 8 * 128
-    assert causal["flops"] == 2 * 40 * (8 * 9 // 2) * 128  # 1 + 2 + ... + 8 keys
-    decode = rooflax.evaluate(phase="decode", batch=1, seq_len=8, causal=True)["ops"]["qk"]
-    assert decode["flops"] == 2 * 40 * 8 * 128  # the one new query sees every key
+    dense = rooflax.evaluate(phase="prefill", batch=1, seq_len=8).ops["qk"]
+    causal = rooflax.evaluate(phase="prefill", batch=1, seq_len=8, causal=True).ops["qk"]
+    assert dense.flops == 2 * 40 * 8 * 8 * 128
+    assert causal.flops == 2 * 40 * (8 * 9 // 2) * 128  # 1 + 2 + ... + 8 keys
+    decode = rooflax.evaluate(phase="decode", batch=1, seq_len=8, causal=True).ops["qk"]
+    assert decode.flops == 2 * 40 * 8 * 128  # the one new query sees every key
 
 
 def test_fused_attention_reads_qkv_once():
-    r = rooflax.evaluate(phase="decode", batch=1, seq_len=100, fused_attention=True)["ops"]
+    r = rooflax.evaluate(phase="decode", batch=1, seq_len=100, fused_attention=True).ops
     assert "qk" not in r and "softmax" not in r and "pv" not in r
-    unfused = rooflax.evaluate(phase="decode", batch=1, seq_len=100)["ops"]
-    assert r["attention"]["flops"] == sum(unfused[o]["flops"] for o in ("qk", "softmax", "pv"))
-    assert r["attention"]["bytes"] == 2 * 40 * 128 * 2 + 2 * 2 * 40 * 100 * 128  # Q and O; K and V
+    unfused = rooflax.evaluate(phase="decode", batch=1, seq_len=100).ops
+    assert r["attention"].flops == sum(unfused[o].flops for o in ("qk", "softmax", "pv"))
+    assert r["attention"].bytes == 2 * 40 * 128 * 2 + 2 * 2 * 40 * 100 * 128  # Q and O; K and V
 
 
 def test_op_sets():
@@ -227,10 +227,10 @@ def test_totals_decode_is_weights_over_bandwidth():
     r = rooflax.evaluate(phase="decode", batch=1, seq_len=1)
     weights = 2 * rooflax.get_model("llama-13b").params
     # At batch 1 every op is memory-bound, so the time is all bytes over bandwidth.
-    assert r["totals"]["time_s"] == pytest.approx(r["totals"]["bytes"] / 696e9, rel=1e-12)
-    assert r["totals"]["weight_bytes"] == weights
-    assert r["totals"]["kv_cache_bytes"] == 2 * 2 * 40 * 128 * 40 * 1 * 1
-    assert r["totals"]["tokens_per_s"] == pytest.approx(1 / r["totals"]["time_s"])
+    assert r.time_s == pytest.approx(r.bytes / 696e9, rel=1e-12)
+    assert r.weight_bytes == weights
+    assert r.kv_cache_bytes == 2 * 2 * 40 * 128 * 40 * 1 * 1
+    assert r.tokens_per_s == pytest.approx(1 / r.time_s)
 
 
 @pytest.mark.parametrize(

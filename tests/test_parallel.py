@@ -139,8 +139,8 @@ HAND = [
 
 @pytest.mark.parametrize(("model", "tp", "op", "flops", "bytes_"), HAND)
 def test_tensor_parallel_rows_by_hand(model, tp, op, flops, bytes_):
-    row = rooflax.evaluate(model=model, phase="decode", batch=1, seq_len=1024, tp=tp)["ops"][op]
-    assert (row["flops"], row["bytes"]) == (flops, bytes_)
+    row = rooflax.evaluate(model=model, phase="decode", batch=1, seq_len=1024, tp=tp).ops[op]
+    assert (row.flops, row.bytes) == (flops, bytes_)
 
 
 @pytest.mark.slow
@@ -158,12 +158,12 @@ def test_sweep_rows_equal_evaluate_under_every_layout():
     assert df.height == rooflax.parse_spec(**keys).rows()
     for (model, tp, pp, phase, b, s), rows in df.group_by("model", "tp", "pp", "phase", "batch", "seq_len"):
         point = rooflax.evaluate(model=model, hardware="h100-sxm", phase=phase, batch=b, seq_len=s, tp=tp, pp=pp)
-        assert rows.get_column("op").cast(pl.String).to_list() == list(point["ops"])
+        assert rows.get_column("op").cast(pl.String).to_list() == list(point.ops)
         for row in rows.iter_rows(named=True):
-            want = point["ops"][row["op"]]
-            assert row["bound"] == want["bound"], row["op"]
+            want = point.ops[row["op"]]
+            assert row["bound"] == want.bound, row["op"]
             for col in ("flops", "bytes", "time_s"):
-                assert row[col] == pytest.approx(want[col], rel=1e-12), (row["op"], col)
+                assert row[col] == pytest.approx(getattr(want, col), rel=1e-12), (row["op"], col)
     summary = rooflax.sweep(summary=True, **{**keys, "pp": [4]})
     for row in summary.iter_rows(named=True):
         want = rooflax.evaluate(
@@ -174,8 +174,8 @@ def test_sweep_rows_equal_evaluate_under_every_layout():
             seq_len=row["seq_len"],
             tp=row["tp"],
             pp=row["pp"],
-        )["totals"]
-        for col, value in want.items():
+        )
+        for col, value in want.totals().items():
             assert row[col] == pytest.approx(value, rel=1e-12), col
 
 
@@ -202,15 +202,15 @@ def test_one_device_layout_leaves_frames_unchanged():
 @pytest.mark.parametrize("tp", [2, 4, 8])
 def test_ring_all_reduce_and_its_time(tp):
     hw = rooflax.get_hardware("h100-sxm")
-    ops = rooflax.evaluate(model="llama-2-70b", hardware=hw, phase="decode", batch=16, seq_len=512, tp=tp)["ops"]
+    ops = rooflax.evaluate(model="llama-2-70b", hardware=hw, phase="decode", batch=16, seq_len=512, tp=tp).ops
     message = 2 * 16 * 8192  # a·M·h
     for op in ("attn_allreduce", "mlp_allreduce"):
         row = ops[op]
-        assert row["bytes"] == pytest.approx(2 * (tp - 1) / tp * message, rel=1e-15)
-        assert row["time_s"] == pytest.approx(
-            row["bytes"] / hw.interconnect_bytes_per_s + 2 * (tp - 1) * hw.interconnect_latency_s, rel=1e-12
+        assert row.bytes == pytest.approx(2 * (tp - 1) / tp * message, rel=1e-15)
+        assert row.time_s == pytest.approx(
+            row.bytes / hw.interconnect_bytes_per_s + 2 * (tp - 1) * hw.interconnect_latency_s, rel=1e-12
         )
-        assert (row["group"], row["bound"], row["flops"]) == ("comm", "network", 0)
+        assert (row.group, row.bound, row.flops) == ("comm", "network", 0)
 
 
 def test_mixtral_8x7b_parameter_count():
@@ -223,23 +223,23 @@ def test_mixtral_8x7b_parameter_count():
 def test_moe_rows_by_hand():
     # Mixtral-8x7B, ep = 2, decode, B = 4: a device runs 2 sequences; R = 4·1·2/2 = 4 token-expert
     # pairs; it holds 4 experts, each touched with probability 1 - (1 - 2/8)^4 = 0.68359375.
-    ops = rooflax.evaluate(model="mixtral-8x7b", hardware="h100-sxm", phase="decode", batch=4, seq_len=256, ep=2)["ops"]
-    assert ops["expert_gate"]["flops"] == 469_762_048  # 2·4·4096·14336
-    assert ops["expert_gate"]["bytes"] == pytest.approx(321_273_856, rel=1e-15)  # 2·2.734375·4096·14336 + 2·4·18432
-    assert ops["router"]["flops"] == 131_072  # 2·2·4096·8
-    assert ops["moe_dispatch"]["bytes"] == ops["moe_combine"]["bytes"] == 16_384  # 1/2 · 2·2·2·4096
+    ops = rooflax.evaluate(model="mixtral-8x7b", hardware="h100-sxm", phase="decode", batch=4, seq_len=256, ep=2).ops
+    assert ops["expert_gate"].flops == 469_762_048  # 2·4·4096·14336
+    assert ops["expert_gate"].bytes == pytest.approx(321_273_856, rel=1e-15)  # 2·2.734375·4096·14336 + 2·4·18432
+    assert ops["router"].flops == 131_072  # 2·2·4096·8
+    assert ops["moe_dispatch"].bytes == ops["moe_combine"].bytes == 16_384  # 1/2 · 2·2·2·4096
     assert [name for name in ops if name.startswith(("gate", "up_", "down"))] == []  # no dense MLP
     # one token reads exactly k experts' weights
-    one = rooflax.evaluate(model="mixtral-8x7b", phase="decode", batch=1, seq_len=256)["ops"]["expert_down"]
-    assert one["bytes"] == pytest.approx(2 * 2 * 14336 * 4096 + 2 * 2 * (14336 + 4096), rel=1e-15)
+    one = rooflax.evaluate(model="mixtral-8x7b", phase="decode", batch=1, seq_len=256).ops["expert_down"]
+    assert one.bytes == pytest.approx(2 * 2 * 14336 * 4096 + 2 * 2 * (14336 + 4096), rel=1e-15)
 
 
 def test_shared_experts_are_a_dense_mlp():
     # Qwen1.5-MoE-A2.7B: 4 shared experts of 1408 = one MLP of 5632; 60 routed experts, k = 4
-    ops = rooflax.evaluate(model="qwen1.5-moe-a2.7b", phase="decode", batch=1, seq_len=64)["ops"]
-    assert ops["gate_proj"]["flops"] == 2 * 2048 * 5632
-    assert ops["expert_up"]["flops"] == 2 * 4 * 2048 * 1408
-    assert ops["expert_up"]["bytes"] == pytest.approx(2 * 4 * 2048 * 1408 + 2 * 4 * (2048 + 1408), rel=1e-12)
+    ops = rooflax.evaluate(model="qwen1.5-moe-a2.7b", phase="decode", batch=1, seq_len=64).ops
+    assert ops["gate_proj"].flops == 2 * 2048 * 5632
+    assert ops["expert_up"].flops == 2 * 4 * 2048 * 1408
+    assert ops["expert_up"].bytes == pytest.approx(2 * 4 * 2048 * 1408 + 2 * 4 * (2048 + 1408), rel=1e-12)
 
 
 def _oracle(fn, *shapes):
@@ -260,38 +260,38 @@ def test_expert_products_match_jax_roofline_oracle():
         "expert_up": _oracle(lambda x, w: jnp.einsum("ech,ehi->eci", x, w), (E, C, h), (E, h, I)),
         "expert_down": _oracle(lambda x, w: jnp.einsum("eci,eih->ech", x, w), (E, C, I), (E, I, h)),
     }
-    ours = rooflax.evaluate(model=m, phase="prefill", batch=B, seq_len=S)["ops"]
+    ours = rooflax.evaluate(model=m, phase="prefill", batch=B, seq_len=S).ops
     for op, (flops, bytes_) in oracle.items():
-        assert ours[op]["flops"] == pytest.approx(flops, rel=1e-9), op
-        assert ours[op]["bytes"] == pytest.approx(bytes_, rel=1e-9), op
+        assert ours[op].flops == pytest.approx(flops, rel=1e-9), op
+        assert ours[op].bytes == pytest.approx(bytes_, rel=1e-9), op
 
 
 def test_per_device_memory_by_hand():
     # Llama-2-70B, tp = 8: a layer holds 8192·10·128 + 1024·8192 (attention) + 3·8192·3584 (MLP)
     # + 2·8192 (norms) = 106,971,136 parameters; × 80 = 8,557,690,880; + 2·4000·8192 vocabulary
     # + 8192 = 8,623,235,072 parameters, 2 bytes each.
-    tot = rooflax.evaluate(model="llama-2-70b", phase="decode", batch=1, seq_len=1024, tp=8)["totals"]
-    assert tot["weight_bytes"] == 17_246_470_144
-    assert tot["kv_cache_bytes"] == 41_943_040  # 2·2·1·128·80·1·1024
+    tot = rooflax.evaluate(model="llama-2-70b", phase="decode", batch=1, seq_len=1024, tp=8)
+    assert tot.weight_bytes == 17_246_470_144
+    assert tot.kv_cache_bytes == 41_943_040  # 2·2·1·128·80·1·1024
     # pp = 2: 40 layers of 855,654,400 and one vocabulary matrix of 32000·8192, + 8192
-    piped = rooflax.evaluate(model="llama-2-70b", phase="decode", batch=1, seq_len=1024, pp=2)["totals"]
-    assert piped["weight_bytes"] == 2 * 34_488_328_192
+    piped = rooflax.evaluate(model="llama-2-70b", phase="decode", batch=1, seq_len=1024, pp=2)
+    assert piped.weight_bytes == 2 * 34_488_328_192
     # Mixtral counts every expert it holds, touched or not: ep = 8 holds one expert a layer
     whole = rooflax.get_model("mixtral-8x7b").params
-    ep8 = rooflax.evaluate(model="mixtral-8x7b", phase="decode", batch=8, seq_len=64, ep=8)["totals"]
-    assert ep8["weight_bytes"] == 2 * (whole - 32 * 7 * 3 * 4096 * 14336)
+    ep8 = rooflax.evaluate(model="mixtral-8x7b", phase="decode", batch=8, seq_len=64, ep=8)
+    assert ep8.weight_bytes == 2 * (whole - 32 * 7 * 3 * 4096 * 14336)
 
 
 def test_pipeline_latency_and_throughput_rules():
     one = rooflax.evaluate(model="llama-13b", hardware="a100-80gb-sxm", phase="decode", batch=8, seq_len=512)
     two = rooflax.evaluate(model="llama-13b", hardware="a100-80gb-sxm", phase="decode", batch=8, seq_len=512, pp=4)
-    layer = sum(v["time_s"] for name, v in one["ops"].items() if name != "lm_head")
-    head, send = one["ops"]["lm_head"]["time_s"], two["ops"]["pp_send"]["time_s"]
-    assert two["ops"]["pp_send"]["bytes"] == 2 * 8 * 5120
-    assert two["totals"]["time_s"] == pytest.approx(40 * layer + head + 3 * send, rel=1e-12)
-    assert two["totals"]["tokens_per_s"] == pytest.approx(8 / (10 * layer + head + send), rel=1e-12)
-    assert two["totals"]["tokens_per_s_per_gpu"] == pytest.approx(two["totals"]["tokens_per_s"] / 4, rel=1e-15)
-    assert one["totals"]["tokens_per_s"] == pytest.approx(8 / one["totals"]["time_s"], rel=1e-15)
+    layer = sum(v.time_s for name, v in one.ops.items() if name != "lm_head")
+    head, send = one.ops["lm_head"].time_s, two.ops["pp_send"].time_s
+    assert two.ops["pp_send"].bytes == 2 * 8 * 5120
+    assert two.time_s == pytest.approx(40 * layer + head + 3 * send, rel=1e-12)
+    assert two.tokens_per_s == pytest.approx(8 / (10 * layer + head + send), rel=1e-12)
+    assert two.tokens_per_s_per_gpu == pytest.approx(two.tokens_per_s / 4, rel=1e-15)
+    assert one.tokens_per_s == pytest.approx(8 / one.time_s, rel=1e-15)
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ def test_crossovers_are_exact_at_the_median_seq_len():
 
     def bound(batch: int) -> str:
         point = rooflax.evaluate(phase="decode", batch=batch, seq_len=2048, hardware="a40")
-        return point["ops"]["up_proj"]["bound"]
+        return point.ops["up_proj"].bound
 
     assert bound(c) == "compute" and bound(c - 1) == "memory"
     assert cross.filter(group="qk/pv").get_column("first").null_count() == cross.filter(group="qk/pv").height
@@ -165,7 +165,7 @@ def _first_compute_batch(op: str, **point) -> int:
     """The smallest batch at which ``op`` is compute-bound by evaluate, doubling then bisecting (monotone)."""
 
     def compute(batch: int) -> bool:
-        return rooflax.evaluate(batch=batch, **point)["ops"][op]["bound"] == "compute"
+        return rooflax.evaluate(batch=batch, **point).ops[op].bound == "compute"
 
     hi = 1
     while not compute(hi):

@@ -76,28 +76,28 @@ def test_skewed_touched_and_weight_bytes_by_hand(tmp_path):
     assert up[64] == 474_480_640  # 2·4·4096·14336 weights + 2·128·(4096 + 14336) activations (R = 128)
     assert up[1] == 234_954_752  # 2·2·4096·14336 + 2·2·18432
     # ep = 2, T = 4: 2·1.875·4096·14336 + 2·4·18432 (R = 4·2/2 pairs a device)
-    ops = rooflax.evaluate(model=four, phase="decode", batch=4, seq_len=256, ep=2)["ops"]
-    assert ops["expert_down"]["bytes"] == 220_348_416
+    ops = rooflax.evaluate(model=four, phase="decode", batch=4, seq_len=256, ep=2).ops
+    assert ops["expert_down"].bytes == 220_348_416
 
 
 def test_memory_counts_every_expert():
     for ep in (1, 2):
-        skewed = rooflax.evaluate(model=_skewed(2), phase="decode", batch=64, seq_len=256, ep=ep)["totals"]
-        uniform = rooflax.evaluate(model=MIXTRAL, phase="decode", batch=64, seq_len=256, ep=ep)["totals"]
-        assert skewed["weight_bytes"] == uniform["weight_bytes"]
-    assert skewed["weight_bytes"] == 2 * (MIXTRAL.params - 32 * 4 * 3 * H * I)  # ep = 2 holds 4 of 8 experts
+        skewed = rooflax.evaluate(model=_skewed(2), phase="decode", batch=64, seq_len=256, ep=ep)
+        uniform = rooflax.evaluate(model=MIXTRAL, phase="decode", batch=64, seq_len=256, ep=ep)
+        assert skewed.weight_bytes == uniform.weight_bytes
+    assert skewed.weight_bytes == 2 * (MIXTRAL.params - 32 * 4 * 3 * H * I)  # ep = 2 holds 4 of 8 experts
 
 
 def test_fewer_effective_experts_read_fewer_weight_bytes():
     spreads = (2, 2.5, 3, 4, 5.5, 7, 8)
     for tokens in (2, 3, 16, 64, 512):
         read = [
-            rooflax.evaluate(model=_skewed(e), phase="decode", batch=tokens, seq_len=128)["ops"]["expert_gate"]["bytes"]
+            rooflax.evaluate(model=_skewed(e), phase="decode", batch=tokens, seq_len=128).ops["expert_gate"].bytes
             for e in spreads
         ]
         assert read == sorted(set(read)), tokens  # strictly increasing with E_eff
     one = {
-        rooflax.evaluate(model=_skewed(e), phase="decode", batch=1, seq_len=128)["ops"]["expert_gate"]["bytes"]
+        rooflax.evaluate(model=_skewed(e), phase="decode", batch=1, seq_len=128).ops["expert_gate"].bytes
         for e in spreads
     }
     assert len(one) == 1  # one token reads k experts whatever the skew

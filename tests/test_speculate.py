@@ -93,7 +93,7 @@ def test_each_layout_is_its_own_cell(target, layouts):
     assert df.height == len(layouts) * 2 * 2  # layouts × batches × draft lengths
     assert df.filter(draft_k=0)["speedup"].to_list() == [1.0] * len(layouts) * 2
     assert df.filter(draft_k=0)["achieved_speedup"].to_list() == [1.0] * len(layouts) * 2
-    step = rooflax.evaluate(model="llama-7b", hardware="h100-sxm", batch=2, seq_len=128)["totals"]["time_s"]
+    step = rooflax.evaluate(model="llama-7b", hardware="h100-sxm", batch=2, seq_len=128).time_s
     for tp, pp, ep in layouts:
         where = {
             "model": target["model"],
@@ -104,8 +104,8 @@ def test_each_layout_is_its_own_cell(target, layouts):
             "pp": pp,
             "ep": ep,
         }
-        decode = rooflax.evaluate(phase="decode", **where)["totals"]["time_s"]
-        verify = rooflax.evaluate(phase="verify", spec_k=k + 1, causal=True, **where)["totals"]["time_s"]
+        decode = rooflax.evaluate(phase="decode", **where).time_s
+        verify = rooflax.evaluate(phase="verify", spec_k=k + 1, causal=True, **where).time_s
         draft = k * step if target["model"] == "llama-2-70b" else 0.0  # a draft model runs on one device
         row = _row(df, draft_k=k, batch=2, tp=tp, pp=pp, ep=ep)
         assert row["decode_time_s"] == pytest.approx(decode, rel=1e-9)
@@ -135,18 +135,16 @@ def test_draft_model_row_by_hand():
         acceptance={"kind": "geometric", "alpha": 0.6},
     )
     row = df.row(0, named=True)
-    step = rooflax.evaluate(model="llama-7b", phase="decode", batch=b, seq_len=s)["totals"]
-    verify = rooflax.evaluate(model="llama-13b", phase="verify", batch=b, seq_len=s, spec_k=k + 1, causal=True)[
-        "totals"
-    ]
-    decode = rooflax.evaluate(model="llama-13b", phase="decode", batch=b, seq_len=s)["totals"]
+    step = rooflax.evaluate(model="llama-7b", phase="decode", batch=b, seq_len=s)
+    verify = rooflax.evaluate(model="llama-13b", phase="verify", batch=b, seq_len=s, spec_k=k + 1, causal=True)
+    decode = rooflax.evaluate(model="llama-13b", phase="decode", batch=b, seq_len=s)
     tokens = 1 + 0.6 + 0.36 + 0.216
     for prefix, key in (("", "time_s"), ("achieved_", "achieved_time_s")):
-        round_s = k * step[key] + verify[key]
-        assert row[f"{prefix}draft_time_s"] == pytest.approx(k * step[key], rel=1e-9)
+        round_s = k * getattr(step, key) + getattr(verify, key)
+        assert row[f"{prefix}draft_time_s"] == pytest.approx(k * getattr(step, key), rel=1e-9)
         assert row[f"{prefix}round_time_s"] == pytest.approx(round_s, rel=1e-9)
         assert row[f"{prefix}effective_tokens_per_s"] == pytest.approx(b * tokens / round_s, rel=1e-9)
-        assert row[f"{prefix}speedup"] == pytest.approx(tokens * decode[key] / round_s, rel=1e-9)
+        assert row[f"{prefix}speedup"] == pytest.approx(tokens * getattr(decode, key) / round_s, rel=1e-9)
 
 
 def test_draft_model_from_a_path(tmp_path):

@@ -14,9 +14,11 @@ import polars as pl
 import pytest
 
 import rooflax
+from rooflax.answers.tables import Table
 from rooflax.cli.commands import main
 from rooflax.config.hardware import DEFAULT_ACHIEVED
 from rooflax.validate import preset_for_kind, time_call, validate
+from rooflax.validate.cli import summary_table
 from rooflax.validate.kernels import kernel_for, random_sets, run_checked
 
 TINY = rooflax.Model(name="tiny", hidden=128, layers=2, heads=4, kv_heads=2, head_dim=32, intermediate=352, vocab=500)
@@ -82,13 +84,13 @@ def test_kernel_flops_match_jax_roofline_and_the_cost_model(phase, batch, seq_le
 
     point = rooflax.evaluate(
         model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
-    )["ops"]
+    ).ops
     new = {"decode": 1, "prefill": seq_len, "verify": spec_k}[phase]
     for op in TIMED_OPS:
         k = kernel_for(op, TINY, batch=batch, new=new, attended=seq_len)
         operands = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in k.shapes]
         _, counted = roofline.roofline(lambda a, b, eq=k.equation: jnp.einsum(eq, a, b))(*operands)
-        assert counted.flops == point[op]["flops"], op
+        assert counted.flops == point[op].flops, op
 
 
 @pytest.mark.slow
@@ -195,19 +197,17 @@ def test_validate_on_cpu_end_to_end(tmp_path):
     for phase, batch, seq_len, spec_k in points:  # predictions are the measured profile's roofline
         point = rooflax.evaluate(
             model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
-        )["ops"]
+        ).ops
         for row in frame.filter(phase=phase).iter_rows(named=True):
             p = point[row["op"]]
-            assert (row["flops"], row["bytes"]) == (p["flops"], p["bytes"])
-            assert row["predicted_time_s"] == pytest.approx(max(p["flops"] / peak, p["bytes"] / bandwidth))
+            assert (row["flops"], row["bytes"]) == (p.flops, p.bytes)
+            assert row["predicted_time_s"] == pytest.approx(max(p.flops / peak, p.bytes / bandwidth))
             assert row["efficiency"] == pytest.approx(row["predicted_time_s"] / row["measured_time_s"])
             assert row["measured_flops"] == pytest.approx(row["flops"] / row["measured_time_s"])
             # no datasheet for a CPU: the achieved model at the measured profile (no quantization on the CPU)
             d = DEFAULT_ACHIEVED
-            below = max(
-                p["flops"] / (peak * d["compute_efficiency"]), p["bytes"] / (bandwidth * d["bandwidth_efficiency"])
-            )
-            assert row["spent_flops"] == p["flops"]
+            below = max(p.flops / (peak * d["compute_efficiency"]), p.bytes / (bandwidth * d["bandwidth_efficiency"]))
+            assert row["spent_flops"] == p.flops
             assert row["predicted_achieved_time_s"] == pytest.approx(d["kernel_overhead_s"] + below)
     assert frame.get_column("datasheet_time_s").null_count() == frame.height  # no datasheet for a CPU
     assert "128³ fp32 matmul, 1048576 B copy, median of 2" in result.profile.source
@@ -247,7 +247,14 @@ def test_validate_cli_writes_frame_chart_profile(tmp_path, capsys):
     assert sorted(set(frame.select("batch", "seq_len").rows())) == [(1, 32), (4, 32), (4, 64)]  # 3 of 4, spread
     meta = pl.read_parquet_metadata(out)
     assert meta["rooflax.kind"] == "validate" and float(meta["rooflax.timer_ratio"]) > 0
-    assert "decode   qkv mlp" in capsys.readouterr().out
+    # the summary is the shared table printer's (rooflax.answers.tables.Table): columns two spaces apart, the text
+    # columns left-aligned to their widest cell, the numbers right-aligned
+    printed = capsys.readouterr().out.splitlines()
+    table = summary_table(frame)
+    assert isinstance(table, Table) and printed[: len(table.rows) + 1] == table.text().splitlines()
+    assert printed[0].startswith("phase   group         ops  median") and printed[0].endswith("calibrated err")
+    starts = {line[:16] for line in printed[1 : len(table.rows) + 1]}
+    assert starts == {"decode  qkv mlp ", "decode  up/gate/", "decode  qk/pv   "}
     hw = rooflax.load_hardware(profile)
     assert hw.name == "cpu-measured" and "256³ fp32 matmul, 4194304 B copy, median of 2" in hw.source
     # the profile is a hardware that sweeps accept
@@ -352,14 +359,14 @@ def test_kernel_products_are_the_cost_models_products(phase, batch, seq_len, spe
     gemms = {op.name: op.gemms(step) for op in layer_ops()}
     point = rooflax.evaluate(
         model=TINY, hardware="a40", dtype="fp32", phase=phase, batch=batch, seq_len=seq_len, spec_k=spec_k
-    )["ops"]
+    ).ops
     new = {"decode": 1, "prefill": seq_len, "verify": spec_k}[phase]
     for op in TIMED_OPS:
         k = kernel_for(op, TINY, batch=batch, new=new, attended=seq_len)
         assert gemms[op] == (k.gemm,), op
         count, m, n, inner = k.gemm  # count·m·n outputs, each a sum of inner products
         assert count * m * n == math.prod(k.output_shape)
-        assert 2 * count * m * n * inner == point[op]["flops"], op
+        assert 2 * count * m * n * inner == point[op].flops, op
 
 
 def test_a_measured_gpu_profile_keeps_the_presets_tiles_and_sm_count():

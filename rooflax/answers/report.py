@@ -320,21 +320,20 @@ class Report:
         return ["", "best layout per phase", *lines]
 
 
-def spec_line(spec: dict) -> str:
-    """A spec (as :meth:`rooflax.SweepSpec.to_dict` gives it) in one line: names, phases and axis ranges."""
+def spec_line(spec: SweepSpec) -> str:
+    """A spec in one line: names, phases and axis ranges."""
 
-    def names(key: str) -> str:
-        return ", ".join(item["name"] for item in spec[key])
+    def names(items: tuple) -> str:
+        return ", ".join(item.name for item in items)
 
     axes = []
     for axis in AXES:
-        values = spec["axes"].get(axis)
+        values = getattr(spec, axis)
         if values:
             span = f"{values[0]}..{values[-1]} ({len(values)} values)" if len(values) > 1 else str(values[0])
             axes.append(f"{axis} {span}")
-    return f"{names('models')} on {names('hardware')} in {names('dtypes')}; {', '.join(spec['phases'])}; " + " × ".join(
-        axes
-    )
+    head = f"{names(spec.models)} on {names(spec.hardware)} in {names(spec.dtypes)}; {', '.join(spec.phases)}; "
+    return head + " × ".join(axes)
 
 
 def _cell(value: object) -> str:
@@ -588,7 +587,7 @@ def _describe(source: str | os.PathLike | pl.DataFrame | pl.LazyFrame, spec: Swe
         tokens, memory, layouts = _totals(_summary_chunks(spec), spec)
     else:
         tokens = memory = layouts = None
-    line = spec_line(spec.to_dict()) if spec is not None else ""
+    line = spec_line(spec) if spec is not None else ""
     return Report(
         source=name,
         kind=kind,

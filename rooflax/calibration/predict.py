@@ -405,11 +405,11 @@ def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]
             batch=row["batch"],
             seq_len=row["seq_len"],
             spec_k=row["spec_k"],
-        )["ops"]
+        ).ops
         if row["kind"] not in result:
             raise SpecError(f"measurements: op {row['kind']!r} is no op of {row['model']!r} in {row['phase']}")
         for key in out:
-            out[key].append(float(result[row["kind"]][key]))
+            out[key].append(float(getattr(result[row["kind"]], key)))
     nan = np.full(rows.height, np.nan)  # evaluate's rows carry no band
     return {
         **{key: np.array(values, dtype=np.float64) for key, values in out.items()},

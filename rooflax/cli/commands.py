@@ -42,13 +42,14 @@ def _filter(lf, where: str | None):
 
 def _cmd_check(args) -> int:
     from rooflax.answers.report import spec_line
+    from rooflax.config.spec import SweepSpec
     from rooflax.data.scan import check_dataset
 
     info = check_dataset(args.dataset, deep=args.deep)
     meta = info.metadata
     parts = f"{len(info.parts)} parts" if len(info.parts) > 1 else f"1 part (part {meta['part']} of {meta['parts']})"
     print(f"ok: {args.dataset}: {info.rows:,} rows in {parts}, {meta['kind']} frame, rooflax {meta['version']}")
-    print(f"spec: {spec_line(meta['spec'])}")
+    print(f"spec: {spec_line(SweepSpec.from_dict(meta['spec']))}")
     if info.checked == "sha256":
         print(f"checksums: every part's bytes match the SHA-256 recorded when it was written ({len(info.parts)} parts)")
     elif info.checked == "decoded":
@@ -134,11 +135,12 @@ def _cmd_show(args) -> int:
 def _plot(dataset: str, output: Path, *, quiet: bool, overwrite: bool, field: str, **options) -> None:
     """Draw ``dataset`` (:func:`rooflax.plot.draw`) into ``output``, printing the measured points' errors."""
     from rooflax import plot
+    from rooflax.answers.tables import show
     from rooflax.plot.measured import error_table
 
     fig, errors = plot.draw(dataset, **options)
     if errors is not None:
-        print(error_table(errors))
+        show([error_table(errors)])
     plot.save(fig, output, overwrite=overwrite, field=field)
     if not quiet:
         print(f"wrote {output}")

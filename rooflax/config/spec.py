@@ -40,6 +40,7 @@ import bisect
 import itertools
 import json
 import numbers
+import operator
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -131,8 +132,13 @@ _ITEMS = {"models": Model, "hardware": Hardware, "dtypes": DtypePolicy}
 _MAX_AXIS_VALUES = 10_000_000
 
 
-def _axis(name: str, value: object) -> tuple[int, ...]:
-    """Parse one axis: an int, a list of ints, or a ``{start, stop, step | powers_of}`` table."""
+def _axis(name: str, value: object) -> Sequence[int]:
+    """Parse one axis: an int, a list of ints, or a ``{start, stop, step | powers_of}`` table.
+
+    Returns:
+        The increasing values: a ``range`` for a ``{start, stop, step}`` table (built in no
+        time, and taken as valid by :class:`SweepSpec`), else a tuple.
+    """
     where = f"axes.{name}"
     if isinstance(value, dict):
         check_keys(where, value, ("start", "stop"), ("step", "powers_of"))
@@ -145,7 +151,7 @@ def _axis(name: str, value: object) -> tuple[int, ...]:
             step = positive_int(f"{where}.step", value["step"])
             if (stop - start) // step + 1 > _MAX_AXIS_VALUES:
                 raise SpecError(f"{where}: more than {_MAX_AXIS_VALUES} values")
-            return tuple(range(start, stop + 1, step))
+            return range(start, stop + 1, step)
         base = positive_int(f"{where}.powers_of", value["powers_of"])
         if base < 2:
             raise SpecError(f"{where}.powers_of: expected an integer ≥ 2, got {base}")
@@ -157,6 +163,8 @@ def _axis(name: str, value: object) -> tuple[int, ...]:
         return (positive_int(where, value),)
     if isinstance(value, np.ndarray) and value.ndim != 1:
         raise SpecError(f"{where}: expected a 1-D array of integers, got an array of shape {value.shape}")
+    if isinstance(value, range) and value.step > 0 and len(value) and value.start > 0 and value[-1] <= MAX_INT:
+        return value  # increasing, distinct, positive: nothing to sort or check value by value
     if isinstance(value, list | tuple | range | np.ndarray):
         if len(value) == 0:
             raise SpecError(f"{where}: empty axis (give at least one value)")
@@ -189,7 +197,9 @@ def _given_axes(given: object, spec: SweepSpec) -> dict | None:
     if not isinstance(given, dict):
         raise SpecError(f"given_axes: expected a dict of axis forms, got {given!r}")
     for name, form in given.items():
-        if name not in SWEEP_AXES or _axis(name, form) != getattr(spec, name):
+        axis = getattr(spec, name) if name in SWEEP_AXES else None
+        values = _axis(name, form) if axis is not None else ()
+        if axis is None or len(values) != len(axis) or not all(map(operator.eq, values, axis)):
             raise SpecError(f"given_axes: {name} = {form!r} does not give the spec's {name} axis")
     return dict(given)
 
@@ -250,17 +260,38 @@ def _distinct(key: str, noun: str, items: tuple, presets: Mapping[str, Any]) -> 
 
 
 def _axis_values(key: str, values: object) -> tuple[int, ...]:
-    """A SweepSpec axis: a non-empty, increasing tuple of positive integers ≤ 2**53."""
+    """A SweepSpec axis: a non-empty, increasing tuple of positive integers ≤ 2**53.
+
+    The common case (Python ints, increasing) is checked by C loops (``map``), so an axis of
+    10**7 values takes a fraction of a second; anything else is checked value by value for the error.
+    """
     if not isinstance(values, list | tuple | range) or len(values) == 0:
         raise SpecError(f"{key}: expected a non-empty tuple of positive integers, got {values!r}")
-    if not (all(type(v) is int for v in values) and 0 < min(values) and max(values) <= MAX_INT):
-        values = [positive_int(f"{key}[{i}]", v) for i, v in enumerate(values)]  # numpy ints, or the error
+    if isinstance(values, range) and values.step > 0 and 0 < values.start and values[-1] <= MAX_INT:
+        return tuple(values)
+    values = tuple(values)
+    if set(map(type, values)) == {int} and all(map(operator.lt, values, values[1:])):
+        if 0 < values[0] and values[-1] <= MAX_INT:
+            return values
+    values = tuple(positive_int(f"{key}[{i}]", v) for i, v in enumerate(values))  # numpy ints, or the error
     for a, b in itertools.pairwise(values):
         if a >= b:
             raise SpecError(
                 f"{key}: values must be increasing and distinct, got {a} before {b} (parse_spec sorts them)"
             )
-    return tuple(values)
+    return values
+
+
+def _stored_axis(values: tuple[int, ...]) -> list[int] | dict[str, int]:
+    """An axis as :meth:`SweepSpec.to_dict` stores it: three or more evenly spaced values as their
+    ``{start, stop, step}`` table (what :func:`_axis` reads back), so a spec's JSON grows with its
+    axes, not with their values (10**7 batch sizes are one table); other axes as their values."""
+    if len(values) > 2:
+        start, step = values[0], values[1] - values[0]
+        stop = start + step * (len(values) - 1)
+        if values[-1] == stop and all(map(operator.eq, values, range(start, stop + 1, step))):
+            return {"start": start, "stop": stop, "step": step}
+    return list(values)
 
 
 def _trees(tree: object, phases: tuple[str, ...], spec_k: tuple[int, ...] | None):
@@ -428,8 +459,10 @@ class SweepSpec:
 
         Built from the dataclass fields, as :meth:`from_dict` reads them back, so no field can be
         left out of one and not the other: the numeric axes go under ``axes`` (the parallel
-        degrees only when other than 1), models, accelerators and dtypes as their own dicts,
-        ``tree`` only when given. ``given_axes`` is how the axes were written, not the sweep.
+        degrees only when other than 1; three or more evenly spaced values as their
+        ``{start, stop, step}`` table, so the JSON's size does not grow with an axis's length),
+        models, accelerators and dtypes as their own dicts, ``tree`` only when given. ``given_axes``
+        is how the axes were written, not the sweep.
         """
         data: dict = {}
         axes: dict = {}
@@ -439,7 +472,7 @@ class SweepSpec:
                 continue
             if name in SWEEP_AXES:
                 if name not in LAYOUT or value != (1,):
-                    axes[name] = None if value is None else list(value)
+                    axes[name] = None if value is None else _stored_axis(value)
             elif name in _ITEMS:
                 data[name] = [v.to_dict() for v in value]
             elif name == "tree":
@@ -488,6 +521,8 @@ class SweepSpec:
                     value = tuple(_ITEMS[name](**v) for v in value)
                 elif name == "tree" and isinstance(value, list):
                     value = tuple(tuple(t) for t in value)
+                elif name in SWEEP_AXES and isinstance(value, dict):
+                    value = _axis(name, value)
                 elif isinstance(value, list):
                     value = tuple(value)
                 keys[name] = value
@@ -608,7 +643,8 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
         phases = [phases]
     if not isinstance(phases, list | tuple):
         raise SpecError(f"phases: expected a non-empty list of {', '.join(PHASES)}, got {phases!r}")
-    values = {name: _axis(name, value) for name, value in axes.items()}
+    # a {start, stop, step} table stays a range: SweepSpec makes it its tuple without checking value by value
+    values: dict[str, Any] = {name: _axis(name, value) for name, value in axes.items()}
     tree: Any = top.get("tree")  # as given: SweepSpec checks it
     if isinstance(tree, list | tuple):  # trees in order of their candidate counts, which are spec_k
         tree = tuple(sorted((check_tree(t, f"tree[{i}]") for i, t in enumerate(tree)), key=len)) if tree else tree

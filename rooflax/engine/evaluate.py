@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from types import MappingProxyType
 
 from rooflax.config.dtypes import DtypePolicy, get_dtype
 from rooflax.config.hardware import Hardware, get_hardware
@@ -13,7 +15,66 @@ from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
 from rooflax.names import BOUNDS, PHASES
 
-__all__ = ["evaluate"]
+__all__ = ["Evaluation", "OpEvaluation", "evaluate"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpEvaluation:
+    """One op of :func:`evaluate`: its row of the long frame (the same columns, the same values).
+
+    Counts (``flops``, ``bytes``) are per layer (``lm_head``, ``pp_send``: once per model),
+    exact Python integers where the dtype's byte sizes are whole; ``bound`` is ``memory``,
+    ``compute`` or ``network`` (a collective of the ``comm`` group).
+    """
+
+    op: str
+    group: str
+    flops: float
+    bytes: float
+    intensity: float
+    attainable_flops: float
+    time_s: float
+    achieved_flops: float
+    achieved_time_s: float
+    bound: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    """What :func:`evaluate` gives: every op's row (``ops``, in layer order) and the model totals as attributes.
+
+    The totals are the summary frame's columns for the configuration and phase (the same
+    values): ``time_s`` is one step of the whole model (time to first token in prefill, time
+    per output token in decode), ``tokens_per_s`` the system's, ``tokens_per_s_per_gpu`` per
+    device; ``achieved_time_lo_s`` and ``achieved_time_hi_s`` bound ``achieved_time_s`` (NaN
+    for a profile without measurements); the memory columns are per device.
+    """
+
+    ops: Mapping[str, OpEvaluation]
+    flops: float
+    bytes: float
+    network_bytes: float
+    intensity: float
+    time_s: float
+    tokens_per_s: float
+    tokens_per_s_per_gpu: float
+    achieved_time_s: float
+    achieved_tokens_per_s: float
+    achieved_time_lo_s: float
+    achieved_time_hi_s: float
+    weight_bytes: float
+    kv_cache_bytes: float
+    activation_bytes: float
+    memory_bytes: float
+    fits_in_memory: bool
+
+    def totals(self) -> dict[str, float]:
+        """The model totals by name (every attribute but ``ops``): the summary frame's columns, in its order."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ops"}
+
+    def __repr__(self) -> str:
+        totals = ", ".join(f"{name}={value!r}" for name, value in self.totals().items())
+        return f"Evaluation({totals}, ops=<{len(self.ops)}: {', '.join(self.ops)}>)"
 
 
 def evaluate(
@@ -32,7 +93,7 @@ def evaluate(
     tp: int = 1,
     pp: int = 1,
     ep: int = 1,
-) -> dict[str, dict[str, Any]]:
+) -> Evaluation:
     """Costs of every op, and the model totals, for one configuration and phase.
 
     ``tp``, ``pp`` and ``ep`` are the parallel degrees (:mod:`rooflax.ops`): rows are per
@@ -53,16 +114,15 @@ def evaluate(
         tp, pp, ep: tensor-, pipeline- and expert-parallel degrees (1: none).
 
     Returns:
-        ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",
-        "time_s", "achieved_flops", "achieved_time_s", "bound"}}, "totals": {"flops", "bytes",
-        "network_bytes", "time_s", "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s",
-        "achieved_tokens_per_s", "weight_bytes", "kv_cache_bytes", "activation_bytes",
-        "memory_bytes", "fits_in_memory"}}``. Counts are exact Python integers where the
-        dtype's byte sizes are whole.
+        An :class:`Evaluation`: ``ops`` maps each op's name to its :class:`OpEvaluation`
+        (the long frame's row), and the model totals are its attributes (the summary frame's
+        columns). Counts are exact Python integers where the dtype's byte sizes are whole.
 
     >>> r = evaluate(phase="decode", batch=1, seq_len=2048)
-    >>> r["ops"]["qkv_proj"]["flops"]
-    157286400
+    >>> r.ops["qkv_proj"].flops, r.ops["qkv_proj"].bound
+    (157286400, 'memory')
+    >>> round(r.tokens_per_s, 2), r.fits_in_memory
+    (25.38, True)
     """
     fused_attention, causal = boolean("fused_attention", fused_attention), boolean("causal", causal)
     m, hw, dt = get_model(model), get_hardware(hardware), get_dtype(dtype, kv_dtype)
@@ -97,17 +157,19 @@ def evaluate(
     roof = Roof.of(hw, dt, phase, spec_k)
     rows = [op_row(op, step, flops, bytes_, roof) for op, flops, bytes_ in op_costs(step)]
     ops = {
-        row.op.name: {
-            "group": row.op.group,
-            "flops": row.flops,
-            "bytes": row.bytes,
-            "intensity": row.intensity,
-            "attainable_flops": row.attainable_flops,
-            "time_s": row.time_s,
-            "achieved_flops": row.achieved_flops,
-            "achieved_time_s": row.achieved_time_s,
-            "bound": BOUNDS[row.bound],
-        }
+        row.op.name: OpEvaluation(
+            op=row.op.name,
+            group=row.op.group,
+            flops=row.flops,
+            bytes=row.bytes,
+            intensity=row.intensity,
+            attainable_flops=row.attainable_flops,
+            time_s=row.time_s,
+            achieved_flops=row.achieved_flops,
+            achieved_time_s=row.achieved_time_s,
+            bound=BOUNDS[row.bound],
+        )
         for row in rows
     }
-    return {"ops": ops, "totals": step_totals(step, rows, memory_capacity=roof.memory, roof=roof)}
+    totals = step_totals(step, rows, memory_capacity=roof.memory, roof=roof)
+    return Evaluation(ops=MappingProxyType(ops), **totals)

@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from rooflax.answers.tables import Table
 from rooflax.config.hardware import Hardware, hardware_to_toml
 from rooflax.data._atomic import output_file, write_output
 from rooflax.data.frames import GROUP, PHASE
@@ -197,14 +198,14 @@ def measured_errors(joined: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([per_group, overall.cast(per_group.schema)])
 
 
-def error_table(errors: pl.DataFrame) -> str:
-    """The per-group errors of :func:`measured_errors` as a plain-text table."""
-    lines = [f"{'group':<14}{'points':>7}{'median error':>14}{'p90 error':>11}"]
-    lines += [
-        f"{r['group']:<14}{r['points']:>7}{r['median_rel_error']:>14.1%}{r['p90_rel_error']:>11.1%}"
+def error_table(errors: pl.DataFrame) -> Table:
+    """The per-group errors of :func:`measured_errors` as a table."""
+    rows = tuple(
+        (r["group"], str(r["points"]), f"{r['median_rel_error']:.1%}", f"{r['p90_rel_error']:.1%}")
         for r in errors.iter_rows(named=True)
-    ]
-    return "\n".join(lines)
+    )
+    header = ("group", "points", "median error", "p90 error")
+    return Table(title="", header=header, rows=rows, numeric=(False, True, True, True))
 
 
 def over_measured(

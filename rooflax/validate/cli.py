@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rooflax.answers.tables import Table, show
 from rooflax.data._atomic import write_output
 from rooflax.errors import SpecError
 
 __all__ = ["run_validate"]
 
 
-def summary_table(frame) -> str:
+def summary_table(frame) -> Table:
     """Per phase and op group: measured time against the ideal roof, and the achieved model's error.
 
     ``median``, ``min``, ``max``: ideal time at the measured ceilings over measured time;
@@ -32,17 +33,20 @@ def summary_table(frame) -> str:
         error("predicted_achieved_time_s").alias("before"),
         error("calibrated_time_s").alias("after"),
     )
-    lines = [
-        f"{'phase':<9}{'group':<14}{'ops':>4}{'median':>9}{'min':>8}{'max':>8}{'vs datasheet':>14}"
-        f"{'achieved err':>14}{'calibrated err':>16}"
-    ]
-    for r in table.iter_rows(named=True):
-        sheet = "-" if r["datasheet"] is None else f"{r['datasheet']:.1%}"
-        lines.append(
-            f"{r['phase']:<9}{r['group']:<14}{r['ops']:>4}{r['median']:>9.1%}{r['min']:>8.1%}"
-            f"{r['max']:>8.1%}{sheet:>14}{r['before']:>14.1%}{r['after']:>16.1%}"
+    header = ("phase", "group", "ops", "median", "min", "max", "vs datasheet", "achieved err", "calibrated err")
+    rows = tuple(
+        (
+            r["phase"],
+            r["group"],
+            str(r["ops"]),
+            *(f"{r[key]:.1%}" for key in ("median", "min", "max")),
+            "-" if r["datasheet"] is None else f"{r['datasheet']:.1%}",
+            f"{r['before']:.1%}",
+            f"{r['after']:.1%}",
         )
-    return "\n".join(lines)
+        for r in table.iter_rows(named=True)
+    )
+    return Table(title="", header=header, rows=rows, numeric=(False, False) + (True,) * (len(header) - 2))
 
 
 def raised_ceilings(measured, calibrated) -> list[str]:
@@ -134,8 +138,6 @@ def run_validate(args) -> int:
         comments = "".join(f"# {line}\n" for line in raised)
         write_output(profile, lambda tmp: tmp.write_text(comments + hardware_to_toml(result.calibrated)), "--profile")
     if not args.quiet:
-        print(summary_table(result.frame))
-        for line in raised:
-            print(f"note: profile {line}")
-        print(f"wrote {', '.join(map(str, named))}")
+        notes = [f"note: profile {line}" for line in raised]
+        show([summary_table(result.frame), *notes, f"wrote {', '.join(map(str, named))}"])
     return 0

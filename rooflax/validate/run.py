@@ -235,9 +235,9 @@ def validate(
     for index, (phase, batch, seq_len, spec_k) in enumerate(points):
         new = new_tokens(PHASES.index(phase), seq_len, spec_k)
         shape = {"phase": phase, "batch": batch, "seq_len": seq_len, "spec_k": spec_k}
-        predicted = evaluate(model=model, hardware=profile, dtype=dtype, **shape)["ops"]
+        predicted = evaluate(model=model, hardware=profile, dtype=dtype, **shape).ops
         datasheet = (
-            None if datasheet_hw is None else evaluate(model=model, hardware=datasheet_hw, dtype=dtype, **shape)["ops"]
+            None if datasheet_hw is None else evaluate(model=model, hardware=datasheet_hw, dtype=dtype, **shape).ops
         )
         kernels = [kernel_for(op, model, batch=batch, new=new, attended=seq_len) for op in TIMED_OPS]
         where = f"{phase} B={batch} S={seq_len}{'' if spec_k is None else f' K={spec_k}'}: "
@@ -272,11 +272,11 @@ def validate(
                     "model": model.name,
                     **shape,
                     "op": kernel.op,
-                    "group": p["group"],
+                    "group": p.group,
                     "shape": kernel.describe(),
-                    "flops": float(p["flops"]),
-                    "bytes": float(p["bytes"]),
-                    "intensity": float(p["intensity"]),
+                    "flops": float(p.flops),
+                    "bytes": float(p.bytes),
+                    "intensity": float(p.intensity),
                     "spent_flops": float(
                         quantized_flops(
                             kernel.gemm,
@@ -287,19 +287,19 @@ def validate(
                         )
                     ),
                     "measured_time_s": seconds,
-                    "measured_flops": p["flops"] / seconds,
-                    "measured_bytes_per_s": p["bytes"] / seconds,
-                    "predicted_time_s": float(p["time_s"]),
-                    "efficiency": float(p["time_s"]) / seconds,
-                    "datasheet_time_s": None if sheet is None else float(sheet["time_s"]),
-                    "datasheet_efficiency": None if sheet is None else float(sheet["time_s"]) / seconds,
-                    "predicted_achieved_time_s": float((p if sheet is None else sheet)["achieved_time_s"]),
+                    "measured_flops": p.flops / seconds,
+                    "measured_bytes_per_s": p.bytes / seconds,
+                    "predicted_time_s": float(p.time_s),
+                    "efficiency": float(p.time_s) / seconds,
+                    "datasheet_time_s": None if sheet is None else float(sheet.time_s),
+                    "datasheet_efficiency": None if sheet is None else float(sheet.time_s) / seconds,
+                    "predicted_achieved_time_s": float((p if sheet is None else sheet).achieved_time_s),
                     "max_rel_error": error,
                 }
             )
             say(
                 f"[{len(rows)}/{len(points) * len(kernels)}] {phase} B={batch} S={seq_len} {kernel.op:<9} "
-                f"{kernel.describe():<28} {seconds * 1e3:9.3f} ms  {float(p['time_s']) / seconds:6.1%} of roof"
+                f"{kernel.describe():<28} {seconds * 1e3:9.3f} ms  {float(p.time_s) / seconds:6.1%} of roof"
             )
     frame = pl.DataFrame(
         rows,
