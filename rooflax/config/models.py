@@ -70,6 +70,7 @@ __all__ = [
     "Model",
     "embedding_parameters",
     "get_model",
+    "hf_table",
     "layer_parameters",
     "llama_intermediate",
     "llama_scaled",
@@ -677,9 +678,197 @@ _PRESETS = (
     ),
 )
 
+
+def _hf(name: str, repo: str, label: str, published: str, **fields: Any) -> Model:
+    """A preset read from ``repo``'s config.json (``fields``: the :class:`Model` fields it gives)."""
+    return Model(
+        name=name,
+        label=label,
+        source=f"{_HF.format(repo)} (https://huggingface.co/{repo}); published size: {published}",
+        **fields,
+    )
+
+
+_LLAMA_31 = {"kv_heads": 8, "head_dim": 128, "vocab": 128256}
+_QWEN3 = {"head_dim": 128, "vocab": 151936}
+_LLAMA_4 = {
+    "hidden": 5120,
+    "layers": 48,
+    "heads": 40,
+    "kv_heads": 8,
+    "head_dim": 128,
+    "intermediate": 16384,  # intermediate_size_mlp: the dense layers' width
+    "moe_intermediate": 8192,  # intermediate_size: each expert's, and the shared expert's
+    "vocab": 202048,
+    "experts_per_token": 1,
+    "shared_experts": 1,
+}
+_GPT_OSS = {
+    "hidden": 2880,
+    "heads": 64,
+    "kv_heads": 8,
+    "head_dim": 64,
+    "intermediate": 2880,
+    "vocab": 201088,
+    "experts_per_token": 4,
+    "sliding_window": 128,
+    "attention_sinks": True,
+    "attention_bias": True,
+    "mlp_bias": True,
+}
+_CHUNKED = (
+    "; its chunked attention (attention_chunk_size 8192 on the RoPE layers, 3 of 4) is priced as full attention, "
+    "an over-count past 8192 tokens"
+)
+_LAYER_PRESETS = (
+    _hf(
+        "llama-3.1-8b",
+        "meta-llama/Llama-3.1-8B",
+        "Llama 3.1 8B",
+        "8.03 B",
+        hidden=4096,
+        layers=32,
+        heads=32,
+        intermediate=14336,
+        **_LLAMA_31,
+    ),
+    _hf(
+        "llama-3.1-70b",
+        "meta-llama/Llama-3.1-70B",
+        "Llama 3.1 70B",
+        "70.6 B",
+        hidden=8192,
+        layers=80,
+        heads=64,
+        intermediate=28672,
+        **_LLAMA_31,
+    ),
+    _hf(
+        "llama-3.1-405b",
+        "meta-llama/Llama-3.1-405B",
+        "Llama 3.1 405B",
+        "405 B (model card), 405.85 B counted",
+        hidden=16384,
+        layers=126,
+        heads=128,
+        intermediate=53248,
+        **_LLAMA_31,
+    ),
+    _hf(
+        "llama-4-scout",
+        "meta-llama/Llama-4-Scout-17B-16E",
+        "Llama 4 Scout",
+        "109 B total with the vision encoder, 17 B active" + _CHUNKED,
+        experts=16,
+        **_LLAMA_4,
+    ),
+    _hf(
+        "llama-4-maverick",
+        "meta-llama/Llama-4-Maverick-17B-128E",
+        "Llama 4 Maverick",
+        "400 B total, 17 B active; MoE in every other layer (interleave_moe_layer_step 2)" + _CHUNKED,
+        experts=128,
+        moe_every=2,
+        **_LLAMA_4,
+    ),
+    _hf(
+        "qwen3-8b",
+        "Qwen/Qwen3-8B",
+        "Qwen3 8B",
+        "8.2 B (6.95 B non-embedding)",
+        hidden=4096,
+        layers=36,
+        heads=32,
+        kv_heads=8,
+        intermediate=12288,
+        **_QWEN3,
+    ),
+    _hf(
+        "qwen3-32b",
+        "Qwen/Qwen3-32B",
+        "Qwen3 32B",
+        "32.8 B (31.2 B non-embedding)",
+        hidden=5120,
+        layers=64,
+        heads=64,
+        kv_heads=8,
+        intermediate=25600,
+        **_QWEN3,
+    ),
+    _hf(
+        "qwen3-30b-a3b",
+        "Qwen/Qwen3-30B-A3B",
+        "Qwen3 30B-A3B",
+        "30.5 B total, 3.3 B active (29.9 B non-embedding)",
+        hidden=2048,
+        layers=48,
+        heads=32,
+        kv_heads=4,
+        intermediate=6144,
+        experts=128,
+        experts_per_token=8,
+        moe_intermediate=768,
+        **_QWEN3,
+    ),
+    _hf(
+        "qwen3-235b-a22b",
+        "Qwen/Qwen3-235B-A22B",
+        "Qwen3 235B-A22B",
+        "235 B total, 22 B active (234 B non-embedding)",
+        hidden=4096,
+        layers=94,
+        heads=64,
+        kv_heads=4,
+        intermediate=12288,
+        experts=128,
+        experts_per_token=8,
+        moe_intermediate=1536,
+        **_QWEN3,
+    ),
+    _hf(
+        "gemma-3-27b",
+        "google/gemma-3-27b-it",
+        "Gemma 3 27B",
+        "27 B (technical report, Table 1: 25,600 M non-embedding, "
+        "1,416 M embedding, 417 M vision encoder); text model only, 5 sliding (window 1024) : 1 global layers "
+        "(sliding_window_pattern 6), GeGLU priced as the gated MLP; its q/k norms and the two extra norms per "
+        "layer are not counted",
+        hidden=5376,
+        layers=62,
+        heads=32,
+        kv_heads=16,
+        head_dim=128,
+        intermediate=21504,
+        vocab=262208,
+        tied_embeddings=True,
+        sliding_window=1024,
+        layer_types=tuple("sliding" if (i + 1) % 6 else "full" for i in range(62)),
+    ),
+    _hf(
+        "gpt-oss-20b",
+        "openai/gpt-oss-20b",
+        "gpt-oss-20b",
+        "20.91 B total, 3.61 B active (model card; its active count has the unembedding, not the embedding)",
+        layers=24,
+        experts=32,
+        layer_types=("sliding", "full") * 12,
+        **_GPT_OSS,
+    ),
+    _hf(
+        "gpt-oss-120b",
+        "openai/gpt-oss-120b",
+        "gpt-oss-120b",
+        "116.83 B total, 5.13 B active (model card; its active count has the unembedding, not the embedding)",
+        layers=36,
+        experts=128,
+        layer_types=("sliding", "full") * 18,
+        **_GPT_OSS,
+    ),
+)
+
 #: Presets by name, read-only: a model of your own is a TOML file or a Hugging Face
 #: ``config.json`` (:func:`load_model`) or a :class:`Model`, given where a preset name is.
-MODELS: Mapping[str, Model] = MappingProxyType({m.name: m for m in _PRESETS})
+MODELS: Mapping[str, Model] = MappingProxyType({m.name: m for m in (*_PRESETS, *_LAYER_PRESETS)})
 
 _TOML_REQUIRED = ("name", "hidden", "layers", "heads", "intermediate", "vocab")
 _TOML_OPTIONAL = (
@@ -691,6 +880,8 @@ _TOML_OPTIONAL = (
     "source",
     *MOE_FIELDS,
     "routing_experts",
+    "shared_intermediate",
+    *_LAYER_DEFAULTS,
 )
 _HF_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")  # config.json keys of the expert count
 _HF_KEYS = {  # config.json key -> Model field
@@ -717,36 +908,129 @@ def _from_table(table: dict, where: str) -> Model:
         raise SpecError(f"{where}: {exc}") from None
 
 
+#: Defaults of transformers' config classes that a hub ``config.json`` leaves out, by ``model_type``
+#: (Gemma3TextConfig: ``vocab_size=262_208``, ``sliding_window_pattern=6``, ``tie_word_embeddings=True``).
+_HF_DEFAULTS: dict[str, dict[str, object]] = {
+    "gemma3_text": {"vocab_size": 262208, "sliding_window_pattern": 6, "tie_word_embeddings": True},
+}
+#: What an architecture has that its config.json does not say, by ``model_type`` (transformers' modeling
+#: code): gpt-oss's learned sinks and biased router and experts (GptOssAttention.sinks, GptOssExperts'
+#: gate_up_proj_bias/down_proj_bias, GptOssTopKRouter.bias); Llama 4's one shared expert of the routed
+#: width in every MoE layer (Llama4TextMoe.shared_expert).
+_HF_ARCHITECTURE: dict[str, dict[str, object]] = {
+    "gpt_oss": {"attention_sinks": True, "mlp_bias": True},
+    "llama4_text": {"shared_experts": 1},
+}
+
+
 def _hf_experts(config: dict) -> dict:
-    """The mixture-of-experts fields of a ``config.json`` (none for a dense model)."""
+    """The mixture-of-experts fields of a ``config.json`` (none for a dense model).
+
+    Experts: ``num_local_experts``, ``num_experts`` or ``n_routed_experts``; ``num_experts_per_tok``
+    or ``experts_per_token``; each expert's width ``moe_intermediate_size`` (else
+    ``intermediate_size``, whose place ``intermediate_size_mlp`` then takes for the dense layers, as
+    in Llama 4); shared experts ``n_shared_experts`` (of the expert width) or one of
+    ``shared_expert_intermediate_size``; dense first layers ``first_k_dense_replace``; experts every
+    ``interleave_moe_layer_step`` or ``decoder_sparse_step``-th layer (``moe_layer_freq`` 1 only, and
+    no ``mlp_only_layers``: other placements are not read).
+    """
     experts_key = next((key for key in _HF_EXPERTS if config.get(key)), None)
     if experts_key is None:
         return {}
-    table = {
+    per_token = next(
+        (key for key in ("num_experts_per_tok", "experts_per_token") if key in config), "num_experts_per_tok"
+    )
+    table: dict[str, object] = {
         "experts": positive_int(experts_key, config[experts_key]),
-        "experts_per_token": positive_int("num_experts_per_tok", config.get("num_experts_per_tok")),
+        "experts_per_token": positive_int(per_token, config.get(per_token)),
     }
     if config.get("moe_intermediate_size") is not None:
         table["moe_intermediate"] = positive_int("moe_intermediate_size", config["moe_intermediate_size"])
+    elif config.get("intermediate_size_mlp") is not None:
+        table["moe_intermediate"] = positive_int("intermediate_size", config["intermediate_size"])
+        table["intermediate"] = positive_int("intermediate_size_mlp", config["intermediate_size_mlp"])
     if config.get("n_shared_experts"):
         table["shared_experts"] = positive_int("n_shared_experts", config["n_shared_experts"])
     elif config.get("shared_expert_intermediate_size"):
-        width = positive_int("shared_expert_intermediate_size", config["shared_expert_intermediate_size"])
-        each = table.get("moe_intermediate", positive_int("intermediate_size", config["intermediate_size"]))
-        if width % each:
-            raise SpecError(
-                f"shared_expert_intermediate_size: {width} is not a multiple of the expert width "
-                f"{each}; allowed: a multiple of moe_intermediate_size"
-            )
-        table["shared_experts"] = width // each
+        table["shared_experts"] = 1
+        table["shared_intermediate"] = positive_int(
+            "shared_expert_intermediate_size", config["shared_expert_intermediate_size"]
+        )
+    if config.get("first_k_dense_replace") is not None:
+        first = config["first_k_dense_replace"]
+        table["first_dense"] = 0 if first == 0 else positive_int("first_k_dense_replace", first)
+    for key in ("interleave_moe_layer_step", "decoder_sparse_step"):
+        if config.get(key) is not None:
+            table["moe_every"] = positive_int(key, config[key])
+    if config.get("moe_layer_freq", 1) != 1:
+        raise SpecError(
+            f"moe_layer_freq: {config['moe_layer_freq']!r} is not read (it counts from layer 0, "
+            "interleave_moe_layer_step from layer n-1); allowed: 1, or write the model as TOML with moe_every"
+        )
+    if config.get("mlp_only_layers"):
+        raise SpecError(
+            f"mlp_only_layers: {config['mlp_only_layers']!r} places dense layers anywhere, which a model does "
+            "not hold; allowed: []"
+        )
     return table
+
+
+def _hf_layers(config: dict, layers: int) -> dict:
+    """The attention pattern of a ``config.json``: ``sliding_window`` (unless ``use_sliding_window`` is
+    false, as in Qwen's), each layer's type from ``layer_types`` (``full_attention``,
+    ``sliding_attention``), else every ``sliding_window_pattern``-th layer full and the others sliding
+    (Gemma 3), else Qwen's layers from ``max_window_layers`` on sliding, else every layer sliding;
+    and ``attention_bias``, ``mlp_bias``."""
+    table: dict[str, object] = {}
+    for key in ("attention_bias", "mlp_bias"):
+        if config.get(key) is not None:
+            table[key] = boolean(key, config[key])
+    window = config.get("sliding_window")
+    if window is None or config.get("use_sliding_window") is False:
+        return table
+    table["sliding_window"] = window  # checked (a zero window is refused) by Model
+    if config.get("layer_types") is not None:
+        table["layer_types"] = config["layer_types"]
+    elif config.get("sliding_window_pattern") is not None:
+        every = positive_int("sliding_window_pattern", config["sliding_window_pattern"])
+        table["layer_types"] = ["sliding" if (i + 1) % every else "full" for i in range(layers)]
+    elif config.get("use_sliding_window") and config.get("max_window_layers") is not None:
+        first = config["max_window_layers"]
+        table["layer_types"] = ["sliding" if i >= first else "full" for i in range(layers)]
+    return table
+
+
+def hf_table(config: dict) -> dict:
+    """The :class:`Model` fields of a Hugging Face ``config.json`` (a dict; raises a one-line SpecError).
+
+    A multimodal config's ``text_config`` is its text model (Gemma 3, Llama 4); keys that a hub
+    config leaves to transformers' defaults and layers the architecture implies are filled in by
+    ``model_type`` (:data:`_HF_DEFAULTS`, :data:`_HF_ARCHITECTURE`).
+    """
+    if isinstance(config.get("text_config"), dict):
+        config = {**{k: v for k, v in config.items() if k != "text_config"}, **config["text_config"]}
+    model_type = config.get("model_type")
+    config = {**_HF_DEFAULTS.get(str(model_type), {}), **config}
+    missing = [k for k in _HF_KEYS if k not in config]
+    if missing:
+        raise SpecError(f"missing required key {missing[0]!r} (required: {', '.join(_HF_KEYS)})")
+    table: dict[str, object] = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
+    for key, field_ in (("num_key_value_heads", "kv_heads"), ("head_dim", "head_dim")):
+        if config.get(key) is not None:
+            table[field_] = positive_int(key, config[key])
+    tied = config.get("tie_word_embeddings")
+    table["tied_embeddings"] = False if tied is None else boolean("tie_word_embeddings", tied)
+    table.update(_hf_experts(config))
+    table.update(_hf_layers(config, positive_int("num_hidden_layers", config["num_hidden_layers"])))
+    architecture = _HF_ARCHITECTURE.get(str(model_type), {})
+    return {**table, **{k: v for k, v in architecture.items() if k != "shared_experts" or "experts" in table}}
 
 
 def load_model(path: str | Path) -> Model:
     """Read a model from a TOML file or a Hugging Face ``config.json`` (no network).
 
     Args:
-        path: a model TOML file, or a ``.json`` file of a Hugging Face model's config.
+        path: a model TOML file, or a ``.json`` file of a Hugging Face model's config (:func:`hf_table`).
     """
     path = Path(path)
     where = f"model file {str(path)!r}"
@@ -758,17 +1042,8 @@ def load_model(path: str | Path) -> Model:
             raise SpecError(f"{where}: not valid JSON ({exc})") from None
         if not isinstance(config, dict):
             raise SpecError(f"{where}: expected a JSON object")
-        missing = [k for k in _HF_KEYS if k not in config]
-        if missing:
-            raise SpecError(f"{where}: missing required key {missing[0]!r} (required: {', '.join(_HF_KEYS)})")
         try:
-            table: dict[str, object] = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
-            for key, field_ in (("num_key_value_heads", "kv_heads"), ("head_dim", "head_dim")):
-                if config.get(key) is not None:
-                    table[field_] = positive_int(key, config[key])
-            tied = config.get("tie_word_embeddings")
-            table["tied_embeddings"] = False if tied is None else boolean("tie_word_embeddings", tied)
-            table.update(_hf_experts(config))
+            table = hf_table(config)
         except SpecError as exc:
             raise SpecError(f"{where}: {exc}") from None
         table["name"] = path.parent.name or path.stem
