@@ -400,3 +400,23 @@ def test_a_crossover_has_a_row_per_layer_kind_and_op():
         at = rooflax.evaluate(model=model, phase="prefill", batch=row["crossover"], seq_len=64)["ops"][key]
         assert at["intensity"] == row["intensity_at"] and at["bound"] == "compute"
     assert "layer" not in rooflax.crossover(phases=["decode"], seq_len=[64]).columns  # alike layers: as before
+
+
+def test_transformers_defaults_fill_what_a_hub_config_leaves_out(tmp_path):
+    """Gemma 2's hub configs give sliding_window but no layer pattern: transformers alternates, the first sliding."""
+    config = {
+        "model_type": "gemma2",
+        "hidden_size": 256,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 64,
+        "intermediate_size": 768,
+        "vocab_size": 1024,
+        "sliding_window": 4096,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    model = rooflax.load_model(path)
+    assert [k.attention for k in model.layer_pattern] == ["sliding", "full", "sliding", "full"]
+    assert model.tied_embeddings and model.sliding_window == 4096

@@ -923,8 +923,10 @@ def _from_table(table: dict, where: str) -> Model:
 
 
 #: Defaults of transformers' config classes that a hub ``config.json`` leaves out, by ``model_type``
-#: (Gemma3TextConfig: ``vocab_size=262_208``, ``sliding_window_pattern=6``, ``tie_word_embeddings=True``).
+#: (Gemma3TextConfig: ``vocab_size=262_208``, ``sliding_window_pattern=6``, ``tie_word_embeddings=True``;
+#: Gemma2Config: every other layer sliding, the first one included).
 _HF_DEFAULTS: dict[str, dict[str, object]] = {
+    "gemma2": {"sliding_window_pattern": 2, "tie_word_embeddings": True},
     "gemma3_text": {"vocab_size": 262208, "sliding_window_pattern": 6, "tie_word_embeddings": True},
 }
 #: What an architecture has that its config.json does not say, by ``model_type`` (transformers' modeling
