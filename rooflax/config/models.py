@@ -730,6 +730,11 @@ _GPT_OSS = {
     "attention_bias": True,
     "mlp_bias": True,
 }
+def _alternating(layers: int) -> tuple[str, ...]:
+    """gpt-oss's ``layer_types``: sliding, full, sliding, full, ... (its config.json)."""
+    return tuple("full" if i % 2 else "sliding" for i in range(layers))
+
+
 _CHUNKED = (
     "; its chunked attention (attention_chunk_size 8192 on the RoPE layers, 3 of 4) is priced as full attention, "
     "an over-count past 8192 tokens"
@@ -865,7 +870,7 @@ _LAYER_PRESETS = (
         "20.91 B total, 3.61 B active (model card; its active count has the unembedding, not the embedding)",
         layers=24,
         experts=32,
-        layer_types=("sliding", "full") * 12,
+        layer_types=_alternating(24),
         **_GPT_OSS,
     ),
     _hf(
@@ -875,7 +880,7 @@ _LAYER_PRESETS = (
         "116.83 B total, 5.13 B active (model card; its active count has the unembedding, not the embedding)",
         layers=36,
         experts=128,
-        layer_types=("sliding", "full") * 18,
+        layer_types=_alternating(36),
         **_GPT_OSS,
     ),
 )
