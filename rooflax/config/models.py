@@ -730,6 +730,8 @@ _GPT_OSS = {
     "attention_bias": True,
     "mlp_bias": True,
 }
+
+
 def _alternating(layers: int) -> tuple[str, ...]:
     """gpt-oss's ``layer_types``: sliding, full, sliding, full, ... (its config.json)."""
     return tuple("full" if i % 2 else "sliding" for i in range(layers))
