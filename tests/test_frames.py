@@ -40,6 +40,7 @@ def test_schema_is_the_frame_contract():
         "ep",
         "spec_k",
         "phase",
+        "layer",
         "op",
         "group",
         "flops",

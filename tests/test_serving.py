@@ -120,9 +120,8 @@ def test_energy_at_board_power_and_a_price_only_when_given():
     priced = serve(model="toy-llama", hardware=hw, batch=[4], isl=ISL, osl=OSL, gpu_hour_usd=2.0).row(0, named=True)
     _close(priced["joules_per_token"], 700.0 / priced["tokens_per_s_per_gpu"])
     _close(priced["usd_per_million_tokens"], 2.0 / 3600 / priced["tokens_per_s_per_gpu"] * 1e6)
-    unknown = serve(
-        model="toy-llama", hardware=dataclasses.replace(hw, name="h100-unknown-power", board_power_w=None), batch=[4], isl=ISL, osl=OSL
-    )
+    unpowered = dataclasses.replace(hw, name="h100-unknown-power", board_power_w=None)
+    unknown = serve(model="toy-llama", hardware=unpowered, batch=[4], isl=ISL, osl=OSL)
     assert unknown["joules_per_token"].to_list() == [None]
     assert "usd_per_million_tokens" not in unknown.columns
 

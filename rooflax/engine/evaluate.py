@@ -9,7 +9,7 @@ from types import MappingProxyType
 from rooflax.config.dtypes import DtypePolicy, get_dtype
 from rooflax.config.hardware import Hardware, get_hardware
 from rooflax.config.models import Model, get_model
-from rooflax.cost.ops import make_step, op_costs
+from rooflax.cost.ops import ONCE, OpDef, Step, make_steps, model_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
@@ -24,9 +24,11 @@ class OpEvaluation:
 
     Counts (``flops``, ``bytes``) are per layer (``lm_head``, ``pp_send``: once per model),
     exact Python integers where the dtype's byte sizes are whole; ``bound`` is ``memory``,
-    ``compute`` or ``network`` (a collective of the ``comm`` group).
+    ``compute`` or ``network`` (a collective of the ``comm`` group); ``layer`` is the op's
+    layer kind (``full/dense``, ...; None for ``lm_head`` and ``pp_send``).
     """
 
+    layer: str | None
     op: str
     group: str
     flops: float
@@ -117,6 +119,8 @@ def evaluate(
         An :class:`Evaluation`: ``ops`` maps each op's name to its :class:`OpEvaluation`
         (the long frame's row), and the model totals are its attributes (the summary frame's
         columns). Counts are exact Python integers where the dtype's byte sizes are whole.
+        Where the model's layers differ, a layer op's key in ``ops`` is ``kind:op``
+        (``sliding/moe:qk``), one per kind, as the long frame has a row per kind.
 
     >>> r = evaluate(phase="decode", batch=1, seq_len=2048)
     >>> r.ops["qkv_proj"].flops, r.ops["qkv_proj"].bound
@@ -139,7 +143,7 @@ def evaluate(
     tp, pp, ep = (positive_int(name, value) for name, value in (("tp", tp), ("pp", pp), ("ep", ep)))
     m.check_layout(tp=tp, pp=pp, ep=ep)
     hw.check_layout(tp=tp, pp=pp, ep=ep)
-    step = make_step(
+    steps = make_steps(
         Shape.of(
             m,
             dt,
@@ -155,9 +159,11 @@ def evaluate(
         )
     )
     roof = Roof.of(hw, dt, phase, spec_k)
-    rows = [op_row(op, step, flops, bytes_, roof) for op, flops, bytes_ in op_costs(step)]
+    costs = model_costs(steps)
+    rows = [op_row(op, step, flops, bytes_, roof) for step, op, flops, bytes_ in costs]
     ops = {
-        row.op.name: OpEvaluation(
+        _row_name(step, row.op, len(steps)): OpEvaluation(
+            layer=None if row.op in ONCE else step.kind.name,
             op=row.op.name,
             group=row.op.group,
             flops=row.flops,
@@ -169,7 +175,13 @@ def evaluate(
             achieved_time_s=row.achieved_time_s,
             bound=BOUNDS[row.bound],
         )
-        for row in rows
+        for (step, *_), row in zip(costs, rows, strict=True)
     }
-    totals = step_totals(step, rows, memory_capacity=roof.memory, roof=roof)
+    totals = step_totals(steps, rows, memory_capacity=roof.memory, roof=roof)
     return Evaluation(ops=MappingProxyType(ops), **totals)
+
+
+def _row_name(step: Step, op: OpDef[Step], kinds: int) -> str:
+    """An op's key in :func:`evaluate`'s ``ops``: its name, or ``kind:name`` (``sliding/moe:qk``) for a layer
+    op of a model whose layers differ (the once-per-model ops keep their names)."""
+    return op.name if kinds == 1 or op in ONCE else f"{step.kind.name}:{op.name}"
