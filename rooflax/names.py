@@ -24,6 +24,7 @@ __all__ = [
     "KEY_COLUMNS",
     "LAYOUT",
     "MAX_CHUNK_SIZE",
+    "MLA_DECODE",
     "PEAK_DTYPES",
     "PHASES",
     "SWEEP_AXES",
@@ -35,6 +36,10 @@ PHASES = ("prefill", "decode", "verify")
 GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head", "comm")
 #: The dtypes an accelerator's peak can be given for (a dtype policy's ``compute``).
 PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+#: How multi-head latent attention runs decode and verify (prefill always up-projects): ``naive`` up-projects
+#: the cached latent to keys and values, ``absorbed`` folds the up-projections into the query and the output
+#: and attends in the latent space (:mod:`rooflax.cost.mla`). The first is the default.
+MLA_DECODE = ("absorbed", "naive")
 #: The ``bound`` enum: an op row's ``bound`` is an index into it.
 BOUNDS = ("memory", "compute", "network")
 

@@ -63,6 +63,7 @@ from rooflax.config._files import read_text
 from rooflax.errors import SpecError, boolean, check_keys, positive_float, positive_int, unknown_name
 
 __all__ = [
+    "MLA_FIELDS",
     "MODELS",
     "MOE_FIELDS",
     "Model",
@@ -116,6 +117,12 @@ def parameter_count(
     router_experts: Any = None,
     embedding_copies: Any = None,
     moe: bool | None = None,
+    q_lora_rank: Any = 0,
+    kv_lora_rank: Any = 0,
+    qk_nope_head_dim: Any = 0,
+    qk_rope_head_dim: Any = 0,
+    v_head_dim: Any = 0,
+    mla: bool | None = None,
 ) -> Any:
     """Parameters of a Llama-style decoder (embeddings, layers, final norm, LM head).
 
@@ -130,12 +137,33 @@ def parameter_count(
             device of a pipeline holds one).
         moe: whether the MLP is made of experts (default: ``experts > 0``; give it when
             ``experts`` is a traced array).
+        q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim: multi-head
+            latent attention's widths (``kv_lora_rank > 0``; :mod:`rooflax.cost.mla`): its
+            attention holds ``h·r_q`` (query down-projection), ``r_q`` (its norm),
+            ``r_q·H·(d_n + d_r)`` (query up-projection), ``h·(r_kv + d_r)`` (KV
+            down-projection, rotary key included), ``r_kv`` (the latent's norm),
+            ``r_kv·H·(d_n + d_v)`` (KV up-projection) and ``H·d_v·h`` (output); ``heads``,
+            ``kv_heads`` and ``head_dim`` are then not used.
+        mla: whether the attention is latent (default: ``kv_lora_rank > 0``; give it when the
+            ranks are traced arrays).
 
     >>> parameter_count(hidden=4096, layers=32, heads=32, kv_heads=8, head_dim=128, intermediate=14336,
     ...                 vocab=32000, experts=8, moe_intermediate=14336)  # Mixtral-8x7B
     46702792704
     """
-    attention = hidden * (heads + 2 * kv_heads) * head_dim + heads * head_dim * hidden
+    if bool(kv_lora_rank) if mla is None else mla:
+        r_q, r_kv, rope = q_lora_rank, kv_lora_rank, qk_rope_head_dim
+        attention = (
+            hidden * r_q
+            + r_q
+            + r_q * heads * (qk_nope_head_dim + rope)
+            + hidden * (r_kv + rope)
+            + r_kv
+            + r_kv * heads * (qk_nope_head_dim + v_head_dim)
+            + heads * v_head_dim * hidden
+        )
+    else:
+        attention = hidden * (heads + 2 * kv_heads) * head_dim + heads * head_dim * hidden
     matrices = 3 if gated_mlp else 2
     if bool(experts) if moe is None else moe:
         router = hidden * (experts if router_experts is None else router_experts)
@@ -167,6 +195,11 @@ class Model:
     shared_experts: int = 0
     moe_intermediate: int = 0
     routing_experts: float | None = None  # None: experts (uniform routing); 0 for a dense model
+    q_lora_rank: int = 0  # multi-head latent attention (all five 0: standard attention)
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -177,6 +210,7 @@ class Model:
         for key in ("hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab"):
             object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
         self._check_experts(where)
+        self._check_mla(where)
         for key in ("gated_mlp", "tied_embeddings"):
             object.__setattr__(self, key, boolean(f"{where}: {key}", getattr(self, key)))
         for key in ("label", "source"):
@@ -211,6 +245,33 @@ class Model:
         if not self.moe_intermediate:
             object.__setattr__(self, "moe_intermediate", self.intermediate)
         self._check_routing(where)
+
+    def _check_mla(self, where: str) -> None:
+        """The latent-attention fields: all zero (standard attention), or every one a positive integer,
+        with ``kv_heads = heads`` and ``head_dim = qk_nope_head_dim + qk_rope_head_dim`` (its query-key width)."""
+        given = [key for key in MLA_FIELDS if getattr(self, key) not in (0, None)]
+        if not given:
+            return
+        for key in MLA_FIELDS:
+            value = getattr(self, key)
+            if value is None:
+                raise SpecError(f"{where}: {key} is missing; multi-head latent attention needs {', '.join(MLA_FIELDS)}")
+            object.__setattr__(self, key, positive_int(f"{where}: {key}", value))
+        if self.kv_heads != self.heads:
+            raise SpecError(
+                f"{where}: kv_heads is {self.kv_heads}; multi-head latent attention up-projects a key and a value "
+                f"for every head (kv_heads = heads = {self.heads})"
+            )
+        if self.head_dim != self.qk_nope_head_dim + self.qk_rope_head_dim:
+            raise SpecError(
+                f"{where}: head_dim is {self.head_dim}; with multi-head latent attention it is the query-key width "
+                f"qk_nope_head_dim + qk_rope_head_dim = {self.qk_nope_head_dim + self.qk_rope_head_dim}"
+            )
+
+    @property
+    def mla(self) -> bool:
+        """Whether the attention is multi-head latent attention (:mod:`rooflax.cost.mla`)."""
+        return self.kv_lora_rank > 0
 
     def _check_routing(self, where: str) -> None:
         """``routing_experts``: unset means ``experts``; else a number from ``experts_per_token`` to ``experts``."""
@@ -276,6 +337,7 @@ class Model:
                 "gated_mlp",
                 "tied_embeddings",
                 *(("experts", "shared_experts", "moe_intermediate") if self.experts else ()),
+                *(MLA_FIELDS if self.mla else ()),
             )
         }
 
@@ -284,10 +346,11 @@ class Model:
         hidden = positive_int(where, hidden)
         if hidden == self.hidden:
             return
-        if self.experts:
+        if self.experts or self.mla:
+            kind = "a mixture of experts" if self.experts else "a model with latent attention"
             raise SpecError(
-                f"{where}: {hidden} differs from {self.name}'s {self.hidden}; a mixture of experts "
-                "is not scaled (drop the hidden axis)"
+                f"{where}: {hidden} differs from {self.name}'s {self.hidden}; {kind} is not scaled "
+                "(drop the hidden axis)"
             )
         if hidden % self.head_dim:
             raise SpecError(f"{where}: {hidden} is not a multiple of {self.name}'s head_dim {self.head_dim}")
@@ -329,6 +392,9 @@ class Model:
 
 #: The mixture-of-experts fields of :class:`Model` (all 0 for a dense model).
 MOE_FIELDS = ("experts", "experts_per_token", "shared_experts", "moe_intermediate")
+#: The multi-head latent attention fields of :class:`Model` (all 0 for standard attention), named as in
+#: a DeepSeek ``config.json``.
+MLA_FIELDS = ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
 
 
 def _preset(name, label, hidden, layers, heads, kv_heads, intermediate, vocab, source, **moe) -> Model:

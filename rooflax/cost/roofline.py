@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
-from rooflax.config.models import parameter_count
+from rooflax.config.models import MLA_FIELDS, parameter_count
 from rooflax.cost.achieved import achieved_time, pymath
 from rooflax.cost.ops import LM_HEAD, PP_SEND, OpDef, Step, StepT
 from rooflax.names import BOUNDS, GROUPS
@@ -343,6 +343,8 @@ def device_weight_bytes(s: Step) -> Num:
         if s.moe
         else {}
     )
+    if s.mla:
+        experts.update({name: getattr(s, name) for name in MLA_FIELDS}, mla=True)
     return s.w * parameter_count(
         hidden=s.hidden,
         layers=s.stage_layers,
@@ -359,7 +361,10 @@ def device_weight_bytes(s: Step) -> Num:
 
 
 def kv_cache_bytes(s: Step) -> Num:
-    """KV cache held after the step: ``k · 2 · G · d · L · B · S``."""
+    """KV cache held after the step: ``k · 2 · G · d · L · B · S``; with latent attention the latent and the
+    rotary key, ``k · (r_kv + d_r) · L · B · S``, whole on every device (every head reads all of it)."""
+    if s.mla:
+        return s.k * (s.kv_lora_rank + s.qk_rope_head_dim) * s.layers * s.batch * s.seq_len
     return s.k * 2 * s.kv_heads * s.head_dim * s.layers * s.batch * s.seq_len
 
 
@@ -371,12 +376,22 @@ def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
     fused); the residual stream plus the MLP's inner tensors, ``M·(h + 3I)`` gated
     (``M·(h + 2I)`` not); with experts, the residual stream plus their inputs and inner
     tensors, ``M·h + R·(h + 3·I_e)`` for the ``R`` routed pairs; and the logits, ``B·V``
-    (``B·K·V`` in verify); times ``a``. Every size is the device's own.
+    (``B·K·V`` in verify); times ``a``. Every size is the device's own. With latent
+    attention the QKV output is the queries, ``M·(h + H(d_n + d_r))``, plus (naive) the
+    up-projected keys and values of the whole cache, ``B·T·H(d_n + d_v)``; the fused
+    output ``B·H·Q`` times the value width (``d_v`` naive, ``r_kv`` absorbed).
     """
     m, h = s.tokens, s.hidden
-    qkv = m * (h + (s.heads + 2 * s.kv_heads) * s.head_dim)
+    if s.mla:
+        qkv = m * (h + s.heads * (s.qk_nope_head_dim + s.qk_rope_head_dim))
+        if not s.absorbed:
+            qkv = qkv + s.batch * s.attended * s.heads * (s.qk_nope_head_dim + s.v_head_dim)
+        out_width = s.kv_lora_rank if s.absorbed else s.v_head_dim
+    else:
+        qkv = m * (h + (s.heads + 2 * s.kv_heads) * s.head_dim)
+        out_width = s.head_dim
     if s.fused_attention:
-        attn = m * h + s.batch * s.heads * s.new * s.head_dim
+        attn = m * h + s.batch * s.heads * s.new * out_width
     else:
         attn = m * h + 2 * s.batch * s.heads * s.pairs
     mlp = m * (h + (3 if s.gated_mlp else 2) * s.intermediate)

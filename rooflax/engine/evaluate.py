@@ -11,7 +11,7 @@ from rooflax.cost.ops import make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
-from rooflax.names import BOUNDS, PHASES
+from rooflax.names import BOUNDS, MLA_DECODE, PHASES
 
 __all__ = ["evaluate"]
 
@@ -32,6 +32,7 @@ def evaluate(
     tp: int = 1,
     pp: int = 1,
     ep: int = 1,
+    mla_decode: str = "absorbed",
 ) -> dict[str, dict[str, Any]]:
     """Costs of every op, and the model totals, for one configuration and phase.
 
@@ -51,6 +52,9 @@ def evaluate(
         fused_attention: one fused ``attention`` op instead of ``qk``, ``softmax``, ``pv``.
         causal: count only the causal scores (default: the full ``Q×T`` block).
         tp, pp, ep: tensor-, pipeline- and expert-parallel degrees (1: none).
+        mla_decode: how a model with multi-head latent attention runs decode and verify,
+            ``"absorbed"`` or ``"naive"`` (:data:`rooflax.names.MLA_DECODE`; prefill is always
+            naive); other models ignore it.
 
     Returns:
         ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",
@@ -68,6 +72,8 @@ def evaluate(
     m, hw, dt = get_model(model), get_hardware(hardware), get_dtype(dtype, kv_dtype)
     if phase not in PHASES:
         raise unknown_name("phase", phase, PHASES)
+    if mla_decode not in MLA_DECODE:
+        raise unknown_name("mla_decode", mla_decode, MLA_DECODE)
     batch, seq_len = positive_int("batch", batch), positive_int("seq_len", seq_len)
     if phase == "verify":
         spec_k = positive_int("spec_k", spec_k)
@@ -91,6 +97,7 @@ def evaluate(
             tp=tp,
             pp=pp,
             ep=ep,
+            mla_decode=mla_decode,
         )
     )
     roof = Roof.of(hw, dt, phase, spec_k)
