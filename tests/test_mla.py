@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ from jax.experimental import roofline as jax_roofline
 
 import rooflax
 from rooflax import Model
+from rooflax.config.models import MLA_FIELDS
 
 # A small latent-attention model, fp16 (w = a = k = 2): h 256, H 4, r_q 64, r_kv 32, d_n 32, d_r 16, d_v 24.
 TOY = Model(
@@ -250,3 +253,111 @@ def test_bad_decode_way_and_scaling_are_one_line():
         rooflax.parse_spec(model=TOY, batch=[1], seq_len=[8], mla_decode="flash")
     with pytest.raises(rooflax.SpecError, match="a model with latent attention is not scaled"):
         rooflax.evaluate(model=TOY, phase="decode", batch=1, seq_len=8, hidden=512)
+
+
+#: deepseek-ai/DeepSeek-V3's config.json on the Hugging Face hub, every key but auto_map (the remote code's names).
+DEEPSEEK_V3_CONFIG = {
+    "architectures": ["DeepseekV3ForCausalLM"],
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "aux_loss_alpha": 0.001,
+    "bos_token_id": 0,
+    "eos_token_id": 1,
+    "ep_size": 1,
+    "first_k_dense_replace": 3,
+    "hidden_act": "silu",
+    "hidden_size": 7168,
+    "initializer_range": 0.02,
+    "intermediate_size": 18432,
+    "kv_lora_rank": 512,
+    "max_position_embeddings": 163840,
+    "model_type": "deepseek_v3",
+    "moe_intermediate_size": 2048,
+    "moe_layer_freq": 1,
+    "n_group": 8,
+    "n_routed_experts": 256,
+    "n_shared_experts": 1,
+    "norm_topk_prob": True,
+    "num_attention_heads": 128,
+    "num_experts_per_tok": 8,
+    "num_hidden_layers": 61,
+    "num_key_value_heads": 128,
+    "num_nextn_predict_layers": 1,
+    "pretraining_tp": 1,
+    "q_lora_rank": 1536,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "quantization_config": {
+        "activation_scheme": "dynamic",
+        "fmt": "e4m3",
+        "quant_method": "fp8",
+        "weight_block_size": [128, 128],
+    },
+    "rms_norm_eps": 1e-06,
+    "rope_scaling": {
+        "beta_fast": 32,
+        "beta_slow": 1,
+        "factor": 40,
+        "mscale": 1.0,
+        "mscale_all_dim": 1.0,
+        "original_max_position_embeddings": 4096,
+        "type": "yarn",
+    },
+    "rope_theta": 10000,
+    "routed_scaling_factor": 2.5,
+    "scoring_func": "sigmoid",
+    "seq_aux": True,
+    "tie_word_embeddings": False,
+    "topk_group": 4,
+    "topk_method": "noaux_tc",
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.33.1",
+    "use_cache": True,
+    "v_head_dim": 128,
+    "vocab_size": 129280,
+}
+
+
+def _write_config(tmp_path, config: dict):
+    folder = tmp_path / "DeepSeek-V3"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder / "config.json"
+
+
+def test_config_json_reads_latent_attention(tmp_path):
+    m = rooflax.load_model(_write_config(tmp_path, DEEPSEEK_V3_CONFIG))
+    assert (m.q_lora_rank, m.kv_lora_rank, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim) == (
+        1536,
+        512,
+        128,
+        64,
+        128,
+    )
+    assert (m.heads, m.kv_heads, m.head_dim, m.mla) == (128, 128, 192, True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"q_lora_rank": None}, "q_lora_rank is missing; multi-head latent attention needs"),
+        ({"kv_lora_rank": 0}, "kv_lora_rank: expected a positive integer, got 0"),
+        ({"qk_rope_head_dim": 0}, "qk_rope_head_dim: expected a positive integer, got 0"),
+    ],
+)
+def test_config_json_bad_latent_attention_is_one_line(tmp_path, change, message):
+    config = {**DEEPSEEK_V3_CONFIG, **change}
+    with pytest.raises(rooflax.SpecError, match=message) as info:
+        rooflax.load_model(_write_config(tmp_path, config))
+    assert "\n" not in str(info.value) and "config.json" in str(info.value)
+
+
+def test_model_toml_with_latent_attention(tmp_path):
+    path = tmp_path / "mla.toml"
+    keys = {f: getattr(TOY, f) for f in ("hidden", "layers", "heads", "intermediate", "vocab")}
+    ranks = {f: getattr(TOY, f) for f in MLA_FIELDS}
+    path.write_text("\n".join(f"{k} = {v}" for k, v in {**keys, **ranks}.items()) + '\nname = "toy-mla"\n')
+    assert rooflax.load_model(path) == TOY
+    path.write_text("\n".join(f"{k} = {v}" for k, v in {**keys, "kv_lora_rank": 32}.items()) + '\nname = "x"\n')
+    with pytest.raises(rooflax.SpecError, match="q_lora_rank is missing"):
+        rooflax.load_model(path)

@@ -20,6 +20,11 @@ A user model in TOML::
     shared_experts = 0   # optional: experts every token passes through
     moe_intermediate = 14336  # optional: each expert's MLP width (default: intermediate)
     routing_experts = 4.2    # optional: a measured router's effective experts (default: experts, uniform)
+    q_lora_rank = 1536       # optional, multi-head latent attention (all five or none; rooflax.cost.ops):
+    kv_lora_rank = 512       #   the query latent, the cached latent,
+    qk_nope_head_dim = 128   #   the query-key width without rotary embedding,
+    qk_rope_head_dim = 64    #   with it (head_dim defaults to their sum; kv_heads must equal heads),
+    v_head_dim = 128         #   and the value width
 
 A Hugging Face ``config.json`` is read offline with the same meaning
 (``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
@@ -27,7 +32,10 @@ A Hugging Face ``config.json`` is read offline with the same meaning
 ``tie_word_embeddings``; for mixtures of experts ``num_local_experts`` or
 ``num_experts`` or ``n_routed_experts``, ``num_experts_per_tok``,
 ``moe_intermediate_size``, and ``n_shared_experts`` or
-``shared_expert_intermediate_size`` (as a multiple of ``moe_intermediate_size``)).
+``shared_expert_intermediate_size`` (as a multiple of ``moe_intermediate_size``)), and
+for multi-head latent attention (DeepSeek-V2/V3, Kimi K2) ``q_lora_rank``,
+``kv_lora_rank``, ``qk_nope_head_dim``, ``qk_rope_head_dim`` and ``v_head_dim`` (a config
+with ``kv_lora_rank`` needs all five; its ``head_dim`` is ignored).
 
 Mixture of experts: every layer's MLP is ``experts`` routed experts (each a gated MLP of
 width ``moe_intermediate``, ``k = experts_per_token`` of them per token, chosen by a
@@ -502,6 +510,7 @@ _TOML_OPTIONAL = (
     "source",
     *MOE_FIELDS,
     "routing_experts",
+    *MLA_FIELDS,
 )
 _HF_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")  # config.json keys of the expert count
 _HF_KEYS = {  # config.json key -> Model field
@@ -515,6 +524,10 @@ _HF_KEYS = {  # config.json key -> Model field
 
 def _from_table(table: dict, where: str) -> Model:
     fields = dict(table)
+    if any(key in fields for key in MLA_FIELDS):  # latent attention needs all five: a missing one is named
+        fields = {**dict.fromkeys(MLA_FIELDS), **fields}
+    if "head_dim" not in fields and isinstance(fields.get("qk_nope_head_dim"), int) and fields.get("qk_rope_head_dim"):
+        fields["head_dim"] = fields["qk_nope_head_dim"] + fields["qk_rope_head_dim"]  # latent attention's q·k width
     if "head_dim" not in fields:
         hidden = positive_int(f"{where}: hidden", fields.get("hidden"))
         heads = positive_int(f"{where}: heads", fields.get("heads"))
@@ -526,6 +539,14 @@ def _from_table(table: dict, where: str) -> Model:
         return Model(**fields)
     except SpecError as exc:
         raise SpecError(f"{where}: {exc}") from None
+
+
+def _hf_latent(config: dict) -> dict:
+    """The multi-head latent attention fields of a ``config.json`` (none without ``kv_lora_rank``); a rank
+    missing or null stays None, for :class:`Model` to name."""
+    if config.get("kv_lora_rank") is None:
+        return {}
+    return {key: config.get(key) for key in MLA_FIELDS}
 
 
 def _hf_experts(config: dict) -> dict:
@@ -574,9 +595,11 @@ def load_model(path: str | Path) -> Model:
             raise SpecError(f"{where}: missing required key {missing[0]!r} (required: {', '.join(_HF_KEYS)})")
         try:
             table: dict[str, object] = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
+            latent = _hf_latent(config)
             for key, field_ in (("num_key_value_heads", "kv_heads"), ("head_dim", "head_dim")):
-                if config.get(key) is not None:
+                if config.get(key) is not None and not (latent and field_ == "head_dim"):
                     table[field_] = positive_int(key, config[key])
+            table.update(latent)
             tied = config.get("tie_word_embeddings")
             table["tied_embeddings"] = False if tied is None else boolean("tie_word_embeddings", tied)
             table.update(_hf_experts(config))
