@@ -11,6 +11,7 @@ JAX or polars.
 """
 
 __all__ = [
+    "ATTENTION_KINDS",
     "AXES",
     "BOUNDS",
     "CELL",
@@ -22,9 +23,11 @@ __all__ = [
     "GRID",
     "GROUPS",
     "KEY_COLUMNS",
+    "LAYER_KINDS",
     "LAYOUT",
     "MAX_CHUNK_SIZE",
     "MLA_DECODE",
+    "MLP_KINDS",
     "PEAK_DTYPES",
     "PHASES",
     "SWEEP_AXES",
@@ -42,6 +45,13 @@ PEAK_DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 MLA_DECODE = ("absorbed", "naive")
 #: The ``bound`` enum: an op row's ``bound`` is an index into it.
 BOUNDS = ("memory", "compute", "network")
+
+#: How a layer attends: ``full`` (every earlier token) or ``sliding`` (the last ``sliding_window`` tokens).
+ATTENTION_KINDS = ("full", "sliding")
+#: A layer's MLP: ``dense``, or ``moe`` (routed experts, with the shared ones if the model has them).
+MLP_KINDS = ("dense", "moe")
+#: Layer kinds, ``attention/mlp``, in frame order: the long frame's ``layer`` enum (null on once-per-model rows).
+LAYER_KINDS = tuple(f"{attention}/{mlp}" for attention in ATTENTION_KINDS for mlp in MLP_KINDS)
 
 #: Categorical key columns: the presets (or files) a sweep crosses.
 ENTITIES = ("model", "hardware", "dtype")

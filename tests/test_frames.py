@@ -38,6 +38,7 @@ def test_schema_is_the_frame_contract():
         "ep",
         "spec_k",
         "phase",
+        "layer",
         "op",
         "group",
         "flops",

@@ -10,8 +10,9 @@ import pytest
 from jax.experimental import roofline as jax_roofline
 
 import rooflax
+from rooflax.config.models import LayerKind
 from rooflax.cost.achieved import pymath
-from rooflax.cost.ops import OpDef, layer_ops, make_step, op_costs
+from rooflax.cost.ops import ONCE, OpDef, layer_ops, make_step, make_steps, model_costs, op_costs
 from rooflax.cost.roofline import Cost, Roof, op_row
 from rooflax.cost.shape import Shape, op_flags
 from rooflax.names import BOUNDS, GROUPS
@@ -339,13 +340,16 @@ def test_a_collective_is_exactly_an_op_of_the_comm_group():
         OpDef(name="odd", group="elementwise", cost=lambda s: (0, 0), hops=lambda s: 1)
 
 
+DENSE, MOE = LayerKind(), LayerKind(mlp="moe")
+
+
 @pytest.mark.parametrize(
     ("model", "layout", "want"),
     [
-        ("llama-13b", (1, 1, 1), {"moe": False, "dense_mlp": True, "comm": ()}),
-        ("llama-13b", (2, 4, 1), {"moe": False, "dense_mlp": True, "comm": ("tp", "pp")}),
-        ("mixtral-8x7b", (1, 1, 2), {"moe": True, "dense_mlp": False, "comm": ("ep",)}),  # no shared experts
-        ("qwen1.5-moe-a2.7b", (2, 1, 2), {"moe": True, "dense_mlp": True, "comm": ("tp", "ep")}),  # shared experts
+        ("llama-13b", (1, 1, 1), {"kinds": (DENSE,), "shared_mlp": False, "comm": ()}),
+        ("llama-13b", (2, 4, 1), {"kinds": (DENSE,), "shared_mlp": False, "comm": ("tp", "pp")}),
+        ("mixtral-8x7b", (1, 1, 2), {"kinds": (MOE,), "shared_mlp": False, "comm": ("ep",)}),  # no shared experts
+        ("qwen1.5-moe-a2.7b", (2, 1, 2), {"kinds": (MOE,), "shared_mlp": True, "comm": ("tp", "ep")}),  # shared
     ],
 )
 def test_op_flags_are_derived_once_for_shapes_and_specs(model, layout, want):
@@ -357,4 +361,6 @@ def test_op_flags_are_derived_once_for_shapes_and_specs(model, layout, want):
     )
     assert {name: getattr(shape, name) for name in flags} == flags
     spec = rooflax.parse_spec(model=model, batch=[4], seq_len=[64], fused_attention=True)
-    assert [op for op, _, _ in op_costs(make_step(shape))] == list(spec.ops_for(m, layout, phase="decode"))
+    rows = [(step.kind if op not in ONCE else None, op) for step, op, _, _ in model_costs(make_steps(shape))]
+    assert rows == list(spec.ops_for(m, layout, phase="decode"))
+    assert [op for op, _, _ in op_costs(make_step(shape))] == [op for _, op in rows]  # one kind: one step

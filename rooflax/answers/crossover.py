@@ -285,7 +285,7 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, t
             "ridge": ridge,
             **{axis: coords[axis] for axis in AXES if axis != along},
         }
-        out.append((labels, cells, search, extras, block.ops))
+        out.append((labels, cells, search, extras, tuple(op for _, op in block.ops)))
     return out
 
 
@@ -413,6 +413,13 @@ def crossover(
         "hidden": {"hidden": None},
     }
     spec = resolve_spec(spec, {**keys, **placeholders[along]}, reference_axes=True)
+    for model in spec.models:
+        if len(model.layer_kinds) > 1:
+            kinds = ", ".join(f"{count} {kind.name}" for kind, count in model.layer_kinds)
+            raise SpecError(
+                f"model: {model.name}'s layers differ ({kinds}); a crossover is solved for models of one layer "
+                "kind: sweep it (rooflax.sweep, whose rows say each op's layer kind) instead"
+            )
     if along == "hidden":
         _check_hidden(spec)
     # one row per cell of the two other axes (the crossed one holds its placeholder) and op

@@ -43,6 +43,7 @@ import polars as pl
 
 from rooflax.config.dtypes import DTYPES, KV_DTYPES, DtypePolicy
 from rooflax.config.hardware import Hardware, get_hardware
+from rooflax.config.models import LayerKind
 from rooflax.cost.achieved import spent_flops
 from rooflax.cost.ops import Step, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row
@@ -164,8 +165,7 @@ def _collective(rows: pl.DataFrame, w: np.ndarray, ring: bool) -> Shape:
             routing_experts=gpus,
             moe_intermediate=1,
         ),
-        moe=True,
-        dense_mlp=False,
+        kinds=(LayerKind(mlp="moe"),),
         comm=("ep",),
     )
 
@@ -193,8 +193,7 @@ def _moe(rows: pl.DataFrame, w: np.ndarray) -> Shape:
             tp=tp,
             ep=ep,
         ),
-        moe=True,
-        dense_mlp=False,
+        kinds=(LayerKind(mlp="moe"),),
         comm=comm,
     )
 

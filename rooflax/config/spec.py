@@ -54,8 +54,8 @@ import numpy as np
 from rooflax.config._files import read_text
 from rooflax.config.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.config.hardware import HARDWARE, Hardware, get_hardware
-from rooflax.config.models import MODELS, Model, get_model
-from rooflax.cost.ops import OpDef, layer_ops
+from rooflax.config.models import MODELS, LayerKind, Model, get_model
+from rooflax.cost.ops import OpDef, model_ops
 from rooflax.cost.shape import absorbs, op_flags
 from rooflax.cost.trees import check_tree, tree_pairs
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
@@ -382,19 +382,16 @@ class SweepSpec:
         """Every parallel layout ``(tp, pp, ep)`` of the sweep, in frame order."""
         return tuple(itertools.product(self.tp, self.pp, self.ep))
 
-    def ops_for(self, model: Model, layout: tuple[int, int, int] = (1, 1, 1), *, phase: str) -> tuple[OpDef, ...]:
-        """The ops of ``model``'s rows under ``layout`` in ``phase`` (:func:`rooflax.cost.ops.layer_ops` of
-        its :func:`~rooflax.cost.shape.op_flags`; latent attention's ops differ by phase)."""
+    def ops_for(
+        self, model: Model, layout: tuple[int, int, int] = (1, 1, 1), *, phase: str
+    ) -> tuple[tuple[LayerKind | None, OpDef], ...]:
+        """``(layer kind, op)`` of ``model``'s rows under ``layout`` in ``phase`` (:func:`rooflax.cost.ops.model_ops`
+        of its :func:`~rooflax.cost.shape.op_flags`; kind None: once per model; latent attention's ops differ by
+        phase)."""
         tp, pp, ep = layout
-        return layer_ops(
-            **op_flags(
-                model,
-                fused_attention=self.fused_attention,
-                absorbed=absorbs(phase, self.mla_decode),
-                tp=tp,
-                pp=pp,
-                ep=ep,
-            )
+        absorbed = absorbs(phase, self.mla_decode)
+        return model_ops(
+            **op_flags(model, fused_attention=self.fused_attention, absorbed=absorbed, tp=tp, pp=pp, ep=ep)
         )
 
     def hidden_for(self, model: Model) -> tuple[int, ...]:

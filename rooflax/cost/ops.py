@@ -117,12 +117,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from rooflax.config.models import LayerKind
 from rooflax.cost.achieved import Gemm, ceil_div, floor_div
-from rooflax.cost.shape import OP_FLAGS, Shape
+from rooflax.cost.shape import Shape
 from rooflax.names import LAYOUT
 
 __all__ = [
     "LM_HEAD",
+    "ONCE",
     "OP_NAMES",
     "PP_SEND",
     "OpDef",
@@ -130,9 +132,15 @@ __all__ = [
     "layer_ops",
     "lm_head",
     "make_step",
+    "make_steps",
+    "minimum",
+    "model_costs",
+    "model_ops",
     "new_tokens",
     "op_costs",
     "scored_pairs",
+    "step_ops",
+    "window_pairs",
 ]
 
 Num = Any  # a Python number or a jnp scalar
@@ -164,7 +172,11 @@ class Step(NamedTuple):
     pp: Num = 1
     ep: Num = 1
     system_tokens: Num = 0  # B·Q over the whole system (every ep replica)
-    stage_layers: Num = 0  # L/pp, the layers a device holds
+    kind: LayerKind = LayerKind()  # the layer's kind: the step prices one layer of it
+    count: Num = 0  # the model's layers of this kind
+    stages: tuple[tuple[Num, ...], ...] = ()  # layers of each kind per pipeline stage, the last first
+    cache_tokens: Num = 0  # tokens of each sequence the layer's KV cache holds: S, or min(S, W) sliding
+    attention_sinks: bool = False
     experts: Num = 0  # E/ep, the routed experts a device holds
     router_experts: Num = 0  # E, the router's outputs
     experts_per_token: Num = 0  # k
@@ -210,71 +222,132 @@ def scored_pairs(new: Num, attended: Num, causal: bool) -> Num:
     return new * attended
 
 
-def make_step(shape: Shape) -> Step:
-    """The :class:`Step` of a shape: ``Q`` from the phase, ``T = S``, ``P`` from :func:`scored_pairs`
-    (or, under a tree mask, ``Q·(T−Q)`` plus the shape's ``tree_pairs``: :mod:`rooflax.trees`),
-    and the LM head's tokens (``B``, or ``B·K`` in verify), all per device under the shape's
-    ``tp``, ``pp`` and ``ep`` (module docstring). The engine, :func:`rooflax.evaluate` and the
-    benchmarks all build their steps here.
+def minimum(x: Num, y: Num) -> Num:
+    """The smaller of ``x`` and ``y`` on Python numbers and arrays alike, with no branch on a traced value
+    (exact on whole numbers)."""
+    return y + (x - y) * (x < y)
+
+
+def window_pairs(new: Num, seq_len: Num, window: Num, causal: bool) -> Num:
+    """``P`` of a sliding layer: query-key scores per sequence and head, each query seeing the last ``W``
+    positions, itself included (the window of transformers' sliding masks: key ``> query − W``).
+
+    Causal: query ``i`` at position ``p = S − Q + i`` sees ``min(p + 1, W)`` keys. Summed, that is the
+    causal count less what the window cuts: with ``c = min(Q, max(0, S − W))`` queries past the
+    window, ``P = Q(S−Q) + Q(Q+1)/2 − (c·(S−W) − c(c−1)/2)``. Dense: every query scores a whole
+    window, ``Q·min(S, W)`` (the band without its causal triangle; ``Q·S`` for a window of ``S``
+    or more, as :func:`scored_pairs`).
+
+    >>> window_pairs(5, 5, 2, causal=True), window_pairs(1, 4096, 128, causal=True)  # 1+2+2+2+2; decode
+    (9, 128)
+    """
+    if causal:
+        beyond = seq_len - window
+        c = minimum(new, beyond * (beyond > 0))
+        return scored_pairs(new, seq_len, True) - (c * beyond - floor_div(c * (c - 1), 2))
+    return new * minimum(seq_len, window)
+
+
+def make_steps(shape: Shape) -> tuple[Step, ...]:
+    """The :class:`Step` of each layer kind of a shape (in the shape's ``kinds`` order): ``Q`` from the
+    phase, ``T = S``, ``P`` from :func:`scored_pairs` (or, under a tree mask, ``Q·(T−Q)`` plus the
+    shape's ``tree_pairs``: :mod:`rooflax.trees`), and the LM head's tokens (``B``, or ``B·K`` in
+    verify), all per device under the shape's ``tp``, ``pp`` and ``ep`` (module docstring). The
+    engine, :func:`rooflax.evaluate` and the benchmarks all build their steps here.
+
+    A ``sliding`` layer attends at most ``W`` tokens a query: it reads ``T = min(S, W + Q − 1)``
+    keys (the union of its queries' windows: ``min(S, W)`` in decode, all ``S`` in prefill), scores
+    :func:`window_pairs` (under a tree mask, the tree's count capped at ``Q·W``: exact when the
+    window holds every candidate's whole path or ``S − Q ≥ W``, else an upper bound), and its
+    cache holds ``min(S, W)`` tokens. A ``moe`` layer has the routed experts (and the shared
+    experts as its dense MLP); a ``dense`` one the model's dense MLP of width ``intermediate``.
     """
     s = shape
     new = new_tokens(s.phase, s.seq_len, s.spec_k)
     verify = s.phase == 2
     batch = ceil_div(s.batch, s.ep)
     system_tokens = s.batch * new
-    if s.moe:
-        moe = {
-            "experts": floor_div(s.experts, s.ep),
-            "router_experts": s.experts,
-            "experts_per_token": s.experts_per_token,
-            "shared_experts": s.shared_experts,
-            "routed": system_tokens * s.experts_per_token / s.ep,
-            "touched": s.routing_experts / s.ep * (1 - (1 - s.experts_per_token / s.routing_experts) ** system_tokens),
-            "expert_width": floor_div(s.moe_intermediate, s.tp),
-        }
-        intermediate = floor_div(s.shared_experts * s.moe_intermediate, s.tp)
-    else:
-        moe, intermediate = {}, floor_div(s.intermediate, s.tp)
-    pairs = scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0) + (new * (s.seq_len - new) + s.tree_pairs) * (
-        s.tree_pairs != 0
-    )
-    return Step(
-        batch=batch,
-        seq_len=s.seq_len,
-        new=new,
-        attended=s.seq_len,
-        pairs=pairs,
-        hidden=s.hidden,
-        heads=floor_div(s.heads, s.tp),
-        kv_heads=ceil_div(s.kv_heads, s.tp),
-        head_dim=s.head_dim,
-        intermediate=intermediate,
-        vocab=ceil_div(s.vocab, s.tp),
-        logits_tokens=batch * (s.spec_k * verify + (s.phase != 2)),
-        layers=s.layers,
-        w=s.w,
-        a=s.a,
-        k=s.k,
-        gated_mlp=s.gated_mlp,
-        tied_embeddings=s.tied_embeddings,
-        fused_attention=s.fused_attention,
-        tp=s.tp,
-        pp=s.pp,
-        ep=s.ep,
-        system_tokens=system_tokens,
-        stage_layers=floor_div(s.layers, s.pp),
-        moe=s.moe,
-        dense_mlp=s.dense_mlp,
-        q_lora_rank=s.q_lora_rank,
-        kv_lora_rank=s.kv_lora_rank,
-        qk_nope_head_dim=s.qk_nope_head_dim,
-        qk_rope_head_dim=s.qk_rope_head_dim,
-        v_head_dim=s.v_head_dim,
-        mla=s.mla,
-        absorbed=s.absorbed,
-        comm=s.comm,
-        **moe,
-    )
+    full_pairs = scored_pairs(new, s.seq_len, s.causal) * (s.tree_pairs == 0) + (
+        new * (s.seq_len - new) + s.tree_pairs
+    ) * (s.tree_pairs != 0)
+    model = {
+        "batch": batch,
+        "seq_len": s.seq_len,
+        "new": new,
+        "hidden": s.hidden,
+        "heads": floor_div(s.heads, s.tp),
+        "kv_heads": ceil_div(s.kv_heads, s.tp),
+        "head_dim": s.head_dim,
+        "vocab": ceil_div(s.vocab, s.tp),
+        "logits_tokens": batch * (s.spec_k * verify + (s.phase != 2)),
+        "layers": s.layers,
+        "w": s.w,
+        "a": s.a,
+        "k": s.k,
+        "gated_mlp": s.gated_mlp,
+        "tied_embeddings": s.tied_embeddings,
+        "fused_attention": s.fused_attention,
+        "attention_sinks": s.attention_sinks,
+        "tp": s.tp,
+        "pp": s.pp,
+        "ep": s.ep,
+        "system_tokens": system_tokens,
+        "stages": s.stages or ((floor_div(s.layers, s.pp),),),
+        "q_lora_rank": s.q_lora_rank,
+        "kv_lora_rank": s.kv_lora_rank,
+        "qk_nope_head_dim": s.qk_nope_head_dim,
+        "qk_rope_head_dim": s.qk_rope_head_dim,
+        "v_head_dim": s.v_head_dim,
+        "mla": s.mla,
+        "absorbed": s.absorbed,
+        "comm": s.comm,
+    }
+    steps = []
+    for kind, count in zip(s.kinds, s.kind_layers or (s.layers,), strict=True):
+        if kind.attention == "sliding":
+            window_pairs_ = window_pairs(new, s.seq_len, s.window, s.causal) * (s.tree_pairs == 0) + minimum(
+                new * (s.seq_len - new) + s.tree_pairs, new * s.window
+            ) * (s.tree_pairs != 0)
+            span = {
+                "attended": minimum(s.seq_len, s.window + new - 1),
+                "pairs": window_pairs_,
+                "cache_tokens": minimum(s.seq_len, s.window),
+            }
+        else:
+            span = {"attended": s.seq_len, "pairs": full_pairs, "cache_tokens": s.seq_len}
+        if kind.mlp == "moe":
+            mlp = {
+                "experts": floor_div(s.experts, s.ep),
+                "router_experts": s.experts,
+                "experts_per_token": s.experts_per_token,
+                "shared_experts": s.shared_experts,
+                "routed": system_tokens * s.experts_per_token / s.ep,
+                "touched": s.routing_experts
+                / s.ep
+                * (1 - (1 - s.experts_per_token / s.routing_experts) ** system_tokens),
+                "expert_width": floor_div(s.moe_intermediate, s.tp),
+                "intermediate": floor_div(s.shared_intermediate, s.tp),
+                "moe": True,
+                "dense_mlp": s.shared_mlp,
+            }
+        else:
+            mlp = {"intermediate": floor_div(s.intermediate, s.tp)}
+        steps.append(Step(**model, **span, **mlp, kind=kind, count=count))
+    return tuple(steps)
+
+
+def make_step(shape: Shape) -> Step:
+    """The :class:`Step` of a shape whose layers are all of one kind (:func:`make_steps`).
+
+    >>> from rooflax import get_dtype, get_model
+    >>> step = make_step(Shape.of(get_model("llama-13b"), get_dtype("fp16"), phase="decode", batch=1, seq_len=2048))
+    >>> step.new, step.attended, step.kind.name
+    (1, 2048, 'full/dense')
+    """
+    steps = make_steps(shape)
+    if len(steps) != 1:
+        raise ValueError(f"make_step: the shape has {len(steps)} layer kinds ({shape.kinds}); use make_steps")
+    return steps[0]
 
 
 def _linear(tokens: Num, k_in: Num, n_out: Num, w: Num, a: Num) -> tuple[Num, Num]:
@@ -323,8 +396,15 @@ def qk(s: Step) -> tuple[Num, Num]:
 
 
 def softmax(s: Step) -> tuple[Num, Num]:
-    """Row softmax of the scores: 5 FLOPs a score (max, subtract, exp, sum, divide); read and write."""
+    """Row softmax of the scores: 5 FLOPs a score (max, subtract, exp, sum, divide); read and write.
+
+    With attention sinks (gpt-oss) each head's learned sink logit joins every row's max, exp and
+    sum as one more score, 4 FLOPs a row (its probability is dropped, not divided nor written),
+    and the ``H`` sink logits are read once, ``w·H`` bytes.
+    """
     scores = s.batch * s.heads * s.pairs
+    if s.attention_sinks:
+        return 5 * scores + 4 * s.batch * s.heads * s.new, 2 * s.a * scores + s.w * s.heads
     return 5 * scores, 2 * s.a * scores
 
 
@@ -342,7 +422,10 @@ def attention(s: Step) -> tuple[Num, Num]:
     """Fused attention (qk, softmax, pv in one kernel): reads Q, K, V once and writes O once."""
     (f_qk, _), (f_sm, _), (f_pv, _) = qk(s), softmax(s), pv(s)
     q_and_o = 2 * s.a * s.batch * s.heads * s.new * s.head_dim
-    return f_qk + f_sm + f_pv, q_and_o + 2 * s.k * s.batch * s.kv_heads * s.attended * s.head_dim
+    kv = 2 * s.k * s.batch * s.kv_heads * s.attended * s.head_dim
+    if s.attention_sinks:  # the sink logits, read once (softmax)
+        return f_qk + f_sm + f_pv, q_and_o + kv + s.w * s.heads
+    return f_qk + f_sm + f_pv, q_and_o + kv
 
 
 def _rms(tokens: Num, width: Num, io: Num, a: Num) -> tuple[Num, Num]:
@@ -771,6 +854,63 @@ def layer_ops(
     )
 
 
+def step_ops(step: Step) -> tuple[OpDef[Step], ...]:
+    """The ops of one layer kind's step (:func:`layer_ops` of its flags), ``lm_head`` and ``pp_send`` included."""
+    return layer_ops(
+        gated_mlp=step.gated_mlp,
+        fused_attention=step.fused_attention,
+        moe=step.moe,
+        dense_mlp=step.dense_mlp,
+        mla=step.mla,
+        absorbed=step.absorbed,
+        comm=step.comm,
+    )
+
+
 def op_costs(step: Step) -> tuple[tuple[OpDef[Step], Num, Num], ...]:
-    """``(op, flops, bytes)`` for every op of the step (:func:`layer_ops` of its op-set flags), in frame order."""
-    return tuple((op, *op.cost(step)) for op in layer_ops(**{name: getattr(step, name) for name in OP_FLAGS}))
+    """``(op, flops, bytes)`` for every op of one layer kind's step (:func:`step_ops`), in frame order:
+    the layer's ops, ``lm_head``, and ``pp_send`` with pipeline stages."""
+    return tuple((op, *op.cost(step)) for op in step_ops(step))
+
+
+#: The ops that run once per model (or per stage boundary), not in every layer.
+ONCE: tuple[OpDef[Step], ...] = (LM_HEAD, PP_SEND)
+
+
+def model_ops(
+    *,
+    kinds: tuple[LayerKind, ...],
+    shared_mlp: bool,
+    gated_mlp: bool = True,
+    fused_attention: bool = False,
+    mla: bool = False,
+    absorbed: bool = False,
+    comm: tuple[str, ...] = (),
+) -> tuple[tuple[LayerKind | None, OpDef[Step]], ...]:
+    """``(kind, op)`` for every row of a model's step, in frame order: each layer kind's ops in turn,
+    then ``lm_head`` and ``pp_send`` (kind None: once per model). The keywords are :data:`OP_FLAGS`
+    (:func:`rooflax.cost.shape.op_flags`).
+    """
+    rows: list[tuple[LayerKind | None, OpDef[Step]]] = []
+    for kind in kinds:
+        moe = kind.mlp == "moe"
+        ops = layer_ops(
+            gated_mlp=gated_mlp,
+            fused_attention=fused_attention,
+            moe=moe,
+            dense_mlp=not moe or shared_mlp,
+            mla=mla,
+            absorbed=absorbed,
+            comm=comm,
+        )
+        rows.extend((kind, op) for op in ops if op not in ONCE)
+    once = layer_ops(gated_mlp=gated_mlp, fused_attention=fused_attention, comm=comm)
+    return (*rows, *((None, op) for op in once if op in ONCE))
+
+
+def model_costs(steps: tuple[Step, ...]) -> tuple[tuple[Step, OpDef[Step], Num, Num], ...]:
+    """``(step, op, flops, bytes)`` for every row of a model's step (:func:`make_steps`), in
+    :func:`model_ops` order: each kind's layer ops with its own step, then the once-per-model ops
+    (priced with the first kind's step: they depend on no layer)."""
+    rows = [(step, op, f, b) for step in steps for op, f, b in op_costs(step) if op not in ONCE]
+    return (*rows, *((steps[0], op, f, b) for op, f, b in op_costs(steps[0]) if op in ONCE))

@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
-from rooflax.config.models import MLA_FIELDS, parameter_count
+from rooflax.config.models import MLA_FIELDS, embedding_parameters, layer_parameters
 from rooflax.cost.achieved import achieved_time, pymath
-from rooflax.cost.ops import LM_HEAD, PP_SEND, OpDef, Step, StepT
+from rooflax.cost.ops import LM_HEAD, ONCE, PP_SEND, OpDef, Step, StepT, step_ops
 from rooflax.names import BOUNDS, GROUPS
 
 if TYPE_CHECKING:
@@ -329,43 +329,81 @@ def op_row(
     )
 
 
-def device_weight_bytes(s: Step) -> Num:
-    """Weights one device holds (the fullest: a pipeline end holds a vocabulary matrix), every expert counted."""
-    copies = 1 + (s.pp == 1) * (not s.tied_embeddings)
+def layer_weights(s: Step) -> Num:
+    """Parameters of one layer of ``s``'s kind on one device (:func:`~rooflax.config.models.layer_parameters`),
+    every expert it holds counted, and the whole router."""
     experts = (
         {
             "experts": s.experts,
             "shared_experts": s.shared_experts,
             "moe_intermediate": s.expert_width,
+            "shared_intermediate": s.intermediate,
             "router_experts": s.router_experts,
             "moe": True,
         }
         if s.moe
         else {}
     )
-    if s.mla:
-        experts.update({name: getattr(s, name) for name in MLA_FIELDS}, mla=True)
-    return s.w * parameter_count(
+    latent = {name: getattr(s, name) for name in MLA_FIELDS} if s.mla else {}
+    return layer_parameters(
+        **latent,
+        mla=s.mla,
         hidden=s.hidden,
-        layers=s.stage_layers,
         heads=s.heads,
         kv_heads=s.kv_heads,
         head_dim=s.head_dim,
         intermediate=s.intermediate,
-        vocab=s.vocab,
         gated_mlp=s.gated_mlp,
-        tied_embeddings=s.tied_embeddings,
-        embedding_copies=copies,
+        attention_sinks=s.attention_sinks,
         **experts,
     )
 
 
-def kv_cache_bytes(s: Step) -> Num:
-    """KV cache held after the step: ``k · 2 · G · d · L · B · S``; with latent attention the latent and the
-    rotary key, ``k · (r_kv + d_r) · L · B · S``, whole on every device (every head reads all of it)."""
-    if s.mla:
-        return s.k * (s.kv_lora_rank + s.qk_rope_head_dim) * s.layers * s.batch * s.seq_len
-    return s.k * 2 * s.kv_heads * s.head_dim * s.layers * s.batch * s.seq_len
+def _fullest_stage(steps: Sequence[Step], per_layer: Sequence[Num], xp: Any) -> Num:
+    """The most of ``per_layer`` (one value per kind) any pipeline stage's layers sum to (:attr:`Step.stages`)."""
+    totals = [
+        sum((n * value for n, value in zip(stage[1:], per_layer[1:], strict=True)), stage[0] * per_layer[0])
+        for stage in steps[0].stages
+    ]
+    fullest = totals[0]
+    for total in totals[1:]:
+        fullest = xp.maximum(fullest, total)
+    return fullest
+
+
+def device_weight_bytes(steps: Sequence[Step], *, xp: Any = pymath) -> Num:
+    """Weights one device holds: the fullest pipeline stage's layers (:func:`layer_weights`, every
+    expert counted) and the vocabulary (a pipeline end holds one matrix) and final norm.
+
+    Biases (``attention_bias``, ``mlp_bias``) are counted in :attr:`rooflax.Model.params`, not here.
+    """
+    s = steps[0]
+    copies = 1 + (s.pp == 1) * (not s.tied_embeddings)
+    layers = _fullest_stage(steps, [layer_weights(step) for step in steps], xp)
+    return s.w * (
+        layers
+        + embedding_parameters(
+            hidden=s.hidden, vocab=s.vocab, tied_embeddings=s.tied_embeddings, embedding_copies=copies
+        )
+    )
+
+
+def _cache_width(s: Step) -> Num:
+    """Elements a layer caches per token: ``2·G·d``, or with latent attention the latent and the rotary key,
+    ``r_kv + d_r``, whole on every device (every head reads all of it)."""
+    return s.kv_lora_rank + s.qk_rope_head_dim if s.mla else 2 * s.kv_heads * s.head_dim
+
+
+def kv_cache_bytes(steps: Sequence[Step], *, xp: Any = pymath) -> Num:
+    """KV cache held after the step: ``k · 2 · G · d · B`` (``k · (r_kv + d_r) · B`` with latent attention)
+    times each layer's tokens (``S``, or ``min(S, W)`` in a sliding layer), over the layers; with ``pp``
+    stages a device holds ``pp`` micro-batches of its stage's layers (the fullest stage), ``k·2·G·d·L·B·S``
+    when the layers are alike."""
+    s = steps[0]
+    if len(steps) == 1:
+        return s.k * _cache_width(s) * s.layers * s.batch * s.cache_tokens
+    per_layer = [step.k * _cache_width(step) * step.batch * step.cache_tokens for step in steps]
+    return s.pp * _fullest_stage(steps, per_layer, xp)
 
 
 def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
@@ -401,14 +439,31 @@ def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
     return s.a * xp.maximum(xp.maximum(qkv, attn), xp.maximum(mlp, logits))
 
 
+def _over_layers(steps: Sequence[Step], layers: Sequence[Cost], name: str, counts: Sequence[Num] | None = None) -> Num:
+    """``Σ count · layer.name`` over the layer kinds (``counts``: each kind's layers, default the model's)."""
+    counts = [step.count for step in steps] if counts is None else counts
+    total = counts[0] * getattr(layers[0], name)
+    for count, layer in zip(counts[1:], layers[1:], strict=True):
+        total = total + count * getattr(layer, name)
+    return total
+
+
 def model_totals(
-    s: Step, *, layer: Cost, head: Cost, memory_capacity: Num, xp: Any = pymath, send: Cost | None = None
+    steps: Sequence[Step],
+    *,
+    layers: Sequence[Cost],
+    head: Cost,
+    memory_capacity: Num,
+    xp: Any = pymath,
+    send: Cost | None = None,
 ) -> dict[str, Num]:
     """Totals of one configuration and phase (DESIGN.md, "Model totals"; pipeline rules above).
 
     Args:
-        s: the step (its ``layers``, layout and structure included).
-        layer: one layer's cost, every op's (collectives included) summed.
+        steps: the step of each layer kind (:func:`rooflax.cost.ops.make_steps`; layers, layout and
+            structure included).
+        layers: one layer's cost for each kind, every op's (collectives included) summed; the model's
+            are each kind's times its layers, summed.
         head: the cost of ``lm_head`` (once per model).
         memory_capacity: device memory in bytes, for ``fits_in_memory``.
         xp: the numeric backend (:data:`~rooflax.cost.achieved.pymath`, ``numpy`` or ``jax.numpy``).
@@ -416,30 +471,44 @@ def model_totals(
 
     Returns:
         ``flops``, ``bytes``, ``network_bytes``, ``intensity``, ``time_s`` (latency),
-        ``tokens_per_s`` (``B·Q`` over the slowest stage's time), ``tokens_per_s_per_gpu``,
+        ``tokens_per_s`` (``B·Q`` over the slowest stage's time: of each distinct stage, its
+        layers, a send, and the LM head on the last), ``tokens_per_s_per_gpu``,
         ``achieved_time_s`` and ``achieved_tokens_per_s`` (the same below the roof),
         ``achieved_time_lo_s`` and ``achieved_time_hi_s`` (its error band, every op at the
         p10 and the p90 of its group's measured / predicted ratio: errors taken as fully
         correlated across ops, so the band is wide; NaN without measurements),
         and per device ``weight_bytes`` (``w`` × parameters held), ``kv_cache_bytes``,
-        ``activation_bytes``, ``memory_bytes`` (their sum) and ``fits_in_memory``.
+        ``activation_bytes``, ``memory_bytes`` (their sum) and ``fits_in_memory``; where the
+        layers differ, the weights and the KV cache are each the fullest stage's.
     """
-    flops, bytes_ = s.layers * layer.flops + head.flops, s.layers * layer.bytes + head.bytes
-    time_s, achieved_s = s.layers * layer.time_s + head.time_s, s.layers * layer.achieved_time_s + head.achieved_time_s
-    low_s = s.layers * layer.achieved_lo_s + head.achieved_lo_s
-    high_s = s.layers * layer.achieved_hi_s + head.achieved_hi_s
-    network = s.layers * layer.network_bytes
+    s = steps[0]
+    flops = _over_layers(steps, layers, "flops") + head.flops
+    bytes_ = _over_layers(steps, layers, "bytes") + head.bytes
+    time_s = _over_layers(steps, layers, "time_s") + head.time_s
+    achieved_s = _over_layers(steps, layers, "achieved_time_s") + head.achieved_time_s
+    low_s = _over_layers(steps, layers, "achieved_lo_s") + head.achieved_lo_s
+    high_s = _over_layers(steps, layers, "achieved_hi_s") + head.achieved_hi_s
+    network = _over_layers(steps, layers, "network_bytes")
     stage_s, achieved_stage_s = time_s, achieved_s
     if send is not None:
         network = network + (s.pp - 1) * send.network_bytes
-        stage_s = s.stage_layers * layer.time_s + head.time_s + send.time_s
-        achieved_stage_s = s.stage_layers * layer.achieved_time_s + head.achieved_time_s + send.achieved_time_s
+        stage_s = achieved_stage_s = None
+        for j, stage in enumerate(s.stages):  # the last stage first: it holds the LM head
+            own = _over_layers(steps, layers, "time_s", stage)
+            own_achieved = _over_layers(steps, layers, "achieved_time_s", stage)
+            if j == 0:
+                own, own_achieved = own + head.time_s, own_achieved + head.achieved_time_s
+            own, own_achieved = own + send.time_s, own_achieved + send.achieved_time_s
+            stage_s = own if stage_s is None else xp.maximum(stage_s, own)
+            achieved_stage_s = own_achieved if achieved_stage_s is None else xp.maximum(achieved_stage_s, own_achieved)
         time_s = time_s + (s.pp - 1) * send.time_s
         achieved_s = achieved_s + (s.pp - 1) * send.achieved_time_s
         low_s, high_s = low_s + (s.pp - 1) * send.achieved_lo_s, high_s + (s.pp - 1) * send.achieved_hi_s
-    weights = device_weight_bytes(s)
-    kv = kv_cache_bytes(s)
+    weights = device_weight_bytes(steps, xp=xp)
+    kv = kv_cache_bytes(steps, xp=xp)
     acts = activation_bytes(s, xp=xp)
+    for step in steps[1:]:
+        acts = xp.maximum(acts, activation_bytes(step, xp=xp))
     memory = weights + kv + acts
     tokens_per_s = s.system_tokens / stage_s
     return {
@@ -463,23 +532,27 @@ def model_totals(
 
 
 def step_totals(
-    s: Step, rows: Sequence[OpRow], *, memory_capacity: Num, roof: Roof, xp: Any = pymath
+    steps: Sequence[Step], rows: Sequence[OpRow], *, memory_capacity: Num, roof: Roof, xp: Any = pymath
 ) -> dict[str, Num]:
-    """:func:`model_totals` from every op's row (:func:`op_row`), in the step's op order.
+    """:func:`model_totals` from every op's row (:func:`op_row`), in :func:`rooflax.cost.ops.model_costs` order.
 
-    The one place that splits a step's ops: the layer's ops (their costs summed op by op,
+    The one place that splits a step's ops: each layer kind's ops (their costs summed op by op,
     in order: a collective's bytes go to the interconnect, the others' to memory),
     ``lm_head`` once per model, and ``pp_send`` between pipeline stages. The error band
     multiplies each op group's summed achieved time by the group's band factors (``roof``),
     once per group rather than per op. :func:`rooflax.evaluate` passes Python numbers, the
     engine traced scalars.
     """
-    layer = _banded([row for row in rows if row.op.name not in (LM_HEAD.name, PP_SEND.name)], roof, xp)
-    head = _banded([row for row in rows if row.op.name == LM_HEAD.name], roof, xp)
-    sends = [row for row in rows if row.op.name == PP_SEND.name]
+    layers, start = [], 0
+    for step in steps:
+        count = sum(1 for op in step_ops(step) if op not in ONCE)
+        layers.append(_banded(rows[start : start + count], roof, xp))
+        start += count
+    head = _banded([row for row in rows[start:] if row.op.name == LM_HEAD.name], roof, xp)
+    sends = [row for row in rows[start:] if row.op.name == PP_SEND.name]
     return model_totals(
-        s,
-        layer=layer,
+        steps,
+        layers=layers,
         head=head,
         memory_capacity=memory_capacity,
         xp=xp,

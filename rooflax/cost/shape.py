@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
-from rooflax.config.models import Model
+from rooflax.config.models import LayerKind, Model
 from rooflax.names import LAYOUT, PHASES
 
 if TYPE_CHECKING:
@@ -45,12 +45,12 @@ Num = Any  # a Python number, a numpy array or a jnp array (traced or not)
 
 #: The static fields that choose which ops a layer has (the keywords of :func:`rooflax.cost.ops.layer_ops`),
 #: derived from a model and a layout only by :func:`op_flags`.
-OP_FLAGS = ("gated_mlp", "fused_attention", "moe", "dense_mlp", "mla", "absorbed", "comm")
+OP_FLAGS = ("gated_mlp", "fused_attention", "kinds", "shared_mlp", "mla", "absorbed", "comm")
 
 
 def absorbs(phase: str, mla_decode: str) -> bool:
     """Whether latent attention runs weight-absorbed in ``phase``: in decode and verify when
-    ``mla_decode`` is ``"absorbed"``; prefill always up-projects (:mod:`rooflax.cost.mla`)."""
+    ``mla_decode`` is ``"absorbed"``; prefill always up-projects (:mod:`rooflax.cost.ops`)."""
     return phase != "prefill" and mla_decode == "absorbed"
 
 
@@ -65,22 +65,22 @@ def op_flags(
 ) -> dict[str, Any]:
     """The op-set flags of ``model`` under the layout ``(tp, pp, ep)``, keyed by :data:`OP_FLAGS`.
 
-    ``moe``: routed experts in every layer; ``dense_mlp``: a dense MLP (always, unless a
-    mixture of experts has no shared experts); ``mla``: multi-head latent attention;
-    ``absorbed``: latent attention with its up-projections absorbed (``absorbed`` given and
-    the model's attention latent: :func:`absorbs`); ``comm``: the degrees above 1, whose
-    collectives exist.
+    ``kinds``: the model's layer kinds (:attr:`rooflax.Model.layer_kinds`), each a layer's op
+    set; ``shared_mlp``: a dense MLP (the shared experts) beside the routed experts of a MoE
+    layer; ``mla``: multi-head latent attention; ``absorbed``: latent attention with its
+    up-projections absorbed (``absorbed`` given and the model's attention latent:
+    :func:`absorbs`); ``comm``: the degrees above 1, whose collectives exist.
 
     >>> from rooflax import get_model
-    >>> op_flags(get_model("mixtral-8x7b"), fused_attention=False, tp=2)  # doctest: +NORMALIZE_WHITESPACE
-    {'gated_mlp': True, 'fused_attention': False, 'moe': True, 'dense_mlp': False, 'mla': False,
-     'absorbed': False, 'comm': ('tp',)}
+    >>> flags = op_flags(get_model("mixtral-8x7b"), fused_attention=False, tp=2)
+    >>> flags["kinds"], flags["shared_mlp"], flags["comm"]
+    ((LayerKind(attention='full', mlp='moe'),), False, ('tp',))
     """
     return {
         "gated_mlp": model.gated_mlp,
         "fused_attention": fused_attention,
-        "moe": model.experts > 0,
-        "dense_mlp": model.experts == 0 or model.shared_experts > 0,
+        "kinds": tuple(kind for kind, _ in model.layer_kinds),
+        "shared_mlp": model.shared_intermediate > 0,
         "mla": model.mla,
         "absorbed": model.mla and absorbed,
         "comm": tuple(name for name, degree in zip(LAYOUT, (tp, pp, ep), strict=True) if degree > 1),
@@ -123,7 +123,11 @@ class Shape:
     pp: Num = 1  # pipeline stages
     ep: Num = 1  # expert-parallel degree
     tree_pairs: Num = 0  # verify with a tree mask: scores kept among the candidates (rooflax.trees); 0: none
-    q_lora_rank: Num = 0  # r_q, multi-head latent attention's query latent (rooflax.cost.mla)
+    shared_intermediate: Num = 0  # the shared experts' width in all (a MoE layer's dense MLP)
+    window: Num = 0  # W, the tokens a sliding layer attends (0: no sliding layers)
+    kind_layers: tuple[Num, ...] = ()  # layers of each of ``kinds`` (empty: all ``layers`` of the one kind)
+    stages: tuple[tuple[Num, ...], ...] = ()  # layers of each kind per pipeline stage, the last first (Model.stages)
+    q_lora_rank: Num = 0  # r_q, multi-head latent attention's query latent (rooflax.cost.ops)
     kv_lora_rank: Num = 0  # r_kv, its cached latent
     qk_nope_head_dim: Num = 0  # d_n
     qk_rope_head_dim: Num = 0  # d_r
@@ -132,8 +136,9 @@ class Shape:
     tied_embeddings: bool = _static(False)
     fused_attention: bool = _static(False)
     causal: bool = _static(False)
-    moe: bool = _static(False)  # routed experts in every layer's MLP
-    dense_mlp: bool = _static(True)  # a dense MLP (the shared experts, in a mixture of experts)
+    attention_sinks: bool = _static(False)  # a learned sink logit per query head in every softmax
+    kinds: tuple[LayerKind, ...] = field(default=(LayerKind(),), metadata={"static": True})  # the layer kinds
+    shared_mlp: bool = _static(False)  # a dense MLP (the shared experts) beside a MoE layer's routed experts
     mla: bool = _static(False)  # multi-head latent attention
     absorbed: bool = _static(False)  # latent attention with its up-projections absorbed (decode, verify)
     comm: tuple[str, ...] = field(default=(), metadata={"static": True})  # degrees above 1: "tp", "pp", "ep"
@@ -183,6 +188,9 @@ class Shape:
             tp=tp,
             pp=pp,
             ep=ep,
+            window=model.sliding_window or 0,
+            kind_layers=tuple(count for _, count in model.layer_kinds),
+            stages=model.stages(pp),
             **op_flags(
                 model, fused_attention=fused_attention, absorbed=absorbs(phase, mla_decode), tp=tp, pp=pp, ep=ep
             ),

@@ -14,10 +14,13 @@ hidden             Int64        model width, ``h``
 tp, pp, ep         Int64        tensor-, pipeline- and expert-parallel degrees (1: one device)
 spec_k             Int64        draft tokens ``K`` in verify; null in prefill and decode
 phase              Enum         ``prefill``, ``decode``, ``verify``
+layer              Enum         the row's layer kind, ``attention/mlp`` (:data:`rooflax.names.LAYER_KINDS`:
+                                ``full/dense``, ``sliding/moe``, ...); null on ``lm_head`` and
+                                ``pp_send`` rows (once per model)
 op                 Enum         operation (:data:`rooflax.cost.ops.OP_NAMES`)
 group              Enum         chart group (:data:`rooflax.names.GROUPS`)
-flops              Float64      FLOPs of the op in one layer on one device (``lm_head``: once
-                                per model; ``pp_send``: once per stage boundary)
+flops              Float64      FLOPs of the op in one layer of its kind on one device (``lm_head``:
+                                once per model; ``pp_send``: once per stage boundary)
 bytes              Float64      bytes moved to and from memory, same scope; for ``comm``
                                 ops, bytes a device sends over the interconnect
 intensity          Float64      FLOP/byte
@@ -28,7 +31,10 @@ bound              Enum         ``memory``, ``compute``, or ``network`` (``comm`
 =================  ===========  ==========================================================
 
 Rows are per device (:mod:`rooflax.ops`). A layout with every degree 1 has no ``comm``
-rows, and its rows are exactly those of a one-device sweep.
+rows, and its rows are exactly those of a one-device sweep. A model whose layers differ
+(:attr:`rooflax.Model.layer_kinds`: sliding-window and full attention, dense and MoE layers)
+has each layer op once per kind, told apart by ``layer``; the model's totals weigh each
+kind's rows by its layer count.
 
 Row order follows the engine's chunks (:mod:`rooflax.engine`): step by step, and within a
 chunk op by op (every point's ``attn_norm``, then every point's ``qkv_proj``, ...), points
@@ -67,7 +73,7 @@ from rooflax.cost.ops import OP_NAMES
 from rooflax.data.progress import Progress
 from rooflax.engine import vectorized as engine
 from rooflax.errors import SpecError, boolean, positive_float
-from rooflax.names import BOUNDS, GROUPS, LAYOUT, PHASES
+from rooflax.names import BOUNDS, GROUPS, LAYER_KINDS, LAYOUT, PHASES
 
 __all__ = [
     "OPS_SCHEMA",
@@ -82,6 +88,7 @@ __all__ = [
 
 PHASE = pl.Enum(PHASES)
 OP = pl.Enum(OP_NAMES)
+LAYER = pl.Enum(LAYER_KINDS)
 GROUP = pl.Enum(GROUPS)
 BOUND = pl.Enum(BOUNDS)
 
@@ -113,7 +120,7 @@ def schemas(spec: SweepSpec | None = None) -> tuple[pl.Schema, pl.Schema]:
         "spec_k": pl.Int64,
         "phase": PHASE,
     }
-    ops = pl.Schema({**keys, "op": OP, "group": GROUP, **_VALUES, "bound": BOUND})
+    ops = pl.Schema({**keys, "layer": LAYER, "op": OP, "group": GROUP, **_VALUES, "bound": BOUND})
     summary = pl.Schema(
         {**keys, **{name: pl.Float64 for name in engine.SUMMARY_COLUMNS[3:-1]}, "fits_in_memory": pl.Boolean}
     )
@@ -139,6 +146,7 @@ _KEY_UNITS = {
     "phase": (None, "prefill, decode or verify"),
 }
 _OPS_UNITS = {
+    "layer": (None, "layer kind of the row, attention/mlp (null: once per model)"),
     "op": (None, "operation"),
     "group": (None, "chart group of the op"),
     "flops": ("FLOP", _PER_LAYER),
@@ -215,11 +223,13 @@ def check_in_memory(
 
 
 @functools.lru_cache(maxsize=64)
-def _op_columns(ops: tuple, points: int) -> tuple[pl.Series, pl.Series]:
-    """The op and group columns of a chunk of ``points`` points: each op's rows in one run (op-major)."""
-    op_codes = np.repeat(np.array([OP_NAMES.index(op.name) for op in ops], np.uint32), points)
-    group_codes = np.repeat(np.array([GROUPS.index(op.group) for op in ops], np.uint32), points)
-    return (pl.Series("op", op_codes).cat.to(OP), pl.Series("group", group_codes).cat.to(GROUP))
+def _op_columns(ops: tuple, points: int) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """The layer, op and group columns of a chunk of ``points`` points: each op's rows in one run (op-major)."""
+    op_codes = np.repeat(np.array([OP_NAMES.index(op.name) for _, op in ops], np.uint32), points)
+    group_codes = np.repeat(np.array([GROUPS.index(op.group) for _, op in ops], np.uint32), points)
+    layers = [None if kind is None else LAYER_KINDS.index(kind.name) for kind, _ in ops]
+    layer = pl.Series("layer", layers, pl.UInt32).cat.to(LAYER).gather(np.repeat(np.arange(len(ops)), points))
+    return (layer, pl.Series("op", op_codes).cat.to(OP), pl.Series("group", group_codes).cat.to(GROUP))
 
 
 @functools.lru_cache(maxsize=64)
@@ -261,10 +271,10 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
             if isinstance(value, np.ndarray) and value.size and np.isnan(value[0]):
                 values[name] = pl.Series(name, value, pl.Float64).fill_nan(None)
         return pl.DataFrame({**keys, **values}, schema=summary_schema)
-    op, group = _op_columns(task.ops, task.count)
+    layer, op, group = _op_columns(task.ops, task.count)
     bound = pl.Series("bound", cols["bound"].astype(np.uint32)).cat.to(BOUND)  # indices into BOUNDS (op_row)
     values = {name: cols[name] for name in _VALUES}
-    return pl.DataFrame({**keys, "op": op, "group": group, **values, "bound": bound}, schema=ops_schema)
+    return pl.DataFrame({**keys, "layer": layer, "op": op, "group": group, **values, "bound": bound}, schema=ops_schema)
 
 
 def resolve_spec(spec: SweepSpec | str | Path | None, keys: SpecKeys, *, reference_axes: bool = False) -> SweepSpec:

@@ -7,7 +7,7 @@ from typing import Any
 from rooflax.config.dtypes import DtypePolicy, get_dtype
 from rooflax.config.hardware import Hardware, get_hardware
 from rooflax.config.models import Model, get_model
-from rooflax.cost.ops import make_step, op_costs
+from rooflax.cost.ops import ONCE, OpDef, Step, make_steps, model_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
@@ -57,12 +57,14 @@ def evaluate(
             naive); other models ignore it.
 
     Returns:
-        ``{"ops": {op: {"group", "flops", "bytes", "intensity", "attainable_flops",
+        ``{"ops": {op: {"layer", "group", "flops", "bytes", "intensity", "attainable_flops",
         "time_s", "achieved_flops", "achieved_time_s", "bound"}}, "totals": {"flops", "bytes",
         "network_bytes", "time_s", "tokens_per_s", "tokens_per_s_per_gpu", "achieved_time_s",
         "achieved_tokens_per_s", "weight_bytes", "kv_cache_bytes", "activation_bytes",
         "memory_bytes", "fits_in_memory"}}``. Counts are exact Python integers where the
-        dtype's byte sizes are whole.
+        dtype's byte sizes are whole. ``layer`` is the op's layer kind (``full/dense``, ...;
+        None for ``lm_head`` and ``pp_send``); where the model's layers differ, a layer op's key
+        is ``kind:op`` (``sliding/moe:qk``), one per kind, as the long frame has a row per kind.
 
     >>> r = evaluate(phase="decode", batch=1, seq_len=2048)
     >>> r["ops"]["qkv_proj"]["flops"]
@@ -84,7 +86,7 @@ def evaluate(
     m = m.at_hidden(m.hidden if hidden is None else hidden)
     tp, pp, ep = (positive_int(name, value) for name, value in (("tp", tp), ("pp", pp), ("ep", ep)))
     m.check_layout(tp=tp, pp=pp, ep=ep)
-    step = make_step(
+    steps = make_steps(
         Shape.of(
             m,
             dt,
@@ -101,9 +103,11 @@ def evaluate(
         )
     )
     roof = Roof.of(hw, dt, phase, spec_k)
-    rows = [op_row(op, step, flops, bytes_, roof) for op, flops, bytes_ in op_costs(step)]
+    costs = model_costs(steps)
+    rows = [op_row(op, step, flops, bytes_, roof) for step, op, flops, bytes_ in costs]
     ops = {
-        row.op.name: {
+        _row_name(step, row.op, len(steps)): {
+            "layer": None if row.op in ONCE else step.kind.name,
             "group": row.op.group,
             "flops": row.flops,
             "bytes": row.bytes,
@@ -114,6 +118,12 @@ def evaluate(
             "achieved_time_s": row.achieved_time_s,
             "bound": BOUNDS[row.bound],
         }
-        for row in rows
+        for (step, *_), row in zip(costs, rows, strict=True)
     }
-    return {"ops": ops, "totals": step_totals(step, rows, memory_capacity=roof.memory, roof=roof)}
+    return {"ops": ops, "totals": step_totals(steps, rows, memory_capacity=roof.memory, roof=roof)}
+
+
+def _row_name(step: Step, op: OpDef[Step], kinds: int) -> str:
+    """An op's key in :func:`evaluate`'s ``ops``: its name, or ``kind:name`` (``sliding/moe:qk``) for a layer
+    op of a model whose layers differ (the once-per-model ops keep their names)."""
+    return op.name if kinds == 1 or op in ONCE else f"{step.kind.name}:{op.name}"

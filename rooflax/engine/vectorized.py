@@ -48,9 +48,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from rooflax.config.dtypes import DtypePolicy
 from rooflax.config.hardware import Hardware
-from rooflax.config.models import Model
+from rooflax.config.models import LayerKind, Model
 from rooflax.config.spec import SweepSpec
-from rooflax.cost.ops import OpDef, Step, make_step, op_costs
+from rooflax.cost.ops import OpDef, Step, make_steps, model_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, positive_int
@@ -120,7 +120,7 @@ class Task:
     hardware: Hardware
     dtype: DtypePolicy
     hidden: tuple[int, ...]
-    ops: tuple[OpDef[Step], ...]
+    ops: tuple[tuple[LayerKind | None, OpDef[Step]], ...]  # each row's layer kind (None: once per model) and op
     phase: str
     spec_k: int | None
     seq_start: int  # first valid seq_len index of this step
@@ -177,7 +177,7 @@ class Block:
     hardware: Hardware
     dtype: DtypePolicy
     hidden: tuple[int, ...]
-    ops: tuple[OpDef[Step], ...]
+    ops: tuple[tuple[LayerKind | None, OpDef[Step]], ...]  # each row's layer kind (None: once per model) and op
     phase: str
     spec_k: int | None
     seq_start: int
@@ -278,14 +278,14 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
     the host: a product traced here is fused into a multiply-add on one device count and
     not on another, and results must not depend on the devices.
     """
-    step = make_step(shape)
+    steps = make_steps(shape)
     rows = [
         op_row(op, step, flops, bytes_, roof, xp=jnp, latency_s=latency[i])
-        for i, (op, flops, bytes_) in enumerate(op_costs(step))
+        for i, (step, op, flops, bytes_) in enumerate(model_costs(steps))
     ]
     coords = {name: getattr(shape, name).astype(jnp.int64) for name in GRID}
     if summary:
-        return {**coords, **step_totals(step, rows, memory_capacity=roof.memory, roof=roof, xp=jnp)}
+        return {**coords, **step_totals(steps, rows, memory_capacity=roof.memory, roof=roof, xp=jnp)}
     columns = {name: jnp.stack([getattr(row, name) for row in rows]) for name in ROW_COLUMNS}
     return {
         **{name: jnp.broadcast_to(value, (len(rows),)) for name, value in coords.items()},
@@ -395,9 +395,9 @@ def _step_inputs(task: Task, spec: SweepSpec) -> StepInputs:
     }
     host_roof = Roof.of(task.hardware, task.dtype, task.phase, task.spec_k)
     roof = jax.tree.map(lambda x: np.float64(x), host_roof)
-    step = make_step(rows[0])  # link latencies depend on the layout only
+    step = make_steps(rows[0])[0]  # link latencies depend on the layout only
     latency = np.array(
-        [op.hops(step) * host_roof.latency if op.hops is not None else 0.0 for op in task.ops], np.float64
+        [op.hops(step) * host_roof.latency if op.hops is not None else 0.0 for _, op in task.ops], np.float64
     )
     # numpy on the host, handed to the compiled function as they are (its C++ path moves them):
     # jnp.asarray or device_put per leaf costs a Python dispatch each, milliseconds a step
