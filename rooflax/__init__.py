@@ -24,7 +24,7 @@ _SOURCES = {
     "rooflax.calibration.predict": ("predict_measurements",),
     "rooflax.config.dtypes": ("DTYPES", "DtypePolicy", "get_dtype"),
     "rooflax.config.hardware": ("HARDWARE", "Hardware", "get_hardware", "load_hardware"),
-    "rooflax.config.models": ("MODELS", "Model", "get_model", "load_model"),
+    "rooflax.config.models": ("MODELS", "LayerKind", "Model", "get_model", "load_model"),
     "rooflax.config.spec": ("SpecKeys", "SweepSpec", "default_spec", "load_spec", "parse_spec"),
     "rooflax.cost.ops": ("OP_NAMES",),
     "rooflax.data.dataset": ("sweep_to_parquet",),
@@ -33,7 +33,7 @@ _SOURCES = {
     "rooflax.data.scan": ("DatasetInfo", "check_dataset", "dataset_metadata", "scan_dataset"),
     "rooflax.engine.evaluate": ("evaluate",),
     "rooflax.errors": ("DeviceError", "RooflaxError", "SpecError"),
-    "rooflax.names": ("GROUPS", "PHASES"),
+    "rooflax.names": ("GROUPS", "LAYER_KINDS", "PHASES"),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -41,6 +41,7 @@ __all__ = [
     "DTYPES",
     "GROUPS",
     "HARDWARE",
+    "LAYER_KINDS",
     "MODELS",
     "OPS_SCHEMA",
     "OP_NAMES",
@@ -50,6 +51,7 @@ __all__ = [
     "DeviceError",
     "DtypePolicy",
     "Hardware",
+    "LayerKind",
     "Model",
     "Report",
     "RooflaxError",
