@@ -188,6 +188,8 @@ FIXTURES = {
     "gemma-3-27b": "google--gemma-3-27b-it",
     "gpt-oss-20b": "openai--gpt-oss-20b",
     "gpt-oss-120b": "openai--gpt-oss-120b",
+    "deepseek-v3": "deepseek-ai--DeepSeek-V3",
+    "kimi-k2": "moonshotai--Kimi-K2-Instruct",
 }
 _NEW = list(FIXTURES)
 _QUICK = ("gpt-oss-120b", "gemma-3-27b", "llama-4-maverick")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -255,67 +256,9 @@ def test_bad_decode_way_and_scaling_are_one_line():
         rooflax.evaluate(model=TOY, phase="decode", batch=1, seq_len=8, hidden=512)
 
 
-#: deepseek-ai/DeepSeek-V3's config.json on the Hugging Face hub, every key but auto_map (the remote code's names).
-DEEPSEEK_V3_CONFIG = {
-    "architectures": ["DeepseekV3ForCausalLM"],
-    "attention_bias": False,
-    "attention_dropout": 0.0,
-    "aux_loss_alpha": 0.001,
-    "bos_token_id": 0,
-    "eos_token_id": 1,
-    "ep_size": 1,
-    "first_k_dense_replace": 3,
-    "hidden_act": "silu",
-    "hidden_size": 7168,
-    "initializer_range": 0.02,
-    "intermediate_size": 18432,
-    "kv_lora_rank": 512,
-    "max_position_embeddings": 163840,
-    "model_type": "deepseek_v3",
-    "moe_intermediate_size": 2048,
-    "moe_layer_freq": 1,
-    "n_group": 8,
-    "n_routed_experts": 256,
-    "n_shared_experts": 1,
-    "norm_topk_prob": True,
-    "num_attention_heads": 128,
-    "num_experts_per_tok": 8,
-    "num_hidden_layers": 61,
-    "num_key_value_heads": 128,
-    "num_nextn_predict_layers": 1,
-    "pretraining_tp": 1,
-    "q_lora_rank": 1536,
-    "qk_nope_head_dim": 128,
-    "qk_rope_head_dim": 64,
-    "quantization_config": {
-        "activation_scheme": "dynamic",
-        "fmt": "e4m3",
-        "quant_method": "fp8",
-        "weight_block_size": [128, 128],
-    },
-    "rms_norm_eps": 1e-06,
-    "rope_scaling": {
-        "beta_fast": 32,
-        "beta_slow": 1,
-        "factor": 40,
-        "mscale": 1.0,
-        "mscale_all_dim": 1.0,
-        "original_max_position_embeddings": 4096,
-        "type": "yarn",
-    },
-    "rope_theta": 10000,
-    "routed_scaling_factor": 2.5,
-    "scoring_func": "sigmoid",
-    "seq_aux": True,
-    "tie_word_embeddings": False,
-    "topk_group": 4,
-    "topk_method": "noaux_tc",
-    "torch_dtype": "bfloat16",
-    "transformers_version": "4.33.1",
-    "use_cache": True,
-    "v_head_dim": 128,
-    "vocab_size": 129280,
-}
+CONFIGS = Path(__file__).parent / "configs"
+#: deepseek-ai/DeepSeek-V3's config.json on the Hugging Face hub (tests/configs).
+DEEPSEEK_V3_CONFIG = json.loads((CONFIGS / "deepseek-ai--DeepSeek-V3.json").read_text())
 
 
 def _write_config(tmp_path, config: dict):
@@ -361,3 +304,62 @@ def test_model_toml_with_latent_attention(tmp_path):
     path.write_text("\n".join(f"{k} = {v}" for k, v in {**keys, "kv_lora_rank": 32}.items()) + '\nname = "x"\n')
     with pytest.raises(rooflax.SpecError, match="q_lora_rank is missing"):
         rooflax.load_model(path)
+
+
+# --- DeepSeek-V3 and Kimi K2: parameters by hand ---------------------------------------------------------
+
+
+def _mla_attention(h, heads, rq=1536, rkv=512, dn=128, dr=64, dv=128):
+    """q_down, q_norm, q_up, kv_down (with the rotary key), kv_norm, kv_up, o_proj."""
+    return h * rq + rq + rq * heads * (dn + dr) + h * (rkv + dr) + rkv + rkv * heads * (dn + dv) + heads * dv * h
+
+
+def test_deepseek_v3_parameters_to_the_parameter():
+    """671 B total, 37 B active (arXiv 2412.19437): embedding and LM head counted, the MTP module not."""
+    h, experts, width = 7168, 256, 2048
+    attention = _mla_attention(h, 128)
+    assert attention == 187_107_328
+    norms = 2 * h
+    dense = attention + 3 * h * 18432 + norms  # the 3 first layers (first_k_dense_replace)
+    router = h * experts + experts  # the gate and its e_score_correction_bias
+    moe = attention + 3 * h * width * (experts + 1) + router + norms  # 256 routed experts and 1 shared
+    vocab = 2 * 129280 * h + h  # embedding, LM head, final norm
+    model = rooflax.get_model("deepseek-v3")
+    assert model.params == 3 * dense + 58 * moe + vocab == 671_026_419_200
+    moe_active = attention + 3 * h * width * (8 + 1) + router + norms
+    assert model.active_params == 3 * dense + 58 * moe_active + vocab == 37_552_297_472
+    assert round(model.params / 1e9) == 671 and int(model.active_params / 1e9) == 37
+    # the weights' own README: 36.6 B active without the input embedding (0.9 B)
+    assert round((model.active_params - 129280 * h) / 1e8) / 10 == 36.6
+    assert model.mtp_layers == 1 and [(k.name, n) for k, n in model.layer_kinds] == [
+        ("full/dense", 3),
+        ("full/moe", 58),
+    ]
+
+
+def test_kimi_k2_parameters():
+    """1 T total, 32 B activated (model card): DeepSeek-V3's shape with 64 heads, 384 experts, one dense layer."""
+    h, experts, width = 7168, 384, 2048
+    attention = _mla_attention(h, 64)
+    dense = attention + 3 * h * 18432 + 2 * h
+    router = h * experts + experts
+    moe = attention + 3 * h * width * (experts + 1) + router + 2 * h
+    moe_active = attention + 3 * h * width * 9 + router + 2 * h
+    vocab = 2 * 163840 * h + h
+    model = rooflax.get_model("kimi-k2")
+    assert model.params == dense + 60 * moe + vocab == 1_026_408_232_448
+    assert model.active_params == dense + 60 * moe_active + vocab == 32_861_500_928
+    assert round(model.params / 1e12, 2) == 1.03 and int(model.active_params / 1e9) == 32
+    assert model.mtp_layers == 0
+
+
+def test_deepseek_v3_cache_is_the_latent():
+    """576 elements a token and layer (512 + 64), against 2·128·192 = 49152 if its heads cached keys and values."""
+    r = rooflax.evaluate(model="deepseek-v3", hardware="h200", dtype="fp8", phase="decode", batch=8, seq_len=4096, ep=8)
+    assert r["totals"]["kv_cache_bytes"] == 1 * 576 * 61 * 1 * 4096  # fp8 cache; B/ep = 1 sequence a device
+    ops = r["ops"]
+    assert "full/moe:q_absorb" in ops and "full/moe:kv_up" not in ops
+    # tokens travel to their experts only in the MoE layers; the 3 dense layers run on each replica's batch
+    assert "full/moe:moe_dispatch" in ops and "full/dense:moe_dispatch" not in ops
+    # absorbed decode: every head's scores over the 576-wide cache, 2·B·H·T·576
+    assert ops["full/moe:qk"]["flops"] == 2 * 1 * 128 * 4096 * 576

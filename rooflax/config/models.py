@@ -136,6 +136,7 @@ def layer_parameters(
     qk_rope_head_dim: Any = 0,
     v_head_dim: Any = 0,
     mla: bool | None = None,
+    router_bias: bool = False,
 ) -> Any:
     """Parameters of one decoder layer: attention, MLP (dense, or experts and a router), two norms.
 
@@ -161,6 +162,8 @@ def layer_parameters(
             and ``head_dim`` are then not used.
         mla: whether the attention is latent (default: ``kv_lora_rank > 0``; give it when the
             ranks are traced arrays).
+        router_bias: a MoE layer's router has one learned bias per expert (DeepSeek-V3's
+            ``e_score_correction_bias``), ``E`` parameters.
 
     >>> layer_parameters(hidden=4096, heads=32, kv_heads=32, head_dim=128, intermediate=11008)  # Llama 7B
     202383360
@@ -188,6 +191,8 @@ def layer_parameters(
         routed = experts if router_experts is None else router_experts
         shared = shared_experts * moe_intermediate if shared_intermediate is None else shared_intermediate
         mlp = matrices * hidden * (moe_intermediate * experts + shared) + hidden * routed
+        if router_bias:
+            mlp = mlp + routed
         if mlp_bias:
             shared_mlps = shared_experts if shared_intermediate is None else (shared_intermediate != 0)
             mlp = mlp + biases * (moe_intermediate * experts + shared) + hidden * (experts + shared_mlps) + routed
@@ -311,6 +316,8 @@ class Model:
     qk_nope_head_dim: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
+    router_bias: bool = False  # one learned bias per expert in the router (parameters only)
+    mtp_layers: int = 0  # multi-token prediction modules (num_nextn_predict_layers), not in params
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -322,8 +329,9 @@ class Model:
             object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
         self._check_experts(where)
         self._check_mla(where)
+        self._check_extras(where)
         self._check_layers(where)
-        for key in ("gated_mlp", "tied_embeddings", "attention_sinks", "attention_bias", "mlp_bias"):
+        for key in ("gated_mlp", "tied_embeddings", "attention_sinks", "attention_bias", "mlp_bias", "router_bias"):
             object.__setattr__(self, key, boolean(f"{where}: {key}", getattr(self, key)))
         for key in ("label", "source"):
             if not isinstance(getattr(self, key), str):
@@ -385,6 +393,14 @@ class Model:
             )
         if self.sliding_window is not None:
             raise SpecError(f"{where}: sliding_window with multi-head latent attention is not priced; drop one")
+
+    def _check_extras(self, where: str) -> None:
+        """``router_bias`` (a mixture of experts only) and ``mtp_layers`` (a whole number, 0 for none)."""
+        object.__setattr__(self, "router_bias", boolean(f"{where}: router_bias", self.router_bias))
+        if self.router_bias and not self.experts:
+            raise SpecError(f"{where}: router_bias is true but experts is 0; a router bias needs experts")
+        if self.mtp_layers != 0:
+            object.__setattr__(self, "mtp_layers", positive_int(f"{where}: mtp_layers", self.mtp_layers))
 
     @property
     def mla(self) -> bool:
@@ -574,6 +590,7 @@ class Model:
             qk_rope_head_dim=self.qk_rope_head_dim,
             v_head_dim=self.v_head_dim,
             mla=self.mla,
+            router_bias=self.router_bias,
         )
 
     def shape_kwargs(self) -> dict:
@@ -646,6 +663,7 @@ class Model:
         if "layer_types" in layers:
             layers["layer_types"] = list(self.layer_types or ())
         latent = {key: getattr(self, key) for key in MLA_FIELDS} if self.mla else {}
+        latent.update({key: getattr(self, key) for key in ("router_bias", "mtp_layers") if getattr(self, key)})
         return {
             "name": self.name,
             "label": self.label,
@@ -956,9 +974,54 @@ _LAYER_PRESETS = (
     ),
 )
 
+#: DeepSeek-V3's shape, which Kimi K2 keeps: multi-head latent attention (128 heads, r_q 1536, r_kv 512,
+#: d_n 128, d_r 64, d_v 128), 7168 wide, 61 layers, dense first layers of 18432, then experts of 2048 with
+#: one shared expert and a router bias (topk_method "noaux_tc").
+_DEEPSEEK = {
+    "hidden": 7168,
+    "layers": 61,
+    "heads": 128,
+    "kv_heads": 128,
+    "head_dim": 192,
+    "intermediate": 18432,
+    "vocab": 129280,
+    "experts": 256,
+    "experts_per_token": 8,
+    "shared_experts": 1,
+    "moe_intermediate": 2048,
+    "first_dense": 3,
+    "router_bias": True,
+    "q_lora_rank": 1536,
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+}
+_MLA_PRESETS = (
+    _hf(
+        "deepseek-v3",
+        "deepseek-ai/DeepSeek-V3",
+        "DeepSeek-V3",
+        "671 B total, 37 B active (DeepSeek-V3 technical report, arXiv 2412.19437, abstract and §4.2), "
+        "embeddings and LM head counted, the multi-token prediction module (num_nextn_predict_layers 1, "
+        "in the checkpoint's 685 B) not; counted 671.03 B and 37.55 B",
+        mtp_layers=1,
+        **_DEEPSEEK,
+    ),
+    _hf(
+        "kimi-k2",
+        "moonshotai/Kimi-K2-Instruct",
+        "Kimi K2",
+        "1 T total, 32 B activated (model card); counted 1.026 T and 32.86 B, embeddings and LM head included; "
+        "DeepSeek-V3's shape with 64 heads, 384 experts, one dense first layer, a 163840 vocabulary and no "
+        "multi-token prediction module",
+        **{**_DEEPSEEK, "heads": 64, "kv_heads": 64, "vocab": 163840, "experts": 384, "first_dense": 1},
+    ),
+)
+
 #: Presets by name, read-only: a model of your own is a TOML file or a Hugging Face
 #: ``config.json`` (:func:`load_model`) or a :class:`Model`, given where a preset name is.
-MODELS: Mapping[str, Model] = MappingProxyType({m.name: m for m in (*_PRESETS, *_LAYER_PRESETS)})
+MODELS: Mapping[str, Model] = MappingProxyType({m.name: m for m in (*_PRESETS, *_LAYER_PRESETS, *_MLA_PRESETS)})
 
 _TOML_REQUIRED = ("name", "hidden", "layers", "heads", "intermediate", "vocab")
 _TOML_OPTIONAL = (
@@ -973,6 +1036,8 @@ _TOML_OPTIONAL = (
     "shared_intermediate",
     *_LAYER_DEFAULTS,
     *MLA_FIELDS,
+    "router_bias",
+    "mtp_layers",
 )
 _HF_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")  # config.json keys of the expert count
 _HF_KEYS = {  # config.json key -> Model field
@@ -1024,6 +1089,17 @@ def _hf_latent(config: dict) -> dict:
     if config.get("kv_lora_rank") is None:
         return {}
     return {key: config.get(key) for key in MLA_FIELDS}
+
+
+def _hf_deepseek(config: dict) -> dict:
+    """DeepSeek-V3's router bias (``topk_method = "noaux_tc"``: its ``e_score_correction_bias``) and
+    multi-token prediction modules (``num_nextn_predict_layers``)."""
+    table: dict[str, object] = {}
+    if config.get("topk_method") == "noaux_tc":
+        table["router_bias"] = True
+    if config.get("num_nextn_predict_layers"):
+        table["mtp_layers"] = positive_int("num_nextn_predict_layers", config["num_nextn_predict_layers"])
+    return table
 
 
 def _hf_experts(config: dict) -> dict:
@@ -1123,6 +1199,7 @@ def hf_table(config: dict) -> dict:
         if config.get(key) is not None and not (latent and field_ == "head_dim"):
             table[field_] = positive_int(key, config[key])
     table.update(latent)
+    table.update(_hf_deepseek(config))
     tied = config.get("tie_word_embeddings")
     table["tied_embeddings"] = False if tied is None else boolean("tie_word_embeddings", tied)
     table.update(_hf_experts(config))

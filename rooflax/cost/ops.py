@@ -842,7 +842,8 @@ def layer_ops(
             the cache (``kv_up``).
         comm: the parallel degrees above 1 (``"tp"``, ``"pp"``, ``"ep"``): their collectives.
     """
-    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in LAYOUT}}
+    # experts' all-to-alls only in a layer with experts (a model's dense layers run on each ep replica's batch)
+    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm and (name != "ep" or moe) for name in LAYOUT}}
     return tuple(
         op
         for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
