@@ -559,6 +559,40 @@ class Model:
         layers = sum(count * self.layer_parameters(kind, experts=experts) for kind, count in self.layer_kinds)
         return layers + embedding_parameters(hidden=self.hidden, vocab=self.vocab, tied_embeddings=self.tied_embeddings)
 
+    @property
+    def mtp_params(self) -> int:
+        """Parameters of the multi-token prediction modules, not in :attr:`params` (DeepSeek-V3 technical
+        report, arXiv 2412.19437, §2.2): each is one layer of the last layer's kind, the projection of the
+        concatenated ``[RMSNorm(h); RMSNorm(embedding)]`` back to ``h`` (``2h·h``) and three norms (the
+        two, and the shared head's); the embedding and the output head are the model's own.
+
+        >>> get_model("deepseek-v3").mtp_params  # the weights' README: "11.5B unique parameters"
+        11610068224
+        """
+        h = self.hidden
+        return self.mtp_layers * (self.layer_parameters(self.layer_pattern[-1]) + 2 * h * h + 3 * h)
+
+    def mtp_model(self) -> Model:
+        """One multi-token prediction module as a one-layer model of the last layer's kind, sharing the
+        vocabulary (its decode step prices the module's layer and the shared output head;
+        :func:`rooflax.speculate` adds the projection and norms, :mod:`rooflax.cost.drafters`)."""
+        if not self.mtp_layers:
+            raise SpecError(
+                f"mtp: {self.name} has no multi-token prediction module (mtp_layers 0); allowed: a "
+                "model with mtp_layers (num_nextn_predict_layers), e.g. deepseek-v3"
+            )
+        last = self.layer_pattern[-1]
+        return replace(
+            self,
+            name=f"{self.name}-mtp",
+            label=f"{self.label} MTP module",
+            layers=1,
+            first_dense=0 if last.mlp == "moe" else int(bool(self.experts)),
+            moe_every=1,
+            layer_types=None if self.layer_types is None else (last.attention,),
+            mtp_layers=0,
+        )
+
     def layer_parameters(self, kind: LayerKind, *, experts: int | None = None) -> int:
         """Parameters of one layer of ``kind`` (:func:`layer_parameters`); ``experts``: routed experts held."""
         moe = kind.mlp == "moe"
