@@ -19,7 +19,7 @@ import rooflax
 from rooflax.answers.crossover import LIMIT, crossover_table
 from rooflax.cli.commands import main
 from rooflax.config.models import llama_intermediate
-from rooflax.cost.ops import layer_ops
+from rooflax.cost.ops import ONCE, layer_ops
 
 ROOT = Path(__file__).parent.parent
 crossover_module = importlib.import_module("rooflax.answers.crossover")  # the module; rooflax.crossover is the function
@@ -411,7 +411,10 @@ def test_a_wrong_device_answer_is_repaired_exactly(monkeypatch, keys):
 @pytest.mark.slow
 def test_second_call_does_not_recompile_and_x64_stays_off():
     _decode()
-    solver = crossover_module._solver(layer_ops(), "batch")
+    ops = tuple(
+        crossover_module._KindOp(kind=0, layer=None if op in ONCE else rooflax.LayerKind(), op=op) for op in layer_ops()
+    )
+    solver = crossover_module._solver(ops, "batch")
     size = solver._cache_size()
     _decode(hardware="h100-sxm")
     assert solver._cache_size() == size

@@ -10,6 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 import rooflax
@@ -389,3 +390,15 @@ def test_a_toml_model_takes_the_layer_keys(tmp_path):
     model = rooflax.load_model(tmp_path / "m.toml")
     assert model == toy("m", sliding_window=16, layer_types=("sliding", "full") * 2, attention_sinks=True)
     assert model.to_dict()["layer_types"] == ["sliding", "full", "sliding", "full"]
+
+
+def test_a_crossover_has_a_row_per_layer_kind_and_op():
+    model = toy(sliding_window=16, layer_types=("sliding", "full") * 2)
+    df = rooflax.crossover(model=model, hardware="a40", phases=["prefill"], seq_len=[64])
+    assert df.columns[: df.columns.index("op") + 1][-2:] == ["layer", "op"]
+    assert df.filter(op="qk").get_column("layer").to_list() == ["full/dense", "sliding/dense"]
+    for row in df.filter(pl.col("crossover").is_not_null()).iter_rows(named=True):
+        key = row["op"] if row["layer"] is None else f"{row['layer']}:{row['op']}"
+        at = rooflax.evaluate(model=model, phase="prefill", batch=row["crossover"], seq_len=64)["ops"][key]
+        assert at["intensity"] == row["intensity_at"] and at["bound"] == "compute"
+    assert "layer" not in rooflax.crossover(phases=["decode"], seq_len=[64]).columns  # alike layers: as before

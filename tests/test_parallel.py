@@ -3,6 +3,7 @@ the MoE oracle, the pipeline rules, and one-line errors (issue 10)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -377,12 +378,15 @@ def test_config_json_experts(tmp_path):
     }
     (tmp_path / "qwen.json").write_text(json.dumps(qwen))
     q = rooflax.load_model(tmp_path / "qwen.json")
-    assert (q.experts, q.experts_per_token, q.shared_experts, q.moe_intermediate) == (60, 4, 4, 1408)
-    (tmp_path / "bad.json").write_text(json.dumps({**qwen, "shared_expert_intermediate_size": 2000}))
-    one_line_error(
-        lambda: rooflax.load_model(tmp_path / "bad.json"),
-        "shared_expert_intermediate_size: 2000 is not a multiple of the expert width 1408",
+    # Qwen's one shared expert of its own width (issue 20): as wide as four experts of 1408, it counts the same
+    assert (q.experts, q.experts_per_token, q.shared_experts, q.moe_intermediate, q.shared_intermediate) == (
+        60,
+        4,
+        1,
+        1408,
+        5632,
     )
+    assert q.params == dataclasses.replace(q, shared_experts=4, shared_intermediate=0).params
 
 
 def test_interconnect_fields(tmp_path):

@@ -95,7 +95,7 @@ def compare(
     name_a, name_b = (hw.name for hw in spec.hardware)
     long = sweep(spec).with_columns(pl.col("group").cast(pl.String))
     by = ["model", "dtype", *LAYOUT, "phase"]
-    groups = _ratios(long, name_a, name_b, [*by, "group"], [*_KEYS, "op", "group"])
+    groups = _ratios(long, name_a, name_b, [*by, "group"], [*_KEYS, "layer", "op", "group"])
     totals = _ratios(sweep(spec, summary=True), name_a, name_b, by, list(_KEYS))
     totals = totals.with_columns(group=pl.lit(TOTAL)).select(groups.columns)
     columns = [

@@ -51,7 +51,7 @@ false where some larger legal width up to the limit is memory-bound again.
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Unpack
 
@@ -61,9 +61,9 @@ import numpy as np
 import polars as pl
 
 from rooflax.answers.tables import Table
-from rooflax.config.models import llama_scaled
+from rooflax.config.models import LayerKind, llama_scaled
 from rooflax.config.spec import SpecKeys, SweepSpec
-from rooflax.cost.ops import OP_NAMES, OpDef, make_step
+from rooflax.cost.ops import OP_NAMES, OpDef, make_steps
 from rooflax.cost.roofline import is_compute_bound
 from rooflax.cost.shape import Shape
 from rooflax.data.frames import check_in_memory, resolve_spec
@@ -83,6 +83,32 @@ _ITERATIONS = LIMIT.bit_length() + 1  # bisection steps that narrow [n_lo - 1, n
 ROW_BYTES = 400
 #: The search per cell, besides its shape: the ridge, and the values ``n·step`` for ``n_lo ≤ n ≤ n_hi``.
 _SEARCH = ("ridge", "n_lo", "n_hi", "step")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _KindOp:
+    """An op of one layer kind (the ``kind``-th of the shape's: :func:`rooflax.cost.ops.make_steps`), priced
+    from a shape; ``layer`` is the kind (None: once per model)."""
+
+    kind: int
+    layer: LayerKind | None
+    op: OpDef
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    @property
+    def group(self) -> str:
+        return self.op.group
+
+    @property
+    def hops(self):
+        return self.op.hops
+
+    def cost(self, shape: Shape):
+        """``(flops, bytes)`` of the op in its kind's step of ``shape``."""
+        return self.op.cost(make_steps(shape)[self.kind])
 
 
 def _at(shape: Shape, along: str, value, *, family: bool, where=np.where) -> Shape:
@@ -105,7 +131,7 @@ def _at(shape: Shape, along: str, value, *, family: bool, where=np.where) -> Sha
 
 
 @functools.lru_cache(maxsize=32)
-def _solver(ops: tuple[OpDef, ...], along: str):
+def _solver(ops: tuple[_KindOp, ...], along: str):
     """The jitted bisection: for each op and cell, the first index ``n`` whose value ``n·step`` is compute-bound.
 
     Returns ``n_hi + 1`` where no index up to ``n_hi`` is. Cached per static configuration
@@ -116,7 +142,7 @@ def _solver(ops: tuple[OpDef, ...], along: str):
         out = []
         for j, op in enumerate(ops):
             value = (n[j] * search["step"]).astype(jnp.float64)
-            flops, bytes_ = op.cost(make_step(_at(shape, along, value, family=True, where=jnp.where)))
+            flops, bytes_ = op.cost(_at(shape, along, value, family=True, where=jnp.where))
             out.append(is_compute_bound(flops, bytes_, search["ridge"]))
         return jnp.stack(out)
 
@@ -142,7 +168,7 @@ def _take(tree, index: np.ndarray):
     return jax.tree.map(lambda leaf: leaf[index], tree)
 
 
-def _device_bisect(cells: Shape, search: dict, ops: tuple[OpDef, ...], along: str) -> np.ndarray:
+def _device_bisect(cells: Shape, search: dict, ops: tuple[_KindOp, ...], along: str) -> np.ndarray:
     """:func:`_solver` on the cells, padded to a power of two so that few shapes compile."""
     count = len(search["step"])
     length = 1 << max(count - 1, 0).bit_length()
@@ -154,18 +180,18 @@ def _device_bisect(cells: Shape, search: dict, ops: tuple[OpDef, ...], along: st
         return np.asarray(n)[:, :count].astype(object)
 
 
-def _exact(cells: Shape, search: dict, op: OpDef, along: str, value: np.ndarray, *, family: bool):
+def _exact(cells: Shape, search: dict, op: _KindOp, along: str, value: np.ndarray, *, family: bool):
     """Exact ``(compute-bound, intensity)`` of ``op`` at ``value`` per cell, as :func:`rooflax.evaluate` has them.
 
     Python numbers in numpy object arrays: the same operations, in the same order, as
     :func:`rooflax.evaluate` on Python numbers.
     """
-    flops, bytes_ = op.cost(make_step(_at(cells, along, value, family=family)))
+    flops, bytes_ = op.cost(_at(cells, along, value, family=family))
     compute = np.asarray(is_compute_bound(flops, bytes_, search["ridge"]), dtype=bool)
     return compute, np.asarray(flops / bytes_, dtype=np.float64)
 
 
-def _host_bisect(cells: Shape, search: dict, op: OpDef, along: str) -> np.ndarray:
+def _host_bisect(cells: Shape, search: dict, op: _KindOp, along: str) -> np.ndarray:
     """The same bisection as :func:`_solver`, in exact Python numbers (for the cells given)."""
     lo, hi = search["n_lo"] - 1, search["n_hi"] + 1
     while True:
@@ -177,7 +203,7 @@ def _host_bisect(cells: Shape, search: dict, op: OpDef, along: str) -> np.ndarra
         lo, hi = np.where(active & ~compute, mid, lo), np.where(active & compute, mid, hi)
 
 
-def _solve(cells: Shape, search: dict, ops: tuple[OpDef, ...], along: str) -> list[np.ndarray]:
+def _solve(cells: Shape, search: dict, ops: tuple[_KindOp, ...], along: str) -> list[np.ndarray]:
     """Per op, the first compute-bound index of the (monotone) family, checked exactly and repaired."""
     out = []
     n_lo, n_hi, step = search["n_lo"], search["n_hi"], search["step"]
@@ -233,7 +259,7 @@ def _extras(model_hidden: int, head_dim: int, group_size: int, tp: int, top: int
     return own + [h for h in narrow if h != model_hidden and h <= top]
 
 
-def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, tuple[OpDef, ...]]]:
+def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, tuple[_KindOp, ...]]]:
     """Blocks of cells in the sweep's order: ``(labels, cells, search, extras, ops)`` per engine block.
 
     ``cells`` is the block's :class:`Shape` (leaves: Python-number object arrays) over the
@@ -285,11 +311,13 @@ def _cells(spec: SweepSpec, along: str) -> list[tuple[dict, Shape, dict, list, t
             "ridge": ridge,
             **{axis: coords[axis] for axis in AXES if axis != along},
         }
-        out.append((labels, cells, search, extras, tuple(op for _, op in block.ops)))
+        kinds = [kind for kind, _ in model.layer_kinds]
+        ops = tuple(_KindOp(kind=0 if kind is None else kinds.index(kind), layer=kind, op=op) for kind, op in block.ops)
+        out.append((labels, cells, search, extras, ops))
     return out
 
 
-def _rows(cells: Shape, search: dict, extras: list, ops: tuple[OpDef, ...], along: str) -> dict[str, np.ndarray]:
+def _rows(cells: Shape, search: dict, extras: list, ops: tuple[_KindOp, ...], along: str) -> dict[str, np.ndarray]:
     """``crossover`` (0: none), ``intensity_below``, ``intensity_at`` (NaN: none) and ``monotone``.
 
     One entry per cell × op, ops varying fastest; every cell shares ``ops`` (none a collective).
@@ -307,12 +335,13 @@ def _rows(cells: Shape, search: dict, extras: list, ops: tuple[OpDef, ...], alon
     return {name: np.stack(parts, axis=1).ravel() for name, parts in columns.items()}
 
 
-def _frame(labels: dict, ops: tuple[OpDef, ...], along: str, rows: dict, schema: pl.Schema) -> pl.DataFrame:
+def _frame(labels: dict, ops: tuple[_KindOp, ...], along: str, rows: dict, schema: pl.Schema) -> pl.DataFrame:
     """The crossover frame of one block from its :func:`_rows` (collectives included, network-bound)."""
     size = len(labels[next(axis for axis in AXES if axis != along)])
     count = size * len(ops)
     frame = {
         **{name: [labels[name]] * count for name in schema if name in (*ENTITIES, *LAYOUT, "phase", "spec_k")},
+        "layer": [None if op.layer is None else op.layer.name for op in ops] * size,
         "op": [op.name for op in ops] * size,
         "group": [op.group for op in ops] * size,
         **{axis: np.repeat(labels[axis].astype(np.int64), len(ops)) for axis in AXES if axis != along},
@@ -331,9 +360,11 @@ def _schema(spec: SweepSpec, along: str) -> pl.Schema:
 
     keys = schemas(spec)[0]
     layouts = spec.layouts() != ((1, 1, 1),)
+    differ = any(len(model.layer_kinds) > 1 for model in spec.models)
     return pl.Schema(
         {
             **{name: keys[name] for name in (*ENTITIES, *(LAYOUT if layouts else ()), "phase", "spec_k")},
+            **({"layer": keys["layer"]} if differ else {}),
             "op": pl.Enum(OP_NAMES),
             "group": pl.Enum(GROUPS),
             **{axis: pl.Int64 for axis in AXES if axis != along},
@@ -413,13 +444,6 @@ def crossover(
         "hidden": {"hidden": None},
     }
     spec = resolve_spec(spec, {**keys, **placeholders[along]}, reference_axes=True)
-    for model in spec.models:
-        if len(model.layer_kinds) > 1:
-            kinds = ", ".join(f"{count} {kind.name}" for kind, count in model.layer_kinds)
-            raise SpecError(
-                f"model: {model.name}'s layers differ ({kinds}); a crossover is solved for models of one layer "
-                "kind: sweep it (rooflax.sweep, whose rows say each op's layer kind) instead"
-            )
     if along == "hidden":
         _check_hidden(spec)
     # one row per cell of the two other axes (the crossed one holds its placeholder) and op
@@ -466,7 +490,7 @@ def crossover(
     return pl.concat(frames)
 
 
-def _with_collectives(rows: dict, ops: tuple[OpDef, ...], searched: tuple[OpDef, ...], size: int) -> dict:
+def _with_collectives(rows: dict, ops: tuple[_KindOp, ...], searched: tuple[_KindOp, ...], size: int) -> dict:
     """The searched ops' rows (cell × op, ops fastest) with the collectives' rows put in their place:
     no crossover, no intensities (no FLOPs), monotone."""
     if len(searched) == len(ops):
@@ -499,7 +523,8 @@ def crossover_table(df: pl.DataFrame) -> str:
         for name in constant
         if df.get_column(name)[0] is not None
     )
-    shown = [name for name in (*keys, "op") if name not in constant]
+    layer = ("layer",) if "layer" in df.columns else ()
+    shown = [name for name in (*keys, *layer, "op") if name not in constant]
     header = [*shown, f"{along} crossover", "intensity below", "at"]
     network = df.get_column("network") if "network" in df.columns else pl.Series([False] * df.height)
     rows = tuple(
@@ -511,7 +536,7 @@ def crossover_table(df: pl.DataFrame) -> str:
         )
         for row, is_network in zip(df.iter_rows(named=True), network, strict=True)
     )
-    numeric = tuple(name not in ("model", "hardware", "dtype", "phase", "op") for name in shown) + (True,) * 3
+    numeric = tuple(name not in ("model", "hardware", "dtype", "phase", "layer", "op") for name in shown) + (True,) * 3
     intro = f"smallest {along} at which each op is compute-bound (intensities in FLOP/byte; never: not up to 2**40)"
     text = Table(title="\n".join(filter(None, (intro, title))), header=tuple(header), rows=rows, numeric=numeric).text()
     if not df.get_column("monotone").all():

@@ -20,11 +20,21 @@ A user model in TOML::
     shared_experts = 0   # optional: experts every token passes through
     moe_intermediate = 14336  # optional: each expert's MLP width (default: intermediate)
     routing_experts = 4.2    # optional: a measured router's effective experts (default: experts, uniform)
+    shared_intermediate = 5632  # optional: the shared experts' width in all (default shared_experts · moe_intermediate)
+    first_dense = 3      # optional: the first layers have the dense MLP (first_k_dense_replace)
+    moe_every = 2        # optional: experts in layer i when (i + 1) % moe_every == 0 (interleave_moe_layer_step)
+    sliding_window = 4096  # optional: the tokens a sliding layer attends (a positive number; none: full attention)
+    layer_types = ["sliding", "full"]  # optional, one per layer (default: all sliding with a window, else full)
+    attention_sinks = false  # optional: a learned sink logit per query head (gpt-oss)
+    attention_bias = false   # optional: q, k, v, o biases (parameters only)
+    mlp_bias = false         # optional: biases on every MLP product, router and experts (parameters only)
     q_lora_rank = 1536       # optional, multi-head latent attention (all five or none; rooflax.cost.ops):
     kv_lora_rank = 512       #   the query latent, the cached latent,
     qk_nope_head_dim = 128   #   the query-key width without rotary embedding,
     qk_rope_head_dim = 64    #   with it (head_dim defaults to their sum; kv_heads must equal heads),
     v_head_dim = 128         #   and the value width
+    router_bias = false      # optional: a learned bias per expert in the router (parameters only)
+    mtp_layers = 0           # optional: multi-token prediction modules (not in the parameter count)
 
 A Hugging Face ``config.json`` is read offline with the same meaning
 (``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
@@ -32,10 +42,17 @@ A Hugging Face ``config.json`` is read offline with the same meaning
 ``tie_word_embeddings``; for mixtures of experts ``num_local_experts`` or
 ``num_experts`` or ``n_routed_experts``, ``num_experts_per_tok``,
 ``moe_intermediate_size``, and ``n_shared_experts`` or
-``shared_expert_intermediate_size`` (as a multiple of ``moe_intermediate_size``)), and
-for multi-head latent attention (DeepSeek-V2/V3, Kimi K2) ``q_lora_rank``,
-``kv_lora_rank``, ``qk_nope_head_dim``, ``qk_rope_head_dim`` and ``v_head_dim`` (a config
-with ``kv_lora_rank`` needs all five; its ``head_dim`` is ignored).
+``shared_expert_intermediate_size`` (one shared expert of that width); the layer pattern
+from ``layer_types``, ``sliding_window``, ``sliding_window_pattern``,
+``first_k_dense_replace``, ``interleave_moe_layer_step``, ...: :func:`hf_table`); for
+multi-head latent attention (DeepSeek-V2/V3, Kimi K2) ``q_lora_rank``, ``kv_lora_rank``,
+``qk_nope_head_dim``, ``qk_rope_head_dim`` and ``v_head_dim`` (a config with
+``kv_lora_rank`` needs all five; its ``head_dim`` is ignored), ``topk_method = "noaux_tc"``
+as ``router_bias`` and ``num_nextn_predict_layers`` as ``mtp_layers``.
+
+The layers may differ (:attr:`Model.layer_pattern`): each is a :class:`LayerKind`, its
+attention ``full`` or ``sliding`` (the last ``sliding_window`` tokens) and its MLP
+``dense`` or ``moe``; the cost model prices each kind once and weighs it by its layers.
 
 Mixture of experts: every layer's MLP is ``experts`` routed experts (each a gated MLP of
 width ``moe_intermediate``, ``k = experts_per_token`` of them per token, chosen by a

@@ -78,16 +78,17 @@ def _frames(df: pl.DataFrame, keys: list[str], facet: str | None) -> tuple[list[
     for value in df.get_column(facet).unique(maintain_order=True) if facet else [None]:
         part = df if facet is None else df.filter(pl.col(facet) == value)
         order = part.select(keys).unique().with_columns(pl.col("phase").to_physical().alias("_p"))
-        order = order.sort(["_p", "spec_k", *(["op"] if "op" in keys else [])]).drop("_p")
+        order = order.sort(["_p", "spec_k", *(k for k in ("layer", "op") if k in keys)]).drop("_p")
         for row in order.iter_rows(named=True):
             name = _step_name(row["phase"], row["spec_k"])
             name = f"{row['op']} · {name}" if "op" in row else name
+            name = f"{row['layer']} {name}" if row.get("layer") is not None else name
             shown = f"{facet}={value}" if facet in LAYOUT else value
             frames.append(
                 (name if facet is None else f"{shown} · {name}", part.filter(*matching(keys, [row[k] for k in keys])))
             )
     if "op" in keys:
-        return frames, df.get_column("op").n_unique()
+        return frames, df.select(k for k in ("layer", "op") if k in keys).unique().height
     steps = df.select("phase", "spec_k").unique().height
     return frames, (steps * max(1, 4 // steps) if facet else 4)
 
@@ -159,6 +160,8 @@ def _panels(df: pl.DataFrame, ops: Sequence[str] | None) -> tuple[list[str], pl.
                 if op not in present:
                     raise unknown_name("ops", op, present)
             df = df.filter(pl.col("op").cast(pl.String).is_in(list(ops)))
+        if "layer" in df.columns and df.get_column("layer").n_unique() > 1:  # a panel per layer kind and op
+            keys.append("layer")
         keys.append("op")
     return keys, df
 
@@ -436,7 +439,7 @@ def ratio_map(
         check_one_value(_spread(frame, None), x, y, None)
     if ("op" in a.columns) != ("op" in b.columns):
         raise SpecError("ratio map: compare two long frames or two summary frames, not one of each")
-    on = [c for c in (*AXES, "phase", "op") if c in a.columns]
+    on = [c for c in (*AXES, "phase", "layer", "op") if c in a.columns]
     label_a, label_b = (
         ", ".join(_hardware_label(h) for h in f.get_column("hardware").unique().cast(pl.String)) for f in (a, b)
     )

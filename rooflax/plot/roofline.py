@@ -421,7 +421,7 @@ def _draw(
 def _connect(ax: Axes, points: pl.DataFrame, axis: str, color, y: str) -> None:
     """Lines through each op's points along ``axis``, every other coordinate held, above the roof."""
     # each layout is its own point of an op (not joined to another layout's)
-    others = [c for c in (*ENTITIES, "phase", "op", *AXES, *LAYOUT) if c != axis and c in points.columns]
+    others = [c for c in (*ENTITIES, "phase", "layer", "op", *AXES, *LAYOUT) if c != axis and c in points.columns]
     lines = (
         points.filter(pl.col(axis).is_not_null())
         .sort(axis)
@@ -459,7 +459,7 @@ def _collect(
     lf = lf.filter(pl.col("group").cast(pl.String).is_in(list(groups)))
     if connect:
         coordinates = (a for a in (*AXES, *LAYOUT) if a in names and a not in _NEEDED)
-        return lf.select(*_NEEDED, y, "op", *coordinates).collect()
+        return lf.select(*_NEEDED, y, *(["layer"] if "layer" in names else []), "op", *coordinates).collect()
     by = ["model", "hardware", "dtype", "phase", "spec_k", "group"]
     by += [c for c in dict.fromkeys((color_by, facet)) if c and c not in by]
     return reduce_points(lf, "intensity", y, by, resolution).drop("count")
