@@ -26,6 +26,7 @@ __all__ = [
     "LAYER_KINDS",
     "LAYOUT",
     "MAX_CHUNK_SIZE",
+    "MLA_DECODE",
     "MLP_KINDS",
     "PEAK_DTYPES",
     "PEAK_NEEDS",
@@ -52,6 +53,10 @@ PEAK_NEEDS = {
     "nvfp4": "FP4 tensor cores with NVFP4 block scales (e4m3 per 16)",
     "mxfp4": "FP4 tensor cores with MX block scales (e8m0 per 32)",
 }
+#: How multi-head latent attention runs decode and verify (prefill always up-projects): ``naive`` up-projects
+#: the cached latent to keys and values, ``absorbed`` folds the up-projections into the query and the output
+#: and attends in the latent space (:mod:`rooflax.cost.ops`). The first is the default.
+MLA_DECODE = ("absorbed", "naive")
 #: The ``bound`` enum: an op row's ``bound`` is an index into it.
 BOUNDS = ("memory", "compute", "network")
 

@@ -94,8 +94,10 @@ def test_the_shape_is_one_pytree_with_static_structure():
     model, dtype = rooflax.get_model("llama-2-70b"), rooflax.get_dtype("w4a16")
     shape = Shape.of(model, dtype, phase="verify", batch=8, seq_len=512, spec_k=16, causal=True)
     # B S phase K h H G d I V L w a k, then experts, experts per token, shared experts, expert width, routing
-    # experts, tp pp ep, tree, shared experts' width, window, layers of each kind, of each kind per stage
+    # experts, tp pp ep, tree, shared experts' width, window, layers of each kind, of each kind per stage, the
+    # five latent-attention widths
     numbers = (8, 512, 2, 16, 8192, 64, 8, 128, 28672, 32000, 80, 0.5, 2, 2, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 80, 80)
+    numbers += (0, 0, 0, 0, 0)
     assert tuple(jax.tree.leaves(shape)) == numbers
     other = Shape.of(model, dtype, phase="verify", batch=8, seq_len=512, spec_k=16, fused_attention=True)
     assert jax.tree.structure(shape) != jax.tree.structure(other)  # structural choices are static, not leaves

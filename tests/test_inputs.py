@@ -126,6 +126,7 @@ def _every_field_spec() -> rooflax.SweepSpec:
         phases=["prefill", "decode", "verify"],
         fused_attention=True,
         causal=True,
+        mla_decode="naive",
         tree=[{"depths": [1, 2, 2]}, {"top_k": [2, 2]}],
         description="every field",
         batch=[1, 8],

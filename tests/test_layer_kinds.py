@@ -51,9 +51,9 @@ def test_decode_attends_the_window_below_and_above_it():
     assert (above["qk"].flops, above["qk"].bytes) == (2 * 2 * 4 * 16 * 64, 1024 + 8192 + 256) == (16384, 9472)
     assert above["pv"].flops == 16384 and above["softmax"].flops == 5 * 2 * 4 * 16
     # the cache holds min(S, W) tokens a layer: k·2·G·d·L·B·16, against ·64 for full attention
-    kv = rooflax.evaluate(model=sliding, phase="decode", batch=2, seq_len=64).totals()["kv_cache_bytes"]
+    kv = rooflax.evaluate(model=sliding, phase="decode", batch=2, seq_len=64).kv_cache_bytes
     assert kv == 2 * 2 * 2 * 64 * 4 * 2 * 16 == 65536
-    assert rooflax.evaluate(model=full, phase="decode", batch=2, seq_len=64).totals()["kv_cache_bytes"] == 262144
+    assert rooflax.evaluate(model=full, phase="decode", batch=2, seq_len=64).kv_cache_bytes == 262144
 
 
 def test_prefill_and_verify_count_only_the_in_window_pairs():
@@ -191,6 +191,8 @@ FIXTURES = {
     "gemma-3-27b": "google--gemma-3-27b-it",
     "gpt-oss-20b": "openai--gpt-oss-20b",
     "gpt-oss-120b": "openai--gpt-oss-120b",
+    "deepseek-v3": "deepseek-ai--DeepSeek-V3",
+    "kimi-k2": "moonshotai--Kimi-K2-Instruct",
 }
 _NEW = list(FIXTURES)
 _QUICK = ("gpt-oss-120b", "gemma-3-27b", "llama-4-maverick")

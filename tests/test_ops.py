@@ -359,12 +359,12 @@ DENSE, MOE = LayerKind(), LayerKind(mlp="moe")
 def test_op_flags_are_derived_once_for_shapes_and_specs(model, layout, want):
     m, (tp, pp, ep) = rooflax.get_model(model), layout
     flags = op_flags(m, fused_attention=True, tp=tp, pp=pp, ep=ep)
-    assert flags == {"gated_mlp": m.gated_mlp, "fused_attention": True, **want}
+    assert flags == {"gated_mlp": m.gated_mlp, "fused_attention": True, "mla": False, "absorbed": False, **want}
     shape = Shape.of(
         m, rooflax.get_dtype("fp16"), phase="decode", batch=4, seq_len=64, fused_attention=True, tp=tp, pp=pp, ep=ep
     )
     assert {name: getattr(shape, name) for name in flags} == flags
     spec = rooflax.parse_spec(model=model, batch=[4], seq_len=[64], fused_attention=True)
     rows = [(step.kind if op not in ONCE else None, op) for step, op, _, _ in model_costs(make_steps(shape))]
-    assert rows == list(spec.ops_for(m, layout))
+    assert rows == list(spec.ops_for(m, layout, phase="decode"))
     assert [op for op, _, _ in op_costs(make_step(shape))] == [op for _, op in rows]  # one kind: one step

@@ -382,9 +382,10 @@ def _check_hidden(spec: SweepSpec) -> None:
     """Refuse, in one line, a spec whose widths are not scaled: a mixture of experts, or a ``tp`` that
     does not split every Llama MLP width."""
     for model in spec.models:
-        if model.experts:
+        if model.experts or model.mla:
+            kind = "a mixture of experts" if model.experts else "a model with latent attention"
             raise SpecError(
-                f"along: hidden is not defined for {model.name}: a mixture of experts is not scaled "
+                f"along: hidden is not defined for {model.name}: {kind} is not scaled "
                 "to other widths (rooflax.Model.at_hidden); cross batch or seq_len"
             )
     odd = [tp for tp in spec.tp if 256 % tp]

@@ -6,11 +6,12 @@ or a tree, :mod:`rooflax.trees`), and yields ``tokens_per_round`` tokens
 (:mod:`rooflax.acceptance`). Per grid point and ``K``:
 
 - ``round_time_s = draft_time_s + verify_time_s``, the drafter's time
-  (:mod:`rooflax.drafters`: a draft model's ``K`` decode steps, Medusa heads, or 0 for an
-  external drafter) plus the target's verify step at ``seq_len`` (``Q = candidates``,
-  ``T = seq_len``, the tree mask's scores), in the same layout ``tp, pp, ep`` as the
-  plain decode it is compared with; a draft model and Medusa heads run on one device
-  (``tp = pp = ep = 1``), whatever the target's layout;
+  (:mod:`rooflax.drafters`: a draft model's ``K`` decode steps, Medusa heads, the
+  model's own multi-token prediction modules, or 0 for an external drafter) plus the
+  target's verify step at ``seq_len`` (``Q = candidates``, ``T = seq_len``, the tree
+  mask's scores), in the same layout ``tp, pp, ep`` as the plain decode it is compared
+  with; a draft model and Medusa heads run on one device (``tp = pp = ep = 1``), whatever
+  the target's layout, prediction modules at the target's ``tp`` and ``ep``;
 - ``effective_tokens_per_s = batch · tokens_per_round / round_time_s``;
 - ``speedup = effective_tokens_per_s / (batch / decode_time_s)``, against plain decode of
   the target at the same batch and ``seq_len``;
@@ -38,7 +39,7 @@ from rooflax.answers.tables import Table
 from rooflax.config.acceptance import Acceptance, parse_acceptance
 from rooflax.config.models import Model, get_model
 from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
-from rooflax.cost.drafters import HeadStep, medusa_times, medusa_weight_bytes
+from rooflax.cost.drafters import HeadStep, MtpStep, medusa_times, medusa_weight_bytes, mtp_times
 from rooflax.cost.roofline import Roof
 from rooflax.cost.trees import check_tree
 from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
@@ -52,6 +53,8 @@ __all__ = ["Choices", "best_k", "check_map_spec", "choices", "speculate", "specu
 DEFAULT_K = tuple(range(9))
 #: The acceptance without Medusa heads when none is given.
 DEFAULT_ACCEPTANCE = {"kind": "geometric", "alpha": 0.8}
+#: The acceptance of multi-token prediction when none is given (:data:`rooflax.config.acceptance.TABLES`).
+MTP_ACCEPTANCE = "deepseek-v3-mtp"
 #: The model each Medusa acceptance preset's heads were trained on: Vicuna v1.3 7B, 13B and
 #: 33B are fine-tunes of LLaMA of the same size (FasterDecoding/Medusa).
 MEDUSA_BASES = {"medusa-vicuna-7b": "llama-7b", "medusa-vicuna-13b": "llama-13b", "medusa-vicuna-33b": "llama-33b"}
@@ -169,6 +172,58 @@ def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl
     return pl.concat(parts)
 
 
+def _mtp(rows: pl.DataFrame, spec: SweepSpec) -> pl.DataFrame:
+    """``rows`` with the draft of ``draft_k`` multi-token prediction modules: each a decode step of
+    :meth:`rooflax.Model.mtp_model` at the target's batch, ``tp`` and ``ep``, plus its own ops
+    (:func:`rooflax.cost.drafters.mtp_times`); its memory the modules' weights (not the shared
+    vocabulary) and KV caches."""
+    models = {m.name: m for m in spec.models}
+    drafters = {m.mtp_model().name: name for name, m in models.items()}
+    frame = sweep(
+        spec.with_keys(
+            model=[m.mtp_model() for m in models.values()], phases=["decode"], spec_k=None, tree=None, pp=None
+        ),
+        summary=True,
+    ).with_columns(target=pl.col("model").cast(pl.String).replace_strict(drafters))
+    hardware, dtypes = {h.name: h for h in spec.hardware}, {d.name: d for d in spec.dtypes}
+    parts = []
+    for (target, hw, dt), part in frame.group_by("target", "hardware", "dtype"):
+        model, dtype = models[cast(str, target)], dtypes[cast(str, dt)]
+        batch = np.ceil(part["batch"].to_numpy() / part["ep"].to_numpy())  # a device's sequences
+        ideal, achieved = mtp_times(
+            MtpStep(batch=batch, hidden=float(model.hidden), w=dtype.weight_bytes, a=dtype.act_bytes),
+            Roof.of(hardware[cast(str, hw)], dtype),
+        )
+        vocab = dtype.weight_bytes * (2 * -(-model.vocab // part["tp"].to_numpy()) * model.hidden + model.hidden)
+        own = dtype.weight_bytes * (2 * model.hidden * model.hidden + 3 * model.hidden)
+        parts.append(
+            part.select(
+                "target",
+                "hardware",
+                "dtype",
+                "batch",
+                "seq_len",
+                "tp",
+                "ep",
+                step_time_s=pl.col("time_s") + ideal,
+                step_achieved_time_s=pl.col("achieved_time_s") + achieved,
+                step_memory_bytes=model.mtp_layers * (pl.col("weight_bytes") - vocab + own + pl.col("kv_cache_bytes")),
+            )
+        )
+    keys = ("hardware", "dtype", "batch", "seq_len", "tp", "ep")
+    steps = pl.concat(parts).with_columns(pl.col(key).cast(rows.schema[key]) for key in ("hardware", "dtype"))
+    return (
+        rows.with_columns(target=pl.col("model").cast(pl.String))
+        .join(steps, on=["target", *keys])
+        .with_columns(
+            draft_time_s=pl.col("draft_k") * pl.col("step_time_s"),
+            draft_achieved_time_s=pl.col("draft_k") * pl.col("step_achieved_time_s"),
+            draft_memory_bytes=pl.col("step_memory_bytes"),
+        )
+        .drop("target", "step_time_s", "step_achieved_time_s", "step_memory_bytes")
+    )
+
+
 class Choices(NamedTuple):
     """What :func:`speculate` runs for its arguments: the target's sweep, the draft lengths
     (None: the trees given), the acceptance, and one note per default it chose."""
@@ -214,6 +269,7 @@ def choices(
     tree: object = None,
     medusa_heads: int | None = None,
     acceptance: object = None,
+    mtp: bool = False,
     **keys: Unpack[SweepKeys],
 ) -> Choices:
     """The sweep, draft lengths and acceptance :func:`speculate` uses, with a note on each default.
@@ -223,7 +279,9 @@ def choices(
     128..8192). Without an acceptance, Medusa heads get the Medusa preset of the target model
     (:data:`MEDUSA_BASES`; the nearest in size for other models), other drafters the
     geometric ``α = 0.8``. Without ``k`` or ``tree``, chains of ``0..8`` drafts, at most one
-    per head and no more than a Medusa acceptance prices.
+    per head and no more than a Medusa acceptance prices. With ``mtp`` (the models' multi-token
+    prediction modules draft), the acceptance ``deepseek-v3-mtp`` and draft lengths ``0`` to the
+    fewest modules a model has.
 
     >>> chosen = choices(model="llama-33b", batch=[1], seq_len=[1024], medusa_heads=5)
     >>> chosen.k, chosen.acceptance.heads
@@ -244,12 +302,20 @@ def choices(
                 shown = _span(values) if key in ("batch", "seq_len") else ", ".join(v.name for v in values)
                 notes.append(f"{key} {shown}: the reference sweep's (no spec or {key} given)")
     heads = None if medusa_heads is None else positive_int("medusa_heads", medusa_heads)
+    for model in base.models if mtp else ():
+        model.mtp_model()  # refuses a model without prediction modules
     if acceptance is None and heads is not None:
         preset, why = _medusa_preset(base.models)
         model_acceptance = parse_acceptance(preset)
         notes.append(
             f"acceptance {preset}: the published Medusa-1 heads of Vicuna {preset.rsplit('-', 1)[1].upper()}, "
             f"{why} (the default for Medusa heads given no acceptance)"
+        )
+    elif acceptance is None and mtp:
+        model_acceptance = parse_acceptance(MTP_ACCEPTANCE)
+        notes.append(
+            f"acceptance {MTP_ACCEPTANCE}: DeepSeek-V3's module, its second token accepted 85-90% of the time "
+            "(the default for multi-token prediction given no acceptance)"
         )
     elif acceptance is None:
         model_acceptance = parse_acceptance(DEFAULT_ACCEPTANCE)
@@ -263,6 +329,9 @@ def choices(
         limit, why = DEFAULT_K[-1], ""
         if heads is not None and heads < limit:
             limit, why = heads, f", capped at one draft per head ({heads} heads)"
+        modules = min(m.mtp_layers for m in base.models) if mtp else limit
+        if modules < limit:
+            limit, why = modules, f", capped at one draft per prediction module ({modules})"
         priced = len(model_acceptance.accuracy) if model_acceptance.kind == "medusa" else limit
         if priced < limit:
             limit, why = priced, f", capped at the {priced} heads the acceptance prices"
@@ -280,6 +349,7 @@ def speculate(
     medusa_heads: int | None = None,
     shared_lm_head: bool = False,
     acceptance: object = None,
+    mtp: bool = False,
     **keys: Unpack[SweepKeys],
 ) -> pl.DataFrame:
     """Expected tokens per round, round time, effective tokens/s and speedup of speculative decoding.
@@ -301,6 +371,10 @@ def speculate(
         medusa_heads: instead, the number of Medusa heads (one forward per round, using
             ``K`` heads); neither: an external drafter, free.
         shared_lm_head: Medusa heads reuse the base model's LM head (its weights read once).
+        mtp: instead, the target's own multi-token prediction modules draft (DeepSeek-V3's
+            ``num_nextn_predict_layers``): module ``k`` drafts the ``k``-th token, so ``K`` is at most
+            the modules a model has; each runs at the target's batch, ``tp`` and ``ep``
+            (:mod:`rooflax.drafters`); default acceptance ``deepseek-v3-mtp``.
         acceptance: ``{"kind": "geometric", "alpha": 0.8}`` (the default without Medusa
             heads), a table, or Medusa head accuracies (``"medusa-vicuna-7b"`` or
             ``{"kind": "medusa", ...}``; :mod:`rooflax.acceptance`); with Medusa heads the
@@ -326,17 +400,28 @@ def speculate(
                 f"{key}: speculate prices plain decode and each round's verify step itself, so it reads "
                 f"no {key}; leave {key} out (give draft lengths as k, or trees as tree)"
             )
+    mtp = boolean("mtp", mtp)
     if draft_model is not None and medusa_heads is not None:
         raise SpecError("medusa_heads: give a draft_model or medusa_heads, not both")
+    if mtp and (draft_model is not None or medusa_heads is not None):
+        raise SpecError("mtp: the model's prediction modules draft; give mtp, a draft_model or medusa_heads, one")
     if shared_lm_head and medusa_heads is None:
         raise SpecError("shared_lm_head: given without medusa_heads; it applies to Medusa heads only")
     if tree is not None and k is not None:
         raise SpecError("tree: give draft lengths k (chains) or trees, not both")
     base, k, model_acceptance, _ = choices(
-        spec, k=k, tree=tree, medusa_heads=medusa_heads, acceptance=acceptance, **keys
+        spec, k=k, tree=tree, medusa_heads=medusa_heads, acceptance=acceptance, mtp=mtp, **keys
     )
     heads = None if medusa_heads is None else int(medusa_heads)
     rounds = _rounds(k, tree, model_acceptance, heads)
+    most = cast(int, rounds["draft_k"].max())
+    for model in base.models if mtp else ():
+        if most > model.mtp_layers:
+            modules = model.mtp_layers
+            raise SpecError(
+                f"{'k' if tree is None else 'tree'}: a round drafts {most} tokens but {model.name} has {modules} "
+                f"prediction module{'s' if modules > 1 else ''}; draft at most one token per module (k ≤ {modules})"
+            )
     largest = cast(int, rounds["candidates"].max())  # an Int64 column of at least one round
     if largest > base.seq_len[-1]:
         raise SpecError(
@@ -386,6 +471,8 @@ def speculate(
             draft_achieved_time_s=pl.col("draft_k") * pl.col("step_achieved_time_s"),
             draft_memory_bytes=pl.col("step_memory_bytes"),
         )
+    elif mtp:
+        out = _mtp(out, base)
     elif heads is not None:
         medusa = _medusa(out, base, heads, shared_lm_head)
         out = out.join(medusa, on=["model", "hardware", "dtype", "batch", "hidden", "draft_k"])

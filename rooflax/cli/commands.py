@@ -344,6 +344,7 @@ def _cmd_speculate(args) -> int:
         tree=trees or None,
         medusa_heads=args.medusa_heads,
         acceptance=_acceptance(args),
+        mtp=args.mtp,
         **_spec_keys(args),
     )
     output = _table_output(args)
@@ -361,6 +362,7 @@ def _cmd_speculate(args) -> int:
         medusa_heads=args.medusa_heads,
         shared_lm_head=args.shared_lm_head,
         acceptance=chosen.acceptance,
+        mtp=args.mtp,
     )
     notes = list(chosen.notes)
     if args.command == "best-k":
@@ -738,6 +740,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
         p.add_argument("--shared-lm-head", action="store_true", help="Medusa heads share the base LM head")
         p.add_argument(
+            "--mtp",
+            action="store_true",
+            help="the model's multi-token prediction modules draft (DeepSeek-V3: one token a round)",
+        )
+        p.add_argument(
             "--alpha",
             type=float,
             help="geometric acceptance: P(draft token accepted) (default 0.8; "
@@ -747,7 +754,7 @@ def _parser() -> argparse.ArgumentParser:
             "--acceptance",
             metavar="TOML|PRESET",
             help='acceptance table file (kind = "table" | "medusa", ...) or a preset: '
-            "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b",
+            "medusa-vicuna-7b, medusa-vicuna-13b, medusa-vicuna-33b, deepseek-v3-mtp",
         )
         if name == "best-k":
             p.add_argument("--achieved", action="store_true", help="rank by predicted achieved tokens/s")

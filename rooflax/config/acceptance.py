@@ -37,6 +37,12 @@ produces itself, so between 1 and ``K + 1`` tokens.
   candidates where the paper's Fig. 4a measured about 3.1 for its (Medusa-2, top-10)
   sparse tree, so read them as a conservative Medusa-1 curve.
 
+- ``"deepseek-v3-mtp"``: DeepSeek-V3's multi-token prediction module as the drafter
+  (:func:`rooflax.speculate` with ``mtp``): one draft a round, the second token accepted
+  85%–90% of the time (DeepSeek-V3 technical report, arXiv 2412.19437, §5.4.3, which also
+  reports 1.8× the tokens per second); the table ``k = [1]``, ``tokens_per_round = [1.85]``
+  (:data:`TABLES`).
+
 The Medusa paper's own fitted curve of §12.3 (its coefficients) is not shipped: its text
 could not be read here to cite; the ``medusa`` kind above rebuilds the curve from the
 authors' published head accuracies instead.
@@ -85,7 +91,14 @@ MEDUSA_HEADS: dict[str, tuple[tuple[float, ...], ...]] = {
     ),
 }
 #: Acceptance presets by name (strings ``parse_acceptance`` takes).
-PRESETS = tuple(f"medusa-{name}" for name in MEDUSA_HEADS)
+#: Measured acceptance of drafters other than Medusa heads, as tables. ``deepseek-v3-mtp``: DeepSeek-V3's
+#: one multi-token prediction module drafts the second token, accepted 85% to 90% of the time (DeepSeek-V3
+#: technical report, arXiv 2412.19437, §5.4.3): the lower end, 1.85 tokens a round of one draft.
+TABLES: dict[str, dict[str, object]] = {
+    "deepseek-v3-mtp": {"kind": "table", "by": "k", "k": [1], "tokens_per_round": [1.85]},
+}
+MEDUSA_PRESETS = tuple(f"medusa-{name}" for name in MEDUSA_HEADS)
+PRESETS = (*MEDUSA_PRESETS, *TABLES)
 #: Most paths a ``medusa`` acceptance enumerates (ranks^1 + … + ranks^heads).
 MAX_PATHS = 1 << 20
 
@@ -161,7 +174,7 @@ class Acceptance:
             raise SpecError(
                 f"{field}: {candidates}: a sparse tree is built from Medusa head accuracies and the "
                 f'acceptance is {self.kind!r}; give acceptance {{kind = "medusa", ...}} or a preset '
-                f"({', '.join(PRESETS)})"
+                f"({', '.join(MEDUSA_PRESETS)})"
             )
         most = len(self.accuracy) if depth is None else min(depth - 1, len(self.accuracy))
         self.check_round(most, candidates, field)
@@ -217,6 +230,8 @@ def parse_acceptance(acceptance: object) -> Acceptance:
     if isinstance(acceptance, str):
         if acceptance not in PRESETS:
             raise unknown_name("acceptance", acceptance, PRESETS, "acceptance preset")
+        if acceptance in TABLES:
+            return parse_acceptance(TABLES[acceptance])
         return _medusa({"kind": "medusa", "heads": acceptance.removeprefix("medusa-")})
     if not isinstance(acceptance, dict):
         raise SpecError(

@@ -28,6 +28,13 @@ A user model in TOML::
     attention_sinks = false  # optional: a learned sink logit per query head (gpt-oss)
     attention_bias = false   # optional: q, k, v, o biases (parameters only)
     mlp_bias = false         # optional: biases on every MLP product, router and experts (parameters only)
+    q_lora_rank = 1536       # optional, multi-head latent attention (all five or none; rooflax.cost.ops):
+    kv_lora_rank = 512       #   the query latent, the cached latent,
+    qk_nope_head_dim = 128   #   the query-key width without rotary embedding,
+    qk_rope_head_dim = 64    #   with it (head_dim defaults to their sum; kv_heads must equal heads),
+    v_head_dim = 128         #   and the value width
+    router_bias = false      # optional: a learned bias per expert in the router (parameters only)
+    mtp_layers = 0           # optional: multi-token prediction modules (not in the parameter count)
 
 A Hugging Face ``config.json`` is read offline with the same meaning
 (``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
@@ -37,7 +44,11 @@ A Hugging Face ``config.json`` is read offline with the same meaning
 ``moe_intermediate_size``, and ``n_shared_experts`` or
 ``shared_expert_intermediate_size`` (one shared expert of that width); the layer pattern
 from ``layer_types``, ``sliding_window``, ``sliding_window_pattern``,
-``first_k_dense_replace``, ``interleave_moe_layer_step``, ...: :func:`hf_table`).
+``first_k_dense_replace``, ``interleave_moe_layer_step``, ...: :func:`hf_table`); for
+multi-head latent attention (DeepSeek-V2/V3, Kimi K2) ``q_lora_rank``, ``kv_lora_rank``,
+``qk_nope_head_dim``, ``qk_rope_head_dim`` and ``v_head_dim`` (a config with
+``kv_lora_rank`` needs all five; its ``head_dim`` is ignored), ``topk_method = "noaux_tc"``
+as ``router_bias`` and ``num_nextn_predict_layers`` as ``mtp_layers``.
 
 The layers may differ (:attr:`Model.layer_pattern`): each is a :class:`LayerKind`, its
 attention ``full`` or ``sliding`` (the last ``sliding_window`` tokens) and its MLP
@@ -78,6 +89,7 @@ from rooflax.errors import SpecError, boolean, check_keys, positive_float, posit
 from rooflax.names import ATTENTION_KINDS, LAYER_KINDS, MLP_KINDS
 
 __all__ = [
+    "MLA_FIELDS",
     "MODELS",
     "MOE_FIELDS",
     "LayerKind",
@@ -135,6 +147,13 @@ def layer_parameters(
     attention_sinks: bool = False,
     attention_bias: bool = False,
     mlp_bias: bool = False,
+    q_lora_rank: Any = 0,
+    kv_lora_rank: Any = 0,
+    qk_nope_head_dim: Any = 0,
+    qk_rope_head_dim: Any = 0,
+    v_head_dim: Any = 0,
+    mla: bool | None = None,
+    router_bias: bool = False,
 ) -> Any:
     """Parameters of one decoder layer: attention, MLP (dense, or experts and a router), two norms.
 
@@ -151,11 +170,34 @@ def layer_parameters(
         attention_bias: q, k, v and o projections with biases (``(H+2G)d + h``).
         mlp_bias: every MLP product with a bias, the router's and the experts' included
             (``2I + h`` a gated MLP of width ``I``, ``I + h`` an ungated one).
+        q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim: multi-head
+            latent attention's widths ``r_q``, ``r_kv``, ``d_n``, ``d_r``, ``d_v``
+            (:mod:`rooflax.cost.ops`): its attention holds ``h·r_q`` (query down-projection),
+            ``r_q`` (its norm), ``r_q·H(d_n + d_r)`` (query up-projection), ``h·(r_kv + d_r)``
+            (KV down-projection, the rotary key included), ``r_kv`` (the latent's norm),
+            ``r_kv·H(d_n + d_v)`` (KV up-projection) and ``H·d_v·h`` (output); ``kv_heads``
+            and ``head_dim`` are then not used.
+        mla: whether the attention is latent (default: ``kv_lora_rank > 0``; give it when the
+            ranks are traced arrays).
+        router_bias: a MoE layer's router has one learned bias per expert (DeepSeek-V3's
+            ``e_score_correction_bias``), ``E`` parameters.
 
     >>> layer_parameters(hidden=4096, heads=32, kv_heads=32, head_dim=128, intermediate=11008)  # Llama 7B
     202383360
     """
-    attention = hidden * (heads + 2 * kv_heads) * head_dim + heads * head_dim * hidden
+    if bool(kv_lora_rank) if mla is None else mla:
+        r_q, r_kv, rope = q_lora_rank, kv_lora_rank, qk_rope_head_dim
+        attention = (
+            hidden * r_q
+            + r_q
+            + r_q * heads * (qk_nope_head_dim + rope)
+            + hidden * (r_kv + rope)
+            + r_kv
+            + r_kv * heads * (qk_nope_head_dim + v_head_dim)
+            + heads * v_head_dim * hidden
+        )
+    else:
+        attention = hidden * (heads + 2 * kv_heads) * head_dim + heads * head_dim * hidden
     if attention_bias:
         attention = attention + (heads + 2 * kv_heads) * head_dim + hidden
     if attention_sinks:
@@ -166,6 +208,8 @@ def layer_parameters(
         routed = experts if router_experts is None else router_experts
         shared = shared_experts * moe_intermediate if shared_intermediate is None else shared_intermediate
         mlp = matrices * hidden * (moe_intermediate * experts + shared) + hidden * routed
+        if router_bias:
+            mlp = mlp + routed
         if mlp_bias:
             shared_mlps = shared_experts if shared_intermediate is None else (shared_intermediate != 0)
             mlp = mlp + biases * (moe_intermediate * experts + shared) + hidden * (experts + shared_mlps) + routed
@@ -284,6 +328,13 @@ class Model:
     attention_sinks: bool = False  # a learned sink logit per query head in every softmax (gpt-oss)
     attention_bias: bool = False  # q, k, v and o with biases (parameters only)
     mlp_bias: bool = False  # every MLP product (router, experts) with a bias (parameters only)
+    q_lora_rank: int = 0  # multi-head latent attention (all five 0: standard attention)
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    router_bias: bool = False  # one learned bias per expert in the router (parameters only)
+    mtp_layers: int = 0  # multi-token prediction modules (num_nextn_predict_layers), not in params
     label: str = ""
     source: str = field(default="", compare=False)
 
@@ -294,8 +345,10 @@ class Model:
         for key in ("hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab"):
             object.__setattr__(self, key, positive_int(f"{where}: {key}", getattr(self, key)))
         self._check_experts(where)
+        self._check_mla(where)
+        self._check_extras(where)
         self._check_layers(where)
-        for key in ("gated_mlp", "tied_embeddings", "attention_sinks", "attention_bias", "mlp_bias"):
+        for key in ("gated_mlp", "tied_embeddings", "attention_sinks", "attention_bias", "mlp_bias", "router_bias"):
             object.__setattr__(self, key, boolean(f"{where}: {key}", getattr(self, key)))
         for key in ("label", "source"):
             if not isinstance(getattr(self, key), str):
@@ -333,6 +386,43 @@ class Model:
         else:
             object.__setattr__(self, "shared_intermediate", self.shared_experts * self.moe_intermediate)
         self._check_routing(where)
+
+    def _check_mla(self, where: str) -> None:
+        """The latent-attention fields: all zero (standard attention), or every one a positive integer,
+        with ``kv_heads = heads`` and ``head_dim = qk_nope_head_dim + qk_rope_head_dim`` (its query-key width)."""
+        given = [key for key in MLA_FIELDS if getattr(self, key) not in (0, None)]
+        if not given:
+            return
+        for key in MLA_FIELDS:
+            value = getattr(self, key)
+            if value is None:
+                raise SpecError(f"{where}: {key} is missing; multi-head latent attention needs {', '.join(MLA_FIELDS)}")
+            object.__setattr__(self, key, positive_int(f"{where}: {key}", value))
+        if self.kv_heads != self.heads:
+            raise SpecError(
+                f"{where}: kv_heads is {self.kv_heads}; multi-head latent attention up-projects a key and a value "
+                f"for every head (kv_heads = heads = {self.heads})"
+            )
+        if self.head_dim != self.qk_nope_head_dim + self.qk_rope_head_dim:
+            raise SpecError(
+                f"{where}: head_dim is {self.head_dim}; with multi-head latent attention it is the query-key width "
+                f"qk_nope_head_dim + qk_rope_head_dim = {self.qk_nope_head_dim + self.qk_rope_head_dim}"
+            )
+        if self.sliding_window is not None:
+            raise SpecError(f"{where}: sliding_window with multi-head latent attention is not priced; drop one")
+
+    def _check_extras(self, where: str) -> None:
+        """``router_bias`` (a mixture of experts only) and ``mtp_layers`` (a whole number, 0 for none)."""
+        object.__setattr__(self, "router_bias", boolean(f"{where}: router_bias", self.router_bias))
+        if self.router_bias and not self.experts:
+            raise SpecError(f"{where}: router_bias is true but experts is 0; a router bias needs experts")
+        if self.mtp_layers != 0:
+            object.__setattr__(self, "mtp_layers", positive_int(f"{where}: mtp_layers", self.mtp_layers))
+
+    @property
+    def mla(self) -> bool:
+        """Whether the attention is multi-head latent attention (:mod:`rooflax.cost.ops`)."""
+        return self.kv_lora_rank > 0
 
     def _check_layers(self, where: str) -> None:
         """The layer pattern: a window, the attention of each layer, the dense first and interleaved MoE layers."""
@@ -486,6 +576,40 @@ class Model:
         layers = sum(count * self.layer_parameters(kind, experts=experts) for kind, count in self.layer_kinds)
         return layers + embedding_parameters(hidden=self.hidden, vocab=self.vocab, tied_embeddings=self.tied_embeddings)
 
+    @property
+    def mtp_params(self) -> int:
+        """Parameters of the multi-token prediction modules, not in :attr:`params` (DeepSeek-V3 technical
+        report, arXiv 2412.19437, §2.2): each is one layer of the last layer's kind, the projection of the
+        concatenated ``[RMSNorm(h); RMSNorm(embedding)]`` back to ``h`` (``2h·h``) and three norms (the
+        two, and the shared head's); the embedding and the output head are the model's own.
+
+        >>> get_model("deepseek-v3").mtp_params  # the weights' README: "11.5B unique parameters"
+        11610068224
+        """
+        h = self.hidden
+        return self.mtp_layers * (self.layer_parameters(self.layer_pattern[-1]) + 2 * h * h + 3 * h)
+
+    def mtp_model(self) -> Model:
+        """One multi-token prediction module as a one-layer model of the last layer's kind, sharing the
+        vocabulary (its decode step prices the module's layer and the shared output head;
+        :func:`rooflax.speculate` adds the projection and norms, :mod:`rooflax.cost.drafters`)."""
+        if not self.mtp_layers:
+            raise SpecError(
+                f"mtp: {self.name} has no multi-token prediction module (mtp_layers 0); allowed: a "
+                "model with mtp_layers (num_nextn_predict_layers), e.g. deepseek-v3"
+            )
+        last = self.layer_pattern[-1]
+        return replace(
+            self,
+            name=f"{self.name}-mtp",
+            label=f"{self.label} MTP module",
+            layers=1,
+            first_dense=0 if last.mlp == "moe" else int(bool(self.experts)),
+            moe_every=1,
+            layer_types=None if self.layer_types is None else (last.attention,),
+            mtp_layers=0,
+        )
+
     def layer_parameters(self, kind: LayerKind, *, experts: int | None = None) -> int:
         """Parameters of one layer of ``kind`` (:func:`layer_parameters`); ``experts``: routed experts held."""
         moe = kind.mlp == "moe"
@@ -511,6 +635,13 @@ class Model:
             attention_sinks=self.attention_sinks,
             attention_bias=self.attention_bias,
             mlp_bias=self.mlp_bias,
+            q_lora_rank=self.q_lora_rank,
+            kv_lora_rank=self.kv_lora_rank,
+            qk_nope_head_dim=self.qk_nope_head_dim,
+            qk_rope_head_dim=self.qk_rope_head_dim,
+            v_head_dim=self.v_head_dim,
+            mla=self.mla,
+            router_bias=self.router_bias,
         )
 
     def shape_kwargs(self) -> dict:
@@ -536,10 +667,11 @@ class Model:
         hidden = positive_int(where, hidden)
         if hidden == self.hidden:
             return
-        if self.experts:
+        if self.experts or self.mla:
+            kind = "a mixture of experts" if self.experts else "a model with latent attention"
             raise SpecError(
-                f"{where}: {hidden} differs from {self.name}'s {self.hidden}; a mixture of experts "
-                "is not scaled (drop the hidden axis)"
+                f"{where}: {hidden} differs from {self.name}'s {self.hidden}; {kind} is not scaled "
+                "(drop the hidden axis)"
             )
         if hidden % self.head_dim:
             raise SpecError(f"{where}: {hidden} is not a multiple of {self.name}'s head_dim {self.head_dim}")
@@ -581,11 +713,24 @@ class Model:
             layers["shared_intermediate"] = self.shared_intermediate
         if "layer_types" in layers:
             layers["layer_types"] = list(self.layer_types or ())
-        return {"name": self.name, "label": self.label, **self.shape_kwargs(), **moe, **layers, "source": self.source}
+        latent = {key: getattr(self, key) for key in MLA_FIELDS} if self.mla else {}
+        latent.update({key: getattr(self, key) for key in ("router_bias", "mtp_layers") if getattr(self, key)})
+        return {
+            "name": self.name,
+            "label": self.label,
+            **self.shape_kwargs(),
+            **moe,
+            **layers,
+            **latent,
+            "source": self.source,
+        }
 
 
 #: The mixture-of-experts fields of :class:`Model` (all 0 for a dense model).
 MOE_FIELDS = ("experts", "experts_per_token", "shared_experts", "moe_intermediate")
+#: The multi-head latent attention fields of :class:`Model` (all 0 for standard attention), named as in
+#: a DeepSeek ``config.json``.
+MLA_FIELDS = ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
 #: The fields of :class:`Model` that make its layers differ (or add to every layer), with the values of a
 #: model of alike Llama layers: a TOML model takes them as keys, metadata holds the ones given.
 _LAYER_DEFAULTS = {
@@ -887,9 +1032,54 @@ _LAYER_PRESETS = (
     ),
 )
 
+#: DeepSeek-V3's shape, which Kimi K2 keeps: multi-head latent attention (128 heads, r_q 1536, r_kv 512,
+#: d_n 128, d_r 64, d_v 128), 7168 wide, 61 layers, dense first layers of 18432, then experts of 2048 with
+#: one shared expert and a router bias (topk_method "noaux_tc").
+_DEEPSEEK = {
+    "hidden": 7168,
+    "layers": 61,
+    "heads": 128,
+    "kv_heads": 128,
+    "head_dim": 192,
+    "intermediate": 18432,
+    "vocab": 129280,
+    "experts": 256,
+    "experts_per_token": 8,
+    "shared_experts": 1,
+    "moe_intermediate": 2048,
+    "first_dense": 3,
+    "router_bias": True,
+    "q_lora_rank": 1536,
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+}
+_MLA_PRESETS = (
+    _hf(
+        "deepseek-v3",
+        "deepseek-ai/DeepSeek-V3",
+        "DeepSeek-V3",
+        "671 B total, 37 B active (DeepSeek-V3 technical report, arXiv 2412.19437, abstract and §4.2), "
+        "embeddings and LM head counted, the multi-token prediction module (num_nextn_predict_layers 1, "
+        "in the checkpoint's 685 B) not; counted 671.03 B and 37.55 B",
+        mtp_layers=1,
+        **_DEEPSEEK,
+    ),
+    _hf(
+        "kimi-k2",
+        "moonshotai/Kimi-K2-Instruct",
+        "Kimi K2",
+        "1 T total, 32 B activated (model card); counted 1.026 T and 32.86 B, embeddings and LM head included; "
+        "DeepSeek-V3's shape with 64 heads, 384 experts, one dense first layer, a 163840 vocabulary and no "
+        "multi-token prediction module",
+        **{**_DEEPSEEK, "heads": 64, "kv_heads": 64, "vocab": 163840, "experts": 384, "first_dense": 1},
+    ),
+)
+
 #: Presets by name, read-only: a model of your own is a TOML file or a Hugging Face
 #: ``config.json`` (:func:`load_model`) or a :class:`Model`, given where a preset name is.
-MODELS: Mapping[str, Model] = MappingProxyType({m.name: m for m in (*_PRESETS, *_LAYER_PRESETS)})
+MODELS: Mapping[str, Model] = MappingProxyType({m.name: m for m in (*_PRESETS, *_LAYER_PRESETS, *_MLA_PRESETS)})
 
 _TOML_REQUIRED = ("name", "hidden", "layers", "heads", "intermediate", "vocab")
 _TOML_OPTIONAL = (
@@ -903,6 +1093,9 @@ _TOML_OPTIONAL = (
     "routing_experts",
     "shared_intermediate",
     *_LAYER_DEFAULTS,
+    *MLA_FIELDS,
+    "router_bias",
+    "mtp_layers",
 )
 _HF_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")  # config.json keys of the expert count
 _HF_KEYS = {  # config.json key -> Model field
@@ -916,6 +1109,10 @@ _HF_KEYS = {  # config.json key -> Model field
 
 def _from_table(table: dict, where: str) -> Model:
     fields = dict(table)
+    if any(key in fields for key in MLA_FIELDS):  # latent attention needs all five: a missing one is named
+        fields = {**dict.fromkeys(MLA_FIELDS), **fields}
+    if "head_dim" not in fields and isinstance(fields.get("qk_nope_head_dim"), int) and fields.get("qk_rope_head_dim"):
+        fields["head_dim"] = fields["qk_nope_head_dim"] + fields["qk_rope_head_dim"]  # latent attention's q·k width
     if "head_dim" not in fields:
         hidden = positive_int(f"{where}: hidden", fields.get("hidden"))
         heads = positive_int(f"{where}: heads", fields.get("heads"))
@@ -944,6 +1141,25 @@ _HF_ARCHITECTURE: dict[str, dict[str, object]] = {
     "gpt_oss": {"attention_sinks": True, "mlp_bias": True},
     "llama4_text": {"shared_experts": 1},
 }
+
+
+def _hf_latent(config: dict) -> dict:
+    """The multi-head latent attention fields of a ``config.json`` (none without ``kv_lora_rank``); a rank
+    missing or null stays None, for :class:`Model` to name."""
+    if config.get("kv_lora_rank") is None:
+        return {}
+    return {key: config.get(key) for key in MLA_FIELDS}
+
+
+def _hf_deepseek(config: dict) -> dict:
+    """DeepSeek-V3's router bias (``topk_method = "noaux_tc"``: its ``e_score_correction_bias``) and
+    multi-token prediction modules (``num_nextn_predict_layers``)."""
+    table: dict[str, object] = {}
+    if config.get("topk_method") == "noaux_tc":
+        table["router_bias"] = True
+    if config.get("num_nextn_predict_layers"):
+        table["mtp_layers"] = positive_int("num_nextn_predict_layers", config["num_nextn_predict_layers"])
+    return table
 
 
 def _hf_experts(config: dict) -> dict:
@@ -1038,9 +1254,12 @@ def hf_table(config: dict) -> dict:
     if missing:
         raise SpecError(f"missing required key {missing[0]!r} (required: {', '.join(_HF_KEYS)})")
     table: dict[str, object] = {field_: positive_int(key, config[key]) for key, field_ in _HF_KEYS.items()}
+    latent = _hf_latent(config)
     for key, field_ in (("num_key_value_heads", "kv_heads"), ("head_dim", "head_dim")):
-        if config.get(key) is not None:
+        if config.get(key) is not None and not (latent and field_ == "head_dim"):
             table[field_] = positive_int(key, config[key])
+    table.update(latent)
+    table.update(_hf_deepseek(config))
     tied = config.get("tie_word_embeddings")
     table["tied_embeddings"] = False if tied is None else boolean("tie_word_embeddings", tied)
     table.update(_hf_experts(config))

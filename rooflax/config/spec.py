@@ -9,6 +9,8 @@ A spec file::
     phases = ["prefill", "decode"] # any of prefill, decode, verify
     fused_attention = false        # optional
     causal = false                 # optional
+    mla_decode = "absorbed"        # optional: how latent attention runs decode and verify,
+                                   # "absorbed" or "naive" (rooflax.cost.ops; prefill is naive)
     tree = "chain"                 # optional, verify under a tree mask: "chain", or a list of
                                    # trees [{depths = [1, 2, 2]}, {top_k = [4, 2]}] (rooflax.trees)
     description = "..."            # optional
@@ -55,10 +57,10 @@ from rooflax.config.dtypes import DTYPES, DtypePolicy, get_dtype
 from rooflax.config.hardware import HARDWARE, Hardware, get_hardware
 from rooflax.config.models import MODELS, LayerKind, Model, get_model
 from rooflax.cost.ops import OpDef, model_ops
-from rooflax.cost.shape import op_flags
+from rooflax.cost.shape import absorbs, op_flags
 from rooflax.cost.trees import check_tree, tree_pairs
 from rooflax.errors import MAX_INT, SpecError, boolean, check_keys, positive_int, unknown_name
-from rooflax.names import LAYOUT, PHASES, SWEEP_AXES
+from rooflax.names import LAYOUT, MLA_DECODE, PHASES, SWEEP_AXES
 
 __all__ = ["DEFAULT_SPEC_TOML", "SpecKeys", "SweepKeys", "SweepSpec", "default_spec", "load_spec", "parse_spec"]
 
@@ -80,6 +82,7 @@ class SweepKeys(TypedDict, total=False):
     phases: str | Sequence[str] | None
     fused_attention: bool | None
     causal: bool | None
+    mla_decode: str | None
     description: str | None
     batch: Axis
     seq_len: Axis
@@ -123,6 +126,7 @@ _TOP_KEYS = (
     "phases",
     "fused_attention",
     "causal",
+    "mla_decode",
     "tree",
     "description",
     "axes",
@@ -358,6 +362,7 @@ class SweepSpec:
     ep: tuple[int, ...] = (1,)
     fused_attention: bool = False
     causal: bool = False
+    mla_decode: str = "absorbed"
     tree: str | tuple[tuple[int, ...], ...] | None = None  # "chain", or candidate depths per spec_k
     description: str = field(default="", compare=False)
     given_axes: dict | None = field(default=None, compare=False, repr=False)
@@ -389,6 +394,8 @@ class SweepSpec:
         put("tree", _trees(self.tree, self.phases, self.spec_k))
         put("fused_attention", boolean("fused_attention", self.fused_attention))
         put("causal", boolean("causal", self.causal))
+        if self.mla_decode not in MLA_DECODE:
+            raise unknown_name("mla_decode", self.mla_decode, MLA_DECODE)
         put("given_axes", _given_axes(self.given_axes, self))
         if not isinstance(self.description, str):
             raise SpecError(f"description: expected a string, got {self.description!r}")
@@ -409,12 +416,16 @@ class SweepSpec:
         return tuple(itertools.product(self.tp, self.pp, self.ep))
 
     def ops_for(
-        self, model: Model, layout: tuple[int, int, int] = (1, 1, 1)
+        self, model: Model, layout: tuple[int, int, int] = (1, 1, 1), *, phase: str
     ) -> tuple[tuple[LayerKind | None, OpDef], ...]:
-        """``(layer kind, op)`` of ``model``'s rows under ``layout`` (:func:`rooflax.cost.ops.model_ops` of
-        its :func:`~rooflax.cost.shape.op_flags`; kind None: once per model)."""
+        """``(layer kind, op)`` of ``model``'s rows under ``layout`` in ``phase`` (:func:`rooflax.cost.ops.model_ops`
+        of its :func:`~rooflax.cost.shape.op_flags`; kind None: once per model; latent attention's ops differ by
+        phase)."""
         tp, pp, ep = layout
-        return model_ops(**op_flags(model, fused_attention=self.fused_attention, tp=tp, pp=pp, ep=ep))
+        absorbed = absorbs(phase, self.mla_decode)
+        return model_ops(
+            **op_flags(model, fused_attention=self.fused_attention, absorbed=absorbed, tp=tp, pp=pp, ep=ep)
+        )
 
     def hidden_for(self, model: Model) -> tuple[int, ...]:
         """The hidden sizes swept for ``model``."""
@@ -439,22 +450,24 @@ class SweepSpec:
                 out.append((phase, k, 0 if k is None else bisect.bisect_left(self.seq_len, k)))
         return tuple(out)
 
-    def _points(self, model: Model) -> int:
-        """Grid points times phase steps for one model on one accelerator and dtype."""
-        per_width = sum(len(self.batch) * (len(self.seq_len) - first) for _, _, first in self.steps())
-        return per_width * len(self.hidden_for(model)) * len(self.hardware) * len(self.dtypes)
-
-    def _layout_rows(self, model: Model) -> int:
-        """Op rows of one grid point under every layout, summed."""
-        return sum(len(self.ops_for(model, layout)) for layout in self.layouts())
+    def _points(self, model: Model, first: int) -> int:
+        """Grid points of one phase step (whose first valid seq_len is ``first``) for one model, every
+        accelerator and dtype."""
+        points = len(self.batch) * (len(self.seq_len) - first) * len(self.hidden_for(model))
+        return points * len(self.hardware) * len(self.dtypes)
 
     def configurations(self) -> int:
         """Grid points times phase steps: the rows of the summary frame."""
-        return sum(self._points(m) for m in self.models) * len(self.layouts())
+        return sum(self._points(m, first) for m in self.models for _, _, first in self.steps()) * len(self.layouts())
 
     def rows(self) -> int:
         """Rows of the long (one row per op) frame."""
-        return sum(self._points(m) * self._layout_rows(m) for m in self.models)
+        return sum(
+            self._points(m, first) * len(self.ops_for(m, layout, phase=phase))
+            for m in self.models
+            for phase, _, first in self.steps()
+            for layout in self.layouts()
+        )
 
     def to_dict(self) -> dict:
         """Everything that defines the sweep, presets expanded, for metadata and resume checks.
@@ -552,6 +565,7 @@ class SweepSpec:
             "phases": self.phases,
             "fused_attention": self.fused_attention,
             "causal": self.causal,
+            "mla_decode": self.mla_decode,
             "tree": self.tree,
             "description": self.description,
             **{
@@ -570,7 +584,7 @@ def parse_spec(*, base: Path | None = None, where: str = "", **keys: Unpack[Spec
         base: folder that relative model and hardware paths are read from.
         where: prefix for error messages (the spec file's name).
         **keys: ``model``, ``hardware``, ``dtype``, ``kv_dtype``, ``phases``,
-            ``fused_attention``, ``causal``, ``tree``, ``description``, ``batch``, ``seq_len``,
+            ``fused_attention``, ``causal``, ``mla_decode``, ``tree``, ``description``, ``batch``, ``seq_len``,
             ``hidden``, ``spec_k``, ``tp``, ``pp``, ``ep``, or ``axes`` holding the last seven. None is the same
             as leaving a key out.
     """
@@ -667,6 +681,7 @@ def _parse(top: dict, axes: dict, *, model_base: Path | None, hardware_base: Pat
             ep=values.get("ep", (1,)),
             fused_attention=top.get("fused_attention", False),
             causal=top.get("causal", False),
+            mla_decode=top.get("mla_decode", "absorbed"),
             tree=tree,
             description=top.get("description", ""),
             given_axes={name: _as_given(value) for name, value in axes.items()},

@@ -1,4 +1,4 @@
-"""What drafting costs in a speculative round: Medusa heads as ops, and the draft-model rule.
+"""What drafting costs in a speculative round: Medusa heads and multi-token prediction as ops, and the draft-model rule.
 
 **Medusa heads** (Cai et al. 2024, §2.1.1): head ``i`` is one residual block of width
 ``h`` with a SiLU, ``x + SiLU(W₁ x)``, followed by an LM head ``h → V``. They run on the
@@ -19,6 +19,21 @@ once for all heads (one product of ``n·B`` rows), ``w·h·V + n·(a·B·h + a·
 A round that drafts ``K`` tokens uses ``n = K`` heads (a chain takes the top choice of
 heads ``1..K``; a tree of depth ``K + 1`` takes choices from heads ``1..K``).
 
+**Multi-token prediction** (DeepSeek-V3 technical report, arXiv 2412.19437, §2.2): module
+``k`` takes the previous depth's hidden state and the next token's embedding, each through an
+RMSNorm, concatenates them and projects ``2h → h`` (``M_k``), runs one decoder layer and the
+model's own output head. A round drafting ``K`` tokens runs modules ``1..K`` one after
+another at the target's batch and layout: each is a decode step of a one-layer model of the
+target's last layer kind (:meth:`rooflax.Model.mtp_model`: its layer and the shared LM head,
+priced by the engine as any decode step) plus these ops, on ``B`` tokens a device:
+
+=============  =============  ==========================  ================================================
+op             group          flops                       bytes
+=============  =============  ==========================  ================================================
+mtp_norms      elementwise    ``8·B·h``                   ``4·a·B·h + 2·a·h`` (two RMSNorms)
+mtp_eh_proj    up/gate/down   ``2·B·2h·h``                ``w·2h·h + a·B·2h + a·B·h``
+=============  =============  ==========================  ================================================
+
 **A draft model** runs ``K`` decode steps per round at the target's batch. Its steps
 run at sequence lengths ``S − K … S − 1`` (the verify step's ``seq_len`` is ``S``);
 rooflax prices each at ``S``, from the same summary sweep as the target's decode. A
@@ -28,7 +43,8 @@ attention over at most ``K`` more cached tokens per step.
 **Memory**: the drafter's weights sit beside the target's on the fullest device
 (:func:`medusa_weight_bytes` for heads: every head's block and LM head, ``n·w·h·(h + V)``,
 or ``n·w·h·h`` with a shared LM head; a draft model: its own decode step's memory, weights,
-KV cache and activations).
+KV cache and activations; multi-token prediction: its modules' weights,
+:attr:`rooflax.Model.mtp_params`, and their KV cache).
 """
 
 from __future__ import annotations
@@ -41,7 +57,16 @@ from rooflax.cost.achieved import Gemm
 from rooflax.cost.ops import OpDef
 from rooflax.cost.roofline import Roof, op_achieved_time
 
-__all__ = ["MEDUSA_OPS", "HeadStep", "medusa_costs", "medusa_times", "medusa_weight_bytes"]
+__all__ = [
+    "MEDUSA_OPS",
+    "MTP_OPS",
+    "HeadStep",
+    "MtpStep",
+    "medusa_costs",
+    "medusa_times",
+    "medusa_weight_bytes",
+    "mtp_times",
+]
 
 Num = Any
 
@@ -99,6 +124,57 @@ MEDUSA_OPS: tuple[OpDef[HeadStep], ...] = (
 )
 
 
+class MtpStep(NamedTuple):
+    """The symbols of a multi-token prediction module's own ops: ``B`` tokens of width ``h``."""
+
+    batch: Num  # B, a device's sequences
+    hidden: Num  # h
+    w: Num
+    a: Num
+
+
+def _mtp_norms(s: MtpStep) -> tuple[Num, Num]:
+    elements = s.batch * s.hidden
+    return 8 * elements, 4 * s.a * elements + 2 * s.a * s.hidden
+
+
+def _mtp_eh_proj(s: MtpStep) -> tuple[Num, Num]:
+    h, m = s.hidden, s.batch
+    return 2 * m * 2 * h * h, s.w * 2 * h * h + s.a * m * 2 * h + s.a * m * h
+
+
+def _mtp_eh_gemm(s: MtpStep) -> tuple[Gemm, ...]:
+    return (Gemm(1, s.batch, s.hidden, 2 * s.hidden),)
+
+
+MTP_OPS: tuple[OpDef[MtpStep], ...] = (
+    OpDef(name="mtp_norms", group="elementwise", cost=_mtp_norms),
+    OpDef(name="mtp_eh_proj", group="up/gate/down", cost=_mtp_eh_proj, gemms=_mtp_eh_gemm),
+)
+
+
+def _forward_times(ops: tuple[OpDef[Any], ...], step: Any, roof: Roof) -> tuple[Num, Num]:
+    """Ideal and predicted achieved seconds of ``ops`` run one after another on ``step``: each op at its own
+    roof (``max(flops/peak, bytes/bandwidth)``) and below it (:func:`rooflax.cost.roofline.op_achieved_time`)."""
+    ideal = achieved = 0.0
+    for op in ops:
+        flops, bytes_ = op.cost(step)
+        ideal = ideal + np.maximum(flops / roof.peak, bytes_ / roof.bandwidth)
+        achieved = achieved + op_achieved_time(op, step, flops, bytes_, roof, xp=np)
+    return ideal, achieved
+
+
+def mtp_times(step: MtpStep, roof: Roof) -> tuple[Num, Num]:
+    """Ideal and predicted achieved seconds of one module's own ops (:data:`MTP_OPS`), numpy arrays or numbers.
+
+    >>> from rooflax import get_dtype, get_hardware
+    >>> ideal, _ = mtp_times(MtpStep(batch=1, hidden=7168, w=1, a=2), Roof.of(get_hardware("h200"), get_dtype("fp8")))
+    >>> round(float(ideal) * 1e6, 2)  # 2·7168² weight bytes at 4.8 TB/s, and two norms
+    21.44
+    """
+    return _forward_times(MTP_OPS, step, roof)
+
+
 def medusa_costs(step: HeadStep) -> dict[str, tuple[Num, Num]]:
     """``{op: (flops, bytes)}`` of one Medusa forward (every head used), on numbers or arrays.
 
@@ -117,11 +193,7 @@ def medusa_times(step: HeadStep, roof: Roof) -> tuple[Num, Num]:
     """
     used = np.asarray(step.heads) > 0
     step = step._replace(heads=np.maximum(step.heads, 1))  # rounds with no heads are zeroed below
-    ideal = achieved = 0.0
-    for op in MEDUSA_OPS:
-        flops, bytes_ = op.cost(step)
-        ideal = ideal + np.maximum(flops / roof.peak, bytes_ / roof.bandwidth)
-        achieved = achieved + op_achieved_time(op, step, flops, bytes_, roof, xp=np)
+    ideal, achieved = _forward_times(MEDUSA_OPS, step, roof)
     return np.where(used, ideal, 0.0), np.where(used, achieved, 0.0)
 
 

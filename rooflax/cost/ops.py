@@ -52,6 +52,63 @@ experts in expectation (``k`` for one token, at most ``E_eff``). Those experts a
 spread evenly over the ``ep`` replicas, so a device reads ``(E_eff/ep)·(1 − (1 −
 k/E_eff)^T)`` experts' weights. :mod:`rooflax.models` says how to measure ``E_eff``
 from a router histogram (``1/Σ p_i²``) and where the rule under-counts.
+
+Multi-head latent attention (MLA; DeepSeek-V2, arXiv 2405.04434, §2.1; DeepSeek-V3, arXiv
+2412.19437, §2.1.1) takes the place of ``qkv_proj``, ``rotary``, ``qk``, ``softmax``,
+``pv`` (or ``attention``) and ``o_proj`` when the model has it. Symbols: ``r_q`` the query
+latent (``q_lora_rank``), ``r_kv`` the cached latent (``kv_lora_rank``), ``d_n`` and ``d_r``
+the query-key head width without and with rotary embedding (``qk_nope_head_dim``,
+``qk_rope_head_dim``), ``d_v`` the value head width. The cache holds, per token and layer,
+the normalized latent ``c`` (``r_kv`` elements) and the rotary key ``k_r`` (``d_r``, shared
+by every head): ``k·(r_kv + d_r)`` bytes. A linear op is as above.
+
+=================  ==============================  ==================================================================
+op                 flops                           bytes
+=================  ==============================  ==================================================================
+q_down             linear ``h → r_q``              linear
+q_norm             ``4·M·r_q``                     ``2a·M·r_q + a·r_q``
+q_up               linear ``r_q → H(d_n + d_r)``   linear
+kv_down            linear ``h → r_kv + d_r``       linear, the output written to the cache at ``k``
+kv_norm            ``4·M·r_kv``                    ``2k·M·r_kv + a·r_kv`` (in the cache)
+rotary             ``3·M·(H + 1)·d_r``             ``2a·M·H·d_r + 2k·M·d_r + a·Q·d_r``
+o_proj             linear ``H·d_v → h``            linear
+=================  ==============================  ==================================================================
+
+Naive (every prefill; decode and verify with ``mla_decode = "naive"``): the whole cached
+latent of ``B·T`` tokens is up-projected to per-head keys and values, then attention is
+multi-head with query-key width ``d_n + d_r`` and value width ``d_v``:
+
+=================  ==============================  ==================================================================
+kv_up              ``2·B·T·r_kv·H(d_n + d_v)``     ``w·r_kv·H(d_n + d_v) + k·B·T·r_kv + a·B·T·H(d_n + d_v)``
+qk                 ``2·B·H·P·(d_n + d_r)``         ``a·B·H·Q(d_n + d_r) + a·B·H·T·d_n + k·B·T·d_r + a·B·H·P``
+softmax            ``5·B·H·P``                     ``2a·B·H·P``
+pv                 ``2·B·H·P·d_v``                 ``a·B·H·P + a·B·H·T·d_v + a·B·H·Q·d_v``
+attention, fused   the three summed                ``a·B·H·Q(d_n + d_r + d_v) + a·B·H·T(d_n + d_v) + k·B·T·d_r``
+=================  ==============================  ==================================================================
+
+Weight-absorbed (decode and verify with ``mla_decode = "absorbed"``, the default, as
+FlashMLA runs them): ``W_UK`` (the key half of ``kv_up``) is folded into the query and
+``W_UV`` (its value half) into the output, so every head attends over the cache itself,
+multi-query attention with query-key width ``r_kv + d_r`` and value width ``r_kv``:
+
+=================  ==============================  ==================================================================
+q_absorb           ``2·M·H·d_n·r_kv``              ``w·H·d_n·r_kv + a·M·H·d_n + a·M·H·r_kv``
+qk                 ``2·B·H·P·(r_kv + d_r)``        ``a·B·H·Q(r_kv + d_r) + k·B·T(r_kv + d_r) + a·B·H·P``
+softmax            ``5·B·H·P``                     ``2a·B·H·P``
+pv                 ``2·B·H·P·r_kv``                ``a·B·H·P + k·B·T·r_kv + a·B·H·Q·r_kv``
+attention, fused   the three summed                ``a·B·H·Q(2·r_kv + d_r) + k·B·T(r_kv + d_r)``, the latent read once
+o_absorb           ``2·M·H·r_kv·d_v``              ``w·H·r_kv·d_v + a·M·H·r_kv + a·M·H·d_v``
+=================  ==============================  ==================================================================
+
+Absorbing trades ``kv_up``'s ``B·T`` rows (growing with the context) for two per-head
+products on the ``M`` new tokens, and scores ``(r_kv + d_r)/(d_n + d_r)`` times wider
+(3× for DeepSeek-V3); so it wins in decode and loses in prefill, which always runs naive.
+DeepSeek's own reference code (``inference/model.py``, ``attn_impl = "naive"``) caches
+the up-projected keys and values instead of the latent; that layout is not modelled:
+the cache here always holds the latent. Under ``tp`` a device holds ``H/tp`` heads of
+``q_up``, ``kv_up``, ``q_absorb``, ``o_absorb`` and ``o_proj``, while ``q_down``,
+``kv_down``, the norms and the latent cache are replicated (every head reads the whole
+latent).
 """
 
 from __future__ import annotations
@@ -129,6 +186,13 @@ class Step(NamedTuple):
     expert_width: Num = 0  # each expert's width on a device, moe_intermediate/tp
     moe: bool = False
     dense_mlp: bool = True
+    q_lora_rank: Num = 0  # r_q, latent attention's symbols (module docstring); 0 without it
+    kv_lora_rank: Num = 0  # r_kv
+    qk_nope_head_dim: Num = 0  # d_n
+    qk_rope_head_dim: Num = 0  # d_r
+    v_head_dim: Num = 0  # d_v
+    mla: bool = False
+    absorbed: bool = False
     comm: tuple[str, ...] = ()
 
     @property
@@ -229,6 +293,13 @@ def make_steps(shape: Shape) -> tuple[Step, ...]:
         "ep": s.ep,
         "system_tokens": system_tokens,
         "stages": s.stages or ((floor_div(s.layers, s.pp),),),
+        "q_lora_rank": s.q_lora_rank,
+        "kv_lora_rank": s.kv_lora_rank,
+        "qk_nope_head_dim": s.qk_nope_head_dim,
+        "qk_rope_head_dim": s.qk_rope_head_dim,
+        "v_head_dim": s.v_head_dim,
+        "mla": s.mla,
+        "absorbed": s.absorbed,
         "comm": s.comm,
     }
     steps = []
@@ -357,10 +428,16 @@ def attention(s: Step) -> tuple[Num, Num]:
     return f_qk + f_sm + f_pv, q_and_o + kv
 
 
+def _rms(tokens: Num, width: Num, io: Num, a: Num) -> tuple[Num, Num]:
+    """RMSNorm of ``tokens`` rows of ``width``: 4 FLOPs an element (square, sum, scale, weight); each
+    element read and written at ``io`` bytes, the weight read at ``a``."""
+    elements = tokens * width
+    return 4 * elements, 2 * io * elements + a * width
+
+
 def rms_norm(s: Step) -> tuple[Num, Num]:
     """RMSNorm over ``h``: 4 FLOPs an element (square, sum, scale, weight); read, write, weight."""
-    elements = s.tokens * s.hidden
-    return 4 * elements, 2 * s.a * elements + s.a * s.hidden
+    return _rms(s.tokens, s.hidden, s.a, s.a)
 
 
 def residual(s: Step) -> tuple[Num, Num]:
@@ -381,13 +458,110 @@ def silu(s: Step) -> tuple[Num, Num]:
     return 4 * elements, 2 * s.a * elements
 
 
+def _rope(s: Step, kv_heads: Num, d: Num) -> tuple[Num, Num]:
+    """Rotary embedding of ``H`` query heads and ``kv_heads`` cached keys of width ``d``: 3 FLOPs an element;
+    Q and K read and written, cos/sin read."""
+    m = s.tokens
+    return (
+        3 * m * (s.heads + kv_heads) * d,
+        2 * s.a * m * s.heads * d + 2 * s.k * m * kv_heads * d + s.a * s.new * d,
+    )
+
+
 def rotary(s: Step) -> tuple[Num, Num]:
     """Rotary embedding of Q and K: 3 FLOPs an element; Q and K read and written, cos/sin read."""
-    m, d = s.tokens, s.head_dim
-    return (
-        3 * m * (s.heads + s.kv_heads) * d,
-        2 * s.a * m * s.heads * d + 2 * s.k * m * s.kv_heads * d + s.a * s.new * d,
-    )
+    return _rope(s, s.kv_heads, s.head_dim)
+
+
+def q_down(s: Step) -> tuple[Num, Num]:
+    """Latent attention's query down-projection ``h → r_q``."""
+    return _linear(s.tokens, s.hidden, s.q_lora_rank, s.w, s.a)
+
+
+def q_norm(s: Step) -> tuple[Num, Num]:
+    """RMSNorm of the query latent, ``r_q`` wide."""
+    return _rms(s.tokens, s.q_lora_rank, s.a, s.a)
+
+
+def q_up(s: Step) -> tuple[Num, Num]:
+    """Query up-projection ``r_q → H(d_n + d_r)``."""
+    return _linear(s.tokens, s.q_lora_rank, s.heads * (s.qk_nope_head_dim + s.qk_rope_head_dim), s.w, s.a)
+
+
+def kv_down(s: Step) -> tuple[Num, Num]:
+    """KV down-projection ``h → r_kv + d_r``: the latent and the rotary key, written to the cache at ``k`` bytes."""
+    m, out = s.tokens, s.kv_lora_rank + s.qk_rope_head_dim
+    return 2 * m * s.hidden * out, s.w * s.hidden * out + s.a * m * s.hidden + s.k * m * out
+
+
+def kv_norm(s: Step) -> tuple[Num, Num]:
+    """RMSNorm of the new tokens' latent, ``r_kv`` wide, in the cache."""
+    return _rms(s.tokens, s.kv_lora_rank, s.k, s.a)
+
+
+def mla_rotary(s: Step) -> tuple[Num, Num]:
+    """Rotary embedding of the queries' ``d_r`` part and of the one rotary key every head shares."""
+    return _rope(s, 1, s.qk_rope_head_dim)
+
+
+def kv_up(s: Step) -> tuple[Num, Num]:
+    """Naive: the ``B·T`` cached latents up-projected to keys and values, ``r_kv → H(d_n + d_v)``."""
+    rows, out = s.batch * s.attended, s.heads * (s.qk_nope_head_dim + s.v_head_dim)
+    return 2 * rows * s.kv_lora_rank * out, s.w * s.kv_lora_rank * out + s.k * rows * s.kv_lora_rank + s.a * rows * out
+
+
+def _latent_attention(s: Step) -> tuple[Num, Num, Num]:
+    """``(query-key width, value width, key bytes read)`` of latent attention: naive or absorbed (docstring)."""
+    bt, d_r = s.batch * s.attended, s.qk_rope_head_dim
+    if s.absorbed:
+        return s.kv_lora_rank + d_r, s.kv_lora_rank, s.k * bt * (s.kv_lora_rank + d_r)
+    return s.qk_nope_head_dim + d_r, s.v_head_dim, s.a * bt * s.heads * s.qk_nope_head_dim + s.k * bt * d_r
+
+
+def _latent_values(s: Step) -> Num:
+    """Value bytes latent attention reads: the cached latent (absorbed) or the up-projected values (naive)."""
+    bt = s.batch * s.attended
+    return s.k * bt * s.kv_lora_rank if s.absorbed else s.a * bt * s.heads * s.v_head_dim
+
+
+def mla_qk(s: Step) -> tuple[Num, Num]:
+    """Latent attention's scores: ``2·B·H·P`` times the query-key width; reads Q and the keys, writes scores."""
+    qk_dim, _, keys = _latent_attention(s)
+    scores = s.batch * s.heads * s.pairs
+    return 2 * scores * qk_dim, s.a * s.batch * s.heads * s.new * qk_dim + keys + s.a * scores
+
+
+def mla_pv(s: Step) -> tuple[Num, Num]:
+    """Latent attention's probabilities times values: ``2·B·H·P`` times the value width."""
+    _, v_dim, _ = _latent_attention(s)
+    scores = s.batch * s.heads * s.pairs
+    return 2 * scores * v_dim, s.a * scores + _latent_values(s) + s.a * s.batch * s.heads * s.new * v_dim
+
+
+def mla_attention(s: Step) -> tuple[Num, Num]:
+    """Fused latent attention: Q read and O written once; keys and values read once (absorbed, as FlashMLA
+    does: the latent once, serving as both)."""
+    (f_qk, _), (f_sm, _), (f_pv, _) = mla_qk(s), softmax(s), mla_pv(s)
+    qk_dim, v_dim, keys = _latent_attention(s)
+    values = 0 if s.absorbed else _latent_values(s)
+    return f_qk + f_sm + f_pv, s.a * s.batch * s.heads * s.new * (qk_dim + v_dim) + keys + values
+
+
+def q_absorb(s: Step) -> tuple[Num, Num]:
+    """Absorbed: each head's ``d_n`` query part times its ``W_UK`` block, ``d_n → r_kv``."""
+    m, hd, hr = s.tokens, s.heads * s.qk_nope_head_dim, s.heads * s.kv_lora_rank
+    return 2 * m * hd * s.kv_lora_rank, s.w * hd * s.kv_lora_rank + s.a * m * hd + s.a * m * hr
+
+
+def o_absorb(s: Step) -> tuple[Num, Num]:
+    """Absorbed: each head's attended latent times its ``W_UV`` block, ``r_kv → d_v``."""
+    m, hr, hv = s.tokens, s.heads * s.kv_lora_rank, s.heads * s.v_head_dim
+    return 2 * m * hr * s.v_head_dim, s.w * hr * s.v_head_dim + s.a * m * hr + s.a * m * hv
+
+
+def mla_o_proj(s: Step) -> tuple[Num, Num]:
+    """``H·d_v → h``."""
+    return _linear(s.tokens, s.heads * s.v_head_dim, s.hidden, s.w, s.a)
 
 
 def lm_head(s: Step) -> tuple[Num, Num]:
@@ -421,11 +595,67 @@ def _down_gemm(s: Step) -> tuple[Gemm, ...]:
     return _gemm(1, s.tokens, s.hidden, s.intermediate)
 
 
-def _attention_gemms(s: Step) -> tuple[Gemm, ...]:
-    """The fused kernel's two products, over the share ``P/(Q·T)`` of the score tiles a mask keeps
+def _kept(s: Step, gemms: tuple[Gemm, ...]) -> tuple[Gemm, ...]:
+    """A fused kernel's products over the share ``P/(Q·T)`` of the score tiles a mask keeps
     (FlashAttention skips the tiles a causal mask hides; 1 with no mask)."""
     kept = s.pairs / (s.new * s.attended)
-    return tuple(g._replace(count=g.count * kept) for g in _scores_gemm(s) + _values_gemm(s))
+    return tuple(g._replace(count=g.count * kept) for g in gemms)
+
+
+def _attention_gemms(s: Step) -> tuple[Gemm, ...]:
+    """The fused kernel's two products."""
+    return _kept(s, _scores_gemm(s) + _values_gemm(s))
+
+
+def _q_down_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.q_lora_rank, s.hidden)
+
+
+def _q_up_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.heads * (s.qk_nope_head_dim + s.qk_rope_head_dim), s.q_lora_rank)
+
+
+def _kv_down_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.kv_lora_rank + s.qk_rope_head_dim, s.hidden)
+
+
+def _kv_up_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.batch * s.attended, s.heads * (s.qk_nope_head_dim + s.v_head_dim), s.kv_lora_rank)
+
+
+def _q_absorb_gemm(s: Step) -> tuple[Gemm, ...]:
+    """One product per head: ``[M, d_n] × [d_n, r_kv]``."""
+    return _gemm(s.heads, s.tokens, s.kv_lora_rank, s.qk_nope_head_dim)
+
+
+def _o_absorb_gemm(s: Step) -> tuple[Gemm, ...]:
+    """One product per head: ``[M, r_kv] × [r_kv, d_v]``."""
+    return _gemm(s.heads, s.tokens, s.v_head_dim, s.kv_lora_rank)
+
+
+def _mla_scores_gemm(s: Step) -> tuple[Gemm, ...]:
+    """Naive: per sequence and head ``[Q, d_n + d_r] × [d_n + d_r, T]``; absorbed: one shared key, so per
+    sequence the ``H`` heads stacked into M, ``[H·Q, r_kv + d_r] × [r_kv + d_r, T]``."""
+    qk_dim, _, _ = _latent_attention(s)
+    if s.absorbed:
+        return _gemm(s.batch, s.heads * s.new, s.attended, qk_dim)
+    return _gemm(s.batch * s.heads, s.new, s.attended, qk_dim)
+
+
+def _mla_values_gemm(s: Step) -> tuple[Gemm, ...]:
+    """``PV`` likewise: ``[Q, T] × [T, d_v]`` per head, or ``[H·Q, T] × [T, r_kv]`` per sequence absorbed."""
+    _, v_dim, _ = _latent_attention(s)
+    if s.absorbed:
+        return _gemm(s.batch, s.heads * s.new, v_dim, s.attended)
+    return _gemm(s.batch * s.heads, s.new, v_dim, s.attended)
+
+
+def _mla_attention_gemms(s: Step) -> tuple[Gemm, ...]:
+    return _kept(s, _mla_scores_gemm(s) + _mla_values_gemm(s))
+
+
+def _mla_o_gemm(s: Step) -> tuple[Gemm, ...]:
+    return _gemm(1, s.tokens, s.hidden, s.heads * s.v_head_dim)
 
 
 def _lm_head_gemm(s: Step) -> tuple[Gemm, ...]:
@@ -525,6 +755,8 @@ class OpDef(Generic[StepT]):
     fused: bool | None = None  # True: only with fused attention; False: only without
     gated: bool | None = None  # likewise for the gated MLP
     only: str | None = None  # only when this holds: "moe", "dense_mlp", or a degree above 1 ("tp", "pp", "ep")
+    mla: bool | None = None  # True: only with latent attention; False: only with standard attention
+    absorbed: bool | None = None  # True: only absorbed latent attention; False: only naive
     hops: Callable[[StepT], Num] | None = None  # a collective: link latencies it waits; bytes cross the interconnect
 
     def __post_init__(self) -> None:
@@ -540,15 +772,29 @@ class OpDef(Generic[StepT]):
         return self.hops is not None
 
 
+#: A layer's ops in frame order; an op name may appear twice, once for standard and once for latent attention.
 _LAYER_OPS: tuple[OpDef[Step], ...] = (
     OpDef(name="attn_norm", group="elementwise", cost=rms_norm),
-    OpDef(name="qkv_proj", group="qkv mlp", cost=qkv_proj, gemms=_qkv_gemm),
-    OpDef(name="rotary", group="elementwise", cost=rotary),
-    OpDef(name="qk", group="qk/pv", cost=qk, gemms=_scores_gemm, fused=False),
+    OpDef(name="qkv_proj", group="qkv mlp", cost=qkv_proj, gemms=_qkv_gemm, mla=False),
+    OpDef(name="q_down", group="qkv mlp", cost=q_down, gemms=_q_down_gemm, mla=True),
+    OpDef(name="q_norm", group="elementwise", cost=q_norm, mla=True),
+    OpDef(name="q_up", group="qkv mlp", cost=q_up, gemms=_q_up_gemm, mla=True),
+    OpDef(name="kv_down", group="qkv mlp", cost=kv_down, gemms=_kv_down_gemm, mla=True),
+    OpDef(name="kv_norm", group="elementwise", cost=kv_norm, mla=True),
+    OpDef(name="rotary", group="elementwise", cost=rotary, mla=False),
+    OpDef(name="rotary", group="elementwise", cost=mla_rotary, mla=True),
+    OpDef(name="kv_up", group="qkv mlp", cost=kv_up, gemms=_kv_up_gemm, mla=True, absorbed=False),
+    OpDef(name="q_absorb", group="qkv mlp", cost=q_absorb, gemms=_q_absorb_gemm, mla=True, absorbed=True),
+    OpDef(name="qk", group="qk/pv", cost=qk, gemms=_scores_gemm, fused=False, mla=False),
+    OpDef(name="qk", group="qk/pv", cost=mla_qk, gemms=_mla_scores_gemm, fused=False, mla=True),
     OpDef(name="softmax", group="elementwise", cost=softmax, fused=False),
-    OpDef(name="pv", group="qk/pv", cost=pv, gemms=_values_gemm, fused=False),
-    OpDef(name="attention", group="qk/pv", cost=attention, gemms=_attention_gemms, fused=True),
-    OpDef(name="o_proj", group="qkv mlp", cost=o_proj, gemms=_o_gemm),
+    OpDef(name="pv", group="qk/pv", cost=pv, gemms=_values_gemm, fused=False, mla=False),
+    OpDef(name="pv", group="qk/pv", cost=mla_pv, gemms=_mla_values_gemm, fused=False, mla=True),
+    OpDef(name="attention", group="qk/pv", cost=attention, gemms=_attention_gemms, fused=True, mla=False),
+    OpDef(name="attention", group="qk/pv", cost=mla_attention, gemms=_mla_attention_gemms, fused=True, mla=True),
+    OpDef(name="o_absorb", group="qkv mlp", cost=o_absorb, gemms=_o_absorb_gemm, mla=True, absorbed=True),
+    OpDef(name="o_proj", group="qkv mlp", cost=o_proj, gemms=_o_gemm, mla=False),
+    OpDef(name="o_proj", group="qkv mlp", cost=mla_o_proj, gemms=_mla_o_gemm, mla=True),
     OpDef(name="attn_allreduce", group="comm", cost=all_reduce, only="tp", hops=_ring_hops),
     OpDef(name="attn_residual", group="elementwise", cost=residual),
     OpDef(name="mlp_norm", group="elementwise", cost=rms_norm),
@@ -572,7 +818,7 @@ LM_HEAD: OpDef[Step] = OpDef(name="lm_head", group="lm_head", cost=lm_head, gemm
 PP_SEND: OpDef[Step] = OpDef(name="pp_send", group="comm", cost=pp_send, only="pp", hops=_send_hops)
 
 #: Every op name, in frame order (the ``op`` enum).
-OP_NAMES = (*tuple(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
+OP_NAMES = (*dict.fromkeys(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
 
 
 def layer_ops(
@@ -581,6 +827,8 @@ def layer_ops(
     fused_attention: bool = False,
     moe: bool = False,
     dense_mlp: bool = True,
+    mla: bool = False,
+    absorbed: bool = False,
     comm: tuple[str, ...] = (),
 ) -> tuple[OpDef[Step], ...]:
     """The ops of one layer, the once-per-model ``lm_head``, and ``pp_send`` with ``"pp"`` in ``comm``.
@@ -589,13 +837,21 @@ def layer_ops(
         gated_mlp, fused_attention: the structural choices of the ops table.
         moe: the layer has routed experts (``router``, ``expert_*``).
         dense_mlp: the layer has a dense MLP (always, unless a mixture of experts has no shared experts).
+        mla: the attention is multi-head latent attention (``q_down`` ... ``o_proj``, module docstring).
+        absorbed: latent attention runs weight-absorbed (``q_absorb``, ``o_absorb``) instead of up-projecting
+            the cache (``kv_up``).
         comm: the parallel degrees above 1 (``"tp"``, ``"pp"``, ``"ep"``): their collectives.
     """
-    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm for name in LAYOUT}}
+    # experts' all-to-alls only in a layer with experts (a model's dense layers run on each ep replica's batch)
+    flags = {"moe": moe, "dense_mlp": dense_mlp, **{name: name in comm and (name != "ep" or moe) for name in LAYOUT}}
     return tuple(
         op
         for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)
-        if op.fused in (None, fused_attention) and op.gated in (None, gated_mlp) and (op.only is None or flags[op.only])
+        if op.fused in (None, fused_attention)
+        and op.gated in (None, gated_mlp)
+        and op.mla in (None, mla)
+        and op.absorbed in (None, absorbed)
+        and (op.only is None or flags[op.only])
     )
 
 
@@ -606,6 +862,8 @@ def step_ops(step: Step) -> tuple[OpDef[Step], ...]:
         fused_attention=step.fused_attention,
         moe=step.moe,
         dense_mlp=step.dense_mlp,
+        mla=step.mla,
+        absorbed=step.absorbed,
         comm=step.comm,
     )
 
@@ -626,6 +884,8 @@ def model_ops(
     shared_mlp: bool,
     gated_mlp: bool = True,
     fused_attention: bool = False,
+    mla: bool = False,
+    absorbed: bool = False,
     comm: tuple[str, ...] = (),
 ) -> tuple[tuple[LayerKind | None, OpDef[Step]], ...]:
     """``(kind, op)`` for every row of a model's step, in frame order: each layer kind's ops in turn,
@@ -636,7 +896,13 @@ def model_ops(
     for kind in kinds:
         moe = kind.mlp == "moe"
         ops = layer_ops(
-            gated_mlp=gated_mlp, fused_attention=fused_attention, moe=moe, dense_mlp=not moe or shared_mlp, comm=comm
+            gated_mlp=gated_mlp,
+            fused_attention=fused_attention,
+            moe=moe,
+            dense_mlp=not moe or shared_mlp,
+            mla=mla,
+            absorbed=absorbed,
+            comm=comm,
         )
         rows.extend((kind, op) for op in ops if op not in ONCE)
     once = layer_ops(gated_mlp=gated_mlp, fused_attention=fused_attention, comm=comm)

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
-from rooflax.config.models import embedding_parameters, layer_parameters
+from rooflax.config.models import MLA_FIELDS, embedding_parameters, layer_parameters
 from rooflax.cost.achieved import achieved_time, pymath
 from rooflax.cost.ops import LM_HEAD, ONCE, PP_SEND, OpDef, Step, StepT, step_ops
 from rooflax.names import BOUNDS, GROUPS
@@ -356,7 +356,10 @@ def layer_weights(s: Step) -> Num:
         if s.moe
         else {}
     )
+    latent = {name: getattr(s, name) for name in MLA_FIELDS} if s.mla else {}
     return layer_parameters(
+        **latent,
+        mla=s.mla,
         hidden=s.hidden,
         heads=s.heads,
         kv_heads=s.kv_heads,
@@ -397,14 +400,21 @@ def device_weight_bytes(steps: Sequence[Step], *, xp: Any = pymath) -> Num:
     )
 
 
+def _cache_width(s: Step) -> Num:
+    """Elements a layer caches per token: ``2·G·d``, or with latent attention the latent and the rotary key,
+    ``r_kv + d_r``, whole on every device (every head reads all of it)."""
+    return s.kv_lora_rank + s.qk_rope_head_dim if s.mla else 2 * s.kv_heads * s.head_dim
+
+
 def kv_cache_bytes(steps: Sequence[Step], *, xp: Any = pymath) -> Num:
-    """KV cache held after the step: ``k · 2 · G · d · B`` times each layer's tokens (``S``, or
-    ``min(S, W)`` in a sliding layer), over the layers; with ``pp`` stages a device holds ``pp``
-    micro-batches of its stage's layers (the fullest stage), ``k·2·G·d·L·B·S`` when the layers are alike."""
+    """KV cache held after the step: ``k · 2 · G · d · B`` (``k · (r_kv + d_r) · B`` with latent attention)
+    times each layer's tokens (``S``, or ``min(S, W)`` in a sliding layer), over the layers; with ``pp``
+    stages a device holds ``pp`` micro-batches of its stage's layers (the fullest stage), ``k·2·G·d·L·B·S``
+    when the layers are alike."""
     s = steps[0]
     if len(steps) == 1:
-        return s.k * 2 * s.kv_heads * s.head_dim * s.layers * s.batch * s.cache_tokens
-    per_layer = [step.k * 2 * step.kv_heads * step.head_dim * step.batch * step.cache_tokens for step in steps]
+        return s.k * _cache_width(s) * s.layers * s.batch * s.cache_tokens
+    per_layer = [step.k * _cache_width(step) * step.batch * step.cache_tokens for step in steps]
     return s.pp * _fullest_stage(steps, per_layer, xp)
 
 
@@ -416,12 +426,22 @@ def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
     fused); the residual stream plus the MLP's inner tensors, ``M·(h + 3I)`` gated
     (``M·(h + 2I)`` not); with experts, the residual stream plus their inputs and inner
     tensors, ``M·h + R·(h + 3·I_e)`` for the ``R`` routed pairs; and the logits, ``B·V``
-    (``B·K·V`` in verify); times ``a``. Every size is the device's own.
+    (``B·K·V`` in verify); times ``a``. Every size is the device's own. With latent
+    attention the QKV output is the queries, ``M·(h + H(d_n + d_r))``, plus (naive) the
+    up-projected keys and values of the whole cache, ``B·T·H(d_n + d_v)``; the fused
+    output ``B·H·Q`` times the value width (``d_v`` naive, ``r_kv`` absorbed).
     """
     m, h = s.tokens, s.hidden
-    qkv = m * (h + (s.heads + 2 * s.kv_heads) * s.head_dim)
+    if s.mla:
+        qkv = m * (h + s.heads * (s.qk_nope_head_dim + s.qk_rope_head_dim))
+        if not s.absorbed:
+            qkv = qkv + s.batch * s.attended * s.heads * (s.qk_nope_head_dim + s.v_head_dim)
+        out_width = s.kv_lora_rank if s.absorbed else s.v_head_dim
+    else:
+        qkv = m * (h + (s.heads + 2 * s.kv_heads) * s.head_dim)
+        out_width = s.head_dim
     if s.fused_attention:
-        attn = m * h + s.batch * s.heads * s.new * s.head_dim
+        attn = m * h + s.batch * s.heads * s.new * out_width
     else:
         attn = m * h + 2 * s.batch * s.heads * s.pairs
     mlp = m * (h + (3 if s.gated_mlp else 2) * s.intermediate)

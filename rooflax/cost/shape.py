@@ -39,21 +39,37 @@ from rooflax.names import LAYOUT, PHASES
 if TYPE_CHECKING:
     from rooflax.config.dtypes import DtypePolicy
 
-__all__ = ["OP_FLAGS", "Shape", "op_flags"]
+__all__ = ["OP_FLAGS", "Shape", "absorbs", "op_flags"]
 
 Num = Any  # a Python number, a numpy array or a jnp array (traced or not)
 
 #: The static fields that choose which ops a layer has (the keywords of :func:`rooflax.cost.ops.layer_ops`),
 #: derived from a model and a layout only by :func:`op_flags`.
-OP_FLAGS = ("gated_mlp", "fused_attention", "kinds", "shared_mlp", "comm")
+OP_FLAGS = ("gated_mlp", "fused_attention", "kinds", "shared_mlp", "mla", "absorbed", "comm")
 
 
-def op_flags(model: Model, *, fused_attention: bool, tp: int = 1, pp: int = 1, ep: int = 1) -> dict[str, Any]:
+def absorbs(phase: str, mla_decode: str) -> bool:
+    """Whether latent attention runs weight-absorbed in ``phase``: in decode and verify when
+    ``mla_decode`` is ``"absorbed"``; prefill always up-projects (:mod:`rooflax.cost.ops`)."""
+    return phase != "prefill" and mla_decode == "absorbed"
+
+
+def op_flags(
+    model: Model,
+    *,
+    fused_attention: bool,
+    absorbed: bool = False,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+) -> dict[str, Any]:
     """The op-set flags of ``model`` under the layout ``(tp, pp, ep)``, keyed by :data:`OP_FLAGS`.
 
     ``kinds``: the model's layer kinds (:attr:`rooflax.Model.layer_kinds`), each a layer's op
     set; ``shared_mlp``: a dense MLP (the shared experts) beside the routed experts of a MoE
-    layer; ``comm``: the degrees above 1, whose collectives exist.
+    layer; ``mla``: multi-head latent attention; ``absorbed``: latent attention with its
+    up-projections absorbed (``absorbed`` given and the model's attention latent:
+    :func:`absorbs`); ``comm``: the degrees above 1, whose collectives exist.
 
     >>> from rooflax import get_model
     >>> flags = op_flags(get_model("mixtral-8x7b"), fused_attention=False, tp=2)
@@ -65,6 +81,8 @@ def op_flags(model: Model, *, fused_attention: bool, tp: int = 1, pp: int = 1, e
         "fused_attention": fused_attention,
         "kinds": tuple(kind for kind, _ in model.layer_kinds),
         "shared_mlp": model.shared_intermediate > 0,
+        "mla": model.mla,
+        "absorbed": model.mla and absorbed,
         "comm": tuple(name for name, degree in zip(LAYOUT, (tp, pp, ep), strict=True) if degree > 1),
     }
 
@@ -109,6 +127,11 @@ class Shape:
     window: Num = 0  # W, the tokens a sliding layer attends (0: no sliding layers)
     kind_layers: tuple[Num, ...] = ()  # layers of each of ``kinds`` (empty: all ``layers`` of the one kind)
     stages: tuple[tuple[Num, ...], ...] = ()  # layers of each kind per pipeline stage, the last first (Model.stages)
+    q_lora_rank: Num = 0  # r_q, multi-head latent attention's query latent (rooflax.cost.ops)
+    kv_lora_rank: Num = 0  # r_kv, its cached latent
+    qk_nope_head_dim: Num = 0  # d_n
+    qk_rope_head_dim: Num = 0  # d_r
+    v_head_dim: Num = 0  # d_v
     gated_mlp: bool = _static(True)
     tied_embeddings: bool = _static(False)
     fused_attention: bool = _static(False)
@@ -116,6 +139,8 @@ class Shape:
     attention_sinks: bool = _static(False)  # a learned sink logit per query head in every softmax
     kinds: tuple[LayerKind, ...] = field(default=(LayerKind(),), metadata={"static": True})  # the layer kinds
     shared_mlp: bool = _static(False)  # a dense MLP (the shared experts) beside a MoE layer's routed experts
+    mla: bool = _static(False)  # multi-head latent attention
+    absorbed: bool = _static(False)  # latent attention with its up-projections absorbed (decode, verify)
     comm: tuple[str, ...] = field(default=(), metadata={"static": True})  # degrees above 1: "tp", "pp", "ep"
 
     @classmethod
@@ -134,11 +159,14 @@ class Shape:
         pp: int = 1,
         ep: int = 1,
         tree_pairs: Num = 0,
+        mla_decode: str = "absorbed",
     ) -> Shape:
         """The shape of ``model`` at one point in ``phase``; every model field the shape declares is copied.
 
         ``tp``, ``pp`` and ``ep`` are Python integers (the parallel layout of a sweep step):
         they are leaves, and which of them exceed 1 is the static ``comm`` (:func:`op_flags`).
+        ``mla_decode`` (:data:`rooflax.names.MLA_DECODE`) is how latent attention runs decode
+        and verify (:func:`absorbs`).
 
         >>> from rooflax import get_dtype, get_model
         >>> s = Shape.of(get_model("llama-13b"), get_dtype("fp16"), phase="decode", batch=1, seq_len=2048)
@@ -163,7 +191,9 @@ class Shape:
             window=model.sliding_window or 0,
             kind_layers=tuple(count for _, count in model.layer_kinds),
             stages=model.stages(pp),
-            **op_flags(model, fused_attention=fused_attention, tp=tp, pp=pp, ep=ep),
+            **op_flags(
+                model, fused_attention=fused_attention, absorbed=absorbs(phase, mla_decode), tp=tp, pp=pp, ep=ep
+            ),
         )
 
 

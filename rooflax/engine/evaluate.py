@@ -13,7 +13,7 @@ from rooflax.cost.ops import ONCE, OpDef, Step, make_steps, model_costs
 from rooflax.cost.roofline import Roof, op_row, step_totals
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean, positive_int, unknown_name
-from rooflax.names import BOUNDS, PHASES
+from rooflax.names import BOUNDS, MLA_DECODE, PHASES
 
 __all__ = ["Evaluation", "OpEvaluation", "evaluate"]
 
@@ -95,6 +95,7 @@ def evaluate(
     tp: int = 1,
     pp: int = 1,
     ep: int = 1,
+    mla_decode: str = "absorbed",
 ) -> Evaluation:
     """Costs of every op, and the model totals, for one configuration and phase.
 
@@ -114,6 +115,9 @@ def evaluate(
         fused_attention: one fused ``attention`` op instead of ``qk``, ``softmax``, ``pv``.
         causal: count only the causal scores (default: the full ``Q×T`` block).
         tp, pp, ep: tensor-, pipeline- and expert-parallel degrees (1: none).
+        mla_decode: how a model with multi-head latent attention runs decode and verify,
+            ``"absorbed"`` or ``"naive"`` (:data:`rooflax.names.MLA_DECODE`; prefill is always
+            naive); other models ignore it.
 
     Returns:
         An :class:`Evaluation`: ``ops`` maps each op's name to its :class:`OpEvaluation`
@@ -132,6 +136,8 @@ def evaluate(
     m, hw, dt = get_model(model), get_hardware(hardware), get_dtype(dtype, kv_dtype)
     if phase not in PHASES:
         raise unknown_name("phase", phase, PHASES)
+    if mla_decode not in MLA_DECODE:
+        raise unknown_name("mla_decode", mla_decode, MLA_DECODE)
     batch, seq_len = positive_int("batch", batch), positive_int("seq_len", seq_len)
     if phase == "verify":
         spec_k = positive_int("spec_k", spec_k)
@@ -156,6 +162,7 @@ def evaluate(
             tp=tp,
             pp=pp,
             ep=ep,
+            mla_decode=mla_decode,
         )
     )
     roof = Roof.of(hw, dt, phase, spec_k)

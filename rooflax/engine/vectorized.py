@@ -218,8 +218,8 @@ def blocks(spec: SweepSpec, chunk_size: int) -> Iterator[Block]:
         for hardware in spec.hardware:
             for dtype in spec.dtypes:
                 for layout in spec.layouts():
-                    ops = spec.ops_for(model, layout)
                     for phase, spec_k, seq_start in spec.steps():
+                        ops = spec.ops_for(model, layout, phase=phase)
                         points = len(spec.batch) * (len(spec.seq_len) - seq_start) * len(hidden)
                         chunks = -(-points // chunk_size)
                         yield Block(
@@ -367,6 +367,7 @@ def step_shapes(step: Block | Task, spec: SweepSpec) -> tuple[Shape, ...]:
             pp=pp,
             ep=ep,
             tree_pairs=spec.tree_pairs(step.spec_k),
+            mla_decode=spec.mla_decode,
         )
         for h in step.hidden
     )
