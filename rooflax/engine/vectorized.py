@@ -108,7 +108,7 @@ BAND_ENDS = ("achieved_time_lo_s", "achieved_time_hi_s")
 #: band columns evaluated every op's achieved time once each; one output evaluates it once for both.
 BAND_OUTPUT = "achieved_time_band"
 #: Output names of a summary chunk function.
-CHUNK_SUMMARY_OUTPUTS = tuple(name for name in SUMMARY_COLUMNS if name not in BAND_ENDS) + (BAND_OUTPUT,)
+CHUNK_SUMMARY_OUTPUTS = (*(name for name in SUMMARY_COLUMNS if name not in BAND_ENDS), BAND_OUTPUT)
 #: Summary columns that depend on neither batch nor seq_len: a chunk of a step with one hidden
 #: size holds each as one value (0-d), which the frame repeats without writing it per row.
 POINT_CONSTANT = ("hidden", "weight_bytes")
