@@ -8,11 +8,12 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
-
-import polars as pl
+from typing import TYPE_CHECKING, TextIO
 
 from rooflax.data._atomic import output_file, write_output
+
+if TYPE_CHECKING:  # the CLI's help and argument errors import this module without polars
+    import polars as pl
 
 __all__ = [
     "TABLE_SUFFIXES",
@@ -173,6 +174,7 @@ def ratio_band(
         name: the ratio's column; the ends are ``name_lo`` and ``name_hi``.
         one_profile: both times come from one profile (errors correlated), else from two.
 
+    >>> import polars as pl
     >>> f = pl.DataFrame({"a_lo": [2.0], "a_hi": [6.0], "b_lo": [1.0], "b_hi": [4.0]})
     >>> a, b = (pl.col("a_lo"), pl.col("a_hi")), (pl.col("b_lo"), pl.col("b_hi"))
     >>> f.select(ratio_band(a, b, "r", one_profile=True)).row(0)
@@ -180,6 +182,8 @@ def ratio_band(
     >>> f.select(ratio_band(a, b, "r", one_profile=False)).row(0)
     (0.5, 6.0)
     """
+    import polars as pl
+
     if one_profile:
         fast, slow = numerator[0] / denominator[0], numerator[1] / denominator[1]
         return [pl.min_horizontal(fast, slow).alias(f"{name}_lo"), pl.max_horizontal(fast, slow).alias(f"{name}_hi")]
