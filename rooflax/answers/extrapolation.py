@@ -28,6 +28,7 @@ import polars as pl
 from rooflax.config.spec import SweepSpec
 from rooflax.data.frames import resolve_spec
 from rooflax.engine.evaluate import evaluate
+from rooflax.names import LAYOUT
 
 __all__ = ["FACTOR", "extrapolated", "extrapolation_notes"]
 
@@ -84,8 +85,10 @@ def extrapolated(spec: SweepSpec | str | Path) -> pl.DataFrame:
                         where = (hardware.name, model.at_hidden(hidden).name, dtype.name, tp, pp, ep, phase, spec_k)
                         rows.append((*where, op, low["group"], quantity, *swept, *fitted))
     schema = {
-        **dict.fromkeys(("hardware", "model", "dtype"), pl.String),
-        **dict.fromkeys(("tp", "pp", "ep"), pl.Int64),
+        "hardware": pl.String,
+        "model": pl.String,
+        "dtype": pl.String,
+        **dict.fromkeys(LAYOUT, pl.Int64),
         "phase": pl.String,
         "spec_k": pl.Int64,
         **dict.fromkeys(("op", "group", "quantity"), pl.String),
