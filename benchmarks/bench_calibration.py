@@ -7,9 +7,10 @@ Run from the repository root::
 
 It times the real products of Toy Llama (decode across batch and context, prefill across
 length and batch; each product takes from tens of microseconds to tens of milliseconds on a
-laptop CPU) with ``rooflax.validate.validate``, fits overhead and efficiencies per op group
-(``fit_terms``) on the even grid points, predicts the odd ones, and prints the median and
-90th-percentile relative error of the predicted time against the measured one:
+laptop CPU) with ``rooflax.validate.validate``, fits the achieved terms as ``rooflax validate
+--profile`` does (``rooflax.validate.calibrate``: ``rooflax calibrate``'s ``fit_hardware`` on the
+timings) on half the grid points (``split_by_shape``), predicts the other half, and prints the
+median and 90th-percentile relative error of the predicted time against the measured one:
 
 - ``ideal roof``: ``max(flops / peak, bytes / bandwidth)`` at the measured ceilings, the
   datasheet-style prediction every point of a roofline chart sits on;
@@ -26,9 +27,11 @@ import time
 import numpy as np
 
 from rooflax.answers.tables import Table
+from rooflax.calibration.fit import split_by_shape
+from rooflax.calibration.measurements import validation_measurements
+from rooflax.calibration.predict import predict_measurements
 from rooflax.config.models import get_model
-from rooflax.validate import validate
-from rooflax.validate.calibrate import holdout_errors
+from rooflax.validate import calibrate, validate
 
 
 def points(quick: bool) -> tuple:
@@ -62,16 +65,26 @@ def main() -> None:
         rotate_bytes=2**25,
     )
     seconds = time.perf_counter() - start
-    errors = holdout_errors(result.frame, result.profile, "fp32")
     profile = result.profile
+    train, test = split_by_shape(result.frame)  # whole grid points held out
+    default = predict_measurements(validation_measurements(test, profile.name), profile)
+    measured = default.get_column("measured_time_s").to_numpy()
+    errors = {
+        "ideal": np.abs(default.get_column("ideal_time_s").to_numpy() / measured - 1),
+        "default": np.abs(default.get_column("error").to_numpy()),
+        "calibrated": np.abs(
+            predict_measurements(validation_measurements(test, profile.name), calibrate(train, profile))
+            .get_column("error")
+            .to_numpy()
+        ),
+    }
     print(
         f"device: {result.device.kind}; measured {profile.peak('fp32') / 1e9:.1f} GFLOP/s fp32 matmul, "
         f"{profile.bandwidth_bytes_per_s / 1e9:.1f} GB/s copy; timer check {result.timer_ratio:.2f}"
     )
     print(
         f"{len(grid)} grid points × 7 products = {result.frame.height} timed ops in {seconds:.0f} s; "
-        f"fit on {(len(grid) + 1) // 2} points, errors on the other {len(grid) // 2} "
-        f"({len(errors['calibrated'])} ops)"
+        f"fit on {train.height} ops, errors on the other {test.height} (whole shapes held out)"
     )
     rows = tuple(
         (label, f"{np.median(errors[name]):.1%}", f"{np.quantile(errors[name], 0.9):.1%}")

@@ -182,9 +182,10 @@ def test_group_terms_override_and_round_trip(tmp_path):
     )
     hw = rooflax.load_hardware(path)
 
-    def fitted(group):  # a file with no band has NaN bands
+    def fitted(group):  # a file with no band has NaN bands, and no fitted range
         terms = hw.terms(group)
         assert math.isnan(terms.pop("band_low")) and math.isnan(terms.pop("band_high"))
+        assert all(math.isnan(terms.pop(key)) for key in rooflax.config.hardware.RANGE_TERMS)
         return terms
 
     assert fitted("qk/pv") == {

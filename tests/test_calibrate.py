@@ -1,65 +1,138 @@
-"""Calibration recovers known achieved-performance terms from times they generate."""
+"""validate's timings are fitted by rooflax calibrate's fit (fit_hardware), and its profile prices sweeps with it."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
 import pytest
 
 import rooflax
-from rooflax.validate.calibrate import fit_terms, predict_times
+from rooflax.calibration.fit import split_by_shape
+from rooflax.calibration.measurements import validation_measurements
+from rooflax.calibration.predict import fitted_family, predict_measurements, work
+from rooflax.validate.kernels import TIMED_OPS
+from rooflax.validate.run import calibrate
 
-PROFILE = rooflax.Hardware(name="dev", peak_flops={"fp32": 1e12}, bandwidth_bytes_per_s=1e10, memory_bytes=1e9)
+#: A measured profile as validate builds one on the CPU (no tile or wave quantization).
+PROFILE = rooflax.Hardware(
+    name="dev-measured",
+    label="dev (measured)",
+    peak_flops={"fp32": 1e11},  # the ridge at 10 FLOP/byte: Toy Llama's products fall on both sides
+    bandwidth_bytes_per_s=1e10,
+    memory_bytes=1e12,
+    sm_count=1,
+    tile_m=1,
+    tile_n=1,
+    tile_k=1,
+    source="a test",
+)
+GEMM = {"kernel_overhead_s": 4e-6, "compute_efficiency": 0.7, "bandwidth_efficiency": 0.6}
+PREFILL = {"kernel_overhead_s": 1e-5, "compute_efficiency": 0.4, "bandwidth_efficiency": 0.8}
+DECODE = {"kernel_overhead_s": 2e-5, "compute_efficiency": 0.9, "bandwidth_efficiency": 0.5}
+TRUTH = replace(
+    PROFILE,
+    group_terms=dict.fromkeys(("qkv mlp", "up/gate/down", "lm_head"), GEMM),
+    phase_terms={"prefill": {"qk/pv": PREFILL}, "verify": {"qk/pv": PREFILL}, "decode": {"qk/pv": DECODE}},
+)
+POINTS = [("decode", b, s) for b in (1, 8, 64, 512) for s in (256, 2048, 8192)] + [
+    ("prefill", b, s) for b in (1, 4) for s in (64, 256, 1024, 4096)
+]
 
 
-def _frame(truth: dict[str, tuple[float, float, float]], points: int = 12, seed: int = 0) -> pl.DataFrame:
-    """Ops of every group from tiny to large, timed by the model itself with ``truth``'s terms."""
+def _validation(truth: rooflax.Hardware, noise: float = 0.0, seed: int = 0) -> pl.DataFrame:
+    """A validate frame of Toy Llama's timed ops whose times are ``truth``'s achieved times (times lognormal noise)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for group, (overhead, ce, be) in truth.items():
-        for _ in range(points):
-            flops = float(10 ** rng.uniform(5, 11))
-            bytes_ = float(flops / 10 ** rng.uniform(-1, 3))  # intensities either side of the ridge (100)
-            spent = flops * rng.uniform(1, 1.5)
-            t = overhead + max(spent / (1e12 * ce), bytes_ / (1e10 * be))
-            rows.append({"group": group, "flops": flops, "bytes": bytes_, "spent_flops": spent, "measured_time_s": t})
-    return pl.DataFrame(rows)
+    for phase, batch, seq_len in POINTS:
+        ops = rooflax.evaluate(
+            model="toy-llama", hardware=truth, dtype="fp32", phase=phase, batch=batch, seq_len=seq_len
+        )
+        for op in TIMED_OPS:
+            time = float(ops.ops[op].achieved_time_s) * float(rng.lognormal(0.0, noise) if noise else 1.0)
+            point = {"phase": phase, "batch": batch, "seq_len": seq_len, "spec_k": None}
+            rows.append(
+                {"device": "cpu", "hardware": None, "dtype": "fp32", "model": "toy-llama", **point}
+                | {"op": op, "measured_time_s": time}
+                | {key: float(getattr(ops.ops[op], key)) for key in ("flops", "bytes")}
+                | {"spent_flops": float(ops.ops[op].flops)}  # 1×1×1 tiles: no quantization
+            )
+    return pl.DataFrame(rows, schema_overrides={"hardware": pl.String, "spec_k": pl.Int64})
 
 
-TRUTH = {"qkv mlp": (4e-6, 0.7, 0.9), "up/gate/down": (6e-6, 0.8, 0.6), "qk/pv": (1e-5, 0.3, 0.5)}
+def test_validate_ops_fit_the_families_whose_terms_price_them():
+    rows = validation_measurements(_validation(TRUTH), PROFILE.name)
+    family = rows.with_columns(fitted_family(rows)).group_by("kind", "phase").agg(pl.col("family").first())
+    got = {(k, p): f for k, p, f in family.iter_rows()}
+    assert got[("qkv_proj", "decode")] == got[("down_proj", "prefill")] == "gemm"
+    assert got[("qk", "decode")] == got[("pv", "decode")] == "attention_decode"
+    assert got[("qk", "prefill")] == "attention_prefill"
+    # work() of a validate op is what the achieved model multiplies: the profile's own times back
+    one = rows.filter(kind="o_proj", phase="prefill")
+    w = work("o_proj", one, TRUTH, "fp32")
+    assert w is not None
+    u, v = 1 / GEMM["compute_efficiency"], 1 / GEMM["bandwidth_efficiency"]
+    expected = GEMM["kernel_overhead_s"] + np.maximum(u * w["compute_s"], v * w["memory_s"])[:, 0]
+    np.testing.assert_allclose(expected, one["measured_time_s"].to_numpy(), rtol=1e-12)
 
 
-def test_fit_recovers_the_terms_that_made_the_times():
-    fitted = fit_terms(_frame(TRUTH), PROFILE, "fp32")
-    for group, (overhead, ce, be) in TRUTH.items():
-        got = fitted.terms(group)
-        assert got["kernel_overhead_s"] == pytest.approx(overhead, rel=1e-6)
-        assert got["compute_efficiency"] == pytest.approx(ce, rel=1e-6)
-        assert got["bandwidth_efficiency"] == pytest.approx(be, rel=1e-6)
-    assert fitted.peak("fp32") == PROFILE.peak("fp32")  # every efficiency ≤ 1: ceilings kept
+def test_the_fit_recovers_the_terms_that_made_a_validate_frame():
+    fitted = calibrate(_validation(TRUTH), PROFILE)
+    for key, value in GEMM.items():
+        for group in ("qkv mlp", "up/gate/down", "lm_head"):
+            assert fitted.terms(group)[key] == pytest.approx(value, rel=2e-3), (group, key)
+    # prefill attention is compute-bound here, decode attention memory-bound: the slopes the shapes show
+    for phase, truth, keys in (
+        ("prefill", PREFILL, ("kernel_overhead_s", "compute_efficiency")),
+        ("decode", DECODE, ("kernel_overhead_s", "bandwidth_efficiency")),
+    ):
+        for key in keys:
+            assert fitted.terms("qk/pv", phase)[key] == pytest.approx(truth[key], rel=2e-3), (phase, key)
+    assert fitted.terms("qk/pv", "verify") == fitted.terms("qk/pv", "prefill")
+    # the measured ceilings stay, the label and source say what was fitted, and the band is a point (no noise)
+    assert (fitted.peak_flops, fitted.bandwidth_bytes_per_s) == (PROFILE.peak_flops, PROFILE.bandwidth_bytes_per_s)
+    assert (
+        fitted.label == "dev (measured, calibrated)" and f"fit_hardware to {len(POINTS) * 7} timed ops" in fitted.source
+    )
+    assert fitted.terms("qkv mlp")["band_low"] == pytest.approx(1, rel=1e-4)  # the ratio grid's resolution
+    assert fitted.l2_resident_bytes == 0  # validate rotates its operands: no L2 term
 
 
-def test_a_device_faster_than_its_measured_ceiling_raises_the_ceiling():
-    truth = {"qkv mlp": (4e-6, 0.7, 1.6)}  # reads at 1.6× the measured copy bandwidth
-    frame = _frame(truth)
-    fitted = fit_terms(frame, PROFILE, "fp32")
-    assert fitted.bandwidth_bytes_per_s == pytest.approx(1.6e10, rel=1e-6)
-    assert fitted.terms("qkv mlp")["bandwidth_efficiency"] == pytest.approx(1.0, rel=1e-6)
-    np.testing.assert_allclose(predict_times(frame, fitted, "fp32"), frame["measured_time_s"].to_numpy(), rtol=1e-6)
+def test_the_fitted_profile_prices_a_sweep_with_the_fits_times(tmp_path):
+    frame = _validation(TRUTH, noise=0.05, seed=3)
+    fitted = calibrate(frame, PROFILE)
+    path = tmp_path / "profile.toml"
+    path.write_text(rooflax.config.hardware.hardware_to_toml(fitted))
+    swept = rooflax.sweep(
+        model="toy-llama", hardware=str(path), dtype="fp32", phases=["decode"], batch=[8], seq_len=[2048]
+    )
+    priced = predict_measurements(validation_measurements(frame, fitted.name), rooflax.load_hardware(path))
+    one = priced.filter(kind="qkv_proj", phase="decode", batch=8, seq_len=2048)
+    assert swept.filter(op="qkv_proj")["achieved_time_s"].item() == pytest.approx(one["predicted_time_s"].item(), 1e-12)
 
 
-def test_fit_on_half_predicts_the_other_half_with_noise():
-    frame = _frame(TRUTH, points=40, seed=1)
-    noisy = frame.with_columns(pl.col("measured_time_s") * np.random.default_rng(2).lognormal(0, 0.1, len(frame)))
-    train, test = noisy[::2], noisy[1::2]
-    fitted = fit_terms(train, PROFILE, "fp32")
-    before = np.abs(predict_times(test, PROFILE, "fp32") / test["measured_time_s"].to_numpy() - 1)
-    after = np.abs(predict_times(test, fitted, "fp32") / test["measured_time_s"].to_numpy() - 1)
-    assert np.median(after) < 0.15 < np.median(before)
+def test_a_fit_on_half_the_shapes_predicts_the_other_half_through_the_noise():
+    rows = validation_measurements(_validation(TRUTH, noise=0.1, seed=1), PROFILE.name)
+    train, test = split_by_shape(rows, seed=2)
+    fitted = rooflax.calibration.fit.fit_hardware(train, PROFILE)
+
+    def median_error(hardware: rooflax.Hardware) -> float:
+        return float(predict_measurements(test, hardware)["error"].abs().median())
+
+    assert median_error(fitted) < 0.12 < median_error(PROFILE)
 
 
-def test_small_groups_share_the_overall_fit():
-    frame = _frame({"qkv mlp": (4e-6, 0.7, 0.9)}, points=12).vstack(_frame({"qk/pv": (4e-6, 0.7, 0.9)}, points=3))
-    fitted = fit_terms(frame, PROFILE, "fp32")
-    assert [group for group, _ in fitted.group_terms] == ["qkv mlp"]
-    assert fitted.terms("qk/pv")["compute_efficiency"] == pytest.approx(0.7, rel=1e-6)
+def test_ceilings_the_timed_ops_beat_are_raised_to_their_fastest_rate():
+    frame = _validation(TRUTH)
+    fastest = float((frame["bytes"] / frame["measured_time_s"]).max())
+    slow_copy = replace(PROFILE, bandwidth_bytes_per_s=fastest / 3)  # a copy kernel three times slower than the ops
+    fitted = calibrate(frame, slow_copy)
+    assert fitted.bandwidth_bytes_per_s == fastest and fitted.peak_flops == PROFILE.peak_flops
+    assert all(0 < fitted.terms(g)["bandwidth_efficiency"] <= 1 for g in ("qkv mlp", "qk/pv"))
+
+
+def test_too_few_timed_ops_is_one_line():
+    few = _validation(TRUTH).head(5)
+    with pytest.raises(rooflax.SpecError, match=r"^measurements: no products.*needs 8 measured shapes; kinds: "):
+        calibrate(few, PROFILE)

@@ -141,3 +141,30 @@ def test_compare_keeps_parallel_layouts_apart(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split()[:3] == ["tp", "phase", "group"]
     assert {line.split()[0] for line in lines[2:] if line.strip()} == {"1", "2", "4", "8"}
+
+
+def test_compare_bands_sum_each_ops_band_and_take_the_ratios_ends_apart():
+    df = rooflax.compare(a="a40", b="h100-sxm", phases=["decode"], batch=[1, 8], seq_len=[2048])
+    long = rooflax.sweep(model="llama-13b", hardware="a40", phases=["decode"], batch=[1, 8], seq_len=[2048])
+    row = df.filter(group="qkv mlp").row(0, named=True)
+    low = rooflax.get_hardware("a40").terms("qkv mlp", "decode")["band_low"]
+    expected = long.filter(group="qkv mlp")["achieved_time_s"].sum() * low
+    assert row["achieved_time_a_lo_s"] == pytest.approx(expected, rel=1e-12)
+    # each accelerator on its own fit: a's fast end over b's slow end, to a's slow end over b's fast end
+    assert row["achieved_speedup_lo"] == pytest.approx(row["achieved_time_a_lo_s"] / row["achieved_time_b_hi_s"])
+    assert row["achieved_speedup_hi"] == pytest.approx(row["achieved_time_a_hi_s"] / row["achieved_time_b_lo_s"])
+    for r in df.iter_rows(named=True):
+        assert r["achieved_speedup_lo"] <= r["achieved_speedup"] <= r["achieved_speedup_hi"], r["group"]
+    # the total rows sum the summary frames' bands
+    summary = rooflax.sweep(
+        model="llama-13b", hardware="a40", phases=["decode"], batch=[1, 8], seq_len=[2048], summary=True
+    )
+    total = df.filter(group="total").row(0, named=True)
+    assert total["achieved_time_a_hi_s"] == pytest.approx(summary["achieved_time_hi_s"].sum(), rel=1e-12)
+
+
+def test_compare_has_no_band_on_a_profile_without_measurements():
+    df = rooflax.compare(a="a40", b="mi300x", phases=["decode"], batch=[1], seq_len=[2048])
+    assert df["achieved_speedup_lo"].null_count() == df.height
+    assert df["achieved_time_a_lo_s"].null_count() == 0  # a40's own band is there
+    assert "achieved band" not in rooflax.answers.compare.compare_table(df).header

@@ -307,6 +307,7 @@ def test_phase_terms_replace_group_terms_in_their_phase_and_round_trip_through_t
     )
     terms = hw.terms("qk/pv", "decode")
     assert np.isnan(terms.pop("band_low")) and np.isnan(terms.pop("band_high"))  # no band fitted
+    assert all(np.isnan(terms.pop(key)) for key in rooflax.config.hardware.RANGE_TERMS)  # nor a range
     assert terms == {
         "kernel_overhead_s": 1e-5,
         "compute_efficiency": 0.8,

@@ -598,3 +598,19 @@ def test_cli_speculate_and_best_k_save_their_table(tmp_path, capsys):
         assert "--overwrite" in capsys.readouterr().err
         assert main([command, *args, "-o", str(tmp_path / "t.parquet"), "--overwrite", "--quiet"]) == 0
         assert pl.read_parquet(tmp_path / "t.parquet").equals(expected)
+
+
+def test_speculation_bands_hold_plain_decode_at_one_and_are_null_without_measurements():
+    df = rooflax.speculate(batch=[1, 16], seq_len=[1024], k=[0, 4], acceptance={"kind": "geometric", "alpha": 0.8})
+    plain = df.filter(draft_k=0)
+    assert (plain["achieved_speedup_lo"] == 1).all() and (plain["achieved_speedup_hi"] == 1).all()
+    summary = rooflax.sweep(phases=["decode"], batch=[1, 16], seq_len=[1024], summary=True)
+    assert plain["achieved_round_time_lo_s"].to_list() == summary.sort("batch")["achieved_time_lo_s"].to_list()
+    four = df.filter(draft_k=4)
+    assert (four["achieved_speedup_lo"] <= four["achieved_speedup"]).all()
+    assert (four["achieved_speedup"] <= four["achieved_speedup_hi"]).all()
+    assert (four["achieved_effective_tokens_per_s_lo"] < four["achieved_effective_tokens_per_s"]).all()
+    assert "achieved_band" in rooflax.answers.speculate.speculation_table(df)
+    none = rooflax.speculate(hardware="mi300x", batch=[1], seq_len=[1024], k=[0, 2])
+    assert none["achieved_speedup_lo"].null_count() == none.height
+    assert "achieved_band" not in rooflax.answers.speculate.speculation_table(none)

@@ -6,6 +6,14 @@ is replaced by the two) and, per model × dtype × parallel layout (``tp``, ``pp
 ``speedup = time on a / time on b`` (above 1: ``b`` is faster). A ``total`` row per phase
 does the same with whole-model step times (all layers and ``lm_head``). ``speedup_min``
 and ``speedup_max`` give the spread of the per-point ratio over the grid.
+
+The achieved times carry each accelerator's error band (its profile's fit,
+:mod:`rooflax.calibration.fit`): an op group's row sums its ops' times at the group's band
+factors in the row's phase (a summary frame's band, per group), a ``total`` row sums the
+summary frames' band columns; ``achieved_speedup_lo`` and ``_hi`` take the ratio's ends
+consistently (:func:`rooflax.answers.tables.ratio_band`): each accelerator errs on its own
+fit, so the band runs from ``a``'s fast end over ``b``'s slow end to ``a``'s slow end over
+``b``'s fast end. Null where a profile has no measurements (no band).
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ from typing import Unpack
 
 import polars as pl
 
-from rooflax.answers.tables import Table
+from rooflax.answers.tables import Table, ratio_band
 from rooflax.config.spec import SpecKeys, SweepSpec
+from rooflax.cost.roofline import Roof
 from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.errors import SpecError
 from rooflax.names import GROUPS, KEY_COLUMNS, LAYOUT
@@ -30,11 +39,38 @@ TOTAL = "total"
 _KEYS = tuple(key for key in KEY_COLUMNS if key != "hardware")
 
 
+def _banded(long: pl.DataFrame, spec: SweepSpec) -> pl.DataFrame:
+    """``long`` with each op's band ends, ``achieved_time_lo_s`` and ``_hi_s``: its achieved time at its group's
+    band factors in its phase (:meth:`rooflax.cost.roofline.Roof.of`; null without a band)."""
+    hardware = {hw.name: hw for hw in spec.hardware}
+    factors = []
+    for name, phase, spec_k in long.select("hardware", "phase", "spec_k").unique().iter_rows():
+        roof = Roof.of(hardware[name], spec.dtypes[0], phase, spec_k)
+        factors += [(name, phase, spec_k, group, roof.band_low[g], roof.band_high[g]) for g, group in enumerate(GROUPS)]
+    schema = {key: long.schema[key] for key in ("hardware", "phase", "spec_k", "group")}
+    table = pl.DataFrame(factors, schema={**schema, "_low": pl.Float64, "_high": pl.Float64}, orient="row")
+    joined = long.join(table.fill_nan(None), on=list(schema), how="left", nulls_equal=True, maintain_order="left")
+    return joined.with_columns(
+        (pl.col("achieved_time_s") * pl.col("_low")).alias("achieved_time_lo_s"),
+        (pl.col("achieved_time_s") * pl.col("_high")).alias("achieved_time_hi_s"),
+    ).drop("_low", "_high")
+
+
+def _sum(column: str) -> pl.Expr:
+    """``column`` summed, null when any value is (a band that some row lacks is unknown)."""
+    return pl.when(pl.col(column).null_count() == 0).then(pl.col(column).sum())
+
+
 def _ratios(df: pl.DataFrame, a: str, b: str, by: list[str], on: list[str]) -> pl.DataFrame:
     """Per ``by``: summed times on ``a`` and ``b``, their ratios, and the spread of the per-row ratio."""
     left = df.filter(pl.col("hardware") == a).drop("hardware")
     right = df.filter(pl.col("hardware") == b).drop("hardware")
     joined = left.join(right, on=on, suffix="_b", nulls_equal=True, validate="1:1")
+    ends = {
+        f"achieved_time_{side}_{end}_s": f"achieved_time_{end}_s{suffix}"
+        for side, suffix in (("a", ""), ("b", "_b"))
+        for end in ("lo", "hi")
+    }
     return (
         joined.group_by(by, maintain_order=True)
         .agg(
@@ -45,10 +81,17 @@ def _ratios(df: pl.DataFrame, a: str, b: str, by: list[str], on: list[str]) -> p
             achieved_time_b_s=pl.col("achieved_time_s_b").sum(),
             speedup_min=(pl.col("time_s") / pl.col("time_s_b")).min(),
             speedup_max=(pl.col("time_s") / pl.col("time_s_b")).max(),
+            **{name: _sum(column) for name, column in ends.items()},
         )
         .with_columns(
-            speedup=pl.col("time_a_s") / pl.col("time_b_s"),
-            achieved_speedup=pl.col("achieved_time_a_s") / pl.col("achieved_time_b_s"),
+            pl.col("time_a_s").truediv(pl.col("time_b_s")).alias("speedup"),
+            pl.col("achieved_time_a_s").truediv(pl.col("achieved_time_b_s")).alias("achieved_speedup"),
+            *ratio_band(
+                (pl.col("achieved_time_a_lo_s"), pl.col("achieved_time_a_hi_s")),
+                (pl.col("achieved_time_b_lo_s"), pl.col("achieved_time_b_hi_s")),
+                "achieved_speedup",
+                one_profile=False,
+            ),
         )
     )
 
@@ -76,7 +119,10 @@ def compare(
         ``time_a_s`` and ``time_b_s``
         (ideal times summed over the grid: per layer for op groups, whole-model steps for
         ``total``), ``speedup`` (``time_a_s / time_b_s``), the same three for achieved
-        times, and ``speedup_min``, ``speedup_max`` (the ideal per-point ratio's spread).
+        times, and ``speedup_min``, ``speedup_max`` (the ideal per-point ratio's spread),
+        then the achieved times' band ``achieved_time_a_lo_s``, ``achieved_time_a_hi_s``,
+        ``achieved_time_b_lo_s``, ``achieved_time_b_hi_s`` and the speedup's,
+        ``achieved_speedup_lo``, ``achieved_speedup_hi`` (module docstring; null without a band).
 
     >>> df = compare(a="a40", b="h100-sxm", phases=["decode"], batch=[1], seq_len=[2048])
     >>> round(df.filter(group="total").get_column("speedup").item(), 3)  # the bandwidth ratio, 3.35 TB/s / 696 GB/s
@@ -93,7 +139,7 @@ def compare(
         "batch, seq_len, hidden or spec_k values), or stream a sweep with rooflax.sweep_to_parquet",
     )
     name_a, name_b = (hw.name for hw in spec.hardware)
-    long = sweep(spec).with_columns(pl.col("group").cast(pl.String))
+    long = _banded(sweep(spec).with_columns(pl.col("group").cast(pl.String)), spec)
     by = ["model", "dtype", *LAYOUT, "phase"]
     groups = _ratios(long, name_a, name_b, [*by, "group"], [*_KEYS, "layer", "op", "group"])
     totals = _ratios(sweep(spec, summary=True), name_a, name_b, by, list(_KEYS))
@@ -115,6 +161,12 @@ def compare(
         "achieved_speedup",
         "speedup_min",
         "speedup_max",
+        "achieved_time_a_lo_s",
+        "achieved_time_a_hi_s",
+        "achieved_time_b_lo_s",
+        "achieved_time_b_hi_s",
+        "achieved_speedup_lo",
+        "achieved_speedup_hi",
     ]
     order = pl.col("group").replace_strict([*GROUPS, TOTAL], range(len(GROUPS) + 1))
     return (
@@ -133,7 +185,12 @@ def compare_table(df: pl.DataFrame) -> Table:
     a, b = df.row(0, named=True)["a"], df.row(0, named=True)["b"]
     several = df.select(pl.struct("model", "dtype").n_unique()).item() > 1
     keys = [*(["model", "dtype"] if several else []), *(k for k in LAYOUT if k in df.columns and df[k].n_unique() > 1)]
-    header = (*keys, "phase", "group", f"{a} ms", f"{b} ms", "speedup", "achieved speedup", "range")
+    banded = (
+        "achieved_speedup_lo" in df.columns
+        and df.select(pl.col("achieved_speedup_lo", "achieved_speedup_hi").null_count()).sum_horizontal().item() == 0
+    )
+    band = ("achieved band",) if banded else ()
+    header = (*keys, "phase", "group", f"{a} ms", f"{b} ms", "speedup", "achieved speedup", *band, "range")
     rows = tuple(
         (
             *(str(row[k]) for k in keys),
@@ -143,6 +200,7 @@ def compare_table(df: pl.DataFrame) -> Table:
             _ms(row["time_b_s"] / row["points"]),
             f"{row['speedup']:.2f}×",
             f"{row['achieved_speedup']:.2f}×",
+            *((f"{row['achieved_speedup_lo']:.2f}–{row['achieved_speedup_hi']:.2f}×",) if banded else ()),
             f"{row['speedup_min']:.2f}–{row['speedup_max']:.2f}×",
         )
         for row in df.iter_rows(named=True)
@@ -152,9 +210,10 @@ def compare_table(df: pl.DataFrame) -> Table:
     title = (
         f"speedup of {b} over {a}{what}: time on {a} / time on {b}, summed over the grid (above 1: {b} is "
         "faster; range: over grid points); mean ms per op, per layer (total: one step of the whole model)"
+        + ("; achieved band: the achieved speedup at the fits' error bands" if banded else "")
     )
     right = tuple(k in LAYOUT for k in keys)
-    return Table(title=title, header=header, rows=rows, numeric=right + (False, False) + (True,) * 5)
+    return Table(title=title, header=header, rows=rows, numeric=right + (False, False) + (True,) * (5 + len(band)))
 
 
 def _ms(seconds: float) -> str:

@@ -22,6 +22,17 @@ or a tree, :mod:`rooflax.trees`), and yields ``tokens_per_round`` tokens
 The same columns prefixed ``achieved_`` use the predicted achieved times. ``K = 0`` is a
 round of one candidate and no drafting: exactly plain decode, speedup 1.
 
+The achieved times' error band (the hardware profile's fit, :mod:`rooflax.calibration.fit`)
+comes with them: ``achieved_round_time_lo_s`` and ``_hi_s`` are the drafter's and the verify
+step's band ends summed (each step's band as its summary frame gives it, a draft model's
+times ``K``, Medusa heads each op at its group's band); ``achieved_effective_tokens_per_s_lo``
+and ``_hi`` divide by the round's slow and fast ends; ``achieved_speedup_lo`` and ``_hi``
+take a ratio's ends consistently (:func:`rooflax.answers.tables.ratio_band`: a round and
+plain decode are priced on one profile, so their errors go together, as a summary's band
+takes them across ops: both at their fast ends, and both at their slow ends; ``K = 0``
+keeps exactly 1). A draft model's steps are priced on the same profile. All
+null on a profile with no measurements (no band), as in summary frames.
+
 Everything comes from the engine's summary sweeps (target decode, target verify at every
 candidate count, the draft model's decode), joined in polars; no grid point is visited in
 Python.
@@ -35,7 +46,7 @@ from typing import Any, NamedTuple, Unpack, cast
 import numpy as np
 import polars as pl
 
-from rooflax.answers.tables import Table
+from rooflax.answers.tables import Table, ratio_band
 from rooflax.config.acceptance import Acceptance, parse_acceptance
 from rooflax.config.models import Model, get_model
 from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
@@ -58,7 +69,7 @@ MTP_ACCEPTANCE = "deepseek-v3-mtp"
 #: The model each Medusa acceptance preset's heads were trained on: Vicuna v1.3 7B, 13B and
 #: 33B are fine-tunes of LLaMA of the same size (FasterDecoding/Medusa).
 MEDUSA_BASES = {"medusa-vicuna-7b": "llama-7b", "medusa-vicuna-13b": "llama-13b", "medusa-vicuna-33b": "llama-33b"}
-_TIMES = ("time_s", "achieved_time_s")
+_TIMES = ("time_s", "achieved_time_s", "achieved_time_lo_s", "achieved_time_hi_s")
 #: Spec keys speculate sets itself (per round), so a keyword giving them would be ignored.
 _NOT_READ = ("phases", "spec_k")
 
@@ -166,9 +177,18 @@ def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl
             a=dtype.act_bytes,
             shared_lm_head=shared,
         )
-        ideal, achieved = medusa_times(step, roof)
+        ideal, achieved, low, high = medusa_times(step, roof)
         weights = medusa_weight_bytes(heads, step.hidden, step.vocab, dtype.weight_bytes, shared)
-        parts.append(part.with_columns(draft_time_s=ideal, draft_achieved_time_s=achieved, draft_memory_bytes=weights))
+        band = (pl.Series(values, dtype=pl.Float64).fill_nan(None) for values in (low, high))
+        parts.append(
+            part.with_columns(
+                draft_time_s=ideal,
+                draft_achieved_time_s=achieved,
+                draft_achieved_time_lo_s=next(band),
+                draft_achieved_time_hi_s=next(band),
+                draft_memory_bytes=weights,
+            )
+        )
     return pl.concat(parts)
 
 
@@ -386,7 +406,10 @@ def speculate(
         ``tree`` (``chain``, or which tree: ``top_k 4,2``, ``sparse 64``, ``depths #i`` for
         the ``i``-th given), ``tokens_per_round``, then ``decode_time_s``, ``draft_time_s``, ``verify_time_s``,
         ``round_time_s``, ``effective_tokens_per_s``, ``speedup``, and each of those six
-        again below the roof (``achieved_…``). Cells where ``seq_len < candidates`` have
+        again below the roof (``achieved_…``), the band of the last three
+        (``achieved_round_time_lo_s``, ``_hi_s``, ``achieved_effective_tokens_per_s_lo``,
+        ``_hi``, ``achieved_speedup_lo``, ``_hi``; module docstring), ``memory_bytes``,
+        ``capacity_bytes`` and ``fits_in_memory``. Cells where ``seq_len < candidates`` have
         no row.
 
     >>> df = speculate(batch=[1], seq_len=[1024], k=[0, 4], acceptance={"kind": "geometric", "alpha": 0.8})
@@ -469,6 +492,8 @@ def speculate(
         out = out.join(_select(draft, "decode", "step_", cell), on=cell).with_columns(
             draft_time_s=pl.col("draft_k") * pl.col("step_time_s"),
             draft_achieved_time_s=pl.col("draft_k") * pl.col("step_achieved_time_s"),
+            draft_achieved_time_lo_s=pl.col("draft_k") * pl.col("step_achieved_time_lo_s"),
+            draft_achieved_time_hi_s=pl.col("draft_k") * pl.col("step_achieved_time_hi_s"),
             draft_memory_bytes=pl.col("step_memory_bytes"),
         )
     elif mtp:
@@ -478,7 +503,11 @@ def speculate(
         out = out.join(medusa, on=["model", "hardware", "dtype", "batch", "hidden", "draft_k"])
     else:
         out = out.with_columns(
-            draft_time_s=pl.lit(0.0), draft_achieved_time_s=pl.lit(0.0), draft_memory_bytes=pl.lit(0.0)
+            draft_time_s=pl.lit(0.0),
+            draft_achieved_time_s=pl.lit(0.0),
+            draft_achieved_time_lo_s=pl.lit(0.0),
+            draft_achieved_time_hi_s=pl.lit(0.0),
+            draft_memory_bytes=pl.lit(0.0),
         )
     tokens = model_acceptance.tokens_per_round(out["draft_k"].to_numpy(), out["candidates"].to_numpy())
     out = out.with_columns(tokens_per_round=pl.Series(tokens, dtype=pl.Float64))
@@ -493,6 +522,22 @@ def speculate(
             (pl.col("batch") * pl.col("tokens_per_round") / round_time).alias(f"{prefix}effective_tokens_per_s"),
             (pl.col("tokens_per_round") * pl.col(f"decode_{time}") / round_time).alias(f"{prefix}speedup"),
         ]
+    low, high = (
+        pl.col(f"draft_achieved_time_{end}_s") + pl.col(f"verify_achieved_time_{end}_s") for end in ("lo", "hi")
+    )
+    decode_high = pl.col("tokens_per_round") * pl.col("decode_achieved_time_hi_s")
+    columns += [
+        low.alias("achieved_round_time_lo_s"),
+        high.alias("achieved_round_time_hi_s"),
+        (pl.col("batch") * pl.col("tokens_per_round") / high).alias("achieved_effective_tokens_per_s_lo"),
+        (pl.col("batch") * pl.col("tokens_per_round") / low).alias("achieved_effective_tokens_per_s_hi"),
+        *ratio_band(
+            (pl.col("tokens_per_round") * pl.col("decode_achieved_time_lo_s"), decode_high),
+            (low, high),
+            "achieved_speedup",
+            one_profile=True,
+        ),
+    ]
     capacity = pl.DataFrame(
         {"hardware": [h.name for h in base.hardware], "capacity": [float(h.memory_bytes) for h in base.hardware]},
         schema={"hardware": out.schema["hardware"], "capacity": pl.Float64},
@@ -619,12 +664,24 @@ def check_map_spec(spec: SweepSpec, field: str = "plot") -> None:
             )
 
 
+def _banded(frame: pl.DataFrame, column: str) -> bool:
+    """Whether ``frame`` has the band of ``column`` (``column_lo``, ``column_hi``) on every row."""
+    ends = [f"{column}_lo", f"{column}_hi"]
+    return set(ends) <= set(frame.columns) and frame.select(pl.sum_horizontal(pl.col(ends).null_count())).item() == 0
+
+
+def _band(column: str) -> pl.Expr:
+    """``column``'s band as text, ``low–high`` (three decimals)."""
+    return pl.format("{}–{}", *(pl.col(f"{column}_{end}").round(3) for end in ("lo", "hi")))
+
+
 def speculation_table(frame: pl.DataFrame) -> str:
     """A speculate or best-k frame as a plain-text table (the CLI's output).
 
     It shows ``model``, ``hardware``, ``batch`` and ``seq_len``, and each other cell column
     (``dtype``, ``hidden``, ``tp``, ``pp``, ``ep``) that takes more than one value, so that
-    no two rows of different cells look alike.
+    no two rows of different cells look alike; the achieved speedup's band (``achieved band``)
+    where the frame has one.
     """
     varying = [c for c in ("dtype", "hidden", *LAYOUT) if frame.get_column(c).n_unique() > 1]
     shown = frame.select(
@@ -642,6 +699,7 @@ def speculation_table(frame: pl.DataFrame) -> str:
         pl.col("speedup").round(3),
         (pl.col("achieved_round_time_s") * 1e3).round(3).alias("achieved_round_ms"),
         pl.col("achieved_speedup").round(3),
+        *([_band("achieved_speedup").alias("achieved_band")] if _banded(frame, "achieved_speedup") else []),
         pl.when("fits_in_memory").then(pl.lit("yes")).otherwise(pl.lit("no")).alias("fits"),
     )
     return Table.of(shown).markdown()

@@ -8,9 +8,12 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rooflax.data._atomic import output_file, write_output
+
+if TYPE_CHECKING:  # the CLI's help and argument errors import this module without polars
+    import polars as pl
 
 __all__ = [
     "TABLE_SUFFIXES",
@@ -18,6 +21,7 @@ __all__ = [
     "ascii_fallback",
     "hardware_table",
     "models_table",
+    "ratio_band",
     "show",
     "table_path",
     "write_table",
@@ -150,6 +154,40 @@ def show(items: list[Table | str], file: TextIO | None = None) -> None:
             console.print(item.rich() if isinstance(item, Table) else item, markup=False)
         return
     print("\n".join(item.text() if isinstance(item, Table) else item for item in items), file=file)
+
+
+def ratio_band(
+    numerator: tuple[pl.Expr, pl.Expr], denominator: tuple[pl.Expr, pl.Expr], name: str, *, one_profile: bool
+) -> list[pl.Expr]:
+    """The band of a ratio of two banded times, as ``name_lo`` and ``name_hi``.
+
+    The ends are taken consistently with where the errors come from. Two times priced on
+    one profile (speculation: the same GPU's fitted kernels) err together, as a summary
+    frame's band takes every op's errors: the ratio at both times' fast ends and at both
+    slow ends, from the smaller to the larger (a time over itself keeps exactly 1). Times
+    priced on two profiles (two GPUs, each its own fit) err apart: the band runs from the
+    numerator's fast end over the denominator's slow end to its slow end over the fast one,
+    and so always holds the ratio itself.
+
+    Args:
+        numerator, denominator: each time's ``(low, high)`` ends.
+        name: the ratio's column; the ends are ``name_lo`` and ``name_hi``.
+        one_profile: both times come from one profile (errors correlated), else from two.
+
+    >>> import polars as pl
+    >>> f = pl.DataFrame({"a_lo": [2.0], "a_hi": [6.0], "b_lo": [1.0], "b_hi": [4.0]})
+    >>> a, b = (pl.col("a_lo"), pl.col("a_hi")), (pl.col("b_lo"), pl.col("b_hi"))
+    >>> f.select(ratio_band(a, b, "r", one_profile=True)).row(0)
+    (1.5, 2.0)
+    >>> f.select(ratio_band(a, b, "r", one_profile=False)).row(0)
+    (0.5, 6.0)
+    """
+    import polars as pl
+
+    if one_profile:
+        fast, slow = numerator[0] / denominator[0], numerator[1] / denominator[1]
+        return [pl.min_horizontal(fast, slow).alias(f"{name}_lo"), pl.max_horizontal(fast, slow).alias(f"{name}_hi")]
+    return [(numerator[0] / denominator[1]).alias(f"{name}_lo"), (numerator[1] / denominator[0]).alias(f"{name}_hi")]
 
 
 def number(value: float | None, digits: int = 3) -> str:

@@ -13,7 +13,12 @@
 collective rows (``all_reduce``, ``alltoall``, ``all_gather``, ``reduce_scatter``) → ``comm``
     ``t = overhead + v · (p/2)^γ · bytes / link + hops · latency`` over ``p`` devices, the fitted
     latency a hop becoming the profile's ``interconnect_latency_s`` (``γ``, ``link_scaling``: 0
-    on NVLink, about 2 on the L40S's PCIe, where the GPUs share the host's links).
+    on NVLink, about 2 on the L40S's PCIe, where the GPUs share the host's links);
+``rooflax validate`` rows (its timed ops) → the family of their op and phase
+    (:func:`~rooflax.calibration.predict.fitted_family`: the linear ops are ``gemm``, ``qk``
+    and ``pv`` the attention family of their phase), so ``rooflax validate --profile`` is
+    this same fit on the device's own timings. validate rotates its operands past the
+    caches, so its rows take no L2 term (only replayed kernel tables do).
 
 ``compute_efficiency = 1/u``, ``bandwidth_efficiency = 1/v``. Each fit minimizes the
 squared *relative* error (every shape weighs the same whatever its duration) by least
@@ -24,6 +29,9 @@ overhead kept positive. Only the fastest kernel per shape counts (what a serving
 picks, :func:`~rooflax.calibration.measurements.fastest_kernels`), full attention
 (``window = 0``) and the dtypes rooflax prices. MoE tables are scored, not fitted: the
 routed-expert ops take the product terms. Elementwise ops keep the profile's own terms.
+Each family's terms also record what they were fitted on, the smallest and largest FLOPs and
+bytes of one measured kernel (``fitted_flops_min`` ... ``fitted_bytes_max``), so that an op
+swept far outside it is flagged (:mod:`rooflax.answers.extrapolation`).
 
 :func:`accuracy` is the scorecard: per hardware and kind, how far the achieved model
 (``predicted``) and the roof (``ideal``) are from the measured times. :func:`split_by_shape`
@@ -41,7 +49,7 @@ import numpy as np
 import polars as pl
 
 from rooflax.calibration.measurements import fastest_kernels
-from rooflax.calibration.predict import FAMILY_OF_KIND, predict_measurements, work
+from rooflax.calibration.predict import FAMILY_OF_KIND, fitted_family, predict_measurements, work
 from rooflax.config.hardware import Hardware
 from rooflax.errors import SpecError
 
@@ -64,12 +72,6 @@ FITTED_GROUPS = {
     "attention_decode": (("qk/pv",), ("decode",)),
     "comm": (("comm",), None),
 }
-_FAMILY_KINDS = {
-    "gemm": ("gemm",),
-    "attention_prefill": ("attention_prefill",),
-    "attention_decode": ("attention_decode",),
-    "comm": ("all_reduce", "alltoall", "all_gather", "reduce_scatter"),
-}
 #: Fewest measured shapes a family is fitted on (fewer leave the profile's terms as they are).
 MIN_FIT_ROWS = 8
 _MIN_OVERHEAD_S = 1e-9
@@ -84,9 +86,10 @@ _LINK_SCALINGS = np.round(np.arange(0.0, 3.0001, 0.05), 2).tolist()
 BAND = (0.1, 0.9)
 
 
-def _weighted_lstsq(columns: list[np.ndarray], t: np.ndarray) -> np.ndarray:
+def _weighted_lstsq(columns: list[np.ndarray], t: np.ndarray, rest: np.ndarray | None = None) -> np.ndarray:
+    """Coefficients of ``Σ coefficient·column ≈ rest`` (default ``t``), each row's error relative to ``t``."""
     design = np.stack(columns, axis=1) / t[:, None]
-    return np.linalg.lstsq(design, np.ones_like(t), rcond=None)[0]
+    return np.linalg.lstsq(design, np.ones_like(t) if rest is None else rest / t, rcond=None)[0]
 
 
 def _line(x: np.ndarray, kernels: np.ndarray, t: np.ndarray) -> tuple[float, float]:
@@ -94,10 +97,10 @@ def _line(x: np.ndarray, kernels: np.ndarray, t: np.ndarray) -> tuple[float, flo
     overhead, slope = _weighted_lstsq([kernels, x], t)
     if slope < 1:
         slope = 1.0
-        overhead = float(_weighted_lstsq([kernels], t - x)[0])
+        overhead = float(_weighted_lstsq([kernels], t, t - x)[0])
     if overhead < _MIN_OVERHEAD_S:
         overhead = _MIN_OVERHEAD_S
-        slope = max(1.0, float(_weighted_lstsq([x], t - overhead * kernels)[0]))
+        slope = max(1.0, float(_weighted_lstsq([x], t, t - overhead * kernels)[0]))
     return float(overhead), float(slope)
 
 
@@ -167,7 +170,7 @@ def _fit_cached(
     rows together) and the speedup (a 1-D search, the terms held) are fitted in turn.
     """
     compute, memory, t = w["compute_s"], w["memory_s"], w["t"]
-    cached = (w["bytes"].sum(axis=1) <= resident)[:, None]
+    cached = ((w["bytes"].sum(axis=1) <= resident) & w["replayed"])[:, None]
 
     def fitted(speedup: float) -> tuple[dict[str, float], float]:
         scaled = np.where(cached, memory / speedup, memory)
@@ -231,7 +234,7 @@ def _fit_link_at(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[d
         overhead, v = _weighted_lstsq([ones, m], t)
     if v < 1:
         v = 1.0
-        overhead, latency = _weighted_lstsq([ones, h], t - m)
+        overhead, latency = _weighted_lstsq([ones, h], t, t - m)
         latency = max(float(latency), 0.0)
     overhead = max(float(overhead), _MIN_OVERHEAD_S)
     latency = max(float(latency), 1e-10)
@@ -239,20 +242,34 @@ def _fit_link_at(memory: np.ndarray, hops: np.ndarray, t: np.ndarray) -> tuple[d
     return {"kernel_overhead_s": overhead, "bandwidth_efficiency": 1 / float(v), **band}, latency
 
 
+def _fitted_range(w: dict[str, np.ndarray]) -> dict[str, float]:
+    """The smallest and largest FLOPs and bytes of one measured kernel of a family (its ops summed)."""
+    flops, moved = w["flops"].sum(axis=1), w["bytes"].sum(axis=1)
+    return {
+        "fitted_flops_min": float(flops.min()),
+        "fitted_flops_max": float(flops.max()),
+        "fitted_bytes_min": float(moved.min()),
+        "fitted_bytes_max": float(moved.max()),
+    }
+
+
 def scored_rows(frame: pl.DataFrame) -> pl.DataFrame:
-    """The rows a fit uses and a scorecard scores: the fastest kernel per shape, full attention."""
-    rows = frame.filter(pl.col("kind").is_in(list(FAMILY_OF_KIND)))
+    """The rows a fit uses and a scorecard scores: the fastest kernel per shape, full attention (and validate's ops)."""
+    rows = frame.filter(pl.col("kind").is_in(list(FAMILY_OF_KIND)) | fitted_family(frame).is_not_null())
     if "window" in rows.columns:
         rows = rows.filter(pl.col("window").fill_null(0) == 0)
     return fastest_kernels(rows)
 
 
-def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+def _family_work(rows: pl.DataFrame, hardware: Hardware, family: str) -> dict[str, np.ndarray] | None:
     parts = []
-    for (kind, dtype), group in rows.filter(pl.col("kind").is_in(kinds)).group_by("kind", "dtype", maintain_order=True):
+    for (kind, dtype), group in rows.filter(fitted_family(rows) == family).group_by(
+        "kind", "dtype", maintain_order=True
+    ):
         w = work(kind, group, hardware, dtype)
-        if w is not None:
-            parts.append((w, group["measured_time_s"].to_numpy()))
+        if w is not None:  # a kernel table's rows are replayed on the same operands, validate's are not
+            replayed = np.full(group.height, kind in FAMILY_OF_KIND)
+            parts.append(({**w, "replayed": replayed}, group["measured_time_s"].to_numpy()))
     if not parts:
         return None
     width = max(w["compute_s"].shape[1] for w, _ in parts)
@@ -266,7 +283,9 @@ def _family_work(rows: pl.DataFrame, hardware: Hardware, kinds: tuple[str, ...])
         "hops": padded("hops"),
         "bytes": padded("bytes"),
         "devices": padded("devices"),
+        "flops": padded("flops"),
         "t": np.concatenate([t for _, t in parts]),
+        "replayed": np.concatenate([w["replayed"] for w, _ in parts]),
     }
 
 
@@ -297,7 +316,7 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
     phase_terms = {phase: {group: dict(values) for group, values in groups} for phase, groups in hardware.phase_terms}
     latency = hardware.interconnect_latency_s
     default = (1 / hardware.compute_efficiency, 1 / hardware.bandwidth_efficiency)
-    found = {family: _family_work(rows, hardware, kinds) for family, kinds in _FAMILY_KINDS.items()}
+    found = {family: _family_work(rows, hardware, family) for family in FITTED_GROUPS}
     works = {family: w for family, w in found.items() if w is not None and len(w["t"]) >= MIN_FIT_ROWS}
     resident = _resident_bytes(works["gemm"], default) if "gemm" in works else 0.0
     fitted = []
@@ -310,6 +329,7 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
             family_terms, latency = _fit_link(w["memory_s"], w["hops"], w["devices"], w["t"])
         else:
             family_terms = _fit_cached(w, default, resident)[0]
+        family_terms = {**family_terms, **_fitted_range(w)}
         for group in groups:
             if phases is None:
                 terms[group] = family_terms
@@ -318,7 +338,8 @@ def fit_hardware(measurements: pl.DataFrame, hardware: Hardware, *, name: str | 
     if not fitted:
         raise SpecError(
             f"measurements: no products, attention or collectives rooflax can fit for {hardware.name!r} "
-            f"(kinds: {', '.join(sorted(set(measurements['kind'].to_list())))})"
+            f"(a family needs {MIN_FIT_ROWS} measured shapes; kinds: "
+            f"{', '.join(f'{kind} ({n})' for kind, n in sorted(rows.group_by('kind').len().iter_rows()))})"
         )
     return replace(
         hardware,

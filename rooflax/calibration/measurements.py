@@ -48,7 +48,7 @@ import polars as pl
 from rooflax.config.hardware import HARDWARE, preset_for_kind
 from rooflax.errors import SpecError, unknown_name
 
-__all__ = ["KINDS", "MEASUREMENT_SCHEMA", "fastest_kernels", "read_measurements"]
+__all__ = ["KINDS", "MEASUREMENT_SCHEMA", "fastest_kernels", "read_measurements", "validation_measurements"]
 
 _COLLECTIVES = ("all_reduce", "all_gather", "alltoall", "reduce_scatter")
 #: Every ``kind`` an aiconfigurator table gives (validation rows add the op names they timed).
@@ -158,6 +158,18 @@ def read_measurements(
         pl.len().alias("repeats"), pl.col("measured_time_s").median()
     )
     return reduced.sort(["hardware", "kind", "kernel", *keys[7:]], nulls_last=True).select(MEASUREMENT_SCHEMA.names())
+
+
+def validation_measurements(frame: pl.DataFrame, hardware: str | None = None) -> pl.DataFrame:
+    """A ``rooflax validate`` frame (:func:`rooflax.validate.validate`) as measured rows, as
+    :func:`read_measurements` reads its file.
+
+    Args:
+        frame: the validation frame, one row per point and timed op.
+        hardware: the preset or profile name the rows were measured on (default: each row's
+            ``hardware``, the device's preset).
+    """
+    return _validation_rows(frame, "validation", "rooflax validate", hardware)
 
 
 def fastest_kernels(frame: pl.DataFrame) -> pl.DataFrame:

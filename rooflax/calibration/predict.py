@@ -29,7 +29,12 @@ of :mod:`rooflax.cost.ops`, priced through :func:`rooflax.cost.ops.make_step` on
     (expert parallelism without a dispatch), whose activation and intermediate buffers span
     all ``T·k`` pairs while the products skip the blocks of other ranks' experts.
 a ``rooflax validate`` op name
-    that op of :func:`rooflax.evaluate` at the row's model and grid point.
+    that op of :func:`rooflax.evaluate` at the row's model and grid point (a model scaled to
+    another width, ``name@h<hidden>``, is the preset scaled as a sweep scales it). Its fitted
+    family (:func:`fitted_family`) is ``gemm`` for the linear ops and, for ``qk`` and ``pv``,
+    the attention family of the phase whose terms price it (decode, or prefill for prefill
+    and verify), so a profile fitted to validate's timings prices a sweep's ops with the
+    terms fitted to them.
 
 Rows rooflax cannot price yet keep null predictions: sliding-window attention
 (``window > 0``), and types it has no dtype policy for (``fp8_block``, ``nvfp4``, 4-bit
@@ -48,15 +53,23 @@ import polars as pl
 
 from rooflax.config.dtypes import DTYPES, KV_DTYPES, DtypePolicy
 from rooflax.config.hardware import Hardware, get_hardware
-from rooflax.config.models import LayerKind
+from rooflax.config.models import LayerKind, Model, get_model
 from rooflax.cost.achieved import spent_flops
-from rooflax.cost.ops import Step, make_step, op_costs
+from rooflax.cost.ops import Step, layer_ops, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean
-from rooflax.names import GROUPS
+from rooflax.names import GROUPS, LAYOUT
 
-__all__ = ["FAMILY_OF_KIND", "ROUTING_DRAWS", "power_law_load", "predict_measurements", "replay_roof", "work"]
+__all__ = [
+    "FAMILY_OF_KIND",
+    "ROUTING_DRAWS",
+    "fitted_family",
+    "power_law_load",
+    "predict_measurements",
+    "replay_roof",
+    "work",
+]
 
 #: The op family (achieved-model terms) each measured kind belongs to.
 FAMILY_OF_KIND = {
@@ -80,6 +93,13 @@ _OP_OF_KIND = {
     "all_gather": ("moe_dispatch",),
     "reduce_scatter": ("moe_dispatch",),
     "moe": _MOE_OPS,
+}
+#: Each op's group, over every op set (the op names ``rooflax validate`` times are among them).
+_GROUP_OF_OP = {
+    op.name: op.group
+    for fused in (False, True)
+    for gated in (False, True)
+    for op in layer_ops(gated_mlp=gated, fused_attention=fused, moe=True, comm=LAYOUT)
 }
 #: The phase whose terms a measured kind runs with (the others: any phase's).
 _PHASE_OF_KIND = {"attention_prefill": "prefill", "attention_decode": "decode"}
@@ -347,48 +367,115 @@ def _price_kind(
     return _priced(kind, parts, Roof.of(hardware, policy, phase), cached, hardware.l2_resident_bytes)
 
 
+_WORK = ("compute_s", "memory_s", "hops", "bytes", "devices", "flops")
+
+
+def _op_work(op, step: Step, flops, bytes_, hardware: Hardware, policy: DtypePolicy) -> tuple:
+    """One op's :data:`_WORK` at ``hardware``'s ceilings (:func:`work`)."""
+    zero = 0.0 * bytes_
+    devices = (getattr(step, op.only) if op.only in ("tp", "ep") else 2) + zero
+    if op.collective:
+        return zero, bytes_ / hardware.interconnect_bytes_per_s, op.hops(step) + zero, bytes_, devices, flops + zero
+    spent = spent_flops(
+        flops,
+        op.gemms(step),
+        sm_count=hardware.sm_count,
+        tile_m=hardware.tile_m,
+        tile_n=hardware.tile_n,
+        tile_k=hardware.tile_k,
+        xp=np,
+    )
+    return spent / hardware.peak(policy.compute), bytes_ / hardware.bandwidth_bytes_per_s, zero, bytes_, devices, flops
+
+
 def work(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> dict[str, np.ndarray] | None:
     """What the achieved model's terms multiply, per row and op of a measured kind (for fitting).
 
-    Returns ``{"compute_s", "memory_s", "hops", "bytes", "devices"}``, arrays of ``rows × ops``: the FLOPs
-    the device spends (tile and wave quantization, never fewer than the op's own) over the
-    peak, the bytes over the memory bandwidth (a collective's over the link), a collective's
-    link latencies (0 for other ops), the bytes, and a tensor- or expert-parallel collective's
-    devices (2 for other ops); None where rooflax cannot price the kind.
+    Returns ``{"compute_s", "memory_s", "hops", "bytes", "devices", "flops"}``, arrays of
+    ``rows × ops``: the FLOPs the device spends (tile and wave quantization, never fewer than
+    the op's own) over the peak, the bytes over the memory bandwidth (a collective's over the
+    link), a collective's link latencies (0 for other ops), the bytes, a tensor- or
+    expert-parallel collective's devices (2 for other ops) and the op's own FLOPs; None where
+    rooflax cannot price the kind. A ``rooflax validate`` op (any kind not of
+    :data:`FAMILY_OF_KIND`) is that op of the step at each row's model and grid point, one op a row.
     """
+    if kind not in FAMILY_OF_KIND:
+        policy = _policy(dtype)
+        if policy is None or policy.compute not in hardware.dtypes:
+            return None
+        per_row = []
+        for row in rows.iter_rows(named=True):
+            op, step, flops, bytes_ = _validation_op(row, policy)
+            per_row.append(_op_work(op, step, flops, bytes_, hardware, policy))
+        columns = [np.array(values, dtype=np.float64)[:, None] for values in zip(*per_row, strict=True)]
+        return dict(zip(_WORK, columns, strict=True))
     stepped = _step(kind, rows, hardware, dtype)
     if stepped is None:
         return None
     parts, policy = stepped
     ones = np.ones(rows.height)
-    compute, memory, hops, moved, devices = [], [], [], [], []
-    for op, step, flops, bytes_ in _costs(kind, parts):
-        moved.append(bytes_ * ones)
-        devices.append(getattr(step, op.only, 2) * ones if op.only in ("tp", "ep") else 2 * ones)
-        if op.collective:
-            compute.append(0 * ones)
-            memory.append(bytes_ / hardware.interconnect_bytes_per_s * ones)
-            hops.append(op.hops(step) * ones)
-            continue
-        spent = ones * spent_flops(
-            flops,
-            op.gemms(step),
-            sm_count=hardware.sm_count,
-            tile_m=hardware.tile_m,
-            tile_n=hardware.tile_n,
-            tile_k=hardware.tile_k,
-            xp=np,
-        )
-        compute.append(spent / hardware.peak(policy.compute))
-        memory.append(bytes_ / hardware.bandwidth_bytes_per_s * ones)
-        hops.append(0 * ones)
-    return {
-        "compute_s": np.stack(compute, 1),
-        "memory_s": np.stack(memory, 1),
-        "hops": np.stack(hops, 1),
-        "bytes": np.stack(moved, 1),
-        "devices": np.stack(devices, 1),
+    per_op = [_op_work(op, step, flops, bytes_, hardware, policy) for op, step, flops, bytes_ in _costs(kind, parts)]
+    return {key: np.stack([np.asarray(values[i]) * ones for values in per_op], 1) for i, key in enumerate(_WORK)}
+
+
+def fitted_family(frame: pl.DataFrame) -> pl.Series:
+    """Each measured row's fitted family (:data:`rooflax.calibration.fit.FITTED_GROUPS`), null where none fits it.
+
+    Kernel tables: ``gemm``, ``attention_prefill``, ``attention_decode``, a collective's
+    ``comm`` (MoE: none, scored only). A ``rooflax validate`` op: ``gemm`` for a linear op,
+    ``attention_decode`` for ``qk``/``pv`` in decode (or verify of one token, which runs
+    decode's terms, :meth:`rooflax.cost.roofline.Roof.of`), else ``attention_prefill``.
+    """
+    tables = {
+        kind: family
+        for kind, family in FAMILY_OF_KIND.items()
+        if family in ("gemm", "attention_prefill", "attention_decode")
     }
+    tables |= {kind: "comm" for kind, family in FAMILY_OF_KIND.items() if family in ("all_reduce", "alltoall")}
+    decode = (pl.col("phase") == "decode") | ((pl.col("phase") == "verify") & (pl.col("spec_k") == 1))
+    attention = pl.when(decode).then(pl.lit("attention_decode")).otherwise(pl.lit("attention_prefill"))
+    linear = [name for name, group in _GROUP_OF_OP.items() if group in ("qkv mlp", "up/gate/down", "lm_head")]
+    scores = [name for name, group in _GROUP_OF_OP.items() if group == "qk/pv"]
+    kind = pl.col("kind")
+    return frame.select(
+        pl.when(kind.is_in(list(tables)))
+        .then(kind.replace_strict(tables, default=None, return_dtype=pl.String))
+        .when(kind.is_in(linear))
+        .then(pl.lit("gemm"))
+        .when(kind.is_in(scores))
+        .then(attention)
+        .otherwise(pl.lit(None, pl.String))
+        .alias("family")
+    ).to_series()
+
+
+def _model(name: str) -> Model:
+    """A validation row's model: a preset, or one scaled to another width (``name@h<hidden>``, ``Model.at_hidden``)."""
+    base, scaled, hidden = name.partition("@h")
+    model = get_model(base)
+    if not scaled:
+        return model
+    if not hidden.isdigit():
+        raise SpecError(f"measurements: model {name!r}: expected a preset name or <preset>@h<hidden>")
+    return model.at_hidden(int(hidden))
+
+
+def _validation_op(row: dict, policy: DtypePolicy) -> tuple:
+    """``(op, step, flops, bytes)`` of the op a ``rooflax validate`` row timed, at its model and grid point."""
+    step = make_step(
+        Shape.of(
+            _model(row["model"]),
+            policy,
+            phase=row["phase"],
+            batch=row["batch"],
+            seq_len=row["seq_len"],
+            spec_k=row["spec_k"],
+        )
+    )
+    for op, flops, bytes_ in op_costs(step):
+        if op.name == row["kind"]:
+            return op, step, flops, bytes_
+    raise SpecError(f"measurements: op {row['kind']!r} is no op of {row['model']!r} in {row['phase']}")
 
 
 def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]:
@@ -397,7 +484,7 @@ def _validation(rows: pl.DataFrame, hardware: Hardware) -> dict[str, np.ndarray]
     out: dict[str, list] = {"flops": [], "bytes": [], "time_s": [], "achieved_time_s": []}
     for row in rows.iter_rows(named=True):
         result = evaluate(
-            model=row["model"],
+            model=_model(row["model"]),
             hardware=hardware,
             dtype=row["dtype"],
             phase=row["phase"],

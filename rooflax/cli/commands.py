@@ -364,7 +364,10 @@ def _cmd_speculate(args) -> int:
         acceptance=chosen.acceptance,
         mtp=args.mtp,
     )
+    from rooflax.answers.extrapolation import extrapolation_notes
+
     notes = list(chosen.notes)
+    notes += extrapolation_notes(chosen.spec.with_keys(phases=["decode"], spec_k=None, tree=None))
     if args.command == "best-k":
         if args.fits:
             unfit = unfit_cells(df)
@@ -473,12 +476,17 @@ def _cmd_frontier(args) -> int:
 
 def _cmd_compare(args) -> int:
     from rooflax.answers.compare import compare, compare_table
+    from rooflax.answers.extrapolation import extrapolation_notes
     from rooflax.answers.tables import show
+    from rooflax.data.frames import resolve_spec
 
     output = _table_output(args)
     df = compare(args.spec, a=args.a, b=args.b, **_spec_keys(args))
     if not args.quiet:
         show([compare_table(df)])
+        spec = resolve_spec(args.spec, {**_spec_keys(args), "hardware": [args.a, args.b]}, reference_axes=True)
+        for note in extrapolation_notes(spec):
+            print(f"note: {note}", file=sys.stderr)
     _write_table(df, output, quiet=args.quiet)
     return 0
 

@@ -77,6 +77,10 @@ SHAPE_TERMS = ("corner", "link_scaling")
 #: the measured kernels (an achieved time ``t`` is expected within ``[t·band_low, t·band_high]``
 #: four times in five); without measurements there is no band (NaN).
 BAND_TERMS = ("band_low", "band_high")
+#: What a group's fitted terms were fitted on: the smallest and largest FLOPs and bytes of one
+#: measured op (a kernel) of its family. A swept op far outside them is extrapolated
+#: (:mod:`rooflax.answers.extrapolation`); without measurements there is no range (NaN).
+RANGE_TERMS = ("fitted_flops_min", "fitted_flops_max", "fitted_bytes_min", "fitted_bytes_max")
 
 #: The range each figure of an accelerator must lie in, with its unit: wide around every real part
 #: (a microcontroller, or a small slice of a CPU as ``validate`` measures it, to a rack-scale system),
@@ -98,6 +102,10 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "l2_resident_bytes": (0.0, 1e12, "B"),
     "band_low": (1e-3, 1e3, ""),
     "band_high": (1e-3, 1e3, ""),
+    "fitted_flops_min": (0.0, 1e30, "FLOP"),
+    "fitted_flops_max": (0.0, 1e30, "FLOP"),
+    "fitted_bytes_min": (0.0, 1e30, "B"),
+    "fitted_bytes_max": (0.0, 1e30, "B"),
 }
 
 
@@ -114,7 +122,7 @@ def _figure(where: str, key: str, value: object, kind: str | None = None) -> flo
 
 def _checked_terms(where: str, terms: dict) -> dict[str, float]:
     """Per-kernel overhead and efficiencies within :data:`RANGES`, as floats; unknown keys refused."""
-    check_keys(where, terms, (), (*GROUP_TERMS, *REPLAY_TERMS, *SHAPE_TERMS, *BAND_TERMS))
+    check_keys(where, terms, (), (*GROUP_TERMS, *REPLAY_TERMS, *SHAPE_TERMS, *BAND_TERMS, *RANGE_TERMS))
     return {key: _figure(where, key, value) for key, value in terms.items()}
 
 
@@ -282,9 +290,10 @@ class Hardware:
 
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
         """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup``,
-        ``corner``, ``link_scaling`` and the error band ``band_low``, ``band_high`` for an op group (in
-        ``phase``: its ``phase_terms`` replace the group's, which replace the profile's own;
-        ``l2_speedup`` is 1, ``corner`` and ``link_scaling`` 0 and the band NaN unless fitted)."""
+        ``corner``, ``link_scaling``, the error band ``band_low``, ``band_high`` and the fitted range
+        (:data:`RANGE_TERMS`) for an op group (in ``phase``: its ``phase_terms`` replace the group's,
+        which replace the profile's own; ``l2_speedup`` is 1, ``corner`` and ``link_scaling`` 0, the
+        band and the range NaN unless fitted)."""
         own = {
             **{key: getattr(self, key) for key in GROUP_TERMS},
             "l2_speedup": 1.0,
@@ -292,6 +301,7 @@ class Hardware:
             "link_scaling": 0.0,
             "band_low": math.nan,
             "band_high": math.nan,
+            **dict.fromkeys(RANGE_TERMS, math.nan),
         }
         groups = dict(self.phase_terms).get(phase, ()) if phase is not None else ()
         in_phase = dict(dict(groups).get(group, ()))

@@ -56,6 +56,7 @@ import numpy as np
 from rooflax.cost.achieved import Gemm
 from rooflax.cost.ops import OpDef
 from rooflax.cost.roofline import Roof, op_achieved_time
+from rooflax.names import GROUPS
 
 __all__ = [
     "MEDUSA_OPS",
@@ -153,15 +154,22 @@ MTP_OPS: tuple[OpDef[MtpStep], ...] = (
 )
 
 
-def _forward_times(ops: tuple[OpDef[Any], ...], step: Any, roof: Roof) -> tuple[Num, Num]:
+def _forward_times(ops: tuple[OpDef[Any], ...], step: Any, roof: Roof) -> tuple[Num, Num, Num, Num]:
     """Ideal and predicted achieved seconds of ``ops`` run one after another on ``step``: each op at its own
-    roof (``max(flops/peak, bytes/bandwidth)``) and below it (:func:`rooflax.cost.roofline.op_achieved_time`)."""
-    ideal = achieved = 0.0
+    roof (``max(flops/peak, bytes/bandwidth)``) and below it (:func:`rooflax.cost.roofline.op_achieved_time`),
+    and the achieved time's band ends (each op's time at its group's band factors; NaN without a band)."""
+    ideal: Num = 0.0
+    achieved: Num = 0.0
+    low: Num = 0.0
+    high: Num = 0.0
     for op in ops:
         flops, bytes_ = op.cost(step)
+        g = GROUPS.index(op.group)
         ideal = ideal + np.maximum(flops / roof.peak, bytes_ / roof.bandwidth)
-        achieved = achieved + op_achieved_time(op, step, flops, bytes_, roof, xp=np)
-    return ideal, achieved
+        time = op_achieved_time(op, step, flops, bytes_, roof, xp=np)
+        achieved = achieved + time
+        low, high = low + time * roof.band_low[g], high + time * roof.band_high[g]
+    return ideal, achieved, low, high
 
 
 def mtp_times(step: MtpStep, roof: Roof) -> tuple[Num, Num]:
@@ -172,7 +180,8 @@ def mtp_times(step: MtpStep, roof: Roof) -> tuple[Num, Num]:
     >>> round(float(ideal) * 1e6, 2)  # 2·7168² weight bytes at 4.8 TB/s, and two norms
     21.44
     """
-    return _forward_times(MTP_OPS, step, roof)
+    ideal, achieved, _, _ = _forward_times(MTP_OPS, step, roof)
+    return ideal, achieved
 
 
 def medusa_costs(step: HeadStep) -> dict[str, tuple[Num, Num]]:
@@ -185,16 +194,20 @@ def medusa_costs(step: HeadStep) -> dict[str, tuple[Num, Num]]:
     return {op.name: op.cost(step) for op in MEDUSA_OPS}
 
 
-def medusa_times(step: HeadStep, roof: Roof) -> tuple[Num, Num]:
-    """Ideal and predicted achieved seconds of one Medusa forward (numpy arrays or numbers).
+def medusa_times(step: HeadStep, roof: Roof) -> tuple[Num, Num, Num, Num]:
+    """Ideal and predicted achieved seconds of one Medusa forward, and the achieved time's error band
+    (numpy arrays or numbers).
 
     Each op runs at its own roof (``max(flops/peak, bytes/bandwidth)``) and below it
-    (:func:`rooflax.cost.roofline.op_achieved_time`); with no heads used both are exactly 0.
+    (:func:`rooflax.cost.roofline.op_achieved_time`); the band's ends take each op at its
+    group's band factors (``roof.band_low``, ``roof.band_high``; NaN without a band), as a
+    summary frame's do. With no heads used all four are exactly 0.
     """
     used = np.asarray(step.heads) > 0
     step = step._replace(heads=np.maximum(step.heads, 1))  # rounds with no heads are zeroed below
-    ideal, achieved = _forward_times(MEDUSA_OPS, step, roof)
-    return np.where(used, ideal, 0.0), np.where(used, achieved, 0.0)
+    times = _forward_times(MEDUSA_OPS, step, roof)
+    ideal, achieved, low, high = (np.where(used, value, 0.0) for value in times)
+    return ideal, achieved, low, high
 
 
 def medusa_weight_bytes(heads: int, hidden: Num, vocab: Num, w: float, shared_lm_head: bool) -> Num:

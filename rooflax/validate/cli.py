@@ -52,7 +52,7 @@ def summary_table(frame) -> Table:
 def raised_ceilings(measured, calibrated) -> list[str]:
     """Where the calibrated profile's ceilings exceed the measured ones, one line each.
 
-    The fit raises a ceiling the timed ops beat (:mod:`rooflax.validate.calibrate`): on the
+    Calibration raises a ceiling the timed ops beat (:func:`rooflax.validate.run.calibrate`): on the
     CPU the decode matvecs read memory many times faster than XLA's one-thread copy.
     """
     lines = []
@@ -69,7 +69,7 @@ def raised_ceilings(measured, calibrated) -> list[str]:
             lines.append(
                 f"{key} = {profile / scale:.4g} {unit} is {profile / ceiling:.3g}× the measured {what} "
                 f"({ceiling / scale:.4g} {unit}): the timed ops ran faster than it, so the fit raised the "
-                "ceiling to the fastest rate they reached (rooflax.validate.calibrate)"
+                "ceiling to the fastest rate they reached (rooflax.validate.run.calibrate)"
             )
     return lines
 

@@ -14,6 +14,8 @@ import numpy as np
 import polars as pl
 
 from rooflax._version import __version__
+from rooflax.calibration.fit import fit_hardware
+from rooflax.calibration.measurements import validation_measurements
 from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model, get_model
 from rooflax.config.spec import SweepSpec
@@ -22,7 +24,6 @@ from rooflax.cost.ops import new_tokens
 from rooflax.engine.evaluate import evaluate
 from rooflax.errors import DeviceError, SpecError, boolean, positive_int
 from rooflax.names import LAYOUT, PHASES
-from rooflax.validate.calibrate import MIN_POINTS, fit_terms, predict_times
 from rooflax.validate.ceilings import measure_bandwidth, measure_matmul
 from rooflax.validate.device import DeviceInfo, detect_device
 from rooflax.validate.kernels import (
@@ -75,7 +76,7 @@ class Validation:
 
     frame: pl.DataFrame  # one row per point and op, measured beside predicted
     profile: Hardware  # the measured ceilings with default achieved-performance terms
-    calibrated: Hardware  # the measured ceilings with terms fitted to the frame (rooflax.validate.calibrate)
+    calibrated: Hardware  # the measured ceilings with terms fitted to the frame (calibrate: fit_hardware)
     device: DeviceInfo
     dtype: str
     timer_ratio: float  # time of twice the work over time of the work (about 2 when timing is sound)
@@ -310,8 +311,20 @@ def validate(
             "datasheet_efficiency": pl.Float64,
         },
     )
-    calibrated = calibrate(frame, profile, dtype)
-    frame = frame.with_columns(pl.Series("calibrated_time_s", predict_times(frame, calibrated, dtype)))
+    try:
+        calibrated = calibrate(frame, profile)
+    except SpecError as exc:  # too few timed ops to fit: the profile keeps its default terms
+        say(f"calibration skipped: {exc}")
+        calibrated = profile
+    at = {}  # the calibrated profile's achieved time of every op at each point (the model itself, not its name)
+    for phase, batch, seq_len, spec_k in frame.select("phase", "batch", "seq_len", "spec_k").unique().iter_rows():
+        shape = {"phase": phase, "batch": batch, "seq_len": seq_len, "spec_k": spec_k}
+        at[phase, batch, seq_len, spec_k] = evaluate(model=model, hardware=calibrated, dtype=dtype, **shape).ops
+    calibrated_s = [
+        float(at[phase, batch, seq_len, spec_k][op].achieved_time_s)
+        for phase, batch, seq_len, spec_k, op in frame.select("phase", "batch", "seq_len", "spec_k", "op").iter_rows()
+    ]
+    frame = frame.with_columns(pl.Series("calibrated_time_s", calibrated_s, pl.Float64))
     return Validation(
         frame=frame, profile=profile, calibrated=calibrated, device=info, dtype=dtype, timer_ratio=timer_ratio
     )
@@ -327,29 +340,41 @@ def _quantization(info: DeviceInfo) -> dict[str, Any]:
     return {"sm_count": cores} if isinstance(cores, int) and cores > 0 else {}
 
 
-def calibrate(frame: pl.DataFrame, profile: Hardware, dtype: str) -> Hardware:
-    """``profile`` with achieved-performance terms fitted to a validation frame (per op group where it can).
+def calibrate(frame: pl.DataFrame, profile: Hardware) -> Hardware:
+    """``profile`` with the achieved terms fitted to a validation frame: what ``rooflax validate --profile`` writes.
 
-    The result is what ``rooflax validate --profile`` writes: the measured ceilings (raised
-    where the device beat them), the profile's tile and SM fields, and fitted overhead and
-    efficiencies (:func:`rooflax.validate.calibrate.fit_terms`), so a sweep with it predicts
-    the measured times.
+    The fit is ``rooflax calibrate``'s (:func:`rooflax.calibration.fit.fit_hardware`) on the
+    frame's timed ops: the linear ops fit the product groups' terms, ``qk`` and ``pv`` the
+    attention terms of their phase (each family with at least
+    :data:`~rooflax.calibration.fit.MIN_FIT_ROWS` timed ops; the others keep the profile's
+    terms), with the error band of the fit's residuals. The fit caps every efficiency at 1,
+    so the ceilings are first raised to the fastest rates the timed ops reached where they beat
+    the ceiling kernels (on the CPU, multi-threaded decode matvecs read memory many times
+    faster than XLA's one-thread copy; :func:`rooflax.validate.cli.raised_ceilings` says so).
+    The profile's tile and SM fields stay, so a sweep with the profile predicts the fit's times.
 
     Args:
-        frame: a validation frame (``group``, ``flops``, ``bytes``, ``spent_flops``, ``measured_time_s``).
-        profile: the hardware the frame's ``spent_flops`` were counted for.
-        dtype: the dtype the products ran in.
+        frame: a validation frame (:func:`validate`: ``model``, ``phase``, ``batch``,
+            ``seq_len``, ``spec_k``, ``op``, ``dtype``, ``measured_time_s``, ...).
+        profile: the measured profile the frame was timed against.
+
+    Raises:
+        SpecError: no family has enough timed ops to fit.
     """
-    if frame.height < MIN_POINTS:
-        raise SpecError(
-            f"calibrate: fitting the achieved-performance terms needs at least {MIN_POINTS} timed ops, "
-            f"got {frame.height}; time more points"
-        )
-    fitted = fit_terms(frame, profile, dtype)
-    groups = ", ".join(group for group, _ in fitted.group_terms) or "none"
+    seconds = frame.get_column("measured_time_s")
+    spent = pl.max_horizontal("flops", "spent_flops")
+    rates = frame.select((spent / seconds).max().alias("flops"), (pl.col("bytes") / seconds).max().alias("bytes"))
+    fastest = replace(
+        profile,
+        peak_flops=tuple((dtype, max(peak, rates["flops"].item())) for dtype, peak in profile.peak_flops),
+        bandwidth_bytes_per_s=max(profile.bandwidth_bytes_per_s, rates["bytes"].item()),
+    )
+    fitted = fit_hardware(validation_measurements(frame, profile.name), fastest)
+    groups = [group for group, _ in fitted.group_terms]
+    groups += [f"{group} in {phase}" for phase, terms in fitted.phase_terms for group, _ in terms]
     return replace(
         fitted,
         label=f"{profile.label.removesuffix(' (measured)')} (measured, calibrated)",
-        source=f"{profile.source}; overhead and efficiencies fitted by least squares to {frame.height} "
-        f"timed ops (per group: {groups})",
+        source=f"{profile.source}; achieved terms fitted by rooflax.calibration.fit_hardware to {frame.height} "
+        f"timed ops (per group: {', '.join(groups)})",
     )
