@@ -355,7 +355,7 @@ def test_crossover_where_names_values_that_no_row_holds(capsys):
 
     for where, value, column, hint in (
         ("phase = 'decod'", "decod", "phase", "'decode'"),
-        ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qkv_proj' or 'qk'"),
+        ("op IN ('up_proj', 'qkv')", "qkv", "op", "'qkv_proj' or 'qk' or 'kv_up'"),
         ("batch > 1 AND hardware <> 'a4O'", "a4O", "hardware", "'a40'"),
     ):
         assert main(["crossover", "--seq-len", "128", "--where", where]) == 2

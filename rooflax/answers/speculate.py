@@ -210,7 +210,7 @@ def _mtp(rows: pl.DataFrame, spec: SweepSpec) -> pl.DataFrame:
     for (target, hw, dt), part in frame.group_by("target", "hardware", "dtype"):
         model, dtype = models[cast(str, target)], dtypes[cast(str, dt)]
         batch = np.ceil(part["batch"].to_numpy() / part["ep"].to_numpy())  # a device's sequences
-        ideal, achieved = mtp_times(
+        ideal, achieved, low, high = mtp_times(
             MtpStep(batch=batch, hidden=float(model.hidden), w=dtype.weight_bytes, a=dtype.act_bytes),
             Roof.of(hardware[cast(str, hw)], dtype),
         )
@@ -227,6 +227,8 @@ def _mtp(rows: pl.DataFrame, spec: SweepSpec) -> pl.DataFrame:
                 "ep",
                 step_time_s=pl.col("time_s") + ideal,
                 step_achieved_time_s=pl.col("achieved_time_s") + achieved,
+                step_achieved_time_lo_s=pl.col("achieved_time_lo_s") + pl.Series(low).fill_nan(None),
+                step_achieved_time_hi_s=pl.col("achieved_time_hi_s") + pl.Series(high).fill_nan(None),
                 step_memory_bytes=model.mtp_layers * (pl.col("weight_bytes") - vocab + own + pl.col("kv_cache_bytes")),
             )
         )
@@ -238,9 +240,11 @@ def _mtp(rows: pl.DataFrame, spec: SweepSpec) -> pl.DataFrame:
         .with_columns(
             draft_time_s=pl.col("draft_k") * pl.col("step_time_s"),
             draft_achieved_time_s=pl.col("draft_k") * pl.col("step_achieved_time_s"),
+            draft_achieved_time_lo_s=pl.col("draft_k") * pl.col("step_achieved_time_lo_s"),
+            draft_achieved_time_hi_s=pl.col("draft_k") * pl.col("step_achieved_time_hi_s"),
             draft_memory_bytes=pl.col("step_memory_bytes"),
         )
-        .drop("target", "step_time_s", "step_achieved_time_s", "step_memory_bytes")
+        .drop("target", "^step_.*$")
     )
 
 

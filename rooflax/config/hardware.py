@@ -460,6 +460,8 @@ _POWER = {
 }
 
 
+#: The dense peaks of the Hopper SXM die (H100 SXM, H200, H800: the same compute), TFLOP/s.
+_HOPPER_SXM_TFLOPS = {"fp32": 67, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4, "fp8": 1978.9, "int8": 1978.9}
 _A100 = "NVIDIA A100 datasheet (2021): dense FP32 19.5, TF32 156, FP16/BF16 312 TFLOPS, INT8 624 TOPS"
 _H100 = "NVIDIA H100 datasheet (2023), dense (half the sparsity figures)"
 _PRESETS = (
@@ -556,12 +558,7 @@ _PRESETS = (
         3350,
         80,
         _H100 + ": FP32 67, TF32 494.7, FP16/BF16 989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 3.35 TB/s HBM3",
-        fp32=67,
-        tf32=494.7,
-        fp16=989.4,
-        bf16=989.4,
-        fp8=1978.9,
-        int8=1978.9,
+        **_HOPPER_SXM_TFLOPS,
     ),
     _preset(
         "h200",
@@ -570,12 +567,7 @@ _PRESETS = (
         141,
         "NVIDIA H200 datasheet (2024), SXM, dense: FP32 67, TF32 494.7, FP16/BF16 "
         "989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 4.8 TB/s HBM3e, 141 GB",
-        fp32=67,
-        tf32=494.7,
-        fp16=989.4,
-        bf16=989.4,
-        fp8=1978.9,
-        int8=1978.9,
+        **_HOPPER_SXM_TFLOPS,
     ),
     _preset(
         "l40s",
@@ -706,12 +698,7 @@ _PRESETS = (
         80,
         "NVIDIA H800 specifications (2023): the H100 SXM's compute and memory, " + _H100 + ": FP32 67, TF32 "
         "494.7, FP16/BF16 989.4, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS; 3.35 TB/s HBM3",
-        fp32=67,
-        tf32=494.7,
-        fp16=989.4,
-        bf16=989.4,
-        fp8=1978.9,
-        int8=1978.9,
+        **_HOPPER_SXM_TFLOPS,
     ),
     _preset(
         "mi325x",

@@ -172,16 +172,16 @@ def _forward_times(ops: tuple[OpDef[Any], ...], step: Any, roof: Roof) -> tuple[
     return ideal, achieved, low, high
 
 
-def mtp_times(step: MtpStep, roof: Roof) -> tuple[Num, Num]:
-    """Ideal and predicted achieved seconds of one module's own ops (:data:`MTP_OPS`), numpy arrays or numbers.
+def mtp_times(step: MtpStep, roof: Roof) -> tuple[Num, Num, Num, Num]:
+    """Ideal and predicted achieved seconds of one module's own ops (:data:`MTP_OPS`), and the achieved
+    time's band ends (NaN without a band), numpy arrays or numbers.
 
     >>> from rooflax import get_dtype, get_hardware
-    >>> ideal, _ = mtp_times(MtpStep(batch=1, hidden=7168, w=1, a=2), Roof.of(get_hardware("h200"), get_dtype("fp8")))
+    >>> ideal, *_ = mtp_times(MtpStep(batch=1, hidden=7168, w=1, a=2), Roof.of(get_hardware("h200"), get_dtype("fp8")))
     >>> round(float(ideal) * 1e6, 2)  # 2·7168² weight bytes at 4.8 TB/s, and two norms
     21.44
     """
-    ideal, achieved, _, _ = _forward_times(MTP_OPS, step, roof)
-    return ideal, achieved
+    return _forward_times(MTP_OPS, step, roof)
 
 
 def medusa_costs(step: HeadStep) -> dict[str, tuple[Num, Num]]:
