@@ -65,12 +65,12 @@ CHARTS: dict[str, list[list[str]]] = {
             "{chart}",
         ]
     ],
-    # the serving frontier: Llama-3-70B (the shape of Llama-3.1-70B) on 8 H100s, 2k in, 512 out, 50 ms TPOT
+    # the serving frontier: Llama-3.1-70B on 8 H100s, 2k in, 512 out, 50 ms TPOT
     "frontier_llama3_70b_h100": [
         [
             "frontier",
             "--model",
-            "llama-3-70b",
+            "llama-3.1-70b",
             "--hardware",
             "h100-sxm",
             "--dtype",
