@@ -460,6 +460,8 @@ _POWER = {
 }
 
 
+#: The dense peaks of every A100 (40 or 80 GB, PCIe or SXM: the same GA100 compute), TFLOP/s.
+_A100_TFLOPS = {"fp32": 19.5, "tf32": 156, "fp16": 312, "bf16": 312, "int8": 624}
 #: The dense peaks of the Hopper SXM die (H100 SXM, H200, H800: the same compute), TFLOP/s.
 _HOPPER_SXM_TFLOPS = {"fp32": 67, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4, "fp8": 1978.9, "int8": 1978.9}
 _A100 = "NVIDIA A100 datasheet (2021): dense FP32 19.5, TF32 156, FP16/BF16 312 TFLOPS, INT8 624 TOPS"
@@ -497,11 +499,7 @@ _PRESETS = (
         1555,
         40,
         _A100 + "; 1555 GB/s HBM2",
-        fp32=19.5,
-        tf32=156,
-        fp16=312,
-        bf16=312,
-        int8=624,
+        **_A100_TFLOPS,
     ),
     _preset(
         "a100-40gb-sxm",
@@ -509,11 +507,7 @@ _PRESETS = (
         1555,
         40,
         _A100 + "; 1555 GB/s HBM2",
-        fp32=19.5,
-        tf32=156,
-        fp16=312,
-        bf16=312,
-        int8=624,
+        **_A100_TFLOPS,
     ),
     _preset(
         "a100-80gb-pcie",
@@ -521,11 +515,7 @@ _PRESETS = (
         1935,
         80,
         _A100 + "; 1935 GB/s HBM2e",
-        fp32=19.5,
-        tf32=156,
-        fp16=312,
-        bf16=312,
-        int8=624,
+        **_A100_TFLOPS,
     ),
     _preset(
         "a100-80gb-sxm",
@@ -533,11 +523,7 @@ _PRESETS = (
         2039,
         80,
         _A100 + "; 2039 GB/s HBM2e",
-        fp32=19.5,
-        tf32=156,
-        fp16=312,
-        bf16=312,
-        int8=624,
+        **_A100_TFLOPS,
     ),
     _preset(
         "h100-pcie",

@@ -113,6 +113,27 @@ def _series_color(ax: Axes, label: str):
     return "0.3"
 
 
+def _measured_points(
+    ax: Axes, frame: pl.DataFrame, keyed, columns: tuple[str, str], *, size: float, width: float
+) -> None:
+    """Each series' measured points of ``frame`` (``columns``: x and y) as open circles in its roofline colour,
+    kept out of the legend (``gid="measured"``)."""
+    for key, label in keyed:
+        points = frame.filter(*matching(("group", "phase", "spec_k"), key))
+        ax.scatter(
+            points.get_column(columns[0]).to_numpy(),
+            points.get_column(columns[1]).to_numpy(),
+            marker="o",
+            facecolors="none",
+            edgecolors=[_series_color(ax, label)],
+            s=size,
+            linewidths=width,
+            zorder=4,
+            label=f"_{label} measured",
+            gid="measured",
+        )
+
+
 def _legend(ax: Axes, predicted: str, extra: Sequence[Line2D] = ()) -> None:
     """The roofline's legend, ``extra`` lines, and one entry for each kind of point: predicted ``x``, measured ``o``."""
     legend = ax.get_legend()
@@ -240,20 +261,7 @@ def over_measured(
         raise SpecError(f"measured: no matched rows in groups {list(groups)!r}")
     fig = roofline(shown, groups=groups, title=title, **options)
     ax = fig.axes[0]
-    for key, label in series(shown, []):
-        points = shown.filter(*matching(("group", "phase", "spec_k"), key))
-        ax.scatter(
-            points.get_column("measured_intensity").to_numpy(),
-            points.get_column("measured_flops").to_numpy(),
-            marker="o",
-            facecolors="none",
-            edgecolors=[_series_color(ax, label)],
-            s=36,
-            linewidths=1.1,
-            zorder=4,
-            label=f"_{label} measured",
-            gid="measured",
-        )
+    _measured_points(ax, shown, series(shown, []), ("measured_intensity", "measured_flops"), size=36, width=1.1)
     low = number(shown.get_column("measured_flops").min())
     if low < ax.get_ylim()[0]:
         ax.set_ylim(decade_below(low), ax.get_ylim()[1])
@@ -306,20 +314,7 @@ def measured(
         title=title or f"Measured vs predicted ({device}, {dtype})",
     )
     ax = fig.axes[0]
-    for key, label in series(predicted, []):
-        points = frame.filter(*matching(("group", "phase", "spec_k"), key))
-        ax.scatter(
-            points.get_column("intensity").to_numpy(),
-            points.get_column(column).to_numpy(),
-            marker="o",
-            facecolors="none",
-            edgecolors=[_series_color(ax, label)],
-            s=30,
-            linewidths=1.0,
-            zorder=4,
-            label=f"_{label} measured",
-            gid="measured",
-        )
+    _measured_points(ax, frame, series(predicted, []), ("intensity", column), size=30, width=1.0)
     extra: Sequence[Line2D] = []
     if datasheet is not None and dtype in datasheet.dtypes:
         label = (
