@@ -161,6 +161,7 @@ def test_cli_an_sla_nothing_meets_prints_the_reason(capsys):
         (["--gpus", "0"], "gpus: expected a positive integer"),
         (["--chunk", "half"], "--chunk: expected 'whole' or prompt tokens per step"),
         (["--kv-link", "-3"], "--kv-link: expected a positive finite number, got -3.0"),
+        (["--mtp"], "mtp: toy-llama has no multi-token prediction module (mtp_layers 0)"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(flags, fragment, capsys):
