@@ -66,8 +66,11 @@ at its board power: an upper bound; null where the hardware has no ``board_power
 ``usd_per_million_tokens`` = price per GPU-hour / 3600 / tokens/s per GPU · 10⁶, only
 when a price is given (no price is assumed).
 
-Speculation and chunked prefill are priced for ``pp = 1`` layouts only (the speculation
-rounds are latencies, not pipeline rounds).
+Speculation and chunked prefill are priced for ``pp = 1`` layouts only. A speculation round
+(:func:`rooflax.speculate`) is one micro-batch's latency, its draft then its verify step through
+every stage; a pipeline round here is ``pp`` micro-batches paced by the slowest stage, and how a
+micro-batch's draft (on which device: a draft model's, the last stage's prediction modules) overlaps
+the other micro-batches' verify steps is not modelled.
 """
 
 from __future__ import annotations
