@@ -161,6 +161,7 @@ def test_cli_an_sla_nothing_meets_prints_the_reason(capsys):
         (["--gpus", "0"], "gpus: expected a positive integer"),
         (["--chunk", "half"], "--chunk: expected 'whole' or prompt tokens per step"),
         (["--kv-link", "-3"], "--kv-link: expected a positive finite number, got -3.0"),
+        (["--mtp"], "mtp: toy-llama has no multi-token prediction module (mtp_layers 0)"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(flags, fragment, capsys):
@@ -183,6 +184,22 @@ def test_the_chart_draws_a_curve_per_accelerator_and_the_sla():
     assert ax.get_lines()[-1].get_xdata()[0] == pytest.approx(1 / 4e-4)
     on = result.pareto.filter(hardware="h100-sxm")
     assert list(ax.get_lines()[1].get_xdata()) == on["tokens_per_s_per_user"].to_list()
-    assert len(ax.texts) == result.pareto.height  # each frontier point labelled with its layout
+    labelled = [part for text in ax.texts for part in text.get_text().split(" / ")]
+    assert sorted(labelled) == sorted(f"{r['layout']} c{r['concurrency']}" for r in result.pareto.iter_rows(named=True))
     by_strategy = frontier_chart(result, by="speculation")
     assert by_strategy.axes[0].get_lines()[0].get_label() == "none frontier"
+
+
+def test_points_that_fall_together_share_one_label():
+    # a round of no drafts is plain decode: the k=0 curve lies on the none curve, point for point
+    from rooflax.plot import frontier_chart
+
+    result = rooflax.frontier(**TOY, k=[0])
+    ax = frontier_chart(result, by="speculation").axes[0]
+    none = result.configurations.filter(speculation="none")
+    front = pareto_mask(none["tokens_per_s_per_user"].to_numpy(), none["tokens_per_s_per_gpu"].to_numpy())
+    parts = [text.get_text().split(" / ") for text in ax.texts]
+    assert sum(map(len, parts)) == 2 * int(front.sum())
+    for shared in parts:  # each place names a configuration and its k=0 twin, once each
+        plain = [p for p in shared if not p.endswith(" k=0")]
+        assert sorted(shared) == sorted([*plain, *(f"{p} k=0" for p in plain)]), shared

@@ -77,10 +77,12 @@ def test_one_chunk_as_long_as_the_prompt_is_whole_prompt_prefill():
     # the chunk's attention is priced as a verify step: the same counts as prefill; achieved too on an
     # accelerator whose attention terms do not depend on the phase
     flat = dataclasses.replace(rooflax.get_hardware("h100-sxm"), name="h100-flat", phase_terms=())
-    for hw, columns in (("h100-sxm", ("ideal_ttft_s", "ideal_tpot_s")), (flat, ("ttft_s", "ideal_ttft_s", "tpot_s"))):
+    band = ("ttft_lo_s", "ttft_hi_s", "tpot_lo_s", "tpot_hi_s", "tokens_per_s_per_gpu_lo", "tokens_per_s_per_gpu_hi")
+    achieved = ("ttft_s", "ideal_ttft_s", "tpot_s", *band)
+    for hw, columns in (("h100-sxm", ("ideal_ttft_s", "ideal_tpot_s")), (flat, achieved)):
         whole = serve(model="toy-llama", hardware=hw, batch=[1], isl=ISL, osl=OSL).row(0, named=True)
         chunked = serve(model="toy-llama", hardware=hw, batch=[1], isl=ISL, osl=OSL, chunk=ISL).row(0, named=True)
-        assert chunked["prefill"] == f"chunk {ISL}"
+        assert chunked["prefill"] == f"chunk {ISL}" and whole["ttft_lo_s"] is not None
         for name in columns:
             _close(chunked[name], whole[name])
 
@@ -114,6 +116,60 @@ def test_speculation_with_no_draft_is_no_speculation():
             _close(a, b)
 
 
+#: toy-llama with one multi-token prediction module (one more of its layers, the 2h → h projection, norms).
+TOY_MTP = dataclasses.replace(rooflax.get_model("toy-llama"), name="toy-llama-mtp", mtp_layers=1)
+HALF = {"kind": "geometric", "alpha": 0.5}
+
+
+def test_mtp_one_request_alone_gets_a_round_every_tokens_per_round_tokens():
+    rows = serve(model=TOY_MTP, hardware="h100-sxm", batch=[1], isl=ISL, osl=OSL, mtp=True, acceptance=HALF)
+    assert rows["speculation"].to_list() == ["mtp k=0", "mtp k=1", "none"]
+    row = rows.filter(speculation="mtp k=1").row(0, named=True)
+    round_ = rooflax.speculate(
+        model=TOY_MTP, hardware="h100-sxm", batch=[1], seq_len=[ISL + OSL // 2], k=[1], mtp=True, acceptance=HALF
+    ).row(0, named=True)
+    r = 1 + 0.5  # the draft accepted half the time: 1.5 tokens a round
+    prefill = _step("prefill", 1, ISL)
+    for prefix, time in (("", "achieved_"), ("ideal_", "")):
+        _close(row[f"{prefix}tpot_s"], round_[f"{time}round_time_s"] / r)
+        _close(row[f"{prefix}ttft_s"], prefill[f"{time}time_s" if time else "time_s"])
+    for end in ("lo", "hi"):
+        _close(row[f"tpot_{end}_s"], round_[f"achieved_round_time_{end}_s"] / r)
+
+
+def test_mtp_with_no_draft_is_no_speculation():
+    rows = serve(model=TOY_MTP, hardware="h100-sxm", batch=[1, 8], isl=ISL, osl=OSL, mtp=True, k=[0], chunk=32)
+    none, k0 = rows.filter(speculation="none"), rows.filter(speculation="mtp k=0")
+    for name in ("ttft_s", "tpot_s", "ideal_tpot_s", "tpot_lo_s", "tpot_hi_s", "tokens_per_s_per_gpu"):
+        for a, b in zip(none[name], k0[name], strict=True):
+            _close(a, b)
+
+
+BANDED = ("ttft", "tpot", "tokens_per_s_per_user", "tokens_per_s_per_gpu")
+
+
+def _ends(name: str) -> tuple[str, str]:
+    return (f"{name}_lo_s", f"{name}_hi_s") if name in ("ttft", "tpot") else (f"{name}_lo", f"{name}_hi")
+
+
+def test_every_serving_mode_carries_the_band():
+    # whole and chunked prefill, no speculation, draft lengths and MTP, aggregated and disaggregated
+    modes = dict(model=TOY_MTP, isl=ISL, osl=OSL, gpus=2, batch=[1, 4], chunk=[None, 32], mtp=True, k=[0, 1])
+    found = rooflax.frontier(hardware="h100-sxm", disaggregated=True, acceptance=HALF, **modes).configurations
+    assert set(found["serving"]) == {"aggregated", "disaggregated"} and set(found["prefill"]) == {"whole", "chunk 32"}
+    assert set(found["speculation"]) == {"none", "mtp k=0", "mtp k=1"}
+    for name in BANDED:
+        low, high = _ends(name)
+        achieved = f"{name}_s" if name in ("ttft", "tpot") else name
+        assert found[low].null_count() == found[high].null_count() == 0, name
+        assert (found[low] <= found[achieved]).all() and (found[achieved] <= found[high]).all(), name
+        assert (found[low] < found[high]).all(), name
+    # an accelerator with no measurements has no band, in every mode
+    bare = rooflax.frontier(hardware="mi300x", disaggregated=True, acceptance=HALF, **modes).configurations
+    ends = [end for name in BANDED for end in _ends(name)]
+    assert bare.height and bare.select(ends).null_count().sum_horizontal().item() == len(ends) * bare.height
+
+
 def test_energy_at_board_power_and_a_price_only_when_given():
     hw = rooflax.get_hardware("h100-sxm")
     assert hw.board_power_w == 700.0  # the preset's, cited in its source
@@ -127,10 +183,20 @@ def test_energy_at_board_power_and_a_price_only_when_given():
 
 
 def _frames(spec, *, prefill_s: float, round_s: float, concurrency: int):
-    """Hand-made prefill and decode tables of one toy instance each (one device)."""
+    """Hand-made prefill and decode tables of one toy instance each (one device); every step's band is
+    half to twice its achieved time."""
     keys = {"model": "toy-llama", "hardware": "h100-sxm", "dtype": "fp16", "hidden": 256, "tp": 1, "pp": 1, "ep": 1}
     prefill = pl.DataFrame(
-        [{**keys, "prefill_s": prefill_s, "ideal_prefill_s": prefill_s, "prefill_memory_bytes": 1.0}]
+        [
+            {
+                **keys,
+                "prefill_s": prefill_s,
+                "ideal_prefill_s": prefill_s,
+                "lo_prefill_s": prefill_s / 2,
+                "hi_prefill_s": prefill_s * 2,
+                "prefill_memory_bytes": 1.0,
+            }
+        ]
     )
     rounds = pl.DataFrame(
         [
@@ -143,6 +209,8 @@ def _frames(spec, *, prefill_s: float, round_s: float, concurrency: int):
                 "tokens_per_round": 1.0,
                 "round_s": round_s,
                 "ideal_round_s": round_s,
+                "lo_round_s": round_s / 2,
+                "hi_round_s": round_s * 2,
                 "kv_bytes": 1.0,
                 "other_bytes": 1.0,
             }
@@ -163,6 +231,11 @@ def test_disaggregated_balanced_with_an_infinitely_fast_link_is_the_sum_of_its_p
     # device-seconds per request: 1 · 2 (prefill) + 1 · 0.5 · 4 / 4 (decode) = 2.5
     _close(row["tokens_per_s_per_gpu"], 5 / 2.5)
     _close(row["requests_per_s"], 2.0)
+    # every step twice as fast stays balanced: a first token in 1 s, a token every 0.25 s, twice the throughput
+    assert (row["ttft_lo_s"], row["tpot_lo_s"], row["ttft_hi_s"], row["tpot_hi_s"]) == (1.0, 0.25, 4.0, 1.0)
+    _close(row["tokens_per_s_per_gpu_hi"], 2 * 5 / 2.5)
+    _close(row["tokens_per_s_per_gpu_lo"], 5 / 2.5 / 2)
+    assert (row["tokens_per_s_per_user_lo"], row["tokens_per_s_per_user_hi"]) == (1.0, 4.0)
     # a finite link delays the first token by the request's KV over it and changes nothing else
     m = rooflax.get_model("toy-llama")
     slow = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=1e6).row(0, named=True)
@@ -194,6 +267,7 @@ def test_disaggregated_serving_of_real_steps():
         ({"seq_len": [8]}, ("seq_len", "from the traffic")),
         ({"gpu_hour_usd": -1.0}, ("gpu_hour_usd", "-1.0")),
         ({"k": [1], "pp": [2]}, ("k", "pp = 1")),
+        ({"mtp": True}, ("mtp", "toy-llama has no multi-token prediction module")),
     ],
 )
 def test_bad_input_is_one_line(options, fragments):

@@ -116,6 +116,7 @@ def frontier(
     draft_model: Any = None,
     medusa_heads: int | None = None,
     acceptance: object = None,
+    mtp: bool = False,
     disaggregated: bool = False,
     kv_link_bytes_per_s: float | None = None,
     gpu_hour_usd: float | None = None,
@@ -138,8 +139,8 @@ def frontier(
         chunk: prefill modes: None (whole prompts), a chunk size, or a list of them (None
             in it: whole prompts too).
         block_size: tokens per KV page.
-        k, tree, draft_model, medusa_heads, acceptance: speculation choices, searched beside
-            none (:func:`rooflax.speculate`).
+        k, tree, draft_model, medusa_heads, acceptance, mtp: speculation choices, searched beside
+            none (:func:`rooflax.speculate`; ``mtp``: the model's multi-token prediction modules draft).
         disaggregated: search disaggregated prefill/decode too (prefill and decode
             instances with their own layouts, at most ``gpus`` devices in all).
         kv_link_bytes_per_s: the link a request's KV crosses between instances (None:
@@ -177,7 +178,14 @@ def frontier(
     degrees = _layouts(probe, gpus)
     base = probe.with_keys(tp=degrees["tp"], pp=degrees["pp"], ep=degrees["ep"])
     rounds = serving.decode_rounds(
-        base, traffics[0], k=k, tree=tree, draft_model=draft_model, medusa_heads=medusa_heads, acceptance=acceptance
+        base,
+        traffics[0],
+        k=k,
+        tree=tree,
+        draft_model=draft_model,
+        medusa_heads=medusa_heads,
+        acceptance=acceptance,
+        mtp=mtp,
     )
     size = pl.col("tp") * pl.col("pp") * pl.col("ep")
     rounds = rounds.filter(gpus % size == 0)

@@ -9,6 +9,14 @@ mode. Every step cost is a summary sweep's (:func:`rooflax.sweep`, ``summary=Tru
 (``time_s``) and achieved (``achieved_time_s``, with the error band where the hardware has
 one); the outputs are computed once from each.
 
+**Band.** Each end of the achieved outputs' band is the whole computation again with every
+step at that end: every op at its group's low (high) band factor, as a summary frame's
+``achieved_time_lo_s`` takes them (a speculation round's draft and verify ends,
+:func:`rooflax.speculate`; a mixed step's op rows each at its group's factor). Fast steps
+give ``ttft_lo_s`` and ``tpot_lo_s`` and the rates' high ends (``tokens_per_s_per_gpu_hi``,
+``tokens_per_s_per_user_hi``), slow steps the others; a KV transfer has no band. Null where
+the hardware has no measured band.
+
 **Steps.** A pipeline of ``pp`` stages runs ``pp`` micro-batches of ``B`` sequences
 (``C = pp·B``), paced by its slowest stage, so every step takes one round of the pipeline,
 ``τ = pp·B·Q / tokens_per_s`` (``time_s`` itself when ``pp = 1``). Decode steps are priced
@@ -58,8 +66,11 @@ at its board power: an upper bound; null where the hardware has no ``board_power
 ``usd_per_million_tokens`` = price per GPU-hour / 3600 / tokens/s per GPU · 10⁶, only
 when a price is given (no price is assumed).
 
-Speculation and chunked prefill are priced for ``pp = 1`` layouts only (the speculation
-rounds are latencies, not pipeline rounds).
+Speculation and chunked prefill are priced for ``pp = 1`` layouts only. A speculation round
+(:func:`rooflax.speculate`) is one micro-batch's latency, its draft then its verify step through
+every stage; a pipeline round here is ``pp`` micro-batches paced by the slowest stage, and how a
+micro-batch's draft (on which device: a draft model's, the last stage's prediction modules) overlaps
+the other micro-batches' verify steps is not modelled.
 """
 
 from __future__ import annotations
@@ -73,9 +84,10 @@ import polars as pl
 
 from rooflax.answers.speculate import speculate
 from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
+from rooflax.cost.roofline import Roof
 from rooflax.data.frames import resolve_spec, sweep
-from rooflax.errors import SpecError, positive_float, positive_int
-from rooflax.names import ENTITIES, LAYOUT
+from rooflax.errors import SpecError, boolean, positive_float, positive_int
+from rooflax.names import ENTITIES, GROUPS, LAYOUT
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -167,6 +179,43 @@ def _round(prefix: str, tokens: pl.Expr) -> pl.Expr:
     return pl.col("pp") * tokens / pl.col("achieved_tokens_per_s") * pl.col(_TIMES[prefix]) / pl.col("achieved_time_s")
 
 
+def _banded(ops: pl.DataFrame, spec: SweepSpec, phase: str) -> pl.DataFrame:
+    """Op rows of ``phase`` with their achieved time's band, ``achieved_time_lo_s`` and ``_hi_s``: each
+    op at its group's band factors (:meth:`rooflax.cost.roofline.Roof.of`, as a summary frame's band takes
+    them; null where the hardware has no band)."""
+    sizes = sorted(set(ops["spec_k"].drop_nulls().to_list())) or [None]
+    factors = pl.DataFrame(
+        [
+            (h.name, k, group, low, high)
+            for h in spec.hardware
+            for k in sizes
+            for group, low, high in _factors(Roof.of(h, spec.dtypes[0], phase, k))
+        ],
+        schema={
+            "hardware": ops.schema["hardware"],
+            "spec_k": pl.Int64,
+            "group": ops.schema["group"],
+            "band_low": pl.Float64,
+            "band_high": pl.Float64,
+        },
+        orient="row",
+    ).fill_nan(None)
+    return ops.join(factors, on=["hardware", "spec_k", "group"], nulls_equal=True).with_columns(
+        achieved_time_lo_s=pl.col("achieved_time_s") * pl.col("band_low"),
+        achieved_time_hi_s=pl.col("achieved_time_s") * pl.col("band_high"),
+    )
+
+
+def _factors(roof: Roof) -> list[tuple[str, float, float]]:
+    """Each op group's band factors, low and high (NaN: no band)."""
+    return [(g, float(low), float(high)) for g, low, high in zip(GROUPS, roof.band_low, roof.band_high, strict=True)]
+
+
+def _total(times: pl.Expr) -> pl.Expr:
+    """The sum of ``times``, null when any is (a band the hardware has not measured stays unknown)."""
+    return pl.when(times.has_nulls()).then(None).otherwise(times.sum())
+
+
 def base_spec(spec: SweepSpec | str | Path | None, keys: SweepKeys, traffic: Traffic) -> SweepSpec:
     """The decode sweep the serving steps start from: ``spec`` with ``keys``, at the traffic's mean context.
 
@@ -197,23 +246,28 @@ def decode_rounds(
     draft_model: Any = None,
     medusa_heads: int | None = None,
     acceptance: object = None,
+    mtp: bool = False,
 ) -> pl.DataFrame:
     """One row per instance layout, batch and speculation choice: a decode round's times and memory.
 
     Args:
         base: the decode sweep (seq_len the traffic's mean context, :class:`Traffic`).
         traffic: the requests.
-        k, tree, draft_model, medusa_heads, acceptance: speculation as :func:`rooflax.speculate`
+        k, tree, draft_model, medusa_heads, acceptance, mtp: speculation as :func:`rooflax.speculate`
             takes it (none: decode steps only); priced for the ``pp = 1`` layouts.
 
     Returns:
         :data:`INSTANCE`, ``batch``, ``concurrency`` (``pp·batch``), ``speculation`` (``none``,
         ``k=K``, or the tree's label; ``medusa`` before it with Medusa heads, ``draft`` with a
-        draft model), ``draft_k`` (null: none), ``tokens_per_round``, the round's times
-        ``ideal_round_s``, ``round_s``, ``lo_round_s``, ``hi_round_s`` (band: null where
-        unknown), ``kv_bytes`` (paged, per device), ``other_bytes`` (weights, drafter,
-        activations per device) and ``weight_bytes`` (the target's, per device).
+        draft model, ``mtp`` with the model's prediction modules), ``draft_k`` (null: none),
+        ``tokens_per_round``, the round's times ``ideal_round_s``, ``round_s``, ``lo_round_s``,
+        ``hi_round_s`` (band: null where the hardware has none), ``kv_bytes`` (paged, per
+        device), ``other_bytes`` (weights, drafter, activations per device) and ``weight_bytes``
+        (the target's, per device).
     """
+    mtp = boolean("mtp", mtp)
+    for model in base.models if mtp else ():
+        model.mtp_model()  # refuses a model without prediction modules, before any sweep
     decode = sweep(base, summary=True)
     paged = traffic.paged_context / traffic.context
     rows = decode.select(
@@ -228,15 +282,15 @@ def decode_rounds(
         (pl.col("weight_bytes") + pl.col("activation_bytes")).alias("other_bytes"),
         "weight_bytes",
     )
-    if k is None and tree is None and draft_model is None and medusa_heads is None:
+    if k is None and tree is None and draft_model is None and medusa_heads is None and not mtp:
         return rows
     if 1 not in base.pp:
         raise SpecError(f"k: speculation is priced for pp = 1 layouts only, and the spec's pp is {list(base.pp)}")
     flat = base.with_keys(pp=[1])
     spec = speculate(
-        flat, k=k, tree=tree, draft_model=draft_model, medusa_heads=medusa_heads, acceptance=acceptance
+        flat, k=k, tree=tree, draft_model=draft_model, medusa_heads=medusa_heads, acceptance=acceptance, mtp=mtp
     ).join(decode.select(*INSTANCE, "batch", "kv_cache_bytes", "weight_bytes"), on=[*INSTANCE, "batch"])
-    drafter = "medusa " if medusa_heads is not None else "draft " if draft_model is not None else ""
+    drafter = "medusa " if medusa_heads is not None else "draft " if draft_model is not None else "mtp " if mtp else ""
     label = pl.when(pl.col("tree") == "chain").then(pl.format("k={}", "draft_k")).otherwise(pl.col("tree"))
     speculated = spec.select(
         *INSTANCE,
@@ -247,8 +301,8 @@ def decode_rounds(
         "tokens_per_round",
         pl.col("round_time_s").alias("ideal_round_s"),
         pl.col("achieved_round_time_s").alias("round_s"),
-        pl.lit(None, pl.Float64).alias("lo_round_s"),
-        pl.lit(None, pl.Float64).alias("hi_round_s"),
+        pl.col("achieved_round_time_lo_s").alias("lo_round_s"),
+        pl.col("achieved_round_time_hi_s").alias("hi_round_s"),
         (pl.col("kv_cache_bytes") * paged).alias("kv_bytes"),
         (pl.col("memory_bytes") - pl.col("kv_cache_bytes")).alias("other_bytes"),
         "weight_bytes",
@@ -296,16 +350,22 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
     need = sorted(
         {c - 1 + q for c in batches for q in sizes} | {c for c in batches} | {c - 1 for c in batches if c > 1}
     )
-    ops = sweep(flat.with_keys(batch=need), summary=False)
+    ops = _banded(sweep(flat.with_keys(batch=need), summary=False), flat, "decode")
     positional = pl.col("op").cast(pl.String).is_in(POSITION_OPS)
     head = pl.col("op").cast(pl.String) == "lm_head"
-    times = [pl.col(t).sum().alias(t) for t in ("time_s", "achieved_time_s")]
+    times = [_total(pl.col(t)).alias(t) for t in _TIMES.values()]
     tokens = ops.filter(~positional & ~head).group_by(*INSTANCE, "batch").agg(times)
     heads = ops.filter(head).group_by(*INSTANCE, "batch").agg(times)
     decode_attention = ops.filter(positional).group_by(*INSTANCE, "batch").agg(times)
-    verify = sweep(
-        flat.with_keys(phases=["verify"], batch=[1], spec_k=sizes, seq_len=sorted(set(chunks["context"].to_list()))),
-        summary=False,
+    verify = _banded(
+        sweep(
+            flat.with_keys(
+                phases=["verify"], batch=[1], spec_k=sizes, seq_len=sorted(set(chunks["context"].to_list()))
+            ),
+            summary=False,
+        ),
+        flat,
+        "verify",
     )
     chunk_attention = (
         verify.filter(positional)
@@ -327,13 +387,16 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
         )
         .join(layers, on="model")
     )
+    # C = 1: no decode token rides along (no decode-attention row joined)
+    alone = pl.col("time_s_decode").is_null()
     mixed = {
-        prefix: pl.col("layers") * (pl.col(f"{t}_tokens") + pl.col(t) + pl.col(f"{t}_decode").fill_null(0.0))
+        prefix: pl.col("layers")
+        * (pl.col(f"{t}_tokens") + pl.col(t) + pl.when(alone).then(0.0).otherwise(pl.col(f"{t}_decode")))
         + pl.col(f"{t}_head")
-        for prefix, t in (("ideal_", "time_s"), ("", "achieved_time_s"))
+        for prefix, t in _TIMES.items()
     }
     prompt = steps.group_by(*INSTANCE, "concurrency").agg(
-        *(expr.sum().alias(f"{prefix}prefill_s") for prefix, expr in mixed.items())
+        *(_total(expr).alias(f"{prefix}prefill_s") for prefix, expr in mixed.items())
     )
     activations = sweep(flat.with_keys(phases=["prefill"], batch=[1], seq_len=[traffic.chunk]), summary=True).select(
         *INSTANCE,
@@ -346,10 +409,7 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
         "concurrency",
         pl.lit(len(traffic.chunks), pl.Int64).alias("chunks"),
         (pl.col("concurrency") - 1).alias("ride"),
-        "ideal_prefill_s",
-        "prefill_s",
-        pl.lit(None, pl.Float64).alias("lo_prefill_s"),
-        pl.lit(None, pl.Float64).alias("hi_prefill_s"),
+        *(f"{p}prefill_s" for p in _TIMES),
         "prefill_activation_bytes",
         "prefill_memory_bytes",
     )
@@ -381,6 +441,22 @@ def _feasibility(other: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return usage.alias("kv_usage"), (usage <= 1.0)
 
 
+#: Which end of a rate's band the step times' low (high) end gives: fast steps, high rates.
+_RATE_END = {"lo_": "hi", "hi_": "lo"}
+
+
+def _band(prefix: str, ttft: pl.Expr, tpot: pl.Expr, per_gpu: pl.Expr) -> dict[str, pl.Expr]:
+    """One end of the band (``prefix`` ``lo_`` or ``hi_``: every step at its ops' low or high ratio):
+    ``ttft_lo_s``, ``tpot_lo_s`` and the rates' other end (``tokens_per_s_per_user_hi``, ...)."""
+    end = _RATE_END[prefix]
+    return {
+        f"ttft_{prefix}s": ttft,
+        f"tpot_{prefix}s": tpot,
+        f"tokens_per_s_per_user_{end}": 1.0 / tpot,
+        f"tokens_per_s_per_gpu_{end}": per_gpu,
+    }
+
+
 def aggregated(rounds: pl.DataFrame, prefill: pl.DataFrame, traffic: Traffic, spec: SweepSpec) -> pl.DataFrame:
     """Serving rows of instances that prefill and decode on the same devices (module docstring).
 
@@ -407,7 +483,7 @@ def aggregated(rounds: pl.DataFrame, prefill: pl.DataFrame, traffic: Traffic, sp
         e2e = c / rate
         tpot = (e2e - ttft) / (osl - 1)
         if p in ("lo_", "hi_"):
-            columns |= {f"ttft_{p}s": ttft, f"tpot_{p}s": tpot}
+            columns |= _band(p, ttft, tpot, rate * osl / gpus)
             continue
         columns |= {
             f"{p}ttft_s": ttft,
@@ -482,7 +558,7 @@ def disaggregated(
             *ENTITIES,
             "hidden",
             *(pl.col(n).alias(f"{n}_p") for n in LAYOUT),
-            *(pl.col(f"{p}prefill_s") for p in ("", "ideal_")),
+            *(pl.col(f"{p}prefill_s") for p in _TIMES),
             (pl.col("kv_token_bytes") * traffic.isl).alias("kv_request_bytes"),
             "interconnect_bytes_per_s",
         )
@@ -522,12 +598,15 @@ def disaggregated(
     )
     transfer = pl.col("kv_request_bytes") / link
     columns: dict[str, pl.Expr] = {}
-    for p in ("", "ideal_"):
+    for p in _TIMES:
         tpot = pl.col(f"{p}round_s") / pl.col("tokens_per_round")
         prefill_rate = 1.0 / pl.col(f"{p}prefill_s")
         decode_rate = pl.col("concurrency") / (tpot * (osl - 1))
         rate = pl.min_horizontal(pl.col("x") * prefill_rate, pl.col("y") * decode_rate)
         ttft = pl.col(f"{p}prefill_s") + transfer
+        if p in ("lo_", "hi_"):
+            columns |= _band(p, ttft, tpot, rate * osl / pl.col("used"))
+            continue
         columns |= {
             f"{p}ttft_s": ttft,
             f"{p}tpot_s": tpot,
@@ -548,10 +627,6 @@ def disaggregated(
         "draft_k",
         pl.lit("whole").alias("prefill"),
         *(expr.alias(name) for name, expr in columns.items()),
-        pl.lit(None, pl.Float64).alias("ttft_lo_s"),
-        pl.lit(None, pl.Float64).alias("ttft_hi_s"),
-        pl.lit(None, pl.Float64).alias("tpot_lo_s"),
-        pl.lit(None, pl.Float64).alias("tpot_hi_s"),
         "kv_usage",
         "fits",
         "board_power_w",
@@ -593,6 +668,7 @@ def serve(
     draft_model: Any = None,
     medusa_heads: int | None = None,
     acceptance: object = None,
+    mtp: bool = False,
     gpu_hour_usd: float | None = None,
     **keys: Unpack[SweepKeys],
 ) -> pl.DataFrame:
@@ -607,7 +683,8 @@ def serve(
         osl: output tokens per request (≥ 2).
         chunk: prompt tokens per step (chunked prefill), or None: whole prompts.
         block_size: tokens per KV page.
-        k, tree, draft_model, medusa_heads, acceptance: speculation, as :func:`rooflax.speculate`.
+        k, tree, draft_model, medusa_heads, acceptance, mtp: speculation, as :func:`rooflax.speculate`
+            (``mtp``: the model's multi-token prediction modules draft, rows ``mtp k=K``).
         gpu_hour_usd: a price per GPU-hour for ``usd_per_million_tokens``.
         **keys: the spec's TOML keys (``model``, ``hardware``, ``batch``, ``tp``, ...).
 
@@ -615,7 +692,8 @@ def serve(
         One row per configuration: :data:`INSTANCE`, ``gpus``, ``serving``, ``batch``,
         ``concurrency``, ``speculation``, ``draft_k``, ``prefill``, :data:`METRICS` achieved
         and ``ideal_…``, the band ends ``ttft_lo_s``, ``ttft_hi_s``, ``tpot_lo_s``,
-        ``tpot_hi_s`` (null where unknown), ``kv_usage``, ``feasible``, ``board_power_w``,
+        ``tpot_hi_s``, ``tokens_per_s_per_user_lo``, ``_hi``, ``tokens_per_s_per_gpu_lo``,
+        ``_hi`` (module docstring; null where the hardware has no band), ``kv_usage``, ``feasible``, ``board_power_w``,
         ``joules_per_token`` and, with a price, ``usd_per_million_tokens``.
 
     >>> rows = serve(model="toy-llama", hardware="h100-sxm", batch=[1], isl=64, osl=16)
@@ -628,7 +706,14 @@ def serve(
         positive_float("gpu_hour_usd", gpu_hour_usd)
     base = base_spec(spec, keys, traffic)
     rounds = decode_rounds(
-        base, traffic, k=k, tree=tree, draft_model=draft_model, medusa_heads=medusa_heads, acceptance=acceptance
+        base,
+        traffic,
+        k=k,
+        tree=tree,
+        draft_model=draft_model,
+        medusa_heads=medusa_heads,
+        acceptance=acceptance,
+        mtp=mtp,
     )
     prefill = prefill_steps(base, traffic, base.batch)
     out = aggregated(rounds, prefill, traffic, base)

@@ -450,6 +450,7 @@ def _cmd_frontier(args) -> int:
         draft_model=args.draft_model,
         medusa_heads=args.medusa_heads,
         acceptance=_acceptance(args),
+        mtp=args.mtp,
         disaggregated=args.disaggregated,
         kv_link_bytes_per_s=None if args.kv_link is None else positive_float("--kv-link", args.kv_link) * 1e9,
         gpu_hour_usd=None if args.gpu_hour_usd is None else positive_float("--gpu-hour-usd", args.gpu_hour_usd),
@@ -796,6 +797,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", action="append", metavar="A,B", help="speculation: a Medusa tree by top-k per head")
     p.add_argument("--draft-model", metavar="MODEL", help="draft model preset or file (K decode steps a round)")
     p.add_argument("--medusa-heads", type=int, metavar="N", help="Medusa heads instead of a draft model")
+    p.add_argument(
+        "--mtp",
+        action="store_true",
+        help="speculation: the model's multi-token prediction modules draft (rows mtp k=K; DeepSeek-V3: K ≤ 1)",
+    )
     p.add_argument("--alpha", type=float, help="geometric acceptance: P(draft token accepted) (default 0.8)")
     p.add_argument("--acceptance", metavar="TOML|PRESET", help="acceptance table file or Medusa preset")
     p.add_argument("--disaggregated", action="store_true", help="search disaggregated prefill/decode instances too")
