@@ -4,12 +4,18 @@ Run from the repository root::
 
     python benchmarks/bench_frames.py            # 1M configurations × prefill+decode (issue 18 item 9)
     python benchmarks/bench_frames.py --quick    # a quarter of the grid
+    python benchmarks/bench_frames.py --band     # what the error band costs (issue 19), on the same grids
 
 The floor is the time to write the frame's own bytes (``estimated_size``) into fresh memory,
 which every new frame pays; the ratio divides a sweep's steady-state time by it. Both are
 measured in this process, interleaved run by run (so a busy machine slows them alike), best
 of ``--runs``; compile time is the first call's excess over the steady state. Summary sweeps
 aim at ≤ 2× the floor, long ones at about 1.5×.
+
+``--band`` times the same sweeps on the A40 and on a copy of it with its error band removed
+(every ``band_low`` and ``band_high`` term dropped, as on a preset no measurement covers, whose
+band columns are null), interleaved the same way: the band alone differs, and a sweep with it
+aims at ≤ 1.1× the one without (issue 19).
 """
 
 from __future__ import annotations
@@ -64,14 +70,42 @@ def against_floor(label: str, spec: rooflax.SweepSpec, summary: bool, runs: int)
     return ratio
 
 
+def band_cost(label: str, spec: rooflax.SweepSpec, summary: bool, runs: int) -> float:
+    """Print the sweep's steady state with its error band and without it; return the ratio."""
+    plain = spec.with_keys(hardware=[hw.without_band() for hw in spec.hardware])
+    for each in (spec, plain):  # compile both first
+        rooflax.sweep(each, summary=summary)
+    best = interleaved(
+        {
+            "band": lambda: rooflax.sweep(spec, summary=summary),
+            "no band": lambda: rooflax.sweep(plain, summary=summary),
+        },
+        runs,
+    )
+    ratio = best["band"] / best["no band"]
+    print(f"\n{label}")
+    print(f"  with the band: {best['band']:.3f} s, without: {best['no band']:.3f} s -> {ratio:.3f}× (aim ≤ 1.1×)")
+    return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the grid")
+    parser.add_argument("--band", action="store_true", help="time the sweeps with and without the error band")
     parser.add_argument("--runs", type=int, default=7, help="repeats for best-of timings")
     args = parser.parse_args()
     summary_spec = grid(8192 if args.quick else 32768)
     long_spec = grid(2048 if args.quick else 8192)
     print(f"llama-13b on a40, prefill+decode; JAX devices: {len(jax.local_devices())}")
+    if args.band:
+        summary = band_cost(
+            f"summary, {summary_spec.configurations() // 2:,} configurations × 2 phases", summary_spec, True, args.runs
+        )
+        long = band_cost(
+            f"long, {long_spec.configurations() // 2:,} configurations × 2 phases × 15 ops", long_spec, False, args.runs
+        )
+        print(f"\nwith the band over without: summary {summary:.3f}×, long {long:.3f}× (aim ≤ 1.1×)")
+        return
     summary = against_floor(
         f"summary, {summary_spec.configurations() // 2:,} configurations × 2 phases", summary_spec, True, args.runs
     )
