@@ -106,6 +106,9 @@ BAND_ENDS = ("achieved_time_lo_s", "achieved_time_hi_s")
 #: The band as the chunk function returns it: ``low + i·high``, split into :data:`BAND_ENDS` on the host.
 #: XLA on the CPU fuses each output with everything it reads and has no multi-output loops, so two
 #: band columns evaluated every op's achieved time once each; one output evaluates it once for both.
+#: That one evaluation is still the achieved time's second (``achieved_time_s`` has its own), and the
+#: divisions both read (tile and wave counts) are written out rather than fused: a summary with the band
+#: takes about 1.4× the CPU time of one without (``benchmarks/bench_frames.py --band``).
 BAND_OUTPUT = "achieved_time_band"
 #: Output names of a summary chunk function (without :data:`BAND_OUTPUT` on a roof with no band).
 CHUNK_SUMMARY_OUTPUTS = (*(name for name in SUMMARY_COLUMNS if name not in BAND_ENDS), BAND_OUTPUT)
