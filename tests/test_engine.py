@@ -120,3 +120,17 @@ def test_a_summary_of_one_hidden_size_returns_its_constant_columns_once_and_equa
     gathered = rooflax.sweep(**keys, hidden=[4096, 5120, 6656], summary=True).filter(hidden=5120)
     order = ["phase", "batch", "seq_len"]
     assert_frame_equal(shared.sort(order), gathered.sort(order), check_exact=True)
+
+
+def test_a_roof_without_a_band_leaves_it_out_and_changes_nothing_else():
+    """A summary on a copy of the A40 with its band terms dropped computes no band (the chunks carry no band
+    output) and its band columns are null; every other column equals the banded sweep's bit for bit."""
+    keys = dict(phases=["prefill", "decode"], batch=[1, 8], seq_len=[128, 2048])
+    a40 = rooflax.get_hardware("a40")
+    bare = rooflax.parse_spec(**keys, hardware=[a40.without_band()])
+    assert all(engine.BAND_OUTPUT not in chunk.columns for chunk in engine.run(bare, summary=True))
+    banded, plain = rooflax.sweep(summary=True, **keys), rooflax.sweep(bare, summary=True)
+    band = ["achieved_time_lo_s", "achieved_time_hi_s"]
+    assert banded.select(band).null_count().row(0) == (0, 0)
+    assert plain.select(band).null_count().row(0) == (plain.height, plain.height) == (8, 8)
+    assert_frame_equal(banded.drop("hardware", *band), plain.drop("hardware", *band), check_exact=True)

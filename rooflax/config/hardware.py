@@ -307,6 +307,20 @@ class Hardware:
         in_phase = dict(dict(groups).get(group, ()))
         return {**own, **dict(dict(self.group_terms).get(group, ())), **in_phase}
 
+    def without_band(self) -> Hardware:
+        """The same hardware and terms with no error band (every :data:`BAND_TERMS` entry dropped, as on a
+        profile no measurement covers: null band columns), named ``<name>-noband``."""
+
+        def strip(table: tuple) -> tuple:
+            return tuple((group, tuple((k, v) for k, v in terms if k not in BAND_TERMS)) for group, terms in table)
+
+        return replace(
+            self,
+            name=f"{self.name}-noband",
+            group_terms=strip(self.group_terms),
+            phase_terms=tuple((phase, strip(groups)) for phase, groups in self.phase_terms),
+        )
+
     def ridge(self, dtype: str) -> float:
         """Ridge point in FLOP/byte: the intensity where an op turns compute-bound."""
         return self.peak(dtype) / self.bandwidth_bytes_per_s

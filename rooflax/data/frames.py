@@ -93,7 +93,6 @@ GROUP = pl.Enum(GROUPS)
 BOUND = pl.Enum(BOUNDS)
 
 _VALUES = dict.fromkeys(engine.ROW_COLUMNS, pl.Float64)
-_BAND = ("achieved_time_lo_s", "achieved_time_hi_s")
 
 
 def _names(presets: Iterable[str], chosen: Iterable[str]) -> pl.Enum:
@@ -250,6 +249,8 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     full = task.length * task.width(summary)
 
     def column(name: str, dtype: pl.DataType) -> np.ndarray | pl.Series:
+        if name in engine.BAND_ENDS and name not in cols:  # a roof with no error band: null, unknown
+            return _constant(None, dtype, full)[:n]
         value = cols[name]
         return _constant(value.item(), dtype, full)[:n] if value.ndim == 0 else value
 
@@ -266,10 +267,6 @@ def chunk_frame(chunk: engine.Chunk, spec: SweepSpec, summary: bool) -> pl.DataF
     }
     if summary:
         values = {name: column(name, summary_schema[name]) for name in summary_schema if name not in keys}
-        for name in _BAND:  # a hardware with no measured band gives NaN everywhere: null, unknown
-            value = values[name]
-            if isinstance(value, np.ndarray) and value.size and np.isnan(value[0]):
-                values[name] = pl.Series(name, value, pl.Float64).fill_nan(None)
         return pl.DataFrame({**keys, **values}, schema=summary_schema)
     layer, op, group = _op_columns(task.ops, task.count)
     bound = pl.Series("bound", cols["bound"].astype(np.uint32)).cat.to(BOUND)  # indices into BOUNDS (op_row)

@@ -106,8 +106,11 @@ BAND_ENDS = ("achieved_time_lo_s", "achieved_time_hi_s")
 #: The band as the chunk function returns it: ``low + i·high``, split into :data:`BAND_ENDS` on the host.
 #: XLA on the CPU fuses each output with everything it reads and has no multi-output loops, so two
 #: band columns evaluated every op's achieved time once each; one output evaluates it once for both.
+#: That one evaluation is still the achieved time's second (``achieved_time_s`` has its own), and the
+#: divisions both read (tile and wave counts) are written out rather than fused: a summary with the band
+#: takes about 1.4× the CPU time of one without (``benchmarks/bench_frames.py --band``).
 BAND_OUTPUT = "achieved_time_band"
-#: Output names of a summary chunk function.
+#: Output names of a summary chunk function (without :data:`BAND_OUTPUT` on a roof with no band).
 CHUNK_SUMMARY_OUTPUTS = (*(name for name in SUMMARY_COLUMNS if name not in BAND_ENDS), BAND_OUTPUT)
 #: Summary columns that depend on neither batch nor seq_len: a chunk of a step with one hidden
 #: size holds each as one value (0-d), which the frame repeats without writing it per row.
@@ -302,17 +305,25 @@ def _point(shape: Shape, roof: Roof, latency: jax.Array, *, summary: bool) -> di
     }
 
 
+def _has_band(roof: Roof) -> bool:
+    """Whether ``roof`` has an error band: its factors are all numbers or all NaN (:meth:`Roof.of`)."""
+    return not np.isnan(roof.band_low[0])
+
+
 @functools.lru_cache(maxsize=128)
-def _compiled(summary: bool, length: int, devices: tuple[jax.Device, ...], shared: bool) -> ChunkFunction:
+def _compiled(summary: bool, length: int, devices: tuple[jax.Device, ...], shared: bool, banded: bool) -> ChunkFunction:
     """The jitted chunk function for one output kind, length and device set (cached: no recompiles).
 
     ``shared``: the step has one hidden size, so every point shares the shape's numbers
     (scalars, not per-point gathers: XLA folds them into the arithmetic instead of writing
     them out per point), and a summary's :data:`POINT_CONSTANT` columns come back as one
     value for the whole chunk. The shape's static fields (gated MLP, fused attention, ...)
-    are part of jit's own cache key.
+    are part of jit's own cache key. ``banded``: a summary whose roof has an error band; without
+    one the chunk leaves the band out (:data:`BAND_OUTPUT`), and the compiler drops its
+    arithmetic with it.
     """
     constant = POINT_CONSTANT if summary and shared else ()
+    outputs = tuple(name for name in CHUNK_SUMMARY_OUTPUTS if banded or name != BAND_OUTPUT)
 
     def chunk(
         bounds: jax.Array, axes: dict[str, jax.Array], shapes: Shape, roof: Roof, latency: jax.Array
@@ -336,7 +347,8 @@ def _compiled(summary: bool, length: int, devices: tuple[jax.Device, ...], share
         )
         if summary:  # both ends of the band in one output: one fused loop computes the group sums they share
             low, high = (out.pop(name) for name in BAND_ENDS)
-            out[BAND_OUTPUT] = jax.lax.complex(low, high)
+            if banded:
+                out[BAND_OUTPUT] = jax.lax.complex(low, high)
         # op-major (every point's first op, then the second, ...): how XLA lays out the
         # stacked op rows, so the long columns are written without a transposing copy
         return {name: value if name in constant else value.T.reshape(-1) for name, value in out.items()}
@@ -347,9 +359,7 @@ def _compiled(summary: bool, length: int, devices: tuple[jax.Device, ...], share
     sharding = NamedSharding(mesh, PartitionSpec("points"))
     if constant:
         whole = NamedSharding(mesh, PartitionSpec())
-        return jax.jit(
-            chunk, out_shardings={name: whole if name in constant else sharding for name in CHUNK_SUMMARY_OUTPUTS}
-        )
+        return jax.jit(chunk, out_shardings={name: whole if name in constant else sharding for name in outputs})
     return jax.jit(chunk, out_shardings=sharding)
 
 
@@ -419,7 +429,9 @@ def _step_inputs(task: Task, spec: SweepSpec) -> StepInputs:
 
 def compiled_for(task: Task, summary: bool, devices: tuple[jax.Device, ...]) -> ChunkFunction:
     """The cached jitted function that computes ``task``: its length padded to a multiple of the devices."""
-    return _compiled(summary, -(-task.length // len(devices)) * len(devices), devices, len(task.hidden) == 1)
+    length = -(-task.length // len(devices)) * len(devices)
+    banded = summary and _has_band(Roof.of(task.hardware, task.dtype, task.phase, task.spec_k))
+    return _compiled(summary, length, devices, len(task.hidden) == 1, banded)
 
 
 def _dispatch(task: Task, summary: bool, devices: tuple[jax.Device, ...], inputs: StepInputs) -> dict[str, jax.Array]:
@@ -432,11 +444,12 @@ def _to_host(task: Task, out: dict[str, jax.Array], summary: bool) -> Chunk:
     """The chunk's real rows on the host: without a copy, unless padded points sit between ops.
 
     A column of one value (:data:`POINT_CONSTANT`) stays one value; a summary's band output
-    (:data:`BAND_OUTPUT`) becomes its two columns (:data:`BAND_ENDS`), the real and imaginary parts.
+    (:data:`BAND_OUTPUT`) becomes its two columns (:data:`BAND_ENDS`), the real and imaginary parts
+    (a roof with no band has neither).
     """
     width = task.width(summary)
     columns = {name: np.asarray(value) for name, value in out.items()}
-    if summary:
+    if BAND_OUTPUT in columns:
         band = columns.pop(BAND_OUTPUT)
         # contiguous copies: polars reads a strided view several times slower than it copies one
         columns.update(zip(BAND_ENDS, (np.ascontiguousarray(band.real), np.ascontiguousarray(band.imag)), strict=True))
