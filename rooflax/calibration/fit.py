@@ -71,6 +71,7 @@ FITTED_GROUPS = {
     "attention_prefill": (("qk/pv",), ("prefill", "verify")),
     "attention_decode": (("qk/pv",), ("decode",)),
     "comm": (("comm",), None),
+    "moe": (("moe",), None),
 }
 #: Fewest measured shapes a family is fitted on (fewer leave the profile's terms as they are).
 MIN_FIT_ROWS = 8
