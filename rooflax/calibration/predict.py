@@ -21,7 +21,8 @@ of :mod:`rooflax.cost.ops`, priced through :func:`rooflax.cost.ops.make_step` on
     all-gather and a reduce-scatter move the same share as an all-to-all).
 ``moe``
     the routed experts of one layer, ``expert_gate``, ``expert_up``, ``expert_silu_mul`` and
-    ``expert_down`` at ``tp = moe_tp``, ``ep = moe_ep``, summed; ``balanced`` routing spreads
+    ``expert_down`` at ``tp = moe_tp``, ``ep = moe_ep``, summed (each with the ``moe`` terms, as a
+    sweep prices them); ``balanced`` routing spreads
     tokens over every expert, ``power_law_α`` gives the timed GPU the pairs and touched
     experts of the most loaded rank under aiconfigurator's power-law router
     (:func:`power_law_load`). The activation (``expert_silu_mul``) runs over every token's ``k``

@@ -127,6 +127,7 @@ __all__ = [
     "ONCE",
     "OP_NAMES",
     "PP_SEND",
+    "TERMS_GROUP",
     "OpDef",
     "Step",
     "layer_ops",
@@ -825,6 +826,8 @@ PP_SEND: OpDef[Step] = OpDef(name="pp_send", group="comm", cost=pp_send, only="p
 
 #: Every op name, in frame order (the ``op`` enum).
 OP_NAMES = (*dict.fromkeys(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
+#: Each op name's achieved-terms group (:attr:`OpDef.terms_group`; an op named twice has one).
+TERMS_GROUP = {op.name: op.terms_group for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)}
 
 
 def layer_ops(
