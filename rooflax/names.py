@@ -32,12 +32,16 @@ __all__ = [
     "PEAK_NEEDS",
     "PHASES",
     "SWEEP_AXES",
+    "TERM_GROUPS",
 ]
 
 #: Phases, in frame order (a shape holds the index). ``prefill`` is "init" on charts, ``decode`` is "ar".
 PHASES = ("prefill", "decode", "verify")
 #: Op groups, in frame order: the three chart groups, then the rest.
 GROUPS = ("qkv mlp", "up/gate/down", "qk/pv", "elementwise", "lm_head", "comm")
+#: The groups a profile's achieved terms are given for: the op groups, then ``moe``, the routed experts'
+#: fused kernel (``expert_*`` ops, charted in their op groups), which takes ``up/gate/down``'s terms unless fitted.
+TERM_GROUPS = (*GROUPS, "moe")
 #: The dtypes an accelerator's peak can be given for (a dtype policy's ``compute``). The two 4-bit
 #: floats are peaks of their own because the block scale is part of what the tensor cores run:
 #: Blackwell runs both, AMD's CDNA 4 the OCP MX one only.

@@ -80,6 +80,42 @@ def test_measured_attention_is_the_swept_fused_attention(kind, phase, seq_len):
     assert row["predicted_time_s"] == pytest.approx(swept["achieved_time_s"], rel=1e-12)
 
 
+@pytest.mark.parametrize("tokens", [1, 64, 4096])
+def test_a_measured_moe_layer_is_the_swept_routed_experts(tokens):
+    """Qwen3-30B-A3B's experts (h 2048, I 768, 128 experts, top 8) on one GPU, balanced routing: the measured
+    fused MoE layer is the sweep's four expert ops at the same tokens, each priced with the fitted ``moe`` terms."""
+    swept = rooflax.sweep(model="qwen3-30b-a3b", hardware="h100-sxm", phases=["prefill"], batch=[1], seq_len=[tokens])
+    experts = swept.filter(pl.col("op").cast(pl.String).str.starts_with("expert_"))
+    assert experts.height == 4
+    measured = _measured(
+        [
+            {
+                "hardware": "h100-sxm",
+                "kind": "moe",
+                "dtype": "bf16",
+                "tokens": tokens,
+                "hidden": 2048,
+                "intermediate": 768,
+                "topk": 8,
+                "experts": 128,
+                "moe_tp": 1,
+                "moe_ep": 1,
+                "distribution": "balanced",
+                "measured_time_s": 1e-4,
+            }
+        ]
+    )
+    row = predict_measurements(measured, replayed=False).row(0, named=True)
+    assert row["family"] == "moe"
+    assert row["flops"] == pytest.approx(experts["flops"].sum(), rel=1e-12)
+    assert row["bytes"] == pytest.approx(experts["bytes"].sum(), rel=1e-12)
+    assert row["predicted_time_s"] == pytest.approx(experts["achieved_time_s"].sum(), rel=1e-12)
+    # the moe terms are the profile's own, not the dense products' (a fitted preset has both)
+    h100 = rooflax.get_hardware("h100-sxm")
+    assert h100.terms("moe")["kernel_overhead_s"] != h100.terms("up/gate/down")["kernel_overhead_s"]
+    assert uncalibrated_preset("h100-sxm").terms("moe") == uncalibrated_preset("h100-sxm").terms("up/gate/down")
+
+
 def test_a_measured_all_reduce_is_the_swept_one():
     """tp = 2 decode at batch 4: attn_allreduce sums a 4 x 5120 fp16 message."""
     swept = _op(

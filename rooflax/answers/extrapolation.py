@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from rooflax.config.spec import SweepSpec
+from rooflax.cost.ops import TERMS_GROUP
 from rooflax.data.frames import resolve_spec
 from rooflax.engine.evaluate import evaluate
 from rooflax.names import LAYOUT
@@ -75,7 +76,7 @@ def extrapolated(spec: SweepSpec | str | Path) -> pl.DataFrame:
             ]
             terms_phase = "decode" if phase == "verify" and spec_k == 1 else phase  # as Roof.of prices it
             for op, low in corners[0].items():
-                high, terms = corners[1][op], hardware.terms(low.group, terms_phase)
+                high, terms = corners[1][op], hardware.terms(TERMS_GROUP[low.op], terms_phase)
                 for quantity, _, key in _QUANTITIES:
                     fitted = (terms[f"{key}_min"], terms[f"{key}_max"])
                     if math.isnan(fitted[0]) or fitted[1] <= 0:  # no range, or none of this quantity measured

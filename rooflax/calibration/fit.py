@@ -14,6 +14,11 @@ collective rows (``all_reduce``, ``alltoall``, ``all_gather``, ``reduce_scatter`
     ``t = overhead + v · (p/2)^γ · bytes / link + hops · latency`` over ``p`` devices, the fitted
     latency a hop becoming the profile's ``interconnect_latency_s`` (``γ``, ``link_scaling``: 0
     on NVLink, about 2 on the L40S's PCIe, where the GPUs share the host's links);
+``moe`` rows (a fused MoE layer) → the ``moe`` terms, which price the routed experts' ops
+    (``expert_gate``, ``expert_up``, ``expert_silu_mul``, ``expert_down``) and no other: the
+    same form over those four ops. The fused kernel (vLLM's Triton ``fused_moe`` or FlashInfer's
+    grouped GEMMs) is not cuBLAS: it pads each expert's tokens to its M block, sorts and
+    gathers the tokens and reduces the top-k outputs, so the product terms priced it 17–34% off (held-out median);
 ``rooflax validate`` rows (its timed ops) → the family of their op and phase
     (:func:`~rooflax.calibration.predict.fitted_family`: the linear ops are ``gemm``, ``qk``
     and ``pv`` the attention family of their phase), so ``rooflax validate --profile`` is
@@ -27,8 +32,7 @@ line in ``(overhead, u)``); every efficiency is capped at 1 (a kernel may not be
 datasheet ceiling; where it seems to, the slope is held at 1 and the rest refitted) and the
 overhead kept positive. Only the fastest kernel per shape counts (what a serving engine
 picks, :func:`~rooflax.calibration.measurements.fastest_kernels`), full attention
-(``window = 0``) and the dtypes rooflax prices. MoE tables are scored, not fitted: the
-routed-expert ops take the product terms. Elementwise ops keep the profile's own terms.
+(``window = 0``) and the dtypes rooflax prices. Elementwise ops keep the profile's own terms.
 Each family's terms also record what they were fitted on, the smallest and largest FLOPs and
 bytes of one measured kernel (``fitted_flops_min`` ... ``fitted_bytes_max``), so that an op
 swept far outside it is flagged (:mod:`rooflax.answers.extrapolation`).
@@ -71,6 +75,7 @@ FITTED_GROUPS = {
     "attention_prefill": (("qk/pv",), ("prefill", "verify")),
     "attention_decode": (("qk/pv",), ("decode",)),
     "comm": (("comm",), None),
+    "moe": (("moe",), None),
 }
 #: Fewest measured shapes a family is fitted on (fewer leave the profile's terms as they are).
 MIN_FIT_ROWS = 8

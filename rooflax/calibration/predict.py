@@ -21,7 +21,8 @@ of :mod:`rooflax.cost.ops`, priced through :func:`rooflax.cost.ops.make_step` on
     all-gather and a reduce-scatter move the same share as an all-to-all).
 ``moe``
     the routed experts of one layer, ``expert_gate``, ``expert_up``, ``expert_silu_mul`` and
-    ``expert_down`` at ``tp = moe_tp``, ``ep = moe_ep``, summed; ``balanced`` routing spreads
+    ``expert_down`` at ``tp = moe_tp``, ``ep = moe_ep``, summed (each with the ``moe`` terms, as a
+    sweep prices them); ``balanced`` routing spreads
     tokens over every expert, ``power_law_α`` gives the timed GPU the pairs and touched
     experts of the most loaded rank under aiconfigurator's power-law router
     (:func:`power_law_load`). The activation (``expert_silu_mul``) runs over every token's ``k``
@@ -59,7 +60,7 @@ from rooflax.cost.ops import Step, layer_ops, make_step, op_costs
 from rooflax.cost.roofline import Roof, op_row
 from rooflax.cost.shape import Shape
 from rooflax.errors import SpecError, boolean
-from rooflax.names import GROUPS, LAYOUT
+from rooflax.names import LAYOUT, TERM_GROUPS
 
 __all__ = [
     "FAMILY_OF_KIND",
@@ -303,7 +304,7 @@ def _priced(kind: str, parts: Parts, roof: Roof, replayed: Roof | None, resident
         if replayed is not None and not op.collective:
             cached = op_row(op, step, flops, bytes_, replayed, xp=np).achieved_time_s
             achieved = np.where(bytes_ <= resident_bytes, cached, achieved)
-        g = GROUPS.index(op.group)
+        g = TERM_GROUPS.index(op.terms_group)
         low, high = achieved * roof.band_low[g], achieved * roof.band_high[g]
         for key, value in (
             ("flops", flops),
@@ -320,12 +321,12 @@ def _priced(kind: str, parts: Parts, roof: Roof, replayed: Roof | None, resident
 def replay_roof(hardware: Hardware, policy: DtypePolicy, phase: str | None) -> Roof:
     """The roof of a replayed kernel whose operands stay in L2: each group's memory time over its ``l2_speedup``."""
     roof = Roof.of(hardware, policy, phase)
-    speedups = [hardware.terms(group, phase)["l2_speedup"] for group in GROUPS]
+    speedups = [hardware.terms(group, phase)["l2_speedup"] for group in TERM_GROUPS]
     return replace(
         roof,
         seconds_per_byte=tuple(
             spb / (1.0 if group == "comm" else speedup)
-            for spb, speedup, group in zip(roof.seconds_per_byte, speedups, GROUPS, strict=True)
+            for spb, speedup, group in zip(roof.seconds_per_byte, speedups, TERM_GROUPS, strict=True)
         ),
     )
 
@@ -422,14 +423,14 @@ def fitted_family(frame: pl.DataFrame) -> pl.Series:
     """Each measured row's fitted family (:data:`rooflax.calibration.fit.FITTED_GROUPS`), null where none fits it.
 
     Kernel tables: ``gemm``, ``attention_prefill``, ``attention_decode``, a collective's
-    ``comm`` (MoE: none, scored only). A ``rooflax validate`` op: ``gemm`` for a linear op,
+    ``comm``, ``moe``. A ``rooflax validate`` op: ``gemm`` for a linear op,
     ``attention_decode`` for ``qk``/``pv`` in decode (or verify of one token, which runs
     decode's terms, :meth:`rooflax.cost.roofline.Roof.of`), else ``attention_prefill``.
     """
     tables = {
         kind: family
         for kind, family in FAMILY_OF_KIND.items()
-        if family in ("gemm", "attention_prefill", "attention_decode")
+        if family in ("gemm", "attention_prefill", "attention_decode", "moe")
     }
     tables |= {kind: "comm" for kind, family in FAMILY_OF_KIND.items() if family in ("all_reduce", "alltoall")}
     decode = (pl.col("phase") == "decode") | ((pl.col("phase") == "verify") & (pl.col("spec_k") == 1))

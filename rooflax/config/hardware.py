@@ -38,7 +38,7 @@ from typing import Any
 
 from rooflax.config._files import read_text
 from rooflax.errors import SpecError, check_keys, positive_int, unknown_name
-from rooflax.names import GROUPS, PEAK_DTYPES, PEAK_NEEDS, PHASES
+from rooflax.names import PEAK_DTYPES, PEAK_NEEDS, PHASES, TERM_GROUPS
 
 __all__ = ["HARDWARE", "Hardware", "get_hardware", "hardware_to_toml", "load_hardware", "preset_for_kind"]
 
@@ -127,15 +127,15 @@ def _checked_terms(where: str, terms: dict) -> dict[str, float]:
 
 
 def _group_table(where: str, table: object) -> tuple:
-    """A ``group_terms``-like table (group → terms) checked and in :data:`GROUPS` order, as pairs."""
+    """A ``group_terms``-like table (group → terms) checked and in :data:`TERM_GROUPS` order, as pairs."""
     if not isinstance(table, Mapping | tuple):
         raise SpecError(f"{where}: expected a table of op group = {{{', '.join(GROUP_TERMS)}}}, got {table!r}")
     groups = dict(table.items() if isinstance(table, Mapping) else table)
-    unknown = [group for group in groups if group not in GROUPS]
+    unknown = [group for group in groups if group not in TERM_GROUPS]
     if unknown:
-        raise unknown_name(where, unknown[0], GROUPS, what="op group")
+        raise unknown_name(where, unknown[0], TERM_GROUPS, what="op group")
     checked = []
-    for group in (g for g in GROUPS if g in groups):
+    for group in (g for g in TERM_GROUPS if g in groups):
         terms = groups[group]
         if not isinstance(terms, Mapping | tuple):
             raise SpecError(f"{where}.{group} must be a table of {', '.join(GROUP_TERMS)}, got {terms!r}")
@@ -291,9 +291,10 @@ class Hardware:
     def terms(self, group: str, phase: str | None = None) -> dict[str, float]:
         """``kernel_overhead_s``, ``compute_efficiency``, ``bandwidth_efficiency``, ``l2_speedup``,
         ``corner``, ``link_scaling``, the error band ``band_low``, ``band_high`` and the fitted range
-        (:data:`RANGE_TERMS`) for an op group (in ``phase``: its ``phase_terms`` replace the group's,
-        which replace the profile's own; ``l2_speedup`` is 1, ``corner`` and ``link_scaling`` 0, the
-        band and the range NaN unless fitted)."""
+        (:data:`RANGE_TERMS`) for a group of :data:`~rooflax.names.TERM_GROUPS` (in ``phase``: its
+        ``phase_terms`` replace the group's, which replace the profile's own; ``l2_speedup`` is 1,
+        ``corner`` and ``link_scaling`` 0, the band and the range NaN unless fitted; ``moe``, the
+        routed experts' kernel, takes ``up/gate/down``'s terms where the profile has none of its own)."""
         own = {
             **{key: getattr(self, key) for key in GROUP_TERMS},
             "l2_speedup": 1.0,
@@ -303,9 +304,11 @@ class Hardware:
             "band_high": math.nan,
             **dict.fromkeys(RANGE_TERMS, math.nan),
         }
-        groups = dict(self.phase_terms).get(phase, ()) if phase is not None else ()
-        in_phase = dict(dict(groups).get(group, ()))
-        return {**own, **dict(dict(self.group_terms).get(group, ())), **in_phase}
+        groups = dict(dict(self.phase_terms).get(phase, ()) if phase is not None else ())
+        table = dict(self.group_terms)
+        if group == "moe" and group not in table and group not in groups:  # the experts' kernel, unfitted
+            group = "up/gate/down"
+        return {**own, **dict(table.get(group, ())), **dict(groups.get(group, ()))}
 
     def without_band(self) -> Hardware:
         """The same hardware and terms with no error band (every :data:`BAND_TERMS` entry dropped, as on a

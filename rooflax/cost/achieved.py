@@ -27,6 +27,11 @@ when ``rooflax validate --profile`` writes a calibrated profile:
     no overlap, the sum form of the "exposed" memory time), fitted per family by the same
     relative least squares as the other terms; one number, no per-point tuning.
 
+Each term is the op's group's (:attr:`rooflax.cost.ops.OpDef.terms_group`): the chart groups, and
+``moe`` for the routed experts' ops, which run as one fused MoE kernel with terms of its own
+(fitted to NVIDIA's aiconfigurator ``moe_perf`` tables; a profile without them prices the
+experts with ``up/gate/down``'s).
+
 Per op, with ``E_c`` and ``E_b`` the efficiencies::
 
     compute = max(flops, waves · sm_count · tile_flops) / (peak · E_c)    (products)

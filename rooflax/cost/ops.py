@@ -127,6 +127,7 @@ __all__ = [
     "ONCE",
     "OP_NAMES",
     "PP_SEND",
+    "TERMS_GROUP",
     "OpDef",
     "Step",
     "layer_ops",
@@ -758,6 +759,7 @@ class OpDef(Generic[StepT]):
     mla: bool | None = None  # True: only with latent attention; False: only with standard attention
     absorbed: bool | None = None  # True: only absorbed latent attention; False: only naive
     hops: Callable[[StepT], Num] | None = None  # a collective: link latencies it waits; bytes cross the interconnect
+    terms: str | None = None  # the achieved terms' group (rooflax.names.TERM_GROUPS) when not ``group``
 
     def __post_init__(self) -> None:
         if (self.group == "comm") != self.collective:
@@ -765,6 +767,11 @@ class OpDef(Generic[StepT]):
                 f"op {self.name!r}: a collective (one with hops) is exactly an op of the 'comm' group, "
                 f"got group {self.group!r} with hops {self.hops!r}"
             )
+
+    @property
+    def terms_group(self) -> str:
+        """The group whose achieved terms price the op: ``terms``, else its chart ``group``."""
+        return self.terms or self.group
 
     @property
     def collective(self) -> bool:
@@ -805,10 +812,10 @@ _LAYER_OPS: tuple[OpDef[Step], ...] = (
     OpDef(name="down_proj", group="up/gate/down", cost=down_proj, gemms=_down_gemm, only="dense_mlp"),
     OpDef(name="router", group="up/gate/down", cost=router, gemms=_router_gemm, only="moe"),
     OpDef(name="moe_dispatch", group="comm", cost=all_to_all, only="ep", hops=_all_to_all_hops),
-    OpDef(name="expert_gate", group="up/gate/down", cost=expert_gate, gemms=_expert_up_gemm, only="moe"),
-    OpDef(name="expert_up", group="up/gate/down", cost=expert_up, gemms=_expert_up_gemm, only="moe"),
-    OpDef(name="expert_silu_mul", group="elementwise", cost=expert_silu_mul, only="moe"),
-    OpDef(name="expert_down", group="up/gate/down", cost=expert_down, gemms=_expert_down_gemm, only="moe"),
+    OpDef(name="expert_gate", group="up/gate/down", cost=expert_gate, gemms=_expert_up_gemm, only="moe", terms="moe"),
+    OpDef(name="expert_up", group="up/gate/down", cost=expert_up, gemms=_expert_up_gemm, only="moe", terms="moe"),
+    OpDef(name="expert_silu_mul", group="elementwise", cost=expert_silu_mul, only="moe", terms="moe"),
+    OpDef(name="expert_down", group="up/gate/down", cost=expert_down, gemms=_expert_down_gemm, only="moe", terms="moe"),
     OpDef(name="moe_combine", group="comm", cost=all_to_all, only="ep", hops=_all_to_all_hops),
     OpDef(name="mlp_allreduce", group="comm", cost=all_reduce, only="tp", hops=_ring_hops),
     OpDef(name="mlp_residual", group="elementwise", cost=residual),
@@ -819,6 +826,8 @@ PP_SEND: OpDef[Step] = OpDef(name="pp_send", group="comm", cost=pp_send, only="p
 
 #: Every op name, in frame order (the ``op`` enum).
 OP_NAMES = (*dict.fromkeys(op.name for op in _LAYER_OPS), LM_HEAD.name, PP_SEND.name)
+#: Each op name's achieved-terms group (:attr:`OpDef.terms_group`; an op named twice has one).
+TERMS_GROUP = {op.name: op.terms_group for op in (*_LAYER_OPS, LM_HEAD, PP_SEND)}
 
 
 def layer_ops(

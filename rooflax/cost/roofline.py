@@ -45,7 +45,7 @@ import jax
 from rooflax.config.models import MLA_FIELDS, embedding_parameters, layer_parameters
 from rooflax.cost.achieved import achieved_time, pymath
 from rooflax.cost.ops import LM_HEAD, ONCE, PP_SEND, OpDef, Step, StepT, step_ops
-from rooflax.names import BOUNDS, GROUPS
+from rooflax.names import BOUNDS, GROUPS, TERM_GROUPS
 
 if TYPE_CHECKING:
     from rooflax.config.dtypes import DtypePolicy
@@ -90,7 +90,7 @@ class Roof:
     interconnect: Num = 0.0  # bytes/s over the GPU-to-GPU link, one way
     inv_interconnect: Num = 0.0
     latency: Num = 0.0  # seconds per hop of a collective
-    # below the roof (rooflax.achieved), one entry per op group of rooflax.names.GROUPS:
+    # below the roof (rooflax.achieved), one entry per terms group of rooflax.names.TERM_GROUPS:
     overhead_s: Num = ()  # kernel_overhead_s
     seconds_per_flop: Num = ()  # 1 / (peak · compute_efficiency)
     seconds_per_byte: Num = ()  # 1 / (bandwidth · bandwidth_efficiency)
@@ -118,14 +118,14 @@ class Roof:
             phase = "decode"
         peak, bandwidth = hardware.peak(dtype.compute, policy=dtype.name), hardware.bandwidth_bytes_per_s
         link = hardware.interconnect_bytes_per_s
-        terms = [hardware.terms(group, phase) for group in GROUPS]
+        terms = [hardware.terms(group, phase) for group in TERM_GROUPS]
         # collectives move their bytes over the link, at the comm group's own efficiency (1 unless fitted)
         in_phase = dict(hardware.phase_terms).get(phase, ()) if phase is not None else ()
         fitted = {**dict(dict(hardware.group_terms).get("comm", ())), **dict(dict(in_phase).get("comm", ()))}
         link_efficiency = fitted.get("bandwidth_efficiency", 1.0)
         per_byte = [
             1 / (link * link_efficiency) if group == "comm" else 1 / (bandwidth * t["bandwidth_efficiency"])
-            for group, t in zip(GROUPS, terms, strict=True)
+            for group, t in zip(TERM_GROUPS, terms, strict=True)
         ]
         return cls(
             peak=peak,
@@ -162,7 +162,7 @@ def _band(terms: list[dict[str, float]], key: str) -> tuple[float, ...]:
 def op_achieved_time(
     op: OpDef[StepT], step: StepT, flops: Num, bytes_: Num, roof: Roof, *, xp: Any = pymath, latency_s: Num = None
 ) -> Num:
-    """Predicted seconds of ``op`` on a real device, with the terms of the op's group.
+    """Predicted seconds of ``op`` on a real device, with the terms of the op's group (:attr:`OpDef.terms_group`).
 
     A product or an elementwise op: :func:`rooflax.cost.achieved.achieved_time`. A collective
     (:attr:`~rooflax.cost.ops.OpDef.collective`): the kernel overhead plus its bytes over the
@@ -175,7 +175,7 @@ def op_achieved_time(
     caller has it (the engine computes it on the host); ``xp``: the numeric backend
     (:data:`~rooflax.cost.achieved.pymath`, ``numpy`` or ``jax.numpy``).
     """
-    g = GROUPS.index(op.group)
+    g = TERM_GROUPS.index(op.terms_group)
     if op.hops is not None:  # a collective
         moved = bytes_ * roof.seconds_per_byte[g]
         if op.only in ("tp", "ep") and not (isinstance(roof.link_scaling, float) and roof.link_scaling == 0):
@@ -577,7 +577,7 @@ def _banded(rows: Sequence[OpRow], roof: Roof, xp: Any) -> Cost:
     total = sum((row.cost for row in rows), Cost())
     by_group: dict[int, Num] = {}
     for row in rows:
-        g = GROUPS.index(row.op.group)
+        g = TERM_GROUPS.index(row.op.terms_group)
         by_group[g] = by_group[g] + row.achieved_time_s if g in by_group else row.achieved_time_s
     # each product goes through a max before it is added, so no compiler contracts it into a multiply-add
     # (which it does on one device count and not another: results must not depend on the devices)
