@@ -65,6 +65,10 @@ CHARTS: dict[str, list[list[str]]] = {
             "{chart}",
         ]
     ],
+    # DeepSeek-V3 decode on eight B200s, expert-parallel: latent attention, 256 routed experts, fp8 in blocks
+    "deepseek_v3_b200_decode": [
+        ["sweep", "sweeps/deepseek_v3_b200_decode.toml", "-o", "{data}/dsv3", "--quiet", "--plot", "{chart}"]
+    ],
     # the serving frontier: Llama-3.1-70B on 8 H100s, 2k in, 512 out, 50 ms TPOT
     "frontier_llama3_70b_h100": [
         [

@@ -144,6 +144,21 @@ def test_cli_prints_the_best_under_the_sla_and_writes_the_table_and_chart(tmp_pa
     assert chart.stat().st_size > 0
 
 
+def test_cli_prices_each_accelerator(tmp_path):
+    from rooflax.cli import main
+
+    # 3.6 and 7.2 USD an hour: a million tokens at t tokens/s per GPU cost 1000 / t and 2000 / t USD
+    table = tmp_path / "frontier.csv"
+    flags = ["--hardware", "h100-sxm,h200", "--gpu-hour-usd", "h200=7.2, h100-sxm=3.6", "-o", str(table), "--quiet"]
+    assert main([*CLI, *flags]) == 0
+    written = pl.read_csv(table)
+    for hardware, usd_seconds in (("h100-sxm", 1000.0), ("h200", 2000.0)):
+        rows = written.filter(hardware=hardware)
+        assert rows.height > 0
+        spent = rows["usd_per_million_tokens"] * rows["tokens_per_s_per_gpu"]
+        assert ((spent - usd_seconds).abs() / usd_seconds).max() < 1e-12
+
+
 def test_cli_an_sla_nothing_meets_prints_the_reason(capsys):
     from rooflax.cli import main
 
@@ -162,6 +177,13 @@ def test_cli_an_sla_nothing_meets_prints_the_reason(capsys):
         (["--chunk", "half"], "--chunk: expected 'whole' or prompt tokens per step"),
         (["--kv-link", "-3"], "--kv-link: expected a positive finite number, got -3.0"),
         (["--mtp"], "mtp: toy-llama has no multi-token prediction module (mtp_layers 0)"),
+        (["--gpu-hour-usd", "cheap"], "--gpu-hour-usd: expected USD or HARDWARE=USD,HARDWARE=USD, got 'cheap'"),
+        (["--gpu-hour-usd", "h100-sxm=2,3"], "--gpu-hour-usd: expected USD or HARDWARE=USD"),
+        (["--gpu-hour-usd", "h100-sxm=x"], "--gpu-hour-usd: expected USD or HARDWARE=USD"),
+        (["--gpu-hour-usd", "h100-sxm=-1"], "--gpu-hour-usd h100-sxm: expected a positive finite number, got -1.0"),
+        (["--gpu-hour-usd", "h100-sxm=1,h100-sxm=2"], "--gpu-hour-usd: h100-sxm is priced twice"),
+        (["--gpu-hour-usd", "h100=2"], "gpu_hour_usd: 'h100' is not an accelerator served here; did you mean"),
+        (["--hardware", "h100-sxm,h200", "--gpu-hour-usd", "h200=2"], "gpu_hour_usd: no price for h100-sxm"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(flags, fragment, capsys):

@@ -182,6 +182,35 @@ def test_energy_at_board_power_and_a_price_only_when_given():
     assert "usd_per_million_tokens" not in unknown.columns
 
 
+def test_a_price_for_each_accelerator():
+    # 3.6 USD an hour is 0.001 USD a second: a million tokens at t tokens/s per GPU cost 1000 / t
+    # USD; 7.2 costs twice that
+    rows = serve(
+        model="toy-llama", hardware=["h100-sxm", "h200"], batch=[4], isl=ISL, osl=OSL,
+        gpu_hour_usd={"h200": 7.2, "h100-sxm": 3.6},
+    )  # fmt: skip
+    by_name = {row["hardware"]: row for row in rows.iter_rows(named=True)}
+    assert set(by_name) == {"h100-sxm", "h200"}
+    _close(by_name["h100-sxm"]["usd_per_million_tokens"] * by_name["h100-sxm"]["tokens_per_s_per_gpu"], 1000.0)
+    _close(by_name["h200"]["usd_per_million_tokens"] * by_name["h200"]["tokens_per_s_per_gpu"], 2000.0)
+    one = serve(model="toy-llama", hardware=["h100-sxm", "h200"], batch=[4], isl=ISL, osl=OSL, gpu_hour_usd=3.6)
+    for row in one.iter_rows(named=True):
+        _close(row["usd_per_million_tokens"] * row["tokens_per_s_per_gpu"], 1000.0)
+
+
+def test_gpu_hour_prices():
+    assert serving.gpu_hour_prices(None, ["h200"]) is None
+    assert serving.gpu_hour_prices(2.5, ["h200", "b200"]) == {"h200": 2.5, "b200": 2.5}
+    assert serving.gpu_hour_prices({"b200": 5, "h200": 3.8}, ["h200", "b200"]) == {"h200": 3.8, "b200": 5.0}
+    served = ["h200", "b200", "mi355x"]
+    prices = {"h200": 3.8, "b200": 5.5, "mi355x": 4.2}
+    message = one_line_error(lambda: serving.gpu_hour_prices({**prices, "h20O": 1.0}, served), "gpu_hour_usd", "'h20O'")
+    assert "did you mean 'h200'" in message and "served: h200, b200, mi355x" in message
+    one_line_error(lambda: serving.gpu_hour_prices({"h200": 3.8}, served), "gpu_hour_usd", "no price for b200, mi355x")
+    one_line_error(lambda: serving.gpu_hour_prices({**prices, "b200": 0}, served), "gpu_hour_usd['b200']", "0")
+    one_line_error(lambda: serving.gpu_hour_prices({}, ["h200"]), "no price for h200")
+
+
 def _frames(spec, *, prefill_s: float, round_s: float, concurrency: int):
     """Hand-made prefill and decode tables of one toy instance each (one device); every step's band is
     half to twice its achieved time."""
@@ -266,6 +295,8 @@ def test_disaggregated_serving_of_real_steps():
         ({"chunk": 100}, ("chunk", "100", "isl 64")),
         ({"seq_len": [8]}, ("seq_len", "from the traffic")),
         ({"gpu_hour_usd": -1.0}, ("gpu_hour_usd", "-1.0")),
+        ({"gpu_hour_usd": {"h100-sxn": 2.0}}, ("gpu_hour_usd", "'h100-sxn'", "did you mean 'h100-sxm'")),
+        ({"gpu_hour_usd": {"h100-sxm": "2"}}, ("gpu_hour_usd['h100-sxm']", "'2'")),
         ({"k": [1], "pp": [2]}, ("k", "pp = 1")),
         ({"mtp": True}, ("mtp", "toy-llama has no multi-token prediction module")),
     ],

@@ -10,7 +10,7 @@ configurations with the most tokens/s per GPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Unpack, cast
@@ -119,7 +119,7 @@ def frontier(
     mtp: bool = False,
     disaggregated: bool = False,
     kv_link_bytes_per_s: float | None = None,
-    gpu_hour_usd: float | None = None,
+    gpu_hour_usd: float | Mapping[str, float] | None = None,
     ideal: bool = False,
     top: int = DEFAULT_TOP,
     **keys: Unpack[SweepKeys],
@@ -145,7 +145,8 @@ def frontier(
             instances with their own layouts, at most ``gpus`` devices in all).
         kv_link_bytes_per_s: the link a request's KV crosses between instances (None:
             the prefill devices' interconnect).
-        gpu_hour_usd: a price per GPU-hour (``usd_per_million_tokens``; no default price).
+        gpu_hour_usd: a price per GPU-hour (``usd_per_million_tokens``; no default price): one
+            number for every accelerator, or a mapping from each one's name to its price.
         ideal: rank and check the SLA on the ideal times instead of the achieved ones.
         top: configurations kept in ``best`` per accelerator.
         **keys: the spec's TOML keys (``model``, ``hardware``, ``dtype``, ``batch``).
@@ -160,8 +161,6 @@ def frontier(
     top = positive_int("top", top)
     ttft, tpot = _check_sla("ttft", ttft), _check_sla("tpot", tpot)
     ideal, disaggregated = boolean("ideal", ideal), boolean("disaggregated", disaggregated)
-    if gpu_hour_usd is not None:
-        positive_float("gpu_hour_usd", gpu_hour_usd)
     if kv_link_bytes_per_s is not None:
         positive_float("kv_link_bytes_per_s", kv_link_bytes_per_s)
     for axis in LAYOUT:
@@ -175,6 +174,7 @@ def frontier(
         raise SpecError("chunk: expected a chunk size, None or a non-empty list of them, got []")
     traffics = [serving.Traffic(isl=isl, osl=osl, chunk=c, block_size=block_size) for c in chunks]
     probe = serving.base_spec(spec, keys, traffics[0])
+    serving.gpu_hour_prices(gpu_hour_usd, [hw.name for hw in probe.hardware])  # checked before the search
     degrees = _layouts(probe, gpus)
     base = probe.with_keys(tp=degrees["tp"], pp=degrees["pp"], ep=degrees["ep"])
     rounds = serving.decode_rounds(
@@ -206,7 +206,7 @@ def frontier(
         _refuse(everything, probe, gpus)
     rank = "ideal_tokens_per_s_per_gpu" if ideal else "tokens_per_s_per_gpu"
     prefix = "ideal_" if ideal else ""
-    found = serving.cost_columns(everything.filter("feasible"), gpu_hour_usd=gpu_hour_usd)
+    found = serving.cost_columns(everything, gpu_hour_usd=gpu_hour_usd).filter("feasible")
     found = found.with_columns(_layout_label(disaggregated))
     on = np.zeros(found.height, dtype=bool)
     for _, rows in found.with_row_index("_row").group_by(["hardware"]):

@@ -64,7 +64,8 @@ that keeps both busy; with it and an infinitely fast link the devices spend
 **Cost and energy.** ``joules_per_token`` = board power / tokens/s per GPU (every device
 at its board power: an upper bound; null where the hardware has no ``board_power_w``);
 ``usd_per_million_tokens`` = price per GPU-hour / 3600 / tokens/s per GPU · 10⁶, only
-when a price is given (no price is assumed).
+when a price is given (no price is assumed): one for every accelerator, or one for each by
+its name (:func:`gpu_hour_prices`).
 
 Speculation and chunked prefill are priced for ``pp = 1`` layouts only. A speculation round
 (:func:`rooflax.speculate`) is one micro-batch's latency, its draft then its verify step through
@@ -75,7 +76,7 @@ the other micro-batches' verify steps is not modelled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Unpack, cast
@@ -86,7 +87,7 @@ from rooflax.answers.speculate import speculate
 from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
 from rooflax.cost.roofline import Roof
 from rooflax.data.frames import resolve_spec, sweep
-from rooflax.errors import SpecError, boolean, positive_float, positive_int
+from rooflax.errors import SpecError, boolean, close_matches, positive_float, positive_int
 from rooflax.names import ENTITIES, GROUPS, LAYOUT
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "cost_columns",
     "decode_rounds",
     "disaggregated",
+    "gpu_hour_prices",
     "prefill_steps",
     "serve",
 ]
@@ -641,18 +643,58 @@ def disaggregated(
     return best.first().rename({"fits": "feasible"})
 
 
-def cost_columns(frame: pl.DataFrame, *, gpu_hour_usd: float | None = None) -> pl.DataFrame:
+def gpu_hour_prices(
+    gpu_hour_usd: float | Mapping[str, float] | None, hardware: Sequence[str]
+) -> dict[str, float] | None:
+    """The price per GPU-hour of each accelerator served, checked.
+
+    Args:
+        gpu_hour_usd: US dollars per GPU-hour: one number for every accelerator, or a mapping
+            from each accelerator's name to its price (every one of ``hardware``, no other); or None.
+        hardware: the names of the accelerators served.
+
+    Returns:
+        The price of each of ``hardware`` by name, or None without a price.
+
+    >>> gpu_hour_prices({"h200": 3.8, "b200": 5.5}, ["b200", "h200"])
+    {'b200': 5.5, 'h200': 3.8}
+    """
+    if gpu_hour_usd is None:
+        return None
+    if not isinstance(gpu_hour_usd, Mapping):
+        return dict.fromkeys(hardware, positive_float("gpu_hour_usd", gpu_hour_usd))
+    for name in gpu_hour_usd:
+        if name not in hardware:
+            hint = close_matches(name, hardware)
+            did_you_mean = f"; did you mean {' or '.join(map(repr, hint))}?" if hint else ""
+            raise SpecError(
+                f"gpu_hour_usd: {name!r} is not an accelerator served here{did_you_mean} "
+                f"(served: {', '.join(hardware)})"
+            )
+    missing = [name for name in hardware if name not in gpu_hour_usd]
+    if missing:
+        raise SpecError(
+            f"gpu_hour_usd: no price for {', '.join(missing)}; give one for each accelerator served "
+            f"({', '.join(hardware)}) or one number for all"
+        )
+    return {name: positive_float(f"gpu_hour_usd[{name!r}]", gpu_hour_usd[name]) for name in hardware}
+
+
+def cost_columns(frame: pl.DataFrame, *, gpu_hour_usd: float | Mapping[str, float] | None = None) -> pl.DataFrame:
     """``joules_per_token`` (at board power: an upper bound; null where it is unknown) and, with a
     price per GPU-hour, ``usd_per_million_tokens``, from the achieved tokens/s per GPU.
 
     Args:
-        frame: serving rows (with ``tokens_per_s_per_gpu`` and ``board_power_w``).
-        gpu_hour_usd: US dollars per GPU-hour, or None: no price column.
+        frame: serving rows (with ``hardware``, ``tokens_per_s_per_gpu`` and ``board_power_w``).
+        gpu_hour_usd: US dollars per GPU-hour, one for every accelerator or one for each of the
+            frame's (:func:`gpu_hour_prices`); or None: no price column.
     """
     out = frame.with_columns(joules_per_token=pl.col("board_power_w") / pl.col("tokens_per_s_per_gpu"))
-    if gpu_hour_usd is None:
+    hardware = out["hardware"].cast(pl.String).unique(maintain_order=True).to_list()
+    prices = gpu_hour_prices(gpu_hour_usd, hardware)
+    if prices is None:
         return out
-    price = positive_float("gpu_hour_usd", gpu_hour_usd)
+    price = pl.col("hardware").cast(pl.String).replace_strict(prices, return_dtype=pl.Float64)
     return out.with_columns(usd_per_million_tokens=price / 3600.0 / pl.col("tokens_per_s_per_gpu") * 1e6)
 
 
@@ -669,7 +711,7 @@ def serve(
     medusa_heads: int | None = None,
     acceptance: object = None,
     mtp: bool = False,
-    gpu_hour_usd: float | None = None,
+    gpu_hour_usd: float | Mapping[str, float] | None = None,
     **keys: Unpack[SweepKeys],
 ) -> pl.DataFrame:
     """Steady-state serving of every configuration of a sweep (module docstring for the model).
@@ -685,7 +727,8 @@ def serve(
         block_size: tokens per KV page.
         k, tree, draft_model, medusa_heads, acceptance, mtp: speculation, as :func:`rooflax.speculate`
             (``mtp``: the model's multi-token prediction modules draft, rows ``mtp k=K``).
-        gpu_hour_usd: a price per GPU-hour for ``usd_per_million_tokens``.
+        gpu_hour_usd: a price per GPU-hour for ``usd_per_million_tokens``: one number, or one
+            per accelerator by name (:func:`gpu_hour_prices`).
         **keys: the spec's TOML keys (``model``, ``hardware``, ``batch``, ``tp``, ...).
 
     Returns:
@@ -702,9 +745,8 @@ def serve(
     1.0
     """
     traffic = Traffic(isl=isl, osl=osl, chunk=chunk, block_size=block_size)
-    if gpu_hour_usd is not None:
-        positive_float("gpu_hour_usd", gpu_hour_usd)
     base = base_spec(spec, keys, traffic)
+    gpu_hour_prices(gpu_hour_usd, [hw.name for hw in base.hardware])
     rounds = decode_rounds(
         base,
         traffic,

@@ -414,6 +414,33 @@ def _chunks(text: str | None) -> list[int | None] | None:
     return out
 
 
+def _prices(text: str | None) -> float | dict[str, float] | None:
+    """``--gpu-hour-usd``: one price for every accelerator (``2.5``) or one each (``h200=3.8,b200=5.5``)."""
+    from rooflax.errors import positive_float
+
+    if text is None:
+        return None
+    wrong = SpecError(f"--gpu-hour-usd: expected USD or HARDWARE=USD,HARDWARE=USD, got {text!r}")
+
+    def usd(item: str) -> float:
+        try:
+            return float(item)
+        except ValueError:
+            raise wrong from None
+
+    if "=" not in text:
+        return positive_float("--gpu-hour-usd", usd(text))
+    prices: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, price = (part.strip() for part in item.partition("="))
+        if not (name and sep):
+            raise wrong
+        if name in prices:
+            raise SpecError(f"--gpu-hour-usd: {name} is priced twice in {text!r}")
+        prices[name] = positive_float(f"--gpu-hour-usd {name}", usd(price))
+    return prices
+
+
 def _milliseconds(flag: str, value: float | None) -> float | None:
     """A flag in milliseconds as seconds (None when absent); a positive number or a one-line error."""
     from rooflax.errors import positive_float
@@ -453,7 +480,7 @@ def _cmd_frontier(args) -> int:
         mtp=args.mtp,
         disaggregated=args.disaggregated,
         kv_link_bytes_per_s=None if args.kv_link is None else positive_float("--kv-link", args.kv_link) * 1e9,
-        gpu_hour_usd=None if args.gpu_hour_usd is None else positive_float("--gpu-hour-usd", args.gpu_hour_usd),
+        gpu_hour_usd=_prices(args.gpu_hour_usd),
         ideal=args.ideal,
         top=args.top,
         **keys,
@@ -808,7 +835,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kv-link", type=float, metavar="GB/s", help="the link KV crosses between instances (default: interconnect)"
     )
-    p.add_argument("--gpu-hour-usd", type=float, metavar="USD", help="price per GPU-hour: adds $ per million tokens")
+    p.add_argument(
+        "--gpu-hour-usd",
+        metavar="USD|HW=USD,...",
+        help="price per GPU-hour, one for all or one per accelerator (h200=3.8,b200=5.5): adds $ per million tokens",
+    )
     p.add_argument("--ideal", action="store_true", help="rank and check the SLA on the ideal (roof) times")
     p.add_argument("--top", type=int, default=5, help="best configurations shown per accelerator (default 5)")
     p.add_argument("--plot", metavar="CHART", help="also draw the frontier")
