@@ -168,3 +168,17 @@ def test_compare_has_no_band_on_a_profile_without_measurements():
     assert df["achieved_speedup_lo"].null_count() == df.height
     assert df["achieved_time_a_lo_s"].null_count() == 0  # a40's own band is there
     assert "achieved band" not in rooflax.answers.compare.compare_table(df).header
+
+
+def test_a_routed_experts_band_is_the_moe_kernels_not_its_chart_groups():
+    from rooflax.answers.bands import op_band
+
+    spec = rooflax.parse_spec(model="mixtral-8x7b", hardware="h100-sxm", batch=[8], seq_len=[512], phases=["decode"])
+    hw = spec.hardware[0]
+    moe, products = hw.terms("moe", "decode"), hw.terms("up/gate/down", "decode")
+    assert moe["band_low"] != products["band_low"]  # the fit gave the experts' kernel a band of its own
+    long = op_band(rooflax.sweep(spec), spec).with_columns(pl.col("op").cast(pl.String))
+    for op, terms in (("expert_up", moe), ("expert_down", moe), ("qkv_proj", hw.terms("qkv mlp", "decode"))):
+        row = long.filter(pl.col("op") == op).row(0, named=True)
+        assert row["achieved_time_lo_s"] == row["achieved_time_s"] * terms["band_low"]
+        assert row["achieved_time_hi_s"] == row["achieved_time_s"] * terms["band_high"]

@@ -24,9 +24,9 @@ from typing import Unpack
 
 import polars as pl
 
+from rooflax.answers.bands import op_band
 from rooflax.answers.tables import Table, ratio_band
 from rooflax.config.spec import SpecKeys, SweepSpec
-from rooflax.cost.roofline import Roof
 from rooflax.data.frames import check_in_memory, resolve_spec, row_bytes, sweep
 from rooflax.errors import SpecError
 from rooflax.names import GROUPS, KEY_COLUMNS, LAYOUT
@@ -37,23 +37,6 @@ __all__ = ["TOTAL", "compare", "compare_table"]
 TOTAL = "total"
 #: The key columns that match a row on ``a`` with its row on ``b``: all but ``hardware``.
 _KEYS = tuple(key for key in KEY_COLUMNS if key != "hardware")
-
-
-def _banded(long: pl.DataFrame, spec: SweepSpec) -> pl.DataFrame:
-    """``long`` with each op's band ends, ``achieved_time_lo_s`` and ``_hi_s``: its achieved time at its group's
-    band factors in its phase (:meth:`rooflax.cost.roofline.Roof.of`; null without a band)."""
-    hardware = {hw.name: hw for hw in spec.hardware}
-    factors = []
-    for name, phase, spec_k in long.select("hardware", "phase", "spec_k").unique().iter_rows():
-        roof = Roof.of(hardware[name], spec.dtypes[0], phase, spec_k)
-        factors += [(name, phase, spec_k, group, roof.band_low[g], roof.band_high[g]) for g, group in enumerate(GROUPS)]
-    schema = {key: long.schema[key] for key in ("hardware", "phase", "spec_k", "group")}
-    table = pl.DataFrame(factors, schema={**schema, "_low": pl.Float64, "_high": pl.Float64}, orient="row")
-    joined = long.join(table.fill_nan(None), on=list(schema), how="left", nulls_equal=True, maintain_order="left")
-    return joined.with_columns(
-        (pl.col("achieved_time_s") * pl.col("_low")).alias("achieved_time_lo_s"),
-        (pl.col("achieved_time_s") * pl.col("_high")).alias("achieved_time_hi_s"),
-    ).drop("_low", "_high")
 
 
 def _sum(column: str) -> pl.Expr:
@@ -139,7 +122,7 @@ def compare(
         "batch, seq_len, hidden or spec_k values), or stream a sweep with rooflax.sweep_to_parquet",
     )
     name_a, name_b = (hw.name for hw in spec.hardware)
-    long = _banded(sweep(spec).with_columns(pl.col("group").cast(pl.String)), spec)
+    long = op_band(sweep(spec).with_columns(pl.col("group").cast(pl.String)), spec)
     by = ["model", "dtype", *LAYOUT, "phase"]
     groups = _ratios(long, name_a, name_b, [*by, "group"], [*_KEYS, "layer", "op", "group"])
     totals = _ratios(sweep(spec, summary=True), name_a, name_b, by, list(_KEYS))

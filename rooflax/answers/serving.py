@@ -83,12 +83,12 @@ from typing import Any, Unpack, cast
 
 import polars as pl
 
+from rooflax.answers.bands import op_band
 from rooflax.answers.speculate import speculate
 from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
-from rooflax.cost.roofline import Roof
 from rooflax.data.frames import resolve_spec, sweep
 from rooflax.errors import SpecError, boolean, close_matches, positive_float, positive_int
-from rooflax.names import ENTITIES, GROUPS, LAYOUT
+from rooflax.names import ENTITIES, LAYOUT
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -179,38 +179,6 @@ def _round(prefix: str, tokens: pl.Expr) -> pl.Expr:
     if prefix in _RATES:
         return pl.col("pp") * tokens / pl.col(_RATES[prefix])
     return pl.col("pp") * tokens / pl.col("achieved_tokens_per_s") * pl.col(_TIMES[prefix]) / pl.col("achieved_time_s")
-
-
-def _banded(ops: pl.DataFrame, spec: SweepSpec, phase: str) -> pl.DataFrame:
-    """Op rows of ``phase`` with their achieved time's band, ``achieved_time_lo_s`` and ``_hi_s``: each
-    op at its group's band factors (:meth:`rooflax.cost.roofline.Roof.of`, as a summary frame's band takes
-    them; null where the hardware has no band)."""
-    sizes = sorted(set(ops["spec_k"].drop_nulls().to_list())) or [None]
-    factors = pl.DataFrame(
-        [
-            (h.name, k, group, low, high)
-            for h in spec.hardware
-            for k in sizes
-            for group, low, high in _factors(Roof.of(h, spec.dtypes[0], phase, k))
-        ],
-        schema={
-            "hardware": ops.schema["hardware"],
-            "spec_k": pl.Int64,
-            "group": ops.schema["group"],
-            "band_low": pl.Float64,
-            "band_high": pl.Float64,
-        },
-        orient="row",
-    ).fill_nan(None)
-    return ops.join(factors, on=["hardware", "spec_k", "group"], nulls_equal=True).with_columns(
-        achieved_time_lo_s=pl.col("achieved_time_s") * pl.col("band_low"),
-        achieved_time_hi_s=pl.col("achieved_time_s") * pl.col("band_high"),
-    )
-
-
-def _factors(roof: Roof) -> list[tuple[str, float, float]]:
-    """Each op group's band factors, low and high (NaN: no band)."""
-    return [(g, float(low), float(high)) for g, low, high in zip(GROUPS, roof.band_low, roof.band_high, strict=True)]
 
 
 def _total(times: pl.Expr) -> pl.Expr:
@@ -352,14 +320,14 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
     need = sorted(
         {c - 1 + q for c in batches for q in sizes} | {c for c in batches} | {c - 1 for c in batches if c > 1}
     )
-    ops = _banded(sweep(flat.with_keys(batch=need), summary=False), flat, "decode")
+    ops = op_band(sweep(flat.with_keys(batch=need), summary=False), flat)
     positional = pl.col("op").cast(pl.String).is_in(POSITION_OPS)
     head = pl.col("op").cast(pl.String) == "lm_head"
     times = [_total(pl.col(t)).alias(t) for t in _TIMES.values()]
     tokens = ops.filter(~positional & ~head).group_by(*INSTANCE, "batch").agg(times)
     heads = ops.filter(head).group_by(*INSTANCE, "batch").agg(times)
     decode_attention = ops.filter(positional).group_by(*INSTANCE, "batch").agg(times)
-    verify = _banded(
+    verify = op_band(
         sweep(
             flat.with_keys(
                 phases=["verify"], batch=[1], spec_k=sizes, seq_len=sorted(set(chunks["context"].to_list()))
@@ -367,7 +335,6 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
             summary=False,
         ),
         flat,
-        "verify",
     )
     chunk_attention = (
         verify.filter(positional)

@@ -21,6 +21,7 @@ from matplotlib.typing import ColorType
 
 from rooflax.config.hardware import Hardware
 from rooflax.config.models import Model
+from rooflax.cost.ops import TERMS_GROUP
 from rooflax.errors import SpecError, boolean, unknown_name
 from rooflax.names import AXES, ENTITIES, FACETS, GROUPS, LAYOUT
 from rooflax.plot._common import (
@@ -224,13 +225,15 @@ def _band_bars(
     ax: Axes, points: pl.DataFrame, x: np.ndarray, v: np.ndarray, hardware: dict[str, Hardware], color: str
 ) -> None:
     """Each achieved point's error band as a vertical bar: FLOP/s over the time band ``[t·band_low, t·band_high]``
-    of its group and phase (the preset's fit, :mod:`rooflax.calibration.fit`); none where there is no band."""
+    of its terms group and phase (the preset's fit, :mod:`rooflax.calibration.fit`); none where there is no band."""
     names = points.get_column("hardware").cast(pl.String) if "hardware" in points.columns else None
     only = next(iter(hardware.values())) if len(hardware) == 1 else None
     low, high = np.full(len(v), np.nan), np.full(len(v), np.nan)
-    for j, (group, phase) in enumerate(
-        zip(points.get_column("group").cast(pl.String), points.get_column("phase").cast(pl.String), strict=True)
-    ):
+    groups = points.get_column("group").cast(pl.String)
+    if "op" in points.columns:  # a routed expert's band is the moe kernel's (its terms group), not its chart group's
+        ops = points.get_column("op").cast(pl.String)
+        groups = pl.Series([TERMS_GROUP.get(op, group) for op, group in zip(ops, groups, strict=True)])
+    for j, (group, phase) in enumerate(zip(groups, points.get_column("phase").cast(pl.String), strict=True)):
         hw = hardware.get(names[j]) if names is not None else only
         if hw is not None:
             terms = hw.terms(group, phase)
