@@ -11,8 +11,11 @@ a partial edge block holding a whole scale. A plain format (fp16, int8, a per-te
 ``r·c·e``. Which dimension is blocked, tensor by tensor (:mod:`rooflax.cost.ops`): a weight
 ``n × k`` along its reduction ``k`` (the input width), its rows ``n`` the outputs; an
 activation ``tokens × width`` along its feature width, as the product that writes it lays it
-out; a KV-cache vector along the head dim (with latent attention, the latent and the rotary
-key each along its own width). Under tensor parallelism each device quantizes its own shard,
+out, one row a token (the fused ``qkv_proj`` weight one matrix, latent attention's ``W_UK`` and
+``W_UV`` two); attention scores and probabilities, each sequence-head's ``P`` as one packed row
+(in decode, a query's row of keys); a KV-cache vector along the head dim (with latent
+attention, the latent and the rotary key each along its own width); norm weights and sink
+logits as vectors of their width. Under tensor parallelism each device quantizes its own shard,
 so a shard of a sharded width has its own partial blocks. The formats:
 
 ``fp8``

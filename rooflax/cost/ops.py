@@ -11,7 +11,10 @@ Symbols: ``B`` batch, ``S`` seq_len (after the step), ``Q`` new tokens per seque
 ``T`` tokens attended, ``P`` scored query-key pairs per sequence and head (``Q·T``
 dense; ``Q·(T-Q) + Q(Q+1)/2`` causal), ``M = B·Q``, ``h`` hidden, ``H`` query heads,
 ``G`` KV heads, ``d`` head dim, ``I`` intermediate, ``V`` vocab, and ``w``, ``a``, ``k``
-the bytes per weight, activation and KV-cache element.
+the bytes per weight, activation and KV-cache element. In a block-scaled format a term such
+as ``w·K·N`` is that tensor's exact bytes, scales and partial blocks included: every byte
+count below goes through :func:`rooflax.config.dtypes.tensor_bytes` (which dimension of each
+tensor is blocked: :mod:`rooflax.config.dtypes`).
 
 To add an operation, write its cost function (and, for a matrix product, the function
 giving its products' shapes) and add one :class:`OpDef` to
@@ -23,7 +26,10 @@ parallelism (Megatron-style) qkv, gate and up are split by columns and o and dow
 rows: a device holds ``H/tp`` query heads, ``⌈G/tp⌉`` KV heads (one, replicated, when
 ``tp`` exceeds ``G``), ``I/tp`` of the MLP and ``⌈V/tp⌉`` of the vocabulary; norms and
 residuals run on the whole hidden state everywhere; two all-reduces per layer
-(``attn_allreduce`` after o, ``mlp_allreduce`` after down) sum the partial outputs.
+(``attn_allreduce`` after o, ``mlp_allreduce`` after down) sum the partial outputs. In a
+block-scaled format each device quantizes its own shard: a row-split weight (o, down) is
+blocked along its ``K/tp`` columns, a column-split one has ``N/tp`` rows, each with its own
+partial edge blocks.
 With ``pp`` pipeline stages a device runs ``L/pp`` layers and passes its activations on
 (``pp_send``, once per stage boundary). With ``ep``-way expert parallelism the system
 is ``ep`` replicas of the ``tp × pp`` layout; the batch is spread over them (a device

@@ -455,7 +455,7 @@ def model_totals(
         ``achieved_time_lo_s`` and ``achieved_time_hi_s`` (its error band, every op at the
         p10 and the p90 of its group's measured / predicted ratio: errors taken as fully
         correlated across ops, so the band is wide; NaN without measurements),
-        and per device ``weight_bytes`` (``w`` × parameters held), ``kv_cache_bytes``,
+        and per device ``weight_bytes`` (each weight tensor held, in its format), ``kv_cache_bytes``,
         ``activation_bytes``, ``memory_bytes`` (their sum) and ``fits_in_memory``; where the
         layers differ, the weights and the KV cache are each the fullest stage's.
     """
