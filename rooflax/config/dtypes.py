@@ -56,18 +56,19 @@ Num = Any  # a Python number, a numpy array or a jnp array (traced or not)
 
 
 class Storage(NamedTuple):
-    """A format as the cost model computes with it: numbers only (leaves under ``jax.vmap``).
+    """A block-scaled format as the cost model computes with it: numbers only (leaves under ``jax.vmap``);
+    a format without block scales is its element bytes alone (:attr:`Format.storage`).
 
     Attributes:
         element: bytes per stored element.
-        scale: bytes per block scale (0: none).
-        rows, cols: the block, ``(1, 1)`` without scales.
+        scale: bytes per block scale.
+        rows, cols: the block's shape.
     """
 
     element: Num
-    scale: Num = 0
-    rows: Num = 1
-    cols: Num = 1
+    scale: Num
+    rows: Num
+    cols: Num
 
 
 def tensor_bytes(fmt: Storage | Num, rows: Num, cols: Num, count: Num = 1) -> Num:
