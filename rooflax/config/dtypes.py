@@ -46,7 +46,6 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from rooflax.cost.achieved import ceil_div
 from rooflax.errors import SpecError, positive_float, positive_int, unknown_name
 from rooflax.names import PEAK_DTYPES
 
@@ -90,6 +89,8 @@ def tensor_bytes(fmt: Storage | Num, rows: Num, cols: Num, count: Num = 1) -> Nu
     elements = _product(fmt.element if isinstance(fmt, Storage) else fmt, count, cols, rows)
     if not isinstance(fmt, Storage):
         return elements
+    from rooflax.cost.achieved import ceil_div  # here: the presets import without JAX
+
     return elements + count * (ceil_div(rows, fmt.rows) * ceil_div(cols, fmt.cols)) * fmt.scale
 
 
