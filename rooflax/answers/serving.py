@@ -85,6 +85,7 @@ import polars as pl
 
 from rooflax.answers.bands import op_band
 from rooflax.answers.speculate import speculate
+from rooflax.config.dtypes import tensor_bytes
 from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
 from rooflax.data.frames import resolve_spec, sweep
 from rooflax.errors import SpecError, boolean, close_matches, positive_float, positive_int
@@ -513,7 +514,9 @@ def disaggregated(
             "model": [m.name for m in spec.models for _ in spec.dtypes],
             "dtype": [d.name for _ in spec.models for d in spec.dtypes],
             "kv_token_bytes": [
-                float(d.kv_bytes * 2 * m.kv_heads * m.head_dim * m.layers) for m in spec.models for d in spec.dtypes
+                float(tensor_bytes(d.kv.storage, 2 * m.kv_heads * m.layers, m.head_dim))
+                for m in spec.models
+                for d in spec.dtypes
             ],
         },
         schema={"model": rounds.schema["model"], "dtype": rounds.schema["dtype"], "kv_token_bytes": pl.Float64},

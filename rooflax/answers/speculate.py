@@ -48,6 +48,7 @@ import polars as pl
 
 from rooflax.answers.tables import Table, ratio_band
 from rooflax.config.acceptance import Acceptance, parse_acceptance
+from rooflax.config.dtypes import tensor_bytes
 from rooflax.config.models import Model, get_model
 from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
 from rooflax.cost.drafters import HeadStep, MtpStep, medusa_times, medusa_weight_bytes, mtp_times
@@ -173,12 +174,12 @@ def _medusa(rows: pl.DataFrame, spec: SweepSpec, heads: int, shared: bool) -> pl
             hidden=part["hidden"].to_numpy().astype(np.float64),
             vocab=float(models[model].vocab),
             heads=part["draft_k"].to_numpy().astype(np.float64),
-            w=dtype.weight_bytes,
-            a=dtype.act_bytes,
+            w=dtype.weight.storage,
+            a=dtype.act.storage,
             shared_lm_head=shared,
         )
         ideal, achieved, low, high = medusa_times(step, roof)
-        weights = medusa_weight_bytes(heads, step.hidden, step.vocab, dtype.weight_bytes, shared)
+        weights = medusa_weight_bytes(heads, step.hidden, step.vocab, step.w, shared)
         band = (pl.Series(values, dtype=pl.Float64).fill_nan(None) for values in (low, high))
         parts.append(
             part.with_columns(
@@ -211,11 +212,12 @@ def _mtp(rows: pl.DataFrame, spec: SweepSpec) -> pl.DataFrame:
         model, dtype = models[cast(str, target)], dtypes[cast(str, dt)]
         batch = np.ceil(part["batch"].to_numpy() / part["ep"].to_numpy())  # a device's sequences
         ideal, achieved, low, high = mtp_times(
-            MtpStep(batch=batch, hidden=float(model.hidden), w=dtype.weight_bytes, a=dtype.act_bytes),
+            MtpStep(batch=batch, hidden=float(model.hidden), w=dtype.weight.storage, a=dtype.act.storage),
             Roof.of(hardware[cast(str, hw)], dtype),
         )
-        vocab = dtype.weight_bytes * (2 * -(-model.vocab // part["tp"].to_numpy()) * model.hidden + model.hidden)
-        own = dtype.weight_bytes * (2 * model.hidden * model.hidden + 3 * model.hidden)
+        w, h = dtype.weight.storage, model.hidden
+        vocab = 2 * tensor_bytes(w, -(-model.vocab // part["tp"].to_numpy()), h) + tensor_bytes(w, 1, h)
+        own = tensor_bytes(w, h, 2 * h) + 3 * tensor_bytes(w, 1, h)
         parts.append(
             part.select(
                 "target",

@@ -106,6 +106,8 @@ _GROUP_OF_OP = {
 _PHASE_OF_KIND = {"attention_prefill": "prefill", "attention_decode": "decode"}
 #: Element bytes of the measured dtypes rooflax prices (others stay unpriced).
 _ELEMENT = {name: policy.act_bytes for name, policy in DTYPES.items() if name in ("fp32", "fp16", "bf16", "fp8")}
+#: Element bytes of the measured KV-cache dtypes without block scales (a block-scaled one stays unpriced).
+_KV_ELEMENT = {name: fmt.element_bytes for name, fmt in KV_DTYPES.items() if not fmt.block[0]}
 
 
 #: Draws of aiconfigurator's power-law router that :func:`power_law_load` averages (a fixed seed: the same everywhere).
@@ -345,7 +347,7 @@ def _step(kind: str, rows: pl.DataFrame, hardware: Hardware, dtype: str) -> tupl
     if kind == "gemm":
         shape = _gemm(rows, w)
     elif kind in ("attention_prefill", "attention_decode"):
-        kv = np.array([KV_DTYPES.get(name, np.nan) for name in rows["kv_dtype"].to_list()], dtype=np.float64)
+        kv = np.array([_KV_ELEMENT.get(name, np.nan) for name in rows["kv_dtype"].to_list()], dtype=np.float64)
         shape = _attention(rows, w, kv, kind == "attention_prefill")
     elif kind == "moe":
         rank = _routed(make_step(_moe(rows, w)), rows)

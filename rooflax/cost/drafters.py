@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from rooflax.config.dtypes import tensor_bytes
 from rooflax.cost.achieved import Gemm
 from rooflax.cost.ops import OpDef
 from rooflax.cost.roofline import Roof, op_achieved_time
@@ -84,27 +85,32 @@ class HeadStep(NamedTuple):
     shared_lm_head: bool
 
 
+def _rows(s: HeadStep | MtpStep, width: Num, tokens: Num) -> Num:
+    """``tokens`` activation rows of ``width``, each blocked along it."""
+    return tensor_bytes(s.a, 1, width, tokens)
+
+
 def _block(s: HeadStep) -> tuple[Num, Num]:
     return 2 * s.heads * s.batch * s.hidden * s.hidden, s.heads * (
-        s.w * s.hidden * s.hidden + 2 * s.a * s.batch * s.hidden
+        tensor_bytes(s.w, s.hidden, s.hidden) + 2 * _rows(s, s.hidden, s.batch)
     )
 
 
 def _silu(s: HeadStep) -> tuple[Num, Num]:
     elements = s.heads * s.batch * s.hidden
-    return 4 * elements, 2 * s.a * elements
+    return 4 * elements, 2 * _rows(s, s.hidden, s.heads * s.batch)
 
 
 def _add(s: HeadStep) -> tuple[Num, Num]:
     elements = s.heads * s.batch * s.hidden
-    return elements, 3 * s.a * elements
+    return elements, 3 * _rows(s, s.hidden, s.heads * s.batch)
 
 
 def _lm_head(s: HeadStep) -> tuple[Num, Num]:
     flops = 2 * s.heads * s.batch * s.hidden * s.vocab
-    activations = s.heads * s.a * s.batch * (s.hidden + s.vocab)
+    activations = _rows(s, s.hidden, s.heads * s.batch) + _rows(s, s.vocab, s.heads * s.batch)
     weight_reads = 1 if s.shared_lm_head else s.heads
-    return flops, weight_reads * s.w * s.hidden * s.vocab + activations
+    return flops, tensor_bytes(s.w, s.vocab, s.hidden, weight_reads) + activations
 
 
 def _lm_head_gemm(s: HeadStep) -> tuple[Gemm, ...]:
@@ -136,12 +142,12 @@ class MtpStep(NamedTuple):
 
 def _mtp_norms(s: MtpStep) -> tuple[Num, Num]:
     elements = s.batch * s.hidden
-    return 8 * elements, 4 * s.a * elements + 2 * s.a * s.hidden
+    return 8 * elements, 4 * _rows(s, s.hidden, s.batch) + 2 * _rows(s, s.hidden, 1)
 
 
 def _mtp_eh_proj(s: MtpStep) -> tuple[Num, Num]:
     h, m = s.hidden, s.batch
-    return 2 * m * 2 * h * h, s.w * 2 * h * h + s.a * m * 2 * h + s.a * m * h
+    return 2 * m * 2 * h * h, tensor_bytes(s.w, h, 2 * h) + _rows(s, 2 * h, m) + _rows(s, h, m)
 
 
 def _mtp_eh_gemm(s: MtpStep) -> tuple[Gemm, ...]:
@@ -210,10 +216,12 @@ def medusa_times(step: HeadStep, roof: Roof) -> tuple[Num, Num, Num, Num]:
     return ideal, achieved, low, high
 
 
-def medusa_weight_bytes(heads: int, hidden: Num, vocab: Num, w: float, shared_lm_head: bool) -> Num:
-    """Bytes of the weights of ``heads`` Medusa heads: each block ``h·h``, each own LM head ``h·V``.
+def medusa_weight_bytes(heads: int, hidden: Num, vocab: Num, w: Num, shared_lm_head: bool) -> Num:
+    """Bytes of the weights of ``heads`` Medusa heads in the format ``w``: each block ``h × h``, each own LM
+    head ``V × h``.
 
     >>> medusa_weight_bytes(2, hidden=4, vocab=10, w=2, shared_lm_head=False)
     224
     """
-    return heads * w * hidden * (hidden + (0 if shared_lm_head else vocab))
+    own_head = 0 if shared_lm_head else tensor_bytes(w, vocab, hidden)
+    return heads * (tensor_bytes(w, hidden, hidden) + own_head)

@@ -11,7 +11,10 @@ Symbols: ``B`` batch, ``S`` seq_len (after the step), ``Q`` new tokens per seque
 ``T`` tokens attended, ``P`` scored query-key pairs per sequence and head (``Q·T``
 dense; ``Q·(T-Q) + Q(Q+1)/2`` causal), ``M = B·Q``, ``h`` hidden, ``H`` query heads,
 ``G`` KV heads, ``d`` head dim, ``I`` intermediate, ``V`` vocab, and ``w``, ``a``, ``k``
-the bytes per weight, activation and KV-cache element.
+the bytes per weight, activation and KV-cache element. In a block-scaled format a term such
+as ``w·K·N`` is that tensor's exact bytes, scales and partial blocks included: every byte
+count below goes through :func:`rooflax.config.dtypes.tensor_bytes` (which dimension of each
+tensor is blocked: :mod:`rooflax.config.dtypes`).
 
 To add an operation, write its cost function (and, for a matrix product, the function
 giving its products' shapes) and add one :class:`OpDef` to
@@ -23,7 +26,10 @@ parallelism (Megatron-style) qkv, gate and up are split by columns and o and dow
 rows: a device holds ``H/tp`` query heads, ``⌈G/tp⌉`` KV heads (one, replicated, when
 ``tp`` exceeds ``G``), ``I/tp`` of the MLP and ``⌈V/tp⌉`` of the vocabulary; norms and
 residuals run on the whole hidden state everywhere; two all-reduces per layer
-(``attn_allreduce`` after o, ``mlp_allreduce`` after down) sum the partial outputs.
+(``attn_allreduce`` after o, ``mlp_allreduce`` after down) sum the partial outputs. In a
+block-scaled format each device quantizes its own shard: a row-split weight (o, down) is
+blocked along its ``K/tp`` columns, a column-split one has ``N/tp`` rows, each with its own
+partial edge blocks.
 With ``pp`` pipeline stages a device runs ``L/pp`` layers and passes its activations on
 (``pp_send``, once per stage boundary). With ``ep``-way expert parallelism the system
 is ``ep`` replicas of the ``tp × pp`` layout; the batch is spread over them (a device
@@ -117,6 +123,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from rooflax.config.dtypes import tensor_bytes
 from rooflax.config.models import LayerKind
 from rooflax.cost.achieved import Gemm, ceil_div, floor_div
 from rooflax.cost.shape import Shape
@@ -130,7 +137,9 @@ __all__ = [
     "TERMS_GROUP",
     "OpDef",
     "Step",
+    "cache_bytes",
     "layer_ops",
+    "layer_weight_bytes",
     "lm_head",
     "make_step",
     "make_steps",
@@ -352,8 +361,35 @@ def make_step(shape: Shape) -> Step:
 
 
 def _linear(tokens: Num, k_in: Num, n_out: Num, w: Num, a: Num) -> tuple[Num, Num]:
-    """``[M, K] × [K, N]``: ``2·M·K·N`` FLOPs; weights, input and output bytes."""
-    return 2 * tokens * k_in * n_out, w * k_in * n_out + a * tokens * k_in + a * tokens * n_out
+    """``[M, K] × [K, N]``: ``2·M·K·N`` FLOPs; the ``N × K`` weight, the input and the output bytes."""
+    return 2 * tokens * k_in * n_out, tensor_bytes(w, n_out, k_in) + _acts(a, tokens, k_in) + _acts(a, tokens, n_out)
+
+
+def _acts(a: Num, tokens: Num, width: Num) -> Num:
+    """``tokens`` activation rows of ``width``, blocked along it: each row a tensor (``tokens`` may be an
+    expected count)."""
+    return tensor_bytes(a, 1, width, tokens)
+
+
+def _cached(s: Step, vectors: Num, width: Num) -> Num:
+    """``vectors`` cached vectors of ``width`` elements, each blocked along its width."""
+    return tensor_bytes(s.k, vectors, width)
+
+
+def _kv_vectors(s: Step, tokens: Num, heads: Num) -> Num:
+    """The cached keys (or values) of ``tokens`` tokens and ``heads`` KV heads: vectors of ``d``."""
+    return _cached(s, tokens * heads, s.head_dim)
+
+
+def _latent(s: Step, tokens: Num) -> Num:
+    """Latent attention's cache of ``tokens`` tokens: the latent ``c`` and the rotary key, each a vector of its own."""
+    return _cached(s, tokens, s.kv_lora_rank) + _cached(s, tokens, s.qk_rope_head_dim)
+
+
+def _scores(s: Step) -> Num:
+    """The ``P`` scores (or probabilities) of each of ``B·H`` sequence-heads, one packed row each, blocked along it
+    (in decode a query's row of keys)."""
+    return tensor_bytes(s.a, s.batch * s.heads, s.pairs)
 
 
 def _gemm(count: Num, m: Num, n: Num, k: Num) -> tuple[Gemm, ...]:
@@ -362,10 +398,12 @@ def _gemm(count: Num, m: Num, n: Num, k: Num) -> tuple[Gemm, ...]:
 
 def qkv_proj(s: Step) -> tuple[Num, Num]:
     """``h → (H+2G)d``; Q is written as an activation, K and V to the cache at ``k`` bytes."""
-    m, kv_out = s.tokens, 2 * s.kv_heads * s.head_dim
-    out = (s.heads + 2 * s.kv_heads) * s.head_dim
+    m, out = s.tokens, (s.heads + 2 * s.kv_heads) * s.head_dim
     flops = 2 * m * s.hidden * out
-    return flops, s.w * s.hidden * out + s.a * m * s.hidden + s.a * m * s.heads * s.head_dim + s.k * m * kv_out
+    weights = tensor_bytes(s.w, out, s.hidden)  # one fused matrix
+    return flops, weights + _acts(s.a, m, s.hidden) + _acts(s.a, m, s.heads * s.head_dim) + _kv_vectors(
+        s, m, 2 * s.kv_heads
+    )
 
 
 def o_proj(s: Step) -> tuple[Num, Num]:
@@ -390,9 +428,9 @@ def qk(s: Step) -> tuple[Num, Num]:
     """Scores ``QKᵀ``: ``2·B·H·P·d``; reads Q and the K cache once per KV head, writes scores."""
     return (
         2 * s.batch * s.heads * s.pairs * s.head_dim,
-        s.a * s.batch * s.heads * s.new * s.head_dim
-        + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
-        + s.a * s.batch * s.heads * s.pairs,
+        _acts(s.a, s.batch * s.new, s.heads * s.head_dim)
+        + _kv_vectors(s, s.batch * s.attended, s.kv_heads)
+        + _scores(s),
     )
 
 
@@ -405,35 +443,35 @@ def softmax(s: Step) -> tuple[Num, Num]:
     """
     scores = s.batch * s.heads * s.pairs
     if s.attention_sinks:
-        return 5 * scores + 4 * s.batch * s.heads * s.new, 2 * s.a * scores + s.w * s.heads
-    return 5 * scores, 2 * s.a * scores
+        return 5 * scores + 4 * s.batch * s.heads * s.new, 2 * _scores(s) + tensor_bytes(s.w, 1, s.heads)
+    return 5 * scores, 2 * _scores(s)
 
 
 def pv(s: Step) -> tuple[Num, Num]:
     """Probabilities times V: ``2·B·H·P·d``; reads probabilities and the V cache, writes O."""
     return (
         2 * s.batch * s.heads * s.pairs * s.head_dim,
-        s.a * s.batch * s.heads * s.pairs
-        + s.k * s.batch * s.kv_heads * s.attended * s.head_dim
-        + s.a * s.batch * s.heads * s.new * s.head_dim,
+        _scores(s)
+        + _kv_vectors(s, s.batch * s.attended, s.kv_heads)
+        + _acts(s.a, s.batch * s.new, s.heads * s.head_dim),
     )
 
 
 def attention(s: Step) -> tuple[Num, Num]:
     """Fused attention (qk, softmax, pv in one kernel): reads Q, K, V once and writes O once."""
     (f_qk, _), (f_sm, _), (f_pv, _) = qk(s), softmax(s), pv(s)
-    q_and_o = 2 * s.a * s.batch * s.heads * s.new * s.head_dim
-    kv = 2 * s.k * s.batch * s.kv_heads * s.attended * s.head_dim
+    q_and_o = 2 * _acts(s.a, s.batch * s.new, s.heads * s.head_dim)
+    kv = 2 * _kv_vectors(s, s.batch * s.attended, s.kv_heads)
     if s.attention_sinks:  # the sink logits, read once (softmax)
-        return f_qk + f_sm + f_pv, q_and_o + kv + s.w * s.heads
+        return f_qk + f_sm + f_pv, q_and_o + kv + tensor_bytes(s.w, 1, s.heads)
     return f_qk + f_sm + f_pv, q_and_o + kv
 
 
 def _rms(tokens: Num, width: Num, io: Num, a: Num) -> tuple[Num, Num]:
     """RMSNorm of ``tokens`` rows of ``width``: 4 FLOPs an element (square, sum, scale, weight); each
-    element read and written at ``io`` bytes, the weight read at ``a``."""
+    row read and written in the format ``io``, the weight read in ``a``."""
     elements = tokens * width
-    return 4 * elements, 2 * io * elements + a * width
+    return 4 * elements, 2 * tensor_bytes(io, 1, width, tokens) + tensor_bytes(a, 1, width)
 
 
 def rms_norm(s: Step) -> tuple[Num, Num]:
@@ -444,34 +482,31 @@ def rms_norm(s: Step) -> tuple[Num, Num]:
 def residual(s: Step) -> tuple[Num, Num]:
     """Residual add: one FLOP an element; two reads and a write."""
     elements = s.tokens * s.hidden
-    return elements, 3 * s.a * elements
+    return elements, 3 * _acts(s.a, s.tokens, s.hidden)
 
 
 def silu_mul(s: Step) -> tuple[Num, Num]:
     """``silu(gate)·up``: 5 FLOPs an element (sigmoid as exp, add, divide; two multiplies)."""
     elements = s.tokens * s.intermediate
-    return 5 * elements, 3 * s.a * elements
+    return 5 * elements, _acts(s.a, 3 * s.tokens, s.intermediate)  # gate and up read, the product written
 
 
 def silu(s: Step) -> tuple[Num, Num]:
     """``silu(up)`` of a non-gated MLP: 4 FLOPs an element; read and write."""
     elements = s.tokens * s.intermediate
-    return 4 * elements, 2 * s.a * elements
+    return 4 * elements, 2 * _acts(s.a, s.tokens, s.intermediate)
 
 
-def _rope(s: Step, kv_heads: Num, d: Num) -> tuple[Num, Num]:
-    """Rotary embedding of ``H`` query heads and ``kv_heads`` cached keys of width ``d``: 3 FLOPs an element;
-    Q and K read and written, cos/sin read."""
-    m = s.tokens
-    return (
-        3 * m * (s.heads + kv_heads) * d,
-        2 * s.a * m * s.heads * d + 2 * s.k * m * kv_heads * d + s.a * s.new * d,
-    )
+def _rope(s: Step, queries: Num, keys: Num, d: Num) -> Num:
+    """Bytes of a rotary embedding: each token's ``queries`` rotary elements (a row over the heads) and the new
+    cached keys (``keys`` bytes) read and written, the ``Q × d`` cos/sin read."""
+    return 2 * _acts(s.a, s.tokens, queries) + 2 * keys + _acts(s.a, s.new, d)
 
 
 def rotary(s: Step) -> tuple[Num, Num]:
     """Rotary embedding of Q and K: 3 FLOPs an element; Q and K read and written, cos/sin read."""
-    return _rope(s, s.kv_heads, s.head_dim)
+    m, d = s.tokens, s.head_dim
+    return 3 * m * (s.heads + s.kv_heads) * d, _rope(s, s.heads * d, _kv_vectors(s, m, s.kv_heads), d)
 
 
 def q_down(s: Step) -> tuple[Num, Num]:
@@ -492,7 +527,7 @@ def q_up(s: Step) -> tuple[Num, Num]:
 def kv_down(s: Step) -> tuple[Num, Num]:
     """KV down-projection ``h → r_kv + d_r``: the latent and the rotary key, written to the cache at ``k`` bytes."""
     m, out = s.tokens, s.kv_lora_rank + s.qk_rope_head_dim
-    return 2 * m * s.hidden * out, s.w * s.hidden * out + s.a * m * s.hidden + s.k * m * out
+    return 2 * m * s.hidden * out, tensor_bytes(s.w, out, s.hidden) + _acts(s.a, m, s.hidden) + _latent(s, m)
 
 
 def kv_norm(s: Step) -> tuple[Num, Num]:
@@ -502,41 +537,53 @@ def kv_norm(s: Step) -> tuple[Num, Num]:
 
 def mla_rotary(s: Step) -> tuple[Num, Num]:
     """Rotary embedding of the queries' ``d_r`` part and of the one rotary key every head shares."""
-    return _rope(s, 1, s.qk_rope_head_dim)
+    m, d_r = s.tokens, s.qk_rope_head_dim
+    return 3 * m * (s.heads + 1) * d_r, _rope(s, s.heads * d_r, _cached(s, m, d_r), d_r)
 
 
 def kv_up(s: Step) -> tuple[Num, Num]:
     """Naive: the ``B·T`` cached latents up-projected to keys and values, ``r_kv → H(d_n + d_v)``."""
     rows, out = s.batch * s.attended, s.heads * (s.qk_nope_head_dim + s.v_head_dim)
-    return 2 * rows * s.kv_lora_rank * out, s.w * s.kv_lora_rank * out + s.k * rows * s.kv_lora_rank + s.a * rows * out
+    weights = _w_uk(s) + _w_uv(s)
+    return 2 * rows * s.kv_lora_rank * out, weights + _cached(s, rows, s.kv_lora_rank) + _acts(s.a, rows, out)
+
+
+def _w_uk(s: Step) -> Num:
+    """``W_UK``, the key half of the KV up-projection: ``H·d_n × r_kv``, stored as its own matrix."""
+    return tensor_bytes(s.w, s.heads * s.qk_nope_head_dim, s.kv_lora_rank)
+
+
+def _w_uv(s: Step) -> Num:
+    """``W_UV``, its value half: ``H·d_v × r_kv``."""
+    return tensor_bytes(s.w, s.heads * s.v_head_dim, s.kv_lora_rank)
 
 
 def _latent_attention(s: Step) -> tuple[Num, Num, Num]:
     """``(query-key width, value width, key bytes read)`` of latent attention: naive or absorbed (docstring)."""
     bt, d_r = s.batch * s.attended, s.qk_rope_head_dim
     if s.absorbed:
-        return s.kv_lora_rank + d_r, s.kv_lora_rank, s.k * bt * (s.kv_lora_rank + d_r)
-    return s.qk_nope_head_dim + d_r, s.v_head_dim, s.a * bt * s.heads * s.qk_nope_head_dim + s.k * bt * d_r
+        return s.kv_lora_rank + d_r, s.kv_lora_rank, _latent(s, bt)
+    return s.qk_nope_head_dim + d_r, s.v_head_dim, _acts(s.a, bt, s.heads * s.qk_nope_head_dim) + _cached(s, bt, d_r)
 
 
 def _latent_values(s: Step) -> Num:
     """Value bytes latent attention reads: the cached latent (absorbed) or the up-projected values (naive)."""
     bt = s.batch * s.attended
-    return s.k * bt * s.kv_lora_rank if s.absorbed else s.a * bt * s.heads * s.v_head_dim
+    return _cached(s, bt, s.kv_lora_rank) if s.absorbed else _acts(s.a, bt, s.heads * s.v_head_dim)
 
 
 def mla_qk(s: Step) -> tuple[Num, Num]:
     """Latent attention's scores: ``2·B·H·P`` times the query-key width; reads Q and the keys, writes scores."""
     qk_dim, _, keys = _latent_attention(s)
     scores = s.batch * s.heads * s.pairs
-    return 2 * scores * qk_dim, s.a * s.batch * s.heads * s.new * qk_dim + keys + s.a * scores
+    return 2 * scores * qk_dim, _acts(s.a, s.batch * s.new, s.heads * qk_dim) + keys + _scores(s)
 
 
 def mla_pv(s: Step) -> tuple[Num, Num]:
     """Latent attention's probabilities times values: ``2·B·H·P`` times the value width."""
     _, v_dim, _ = _latent_attention(s)
     scores = s.batch * s.heads * s.pairs
-    return 2 * scores * v_dim, s.a * scores + _latent_values(s) + s.a * s.batch * s.heads * s.new * v_dim
+    return 2 * scores * v_dim, _scores(s) + _latent_values(s) + _acts(s.a, s.batch * s.new, s.heads * v_dim)
 
 
 def mla_attention(s: Step) -> tuple[Num, Num]:
@@ -545,19 +592,20 @@ def mla_attention(s: Step) -> tuple[Num, Num]:
     (f_qk, _), (f_sm, _), (f_pv, _) = mla_qk(s), softmax(s), mla_pv(s)
     qk_dim, v_dim, keys = _latent_attention(s)
     values = 0 if s.absorbed else _latent_values(s)
-    return f_qk + f_sm + f_pv, s.a * s.batch * s.heads * s.new * (qk_dim + v_dim) + keys + values
+    q_and_o = _acts(s.a, s.batch * s.new, s.heads * qk_dim) + _acts(s.a, s.batch * s.new, s.heads * v_dim)
+    return f_qk + f_sm + f_pv, q_and_o + keys + values
 
 
 def q_absorb(s: Step) -> tuple[Num, Num]:
     """Absorbed: each head's ``d_n`` query part times its ``W_UK`` block, ``d_n → r_kv``."""
     m, hd, hr = s.tokens, s.heads * s.qk_nope_head_dim, s.heads * s.kv_lora_rank
-    return 2 * m * hd * s.kv_lora_rank, s.w * hd * s.kv_lora_rank + s.a * m * hd + s.a * m * hr
+    return 2 * m * hd * s.kv_lora_rank, _w_uk(s) + _acts(s.a, m, hd) + _acts(s.a, m, hr)
 
 
 def o_absorb(s: Step) -> tuple[Num, Num]:
     """Absorbed: each head's attended latent times its ``W_UV`` block, ``r_kv → d_v``."""
     m, hr, hv = s.tokens, s.heads * s.kv_lora_rank, s.heads * s.v_head_dim
-    return 2 * m * hr * s.v_head_dim, s.w * hr * s.v_head_dim + s.a * m * hr + s.a * m * hv
+    return 2 * m * hr * s.v_head_dim, _w_uv(s) + _acts(s.a, m, hr) + _acts(s.a, m, hv)
 
 
 def mla_o_proj(s: Step) -> tuple[Num, Num]:
@@ -568,6 +616,43 @@ def mla_o_proj(s: Step) -> tuple[Num, Num]:
 def lm_head(s: Step) -> tuple[Num, Num]:
     """Once per model: ``h → V`` on the last token of each sequence (``B·K`` in verify)."""
     return _linear(s.logits_tokens, s.hidden, s.vocab, s.w, s.a)
+
+
+def layer_weight_bytes(s: Step) -> Num:
+    """Bytes of the weights one device holds for one layer of ``s``'s kind, each tensor in the weight format
+    (:func:`~rooflax.config.dtypes.tensor_bytes`) as the ops read it: every expert held, the whole router,
+    the norms (and sink logits, latent norms) as vectors of their width. Biases are not counted."""
+    w, h = s.w, s.hidden
+    if s.mla:
+        q_rows = s.heads * (s.qk_nope_head_dim + s.qk_rope_head_dim)
+        attention = (
+            tensor_bytes(w, s.q_lora_rank, h)
+            + tensor_bytes(w, 1, s.q_lora_rank)
+            + tensor_bytes(w, q_rows, s.q_lora_rank)
+            + tensor_bytes(w, s.kv_lora_rank + s.qk_rope_head_dim, h)
+            + tensor_bytes(w, 1, s.kv_lora_rank)
+            + _w_uk(s)
+            + _w_uv(s)
+            + tensor_bytes(w, h, s.heads * s.v_head_dim)
+        )
+    else:
+        attention = tensor_bytes(w, (s.heads + 2 * s.kv_heads) * s.head_dim, h) + tensor_bytes(
+            w, h, s.heads * s.head_dim
+        )
+    if s.attention_sinks:
+        attention = attention + tensor_bytes(w, 1, s.heads)
+    matrices = 2 if s.gated_mlp else 1  # the products h → width (gate, up); one down
+    mlp = matrices * tensor_bytes(w, s.intermediate, h) + tensor_bytes(w, h, s.intermediate)
+    if s.moe:
+        per_expert = matrices * tensor_bytes(w, s.expert_width, h) + tensor_bytes(w, h, s.expert_width)
+        mlp = mlp + s.experts * per_expert + tensor_bytes(w, s.router_experts, h)
+    return attention + mlp + 2 * tensor_bytes(w, 1, h)
+
+
+def cache_bytes(s: Step, tokens: Num) -> Num:
+    """Bytes one layer of ``s``'s kind caches for ``tokens`` tokens on a device: ``2G`` vectors of ``d`` each,
+    or with latent attention the latent and the rotary key (whole on every device: every head reads them)."""
+    return _latent(s, tokens) if s.mla else _kv_vectors(s, tokens, 2 * s.kv_heads)
 
 
 def _scores_gemm(s: Step) -> tuple[Gemm, ...]:
@@ -683,7 +768,8 @@ def router(s: Step) -> tuple[Num, Num]:
 
 def _expert_linear(s: Step, k_in: Num, n_out: Num) -> tuple[Num, Num]:
     """A routed expert product over the device's ``R`` token-expert pairs; weights of the touched experts."""
-    return 2 * s.routed * k_in * n_out, s.w * s.touched * k_in * n_out + s.a * s.routed * (k_in + n_out)
+    weights = tensor_bytes(s.w, n_out, k_in, s.touched)
+    return 2 * s.routed * k_in * n_out, weights + _acts(s.a, s.routed, k_in) + _acts(s.a, s.routed, n_out)
 
 
 def expert_gate(s: Step) -> tuple[Num, Num]:
@@ -702,12 +788,12 @@ def expert_down(s: Step) -> tuple[Num, Num]:
 def expert_silu_mul(s: Step) -> tuple[Num, Num]:
     """``silu(gate)·up`` of the routed experts: 5 FLOPs an element."""
     elements = s.routed * s.expert_width
-    return 5 * elements, 3 * s.a * elements
+    return 5 * elements, 3 * _acts(s.a, s.routed, s.expert_width)
 
 
 def all_reduce(s: Step) -> tuple[Num, Num]:
     """Ring all-reduce over ``tp`` devices of the ``M × h`` partial output: ``2(tp−1)/tp`` of it crosses the link."""
-    return 0, 2 * (s.tp - 1) * (s.a * s.tokens * s.hidden) / s.tp
+    return 0, 2 * (s.tp - 1) * _acts(s.a, s.tokens, s.hidden) / s.tp
 
 
 def _ring_hops(s: Step) -> Num:
@@ -716,7 +802,7 @@ def _ring_hops(s: Step) -> Num:
 
 def all_to_all(s: Step) -> tuple[Num, Num]:
     """All-to-all over ``ep`` devices of each token's hidden state to (or from) its ``k`` experts: ``(ep−1)/ep``."""
-    return 0, (s.ep - 1) * (s.a * s.tokens * s.experts_per_token * s.hidden) / s.ep
+    return 0, (s.ep - 1) * _acts(s.a, s.tokens * s.experts_per_token, s.hidden) / s.ep
 
 
 def _all_to_all_hops(s: Step) -> Num:
@@ -725,7 +811,7 @@ def _all_to_all_hops(s: Step) -> Num:
 
 def pp_send(s: Step) -> tuple[Num, Num]:
     """The ``M × h`` hidden state handed to the next pipeline stage, once per stage boundary."""
-    return 0, s.a * s.tokens * s.hidden
+    return 0, _acts(s.a, s.tokens, s.hidden)
 
 
 def _send_hops(s: Step) -> Num:

@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 
-from rooflax.config.models import MLA_FIELDS, embedding_parameters, layer_parameters
+from rooflax.config.dtypes import tensor_bytes
 from rooflax.cost.achieved import achieved_time, pymath
-from rooflax.cost.ops import LM_HEAD, ONCE, PP_SEND, OpDef, Step, StepT, step_ops
+from rooflax.cost.ops import LM_HEAD, ONCE, PP_SEND, OpDef, Step, StepT, cache_bytes, layer_weight_bytes, step_ops
 from rooflax.names import BOUNDS, GROUPS, TERM_GROUPS
 
 if TYPE_CHECKING:
@@ -341,36 +341,6 @@ def op_row(
     )
 
 
-def layer_weights(s: Step) -> Num:
-    """Parameters of one layer of ``s``'s kind on one device (:func:`~rooflax.config.models.layer_parameters`),
-    every expert it holds counted, and the whole router."""
-    experts = (
-        {
-            "experts": s.experts,
-            "shared_experts": s.shared_experts,
-            "moe_intermediate": s.expert_width,
-            "shared_intermediate": s.intermediate,
-            "router_experts": s.router_experts,
-            "moe": True,
-        }
-        if s.moe
-        else {}
-    )
-    latent = {name: getattr(s, name) for name in MLA_FIELDS} if s.mla else {}
-    return layer_parameters(
-        **latent,
-        mla=s.mla,
-        hidden=s.hidden,
-        heads=s.heads,
-        kv_heads=s.kv_heads,
-        head_dim=s.head_dim,
-        intermediate=s.intermediate,
-        gated_mlp=s.gated_mlp,
-        attention_sinks=s.attention_sinks,
-        **experts,
-    )
-
-
 def _fullest_stage(steps: Sequence[Step], per_layer: Sequence[Num], xp: Any) -> Num:
     """The most of ``per_layer`` (one value per kind) any pipeline stage's layers sum to (:attr:`Step.stages`)."""
     totals = [
@@ -384,42 +354,33 @@ def _fullest_stage(steps: Sequence[Step], per_layer: Sequence[Num], xp: Any) -> 
 
 
 def device_weight_bytes(steps: Sequence[Step], *, xp: Any = pymath) -> Num:
-    """Weights one device holds: the fullest pipeline stage's layers (:func:`layer_weights`, every
-    expert counted) and the vocabulary (a pipeline end holds one matrix) and final norm.
+    """Weights one device holds: the fullest pipeline stage's layers (:func:`~rooflax.cost.ops.layer_weight_bytes`,
+    every expert counted) and the vocabulary (``⌈V/tp⌉ × h``; a pipeline end holds one matrix) and final norm.
 
     Biases (``attention_bias``, ``mlp_bias``) are counted in :attr:`rooflax.Model.params`, not here.
     """
     s = steps[0]
     copies = 1 + (s.pp == 1) * (not s.tied_embeddings)
-    layers = _fullest_stage(steps, [layer_weights(step) for step in steps], xp)
-    return s.w * (
-        layers
-        + embedding_parameters(
-            hidden=s.hidden, vocab=s.vocab, tied_embeddings=s.tied_embeddings, embedding_copies=copies
-        )
-    )
-
-
-def _cache_width(s: Step) -> Num:
-    """Elements a layer caches per token: ``2·G·d``, or with latent attention the latent and the rotary key,
-    ``r_kv + d_r``, whole on every device (every head reads all of it)."""
-    return s.kv_lora_rank + s.qk_rope_head_dim if s.mla else 2 * s.kv_heads * s.head_dim
+    layers = _fullest_stage(steps, [layer_weight_bytes(step) for step in steps], xp)
+    return layers + copies * tensor_bytes(s.w, s.vocab, s.hidden) + tensor_bytes(s.w, 1, s.hidden)
 
 
 def kv_cache_bytes(steps: Sequence[Step], *, xp: Any = pymath) -> Num:
-    """KV cache held after the step: ``k · 2 · G · d · B`` (``k · (r_kv + d_r) · B`` with latent attention)
-    times each layer's tokens (``S``, or ``min(S, W)`` in a sliding layer), over the layers; with ``pp``
-    stages a device holds ``pp`` micro-batches of its stage's layers (the fullest stage), ``k·2·G·d·L·B·S``
-    when the layers are alike."""
+    """KV cache held after the step: each layer's cache (:func:`~rooflax.cost.ops.cache_bytes`: ``2·G`` vectors
+    of ``d``, or the latent and the rotary key, a token) of ``B`` sequences of its tokens (``S``, or
+    ``min(S, W)`` in a sliding layer), over the layers; with ``pp`` stages a device holds ``pp``
+    micro-batches of its stage's layers (the fullest stage), ``k·2·G·d·L·B·S`` when the layers are alike
+    and the format has no block scales."""
     s = steps[0]
     if len(steps) == 1:
-        return s.k * _cache_width(s) * s.layers * s.batch * s.cache_tokens
-    per_layer = [step.k * _cache_width(step) * step.batch * step.cache_tokens for step in steps]
+        return cache_bytes(s, s.batch * s.cache_tokens) * s.layers
+    per_layer = [cache_bytes(step, step.batch * step.cache_tokens) for step in steps]
     return s.pp * _fullest_stage(steps, per_layer, xp)
 
 
 def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
-    """Peak live activations of one layer (layers run one after another), in bytes.
+    """Peak live activations of one layer (layers run one after another), in bytes: each tensor a row of
+    its width per token in the activation format (:func:`~rooflax.config.dtypes.tensor_bytes`).
 
     The largest of: the residual stream plus the QKV output, ``M·(h + (H+2G)d)``; the
     residual stream plus scores and probabilities, ``M·h + 2·B·H·P`` (``M·h + B·H·Q·d``
@@ -431,24 +392,29 @@ def activation_bytes(s: Step, *, xp: Any = pymath) -> Num:
     up-projected keys and values of the whole cache, ``B·T·H(d_n + d_v)``; the fused
     output ``B·H·Q`` times the value width (``d_v`` naive, ``r_kv`` absorbed).
     """
-    m, h = s.tokens, s.hidden
+    m, h, a = s.tokens, s.hidden, s.a
+
+    def acts(tokens: Num, width: Num) -> Num:  # rows of ``width`` activations, each blocked along it
+        return tensor_bytes(a, 1, width, tokens)
+
+    stream = acts(m, h)
     if s.mla:
-        qkv = m * (h + s.heads * (s.qk_nope_head_dim + s.qk_rope_head_dim))
+        qkv = stream + acts(m, s.heads * (s.qk_nope_head_dim + s.qk_rope_head_dim))
         if not s.absorbed:
-            qkv = qkv + s.batch * s.attended * s.heads * (s.qk_nope_head_dim + s.v_head_dim)
+            qkv = qkv + acts(s.batch * s.attended, s.heads * (s.qk_nope_head_dim + s.v_head_dim))
         out_width = s.kv_lora_rank if s.absorbed else s.v_head_dim
     else:
-        qkv = m * (h + (s.heads + 2 * s.kv_heads) * s.head_dim)
+        qkv = stream + acts(m, (s.heads + 2 * s.kv_heads) * s.head_dim)
         out_width = s.head_dim
     if s.fused_attention:
-        attn = m * h + s.batch * s.heads * s.new * out_width
+        attn = stream + acts(s.batch * s.new, s.heads * out_width)
     else:
-        attn = m * h + 2 * s.batch * s.heads * s.pairs
-    mlp = m * (h + (3 if s.gated_mlp else 2) * s.intermediate)
+        attn = stream + 2 * tensor_bytes(a, s.batch * s.heads, s.pairs)
+    mlp = stream + (3 if s.gated_mlp else 2) * acts(m, s.intermediate)
     if s.moe:
-        mlp = xp.maximum(mlp, m * h + s.routed * (h + 3 * s.expert_width))
-    logits = s.logits_tokens * s.vocab
-    return s.a * xp.maximum(xp.maximum(qkv, attn), xp.maximum(mlp, logits))
+        mlp = xp.maximum(mlp, stream + acts(s.routed, h) + 3 * acts(s.routed, s.expert_width))
+    logits = acts(s.logits_tokens, s.vocab)
+    return xp.maximum(xp.maximum(qkv, attn), xp.maximum(mlp, logits))
 
 
 def _over_layers(steps: Sequence[Step], layers: Sequence[Cost], name: str, counts: Sequence[Num] | None = None) -> Num:
@@ -489,7 +455,7 @@ def model_totals(
         ``achieved_time_lo_s`` and ``achieved_time_hi_s`` (its error band, every op at the
         p10 and the p90 of its group's measured / predicted ratio: errors taken as fully
         correlated across ops, so the band is wide; NaN without measurements),
-        and per device ``weight_bytes`` (``w`` × parameters held), ``kv_cache_bytes``,
+        and per device ``weight_bytes`` (each weight tensor held, in its format), ``kv_cache_bytes``,
         ``activation_bytes``, ``memory_bytes`` (their sum) and ``fits_in_memory``; where the
         layers differ, the weights and the KV cache are each the fullest stage's.
     """

@@ -111,9 +111,9 @@ class Shape:
     intermediate: Num  # I
     vocab: Num  # V
     layers: Num  # L
-    w: Num  # bytes per weight element
-    a: Num  # bytes per activation element
-    k: Num  # bytes per KV-cache element
+    w: Num  # the weights' format: bytes per element, or a block-scaled Storage (rooflax.config.dtypes.tensor_bytes)
+    a: Num  # the activations'
+    k: Num  # the KV cache's
     experts: Num = 0  # E, routed experts per layer (0: dense)
     experts_per_token: Num = 0  # experts each token is routed to
     shared_experts: Num = 0
@@ -180,9 +180,9 @@ class Shape:
             seq_len=seq_len,
             phase=PHASES.index(phase),
             spec_k=0 if spec_k is None else spec_k,
-            w=dtype.weight_bytes,
-            a=dtype.act_bytes,
-            k=dtype.kv_bytes,
+            w=dtype.weight.storage,
+            a=dtype.act.storage,
+            k=dtype.kv.storage,
             tree_pairs=tree_pairs,
             causal=causal,
             tp=tp,
