@@ -214,7 +214,16 @@ def test_gpu_hour_prices():
 def _frames(spec, *, prefill_s: float, round_s: float, concurrency: int):
     """Hand-made prefill and decode tables of one toy instance each (one device); every step's band is
     half to twice its achieved time."""
-    keys = {"model": "toy-llama", "hardware": "h100-sxm", "dtype": "fp16", "hidden": 256, "tp": 1, "pp": 1, "ep": 1}
+    model, hardware, dtype = spec.models[0], spec.hardware[0].name, spec.dtypes[0].name
+    keys = {
+        "model": model.name,
+        "hardware": hardware,
+        "dtype": dtype,
+        "hidden": model.hidden,
+        "tp": 1,
+        "pp": 1,
+        "ep": 1,
+    }
     prefill = pl.DataFrame(
         [
             {
@@ -270,6 +279,28 @@ def test_disaggregated_balanced_with_an_infinitely_fast_link_is_the_sum_of_its_p
     slow = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=1e6).row(0, named=True)
     _close(slow["ttft_s"], 2.0 + 2 * 2 * m.kv_heads * m.head_dim * m.layers * ISL / 1e6)
     _close(slow["tokens_per_s_per_gpu"], row["tokens_per_s_per_gpu"])
+
+
+def test_a_latent_attention_request_ships_its_latent_not_full_heads():
+    # DeepSeek-V3 caches kv_lora_rank + qk_rope_head_dim = 512 + 64 elements a token and layer (fp8: a byte
+    # each), 61 layers: a 1,000-token prompt sends 1000 · 61 · 576 bytes, not 2·G·d·L per token
+    spec = rooflax.parse_spec(model="deepseek-v3", hardware="h200", dtype="fp8", batch=[1], seq_len=[8])
+    traffic = Traffic(isl=1000, osl=5)
+    rounds, prefill = _frames(spec, prefill_s=2.0, round_s=0.5, concurrency=4)
+    fast = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=math.inf).row(0, named=True)
+    slow = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=1e9).row(0, named=True)
+    _close(slow["ttft_s"] - fast["ttft_s"], 1000 * 61 * 576 / 1e9)
+
+
+def test_a_sliding_window_request_ships_at_most_its_window():
+    # gpt-oss-20b: 24 layers, every other one a 128-token window, 8 KV heads of 64 (bf16): a 1,000-token
+    # prompt leaves 12 · 1000 + 12 · 128 token-layers of 2 · 8 · 64 · 2 bytes
+    spec = rooflax.parse_spec(model="gpt-oss-20b", hardware="h100-sxm", batch=[1], seq_len=[8])
+    traffic = Traffic(isl=1000, osl=5)
+    rounds, prefill = _frames(spec, prefill_s=2.0, round_s=0.5, concurrency=4)
+    fast = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=math.inf).row(0, named=True)
+    slow = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=1e9).row(0, named=True)
+    _close(slow["ttft_s"] - fast["ttft_s"], (12 * 1000 + 12 * 128) * 2 * 8 * 64 * 2 / 1e9)
 
 
 def test_disaggregated_serving_of_real_steps():

@@ -52,7 +52,9 @@ step's and the prefill step's activations; feasible where ``kv_usage ≤ 1``.
 
 **Disaggregated.** ``x`` prefill instances (layout ``(tp, pp, ep)_p``, ``g_p`` devices,
 whole prompts, batch 1) and ``y`` decode instances (``g_d`` devices, concurrency ``C``)
-with their own layouts. A request's KV cache (``k·2·G·d·L·isl`` bytes) crosses a link
+with their own layouts. A request's KV cache (one copy of the model's cache at ``isl`` tokens:
+``k·2·G·d·L·isl`` bytes for full attention, the latent and rotary key for latent attention, at most
+the window for sliding-window layers) crosses a link
 (``kv_link_bytes_per_s``; default each prefill device's interconnect in parallel,
 ``g_p · interconnect``) after its prefill: ``TTFT = T_p + kv / link``; decode instances run
 decode rounds only: ``TPOT = τ_d / r``. Rates: a prefill instance serves ``R_p = 1/T_p``
@@ -85,9 +87,11 @@ import polars as pl
 
 from rooflax.answers.bands import op_band
 from rooflax.answers.speculate import speculate
-from rooflax.config.dtypes import tensor_bytes
+from rooflax.config.dtypes import DtypePolicy
+from rooflax.config.models import Model
 from rooflax.config.spec import SpecKeys, SweepKeys, SweepSpec
 from rooflax.data.frames import resolve_spec, sweep
+from rooflax.engine.evaluate import evaluate
 from rooflax.errors import SpecError, boolean, close_matches, positive_float, positive_int
 from rooflax.names import ENTITIES, LAYOUT
 
@@ -482,6 +486,15 @@ def aggregated(rounds: pl.DataFrame, prefill: pl.DataFrame, traffic: Traffic, sp
     )
 
 
+def _request_kv_bytes(model: Model, dtype: DtypePolicy, spec: SweepSpec, isl: int) -> float:
+    """The KV cache one request's prompt leaves, one copy (what crosses to a decode instance): the model's own
+    cache at ``isl`` tokens on one device (each layer kind's: a latent-attention layer's latent and rotary key,
+    a sliding-window layer's window), :func:`rooflax.evaluate`'s ``kv_cache_bytes``."""
+    return evaluate(
+        model=model, hardware=spec.hardware[0], dtype=dtype, phase="prefill", batch=1, seq_len=isl
+    ).kv_cache_bytes
+
+
 def disaggregated(
     rounds: pl.DataFrame,
     prefill: pl.DataFrame,
@@ -509,29 +522,25 @@ def disaggregated(
     """
     osl = traffic.osl
     capacity = _capacity(spec, rounds.schema)
-    kv_per_token = pl.DataFrame(
+    kv_per_request = pl.DataFrame(
         {
             "model": [m.name for m in spec.models for _ in spec.dtypes],
             "dtype": [d.name for _ in spec.models for d in spec.dtypes],
-            "kv_token_bytes": [
-                float(tensor_bytes(d.kv.storage, 2 * m.kv_heads * m.layers, m.head_dim))
-                for m in spec.models
-                for d in spec.dtypes
-            ],
+            "kv_request_bytes": [_request_kv_bytes(m, d, spec, traffic.isl) for m in spec.models for d in spec.dtypes],
         },
-        schema={"model": rounds.schema["model"], "dtype": rounds.schema["dtype"], "kv_token_bytes": pl.Float64},
+        schema={"model": rounds.schema["model"], "dtype": rounds.schema["dtype"], "kv_request_bytes": pl.Float64},
     )
     p_gpus = pl.col("tp_p") * pl.col("pp_p") * pl.col("ep_p")
     pre = (
         prefill.join(capacity, on="hardware")
         .filter(pl.col("prefill_memory_bytes") <= pl.col("capacity_bytes"))
-        .join(kv_per_token, on=["model", "dtype"])
+        .join(kv_per_request, on=["model", "dtype"])
         .select(
             *ENTITIES,
             "hidden",
             *(pl.col(n).alias(f"{n}_p") for n in LAYOUT),
             *(pl.col(f"{p}prefill_s") for p in _TIMES),
-            (pl.col("kv_token_bytes") * traffic.isl).alias("kv_request_bytes"),
+            "kv_request_bytes",
             "interconnect_bytes_per_s",
         )
         .with_columns(gpus_p=p_gpus)
