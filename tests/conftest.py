@@ -16,10 +16,6 @@ matplotlib.use("Agg")
 CPU_DEVICES = 4
 jax.config.update("jax_num_cpu_devices", CPU_DEVICES)
 
-# Compiling is most of the suite's time, and its sweeps are small: XLA's LLVM optimizations take about half of
-# each compile and save nothing measurable on grids this size (frames stay bit for bit the same). Subprocesses
-# inherit the flag.
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 # One persistent compilation cache for the whole run, made by the controlling process and inherited by the
 # xdist workers and the subprocesses, so that a function compiled by one is read from disk by the others.
 if "ROOFLAX_TEST_JAX_CACHE" not in os.environ:
