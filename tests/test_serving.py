@@ -232,6 +232,10 @@ def _frames(spec, *, prefill_s: float, round_s: float, concurrency: int):
                 "ideal_prefill_s": prefill_s,
                 "lo_prefill_s": prefill_s / 2,
                 "hi_prefill_s": prefill_s * 2,
+                "prefill_max_s": prefill_s,  # one kind of request: its prefill is the longest
+                "ideal_prefill_max_s": prefill_s,
+                "lo_prefill_max_s": prefill_s / 2,
+                "hi_prefill_max_s": prefill_s * 2,
                 "prefill_memory_bytes": 1.0,
             }
         ]
