@@ -277,9 +277,20 @@ def test_cli_a_bad_mix_is_one_line_and_exit_2(flags, fragment, capsys):
     assert err.count("\n") == 1 and fragment in err, err
 
 
-def test_cli_serves_a_mix(capsys):
+def test_cli_serves_a_mix(tmp_path, capsys):
     from rooflax.cli import main
 
-    assert main([*MIXED, "--requests", "64:16:0.75,256:8:0.25"]) == 0
+    assert main([*MIXED, "--requests", "64:16:0.75,256:8:0.25", "--plot", str(tmp_path / "mix.png")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[2].split()[7:9] == ["ttft_ms", "ttft_max_ms"]
+    assert (tmp_path / "mix.png").stat().st_size > 0
+
+
+def test_the_chart_of_a_mix_names_its_kinds():
+    from rooflax.plot import frontier_chart
+
+    result = rooflax.frontier(
+        model="toy-llama", hardware="h100-sxm", gpus=2, batch=[1, 4], requests=[(64, 16, 0.75), (256, 8, 0.25)]
+    )
+    title = frontier_chart(result).axes[0].get_title()
+    assert title == "Serving toy-llama on 2 GPUs: a mix: 75% 64 in / 16 out, 25% 256 in / 8 out"
