@@ -91,6 +91,34 @@ def test_an_sla_nothing_meets_is_an_empty_table_and_a_reason():
     assert table.rows == ()
 
 
+def test_a_one_kind_mix_is_fixed_lengths_bit_for_bit():
+    search = dict(model="toy-llama", hardware="h100-sxm", gpus=4, batch=[1, 4, 16], chunk=[None, 32])
+    fixed = rooflax.frontier(**search, isl=64, osl=17, disaggregated=True, ttft=1e-3)
+    mix = rooflax.frontier(**search, requests=[(64, 17, 1.0)], disaggregated=True, ttft=1e-3)
+    for name in ("configurations", "pareto", "best"):
+        assert getattr(fixed, name).equals(getattr(mix, name)), name
+    assert frontier_table(fixed).text() == frontier_table(mix).text()
+
+
+def test_every_request_of_a_mix_must_meet_the_ttft_bound():
+    # 9 in 10 requests are short: the mean TTFT is far below the long prompts' (ttft_max_s)
+    search = dict(
+        model="toy-llama", hardware="h100-sxm", gpus=2, batch=[1, 4], requests=[(64, 16, 0.9), (2048, 16, 0.1)]
+    )
+    free = rooflax.frontier(**search).configurations
+    bound = float(free["ttft_max_s"].min()) * 0.99  # below every configuration's longest prompt
+    assert (free["ttft_s"] <= bound).any()  # though some configurations' mean meets it
+    result = rooflax.frontier(**search, ttft=bound)
+    assert result.best.height == 0 and not result.configurations["meets_sla"].any()
+    assert result.reason is not None and result.reason.startswith(f"no configuration meets TTFT ≤ {bound * 1e3:g} ms")
+    # a bound between the longest prompts' TTFTs keeps exactly the configurations whose longest meet it
+    middle = float(free["ttft_max_s"].median())
+    rows = rooflax.frontier(**search, ttft=middle).configurations
+    assert rows["meets_sla"].equals((rows["ttft_max_s"] <= middle).alias("meets_sla"))
+    header = frontier_table(rooflax.frontier(**search, ttft=middle)).text().splitlines()[1].split()
+    assert header[7:9] == ["ttft_ms", "ttft_max_ms"]
+
+
 @pytest.mark.parametrize(
     ("options", "fragments"),
     [
@@ -184,6 +212,7 @@ def test_cli_an_sla_nothing_meets_prints_the_reason(capsys):
         (["--gpu-hour-usd", "h100-sxm=1,h100-sxm=2"], "--gpu-hour-usd: h100-sxm is priced twice"),
         (["--gpu-hour-usd", "h100=2"], "gpu_hour_usd: 'h100' is not an accelerator served here; did you mean"),
         (["--hardware", "h100-sxm,h200", "--gpu-hour-usd", "h200=2"], "gpu_hour_usd: no price for h100-sxm"),
+        (["--requests", "64:17:1"], "--requests: give --isl and --osl or --requests, not both"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(flags, fragment, capsys):
@@ -225,3 +254,43 @@ def test_points_that_fall_together_share_one_label():
     for shared in parts:  # each place names a configuration and its k=0 twin, once each
         plain = [p for p in shared if not p.endswith(" k=0")]
         assert sorted(shared) == sorted([*plain, *(f"{p} k=0" for p in plain)]), shared
+
+
+MIXED = ["frontier", "--model", "toy-llama", "--hardware", "h100-sxm", "--gpus", "2", "--concurrency", "1,4"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--requests", "64:17"], "--requests: expected comma-separated isl:osl:share kinds"),
+        (["--requests", "64:17:half"], "--requests: expected comma-separated isl:osl:share kinds"),
+        (["--requests", "64:17:0.5,256:9:0.4"], "requests: the shares sum to 0.9"),
+        (["--requests", "64:1:1"], "requests[0] osl: expected an integer ≥ 2"),
+        (["--isl", "64"], "--isl: give --isl and --osl (fixed requests) or --requests (a mix)"),
+    ],
+)
+def test_cli_a_bad_mix_is_one_line_and_exit_2(flags, fragment, capsys):
+    from rooflax.cli import main
+
+    assert main([*MIXED, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err, err
+
+
+def test_cli_serves_a_mix(tmp_path, capsys):
+    from rooflax.cli import main
+
+    assert main([*MIXED, "--requests", "64:16:0.75,256:8:0.25", "--plot", str(tmp_path / "mix.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].split()[7:9] == ["ttft_ms", "ttft_max_ms"]
+    assert (tmp_path / "mix.png").stat().st_size > 0
+
+
+def test_the_chart_of_a_mix_names_its_kinds():
+    from rooflax.plot import frontier_chart
+
+    result = rooflax.frontier(
+        model="toy-llama", hardware="h100-sxm", gpus=2, batch=[1, 4], requests=[(64, 16, 0.75), (256, 8, 0.25)]
+    )
+    title = frontier_chart(result).axes[0].get_title()
+    assert title == "Serving toy-llama on 2 GPUs: a mix: 75% 64 in / 16 out, 25% 256 in / 8 out"

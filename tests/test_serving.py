@@ -232,6 +232,10 @@ def _frames(spec, *, prefill_s: float, round_s: float, concurrency: int):
                 "ideal_prefill_s": prefill_s,
                 "lo_prefill_s": prefill_s / 2,
                 "hi_prefill_s": prefill_s * 2,
+                "prefill_max_s": prefill_s,  # one kind of request: its prefill is the longest
+                "ideal_prefill_max_s": prefill_s,
+                "lo_prefill_max_s": prefill_s / 2,
+                "hi_prefill_max_s": prefill_s * 2,
                 "prefill_memory_bytes": 1.0,
             }
         ]
@@ -337,3 +341,101 @@ def test_bad_input_is_one_line(options, fragments):
         return serve(**{"model": "toy-llama", "hardware": "h100-sxm", "batch": [1], "isl": ISL, "osl": OSL, **options})
 
     one_line_error(call, *fragments)
+
+
+# a two-kind mix: 3 in 4 requests of 64 in / 16 out, 1 in 4 of 256 in / 8 out. A kind stays osl rounds in
+# flight, so the sequences in flight are 0.75·16 = 12 parts short to 0.25·8 = 2 parts long: their mean context
+# (12·(64 + 8) + 2·(256 + 4)) / 14 = 1384 / 14 = 98.86, the nearest token 99; a request has 0.75·16 + 0.25·8 = 14
+# output tokens on average
+MIX = [(64, 16, 0.75), (256, 8, 0.25)]
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"chunk": 16}, {"k": [0, 3]}, {"block_size": 7}], ids=["whole", "chunked", "speculation", "pages"]
+)
+def test_a_one_kind_mix_is_fixed_lengths_bit_for_bit(options):
+    fixed = serve(**CELL, batch=[1, 3, 16], isl=ISL, osl=OSL, **options)
+    assert fixed.equals(serve(**CELL, batch=[1, 3, 16], requests=[(ISL, OSL, 1.0)], **options))
+
+
+def test_two_identical_kinds_are_one_kind():
+    one = serve(**CELL, batch=[1, 3, 16], isl=ISL, osl=OSL, chunk=16)
+    two = serve(**CELL, batch=[1, 3, 16], requests=[(ISL, OSL, 0.5), (ISL, OSL, 0.5)], chunk=16)
+    assert one.columns == two.columns
+    for name, column in one.to_dict().items():
+        if column.dtype.is_float():
+            assert ((column - two[name]).abs() <= 1e-12 * column.abs()).all(), name
+        else:
+            assert column.equals(two[name]), name
+
+
+def test_a_mix_decodes_at_the_mean_context_of_the_sequences_in_flight():
+    row = serve(**CELL, batch=[1], requests=MIX).row(0, named=True)
+    short, long, decode = _step("prefill", 1, 64), _step("prefill", 1, 256), _step("decode", 1, 99)
+    for prefix, time in (("", "achieved_time_s"), ("ideal_", "time_s")):
+        assert row[f"{prefix}tpot_s"] == pytest.approx(decode[time], rel=1e-12)  # one request alone: one step
+        ttft = 0.75 * short[time] + 0.25 * long[time]
+        _close(row[f"{prefix}ttft_s"], ttft)
+        _close(row[f"{prefix}ttft_max_s"], long[time])
+        _close(row[f"{prefix}e2e_s"], ttft + (14 - 1) * decode[time])
+        _close(row[f"{prefix}tokens_per_s_per_gpu"], 14 / (ttft + 13 * decode[time]))
+    _close(row["ttft_max_hi_s"], long["achieved_time_hi_s"])
+
+
+def test_a_mix_pages_each_kinds_context():
+    # 16-token pages: 72 tokens take 80, 260 take 272; in flight (12·80 + 2·272) / 14 = 1504 / 14 tokens a sequence
+    traffic = Traffic(requests=tuple(MIX))
+    base = serving.base_spec(None, {"model": "toy-llama", "hardware": "h100-sxm", "batch": [2]}, traffic)
+    assert base.seq_len == (99,)
+    m = rooflax.get_model("toy-llama")
+    kv = serving.decode_rounds(base, traffic)["kv_bytes"][0]
+    _close(kv, 2 * 2 * 2 * m.kv_heads * m.head_dim * m.layers * 1504 / 14)  # fp16 K and V, 2 sequences
+
+
+@pytest.mark.parametrize("options", [{}, {"chunk": 16}, {"k": [0, 3]}], ids=["whole", "chunked", "speculation"])
+def test_littles_law_on_a_mix(options):
+    rows = serve(**CELL, batch=[1, 3, 16], requests=MIX, **options)
+    for prefix in ("", "ideal_"):
+        little = rows[f"{prefix}requests_per_s"] * rows[f"{prefix}e2e_s"] / rows["concurrency"]
+        assert (little - 1).abs().max() < 1e-12
+        # the requests' mean end to end: each kind's first token, then its osl - 1 tokens a TPOT apart
+        kinds = [w * (rows[f"{prefix}ttft_s"] + (o - 1) * rows[f"{prefix}tpot_s"]) for _, o, w in MIX]
+        assert (((kinds[0] + kinds[1]) - rows[f"{prefix}e2e_s"]) / rows[f"{prefix}e2e_s"]).abs().max() < 1e-12
+        assert (rows[f"{prefix}ttft_max_s"] > rows[f"{prefix}ttft_s"]).all()
+
+
+def test_disaggregated_ships_the_mixs_mean_kv_and_times_the_longest_prompts():
+    spec = rooflax.parse_spec(model="toy-llama", hardware="h100-sxm", batch=[1], seq_len=[8])
+    # 5 and 9 output tokens, half each: 7 a request; a decode instance serves 4 / (0.5 · (7 − 1)) = 4/3 requests/s
+    traffic = Traffic(requests=((ISL, 5, 0.5), (4 * ISL, 9, 0.5)))
+    rounds, prefill = _frames(spec, prefill_s=2.0, round_s=0.5, concurrency=4)
+    fast = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=math.inf).row(0, named=True)
+    _close(fast["balance"], (4 / 3) / (1 / 2))
+    slow = disaggregated(rounds, prefill, traffic, spec, gpus=5, kv_link_bytes_per_s=1e6).row(0, named=True)
+    m = rooflax.get_model("toy-llama")
+    token = 2 * 2 * m.kv_heads * m.head_dim * m.layers
+    _close(slow["ttft_s"] - fast["ttft_s"], token * (0.5 * ISL + 0.5 * 4 * ISL) / 1e6)
+    _close(slow["kv_transfer_s"], token * 2.5 * ISL / 1e6)
+    _close(slow["ttft_max_s"] - fast["ttft_max_s"], token * 4 * ISL / 1e6)
+    _close(slow["e2e_s"], slow["ttft_s"] + (7 - 1) * 0.5)
+
+
+@pytest.mark.parametrize(
+    ("requests", "fragments"),
+    [
+        ([(64, 16, 0.5), (256, 8, 0.4)], ("requests", "sum to 0.9")),
+        ([(64, 16, 1.0), (256, 8, 0.0)], ("requests[1] share", "0.0")),
+        ([(64, 16, 1.2), (256, 8, -0.2)], ("requests[0] share", "1.2")),
+        ([(64, 1, 1.0)], ("requests[0] osl", "≥ 2", "got 1")),
+        ([(0, 16, 1.0)], ("requests[0] isl", "0")),
+        ([(64, 16)], ("requests[0]", "(isl, osl, share)")),
+        ([], ("requests", "non-empty")),
+    ],
+)
+def test_a_bad_mix_is_one_line(requests, fragments):
+    one_line_error(lambda: serve(**CELL, batch=[1], requests=requests), *fragments)
+
+
+def test_a_mix_or_fixed_lengths_not_both():
+    one_line_error(lambda: serve(**CELL, batch=[1], isl=ISL, requests=MIX), "requests", "not both")
+    one_line_error(lambda: serve(**CELL, batch=[1], osl=OSL), "isl", "isl and osl")

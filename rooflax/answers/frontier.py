@@ -104,8 +104,9 @@ def _check_sla(field: str, value: float | None) -> float | None:
 def frontier(
     spec: SweepSpec | str | Path | None = None,
     *,
-    isl: int,
-    osl: int,
+    isl: int | None = None,
+    osl: int | None = None,
+    requests: Sequence[tuple[int, int, float]] | None = None,
     gpus: int,
     ttft: float | None = None,
     tpot: float | None = None,
@@ -133,8 +134,11 @@ def frontier(
             here, so ``tp``, ``pp`` and ``ep`` may not be given.
         isl: prompt tokens per request.
         osl: output tokens per request (≥ 2).
+        requests: a mix of requests instead of ``isl`` and ``osl``: ``(isl, osl, share)`` of each
+            kind, the shares summing to 1 (:class:`~rooflax.answers.serving.Traffic`).
         gpus: the device budget: layouts whose ``tp·pp·ep`` divides it.
-        ttft: the SLA's longest time to first token, seconds (None: no bound).
+        ttft: the SLA's longest time to first token, seconds (None: no bound); every request must
+            meet it, so it bounds the longest prompt's (``ttft_max_s``).
         tpot: the SLA's longest time per output token, seconds (None: no bound).
         chunk: prefill modes: None (whole prompts), a chunk size, or a list of them (None
             in it: whole prompts too).
@@ -172,7 +176,7 @@ def frontier(
     chunks: list[int | None] = list(chunk) if isinstance(chunk, list | tuple) else [cast(int | None, chunk)]
     if not chunks:
         raise SpecError("chunk: expected a chunk size, None or a non-empty list of them, got []")
-    traffics = [serving.Traffic(isl=isl, osl=osl, chunk=c, block_size=block_size) for c in chunks]
+    traffics = [serving.Traffic.of(isl=isl, osl=osl, requests=requests, chunk=c, block_size=block_size) for c in chunks]
     probe = serving.base_spec(spec, keys, traffics[0])
     serving.gpu_hour_prices(gpu_hour_usd, [hw.name for hw in probe.hardware])  # checked before the search
     degrees = _layouts(probe, gpus)
@@ -197,7 +201,9 @@ def frontier(
         whole = prefill if traffic.chunk is None else whole
     if disaggregated:
         if whole is None:
-            whole = serving.prefill_steps(base, serving.Traffic(isl=isl, osl=osl, block_size=block_size))
+            whole = serving.prefill_steps(
+                base, serving.Traffic.of(isl=isl, osl=osl, requests=requests, block_size=block_size)
+            )
         frames.append(
             serving.disaggregated(rounds, whole, traffics[0], base, gpus=gpus, kv_link_bytes_per_s=kv_link_bytes_per_s)
         )
@@ -214,7 +220,7 @@ def frontier(
         on[idx] = pareto_mask(rows[f"{prefix}tokens_per_s_per_user"].to_numpy(), rows[rank].to_numpy())
     meets = pl.lit(True)
     if ttft is not None:
-        meets = meets & (pl.col(f"{prefix}ttft_s") <= ttft)
+        meets = meets & (pl.col(f"{prefix}ttft_max_s") <= ttft)
     if tpot is not None:
         meets = meets & (pl.col(f"{prefix}tpot_s") <= tpot)
     found = found.with_columns(on_frontier=pl.Series(on), meets_sla=meets).sort(
@@ -268,7 +274,7 @@ def _refuse(rows: pl.DataFrame, spec: SweepSpec, gpus: int) -> None:
 def _why_none(found: pl.DataFrame, prefix: str, ttft: float | None, tpot: float | None) -> str:
     """One line: the SLA nothing meets, and the closest any configuration comes to each bound."""
     parts = []
-    for name, bound, what in (("ttft_s", ttft, "TTFT"), ("tpot_s", tpot, "TPOT")):
+    for name, bound, what in (("ttft_max_s", ttft, "TTFT"), ("tpot_s", tpot, "TPOT")):
         if bound is None:
             continue
         least = found.sort(f"{prefix}{name}").row(0, named=True)
@@ -283,6 +289,7 @@ def frontier_table(result: Frontier, *, rows: pl.DataFrame | None = None) -> Tab
     """The best configurations under the SLA (or ``rows``) as a table, in milliseconds and tokens/s."""
     frame = result.best if rows is None else rows
     prefix = "ideal_" if result.rank.startswith("ideal_") else ""
+    mixed = len(result.traffic.requests) > 1
     shown: list[pl.Expr] = [
         pl.col("hardware").cast(pl.String),
         pl.col("dtype").cast(pl.String),
@@ -292,6 +299,7 @@ def frontier_table(result: Frontier, *, rows: pl.DataFrame | None = None) -> Tab
         pl.col("speculation").alias("spec"),
         pl.col("prefill"),
         (pl.col(f"{prefix}ttft_s") * 1e3).round(1).alias("ttft_ms"),
+        *([(pl.col(f"{prefix}ttft_max_s") * 1e3).round(1).alias("ttft_max_ms")] if mixed else []),
         (pl.col(f"{prefix}tpot_s") * 1e3).round(2).alias("tpot_ms"),
         pl.col(f"{prefix}tokens_per_s_per_user").round(1).alias("tok/s/user"),
         pl.col(result.rank).round(1).alias("tok/s/gpu"),

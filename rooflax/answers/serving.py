@@ -1,13 +1,15 @@
 """Serving at steady state: time to first token, time per output token and throughput of a
 configuration serving a stream of requests, composed from the sweep's step costs.
 
-Traffic: every request has ``isl`` prompt tokens and ``osl`` output tokens (the first
-output token comes out of the prefill, the other ``osl − 1`` out of decode steps). A
-configuration is a model, accelerator, dtype, layout ``(tp, pp, ep)`` on ``g = tp·pp·ep``
-devices, a concurrency ``C`` (sequences in flight), a speculation choice and a prefill
-mode. Every step cost is a summary sweep's (:func:`rooflax.sweep`, ``summary=True``), ideal
-(``time_s``) and achieved (``achieved_time_s``, with the error band where the hardware has
-one); the outputs are computed once from each.
+Traffic: every request has ``isl`` prompt tokens and ``osl`` output tokens (the first output token
+comes out of the prefill, the other ``osl − 1`` out of decode steps), or a **mix**: kinds ``i`` of
+``isl_i`` prompt and ``osl_i`` output tokens, a share ``w_i`` of the requests each (``Σ w_i = 1``;
+fixed lengths are the one-kind mix, and every formula below is the fixed one when there is one
+kind). A configuration is a model, accelerator, dtype, layout ``(tp, pp, ep)`` on ``g = tp·pp·ep``
+devices, a concurrency ``C`` (sequences in flight), a speculation choice and a prefill mode. Every
+step cost is a summary sweep's (:func:`rooflax.sweep`, ``summary=True``), ideal (``time_s``) and
+achieved (``achieved_time_s``, with the error band where the hardware has one); the outputs are
+computed once from each.
 
 **Band.** Each end of the achieved outputs' band is the whole computation again with every
 step at that end: every op at its group's low (high) band factor, as a summary frame's
@@ -17,51 +19,57 @@ give ``ttft_lo_s`` and ``tpot_lo_s`` and the rates' high ends (``tokens_per_s_pe
 ``tokens_per_s_per_user_hi``), slow steps the others; a KV transfer has no band. Null where
 the hardware has no measured band.
 
-**Steps.** A pipeline of ``pp`` stages runs ``pp`` micro-batches of ``B`` sequences
-(``C = pp·B``), paced by its slowest stage, so every step takes one round of the pipeline,
-``τ = pp·B·Q / tokens_per_s`` (``time_s`` itself when ``pp = 1``). Decode steps are priced
-at the mean context of the sequences in flight, ``S̄ = isl + ⌊osl/2⌋``. A decode round
-(speculation: one draft-and-verify round, :func:`rooflax.speculate`) takes ``τ_d`` and
-gives every sequence ``r`` tokens (``r = 1`` without speculation). Prefill takes ``T_p``
-per request: a whole prompt is one prefill step of batch 1 (no decode token rides along,
-``d = 0``); chunked prefill splits it into ``n = ⌈isl/c⌉`` chunks, each mixed into a step
-beside the ``d = C − 1`` other sequences' decode tokens. A mixed step costs the linear,
-elementwise and collective ops of ``C − 1 + q`` tokens (``q`` the chunk's tokens), the
-rotary and attention of the ``C − 1`` decode tokens at ``S̄`` (:data:`POSITION_OPS`), the
-chunk's rotary and attention as a verify step of ``q`` tokens at its context (``i·c``), and
-the LM head of ``C`` tokens, each op at its own roof (the op rows of :func:`rooflax.sweep`):
-``L`` times the layer's ops plus the head.
+**Steps.** A pipeline of ``pp`` stages runs ``pp`` micro-batches of ``B`` sequences (``C = pp·B``),
+paced by its slowest stage, so every step takes one round of the pipeline,
+``τ = pp·B·Q / tokens_per_s`` (``time_s`` itself when ``pp = 1``). Decode steps are priced at the
+mean context of the sequences in flight, ``S̄ = isl + ⌊osl/2⌋``; with a mix, a kind stays ``osl_i``
+rounds in flight, so the sequences in flight are kind ``i`` in proportion
+``v_i = w_i·osl_i / Σ w_j·osl_j`` and ``S̄ = Σ v_i·(isl_i + ⌊osl_i/2⌋)`` to the nearest token. A
+decode round (speculation: one draft-and-verify round, :func:`rooflax.speculate`) takes ``τ_d`` and
+gives every sequence ``r`` tokens (``r = 1`` without speculation). Prefill takes ``T_p`` per request
+(a mix: each kind's ``T_i``, and ``T_p = Σ w_i·T_i``): a whole prompt is one prefill step of batch 1
+(no decode token rides along, ``d = 0``); chunked prefill splits it into ``n = ⌈isl/c⌉`` chunks (a
+mix: ``n = Σ w_i·⌈isl_i/c⌉`` on average), each mixed into a step beside the ``d = C − 1`` other
+sequences' decode tokens. A mixed step costs the linear, elementwise and collective ops of
+``C − 1 + q`` tokens (``q`` the chunk's tokens), the rotary and attention of the ``C − 1`` decode
+tokens at ``S̄`` (:data:`POSITION_OPS`), the chunk's rotary and attention as a verify step of ``q``
+tokens at its context (``i·c``), and the LM head of ``C`` tokens, each op at its own roof (the op
+rows of :func:`rooflax.sweep`): ``L`` times the layer's ops plus the head.
 
 **Continuous batching.** When a sequence finishes, a new request takes its slot. Per
-request the system runs its prefill (``T_p``) and ``m = (osl − 1 − n·d) / (C·r)`` decode
-rounds, so (exact at steady state, and Little's law ``C = λ · e2e`` holds by construction):
+request the system runs its prefill (``T_p``) and ``m = (ō − 1 − n·d) / (C·r)`` decode
+rounds, ``ō = Σ w_i·osl_i`` the output tokens of a request (``osl`` fixed), so (exact at steady
+state, and Little's law ``C = λ · e2e`` holds by construction):
 
 - requests per second ``λ = 1 / (T_p + m·τ_d)``;
-- end to end ``e2e = C / λ``; time to first token ``TTFT = T_p`` (no queueing: a request
-  arrives as a slot frees);
-- time per output token ``TPOT = (e2e − TTFT) / (osl − 1)``: the decode rounds and the other
-  requests' prefills a sequence waits through while it decodes (one request alone:
-  ``TPOT = τ_d / r``);
-- tokens/s per user ``1 / TPOT``; tokens/s per GPU ``λ · osl / g`` (output tokens).
+- end to end ``e2e = C / λ`` (a mix: the requests' mean, ``Σ w_i·(T_i + (osl_i − 1)·TPOT)``);
+  time to first token ``TTFT = T_p`` (no queueing: a request arrives as a slot frees; a mix:
+  the requests' mean ``ttft_s``, and the longest prompt's ``T_i`` as ``ttft_max_s``, the slowest:
+  an SLA's bound is on it, since every request must meet it);
+- time per output token ``TPOT = (e2e − TTFT) / (ō − 1)``: the decode rounds and the other
+  requests' prefills a sequence waits through while it decodes, the same for every kind (one
+  request alone: ``TPOT = τ_d / r``);
+- tokens/s per user ``1 / TPOT``; tokens/s per GPU ``λ · ō / g`` (output tokens).
 
 A configuration is **feasible** when ``m ≥ 0`` (the chunks' decode tokens do not already
 exceed the output) and the KV cache fits: paged in blocks of ``block_size`` tokens, the
-``C`` sequences hold ``⌈S̄/block⌉·block`` tokens each on average, ``kv_usage`` = that KV
+``C`` sequences hold ``⌈S̄/block⌉·block`` tokens each on average (a mix: ``Σ v_i·⌈(isl_i +
+⌊osl_i/2⌋)/block⌉·block``, the KV at ``S̄`` scaled by that over ``S̄``), ``kv_usage`` = that KV
 over the device memory left after the weights, the drafter and the larger of the decode
-step's and the prefill step's activations; feasible where ``kv_usage ≤ 1``.
+step's and the (longest) prefill step's activations; feasible where ``kv_usage ≤ 1``.
 
-**Disaggregated.** ``x`` prefill instances (layout ``(tp, pp, ep)_p``, ``g_p`` devices,
-whole prompts, batch 1) and ``y`` decode instances (``g_d`` devices, concurrency ``C``)
-with their own layouts. A request's KV cache (one copy of the model's cache at ``isl`` tokens:
-``k·2·G·d·L·isl`` bytes for full attention, the latent and rotary key for latent attention, at most
-the window for sliding-window layers) crosses a link
-(``kv_link_bytes_per_s``; default each prefill device's interconnect in parallel,
-``g_p · interconnect``) after its prefill: ``TTFT = T_p + kv / link``; decode instances run
-decode rounds only: ``TPOT = τ_d / r``. Rates: a prefill instance serves ``R_p = 1/T_p``
-requests/s, a decode instance ``R_d = C·r / (τ_d·(osl − 1))``; the system ``λ = min(x·R_p,
-y·R_d)`` on ``x·g_p + y·g_d`` devices. ``balance`` ``= R_d / R_p`` is the ratio ``x/y``
-that keeps both busy; with it and an infinitely fast link the devices spend
-``g_p/R_p + g_d/R_d`` device-seconds per request, the sum of the parts.
+**Disaggregated.** ``x`` prefill instances (layout ``(tp, pp, ep)_p``, ``g_p`` devices, whole
+prompts, batch 1) and ``y`` decode instances (``g_d`` devices, concurrency ``C``) with their own
+layouts. A request's KV cache (one copy of the model's cache at ``isl`` tokens:
+``k·2·G·d·L·isl`` bytes for full attention, the latent and rotary key for latent attention, at
+most the window for sliding-window layers) crosses a link (``kv_link_bytes_per_s``; default each
+prefill device's interconnect in parallel, ``g_p · interconnect``) after its prefill: ``TTFT =
+T_p + kv / link`` (a mix: the mean ``kv = Σ w_i·kv_i``, and ``ttft_max_s`` the longest prompt's
+``T_i + kv_i / link``); decode instances run decode rounds only: ``TPOT = τ_d / r``. Rates: a
+prefill instance serves ``R_p = 1/T_p`` requests/s, a decode instance ``R_d = C·r / (τ_d·(ō −
+1))``; the system ``λ = min(x·R_p, y·R_d)`` on ``x·g_p + y·g_d`` devices. ``balance`` ``= R_d /
+R_p`` is the ratio ``x/y`` that keeps both busy; with it and an infinitely fast link the devices
+spend ``g_p/R_p + g_d/R_d`` device-seconds per request, the sum of the parts.
 
 **Cost and energy.** ``joules_per_token`` = board power / tokens/s per GPU (every device
 at its board power: an upper bound; null where the hardware has no ``board_power_w``);
@@ -78,6 +86,7 @@ the other micro-batches' verify steps is not modelled.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,55 +136,153 @@ _NOT_READ = ("seq_len", "phases", "spec_k", "tree")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Traffic:
-    """The requests served: prompt and output lengths, prefill chunk and KV block.
+    """The requests served: prompt and output lengths (fixed, or a mix of kinds), prefill chunk and KV block.
 
     Args:
-        isl: prompt tokens per request, ≥ 1.
+        isl: prompt tokens per request, ≥ 1 (with ``osl``; or ``requests``).
         osl: output tokens per request, ≥ 2 (the first comes out of prefill; one output
             token has no time per output token).
+        requests: a mix instead of ``isl`` and ``osl``: ``(isl, osl, share)`` of each kind of
+            request, the shares (of requests) positive and summing to 1; a fixed ``isl, osl``
+            is the mix ``((isl, osl, 1.0),)``.
         chunk: prompt tokens mixed into each step (chunked prefill), or None: whole prompts.
         block_size: tokens per KV-cache page.
     """
 
-    isl: int
-    osl: int
+    isl: int | None = None
+    osl: int | None = None
+    requests: tuple[tuple[int, int, float], ...] = ()
     chunk: int | None = None
     block_size: int = 16
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "isl", positive_int("isl", self.isl))
-        if isinstance(self.osl, bool) or not isinstance(self.osl, int) or self.osl < 2:
-            raise SpecError(
-                f"osl: expected an integer ≥ 2 output tokens (the first comes out of prefill, the rest "
-                f"out of decode steps), got {self.osl!r}"
-            )
+        if self.requests and (self.isl is not None or self.osl is not None):
+            raise SpecError("requests: give either isl and osl or requests (a mix), not both")
+        if not self.requests and (self.isl is None or self.osl is None):
+            raise SpecError(f"isl: expected isl and osl (or requests), got isl={self.isl!r}, osl={self.osl!r}")
+        kinds = _kinds(self.requests) if self.requests else ((_isl("isl", self.isl), _osl("osl", self.osl), 1.0),)
+        if not self.requests:
+            object.__setattr__(self, "isl", kinds[0][0])
+        object.__setattr__(self, "requests", kinds)
         if self.chunk is not None:
             chunk = positive_int("chunk", self.chunk)
-            if chunk > self.isl:
-                raise SpecError(f"chunk: {chunk} tokens is longer than the prompt (isl {self.isl}); at most {self.isl}")
+            longest = max(i for i, _, _ in kinds)
+            if chunk > longest:
+                raise SpecError(
+                    f"chunk: {chunk} tokens is longer than the {'prompt' if len(kinds) == 1 else 'longest prompt'} "
+                    f"(isl {longest}); at most {longest}"
+                )
             object.__setattr__(self, "chunk", chunk)
         object.__setattr__(self, "block_size", positive_int("block_size", self.block_size))
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        isl: int | None = None,
+        osl: int | None = None,
+        requests: Sequence[tuple[int, int, float]] | None = None,
+        chunk: int | None = None,
+        block_size: int = 16,
+    ) -> Traffic:
+        """The traffic of fixed ``isl`` and ``osl`` or of a mix ``requests`` (any sequence of kinds; None: no mix)."""
+        if requests is None:
+            return cls(isl=isl, osl=osl, chunk=chunk, block_size=block_size)
+        if isinstance(requests, str | bytes) or not isinstance(requests, Sequence) or not requests:
+            raise SpecError(f"requests: expected a non-empty list of (isl, osl, share) kinds, got {requests!r}")
+        return cls(isl=isl, osl=osl, requests=tuple(requests), chunk=chunk, block_size=block_size)
+
+    @property
+    def _in_flight(self) -> tuple[float, ...]:
+        """Each kind's share of the sequences in flight, ``w_i·osl_i / Σ w_j·osl_j``."""
+        total = self.output_tokens
+        return tuple(w * o / total for _, o, w in self.requests)
+
+    @property
+    def output_tokens(self) -> float:
+        """Output tokens per request, ``ō = Σ w_i·osl_i`` (``osl`` itself when fixed)."""
+        if len(self.requests) == 1:
+            return self.requests[0][1]
+        return sum(w * o for _, o, w in self.requests)
+
     @property
     def context(self) -> int:
-        """The mean context of the sequences in flight, ``isl + ⌊osl/2⌋``."""
-        return self.isl + self.osl // 2
+        """The mean context of the sequences in flight, ``isl + ⌊osl/2⌋`` (a mix: the kinds' in flight's
+        weighted mean, to the nearest token)."""
+        if len(self.requests) == 1:
+            return self.requests[0][0] + self.requests[0][1] // 2
+        return round(sum(v * (i + o // 2) for v, (i, o, _) in zip(self._in_flight, self.requests, strict=True)))
 
     @property
-    def paged_context(self) -> int:
-        """:attr:`context` rounded up to whole KV blocks."""
-        return -(-self.context // self.block_size) * self.block_size
+    def paged_context(self) -> float:
+        """The mean context of the sequences in flight in whole KV blocks: each kind's rounded up to
+        whole blocks, weighted as :attr:`context`."""
+        pages = [-(-(i + o // 2) // self.block_size) * self.block_size for i, o, _ in self.requests]
+        if len(self.requests) == 1:
+            return pages[0]
+        return sum(v * p for v, p in zip(self._in_flight, pages, strict=True))
 
     @property
-    def chunks(self) -> tuple[tuple[int, int], ...]:
-        """``(tokens, context)`` of each prefill chunk (one whole prompt without a chunk)."""
-        c = self.chunk or self.isl
-        return tuple((min(c, self.isl - start), min(start + c, self.isl)) for start in range(0, self.isl, c))
+    def prompts(self) -> tuple[tuple[int, float], ...]:
+        """Each prompt length and the share of the requests with it (kinds of one ``isl`` together)."""
+        shares: dict[int, float] = {}
+        for isl, _, w in self.requests:
+            shares[isl] = shares.get(isl, 0.0) + w
+        return tuple(shares.items())
+
+    def chunks(self, isl: int) -> tuple[tuple[int, int], ...]:
+        """``(tokens, context)`` of each prefill chunk of a prompt of ``isl`` tokens (one whole prompt
+        without a chunk)."""
+        c = self.chunk or isl
+        return tuple((min(c, isl - start), min(start + c, isl)) for start in range(0, isl, c))
 
     @property
     def prefill(self) -> str:
         """The prefill mode's label: ``whole`` or ``chunk C``."""
         return "whole" if self.chunk is None else f"chunk {self.chunk}"
+
+    @property
+    def label(self) -> str:
+        """The requests in words: ``2,048 tokens in, 512 out`` or each kind's share and lengths."""
+        if len(self.requests) == 1:
+            isl, osl, _ = self.requests[0]
+            return f"{isl:,} tokens in, {osl:,} out"
+        return "a mix: " + ", ".join(f"{w:.0%} {i:,} in / {o:,} out" for i, o, w in self.requests)
+
+
+def _isl(field: str, value: object) -> int:
+    return positive_int(field, value)
+
+
+def _osl(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise SpecError(
+            f"{field}: expected an integer ≥ 2 output tokens (the first comes out of prefill, the rest "
+            f"out of decode steps), got {value!r}"
+        )
+    return value
+
+
+def _kinds(requests: object) -> tuple[tuple[int, int, float], ...]:
+    """The mix ``requests`` checked: ``(isl, osl, share)`` kinds, shares positive and summing to 1 (± 1e-9)."""
+    if isinstance(requests, str | bytes) or not isinstance(requests, Sequence):
+        raise SpecError(f"requests: expected a list of (isl, osl, share) kinds, got {requests!r}")
+    kinds = []
+    for n, kind in enumerate(requests):
+        if isinstance(kind, str | bytes) or not isinstance(kind, Sequence) or len(kind) != 3:
+            raise SpecError(f"requests[{n}]: expected (isl, osl, share), got {kind!r}")
+        isl, osl, share = kind
+        kinds.append((_isl(f"requests[{n}] isl", isl), _osl(f"requests[{n}] osl", osl), _share(n, share)))
+    total = sum(w for _, _, w in kinds)
+    if abs(total - 1.0) > 1e-9:
+        raise SpecError(f"requests: the shares sum to {total:g}; they are fractions of the requests and sum to 1")
+    return tuple(kinds)
+
+
+def _share(n: int, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) <= 1:
+        raise SpecError(f"requests[{n}] share: expected a fraction of the requests in (0, 1], got {value!r}")
+    return float(value)
 
 
 def _round(prefix: str, tokens: pl.Expr) -> pl.Expr:
@@ -301,24 +408,28 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
         ``hi_prefill_s`` (per request), ``prefill_activation_bytes`` and ``prefill_memory_bytes``
         (per device: weights, the prompt's KV, activations).
     """
+    kinds = traffic.prompts
     if traffic.chunk is None:
-        whole = sweep(base.with_keys(phases=["prefill"], batch=[1], seq_len=[traffic.isl]), summary=True)
-        return whole.select(
+        whole = sweep(base.with_keys(phases=["prefill"], batch=[1], seq_len=[isl for isl, _ in kinds]), summary=True)
+        prompts = whole.select(
             *INSTANCE,
-            pl.lit(traffic.prefill).alias("prefill"),
             pl.lit(None, pl.Int64).alias("concurrency"),
-            pl.lit(1, pl.Int64).alias("chunks"),
-            pl.lit(0, pl.Int64).alias("ride"),
-            *(_round(p, pl.lit(traffic.isl)).alias(f"{p}prefill_s") for p in _TIMES),
+            pl.col("seq_len").alias("isl"),
+            *(_round(p, pl.col("seq_len")).alias(f"{p}prefill_s") for p in _TIMES),
             pl.col("activation_bytes").alias("prefill_activation_bytes"),
             pl.col("memory_bytes").alias("prefill_memory_bytes"),
         )
+        return _per_request(prompts, traffic, ride=pl.lit(0, pl.Int64))
     if 1 not in base.pp:
         raise SpecError(
             f"chunk: chunked prefill is priced for pp = 1 layouts only, and the spec's pp is {list(base.pp)}"
         )
     flat = base.with_keys(pp=[1])
-    chunks = pl.DataFrame(traffic.chunks, schema={"q": pl.Int64, "context": pl.Int64}, orient="row")
+    chunks = pl.DataFrame(
+        [(isl, q, context) for isl, _ in kinds for q, context in traffic.chunks(isl)],
+        schema={"isl": pl.Int64, "q": pl.Int64, "context": pl.Int64},
+        orient="row",
+    )
     sizes = sorted(set(chunks["q"].to_list()))
     concurrency = pl.DataFrame({"concurrency": sorted(set(batches))}, schema={"concurrency": pl.Int64})
     # the token-count ops of C − 1 + q tokens, the head of C, the decode attention of C − 1 (at S̄)
@@ -369,7 +480,7 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
         + pl.col(f"{t}_head")
         for prefix, t in _TIMES.items()
     }
-    prompt = steps.group_by(*INSTANCE, "concurrency").agg(
+    prompt = steps.group_by(*INSTANCE, "concurrency", "isl").agg(
         *(_total(expr).alias(f"{prefix}prefill_s") for prefix, expr in mixed.items())
     )
     activations = sweep(flat.with_keys(phases=["prefill"], batch=[1], seq_len=[traffic.chunk]), summary=True).select(
@@ -377,15 +488,45 @@ def prefill_steps(base: SweepSpec, traffic: Traffic, batches: Sequence[int] = ()
         pl.col("activation_bytes").alias("prefill_activation_bytes"),
         pl.col("memory_bytes").alias("prefill_memory_bytes"),
     )
-    return prompt.join(activations, on=INSTANCE).select(
-        *INSTANCE,
-        pl.lit(traffic.prefill).alias("prefill"),
-        "concurrency",
-        pl.lit(len(traffic.chunks), pl.Int64).alias("chunks"),
-        (pl.col("concurrency") - 1).alias("ride"),
-        *(f"{p}prefill_s" for p in _TIMES),
-        "prefill_activation_bytes",
-        "prefill_memory_bytes",
+    return _per_request(prompt.join(activations, on=INSTANCE), traffic, ride=pl.col("concurrency") - 1)
+
+
+def _per_request(prompts: pl.DataFrame, traffic: Traffic, *, ride: pl.Expr) -> pl.DataFrame:
+    """Each kind's prompt (rows keyed by ``isl``) averaged over the requests: the prefill times weighted
+    by the kinds' shares (``{p}prefill_s``) and the longest prompt's (``{p}prefill_max_s``), the chunks
+    a request takes on average, the memory of the largest."""
+    kinds = traffic.prompts
+    longest = max(isl for isl, _ in kinds)
+    shares = pl.DataFrame(
+        {
+            "isl": [isl for isl, _ in kinds],
+            "share": [w for _, w in kinds],
+            "steps": [float(len(traffic.chunks(isl))) for isl, _ in kinds],
+        },
+        schema={"isl": pl.Int64, "share": pl.Float64, "steps": pl.Float64},
+    )
+    at_longest = pl.col("isl") == longest
+    return (
+        prompts.join(shares, on="isl")
+        .group_by(*INSTANCE, "concurrency", maintain_order=True)
+        .agg(
+            (pl.col("share") * pl.col("steps")).sum().alias("chunks"),
+            *(_total(pl.col("share") * pl.col(f"{p}prefill_s")).alias(f"{p}prefill_s") for p in _TIMES),
+            *(pl.col(f"{p}prefill_s").filter(at_longest).first().alias(f"{p}prefill_max_s") for p in _TIMES),
+            pl.col("prefill_activation_bytes").max(),
+            pl.col("prefill_memory_bytes").max(),
+        )
+        .select(
+            *INSTANCE,
+            pl.lit(traffic.prefill).alias("prefill"),
+            "concurrency",
+            "chunks",
+            ride.alias("ride"),
+            *(f"{p}prefill_s" for p in _TIMES),
+            *(f"{p}prefill_max_s" for p in _TIMES),
+            "prefill_activation_bytes",
+            "prefill_memory_bytes",
+        )
     )
 
 
@@ -419,12 +560,13 @@ def _feasibility(other: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 _RATE_END = {"lo_": "hi", "hi_": "lo"}
 
 
-def _band(prefix: str, ttft: pl.Expr, tpot: pl.Expr, per_gpu: pl.Expr) -> dict[str, pl.Expr]:
+def _band(prefix: str, ttft: pl.Expr, ttft_max: pl.Expr, tpot: pl.Expr, per_gpu: pl.Expr) -> dict[str, pl.Expr]:
     """One end of the band (``prefix`` ``lo_`` or ``hi_``: every step at its ops' low or high ratio):
-    ``ttft_lo_s``, ``tpot_lo_s`` and the rates' other end (``tokens_per_s_per_user_hi``, ...)."""
+    ``ttft_lo_s``, ``ttft_max_lo_s``, ``tpot_lo_s`` and the rates' other end (``tokens_per_s_per_user_hi``, ...)."""
     end = _RATE_END[prefix]
     return {
         f"ttft_{prefix}s": ttft,
+        f"ttft_max_{prefix}s": ttft_max,
         f"tpot_{prefix}s": tpot,
         f"tokens_per_s_per_user_{end}": 1.0 / tpot,
         f"tokens_per_s_per_gpu_{end}": per_gpu,
@@ -440,7 +582,7 @@ def aggregated(rounds: pl.DataFrame, prefill: pl.DataFrame, traffic: Traffic, sp
         traffic: the requests.
         spec: the sweep both came from (its accelerators' memory).
     """
-    osl = traffic.osl
+    osl = traffic.output_tokens
     whole = prefill.filter(pl.col("concurrency").is_null()).drop("concurrency")
     if whole.height:
         joined = rounds.join(whole, on=INSTANCE)
@@ -452,15 +594,16 @@ def aggregated(rounds: pl.DataFrame, prefill: pl.DataFrame, traffic: Traffic, sp
     rounds_per_request = (osl - 1 - pl.col("chunks") * pl.col("ride")) / (c * r)
     columns: dict[str, pl.Expr] = {}
     for p in ("", "ideal_", "lo_", "hi_"):
-        ttft = pl.col(f"{p}prefill_s")
+        ttft, ttft_max = pl.col(f"{p}prefill_s"), pl.col(f"{p}prefill_max_s")
         rate = 1.0 / (ttft + rounds_per_request * pl.col(f"{p}round_s"))
         e2e = c / rate
         tpot = (e2e - ttft) / (osl - 1)
         if p in ("lo_", "hi_"):
-            columns |= _band(p, ttft, tpot, rate * osl / gpus)
+            columns |= _band(p, ttft, ttft_max, tpot, rate * osl / gpus)
             continue
         columns |= {
             f"{p}ttft_s": ttft,
+            f"{p}ttft_max_s": ttft_max,
             f"{p}tpot_s": tpot,
             f"{p}e2e_s": e2e,
             f"{p}tokens_per_s_per_user": 1.0 / tpot,
@@ -520,15 +663,25 @@ def disaggregated(
         kv_link_bytes_per_s: the link from a prefill to a decode instance (None: each
             prefill device's interconnect, in parallel).
     """
-    osl = traffic.osl
+    osl = traffic.output_tokens
     capacity = _capacity(spec, rounds.schema)
+    longest = max(isl for isl, _ in traffic.prompts)
+    pairs_of = [(m, d) for m in spec.models for d in spec.dtypes]
     kv_per_request = pl.DataFrame(
         {
-            "model": [m.name for m in spec.models for _ in spec.dtypes],
-            "dtype": [d.name for _ in spec.models for d in spec.dtypes],
-            "kv_request_bytes": [_request_kv_bytes(m, d, spec, traffic.isl) for m in spec.models for d in spec.dtypes],
+            "model": [m.name for m, _ in pairs_of],
+            "dtype": [d.name for _, d in pairs_of],
+            "kv_request_bytes": [
+                sum(w * _request_kv_bytes(m, d, spec, isl) for isl, w in traffic.prompts) for m, d in pairs_of
+            ],
+            "kv_request_max_bytes": [_request_kv_bytes(m, d, spec, longest) for m, d in pairs_of],
         },
-        schema={"model": rounds.schema["model"], "dtype": rounds.schema["dtype"], "kv_request_bytes": pl.Float64},
+        schema={
+            "model": rounds.schema["model"],
+            "dtype": rounds.schema["dtype"],
+            "kv_request_bytes": pl.Float64,
+            "kv_request_max_bytes": pl.Float64,
+        },
     )
     p_gpus = pl.col("tp_p") * pl.col("pp_p") * pl.col("ep_p")
     pre = (
@@ -540,7 +693,9 @@ def disaggregated(
             "hidden",
             *(pl.col(n).alias(f"{n}_p") for n in LAYOUT),
             *(pl.col(f"{p}prefill_s") for p in _TIMES),
+            *(pl.col(f"{p}prefill_max_s") for p in _TIMES),
             "kv_request_bytes",
+            "kv_request_max_bytes",
             "interconnect_bytes_per_s",
         )
         .with_columns(gpus_p=p_gpus)
@@ -585,11 +740,13 @@ def disaggregated(
         decode_rate = pl.col("concurrency") / (tpot * (osl - 1))
         rate = pl.min_horizontal(pl.col("x") * prefill_rate, pl.col("y") * decode_rate)
         ttft = pl.col(f"{p}prefill_s") + transfer
+        ttft_max = pl.col(f"{p}prefill_max_s") + pl.col("kv_request_max_bytes") / link
         if p in ("lo_", "hi_"):
-            columns |= _band(p, ttft, tpot, rate * osl / pl.col("used"))
+            columns |= _band(p, ttft, ttft_max, tpot, rate * osl / pl.col("used"))
             continue
         columns |= {
             f"{p}ttft_s": ttft,
+            f"{p}ttft_max_s": ttft_max,
             f"{p}tpot_s": tpot,
             f"{p}e2e_s": ttft + (osl - 1) * tpot,
             f"{p}tokens_per_s_per_user": 1.0 / tpot,
@@ -680,8 +837,9 @@ def cost_columns(frame: pl.DataFrame, *, gpu_hour_usd: float | Mapping[str, floa
 def serve(
     spec: SweepSpec | str | Path | None = None,
     *,
-    isl: int,
-    osl: int,
+    isl: int | None = None,
+    osl: int | None = None,
+    requests: Sequence[tuple[int, int, float]] | None = None,
     chunk: int | None = None,
     block_size: int = 16,
     k: object = None,
@@ -702,6 +860,8 @@ def serve(
             ``tree`` come from the traffic and may not be given.
         isl: prompt tokens per request.
         osl: output tokens per request (≥ 2).
+        requests: a mix of requests instead of ``isl`` and ``osl``: ``(isl, osl, share)`` of each
+            kind, the shares summing to 1 (:class:`Traffic`).
         chunk: prompt tokens per step (chunked prefill), or None: whole prompts.
         block_size: tokens per KV page.
         k, tree, draft_model, medusa_heads, acceptance, mtp: speculation, as :func:`rooflax.speculate`
@@ -713,7 +873,8 @@ def serve(
     Returns:
         One row per configuration: :data:`INSTANCE`, ``gpus``, ``serving``, ``batch``,
         ``concurrency``, ``speculation``, ``draft_k``, ``prefill``, :data:`METRICS` achieved
-        and ``ideal_…``, the band ends ``ttft_lo_s``, ``ttft_hi_s``, ``tpot_lo_s``,
+        and ``ideal_…`` with ``ttft_max_s`` (the longest prompt's TTFT; ``ttft_s`` is the requests'
+        mean), the band ends ``ttft_lo_s``, ``ttft_hi_s``, ``ttft_max_lo_s``, ``ttft_max_hi_s``, ``tpot_lo_s``,
         ``tpot_hi_s``, ``tokens_per_s_per_user_lo``, ``_hi``, ``tokens_per_s_per_gpu_lo``,
         ``_hi`` (module docstring; null where the hardware has no band), ``kv_usage``, ``feasible``, ``board_power_w``,
         ``joules_per_token`` and, with a price, ``usd_per_million_tokens``.
@@ -723,7 +884,7 @@ def serve(
     >>> round(row["ideal_e2e_s"] * row["ideal_requests_per_s"], 12)   # Little's law, C = 1
     1.0
     """
-    traffic = Traffic(isl=isl, osl=osl, chunk=chunk, block_size=block_size)
+    traffic = Traffic.of(isl=isl, osl=osl, requests=requests, chunk=chunk, block_size=block_size)
     base = base_spec(spec, keys, traffic)
     gpu_hour_prices(gpu_hour_usd, [hw.name for hw in base.hardware])
     rounds = decode_rounds(

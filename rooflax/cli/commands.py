@@ -414,6 +414,29 @@ def _chunks(text: str | None) -> list[int | None] | None:
     return out
 
 
+def _requests(args) -> list[tuple[int, int, float]] | None:
+    """``--requests 2048:512:0.7,8192:256:0.3``: a mix of ``isl:osl:share`` kinds, or None when absent
+    (``--isl`` and ``--osl`` then, not both)."""
+    if args.requests is None:
+        if args.isl is None or args.osl is None:
+            raise SpecError("--isl: give --isl and --osl (fixed requests) or --requests (a mix)")
+        return None
+    if args.isl is not None or args.osl is not None:
+        raise SpecError("--requests: give --isl and --osl or --requests, not both")
+    kinds = []
+    for item in (part.strip() for part in args.requests.split(",")):
+        fields = item.split(":")
+        try:
+            if len(fields) != 3:
+                raise ValueError(item)
+            kinds.append((int(fields[0]), int(fields[1]), float(fields[2])))
+        except ValueError:
+            raise SpecError(
+                f"--requests: expected comma-separated isl:osl:share kinds (2048:512:0.7,8192:256:0.3), got {item!r}"
+            ) from None
+    return kinds
+
+
 def _prices(text: str | None) -> float | dict[str, float] | None:
     """``--gpu-hour-usd``: one price for every accelerator (``2.5``) or one each (``h200=3.8,b200=5.5``)."""
     from rooflax.errors import positive_float
@@ -463,10 +486,12 @@ def _cmd_frontier(args) -> int:
     if args.concurrency is not None:
         keys["batch"] = _listed("--concurrency", args.concurrency, int)
     trees = [{"top_k": _listed("--top-k", t, int)} for t in args.top_k or ()]
+    mix = _requests(args)
     result = frontier(
         args.spec,
         isl=args.isl,
         osl=args.osl,
+        requests=mix,
         gpus=args.gpus,
         ttft=_milliseconds("--ttft-ms", args.ttft_ms),
         tpot=_milliseconds("--tpot-ms", args.tpot_ms),
@@ -810,8 +835,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("spec", nargs="?", help="sweep spec TOML: its models, hardware, dtypes and batch (concurrency)")
     _add_spec_flags(p, skip=("phases", "batch", "seq_len", "hidden", "spec_k", "tp", "pp", "ep"))
-    p.add_argument("--isl", type=int, required=True, help="prompt tokens per request")
-    p.add_argument("--osl", type=int, required=True, help="output tokens per request (at least 2)")
+    p.add_argument("--isl", type=int, help="prompt tokens per request (with --osl; or --requests)")
+    p.add_argument("--osl", type=int, help="output tokens per request (at least 2)")
+    p.add_argument(
+        "--requests",
+        metavar="ISL:OSL:SHARE,...",
+        help="a mix of requests instead of --isl/--osl: each kind's lengths and share, the shares summing to 1",
+    )
     p.add_argument("--gpus", type=int, required=True, help="the GPU budget: layouts whose tp·pp·ep divides it")
     p.add_argument("--ttft-ms", type=float, help="SLA: longest time to first token, milliseconds")
     p.add_argument("--tpot-ms", type=float, help="SLA: longest time per output token, milliseconds")

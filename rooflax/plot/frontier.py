@@ -120,7 +120,6 @@ def frontier_chart(result: Frontier, *, by: str = "hardware", title: str | None 
     ax.legend(loc="lower left", fontsize=8)
     if title is None:
         models = ", ".join(map(str, found["model"].unique(maintain_order=True).to_list()))
-        traffic = result.traffic
-        title = f"Serving {models} on {result.gpus} GPUs: {traffic.isl:,} tokens in, {traffic.osl:,} out"
+        title = f"Serving {models} on {result.gpus} GPUs: {result.traffic.label}"
     ax.set_title(title)
     return fig
