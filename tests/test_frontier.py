@@ -294,3 +294,24 @@ def test_the_chart_of_a_mix_names_its_kinds():
     )
     title = frontier_chart(result).axes[0].get_title()
     assert title == "Serving toy-llama on 2 GPUs: a mix: 75% 64 in / 16 out, 25% 256 in / 8 out"
+
+
+def test_the_chart_of_a_mix_marks_the_configurations_whose_longest_prompt_misses_ttft():
+    from matplotlib.collections import PathCollection
+
+    from rooflax.plot import frontier_chart
+
+    mix = [(64, 16, 0.75), (256, 8, 0.25)]
+    free = rooflax.frontier(model="toy-llama", hardware="h100-sxm", gpus=2, batch=[1, 4], requests=mix)
+    found = free.configurations
+    # a bound that the means and the longest prompts split differently (the chart must follow the longest)
+    bound = next(
+        b
+        for b in sorted({*found["ttft_s"].to_list(), *found["ttft_max_s"].to_list()})
+        if (found["ttft_max_s"] > b).sum() != (found["ttft_s"] > b).sum()
+    )
+    result = rooflax.frontier(model="toy-llama", hardware="h100-sxm", gpus=2, batch=[1, 4], requests=mix, ttft=bound)
+    ax = frontier_chart(result).axes[0]
+    hollow = [c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_facecolors()) == 0]
+    missing = sum(len(c.get_offsets()) for c in hollow if len(c.get_offsets()))
+    assert missing == (found["ttft_max_s"] > bound).sum() > 0

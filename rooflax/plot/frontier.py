@@ -78,8 +78,8 @@ def frontier_chart(result: Frontier, *, by: str = "hardware", title: str | None 
     points: list[tuple[float, float, str, str]] = []  # every frontier point: position, label, colour
     for i, ((value,), rows) in enumerate(found.group_by([by], maintain_order=True)):
         color = palette("tab10")[i % 10]
-        fast = rows if ttft is None else rows.filter(rows[f"{prefix}ttft_s"] <= ttft)
-        slow = rows if ttft is None else rows.filter(rows[f"{prefix}ttft_s"] > ttft)
+        fast = rows if ttft is None else rows.filter(rows[f"{prefix}ttft_max_s"] <= ttft)
+        slow = rows if ttft is None else rows.filter(rows[f"{prefix}ttft_max_s"] > ttft)
         ax.scatter(fast[x_col], fast[y_col], s=8, color=color, alpha=0.25, linewidths=0)
         if ttft is not None:
             ax.scatter(slow[x_col], slow[y_col], s=8, facecolors="none", edgecolors=color, alpha=0.3, linewidths=0.5)
