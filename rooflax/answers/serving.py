@@ -667,14 +667,14 @@ def disaggregated(
     capacity = _capacity(spec, rounds.schema)
     longest = max(isl for isl, _ in traffic.prompts)
     pairs_of = [(m, d) for m in spec.models for d in spec.dtypes]
+    # each prompt length's KV once per model and dtype, for the mean and the longest
+    kv_of = [{isl: _request_kv_bytes(m, d, spec, isl) for isl, _ in traffic.prompts} for m, d in pairs_of]
     kv_per_request = pl.DataFrame(
         {
             "model": [m.name for m, _ in pairs_of],
             "dtype": [d.name for _, d in pairs_of],
-            "kv_request_bytes": [
-                sum(w * _request_kv_bytes(m, d, spec, isl) for isl, w in traffic.prompts) for m, d in pairs_of
-            ],
-            "kv_request_max_bytes": [_request_kv_bytes(m, d, spec, longest) for m, d in pairs_of],
+            "kv_request_bytes": [sum(w * kv[isl] for isl, w in traffic.prompts) for kv in kv_of],
+            "kv_request_max_bytes": [kv[longest] for kv in kv_of],
         },
         schema={
             "model": rounds.schema["model"],
